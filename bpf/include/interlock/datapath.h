@@ -1,0 +1,148 @@
+/* The one header shared by the BPF programs (bpf/*.bpf.c) and userspace
+ * (userspace/bpf/). Every struct that crosses the boundary is defined here, once,
+ * with fixed-width types and explicit padding; both sides assert the sizes.
+ *
+ * Address convention: every IP address is 128 bits in network byte order; an IPv4
+ * address is stored IPv4-mapped (::ffff:a.b.c.d). That makes an AF_INET socket and an
+ * AF_INET6 socket connected to ::ffff:a.b.c.d look the same to every map, which closes
+ * the v4-mapped bypass by construction.
+ * Port convention: host byte order in every struct here, except il_resource_key.port
+ * (network order, because the LPM trie compares key bytes).
+ */
+#ifndef INTERLOCK_DATAPATH_H_
+#define INTERLOCK_DATAPATH_H_
+
+#ifdef __BPF__
+/* vmlinux.h provides the __u* types for BPF objects. */
+#else
+#include <linux/types.h>
+#endif
+
+#define IL_COMM_LEN 16
+#define IL_MAX_ENROLLED 4096
+#define IL_MAX_RESOURCES 1024
+#define IL_MAX_CONNS 65536
+#define IL_EVENTS_BYTES (256 * 1024)
+/* How many cgroup levels the connect hook walks looking for an enrolled ancestor. */
+#define IL_MAX_CGROUP_DEPTH 16
+
+/* enrolled_cgroups value flags. */
+#define IL_ENROLL_DEFAULT_DENY 0x1u
+
+/* il_settings.flags */
+#define IL_SETTINGS_SOCKMAP 0x1u          /* splice agent<->engine via sk_msg */
+#define IL_SETTINGS_ENGINE_ACCEPTING 0x2u /* cleared on graceful shutdown */
+
+/* il_conn_info.relay_path, decided once per connection by the agent-side sk_msg so
+ * that one direction never mixes spliced and TCP bytes (which could reorder them). */
+#define IL_PATH_UNDECIDED 0
+#define IL_PATH_SPLICE 1
+#define IL_PATH_TCP 2
+
+/* Event kinds (il_event.kind). */
+enum il_event_kind {
+  IL_EVENT_REDIRECTED = 1,
+  IL_EVENT_DENIED = 2,
+};
+
+/* Reason codes (il_event.reason), shared with userspace's audit "reason" strings. */
+enum il_reason {
+  IL_REASON_NONE = 0,
+  IL_REASON_DEFAULT_DENY = 1,     /* unlisted destination, enrollment is default-deny */
+  IL_REASON_ENGINE_DOWN = 2,      /* interlockd is draining or stopped */
+  IL_REASON_NOT_STREAM = 3,       /* UDP/raw to a protected resource: not proxied */
+  IL_REASON_MAP_FULL = 4,         /* could not remember the original destination */
+};
+
+/* Key of enrolled_cgroups is the __u64 cgroup id. */
+struct il_enrollment {
+  __u32 workload_id; /* index userspace maps to an enrollment name */
+  __u32 flags;       /* IL_ENROLL_* */
+};
+
+/* protected_resources: LPM trie key. prefixlen counts the 32 bits of port+pad, then
+ * the address prefix (IPv4 /p is 96 + p over the mapped form). port 0 = any port. */
+struct il_resource_key {
+  __u32 prefixlen;
+  __u16 port; /* network byte order */
+  __u16 pad;
+  __u32 addr[4];
+};
+
+struct il_resource {
+  __u32 resource_id;
+  __u32 flags;
+};
+
+/* Single-entry settings array. A map rather than const volatile globals so that a
+ * restarted interlockd can re-adopt the pinned programs and still change them. */
+struct il_settings {
+  __u32 engine_ip4[4]; /* mapped IPv4 listener address */
+  __u32 engine_ip6[4]; /* IPv6 listener address; all zero when disabled */
+  __u16 engine_port;   /* host order */
+  __u16 pad;
+  __u32 flags;         /* IL_SETTINGS_* */
+};
+
+/* What the connect hook saw. Value of orig_dst_by_cookie and orig_dst_by_tuple. */
+struct il_conn_info {
+  __u32 orig_addr[4];  /* original destination, mapped form */
+  __u16 orig_port;     /* host order */
+  __u16 orig_family;   /* AF_INET or AF_INET6: the family of the agent's socket */
+  __u32 resource_id;
+  __u32 workload_id;
+  __u32 pad0;
+  __u64 cgroup_id;
+  __u64 pid_tgid;      /* tgid << 32 | pid */
+  __u64 uid_gid;       /* gid << 32 | uid */
+  __u32 login_uid;     /* audit loginuid, 0xffffffff when unset */
+  __u32 relay_path;    /* IL_PATH_* */
+  __u64 connect_ns;    /* bpf_ktime_get_ns() at connect */
+  __u64 cookie;        /* agent socket cookie */
+  char comm[IL_COMM_LEN];
+};
+
+/* A TCP connection as one socket sees it. Key of orig_dst_by_tuple and sock_pairs. */
+struct il_tuple {
+  __u32 local_ip[4];
+  __u32 remote_ip[4];
+  __u32 local_port;  /* host order */
+  __u32 remote_port; /* host order */
+};
+
+/* Ring-buffer record. */
+struct il_event {
+  __u32 kind;   /* il_event_kind */
+  __u32 reason; /* il_reason */
+  __u64 time_ns;
+  __u64 cgroup_id;
+  __u64 pid_tgid;
+  __u64 uid_gid;
+  __u32 resource_id;
+  __u32 workload_id;
+  __u32 dst_addr[4];
+  __u16 dst_port;
+  __u16 family;
+  __u32 sock_type;
+  char comm[IL_COMM_LEN];
+};
+
+/* Per-CPU counters, index by il_stat. */
+enum il_stat {
+  IL_STAT_REDIRECTED = 0,
+  IL_STAT_DENIED = 1,
+  IL_STAT_SPLICED_MSGS = 2,
+  IL_STAT_EVENTS_DROPPED = 3,
+  IL_STAT_MAX = 4,
+};
+
+#define IL_SIZE_ASSERTS                                              \
+  _Static_assert(sizeof(struct il_enrollment) == 8, "il_enrollment"); \
+  _Static_assert(sizeof(struct il_resource_key) == 24, "il_resource_key"); \
+  _Static_assert(sizeof(struct il_resource) == 8, "il_resource");   \
+  _Static_assert(sizeof(struct il_settings) == 40, "il_settings");  \
+  _Static_assert(sizeof(struct il_conn_info) == 96, "il_conn_info"); \
+  _Static_assert(sizeof(struct il_tuple) == 40, "il_tuple");        \
+  _Static_assert(sizeof(struct il_event) == 88, "il_event");
+
+#endif /* INTERLOCK_DATAPATH_H_ */

@@ -1,0 +1,105 @@
+// Datapath: the kernel half of Interlock, seen from userspace. Loads (or re-adopts) the
+// BPF programs in bpf/, attaches them at interlock's cgroup root, pins links and maps
+// under a bpffs directory, and gives typed access to the maps and the event ring buffer.
+// This is the only code that links libbpf.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(auto dp, Datapath::Open({.pin_path = "/sys/fs/bpf/interlock",
+//       .cgroup_dir = "/sys/fs/cgroup/interlock", .settings = settings}));
+//   dp->SetResources(entries);
+//   dp->Enroll(cgroup_id, {.workload_id = 3, .flags = IL_ENROLL_DEFAULT_DENY});
+//   auto info = dp->TakeConnInfo(tuple);   // on accept
+//
+// Fail closed: links and maps stay pinned when the process exits (also on crash), so
+// enrolled connects to protected resources keep being redirected to the (dead) engine
+// listener and are refused. Open() on a restart re-adopts the pins: maps are reused with
+// their contents, links are updated in place to the newly loaded programs, so there is
+// no window without enforcement. Teardown() removes the pins, detaching everything.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "bpf/include/interlock/datapath.h"
+
+namespace interlock::bpf {
+
+struct DatapathOptions {
+  // bpffs directory for pins; created (and bpffs mounted at /sys/fs/bpf) if missing.
+  std::string pin_path;
+  // Absolute cgroup v2 directory where the programs are attached (must exist).
+  std::string cgroup_dir;
+  // Written to the settings map on every Open().
+  il_settings settings{};
+};
+
+// A resource entry for the LPM trie. `addr` is 16 bytes network order, IPv4 mapped;
+// `prefix_bits` counts over the 128-bit form (IPv4 /32 is 128).
+struct ResourceEntry {
+  std::array<uint8_t, 16> addr{};
+  uint32_t prefix_bits = 128;
+  uint16_t port = 0;  // host order; 0 = any port
+  il_resource value{};
+};
+
+struct DatapathStats {
+  uint64_t redirected = 0;
+  uint64_t denied = 0;
+  uint64_t spliced_msgs = 0;
+  uint64_t events_dropped = 0;
+};
+
+class Datapath {
+ public:
+  // Loads or re-adopts, attaches, pins. Errors: PERMISSION_DENIED without CAP_BPF/
+  // CAP_SYS_ADMIN, NOT_FOUND for a missing cgroup dir, INTERNAL for libbpf failures
+  // (message carries libbpf's errno text).
+  static absl::StatusOr<std::unique_ptr<Datapath>> Open(const DatapathOptions& options);
+  ~Datapath();
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  // True when Open() found existing pins and re-adopted them.
+  bool readopted() const;
+
+  absl::Status WriteSettings(const il_settings& settings);
+
+  // Replaces the protected-resource table with `entries` (adds new, deletes stale).
+  absl::Status SetResources(const std::vector<ResourceEntry>& entries);
+
+  absl::Status Enroll(uint64_t cgroup_id, const il_enrollment& enrollment);
+  absl::Status Unenroll(uint64_t cgroup_id);
+  // All current enrollments (for re-adoption after a restart).
+  absl::StatusOr<std::vector<std::pair<uint64_t, il_enrollment>>> ListEnrollments();
+
+  // Looks up what the connect hook recorded for the connection whose agent-side tuple is
+  // `agent_tuple` (the engine's accepted socket's peer as local, its local as remote).
+  // NOT_FOUND when the connection did not come through the redirect.
+  absl::StatusOr<il_conn_info> LookupConn(const il_tuple& agent_tuple);
+
+  // Ring buffer of il_event: an fd to put in epoll (readable when events are pending),
+  // and a non-blocking drain that calls `fn` per event.
+  int events_fd() const;
+  absl::Status DrainEvents(const std::function<void(const il_event&)>& fn);
+
+  absl::StatusOr<DatapathStats> ReadStats();
+
+  // Removes every pin under `pin_path` (links detach when their last reference goes)
+  // and the directory itself. OK when nothing is pinned.
+  static absl::Status Teardown(const std::string& pin_path);
+
+ private:
+  struct Impl;
+  explicit Datapath(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Builds the agent-side tuple key from the engine's accepted socket addresses.
+il_tuple AgentTupleFromAccepted(const struct sockaddr_storage& engine_local,
+                                const struct sockaddr_storage& agent_peer);
+
+}  // namespace interlock::bpf
