@@ -1,0 +1,66 @@
+// Audit events: who, what, when, where, outcome. AuditLog stamps each event (id, time,
+// host) and hands it to a sink; the JSON-lines sink appends one protobuf-JSON object per
+// line to a file opened O_APPEND, one write(2) per event, so concurrent readers (tail -f,
+// a shipper) never see half an event and a crash loses nothing already returned OK.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(auto sink, JsonLinesSink::Create("/var/lib/interlock/audit/audit.jsonl"));
+//   AuditLog audit(std::move(sink), clock);
+//   v1::AuditEvent ev;
+//   ev.set_kind(v1::AUDIT_KIND_SESSION_START);
+//   audit.Emit(std::move(ev));
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "interlock/v1/events.pb.h"
+#include "userspace/common/clock.h"
+#include "userspace/common/unique_fd.h"
+
+namespace interlock::audit {
+
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  virtual absl::Status Write(const v1::AuditEvent& event) = 0;
+};
+
+class JsonLinesSink final : public AuditSink {
+ public:
+  // Creates the file (0600) and its directory (0700) when missing.
+  static absl::StatusOr<std::unique_ptr<JsonLinesSink>> Create(const std::string& path);
+  absl::Status Write(const v1::AuditEvent& event) override;
+
+ private:
+  JsonLinesSink(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+};
+
+// Serializes one event as a single JSON line (snake_case field names, no newlines).
+std::string EventToJsonLine(const v1::AuditEvent& event);
+
+// RFC 3339 UTC with nanoseconds: "2026-11-26T01:36:20.123456789Z".
+std::string FormatRfc3339(absl::Time t);
+
+class AuditLog {
+ public:
+  AuditLog(std::unique_ptr<AuditSink> sink, const Clock& clock);
+  // Fills id, time and host when empty, then writes. A sink error is returned and also
+  // counted; callers on the data path log it and carry on (the session is recorded).
+  absl::Status Emit(v1::AuditEvent event);
+  uint64_t errors() const { return errors_; }
+
+ private:
+  std::unique_ptr<AuditSink> sink_;
+  const Clock& clock_;
+  std::string host_;
+  uint64_t errors_ = 0;
+};
+
+// 128 random bits as 32 hex characters (getrandom(2)); also used for session ids.
+std::string RandomId();
+
+}  // namespace interlock::audit

@@ -1,0 +1,48 @@
+// cgroup v2 filesystem helpers: where the cgroup2 hierarchy is mounted, what a cgroup's
+// id is, which cgroup a process is in, and moving processes. Parsing is pure and
+// separately testable; the rest reads /proc and the cgroup filesystem.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(std::string mount, FindCgroup2Mount());
+//   // "/sys/fs/cgroup" on a unified host, "/sys/fs/cgroup/unified" on a hybrid one.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace interlock {
+
+// Returns the mount point of the first cgroup2 filesystem in a /proc/self/mountinfo
+// text. NOT_FOUND when there is none.
+absl::StatusOr<std::string> ParseCgroup2Mount(absl::string_view mountinfo);
+
+// Reads /proc/self/mountinfo.
+absl::StatusOr<std::string> FindCgroup2Mount();
+
+// Returns the cgroup v2 path ("/a/b", relative to the cgroup2 mount) from a
+// /proc/<pid>/cgroup text (the "0::" line). NOT_FOUND when there is none.
+absl::StatusOr<std::string> ParseProcCgroup(absl::string_view proc_cgroup);
+
+// Reads /proc/<pid>/cgroup.
+absl::StatusOr<std::string> CgroupPathOfPid(pid_t pid);
+
+// The cgroup id of a cgroup directory: its inode number (what bpf_get_current_cgroup_id
+// returns for tasks inside it).
+absl::StatusOr<uint64_t> CgroupIdOfDir(const std::string& dir);
+
+// Moves `pid` (0 = the caller) into the cgroup directory `dir`.
+absl::Status MoveToCgroup(const std::string& dir, pid_t pid);
+
+// Pids listed in dir/cgroup.procs.
+absl::StatusOr<std::vector<pid_t>> CgroupProcs(const std::string& dir);
+
+// Resolves `path` against the cgroup2 mount: absolute paths under the mount are kept,
+// other paths are taken as relative to it. "interlock" -> "/sys/fs/cgroup/interlock".
+std::string CgroupDir(const std::string& mount, const std::string& path);
+
+}  // namespace interlock

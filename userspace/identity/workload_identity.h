@@ -1,0 +1,57 @@
+// Workload identity: turns what the kernel attested at connect time (cgroup id, pid,
+// uid/gid, login uid, comm — captured by the BPF connect hook) into a WorkloadIdentity:
+// enrollment name, cgroup path, exe path and user name, resolved in userspace.
+//
+//   IdentityResolver resolver("/sys/fs/cgroup/unified", "/sys/fs/cgroup/unified/interlock");
+//   resolver.RememberCgroup(id, "/interlock/workloads/billing.1");
+//   v1::WorkloadIdentity who = resolver.Resolve(attested, "billing");
+//
+// The process may be gone by the time we resolve: fields that need /proc are then left
+// empty (never guessed), and the kernel-attested fields stand on their own.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "interlock/v1/identity.pb.h"
+
+namespace interlock::identity {
+
+struct KernelAttestation {
+  uint64_t cgroup_id = 0;
+  uint32_t pid = 0;  // thread-group id
+  uint32_t tid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t login_uid = 0xffffffffu;
+  std::string comm;
+};
+
+class IdentityResolver {
+ public:
+  // `cgroup_mount`: the cgroup2 mount point. `search_dir`: the absolute directory under
+  // which unknown cgroup ids are looked up by walking (interlock's cgroup root).
+  // `proc_root`: "/proc", or a fake tree in tests.
+  IdentityResolver(std::string cgroup_mount, std::string search_dir,
+                   std::string proc_root = "/proc");
+
+  // Records `path` (relative to the mount, "/interlock/workloads/x.1") for cgroup `id`.
+  void RememberCgroup(uint64_t id, std::string path);
+  void ForgetCgroup(uint64_t id);
+
+  // Path of cgroup `id` relative to the mount, from the cache or by walking search_dir.
+  // "" when not found.
+  std::string CgroupPath(uint64_t id);
+
+  v1::WorkloadIdentity Resolve(const KernelAttestation& attested, absl::string_view workload);
+
+ private:
+  std::string cgroup_mount_;
+  std::string search_dir_;
+  std::string proc_root_;
+  absl::flat_hash_map<uint64_t, std::string> paths_;
+};
+
+}  // namespace interlock::identity

@@ -1,0 +1,53 @@
+// RelayBuffer: a fixed-capacity byte buffer between one socket's reads and another's
+// writes. Its fullness is the backpressure signal: the relay stops reading a source
+// whose buffer is full, so a slow reader never makes interlockd buffer without bound.
+//
+//   RelayBuffer buf(256 * 1024);
+//   auto r = buf.ReadFrom(agent_fd);     // appends; r.bytes / r.eof / r.status
+//   on_bytes(buf.LastRead());            // the bytes just read, for the recorder
+//   auto w = buf.WriteTo(upstream_fd);   // drains as much as the socket takes
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace interlock::net {
+
+struct IoResult {
+  size_t bytes = 0;       // moved by this call
+  bool eof = false;       // read: the peer half-closed
+  bool would_block = false;
+  absl::Status status;    // a socket error (ECONNRESET, EPIPE, ...)
+};
+
+class RelayBuffer {
+ public:
+  explicit RelayBuffer(size_t capacity);
+
+  size_t size() const { return end_ - begin_; }
+  size_t space() const { return capacity_ - end_ + begin_; }
+  bool empty() const { return begin_ == end_; }
+  bool full() const { return space() == 0; }
+
+  // One read(2) of at most space() bytes. The bytes read are LastRead() until the next
+  // ReadFrom/WriteTo.
+  IoResult ReadFrom(int fd);
+  absl::string_view LastRead() const { return last_read_; }
+
+  // send(2) with MSG_NOSIGNAL until the buffer is empty or the socket would block.
+  IoResult WriteTo(int fd);
+
+ private:
+  void Compact();
+
+  size_t capacity_;
+  std::unique_ptr<char[]> data_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+  absl::string_view last_read_;
+};
+
+}  // namespace interlock::net

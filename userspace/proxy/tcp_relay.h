@@ -1,0 +1,126 @@
+// TcpRelay: one relayed session of the protocol-agnostic TCP path. Owns the agent's
+// accepted socket and the upstream socket, moves bytes both ways through bounded
+// buffers, and hands every byte to the session recorder before it is forwarded.
+//
+// Flow control: each direction has one RelayBuffer; its source is read only while the
+// buffer has space, so a slow receiver stalls its sender (TCP backpressure end to end)
+// and memory per session is fixed: 2 x buffer_bytes.
+// Half-close: a FIN from one side is forwarded (shutdown(SHUT_WR)) once that direction's
+// buffer has drained; the other direction keeps flowing until it ends too.
+// Failure: a reset or write error on either side, a recorder error, or a timeout aborts
+// both sides (RST), because a session we cannot record must not go on.
+//
+//   auto relay = TcpRelay::Start(loop, std::move(agent_fd), upstream_addr, options,
+//                                std::move(recorder), [&](TcpRelay* r) { ...; delete later });
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "interlock/v1/record.pb.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/net/event_loop.h"
+#include "userspace/net/relay_buffer.h"
+#include "userspace/net/socket.h"
+#include "userspace/record/recorder.h"
+
+namespace interlock::proxy {
+
+struct RelayOptions {
+  size_t buffer_bytes = 256 * 1024;
+  absl::Duration connect_timeout = absl::Seconds(5);
+};
+
+struct RelayStats {
+  uint64_t bytes_to_upstream = 0;
+  uint64_t bytes_to_agent = 0;
+};
+
+class TcpRelay {
+ public:
+  // Called exactly once when the session has ended and both sockets are closed. The
+  // owner may destroy the relay only via EventLoop::Defer from inside this callback.
+  using DoneFn = std::function<void(TcpRelay*)>;
+
+  // Starts connecting to `upstream` and registers both sockets with `loop`. Fails only
+  // when the upstream socket cannot be created (the agent socket is then closed).
+  static absl::StatusOr<std::unique_ptr<TcpRelay>> Start(
+      net::EventLoop& loop, UniqueFd agent, const net::SockAddr& upstream,
+      const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done);
+
+  ~TcpRelay();
+
+  // Ends the session now with `outcome` (e.g. "drain", "idle_timeout"): RST both sides.
+  void Abort(const std::string& outcome, const std::string& detail = "");
+
+  const RelayStats& stats() const { return stats_; }
+  bool done() const { return state_ == State::kDone; }
+  const std::string& outcome() const { return outcome_; }
+  const std::string& detail() const { return detail_; }
+  // Monotonic time of the last byte moved either way.
+  absl::Duration last_activity() const { return last_activity_; }
+
+ private:
+  enum class State { kConnecting, kRelaying, kDone };
+  enum Side { kAgent = 0, kUpstream = 1 };
+
+  // One direction: bytes read from `src` side, written to the other.
+  struct Pipe {
+    explicit Pipe(size_t cap, Side src_side, v1::Direction dir)
+        : buf(cap), src(src_side), direction(dir) {}
+    net::RelayBuffer buf;
+    Side src;
+    v1::Direction direction;
+    bool src_eof = false;
+    bool dst_shut = false;
+  };
+
+  class Watcher final : public net::IoHandler {
+   public:
+    Watcher(TcpRelay* relay, Side side) : relay_(relay), side_(side) {}
+    void OnIo(uint32_t events) override { relay_->OnIo(side_, events); }
+
+   private:
+    TcpRelay* relay_;
+    Side side_;
+  };
+
+  TcpRelay(net::EventLoop& loop, UniqueFd agent, UniqueFd upstream, net::SockAddr upstream_addr,
+           const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done);
+
+  void OnIo(Side side, uint32_t events);
+  void FinishConnect();
+  // Returns false when the session ended.
+  bool Pump(Pipe& pipe, bool readable);
+  bool Flush(Pipe& pipe);
+  void PropagateEof(Pipe& pipe);
+  void UpdateInterest();
+  void Finish(const std::string& outcome, const std::string& detail, bool reset);
+  int fd(Side side) const { return side == kAgent ? agent_.get() : upstream_.get(); }
+
+  net::EventLoop& loop_;
+  UniqueFd agent_;
+  UniqueFd upstream_;
+  net::SockAddr upstream_addr_;
+  RelayOptions options_;
+  std::unique_ptr<record::Recorder> recorder_;
+  DoneFn done_;
+  Watcher agent_watcher_{this, kAgent};
+  Watcher upstream_watcher_{this, kUpstream};
+  Pipe up_;    // agent -> upstream
+  Pipe down_;  // upstream -> agent
+  State state_ = State::kConnecting;
+  uint32_t interest_[2] = {0, 0};
+  bool registered_[2] = {false, false};
+  net::EventLoop::TimerId connect_timer_ = 0;
+  RelayStats stats_;
+  absl::Duration last_activity_;
+  std::string outcome_;
+  std::string detail_;
+};
+
+}  // namespace interlock::proxy
