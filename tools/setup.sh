@@ -15,7 +15,7 @@ PG_VERSION="$(dpkg-query -W -f='${Version}' postgresql-client-15 2>/dev/null || 
 
 PACKAGES=(
   # toolchain
-  build-essential cmake pkg-config clang llvm git
+  build-essential cmake ninja-build pkg-config clang llvm git
   # eBPF: libbpf, skeleton generator, kernel UAPI headers
   libbpf-dev bpftool linux-libc-dev
   # libraries

@@ -218,6 +218,11 @@ void TcpRelay::Finish(const std::string& outcome, const std::string& detail, boo
   if (done_) done_(this);
 }
 
+absl::Status TcpRelay::FlushRecording() {
+  if (!recorder_ || state_ == State::kDone) return absl::OkStatus();
+  return recorder_->Flush();
+}
+
 void TcpRelay::Abort(const std::string& outcome, const std::string& detail) {
   Finish(outcome, detail, true);
 }

@@ -57,6 +57,10 @@ class TcpRelay {
   // Ends the session now with `outcome` (e.g. "drain", "idle_timeout"): RST both sides.
   void Abort(const std::string& outcome, const std::string& detail = "");
 
+  // Writes buffered recording bytes to disk (the engine calls it once per loop
+  // iteration). An error means the recording is broken: the caller aborts the session.
+  absl::Status FlushRecording();
+
   const RelayStats& stats() const { return stats_; }
   bool done() const { return state_ == State::kDone; }
   const std::string& outcome() const { return outcome_; }

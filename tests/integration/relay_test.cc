@@ -1,0 +1,320 @@
+// End-to-end tests of the interception core: real eBPF redirect, real interlockd, real
+// TCP upstream (EchoServer on a 127.0.0.x alias), the agent is `interlock-probe` started
+// by `interlock run`.
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/interlockd_harness.h"
+#include "tests/testing/privileged.h"
+#include "tools/echo/echo_server.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The string value of "key":"value" (or the raw token for numbers/bools) in a one-line
+// JSON object printed by interlock-probe.
+std::string Field(const std::string& json, const std::string& key) {
+  std::string k = absl::StrCat("\"", key, "\":");
+  size_t p = json.find(k);
+  if (p == std::string::npos) return "";
+  p += k.size();
+  if (json[p] == '"') {
+    size_t e = json.find('"', p + 1);
+    return json.substr(p + 1, e - p - 1);
+  }
+  size_t e = json.find_first_of(",}", p);
+  return json.substr(p, e - p);
+}
+
+std::vector<v1::AuditEvent> OfKind(const std::vector<v1::AuditEvent>& all, v1::AuditKind kind) {
+  std::vector<v1::AuditEvent> out;
+  for (const auto& e : all) {
+    if (e.kind() == kind) out.push_back(e);
+  }
+  return out;
+}
+
+// Waits for `pred` up to `seconds` (the daemon writes audit events asynchronously to the
+// client's view).
+template <typename Pred>
+bool WaitFor(Pred pred, int seconds = 10) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+class RelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    INTERLOCK_REQUIRE_ROOT();
+    // The in-process echo service holds one fd per session (1,000 at once below).
+    rlimit rl{65536, 65536};
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+    ASSERT_TRUE(echo_.Start("127.0.0.42", 0).ok());
+  }
+  std::string Probe() { return BinaryPath("interlock-probe"); }
+  std::string EchoPort() { return absl::StrCat(echo_.port()); }
+
+  tools::EchoServer echo_;
+};
+
+TEST_F(RelayTest, EnrolledAgentReachesUpstreamThroughInterlockdAndSeesOriginalPeer) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+
+  CommandResult r = h.RunAgent("billing-agent", {Probe(), "connect", "127.0.0.42", EchoPort()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
+  EXPECT_EQ(Field(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port()));
+  EXPECT_EQ(Field(r.out, "reply"), "ping\\n");
+  EXPECT_EQ(echo_.accepted(), 1u);
+
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  auto events = h.AuditEvents();
+  auto starts = OfKind(events, v1::AUDIT_KIND_SESSION_START);
+  auto ends = OfKind(events, v1::AUDIT_KIND_SESSION_END);
+  ASSERT_EQ(starts.size(), 1u);
+  ASSERT_EQ(ends.size(), 1u);
+  const v1::WorkloadIdentity& who = ends[0].identity();
+  EXPECT_EQ(who.workload(), "billing-agent");
+  EXPECT_EQ(who.comm(), "interlock-probe");
+  EXPECT_EQ(who.exe(), Probe());
+  EXPECT_EQ(who.uid(), 0u);
+  EXPECT_GT(who.pid(), 0u);
+  EXPECT_THAT(who.cgroup_path(), HasSubstr(absl::StrCat("/", h.cgroup_root(), "/workloads/billing-agent.")));
+  EXPECT_EQ(ends[0].resource(), "echo");
+  EXPECT_EQ(ends[0].original_destination().address(), "127.0.0.42");
+  EXPECT_EQ(ends[0].original_destination().port(), echo_.port());
+  EXPECT_EQ(ends[0].bytes_to_upstream(), 5u);
+  EXPECT_EQ(ends[0].bytes_to_agent(), 5u);
+  EXPECT_EQ(ends[0].outcome(), "closed");
+  EXPECT_EQ(ends[0].session_id(), starts[0].session_id());
+
+  // The session is listed, replays with its bytes and verifies.
+  CommandResult list = h.Cli({"sessions", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr(ends[0].session_id()));
+  EXPECT_THAT(list.out, HasSubstr("\"state\":\"sealed\""));
+  CommandResult replay = h.Cli({"replay", ends[0].session_id().substr(0, 10)});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, HasSubstr("billing-agent"));
+  EXPECT_THAT(replay.out, HasSubstr("ping\\n"));
+  CommandResult verify = h.Cli({"verify", ends[0].session_id()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+
+  // One flipped byte in the recording and verify fails.
+  std::string path = absl::StrCat(h.state_dir(), "/recordings/", ends[0].session_id(), ".rec");
+  auto bytes = ReadFile(path);
+  ASSERT_TRUE(bytes.ok());
+  std::string tampered = *bytes;
+  size_t at = tampered.find("ping");
+  ASSERT_NE(at, std::string::npos);
+  tampered[at] = 'P';
+  ASSERT_TRUE(WriteFileAtomic(path, tampered, 0600).ok());
+  verify = h.Cli({"verify", ends[0].session_id()});
+  EXPECT_EQ(verify.exit_code, 4) << verify.out << verify.err;
+}
+
+TEST_F(RelayTest, Ipv6AndV4MappedDestinationsAreRedirected) {
+  tools::EchoServer echo6;
+  ASSERT_TRUE(echo6.Start("::1", 0).ok());
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()},
+                                     {"echo6", "::1", echo6.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+
+  // An AF_INET6 socket dialling ::ffff:127.0.0.42 is the IPv4 resource, not a bypass.
+  CommandResult mapped =
+      h.RunAgent("agent", {Probe(), "connect", "127.0.0.42", EchoPort(), "--v6socket"});
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.out << mapped.err << h.DaemonLog();
+  EXPECT_EQ(Field(mapped.out, "peer"), absl::StrCat("[::ffff:127.0.0.42]:", echo_.port()));
+
+  CommandResult v6 = h.RunAgent("agent", {Probe(), "connect", "::1", absl::StrCat(echo6.port())});
+  ASSERT_EQ(v6.exit_code, 0) << v6.out << v6.err << h.DaemonLog();
+  EXPECT_EQ(Field(v6.out, "peer"), absl::StrCat("[::1]:", echo6.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 2; }));
+  auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
+  std::vector<std::string> resources = {ends[0].resource(), ends[1].resource()};
+  EXPECT_THAT(resources, ::testing::UnorderedElementsAre("echo", "echo6"));
+  echo6.Stop();
+}
+
+TEST_F(RelayTest, NonEnrolledProcessIsUntouched) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  CommandResult r = RunCommand({Probe(), "connect", "127.0.0.42", EchoPort()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(Field(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port()));
+  // It reached the service directly: no session, and the agent's local address is the
+  // alias route's, not interlockd's loopback pair.
+  EXPECT_EQ(echo_.accepted(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_START).empty());
+}
+
+TEST_F(RelayTest, DefaultDenyRefusesUnlistedDestinationWithEpermAndAudit) {
+  tools::EchoServer other;
+  ASSERT_TRUE(other.Start("127.0.0.43", 0).ok());
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+
+  CommandResult denied = h.RunAgent(
+      "locked", {Probe(), "connect", "127.0.0.43", absl::StrCat(other.port())}, /*default_deny=*/true);
+  EXPECT_EQ(denied.exit_code, 1) << denied.out;
+  EXPECT_EQ(Field(denied.out, "errno"), "1") << denied.out;  // EPERM
+  EXPECT_EQ(other.accepted(), 0u);
+
+  // The protected resource still works for the same default-deny workload.
+  CommandResult allowed =
+      h.RunAgent("locked", {Probe(), "connect", "127.0.0.42", EchoPort()}, /*default_deny=*/true);
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out << allowed.err << h.DaemonLog();
+
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_CONNECT_DENIED).empty(); }));
+  auto denials = OfKind(h.AuditEvents(), v1::AUDIT_KIND_CONNECT_DENIED);
+  ASSERT_EQ(denials.size(), 1u);
+  EXPECT_EQ(denials[0].reason(), "default_deny");
+  EXPECT_EQ(denials[0].identity().workload(), "locked");
+  EXPECT_EQ(denials[0].identity().comm(), "interlock-probe");
+  EXPECT_EQ(denials[0].original_destination().address(), "127.0.0.43");
+  EXPECT_EQ(denials[0].original_destination().port(), other.port());
+  other.Stop();
+}
+
+TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  std::string dir = MakeTempDir("interlock-agent-");
+  // An agent that is already enrolled when interlockd dies: it connects once while the
+  // daemon is down and once after the restart, on cue.
+  std::string script = absl::StrCat(
+      "while [ ! -e ", dir, "/go1 ]; do sleep 0.02; done; ", Probe(), " connect 127.0.0.42 ",
+      EchoPort(), " > ", dir, "/out1; touch ", dir, "/done1; while [ ! -e ", dir,
+      "/go2 ]; do sleep 0.02; done; ", Probe(), " connect 127.0.0.42 ", EchoPort(), " > ", dir,
+      "/out2");
+  pid_t agent = Spawn({BinaryPath("interlock"), "--config", h.config_path(), "run", "--as",
+                       "survivor", "--", "/bin/sh", "-c", script},
+                      absl::StrCat(dir, "/run.log"));
+  ASSERT_TRUE(WaitFor([&] {
+    return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_ENROLLMENT).empty();
+  }));
+
+  h.Kill();
+  std::ofstream(absl::StrCat(dir, "/go1")).put('\n');
+  ASSERT_TRUE(WaitFor([&] { return ::access(absl::StrCat(dir, "/done1").c_str(), F_OK) == 0; }));
+  std::string out1 = *ReadFile(absl::StrCat(dir, "/out1"));
+  EXPECT_EQ(Field(out1, "ok"), "false") << out1;
+  EXPECT_EQ(Field(out1, "errno"), "111") << out1;  // ECONNREFUSED: nothing listens
+  EXPECT_EQ(echo_.accepted(), 0u) << "the upstream must see nothing while interlockd is down";
+
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  EXPECT_THAT(h.DaemonLog(), HasSubstr("re-adopted"));
+  std::ofstream(absl::StrCat(dir, "/go2")).put('\n');
+  int rc = StopProcess(agent, 30);  // waits for the script to finish (SIGTERM only if stuck)
+  (void)rc;
+  std::string out2 = *ReadFile(absl::StrCat(dir, "/out2"));
+  EXPECT_EQ(Field(out2, "ok"), "true") << out2 << h.DaemonLog();
+  EXPECT_EQ(echo_.accepted(), 1u);
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)[0].identity().workload(), "survivor");
+  RemoveTree(dir);
+}
+
+class RelayModeTest : public RelayTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(RelayModeTest, Carries16MiBBothWaysByteExact) {
+  const bool sockmap = GetParam();
+  InterlockdHarness h({.sockmap = sockmap, .resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  CommandResult r =
+      h.RunAgent("bulk", {Probe(), "transfer", "127.0.0.42", EchoPort(), "16777216"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
+  EXPECT_EQ(Field(r.out, "match"), "true");
+  EXPECT_EQ(Field(r.out, "bytes_received"), "16777216");
+
+  CommandResult st = h.Cli({"status", "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  uint64_t spliced = 0;
+  std::string field = Field(st.out, "spliced_messages");
+  // proto3 JSON prints uint64 as a string and omits zero.
+  if (!field.empty()) ASSERT_TRUE(absl::SimpleAtoi(field, &spliced)) << st.out;
+  if (sockmap) {
+    EXPECT_GT(spliced, 0u) << "sockmap mode must splice through sk_msg\n" << st.out;
+  } else {
+    EXPECT_EQ(spliced, 0u) << st.out;
+  }
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  auto end = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)[0];
+  EXPECT_EQ(end.bytes_to_upstream(), 16777216u);
+  EXPECT_EQ(end.bytes_to_agent(), 16777216u);
+  CommandResult verify = h.Cli({"verify", end.session_id()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, RelayModeTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Sockmap" : "Plain"; });
+
+TEST_F(RelayTest, ThousandConcurrentSessions) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  CommandResult r =
+      h.RunAgent("swarm", {Probe(), "concurrent", "127.0.0.42", EchoPort(), "1000"}, false, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
+  EXPECT_EQ(Field(r.out, "succeeded"), "1000");
+  ASSERT_TRUE(WaitFor([&] {
+    return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 1000;
+  }, 60)) << OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size();
+  EXPECT_EQ(echo_.accepted(), 1000u);
+}
+
+TEST_F(RelayTest, ControlApiRefusesEnrolledCallers) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  // An agent (root, even) cannot drive the control API from inside its cgroup.
+  CommandResult r = h.RunAgent(
+      "sneaky", {BinaryPath("interlock"), "--config", h.config_path(), "status"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("enrolled cgroup"));
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+      if (e.reason() == "control_refused") return true;
+    }
+    return false;
+  }));
+  // From outside it works.
+  EXPECT_EQ(h.Cli({"status"}).exit_code, 0);
+}
+
+TEST_F(RelayTest, RunPassesExitCodeThrough) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  EXPECT_EQ(h.RunAgent("x", {"/bin/sh", "-c", "exit 7"}).exit_code, 7);
+  EXPECT_EQ(h.RunAgent("x", {"/bin/sh", "-c", "kill -TERM $$"}).exit_code, 128 + 15);
+  EXPECT_EQ(h.RunAgent("x", {"/nonexistent/binary"}).exit_code, 127);
+}
+
+TEST_F(RelayTest, SigtermDrainsAndRefusesNewConnects) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  EXPECT_EQ(h.Stop(), 0) << h.DaemonLog();
+  auto daemon = OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON);
+  ASSERT_FALSE(daemon.empty());
+  EXPECT_EQ(daemon.back().outcome(), "stopped");
+}
+
+}  // namespace
+}  // namespace interlock::testing

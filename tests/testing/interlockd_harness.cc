@@ -1,0 +1,118 @@
+#include "tests/testing/interlockd_harness.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+#include "interlock/v1/control.pb.h"
+#include "userspace/common/file_util.h"
+#include "userspace/control/client.h"
+
+namespace interlock::testing {
+
+InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::move(options)) {
+  suffix_ = UniqueSuffix();
+  temp_dir_ = MakeTempDir("interlock-it-");
+  state_dir_ = absl::StrCat(temp_dir_, "/state");
+  pin_path_ = absl::StrCat("/sys/fs/bpf/interlock-it-", suffix_);
+  cgroup_root_ = absl::StrCat("interlock-it-", suffix_);
+  config_path_ = absl::StrCat(temp_dir_, "/interlock.yaml");
+  log_path_ = absl::StrCat(temp_dir_, "/interlockd.log");
+  engine_port_ = FreePort();
+  std::string yaml = absl::StrCat(
+      "listener:\n  address_v4: 127.0.0.1\n  address_v6: \"::1\"\n  port: ", engine_port_, "\n",
+      "state_dir: ", state_dir_, "\n", "pin_path: ", pin_path_, "\n", "cgroup_root: ",
+      cgroup_root_, "\n", "relay_mode: ", options_.sockmap ? "RELAY_MODE_SOCKMAP" : "RELAY_MODE_PLAIN",
+      "\n", "timeouts:\n  connect_ms: 3000\n  drain_ms: 3000\n", "resources:\n");
+  for (const ResourceSpec& r : options_.resources) {
+    absl::StrAppend(&yaml, "  - name: ", r.name, "\n    address: \"", r.address, "\"\n    port: ",
+                    r.port, "\n");
+  }
+  if (options_.resources.empty()) absl::StrAppend(&yaml, "  []\n");
+  absl::StrAppend(&yaml, options_.extra_yaml);
+  std::ofstream(config_path_) << yaml;
+}
+
+InterlockdHarness::~InterlockdHarness() {
+  if (pid_ > 0) Stop();
+  // Removes pins and the cgroup subtree (moving any stray process out first).
+  CommandResult r = Cli({"teardown"});
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "teardown failed: " << r.err << "\n" << DaemonLog();
+  }
+  if (::access(pin_path_.c_str(), F_OK) == 0) ADD_FAILURE() << "pins left at " << pin_path_;
+  RemoveTree(temp_dir_);
+}
+
+absl::Status InterlockdHarness::Start() {
+  pid_ = Spawn({BinaryPath("interlockd"), "--config", config_path_}, log_path_);
+  v1::ControlRequest req;
+  req.mutable_status();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (control::CallControl(absl::StrCat(state_dir_, "/control.sock"), req).ok()) {
+      return absl::OkStatus();
+    }
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(absl::StrCat("interlockd exited during start-up:\n", DaemonLog()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("interlockd did not come up:\n", DaemonLog()));
+}
+
+int InterlockdHarness::Stop() {
+  int rc = StopProcess(pid_);
+  pid_ = -1;
+  return rc;
+}
+
+void InterlockdHarness::Kill() {
+  KillProcess(pid_);
+  pid_ = -1;
+}
+
+CommandResult InterlockdHarness::Cli(const std::vector<std::string>& args, int timeout_s) {
+  std::vector<std::string> argv = {BinaryPath("interlock"), "--config", config_path_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, timeout_s);
+}
+
+CommandResult InterlockdHarness::RunAgent(const std::string& name,
+                                          const std::vector<std::string>& cmd,
+                                          bool default_deny, int timeout_s) {
+  std::vector<std::string> args = {"run", "--as", name};
+  if (default_deny) args.push_back("--default-deny");
+  args.push_back("--");
+  args.insert(args.end(), cmd.begin(), cmd.end());
+  return Cli(args, timeout_s);
+}
+
+std::vector<v1::AuditEvent> InterlockdHarness::AuditEvents() const {
+  std::vector<v1::AuditEvent> out;
+  auto text = ReadFile(absl::StrCat(state_dir_, "/audit/audit.jsonl"));
+  if (!text.ok()) return out;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    v1::AuditEvent ev;
+    if (google::protobuf::util::JsonStringToMessage(std::string(line), &ev).ok()) {
+      out.push_back(std::move(ev));
+    }
+  }
+  return out;
+}
+
+std::string InterlockdHarness::DaemonLog() const {
+  auto text = ReadFile(log_path_);
+  return text.ok() ? *text : "(no interlockd log)";
+}
+
+}  // namespace interlock::testing

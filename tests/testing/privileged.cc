@@ -1,0 +1,169 @@
+#include "tests/testing/privileged.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+
+#ifndef INTERLOCK_BINARY_DIR
+#error "INTERLOCK_BINARY_DIR must be defined by the build"
+#endif
+
+namespace interlock::testing {
+
+std::string UniqueSuffix() {
+  static std::atomic<int> counter{0};
+  return absl::StrCat(::getpid(), "-", counter++);
+}
+
+uint16_t FreePort(const std::string& ip) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string MakeTempDir(const std::string& prefix) {
+  std::string tmpl = absl::StrCat("/tmp/", prefix, "XXXXXX");
+  char* p = ::mkdtemp(tmpl.data());
+  return p != nullptr ? std::string(p) : "";
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  if (!path.empty()) std::filesystem::remove_all(path, ec);
+}
+
+namespace {
+
+int DecodeStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::vector<char*> Argv(std::vector<std::string>& args) {
+  std::vector<char*> out;
+  for (auto& a : args) out.push_back(a.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+CommandResult RunCommand(const std::vector<std::string>& argv_in, int timeout_s) {
+  CommandResult result;
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return result;
+  std::vector<std::string> args = argv_in;
+  std::vector<char*> argv = Argv(args);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open = 2;
+  char buf[65536];
+  bool killed = false;
+  while (open > 0) {
+    int left_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       deadline - std::chrono::steady_clock::now()).count());
+    if (left_ms <= 0) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    if (::poll(fds, 2, left_ms) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+        continue;
+      }
+      (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.exit_code = DecodeStatus(status);
+  if (killed) result.err += "\n[killed: timeout]";
+  return result;
+}
+
+pid_t Spawn(const std::vector<std::string>& argv_in, const std::string& log_path) {
+  std::vector<std::string> args = argv_in;
+  std::vector<char*> argv = Argv(args);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int StopProcess(pid_t pid, int grace_s) {
+  if (pid <= 0) return -1;
+  ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace_s);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return DecodeStatus(status);
+    ::usleep(20000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return DecodeStatus(status);
+}
+
+void KillProcess(pid_t pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGKILL);
+  int status;
+  ::waitpid(pid, &status, 0);
+}
+
+std::string BinaryPath(const std::string& name) {
+  static const char* kDirs[] = {"userspace/daemon", "tools/interlock", "tools/probe", "tools/echo"};
+  for (const char* d : kDirs) {
+    std::string p = absl::StrCat(INTERLOCK_BINARY_DIR, "/", d, "/", name);
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return absl::StrCat(INTERLOCK_BINARY_DIR, "/", name);
+}
+
+}  // namespace interlock::testing

@@ -1,0 +1,52 @@
+// Helpers for privileged tests (tests/bpf, tests/integration): they run as root against
+// the real kernel. Without root they FAIL with a clear message — a privileged test that
+// skips would let CI pass without testing anything.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace interlock::testing {
+
+// ASSERT-style check: fails the test when not root.
+#define INTERLOCK_REQUIRE_ROOT()                                                          \
+  do {                                                                                    \
+    ASSERT_EQ(::geteuid(), 0u) << "this is a privileged test: run it as root (CI does); " \
+                                  "it must not be skipped";                               \
+  } while (0)
+
+// A unique suffix for names of this test's resources: "<pid>-<counter>".
+std::string UniqueSuffix();
+
+// A free TCP port on `ip` (bound and released; the kernel will not hand it out again
+// soon since ports are allocated sequentially).
+uint16_t FreePort(const std::string& ip = "127.0.0.1");
+
+// mkdtemp under /tmp with `prefix`; removed by RemoveTree.
+std::string MakeTempDir(const std::string& prefix);
+void RemoveTree(const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;  // 128+N when killed by signal N
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs argv (no shell), waits, captures output. `timeout_s` kills it (SIGKILL) if it
+// runs longer.
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s = 120);
+
+// Starts argv in the background with stdout/stderr appended to `log_path`.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path);
+// SIGTERM, wait up to `grace_s`, then SIGKILL. Returns the exit code (128+N if signalled).
+int StopProcess(pid_t pid, int grace_s = 10);
+void KillProcess(pid_t pid);  // SIGKILL and reap
+
+// Directory holding the built binaries (interlockd, interlock, interlock-probe, ...).
+std::string BinaryPath(const std::string& name);
+
+}  // namespace interlock::testing

@@ -1,0 +1,121 @@
+// interlock status / teardown.
+#include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/json_util.h"
+#include "tools/interlock/cli.h"
+#include "userspace/bpf/datapath.h"
+#include "userspace/common/cgroup_fs.h"
+#include "userspace/control/client.h"
+
+namespace interlock::cli {
+
+int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::puts("usage: interlock status [--json]\n\nShows interlockd's listener, relay mode, "
+              "protected resources, enrolled workloads\nand session counters. Exit 1 when "
+              "interlockd is not running.");
+    return 0;
+  }
+  auto cfg = LoadCliConfig(g);
+  if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
+  v1::ControlRequest req;
+  req.mutable_status();
+  auto resp = control::CallControl(cfg->control_socket, req);
+  if (!resp.ok()) return Fail(1, absl::StrCat("status: ", resp.status().message()));
+  const v1::StatusResponse& s = resp->status();
+  if (g.json) {
+    google::protobuf::util::JsonPrintOptions o;
+    o.preserve_proto_field_names = true;
+    std::string out;
+    (void)google::protobuf::util::MessageToJsonString(s, &out, o);
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  std::printf("interlockd %s  pid %u  relay %s\n", s.version().c_str(), s.pid(), s.relay_mode().c_str());
+  std::printf("listener    %s:%u%s\n", s.listener_v4().address().c_str(), s.listener_v4().port(),
+              s.has_listener_v6() ? absl::StrCat("  [", s.listener_v6().address(), "]:",
+                                                 s.listener_v6().port()).c_str() : "");
+  std::printf("pins        %s\ncgroup root %s\n", s.pin_path().c_str(), s.cgroup_root().c_str());
+  std::printf("sessions    %u active, %llu total; %llu connects denied\n", s.active_sessions(),
+              static_cast<unsigned long long>(s.total_sessions()),
+              static_cast<unsigned long long>(s.denied_connects()));
+  std::printf("kernel      %llu redirected, %llu denied, %llu messages spliced, %llu events dropped\n",
+              static_cast<unsigned long long>(s.kernel_redirected()),
+              static_cast<unsigned long long>(s.kernel_denied()),
+              static_cast<unsigned long long>(s.spliced_messages()),
+              static_cast<unsigned long long>(s.events_dropped()));
+  std::printf("resources:\n");
+  for (const auto& r : s.resources()) std::printf("  %s\n", r.c_str());
+  std::printf("workloads:\n");
+  for (const auto& w : s.workloads()) {
+    std::printf("  %-20s %s%s%s\n", w.name().c_str(), w.cgroup_path().c_str(),
+                w.default_deny() ? "  default-deny" : "", w.ephemeral() ? "  (run)" : "");
+  }
+  return 0;
+}
+
+namespace {
+
+// Moves every process of `dir` (and below) to `dest`, then removes the directories,
+// deepest first. Returns how many processes were moved.
+int RemoveCgroupTree(const std::string& dir, const std::string& dest) {
+  int moved = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  std::vector<std::string> children;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (e->d_type == DT_DIR && n != "." && n != "..") children.push_back(absl::StrCat(dir, "/", n));
+  }
+  ::closedir(d);
+  for (const std::string& c : children) moved += RemoveCgroupTree(c, dest);
+  if (auto pids = CgroupProcs(dir); pids.ok()) {
+    for (pid_t p : *pids) {
+      if (MoveToCgroup(dest, p).ok()) ++moved;
+    }
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+    std::fprintf(stderr, "interlock: teardown: rmdir %s: %s\n", dir.c_str(), std::strerror(errno));
+  }
+  return moved;
+}
+
+}  // namespace
+
+int CmdTeardown(const Globals& g, const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::puts("usage: interlock teardown\n\nRemoves everything interlockd left in the kernel: "
+              "the pinned eBPF links and maps\n(enforcement stops) and interlock's cgroups "
+              "(remaining processes are moved to the\nroot cgroup). Refuses while interlockd "
+              "is running: stop it first.");
+    return 0;
+  }
+  auto cfg = LoadCliConfig(g);
+  if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
+  v1::ControlRequest req;
+  req.mutable_status();
+  if (control::CallControl(cfg->control_socket, req).ok()) {
+    return Fail(1, "teardown: interlockd is running; stop it first");
+  }
+  absl::Status st = bpf::Datapath::Teardown(cfg->pin_path);
+  if (!st.ok()) return Fail(1, absl::StrCat("teardown: ", st.message()));
+  std::printf("removed pins under %s\n", cfg->pin_path.c_str());
+  auto mount = FindCgroup2Mount();
+  if (!mount.ok()) return Fail(1, absl::StrCat("teardown: ", mount.status().message()));
+  std::string root = CgroupDir(*mount, cfg->cgroup_root);
+  if (::access(root.c_str(), F_OK) == 0) {
+    int moved = RemoveCgroupTree(root, *mount);
+    std::printf("removed cgroup %s%s\n", root.c_str(),
+                moved > 0 ? absl::StrCat(" (moved ", moved, " processes to the root cgroup)").c_str() : "");
+  }
+  return 0;
+}
+
+}  // namespace interlock::cli

@@ -1,0 +1,33 @@
+// The `interlock` command line: shared pieces of the subcommands.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "userspace/config/config.h"
+
+namespace interlock::cli {
+
+struct Globals {
+  std::string config_path;  // "" = /etc/interlock/interlock.yaml or the embedded default
+  bool json = false;
+};
+
+// Loads the same configuration interlockd uses, for paths (state dir, control socket,
+// pin path, cgroup root).
+absl::StatusOr<config::ServiceConfig> LoadCliConfig(const Globals& g);
+
+// Subcommands. Each returns the process exit code and prints its own errors.
+int CmdRun(const Globals& g, const std::vector<std::string>& args);
+int CmdStatus(const Globals& g, const std::vector<std::string>& args);
+int CmdSessions(const Globals& g, const std::vector<std::string>& args);
+int CmdReplay(const Globals& g, const std::vector<std::string>& args);
+int CmdVerify(const Globals& g, const std::vector<std::string>& args);
+int CmdTeardown(const Globals& g, const std::vector<std::string>& args);
+
+// "interlock: <message>" on stderr; returns `code`.
+int Fail(int code, const std::string& message);
+bool WantsHelp(const std::vector<std::string>& args);
+
+}  // namespace interlock::cli

@@ -1,0 +1,287 @@
+// interlock-probe: a plain TCP client, the "agent" of the tests, demo and benchmarks.
+// It knows nothing of Interlock: it connects where it is told and reports, as one JSON
+// line, what it saw. Exit 0 when the operation succeeded.
+//
+//   interlock-probe connect HOST PORT [--v6socket] [--message TEXT]
+//   interlock-probe transfer HOST PORT BYTES        send BYTES, read them echoed back
+//   interlock-probe concurrent HOST PORT N          N sessions open at once
+//   interlock-probe rtt HOST PORT COUNT SIZE        ping-pong latency
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct Addr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+};
+
+bool ParseAddr(const char* host, int port, bool force_v6, Addr* out) {
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->ss);
+  if (!force_v6 && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    out->len = sizeof *v4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    out->len = sizeof *v6;
+    return true;
+  }
+  if (force_v6) {  // IPv4 text on an AF_INET6 socket: use the mapped form
+    in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1) return false;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    v6->sin6_addr.s6_addr[10] = 0xff;
+    v6->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(&v6->sin6_addr.s6_addr[12], &a, 4);
+    out->len = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+std::string Format(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+  return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
+}
+
+int Fail(const char* what, int err) {
+  std::printf("{\"ok\":false,\"op\":\"%s\",\"errno\":%d,\"error\":\"%s\"}\n", what, err,
+              std::strerror(err));
+  return 1;
+}
+
+int Connect(const Addr& a) {
+  int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Deterministic byte stream so the receiver can check every byte without a copy.
+struct Pattern {
+  uint64_t s = 0x9e3779b97f4a7c15ull;
+  uint8_t Next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<uint8_t>(s >> 24);
+  }
+};
+
+int CmdConnect(const Addr& a, const std::string& message) {
+  int fd = Connect(a);
+  if (fd < 0) return Fail("connect", -fd);
+  sockaddr_storage peer{}, local{};
+  socklen_t pl = sizeof peer, ll = sizeof local;
+  getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
+  if (!WriteAll(fd, message.data(), message.size())) return Fail("write", errno);
+  shutdown(fd, SHUT_WR);
+  std::string reply;
+  char buf[4096];
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Fail("read", errno);
+    if (r == 0) break;
+    reply.append(buf, static_cast<size_t>(r));
+  }
+  close(fd);
+  std::string escaped;
+  for (char c : reply) {
+    if (c == '"' || c == '\\') escaped.push_back('\\');
+    if (c == '\n') { escaped += "\\n"; continue; }
+    escaped.push_back(c);
+  }
+  std::printf("{\"ok\":true,\"peer\":\"%s\",\"local\":\"%s\",\"reply\":\"%s\"}\n",
+              Format(peer).c_str(), Format(local).c_str(), escaped.c_str());
+  return 0;
+}
+
+int CmdTransfer(const Addr& a, uint64_t bytes) {
+  int fd = Connect(a);
+  if (fd < 0) return Fail("connect", -fd);
+  auto start = std::chrono::steady_clock::now();
+  bool write_ok = true;
+  std::thread writer([&] {
+    Pattern p;
+    std::vector<char> buf(1 << 16);
+    uint64_t left = bytes;
+    while (left > 0) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+      for (size_t i = 0; i < n; ++i) buf[i] = static_cast<char>(p.Next());
+      if (!WriteAll(fd, buf.data(), n)) {
+        write_ok = false;
+        break;
+      }
+      left -= n;
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  Pattern expect;
+  uint64_t got = 0;
+  bool match = true;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t r = read(fd, buf.data(), buf.size());
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r; ++i) {
+      if (static_cast<uint8_t>(buf[static_cast<size_t>(i)]) != expect.Next()) match = false;
+    }
+    got += static_cast<uint64_t>(r);
+  }
+  writer.join();
+  close(fd);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  bool ok = write_ok && match && got == bytes;
+  std::printf("{\"ok\":%s,\"bytes_sent\":%llu,\"bytes_received\":%llu,\"match\":%s,"
+              "\"seconds\":%.6f,\"mb_per_s\":%.1f}\n",
+              ok ? "true" : "false", static_cast<unsigned long long>(bytes),
+              static_cast<unsigned long long>(got), match ? "true" : "false", secs,
+              secs > 0 ? (2.0 * static_cast<double>(bytes) / 1e6) / secs : 0.0);
+  return ok ? 0 : 1;
+}
+
+int CmdConcurrent(const Addr& a, int n) {
+  std::vector<int> fds;
+  int failed = 0;
+  for (int i = 0; i < n; ++i) {
+    int fd = Connect(a);
+    if (fd < 0) {
+      ++failed;
+      continue;
+    }
+    fds.push_back(fd);
+  }
+  // All sessions are open at once before any data moves.
+  int ok = 0;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    std::string msg = "hello " + std::to_string(i) + "\n";
+    if (!WriteAll(fds[i], msg.data(), msg.size())) continue;
+  }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    std::string want = "hello " + std::to_string(i) + "\n";
+    std::string got;
+    char buf[256];
+    pollfd pfd{fds[i], POLLIN, 0};
+    while (got.size() < want.size() && poll(&pfd, 1, 10000) > 0) {
+      ssize_t r = read(fds[i], buf, sizeof buf);
+      if (r <= 0) break;
+      got.append(buf, static_cast<size_t>(r));
+    }
+    if (got == want) ++ok;
+  }
+  for (int fd : fds) close(fd);
+  std::printf("{\"ok\":%s,\"connections\":%d,\"connect_failed\":%d,\"succeeded\":%d}\n",
+              ok == n ? "true" : "false", n, failed, ok);
+  return ok == n ? 0 : 1;
+}
+
+int CmdRtt(const Addr& a, int count, size_t size) {
+  int fd = Connect(a);
+  if (fd < 0) return Fail("connect", -fd);
+  std::vector<char> msg(size, 'x'), buf(size);
+  std::vector<double> us;
+  us.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!WriteAll(fd, msg.data(), size)) return Fail("write", errno);
+    size_t got = 0;
+    while (got < size) {
+      ssize_t r = read(fd, buf.data() + got, size - got);
+      if (r <= 0) return Fail("read", r < 0 ? errno : ECONNRESET);
+      got += static_cast<size_t>(r);
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  close(fd);
+  std::sort(us.begin(), us.end());
+  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * static_cast<double>(us.size())))]; };
+  std::printf("{\"ok\":true,\"count\":%d,\"size\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f}\n", count, size,
+              pct(0.50), pct(0.99));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr,
+                 "usage: interlock-probe connect HOST PORT [--v6socket] [--message TEXT]\n"
+                 "       interlock-probe transfer HOST PORT BYTES\n"
+                 "       interlock-probe concurrent HOST PORT N\n"
+                 "       interlock-probe rtt HOST PORT COUNT SIZE\n");
+    return 2;
+  }
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  std::string cmd = argv[1];
+  bool v6socket = false;
+  std::string message = "ping\n";
+  for (int i = 4; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--v6socket") == 0) v6socket = true;
+    if (std::strcmp(argv[i], "--message") == 0 && i + 1 < argc) message = argv[++i];
+  }
+  Addr a;
+  if (!ParseAddr(argv[2], std::atoi(argv[3]), v6socket, &a)) {
+    std::fprintf(stderr, "interlock-probe: bad address %s\n", argv[2]);
+    return 2;
+  }
+  if (cmd == "connect") return CmdConnect(a, message);
+  if (cmd == "transfer" && argc >= 5) return CmdTransfer(a, std::strtoull(argv[4], nullptr, 10));
+  if (cmd == "concurrent" && argc >= 5) return CmdConcurrent(a, std::atoi(argv[4]));
+  if (cmd == "rtt" && argc >= 6) {
+    return CmdRtt(a, std::atoi(argv[4]), static_cast<size_t>(std::atoi(argv[5])));
+  }
+  std::fprintf(stderr, "interlock-probe: bad arguments\n");
+  return 2;
+}

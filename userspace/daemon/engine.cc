@@ -1,0 +1,768 @@
+#include "userspace/daemon/engine.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "userspace/common/cgroup_fs.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/file_util.h"
+#include "userspace/common/log.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/net/socket.h"
+#include "userspace/record/recorder.h"
+
+namespace interlock::daemon {
+
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+v1::Endpoint ToEndpoint(const net::SockAddr& a) {
+  v1::Endpoint e;
+  e.set_address(a.ip());
+  e.set_port(a.port());
+  return e;
+}
+
+bool ValidWorkloadName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (char c : name) {
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' || c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return name != "." && name != "..";
+}
+
+const char* ReasonName(uint32_t reason) {
+  switch (reason) {
+    case IL_REASON_DEFAULT_DENY: return "default_deny";
+    case IL_REASON_ENGINE_DOWN: return "engine_down";
+    case IL_REASON_NOT_STREAM: return "not_stream";
+    case IL_REASON_MAP_FULL: return "map_full";
+    default: return "unknown";
+  }
+}
+
+std::string CgroupPathRelative(const std::string& mount, const std::string& dir) {
+  std::string rel = dir.substr(mount.size());
+  return rel.empty() ? "/" : rel;
+}
+
+}  // namespace
+
+// Routes epoll readiness for an engine-owned fd to a member function.
+class Engine::FdWatcher final : public net::IoHandler {
+ public:
+  FdWatcher(std::function<void()> fn) : fn_(std::move(fn)) {}
+  void OnIo(uint32_t) override { fn_(); }
+
+ private:
+  std::function<void()> fn_;
+};
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(config::ServiceConfig config,
+                                                       const Clock& clock) {
+  std::unique_ptr<Engine> engine(new Engine(std::move(config), clock));
+  INTERLOCK_RETURN_IF_ERROR(engine->Init());
+  return engine;
+}
+
+Engine::Engine(config::ServiceConfig config, const Clock& clock)
+    : config_(std::move(config)), clock_(clock) {}
+
+Engine::~Engine() {
+  // Sessions first: their relays reference the loop.
+  sessions_.clear();
+  control_.reset();
+}
+
+absl::Status Engine::Init() {
+  started_ = clock_.Now();
+  // Thousands of sessions need thousands of fds (agent + upstream + recording each).
+  rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  INTERLOCK_ASSIGN_OR_RETURN(loop_, net::EventLoop::Create(clock_));
+  INTERLOCK_RETURN_IF_ERROR(MakeDirs(config_.state_dir, 0700));
+  ::chmod(config_.state_dir.c_str(), 0700);
+  recordings_dir_ = absl::StrCat(config_.state_dir, "/recordings");
+  INTERLOCK_RETURN_IF_ERROR(MakeDirs(recordings_dir_, 0700));
+  INTERLOCK_ASSIGN_OR_RETURN(auto sink, audit::JsonLinesSink::Create(
+                                            absl::StrCat(config_.state_dir, "/audit/audit.jsonl")));
+  audit_ = std::make_unique<audit::AuditLog>(std::move(sink), clock_);
+  INTERLOCK_ASSIGN_OR_RETURN(record::RecordingKey key,
+                             record::RecordingKey::LoadOrCreate(config_.state_dir));
+  key_ = std::make_unique<record::RecordingKey>(std::move(key));
+
+  INTERLOCK_RETURN_IF_ERROR(PrepareCgroups());
+  INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
+  INTERLOCK_RETURN_IF_ERROR(RestoreEnrollments());
+  INTERLOCK_RETURN_IF_ERROR(Listen());
+
+  // Signals arrive through the loop, never in a handler.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_.Reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signal_fd_) return ErrnoStatus(errno, "signalfd");
+  watchers_.push_back(std::make_unique<FdWatcher>([this] { OnSignal(); }));
+  INTERLOCK_RETURN_IF_ERROR(loop_->Add(signal_fd_.get(), EPOLLIN, watchers_.back().get()));
+
+  watchers_.push_back(std::make_unique<FdWatcher>([this] { OnKernelEvents(); }));
+  INTERLOCK_RETURN_IF_ERROR(
+      loop_->Add(datapath_->events_fd(), EPOLLIN, watchers_.back().get()));
+
+  std::optional<gid_t> admin_gid;
+  if (!config_.admin_group.empty()) {
+    group gr{};
+    group* found = nullptr;
+    char buf[4096];
+    if (::getgrnam_r(config_.admin_group.c_str(), &gr, buf, sizeof buf, &found) != 0 ||
+        found == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("admin_group: no group named \"", config_.admin_group, "\""));
+    }
+    admin_gid = found->gr_gid;
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(
+      control_,
+      control::ControlServer::Create(
+          *loop_, config_.control_socket, admin_gid,
+          [this](const std::string& path) { return IsEnrolledCgroup(path); },
+          [this](const v1::ControlRequest& req, const control::Caller& caller) {
+            return HandleControl(req, caller);
+          },
+          [this](const control::Caller& caller, const absl::Status& st) {
+            v1::AuditEvent ev;
+            ev.set_kind(v1::AUDIT_KIND_DAEMON);
+            ev.set_outcome("denied");
+            ev.set_reason("control_refused");
+            ev.set_detail(std::string(st.message()));
+            ev.mutable_identity()->set_pid(caller.cred.pid);
+            ev.mutable_identity()->set_uid(caller.cred.uid);
+            ev.mutable_identity()->set_gid(caller.cred.gid);
+            ev.mutable_identity()->set_cgroup_path(caller.cgroup_path);
+            Audit(std::move(ev));
+          }));
+
+  // Open for business: from here the kernel redirects instead of refusing.
+  INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));
+  // One write(2) per session per loop iteration at most: recordings are buffered
+  // while a batch of events is handled, then flushed before the loop sleeps again.
+  loop_->SetIterationHook([this] { FlushRecordings(); });
+  loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
+
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_DAEMON);
+  ev.set_outcome("started");
+  ev.set_detail(absl::StrCat("interlockd ", kVersion, " pid ", ::getpid(),
+                             datapath_->readopted() ? ", re-adopted pinned datapath" : ""));
+  Audit(std::move(ev));
+  INTERLOCK_LOG(kInfo, "ready: listening on %s port %d, %s datapath, relay %s",
+                config_.listener.address_v4.text, config_.listener.port,
+                datapath_->readopted() ? "re-adopted" : "new",
+                config_.relay_mode == config::RelayMode::kPlain ? "plain" : "sockmap");
+  return absl::OkStatus();
+}
+
+absl::Status Engine::PrepareCgroups() {
+  INTERLOCK_ASSIGN_OR_RETURN(cgroup_mount_, FindCgroup2Mount());
+  cgroup_root_dir_ = CgroupDir(cgroup_mount_, config_.cgroup_root);
+  for (const std::string& dir : {cgroup_root_dir_, absl::StrCat(cgroup_root_dir_, "/daemon"),
+                                 absl::StrCat(cgroup_root_dir_, "/workloads")}) {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, absl::StrCat("cgroup: mkdir ", dir));
+    }
+  }
+  // interlockd lives in its own, never-enrolled cgroup under the attach point, so the
+  // sockops program sees the engine's accepted sockets (their cgroup is the listener's)
+  // and can pair them with the agent's for the sockmap path.
+  INTERLOCK_RETURN_IF_ERROR(
+      Annotate(MoveToCgroup(absl::StrCat(cgroup_root_dir_, "/daemon"), 0), "cgroup"));
+  resolver_ = std::make_unique<identity::IdentityResolver>(cgroup_mount_, cgroup_root_dir_);
+  return absl::OkStatus();
+}
+
+il_settings Engine::Settings(bool accepting) const {
+  il_settings s{};
+  std::memcpy(s.engine_ip4, config_.listener.address_v4.bytes.data(), 16);
+  if (config_.listener.address_v6.has_value()) {
+    std::memcpy(s.engine_ip6, config_.listener.address_v6->bytes.data(), 16);
+  }
+  s.engine_port = config_.listener.port;
+  if (config_.relay_mode != config::RelayMode::kPlain) s.flags |= IL_SETTINGS_SOCKMAP;
+  if (accepting) s.flags |= IL_SETTINGS_ENGINE_ACCEPTING;
+  return s;
+}
+
+absl::Status Engine::OpenDatapath() {
+  bpf::DatapathOptions opts;
+  opts.pin_path = config_.pin_path;
+  opts.cgroup_dir = cgroup_root_dir_;
+  opts.settings = Settings(/*accepting=*/false);
+  INTERLOCK_ASSIGN_OR_RETURN(datapath_, bpf::Datapath::Open(opts));
+  std::vector<bpf::ResourceEntry> entries;
+  for (const config::ResourceConfig& r : config_.resources) {
+    bpf::ResourceEntry e;
+    e.addr = r.prefix.address.bytes;
+    e.prefix_bits = r.prefix.prefix_bits;
+    e.port = r.port;
+    e.value.resource_id = r.id;
+    entries.push_back(e);
+  }
+  return datapath_->SetResources(entries);
+}
+
+absl::Status Engine::RestoreEnrollments() {
+  std::string path = absl::StrCat(config_.state_dir, "/enrollments.json");
+  auto text = ReadFile(path);
+  if (text.ok()) {
+    if (!google::protobuf::util::JsonStringToMessage(*text, &state_).ok()) {
+      INTERLOCK_LOG(kWarning, "ignoring unreadable %s", path);
+      state_.Clear();
+    }
+  }
+  absl::flat_hash_map<uint64_t, v1::EnrolledWorkload> known;
+  for (const auto& w : state_.workloads()) known[w.cgroup_id()] = w;
+  INTERLOCK_ASSIGN_OR_RETURN(auto in_map, datapath_->ListEnrollments());
+  for (const auto& [cgroup_id, enrollment] : in_map) {
+    auto it = known.find(cgroup_id);
+    std::string dir = it != known.end() ? CgroupDir(cgroup_mount_, it->second.cgroup_path()) : "";
+    auto id_now = dir.empty() ? absl::StatusOr<uint64_t>(absl::NotFoundError("")) : CgroupIdOfDir(dir);
+    if (it == known.end() || !id_now.ok() || *id_now != cgroup_id) {
+      // A cgroup we cannot name, or one that is gone: drop it from the kernel map.
+      (void)datapath_->Unenroll(cgroup_id);
+      continue;
+    }
+    Workload w;
+    w.name = it->second.name();
+    w.workload_id = enrollment.workload_id;
+    w.cgroup_dir = dir;
+    w.cgroup_path = it->second.cgroup_path();
+    w.cgroup_id = cgroup_id;
+    w.default_deny = enrollment.flags & IL_ENROLL_DEFAULT_DENY;
+    w.ephemeral = it->second.ephemeral();
+    resolver_->RememberCgroup(cgroup_id, w.cgroup_path);
+    workloads_[cgroup_id] = std::move(w);
+  }
+  // Enrollments from the configuration.
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    std::string dir = CgroupDir(cgroup_mount_, e.cgroup_path);
+    INTERLOCK_ASSIGN_OR_RETURN(uint64_t id, CgroupIdOfDir(dir));
+    if (!absl::StartsWith(dir, absl::StrCat(cgroup_root_dir_, "/"))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "enrollment ", e.name, ": cgroup ", dir, " is not below the cgroup root ",
+          cgroup_root_dir_, " where the programs are attached"));
+    }
+    Workload w;
+    w.name = e.name;
+    w.workload_id = WorkloadIdFor(e.name);
+    w.cgroup_dir = dir;
+    w.cgroup_path = CgroupPathRelative(cgroup_mount_, dir);
+    w.cgroup_id = id;
+    w.default_deny = e.default_deny;
+    INTERLOCK_RETURN_IF_ERROR(datapath_->Enroll(
+        id, il_enrollment{w.workload_id, w.default_deny ? IL_ENROLL_DEFAULT_DENY : 0u}));
+    resolver_->RememberCgroup(id, w.cgroup_path);
+    workloads_[id] = std::move(w);
+  }
+  return SaveState();
+}
+
+absl::Status Engine::Listen() {
+  std::vector<net::SockAddr> addrs;
+  INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr v4,
+                             net::SockAddr::Parse(config_.listener.address_v4.text, config_.listener.port));
+  addrs.push_back(v4);
+  if (config_.listener.address_v6.has_value()) {
+    INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr v6, net::SockAddr::Parse(config_.listener.address_v6->text,
+                                                                      config_.listener.port));
+    addrs.push_back(v6);
+  }
+  for (const net::SockAddr& a : addrs) {
+    INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, net::ListenTcp(a, 4096));
+    int raw = fd.get();
+    watchers_.push_back(std::make_unique<FdWatcher>([this, raw] { OnAccept(raw); }));
+    INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
+    listeners_.push_back(std::move(fd));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Run() {
+  INTERLOCK_RETURN_IF_ERROR(loop_->Run());
+  std::vector<proxy::TcpRelay*> left;
+  for (auto& [relay, session] : sessions_) left.push_back(relay);
+  for (proxy::TcpRelay* r : left) r->Abort("shutdown");
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_DAEMON);
+  ev.set_outcome("stopped");
+  Audit(std::move(ev));
+  return fatal_;
+}
+
+void Engine::OnAccept(int listen_fd) {
+  for (int i = 0; i < 64 && !draining_; ++i) {
+    auto fd = net::AcceptTcp(listen_fd);
+    if (!fd.ok()) {
+      INTERLOCK_LOG(kWarning, "accept: %s", fd.status().message());
+      return;
+    }
+    if (!fd->has_value()) return;
+    StartSession(std::move(**fd));
+  }
+}
+
+void Engine::RejectConnection(const std::string& reason, const std::string& detail,
+                              const v1::WorkloadIdentity* who) {
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_SESSION_REJECTED);
+  ev.set_outcome("denied");
+  ev.set_reason(reason);
+  ev.set_detail(detail);
+  if (who != nullptr) *ev.mutable_identity() = *who;
+  Audit(std::move(ev));
+}
+
+void Engine::StartSession(UniqueFd agent) {
+  auto local = net::LocalAddr(agent.get());
+  auto peer = net::PeerAddr(agent.get());
+  if (!local.ok() || !peer.ok()) return;  // the agent is already gone
+  il_tuple tuple = bpf::AgentTupleFromAccepted(local->storage, peer->storage);
+  auto info = datapath_->LookupConn(tuple);
+  if (!info.ok()) {
+    // Not from the redirect (someone dialled the listener directly): no kernel-attested
+    // identity, so no session.
+    RejectConnection("no_identity",
+                     absl::StrCat("connection from ", peer->ToString(),
+                                  " did not come through the redirect"),
+                     nullptr);
+    return;
+  }
+  identity::KernelAttestation att;
+  att.cgroup_id = info->cgroup_id;
+  att.pid = static_cast<uint32_t>(info->pid_tgid >> 32);
+  att.tid = static_cast<uint32_t>(info->pid_tgid);
+  att.uid = static_cast<uint32_t>(info->uid_gid);
+  att.gid = static_cast<uint32_t>(info->uid_gid >> 32);
+  att.login_uid = info->login_uid;
+  att.comm = std::string(info->comm, strnlen(info->comm, sizeof info->comm));
+  std::string workload;
+  for (const auto& [id, w] : workloads_) {
+    if (w.workload_id == info->workload_id) {
+      workload = w.name;
+      break;
+    }
+  }
+  v1::WorkloadIdentity who = resolver_->Resolve(att, workload);
+
+  if (info->resource_id == 0 || info->resource_id > config_.resources.size()) {
+    RejectConnection("unknown_resource", absl::StrCat("resource id ", info->resource_id), &who);
+    return;
+  }
+  const config::ResourceConfig& resource = config_.resources[info->resource_id - 1];
+  net::SockAddr original = net::SockAddr::FromMapped(
+      reinterpret_cast<const uint8_t*>(info->orig_addr), info->orig_port);
+  net::SockAddr upstream = original;
+  if (resource.upstream_address.has_value() || resource.upstream_port != 0) {
+    const uint8_t* a = resource.upstream_address.has_value()
+                           ? resource.upstream_address->bytes.data()
+                           : reinterpret_cast<const uint8_t*>(info->orig_addr);
+    upstream = net::SockAddr::FromMapped(
+        a, resource.upstream_port != 0 ? resource.upstream_port : info->orig_port);
+  }
+  if (sessions_.size() >= config_.max_sessions) {
+    RejectConnection("session_limit", absl::StrCat("max_sessions ", config_.max_sessions), &who);
+    return;
+  }
+
+  auto session = std::make_unique<Session>();
+  session->id = audit::RandomId();
+  session->identity = who;
+  session->resource = &resource;
+  *session->original_destination.mutable_address() = original.ip();
+  session->original_destination.set_port(original.port());
+  session->upstream = ToEndpoint(upstream);
+  session->started = clock_.Now();
+  session->started_mono = clock_.Monotonic();
+
+  v1::SessionOpen open;
+  open.set_session_id(session->id);
+  *open.mutable_identity() = who;
+  open.set_resource(resource.name);
+  *open.mutable_original_destination() = session->original_destination;
+  *open.mutable_upstream() = session->upstream;
+  open.set_protocol("tcp");
+  auto recorder = record::Recorder::Create(
+      absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_, clock_);
+  if (!recorder.ok()) {
+    // Fail closed: a session that cannot be recorded does not happen.
+    RejectConnection("recording_failed", std::string(recorder.status().message()), &who);
+    return;
+  }
+  proxy::RelayOptions opts;
+  opts.connect_timeout = config_.timeouts.connect;
+  auto relay = proxy::TcpRelay::Start(*loop_, std::move(agent), upstream, opts,
+                                      std::move(*recorder),
+                                      [this](proxy::TcpRelay* r) { OnSessionDone(r); });
+  if (!relay.ok()) {
+    RejectConnection("upstream_unreachable", std::string(relay.status().message()), &who);
+    return;
+  }
+  ++total_sessions_;
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_SESSION_START);
+  ev.set_session_id(session->id);
+  *ev.mutable_identity() = who;
+  ev.set_resource(resource.name);
+  *ev.mutable_original_destination() = session->original_destination;
+  *ev.mutable_upstream() = session->upstream;
+  ev.set_protocol("tcp");
+  ev.set_outcome("allowed");
+  Audit(std::move(ev));
+  session->relay = std::move(*relay);
+  proxy::TcpRelay* key = session->relay.get();
+  sessions_.emplace(key, std::move(session));
+  // The relay may have finished synchronously (never today, but keep the invariant).
+  if (key->done()) OnSessionDone(key);
+}
+
+void Engine::OnSessionDone(proxy::TcpRelay* relay) {
+  auto it = sessions_.find(relay);
+  if (it == sessions_.end()) return;  // finished during Start(); handled by the caller
+  std::unique_ptr<Session> session = std::move(it->second);
+  sessions_.erase(it);
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_SESSION_END);
+  ev.set_session_id(session->id);
+  *ev.mutable_identity() = session->identity;
+  ev.set_resource(session->resource->name);
+  *ev.mutable_original_destination() = session->original_destination;
+  *ev.mutable_upstream() = session->upstream;
+  ev.set_protocol("tcp");
+  ev.set_bytes_to_upstream(relay->stats().bytes_to_upstream);
+  ev.set_bytes_to_agent(relay->stats().bytes_to_agent);
+  ev.set_duration_ms(absl::ToInt64Milliseconds(clock_.Monotonic() - session->started_mono));
+  ev.set_outcome(relay->outcome());
+  ev.set_detail(relay->detail());
+  Audit(std::move(ev));
+  // The relay is inside its own callback: destroy it after this dispatch batch.
+  Session* raw = session.release();
+  loop_->Defer([raw] { delete raw; });
+  if (draining_ && sessions_.empty()) loop_->Stop();
+}
+
+void Engine::FlushRecordings() {
+  std::vector<proxy::TcpRelay*> failed;
+  for (auto& [relay, session] : sessions_) {
+    if (!relay->FlushRecording().ok()) failed.push_back(relay);
+  }
+  for (proxy::TcpRelay* r : failed) r->Abort("recording_failed", "recording flush failed");
+}
+
+void Engine::OnKernelEvents() {
+  (void)datapath_->DrainEvents([this](const il_event& e) {
+    if (e.kind != IL_EVENT_DENIED) return;  // redirects become sessions, audited there
+    ++denied_connects_;
+    identity::KernelAttestation att;
+    att.cgroup_id = e.cgroup_id;
+    att.pid = static_cast<uint32_t>(e.pid_tgid >> 32);
+    att.tid = static_cast<uint32_t>(e.pid_tgid);
+    att.uid = static_cast<uint32_t>(e.uid_gid);
+    att.gid = static_cast<uint32_t>(e.uid_gid >> 32);
+    att.comm = std::string(e.comm, strnlen(e.comm, sizeof e.comm));
+    std::string workload;
+    for (const auto& [id, w] : workloads_) {
+      if (w.workload_id == e.workload_id) workload = w.name;
+    }
+    v1::AuditEvent ev;
+    ev.set_kind(v1::AUDIT_KIND_CONNECT_DENIED);
+    *ev.mutable_identity() = resolver_->Resolve(att, workload);
+    net::SockAddr dst =
+        net::SockAddr::FromMapped(reinterpret_cast<const uint8_t*>(e.dst_addr), e.dst_port);
+    *ev.mutable_original_destination() = ToEndpoint(dst);
+    if (e.resource_id > 0 && e.resource_id <= config_.resources.size()) {
+      ev.set_resource(config_.resources[e.resource_id - 1].name);
+    }
+    ev.set_protocol(e.sock_type == 1 ? "tcp" : e.sock_type == 2 ? "udp" : "other");
+    ev.set_outcome("denied");
+    ev.set_reason(ReasonName(e.reason));
+    ev.set_detail(absl::StrCat("connect to ", dst.ToString(), " refused with EPERM"));
+    Audit(std::move(ev));
+  });
+}
+
+void Engine::OnSignal() {
+  signalfd_siginfo si;
+  while (::read(signal_fd_.get(), &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo == SIGHUP) {
+      INTERLOCK_LOG(kInfo, "SIGHUP: configuration reload is not supported yet; restart to apply");
+      continue;
+    }
+    INTERLOCK_LOG(kInfo, "signal %d: draining %d sessions", si.ssi_signo,
+                  static_cast<int>(sessions_.size()));
+    BeginDrain();
+  }
+}
+
+void Engine::BeginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  // New connects to protected resources now fail in the kernel (EPERM, engine_down).
+  (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
+  for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
+  listeners_.clear();
+  drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
+  if (sessions_.empty()) loop_->Stop();
+}
+
+void Engine::OnTick() {
+  absl::Duration now = clock_.Monotonic();
+  std::vector<proxy::TcpRelay*> expired;
+  for (auto& [relay, session] : sessions_) {
+    if (draining_ && now >= drain_deadline_) {
+      expired.push_back(relay);
+    } else if (now - relay->last_activity() > config_.timeouts.idle) {
+      expired.push_back(relay);
+    }
+  }
+  for (proxy::TcpRelay* r : expired) r->Abort(draining_ ? "drain_timeout" : "idle_timeout");
+  // Remove ephemeral enrollments once their cgroup is empty (never while a process
+  // could still use it: that would un-enforce it).
+  std::vector<uint64_t> done;
+  for (auto& [id, w] : workloads_) {
+    if (!w.unenroll_pending) continue;
+    auto procs = CgroupProcs(w.cgroup_dir);
+    if (procs.ok() && !procs->empty()) continue;
+    done.push_back(id);
+  }
+  for (uint64_t id : done) {
+    Workload w = workloads_[id];
+    (void)datapath_->Unenroll(id);
+    ::rmdir(w.cgroup_dir.c_str());
+    resolver_->ForgetCgroup(id);
+    workloads_.erase(id);
+    v1::AuditEvent ev;
+    ev.set_kind(v1::AUDIT_KIND_ENROLLMENT);
+    ev.set_outcome("unenrolled");
+    ev.mutable_identity()->set_workload(w.name);
+    ev.mutable_identity()->set_cgroup_id(id);
+    ev.mutable_identity()->set_cgroup_path(w.cgroup_path);
+    Audit(std::move(ev));
+  }
+  if (!done.empty()) (void)SaveState();
+  if (draining_ && sessions_.empty()) loop_->Stop();
+  loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
+}
+
+uint32_t Engine::WorkloadIdFor(const std::string& name) {
+  auto* ids = state_.mutable_workload_ids();
+  auto it = ids->find(name);
+  if (it != ids->end()) return it->second;
+  uint32_t next = 1;
+  for (const auto& [n, id] : *ids) next = std::max(next, id + 1);
+  (*ids)[name] = next;
+  return next;
+}
+
+absl::Status Engine::SaveState() {
+  state_.clear_workloads();
+  for (const auto& [id, w] : workloads_) {
+    v1::EnrolledWorkload* out = state_.add_workloads();
+    out->set_name(w.name);
+    out->set_cgroup_path(w.cgroup_path);
+    out->set_cgroup_id(w.cgroup_id);
+    out->set_default_deny(w.default_deny);
+    out->set_ephemeral(w.ephemeral);
+  }
+  std::string json;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(state_, &json, opts).ok()) {
+    return absl::InternalError("state: cannot serialize enrollments");
+  }
+  return WriteFileAtomic(absl::StrCat(config_.state_dir, "/enrollments.json"), json, 0600);
+}
+
+bool Engine::IsEnrolledCgroup(const std::string& cgroup_path) const {
+  std::string workloads = CgroupPathRelative(cgroup_mount_, absl::StrCat(cgroup_root_dir_, "/workloads"));
+  if (cgroup_path == workloads || absl::StartsWith(cgroup_path, absl::StrCat(workloads, "/"))) {
+    return true;
+  }
+  for (const auto& [id, w] : workloads_) {
+    if (cgroup_path == w.cgroup_path || absl::StartsWith(cgroup_path, absl::StrCat(w.cgroup_path, "/"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool default_deny) {
+  if (!ValidWorkloadName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("enroll: workload name \"", name, "\" must match [a-z0-9._-]{1,63}"));
+  }
+  if (draining_) return absl::UnavailableError("enroll: interlockd is shutting down");
+  std::string dir;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    dir = absl::StrCat(cgroup_root_dir_, "/workloads/", name, ".", ::getpid(), ".",
+                       ++enroll_counter_);
+    if (::mkdir(dir.c_str(), 0755) == 0) break;
+    if (errno != EEXIST) return ErrnoStatus(errno, absl::StrCat("enroll: mkdir ", dir));
+    dir.clear();
+  }
+  if (dir.empty()) return absl::ResourceExhaustedError("enroll: no free cgroup name");
+  INTERLOCK_ASSIGN_OR_RETURN(uint64_t id, CgroupIdOfDir(dir));
+  Workload w;
+  w.name = name;
+  w.workload_id = WorkloadIdFor(name);
+  w.cgroup_dir = dir;
+  w.cgroup_path = CgroupPathRelative(cgroup_mount_, dir);
+  w.cgroup_id = id;
+  w.default_deny = default_deny;
+  w.ephemeral = true;
+  absl::Status st = datapath_->Enroll(
+      id, il_enrollment{w.workload_id, default_deny ? IL_ENROLL_DEFAULT_DENY : 0u});
+  if (!st.ok()) {
+    ::rmdir(dir.c_str());
+    return st;
+  }
+  resolver_->RememberCgroup(id, w.cgroup_path);
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_ENROLLMENT);
+  ev.set_outcome("enrolled");
+  ev.mutable_identity()->set_workload(name);
+  ev.mutable_identity()->set_cgroup_id(id);
+  ev.mutable_identity()->set_cgroup_path(w.cgroup_path);
+  ev.set_detail(default_deny ? "default_deny" : "");
+  Audit(std::move(ev));
+  workloads_[id] = std::move(w);
+  INTERLOCK_RETURN_IF_ERROR(SaveState());
+  v1::EnrollResponse resp;
+  resp.set_cgroup_dir(dir);
+  resp.set_cgroup_id(id);
+  return resp;
+}
+
+absl::Status Engine::Unenroll(uint64_t cgroup_id) {
+  auto it = workloads_.find(cgroup_id);
+  if (it == workloads_.end() || !it->second.ephemeral) {
+    return absl::NotFoundError(absl::StrCat("unenroll: no ephemeral enrollment for cgroup ", cgroup_id));
+  }
+  // Removed at the next tick once empty; a process left behind stays enforced.
+  it->second.unenroll_pending = true;
+  return absl::OkStatus();
+}
+
+v1::StatusResponse Engine::Status() {
+  v1::StatusResponse s;
+  s.set_version(kVersion);
+  s.set_pid(static_cast<uint32_t>(::getpid()));
+  s.set_started_unix_nanos(absl::ToUnixNanos(started_));
+  s.set_relay_mode(config_.relay_mode == config::RelayMode::kPlain ? "plain" : "sockmap");
+  s.mutable_listener_v4()->set_address(config_.listener.address_v4.text);
+  s.mutable_listener_v4()->set_port(config_.listener.port);
+  if (config_.listener.address_v6.has_value()) {
+    s.mutable_listener_v6()->set_address(config_.listener.address_v6->text);
+    s.mutable_listener_v6()->set_port(config_.listener.port);
+  }
+  s.set_active_sessions(static_cast<uint32_t>(sessions_.size()));
+  s.set_total_sessions(total_sessions_);
+  s.set_denied_connects(denied_connects_);
+  for (const auto& r : config_.resources) {
+    s.add_resources(absl::StrCat(r.name, "  ", config::FormatIpPrefix(r.prefix),
+                                 r.port == 0 ? std::string(" any port") : absl::StrCat(" port ", r.port)));
+  }
+  for (const auto& [id, w] : workloads_) {
+    v1::EnrolledWorkload* out = s.add_workloads();
+    out->set_name(w.name);
+    out->set_cgroup_path(w.cgroup_path);
+    out->set_cgroup_id(w.cgroup_id);
+    out->set_default_deny(w.default_deny);
+    out->set_ephemeral(w.ephemeral);
+  }
+  if (auto stats = datapath_->ReadStats(); stats.ok()) {
+    s.set_kernel_redirected(stats->redirected);
+    s.set_kernel_denied(stats->denied);
+    s.set_spliced_messages(stats->spliced_msgs);
+    s.set_events_dropped(stats->events_dropped);
+  }
+  s.set_pin_path(config_.pin_path);
+  s.set_cgroup_root(cgroup_root_dir_);
+  return s;
+}
+
+v1::ControlResponse Engine::HandleControl(const v1::ControlRequest& req,
+                                          const control::Caller& caller) {
+  v1::ControlResponse resp;
+  auto fail = [&resp](const absl::Status& st) {
+    resp.set_error_code(static_cast<int>(st.code()));
+    resp.set_error(std::string(st.message()));
+  };
+  switch (req.request_case()) {
+    case v1::ControlRequest::kStatus:
+      *resp.mutable_status() = Status();
+      break;
+    case v1::ControlRequest::kEnroll: {
+      auto r = Enroll(req.enroll().name(), req.enroll().default_deny());
+      if (r.ok()) {
+        *resp.mutable_enroll() = *r;
+      } else {
+        fail(r.status());
+      }
+      break;
+    }
+    case v1::ControlRequest::kUnenroll: {
+      absl::Status st = Unenroll(req.unenroll().cgroup_id());
+      if (st.ok()) {
+        resp.mutable_unenroll();
+      } else {
+        fail(st);
+      }
+      break;
+    }
+    case v1::ControlRequest::kListSessions: {
+      auto* out = resp.mutable_list_sessions();
+      for (const auto& [relay, s] : sessions_) {
+        v1::LiveSession* ls = out->add_sessions();
+        ls->set_session_id(s->id);
+        *ls->mutable_identity() = s->identity;
+        ls->set_resource(s->resource->name);
+        *ls->mutable_original_destination() = s->original_destination;
+        ls->set_started_unix_nanos(absl::ToUnixNanos(s->started));
+        ls->set_bytes_to_upstream(relay->stats().bytes_to_upstream);
+        ls->set_bytes_to_agent(relay->stats().bytes_to_agent);
+      }
+      break;
+    }
+    default:
+      fail(absl::InvalidArgumentError("control: unknown request"));
+  }
+  return resp;
+}
+
+void Engine::Audit(v1::AuditEvent event) {
+  absl::Status st = audit_->Emit(std::move(event));
+  if (!st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+}
+
+}  // namespace interlock::daemon

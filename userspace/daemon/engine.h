@@ -1,0 +1,127 @@
+// Engine: interlockd wired together. Owns the event loop, the kernel datapath, the
+// engine listeners, the live sessions, enrollments, the control server and the audit
+// log. One thread; everything runs on the loop.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(auto engine, Engine::Create(config, RealClock::Get()));
+//   return engine->Run();   // returns after SIGTERM/SIGINT and a drain
+//
+// Start-up order matters for fail-closed: the datapath is opened (or re-adopted) with
+// "engine accepting" cleared, the listeners are bound, and only then is the flag set.
+// On SIGTERM the flag is cleared first (new connects: EPERM), listeners close, live
+// sessions get drain_timeout to finish, the rest are aborted and sealed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "interlock/v1/control.pb.h"
+#include "interlock/v1/state.pb.h"
+#include "userspace/audit/audit_log.h"
+#include "userspace/bpf/datapath.h"
+#include "userspace/common/clock.h"
+#include "userspace/config/config.h"
+#include "userspace/control/server.h"
+#include "userspace/identity/workload_identity.h"
+#include "userspace/net/event_loop.h"
+#include "userspace/proxy/tcp_relay.h"
+#include "userspace/record/signing_key.h"
+
+namespace interlock::daemon {
+
+class Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(config::ServiceConfig config,
+                                                        const Clock& clock);
+  ~Engine();
+
+  // Runs until SIGTERM/SIGINT, then drains. Returns the first fatal error, if any.
+  absl::Status Run();
+
+ private:
+  struct Session {
+    std::string id;
+    v1::WorkloadIdentity identity;
+    const config::ResourceConfig* resource = nullptr;
+    v1::Endpoint original_destination;
+    v1::Endpoint upstream;
+    absl::Time started;
+    absl::Duration started_mono;
+    std::unique_ptr<proxy::TcpRelay> relay;
+  };
+  struct Workload {
+    std::string name;
+    uint32_t workload_id = 0;
+    std::string cgroup_dir;   // absolute
+    std::string cgroup_path;  // relative to the cgroup2 mount
+    uint64_t cgroup_id = 0;
+    bool default_deny = false;
+    bool ephemeral = false;
+    bool unenroll_pending = false;  // removed from the map once its cgroup is empty
+  };
+  class FdWatcher;
+
+  Engine(config::ServiceConfig config, const Clock& clock);
+  absl::Status Init();
+  absl::Status PrepareCgroups();
+  absl::Status OpenDatapath();
+  absl::Status RestoreEnrollments();
+  absl::Status Listen();
+  il_settings Settings(bool accepting) const;
+
+  void OnAccept(int listen_fd);
+  void StartSession(UniqueFd agent);
+  void OnSessionDone(proxy::TcpRelay* relay);
+  void OnKernelEvents();
+  void FlushRecordings();
+  void OnSignal();
+  void OnTick();
+  void BeginDrain();
+  void RejectConnection(const std::string& reason, const std::string& detail,
+                        const v1::WorkloadIdentity* who);
+
+  v1::ControlResponse HandleControl(const v1::ControlRequest& req, const control::Caller& caller);
+  absl::StatusOr<v1::EnrollResponse> Enroll(const std::string& name, bool default_deny);
+  absl::Status Unenroll(uint64_t cgroup_id);
+  v1::StatusResponse Status();
+  bool IsEnrolledCgroup(const std::string& cgroup_path) const;
+  uint32_t WorkloadIdFor(const std::string& name);
+  absl::Status SaveState();
+  void Audit(v1::AuditEvent event);
+
+  config::ServiceConfig config_;
+  const Clock& clock_;
+  std::unique_ptr<net::EventLoop> loop_;
+  std::unique_ptr<bpf::Datapath> datapath_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<record::RecordingKey> key_;
+  std::unique_ptr<identity::IdentityResolver> resolver_;
+  std::unique_ptr<control::ControlServer> control_;
+  std::vector<std::unique_ptr<FdWatcher>> watchers_;
+  std::vector<UniqueFd> listeners_;
+  UniqueFd signal_fd_;
+
+  std::string cgroup_mount_;
+  std::string cgroup_root_dir_;
+  std::string recordings_dir_;
+  absl::flat_hash_map<proxy::TcpRelay*, std::unique_ptr<Session>> sessions_;
+  absl::flat_hash_map<uint64_t, Workload> workloads_;  // by cgroup id
+  v1::EnrollmentState state_;
+  uint64_t enroll_counter_ = 0;
+
+  bool draining_ = false;
+  absl::Duration drain_deadline_;
+  absl::Time started_;
+  uint64_t total_sessions_ = 0;
+  uint64_t denied_connects_ = 0;
+  absl::Status fatal_;
+};
+
+}  // namespace interlock::daemon
