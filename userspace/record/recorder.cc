@@ -1,0 +1,267 @@
+#include "userspace/record/recorder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/record/format.h"
+
+namespace interlock::record {
+namespace {
+
+std::string Cut(absl::string_view s) { return std::string(s.substr(0, Recorder::kMaxTextBytes)); }
+
+// Length of the valid UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF), or 0 when there is none.
+size_t Utf8SequenceLength(absl::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+  }
+  return len;
+}
+
+// proto3 `string` fields must hold UTF-8: protobuf serializes invalid text with only a log
+// line but then refuses to parse it, so a genuine recording would verify as tampered. Paths,
+// user names, error details can hold any bytes; each invalid byte becomes U+FFFD.
+void MakeValidUtf8(std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      s.replace(i, 1, "\xEF\xBF\xBD");
+      i += 3;
+    } else {
+      i += n;
+    }
+  }
+}
+
+// Applies MakeValidUtf8 to every set string field of `msg`, recursively.
+void SanitizeStrings(google::protobuf::Message& msg) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* refl = msg.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  refl->ListFields(msg, &fields);
+  for (const FieldDescriptor* f : fields) {
+    if (f->type() == FieldDescriptor::TYPE_STRING) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < refl->FieldSize(msg, f); ++k) {
+          std::string v = refl->GetRepeatedString(msg, f, k);
+          MakeValidUtf8(v);
+          refl->SetRepeatedString(&msg, f, k, std::move(v));
+        }
+      } else {
+        std::string v = refl->GetString(msg, f);
+        MakeValidUtf8(v);
+        refl->SetString(&msg, f, std::move(v));
+      }
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < refl->FieldSize(msg, f); ++k) {
+          SanitizeStrings(*refl->MutableRepeatedMessage(&msg, f, k));
+        }
+      } else {
+        SanitizeStrings(*refl->MutableMessage(&msg, f));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Recorder::Recorder(std::string path, UniqueFd fd, std::string session_id, const RecordingKey& key,
+                   const Clock& clock)
+    : path_(std::move(path)),
+      fd_(std::move(fd)),
+      session_id_(std::move(session_id)),
+      key_(key),
+      clock_(clock),
+      prev_hash_(ZeroHash()) {}
+
+absl::StatusOr<std::unique_ptr<Recorder>> Recorder::Create(const std::string& path,
+                                                           v1::SessionOpen open,
+                                                           const RecordingKey& key,
+                                                           const Clock& clock) {
+  if (open.session_id().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("record: ", path, ": empty session id"));
+  }
+  open.set_key_fingerprint(key.Fingerprint());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("record: create ", path));
+  std::string session_id = open.session_id();
+  std::unique_ptr<Recorder> rec(
+      new Recorder(path, std::move(fd), std::move(session_id), key, clock));
+  v1::Record record;
+  *record.mutable_open() = std::move(open);
+  absl::Status st = rec->Append(record);
+  // Record 0 goes to disk now: a session that cannot be recorded should fail at start.
+  if (st.ok()) st = rec->Flush();
+  if (!st.ok()) {
+    rec->closed_ = true;  // nothing more to write; the destructor must not retry
+    rec->fd_.Reset();
+    ::unlink(path.c_str());
+    return st;
+  }
+  return rec;
+}
+
+Recorder::~Recorder() {
+  if (!closed_ && status_.ok()) (void)Flush();
+}
+
+absl::Status Recorder::CheckWritable() const {
+  if (!status_.ok()) return status_;
+  if (closed_) {
+    return absl::FailedPreconditionError(absl::StrCat("record: ", path_, ": already closed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Recorder::Append(v1::Record& record) {
+  record.set_seq(next_seq_);
+  record.set_prev_hash(prev_hash_);
+  record.set_time_unix_nanos(absl::ToUnixNanos(clock_.Now()));
+  if (!record.has_data()) SanitizeStrings(record);  // data carries only bytes
+  std::string bytes;
+  if (!record.SerializeToString(&bytes)) {
+    return absl::InternalError(
+        absl::StrFormat("record: %s: record %d: serialize failed", path_, next_seq_));
+  }
+  if (bytes.size() > kMaxRecordBytes) {
+    // Not sticky: nothing was written and the chain is unchanged.
+    return absl::InvalidArgumentError(absl::StrFormat("record: %s: record %d: %d bytes > max %d",
+                                                      path_, next_seq_, bytes.size(),
+                                                      kMaxRecordBytes));
+  }
+  buffer_.append(EncodeFrame(bytes));
+  prev_hash_ = HashRecord(bytes);
+  ++next_seq_;
+  if (buffer_.size() > kFlushThresholdBytes) return WriteBuffer();
+  return absl::OkStatus();
+}
+
+absl::Status Recorder::WriteBuffer() {
+  size_t off = 0;
+  while (off < buffer_.size()) {
+    ssize_t n = ::write(fd_.get(), buffer_.data() + off, buffer_.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      status_ = ErrnoStatus(errno, absl::StrCat("record: write ", path_));
+      buffer_.erase(0, off);
+      return status_;
+    }
+    off += static_cast<size_t>(n);
+  }
+  buffer_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Recorder::AppendData(v1::Direction direction, absl::string_view bytes) {
+  INTERLOCK_RETURN_IF_ERROR(CheckWritable());
+  if (direction != v1::DIRECTION_TO_UPSTREAM && direction != v1::DIRECTION_TO_AGENT) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("record: %s: data: bad direction %d", path_, direction));
+  }
+  while (!bytes.empty()) {
+    absl::string_view chunk = bytes.substr(0, kMaxPayloadBytes);
+    bytes.remove_prefix(chunk.size());
+    v1::Record record;
+    record.mutable_data()->set_direction(direction);
+    record.mutable_data()->set_payload(chunk.data(), chunk.size());
+    INTERLOCK_RETURN_IF_ERROR(Append(record));
+    (direction == v1::DIRECTION_TO_UPSTREAM ? bytes_to_upstream_ : bytes_to_agent_) += chunk.size();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Recorder::AppendEvent(absl::string_view kind, absl::string_view detail) {
+  INTERLOCK_RETURN_IF_ERROR(CheckWritable());
+  v1::Record record;
+  record.mutable_event()->set_kind(Cut(kind));
+  record.mutable_event()->set_detail(Cut(detail));
+  return Append(record);
+}
+
+absl::Status Recorder::Flush() {
+  INTERLOCK_RETURN_IF_ERROR(CheckWritable());
+  if (buffer_.empty()) return absl::OkStatus();
+  return WriteBuffer();
+}
+
+absl::Status Recorder::Close(v1::SessionClose close) {
+  INTERLOCK_RETURN_IF_ERROR(CheckWritable());
+  closed_ = true;
+  close.set_bytes_to_upstream(bytes_to_upstream_);
+  close.set_bytes_to_agent(bytes_to_agent_);
+  close.set_outcome(Cut(close.outcome()));
+  close.set_detail(Cut(close.detail()));
+
+  absl::Status st = [&]() -> absl::Status {
+    v1::Record close_record;
+    *close_record.mutable_close() = std::move(close);
+    INTERLOCK_RETURN_IF_ERROR(Append(close_record));
+    // The seal record's own bytes are covered by nothing after it, so it carries the close
+    // record's time (the verifier insists) instead of a second, unauthenticated clock read.
+    const int64_t close_time = close_record.time_unix_nanos();
+
+    const uint64_t seal_seq = next_seq_;
+    INTERLOCK_ASSIGN_OR_RETURN(std::string signature,
+                               key_.Sign(SealMessage(session_id_, seal_seq, prev_hash_)));
+    v1::Record seal_record;
+    seal_record.set_seq(seal_seq);
+    seal_record.set_prev_hash(prev_hash_);
+    seal_record.set_time_unix_nanos(close_time);
+    seal_record.mutable_seal()->set_signature(std::move(signature));
+    seal_record.mutable_seal()->set_key_fingerprint(key_.Fingerprint());
+    std::string bytes;
+    if (!seal_record.SerializeToString(&bytes)) {
+      return absl::InternalError(absl::StrCat("record: ", path_, ": seal: serialize failed"));
+    }
+    buffer_.append(EncodeFrame(bytes));
+    prev_hash_ = HashRecord(bytes);
+    ++next_seq_;
+    if (!buffer_.empty()) INTERLOCK_RETURN_IF_ERROR(WriteBuffer());
+    // A sealed recording is evidence: make it durable before reporting the session over.
+    if (::fsync(fd_.get()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("record: fsync ", path_));
+    }
+    if (::close(fd_.Release()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("record: close ", path_));
+    }
+    return absl::OkStatus();
+  }();
+  fd_.Reset();
+  if (!st.ok() && status_.ok()) status_ = st;
+  return st;
+}
+
+}  // namespace interlock::record

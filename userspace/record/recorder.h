@@ -1,0 +1,104 @@
+// Recorder: writes one session's recording file (schemas/interlock/v1/record.proto): record 0
+// is the SessionOpen, then Data and Event records as the session runs, then SessionClose and
+// the Ed25519 Seal over the chain head.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(std::unique_ptr<Recorder> rec,
+//                              Recorder::Create(path, open, key, clock));
+//   INTERLOCK_RETURN_IF_ERROR(rec->AppendData(v1::DIRECTION_TO_UPSTREAM, bytes));
+//   ...                                   // once per event-loop iteration:
+//   INTERLOCK_RETURN_IF_ERROR(rec->Flush());
+//   ...
+//   v1::SessionClose close;
+//   close.set_outcome("closed");
+//   INTERLOCK_RETURN_IF_ERROR(rec->Close(close));
+//
+// Records are buffered in memory and written when the buffer passes kFlushThresholdBytes, on
+// Flush() and on Close(). The first write error makes the recorder fail for good: every later
+// call returns that status, and the caller decides whether to end the session. Destroying a
+// Recorder without Close() flushes what it holds but writes no seal, so the file verifies as
+// incomplete — exactly what a crash leaves behind.
+//
+// Not thread-safe: one recorder belongs to one session on one event loop.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "interlock/v1/record.pb.h"
+#include "userspace/common/clock.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/record/signing_key.h"
+
+namespace interlock::record {
+
+class Recorder {
+ public:
+  // The buffer is written out once it holds more than this.
+  static constexpr size_t kFlushThresholdBytes = 64 * 1024;
+  // Event kind/detail and close outcome/detail are cut to this many bytes so that every
+  // record stays far below kMaxRecordBytes.
+  static constexpr size_t kMaxTextBytes = 64 * 1024;
+
+  // Creates `path` (O_CREAT|O_EXCL|O_APPEND, mode 0600) and writes record 0: `open` with
+  // key_fingerprint set to `key`'s. `open.session_id` must be non-empty. `key` and `clock`
+  // are borrowed and must outlive the recorder. Errors: ALREADY_EXISTS when the file exists,
+  // INVALID_ARGUMENT for an empty session id or an oversized open, errno codes for I/O.
+  static absl::StatusOr<std::unique_ptr<Recorder>> Create(const std::string& path,
+                                                          v1::SessionOpen open,
+                                                          const RecordingKey& key,
+                                                          const Clock& clock);
+  ~Recorder();
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  // Records bytes relayed in `direction`, split into records of at most kMaxPayloadBytes.
+  // Empty `bytes` records nothing. INVALID_ARGUMENT for DIRECTION_UNSPECIFIED.
+  absl::Status AppendData(v1::Direction direction, absl::string_view bytes);
+  // Records something besides bytes ("agent_half_close", "upstream_error", ...).
+  absl::Status AppendEvent(absl::string_view kind, absl::string_view detail);
+  // Writes the buffered records to the file.
+  absl::Status Flush();
+  // Writes `close` (bytes_to_upstream/bytes_to_agent are set from this recorder's counters,
+  // which are authoritative for the file), then the Seal, flushes and closes the file. Later
+  // calls return FAILED_PRECONDITION. On error the file is closed anyway, unsealed.
+  absl::Status Close(v1::SessionClose close);
+
+  // OK, or the sticky error that stopped this recorder.
+  const absl::Status& status() const { return status_; }
+  bool closed() const { return closed_; }
+  const std::string& path() const { return path_; }
+  const std::string& session_id() const { return session_id_; }
+  // Payload bytes recorded per direction, and records written or buffered (seal included).
+  uint64_t bytes_to_upstream() const { return bytes_to_upstream_; }
+  uint64_t bytes_to_agent() const { return bytes_to_agent_; }
+  uint64_t records() const { return next_seq_; }
+  // Bytes waiting in the user-space buffer.
+  size_t buffered_bytes() const { return buffer_.size(); }
+
+ private:
+  Recorder(std::string path, UniqueFd fd, std::string session_id, const RecordingKey& key,
+           const Clock& clock);
+  // Fills seq/prev_hash/time, frames and buffers `record`; advances the chain.
+  absl::Status Append(v1::Record& record);
+  absl::Status CheckWritable() const;
+  absl::Status WriteBuffer();
+
+  const std::string path_;
+  UniqueFd fd_;
+  const std::string session_id_;
+  const RecordingKey& key_;
+  const Clock& clock_;
+  std::string buffer_;
+  uint64_t next_seq_ = 0;
+  std::string prev_hash_;
+  uint64_t bytes_to_upstream_ = 0;
+  uint64_t bytes_to_agent_ = 0;
+  absl::Status status_;
+  bool closed_ = false;
+};
+
+}  // namespace interlock::record

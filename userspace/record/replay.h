@@ -1,0 +1,55 @@
+// Replay: turns a recording's records (reader.h) into a readable timeline, or back into the
+// raw byte streams of each direction.
+//
+//   Recording rec = ReadRecording(bytes);
+//   std::cout << FormatTimeline(rec.records, {.hexdump = true});
+//   INTERLOCK_RETURN_IF_ERROR(WriteRawDirections(rec.records, "/tmp/session-42"));
+//
+// A timeline looks like:
+//   session      3f9c...
+//   workload     billing-agent
+//   process      pid 4242  uid 1000 (alice)  exe /usr/bin/python3  comm python3
+//   ...
+//   started      2026-01-01T00:00:00Z
+//
+//        +0.000ms  agent -> upstream      37 bytes  "GET / HTTP/1.1\r\nHost: x\r\n..."
+//       +12.345ms  upstream -> agent     120 bytes  "HTTP/1.1 200 OK\r\n..."
+//       +13.000ms  event  agent_half_close  shutdown(SHUT_WR)
+//       +14.000ms  close  closed  37 bytes to upstream, 120 bytes to agent, duration 14.000ms
+//       +14.000ms  seal   key 9a3c... signature 64 bytes (run verify to check it)
+// Times are relative to the first record. Formatting never fails: whatever is missing or odd
+// in the records is shown as such.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "interlock/v1/record.pb.h"
+
+namespace interlock::record {
+
+struct TimelineOptions {
+  // Cap, in output characters, of the quoted preview of each data record.
+  size_t preview_chars = 64;
+  // Also print every payload as hexdump lines ("  0000  47 45 54 ...  |GET ...|").
+  bool hexdump = false;
+  // With hexdump: at most this many bytes per record (0 = all).
+  size_t hexdump_max_bytes = 0;
+};
+
+std::string FormatTimeline(const std::vector<v1::Record>& records, const TimelineOptions& options);
+
+// The printable preview of `bytes`: C-style escapes (\r \n \t \\ \" \xNN) for anything that
+// is not printable ASCII, cut to at most `max_chars` characters (never inside an escape) with
+// "..." appended when cut. No surrounding quotes.
+std::string EscapedPreview(absl::string_view bytes, size_t max_chars);
+
+// Writes <dir>/to_upstream.bin and <dir>/to_agent.bin (mode 0600; recorded bytes are as
+// sensitive as the session), each the concatenation of that direction's payloads in order.
+// Creates `dir` (0700) if needed.
+absl::Status WriteRawDirections(const std::vector<v1::Record>& records, const std::string& dir);
+
+}  // namespace interlock::record

@@ -1,0 +1,270 @@
+#include "userspace/record/signing_key.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/file_util.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/record/format.h"
+
+namespace interlock::record {
+namespace {
+
+constexpr size_t kRawPublicKeyBytes = 32;
+// A PEM Ed25519 key is ~120 bytes; anything near this is not our key file.
+constexpr size_t kMaxKeyFileBytes = 16 * 1024;
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+struct PkeyCtxDeleter {
+  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
+};
+
+// The newest OpenSSL error as text, and clears the queue so it cannot leak into later calls.
+std::string OpensslError() {
+  unsigned long e = ERR_peek_last_error();
+  char buf[256] = "unknown error";
+  if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+std::string BioContents(BIO* bio) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  return std::string(data, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+std::string RawPublic(EVP_PKEY* pkey) {
+  unsigned char raw[kRawPublicKeyBytes];
+  size_t len = sizeof raw;
+  if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != kRawPublicKeyBytes) {
+    std::abort();  // only called on keys already checked to be Ed25519
+  }
+  return std::string(reinterpret_cast<char*>(raw), len);
+}
+
+// Opens without following symlinks, checks it is a regular file of at most kMaxKeyFileBytes
+// and (when `private_key`) that group/other have no access, then reads it.
+absl::StatusOr<std::string> ReadKeyFile(const std::string& path, bool private_key) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
+  }
+  if (private_key && (st.st_mode & 077) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("%s: mode %04o gives group/other access to the recording key; want 0600",
+                        path, st.st_mode & 07777));
+  }
+  if (static_cast<size_t>(st.st_size) > kMaxKeyFileBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: %d bytes > max %d", path, st.st_size, kMaxKeyFileBytes));
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxKeyFileBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": grew past max size"));
+    }
+  }
+  OPENSSL_cleanse(buf, sizeof buf);
+  return out;
+}
+
+void Wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
+}  // namespace
+
+// ---- RecordingPublicKey ----
+
+RecordingPublicKey::RecordingPublicKey(EvpPkeyPtr pkey, std::string raw)
+    : pkey_(std::move(pkey)), raw_(std::move(raw)), fingerprint_(HexEncode(HashRecord(raw_))) {}
+
+absl::StatusOr<RecordingPublicKey> RecordingPublicKey::FromPem(absl::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (bio == nullptr) return absl::InternalError("recording key: BIO_new_mem_buf failed");
+  EvpPkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("public key: not a SubjectPublicKeyInfo PEM: ", OpensslError()));
+  }
+  if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_ED25519) {
+    return absl::InvalidArgumentError("public key: not an ed25519 key");
+  }
+  std::string raw = RawPublic(pkey.get());
+  return RecordingPublicKey(std::move(pkey), std::move(raw));
+}
+
+absl::StatusOr<RecordingPublicKey> RecordingPublicKey::FromRaw(absl::string_view raw) {
+  if (raw.size() != kRawPublicKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("public key: %d bytes, want %d", raw.size(), kRawPublicKeyBytes));
+  }
+  EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("public key: ", OpensslError()));
+  }
+  return RecordingPublicKey(std::move(pkey), std::string(raw));
+}
+
+bool RecordingPublicKey::Verify(absl::string_view message, absl::string_view signature) const {
+  if (signature.size() != kSignatureBytes) return false;
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr) std::abort();
+  // Ed25519 is "one-shot": no digest is configured and EVP_DigestVerify takes the message.
+  if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                            signature.size(),
+                            reinterpret_cast<const unsigned char*>(message.data()), message.size());
+  ERR_clear_error();
+  return rc == 1;
+}
+
+std::string RecordingPublicKey::ToPem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || PEM_write_bio_PUBKEY(bio.get(), pkey_.get()) != 1) std::abort();
+  return BioContents(bio.get());
+}
+
+RecordingPublicKey RecordingPublicKey::Clone() const {
+  auto copy = FromRaw(raw_);
+  if (!copy.ok()) std::abort();  // raw_ came from a valid key
+  return *std::move(copy);
+}
+
+// ---- RecordingKey ----
+
+RecordingKey::RecordingKey(EvpPkeyPtr pkey, RecordingPublicKey pub)
+    : pkey_(std::move(pkey)), public_(std::move(pub)) {}
+
+RecordingKey RecordingKey::Generate() {
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
+  EVP_PKEY* raw_pkey = nullptr;
+  if (ctx == nullptr || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+      EVP_PKEY_keygen(ctx.get(), &raw_pkey) != 1) {
+    std::abort();  // no entropy / no memory: nothing sensible to continue with
+  }
+  EvpPkeyPtr pkey(raw_pkey);
+  auto pub = RecordingPublicKey::FromRaw(RawPublic(pkey.get()));
+  if (!pub.ok()) std::abort();
+  return RecordingKey(std::move(pkey), *std::move(pub));
+}
+
+absl::StatusOr<RecordingKey> RecordingKey::FromPem(absl::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (bio == nullptr) return absl::InternalError("recording key: BIO_new_mem_buf failed");
+  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recording key: not a PKCS#8 PEM private key: ", OpensslError()));
+  }
+  if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_ED25519) {
+    return absl::InvalidArgumentError("recording key: not an ed25519 key");
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(RecordingPublicKey pub,
+                             RecordingPublicKey::FromRaw(RawPublic(pkey.get())));
+  return RecordingKey(std::move(pkey), std::move(pub));
+}
+
+absl::StatusOr<RecordingPublicKey> RecordingKey::LoadPublic(const std::string& path) {
+  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false));
+  auto pub = RecordingPublicKey::FromPem(pem);
+  if (!pub.ok()) return Annotate(pub.status(), path);
+  return pub;
+}
+
+absl::StatusOr<RecordingKey> RecordingKey::LoadOrCreate(const std::string& state_dir) {
+  const std::string dir = absl::StrCat(state_dir, "/keys");
+  const std::string key_path = absl::StrCat(dir, "/recording.key");
+  const std::string pub_path = absl::StrCat(dir, "/recording.pub");
+  INTERLOCK_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+
+  absl::StatusOr<RecordingKey> key = absl::UnknownError("unset");
+  absl::StatusOr<std::string> pem = ReadKeyFile(key_path, /*private_key=*/true);
+  if (pem.ok()) {
+    key = FromPem(*pem);
+    Wipe(*pem);
+    if (!key.ok()) return Annotate(key.status(), key_path);
+  } else if (absl::IsNotFound(pem.status())) {
+    // First start. WriteFileAtomic creates the temp file 0600 before any key byte is in it.
+    key = Generate();
+    std::string private_pem = key->ToPem();
+    absl::Status st = WriteFileAtomic(key_path, private_pem, 0600);
+    Wipe(private_pem);
+    INTERLOCK_RETURN_IF_ERROR(st);
+  } else {
+    return pem.status();
+  }
+
+  // The public half is derived; keep the file in step with the private key.
+  std::string want_pub = key->public_key().ToPem();
+  absl::StatusOr<std::string> have_pub = ReadFile(pub_path);
+  if (!have_pub.ok() || *have_pub != want_pub) {
+    INTERLOCK_RETURN_IF_ERROR(WriteFileAtomic(pub_path, want_pub, 0644));
+  }
+  return key;
+}
+
+absl::StatusOr<std::string> RecordingKey::Sign(absl::string_view message) const {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr) return absl::ResourceExhaustedError("sign: EVP_MD_CTX_new failed");
+  unsigned char sig[kSignatureBytes];
+  size_t sig_len = sizeof sig;
+  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), sig, &sig_len,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+    return absl::InternalError(absl::StrCat("sign: ", OpensslError()));
+  }
+  return std::string(reinterpret_cast<char*>(sig), sig_len);
+}
+
+std::string RecordingKey::ToPem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || PEM_write_bio_PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0,
+                                                 nullptr, nullptr) != 1) {
+    std::abort();
+  }
+  std::string out = BioContents(bio.get());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  if (n > 0) OPENSSL_cleanse(data, static_cast<size_t>(n));
+  return out;
+}
+
+}  // namespace interlock::record
