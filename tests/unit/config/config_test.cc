@@ -1,0 +1,442 @@
+#include "userspace/config/config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::config {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+using Bytes = std::array<uint8_t, 16>;
+
+Bytes Mapped(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d};
+}
+
+// Line numbers below are referred to by the tests; keep them in place.
+constexpr char kFullConfig[] = R"(listener:
+  address_v4: 127.0.0.2
+  address_v6: "::1"
+  port: 16001
+state_dir: /srv/interlock/
+pin_path: /sys/fs/bpf/il
+cgroup_root: agents.slice/interlock
+relay_mode: RELAY_MODE_PLAIN
+resources:
+  - name: pg-main
+    address: 10.0.0.0/8
+    port: 5432
+    protocol: PROTOCOL_TCP
+  - name: api.v6
+    address: "2001:db8::/32"
+    port: 443
+    upstream_address: 10.9.9.9
+    upstream_port: 8443
+  - name: echo
+    address: ::ffff:127.0.0.42
+enrollments:
+  - name: billing-agent
+    cgroup_path: /agents.slice/interlock/workloads/billing
+    default_deny: true
+  - name: etl
+    cgroup_path: agents.slice/interlock/etl.scope
+timeouts:
+  connect_ms: 2500
+  idle_ms: 60000
+  drain_ms: 1
+control_socket: /run/interlock/control.sock
+admin_group: interlock-admins
+max_sessions: 42
+)";
+
+ServiceConfig MustLoad(absl::string_view yaml) {
+  absl::StatusOr<ServiceConfig> cfg = LoadConfigText(yaml, "interlock.yaml");
+  EXPECT_TRUE(cfg.ok()) << cfg.status();
+  return cfg.ok() ? *std::move(cfg) : ServiceConfig{};
+}
+
+std::string ErrorOf(absl::string_view yaml) {
+  absl::StatusOr<ServiceConfig> cfg = LoadConfigText(yaml, "interlock.yaml");
+  EXPECT_FALSE(cfg.ok()) << yaml;
+  EXPECT_EQ(cfg.status().code(), absl::StatusCode::kInvalidArgument) << cfg.status();
+  return std::string(cfg.status().message());
+}
+
+TEST(LoadConfig, FullConfigBecomesTheExpectedServiceConfig) {
+  ServiceConfig cfg = MustLoad(kFullConfig);
+  EXPECT_EQ(cfg.file_name, "interlock.yaml");
+
+  EXPECT_EQ(cfg.listener.address_v4.bytes, Mapped(127, 0, 0, 2));
+  EXPECT_EQ(cfg.listener.address_v4.text, "127.0.0.2");
+  EXPECT_EQ(cfg.listener.address_v4.ToInAddr().s_addr, htonl(0x7f000002));
+  ASSERT_TRUE(cfg.listener.address_v6.has_value());
+  EXPECT_EQ(FormatIp(*cfg.listener.address_v6), "::1");
+  EXPECT_EQ(cfg.listener.port, 16001);
+
+  EXPECT_EQ(cfg.state_dir, "/srv/interlock");
+  EXPECT_EQ(cfg.pin_path, "/sys/fs/bpf/il");
+  EXPECT_EQ(cfg.cgroup_root, "agents.slice/interlock");
+  EXPECT_EQ(cfg.relay_mode, RelayMode::kPlain);
+
+  ASSERT_THAT(cfg.resources, SizeIs(3));
+  const ResourceConfig& pg = cfg.resources[0];
+  EXPECT_EQ(pg.name, "pg-main");
+  EXPECT_EQ(pg.id, 1u);
+  EXPECT_EQ(pg.prefix.address.bytes, Mapped(10, 0, 0, 0));
+  EXPECT_EQ(pg.prefix.prefix_bits, 104u);
+  EXPECT_EQ(pg.port, 5432);
+  EXPECT_EQ(pg.protocol, Protocol::kTcp);
+  EXPECT_FALSE(pg.upstream_address.has_value());
+  EXPECT_EQ(pg.upstream_port, 0);
+
+  const ResourceConfig& api = cfg.resources[1];
+  EXPECT_EQ(api.name, "api.v6");
+  EXPECT_EQ(api.id, 2u);
+  EXPECT_EQ(api.prefix.address.family, AF_INET6);
+  EXPECT_EQ(api.prefix.address.bytes, (Bytes{0x20, 0x01, 0x0d, 0xb8}));
+  EXPECT_EQ(api.prefix.prefix_bits, 32u);
+  EXPECT_EQ(api.port, 443);
+  ASSERT_TRUE(api.upstream_address.has_value());
+  EXPECT_EQ(api.upstream_address->bytes, Mapped(10, 9, 9, 9));
+  EXPECT_EQ(api.upstream_port, 8443);
+
+  const ResourceConfig& echo = cfg.resources[2];
+  EXPECT_EQ(echo.id, 3u);
+  EXPECT_TRUE(echo.prefix.address.is_v4());
+  EXPECT_EQ(echo.prefix.address.bytes, Mapped(127, 0, 0, 42));
+  EXPECT_EQ(echo.prefix.prefix_bits, 128u);
+  EXPECT_EQ(echo.port, 0);
+
+  ASSERT_THAT(cfg.enrollments, SizeIs(2));
+  EXPECT_EQ(cfg.enrollments[0].name, "billing-agent");
+  EXPECT_EQ(cfg.enrollments[0].cgroup_path, "agents.slice/interlock/workloads/billing");
+  EXPECT_TRUE(cfg.enrollments[0].default_deny);
+  EXPECT_EQ(cfg.enrollments[1].cgroup_path, "agents.slice/interlock/etl.scope");
+  EXPECT_FALSE(cfg.enrollments[1].default_deny);
+
+  EXPECT_EQ(cfg.timeouts.connect, absl::Milliseconds(2500));
+  EXPECT_EQ(cfg.timeouts.idle, absl::Seconds(60));
+  EXPECT_EQ(cfg.timeouts.drain, absl::Milliseconds(1));
+  EXPECT_EQ(cfg.control_socket, "/run/interlock/control.sock");
+  EXPECT_EQ(cfg.admin_group, "interlock-admins");
+  EXPECT_EQ(cfg.max_sessions, 42u);
+
+  // The proto is kept as written; the source map still places fields.
+  EXPECT_EQ(cfg.proto.state_dir(), "/srv/interlock/");
+  EXPECT_EQ(cfg.proto.resources(2).address(), "::ffff:127.0.0.42");
+  EXPECT_EQ(cfg.source.Line("resources[1].upstream_port"), 18);
+  EXPECT_EQ(cfg.source.Where("enrollments[1].cgroup_path"),
+            "interlock.yaml:26: enrollments[1].cgroup_path");
+}
+
+TEST(LoadConfig, DefaultsFollowConfigProto) {
+  ServiceConfig cfg = MustLoad("");
+  EXPECT_EQ(FormatIp(cfg.listener.address_v4), "127.0.0.1");
+  ASSERT_TRUE(cfg.listener.address_v6.has_value());
+  EXPECT_EQ(FormatIp(*cfg.listener.address_v6), "::1");
+  EXPECT_EQ(cfg.listener.port, 15001);
+  EXPECT_EQ(cfg.state_dir, "/var/lib/interlock");
+  EXPECT_EQ(cfg.pin_path, "/sys/fs/bpf/interlock");
+  EXPECT_EQ(cfg.cgroup_root, "interlock");
+  EXPECT_EQ(cfg.relay_mode, RelayMode::kPlain);
+  EXPECT_TRUE(cfg.resources.empty());
+  EXPECT_TRUE(cfg.enrollments.empty());
+  EXPECT_EQ(cfg.timeouts.connect, absl::Seconds(5));
+  EXPECT_EQ(cfg.timeouts.idle, absl::Hours(1));
+  EXPECT_EQ(cfg.timeouts.drain, absl::Seconds(10));
+  EXPECT_EQ(cfg.control_socket, "/var/lib/interlock/control.sock");
+  EXPECT_EQ(cfg.admin_group, "");
+  EXPECT_EQ(cfg.max_sessions, 10000u);
+}
+
+TEST(LoadConfig, ControlSocketFollowsStateDir) {
+  EXPECT_EQ(MustLoad("state_dir: /opt/il\n").control_socket, "/opt/il/control.sock");
+}
+
+TEST(LoadConfig, Ipv6ListenerCanBeDisabled) {
+  ServiceConfig cfg = MustLoad("listener:\n  address_v6: \"-\"\n");
+  EXPECT_FALSE(cfg.listener.address_v6.has_value());
+}
+
+TEST(LoadConfig, AbsoluteCgroupRoot) {
+  ServiceConfig cfg = MustLoad(
+      "cgroup_root: /sys/fs/cgroup/interlock/\nenrollments:\n"
+      "  - {name: a, cgroup_path: interlock/workloads/a}\n");
+  EXPECT_EQ(cfg.cgroup_root, "/sys/fs/cgroup/interlock");
+  EXPECT_EQ(cfg.enrollments[0].cgroup_path, "interlock/workloads/a");
+}
+
+TEST(DefaultConfig, LoadsAndValidates) {
+  EXPECT_THAT(DefaultConfigText(), HasSubstr("demo-echo"));
+  absl::StatusOr<ServiceConfig> cfg = LoadConfigText(DefaultConfigText(), "<default>");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  ASSERT_THAT(cfg->resources, SizeIs(1));
+  EXPECT_EQ(cfg->resources[0].name, "demo-echo");
+  EXPECT_EQ(cfg->resources[0].id, 1u);
+  EXPECT_EQ(cfg->resources[0].prefix.address.bytes, Mapped(127, 0, 0, 42));
+  EXPECT_EQ(cfg->resources[0].prefix.prefix_bits, 128u);
+  EXPECT_EQ(cfg->resources[0].port, 7000);
+  EXPECT_EQ(FormatIpPort(cfg->listener.address_v4.bytes, cfg->listener.port), "127.0.0.1:15001");
+  ASSERT_TRUE(cfg->listener.address_v6.has_value());
+  EXPECT_EQ(FormatIp(*cfg->listener.address_v6), "::1");
+  EXPECT_EQ(cfg->state_dir, "/var/lib/interlock");
+  EXPECT_EQ(cfg->pin_path, "/sys/fs/bpf/interlock");
+  EXPECT_EQ(cfg->cgroup_root, "interlock");
+  EXPECT_EQ(cfg->relay_mode, RelayMode::kPlain);
+  EXPECT_EQ(cfg->file_name, "<default>");
+}
+
+TEST(LoadConfigFile, ReadsAFileAndNamesItInErrors) {
+  std::string dir = ::testing::TempDir();
+  std::string path = absl::StrCat(dir, "/config_test_", ::getpid(), ".yaml");
+  ASSERT_TRUE(WriteFileAtomic(path, "resources:\n  - name: x\n    address: nope\n", 0600).ok());
+  absl::StatusOr<ServiceConfig> cfg = LoadConfigFile(path);
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(cfg.status().message(), HasSubstr(absl::StrCat(path, ":3: resources[0].address")));
+  ::unlink(path.c_str());
+
+  EXPECT_EQ(LoadConfigFile(path).status().code(), absl::StatusCode::kNotFound);
+}
+
+// ---- every check names the file, the line and the field -------------------------------
+
+struct ErrorCase {
+  const char* name;
+  const char* yaml;
+  const char* want;  // a substring of the message
+};
+
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
+class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigErrors, NameFileLineAndField) {
+  const ErrorCase& c = GetParam();
+  std::string msg = ErrorOf(c.yaml);
+  EXPECT_THAT(msg, HasSubstr(c.want)) << c.name;
+  // One problem, one line.
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, ConfigErrors,
+    ::testing::Values(
+        ErrorCase{"yaml syntax", "listener:\n  port: [1\nstate_dir: /x\n",
+                  "interlock.yaml:3: invalid YAML"},
+        ErrorCase{
+            "unknown field", "resources:\n  - name: a\n    adress: 127.0.0.1\n",
+            "interlock.yaml:3: resources[0].adress: unknown field (did you mean \"address\"?)"},
+        ErrorCase{
+            "wrong type",
+            "resources:\n  - name: a\n    address: 127.0.0.1\n  - name: b\n    address: "
+            "127.0.0.2\n    port: abc\n",
+            "interlock.yaml:6: resources[1].port: invalid value \"abc\" for type TYPE_UINT32"},
+        ErrorCase{"unknown enum", "\nrelay_mode: fast\n",
+                  "interlock.yaml:2: relay_mode: unknown value \"fast\" for enum "
+                  "interlock.v1.RelayMode (expected one of RELAY_MODE_SOCKMAP, RELAY_MODE_PLAIN)"},
+        ErrorCase{"enum number out of range", "relay_mode: 9\n",
+                  "interlock.yaml:1: relay_mode: unknown relay mode 9"},
+        ErrorCase{"protocol out of range",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    protocol: 3\n",
+                  "interlock.yaml:4: resources[0].protocol: unknown protocol 3"},
+        ErrorCase{"listener v4 not loopback", "listener:\n  address_v4: 10.0.0.1\n",
+                  "interlock.yaml:2: listener.address_v4: \"10.0.0.1\" is not an IPv4 loopback "
+                  "address (127.0.0.0/8)"},
+        ErrorCase{"listener v4 is v6", "listener:\n  address_v4: \"::1\"\n",
+                  "interlock.yaml:2: listener.address_v4: \"::1\" is not an IPv4 loopback"},
+        ErrorCase{"listener v4 garbage", "listener:\n  address_v4: localhost\n",
+                  "interlock.yaml:2: listener.address_v4: \"localhost\" is not an IPv4 or IPv6 "
+                  "address"},
+        ErrorCase{"listener v6 not loopback", "listener:\n  address_v6: \"2001:db8::1\"\n",
+                  "interlock.yaml:2: listener.address_v6: \"2001:db8::1\" is not the IPv6 "
+                  "loopback address ::1"},
+        ErrorCase{"listener v6 mapped v4", "listener:\n  address_v6: \"::ffff:127.0.0.1\"\n",
+                  "interlock.yaml:2: listener.address_v6: \"::ffff:127.0.0.1\" is not the IPv6"},
+        ErrorCase{"listener port too big", "listener:\n  port: 65536\n",
+                  "interlock.yaml:2: listener.port: 65536 is out of range 1..65535"},
+        ErrorCase{"listener port zero", "listener:\n  port: 0\n",
+                  "interlock.yaml:2: listener.port: 0 is out of range 1..65535"},
+        ErrorCase{"resource name invalid",
+                  "resources:\n  - name: Demo Echo\n    address: 127.0.0.1\n",
+                  "interlock.yaml:2: resources[0].name: \"Demo Echo\" is not a valid name"},
+        ErrorCase{"resource name too long",
+                  "resources:\n  - name: "
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    address: "
+                  "127.0.0.1\n",
+                  "interlock.yaml:2: resources[0].name: "},
+        ErrorCase{"resource name dotdot", "resources:\n  - name: ..\n    address: 127.0.0.1\n",
+                  "interlock.yaml:2: resources[0].name: \"..\" is not a valid name"},
+        ErrorCase{"resource name missing", "resources:\n  - address: 127.0.0.1\n    port: 1\n",
+                  "interlock.yaml:2: resources[0].name: required"},
+        ErrorCase{"resource name duplicate",
+                  "resources:\n  - name: db\n    address: 127.0.0.1\n  - name: db\n    address: "
+                  "127.0.0.2\n",
+                  "interlock.yaml:4: resources[1].name: duplicate name \"db\" (also resources[0])"},
+        ErrorCase{"resource address missing", "resources:\n  - name: a\n    port: 1\n",
+                  "interlock.yaml:2: resources[0].address: required"},
+        ErrorCase{"resource address garbage", "resources:\n  - name: a\n    address: db.internal\n",
+                  "interlock.yaml:3: resources[0].address: \"db.internal\" is not an IPv4 or IPv6 "
+                  "address"},
+        ErrorCase{"resource host bits", "resources:\n  - name: a\n    address: 10.0.0.1/8\n",
+                  "interlock.yaml:3: resources[0].address: \"10.0.0.1/8\" has host bits set (the "
+                  "network is 10.0.0.0/8)"},
+        ErrorCase{"resource prefix too long", "resources:\n  - name: a\n    address: 10.0.0.0/40\n",
+                  "interlock.yaml:3: resources[0].address: \"10.0.0.0/40\": prefix length"},
+        ErrorCase{"resource port",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    port: 70000\n",
+                  "interlock.yaml:4: resources[0].port: 70000 is out of range 0..65535"},
+        ErrorCase{"resource upstream port",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    upstream_port: 65536\n",
+                  "interlock.yaml:4: resources[0].upstream_port: 65536 is out of range 0..65535"},
+        ErrorCase{"resource upstream address",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    upstream_address: db\n",
+                  "interlock.yaml:4: resources[0].upstream_address: \"db\" is not an IPv4 or IPv6 "
+                  "address (host names are not supported)"},
+        ErrorCase{"resource upstream is the listener",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    port: 80\n"
+                  "    upstream_address: 127.0.0.1\n    upstream_port: 15001\n",
+                  "interlock.yaml:5: resources[0].upstream_address: 127.0.0.1:15001 is "
+                  "interlockd's own listener"},
+        ErrorCase{"resource duplicate destination (mapped form)",
+                  "resources:\n  - name: a\n    address: 127.0.0.42\n    port: 7000\n"
+                  "  - name: b\n    address: ::ffff:127.0.0.42\n    port: 7000\n",
+                  "interlock.yaml:6: resources[1].address: same address and port as "
+                  "resources[0] (\"a\": 127.0.0.42 port 7000)"},
+        ErrorCase{"state_dir relative", "state_dir: var/lib/interlock\n",
+                  "interlock.yaml:1: state_dir: \"var/lib/interlock\" must be an absolute path"},
+        ErrorCase{"state_dir dotdot", "\nstate_dir: /var/../etc\n",
+                  "interlock.yaml:2: state_dir: \"/var/../etc\" must not contain \"..\""},
+        ErrorCase{"pin_path relative", "pin_path: bpf/interlock\n",
+                  "interlock.yaml:1: pin_path: \"bpf/interlock\" must be an absolute path"},
+        ErrorCase{"pin_path outside bpffs", "pin_path: /tmp/interlock\n",
+                  "interlock.yaml:1: pin_path: \"/tmp/interlock\" is not below /sys/fs/bpf"},
+        ErrorCase{"pin_path is the bpffs root", "pin_path: /sys/fs/bpf/\n",
+                  "interlock.yaml:1: pin_path: \"/sys/fs/bpf/\" is not below /sys/fs/bpf"},
+        ErrorCase{"pin_path lookalike", "pin_path: /sys/fs/bpfx/il\n",
+                  "interlock.yaml:1: pin_path: \"/sys/fs/bpfx/il\" is not below /sys/fs/bpf"},
+        ErrorCase{"cgroup_root dotdot", "cgroup_root: ../escape\n",
+                  "interlock.yaml:1: cgroup_root: \"../escape\" must not contain \"..\""},
+        ErrorCase{"cgroup_root is the root", "cgroup_root: /\n",
+                  "interlock.yaml:1: cgroup_root: \"/\" is the cgroup2 root"},
+        ErrorCase{"enrollment name invalid",
+                  "enrollments:\n  - name: Billing\n    cgroup_path: interlock/b\n",
+                  "interlock.yaml:2: enrollments[0].name: \"Billing\" is not a valid name"},
+        ErrorCase{"enrollment name duplicate",
+                  "enrollments:\n  - name: b\n    cgroup_path: interlock/b\n  - name: b\n"
+                  "    cgroup_path: interlock/c\n",
+                  "interlock.yaml:4: enrollments[1].name: duplicate name \"b\" (also "
+                  "enrollments[0])"},
+        ErrorCase{"enrollment cgroup_path missing", "enrollments:\n  - name: b\n",
+                  "interlock.yaml:2: enrollments[0].cgroup_path: required"},
+        ErrorCase{"enrollment cgroup_path dotdot",
+                  "enrollments:\n  - name: b\n    cgroup_path: interlock/../system.slice\n",
+                  "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock/../system.slice\" "
+                  "must not contain \"..\""},
+        ErrorCase{"enrollment outside cgroup_root",
+                  "enrollments:\n  - name: b\n    cgroup_path: system.slice/cron.service\n",
+                  "interlock.yaml:3: enrollments[0].cgroup_path: \"system.slice/cron.service\" is "
+                  "not below cgroup_root \"interlock\""},
+        ErrorCase{"enrollment is cgroup_root",
+                  "enrollments:\n  - name: b\n    cgroup_path: interlock\n",
+                  "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock\" is not below"},
+        ErrorCase{"enrollment is the daemon",
+                  "enrollments:\n  - name: b\n    cgroup_path: interlock/daemon\n",
+                  "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock/daemon\" is "
+                  "interlockd's own cgroup"},
+        ErrorCase{"enrollment same cgroup",
+                  "enrollments:\n  - name: a\n    cgroup_path: interlock/x\n  - name: b\n"
+                  "    cgroup_path: /interlock/x/\n",
+                  "interlock.yaml:5: enrollments[1].cgroup_path: same cgroup as enrollments[0]"},
+        ErrorCase{"max_sessions too big", "max_sessions: 1000001\n",
+                  "interlock.yaml:1: max_sessions: 1000001 is out of range 1..1000000"},
+        ErrorCase{"max_sessions zero", "max_sessions: 0\n",
+                  "interlock.yaml:1: max_sessions: 0 is out of range 1..1000000"},
+        ErrorCase{"connect timeout", "timeouts:\n  connect_ms: 600001\n",
+                  "interlock.yaml:2: timeouts.connect_ms: 600001 is out of range 1..600000"},
+        ErrorCase{"idle timeout", "timeouts:\n  idle_ms: 604800001\n",
+                  "interlock.yaml:2: timeouts.idle_ms: 604800001 is out of range 1..604800000"},
+        ErrorCase{"drain timeout", "timeouts:\n\n  drain_ms: 0\n",
+                  "interlock.yaml:3: timeouts.drain_ms: 0 is out of range 1..600000"},
+        ErrorCase{"control_socket relative", "control_socket: control.sock\n",
+                  "interlock.yaml:1: control_socket: \"control.sock\" must be an absolute path"},
+        ErrorCase{
+            "control_socket too long",
+            "control_socket: /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/control.sock\n",
+            "interlock.yaml:1: control_socket: control socket path"},
+        ErrorCase{"admin_group invalid", "admin_group: \"wheel:x\"\n",
+                  "interlock.yaml:1: admin_group: \"wheel:x\" is not a valid group name"}),
+    [](const ::testing::TestParamInfo<ErrorCase>& info) {
+      std::string name = info.param.name;
+      for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
+
+TEST(ConfigErrors, AllProblemsAreReportedTogetherInDocumentOrder) {
+  std::string msg = ErrorOf(R"(listener:
+  address_v4: 10.0.0.1
+  port: 70000
+state_dir: relative
+resources:
+  - name: Bad Name
+    address: 10.0.0.1/8
+    port: 70000
+  - name: ok
+    address: 127.0.0.1
+enrollments:
+  - name: x
+max_sessions: 0
+)");
+  std::vector<std::string> lines = absl::StrSplit(msg, '\n');
+  ASSERT_THAT(lines, SizeIs(8)) << msg;
+  EXPECT_THAT(lines[0], HasSubstr("interlock.yaml:2: listener.address_v4:"));
+  EXPECT_THAT(lines[1], HasSubstr("interlock.yaml:3: listener.port:"));
+  EXPECT_THAT(lines[2], HasSubstr("interlock.yaml:4: state_dir:"));
+  EXPECT_THAT(lines[3], HasSubstr("interlock.yaml:6: resources[0].name:"));
+  EXPECT_THAT(
+      lines[4],
+      HasSubstr("interlock.yaml:7: resources[0].address: \"10.0.0.1/8\" has host bits set"));
+  EXPECT_THAT(lines[5], HasSubstr("interlock.yaml:8: resources[0].port:"));
+  EXPECT_THAT(lines[6], HasSubstr("interlock.yaml:12: enrollments[0].cgroup_path: required"));
+  EXPECT_THAT(lines[7], HasSubstr("interlock.yaml:13: max_sessions:"));
+}
+
+TEST(ConfigErrors, BuiltFromAProtoWithoutASourceStillNamesFields) {
+  v1::Config proto;
+  proto.add_resources()->set_address("127.0.0.1");
+  absl::StatusOr<ServiceConfig> cfg = BuildServiceConfig(proto, SourceMap("api"));
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(), "api: resources[0].name: required");
+}
+
+TEST(IsValidName, Rule) {
+  EXPECT_TRUE(IsValidName("billing-agent"));
+  EXPECT_TRUE(IsValidName("a.b_c-9"));
+  EXPECT_TRUE(IsValidName(std::string(63, 'a')));
+  EXPECT_FALSE(IsValidName(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidName(""));
+  EXPECT_FALSE(IsValidName("Upper"));
+  EXPECT_FALSE(IsValidName("a/b"));
+  EXPECT_FALSE(IsValidName("a b"));
+  EXPECT_FALSE(IsValidName("."));
+  EXPECT_FALSE(IsValidName(".."));
+}
+
+}  // namespace
+}  // namespace interlock::config

@@ -1,0 +1,442 @@
+#include "userspace/config/config.h"
+
+#include <sys/un.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "bpf/include/interlock/datapath.h"
+#include "userspace/common/file_util.h"
+#include "userspace/common/status_macros.h"
+
+namespace interlock::config {
+namespace {
+
+constexpr absl::string_view kCgroupMount = "/sys/fs/cgroup";
+// interlockd's own cgroup below cgroup_root; it is never enrolled.
+constexpr absl::string_view kDaemonCgroup = "daemon";
+
+// Collects every problem, each placed by the source map, and reports them together.
+class Problems {
+ public:
+  explicit Problems(const SourceMap& source) : source_(source) {}
+
+  void Add(absl::string_view path, absl::string_view what) {
+    items_.push_back({source_.Line(path), absl::StrCat(source_.Where(path), ": ", what)});
+  }
+
+  absl::Status Status() && {
+    if (items_.empty()) return absl::OkStatus();
+    std::stable_sort(items_.begin(), items_.end(), [](const auto& a, const auto& b) {
+      int la = a.first > 0 ? a.first : std::numeric_limits<int>::max();
+      int lb = b.first > 0 ? b.first : std::numeric_limits<int>::max();
+      return la < lb;
+    });
+    std::vector<std::string> lines;
+    for (auto& item : items_) lines.push_back(std::move(item.second));
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  }
+
+ private:
+  const SourceMap& source_;
+  std::vector<std::pair<int, std::string>> items_;  // line, message
+};
+
+std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+// Splits a path into components, dropping empty ones ("a//b/" -> a, b). Returns an
+// error text for "." and ".." components and NUL bytes.
+std::optional<std::string> PathComponents(absl::string_view path,
+                                          std::vector<absl::string_view>* parts) {
+  if (path.find('\0') != absl::string_view::npos) return "contains a NUL byte";
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part == "." || part == "..") {
+      return absl::StrCat(Quote(path), " must not contain \"", part, "\" components");
+    }
+    parts->push_back(part);
+  }
+  return std::nullopt;
+}
+
+// An absolute path, normalized ("/a//b/" -> "/a/b"); nullopt after reporting a problem.
+std::optional<std::string> AbsolutePath(absl::string_view value, absl::string_view path,
+                                        Problems& problems) {
+  if (!absl::StartsWith(value, "/")) {
+    problems.Add(path, absl::StrCat(Quote(value), " must be an absolute path"));
+    return std::nullopt;
+  }
+  std::vector<absl::string_view> parts;
+  if (auto bad = PathComponents(value, &parts)) {
+    problems.Add(path, *bad);
+    return std::nullopt;
+  }
+  if (parts.empty()) {
+    problems.Add(path, "must not be \"/\"");
+    return std::nullopt;
+  }
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
+}
+
+bool IsValidGroupName(absl::string_view name) {
+  if (name.empty() || name.size() > 32 || name[0] == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+std::string NameProblem(absl::string_view name) {
+  return absl::StrCat(Quote(name), " is not a valid name: use 1..63 of a-z 0-9 . _ -");
+}
+
+// A uint32 field that must fit `max` and, when written (not left to its default), be
+// at least `min`. Returns `fallback` when unset.
+uint32_t Ranged(uint32_t value, uint32_t min, uint32_t max, uint32_t fallback,
+                absl::string_view path, const SourceMap& source, Problems& problems) {
+  if (value == 0 && !source.Contains(path)) return fallback;
+  if (value < min || value > max) {
+    problems.Add(path, absl::StrCat(value, " is out of range ", min, "..", max));
+    return fallback;
+  }
+  return value == 0 ? fallback : value;
+}
+
+void BuildListener(const v1::Listener& in, const SourceMap& source, ServiceConfig& out,
+                   Problems& problems) {
+  const std::string v4_text =
+      in.address_v4().empty() ? std::string(kDefaultListenV4) : in.address_v4();
+  absl::StatusOr<IpAddress> v4 = ParseIpAddress(v4_text);
+  if (!v4.ok()) {
+    problems.Add("listener.address_v4", v4.status().message());
+  } else if (!v4->is_v4() || v4->bytes[12] != 127) {
+    problems.Add("listener.address_v4",
+                 absl::StrCat(Quote(v4_text),
+                              " is not an IPv4 loopback address (127.0.0.0/8); interlockd "
+                              "never listens elsewhere"));
+  } else {
+    out.listener.address_v4 = *std::move(v4);
+  }
+
+  const std::string v6_text =
+      in.address_v6().empty() ? std::string(kDefaultListenV6) : in.address_v6();
+  if (v6_text != "-") {
+    absl::StatusOr<IpAddress> v6 = ParseIpAddress(v6_text);
+    if (!v6.ok()) {
+      problems.Add("listener.address_v6", v6.status().message());
+    } else if (v6->is_v4() || v6->bytes != ParseIpAddress("::1")->bytes) {
+      problems.Add("listener.address_v6",
+                   absl::StrCat(Quote(v6_text),
+                                " is not the IPv6 loopback address ::1 (or \"-\" to disable "
+                                "IPv6); interlockd never listens elsewhere"));
+    } else {
+      out.listener.address_v6 = *std::move(v6);
+    }
+  }
+
+  out.listener.port = static_cast<uint16_t>(
+      Ranged(in.port(), 1, 65535, kDefaultListenPort, "listener.port", source, problems));
+}
+
+void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems& problems,
+                    std::vector<ResourceConfig>& out) {
+  if (in.resources_size() > IL_MAX_RESOURCES) {
+    problems.Add("resources",
+                 absl::StrCat(in.resources_size(), " resources is more than the limit of ",
+                              IL_MAX_RESOURCES));
+  }
+  absl::flat_hash_map<std::string, int> names;  // name -> index
+  std::map<std::tuple<std::array<uint8_t, 16>, uint32_t, uint32_t>, int> destinations;
+  for (int i = 0; i < in.resources_size(); ++i) {
+    const v1::Resource& r = in.resources(i);
+    const std::string path = absl::StrCat("resources[", i, "]");
+    ResourceConfig res;
+    res.id = static_cast<uint32_t>(i + 1);
+    res.name = r.name();
+    bool ok = true;
+
+    if (r.name().empty()) {
+      problems.Add(path + ".name", "required");
+      ok = false;
+    } else if (!IsValidName(r.name())) {
+      problems.Add(path + ".name", NameProblem(r.name()));
+      ok = false;
+    } else if (auto [it, fresh] = names.emplace(r.name(), i); !fresh) {
+      problems.Add(path + ".name", absl::StrCat("duplicate name ", Quote(r.name()),
+                                                " (also resources[", it->second, "])"));
+      ok = false;
+    }
+
+    if (r.address().empty()) {
+      problems.Add(path + ".address", "required: an IPv4/IPv6 address or CIDR prefix");
+      ok = false;
+    } else if (absl::StatusOr<IpPrefix> prefix = ParseIpPrefix(r.address()); !prefix.ok()) {
+      problems.Add(path + ".address", prefix.status().message());
+      ok = false;
+    } else {
+      res.prefix = *std::move(prefix);
+    }
+
+    if (r.port() > 65535) {
+      problems.Add(path + ".port", absl::StrCat(r.port(), " is out of range 0..65535"));
+      ok = false;
+    }
+    res.port = static_cast<uint16_t>(r.port());
+
+    switch (r.protocol()) {
+      case v1::PROTOCOL_UNSPECIFIED:
+      case v1::PROTOCOL_TCP:
+        res.protocol = Protocol::kTcp;
+        break;
+      default:
+        problems.Add(path + ".protocol", absl::StrCat("unknown protocol ", r.protocol()));
+        ok = false;
+    }
+
+    if (!r.upstream_address().empty()) {
+      absl::StatusOr<IpAddress> up = ParseIpAddress(r.upstream_address());
+      if (!up.ok()) {
+        problems.Add(path + ".upstream_address",
+                     absl::StrCat(up.status().message(), " (host names are not supported)"));
+        ok = false;
+      } else {
+        res.upstream_address = *std::move(up);
+      }
+    }
+    if (r.upstream_port() > 65535) {
+      problems.Add(path + ".upstream_port",
+                   absl::StrCat(r.upstream_port(), " is out of range 0..65535"));
+      ok = false;
+    }
+    res.upstream_port = static_cast<uint16_t>(r.upstream_port());
+
+    // interlockd dialing its own listener would relay the connection to itself forever.
+    if (res.upstream_address.has_value()) {
+      uint16_t upstream_port = res.upstream_port != 0 ? res.upstream_port : res.port;
+      const ListenerConfig& l = partial.listener;
+      if (upstream_port == l.port && (*res.upstream_address == l.address_v4 ||
+                                      (l.address_v6 && *res.upstream_address == *l.address_v6))) {
+        problems.Add(path + ".upstream_address",
+                     absl::StrCat(FormatIpPort(res.upstream_address->bytes, upstream_port),
+                                  " is interlockd's own listener"));
+        ok = false;
+      }
+    }
+
+    if (!ok) continue;
+    auto [it, fresh] = destinations.emplace(
+        std::make_tuple(res.prefix.address.bytes, res.prefix.prefix_bits, uint32_t{res.port}), i);
+    if (!fresh) {
+      const v1::Resource& other = in.resources(it->second);
+      problems.Add(
+          path + ".address",
+          absl::StrCat("same address and port as resources[", it->second, "] (",
+                       Quote(other.name()), ": ", FormatIpPrefix(res.prefix),
+                       res.port == 0 ? " every port" : absl::StrCat(" port ", res.port), ")"));
+      continue;
+    }
+    out.push_back(std::move(res));
+  }
+}
+
+// cgroup_root relative to the cgroup2 mount, when it can be known from the config alone.
+std::optional<std::string> CgroupRootBelowMount(absl::string_view cgroup_root) {
+  if (!absl::StartsWith(cgroup_root, "/")) return std::string(cgroup_root);
+  absl::string_view rest = cgroup_root;
+  if (absl::ConsumePrefix(&rest, kCgroupMount) && absl::ConsumePrefix(&rest, "/")) {
+    return std::string(rest);
+  }
+  return std::nullopt;  // another mount point: interlockd checks at startup
+}
+
+void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& cgroup_root,
+                      Problems& problems, std::vector<EnrollmentConfig>& out) {
+  if (in.enrollments_size() > IL_MAX_ENROLLED) {
+    problems.Add("enrollments",
+                 absl::StrCat(in.enrollments_size(), " enrollments is more than the limit of ",
+                              IL_MAX_ENROLLED));
+  }
+  absl::flat_hash_map<std::string, int> names;
+  absl::flat_hash_map<std::string, int> cgroups;
+  const std::optional<std::string> root =
+      cgroup_root ? CgroupRootBelowMount(*cgroup_root) : std::nullopt;
+  for (int i = 0; i < in.enrollments_size(); ++i) {
+    const v1::Enrollment& e = in.enrollments(i);
+    const std::string path = absl::StrCat("enrollments[", i, "]");
+    EnrollmentConfig enr;
+    enr.name = e.name();
+    enr.default_deny = e.default_deny();
+    bool ok = true;
+
+    if (e.name().empty()) {
+      problems.Add(path + ".name", "required");
+      ok = false;
+    } else if (!IsValidName(e.name())) {
+      problems.Add(path + ".name", NameProblem(e.name()));
+      ok = false;
+    } else if (auto [it, fresh] = names.emplace(e.name(), i); !fresh) {
+      problems.Add(path + ".name", absl::StrCat("duplicate name ", Quote(e.name()),
+                                                " (also enrollments[", it->second, "])"));
+      ok = false;
+    }
+
+    const std::string cg_path = path + ".cgroup_path";
+    std::vector<absl::string_view> parts;
+    if (e.cgroup_path().empty()) {
+      problems.Add(cg_path, "required: a cgroup path relative to the cgroup2 mount");
+      ok = false;
+    } else if (auto bad = PathComponents(e.cgroup_path(), &parts)) {
+      problems.Add(cg_path, *bad);
+      ok = false;
+    } else if (parts.empty()) {
+      problems.Add(cg_path, "must not be the cgroup2 root");
+      ok = false;
+    } else {
+      // A leading '/' is accepted: /proc/<pid>/cgroup writes paths that way.
+      enr.cgroup_path = absl::StrJoin(parts, "/");
+      if (root && !absl::StartsWith(enr.cgroup_path, absl::StrCat(*root, "/"))) {
+        problems.Add(cg_path,
+                     absl::StrCat(Quote(e.cgroup_path()), " is not below cgroup_root ",
+                                  Quote(*root), ", where interlock's programs are attached"));
+        ok = false;
+      } else if (root && (enr.cgroup_path == absl::StrCat(*root, "/", kDaemonCgroup) ||
+                          absl::StartsWith(enr.cgroup_path,
+                                           absl::StrCat(*root, "/", kDaemonCgroup, "/")))) {
+        problems.Add(cg_path, absl::StrCat(Quote(e.cgroup_path()),
+                                           " is interlockd's own cgroup, which is never enrolled"));
+        ok = false;
+      } else if (auto [it, fresh] = cgroups.emplace(enr.cgroup_path, i); !fresh) {
+        problems.Add(cg_path, absl::StrCat("same cgroup as enrollments[", it->second, "]"));
+        ok = false;
+      }
+    }
+    if (ok) out.push_back(std::move(enr));
+  }
+}
+
+}  // namespace
+
+bool IsValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 63 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap source) {
+  ServiceConfig out;
+  Problems problems(source);
+  out.file_name = source.file_name();
+
+  BuildListener(proto.listener(), source, out, problems);
+
+  const std::string state_dir =
+      proto.state_dir().empty() ? std::string(kDefaultStateDir) : proto.state_dir();
+  if (auto p = AbsolutePath(state_dir, "state_dir", problems)) out.state_dir = *std::move(p);
+
+  const std::string pin_path =
+      proto.pin_path().empty() ? std::string(kDefaultPinPath) : proto.pin_path();
+  if (auto p = AbsolutePath(pin_path, "pin_path", problems)) {
+    if (!absl::StartsWith(*p, absl::StrCat(kBpffsRoot, "/"))) {
+      problems.Add("pin_path",
+                   absl::StrCat(Quote(pin_path), " is not below ", kBpffsRoot, " (the bpffs)"));
+    } else {
+      out.pin_path = *std::move(p);
+    }
+  }
+
+  const std::string cgroup_root =
+      proto.cgroup_root().empty() ? std::string(kDefaultCgroupRoot) : proto.cgroup_root();
+  {
+    std::vector<absl::string_view> parts;
+    if (auto bad = PathComponents(cgroup_root, &parts)) {
+      problems.Add("cgroup_root", *bad);
+    } else if (parts.empty()) {
+      problems.Add("cgroup_root", absl::StrCat(Quote(cgroup_root),
+                                               " is the cgroup2 root; interlock needs its own "
+                                               "directory"));
+    } else {
+      out.cgroup_root =
+          absl::StrCat(absl::StartsWith(cgroup_root, "/") ? "/" : "", absl::StrJoin(parts, "/"));
+    }
+  }
+
+  switch (proto.relay_mode()) {
+    case v1::RELAY_MODE_SOCKMAP:
+      out.relay_mode = RelayMode::kSockmap;
+      break;
+    case v1::RELAY_MODE_UNSPECIFIED:
+    case v1::RELAY_MODE_PLAIN:
+      out.relay_mode = RelayMode::kPlain;
+      break;
+    default:
+      problems.Add("relay_mode", absl::StrCat("unknown relay mode ", proto.relay_mode()));
+  }
+
+  BuildResources(proto, out, problems, out.resources);
+  BuildEnrollments(proto, out.cgroup_root.empty() ? std::nullopt : std::optional(out.cgroup_root),
+                   problems, out.enrollments);
+
+  const v1::Timeouts& t = proto.timeouts();
+  out.timeouts.connect = absl::Milliseconds(Ranged(t.connect_ms(), 1, kMaxConnectTimeoutMs, 5000,
+                                                   "timeouts.connect_ms", source, problems));
+  out.timeouts.idle = absl::Milliseconds(
+      Ranged(t.idle_ms(), 1, kMaxIdleTimeoutMs, 3600000, "timeouts.idle_ms", source, problems));
+  out.timeouts.drain = absl::Milliseconds(
+      Ranged(t.drain_ms(), 1, kMaxDrainTimeoutMs, 10000, "timeouts.drain_ms", source, problems));
+
+  if (!proto.control_socket().empty()) {
+    if (auto p = AbsolutePath(proto.control_socket(), "control_socket", problems)) {
+      out.control_socket = *std::move(p);
+    }
+  } else if (!out.state_dir.empty()) {
+    out.control_socket = absl::StrCat(out.state_dir, "/", kControlSocketName);
+  }
+  if (out.control_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    problems.Add(proto.control_socket().empty() ? "state_dir" : "control_socket",
+                 absl::StrCat("control socket path ", Quote(out.control_socket), " is longer than ",
+                              sizeof(sockaddr_un{}.sun_path) - 1, " bytes"));
+  }
+
+  if (!proto.admin_group().empty() && !IsValidGroupName(proto.admin_group())) {
+    problems.Add("admin_group",
+                 absl::StrCat(Quote(proto.admin_group()), " is not a valid group name"));
+  }
+  out.admin_group = proto.admin_group();
+
+  out.max_sessions = Ranged(proto.max_sessions(), 1, kMaxMaxSessions, kDefaultMaxSessions,
+                            "max_sessions", source, problems);
+
+  INTERLOCK_RETURN_IF_ERROR(std::move(problems).Status());
+  out.proto = std::move(proto);
+  out.source = std::move(source);
+  return out;
+}
+
+absl::StatusOr<ServiceConfig> LoadConfigText(absl::string_view text, absl::string_view file_name) {
+  v1::Config proto;
+  SourceMap source;
+  INTERLOCK_RETURN_IF_ERROR(YamlToProto(text, file_name, &proto, &source));
+  return BuildServiceConfig(std::move(proto), std::move(source));
+}
+
+absl::StatusOr<ServiceConfig> LoadConfigFile(const std::string& path) {
+  INTERLOCK_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  if (text.size() > kMaxConfigFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", text.size(), " bytes is larger than the limit of ", kMaxConfigFileBytes));
+  }
+  return LoadConfigText(text, path);
+}
+
+}  // namespace interlock::config

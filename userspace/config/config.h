@@ -1,0 +1,126 @@
+// interlockd's configuration: the YAML file (schemas/interlock/v1/config.proto) turned
+// into plain structs, with every default applied and every value checked, in one place.
+// The daemon reads ServiceConfig and never looks at the proto or the YAML again.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(ServiceConfig cfg, LoadConfigFile("/etc/interlock/interlock.yaml"));
+//   for (const ResourceConfig& r : cfg.resources) {
+//     entries.push_back({.addr = r.prefix.address.bytes, .prefix_bits = r.prefix.prefix_bits,
+//                        .port = r.port, .value = {.resource_id = r.id}});
+//   }
+//
+// Errors are INVALID_ARGUMENT and list every problem found, one per line, each naming the
+// file, line and field. Problems of form (YAML syntax, unknown fields, wrong types) come
+// first; the value checks run once the file has the right form:
+//   interlock.yaml:9: resources[0].adress: unknown field (did you mean "address"?)
+//   interlock.yaml:14: resources[1].address: "10.0.0.1/8" has host bits set (the network
+//   is 10.0.0.0/8)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "interlock/v1/config.pb.h"
+#include "userspace/config/ip_address.h"
+#include "userspace/config/yaml_to_proto.h"
+
+namespace interlock::config {
+
+// Defaults, as documented in config.proto.
+inline constexpr absl::string_view kDefaultListenV4 = "127.0.0.1";
+inline constexpr absl::string_view kDefaultListenV6 = "::1";
+inline constexpr uint16_t kDefaultListenPort = 15001;
+inline constexpr absl::string_view kDefaultStateDir = "/var/lib/interlock";
+inline constexpr absl::string_view kDefaultPinPath = "/sys/fs/bpf/interlock";
+inline constexpr absl::string_view kDefaultCgroupRoot = "interlock";
+inline constexpr absl::string_view kControlSocketName = "control.sock";
+inline constexpr uint32_t kDefaultMaxSessions = 10000;
+inline constexpr uint32_t kMaxMaxSessions = 1000000;
+inline constexpr absl::string_view kBpffsRoot = "/sys/fs/bpf";
+// Largest configuration file read.
+inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
+
+enum class RelayMode {
+  kSockmap,  // sk_msg splices agent <-> interlockd bytes (RELAY_MODE_SOCKMAP, opt-in)
+  kPlain,    // plain loopback TCP (RELAY_MODE_PLAIN, the default)
+};
+
+enum class Protocol {
+  kTcp,  // protocol-agnostic relay (PROTOCOL_TCP, the default)
+};
+
+struct ListenerConfig {
+  IpAddress address_v4;                 // in 127.0.0.0/8
+  std::optional<IpAddress> address_v6;  // ::1; nullopt when disabled with "-"
+  uint16_t port = kDefaultListenPort;
+};
+
+struct ResourceConfig {
+  std::string name;
+  uint32_t id = 0;    // 1-based position in the file; the BPF resource_id
+  IpPrefix prefix;    // destinations that match; an IPv4 prefix also matches ::ffff:a.b.c.d
+  uint16_t port = 0;  // host order; 0 = every port
+  Protocol protocol = Protocol::kTcp;
+  std::optional<IpAddress> upstream_address;  // nullopt: the original destination
+  uint16_t upstream_port = 0;                 // 0: the original destination port
+};
+
+struct EnrollmentConfig {
+  std::string name;
+  std::string cgroup_path;  // relative to the cgroup2 mount; no leading or trailing '/'
+  bool default_deny = false;
+};
+
+struct TimeoutConfig {
+  absl::Duration connect = absl::Milliseconds(5000);
+  absl::Duration idle = absl::Milliseconds(3600000);
+  absl::Duration drain = absl::Milliseconds(10000);
+};
+
+struct ServiceConfig {
+  std::string file_name;  // where it was read from, for messages
+  ListenerConfig listener;
+  std::string state_dir;    // absolute
+  std::string pin_path;     // absolute, below /sys/fs/bpf
+  std::string cgroup_root;  // absolute, or relative to the cgroup2 mount; no "..", no trailing '/'
+  RelayMode relay_mode = RelayMode::kPlain;
+  std::vector<ResourceConfig> resources;
+  std::vector<EnrollmentConfig> enrollments;
+  TimeoutConfig timeouts;
+  std::string control_socket;  // absolute; default <state_dir>/control.sock
+  std::string admin_group;     // empty: root only
+  uint32_t max_sessions = kDefaultMaxSessions;
+
+  interlock::v1::Config proto;  // as written, before defaults
+  SourceMap source;             // field path -> line, for later messages about this file
+};
+
+// Ranges of the timeouts, in milliseconds (0 in the file means the default).
+inline constexpr uint32_t kMaxConnectTimeoutMs = 600000;  // 10 minutes
+inline constexpr uint32_t kMaxIdleTimeoutMs = 604800000;  // 7 days
+inline constexpr uint32_t kMaxDrainTimeoutMs = 600000;    // 10 minutes
+
+// Reads and loads a YAML file (at most kMaxConfigFileBytes). NOT_FOUND when it does not
+// exist, other file errors as ReadFile reports them, INVALID_ARGUMENT as above.
+absl::StatusOr<ServiceConfig> LoadConfigFile(const std::string& path);
+
+// Loads YAML text; `file_name` is only used in messages.
+absl::StatusOr<ServiceConfig> LoadConfigText(absl::string_view text, absl::string_view file_name);
+
+// Applies defaults to and checks a parsed proto. `source` places messages (an empty map
+// still names the fields); its file_name names the file.
+absl::StatusOr<ServiceConfig> BuildServiceConfig(interlock::v1::Config proto, SourceMap source);
+
+// The built-in configuration (default_config.yaml, embedded at build time): protects the
+// demo TCP service "demo-echo" at 127.0.0.42:7000.
+absl::string_view DefaultConfigText();
+
+// Resource and workload names: 1..63 of [a-z0-9._-], and not "." or ".." (workload names
+// become cgroup directory names).
+bool IsValidName(absl::string_view name);
+
+}  // namespace interlock::config
