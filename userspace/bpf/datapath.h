@@ -7,7 +7,7 @@
 //       .cgroup_dir = "/sys/fs/cgroup/interlock", .settings = settings}));
 //   dp->SetResources(entries);
 //   dp->Enroll(cgroup_id, {.workload_id = 3, .flags = IL_ENROLL_DEFAULT_DENY});
-//   auto info = dp->TakeConnInfo(tuple);   // on accept
+//   auto info = dp->LookupConn(AgentTupleFromAccepted(local, peer));  // on accept
 //
 // Fail closed: links and maps stay pinned when the process exits (also on crash), so
 // enrolled connects to protected resources keep being redirected to the (dead) engine
@@ -16,10 +16,14 @@
 // no window without enforcement. Teardown() removes the pins, detaching everything.
 #pragma once
 
+#include <sys/socket.h>
+
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -80,6 +84,9 @@ class Datapath {
   // `agent_tuple` (the engine's accepted socket's peer as local, its local as remote).
   // NOT_FOUND when the connection did not come through the redirect.
   absl::StatusOr<il_conn_info> LookupConn(const il_tuple& agent_tuple);
+  // Deletes that record; interlockd calls it when the session ends (the kernel keeps it
+  // past the agent's close so a connection accepted late still has its identity).
+  void ForgetConn(const il_tuple& agent_tuple);
 
   // Ring buffer of il_event: an fd to put in epoll (readable when events are pending),
   // and a non-blocking drain that calls `fn` per event.

@@ -1,4 +1,4 @@
-/* The one header shared by the BPF programs (bpf/*.bpf.c) and userspace
+/* The one header shared by the BPF programs (bpf/<name>.bpf.c) and userspace
  * (userspace/bpf/). Every struct that crosses the boundary is defined here, once,
  * with fixed-width types and explicit padding; both sides assert the sizes.
  *
@@ -91,7 +91,7 @@ struct il_conn_info {
   __u16 orig_family;   /* AF_INET or AF_INET6: the family of the agent's socket */
   __u32 resource_id;
   __u32 workload_id;
-  __u32 pad0;
+  __u32 engine_ready; /* 1 once the engine's accepted socket joined sock_pairs */
   __u64 cgroup_id;
   __u64 pid_tgid;      /* tgid << 32 | pid */
   __u64 uid_gid;       /* gid << 32 | uid */
@@ -136,13 +136,20 @@ enum il_stat {
   IL_STAT_MAX = 4,
 };
 
+/* C11 and C++ spell the static assertion differently; IL_SIZE_ASSERTS works in both. */
+#ifdef __cplusplus
+#define IL_STATIC_ASSERT static_assert
+#else
+#define IL_STATIC_ASSERT _Static_assert
+#endif
+
 #define IL_SIZE_ASSERTS                                              \
-  _Static_assert(sizeof(struct il_enrollment) == 8, "il_enrollment"); \
-  _Static_assert(sizeof(struct il_resource_key) == 24, "il_resource_key"); \
-  _Static_assert(sizeof(struct il_resource) == 8, "il_resource");   \
-  _Static_assert(sizeof(struct il_settings) == 40, "il_settings");  \
-  _Static_assert(sizeof(struct il_conn_info) == 96, "il_conn_info"); \
-  _Static_assert(sizeof(struct il_tuple) == 40, "il_tuple");        \
-  _Static_assert(sizeof(struct il_event) == 88, "il_event");
+  IL_STATIC_ASSERT(sizeof(struct il_enrollment) == 8, "il_enrollment"); \
+  IL_STATIC_ASSERT(sizeof(struct il_resource_key) == 24, "il_resource_key"); \
+  IL_STATIC_ASSERT(sizeof(struct il_resource) == 8, "il_resource");   \
+  IL_STATIC_ASSERT(sizeof(struct il_settings) == 40, "il_settings");  \
+  IL_STATIC_ASSERT(sizeof(struct il_conn_info) == 96, "il_conn_info"); \
+  IL_STATIC_ASSERT(sizeof(struct il_tuple) == 40, "il_tuple");        \
+  IL_STATIC_ASSERT(sizeof(struct il_event) == 88, "il_event");
 
 #endif /* INTERLOCK_DATAPATH_H_ */

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Interlock's BPF entry points. Thin on purpose: each hook normalizes its context and
+ * calls a helper in bpf/lib/, where the decisions live. Maps: bpf/lib/maps.h.
+ *
+ *   cgroup/connect4|6      redirect enrolled connects to protected resources to the
+ *                          engine listener, or deny (connect fails with EPERM)
+ *   cgroup/getpeername4|6  show the agent its original destination
+ *   sockops                pair the agent and engine sockets at establishment
+ *   sk_msg                 splice bytes agent <-> engine (attached to sock_pairs)
+ */
+#include "bpf/lib/common.h"
+#include "bpf/lib/connect.h"
+#include "bpf/lib/maps.h"
+#include "bpf/lib/relay.h"
+
+IL_SIZE_ASSERTS
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("cgroup/connect4")
+int il_connect4(struct bpf_sock_addr *ctx)
+{
+	struct il_dst dst = {};
+
+	il_addr_set_v4_mapped(dst.addr, ctx->user_ip4);
+	dst.port = bpf_ntohs((__u16)ctx->user_port);
+	dst.family = AF_INET;
+	dst.type = ctx->type;
+	return il_connect(ctx, &dst, false);
+}
+
+SEC("cgroup/connect6")
+int il_connect6(struct bpf_sock_addr *ctx)
+{
+	struct il_dst dst = {};
+
+	/* ::ffff:a.b.c.d stays in mapped form: the same resource keys match it. */
+	dst.addr[0] = ctx->user_ip6[0];
+	dst.addr[1] = ctx->user_ip6[1];
+	dst.addr[2] = ctx->user_ip6[2];
+	dst.addr[3] = ctx->user_ip6[3];
+	dst.port = bpf_ntohs((__u16)ctx->user_port);
+	dst.family = AF_INET6;
+	dst.type = ctx->type;
+	return il_connect(ctx, &dst, true);
+}
+
+SEC("cgroup/getpeername4")
+int il_getpeername4(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct il_conn_info *info = bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie);
+
+	if (info) {
+		ctx->user_ip4 = info->orig_addr[3];
+		ctx->user_port = bpf_htons(info->orig_port);
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int il_getpeername6(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct il_conn_info *info = bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie);
+
+	if (info) {
+		/* The full stored address: ::ffff:a.b.c.d when the agent used one. */
+		ctx->user_ip6[0] = info->orig_addr[0];
+		ctx->user_ip6[1] = info->orig_addr[1];
+		ctx->user_ip6[2] = info->orig_addr[2];
+		ctx->user_ip6[3] = info->orig_addr[3];
+		ctx->user_port = bpf_htons(info->orig_port);
+	}
+	return 1;
+}
+
+SEC("sockops")
+int il_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		il_agent_established(skops);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		il_engine_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			il_conn_closed(skops);
+		break;
+	default:
+		break;
+	}
+	return 1;
+}
+
+SEC("sk_msg")
+int il_sk_msg(struct sk_msg_md *msg)
+{
+	return il_relay_msg(msg);
+}

@@ -1,0 +1,160 @@
+/* Connection pairing (sockops) and the agent <-> engine splice (sk_msg).
+ *
+ * At establishment the agent socket's 4-tuple is bound to what the connect hook saw
+ * (orig_dst_by_tuple), so the engine can identify its accepted socket by the swapped
+ * tuple. With IL_SETTINGS_SOCKMAP both sockets also go into sock_pairs, keyed by their
+ * own tuple, and sk_msg moves each sendmsg() straight into the peer's ingress queue.
+ *
+ * Byte order: in bpf_sock_ops and sk_msg_md, local_port is host order and remote_port
+ * is the network-order port shifted into the upper 16 bits (the kernel loads skc_dport
+ * and shifts it left by 16 on little endian), so bpf_ntohl() yields the host port.
+ */
+#ifndef INTERLOCK_BPF_LIB_RELAY_H_
+#define INTERLOCK_BPF_LIB_RELAY_H_
+
+#include "bpf/lib/common.h"
+#include "bpf/lib/maps.h"
+
+/* The socket's own tuple, mapped form. A macro because bpf_sock_ops and sk_msg_md name
+ * the fields alike; each field is read with its own 32-bit context load. */
+#define IL_TUPLE_FROM_CTX(ctx, t)                                              \
+	do {                                                                   \
+		if ((ctx)->family == AF_INET) {                                \
+			il_addr_set_v4_mapped((t)->local_ip, (ctx)->local_ip4);   \
+			il_addr_set_v4_mapped((t)->remote_ip, (ctx)->remote_ip4); \
+		} else {                                                       \
+			(t)->local_ip[0] = (ctx)->local_ip6[0];                \
+			(t)->local_ip[1] = (ctx)->local_ip6[1];                \
+			(t)->local_ip[2] = (ctx)->local_ip6[2];                \
+			(t)->local_ip[3] = (ctx)->local_ip6[3];                \
+			(t)->remote_ip[0] = (ctx)->remote_ip6[0];              \
+			(t)->remote_ip[1] = (ctx)->remote_ip6[1];              \
+			(t)->remote_ip[2] = (ctx)->remote_ip6[2];              \
+			(t)->remote_ip[3] = (ctx)->remote_ip6[3];              \
+		}                                                              \
+		(t)->local_port = (ctx)->local_port;                           \
+		(t)->remote_port = bpf_ntohl((ctx)->remote_port);              \
+	} while (0)
+
+static __always_inline void il_enable_state_cb(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops,
+				  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* Agent side established: bind the tuple to the connect-time record, and join
+ * sock_pairs when splicing is on. Returns 0, or -ENOENT when the socket was not
+ * redirected, or the map update's -errno. */
+static __always_inline int il_agent_established(struct bpf_sock_ops *skops)
+{
+	const struct il_settings *s = il_settings_get();
+	struct il_conn_info *info;
+	struct il_tuple t = {};
+	__u64 cookie;
+	int err;
+
+	cookie = bpf_get_socket_cookie(skops);
+	info = bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie);
+	if (!info)
+		return -ENOENT;
+	IL_TUPLE_FROM_CTX(skops, &t);
+	if (s && (s->flags & IL_SETTINGS_SOCKMAP)) {
+		/* Not in sock_pairs means no splice for this connection, ever: decide
+		 * TCP now so the engine side does not join either. */
+		if (bpf_sock_hash_update(skops, &sock_pairs, &t, BPF_NOEXIST))
+			info->relay_path = IL_PATH_TCP;
+	} else {
+		info->relay_path = IL_PATH_TCP;
+	}
+	err = bpf_map_update_elem(&orig_dst_by_tuple, &t, info, BPF_ANY);
+	il_enable_state_cb(skops);
+	return err;
+}
+
+/* Engine side established (a socket accepted on the engine listener): join sock_pairs
+ * and mark the connection engine_ready so the agent's first send picks the splice.
+ * Returns 0, or -ENOENT when this is not a redirected connection. */
+static __always_inline int il_engine_established(struct bpf_sock_ops *skops)
+{
+	const struct il_settings *s = il_settings_get();
+	struct il_conn_info *info;
+	struct il_tuple self = {}, agent = {};
+
+	if (!s || skops->local_port != s->engine_port)
+		return -ENOENT;
+	IL_TUPLE_FROM_CTX(skops, &self);
+	if (!il_addr_equal(self.local_ip, s->engine_ip4) &&
+	    !il_addr_equal(self.local_ip, s->engine_ip6))
+		return -ENOENT;
+	il_tuple_swap(&agent, &self);
+	info = bpf_map_lookup_elem(&orig_dst_by_tuple, &agent);
+	if (!info)
+		return -ENOENT;
+	if ((s->flags & IL_SETTINGS_SOCKMAP) && info->relay_path == IL_PATH_UNDECIDED &&
+	    bpf_sock_hash_update(skops, &sock_pairs, &self, BPF_NOEXIST) == 0)
+		info->engine_ready = 1;
+	il_enable_state_cb(skops);
+	return 0;
+}
+
+/* A socket reached TCP_CLOSE: forget the agent socket's cookie record (only getpeername
+ * uses it). The tuple record stays: an agent may connect, send and close before
+ * interlockd accepts, and the engine still needs the identity for those bytes.
+ * interlockd deletes it when the session ends (Datapath::ForgetConn); the LRU bounds
+ * what a dead engine never accepted. sock_pairs entries go away with the sockets.
+ * Returns 0 or -ENOENT. */
+static __always_inline int il_conn_closed(struct bpf_sock_ops *skops)
+{
+	__u64 cookie;
+
+	cookie = bpf_get_socket_cookie(skops);
+	if (!bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie))
+		return -ENOENT;
+	bpf_map_delete_elem(&orig_dst_by_cookie, &cookie);
+	return 0;
+}
+
+/* Moves the message into the ingress queue of the socket stored under `peer`. */
+static __always_inline int il_splice(struct sk_msg_md *msg, struct il_tuple *peer)
+{
+	long verdict = bpf_msg_redirect_hash(msg, &sock_pairs, peer, BPF_F_INGRESS);
+
+	if (verdict == SK_PASS)
+		il_count(IL_STAT_SPLICED_MSGS);
+	return (int)verdict;
+}
+
+/* sk_msg verdict for a socket in sock_pairs.
+ *
+ * The agent's direction picks its path once, at its first send: SPLICE when the engine
+ * socket is already in sock_pairs, else TCP for the life of the connection. Mixing the
+ * two within one direction could reorder bytes: tcp_bpf_recvmsg() drains the psock
+ * ingress queue (spliced bytes) before the TCP receive queue, so a spliced message
+ * could overtake bytes sent earlier over TCP. The engine socket is only ever in
+ * sock_pairs after the agent socket, so the engine's direction always splices. */
+static __always_inline int il_relay_msg(struct sk_msg_md *msg)
+{
+	struct il_tuple self = {}, peer = {};
+	struct il_conn_info *info;
+	__u32 path;
+
+	IL_TUPLE_FROM_CTX(msg, &self);
+	il_tuple_swap(&peer, &self);
+
+	info = bpf_map_lookup_elem(&orig_dst_by_tuple, &self);
+	if (info) { /* sender is the agent */
+		path = info->relay_path;
+		if (path == IL_PATH_UNDECIDED) {
+			path = info->engine_ready ? IL_PATH_SPLICE : IL_PATH_TCP;
+			info->relay_path = path;
+		}
+		if (path != IL_PATH_SPLICE)
+			return SK_PASS;
+		return il_splice(msg, &peer);
+	}
+	if (bpf_map_lookup_elem(&orig_dst_by_tuple, &peer)) /* sender is the engine */
+		return il_splice(msg, &peer);
+	return SK_PASS;
+}
+
+#endif /* INTERLOCK_BPF_LIB_RELAY_H_ */
