@@ -64,8 +64,11 @@ class RelayTest : public ::testing::Test {
   void SetUp() override {
     INTERLOCK_REQUIRE_ROOT();
     // The in-process echo service holds one fd per session (1,000 at once below).
-    rlimit rl{65536, 65536};
+    rlimit rl;
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
     ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+    ASSERT_GE(rl.rlim_cur, 4096u) << "the 1,000-session test needs more file descriptors";
     ASSERT_TRUE(echo_.Start("127.0.0.42", 0).ok());
   }
   std::string Probe() { return BinaryPath("interlock-probe"); }
@@ -216,7 +219,7 @@ TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
   h.Kill();
   std::ofstream(absl::StrCat(dir, "/go1")).put('\n');
   ASSERT_TRUE(WaitFor([&] { return ::access(absl::StrCat(dir, "/done1").c_str(), F_OK) == 0; }));
-  std::string out1 = *ReadFile(absl::StrCat(dir, "/out1"));
+  std::string out1 = ReadFile(absl::StrCat(dir, "/out1")).value_or("(no output)");
   EXPECT_EQ(Field(out1, "ok"), "false") << out1;
   EXPECT_EQ(Field(out1, "errno"), "111") << out1;  // ECONNREFUSED: nothing listens
   EXPECT_EQ(echo_.accepted(), 0u) << "the upstream must see nothing while interlockd is down";
@@ -224,9 +227,10 @@ TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
   EXPECT_THAT(h.DaemonLog(), HasSubstr("re-adopted"));
   std::ofstream(absl::StrCat(dir, "/go2")).put('\n');
-  int rc = StopProcess(agent, 30);  // waits for the script to finish (SIGTERM only if stuck)
-  (void)rc;
-  std::string out2 = *ReadFile(absl::StrCat(dir, "/out2"));
+  int rc = WaitProcess(agent, 30);
+  if (rc < 0) StopProcess(agent, 1);
+  EXPECT_EQ(rc, 0) << *ReadFile(absl::StrCat(dir, "/run.log"));
+  std::string out2 = ReadFile(absl::StrCat(dir, "/out2")).value_or("(no output)");
   EXPECT_EQ(Field(out2, "ok"), "true") << out2 << h.DaemonLog();
   EXPECT_EQ(echo_.accepted(), 1u);
   ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
@@ -240,8 +244,12 @@ TEST_P(RelayModeTest, Carries16MiBBothWaysByteExact) {
   const bool sockmap = GetParam();
   InterlockdHarness h({.sockmap = sockmap, .resources = {{"echo", "127.0.0.42", echo_.port()}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  CommandResult r =
-      h.RunAgent("bulk", {Probe(), "transfer", "127.0.0.42", EchoPort(), "16777216"});
+  // With sockmap on, the agent does not half-close: a blocking reader on a socket in a
+  // sockmap can get a spurious EAGAIN from the kernel after its own FIN (see README,
+  // "Relay modes"). The plain path is also tested with the half-close.
+  std::vector<std::string> cmd = {Probe(), "transfer", "127.0.0.42", EchoPort(), "16777216"};
+  if (sockmap) cmd.push_back("--no-half-close");
+  CommandResult r = h.RunAgent("bulk", cmd);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
   EXPECT_EQ(Field(r.out, "match"), "true");
   EXPECT_EQ(Field(r.out, "bytes_received"), "16777216");
@@ -251,7 +259,9 @@ TEST_P(RelayModeTest, Carries16MiBBothWaysByteExact) {
   uint64_t spliced = 0;
   std::string field = Field(st.out, "spliced_messages");
   // proto3 JSON prints uint64 as a string and omits zero.
-  if (!field.empty()) ASSERT_TRUE(absl::SimpleAtoi(field, &spliced)) << st.out;
+  if (!field.empty()) {
+    ASSERT_TRUE(absl::SimpleAtoi(field, &spliced)) << st.out;
+  }
   if (sockmap) {
     EXPECT_GT(spliced, 0u) << "sockmap mode must splice through sk_msg\n" << st.out;
   } else {

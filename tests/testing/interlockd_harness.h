@@ -26,7 +26,7 @@ struct ResourceSpec {
 };
 
 struct HarnessOptions {
-  bool sockmap = true;
+  bool sockmap = false;  // relay_mode: PLAIN (the default) or SOCKMAP
   std::vector<ResourceSpec> resources;
   std::string extra_yaml;  // appended verbatim to the generated config
 };

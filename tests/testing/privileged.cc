@@ -150,6 +150,16 @@ int StopProcess(pid_t pid, int grace_s) {
   return DecodeStatus(status);
 }
 
+int WaitProcess(pid_t pid, int timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return DecodeStatus(status);
+    ::usleep(20000);
+  }
+  return -1;
+}
+
 void KillProcess(pid_t pid) {
   if (pid <= 0) return;
   ::kill(pid, SIGKILL);

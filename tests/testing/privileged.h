@@ -45,6 +45,9 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path);
 // SIGTERM, wait up to `grace_s`, then SIGKILL. Returns the exit code (128+N if signalled).
 int StopProcess(pid_t pid, int grace_s = 10);
 void KillProcess(pid_t pid);  // SIGKILL and reap
+// Waits up to `timeout_s` for `pid` to exit on its own. Returns its exit code, or -1 on
+// timeout (the process is then still running).
+int WaitProcess(pid_t pid, int timeout_s);
 
 // Directory holding the built binaries (interlockd, interlock, interlock-probe, ...).
 std::string BinaryPath(const std::string& name);

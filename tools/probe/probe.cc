@@ -3,7 +3,8 @@
 // line, what it saw. Exit 0 when the operation succeeded.
 //
 //   interlock-probe connect HOST PORT [--v6socket] [--message TEXT]
-//   interlock-probe transfer HOST PORT BYTES        send BYTES, read them echoed back
+//   interlock-probe transfer HOST PORT BYTES [--no-half-close]
+//                                                  send BYTES, read them echoed back
 //   interlock-probe concurrent HOST PORT N          N sessions open at once
 //   interlock-probe rtt HOST PORT COUNT SIZE        ping-pong latency
 #include <arpa/inet.h>
@@ -143,7 +144,7 @@ int CmdConnect(const Addr& a, const std::string& message) {
   return 0;
 }
 
-int CmdTransfer(const Addr& a, uint64_t bytes) {
+int CmdTransfer(const Addr& a, uint64_t bytes, bool half_close) {
   int fd = Connect(a);
   if (fd < 0) return Fail("connect", -fd);
   auto start = std::chrono::steady_clock::now();
@@ -161,15 +162,18 @@ int CmdTransfer(const Addr& a, uint64_t bytes) {
       }
       left -= n;
     }
-    shutdown(fd, SHUT_WR);
+    if (half_close) shutdown(fd, SHUT_WR);
   });
   Pattern expect;
   uint64_t got = 0;
   bool match = true;
   std::vector<char> buf(1 << 16);
-  for (;;) {
+  int read_errno = 0;
+  // Without a half-close the echo never ends the stream: stop after `bytes`.
+  while (half_close || got < bytes) {
     ssize_t r = read(fd, buf.data(), buf.size());
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0) read_errno = errno;
     if (r <= 0) break;
     for (ssize_t i = 0; i < r; ++i) {
       if (static_cast<uint8_t>(buf[static_cast<size_t>(i)]) != expect.Next()) match = false;
@@ -181,9 +185,9 @@ int CmdTransfer(const Addr& a, uint64_t bytes) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   bool ok = write_ok && match && got == bytes;
   std::printf("{\"ok\":%s,\"bytes_sent\":%llu,\"bytes_received\":%llu,\"match\":%s,"
-              "\"seconds\":%.6f,\"mb_per_s\":%.1f}\n",
+              "\"read_errno\":%d,\"seconds\":%.6f,\"mb_per_s\":%.1f}\n",
               ok ? "true" : "false", static_cast<unsigned long long>(bytes),
-              static_cast<unsigned long long>(got), match ? "true" : "false", secs,
+              static_cast<unsigned long long>(got), match ? "true" : "false", read_errno, secs,
               secs > 0 ? (2.0 * static_cast<double>(bytes) / 1e6) / secs : 0.0);
   return ok ? 0 : 1;
 }
@@ -254,7 +258,7 @@ int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
                  "usage: interlock-probe connect HOST PORT [--v6socket] [--message TEXT]\n"
-                 "       interlock-probe transfer HOST PORT BYTES\n"
+                 "       interlock-probe transfer HOST PORT BYTES [--no-half-close]\n"
                  "       interlock-probe concurrent HOST PORT N\n"
                  "       interlock-probe rtt HOST PORT COUNT SIZE\n");
     return 2;
@@ -266,9 +270,11 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[1];
   bool v6socket = false;
+  bool half_close = true;
   std::string message = "ping\n";
   for (int i = 4; i < argc; ++i) {
     if (std::strcmp(argv[i], "--v6socket") == 0) v6socket = true;
+    if (std::strcmp(argv[i], "--no-half-close") == 0) half_close = false;
     if (std::strcmp(argv[i], "--message") == 0 && i + 1 < argc) message = argv[++i];
   }
   Addr a;
@@ -277,7 +283,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cmd == "connect") return CmdConnect(a, message);
-  if (cmd == "transfer" && argc >= 5) return CmdTransfer(a, std::strtoull(argv[4], nullptr, 10));
+  if (cmd == "transfer" && argc >= 5) {
+    return CmdTransfer(a, std::strtoull(argv[4], nullptr, 10), half_close);
+  }
   if (cmd == "concurrent" && argc >= 5) return CmdConcurrent(a, std::atoi(argv[4]));
   if (cmd == "rtt" && argc >= 6) {
     return CmdRtt(a, std::atoi(argv[4]), static_cast<size_t>(std::atoi(argv[5])));

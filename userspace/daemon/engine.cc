@@ -375,6 +375,16 @@ void Engine::StartSession(UniqueFd agent) {
   }
   v1::WorkloadIdentity who = resolver_->Resolve(att, workload);
 
+  // From here every path either becomes a session (forgotten at its end) or is
+  // rejected: forget the kernel's record on rejection too.
+  struct Forget {
+    bpf::Datapath* dp;
+    il_tuple t;
+    bool armed = true;
+    ~Forget() {
+      if (armed) dp->ForgetConn(t);
+    }
+  } forget{datapath_.get(), tuple};
   if (info->resource_id == 0 || info->resource_id > config_.resources.size()) {
     RejectConnection("unknown_resource", absl::StrCat("resource id ", info->resource_id), &who);
     return;
@@ -404,6 +414,7 @@ void Engine::StartSession(UniqueFd agent) {
   session->upstream = ToEndpoint(upstream);
   session->started = clock_.Now();
   session->started_mono = clock_.Monotonic();
+  session->agent_tuple = tuple;
 
   v1::SessionOpen open;
   open.set_session_id(session->id);
@@ -442,6 +453,7 @@ void Engine::StartSession(UniqueFd agent) {
   session->relay = std::move(*relay);
   proxy::TcpRelay* key = session->relay.get();
   sessions_.emplace(key, std::move(session));
+  forget.armed = false;
   // The relay may have finished synchronously (never today, but keep the invariant).
   if (key->done()) OnSessionDone(key);
 }
@@ -451,6 +463,7 @@ void Engine::OnSessionDone(proxy::TcpRelay* relay) {
   if (it == sessions_.end()) return;  // finished during Start(); handled by the caller
   std::unique_ptr<Session> session = std::move(it->second);
   sessions_.erase(it);
+  datapath_->ForgetConn(session->agent_tuple);
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_SESSION_END);
   ev.set_session_id(session->id);
