@@ -2,6 +2,7 @@
 // TCP upstream (EchoServer on a 127.0.0.x alias), the agent is `interlock-probe` started
 // by `interlock run`.
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -317,13 +318,50 @@ TEST_F(RelayTest, RunPassesExitCodeThrough) {
   EXPECT_EQ(h.RunAgent("x", {"/nonexistent/binary"}).exit_code, 127);
 }
 
-TEST_F(RelayTest, SigtermDrainsAndRefusesNewConnects) {
+TEST_F(RelayTest, SigtermDrainsLiveSessionsAndRefusesNewConnects) {
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  EXPECT_EQ(h.Stop(), 0) << h.DaemonLog();
+  std::string dir = MakeTempDir("interlock-agent-");
+  // The agent opens a session, then waits; interlockd is told to stop; the agent then
+  // uses its session (which must still work) and tries a new connect (which must not).
+  std::string script = absl::StrCat(
+      "exec 3<>/dev/tcp/127.0.0.42/", EchoPort(), " || exit 9; touch ", dir,
+      "/open; while [ ! -e ", dir, "/go ]; do sleep 0.02; done; echo still-here >&3; ",
+      "read -r line <&3; echo \"$line\" > ", dir, "/out1; ", Probe(), " connect 127.0.0.42 ",
+      EchoPort(), " > ", dir, "/out2; exec 3>&-");
+  pid_t agent = Spawn({BinaryPath("interlock"), "--config", h.config_path(), "run", "--as",
+                       "drainee", "--", "/bin/bash", "-c", script},
+                      absl::StrCat(dir, "/run.log"));
+  ASSERT_TRUE(WaitFor([&] { return ::access(absl::StrCat(dir, "/open").c_str(), F_OK) == 0; }))
+      << ReadFile(absl::StrCat(dir, "/run.log")).value_or("");
+  ::kill(h.pid(), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::ofstream(absl::StrCat(dir, "/go")).put('\n');
+  WaitProcess(agent, 30);
+  EXPECT_EQ(ReadFile(absl::StrCat(dir, "/out1")).value_or(""), "still-here\n");
+  std::string out2 = ReadFile(absl::StrCat(dir, "/out2")).value_or("");
+  EXPECT_EQ(Field(out2, "errno"), "1") << "a new connect while draining must get EPERM: " << out2;
+  EXPECT_EQ(h.Stop(), 0) << h.DaemonLog();  // exits by itself once the session ended
+  auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0].bytes_to_upstream(), 11u);
   auto daemon = OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON);
   ASSERT_FALSE(daemon.empty());
   EXPECT_EQ(daemon.back().outcome(), "stopped");
+  RemoveTree(dir);
+}
+
+TEST_F(RelayTest, IdleSessionIsClosedAndAudited) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}, .idle_ms = 1500});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  // Connect, say nothing, and wait for interlockd to end it.
+  CommandResult r = h.RunAgent(
+      "sleeper", {"/bin/bash", "-c",
+                  absl::StrCat("exec 3<>/dev/tcp/127.0.0.42/", EchoPort(),
+                               "; read -r -t 20 line <&3; echo \"rc=$?\"")});
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("rc=142"))) << "read timed out: not closed by idle timeout";
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)[0].outcome(), "idle_timeout");
 }
 
 }  // namespace

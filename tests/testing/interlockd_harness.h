@@ -28,6 +28,7 @@ struct ResourceSpec {
 struct HarnessOptions {
   bool sockmap = false;  // relay_mode: PLAIN (the default) or SOCKMAP
   std::vector<ResourceSpec> resources;
+  uint32_t idle_ms = 0;    // timeouts.idle_ms; 0 = the default
   std::string extra_yaml;  // appended verbatim to the generated config
 };
 
