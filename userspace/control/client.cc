@@ -19,10 +19,16 @@ absl::StatusOr<v1::ControlResponse> CallControl(const std::string& socket_path,
   }
   timeval tv{30, 0};
   ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  INTERLOCK_RETURN_IF_ERROR(net::WriteAll(fd->get(), EncodeFrame(request)));
+  // The daemon may refuse the caller at accept and close before reading the request;
+  // its answer is still queued on this unix socket, so read it even when our write
+  // failed (EPIPE) and report the write error only if there is no answer.
+  absl::Status wrote = net::WriteAll(fd->get(), EncodeFrame(request));
   char hdr[4];
-  INTERLOCK_RETURN_IF_ERROR(
-      Annotate(net::ReadExact(fd->get(), hdr, 4), "control: reading response"));
+  absl::Status got = net::ReadExact(fd->get(), hdr, 4);
+  if (!got.ok()) {
+    INTERLOCK_RETURN_IF_ERROR(Annotate(wrote, "control: sending request"));
+    return Annotate(got, "control: reading response");
+  }
   const auto* p = reinterpret_cast<const unsigned char*>(hdr);
   uint32_t n = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
   if (n > kMaxControlFrameBytes) {
