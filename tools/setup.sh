@@ -9,9 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# PostgreSQL server, client and libpq are pinned together to one 15.x so that an install of
-# a -dev package never upgrades only part of the set.
-PG_VERSION="$(dpkg-query -W -f='${Version}' postgresql-client-15 2>/dev/null || true)"
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=0
+apt_update_once() {
+  if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+}
 
 PACKAGES=(
   # toolchain
@@ -24,22 +26,46 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo
   iproute2 procps util-linux systemd
+  # PostgreSQL clients used by the tests and benchmarks (the server is pinned below)
+  python3-psycopg2 pgbouncer
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -Eq "(install|hold) ok installed"; then
     missing+=("$p")
   fi
 done
 
+# PostgreSQL server, client and libpq stay at one 15.x version together: whichever
+# client version is installed (or, on a fresh machine, the candidate) is the version for
+# all three, installed in one transaction and held, so no later install upgrades only
+# part of the set.
+PG_SET=(postgresql-15 postgresql-client-15 libpq5 libpq-dev)
+pg_version="$(dpkg-query -W -f='${Version}' postgresql-client-15 2>/dev/null || true)"
+if [ -z "$pg_version" ]; then
+  apt_update_once
+  pg_version="$(apt-cache policy postgresql-client-15 | awk '/Candidate:/ {print $2}')"
+fi
+pg_missing=()
+for p in "${PG_SET[@]}"; do
+  have="$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null || true)"
+  case "$have" in
+    "install ok installed $pg_version" | "hold ok installed $pg_version") ;;
+    *) pg_missing+=("$p=$pg_version") ;;
+  esac
+done
+if [ "${#pg_missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${pg_missing[*]}"
+  apt_update_once
+  apt-mark unhold "${PG_SET[@]}" >/dev/null 2>&1 || true
+  apt-get install -y -qq --no-install-recommends --allow-downgrades "${pg_missing[@]}" >/dev/null
+fi
+apt-mark hold "${PG_SET[@]}" >/dev/null 2>&1 || true
+
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  apt_update_once
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-if [ -n "$PG_VERSION" ]; then
-  apt-mark hold postgresql-15 postgresql-client-15 libpq5 >/dev/null 2>&1 || true
 fi
 echo "setup: ok"
