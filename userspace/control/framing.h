@@ -25,8 +25,8 @@ std::string EncodeFrame(const google::protobuf::MessageLite& message);
 class FrameDecoder {
  public:
   void Append(absl::string_view bytes) { buffer_.append(bytes.data(), bytes.size()); }
-  // A complete frame's payload, std::nullopt when more bytes are needed, or
-  // INVALID_ARGUMENT for a length of 0 or over the limit.
+  // A complete frame's payload (possibly empty: an all-default message), std::nullopt
+  // when more bytes are needed, or INVALID_ARGUMENT for a length over the limit.
   absl::StatusOr<std::optional<std::string>> Next();
   size_t buffered() const { return buffer_.size(); }
 

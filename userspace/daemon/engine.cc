@@ -310,9 +310,9 @@ absl::Status Engine::Listen() {
 
 absl::Status Engine::Run() {
   INTERLOCK_RETURN_IF_ERROR(loop_->Run());
-  std::vector<proxy::TcpRelay*> left;
+  std::vector<proxy::ProxySession*> left;
   for (auto& [relay, session] : sessions_) left.push_back(relay);
-  for (proxy::TcpRelay* r : left) r->Abort("shutdown");
+  for (proxy::ProxySession* r : left) r->Abort("shutdown");
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_DAEMON);
   ev.set_outcome("stopped");
@@ -451,14 +451,14 @@ void Engine::StartSession(UniqueFd agent) {
   ev.set_outcome("allowed");
   Audit(std::move(ev));
   session->relay = std::move(*relay);
-  proxy::TcpRelay* key = session->relay.get();
+  proxy::ProxySession* key = session->relay.get();
   sessions_.emplace(key, std::move(session));
   forget.armed = false;
   // The relay may have finished synchronously (never today, but keep the invariant).
   if (key->done()) OnSessionDone(key);
 }
 
-void Engine::OnSessionDone(proxy::TcpRelay* relay) {
+void Engine::OnSessionDone(proxy::ProxySession* relay) {
   auto it = sessions_.find(relay);
   if (it == sessions_.end()) return;  // finished during Start(); handled by the caller
   std::unique_ptr<Session> session = std::move(it->second);
@@ -485,11 +485,11 @@ void Engine::OnSessionDone(proxy::TcpRelay* relay) {
 }
 
 void Engine::FlushRecordings() {
-  std::vector<proxy::TcpRelay*> failed;
+  std::vector<proxy::ProxySession*> failed;
   for (auto& [relay, session] : sessions_) {
     if (!relay->FlushRecording().ok()) failed.push_back(relay);
   }
-  for (proxy::TcpRelay* r : failed) r->Abort("recording_failed", "recording flush failed");
+  for (proxy::ProxySession* r : failed) r->Abort("recording_failed", "recording flush failed");
 }
 
 void Engine::OnKernelEvents() {
@@ -550,7 +550,7 @@ void Engine::BeginDrain() {
 
 void Engine::OnTick() {
   absl::Duration now = clock_.Monotonic();
-  std::vector<proxy::TcpRelay*> expired;
+  std::vector<proxy::ProxySession*> expired;
   for (auto& [relay, session] : sessions_) {
     if (draining_ && now >= drain_deadline_) {
       expired.push_back(relay);
@@ -558,7 +558,7 @@ void Engine::OnTick() {
       expired.push_back(relay);
     }
   }
-  for (proxy::TcpRelay* r : expired) r->Abort(draining_ ? "drain_timeout" : "idle_timeout");
+  for (proxy::ProxySession* r : expired) r->Abort(draining_ ? "drain_timeout" : "idle_timeout");
   // Remove ephemeral enrollments once their cgroup is empty (never while a process
   // could still use it: that would un-enforce it).
   std::vector<uint64_t> done;

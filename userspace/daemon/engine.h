@@ -55,7 +55,7 @@ class Engine {
     absl::Time started;
     absl::Duration started_mono;
     il_tuple agent_tuple{};  // key of the kernel's record, forgotten at the end
-    std::unique_ptr<proxy::TcpRelay> relay;
+    std::unique_ptr<proxy::ProxySession> relay;
   };
   struct Workload {
     std::string name;
@@ -79,7 +79,7 @@ class Engine {
 
   void OnAccept(int listen_fd);
   void StartSession(UniqueFd agent);
-  void OnSessionDone(proxy::TcpRelay* relay);
+  void OnSessionDone(proxy::ProxySession* relay);
   void OnKernelEvents();
   void FlushRecordings();
   void OnSignal();
@@ -112,7 +112,7 @@ class Engine {
   std::string cgroup_mount_;
   std::string cgroup_root_dir_;
   std::string recordings_dir_;
-  absl::flat_hash_map<proxy::TcpRelay*, std::unique_ptr<Session>> sessions_;
+  absl::flat_hash_map<proxy::ProxySession*, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Workload> workloads_;  // by cgroup id
   v1::EnrollmentState state_;
   uint64_t enroll_counter_ = 0;

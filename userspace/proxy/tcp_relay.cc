@@ -162,10 +162,10 @@ void TcpRelay::UpdateInterest() {
       if (!reading.src_eof && !reading.buf.full()) want |= EPOLLIN;
       if (!writing.buf.empty() && state_ == State::kRelaying) want |= EPOLLOUT;
     }
-    // A side with nothing left to read and its write side shut would report EPOLLHUP
-    // forever: take it out of the loop instead of spinning.
-    bool finished = reading.src_eof && writing.dst_shut;
-    if (finished) {
+    // A side with nothing to wait for is taken out of the loop: epoll reports EPOLLHUP /
+    // EPOLLERR even for an empty interest set, and a half-closed peer would make the loop
+    // spin. An error on it surfaces on the next write (or the idle timeout).
+    if (want == 0) {
       if (registered_[s]) {
         loop_.Remove(fd(s));
         registered_[s] = false;

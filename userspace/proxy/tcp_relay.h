@@ -26,6 +26,7 @@
 #include "userspace/net/event_loop.h"
 #include "userspace/net/relay_buffer.h"
 #include "userspace/net/socket.h"
+#include "userspace/proxy/session.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy {
@@ -35,12 +36,7 @@ struct RelayOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 
-struct RelayStats {
-  uint64_t bytes_to_upstream = 0;
-  uint64_t bytes_to_agent = 0;
-};
-
-class TcpRelay {
+class TcpRelay final : public ProxySession {
  public:
   // Called exactly once when the session has ended and both sockets are closed. The
   // owner may destroy the relay only via EventLoop::Defer from inside this callback.
@@ -52,21 +48,20 @@ class TcpRelay {
       net::EventLoop& loop, UniqueFd agent, const net::SockAddr& upstream,
       const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done);
 
-  ~TcpRelay();
+  ~TcpRelay() override;
 
   // Ends the session now with `outcome` (e.g. "drain", "idle_timeout"): RST both sides.
-  void Abort(const std::string& outcome, const std::string& detail = "");
+  void Abort(const std::string& outcome, const std::string& detail = "") override;
 
   // Writes buffered recording bytes to disk (the engine calls it once per loop
   // iteration). An error means the recording is broken: the caller aborts the session.
-  absl::Status FlushRecording();
+  absl::Status FlushRecording() override;
 
-  const RelayStats& stats() const { return stats_; }
-  bool done() const { return state_ == State::kDone; }
-  const std::string& outcome() const { return outcome_; }
-  const std::string& detail() const { return detail_; }
-  // Monotonic time of the last byte moved either way.
-  absl::Duration last_activity() const { return last_activity_; }
+  const RelayStats& stats() const override { return stats_; }
+  bool done() const override { return state_ == State::kDone; }
+  const std::string& outcome() const override { return outcome_; }
+  const std::string& detail() const override { return detail_; }
+  absl::Duration last_activity() const override { return last_activity_; }
 
  private:
   enum class State { kConnecting, kRelaying, kDone };

@@ -1,0 +1,35 @@
+// ProxySession: what the engine sees of one relayed session, whatever its protocol (the
+// TCP relay, the PostgreSQL proxy, ...). The engine owns sessions, ticks their timeouts,
+// flushes their recordings once per loop iteration and audits their end.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace interlock::proxy {
+
+struct RelayStats {
+  uint64_t bytes_to_upstream = 0;
+  uint64_t bytes_to_agent = 0;
+};
+
+class ProxySession {
+ public:
+  virtual ~ProxySession() = default;
+  // Ends the session now with `outcome` (e.g. "drain", "idle_timeout"): both sides reset.
+  virtual void Abort(const std::string& outcome, const std::string& detail = "") = 0;
+  // Writes buffered recording bytes; an error means the recording is broken and the
+  // caller aborts the session.
+  virtual absl::Status FlushRecording() = 0;
+  virtual const RelayStats& stats() const = 0;
+  virtual bool done() const = 0;
+  virtual const std::string& outcome() const = 0;
+  virtual const std::string& detail() const = 0;
+  // Monotonic time of the last byte moved either way.
+  virtual absl::Duration last_activity() const = 0;
+};
+
+}  // namespace interlock::proxy
