@@ -148,6 +148,101 @@ void BuildListener(const v1::Listener& in, const SourceMap& source, ServiceConfi
       Ranged(in.port(), 1, 65535, kDefaultListenPort, "listener.port", source, problems));
 }
 
+bool ValidCredentialRef(absl::string_view ref) {
+  if (absl::StartsWith(ref, "file:/")) return ref.size() > 6;
+  if (!absl::ConsumePrefix(&ref, "env:") || ref.empty()) return false;
+  for (char c : ref) {
+    if (!(absl::ascii_isalnum(c) || c == '_')) return false;
+  }
+  return true;
+}
+
+bool BuildLogin(const v1::PostgresLogin& in, const std::string& path, Problems& problems,
+                PostgresLoginConfig& out) {
+  bool ok = true;
+  out.user = in.user();
+  out.database = in.database().empty() ? in.user() : in.database();
+  out.password_ref = in.password_ref();
+  if (in.user().empty()) {
+    problems.Add(path + ".user", "required: the upstream role interlockd logs in as");
+    ok = false;
+  }
+  if (!in.password_ref().empty() && !ValidCredentialRef(in.password_ref())) {
+    problems.Add(path + ".password_ref",
+                 "must be \"file:/absolute/path\" or \"env:NAME\" (the secret itself never goes here)");
+    ok = false;
+  }
+  return ok;
+}
+
+absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, const std::string& path,
+                                             Problems& problems) {
+  PostgresConfig out;
+  bool ok = true;
+  switch (in.agent_auth()) {
+    case v1::AGENT_AUTH_UNSPECIFIED:
+    case v1::AGENT_AUTH_WORKLOAD:
+      out.agent_auth = AgentAuth::kWorkload;
+      break;
+    case v1::AGENT_AUTH_TOKEN:
+      out.agent_auth = AgentAuth::kToken;
+      if (in.token_sha256().empty()) {
+        problems.Add(path + ".token_sha256", "AGENT_AUTH_TOKEN needs at least one accepted token digest");
+        ok = false;
+      }
+      break;
+    default:
+      problems.Add(path + ".agent_auth", absl::StrCat("unknown agent_auth ", in.agent_auth()));
+      ok = false;
+  }
+  ok = BuildLogin(in.login(), path + ".login", problems, out.login) && ok;
+  for (const auto& [name, login] : in.by_workload()) {
+    std::string wpath = absl::StrCat(path, ".by_workload[\"", name, "\"]");
+    if (!IsValidName(name)) {
+      problems.Add(wpath, NameProblem(name));
+      ok = false;
+      continue;
+    }
+    PostgresLoginConfig l;
+    ok = BuildLogin(login, wpath, problems, l) && ok;
+    out.by_workload[name] = std::move(l);
+  }
+  static constexpr absl::string_view kModes[] = {"disable", "allow", "prefer", "require",
+                                                 "verify-ca", "verify-full"};
+  if (!in.sslmode().empty()) out.sslmode = in.sslmode();
+  if (std::find(std::begin(kModes), std::end(kModes), out.sslmode) == std::end(kModes)) {
+    problems.Add(path + ".sslmode",
+                 absl::StrCat(Quote(out.sslmode),
+                              " is not one of disable, allow, prefer, require, verify-ca, verify-full"));
+    ok = false;
+  }
+  out.sslrootcert = in.sslrootcert();
+  out.sslservername = in.sslservername();
+  if ((out.sslmode == "verify-ca" || out.sslmode == "verify-full") && out.sslrootcert.empty()) {
+    problems.Add(path + ".sslrootcert", absl::StrCat("required with sslmode ", out.sslmode));
+    ok = false;
+  }
+  if (!out.sslrootcert.empty() && !absl::StartsWith(out.sslrootcert, "/")) {
+    problems.Add(path + ".sslrootcert", "must be an absolute path");
+    ok = false;
+  }
+  out.audit_parameters = in.audit_parameters();
+  if (in.max_statement_bytes() != 0) out.max_statement_bytes = in.max_statement_bytes();
+  for (int i = 0; i < in.token_sha256_size(); ++i) {
+    std::string t = absl::AsciiStrToLower(in.token_sha256(i));
+    bool hex = t.size() == 64 && std::all_of(t.begin(), t.end(), [](char c) {
+      return absl::ascii_isxdigit(c);
+    });
+    if (!hex) {
+      problems.Add(absl::StrCat(path, ".token_sha256[", i, "]"), "must be 64 hex digits (a SHA-256)");
+      ok = false;
+    }
+    out.token_sha256.push_back(std::move(t));
+  }
+  if (!ok) return absl::InvalidArgumentError("postgres");
+  return out;
+}
+
 void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems& problems,
                     std::vector<ResourceConfig>& out) {
   if (in.resources_size() > IL_MAX_RESOURCES) {
@@ -197,6 +292,22 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
       case v1::PROTOCOL_UNSPECIFIED:
       case v1::PROTOCOL_TCP:
         res.protocol = Protocol::kTcp;
+        if (r.has_postgres()) {
+          problems.Add(path + ".postgres", "set on a resource whose protocol is not PROTOCOL_POSTGRES");
+          ok = false;
+        }
+        break;
+      case v1::PROTOCOL_POSTGRES:
+        res.protocol = Protocol::kPostgres;
+        if (!r.has_postgres()) {
+          problems.Add(path + ".postgres", "required for PROTOCOL_POSTGRES (at least login.user)");
+          ok = false;
+        } else if (absl::StatusOr<PostgresConfig> pg = BuildPostgres(r.postgres(), path + ".postgres", problems);
+                   pg.ok()) {
+          res.postgres = *std::move(pg);
+        } else {
+          ok = false;
+        }
         break;
       default:
         problems.Add(path + ".protocol", absl::StrCat("unknown protocol ", r.protocol()));

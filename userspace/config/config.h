@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,7 +51,40 @@ enum class RelayMode {
 };
 
 enum class Protocol {
-  kTcp,  // protocol-agnostic relay (PROTOCOL_TCP, the default)
+  kTcp,       // protocol-agnostic relay (PROTOCOL_TCP, the default)
+  kPostgres,  // PostgreSQL protocol 3.0 proxy (PROTOCOL_POSTGRES)
+};
+
+// How the agent authenticates to interlockd (config.proto AgentAuth).
+enum class AgentAuth {
+  kWorkload,  // the kernel-attested workload is enough
+  kToken,     // a token in the PostgreSQL password field
+};
+
+struct PostgresLoginConfig {
+  std::string user;
+  std::string database;      // default: user
+  std::string password_ref;  // "file:/abs/path" or "env:NAME"; resolved per session
+};
+
+// PostgresResource, validated. sslmode is one of disable, allow, prefer, require,
+// verify-ca, verify-full.
+struct PostgresConfig {
+  AgentAuth agent_auth = AgentAuth::kWorkload;
+  PostgresLoginConfig login;
+  std::map<std::string, PostgresLoginConfig> by_workload;
+  std::string sslmode = "prefer";
+  std::string sslrootcert;
+  std::string sslservername;
+  bool audit_parameters = false;
+  uint32_t max_statement_bytes = 4096;
+  std::vector<std::string> token_sha256;  // lower-case hex
+
+  // The login for `workload` (by_workload entry, else the default login).
+  const PostgresLoginConfig& LoginFor(const std::string& workload) const {
+    auto it = by_workload.find(workload);
+    return it != by_workload.end() ? it->second : login;
+  }
 };
 
 struct ListenerConfig {
@@ -67,6 +101,7 @@ struct ResourceConfig {
   Protocol protocol = Protocol::kTcp;
   std::optional<IpAddress> upstream_address;  // nullopt: the original destination
   uint16_t upstream_port = 0;                 // 0: the original destination port
+  std::optional<PostgresConfig> postgres;     // set iff protocol == kPostgres
 };
 
 struct EnrollmentConfig {
