@@ -20,6 +20,7 @@
 #include "userspace/common/log.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/net/socket.h"
+#include "userspace/proxy/pg/pg_session.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::daemon {
@@ -422,7 +423,8 @@ void Engine::StartSession(UniqueFd agent) {
   open.set_resource(resource.name);
   *open.mutable_original_destination() = session->original_destination;
   *open.mutable_upstream() = session->upstream;
-  open.set_protocol("tcp");
+  const char* protocol = resource.protocol == config::Protocol::kPostgres ? "postgres" : "tcp";
+  open.set_protocol(protocol);
   auto recorder = record::Recorder::Create(
       absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_, clock_);
   if (!recorder.ok()) {
@@ -430,14 +432,47 @@ void Engine::StartSession(UniqueFd agent) {
     RejectConnection("recording_failed", std::string(recorder.status().message()), &who);
     return;
   }
-  proxy::RelayOptions opts;
-  opts.connect_timeout = config_.timeouts.connect;
-  auto relay = proxy::TcpRelay::Start(*loop_, std::move(agent), upstream, opts,
+  std::unique_ptr<proxy::ProxySession> relay;
+  if (resource.protocol == config::Protocol::kPostgres) {
+    proxy::pg::PgSessionContext pctx;
+    pctx.session_id = session->id;
+    pctx.identity = who;
+    pctx.original_destination = session->original_destination;
+    pctx.resource_name = resource.name;
+    pctx.postgres = &*resource.postgres;
+    pctx.upstream = upstream;
+    pctx.connect_timeout = config_.timeouts.connect;
+    const std::string& mode = resource.postgres->sslmode;
+    if (mode != "disable" && mode != "allow") {
+      std::string server_name =
+          !resource.postgres->sslservername.empty() ? resource.postgres->sslservername : upstream.ip();
+      auto tls = UpstreamTls(resource, server_name);
+      if (!tls.ok()) {
+        RejectConnection("upstream_tls_config", std::string(tls.status().message()), &who);
+        return;
+      }
+      pctx.tls = *tls;
+    }
+    proxy::pg::PgSessionEnv env{loop_.get(), audit_.get(), &cancels_, &clock_};
+    auto pg = proxy::pg::PgSession::Start(env, std::move(agent), std::move(pctx),
+                                          std::move(*recorder),
+                                          [this](proxy::pg::PgSession* r) { OnSessionDone(r); });
+    if (!pg.ok()) {
+      RejectConnection("internal", std::string(pg.status().message()), &who);
+      return;
+    }
+    relay = std::move(*pg);
+  } else {
+    proxy::RelayOptions opts;
+    opts.connect_timeout = config_.timeouts.connect;
+    auto tcp = proxy::TcpRelay::Start(*loop_, std::move(agent), upstream, opts,
                                       std::move(*recorder),
                                       [this](proxy::TcpRelay* r) { OnSessionDone(r); });
-  if (!relay.ok()) {
-    RejectConnection("upstream_unreachable", std::string(relay.status().message()), &who);
-    return;
+    if (!tcp.ok()) {
+      RejectConnection("upstream_unreachable", std::string(tcp.status().message()), &who);
+      return;
+    }
+    relay = std::move(*tcp);
   }
   ++total_sessions_;
   v1::AuditEvent ev;
@@ -447,15 +482,30 @@ void Engine::StartSession(UniqueFd agent) {
   ev.set_resource(resource.name);
   *ev.mutable_original_destination() = session->original_destination;
   *ev.mutable_upstream() = session->upstream;
-  ev.set_protocol("tcp");
+  ev.set_protocol(protocol);
   ev.set_outcome("allowed");
   Audit(std::move(ev));
-  session->relay = std::move(*relay);
+  session->relay = std::move(relay);
   proxy::ProxySession* key = session->relay.get();
   sessions_.emplace(key, std::move(session));
   forget.armed = false;
   // The relay may have finished synchronously (never today, but keep the invariant).
   if (key->done()) OnSessionDone(key);
+}
+
+absl::StatusOr<net::TlsClientContext*> Engine::UpstreamTls(const config::ResourceConfig& resource,
+                                                           const std::string& server_name) {
+  std::string key = absl::StrCat(resource.id, "/", server_name);
+  auto it = tls_contexts_.find(key);
+  if (it != tls_contexts_.end()) return it->second.get();
+  net::TlsClientOptions opts;
+  INTERLOCK_ASSIGN_OR_RETURN(opts.mode, net::ParseSslMode(resource.postgres->sslmode));
+  opts.ca_file = resource.postgres->sslrootcert;
+  opts.server_name = server_name;
+  INTERLOCK_ASSIGN_OR_RETURN(auto ctx, net::TlsClientContext::Create(opts));
+  net::TlsClientContext* raw = ctx.get();
+  tls_contexts_.emplace(key, std::move(ctx));
+  return raw;
 }
 
 void Engine::OnSessionDone(proxy::ProxySession* relay) {
@@ -471,7 +521,7 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   ev.set_resource(session->resource->name);
   *ev.mutable_original_destination() = session->original_destination;
   *ev.mutable_upstream() = session->upstream;
-  ev.set_protocol("tcp");
+  ev.set_protocol(session->resource->protocol == config::Protocol::kPostgres ? "postgres" : "tcp");
   ev.set_bytes_to_upstream(relay->stats().bytes_to_upstream);
   ev.set_bytes_to_agent(relay->stats().bytes_to_agent);
   ev.set_duration_ms(absl::ToInt64Milliseconds(clock_.Monotonic() - session->started_mono));

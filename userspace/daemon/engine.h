@@ -31,6 +31,8 @@
 #include "userspace/control/server.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
+#include "userspace/net/tls.h"
+#include "userspace/proxy/pg/cancel_registry.h"
 #include "userspace/proxy/tcp_relay.h"
 #include "userspace/record/signing_key.h"
 
@@ -79,6 +81,9 @@ class Engine {
 
   void OnAccept(int listen_fd);
   void StartSession(UniqueFd agent);
+  // The TLS client context for a PostgreSQL resource and upstream server name (cached).
+  absl::StatusOr<net::TlsClientContext*> UpstreamTls(const config::ResourceConfig& resource,
+                                                     const std::string& server_name);
   void OnSessionDone(proxy::ProxySession* relay);
   void OnKernelEvents();
   void FlushRecordings();
@@ -106,6 +111,8 @@ class Engine {
   std::unique_ptr<identity::IdentityResolver> resolver_;
   std::unique_ptr<control::ControlServer> control_;
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
+  proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
+  absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;
   std::vector<UniqueFd> listeners_;
   UniqueFd signal_fd_;
 

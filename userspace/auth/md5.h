@@ -1,0 +1,26 @@
+// PostgreSQL's legacy MD5 password authentication, client side (PostgreSQL docs 55.3
+// "AuthenticationMD5Password"): the PasswordMessage payload answering a 4-byte salt.
+//
+//   std::string reply = Md5PasswordResponse(user, password.reveal(), salt);
+//   Send(PasswordMessage(reply));  // the codec adds the terminating NUL
+//
+// No SASLprep here: PostgreSQL hashes the raw bytes. The inner hash md5(password + user)
+// is exactly what the server stores and is enough to log in, so it is wiped after use;
+// the returned response is only good for this salt.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace interlock::auth {
+
+using Md5Salt = std::array<uint8_t, 4>;
+
+// "md5" + hex(md5(hex(md5(password + user)) + salt)): 35 characters.
+std::string Md5PasswordResponse(absl::string_view user, absl::string_view password,
+                                const Md5Salt& salt);
+
+}  // namespace interlock::auth

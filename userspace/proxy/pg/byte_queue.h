@@ -1,0 +1,37 @@
+// ByteQueue: bytes waiting to be parsed or written, consumed from the front. Amortized
+// O(1): the consumed prefix is dropped once it is at least half the storage.
+#pragma once
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace interlock::proxy::pg {
+
+class ByteQueue {
+ public:
+  absl::string_view view() const { return absl::string_view(buf_).substr(head_); }
+  size_t size() const { return buf_.size() - head_; }
+  bool empty() const { return size() == 0; }
+  void Append(absl::string_view bytes) { buf_.append(bytes.data(), bytes.size()); }
+  void Consume(size_t n) {
+    head_ += n;
+    if (head_ == buf_.size()) {
+      buf_.clear();
+      head_ = 0;
+    } else if (head_ >= 65536 && head_ * 2 >= buf_.size()) {
+      buf_.erase(0, head_);
+      head_ = 0;
+    }
+  }
+  void Clear() {
+    buf_.clear();
+    head_ = 0;
+  }
+
+ private:
+  std::string buf_;
+  size_t head_ = 0;
+};
+
+}  // namespace interlock::proxy::pg

@@ -1,0 +1,942 @@
+#include "userspace/proxy/pg/pg_session.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <variant>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/auth/scram.h"
+#include "userspace/auth/secret.h"
+#include "userspace/codec/pg/encode.h"
+#include "userspace/codec/pg/framing.h"
+#include "userspace/codec/pg/messages.h"
+#include "userspace/common/errno_status.h"
+
+namespace interlock::proxy::pg {
+
+namespace cpg = ::interlock::codec::pg;
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+std::string FatalError(absl::string_view sqlstate, absl::string_view message) {
+  cpg::ErrorResponse e;
+  e.fields = {{cpg::field::kSeverity, "FATAL"},
+              {cpg::field::kSeverityNonLocalized, "FATAL"},
+              {cpg::field::kSqlState, std::string(sqlstate)},
+              {cpg::field::kMessage, std::string(message)}};
+  return cpg::Encode(e);
+}
+
+// Startup parameters that must not reach the upstream as the agent sent them.
+bool Forwardable(absl::string_view name) {
+  return name != "user" && name != "database" && name != "replication" &&
+         !absl::StartsWith(name, "_pq_.");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Cancel forwarding
+
+namespace {
+
+class CancelSender final : public net::IoHandler {
+ public:
+  CancelSender(net::EventLoop& loop, UniqueFd fd, std::string packet)
+      : loop_(loop), fd_(std::move(fd)), packet_(std::move(packet)) {}
+  void Arm() {
+    (void)loop_.Add(fd_.get(), EPOLLOUT, this);
+    timer_ = loop_.RunAfter(absl::Seconds(5), [this] { Done(); });
+  }
+  void OnIo(uint32_t events) override {
+    if (done_) return;
+    if (events & EPOLLOUT) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err == 0) (void)::send(fd_.get(), packet_.data(), packet_.size(), MSG_NOSIGNAL);
+    }
+    Done();
+  }
+
+ private:
+  void Done() {
+    if (done_) return;
+    done_ = true;
+    loop_.Remove(fd_.get());
+    loop_.Cancel(timer_);
+    CancelSender* self = this;
+    loop_.Defer([self] { delete self; });
+  }
+  net::EventLoop& loop_;
+  UniqueFd fd_;
+  std::string packet_;
+  net::EventLoop::TimerId timer_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void SendCancelAsync(net::EventLoop& loop, const net::SockAddr& upstream, uint32_t pid, uint32_t key) {
+  auto fd = net::ConnectTcpNonBlocking(upstream);
+  if (!fd.ok()) return;
+  auto* sender = new CancelSender(loop, std::move(*fd),
+                                  cpg::EncodeCancelRequest(static_cast<int32_t>(pid),
+                                                           static_cast<int32_t>(key)));
+  sender->Arm();
+}
+
+// ---------------------------------------------------------------------------------------
+// Life cycle
+
+absl::StatusOr<std::unique_ptr<PgSession>> PgSession::Start(PgSessionEnv env, UniqueFd agent,
+                                                            PgSessionContext ctx,
+                                                            std::unique_ptr<record::Recorder> recorder,
+                                                            DoneFn done) {
+  if (ctx.postgres == nullptr) return absl::InvalidArgumentError("pg: no postgres settings");
+  std::unique_ptr<PgSession> s(new PgSession(env, std::move(agent), std::move(ctx),
+                                             std::move(recorder), std::move(done)));
+  s->UpdateInterest();
+  return s;
+}
+
+PgSession::PgSession(PgSessionEnv env, UniqueFd agent, PgSessionContext ctx,
+                     std::unique_ptr<record::Recorder> recorder, DoneFn done)
+    : env_(env),
+      agent_(std::move(agent)),
+      ctx_(std::move(ctx)),
+      recorder_(std::move(recorder)),
+      done_(std::move(done)),
+      last_activity_(env.clock->Monotonic()) {}
+
+PgSession::~PgSession() {
+  if (connect_timer_ != 0) env_.loop->Cancel(connect_timer_);
+  if (resume_timer_ != 0) env_.loop->Cancel(resume_timer_);
+  if (registered_[kAgent]) env_.loop->Remove(agent_.get());
+  if (registered_[kUpstream]) env_.loop->Remove(upstream_.get());
+  if (cancel_registered_) env_.cancels->Unregister(our_pid_);
+}
+
+absl::Status PgSession::FlushRecording() {
+  if (!recorder_ || phase_ == Phase::kDone) return absl::OkStatus();
+  return recorder_->Flush();
+}
+
+void PgSession::Abort(const std::string& outcome, const std::string& detail) {
+  Finish(outcome, detail, true);
+}
+
+void PgSession::Finish(const std::string& outcome, const std::string& detail, bool reset) {
+  if (phase_ == Phase::kDone) return;
+  phase_ = Phase::kDone;
+  outcome_ = outcome;
+  detail_ = detail;
+  for (net::EventLoop::TimerId* t : {&connect_timer_, &resume_timer_}) {
+    if (*t != 0) {
+      env_.loop->Cancel(*t);
+      *t = 0;
+    }
+  }
+  for (Side s : {kAgent, kUpstream}) {
+    int fd = s == kAgent ? agent_.get() : upstream_.get();
+    if (registered_[s]) {
+      env_.loop->Remove(fd);
+      registered_[s] = false;
+    }
+    if (reset && fd >= 0) {
+      linger lg{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+  }
+  if (tls_ != nullptr && !reset) (void)tls_->Shutdown();
+  tls_.reset();
+  agent_.Reset();
+  upstream_.Reset();
+  if (tracker_ != nullptr) AuditStatements(tracker_->Finish("incomplete"));
+  if (cancel_registered_) {
+    env_.cancels->Unregister(our_pid_);
+    cancel_registered_ = false;
+  }
+  if (recorder_) {
+    v1::SessionClose close;
+    close.set_outcome(outcome);
+    close.set_detail(detail);
+    absl::Status st = recorder_->Close(close);
+    if (!st.ok() && detail_.empty()) detail_ = absl::StrCat("recording: ", st.message());
+  }
+  if (done_) done_(this);
+}
+
+void PgSession::FailToAgent(absl::string_view sqlstate, absl::string_view message,
+                            const std::string& outcome, const std::string& detail) {
+  if (phase_ == Phase::kDone || phase_ == Phase::kClosing) return;
+  SendToAgent(FatalError(sqlstate, message));
+  phase_ = Phase::kClosing;
+  outcome_ = outcome;
+  detail_ = detail;
+  // Nothing more goes upstream; the agent gets the error, then the connection closes.
+  if (tls_ != nullptr) (void)tls_->Shutdown();
+  if (registered_[kUpstream]) {
+    env_.loop->Remove(upstream_.get());
+    registered_[kUpstream] = false;
+  }
+  tls_.reset();
+  upstream_.Reset();
+  to_upstream_.Clear();
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit and recording
+
+void PgSession::Audit(v1::AuditKind kind, const std::string& outcome, const std::string& reason,
+                      const std::string& detail) {
+  v1::AuditEvent ev;
+  ev.set_kind(kind);
+  ev.set_session_id(ctx_.session_id);
+  *ev.mutable_identity() = ctx_.identity;
+  ev.set_resource(ctx_.resource_name);
+  *ev.mutable_original_destination() = ctx_.original_destination;
+  ev.mutable_upstream()->set_address(ctx_.upstream.ip());
+  ev.mutable_upstream()->set_port(ctx_.upstream.port());
+  ev.set_protocol("postgres");
+  ev.set_outcome(outcome);
+  ev.set_reason(reason);
+  ev.set_detail(detail);
+  (void)env_.audit->Emit(std::move(ev));
+}
+
+void PgSession::AuditStatements(std::vector<v1::StatementInfo> statements) {
+  for (v1::StatementInfo& s : statements) {
+    v1::AuditEvent ev;
+    ev.set_kind(v1::AUDIT_KIND_STATEMENT);
+    ev.set_session_id(ctx_.session_id);
+    *ev.mutable_identity() = ctx_.identity;
+    ev.set_resource(ctx_.resource_name);
+    *ev.mutable_original_destination() = ctx_.original_destination;
+    ev.set_protocol("postgres");
+    ev.set_outcome(s.status());
+    ev.set_duration_ms(s.duration_us() / 1000);
+    *ev.mutable_statement() = std::move(s);
+    (void)env_.audit->Emit(std::move(ev));
+  }
+}
+
+void PgSession::SendToAgent(absl::string_view bytes) {
+  to_agent_.Append(bytes);
+  if (recorder_ && !bytes.empty()) {
+    absl::Status st = recorder_->AppendData(v1::DIRECTION_TO_AGENT, bytes);
+    if (!st.ok()) Finish("recording_failed", std::string(st.message()), true);
+  }
+}
+
+void PgSession::RecordFromAgent(absl::string_view bytes) {
+  if (recorder_ && !bytes.empty()) {
+    absl::Status st = recorder_->AppendData(v1::DIRECTION_TO_UPSTREAM, bytes);
+    if (!st.ok()) Finish("recording_failed", std::string(st.message()), true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// I/O
+
+void PgSession::OnIo(Side side, uint32_t events) {
+  if (phase_ == Phase::kDone) return;
+  if (side == kUpstream && phase_ == Phase::kUpstreamConnecting) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) OnUpstreamConnected();
+  } else if (side == kUpstream && phase_ == Phase::kUpstreamTls) {
+    auto step = tls_->HandshakeStep();
+    if (!step.ok()) {
+      Audit(v1::AUDIT_KIND_AUTH, "error", "upstream_tls", std::string(step.status().message()));
+      FailToAgent("08006", absl::StrCat("interlock: TLS to resource ", ctx_.resource_name, " failed"),
+                  "upstream_tls_failed", std::string(step.status().message()));
+    } else if (*step == net::TlsHandshake::kDone) {
+      StartUpstreamLogin();
+    }
+  }
+  Pump();
+}
+
+bool PgSession::AgentReadAllowed() const {
+  if (agent_eof_ || !agent_) return false;
+  if (phase_ == Phase::kClosing || phase_ == Phase::kDone) return false;
+  if (phase_ != Phase::kAgentStartup && phase_ != Phase::kAgentPassword && phase_ != Phase::kRelay) {
+    return false;  // nothing to do with agent bytes until the upstream is ready
+  }
+  return to_upstream_.size() < kHighWaterBytes && agent_in_.size() < kMaxFrontendMessageBytes + 5;
+}
+
+bool PgSession::UpstreamReadAllowed() const {
+  if (upstream_eof_ || !upstream_) return false;
+  if (phase_ != Phase::kUpstreamSslReply && phase_ != Phase::kUpstreamAuth &&
+      phase_ != Phase::kUpstreamReady && phase_ != Phase::kRelay) {
+    return false;
+  }
+  if (phase_ == Phase::kUpstreamSslReply && !upstream_in_.empty()) return false;  // one byte only
+  return to_agent_.size() < kHighWaterBytes && upstream_in_.size() < kMaxBackendMessageBytes + 5;
+}
+
+bool PgSession::ReadAgent() {
+  char buf[kReadChunk];
+  ssize_t n = ::read(agent_.get(), buf, sizeof buf);
+  if (n > 0) {
+    agent_in_.Append(absl::string_view(buf, static_cast<size_t>(n)));
+    last_activity_ = env_.clock->Monotonic();
+    return true;
+  }
+  if (n == 0) {
+    agent_eof_ = true;
+    return true;
+  }
+  if (errno == EAGAIN || errno == EINTR) return false;
+  Finish("agent_reset", std::string(ErrnoStatus(errno, "read agent").message()), true);
+  return false;
+}
+
+bool PgSession::ReadUpstream() {
+  char buf[kReadChunk];
+  // During the SSLRequest reply only one byte may be consumed: what follows is TLS.
+  size_t want = phase_ == Phase::kUpstreamSslReply ? 1 : sizeof buf;
+  net::IoResult r;
+  if (tls_ != nullptr) {
+    r = tls_->Read(buf, want);
+  } else {
+    ssize_t n = ::read(upstream_.get(), buf, want);
+    if (n > 0) {
+      r.bytes = static_cast<size_t>(n);
+    } else if (n == 0) {
+      r.eof = true;
+    } else if (errno == EAGAIN || errno == EINTR) {
+      r.would_block = true;
+    } else {
+      r.status = ErrnoStatus(errno, "read upstream");
+    }
+  }
+  if (!r.status.ok()) {
+    if (phase_ == Phase::kRelay) {
+      Finish("upstream_reset", std::string(r.status.message()), true);
+    } else {
+      FailToAgent("08006", absl::StrCat("interlock: connection to resource ", ctx_.resource_name, " failed"),
+                  "upstream_reset", std::string(r.status.message()));
+    }
+    return false;
+  }
+  if (r.eof) {
+    upstream_eof_ = true;
+    return true;
+  }
+  if (r.bytes == 0) return false;
+  upstream_in_.Append(absl::string_view(buf, r.bytes));
+  last_activity_ = env_.clock->Monotonic();
+  return true;
+}
+
+bool PgSession::FlushAgent() {
+  bool progress = false;
+  while (!to_agent_.empty() && agent_) {
+    absl::string_view v = to_agent_.view();
+    ssize_t n = ::send(agent_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      to_agent_.Consume(static_cast<size_t>(n));
+      stats_.bytes_to_agent += static_cast<uint64_t>(n);
+      progress = true;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    Finish("agent_reset", std::string(ErrnoStatus(n < 0 ? errno : EPIPE, "write agent").message()), true);
+    return false;
+  }
+  return progress;
+}
+
+bool PgSession::FlushUpstream() {
+  bool progress = false;
+  if (!upstream_ || phase_ == Phase::kUpstreamConnecting || phase_ == Phase::kUpstreamTls) return false;
+  while (!to_upstream_.empty()) {
+    absl::string_view v = to_upstream_.view();
+    net::IoResult w;
+    if (tls_ != nullptr) {
+      w = tls_->Write(v.data(), v.size());
+    } else {
+      ssize_t n = ::send(upstream_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        w.bytes = static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        w.would_block = true;
+      } else {
+        w.status = ErrnoStatus(n < 0 ? errno : EPIPE, "write upstream");
+      }
+    }
+    if (!w.status.ok()) {
+      Finish("upstream_reset", std::string(w.status.message()), true);
+      return false;
+    }
+    if (w.bytes == 0) break;
+    to_upstream_.Consume(w.bytes);
+    if (phase_ == Phase::kRelay) stats_.bytes_to_upstream += w.bytes;
+    progress = true;
+  }
+  return progress;
+}
+
+void PgSession::Pump() {
+  for (int i = 0; i < 64 && phase_ != Phase::kDone; ++i) {
+    bool progress = false;
+    progress |= FlushAgent();
+    if (phase_ == Phase::kDone) return;
+    progress |= FlushUpstream();
+    if (phase_ == Phase::kDone) return;
+    if (AgentReadAllowed()) progress |= ReadAgent();
+    if (phase_ == Phase::kDone) return;
+    ProcessAgent();
+    if (phase_ == Phase::kDone) return;
+    if (UpstreamReadAllowed()) progress |= ReadUpstream();
+    if (phase_ == Phase::kDone) return;
+    ProcessUpstream();
+    if (phase_ == Phase::kDone) return;
+    if (phase_ == Phase::kClosing && to_agent_.empty()) {
+      Finish(outcome_, detail_, false);
+      return;
+    }
+    if (!progress) break;
+    if (i == 63 && resume_timer_ == 0) {
+      // Still busy: yield to other sessions and continue on the next loop turn (a TLS
+      // record may sit decrypted in OpenSSL where epoll cannot see it).
+      resume_timer_ = env_.loop->RunAfter(absl::ZeroDuration(), [this] {
+        resume_timer_ = 0;
+        Pump();
+      });
+    }
+  }
+  if (phase_ == Phase::kDone) return;
+  // Ends: the agent left (forward the end upstream once flushed), or the upstream did.
+  if (agent_eof_ && agent_in_.empty() && phase_ != Phase::kClosing) {
+    if (to_upstream_.empty()) {
+      Finish(phase_ == Phase::kRelay ? "closed" : "agent_closed", "", false);
+      return;
+    }
+  }
+  if (upstream_eof_ && upstream_in_.empty() && to_agent_.empty()) {
+    Finish(phase_ == Phase::kRelay ? "upstream_closed" : "upstream_closed_early", "", false);
+    return;
+  }
+  UpdateInterest();
+}
+
+void PgSession::UpdateInterest() {
+  if (phase_ == Phase::kDone) return;
+  for (Side s : {kAgent, kUpstream}) {
+    int fd = s == kAgent ? agent_.get() : upstream_.get();
+    if (fd < 0) continue;
+    uint32_t want = 0;
+    if (s == kAgent) {
+      if (AgentReadAllowed()) want |= EPOLLIN;
+      if (!to_agent_.empty()) want |= EPOLLOUT;
+    } else if (phase_ == Phase::kUpstreamConnecting) {
+      want = EPOLLOUT;
+    } else if (phase_ == Phase::kUpstreamTls) {
+      want = tls_->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN;
+    } else {
+      if (UpstreamReadAllowed()) want |= EPOLLIN;
+      if (!to_upstream_.empty()) want |= EPOLLOUT;
+      if (tls_ != nullptr && tls_->want() == net::TlsWant::kWrite) want |= EPOLLOUT;
+      if (tls_ != nullptr && tls_->want() == net::TlsWant::kRead) want |= EPOLLIN;
+    }
+    net::IoHandler* h = s == kAgent ? static_cast<net::IoHandler*>(&agent_watcher_)
+                                    : static_cast<net::IoHandler*>(&upstream_watcher_);
+    if (want == 0) {
+      if (registered_[s]) {
+        env_.loop->Remove(fd);
+        registered_[s] = false;
+      }
+      continue;
+    }
+    if (!registered_[s]) {
+      if (env_.loop->Add(fd, want, h).ok()) registered_[s] = true;
+      interest_[s] = want;
+    } else if (interest_[s] != want) {
+      (void)env_.loop->Modify(fd, want, h);
+      interest_[s] = want;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Agent side: startup
+
+void PgSession::ProcessAgent() {
+  while (phase_ == Phase::kAgentStartup || phase_ == Phase::kAgentPassword) {
+    if (phase_ == Phase::kAgentStartup) {
+      auto frame = cpg::PeekStartupFrame(agent_in_.view());
+      if (!frame.ok()) {
+        Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_startup", std::string(frame.status().message()));
+        FailToAgent("08P01", absl::StrCat("interlock: invalid startup packet: ", frame.status().message()),
+                    "protocol_error", std::string(frame.status().message()));
+        return;
+      }
+      if (!frame->has_value()) return;
+      std::string body((*frame)->body);
+      size_t total = (*frame)->total_bytes;
+      RecordFromAgent(agent_in_.view().substr(0, total));
+      agent_in_.Consume(total);
+      HandleStartupPacket(body);
+    } else {
+      auto frame = cpg::PeekFrame(agent_in_.view(), 4096);
+      if (!frame.ok()) {
+        FailToAgent("08P01", "interlock: invalid password message", "protocol_error",
+                    std::string(frame.status().message()));
+        return;
+      }
+      if (!frame->has_value()) return;
+      char type = (*frame)->type;
+      std::string body((*frame)->body);
+      agent_in_.Consume((*frame)->total_bytes);
+      if (recorder_) (void)recorder_->AppendEvent("agent_password", "password message (redacted)");
+      if (type != cpg::frontend::kPasswordMessage) {
+        FailToAgent("08P01", "interlock: expected a password message", "protocol_error",
+                    absl::StrCat("got ", cpg::MessageName(type, true)));
+        return;
+      }
+      HandlePassword(body);
+    }
+  }
+  if (phase_ == Phase::kRelay) {
+    while (phase_ == Phase::kRelay && RelayFrontend()) {
+    }
+  }
+}
+
+void PgSession::HandleStartupPacket(absl::string_view body) {
+  auto packet = cpg::ParseStartupPacket(body);
+  if (!packet.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_startup", std::string(packet.status().message()));
+    FailToAgent("08P01", absl::StrCat("interlock: invalid startup packet: ", packet.status().message()),
+                "protocol_error", std::string(packet.status().message()));
+    return;
+  }
+  if (std::holds_alternative<cpg::SslRequest>(*packet) ||
+      std::holds_alternative<cpg::GssEncRequest>(*packet)) {
+    // No TLS or GSS encryption towards the agent: the hop is loopback on this host.
+    SendToAgent("N");
+    return;
+  }
+  if (const auto* cancel = std::get_if<cpg::CancelRequest>(&*packet)) {
+    HandleCancel(cancel->process_id, cancel->secret_key);
+    return;
+  }
+  const auto& startup = std::get<cpg::StartupMessage>(*packet);
+  if (startup.major_version != cpg::kProtocolMajor) {
+    FailToAgent("0A000",
+                absl::StrCat("interlock: unsupported frontend protocol ", startup.major_version, ".",
+                             startup.minor_version, ": only 3.0 is supported"),
+                "protocol_error", "unsupported protocol version");
+    return;
+  }
+  agent_minor_version_ = startup.minor_version;
+  for (const auto& [name, value] : startup.params) {
+    if (name == "replication" && value != "false" && value != "0" && value != "off" && value != "no") {
+      Audit(v1::AUDIT_KIND_AUTH, "denied", "replication", "replication connections are not allowed");
+      FailToAgent("42501", "interlock: replication connections are not allowed", "denied",
+                  "replication requested");
+      return;
+    }
+    if (absl::StartsWith(name, "_pq_.")) unsupported_options_.push_back(name);
+    if (Forwardable(name)) agent_params_.emplace_back(name, value);
+  }
+  negotiate_version_ = agent_minor_version_ > 0 || !unsupported_options_.empty();
+  const config::PostgresLoginConfig& login = ctx_.postgres->LoginFor(ctx_.identity.workload());
+  upstream_user_ = login.user;
+  upstream_database_ = login.database;
+  if (ctx_.postgres->agent_auth == config::AgentAuth::kToken) {
+    cpg::Authentication a;
+    a.code = cpg::AuthCode::kCleartextPassword;
+    SendToAgent(cpg::Encode(a));
+    phase_ = Phase::kAgentPassword;
+    return;
+  }
+  Audit(v1::AUDIT_KIND_AUTH, "allowed", "workload",
+        absl::StrCat("agent authenticated by its kernel-attested workload; upstream role ",
+                     upstream_user_, " database ", upstream_database_));
+  ConnectUpstream();
+}
+
+void PgSession::HandlePassword(absl::string_view body) {
+  auto pw = cpg::ParsePasswordMessage(body);
+  if (!pw.ok()) {
+    FailToAgent("08P01", "interlock: invalid password message", "protocol_error",
+                std::string(pw.status().message()));
+    return;
+  }
+  std::string digest = Sha256Hex(pw->password);
+  bool accepted = false;
+  for (const std::string& t : ctx_.postgres->token_sha256) {
+    // Both are public-length hex digests of the secret; compare without early exit.
+    if (t.size() == digest.size()) {
+      unsigned char diff = 0;
+      for (size_t i = 0; i < t.size(); ++i) diff |= static_cast<unsigned char>(t[i] ^ digest[i]);
+      accepted |= diff == 0;
+    }
+  }
+  if (!accepted) {
+    Audit(v1::AUDIT_KIND_AUTH, "denied", "bad_token", "the token presented in the password field is not accepted");
+    FailToAgent("28P01", "interlock: token authentication failed", "denied", "bad token");
+    return;
+  }
+  Audit(v1::AUDIT_KIND_AUTH, "allowed", "token",
+        absl::StrCat("token sha256 ", digest.substr(0, 12), "...; upstream role ", upstream_user_,
+                     " database ", upstream_database_));
+  ConnectUpstream();
+}
+
+void PgSession::HandleCancel(int32_t pid, int32_t key) {
+  const CancelTarget* t = env_.cancels->Find(static_cast<uint32_t>(pid), static_cast<uint32_t>(key));
+  if (t == nullptr) {
+    Audit(v1::AUDIT_KIND_CANCEL, "denied", "unknown_key", absl::StrCat("cancel for pid ", pid));
+  } else if (t->cgroup_id != ctx_.identity.cgroup_id() &&
+             (t->workload.empty() || t->workload != ctx_.identity.workload())) {
+    Audit(v1::AUDIT_KIND_CANCEL, "denied", "other_workload",
+          absl::StrCat("cancel for session ", t->session_id, " of workload ", t->workload));
+  } else {
+    SendCancelAsync(*env_.loop, t->upstream, t->upstream_pid, t->upstream_key);
+    Audit(v1::AUDIT_KIND_CANCEL, "allowed", "forwarded",
+          absl::StrCat("cancel forwarded for session ", t->session_id));
+  }
+  // As PostgreSQL does: no answer, the connection just closes.
+  Finish("cancel_request", "", false);
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream side: connect, TLS, login
+
+void PgSession::ConnectUpstream() {
+  auto fd = net::ConnectTcpNonBlocking(ctx_.upstream);
+  if (!fd.ok()) {
+    FailToAgent("08006", absl::StrCat("interlock: cannot reach resource ", ctx_.resource_name),
+                "upstream_unreachable", std::string(fd.status().message()));
+    return;
+  }
+  upstream_ = std::move(*fd);
+  phase_ = Phase::kUpstreamConnecting;
+  connect_timer_ = env_.loop->RunAfter(ctx_.connect_timeout, [this] {
+    connect_timer_ = 0;
+    if (phase_ == Phase::kUpstreamConnecting) {
+      FailToAgent("08006", absl::StrCat("interlock: cannot reach resource ", ctx_.resource_name),
+                  "upstream_timeout", "connect timed out");
+      Pump();
+    }
+  });
+}
+
+void PgSession::OnUpstreamConnected() {
+  absl::Status st = net::ConnectResult(upstream_.get(), ctx_.upstream);
+  if (connect_timer_ != 0) {
+    env_.loop->Cancel(connect_timer_);
+    connect_timer_ = 0;
+  }
+  if (!st.ok()) {
+    FailToAgent("08006", absl::StrCat("interlock: cannot reach resource ", ctx_.resource_name),
+                "upstream_unreachable", std::string(st.message()));
+    return;
+  }
+  const std::string& mode = ctx_.postgres->sslmode;
+  if (mode == "disable" || mode == "allow" || ctx_.tls == nullptr) {
+    StartUpstreamLogin();
+    return;
+  }
+  SendToUpstream(cpg::EncodeSslRequest());
+  phase_ = Phase::kUpstreamSslReply;
+}
+
+void PgSession::StartUpstreamLogin() {
+  std::optional<auth::Secret> password;
+  const config::PostgresLoginConfig& login = ctx_.postgres->LoginFor(ctx_.identity.workload());
+  if (!login.password_ref.empty()) {
+    // Read per session, so a rotated secret takes effect without a restart.
+    auto secret = auth::ResolveCredentialRef(login.password_ref);
+    if (!secret.ok()) {
+      Audit(v1::AUDIT_KIND_AUTH, "error", "credential_unavailable", std::string(secret.status().message()));
+      FailToAgent("08006",
+                  absl::StrCat("interlock: the upstream credential for resource ", ctx_.resource_name,
+                               " is unavailable"),
+                  "credential_unavailable", std::string(secret.status().message()));
+      return;
+    }
+    password.emplace(std::move(*secret));
+  }
+  std::string cb_hash;
+  if (tls_ != nullptr) {
+    auto hash = auth::TlsServerEndPointHash(tls_->PeerCertificateDer(), tls_->PeerSignatureNid());
+    if (hash.ok()) cb_hash = *hash;
+  }
+  auto nonce = auth::RandomNonce();
+  if (!nonce.ok()) {
+    FailToAgent("58000", "interlock: internal error", "internal", std::string(nonce.status().message()));
+    return;
+  }
+  UpstreamLoginOptions opts;
+  opts.user = upstream_user_;
+  opts.database = upstream_database_;
+  opts.params = agent_params_;
+  login_ = std::make_unique<UpstreamLogin>(std::move(opts), std::move(password), cb_hash, *nonce);
+  SendToUpstream(login_->StartupMessage());
+  phase_ = Phase::kUpstreamAuth;
+}
+
+void PgSession::ProcessUpstream() {
+  if (phase_ == Phase::kUpstreamSslReply) {
+    if (upstream_in_.empty()) return;
+    char answer = upstream_in_.view()[0];
+    upstream_in_.Consume(1);
+    const std::string& mode = ctx_.postgres->sslmode;
+    if (answer == 'S') {
+      auto tls = net::TlsConnection::Create(*ctx_.tls, upstream_.get());
+      if (!tls.ok()) {
+        FailToAgent("08006", "interlock: TLS setup failed", "upstream_tls_failed",
+                    std::string(tls.status().message()));
+        return;
+      }
+      tls_ = std::move(*tls);
+      phase_ = Phase::kUpstreamTls;
+      auto step = tls_->HandshakeStep();
+      if (!step.ok()) {
+        Audit(v1::AUDIT_KIND_AUTH, "error", "upstream_tls", std::string(step.status().message()));
+        FailToAgent("08006", absl::StrCat("interlock: TLS to resource ", ctx_.resource_name, " failed"),
+                    "upstream_tls_failed", std::string(step.status().message()));
+      } else if (*step == net::TlsHandshake::kDone) {
+        StartUpstreamLogin();
+      }
+      return;
+    }
+    if (answer == 'N' && mode == "prefer") {
+      StartUpstreamLogin();
+      return;
+    }
+    FailToAgent("08006",
+                absl::StrCat("interlock: resource ", ctx_.resource_name, " does not offer TLS (sslmode ", mode, ")"),
+                "upstream_tls_refused", absl::StrCat("SSLRequest answered '", std::string(1, answer), "'"));
+    return;
+  }
+  while (phase_ == Phase::kUpstreamAuth || phase_ == Phase::kUpstreamReady) {
+    auto frame = cpg::PeekFrame(upstream_in_.view(), 1 << 20);
+    if (!frame.ok()) {
+      FailToAgent("08P01", "interlock: protocol error from the resource", "upstream_protocol_error",
+                  std::string(frame.status().message()));
+      return;
+    }
+    if (!frame->has_value()) return;
+    char type = (*frame)->type;
+    std::string body((*frame)->body);
+    std::string raw(upstream_in_.view().substr(0, (*frame)->total_bytes));
+    upstream_in_.Consume((*frame)->total_bytes);
+    if (phase_ == Phase::kUpstreamAuth) {
+      HandleUpstreamLogin(type, body);
+      continue;
+    }
+    // Authenticated: ParameterStatus, BackendKeyData, notices until ReadyForQuery.
+    switch (type) {
+      case cpg::backend::kParameterStatus:
+      case cpg::backend::kNoticeResponse:
+        held_parameter_status_ += raw;
+        break;
+      case cpg::backend::kBackendKeyData: {
+        auto k = cpg::ParseBackendKeyData(body);
+        if (!k.ok()) {
+          FailToAgent("08P01", "interlock: protocol error from the resource", "upstream_protocol_error",
+                      std::string(k.status().message()));
+          return;
+        }
+        upstream_pid_ = k->process_id;
+        upstream_key_ = k->secret_key;
+        break;
+      }
+      case cpg::backend::kErrorResponse: {
+        auto e = cpg::ParseErrorResponse(body);
+        std::string msg = e.ok() ? std::string(e->message()) : "error";
+        Audit(v1::AUDIT_KIND_AUTH, "error", "upstream_startup_failed", msg);
+        // After authentication the server's error is about the session (e.g. database
+        // does not exist): pass it on as it is.
+        SendToAgent(raw);
+        phase_ = Phase::kClosing;
+        outcome_ = "upstream_refused";
+        detail_ = msg;
+        return;
+      }
+      case cpg::backend::kReadyForQuery:
+        BecomeReady();
+        SendToAgent(raw);
+        break;
+      default:
+        FailToAgent("08P01", "interlock: protocol error from the resource", "upstream_protocol_error",
+                    absl::StrCat("unexpected ", cpg::MessageName(type, false), " during start-up"));
+        return;
+    }
+  }
+  if (phase_ == Phase::kRelay) {
+    while (phase_ == Phase::kRelay && RelayBackend()) {
+    }
+  }
+}
+
+void PgSession::HandleUpstreamLogin(char type, absl::string_view body) {
+  auto step = login_->OnMessage(type, body);
+  if (!step.ok()) {
+    Audit(v1::AUDIT_KIND_AUTH, "denied", "upstream_login_failed", std::string(step.status().message()));
+    // The agent learns that interlockd could not log in, not the upstream's details.
+    FailToAgent("28000",
+                absl::StrCat("interlock: could not log in to resource ", ctx_.resource_name,
+                             " with its configured credential"),
+                "upstream_auth_failed", std::string(step.status().message()));
+    return;
+  }
+  if (!step->send.empty()) SendToUpstream(step->send);
+  if (step->authenticated) {
+    Audit(v1::AUDIT_KIND_AUTH, "allowed", "upstream_login",
+          absl::StrCat("logged in upstream as ", upstream_user_, " to ", upstream_database_, " with ",
+                       login_->method(), tls_ != nullptr ? absl::StrCat(" over ", tls_->Version()) : ""));
+    phase_ = Phase::kUpstreamReady;
+  }
+}
+
+void PgSession::BecomeReady() {
+  // Our own cancel key for the agent, standing for the upstream backend's.
+  CancelTarget target;
+  target.session_id = ctx_.session_id;
+  target.cgroup_id = ctx_.identity.cgroup_id();
+  target.workload = ctx_.identity.workload();
+  target.upstream = ctx_.upstream;
+  target.upstream_pid = static_cast<uint32_t>(upstream_pid_);
+  target.upstream_key = static_cast<uint32_t>(upstream_key_);
+  auto [pid, key] = env_.cancels->Register(std::move(target));
+  our_pid_ = pid;
+  cancel_registered_ = true;
+
+  std::string hello;
+  if (negotiate_version_) {
+    cpg::NegotiateProtocolVersion n;
+    n.newest_minor = 0;
+    n.unrecognized_options = unsupported_options_;
+    hello += cpg::Encode(n);
+  }
+  cpg::Authentication ok;
+  ok.code = cpg::AuthCode::kOk;
+  hello += cpg::Encode(ok);
+  hello += held_parameter_status_;
+  held_parameter_status_.clear();
+  cpg::BackendKeyData k;
+  k.process_id = static_cast<int32_t>(pid);
+  k.secret_key = static_cast<int32_t>(key);
+  hello += cpg::Encode(k);
+  SendToAgent(hello);
+
+  StatementTrackerOptions topts;
+  topts.database = upstream_database_;
+  topts.user = upstream_user_;
+  topts.audit_parameters = ctx_.postgres->audit_parameters;
+  topts.max_statement_bytes = ctx_.postgres->max_statement_bytes;
+  tracker_ = std::make_unique<StatementTracker>(std::move(topts), *env_.clock);
+  phase_ = Phase::kRelay;
+}
+
+// ---------------------------------------------------------------------------------------
+// Relay: one message at a time, streaming the big ones
+
+bool PgSession::RelayFrontend() {
+  if (frontend_stream_left_ > 0) {
+    if (agent_in_.empty()) return false;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(frontend_stream_left_, agent_in_.size()));
+    absl::string_view chunk = agent_in_.view().substr(0, n);
+    RecordFromAgent(chunk);
+    SendToUpstream(chunk);
+    agent_in_.Consume(n);
+    frontend_stream_left_ -= n;
+    return true;
+  }
+  if (to_upstream_.size() >= kHighWaterBytes) return false;
+  auto header = cpg::PeekHeader(agent_in_.view(), cpg::kMaxMessageBytes);
+  if (!header.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_frontend_message", std::string(header.status().message()));
+    FailToAgent("08P01", absl::StrCat("interlock: protocol violation: ", header.status().message()),
+                "protocol_error", std::string(header.status().message()));
+    return false;
+  }
+  if (!header->has_value()) return false;
+  const cpg::FrameHeader h = **header;
+  if (h.type == cpg::frontend::kCopyData) {
+    // COPY FROM STDIN data: not inspected, streamed whatever its size.
+    frontend_stream_left_ = h.total_bytes;
+    return true;
+  }
+  if (h.length > kMaxFrontendMessageBytes) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "message_too_large",
+          absl::StrCat(cpg::MessageName(h.type, true), " of ", h.length, " bytes"));
+    FailToAgent("54000",
+                absl::StrCat("interlock: ", cpg::MessageName(h.type, true), " of ", h.length,
+                             " bytes exceeds the limit of ", kMaxFrontendMessageBytes),
+                "protocol_error", "message too large");
+    return false;
+  }
+  if (agent_in_.size() < h.total_bytes) return false;
+  absl::string_view raw = agent_in_.view().substr(0, h.total_bytes);
+  absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
+  absl::Status st = tracker_->OnFrontend(h.type, body);
+  if (!st.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_frontend_message", std::string(st.message()));
+    FailToAgent("08P01", absl::StrCat("interlock: protocol violation: ", st.message()), "protocol_error",
+                std::string(st.message()));
+    return false;
+  }
+  RecordFromAgent(raw);
+  SendToUpstream(raw);
+  agent_in_.Consume(h.total_bytes);
+  return true;
+}
+
+bool PgSession::RelayBackend() {
+  if (backend_stream_left_ > 0) {
+    if (upstream_in_.empty()) return false;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(backend_stream_left_, upstream_in_.size()));
+    SendToAgent(upstream_in_.view().substr(0, n));
+    upstream_in_.Consume(n);
+    backend_stream_left_ -= n;
+    return phase_ == Phase::kRelay;
+  }
+  if (to_agent_.size() >= kHighWaterBytes) return false;
+  auto header = cpg::PeekHeader(upstream_in_.view(), cpg::kMaxMessageBytes);
+  if (!header.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "bad_backend_message", std::string(header.status().message()));
+    FailToAgent("08P01", "interlock: protocol error from the resource", "upstream_protocol_error",
+                std::string(header.status().message()));
+    return false;
+  }
+  if (!header->has_value()) return false;
+  const cpg::FrameHeader h = **header;
+  if (h.type == cpg::backend::kDataRow || h.type == cpg::backend::kCopyData) {
+    // Rows and COPY data are counted, not buffered: memory stays bounded whatever the
+    // result size.
+    (void)tracker_->OnBackend(h.type, absl::string_view());
+    backend_stream_left_ = h.total_bytes;
+    return true;
+  }
+  if (h.length > kMaxBackendMessageBytes) {
+    FailToAgent("08P01", "interlock: oversized message from the resource", "upstream_protocol_error",
+                absl::StrCat(cpg::MessageName(h.type, false), " of ", h.length, " bytes"));
+    return false;
+  }
+  if (upstream_in_.size() < h.total_bytes) return false;
+  absl::string_view raw = upstream_in_.view().substr(0, h.total_bytes);
+  absl::Status tracked = tracker_->OnBackend(h.type, raw.substr(cpg::kMessageHeaderBytes));
+  if (!tracked.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "bad_backend_message", std::string(tracked.message()));
+  }
+  SendToAgent(raw);
+  upstream_in_.Consume(h.total_bytes);
+  AuditStatements(tracker_->TakeCompleted());
+  return phase_ == Phase::kRelay;
+}
+
+}  // namespace interlock::proxy::pg

@@ -1,0 +1,196 @@
+// PgSession: one agent connection to a protected PostgreSQL resource. interlockd speaks
+// protocol 3.0 as the server to the agent and as a client to the real database
+// (PostgreSQL docs chapter 55):
+//
+//   agent                        interlockd                         database
+//   SSLRequest ───────────────► 'N' (TLS towards the agent is not offered)
+//   StartupMessage ───────────► [token mode: AuthenticationCleartextPassword ◄─► token]
+//                               connect, [SSLRequest → TLS per sslmode],
+//                               StartupMessage(user/database from config) ─────────►
+//                               SCRAM / md5 / password with the configured secret ◄──►
+//                               ◄───────────── AuthenticationOk, ParameterStatus*,
+//                                              BackendKeyData, ReadyForQuery
+//   ◄─ AuthenticationOk, ParameterStatus*, BackendKeyData (interlockd's own), ReadyForQuery
+//   then every message both ways, each frontend statement and its completion observed by
+//   the StatementTracker and audited; DataRow/CopyData stream through without buffering.
+//
+// The agent never sees the upstream credentials or SCRAM material; only what it sent and
+// received is recorded (a token in the password field is recorded as redacted). A
+// CancelRequest (a separate connection, through the same redirect) is mapped to the
+// upstream backend's key and forwarded, only for the workload that owns the session.
+// Malformed input from either side ends the session with a protocol-native ErrorResponse
+// and an audit event.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "interlock/v1/events.pb.h"
+#include "interlock/v1/identity.pb.h"
+#include "userspace/audit/audit_log.h"
+#include "userspace/common/clock.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/config/config.h"
+#include "userspace/net/event_loop.h"
+#include "userspace/net/socket.h"
+#include "userspace/net/tls.h"
+#include "userspace/proxy/pg/byte_queue.h"
+#include "userspace/proxy/pg/cancel_registry.h"
+#include "userspace/proxy/pg/statement_tracker.h"
+#include "userspace/proxy/pg/upstream_login.h"
+#include "userspace/proxy/session.h"
+#include "userspace/record/recorder.h"
+
+namespace interlock::proxy::pg {
+
+// Largest frontend message buffered whole (CopyData streams through regardless).
+inline constexpr uint32_t kMaxFrontendMessageBytes = 16 << 20;
+// Largest backend message buffered whole (DataRow and CopyData stream through).
+inline constexpr uint32_t kMaxBackendMessageBytes = 64 << 20;
+// Stop reading a side while this much is queued towards the other.
+inline constexpr size_t kHighWaterBytes = 1 << 20;
+
+struct PgSessionContext {
+  std::string session_id;
+  v1::WorkloadIdentity identity;
+  v1::Endpoint original_destination;
+  std::string resource_name;
+  const config::PostgresConfig* postgres = nullptr;  // outlives the session
+  net::SockAddr upstream;
+  // For sslmode != disable: the context to use (owned by the engine, per resource).
+  net::TlsClientContext* tls = nullptr;
+  absl::Duration connect_timeout = absl::Seconds(5);
+};
+
+struct PgSessionEnv {
+  net::EventLoop* loop = nullptr;
+  audit::AuditLog* audit = nullptr;
+  CancelRegistry* cancels = nullptr;
+  const Clock* clock = nullptr;
+};
+
+class PgSession final : public ProxySession {
+ public:
+  using DoneFn = std::function<void(PgSession*)>;
+
+  static absl::StatusOr<std::unique_ptr<PgSession>> Start(PgSessionEnv env, UniqueFd agent,
+                                                          PgSessionContext ctx,
+                                                          std::unique_ptr<record::Recorder> recorder,
+                                                          DoneFn done);
+  ~PgSession() override;
+
+  void Abort(const std::string& outcome, const std::string& detail = "") override;
+  absl::Status FlushRecording() override;
+  const RelayStats& stats() const override { return stats_; }
+  bool done() const override { return phase_ == Phase::kDone; }
+  const std::string& outcome() const override { return outcome_; }
+  const std::string& detail() const override { return detail_; }
+  absl::Duration last_activity() const override { return last_activity_; }
+
+ private:
+  enum class Phase {
+    kAgentStartup,        // waiting for SSLRequest/StartupMessage/CancelRequest
+    kAgentPassword,       // token mode: waiting for the PasswordMessage
+    kUpstreamConnecting,  // TCP connect in progress
+    kUpstreamSslReply,    // SSLRequest sent, waiting for 'S'/'N'
+    kUpstreamTls,         // TLS handshake
+    kUpstreamAuth,        // StartupMessage sent, authenticating
+    kUpstreamReady,       // authenticated, collecting ParameterStatus/BackendKeyData
+    kRelay,               // both ways
+    kClosing,             // flushing a final error to the agent
+    kDone,
+  };
+  enum Side { kAgent = 0, kUpstream = 1 };
+  class Watcher final : public net::IoHandler {
+   public:
+    Watcher(PgSession* s, Side side) : s_(s), side_(side) {}
+    void OnIo(uint32_t events) override { s_->OnIo(side_, events); }
+
+   private:
+    PgSession* s_;
+    Side side_;
+  };
+
+  PgSession(PgSessionEnv env, UniqueFd agent, PgSessionContext ctx,
+            std::unique_ptr<record::Recorder> recorder, DoneFn done);
+
+  void OnIo(Side side, uint32_t events);
+  void Pump();
+  bool ReadAgent();
+  bool ReadUpstream();
+  bool FlushAgent();
+  bool FlushUpstream();
+  void ProcessAgent();
+  void ProcessUpstream();
+  void HandleStartupPacket(absl::string_view body);
+  void HandleCancel(int32_t pid, int32_t key);
+  void HandlePassword(absl::string_view body);
+  void ConnectUpstream();
+  void OnUpstreamConnected();
+  void StartUpstreamLogin();
+  void HandleUpstreamLogin(char type, absl::string_view body);
+  void BecomeReady();
+  bool RelayFrontend();
+  bool RelayBackend();
+  void UpdateInterest();
+  void SendToAgent(absl::string_view bytes);
+  void SendToUpstream(absl::string_view bytes) { to_upstream_.Append(bytes); }
+  void RecordFromAgent(absl::string_view bytes);
+  void FailToAgent(absl::string_view sqlstate, absl::string_view message, const std::string& outcome,
+                   const std::string& detail);
+  void Finish(const std::string& outcome, const std::string& detail, bool reset);
+  void AuditStatements(std::vector<v1::StatementInfo> statements);
+  void Audit(v1::AuditKind kind, const std::string& outcome, const std::string& reason,
+             const std::string& detail);
+  bool AgentReadAllowed() const;
+  bool UpstreamReadAllowed() const;
+
+  PgSessionEnv env_;
+  UniqueFd agent_;
+  UniqueFd upstream_;
+  PgSessionContext ctx_;
+  std::unique_ptr<record::Recorder> recorder_;
+  DoneFn done_;
+  Watcher agent_watcher_{this, kAgent};
+  Watcher upstream_watcher_{this, kUpstream};
+  Phase phase_ = Phase::kAgentStartup;
+
+  ByteQueue agent_in_, upstream_in_, to_agent_, to_upstream_;
+  bool agent_eof_ = false;
+  bool upstream_eof_ = false;
+  // Bytes of a streamed (not buffered) message still to pass through, per direction.
+  uint64_t frontend_stream_left_ = 0;
+  uint64_t backend_stream_left_ = 0;
+
+  std::unique_ptr<net::TlsConnection> tls_;
+  std::unique_ptr<UpstreamLogin> login_;
+  std::unique_ptr<StatementTracker> tracker_;
+  std::vector<std::pair<std::string, std::string>> agent_params_;
+  std::string upstream_user_, upstream_database_;
+  std::string held_parameter_status_;  // ParameterStatus/Notice bytes until ReadyForQuery
+  bool negotiate_version_ = false;
+  std::vector<std::string> unsupported_options_;
+  uint16_t agent_minor_version_ = 0;
+  uint32_t our_pid_ = 0;
+  bool cancel_registered_ = false;
+  int32_t upstream_pid_ = 0, upstream_key_ = 0;
+
+  uint32_t interest_[2] = {0, 0};
+  bool registered_[2] = {false, false};
+  net::EventLoop::TimerId connect_timer_ = 0;
+  net::EventLoop::TimerId resume_timer_ = 0;
+  RelayStats stats_;
+  absl::Duration last_activity_;
+  std::string outcome_ = "closed";
+  std::string detail_;
+};
+
+// Sends a CancelRequest for (pid, key) to `upstream` on a new connection, without
+// blocking the loop; gives up after 5 s. Fire and forget.
+void SendCancelAsync(net::EventLoop& loop, const net::SockAddr& upstream, uint32_t pid, uint32_t key);
+
+}  // namespace interlock::proxy::pg

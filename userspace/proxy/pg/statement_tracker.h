@@ -1,0 +1,92 @@
+// StatementTracker: turns the messages of one PostgreSQL session (after login) into one
+// audit record per statement — simple Query, extended-protocol Execute, FunctionCall —
+// with its text, parameters (redacted unless allowed), command tags, rows, duration and
+// SQLSTATE. Pure: it sees whole messages from both directions in wire order and never
+// does I/O.
+//
+// Matching responses to requests follows PostgreSQL docs 55.2.3 "Extended Query": the
+// backend answers every frontend message in order, except that after an error it skips
+// everything up to the next Sync; simple Query ends at ReadyForQuery.
+//
+//   StatementTracker t({.database = "app", .user = "app_rw"}, clock);
+//   t.OnFrontend('Q', body);      // from the agent
+//   t.OnBackend('C', body);       // from the database
+//   t.OnBackend('Z', body);
+//   for (v1::StatementInfo& s : t.TakeCompleted()) audit(s);
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "interlock/v1/events.pb.h"
+#include "userspace/common/clock.h"
+
+namespace interlock::proxy::pg {
+
+struct StatementTrackerOptions {
+  std::string database;
+  std::string user;
+  bool audit_parameters = false;
+  uint32_t max_statement_bytes = 4096;
+  // Cap on each parameter value kept in clear (audit_parameters).
+  uint32_t max_parameter_bytes = 256;
+};
+
+class StatementTracker {
+ public:
+  StatementTracker(StatementTrackerOptions options, const Clock& clock);
+
+  // A whole frontend message. INVALID_ARGUMENT for a malformed message of a type the
+  // tracker reads (the caller answers with a protocol error and closes).
+  absl::Status OnFrontend(char type, absl::string_view body);
+  // A whole backend message. DataRow/CopyData bodies are not read and may be empty.
+  absl::Status OnBackend(char type, absl::string_view body);
+
+  // Statements completed since the last call, in completion order.
+  std::vector<v1::StatementInfo> TakeCompleted();
+  // Ends tracking: everything still pending completes with `status` ("incomplete").
+  std::vector<v1::StatementInfo> Finish(absl::string_view status);
+
+  // Pending requests awaiting a response (for tests and diagnostics).
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  enum class Kind { kQuery, kParse, kBind, kDescribe, kExecute, kClose, kSync, kFunctionCall };
+  struct Pending {
+    Kind kind;
+    bool audited = false;  // kQuery, kExecute, kFunctionCall
+    v1::StatementInfo info;
+    absl::Duration started;
+    uint64_t data_rows = 0;
+    bool errored = false;
+  };
+  struct Portal {
+    std::string statement_name;
+    std::string text;
+    std::vector<std::string> params;  // as recorded (clear or redacted)
+    uint32_t param_count = 0;
+    std::string params_sha256;
+  };
+
+  v1::StatementInfo NewInfo(absl::string_view protocol, absl::string_view text);
+  void Complete(Pending& p, absl::string_view status);
+  void SkipToSync(const v1::StatementInfo& cause_error);
+
+  StatementTrackerOptions options_;
+  const Clock& clock_;
+  std::deque<Pending> pending_;
+  absl::flat_hash_map<std::string, std::string> statements_;  // prepared name -> text
+  absl::flat_hash_map<std::string, Portal> portals_;
+  std::vector<v1::StatementInfo> completed_;
+};
+
+// Hex SHA-256 of `bytes`.
+std::string Sha256Hex(absl::string_view bytes);
+
+}  // namespace interlock::proxy::pg
