@@ -21,7 +21,7 @@ PACKAGES=(
   # eBPF: libbpf, skeleton generator, kernel UAPI headers
   libbpf-dev bpftool linux-libc-dev
   # libraries
-  libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libyaml-cpp-dev
+  libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libyaml-cpp-dev libicu-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo

@@ -35,7 +35,7 @@ InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::mov
       "resources:\n");
   for (const ResourceSpec& r : options_.resources) {
     absl::StrAppend(&yaml, "  - name: ", r.name, "\n    address: \"", r.address, "\"\n    port: ",
-                    r.port, "\n");
+                    r.port, "\n", r.yaml);
   }
   if (options_.resources.empty()) absl::StrAppend(&yaml, "  []\n");
   absl::StrAppend(&yaml, options_.extra_yaml);

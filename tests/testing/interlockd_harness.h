@@ -23,6 +23,8 @@ struct ResourceSpec {
   std::string name;
   std::string address;
   uint16_t port = 0;
+  // Extra YAML lines for this resource, each indented by 4 spaces ("    protocol: ...").
+  std::string yaml;
 };
 
 struct HarnessOptions {

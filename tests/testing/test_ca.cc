@@ -96,8 +96,8 @@ absl::StatusOr<X509Ptr> NewCertificate(int64_t serial, const std::string& common
   if (X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
                                  -1, 0) != 1 ||
-      X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer)
-                                                         : subject) != 1) {
+      X509_set_issuer_name(cert.get(),
+                           issuer != nullptr ? X509_get_subject_name(issuer) : subject) != 1) {
     return OpensslError(absl::StrCat("subject CN=", common_name));
   }
   return cert;
@@ -154,8 +154,8 @@ absl::StatusOr<std::unique_ptr<TestCa>> TestCa::Create(const std::string& dir,
                                                        const std::string& name) {
   INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateP256());
   INTERLOCK_ASSIGN_OR_RETURN(
-      X509Ptr cert, NewCertificate(1, absl::StrCat("Interlock Test CA ", name), key.get(),
-                                   nullptr, -kHour, 365 * kDay));
+      X509Ptr cert, NewCertificate(1, absl::StrCat("Interlock Test CA ", name), key.get(), nullptr,
+                                   -kHour, 365 * kDay));
   INTERLOCK_RETURN_IF_ERROR(
       AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE"));
   INTERLOCK_RETURN_IF_ERROR(
@@ -167,8 +167,7 @@ absl::StatusOr<std::unique_ptr<TestCa>> TestCa::Create(const std::string& dir,
   std::string key_file = absl::StrCat(dir, "/", name, ".key");
   INTERLOCK_RETURN_IF_ERROR(WriteCertAndKey(cert.get(), key.get(), cert_file, key_file));
   return std::unique_ptr<TestCa>(
-      new TestCa(dir, std::move(cert), std::move(key), std::move(cert_file),
-                 std::move(key_file)));
+      new TestCa(dir, std::move(cert), std::move(key), std::move(cert_file), std::move(key_file)));
 }
 
 absl::StatusOr<IssuedCert> TestCa::Issue(const std::string& stem, const LeafSpec& spec) {
@@ -177,9 +176,8 @@ absl::StatusOr<IssuedCert> TestCa::Issue(const std::string& stem, const LeafSpec
   long not_after = spec.expired ? -kDay : spec.valid_days * kDay;
   int64_t serial = next_serial_++;
   INTERLOCK_ASSIGN_OR_RETURN(
-      X509Ptr cert,
-      NewCertificate(serial, spec.common_name.empty() ? stem : spec.common_name, key.get(),
-                     cert_.get(), not_before, not_after));
+      X509Ptr cert, NewCertificate(serial, spec.common_name.empty() ? stem : spec.common_name,
+                                   key.get(), cert_.get(), not_before, not_after));
   INTERLOCK_RETURN_IF_ERROR(
       AddExtension(cert.get(), cert_.get(), NID_basic_constraints, "critical,CA:FALSE"));
   INTERLOCK_RETURN_IF_ERROR(
@@ -194,8 +192,8 @@ absl::StatusOr<IssuedCert> TestCa::Issue(const std::string& stem, const LeafSpec
   for (const std::string& d : spec.dns_names) sans.push_back(absl::StrCat("DNS:", d));
   for (const std::string& ip : spec.ips) sans.push_back(absl::StrCat("IP:", ip));
   if (!sans.empty()) {
-    INTERLOCK_RETURN_IF_ERROR(AddExtension(cert.get(), cert_.get(), NID_subject_alt_name,
-                                           absl::StrJoin(sans, ",")));
+    INTERLOCK_RETURN_IF_ERROR(
+        AddExtension(cert.get(), cert_.get(), NID_subject_alt_name, absl::StrJoin(sans, ",")));
   }
   if (X509_sign(cert.get(), key_.get(), EVP_sha256()) <= 0) {
     return OpensslError(absl::StrCat("sign ", stem));

@@ -134,10 +134,19 @@ int CmdConnect(const Addr& a, const std::string& message) {
   }
   close(fd);
   std::string escaped;
-  for (char c : reply) {
-    if (c == '"' || c == '\\') escaped.push_back('\\');
-    if (c == '\n') { escaped += "\\n"; continue; }
-    escaped.push_back(c);
+  for (unsigned char c : reply) {
+    if (c == '"' || c == '\\') {
+      escaped.push_back('\\');
+      escaped.push_back(static_cast<char>(c));
+    } else if (c == '\n') {
+      escaped += "\\n";
+    } else if (c < 0x20 || c >= 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\u%04x", c);
+      escaped += hex;
+    } else {
+      escaped.push_back(static_cast<char>(c));
+    }
   }
   std::printf("{\"ok\":true,\"peer\":\"%s\",\"local\":\"%s\",\"reply\":\"%s\"}\n",
               Format(peer).c_str(), Format(local).c_str(), escaped.c_str());

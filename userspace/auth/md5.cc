@@ -3,8 +3,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 namespace interlock::auth {
@@ -16,8 +14,9 @@ struct MdCtxDeleter {
   void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
 };
 
-// MD5 of a ‖ b as 32 lowercase hex digits written to `hex` (33 bytes with NUL).
-void Md5Hex(absl::string_view a, absl::string_view b, char hex[2 * kMd5Len + 1]) {
+// MD5 of a ‖ b as 32 lowercase hex digits written to `hex` (33 bytes with NUL). False
+// when MD5 is unavailable.
+bool Md5Hex(absl::string_view a, absl::string_view b, char hex[2 * kMd5Len + 1]) {
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
   unsigned char digest[kMd5Len];
   unsigned int len = 0;
@@ -25,9 +24,7 @@ void Md5Hex(absl::string_view a, absl::string_view b, char hex[2 * kMd5Len + 1])
       EVP_DigestUpdate(ctx.get(), a.data(), a.size()) != 1 ||
       EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1 ||
       EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1 || len != kMd5Len) {
-    // Only a FIPS-only OpenSSL configuration lacks MD5; that is a deployment invariant.
-    std::fprintf(stderr, "auth: md5 unavailable in this OpenSSL configuration\n");
-    std::abort();
+    return false;
   }
   static constexpr char kDigits[] = "0123456789abcdef";
   for (size_t i = 0; i < kMd5Len; ++i) {
@@ -36,18 +33,24 @@ void Md5Hex(absl::string_view a, absl::string_view b, char hex[2 * kMd5Len + 1])
   }
   hex[2 * kMd5Len] = '\0';
   OPENSSL_cleanse(digest, sizeof digest);
+  return true;
 }
 
 }  // namespace
 
-std::string Md5PasswordResponse(absl::string_view user, absl::string_view password,
-                                const Md5Salt& salt) {
-  char inner[2 * kMd5Len + 1];  // md5(password + user): password-equivalent, wiped below
-  Md5Hex(password, user, inner);
-  char outer[2 * kMd5Len + 1];
-  Md5Hex(absl::string_view(inner, 2 * kMd5Len),
-         absl::string_view(reinterpret_cast<const char*>(salt.data()), salt.size()), outer);
+absl::StatusOr<std::string> Md5PasswordResponse(absl::string_view user, absl::string_view password,
+                                                const Md5Salt& salt) {
+  char inner[2 * kMd5Len + 1] = {};  // md5(password + user): password-equivalent, wiped
+  char outer[2 * kMd5Len + 1] = {};
+  bool ok =
+      Md5Hex(password, user, inner) &&
+      Md5Hex(absl::string_view(inner, 2 * kMd5Len),
+             absl::string_view(reinterpret_cast<const char*>(salt.data()), salt.size()), outer);
   OPENSSL_cleanse(inner, sizeof inner);
+  if (!ok) {
+    return absl::FailedPreconditionError(
+        "md5: digest unavailable in this OpenSSL configuration (FIPS mode?)");
+  }
   return std::string("md5") + outer;
 }
 

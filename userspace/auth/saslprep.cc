@@ -1,5 +1,6 @@
 #include "userspace/auth/saslprep.h"
 
+#include <openssl/crypto.h>
 #include <unicode/unorm2.h>
 #include <unicode/utypes.h>
 
@@ -8,8 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-
-#include <openssl/crypto.h>
 
 namespace interlock::auth {
 namespace {
@@ -84,10 +83,10 @@ size_t DecodeUtf8(absl::string_view s, size_t i, char32_t* out) {
   return len;
 }
 
-// Unicode NFKC of code points [in, in + n) into UTF-8, appended to nothing: returns the
-// result as a Secret. ICU 72 implements Unicode 15 normalization; PostgreSQL 15 ships
-// Unicode 14 tables. Normalization is stable for assigned characters and everything
-// unassigned in Unicode 3.2 is prohibited anyway, so the two agree on every output used.
+// The NFKC normalization of code points [in, in + n), as UTF-8. ICU 72 implements Unicode
+// 15 normalization, PostgreSQL 15 ships Unicode 14 tables: normalization is stable for
+// assigned characters, and anything unassigned in Unicode 3.2 was refused before we get
+// here, so the two agree on every input this sees.
 Secret NormalizeNfkc(const char32_t* in, size_t n) {
   UErrorCode status = U_ZERO_ERROR;
   const UNormalizer2* nfkc = unorm2_getNFKCInstance(&status);
@@ -107,17 +106,16 @@ Secret NormalizeNfkc(const char32_t* in, size_t n) {
     }
   }
   // Preflight for the exact size (NFKC can expand one character into 18).
-  int32_t out_len = unorm2_normalize(nfkc, utf16.data(), static_cast<int32_t>(len16), nullptr,
-                                     0, &status);
+  int32_t out_len =
+      unorm2_normalize(nfkc, utf16.data(), static_cast<int32_t>(len16), nullptr, 0, &status);
   if (status != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(status)) {
     std::fprintf(stderr, "auth: saslprep: icu nfkc failed: %s\n", u_errorName(status));
     std::abort();
   }
   status = U_ZERO_ERROR;
   WipedBuffer<UChar> normalized(static_cast<size_t>(out_len) + 1);
-  out_len = unorm2_normalize(nfkc, utf16.data(), static_cast<int32_t>(len16),
-                             normalized.data(), static_cast<int32_t>(normalized.capacity()),
-                             &status);
+  out_len = unorm2_normalize(nfkc, utf16.data(), static_cast<int32_t>(len16), normalized.data(),
+                             static_cast<int32_t>(normalized.capacity()), &status);
   if (U_FAILURE(status)) {
     std::fprintf(stderr, "auth: saslprep: icu nfkc failed: %s\n", u_errorName(status));
     std::abort();

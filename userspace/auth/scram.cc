@@ -20,6 +20,7 @@ namespace {
 constexpr size_t kKeyLen = 32;  // SHA-256 output
 constexpr size_t kNonceRandomBytes = 24;
 constexpr size_t kMaxQuotedErrorBytes = 128;
+constexpr size_t kMaxQuotedMechanisms = 8;
 constexpr absl::string_view kGs2None = "n,,";
 constexpr absl::string_view kGs2NotOffered = "y,,";
 constexpr absl::string_view kGs2TlsServerEndPoint = "p=tls-server-end-point,,";
@@ -173,6 +174,9 @@ absl::StatusOr<ChannelBinding> SelectMechanism(const std::vector<std::string>& o
                                                std::optional<std::string> tls_server_end_point,
                                                ChannelBindingPolicy policy) {
   const bool tls = tls_server_end_point.has_value();
+  if (tls && tls_server_end_point->empty()) {
+    return absl::InvalidArgumentError("scram: empty tls-server-end-point hash");
+  }
   const bool bind = tls && policy != ChannelBindingPolicy::kDisable;
   bool plus = false;
   bool plain = false;
@@ -197,7 +201,13 @@ absl::StatusOr<ChannelBinding> SelectMechanism(const std::vector<std::string>& o
   }
   if (!plain) {
     std::vector<std::string> quoted;
-    for (const std::string& m : offered) quoted.push_back(Quote(m));
+    for (const std::string& m : offered) {
+      if (quoted.size() == kMaxQuotedMechanisms) {
+        quoted.push_back("...");
+        break;
+      }
+      quoted.push_back(Quote(m));
+    }
     return absl::UnimplementedError(
         absl::StrCat("scram: none of the server's SASL mechanisms is supported: [",
                      absl::StrJoin(quoted, ", "), "]"));
@@ -235,8 +245,8 @@ absl::StatusOr<ScramClient> ScramClient::Create(absl::string_view password, Chan
     return absl::InvalidArgumentError("scram: user name contains NUL");
   }
   SaslPrepResult prep = PgSaslPrep(password);
-  return ScramClient(std::move(prep.password), prep.outcome, std::move(cb),
-                     std::move(client_nonce), EscapeSaslName(username));
+  return ScramClient(std::move(prep.password), prep.outcome, std::move(cb), std::move(client_nonce),
+                     EscapeSaslName(username));
 }
 
 std::string ScramClient::ClientFirstMessage() const {
@@ -301,9 +311,8 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(absl::string_view ser
   //   ServerSignature := HMAC(ServerKey, AuthMessage)
   // c= carries the GS2 header plus the channel binding data, so binding is covered by
   // the proof.
-  const std::string final_without_proof =
-      absl::StrCat("c=", absl::Base64Escape(absl::StrCat(cb_.gs2_header(), cb_.data())),
-                   ",r=", *nonce);
+  const std::string final_without_proof = absl::StrCat(
+      "c=", absl::Base64Escape(absl::StrCat(cb_.gs2_header(), cb_.data())), ",r=", *nonce);
   const std::string auth_message =
       absl::StrCat(client_first_bare_, ",", server_first, ",", final_without_proof);
 
@@ -311,8 +320,8 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(absl::string_view ser
   absl::string_view pw = password_.empty() ? absl::string_view("") : password_.reveal();
   if (PKCS5_PBKDF2_HMAC(pw.data(), static_cast<int>(pw.size()),
                         reinterpret_cast<const unsigned char*>(salt.data()),
-                        static_cast<int>(salt.size()), static_cast<int>(iterations),
-                        EVP_sha256(), kKeyLen, k.salted_password.data()) != 1) {
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+                        kKeyLen, k.salted_password.data()) != 1) {
     return absl::InternalError("scram: pbkdf2 failed");
   }
   password_ = Secret();  // wiped; only the derived keys are needed from here on
@@ -383,20 +392,25 @@ std::string NidName(int nid) {
 }
 }  // namespace
 
-absl::StatusOr<std::string> TlsServerEndPointHash(absl::string_view der_cert,
-                                                  int signature_nid) {
+absl::StatusOr<std::string> TlsServerEndPointHash(absl::string_view der_cert, int signature_nid) {
   // Same derivation as PostgreSQL's be_tls_get_certificate_hash.
+  // `signature_nid` is a signature algorithm (ecdsa-with-SHA256) or, as the TLS layer
+  // reports it, already that algorithm's digest (sha256).
   int md_nid = NID_undef;
-  if (OBJ_find_sigid_algs(signature_nid, &md_nid, nullptr) != 1 || md_nid == NID_undef) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "scram: tls-server-end-point: signature algorithm ", NidName(signature_nid),
-        " has no single hash function; channel binding undefined (RFC 5929 4.1)"));
+  if (OBJ_find_sigid_algs(signature_nid, &md_nid, nullptr) != 1 &&
+      EVP_get_digestbynid(signature_nid) != nullptr) {
+    md_nid = signature_nid;
+  }
+  if (md_nid == NID_undef) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("scram: tls-server-end-point: signature algorithm ", NidName(signature_nid),
+                     " has no single hash function; channel binding undefined (RFC 5929 4.1)"));
   }
   if (md_nid == NID_md5 || md_nid == NID_sha1) md_nid = NID_sha256;
   const EVP_MD* md = EVP_get_digestbynid(md_nid);
   if (md == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "scram: tls-server-end-point: no digest for ", NidName(md_nid)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("scram: tls-server-end-point: no digest for ", NidName(md_nid)));
   }
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

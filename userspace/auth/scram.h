@@ -83,6 +83,7 @@ class ChannelBinding {
 // Picks the mechanism from the server's AuthenticationSASL list, as libpq's pg_SASL_init
 // does. `tls_server_end_point` is nullopt on a non-TLS upstream, else the server
 // certificate's TlsServerEndPointHash. Errors:
+//   INVALID_ARGUMENT     `tls_server_end_point` holds an empty hash
 //   FAILED_PRECONDITION  -PLUS offered over a non-TLS connection (TLS stripped on the
 //                        way?); binding required (kRequire) but not possible
 //   UNIMPLEMENTED        neither SCRAM-SHA-256 nor usable SCRAM-SHA-256-PLUS offered
@@ -132,8 +133,8 @@ class ScramClient {
 
  private:
   enum class State { kStart, kWaitServerFinal, kDone, kFailed };
-  ScramClient(Secret password, SaslPrepOutcome outcome, ChannelBinding cb,
-              std::string client_nonce, std::string username);
+  ScramClient(Secret password, SaslPrepOutcome outcome, ChannelBinding cb, std::string client_nonce,
+              std::string username);
 
   Secret password_;  // SASLprep'ed; wiped once the keys are derived
   SaslPrepOutcome saslprep_outcome_;
@@ -153,7 +154,6 @@ absl::StatusOr<std::string> RandomNonce();
 // `signature_nid` (X509_get_signature_nid), MD5 and SHA-1 replaced by SHA-256.
 // INVALID_ARGUMENT when the algorithm has no single hash (Ed25519, RSA-PSS): the binding
 // is then undefined, and PostgreSQL 15's server cannot compute it either.
-absl::StatusOr<std::string> TlsServerEndPointHash(absl::string_view der_cert,
-                                                  int signature_nid);
+absl::StatusOr<std::string> TlsServerEndPointHash(absl::string_view der_cert, int signature_nid);
 
 }  // namespace interlock::auth

@@ -2,14 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <utility>
-
-#include <openssl/crypto.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -83,9 +83,9 @@ absl::StatusOr<Secret> ReadSecretFile(const std::string& path) {
   }
   // Like libpq's ~/.pgpass check: any group/other bit is refused, not just the read bits.
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return absl::PermissionDeniedError(absl::StrFormat(
-        "%s: mode %04o grants access to group or others; chmod 600 it", context,
-        st.st_mode & 07777));
+    return absl::PermissionDeniedError(
+        absl::StrFormat("%s: mode %04o grants access to group or others; chmod 600 it", context,
+                        st.st_mode & 07777));
   }
   if (static_cast<uint64_t>(st.st_size) > kMaxSecretBytes) {
     return absl::FailedPreconditionError(
@@ -132,11 +132,8 @@ absl::StatusOr<CredentialRef> ParseCredentialRef(absl::string_view ref) {
   if (absl::StartsWith(ref, "file:")) {
     absl::string_view path = ref.substr(5);
     if (path.empty() || path[0] != '/' || path.find('\0') != absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("credential ref file:", path.find('\0') == absl::string_view::npos
-                                                    ? path
-                                                    : "<path with NUL>",
-                       ": path must be absolute"));
+      // Not echoed: "file:hunter2" may be a pasted value.
+      return absl::InvalidArgumentError("credential ref file:<path>: path must be absolute");
     }
     return CredentialRef{CredentialRef::Kind::kFile, std::string(path)};
   }
@@ -160,16 +157,16 @@ absl::StatusOr<Secret> ResolveCredentialRef(absl::string_view ref, const EnvLook
   if (parsed->kind == CredentialRef::Kind::kFile) return ReadSecretFile(parsed->target);
 
   const std::string context = absl::StrCat("credential ref env:", parsed->target);
-  std::optional<absl::string_view> value = env.Get(parsed->target);
-  if (!value.has_value() || value->empty()) {
-    return absl::NotFoundError(absl::StrCat(context, ": environment variable ",
-                                            parsed->target, " is not set or empty"));
+  const absl::string_view value = env.Get(parsed->target).value_or(absl::string_view());
+  if (value.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat(context, ": environment variable ", parsed->target, " is not set or empty"));
   }
-  if (value->size() > kMaxSecretBytes) {
+  if (value.size() > kMaxSecretBytes) {
     return absl::FailedPreconditionError(
-        absl::StrCat(context, ": ", value->size(), " bytes > max ", kMaxSecretBytes));
+        absl::StrCat(context, ": ", value.size(), " bytes > max ", kMaxSecretBytes));
   }
-  return Secret(*value);
+  return Secret(value);
 }
 
 }  // namespace interlock::auth

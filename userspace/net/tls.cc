@@ -36,8 +36,8 @@ constexpr struct {
   SslMode mode;
   absl::string_view name;
 } kSslModeNames[] = {
-    {SslMode::kDisable, "disable"}, {SslMode::kAllow, "allow"},
-    {SslMode::kPrefer, "prefer"},   {SslMode::kRequire, "require"},
+    {SslMode::kDisable, "disable"},    {SslMode::kAllow, "allow"},
+    {SslMode::kPrefer, "prefer"},      {SslMode::kRequire, "require"},
     {SslMode::kVerifyCa, "verify-ca"}, {SslMode::kVerifyFull, "verify-full"},
 };
 
@@ -84,7 +84,8 @@ bool TextIsAddress(const ASN1_STRING* s, const unsigned char* want, int want_len
   }
   unsigned char got[16];
   std::string text(reinterpret_cast<const char*>(data), static_cast<size_t>(len));
-  return ParseIp(text, got) == want_len && std::memcmp(got, want, static_cast<size_t>(want_len)) == 0;
+  return ParseIp(text, got) == want_len &&
+         std::memcmp(got, want, static_cast<size_t>(want_len)) == 0;
 }
 
 // libpq's rules for an IP-address host beyond OpenSSL's iPAddress SAN check
@@ -96,8 +97,8 @@ bool IpMatchesLikeLibpq(X509* leaf, const std::string& ip_text) {
   int want_len = ParseIp(ip_text, want);
   if (want_len == 0) return false;
   bool has_ip_san = false;
-  GeneralNamesPtr sans(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
+  GeneralNamesPtr sans(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
   for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans.get()); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
     if (name->type == GEN_IPADD) has_ip_san = true;
@@ -107,8 +108,7 @@ bool IpMatchesLikeLibpq(X509* leaf, const std::string& ip_text) {
   X509_NAME* subject = X509_get_subject_name(leaf);
   int cn = subject != nullptr ? X509_NAME_get_index_by_NID(subject, NID_commonName, -1) : -1;
   if (cn < 0) return false;
-  return TextIsAddress(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn)), want,
-                       want_len);
+  return TextIsAddress(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn)), want, want_len);
 }
 
 // The chain verification callback. OpenSSL's own checks decide everything except one
@@ -209,12 +209,12 @@ absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method, absl::string_view
 // records the errno and EOF it saw: after SSL_ERROR_SYSCALL/SSL_ERROR_SSL, errno may no
 // longer be the socket's, and OpenSSL 3 reports a peer's plain EOF as SSL_ERROR_SSL.
 
-TlsConnection::SocketState* StateOf(BIO* bio) {
-  return static_cast<TlsConnection::SocketState*>(BIO_get_data(bio));
+tls_internal::SocketState* StateOf(BIO* bio) {
+  return static_cast<tls_internal::SocketState*>(BIO_get_data(bio));
 }
 
 int BioWrite(BIO* bio, const char* buf, int len) {
-  TlsConnection::SocketState* st = StateOf(bio);
+  tls_internal::SocketState* st = StateOf(bio);
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
   for (;;) {
@@ -231,7 +231,7 @@ int BioWrite(BIO* bio, const char* buf, int len) {
 }
 
 int BioRead(BIO* bio, char* buf, int len) {
-  TlsConnection::SocketState* st = StateOf(bio);
+  tls_internal::SocketState* st = StateOf(bio);
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
   for (;;) {
@@ -269,8 +269,8 @@ long BioCtrl(BIO* bio, int cmd, long, void* ptr) {
 BIO_METHOD* SocketBioMethod() {
   // Created once and never freed (one small allocation for the process lifetime).
   static BIO_METHOD* const method = [] {
-    BIO_METHOD* m = BIO_meth_new(
-        BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "interlock socket");
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "interlock socket");
     if (m == nullptr || BIO_meth_set_write(m, BioWrite) != 1 ||
         BIO_meth_set_read(m, BioRead) != 1 || BIO_meth_set_ctrl(m, BioCtrl) != 1) {
       std::abort();  // allocation failure at first use: nothing sensible to continue with
@@ -288,9 +288,9 @@ absl::StatusOr<SslMode> ParseSslMode(absl::string_view text) {
   for (const auto& m : kSslModeNames) {
     if (m.name == text) return m.mode;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "tls: sslmode \"", text,
-      "\": want disable, allow, prefer, require, verify-ca or verify-full"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("tls: sslmode \"", text,
+                   "\": want disable, allow, prefer, require, verify-ca or verify-full"));
 }
 
 absl::string_view SslModeName(SslMode mode) {
@@ -326,9 +326,9 @@ absl::StatusOr<std::unique_ptr<TlsClientContext>> TlsClientContext::Create(
         absl::StrCat(context, ": cert_file and key_file must be set together"));
   }
   if (options.min_version != TLS1_2_VERSION && options.min_version != TLS1_3_VERSION) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: min_version 0x%04x: want TLS1_2_VERSION or TLS1_3_VERSION", context,
-        options.min_version));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: min_version 0x%04x: want TLS1_2_VERSION or TLS1_3_VERSION", context,
+                        options.min_version));
   }
 
   INTERLOCK_ASSIGN_OR_RETURN(SslCtxPtr ctx,
@@ -351,8 +351,8 @@ absl::StatusOr<std::unique_ptr<TlsClientContext>> TlsClientContext::Create(
       X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());  // owned by store
       if (lookup == nullptr ||
           X509_load_crl_file(lookup, options.crl_file.c_str(), X509_FILETYPE_PEM) <= 0) {
-        return absl::InvalidArgumentError(absl::StrCat(context, ": crl_file ", options.crl_file,
-                                                       ": ", TakeOpensslReason()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(context, ": crl_file ", options.crl_file, ": ", TakeOpensslReason()));
       }
       // As libpq: check every certificate of the chain, not only the leaf.
       X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
@@ -418,9 +418,11 @@ TlsConnection::TlsConnection(SslPtr ssl, int fd, bool is_client, std::string con
 
 TlsConnection::~TlsConnection() = default;
 
-absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Make(
-    SSL_CTX* ctx, int fd, bool is_client, std::string context, std::string server_name,
-    bool verifies_chain) {
+absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Make(SSL_CTX* ctx, int fd,
+                                                                   bool is_client,
+                                                                   std::string context,
+                                                                   std::string server_name,
+                                                                   bool verifies_chain) {
   if (fd < 0) return absl::InvalidArgumentError(absl::StrCat(context, ": invalid fd ", fd));
   ERR_clear_error();
   SslPtr ssl(SSL_new(ctx));  // takes its own reference to ctx
@@ -432,8 +434,7 @@ absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Make(
     return absl::InternalError(absl::StrCat(context, ": BIO_new: ", TakeOpensslReason()));
   }
   std::unique_ptr<TlsConnection> conn(new TlsConnection(
-      std::move(ssl), fd, is_client, std::move(context), std::move(server_name),
-      verifies_chain));
+      std::move(ssl), fd, is_client, std::move(context), std::move(server_name), verifies_chain));
   BIO_set_data(bio, &conn->socket_);
   BIO_set_init(bio, 1);
   // One BIO for both directions: SSL_set_bio takes over the single reference.
@@ -459,8 +460,8 @@ absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Create(TlsClientCo
               ctx.verifies_chain());
 }
 
-absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::CreateServer(
-    TlsServerContext& ctx, int fd) {
+absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::CreateServer(TlsServerContext& ctx,
+                                                                           int fd) {
   return Make(ctx.ctx_.get(), fd, /*is_client=*/false, "tls: server", "",
               /*verifies_chain=*/false);
 }
@@ -505,8 +506,8 @@ absl::Status TlsConnection::HandshakeError(int ssl_error) {
   if (is_client_ && verifies_chain_ && verify != X509_V_OK) {
     const char* why = X509_verify_cert_error_string(verify);
     if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-      fatal_status_ = absl::UnauthenticatedError(absl::StrCat(
-          context_, ": certificate does not match ", server_name_, " (", why, ")"));
+      fatal_status_ = absl::UnauthenticatedError(
+          absl::StrCat(context_, ": certificate does not match ", server_name_, " (", why, ")"));
     } else {
       fatal_status_ = absl::UnauthenticatedError(
           absl::StrCat(context_, ": server certificate verification failed: ", why));
@@ -677,7 +678,8 @@ int TlsConnection::PeerSignatureNid() const {
 }
 
 std::string TlsConnection::RequestedServerName() const {
-  const char* name = is_client_ ? nullptr : SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name);
+  const char* name =
+      is_client_ ? nullptr : SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name);
   return name != nullptr ? name : "";
 }
 

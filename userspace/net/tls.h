@@ -91,6 +91,13 @@ struct SslFree {
 };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+// What TlsConnection's socket BIO (tls.cc) knows about the fd.
+struct SocketState {
+  int fd = -1;
+  int error = 0;     // errno of the last failed send/recv (not EAGAIN/EINTR)
+  bool eof = false;  // recv returned 0
+};
 }  // namespace tls_internal
 
 class TlsClientContext {
@@ -101,8 +108,7 @@ class TlsClientContext {
   // min_version below TLS 1.2) or a file OpenSSL cannot parse; PERMISSION_DENIED for a key
   // file group/other can read; errno-derived codes (NOT_FOUND, ...) for files that cannot be
   // opened. Every message names the file it is about.
-  static absl::StatusOr<std::unique_ptr<TlsClientContext>> Create(
-      const TlsClientOptions& options);
+  static absl::StatusOr<std::unique_ptr<TlsClientContext>> Create(const TlsClientOptions& options);
 
   TlsClientContext(const TlsClientContext&) = delete;
   TlsClientContext& operator=(const TlsClientContext&) = delete;
@@ -130,7 +136,7 @@ class TlsServerContext {
   // INVALID_ARGUMENT when they do not parse or do not match; errno-derived codes when they
   // cannot be opened.
   static absl::StatusOr<std::unique_ptr<TlsServerContext>> Create(const std::string& cert_file,
-                                                                   const std::string& key_file);
+                                                                  const std::string& key_file);
 
   TlsServerContext(const TlsServerContext&) = delete;
   TlsServerContext& operator=(const TlsServerContext&) = delete;
@@ -157,8 +163,7 @@ class TlsConnection {
   // outlive this object.
   static absl::StatusOr<std::unique_ptr<TlsConnection>> Create(TlsClientContext& ctx, int fd);
   // The server side of an accepted socket, with the same stepping API.
-  static absl::StatusOr<std::unique_ptr<TlsConnection>> CreateServer(TlsServerContext& ctx,
-                                                                     int fd);
+  static absl::StatusOr<std::unique_ptr<TlsConnection>> CreateServer(TlsServerContext& ctx, int fd);
 
   ~TlsConnection();
   TlsConnection(const TlsConnection&) = delete;
@@ -221,25 +226,17 @@ class TlsConnection {
   std::string Cipher() const;
   std::string Version() const;
 
-  // The socket BIO's view of the fd. Public only so the BIO callbacks in tls.cc can see it.
-  struct SocketState {
-    int fd = -1;
-    int error = 0;     // errno of the last failed send/recv (not EAGAIN/EINTR)
-    bool eof = false;  // recv returned 0
-  };
-
  private:
   TlsConnection(tls_internal::SslPtr ssl, int fd, bool is_client, std::string context,
                 std::string server_name, bool verifies_chain);
-  static absl::StatusOr<std::unique_ptr<TlsConnection>> Make(SSL_CTX* ctx, int fd,
-                                                             bool is_client,
+  static absl::StatusOr<std::unique_ptr<TlsConnection>> Make(SSL_CTX* ctx, int fd, bool is_client,
                                                              std::string context,
                                                              std::string server_name,
                                                              bool verifies_chain);
   absl::Status HandshakeError(int ssl_error);
   absl::Status IoError(int ssl_error, absl::string_view op);
 
-  SocketState socket_;  // declared before ssl_: the BIO points at it
+  tls_internal::SocketState socket_;  // first: outlives the BIO (in ssl_) that points at it
   tls_internal::SslPtr ssl_;
   bool is_client_;
   std::string context_;      // "tls: verify-full" / "tls: server": error message prefix

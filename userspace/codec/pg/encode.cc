@@ -284,9 +284,7 @@ std::string Encode(const CommandComplete& m) {
 
 // 55.7 CopyInResponse, CopyOutResponse, CopyBothResponse.
 std::string Encode(const CopyInResponse& m) { return CopyResponse(backend::kCopyInResponse, m); }
-std::string Encode(const CopyOutResponse& m) {
-  return CopyResponse(backend::kCopyOutResponse, m);
-}
+std::string Encode(const CopyOutResponse& m) { return CopyResponse(backend::kCopyOutResponse, m); }
 std::string Encode(const CopyBothResponse& m) {
   return CopyResponse(backend::kCopyBothResponse, m);
 }
@@ -412,9 +410,7 @@ std::string EncodeParameterStatus(absl::string_view name, absl::string_view valu
 std::string EncodeBackendKeyData(int32_t process_id, int32_t secret_key) {
   return Encode(BackendKeyData{.process_id = process_id, .secret_key = secret_key});
 }
-std::string EncodeReadyForQuery(TransactionStatus status) {
-  return Encode(ReadyForQuery{status});
-}
+std::string EncodeReadyForQuery(TransactionStatus status) { return Encode(ReadyForQuery{status}); }
 std::string EncodeNegotiateProtocolVersion(int32_t newest_minor,
                                            const std::vector<std::string>& unrecognized_options) {
   return Encode(NegotiateProtocolVersion{newest_minor, unrecognized_options});

@@ -18,8 +18,7 @@ int32_t LoadLength(const char* p) {
 
 absl::Status BadLength(absl::string_view context, int32_t length, uint32_t min, uint32_t max) {
   if (length < 0 || static_cast<uint32_t>(length) < min) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(context, ": length ", length, " < min ", min));
+    return absl::InvalidArgumentError(absl::StrCat(context, ": length ", length, " < min ", min));
   }
   return absl::InvalidArgumentError(absl::StrCat(context, ": length ", length, " > max ", max));
 }

@@ -49,17 +49,17 @@ inline constexpr size_t kStartupHeaderBytes = 4;
 
 // One whole message at the start of a buffer.
 struct Frame {
-  char type;                // 0 for startup-phase packets
-  uint32_t length;          // as on the wire, incl. itself
-  absl::string_view body;   // the `length - 4` bytes after the length word; a view into buf
-  size_t total_bytes;       // type byte (if any) + length: where the next message starts
+  char type;               // 0 for startup-phase packets
+  uint32_t length;         // as on the wire, incl. itself
+  absl::string_view body;  // the `length - 4` bytes after the length word; a view into buf
+  size_t total_bytes;      // type byte (if any) + length: where the next message starts
 };
 
 // The header of a typed message; the body may not have arrived yet.
 struct FrameHeader {
   char type;
-  uint32_t length;      // as on the wire, incl. itself
-  size_t total_bytes;   // 1 (type byte) + length: the whole message
+  uint32_t length;     // as on the wire, incl. itself
+  size_t total_bytes;  // 1 (type byte) + length: the whole message
   size_t body_bytes() const { return length - kMinMessageLength; }
 };
 

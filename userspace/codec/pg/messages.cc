@@ -80,7 +80,8 @@ absl::StatusOr<T> ParseCopyResponse(absl::string_view body, absl::string_view co
   T out;
   INTERLOCK_ASSIGN_OR_RETURN(uint8_t format, r.Byte("format"));
   out.format = static_cast<int8_t>(format);
-  INTERLOCK_ASSIGN_OR_RETURN(out.column_formats, ReadInt16Array(r, "column format count", "column format"));
+  INTERLOCK_ASSIGN_OR_RETURN(out.column_formats,
+                             ReadInt16Array(r, "column format count", "column format"));
   INTERLOCK_RETURN_IF_ERROR(r.End());
   return out;
 }
@@ -122,49 +123,89 @@ absl::string_view MessageName(char type, bool from_frontend) {
   if (type == 0) return "StartupPacket";
   if (from_frontend) {
     switch (type) {
-      case frontend::kBind: return "Bind";
-      case frontend::kClose: return "Close";
-      case frontend::kCopyData: return "CopyData";
-      case frontend::kCopyDone: return "CopyDone";
-      case frontend::kCopyFail: return "CopyFail";
-      case frontend::kDescribe: return "Describe";
-      case frontend::kExecute: return "Execute";
-      case frontend::kFlush: return "Flush";
-      case frontend::kFunctionCall: return "FunctionCall";
-      case frontend::kParse: return "Parse";
-      case frontend::kPasswordMessage: return "PasswordMessage";
-      case frontend::kQuery: return "Query";
-      case frontend::kSync: return "Sync";
-      case frontend::kTerminate: return "Terminate";
-      default: return "Unknown";
+      case frontend::kBind:
+        return "Bind";
+      case frontend::kClose:
+        return "Close";
+      case frontend::kCopyData:
+        return "CopyData";
+      case frontend::kCopyDone:
+        return "CopyDone";
+      case frontend::kCopyFail:
+        return "CopyFail";
+      case frontend::kDescribe:
+        return "Describe";
+      case frontend::kExecute:
+        return "Execute";
+      case frontend::kFlush:
+        return "Flush";
+      case frontend::kFunctionCall:
+        return "FunctionCall";
+      case frontend::kParse:
+        return "Parse";
+      case frontend::kPasswordMessage:
+        return "PasswordMessage";
+      case frontend::kQuery:
+        return "Query";
+      case frontend::kSync:
+        return "Sync";
+      case frontend::kTerminate:
+        return "Terminate";
+      default:
+        return "Unknown";
     }
   }
   switch (type) {
-    case backend::kAuthentication: return "Authentication";
-    case backend::kBackendKeyData: return "BackendKeyData";
-    case backend::kBindComplete: return "BindComplete";
-    case backend::kCloseComplete: return "CloseComplete";
-    case backend::kCommandComplete: return "CommandComplete";
-    case backend::kCopyData: return "CopyData";
-    case backend::kCopyDone: return "CopyDone";
-    case backend::kCopyInResponse: return "CopyInResponse";
-    case backend::kCopyOutResponse: return "CopyOutResponse";
-    case backend::kCopyBothResponse: return "CopyBothResponse";
-    case backend::kDataRow: return "DataRow";
-    case backend::kEmptyQueryResponse: return "EmptyQueryResponse";
-    case backend::kErrorResponse: return "ErrorResponse";
-    case backend::kFunctionCallResponse: return "FunctionCallResponse";
-    case backend::kNegotiateProtocolVersion: return "NegotiateProtocolVersion";
-    case backend::kNoData: return "NoData";
-    case backend::kNoticeResponse: return "NoticeResponse";
-    case backend::kNotificationResponse: return "NotificationResponse";
-    case backend::kParameterDescription: return "ParameterDescription";
-    case backend::kParameterStatus: return "ParameterStatus";
-    case backend::kParseComplete: return "ParseComplete";
-    case backend::kPortalSuspended: return "PortalSuspended";
-    case backend::kReadyForQuery: return "ReadyForQuery";
-    case backend::kRowDescription: return "RowDescription";
-    default: return "Unknown";
+    case backend::kAuthentication:
+      return "Authentication";
+    case backend::kBackendKeyData:
+      return "BackendKeyData";
+    case backend::kBindComplete:
+      return "BindComplete";
+    case backend::kCloseComplete:
+      return "CloseComplete";
+    case backend::kCommandComplete:
+      return "CommandComplete";
+    case backend::kCopyData:
+      return "CopyData";
+    case backend::kCopyDone:
+      return "CopyDone";
+    case backend::kCopyInResponse:
+      return "CopyInResponse";
+    case backend::kCopyOutResponse:
+      return "CopyOutResponse";
+    case backend::kCopyBothResponse:
+      return "CopyBothResponse";
+    case backend::kDataRow:
+      return "DataRow";
+    case backend::kEmptyQueryResponse:
+      return "EmptyQueryResponse";
+    case backend::kErrorResponse:
+      return "ErrorResponse";
+    case backend::kFunctionCallResponse:
+      return "FunctionCallResponse";
+    case backend::kNegotiateProtocolVersion:
+      return "NegotiateProtocolVersion";
+    case backend::kNoData:
+      return "NoData";
+    case backend::kNoticeResponse:
+      return "NoticeResponse";
+    case backend::kNotificationResponse:
+      return "NotificationResponse";
+    case backend::kParameterDescription:
+      return "ParameterDescription";
+    case backend::kParameterStatus:
+      return "ParameterStatus";
+    case backend::kParseComplete:
+      return "ParseComplete";
+    case backend::kPortalSuspended:
+      return "PortalSuspended";
+    case backend::kReadyForQuery:
+      return "ReadyForQuery";
+    case backend::kRowDescription:
+      return "RowDescription";
+    default:
+      return "Unknown";
   }
 }
 
@@ -181,8 +222,8 @@ std::optional<absl::string_view> StartupMessage::Find(absl::string_view name) co
 }
 
 absl::StatusOr<StartupPacket> ParseStartupPacket(absl::string_view body) {
-  INTERLOCK_ASSIGN_OR_RETURN(
-      Reader r, Reader::Create(body, "pg: startup", internal::kMaxStartupBodyBytes));
+  INTERLOCK_ASSIGN_OR_RETURN(Reader r,
+                             Reader::Create(body, "pg: startup", internal::kMaxStartupBodyBytes));
   INTERLOCK_ASSIGN_OR_RETURN(uint32_t code, r.Uint32("protocol version"));
   const uint16_t major = static_cast<uint16_t>(code >> 16);
   const uint16_t minor = static_cast<uint16_t>(code & 0xffff);
@@ -228,9 +269,11 @@ absl::StatusOr<Bind> ParseBind(absl::string_view body) {
   INTERLOCK_ASSIGN_OR_RETURN(absl::string_view statement, r.String("statement"));
   out.portal = std::string(portal);
   out.statement = std::string(statement);
-  INTERLOCK_ASSIGN_OR_RETURN(out.param_formats, ReadInt16Array(r, "parameter format count", "parameter format"));
+  INTERLOCK_ASSIGN_OR_RETURN(out.param_formats,
+                             ReadInt16Array(r, "parameter format count", "parameter format"));
   INTERLOCK_ASSIGN_OR_RETURN(out.params, ReadValues(r, "parameter count", "parameter"));
-  INTERLOCK_ASSIGN_OR_RETURN(out.result_formats, ReadInt16Array(r, "result format count", "result format"));
+  INTERLOCK_ASSIGN_OR_RETURN(out.result_formats,
+                             ReadInt16Array(r, "result format count", "result format"));
   INTERLOCK_RETURN_IF_ERROR(r.End());
   return out;
 }
@@ -297,7 +340,8 @@ absl::StatusOr<FunctionCall> ParseFunctionCall(absl::string_view body) {
   INTERLOCK_ASSIGN_OR_RETURN(Reader r, Reader::Create(body, "pg: function call"));
   FunctionCall out;
   INTERLOCK_ASSIGN_OR_RETURN(out.function_oid, r.Uint32("function oid"));
-  INTERLOCK_ASSIGN_OR_RETURN(out.arg_formats, ReadInt16Array(r, "argument format count", "argument format"));
+  INTERLOCK_ASSIGN_OR_RETURN(out.arg_formats,
+                             ReadInt16Array(r, "argument format count", "argument format"));
   INTERLOCK_ASSIGN_OR_RETURN(out.args, ReadValues(r, "argument count", "argument"));
   INTERLOCK_ASSIGN_OR_RETURN(out.result_format, r.Int16("result format"));
   INTERLOCK_RETURN_IF_ERROR(r.End());
@@ -312,7 +356,8 @@ absl::StatusOr<Parse> ParseParse(absl::string_view body) {
   INTERLOCK_ASSIGN_OR_RETURN(absl::string_view query, r.String("query"));
   out.statement = std::string(statement);
   out.query = std::string(query);
-  INTERLOCK_ASSIGN_OR_RETURN(out.param_type_oids, ReadOidArray(r, "parameter type count", "parameter type"));
+  INTERLOCK_ASSIGN_OR_RETURN(out.param_type_oids,
+                             ReadOidArray(r, "parameter type count", "parameter type"));
   INTERLOCK_RETURN_IF_ERROR(r.End());
   return out;
 }
@@ -496,9 +541,7 @@ std::optional<absl::string_view> ResponseFields::Find(char code) const {
   }
   return std::nullopt;
 }
-absl::string_view ResponseFields::severity() const {
-  return Find(field::kSeverity).value_or("");
-}
+absl::string_view ResponseFields::severity() const { return Find(field::kSeverity).value_or(""); }
 absl::string_view ResponseFields::sqlstate() const { return Find(field::kSqlState).value_or(""); }
 absl::string_view ResponseFields::message() const { return Find(field::kMessage).value_or(""); }
 absl::string_view ResponseFields::detail() const { return Find(field::kDetail).value_or(""); }
@@ -531,8 +574,8 @@ absl::StatusOr<NegotiateProtocolVersion> ParseNegotiateProtocolVersion(absl::str
   INTERLOCK_ASSIGN_OR_RETURN(int32_t n, r.Int32("option count"));
   // Each option is at least its terminator: n must fit in what is left before reserving.
   if (n < 0 || static_cast<size_t>(n) > r.remaining()) {
-    return r.Error(absl::StrCat("option count ", n, " does not fit in ", r.remaining(),
-                                " bytes left"));
+    return r.Error(
+        absl::StrCat("option count ", n, " does not fit in ", r.remaining(), " bytes left"));
   }
   out.unrecognized_options.reserve(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) {
@@ -565,7 +608,8 @@ absl::StatusOr<NotificationResponse> ParseNotificationResponse(absl::string_view
 absl::StatusOr<ParameterDescription> ParseParameterDescription(absl::string_view body) {
   INTERLOCK_ASSIGN_OR_RETURN(Reader r, Reader::Create(body, "pg: parameter description"));
   ParameterDescription out;
-  INTERLOCK_ASSIGN_OR_RETURN(out.type_oids, ReadOidArray(r, "parameter type count", "parameter type"));
+  INTERLOCK_ASSIGN_OR_RETURN(out.type_oids,
+                             ReadOidArray(r, "parameter type count", "parameter type"));
   INTERLOCK_RETURN_IF_ERROR(r.End());
   return out;
 }

@@ -19,9 +19,11 @@
 // Strictness (the checks PostgreSQL's own pq_getmsg* readers make): every count must fit in
 // what is left of the body before anything is reserved; every String must be NUL-terminated
 // within the body; value lengths are -1 (NULL) or 0..remaining; bytes left after the last
-// field are an error. Int16 counts are read unsigned (0..65535), as the server and libpq read
-// them, so a Bind with 40000 parameters (libpq allows 65535) is valid. Enumerated bytes
-// (ReadyForQuery status, Close/Describe target, Authentication code) are validated.
+// field are an error, and so is a body longer than a kMaxMessageBytes message can carry
+// (startup: kMaxStartupPacketBytes), which PeekFrame never returns. Int16 counts are read
+// unsigned (0..65535), as the server and libpq read them, so a Bind with 40000 parameters
+// (libpq allows 65535) is valid. Enumerated bytes (ReadyForQuery status, Close/Describe
+// target, Authentication code) are validated.
 // Every error is INVALID_ARGUMENT, e.g. "pg: data row: column 2: length 10 > remaining 4".
 #pragma once
 
@@ -309,9 +311,9 @@ enum class AuthCode : int32_t {
 // (code 6, SCMCredential, left the protocol in PostgreSQL 9.1).
 struct Authentication {
   AuthCode code = AuthCode::kOk;
-  std::array<char, 4> md5_salt{};             // kMd5Password only; zeros otherwise
-  std::vector<std::string> sasl_mechanisms;   // kSasl only, e.g. {"SCRAM-SHA-256"}
-  absl::string_view data;                     // kGssContinue, kSaslContinue, kSaslFinal only
+  std::array<char, 4> md5_salt{};            // kMd5Password only; zeros otherwise
+  std::vector<std::string> sasl_mechanisms;  // kSasl only, e.g. {"SCRAM-SHA-256"}
+  absl::string_view data;                    // kGssContinue, kSaslContinue, kSaslFinal only
   bool operator==(const Authentication&) const = default;
 };
 absl::StatusOr<Authentication> ParseAuthentication(absl::string_view body);
@@ -384,8 +386,8 @@ absl::StatusOr<EmptyQueryResponse> ParseEmptyQueryResponse(absl::string_view bod
 
 // Field codes of ErrorResponse / NoticeResponse (55.8 "Error and Notice Message Fields").
 namespace field {
-inline constexpr char kSeverity = 'S';                // localized
-inline constexpr char kSeverityNonLocalized = 'V';    // ERROR, FATAL, PANIC, WARNING, NOTICE...
+inline constexpr char kSeverity = 'S';              // localized
+inline constexpr char kSeverityNonLocalized = 'V';  // ERROR, FATAL, PANIC, WARNING, NOTICE...
 inline constexpr char kSqlState = 'C';
 inline constexpr char kMessage = 'M';
 inline constexpr char kDetail = 'D';

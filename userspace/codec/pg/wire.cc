@@ -40,8 +40,7 @@ absl::Status Reader::Error(absl::string_view message) const {
 }
 
 absl::Status Reader::Short(size_t need, absl::string_view what, int index) const {
-  return Error(absl::StrCat(Item(what, index), ": need ", need, " bytes, ", rest_.size(),
-                            " left"));
+  return Error(absl::StrCat(Item(what, index), ": need ", need, " bytes, ", rest_.size(), " left"));
 }
 
 absl::StatusOr<uint8_t> Reader::Byte(absl::string_view what, int index) {
@@ -108,8 +107,7 @@ absl::StatusOr<std::optional<absl::string_view>> Reader::NullableBytes(absl::str
   if (*len == -1) return std::optional<absl::string_view>();
   if (*len < 0) return Error(absl::StrCat(Item(what, index), ": length ", *len, " < -1"));
   if (static_cast<size_t>(*len) > rest_.size()) {
-    return Error(
-        absl::StrCat(Item(what, index), ": length ", *len, " > remaining ", rest_.size()));
+    return Error(absl::StrCat(Item(what, index), ": length ", *len, " > remaining ", rest_.size()));
   }
   absl::string_view b = rest_.substr(0, static_cast<size_t>(*len));
   rest_.remove_prefix(b.size());
@@ -127,8 +125,7 @@ absl::Status Reader::End() const {
   return Error(absl::StrCat(rest_.size(), " trailing bytes"));
 }
 
-Writer::Writer(char type)
-    : max_length_(type == 0 ? kMaxStartupPacketBytes : kMaxMessageBytes) {
+Writer::Writer(char type) : max_length_(type == 0 ? kMaxStartupPacketBytes : kMaxMessageBytes) {
   if (type != 0) out_.push_back(type);
   length_at_ = out_.size();
   out_.append(4, '\0');

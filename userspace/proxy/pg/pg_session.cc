@@ -305,6 +305,7 @@ bool PgSession::ReadUpstream() {
   net::IoResult r;
   if (tls_ != nullptr) {
     r = tls_->Read(buf, want);
+    tls_read_want_ = r.would_block ? tls_->want() : net::TlsWant::kNone;
   } else {
     ssize_t n = ::read(upstream_.get(), buf, want);
     if (n > 0) {
@@ -362,6 +363,7 @@ bool PgSession::FlushUpstream() {
     net::IoResult w;
     if (tls_ != nullptr) {
       w = tls_->Write(v.data(), v.size());
+      tls_write_want_ = w.would_block ? tls_->want() : net::TlsWant::kNone;
     } else {
       ssize_t n = ::send(upstream_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
@@ -444,8 +446,12 @@ void PgSession::UpdateInterest() {
     } else {
       if (UpstreamReadAllowed()) want |= EPOLLIN;
       if (!to_upstream_.empty()) want |= EPOLLOUT;
-      if (tls_ != nullptr && tls_->want() == net::TlsWant::kWrite) want |= EPOLLOUT;
-      if (tls_ != nullptr && tls_->want() == net::TlsWant::kRead) want |= EPOLLIN;
+      if (tls_ != nullptr) {
+        if (tls_read_want_ == net::TlsWant::kWrite || tls_write_want_ == net::TlsWant::kWrite) {
+          want |= EPOLLOUT;
+        }
+        if (tls_write_want_ == net::TlsWant::kRead) want |= EPOLLIN;
+      }
     }
     net::IoHandler* h = s == kAgent ? static_cast<net::IoHandler*>(&agent_watcher_)
                                     : static_cast<net::IoHandler*>(&upstream_watcher_);

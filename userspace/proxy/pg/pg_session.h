@@ -167,6 +167,10 @@ class PgSession final : public ProxySession {
   uint64_t backend_stream_left_ = 0;
 
   std::unique_ptr<net::TlsConnection> tls_;
+  // What the last TLS read and the last TLS write each wait for (TlsConnection::want()
+  // only remembers the latest call, and a write may wait for readability).
+  net::TlsWant tls_read_want_ = net::TlsWant::kNone;
+  net::TlsWant tls_write_want_ = net::TlsWant::kNone;
   std::unique_ptr<UpstreamLogin> login_;
   std::unique_ptr<StatementTracker> tracker_;
   std::vector<std::pair<std::string, std::string>> agent_params_;

@@ -65,14 +65,16 @@ absl::StatusOr<UpstreamLogin::Step> UpstreamLogin::OnMessage(char type, absl::st
       method_ = "password";
       step.send = cpg::EncodePasswordMessage(password_->reveal());
       return step;
-    case cpg::AuthCode::kMd5Password:
+    case cpg::AuthCode::kMd5Password: {
       INTERLOCK_RETURN_IF_ERROR(need_password());
       method_ = "md5";
       auth::Md5Salt salt;
       for (size_t i = 0; i < salt.size(); ++i) salt[i] = static_cast<unsigned char>(a.md5_salt[i]);
-      step.send = cpg::EncodePasswordMessage(
-          auth::Md5PasswordResponse(options_.user, password_->reveal(), salt));
+      INTERLOCK_ASSIGN_OR_RETURN(std::string response,
+                                 auth::Md5PasswordResponse(options_.user, password_->reveal(), salt));
+      step.send = cpg::EncodePasswordMessage(response);
       return step;
+    }
     case cpg::AuthCode::kSasl: {
       INTERLOCK_RETURN_IF_ERROR(need_password());
       std::optional<std::string> cb;
