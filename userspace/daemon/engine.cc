@@ -453,6 +453,11 @@ void Engine::StartSession(UniqueFd agent) {
       }
       pctx.tls = *tls;
     }
+    if (resource.postgres->agent_auth == config::AgentAuth::kToken) {
+      std::unique_ptr<auth::TokenVerifier>& v = token_verifiers_[resource.id];
+      if (v == nullptr) v = std::make_unique<auth::StaticTokenVerifier>(resource.postgres->token_sha256);
+      pctx.token_verifier = v.get();
+    }
     proxy::pg::PgSessionEnv env{loop_.get(), audit_.get(), &cancels_, &clock_};
     auto pg = proxy::pg::PgSession::Start(env, std::move(agent), std::move(pctx),
                                           std::move(*recorder),

@@ -31,6 +31,7 @@
 #include "userspace/control/server.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
+#include "userspace/auth/token_verifier.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/pg/cancel_registry.h"
 #include "userspace/proxy/tcp_relay.h"
@@ -113,6 +114,7 @@ class Engine {
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
   proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;
+  absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
   std::vector<UniqueFd> listeners_;
   UniqueFd signal_fd_;
 

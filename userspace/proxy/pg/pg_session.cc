@@ -578,24 +578,21 @@ void PgSession::HandlePassword(absl::string_view body) {
                 std::string(pw.status().message()));
     return;
   }
-  std::string digest = Sha256Hex(pw->password);
-  bool accepted = false;
-  for (const std::string& t : ctx_.postgres->token_sha256) {
-    // Both are public-length hex digests of the secret; compare without early exit.
-    if (t.size() == digest.size()) {
-      unsigned char diff = 0;
-      for (size_t i = 0; i < t.size(); ++i) diff |= static_cast<unsigned char>(t[i] ^ digest[i]);
-      accepted |= diff == 0;
-    }
+  if (ctx_.token_verifier == nullptr) {
+    FailToAgent("28000", "interlock: token authentication is not configured", "denied", "no verifier");
+    return;
   }
-  if (!accepted) {
-    Audit(v1::AUDIT_KIND_AUTH, "denied", "bad_token", "the token presented in the password field is not accepted");
-    FailToAgent("28P01", "interlock: token authentication failed", "denied", "bad token");
+  auth::TokenContext tctx{ctx_.identity.workload(), ctx_.identity.cgroup_id()};
+  auto claims = ctx_.token_verifier->Verify(pw->password, tctx);
+  if (!claims.ok()) {
+    Audit(v1::AUDIT_KIND_AUTH, "denied", "bad_token", std::string(claims.status().message()));
+    FailToAgent("28P01", "interlock: token authentication failed", "denied",
+                std::string(claims.status().message()));
     return;
   }
   Audit(v1::AUDIT_KIND_AUTH, "allowed", "token",
-        absl::StrCat("token sha256 ", digest.substr(0, 12), "...; upstream role ", upstream_user_,
-                     " database ", upstream_database_));
+        absl::StrCat("token ", claims->subject, " (sha256 ", claims->token_sha256.substr(0, 12),
+                     "...); upstream role ", upstream_user_, " database ", upstream_database_));
   ConnectUpstream();
 }
 

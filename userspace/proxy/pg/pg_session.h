@@ -32,6 +32,7 @@
 #include "interlock/v1/events.pb.h"
 #include "interlock/v1/identity.pb.h"
 #include "userspace/audit/audit_log.h"
+#include "userspace/auth/token_verifier.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/config/config.h"
@@ -63,6 +64,8 @@ struct PgSessionContext {
   net::SockAddr upstream;
   // For sslmode != disable: the context to use (owned by the engine, per resource).
   net::TlsClientContext* tls = nullptr;
+  // For agent_auth TOKEN: verifies the token in the password field (owned by the engine).
+  const auth::TokenVerifier* token_verifier = nullptr;
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 

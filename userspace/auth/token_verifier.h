@@ -1,0 +1,58 @@
+// TokenVerifier: decides whether a bearer token presented by an agent — in the PostgreSQL
+// password field today, an HTTP Authorization header later — is valid for the workload
+// presenting it, and what identity it carries. The OIDC/JWT verifier implements this
+// interface; StaticTokenVerifier is the stand-in that accepts tokens listed by SHA-256.
+//
+//   StaticTokenVerifier v({"5e884898..."});
+//   absl::StatusOr<TokenClaims> claims = v.Verify(password, {.workload = "billing-agent"});
+//   if (!claims.ok()) deny(claims.status().message());   // UNAUTHENTICATED, with a reason
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace interlock::auth {
+
+// Who presents the token, as the kernel attested it: a verifier may bind a token to it.
+struct TokenContext {
+  std::string workload;
+  uint64_t cgroup_id = 0;
+};
+
+// What a verified token says. Fields a verifier does not know stay empty.
+struct TokenClaims {
+  std::string issuer;
+  std::string subject;
+  std::vector<std::string> groups;
+  // Hex SHA-256 of the token, to name it in audit events without revealing it.
+  std::string token_sha256;
+};
+
+class TokenVerifier {
+ public:
+  virtual ~TokenVerifier() = default;
+  // UNAUTHENTICATED with a specific reason when the token is not valid for `context`.
+  virtual absl::StatusOr<TokenClaims> Verify(absl::string_view token,
+                                             const TokenContext& context) const = 0;
+};
+
+// Accepts exactly the tokens whose SHA-256 (lower-case hex) is listed; compares digests
+// in constant time. Claims carry only token_sha256 (and subject "static:<first 12 hex>").
+class StaticTokenVerifier final : public TokenVerifier {
+ public:
+  explicit StaticTokenVerifier(std::vector<std::string> sha256_hex);
+  absl::StatusOr<TokenClaims> Verify(absl::string_view token,
+                                     const TokenContext& context) const override;
+
+ private:
+  std::vector<std::string> digests_;
+};
+
+// Lower-case hex SHA-256.
+std::string Sha256Hex(absl::string_view bytes);
+
+}  // namespace interlock::auth
