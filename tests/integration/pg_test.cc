@@ -16,6 +16,7 @@
 #include "tests/testing/interlockd_harness.h"
 #include "tests/testing/postgres_server.h"
 #include "tests/testing/privileged.h"
+#include "tests/testing/wait.h"
 #include "tests/testing/test_ca.h"
 #include "userspace/common/file_util.h"
 
@@ -26,23 +27,7 @@ using ::testing::HasSubstr;
 
 constexpr char kAppPassword[] = "s3cret-only-interlockd-knows";
 
-std::vector<v1::AuditEvent> OfKind(const std::vector<v1::AuditEvent>& all, v1::AuditKind kind) {
-  std::vector<v1::AuditEvent> out;
-  for (const auto& e : all) {
-    if (e.kind() == kind) out.push_back(e);
-  }
-  return out;
-}
 
-template <typename Pred>
-bool WaitFor(Pred pred, int seconds = 10) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 // A PostgreSQL server on 127.0.0.43 with role `app` (SCRAM) owning database `appdb`, and
 // the password file interlockd reads (the agent never sees it).

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
 #include "tests/testing/privileged.h"
+#include "tests/testing/wait.h"
 #include "tools/echo/echo_server.h"
 #include "userspace/common/file_util.h"
 
@@ -40,25 +41,7 @@ std::string Field(const std::string& json, const std::string& key) {
   return json.substr(p, e - p);
 }
 
-std::vector<v1::AuditEvent> OfKind(const std::vector<v1::AuditEvent>& all, v1::AuditKind kind) {
-  std::vector<v1::AuditEvent> out;
-  for (const auto& e : all) {
-    if (e.kind() == kind) out.push_back(e);
-  }
-  return out;
-}
 
-// Waits for `pred` up to `seconds` (the daemon writes audit events asynchronously to the
-// client's view).
-template <typename Pred>
-bool WaitFor(Pred pred, int seconds = 10) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 class RelayTest : public ::testing::Test {
  protected:
