@@ -329,5 +329,42 @@ TEST_F(PgProxyTest, UpstreamTlsVerifyFullWithChannelBinding) {
   EXPECT_THAT(r.err, HasSubstr("interlock: TLS to resource appdb failed"));
 }
 
+TEST_F(PgProxyTest, UpstreamLoginIsMappedPerWorkload) {
+  ASSERT_TRUE(pg_->Psql("CREATE ROLE reader LOGIN PASSWORD 'reader-pass'; "
+                        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader", "postgres").ok());
+  ASSERT_TRUE(pg_->Psql("GRANT SELECT ON accounts TO reader", "appdb").ok());
+  std::string reader_pw = absl::StrCat(dir_, "/reader.pw");
+  ASSERT_TRUE(WriteFileAtomic(reader_pw, "reader-pass", 0600).ok());
+  InterlockdHarness h({.resources = {PgResource(absl::StrCat(
+      "      sslmode: disable\n      by_workload:\n        reporting: {user: reader, database: appdb, "
+      "password_ref: \"file:", reader_pw, "\"}\n"))}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  CommandResult r = h.RunAgent("reporting", Psql("SELECT current_user, count(*) FROM accounts"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << h.DaemonLog();
+  EXPECT_EQ(r.out, "reader|100\n");
+  // The read-only role cannot write, whatever the agent tries.
+  r = h.RunAgent("reporting", Psql("DELETE FROM accounts"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("permission denied"));
+  // Another workload gets the resource's default login.
+  r = h.RunAgent("billing-agent", Psql("SELECT current_user"));
+  EXPECT_EQ(r.out, "app\n") << r.err;
+}
+
+TEST_F(PgProxyTest, Md5UpstreamAuthentication) {
+  pg_.reset();
+  StartPostgres({.address = "127.0.0.48", .auth_method = "md5", .password_encryption = "md5"});
+  InterlockdHarness h({.resources = {PgResource()}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  CommandResult r = h.RunAgent("md5-agent", Psql("SELECT current_user"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << h.DaemonLog();
+  EXPECT_EQ(r.out, "app\n");
+  bool md5 = false;
+  for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_AUTH)) {
+    if (e.reason() == "upstream_login") md5 = absl::StrContains(e.detail(), "with md5");
+  }
+  EXPECT_TRUE(md5);
+}
+
 }  // namespace
 }  // namespace interlock::testing
