@@ -366,5 +366,34 @@ TEST_F(PgProxyTest, Md5UpstreamAuthentication) {
   EXPECT_TRUE(md5);
 }
 
+TEST_F(PgProxyTest, OptionalTlsTowardsTheAgent) {
+  std::string certs = absl::StrCat(dir_, "/agent-certs");
+  ASSERT_EQ(::mkdir(certs.c_str(), 0755), 0);
+  auto ca = TestCa::Create(certs, "local-ca");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  // The agent dials the resource's own address; interlockd presents a certificate for it.
+  auto leaf = (*ca)->Issue("agent-facing", {.ips = {pg_->address()}});
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  InterlockdHarness h({.resources = {PgResource(absl::StrCat(
+      "      sslmode: disable\n      agent_tls_cert_file: \"", leaf->cert_file, "\"\n",
+      "      agent_tls_key_file: \"", leaf->key_file, "\"\n"))}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  std::vector<std::string> argv = {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-Atc",
+                                   "SELECT current_user",
+                                   absl::StrCat("host=", pg_->address(), " port=", pg_->port(),
+                                                " user=agent dbname=x sslmode=verify-full sslrootcert=",
+                                                (*ca)->cert_file())};
+  CommandResult r = h.RunAgent("tls-agent", argv);
+  ASSERT_EQ(r.exit_code, 0) << r.err << h.DaemonLog();
+  EXPECT_EQ(r.out, "app\n");
+  // Without agent TLS configured, an agent that requires TLS is told it is not offered.
+  InterlockdHarness plain({.resources = {PgResource()}});
+  ASSERT_TRUE(plain.Start().ok()) << plain.DaemonLog();
+  argv.back() = absl::StrCat("host=", pg_->address(), " port=", pg_->port(), " user=agent dbname=x sslmode=require");
+  r = plain.RunAgent("tls-agent", argv);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("server does not support SSL"));
+}
+
 }  // namespace
 }  // namespace interlock::testing

@@ -226,6 +226,20 @@ absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, con
     problems.Add(path + ".sslrootcert", "must be an absolute path");
     ok = false;
   }
+  out.agent_tls_cert_file = in.agent_tls_cert_file();
+  out.agent_tls_key_file = in.agent_tls_key_file();
+  if (out.agent_tls_cert_file.empty() != out.agent_tls_key_file.empty()) {
+    problems.Add(path + (out.agent_tls_cert_file.empty() ? ".agent_tls_cert_file" : ".agent_tls_key_file"),
+                 "agent TLS needs both agent_tls_cert_file and agent_tls_key_file");
+    ok = false;
+  }
+  for (const std::string* f : {&out.agent_tls_cert_file, &out.agent_tls_key_file}) {
+    if (!f->empty() && !absl::StartsWith(*f, "/")) {
+      problems.Add(path + (f == &out.agent_tls_cert_file ? ".agent_tls_cert_file" : ".agent_tls_key_file"),
+                   "must be an absolute path");
+      ok = false;
+    }
+  }
   out.audit_parameters = in.audit_parameters();
   if (in.max_statement_bytes() != 0) out.max_statement_bytes = in.max_statement_bytes();
   for (int i = 0; i < in.token_sha256_size(); ++i) {

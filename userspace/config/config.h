@@ -79,6 +79,8 @@ struct PostgresConfig {
   bool audit_parameters = false;
   uint32_t max_statement_bytes = 4096;
   std::vector<std::string> token_sha256;  // lower-case hex
+  std::string agent_tls_cert_file;        // both set: TLS towards the agent
+  std::string agent_tls_key_file;
 
   // The login for `workload` (by_workload entry, else the default login).
   const PostgresLoginConfig& LoginFor(const std::string& workload) const {

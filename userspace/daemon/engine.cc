@@ -114,6 +114,7 @@ absl::Status Engine::Init() {
   INTERLOCK_RETURN_IF_ERROR(PrepareCgroups());
   INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
   INTERLOCK_RETURN_IF_ERROR(RestoreEnrollments());
+  INTERLOCK_RETURN_IF_ERROR(LoadAgentTls());
   INTERLOCK_RETURN_IF_ERROR(Listen());
 
   // Signals arrive through the loop, never in a handler.
@@ -289,6 +290,17 @@ absl::Status Engine::RestoreEnrollments() {
   return SaveState();
 }
 
+absl::Status Engine::LoadAgentTls() {
+  for (const config::ResourceConfig& r : config_.resources) {
+    if (!r.postgres.has_value() || r.postgres->agent_tls_cert_file.empty()) continue;
+    auto ctx = net::TlsServerContext::Create(r.postgres->agent_tls_cert_file,
+                                             r.postgres->agent_tls_key_file);
+    if (!ctx.ok()) return Annotate(ctx.status(), absl::StrCat("resource ", r.name, ": agent TLS"));
+    agent_tls_[r.id] = std::move(*ctx);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Engine::Listen() {
   std::vector<net::SockAddr> addrs;
   INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr v4,
@@ -453,6 +465,7 @@ void Engine::StartSession(UniqueFd agent) {
       }
       pctx.tls = *tls;
     }
+    if (auto it = agent_tls_.find(resource.id); it != agent_tls_.end()) pctx.agent_tls = it->second.get();
     if (resource.postgres->agent_auth == config::AgentAuth::kToken) {
       std::unique_ptr<auth::TokenVerifier>& v = token_verifiers_[resource.id];
       if (v == nullptr) v = std::make_unique<auth::StaticTokenVerifier>(resource.postgres->token_sha256);

@@ -78,6 +78,9 @@ class Engine {
   absl::Status OpenDatapath();
   absl::Status RestoreEnrollments();
   absl::Status Listen();
+  // TLS towards agents, for PostgreSQL resources that configure it (fails start-up on a
+  // bad certificate or key rather than at the first connection).
+  absl::Status LoadAgentTls();
   il_settings Settings(bool accepting) const;
 
   void OnAccept(int listen_fd);
@@ -115,6 +118,7 @@ class Engine {
   proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
+  absl::flat_hash_map<uint32_t, std::unique_ptr<net::TlsServerContext>> agent_tls_;  // by resource id
   std::vector<UniqueFd> listeners_;
   UniqueFd signal_fd_;
 

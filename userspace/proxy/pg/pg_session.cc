@@ -156,6 +156,8 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
   }
   if (tls_ != nullptr && !reset) (void)tls_->Shutdown();
   tls_.reset();
+  if (agent_tls_ != nullptr && !reset) (void)agent_tls_->Shutdown();
+  agent_tls_.reset();
   agent_.Reset();
   upstream_.Reset();
   if (tracker_ != nullptr) AuditStatements(tracker_->Finish("incomplete"));
@@ -247,7 +249,9 @@ void PgSession::RecordFromAgent(absl::string_view bytes) {
 
 void PgSession::OnIo(Side side, uint32_t events) {
   if (phase_ == Phase::kDone) return;
-  if (side == kUpstream && phase_ == Phase::kUpstreamConnecting) {
+  if (side == kAgent && phase_ == Phase::kAgentTls) {
+    StepAgentTls();
+  } else if (side == kUpstream && phase_ == Phase::kUpstreamConnecting) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) OnUpstreamConnected();
   } else if (side == kUpstream && phase_ == Phase::kUpstreamTls) {
     auto step = tls_->HandshakeStep();
@@ -260,6 +264,19 @@ void PgSession::OnIo(Side side, uint32_t events) {
     }
   }
   Pump();
+}
+
+void PgSession::StepAgentTls() {
+  auto step = agent_tls_->HandshakeStep();
+  if (!step.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "agent_tls", std::string(step.status().message()));
+    Finish("agent_tls_failed", std::string(step.status().message()), true);
+    return;
+  }
+  if (*step == net::TlsHandshake::kDone) {
+    if (recorder_) (void)recorder_->AppendEvent("agent_tls", agent_tls_->Version());
+    phase_ = Phase::kAgentStartup;
+  }
 }
 
 bool PgSession::AgentReadAllowed() const {
@@ -283,19 +300,34 @@ bool PgSession::UpstreamReadAllowed() const {
 
 bool PgSession::ReadAgent() {
   char buf[kReadChunk];
-  ssize_t n = ::read(agent_.get(), buf, sizeof buf);
-  if (n > 0) {
-    agent_in_.Append(absl::string_view(buf, static_cast<size_t>(n)));
-    last_activity_ = env_.clock->Monotonic();
-    return true;
+  net::IoResult r;
+  if (agent_tls_ != nullptr) {
+    r = agent_tls_->Read(buf, sizeof buf);
+    agent_read_want_ = r.would_block ? agent_tls_->want() : net::TlsWant::kNone;
+  } else {
+    ssize_t n = ::read(agent_.get(), buf, sizeof buf);
+    if (n > 0) {
+      r.bytes = static_cast<size_t>(n);
+    } else if (n == 0) {
+      r.eof = true;
+    } else if (errno == EAGAIN || errno == EINTR) {
+      r.would_block = true;
+    } else {
+      r.status = ErrnoStatus(errno, "read agent");
+    }
   }
-  if (n == 0) {
+  if (!r.status.ok()) {
+    Finish("agent_reset", std::string(r.status.message()), true);
+    return false;
+  }
+  if (r.eof) {
     agent_eof_ = true;
     return true;
   }
-  if (errno == EAGAIN || errno == EINTR) return false;
-  Finish("agent_reset", std::string(ErrnoStatus(errno, "read agent").message()), true);
-  return false;
+  if (r.bytes == 0) return false;
+  agent_in_.Append(absl::string_view(buf, r.bytes));
+  last_activity_ = env_.clock->Monotonic();
+  return true;
 }
 
 bool PgSession::ReadUpstream() {
@@ -339,18 +371,31 @@ bool PgSession::ReadUpstream() {
 
 bool PgSession::FlushAgent() {
   bool progress = false;
+  if (phase_ == Phase::kAgentTls) return false;
   while (!to_agent_.empty() && agent_) {
     absl::string_view v = to_agent_.view();
-    ssize_t n = ::send(agent_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      to_agent_.Consume(static_cast<size_t>(n));
-      stats_.bytes_to_agent += static_cast<uint64_t>(n);
-      progress = true;
-      continue;
+    net::IoResult w;
+    if (agent_tls_ != nullptr) {
+      w = agent_tls_->Write(v.data(), v.size());
+      agent_write_want_ = w.would_block ? agent_tls_->want() : net::TlsWant::kNone;
+    } else {
+      ssize_t n = ::send(agent_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        w.bytes = static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        w.would_block = true;
+      } else {
+        w.status = ErrnoStatus(n < 0 ? errno : EPIPE, "write agent");
+      }
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-    Finish("agent_reset", std::string(ErrnoStatus(n < 0 ? errno : EPIPE, "write agent").message()), true);
-    return false;
+    if (!w.status.ok()) {
+      Finish("agent_reset", std::string(w.status.message()), true);
+      return false;
+    }
+    if (w.bytes == 0) break;
+    to_agent_.Consume(w.bytes);
+    stats_.bytes_to_agent += w.bytes;
+    progress = true;
   }
   return progress;
 }
@@ -436,9 +481,17 @@ void PgSession::UpdateInterest() {
     int fd = s == kAgent ? agent_.get() : upstream_.get();
     if (fd < 0) continue;
     uint32_t want = 0;
-    if (s == kAgent) {
+    if (s == kAgent && phase_ == Phase::kAgentTls) {
+      want = agent_tls_->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN;
+    } else if (s == kAgent) {
       if (AgentReadAllowed()) want |= EPOLLIN;
       if (!to_agent_.empty()) want |= EPOLLOUT;
+      if (agent_tls_ != nullptr) {
+        if (agent_read_want_ == net::TlsWant::kWrite || agent_write_want_ == net::TlsWant::kWrite) {
+          want |= EPOLLOUT;
+        }
+        if (agent_write_want_ == net::TlsWant::kRead) want |= EPOLLIN;
+      }
     } else if (phase_ == Phase::kUpstreamConnecting) {
       want = EPOLLOUT;
     } else if (phase_ == Phase::kUpstreamTls) {
@@ -478,6 +531,7 @@ void PgSession::UpdateInterest() {
 void PgSession::ProcessAgent() {
   while (phase_ == Phase::kAgentStartup || phase_ == Phase::kAgentPassword) {
     if (phase_ == Phase::kAgentStartup) {
+      if (agent_in_.empty()) return;
       auto frame = cpg::PeekStartupFrame(agent_in_.view());
       if (!frame.ok()) {
         Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_startup", std::string(frame.status().message()));
@@ -525,9 +579,32 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
                 "protocol_error", std::string(packet.status().message()));
     return;
   }
+  if (std::holds_alternative<cpg::SslRequest>(*packet) && ctx_.agent_tls != nullptr &&
+      agent_tls_ == nullptr) {
+    // Bytes pipelined after SSLRequest would be taken as if they came through TLS
+    // (CVE-2021-23214): refuse them.
+    if (!agent_in_.empty()) {
+      Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "data_before_tls", "bytes after SSLRequest");
+      Finish("protocol_error", "data after SSLRequest", true);
+      return;
+    }
+    if (::send(agent_.get(), "S", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+      Finish("agent_reset", "cannot answer SSLRequest", true);
+      return;
+    }
+    auto tls = net::TlsConnection::CreateServer(*ctx_.agent_tls, agent_.get());
+    if (!tls.ok()) {
+      Finish("internal", std::string(tls.status().message()), true);
+      return;
+    }
+    agent_tls_ = std::move(*tls);
+    phase_ = Phase::kAgentTls;
+    StepAgentTls();
+    return;
+  }
   if (std::holds_alternative<cpg::SslRequest>(*packet) ||
       std::holds_alternative<cpg::GssEncRequest>(*packet)) {
-    // No TLS or GSS encryption towards the agent: the hop is loopback on this host.
+    // No GSS encryption, and TLS only when configured: the hop is loopback on this host.
     SendToAgent("N");
     return;
   }

@@ -64,6 +64,8 @@ struct PgSessionContext {
   net::SockAddr upstream;
   // For sslmode != disable: the context to use (owned by the engine, per resource).
   net::TlsClientContext* tls = nullptr;
+  // When set, TLS is terminated towards the agent (SSLRequest answered 'S').
+  net::TlsServerContext* agent_tls = nullptr;
   // For agent_auth TOKEN: verifies the token in the password field (owned by the engine).
   const auth::TokenVerifier* token_verifier = nullptr;
   absl::Duration connect_timeout = absl::Seconds(5);
@@ -97,6 +99,7 @@ class PgSession final : public ProxySession {
  private:
   enum class Phase {
     kAgentStartup,        // waiting for SSLRequest/StartupMessage/CancelRequest
+    kAgentTls,            // TLS handshake with the agent
     kAgentPassword,       // token mode: waiting for the PasswordMessage
     kUpstreamConnecting,  // TCP connect in progress
     kUpstreamSslReply,    // SSLRequest sent, waiting for 'S'/'N'
@@ -122,6 +125,7 @@ class PgSession final : public ProxySession {
             std::unique_ptr<record::Recorder> recorder, DoneFn done);
 
   void OnIo(Side side, uint32_t events);
+  void StepAgentTls();
   void Pump();
   bool ReadAgent();
   bool ReadUpstream();
@@ -174,6 +178,9 @@ class PgSession final : public ProxySession {
   // only remembers the latest call, and a write may wait for readability).
   net::TlsWant tls_read_want_ = net::TlsWant::kNone;
   net::TlsWant tls_write_want_ = net::TlsWant::kNone;
+  std::unique_ptr<net::TlsConnection> agent_tls_;
+  net::TlsWant agent_read_want_ = net::TlsWant::kNone;
+  net::TlsWant agent_write_want_ = net::TlsWant::kNone;
   std::unique_ptr<UpstreamLogin> login_;
   std::unique_ptr<StatementTracker> tracker_;
   std::vector<std::pair<std::string, std::string>> agent_params_;
