@@ -98,7 +98,8 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
     case fe::kParse: {
       auto p = cpg::ParseParse(body);
       if (!p.ok()) return p.status();
-      statements_[p->statement] = p->query;
+      projected_.statements[p->statement] = p->query;
+      changes_.push_back({Kind::kParse, p->statement, p->query, {}, true});
       pending_.push_back({Kind::kParse, false, {}, now});
       return absl::OkStatus();
     }
@@ -107,8 +108,8 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
       if (!b.ok()) return b.status();
       Portal portal;
       portal.statement_name = b->statement;
-      auto it = statements_.find(b->statement);
-      portal.text = it != statements_.end() ? it->second : "";
+      auto it = projected_.statements.find(b->statement);
+      portal.text = it != projected_.statements.end() ? it->second : "";
       portal.param_count = static_cast<uint32_t>(b->params.size());
       portal.params_sha256 = b->params.empty() ? "" : ParamsDigest(b->params);
       if (options_.audit_parameters) {
@@ -117,7 +118,8 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
               RenderParam(b->params[i], FormatOf(b->param_formats, i), options_.max_parameter_bytes));
         }
       }
-      portals_[b->portal] = std::move(portal);
+      projected_.portals[b->portal] = portal;
+      changes_.push_back({Kind::kBind, b->portal, "", std::move(portal), true});
       pending_.push_back({Kind::kBind, false, {}, now});
       return absl::OkStatus();
     }
@@ -127,9 +129,9 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
     case fe::kExecute: {
       auto e = cpg::ParseExecute(body);
       if (!e.ok()) return e.status();
-      auto it = portals_.find(e->portal);
+      auto it = projected_.portals.find(e->portal);
       Pending p{Kind::kExecute, true, {}, now};
-      if (it != portals_.end()) {
+      if (it != projected_.portals.end()) {
         p.info = NewInfo("extended", it->second.text);
         p.info.set_statement_name(it->second.statement_name);
         p.info.set_parameter_count(it->second.param_count);
@@ -145,11 +147,13 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
     case fe::kClose: {
       auto c = cpg::ParseClose(body);
       if (!c.ok()) return c.status();
-      if (c->kind == cpg::TargetKind::kStatement) {
-        statements_.erase(c->name);
+      bool statement = c->kind == cpg::TargetKind::kStatement;
+      if (statement) {
+        projected_.statements.erase(c->name);
       } else {
-        portals_.erase(c->name);
+        projected_.portals.erase(c->name);
       }
+      changes_.push_back({Kind::kClose, c->name, "", {}, statement});
       pending_.push_back({Kind::kClose, false, {}, now});
       return absl::OkStatus();
     }
@@ -199,9 +203,11 @@ void StatementTracker::Complete(Pending& p, absl::string_view status) {
 
 void StatementTracker::SkipToSync(const v1::StatementInfo& cause) {
   // After an error the backend ignores messages up to Sync: those requests get no
-  // response. Statements among them did not run.
+  // response. Statements among them did not run, and their Parse/Bind/Close never took
+  // effect: the projection goes back to what the server confirmed.
   while (!pending_.empty() && pending_.front().kind != Kind::kSync) {
     Pending& p = pending_.front();
+    if (p.kind == Kind::kParse || p.kind == Kind::kBind || p.kind == Kind::kClose) DropChange(p.kind);
     if (p.audited) {
       p.info.set_sqlstate(cause.sqlstate());
       p.info.set_error(absl::StrCat("not executed: an earlier message in the pipeline failed (",
@@ -221,6 +227,7 @@ absl::Status StatementTracker::OnBackend(char type, absl::string_view body) {
     case be::kBindComplete:
     case be::kCloseComplete:
       if (head.kind == Kind::kParse || head.kind == Kind::kBind || head.kind == Kind::kClose) {
+        ConfirmChange(head.kind);
         pending_.pop_front();
       }
       return absl::OkStatus();
@@ -271,6 +278,9 @@ absl::Status StatementTracker::OnBackend(char type, absl::string_view body) {
         return absl::OkStatus();
       }
       if (head.kind == Kind::kSync) return absl::OkStatus();
+      if (head.kind == Kind::kParse || head.kind == Kind::kBind || head.kind == Kind::kClose) {
+        DropChange(head.kind);
+      }
       if (head.audited) {
         head.info.set_sqlstate(std::string(e->sqlstate()));
         head.info.set_error(std::string(e->message()));
@@ -280,7 +290,14 @@ absl::Status StatementTracker::OnBackend(char type, absl::string_view body) {
       SkipToSync(cause);
       return absl::OkStatus();
     }
-    case be::kReadyForQuery:
+    case be::kReadyForQuery: {
+      auto rfq = cpg::ParseReadyForQuery(body);
+      // Outside a transaction block every portal is gone (docs 55.2.3); statements stay.
+      bool idle = rfq.ok() && rfq->status == cpg::TransactionStatus::kIdle;
+      if (idle) {
+        confirmed_.portals.clear();
+        projected_.portals.clear();
+      }
       if (head.kind == Kind::kQuery || head.kind == Kind::kFunctionCall) {
         Complete(head, !head.errored ? "ok"
                                      : (head.info.sqlstate() == "57014" ? "cancelled" : "error"));
@@ -290,16 +307,58 @@ absl::Status StatementTracker::OnBackend(char type, absl::string_view body) {
       // Sync (or a desynchronized queue): everything up to and including the Sync is done.
       while (!pending_.empty()) {
         Kind k = pending_.front().kind;
+        if (k == Kind::kParse || k == Kind::kBind || k == Kind::kClose) DropChange(k);
         if (k != Kind::kSync && pending_.front().audited) Complete(pending_.front(), "incomplete");
         pending_.pop_front();
         if (k == Kind::kSync) break;
       }
-      portals_.erase("");  // the unnamed portal does not outlive the transaction step
       return absl::OkStatus();
+    }
     default:
       // ParameterDescription, FunctionCallResponse, Copy*, notices, notifications,
       // parameter status: nothing to match.
       return absl::OkStatus();
+  }
+}
+
+void StatementTracker::ConfirmChange(Kind kind) {
+  if (changes_.empty() || changes_.front().kind != kind) return;
+  Change c = std::move(changes_.front());
+  changes_.pop_front();
+  switch (kind) {
+    case Kind::kParse:
+      confirmed_.statements[c.name] = std::move(c.text);
+      break;
+    case Kind::kBind:
+      confirmed_.portals[c.name] = std::move(c.portal);
+      break;
+    case Kind::kClose:
+      if (c.statement) {
+        confirmed_.statements.erase(c.name);
+      } else {
+        confirmed_.portals.erase(c.name);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void StatementTracker::DropChange(Kind kind) {
+  if (!changes_.empty() && changes_.front().kind == kind) changes_.pop_front();
+  // Everything after the failure is skipped too: rebuild the projection from what the
+  // server confirmed plus the changes still to be answered (none, once at Sync).
+  projected_ = confirmed_;
+  for (const Change& c : changes_) {
+    if (c.kind == Kind::kParse) projected_.statements[c.name] = c.text;
+    if (c.kind == Kind::kBind) projected_.portals[c.name] = c.portal;
+    if (c.kind == Kind::kClose) {
+      if (c.statement) {
+        projected_.statements.erase(c.name);
+      } else {
+        projected_.portals.erase(c.name);
+      }
+    }
   }
 }
 

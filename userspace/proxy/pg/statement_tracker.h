@@ -77,12 +77,35 @@ class StatementTracker {
   v1::StatementInfo NewInfo(absl::string_view protocol, absl::string_view text);
   void Complete(Pending& p, absl::string_view status);
   void SkipToSync(const v1::StatementInfo& cause_error);
+  // A Parse/Bind/Close at the head of the queue completed (apply it) or was refused or
+  // skipped (drop it and roll the projection back).
+  void ConfirmChange(Kind kind);
+  void DropChange(Kind kind);
 
   StatementTrackerOptions options_;
   const Clock& clock_;
   std::deque<Pending> pending_;
-  absl::flat_hash_map<std::string, std::string> statements_;  // prepared name -> text
-  absl::flat_hash_map<std::string, Portal> portals_;
+  // Prepared statements and portals twice over: as the server has confirmed them
+  // (ParseComplete/BindComplete/CloseComplete), and as they will be if everything sent
+  // so far succeeds. Execute reads the projection (it is sent before the completions
+  // arrive); an error rolls the projection back to the confirmed state, because the
+  // server skips the rest of the pipeline (a rejected Parse must not rename what a
+  // later Execute runs in the audit).
+  struct Objects {
+    absl::flat_hash_map<std::string, std::string> statements;  // prepared name -> text
+    absl::flat_hash_map<std::string, Portal> portals;
+  };
+  Objects confirmed_;
+  Objects projected_;
+  // Per pending Parse/Bind/Close, in order: what to apply on its completion.
+  struct Change {
+    Kind kind;
+    std::string name;
+    std::string text;   // kParse
+    Portal portal;      // kBind
+    bool statement = true;  // kClose: statement or portal
+  };
+  std::deque<Change> changes_;
   std::vector<v1::StatementInfo> completed_;
 };
 

@@ -96,7 +96,10 @@ absl::StatusOr<UpstreamLogin::Step> UpstreamLogin::OnMessage(char type, absl::st
     }
     case cpg::AuthCode::kSaslFinal:
       if (!scram_.has_value()) return absl::InvalidArgumentError("upstream login: SASLFinal before SASL");
-      INTERLOCK_RETURN_IF_ERROR(scram_->HandleServerFinal(a.data));
+      if (absl::Status st = scram_->HandleServerFinal(a.data); !st.ok()) {
+        // The server could not prove it knows the password (or refused): not our server.
+        return absl::PermissionDeniedError(absl::StrCat("upstream login: SCRAM server proof: ", st.message()));
+      }
       scram_done_ = true;
       return step;
     default:

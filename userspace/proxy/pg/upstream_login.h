@@ -54,7 +54,8 @@ class UpstreamLogin {
   // 'N' NoticeResponse) before AuthenticationOk. Errors:
   //   PERMISSION_DENIED  the server refused the login (its SQLSTATE and message in the text),
   //                      or SCRAM verification of the server failed
-  //   FAILED_PRECONDITION the server wants a password and none is configured
+  //   FAILED_PRECONDITION the server wants a password and none is configured, or offers
+  //                      SCRAM-SHA-256-PLUS over a connection that is not TLS
   //   UNIMPLEMENTED      GSS / SSPI / Kerberos
   //   INVALID_ARGUMENT   a malformed or unexpected message
   absl::StatusOr<Step> OnMessage(char type, absl::string_view body);
