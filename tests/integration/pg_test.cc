@@ -124,6 +124,7 @@ TEST_F(PgProxyTest, PsqlLogsInWithTheInjectedCredentialAndEveryStatementIsAudite
   ASSERT_TRUE(rec.ok());
   EXPECT_THAT(*rec, ::testing::Not(HasSubstr(kAppPassword)));
   EXPECT_EQ(h.Cli({"verify", id}).exit_code, 0);
+  EXPECT_THAT(h.Cli({"replay", id}).out, ::testing::ContainsRegex("Query: SELECT.*[|] 50 +[|]"));
 }
 
 TEST_F(PgProxyTest, WrongUpstreamSecretGivesTheAgentAClearError) {

@@ -20,6 +20,7 @@
 #include "userspace/record/replay.h"
 #include "userspace/record/signing_key.h"
 #include "userspace/record/verifier.h"
+#include "userspace/replay/pg_replay.h"
 
 namespace interlock::cli {
 
@@ -146,16 +147,22 @@ int CmdSessions(const Globals& g, const std::vector<std::string>& args) {
 
 int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   if (WantsHelp(args) || args.empty()) {
-    std::puts("usage: interlock replay ID [--hex] [--raw DIR]\n\nPrints the session's timeline "
-              "(ID may be a unique prefix). --hex adds a hexdump of every\npayload; --raw DIR "
-              "writes DIR/to_upstream.bin and DIR/to_agent.bin.");
+    std::puts("usage: interlock replay ID [--hex] [--raw-view] [--raw DIR]\n\nPrints the "
+              "session's timeline (ID may be a unique prefix). PostgreSQL sessions are\n"
+              "decoded: statements, Bind parameters, result rows as tables, errors, start-up.\n"
+              "--raw-view shows byte previews instead, as for other protocols. --hex adds a\n"
+              "hexdump of every payload (of every decoded message). --raw DIR writes\n"
+              "DIR/to_upstream.bin and DIR/to_agent.bin.");
     return args.empty() ? 2 : 0;
   }
   std::string id, raw_dir;
   record::TimelineOptions opts;
+  bool raw_view = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--raw" && i + 1 < args.size()) {
       raw_dir = args[++i];
+    } else if (args[i] == "--raw-view") {
+      raw_view = true;
     } else if (args[i] == "--hex") {
       opts.hexdump = true;
     } else if (args[i] == "--json") {
@@ -172,7 +179,11 @@ int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   if (!path.ok()) return Fail(1, absl::StrCat("replay: ", path.status().message()));
   auto rec = record::ReadRecordingFile(*path);
   if (!rec.ok()) return Fail(1, absl::StrCat("replay: ", rec.status().message()));
-  std::fputs(record::FormatTimeline(rec->records, opts).c_str(), stdout);
+  if (replay::IsPostgresRecording(rec->records) && !raw_view) {
+    std::fputs(replay::FormatPgTimeline(rec->records, {.raw = opts}).c_str(), stdout);
+  } else {
+    std::fputs(record::FormatTimeline(rec->records, opts).c_str(), stdout);
+  }
   if (!rec->stop.ok()) std::printf("(recording ends early: %s)\n", std::string(rec->stop.message()).c_str());
   if (!raw_dir.empty()) {
     absl::Status st = record::WriteRawDirections(rec->records, raw_dir);

@@ -101,62 +101,86 @@ std::string EscapedPreview(absl::string_view bytes, size_t max_chars) {
   return out;
 }
 
-std::string FormatTimeline(const std::vector<v1::Record>& records, const TimelineOptions& options) {
+std::string FormatRelativeTime(int64_t nanos_since_start) {
+  return absl::StrCat("+", FormatMs(nanos_since_start));
+}
+
+std::string Hexdump(absl::string_view bytes, size_t max_bytes) {
   std::string out;
+  AppendHexdump(out, bytes, max_bytes);
+  return out;
+}
+
+std::string FormatTimelineHeader(const std::vector<v1::Record>& records) {
   if (records.empty()) return "(no records)\n";
-  const int64_t start = records.front().time_unix_nanos();
-  size_t i = 0;
+  std::string out;
   if (records.front().has_open()) {
-    AppendHeader(out, records.front().open(), start);
-    i = 1;
+    AppendHeader(out, records.front().open(), records.front().time_unix_nanos());
   } else {
     out.append("(first record is not a session open)\n");
   }
   out.push_back('\n');
+  return out;
+}
 
-  for (; i < records.size(); ++i) {
-    const v1::Record& r = records[i];
-    const std::string at = absl::StrCat("+", FormatMs(r.time_unix_nanos() - start));
-    switch (r.body_case()) {
-      case v1::Record::kData: {
-        const v1::Data& d = r.data();
-        const char* dir = d.direction() == v1::DIRECTION_TO_UPSTREAM ? "agent -> upstream"
-                          : d.direction() == v1::DIRECTION_TO_AGENT  ? "upstream -> agent"
-                                                                     : "unknown direction";
-        absl::StrAppendFormat(&out, "%14s  %s  %8d bytes  \"%s\"\n", at, dir, d.payload().size(),
-                              EscapedPreview(d.payload(), options.preview_chars));
-        if (options.hexdump) AppendHexdump(out, d.payload(), options.hexdump_max_bytes);
-        break;
-      }
-      case v1::Record::kEvent:
-        absl::StrAppendFormat(&out, "%14s  event  %s  %s\n", at, r.event().kind(),
-                              EscapedPreview(r.event().detail(), 256));
-        break;
-      case v1::Record::kClose: {
-        const v1::SessionClose& c = r.close();
-        absl::StrAppendFormat(&out,
-                              "%14s  close  %s  %d bytes to upstream, %d bytes to agent, "
-                              "duration %s%s\n",
-                              at, OrDash(c.outcome()), c.bytes_to_upstream(), c.bytes_to_agent(),
-                              FormatMs(r.time_unix_nanos() - start),
-                              c.detail().empty() ? "" : absl::StrCat("  (", c.detail(), ")"));
-        break;
-      }
-      case v1::Record::kSeal:
-        absl::StrAppendFormat(&out,
-                              "%14s  seal   key %s  signature %d bytes (run verify to check it)\n",
-                              at, OrDash(r.seal().key_fingerprint()), r.seal().signature().size());
-        break;
-      case v1::Record::kOpen:
-        absl::StrAppendFormat(&out, "%14s  open   (unexpected second open: %s)\n", at,
-                              r.open().session_id());
-        break;
-      case v1::Record::BODY_NOT_SET:
-        absl::StrAppendFormat(&out, "%14s  (record %d has no body)\n", at, r.seq());
-        break;
+std::string FormatTimelineRecord(const v1::Record& r, int64_t start,
+                                 const TimelineOptions& options) {
+  std::string out;
+  const std::string at = FormatRelativeTime(r.time_unix_nanos() - start);
+  switch (r.body_case()) {
+    case v1::Record::kData: {
+      const v1::Data& d = r.data();
+      const char* dir = d.direction() == v1::DIRECTION_TO_UPSTREAM ? "agent -> upstream"
+                        : d.direction() == v1::DIRECTION_TO_AGENT  ? "upstream -> agent"
+                                                                   : "unknown direction";
+      absl::StrAppendFormat(&out, "%14s  %s  %8d bytes  \"%s\"\n", at, dir, d.payload().size(),
+                            EscapedPreview(d.payload(), options.preview_chars));
+      if (options.hexdump) AppendHexdump(out, d.payload(), options.hexdump_max_bytes);
+      break;
     }
+    case v1::Record::kEvent:
+      absl::StrAppendFormat(&out, "%14s  event  %s  %s\n", at, r.event().kind(),
+                            EscapedPreview(r.event().detail(), 256));
+      break;
+    case v1::Record::kClose: {
+      const v1::SessionClose& c = r.close();
+      absl::StrAppendFormat(&out,
+                            "%14s  close  %s  %d bytes to upstream, %d bytes to agent, "
+                            "duration %s%s\n",
+                            at, OrDash(c.outcome()), c.bytes_to_upstream(), c.bytes_to_agent(),
+                            FormatMs(r.time_unix_nanos() - start),
+                            c.detail().empty() ? "" : absl::StrCat("  (", c.detail(), ")"));
+      break;
+    }
+    case v1::Record::kSeal:
+      absl::StrAppendFormat(&out,
+                            "%14s  seal   key %s  signature %d bytes (run verify to check it)\n",
+                            at, OrDash(r.seal().key_fingerprint()), r.seal().signature().size());
+      break;
+    case v1::Record::kOpen:
+      absl::StrAppendFormat(&out, "%14s  open   (unexpected second open: %s)\n", at,
+                            r.open().session_id());
+      break;
+    case v1::Record::BODY_NOT_SET:
+      absl::StrAppendFormat(&out, "%14s  (record %d has no body)\n", at, r.seq());
+      break;
   }
-  if (!records.back().has_seal()) out.append("(no seal: recording incomplete)\n");
+  return out;
+}
+
+std::string FormatTimelineTrailer(const std::vector<v1::Record>& records) {
+  if (records.empty() || records.back().has_seal()) return "";
+  return "(no seal: recording incomplete)\n";
+}
+
+std::string FormatTimeline(const std::vector<v1::Record>& records, const TimelineOptions& options) {
+  std::string out = FormatTimelineHeader(records);
+  if (records.empty()) return out;
+  const int64_t start = records.front().time_unix_nanos();
+  for (size_t i = records.front().has_open() ? 1 : 0; i < records.size(); ++i) {
+    out.append(FormatTimelineRecord(records[i], start, options));
+  }
+  out.append(FormatTimelineTrailer(records));
   return out;
 }
 

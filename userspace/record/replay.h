@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,24 @@ struct TimelineOptions {
 };
 
 std::string FormatTimeline(const std::vector<v1::Record>& records, const TimelineOptions& options);
+
+// The building blocks of FormatTimeline, for protocol-aware timelines (userspace/replay/):
+// FormatTimeline(records) == FormatTimelineHeader(records) + FormatTimelineRecord(r) for every
+// record after the open + FormatTimelineTrailer(records).
+
+// "(no records)\n" for none; otherwise the header lines of records[0]'s SessionOpen (or
+// "(first record is not a session open)") and a blank line.
+std::string FormatTimelineHeader(const std::vector<v1::Record>& records);
+// The line (and with options.hexdump the hexdump lines) of one record; `start_nanos` is the
+// time of the first record, from which "+12.345ms" is counted.
+std::string FormatTimelineRecord(const v1::Record& record, int64_t start_nanos,
+                                 const TimelineOptions& options);
+// "(no seal: recording incomplete)\n" unless the last record is a seal; "" for no records.
+std::string FormatTimelineTrailer(const std::vector<v1::Record>& records);
+// "+12.345ms": the time column of a timeline line.
+std::string FormatRelativeTime(int64_t nanos_since_start);
+// Hexdump lines of `bytes` (at most `max_bytes`, 0 = all), indented as in a timeline.
+std::string Hexdump(absl::string_view bytes, size_t max_bytes);
 
 // The printable preview of `bytes`: C-style escapes (\r \n \t \\ \" \xNN) for anything that
 // is not printable ASCII, cut to at most `max_chars` characters (never inside an escape) with
