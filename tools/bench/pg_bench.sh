@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# PostgreSQL benchmark: pgbench TPS and per-transaction latency for a direct connection,
+# through interlockd (sockmap and plain relay modes) and through pgbouncer (session
+# mode), in one run on this machine.
+#
+#   sudo tools/bench/pg_bench.sh [SECONDS]       # or PG_BENCH_SECONDS=5; default 10
+#        PG_BENCH_WARMUP=3                        # warm-up seconds per path
+#
+# Sets up its own PostgreSQL 15 (temp dir, 127.0.0.45, SCRAM over TCP, fsync=off),
+# role/database `bench`, `pgbench -i -s 10`. Each path: a warm-up, then `-S`
+# (select-only) and the default TPC-B-like script at 1, 8 and 32 clients, `-M simple`,
+# SECONDS each. p50/p99 come from pgbench's per-transaction logs (--log). Through
+# interlockd every statement is audited and every byte recorded, as in production.
+# Ends with a verdict on the targets at 8 clients `-S`: interlockd >= 85% of direct TPS,
+# < 50 us added p50 latency, more TPS than pgbouncer.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+secs="${1:-${PG_BENCH_SECONDS:-10}}"
+warm="${PG_BENCH_WARMUP:-3}"
+scale=10
+clients=(1 8 32)
+[[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: SECONDS must be a positive integer" >&2; exit 2; }
+[[ "$warm" =~ ^[0-9]+$ ]] || { echo "bench: PG_BENCH_WARMUP must be an integer" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+pgbin=/usr/lib/postgresql/15/bin
+[ -x "$pgbin/pgbench" ] || { echo "bench: PostgreSQL 15 not found in $pgbin" >&2; exit 1; }
+command -v pgbouncer >/dev/null || { echo "bench: pgbouncer not installed" >&2; exit 1; }
+id postgres >/dev/null 2>&1 || { echo "bench: no 'postgres' user" >&2; exit 1; }
+build="$(bash "$here/tools/build.sh")"
+interlockd="$build/userspace/daemon/interlockd"
+interlock="$build/tools/interlock/interlock"
+
+unset PGPASSWORD PGPASSFILE PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS
+export PGSSLMODE=disable PGCONNECT_TIMEOUT=10  # same (no TLS) on every path
+
+work="$(mktemp -d /tmp/interlock-pgbench-XXXXXX)"
+chmod 0755 "$work"
+suffix="pgbench-$$"
+db_addr=127.0.0.45
+bouncer_addr=127.0.0.46
+pg_pid=""; daemon_pid=""; bouncer_pid=""
+
+stop_pid() {  # $1 = pid, $2 = signal; waits up to 15 s, then SIGKILL
+  local pid="$1" i
+  kill -"$2" "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+  set +e
+  if [ -n "$daemon_pid" ]; then stop_pid "$daemon_pid" TERM; wait "$daemon_pid" 2>/dev/null; fi
+  [ -f "$work/cfg.yaml" ] && "$interlock" --config "$work/cfg.yaml" teardown >/dev/null 2>&1
+  if [ -n "$bouncer_pid" ]; then stop_pid "$bouncer_pid" TERM; wait "$bouncer_pid" 2>/dev/null; fi
+  [ -n "$pg_pid" ] && stop_pid "$pg_pid" INT  # fast shutdown of the postmaster
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() { echo "bench: $*" >&2; exit 1; }
+free_port() {
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 30000 ))
+    ss -Htan "( sport = :$p or dport = :$p )" | grep -q . || { echo "$p"; return; }
+  done
+}
+
+# ---- PostgreSQL ----------------------------------------------------------------------
+pg_port="$(free_port)"
+mkdir -m 0700 "$work/data" && mkdir -m 0755 "$work/sock" "$work/pglog"
+chown postgres: "$work/data" "$work/sock" "$work/pglog"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/data" -U postgres --auth-local=trust \
+  --auth-host=scram-sha-256 -E UTF8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; die "initdb failed"; }
+cat >"$work/data/pg_hba.conf" <<EOF
+local all all trust
+host  all all 127.0.0.0/8 scram-sha-256
+EOF
+cat >>"$work/data/postgresql.conf" <<EOF
+listen_addresses = '$db_addr'
+port = $pg_port
+unix_socket_directories = '$work/sock'
+max_connections = 200
+shared_buffers = 512MB
+fsync = off
+full_page_writes = off
+password_encryption = scram-sha-256
+EOF
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/pglog/postgres.log" -w -t 60 start >/dev/null \
+  || { cat "$work/pglog/postgres.log" >&2; die "postgres did not start"; }
+pg_pid="$(head -1 "$work/data/postmaster.pid")"
+
+su_psql() {  # superuser, over the Unix socket; $1 = database, rest = statements (one each)
+  local db="$1" s args=(); shift
+  for s in "$@"; do args+=(-c "$s"); done
+  "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/sock" -p "$pg_port" -U postgres -d "$db" -At "${args[@]}"
+}
+pw="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+su_psql postgres "CREATE ROLE bench LOGIN PASSWORD '$pw'" >/dev/null
+su_psql postgres "CREATE DATABASE bench OWNER bench" >/dev/null
+PGPASSWORD="$pw" "$pgbin/pgbench" -i -q -s "$scale" -h "$db_addr" -p "$pg_port" -U bench bench \
+  >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; die "pgbench -i failed"; }
+umask 077; printf '%s\n' "$pw" >"$work/bench.pw"; umask 022
+chmod 0600 "$work/bench.pw"
+
+# ---- interlockd ----------------------------------------------------------------------
+start_daemon() {  # $1 = RELAY_MODE_*
+  local engine_port; engine_port="$(free_port)"
+  cat >"$work/cfg.yaml" <<YAML
+listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $engine_port}
+state_dir: $work/state
+pin_path: /sys/fs/bpf/interlock-$suffix
+cgroup_root: interlock-$suffix
+relay_mode: $1
+resources:
+  - name: bench-db
+    address: $db_addr
+    port: $pg_port
+    protocol: PROTOCOL_POSTGRES
+    postgres:
+      login: {user: bench, database: bench, password_ref: "file:$work/bench.pw"}
+      sslmode: disable
+YAML
+  "$interlockd" --config "$work/cfg.yaml" >"$work/d.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 1 100); do
+    "$interlock" --config "$work/cfg.yaml" status >/dev/null 2>&1 && return 0
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$work/d.log" >&2; die "interlockd did not start"
+}
+stop_daemon() {
+  kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+  "$interlock" --config "$work/cfg.yaml" teardown >/dev/null
+  rm -rf "$work/state"
+}
+
+# ---- pgbouncer (session mode, SCRAM with bench's secret from pg_authid) ----------------
+start_bouncer() {
+  local secret; secret="$(su_psql postgres "SELECT rolpassword FROM pg_authid WHERE rolname = 'bench'")"
+  bouncer_port="$(free_port)"
+  mkdir -m 0700 "$work/bouncer"
+  printf '"bench" "%s"\n' "$secret" >"$work/bouncer/userlist.txt"
+  cat >"$work/bouncer/pgbouncer.ini" <<EOF
+[databases]
+bench = host=$db_addr port=$pg_port dbname=bench
+[pgbouncer]
+listen_addr = $bouncer_addr
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $work/bouncer/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 40
+logfile = $work/bouncer/pgbouncer.log
+EOF
+  chown -R postgres: "$work/bouncer"
+  pgbouncer -u postgres "$work/bouncer/pgbouncer.ini" >"$work/bouncer/stdout.log" 2>&1 &
+  bouncer_pid=$!
+  for _ in $(seq 1 100); do
+    PGPASSWORD="$pw" "$pgbin/psql" -X -h "$bouncer_addr" -p "$bouncer_port" -U bench -d bench -Atc 'SELECT 1' \
+      >/dev/null 2>&1 && return 0
+    kill -0 "$bouncer_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$work/bouncer/stdout.log" "$work/bouncer/pgbouncer.log" >&2 2>/dev/null; die "pgbouncer did not start"
+}
+stop_bouncer() { stop_pid "$bouncer_pid" TERM; wait "$bouncer_pid" 2>/dev/null || true; bouncer_pid=""; }
+
+# ---- measurement ---------------------------------------------------------------------
+declare -A TPS P50 P99
+# Current path: label, command prefix, host, port, user (set by use_path).
+path=""; prefix=(); host=""; port=""; user=""
+use_path() {
+  path="$1"
+  case "$1" in
+    direct) prefix=(env "PGPASSWORD=$pw"); host="$db_addr"; port="$pg_port"; user=bench ;;
+    sockmap | plain) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --)
+      host="$db_addr"; port="$pg_port"; user=agent ;;  # no password: interlockd logs in
+    pgbouncer) prefix=(env "PGPASSWORD=$pw"); host="$bouncer_addr"; port="$bouncer_port"; user=bench ;;
+  esac
+}
+pgbench_run() {  # $1 = out file, rest = pgbench options
+  local out="$1"; shift
+  "${prefix[@]}" "$pgbin/pgbench" -n -M simple -h "$host" -p "$port" -U "$user" "$@" bench >"$out" 2>&1 || {
+    cat "$out" >&2; [ -f "$work/d.log" ] && tail -20 "$work/d.log" >&2; die "pgbench failed on path $path"
+  }
+}
+warm_up() {
+  [ "$warm" -gt 0 ] || return 0
+  pgbench_run "$work/warm.out" -S -c 8 -j 2 -T "$warm"
+}
+cell() {  # $1 = workload (select | tpcb), $2 = clients
+  local wl="$1" c="$2" j=$(( $2 < 2 ? $2 : 2 )) dir="$work/cell" key="$path|$1|$2" n tps opt=()
+  [ "$wl" = select ] && opt=(-S)
+  # Same starting state for every path: what pgbench's own pre-run vacuum does, plus a
+  # checkpoint, done directly (not through the path under test).
+  su_psql bench "VACUUM pgbench_branches" "VACUUM pgbench_tellers" "TRUNCATE pgbench_history" CHECKPOINT >/dev/null
+  rm -rf "$dir"; mkdir "$dir"
+  pgbench_run "$dir/out" "${opt[@]}" -c "$c" -j "$j" -T "$secs" --log --log-prefix="$dir/tx"
+  tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$dir/out")"
+  [ -n "$tps" ] || { cat "$dir/out" >&2; die "no tps in pgbench output ($key)"; }
+  cat "$dir"/tx.* | awk '{print $3}' | sort -n >"$dir/lat"  # field 3: latency, us
+  n="$(wc -l <"$dir/lat")"
+  [ "$n" -gt 0 ] || die "empty transaction log ($key)"
+  TPS[$key]="$tps"
+  P50[$key]="$(sed -n "$(( (n * 50 + 99) / 100 ))p" "$dir/lat")"
+  P99[$key]="$(sed -n "$(( (n * 99 + 99) / 100 ))p" "$dir/lat")"
+  rm -rf "$dir"
+  local ratio
+  ratio="$(awk -v a="$tps" -v d="${TPS[direct|$wl|$c]}" 'BEGIN{printf "%.1f%%", 100*a/d}')"
+  printf '%-20s %-10s %7s %11.0f %9.3f %9.3f %9s\n' "$(label "$path")" "$( [ "$wl" = select ] && echo "-S" || echo tpcb-like)" \
+    "$c" "$tps" "$(awk -v u="${P50[$key]}" 'BEGIN{print u/1000}')" "$(awk -v u="${P99[$key]}" 'BEGIN{print u/1000}')" "$ratio"
+}
+label() { case "$1" in sockmap | plain) echo "interlockd $1" ;; *) echo "$1" ;; esac; }
+measure_path() {
+  use_path "$1"
+  warm_up
+  for wl in select tpcb; do for c in "${clients[@]}"; do cell "$wl" "$c"; done; done
+}
+
+echo "PostgreSQL benchmark: pgbench -M simple (simple query protocol on every path; pgbouncer"
+echo "  in session mode supports any), scale $scale, ${secs} s per cell after a ${warm} s warm-up per path,"
+echo "  -j = min(clients, 2); p50/p99 from the per-transaction logs. PostgreSQL $("$pgbin/postgres" -V | awk '{print $3}')"
+echo "  on $db_addr, fsync=off and full_page_writes=off (no disk flushes: measures the paths, not the disk)."
+echo "  interlockd audits every statement and records every byte; pgbouncer $(pgbouncer --version | awk 'NR==1{print $2}') session mode"
+echo "  on $bouncer_addr. No TLS on any path. kernel $(uname -r), $(nproc) CPUs: pgbench, the proxy and"
+echo "  the server share them, so a proxy's CPU is taken from client and server (absolute numbers are"
+echo "  contended; compare ratios). Load average at start: $(cut -d" " -f1-3 /proc/loadavg)."
+printf '%-20s %-10s %7s %11s %9s %9s %9s\n' path workload clients TPS "p50 ms" "p99 ms" "vs direct"
+measure_path direct
+start_daemon RELAY_MODE_SOCKMAP; measure_path sockmap; stop_daemon
+start_daemon RELAY_MODE_PLAIN; measure_path plain; stop_daemon
+start_bouncer; measure_path pgbouncer; stop_bouncer
+
+# ---- verdict: 8 clients, -S ------------------------------------------------------------
+missed=0
+for m in sockmap plain; do
+  line="$(awk -v t="${TPS[$m|select|8]}" -v d="${TPS[direct|select|8]}" -v b="${TPS[pgbouncer|select|8]}" \
+    -v p="${P50[$m|select|8]}" -v pd="${P50[direct|select|8]}" -v lbl="interlockd $m" 'BEGIN{
+      r = 100*t/d; dp = p - pd; vb = t/b
+      ok1 = (r >= 85); ok2 = (dp < 50); ok3 = (t > b)
+      printf "verdict (-S, 8 clients) %-18s TPS %.1f%% of direct (>= 85%%: %s), p50 %+d us vs direct (< 50 us: %s), %.2fx pgbouncer TPS (ahead: %s)|%d\n",
+        lbl":", r, ok1?"PASS":"FAIL", dp, ok2?"PASS":"FAIL", vb, ok3?"PASS":"FAIL", 3-ok1-ok2-ok3 }')"
+  echo "${line%|*}"
+  missed=$(( missed + ${line##*|} ))
+done
+if [ "$missed" -eq 0 ]; then echo "verdict: all targets met"; else echo "verdict: $missed of 6 targets missed"; fi
+echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg) (other work on these $(nproc) CPUs skews every cell)"
