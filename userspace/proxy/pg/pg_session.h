@@ -147,6 +147,7 @@ class PgSession final : public ProxySession {
   void SendToAgent(absl::string_view bytes);
   void SendToUpstream(absl::string_view bytes) { to_upstream_.Append(bytes); }
   void RecordFromAgent(absl::string_view bytes);
+  void FlushPendingRecords();
   void FailToAgent(absl::string_view sqlstate, absl::string_view message, const std::string& outcome,
                    const std::string& detail);
   void Finish(const std::string& outcome, const std::string& detail, bool reset);
@@ -169,6 +170,13 @@ class PgSession final : public ProxySession {
   ByteQueue agent_in_, upstream_in_, to_agent_, to_upstream_;
   bool agent_eof_ = false;
   bool upstream_eof_ = false;
+  // Whether a read might return data (set by epoll, cleared when a read would block):
+  // saves a failing read(2) per side per loop turn.
+  bool agent_readable_ = true;
+  bool upstream_readable_ = false;
+  // Bytes seen but not yet written to the recording, per direction (one record per batch).
+  std::string pending_from_agent_record_;
+  std::string pending_to_agent_record_;
   // Bytes of a streamed (not buffered) message still to pass through, per direction.
   uint64_t frontend_stream_left_ = 0;
   uint64_t backend_stream_left_ = 0;
