@@ -22,12 +22,15 @@ PACKAGES=(
   libbpf-dev bpftool linux-libc-dev
   # libraries
   libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libyaml-cpp-dev libicu-dev
+  libpg-query-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo
   iproute2 procps util-linux systemd
   # PostgreSQL clients used by the tests and benchmarks (the server is pinned below)
   python3-psycopg2 pgbouncer
+  # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
+  dpkg-dev
 )
 
 missing=()
@@ -37,11 +40,33 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# PostgreSQL server, client and libpq stay at one 15.x version together: whichever
-# client version is installed (or, on a fresh machine, the candidate) is the version for
-# all three, installed in one transaction and held, so no later install upgrades only
-# part of the set.
-PG_SET=(postgresql-15 postgresql-client-15 libpq5 libpq-dev)
+# Source package index for the PostgreSQL regression suite (tools/pg_regress.sh fetches
+# postgresql-15's sql/ and expected/ files with apt-get source): deb-src for the same
+# URIs and suites as the binary sources. Rewritten (and the index updated) only when
+# its content changes, or when the source index is missing.
+SRC_LIST=/etc/apt/sources.list.d/interlock-src.sources
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  src_want="$(sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources)"
+else
+  src_want="$(printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' \
+    'Suites: bookworm bookworm-updates' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' 'Types: deb-src' \
+    'URIs: http://deb.debian.org/debian-security' 'Suites: bookworm-security' \
+    'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg')"
+fi
+if [ "$(cat "$SRC_LIST" 2>/dev/null || true)" != "$src_want" ]; then
+  echo "setup: writing $SRC_LIST"
+  printf '%s\n' "$src_want" >"$SRC_LIST"
+  apt_update_once
+elif ! apt-cache showsrc postgresql-15 2>/dev/null | grep -q '^Package:'; then
+  apt_update_once
+fi
+
+# PostgreSQL server, client, libpq and the server headers (for the regression suite's
+# regress.so) stay at one 15.x version together: whichever client version is installed
+# (or, on a fresh machine, the candidate) is the version for all of them, installed in
+# one transaction and held, so no later install upgrades only part of the set.
+PG_SET=(postgresql-15 postgresql-client-15 libpq5 libpq-dev postgresql-server-dev-15)
 pg_version="$(dpkg-query -W -f='${Version}' postgresql-client-15 2>/dev/null || true)"
 if [ -z "$pg_version" ]; then
   apt_update_once
