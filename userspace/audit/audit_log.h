@@ -57,6 +57,8 @@ class AuditLog {
   std::unique_ptr<AuditSink> sink_;
   const Clock& clock_;
   std::string host_;
+  std::string id_prefix_;  // 64 random bits, hex
+  uint64_t id_counter_ = 0;
   uint64_t errors_ = 0;
 };
 

@@ -355,6 +355,8 @@ bool PgSession::ReadAgent() {
   }
   agent_in_.Append(absl::string_view(buf, r.bytes));
   last_activity_ = env_.clock->Monotonic();
+  // A short read from a stream socket drained it; TLS may still hold decrypted bytes.
+  if (agent_tls_ == nullptr && r.bytes < sizeof buf) agent_readable_ = false;
   return true;
 }
 
@@ -397,6 +399,7 @@ bool PgSession::ReadUpstream() {
   }
   upstream_in_.Append(absl::string_view(buf, r.bytes));
   last_activity_ = env_.clock->Monotonic();
+  if (tls_ == nullptr && r.bytes < want) upstream_readable_ = false;
   return true;
 }
 
