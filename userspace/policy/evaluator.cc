@@ -1,0 +1,254 @@
+#include "userspace/policy/evaluator.h"
+
+#include <fnmatch.h>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace interlock::policy {
+
+namespace {
+
+bool Glob(const std::string& pattern, absl::string_view value) {
+  std::string v(value);
+  return ::fnmatch(pattern.c_str(), v.c_str(), 0) == 0;
+}
+
+template <typename Container>
+bool AnyGlob(const Container& patterns, absl::string_view value) {
+  for (const auto& p : patterns) {
+    if (Glob(p, value)) return true;
+  }
+  return false;
+}
+
+// "public.customers" matches patterns "public.customers", "customers", "public.*", "*".
+// Unqualified table names in the statement are compared by their name part.
+bool TableMatches(const std::string& pattern, const v1::TableRef& t) {
+  std::string qualified = t.schema().empty() ? t.name() : absl::StrCat(t.schema(), ".", t.name());
+  if (Glob(pattern, qualified)) return true;
+  if (pattern.find('.') == std::string::npos) return Glob(pattern, t.name());
+  return false;
+}
+
+template <typename Refs>
+bool AnyTable(const google::protobuf::RepeatedPtrField<std::string>& patterns, const Refs& refs) {
+  for (const auto& p : patterns) {
+    for (const auto& t : refs) {
+      if (TableMatches(p, t)) return true;
+    }
+  }
+  return false;
+}
+
+bool SubjectMatches(const v1::Subject& s, const SubjectFacts& who) {
+  if (!s.workloads().empty() && !AnyGlob(s.workloads(), who.workload)) return false;
+  if (!s.cgroups().empty()) {
+    bool ok = false;
+    for (const auto& prefix : s.cgroups()) {
+      if (who.cgroup_path == prefix || absl::StartsWith(who.cgroup_path, absl::StrCat(prefix, "/"))) ok = true;
+    }
+    if (!ok) return false;
+  }
+  if (!s.uids().empty()) {
+    bool ok = false;
+    for (uint32_t u : s.uids()) ok |= u == who.uid;
+    if (!ok) return false;
+  }
+  // Token claims: a rule that names any claim never matches a request without a token.
+  bool wants_token = !s.subs().empty() || !s.groups().empty() || !s.claims().empty();
+  if (wants_token && !who.has_token) return false;
+  if (!s.subs().empty() && !AnyGlob(s.subs(), who.sub)) return false;
+  if (!s.groups().empty()) {
+    bool ok = false;
+    for (const auto& g : who.groups) ok |= AnyGlob(s.groups(), g);
+    if (!ok) return false;
+  }
+  for (const auto& [name, pattern] : s.claims()) {
+    auto it = who.claims.find(name);
+    if (it == who.claims.end() || !Glob(pattern, it->second)) return false;
+  }
+  return true;
+}
+
+int Specificity(const v1::Rule& r) {
+  const v1::Match& m = r.match();
+  const v1::Subject& s = r.subject();
+  int n = 0;
+  n += !m.resources().empty() + !m.kinds().empty() + !m.tables().empty() + !m.tables_written().empty();
+  n += m.no_where() + m.no_limit() + !m.functions().empty() + m.multi_statement() + m.parse_error();
+  n += (m.estimated_rows_gt() > 0) + m.copy_program() + m.copy_to() + m.selects_star();
+  n += !s.workloads().empty() + !s.cgroups().empty() + !s.uids().empty() + !s.subs().empty();
+  n += !s.groups().empty() + !s.claims().empty();
+  return n;
+}
+
+// Whether `m` holds for statement `st` (nullptr: the string did not parse).
+bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlClassification& sql,
+                const v1::SqlStatement* st) {
+  if (!m.resources().empty() && !AnyGlob(m.resources(), resource)) return false;
+  if (m.parse_error()) return sql.parse_error();
+  if (st == nullptr) return false;  // only parse_error rules speak about unparsable input
+  if (m.multi_statement() && !sql.multi_statement()) return false;
+  if (!m.kinds().empty()) {
+    // EXPLAIN ANALYZE runs its statement: it is also that statement's kind.
+    bool ok = false;
+    for (int k : m.kinds()) ok |= k == st->kind() || (st->explain_analyze() && k == st->inner_kind());
+    if (!ok) return false;
+  }
+  if (!m.tables().empty() && !AnyTable(m.tables(), st->tables_read()) &&
+      !AnyTable(m.tables(), st->tables_written())) {
+    return false;
+  }
+  if (!m.tables_written().empty() && !AnyTable(m.tables_written(), st->tables_written())) return false;
+  if (m.no_where()) {
+    auto runs = [&](v1::StatementKind k) {
+      return st->kind() == k || (st->explain_analyze() && st->inner_kind() == k);
+    };
+    bool update_or_delete = runs(v1::STATEMENT_KIND_UPDATE) || runs(v1::STATEMENT_KIND_DELETE);
+    if (!update_or_delete || st->has_where()) return false;
+  }
+  if (m.no_limit() && (st->kind() != v1::STATEMENT_KIND_SELECT || st->has_limit())) return false;
+  if (!m.functions().empty()) {
+    bool ok = false;
+    for (const auto& f : st->functions()) {
+      std::string name = absl::AsciiStrToLower(f);
+      std::string bare = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+      ok |= AnyGlob(m.functions(), name) || AnyGlob(m.functions(), bare);
+    }
+    if (!ok) return false;
+  }
+  if (m.copy_program() && !st->copy().program()) return false;
+  if (m.copy_to() && !(st->kind() == v1::STATEMENT_KIND_COPY && st->copy().direction() == v1::CopyInfo::DIRECTION_TO)) {
+    return false;
+  }
+  if (m.selects_star() && !st->selects_star()) return false;
+  // estimated_rows_gt is evaluated by the caller with EXPLAIN; here it never holds alone.
+  if (m.estimated_rows_gt() > 0) return false;
+  return true;
+}
+
+}  // namespace
+
+absl::string_view ActionName(v1::Action action) {
+  switch (action) {
+    case v1::ACTION_ALLOW: return "ALLOW";
+    case v1::ACTION_DENY: return "DENY";
+    case v1::ACTION_REVIEW: return "REVIEW";
+    case v1::ACTION_MASK: return "MASK";
+    default: return "UNSPECIFIED";
+  }
+}
+
+int Severity(v1::Action action) {
+  switch (action) {
+    case v1::ACTION_DENY: return 4;
+    case v1::ACTION_REVIEW: return 3;
+    case v1::ACTION_MASK: return 2;
+    case v1::ACTION_ALLOW: return 1;
+    default: return 4;  // unknown: as strict as it gets
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Policy policy) {
+  std::vector<std::string> problems;
+  absl::flat_hash_set<std::string> ids;
+  for (int i = 0; i < policy.rules_size(); ++i) {
+    const v1::Rule& r = policy.rules(i);
+    std::string where = absl::StrCat("rules[", i, "]");
+    if (r.id().empty()) problems.push_back(absl::StrCat(where, ".id: required"));
+    if (!r.id().empty() && !ids.insert(r.id()).second) {
+      problems.push_back(absl::StrCat(where, ".id: duplicate id \"", r.id(), "\""));
+    }
+    if (r.action() == v1::ACTION_UNSPECIFIED) problems.push_back(absl::StrCat(where, ".action: required"));
+    if (r.action() == v1::ACTION_MASK && r.mask_profile().empty()) {
+      problems.push_back(absl::StrCat(where, ".mask_profile: required for ACTION_MASK"));
+    }
+  }
+  absl::flat_hash_set<std::string> resources;
+  for (int i = 0; i < policy.resources_size(); ++i) {
+    if (!resources.insert(policy.resources(i).resource()).second) {
+      problems.push_back(absl::StrCat("resources[", i, "].resource: duplicate \"",
+                                      policy.resources(i).resource(), "\""));
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg;
+    for (const auto& p : problems) absl::StrAppend(&msg, msg.empty() ? "" : "\n", p);
+    return absl::InvalidArgumentError(msg);
+  }
+  return std::unique_ptr<PolicyEvaluator>(new PolicyEvaluator(std::move(policy)));
+}
+
+PolicyEvaluator::PolicyEvaluator(v1::Policy policy) : policy_(std::move(policy)) {}
+
+const v1::ResourcePolicy& PolicyEvaluator::ForResource(absl::string_view resource) const {
+  for (const auto& r : policy_.resources()) {
+    if (r.resource() == resource) return r;
+  }
+  return empty_resource_;
+}
+
+Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view resource,
+                                      const v1::SqlClassification& sql, int index) const {
+  const v1::SqlStatement* st = sql.parse_error() ? nullptr : &sql.statements(index);
+  const v1::Rule* best = nullptr;
+  for (const v1::Rule& r : policy_.rules()) {
+    if (!SubjectMatches(r.subject(), who) || !MatchHolds(r.match(), resource, sql, st)) continue;
+    if (best == nullptr || Severity(r.action()) > Severity(best->action()) ||
+        (Severity(r.action()) == Severity(best->action()) && Specificity(r) > Specificity(*best))) {
+      best = &r;
+    }
+  }
+  Decision d;
+  d.statement_index = index;
+  if (best != nullptr) {
+    d.action = best->action();
+    d.rule_id = best->id();
+    d.reason = best->reason().empty() ? best->description() : best->reason();
+    d.mask_profile = best->mask_profile();
+    if (best->review_timeout_s() > 0) d.review_timeout = absl::Seconds(best->review_timeout_s());
+    d.source = "rule";
+    return d;
+  }
+  const v1::ResourcePolicy& rp = ForResource(resource);
+  if (sql.parse_error()) {
+    d.action = rp.parse_error_action() != v1::ACTION_UNSPECIFIED ? rp.parse_error_action() : v1::ACTION_DENY;
+    d.reason = absl::StrCat("statement does not parse: ", sql.error());
+    d.source = "parse_error_default";
+    return d;
+  }
+  d.action = rp.default_action() != v1::ACTION_UNSPECIFIED ? rp.default_action() : v1::ACTION_REVIEW;
+  d.reason = "no rule matched: resource default";
+  d.source = "default";
+  return d;
+}
+
+Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view resource,
+                                   const v1::SqlClassification& sql) const {
+  if (sql.parse_error() || sql.statements().empty()) {
+    if (!sql.parse_error() && sql.statements().empty()) {
+      // Empty query (only comments or whitespace): nothing runs.
+      Decision d;
+      d.action = v1::ACTION_ALLOW;
+      d.reason = "empty statement";
+      d.source = "default";
+      return d;
+    }
+    return EvaluateOne(who, resource, sql, 0);
+  }
+  Decision worst;
+  bool first = true;
+  for (int i = 0; i < sql.statements_size(); ++i) {
+    Decision d = EvaluateOne(who, resource, sql, i);
+    if (first || Severity(d.action) > Severity(worst.action)) {
+      worst = std::move(d);
+      first = false;
+    }
+  }
+  return worst;
+}
+
+}  // namespace interlock::policy

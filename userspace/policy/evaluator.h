@@ -1,0 +1,79 @@
+// PolicyEvaluator: the pure decision function of Interlock —
+//   (who, which resource, what statement) -> allow | deny | review | mask, with the rule
+// and reason. No I/O, no clock: tested with tables (tests/unit/policy/).
+// Precedence is documented in schemas/interlock/v1/policy.proto.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(auto eval, PolicyEvaluator::Create(policy));
+//   Decision d = eval->Evaluate(who, "billing-db", classification);
+//   if (d.action == v1::ACTION_REVIEW) hold(d.rule_id, d.reason, d.review_timeout);
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "interlock/v1/policy.pb.h"
+#include "interlock/v1/sql.pb.h"
+
+namespace interlock::policy {
+
+// The facts about the requester a rule's subject is matched against.
+struct SubjectFacts {
+  std::string workload;
+  std::string cgroup_path;
+  uint32_t uid = 0;
+  // From a verified token, when one was presented.
+  bool has_token = false;
+  std::string sub;
+  std::vector<std::string> groups;
+  std::map<std::string, std::string> claims;
+};
+
+struct Decision {
+  v1::Action action = v1::ACTION_DENY;
+  // The deciding rule; empty when the resource default decided.
+  std::string rule_id;
+  std::string reason;
+  std::string mask_profile;
+  absl::Duration review_timeout = absl::Minutes(5);
+  // Index of the statement (in a multi-statement string) that decided.
+  int statement_index = 0;
+  // "rule", "default", "parse_error_default".
+  std::string source;
+};
+
+// "DENY", "REVIEW", ...
+absl::string_view ActionName(v1::Action action);
+
+class PolicyEvaluator {
+ public:
+  // Validates the policy: unique non-empty rule ids, an action on every rule, a
+  // mask_profile on MASK rules, ResourcePolicy names unique. INVALID_ARGUMENT naming the
+  // rule (rules[3] "id": ...).
+  static absl::StatusOr<std::unique_ptr<PolicyEvaluator>> Create(v1::Policy policy);
+
+  Decision Evaluate(const SubjectFacts& who, absl::string_view resource,
+                    const v1::SqlClassification& sql) const;
+
+  // The resource's defaults (a default-constructed entry when not listed).
+  const v1::ResourcePolicy& ForResource(absl::string_view resource) const;
+  const v1::Policy& policy() const { return policy_; }
+
+ private:
+  explicit PolicyEvaluator(v1::Policy policy);
+  Decision EvaluateOne(const SubjectFacts& who, absl::string_view resource,
+                       const v1::SqlClassification& sql, int index) const;
+
+  v1::Policy policy_;
+  v1::ResourcePolicy empty_resource_;
+};
+
+// Severity order used for precedence: DENY > REVIEW > MASK > ALLOW.
+int Severity(v1::Action action);
+
+}  // namespace interlock::policy
