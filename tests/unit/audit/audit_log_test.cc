@@ -257,3 +257,62 @@ TEST(RandomId, ThirtyTwoHexAndUnique) {
 
 }  // namespace
 }  // namespace interlock::audit
+
+namespace interlock::audit {
+namespace {
+
+v1::AuditEvent FullEvent() {
+  v1::AuditEvent ev;
+  ev.set_id("00112233445566778899aabbccddeeff");
+  ev.set_kind(v1::AUDIT_KIND_STATEMENT);
+  ev.set_time("2026-11-26T01:36:20.123456789Z");
+  ev.set_session_id("s1");
+  auto* who = ev.mutable_identity();
+  who->set_workload("billing-agent");
+  who->set_cgroup_id(18446744073709551615ull);  // uint64 max: JSON string
+  who->set_pid(4242);
+  who->set_login_uid(4294967295u);
+  who->set_comm("psql\t\"quoted\"\\ \x01");
+  who->set_exe("/usr/bin/caf\xC3\xA9");
+  ev.set_resource("bank-db");
+  ev.mutable_original_destination()->set_address("::1");
+  ev.mutable_original_destination()->set_port(5432);
+  ev.set_bytes_to_upstream(1ull << 40);
+  auto* st = ev.mutable_statement();
+  st->set_protocol("extended");
+  st->set_text("SELECT '</script>' || $1\nFROM t");
+  st->set_text_truncated(true);
+  st->add_parameters("NULL");
+  st->add_parameters("\\x00ff");
+  st->add_command_tags("SELECT 1");
+  st->add_command_tags("SELECT 2");
+  st->set_rows(3);
+  return ev;
+}
+
+TEST(AuditJson, FastWriterRoundTripsThroughProtobufsJsonParser) {
+  v1::AuditEvent ev = FullEvent();
+  std::string line = EventToJsonLine(ev);
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << "one event, one line";
+  v1::AuditEvent back;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line.substr(0, line.size() - 1), &back).ok())
+      << line;
+  EXPECT_EQ(back.SerializeAsString(), ev.SerializeAsString()) << line;
+  // Same mapping as protobuf's own printer: 64-bit as strings, enums by name, snake_case.
+  EXPECT_NE(line.find("\"cgroup_id\":\"18446744073709551615\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"kind\":\"AUDIT_KIND_STATEMENT\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"text_truncated\":true"), std::string::npos) << line;
+}
+
+TEST(AuditJson, InvalidUtf8BecomesReplacementCharacterAndStaysParseable) {
+  v1::AuditEvent ev;
+  ev.mutable_identity()->set_comm(std::string("bad\xFF\xC3", 5));
+  std::string line = EventToJsonLine(ev);
+  v1::AuditEvent back;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &back).ok()) << line;
+  EXPECT_EQ(back.identity().comm(), "bad\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace interlock::audit
