@@ -1003,6 +1003,11 @@ bool PgSession::RelayFrontend() {
   absl::string_view raw = agent_in_.view().substr(0, h.total_bytes);
   absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
   absl::Status st = tracker_->OnFrontend(h.type, body);
+  if (absl::IsResourceExhausted(st)) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "too_many_objects", std::string(st.message()));
+    FailToAgent("54000", absl::StrCat("interlock: ", st.message()), "resource_limit", std::string(st.message()));
+    return false;
+  }
   if (!st.ok()) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_frontend_message", std::string(st.message()));
     FailToAgent("08P01", absl::StrCat("interlock: protocol violation: ", st.message()), "protocol_error",

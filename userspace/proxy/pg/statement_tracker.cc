@@ -73,15 +73,21 @@ std::string Sha256Hex(absl::string_view bytes) {
 StatementTracker::StatementTracker(StatementTrackerOptions options, const Clock& clock)
     : options_(std::move(options)), clock_(clock) {}
 
-v1::StatementInfo StatementTracker::NewInfo(absl::string_view protocol, absl::string_view text) {
+StatementTracker::StatementText StatementTracker::MakeText(absl::string_view full) const {
+  StatementText t;
+  t.capped = CapUtf8(full, options_.max_statement_bytes, &t.truncated);
+  t.sha256 = Sha256Hex(full);
+  return t;
+}
+
+v1::StatementInfo StatementTracker::NewInfo(absl::string_view protocol, const StatementText& text) {
   v1::StatementInfo info;
   info.set_protocol(std::string(protocol));
   info.set_database(options_.database);
   info.set_user(options_.user);
-  bool truncated = false;
-  info.set_text(CapUtf8(text, options_.max_statement_bytes, &truncated));
-  info.set_text_truncated(truncated);
-  info.set_text_sha256(Sha256Hex(text));
+  info.set_text(text.capped);
+  info.set_text_truncated(text.truncated);
+  info.set_text_sha256(text.sha256);
   return info;
 }
 
@@ -98,8 +104,14 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
     case fe::kParse: {
       auto p = cpg::ParseParse(body);
       if (!p.ok()) return p.status();
-      projected_.statements[p->statement] = p->query;
-      changes_.push_back({Kind::kParse, p->statement, p->query, {}, true});
+      if (projected_.statements.size() >= kMaxTrackedObjects &&
+          !projected_.statements.contains(p->statement)) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "pg: more than ", kMaxTrackedObjects, " prepared statements in one session"));
+      }
+      StatementText text = MakeText(p->query);
+      projected_.statements[p->statement] = text;
+      changes_.push_back({Kind::kParse, p->statement, std::move(text), {}, true});
       pending_.push_back({Kind::kParse, false, {}, now});
       return absl::OkStatus();
     }
@@ -108,8 +120,12 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
       if (!b.ok()) return b.status();
       Portal portal;
       portal.statement_name = b->statement;
+      if (projected_.portals.size() >= kMaxTrackedObjects && !projected_.portals.contains(b->portal)) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("pg: more than ", kMaxTrackedObjects, " open portals in one session"));
+      }
       auto it = projected_.statements.find(b->statement);
-      portal.text = it != projected_.statements.end() ? it->second : "";
+      portal.text = it != projected_.statements.end() ? it->second : MakeText("");
       portal.param_count = static_cast<uint32_t>(b->params.size());
       portal.params_sha256 = b->params.empty() ? "" : ParamsDigest(b->params);
       if (options_.audit_parameters) {
@@ -119,7 +135,7 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
         }
       }
       projected_.portals[b->portal] = portal;
-      changes_.push_back({Kind::kBind, b->portal, "", std::move(portal), true});
+      changes_.push_back({Kind::kBind, b->portal, {}, std::move(portal), true});
       pending_.push_back({Kind::kBind, false, {}, now});
       return absl::OkStatus();
     }
@@ -153,7 +169,7 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
       } else {
         projected_.portals.erase(c->name);
       }
-      changes_.push_back({Kind::kClose, c->name, "", {}, statement});
+      changes_.push_back({Kind::kClose, c->name, {}, {}, statement});
       pending_.push_back({Kind::kClose, false, {}, now});
       return absl::OkStatus();
     }

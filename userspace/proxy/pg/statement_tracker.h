@@ -38,6 +38,11 @@ struct StatementTrackerOptions {
   uint32_t max_parameter_bytes = 256;
 };
 
+// Prepared statements or portals one session may have at once before the tracker (and
+// so the session) refuses more: a hostile agent must not grow interlockd's memory without
+// bound.
+inline constexpr size_t kMaxTrackedObjects = 10000;
+
 class StatementTracker {
  public:
   StatementTracker(StatementTrackerOptions options, const Clock& clock);
@@ -66,15 +71,26 @@ class StatementTracker {
     uint64_t data_rows = 0;
     bool errored = false;
   };
+  // A statement's text as kept between Parse and Execute: capped, with the digest of the
+  // full text, so memory per prepared statement is bounded by max_statement_bytes.
+  struct StatementText {
+    std::string capped;
+    bool truncated = false;
+    std::string sha256;
+  };
   struct Portal {
     std::string statement_name;
-    std::string text;
+    StatementText text;
     std::vector<std::string> params;  // as recorded (clear or redacted)
     uint32_t param_count = 0;
     std::string params_sha256;
   };
 
-  v1::StatementInfo NewInfo(absl::string_view protocol, absl::string_view text);
+  StatementText MakeText(absl::string_view full) const;
+  v1::StatementInfo NewInfo(absl::string_view protocol, const StatementText& text);
+  v1::StatementInfo NewInfo(absl::string_view protocol, absl::string_view text) {
+    return NewInfo(protocol, MakeText(text));
+  }
   void Complete(Pending& p, absl::string_view status);
   void SkipToSync(const v1::StatementInfo& cause_error);
   // A Parse/Bind/Close at the head of the queue completed (apply it) or was refused or
@@ -92,7 +108,7 @@ class StatementTracker {
   // server skips the rest of the pipeline (a rejected Parse must not rename what a
   // later Execute runs in the audit).
   struct Objects {
-    absl::flat_hash_map<std::string, std::string> statements;  // prepared name -> text
+    absl::flat_hash_map<std::string, StatementText> statements;  // prepared name -> text
     absl::flat_hash_map<std::string, Portal> portals;
   };
   Objects confirmed_;
@@ -101,7 +117,7 @@ class StatementTracker {
   struct Change {
     Kind kind;
     std::string name;
-    std::string text;   // kParse
+    StatementText text;  // kParse
     Portal portal;      // kBind
     bool statement = true;  // kClose: statement or portal
   };

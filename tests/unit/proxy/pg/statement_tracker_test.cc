@@ -742,3 +742,26 @@ TEST(StatementTracker, Sha256HexKnownVectors) {
 
 }  // namespace
 }  // namespace interlock::proxy::pg
+
+namespace interlock::proxy::pg {
+namespace {
+
+// A hostile agent cannot grow interlockd's memory without bound by preparing statements:
+// text is kept capped and the count is limited.
+TEST(StatementTrackerLimits, TooManyPreparedStatementsIsResourceExhausted) {
+  interlock::testing::FakeClock clock;
+  StatementTracker t({.database = "d", .user = "u", .max_statement_bytes = 16}, clock);
+  const std::string big(100000, 'x');
+  for (size_t i = 0; i < kMaxTrackedObjects; ++i) {
+    std::string msg = codec::pg::Encode(codec::pg::Parse{absl::StrCat("s", i), big, {}});
+    ASSERT_TRUE(t.OnFrontend(msg[0], absl::string_view(msg).substr(5)).ok()) << i;
+  }
+  std::string again = codec::pg::Encode(codec::pg::Parse{"s0", "SELECT 1", {}});
+  EXPECT_TRUE(t.OnFrontend(again[0], absl::string_view(again).substr(5)).ok()) << "redefining is fine";
+  std::string one_more = codec::pg::Encode(codec::pg::Parse{"overflow", "SELECT 1", {}});
+  absl::Status st = t.OnFrontend(one_more[0], absl::string_view(one_more).substr(5));
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+}
+
+}  // namespace
+}  // namespace interlock::proxy::pg
