@@ -162,17 +162,31 @@ std::string EventToJsonLine(const v1::AuditEvent& event) {
 }
 
 absl::Status JsonLinesSink::Write(const v1::AuditEvent& event) {
-  std::string line = EventToJsonLine(event);
-  ssize_t n;
-  do {
-    n = ::write(fd_.get(), line.data(), line.size());
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoStatus(errno, absl::StrCat("audit: write ", path_));
-  if (static_cast<size_t>(n) != line.size()) {
-    return absl::DataLossError(absl::StrCat("audit: short write to ", path_));
-  }
+  buffer_ += EventToJsonLine(event);
+  if (buffer_.size() >= kFlushBytes) return Flush();
   return absl::OkStatus();
 }
+
+absl::Status JsonLinesSink::Flush() {
+  size_t off = 0;
+  absl::Status st;
+  while (off < buffer_.size()) {
+    ssize_t n = ::write(fd_.get(), buffer_.data() + off, buffer_.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      st = n < 0 ? ErrnoStatus(errno, absl::StrCat("audit: write ", path_))
+                 : absl::DataLossError(absl::StrCat("audit: short write to ", path_));
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  // On failure the unwritten lines are dropped rather than grown without bound; the error
+  // is counted and logged by the caller.
+  buffer_.clear();
+  return st;
+}
+
+JsonLinesSink::~JsonLinesSink() { (void)Flush(); }
 
 std::string FormatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", t, absl::UTCTimeZone());
@@ -192,6 +206,12 @@ absl::Status AuditLog::Emit(v1::AuditEvent event) {
   if (event.time().empty()) event.set_time(FormatRfc3339(clock_.Now()));
   if (event.host().empty()) event.set_host(host_);
   absl::Status st = sink_->Write(event);
+  if (!st.ok()) ++errors_;
+  return st;
+}
+
+absl::Status AuditLog::Flush() {
+  absl::Status st = sink_->Flush();
   if (!st.ok()) ++errors_;
   return st;
 }

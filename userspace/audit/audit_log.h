@@ -25,18 +25,28 @@ class AuditSink {
  public:
   virtual ~AuditSink() = default;
   virtual absl::Status Write(const v1::AuditEvent& event) = 0;
+  // Makes everything written so far durable in the sink's medium.
+  virtual absl::Status Flush() { return absl::OkStatus(); }
 };
 
 class JsonLinesSink final : public AuditSink {
  public:
   // Creates the file (0600) and its directory (0700) when missing.
   static absl::StatusOr<std::unique_ptr<JsonLinesSink>> Create(const std::string& path);
+  // Buffers the line; the buffer goes to the file (whole lines, one write(2)) on Flush(),
+  // when it passes kFlushBytes, and on destruction. interlockd flushes once per event-loop
+  // iteration, like the session recordings.
   absl::Status Write(const v1::AuditEvent& event) override;
+  absl::Status Flush() override;
+  ~JsonLinesSink() override;
+
+  static constexpr size_t kFlushBytes = 64 * 1024;
 
  private:
   JsonLinesSink(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
   std::string path_;
   UniqueFd fd_;
+  std::string buffer_;
 };
 
 // Serializes one event as a single JSON line (snake_case field names, no newlines).
@@ -51,6 +61,8 @@ class AuditLog {
   // Fills id, time and host when empty, then writes. A sink error is returned and also
   // counted; callers on the data path log it and carry on (the session is recorded).
   absl::Status Emit(v1::AuditEvent event);
+  // Flushes the sink (see JsonLinesSink::Write). A failure is returned and counted.
+  absl::Status Flush();
   uint64_t errors() const { return errors_; }
 
  private:

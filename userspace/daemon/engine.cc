@@ -170,7 +170,10 @@ absl::Status Engine::Init() {
   INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));
   // One write(2) per session per loop iteration at most: recordings are buffered
   // while a batch of events is handled, then flushed before the loop sleeps again.
-  loop_->SetIterationHook([this] { FlushRecordings(); });
+  loop_->SetIterationHook([this] {
+    FlushRecordings();
+    if (absl::Status st = audit_->Flush(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+  });
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
 
   v1::AuditEvent ev;
@@ -330,6 +333,7 @@ absl::Status Engine::Run() {
   ev.set_kind(v1::AUDIT_KIND_DAEMON);
   ev.set_outcome("stopped");
   Audit(std::move(ev));
+  (void)audit_->Flush();
   return fatal_;
 }
 

@@ -219,6 +219,8 @@ TEST_F(JsonLinesSinkTest, AppendsOneLinePerEvent) {
   auto again = JsonLinesSink::Create(path);
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_TRUE((*again)->Write(a).ok());
+  EXPECT_EQ(ReadBack(path).size(), 2u) << "buffered until Flush";
+  ASSERT_TRUE((*again)->Flush().ok());
   got = ReadBack(path);
   ASSERT_EQ(got.size(), 3u);
   EXPECT_TRUE(Same(got[2], a));
@@ -231,6 +233,7 @@ TEST_F(JsonLinesSinkTest, ThroughAuditLog) {
   interlock::testing::FakeClock clock(absl::FromUnixSeconds(1767225600));
   AuditLog log(*std::move(sink), clock);
   ASSERT_TRUE(log.Emit(SessionEnd()).ok());
+  ASSERT_TRUE(log.Flush().ok());
   std::vector<v1::AuditEvent> got = ReadBack(path);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].time(), "2026-01-01T00:00:00.000000000Z");
