@@ -10,6 +10,34 @@
 
 namespace interlock::net {
 
+IoResult ReadSome(int fd, char* buf, size_t len, absl::string_view what) {
+  IoResult r;
+  ssize_t n = ::read(fd, buf, len);
+  if (n > 0) {
+    r.bytes = static_cast<size_t>(n);
+  } else if (n == 0) {
+    r.eof = true;
+  } else if (errno == EAGAIN || errno == EINTR) {
+    r.would_block = true;
+  } else {
+    r.status = ErrnoStatus(errno, what);
+  }
+  return r;
+}
+
+IoResult SendSome(int fd, const char* buf, size_t len, absl::string_view what) {
+  IoResult r;
+  ssize_t n = ::send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n > 0) {
+    r.bytes = static_cast<size_t>(n);
+  } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+    r.would_block = true;
+  } else {
+    r.status = ErrnoStatus(n < 0 ? errno : EPIPE, what);
+  }
+  return r;
+}
+
 RelayBuffer::RelayBuffer(size_t capacity)
     : capacity_(capacity), data_(new char[capacity]) {}
 

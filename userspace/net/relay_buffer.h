@@ -23,6 +23,11 @@ struct IoResult {
   absl::Status status;    // a socket error (ECONNRESET, EPIPE, ...)
 };
 
+// One non-blocking read(2) / send(2) (MSG_NOSIGNAL) of a stream socket as an IoResult:
+// bytes moved, eof, would_block (EAGAIN/EINTR), or an errno status naming `what`.
+IoResult ReadSome(int fd, char* buf, size_t len, absl::string_view what);
+IoResult SendSome(int fd, const char* buf, size_t len, absl::string_view what);
+
 class RelayBuffer {
  public:
   explicit RelayBuffer(size_t capacity);

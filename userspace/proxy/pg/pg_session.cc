@@ -60,7 +60,7 @@ class CancelSender final : public net::IoHandler {
       int err = 0;
       socklen_t len = sizeof err;
       ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err == 0) (void)::send(fd_.get(), packet_.data(), packet_.size(), MSG_NOSIGNAL);
+      if (err == 0) (void)net::SendSome(fd_.get(), packet_.data(), packet_.size(), "cancel");
     }
     Done();
   }
@@ -330,16 +330,7 @@ bool PgSession::ReadAgent() {
     r = agent_tls_->Read(buf, sizeof buf);
     agent_read_want_ = r.would_block ? agent_tls_->want() : net::TlsWant::kNone;
   } else {
-    ssize_t n = ::read(agent_.get(), buf, sizeof buf);
-    if (n > 0) {
-      r.bytes = static_cast<size_t>(n);
-    } else if (n == 0) {
-      r.eof = true;
-    } else if (errno == EAGAIN || errno == EINTR) {
-      r.would_block = true;
-    } else {
-      r.status = ErrnoStatus(errno, "read agent");
-    }
+    r = net::ReadSome(agent_.get(), buf, sizeof buf, "read agent");
   }
   if (!r.status.ok()) {
     Finish("agent_reset", std::string(r.status.message()), true);
@@ -369,16 +360,7 @@ bool PgSession::ReadUpstream() {
     r = tls_->Read(buf, want);
     tls_read_want_ = r.would_block ? tls_->want() : net::TlsWant::kNone;
   } else {
-    ssize_t n = ::read(upstream_.get(), buf, want);
-    if (n > 0) {
-      r.bytes = static_cast<size_t>(n);
-    } else if (n == 0) {
-      r.eof = true;
-    } else if (errno == EAGAIN || errno == EINTR) {
-      r.would_block = true;
-    } else {
-      r.status = ErrnoStatus(errno, "read upstream");
-    }
+    r = net::ReadSome(upstream_.get(), buf, want, "read upstream");
   }
   if (!r.status.ok()) {
     if (phase_ == Phase::kRelay) {
@@ -413,14 +395,7 @@ bool PgSession::FlushAgent() {
       w = agent_tls_->Write(v.data(), v.size());
       agent_write_want_ = w.would_block ? agent_tls_->want() : net::TlsWant::kNone;
     } else {
-      ssize_t n = ::send(agent_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        w.bytes = static_cast<size_t>(n);
-      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        w.would_block = true;
-      } else {
-        w.status = ErrnoStatus(n < 0 ? errno : EPIPE, "write agent");
-      }
+      w = net::SendSome(agent_.get(), v.data(), v.size(), "write agent");
     }
     if (!w.status.ok()) {
       Finish("agent_reset", std::string(w.status.message()), true);
@@ -444,14 +419,7 @@ bool PgSession::FlushUpstream() {
       w = tls_->Write(v.data(), v.size());
       tls_write_want_ = w.would_block ? tls_->want() : net::TlsWant::kNone;
     } else {
-      ssize_t n = ::send(upstream_.get(), v.data(), v.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        w.bytes = static_cast<size_t>(n);
-      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        w.would_block = true;
-      } else {
-        w.status = ErrnoStatus(n < 0 ? errno : EPIPE, "write upstream");
-      }
+      w = net::SendSome(upstream_.get(), v.data(), v.size(), "write upstream");
     }
     if (!w.status.ok()) {
       Finish("upstream_reset", std::string(w.status.message()), true);
@@ -627,7 +595,7 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
       Finish("protocol_error", "data after SSLRequest", true);
       return;
     }
-    if (::send(agent_.get(), "S", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+    if (net::SendSome(agent_.get(), "S", 1, "answer SSLRequest").bytes != 1) {
       Finish("agent_reset", "cannot answer SSLRequest", true);
       return;
     }

@@ -37,6 +37,7 @@
 #include "userspace/common/unique_fd.h"
 #include "userspace/config/config.h"
 #include "userspace/net/event_loop.h"
+#include "userspace/net/relay_buffer.h"
 #include "userspace/net/socket.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/pg/byte_queue.h"
