@@ -23,6 +23,8 @@ PACKAGES=(
   # libraries
   libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libyaml-cpp-dev libicu-dev
   libpg-query-dev
+  # approvals store (SQLite), webhooks and OIDC discovery (libcurl)
+  libsqlite3-dev libcurl4-openssl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo
