@@ -53,6 +53,12 @@ class StatementTracker {
   // A whole backend message. DataRow/CopyData bodies are not read and may be empty.
   absl::Status OnBackend(char type, absl::string_view body);
 
+  // The policy decision for the statement just passed to OnFrontend (Query, Execute,
+  // FunctionCall); carried in its StatementInfo.
+  void AttachDecision(v1::PolicyDecision decision) {
+    if (!pending_.empty() && pending_.back().audited) *pending_.back().info.mutable_decision() = std::move(decision);
+  }
+
   // Statements completed since the last call, in completion order.
   std::vector<v1::StatementInfo> TakeCompleted();
   // Ends tracking: everything still pending completes with `status` ("incomplete").

@@ -1,0 +1,288 @@
+// StatementGuard: policy decisions turned into forward / replace / hold / wait, the marker
+// rewrite of a denial's ErrorResponse, and what a prepared name runs when Parse, Bind and
+// Execute are pipelined (including a Parse the server rejects).
+#include "userspace/proxy/pg/guard.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/codec/pg/encode.h"
+#include "userspace/codec/pg/messages.h"
+#include "userspace/policy/loader.h"
+
+namespace interlock::proxy::pg {
+namespace {
+
+namespace cpg = codec::pg;
+
+constexpr char kPolicy[] = R"YAML(
+resources:
+  - {resource: db, default_action: ACTION_REVIEW}
+rules:
+  - id: allow-select
+    match: {kinds: [STATEMENT_KIND_SELECT, STATEMENT_KIND_TRANSACTION, STATEMENT_KIND_PREPARE,
+                    STATEMENT_KIND_SET, STATEMENT_KIND_SHOW]}
+    action: ACTION_ALLOW
+  - id: review-delete
+    match: {kinds: [STATEMENT_KIND_DELETE]}
+    action: ACTION_REVIEW
+    reason: deletes need a human
+  - id: deny-drop
+    match: {kinds: [STATEMENT_KIND_DDL]}
+    action: ACTION_DENY
+    reason: no schema changes
+  - id: deny-lo-export
+    match: {functions: [lo_export]}
+    action: ACTION_DENY
+)YAML";
+
+// Body of a message as the session passes it (without the 5-byte header).
+std::string Body(const std::string& encoded) { return encoded.substr(5); }
+
+class GuardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto eval = policy::LoadPolicyText(kPolicy, "test.yaml");
+    ASSERT_TRUE(eval.ok()) << eval.status();
+    policy_ = std::shared_ptr<const policy::PolicyEvaluator>(std::move(*eval));
+    GuardOptions o;
+    o.resource = "db";
+    o.who.workload = "agent";
+    o.nonce = "0123456789abcdef";
+    guard_ = std::make_unique<StatementGuard>(o, &policy_);
+  }
+
+  GuardVerdict Front(const std::string& encoded) {
+    auto v = guard_->OnFrontend(encoded[0], Body(encoded));
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *v : GuardVerdict{};
+  }
+  GuardVerdict Query(absl::string_view sql) { return Front(cpg::EncodeQuery(sql)); }
+  GuardVerdict Parse(const std::string& name, const std::string& sql) {
+    cpg::Parse p;
+    p.statement = name;
+    p.query = sql;
+    return Front(cpg::Encode(p));
+  }
+  GuardVerdict Bind(const std::string& portal, const std::string& statement) {
+    cpg::Bind b;
+    b.portal = portal;
+    b.statement = statement;
+    return Front(cpg::Encode(b));
+  }
+  GuardVerdict Execute(const std::string& portal) {
+    cpg::Execute e;
+    e.portal = portal;
+    return Front(cpg::Encode(e));
+  }
+  GuardVerdict Sync() { return Front(cpg::Encode(cpg::Sync{})); }
+  std::optional<std::string> Back(const std::string& encoded) {
+    return guard_->OnBackend(encoded[0], Body(encoded));
+  }
+  void Ready() { Back(cpg::EncodeReadyForQuery(cpg::TransactionStatus::kIdle)); }
+
+  std::shared_ptr<const policy::PolicyEvaluator> policy_;
+  std::unique_ptr<StatementGuard> guard_;
+};
+
+TEST_F(GuardTest, AllowedQueryIsForwardedWithItsDecision) {
+  GuardVerdict v = Query("SELECT * FROM customers WHERE id = 1");
+  EXPECT_EQ(v.kind, GuardVerdict::kForward);
+  ASSERT_TRUE(v.decision.has_value());
+  EXPECT_EQ(v.decision->action, v1::ACTION_ALLOW);
+  EXPECT_EQ(v.audit.rule_id(), "allow-select");
+  EXPECT_THAT(v.audit.statements(), ::testing::ElementsAre("SELECT r:customers no_limit star"));
+}
+
+TEST_F(GuardTest, DeniedQueryIsReplacedAndItsErrorRewritten) {
+  GuardVerdict v = Query("DROP TABLE customers");
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  EXPECT_EQ(v.audit.rule_id(), "deny-drop");
+  EXPECT_TRUE(v.audit.has_classification());
+  // The replacement is a Query the server must reject, carrying the marker.
+  auto q = cpg::ParseQuery(Body(v.replacement));
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->query, "interlock_denied_0123456789abcdef_1");
+  // The server's syntax error for it becomes interlockd's 42501 with the rule's reason.
+  auto mine = Back(cpg::EncodeError("ERROR", "42601", "syntax error at or near \"interlock_denied_0123456789abcdef_1\""));
+  ASSERT_TRUE(mine.has_value());
+  auto e = cpg::ParseErrorResponse(Body(*mine));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->sqlstate(), "42501");
+  EXPECT_EQ(e->message(), "interlock: no schema changes");
+  EXPECT_THAT(std::string(e->detail()), ::testing::HasSubstr("deny-drop"));
+  // Used once: a second identical error is not rewritten again.
+  EXPECT_FALSE(Back(cpg::EncodeError("ERROR", "42601", "syntax error at or near \"interlock_denied_0123456789abcdef_1\""))
+                   .has_value());
+}
+
+TEST_F(GuardTest, OtherErrorsAndForeignMarkersPassUnchanged) {
+  Query("DROP TABLE t");
+  EXPECT_FALSE(Back(cpg::EncodeError("ERROR", "42P01", "relation \"x\" does not exist")).has_value());
+  EXPECT_FALSE(Back(cpg::EncodeError("ERROR", "42601", "syntax error at or near \"interlock_denied_ffffffffffffffff_1\""))
+                   .has_value());
+}
+
+TEST_F(GuardTest, UnparseableQueryGetsASyntaxErrorNotPermissionDenied) {
+  GuardVerdict v = Query("SELEC 1");
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  auto mine = Back(cpg::EncodeError("ERROR", "42601", "syntax error at or near \"interlock_denied_0123456789abcdef_1\""));
+  ASSERT_TRUE(mine.has_value());
+  auto e = cpg::ParseErrorResponse(Body(*mine));
+  EXPECT_EQ(e->sqlstate(), "42601");
+  EXPECT_THAT(std::string(e->message()), ::testing::HasSubstr("SELEC"));
+}
+
+TEST_F(GuardTest, ReviewHoldsTheExactText) {
+  GuardVerdict v = Query("DELETE FROM customers WHERE id = 7");
+  ASSERT_EQ(v.kind, GuardVerdict::kHold);
+  EXPECT_EQ(v.review.statement, "DELETE FROM customers WHERE id = 7");
+  EXPECT_EQ(v.review.protocol, "simple");
+  EXPECT_EQ(v.review.statement_sha256.size(), 64u);
+  EXPECT_EQ(v.review.fingerprint.size(), 16u);
+  EXPECT_EQ(v.decision->review_timeout, absl::Minutes(5));
+  // Denied after review: a replacement Query, and the agent's error names the approval.
+  std::string repl = guard_->DenyHeld('Q', "interlock: approval apr-1 denied: no", "Policy rule.");
+  auto q = cpg::ParseQuery(Body(repl));
+  ASSERT_TRUE(q.ok());
+  auto mine = Back(cpg::EncodeError("ERROR", "42601", absl::StrCat("syntax error at or near \"", q->query, "\"")));
+  ASSERT_TRUE(mine.has_value());
+  EXPECT_EQ(cpg::ParseErrorResponse(Body(*mine))->message(), "interlock: approval apr-1 denied: no");
+}
+
+TEST_F(GuardTest, MultiStatementTakesTheStrictest) {
+  EXPECT_EQ(Query("SELECT 1; DELETE FROM t WHERE a = 1").kind, GuardVerdict::kHold);
+  Ready();
+  EXPECT_EQ(Query("SELECT 1; DROP TABLE t; DELETE FROM t").kind, GuardVerdict::kReplace);
+}
+
+TEST_F(GuardTest, ParseDeniedIsReplacedUnderTheSameName) {
+  GuardVerdict v = Parse("s1", "DROP TABLE customers");
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  auto p = cpg::ParseParse(Body(v.replacement));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->statement, "s1");
+  EXPECT_EQ(p->query, "interlock_denied_0123456789abcdef_1");
+}
+
+TEST_F(GuardTest, ExecuteOfReviewedStatementHoldsWithParameterHash) {
+  EXPECT_EQ(Parse("", "DELETE FROM customers WHERE id = $1").kind, GuardVerdict::kForward);
+  cpg::Bind b;
+  b.statement = "";
+  b.params.push_back(absl::string_view("7"));
+  EXPECT_EQ(Front(cpg::Encode(b)).kind, GuardVerdict::kForward);
+  GuardVerdict v = Execute("");
+  ASSERT_EQ(v.kind, GuardVerdict::kHold);
+  EXPECT_EQ(v.review.statement, "DELETE FROM customers WHERE id = $1");
+  EXPECT_EQ(v.review.protocol, "extended");
+  EXPECT_EQ(v.review.parameters_sha256.size(), 64u);
+  // Denied: Execute of a portal that cannot exist.
+  std::string repl = guard_->DenyHeld('E', "no", "");
+  auto e = cpg::ParseExecute(Body(repl));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->portal, "interlock_denied_0123456789abcdef_1");
+}
+
+TEST_F(GuardTest, ExecuteOfAllowedStatementForwards) {
+  Parse("s", "SELECT 1");
+  Bind("", "s");
+  GuardVerdict v = Execute("");
+  EXPECT_EQ(v.kind, GuardVerdict::kForward);
+  EXPECT_EQ(v.decision->action, v1::ACTION_ALLOW);
+}
+
+TEST_F(GuardTest, BindAfterAnUnansweredEarlierBatchWaits) {
+  // Batch 1 prepares "s"; before the server answers, batch 2 binds it. The guard cannot
+  // know yet whether the Parse succeeded, so the Bind waits.
+  Parse("s", "SELECT 1");
+  Sync();
+  EXPECT_EQ(Bind("", "s").kind, GuardVerdict::kWait);
+  Back(cpg::Encode(cpg::ParseComplete{}));
+  Ready();
+  EXPECT_EQ(Bind("", "s").kind, GuardVerdict::kForward);
+  EXPECT_EQ(Execute("").kind, GuardVerdict::kForward);
+}
+
+TEST_F(GuardTest, RejectedParseDoesNotRenameWhatAPortalRuns) {
+  // "s" holds a DELETE (reviewed at Execute). A later Parse of "s" as a SELECT is refused
+  // by the server (already exists): Execute must still be judged as the DELETE.
+  Parse("s", "DELETE FROM customers WHERE id = 1");
+  Sync();
+  Back(cpg::Encode(cpg::ParseComplete{}));
+  Ready();
+  Parse("s", "SELECT 1");
+  Sync();
+  Back(cpg::EncodeError("ERROR", "42P05", "prepared statement \"s\" already exists"));
+  Ready();
+  Bind("", "s");
+  EXPECT_EQ(Execute("").kind, GuardVerdict::kHold);
+}
+
+TEST_F(GuardTest, FailedParseDoesNotLeaveAStaleAllowedStatement) {
+  // Parse of an allowed SELECT fails upstream (no such table); a later Parse under the same
+  // name succeeds with a DELETE: Execute is judged as the DELETE.
+  Parse("s", "SELECT * FROM nope");
+  Sync();
+  Back(cpg::EncodeError("ERROR", "42P01", "relation \"nope\" does not exist"));
+  Ready();
+  Parse("s", "DELETE FROM customers");
+  Sync();
+  Back(cpg::Encode(cpg::ParseComplete{}));
+  Ready();
+  Bind("", "s");
+  EXPECT_EQ(Execute("").kind, GuardVerdict::kHold);
+}
+
+TEST_F(GuardTest, SqlExecuteIsJudgedAsWhatWasPrepared) {
+  EXPECT_EQ(Query("PREPARE d AS DELETE FROM customers").kind, GuardVerdict::kForward);
+  Ready();
+  EXPECT_EQ(Query("EXECUTE d").kind, GuardVerdict::kHold);
+  Ready();
+  EXPECT_EQ(Query("PREPARE q AS SELECT 1").kind, GuardVerdict::kForward);
+  Ready();
+  EXPECT_EQ(Query("EXECUTE q").kind, GuardVerdict::kForward);
+}
+
+TEST_F(GuardTest, FunctionCallByOid) {
+  cpg::FunctionCall f;
+  f.function_oid = 765;  // lo_export
+  GuardVerdict v = Front(cpg::Encode(f));
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  EXPECT_EQ(v.audit.rule_id(), "deny-lo-export");
+  f.function_oid = 954;  // loread: no rule -> the resource default (review)
+  EXPECT_EQ(Front(cpg::Encode(f)).kind, GuardVerdict::kHold);
+  EXPECT_EQ(FunctionNameForOid(12345), "oid:12345");
+}
+
+TEST_F(GuardTest, QueryInsideAnOpenBatchIsRefused) {
+  Parse("", "SELECT 1");
+  auto v = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("SELECT 1")));
+  EXPECT_TRUE(absl::IsInvalidArgument(v.status()));
+}
+
+TEST_F(GuardTest, StandardConformingStringsOffChangesWhatIsRead) {
+  // With standard_conforming_strings off, the backslash escapes the quote and the DROP is
+  // a real statement.
+  Back(cpg::EncodeParameterStatus("standard_conforming_strings", "off"));
+  EXPECT_FALSE(guard_->settings().standard_conforming_strings);
+  GuardVerdict v = Query("SELECT 'a\\' , ' ; DROP TABLE customers; -- '");
+  EXPECT_EQ(v.kind, GuardVerdict::kReplace);
+}
+
+TEST_F(GuardTest, PolicyReloadAppliesToTheNextDecision) {
+  Parse("s", "DELETE FROM customers WHERE id = 1");
+  Bind("", "s");
+  auto relaxed = policy::LoadPolicyText("rules: [{id: all, action: ACTION_ALLOW}]", "p.yaml");
+  ASSERT_TRUE(relaxed.ok());
+  policy_ = std::move(*relaxed);
+  EXPECT_EQ(Execute("").kind, GuardVerdict::kForward);
+}
+
+TEST_F(GuardTest, MalformedMessagesAreErrorsNotCrashes) {
+  for (char type : {'Q', 'P', 'B', 'E', 'C', 'F'}) {
+    auto v = guard_->OnFrontend(type, std::string("\xff\xff\xff", 3));
+    EXPECT_FALSE(v.ok()) << type;
+  }
+}
+
+}  // namespace
+}  // namespace interlock::proxy::pg

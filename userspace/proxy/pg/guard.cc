@@ -1,0 +1,534 @@
+#include "userspace/proxy/pg/guard.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "userspace/codec/pg/encode.h"
+#include "userspace/codec/pg/messages.h"
+#include "userspace/proxy/pg/statement_tracker.h"
+
+namespace interlock::proxy::pg {
+
+namespace cpg = codec::pg;
+
+namespace {
+
+constexpr absl::string_view kMarkerPrefix = "interlock_denied_";
+
+absl::string_view KindName(v1::StatementKind k) {
+  const std::string& full = v1::StatementKind_Name(k);
+  absl::string_view v = full;
+  absl::ConsumePrefix(&v, "STATEMENT_KIND_");
+  return v;
+}
+
+// Classify never fails open: an internal failure is judged as a parse error.
+v1::SqlClassification ClassifyOrError(absl::string_view text, const sql::SessionSettings& s) {
+  absl::StatusOr<v1::SqlClassification> c = sql::Classify(text, s);
+  if (c.ok()) return *std::move(c);
+  v1::SqlClassification e;
+  e.set_parse_error(true);
+  e.set_error(absl::StrCat("classifier failure: ", c.status().message()));
+  return e;
+}
+
+// Hash of bound values as they are on the wire: (length or -1, bytes) each.
+std::string ParamsSha256(const std::vector<std::optional<absl::string_view>>& params) {
+  std::string buf;
+  for (const auto& p : params) {
+    int32_t len = p.has_value() ? static_cast<int32_t>(p->size()) : -1;
+    buf.append(reinterpret_cast<const char*>(&len), sizeof len);
+    if (p.has_value()) buf.append(p->data(), p->size());
+  }
+  return params.empty() ? std::string() : Sha256Hex(buf);
+}
+
+}  // namespace
+
+std::string SummarizeStatement(const v1::SqlStatement& s) {
+  std::string out(KindName(s.kind()));
+  if (s.kind() == v1::STATEMENT_KIND_EXPLAIN || s.kind() == v1::STATEMENT_KIND_PREPARE ||
+      s.kind() == v1::STATEMENT_KIND_DECLARE) {
+    absl::StrAppend(&out, "(", KindName(s.inner_kind()), ")");
+  }
+  auto names = [](const auto& refs) {
+    std::vector<std::string> v;
+    for (const auto& t : refs) v.push_back(t.qualified_name());
+    return absl::StrJoin(v, ",");
+  };
+  if (!s.tables_written().empty()) absl::StrAppend(&out, " w:", names(s.tables_written()));
+  if (!s.tables_read().empty()) absl::StrAppend(&out, " r:", names(s.tables_read()));
+  if (!s.functions().empty()) absl::StrAppend(&out, " f:", absl::StrJoin(s.functions(), ","));
+  bool filters = s.kind() == v1::STATEMENT_KIND_UPDATE || s.kind() == v1::STATEMENT_KIND_DELETE;
+  if (filters && !s.has_where()) absl::StrAppend(&out, " no_where");
+  if (s.kind() == v1::STATEMENT_KIND_SELECT && !s.has_limit()) absl::StrAppend(&out, " no_limit");
+  if (s.selects_star()) absl::StrAppend(&out, " star");
+  if (s.has_copy()) {
+    absl::StrAppend(&out, s.copy().direction() == v1::CopyInfo::DIRECTION_TO ? " to" : " from");
+    if (s.copy().program()) absl::StrAppend(&out, " program");
+  }
+  if (s.explain_analyze()) absl::StrAppend(&out, " analyze");
+  if (s.row_locking()) absl::StrAppend(&out, " row_locking");
+  return out;
+}
+
+std::string FunctionNameForOid(uint32_t oid) {
+  // src/include/catalog/pg_proc.dat (fixed OIDs; libpq's lo_* functions look these up).
+  switch (oid) {
+    case 764:
+    case 767: return "lo_import";
+    case 765: return "lo_export";
+    case 952: return "lo_open";
+    case 953: return "lo_close";
+    case 954: return "loread";
+    case 955: return "lowrite";
+    case 956: return "lo_lseek";
+    case 3170: return "lo_lseek64";
+    case 957: return "lo_creat";
+    case 715: return "lo_create";
+    case 958: return "lo_tell";
+    case 3171: return "lo_tell64";
+    case 1004: return "lo_truncate";
+    case 3172: return "lo_truncate64";
+    case 964: return "lo_unlink";
+    default: return absl::StrCat("oid:", oid);
+  }
+}
+
+StatementGuard::StatementGuard(GuardOptions options,
+                               const std::shared_ptr<const policy::PolicyEvaluator>* policy)
+    : options_(std::move(options)), policy_(policy) {}
+
+policy::Decision StatementGuard::Judge(const v1::SqlClassification& c) const {
+  const policy::PolicyEvaluator* e = evaluator();
+  if (e == nullptr) {
+    policy::Decision d;
+    d.action = v1::ACTION_ALLOW;
+    d.source = "no_policy";
+    return d;
+  }
+  return e->Evaluate(options_.who, options_.resource, c);
+}
+
+v1::PolicyDecision StatementGuard::AuditOf(const policy::Decision& d, const v1::SqlClassification& c,
+                                           bool full) const {
+  v1::PolicyDecision a;
+  a.set_action(std::string(policy::ActionName(d.action)));
+  a.set_rule_id(d.rule_id);
+  a.set_reason(d.reason);
+  a.set_source(d.source);
+  a.set_mask_profile(d.mask_profile);
+  for (const v1::SqlStatement& s : c.statements()) a.add_statements(SummarizeStatement(s));
+  a.set_fingerprint(c.fingerprint());
+  a.set_parse_error(c.parse_error());
+  a.set_parse_error_message(c.error());
+  if (full) *a.mutable_classification() = c;
+  return a;
+}
+
+v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassification& c) const {
+  bool any = false;
+  for (const auto& s : c.statements()) any |= s.kind() == v1::STATEMENT_KIND_EXECUTE;
+  if (!any) return c;
+  v1::SqlClassification out = c;
+  out.clear_statements();
+  for (const v1::SqlStatement& s : c.statements()) {
+    if (s.kind() != v1::STATEMENT_KIND_EXECUTE) {
+      *out.add_statements() = s;
+      continue;
+    }
+    std::vector<PreparedPtr> candidates;
+    if (auto it = sql_prepared_.find(s.kind_detail()); it != sql_prepared_.end()) {
+      candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+    }
+    for (const Objects* o : {&projected_, &confirmed_}) {
+      if (auto it = o->statements.find(s.kind_detail()); it != o->statements.end()) {
+        candidates.push_back(it->second);
+      }
+    }
+    if (candidates.empty()) {
+      *out.add_statements() = s;  // nothing prepared under that name: the server refuses
+      continue;
+    }
+    for (const PreparedPtr& p : candidates) {
+      if (p->classification.parse_error()) {
+        out.set_parse_error(true);
+        out.set_error(p->classification.error());
+      }
+      for (const auto& inner : p->classification.statements()) *out.add_statements() = inner;
+    }
+  }
+  return out;
+}
+
+std::string StatementGuard::Marker(uint64_t n) const {
+  return absl::StrCat(kMarkerPrefix, options_.nonce, "_", n);
+}
+
+std::string StatementGuard::AddReplacement(std::string sqlstate, std::string message, std::string detail) {
+  uint64_t n = next_replacement_++;
+  replacements_[n] = Replacement{std::move(sqlstate), std::move(message), std::move(detail), sent_batches_};
+  return Marker(n);
+}
+
+namespace {
+
+std::string DenyMessage(const policy::Decision& d) {
+  return absl::StrCat("interlock: ", d.reason.empty() ? "statement denied by policy" : d.reason);
+}
+
+std::string DenyDetail(const policy::Decision& d) {
+  if (d.rule_id.empty()) return absl::StrCat("Decided by the resource's ", d.source == "parse_error_default"
+                                                                              ? "parse-error action."
+                                                                              : "default action.");
+  return absl::StrCat("Policy rule \"", d.rule_id, "\".");
+}
+
+}  // namespace
+
+void StatementGuard::DenyVerdict(GuardVerdict& v, char type, const std::string& name) {
+  const policy::Decision& d = *v.decision;
+  std::string marker;
+  if (d.source == "parse_error_default") {
+    // A statement nobody can read: the agent sees a syntax error, as from the server.
+    marker = AddReplacement("42601", absl::StrCat("interlock: statement rejected: ", v.audit.parse_error_message()),
+                            DenyDetail(d));
+  } else {
+    marker = AddReplacement("42501", DenyMessage(d), DenyDetail(d));
+  }
+  v.kind = GuardVerdict::kReplace;
+  switch (type) {
+    case cpg::frontend::kParse: {
+      cpg::Parse p;
+      p.statement = name;
+      p.query = marker;
+      v.replacement = cpg::Encode(p);
+      break;
+    }
+    case cpg::frontend::kExecute: {
+      cpg::Execute e;
+      e.portal = marker;
+      v.replacement = cpg::Encode(e);
+      break;
+    }
+    default:  // Query, FunctionCall: both answered by (error) + ReadyForQuery
+      v.replacement = cpg::EncodeQuery(marker);
+      break;
+  }
+}
+
+std::string StatementGuard::DenyHeld(char type, absl::string_view message, absl::string_view detail) {
+  uint64_t n = next_replacement_++;
+  replacements_[n] = Replacement{"42501", std::string(message), std::string(detail), held_batch_};
+  std::string marker = Marker(n);
+  if (type == cpg::frontend::kExecute) {
+    cpg::Execute e;
+    e.portal = marker;
+    return cpg::Encode(e);
+  }
+  return cpg::EncodeQuery(marker);
+}
+
+bool StatementGuard::EarlierBatchUnsettled() const {
+  return !changes_.empty() && changes_.front().batch < sent_batches_;
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_view body) {
+  switch (type) {
+    case cpg::frontend::kQuery: return OnQuery(body);
+    case cpg::frontend::kParse: return OnParse(body);
+    case cpg::frontend::kBind: return OnBind(body);
+    case cpg::frontend::kExecute: return OnExecute(body);
+    case cpg::frontend::kClose: return OnClose(body);
+    case cpg::frontend::kFunctionCall: return OnFunctionCall(body);
+    case cpg::frontend::kSync:
+      ++sent_batches_;
+      batch_open_ = false;
+      return GuardVerdict{};
+    case cpg::frontend::kDescribe:
+    case cpg::frontend::kFlush:
+      batch_open_ = true;
+      return GuardVerdict{};
+    default:
+      return GuardVerdict{};
+  }
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body) {
+  auto q = cpg::ParseQuery(body);
+  if (!q.ok()) return q.status();
+  if (batch_open_) {
+    // The server would ignore it if the batch failed, and answer it otherwise: refuse the
+    // ambiguity rather than guess (no client library sends this).
+    return absl::InvalidArgumentError("simple Query inside an unfinished extended-protocol batch");
+  }
+  v1::SqlClassification c = ClassifyOrError(q->query, settings_);
+  v1::SqlClassification resolved = ResolveExecutes(c);
+  if (resolved.statements_size() != c.statements_size() || resolved.parse_error() != c.parse_error()) {
+    if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
+  }
+  GuardVerdict v;
+  v.decision = Judge(resolved);
+  v.audit = AuditOf(*v.decision, resolved, v.decision->action == v1::ACTION_DENY ||
+                                               v.decision->action == v1::ACTION_REVIEW);
+  if (v.decision->action != v1::ACTION_DENY) {
+    for (const v1::SqlStatement& s : c.statements()) {
+      if (s.kind() != v1::STATEMENT_KIND_PREPARE) continue;
+      auto p = std::make_shared<Prepared>();
+      v1::SqlStatement inner = s;
+      inner.set_kind(s.inner_kind());
+      inner.set_inner_kind(v1::STATEMENT_KIND_UNSPECIFIED);
+      *p->classification.add_statements() = std::move(inner);
+      p->classification.set_fingerprint(c.fingerprint());
+      size_t cost = s.ByteSizeLong() + 64;
+      if (bytes_ + cost > kMaxGuardBytes) {
+        return absl::ResourceExhaustedError("too much prepared statement state in this session");
+      }
+      bytes_ += cost;
+      auto& list = sql_prepared_[s.kind_detail()];
+      if (list.size() < 16) list.push_back(std::move(p));
+      else list.back() = std::move(p);  // keep the strictest-looking tail bounded
+    }
+  }
+  held_batch_ = sent_batches_;
+  switch (v.decision->action) {
+    case v1::ACTION_DENY:
+      DenyVerdict(v, cpg::frontend::kQuery, "");
+      break;
+    case v1::ACTION_REVIEW:
+      v.kind = GuardVerdict::kHold;
+      v.review.statement = q->query;
+      v.review.statement_sha256 = Sha256Hex(q->query);
+      v.review.fingerprint = c.fingerprint();
+      v.review.protocol = "simple";
+      break;
+    default:
+      break;
+  }
+  ++sent_batches_;
+  return v;
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnParse(absl::string_view body) {
+  auto p = cpg::ParseParse(body);
+  if (!p.ok()) return p.status();
+  batch_open_ = true;
+  v1::SqlClassification c = ClassifyOrError(p->query, settings_);
+  policy::Decision d = Judge(c);
+  GuardVerdict v;
+  if (d.action == v1::ACTION_DENY) {
+    v.decision = d;
+    v.audit = AuditOf(d, c, true);
+    DenyVerdict(v, cpg::frontend::kParse, p->statement);
+    return v;
+  }
+  size_t cost = p->query.size() + c.ByteSizeLong() + 64;
+  if (bytes_ + cost > kMaxGuardBytes) {
+    return absl::ResourceExhaustedError("too much prepared statement state in this session");
+  }
+  auto prepared = std::make_shared<Prepared>();
+  prepared->classification = std::move(c);
+  prepared->text = std::move(p->query);
+  prepared->cost = cost;
+  prepared->budget = &bytes_;
+  bytes_ += cost;
+  Change ch{ChangeKind::kParse, p->statement, prepared, {}, sent_batches_};
+  projected_.statements[p->statement] = prepared;
+  changes_.push_back(std::move(ch));
+  return v;
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnBind(absl::string_view body) {
+  auto b = cpg::ParseBind(body);
+  if (!b.ok()) return b.status();
+  if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
+  batch_open_ = true;
+  PortalInfo portal;
+  portal.statement_name = b->statement;
+  if (auto it = projected_.statements.find(b->statement); it != projected_.statements.end()) {
+    portal.statements.push_back(it->second);
+  }
+  if (auto it = sql_prepared_.find(b->statement); it != sql_prepared_.end()) {
+    portal.statements.insert(portal.statements.end(), it->second.begin(), it->second.end());
+  }
+  portal.parameters_sha256 = ParamsSha256(b->params);
+  projected_.portals[b->portal] = portal;
+  changes_.push_back(Change{ChangeKind::kBind, b->portal, nullptr, std::move(portal), sent_batches_});
+  return GuardVerdict{};
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnClose(absl::string_view body) {
+  auto c = cpg::ParseClose(body);
+  if (!c.ok()) return c.status();
+  batch_open_ = true;
+  bool statement = c->kind == cpg::TargetKind::kStatement;
+  if (statement) projected_.statements.erase(c->name);
+  else projected_.portals.erase(c->name);
+  changes_.push_back(Change{statement ? ChangeKind::kCloseStatement : ChangeKind::kClosePortal, c->name,
+                            nullptr, {}, sent_batches_});
+  return GuardVerdict{};
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body) {
+  auto e = cpg::ParseExecute(body);
+  if (!e.ok()) return e.status();
+  if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
+  batch_open_ = true;
+  GuardVerdict v;
+  auto it = projected_.portals.find(e->portal);
+  // No portal of ours: a SQL cursor (judged at its DECLARE) or nothing (the server refuses).
+  if (it == projected_.portals.end() || it->second.statements.empty()) return v;
+  const PortalInfo& portal = it->second;
+  v1::SqlClassification merged;
+  std::vector<absl::string_view> texts;
+  for (const PreparedPtr& p : portal.statements) {
+    if (p->classification.parse_error()) {
+      merged.set_parse_error(true);
+      merged.set_error(p->classification.error());
+    }
+    for (const auto& s : p->classification.statements()) *merged.add_statements() = s;
+    merged.set_multi_statement(merged.multi_statement() || p->classification.multi_statement());
+    if (merged.fingerprint().empty()) merged.set_fingerprint(p->classification.fingerprint());
+    texts.push_back(p->text.empty() ? absl::string_view("(SQL PREPARE)") : absl::string_view(p->text));
+  }
+  v.decision = Judge(merged);
+  bool notable = v.decision->action == v1::ACTION_DENY || v.decision->action == v1::ACTION_REVIEW;
+  v.audit = AuditOf(*v.decision, merged, notable);
+  held_batch_ = sent_batches_;
+  if (v.decision->action == v1::ACTION_DENY) {
+    DenyVerdict(v, cpg::frontend::kExecute, "");
+  } else if (v.decision->action == v1::ACTION_REVIEW) {
+    v.kind = GuardVerdict::kHold;
+    v.review.statement = absl::StrJoin(texts, "\n-- or, as prepared earlier under the same name --\n");
+    v.review.statement_sha256 = Sha256Hex(v.review.statement);
+    v.review.parameters_sha256 = portal.parameters_sha256;
+    v.review.fingerprint = merged.fingerprint();
+    v.review.protocol = "extended";
+  }
+  return v;
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(absl::string_view body) {
+  auto f = cpg::ParseFunctionCall(body);
+  if (!f.ok()) return f.status();
+  if (batch_open_) {
+    return absl::InvalidArgumentError("FunctionCall inside an unfinished extended-protocol batch");
+  }
+  v1::SqlClassification c;
+  v1::SqlStatement* s = c.add_statements();
+  s->set_kind(v1::STATEMENT_KIND_OTHER);
+  s->set_kind_detail("FunctionCall");
+  std::string fn = FunctionNameForOid(f->function_oid);
+  s->add_functions(fn);
+  GuardVerdict v;
+  v.decision = Judge(c);
+  bool notable = v.decision->action == v1::ACTION_DENY || v.decision->action == v1::ACTION_REVIEW;
+  v.audit = AuditOf(*v.decision, c, notable);
+  held_batch_ = sent_batches_;
+  if (v.decision->action == v1::ACTION_DENY) {
+    DenyVerdict(v, cpg::frontend::kFunctionCall, "");
+  } else if (v.decision->action == v1::ACTION_REVIEW) {
+    v.kind = GuardVerdict::kHold;
+    v.review.statement = absl::StrCat("-- fast-path FunctionCall\nSELECT ", fn, "(", f->args.size(),
+                                      " argument", f->args.size() == 1 ? "" : "s", ")");
+    v.review.statement_sha256 = Sha256Hex(v.review.statement);
+    v.review.parameters_sha256 = ParamsSha256(f->args);
+    v.review.protocol = "function_call";
+  }
+  ++sent_batches_;
+  return v;
+}
+
+void StatementGuard::Confirm() {
+  if (changes_.empty()) return;
+  Change ch = std::move(changes_.front());
+  changes_.pop_front();
+  switch (ch.kind) {
+    case ChangeKind::kParse: confirmed_.statements[ch.name] = std::move(ch.statement); break;
+    case ChangeKind::kBind: confirmed_.portals[ch.name] = std::move(ch.portal); break;
+    case ChangeKind::kCloseStatement: confirmed_.statements.erase(ch.name); break;
+    case ChangeKind::kClosePortal: confirmed_.portals.erase(ch.name); break;
+  }
+}
+
+void StatementGuard::Reproject() {
+  projected_ = confirmed_;
+  for (const Change& ch : changes_) {
+    switch (ch.kind) {
+      case ChangeKind::kParse: projected_.statements[ch.name] = ch.statement; break;
+      case ChangeKind::kBind: projected_.portals[ch.name] = ch.portal; break;
+      case ChangeKind::kCloseStatement: projected_.statements.erase(ch.name); break;
+      case ChangeKind::kClosePortal: projected_.portals.erase(ch.name); break;
+    }
+  }
+}
+
+void StatementGuard::DropBatch() {
+  // The error belongs to the oldest unanswered batch; the server skips the rest of it.
+  bool dropped = false;
+  while (!changes_.empty() && changes_.front().batch <= answered_batches_) {
+    changes_.pop_front();
+    dropped = true;
+  }
+  if (dropped) Reproject();
+}
+
+std::optional<std::string> StatementGuard::OnBackend(char type, absl::string_view body) {
+  switch (type) {
+    case cpg::backend::kParseComplete:
+    case cpg::backend::kBindComplete:
+    case cpg::backend::kCloseComplete:
+      Confirm();
+      return std::nullopt;
+    case cpg::backend::kReadyForQuery:
+      ++answered_batches_;
+      // Every change of an answered batch has been confirmed or dropped by now; anything
+      // left belongs to a batch the server skipped without an error of its own.
+      while (!changes_.empty() && changes_.front().batch < answered_batches_) {
+        changes_.pop_front();
+        Reproject();
+      }
+      while (!replacements_.empty() && replacements_.begin()->second.batch < answered_batches_) {
+        replacements_.erase(replacements_.begin());
+      }
+      return std::nullopt;
+    case cpg::backend::kParameterStatus: {
+      auto ps = cpg::ParseParameterStatus(body);
+      if (!ps.ok()) return std::nullopt;
+      if (ps->name == "standard_conforming_strings") {
+        settings_.standard_conforming_strings = ps->value == "on";
+      } else if (ps->name == "client_encoding") {
+        settings_.client_encoding = ps->value;
+      }
+      return std::nullopt;
+    }
+    case cpg::backend::kErrorResponse: {
+      DropBatch();
+      auto e = cpg::ParseErrorResponse(body);
+      if (!e.ok()) return std::nullopt;
+      absl::string_view msg = e->message();
+      std::string needle = absl::StrCat(kMarkerPrefix, options_.nonce, "_");
+      size_t at = msg.find(needle);
+      if (at == absl::string_view::npos) return std::nullopt;
+      absl::string_view digits = msg.substr(at + needle.size());
+      size_t n = 0;
+      while (n < digits.size() && absl::ascii_isdigit(static_cast<unsigned char>(digits[n]))) ++n;
+      uint64_t id = 0;
+      if (!absl::SimpleAtoi(digits.substr(0, n), &id)) return std::nullopt;
+      auto it = replacements_.find(id);
+      if (it == replacements_.end()) return std::nullopt;
+      std::string out = cpg::EncodeError("ERROR", it->second.sqlstate, it->second.message, it->second.detail);
+      replacements_.erase(it);
+      return out;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace interlock::proxy::pg

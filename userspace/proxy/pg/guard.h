@@ -1,0 +1,212 @@
+// StatementGuard: the policy point of a PostgreSQL session. It sees every frontend message
+// before it is relayed and every backend message before the agent does, and turns policy
+// decisions into the actions the session carries out (STYLE.md 3): forward, replace (deny),
+// hold (review), or wait (for the upstream to settle). No I/O, no clock: the session does
+// the sending, holding and auditing.
+//
+//   StatementGuard guard(options, &policy);
+//   GuardVerdict v = guard.OnFrontend('Q', body);
+//   switch (v.kind) {
+//     case GuardVerdict::kForward: send(raw); break;
+//     case GuardVerdict::kReplace: send(v.replacement); break;   // denied
+//     case GuardVerdict::kHold:    hold(raw, v.review); break;    // later: Release/Deny
+//     case GuardVerdict::kWait:    retry after backend progress; break;
+//   }
+//   ... backend 'E': if (auto mine = guard.OnBackend('E', body)) forward(*mine) else forward(raw)
+//
+// How a denial reaches the agent. A denied message is not dropped: it is *replaced* by one
+// that the server is certain to reject — a simple Query or Parse of the bare identifier
+// `interlock_denied_<nonce>_<n>` (a syntax error), or an Execute of a portal of that name
+// (no such portal) — and the resulting ErrorResponse, recognised by the marker, is rewritten
+// into interlockd's own (SQLSTATE 42501 and the rule's reason). Because the server itself
+// fails the statement, everything PostgreSQL does after an error happens for real and in
+// order: an explicit transaction becomes aborted (the agent's later COMMIT rolls back), an
+// extended-protocol batch is skipped to its Sync and its implicit transaction rolls back,
+// and the response order of pipelined messages is kept. The connection stays usable. The
+// nonce is random per session and never sent to the agent.
+//
+// What a prepared statement runs. Policy is decided on the SQL text, which arrives in Parse
+// (or SQL PREPARE); Bind and Execute only name it. The guard keeps what each name and portal
+// will hold if everything sent so far succeeds (the projection) and what the server has
+// confirmed (ParseComplete, BindComplete, CloseComplete). Inside one Sync batch the
+// projection is exact, because after any error the server skips the rest of the batch. A
+// Bind or Execute sent while an *earlier* batch still has unconfirmed Parse/Bind/Close
+// messages gets kWait until that batch is answered, so a pipelined Parse that the server
+// rejects can never make the guard judge one statement while the server runs another. SQL
+// `EXECUTE name` is judged as the strictest of every statement ever prepared under that
+// name in the session (PREPARE/DEALLOCATE in simple queries are not confirmed one by one).
+//
+// Decisions at each message:
+//   Query      classify the string; judge it (EXECUTE replaced by what it runs);
+//              DENY -> replace, REVIEW -> hold, ALLOW/MASK -> forward.
+//   Parse      classify; DENY -> replace (the statement never exists upstream); otherwise
+//              forward and remember the classification under the statement name.
+//   Bind       forward; remember portal -> statement and the parameters' hash.
+//   Execute    judge the portal's statement with the current policy: DENY -> replace,
+//              REVIEW -> hold (the pipeline behind it waits up to and past its Sync).
+//   FunctionCall  judged as a statement of kind OTHER calling the function (large-object
+//              functions by name, others as "oid:N").
+//   others     forward.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "interlock/v1/events.pb.h"
+#include "interlock/v1/sql.pb.h"
+#include "userspace/policy/evaluator.h"
+#include "userspace/sql/classify.h"
+
+namespace interlock::proxy::pg {
+
+// Text kept per prepared statement for approvals and audit is bounded per session by this
+// many bytes in all; beyond it the session refuses new statements (54000).
+inline constexpr size_t kMaxGuardBytes = size_t{64} << 20;
+
+struct GuardOptions {
+  std::string resource;
+  policy::SubjectFacts who;
+  // Random, [0-9a-f]{16}: the marker of replaced messages.
+  std::string nonce;
+};
+
+// What a review hold needs: the exact statement, its hashes, and the decision.
+struct ReviewInfo {
+  std::string statement;          // full text
+  std::string statement_sha256;   // hex
+  std::string parameters_sha256;  // "" for a simple Query / FunctionCall without args
+  std::string fingerprint;
+  std::string protocol;  // "simple", "extended", "function_call"
+};
+
+struct GuardVerdict {
+  enum Kind { kForward, kReplace, kHold, kWait };
+  Kind kind = kForward;
+  // kReplace: the bytes to send upstream instead of the agent's message.
+  std::string replacement;
+  // The decision for a judged message (Query, Execute, FunctionCall, and a denied Parse);
+  // unset for messages that are only bookkeeping.
+  std::optional<policy::Decision> decision;
+  v1::PolicyDecision audit;  // the decision as audited (set with `decision`)
+  ReviewInfo review;         // kHold
+};
+
+class StatementGuard {
+ public:
+  // `policy` points at the engine's current evaluator (replaced on reload, between loop
+  // turns); it is read at each decision and must outlive the guard.
+  StatementGuard(GuardOptions options, const std::shared_ptr<const policy::PolicyEvaluator>* policy);
+
+  // A whole frontend message, before it is relayed. RESOURCE_EXHAUSTED past the guard's
+  // memory bounds; INVALID_ARGUMENT for a malformed message (the session closes).
+  absl::StatusOr<GuardVerdict> OnFrontend(char type, absl::string_view body);
+
+  // A whole backend message, before the agent sees it (DataRow/CopyData need not be
+  // passed). For an ErrorResponse caused by a replaced message, returns the ErrorResponse
+  // to send instead. Tracks ParameterStatus (standard_conforming_strings, client_encoding)
+  // and the confirmations of Parse/Bind/Close.
+  std::optional<std::string> OnBackend(char type, absl::string_view body);
+
+  // A held message whose review was denied or timed out: the replacement to send upstream,
+  // and the error the agent will get (SQLSTATE 42501, `message`, `detail`).
+  std::string DenyHeld(char type, absl::string_view message, absl::string_view detail);
+
+  // For tests and diagnostics.
+  size_t prepared_count() const { return projected_.statements.size(); }
+  const sql::SessionSettings& settings() const { return settings_; }
+
+ private:
+  // A classified statement text; its bytes count against the session's budget while any
+  // map still refers to it.
+  struct Prepared {
+    v1::SqlClassification classification;
+    std::string text;  // "" for SQL PREPARE (judged from the classification alone)
+    size_t cost = 0;
+    size_t* budget = nullptr;
+    ~Prepared() {
+      if (budget != nullptr) *budget -= cost;
+    }
+  };
+  using PreparedPtr = std::shared_ptr<const Prepared>;
+  struct PortalInfo {
+    // What the portal may run: empty for an unknown statement name (the server refuses),
+    // several when a SQL-prepared name was reused.
+    std::vector<PreparedPtr> statements;
+    std::string statement_name;
+    std::string parameters_sha256;
+  };
+  struct Objects {
+    absl::flat_hash_map<std::string, PreparedPtr> statements;
+    absl::flat_hash_map<std::string, PortalInfo> portals;
+  };
+  enum class ChangeKind { kParse, kBind, kCloseStatement, kClosePortal };
+  struct Change {
+    ChangeKind kind;
+    std::string name;
+    PreparedPtr statement;
+    PortalInfo portal;
+    uint64_t batch = 0;
+  };
+  struct Replacement {
+    std::string sqlstate;
+    std::string message;
+    std::string detail;
+    uint64_t batch = 0;
+  };
+
+  const policy::PolicyEvaluator* evaluator() const { return policy_->get(); }
+  policy::Decision Judge(const v1::SqlClassification& c) const;
+  v1::PolicyDecision AuditOf(const policy::Decision& d, const v1::SqlClassification& c, bool full) const;
+  // Replaces EXECUTE statements with what they run (strictest candidate set).
+  v1::SqlClassification ResolveExecutes(const v1::SqlClassification& c) const;
+  std::string Marker(uint64_t n) const;
+  std::string AddReplacement(std::string sqlstate, std::string message, std::string detail);
+  absl::StatusOr<GuardVerdict> OnQuery(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnParse(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnBind(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnExecute(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnClose(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnFunctionCall(absl::string_view body);
+  void DenyVerdict(GuardVerdict& v, char type, const std::string& query_or_portal_name);
+  void Confirm();
+  void DropBatch();
+  void Reproject();
+  bool EarlierBatchUnsettled() const;
+
+  GuardOptions options_;
+  const std::shared_ptr<const policy::PolicyEvaluator>* policy_;
+  sql::SessionSettings settings_;
+  // Declared before the maps: Prepared's destructor updates it while they are destroyed.
+  size_t bytes_ = 0;
+  Objects confirmed_, projected_;
+  std::deque<Change> changes_;
+  // Sync batches: the number of Sync/Query/FunctionCall messages sent (each ends with one
+  // ReadyForQuery) and answered.
+  uint64_t sent_batches_ = 0;
+  uint64_t answered_batches_ = 0;
+  // SQL PREPARE name -> every statement prepared under it (strictest wins at EXECUTE).
+  absl::flat_hash_map<std::string, std::vector<PreparedPtr>> sql_prepared_;
+  std::map<uint64_t, Replacement> replacements_;
+  uint64_t next_replacement_ = 1;
+  // Extended-protocol messages sent since the last Sync.
+  bool batch_open_ = false;
+  // The batch of the last judged Query/Execute/FunctionCall (for DenyHeld).
+  uint64_t held_batch_ = 0;
+};
+
+// One line per statement for audit: "DELETE w:public.customers no_where".
+std::string SummarizeStatement(const v1::SqlStatement& s);
+
+// Large-object functions that libpq calls over the FunctionCall message, by their fixed
+// pg_proc OIDs; "oid:N" for others.
+std::string FunctionNameForOid(uint32_t oid);
+
+}  // namespace interlock::proxy::pg
