@@ -9,11 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace interlock::auth {
 
@@ -30,6 +32,16 @@ struct TokenClaims {
   std::vector<std::string> groups;
   // Hex SHA-256 of the token, to name it in audit events without revealing it.
   std::string token_sha256;
+  // The configured audience the token's "aud" matched.
+  std::string audience;
+  // The authorized party: "azp", else "client_id" (the OAuth client the token was issued to).
+  std::string azp;
+  // When the token stops being valid; InfiniteFuture when it does not say (or the verifier
+  // does not know), so callers can always compare against it.
+  absl::Time expires_at = absl::InfiniteFuture();
+  // Every top-level string claim by name ("sub", "azp", "client_id", "email", ...), for
+  // policy subjects that name a claim.
+  std::map<std::string, std::string> string_claims;
 };
 
 class TokenVerifier {
