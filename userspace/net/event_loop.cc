@@ -94,6 +94,7 @@ absl::Status EventLoop::Run() {
     if (iteration_hook_) iteration_hook_();
   }
   RunDeferred();
+  stopping_ = false;  // a later Run() dispatches again
   return absl::OkStatus();
 }
 

@@ -61,7 +61,8 @@ class EventLoop {
   // Called once per loop iteration, after deferred work (e.g. flush recordings).
   void SetIterationHook(std::function<void()> fn) { iteration_hook_ = std::move(fn); }
 
-  // Dispatches until Stop(). Returns an error only when epoll itself fails.
+  // Dispatches until Stop() (which may come before Run()); Run() can be called again
+  // afterwards. Returns an error only when epoll itself fails.
   absl::Status Run();
   void Stop() { stopping_ = true; }
 
