@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace interlock::policy {
 
@@ -52,6 +53,13 @@ bool SubjectMatches(const v1::Subject& s, const SubjectFacts& who) {
     }
     if (!ok) return false;
   }
+  if (!s.units().empty()) {
+    bool ok = false;
+    for (absl::string_view part : absl::StrSplit(who.cgroup_path, '/', absl::SkipEmpty())) {
+      ok |= AnyGlob(s.units(), part);
+    }
+    if (!ok) return false;
+  }
   if (!s.uids().empty()) {
     bool ok = false;
     for (uint32_t u : s.uids()) ok |= u == who.uid;
@@ -81,7 +89,7 @@ int Specificity(const v1::Rule& r) {
   n += m.no_where() + m.no_limit() + !m.functions().empty() + m.multi_statement() + m.parse_error();
   n += (m.estimated_rows_gt() > 0) + m.copy_program() + m.copy_to() + m.selects_star();
   n += !s.workloads().empty() + !s.cgroups().empty() + !s.uids().empty() + !s.subs().empty();
-  n += !s.groups().empty() + !s.claims().empty();
+  n += !s.groups().empty() + !s.claims().empty() + !s.units().empty();
   return n;
 }
 
@@ -107,8 +115,9 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
     auto runs = [&](v1::StatementKind k) {
       return st->kind() == k || (st->explain_analyze() && st->inner_kind() == k);
     };
-    bool update_or_delete = runs(v1::STATEMENT_KIND_UPDATE) || runs(v1::STATEMENT_KIND_DELETE);
-    if (!update_or_delete || st->has_where()) return false;
+    bool filtered_kind = runs(v1::STATEMENT_KIND_UPDATE) || runs(v1::STATEMENT_KIND_DELETE) ||
+                         st->kind() == v1::STATEMENT_KIND_SELECT;
+    if (!filtered_kind || st->has_where()) return false;
   }
   if (m.no_limit() && (st->kind() != v1::STATEMENT_KIND_SELECT || st->has_limit())) return false;
   if (!m.functions().empty()) {

@@ -123,6 +123,23 @@ TEST(PolicyEvaluator, MultiStatementReportsTheDecidingStatement) {
   EXPECT_EQ(d.statement_index, 2);
 }
 
+TEST(PolicyEvaluator, SubjectBySystemdUnit) {
+  auto eval = LoadPolicyText(R"YAML(
+rules:
+  - {id: all, action: ACTION_ALLOW}
+  - id: etl-no-deletes
+    subject: {units: ["etl-*.service"]}
+    match: {kinds: [STATEMENT_KIND_DELETE]}
+    action: ACTION_DENY
+)YAML", "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  auto sql = sql::Classify("DELETE FROM t WHERE id = 1");
+  SubjectFacts etl{.workload = "etl", .cgroup_path = "/system.slice/etl-nightly.service"};
+  EXPECT_EQ((*eval)->Evaluate(etl, "db", *sql).rule_id, "etl-no-deletes");
+  SubjectFacts other{.workload = "etl", .cgroup_path = "/system.slice/etl-nightly.services/x"};
+  EXPECT_EQ((*eval)->Evaluate(other, "db", *sql).action, v1::ACTION_ALLOW);
+}
+
 TEST(PolicyEvaluator, TokenClaimRulesNeedAToken) {
   auto eval = LoadPolicyText(kBankPolicy, "bank.yaml");
   ASSERT_TRUE(eval.ok());

