@@ -31,11 +31,7 @@ int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
   if (!resp.ok()) return Fail(1, absl::StrCat("status: ", resp.status().message()));
   const v1::StatusResponse& s = resp->status();
   if (g.json) {
-    google::protobuf::util::JsonPrintOptions o;
-    o.preserve_proto_field_names = true;
-    std::string out;
-    (void)google::protobuf::util::MessageToJsonString(s, &out, o);
-    std::printf("%s\n", out.c_str());
+    std::printf("%s\n", ToJson(s).c_str());
     return 0;
   }
   std::printf("interlockd %s  pid %u  relay %s\n", s.version().c_str(), s.pid(), s.relay_mode().c_str());

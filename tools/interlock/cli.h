@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
 #include "userspace/config/config.h"
 
 namespace interlock::cli {
@@ -25,6 +26,16 @@ int CmdSessions(const Globals& g, const std::vector<std::string>& args);
 int CmdReplay(const Globals& g, const std::vector<std::string>& args);
 int CmdVerify(const Globals& g, const std::vector<std::string>& args);
 int CmdTeardown(const Globals& g, const std::vector<std::string>& args);
+int CmdApprovals(const Globals& g, const std::vector<std::string>& args);
+int CmdApprove(const Globals& g, const std::vector<std::string>& args);
+int CmdDeny(const Globals& g, const std::vector<std::string>& args);
+int CmdGrant(const Globals& g, const std::vector<std::string>& args);
+int CmdGrants(const Globals& g, const std::vector<std::string>& args);
+int CmdRevoke(const Globals& g, const std::vector<std::string>& args);
+int CmdReload(const Globals& g, const std::vector<std::string>& args);
+
+// One line of JSON (protobuf JSON mapping, snake_case names) for --json output.
+std::string ToJson(const google::protobuf::Message& m);
 
 // "interlock: <message>" on stderr; returns `code`.
 int Fail(int code, const std::string& message);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/util/json_util.h"
 #include "tools/interlock/cli.h"
 
 namespace interlock::cli {
@@ -25,11 +26,26 @@ constexpr char kUsage[] =
     "  replay ID [--hex] [--raw DIR]              a session's timeline\n"
     "  verify ID                                  check a recording's hash chain and seal\n"
     "  teardown                                   remove pins and cgroups (interlockd stopped)\n"
+    "  approvals [--all] [--json]                 statements held for review\n"
+    "  approve ID [--reason TEXT] [--for 15m]     release a held statement\n"
+    "  deny ID --reason TEXT                      refuse a held statement (42501)\n"
+    "  grant --workload W --resource R --for 15m --reason TEXT   just-in-time access\n"
+    "  grants [--all] [--json]                    active grants\n"
+    "  revoke ID                                  end a grant now\n"
+    "  reload                                     re-read the policy file\n"
     "\n"
     "Every command takes --help. The configuration is read from --config, $INTERLOCK_CONFIG,\n"
     "/etc/interlock/interlock.yaml or the embedded default, in that order.\n";
 
 }  // namespace
+
+std::string ToJson(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
 
 int Fail(int code, const std::string& message) {
   std::fprintf(stderr, "interlock: %s\n", message.c_str());
@@ -86,7 +102,10 @@ int main(int argc, char** argv) {
   }
   static const std::map<std::string, int (*)(const Globals&, const std::vector<std::string>&)>
       kCommands = {{"run", CmdRun},         {"status", CmdStatus}, {"sessions", CmdSessions},
-                   {"replay", CmdReplay},   {"verify", CmdVerify}, {"teardown", CmdTeardown}};
+                   {"replay", CmdReplay},   {"verify", CmdVerify}, {"teardown", CmdTeardown},
+                   {"approvals", CmdApprovals}, {"approve", CmdApprove}, {"deny", CmdDeny},
+                   {"grant", CmdGrant},     {"grants", CmdGrants}, {"revoke", CmdRevoke},
+                   {"reload", CmdReload}};
   auto it = kCommands.find(cmd);
   if (it == kCommands.end()) {
     std::fprintf(stderr, "interlock: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);

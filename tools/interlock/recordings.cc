@@ -90,14 +90,6 @@ v1::SessionSummary Summarize(const std::string& id, const record::Recording& rec
   return s;
 }
 
-std::string ToJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return out;
-}
-
 }  // namespace
 
 int CmdSessions(const Globals& g, const std::vector<std::string>& args) {

@@ -542,6 +542,31 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   out.max_sessions = Ranged(proto.max_sessions(), 1, kMaxMaxSessions, kDefaultMaxSessions,
                             "max_sessions", source, problems);
 
+  if (!proto.policy_file().empty()) {
+    if (auto p = AbsolutePath(proto.policy_file(), "policy_file", problems)) out.policy_file = *std::move(p);
+  }
+  const v1::Approvals& ap = proto.approvals();
+  if (!ap.webhook_url().empty()) {
+    if (!absl::StartsWith(ap.webhook_url(), "http://") && !absl::StartsWith(ap.webhook_url(), "https://")) {
+      problems.Add("approvals.webhook_url", absl::StrCat(Quote(ap.webhook_url()), " must be an http:// or https:// URL"));
+    }
+    out.approvals.webhook_url = ap.webhook_url();
+  }
+  if (!ap.webhook_ca_file().empty()) {
+    if (auto p = AbsolutePath(ap.webhook_ca_file(), "approvals.webhook_ca_file", problems)) {
+      out.approvals.webhook_ca_file = *std::move(p);
+    }
+  }
+  if (!ap.webhook_header_ref().empty()) {
+    if (!absl::StartsWith(ap.webhook_header_ref(), "file:/") && !absl::StartsWith(ap.webhook_header_ref(), "env:")) {
+      problems.Add("approvals.webhook_header_ref",
+                   "must be \"file:/absolute/path\" or \"env:NAME\" (the secret itself never goes here)");
+    }
+    out.approvals.webhook_header_ref = ap.webhook_header_ref();
+  }
+  out.approvals.allow_same_uid = ap.allow_same_uid();
+  out.approvals.max_window_s = Ranged(ap.max_window_s(), 1, 30 * 86400, 86400, "approvals.max_window_s", source, problems);
+
   INTERLOCK_RETURN_IF_ERROR(std::move(problems).Status());
   out.proto = std::move(proto);
   out.source = std::move(source);

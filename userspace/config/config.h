@@ -118,6 +118,14 @@ struct TimeoutConfig {
   absl::Duration drain = absl::Milliseconds(10000);
 };
 
+struct ApprovalsConfig {
+  std::string webhook_url;         // empty: no webhook
+  std::string webhook_ca_file;     // absolute or empty
+  std::string webhook_header_ref;  // secret reference or empty
+  bool allow_same_uid = false;
+  uint32_t max_window_s = 86400;
+};
+
 struct ServiceConfig {
   std::string file_name;  // where it was read from, for messages
   ListenerConfig listener;
@@ -131,6 +139,8 @@ struct ServiceConfig {
   std::string control_socket;  // absolute; default <state_dir>/control.sock
   std::string admin_group;     // empty: root only
   uint32_t max_sessions = kDefaultMaxSessions;
+  std::string policy_file;  // absolute; empty: no policy
+  ApprovalsConfig approvals;
 
   interlock::v1::Config proto;  // as written, before defaults
   SourceMap source;             // field path -> line, for later messages about this file

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -110,6 +111,24 @@ absl::Status Engine::Init() {
   INTERLOCK_ASSIGN_OR_RETURN(record::RecordingKey key,
                              record::RecordingKey::LoadOrCreate(config_.state_dir));
   key_ = std::make_unique<record::RecordingKey>(std::move(key));
+
+  if (!config_.policy_file.empty()) {
+    INTERLOCK_ASSIGN_OR_RETURN(policy_, PolicyWatcher::Create(config_.policy_file, audit_.get()));
+    watchers_.push_back(std::make_unique<FdWatcher>([this] { policy_->OnInotify(); }));
+    INTERLOCK_RETURN_IF_ERROR(loop_->Add(policy_->inotify_fd(), EPOLLIN, watchers_.back().get()));
+  } else {
+    INTERLOCK_LOG(kWarning, "no policy_file configured: statements are audited but not judged");
+  }
+  {
+    ApprovalBrokerOptions ao;
+    ao.db_path = absl::StrCat(config_.state_dir, "/approvals.db");
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    ao.host = host;
+    ao.approvals = config_.approvals;
+    INTERLOCK_ASSIGN_OR_RETURN(approvals_, ApprovalBroker::Create(std::move(ao), loop_.get(), audit_.get(), &clock_));
+    approvals_->OnGrantEnded([this](const v1::Grant& g, const std::string& why) { OnGrantEnded(g, why); });
+  }
 
   INTERLOCK_RETURN_IF_ERROR(PrepareCgroups());
   INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
@@ -476,6 +495,9 @@ void Engine::StartSession(UniqueFd agent) {
       pctx.token_verifier = v.get();
     }
     proxy::pg::PgSessionEnv env{loop_.get(), audit_.get(), &cancels_, &clock_};
+    env.policy = policy_ != nullptr ? policy_->current_ptr() : nullptr;
+    env.approvals = approvals_.get();
+    env.grants = approvals_.get();
     auto pg = proxy::pg::PgSession::Start(env, std::move(agent), std::move(pctx),
                                           std::move(*recorder),
                                           [this](proxy::pg::PgSession* r) { OnSessionDone(r); });
@@ -600,7 +622,9 @@ void Engine::OnSignal() {
   signalfd_siginfo si;
   while (::read(signal_fd_.get(), &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGHUP) {
-      INTERLOCK_LOG(kInfo, "SIGHUP: configuration reload is not supported yet; restart to apply");
+      // The policy reloads; the rest of the configuration needs a restart.
+      if (policy_ != nullptr) (void)policy_->Reload("sighup");
+      else INTERLOCK_LOG(kInfo, "SIGHUP: no policy_file configured; other settings need a restart");
       continue;
     }
     INTERLOCK_LOG(kInfo, "signal %d: draining %d sessions", si.ssi_signo,
@@ -839,10 +863,99 @@ v1::ControlResponse Engine::HandleControl(const v1::ControlRequest& req,
       }
       break;
     }
+    case v1::ControlRequest::kListApprovals:
+    case v1::ControlRequest::kDecideApproval:
+    case v1::ControlRequest::kCreateGrant:
+    case v1::ControlRequest::kListGrants:
+    case v1::ControlRequest::kRevokeGrant:
+    case v1::ControlRequest::kReloadPolicy:
+      return HandleApprovals(req, caller);
     default:
       fail(absl::InvalidArgumentError("control: unknown request"));
   }
   return resp;
+}
+
+v1::Approver Engine::ApproverOf(const control::Caller& caller) const {
+  v1::Approver a;
+  a.set_uid(caller.cred.uid);
+  a.set_pid(static_cast<uint32_t>(caller.cred.pid));
+  a.set_cgroup_path(caller.cgroup_path);
+  struct stat st{};
+  if (::stat(absl::StrCat(cgroup_mount_, caller.cgroup_path).c_str(), &st) == 0) a.set_cgroup_id(st.st_ino);
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(caller.cred.uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) a.set_user(pw.pw_name);
+  return a;
+}
+
+v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const control::Caller& caller) {
+  v1::ControlResponse resp;
+  auto fail = [&resp](const absl::Status& st) {
+    resp.set_error_code(static_cast<int>(st.code()));
+    resp.set_error(std::string(st.message()));
+  };
+  v1::Approver who = ApproverOf(caller);
+  switch (req.request_case()) {
+    case v1::ControlRequest::kListApprovals: {
+      auto r = approvals_->List(req.list_approvals().all(), static_cast<int>(req.list_approvals().limit()));
+      if (!r.ok()) return fail(r.status()), resp;
+      for (auto& a : *r) *resp.mutable_list_approvals()->add_requests() = std::move(a);
+      break;
+    }
+    case v1::ControlRequest::kDecideApproval: {
+      const auto& d = req.decide_approval();
+      auto r = approvals_->Decide(d.id(), d.approve(), who, d.reason(), absl::Seconds(d.window_s()));
+      if (!r.ok()) return fail(r.status()), resp;
+      *resp.mutable_decide_approval()->mutable_request() = *r;
+      break;
+    }
+    case v1::ControlRequest::kCreateGrant: {
+      const auto& g = req.create_grant();
+      bool known = false;
+      for (const auto& r : config_.resources) known |= r.name == g.resource();
+      if (!known) return fail(absl::NotFoundError(absl::StrCat("no resource named \"", g.resource(), "\""))), resp;
+      auto r = approvals_->CreateGrant(g.workload(), g.resource(), absl::Seconds(g.duration_s()), g.reason(), who);
+      if (!r.ok()) return fail(r.status()), resp;
+      *resp.mutable_create_grant()->mutable_grant() = *r;
+      break;
+    }
+    case v1::ControlRequest::kListGrants: {
+      auto r = approvals_->ListGrants(req.list_grants().all());
+      if (!r.ok()) return fail(r.status()), resp;
+      for (auto& g : *r) *resp.mutable_list_grants()->add_grants() = std::move(g);
+      break;
+    }
+    case v1::ControlRequest::kRevokeGrant: {
+      auto r = approvals_->RevokeGrant(req.revoke_grant().id(), who);
+      if (!r.ok()) return fail(r.status()), resp;
+      *resp.mutable_revoke_grant()->mutable_grant() = *r;
+      break;
+    }
+    case v1::ControlRequest::kReloadPolicy: {
+      if (policy_ == nullptr) return fail(absl::FailedPreconditionError("no policy_file is configured")), resp;
+      absl::Status st = policy_->Reload("control");
+      if (!st.ok()) return fail(st), resp;
+      resp.mutable_reload_policy()->set_rules(policy_->current().policy().rules_size());
+      resp.mutable_reload_policy()->set_policy_file(policy_->path());
+      break;
+    }
+    default:
+      fail(absl::InvalidArgumentError("control: unknown request"));
+  }
+  return resp;
+}
+
+void Engine::OnGrantEnded(const v1::Grant& grant, const std::string& why) {
+  bool after_statement = policy_ != nullptr &&
+                         policy_->current().ForResource(grant.resource()).grant_expiry_after_statement();
+  std::vector<proxy::pg::PgSession*> affected;
+  for (const auto& [relay, s] : sessions_) {
+    auto* pg = dynamic_cast<proxy::pg::PgSession*>(relay);
+    if (pg != nullptr && pg->grant_id() == grant.id()) affected.push_back(pg);
+  }
+  for (proxy::pg::PgSession* pg : affected) pg->EndForGrant(why, after_statement);
 }
 
 void Engine::Audit(v1::AuditEvent event) {

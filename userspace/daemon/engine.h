@@ -29,6 +29,8 @@
 #include "userspace/common/clock.h"
 #include "userspace/config/config.h"
 #include "userspace/control/server.h"
+#include "userspace/daemon/approval_broker.h"
+#include "userspace/daemon/policy_watcher.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
 #include "userspace/auth/token_verifier.h"
@@ -97,6 +99,9 @@ class Engine {
   void RejectConnection(const std::string& reason, const std::string& detail,
                         const v1::WorkloadIdentity* who);
 
+  v1::ControlResponse HandleApprovals(const v1::ControlRequest& req, const control::Caller& caller);
+  v1::Approver ApproverOf(const control::Caller& caller) const;
+  void OnGrantEnded(const v1::Grant& grant, const std::string& why);
   v1::ControlResponse HandleControl(const v1::ControlRequest& req, const control::Caller& caller);
   absl::StatusOr<v1::EnrollResponse> Enroll(const std::string& name, bool default_deny);
   absl::Status Unenroll(uint64_t cgroup_id);
@@ -114,6 +119,8 @@ class Engine {
   std::unique_ptr<record::RecordingKey> key_;
   std::unique_ptr<identity::IdentityResolver> resolver_;
   std::unique_ptr<control::ControlServer> control_;
+  std::unique_ptr<PolicyWatcher> policy_;      // null: no policy configured
+  std::unique_ptr<ApprovalBroker> approvals_;
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
   proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;

@@ -28,8 +28,16 @@ class ProxySession {
   virtual bool done() const = 0;
   virtual const std::string& outcome() const = 0;
   virtual const std::string& detail() const = 0;
-  // Monotonic time of the last byte moved either way.
+  // Monotonic time of the last byte moved either way (a session held for approval counts
+  // as active).
   virtual absl::Duration last_activity() const = 0;
+  // The just-in-time grant the session ran under has expired or was revoked. Default:
+  // end now. `after_statement`: let a running statement finish first, where the
+  // protocol can tell.
+  virtual void EndForGrant(const std::string& detail, bool after_statement) {
+    (void)after_statement;
+    Abort("grant_ended", detail);
+  }
 };
 
 }  // namespace interlock::proxy

@@ -167,6 +167,25 @@ TEST(LoadConfig, ControlSocketFollowsStateDir) {
   EXPECT_EQ(MustLoad("state_dir: /opt/il\n").control_socket, "/opt/il/control.sock");
 }
 
+TEST(LoadConfig, PolicyAndApprovals) {
+  ServiceConfig cfg = MustLoad(
+      "policy_file: /etc/interlock/policy.yaml\n"
+      "approvals:\n  webhook_url: https://approvals.bank.example/hook\n"
+      "  webhook_header_ref: file:/etc/interlock/webhook.header\n  max_window_s: 600\n");
+  EXPECT_EQ(cfg.policy_file, "/etc/interlock/policy.yaml");
+  EXPECT_EQ(cfg.approvals.webhook_url, "https://approvals.bank.example/hook");
+  EXPECT_EQ(cfg.approvals.webhook_header_ref, "file:/etc/interlock/webhook.header");
+  EXPECT_EQ(cfg.approvals.max_window_s, 600u);
+  EXPECT_FALSE(cfg.approvals.allow_same_uid);
+  EXPECT_EQ(MustLoad("state_dir: /x\n").approvals.max_window_s, 86400u);
+  EXPECT_THAT(ErrorOf("policy_file: policy.yaml\n"), HasSubstr("interlock.yaml:1: policy_file"));
+  EXPECT_THAT(ErrorOf("approvals:\n  webhook_url: ftp://x/\n"), HasSubstr("approvals.webhook_url"));
+  // A secret in place of a reference is refused and not echoed.
+  std::string e = ErrorOf("approvals:\n  webhook_header_ref: \"Authorization: Bearer hunter2\"\n");
+  EXPECT_THAT(e, HasSubstr("approvals.webhook_header_ref"));
+  EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
+}
+
 TEST(LoadConfig, Ipv6ListenerCanBeDisabled) {
   ServiceConfig cfg = MustLoad("listener:\n  address_v6: \"-\"\n");
   EXPECT_FALSE(cfg.listener.address_v6.has_value());

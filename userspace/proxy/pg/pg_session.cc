@@ -4,11 +4,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
+#include <array>
 #include <cstring>
 #include <variant>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "userspace/auth/scram.h"
 #include "userspace/auth/secret.h"
 #include "userspace/codec/pg/encode.h"
@@ -160,6 +165,10 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
   agent_tls_.reset();
   agent_.Reset();
   upstream_.Reset();
+  if (held_.has_value()) {
+    if (env_.approvals != nullptr && !held_->approval_id.empty()) env_.approvals->Abandon(held_->approval_id);
+    held_.reset();
+  }
   if (tracker_ != nullptr) AuditStatements(tracker_->Finish("incomplete"));
   if (cancel_registered_) {
     env_.cancels->Unregister(our_pid_);
@@ -628,6 +637,9 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
     return;
   }
   agent_minor_version_ = startup.minor_version;
+  subject_.workload = ctx_.identity.workload();
+  subject_.cgroup_path = ctx_.identity.cgroup_path();
+  subject_.uid = ctx_.identity.uid();
   for (const auto& [name, value] : startup.params) {
     if (name == "replication" && value != "false" && value != "0" && value != "off" && value != "no") {
       Audit(v1::AUDIT_KIND_AUTH, "denied", "replication", "replication connections are not allowed");
@@ -652,6 +664,7 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
   Audit(v1::AUDIT_KIND_AUTH, "allowed", "workload",
         absl::StrCat("agent authenticated by its kernel-attested workload; upstream role ",
                      upstream_user_, " database ", upstream_database_));
+  if (!CheckGrant()) return;
   ConnectUpstream();
 }
 
@@ -677,6 +690,10 @@ void PgSession::HandlePassword(absl::string_view body) {
   Audit(v1::AUDIT_KIND_AUTH, "allowed", "token",
         absl::StrCat("token ", claims->subject, " (sha256 ", claims->token_sha256.substr(0, 12),
                      "...); upstream role ", upstream_user_, " database ", upstream_database_));
+  subject_.has_token = true;
+  subject_.sub = claims->subject;
+  subject_.groups = claims->groups;
+  if (!CheckGrant()) return;
   ConnectUpstream();
 }
 
@@ -912,6 +929,7 @@ void PgSession::BecomeReady() {
   cpg::Authentication ok;
   ok.code = cpg::AuthCode::kOk;
   hello += cpg::Encode(ok);
+  StartGuard();
   hello += held_parameter_status_;
   held_parameter_status_.clear();
   cpg::BackendKeyData k;
@@ -943,6 +961,7 @@ bool PgSession::RelayFrontend() {
     frontend_stream_left_ -= n;
     return true;
   }
+  if (held_.has_value()) return false;  // nothing passes a statement held for approval
   if (to_upstream_.size() >= kHighWaterBytes) return false;
   auto header = cpg::PeekHeader(agent_in_.view(), cpg::kMaxMessageBytes);
   if (!header.ok()) {
@@ -970,6 +989,21 @@ bool PgSession::RelayFrontend() {
   if (agent_in_.size() < h.total_bytes) return false;
   absl::string_view raw = agent_in_.view().substr(0, h.total_bytes);
   absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
+  std::optional<GuardVerdict> verdict;
+  if (guard_ != nullptr) {
+    auto v = guard_->OnFrontend(h.type, body);
+    if (!v.ok()) {
+      bool limit = absl::IsResourceExhausted(v.status());
+      Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", limit ? "too_much_state" : "bad_frontend_message",
+            std::string(v.status().message()));
+      FailToAgent(limit ? "54000" : "08P01", absl::StrCat("interlock: ", v.status().message()),
+                  limit ? "resource_limit" : "protocol_error", std::string(v.status().message()));
+      return false;
+    }
+    // Wait for the server to answer earlier batches; Pump retries after backend progress.
+    if (v->kind == GuardVerdict::kWait) return false;
+    verdict = *std::move(v);
+  }
   absl::Status st = tracker_->OnFrontend(h.type, body);
   if (absl::IsResourceExhausted(st)) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "too_many_objects", std::string(st.message()));
@@ -983,6 +1017,27 @@ bool PgSession::RelayFrontend() {
     return false;
   }
   RecordFromAgent(raw);
+  if (verdict.has_value() && verdict->decision.has_value()) {
+    bool statement = h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kExecute ||
+                     h.type == cpg::frontend::kFunctionCall;
+    if (statement) {
+      v1::PolicyDecision light = verdict->audit;
+      light.clear_classification();
+      tracker_->AttachDecision(std::move(light));
+    }
+    if (verdict->kind == GuardVerdict::kReplace) {
+      AuditDecision(verdict->audit, "denied");
+      SendToUpstream(verdict->replacement);
+      agent_in_.Consume(h.total_bytes);
+      return true;
+    }
+    if (verdict->kind == GuardVerdict::kHold) {
+      std::string copy(raw);
+      agent_in_.Consume(h.total_bytes);
+      StartHold(h.type, std::move(copy), *std::move(verdict));
+      return !held_.has_value();
+    }
+  }
   SendToUpstream(raw);
   agent_in_.Consume(h.total_bytes);
   return true;
@@ -1021,14 +1076,188 @@ bool PgSession::RelayBackend() {
   }
   if (upstream_in_.size() < h.total_bytes) return false;
   absl::string_view raw = upstream_in_.view().substr(0, h.total_bytes);
-  absl::Status tracked = tracker_->OnBackend(h.type, raw.substr(cpg::kMessageHeaderBytes));
+  std::optional<std::string> replaced;
+  if (guard_ != nullptr) {
+    // A denied statement's error, caused by its replacement, becomes interlockd's own.
+    replaced = guard_->OnBackend(h.type, raw.substr(cpg::kMessageHeaderBytes));
+  }
+  absl::string_view out = replaced.has_value() ? absl::string_view(*replaced) : raw;
+  absl::Status tracked = tracker_->OnBackend(h.type, out.substr(cpg::kMessageHeaderBytes));
   if (!tracked.ok()) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "bad_backend_message", std::string(tracked.message()));
   }
-  SendToAgent(raw);
+  SendToAgent(out);
   upstream_in_.Consume(h.total_bytes);
   AuditStatements(tracker_->TakeCompleted());
+  if (close_when_idle_ && h.type == cpg::backend::kReadyForQuery && tracker_->pending() == 0) {
+    CloseForGrant();
+    return false;
+  }
   return phase_ == Phase::kRelay;
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy: grants, decisions, holds
+
+bool PgSession::CheckGrant() {
+  if (env_.policy == nullptr || *env_.policy == nullptr) return true;
+  const v1::ResourcePolicy& rp = (*env_.policy)->ForResource(ctx_.resource_name);
+  if (!rp.require_grant()) return true;
+  std::optional<v1::Grant> grant;
+  if (env_.grants != nullptr) grant = env_.grants->ActiveGrant(ctx_.identity.workload(), ctx_.resource_name);
+  if (!grant.has_value()) {
+    Audit(v1::AUDIT_KIND_GRANT, "denied", "no_grant",
+          absl::StrCat("resource ", ctx_.resource_name, " requires a just-in-time grant for workload ",
+                       ctx_.identity.workload()));
+    std::string who = ctx_.identity.workload().empty() ? "<workload>" : ctx_.identity.workload();
+    FailToAgent("42501",
+                absl::StrCat("interlock: resource \"", ctx_.resource_name,
+                             "\" requires a just-in-time grant; an operator can run: interlock grant --workload ",
+                             who, " --resource ", ctx_.resource_name, " --for 15m --reason '...'"),
+                "no_grant", "no active grant");
+    return false;
+  }
+  grant_id_ = grant->id();
+  Audit(v1::AUDIT_KIND_GRANT, "allowed", "grant",
+        absl::StrCat("session under grant ", grant->id(), " (", grant->reason(), ")"));
+  return true;
+}
+
+void PgSession::StartGuard() {
+  if (env_.policy == nullptr || *env_.policy == nullptr) return;
+  GuardOptions g;
+  g.resource = ctx_.resource_name;
+  g.who = subject_;
+  std::array<unsigned char, 8> nonce;
+  if (RAND_bytes(nonce.data(), nonce.size()) != 1) {
+    // No randomness: fall back to the session id's hash (still never sent to the agent).
+    g.nonce = Sha256Hex(ctx_.session_id).substr(0, 16);
+  } else {
+    g.nonce = absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
+  }
+  guard_ = std::make_unique<StatementGuard>(std::move(g), env_.policy);
+  // The session's settings as the server announced them at start-up.
+  absl::string_view rest = held_parameter_status_;
+  while (!rest.empty()) {
+    auto frame = cpg::PeekFrame(rest, 1 << 20);
+    if (!frame.ok() || !frame->has_value()) break;
+    (void)guard_->OnBackend((*frame)->type, (*frame)->body);
+    rest.remove_prefix((*frame)->total_bytes);
+  }
+}
+
+void PgSession::AuditDecision(const v1::PolicyDecision& decision, const std::string& outcome) {
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_POLICY_DECISION);
+  ev.set_session_id(ctx_.session_id);
+  *ev.mutable_identity() = ctx_.identity;
+  ev.set_resource(ctx_.resource_name);
+  *ev.mutable_original_destination() = ctx_.original_destination;
+  ev.set_protocol("postgres");
+  ev.set_outcome(outcome);
+  ev.set_reason(decision.rule_id().empty() ? decision.source() : decision.rule_id());
+  ev.set_detail(decision.reason());
+  *ev.mutable_decision() = decision;
+  (void)env_.audit->Emit(std::move(ev));
+}
+
+void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
+  held_ = Held{type, std::move(raw), "", verdict.audit};
+  const policy::Decision& d = *verdict.decision;
+  if (env_.approvals == nullptr) {
+    AuditDecision(verdict.audit, "denied");
+    std::string repl = guard_->DenyHeld(type, "interlock: statement needs approval, and no approval service is configured",
+                                        absl::StrCat("Policy rule \"", d.rule_id, "\"."));
+    held_.reset();
+    SendToUpstream(repl);
+    return;
+  }
+  v1::ApprovalRequest r;
+  r.set_session_id(ctx_.session_id);
+  *r.mutable_requester() = ctx_.identity;
+  r.set_token_subject(subject_.sub);
+  r.set_resource(ctx_.resource_name);
+  r.set_database(upstream_database_);
+  r.set_db_user(upstream_user_);
+  r.set_statement(verdict.review.statement);
+  r.set_statement_sha256(verdict.review.statement_sha256);
+  r.set_parameters_sha256(verdict.review.parameters_sha256);
+  r.set_fingerprint(verdict.review.fingerprint);
+  r.set_rule_id(d.rule_id);
+  r.set_reason(d.reason);
+  r.set_classification(absl::StrJoin(verdict.audit.statements(), "; "));
+  auto submitted = env_.approvals->Submit(std::move(r), d.review_timeout,
+                                          [this](const v1::ApprovalRequest& done) { OnHoldResolved(done); });
+  if (!submitted.ok()) {
+    AuditDecision(verdict.audit, "denied");
+    std::string repl = guard_->DenyHeld(
+        type, "interlock: statement needs approval, and the approval request could not be stored",
+        std::string(submitted.status().message()));
+    held_.reset();
+    SendToUpstream(repl);
+    return;
+  }
+  held_->approval_id = submitted->id();
+  held_->audit.set_approval_id(submitted->id());
+  if (submitted->state() == v1::APPROVAL_STATE_APPROVED) {
+    ReleaseHeld("approval_window", *submitted);
+    return;
+  }
+  AuditDecision(held_->audit, "held");
+}
+
+void PgSession::ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request) {
+  Held h = std::move(*held_);
+  held_.reset();
+  h.audit.set_source(source);
+  h.audit.set_approval_id(request.id());
+  AuditDecision(h.audit, "released");
+  SendToUpstream(h.raw);
+}
+
+void PgSession::OnHoldResolved(const v1::ApprovalRequest& request) {
+  if (phase_ == Phase::kDone || !held_.has_value() || held_->approval_id != request.id()) return;
+  if (request.state() == v1::APPROVAL_STATE_APPROVED) {
+    ReleaseHeld("approved", request);
+  } else {
+    Held h = std::move(*held_);
+    held_.reset();
+    bool timeout = request.state() == v1::APPROVAL_STATE_TIMED_OUT;
+    h.audit.set_source(timeout ? "review_timeout" : "review_denied");
+    AuditDecision(h.audit, "denied");
+    std::string message =
+        timeout ? absl::StrCat("interlock: approval ", request.id(), " timed out; the statement was not run")
+                : absl::StrCat("interlock: approval ", request.id(), " denied: ",
+                               request.decision_reason().empty() ? "no reason given" : request.decision_reason());
+    std::string detail = absl::StrCat("Policy rule \"", request.rule_id(), "\"",
+                                      request.approver().user().empty() ? "" : absl::StrCat("; decided by ", request.approver().user()),
+                                      ".");
+    SendToUpstream(guard_->DenyHeld(h.type, message, detail));
+  }
+  Pump();
+}
+
+const std::string& PgSession::held_approval() const {
+  static const std::string kNone;
+  return held_.has_value() ? held_->approval_id : kNone;
+}
+
+void PgSession::EndForGrant(const std::string& detail, bool after_statement) {
+  if (phase_ == Phase::kDone || phase_ == Phase::kClosing) return;
+  grant_end_detail_ = detail;
+  if (after_statement && phase_ == Phase::kRelay && tracker_ != nullptr && tracker_->pending() > 0 &&
+      !held_.has_value()) {
+    close_when_idle_ = true;  // at the next ReadyForQuery with nothing in flight
+    return;
+  }
+  CloseForGrant();
+  Pump();
+}
+
+void PgSession::CloseForGrant() {
+  Audit(v1::AUDIT_KIND_GRANT, "closed", "grant_ended", grant_end_detail_);
+  FailToAgent("57P01", absl::StrCat("interlock: terminating connection: ", grant_end_detail_), "grant_ended",
+              grant_end_detail_);
 }
 
 }  // namespace interlock::proxy::pg

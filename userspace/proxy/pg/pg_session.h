@@ -41,7 +41,10 @@
 #include "userspace/net/socket.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/pg/byte_queue.h"
+#include "userspace/policy/evaluator.h"
+#include "userspace/proxy/approval_gate.h"
 #include "userspace/proxy/pg/cancel_registry.h"
+#include "userspace/proxy/pg/guard.h"
 #include "userspace/proxy/pg/statement_tracker.h"
 #include "userspace/proxy/pg/upstream_login.h"
 #include "userspace/proxy/session.h"
@@ -77,6 +80,13 @@ struct PgSessionEnv {
   audit::AuditLog* audit = nullptr;
   CancelRegistry* cancels = nullptr;
   const Clock* clock = nullptr;
+  // The engine's current policy (null or pointing at null: statements are audited, not
+  // judged). Read at each decision; replaced on reload.
+  const std::shared_ptr<const policy::PolicyEvaluator>* policy = nullptr;
+  // Approval holds and just-in-time grants (owned by the engine). Without a gate, a
+  // statement sent to review is denied (fail closed).
+  ApprovalGate* approvals = nullptr;
+  GrantLookup* grants = nullptr;
 };
 
 class PgSession final : public ProxySession {
@@ -95,8 +105,14 @@ class PgSession final : public ProxySession {
   bool done() const override { return phase_ == Phase::kDone; }
   const std::string& outcome() const override { return outcome_; }
   const std::string& detail() const override { return detail_; }
-  absl::Duration last_activity() const override { return last_activity_; }
-
+  absl::Duration last_activity() const override {
+    return held_.has_value() ? env_.clock->Monotonic() : last_activity_;
+  }
+  void EndForGrant(const std::string& detail, bool after_statement) override;
+  // The grant this session runs under ("" when the resource needs none).
+  const std::string& grant_id() const { return grant_id_; }
+  // The pending approval request holding this session, if any.
+  const std::string& held_approval() const;
  private:
   enum class Phase {
     kAgentStartup,        // waiting for SSLRequest/StartupMessage/CancelRequest
@@ -157,6 +173,14 @@ class PgSession final : public ProxySession {
              const std::string& detail);
   bool AgentReadAllowed() const;
   bool UpstreamReadAllowed() const;
+  // Policy: decisions, holds and grants.
+  bool CheckGrant();
+  void StartGuard();
+  void StartHold(char type, std::string raw, GuardVerdict verdict);
+  void OnHoldResolved(const v1::ApprovalRequest& request);
+  void ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request);
+  void AuditDecision(const v1::PolicyDecision& decision, const std::string& outcome);
+  void CloseForGrant();
 
   PgSessionEnv env_;
   UniqueFd agent_;
@@ -201,6 +225,20 @@ class PgSession final : public ProxySession {
   uint32_t our_pid_ = 0;
   bool cancel_registered_ = false;
   int32_t upstream_pid_ = 0, upstream_key_ = 0;
+
+  // Policy.
+  policy::SubjectFacts subject_;
+  std::unique_ptr<StatementGuard> guard_;
+  struct Held {
+    char type = 0;
+    std::string raw;  // the agent's exact message, forwarded on approval
+    std::string approval_id;
+    v1::PolicyDecision audit;
+  };
+  std::optional<Held> held_;
+  std::string grant_id_;
+  std::string grant_end_detail_;
+  bool close_when_idle_ = false;
 
   uint32_t interest_[2] = {0, 0};
   bool registered_[2] = {false, false};

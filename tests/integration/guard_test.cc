@@ -1,0 +1,489 @@
+// End-to-end tests of guardrails: a real PostgreSQL 15, a real interlockd with a policy
+// file, the real eBPF redirect, unmodified clients (psql, pgbench) started as an enrolled,
+// unprivileged workload, and approvers using the `interlock` CLI from outside it. A local
+// HTTP receiver started by the test plays the approvers' webhook.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "interlock/v1/approval.pb.h"
+#include "tests/testing/interlockd_harness.h"
+#include "tests/testing/postgres_server.h"
+#include "tests/testing/privileged.h"
+#include "tests/testing/wait.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kAppPassword[] = "guard-test-secret";
+constexpr uint32_t kNobody = 65534;
+
+// A one-thread HTTP/1.1 receiver on 127.0.0.1: answers every POST 200 and keeps bodies.
+class WebhookReceiver {
+ public:
+  WebhookReceiver() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~WebhookReceiver() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_, "/hooks/interlock"); }
+  std::vector<std::string> bodies() {
+    std::lock_guard<std::mutex> l(mu_);
+    return bodies_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      std::string req;
+      char buf[4096];
+      size_t need = std::string::npos;
+      while (true) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        req.append(buf, n);
+        size_t hdr = req.find("\r\n\r\n");
+        if (hdr != std::string::npos && need == std::string::npos) {
+          size_t cl = req.find("Content-Length: ");
+          size_t len = 0;
+          if (cl != std::string::npos) {
+            (void)absl::SimpleAtoi(req.substr(cl + 16, req.find("\r\n", cl) - cl - 16), &len);
+          }
+          need = hdr + 4 + len;
+        }
+        if (need != std::string::npos && req.size() >= need) break;
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        size_t hdr = req.find("\r\n\r\n");
+        if (hdr != std::string::npos) bodies_.push_back(req.substr(hdr + 4));
+      }
+      const char kOk[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      (void)!::write(c, kOk, sizeof kOk - 1);
+      ::close(c);
+    }
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
+};
+
+std::string PolicyYaml(uint32_t review_timeout_s, bool require_grant = false) {
+  return absl::StrCat(R"YAML(resources:
+  - resource: appdb
+    default_action: ACTION_REVIEW
+)YAML",
+                      require_grant ? "    require_grant: true\n" : "", R"YAML(rules:
+  - id: allow-reads
+    match: {kinds: [STATEMENT_KIND_SELECT, STATEMENT_KIND_SHOW, STATEMENT_KIND_SET, STATEMENT_KIND_TRANSACTION]}
+    action: ACTION_ALLOW
+  - id: allow-row-writes
+    match: {kinds: [STATEMENT_KIND_UPDATE, STATEMENT_KIND_INSERT]}
+    action: ACTION_ALLOW
+  - id: review-deletes
+    match: {kinds: [STATEMENT_KIND_DELETE]}
+    action: ACTION_REVIEW
+    reason: deleting accounts needs a human
+    review_timeout_s: )YAML",
+                      review_timeout_s, R"YAML(
+  - id: deny-ddl
+    match: {kinds: [STATEMENT_KIND_DDL]}
+    action: ACTION_DENY
+    reason: no schema changes from agents
+)YAML");
+}
+
+class GuardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    INTERLOCK_REQUIRE_ROOT();
+    dir_ = MakeTempDir("interlock-guardtest-");
+    ::chmod(dir_.c_str(), 0755);
+    pg_ = std::make_unique<PostgresServer>(PostgresOptions{.address = "127.0.0.45"});
+    ASSERT_TRUE(pg_->Start().ok()) << pg_->Log();
+    ASSERT_TRUE(pg_->Psql(absl::StrCat("CREATE ROLE app LOGIN PASSWORD '", kAppPassword, "'")).ok());
+    ASSERT_TRUE(pg_->Psql("CREATE DATABASE appdb OWNER app").ok());
+    ASSERT_TRUE(pg_->Psql("CREATE TABLE accounts(id int primary key, owner text, balance numeric);"
+                          "INSERT INTO accounts SELECT g, 'owner' || g, g * 10 FROM generate_series(1, 100) g;"
+                          "ALTER TABLE accounts OWNER TO app",
+                          "appdb")
+                    .ok());
+    password_file_ = absl::StrCat(dir_, "/app.pw");
+    ASSERT_TRUE(WriteFileAtomic(password_file_, kAppPassword, 0600).ok());
+    policy_file_ = absl::StrCat(dir_, "/policy.yaml");
+  }
+  void TearDown() override {
+    pg_.reset();
+    RemoveTree(dir_);
+  }
+
+  void WritePolicy(const std::string& yaml) { ASSERT_TRUE(WriteFileAtomic(policy_file_, yaml, 0644).ok()); }
+
+  std::unique_ptr<InterlockdHarness> Daemon(const std::string& webhook_url = "") {
+    ResourceSpec r{"appdb", pg_->address(), pg_->port(),
+                   absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
+                                "      login: {user: app, database: appdb, password_ref: \"file:",
+                                password_file_, "\"}\n      sslmode: disable\n")};
+    std::string extra = absl::StrCat("policy_file: ", policy_file_, "\n");
+    if (!webhook_url.empty()) absl::StrAppend(&extra, "approvals:\n  webhook_url: ", webhook_url, "\n");
+    return std::make_unique<InterlockdHarness>(HarnessOptions{.resources = {r}, .extra_yaml = extra});
+  }
+
+  // psql as an unprivileged agent (uid nobody) with no password; each -c is one Query on
+  // the same connection.
+  std::vector<std::string> Psql(const std::vector<std::string>& commands, bool stop_on_error = true) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", absl::StrCat("--reuid=", kNobody),
+                                     absl::StrCat("--regid=", kNobody), "--clear-groups",
+                                     "/usr/bin/env", "-u", "PGPASSWORD", "HOME=/tmp", "PGCONNECT_TIMEOUT=10",
+                                     "/usr/bin/psql", "-X", "-h", pg_->address(), "-p", absl::StrCat(pg_->port()),
+                                     "-U", "agent", "-d", "whatever", "-v", "VERBOSITY=verbose", "-v",
+                                     stop_on_error ? "ON_ERROR_STOP=1" : "ON_ERROR_STOP=0", "-At"};
+    for (const auto& c : commands) argv.insert(argv.end(), {"-c", c});
+    return argv;
+  }
+
+  std::string Count(const std::string& where = "") {
+    auto r = pg_->Psql(absl::StrCat("SELECT count(*) FROM accounts", where), "appdb");
+    return r.ok() ? std::string(absl::StripAsciiWhitespace(*r)) : "error";
+  }
+
+  static std::vector<v1::ApprovalRequest> Approvals(InterlockdHarness& h, bool all = false) {
+    std::vector<std::string> args = {"approvals", "--json"};
+    if (all) args.push_back("--all");
+    CommandResult r = h.Cli(args);
+    std::vector<v1::ApprovalRequest> out;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+      v1::ApprovalRequest a;
+      if (google::protobuf::util::JsonStringToMessage(std::string(line), &a).ok()) out.push_back(a);
+    }
+    return out;
+  }
+
+  static std::string WaitForPending(InterlockdHarness& h) {
+    std::string id;
+    WaitFor([&] {
+      auto p = Approvals(h);
+      if (p.empty()) return false;
+      id = p[0].id();
+      return true;
+    }, 20);
+    return id;
+  }
+
+  std::string dir_, password_file_, policy_file_;
+  std::unique_ptr<PostgresServer> pg_;
+};
+
+TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
+  WebhookReceiver hook;
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon(hook.url());
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+
+  CommandResult agent_result;
+  std::thread agent([&] {
+    agent_result = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 1 RETURNING id"}));
+  });
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  auto pending = Approvals(*h);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].statement(), "DELETE FROM accounts WHERE id = 1 RETURNING id");
+  EXPECT_EQ(pending[0].rule_id(), "review-deletes");
+  EXPECT_EQ(pending[0].requester().workload(), "billing-agent");
+  EXPECT_EQ(pending[0].requester().uid(), kNobody);
+  // Held: not run.
+  EXPECT_EQ(Count(" WHERE id = 1"), "1");
+
+  // A process inside an enrolled workload cannot approve (the agent approving itself).
+  CommandResult rogue =
+      h->RunAgent("rogue-approver", {BinaryPath("interlock"), "--config", h->config_path(), "approve", id});
+  EXPECT_NE(rogue.exit_code, 0);
+  EXPECT_THAT(rogue.err, HasSubstr("enrolled"));
+  EXPECT_EQ(Count(" WHERE id = 1"), "1");
+
+  CommandResult ok = h->Cli({"approve", id, "--reason", "ticket CHG-42"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  agent.join();
+  EXPECT_EQ(agent_result.exit_code, 0) << agent_result.err << h->DaemonLog();
+  EXPECT_EQ(agent_result.out, "1\nDELETE 1\n");
+  EXPECT_EQ(Count(" WHERE id = 1"), "0");
+
+  // Evidence: requested and approved, with requester, approver and the exact statement.
+  ASSERT_TRUE(WaitFor([&] { return OfKind(h->AuditEvents(), v1::AUDIT_KIND_APPROVAL).size() >= 2; }));
+  auto approvals = OfKind(h->AuditEvents(), v1::AUDIT_KIND_APPROVAL);
+  EXPECT_EQ(approvals[0].outcome(), "requested");
+  const auto& decided = approvals.back();
+  EXPECT_EQ(decided.outcome(), "approved");
+  EXPECT_EQ(decided.approval().approver().uid(), 0u);
+  EXPECT_EQ(decided.approval().decision_reason(), "ticket CHG-42");
+  EXPECT_EQ(decided.approval().statement(), "DELETE FROM accounts WHERE id = 1 RETURNING id");
+  bool held = false, released = false;
+  for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_POLICY_DECISION)) {
+    held |= e.outcome() == "held" && e.decision().rule_id() == "review-deletes";
+    released |= e.outcome() == "released" && e.decision().source() == "approved";
+  }
+  EXPECT_TRUE(held);
+  EXPECT_TRUE(released);
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h->AuditEvents(), v1::AUDIT_KIND_STATEMENT).empty(); }));
+  auto st = OfKind(h->AuditEvents(), v1::AUDIT_KIND_STATEMENT);
+  EXPECT_EQ(st.back().statement().decision().rule_id(), "review-deletes");
+  EXPECT_EQ(st.back().statement().status(), "ok");
+  // The webhook got the request.
+  ASSERT_TRUE(WaitFor([&] { return !hook.bodies().empty(); }));
+  EXPECT_THAT(hook.bodies()[0], HasSubstr(id));
+  EXPECT_THAT(hook.bodies()[0], HasSubstr("DELETE FROM accounts WHERE id = 1"));
+  EXPECT_THAT(hook.bodies()[0], HasSubstr("approval.requested"));
+}
+
+TEST_F(GuardTest, DeniedStatementGets42501AndTheConnectionStaysUsable) {
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = h->RunAgent(
+      "billing-agent", Psql({"DROP TABLE accounts", "SELECT count(*) FROM accounts"}, /*stop_on_error=*/false));
+  EXPECT_THAT(r.err, HasSubstr("42501"));
+  EXPECT_THAT(r.err, HasSubstr("interlock: no schema changes from agents"));
+  EXPECT_THAT(r.err, HasSubstr("deny-ddl"));
+  EXPECT_EQ(r.out, "100\n");  // same connection, next statement ran
+  EXPECT_EQ(Count(), "100");
+
+  // Inside a transaction the denial aborts it, exactly like a server error: the earlier
+  // UPDATE is rolled back and COMMIT reports ROLLBACK.
+  r = h->RunAgent("billing-agent", Psql({"BEGIN", "UPDATE accounts SET balance = 0 WHERE id = 2",
+                                         "DROP TABLE accounts", "COMMIT"},
+                                        /*stop_on_error=*/false));
+  EXPECT_THAT(r.out, HasSubstr("ROLLBACK"));
+  EXPECT_EQ(Count(" WHERE id = 2 AND balance = 20"), "1");
+
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h->AuditEvents(), v1::AUDIT_KIND_POLICY_DECISION).empty(); }));
+  auto d = OfKind(h->AuditEvents(), v1::AUDIT_KIND_POLICY_DECISION)[0];
+  EXPECT_EQ(d.outcome(), "denied");
+  EXPECT_EQ(d.decision().rule_id(), "deny-ddl");
+  EXPECT_EQ(d.decision().action(), "DENY");
+  ASSERT_EQ(d.decision().classification().statements_size(), 1);
+  EXPECT_EQ(d.decision().classification().statements(0).kind(), v1::STATEMENT_KIND_DDL);
+}
+
+TEST_F(GuardTest, Psycopg2SeesDenialsAsInsufficientPrivilegeAndWaitsOnHolds) {
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  std::string script = absl::StrCat(dir_, "/agent.py");
+  std::ofstream(script) << R"PY(
+import sys, psycopg2, psycopg2.errors
+conn = psycopg2.connect("host=%s port=%s user=agent dbname=whatever connect_timeout=10" % (sys.argv[1], sys.argv[2]))
+cur = conn.cursor()
+cur.execute("SELECT count(*) FROM accounts WHERE balance > %s", (500,))
+assert cur.fetchone()[0] == 50
+try:
+    cur.execute("CREATE TABLE exfil AS SELECT * FROM accounts")
+    print("ddl was not denied"); sys.exit(1)
+except psycopg2.errors.InsufficientPrivilege as e:
+    assert "no schema changes from agents" in str(e), str(e)
+conn.rollback()
+# held until the test approves it; psycopg2 just waits for the result
+cur.execute("DELETE FROM accounts WHERE id = %s", (8,))
+assert cur.rowcount == 1
+conn.commit()
+cur.execute("SELECT count(*) FROM accounts")
+print(cur.fetchone()[0])
+)PY";
+  ::chmod(script.c_str(), 0644);
+  CommandResult r;
+  std::thread agent([&] {
+    r = h->RunAgent("py-agent", {"/usr/bin/setpriv", absl::StrCat("--reuid=", kNobody),
+                                 absl::StrCat("--regid=", kNobody), "--clear-groups", "/usr/bin/env", "-u",
+                                 "PGPASSWORD", "HOME=/tmp", "/usr/bin/python3", script, pg_->address(),
+                                 absl::StrCat(pg_->port())});
+  });
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  EXPECT_EQ(Approvals(*h)[0].statement(), "DELETE FROM accounts WHERE id = 8");
+  EXPECT_EQ(Count(" WHERE id = 8"), "1");
+  EXPECT_EQ(h->Cli({"approve", id}).exit_code, 0);
+  agent.join();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "99\n");
+}
+
+TEST_F(GuardTest, ReviewTimesOutAndApproverDenialReachesTheAgent) {
+  WritePolicy(PolicyYaml(2));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  auto start = std::chrono::steady_clock::now();
+  CommandResult r = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 3"}));
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("42501"));
+  EXPECT_THAT(r.err, HasSubstr("timed out"));
+  EXPECT_GE(waited, 1.5);
+  EXPECT_EQ(Count(" WHERE id = 3"), "1");
+
+  CommandResult denied;
+  std::thread agent([&] {
+    denied = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 4", "SELECT 'still here'"},
+                                               /*stop_on_error=*/false));
+  });
+  // The deadline is 2 s: deny quickly.
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty());
+  EXPECT_NE(h->Cli({"deny", id}).exit_code, 0);  // a denial needs a reason
+  CommandResult d = h->Cli({"deny", id, "--reason", "not during business hours"});
+  agent.join();
+  if (d.exit_code == 0) {
+    EXPECT_THAT(denied.err, HasSubstr("not during business hours"));
+  } else {
+    EXPECT_THAT(d.err, HasSubstr("timed_out"));  // lost the race against the 2 s deadline
+  }
+  EXPECT_THAT(denied.out, HasSubstr("still here"));
+  EXPECT_EQ(Count(" WHERE id = 4"), "1");
+}
+
+TEST_F(GuardTest, RestartDuringAHoldExpiresTheRequestNeverApprovesIt) {
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult agent_result;
+  std::thread agent([&] { agent_result = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 5"})); });
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty());
+  h->Kill();
+  agent.join();
+  EXPECT_NE(agent_result.exit_code, 0);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  auto all = Approvals(*h, /*all=*/true);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].state(), v1::APPROVAL_STATE_EXPIRED);
+  CommandResult late = h->Cli({"approve", id});
+  EXPECT_NE(late.exit_code, 0);
+  EXPECT_THAT(late.err, HasSubstr("expired"));
+  EXPECT_EQ(Count(" WHERE id = 5"), "1");
+}
+
+TEST_F(GuardTest, ExtendedProtocolExecuteIsHeldUntilApproved) {
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  std::string script = absl::StrCat(dir_, "/delete.sql");
+  std::ofstream(script) << "DELETE FROM accounts WHERE id = 6;\nSELECT count(*) FROM accounts;\n";
+  ::chmod(script.c_str(), 0644);
+  std::vector<std::string> argv = {"/usr/bin/setpriv", absl::StrCat("--reuid=", kNobody),
+                                   absl::StrCat("--regid=", kNobody), "--clear-groups", "/usr/bin/env", "-u",
+                                   "PGPASSWORD", "HOME=/tmp", "/usr/bin/pgbench", "-n", "-M", "prepared", "-t", "3",
+                                   "-f", script, "-h", pg_->address(), "-p", absl::StrCat(pg_->port()), "-U",
+                                   "agent", "whatever"};
+  CommandResult r;
+  std::thread agent([&] { r = h->RunAgent("bench-agent", argv); });
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  EXPECT_EQ(Approvals(*h)[0].statement(), "DELETE FROM accounts WHERE id = 6;");
+  EXPECT_EQ(Count(" WHERE id = 6"), "1");
+  // Approve with a window: the same prepared statement runs twice more without review.
+  EXPECT_EQ(h->Cli({"approve", id, "--for", "10m"}).exit_code, 0);
+  agent.join();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("number of transactions actually processed: 3/3"));
+  EXPECT_EQ(Count(" WHERE id = 6"), "0");
+  int by_window = 0;
+  for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_APPROVAL)) by_window += e.outcome() == "approved_by_window";
+  EXPECT_EQ(by_window, 2);
+}
+
+TEST_F(GuardTest, GrantRequiredAndItsExpiryClosesTheSession) {
+  WritePolicy(PolicyYaml(120, /*require_grant=*/true));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = h->RunAgent("billing-agent", Psql({"SELECT 1"}));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant"));
+  CommandResult g = h->Cli({"grant", "--workload", "billing-agent", "--resource", "appdb", "--for", "3s",
+                            "--reason", "incident INC-7"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_THAT(h->Cli({"grants"}).out, HasSubstr("incident INC-7"));
+  auto start = std::chrono::steady_clock::now();
+  r = h->RunAgent("billing-agent", Psql({"SELECT 1", "SELECT pg_sleep(30)"}));
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.out, "1\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("expired"));
+  EXPECT_LT(took, 20);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_GRANT)) {
+      if (e.outcome() == "closed") return true;
+    }
+    return false;
+  }));
+  // And after expiry, no grant: refused again.
+  r = h->RunAgent("billing-agent", Psql({"SELECT 1"}));
+  EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant"));
+}
+
+TEST_F(GuardTest, PolicyReloadOnFileChangeRejectsInvalidAndAppliesValid) {
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  auto reloads = [&](const std::string& outcome) {
+    int n = 0;
+    for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_POLICY)) n += e.outcome() == outcome;
+    return n;
+  };
+  WritePolicy("rules:\n  - id: broken\n    action: ACTION_SOMETIMES\n");
+  ASSERT_TRUE(WaitFor([&] { return reloads("rejected") == 1; })) << h->DaemonLog();
+  for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_POLICY)) {
+    if (e.outcome() == "rejected") {
+      EXPECT_THAT(e.detail(), HasSubstr("policy.yaml:3"));
+    }
+  }
+  // The old policy is still in force.
+  CommandResult r = h->RunAgent("billing-agent", Psql({"DROP TABLE accounts"}));
+  EXPECT_THAT(r.err, HasSubstr("no schema changes from agents"));
+  // A valid one applies to the next statement.
+  WritePolicy("rules:\n  - {id: read-only, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_DENY, "
+              "reason: reads are closed}\n");
+  ASSERT_TRUE(WaitFor([&] { return reloads("loaded") >= 2; })) << h->DaemonLog();
+  r = h->RunAgent("billing-agent", Psql({"SELECT 1"}));
+  EXPECT_THAT(r.err, HasSubstr("reads are closed"));
+  // SIGHUP and `interlock reload` reload too.
+  EXPECT_EQ(h->Cli({"reload"}).exit_code, 0);
+  EXPECT_GE(reloads("loaded"), 3);
+}
+
+}  // namespace
+}  // namespace interlock::testing

@@ -1,0 +1,114 @@
+// ApprovalBroker: interlockd's approvals and just-in-time grants. Sessions submit holds
+// (proxy::ApprovalGate) and ask about grants (proxy::GrantLookup); approvers decide through
+// the control API. Requests and grants live in SQLite (approval/store.h) so they survive a
+// restart — where a pending request's connection is gone, so it is marked EXPIRED at start,
+// never approved. New requests are POSTed to the approvers' webhook (approval/webhook.h).
+//
+// Who may decide: the caller of the control API (root or admin_group, never a process in
+// an enrolled cgroup — control/server.h) and, here, never the requester itself: not a
+// process in the requesting workload's cgroup (or below it), and not the same uid unless
+// the configuration allows it.
+//
+//   INTERLOCK_ASSIGN_OR_RETURN(auto broker, ApprovalBroker::Create(opts, loop, audit, clock));
+//   broker->OnGrantEnded([&](const v1::Grant& g, const std::string& why) { close sessions });
+//   session env: .approvals = broker.get(), .grants = broker.get()
+//   control: broker->Decide(id, /*approve=*/true, approver, "ok", absl::Minutes(15));
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "interlock/v1/approval.pb.h"
+#include "interlock/v1/events.pb.h"
+#include "userspace/approval/store.h"
+#include "userspace/approval/webhook.h"
+#include "userspace/audit/audit_log.h"
+#include "userspace/common/clock.h"
+#include "userspace/config/config.h"
+#include "userspace/net/event_loop.h"
+#include "userspace/proxy/approval_gate.h"
+
+namespace interlock::daemon {
+
+struct ApprovalBrokerOptions {
+  std::string db_path;  // <state_dir>/approvals.db
+  std::string host;
+  config::ApprovalsConfig approvals;
+  // Longest grant, and the CLI name used in the webhook's suggested commands.
+  absl::Duration max_grant = absl::Hours(24 * 7);
+};
+
+class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLookup {
+ public:
+  using GrantEndedFn = std::function<void(const v1::Grant&, const std::string& why)>;
+
+  // Opens the store, expires requests left pending by a previous run (audited), starts
+  // the webhook notifier when configured, and arms expiry timers for active grants.
+  static absl::StatusOr<std::unique_ptr<ApprovalBroker>> Create(ApprovalBrokerOptions options,
+                                                                net::EventLoop* loop, audit::AuditLog* audit,
+                                                                const Clock* clock);
+  ~ApprovalBroker() override;
+
+  // proxy::ApprovalGate
+  absl::StatusOr<v1::ApprovalRequest> Submit(v1::ApprovalRequest request, absl::Duration timeout,
+                                             ResolvedFn on_resolved) override;
+  void Abandon(const std::string& id) override;
+  // proxy::GrantLookup
+  std::optional<v1::Grant> ActiveGrant(absl::string_view workload, absl::string_view resource) override;
+
+  // Control API. PERMISSION_DENIED when `approver` is the requester; FAILED_PRECONDITION
+  // when already decided; NOT_FOUND; INVALID_ARGUMENT for a window over the maximum or a
+  // deny without a reason.
+  absl::StatusOr<v1::ApprovalRequest> Decide(const std::string& id, bool approve, const v1::Approver& approver,
+                                             const std::string& reason, absl::Duration window);
+  absl::StatusOr<std::vector<v1::ApprovalRequest>> List(bool all, int limit);
+  absl::StatusOr<v1::Grant> CreateGrant(const std::string& workload, const std::string& resource,
+                                        absl::Duration duration, const std::string& reason,
+                                        const v1::Approver& by);
+  absl::StatusOr<std::vector<v1::Grant>> ListGrants(bool all);
+  absl::StatusOr<v1::Grant> RevokeGrant(const std::string& id, const v1::Approver& by);
+
+  // Called when a grant expires or is revoked (on the loop).
+  void OnGrantEnded(GrantEndedFn fn) { grant_ended_ = std::move(fn); }
+
+  // Pending requests with a live hold (for status).
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  struct Pending {
+    ResolvedFn on_resolved;
+    net::EventLoop::TimerId timer = 0;
+  };
+
+  ApprovalBroker(ApprovalBrokerOptions options, net::EventLoop* loop, audit::AuditLog* audit, const Clock* clock,
+                 std::unique_ptr<approval::ApprovalStore> store);
+  int64_t NowUs() const;
+  std::string NewId(absl::string_view prefix) const;
+  void Finish(const std::string& id, v1::ApprovalState state, const v1::Approver& who, const std::string& reason,
+              int64_t window_until_us);
+  void AuditApproval(const v1::ApprovalRequest& r, const std::string& outcome);
+  void AuditGrant(const v1::Grant& g, const std::string& outcome, const std::string& detail);
+  void ArmGrantTimer(const v1::Grant& g);
+  void Notify(const v1::ApprovalRequest& r);
+
+  ApprovalBrokerOptions options_;
+  net::EventLoop* loop_;
+  audit::AuditLog* audit_;
+  const Clock* clock_;
+  std::unique_ptr<approval::ApprovalStore> store_;
+  std::unique_ptr<approval::WebhookNotifier> webhook_;
+  absl::flat_hash_map<std::string, Pending> pending_;
+  absl::flat_hash_map<std::string, net::EventLoop::TimerId> grant_timers_;
+  GrantEndedFn grant_ended_;
+};
+
+// The pure self-approval rule: PERMISSION_DENIED (with why) when `approver` is, or runs
+// inside the workload of, the requester.
+absl::Status CheckApprover(const v1::Approver& approver, const v1::WorkloadIdentity& requester,
+                           bool allow_same_uid);
+
+}  // namespace interlock::daemon
