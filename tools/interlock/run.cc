@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -21,11 +22,13 @@ namespace interlock::cli {
 namespace {
 
 constexpr char kRunHelp[] =
-    "usage: interlock run --as NAME [--default-deny] -- CMD [ARGS...]\n"
+    "usage: interlock run --as NAME [--default-deny] [--token-file PATH] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD in a new cgroup enrolled as workload NAME. Its connections to protected\n"
     "resources go through interlockd; with --default-deny every other destination is\n"
-    "refused (EPERM). CMD's exit status is returned.\n";
+    "refused (EPERM). --token-file binds an OIDC token file to the enrollment: interlockd\n"
+    "reads it (re-reading it when it changes) and CMD's sessions carry its identity; the\n"
+    "token is refused from any other cgroup. CMD's exit status is returned.\n";
 
 pid_t g_child = -1;
 
@@ -42,6 +45,7 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   }
   std::string name;
   bool default_deny = false;
+  std::string token_file;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     if (args[i] == "--as" && i + 1 < args.size()) {
@@ -50,6 +54,10 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
       name = args[i].substr(5);
     } else if (args[i] == "--default-deny") {
       default_deny = true;
+    } else if (args[i] == "--token-file" && i + 1 < args.size()) {
+      token_file = args[++i];
+    } else if (args[i].rfind("--token-file=", 0) == 0) {
+      token_file = args[i].substr(13);
     } else if (args[i] == "--") {
       ++i;
       break;
@@ -66,6 +74,12 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   v1::ControlRequest req;
   req.mutable_enroll()->set_name(name);
   req.mutable_enroll()->set_default_deny(default_deny);
+  if (!token_file.empty()) {
+    char* abs = ::realpath(token_file.c_str(), nullptr);
+    if (abs == nullptr) return Fail(2, absl::StrCat("run: --token-file ", token_file, ": ", std::strerror(errno)));
+    req.mutable_enroll()->set_token_file(abs);
+    ::free(abs);
+  }
   auto resp = control::CallControl(cfg->control_socket, req);
   if (!resp.ok()) return Fail(1, absl::StrCat("run: enroll: ", resp.status().message()));
   const std::string dir = resp->enroll().cgroup_dir();

@@ -23,6 +23,8 @@ namespace interlock::auth {
 struct TokenContext {
   std::string workload;
   uint64_t cgroup_id = 0;
+  // Relative to the cgroup2 mount ("/interlock/workloads/billing-agent.12.1").
+  std::string cgroup_path;
 };
 
 // What a verified token says. Fields a verifier does not know stay empty.

@@ -186,13 +186,26 @@ absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, con
       break;
     case v1::AGENT_AUTH_TOKEN:
       out.agent_auth = AgentAuth::kToken;
-      if (in.token_sha256().empty()) {
-        problems.Add(path + ".token_sha256", "AGENT_AUTH_TOKEN needs at least one accepted token digest");
+      if (in.token_sha256().empty() && in.token_issuers().empty()) {
+        problems.Add(path + ".token_issuers",
+                     "AGENT_AUTH_TOKEN needs token_issuers (OIDC) or token_sha256 (static tokens)");
         ok = false;
       }
       break;
     default:
       problems.Add(path + ".agent_auth", absl::StrCat("unknown agent_auth ", in.agent_auth()));
+      ok = false;
+  }
+  for (const auto& name : in.token_issuers()) out.token_issuers.push_back(name);
+  switch (in.token_expiry()) {
+    case v1::TOKEN_EXPIRY_UNSPECIFIED:
+    case v1::TOKEN_EXPIRY_CLOSE:
+      break;
+    case v1::TOKEN_EXPIRY_RECHECK:
+      out.token_expiry_recheck = true;
+      break;
+    default:
+      problems.Add(path + ".token_expiry", absl::StrCat("unknown token_expiry ", in.token_expiry()));
       ok = false;
   }
   ok = BuildLogin(in.login(), path + ".login", problems, out.login) && ok;
@@ -402,6 +415,13 @@ void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& cg
     enr.name = e.name();
     enr.default_deny = e.default_deny();
     bool ok = true;
+    if (!e.token_file().empty()) {
+      if (auto p = AbsolutePath(e.token_file(), path + ".token_file", problems)) {
+        enr.token_file = *std::move(p);
+      } else {
+        ok = false;
+      }
+    }
 
     if (e.name().empty()) {
       problems.Add(path + ".name", "required");
@@ -456,6 +476,57 @@ bool IsValidName(absl::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
   });
+}
+
+static void BuildOidcIssuers(const v1::Config& in, Problems& problems, std::vector<OidcIssuerConfig>& out) {
+  absl::flat_hash_map<std::string, int> names;
+  for (int i = 0; i < in.oidc_issuers_size(); ++i) {
+    const v1::OidcIssuer& o = in.oidc_issuers(i);
+    const std::string path = absl::StrCat("oidc_issuers[", i, "]");
+    OidcIssuerConfig c;
+    c.name = o.name();
+    if (!IsValidName(o.name())) problems.Add(path + ".name", NameProblem(o.name()));
+    if (!names.emplace(o.name(), i).second) {
+      problems.Add(path + ".name", absl::StrCat("duplicate issuer name ", Quote(o.name())));
+    }
+    c.issuer = o.issuer();
+    if (o.issuer().empty()) problems.Add(path + ".issuer", "required (the exact iss claim)");
+    c.audiences.assign(o.audiences().begin(), o.audiences().end());
+    if (c.audiences.empty()) problems.Add(path + ".audiences", "at least one accepted audience is required");
+    for (int j = 0; j < o.algorithms_size(); ++j) {
+      const std::string& a = o.algorithms(j);
+      if (a != "RS256" && a != "PS256" && a != "ES256" && a != "EdDSA") {
+        problems.Add(absl::StrCat(path, ".algorithms[", j, "]"),
+                     absl::StrCat(Quote(a), " is not one of RS256, PS256, ES256, EdDSA"));
+      }
+      c.algorithms.push_back(a);
+    }
+    if (c.algorithms.empty()) problems.Add(path + ".algorithms", "pin at least one algorithm");
+    int sources = !o.jwks_file().empty() + !o.jwks_uri().empty() + o.discovery();
+    if (sources != 1) {
+      problems.Add(path + ".jwks_file", "set exactly one of jwks_file, jwks_uri and discovery");
+    }
+    if (!o.jwks_file().empty()) {
+      if (auto p = AbsolutePath(o.jwks_file(), path + ".jwks_file", problems)) c.jwks_file = *std::move(p);
+    }
+    if (!o.jwks_uri().empty() && !absl::StartsWith(o.jwks_uri(), "https://")) {
+      problems.Add(path + ".jwks_uri", "must be an https:// URL");
+    }
+    c.jwks_uri = o.jwks_uri();
+    c.discovery = o.discovery();
+    if (o.discovery() && !absl::StartsWith(o.issuer(), "https://")) {
+      problems.Add(path + ".issuer", "discovery needs an https:// issuer");
+    }
+    if (!o.ca_file().empty()) {
+      if (auto p = AbsolutePath(o.ca_file(), path + ".ca_file", problems)) c.ca_file = *std::move(p);
+    }
+    if (o.clock_skew_s() > 600) problems.Add(path + ".clock_skew_s", "at most 600 seconds");
+    if (o.clock_skew_s() > 0) c.clock_skew = absl::Seconds(o.clock_skew_s());
+    if (!o.groups_claim().empty()) c.groups_claim = o.groups_claim();
+    if (o.min_refresh_interval_s() > 0) c.min_refresh_interval = absl::Seconds(o.min_refresh_interval_s());
+    c.max_token_lifetime = absl::Seconds(o.max_token_lifetime_s());
+    out.push_back(std::move(c));
+  }
 }
 
 absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap source) {
@@ -565,6 +636,19 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
     out.approvals.webhook_header_ref = ap.webhook_header_ref();
   }
   out.approvals.allow_same_uid = ap.allow_same_uid();
+  BuildOidcIssuers(proto, problems, out.oidc_issuers);
+  for (size_t i = 0; i < out.resources.size(); ++i) {
+    if (!out.resources[i].postgres.has_value()) continue;
+    const auto& names = out.resources[i].postgres->token_issuers;
+    for (size_t j = 0; j < names.size(); ++j) {
+      bool known = false;
+      for (const auto& iss : out.oidc_issuers) known |= iss.name == names[j];
+      if (!known) {
+        problems.Add(absl::StrCat("resources[", i, "].postgres.token_issuers[", j, "]"),
+                     absl::StrCat("no oidc_issuers entry named ", Quote(names[j])));
+      }
+    }
+  }
   out.approvals.max_window_s = Ranged(ap.max_window_s(), 1, 30 * 86400, 86400, "approvals.max_window_s", source, problems);
 
   INTERLOCK_RETURN_IF_ERROR(std::move(problems).Status());

@@ -81,6 +81,8 @@ struct PostgresConfig {
   std::vector<std::string> token_sha256;  // lower-case hex
   std::string agent_tls_cert_file;        // both set: TLS towards the agent
   std::string agent_tls_key_file;
+  std::vector<std::string> token_issuers;  // OidcIssuerConfig names
+  bool token_expiry_recheck = false;       // TOKEN_EXPIRY_RECHECK; else close at exp
 
   // The login for `workload` (by_workload entry, else the default login).
   const PostgresLoginConfig& LoginFor(const std::string& workload) const {
@@ -110,6 +112,23 @@ struct EnrollmentConfig {
   std::string name;
   std::string cgroup_path;  // relative to the cgroup2 mount; no leading or trailing '/'
   bool default_deny = false;
+  std::string token_file;   // absolute or empty
+};
+
+// A trusted OIDC issuer (config.proto OidcIssuer), validated.
+struct OidcIssuerConfig {
+  std::string name;
+  std::string issuer;
+  std::vector<std::string> audiences;
+  std::vector<std::string> algorithms;  // RS256 PS256 ES256 EdDSA
+  std::string jwks_file;                // exactly one of jwks_file, jwks_uri, discovery
+  std::string jwks_uri;
+  bool discovery = false;
+  std::string ca_file;
+  absl::Duration clock_skew = absl::Seconds(60);
+  std::string groups_claim = "groups";
+  absl::Duration min_refresh_interval = absl::Seconds(30);
+  absl::Duration max_token_lifetime = absl::ZeroDuration();  // zero: no limit
 };
 
 struct TimeoutConfig {
@@ -141,6 +160,7 @@ struct ServiceConfig {
   uint32_t max_sessions = kDefaultMaxSessions;
   std::string policy_file;  // absolute; empty: no policy
   ApprovalsConfig approvals;
+  std::vector<OidcIssuerConfig> oidc_issuers;
 
   interlock::v1::Config proto;  // as written, before defaults
   SourceMap source;             // field path -> line, for later messages about this file

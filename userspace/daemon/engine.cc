@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "userspace/auth/jwt/oidc_verifier.h"
 #include "userspace/common/cgroup_fs.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/file_util.h"
@@ -134,6 +135,7 @@ absl::Status Engine::Init() {
   INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
   INTERLOCK_RETURN_IF_ERROR(RestoreEnrollments());
   INTERLOCK_RETURN_IF_ERROR(LoadAgentTls());
+  INTERLOCK_RETURN_IF_ERROR(LoadTokenVerifiers());
   INTERLOCK_RETURN_IF_ERROR(Listen());
 
   // Signals arrive through the loop, never in a handler.
@@ -285,6 +287,8 @@ absl::Status Engine::RestoreEnrollments() {
     w.cgroup_id = cgroup_id;
     w.default_deny = enrollment.flags & IL_ENROLL_DEFAULT_DENY;
     w.ephemeral = it->second.ephemeral();
+    w.token_file = it->second.token_file();
+    if (!w.token_file.empty()) token_bindings_.Bind(w.cgroup_path, w.name, w.token_file);
     resolver_->RememberCgroup(cgroup_id, w.cgroup_path);
     workloads_[cgroup_id] = std::move(w);
   }
@@ -304,12 +308,53 @@ absl::Status Engine::RestoreEnrollments() {
     w.cgroup_path = CgroupPathRelative(cgroup_mount_, dir);
     w.cgroup_id = id;
     w.default_deny = e.default_deny;
+    w.token_file = e.token_file;
+    if (!w.token_file.empty()) token_bindings_.Bind(w.cgroup_path, w.name, w.token_file);
     INTERLOCK_RETURN_IF_ERROR(datapath_->Enroll(
         id, il_enrollment{w.workload_id, w.default_deny ? IL_ENROLL_DEFAULT_DENY : 0u}));
     resolver_->RememberCgroup(id, w.cgroup_path);
     workloads_[id] = std::move(w);
   }
   return SaveState();
+}
+
+absl::Status Engine::LoadTokenVerifiers() {
+  for (const config::ResourceConfig& r : config_.resources) {
+    if (!r.postgres.has_value()) continue;
+    const config::PostgresConfig& pg = *r.postgres;
+    std::unique_ptr<auth::TokenVerifier> jwt, fixed;
+    if (!pg.token_issuers.empty()) {
+      std::vector<auth::jwt::IssuerConfig> issuers;
+      for (const std::string& name : pg.token_issuers) {
+        for (const config::OidcIssuerConfig& o : config_.oidc_issuers) {
+          if (o.name != name) continue;
+          auth::jwt::IssuerConfig c;
+          c.issuer = o.issuer;
+          c.audiences = o.audiences;
+          c.algorithms = o.algorithms;
+          c.jwks_file = o.jwks_file;
+          c.jwks_uri = o.jwks_uri;
+          c.discovery = o.discovery;
+          c.ca_file = o.ca_file;
+          c.clock_skew = o.clock_skew;
+          c.groups_claim = o.groups_claim;
+          c.min_refresh_interval = o.min_refresh_interval;
+          c.max_token_lifetime = o.max_token_lifetime;
+          issuers.push_back(std::move(c));
+        }
+      }
+      auto v = auth::jwt::JwtVerifier::Create(std::move(issuers), clock_);
+      if (!v.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("resource ", r.name, ": token issuers: ", v.status().message()));
+      }
+      jwt = std::move(*v);
+    }
+    if (!pg.token_sha256.empty()) fixed = std::make_unique<auth::StaticTokenVerifier>(pg.token_sha256);
+    if (jwt == nullptr && fixed == nullptr) continue;
+    token_verifiers_[r.id] = std::make_unique<BindingVerifier>(
+        std::make_unique<AnyTokenVerifier>(std::move(jwt), std::move(fixed)), &token_bindings_);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Engine::LoadAgentTls() {
@@ -489,11 +534,11 @@ void Engine::StartSession(UniqueFd agent) {
       pctx.tls = *tls;
     }
     if (auto it = agent_tls_.find(resource.id); it != agent_tls_.end()) pctx.agent_tls = it->second.get();
-    if (resource.postgres->agent_auth == config::AgentAuth::kToken) {
-      std::unique_ptr<auth::TokenVerifier>& v = token_verifiers_[resource.id];
-      if (v == nullptr) v = std::make_unique<auth::StaticTokenVerifier>(resource.postgres->token_sha256);
-      pctx.token_verifier = v.get();
+    if (auto v = token_verifiers_.find(resource.id); v != token_verifiers_.end()) {
+      pctx.token_verifier = v->second.get();
     }
+    std::string cgroup_path = who.cgroup_path();
+    pctx.bound_token = [this, cgroup_path] { return token_bindings_.TokenFor(cgroup_path); };
     proxy::pg::PgSessionEnv env{loop_.get(), audit_.get(), &cancels_, &clock_};
     env.policy = policy_ != nullptr ? policy_->current_ptr() : nullptr;
     env.approvals = approvals_.get();
@@ -562,6 +607,7 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   ev.set_kind(v1::AUDIT_KIND_SESSION_END);
   ev.set_session_id(session->id);
   *ev.mutable_identity() = session->identity;
+  if (const v1::WorkloadIdentity* learned = relay->learned_identity()) *ev.mutable_identity() = *learned;
   ev.set_resource(session->resource->name);
   *ev.mutable_original_destination() = session->original_destination;
   *ev.mutable_upstream() = session->upstream;
@@ -669,6 +715,7 @@ void Engine::OnTick() {
     (void)datapath_->Unenroll(id);
     ::rmdir(w.cgroup_dir.c_str());
     resolver_->ForgetCgroup(id);
+    token_bindings_.Unbind(w.cgroup_path);
     workloads_.erase(id);
     v1::AuditEvent ev;
     ev.set_kind(v1::AUDIT_KIND_ENROLLMENT);
@@ -702,6 +749,7 @@ absl::Status Engine::SaveState() {
     out->set_cgroup_id(w.cgroup_id);
     out->set_default_deny(w.default_deny);
     out->set_ephemeral(w.ephemeral);
+    out->set_token_file(w.token_file);
   }
   std::string json;
   google::protobuf::util::JsonPrintOptions opts;
@@ -725,10 +773,14 @@ bool Engine::IsEnrolledCgroup(const std::string& cgroup_path) const {
   return false;
 }
 
-absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool default_deny) {
+absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool default_deny,
+                                                  const std::string& token_file) {
   if (!ValidWorkloadName(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("enroll: workload name \"", name, "\" must match [a-z0-9._-]{1,63}"));
+  }
+  if (!token_file.empty() && token_file[0] != '/') {
+    return absl::InvalidArgumentError("enroll: --token-file must be an absolute path");
   }
   if (draining_) return absl::UnavailableError("enroll: interlockd is shutting down");
   std::string dir;
@@ -749,6 +801,7 @@ absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool 
   w.cgroup_id = id;
   w.default_deny = default_deny;
   w.ephemeral = true;
+  w.token_file = token_file;
   absl::Status st = datapath_->Enroll(
       id, il_enrollment{w.workload_id, default_deny ? IL_ENROLL_DEFAULT_DENY : 0u});
   if (!st.ok()) {
@@ -756,13 +809,15 @@ absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool 
     return st;
   }
   resolver_->RememberCgroup(id, w.cgroup_path);
+  if (!token_file.empty()) token_bindings_.Bind(w.cgroup_path, name, token_file);
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_ENROLLMENT);
   ev.set_outcome("enrolled");
   ev.mutable_identity()->set_workload(name);
   ev.mutable_identity()->set_cgroup_id(id);
   ev.mutable_identity()->set_cgroup_path(w.cgroup_path);
-  ev.set_detail(default_deny ? "default_deny" : "");
+  ev.set_detail(absl::StrCat(default_deny ? "default_deny" : "",
+                             token_file.empty() ? "" : absl::StrCat(default_deny ? "; " : "", "token_file ", token_file)));
   Audit(std::move(ev));
   workloads_[id] = std::move(w);
   INTERLOCK_RETURN_IF_ERROR(SaveState());
@@ -808,6 +863,7 @@ v1::StatusResponse Engine::Status() {
     out->set_cgroup_id(w.cgroup_id);
     out->set_default_deny(w.default_deny);
     out->set_ephemeral(w.ephemeral);
+    out->set_token_file(w.token_file);
   }
   if (auto stats = datapath_->ReadStats(); stats.ok()) {
     s.set_kernel_redirected(stats->redirected);
@@ -832,7 +888,7 @@ v1::ControlResponse Engine::HandleControl(const v1::ControlRequest& req,
       *resp.mutable_status() = Status();
       break;
     case v1::ControlRequest::kEnroll: {
-      auto r = Enroll(req.enroll().name(), req.enroll().default_deny());
+      auto r = Enroll(req.enroll().name(), req.enroll().default_deny(), req.enroll().token_file());
       if (r.ok()) {
         *resp.mutable_enroll() = *r;
       } else {

@@ -31,6 +31,7 @@
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
 #include "userspace/daemon/policy_watcher.h"
+#include "userspace/daemon/token_bindings.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
 #include "userspace/auth/token_verifier.h"
@@ -71,6 +72,7 @@ class Engine {
     bool default_deny = false;
     bool ephemeral = false;
     bool unenroll_pending = false;  // removed from the map once its cgroup is empty
+    std::string token_file;         // bound token, if any
   };
   class FdWatcher;
 
@@ -103,7 +105,11 @@ class Engine {
   v1::Approver ApproverOf(const control::Caller& caller) const;
   void OnGrantEnded(const v1::Grant& grant, const std::string& why);
   v1::ControlResponse HandleControl(const v1::ControlRequest& req, const control::Caller& caller);
-  absl::StatusOr<v1::EnrollResponse> Enroll(const std::string& name, bool default_deny);
+  absl::StatusOr<v1::EnrollResponse> Enroll(const std::string& name, bool default_deny,
+                                            const std::string& token_file);
+  // Token verifiers for PostgreSQL resources (OIDC issuers and static digests, behind the
+  // enrollment binding check); fails start-up on an unusable issuer.
+  absl::Status LoadTokenVerifiers();
   absl::Status Unenroll(uint64_t cgroup_id);
   v1::StatusResponse Status();
   bool IsEnrolledCgroup(const std::string& cgroup_path) const;
@@ -121,6 +127,7 @@ class Engine {
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<PolicyWatcher> policy_;      // null: no policy configured
   std::unique_ptr<ApprovalBroker> approvals_;
+  TokenBindings token_bindings_;
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
   proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "interlock/v1/identity.pb.h"
 
 namespace interlock::proxy {
 
@@ -34,6 +35,9 @@ class ProxySession {
   // The just-in-time grant the session ran under has expired or was revoked. Default:
   // end now. `after_statement`: let a running statement finish first, where the
   // protocol can tell.
+  // Identity facts learned during the session (a verified token's issuer, subject and
+  // groups) to carry in the session-end event; null when the session learned none.
+  virtual const v1::WorkloadIdentity* learned_identity() const { return nullptr; }
   virtual void EndForGrant(const std::string& detail, bool after_statement) {
     (void)after_statement;
     Abort("grant_ended", detail);

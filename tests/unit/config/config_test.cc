@@ -186,6 +186,54 @@ TEST(LoadConfig, PolicyAndApprovals) {
   EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
 }
 
+TEST(LoadConfig, OidcIssuersAndTokenBinding) {
+  ServiceConfig cfg = MustLoad(R"(
+oidc_issuers:
+  - name: corp
+    issuer: https://login.bank.example/realms/agents
+    audiences: [interlock]
+    algorithms: [RS256, EdDSA]
+    discovery: true
+    groups_claim: realm_access.roles
+    clock_skew_s: 30
+enrollments:
+  - {name: etl, cgroup_path: interlock/etl, token_file: /run/etl/token}
+resources:
+  - name: db
+    address: 127.0.0.9
+    port: 5432
+    protocol: PROTOCOL_POSTGRES
+    postgres:
+      agent_auth: AGENT_AUTH_TOKEN
+      token_issuers: [corp]
+      token_expiry: TOKEN_EXPIRY_RECHECK
+      login: {user: u, database: d}
+)");
+  ASSERT_EQ(cfg.oidc_issuers.size(), 1u);
+  EXPECT_EQ(cfg.oidc_issuers[0].groups_claim, "realm_access.roles");
+  EXPECT_EQ(cfg.oidc_issuers[0].clock_skew, absl::Seconds(30));
+  EXPECT_TRUE(cfg.oidc_issuers[0].discovery);
+  EXPECT_EQ(cfg.enrollments[0].token_file, "/run/etl/token");
+  ASSERT_TRUE(cfg.resources[0].postgres.has_value());
+  EXPECT_TRUE(cfg.resources[0].postgres->token_expiry_recheck);
+
+  std::string e = ErrorOf(R"(
+oidc_issuers:
+  - {name: a, issuer: "", audiences: [], algorithms: [HS256], jwks_file: rel.json, discovery: true}
+resources:
+  - name: db
+    address: 127.0.0.9
+    port: 5432
+    protocol: PROTOCOL_POSTGRES
+    postgres: {agent_auth: AGENT_AUTH_TOKEN, token_issuers: [nobody], login: {user: u, database: d}}
+)");
+  EXPECT_THAT(e, HasSubstr("oidc_issuers[0].issuer: required"));
+  EXPECT_THAT(e, HasSubstr("oidc_issuers[0].audiences"));
+  EXPECT_THAT(e, HasSubstr("oidc_issuers[0].algorithms[0]: \"HS256\" is not one of"));
+  EXPECT_THAT(e, HasSubstr("set exactly one of jwks_file, jwks_uri and discovery"));
+  EXPECT_THAT(e, HasSubstr("resources[0].postgres.token_issuers[0]: no oidc_issuers entry named \"nobody\""));
+}
+
 TEST(LoadConfig, Ipv6ListenerCanBeDisabled) {
   ServiceConfig cfg = MustLoad("listener:\n  address_v6: \"-\"\n");
   EXPECT_FALSE(cfg.listener.address_v6.has_value());

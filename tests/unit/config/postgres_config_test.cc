@@ -67,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: a}, sslmode: verify-full}\n",
                 "resources[0].postgres.sslrootcert: required with sslmode verify-full"},
         BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: a}, agent_auth: AGENT_AUTH_TOKEN}\n",
-                "token_sha256: AGENT_AUTH_TOKEN needs at least one"},
+                "token_issuers: AGENT_AUTH_TOKEN needs token_issuers (OIDC) or token_sha256"},
         BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: a}, agent_auth: AGENT_AUTH_TOKEN, "
                 "token_sha256: [abc]}\n",
                 "token_sha256[0]: must be 64 hex digits"},

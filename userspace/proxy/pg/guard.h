@@ -119,6 +119,9 @@ class StatementGuard {
   // and the error the agent will get (SQLSTATE 42501, `message`, `detail`).
   std::string DenyHeld(char type, absl::string_view message, absl::string_view detail);
 
+  // The requester's facts changed (a renewed token): later decisions use them.
+  void SetSubject(policy::SubjectFacts who) { options_.who = std::move(who); }
+
   // For tests and diagnostics.
   size_t prepared_count() const { return projected_.statements.size(); }
   const sql::SessionSettings& settings() const { return settings_; }

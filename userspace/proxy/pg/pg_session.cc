@@ -142,7 +142,7 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
   phase_ = Phase::kDone;
   outcome_ = outcome;
   detail_ = detail;
-  for (net::EventLoop::TimerId* t : {&connect_timer_, &resume_timer_}) {
+  for (net::EventLoop::TimerId* t : {&connect_timer_, &resume_timer_, &token_timer_}) {
     if (*t != 0) {
       env_.loop->Cancel(*t);
       *t = 0;
@@ -654,6 +654,23 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
   const config::PostgresLoginConfig& login = ctx_.postgres->LoginFor(ctx_.identity.workload());
   upstream_user_ = login.user;
   upstream_database_ = login.database;
+  // A token bound at the workload's enrollment speaks for it: the agent never holds it,
+  // and is not asked for one.
+  if (ctx_.bound_token && ctx_.token_verifier != nullptr) {
+    auto bound = ctx_.bound_token();
+    if (!bound.ok()) {
+      Audit(v1::AUDIT_KIND_AUTH, "denied", "bound_token_unreadable", std::string(bound.status().message()));
+      FailToAgent("28000", "interlock: the token bound to this workload cannot be read", "denied",
+                  std::string(bound.status().message()));
+      return;
+    }
+    if (bound->has_value()) {
+      if (!AcceptToken(**bound, "bound_token")) return;
+      if (!CheckGrant()) return;
+      ConnectUpstream();
+      return;
+    }
+  }
   if (ctx_.postgres->agent_auth == config::AgentAuth::kToken) {
     cpg::Authentication a;
     a.code = cpg::AuthCode::kCleartextPassword;
@@ -675,24 +692,7 @@ void PgSession::HandlePassword(absl::string_view body) {
                 std::string(pw.status().message()));
     return;
   }
-  if (ctx_.token_verifier == nullptr) {
-    FailToAgent("28000", "interlock: token authentication is not configured", "denied", "no verifier");
-    return;
-  }
-  auth::TokenContext tctx{ctx_.identity.workload(), ctx_.identity.cgroup_id()};
-  auto claims = ctx_.token_verifier->Verify(pw->password, tctx);
-  if (!claims.ok()) {
-    Audit(v1::AUDIT_KIND_AUTH, "denied", "bad_token", std::string(claims.status().message()));
-    FailToAgent("28P01", "interlock: token authentication failed", "denied",
-                std::string(claims.status().message()));
-    return;
-  }
-  Audit(v1::AUDIT_KIND_AUTH, "allowed", "token",
-        absl::StrCat("token ", claims->subject, " (sha256 ", claims->token_sha256.substr(0, 12),
-                     "...); upstream role ", upstream_user_, " database ", upstream_database_));
-  subject_.has_token = true;
-  subject_.sub = claims->subject;
-  subject_.groups = claims->groups;
+  if (!AcceptToken(pw->password, "password")) return;
   if (!CheckGrant()) return;
   ConnectUpstream();
 }
@@ -989,6 +989,10 @@ bool PgSession::RelayFrontend() {
   if (agent_in_.size() < h.total_bytes) return false;
   absl::string_view raw = agent_in_.view().substr(0, h.total_bytes);
   absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
+  if (h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kParse || h.type == cpg::frontend::kExecute ||
+      h.type == cpg::frontend::kFunctionCall) {
+    if (!RecheckToken()) return false;
+  }
   std::optional<GuardVerdict> verdict;
   if (guard_ != nullptr) {
     auto v = guard_->OnFrontend(h.type, body);
@@ -1050,6 +1054,12 @@ bool PgSession::RelayBackend() {
     SendToAgent(upstream_in_.view().substr(0, n));
     upstream_in_.Consume(n);
     backend_stream_left_ -= n;
+    if (backend_stream_left_ == 0 && pending_fatal_.has_value()) {
+      PendingFatal f = *std::move(pending_fatal_);
+      pending_fatal_.reset();
+      FailToAgent(f.sqlstate, f.message, f.outcome, f.message);
+      return false;
+    }
     return phase_ == Phase::kRelay;
   }
   if (to_agent_.size() >= kHighWaterBytes) return false;
@@ -1098,6 +1108,97 @@ bool PgSession::RelayBackend() {
 
 // ---------------------------------------------------------------------------------------
 // Policy: grants, decisions, holds
+
+bool PgSession::AcceptToken(absl::string_view token, const std::string& source) {
+  if (ctx_.token_verifier == nullptr) {
+    FailToAgent("28000", "interlock: token authentication is not configured", "denied", "no verifier");
+    return false;
+  }
+  auth::TokenContext tctx{ctx_.identity.workload(), ctx_.identity.cgroup_id(), ctx_.identity.cgroup_path()};
+  auto claims = ctx_.token_verifier->Verify(token, tctx);
+  if (!claims.ok()) {
+    absl::string_view msg = claims.status().message();
+    std::string reason(msg.substr(0, msg.find(':')));
+    Audit(v1::AUDIT_KIND_AUTH, "denied", reason.empty() ? "bad_token" : reason,
+          absl::StrCat(source, ": ", msg));
+    FailToAgent("28P01", "interlock: token authentication failed", "denied", std::string(msg));
+    return false;
+  }
+  subject_.has_token = true;
+  subject_.sub = claims->subject;
+  subject_.groups = claims->groups;
+  subject_.claims.clear();
+  for (const auto& [k, v] : claims->string_claims) subject_.claims[k] = v;
+  if (!claims->azp.empty()) subject_.claims["azp"] = claims->azp;
+  ctx_.identity.set_token_issuer(claims->issuer);
+  ctx_.identity.set_token_subject(claims->subject);
+  ctx_.identity.clear_token_groups();
+  for (const auto& g : claims->groups) ctx_.identity.add_token_groups(g);
+  bool first = token_expires_ == absl::InfiniteFuture() && token_timer_ == 0;
+  token_expires_ = claims->expires_at;
+  if (first) {
+    Audit(v1::AUDIT_KIND_AUTH, "allowed", source == "bound_token" ? "bound_token" : "token",
+          absl::StrCat("token of ", claims->issuer.empty() ? "" : absl::StrCat(claims->issuer, " "), "subject ",
+                       claims->subject, " (sha256 ", claims->token_sha256.substr(0, 12), "...)",
+                       source == "bound_token" ? " bound at enrollment" : "", "; upstream role ", upstream_user_,
+                       " database ", upstream_database_));
+  }
+  if (guard_ != nullptr) guard_->SetSubject(subject_);
+  // Expiry: close at exp, or (recheck) judge at the next statement.
+  if (token_timer_ != 0) {
+    env_.loop->Cancel(token_timer_);
+    token_timer_ = 0;
+  }
+  if (!ctx_.postgres->token_expiry_recheck && token_expires_ != absl::InfiniteFuture()) {
+    absl::Duration left = token_expires_ - env_.clock->Now();
+    if (left < absl::ZeroDuration()) left = absl::ZeroDuration();
+    token_timer_ = env_.loop->RunAfter(left, [this] {
+      token_timer_ = 0;
+      OnTokenExpired();
+    });
+  }
+  return true;
+}
+
+void PgSession::OnTokenExpired() {
+  if (phase_ == Phase::kDone || phase_ == Phase::kClosing) return;
+  Audit(v1::AUDIT_KIND_AUTH, "closed", "token_expired",
+        absl::StrCat("token of subject ", subject_.sub, " expired at ", absl::FormatTime(token_expires_)));
+  CloseAtBoundary("57P01", "interlock: terminating connection: the session's token expired", "token_expired");
+  Pump();
+}
+
+bool PgSession::RecheckToken() {
+  if (!ctx_.postgres->token_expiry_recheck || !subject_.has_token) return true;
+  if (env_.clock->Now() < token_expires_) return true;
+  // A rotated bound token file brings a fresh token; a password-field token cannot renew.
+  if (ctx_.bound_token) {
+    auto bound = ctx_.bound_token();
+    if (bound.ok() && bound->has_value()) {
+      auth::TokenContext tctx{ctx_.identity.workload(), ctx_.identity.cgroup_id(), ctx_.identity.cgroup_path()};
+      auto claims = ctx_.token_verifier->Verify(**bound, tctx);
+      if (claims.ok() && claims->expires_at > env_.clock->Now()) {
+        Audit(v1::AUDIT_KIND_AUTH, "allowed", "token_renewed",
+              absl::StrCat("rotated token of subject ", claims->subject, " (sha256 ",
+                           claims->token_sha256.substr(0, 12), "...)"));
+        return AcceptToken(**bound, "bound_token");
+      }
+    }
+  }
+  Audit(v1::AUDIT_KIND_AUTH, "closed", "token_expired",
+        absl::StrCat("token of subject ", subject_.sub, " expired at ", absl::FormatTime(token_expires_),
+                     "; no valid replacement"));
+  CloseAtBoundary("57P01", "interlock: terminating connection: the session's token expired", "token_expired");
+  return false;
+}
+
+void PgSession::CloseAtBoundary(const std::string& sqlstate, const std::string& message, const std::string& outcome) {
+  if (backend_stream_left_ > 0) {
+    pending_fatal_ = PendingFatal{sqlstate, message, outcome};
+    return;
+  }
+  FailToAgent(sqlstate, message, outcome, message);
+}
 
 bool PgSession::CheckGrant() {
   if (env_.policy == nullptr || *env_.policy == nullptr) return true;
@@ -1256,8 +1357,7 @@ void PgSession::EndForGrant(const std::string& detail, bool after_statement) {
 
 void PgSession::CloseForGrant() {
   Audit(v1::AUDIT_KIND_GRANT, "closed", "grant_ended", grant_end_detail_);
-  FailToAgent("57P01", absl::StrCat("interlock: terminating connection: ", grant_end_detail_), "grant_ended",
-              grant_end_detail_);
+  CloseAtBoundary("57P01", absl::StrCat("interlock: terminating connection: ", grant_end_detail_), "grant_ended");
 }
 
 }  // namespace interlock::proxy::pg

@@ -72,6 +72,9 @@ struct PgSessionContext {
   net::TlsServerContext* agent_tls = nullptr;
   // For agent_auth TOKEN: verifies the token in the password field (owned by the engine).
   const auth::TokenVerifier* token_verifier = nullptr;
+  // The token bound to the workload's enrollment, read now (re-read on each call, so a
+  // rotated file is seen): nullopt when none is bound. Unset: no bindings.
+  std::function<absl::StatusOr<std::optional<std::string>>()> bound_token;
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 
@@ -109,6 +112,9 @@ class PgSession final : public ProxySession {
     return held_.has_value() ? env_.clock->Monotonic() : last_activity_;
   }
   void EndForGrant(const std::string& detail, bool after_statement) override;
+  const v1::WorkloadIdentity* learned_identity() const override {
+    return subject_.has_token ? &ctx_.identity : nullptr;
+  }
   // The grant this session runs under ("" when the resource needs none).
   const std::string& grant_id() const { return grant_id_; }
   // The pending approval request holding this session, if any.
@@ -181,6 +187,15 @@ class PgSession final : public ProxySession {
   void ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request);
   void AuditDecision(const v1::PolicyDecision& decision, const std::string& outcome);
   void CloseForGrant();
+  // Token: verify and adopt (claims into the policy subject and the identity). False when
+  // refused (the agent got the error).
+  bool AcceptToken(absl::string_view token, const std::string& source);
+  // TOKEN_EXPIRY_RECHECK before a statement: false when the session was closed.
+  bool RecheckToken();
+  void OnTokenExpired();
+  // Ends the session with a FATAL error at the next backend message boundary (never
+  // inside a streamed DataRow/CopyData).
+  void CloseAtBoundary(const std::string& sqlstate, const std::string& message, const std::string& outcome);
 
   PgSessionEnv env_;
   UniqueFd agent_;
@@ -239,6 +254,12 @@ class PgSession final : public ProxySession {
   std::string grant_id_;
   std::string grant_end_detail_;
   bool close_when_idle_ = false;
+  absl::Time token_expires_ = absl::InfiniteFuture();
+  net::EventLoop::TimerId token_timer_ = 0;
+  struct PendingFatal {
+    std::string sqlstate, message, outcome;
+  };
+  std::optional<PendingFatal> pending_fatal_;
 
   uint32_t interest_[2] = {0, 0};
   bool registered_[2] = {false, false};
