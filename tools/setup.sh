@@ -25,6 +25,8 @@ PACKAGES=(
   libpg-query-dev
   # approvals store (SQLite), webhooks and OIDC discovery (libcurl)
   libsqlite3-dev libcurl4-openssl-dev
+  # masking: custom detector patterns (RE2, linear time)
+  libre2-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo
