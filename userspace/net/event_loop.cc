@@ -1,6 +1,8 @@
 #include "userspace/net/event_loop.h"
 
 #include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "userspace/common/errno_status.h"
 
@@ -9,7 +11,12 @@ namespace interlock::net {
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(const Clock& clock) {
   UniqueFd epfd(::epoll_create1(EPOLL_CLOEXEC));
   if (!epfd) return ErrnoStatus(errno, "epoll_create1");
-  return std::unique_ptr<EventLoop>(new EventLoop(clock, std::move(epfd)));
+  UniqueFd post_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!post_fd) return ErrnoStatus(errno, "eventfd");
+  std::unique_ptr<EventLoop> loop(new EventLoop(clock, std::move(epfd), std::move(post_fd)));
+  absl::Status st = loop->Add(loop->post_fd_.get(), EPOLLIN, &loop->posted_wake_);
+  if (!st.ok()) return st;
+  return loop;
 }
 
 absl::Status EventLoop::Add(int fd, uint32_t events, IoHandler* handler) {
@@ -44,6 +51,36 @@ EventLoop::TimerId EventLoop::RunAfter(absl::Duration delay, std::function<void(
 void EventLoop::Cancel(TimerId id) { timer_fns_.erase(id); }
 
 void EventLoop::Defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+void EventLoop::Post(std::function<void()> fn) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    was_empty = posted_.empty();
+    posted_.push_back(std::move(fn));
+  }
+  // One wake-up per batch is enough: TakePosted() reads the eventfd before it takes the
+  // queue, so work pushed onto a non-empty queue is either taken by that TakePosted() or
+  // was pushed after it emptied the queue, and then this Post saw it empty and writes.
+  // A failed write can only be EAGAIN (counter saturated): the fd is readable anyway.
+  if (was_empty) {
+    uint64_t one = 1;
+    (void)!::write(post_fd_.get(), &one, sizeof one);
+  }
+}
+
+void EventLoop::PostedWake::OnIo(uint32_t) { loop_->TakePosted(); }
+
+void EventLoop::TakePosted() {
+  uint64_t count;
+  (void)!::read(post_fd_.get(), &count, sizeof count);  // reset the counter first (see Post)
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch) deferred_.push_back(std::move(fn));
+}
 
 int EventLoop::NextTimeoutMs() const {
   if (!deferred_.empty()) return 0;
