@@ -1,0 +1,522 @@
+#include "userspace/mask/masker.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace interlock::mask {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+
+constexpr char kKey[] = "0123456789abcdef0123456789abcdef";
+
+v1::MaskProfile Profile(const std::string& text) {
+  v1::MaskProfile p;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &p)) abort();
+  return p;
+}
+
+std::unique_ptr<Masker> Make(const std::string& text, std::string key = kKey) {
+  auto m = Masker::Create(Profile(text), std::move(key));
+  if (!m.ok()) {
+    ADD_FAILURE() << m.status();
+    return nullptr;
+  }
+  return std::move(m).value();
+}
+
+// MaskText, or the input unchanged when nothing matched.
+std::string Text(const Masker& m, absl::string_view value, MaskCounts* counts = nullptr) {
+  std::string out;
+  return m.MaskText(value, &out, counts) ? out : std::string(value);
+}
+
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+constexpr char kAllDetectors[] = R"pb(
+  name: "pii"
+  detectors { detector: DETECTOR_SSN }
+  detectors { detector: DETECTOR_CARD }
+  detectors { detector: DETECTOR_IBAN }
+  detectors { detector: DETECTOR_ABA }
+  detectors { detector: DETECTOR_EMAIL }
+  detectors { detector: DETECTOR_PHONE }
+)pb";
+
+// ---- Styles ----
+
+TEST(Masker, PartialKeepsLastCharactersAndSeparators) {
+  std::string out;
+  AppendPartial("4111-1111-1111-1234", 4, &out);
+  EXPECT_EQ(out, "****-****-****-1234");
+  out.clear();
+  AppendPartial("078-05-1120", 4, &out);
+  EXPECT_EQ(out, "***-**-1120");
+  out.clear();
+  AppendPartial("alice@example.com", 3, &out);
+  EXPECT_EQ(out, "*****@*******.com");
+}
+
+TEST(Masker, PartialNeverShowsAWholeValue) {
+  std::string out;
+  AppendPartial("1234", 4, &out);
+  EXPECT_EQ(out, "****");
+  out.clear();
+  AppendPartial("12", 4, &out);
+  EXPECT_EQ(out, "**");
+  out.clear();
+  AppendPartial("", 4, &out);
+  EXPECT_EQ(out, "");
+}
+
+TEST(Masker, PartialCountsUtf8Characters) {
+  std::string out;
+  AppendPartial("Zoë Müller", 4, &out);
+  EXPECT_EQ(out, "*** **ller");
+  EXPECT_TRUE(IsValidUtf8(out));
+  out.clear();
+  AppendPartial("日本語テキスト", 2, &out);
+  EXPECT_EQ(out, "*****スト");
+  EXPECT_TRUE(IsValidUtf8(out));
+  // Every keep_last over a mixed string stays valid UTF-8.
+  const std::string mixed = "a€𝄞é-Ω語1";
+  for (uint32_t keep = 1; keep < 10; ++keep) {
+    out.clear();
+    AppendPartial(mixed, keep, &out);
+    EXPECT_TRUE(IsValidUtf8(out)) << keep << ": " << out;
+  }
+  // Invalid input does not crash and does not run past the end.
+  out.clear();
+  AppendPartial("ab\xe2\x82", 1, &out);
+  EXPECT_EQ(out.size(), 4u);
+}
+
+TEST(Masker, RedactDefaultAndCustomToken) {
+  auto m = Make(R"pb(columns { column: "ssn" }
+                     columns {
+                       column: "card"
+                       mask { style: MASK_STYLE_REDACT token: "XXXX" }
+                     })pb");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->MaskWhole(*m->MatchColumn("", "", "", "ssn"), "078-05-1120"), "[REDACTED]");
+  EXPECT_EQ(m->MaskWhole(*m->MatchColumn("", "", "", "card"), "4111"), "XXXX");
+}
+
+TEST(Masker, NullStyle) {
+  auto m = Make(R"pb(columns {
+                       column: "ssn"
+                       mask { style: MASK_STYLE_NULL }
+                     }
+                     detectors {
+                       detector: DETECTOR_SSN
+                       mask { style: MASK_STYLE_NULL }
+                     })pb");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->MaskWhole(*m->MatchColumn("", "", "", "ssn"), "078-05-1120"), std::nullopt);
+  EXPECT_EQ(Text(*m, "ssn=078-05-1120;"), "ssn=;");
+}
+
+TEST(Masker, KeyedHashIsStableAndKeyDependent) {
+  const char* profile = R"pb(columns {
+                               column: "ssn"
+                               mask { style: MASK_STYLE_KEYED_HASH }
+                             }
+                             detectors {
+                               detector: DETECTOR_SSN
+                               mask { style: MASK_STYLE_KEYED_HASH }
+                             })pb";
+  auto a = Make(profile);
+  auto a2 = Make(profile);
+  auto b = Make(profile, std::string(32, 'k'));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  const ColumnRule& rule = *a->MatchColumn("", "", "", "ssn");
+  std::string h = *a->MaskWhole(rule, "078-05-1120");
+  EXPECT_THAT(h, MatchesRegex("pii_[0-9a-f]{16}"));
+  // HMAC-SHA256(kKey, "078-05-1120"), first 8 bytes (python3 hmac).
+  EXPECT_EQ(h, "pii_d899a24a4b7ea4da");
+  EXPECT_EQ(*a->MaskWhole(rule, "078-05-1120"), h);
+  EXPECT_EQ(*a2->MaskWhole(*a2->MatchColumn("", "", "", "ssn"), "078-05-1120"), h);
+  EXPECT_NE(*b->MaskWhole(*b->MatchColumn("", "", "", "ssn"), "078-05-1120"), h);
+  EXPECT_NE(*a->MaskWhole(rule, "219-09-9999"), h);
+  // The same value inside text gets the same pseudonym, so joins still line up.
+  EXPECT_EQ(Text(*a, R"({"ssn":"078-05-1120"})"), absl::StrCat(R"({"ssn":")", h, R"("})"));
+}
+
+TEST(Masker, KeyedHashMatchesHmacSha256Vectors) {
+  // Expected values from python3: hmac.new(key, value, hashlib.sha256).hexdigest()[:16].
+  const char* profile = R"pb(columns {
+                               column: "x"
+                               mask { style: MASK_STYLE_KEYED_HASH }
+                             })pb";
+  auto m = Make(profile);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->KeyedHash(""), "pii_796cd3078af14636");
+  // A key longer than the SHA-256 block is hashed first (RFC 2104).
+  auto long_key = Make(profile, std::string(100, 'K'));
+  ASSERT_NE(long_key, nullptr);
+  EXPECT_EQ(long_key->KeyedHash("alice@example.com"), "pii_0017b6d12c47f08f");
+}
+
+TEST(Masker, KeyedHashIsSafeToCallConcurrently) {
+  auto m = Make(R"pb(columns {
+                       column: "x"
+                       mask { style: MASK_STYLE_KEYED_HASH }
+                     })pb");
+  ASSERT_NE(m, nullptr);
+  const std::string want = m->KeyedHash("value");
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        if (m->KeyedHash("value") != want) ++bad;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+// ---- MaskText ----
+
+TEST(Masker, MaskTextLeavesCleanValuesAlone) {
+  auto m = Make(kAllDetectors);
+  ASSERT_NE(m, nullptr);
+  std::string out = "untouched";
+  MaskCounts counts;
+  EXPECT_FALSE(m->MaskText("plain text without anything", &out, &counts));
+  EXPECT_FALSE(m->MaskText("order 12345 shipped 2024-01-15 10:30:00 total 99.95", &out, &counts));
+  EXPECT_FALSE(m->MaskText("", &out, &counts));
+  EXPECT_FALSE(m->MaskText("078-05-1121x 4111111111111112 011000016", &out, &counts));
+  EXPECT_EQ(out, "untouched");
+  EXPECT_TRUE(counts.empty());
+}
+
+TEST(Masker, MaskTextRewritesJson) {
+  auto m = Make(kAllDetectors);
+  ASSERT_NE(m, nullptr);
+  MaskCounts counts;
+  EXPECT_EQ(Text(*m, R"({"ssn":"078-05-1120","card":"4111111111111111"})", &counts),
+            R"({"ssn":"[REDACTED]","card":"[REDACTED]"})");
+  EXPECT_THAT(counts.detectors, UnorderedElementsAre(Pair("ssn", 1), Pair("card", 1)));
+}
+
+TEST(Masker, MaskTextManyMatchesInOneValue) {
+  auto m = Make(kAllDetectors);
+  ASSERT_NE(m, nullptr);
+  MaskCounts counts;
+  std::string value =
+      "078-05-1120,alice@example.com,(415) 555-2671,GB82 WEST 1234 5698 7654 32,011000015,"
+      "4111 1111 1111 1111";
+  EXPECT_EQ(Text(*m, value, &counts),
+            "[REDACTED],[REDACTED],[REDACTED],[REDACTED],[REDACTED],[REDACTED]");
+  EXPECT_EQ(counts.total(), 6u);
+  // More matches than the inline buffer holds.
+  std::string agg;
+  for (int i = 0; i < 40; ++i) agg += "078-05-1120 ";
+  std::string out;
+  counts = {};
+  ASSERT_TRUE(m->MaskText(agg, &out, &counts));
+  EXPECT_EQ(counts.detectors["ssn"], 40u);
+  EXPECT_EQ(out.find("078"), std::string::npos);
+}
+
+TEST(Masker, MaskTextLargeAggregateIsLinear) {
+  // string_agg over 100k rows: every match found, claims merged in linear time.
+  auto m = Make(kAllDetectors);
+  ASSERT_NE(m, nullptr);
+  std::string agg;
+  for (int i = 0; i < 100000; ++i) agg += "078-05-1120,011000015,a@example.com;";
+  std::string out;
+  MaskCounts counts;
+  ASSERT_TRUE(m->MaskText(agg, &out, &counts));
+  EXPECT_THAT(counts.detectors, UnorderedElementsAre(Pair("ssn", 100000), Pair("aba", 100000),
+                                                     Pair("email", 100000)));
+  EXPECT_EQ(out.size(), 100000u * std::string("[REDACTED],[REDACTED],[REDACTED];").size());
+}
+
+TEST(Masker, MaskTextPartialAndStylesPerDetector) {
+  auto m = Make(R"pb(
+    detectors {
+      detector: DETECTOR_CARD
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    detectors {
+      detector: DETECTOR_EMAIL
+      mask { style: MASK_STYLE_REDACT token: "<email>" }
+    })pb");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(Text(*m, "card 4111-1111-1111-1111 of bob@example.com"),
+            "card ****-****-****-1111 of <email>");
+}
+
+TEST(Masker, FirstDetectorInProfileOrderClaimsARange) {
+  // 123456780 is both a valid SSN and a valid ABA routing number.
+  auto ssn_first = Make(R"pb(detectors {
+                               detector: DETECTOR_SSN
+                               mask { token: "<ssn>" }
+                             }
+                             detectors {
+                               detector: DETECTOR_ABA
+                               mask { token: "<aba>" }
+                             })pb");
+  auto aba_first = Make(R"pb(detectors {
+                               detector: DETECTOR_ABA
+                               mask { token: "<aba>" }
+                             }
+                             detectors {
+                               detector: DETECTOR_SSN
+                               mask { token: "<ssn>" }
+                             })pb");
+  ASSERT_NE(ssn_first, nullptr);
+  ASSERT_NE(aba_first, nullptr);
+  MaskCounts a, b;
+  EXPECT_EQ(Text(*ssn_first, "n=123456780", &a), "n=<ssn>");
+  EXPECT_EQ(Text(*aba_first, "n=123456780", &b), "n=<aba>");
+  EXPECT_THAT(a.detectors, UnorderedElementsAre(Pair("ssn", 1)));
+  EXPECT_THAT(b.detectors, UnorderedElementsAre(Pair("aba", 1)));
+  // Each detector still gets the ranges nobody claimed.
+  EXPECT_EQ(Text(*aba_first, "011000015 078-05-1120"), "<aba> <ssn>");
+}
+
+TEST(Masker, CustomDetectorCountsByName) {
+  auto m =
+      Make(R"pb(detectors { detector: DETECTOR_CUSTOM pattern: "EMP-[0-9]{6}" name: "employee_id" }
+                detectors { detector: DETECTOR_CUSTOM pattern: "(?i)secret-[a-z]+" })pb");
+  ASSERT_NE(m, nullptr);
+  MaskCounts counts;
+  EXPECT_EQ(Text(*m, "EMP-123456 has SECRET-plan", &counts), "[REDACTED] has [REDACTED]");
+  EXPECT_THAT(counts.detectors, UnorderedElementsAre(Pair("employee_id", 1), Pair("custom", 1)));
+  // Custom detectors run even on values without digits or '@'.
+  EXPECT_EQ(Text(*m, "a secret-word"), "a [REDACTED]");
+}
+
+TEST(Masker, NoDetectorsNeverMasksText) {
+  auto m = Make(R"pb(columns { column: "ssn" })pb");
+  ASSERT_NE(m, nullptr);
+  std::string out;
+  EXPECT_FALSE(m->MaskText("078-05-1120", &out, nullptr));
+  EXPECT_FALSE(m->has_detectors());
+  EXPECT_TRUE(m->has_column_rules());
+}
+
+TEST(Masker, RandomTextKeepsInvariants) {
+  // Candidate-dense noise: every detector's alphabet, separators, and UTF-8.
+  auto m = Make(R"pb(
+    detectors {
+      detector: DETECTOR_SSN
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    detectors {
+      detector: DETECTOR_CARD
+      mask { style: MASK_STYLE_KEYED_HASH }
+    }
+    detectors { detector: DETECTOR_IBAN }
+    detectors {
+      detector: DETECTOR_ABA
+      mask { style: MASK_STYLE_NULL }
+    }
+    detectors {
+      detector: DETECTOR_EMAIL
+      mask { style: MASK_STYLE_PARTIAL keep_last: 2 }
+    }
+    detectors { detector: DETECTOR_PHONE }
+    detectors { detector: DETECTOR_CUSTOM pattern: "[A-Z]{2}[0-9]{2}" name: "code" })pb");
+  ASSERT_NE(m, nullptr);
+  const std::vector<std::string> pieces = {
+      "0",  "1",     "4", "5",  "7", "9",  "078", "05",        "1120", "4111",
+      "-",  " ",     ".", "@",  "+", "(",  ")",   "a",         "Z",    "GB",
+      "82", "x.com", "é", "語", ",", "\"", "{",   "011000015", "\xff"};
+  uint32_t seed = 7;
+  auto next = [&seed] {
+    seed = seed * 1103515245 + 12345;
+    return (seed >> 16) & 0x7fff;
+  };
+  int masked = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string value;
+    const size_t n = next() % 40;
+    for (size_t k = 0; k < n; ++k) value += pieces[next() % pieces.size()];
+    std::string out;
+    MaskCounts counts;
+    if (!m->MaskText(value, &out, &counts)) {
+      EXPECT_TRUE(counts.empty());
+      continue;
+    }
+    ++masked;
+    EXPECT_FALSE(counts.empty()) << value;
+    if (IsValidUtf8(value)) {
+      EXPECT_TRUE(IsValidUtf8(out)) << value << " -> " << out;
+    }
+  }
+  EXPECT_GT(masked, 100);
+}
+
+// ---- Column rules ----
+
+TEST(Masker, ColumnMatching) {
+  auto m = Make(R"pb(
+    columns { column: "public.customers.ssn" }
+    columns { column: "customers.card" }
+    columns { column: "*_email" }
+    columns { column: "phone" })pb");
+  ASSERT_NE(m, nullptr);
+  auto rule = [&](absl::string_view s, absl::string_view t, absl::string_view c,
+                  absl::string_view out) -> std::string {
+    const ColumnRule* r = m->MatchColumn(s, t, c, out);
+    return r == nullptr ? "" : r->text;
+  };
+  // Aliases do not hide a resolved source column.
+  EXPECT_EQ(rule("public", "customers", "ssn", "x"), "public.customers.ssn");
+  EXPECT_EQ(rule("other", "customers", "ssn", "ssn"), "");
+  EXPECT_EQ(rule("sales", "customers", "card", "c"), "customers.card");
+  EXPECT_EQ(rule("sales", "orders", "card", "card"), "");
+  EXPECT_EQ(rule("public", "users", "work_email", "e"), "*_email");
+  EXPECT_EQ(rule("public", "users", "id", "work_email"), "*_email");  // alias matches a glob
+  EXPECT_EQ(rule("public", "users", "phone", "p"), "phone");
+  // Expression columns: only the output name, only bare globs.
+  EXPECT_EQ(rule("", "", "", "home_email"), "*_email");
+  EXPECT_EQ(rule("", "", "", "phone"), "phone");
+  EXPECT_EQ(rule("", "", "", "ssn"), "");
+  EXPECT_EQ(rule("", "", "", "card"), "");
+  // Case-sensitive, as PostgreSQL stores names.
+  EXPECT_EQ(rule("public", "customers", "SSN", "SSN"), "");
+  EXPECT_EQ(rule("public", "Customers", "ssn", "ssn"), "");
+  EXPECT_EQ(rule("", "", "", "PHONE"), "");
+}
+
+TEST(Masker, FirstMatchingRuleWins) {
+  auto m = Make(R"pb(
+    columns {
+      column: "ssn"
+      mask { style: MASK_STYLE_REDACT }
+    }
+    columns {
+      column: "public.t.ssn"
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    columns {
+      column: "card*"
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    columns {
+      column: "card_number"
+      mask { style: MASK_STYLE_NULL }
+    })pb");
+  ASSERT_NE(m, nullptr);
+  const ColumnRule* r = m->MatchColumn("public", "t", "ssn", "ssn");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->index, 0);
+  r = m->MatchColumn("public", "t", "card_number", "card_number");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->text, "card*");
+  MaskCounts counts;
+  EXPECT_EQ(m->MaskWhole(*r, "4111111111111111", &counts), "************1111");
+  EXPECT_THAT(counts.columns, UnorderedElementsAre(Pair("card*", 1)));
+}
+
+TEST(Masker, GlobsInDottedRules) {
+  auto m = Make(R"pb(columns { column: "*.customers.tax_*" })pb");
+  ASSERT_NE(m, nullptr);
+  EXPECT_NE(m->MatchColumn("crm", "customers", "tax_id", "t"), nullptr);
+  EXPECT_EQ(m->MatchColumn("crm", "customers", "id", "tax_id"), nullptr);
+}
+
+// ---- Invalid profiles ----
+
+void ExpectInvalid(const std::string& profile, absl::string_view field, std::string key = kKey) {
+  auto m = Masker::Create(Profile(profile), std::move(key));
+  ASSERT_FALSE(m.ok()) << profile;
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(m.status().message(), HasSubstr(field)) << m.status();
+}
+
+TEST(Masker, RejectsInvalidProfiles) {
+  ExpectInvalid(R"pb(name: "p"
+                     columns { column: "" })pb", "columns[0].column");
+  ExpectInvalid(R"pb(columns { column: "ok" }
+                     columns { column: "a..b" })pb", "columns[1].column");
+  ExpectInvalid(R"pb(columns { column: "a.b.c.d" })pb", "columns[0].column");
+  ExpectInvalid(R"pb(columns { column: ".ssn" })pb", "columns[0].column");
+  {
+    v1::MaskProfile p;
+    v1::ColumnMask* c = p.add_columns();
+    c->set_column("ssn");
+    c->mutable_mask()->set_style(static_cast<v1::MaskStyle>(99));
+    auto m = Masker::Create(p, kKey);
+    ASSERT_FALSE(m.ok());
+    EXPECT_THAT(m.status().message(), HasSubstr("columns[0].mask.style"));
+  }
+  ExpectInvalid(R"pb(detectors { detector: DETECTOR_UNSPECIFIED })pb", "detectors[0].detector");
+  ExpectInvalid(R"pb(detectors { detector: DETECTOR_SSN }
+                     detectors { detector: DETECTOR_CUSTOM })pb",
+                "detectors[1].pattern");
+  ExpectInvalid(R"pb(detectors { detector: DETECTOR_CUSTOM pattern: "(unclosed" })pb",
+                "detectors[0].pattern");
+  ExpectInvalid(R"pb(detectors { detector: DETECTOR_EMAIL pattern: "x" })pb",
+                "detectors[0].pattern");
+  ExpectInvalid(R"pb(detectors { detector: DETECTOR_CUSTOM pattern: "x*" })pb",
+                "detectors[0].pattern");
+  ExpectInvalid(R"pb(columns {
+                       column: "ssn"
+                       mask { style: MASK_STYLE_KEYED_HASH }
+                     })pb",
+                "hmac key", "");
+  ExpectInvalid(R"pb(detectors {
+                       detector: DETECTOR_SSN
+                       mask { style: MASK_STYLE_KEYED_HASH }
+                     })pb",
+                "hmac key", "short");
+  // The profile name is in the message.
+  ExpectInvalid(R"pb(name: "bank"
+                     columns { column: "" })pb", "mask profile \"bank\"");
+}
+
+TEST(Masker, KeyIsOptionalWithoutKeyedHash) {
+  auto m = Masker::Create(Profile(kAllDetectors), "");
+  EXPECT_TRUE(m.ok()) << m.status();
+  auto empty = Masker::Create(v1::MaskProfile(), "");
+  EXPECT_TRUE(empty.ok()) << empty.status();
+}
+
+// ---- Counts ----
+
+TEST(MaskCounts, Merge) {
+  MaskCounts a, b;
+  a.AddDetector("ssn");
+  a.AddColumn("customers.card", 2);
+  b.AddDetector("ssn", 3);
+  b.AddDetector("email");
+  a.Merge(b);
+  EXPECT_THAT(a.detectors, UnorderedElementsAre(Pair("ssn", 4), Pair("email", 1)));
+  EXPECT_THAT(a.columns, UnorderedElementsAre(Pair("customers.card", 2)));
+  EXPECT_EQ(a.total(), 7u);
+  EXPECT_FALSE(a.empty());
+  EXPECT_TRUE(MaskCounts().empty());
+}
+
+}  // namespace
+}  // namespace interlock::mask
