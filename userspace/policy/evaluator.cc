@@ -2,6 +2,9 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -94,8 +97,11 @@ int Specificity(const v1::Rule& r) {
 }
 
 // Whether `m` holds for statement `st` (nullptr: the string did not parse).
+// `estimate`: the planner's row estimate for the statement, when known. A rule with
+// estimated_rows_gt holds only with an estimate above it; without one, `*wants_estimate`
+// is set when every other condition holds.
 bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlClassification& sql,
-                const v1::SqlStatement* st) {
+                const v1::SqlStatement* st, std::optional<int64_t> estimate, bool* wants_estimate) {
   if (!m.resources().empty() && !AnyGlob(m.resources(), resource)) return false;
   if (m.parse_error()) return sql.parse_error();
   if (st == nullptr) return false;  // only parse_error rules speak about unparsable input
@@ -134,8 +140,13 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
     return false;
   }
   if (m.selects_star() && !st->selects_star()) return false;
-  // estimated_rows_gt is evaluated by the caller with EXPLAIN; here it never holds alone.
-  if (m.estimated_rows_gt() > 0) return false;
+  if (m.estimated_rows_gt() > 0) {
+    if (!estimate.has_value()) {
+      *wants_estimate = true;
+      return false;
+    }
+    return *estimate > static_cast<int64_t>(std::min<uint64_t>(m.estimated_rows_gt(), INT64_MAX));
+  }
   return true;
 }
 
@@ -164,6 +175,13 @@ int Severity(v1::Action action) {
 absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Policy policy) {
   std::vector<std::string> problems;
   absl::flat_hash_set<std::string> ids;
+  absl::flat_hash_set<std::string> profiles;
+  for (int i = 0; i < policy.mask_profiles_size(); ++i) {
+    const std::string& name = policy.mask_profiles(i).name();
+    std::string where = absl::StrCat("mask_profiles[", i, "]");
+    if (name.empty()) problems.push_back(absl::StrCat(where, ".name: required"));
+    else if (!profiles.insert(name).second) problems.push_back(absl::StrCat(where, ".name: duplicate \"", name, "\""));
+  }
   for (int i = 0; i < policy.rules_size(); ++i) {
     const v1::Rule& r = policy.rules(i);
     std::string where = absl::StrCat("rules[", i, "]");
@@ -174,6 +192,8 @@ absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Pol
     if (r.action() == v1::ACTION_UNSPECIFIED) problems.push_back(absl::StrCat(where, ".action: required"));
     if (r.action() == v1::ACTION_MASK && r.mask_profile().empty()) {
       problems.push_back(absl::StrCat(where, ".mask_profile: required for ACTION_MASK"));
+    } else if (r.action() == v1::ACTION_MASK && !profiles.contains(r.mask_profile())) {
+      problems.push_back(absl::StrCat(where, ".mask_profile: no mask_profiles entry named \"", r.mask_profile(), "\""));
     }
   }
   absl::flat_hash_set<std::string> resources;
@@ -201,11 +221,20 @@ const v1::ResourcePolicy& PolicyEvaluator::ForResource(absl::string_view resourc
 }
 
 Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view resource,
-                                      const v1::SqlClassification& sql, int index) const {
+                                      const v1::SqlClassification& sql, int index,
+                                      const std::vector<std::optional<int64_t>>* estimates) const {
   const v1::SqlStatement* st = sql.parse_error() ? nullptr : &sql.statements(index);
+  std::optional<int64_t> estimate;
+  if (estimates != nullptr && index < static_cast<int>(estimates->size())) estimate = (*estimates)[index];
   const v1::Rule* best = nullptr;
+  const v1::Rule* wanting = nullptr;  // strictest rule that needs an estimate to decide
   for (const v1::Rule& r : policy_.rules()) {
-    if (!SubjectMatches(r.subject(), who) || !MatchHolds(r.match(), resource, sql, st)) continue;
+    if (!SubjectMatches(r.subject(), who)) continue;
+    bool wants = false;
+    if (!MatchHolds(r.match(), resource, sql, st, estimate, &wants)) {
+      if (wants && (wanting == nullptr || Severity(r.action()) > Severity(wanting->action()))) wanting = &r;
+      continue;
+    }
     if (best == nullptr || Severity(r.action()) > Severity(best->action()) ||
         (Severity(r.action()) == Severity(best->action()) && Specificity(r) > Specificity(*best))) {
       best = &r;
@@ -213,7 +242,12 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
   }
   Decision d;
   d.statement_index = index;
+  // An estimate matters only if its rule could make the decision stricter.
+  auto note_estimate = [&](v1::Action decided) {
+    if (wanting != nullptr && Severity(wanting->action()) > Severity(decided)) d.needs_estimate.push_back(index);
+  };
   if (best != nullptr) {
+    note_estimate(best->action());
     d.action = best->action();
     d.rule_id = best->id();
     d.reason = best->reason().empty() ? best->description() : best->reason();
@@ -232,11 +266,13 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
   d.action = rp.default_action() != v1::ACTION_UNSPECIFIED ? rp.default_action() : v1::ACTION_REVIEW;
   d.reason = "no rule matched: resource default";
   d.source = "default";
+  note_estimate(d.action);
   return d;
 }
 
 Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view resource,
-                                   const v1::SqlClassification& sql) const {
+                                   const v1::SqlClassification& sql,
+                                   const std::vector<std::optional<int64_t>>* estimates) const {
   if (sql.parse_error() || sql.statements().empty()) {
     if (!sql.parse_error() && sql.statements().empty()) {
       // Empty query (only comments or whitespace): nothing runs.
@@ -246,17 +282,22 @@ Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view re
       d.source = "default";
       return d;
     }
-    return EvaluateOne(who, resource, sql, 0);
+    return EvaluateOne(who, resource, sql, 0, estimates);
   }
   Decision worst;
   bool first = true;
+  std::vector<int> needs;
   for (int i = 0; i < sql.statements_size(); ++i) {
-    Decision d = EvaluateOne(who, resource, sql, i);
+    Decision d = EvaluateOne(who, resource, sql, i, estimates);
+    needs.insert(needs.end(), d.needs_estimate.begin(), d.needs_estimate.end());
     if (first || Severity(d.action) > Severity(worst.action)) {
       worst = std::move(d);
       first = false;
     }
   }
+  // Estimates that could not change the outcome any more are not asked for.
+  worst.needs_estimate.clear();
+  if (Severity(worst.action) < Severity(v1::ACTION_DENY)) worst.needs_estimate = std::move(needs);
   return worst;
 }
 

@@ -45,6 +45,11 @@ struct Decision {
   int statement_index = 0;
   // "rule", "default", "parse_error_default".
   std::string source;
+  // Statements (indexes) whose planner row estimate could make this decision stricter: a
+  // rule with estimated_rows_gt matches them in every other respect. The caller asks the
+  // planner (EXPLAIN on interlockd's own connection) and evaluates again with the
+  // estimates; empty when no rule asks.
+  std::vector<int> needs_estimate;
 };
 
 // "DENY", "REVIEW", ...
@@ -57,8 +62,10 @@ class PolicyEvaluator {
   // rule (rules[3] "id": ...).
   static absl::StatusOr<std::unique_ptr<PolicyEvaluator>> Create(v1::Policy policy);
 
-  Decision Evaluate(const SubjectFacts& who, absl::string_view resource,
-                    const v1::SqlClassification& sql) const;
+  // `estimates`: per statement, the planner's row estimate when known (see
+  // Decision::needs_estimate); a rule with estimated_rows_gt holds only with one.
+  Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
+                    const std::vector<std::optional<int64_t>>* estimates = nullptr) const;
 
   // The resource's defaults (a default-constructed entry when not listed).
   const v1::ResourcePolicy& ForResource(absl::string_view resource) const;
@@ -66,8 +73,8 @@ class PolicyEvaluator {
 
  private:
   explicit PolicyEvaluator(v1::Policy policy);
-  Decision EvaluateOne(const SubjectFacts& who, absl::string_view resource,
-                       const v1::SqlClassification& sql, int index) const;
+  Decision EvaluateOne(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
+                       int index, const std::vector<std::optional<int64_t>>* estimates) const;
 
   v1::Policy policy_;
   v1::ResourcePolicy empty_resource_;

@@ -123,6 +123,38 @@ TEST(PolicyEvaluator, MultiStatementReportsTheDecidingStatement) {
   EXPECT_EQ(d.statement_index, 2);
 }
 
+TEST(PolicyEvaluator, EstimatedRowsAreAskedForOnlyWhenTheyCanMatter) {
+  auto eval = LoadPolicyText(R"YAML(
+rules:
+  - {id: reads, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
+  - id: big-reads
+    match: {kinds: [STATEMENT_KIND_SELECT], estimated_rows_gt: 1000}
+    action: ACTION_REVIEW
+  - {id: drops, match: {kinds: [STATEMENT_KIND_DDL]}, action: ACTION_DENY}
+  - id: big-drops
+    match: {kinds: [STATEMENT_KIND_DDL], estimated_rows_gt: 10}
+    action: ACTION_REVIEW
+)YAML", "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  SubjectFacts who{.workload = "a"};
+  auto sql = sql::Classify("SELECT * FROM t");
+  Decision d = (*eval)->Evaluate(who, "db", *sql);
+  EXPECT_EQ(d.action, v1::ACTION_ALLOW);
+  EXPECT_THAT(d.needs_estimate, ::testing::ElementsAre(0));
+  std::vector<std::optional<int64_t>> small = {5}, big = {5000};
+  EXPECT_EQ((*eval)->Evaluate(who, "db", *sql, &small).action, v1::ACTION_ALLOW);
+  d = (*eval)->Evaluate(who, "db", *sql, &big);
+  EXPECT_EQ(d.action, v1::ACTION_REVIEW);
+  EXPECT_EQ(d.rule_id, "big-reads");
+  EXPECT_TRUE(d.needs_estimate.empty());
+  // Already denied: no estimate can make it stricter, so none is asked for.
+  sql = sql::Classify("DROP TABLE t");
+  EXPECT_TRUE((*eval)->Evaluate(who, "db", *sql).needs_estimate.empty());
+  // Multi-statement: the index of the statement that needs one.
+  sql = sql::Classify("SELECT 1; SELECT * FROM t");
+  EXPECT_THAT((*eval)->Evaluate(who, "db", *sql).needs_estimate, ::testing::ElementsAre(0, 1));
+}
+
 TEST(PolicyEvaluator, SubjectBySystemdUnit) {
   auto eval = LoadPolicyText(R"YAML(
 rules:

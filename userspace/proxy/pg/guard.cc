@@ -104,7 +104,7 @@ StatementGuard::StatementGuard(GuardOptions options,
                                const std::shared_ptr<const policy::PolicyEvaluator>* policy)
     : options_(std::move(options)), policy_(policy) {}
 
-policy::Decision StatementGuard::Judge(const v1::SqlClassification& c) const {
+policy::Decision StatementGuard::Judge(const v1::SqlClassification& c, const RowEstimates* estimates) const {
   const policy::PolicyEvaluator* e = evaluator();
   if (e == nullptr) {
     policy::Decision d;
@@ -112,8 +112,23 @@ policy::Decision StatementGuard::Judge(const v1::SqlClassification& c) const {
     d.source = "no_policy";
     return d;
   }
-  return e->Evaluate(options_.who, options_.resource, c);
+  return e->Evaluate(options_.who, options_.resource, c, estimates);
 }
+
+namespace {
+
+// Parameters up to this size are kept per portal so EXPLAIN can run with them.
+constexpr size_t kMaxKeptParamBytes = 64 * 1024;
+
+// The text of statement `i` of a query string.
+std::string StatementText(absl::string_view query, const v1::SqlStatement& s, const v1::SqlClassification& c) {
+  if (c.statements_size() == 1) return std::string(query);
+  size_t at = std::min<size_t>(s.location(), query.size());
+  size_t len = s.length() == 0 ? query.size() - at : std::min<size_t>(s.length(), query.size() - at);
+  return std::string(absl::StripAsciiWhitespace(query.substr(at, len)));
+}
+
+}  // namespace
 
 v1::PolicyDecision StatementGuard::AuditOf(const policy::Decision& d, const v1::SqlClassification& c,
                                            bool full) const {
@@ -238,12 +253,13 @@ bool StatementGuard::EarlierBatchUnsettled() const {
   return !changes_.empty() && changes_.front().batch < sent_batches_;
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_view body) {
+absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_view body,
+                                                        const RowEstimates* estimates) {
   switch (type) {
-    case cpg::frontend::kQuery: return OnQuery(body);
+    case cpg::frontend::kQuery: return OnQuery(body, estimates);
     case cpg::frontend::kParse: return OnParse(body);
     case cpg::frontend::kBind: return OnBind(body);
-    case cpg::frontend::kExecute: return OnExecute(body);
+    case cpg::frontend::kExecute: return OnExecute(body, estimates);
     case cpg::frontend::kClose: return OnClose(body);
     case cpg::frontend::kFunctionCall: return OnFunctionCall(body);
     case cpg::frontend::kSync:
@@ -259,7 +275,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_
   }
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body) {
+absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, const RowEstimates* estimates) {
   auto q = cpg::ParseQuery(body);
   if (!q.ok()) return q.status();
   if (batch_open_) {
@@ -273,7 +289,21 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body) {
     if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   }
   GuardVerdict v;
-  v.decision = Judge(resolved);
+  v.decision = Judge(resolved, estimates);
+  if (estimates == nullptr && !v.decision->needs_estimate.empty()) {
+    // Nothing has changed yet: the session gets the estimates and asks again.
+    GuardVerdict e{GuardVerdict::kEstimate};
+    bool executes = resolved.statements_size() != c.statements_size();
+    for (int i : v.decision->needs_estimate) {
+      EstimateNeed n;
+      n.statement_index = i;
+      // A resolved EXECUTE has no text of its own here: EXPLAIN the EXECUTE itself.
+      if (!executes && i < c.statements_size()) n.sql = StatementText(q->query, c.statements(i), c);
+      else n.sql = q->query;
+      e.estimates.push_back(std::move(n));
+    }
+    return e;
+  }
   v.audit = AuditOf(*v.decision, resolved, v.decision->action == v1::ACTION_DENY ||
                                                v.decision->action == v1::ACTION_REVIEW);
   if (v.decision->action != v1::ACTION_DENY) {
@@ -357,6 +387,15 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnBind(absl::string_view body) {
     portal.statements.insert(portal.statements.end(), it->second.begin(), it->second.end());
   }
   portal.parameters_sha256 = ParamsSha256(b->params);
+  size_t param_bytes = 0;
+  for (const auto& p : b->params) param_bytes += p.has_value() ? p->size() : 0;
+  if (param_bytes <= kMaxKeptParamBytes) {
+    portal.params_kept = true;
+    portal.param_formats = b->param_formats;
+    for (const auto& p : b->params) {
+      portal.params.push_back(p.has_value() ? std::optional<std::string>(std::string(*p)) : std::nullopt);
+    }
+  }
   projected_.portals[b->portal] = portal;
   changes_.push_back(Change{ChangeKind::kBind, b->portal, nullptr, std::move(portal), sent_batches_});
   return GuardVerdict{};
@@ -374,7 +413,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnClose(absl::string_view body) {
   return GuardVerdict{};
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body) {
+absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, const RowEstimates* estimates) {
   auto e = cpg::ParseExecute(body);
   if (!e.ok()) return e.status();
   if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
@@ -396,7 +435,23 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body) {
     if (merged.fingerprint().empty()) merged.set_fingerprint(p->classification.fingerprint());
     texts.push_back(p->text.empty() ? absl::string_view("(SQL PREPARE)") : absl::string_view(p->text));
   }
-  v.decision = Judge(merged);
+  v.decision = Judge(merged, estimates);
+  if (estimates == nullptr && !v.decision->needs_estimate.empty()) {
+    GuardVerdict e{GuardVerdict::kEstimate};
+    for (int i : v.decision->needs_estimate) {
+      EstimateNeed n;
+      n.statement_index = i;
+      n.sql = portal.statements.front()->text;
+      if (portal.params_kept) {
+        n.param_formats = portal.param_formats;
+        n.params = portal.params;
+      } else {
+        n.sql.clear();  // parameters too large to keep: the caller treats it as no estimate
+      }
+      e.estimates.push_back(std::move(n));
+    }
+    return e;
+  }
   bool notable = v.decision->action == v1::ACTION_DENY || v.decision->action == v1::ACTION_REVIEW;
   v.audit = AuditOf(*v.decision, merged, notable);
   held_batch_ = sent_batches_;

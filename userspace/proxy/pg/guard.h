@@ -87,9 +87,26 @@ struct ReviewInfo {
   std::string protocol;  // "simple", "extended", "function_call"
 };
 
+// A statement whose planner row estimate a rule needs (estimated_rows_gt).
+struct EstimateNeed {
+  int statement_index = 0;
+  std::string sql;  // that one statement
+  std::vector<uint32_t> param_type_oids;
+  std::vector<int16_t> param_formats;
+  std::vector<std::optional<std::string>> params;
+};
+
+// Per statement of the judged string, the planner's estimate (nullopt: not asked).
+// Estimates that could not be obtained are passed as INT64_MAX: the rule applies (fail
+// closed).
+using RowEstimates = std::vector<std::optional<int64_t>>;
+
 struct GuardVerdict {
-  enum Kind { kForward, kReplace, kHold, kWait };
+  // kEstimate: a rule needs planner estimates for `estimates`; get them and call
+  // OnFrontend again with the same message and the estimates (nothing changed meanwhile).
+  enum Kind { kForward, kReplace, kHold, kWait, kEstimate };
   Kind kind = kForward;
+  std::vector<EstimateNeed> estimates;
   // kReplace: the bytes to send upstream instead of the agent's message.
   std::string replacement;
   // The decision for a judged message (Query, Execute, FunctionCall, and a denied Parse);
@@ -107,7 +124,8 @@ class StatementGuard {
 
   // A whole frontend message, before it is relayed. RESOURCE_EXHAUSTED past the guard's
   // memory bounds; INVALID_ARGUMENT for a malformed message (the session closes).
-  absl::StatusOr<GuardVerdict> OnFrontend(char type, absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnFrontend(char type, absl::string_view body,
+                                          const RowEstimates* estimates = nullptr);
 
   // A whole backend message, before the agent sees it (DataRow/CopyData need not be
   // passed). For an ErrorResponse caused by a replaced message, returns the ErrorResponse
@@ -145,6 +163,11 @@ class StatementGuard {
     std::vector<PreparedPtr> statements;
     std::string statement_name;
     std::string parameters_sha256;
+    // Kept for planner estimates (EXPLAIN with the same parameters) when they are small.
+    std::vector<uint32_t> param_type_oids;
+    std::vector<int16_t> param_formats;
+    std::vector<std::optional<std::string>> params;
+    bool params_kept = false;
   };
   struct Objects {
     absl::flat_hash_map<std::string, PreparedPtr> statements;
@@ -166,16 +189,16 @@ class StatementGuard {
   };
 
   const policy::PolicyEvaluator* evaluator() const { return policy_->get(); }
-  policy::Decision Judge(const v1::SqlClassification& c) const;
+  policy::Decision Judge(const v1::SqlClassification& c, const RowEstimates* estimates = nullptr) const;
   v1::PolicyDecision AuditOf(const policy::Decision& d, const v1::SqlClassification& c, bool full) const;
   // Replaces EXECUTE statements with what they run (strictest candidate set).
   v1::SqlClassification ResolveExecutes(const v1::SqlClassification& c) const;
   std::string Marker(uint64_t n) const;
   std::string AddReplacement(std::string sqlstate, std::string message, std::string detail);
-  absl::StatusOr<GuardVerdict> OnQuery(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnQuery(absl::string_view body, const RowEstimates* estimates);
   absl::StatusOr<GuardVerdict> OnParse(absl::string_view body);
   absl::StatusOr<GuardVerdict> OnBind(absl::string_view body);
-  absl::StatusOr<GuardVerdict> OnExecute(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnExecute(absl::string_view body, const RowEstimates* estimates);
   absl::StatusOr<GuardVerdict> OnClose(absl::string_view body);
   absl::StatusOr<GuardVerdict> OnFunctionCall(absl::string_view body);
   void DenyVerdict(GuardVerdict& v, char type, const std::string& query_or_portal_name);

@@ -470,18 +470,51 @@ void RowEstimator::Estimate(EstimateRequest req, DoneFn done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.size() < options_.max_queue) {
-      queue_.push_back(Pending{std::move(req), std::move(done)});
+      queue_.push_back(Pending{std::move(req), std::move(done), nullptr});
       cv_.notify_one();
       return;
     }
   }
-  Deliver(std::move(done), absl::ResourceExhaustedError(
-                               absl::StrCat("row estimator ", options_.upstream.ToString(), ": ",
-                                            options_.max_queue, " requests already waiting")));
+  Pending p{std::move(req), std::move(done), nullptr};
+  Deliver(p, absl::ResourceExhaustedError(absl::StrCat("row estimator ", options_.upstream.ToString(), ": ",
+                                                       options_.max_queue, " requests already waiting")));
 }
 
-void RowEstimator::Deliver(DoneFn done, absl::StatusOr<int64_t> result) {
-  loop_->Post([alive = alive_, done = std::move(done), result = std::move(result)]() mutable {
+void RowEstimator::Query(EstimateRequest req, RowsFn done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() < options_.max_queue) {
+      queue_.push_back(Pending{std::move(req), nullptr, std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  Pending p{std::move(req), nullptr, std::move(done)};
+  Deliver(p, absl::ResourceExhaustedError(absl::StrCat("row estimator ", options_.upstream.ToString(), ": ",
+                                                       options_.max_queue, " requests already waiting")));
+}
+
+void RowEstimator::Deliver(Pending& p, const absl::StatusOr<QueryRows>& rows) {
+  if (p.rows_done) {
+    // An independent copy per delivery (see Unshared).
+    absl::StatusOr<QueryRows> copy = rows.ok() ? absl::StatusOr<QueryRows>(*rows)
+                                               : absl::StatusOr<QueryRows>(absl::Status(rows.status().code(),
+                                                                                         rows.status().message()));
+    loop_->Post([alive = alive_, done = std::move(p.rows_done), r = std::move(copy)]() mutable {
+      if (alive->load()) done(std::move(r));
+    });
+    return;
+  }
+  absl::StatusOr<int64_t> result;
+  if (!rows.ok()) {
+    result = absl::Status(rows.status().code(), rows.status().message());
+  } else if (rows->empty() || rows->front().size() != 1 || !rows->front()[0].has_value()) {
+    result = absl::InternalError(absl::StrCat("row estimator ", options_.upstream.ToString(), ": explain returned no row"));
+  } else {
+    result = PlanRowsFromExplainJson(*rows->front()[0]);
+    if (!result.ok()) result = Annotate(result.status(), absl::StrCat("row estimator ", options_.upstream.ToString()));
+  }
+  loop_->Post([alive = alive_, done = std::move(p.done), result = Unshared(result)]() mutable {
     if (alive->load()) done(std::move(result));
   });
 }
@@ -497,7 +530,7 @@ void RowEstimator::WorkerMain() {
       queue_.pop_front();
     }
     bool connect_failed = false;
-    absl::StatusOr<int64_t> result = RunOne(p.req, &connect_failed);
+    absl::StatusOr<QueryRows> result = RunOne(p.req, /*explain=*/!p.rows_done, &connect_failed);
     std::deque<Pending> also_failed;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -509,8 +542,8 @@ void RowEstimator::WorkerMain() {
       }
       if (connect_failed) also_failed.swap(queue_);
     }
-    Deliver(std::move(p.done), Unshared(result));
-    for (Pending& q : also_failed) Deliver(std::move(q.done), Unshared(result));
+    Deliver(p, result);
+    for (Pending& q : also_failed) Deliver(q, result);
   }
   conn_.reset();
 }
@@ -529,7 +562,7 @@ absl::StatusOr<std::unique_ptr<RowEstimator::Connection>> RowEstimator::Connect(
       absl::StrCat("row estimator ", options_.upstream.ToString(), ": ", why));
 }
 
-absl::StatusOr<int64_t> RowEstimator::RunOne(const EstimateRequest& req, bool* connect_failed) {
+absl::StatusOr<QueryRows> RowEstimator::RunOne(const EstimateRequest& req, bool explain, bool* connect_failed) {
   const std::string where = absl::StrCat("row estimator ", options_.upstream.ToString());
   // encode.h's preconditions are caller bugs there; here they are the request's problem.
   if (absl::StrContains(req.sql, '\0')) {
@@ -551,7 +584,7 @@ absl::StatusOr<int64_t> RowEstimator::RunOne(const EstimateRequest& req, bool* c
   }
 
   cpg::Parse parse;
-  parse.query = absl::StrCat(kExplainPrefix, req.sql);
+  parse.query = explain ? absl::StrCat(kExplainPrefix, req.sql) : req.sql;
   parse.param_type_oids = req.param_type_oids;
   cpg::Bind bind;
   bind.param_formats = req.param_formats;
@@ -580,7 +613,8 @@ absl::StatusOr<int64_t> RowEstimator::RunOne(const EstimateRequest& req, bool* c
     // stopped answering.
     absl::Duration deadline =
         loop_->clock().Monotonic() + options_.query_timeout + kClientDeadlineGrace;
-    std::optional<std::string> json;
+    QueryRows rows;
+    size_t row_bytes = 0;
     std::optional<cpg::ErrorResponse> error;
     bool oversized = false;
     // Transport failures leave the connection unusable.
@@ -605,9 +639,17 @@ absl::StatusOr<int64_t> RowEstimator::RunOne(const EstimateRequest& req, bool* c
             break;
           case cpg::backend::kDataRow: {
             INTERLOCK_ASSIGN_OR_RETURN(cpg::DataRow row, cpg::ParseDataRow(m.body));
-            if (!json.has_value() && row.columns.size() == 1 && row.columns[0].has_value()) {
-              json.emplace(*row.columns[0]);
+            row_bytes += m.body.size();
+            if (row_bytes > kMaxExplainBytes) {
+              oversized = true;
+              break;
             }
+            std::vector<std::optional<std::string>> out;
+            out.reserve(row.columns.size());
+            for (const auto& c : row.columns) {
+              out.push_back(c.has_value() ? std::optional<std::string>(std::string(*c)) : std::nullopt);
+            }
+            rows.push_back(std::move(out));
             break;
           }
           case cpg::backend::kErrorResponse: {
@@ -641,10 +683,6 @@ absl::StatusOr<int64_t> RowEstimator::RunOne(const EstimateRequest& req, bool* c
         return absl::ResourceExhaustedError(
             absl::StrCat(where, ": explain output larger than ", kMaxExplainBytes, " bytes"));
       }
-      if (!json.has_value())
-        return absl::InternalError(absl::StrCat(where, ": explain returned no row"));
-      absl::StatusOr<int64_t> rows = PlanRowsFromExplainJson(*json);
-      if (!rows.ok()) return Annotate(rows.status(), where);
       return rows;
     }
     conn_.reset();

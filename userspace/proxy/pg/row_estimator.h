@@ -140,9 +140,13 @@ absl::StatusOr<int64_t> PlanRowsFromExplainJson(absl::string_view json);
 // Malformed input stays malformed (string-aware, never validates).
 std::string PruneJsonDepth(absl::string_view json, int keep_depth);
 
+// Rows of a catalog query, in text format; nullopt = NULL.
+using QueryRows = std::vector<std::vector<std::optional<std::string>>>;
+
 class RowEstimator {
  public:
   using DoneFn = std::function<void(absl::StatusOr<int64_t> rows)>;
+  using RowsFn = std::function<void(absl::StatusOr<QueryRows> rows)>;
 
   // Checks the options (INVALID_ARGUMENT: unknown sslmode, a TLS-only sslmode without
   // `tls`, no user, a non-positive timeout, a NUL in user or database) and starts the
@@ -159,10 +163,17 @@ class RowEstimator {
   // INT64_MAX) or an error listed above — unless the estimator is destroyed first.
   void Estimate(EstimateRequest req, DoneFn done);
 
+  // Runs `req.sql` itself (no EXPLAIN) on the same read-only connection and returns its
+  // rows in text format — for catalog lookups (the masking work resolves result columns
+  // to schema.table.column this way). Same threading, errors and limits as Estimate: the
+  // rows together may hold at most kMaxExplainBytes.
+  void Query(EstimateRequest req, RowsFn done);
+
  private:
   struct Pending {
     EstimateRequest req;
-    DoneFn done;
+    DoneFn done;      // Estimate
+    RowsFn rows_done;  // Query (then `done` is empty)
   };
   class Connection;
 
@@ -170,9 +181,10 @@ class RowEstimator {
   void WorkerMain();
   // Runs one request on the worker thread; `connect_failed` tells whether it failed
   // because no connection could be opened.
-  absl::StatusOr<int64_t> RunOne(const EstimateRequest& req, bool* connect_failed);
+  // `explain`: prefix the statement with EXPLAIN (FORMAT JSON).
+  absl::StatusOr<QueryRows> RunOne(const EstimateRequest& req, bool explain, bool* connect_failed);
   absl::StatusOr<std::unique_ptr<Connection>> Connect();
-  void Deliver(DoneFn done, absl::StatusOr<int64_t> result);
+  void Deliver(Pending& p, const absl::StatusOr<QueryRows>& rows);
 
   const RowEstimatorOptions options_;
   net::EventLoop* const loop_;

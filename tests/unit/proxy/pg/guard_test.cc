@@ -277,6 +277,41 @@ TEST_F(GuardTest, PolicyReloadAppliesToTheNextDecision) {
   EXPECT_EQ(Execute("").kind, GuardVerdict::kForward);
 }
 
+TEST_F(GuardTest, EstimatesAreAskedForThenDecide) {
+  auto eval = policy::LoadPolicyText(R"YAML(
+rules:
+  - {id: reads, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
+  - {id: big, match: {kinds: [STATEMENT_KIND_SELECT], estimated_rows_gt: 100}, action: ACTION_DENY}
+)YAML", "p.yaml");
+  ASSERT_TRUE(eval.ok());
+  policy_ = std::move(*eval);
+  GuardVerdict v = Query("SELECT 1; SELECT * FROM customers");
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  ASSERT_EQ(v.estimates.size(), 2u);
+  EXPECT_EQ(v.estimates[1].sql, "SELECT * FROM customers");
+  RowEstimates est = {1, 100000};
+  auto again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("SELECT 1; SELECT * FROM customers")), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kReplace);
+  EXPECT_EQ(again->audit.rule_id(), "big");
+  // Extended: the estimate request carries the bound parameters.
+  Ready();
+  Parse("s", "SELECT * FROM customers WHERE id = $1");
+  cpg::Bind b;
+  b.statement = "s";
+  b.params.push_back(absl::string_view("42"));
+  Front(cpg::Encode(b));
+  cpg::Execute e;
+  v = Front(cpg::Encode(e));
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  EXPECT_EQ(v.estimates[0].sql, "SELECT * FROM customers WHERE id = $1");
+  ASSERT_EQ(v.estimates[0].params.size(), 1u);
+  EXPECT_EQ(*v.estimates[0].params[0], "42");
+  est = {1};
+  again = guard_->OnFrontend('E', Body(cpg::Encode(e)), &est);
+  EXPECT_EQ(again->kind, GuardVerdict::kForward);
+}
+
 TEST_F(GuardTest, MalformedMessagesAreErrorsNotCrashes) {
   for (char type : {'Q', 'P', 'B', 'E', 'C', 'F'}) {
     auto v = guard_->OnFrontend(type, std::string("\xff\xff\xff", 3));
