@@ -136,7 +136,24 @@ void AppendJsonMessage(std::string* out, const google::protobuf::Message& m) {
     first = false;
     AppendJsonString(out, f->name());
     out->push_back(':');
-    if (f->is_repeated()) {
+    if (f->is_map()) {
+      // proto3 JSON: a map is an object keyed by the key's text.
+      out->push_back('{');
+      int n = m.GetReflection()->FieldSize(m, f);
+      for (int i = 0; i < n; ++i) {
+        if (i > 0) out->push_back(',');
+        const google::protobuf::Message& entry = m.GetReflection()->GetRepeatedMessage(m, f, i);
+        const google::protobuf::FieldDescriptor* key = entry.GetDescriptor()->map_key();
+        const google::protobuf::FieldDescriptor* value = entry.GetDescriptor()->map_value();
+        std::string k;
+        AppendJsonValue(&k, entry, key, 0);
+        if (k.empty() || k[0] != '"') k = absl::StrCat("\"", k, "\"");  // numeric and bool keys are quoted
+        out->append(k);
+        out->push_back(':');
+        AppendJsonValue(out, entry, value, 0);
+      }
+      out->push_back('}');
+    } else if (f->is_repeated()) {
       out->push_back('[');
       int n = m.GetReflection()->FieldSize(m, f);
       for (int i = 0; i < n; ++i) {
