@@ -30,7 +30,7 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo
-  iproute2 procps util-linux systemd openssl curl
+  iproute2 procps util-linux systemd openssl curl bc
   # PostgreSQL clients used by the tests and benchmarks (the server is pinned below)
   python3-psycopg2 pgbouncer
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source

@@ -121,6 +121,35 @@ absl::Status Engine::Init() {
     INTERLOCK_LOG(kWarning, "no policy_file configured: statements are audited but not judged");
   }
   {
+    // Masking: compiled profiles of the policy in force and the upstream catalogs.
+    static const std::shared_ptr<const policy::PolicyEvaluator> kNoPolicy;
+    INTERLOCK_ASSIGN_OR_RETURN(
+        masks_, MaskService::Create(config_.state_dir, policy_ != nullptr ? policy_->current_ptr() : &kNoPolicy,
+                                    [this](const std::string& catalog, const std::string& sql,
+                                           std::vector<std::optional<std::string>> params,
+                                           std::function<void(absl::StatusOr<proxy::pg::QueryRows>)> done) {
+                                      auto t = catalog_targets_.find(catalog);
+                                      if (t == catalog_targets_.end()) {
+                                        done(absl::NotFoundError(absl::StrCat("no upstream for catalog ", catalog)));
+                                        return;
+                                      }
+                                      auto est = EstimatorFor(*t->second.resource, t->second.upstream,
+                                                              t->second.resource->postgres->login);
+                                      if (!est.ok()) {
+                                        done(est.status());
+                                        return;
+                                      }
+                                      proxy::pg::EstimateRequest r;
+                                      r.sql = sql;
+                                      r.params = std::move(params);
+                                      (*est)->Query(std::move(r), std::move(done));
+                                    }));
+    if (policy_ != nullptr) {
+      INTERLOCK_RETURN_IF_ERROR(masks_->Validate(policy_->current()));
+      policy_->SetValidator([this](const policy::PolicyEvaluator& p) { return masks_->Validate(p); });
+    }
+  }
+  {
     ApprovalBrokerOptions ao;
     ao.db_path = absl::StrCat(config_.state_dir, "/approvals.db");
     char host[256] = {};
@@ -316,6 +345,29 @@ absl::Status Engine::RestoreEnrollments() {
     workloads_[id] = std::move(w);
   }
   return SaveState();
+}
+
+absl::StatusOr<proxy::pg::RowEstimator*> Engine::EstimatorFor(const config::ResourceConfig& resource,
+                                                               const net::SockAddr& upstream,
+                                                               const config::PostgresLoginConfig& login) {
+  std::string key = absl::StrCat(resource.id, "/", upstream.ToString(), "/", login.user, "/", login.database);
+  if (auto it = estimators_.find(key); it != estimators_.end()) return it->second.get();
+  proxy::pg::RowEstimatorOptions o;
+  o.upstream = upstream;
+  o.user = login.user;
+  o.database = login.database;
+  o.password_ref = login.password_ref;
+  o.sslmode = resource.postgres->sslmode;
+  o.connect_timeout = config_.timeouts.connect;
+  if (o.sslmode != "disable" && o.sslmode != "allow") {
+    std::string server_name =
+        !resource.postgres->sslservername.empty() ? resource.postgres->sslservername : upstream.ip();
+    INTERLOCK_ASSIGN_OR_RETURN(o.tls, UpstreamTls(resource, server_name));
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(auto est, proxy::pg::RowEstimator::Create(std::move(o), loop_.get()));
+  proxy::pg::RowEstimator* raw = est.get();
+  estimators_[key] = std::move(est);
+  return raw;
 }
 
 absl::Status Engine::LoadTokenVerifiers() {
@@ -539,10 +591,24 @@ void Engine::StartSession(UniqueFd agent) {
     }
     std::string cgroup_path = who.cgroup_path();
     pctx.bound_token = [this, cgroup_path] { return token_bindings_.TokenFor(cgroup_path); };
+    const config::ResourceConfig* rp = &resource;
+    const config::PostgresLoginConfig* login = &resource.postgres->LoginFor(who.workload());
+    pctx.estimate = [this, rp, upstream, login](proxy::pg::EstimateRequest req,
+                                               std::function<void(absl::StatusOr<int64_t>)> done) {
+      auto est = EstimatorFor(*rp, upstream, *login);
+      if (!est.ok()) {
+        loop_->Post([done, st = est.status()] { done(st); });
+        return;
+      }
+      (*est)->Estimate(std::move(req), std::move(done));
+    };
+    pctx.catalog_key = absl::StrCat(resource.name, "@", upstream.ToString());
+    catalog_targets_[pctx.catalog_key] = CatalogTarget{&resource, upstream};
     proxy::pg::PgSessionEnv env{loop_.get(), audit_.get(), &cancels_, &clock_};
     env.policy = policy_ != nullptr ? policy_->current_ptr() : nullptr;
     env.approvals = approvals_.get();
     env.grants = approvals_.get();
+    env.masks = masks_.get();
     auto pg = proxy::pg::PgSession::Start(env, std::move(agent), std::move(pctx),
                                           std::move(*recorder),
                                           [this](proxy::pg::PgSession* r) { OnSessionDone(r); });

@@ -30,6 +30,8 @@
 #include "userspace/config/config.h"
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
+#include "userspace/daemon/mask_service.h"
+#include "userspace/proxy/pg/row_estimator.h"
 #include "userspace/daemon/policy_watcher.h"
 #include "userspace/daemon/token_bindings.h"
 #include "userspace/identity/workload_identity.h"
@@ -101,6 +103,10 @@ class Engine {
   void RejectConnection(const std::string& reason, const std::string& detail,
                         const v1::WorkloadIdentity* who);
 
+  // The estimator for (resource, upstream, login), created on first use.
+  absl::StatusOr<proxy::pg::RowEstimator*> EstimatorFor(const config::ResourceConfig& resource,
+                                                        const net::SockAddr& upstream,
+                                                        const config::PostgresLoginConfig& login);
   v1::ControlResponse HandleApprovals(const v1::ControlRequest& req, const control::Caller& caller);
   v1::Approver ApproverOf(const control::Caller& caller) const;
   void OnGrantEnded(const v1::Grant& grant, const std::string& why);
@@ -128,6 +134,15 @@ class Engine {
   std::unique_ptr<PolicyWatcher> policy_;      // null: no policy configured
   std::unique_ptr<ApprovalBroker> approvals_;
   TokenBindings token_bindings_;
+  std::unique_ptr<MaskService> masks_;
+  // interlockd's own read-only upstream connections (planner estimates, catalog reads),
+  // by resource/upstream/login; and which upstream each masking catalog key names.
+  absl::flat_hash_map<std::string, std::unique_ptr<proxy::pg::RowEstimator>> estimators_;
+  struct CatalogTarget {
+    const config::ResourceConfig* resource = nullptr;
+    net::SockAddr upstream;
+  };
+  absl::flat_hash_map<std::string, CatalogTarget> catalog_targets_;
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
   proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;

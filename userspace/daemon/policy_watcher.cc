@@ -50,6 +50,11 @@ void PolicyWatcher::AuditResult(const std::string& trigger, const absl::Status& 
 
 absl::Status PolicyWatcher::Reload(const std::string& trigger) {
   auto next = policy::LoadPolicyFile(path_);
+  if (next.ok() && validator_) {
+    if (absl::Status v = validator_(**next); !v.ok()) {
+      next = absl::InvalidArgumentError(absl::StrCat(path_, ": ", v.message()));
+    }
+  }
   if (!next.ok()) {
     AuditResult(trigger, next.status());
     return next.status();

@@ -13,6 +13,7 @@
 //   env.policy = pw->current_ptr();
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,10 @@ class PolicyWatcher {
   // Drains inotify events; reloads when one names the policy file.
   void OnInotify();
 
+  // An extra check a new policy must pass before it is put in force (mask profiles
+  // compile); its error rejects the reload like a loader error.
+  void SetValidator(std::function<absl::Status(const policy::PolicyEvaluator&)> v) { validator_ = std::move(v); }
+
   int inotify_fd() const { return inotify_.get(); }
   const std::shared_ptr<const policy::PolicyEvaluator>* current_ptr() const { return &current_; }
   const policy::PolicyEvaluator& current() const { return *current_; }
@@ -49,6 +54,7 @@ class PolicyWatcher {
   audit::AuditLog* audit_;
   UniqueFd inotify_;
   std::shared_ptr<const policy::PolicyEvaluator> current_;
+  std::function<absl::Status(const policy::PolicyEvaluator&)> validator_;
 };
 
 }  // namespace interlock::daemon

@@ -165,6 +165,7 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
   agent_tls_.reset();
   agent_.Reset();
   upstream_.Reset();
+  *alive_ = false;
   if (held_.has_value()) {
     if (env_.approvals != nullptr && !held_->approval_id.empty()) env_.approvals->Abandon(held_->approval_id);
     held_.reset();
@@ -225,6 +226,15 @@ void PgSession::Audit(v1::AuditKind kind, const std::string& outcome, const std:
 
 void PgSession::AuditStatements(std::vector<v1::StatementInfo> statements) {
   for (v1::StatementInfo& s : statements) {
+    if (env_.masks != nullptr) {
+      for (const std::string& tag : s.command_tags()) {
+        // Renamed or recreated tables and columns: the cached catalog may be stale.
+        if (absl::StartsWith(tag, "ALTER") || absl::StartsWith(tag, "DROP") || absl::StartsWith(tag, "CREATE")) {
+          env_.masks->Invalidate(ctx_.catalog_key);
+          break;
+        }
+      }
+    }
     v1::AuditEvent ev;
     ev.set_kind(v1::AUDIT_KIND_STATEMENT);
     ev.set_session_id(ctx_.session_id);
@@ -329,6 +339,7 @@ bool PgSession::UpstreamReadAllowed() const {
     return false;
   }
   if (phase_ == Phase::kUpstreamSslReply && !upstream_in_.empty()) return false;  // one byte only
+  if (catalog_wait_) return false;  // nothing moves until the result's columns are known
   return to_agent_.size() < kHighWaterBytes && upstream_in_.size() < kMaxBackendMessageBytes + 5;
 }
 
@@ -995,7 +1006,10 @@ bool PgSession::RelayFrontend() {
   }
   std::optional<GuardVerdict> verdict;
   if (guard_ != nullptr) {
-    auto v = guard_->OnFrontend(h.type, body);
+    if (estimating_) return false;
+    std::optional<RowEstimates> estimates = std::move(estimates_ready_);
+    estimates_ready_.reset();
+    auto v = guard_->OnFrontend(h.type, body, estimates.has_value() ? &*estimates : nullptr);
     if (!v.ok()) {
       bool limit = absl::IsResourceExhausted(v.status());
       Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", limit ? "too_much_state" : "bad_frontend_message",
@@ -1006,6 +1020,10 @@ bool PgSession::RelayFrontend() {
     }
     // Wait for the server to answer earlier batches; Pump retries after backend progress.
     if (v->kind == GuardVerdict::kWait) return false;
+    if (v->kind == GuardVerdict::kEstimate) {
+      StartEstimates(std::move(v->estimates));
+      return false;
+    }
     verdict = *std::move(v);
   }
   absl::Status st = tracker_->OnFrontend(h.type, body);
@@ -1021,6 +1039,20 @@ bool PgSession::RelayFrontend() {
     return false;
   }
   RecordFromAgent(raw);
+  const mask::Masker* masker = nullptr;
+  std::string profile;
+  if (verdict.has_value() && verdict->decision.has_value() && verdict->decision->action == v1::ACTION_MASK) {
+    profile = verdict->decision->mask_profile;
+    if (result_masker_ != nullptr && env_.masks != nullptr) masker = env_.masks->Profile(profile);
+    if (masker == nullptr) {
+      // Fail closed: a result we were told to mask and cannot is not sent.
+      verdict->kind = GuardVerdict::kReplace;
+      verdict->replacement = guard_->DenyHeld(
+          h.type, absl::StrCat("interlock: mask profile \"", profile, "\" is not available; the statement was not run"),
+          "");
+      verdict->audit.set_source("mask_unavailable");
+    }
+  }
   if (verdict.has_value() && verdict->decision.has_value()) {
     bool statement = h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kExecute ||
                      h.type == cpg::frontend::kFunctionCall;
@@ -1031,7 +1063,7 @@ bool PgSession::RelayFrontend() {
     }
     if (verdict->kind == GuardVerdict::kReplace) {
       AuditDecision(verdict->audit, "denied");
-      SendToUpstream(verdict->replacement);
+      SendFrontend(verdict->replacement);
       agent_in_.Consume(h.total_bytes);
       return true;
     }
@@ -1042,12 +1074,81 @@ bool PgSession::RelayFrontend() {
       return !held_.has_value();
     }
   }
-  SendToUpstream(raw);
+  SendFrontend(raw, masker, profile);
   agent_in_.Consume(h.total_bytes);
   return true;
 }
 
+void PgSession::SendFrontend(absl::string_view bytes, const mask::Masker* masker, const std::string& profile) {
+  if (result_masker_ != nullptr && bytes.size() >= cpg::kMessageHeaderBytes) {
+    std::string prefix = result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes), masker, profile);
+    if (!prefix.empty()) SendToUpstream(prefix);
+  }
+  SendToUpstream(bytes);
+}
+
+void PgSession::StartEstimates(std::vector<EstimateNeed> needs) {
+  int size = 0;
+  for (const auto& n : needs) size = std::max(size, n.statement_index + 1);
+  auto results = std::make_shared<RowEstimates>(static_cast<size_t>(size));
+  auto left = std::make_shared<size_t>(needs.size());
+  estimating_ = true;
+  std::shared_ptr<bool> alive = alive_;
+  auto finish_one = [this, alive, results, left](int index, absl::StatusOr<int64_t> rows) {
+    if (!*alive) return;
+    if (!rows.ok()) {
+      // No estimate: the rule that asked for it applies (fail closed).
+      Audit(v1::AUDIT_KIND_POLICY_DECISION, "estimate_failed", "estimated_rows", std::string(rows.status().message()));
+    }
+    (*results)[index] = rows.ok() ? *rows : INT64_MAX;
+    if (--*left > 0) return;
+    estimates_ready_ = std::move(*results);
+    estimating_ = false;
+    Pump();
+  };
+  for (EstimateNeed& n : needs) {
+    if (!ctx_.estimate || n.sql.empty()) {
+      // Called later, like a real answer, so the guard is asked again from Pump.
+      int index = n.statement_index;
+      env_.loop->RunAfter(absl::ZeroDuration(), [finish_one, index] {
+        finish_one(index, absl::UnavailableError("no planner estimate available for this statement"));
+      });
+      continue;
+    }
+    EstimateRequest r;
+    r.sql = std::move(n.sql);
+    r.param_type_oids = std::move(n.param_type_oids);
+    r.param_formats = std::move(n.param_formats);
+    r.params = std::move(n.params);
+    int index = n.statement_index;
+    ctx_.estimate(std::move(r), [finish_one, index](absl::StatusOr<int64_t> rows) { finish_one(index, std::move(rows)); });
+  }
+}
+
+void PgSession::AuditMasking(std::vector<MaskReport> reports) {
+  for (MaskReport& r : reports) {
+    v1::AuditEvent ev;
+    ev.set_kind(v1::AUDIT_KIND_MASKING);
+    ev.set_session_id(ctx_.session_id);
+    *ev.mutable_identity() = ctx_.identity;
+    ev.set_resource(ctx_.resource_name);
+    ev.set_protocol("postgres");
+    ev.set_outcome("masked");
+    ev.set_reason(r.profile);
+    v1::MaskingInfo* m = ev.mutable_masking();
+    m->set_profile(r.profile);
+    m->set_protocol(r.protocol);
+    m->set_rows(r.rows);
+    m->set_values_masked(r.values_masked);
+    for (auto& c : r.masked_columns) m->add_columns(std::move(c));
+    for (const auto& [k, v] : r.counts.detectors) (*m->mutable_detector_counts())[k] = v;
+    for (const auto& [k, v] : r.counts.columns) (*m->mutable_column_counts())[k] = v;
+    (void)env_.audit->Emit(std::move(ev));
+  }
+}
+
 bool PgSession::RelayBackend() {
+  if (catalog_wait_) return false;
   if (backend_stream_left_ > 0) {
     if (upstream_in_.empty()) return false;
     size_t n = static_cast<size_t>(std::min<uint64_t>(backend_stream_left_, upstream_in_.size()));
@@ -1072,9 +1173,10 @@ bool PgSession::RelayBackend() {
   }
   if (!header->has_value()) return false;
   const cpg::FrameHeader h = **header;
-  if (h.type == cpg::backend::kDataRow || h.type == cpg::backend::kCopyData) {
+  bool masking = result_masker_ != nullptr && result_masker_->active();
+  if ((h.type == cpg::backend::kDataRow || h.type == cpg::backend::kCopyData) && !masking) {
     // Rows and COPY data are counted, not buffered: memory stays bounded whatever the
-    // result size.
+    // result size (a masked row is buffered whole, one at a time).
     (void)tracker_->OnBackend(h.type, absl::string_view());
     backend_stream_left_ = h.total_bytes;
     return true;
@@ -1087,12 +1189,50 @@ bool PgSession::RelayBackend() {
   if (upstream_in_.size() < h.total_bytes) return false;
   absl::string_view raw = upstream_in_.view().substr(0, h.total_bytes);
   std::optional<std::string> replaced;
+  if (result_masker_ != nullptr) {
+    ResultMasker::Out m = result_masker_->OnBackend(h.type, raw);
+    switch (m.verdict) {
+      case ResultMasker::Verdict::kPass:
+        break;
+      case ResultMasker::Verdict::kReplace:
+        replaced = std::move(m.bytes);
+        break;
+      case ResultMasker::Verdict::kDrop:
+        // The answer to interlockd's own Describe: neither the agent nor the tracker saw
+        // the question.
+        upstream_in_.Consume(h.total_bytes);
+        AuditMasking(result_masker_->TakeReports());
+        return phase_ == Phase::kRelay;
+      case ResultMasker::Verdict::kNeedCatalog: {
+        // Read the tables' columns on interlockd's own connection, then retry this message.
+        catalog_wait_ = true;
+        std::shared_ptr<bool> alive = alive_;
+        env_.masks->Resolve(ctx_.catalog_key, std::move(m.oids), [this, alive](absl::Status st) {
+          if (!*alive) return;
+          catalog_wait_ = false;
+          if (!st.ok()) {
+            Audit(v1::AUDIT_KIND_MASKING, "error", "catalog_unavailable", std::string(st.message()));
+            FailToAgent("XX000", "interlock: cannot read the catalog to mask this result; the session is closed",
+                        "mask_failed", std::string(st.message()));
+          }
+          Pump();
+        });
+        return false;
+      }
+      case ResultMasker::Verdict::kFatal:
+        Audit(v1::AUDIT_KIND_MASKING, "error", "cannot_mask", m.error);
+        FailToAgent("0A000", absl::StrCat("interlock: ", m.error, "; the session is closed"), "mask_failed", m.error);
+        return false;
+    }
+  }
   if (guard_ != nullptr) {
     // A denied statement's error, caused by its replacement, becomes interlockd's own.
-    replaced = guard_->OnBackend(h.type, raw.substr(cpg::kMessageHeaderBytes));
+    std::optional<std::string> mine = guard_->OnBackend(h.type, raw.substr(cpg::kMessageHeaderBytes));
+    if (mine.has_value()) replaced = std::move(mine);
   }
   absl::string_view out = replaced.has_value() ? absl::string_view(*replaced) : raw;
   absl::Status tracked = tracker_->OnBackend(h.type, out.substr(cpg::kMessageHeaderBytes));
+  if (result_masker_ != nullptr) AuditMasking(result_masker_->TakeReports());
   if (!tracked.ok()) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "bad_backend_message", std::string(tracked.message()));
   }
@@ -1237,6 +1377,13 @@ void PgSession::StartGuard() {
     g.nonce = absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
   }
   guard_ = std::make_unique<StatementGuard>(std::move(g), env_.policy);
+  if (env_.masks != nullptr && !(*env_.policy)->policy().mask_profiles().empty()) {
+    MaskSupport* masks = env_.masks;
+    std::string key = ctx_.catalog_key;
+    result_masker_ = std::make_unique<ResultMasker>([masks, key](uint32_t oid, int16_t attnum) {
+      return masks->Lookup(key, oid, attnum);
+    });
+  }
   // The session's settings as the server announced them at start-up.
   absl::string_view rest = held_parameter_status_;
   while (!rest.empty()) {
@@ -1270,7 +1417,7 @@ void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
     std::string repl = guard_->DenyHeld(type, "interlock: statement needs approval, and no approval service is configured",
                                         absl::StrCat("Policy rule \"", d.rule_id, "\"."));
     held_.reset();
-    SendToUpstream(repl);
+    SendFrontend(repl);
     return;
   }
   v1::ApprovalRequest r;
@@ -1295,7 +1442,7 @@ void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
         type, "interlock: statement needs approval, and the approval request could not be stored",
         std::string(submitted.status().message()));
     held_.reset();
-    SendToUpstream(repl);
+    SendFrontend(repl);
     return;
   }
   held_->approval_id = submitted->id();
@@ -1313,7 +1460,7 @@ void PgSession::ReleaseHeld(const std::string& source, const v1::ApprovalRequest
   h.audit.set_source(source);
   h.audit.set_approval_id(request.id());
   AuditDecision(h.audit, "released");
-  SendToUpstream(h.raw);
+  SendFrontend(h.raw);
 }
 
 void PgSession::OnHoldResolved(const v1::ApprovalRequest& request) {
@@ -1333,7 +1480,7 @@ void PgSession::OnHoldResolved(const v1::ApprovalRequest& request) {
     std::string detail = absl::StrCat("Policy rule \"", request.rule_id(), "\"",
                                       request.approver().user().empty() ? "" : absl::StrCat("; decided by ", request.approver().user()),
                                       ".");
-    SendToUpstream(guard_->DenyHeld(h.type, message, detail));
+    SendFrontend(guard_->DenyHeld(h.type, message, detail));
   }
   Pump();
 }

@@ -45,6 +45,9 @@
 #include "userspace/proxy/approval_gate.h"
 #include "userspace/proxy/pg/cancel_registry.h"
 #include "userspace/proxy/pg/guard.h"
+#include "userspace/proxy/pg/mask_support.h"
+#include "userspace/proxy/pg/result_masker.h"
+#include "userspace/proxy/pg/row_estimator.h"
 #include "userspace/proxy/pg/statement_tracker.h"
 #include "userspace/proxy/pg/upstream_login.h"
 #include "userspace/proxy/session.h"
@@ -75,6 +78,11 @@ struct PgSessionContext {
   // The token bound to the workload's enrollment, read now (re-read on each call, so a
   // rotated file is seen): nullopt when none is bound. Unset: no bindings.
   std::function<absl::StatusOr<std::optional<std::string>>()> bound_token;
+  // Planner row estimates on interlockd's own connection (policy estimated_rows_gt); the
+  // callback runs later on the loop. Unset: estimates are unavailable (rules apply).
+  std::function<void(EstimateRequest, std::function<void(absl::StatusOr<int64_t>)>)> estimate;
+  // Names this session's upstream for the masking catalog cache ("resource@ip:port").
+  std::string catalog_key;
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 
@@ -90,6 +98,9 @@ struct PgSessionEnv {
   // statement sent to review is denied (fail closed).
   ApprovalGate* approvals = nullptr;
   GrantLookup* grants = nullptr;
+  // Mask profiles and the catalog, for statements the policy decides to MASK. Without it
+  // such statements are refused (fail closed).
+  MaskSupport* masks = nullptr;
 };
 
 class PgSession final : public ProxySession {
@@ -196,6 +207,12 @@ class PgSession final : public ProxySession {
   // Ends the session with a FATAL error at the next backend message boundary (never
   // inside a streamed DataRow/CopyData).
   void CloseAtBoundary(const std::string& sqlstate, const std::string& message, const std::string& outcome);
+  // Sends a frontend message upstream, telling the result masker first (it may prepend a
+  // Describe of its own).
+  void SendFrontend(absl::string_view bytes, const mask::Masker* masker = nullptr, const std::string& profile = "");
+  void AuditMasking(std::vector<MaskReport> reports);
+  // A rule needs planner estimates: ask for them, then judge the same message again.
+  void StartEstimates(std::vector<EstimateNeed> needs);
 
   PgSessionEnv env_;
   UniqueFd agent_;
@@ -260,6 +277,13 @@ class PgSession final : public ProxySession {
     std::string sqlstate, message, outcome;
   };
   std::optional<PendingFatal> pending_fatal_;
+  // Masking: present when the policy has mask profiles.
+  std::unique_ptr<ResultMasker> result_masker_;
+  bool catalog_wait_ = false;
+  bool estimating_ = false;
+  std::optional<RowEstimates> estimates_ready_;
+  // Cleared when the session ends: asynchronous callbacks check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   uint32_t interest_[2] = {0, 0};
   bool registered_[2] = {false, false};
