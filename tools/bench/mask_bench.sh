@@ -71,8 +71,8 @@ shared_buffers = 512MB
 fsync = off
 full_page_writes = off
 EOF
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w -t 60 start >/dev/null \
-  || { cat "$work/postgres.log" >&2; die "postgres did not start"; }
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/sock/postgres.log" -w -t 60 start >/dev/null \
+  || { cat "$work/sock/postgres.log" >&2; die "postgres did not start"; }
 pg_pid="$(head -1 "$work/data/postmaster.pid")"
 su_psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/sock" -p "$pg_port" -U postgres -d "$1" -At -c "$2"; }
 pw="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
@@ -86,7 +86,8 @@ su_psql bench "CREATE TABLE customers AS
          '4111111111111111'::text AS card_number,
          'GB82WEST12345698765432'::text AS account
   FROM generate_series(1, $rows) g;
-  ALTER TABLE customers OWNER TO bench; VACUUM ANALYZE customers" >/dev/null
+  ALTER TABLE customers OWNER TO bench" >/dev/null
+su_psql bench "VACUUM ANALYZE customers" >/dev/null
 umask 077; printf '%s\n' "$pw" >"$work/bench.pw"; umask 022
 
 # ---- interlockd with a policy --------------------------------------------------------

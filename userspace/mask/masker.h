@@ -116,6 +116,13 @@ class Masker {
 
   // The masked form of a whole value under `rule`; nullopt means SQL NULL (style NULL).
   // Counts one value for rule.text when `counts` is given.
+  // The same, appended to *out (no allocation when *out has room); false, with nothing
+  // appended, when the column's style is NULL. Counts are the caller's.
+  bool AppendWhole(const ColumnRule& rule, absl::string_view value, std::string* out) const {
+    if (rule.mask.style == v1::MASK_STYLE_NULL) return false;
+    AppendReplacement(rule.mask, value, out);
+    return true;
+  }
   std::optional<std::string> MaskWhole(const ColumnRule& rule, absl::string_view value,
                                        MaskCounts* counts = nullptr) const;
 

@@ -1189,13 +1189,14 @@ bool PgSession::RelayBackend() {
   if (upstream_in_.size() < h.total_bytes) return false;
   absl::string_view raw = upstream_in_.view().substr(0, h.total_bytes);
   std::optional<std::string> replaced;
+  absl::string_view replaced_view;  // a masked row, in the masker's buffer
   if (result_masker_ != nullptr) {
     ResultMasker::Out m = result_masker_->OnBackend(h.type, raw);
     switch (m.verdict) {
       case ResultMasker::Verdict::kPass:
         break;
       case ResultMasker::Verdict::kReplace:
-        replaced = std::move(m.bytes);
+        replaced_view = m.view;
         break;
       case ResultMasker::Verdict::kDrop:
         // The answer to interlockd's own Describe: neither the agent nor the tracker saw
@@ -1230,7 +1231,7 @@ bool PgSession::RelayBackend() {
     std::optional<std::string> mine = guard_->OnBackend(h.type, raw.substr(cpg::kMessageHeaderBytes));
     if (mine.has_value()) replaced = std::move(mine);
   }
-  absl::string_view out = replaced.has_value() ? absl::string_view(*replaced) : raw;
+  absl::string_view out = replaced.has_value() ? absl::string_view(*replaced) : !replaced_view.empty() ? replaced_view : raw;
   absl::Status tracked = tracker_->OnBackend(h.type, out.substr(cpg::kMessageHeaderBytes));
   if (result_masker_ != nullptr) AuditMasking(result_masker_->TakeReports());
   if (!tracked.ok()) {

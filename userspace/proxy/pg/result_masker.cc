@@ -35,6 +35,13 @@ int16_t FormatFor(const std::vector<int16_t>& formats, size_t i) {
 
 std::string Frame(char type, absl::string_view body) { return cpg::EncodeMessage(type, body); }
 
+ResultMasker::Out Fatal(std::string why) {
+  ResultMasker::Out o;
+  o.verdict = ResultMasker::Verdict::kFatal;
+  o.error = std::move(why);
+  return o;
+}
+
 }  // namespace
 
 bool IsTextLikeType(uint32_t t) {
@@ -138,22 +145,30 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
   Out out;
   const mask::Masker& m = *e.masker;
   absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
-  if (body.size() < 2) return Out{Verdict::kFatal, "", {}, "malformed DataRow"};
+  if (body.size() < 2) return Fatal("malformed DataRow");
   const char* p = body.data() + 2;
   const char* end = body.data() + body.size();
   size_t n = Get16(body.data());
   ++e.report.rows;
-  // Rewritten lazily: untouched rows cost one walk and no allocation.
+  if (e.column_hits.size() < e.plan.size()) e.column_hits.resize(e.plan.size(), 0);
+  // Rewritten lazily, straight into one reused buffer: untouched rows cost one walk, and
+  // masked ones no allocation once the buffer has grown.
   bool changed = false;
   std::string& nb = scratch_;
-  nb.clear();
   const char* copied_to = body.data();
+  auto begin_rewrite = [&] {
+    if (changed) return;
+    changed = true;
+    nb.clear();
+    nb.append(raw.data(), cpg::kMessageHeaderBytes + 2);  // length fixed below
+    copied_to = body.data() + 2;
+  };
   for (size_t i = 0; i < n; ++i) {
-    if (end - p < 4) return Out{Verdict::kFatal, "", {}, "malformed DataRow"};
+    if (end - p < 4) return Fatal("malformed DataRow");
     const char* field_start = p;
     int32_t len = static_cast<int32_t>(Get32(p));
     p += 4;
-    if (len < -1 || (len >= 0 && end - p < len)) return Out{Verdict::kFatal, "", {}, "malformed DataRow"};
+    if (len < -1 || (len >= 0 && end - p < len)) return Fatal("malformed DataRow");
     if (len == -1) continue;
     absl::string_view v(p, static_cast<size_t>(len));
     p += len;
@@ -161,48 +176,40 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
     fallback.format = FormatFor(e.formats, i);
     const Column& c = i < e.plan.size() ? e.plan[i] : fallback;
     bool textual = c.format == 0 || c.text_like;
-    std::optional<std::string> replacement;  // set: new value; `null_out`: NULL
-    bool null_out = false;
     if (c.rule != nullptr) {
+      begin_rewrite();
+      nb.append(copied_to, static_cast<size_t>(field_start - copied_to));
+      size_t len_at = nb.size();
+      nb.append(4, '\0');
+      bool kept = false;
       if (textual) {
         // jsonb in binary starts with a version byte (1); the rest is text.
         bool jsonb_binary = c.format == 1 && c.text_like && !v.empty() && v[0] == 1;
-        absl::string_view text = jsonb_binary ? v.substr(1) : v;
-        std::optional<std::string> w = m.MaskWhole(*c.rule, text);
-        if (!w.has_value()) {
-          null_out = true;
-        } else {
-          replacement = jsonb_binary ? absl::StrCat(std::string(1, '\x01'), *w) : *std::move(w);
-        }
-      } else {
-        null_out = true;  // a binary value of another type cannot be masked in place
+        if (jsonb_binary) nb.push_back('\x01');
+        kept = m.AppendWhole(*c.rule, jsonb_binary ? v.substr(1) : v, &nb);
+        if (!kept) nb.resize(len_at + 4);
       }
+      uint32_t vlen = kept ? static_cast<uint32_t>(nb.size() - len_at - 4) : 0xFFFFFFFFu;  // NULL
+      if (!kept) nb.resize(len_at + 4);
+      nb[len_at] = char(vlen >> 24);
+      nb[len_at + 1] = char(vlen >> 16);
+      nb[len_at + 2] = char(vlen >> 8);
+      nb[len_at + 3] = char(vlen);
+      copied_to = p;
       ++e.report.values_masked;
-      e.report.counts.AddColumn(c.label);
-    } else if (textual) {
-      std::string w;
-      if (m.MaskText(v, &w, &e.report.counts)) {
-        replacement = std::move(w);
-        ++e.report.values_masked;
-      }
+      ++e.column_hits[i];
+      continue;
     }
-    if (!replacement.has_value() && !null_out) continue;
-    if (!changed) {
-      changed = true;
-      nb.append(raw.data(), cpg::kMessageHeaderBytes);  // length fixed below
-      nb.append(body.data(), 2);
-      copied_to = body.data() + 2;
-    }
+    if (!textual) continue;  // binary, not text-like, no column rule: left as is
+    if (!m.MaskText(v, &text_scratch_, &e.report.counts)) continue;
+    ++e.report.values_masked;
+    begin_rewrite();
     nb.append(copied_to, static_cast<size_t>(field_start - copied_to));
-    if (null_out) {
-      Put32(nb, 0xFFFFFFFFu);
-    } else {
-      Put32(nb, static_cast<uint32_t>(replacement->size()));
-      nb.append(*replacement);
-    }
+    Put32(nb, static_cast<uint32_t>(text_scratch_.size()));
+    nb.append(text_scratch_);
     copied_to = p;
   }
-  if (p != end) return Out{Verdict::kFatal, "", {}, "malformed DataRow"};
+  if (p != end) return Fatal("malformed DataRow");
   if (!changed) return out;
   nb.append(copied_to, static_cast<size_t>(end - copied_to));
   uint32_t len = static_cast<uint32_t>(nb.size() - 1);
@@ -211,7 +218,7 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
   nb[3] = char(len >> 8);
   nb[4] = char(len);
   out.verdict = Verdict::kReplace;
-  out.bytes = nb;
+  out.view = nb;
   return out;
 }
 
@@ -220,11 +227,11 @@ ResultMasker::Out ResultMasker::MaskCopy(Entry& e, absl::string_view raw) {
   // over the whole line (they never add tabs, quotes or newlines).
   Out out;
   ++e.report.rows;
-  std::string w;
-  if (!e.masker->MaskText(raw.substr(cpg::kMessageHeaderBytes), &w, &e.report.counts)) return out;
+  if (!e.masker->MaskText(raw.substr(cpg::kMessageHeaderBytes), &text_scratch_, &e.report.counts)) return out;
   ++e.report.values_masked;
   out.verdict = Verdict::kReplace;
-  out.bytes = Frame(cpg::backend::kCopyData, w);
+  scratch_ = Frame(cpg::backend::kCopyData, text_scratch_);
+  out.view = scratch_;
   return out;
 }
 
@@ -232,9 +239,13 @@ void ResultMasker::Report(Entry& e) {
   if (e.masker == nullptr) return;
   e.report.profile = e.profile;
   e.report.protocol = e.kind == Kind::kQuery ? "simple" : "extended";
-  for (const Column& c : e.plan) {
-    if (c.rule != nullptr) e.report.masked_columns.push_back(c.label);
+  for (size_t i = 0; i < e.plan.size(); ++i) {
+    const Column& c = e.plan[i];
+    if (c.rule == nullptr) continue;
+    e.report.masked_columns.push_back(c.label);
+    if (i < e.column_hits.size() && e.column_hits[i] > 0) e.report.counts.AddColumn(c.rule->text, e.column_hits[i]);
   }
+  e.column_hits.clear();
   reports_.push_back(std::move(e.report));
   e.report = MaskReport();
   e.plan.clear();
@@ -262,7 +273,7 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
       if (front->kind == Kind::kDescribeOurs) {
         // Plan with the masker of the Execute it was sent for (queued right behind it).
         Entry* exec = queue_.size() > 1 ? &queue_[1] : nullptr;
-        if (exec == nullptr || exec->kind != Kind::kExecute) return Out{Verdict::kFatal, "", {}, "describe out of order"};
+        if (exec == nullptr || exec->kind != Kind::kExecute) return Fatal("describe out of order");
         Out o = Plan(*exec, body, nullptr);
         if (o.verdict != Verdict::kPass) return o;
         queue_.pop_front();
@@ -303,7 +314,7 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
           (front->kind == Kind::kQuery || front->kind == Kind::kExecute)) {
         auto r = cpg::ParseCopyOutResponse(body);
         if (!r.ok() || r->format != 0) {
-          return Out{Verdict::kFatal, "", {}, "binary COPY output cannot be masked"};
+          return Fatal("binary COPY output cannot be masked");
         }
         front->copy = true;
       }

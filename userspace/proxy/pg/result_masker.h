@@ -74,7 +74,9 @@ class ResultMasker {
   enum class Verdict { kPass, kReplace, kDrop, kNeedCatalog, kFatal };
   struct Out {
     Verdict verdict = Verdict::kPass;
-    std::string bytes;             // kReplace: the whole message to send instead
+    std::string bytes;             // (unused by kReplace; see view)
+    absl::string_view view;        // kReplace: the whole message to send instead; valid
+                                   // until the next OnBackend
     std::vector<uint32_t> oids;    // kNeedCatalog: tables to resolve
     std::string error;             // kFatal
   };
@@ -105,6 +107,7 @@ class ResultMasker {
     bool has_plan = false;
     MaskReport report;
     bool reported = false;
+    std::vector<uint64_t> column_hits;  // values masked per plan column
   };
 
   Out Plan(Entry& e, absl::string_view body, const std::vector<int16_t>* bound_formats);
@@ -123,6 +126,7 @@ class ResultMasker {
   uint64_t answered_batches_ = 0;
   std::vector<MaskReport> reports_;
   std::string scratch_;
+  std::string text_scratch_;
 };
 
 // PostgreSQL types whose binary representation is their text (text, varchar, bpchar,
