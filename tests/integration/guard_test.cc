@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -453,6 +454,31 @@ TEST_F(GuardTest, GrantRequiredAndItsExpiryClosesTheSession) {
   // And after expiry, no grant: refused again.
   r = h->RunAgent("billing-agent", Psql({"SELECT 1"}));
   EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant"));
+}
+
+TEST_F(GuardTest, PlannerEstimatesDecideBigReads) {
+  ASSERT_TRUE(pg_->Psql("ANALYZE accounts", "appdb").ok());
+  WritePolicy(R"YAML(resources:
+  - {resource: appdb, default_action: ACTION_DENY}
+rules:
+  - {id: reads, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
+  - id: big-reads
+    match: {kinds: [STATEMENT_KIND_SELECT], tables: [accounts], estimated_rows_gt: 50}
+    action: ACTION_DENY
+    reason: reads of more than 50 accounts
+)YAML");
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = h->RunAgent("billing-agent", Psql({"SELECT owner FROM accounts WHERE id = 7"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "owner7\n");
+  r = h->RunAgent("billing-agent", Psql({"SELECT owner FROM accounts WHERE balance > 100"}));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("reads of more than 50 accounts"));
+  // The estimate came from interlockd's own connection, not the agent's.
+  auto who = pg_->Psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'interlockd-estimator'");
+  ASSERT_TRUE(who.ok());
+  EXPECT_EQ(std::string(absl::StripAsciiWhitespace(*who)), "1");
 }
 
 TEST_F(GuardTest, PolicyReloadOnFileChangeRejectsInvalidAndAppliesValid) {
