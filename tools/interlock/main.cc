@@ -24,7 +24,9 @@ constexpr char kUsage[] =
     "  status [--json]                            interlockd state, enrollments\n"
     "  sessions [--json]                          recorded and live sessions\n"
     "  replay ID [--hex] [--raw DIR]              a session's timeline\n"
+    "  replay ID --unseal KEYFILE                 ... with the originals masking replaced\n"
     "  verify ID                                  check a recording's hash chain and seal\n"
+    "  auditor-keygen --out PREFIX                key pair for sealed masked originals\n"
     "  teardown                                   remove pins and cgroups (interlockd stopped)\n"
     "  approvals [--all] [--json]                 statements held for review\n"
     "  approve ID [--reason TEXT] [--for 15m]     release a held statement\n"
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {
                    {"replay", CmdReplay},   {"verify", CmdVerify}, {"teardown", CmdTeardown},
                    {"approvals", CmdApprovals}, {"approve", CmdApprove}, {"deny", CmdDeny},
                    {"grant", CmdGrant},     {"grants", CmdGrants}, {"revoke", CmdRevoke},
-                   {"reload", CmdReload}};
+                   {"reload", CmdReload},   {"auditor-keygen", CmdAuditorKeygen}};
   auto it = kCommands.find(cmd);
   if (it == kCommands.end()) {
     std::fprintf(stderr, "interlock: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);

@@ -18,6 +18,7 @@
 #include "userspace/control/client.h"
 #include "userspace/record/reader.h"
 #include "userspace/record/replay.h"
+#include "userspace/record/sealed_box.h"
 #include "userspace/record/signing_key.h"
 #include "userspace/record/verifier.h"
 #include "userspace/replay/pg_replay.h"
@@ -139,20 +140,27 @@ int CmdSessions(const Globals& g, const std::vector<std::string>& args) {
 
 int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   if (WantsHelp(args) || args.empty()) {
-    std::puts("usage: interlock replay ID [--hex] [--raw-view] [--raw DIR]\n\nPrints the "
-              "session's timeline (ID may be a unique prefix). PostgreSQL sessions are\n"
+    std::puts("usage: interlock replay ID [--hex] [--raw-view] [--raw DIR] [--unseal KEYFILE]\n\n"
+              "Prints the session's timeline (ID may be a unique prefix). PostgreSQL sessions are\n"
               "decoded: statements, Bind parameters, result rows as tables, errors, start-up.\n"
               "--raw-view shows byte previews instead, as for other protocols. --hex adds a\n"
               "hexdump of every payload (of every decoded message). --raw DIR writes\n"
-              "DIR/to_upstream.bin and DIR/to_agent.bin.");
+              "DIR/to_upstream.bin and DIR/to_agent.bin.\n"
+              "The recording holds what the agent saw. When interlockd kept the originals that\n"
+              "masking replaced (config auditor_public_key_file), they are shown as\n"
+              "\"[sealed original: N bytes]\"; --unseal KEYFILE (the auditor's private key, mode\n"
+              "0600, from interlock auditor-keygen) decrypts them and shows them next to the\n"
+              "masked rows.");
     return args.empty() ? 2 : 0;
   }
-  std::string id, raw_dir;
+  std::string id, raw_dir, unseal_key;
   record::TimelineOptions opts;
   bool raw_view = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--raw" && i + 1 < args.size()) {
       raw_dir = args[++i];
+    } else if (args[i] == "--unseal" && i + 1 < args.size()) {
+      unseal_key = args[++i];
     } else if (args[i] == "--raw-view") {
       raw_view = true;
     } else if (args[i] == "--hex") {
@@ -171,6 +179,22 @@ int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   if (!path.ok()) return Fail(1, absl::StrCat("replay: ", path.status().message()));
   auto rec = record::ReadRecordingFile(*path);
   if (!rec.ok()) return Fail(1, absl::StrCat("replay: ", rec.status().message()));
+  record::UnsealedOriginals originals;
+  if (!unseal_key.empty()) {
+    auto key = record::LoadAuditorPrivateKey(unseal_key);
+    if (!key.ok()) return Fail(1, absl::StrCat("replay: --unseal: ", key.status().message()));
+    auto opened = record::UnsealOriginals(rec->records, *key);
+    if (absl::IsFailedPrecondition(opened.status())) {
+      // Nothing to open: say so and show the timeline anyway.
+      std::fprintf(stderr, "interlock: replay: %s\n",
+                   std::string(opened.status().message()).c_str());
+    } else if (!opened.ok()) {
+      return Fail(1, absl::StrCat("replay: ", opened.status().message()));
+    } else {
+      originals = *std::move(opened);
+      opts.originals = &originals;
+    }
+  }
   if (replay::IsPostgresRecording(rec->records) && !raw_view) {
     std::fputs(replay::FormatPgTimeline(rec->records, {.raw = opts}).c_str(), stdout);
   } else {

@@ -616,6 +616,11 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   if (!proto.policy_file().empty()) {
     if (auto p = AbsolutePath(proto.policy_file(), "policy_file", problems)) out.policy_file = *std::move(p);
   }
+  if (!proto.auditor_public_key_file().empty()) {
+    if (auto p = AbsolutePath(proto.auditor_public_key_file(), "auditor_public_key_file", problems)) {
+      out.auditor_public_key_file = *std::move(p);
+    }
+  }
   const v1::Approvals& ap = proto.approvals();
   if (!ap.webhook_url().empty()) {
     if (!absl::StartsWith(ap.webhook_url(), "http://") && !absl::StartsWith(ap.webhook_url(), "https://")) {

@@ -159,6 +159,7 @@ struct ServiceConfig {
   std::string admin_group;     // empty: root only
   uint32_t max_sessions = kDefaultMaxSessions;
   std::string policy_file;  // absolute; empty: no policy
+  std::string auditor_public_key_file;  // absolute; empty: masked originals are not kept
   ApprovalsConfig approvals;
   std::vector<OidcIssuerConfig> oidc_issuers;
 

@@ -110,16 +110,28 @@ Recorder::Recorder(std::string path, UniqueFd fd, std::string session_id, const 
 absl::StatusOr<std::unique_ptr<Recorder>> Recorder::Create(const std::string& path,
                                                            v1::SessionOpen open,
                                                            const RecordingKey& key,
-                                                           const Clock& clock) {
+                                                           const Clock& clock,
+                                                           const RecorderOptions& options) {
   if (open.session_id().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("record: ", path, ": empty session id"));
   }
   open.set_key_fingerprint(key.Fingerprint());
+  std::unique_ptr<SealingStream> sealer;
+  open.clear_sealed_originals_key();
+  open.clear_auditor_key_fingerprint();
+  if (!options.auditor_public_key.empty()) {
+    auto s = SealingStream::Create(options.auditor_public_key);
+    if (!s.ok()) return Annotate(s.status(), absl::StrCat("record: ", path));
+    sealer = *std::move(s);
+    open.set_sealed_originals_key(sealer->ephemeral_public_key());
+    open.set_auditor_key_fingerprint(sealer->auditor_fingerprint());
+  }
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("record: create ", path));
   std::string session_id = open.session_id();
   std::unique_ptr<Recorder> rec(
       new Recorder(path, std::move(fd), std::move(session_id), key, clock));
+  rec->sealer_ = std::move(sealer);
   v1::Record record;
   *record.mutable_open() = std::move(open);
   absl::Status st = rec->Append(record);
@@ -150,7 +162,8 @@ absl::Status Recorder::Append(v1::Record& record) {
   record.set_seq(next_seq_);
   record.set_prev_hash(prev_hash_);
   record.set_time_unix_nanos(absl::ToUnixNanos(clock_.Now()));
-  if (!record.has_data()) SanitizeStrings(record);  // data carries only bytes
+  // data and sealed records carry only bytes and numbers
+  if (!record.has_data() && !record.has_sealed()) SanitizeStrings(record);
   std::string bytes;
   if (!record.SerializeToString(&bytes)) {
     return absl::InternalError(
@@ -199,6 +212,33 @@ absl::Status Recorder::AppendData(v1::Direction direction, absl::string_view byt
     record.mutable_data()->set_payload(chunk.data(), chunk.size());
     INTERLOCK_RETURN_IF_ERROR(Append(record));
     (direction == v1::DIRECTION_TO_UPSTREAM ? bytes_to_upstream_ : bytes_to_agent_) += chunk.size();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Recorder::AppendSealed(v1::Direction direction, absl::string_view bytes) {
+  INTERLOCK_RETURN_IF_ERROR(CheckWritable());
+  if (sealer_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("record: ", path_, ": sealed: originals are not kept (no auditor key)"));
+  }
+  if (direction != v1::DIRECTION_TO_UPSTREAM && direction != v1::DIRECTION_TO_AGENT) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("record: %s: sealed: bad direction %d", path_, direction));
+  }
+  while (!bytes.empty()) {
+    absl::string_view chunk = bytes.substr(0, kMaxPayloadBytes);
+    bytes.remove_prefix(chunk.size());
+    // The AAD binds the box to this session and to the seq Append is about to give it.
+    auto box = sealer_->Seal(chunk, SealedDataAad(session_id_, next_seq_));
+    if (!box.ok()) return Annotate(box.status(), absl::StrCat("record: ", path_));
+    v1::Record record;
+    v1::SealedData* sealed = record.mutable_sealed();
+    sealed->set_direction(direction);
+    sealed->set_counter(box->counter);
+    sealed->set_ciphertext(std::move(box->ciphertext));
+    INTERLOCK_RETURN_IF_ERROR(Append(record));
+    sealed_bytes_ += chunk.size();
   }
   return absl::OkStatus();
 }

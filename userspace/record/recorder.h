@@ -5,6 +5,9 @@
 //   INTERLOCK_ASSIGN_OR_RETURN(std::unique_ptr<Recorder> rec,
 //                              Recorder::Create(path, open, key, clock));
 //   INTERLOCK_RETURN_IF_ERROR(rec->AppendData(v1::DIRECTION_TO_UPSTREAM, bytes));
+//   // With RecorderOptions.auditor_public_key set, the bytes masking replaced:
+//   INTERLOCK_RETURN_IF_ERROR(rec->AppendData(v1::DIRECTION_TO_AGENT, masked));
+//   INTERLOCK_RETURN_IF_ERROR(rec->AppendSealed(v1::DIRECTION_TO_AGENT, original));
 //   ...                                   // once per event-loop iteration:
 //   INTERLOCK_RETURN_IF_ERROR(rec->Flush());
 //   ...
@@ -31,9 +34,17 @@
 #include "interlock/v1/record.pb.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/record/sealed_box.h"
 #include "userspace/record/signing_key.h"
 
 namespace interlock::record {
+
+struct RecorderOptions {
+  // Raw 32-byte X25519 public key of the auditor (LoadAuditorPublicKey): keep the original
+  // bytes that masking replaced, sealed to it (AppendSealed; record.proto SealedData). Empty:
+  // originals are not kept and AppendSealed fails.
+  std::string auditor_public_key;
+};
 
 class Recorder {
  public:
@@ -45,12 +56,16 @@ class Recorder {
 
   // Creates `path` (O_CREAT|O_EXCL|O_APPEND, mode 0600) and writes record 0: `open` with
   // key_fingerprint set to `key`'s. `open.session_id` must be non-empty. `key` and `clock`
-  // are borrowed and must outlive the recorder. Errors: ALREADY_EXISTS when the file exists,
-  // INVALID_ARGUMENT for an empty session id or an oversized open, errno codes for I/O.
+  // are borrowed and must outlive the recorder. With options.auditor_public_key, the open
+  // also gets sealed_originals_key (a fresh ephemeral key per session) and
+  // auditor_key_fingerprint; without, both are cleared. Errors: ALREADY_EXISTS when the file
+  // exists, INVALID_ARGUMENT for an empty session id, an oversized open or a bad auditor key,
+  // errno codes for I/O.
   static absl::StatusOr<std::unique_ptr<Recorder>> Create(const std::string& path,
                                                           v1::SessionOpen open,
                                                           const RecordingKey& key,
-                                                          const Clock& clock);
+                                                          const Clock& clock,
+                                                          const RecorderOptions& options = {});
   ~Recorder();
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
@@ -58,6 +73,12 @@ class Recorder {
   // Records bytes relayed in `direction`, split into records of at most kMaxPayloadBytes.
   // Empty `bytes` records nothing. INVALID_ARGUMENT for DIRECTION_UNSPECIFIED.
   absl::Status AppendData(v1::Direction direction, absl::string_view bytes);
+  // Records the original bytes that masking replaced in `direction` (whole protocol messages
+  // as the resource sent them), encrypted to the auditor key, in SealedData records of at most
+  // kMaxPayloadBytes of plaintext each. Call it next to the AppendData of the masked bytes.
+  // Empty `bytes` records nothing. FAILED_PRECONDITION when the recorder was created without
+  // an auditor key; INVALID_ARGUMENT for DIRECTION_UNSPECIFIED.
+  absl::Status AppendSealed(v1::Direction direction, absl::string_view bytes);
   // Records something besides bytes ("agent_half_close", "upstream_error", ...).
   absl::Status AppendEvent(absl::string_view kind, absl::string_view detail);
   // Writes the buffered records to the file.
@@ -75,6 +96,10 @@ class Recorder {
   // Payload bytes recorded per direction, and records written or buffered (seal included).
   uint64_t bytes_to_upstream() const { return bytes_to_upstream_; }
   uint64_t bytes_to_agent() const { return bytes_to_agent_; }
+  // Plaintext bytes sealed by AppendSealed, both directions.
+  uint64_t sealed_bytes() const { return sealed_bytes_; }
+  // True when created with an auditor key (AppendSealed works).
+  bool keeps_originals() const { return sealer_ != nullptr; }
   uint64_t records() const { return next_seq_; }
   // Bytes waiting in the user-space buffer.
   size_t buffered_bytes() const { return buffer_.size(); }
@@ -97,6 +122,8 @@ class Recorder {
   std::string prev_hash_;
   uint64_t bytes_to_upstream_ = 0;
   uint64_t bytes_to_agent_ = 0;
+  uint64_t sealed_bytes_ = 0;
+  std::unique_ptr<SealingStream> sealer_;  // null: originals are not kept
   absl::Status status_;
   bool closed_ = false;
 };

@@ -43,6 +43,16 @@ void AppendHeader(std::string& out, const v1::SessionOpen& open, int64_t start_n
   line("started", absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", absl::FromUnixNanos(start_nanos),
                                    absl::UTCTimeZone()));
   line("key", OrDash(open.key_fingerprint()));
+  if (!open.sealed_originals_key().empty()) {
+    line("originals",
+         absl::StrCat("sealed to auditor key ", OrDash(open.auditor_key_fingerprint())));
+  }
+}
+
+const char* DirectionName(v1::Direction d) {
+  return d == v1::DIRECTION_TO_UPSTREAM ? "agent -> upstream"
+         : d == v1::DIRECTION_TO_AGENT  ? "upstream -> agent"
+                                        : "unknown direction";
 }
 
 void AppendHexdump(std::string& out, absl::string_view bytes, size_t max_bytes) {
@@ -130,12 +140,30 @@ std::string FormatTimelineRecord(const v1::Record& r, int64_t start,
   switch (r.body_case()) {
     case v1::Record::kData: {
       const v1::Data& d = r.data();
-      const char* dir = d.direction() == v1::DIRECTION_TO_UPSTREAM ? "agent -> upstream"
-                        : d.direction() == v1::DIRECTION_TO_AGENT  ? "upstream -> agent"
-                                                                   : "unknown direction";
+      const char* dir = DirectionName(d.direction());
       absl::StrAppendFormat(&out, "%14s  %s  %8d bytes  \"%s\"\n", at, dir, d.payload().size(),
                             EscapedPreview(d.payload(), options.preview_chars));
       if (options.hexdump) AppendHexdump(out, d.payload(), options.hexdump_max_bytes);
+      break;
+    }
+    case v1::Record::kSealed: {
+      const v1::SealedData& d = r.sealed();
+      const char* dir = DirectionName(d.direction());
+      const std::string* plain = nullptr;
+      if (options.originals != nullptr) {
+        const auto it = options.originals->find(r.seq());
+        if (it != options.originals->end()) plain = &it->second;
+      }
+      if (plain == nullptr) {
+        const size_t n = d.ciphertext().size() > kSealTagBytes
+                             ? d.ciphertext().size() - kSealTagBytes
+                             : 0;
+        absl::StrAppendFormat(&out, "%14s  %s  [sealed original: %d bytes]\n", at, dir, n);
+        break;
+      }
+      absl::StrAppendFormat(&out, "%14s  %s  %8d bytes  original  \"%s\"\n", at, dir,
+                            plain->size(), EscapedPreview(*plain, options.preview_chars));
+      if (options.hexdump) AppendHexdump(out, *plain, options.hexdump_max_bytes);
       break;
     }
     case v1::Record::kEvent:
@@ -181,6 +209,34 @@ std::string FormatTimeline(const std::vector<v1::Record>& records, const Timelin
     out.append(FormatTimelineRecord(records[i], start, options));
   }
   out.append(FormatTimelineTrailer(records));
+  return out;
+}
+
+absl::StatusOr<UnsealedOriginals> UnsealOriginals(const std::vector<v1::Record>& records,
+                                                  const AuditorPrivateKey& key) {
+  if (records.empty() || !records.front().has_open()) {
+    return absl::FailedPreconditionError("unseal: the recording has no session open record");
+  }
+  const v1::SessionOpen& open = records.front().open();
+  if (open.sealed_originals_key().empty()) {
+    return absl::FailedPreconditionError("unseal: this session kept no sealed originals");
+  }
+  const std::string fp = key.Fingerprint();
+  if (!open.auditor_key_fingerprint().empty() && open.auditor_key_fingerprint() != fp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unseal: this session's originals are sealed to auditor key ",
+                     open.auditor_key_fingerprint(), "; the key given is ", fp));
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(std::unique_ptr<UnsealingStream> u,
+                             UnsealingStream::Create(key, open.sealed_originals_key()));
+  UnsealedOriginals out;
+  for (const v1::Record& r : records) {
+    if (!r.has_sealed()) continue;
+    auto plain = u->Open(r.sealed().counter(), r.sealed().ciphertext(),
+                         SealedDataAad(open.session_id(), r.seq()));
+    if (!plain.ok()) return Annotate(plain.status(), absl::StrCat("record ", r.seq()));
+    out.emplace(r.seq(), *std::move(plain));
+  }
   return out;
 }
 

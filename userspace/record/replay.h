@@ -15,22 +15,45 @@
 //        +0.000ms  agent -> upstream      37 bytes  "GET / HTTP/1.1\r\nHost: x\r\n..."
 //       +12.345ms  upstream -> agent     120 bytes  "HTTP/1.1 200 OK\r\n..."
 //       +13.000ms  event  agent_half_close  shutdown(SHUT_WR)
+//       +13.500ms  upstream -> agent  [sealed original: 96 bytes]
 //       +14.000ms  close  closed  37 bytes to upstream, 120 bytes to agent, duration 14.000ms
 //       +14.000ms  seal   key 9a3c... signature 64 bytes (run verify to check it)
 // Times are relative to the first record. Formatting never fails: whatever is missing or odd
 // in the records is shown as such.
+//
+// Sealed originals (record.proto SealedData) are shown by size only, unless the auditor's key
+// opened them (`interlock replay --unseal KEYFILE`):
+//   INTERLOCK_ASSIGN_OR_RETURN(AuditorPrivateKey key, LoadAuditorPrivateKey(keyfile));
+//   INTERLOCK_ASSIGN_OR_RETURN(UnsealedOriginals originals, UnsealOriginals(rec.records, key));
+//   std::cout << FormatTimeline(rec.records, {.originals = &originals});
+// and then each is shown like a data record, marked "original":
+//       +13.500ms  upstream -> agent        96 bytes  original  "D\x00\x00\x00..."
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
 #include "interlock/v1/record.pb.h"
+#include "userspace/record/sealed_box.h"
 
 namespace interlock::record {
+
+// The plaintexts of a recording's SealedData records, by record seq.
+using UnsealedOriginals = std::map<uint64_t, std::string>;
+
+// Opens every SealedData record of `records` with the auditor's key. Errors:
+// FAILED_PRECONDITION when the session kept no originals (no open, or no sealed originals key);
+// INVALID_ARGUMENT when the open names another auditor key than `key` ("sealed to auditor key
+// X, this key is Y"); DATA_LOSS naming the first record that does not authenticate (altered,
+// or sealed to another key). Pure: no I/O.
+absl::StatusOr<UnsealedOriginals> UnsealOriginals(const std::vector<v1::Record>& records,
+                                                  const AuditorPrivateKey& key);
 
 struct TimelineOptions {
   // Cap, in output characters, of the quoted preview of each data record.
@@ -39,6 +62,8 @@ struct TimelineOptions {
   bool hexdump = false;
   // With hexdump: at most this many bytes per record (0 = all).
   size_t hexdump_max_bytes = 0;
+  // Opened sealed originals (UnsealOriginals), borrowed; null: shown by size only.
+  const UnsealedOriginals* originals = nullptr;
 };
 
 std::string FormatTimeline(const std::vector<v1::Record>& records, const TimelineOptions& options);
@@ -50,7 +75,8 @@ std::string FormatTimeline(const std::vector<v1::Record>& records, const Timelin
 // "(no records)\n" for none; otherwise the header lines of records[0]'s SessionOpen (or
 // "(first record is not a session open)") and a blank line.
 std::string FormatTimelineHeader(const std::vector<v1::Record>& records);
-// The line (and with options.hexdump the hexdump lines) of one record; `start_nanos` is the
+// The line (and with options.hexdump the hexdump lines) of one record (for a SealedData record
+// with its plaintext in options.originals, the plaintext's); `start_nanos` is the
 // time of the first record, from which "+12.345ms" is counted.
 std::string FormatTimelineRecord(const v1::Record& record, int64_t start_nanos,
                                  const TimelineOptions& options);

@@ -106,6 +106,8 @@ const char* BodyName(v1::Record::BodyCase body) {
       return "close";
     case v1::Record::kSeal:
       return "seal";
+    case v1::Record::kSealed:
+      return "sealed";
     case v1::Record::BODY_NOT_SET:
       break;
   }
@@ -121,6 +123,7 @@ class Verification {
     std::string prev_hash = ZeroHash();
     const std::string key_fp = key_.Fingerprint();
     std::string open_fp;
+    bool keeps_originals = false;
     int64_t close_time = 0;
     v1::Record::BodyCase last_body = v1::Record::BODY_NOT_SET;
 
@@ -167,10 +170,15 @@ class Verification {
         }
         report_.session_id = record.open().session_id();
         open_fp = record.open().key_fingerprint();
+        keeps_originals = !record.open().sealed_originals_key().empty();
       } else if (body == v1::Record::BODY_NOT_SET || body == v1::Record::kOpen) {
         return Tampered(absl::StrFormat("record %d: unexpected %s record", seq, BodyName(body)));
       } else if (last_body == v1::Record::kClose && body != v1::Record::kSeal) {
         return Tampered(absl::StrFormat("record %d: %s after close", seq, BodyName(body)));
+      } else if (body == v1::Record::kSealed && !keeps_originals) {
+        // No writer seals originals without telling the reader the key in the open.
+        return Tampered(absl::StrFormat(
+            "record %d: sealed original, but the open names no sealed originals key", seq));
       }
 
       if (body == v1::Record::kSeal) {

@@ -15,6 +15,9 @@
 //                Never a reason to trust the file; it says how far it is intact.
 //   kTampered    anything else: bad length, garbage frame, seq or hash mismatch, records in an
 //                impossible order, bytes after the seal, bad signature, wrong key.
+// SealedData records (sealed originals) are chained and sealed like any other record; the
+// verifier cannot read them (that takes the auditor's key) and checks only that the open
+// announced a sealed originals key.
 #pragma once
 
 #include <cstdint>

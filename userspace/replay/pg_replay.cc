@@ -206,6 +206,20 @@ struct ResultSet {
   std::vector<cpg::FieldDescription> fields;
   std::vector<std::vector<Cell>> rows;  // the first max_rows
   uint64_t row_count = 0;
+  // Sealed originals that arrived while it was open: opened DataRows (the first max_rows of
+  // them), or, without the auditor key, what was sealed.
+  std::vector<std::vector<Cell>> original_rows;
+  uint64_t original_count = 0;
+  uint64_t sealed_records = 0;
+  uint64_t sealed_bytes = 0;
+};
+
+// One direction's opened sealed originals (record.proto SealedData): whole messages as the
+// resource sent them, decoded apart from the recorded stream.
+struct OriginalStream {
+  std::string buf;      // bytes not decoded yet
+  uint64_t offset = 0;  // offset of buf[0] among this direction's originals
+  bool lost = false;    // could not be framed: later ones are shown raw
 };
 
 class PgTimeline {
@@ -215,6 +229,10 @@ class PgTimeline {
   }
 
   void OnRecord(const v1::Record& r) {
+    if (r.has_sealed()) {
+      OnSealed(r);
+      return;
+    }
     if (r.has_data() && (r.data().direction() == v1::DIRECTION_TO_UPSTREAM ||
                          r.data().direction() == v1::DIRECTION_TO_AGENT)) {
       const Side side = r.data().direction() == v1::DIRECTION_TO_UPSTREAM ? kAgent : kServer;
@@ -392,6 +410,119 @@ class PgTimeline {
       if (name == "user") note = "  (ignored: interlockd logs in as the configured role)";
       if (name == "database") note = "  (ignored: interlockd uses the configured database)";
       More(absl::StrCat(Text(name), " = \"", Text(value), "\"", note));
+    }
+  }
+
+  // A sealed original. Opened (options_.raw.originals), its DataRows become "original rows"
+  // printed under the masked result they belong to, or on their own when no result is being
+  // collected; its other messages get one line each. Not opened, it is counted in the open
+  // result set, or gets FormatTimeline's "[sealed original: N bytes]" line.
+  void OnSealed(const v1::Record& r) {
+    const v1::SealedData& d = r.sealed();
+    const int64_t time = r.time_unix_nanos();
+    const bool known = d.direction() == v1::DIRECTION_TO_UPSTREAM ||
+                       d.direction() == v1::DIRECTION_TO_AGENT;
+    const Side side = d.direction() == v1::DIRECTION_TO_UPSTREAM ? kAgent : kServer;
+    const std::string* plain = nullptr;
+    if (const record::UnsealedOriginals* o = options_.raw.originals; o != nullptr) {
+      if (auto it = o->find(r.seq()); it != o->end()) plain = &it->second;
+    }
+    if (plain == nullptr || !known || originals_[side].lost) {
+      if (plain == nullptr && known && side == kServer && result_.open) {
+        ++result_.sealed_records;
+        result_.sealed_bytes += d.ciphertext().size() > record::kSealTagBytes
+                                    ? d.ciphertext().size() - record::kSealTagBytes
+                                    : 0;
+        return;
+      }
+      out_.append(record::FormatTimelineRecord(r, start_, options_.raw));
+      return;
+    }
+
+    // Rows with no result set open (it ended before its originals were recorded) are printed
+    // at once, under the columns of the last RowDescription.
+    ResultSet loose;
+    const bool attach = result_.open && side == kServer;
+    ResultSet& target = attach ? result_ : loose;
+    if (!attach) loose.fields = last_fields_;
+
+    OriginalStream& o = originals_[side];
+    o.buf.append(*plain);
+    size_t pos = 0;
+    while (pos < o.buf.size()) {
+      const absl::string_view rest = absl::string_view(o.buf).substr(pos);
+      std::string why;
+      if (cpg::MessageName(rest[0], side == kAgent) == "Unknown") {
+        why = absl::StrFormat("unknown message type 0x%02x", static_cast<unsigned char>(rest[0]));
+      }
+      auto frame = why.empty() ? cpg::PeekFrame(rest, cpg::kMaxMessageBytes)
+                               : absl::StatusOr<std::optional<cpg::Frame>>(std::nullopt);
+      if (!frame.ok()) why = std::string(frame.status().message());
+      if (!why.empty()) {
+        if (!attach) PrintOriginals(time, loose);
+        Line(time, side,
+             absl::StrFormat("original: undecodable bytes (%d) at offset %d: \"%s\"", rest.size(),
+                             o.offset + pos,
+                             record::EscapedPreview(rest, options_.raw.preview_chars)));
+        More(absl::StrCat("(", why, "; the later originals of this direction are shown raw)"));
+        o.lost = true;
+        o.offset += o.buf.size();
+        o.buf.clear();
+        return;
+      }
+      if (!frame->has_value()) break;
+      const cpg::Frame& f = **frame;
+      OriginalMessage(side, f.type, f.body, rest.substr(0, f.total_bytes), o.offset + pos, time,
+                      target, attach);
+      pos += f.total_bytes;
+    }
+    o.buf.erase(0, pos);
+    o.offset += pos;
+    if (!attach) PrintOriginals(time, loose);
+  }
+
+  void OriginalMessage(Side side, char type, absl::string_view body, absl::string_view raw,
+                       uint64_t offset, int64_t time, ResultSet& target, bool attached) {
+    if (side == kServer && type == cpg::backend::kDataRow) {
+      auto row = cpg::ParseDataRow(body);
+      if (row.ok()) {
+        // A loose row under a description of another shape gets no column names.
+        if (!attached && target.original_count == 0 &&
+            target.fields.size() != row->columns.size()) {
+          target.fields.clear();
+        }
+        ++target.original_count;
+        if (target.original_rows.size() >= options_.max_rows) return;
+        std::vector<Cell> cells;
+        for (size_t i = 0; i < row->columns.size(); ++i) {
+          const bool binary = i < target.fields.size() && target.fields[i].format == 1;
+          cells.push_back(Value(row->columns[i], binary, options_.max_value_chars, false));
+        }
+        target.original_rows.push_back(std::move(cells));
+        return;
+      }
+      BadMessage(side, "original DataRow message", raw, offset, time, row.status());
+      return;
+    }
+    FlushCopy(side);  // the masked COPY data this original belongs to comes first
+    Line(time, side,
+         absl::StrFormat("original %s (%d bytes): \"%s\"", cpg::MessageName(type, side == kAgent),
+                         raw.size(), record::EscapedPreview(body, options_.raw.preview_chars)));
+    MaybeHexdump(raw);
+  }
+
+  // The opened original rows and the sealed-but-unopened count of a result set.
+  void PrintOriginals(int64_t time, const ResultSet& r) {
+    if (r.original_count > 0) {
+      Line(time, kServer,
+           absl::StrCat("original rows (sealed, before masking): ",
+                        Plural(r.original_count, "row")));
+      Table(r.fields, r.original_rows, r.original_count);
+    }
+    if (r.sealed_records > 0) {
+      Line(time, kServer,
+           absl::StrFormat("[sealed originals: %s in %s]", Plural(r.sealed_bytes, "byte"),
+                           Plural(r.sealed_records, "record")));
     }
   }
 
@@ -776,18 +907,26 @@ class PgTimeline {
       Line(time, kServer,
            absl::StrCat("RowDescription: ",
                         cols.empty() ? "no columns" : absl::StrJoin(cols, ", ")));
-      return;
+    } else {
+      Line(time, kServer, absl::StrCat("result: ", Plural(r.row_count, "row")));
+      Table(r.fields, r.rows, r.row_count);
     }
-    Line(time, kServer, absl::StrCat("result: ", Plural(r.row_count, "row")));
-    size_t ncols = r.fields.size();
-    for (const auto& row : r.rows) ncols = std::max(ncols, row.size());
+    PrintOriginals(time, r);
+  }
+
+  // The continuation lines of a result table: header, rule, `rows`, and how many of
+  // `row_count` were left out.
+  void Table(const std::vector<cpg::FieldDescription>& fields,
+             const std::vector<std::vector<Cell>>& rows, uint64_t row_count) {
+    size_t ncols = fields.size();
+    for (const auto& row : rows) ncols = std::max(ncols, row.size());
     if (ncols == 0) {
       More("(no columns)");
     } else {
       std::vector<Cell> header;
       for (size_t c = 0; c < ncols; ++c) {
-        if (c < r.fields.size()) {
-          Printed p = Printable(r.fields[c].name, options_.max_value_chars);
+        if (c < fields.size()) {
+          Printed p = Printable(fields[c].name, options_.max_value_chars);
           header.push_back({p.text, p.chars});
         } else {
           header.push_back({"?column?", 8});
@@ -795,7 +934,7 @@ class PgTimeline {
       }
       std::vector<size_t> width(ncols);
       for (size_t c = 0; c < ncols; ++c) width[c] = header[c].width;
-      for (const auto& row : r.rows) {
+      for (const auto& row : rows) {
         for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].width);
       }
       auto render = [&](const std::vector<Cell>& cells) {
@@ -813,10 +952,10 @@ class PgTimeline {
         absl::StrAppend(&rule, std::string(width[c] + 2, '-'), c + 1 < ncols ? "+" : "|");
       }
       More(rule);
-      for (const auto& row : r.rows) More(render(row));
+      for (const auto& row : rows) More(render(row));
     }
-    if (r.row_count > r.rows.size()) {
-      More(absl::StrCat("... ", Plural(r.row_count - r.rows.size(), "more row")));
+    if (row_count > rows.size()) {
+      More(absl::StrCat("... ", Plural(row_count - rows.size(), "more row")));
     }
   }
 
@@ -840,6 +979,7 @@ class PgTimeline {
   const int64_t start_;
   std::string out_;
   std::array<Stream, 2> streams_;
+  std::array<OriginalStream, 2> originals_;
   ResultSet result_;
   std::vector<cpg::FieldDescription> last_fields_;
   // 'S' or 'G' while the agent's SSLRequest / GSSENCRequest awaits its one-byte answer.

@@ -35,6 +35,23 @@
 // with a preview; the direction has lost sync, so its later records are shown raw, as
 // FormatTimeline shows them. Everything printed from the recording is escaped: control bytes
 // and invalid UTF-8 never reach the terminal. Password messages are never printed.
+//
+// Sealed originals (record.proto SealedData: the messages masking replaced, as the resource
+// sent them) are shown under the masked result they belong to. Opened with the auditor key
+// (raw.originals, record::UnsealOriginals), their DataRows become a second table:
+//       +10.250ms  server  result: 2 rows
+//                            | id | email            |
+//                            |----+------------------|
+//                            | 1  | a***@example.com |
+//                            | 2  | b***@example.com |
+//       +10.250ms  server  original rows (sealed, before masking): 2 rows
+//                            | id | email             |
+//                            |----+-------------------|
+//                            | 1  | alice@example.com |
+//                            | 2  | bob@example.com   |
+// and their other messages (CopyData) one "original ..." line each. Not opened, the result
+// set says "[sealed originals: 96 bytes in 1 record]". Originals that arrive with no result set
+// open are printed at once, under the last RowDescription's columns.
 #pragma once
 
 #include <cstddef>

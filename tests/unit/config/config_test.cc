@@ -186,6 +186,14 @@ TEST(LoadConfig, PolicyAndApprovals) {
   EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
 }
 
+TEST(LoadConfig, AuditorPublicKeyFile) {
+  EXPECT_EQ(MustLoad("state_dir: /x\n").auditor_public_key_file, "");
+  ServiceConfig cfg = MustLoad("auditor_public_key_file: /etc/interlock//auditor.pub\n");
+  EXPECT_EQ(cfg.auditor_public_key_file, "/etc/interlock/auditor.pub");
+  EXPECT_THAT(ErrorOf("auditor_public_key_file: auditor.pub\n"),
+              HasSubstr("interlock.yaml:1: auditor_public_key_file"));
+}
+
 TEST(LoadConfig, OidcIssuersAndTokenBinding) {
   ServiceConfig cfg = MustLoad(R"(
 oidc_issuers:

@@ -9,7 +9,9 @@
 #include "tests/testing/fake_clock.h"
 #include "tests/unit/record/record_test_util.h"
 #include "userspace/common/file_util.h"
+#include "userspace/record/format.h"
 #include "userspace/record/reader.h"
+#include "userspace/record/sealed_box.h"
 #include "userspace/record/verifier.h"
 
 namespace interlock::record {
@@ -253,6 +255,104 @@ TEST_F(RecorderTest, WriteErrorIsSticky) {
   const VerifyReport report = VerifyRecording(Contents(), key_.public_key());
   EXPECT_EQ(report.verdict, VerifyReport::kIncomplete) << report.detail;
   EXPECT_EQ(report.records_ok, 1u);
+}
+
+// ---- sealed originals ----
+
+TEST_F(RecorderTest, SealedOriginalsVerifyAndOpenWithTheAuditorKey) {
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  auto created = Recorder::Create(dir_.File("s.rec"), SampleOpen(), key_, clock_,
+                                  {.auditor_public_key = auditor.public_key()});
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<Recorder> rec = *std::move(created);
+  EXPECT_TRUE(rec->keeps_originals());
+  ASSERT_TRUE(rec->AppendData(v1::DIRECTION_TO_AGENT, "row: a***@example.com").ok());
+  ASSERT_TRUE(rec->AppendSealed(v1::DIRECTION_TO_AGENT, "row: zelda@example.com").ok());
+  ASSERT_TRUE(rec->AppendSealed(v1::DIRECTION_TO_AGENT, "").ok());  // records nothing
+  ASSERT_TRUE(rec->AppendSealed(v1::DIRECTION_TO_UPSTREAM, "up").ok());
+  v1::SessionClose close;
+  close.set_outcome("closed");
+  ASSERT_TRUE(rec->Close(close).ok());
+  EXPECT_EQ(rec->records(), 6u);
+  EXPECT_EQ(rec->bytes_to_agent(), 21u);  // the masked bytes only
+  EXPECT_EQ(rec->sealed_bytes(), 24u);
+
+  const VerifyReport report = VerifyRecording(Contents(), key_.public_key());
+  EXPECT_EQ(report.verdict, VerifyReport::kValid) << report.detail;
+  EXPECT_EQ(report.records_ok, 6u);
+
+  Recording r = ReadRecording(Contents());
+  ASSERT_EQ(r.records.size(), 6u);
+  const v1::SessionOpen& open = r.records[0].open();
+  EXPECT_EQ(open.sealed_originals_key().size(), kX25519KeyBytes);
+  EXPECT_EQ(open.auditor_key_fingerprint(), auditor.Fingerprint());
+  ASSERT_TRUE(r.records[2].has_sealed());
+  EXPECT_EQ(r.records[2].sealed().direction(), v1::DIRECTION_TO_AGENT);
+  EXPECT_EQ(r.records[2].sealed().counter(), 0u);
+  EXPECT_EQ(r.records[3].sealed().counter(), 1u);
+  EXPECT_EQ(r.records[2].sealed().ciphertext().find("zelda"), std::string::npos);
+  EXPECT_EQ(Contents().find("zelda"), std::string::npos);  // nowhere in the file in clear
+
+  auto u = UnsealingStream::Create(auditor, open.sealed_originals_key());
+  ASSERT_TRUE(u.ok()) << u.status();
+  auto plain = (*u)->Open(r.records[2].sealed().counter(), r.records[2].sealed().ciphertext(),
+                          SealedDataAad("sess-0001", 2));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(*plain, "row: zelda@example.com");
+  // The AAD binds the box to its seq: moved elsewhere in the chain it does not open.
+  EXPECT_EQ((*u)->Open(r.records[2].sealed().counter(), r.records[2].sealed().ciphertext(),
+                       SealedDataAad("sess-0001", 3))
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST_F(RecorderTest, WithoutAuditorKeyAppendSealedIsFailedPrecondition) {
+  v1::SessionOpen open = SampleOpen();
+  open.set_sealed_originals_key(std::string(32, 'k'));  // not the caller's to claim
+  open.set_auditor_key_fingerprint("ab");
+  auto rec = *Recorder::Create(dir_.File("s.rec"), open, key_, clock_);
+  EXPECT_FALSE(rec->keeps_originals());
+  absl::Status st = rec->AppendSealed(v1::DIRECTION_TO_AGENT, "x");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(rec->status().ok());  // not sticky
+  ASSERT_TRUE(rec->Flush().ok());
+  Recording r = ReadRecording(Contents());
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_TRUE(r.records[0].open().sealed_originals_key().empty());
+  EXPECT_TRUE(r.records[0].open().auditor_key_fingerprint().empty());
+}
+
+TEST_F(RecorderTest, BadAuditorKeyFailsCreateAndLeavesNoFile) {
+  auto rec = Recorder::Create(dir_.File("s.rec"), SampleOpen(), key_, clock_,
+                              {.auditor_public_key = "too short"});
+  EXPECT_EQ(rec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(rec.status().message(), HasSubstr("s.rec"));
+  struct stat st;
+  EXPECT_NE(::stat(dir_.File("s.rec").c_str(), &st), 0);
+}
+
+TEST_F(RecorderTest, SealedOriginalsAreSplitAndDirectionChecked) {
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  auto rec = *Recorder::Create(dir_.File("s.rec"), SampleOpen(), key_, clock_,
+                               {.auditor_public_key = auditor.public_key()});
+  EXPECT_EQ(rec->AppendSealed(v1::DIRECTION_UNSPECIFIED, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::string big(kMaxPayloadBytes + 10, 'z');
+  ASSERT_TRUE(rec->AppendSealed(v1::DIRECTION_TO_AGENT, big).ok());
+  v1::SessionClose close;
+  ASSERT_TRUE(rec->Close(close).ok());
+  EXPECT_EQ(VerifyRecording(Contents(), key_.public_key()).verdict, VerifyReport::kValid);
+  Recording r = ReadRecording(Contents());
+  ASSERT_EQ(r.records.size(), 5u);
+  auto u = *UnsealingStream::Create(auditor, r.records[0].open().sealed_originals_key());
+  std::string joined;
+  for (int i : {1, 2}) {
+    const v1::SealedData& d = r.records[i].sealed();
+    joined += *u->Open(d.counter(), d.ciphertext(), SealedDataAad("sess-0001", i));
+  }
+  EXPECT_EQ(joined, big);
+  EXPECT_EQ(r.records[1].sealed().ciphertext().size(), kMaxPayloadBytes + kSealTagBytes);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "userspace/common/file_util.h"
 #include "userspace/record/reader.h"
 #include "userspace/record/recorder.h"
+#include "userspace/record/sealed_box.h"
 
 namespace interlock::record {
 namespace {
@@ -134,6 +135,84 @@ TEST(RecordReader, StopsAtGarbageFrame) {
   EXPECT_TRUE(r.records.empty());
   EXPECT_THAT(r.stop.message(), HasSubstr("frame 0 at offset 0: 2 bytes do not parse"));
   EXPECT_EQ(ReadRecording(std::string("\0\0\0\0", 4)).stop.code(), absl::StatusCode::kDataLoss);
+}
+
+// ---- sealed originals ----
+
+// A session whose masked answer carries its original in a sealed record; `auditor` null:
+// originals are not kept.
+std::string RecordSealedSession(const TempDir& dir, const AuditorPrivateKey* auditor) {
+  interlock::testing::FakeClock clock;
+  RecorderOptions options;
+  if (auditor != nullptr) options.auditor_public_key = auditor->public_key();
+  const RecordingKey key = RecordingKey::Generate();  // borrowed by the recorder
+  auto rec = *Recorder::Create(dir.File("s.rec"), SampleOpen(), key, clock, options);
+  clock.Advance(absl::Milliseconds(1));
+  EXPECT_TRUE(rec->AppendData(v1::DIRECTION_TO_AGENT, "card 4111-****-****-1111").ok());
+  if (auditor != nullptr) {
+    EXPECT_TRUE(rec->AppendSealed(v1::DIRECTION_TO_AGENT, "card 4111-1111-1111-1111").ok());
+  }
+  v1::SessionClose c;
+  c.set_outcome("closed");
+  EXPECT_TRUE(rec->Close(c).ok());
+  rec.reset();
+  return *ReadFile(dir.File("s.rec"));
+}
+
+TEST(RecordReplay, SealedOriginalIsShownBySizeWithoutTheKey) {
+  TempDir dir;
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  Recording rec = ReadRecording(RecordSealedSession(dir, &auditor));
+  const std::string t = FormatTimeline(rec.records, {});
+  EXPECT_THAT(t, HasSubstr("sealed to auditor key " + auditor.Fingerprint()));
+  EXPECT_THAT(t, HasSubstr("+1.000ms  upstream -> agent  [sealed original: 24 bytes]"));
+  EXPECT_THAT(t, Not(HasSubstr("4111-1111")));
+}
+
+TEST(RecordReplay, UnsealedOriginalIsShownNextToTheMaskedData) {
+  TempDir dir;
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  Recording rec = ReadRecording(RecordSealedSession(dir, &auditor));
+  auto originals = UnsealOriginals(rec.records, auditor);
+  ASSERT_TRUE(originals.ok()) << originals.status();
+  ASSERT_EQ(originals->size(), 1u);
+  EXPECT_EQ(originals->at(2), "card 4111-1111-1111-1111");
+  const std::string t = FormatTimeline(rec.records, {.hexdump = true, .originals = &*originals});
+  const size_t masked = t.find("\"card 4111-****-****-1111\"");
+  const size_t original = t.find("24 bytes  original  \"card 4111-1111-1111-1111\"");
+  ASSERT_NE(masked, std::string::npos) << t;
+  ASSERT_NE(original, std::string::npos) << t;
+  EXPECT_LT(masked, original);
+  EXPECT_THAT(t, HasSubstr("|card 4111-1111-1|"));  // hexdump of the original
+}
+
+TEST(RecordReplay, UnsealWithTheWrongKeyIsAClearError) {
+  TempDir dir;
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  AuditorPrivateKey other = AuditorPrivateKey::Generate();
+  Recording rec = ReadRecording(RecordSealedSession(dir, &auditor));
+  auto wrong = UnsealOriginals(rec.records, other);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong.status().message(), HasSubstr(auditor.Fingerprint()));
+  EXPECT_THAT(wrong.status().message(), HasSubstr(other.Fingerprint()));
+  // Without the fingerprint to compare, the boxes themselves refuse the key.
+  rec.records[0].mutable_open()->clear_auditor_key_fingerprint();
+  wrong = UnsealOriginals(rec.records, other);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(wrong.status().message(), HasSubstr("record 2"));
+  // An altered box does not open either.
+  std::string* ct = rec.records[2].mutable_sealed()->mutable_ciphertext();
+  (*ct)[0] ^= 1;
+  EXPECT_EQ(UnsealOriginals(rec.records, auditor).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(RecordReplay, UnsealOfASessionWithoutOriginalsIsFailedPrecondition) {
+  TempDir dir;
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  Recording rec = ReadRecording(RecordSealedSession(dir, nullptr));
+  EXPECT_EQ(UnsealOriginals(rec.records, auditor).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(UnsealOriginals({}, auditor).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

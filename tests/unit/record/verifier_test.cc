@@ -10,6 +10,7 @@
 #include "userspace/common/file_util.h"
 #include "userspace/record/reader.h"
 #include "userspace/record/recorder.h"
+#include "userspace/record/sealed_box.h"
 
 namespace interlock::record {
 namespace {
@@ -320,6 +321,70 @@ TEST_F(RecordChain, VerifyFileReadsFromDisk) {
   EXPECT_EQ(r->verdict, VerifyReport::kValid);
   EXPECT_EQ(VerifyFile(dir.File("missing.rec"), key_.public_key()).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// ---- sealed originals: chained and sealed like any other record ----
+
+std::string SealedSample(const RecordingKey& key, const AuditorPrivateKey& auditor) {
+  TempDir dir;
+  interlock::testing::FakeClock clock;
+  {
+    auto rec = *Recorder::Create(dir.File("s.rec"), SampleOpen(), key, clock,
+                                 {.auditor_public_key = auditor.public_key()});
+    EXPECT_TRUE(rec->AppendData(v1::DIRECTION_TO_AGENT, "masked ***").ok());
+    EXPECT_TRUE(rec->AppendSealed(v1::DIRECTION_TO_AGENT, "original secret").ok());
+    EXPECT_TRUE(rec->AppendData(v1::DIRECTION_TO_AGENT, "tail").ok());
+    v1::SessionClose c;
+    c.set_outcome("closed");
+    EXPECT_TRUE(rec->Close(c).ok());
+  }
+  return *ReadFile(dir.File("s.rec"));
+}
+
+TEST_F(RecordChain, SealedRecordsVerify) {
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  const VerifyReport r = Verify(SealedSample(key_, auditor));
+  EXPECT_EQ(r.verdict, VerifyReport::kValid) << r.detail;
+  EXPECT_EQ(r.records_ok, 6u);
+}
+
+TEST_F(RecordChain, TamperedSealedRecordIsDetected) {
+  AuditorPrivateKey auditor = AuditorPrivateKey::Generate();
+  const std::string good = SealedSample(key_, auditor);
+  // Record 2 is the sealed one: every byte of its frame is covered by record 3's prev_hash.
+  size_t off = 0;
+  for (int i = 0; i < 2; ++i) off += DecodeFrame(absl::string_view(good).substr(off)).frame_bytes;
+  const FrameView f = DecodeFrame(absl::string_view(good).substr(off));
+  ASSERT_EQ(f.result, FrameView::Result::kFrame);
+  v1::Record sealed;
+  ASSERT_TRUE(sealed.ParseFromArray(f.record.data(), static_cast<int>(f.record.size())));
+  ASSERT_TRUE(sealed.has_sealed());
+  google::protobuf::LogSilencer quiet;
+  for (size_t pos = off; pos < off + f.frame_bytes; ++pos) {
+    std::string bad = good;
+    bad[pos] = static_cast<char>(bad[pos] ^ 0x01);
+    const VerifyReport r = Verify(bad);
+    ASSERT_EQ(r.verdict, VerifyReport::kTampered) << "byte " << pos << ": " << r.detail;
+  }
+  // Dropping it breaks the chain too.
+  std::string dropped = good;
+  dropped.erase(off, f.frame_bytes);
+  EXPECT_EQ(Verify(dropped).verdict, VerifyReport::kTampered);
+}
+
+TEST_F(RecordChain, SealedRecordWithoutOpenKeyIsTampered) {
+  ChainBuilder b;
+  b.Add(OpenRecord(key_));  // no sealed_originals_key
+  v1::Record sealed;
+  sealed.set_time_unix_nanos(2000);
+  sealed.mutable_sealed()->set_direction(v1::DIRECTION_TO_AGENT);
+  sealed.mutable_sealed()->set_ciphertext(std::string(20, 'c'));
+  b.Add(sealed);
+  b.Add(CloseRecord());
+  b.Seal(key_, "sess-0001", 3000);
+  const VerifyReport r = Verify(b.bytes());
+  EXPECT_EQ(r.verdict, VerifyReport::kTampered);
+  EXPECT_THAT(r.detail, HasSubstr("record 1: sealed original"));
 }
 
 }  // namespace

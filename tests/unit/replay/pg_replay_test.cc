@@ -16,6 +16,7 @@
 #include "userspace/record/reader.h"
 #include "userspace/record/recorder.h"
 #include "userspace/record/replay.h"
+#include "userspace/record/sealed_box.h"
 
 namespace interlock::replay {
 namespace {
@@ -60,11 +61,12 @@ std::string Idle() { return cpg::EncodeReadyForQuery(cpg::TransactionStatus::kId
 // Writes a real recording (Recorder, FakeClock) of a "postgres" session and reads it back.
 class PgRecording {
  public:
-  PgRecording() : key_(record::RecordingKey::Generate()) {
+  explicit PgRecording(const record::RecorderOptions& options = {})
+      : key_(record::RecordingKey::Generate()) {
     v1::SessionOpen open = SampleOpen("pg-0001");
     open.set_resource("appdb");
     open.set_protocol("postgres");
-    auto rec = record::Recorder::Create(dir_.File("s.rec"), open, key_, clock_);
+    auto rec = record::Recorder::Create(dir_.File("s.rec"), open, key_, clock_, options);
     EXPECT_TRUE(rec.ok()) << rec.status();
     rec_ = std::move(*rec);
   }
@@ -84,6 +86,10 @@ class PgRecording {
   }
   void SendBytewise(v1::Direction dir, absl::string_view bytes) {
     for (char c : bytes) Send(dir, absl::string_view(&c, 1));
+  }
+  // The originals of masked bytes, sealed, in the same millisecond as the last Send.
+  void Sealed(v1::Direction dir, absl::string_view bytes) {
+    ASSERT_TRUE(rec_->AppendSealed(dir, bytes).ok());
   }
   void Event(absl::string_view kind, absl::string_view detail) {
     ASSERT_TRUE(rec_->AppendEvent(kind, detail).ok());
@@ -266,10 +272,24 @@ class Records {
     records_.push_back(std::move(r));
     return *this;
   }
+  // A sealed original whose plaintext is `plain` once opened: its seq (its index) maps to
+  // `plain` in originals().
+  Records& AddSealed(v1::Direction dir, absl::string_view plain, int64_t ms = 1) {
+    v1::Record r;
+    r.set_seq(records_.size());
+    r.set_time_unix_nanos(1'000'000'000 + ms * 1'000'000);
+    r.mutable_sealed()->set_direction(dir);
+    r.mutable_sealed()->set_ciphertext(std::string(plain.size() + record::kSealTagBytes, '?'));
+    originals_[r.seq()] = std::string(plain);
+    records_.push_back(std::move(r));
+    return *this;
+  }
   const std::vector<v1::Record>& get() const { return records_; }
+  const record::UnsealedOriginals& originals() const { return originals_; }
 
  private:
   std::vector<v1::Record> records_;
+  record::UnsealedOriginals originals_;
 };
 
 TEST(PgReplay, OneByteAtATimeGivesTheSameTimeline) {
@@ -486,10 +506,118 @@ TEST(PgReplay, RandomAndMutatedBytesNeverCrash) {
       std::string noise(rng() % 40, '\0');
       for (char& c : noise) c = static_cast<char>(rng());
       r.Add(rng() % 2 ? kUp : kDown, noise);
+      r.AddSealed(rng() % 2 ? kUp : kDown, rng() % 2 ? noise : DataRow({noise}));
     }
-    const std::string t = FormatPgTimeline(r.get(), {.max_rows = rng() % 3});
+    const bool open = rng() % 2;
+    const std::string t = FormatPgTimeline(
+        r.get(), {.max_rows = rng() % 3, .raw = {.originals = open ? &r.originals() : nullptr}});
     EXPECT_THAT(t, HasSubstr("protocol     postgres"));
   }
+}
+
+// ---- sealed originals (the DataRows masking replaced) ----
+
+TEST(PgReplay, OpenedOriginalsOfAClosedResultArePrintedAtOnce) {
+  Records r;
+  r.Add(kUp, cpg::EncodeStartupMessage({{"user", "u"}}));
+  r.Add(kUp, cpg::EncodeQuery("SELECT id, email FROM users"));
+  r.Add(kDown, RowDescription({Field("id", 23), Field("email", 25)}) +
+                   DataRow({"1", "a***@example.com"}) + DataRow({"2", "b***@example.com"}) +
+                   CommandComplete("SELECT 2") + Idle());
+  const std::string originals =
+      DataRow({"1", "alice@example.com"}) + DataRow({"2", "bob@example.com"});
+  r.AddSealed(kDown, originals);
+
+  const std::string shut = FormatPgTimeline(r.get(), {});
+  SCOPED_TRACE(shut);
+  EXPECT_THAT(shut, HasSubstr(absl::StrCat("upstream -> agent  [sealed original: ",
+                                           originals.size(), " bytes]\n")));
+  EXPECT_THAT(shut, Not(HasSubstr("alice@")));
+
+  const std::string t = FormatPgTimeline(r.get(), {.raw = {.originals = &r.originals()}});
+  SCOPED_TRACE(t);
+  EXPECT_THAT(t, HasSubstr("| 1  | a***@example.com |\n"));
+  EXPECT_THAT(t, HasSubstr("server  original rows (sealed, before masking): 2 rows\n"
+                           "                          | id | email             |\n"
+                           "                          |----+-------------------|\n"
+                           "                          | 1  | alice@example.com |\n"
+                           "                          | 2  | bob@example.com   |\n"));
+  EXPECT_LT(Pos(t, "ReadyForQuery"), Pos(t, "original rows"));
+}
+
+TEST(PgReplay, OriginalsArrivingDuringAResultArePrintedUnderIt) {
+  Records r;
+  r.Add(kUp, cpg::EncodeStartupMessage({{"user", "u"}}));
+  r.Add(kDown, RowDescription({Field("id", 23), Field("card", 25)}) + DataRow({"1", "4111-****"}));
+  r.AddSealed(kDown, DataRow({"1", "4111-1111"}));
+  r.Add(kDown, DataRow({"2", "5500-****"}));
+  r.AddSealed(kDown, DataRow({"2", "5500-0000"}));
+  r.Add(kDown, CommandComplete("SELECT 2") + Idle());
+
+  const std::string t = FormatPgTimeline(r.get(), {.raw = {.originals = &r.originals()}});
+  SCOPED_TRACE(t);
+  EXPECT_THAT(t, HasSubstr("server  result: 2 rows\n"
+                           "                          | id | card      |\n"
+                           "                          |----+-----------|\n"
+                           "                          | 1  | 4111-**** |\n"
+                           "                          | 2  | 5500-**** |\n"));
+  EXPECT_THAT(t, HasSubstr("server  original rows (sealed, before masking): 2 rows\n"
+                           "                          | id | card      |\n"
+                           "                          |----+-----------|\n"
+                           "                          | 1  | 4111-1111 |\n"
+                           "                          | 2  | 5500-0000 |\n"));
+  EXPECT_LT(Pos(t, "result: 2 rows"), Pos(t, "original rows"));
+  EXPECT_LT(Pos(t, "original rows"), Pos(t, "CommandComplete: SELECT 2"));
+
+  // Not opened: counted under the result.
+  const std::string shut = FormatPgTimeline(r.get(), {});
+  SCOPED_TRACE(shut);
+  EXPECT_THAT(shut, HasSubstr("server  [sealed originals: 50 bytes in 2 records]\n"));
+  EXPECT_THAT(shut, Not(HasSubstr("4111-1111")));
+  EXPECT_THAT(shut, Not(HasSubstr("original rows")));
+}
+
+TEST(PgReplay, OriginalCopyDataAndUndecodableOriginals) {
+  Records r;
+  r.Add(kUp, cpg::EncodeStartupMessage({{"user", "u"}}));
+  r.Add(kDown, cpg::Encode(cpg::CopyOutResponse{}) + cpg::Encode(cpg::CopyData{"1\t***\n"}));
+  r.AddSealed(kDown, cpg::Encode(cpg::CopyData{"1\tsecret\n"}));
+  r.Add(kDown, cpg::Encode(cpg::CopyDone{}) + CommandComplete("COPY 1"));
+  r.AddSealed(kDown, "\x01garbage");
+  r.AddSealed(kDown, DataRow({"after"}));  // shown raw: the direction lost sync
+  const std::string t = FormatPgTimeline(r.get(), {.raw = {.originals = &r.originals()}});
+  SCOPED_TRACE(t);
+  EXPECT_THAT(t, HasSubstr("server  original CopyData (14 bytes): \"1\\tsecret\\n\"\n"));
+  EXPECT_THAT(t,
+              HasSubstr("server  original: undecodable bytes (8) at offset 14: \"\\x01garbage\""));
+  EXPECT_THAT(t, HasSubstr("upstream -> agent        16 bytes  original  \"D\\x00"));
+  EXPECT_LT(Pos(t, "COPY data 6 bytes"), Pos(t, "original CopyData"));
+}
+
+TEST(PgReplay, RealRecordingWithSealedOriginalsOpensWithTheAuditorKey) {
+  record::AuditorPrivateKey auditor = record::AuditorPrivateKey::Generate();
+  PgRecording s({.auditor_public_key = auditor.public_key()});
+  s.Send(kUp, cpg::EncodeStartupMessage({{"user", "u"}}));
+  s.Send(kUp, cpg::EncodeQuery("SELECT ssn FROM people"));
+  s.Send(kDown, RowDescription({Field("ssn", 25)}) + DataRow({"***-**-6789"}) +
+                    CommandComplete("SELECT 1") + Idle());
+  s.Sealed(kDown, DataRow({"123-45-6789"}));
+  const std::vector<v1::Record> records = s.Finish();
+
+  auto originals = record::UnsealOriginals(records, auditor);
+  ASSERT_TRUE(originals.ok()) << originals.status();
+  const std::string t = FormatPgTimeline(records, {.raw = {.originals = &*originals}});
+  SCOPED_TRACE(t);
+  EXPECT_THAT(t, HasSubstr("| ***-**-6789 |"));
+  EXPECT_THAT(t, HasSubstr("original rows (sealed, before masking): 1 row\n"
+                           "                          | ssn         |\n"
+                           "                          |-------------|\n"
+                           "                          | 123-45-6789 |\n"));
+  EXPECT_THAT(FormatPgTimeline(records, {}), Not(HasSubstr("123-45")));
+  EXPECT_EQ(record::UnsealOriginals(records, record::AuditorPrivateKey::Generate())
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
