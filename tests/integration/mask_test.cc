@@ -77,6 +77,9 @@ ALTER TABLE customers OWNER TO app; ALTER TABLE transfers OWNER TO app; ALTER VI
                     .ok());
     password_file_ = absl::StrCat(dir_, "/app.pw");
     ASSERT_TRUE(WriteFileAtomic(password_file_, kAppPassword, 0600).ok());
+    // The auditor's key pair: originals that masking replaces are kept sealed to it.
+    CommandResult keygen = RunCommand({BinaryPath("interlock"), "auditor-keygen", "--out", absl::StrCat(dir_, "/auditor")});
+    ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
     policy_file_ = absl::StrCat(dir_, "/policy.yaml");
     ASSERT_TRUE(WriteFileAtomic(policy_file_, kPolicy, 0644).ok());
     h_ = std::make_unique<InterlockdHarness>(HarnessOptions{
@@ -84,7 +87,8 @@ ALTER TABLE customers OWNER TO app; ALTER TABLE transfers OWNER TO app; ALTER VI
                        absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
                                     "      login: {user: app, database: appdb, password_ref: \"file:",
                                     password_file_, "\"}\n      sslmode: disable\n")}},
-        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\nauditor_public_key_file: ", dir_,
+                                   "/auditor.pub\n")});
     ASSERT_TRUE(h_->Start().ok()) << h_->DaemonLog();
   }
   void TearDown() override {
@@ -149,6 +153,35 @@ TEST_F(MaskTest, EveryQueryShapeComesBackMasked) {
     // The statement text is audited, not result values; these appear only in results.
     EXPECT_THAT(*audit, Not(HasSubstr(s)));
   }
+}
+
+TEST_F(MaskTest, OriginalsAreSealedForTheAuditorOnly) {
+  CommandResult r = Psql("SELECT name, ssn, card_number FROM customers WHERE id = 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectNoSecrets(r.out, "read");
+  std::string id;
+  ASSERT_TRUE(WaitFor([&] {
+    auto ends = OfKind(h_->AuditEvents(), v1::AUDIT_KIND_SESSION_END);
+    if (ends.empty()) return false;
+    id = ends.back().session_id();
+    return true;
+  }));
+  // The recording holds what the agent saw; the originals only open with the auditor key.
+  CommandResult plain = h_->Cli({"replay", id});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ExpectNoSecrets(plain.out, "replay");
+  EXPECT_THAT(plain.out, HasSubstr("[sealed original"));
+  CommandResult unsealed = h_->Cli({"replay", id, "--unseal", absl::StrCat(dir_, "/auditor.key")});
+  ASSERT_EQ(unsealed.exit_code, 0) << unsealed.err;
+  EXPECT_THAT(unsealed.out, HasSubstr("078-05-1120"));
+  EXPECT_THAT(unsealed.out, HasSubstr("4111111111111111"));
+  EXPECT_EQ(h_->Cli({"verify", id}).exit_code, 0);
+  // Another key cannot open them.
+  CommandResult other = RunCommand({BinaryPath("interlock"), "auditor-keygen", "--out", absl::StrCat(dir_, "/other")});
+  ASSERT_EQ(other.exit_code, 0);
+  CommandResult wrong = h_->Cli({"replay", id, "--unseal", absl::StrCat(dir_, "/other.key")});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_THAT(wrong.out + wrong.err, Not(HasSubstr("078-05-1120")));
 }
 
 TEST_F(MaskTest, KeyedHashPseudonymsJoinAcrossQueries) {

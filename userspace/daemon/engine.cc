@@ -24,6 +24,7 @@
 #include "userspace/net/socket.h"
 #include "userspace/proxy/pg/pg_session.h"
 #include "userspace/record/recorder.h"
+#include "userspace/record/sealed_box.h"
 
 namespace interlock::daemon {
 
@@ -112,6 +113,10 @@ absl::Status Engine::Init() {
   INTERLOCK_ASSIGN_OR_RETURN(record::RecordingKey key,
                              record::RecordingKey::LoadOrCreate(config_.state_dir));
   key_ = std::make_unique<record::RecordingKey>(std::move(key));
+  if (!config_.auditor_public_key_file.empty()) {
+    // Originals that masking replaces are kept, sealed to the auditor's key.
+    INTERLOCK_ASSIGN_OR_RETURN(auditor_public_key_, record::LoadAuditorPublicKey(config_.auditor_public_key_file));
+  }
 
   if (!config_.policy_file.empty()) {
     INTERLOCK_ASSIGN_OR_RETURN(policy_, PolicyWatcher::Create(config_.policy_file, audit_.get()));
@@ -557,8 +562,10 @@ void Engine::StartSession(UniqueFd agent) {
   *open.mutable_upstream() = session->upstream;
   const char* protocol = resource.protocol == config::Protocol::kPostgres ? "postgres" : "tcp";
   open.set_protocol(protocol);
-  auto recorder = record::Recorder::Create(
-      absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_, clock_);
+  record::RecorderOptions ropts;
+  ropts.auditor_public_key = auditor_public_key_;
+  auto recorder = record::Recorder::Create(absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_,
+                                           clock_, ropts);
   if (!recorder.ok()) {
     // Fail closed: a session that cannot be recorded does not happen.
     RejectConnection("recording_failed", std::string(recorder.status().message()), &who);

@@ -129,6 +129,7 @@ class Engine {
   std::unique_ptr<bpf::Datapath> datapath_;
   std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<record::RecordingKey> key_;
+  std::string auditor_public_key_;  // X25519, raw; empty: masked originals are not kept
   std::unique_ptr<identity::IdentityResolver> resolver_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<PolicyWatcher> policy_;      // null: no policy configured

@@ -267,6 +267,7 @@ void PgSession::FlushPendingRecords() {
   if (!recorder_) {
     pending_from_agent_record_.clear();
     pending_to_agent_record_.clear();
+    pending_sealed_to_agent_.clear();
     return;
   }
   for (auto [dir, buf] : {std::pair{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_},
@@ -274,6 +275,10 @@ void PgSession::FlushPendingRecords() {
     if (buf->empty()) continue;
     absl::Status st = recorder_->AppendData(dir, *buf);
     buf->clear();
+    if (st.ok() && dir == v1::DIRECTION_TO_AGENT && !pending_sealed_to_agent_.empty()) {
+      st = recorder_->AppendSealed(v1::DIRECTION_TO_AGENT, pending_sealed_to_agent_);
+      pending_sealed_to_agent_.clear();
+    }
     if (!st.ok()) {
       Finish("recording_failed", std::string(st.message()), true);
       return;
@@ -1197,6 +1202,8 @@ bool PgSession::RelayBackend() {
         break;
       case ResultMasker::Verdict::kReplace:
         replaced_view = m.view;
+        // The original, for auditors only (sealed to their key), after the masked form.
+        if (recorder_ && recorder_->keeps_originals()) pending_sealed_to_agent_.append(raw.data(), raw.size());
         break;
       case ResultMasker::Verdict::kDrop:
         // The answer to interlockd's own Describe: neither the agent nor the tracker saw

@@ -234,6 +234,8 @@ class PgSession final : public ProxySession {
   // Bytes seen but not yet written to the recording, per direction (one record per batch).
   std::string pending_from_agent_record_;
   std::string pending_to_agent_record_;
+  // Original messages that masking replaced, sealed after the masked batch (when kept).
+  std::string pending_sealed_to_agent_;
   // Bytes of a streamed (not buffered) message still to pass through, per direction.
   uint64_t frontend_stream_left_ = 0;
   uint64_t backend_stream_left_ = 0;
