@@ -9,7 +9,10 @@
 #     `interlock run`: its connection is redirected through interlockd, recorded, and it
 #     still sees 127.0.0.42:7000 as its peer; a default-deny agent is refused elsewhere;
 #  5. shows `interlock sessions`, `interlock replay`, a passing `interlock verify` and the
-#     audit log; then cleans up everything it started or created.
+#     audit log; then cleans up everything it started or created;
+#  6. part 2 (tools/demo_guardrails.sh): a PostgreSQL database behind the shipped bank
+#     policy — masked reads, a denied statement, a DELETE held until a human denies it,
+#     the audit trail, and the sealed originals only an auditor's key opens.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ "$(id -u)" -ne 0 ]; then
@@ -99,4 +102,9 @@ cli verify "$id"
 step "audit events ($state/audit/audit.jsonl)"
 grep -E '"AUDIT_KIND_(SESSION_END|CONNECT_DENIED)"' "$state/audit/audit.jsonl" | head -n 3
 
-step "cleaning up (interlockd stopped, pins and cgroups removed)"
+# Part 2: guardrails on PostgreSQL — masking, a denial, a hold decided by a human, the
+# audit trail, and the sealed originals only an auditor can read.
+step "part 2: guardrails on a PostgreSQL database (tools/demo_guardrails.sh)"
+bash "$here/tools/demo_guardrails.sh"
+
+step "cleaning up part 1 (interlockd stopped, pins and cgroups removed)"
