@@ -32,8 +32,21 @@ namespace {
 // not be).
 void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
+  out->reserve(out->size() + s.size() + 2);
   size_t i = 0;
   while (i < s.size()) {
+    // Plain ASCII needing no escape goes in runs (one append, not one push_back per byte).
+    size_t run = i;
+    while (run < s.size()) {
+      unsigned char r = static_cast<unsigned char>(s[run]);
+      if (r < 0x20 || r >= 0x7f || r == '"' || r == '\\') break;
+      ++run;
+    }
+    if (run > i) {
+      out->append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
