@@ -97,15 +97,13 @@ void MaskService::Resolve(const std::string& resource, std::vector<uint32_t> oid
            if (cache.size() + oids.size() > kMaxCachedTables) cache.clear();
            // Every asked table becomes known, even with no columns (then it has none we mask).
            for (uint32_t o : oids) cache[o];
-           {
-             for (const auto& row : *rows) {
-               if (row.size() != 5 || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) continue;
-               int64_t oid = 0;
-               int32_t attnum = 0;
-               if (!absl::SimpleAtoi(*row[0], &oid) || !absl::SimpleAtoi(*row[1], &attnum)) continue;
-               cache[static_cast<uint32_t>(oid)].columns[static_cast<int16_t>(attnum)] =
-                   proxy::pg::ColumnSource{*row[2], *row[3], *row[4]};
-             }
+           for (const auto& row : *rows) {
+             if (row.size() != 5 || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) continue;
+             int64_t oid = 0;
+             int32_t attnum = 0;
+             if (!absl::SimpleAtoi(*row[0], &oid) || !absl::SimpleAtoi(*row[1], &attnum)) continue;
+             cache[static_cast<uint32_t>(oid)].columns[static_cast<int16_t>(attnum)] =
+                 proxy::pg::ColumnSource{*row[2], *row[3], *row[4]};
            }
            done(absl::OkStatus());
          });

@@ -25,6 +25,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/record/format.h"
+#include "userspace/record/key_files.h"
 
 namespace interlock::record {
 namespace {
@@ -32,17 +33,11 @@ namespace {
 // AES-256-GCM nonce: 4 zero bytes || u64 big-endian counter (NIST SP 800-38D 8.2.1, the
 // deterministic construction: one key per session, the counter never repeats).
 constexpr size_t kNonceBytes = 12;
-// An X25519 PEM key is ~120 bytes; anything near this is not a key file.
-constexpr size_t kMaxKeyFileBytes = 16 * 1024;
-
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-struct PkeyCtxDeleter {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter>;
+using internal::BioContents;
+using internal::BioPtr;
+using internal::OpensslError;
+using internal::PkeyCtxPtr;
+using internal::ReadKeyFile;
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
@@ -65,21 +60,6 @@ const unsigned char* U8(absl::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
-// The newest OpenSSL error as text; clears the queue so it cannot leak into later calls.
-std::string OpensslError() {
-  unsigned long e = ERR_peek_last_error();
-  char buf[256] = "unknown error";
-  if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
-
-std::string BioContents(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, n > 0 ? static_cast<size_t>(n) : 0);
-}
-
 std::string RawPublic(EVP_PKEY* pkey) {
   unsigned char raw[kX25519KeyBytes];
   size_t len = sizeof raw;
@@ -97,47 +77,6 @@ absl::StatusOr<EvpPkeyPtr> PublicFromRaw(absl::string_view raw, absl::string_vie
   EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, U8(raw), raw.size()));
   if (pkey == nullptr) return absl::InvalidArgumentError(absl::StrCat(what, ": ", OpensslError()));
   return pkey;
-}
-
-// Opens without following symlinks, checks it is a regular file of at most kMaxKeyFileBytes
-// and (when `private_key`) that group/other have no access, then reads it.
-absl::StatusOr<std::string> ReadKeyFile(const std::string& path, bool private_key) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
-  }
-  if (private_key && (st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrFormat("%s: mode %04o gives group/other access to the auditor private key; "
-                        "want 0600",
-                        path, st.st_mode & 07777));
-  }
-  if (static_cast<size_t>(st.st_size) > kMaxKeyFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: %d bytes > max %d", path, st.st_size, kMaxKeyFileBytes));
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      OPENSSL_cleanse(buf, sizeof buf);
-      return ErrnoStatus(errno, absl::StrCat("read ", path));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxKeyFileBytes) {
-      OPENSSL_cleanse(buf, sizeof buf);
-      OPENSSL_cleanse(out.data(), out.size());
-      return absl::InvalidArgumentError(absl::StrCat(path, ": grew past max size"));
-    }
-  }
-  OPENSSL_cleanse(buf, sizeof buf);
-  return out;
 }
 
 void Wipe(std::string& s) {
@@ -212,7 +151,7 @@ absl::StatusOr<std::string> AuditorPublicKeyFromPem(absl::string_view pem) {
 }
 
 absl::StatusOr<std::string> LoadAuditorPublicKey(const std::string& path) {
-  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false));
+  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false, "the auditor public key"));
   auto raw = AuditorPublicKeyFromPem(pem);
   if (!raw.ok()) return Annotate(raw.status(), path);
   return raw;
@@ -268,7 +207,7 @@ std::string AuditorPrivateKey::PublicPem() const {
 }
 
 absl::StatusOr<AuditorPrivateKey> LoadAuditorPrivateKey(const std::string& path) {
-  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/true));
+  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/true, "the auditor private key"));
   auto key = AuditorPrivateKey::FromPem(pem);
   Wipe(pem);
   if (!key.ok()) return Annotate(key.status(), path);

@@ -19,40 +19,22 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/record/format.h"
+#include "userspace/record/key_files.h"
 
 namespace interlock::record {
 namespace {
 
 constexpr size_t kRawPublicKeyBytes = 32;
-// A PEM Ed25519 key is ~120 bytes; anything near this is not our key file.
-constexpr size_t kMaxKeyFileBytes = 16 * 1024;
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using internal::BioContents;
+using internal::BioPtr;
+using internal::OpensslError;
+using internal::ReadKeyFile;
+
 struct MdCtxDeleter {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
-struct PkeyCtxDeleter {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-
-// The newest OpenSSL error as text, and clears the queue so it cannot leak into later calls.
-std::string OpensslError() {
-  unsigned long e = ERR_peek_last_error();
-  char buf[256] = "unknown error";
-  if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
-
-std::string BioContents(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, n > 0 ? static_cast<size_t>(n) : 0);
-}
 
 std::string RawPublic(EVP_PKEY* pkey) {
   unsigned char raw[kRawPublicKeyBytes];
@@ -61,43 +43,6 @@ std::string RawPublic(EVP_PKEY* pkey) {
     std::abort();  // only called on keys already checked to be Ed25519
   }
   return std::string(reinterpret_cast<char*>(raw), len);
-}
-
-// Opens without following symlinks, checks it is a regular file of at most kMaxKeyFileBytes
-// and (when `private_key`) that group/other have no access, then reads it.
-absl::StatusOr<std::string> ReadKeyFile(const std::string& path, bool private_key) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
-  }
-  if (private_key && (st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrFormat("%s: mode %04o gives group/other access to the recording key; want 0600",
-                        path, st.st_mode & 07777));
-  }
-  if (static_cast<size_t>(st.st_size) > kMaxKeyFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: %d bytes > max %d", path, st.st_size, kMaxKeyFileBytes));
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("read ", path));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxKeyFileBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": grew past max size"));
-    }
-  }
-  OPENSSL_cleanse(buf, sizeof buf);
-  return out;
 }
 
 void Wipe(std::string& s) {
@@ -174,7 +119,7 @@ RecordingKey::RecordingKey(EvpPkeyPtr pkey, RecordingPublicKey pub)
     : pkey_(std::move(pkey)), public_(std::move(pub)) {}
 
 RecordingKey RecordingKey::Generate() {
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
+  internal::PkeyCtxPtr ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
   EVP_PKEY* raw_pkey = nullptr;
   if (ctx == nullptr || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
       EVP_PKEY_keygen(ctx.get(), &raw_pkey) != 1) {
@@ -203,7 +148,7 @@ absl::StatusOr<RecordingKey> RecordingKey::FromPem(absl::string_view pem) {
 }
 
 absl::StatusOr<RecordingPublicKey> RecordingKey::LoadPublic(const std::string& path) {
-  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false));
+  INTERLOCK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false, "the recording key"));
   auto pub = RecordingPublicKey::FromPem(pem);
   if (!pub.ok()) return Annotate(pub.status(), path);
   return pub;
@@ -216,7 +161,7 @@ absl::StatusOr<RecordingKey> RecordingKey::LoadOrCreate(const std::string& state
   INTERLOCK_RETURN_IF_ERROR(MakeDirs(dir, 0700));
 
   absl::StatusOr<RecordingKey> key = absl::UnknownError("unset");
-  absl::StatusOr<std::string> pem = ReadKeyFile(key_path, /*private_key=*/true);
+  absl::StatusOr<std::string> pem = ReadKeyFile(key_path, /*private_key=*/true, "the recording key");
   if (pem.ok()) {
     key = FromPem(*pem);
     Wipe(*pem);

@@ -141,7 +141,6 @@ class StatementGuard {
   void SetSubject(policy::SubjectFacts who) { options_.who = std::move(who); }
 
   // For tests and diagnostics.
-  size_t prepared_count() const { return projected_.statements.size(); }
   const sql::SessionSettings& settings() const { return settings_; }
 
  private:

@@ -260,7 +260,6 @@ void ResultMasker::DropFailedBatch() {
          queue_.front().kind != Kind::kQuery && queue_.front().kind != Kind::kFunctionCall) {
     queue_.pop_front();
   }
-  described_.reset();
 }
 
 ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {

@@ -74,7 +74,6 @@ class ResultMasker {
   enum class Verdict { kPass, kReplace, kDrop, kNeedCatalog, kFatal };
   struct Out {
     Verdict verdict = Verdict::kPass;
-    std::string bytes;             // (unused by kReplace; see view)
     absl::string_view view;        // kReplace: the whole message to send instead; valid
                                    // until the next OnBackend
     std::vector<uint32_t> oids;    // kNeedCatalog: tables to resolve
@@ -106,7 +105,6 @@ class ResultMasker {
     std::vector<Column> plan;      // the current result's columns
     bool has_plan = false;
     MaskReport report;
-    bool reported = false;
     std::vector<uint64_t> column_hits;  // values masked per plan column
   };
 
@@ -120,8 +118,6 @@ class ResultMasker {
   std::deque<Entry> queue_;
   // Result formats of bound portals (from Bind), by portal name.
   absl::flat_hash_map<std::string, std::vector<int16_t>> portal_formats_;
-  // RowDescription answered to our own Describe, waiting for its Execute.
-  std::optional<std::vector<Column>> described_;
   uint64_t sent_batches_ = 0;
   uint64_t answered_batches_ = 0;
   std::vector<MaskReport> reports_;
