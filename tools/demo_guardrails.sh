@@ -23,12 +23,7 @@ suffix="demo-pg-$$"
 db=127.0.0.50
 pg_pid=""; daemon_pid=""; agent_pid=""
 
-stop_pid() {
-  local pid="$1" i
-  kill -"$2" "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+. "$here/tools/lib/throwaway_pg.sh"
 cleanup() {
   set +e
   [ -n "$agent_pid" ] && stop_pid "$agent_pid" TERM
@@ -41,25 +36,10 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cli() { "$interlock" --config "$work/cfg.yaml" "$@"; }
-free_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    ss -Htan "( sport = :$p or dport = :$p )" | grep -q . || { echo "$p"; return; }
-  done
-}
 
 step "PostgreSQL 15 on $db with a customers table (SSNs, cards, IBANs)"
 port="$(free_port)"
-mkdir -m 0700 "$work/data" && mkdir -m 0755 "$work/sock"
-chown postgres: "$work/data" "$work/sock"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/data" -U postgres --auth-local=trust \
-  --auth-host=scram-sha-256 -E UTF8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; exit 1; }
-printf 'local all all trust\nhost all all 127.0.0.0/8 scram-sha-256\n' >"$work/data/pg_hba.conf"
-printf "listen_addresses = '%s'\nport = %s\nunix_socket_directories = '%s'\n" "$db" "$port" "$work/sock" \
-  >>"$work/data/postgresql.conf"
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/sock/pg.log" -w -t 60 start >/dev/null
-pg_pid="$(head -1 "$work/data/postmaster.pid")"
+start_throwaway_pg "$work" "$db" "$port"
 pw="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
 "$pgbin/psql" -X -q -h "$work/sock" -p "$port" -U postgres -v ON_ERROR_STOP=1 <<SQL
 CREATE ROLE bank_rw LOGIN PASSWORD '$pw';

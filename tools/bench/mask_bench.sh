@@ -31,12 +31,7 @@ suffix="maskbench-$$"
 db_addr=127.0.0.49
 pg_pid=""; daemon_pid=""
 
-stop_pid() {
-  local pid="$1" i
-  kill -"$2" "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+. "$here/tools/lib/throwaway_pg.sh"
 cleanup() {
   set +e
   if [ -n "$daemon_pid" ]; then stop_pid "$daemon_pid" TERM; wait "$daemon_pid" 2>/dev/null; fi
@@ -48,32 +43,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 die() { echo "bench: $*" >&2; exit 1; }
-free_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    ss -Htan "( sport = :$p or dport = :$p )" | grep -q . || { echo "$p"; return; }
-  done
-}
 
 # ---- PostgreSQL with the data --------------------------------------------------------
 pg_port="$(free_port)"
-mkdir -m 0700 "$work/data" && mkdir -m 0755 "$work/sock"
-chown postgres: "$work/data" "$work/sock"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/data" -U postgres --auth-local=trust \
-  --auth-host=scram-sha-256 -E UTF8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; die "initdb failed"; }
-printf 'local all all trust\nhost all all 127.0.0.0/8 scram-sha-256\n' >"$work/data/pg_hba.conf"
-cat >>"$work/data/postgresql.conf" <<EOF
-listen_addresses = '$db_addr'
-port = $pg_port
-unix_socket_directories = '$work/sock'
-shared_buffers = 512MB
-fsync = off
-full_page_writes = off
-EOF
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/sock/postgres.log" -w -t 60 start >/dev/null \
-  || { cat "$work/sock/postgres.log" >&2; die "postgres did not start"; }
-pg_pid="$(head -1 "$work/data/postmaster.pid")"
+start_throwaway_pg "$work" "$db_addr" "$pg_port" "shared_buffers = 512MB" "fsync = off" "full_page_writes = off" \
+  || die "postgres did not start"
 su_psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/sock" -p "$pg_port" -U postgres -d "$1" -At -c "$2"; }
 pw="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
 su_psql postgres "CREATE ROLE bench LOGIN PASSWORD '$pw'" >/dev/null
