@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "interlock/v1/events.pb.h"
+#include "userspace/audit/json_writer.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/unique_fd.h"
 
@@ -48,9 +49,6 @@ class JsonLinesSink final : public AuditSink {
   UniqueFd fd_;
   std::string buffer_;
 };
-
-// Serializes one event as a single JSON line (snake_case field names, no newlines).
-std::string EventToJsonLine(const v1::AuditEvent& event);
 
 // RFC 3339 UTC with nanoseconds: "2026-11-26T01:36:20.123456789Z".
 std::string FormatRfc3339(absl::Time t);
