@@ -1,25 +1,11 @@
 #include "userspace/auth/token_verifier.h"
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace interlock::auth {
-
-std::string Sha256Hex(absl::string_view bytes) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * sizeof md);
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-  }
-  return out;
-}
 
 StaticTokenVerifier::StaticTokenVerifier(std::vector<std::string> sha256_hex) {
   for (std::string& d : sha256_hex) digests_.push_back(absl::AsciiStrToLower(d));

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "userspace/common/sha256.h"  // Sha256Hex
 
 namespace interlock::auth {
 
@@ -65,8 +66,5 @@ class StaticTokenVerifier final : public TokenVerifier {
  private:
   std::vector<std::string> digests_;
 };
-
-// Lower-case hex SHA-256.
-std::string Sha256Hex(absl::string_view bytes);
 
 }  // namespace interlock::auth

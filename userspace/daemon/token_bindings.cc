@@ -61,7 +61,7 @@ absl::StatusOr<const TokenBindings::Cached*> TokenBindings::Read(const Binding& 
     got += static_cast<size_t>(n);
   }
   c.token = std::string(absl::StripAsciiWhitespace(buf));
-  c.sha256 = auth::Sha256Hex(c.token);
+  c.sha256 = Sha256Hex(c.token);
   c.ino = st.st_ino;
   c.size = st.st_size;
   c.mtime_ns = mtime_ns;
@@ -97,7 +97,7 @@ absl::StatusOr<auth::TokenClaims> AnyTokenVerifier::Verify(absl::string_view tok
 
 absl::StatusOr<auth::TokenClaims> BindingVerifier::Verify(absl::string_view token,
                                                           const auth::TokenContext& context) const {
-  std::string sha = auth::Sha256Hex(token);
+  std::string sha = Sha256Hex(token);
   if (auto other = bindings_->BoundElsewhere(sha, context.cgroup_path)) {
     return absl::UnauthenticatedError(absl::StrCat(
         "token_bound_elsewhere: the token is bound to enrollment ", other->workload, " (cgroup ", other->cgroup_path,

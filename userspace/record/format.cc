@@ -1,10 +1,10 @@
 #include "userspace/record/format.h"
 
-#include <openssl/evp.h>
 
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "userspace/common/sha256.h"
 
 namespace interlock::record {
 namespace {
@@ -41,15 +41,9 @@ FrameView DecodeFrame(absl::string_view buf) {
 }
 
 std::string HashRecord(absl::string_view record_bytes) {
-  unsigned char md[kHashBytes];
-  unsigned int md_len = 0;
-  // EVP_Digest with SHA-256 only fails on allocation failure: an invariant, not input.
-  if (EVP_Digest(record_bytes.data(), record_bytes.size(), md, &md_len, EVP_sha256(), nullptr) !=
-          1 ||
-      md_len != kHashBytes) {
-    std::abort();
-  }
-  return std::string(reinterpret_cast<const char*>(md), kHashBytes);
+  static_assert(kHashBytes == kSha256Bytes);
+  Sha256Digest md = Sha256(record_bytes);
+  return std::string(reinterpret_cast<const char*>(md.data()), md.size());
 }
 
 const std::string& ZeroHash() {

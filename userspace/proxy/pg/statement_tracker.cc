@@ -1,7 +1,5 @@
 #include "userspace/proxy/pg/statement_tracker.h"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/pg/messages.h"
@@ -40,20 +38,16 @@ std::string RenderParam(const std::optional<absl::string_view>& v, int16_t forma
 
 // SHA-256 over the bound values, each as Int32 length (-1 for NULL) + bytes, like the wire.
 std::string ParamsDigest(const std::vector<std::optional<absl::string_view>>& params) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  Sha256Hasher h;
   for (const auto& p : params) {
     int32_t len = p.has_value() ? static_cast<int32_t>(p->size()) : -1;
-    unsigned char be[4] = {static_cast<unsigned char>(len >> 24), static_cast<unsigned char>(len >> 16),
-                           static_cast<unsigned char>(len >> 8), static_cast<unsigned char>(len)};
-    EVP_DigestUpdate(ctx, be, 4);
-    if (p.has_value()) EVP_DigestUpdate(ctx, p->data(), p->size());
+    const char be[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8),
+                        static_cast<char>(len)};
+    h.Update(absl::string_view(be, 4));
+    if (p.has_value()) h.Update(*p);
   }
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx, md, &n);
-  EVP_MD_CTX_free(ctx);
-  return HexEncode(absl::string_view(reinterpret_cast<char*>(md), n));
+  Sha256Digest md = h.Final();
+  return HexEncode(absl::string_view(reinterpret_cast<const char*>(md.data()), md.size()));
 }
 
 int16_t FormatOf(const std::vector<int16_t>& formats, size_t i) {
@@ -63,12 +57,6 @@ int16_t FormatOf(const std::vector<int16_t>& formats, size_t i) {
 }
 
 }  // namespace
-
-std::string Sha256Hex(absl::string_view bytes) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
-  return HexEncode(absl::string_view(reinterpret_cast<char*>(md), sizeof md));
-}
 
 StatementTracker::StatementTracker(StatementTrackerOptions options, const Clock& clock)
     : options_(std::move(options)), clock_(clock) {}

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "interlock/v1/events.pb.h"
 #include "userspace/common/clock.h"
+#include "userspace/common/sha256.h"  // Sha256Hex
 
 namespace interlock::proxy::pg {
 
@@ -130,8 +131,5 @@ class StatementTracker {
   std::deque<Change> changes_;
   std::vector<v1::StatementInfo> completed_;
 };
-
-// Hex SHA-256 of `bytes`.
-std::string Sha256Hex(absl::string_view bytes);
 
 }  // namespace interlock::proxy::pg
