@@ -127,6 +127,7 @@ echo "agent saw:"; sed 's/^/  /' "$work/agent.out"
 echo "customers still has $("$pgbin/psql" -X -h "$work/sock" -p "$port" -U postgres -d bank -Atc 'SELECT count(*) FROM customers') rows"
 
 step "the audit trail of those decisions"
+cli status >/dev/null  # interlockd writes buffered audit lines before it answers
 /usr/bin/python3 - "$work/state/audit/audit.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):

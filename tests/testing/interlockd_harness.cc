@@ -100,6 +100,11 @@ CommandResult InterlockdHarness::RunAgent(const std::string& name,
 }
 
 std::vector<v1::AuditEvent> InterlockdHarness::AuditEvents() const {
+  if (pid_ > 0) {
+    v1::ControlRequest req;
+    req.mutable_status();
+    (void)control::CallControl(absl::StrCat(state_dir_, "/control.sock"), req);  // stopped: all written
+  }
   std::vector<v1::AuditEvent> out;
   auto text = ReadFile(absl::StrCat(state_dir_, "/audit/audit.jsonl"));
   if (!text.ok()) return out;

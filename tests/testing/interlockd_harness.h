@@ -56,7 +56,8 @@ class InterlockdHarness {
   CommandResult RunAgent(const std::string& name, const std::vector<std::string>& argv,
                          bool default_deny = false, int timeout_s = 120);
 
-  // Every audit event written so far.
+  // Every audit event emitted so far. interlockd batches its writes (write_batch_ms); a
+  // control round trip first makes it write what it buffered (it does before answering).
   std::vector<v1::AuditEvent> AuditEvents() const;
   std::string DaemonLog() const;
 

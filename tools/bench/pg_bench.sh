@@ -5,6 +5,9 @@
 #
 #   sudo tools/bench/pg_bench.sh [SECONDS]       # or PG_BENCH_SECONDS=5; default 10
 #        PG_BENCH_WARMUP=3                        # warm-up seconds per path
+#        PG_BENCH_CLIENTS="1 8 32"                # client counts
+#        PG_BENCH_WORKLOADS="select tpcb"         # -S and/or the TPC-B-like script
+#        PG_BENCH_PATHS="direct sockmap plain tcprelay pgbouncer"
 #
 # Sets up its own PostgreSQL 15 (temp dir, 127.0.0.45, SCRAM over TCP, fsync=off),
 # role/database `bench`, `pgbench -i -s 10`. Each path: a warm-up, then `-S`
@@ -18,7 +21,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 secs="${1:-${PG_BENCH_SECONDS:-10}}"
 warm="${PG_BENCH_WARMUP:-3}"
 scale=10
-clients=(1 8 32)
+read -ra clients <<<"${PG_BENCH_CLIENTS:-1 8 32}"
+read -ra workloads <<<"${PG_BENCH_WORKLOADS:-select tpcb}"
+read -ra paths <<<"${PG_BENCH_PATHS:-direct sockmap plain tcprelay pgbouncer}"
+for c in "${clients[@]}"; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad client count '$c'" >&2; exit 2; }; done
+for w in "${workloads[@]}"; do case "$w" in select | tpcb) ;; *) echo "bench: bad workload '$w'" >&2; exit 2 ;; esac; done
+for p in "${paths[@]}"; do case "$p" in direct | sockmap | plain | tcprelay | pgbouncer) ;; *) echo "bench: bad path '$p'" >&2; exit 2 ;; esac; done
+[ "${paths[0]}" = direct ] || { echo "bench: PG_BENCH_PATHS must start with direct (ratios are to it)" >&2; exit 2; }
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: SECONDS must be a positive integer" >&2; exit 2; }
 [[ "$warm" =~ ^[0-9]+$ ]] || { echo "bench: PG_BENCH_WARMUP must be an integer" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
@@ -105,8 +114,13 @@ umask 077; printf '%s\n' "$pw" >"$work/bench.pw"; umask 022
 chmod 0600 "$work/bench.pw"
 
 # ---- interlockd ----------------------------------------------------------------------
-start_daemon() {  # $1 = RELAY_MODE_*
-  local engine_port; engine_port="$(free_port)"
+start_daemon() {  # $1 = RELAY_MODE_*, $2 = PROTOCOL_POSTGRES (default) or PROTOCOL_TCP
+  local engine_port proto="${2:-PROTOCOL_POSTGRES}" pg=""
+  engine_port="$(free_port)"
+  # PROTOCOL_TCP: bytes relayed and recorded, nothing parsed, the agent logs in itself.
+  [ "$proto" = PROTOCOL_POSTGRES ] && pg="    postgres:
+      login: {user: bench, database: bench, password_ref: \"file:$work/bench.pw\"}
+      sslmode: disable"
   cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $engine_port}
 state_dir: $work/state
@@ -117,10 +131,8 @@ resources:
   - name: bench-db
     address: $db_addr
     port: $pg_port
-    protocol: PROTOCOL_POSTGRES
-    postgres:
-      login: {user: bench, database: bench, password_ref: "file:$work/bench.pw"}
-      sslmode: disable
+    protocol: $proto
+$pg
 YAML
   "$interlockd" --config "$work/cfg.yaml" >"$work/d.log" 2>&1 &
   daemon_pid=$!
@@ -178,6 +190,8 @@ use_path() {
   path="$1"
   case "$1" in
     direct) prefix=(env "PGPASSWORD=$pw"); host="$db_addr"; port="$pg_port"; user=bench ;;
+    tcprelay) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench -- env "PGPASSWORD=$pw")
+      host="$db_addr"; port="$pg_port"; user=bench ;;  # no parsing, so the agent logs in
     sockmap | plain) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --)
       host="$db_addr"; port="$pg_port"; user=agent ;;  # no password: interlockd logs in
     pgbouncer) prefix=(env "PGPASSWORD=$pw"); host="$bouncer_addr"; port="$bouncer_port"; user=bench ;;
@@ -200,9 +214,15 @@ cell() {  # $1 = workload (select | tpcb), $2 = clients
   # checkpoint, done directly (not through the path under test).
   su_psql bench "VACUUM pgbench_branches" "VACUUM pgbench_tellers" "TRUNCATE pgbench_history" CHECKPOINT >/dev/null
   rm -rf "$dir"; mkdir "$dir"
+  local t0; t0="$(proxy_cpu_ticks)"
   pgbench_run "$dir/out" "${opt[@]}" -c "$c" -j "$j" -T "$secs" --log --log-prefix="$dir/tx"
+  local t1 txs cpu="-"; t1="$(proxy_cpu_ticks)"
   tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$dir/out")"
   [ -n "$tps" ] || { cat "$dir/out" >&2; die "no tps in pgbench output ($key)"; }
+  txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/out")"
+  if [ -n "$t0" ] && [ -n "$t1" ] && [ "${txs:-0}" -gt 0 ]; then
+    cpu="$(awk -v a="$t0" -v b="$t1" -v n="$txs" -v hz="$clk_tck" 'BEGIN{printf "%.1f", (b-a)*1e6/hz/n}')"
+  fi
   cat "$dir"/tx.* | awk '{print $3}' | sort -n >"$dir/lat"  # field 3: latency, us
   n="$(wc -l <"$dir/lat")"
   [ "$n" -gt 0 ] || die "empty transaction log ($key)"
@@ -212,14 +232,22 @@ cell() {  # $1 = workload (select | tpcb), $2 = clients
   rm -rf "$dir"
   local ratio
   ratio="$(awk -v a="$tps" -v d="${TPS[direct|$wl|$c]}" 'BEGIN{printf "%.1f%%", 100*a/d}')"
-  printf '%-20s %-10s %7s %11.0f %9.3f %9.3f %9s\n' "$(label "$path")" "$( [ "$wl" = select ] && echo "-S" || echo tpcb-like)" \
-    "$c" "$tps" "$(awk -v u="${P50[$key]}" 'BEGIN{print u/1000}')" "$(awk -v u="${P99[$key]}" 'BEGIN{print u/1000}')" "$ratio"
+  printf '%-21s %-10s %7s %11.0f %9.3f %9.3f %9s %11s\n' "$(label "$path")" "$( [ "$wl" = select ] && echo "-S" || echo tpcb-like)" \
+    "$c" "$tps" "$(awk -v u="${P50[$key]}" 'BEGIN{print u/1000}')" "$(awk -v u="${P99[$key]}" 'BEGIN{print u/1000}')" "$ratio" "$cpu"
 }
-label() { case "$1" in sockmap | plain) echo "interlockd $1" ;; *) echo "$1" ;; esac; }
+clk_tck="$(getconf CLK_TCK)"
+proxy_cpu_ticks() {  # utime + stime of the proxy serving the current path; empty for direct
+  local pid=""
+  case "$path" in sockmap | plain | tcprelay) pid="$daemon_pid" ;; pgbouncer) pid="$bouncer_pid" ;; esac
+  [ -n "$pid" ] && awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true
+}
+label() {
+  case "$1" in sockmap | plain) echo "interlockd $1" ;; tcprelay) echo "interlockd TCP relay" ;; *) echo "$1" ;; esac
+}
 measure_path() {
   use_path "$1"
   warm_up
-  for wl in select tpcb; do for c in "${clients[@]}"; do cell "$wl" "$c"; done; done
+  for wl in "${workloads[@]}"; do for c in "${clients[@]}"; do cell "$wl" "$c"; done; done
 }
 
 echo "PostgreSQL benchmark: pgbench -M simple (simple query protocol on every path; pgbouncer"
@@ -230,11 +258,20 @@ echo "  interlockd audits every statement and records every byte; pgbouncer $(pg
 echo "  on $bouncer_addr. No TLS on any path. kernel $(uname -r), $(nproc) CPUs: pgbench, the proxy and"
 echo "  the server share them, so a proxy's CPU is taken from client and server (absolute numbers are"
 echo "  contended; compare ratios). Load average at start: $(cut -d" " -f1-3 /proc/loadavg)."
-printf '%-20s %-10s %7s %11s %9s %9s %9s\n' path workload clients TPS "p50 ms" "p99 ms" "vs direct"
-measure_path direct
-start_daemon RELAY_MODE_SOCKMAP; measure_path sockmap; stop_daemon
-start_daemon RELAY_MODE_PLAIN; measure_path plain; stop_daemon
-start_bouncer; measure_path pgbouncer; stop_bouncer
+echo "  'proxy CPU' is the proxy process's user+system CPU time per transaction (/proc/PID/stat)."
+printf '%-21s %-10s %7s %11s %9s %9s %9s %11s\n' path workload clients TPS "p50 ms" "p99 ms" "vs direct" "proxy CPU"
+for p in "${paths[@]}"; do
+  case "$p" in
+    direct) measure_path direct ;;
+    sockmap) start_daemon RELAY_MODE_SOCKMAP; measure_path sockmap; stop_daemon ;;
+    plain) start_daemon RELAY_MODE_PLAIN; measure_path plain; stop_daemon ;;
+    tcprelay) start_daemon RELAY_MODE_SOCKMAP PROTOCOL_TCP; measure_path tcprelay; stop_daemon ;;
+    pgbouncer) start_bouncer; measure_path pgbouncer; stop_bouncer ;;
+  esac
+done
+for k in direct sockmap plain pgbouncer; do
+  [ -n "${TPS[$k|select|8]:-}" ] || { echo "verdict: none (the targets need -S at 8 clients on every path)"; exit 0; }
+done
 
 # ---- verdict: 8 clients, -S ------------------------------------------------------------
 missed=0

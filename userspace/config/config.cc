@@ -612,6 +612,14 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
 
   out.max_sessions = Ranged(proto.max_sessions(), 1, kMaxMaxSessions, kDefaultMaxSessions,
                             "max_sessions", source, problems);
+  // 0 is a meaningful value here (write every iteration): only an absent field defaults.
+  if (!source.Contains("write_batch_ms")) {
+    out.write_batch_ms = kDefaultWriteBatchMs;
+  } else if (proto.write_batch_ms() > kMaxWriteBatchMs) {
+    problems.Add("write_batch_ms", absl::StrCat(proto.write_batch_ms(), " is out of range 0..", kMaxWriteBatchMs));
+  } else {
+    out.write_batch_ms = proto.write_batch_ms();
+  }
 
   if (!proto.policy_file().empty()) {
     if (auto p = AbsolutePath(proto.policy_file(), "policy_file", problems)) out.policy_file = *std::move(p);

@@ -41,6 +41,8 @@ inline constexpr absl::string_view kDefaultCgroupRoot = "interlock";
 inline constexpr absl::string_view kControlSocketName = "control.sock";
 inline constexpr uint32_t kDefaultMaxSessions = 10000;
 inline constexpr uint32_t kMaxMaxSessions = 1000000;
+inline constexpr uint32_t kDefaultWriteBatchMs = 5;
+inline constexpr uint32_t kMaxWriteBatchMs = 1000;
 inline constexpr absl::string_view kBpffsRoot = "/sys/fs/bpf";
 // Largest configuration file read.
 inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
@@ -158,6 +160,7 @@ struct ServiceConfig {
   std::string control_socket;  // absolute; default <state_dir>/control.sock
   std::string admin_group;     // empty: root only
   uint32_t max_sessions = kDefaultMaxSessions;
+  uint32_t write_batch_ms = kDefaultWriteBatchMs;  // 0: every event-loop iteration
   std::string policy_file;  // absolute; empty: no policy
   std::string auditor_public_key_file;  // absolute; empty: masked originals are not kept
   ApprovalsConfig approvals;

@@ -206,7 +206,11 @@ absl::Status Engine::Init() {
           *loop_, config_.control_socket, admin_gid,
           [this](const std::string& path) { return IsEnrolledCgroup(path); },
           [this](const v1::ControlRequest& req, const control::Caller& caller) {
-            return HandleControl(req, caller);
+            v1::ControlResponse resp = HandleControl(req, caller);
+            // What a control request caused (a reload, an approval, a grant...) is in the
+            // audit file before the caller gets its answer; so is everything before it.
+            WriteBuffered();
+            return resp;
           },
           [this](const control::Caller& caller, const absl::Status& st) {
             v1::AuditEvent ev;
@@ -223,12 +227,11 @@ absl::Status Engine::Init() {
 
   // Open for business: from here the kernel redirects instead of refusing.
   INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));
-  // One write(2) per session per loop iteration at most: recordings are buffered
-  // while a batch of events is handled, then flushed before the loop sleeps again.
-  loop_->SetIterationHook([this] {
-    FlushRecordings();
-    if (absl::Status st = audit_->Flush(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
-  });
+  // Recordings and audit lines are buffered while events are handled and written at most
+  // once per write_batch_ms (one write(2) per file per batch), or at the end of every loop
+  // iteration when it is 0.
+  last_write_ = clock_.Monotonic();
+  loop_->SetIterationHook([this] { WriteBatched(); });
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
 
   v1::AuditEvent ev;
@@ -695,6 +698,26 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   Session* raw = session.release();
   loop_->Defer([raw] { delete raw; });
   if (draining_ && sessions_.empty()) loop_->Stop();
+}
+
+void Engine::WriteBatched() {
+  const absl::Duration batch = absl::Milliseconds(config_.write_batch_ms);
+  const absl::Duration now = clock_.Monotonic();
+  if (now - last_write_ >= batch) {
+    WriteBuffered();
+    last_write_ = now;
+    return;
+  }
+  // Not due yet: whatever this iteration buffered is written when the timer fires (its
+  // iteration runs this hook again), even if no other event comes.
+  if (write_timer_ == 0) {
+    write_timer_ = loop_->RunAfter(batch - (now - last_write_), [this] { write_timer_ = 0; });
+  }
+}
+
+void Engine::WriteBuffered() {
+  FlushRecordings();
+  if (absl::Status st = audit_->Flush(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
 }
 
 void Engine::FlushRecordings() {

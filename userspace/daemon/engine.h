@@ -97,6 +97,10 @@ class Engine {
   void OnSessionDone(proxy::ProxySession* relay);
   void OnKernelEvents();
   void FlushRecordings();
+  // Iteration hook: writes buffered recordings and audit lines when write_batch_ms has
+  // passed since the last write, else makes sure a timer will come back for them.
+  void WriteBatched();
+  void WriteBuffered();
   void OnSignal();
   void OnTick();
   void BeginDrain();
@@ -159,6 +163,9 @@ class Engine {
   absl::flat_hash_map<uint64_t, Workload> workloads_;  // by cgroup id
   v1::EnrollmentState state_;
   uint64_t enroll_counter_ = 0;
+
+  absl::Duration last_write_;                 // monotonic
+  net::EventLoop::TimerId write_timer_ = 0;  // pending WriteBatched wake-up, or 0
 
   bool draining_ = false;
   absl::Duration drain_deadline_;

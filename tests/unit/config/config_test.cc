@@ -161,6 +161,12 @@ TEST(LoadConfig, DefaultsFollowConfigProto) {
   EXPECT_EQ(cfg.control_socket, "/var/lib/interlock/control.sock");
   EXPECT_EQ(cfg.admin_group, "");
   EXPECT_EQ(cfg.max_sessions, 10000u);
+  EXPECT_EQ(cfg.write_batch_ms, 5u);
+}
+
+TEST(LoadConfig, WriteBatchZeroMeansEveryIteration) {
+  EXPECT_EQ(MustLoad("write_batch_ms: 0\n").write_batch_ms, 0u);
+  EXPECT_EQ(MustLoad("write_batch_ms: 1000\n").write_batch_ms, 1000u);
 }
 
 TEST(LoadConfig, ControlSocketFollowsStateDir) {
@@ -438,6 +444,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "interlock.yaml:5: enrollments[1].cgroup_path: same cgroup as enrollments[0]"},
         ErrorCase{"max_sessions too big", "max_sessions: 1000001\n",
                   "interlock.yaml:1: max_sessions: 1000001 is out of range 1..1000000"},
+        ErrorCase{"write batch too long", "write_batch_ms: 1001\n",
+                  "interlock.yaml:1: write_batch_ms: 1001 is out of range 0..1000"},
         ErrorCase{"max_sessions zero", "max_sessions: 0\n",
                   "interlock.yaml:1: max_sessions: 0 is out of range 1..1000000"},
         ErrorCase{"connect timeout", "timeouts:\n  connect_ms: 600001\n",
