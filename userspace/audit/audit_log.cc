@@ -81,13 +81,15 @@ AuditLog::AuditLog(std::unique_ptr<AuditSink> sink, const Clock& clock)
   id_prefix_ = RandomId().substr(0, 16);
 }
 
-absl::Status AuditLog::Emit(v1::AuditEvent event) {
+absl::Status AuditLog::Emit(v1::AuditEvent event) { return Emit(&event); }
+
+absl::Status AuditLog::Emit(v1::AuditEvent* event) {
   // Event ids: a random per-process prefix and a counter — unique without a getrandom(2)
   // per event on the statement path.
-  if (event.id().empty()) event.set_id(absl::StrCat(id_prefix_, absl::Hex(++id_counter_, absl::kZeroPad16)));
-  if (event.time().empty()) event.set_time(FormatRfc3339(clock_.Now()));
-  if (event.host().empty()) event.set_host(host_);
-  absl::Status st = sink_->Write(event);
+  if (event->id().empty()) event->set_id(absl::StrCat(id_prefix_, absl::Hex(++id_counter_, absl::kZeroPad16)));
+  if (event->time().empty()) event->set_time(FormatRfc3339(clock_.Now()));
+  if (event->host().empty()) event->set_host(host_);
+  absl::Status st = sink_->Write(*event);
   if (!st.ok()) ++errors_;
   return st;
 }

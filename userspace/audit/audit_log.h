@@ -59,6 +59,10 @@ class AuditLog {
   // Fills id, time and host when empty, then writes. A sink error is returned and also
   // counted; callers on the data path log it and carry on (the session is recorded).
   absl::Status Emit(v1::AuditEvent event);
+  // The same for an event the caller keeps and reuses (a session's statement events share
+  // identity, resource and destination; nothing is copied): stamps id, time and host into
+  // *event when empty, then writes it. Clear id and time before emitting it again.
+  absl::Status Emit(v1::AuditEvent* event);
   // Flushes the sink (see JsonLinesSink::Write). A failure is returned and counted.
   absl::Status Flush();
   uint64_t errors() const { return errors_; }

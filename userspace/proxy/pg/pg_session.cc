@@ -235,17 +235,24 @@ void PgSession::AuditStatements(std::vector<v1::StatementInfo> statements) {
         }
       }
     }
-    v1::AuditEvent ev;
-    ev.set_kind(v1::AUDIT_KIND_STATEMENT);
-    ev.set_session_id(ctx_.session_id);
-    *ev.mutable_identity() = ctx_.identity;
-    ev.set_resource(ctx_.resource_name);
-    *ev.mutable_original_destination() = ctx_.original_destination;
-    ev.set_protocol("postgres");
+    // One event per statement, reused: what the session's events share is set once.
+    if (!statement_event_) {
+      statement_event_.emplace();
+      v1::AuditEvent& t = *statement_event_;
+      t.set_kind(v1::AUDIT_KIND_STATEMENT);
+      t.set_session_id(ctx_.session_id);
+      *t.mutable_identity() = ctx_.identity;
+      t.set_resource(ctx_.resource_name);
+      *t.mutable_original_destination() = ctx_.original_destination;
+      t.set_protocol("postgres");
+    }
+    v1::AuditEvent& ev = *statement_event_;
+    ev.clear_id();
+    ev.clear_time();
     ev.set_outcome(s.status());
     ev.set_duration_ms(s.duration_us() / 1000);
-    *ev.mutable_statement() = std::move(s);
-    (void)env_.audit->Emit(std::move(ev));
+    ev.mutable_statement()->Swap(&s);
+    (void)env_.audit->Emit(&ev);
   }
 }
 
@@ -1282,6 +1289,7 @@ bool PgSession::AcceptToken(absl::string_view token, const std::string& source) 
   ctx_.identity.set_token_subject(claims->subject);
   ctx_.identity.clear_token_groups();
   for (const auto& g : claims->groups) ctx_.identity.add_token_groups(g);
+  statement_event_.reset();  // built again with the new token identity
   bool first = token_expires_ == absl::InfiniteFuture() && token_timer_ == 0;
   token_expires_ = claims->expires_at;
   if (first) {

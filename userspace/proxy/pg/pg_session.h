@@ -270,6 +270,8 @@ class PgSession final : public ProxySession {
     v1::PolicyDecision audit;
   };
   std::optional<Held> held_;
+  // AuditStatements' reusable event (session fields set once; reset when identity changes).
+  std::optional<v1::AuditEvent> statement_event_;
   std::string grant_id_;
   std::string grant_end_detail_;
   bool close_when_idle_ = false;
