@@ -1,6 +1,5 @@
 #include "userspace/proxy/pg/statement_tracker.h"
 
-
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/file_util.h"
