@@ -3,6 +3,8 @@
 // unprivileged workload, and approvers using the `interlock` CLI from outside it. A local
 // HTTP receiver started by the test plays the approvers' webhook.
 #include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -62,6 +64,11 @@ class WebhookReceiver {
     std::lock_guard<std::mutex> l(mu_);
     return bodies_;
   }
+  // Request line and headers of each POST, in the order of bodies().
+  std::vector<std::string> heads() {
+    std::lock_guard<std::mutex> l(mu_);
+    return heads_;
+  }
 
  private:
   void Serve() {
@@ -89,7 +96,10 @@ class WebhookReceiver {
       {
         std::lock_guard<std::mutex> l(mu_);
         size_t hdr = req.find("\r\n\r\n");
-        if (hdr != std::string::npos) bodies_.push_back(req.substr(hdr + 4));
+        if (hdr != std::string::npos) {
+          heads_.push_back(req.substr(0, hdr + 2));
+          bodies_.push_back(req.substr(hdr + 4));
+        }
       }
       const char kOk[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
       (void)!::write(c, kOk, sizeof kOk - 1);
@@ -103,7 +113,30 @@ class WebhookReceiver {
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::string> bodies_;
+  std::vector<std::string> heads_;
 };
+
+constexpr char kWebhookKey[] = "guard-test-webhook-signing-key";
+
+// HMAC-SHA256(kWebhookKey, timestamp "." body) as the receiver would check it, computed
+// here with OpenSSL directly (not with interlockd's helper).
+std::string ExpectedSignature(absl::string_view timestamp, absl::string_view body) {
+  std::string msg = absl::StrCat(timestamp, ".", body);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), kWebhookKey, sizeof kWebhookKey - 1, reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), md, &len);
+  return absl::StrCat("v1=", HexEncode(absl::string_view(reinterpret_cast<const char*>(md), len)));
+}
+
+std::string HeaderValue(absl::string_view head, absl::string_view name) {
+  for (absl::string_view line : absl::StrSplit(head, "\r\n")) {
+    if (absl::StartsWithIgnoreCase(line, absl::StrCat(name, ":"))) {
+      return std::string(absl::StripAsciiWhitespace(line.substr(name.size() + 1)));
+    }
+  }
+  return "";
+}
 
 std::string PolicyYaml(uint32_t review_timeout_s, bool require_grant = false) {
   return absl::StrCat(R"YAML(resources:
@@ -162,7 +195,12 @@ class GuardTest : public ::testing::Test {
                                 "      login: {user: app, database: appdb, password_ref: \"file:",
                                 password_file_, "\"}\n      sslmode: disable\n")};
     std::string extra = absl::StrCat("policy_file: ", policy_file_, "\n");
-    if (!webhook_url.empty()) absl::StrAppend(&extra, "approvals:\n  webhook_url: ", webhook_url, "\n");
+    if (!webhook_url.empty()) {
+      std::string key_file = absl::StrCat(dir_, "/webhook.key");
+      EXPECT_TRUE(WriteFileAtomic(key_file, absl::StrCat(kWebhookKey, "\n"), 0600).ok());
+      absl::StrAppend(&extra, "approvals:\n  webhook_url: ", webhook_url, "\n  webhook_signing_key_ref: \"file:",
+                      key_file, "\"\n");
+    }
     return std::make_unique<InterlockdHarness>(HarnessOptions{.resources = {r}, .extra_yaml = extra});
   }
 
@@ -271,6 +309,12 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   EXPECT_THAT(hook.bodies()[0], HasSubstr(id));
   EXPECT_THAT(hook.bodies()[0], HasSubstr("DELETE FROM accounts WHERE id = 1"));
   EXPECT_THAT(hook.bodies()[0], HasSubstr("approval.requested"));
+  // Signed: the receiver can check it came from interlockd, unchanged.
+  const std::string head = hook.heads()[0];
+  const std::string ts = HeaderValue(head, "X-Interlock-Timestamp");
+  ASSERT_FALSE(ts.empty()) << head;
+  EXPECT_EQ(HeaderValue(head, "X-Interlock-Signature"), ExpectedSignature(ts, hook.bodies()[0])) << head;
+  EXPECT_THAT(head, ::testing::Not(HasSubstr(kWebhookKey)));
 }
 
 TEST_F(GuardTest, DeniedStatementGets42501AndTheConnectionStaysUsable) {

@@ -1,6 +1,8 @@
 #include "userspace/approval/webhook.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,7 +12,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/file_util.h"
 #include "userspace/common/status_macros.h"
 
 namespace interlock::approval {
@@ -147,10 +151,25 @@ struct WebhookNotifier::Attempt {
   bool aborted = false;  // stopped mid-transfer
 };
 
+std::string WebhookSignature(absl::string_view key, absl::string_view timestamp, absl::string_view body) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  std::string message = absl::StrCat(timestamp, ".", body);
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+           message.size(), md, &len) == nullptr) {
+    std::abort();  // HMAC-SHA256 fails only on allocation failure
+  }
+  return absl::StrCat("v1=", HexEncode(absl::string_view(reinterpret_cast<const char*>(md), len)));
+}
+
 absl::StatusOr<std::unique_ptr<WebhookNotifier>> WebhookNotifier::Create(WebhookOptions options) {
   INTERLOCK_RETURN_IF_ERROR(ValidateUrl(options.url));
   if (!options.extra_header.empty()) {
     INTERLOCK_RETURN_IF_ERROR(ValidateExtraHeader(options.extra_header));
+  }
+  if (!options.signing_key.empty() && options.signing_key.size() < kMinSigningKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kPrefix, "signing key: want at least ", kMinSigningKeyBytes, " bytes"));
   }
   if (options.attempt_timeout <= absl::ZeroDuration() ||
       options.attempt_timeout == absl::InfiniteDuration()) {
@@ -342,6 +361,12 @@ WebhookNotifier::Attempt WebhookNotifier::Post(const Item& item) {
   if (st.ok()) st = Append(headers, "Idempotency-Key: " + item.key);
   if (st.ok()) st = Append(headers, "Expect:");
   if (st.ok() && !options_.extra_header.empty()) st = Append(headers, options_.extra_header);
+  if (st.ok() && !options_.signing_key.empty()) {
+    // Signed per attempt: a retry carries its own, fresh timestamp.
+    std::string ts = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
+    st = Append(headers, "X-Interlock-Timestamp: " + ts);
+    if (st.ok()) st = Append(headers, "X-Interlock-Signature: " + WebhookSignature(options_.signing_key, ts, item.body));
+  }
   if (!st.ok()) {
     out.error = std::string(st.message());
     return out;

@@ -5,7 +5,11 @@
 // Each Enqueue()d body is POSTed with `Content-Type: application/json`,
 // `Idempotency-Key: <key>` (the same on every retry, so the receiver can drop repeats),
 // `User-Agent: interlockd` and the optional extra header (e.g. an Authorization bearer
-// read from a secret). Outcome per attempt:
+// read from a secret). With a signing key, every attempt also carries
+//   X-Interlock-Timestamp: <unix seconds of this attempt>
+//   X-Interlock-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>
+// so the receiver can check that interlockd sent the body, unchanged, recently (reject
+// timestamps older than a few minutes to stop replays). Outcome per attempt:
 //   2xx                              delivered;
 //   408, 429, 5xx, transport errors  retried after base * 2^(n-1), capped at backoff_max
 //                                    (a longer Retry-After is honoured up to the cap);
@@ -44,6 +48,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace interlock::approval {
@@ -75,6 +80,9 @@ struct WebhookOptions {
   // One extra request header, "Name: value" (e.g. "Authorization: Bearer …"); "" = none.
   // Treated as a secret: never logged, never in errors.
   std::string extra_header;
+  // HMAC-SHA256 key for X-Interlock-Signature (at least kMinSigningKeyBytes); "" = unsigned.
+  // A secret: never logged, never in errors.
+  std::string signing_key;
   // Notifications waiting (not counting the one in flight); Enqueue refuses beyond it.
   size_t max_queue = 1000;
   // HTTP proxy: unset = libcurl's environment variables (https_proxy, no_proxy, ...);
@@ -83,6 +91,11 @@ struct WebhookOptions {
   // Called once per notification, ON THE WORKER THREAD (see above). May be empty.
   std::function<void(const WebhookResult&)> on_result;
 };
+
+// "v1=" + lower-case hex HMAC-SHA256(key, timestamp + "." + body): the X-Interlock-Signature
+// of a POST whose X-Interlock-Timestamp is `timestamp`. Receivers compute the same and
+// compare in constant time.
+std::string WebhookSignature(absl::string_view key, absl::string_view timestamp, absl::string_view body);
 
 class WebhookNotifier {
  public:
@@ -113,6 +126,7 @@ class WebhookNotifier {
   size_t queued() const;
 
   static constexpr size_t kMaxKeyLength = 255;
+  static constexpr size_t kMinSigningKeyBytes = 16;
 
  private:
   struct Item {

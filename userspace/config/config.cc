@@ -648,6 +648,15 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
     }
     out.approvals.webhook_header_ref = ap.webhook_header_ref();
   }
+  if (!ap.webhook_signing_key_ref().empty()) {
+    const std::string& ref = ap.webhook_signing_key_ref();
+    if (!absl::StartsWith(ref, "file:/") && !absl::StartsWith(ref, "env:")) {
+      problems.Add("approvals.webhook_signing_key_ref",
+                   "must be \"file:/absolute/path\" or \"env:NAME\" (the secret itself never goes here)");
+    }
+    if (ap.webhook_url().empty()) problems.Add("approvals.webhook_signing_key_ref", "set without webhook_url");
+    out.approvals.webhook_signing_key_ref = ref;
+  }
   out.approvals.allow_same_uid = ap.allow_same_uid();
   BuildOidcIssuers(proto, problems, out.oidc_issuers);
   for (size_t i = 0; i < out.resources.size(); ++i) {

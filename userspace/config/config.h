@@ -143,6 +143,7 @@ struct ApprovalsConfig {
   std::string webhook_url;         // empty: no webhook
   std::string webhook_ca_file;     // absolute or empty
   std::string webhook_header_ref;  // secret reference or empty
+  std::string webhook_signing_key_ref;  // secret reference or empty
   bool allow_same_uid = false;
   uint32_t max_window_s = 86400;
 };

@@ -58,6 +58,10 @@ absl::StatusOr<std::unique_ptr<ApprovalBroker>> ApprovalBroker::Create(ApprovalB
       INTERLOCK_ASSIGN_OR_RETURN(auth::Secret header, auth::ResolveCredentialRef(ac.webhook_header_ref));
       w.extra_header = std::string(absl::StripAsciiWhitespace(header.reveal()));
     }
+    if (!ac.webhook_signing_key_ref.empty()) {
+      INTERLOCK_ASSIGN_OR_RETURN(auth::Secret key, auth::ResolveCredentialRef(ac.webhook_signing_key_ref));
+      w.signing_key = std::string(absl::StripAsciiWhitespace(key.reveal()));
+    }
     w.on_result = [](const approval::WebhookResult& r) {
       // Worker thread: only the (thread-safe) log.
       if (r.ok) {

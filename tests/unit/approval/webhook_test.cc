@@ -284,6 +284,8 @@ TEST(WebhookNotifier, DeliversBodyAndHeadersByteExact) {
   EXPECT_THAT(req.head, HasSubstr(absl::StrCat("\r\nContent-Length: ", body.size(), "\r\n")));
   EXPECT_FALSE(req.HasHeader("Expect"));
   EXPECT_FALSE(req.HasHeader("Transfer-Encoding"));
+  EXPECT_FALSE(req.HasHeader("X-Interlock-Signature"));  // no signing key
+  EXPECT_FALSE(req.HasHeader("X-Interlock-Timestamp"));
   EXPECT_EQ(req.Header("Host"), absl::StrCat("127.0.0.1:", server.port()));
 }
 
@@ -303,6 +305,43 @@ TEST(WebhookNotifier, RetriesAfter500ThenDeliversWithTheSameKeyAndBody) {
   for (const auto& req : reqs) {
     EXPECT_EQ(req.Header("Idempotency-Key"), "apr-1");
     EXPECT_EQ(req.body, "{\"n\":1}");
+  }
+}
+
+// Computed independently: python3 -c 'import hmac,hashlib; print(hmac.new(
+//   b"0123456789abcdef-signing", b"1795656980.{\"event\":\"approval.requested\"}",
+//   hashlib.sha256).hexdigest())'
+TEST(WebhookSignature, IsHmacSha256OfTimestampDotBody) {
+  EXPECT_EQ(WebhookSignature("0123456789abcdef-signing", "1795656980", R"({"event":"approval.requested"})"),
+            "v1=ad36962b873ad80467866fb113d6d09012dd57d857f4c195041728dfa30117dd");
+  // Any change to key, timestamp or body changes it.
+  const std::string base = WebhookSignature("0123456789abcdef-signing", "1795656980", "{}");
+  EXPECT_NE(WebhookSignature("0123456789abcdef-signinG", "1795656980", "{}"), base);
+  EXPECT_NE(WebhookSignature("0123456789abcdef-signing", "1795656981", "{}"), base);
+  EXPECT_NE(WebhookSignature("0123456789abcdef-signing", "1795656980", "{ }"), base);
+}
+
+TEST(WebhookNotifier, SignsEveryAttemptWithItsOwnTimestamp) {
+  LoopbackServer server({500, 200});
+  Results results;
+  WebhookOptions o = TestOptions(server.Url(), results);
+  const std::string key = "0123456789abcdef-signing-key";
+  o.signing_key = key;
+  auto notifier = MustCreate(std::move(o));
+  ASSERT_NE(notifier, nullptr);
+  const std::string body = R"({"event":"approval.requested","request":{"id":"apr-7"}})";
+  ASSERT_TRUE(notifier->Enqueue(body, "apr-7").ok());
+  ASSERT_TRUE(results.WaitFor(1));
+  EXPECT_TRUE(results.Get()[0].ok) << results.Get()[0].error;
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  for (const auto& req : reqs) {
+    int64_t ts = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(req.Header("X-Interlock-Timestamp"), &ts)) << req.head;
+    EXPECT_LE(std::abs(now - ts), 60);
+    EXPECT_EQ(req.Header("X-Interlock-Signature"), WebhookSignature(key, req.Header("X-Interlock-Timestamp"), body));
+    EXPECT_THAT(req.head, Not(HasSubstr(key)));  // the key itself never travels
   }
 }
 
@@ -541,6 +580,9 @@ TEST(WebhookNotifier, RejectsBadUrlsAndOptions) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(with([](WebhookOptions& o) { o.extra_header = "Bad Name: x"; }).code(),
             absl::StatusCode::kInvalidArgument);
+  st = with([](WebhookOptions& o) { o.signing_key = "short-SECRET"; });
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), Not(HasSubstr("SECRET")));
   EXPECT_EQ(with([](WebhookOptions& o) { o.max_attempts = 0; }).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(with([](WebhookOptions& o) { o.attempt_timeout = absl::ZeroDuration(); }).code(),

@@ -177,11 +177,13 @@ TEST(LoadConfig, PolicyAndApprovals) {
   ServiceConfig cfg = MustLoad(
       "policy_file: /etc/interlock/policy.yaml\n"
       "approvals:\n  webhook_url: https://approvals.bank.example/hook\n"
-      "  webhook_header_ref: file:/etc/interlock/webhook.header\n  max_window_s: 600\n");
+      "  webhook_header_ref: file:/etc/interlock/webhook.header\n  max_window_s: 600\n"
+      "  webhook_signing_key_ref: env:INTERLOCK_WEBHOOK_KEY\n");
   EXPECT_EQ(cfg.policy_file, "/etc/interlock/policy.yaml");
   EXPECT_EQ(cfg.approvals.webhook_url, "https://approvals.bank.example/hook");
   EXPECT_EQ(cfg.approvals.webhook_header_ref, "file:/etc/interlock/webhook.header");
   EXPECT_EQ(cfg.approvals.max_window_s, 600u);
+  EXPECT_EQ(cfg.approvals.webhook_signing_key_ref, "env:INTERLOCK_WEBHOOK_KEY");
   EXPECT_FALSE(cfg.approvals.allow_same_uid);
   EXPECT_EQ(MustLoad("state_dir: /x\n").approvals.max_window_s, 86400u);
   EXPECT_THAT(ErrorOf("policy_file: policy.yaml\n"), HasSubstr("interlock.yaml:1: policy_file"));
@@ -190,6 +192,10 @@ TEST(LoadConfig, PolicyAndApprovals) {
   std::string e = ErrorOf("approvals:\n  webhook_header_ref: \"Authorization: Bearer hunter2\"\n");
   EXPECT_THAT(e, HasSubstr("approvals.webhook_header_ref"));
   EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
+  e = ErrorOf("approvals:\n  webhook_url: https://h/x\n  webhook_signing_key_ref: 0123456789abcdef-hunter2\n");
+  EXPECT_THAT(e, HasSubstr("approvals.webhook_signing_key_ref"));
+  EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT(ErrorOf("approvals:\n  webhook_signing_key_ref: env:K\n"), HasSubstr("set without webhook_url"));
 }
 
 TEST(LoadConfig, AuditorPublicKeyFile) {
