@@ -49,12 +49,7 @@ db_addr=127.0.0.45
 bouncer_addr=127.0.0.46
 pg_pid=""; daemon_pid=""; bouncer_pid=""
 
-stop_pid() {  # $1 = pid, $2 = signal; waits up to 15 s, then SIGKILL
-  local pid="$1" i
-  kill -"$2" "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+. "$here/tools/lib/throwaway_pg.sh"  # stop_pid, free_port, start_throwaway_pg
 cleanup() {
   set +e
   if [ -n "$daemon_pid" ]; then stop_pid "$daemon_pid" TERM; wait "$daemon_pid" 2>/dev/null; fi
@@ -68,37 +63,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 die() { echo "bench: $*" >&2; exit 1; }
-free_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    ss -Htan "( sport = :$p or dport = :$p )" | grep -q . || { echo "$p"; return; }
-  done
-}
 
 # ---- PostgreSQL ----------------------------------------------------------------------
 pg_port="$(free_port)"
-mkdir -m 0700 "$work/data" && mkdir -m 0755 "$work/sock" "$work/pglog"
-chown postgres: "$work/data" "$work/sock" "$work/pglog"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/data" -U postgres --auth-local=trust \
-  --auth-host=scram-sha-256 -E UTF8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; die "initdb failed"; }
-cat >"$work/data/pg_hba.conf" <<EOF
-local all all trust
-host  all all 127.0.0.0/8 scram-sha-256
-EOF
-cat >>"$work/data/postgresql.conf" <<EOF
-listen_addresses = '$db_addr'
-port = $pg_port
-unix_socket_directories = '$work/sock'
-max_connections = 200
-shared_buffers = 512MB
-fsync = off
-full_page_writes = off
-password_encryption = scram-sha-256
-EOF
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/pglog/postgres.log" -w -t 60 start >/dev/null \
-  || { cat "$work/pglog/postgres.log" >&2; die "postgres did not start"; }
-pg_pid="$(head -1 "$work/data/postmaster.pid")"
+start_throwaway_pg "$work" "$db_addr" "$pg_port" "max_connections = 200" "shared_buffers = 512MB" \
+  "fsync = off" "full_page_writes = off" "password_encryption = scram-sha-256" || die "postgres did not start"
 
 su_psql() {  # superuser, over the Unix socket; $1 = database, rest = statements (one each)
   local db="$1" s args=(); shift
