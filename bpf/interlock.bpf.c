@@ -5,9 +5,11 @@
  *   cgroup/connect4|6      redirect enrolled connects to protected resources to the
  *                          engine listener, or deny (connect fails with EPERM)
  *   cgroup/getpeername4|6  show the agent its original destination
+ *   cgroup/bind4|6         keep enrolled tasks off the engine listener's port
  *   sockops                pair the agent and engine sockets at establishment
  *   sk_msg                 splice bytes agent <-> engine (attached to sock_pairs)
  */
+#include "bpf/lib/bind.h"
 #include "bpf/lib/common.h"
 #include "bpf/lib/connect.h"
 #include "bpf/lib/maps.h"
@@ -22,10 +24,7 @@ int il_connect4(struct bpf_sock_addr *ctx)
 {
 	struct il_dst dst = {};
 
-	il_addr_set_v4_mapped(dst.addr, ctx->user_ip4);
-	dst.port = bpf_ntohs((__u16)ctx->user_port);
-	dst.family = AF_INET;
-	dst.type = ctx->type;
+	il_dst_from_ctx(ctx, false, &dst);
 	return il_connect(ctx, &dst, false);
 }
 
@@ -34,15 +33,26 @@ int il_connect6(struct bpf_sock_addr *ctx)
 {
 	struct il_dst dst = {};
 
-	/* ::ffff:a.b.c.d stays in mapped form: the same resource keys match it. */
-	dst.addr[0] = ctx->user_ip6[0];
-	dst.addr[1] = ctx->user_ip6[1];
-	dst.addr[2] = ctx->user_ip6[2];
-	dst.addr[3] = ctx->user_ip6[3];
-	dst.port = bpf_ntohs((__u16)ctx->user_port);
-	dst.family = AF_INET6;
-	dst.type = ctx->type;
+	il_dst_from_ctx(ctx, true, &dst);
 	return il_connect(ctx, &dst, true);
+}
+
+SEC("cgroup/bind4")
+int il_bind4(struct bpf_sock_addr *ctx)
+{
+	struct il_dst dst = {};
+
+	il_dst_from_ctx(ctx, false, &dst);
+	return il_bind(&dst);
+}
+
+SEC("cgroup/bind6")
+int il_bind6(struct bpf_sock_addr *ctx)
+{
+	struct il_dst dst = {};
+
+	il_dst_from_ctx(ctx, true, &dst);
+	return il_bind(&dst);
 }
 
 SEC("cgroup/getpeername4")

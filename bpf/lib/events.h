@@ -16,6 +16,25 @@ struct il_dst {
 	__u32 type;   /* ctx->type: SOCK_STREAM, SOCK_DGRAM, ... */
 };
 
+/* The address of a connect or bind hook's context, normalized. An IPv6 context's
+ * ::ffff:a.b.c.d stays in mapped form: the same resource keys match it. */
+static __always_inline void il_dst_from_ctx(const struct bpf_sock_addr *ctx, const bool is_v6,
+					    struct il_dst *dst)
+{
+	if (is_v6) {
+		dst->addr[0] = ctx->user_ip6[0];
+		dst->addr[1] = ctx->user_ip6[1];
+		dst->addr[2] = ctx->user_ip6[2];
+		dst->addr[3] = ctx->user_ip6[3];
+		dst->family = AF_INET6;
+	} else {
+		il_addr_set_v4_mapped(dst->addr, ctx->user_ip4);
+		dst->family = AF_INET;
+	}
+	dst->port = bpf_ntohs((__u16)ctx->user_port);
+	dst->type = ctx->type;
+}
+
 /* Who is connecting: the enrollment that governs the current task. */
 struct il_subject {
 	__u64 cgroup_id; /* the task's own cgroup */

@@ -712,6 +712,43 @@ TEST_F(DatapathTest, ProtectedUdpIsRefused) {
   EXPECT_EQ(events[0].reason, IL_REASON_NOT_STREAM);
 }
 
+// An enrolled workload must not take the engine's port (it would receive other
+// workloads' redirected connections while interlockd is down); others bind as usual.
+TEST_F(DatapathTest, EnrolledTaskCannotBindTheEnginePort) {
+  EnrollCgroup(w1_cg(), 7, 0);
+  // Each address is free (the engine listens on 127.0.0.1 and ::1 only), so only the hook
+  // can refuse: 0 = bound, else errno.
+  auto try_bind = [this](const std::string& cgroup, const char* ip, uint16_t port) {
+    Agent agent(cgroup, [ip, port](int report_fd, int) {
+      sockaddr_storage a = Addr(ip, port);
+      int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int err = bind(fd, reinterpret_cast<const sockaddr*>(&a), AddrLen(a)) == 0 ? 0 : errno;
+      (void)!write(report_fd, &err, sizeof err);
+    });
+    int err = -1;
+    EXPECT_TRUE(agent.Read(&err));
+    EXPECT_EQ(agent.Finish(), 0);
+    return err;
+  };
+  EXPECT_EQ(try_bind(w1_cg(), "127.0.0.77", engine_port_), EPERM);
+  EXPECT_EQ(try_bind(w1_cg(), "0.0.0.0", engine_port_), EPERM);
+  EXPECT_EQ(try_bind(w1_cg() + "/sub", "127.0.0.78", engine_port_), EPERM);
+  EXPECT_EQ(try_bind(w1_cg(), "::", engine_port_), EPERM);
+  std::vector<il_event> events = Drain();
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].kind, IL_EVENT_DENIED);
+  EXPECT_EQ(events[0].reason, IL_REASON_ENGINE_PORT);
+  EXPECT_EQ(FormatWords(events[0].dst_addr), "::ffff:127.0.0.77");
+  EXPECT_EQ(events[0].dst_port, engine_port_);
+  EXPECT_EQ(events[0].workload_id, 7u);
+  EXPECT_EQ(events[3].family, AF_INET6);
+  EXPECT_EQ(Stats().denied, 4u);
+  // Other ports, and tasks that are not enrolled, are untouched.
+  EXPECT_EQ(try_bind(w1_cg(), "127.0.0.77", 0), 0);
+  EXPECT_EQ(try_bind(other_cg(), "127.0.0.77", engine_port_), 0);
+  EXPECT_TRUE(Drain().empty());
+}
+
 TEST_F(DatapathTest, SetResourcesReplacesTheTable) {
   ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11),
                     Resource("127.0.0.44", 128, 0, 14)});

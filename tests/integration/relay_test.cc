@@ -182,6 +182,28 @@ TEST_F(RelayTest, DefaultDenyRefusesUnlistedDestinationWithEpermAndAudit) {
   other.Stop();
 }
 
+// A hostile agent cannot take interlockd's port (to receive other agents' redirected
+// connects while interlockd is down): EPERM on any address, with an audit event.
+TEST_F(RelayTest, EnrolledAgentCannotBindTheEnginePort) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  const std::string port = absl::StrCat(h.engine_port());
+  for (const char* ip : {"127.0.0.1", "127.0.0.9", "0.0.0.0", "::"}) {
+    CommandResult r = h.RunAgent("squatter", {Probe(), "listen", ip, port});
+    EXPECT_EQ(r.exit_code, 1) << ip << ": " << r.out;
+    EXPECT_EQ(Field(r.out, "errno"), "1") << ip << ": " << r.out;  // EPERM
+  }
+  // Any other port is the agent's to use.
+  CommandResult free_port = h.RunAgent("squatter", {Probe(), "listen", "127.0.0.9", "0"});
+  EXPECT_EQ(free_port.exit_code, 0) << free_port.out;
+  ASSERT_TRUE(WaitFor([&] { return OfKind(h.AuditEvents(), v1::AUDIT_KIND_CONNECT_DENIED).size() >= 4; }));
+  for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_CONNECT_DENIED)) {
+    EXPECT_EQ(e.reason(), "engine_port_bind");
+    EXPECT_EQ(e.identity().workload(), "squatter");
+    EXPECT_EQ(e.original_destination().port(), h.engine_port());
+  }
+}
+
 TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();

@@ -7,6 +7,7 @@
 //                                                  send BYTES, read them echoed back
 //   interlock-probe concurrent HOST PORT N          N sessions open at once
 //   interlock-probe rtt HOST PORT COUNT SIZE        ping-pong latency
+//   interlock-probe listen HOST PORT                bind and listen there (then exit)
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -113,6 +114,16 @@ struct Pattern {
     return static_cast<uint8_t>(s >> 24);
   }
 };
+
+int CmdListen(const Addr& a) {
+  int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Fail("socket", errno);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) return Fail("bind", errno);
+  if (listen(fd, 1) != 0) return Fail("listen", errno);
+  std::printf("{\"ok\":true,\"op\":\"listen\",\"local\":\"%s\"}\n", Format(a.ss).c_str());
+  close(fd);
+  return 0;
+}
 
 int CmdConnect(const Addr& a, const std::string& message) {
   int fd = Connect(a);
@@ -269,7 +280,8 @@ int main(int argc, char** argv) {
                  "usage: interlock-probe connect HOST PORT [--v6socket] [--message TEXT]\n"
                  "       interlock-probe transfer HOST PORT BYTES [--no-half-close]\n"
                  "       interlock-probe concurrent HOST PORT N\n"
-                 "       interlock-probe rtt HOST PORT COUNT SIZE\n");
+                 "       interlock-probe rtt HOST PORT COUNT SIZE\n"
+                 "       interlock-probe listen HOST PORT\n");
     return 2;
   }
   rlimit rl;
@@ -292,6 +304,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cmd == "connect") return CmdConnect(a, message);
+  if (cmd == "listen") return CmdListen(a);
   if (cmd == "transfer" && argc >= 5) {
     return CmdTransfer(a, std::strtoull(argv[4], nullptr, 10), half_close);
   }

@@ -329,7 +329,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
   interlock_bpf* skel = im.skel.get();
   for (bpf_program* prog : {skel->progs.il_connect4, skel->progs.il_connect6,
                             skel->progs.il_getpeername4, skel->progs.il_getpeername6,
-                            skel->progs.il_sockops}) {
+                            skel->progs.il_bind4, skel->progs.il_bind6, skel->progs.il_sockops}) {
     INTERLOCK_RETURN_IF_ERROR(im.AttachCgroupProgram(prog, cgroup_fd.get(), cgroup_id));
   }
   err = bpf_prog_attach(bpf_program__fd(skel->progs.il_sk_msg),

@@ -55,6 +55,7 @@ const char* ReasonName(uint32_t reason) {
     case IL_REASON_ENGINE_DOWN: return "engine_down";
     case IL_REASON_NOT_STREAM: return "not_stream";
     case IL_REASON_MAP_FULL: return "map_full";
+    case IL_REASON_ENGINE_PORT: return "engine_port_bind";
     default: return "unknown";
   }
 }

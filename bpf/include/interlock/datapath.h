@@ -52,6 +52,7 @@ enum il_reason {
   IL_REASON_ENGINE_DOWN = 2,      /* interlockd is draining or stopped */
   IL_REASON_NOT_STREAM = 3,       /* UDP/raw to a protected resource: not proxied */
   IL_REASON_MAP_FULL = 4,         /* could not remember the original destination */
+  IL_REASON_ENGINE_PORT = 5,      /* an enrolled task tried to bind the engine's port */
 };
 
 /* Key of enrolled_cgroups is the __u64 cgroup id. */
