@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
@@ -360,6 +361,60 @@ std::optional<std::string> Masker::MaskWhole(const ColumnRule& rule, absl::strin
   return out;
 }
 
+namespace {
+
+// A value whose first and last non-blank characters are {...} or [...]: a JSON document
+// (row_to_json, json_agg, to_jsonb(...)::text). Replacements inside one must keep it JSON.
+bool LooksLikeJson(absl::string_view v) {
+  size_t b = 0, e = v.size();
+  while (b < e && absl::ascii_isspace(static_cast<unsigned char>(v[b]))) ++b;
+  while (e > b && absl::ascii_isspace(static_cast<unsigned char>(v[e - 1]))) --e;
+  if (e - b < 2) return false;
+  return (v[b] == '{' && v[e - 1] == '}') || (v[b] == '[' && v[e - 1] == ']');
+}
+
+// Where a JSON text is inside a string literal, scanning forward only (claims come in
+// order, so the whole value is scanned once).
+class JsonStringState {
+ public:
+  explicit JsonStringState(absl::string_view v) : v_(v) {}
+  bool InsideStringAt(size_t at) {
+    while (pos_ < at) {
+      const char c = v_[pos_++];
+      if (!in_string_) {
+        in_string_ = c == '"';
+      } else if (c == '\\') {
+        ++pos_;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string_ = false;
+      }
+    }
+    return in_string_;
+  }
+
+ private:
+  absl::string_view v_;
+  size_t pos_ = 0;
+  bool in_string_ = false;
+};
+
+// `text` as the body of a JSON string: quote, backslash and control characters escaped.
+void AppendJsonEscaped(absl::string_view text, std::string* out) {
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (u < 0x20) {
+      absl::StrAppend(out, "\\u00", absl::Hex(u, absl::kZeroPad2));
+    } else {
+      out->push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
 bool Masker::MaskText(absl::string_view value, std::string* out, MaskCounts* counts) const {
   if (detectors_.empty() || value.empty()) return false;
   // The single pre-scan: which kinds of candidates can this value hold at all? The digit
@@ -397,11 +452,30 @@ bool Masker::MaskText(absl::string_view value, std::string* out, MaskCounts* cou
   out->clear();
   out->reserve(value.size() + claims.size() * 16);
   absl::InlinedVector<uint64_t, 8> per_detector(detectors_.size(), 0);
+  // In a JSON document a replacement stays JSON: escaped inside a string; outside one (an
+  // unquoted number such as {"card":4111111111111111}) it becomes a string, or null.
+  const bool json = LooksLikeJson(value);
+  JsonStringState state(value);
+  std::string replacement;
   size_t pos = 0;
   for (const Claim& c : claims) {
     const CompiledDetector& d = detectors_[c.detector];
     out->append(value.data() + pos, c.span.begin - pos);
-    AppendReplacement(d.mask, value.substr(c.span.begin, c.span.end - c.span.begin), out);
+    const absl::string_view original = value.substr(c.span.begin, c.span.end - c.span.begin);
+    if (!json) {
+      AppendReplacement(d.mask, original, out);
+    } else {
+      const bool quoted = state.InsideStringAt(c.span.begin);
+      replacement.clear();
+      AppendReplacement(d.mask, original, &replacement);
+      if (!quoted && d.mask.style == v1::MASK_STYLE_NULL) {
+        out->append("null");
+      } else {
+        if (!quoted) out->push_back('"');
+        AppendJsonEscaped(replacement, out);
+        if (!quoted) out->push_back('"');
+      }
+    }
     pos = c.span.end;
     ++per_detector[c.detector];
   }

@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace interlock::mask {
@@ -222,6 +224,45 @@ TEST(Masker, MaskTextRewritesJson) {
   EXPECT_EQ(Text(*m, R"({"ssn":"078-05-1120","card":"4111111111111111"})", &counts),
             R"({"ssn":"[REDACTED]","card":"[REDACTED]"})");
   EXPECT_THAT(counts.detectors, UnorderedElementsAre(Pair("ssn", 1), Pair("card", 1)));
+}
+
+bool IsJson(absl::string_view text) {
+  google::protobuf::Value v;
+  return google::protobuf::util::JsonStringToMessage(std::string(text), &v).ok();
+}
+
+TEST(Masker, MaskTextKeepsJsonDocumentsJson) {
+  auto m = Make(R"pb(
+    detectors {
+      detector: DETECTOR_CARD
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    detectors { detector: DETECTOR_SSN }
+    detectors {
+      detector: DETECTOR_ABA
+      mask { style: MASK_STYLE_NULL }
+    }
+    detectors {
+      detector: DETECTOR_EMAIL
+      mask { token: "<\"email\">" }
+    })pb");
+  ASSERT_NE(m, nullptr);
+  // A card stored as bigint comes out of row_to_json unquoted: it becomes a string.
+  const std::string row = R"({"id":7,"card":4111111111111111,"ssn":"078-05-1120","routing":011000015})";
+  std::string out = Text(*m, row);
+  EXPECT_EQ(out, R"({"id":7,"card":"************1111","ssn":"[REDACTED]","routing":null})");
+  EXPECT_TRUE(IsJson(out)) << out;
+  // json_agg of numbers, with blanks around.
+  out = Text(*m, " [4111111111111111, 5500000000000004]\n");
+  EXPECT_EQ(out, " [\"************1111\", \"************0004\"]\n");
+  EXPECT_TRUE(IsJson(out)) << out;
+  // Inside a string, with escaped quotes before the match: stays in the string, and a token
+  // holding a quote is escaped.
+  out = Text(*m, R"({"note":"say \"4111 1111 1111 1111\" to bob@example.com"})");
+  EXPECT_EQ(out, R"({"note":"say \"**** **** **** 1111\" to <\"email\">"})");
+  EXPECT_TRUE(IsJson(out)) << out;
+  // Not a JSON document: replaced as it is.
+  EXPECT_EQ(Text(*m, "card 4111111111111111 routing 011000015 end"), "card ************1111 routing  end");
 }
 
 TEST(Masker, MaskTextManyMatchesInOneValue) {
