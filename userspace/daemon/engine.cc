@@ -404,7 +404,8 @@ absl::Status Engine::LoadTokenVerifiers() {
           issuers.push_back(std::move(c));
         }
       }
-      auto v = auth::jwt::JwtVerifier::Create(std::move(issuers), clock_);
+      // Keys are fetched and kept fresh by the verifier's own thread, off the event loop.
+      auto v = auth::jwt::JwtVerifier::Create(std::move(issuers), clock_, nullptr, /*background_refresh=*/true);
       if (!v.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("resource ", r.name, ": token issuers: ", v.status().message()));
       }

@@ -7,11 +7,11 @@
 // timeout and a body size cap. Plain HTTP is possible only with allow_http_for_loopback
 // and only to a literal loopback address (127.0.0.0/8, [::1]) — for tests.
 //
-// Fetch() BLOCKS the calling thread for up to `timeout` (default 2 s). interlockd is
-// single-threaded, so a fetch stalls the event loop: acceptable for now because fetches
-// are rare (first use, unknown kid, stale keys) and JwtVerifier rate-limits them per
-// issuer (min_refresh_interval). A non-blocking fetch (curl multi on the event loop) is
-// the planned follow-up.
+// Fetch() BLOCKS the calling thread for up to `timeout` (default 2 s). JwtVerifier calls
+// it from its background refresher (start-up load, refresh before keys age out) and, on
+// the verifying thread, only for an unknown kid or an issuer with no keys yet, rate-limited
+// per issuer (min_refresh_interval). Not thread-safe: one Fetch() at a time (JwtVerifier
+// serializes them per issuer).
 //
 //   INTERLOCK_ASSIGN_OR_RETURN(auto fetcher, CurlJwksFetcher::Create({.ca_file = ca}));
 //   INTERLOCK_ASSIGN_OR_RETURN(std::string body, fetcher->Fetch("https://idp/jwks"));

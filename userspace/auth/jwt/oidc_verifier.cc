@@ -24,6 +24,7 @@ struct JwtVerifier::Issuer {
   IssuerConfig config;
   std::vector<Alg> algs;
   std::shared_ptr<JwksFetcher> fetcher;  // HTTPS issuers only
+  mutable std::mutex fetch_mu;           // one fetch at a time (caller's or worker's)
 
   // The key cache, guarded by JwtVerifier::mu_.
   std::optional<KeySet> keys;                  // nullopt until the first successful load
@@ -31,6 +32,12 @@ struct JwtVerifier::Issuer {
   std::optional<absl::Duration> last_attempt;  // monotonic time of the last load attempt
   std::string discovered_jwks_uri;             // discovery issuers: from the last document
   std::string last_error;                      // of the last failed attempt
+};
+
+struct JwtVerifier::Loaded {
+  absl::Status status;  // OK, or kKeyFetchFailed with the reason
+  std::optional<KeySet> keys;
+  std::string discovered_jwks_uri;  // what the issuer's discovered uri should be now
 };
 
 namespace {
@@ -190,10 +197,56 @@ std::string DiscoveryUrl(absl::string_view issuer) {
 JwtVerifier::JwtVerifier(const Clock& clock, std::map<std::string, std::unique_ptr<Issuer>> issuers)
     : clock_(clock), issuers_(std::move(issuers)) {}
 
-JwtVerifier::~JwtVerifier() = default;
+JwtVerifier::~JwtVerifier() { StopRefresher(); }
+
+void JwtVerifier::StopRefresher() {
+  {
+    std::lock_guard<std::mutex> lock(worker_mu_);
+    stop_ = true;
+  }
+  worker_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void JwtVerifier::RefreshLoop() {
+  std::unique_lock<std::mutex> wlock(worker_mu_);
+  while (!stop_) {
+    const absl::Duration now = clock_.Monotonic();
+    std::vector<std::pair<Issuer*, std::string>> due;  // issuer, its discovered jwks_uri
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [name, is] : issuers_) {
+        if (!is->config.jwks_file.empty()) continue;  // files: re-read on the caller's thread
+        absl::Duration at = absl::ZeroDuration();
+        if (is->keys.has_value()) at = is->loaded_at + is->config.jwks_max_age / 2;
+        if (is->last_attempt.has_value()) at = std::max(at, *is->last_attempt + is->config.min_refresh_interval);
+        if (at <= now) due.emplace_back(is.get(), is->discovered_jwks_uri);
+      }
+    }
+    if (due.empty()) {
+      worker_cv_.wait_for(wlock, std::chrono::seconds(1));
+      continue;
+    }
+    wlock.unlock();
+    for (auto& [is, uri] : due) {
+      // last_attempt is set only once this fetch is done: a caller that finds no keys
+      // meanwhile is not rate-limited by it, it waits for the fetch lock and loads itself.
+      Loaded loaded = Load(*is, std::move(uri));
+      std::lock_guard<std::mutex> lock(mu_);
+      is->last_attempt = now;
+      absl::Status st = Install(*is, std::move(loaded));
+      if (!st.ok()) {
+        INTERLOCK_LOG(kWarning, "jwt issuer %s: background key refresh failed: %s", Quote(is->config.issuer),
+                      st.message());
+      }
+    }
+    wlock.lock();
+  }
+}
 
 absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(
-    std::vector<IssuerConfig> configs, const Clock& clock, std::shared_ptr<JwksFetcher> fetcher) {
+    std::vector<IssuerConfig> configs, const Clock& clock, std::shared_ptr<JwksFetcher> fetcher,
+    bool background_refresh) {
   if (configs.empty()) return absl::InvalidArgumentError("jwt: no issuer configured");
   std::map<std::string, std::unique_ptr<Issuer>> issuers;
   for (IssuerConfig& c : configs) {
@@ -219,24 +272,41 @@ absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(
     issuers.emplace(std::move(name), std::move(issuer));
   }
   std::unique_ptr<JwtVerifier> verifier(new JwtVerifier(clock, std::move(issuers)));
-  std::lock_guard<std::mutex> lock(verifier->mu_);
-  for (auto& [name, issuer] : verifier->issuers_) {
-    if (issuer->config.jwks_file.empty()) continue;
-    absl::Status loaded = verifier->Refresh(*issuer);
-    if (!loaded.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("jwt issuer ", Quote(name), ": ", loaded.message()));
+  bool any_https = false;
+  {
+    std::lock_guard<std::mutex> lock(verifier->mu_);
+    for (auto& [name, issuer] : verifier->issuers_) {
+      if (issuer->config.jwks_file.empty()) {
+        any_https = true;
+        continue;
+      }
+      absl::Status loaded = verifier->Refresh(*issuer);
+      if (!loaded.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("jwt issuer ", Quote(name), ": ", loaded.message()));
+      }
     }
+  }
+  if (background_refresh && any_https) {
+    verifier->background_ = true;
+    JwtVerifier* v = verifier.get();
+    verifier->worker_ = std::thread([v] { v->RefreshLoop(); });
   }
   return verifier;
 }
 
 absl::Status JwtVerifier::Refresh(Issuer& is) const {
-  const IssuerConfig& c = is.config;
   is.last_attempt = clock_.Monotonic();
-  auto failed = [&is](absl::string_view why) {
-    is.last_error = std::string(why);
-    return Fail(Reason::kKeyFetchFailed, why);
+  return Install(is, Load(is, is.discovered_jwks_uri));
+}
+
+JwtVerifier::Loaded JwtVerifier::Load(const Issuer& is, std::string discovered_uri) const {
+  const IssuerConfig& c = is.config;
+  Loaded out;
+  out.discovered_jwks_uri = std::move(discovered_uri);
+  auto failed = [&out](absl::string_view why) {
+    out.status = Fail(Reason::kKeyFetchFailed, why);
+    return std::move(out);
   };
 
   std::string body;
@@ -245,9 +315,10 @@ absl::Status JwtVerifier::Refresh(Issuer& is) const {
     if (!text.ok()) return failed(text.status().message());
     body = *std::move(text);
   } else {
+    std::lock_guard<std::mutex> fetching(is.fetch_mu);
     std::string uri = c.jwks_uri;
     if (c.discovery) {
-      if (is.discovered_jwks_uri.empty()) {
+      if (out.discovered_jwks_uri.empty()) {
         absl::StatusOr<std::string> doc_text = is.fetcher->Fetch(DiscoveryUrl(c.issuer));
         if (!doc_text.ok()) return failed(absl::StrCat("discovery: ", doc_text.status().message()));
         if (doc_text->size() > kMaxJwksBytes) return failed("discovery: document too large");
@@ -264,13 +335,13 @@ absl::Status JwtVerifier::Refresh(Issuer& is) const {
             jwks_uri->string_value().empty()) {
           return failed("discovery: no \"jwks_uri\"");
         }
-        is.discovered_jwks_uri = jwks_uri->string_value();
+        out.discovered_jwks_uri = jwks_uri->string_value();
       }
-      uri = is.discovered_jwks_uri;
+      uri = out.discovered_jwks_uri;
     }
     absl::StatusOr<std::string> text = is.fetcher->Fetch(uri);
     if (!text.ok()) {
-      is.discovered_jwks_uri.clear();  // the next attempt rediscovers; the IdP may have moved
+      out.discovered_jwks_uri.clear();  // the next attempt rediscovers; the IdP may have moved
       return failed(text.status().message());
     }
     body = *std::move(text);
@@ -283,7 +354,17 @@ absl::Status JwtVerifier::Refresh(Issuer& is) const {
   }
   if (!keys.ok()) return failed(keys.status().message());
   if (keys->empty()) return failed("the jwks has no usable key");
-  is.keys = *std::move(keys);
+  out.keys = *std::move(keys);
+  return out;
+}
+
+absl::Status JwtVerifier::Install(Issuer& is, Loaded loaded) const {
+  is.discovered_jwks_uri = std::move(loaded.discovered_jwks_uri);
+  if (!loaded.status.ok()) {
+    is.last_error = std::string(loaded.status.message());
+    return loaded.status;
+  }
+  is.keys = *std::move(loaded.keys);
   is.loaded_at = clock_.Monotonic();
   is.last_error.clear();
   return absl::OkStatus();
@@ -298,7 +379,11 @@ absl::StatusOr<std::vector<const Jwk*>> JwtVerifier::SelectKeys(Issuer& is, absl
   };
 
   bool refreshed = false;
-  if (!is.keys.has_value() || now - is.loaded_at >= is.config.jwks_max_age) {
+  // Stale keys are the worker's to refresh in the background; a caller fetches only when
+  // there is nothing to verify with at all (or for an unknown kid, below).
+  const bool https = is.config.jwks_file.empty();
+  const bool stale = now - is.loaded_at >= is.config.jwks_max_age;
+  if (!is.keys.has_value() || (stale && !(background_ && https))) {
     if (next_allowed() == absl::ZeroDuration()) {
       absl::Status s = Refresh(is);
       refreshed = true;

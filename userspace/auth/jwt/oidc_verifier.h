@@ -32,9 +32,10 @@
 // never more often than min_refresh_interval per issuer. A failed refresh keeps the
 // cached keys (availability over freshness while the IdP is down; see jwks_max_age).
 //
-// Fetching BLOCKS the calling thread (interlockd is single-threaded, so the event loop
+// A fetch on Verify()'s thread BLOCKS it (interlockd is single-threaded, so the event loop
 // stalls) for at most fetch_timeout (default 2 s), at most once per min_refresh_interval
-// (default 30 s) per issuer: acceptable for now; see jwks_fetcher.h for the follow-up.
+// (default 30 s) per issuer. interlockd creates its verifiers with background_refresh, so
+// that happens only for an unknown kid or an issuer whose keys were never loaded.
 // An internal mutex makes Verify() safe to call from several threads.
 //
 // Token binding to the presenting workload (TokenContext) is the caller's job for now.
@@ -49,9 +50,11 @@
 //   if (!claims.ok()) deny(JwtVerifier::ReasonOf(claims.status()));   // "expired", ...
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -113,9 +116,17 @@ class JwtVerifier final : public TokenVerifier {
   // are fetched on first use. `clock` must outlive the verifier. `fetcher`, when set,
   // serves every HTTPS fetch of every issuer (tests); otherwise each HTTPS issuer gets a
   // CurlJwksFetcher with its ca_file and fetch_timeout.
+  //
+  // With background_refresh, a worker thread of the verifier fetches HTTPS keys: at once
+  // (so the first token rarely waits), then again when they are half jwks_max_age old, and
+  // after a failure every min_refresh_interval. Verify() then never fetches for stale keys
+  // (it uses them while the worker refreshes); it still fetches on the caller's thread
+  // when an issuer has no keys yet or a token names an unknown kid (rate-limited as above).
+  // The worker checks what is due at least once a second (by `clock`). A `fetcher` shared
+  // by several issuers must then be thread-safe (each CurlJwksFetcher serves one issuer).
   static absl::StatusOr<std::unique_ptr<JwtVerifier>> Create(
       std::vector<IssuerConfig> issuers, const Clock& clock,
-      std::shared_ptr<JwksFetcher> fetcher = nullptr);
+      std::shared_ptr<JwksFetcher> fetcher = nullptr, bool background_refresh = false);
 
   ~JwtVerifier() override;
 
@@ -140,10 +151,24 @@ class JwtVerifier final : public TokenVerifier {
                                                      Alg alg) const;
   // Loads the keys (file or HTTPS) now and records the attempt. Called with mu_ held.
   absl::Status Refresh(Issuer& issuer) const;
+  // The network/file part of a load: no mu_ needed (reads only what never changes, and
+  // `discovered_uri`); fetches of one issuer are serialized by its fetch_mu.
+  struct Loaded;
+  Loaded Load(const Issuer& issuer, std::string discovered_uri) const;
+  // Stores a load's outcome (mu_ held): keys and load time on success, the error otherwise.
+  absl::Status Install(Issuer& issuer, Loaded loaded) const;
+  // The background worker (background_refresh).
+  void RefreshLoop();
+  void StopRefresher();
 
   const Clock& clock_;
   mutable std::mutex mu_;                                   // guards each Issuer's key cache
   std::map<std::string, std::unique_ptr<Issuer>> issuers_;  // by issuer string
+  bool background_ = false;
+  std::mutex worker_mu_;  // guards stop_
+  std::condition_variable worker_cv_;
+  bool stop_ = false;
+  std::thread worker_;
 };
 
 }  // namespace interlock::auth::jwt

@@ -2,9 +2,12 @@
 // and its rate limit, with a fake clock and a fake fetcher (no network).
 #include "userspace/auth/jwt/oidc_verifier.h"
 
+#include <condition_variable>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -787,6 +790,132 @@ TEST_F(JwtVerifierTest, CreateRefusesUnsafeOrIncompleteConfig) {
   config.ca_file = "/nonexistent/ca.pem";
   EXPECT_THAT(std::string(JwtVerifier::Create({config}, clock_).status().message()),
               HasSubstr("ca_file"));
+}
+
+}  // namespace
+}  // namespace interlock::auth::jwt
+
+// ---- Background refresh --------------------------------------------------------------
+
+namespace interlock::auth::jwt {
+namespace {
+
+// A clock and a fetcher the verifier's worker thread may use while the test does.
+class SharedClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return now_;
+  }
+  absl::Duration Monotonic() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return mono_;
+  }
+  void Advance(absl::Duration d) {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ += d;
+    mono_ += d;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1767225600);
+  absl::Duration mono_ = absl::Seconds(1000);
+};
+
+// Serves one JWKS; while closed, a fetch waits for Open() (an IdP that hangs).
+class GatedFetcher final : public JwksFetcher {
+ public:
+  explicit GatedFetcher(std::string jwks) : jwks_(std::move(jwks)) {}
+  absl::StatusOr<std::string> Fetch(const std::string& url) override {
+    std::unique_lock<std::mutex> l(mu_);
+    ++started_;
+    cv_.notify_all();
+    cv_.wait(l, [&] { return open_; });
+    ++finished_;
+    cv_.notify_all();
+    return jwks_;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> l(mu_);
+    open_ = false;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> l(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Waits up to 10 s for the count of started / finished fetches to reach n.
+  bool WaitStarted(int n) { return WaitFor([&] { return started_ >= n; }); }
+  bool WaitFinished(int n) { return WaitFor([&] { return finished_ >= n; }); }
+  int started() {
+    std::lock_guard<std::mutex> l(mu_);
+    return started_;
+  }
+
+ private:
+  template <typename Pred>
+  bool WaitFor(Pred pred) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, std::chrono::seconds(10), pred);
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string jwks_;
+  bool open_ = true;
+  int started_ = 0;
+  int finished_ = 0;
+};
+
+TEST_F(JwtVerifierTest, BackgroundRefreshFetchesAheadAndNeverMakesVerifyWaitForStaleKeys) {
+  SharedClock clock;
+  auto fetcher = std::make_shared<GatedFetcher>(idp_->Jwks({"rsa-1", "ec-1", "ed-1"}));
+  IssuerConfig config = Config();
+  config.discovery = false;
+  config.jwks_uri = kJwksUrl;
+  config.jwks_max_age = absl::Minutes(10);
+  config.min_refresh_interval = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<JwtVerifier>> made =
+      JwtVerifier::Create({config}, clock, fetcher, /*background_refresh=*/true);
+  ASSERT_TRUE(made.ok()) << made.status();
+  JwtVerifier& v = **made;
+
+  // The worker loads the keys at once, before any token needs them.
+  ASSERT_TRUE(fetcher->WaitFinished(1));
+  const std::string token = Mint("rsa-1", "RS256", idp_->StandardClaims(clock.Now()));
+  EXPECT_EQ(Reason(v.Verify(token, ctx_)), "ok");
+  // (A Verify racing the worker's install may load once more itself; never more.)
+  EXPECT_LE(fetcher->started(), 2);
+  const int loaded = fetcher->started();
+
+  // The IdP hangs. Half-way through jwks_max_age the worker refreshes (and waits on it)...
+  EXPECT_EQ(Reason(v.Verify(token, ctx_)), "ok");
+  EXPECT_EQ(fetcher->started(), loaded) << "Verify fetched although keys were loaded";
+  fetcher->Close();
+  clock.Advance(absl::Minutes(6));
+  ASSERT_TRUE(fetcher->WaitStarted(loaded + 1));
+  // ...and once the keys are stale, Verify still answers at once with them.
+  clock.Advance(absl::Minutes(5));
+  auto verdict = std::async(std::launch::async, [&] { return Reason(v.Verify(token, ctx_)); });
+  ASSERT_EQ(verdict.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "Verify waited for the hanging IdP";
+  EXPECT_EQ(verdict.get(), "ok");
+  EXPECT_EQ(fetcher->started(), loaded + 1);
+  fetcher->Open();
+  ASSERT_TRUE(fetcher->WaitFinished(loaded + 1));
+}
+
+TEST_F(JwtVerifierTest, BackgroundRefreshStopsWithTheVerifier) {
+  SharedClock clock;
+  auto fetcher = std::make_shared<GatedFetcher>(idp_->Jwks({"rsa-1"}));
+  IssuerConfig config = Config();
+  config.discovery = false;
+  config.jwks_uri = kJwksUrl;
+  auto made = JwtVerifier::Create({config}, clock, fetcher, /*background_refresh=*/true);
+  ASSERT_TRUE(made.ok()) << made.status();
+  ASSERT_TRUE(fetcher->WaitFinished(1));
+  made->reset();  // joins the worker; a hang here fails the test by timeout
+  EXPECT_EQ(fetcher->started(), 1);
 }
 
 }  // namespace
