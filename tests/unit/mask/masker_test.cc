@@ -1,6 +1,7 @@
 #include "userspace/mask/masker.h"
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -248,7 +249,8 @@ TEST(Masker, MaskTextKeepsJsonDocumentsJson) {
     })pb");
   ASSERT_NE(m, nullptr);
   // A card stored as bigint comes out of row_to_json unquoted: it becomes a string.
-  const std::string row = R"({"id":7,"card":4111111111111111,"ssn":"078-05-1120","routing":011000015})";
+  const std::string row = R"({"id":7,"card":4111111111111111,"ssn":"078-05-1120","routing":121000358})";
+  ASSERT_TRUE(IsJson(row));
   std::string out = Text(*m, row);
   EXPECT_EQ(out, R"({"id":7,"card":"************1111","ssn":"[REDACTED]","routing":null})");
   EXPECT_TRUE(IsJson(out)) << out;
@@ -263,6 +265,66 @@ TEST(Masker, MaskTextKeepsJsonDocumentsJson) {
   EXPECT_TRUE(IsJson(out)) << out;
   // Not a JSON document: replaced as it is.
   EXPECT_EQ(Text(*m, "card 4111111111111111 routing 011000015 end"), "card ************1111 routing  end");
+}
+
+TEST(Masker, MaskedJsonIsStillJson) {
+  // Random JSON documents with numbers and strings that hold (or nearly hold) sensitive
+  // values, in every style: whatever was valid JSON before masking is valid JSON after.
+  auto m = Make(R"pb(
+    detectors {
+      detector: DETECTOR_SSN
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    detectors {
+      detector: DETECTOR_CARD
+      mask { style: MASK_STYLE_KEYED_HASH }
+    }
+    detectors {
+      detector: DETECTOR_ABA
+      mask { style: MASK_STYLE_NULL }
+    }
+    detectors {
+      detector: DETECTOR_EMAIL
+      mask { token: "<\"e\\mail\">" }
+    })pb");
+  ASSERT_NE(m, nullptr);
+  const std::vector<std::string> scalars = {
+      "4111111111111111", "5500000000000004", "121000358", "12", "-3.5e2", "true", "null",
+      R"("078-05-1120")", R"("x 4111 1111 1111 1111 y")", R"("a@example.com")", R"("q\"011000015\\")",
+      R"("\u0041 078-05-1120\n")", R"("")"};
+  uint32_t seed = 11;
+  auto next = [&seed] {
+    seed = seed * 1103515245 + 12345;
+    return (seed >> 16) & 0x7fff;
+  };
+  std::function<std::string(int)> doc = [&](int depth) -> std::string {
+    const int kind = depth > 2 ? 2 : next() % 3;
+    std::string out;
+    if (kind == 0) {  // object
+      out = "{";
+      for (int i = 0, n = next() % 4; i < n; ++i) {
+        if (i > 0) out += ",";
+        out += absl::StrCat("\"k", i, "\": ", doc(depth + 1));
+      }
+      return out + "}";
+    }
+    if (kind == 1) {  // array
+      out = "[";
+      for (int i = 0, n = next() % 4; i < n; ++i) out += (i > 0 ? ", " : "") + doc(depth + 1);
+      return out + "]";
+    }
+    return scalars[next() % scalars.size()];
+  };
+  int masked = 0;
+  for (int round = 0; round < 5000; ++round) {
+    std::string in = next() % 2 ? absl::StrCat("{\"v\":", doc(1), "}") : absl::StrCat("[", doc(1), "]");
+    ASSERT_TRUE(IsJson(in)) << in;
+    std::string out;
+    if (!m->MaskText(in, &out, nullptr)) continue;
+    ++masked;
+    EXPECT_TRUE(IsJson(out)) << in << "\n -> " << out;
+  }
+  EXPECT_GT(masked, 1000);
 }
 
 TEST(Masker, MaskTextManyMatchesInOneValue) {
