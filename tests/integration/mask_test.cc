@@ -14,6 +14,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
 #include "tests/testing/postgres_server.h"
@@ -152,6 +154,24 @@ TEST_F(MaskTest, EveryQueryShapeComesBackMasked) {
   for (const char* s : {"4111111111111111", "GB82WEST12345698765432"}) {
     // The statement text is audited, not result values; these appear only in results.
     EXPECT_THAT(*audit, Not(HasSubstr(s)));
+  }
+}
+
+// A card number stored as a number is unquoted in JSON results; masked, it must leave the
+// document valid JSON (a string in its place), or the agent's JSON parser breaks.
+TEST_F(MaskTest, JsonResultsStayValidJson) {
+  for (const std::string q : {
+           "SELECT row_to_json(t) FROM (SELECT id, card_number::bigint AS card, ssn FROM customers WHERE id = 1) t",
+           "SELECT json_agg(card_number::bigint) FROM customers WHERE id = 1",
+           "SELECT jsonb_build_object('n', card_number::bigint, 'note', note) FROM customers WHERE id = 1",
+       }) {
+    CommandResult r = Psql(q);
+    ASSERT_EQ(r.exit_code, 0) << q << ": " << r.err << h_->DaemonLog();
+    ExpectNoSecrets(r.out, q);
+    google::protobuf::Value doc;
+    const std::string text(absl::StripTrailingAsciiWhitespace(r.out));
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &doc).ok()) << q << ":\n" << text;
+    EXPECT_THAT(text, HasSubstr("1111")) << text;  // the card's partial mask
   }
 }
 
