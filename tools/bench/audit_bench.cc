@@ -51,6 +51,25 @@ v1::AuditEvent StatementEvent() {
   return ev;
 }
 
+// An AuditLog writing to a temp file (as interlockd writes audit.jsonl), removed after.
+struct TempAuditLog {
+  TempAuditLog() : log(Sink(path), RealClock::Get()) {}
+  ~TempAuditLog() {
+    (void)log.Flush();
+    ::unlink(path);
+  }
+  static std::unique_ptr<AuditSink> Sink(char* path) {
+    int fd = ::mkstemp(path);
+    if (fd < 0) std::abort();
+    ::close(fd);
+    auto sink = JsonLinesSink::Create(path);
+    if (!sink.ok()) std::abort();
+    return std::move(sink).value();
+  }
+  char path[40] = "/tmp/interlock-audit-bench-XXXXXX";
+  AuditLog log;
+};
+
 void BM_EventToJsonLine(benchmark::State& state) {
   v1::AuditEvent ev = StatementEvent();
   ev.set_id("0123456789abcdef0000000000000001");
@@ -78,13 +97,8 @@ BENCHMARK(BM_FormatRfc3339);
 // A fresh event per statement: copy the session's identity and destination in, move the
 // statement in, Emit (what PgSession::AuditStatements did before reusing one event).
 void BM_EmitStatement(benchmark::State& state) {
-  char path[] = "/tmp/interlock-audit-bench-XXXXXX";
-  int fd = ::mkstemp(path);
-  if (fd < 0) std::abort();
-  ::close(fd);
-  auto sink = JsonLinesSink::Create(path);
-  if (!sink.ok()) std::abort();
-  AuditLog log(std::move(sink).value(), RealClock::Get());
+  TempAuditLog temp;
+  AuditLog& log = temp.log;
   const v1::AuditEvent proto = StatementEvent();
   for (auto _ : state) {
     v1::AuditEvent ev;
@@ -98,20 +112,13 @@ void BM_EmitStatement(benchmark::State& state) {
     *ev.mutable_statement() = proto.statement();
     if (!log.Emit(std::move(ev)).ok()) std::abort();
   }
-  (void)log.Flush();
-  ::unlink(path);
 }
 BENCHMARK(BM_EmitStatement);
 
 // What it does now: one event per session, reused; only the statement and outcome change.
 void BM_EmitStatementReused(benchmark::State& state) {
-  char path[] = "/tmp/interlock-audit-bench-XXXXXX";
-  int fd = ::mkstemp(path);
-  if (fd < 0) std::abort();
-  ::close(fd);
-  auto sink = JsonLinesSink::Create(path);
-  if (!sink.ok()) std::abort();
-  AuditLog log(std::move(sink).value(), RealClock::Get());
+  TempAuditLog temp;
+  AuditLog& log = temp.log;
   const v1::AuditEvent proto = StatementEvent();
   v1::AuditEvent ev = proto;
   ev.clear_statement();
@@ -123,8 +130,6 @@ void BM_EmitStatementReused(benchmark::State& state) {
     ev.mutable_statement()->Swap(&s);
     if (!log.Emit(&ev).ok()) std::abort();
   }
-  (void)log.Flush();
-  ::unlink(path);
 }
 BENCHMARK(BM_EmitStatementReused);
 

@@ -50,6 +50,7 @@ bouncer_addr=127.0.0.46
 pg_pid=""; daemon_pid=""; bouncer_pid=""
 
 . "$here/tools/lib/throwaway_pg.sh"  # stop_pid, free_port, start_throwaway_pg
+. "$here/tools/lib/interlockd.sh"    # start_interlockd, stop_interlockd
 cleanup() {
   set +e
   if [ -n "$daemon_pid" ]; then stop_pid "$daemon_pid" TERM; wait "$daemon_pid" 2>/dev/null; fi
@@ -103,18 +104,10 @@ resources:
     protocol: $proto
 $pg
 YAML
-  "$interlockd" --config "$work/cfg.yaml" >"$work/d.log" 2>&1 &
-  daemon_pid=$!
-  for _ in $(seq 1 100); do
-    "$interlock" --config "$work/cfg.yaml" status >/dev/null 2>&1 && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$work/d.log" >&2; die "interlockd did not start"
+  start_interlockd "$work/cfg.yaml" "$work/d.log" || die "interlockd did not start"
 }
 stop_daemon() {
-  kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
-  "$interlock" --config "$work/cfg.yaml" teardown >/dev/null
+  stop_interlockd "$work/cfg.yaml"
   rm -rf "$work/state"
 }
 

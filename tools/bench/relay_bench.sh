@@ -13,6 +13,9 @@ bytes="${1:-268435456}"
 rtts="${2:-20000}"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 build="$(bash "$here/tools/build.sh")"
+interlockd="$build/userspace/daemon/interlockd"
+interlock="$build/tools/interlock/interlock"
+. "$here/tools/lib/interlockd.sh"  # start_interlockd, stop_interlockd
 probe="$build/tools/probe/interlock-probe"
 work="$(mktemp -d /tmp/interlock-bench-XXXXXX)"
 suffix="bench-$$"
@@ -21,7 +24,7 @@ cleanup() {
   set +e
   [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   [ -n "$echo_pid" ] && kill "$echo_pid" 2>/dev/null && wait "$echo_pid" 2>/dev/null
-  [ -f "$work/cfg.yaml" ] && "$build/tools/interlock/interlock" --config "$work/cfg.yaml" teardown >/dev/null
+  [ -f "$work/cfg.yaml" ] && "$interlock" --config "$work/cfg.yaml" teardown >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -57,17 +60,10 @@ relay_mode: $1
 resources:
   - {name: echo, address: 127.0.0.42, port: $port}
 YAML
-  "$build/userspace/daemon/interlockd" --config "$work/cfg.yaml" >"$work/d.log" 2>&1 &
-  daemon_pid=$!
-  for _ in $(seq 1 100); do
-    "$build/tools/interlock/interlock" --config "$work/cfg.yaml" status >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  cat "$work/d.log" >&2; exit 1
+  start_interlockd "$work/cfg.yaml" "$work/d.log" || exit 1
 }
 stop_daemon() {
-  kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
-  "$build/tools/interlock/interlock" --config "$work/cfg.yaml" teardown >/dev/null
+  stop_interlockd "$work/cfg.yaml"
   rm -rf "$work/state"
 }
 
@@ -76,8 +72,8 @@ echo "kernel $(uname -r), $(nproc) CPUs"
 printf '%-22s %12s %12s %12s\n' "path" "MB/s" "rtt p50 us" "rtt p99 us"
 measure "direct"
 start_daemon RELAY_MODE_SOCKMAP
-measure "interlockd sockmap" "$build/tools/interlock/interlock" --config "$work/cfg.yaml" run --as bench --
+measure "interlockd sockmap" "$interlock" --config "$work/cfg.yaml" run --as bench --
 stop_daemon
 start_daemon RELAY_MODE_PLAIN
-measure "interlockd plain" "$build/tools/interlock/interlock" --config "$work/cfg.yaml" run --as bench --
+measure "interlockd plain" "$interlock" --config "$work/cfg.yaml" run --as bench --
 stop_daemon

@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -20,6 +23,37 @@ std::string OpensslError() {
   if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
   ERR_clear_error();
   return buf;
+}
+
+absl::StatusOr<EvpPkeyPtr> ParsePemKey(absl::string_view pem, bool private_key, int type,
+                                       const char* type_name, const char* what) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (bio == nullptr) return absl::InternalError(absl::StrCat(what, ": BIO_new_mem_buf failed"));
+  EvpPkeyPtr pkey(private_key ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
+                              : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, private_key ? ": not a PKCS#8 PEM private key: " : ": not a SubjectPublicKeyInfo PEM: ",
+        OpensslError()));
+  }
+  if (EVP_PKEY_id(pkey.get()) != type) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not an ", type_name, " key"));
+  }
+  return pkey;
+}
+
+std::string RawPublicKey(EVP_PKEY* pkey) {
+  unsigned char raw[kRawPublicKeyBytes];
+  size_t len = sizeof raw;
+  if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != kRawPublicKeyBytes) {
+    std::abort();  // only called on keys already checked to be Ed25519 or X25519
+  }
+  return std::string(reinterpret_cast<char*>(raw), len);
+}
+
+void Wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
 }
 
 std::string BioContents(BIO* bio) {

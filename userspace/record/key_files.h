@@ -9,6 +9,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "userspace/record/signing_key.h"  // EvpPkeyPtr
 
 namespace interlock::record::internal {
 
@@ -29,6 +31,19 @@ std::string OpensslError();
 
 // The bytes written to a memory BIO.
 std::string BioContents(BIO* bio);
+
+// Parses a PEM key — SubjectPublicKeyInfo, or PKCS#8 when `private_key` — and checks it is
+// of `type` (EVP_PKEY_ED25519, EVP_PKEY_X25519; `type_name` "ed25519", ...). Errors are
+// INVALID_ARGUMENT and start with `what` ("auditor key: not an x25519 key").
+absl::StatusOr<EvpPkeyPtr> ParsePemKey(absl::string_view pem, bool private_key, int type,
+                                       const char* type_name, const char* what);
+
+// The 32-byte raw public key of an Ed25519 or X25519 key (aborts for any other).
+inline constexpr size_t kRawPublicKeyBytes = 32;
+std::string RawPublicKey(EVP_PKEY* pkey);
+
+// Overwrites (OPENSSL_cleanse) and clears a buffer that held key material.
+void Wipe(std::string& s);
 
 // Opens without following symlinks, checks it is a regular file of at most
 // kMaxKeyFileBytes and (when `private_key`) that group/other have no access — the

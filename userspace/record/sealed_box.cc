@@ -36,8 +36,11 @@ constexpr size_t kNonceBytes = 12;
 using internal::BioContents;
 using internal::BioPtr;
 using internal::OpensslError;
+using internal::ParsePemKey;
 using internal::PkeyCtxPtr;
+using internal::RawPublicKey;
 using internal::ReadKeyFile;
+using internal::Wipe;
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
@@ -60,14 +63,6 @@ const unsigned char* U8(absl::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
-std::string RawPublic(EVP_PKEY* pkey) {
-  unsigned char raw[kX25519KeyBytes];
-  size_t len = sizeof raw;
-  if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != kX25519KeyBytes) {
-    std::abort();  // only called on keys already checked to be X25519
-  }
-  return std::string(reinterpret_cast<char*>(raw), len);
-}
 
 absl::StatusOr<EvpPkeyPtr> PublicFromRaw(absl::string_view raw, absl::string_view what) {
   if (raw.size() != kX25519KeyBytes) {
@@ -77,11 +72,6 @@ absl::StatusOr<EvpPkeyPtr> PublicFromRaw(absl::string_view raw, absl::string_vie
   EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, U8(raw), raw.size()));
   if (pkey == nullptr) return absl::InvalidArgumentError(absl::StrCat(what, ": ", OpensslError()));
   return pkey;
-}
-
-void Wipe(std::string& s) {
-  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-  s.clear();
 }
 
 // X25519(own, peer) -> HKDF-SHA256 (sealed_box.h) into `key`. Both sides pass the same
@@ -137,17 +127,9 @@ std::string AuditorKeyFingerprint(absl::string_view raw_public_key) {
 }
 
 absl::StatusOr<std::string> AuditorPublicKeyFromPem(absl::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (bio == nullptr) return absl::InternalError("auditor public key: BIO_new_mem_buf failed");
-  EvpPkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
-  if (pkey == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("auditor public key: not a SubjectPublicKeyInfo PEM: ", OpensslError()));
-  }
-  if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_X25519) {
-    return absl::InvalidArgumentError("auditor public key: not an x25519 key");
-  }
-  return RawPublic(pkey.get());
+  INTERLOCK_ASSIGN_OR_RETURN(
+      EvpPkeyPtr pkey, ParsePemKey(pem, /*private_key=*/false, EVP_PKEY_X25519, "x25519", "auditor public key"));
+  return RawPublicKey(pkey.get());
 }
 
 absl::StatusOr<std::string> LoadAuditorPublicKey(const std::string& path) {
@@ -168,22 +150,14 @@ AuditorPrivateKey AuditorPrivateKey::Generate() {
     std::abort();  // no entropy / no memory: nothing sensible to continue with
   }
   EvpPkeyPtr pkey(raw_pkey);
-  std::string pub = RawPublic(pkey.get());
+  std::string pub = RawPublicKey(pkey.get());
   return AuditorPrivateKey(std::move(pkey), std::move(pub));
 }
 
 absl::StatusOr<AuditorPrivateKey> AuditorPrivateKey::FromPem(absl::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (bio == nullptr) return absl::InternalError("auditor key: BIO_new_mem_buf failed");
-  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (pkey == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("auditor key: not a PKCS#8 PEM private key: ", OpensslError()));
-  }
-  if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_X25519) {
-    return absl::InvalidArgumentError("auditor key: not an x25519 key");
-  }
-  std::string pub = RawPublic(pkey.get());
+  INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr pkey,
+                             ParsePemKey(pem, /*private_key=*/true, EVP_PKEY_X25519, "x25519", "auditor key"));
+  std::string pub = RawPublicKey(pkey.get());
   return AuditorPrivateKey(std::move(pkey), std::move(pub));
 }
 
@@ -236,7 +210,7 @@ absl::StatusOr<std::unique_ptr<SealingStream>> SealingStream::Create(
       return absl::InternalError(absl::StrCat("sealed originals: keygen: ", OpensslError()));
     }
     EvpPkeyPtr ephemeral(raw_pkey);
-    s->ephemeral_public_ = RawPublic(ephemeral.get());
+    s->ephemeral_public_ = RawPublicKey(ephemeral.get());
     absl::Status st = DeriveKey(ephemeral.get(), auditor.get(), s->ephemeral_public_,
                                 auditor_public_key, s->key_);
     if (!st.ok()) return Annotate(st, "sealed originals");

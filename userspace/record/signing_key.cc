@@ -24,31 +24,20 @@
 namespace interlock::record {
 namespace {
 
-constexpr size_t kRawPublicKeyBytes = 32;
-
 using internal::BioContents;
 using internal::BioPtr;
+using internal::kRawPublicKeyBytes;
 using internal::OpensslError;
+using internal::ParsePemKey;
+using internal::RawPublicKey;
 using internal::ReadKeyFile;
+using internal::Wipe;
 
 struct MdCtxDeleter {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
-std::string RawPublic(EVP_PKEY* pkey) {
-  unsigned char raw[kRawPublicKeyBytes];
-  size_t len = sizeof raw;
-  if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != kRawPublicKeyBytes) {
-    std::abort();  // only called on keys already checked to be Ed25519
-  }
-  return std::string(reinterpret_cast<char*>(raw), len);
-}
-
-void Wipe(std::string& s) {
-  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-  s.clear();
-}
 
 }  // namespace
 
@@ -58,17 +47,9 @@ RecordingPublicKey::RecordingPublicKey(EvpPkeyPtr pkey, std::string raw)
     : pkey_(std::move(pkey)), raw_(std::move(raw)), fingerprint_(HexEncode(HashRecord(raw_))) {}
 
 absl::StatusOr<RecordingPublicKey> RecordingPublicKey::FromPem(absl::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (bio == nullptr) return absl::InternalError("recording key: BIO_new_mem_buf failed");
-  EvpPkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
-  if (pkey == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("public key: not a SubjectPublicKeyInfo PEM: ", OpensslError()));
-  }
-  if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError("public key: not an ed25519 key");
-  }
-  std::string raw = RawPublic(pkey.get());
+  INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr pkey,
+                             ParsePemKey(pem, /*private_key=*/false, EVP_PKEY_ED25519, "ed25519", "public key"));
+  std::string raw = RawPublicKey(pkey.get());
   return RecordingPublicKey(std::move(pkey), std::move(raw));
 }
 
@@ -126,24 +107,16 @@ RecordingKey RecordingKey::Generate() {
     std::abort();  // no entropy / no memory: nothing sensible to continue with
   }
   EvpPkeyPtr pkey(raw_pkey);
-  auto pub = RecordingPublicKey::FromRaw(RawPublic(pkey.get()));
+  auto pub = RecordingPublicKey::FromRaw(RawPublicKey(pkey.get()));
   if (!pub.ok()) std::abort();
   return RecordingKey(std::move(pkey), *std::move(pub));
 }
 
 absl::StatusOr<RecordingKey> RecordingKey::FromPem(absl::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (bio == nullptr) return absl::InternalError("recording key: BIO_new_mem_buf failed");
-  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (pkey == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("recording key: not a PKCS#8 PEM private key: ", OpensslError()));
-  }
-  if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError("recording key: not an ed25519 key");
-  }
+  INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr pkey,
+                             ParsePemKey(pem, /*private_key=*/true, EVP_PKEY_ED25519, "ed25519", "recording key"));
   INTERLOCK_ASSIGN_OR_RETURN(RecordingPublicKey pub,
-                             RecordingPublicKey::FromRaw(RawPublic(pkey.get())));
+                             RecordingPublicKey::FromRaw(RawPublicKey(pkey.get())));
   return RecordingKey(std::move(pkey), std::move(pub));
 }
 
