@@ -233,8 +233,7 @@ void JwtVerifier::RefreshLoop() {
       // meanwhile is not rate-limited by it, it waits for the fetch lock and loads itself.
       Loaded loaded = Load(*is, std::move(uri));
       std::lock_guard<std::mutex> lock(mu_);
-      is->last_attempt = now;
-      absl::Status st = Install(*is, std::move(loaded));
+      absl::Status st = Install(*is, std::move(loaded), now);
       if (!st.ok()) {
         INTERLOCK_LOG(kWarning, "jwt issuer %s: background key refresh failed: %s", Quote(is->config.issuer),
                       st.message());
@@ -296,8 +295,9 @@ absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(
 }
 
 absl::Status JwtVerifier::Refresh(Issuer& is) const {
-  is.last_attempt = clock_.Monotonic();
-  return Install(is, Load(is, is.discovered_jwks_uri));
+  const absl::Duration started = clock_.Monotonic();
+  is.last_attempt = started;
+  return Install(is, Load(is, is.discovered_jwks_uri), started);
 }
 
 JwtVerifier::Loaded JwtVerifier::Load(const Issuer& is, std::string discovered_uri) const {
@@ -358,14 +358,18 @@ JwtVerifier::Loaded JwtVerifier::Load(const Issuer& is, std::string discovered_u
   return out;
 }
 
-absl::Status JwtVerifier::Install(Issuer& is, Loaded loaded) const {
+absl::Status JwtVerifier::Install(Issuer& is, Loaded loaded, absl::Duration started) const {
+  is.last_attempt = std::max(is.last_attempt.value_or(started), started);
+  // A load that began later (a caller's, for an unknown kid, while the worker's fetch was
+  // in flight) has already installed newer keys: this older outcome must not replace them.
+  if (is.keys.has_value() && is.loaded_at > started) return loaded.status;
   is.discovered_jwks_uri = std::move(loaded.discovered_jwks_uri);
   if (!loaded.status.ok()) {
     is.last_error = std::string(loaded.status.message());
     return loaded.status;
   }
   is.keys = *std::move(loaded.keys);
-  is.loaded_at = clock_.Monotonic();
+  is.loaded_at = started;
   is.last_error.clear();
   return absl::OkStatus();
 }

@@ -155,8 +155,11 @@ class JwtVerifier final : public TokenVerifier {
   // `discovered_uri`); fetches of one issuer are serialized by its fetch_mu.
   struct Loaded;
   Loaded Load(const Issuer& issuer, std::string discovered_uri) const;
-  // Stores a load's outcome (mu_ held): keys and load time on success, the error otherwise.
-  absl::Status Install(Issuer& issuer, Loaded loaded) const;
+  // Stores the outcome of a load begun at `started` (mu_ held): the attempt time, then the
+  // keys with `started` as their load time, or the error. The keys are as old as the
+  // fetch, however long the install waited for mu_; an outcome older than the keys in the
+  // cache changes nothing.
+  absl::Status Install(Issuer& issuer, Loaded loaded, absl::Duration started) const;
   // The background worker (background_refresh).
   void RefreshLoop();
   void StopRefresher();

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -829,12 +830,17 @@ class GatedFetcher final : public JwksFetcher {
   explicit GatedFetcher(std::string jwks) : jwks_(std::move(jwks)) {}
   absl::StatusOr<std::string> Fetch(const std::string& url) override {
     std::unique_lock<std::mutex> l(mu_);
+    std::string body = jwks_;  // what the IdP served when the request arrived
     ++started_;
     cv_.notify_all();
     cv_.wait(l, [&] { return open_; });
     ++finished_;
     cv_.notify_all();
-    return jwks_;
+    return body;
+  }
+  void Serve(std::string jwks) {
+    std::lock_guard<std::mutex> l(mu_);
+    jwks_ = std::move(jwks);
   }
   void Close() {
     std::lock_guard<std::mutex> l(mu_);
@@ -903,6 +909,43 @@ TEST_F(JwtVerifierTest, BackgroundRefreshFetchesAheadAndNeverMakesVerifyWaitForS
   EXPECT_EQ(fetcher->started(), loaded + 1);
   fetcher->Open();
   ASSERT_TRUE(fetcher->WaitFinished(loaded + 1));
+}
+
+TEST_F(JwtVerifierTest, BackgroundRefreshNeverReplacesNewerKeysWithAnOlderFetch) {
+  SharedClock clock;
+  auto fetcher = std::make_shared<GatedFetcher>(idp_->Jwks({"rsa-1"}));
+  IssuerConfig config = Config();
+  config.discovery = false;
+  config.jwks_uri = kJwksUrl;
+  config.jwks_max_age = absl::Minutes(10);
+  config.min_refresh_interval = absl::Seconds(30);
+  auto made = JwtVerifier::Create({config}, clock, fetcher, /*background_refresh=*/true);
+  ASSERT_TRUE(made.ok()) << made.status();
+  JwtVerifier& v = **made;
+  ASSERT_TRUE(fetcher->WaitFinished(1));
+  const std::string old_token = Mint("rsa-1", "RS256", idp_->StandardClaims(clock.Now()));
+  EXPECT_EQ(Reason(v.Verify(old_token, ctx_)), "ok");
+  const int before = fetcher->started();
+
+  // The worker's refresh gets the old key set and hangs before returning it...
+  fetcher->Close();
+  clock.Advance(absl::Minutes(6));
+  ASSERT_TRUE(fetcher->WaitStarted(before + 1));
+  // ...the IdP rotates to rsa-2, and a token signed with it makes a later load of its own,
+  // which waits for the worker's fetch to end, then gets the new set.
+  fetcher->Serve(idp_->Jwks({"rsa-2"}));
+  clock.Advance(absl::Seconds(1));
+  const std::string new_token = Mint("rsa-2", "RS256", idp_->StandardClaims(clock.Now()));
+  auto first = std::async(std::launch::async, [&] { return Reason(v.Verify(new_token, ctx_)); });
+  fetcher->Open();
+  ASSERT_EQ(first.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(first.get(), "ok");
+  ASSERT_TRUE(fetcher->WaitFinished(before + 2));
+  // The worker's older outcome (rsa-1 only) did not replace the newer keys.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(Reason(v.Verify(new_token, ctx_)), "ok");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 TEST_F(JwtVerifierTest, BackgroundRefreshStopsWithTheVerifier) {
