@@ -5,11 +5,15 @@
  *   cgroup/connect4|6      redirect enrolled connects to protected resources to the
  *                          engine listener, or deny (connect fails with EPERM)
  *   cgroup/getpeername4|6  show the agent its original destination
+ *   cgroup/sendmsg4|6      the same rules for unconnected datagrams (no redirect)
  *   cgroup/bind4|6         keep enrolled tasks off the engine listener's port
+ *   tp_btf/cgroup_mkdir    enroll a cgroup created at an enrolled path, before it is
+ *                          visible; cgroup_rmdir forgets its id
  *   sockops                pair the agent and engine sockets at establishment
  *   sk_msg                 splice bytes agent <-> engine (attached to sock_pairs)
  */
 #include "bpf/lib/bind.h"
+#include "bpf/lib/cgroup.h"
 #include "bpf/lib/common.h"
 #include "bpf/lib/connect.h"
 #include "bpf/lib/maps.h"
@@ -37,6 +41,24 @@ int il_connect6(struct bpf_sock_addr *ctx)
 	return il_connect(ctx, &dst, true);
 }
 
+SEC("cgroup/sendmsg4")
+int il_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct il_dst dst = {};
+
+	il_dst_from_ctx(ctx, false, &dst);
+	return il_sendmsg(ctx, &dst, false);
+}
+
+SEC("cgroup/sendmsg6")
+int il_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct il_dst dst = {};
+
+	il_dst_from_ctx(ctx, true, &dst);
+	return il_sendmsg(ctx, &dst, true);
+}
+
 SEC("cgroup/bind4")
 int il_bind4(struct bpf_sock_addr *ctx)
 {
@@ -58,8 +80,7 @@ int il_bind6(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername4")
 int il_getpeername4(struct bpf_sock_addr *ctx)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct il_conn_info *info = bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie);
+	struct il_conn_info *info = bpf_sk_storage_get(&conn_by_agent_sk, ctx->sk, 0, 0);
 
 	if (info) {
 		ctx->user_ip4 = info->orig_addr[3];
@@ -71,8 +92,7 @@ int il_getpeername4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int il_getpeername6(struct bpf_sock_addr *ctx)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct il_conn_info *info = bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie);
+	struct il_conn_info *info = bpf_sk_storage_get(&conn_by_agent_sk, ctx->sk, 0, 0);
 
 	if (info) {
 		/* The full stored address: ::ffff:a.b.c.d when the agent used one. */
@@ -83,6 +103,21 @@ int il_getpeername6(struct bpf_sock_addr *ctx)
 		ctx->user_port = bpf_htons(info->orig_port);
 	}
 	return 1;
+}
+
+/* tp_btf arguments: ctx[0] = struct cgroup *, ctx[1] = const char *path. */
+SEC("tp_btf/cgroup_mkdir")
+int il_cgroup_mkdir(__u64 *ctx)
+{
+	il_cgroup_created((struct cgroup *)ctx[0], (const char *)ctx[1]);
+	return 0;
+}
+
+SEC("tp_btf/cgroup_rmdir")
+int il_cgroup_rmdir(__u64 *ctx)
+{
+	il_cgroup_removed((struct cgroup *)ctx[0]);
+	return 0;
 }
 
 SEC("sockops")

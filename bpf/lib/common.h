@@ -31,6 +31,12 @@
 #ifndef ENOMEM
 #define ENOMEM 12
 #endif
+#ifndef EACCES
+#define EACCES 13
+#endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
 
 /* Return values of cgroup sock_addr programs: 1 lets the syscall proceed, 0 makes it
  * fail with EPERM. */

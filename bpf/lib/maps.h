@@ -37,26 +37,79 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
-/* Original destination by agent socket cookie: written at connect, read by
- * getpeername and by sockops at establishment, deleted at close. */
+/* What the connect hook saw, in the agent socket's own storage: it lives and dies with
+ * that socket, so no other socket can ever be taken for it. Read by getpeername and by
+ * sockops at establishment. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, IL_MAX_CONNS);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct il_conn_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} orig_dst_by_cookie SEC(".maps");
+} conn_by_agent_sk SEC(".maps");
 
-/* Original destination by the agent socket's own 4-tuple: what the engine looks up for
- * its accepted socket (with the tuple swapped), and what sk_msg keys its relay decision
- * on. Deleted when the agent socket closes. */
+/* The rendezvous between the two ends of a redirected connection: written when the
+ * agent's socket is established, under the agent socket's own 4-tuple; claimed (once)
+ * by the engine socket whose peer that tuple is; deleted when the agent socket closes.
+ * sk_msg keys its relay decision on it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, IL_MAX_CONNS);
 	__type(key, struct il_tuple);
 	__type(value, struct il_conn_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} orig_dst_by_tuple SEC(".maps");
+} conn_by_tuple SEC(".maps");
+
+/* What interlockd reads for an accepted socket (by its fd): the claimed record, in the
+ * engine socket's own storage, so a record can be read only through the very socket
+ * that claimed it, and goes away with it (also when interlockd crashes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct il_conn_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_by_engine_sk SEC(".maps");
+
+/* interlockd's listening sockets, marked by interlockd itself (by fd) when it listens.
+ * The connect hook redirects only to a listener that carries the mark: a socket that
+ * another process bound to the engine's port (while interlockd is down) has none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct il_listener_mark);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} engine_listeners SEC(".maps");
+
+/* Cgroups to enroll by path when they are created (cgroup_mkdir): path from the
+ * cgroup2 root -> the enrollment to give the new cgroup's id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IL_MAX_ENROLLED_PATHS);
+	__type(key, struct il_cgroup_path);
+	__type(value, struct il_enrollment);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} enrolled_paths SEC(".maps");
+
+/* Destinations a default-deny enrollment may still reach directly (the DNS resolvers
+ * by default): the same key as protected_resources. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, IL_MAX_ALLOWED);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct il_resource_key);
+	__type(value, struct il_resource);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} allowed_destinations SEC(".maps");
+
+/* Scratch for a cgroup path (too big for the 512-byte BPF stack with the rest). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct il_cgroup_path);
+} path_scratch SEC(".maps");
 
 /* Agent and engine sockets of redirected connections, each under its own 4-tuple; the
  * sk_msg program is attached here and splices one into the other's ingress. */

@@ -1,8 +1,8 @@
 /* Connection pairing (sockops) and the agent <-> engine splice (sk_msg).
  *
  * At establishment the agent socket's 4-tuple is bound to what the connect hook saw
- * (orig_dst_by_tuple), so the engine can identify its accepted socket by the swapped
- * tuple. With IL_SETTINGS_SOCKMAP both sockets also go into sock_pairs, keyed by their
+ * (conn_by_tuple); the engine's accepted socket claims that record, once, by the swapped
+ * tuple, into its own storage. With IL_SETTINGS_SOCKMAP both sockets also go into sock_pairs, keyed by their
  * own tuple, and sk_msg moves each sendmsg() straight into the peer's ingress queue.
  *
  * Byte order: in bpf_sock_ops and sk_msg_md, local_port is host order and remote_port
@@ -42,22 +42,24 @@ static __always_inline void il_enable_state_cb(struct bpf_sock_ops *skops)
 				  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
-/* Agent side established: bind the tuple to the connect-time record, and join
- * sock_pairs when splicing is on. Returns 0, or -ENOENT when the socket was not
- * redirected, or the map update's -errno. */
+/* Agent side established: publish the connect-time record under the socket's tuple
+ * (the rendezvous with the engine's socket), and join sock_pairs when splicing is on.
+ * Returns 0, or -ENOENT when the socket was not redirected, or the map update's -errno. */
 static __always_inline int il_agent_established(struct bpf_sock_ops *skops)
 {
 	const struct il_settings *s = il_settings_get();
+	struct bpf_sock *sk = skops->sk;
 	struct il_conn_info *info;
 	struct il_tuple t = {};
-	__u64 cookie;
 	int err;
 
-	cookie = bpf_get_socket_cookie(skops);
-	info = bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie);
+	if (!sk)
+		return -ENOENT;
+	info = bpf_sk_storage_get(&conn_by_agent_sk, sk, 0, 0);
 	if (!info)
 		return -ENOENT;
 	IL_TUPLE_FROM_CTX(skops, &t);
+	info->engine_state = 0;
 	if (s && (s->flags & IL_SETTINGS_SOCKMAP)) {
 		/* Not in sock_pairs means no splice for this connection, ever: decide
 		 * TCP now so the engine side does not join either. */
@@ -66,51 +68,64 @@ static __always_inline int il_agent_established(struct bpf_sock_ops *skops)
 	} else {
 		info->relay_path = IL_PATH_TCP;
 	}
-	err = bpf_map_update_elem(&orig_dst_by_tuple, &t, info, BPF_ANY);
+	err = bpf_map_update_elem(&conn_by_tuple, &t, info, BPF_ANY);
 	il_enable_state_cb(skops);
 	return err;
 }
 
-/* Engine side established (a socket accepted on the engine listener): join sock_pairs
- * and mark the connection engine_ready so the agent's first send picks the splice.
- * Returns 0, or -ENOENT when this is not a redirected connection. */
+/* Engine side established (a socket accepted on the engine listener): claim the agent's
+ * record, once, into this socket's own storage (what interlockd reads), join sock_pairs
+ * and mark the record splice-ready so the agent's first send picks the splice.
+ * Returns 0, -ENOENT when this is not a redirected connection, -EEXIST when another
+ * engine socket already claimed the record, or -ENOMEM. */
 static __always_inline int il_engine_established(struct bpf_sock_ops *skops)
 {
 	const struct il_settings *s = il_settings_get();
-	struct il_conn_info *info;
+	struct bpf_sock *sk = skops->sk;
+	struct il_conn_info *info, *claimed;
 	struct il_tuple self = {}, agent = {};
 
-	if (!s || skops->local_port != s->engine_port)
+	if (!s || !sk || skops->local_port != s->engine_port)
 		return -ENOENT;
 	IL_TUPLE_FROM_CTX(skops, &self);
 	if (!il_addr_equal(self.local_ip, s->engine_ip4) &&
 	    !il_addr_equal(self.local_ip, s->engine_ip6))
 		return -ENOENT;
 	il_tuple_swap(&agent, &self);
-	info = bpf_map_lookup_elem(&orig_dst_by_tuple, &agent);
+	info = bpf_map_lookup_elem(&conn_by_tuple, &agent);
 	if (!info)
 		return -ENOENT;
+	/* Plain read-modify-write: one tuple is established by one engine socket at a
+	 * time (the kernel's own tuple uniqueness), so there is no race to lose. */
+	if (info->engine_state & IL_ENGINE_CLAIMED)
+		return -EEXIST;
+	info->engine_state |= IL_ENGINE_CLAIMED;
+	claimed = bpf_sk_storage_get(&conn_by_engine_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!claimed)
+		return -ENOMEM;
+	*claimed = *info;
 	if ((s->flags & IL_SETTINGS_SOCKMAP) && info->relay_path == IL_PATH_UNDECIDED &&
 	    bpf_sock_hash_update(skops, &sock_pairs, &self, BPF_NOEXIST) == 0)
-		info->engine_ready = 1;
+		info->engine_state |= IL_ENGINE_SPLICE_READY;
 	il_enable_state_cb(skops);
 	return 0;
 }
 
-/* A socket reached TCP_CLOSE: forget the agent socket's cookie record (only getpeername
- * uses it). The tuple record stays: an agent may connect, send and close before
- * interlockd accepts, and the engine still needs the identity for those bytes.
- * interlockd deletes it when the session ends (Datapath::ForgetConn); the LRU bounds
- * what a dead engine never accepted. sock_pairs entries go away with the sockets.
+/* A socket reached TCP_CLOSE. The agent's socket takes its rendezvous record with it
+ * (only when the record is its own: same cookie), so a later socket that reuses the
+ * tuple (another user, after the agent reset before interlockd accepted) finds nothing
+ * to claim. The socket storages go away with their sockets, sock_pairs entries too.
  * Returns 0 or -ENOENT. */
 static __always_inline int il_conn_closed(struct bpf_sock_ops *skops)
 {
-	__u64 cookie;
+	struct il_conn_info *info;
+	struct il_tuple t = {};
 
-	cookie = bpf_get_socket_cookie(skops);
-	if (!bpf_map_lookup_elem(&orig_dst_by_cookie, &cookie))
+	IL_TUPLE_FROM_CTX(skops, &t);
+	info = bpf_map_lookup_elem(&conn_by_tuple, &t);
+	if (!info || info->cookie != bpf_get_socket_cookie(skops))
 		return -ENOENT;
-	bpf_map_delete_elem(&orig_dst_by_cookie, &cookie);
+	bpf_map_delete_elem(&conn_by_tuple, &t);
 	return 0;
 }
 
@@ -141,18 +156,19 @@ static __always_inline int il_relay_msg(struct sk_msg_md *msg)
 	IL_TUPLE_FROM_CTX(msg, &self);
 	il_tuple_swap(&peer, &self);
 
-	info = bpf_map_lookup_elem(&orig_dst_by_tuple, &self);
+	info = bpf_map_lookup_elem(&conn_by_tuple, &self);
 	if (info) { /* sender is the agent */
 		path = info->relay_path;
 		if (path == IL_PATH_UNDECIDED) {
-			path = info->engine_ready ? IL_PATH_SPLICE : IL_PATH_TCP;
+			path = (info->engine_state & IL_ENGINE_SPLICE_READY) ? IL_PATH_SPLICE
+									   : IL_PATH_TCP;
 			info->relay_path = path;
 		}
 		if (path != IL_PATH_SPLICE)
 			return SK_PASS;
 		return il_splice(msg, &peer);
 	}
-	if (bpf_map_lookup_elem(&orig_dst_by_tuple, &peer)) /* sender is the engine */
+	if (bpf_map_lookup_elem(&conn_by_tuple, &peer)) /* sender is the engine */
 		return il_splice(msg, &peer);
 	return SK_PASS;
 }

@@ -19,6 +19,7 @@
 // a pipe, then wait until the parent releases them, so that the agent socket stays open
 // while the parent looks its connection up.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -445,6 +446,7 @@ class DatapathTest : public ::testing::Test {
     settings_.flags = IL_SETTINGS_ENGINE_ACCEPTING;
     ASSERT_NO_FATAL_FAILURE(OpenDatapath());
     EXPECT_FALSE(dp_->readopted());
+    MarkEngine();
   }
 
   void TearDown() override {
@@ -470,8 +472,16 @@ class DatapathTest : public ::testing::Test {
 
   // Moves any leftover process to our own cgroup, then removes the subtree deepest
   // first (a cgroup can only be removed once it has no children and no processes).
+  // What interlockd does with its listeners: mark them as the engine's.
+  void MarkEngine() {
+    for (int fd : {engine4_.get(), engine6_.get()}) {
+      absl::Status st = dp_->MarkEngineListener(fd);
+      ASSERT_TRUE(st.ok()) << st;
+    }
+  }
+
   void RemoveCgroupTree() {
-    std::vector<std::string> dirs = {w1_cg() + "/sub", w1_cg(), other_cg(),
+    std::vector<std::string> dirs = {byp_cg() + "/sub", byp_cg(), w1_cg() + "/sub", w1_cg(), other_cg(),
                                      root_ + "/workloads", daemon_cg(), root_};
     const std::string home = cg2_ + OwnCgroup2Path();
     for (const std::string& d : dirs) {
@@ -532,14 +542,41 @@ class DatapathTest : public ::testing::Test {
     getsockname(accepted, reinterpret_cast<sockaddr*>(&local), &len);
     len = sizeof peer;
     getpeername(accepted, reinterpret_cast<sockaddr*>(&peer), &len);
-    return AgentTupleFromAccepted(local, peer);
+    il_tuple t{};
+    auto mapped = [](const sockaddr_storage& ss, uint32_t out[4], uint32_t* port) {
+      if (ss.ss_family == AF_INET) {
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+        out[2] = htonl(0x0000ffff);
+        out[3] = sin->sin_addr.s_addr;
+        *port = ntohs(sin->sin_port);
+      } else {
+        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        memcpy(out, &sin6->sin6_addr, 16);
+        *port = ntohs(sin6->sin6_port);
+      }
+    };
+    mapped(peer, t.local_ip, &t.local_port);
+    mapped(local, t.remote_ip, &t.remote_port);
+    return t;
+  }
+
+  // The kernel's rendezvous record for an agent tuple, read from the pinned map (what
+  // sk_msg decides the relay path on; interlockd itself never reads it).
+  absl::StatusOr<il_conn_info> LookupRendezvous(const il_tuple& agent) {
+    UniqueFd map(bpf_obj_get(absl::StrCat(pin_path_, "/maps/conn_by_tuple").c_str()));
+    if (!map) return absl::NotFoundError("no pinned conn_by_tuple");
+    il_conn_info info{};
+    if (bpf_map_lookup_elem(map.get(), &agent, &info) != 0) {
+      return absl::NotFoundError(absl::StrCat("no rendezvous record: ", strerror(errno)));
+    }
+    return info;
   }
 
   // Accepts on `listener` and looks the connection up the way interlockd would.
   absl::StatusOr<il_conn_info> AcceptAndLookup(int listener, UniqueFd* accepted) {
     *accepted = AcceptWithin(listener, kIoTimeoutMs);
     if (!accepted->valid()) return absl::DeadlineExceededError("no connection on the engine");
-    return dp_->LookupConn(AgentTuple(accepted->get()));
+    return dp_->LookupConn(accepted->get());
   }
 
   // Runs a connecting agent in `cgroup` and checks it was redirected to `engine`, with
@@ -575,6 +612,8 @@ class DatapathTest : public ::testing::Test {
   std::string daemon_cg() const { return root_ + "/daemon"; }
   std::string w1_cg() const { return root_ + "/workloads/w1"; }
   std::string other_cg() const { return root_ + "/workloads/other"; }
+  // Created by tests that enroll by path (not in SetUp).
+  std::string byp_cg() const { return root_ + "/workloads/bypath"; }
 
   std::string cg2_;
   std::string root_;
@@ -749,6 +788,249 @@ TEST_F(DatapathTest, EnrolledTaskCannotBindTheEnginePort) {
   EXPECT_TRUE(Drain().empty());
 }
 
+// ---------------------------------------------------------------------------------
+// Routes around the hook (issue: no way past the kernel hook). Each test is the attack.
+
+// connect() to 0.0.0.0 / :: reaches the socket's bound address, or loopback: it must be
+// judged as that address. Without the resolution, the protected 127.0.0.50 would be
+// reached directly (the kernel substitutes the address after the hook ran).
+TEST_F(DatapathTest, UnspecifiedDestinationIsJudgedAsTheAddressItReaches) {
+  ProtectResources({Resource("127.0.0.50", 128, resource_port_, 11),
+                    Resource("127.0.0.1", 128, resource_port_, 12),
+                    Resource("::1", 128, resource_port_, 13)});
+  EnrollCgroup(w1_cg(), 7, 0);
+  UniqueFd direct50 = Listen(Addr("127.0.0.50", resource_port_));
+  UniqueFd direct1 = Listen(Addr("127.0.0.1", resource_port_));
+  UniqueFd direct6 = Listen(Addr("::1", resource_port_));
+  ASSERT_TRUE(direct50.valid() && direct1.valid() && direct6.valid());
+
+  struct Case {
+    int family;
+    const char* bind_ip;  // nullptr: unbound
+    const char* dst_ip;
+    int engine;
+    std::string want_peer;
+    const char* want_orig;
+    uint32_t want_resource;
+  };
+  const std::string port = absl::StrCat(resource_port_);
+  const std::vector<Case> cases = {
+      {AF_INET, "127.0.0.50", "0.0.0.0", engine4_.get(), "127.0.0.50:" + port, "127.0.0.50", 11},
+      {AF_INET, nullptr, "0.0.0.0", engine4_.get(), "127.0.0.1:" + port, "127.0.0.1", 12},
+      {AF_INET6, "::ffff:127.0.0.50", "::ffff:0.0.0.0", engine4_.get(),
+       "[::ffff:127.0.0.50]:" + port, "::ffff:127.0.0.50", 11},
+      {AF_INET6, nullptr, "::ffff:0.0.0.0", engine4_.get(), "[::ffff:127.0.0.1]:" + port,
+       "::ffff:127.0.0.1", 12},
+      {AF_INET6, nullptr, "::", engine6_.get(), "[::1]:" + port, "::1", 13},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.bind_ip ? c.bind_ip : "unbound", " -> ", c.dst_ip));
+    Agent agent(w1_cg(), [c, this](int report_fd, int hold_fd) {
+      ConnectReport r;
+      r.pid = getpid();
+      int fd = socket(c.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int err = 0;
+      if (c.bind_ip != nullptr) {
+        sockaddr_storage b = Addr(c.bind_ip, 0);
+        if (bind(fd, reinterpret_cast<sockaddr*>(&b), AddrLen(b)) != 0) err = errno;
+      }
+      sockaddr_storage dst = Addr(c.dst_ip, resource_port_);
+      if (err == 0) {
+        err = connect(fd, reinterpret_cast<sockaddr*>(&dst), AddrLen(dst)) == 0 ? 0 : errno;
+      }
+      r.err = err;
+      socklen_t len = sizeof r.peer;
+      getpeername(fd, reinterpret_cast<sockaddr*>(&r.peer), &len);
+      (void)!write(report_fd, &r, sizeof r);
+      char b;
+      (void)!read(hold_fd, &b, 1);
+    });
+    ConnectReport r;
+    ASSERT_TRUE(agent.Read(&r));
+    ASSERT_EQ(r.err, 0) << strerror(r.err);
+    EXPECT_EQ(Format(r.peer), c.want_peer);
+    UniqueFd accepted;
+    auto info = AcceptAndLookup(c.engine, &accepted);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(FormatWords(info->orig_addr),
+              FormatWords(reinterpret_cast<const uint32_t*>(Mapped(c.want_orig).data())));
+    EXPECT_EQ(info->resource_id, c.want_resource);
+    EXPECT_EQ(agent.Finish(), 0);
+  }
+  for (int fd : {direct50.get(), direct1.get(), direct6.get()}) {
+    EXPECT_FALSE(AcceptWithin(fd, 50).valid()) << "a protected resource was reached directly";
+  }
+}
+
+// The record of a redirected connection belongs to that connection's sockets only. An
+// agent that resets before interlockd accepts leaves nothing that another socket (a
+// process outside the enrollment, reusing the agent's source port) could claim.
+TEST_F(DatapathTest, RecordCannotBeClaimedBySocketReusingTheTuple) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  EnrollCgroup(w1_cg(), 7, 0);
+  Agent agent(w1_cg(), [this](int report_fd, int) {
+    ConnectReport r;
+    r.pid = getpid();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage dst = Addr("127.0.0.42", resource_port_);
+    r.err = connect(fd, reinterpret_cast<sockaddr*>(&dst), AddrLen(dst)) == 0 ? 0 : errno;
+    socklen_t len = sizeof r.local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&r.local), &len);
+    linger lg{1, 0};  // close() sends RST: no TIME_WAIT holds the tuple
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    (void)!write(report_fd, &r, sizeof r);
+  });
+  ConnectReport r;
+  ASSERT_TRUE(agent.Read(&r));
+  ASSERT_EQ(r.err, 0) << strerror(r.err);
+  EXPECT_EQ(agent.Finish(), 0);
+
+  // interlockd accepts late: the reset connection still carries its identity.
+  UniqueFd late;
+  auto info = AcceptAndLookup(engine4_.get(), &late);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->workload_id, 7u);
+  late.Reset();
+
+  // A socket outside the enrollment takes the agent's source address and port and dials
+  // the engine directly: the same tuple, but not the same connection.
+  UniqueFd squat(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  setsockopt(squat.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ASSERT_EQ(bind(squat.get(), reinterpret_cast<sockaddr*>(&r.local), AddrLen(r.local)), 0)
+      << strerror(errno);
+  sockaddr_storage engine = Addr("127.0.0.1", engine_port_);
+  ASSERT_EQ(connect(squat.get(), reinterpret_cast<sockaddr*>(&engine), AddrLen(engine)), 0)
+      << strerror(errno);
+  UniqueFd accepted;
+  auto stolen = AcceptAndLookup(engine4_.get(), &accepted);
+  EXPECT_EQ(AgentTuple(accepted.get()).local_port, ntohs(reinterpret_cast<sockaddr_in*>(&r.local)->sin_port));
+  EXPECT_TRUE(absl::IsNotFound(stolen.status())) << "a reused tuple inherited the identity";
+  // Nor is anything left in the rendezvous map for it.
+  EXPECT_TRUE(absl::IsNotFound(LookupRendezvous(AgentTuple(accepted.get())).status()));
+}
+
+// interlockd was killed; another process listens on the engine's address and port. An
+// enrolled agent's connect to a protected resource must be refused, and the squatter must
+// receive nothing. With nothing listening the connect is refused the same way.
+TEST_F(DatapathTest, OnlyInterlockdsListenerReceivesRedirects) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  EnrollCgroup(w1_cg(), 7, 0);
+  engine4_.Reset();  // the crash: interlockd's sockets are gone, the flags stay set
+  engine6_.Reset();
+
+  auto connect_once = [this] {
+    Agent agent(w1_cg(), ConnectAndHold(AF_INET, Addr("127.0.0.42", resource_port_)));
+    ConnectReport r;
+    EXPECT_TRUE(agent.Read(&r));
+    EXPECT_EQ(agent.Finish(), 0);
+    return r.err;
+  };
+  EXPECT_EQ(connect_once(), EPERM);
+  std::vector<il_event> events = Drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].reason, IL_REASON_ENGINE_DOWN);
+
+  UniqueFd squatter = Listen(Addr("127.0.0.1", engine_port_));
+  ASSERT_TRUE(squatter.valid()) << strerror(errno);
+  EXPECT_EQ(connect_once(), EPERM);
+  events = Drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].reason, IL_REASON_ENGINE_UNVERIFIED);
+  EXPECT_EQ(events[0].resource_id, 11u);
+  EXPECT_FALSE(AcceptWithin(squatter.get(), 100).valid()) << "the squatter received a connection";
+
+  // Marked (what interlockd does on start), the same listener is the engine again.
+  ASSERT_TRUE(dp_->MarkEngineListener(squatter.get()).ok());
+  EXPECT_EQ(connect_once(), 0);
+}
+
+// Enrollment by path: a cgroup removed and created again at an enrolled path is enrolled
+// by the kernel before it is visible, so the process placed in it is enforced from its
+// first connect, whatever interlockd is doing.
+TEST_F(DatapathTest, CgroupCreatedAtEnrolledPathIsEnrolledBeforeUse) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  const std::string rel = byp_cg().substr(cg2_.size());
+  ASSERT_TRUE(dp_->SetEnrolledPaths({{rel, il_enrollment{9, 0}}}).ok());
+  auto enrolled = [this](uint64_t id) {
+    auto all = dp_->ListEnrollments();
+    EXPECT_TRUE(all.ok()) << all.status();
+    for (const auto& [cg, e] : *all) {
+      if (cg == id) return static_cast<int64_t>(e.workload_id);
+    }
+    return int64_t{-1};
+  };
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    ASSERT_EQ(mkdir(byp_cg().c_str(), 0755), 0) << strerror(errno);
+    const uint64_t id = CgroupId(byp_cg());
+    EXPECT_EQ(enrolled(id), 9);
+    ExpectRedirected(byp_cg(), AF_INET, "127.0.0.42", engine4_.get(),
+                     absl::StrCat("127.0.0.42:", resource_port_), AF_INET, 9, 11);
+    // A child cgroup made later is governed through its enrolled parent.
+    ASSERT_EQ(mkdir((byp_cg() + "/sub").c_str(), 0755), 0);
+    EXPECT_EQ(enrolled(CgroupId(byp_cg() + "/sub")), -1);
+    ExpectRedirected(byp_cg() + "/sub", AF_INET, "127.0.0.42", engine4_.get(),
+                     absl::StrCat("127.0.0.42:", resource_port_), AF_INET, 9, 11);
+    ASSERT_EQ(rmdir((byp_cg() + "/sub").c_str()), 0);
+    ASSERT_EQ(rmdir(byp_cg().c_str()), 0) << strerror(errno);
+    EXPECT_EQ(enrolled(id), -1) << "a removed cgroup's id stays enrolled";
+  }
+  EXPECT_EQ(Stats().enrolled_by_path, 2u);
+  // Paths not in the table are not enrolled.
+  ASSERT_EQ(mkdir((root_ + "/workloads/bypath2").c_str(), 0755), 0);
+  EXPECT_EQ(enrolled(CgroupId(root_ + "/workloads/bypath2")), -1);
+  ASSERT_EQ(rmdir((root_ + "/workloads/bypath2").c_str()), 0);
+}
+
+// Datagrams with an explicit destination (sendto, unconnected UDP) follow the connect
+// rules: a protected resource is refused, a default-deny enrollment reaches only its
+// allowed destinations (the DNS resolvers by default).
+TEST_F(DatapathTest, UnconnectedDatagramsFollowTheConnectRules) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  ASSERT_TRUE(dp_->SetAllowedDestinations({Resource("127.0.0.53", 128, 53, 0)}).ok());
+  EnrollCgroup(w1_cg(), 7, IL_ENROLL_DEFAULT_DENY);
+  EnrollCgroup(other_cg(), 8, 0);
+  auto send_to = [this](const std::string& cgroup, int family, const char* ip, uint16_t port,
+                        bool connect_first) {
+    Agent agent(cgroup, [family, ip, port, connect_first](int report_fd, int) {
+      int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_storage dst = Addr(ip, port);
+      int err = 0;
+      if (connect_first) {
+        err = connect(fd, reinterpret_cast<sockaddr*>(&dst), AddrLen(dst)) == 0 ? 0 : errno;
+        if (err == 0) err = send(fd, "x", 1, 0) == 1 ? 0 : errno;
+      } else {
+        err = sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&dst), AddrLen(dst)) == 1 ? 0 : errno;
+      }
+      (void)!write(report_fd, &err, sizeof err);
+    });
+    int err = -1;
+    EXPECT_TRUE(agent.Read(&err));
+    EXPECT_EQ(agent.Finish(), 0);
+    return err;
+  };
+  EXPECT_EQ(send_to(w1_cg(), AF_INET, "127.0.0.60", 9999, false), EPERM);
+  EXPECT_EQ(send_to(w1_cg(), AF_INET6, "::ffff:127.0.0.60", 9999, false), EPERM);
+  EXPECT_EQ(send_to(w1_cg(), AF_INET6, "::1", 9999, false), EPERM);
+  EXPECT_EQ(send_to(w1_cg(), AF_INET, "127.0.0.42", resource_port_, false), EPERM);
+  EXPECT_EQ(send_to(other_cg(), AF_INET, "127.0.0.42", resource_port_, false), EPERM);
+  std::vector<il_event> events = Drain();
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].reason, IL_REASON_DEFAULT_DENY);
+  EXPECT_EQ(events[0].sock_type, static_cast<uint32_t>(SOCK_DGRAM));
+  EXPECT_EQ(events[3].reason, IL_REASON_NOT_STREAM);
+  EXPECT_EQ(events[4].reason, IL_REASON_NOT_STREAM);
+  // Allowed: the resolver, by datagram or connected; anything for a non-default-deny
+  // enrollment that is not a protected resource.
+  EXPECT_EQ(send_to(w1_cg(), AF_INET, "127.0.0.53", 53, false), 0);
+  EXPECT_EQ(send_to(w1_cg(), AF_INET6, "::ffff:127.0.0.53", 53, false), 0);
+  EXPECT_EQ(send_to(w1_cg(), AF_INET, "127.0.0.53", 53, true), 0);
+  EXPECT_EQ(send_to(w1_cg(), AF_INET, "127.0.0.53", 54, false), EPERM);
+  EXPECT_EQ(send_to(other_cg(), AF_INET, "127.0.0.60", 9999, false), 0);
+}
+
 TEST_F(DatapathTest, SetResourcesReplacesTheTable) {
   ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11),
                     Resource("127.0.0.44", 128, 0, 14)});
@@ -794,6 +1076,48 @@ TEST_F(DatapathTest, ReopenReadoptsPinsAndKeepsEnforcing) {
 
   ASSERT_TRUE(dp_->Unenroll(w1).ok());
   EXPECT_EQ(dp_->Unenroll(w1).code(), absl::StatusCode::kNotFound);
+}
+
+// An upgrade whose programs define a map differently (or no longer have it) must still
+// load: rebuildable maps are created afresh, pins of maps that are gone are removed, and
+// the enrollments are kept. An incompatible enrolled_cgroups is refused, not dropped.
+TEST_F(DatapathTest, ReopenAfterAnUpgradeReplacesIncompatiblePins) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  EnrollCgroup(w1_cg(), 7, 0);
+  dp_.reset();
+  const std::string maps = pin_path_ + "/maps";
+  auto pin_new_map = [&](const std::string& name, bpf_map_type type, uint32_t key_size,
+                         uint32_t value_size, uint32_t max_entries) {
+    UniqueFd fd(bpf_map_create(type, name.substr(0, 15).c_str(), key_size, value_size,
+                               max_entries, nullptr));
+    ASSERT_TRUE(fd.valid()) << strerror(errno);
+    unlink((maps + "/" + name).c_str());
+    ASSERT_EQ(bpf_obj_pin(fd.get(), (maps + "/" + name).c_str()), 0) << strerror(errno);
+  };
+  // What an older build left: a map this one does not have, and stats with fewer slots.
+  pin_new_map("orig_dst_by_cookie", BPF_MAP_TYPE_HASH, 8, 96, 16);
+  pin_new_map("stats", BPF_MAP_TYPE_ARRAY, 4, 8, 2);
+
+  ASSERT_NO_FATAL_FAILURE(OpenDatapath());
+  struct stat st {};
+  EXPECT_NE(stat((maps + "/orig_dst_by_cookie").c_str(), &st), 0) << "stale pin kept";
+  auto enrollments = dp_->ListEnrollments();
+  ASSERT_TRUE(enrollments.ok());
+  EXPECT_EQ(enrollments->size(), 1u);
+  ExpectRedirected(w1_cg(), AF_INET, "127.0.0.42", engine4_.get(),
+                   absl::StrCat("127.0.0.42:", resource_port_), AF_INET, 7, 11);
+  EXPECT_EQ(Stats().redirected, 1u) << "a fresh stats map counts from zero";
+
+  dp_.reset();
+  pin_new_map("enrolled_cgroups", BPF_MAP_TYPE_HASH, 8, 16, 16);
+  DatapathOptions options;
+  options.pin_path = pin_path_;
+  options.cgroup_dir = root_;
+  options.settings = settings_;
+  auto refused = Datapath::Open(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("enrolled_cgroups"));
 }
 
 TEST_F(DatapathTest, ReopenAtAnotherCgroupMovesTheAttachment) {
@@ -959,7 +1283,7 @@ TEST_P(DatapathRelayTest, Echoes16MiBEachWayByteExact) {
     if (echoed == 0) {
       // Both sockets are open now; once the whole exchange is over the agent socket
       // reaches TCP_CLOSE and its entry is gone.
-      auto mid = dp_->LookupConn(AgentTuple(conn.get()));
+      auto mid = LookupRendezvous(AgentTuple(conn.get()));
       ASSERT_TRUE(mid.ok()) << mid.status();
       relay_path = mid->relay_path;
     }

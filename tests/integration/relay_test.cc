@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
 #include "tests/testing/privileged.h"
+#include "tests/testing/probe_output.h"
 #include "tests/testing/wait.h"
 #include "tools/echo/echo_server.h"
 #include "userspace/common/file_util.h"
@@ -25,23 +26,6 @@ namespace interlock::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-// The string value of "key":"value" (or the raw token for numbers/bools) in a one-line
-// JSON object printed by interlock-probe.
-std::string Field(const std::string& json, const std::string& key) {
-  std::string k = absl::StrCat("\"", key, "\":");
-  size_t p = json.find(k);
-  if (p == std::string::npos) return "";
-  p += k.size();
-  if (json[p] == '"') {
-    size_t e = json.find('"', p + 1);
-    return json.substr(p + 1, e - p - 1);
-  }
-  size_t e = json.find_first_of(",}", p);
-  return json.substr(p, e - p);
-}
-
-
 
 class RelayTest : public ::testing::Test {
  protected:
@@ -67,8 +51,8 @@ TEST_F(RelayTest, EnrolledAgentReachesUpstreamThroughInterlockdAndSeesOriginalPe
 
   CommandResult r = h.RunAgent("billing-agent", {Probe(), "connect", "127.0.0.42", EchoPort()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
-  EXPECT_EQ(Field(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port()));
-  EXPECT_EQ(Field(r.out, "reply"), "ping\\n");
+  EXPECT_EQ(ProbeField(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port()));
+  EXPECT_EQ(ProbeField(r.out, "reply"), "ping\\n");
   EXPECT_EQ(echo_.accepted(), 1u);
 
   ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
@@ -128,11 +112,11 @@ TEST_F(RelayTest, Ipv6AndV4MappedDestinationsAreRedirected) {
   CommandResult mapped =
       h.RunAgent("agent", {Probe(), "connect", "127.0.0.42", EchoPort(), "--v6socket"});
   ASSERT_EQ(mapped.exit_code, 0) << mapped.out << mapped.err << h.DaemonLog();
-  EXPECT_EQ(Field(mapped.out, "peer"), absl::StrCat("[::ffff:127.0.0.42]:", echo_.port()));
+  EXPECT_EQ(ProbeField(mapped.out, "peer"), absl::StrCat("[::ffff:127.0.0.42]:", echo_.port()));
 
   CommandResult v6 = h.RunAgent("agent", {Probe(), "connect", "::1", absl::StrCat(echo6.port())});
   ASSERT_EQ(v6.exit_code, 0) << v6.out << v6.err << h.DaemonLog();
-  EXPECT_EQ(Field(v6.out, "peer"), absl::StrCat("[::1]:", echo6.port()));
+  EXPECT_EQ(ProbeField(v6.out, "peer"), absl::StrCat("[::1]:", echo6.port()));
 
   ASSERT_TRUE(WaitFor([&] { return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 2; }));
   auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
@@ -146,7 +130,7 @@ TEST_F(RelayTest, NonEnrolledProcessIsUntouched) {
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
   CommandResult r = RunCommand({Probe(), "connect", "127.0.0.42", EchoPort()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(Field(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port()));
+  EXPECT_EQ(ProbeField(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port()));
   // It reached the service directly: no session, and the agent's local address is the
   // alias route's, not interlockd's loopback pair.
   EXPECT_EQ(echo_.accepted(), 1u);
@@ -163,7 +147,7 @@ TEST_F(RelayTest, DefaultDenyRefusesUnlistedDestinationWithEpermAndAudit) {
   CommandResult denied = h.RunAgent(
       "locked", {Probe(), "connect", "127.0.0.43", absl::StrCat(other.port())}, /*default_deny=*/true);
   EXPECT_EQ(denied.exit_code, 1) << denied.out;
-  EXPECT_EQ(Field(denied.out, "errno"), "1") << denied.out;  // EPERM
+  EXPECT_EQ(ProbeField(denied.out, "errno"), "1") << denied.out;  // EPERM
   EXPECT_EQ(other.accepted(), 0u);
 
   // The protected resource still works for the same default-deny workload.
@@ -191,7 +175,7 @@ TEST_F(RelayTest, EnrolledAgentCannotBindTheEnginePort) {
   for (const char* ip : {"127.0.0.1", "127.0.0.9", "0.0.0.0", "::"}) {
     CommandResult r = h.RunAgent("squatter", {Probe(), "listen", ip, port});
     EXPECT_EQ(r.exit_code, 1) << ip << ": " << r.out;
-    EXPECT_EQ(Field(r.out, "errno"), "1") << ip << ": " << r.out;  // EPERM
+    EXPECT_EQ(ProbeField(r.out, "errno"), "1") << ip << ": " << r.out;  // EPERM
   }
   // Any other port is the agent's to use.
   CommandResult free_port = h.RunAgent("squatter", {Probe(), "listen", "127.0.0.9", "0"});
@@ -226,8 +210,10 @@ TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
   std::ofstream(absl::StrCat(dir, "/go1")).put('\n');
   ASSERT_TRUE(WaitFor([&] { return ::access(absl::StrCat(dir, "/done1").c_str(), F_OK) == 0; }));
   std::string out1 = ReadFile(absl::StrCat(dir, "/out1")).value_or("(no output)");
-  EXPECT_EQ(Field(out1, "ok"), "false") << out1;
-  EXPECT_EQ(Field(out1, "errno"), "111") << out1;  // ECONNREFUSED: nothing listens
+  EXPECT_EQ(ProbeField(out1, "ok"), "false") << out1;
+  // EPERM: the hook finds no listener of interlockd's at the engine address (the dead
+  // daemon's sockets went with it) and refuses the connect itself.
+  EXPECT_EQ(ProbeField(out1, "errno"), "1") << out1;
   EXPECT_EQ(echo_.accepted(), 0u) << "the upstream must see nothing while interlockd is down";
 
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
@@ -237,7 +223,7 @@ TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
   if (rc < 0) StopProcess(agent, 1);
   EXPECT_EQ(rc, 0) << *ReadFile(absl::StrCat(dir, "/run.log"));
   std::string out2 = ReadFile(absl::StrCat(dir, "/out2")).value_or("(no output)");
-  EXPECT_EQ(Field(out2, "ok"), "true") << out2 << h.DaemonLog();
+  EXPECT_EQ(ProbeField(out2, "ok"), "true") << out2 << h.DaemonLog();
   EXPECT_EQ(echo_.accepted(), 1u);
   ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
   EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)[0].identity().workload(), "survivor");
@@ -257,13 +243,13 @@ TEST_P(RelayModeTest, Carries16MiBBothWaysByteExact) {
   if (sockmap) cmd.push_back("--no-half-close");
   CommandResult r = h.RunAgent("bulk", cmd);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
-  EXPECT_EQ(Field(r.out, "match"), "true");
-  EXPECT_EQ(Field(r.out, "bytes_received"), "16777216");
+  EXPECT_EQ(ProbeField(r.out, "match"), "true");
+  EXPECT_EQ(ProbeField(r.out, "bytes_received"), "16777216");
 
   CommandResult st = h.Cli({"status", "--json"});
   ASSERT_EQ(st.exit_code, 0) << st.err;
   uint64_t spliced = 0;
-  std::string field = Field(st.out, "spliced_messages");
+  std::string field = ProbeField(st.out, "spliced_messages");
   // proto3 JSON prints uint64 as a string and omits zero.
   if (!field.empty()) {
     ASSERT_TRUE(absl::SimpleAtoi(field, &spliced)) << st.out;
@@ -290,7 +276,7 @@ TEST_F(RelayTest, ThousandConcurrentSessions) {
   CommandResult r =
       h.RunAgent("swarm", {Probe(), "concurrent", "127.0.0.42", EchoPort(), "1000"}, false, 300);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
-  EXPECT_EQ(Field(r.out, "succeeded"), "1000");
+  EXPECT_EQ(ProbeField(r.out, "succeeded"), "1000");
   ASSERT_TRUE(WaitFor([&] {
     return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 1000;
   }, 60)) << OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size();
@@ -345,7 +331,7 @@ TEST_F(RelayTest, SigtermDrainsLiveSessionsAndRefusesNewConnects) {
   WaitProcess(agent, 30);
   EXPECT_EQ(ReadFile(absl::StrCat(dir, "/out1")).value_or(""), "still-here\n");
   std::string out2 = ReadFile(absl::StrCat(dir, "/out2")).value_or("");
-  EXPECT_EQ(Field(out2, "errno"), "1") << "a new connect while draining must get EPERM: " << out2;
+  EXPECT_EQ(ProbeField(out2, "errno"), "1") << "a new connect while draining must get EPERM: " << out2;
   EXPECT_EQ(h.Stop(), 0) << h.DaemonLog();  // exits by itself once the session ended
   auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
   ASSERT_EQ(ends.size(), 1u);

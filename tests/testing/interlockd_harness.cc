@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "interlock/v1/control.pb.h"
@@ -38,7 +39,7 @@ InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::mov
                     r.port, "\n", r.yaml);
   }
   if (options_.resources.empty()) absl::StrAppend(&yaml, "  []\n");
-  absl::StrAppend(&yaml, options_.extra_yaml);
+  absl::StrAppend(&yaml, absl::StrReplaceAll(options_.extra_yaml, {{"{cgroup_root}", cgroup_root_}}));
   std::ofstream(config_path_) << yaml;
 }
 

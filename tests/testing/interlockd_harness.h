@@ -31,7 +31,9 @@ struct HarnessOptions {
   bool sockmap = false;  // relay_mode: PLAIN (the default) or SOCKMAP
   std::vector<ResourceSpec> resources;
   uint32_t idle_ms = 0;    // timeouts.idle_ms; 0 = the default
-  std::string extra_yaml;  // appended verbatim to the generated config
+  // Appended to the generated config, with "{cgroup_root}" replaced by the harness's
+  // cgroup root (relative to the cgroup2 mount), for enrollments below it.
+  std::string extra_yaml;
 };
 
 class InterlockdHarness {

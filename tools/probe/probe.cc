@@ -2,7 +2,12 @@
 // It knows nothing of Interlock: it connects where it is told and reports, as one JSON
 // line, what it saw. Exit 0 when the operation succeeded.
 //
-//   interlock-probe connect HOST PORT [--v6socket] [--message TEXT]
+//   interlock-probe connect HOST PORT [--v6socket] [--message TEXT] [--bind IP]
+//                               [--fastopen | --fastopen-connect]
+//                                                  --bind: bind IP:0 first; --fastopen:
+//                                                  sendto(MSG_FASTOPEN) instead of connect;
+//                                                  --fastopen-connect: TCP_FASTOPEN_CONNECT
+//   interlock-probe sendto HOST PORT [--v6socket]  one unconnected UDP datagram
 //   interlock-probe transfer HOST PORT BYTES [--no-half-close]
 //                                                  send BYTES, read them echoed back
 //   interlock-probe concurrent HOST PORT N          N sessions open at once
@@ -80,15 +85,56 @@ int Fail(const char* what, int err) {
   return 1;
 }
 
-int Connect(const Addr& a) {
+// How the connection is opened (see the usage above).
+struct ConnectOptions {
+  const char* bind_ip = nullptr;
+  bool fastopen = false;          // sendto(MSG_FASTOPEN) carries the first bytes
+  bool fastopen_connect = false;  // TCP_FASTOPEN_CONNECT, then connect()
+};
+ConnectOptions g_connect;
+
+// Opens a socket to `a` as g_connect says. With --fastopen the connect happens inside the
+// sendto() that carries `first` (which is then already sent); otherwise `first` is left
+// to the caller. Returns the fd or -errno.
+int Connect(const Addr& a, const std::string* first = nullptr, bool* first_sent = nullptr) {
   int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) {
+  auto fail = [fd] {
     int err = errno;
     close(fd);
     return -err;
+  };
+  if (g_connect.bind_ip != nullptr) {
+    Addr b;
+    bool v6 = a.ss.ss_family == AF_INET6;
+    auto* b4 = reinterpret_cast<sockaddr_in*>(&b.ss);
+    auto* b6 = reinterpret_cast<sockaddr_in6*>(&b.ss);
+    if (!v6 && inet_pton(AF_INET, g_connect.bind_ip, &b4->sin_addr) == 1) {
+      b4->sin_family = AF_INET;
+      b.len = sizeof *b4;
+    } else if (v6 && inet_pton(AF_INET6, g_connect.bind_ip, &b6->sin6_addr) == 1) {
+      b6->sin6_family = AF_INET6;
+      b.len = sizeof *b6;
+    } else {
+      close(fd);
+      return -EINVAL;
+    }
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&b.ss), b.len) != 0) return fail();
   }
   int one = 1;
+  if (g_connect.fastopen && first != nullptr && first_sent != nullptr) {
+    if (sendto(fd, first->data(), first->size(), MSG_FASTOPEN | MSG_NOSIGNAL,
+               reinterpret_cast<const sockaddr*>(&a.ss), a.len) < 0) {
+      return fail();
+    }
+    *first_sent = true;
+  } else {
+    if (g_connect.fastopen_connect &&
+        setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one) != 0) {
+      return fail();
+    }
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) return fail();
+  }
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
 }
@@ -125,14 +171,26 @@ int CmdListen(const Addr& a) {
   return 0;
 }
 
+int CmdSendto(const Addr& a) {
+  int fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Fail("socket", errno);
+  if (sendto(fd, "x", 1, 0, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 1) {
+    return Fail("sendto", errno);
+  }
+  close(fd);
+  std::printf("{\"ok\":true,\"op\":\"sendto\",\"dst\":\"%s\"}\n", Format(a.ss).c_str());
+  return 0;
+}
+
 int CmdConnect(const Addr& a, const std::string& message) {
-  int fd = Connect(a);
+  bool sent = false;
+  int fd = Connect(a, &message, &sent);
   if (fd < 0) return Fail("connect", -fd);
   sockaddr_storage peer{}, local{};
   socklen_t pl = sizeof peer, ll = sizeof local;
   getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
   getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
-  if (!WriteAll(fd, message.data(), message.size())) return Fail("write", errno);
+  if (!sent && !WriteAll(fd, message.data(), message.size())) return Fail("write", errno);
   shutdown(fd, SHUT_WR);
   std::string reply;
   char buf[4096];
@@ -278,6 +336,8 @@ int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
                  "usage: interlock-probe connect HOST PORT [--v6socket] [--message TEXT]\n"
+                 "                       [--bind IP] [--fastopen | --fastopen-connect]\n"
+                 "       interlock-probe sendto HOST PORT [--v6socket]\n"
                  "       interlock-probe transfer HOST PORT BYTES [--no-half-close]\n"
                  "       interlock-probe concurrent HOST PORT N\n"
                  "       interlock-probe rtt HOST PORT COUNT SIZE\n"
@@ -297,6 +357,9 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--v6socket") == 0) v6socket = true;
     if (std::strcmp(argv[i], "--no-half-close") == 0) half_close = false;
     if (std::strcmp(argv[i], "--message") == 0 && i + 1 < argc) message = argv[++i];
+    if (std::strcmp(argv[i], "--bind") == 0 && i + 1 < argc) g_connect.bind_ip = argv[++i];
+    if (std::strcmp(argv[i], "--fastopen") == 0) g_connect.fastopen = true;
+    if (std::strcmp(argv[i], "--fastopen-connect") == 0) g_connect.fastopen_connect = true;
   }
   Addr a;
   if (!ParseAddr(argv[2], std::atoi(argv[3]), v6socket, &a)) {
@@ -305,6 +368,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "connect") return CmdConnect(a, message);
   if (cmd == "listen") return CmdListen(a);
+  if (cmd == "sendto") return CmdSendto(a);
   if (cmd == "transfer" && argc >= 5) {
     return CmdTransfer(a, std::strtoull(argv[4], nullptr, 10), half_close);
   }

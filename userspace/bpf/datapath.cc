@@ -26,6 +26,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -185,24 +186,6 @@ using SkelPtr = std::unique_ptr<interlock_bpf, SkelDeleter>;
 using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
 using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 
-void SetMapped(uint32_t out[4], const sockaddr_storage& ss, uint32_t* port) {
-  if (ss.ss_family == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    out[0] = 0;
-    out[1] = 0;
-    out[2] = htonl(0x0000ffff);
-    out[3] = sin->sin_addr.s_addr;
-    *port = ntohs(sin->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    memcpy(out, &sin6->sin6_addr, 16);
-    *port = ntohs(sin6->sin6_port);
-  } else {
-    memset(out, 0, 16);
-    *port = 0;
-  }
-}
-
 // Canonical trie key: bits beyond the prefix are cleared so that keys compare exactly.
 il_resource_key ResourceKey(const ResourceEntry& e) {
   il_resource_key key{};
@@ -239,6 +222,9 @@ struct Datapath::Impl {
   }
 
   absl::Status AttachCgroupProgram(bpf_program* prog, int cgroup_fd, uint64_t cgroup_id);
+  absl::Status AttachTracingProgram(bpf_program* prog);
+  absl::Status ReplaceLpmTable(bpf_map* map, const std::vector<ResourceEntry>& entries,
+                               absl::string_view what);
 };
 
 // Attaches `prog` at the cgroup through a pinned link: updates an existing pin in place
@@ -286,6 +272,69 @@ absl::Status Datapath::Impl::AttachCgroupProgram(bpf_program* prog, int cgroup_f
   return absl::OkStatus();
 }
 
+// Attaches a tracing program (tp_btf) and pins its link. Tracing links cannot be updated
+// in place: the new link is attached first, then the pin moves to it, so the hook never
+// has a gap (for a moment both run; what they do is idempotent). The old link goes away
+// with its last reference (its pin here, its process if it still lives).
+absl::Status Datapath::Impl::AttachTracingProgram(bpf_program* prog) {
+  const std::string link_path = absl::StrCat(pin_path, "/links/", bpf_program__name(prog));
+  LinkPtr link(bpf_program__attach_trace(prog));
+  if (link == nullptr) {
+    return LibbpfStatus(errno, absl::StrCat("attach ", bpf_program__section_name(prog)));
+  }
+  if (unlink(link_path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("bpf: unlink old link ", link_path));
+  }
+  int err = bpf_link__pin(link.get(), link_path.c_str());
+  if (err != 0) return LibbpfStatus(err, absl::StrCat("pin link ", link_path));
+  links.push_back(std::move(link));
+  return absl::OkStatus();
+}
+
+// Before load: a pinned map whose definition no longer matches the program's (an
+// upgrade changed it) cannot be reused, and libbpf would refuse to load. Maps whose
+// contents interlockd rebuilds at start are unpinned so they are created afresh; for
+// enrolled_cgroups, whose contents are the enforcement itself, that is an error.
+// Pins of maps the programs no longer have are removed.
+absl::Status ReconcilePinnedMaps(bpf_object* obj, const std::string& maps_dir) {
+  std::vector<std::string> known;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const std::string name = bpf_map__name(map);
+    if (bpf_map__pin_path(map) == nullptr) continue;  // not pinned (scratch, .rodata)
+    known.push_back(name);
+    const std::string path = absl::StrCat(maps_dir, "/", name);
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    if (!fd) continue;
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+    if (info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+        info.value_size == bpf_map__value_size(map) &&
+        info.max_entries == bpf_map__max_entries(map) &&
+        info.map_flags == bpf_map__map_flags(map)) {
+      continue;
+    }
+    if (name == "enrolled_cgroups") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "bpf: pinned map ", path, " has another definition than this build's; run "
+          "`interlock teardown` (it removes the enrollments) and start again"));
+    }
+    if (unlink(path.c_str()) != 0) return ErrnoStatus(errno, absl::StrCat("bpf: unlink ", path));
+  }
+  DIR* d = opendir(maps_dir.c_str());
+  if (d == nullptr) return absl::OkStatus();
+  while (struct dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      unlink(absl::StrCat(maps_dir, "/", name).c_str());
+    }
+  }
+  closedir(d);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& options) {
   if (options.pin_path.empty() || options.pin_path[0] != '/') {
     return absl::InvalidArgumentError(
@@ -318,6 +367,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = maps_dir.c_str());
   impl->skel.reset(interlock_bpf__open_opts(&open_opts));
   if (impl->skel == nullptr) return LibbpfStatus(errno, "open skeleton");
+  INTERLOCK_RETURN_IF_ERROR(ReconcilePinnedMaps(impl->skel->obj, maps_dir));
   // Pinned maps with a compatible definition are reused here, contents and all.
   int err = interlock_bpf__load(impl->skel.get());
   if (err != 0) return LibbpfStatus(err, "load programs (INTERLOCK_BPF_DEBUG=2 for the log)");
@@ -329,8 +379,12 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
   interlock_bpf* skel = im.skel.get();
   for (bpf_program* prog : {skel->progs.il_connect4, skel->progs.il_connect6,
                             skel->progs.il_getpeername4, skel->progs.il_getpeername6,
+                            skel->progs.il_sendmsg4, skel->progs.il_sendmsg6,
                             skel->progs.il_bind4, skel->progs.il_bind6, skel->progs.il_sockops}) {
     INTERLOCK_RETURN_IF_ERROR(im.AttachCgroupProgram(prog, cgroup_fd.get(), cgroup_id));
+  }
+  for (bpf_program* prog : {skel->progs.il_cgroup_mkdir, skel->progs.il_cgroup_rmdir}) {
+    INTERLOCK_RETURN_IF_ERROR(im.AttachTracingProgram(prog));
   }
   err = bpf_prog_attach(bpf_program__fd(skel->progs.il_sk_msg),
                         bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0);
@@ -362,19 +416,20 @@ absl::Status Datapath::WriteSettings(const il_settings& settings) {
   return absl::OkStatus();
 }
 
-absl::Status Datapath::SetResources(const std::vector<ResourceEntry>& entries) {
-  bpf_map* map = impl_->skel->maps.protected_resources;
+absl::Status Datapath::Impl::ReplaceLpmTable(bpf_map* map,
+                                             const std::vector<ResourceEntry>& entries,
+                                             absl::string_view what) {
   std::vector<il_resource_key> wanted;
   wanted.reserve(entries.size());
   for (const ResourceEntry& e : entries) {
     if (e.prefix_bits > 128) {
       return absl::InvalidArgumentError(
-          absl::StrCat("bpf: resource prefix /", e.prefix_bits, " > 128"));
+          absl::StrCat("bpf: ", what, " prefix /", e.prefix_bits, " > 128"));
     }
     il_resource_key key = ResourceKey(e);
     int err = bpf_map__update_elem(map, &key, sizeof key, &e.value, sizeof e.value, BPF_ANY);
     if (err != 0) {
-      return LibbpfStatus(err, absl::StrCat("add resource ", e.value.resource_id));
+      return LibbpfStatus(err, absl::StrCat("add ", what, " ", e.value.resource_id));
     }
     wanted.push_back(key);
   }
@@ -397,8 +452,59 @@ absl::Status Datapath::SetResources(const std::vector<ResourceEntry>& entries) {
   }
   for (const il_resource_key& k : stale) {
     int err = bpf_map__delete_elem(map, &k, sizeof k, 0);
-    if (err != 0 && err != -ENOENT) return LibbpfStatus(err, "delete stale resource");
+    if (err != 0 && err != -ENOENT) return LibbpfStatus(err, absl::StrCat("delete stale ", what));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Datapath::SetResources(const std::vector<ResourceEntry>& entries) {
+  return impl_->ReplaceLpmTable(impl_->skel->maps.protected_resources, entries, "resource");
+}
+
+absl::Status Datapath::SetAllowedDestinations(const std::vector<ResourceEntry>& entries) {
+  return impl_->ReplaceLpmTable(impl_->skel->maps.allowed_destinations, entries,
+                                "allowed destination");
+}
+
+absl::Status Datapath::SetEnrolledPaths(const std::vector<PathEnrollment>& paths) {
+  bpf_map* map = impl_->skel->maps.enrolled_paths;
+  std::vector<il_cgroup_path> wanted;
+  for (const PathEnrollment& p : paths) {
+    if (p.path.empty() || p.path[0] != '/' || p.path.size() >= IL_CGROUP_PATH_MAX) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bpf: enrolled cgroup path \"", p.path, "\" must be absolute and shorter than ",
+          IL_CGROUP_PATH_MAX, " bytes"));
+    }
+    il_cgroup_path key{};
+    memcpy(key.path, p.path.data(), p.path.size());
+    int err = bpf_map__update_elem(map, &key, sizeof key, &p.enrollment, sizeof p.enrollment,
+                                   BPF_ANY);
+    if (err != 0) return LibbpfStatus(err, absl::StrCat("enroll path ", p.path));
+    wanted.push_back(key);
+  }
+  std::vector<il_cgroup_path> stale;
+  il_cgroup_path key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map__get_next_key(map, prev, &next, sizeof next) == 0) {
+    bool keep = std::any_of(wanted.begin(), wanted.end(), [&](const il_cgroup_path& w) {
+      return memcmp(&w, &next, sizeof w) == 0;
+    });
+    if (!keep) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const il_cgroup_path& k : stale) {
+    int err = bpf_map__delete_elem(map, &k, sizeof k, 0);
+    if (err != 0 && err != -ENOENT) return LibbpfStatus(err, "delete stale enrolled path");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Datapath::MarkEngineListener(int listen_fd) {
+  const il_listener_mark mark{IL_LISTENER_MAGIC, 0};
+  int err = bpf_map__update_elem(impl_->skel->maps.engine_listeners, &listen_fd, sizeof listen_fd,
+                                 &mark, sizeof mark, BPF_ANY);
+  if (err != 0) return LibbpfStatus(err, absl::StrCat("mark engine listener fd ", listen_fd));
   return absl::OkStatus();
 }
 
@@ -438,21 +544,15 @@ absl::StatusOr<std::vector<std::pair<uint64_t, il_enrollment>>> Datapath::ListEn
   return out;
 }
 
-absl::StatusOr<il_conn_info> Datapath::LookupConn(const il_tuple& agent_tuple) {
+absl::StatusOr<il_conn_info> Datapath::LookupConn(int accepted_fd) {
   il_conn_info info{};
-  int err = bpf_map__lookup_elem(impl_->skel->maps.orig_dst_by_tuple, &agent_tuple,
-                                 sizeof agent_tuple, &info, sizeof info, 0);
+  int err = bpf_map__lookup_elem(impl_->skel->maps.conn_by_engine_sk, &accepted_fd,
+                                 sizeof accepted_fd, &info, sizeof info, 0);
   if (err == -ENOENT) {
-    return absl::NotFoundError(absl::StrCat("bpf: no redirected connection from port ",
-                                            agent_tuple.local_port, " to port ",
-                                            agent_tuple.remote_port));
+    return absl::NotFoundError("bpf: the connection did not come through the redirect");
   }
   if (err != 0) return LibbpfStatus(err, "lookup connection");
   return info;
-}
-
-void Datapath::ForgetConn(const il_tuple& agent_tuple) {
-  bpf_map__delete_elem(impl_->skel->maps.orig_dst_by_tuple, &agent_tuple, sizeof agent_tuple, 0);
 }
 
 int Datapath::events_fd() const { return ring_buffer__epoll_fd(impl_->events.get()); }
@@ -482,6 +582,7 @@ absl::StatusOr<DatapathStats> Datapath::ReadStats() {
   stats.denied = totals[IL_STAT_DENIED];
   stats.spliced_msgs = totals[IL_STAT_SPLICED_MSGS];
   stats.events_dropped = totals[IL_STAT_EVENTS_DROPPED];
+  stats.enrolled_by_path = totals[IL_STAT_ENROLLED_BY_PATH];
   return stats;
 }
 
@@ -497,14 +598,6 @@ absl::Status Datapath::Teardown(const std::string& pin_path) {
     return ErrnoStatus(errno, absl::StrCat("bpf: rmdir ", pin_path));
   }
   return absl::OkStatus();
-}
-
-il_tuple AgentTupleFromAccepted(const struct sockaddr_storage& engine_local,
-                                const struct sockaddr_storage& agent_peer) {
-  il_tuple t{};
-  SetMapped(t.local_ip, agent_peer, &t.local_port);
-  SetMapped(t.remote_ip, engine_local, &t.remote_port);
-  return t;
 }
 
 }  // namespace interlock::bpf

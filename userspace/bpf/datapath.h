@@ -7,7 +7,8 @@
 //       .cgroup_dir = "/sys/fs/cgroup/interlock", .settings = settings}));
 //   dp->SetResources(entries);
 //   dp->Enroll(cgroup_id, {.workload_id = 3, .flags = IL_ENROLL_DEFAULT_DENY});
-//   auto info = dp->LookupConn(AgentTupleFromAccepted(local, peer));  // on accept
+//   dp->MarkEngineListener(listen_fd);            // each listener, once it listens
+//   auto info = dp->LookupConn(accepted_fd);       // on accept
 //
 // Fail closed: links and maps stay pinned when the process exits (also on crash), so
 // enrolled connects to protected resources keep being redirected to the (dead) engine
@@ -55,6 +56,14 @@ struct DatapathStats {
   uint64_t denied = 0;
   uint64_t spliced_msgs = 0;
   uint64_t events_dropped = 0;
+  uint64_t enrolled_by_path = 0;
+};
+
+// A cgroup enrolled by its path from the cgroup2 hierarchy's root ("/interlock/a/b"):
+// whenever a cgroup is created at that path the kernel enrolls it, before it is visible.
+struct PathEnrollment {
+  std::string path;
+  il_enrollment enrollment{};
 };
 
 class Datapath {
@@ -80,13 +89,22 @@ class Datapath {
   // All current enrollments (for re-adoption after a restart).
   absl::StatusOr<std::vector<std::pair<uint64_t, il_enrollment>>> ListEnrollments();
 
-  // Looks up what the connect hook recorded for the connection whose agent-side tuple is
-  // `agent_tuple` (the engine's accepted socket's peer as local, its local as remote).
+  // Replaces the enroll-by-path table. INVALID_ARGUMENT for a path that is not absolute
+  // or longer than IL_CGROUP_PATH_MAX - 1.
+  absl::Status SetEnrolledPaths(const std::vector<PathEnrollment>& paths);
+
+  // Replaces the table of destinations a default-deny enrollment may still reach.
+  absl::Status SetAllowedDestinations(const std::vector<ResourceEntry>& entries);
+
+  // Marks `listen_fd` (a listening TCP socket of this process) as the engine's: the
+  // connect hook redirects only to a marked listener.
+  absl::Status MarkEngineListener(int listen_fd);
+
+  // What the connect hook recorded for the connection accepted as `accepted_fd`. The
+  // record lives in that socket's own storage (claimed by it, once, at establishment),
+  // so it can neither be read through another socket nor outlive this one.
   // NOT_FOUND when the connection did not come through the redirect.
-  absl::StatusOr<il_conn_info> LookupConn(const il_tuple& agent_tuple);
-  // Deletes that record; interlockd calls it when the session ends (the kernel keeps it
-  // past the agent's close so a connection accepted late still has its identity).
-  void ForgetConn(const il_tuple& agent_tuple);
+  absl::StatusOr<il_conn_info> LookupConn(int accepted_fd);
 
   // Ring buffer of il_event: an fd to put in epoll (readable when events are pending),
   // and a non-blocking drain that calls `fn` per event.
@@ -104,9 +122,5 @@ class Datapath {
   explicit Datapath(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// Builds the agent-side tuple key from the engine's accepted socket addresses.
-il_tuple AgentTupleFromAccepted(const struct sockaddr_storage& engine_local,
-                                const struct sockaddr_storage& agent_peer);
 
 }  // namespace interlock::bpf

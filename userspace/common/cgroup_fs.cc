@@ -68,6 +68,16 @@ absl::Status MoveToCgroup(const std::string& dir, pid_t pid) {
   return absl::OkStatus();
 }
 
+absl::Status MakeCgroupDirs(const std::string& dir) {
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    const std::string prefix = slash == std::string::npos ? dir : dir.substr(0, slash);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, absl::StrCat("cgroup: mkdir ", prefix));
+    }
+    if (slash == std::string::npos) return absl::OkStatus();
+  }
+}
+
 absl::StatusOr<std::vector<pid_t>> CgroupProcs(const std::string& dir) {
   INTERLOCK_ASSIGN_OR_RETURN(std::string text, ReadFile(absl::StrCat(dir, "/cgroup.procs")));
   std::vector<pid_t> pids;

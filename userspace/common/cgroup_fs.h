@@ -38,6 +38,10 @@ absl::StatusOr<uint64_t> CgroupIdOfDir(const std::string& dir);
 // Moves `pid` (0 = the caller) into the cgroup directory `dir`.
 absl::Status MoveToCgroup(const std::string& dir, pid_t pid);
 
+// Creates the cgroup directory `dir` and any missing parents (mode 0755), like mkdir -p.
+// OK when it exists.
+absl::Status MakeCgroupDirs(const std::string& dir);
+
 // Pids listed in dir/cgroup.procs.
 absl::StatusOr<std::vector<pid_t>> CgroupProcs(const std::string& dir);
 

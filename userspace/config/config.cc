@@ -270,6 +270,29 @@ absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, con
   return out;
 }
 
+// `<path>.address` (an address or CIDR prefix, required) and `<path>.port` (0..65535, 0 =
+// every port), as resources and allowed destinations write them. False when either has
+// a problem (added to `problems`).
+bool BuildDestination(const std::string& address, uint32_t port, const std::string& path,
+                      Problems& problems, IpPrefix& prefix_out, uint16_t& port_out) {
+  bool ok = true;
+  if (address.empty()) {
+    problems.Add(path + ".address", "required: an IPv4/IPv6 address or CIDR prefix");
+    ok = false;
+  } else if (absl::StatusOr<IpPrefix> prefix = ParseIpPrefix(address); !prefix.ok()) {
+    problems.Add(path + ".address", prefix.status().message());
+    ok = false;
+  } else {
+    prefix_out = *std::move(prefix);
+  }
+  if (port > 65535) {
+    problems.Add(path + ".port", absl::StrCat(port, " is out of range 0..65535"));
+    ok = false;
+  }
+  port_out = static_cast<uint16_t>(port);
+  return ok;
+}
+
 void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems& problems,
                     std::vector<ResourceConfig>& out) {
   if (in.resources_size() > IL_MAX_RESOURCES) {
@@ -299,21 +322,7 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
       ok = false;
     }
 
-    if (r.address().empty()) {
-      problems.Add(path + ".address", "required: an IPv4/IPv6 address or CIDR prefix");
-      ok = false;
-    } else if (absl::StatusOr<IpPrefix> prefix = ParseIpPrefix(r.address()); !prefix.ok()) {
-      problems.Add(path + ".address", prefix.status().message());
-      ok = false;
-    } else {
-      res.prefix = *std::move(prefix);
-    }
-
-    if (r.port() > 65535) {
-      problems.Add(path + ".port", absl::StrCat(r.port(), " is out of range 0..65535"));
-      ok = false;
-    }
-    res.port = static_cast<uint16_t>(r.port());
+    ok = BuildDestination(r.address(), r.port(), path, problems, res.prefix, res.port) && ok;
 
     switch (r.protocol()) {
       case v1::PROTOCOL_UNSPECIFIED:
@@ -397,6 +406,26 @@ std::optional<std::string> CgroupRootBelowMount(absl::string_view cgroup_root) {
   return std::nullopt;  // another mount point: interlockd checks at startup
 }
 
+void BuildDefaultDenyAllow(const v1::Config& in, const SourceMap& source, Problems& problems,
+                           std::optional<std::vector<AllowedDestinationConfig>>& out) {
+  if (!source.Contains("default_deny_allow") && in.default_deny_allow_size() == 0) return;
+  out.emplace();
+  if (in.default_deny_allow_size() > IL_MAX_ALLOWED) {
+    problems.Add("default_deny_allow", absl::StrCat(in.default_deny_allow_size(),
+                                                    " entries is more than the limit of ",
+                                                    IL_MAX_ALLOWED));
+    return;
+  }
+  for (int i = 0; i < in.default_deny_allow_size(); ++i) {
+    const v1::AllowedDestination& a = in.default_deny_allow(i);
+    const std::string path = absl::StrCat("default_deny_allow[", i, "]");
+    AllowedDestinationConfig d;
+    if (BuildDestination(a.address(), a.port(), path, problems, d.prefix, d.port)) {
+      out->push_back(d);
+    }
+  }
+}
+
 void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& cgroup_root,
                       Problems& problems, std::vector<EnrollmentConfig>& out) {
   if (in.enrollments_size() > IL_MAX_ENROLLED) {
@@ -449,7 +478,12 @@ void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& cg
     } else {
       // A leading '/' is accepted: /proc/<pid>/cgroup writes paths that way.
       enr.cgroup_path = absl::StrJoin(parts, "/");
-      if (root && !absl::StartsWith(enr.cgroup_path, absl::StrCat(*root, "/"))) {
+      if (enr.cgroup_path.size() + 1 >= IL_CGROUP_PATH_MAX) {
+        problems.Add(cg_path, absl::StrCat("is ", enr.cgroup_path.size(),
+                                           " bytes long; at most ", IL_CGROUP_PATH_MAX - 2,
+                                           " can be enrolled by path"));
+        ok = false;
+      } else if (root && !absl::StartsWith(enr.cgroup_path, absl::StrCat(*root, "/"))) {
         problems.Add(cg_path,
                      absl::StrCat(Quote(e.cgroup_path()), " is not below cgroup_root ",
                                   Quote(*root), ", where interlock's programs are attached"));
@@ -580,6 +614,7 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   }
 
   BuildResources(proto, out, problems, out.resources);
+  BuildDefaultDenyAllow(proto, source, problems, out.default_deny_allow);
   BuildEnrollments(proto, out.cgroup_root.empty() ? std::nullopt : std::optional(out.cgroup_root),
                    problems, out.enrollments);
 
@@ -693,6 +728,30 @@ absl::StatusOr<ServiceConfig> LoadConfigFile(const std::string& path) {
         path, ": ", text.size(), " bytes is larger than the limit of ", kMaxConfigFileBytes));
   }
   return LoadConfigText(text, path);
+}
+
+std::vector<IpAddress> ParseResolvConfNameservers(absl::string_view text) {
+  std::vector<IpAddress> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    std::vector<absl::string_view> words =
+        absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+    if (words.size() < 2 || words[0] != "nameserver") continue;
+    if (absl::StatusOr<IpAddress> a = ParseIpAddress(words[1]); a.ok()) out.push_back(*a);
+  }
+  return out;
+}
+
+std::vector<AllowedDestinationConfig> DefaultDenyAllowFromResolvConf(
+    absl::string_view resolv_conf_text) {
+  std::vector<AllowedDestinationConfig> out;
+  for (const IpAddress& a : ParseResolvConfNameservers(resolv_conf_text)) {
+    AllowedDestinationConfig d;
+    d.prefix.address = a;
+    d.prefix.prefix_bits = 128;
+    d.port = 53;
+    out.push_back(d);
+  }
+  return out;
 }
 
 }  // namespace interlock::config

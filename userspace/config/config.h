@@ -34,7 +34,7 @@ namespace interlock::config {
 // Defaults, as documented in config.proto.
 inline constexpr absl::string_view kDefaultListenV4 = "127.0.0.1";
 inline constexpr absl::string_view kDefaultListenV6 = "::1";
-inline constexpr uint16_t kDefaultListenPort = 15001;
+inline constexpr uint16_t kDefaultListenPort = 1015;
 inline constexpr absl::string_view kDefaultStateDir = "/var/lib/interlock";
 inline constexpr absl::string_view kDefaultPinPath = "/sys/fs/bpf/interlock";
 inline constexpr absl::string_view kDefaultCgroupRoot = "interlock";
@@ -110,6 +110,12 @@ struct ResourceConfig {
   std::optional<PostgresConfig> postgres;     // set iff protocol == kPostgres
 };
 
+// A destination a default-deny enrollment may still reach (config.proto AllowedDestination).
+struct AllowedDestinationConfig {
+  IpPrefix prefix;
+  uint16_t port = 0;  // host order; 0 = every port
+};
+
 struct EnrollmentConfig {
   std::string name;
   std::string cgroup_path;  // relative to the cgroup2 mount; no leading or trailing '/'
@@ -157,6 +163,9 @@ struct ServiceConfig {
   RelayMode relay_mode = RelayMode::kPlain;
   std::vector<ResourceConfig> resources;
   std::vector<EnrollmentConfig> enrollments;
+  // nullopt: the field was absent, so the DNS resolvers of /etc/resolv.conf (interlockd
+  // reads them at start, see ResolvConfNameservers); a list (maybe empty) otherwise.
+  std::optional<std::vector<AllowedDestinationConfig>> default_deny_allow;
   TimeoutConfig timeouts;
   std::string control_socket;  // absolute; default <state_dir>/control.sock
   std::string admin_group;     // empty: root only
@@ -175,6 +184,15 @@ struct ServiceConfig {
 inline constexpr uint32_t kMaxConnectTimeoutMs = 600000;  // 10 minutes
 inline constexpr uint32_t kMaxIdleTimeoutMs = 604800000;  // 7 days
 inline constexpr uint32_t kMaxDrainTimeoutMs = 600000;    // 10 minutes
+
+// The nameserver addresses of a resolv.conf(5) text, in order; lines that are not
+// "nameserver <address>" are skipped, so are addresses with a zone ("fe80::1%eth0").
+std::vector<IpAddress> ParseResolvConfNameservers(absl::string_view text);
+
+// The default of default_deny_allow: each nameserver of `resolv_conf_text` as a /32 or
+// /128, port 53.
+std::vector<AllowedDestinationConfig> DefaultDenyAllowFromResolvConf(
+    absl::string_view resolv_conf_text);
 
 // Reads and loads a YAML file (at most kMaxConfigFileBytes). NOT_FOUND when it does not
 // exist, other file errors as ReadFile reports them, INVALID_ARGUMENT as above.

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -56,6 +57,7 @@ const char* ReasonName(uint32_t reason) {
     case IL_REASON_NOT_STREAM: return "not_stream";
     case IL_REASON_MAP_FULL: return "map_full";
     case IL_REASON_ENGINE_PORT: return "engine_port_bind";
+    case IL_REASON_ENGINE_UNVERIFIED: return "engine_unverified";
     default: return "unknown";
   }
 }
@@ -293,7 +295,26 @@ absl::Status Engine::OpenDatapath() {
     e.value.resource_id = r.id;
     entries.push_back(e);
   }
-  return datapath_->SetResources(entries);
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetResources(entries));
+
+  std::vector<config::AllowedDestinationConfig> allow;
+  if (config_.default_deny_allow.has_value()) {
+    allow = *config_.default_deny_allow;
+  } else {
+    // The documented default: the resolvers of /etc/resolv.conf, port 53. A missing file
+    // means no resolver, and so no exception.
+    auto text = ReadFile("/etc/resolv.conf");
+    if (text.ok()) allow = config::DefaultDenyAllowFromResolvConf(*text);
+  }
+  std::vector<bpf::ResourceEntry> allowed;
+  for (const config::AllowedDestinationConfig& a : allow) {
+    bpf::ResourceEntry e;
+    e.addr = a.prefix.address.bytes;
+    e.prefix_bits = a.prefix.prefix_bits;
+    e.port = a.port;
+    allowed.push_back(e);
+  }
+  return datapath_->SetAllowedDestinations(allowed);
 }
 
 absl::Status Engine::RestoreEnrollments() {
@@ -307,8 +328,18 @@ absl::Status Engine::RestoreEnrollments() {
   }
   absl::flat_hash_map<uint64_t, v1::EnrolledWorkload> known;
   for (const auto& w : state_.workloads()) known[w.cgroup_id()] = w;
+  // Config enrollments' cgroups as they are now: the kernel may have enrolled one that
+  // was re-created while interlockd was down; it must not be dropped here even for a
+  // moment.
+  absl::flat_hash_set<uint64_t> config_ids;
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    if (auto id = CgroupIdOfDir(CgroupDir(cgroup_mount_, e.cgroup_path)); id.ok()) {
+      config_ids.insert(*id);
+    }
+  }
   INTERLOCK_ASSIGN_OR_RETURN(auto in_map, datapath_->ListEnrollments());
   for (const auto& [cgroup_id, enrollment] : in_map) {
+    if (config_ids.contains(cgroup_id)) continue;  // enrolled again below
     auto it = known.find(cgroup_id);
     std::string dir = it != known.end() ? CgroupDir(cgroup_mount_, it->second.cgroup_path()) : "";
     auto id_now = dir.empty() ? absl::StatusOr<uint64_t>(absl::NotFoundError("")) : CgroupIdOfDir(dir);
@@ -330,15 +361,26 @@ absl::Status Engine::RestoreEnrollments() {
     resolver_->RememberCgroup(cgroup_id, w.cgroup_path);
     workloads_[cgroup_id] = std::move(w);
   }
-  // Enrollments from the configuration.
+  // Enrollments from the configuration, by path: the kernel enrolls a cgroup created at
+  // one of these paths before it is visible (so a re-created cgroup never runs
+  // unenforced); a missing path is created here, which enrolls it the same way.
+  std::vector<bpf::PathEnrollment> by_path;
   for (const config::EnrollmentConfig& e : config_.enrollments) {
     std::string dir = CgroupDir(cgroup_mount_, e.cgroup_path);
-    INTERLOCK_ASSIGN_OR_RETURN(uint64_t id, CgroupIdOfDir(dir));
+    by_path.push_back(bpf::PathEnrollment{
+        CgroupPathRelative(cgroup_mount_, dir),
+        il_enrollment{WorkloadIdFor(e.name), e.default_deny ? IL_ENROLL_DEFAULT_DENY : 0u}});
+  }
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledPaths(by_path));
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    std::string dir = CgroupDir(cgroup_mount_, e.cgroup_path);
     if (!absl::StartsWith(dir, absl::StrCat(cgroup_root_dir_, "/"))) {
       return absl::InvalidArgumentError(absl::StrCat(
           "enrollment ", e.name, ": cgroup ", dir, " is not below the cgroup root ",
           cgroup_root_dir_, " where the programs are attached"));
     }
+    INTERLOCK_RETURN_IF_ERROR(Annotate(MakeCgroupDirs(dir), absl::StrCat("enrollment ", e.name)));
+    INTERLOCK_ASSIGN_OR_RETURN(uint64_t id, CgroupIdOfDir(dir));
     Workload w;
     w.name = e.name;
     w.workload_id = WorkloadIdFor(e.name);
@@ -443,6 +485,7 @@ absl::Status Engine::Listen() {
   for (const net::SockAddr& a : addrs) {
     INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, net::ListenTcp(a, 4096));
     int raw = fd.get();
+    INTERLOCK_RETURN_IF_ERROR(datapath_->MarkEngineListener(raw));
     watchers_.push_back(std::make_unique<FdWatcher>([this, raw] { OnAccept(raw); }));
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
@@ -487,11 +530,10 @@ void Engine::RejectConnection(const std::string& reason, const std::string& deta
 }
 
 void Engine::StartSession(UniqueFd agent) {
-  auto local = net::LocalAddr(agent.get());
   auto peer = net::PeerAddr(agent.get());
-  if (!local.ok() || !peer.ok()) return;  // the agent is already gone
-  il_tuple tuple = bpf::AgentTupleFromAccepted(local->storage, peer->storage);
-  auto info = datapath_->LookupConn(tuple);
+  if (!peer.ok()) return;  // the agent is already gone
+  // The record lives in this socket's own storage, claimed by it at establishment.
+  auto info = datapath_->LookupConn(agent.get());
   if (!info.ok()) {
     // Not from the redirect (someone dialled the listener directly): no kernel-attested
     // identity, so no session.
@@ -518,16 +560,6 @@ void Engine::StartSession(UniqueFd agent) {
   }
   v1::WorkloadIdentity who = resolver_->Resolve(att, workload);
 
-  // From here every path either becomes a session (forgotten at its end) or is
-  // rejected: forget the kernel's record on rejection too.
-  struct Forget {
-    bpf::Datapath* dp;
-    il_tuple t;
-    bool armed = true;
-    ~Forget() {
-      if (armed) dp->ForgetConn(t);
-    }
-  } forget{datapath_.get(), tuple};
   if (info->resource_id == 0 || info->resource_id > config_.resources.size()) {
     RejectConnection("unknown_resource", absl::StrCat("resource id ", info->resource_id), &who);
     return;
@@ -557,7 +589,6 @@ void Engine::StartSession(UniqueFd agent) {
   session->upstream = ToEndpoint(upstream);
   session->started = clock_.Now();
   session->started_mono = clock_.Monotonic();
-  session->agent_tuple = tuple;
 
   v1::SessionOpen open;
   open.set_session_id(session->id);
@@ -655,7 +686,6 @@ void Engine::StartSession(UniqueFd agent) {
   session->relay = std::move(relay);
   proxy::ProxySession* key = session->relay.get();
   sessions_.emplace(key, std::move(session));
-  forget.armed = false;
   // The relay may have finished synchronously (never today, but keep the invariant).
   if (key->done()) OnSessionDone(key);
 }
@@ -680,7 +710,6 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   if (it == sessions_.end()) return;  // finished during Start(); handled by the caller
   std::unique_ptr<Session> session = std::move(it->second);
   sessions_.erase(it);
-  datapath_->ForgetConn(session->agent_tuple);
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_SESSION_END);
   ev.set_session_id(session->id);

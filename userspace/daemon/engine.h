@@ -62,7 +62,6 @@ class Engine {
     v1::Endpoint upstream;
     absl::Time started;
     absl::Duration started_mono;
-    il_tuple agent_tuple{};  // key of the kernel's record, forgotten at the end
     std::unique_ptr<proxy::ProxySession> relay;
   };
   struct Workload {

@@ -25,6 +25,11 @@
 #define IL_EVENTS_BYTES (256 * 1024)
 /* How many cgroup levels the connect hook walks looking for an enrolled ancestor. */
 #define IL_MAX_CGROUP_DEPTH 16
+/* Longest cgroup path (from the cgroup2 hierarchy's root, "/a/b") that can be enrolled
+ * by path; the kernel's tracepoint buffer is 1024, ours is smaller on purpose. */
+#define IL_CGROUP_PATH_MAX 256
+#define IL_MAX_ENROLLED_PATHS 1024
+#define IL_MAX_ALLOWED 256
 
 /* enrolled_cgroups value flags. */
 #define IL_ENROLL_DEFAULT_DENY 0x1u
@@ -32,6 +37,10 @@
 /* il_settings.flags */
 #define IL_SETTINGS_SOCKMAP 0x1u          /* splice agent<->engine via sk_msg */
 #define IL_SETTINGS_ENGINE_ACCEPTING 0x2u /* cleared on graceful shutdown */
+
+/* il_conn_info.engine_state bits. */
+#define IL_ENGINE_CLAIMED 0x1u      /* one engine socket took this record; no other can */
+#define IL_ENGINE_SPLICE_READY 0x2u /* the engine's socket joined sock_pairs */
 
 /* il_conn_info.relay_path, decided once per connection by the agent-side sk_msg so
  * that one direction never mixes spliced and TCP bytes (which could reorder them). */
@@ -53,6 +62,7 @@ enum il_reason {
   IL_REASON_NOT_STREAM = 3,       /* UDP/raw to a protected resource: not proxied */
   IL_REASON_MAP_FULL = 4,         /* could not remember the original destination */
   IL_REASON_ENGINE_PORT = 5,      /* an enrolled task tried to bind the engine's port */
+  IL_REASON_ENGINE_UNVERIFIED = 6, /* a listener on the engine's address is not interlockd's */
 };
 
 /* Key of enrolled_cgroups is the __u64 cgroup id. */
@@ -85,14 +95,16 @@ struct il_settings {
   __u32 flags;         /* IL_SETTINGS_* */
 };
 
-/* What the connect hook saw. Value of orig_dst_by_cookie and orig_dst_by_tuple. */
+/* What the connect hook saw. Value of conn_by_agent_sk (the agent socket's storage),
+ * conn_by_tuple (the rendezvous between the two ends) and conn_by_engine_sk (the
+ * engine's accepted socket's storage, what interlockd reads). */
 struct il_conn_info {
   __u32 orig_addr[4];  /* original destination, mapped form */
   __u16 orig_port;     /* host order */
   __u16 orig_family;   /* AF_INET or AF_INET6: the family of the agent's socket */
   __u32 resource_id;
   __u32 workload_id;
-  __u32 engine_ready; /* 1 once the engine's accepted socket joined sock_pairs */
+  __u32 engine_state;  /* IL_ENGINE_* (conn_by_tuple only) */
   __u64 cgroup_id;
   __u64 pid_tgid;      /* tgid << 32 | pid */
   __u64 uid_gid;       /* gid << 32 | uid */
@@ -103,7 +115,7 @@ struct il_conn_info {
   char comm[IL_COMM_LEN];
 };
 
-/* A TCP connection as one socket sees it. Key of orig_dst_by_tuple and sock_pairs. */
+/* A TCP connection as one socket sees it. Key of conn_by_tuple and sock_pairs. */
 struct il_tuple {
   __u32 local_ip[4];
   __u32 remote_ip[4];
@@ -128,13 +140,27 @@ struct il_event {
   char comm[IL_COMM_LEN];
 };
 
+/* enrolled_paths key: a cgroup path from the cgroup2 root ("/interlock/agents/x"),
+ * NUL-padded to the full size so that equal paths are equal keys. */
+struct il_cgroup_path {
+  char path[IL_CGROUP_PATH_MAX];
+};
+
+/* engine_listeners value: set by interlockd on each of its listening sockets. */
+struct il_listener_mark {
+  __u32 magic; /* IL_LISTENER_MAGIC */
+  __u32 pad;
+};
+#define IL_LISTENER_MAGIC 0x494c4b44u /* "ILKD" */
+
 /* Per-CPU counters, index by il_stat. */
 enum il_stat {
   IL_STAT_REDIRECTED = 0,
   IL_STAT_DENIED = 1,
   IL_STAT_SPLICED_MSGS = 2,
   IL_STAT_EVENTS_DROPPED = 3,
-  IL_STAT_MAX = 4,
+  IL_STAT_ENROLLED_BY_PATH = 4, /* cgroups enrolled at mkdir by their path */
+  IL_STAT_MAX = 5,
 };
 
 /* C11 and C++ spell the static assertion differently; IL_SIZE_ASSERTS works in both. */
@@ -151,6 +177,8 @@ enum il_stat {
   IL_STATIC_ASSERT(sizeof(struct il_settings) == 40, "il_settings");  \
   IL_STATIC_ASSERT(sizeof(struct il_conn_info) == 96, "il_conn_info"); \
   IL_STATIC_ASSERT(sizeof(struct il_tuple) == 40, "il_tuple");        \
-  IL_STATIC_ASSERT(sizeof(struct il_event) == 88, "il_event");
+  IL_STATIC_ASSERT(sizeof(struct il_event) == 88, "il_event");       \
+  IL_STATIC_ASSERT(sizeof(struct il_cgroup_path) == IL_CGROUP_PATH_MAX, "il_cgroup_path"); \
+  IL_STATIC_ASSERT(sizeof(struct il_listener_mark) == 8, "il_listener_mark");
 
 #endif /* INTERLOCK_DATAPATH_H_ */

@@ -148,7 +148,7 @@ TEST(LoadConfig, DefaultsFollowConfigProto) {
   EXPECT_EQ(FormatIp(cfg.listener.address_v4), "127.0.0.1");
   ASSERT_TRUE(cfg.listener.address_v6.has_value());
   EXPECT_EQ(FormatIp(*cfg.listener.address_v6), "::1");
-  EXPECT_EQ(cfg.listener.port, 15001);
+  EXPECT_EQ(cfg.listener.port, 1015);  // privileged: no unprivileged squatter
   EXPECT_EQ(cfg.state_dir, "/var/lib/interlock");
   EXPECT_EQ(cfg.pin_path, "/sys/fs/bpf/interlock");
   EXPECT_EQ(cfg.cgroup_root, "interlock");
@@ -167,6 +167,38 @@ TEST(LoadConfig, DefaultsFollowConfigProto) {
 TEST(LoadConfig, WriteBatchZeroMeansEveryIteration) {
   EXPECT_EQ(MustLoad("write_batch_ms: 0\n").write_batch_ms, 0u);
   EXPECT_EQ(MustLoad("write_batch_ms: 1000\n").write_batch_ms, 1000u);
+}
+
+// Absent: nullopt (interlockd takes /etc/resolv.conf's resolvers); an explicit empty list
+// allows nothing; entries are prefixes and ports.
+TEST(LoadConfig, DefaultDenyAllow) {
+  EXPECT_FALSE(MustLoad("state_dir: /x\n").default_deny_allow.has_value());
+  auto none = MustLoad("default_deny_allow: []\n").default_deny_allow;
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
+  auto some = MustLoad(
+      "default_deny_allow:\n  - {address: 127.0.0.53, port: 53}\n  - {address: \"fd00::/8\"}\n")
+                  .default_deny_allow;
+  ASSERT_TRUE(some.has_value());
+  ASSERT_EQ(some->size(), 2u);
+  EXPECT_EQ(FormatIpPrefix((*some)[0].prefix), "127.0.0.53");
+  EXPECT_EQ((*some)[0].port, 53);
+  EXPECT_EQ(FormatIpPrefix((*some)[1].prefix), "fd00::/8");
+  EXPECT_EQ((*some)[1].port, 0);
+}
+
+TEST(ResolvConf, NameserversBecomePort53Destinations) {
+  const char* text =
+      "# generated\nsearch example.org\nnameserver 127.0.0.53\n; comment\n"
+      "nameserver\t::1\nnameserver fe80::1%eth0\nnameserver not-an-ip\noptions edns0\n"
+      "  nameserver 10.0.0.2  # trailing\n";
+  std::vector<AllowedDestinationConfig> d = DefaultDenyAllowFromResolvConf(text);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(FormatIpPrefix(d[0].prefix), "127.0.0.53");
+  EXPECT_EQ(FormatIpPrefix(d[1].prefix), "::1");
+  EXPECT_EQ(FormatIpPrefix(d[2].prefix), "10.0.0.2");
+  for (const auto& a : d) EXPECT_EQ(a.port, 53);
+  EXPECT_TRUE(DefaultDenyAllowFromResolvConf("").empty());
 }
 
 TEST(LoadConfig, ControlSocketFollowsStateDir) {
@@ -277,7 +309,7 @@ TEST(DefaultConfig, LoadsAndValidates) {
   EXPECT_EQ(cfg->resources[0].prefix.address.bytes, Mapped(127, 0, 0, 42));
   EXPECT_EQ(cfg->resources[0].prefix.prefix_bits, 128u);
   EXPECT_EQ(cfg->resources[0].port, 7000);
-  EXPECT_EQ(FormatIpPort(cfg->listener.address_v4.bytes, cfg->listener.port), "127.0.0.1:15001");
+  EXPECT_EQ(FormatIpPort(cfg->listener.address_v4.bytes, cfg->listener.port), "127.0.0.1:1015");
   ASSERT_TRUE(cfg->listener.address_v6.has_value());
   EXPECT_EQ(FormatIp(*cfg->listener.address_v6), "::1");
   EXPECT_EQ(cfg->state_dir, "/var/lib/interlock");
@@ -395,8 +427,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "address (host names are not supported)"},
         ErrorCase{"resource upstream is the listener",
                   "resources:\n  - name: a\n    address: 127.0.0.1\n    port: 80\n"
-                  "    upstream_address: 127.0.0.1\n    upstream_port: 15001\n",
-                  "interlock.yaml:5: resources[0].upstream_address: 127.0.0.1:15001 is "
+                  "    upstream_address: 127.0.0.1\n    upstream_port: 1015\n",
+                  "interlock.yaml:5: resources[0].upstream_address: 127.0.0.1:1015 is "
                   "interlockd's own listener"},
         ErrorCase{"resource duplicate destination (mapped form)",
                   "resources:\n  - name: a\n    address: 127.0.0.42\n    port: 7000\n"
@@ -468,7 +500,18 @@ INSTANTIATE_TEST_SUITE_P(
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/control.sock\n",
             "interlock.yaml:1: control_socket: control socket path"},
         ErrorCase{"admin_group invalid", "admin_group: \"wheel:x\"\n",
-                  "interlock.yaml:1: admin_group: \"wheel:x\" is not a valid group name"}),
+                  "interlock.yaml:1: admin_group: \"wheel:x\" is not a valid group name"},
+        ErrorCase{"default_deny_allow bad address",
+                  "default_deny_allow:\n  - {address: 10.0.0.1/8, port: 53}\n",
+                  "interlock.yaml:2: default_deny_allow[0].address: "},
+        ErrorCase{"default_deny_allow port", "default_deny_allow:\n  - {address: 127.0.0.53, port: 70000}\n",
+                  "interlock.yaml:2: default_deny_allow[0].port: 70000 is out of range 0..65535"},
+        ErrorCase{"enrollment path too long for the kernel table",
+                  "enrollments:\n  - name: a\n    cgroup_path: interlock/"
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                  "interlock.yaml:3: enrollments[0].cgroup_path: is 262 bytes long; at most 254"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) {
       std::string name = info.param.name;
       for (char& c : name) {
