@@ -647,6 +647,10 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
 
   out.max_sessions = Ranged(proto.max_sessions(), 1, kMaxMaxSessions, kDefaultMaxSessions,
                             "max_sessions", source, problems);
+  out.memory_budget_bytes =
+      uint64_t{Ranged(proto.memory_budget_mib(), kMinMemoryBudgetMib, kMaxMemoryBudgetMib,
+                      kDefaultMemoryBudgetMib, "memory_budget_mib", source, problems)}
+      << 20;
   // 0 is a meaningful value here (write every iteration): only an absent field defaults.
   if (!source.Contains("write_batch_ms")) {
     out.write_batch_ms = kDefaultWriteBatchMs;

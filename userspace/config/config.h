@@ -41,6 +41,9 @@ inline constexpr absl::string_view kDefaultCgroupRoot = "interlock";
 inline constexpr absl::string_view kControlSocketName = "control.sock";
 inline constexpr uint32_t kDefaultMaxSessions = 10000;
 inline constexpr uint32_t kMaxMaxSessions = 1000000;
+inline constexpr uint32_t kDefaultMemoryBudgetMib = 1024;
+inline constexpr uint32_t kMinMemoryBudgetMib = 16;
+inline constexpr uint32_t kMaxMemoryBudgetMib = 1 << 20;
 inline constexpr uint32_t kDefaultWriteBatchMs = 5;
 inline constexpr uint32_t kMaxWriteBatchMs = 1000;
 inline constexpr absl::string_view kBpffsRoot = "/sys/fs/bpf";
@@ -170,6 +173,7 @@ struct ServiceConfig {
   std::string control_socket;  // absolute; default <state_dir>/control.sock
   std::string admin_group;     // empty: root only
   uint32_t max_sessions = kDefaultMaxSessions;
+  uint64_t memory_budget_bytes = uint64_t{kDefaultMemoryBudgetMib} << 20;
   uint32_t write_batch_ms = kDefaultWriteBatchMs;  // 0: every event-loop iteration
   std::string policy_file;  // absolute; empty: no policy
   std::string auditor_public_key_file;  // absolute; empty: masked originals are not kept

@@ -32,6 +32,8 @@ namespace interlock::daemon {
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
+// Below this much free memory budget, new sessions are refused (memory_budget).
+constexpr size_t kSessionMemoryFloor = 1 << 20;
 
 v1::Endpoint ToEndpoint(const net::SockAddr& a) {
   v1::Endpoint e;
@@ -168,6 +170,7 @@ absl::Status Engine::Init() {
     approvals_->OnGrantEnded([this](const v1::Grant& g, const std::string& why) { OnGrantEnded(g, why); });
   }
 
+  memory_budget_ = std::make_unique<MemoryBudget>(config_.memory_budget_bytes);
   INTERLOCK_RETURN_IF_ERROR(PrepareCgroups());
   INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
   INTERLOCK_RETURN_IF_ERROR(RestoreEnrollments());
@@ -579,6 +582,15 @@ void Engine::StartSession(UniqueFd agent) {
     RejectConnection("session_limit", absl::StrCat("max_sessions ", config_.max_sessions), &who);
     return;
   }
+  // A new session needs room for at least its first reads; refuse it while the budget is
+  // (nearly) exhausted rather than start one that could not move a byte.
+  if (memory_budget_->Below(kSessionMemoryFloor)) {
+    RejectConnection("memory_budget",
+                     absl::StrCat("sessions hold ", memory_budget_->used(), " of ",
+                                  memory_budget_->limit(), " bytes of the memory budget"),
+                     &who);
+    return;
+  }
 
   auto session = std::make_unique<Session>();
   session->id = audit::RandomId();
@@ -652,6 +664,7 @@ void Engine::StartSession(UniqueFd agent) {
     env.approvals = approvals_.get();
     env.grants = approvals_.get();
     env.masks = masks_.get();
+    env.memory = memory_budget_.get();
     auto pg = proxy::pg::PgSession::Start(env, std::move(agent), std::move(pctx),
                                           std::move(*recorder),
                                           [this](proxy::pg::PgSession* r) { OnSessionDone(r); });
@@ -663,6 +676,14 @@ void Engine::StartSession(UniqueFd agent) {
   } else {
     proxy::RelayOptions opts;
     opts.connect_timeout = config_.timeouts.connect;
+    session->memory = memory_budget_->NewLease();
+    if (!session->memory.Set(2 * opts.buffer_bytes)) {
+      RejectConnection("memory_budget",
+                       absl::StrCat("sessions hold ", memory_budget_->used(), " of ",
+                                    memory_budget_->limit(), " bytes of the memory budget"),
+                       &who);
+      return;
+    }
     auto tcp = proxy::TcpRelay::Start(*loop_, std::move(agent), upstream, opts,
                                       std::move(*recorder),
                                       [this](proxy::TcpRelay* r) { OnSessionDone(r); });

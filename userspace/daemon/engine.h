@@ -27,6 +27,7 @@
 #include "userspace/audit/audit_log.h"
 #include "userspace/bpf/datapath.h"
 #include "userspace/common/clock.h"
+#include "userspace/common/memory_budget.h"
 #include "userspace/config/config.h"
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
@@ -63,6 +64,8 @@ class Engine {
     absl::Time started;
     absl::Duration started_mono;
     std::unique_ptr<proxy::ProxySession> relay;
+    // A bare TCP relay's fixed buffers (a PostgreSQL session charges its own as they grow).
+    MemoryBudget::Lease memory;
   };
   struct Workload {
     std::string name;
@@ -137,6 +140,8 @@ class Engine {
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<PolicyWatcher> policy_;      // null: no policy configured
   std::unique_ptr<ApprovalBroker> approvals_;
+  // What all sessions' buffers may hold together (config memory_budget_mib).
+  std::unique_ptr<MemoryBudget> memory_budget_;
   TokenBindings token_bindings_;
   std::unique_ptr<MaskService> masks_;
   // interlockd's own read-only upstream connections (planner estimates, catalog reads),

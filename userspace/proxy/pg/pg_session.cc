@@ -118,7 +118,9 @@ PgSession::PgSession(PgSessionEnv env, UniqueFd agent, PgSessionContext ctx,
       ctx_(std::move(ctx)),
       recorder_(std::move(recorder)),
       done_(std::move(done)),
-      last_activity_(env.clock->Monotonic()) {}
+      last_activity_(env.clock->Monotonic()) {
+  if (env_.memory != nullptr) memory_ = env_.memory->NewLease();
+}
 
 PgSession::~PgSession() {
   if (connect_timer_ != 0) env_.loop->Cancel(connect_timer_);
@@ -474,10 +476,12 @@ void PgSession::Pump() {
     if (phase_ == Phase::kDone) return;
     if (AgentReadAllowed() && agent_readable_) progress |= ReadAgent();
     if (phase_ == Phase::kDone) return;
+    ChargeMemory();  // over budget: the session is closing with 53200, reads stop
     ProcessAgent();
     if (phase_ == Phase::kDone) return;
     if (UpstreamReadAllowed() && upstream_readable_) progress |= ReadUpstream();
     if (phase_ == Phase::kDone) return;
+    ChargeMemory();  // over budget: the session is closing with 53200, reads stop
     ProcessUpstream();
     if (phase_ == Phase::kDone) return;
     if (phase_ == Phase::kClosing && to_agent_.empty()) {
@@ -509,6 +513,28 @@ void PgSession::Pump() {
   FlushPendingRecords();
   if (phase_ == Phase::kDone) return;
   UpdateInterest();
+}
+
+void PgSession::ChargeMemory() {
+  if (phase_ == Phase::kClosing) {  // the error is on its way; nothing more is read
+    (void)memory_.Set(to_agent_.capacity());
+    return;
+  }
+  const size_t held = agent_in_.capacity() + upstream_in_.capacity() + to_agent_.capacity() +
+                      to_upstream_.capacity() + pending_from_agent_record_.capacity() +
+                      pending_to_agent_record_.capacity() + pending_sealed_to_agent_.capacity();
+  if (memory_.Set(held)) return;
+  // Give back what this session holds before it says why, so the error itself fits.
+  const std::string detail = absl::StrCat("session buffers ", held, " bytes; all sessions ",
+                                          env_.memory->used(), " of ", env_.memory->limit());
+  agent_in_.Clear();
+  upstream_in_.Clear();
+  to_upstream_.Clear();
+  (void)memory_.Set(0);
+  FailToAgent("53200",
+              "interlock: out of memory: interlockd's sessions hold all of its memory budget; "
+              "try again later",
+              "memory_budget", detail);
 }
 
 void PgSession::UpdateInterest() {

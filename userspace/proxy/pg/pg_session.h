@@ -34,6 +34,7 @@
 #include "userspace/audit/audit_log.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/common/clock.h"
+#include "userspace/common/memory_budget.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/config/config.h"
 #include "userspace/net/event_loop.h"
@@ -101,6 +102,8 @@ struct PgSessionEnv {
   // Mask profiles and the catalog, for statements the policy decides to MASK. Without it
   // such statements are refused (fail closed).
   MaskSupport* masks = nullptr;
+  // All sessions' buffers together (owned by the engine). Null: unbounded (tests).
+  MemoryBudget* memory = nullptr;
 };
 
 class PgSession final : public ProxySession {
@@ -178,6 +181,9 @@ class PgSession final : public ProxySession {
   bool RelayFrontend();
   bool RelayBackend();
   void UpdateInterest();
+  // Sets memory_ to what the buffers hold now. When that would exceed the global budget,
+  // the buffers are dropped and the session fails with 53200 (outcome memory_budget).
+  void ChargeMemory();
   void SendToAgent(absl::string_view bytes);
   void SendToUpstream(absl::string_view bytes) { to_upstream_.Append(bytes); }
   void RecordFromAgent(absl::string_view bytes);
@@ -225,6 +231,8 @@ class PgSession final : public ProxySession {
   Phase phase_ = Phase::kAgentStartup;
 
   ByteQueue agent_in_, upstream_in_, to_agent_, to_upstream_;
+  // This session's share of env_.memory: what its buffers hold (ChargeMemory).
+  MemoryBudget::Lease memory_;
   bool agent_eof_ = false;
   bool upstream_eof_ = false;
   // Whether a read might return data (set by epoll, cleared when a read would block):
