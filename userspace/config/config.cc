@@ -525,6 +525,7 @@ static void BuildOidcIssuers(const v1::Config& in, Problems& problems, std::vect
     if (!o.groups_claim().empty()) c.groups_claim = o.groups_claim();
     if (o.min_refresh_interval_s() > 0) c.min_refresh_interval = absl::Seconds(o.min_refresh_interval_s());
     c.max_token_lifetime = absl::Seconds(o.max_token_lifetime_s());
+    c.require_low_s = o.require_low_s();
     out.push_back(std::move(c));
   }
 }

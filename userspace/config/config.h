@@ -131,6 +131,7 @@ struct OidcIssuerConfig {
   std::string groups_claim = "groups";
   absl::Duration min_refresh_interval = absl::Seconds(30);
   absl::Duration max_token_lifetime = absl::ZeroDuration();  // zero: no limit
+  bool require_low_s = false;                                // ES256: refuse s > n/2
 };
 
 struct TimeoutConfig {

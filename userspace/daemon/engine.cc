@@ -401,6 +401,7 @@ absl::Status Engine::LoadTokenVerifiers() {
           c.groups_claim = o.groups_claim;
           c.min_refresh_interval = o.min_refresh_interval;
           c.max_token_lifetime = o.max_token_lifetime;
+          c.require_low_s = o.require_low_s;
           issuers.push_back(std::move(c));
         }
       }
