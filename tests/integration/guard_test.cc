@@ -193,7 +193,7 @@ class GuardTest : public ::testing::Test {
     ResourceSpec r{"appdb", pg_->address(), pg_->port(),
                    absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
                                 "      login: {user: app, database: appdb, password_ref: \"file:",
-                                password_file_, "\"}\n      sslmode: disable\n")};
+                                password_file_, "\"}\n      sslmode: disable\n      allow_unverified_upstream: true\n")};
     std::string extra = absl::StrCat("policy_file: ", policy_file_, "\n");
     if (!webhook_url.empty()) {
       std::string key_file = absl::StrCat(dir_, "/webhook.key");

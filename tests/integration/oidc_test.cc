@@ -95,7 +95,7 @@ class OidcTest : public ::testing::Test {
                                 "      token_issuers: [corp-idp]\n",
                                 token_expiry.empty() ? "" : absl::StrCat("      token_expiry: ", token_expiry, "\n"),
                                 "      login: {user: app, database: appdb, password_ref: \"file:", password_file_,
-                                "\"}\n      sslmode: disable\n")};
+                                "\"}\n      sslmode: disable\n      allow_unverified_upstream: true\n")};
     std::string yaml = absl::StrCat("oidc_issuers:\n  - name: corp-idp\n    issuer: \"", issuer_url_,
                                     "\"\n    audiences: [interlock]\n    algorithms: [RS256, PS256, ES256, EdDSA]\n"
                                     "    discovery: true\n    ca_file: ",

@@ -367,6 +367,7 @@ absl::StatusOr<proxy::pg::RowEstimator*> Engine::EstimatorFor(const config::Reso
   o.database = login.database;
   o.password_ref = login.password_ref;
   o.sslmode = resource.postgres->sslmode;
+  o.allow_unverified_upstream = resource.postgres->allow_unverified_upstream;
   o.connect_timeout = config_.timeouts.connect;
   if (o.sslmode != "disable" && o.sslmode != "allow") {
     std::string server_name =
