@@ -10,10 +10,15 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "userspace/auth/jwt/oidc_verifier.h"
 #include "userspace/common/cgroup_fs.h"
@@ -1046,6 +1051,49 @@ v1::Approver Engine::ApproverOf(const control::Caller& caller) const {
   return a;
 }
 
+namespace {
+
+// The real uid of `pid` (the "Uid:" line of /proc/PID/status); nullopt when it is gone.
+std::optional<uint32_t> RealUidOf(const std::string& pid) {
+  auto status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return std::nullopt;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (!absl::ConsumePrefix(&line, "Uid:")) continue;
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    uint32_t uid = 0;
+    if (!f.empty() && absl::SimpleAtoi(f[0], &uid)) return uid;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+GrantSubject Engine::GrantSubjectOf(const std::string& workload) const {
+  GrantSubject s;
+  for (const auto& [id, w] : workloads_) {
+    if (w.name != workload) continue;
+    s.cgroup_paths.push_back(w.cgroup_path);
+    // Every process in the enrollment's cgroup subtree (its own cgroup.procs included):
+    // the uids the agent runs as now.
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(w.cgroup_dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->path().filename() != "cgroup.procs") continue;
+      auto procs = ReadFile(it->path().string());
+      if (!procs.ok()) continue;
+      for (absl::string_view pid : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
+        if (auto uid = RealUidOf(std::string(pid))) s.uids.insert(*uid);
+      }
+    }
+  }
+  // And the uids its sessions were attested with (a session can outlive its processes'
+  // uid changes; the kernel saw these at connect).
+  for (const auto& [relay, session] : sessions_) {
+    if (session->identity.workload() == workload) s.uids.insert(session->identity.uid());
+  }
+  return s;
+}
+
 v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const control::Caller& caller) {
   v1::ControlResponse resp;
   auto fail = [&resp](const absl::Status& st) {
@@ -1072,7 +1120,8 @@ v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const
       bool known = false;
       for (const auto& r : config_.resources) known |= r.name == g.resource();
       if (!known) return fail(absl::NotFoundError(absl::StrCat("no resource named \"", g.resource(), "\""))), resp;
-      auto r = approvals_->CreateGrant(g.workload(), g.resource(), absl::Seconds(g.duration_s()), g.reason(), who);
+      auto r = approvals_->CreateGrant(g.workload(), g.resource(), absl::Seconds(g.duration_s()), g.reason(), who,
+                                       GrantSubjectOf(g.workload()));
       if (!r.ok()) return fail(r.status()), resp;
       *resp.mutable_create_grant()->mutable_grant() = *r;
       break;
