@@ -512,13 +512,15 @@ TEST_F(GuardTest, SelfGrantByTheWorkloadsUidIsRefused) {
     auto h = Daemon("", allow ? "approvals:\n  allow_same_uid: true\n" : "");
     ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
     CommandResult agent_result;
-    std::thread agent([&] { agent_result = h->RunAgent("billing-agent", {"/bin/sleep", "3"}); });
-    ASSERT_TRUE(WaitFor([&] {
-      for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_ENROLLMENT)) {
-        if (e.outcome() == "enrolled" && e.identity().workload() == "billing-agent") return true;
-      }
-      return false;
-    }));
+    // The file appears once the agent runs inside its cgroup (it moves itself, then execs).
+    std::string ready = absl::StrCat(dir_, allow ? "/ready-allow" : "/ready-default");
+    std::thread agent([&] {
+      agent_result = h->RunAgent("billing-agent", {"/bin/sh", "-c", absl::StrCat("touch ", ready, " && exec sleep 3")});
+    });
+    if (!WaitFor([&] { return ::access(ready.c_str(), F_OK) == 0; })) {
+      agent.join();
+      FAIL() << "the agent never ran: " << agent_result.err << h->DaemonLog();
+    }
     CommandResult g = h->Cli({"grant", "--workload", "billing-agent", "--resource", "appdb", "--for", "1m",
                               "--reason", "let me in"});
     agent.join();

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
@@ -317,6 +318,15 @@ TEST_F(PgProxyTest, PasswordForAnUnverifiedServerIsRefusedAtStart) {
                                        mode, ")")));
     EXPECT_THAT(std::string(st.message()), HasSubstr("allow_unverified_upstream: true"));
     EXPECT_THAT(std::string(st.message()), ::testing::Not(HasSubstr(kAppPassword)));
+    // `interlock teardown` (the harness's cleanup) loads the same file: make it loadable.
+    auto yaml = ReadFile(h.config_path());
+    ASSERT_TRUE(yaml.ok());
+    ASSERT_TRUE(WriteFileAtomic(h.config_path(),
+                                absl::StrReplaceAll(*yaml, {{absl::StrCat("      sslmode: ", mode, "\n"),
+                                                             absl::StrCat("      sslmode: ", mode,
+                                                                          "\n      allow_unverified_upstream: true\n")}}),
+                                0600)
+                    .ok());
   }
 }
 
