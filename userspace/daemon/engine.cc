@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -1053,17 +1054,20 @@ v1::Approver Engine::ApproverOf(const control::Caller& caller) const {
 
 namespace {
 
-// The real uid of `pid` (the "Uid:" line of /proc/PID/status); nullopt when it is gone.
-std::optional<uint32_t> RealUidOf(const std::string& pid) {
+// Every uid `pid` holds — real, effective, saved and filesystem (the "Uid:" line of
+// /proc/PID/status) — added to `out`; nothing when it is gone. All four: a process that
+// can act as a uid (a setuid agent, one that dropped only its effective uid) runs as it.
+void AddUidsOf(const std::string& pid, std::set<uint32_t>& out) {
   auto status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
-  if (!status.ok()) return std::nullopt;
+  if (!status.ok()) return;
   for (absl::string_view line : absl::StrSplit(*status, '\n')) {
     if (!absl::ConsumePrefix(&line, "Uid:")) continue;
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-    uint32_t uid = 0;
-    if (!f.empty() && absl::SimpleAtoi(f[0], &uid)) return uid;
+    for (absl::string_view f : absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
+      uint32_t uid = 0;
+      if (absl::SimpleAtoi(f, &uid)) out.insert(uid);
+    }
+    return;
   }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -1082,7 +1086,7 @@ GrantSubject Engine::GrantSubjectOf(const std::string& workload) const {
       auto procs = ReadFile(it->path().string());
       if (!procs.ok()) continue;
       for (absl::string_view pid : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
-        if (auto uid = RealUidOf(std::string(pid))) s.uids.insert(*uid);
+        AddUidsOf(std::string(pid), s.uids);
       }
     }
   }
