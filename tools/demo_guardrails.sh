@@ -90,6 +90,8 @@ resources:
     postgres:
       login: {user: bank_rw, database: bank, password_ref: "file:$work/bank.pw"}
       sslmode: disable
+      # a throwaway server on loopback: the password may go over plain TCP
+      allow_unverified_upstream: true
 YAML
 ${INTERLOCKD_WRAP:-} "$interlockd" --config "$work/cfg.yaml" >"$work/interlockd.log" 2>&1 &
 daemon_pid=$!

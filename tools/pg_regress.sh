@@ -271,6 +271,7 @@ resources:
     postgres:
       login: {user: postgres, database: regression, password_ref: "file:$work/pg.pw"}
       sslmode: disable
+      allow_unverified_upstream: true  # throwaway loopback server
 YAML
 "$interlockd" --config "$cfg" >"$work/interlockd.log" 2>&1 &
 daemon_pid=$!

@@ -189,11 +189,11 @@ class GuardTest : public ::testing::Test {
 
   void WritePolicy(const std::string& yaml) { ASSERT_TRUE(WriteFileAtomic(policy_file_, yaml, 0644).ok()); }
 
-  std::unique_ptr<InterlockdHarness> Daemon(const std::string& webhook_url = "") {
+  std::unique_ptr<InterlockdHarness> Daemon(const std::string& webhook_url = "", const std::string& more_yaml = "") {
     ResourceSpec r{"appdb", pg_->address(), pg_->port(),
                    absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
                                 "      login: {user: app, database: appdb, password_ref: \"file:",
-                                password_file_, "\"}\n      sslmode: disable\n")};
+                                password_file_, "\"}\n      sslmode: disable\n      allow_unverified_upstream: true\n")};
     std::string extra = absl::StrCat("policy_file: ", policy_file_, "\n");
     if (!webhook_url.empty()) {
       std::string key_file = absl::StrCat(dir_, "/webhook.key");
@@ -201,6 +201,7 @@ class GuardTest : public ::testing::Test {
       absl::StrAppend(&extra, "approvals:\n  webhook_url: ", webhook_url, "\n  webhook_signing_key_ref: \"file:",
                       key_file, "\"\n");
     }
+    absl::StrAppend(&extra, more_yaml);
     return std::make_unique<InterlockdHarness>(HarnessOptions{.resources = {r}, .extra_yaml = extra});
   }
 
@@ -482,6 +483,8 @@ TEST_F(GuardTest, GrantRequiredAndItsExpiryClosesTheSession) {
                             "--reason", "incident INC-7"});
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_THAT(h->Cli({"grants"}).out, HasSubstr("incident INC-7"));
+  // The grant names its operator (SO_PEERCRED of `interlock grant`): here root.
+  EXPECT_THAT(h->Cli({"grants"}).out, HasSubstr("granted by root uid 0"));
   auto start = std::chrono::steady_clock::now();
   r = h->RunAgent("billing-agent", Psql({"SELECT 1", "SELECT pg_sleep(30)"}));
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -498,6 +501,43 @@ TEST_F(GuardTest, GrantRequiredAndItsExpiryClosesTheSession) {
   // And after expiry, no grant: refused again.
   r = h->RunAgent("billing-agent", Psql({"SELECT 1"}));
   EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant"));
+}
+
+// Issue 12 item 10: a workload cannot grant itself access. The agent here runs as root,
+// the operator too: refused (audited, nothing stored) unless approvals.allow_same_uid.
+TEST_F(GuardTest, SelfGrantByTheWorkloadsUidIsRefused) {
+  WritePolicy(PolicyYaml(120, /*require_grant=*/true));
+  for (bool allow : {false, true}) {
+    SCOPED_TRACE(allow ? "allow_same_uid" : "default");
+    auto h = Daemon("", allow ? "approvals:\n  allow_same_uid: true\n" : "");
+    ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+    CommandResult agent_result;
+    // The file appears once the agent runs inside its cgroup (it moves itself, then execs).
+    std::string ready = absl::StrCat(dir_, allow ? "/ready-allow" : "/ready-default");
+    std::thread agent([&] {
+      agent_result = h->RunAgent("billing-agent", {"/bin/sh", "-c", absl::StrCat("touch ", ready, " && exec sleep 3")});
+    });
+    if (!WaitFor([&] { return ::access(ready.c_str(), F_OK) == 0; })) {
+      agent.join();
+      FAIL() << "the agent never ran: " << agent_result.err << h->DaemonLog();
+    }
+    CommandResult g = h->Cli({"grant", "--workload", "billing-agent", "--resource", "appdb", "--for", "1m",
+                              "--reason", "let me in"});
+    agent.join();
+    std::vector<v1::AuditEvent> grants = OfKind(h->AuditEvents(), v1::AUDIT_KIND_GRANT);
+    ASSERT_EQ(grants.size(), 1u);
+    EXPECT_EQ(grants[0].grant().granted_by().uid(), 0u);
+    EXPECT_EQ(grants[0].grant().granted_by().user(), "root");
+    if (allow) {
+      EXPECT_EQ(g.exit_code, 0) << g.err;
+      EXPECT_EQ(grants[0].outcome(), "granted");
+      continue;
+    }
+    EXPECT_NE(g.exit_code, 0);
+    EXPECT_THAT(g.err, HasSubstr("operator uid 0 is a uid workload billing-agent runs as"));
+    EXPECT_EQ(grants[0].outcome(), "granter_refused");
+    EXPECT_THAT(h->Cli({"grants", "--all"}).out, HasSubstr("no grants"));
+  }
 }
 
 TEST_F(GuardTest, PlannerEstimatesDecideBigReads) {

@@ -88,7 +88,7 @@ ALTER TABLE customers OWNER TO app; ALTER TABLE transfers OWNER TO app; ALTER VI
         .resources = {{"appdb", pg_->address(), pg_->port(),
                        absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
                                     "      login: {user: app, database: appdb, password_ref: \"file:",
-                                    password_file_, "\"}\n      sslmode: disable\n")}},
+                                    password_file_, "\"}\n      sslmode: disable\n      allow_unverified_upstream: true\n")}},
         .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\nauditor_public_key_file: ", dir_,
                                    "/auditor.pub\n")});
     ASSERT_TRUE(h_->Start().ok()) << h_->DaemonLog();

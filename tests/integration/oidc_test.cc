@@ -95,7 +95,7 @@ class OidcTest : public ::testing::Test {
                                 "      token_issuers: [corp-idp]\n",
                                 token_expiry.empty() ? "" : absl::StrCat("      token_expiry: ", token_expiry, "\n"),
                                 "      login: {user: app, database: appdb, password_ref: \"file:", password_file_,
-                                "\"}\n      sslmode: disable\n")};
+                                "\"}\n      sslmode: disable\n      allow_unverified_upstream: true\n")};
     std::string yaml = absl::StrCat("oidc_issuers:\n  - name: corp-idp\n    issuer: \"", issuer_url_,
                                     "\"\n    audiences: [interlock]\n    algorithms: [RS256, PS256, ES256, EdDSA]\n"
                                     "    discovery: true\n    ca_file: ",
@@ -259,6 +259,41 @@ TEST_F(OidcTest, BoundTokenWorksWithoutThePasswordAndIsRefusedFromAnotherCgroup)
   EXPECT_EQ(bound.exit_code, 0) << bound.err << h->DaemonLog();
   EXPECT_THAT(bound.out, HasSubstr("bound ok"));
   EXPECT_NE(thief.exit_code, 0);
+  std::string detail;
+  EXPECT_EQ(DeniedReason(*h, &detail), "token_bound_elsewhere");
+  EXPECT_THAT(detail, HasSubstr("enrollment billing-agent"));
+  EXPECT_THAT(detail, HasSubstr("workload other-agent"));
+}
+
+// Issue 12 item 10: the thief re-encodes the stolen ES256 token's signature as (r, n-s),
+// which still verifies, and presents it from another cgroup. The binding knows the token
+// by its decoded header and payload, so the re-encoding does not help.
+TEST_F(OidcTest, ReencodedBoundTokenIsRefusedFromAnotherCgroup) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  std::string token = Token("ec-1", "ES256", Claims("bound-agent"));
+  std::string token_file = absl::StrCat(dir_, "/agent.token");
+  ASSERT_TRUE(WriteFileAtomic(token_file, token + "\n", 0600).ok());
+  std::string stolen = ::interlock::testing::ReencodeEs256Token(token);
+  ASSERT_NE(stolen, token);
+  CommandResult bound;
+  std::thread agent([&] {
+    bound = h->Cli({"run", "--as", "billing-agent", "--token-file", token_file, "--",
+                    "/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(), "-p",
+                    absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c", "SELECT 'bound ok'", "-c",
+                    "SELECT pg_sleep(2)"});
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_AUTH)) {
+      if (e.reason() == "bound_token") return true;
+    }
+    return false;
+  }));
+  CommandResult thief = h->RunAgent("other-agent", Psql({"SELECT 'thief in'"}, stolen));
+  agent.join();
+  EXPECT_EQ(bound.exit_code, 0) << bound.err << h->DaemonLog();
+  EXPECT_NE(thief.exit_code, 0) << thief.out;
+  EXPECT_THAT(thief.out, ::testing::Not(HasSubstr("thief in")));
   std::string detail;
   EXPECT_EQ(DeniedReason(*h, &detail), "token_bound_elsewhere");
   EXPECT_THAT(detail, HasSubstr("enrollment billing-agent"));

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
@@ -61,11 +62,16 @@ class PgProxyTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(password_file_, secret, 0600).ok());
   }
 
-  ResourceSpec PgResource(const std::string& extra = "") {
+  // The throwaway server is plain TCP on loopback: unless `extra` verifies it with TLS,
+  // the resource says allow_unverified_upstream (`allow_unverified` false: it does not,
+  // and interlockd must refuse to send the password).
+  ResourceSpec PgResource(const std::string& extra = "", bool allow_unverified = true) {
+    bool verified = absl::StrContains(extra, "sslmode: verify-");
     return {"appdb", pg_->address(), pg_->port(),
             absl::StrCat("    protocol: PROTOCOL_POSTGRES\n", "    postgres:\n",
                          "      login: {user: app, database: appdb, password_ref: \"file:", password_file_,
-                         "\"}\n", extra.empty() ? "      sslmode: disable\n" : extra)};
+                         "\"}\n", extra.empty() ? "      sslmode: disable\n" : extra,
+                         allow_unverified && !verified ? "      allow_unverified_upstream: true\n" : "")};
   }
 
   // psql as the agent would run it: its own idea of user and database, no password.
@@ -292,6 +298,35 @@ TEST_F(PgProxyTest, TokenModeAcceptsOnlyTheRightToken) {
     auto rec = ReadFile(absl::StrCat(h.state_dir(), "/recordings/", e.session_id(), ".rec"));
     ASSERT_TRUE(rec.ok());
     EXPECT_THAT(*rec, ::testing::Not(HasSubstr(token)));
+  }
+}
+
+// Issue 12 item 8: a resource whose password would go to an unverified server does not
+// load — interlockd refuses to start, naming file, line and field — so no agent session
+// can ever make it send the password to whoever answers at the address. (The run-time
+// check behind it is unit-tested in upstream_login_test: no config reaches it.)
+TEST_F(PgProxyTest, PasswordForAnUnverifiedServerIsRefusedAtStart) {
+  for (const char* mode : {"disable", "prefer", "require"}) {
+    SCOPED_TRACE(mode);
+    InterlockdHarness h({.resources = {PgResource(absl::StrCat("      sslmode: ", mode, "\n"),
+                                                  /*allow_unverified=*/false)}});
+    absl::Status st = h.Start();
+    ASSERT_FALSE(st.ok());
+    EXPECT_THAT(std::string(st.message()),
+                HasSubstr(absl::StrCat("resources[0].postgres.login.password_ref: the upstream password would be "
+                                       "sent to a server whose identity is not verified (sslmode ",
+                                       mode, ")")));
+    EXPECT_THAT(std::string(st.message()), HasSubstr("allow_unverified_upstream: true"));
+    EXPECT_THAT(std::string(st.message()), ::testing::Not(HasSubstr(kAppPassword)));
+    // `interlock teardown` (the harness's cleanup) loads the same file: make it loadable.
+    auto yaml = ReadFile(h.config_path());
+    ASSERT_TRUE(yaml.ok());
+    ASSERT_TRUE(WriteFileAtomic(h.config_path(),
+                                absl::StrReplaceAll(*yaml, {{absl::StrCat("      sslmode: ", mode, "\n"),
+                                                             absl::StrCat("      sslmode: ", mode,
+                                                                          "\n      allow_unverified_upstream: true\n")}}),
+                                0600)
+                    .ok());
   }
 }
 

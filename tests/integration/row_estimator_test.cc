@@ -155,6 +155,8 @@ class RowEstimatorTest : public ::testing::Test {
             .database = "appdb",
             .password_ref = absl::StrCat("file:", password_file_),
             .sslmode = "prefer",
+            // The throwaway server is plain TCP on loopback.
+            .allow_unverified_upstream = true,
             .tls = nullptr};
   }
 
@@ -353,6 +355,16 @@ TEST_F(RowEstimatorTest, DeepPlansFromTheServer) {
   auto r = Estimate({.sql = sql});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_NEAR(static_cast<double>(*r), 10000, 1000);
+}
+
+// Issue 12 item 8: the estimator's own login obeys the same rule as sessions.
+TEST_F(RowEstimatorTest, UnverifiedServerIsNotSentThePassword) {
+  RowEstimatorOptions o = Options();
+  o.allow_unverified_upstream = false;
+  MakeEstimator(std::move(o));
+  auto r = Estimate({.sql = "SELECT * FROM t"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(r.status().message(), AllOf(HasSubstr("upstream_unverified"), Not(HasSubstr(kAppPassword))));
 }
 
 TEST_F(RowEstimatorTest, WrongPasswordIsUnavailableAndNeverShowsThePassword) {

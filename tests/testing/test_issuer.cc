@@ -11,6 +11,7 @@
 #include <openssl/rsa.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -57,6 +58,57 @@ std::string BnParam(EVP_PKEY* key, const char* name, int width) {
 }
 
 }  // namespace
+
+std::string Base64UrlDecodeLenient(absl::string_view text) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : text) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+    else if (ch == '-' || ch == '+') v = 62;
+    else if (ch == '_' || ch == '/') v = 63;
+    else if (ch == '=') break;
+    else std::abort();  // not base64 at all: a broken test
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::string FlipEs256S(absl::string_view raw_signature) {
+  if (raw_signature.size() != 64) std::abort();
+  std::unique_ptr<EC_GROUP, decltype(&EC_GROUP_free)> group(
+      EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1), &EC_GROUP_free);
+  std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> ctx(BN_CTX_new(), &BN_CTX_free);
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> s(
+      BN_bin2bn(reinterpret_cast<const unsigned char*>(raw_signature.data()) + 32, 32, nullptr),
+      &BN_free);
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> flipped(BN_new(), &BN_free);
+  if (group == nullptr || ctx == nullptr || s == nullptr || flipped == nullptr ||
+      BN_sub(flipped.get(), EC_GROUP_get0_order(group.get()), s.get()) != 1) {
+    std::abort();
+  }
+  std::string out(raw_signature.substr(0, 32));
+  out.resize(64);
+  if (BN_bn2binpad(flipped.get(), reinterpret_cast<unsigned char*>(out.data()) + 32, 32) != 32) {
+    std::abort();
+  }
+  return out;
+}
+
+std::string ReencodeEs256Token(absl::string_view token) {
+  size_t dot = token.rfind('.');
+  if (dot == absl::string_view::npos) std::abort();
+  return absl::StrCat(token.substr(0, dot + 1),
+                      Base64Url(FlipEs256S(Base64UrlDecodeLenient(token.substr(dot + 1)))));
+}
 
 std::string JsonQuote(absl::string_view s) {
   std::string out = "\"";

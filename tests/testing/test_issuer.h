@@ -36,6 +36,15 @@ std::string JsonQuote(absl::string_view s);
 
 // Base64url without padding (RFC 7515 §2).
 std::string Base64Url(absl::string_view bytes);
+// Its inverse; also accepts '=' padding and the standard alphabet's '+' and '/'
+// (an attacker's re-encodings). Dies on anything else.
+std::string Base64UrlDecodeLenient(absl::string_view text);
+
+// The ECDSA P-256 signature r||s (64 bytes) with s replaced by n - s: the malleable twin
+// that verifies under the same key, computed without it (OpenSSL BN arithmetic).
+std::string FlipEs256S(absl::string_view raw_signature);
+// `token` (compact JWS signed ES256) with its signature replaced by the (r, n-s) twin.
+std::string ReencodeEs256Token(absl::string_view token);
 
 // A JSON object built member by member, in insertion order; setting an existing name
 // replaces its value in place.

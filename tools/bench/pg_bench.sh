@@ -90,7 +90,8 @@ start_daemon() {  # $1 = RELAY_MODE_*, $2 = PROTOCOL_POSTGRES (default) or PROTO
   # PROTOCOL_TCP: bytes relayed and recorded, nothing parsed, the agent logs in itself.
   [ "$proto" = PROTOCOL_POSTGRES ] && pg="    postgres:
       login: {user: bench, database: bench, password_ref: \"file:$work/bench.pw\"}
-      sslmode: disable"
+      sslmode: disable
+      allow_unverified_upstream: true"
   cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $engine_port}
 state_dir: $work/state

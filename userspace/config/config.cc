@@ -239,6 +239,28 @@ absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, con
     problems.Add(path + ".sslrootcert", "must be an absolute path");
     ok = false;
   }
+  // A credential goes only to a server that proved who it is, unless the operator
+  // accepted the risk in writing: otherwise whoever binds the address (the server down,
+  // restarting, or a resource address nobody listens on yet) is sent the password.
+  out.allow_unverified_upstream = in.allow_unverified_upstream();
+  if (out.HasPassword() && !out.VerifiesUpstream() && !out.allow_unverified_upstream) {
+    std::string where = path + ".login.password_ref";
+    if (out.login.password_ref.empty()) {
+      for (const auto& [name, l] : out.by_workload) {
+        if (!l.password_ref.empty()) {
+          where = absl::StrCat(path, ".by_workload[\"", name, "\"].password_ref");
+          break;
+        }
+      }
+    }
+    problems.Add(where,
+                 absl::StrCat("the upstream password would be sent to a server whose identity is not "
+                              "verified (sslmode ", out.sslmode,
+                              "): set sslmode verify-full (or verify-ca) with sslrootcert, or "
+                              "allow_unverified_upstream: true to accept that anyone who can bind the "
+                              "address while the server is down receives the password"));
+    ok = false;
+  }
   out.agent_tls_cert_file = in.agent_tls_cert_file();
   out.agent_tls_key_file = in.agent_tls_key_file();
   if (out.agent_tls_cert_file.empty() != out.agent_tls_key_file.empty()) {
@@ -366,6 +388,20 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
       ok = false;
     }
     res.upstream_port = static_cast<uint16_t>(r.upstream_port());
+
+    // interlockd logs in to a PostgreSQL upstream with the resource's credential. With a
+    // prefix or every port and no fixed upstream, "the upstream" is whatever the agent
+    // chose to dial inside the range: the agent could point the login at a listener of
+    // its own and collect the password.
+    if (res.protocol == Protocol::kPostgres && r.upstream_address().empty() &&
+        (res.prefix.prefix_bits != 128 || res.port == 0) && !r.address().empty()) {
+      problems.Add(path + ".upstream_address",
+                   absl::StrCat("required for a PROTOCOL_POSTGRES resource whose ",
+                                res.port == 0 ? "port is 0 (every port)" : "address is a prefix",
+                                ": the login would go to whatever answers at the destination the "
+                                "agent picked"));
+      ok = false;
+    }
 
     // interlockd dialing its own listener would relay the connection to itself forever.
     if (res.upstream_address.has_value()) {
@@ -559,6 +595,7 @@ static void BuildOidcIssuers(const v1::Config& in, Problems& problems, std::vect
     if (!o.groups_claim().empty()) c.groups_claim = o.groups_claim();
     if (o.min_refresh_interval_s() > 0) c.min_refresh_interval = absl::Seconds(o.min_refresh_interval_s());
     c.max_token_lifetime = absl::Seconds(o.max_token_lifetime_s());
+    c.require_low_s = o.require_low_s();
     out.push_back(std::move(c));
   }
 }

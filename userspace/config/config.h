@@ -88,6 +88,19 @@ struct PostgresConfig {
   std::string agent_tls_key_file;
   std::vector<std::string> token_issuers;  // OidcIssuerConfig names
   bool token_expiry_recheck = false;       // TOKEN_EXPIRY_RECHECK; else close at exp
+  // The password may go to a server not verified by TLS verify-ca/verify-full.
+  bool allow_unverified_upstream = false;
+
+  // sslmode verify-ca or verify-full: the server proves its identity before any secret.
+  bool VerifiesUpstream() const { return sslmode == "verify-ca" || sslmode == "verify-full"; }
+  // Whether any login (default or by_workload) has a password_ref.
+  bool HasPassword() const {
+    if (!login.password_ref.empty()) return true;
+    for (const auto& [name, l] : by_workload) {
+      if (!l.password_ref.empty()) return true;
+    }
+    return false;
+  }
 
   // The login for `workload` (by_workload entry, else the default login).
   const PostgresLoginConfig& LoginFor(const std::string& workload) const {
@@ -140,6 +153,7 @@ struct OidcIssuerConfig {
   std::string groups_claim = "groups";
   absl::Duration min_refresh_interval = absl::Seconds(30);
   absl::Duration max_token_lifetime = absl::ZeroDuration();  // zero: no limit
+  bool require_low_s = false;                                // ES256: refuse s > n/2
 };
 
 struct TimeoutConfig {

@@ -33,6 +33,22 @@ absl::Status CheckApprover(const v1::Approver& approver, const v1::WorkloadIdent
   return absl::OkStatus();
 }
 
+absl::Status CheckGranter(const v1::Approver& by, absl::string_view workload, const GrantSubject& subject,
+                          bool allow_same_uid) {
+  for (const std::string& cg : subject.cgroup_paths) {
+    if (!cg.empty() && (by.cgroup_path() == cg || absl::StartsWith(by.cgroup_path(), cg + "/"))) {
+      return absl::PermissionDeniedError(absl::StrCat("operator runs inside workload ", workload, "'s cgroup ", cg,
+                                                      ": a workload cannot grant itself access"));
+    }
+  }
+  if (!allow_same_uid && subject.uids.count(by.uid()) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "operator uid ", by.uid(), " is a uid workload ", workload,
+        " runs as: another user must grant it access (approvals.allow_same_uid)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ApprovalBroker>> ApprovalBroker::Create(ApprovalBrokerOptions options,
                                                                        net::EventLoop* loop,
                                                                        audit::AuditLog* audit,
@@ -278,7 +294,7 @@ void ApprovalBroker::ArmGrantTimer(const v1::Grant& g) {
 
 absl::StatusOr<v1::Grant> ApprovalBroker::CreateGrant(const std::string& workload, const std::string& resource,
                                                       absl::Duration duration, const std::string& reason,
-                                                      const v1::Approver& by) {
+                                                      const v1::Approver& by, const GrantSubject& subject) {
   if (workload.empty() || resource.empty()) return absl::InvalidArgumentError("--workload and --resource are required");
   if (reason.empty()) return absl::InvalidArgumentError("a grant needs --reason");
   if (duration <= absl::ZeroDuration() || duration > options_.max_grant) {
@@ -286,13 +302,18 @@ absl::StatusOr<v1::Grant> ApprovalBroker::CreateGrant(const std::string& workloa
         absl::StrCat("--for must be between 1s and ", absl::FormatDuration(options_.max_grant)));
   }
   v1::Grant g;
-  g.set_id(NewId("grt-"));
   g.set_workload(workload);
   g.set_resource(resource);
   g.set_created_us(NowUs());
   g.set_expires_us(g.created_us() + absl::ToInt64Microseconds(duration));
   g.set_reason(reason);
   *g.mutable_granted_by() = by;
+  if (absl::Status who = CheckGranter(by, workload, subject, options_.approvals.allow_same_uid); !who.ok()) {
+    // Audited with the operator's identity, never stored: there is no grant.
+    AuditGrant(g, "granter_refused", std::string(who.message()));
+    return who;
+  }
+  g.set_id(NewId("grt-"));
   INTERLOCK_RETURN_IF_ERROR(store_->InsertGrant(g));
   AuditGrant(g, "granted", reason);
   ArmGrantTimer(g);

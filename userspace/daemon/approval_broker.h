@@ -9,6 +9,12 @@
 // process in the requesting workload's cgroup (or below it), and not the same uid unless
 // the configuration allows it.
 //
+// The same rule guards grants: the operator of `interlock grant` (recorded in the grant as
+// granted_by: uid, user, pid, cgroup) must not be the workload itself — not inside one of
+// its cgroups, and not one of the uids it runs as (GrantSubject) unless
+// approvals.allow_same_uid. A refused grant is audited (AUDIT_KIND_GRANT, outcome
+// "granter_refused") and never stored.
+//
 //   INTERLOCK_ASSIGN_OR_RETURN(auto broker, ApprovalBroker::Create(opts, loop, audit, clock));
 //   broker->OnGrantEnded([&](const v1::Grant& g, const std::string& why) { close sessions });
 //   session env: .approvals = broker.get(), .grants = broker.get()
@@ -17,6 +23,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +47,14 @@ struct ApprovalBrokerOptions {
   config::ApprovalsConfig approvals;
   // Longest grant, and the CLI name used in the webhook's suggested commands.
   absl::Duration max_grant = absl::Hours(24 * 7);
+};
+
+// What interlockd knows about the workload a grant is for, gathered by the caller: the
+// uids it runs as (the owners of the processes in its cgroups, the uids of its live
+// sessions — the uid an approval's requester is judged by) and its cgroups.
+struct GrantSubject {
+  std::set<uint32_t> uids;
+  std::vector<std::string> cgroup_paths;  // relative to the cgroup2 mount
 };
 
 class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLookup {
@@ -66,9 +81,11 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
   absl::StatusOr<v1::ApprovalRequest> Decide(const std::string& id, bool approve, const v1::Approver& approver,
                                              const std::string& reason, absl::Duration window);
   absl::StatusOr<std::vector<v1::ApprovalRequest>> List(bool all, int limit);
+  // PERMISSION_DENIED when `by` is the workload itself (CheckGranter with `subject`),
+  // INVALID_ARGUMENT for a missing reason or a duration out of range.
   absl::StatusOr<v1::Grant> CreateGrant(const std::string& workload, const std::string& resource,
                                         absl::Duration duration, const std::string& reason,
-                                        const v1::Approver& by);
+                                        const v1::Approver& by, const GrantSubject& subject = {});
   absl::StatusOr<std::vector<v1::Grant>> ListGrants(bool all);
   absl::StatusOr<v1::Grant> RevokeGrant(const std::string& id, const v1::Approver& by);
 
@@ -110,5 +127,11 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
 // inside the workload of, the requester.
 absl::Status CheckApprover(const v1::Approver& approver, const v1::WorkloadIdentity& requester,
                            bool allow_same_uid);
+
+// The pure self-grant rule, mirroring CheckApprover: PERMISSION_DENIED (with why) when the
+// operator `by` runs inside one of the workload's cgroups, or has one of its uids and
+// `allow_same_uid` is false.
+absl::Status CheckGranter(const v1::Approver& by, absl::string_view workload, const GrantSubject& subject,
+                          bool allow_same_uid);
 
 }  // namespace interlock::daemon

@@ -10,11 +10,17 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <optional>
+#include <set>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "userspace/auth/jwt/oidc_verifier.h"
 #include "userspace/common/cgroup_fs.h"
@@ -412,6 +418,7 @@ absl::StatusOr<proxy::pg::RowEstimator*> Engine::EstimatorFor(const config::Reso
   o.database = login.database;
   o.password_ref = login.password_ref;
   o.sslmode = resource.postgres->sslmode;
+  o.allow_unverified_upstream = resource.postgres->allow_unverified_upstream;
   o.connect_timeout = config_.timeouts.connect;
   if (o.sslmode != "disable" && o.sslmode != "allow") {
     std::string server_name =
@@ -446,6 +453,7 @@ absl::Status Engine::LoadTokenVerifiers() {
           c.groups_claim = o.groups_claim;
           c.min_refresh_interval = o.min_refresh_interval;
           c.max_token_lifetime = o.max_token_lifetime;
+          c.require_low_s = o.require_low_s;
           issuers.push_back(std::move(c));
         }
       }
@@ -1094,6 +1102,52 @@ v1::Approver Engine::ApproverOf(const control::Caller& caller) const {
   return a;
 }
 
+namespace {
+
+// Every uid `pid` holds — real, effective, saved and filesystem (the "Uid:" line of
+// /proc/PID/status) — added to `out`; nothing when it is gone. All four: a process that
+// can act as a uid (a setuid agent, one that dropped only its effective uid) runs as it.
+void AddUidsOf(const std::string& pid, std::set<uint32_t>& out) {
+  auto status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (!absl::ConsumePrefix(&line, "Uid:")) continue;
+    for (absl::string_view f : absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
+      uint32_t uid = 0;
+      if (absl::SimpleAtoi(f, &uid)) out.insert(uid);
+    }
+    return;
+  }
+}
+
+}  // namespace
+
+GrantSubject Engine::GrantSubjectOf(const std::string& workload) const {
+  GrantSubject s;
+  for (const auto& [id, w] : workloads_) {
+    if (w.name != workload) continue;
+    s.cgroup_paths.push_back(w.cgroup_path);
+    // Every process in the enrollment's cgroup subtree (its own cgroup.procs included):
+    // the uids the agent runs as now.
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(w.cgroup_dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->path().filename() != "cgroup.procs") continue;
+      auto procs = ReadFile(it->path().string());
+      if (!procs.ok()) continue;
+      for (absl::string_view pid : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
+        AddUidsOf(std::string(pid), s.uids);
+      }
+    }
+  }
+  // And the uids its sessions were attested with (a session can outlive its processes'
+  // uid changes; the kernel saw these at connect).
+  for (const auto& [relay, session] : sessions_) {
+    if (session->identity.workload() == workload) s.uids.insert(session->identity.uid());
+  }
+  return s;
+}
+
 v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const control::Caller& caller) {
   v1::ControlResponse resp;
   auto fail = [&resp](const absl::Status& st) {
@@ -1120,7 +1174,8 @@ v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const
       bool known = false;
       for (const auto& r : config_.resources) known |= r.name == g.resource();
       if (!known) return fail(absl::NotFoundError(absl::StrCat("no resource named \"", g.resource(), "\""))), resp;
-      auto r = approvals_->CreateGrant(g.workload(), g.resource(), absl::Seconds(g.duration_s()), g.reason(), who);
+      auto r = approvals_->CreateGrant(g.workload(), g.resource(), absl::Seconds(g.duration_s()), g.reason(), who,
+                                       GrantSubjectOf(g.workload()));
       if (!r.ok()) return fail(r.status()), resp;
       *resp.mutable_create_grant()->mutable_grant() = *r;
       break;

@@ -119,6 +119,12 @@ class Engine {
   v1::ControlResponse HandleControl(const v1::ControlRequest& req, const control::Caller& caller);
   absl::StatusOr<v1::EnrollResponse> Enroll(const std::string& name, bool default_deny,
                                             const std::string& token_file);
+  // The cgroups of every enrollment named `workload` and the uids it runs as (owners of
+  // the processes in those cgroups, uids of its live sessions), for the self-grant rule.
+  // Not the uid that enrolled it: `interlock run` is the operator's launcher (often root,
+  // the agent dropping to its own uid with setpriv), and counting it would stop the same
+  // operator from granting; an agent that enrolls itself runs as its own uid anyway.
+  GrantSubject GrantSubjectOf(const std::string& workload) const;
   // Token verifiers for PostgreSQL resources (OIDC issuers and static digests, behind the
   // enrollment binding check); fails start-up on an unusable issuer.
   absl::Status LoadTokenVerifiers();

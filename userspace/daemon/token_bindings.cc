@@ -10,7 +10,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/sha256.h"
 #include "userspace/common/unique_fd.h"
 
 namespace interlock::daemon {
@@ -21,7 +23,56 @@ bool Inside(absl::string_view path, absl::string_view root) {
   return path == root || (absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/');
 }
 
+// Base64 in either alphabet (RFC 4648 §4 and §5), with or without '=' padding, ignoring
+// the unused trailing bits: every spelling of the same bytes decodes to them. Lenient on
+// purpose, unlike the JWT verifier: it only names a token, and must name all the
+// spellings a verifier might accept alike. nullopt for any other character.
+std::optional<std::string> DecodeAnyBase64(absl::string_view in) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  std::string out;
+  out.reserve(in.size() / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z') {
+      v = ch - 'A';
+    } else if (ch >= 'a' && ch <= 'z') {
+      v = ch - 'a' + 26;
+    } else if (ch >= '0' && ch <= '9') {
+      v = ch - '0' + 52;
+    } else if (ch == '-' || ch == '+') {
+      v = 62;
+    } else if (ch == '_' || ch == '/') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string TokenIdentity(absl::string_view token) {
+  std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
+  if (parts.size() == 3 && !parts[0].empty() && !parts[1].empty()) {
+    std::optional<std::string> header = DecodeAnyBase64(parts[0]);
+    std::optional<std::string> payload = DecodeAnyBase64(parts[1]);
+    if (header.has_value() && payload.has_value()) {
+      // Length-prefixed, so no split of the same bytes between header and payload
+      // collides.
+      return absl::StrCat("jws:", Sha256Hex(absl::StrCat(header->size(), ":", *header, *payload)));
+    }
+  }
+  return absl::StrCat("raw:", Sha256Hex(token));
+}
 
 void TokenBindings::Bind(const std::string& cgroup_path, const std::string& workload, const std::string& token_file) {
   bindings_[cgroup_path] = Binding{workload, cgroup_path, token_file};
@@ -61,7 +112,7 @@ absl::StatusOr<const TokenBindings::Cached*> TokenBindings::Read(const Binding& 
     got += static_cast<size_t>(n);
   }
   c.token = std::string(absl::StripAsciiWhitespace(buf));
-  c.sha256 = Sha256Hex(c.token);
+  c.identity = TokenIdentity(c.token);
   c.ino = st.st_ino;
   c.size = st.st_size;
   c.mtime_ns = mtime_ns;
@@ -76,11 +127,11 @@ absl::StatusOr<std::optional<std::string>> TokenBindings::TokenFor(absl::string_
   return std::optional<std::string>((*c)->token);
 }
 
-std::optional<TokenBindings::Binding> TokenBindings::BoundElsewhere(absl::string_view token_sha256,
+std::optional<TokenBindings::Binding> TokenBindings::BoundElsewhere(absl::string_view token_identity,
                                                                     absl::string_view cgroup_path) {
   for (const auto& [path, b] : bindings_) {
     auto c = Read(b);
-    if (!c.ok() || (*c)->sha256 != token_sha256) continue;
+    if (!c.ok() || (*c)->identity != token_identity) continue;
     if (!Inside(cgroup_path, path)) return b;
   }
   return std::nullopt;
@@ -97,8 +148,7 @@ absl::StatusOr<auth::TokenClaims> AnyTokenVerifier::Verify(absl::string_view tok
 
 absl::StatusOr<auth::TokenClaims> BindingVerifier::Verify(absl::string_view token,
                                                           const auth::TokenContext& context) const {
-  std::string sha = Sha256Hex(token);
-  if (auto other = bindings_->BoundElsewhere(sha, context.cgroup_path)) {
+  if (auto other = bindings_->BoundElsewhere(TokenIdentity(token), context.cgroup_path)) {
     return absl::UnauthenticatedError(absl::StrCat(
         "token_bound_elsewhere: the token is bound to enrollment ", other->workload, " (cgroup ", other->cgroup_path,
         ") and was presented by workload ", context.workload.empty() ? "<not enrolled>" : context.workload,

@@ -7,6 +7,17 @@
 // any process outside that enrollment's cgroup is refused (`token_bound_elsewhere`, with
 // both enrollments named), so a token lifted from the file is useless elsewhere.
 //
+// A token is recognised by what it says, not by its bytes (TokenIdentity): for a JWS, a
+// SHA-256 over its base64url-DECODED header and payload JSON; the signature is left out.
+// Otherwise a thief could present an equivalent encoding the verifier still accepts — an
+// ES256 signature (r, s) re-encoded as (r, n-s) verifies, and a lenient base64 decoder
+// would accept padding or the standard alphabet — and the raw-bytes comparison would not
+// recognise it. The header and payload cannot be re-encoded without the issuer's key,
+// since the signature covers their exact encoded bytes, and the decoder used for the
+// identity accepts every base64 variant so that no variant changes the digest. Tokens
+// that are not three dot-separated parts (static tokens) are recognised by a SHA-256 of
+// their bytes.
+//
 //   bindings.Bind(cgroup_path, "billing-agent", "/run/agent/token");
 //   auto token = bindings.TokenFor(identity.cgroup_path());       // nullopt: none bound
 //   BindingVerifier v(std::move(jwt_or_static), &bindings);        // refuses stolen tokens
@@ -29,6 +40,12 @@ namespace interlock::daemon {
 // Largest token file read.
 inline constexpr size_t kMaxTokenFileBytes = 16 * 1024;
 
+// The identity of a token for binding checks: "jws:<sha256 hex>" over the decoded
+// header and payload (length-prefixed) of a compact JWS, or "raw:<sha256 hex>" of the
+// bytes of anything else (including three-part strings that are not base64). Two
+// encodings of the same JWS header+payload have the same identity.
+std::string TokenIdentity(absl::string_view token);
+
 class TokenBindings {
  public:
   struct Binding {
@@ -45,9 +62,9 @@ class TokenBindings {
   // The token bound to the enrollment `cgroup_path` belongs to: nullopt when none is
   // bound; an error (naming the file, never its contents) when it cannot be read.
   absl::StatusOr<std::optional<std::string>> TokenFor(absl::string_view cgroup_path);
-  // The binding holding the token with this SHA-256 (hex), when the presenting cgroup is
+  // The binding holding a token with this TokenIdentity(), when the presenting cgroup is
   // not inside it; nullopt otherwise.
-  std::optional<Binding> BoundElsewhere(absl::string_view token_sha256, absl::string_view cgroup_path);
+  std::optional<Binding> BoundElsewhere(absl::string_view token_identity, absl::string_view cgroup_path);
 
   size_t size() const { return bindings_.size(); }
 
@@ -57,7 +74,7 @@ class TokenBindings {
     off_t size = -1;
     int64_t mtime_ns = 0;
     std::string token;
-    std::string sha256;
+    std::string identity;  // TokenIdentity(token)
   };
   absl::StatusOr<const Cached*> Read(const Binding& b);
 

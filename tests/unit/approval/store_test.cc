@@ -372,6 +372,30 @@ TEST_F(ApprovalStoreTest, GrantsRoundTripAndListActive) {
   EXPECT_THAT(GrantIds(*active), ElementsAre("grt-1"));
 }
 
+// Issue 12 item 10: who created a grant is part of it, in every read path and after a
+// reopen.
+TEST_F(ApprovalStoreTest, GrantRecordsItsOperator) {
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->InsertGrant(Grant("grt-op", kT0, kT0 + 60 * kSecond)).ok());
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto got = store->GetGrant("grt-op");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->granted_by().uid(), 1000u);
+  EXPECT_EQ(got->granted_by().user(), "alice");
+  EXPECT_EQ(got->granted_by().pid(), 777u);
+  auto listed = store->ListGrants(true, kT0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].granted_by().user(), "alice");
+  auto active = store->ActiveGrant("billing-agent", "orders-db", kT0);
+  ASSERT_TRUE(active.ok() && active->has_value());
+  EXPECT_EQ((*active)->granted_by().uid(), 1000u);
+}
+
 TEST_F(ApprovalStoreTest, ActiveGrantHonoursExpiryRevocationAndPicksLatestExpiry) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -248,6 +248,7 @@ oidc_issuers:
     discovery: true
     groups_claim: realm_access.roles
     clock_skew_s: 30
+    require_low_s: true
 enrollments:
   - {name: etl, cgroup_path: interlock/etl, token_file: /run/etl/token}
 resources:
@@ -265,6 +266,7 @@ resources:
   EXPECT_EQ(cfg.oidc_issuers[0].groups_claim, "realm_access.roles");
   EXPECT_EQ(cfg.oidc_issuers[0].clock_skew, absl::Seconds(30));
   EXPECT_TRUE(cfg.oidc_issuers[0].discovery);
+  EXPECT_TRUE(cfg.oidc_issuers[0].require_low_s);  // ES256 high-s refusal, opt-in
   EXPECT_EQ(cfg.enrollments[0].token_file, "/run/etl/token");
   ASSERT_TRUE(cfg.resources[0].postgres.has_value());
   EXPECT_TRUE(cfg.resources[0].postgres->token_expiry_recheck);

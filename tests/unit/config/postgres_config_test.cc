@@ -1,5 +1,6 @@
 // PROTOCOL_POSTGRES resources: defaults, per-workload logins, and every validation
 // error naming its file, line and field.
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "userspace/config/config.h"
@@ -21,7 +22,8 @@ TEST(PostgresConfig, DefaultsAndPerWorkloadLogins) {
       "    postgres:\n"
       "      login: {user: app, password_ref: \"file:/etc/interlock/app.pw\"}\n"
       "      by_workload:\n"
-      "        reporting: {user: reader, database: dw, password_ref: \"env:READER_PW\"}\n");
+      "        reporting: {user: reader, database: dw, password_ref: \"env:READER_PW\"}\n"
+      "      allow_unverified_upstream: true\n");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   ASSERT_EQ(cfg->resources.size(), 1u);
   const ResourceConfig& r = cfg->resources[0];
@@ -37,6 +39,49 @@ TEST(PostgresConfig, DefaultsAndPerWorkloadLogins) {
   EXPECT_EQ(pg.LoginFor("reporting").user, "reader");
   EXPECT_EQ(pg.LoginFor("reporting").database, "dw");
   EXPECT_EQ(pg.LoginFor("reporting").password_ref, "env:READER_PW");
+  EXPECT_TRUE(pg.allow_unverified_upstream);
+}
+
+// Issue 12 item 8: a password goes only to a server that proved its identity.
+TEST(PostgresConfig, PasswordWithVerifiedTlsOrExplicitRiskLoads) {
+  for (const char* tail : {
+           "      sslmode: verify-full\n      sslrootcert: /etc/interlock/ca.pem\n",
+           "      sslmode: verify-ca\n      sslrootcert: /etc/interlock/ca.pem\n",
+           "      sslmode: disable\n      allow_unverified_upstream: true\n",
+       }) {
+    auto cfg = Load(absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n",
+                                 "      login: {user: app, password_ref: \"file:/etc/interlock/app.pw\"}\n", tail));
+    EXPECT_TRUE(cfg.ok()) << tail << cfg.status();
+  }
+  // No password (the server trusts interlockd): nothing to leak, any sslmode.
+  EXPECT_TRUE(Load("    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: app}, sslmode: disable}\n").ok());
+}
+
+TEST(PostgresConfig, PrefixOrEveryPortNeedsAnUpstreamAddress) {
+  auto prefix = LoadConfigText(
+      "resources:\n  - name: db\n    address: 10.0.0.0/8\n    port: 5432\n"
+      "    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: app}}\n",
+      "interlock.yaml");
+  ASSERT_FALSE(prefix.ok());
+  EXPECT_THAT(prefix.status().message(),
+              HasSubstr("interlock.yaml:2: resources[0].upstream_address: required for a PROTOCOL_POSTGRES "
+                        "resource whose address is a prefix"));
+  auto any_port = LoadConfigText(
+      "resources:\n  - name: db\n    address: 127.0.0.43\n    port: 0\n"
+      "    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: app}}\n",
+      "interlock.yaml");
+  ASSERT_FALSE(any_port.ok());
+  EXPECT_THAT(any_port.status().message(), HasSubstr("resources[0].upstream_address: required for a "
+                                                     "PROTOCOL_POSTGRES resource whose port is 0"));
+  // A fixed upstream makes both fine; a plain TCP resource never needed one.
+  EXPECT_TRUE(LoadConfigText("resources:\n  - name: db\n    address: 10.0.0.0/8\n    port: 0\n"
+                             "    upstream_address: 127.0.0.1\n    upstream_port: 5432\n"
+                             "    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: app}}\n",
+                             "interlock.yaml")
+                  .ok());
+  EXPECT_TRUE(LoadConfigText("resources:\n  - name: web\n    address: 10.0.0.0/8\n    port: 0\n",
+                             "interlock.yaml")
+                  .ok());
 }
 
 struct BadCase {
@@ -73,6 +118,17 @@ INSTANTIATE_TEST_SUITE_P(
                 "token_sha256[0]: must be 64 hex digits"},
         BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: a}, agent_tls_cert_file: /x.crt}\n",
                 "agent TLS needs both"},
+        BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: a, password_ref: \"env:PW\"}}\n",
+                "resources[0].postgres.login.password_ref: the upstream password would be sent to a server "
+                "whose identity is not verified (sslmode prefer): set sslmode verify-full (or verify-ca) with "
+                "sslrootcert, or allow_unverified_upstream: true to accept that anyone who can bind the "
+                "address while the server is down receives the password"},
+        BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: a, password_ref: \"env:PW\"}, "
+                "sslmode: require}\n",
+                "not verified (sslmode require)"},
+        BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres:\n      login: {user: a}\n      sslmode: disable\n"
+                "      by_workload:\n        rep: {user: b, password_ref: \"env:PW\"}\n",
+                "by_workload[\"rep\"].password_ref: the upstream password would be sent"},
         BadCase{"    protocol: PROTOCOL_POSTGRES\n    postgres:\n      login: {user: a}\n      by_workload:\n"
                 "        \"Bad Name\": {user: b}\n",
                 "by_workload[\"Bad Name\"]"}));

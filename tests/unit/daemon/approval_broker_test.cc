@@ -5,6 +5,7 @@
 
 #include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
@@ -61,6 +62,33 @@ TEST(CheckApprover, RefusesTheRequesterItself) {
   EXPECT_TRUE(CheckApprover(sibling, Agent(), false).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(CheckApprover(Human(1001), Agent(), false)));
   EXPECT_TRUE(CheckApprover(Human(1001), Agent(), /*allow_same_uid=*/true).ok());
+}
+
+// The workload the grants below are for: enrolled by uid 1001, a process running as 1002.
+GrantSubject AgentSubject() {
+  GrantSubject s;
+  s.uids = {1001, 1002};
+  s.cgroup_paths = {"/interlock/workloads/billing-agent.1"};
+  return s;
+}
+
+TEST(CheckGranter, RefusesTheWorkloadItself) {
+  EXPECT_TRUE(CheckGranter(Human(0), "billing-agent", AgentSubject(), false).ok());
+  for (uint32_t uid : {1001u, 1002u}) {
+    absl::Status s = CheckGranter(Human(uid), "billing-agent", AgentSubject(), false);
+    EXPECT_TRUE(absl::IsPermissionDenied(s));
+    EXPECT_THAT(std::string(s.message()), HasSubstr(absl::StrCat("operator uid ", uid, " is a uid workload billing-agent runs as")));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("approvals.allow_same_uid"));
+    EXPECT_TRUE(CheckGranter(Human(uid), "billing-agent", AgentSubject(), /*allow_same_uid=*/true).ok());
+  }
+  v1::Approver inside = Human(0);
+  inside.set_cgroup_path("/interlock/workloads/billing-agent.1/sub");
+  EXPECT_TRUE(absl::IsPermissionDenied(CheckGranter(inside, "billing-agent", AgentSubject(), true)));
+  inside.set_cgroup_path("/interlock/workloads/billing-agent.10");  // a sibling
+  EXPECT_TRUE(CheckGranter(inside, "billing-agent", AgentSubject(), false).ok());
+  // Nothing known about the workload (not enrolled now): only the uid of the operator
+  // could match, and nothing does.
+  EXPECT_TRUE(CheckGranter(Human(1001), "billing-agent", {}, false).ok());
 }
 
 class BrokerTest : public ::testing::Test {
@@ -216,6 +244,47 @@ TEST_F(BrokerTest, GrantsExpireAndRevokeWithACallback) {
   ASSERT_EQ(ended.size(), 2u);
   EXPECT_THAT(ended[1], HasSubstr(g->id() + " grant " + g->id() + " expired"));
   EXPECT_FALSE(broker_->ActiveGrant("billing-agent", "bank-db").has_value());
+}
+
+TEST_F(BrokerTest, SelfGrantIsRefusedAuditedAndNotStored) {
+  auto refused = broker_->CreateGrant("billing-agent", "bank-db", absl::Minutes(15), "need it", Human(1002),
+                                      AgentSubject());
+  ASSERT_TRUE(absl::IsPermissionDenied(refused.status())) << refused.status();
+  EXPECT_FALSE(broker_->ActiveGrant("billing-agent", "bank-db").has_value());
+  auto all = broker_->ListGrants(/*all=*/true);
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+  ASSERT_EQ(Count("granter_refused"), 1);
+  for (const auto& e : events_) {
+    if (e.outcome() != "granter_refused") continue;
+    EXPECT_EQ(e.kind(), v1::AUDIT_KIND_GRANT);
+    EXPECT_EQ(e.grant().granted_by().uid(), 1002u);
+    EXPECT_EQ(e.grant().granted_by().user(), "ops");
+    EXPECT_THAT(e.detail(), HasSubstr("operator uid 1002"));
+  }
+  // Another user may; the grant and its audit event name them.
+  auto g = broker_->CreateGrant("billing-agent", "bank-db", absl::Minutes(15), "INC-9", Human(0), AgentSubject());
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->granted_by().user(), "ops");
+  EXPECT_EQ(broker_->ActiveGrant("billing-agent", "bank-db")->granted_by().uid(), 0u);
+  ASSERT_EQ(Count("granted"), 1);
+  for (const auto& e : events_) {
+    if (e.outcome() == "granted") {
+      EXPECT_EQ(e.grant().granted_by().user(), "ops");
+    }
+  }
+}
+
+TEST_F(BrokerTest, SelfGrantAllowedWithAllowSameUid) {
+  broker_.reset();
+  ApprovalBrokerOptions o;
+  o.db_path = dir_ + "/approvals.db";
+  o.approvals.allow_same_uid = true;
+  auto b = ApprovalBroker::Create(o, loop_.get(), audit_.get(), &clock_);
+  ASSERT_TRUE(b.ok()) << b.status();
+  broker_ = std::move(*b);
+  EXPECT_TRUE(
+      broker_->CreateGrant("billing-agent", "bank-db", absl::Minutes(15), "solo", Human(1001), AgentSubject()).ok());
 }
 
 }  // namespace

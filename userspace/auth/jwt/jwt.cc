@@ -140,7 +140,19 @@ absl::Status CheckKeyFits(Alg alg, EVP_PKEY* key) {
                            OBJ_nid2sn(id) != nullptr ? OBJ_nid2sn(id) : "unknown"));
 }
 
+// The order n of P-256 (SEC 2 §2.4.2, FIPS 186-4 D.1.2.3) shifted right by one: the
+// largest low s. Big-endian, so a byte-wise comparison is a numeric one.
+constexpr unsigned char kP256HalfOrder[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+};
+
 }  // namespace
+
+bool IsHighS(absl::string_view raw_es256_signature) {
+  if (raw_es256_signature.size() != 64) return false;
+  return std::memcmp(raw_es256_signature.data() + 32, kP256HalfOrder, sizeof kP256HalfOrder) > 0;
+}
 
 void EvpPkeyFree::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
 
@@ -318,7 +330,7 @@ absl::StatusOr<Jws> DecodeJws(absl::string_view token) {
 }
 
 absl::Status VerifySignature(Alg alg, EVP_PKEY* key, absl::string_view signing_input,
-                             absl::string_view signature) {
+                             absl::string_view signature, SignatureRules rules) {
   if (key == nullptr) return Fail(Reason::kBadSignature, "no key");
   INTERLOCK_RETURN_IF_ERROR(CheckKeyFits(alg, key));
 
@@ -338,6 +350,13 @@ absl::Status VerifySignature(Alg alg, EVP_PKEY* key, absl::string_view signing_i
       if (signature.size() != 64) {
         return Fail(Reason::kBadSignature,
                     absl::StrCat("ES256 signature of ", signature.size(), " bytes, not 64 (r||s)"));
+      }
+      // Before verifying: a high s is refused whether or not it would verify, so the
+      // answer does not depend on the key.
+      if (rules.require_low_s && IsHighS(signature)) {
+        return Fail(Reason::kBadSignature,
+                    "high_s: ES256 signature has s > n/2 (the malleable, non-canonical half; "
+                    "this issuer is configured to require low s)");
       }
       INTERLOCK_ASSIGN_OR_RETURN(der, RawEcdsaToDer(signature));
       sig = der;

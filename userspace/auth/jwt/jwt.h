@@ -127,12 +127,31 @@ absl::StatusOr<Jws> DecodeJws(absl::string_view token);
 // echo of the input). Callers check the size first.
 absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json);
 
+// Whether a raw JOSE ECDSA signature r||s (64 bytes, P-256) has s > n/2. ECDSA is
+// malleable: if (r, s) verifies, so does (r, n-s), a second encoding of the same
+// signature that anyone can compute without the key. Low s (s <= n/2) is the canonical
+// half. False for a signature of the wrong length.
+bool IsHighS(absl::string_view raw_es256_signature);
+
+// How strict VerifySignature is beyond "does it verify".
+struct SignatureRules {
+  // ES256: refuse s > n/2 ("bad_signature: high_s ..."). Off by default because RFC 7518
+  // does not ask signers for low s and common signers (OpenSSL, Go, Java, so most IdPs)
+  // do not normalise: about half of their legitimate ES256 tokens have a high s. Turn it
+  // on (OidcIssuer.require_low_s) only for an issuer known to normalise. Interlock does
+  // not rely on it: nothing it keys on a token's identity uses the signature bytes (see
+  // daemon/token_bindings.h).
+  bool require_low_s = false;
+};
+
 // Verifies `signature` over `signing_input` with `key` (not owned; not modified) for
 // `alg`. OK when it verifies. Errors:
 //   alg_not_allowed: the key's type (or curve) cannot verify `alg`;
-//   bad_signature:   the signature does not verify, has the wrong length, or the RSA key
-//                    is outside [kMinRsaBits, kMaxRsaBits].
+//   bad_signature:   the signature does not verify, has the wrong length, the RSA key
+//                    is outside [kMinRsaBits, kMaxRsaBits], or (rules.require_low_s) an
+//                    ES256 signature has a high s — that message starts
+//                    "bad_signature: high_s:".
 absl::Status VerifySignature(Alg alg, EVP_PKEY* key, absl::string_view signing_input,
-                             absl::string_view signature);
+                             absl::string_view signature, SignatureRules rules = {});
 
 }  // namespace interlock::auth::jwt

@@ -457,7 +457,8 @@ absl::StatusOr<TokenClaims> JwtVerifier::Verify(absl::string_view token,
     INTERLOCK_ASSIGN_OR_RETURN(std::vector<const Jwk*> keys, SelectKeys(is, jws.kid, *alg));
     absl::Status verified = Fail(Reason::kBadSignature, "no key");
     for (const Jwk* k : keys) {
-      verified = VerifySignature(*alg, k->key.get(), jws.signing_input, jws.signature);
+      verified = VerifySignature(*alg, k->key.get(), jws.signing_input, jws.signature,
+                                 SignatureRules{.require_low_s = c.require_low_s});
       if (verified.ok()) break;
     }
     INTERLOCK_RETURN_IF_ERROR(verified);

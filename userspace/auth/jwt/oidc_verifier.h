@@ -107,6 +107,9 @@ struct IssuerConfig {
   absl::Duration jwks_max_age = absl::Minutes(10);
   // Whether a token without "exp" is refused (missing_claim). Leave it on.
   bool require_exp = true;
+  // ES256: refuse signatures with s > n/2 (see jwt::SignatureRules for why it is off
+  // by default).
+  bool require_low_s = false;
 };
 
 class JwtVerifier final : public TokenVerifier {

@@ -835,6 +835,10 @@ void PgSession::StartUpstreamLogin() {
   opts.user = upstream_user_;
   opts.database = upstream_database_;
   opts.params = agent_params_;
+  // Verified only when TLS is up and the context checked the chain (verify-ca) or chain
+  // and name (verify-full); prefer/require encrypt but would talk to anyone.
+  opts.upstream_verified = tls_ != nullptr && ctx_.postgres->VerifiesUpstream();
+  opts.allow_unverified = ctx_.postgres->allow_unverified_upstream;
   login_ = std::make_unique<UpstreamLogin>(std::move(opts), std::move(password), cb_hash, *nonce);
   SendToUpstream(login_->StartupMessage());
   phase_ = Phase::kUpstreamAuth;
@@ -937,6 +941,16 @@ void PgSession::ProcessUpstream() {
 
 void PgSession::HandleUpstreamLogin(char type, absl::string_view body) {
   auto step = login_->OnMessage(type, body);
+  if (!step.ok() && absl::StartsWith(step.status().message(), "upstream_unverified:")) {
+    // Nothing was sent: the agent hears why, the audit names the refusal.
+    Audit(v1::AUDIT_KIND_AUTH, "denied", "upstream_unverified", std::string(step.status().message()));
+    FailToAgent("28000",
+                absl::StrCat("interlock: resource ", ctx_.resource_name,
+                             " asks for a password but its server's identity is not verified "
+                             "(sslmode verify-ca or verify-full needed); the credential was not sent"),
+                "upstream_unverified", std::string(step.status().message()));
+    return;
+  }
   if (!step.ok()) {
     Audit(v1::AUDIT_KIND_AUTH, "denied", "upstream_login_failed", std::string(step.status().message()));
     // The agent learns that interlockd could not log in, not the upstream's details.

@@ -376,6 +376,9 @@ absl::Status RowEstimator::Connection::Login(absl::Duration deadline) {
       {"statement_timeout",
        absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.query_timeout)))},
   };
+  opts.upstream_verified =
+      tls_ != nullptr && (options_.sslmode == "verify-ca" || options_.sslmode == "verify-full");
+  opts.allow_unverified = options_.allow_unverified_upstream;
   UpstreamLogin login(std::move(opts), std::move(password), cb_hash, nonce);
   INTERLOCK_RETURN_IF_ERROR(Send(login.StartupMessage(), deadline));
   for (bool authenticated = false; !authenticated;) {

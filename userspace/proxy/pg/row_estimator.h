@@ -104,6 +104,9 @@ struct RowEstimatorOptions {
   // SSLRequest and falls back to plaintext when the server declines; require, verify-ca
   // and verify-full insist on TLS. Certificate checks are `tls`'s (net::TlsClientContext).
   std::string sslmode = "prefer";
+  // The resource's allow_unverified_upstream: without it the password is sent only over
+  // TLS with sslmode verify-ca or verify-full (see UpstreamLoginOptions).
+  bool allow_unverified_upstream = false;
   // Owned by the caller and must outlive the estimator; used from the worker thread.
   // May be null only when sslmode is disable, allow or prefer (then: plaintext).
   net::TlsClientContext* tls = nullptr;

@@ -48,9 +48,19 @@ absl::StatusOr<UpstreamLogin::Step> UpstreamLogin::OnMessage(char type, absl::st
   }
   INTERLOCK_ASSIGN_OR_RETURN(cpg::Authentication a, cpg::ParseAuthentication(body));
   auto need_password = [&]() -> absl::Status {
-    if (password_.has_value()) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        "upstream asks for a password and the resource has no password_ref configured");
+    if (!password_.has_value()) {
+      return absl::FailedPreconditionError(
+          "upstream asks for a password and the resource has no password_ref configured");
+    }
+    // Defence in depth behind the config check: whoever answers at the address asks for
+    // the password the same way the real server does.
+    if (!options_.upstream_verified && !options_.allow_unverified) {
+      return absl::FailedPreconditionError(
+          "upstream_unverified: the server asks for the password but its identity is not verified "
+          "(TLS with sslmode verify-ca or verify-full); the password is not sent "
+          "(allow_unverified_upstream is false)");
+    }
+    return absl::OkStatus();
   };
   switch (a.code) {
     case cpg::AuthCode::kOk:

@@ -33,6 +33,10 @@ struct UpstreamLoginOptions {
   // Other startup parameters forwarded from the agent (application_name, client_encoding,
   // DateStyle, options, ...). Never user, database or replication.
   std::vector<std::pair<std::string, std::string>> params;
+  // Whether the server proved its identity: TLS with sslmode verify-ca or verify-full.
+  bool upstream_verified = false;
+  // The resource's allow_unverified_upstream: send the password to an unverified server.
+  bool allow_unverified = false;
 };
 
 class UpstreamLogin {
@@ -55,7 +59,11 @@ class UpstreamLogin {
   //   PERMISSION_DENIED  the server refused the login (its SQLSTATE and message in the text),
   //                      or SCRAM verification of the server failed
   //   FAILED_PRECONDITION the server wants a password and none is configured, or offers
-  //                      SCRAM-SHA-256-PLUS over a connection that is not TLS
+  //                      SCRAM-SHA-256-PLUS over a connection that is not TLS, or (message
+  //                      "upstream_unverified: ...") wants the password while neither
+  //                      upstream_verified nor allow_unverified is set — refused before
+  //                      any byte derived from the password is produced (no cleartext,
+  //                      no md5 hash, not even SCRAM's first message)
   //   UNIMPLEMENTED      GSS / SSPI / Kerberos
   //   INVALID_ARGUMENT   a malformed or unexpected message
   absl::StatusOr<Step> OnMessage(char type, absl::string_view body);

@@ -257,6 +257,47 @@ TEST_F(VerifySignatureTest, Es256ZeroAndOutOfRangeScalarsFail) {
       "bad_signature");
 }
 
+// ES256 malleability: (r, n-s) verifies whenever (r, s) does. With require_low_s the
+// high half is refused before verification, with its own message; the low half passes.
+TEST_F(VerifySignatureTest, Es256HighSRefusedWhenLowSIsRequired) {
+  const SignatureRules strict{.require_low_s = true};
+  bool saw_high = false;
+  bool saw_low = false;
+  // OpenSSL does not normalise s: sign until both halves have been seen (p = 2^-40 of
+  // missing one in 40 tries).
+  for (int i = 0; i < 40 && !(saw_high && saw_low); ++i) {
+    Jws jws = Signed("ec", "ES256");
+    std::string low = IsHighS(jws.signature) ? testing::FlipEs256S(jws.signature) : jws.signature;
+    std::string high = testing::FlipEs256S(low);
+    (IsHighS(jws.signature) ? saw_high : saw_low) = true;
+    ASSERT_FALSE(IsHighS(low));
+    ASSERT_TRUE(IsHighS(high));
+    // Both verify without the rule: that is the malleability.
+    EXPECT_TRUE(VerifySignature(Alg::kES256, Key("ec"), jws.signing_input, high).ok());
+    EXPECT_TRUE(VerifySignature(Alg::kES256, Key("ec"), jws.signing_input, low).ok());
+    EXPECT_TRUE(VerifySignature(Alg::kES256, Key("ec"), jws.signing_input, low, strict).ok());
+    absl::Status s = VerifySignature(Alg::kES256, Key("ec"), jws.signing_input, high, strict);
+    EXPECT_EQ(ReasonOf(s), "bad_signature");
+    EXPECT_THAT(std::string(s.message()), StartsWith("bad_signature: high_s: "));
+  }
+  EXPECT_TRUE(saw_high && saw_low);
+}
+
+TEST(IsHighS, BoundaryIsHalfTheOrder) {
+  // n/2 itself is low; n/2 + 1 is high.
+  std::string half = std::string(32, '\x01') +
+                     std::string("\x7f\xff\xff\xff\x80\x00\x00\x00\x7f\xff\xff\xff\xff\xff\xff\xff"
+                                 "\xde\x73\x7d\x56\xd3\x8b\xcf\x42\x79\xdc\xe5\x61\x7e\x31\x92\xa8",
+                                 32);
+  EXPECT_FALSE(IsHighS(half));
+  std::string above = half;
+  above[63] = static_cast<char>(0xa9);
+  EXPECT_TRUE(IsHighS(above));
+  EXPECT_FALSE(IsHighS(std::string(64, '\0')));
+  EXPECT_TRUE(IsHighS(std::string(64, '\xff')));
+  EXPECT_FALSE(IsHighS(std::string(63, '\xff')));  // wrong length: not ES256 at all
+}
+
 TEST_F(VerifySignatureTest, Rsa1024KeyRefusedEvenWithAValidSignature) {
   // The JWKS parser skips such keys; VerifySignature refuses them too (defense in depth).
   std::string pem = idp_->PublicKeyPem("weak");

@@ -137,6 +137,26 @@ TEST_F(JwtVerifierTest, AcceptsEachAlgorithm) {
   EXPECT_EQ(fetcher_->Calls(kJwksUrl), 1);
 }
 
+// require_low_s: the (r, n-s) twin of an ES256 token is refused as bad_signature with
+// its own message; the low-s form passes. Off (the default), both verify.
+TEST_F(JwtVerifierTest, RequireLowSRefusesTheHighSTwin) {
+  std::string token = Mint("ec-1", "ES256", Claims());
+  std::string twin = ::interlock::testing::ReencodeEs256Token(token);
+  std::string sig = ::interlock::testing::Base64UrlDecodeLenient(token.substr(token.rfind('.') + 1));
+  const std::string& high = IsHighS(sig) ? token : twin;
+  const std::string& low = IsHighS(sig) ? twin : token;
+  auto lenient = Make(Config());
+  EXPECT_EQ(Reason(lenient->Verify(high, ctx_)), "ok");
+  EXPECT_EQ(Reason(lenient->Verify(low, ctx_)), "ok");
+  IssuerConfig c = Config();
+  c.require_low_s = true;
+  auto strict = Make(c);
+  EXPECT_EQ(Reason(strict->Verify(low, ctx_)), "ok");
+  absl::StatusOr<TokenClaims> r = strict->Verify(high, ctx_);
+  EXPECT_EQ(Reason(r), "bad_signature");
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("high_s"));
+}
+
 TEST_F(JwtVerifierTest, ExtractsClaims) {
   auto v = Make(Config());
   JsonObject claims = Claims();

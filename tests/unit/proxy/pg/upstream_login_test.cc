@@ -34,7 +34,9 @@ namespace {
 namespace cpg = ::interlock::codec::pg;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Pair;
+using ::testing::StartsWith;
 
 // RFC 7677 section 3.
 constexpr absl::string_view kPassword = "pencil";
@@ -153,6 +155,9 @@ UpstreamLogin NewLogin(std::optional<std::string> password, std::string tls_cb_h
                        UpstreamLoginOptions options = {.user = "app", .database = "appdb"}) {
   std::optional<auth::Secret> secret;
   if (password.has_value()) secret.emplace(*password);
+  // These tests are about the methods: the server counts as verified (see
+  // UnverifiedUpstream* below for the other case).
+  options.upstream_verified = true;
   return UpstreamLogin(std::move(options), std::move(secret), std::move(tls_cb_hash),
                        std::string(kNonce));
 }
@@ -182,6 +187,47 @@ TEST(UpstreamLogin, StartupMessageCarriesUserDatabaseAndParams) {
   EXPECT_THAT(s->params,
               ElementsAre(Pair("user", "app"), Pair("database", "appdb"),
                           Pair("application_name", "agent"), Pair("client_encoding", "UTF8")));
+}
+
+// ---- Issue 12 item 8: credentials only to a verified server ----------------------------------
+
+// A server that is not verified (plain TCP, or TLS without verify-ca/verify-full) and a
+// resource that did not accept the risk: every way of asking for the password fails
+// before a byte derived from it exists, SCRAM included (its first message carries no
+// secret, but starting it would hand an impostor a salted-hash oracle to guess against).
+TEST(UpstreamLogin, UnverifiedUpstreamGetsNoSecretBytes) {
+  const std::string kSecret = "s3cr3t-pw";
+  const Msg asks[] = {AuthCode(cpg::AuthCode::kCleartextPassword), AuthMd5({'a', 'b', 'c', 'd'}),
+                      AuthSasl({"SCRAM-SHA-256"}), AuthSasl({"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"})};
+  for (const Msg& ask : asks) {
+    for (std::string cb : {std::string(), std::string(32, 'h')}) {  // plain TCP, TLS without verify
+      SCOPED_TRACE(static_cast<int>(ask.body.size()));
+      std::optional<auth::Secret> secret;
+      secret.emplace(kSecret);
+      UpstreamLogin login({.user = "app", .database = "appdb"}, std::move(secret), cb, std::string(kNonce));
+      EXPECT_THAT(login.StartupMessage(), Not(HasSubstr(kSecret)));
+      absl::StatusOr<UpstreamLogin::Step> step = Send(login, ask);
+      ASSERT_FALSE(step.ok());
+      EXPECT_EQ(step.status().code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_THAT(std::string(step.status().message()), StartsWith("upstream_unverified: "));
+      EXPECT_THAT(std::string(step.status().message()), Not(HasSubstr(kSecret)));
+    }
+  }
+}
+
+TEST(UpstreamLogin, VerifiedOrExplicitlyAllowedUpstreamGetsThePassword) {
+  for (UpstreamLoginOptions o : {UpstreamLoginOptions{.user = "app", .database = "appdb", .upstream_verified = true},
+                                 UpstreamLoginOptions{.user = "app", .database = "appdb", .allow_unverified = true}}) {
+    std::optional<auth::Secret> secret;
+    secret.emplace("pw");
+    UpstreamLogin login(o, std::move(secret), "", std::string(kNonce));
+    absl::StatusOr<UpstreamLogin::Step> step = Send(login, AuthCode(cpg::AuthCode::kCleartextPassword));
+    ASSERT_TRUE(step.ok()) << step.status();
+    EXPECT_EQ(step->send, cpg::EncodePasswordMessage("pw"));
+  }
+  // Trust needs no secret: an unverified server may still let us in without one.
+  UpstreamLogin trust({.user = "app", .database = "appdb"}, std::nullopt, "", std::string(kNonce));
+  EXPECT_TRUE(Send(trust, AuthOk())->authenticated);
 }
 
 // ---- Methods that succeed --------------------------------------------------------------------
