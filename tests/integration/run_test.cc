@@ -73,6 +73,8 @@ TEST_F(RunTest, AgentRunsAsNobodyWithNoCapabilitiesNoGroupsAndNoNewPrivs) {
     EXPECT_EQ(Field(r.out, set), kNoCaps) << set << ": " << r.out;
   }
   EXPECT_EQ(Field(r.out, "NoNewPrivs"), "1") << r.out;
+  // Its own session: the invoker's terminal is not its controlling tty (no TIOCSTI).
+  EXPECT_EQ(Field(r.out, "sid"), Field(r.out, "pid")) << r.out;
 
   // HOME, USER and LOGNAME are the agent's, not root's.
   r = Run({"HOME=/root", "USER=root", "LOGNAME=root"},

@@ -50,10 +50,13 @@ constexpr char kRunHelp[] =
     "CMD runs unprivileged: as --user (default: $SUDO_UID/$SUDO_GID, the user who ran\n"
     "sudo), with its primary group or --group, no supplementary groups, no capabilities\n"
     "(also none in the bounding and ambient sets) and no_new_privs (setuid binaries do not\n"
-    "raise it). HOME, USER and LOGNAME are set for that user. An agent running as root is\n"
-    "refused unless --allow-root is given: root can detach or unpin interlock's BPF\n"
-    "programs, move itself out of its cgroup, kill interlockd and read its state dir, so\n"
-    "root's connections are guarded only for as long as it chooses.\n"
+    "raise it), in a new session (setsid: the invoker's terminal is not its controlling\n"
+    "tty, so it cannot inject input into it). HOME, USER and LOGNAME are set for that\n"
+    "user (if it has a passwd entry).\n"
+    "An agent running as root is refused unless --allow-root is given: root can detach\n"
+    "or unpin interlock's BPF programs, move itself out of its cgroup, kill interlockd\n"
+    "and read its state dir, so root's connections are guarded only for as long as it\n"
+    "chooses.\n"
     "\n"
     "File descriptors above 2 are closed before CMD starts: a socket created outside the\n"
     "enrolled cgroup and inherited by the agent is not redirected when the agent connects\n"
@@ -71,7 +74,7 @@ void Forward(int sig) {
 
 // What the child tells the parent before exec when it cannot go on. Fixed size: one
 // write(2) of it is atomic on a pipe.
-enum class ChildStep : int32_t { kCgroup = 1, kDrop, kFds, kExec };
+enum class ChildStep : int32_t { kCgroup = 1, kSession, kDrop, kFds, kExec };
 struct ChildReport {
   ChildStep step;
   int32_t drop_stage;  // DropStage when step == kDrop
@@ -89,6 +92,8 @@ std::string Describe(const ChildReport& r, const std::string& dir, const char* c
   switch (r.step) {
     case ChildStep::kCgroup:
       return absl::StrCat("run: move to cgroup ", dir, ": ", std::strerror(r.err));
+    case ChildStep::kSession:
+      return absl::StrCat("run: setsid: ", std::strerror(r.err));
     case ChildStep::kDrop:
       return absl::StrCat("run: drop privileges: ",
                           DropStageName(static_cast<DropStage>(r.drop_stage)), ": ",
@@ -225,6 +230,12 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
       ChildFail(w, ChildStep::kCgroup, errno, DropStage::kNone, kExitSetupFailed);
     }
     ::close(fd);
+    // A new session, without the operator's terminal as its controlling tty: an agent
+    // could otherwise push keystrokes into the root shell it was started from (TIOCSTI)
+    // and have them run after it exits. It still reads and writes fds 0-2.
+    if (prepared.drop() && ::setsid() < 0) {
+      ChildFail(w, ChildStep::kSession, errno, DropStage::kNone, kExitSetupFailed);
+    }
     DropFailure f = ApplyDrop(prepared);
     if (f.stage != DropStage::kNone) ChildFail(w, ChildStep::kDrop, f.err, f.stage, kExitSetupFailed);
     if (int err = CloseOnExecFrom(3 + *preserve, fd_limit); err != 0) {

@@ -314,7 +314,8 @@ int CmdWhoami() {
   closedir(d);
   std::sort(open_fds.begin(), open_fds.end());
   for (int fd : open_fds) fds += (fds.empty() ? "" : " ") + std::to_string(fd);
-  out += ",\"fds\":\"" + fds + "\"}";
+  out += ",\"fds\":\"" + fds + "\",\"pid\":" + std::to_string(getpid()) +
+         ",\"sid\":" + std::to_string(getsid(0)) + "}";
   std::printf("%s\n", out.c_str());
   return 0;
 }

@@ -218,6 +218,26 @@ TEST(ApplyDrop, ChildEndsWithTheAskedIdsNoCapsAndCannotRegainRoot) {
   }
 }
 
+// Fail closed: without the privilege to drop (here: already dropped once), ApplyDrop
+// reports the step that failed instead of carrying on to exec as whoever it is.
+TEST(ApplyDrop, ReportsTheFailedStepWithoutPrivilege) {
+  auto first = PrepareDrop(Credentials{.drop = true, .uid = 65534, .gid = 65534}, environ);
+  auto second = PrepareDrop(Credentials{.drop = true, .uid = 4242, .gid = 4242}, environ);
+  ASSERT_TRUE(first.ok() && second.ok());
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    (void)ApplyDrop(**first);  // as root: succeeds; as non-root: fails, either way unprivileged
+    DropFailure f = ApplyDrop(**second);
+    if (f.stage != DropStage::kBounding || f.err != EPERM) _exit(1);
+    if (::getuid() == 4242) _exit(2);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 TEST(ApplyDrop, NothingToDoWhenNotDropping) {
   auto p = PrepareDrop(Credentials{.drop = false}, environ);
   ASSERT_TRUE(p.ok());
