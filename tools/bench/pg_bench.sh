@@ -152,9 +152,9 @@ use_path() {
   path="$1"
   case "$1" in
     direct) prefix=(env "PGPASSWORD=$pw"); host="$db_addr"; port="$pg_port"; user=bench ;;
-    tcprelay) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench -- env "PGPASSWORD=$pw")
+    tcprelay) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --user nobody -- env "PGPASSWORD=$pw")
       host="$db_addr"; port="$pg_port"; user=bench ;;  # no parsing, so the agent logs in
-    sockmap | plain) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --)
+    sockmap | plain) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --)
       host="$db_addr"; port="$pg_port"; user=agent ;;  # no password: interlockd logs in
     pgbouncer) prefix=(env "PGPASSWORD=$pw"); host="$bouncer_addr"; port="$bouncer_port"; user=bench ;;
   esac
