@@ -175,7 +175,8 @@ cell() {  # $1 = workload (select | tpcb), $2 = clients
   # Same starting state for every path: what pgbench's own pre-run vacuum does, plus a
   # checkpoint, done directly (not through the path under test).
   su_psql bench "VACUUM pgbench_branches" "VACUUM pgbench_tellers" "TRUNCATE pgbench_history" CHECKPOINT >/dev/null
-  rm -rf "$dir"; mkdir "$dir"
+  # The agent (uid nobody under interlock run) writes pgbench's transaction logs here.
+  rm -rf "$dir"; mkdir "$dir"; chown nobody "$dir"
   local t0; t0="$(proxy_cpu_ticks)"
   pgbench_run "$dir/out" "${opt[@]}" -c "$c" -j "$j" -T "$secs" --log --log-prefix="$dir/tx"
   local t1 txs cpu="-"; t1="$(proxy_cpu_ticks)"
