@@ -53,8 +53,8 @@ class RunTest : public ::testing::Test {
   CommandResult Run(const std::vector<std::string>& env, const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"/usr/bin/env", "-u", "SUDO_UID", "-u", "SUDO_GID"};
     argv.insert(argv.end(), env.begin(), env.end());
-    argv.insert(argv.end(), {BinaryPath("interlock"), "--config", h_->config_path(), "run",
-                             "--as", "agent"});
+    argv.insert(argv.end(),
+                {BinaryPath("interlock"), "--config", h_->config_path(), "run", "--as", "agent"});
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -102,16 +102,17 @@ TEST_F(RunTest, AgentCannotMoveItselfOutOfItsCgroup) {
   const std::string parent = CgroupDir(root, absl::StrCat(h_->cgroup_root(), "/workloads"));
   // Its own cgroup (a cgroup.procs write there is also how a child would be moved in), the
   // workloads parent, interlock's root and the cgroup2 root: none is writable.
-  std::string script = absl::StrCat(
-      "own=", root, "$(sed -n 's/^0:://p' /proc/self/cgroup); for d in \"$own\" ", parent, " ",
-      CgroupDir(root, h_->cgroup_root()), " ", root, "; do ", Probe(),
-      " move-cgroup \"$d\"; done; sed -n 's/^0:://p' /proc/self/cgroup");
+  std::string script =
+      absl::StrCat("own=", root, "$(sed -n 's/^0:://p' /proc/self/cgroup); for d in \"$own\" ",
+                   parent, " ", CgroupDir(root, h_->cgroup_root()), " ", root, "; do ", Probe(),
+                   " move-cgroup \"$d\"; done; sed -n 's/^0:://p' /proc/self/cgroup");
   CommandResult r = h_->RunAgent("agent", {"/bin/sh", "-c", script});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int refused = 0;
   for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
     if (!absl::StartsWith(line, "{")) {
-      EXPECT_THAT(std::string(line), HasSubstr(absl::StrCat("/", h_->cgroup_root(), "/workloads/agent.")))
+      EXPECT_THAT(std::string(line),
+                  HasSubstr(absl::StrCat("/", h_->cgroup_root(), "/workloads/agent.")))
           << "the agent left its cgroup";
       continue;
     }
@@ -140,7 +141,8 @@ TEST_F(RunTest, InheritedFdsAreClosedUnlessPreserved) {
   // --preserve-fds 2 keeps 3 and 4, and only those: 5 and the leaked one are closed.
   leaked = ::open("/dev/null", O_RDONLY);
   ASSERT_GE(leaked, 3);
-  std::vector<std::string> argv = {"/bin/sh", "-c",
+  std::vector<std::string> argv = {
+      "/bin/sh", "-c",
       absl::StrCat("exec 3</dev/null 4</dev/null 5</dev/null; exec /usr/bin/env -u SUDO_UID ",
                    BinaryPath("interlock"), " --config ", h_->config_path(),
                    " run --as agent --user nobody --preserve-fds 2 -- ", Probe(), " whoami")};
@@ -196,8 +198,8 @@ TEST_F(RunTest, SudoUidIsTheDefaultUser) {
   EXPECT_EQ(Field(r.out, "Uid"), "65534 65534 65534 65534") << r.out;
   EXPECT_EQ(Field(r.out, "CapBnd"), kNoCaps) << r.out;
   // --user wins over SUDO_UID, and --allow-root does not make SUDO_UID's user root.
-  r = Run({"SUDO_UID=65534", "SUDO_GID=65534"}, {"--allow-root", "--user", "4242", "--group",
-                                                 "4242", "--", Probe(), "whoami"});
+  r = Run({"SUDO_UID=65534", "SUDO_GID=65534"},
+          {"--allow-root", "--user", "4242", "--group", "4242", "--", Probe(), "whoami"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Field(r.out, "Uid"), "4242 4242 4242 4242") << r.out;
 }
@@ -211,8 +213,10 @@ TEST_F(RunTest, OwnFailuresExit125AndCmdFailuresKeep126And127) {
   };
   const std::vector<Case> cases = {
       {{"--user", "no-such-user-xyz"}, "run: --user no-such-user-xyz: no such user"},
-      {{"--user", "nobody", "--group", "no-such-group-xyz"}, "run: --group no-such-group-xyz: no such group"},
-      {{"--user", "nobody", "--preserve-fds", "x"}, "run: --preserve-fds x: not a non-negative number"},
+      {{"--user", "nobody", "--group", "no-such-group-xyz"},
+       "run: --group no-such-group-xyz: no such group"},
+      {{"--user", "nobody", "--preserve-fds", "x"},
+       "run: --preserve-fds x: not a non-negative number"},
       {{"--user", "nobody", "--preserve-fds", "-1"}, "run: --preserve-fds -1"},
       {{"--user", "nobody", "--bogus"}, "run: unexpected argument \"--bogus\""},
   };

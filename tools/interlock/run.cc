@@ -40,7 +40,7 @@ constexpr int kExitSetupFailed = 125;
 
 constexpr char kRunHelp[] =
     "usage: interlock run --as NAME [--user NAME|UID] [--group NAME|GID] [--allow-root]\n"
-    "                     [--preserve-fds N] [--default-deny] [--token-file PATH] -- CMD [ARGS...]\n"
+    "                     [--preserve-fds N] [--default-deny] [--token-file PATH] -- CMD...\n"
     "\n"
     "Runs CMD in a new cgroup enrolled as workload NAME. Its connections to protected\n"
     "resources go through interlockd; with --default-deny every other destination is\n"
@@ -96,10 +96,10 @@ std::string Describe(const ChildReport& r, const std::string& dir, const char* c
     case ChildStep::kSession:
       return absl::StrCat("run: setsid: ", std::strerror(r.err));
     case ChildStep::kDrop:
-      return absl::StrCat("run: drop privileges: ",
-                          DropStageName(static_cast<DropStage>(r.drop_stage)), ": ",
-                          r.err != 0 ? std::strerror(r.err)
-                                     : "the result is not what was asked (refusing to start)");
+      return absl::StrCat(
+          "run: drop privileges: ", DropStageName(static_cast<DropStage>(r.drop_stage)), ": ",
+          r.err != 0 ? std::strerror(r.err)
+                     : "the result is not what was asked (refusing to start)");
     case ChildStep::kFds:
       return absl::StrCat("run: close inherited fds: ", std::strerror(r.err));
     case ChildStep::kExec:
@@ -113,7 +113,8 @@ void Unenroll(const std::string& socket, uint64_t cgroup_id) {
   unenroll.mutable_unenroll()->set_cgroup_id(cgroup_id);
   auto un = control::CallControl(socket, unenroll);
   if (!un.ok()) {
-    std::fprintf(stderr, "interlock: run: unenroll: %s\n", std::string(un.status().message()).c_str());
+    std::fprintf(stderr, "interlock: run: unenroll: %s\n",
+                 std::string(un.status().message()).c_str());
   }
 }
 
@@ -160,18 +161,21 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
                                                  "\" (CMD goes after --)\n", kRunHelp));
     }
   }
-  if (name.empty()) return Fail(kExitSetupFailed, absl::StrCat("run: --as NAME is required\n", kRunHelp));
-  if (i >= args.size()) return Fail(kExitSetupFailed, absl::StrCat("run: no command after --\n", kRunHelp));
+  if (name.empty())
+    return Fail(kExitSetupFailed, absl::StrCat("run: --as NAME is required\n", kRunHelp));
+  if (i >= args.size())
+    return Fail(kExitSetupFailed, absl::StrCat("run: no command after --\n", kRunHelp));
   std::vector<std::string> cmd(args.begin() + static_cast<long>(i), args.end());
 
   auto preserve = ParsePreserveFds(preserve_text);
-  if (!preserve.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", preserve.status().message()));
+  if (!preserve.ok())
+    return Fail(kExitSetupFailed, absl::StrCat("run: ", preserve.status().message()));
   // Checked before we open anything ourselves, so that none of our own fds can land in
   // the preserved range and be handed to the agent.
   for (int fd = 3; fd < 3 + *preserve; ++fd) {
     if (::fcntl(fd, F_GETFD) < 0) {
-      return Fail(kExitSetupFailed, absl::StrCat("run: --preserve-fds ", *preserve, ": fd ", fd,
-                                                 " is not open"));
+      return Fail(kExitSetupFailed,
+                  absl::StrCat("run: --preserve-fds ", *preserve, ": fd ", fd, " is not open"));
     }
   }
 
@@ -195,13 +199,15 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   if (!token_file.empty()) {
     char* abs = ::realpath(token_file.c_str(), nullptr);
     if (abs == nullptr) {
-      return Fail(kExitSetupFailed, absl::StrCat("run: --token-file ", token_file, ": ", std::strerror(errno)));
+      return Fail(kExitSetupFailed,
+                  absl::StrCat("run: --token-file ", token_file, ": ", std::strerror(errno)));
     }
     req.mutable_enroll()->set_token_file(abs);
     ::free(abs);
   }
   auto resp = control::CallControl(cfg->control_socket, req);
-  if (!resp.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: enroll: ", resp.status().message()));
+  if (!resp.ok())
+    return Fail(kExitSetupFailed, absl::StrCat("run: enroll: ", resp.status().message()));
   const std::string dir = resp->enroll().cgroup_dir();
   const uint64_t cgroup_id = resp->enroll().cgroup_id();
 
@@ -238,7 +244,8 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
       ChildFail(w, ChildStep::kSession, errno, DropStage::kNone, kExitSetupFailed);
     }
     DropFailure f = ApplyDrop(prepared);
-    if (f.stage != DropStage::kNone) ChildFail(w, ChildStep::kDrop, f.err, f.stage, kExitSetupFailed);
+    if (f.stage != DropStage::kNone)
+      ChildFail(w, ChildStep::kDrop, f.err, f.stage, kExitSetupFailed);
     if (int err = CloseOnExecFrom(3 + *preserve, fd_limit); err != 0) {
       ChildFail(w, ChildStep::kFds, err, DropStage::kNone, kExitSetupFailed);
     }
@@ -249,7 +256,7 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   }
   ::close(report[1]);
   g_child = pid;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = Forward;
   ::sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);

@@ -178,8 +178,8 @@ absl::StatusOr<Credentials> ResolveCredentials(const PrivilegeSpec& spec, const 
   } else if (c.entry) {
     c.gid = c.entry->gid;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": no passwd entry for uid ", c.uid, ", so no primary group: give --group"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": no passwd entry for uid ", c.uid,
+                                                   ", so no primary group: give --group"));
   }
   return c;
 }
@@ -199,15 +199,24 @@ absl::StatusOr<int> ParsePreserveFds(const std::string& text) {
 
 const char* DropStageName(DropStage stage) {
   switch (stage) {
-    case DropStage::kNone: return "none";
-    case DropStage::kAmbient: return "clear ambient capabilities";
-    case DropStage::kBounding: return "drop bounding capabilities";
-    case DropStage::kGroups: return "setgroups";
-    case DropStage::kGid: return "setresgid";
-    case DropStage::kUid: return "setresuid";
-    case DropStage::kCaps: return "capset";
-    case DropStage::kNoNewPrivs: return "no_new_privs";
-    case DropStage::kVerify: return "verify";
+    case DropStage::kNone:
+      return "none";
+    case DropStage::kAmbient:
+      return "clear ambient capabilities";
+    case DropStage::kBounding:
+      return "drop bounding capabilities";
+    case DropStage::kGroups:
+      return "setgroups";
+    case DropStage::kGid:
+      return "setresgid";
+    case DropStage::kUid:
+      return "setresuid";
+    case DropStage::kCaps:
+      return "capset";
+    case DropStage::kNoNewPrivs:
+      return "no_new_privs";
+    case DropStage::kVerify:
+      return "verify";
   }
   return "unknown";
 }
@@ -295,8 +304,7 @@ DropFailure ApplyDrop(const PreparedDrop& d) {
 }
 
 int CloseOnExecFrom(int first_fd, int fd_limit) {
-  if (::syscall(SYS_close_range, static_cast<unsigned>(first_fd), ~0U, CLOSE_RANGE_CLOEXEC) ==
-      0) {
+  if (::syscall(SYS_close_range, static_cast<unsigned>(first_fd), ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
     return 0;
   }
   // Kernels before 5.11: mark them one by one (EBADF for the ones not open).

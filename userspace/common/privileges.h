@@ -122,8 +122,8 @@ class PreparedDrop {
   char** envp() { return envp_.data(); }
 
  private:
-  friend absl::StatusOr<std::unique_ptr<PreparedDrop>> PrepareDrop(
-      const Credentials& creds, char** environ_in);
+  friend absl::StatusOr<std::unique_ptr<PreparedDrop>> PrepareDrop(const Credentials& creds,
+                                                                   char** environ_in);
   bool drop_ = false;
   uid_t uid_ = 0;
   gid_t gid_ = 0;

@@ -61,6 +61,7 @@ struct Case {
 
 TEST(ResolveCredentials, Table) {
   using C = absl::StatusCode;
+  // clang-format off
   const std::vector<Case> cases = {
       {"user by name, its primary group", {.user = "bob"}, 0, C::kOk, "", true, 1000, 1000, "bob"},
       {"user by uid with an entry", {.user = "65534"}, 0, C::kOk, "", true, 65534, 65534, "nobody"},
@@ -117,6 +118,7 @@ TEST(ResolveCredentials, Table) {
       {"--group wins over SUDO_GID", {.group = "staff", .sudo_uid = "1000", .sudo_gid = "1000"}, 0,
        C::kOk, "", true, 1000, 50, "bob"},
   };
+  // clang-format on
   TableDb db;
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
@@ -163,20 +165,22 @@ TEST(ParsePreserveFds, Table) {
 }
 
 TEST(PrepareDrop, ReplacesHomeUserLognameForAKnownUser) {
-  std::vector<std::string> env = {"HOME=/root", "PATH=/usr/bin", "USER=root", "LOGNAME=root",
-                                  "HOMEX=keep", "SUDO_UID=1000"};
+  std::vector<std::string> env = {"HOME=/root",   "PATH=/usr/bin", "USER=root",
+                                  "LOGNAME=root", "HOMEX=keep",    "SUDO_UID=1000"};
   std::vector<char*> envp;
   for (auto& s : env) envp.push_back(s.data());
   envp.push_back(nullptr);
-  Credentials c{.drop = true, .uid = 65534, .gid = 65534,
+  Credentials c{.drop = true,
+                .uid = 65534,
+                .gid = 65534,
                 .entry = UserEntry{"nobody", 65534, 65534, "/nonexistent"}};
   auto p = PrepareDrop(c, envp.data());
   ASSERT_TRUE(p.ok()) << p.status();
   std::vector<std::string> got;
   for (char** e = (*p)->envp(); *e != nullptr; ++e) got.emplace_back(*e);
-  EXPECT_THAT(got, ::testing::UnorderedElementsAre("PATH=/usr/bin", "HOMEX=keep", "SUDO_UID=1000",
-                                                   "HOME=/nonexistent", "USER=nobody",
-                                                   "LOGNAME=nobody"));
+  EXPECT_THAT(
+      got, ::testing::UnorderedElementsAre("PATH=/usr/bin", "HOMEX=keep", "SUDO_UID=1000",
+                                           "HOME=/nonexistent", "USER=nobody", "LOGNAME=nobody"));
   EXPECT_GT((*p)->last_cap(), 30);  // CAP_AUDIT_READ (37) on every supported kernel
 }
 
