@@ -6,8 +6,10 @@
 #     which the embedded default config protects;
 #  3. starts interlockd with that embedded default (no config file);
 #  4. runs an unmodified agent (bash's /dev/tcp, and interlock-probe) under
-#     `interlock run`: its connection is redirected through interlockd, recorded, and it
-#     still sees 127.0.0.42:7000 as its peer; a default-deny agent is refused elsewhere;
+#     `interlock run --user nobody`: it runs unprivileged (no capabilities), its
+#     connection is redirected through interlockd, recorded, and it still sees
+#     127.0.0.42:7000 as its peer; a default-deny agent is refused elsewhere; an agent
+#     that would run as root is refused;
 #  5. shows `interlock sessions`, `interlock replay`, a passing `interlock verify` and the
 #     audit log; then cleans up everything it started or created;
 #  6. part 2 (tools/demo_guardrails.sh): a PostgreSQL database behind the shipped bank
@@ -74,18 +76,26 @@ for _ in $(seq 1 150); do
 done
 cli status
 
-step "agent: bash with /dev/tcp, unmodified, enrolled as 'demo-agent'"
-cli run --as demo-agent -- bash -c '
+step "agent: bash with /dev/tcp, unmodified, enrolled as 'demo-agent', running as nobody"
+cli run --as demo-agent --user nobody -- bash -c '
   exec 3<>/dev/tcp/127.0.0.42/7000
   printf "SELECT balance FROM accounts WHERE id = 42\n" >&3
   read -r line <&3
   echo "agent sent a request and got back: $line"'
 
 step "agent: interlock-probe sees the original destination as its peer (getpeername)"
-cli run --as demo-agent -- "$bin_probe" connect 127.0.0.42 7000 --message "hello from the agent"
+cli run --as demo-agent --user nobody -- "$bin_probe" connect 127.0.0.42 7000 --message "hello from the agent"
+
+step "the agent is unprivileged: uid nobody, no capabilities, no_new_privs, no inherited fds"
+cli run --as demo-agent --user nobody -- "$bin_probe" whoami
+
+step "an agent as root is refused (root could detach the BPF programs); exit 125"
+rc=0
+env -u SUDO_UID -u SUDO_GID INTERLOCK_CONFIG= "$bin_cli" run --as demo-agent -- true || rc=$?
+[ "$rc" = 125 ] || { echo "demo: expected exit 125, got $rc" >&2; exit 1; }
 
 step "default-deny agent: an unlisted destination is refused by the kernel (EPERM)"
-cli run --as demo-agent --default-deny -- "$bin_probe" connect 127.0.0.43 7001 || \
+cli run --as demo-agent --user nobody --default-deny -- "$bin_probe" connect 127.0.0.43 7001 || \
   echo "(refused, as it should be; exit code $?)"
 
 sleep 0.3

@@ -102,9 +102,10 @@ for _ in $(seq 1 150); do
 done
 echo "interlockd is up; policy: $(grep -c '^  - id:' "$work/policy.yaml") rules"
 
-agent() {  # psql as the agent: uid nobody, no password, its own idea of user and database
-  cli run --as billing-agent -- setpriv --reuid=65534 --regid=65534 --clear-groups \
-    env HOME=/tmp "$pgbin/psql" -X -h "$db" -p "$port" -U agent -d bank -v VERBOSITY=default "$@"
+agent() {  # psql as the agent: uid nobody (interlock run drops to it), no password, its
+           # own idea of user and database
+  cli run --as billing-agent --user nobody -- \
+    "$pgbin/psql" -X -h "$db" -p "$port" -U agent -d bank -v VERBOSITY=default "$@"
 }
 
 step "agent reads customers: the values it may not see are masked in flight"

@@ -206,12 +206,12 @@ stop_server() {
   stop_pid "$pg_pid" INT; pg_pid=""
 }
 
-run_suite() {  # $1 = name; rest = command prefix; runs as postgres
+run_suite() {  # $1 = name; rest = command prefix that runs the rest as postgres
   local name="$1"; shift
   local out="$work/$name/out"
   mkdir -p "$out"; chown postgres: "$out"
   local start=$SECONDS rc=0
-  "$@" timeout -k 10 "$run_timeout" setpriv --reuid=postgres --regid=postgres --init-groups -- \
+  "$@" timeout -k 10 "$run_timeout" \
     "$pg_regress_bin" --use-existing --host=127.0.0.47 --port="$pg_port" --user=postgres \
     --dbname=regression --inputdir="$regress" --outputdir="$out" --dlpath="$dlpath" \
     --bindir="$pgbin" --schedule="$work/schedule" >"$out/pg_regress.log" 2>&1 &
@@ -252,7 +252,7 @@ first_diff() {  # $1 = regression.diffs, $2 = test -> its first added (else remo
 # ---------------------------------------------------------------------------------------
 # 1. Direct: not enrolled, the superuser password in PGPASSWORD.
 start_server direct
-PGPASSWORD="$(cat "$work/pg.pw")" run_suite direct env
+PGPASSWORD="$(cat "$work/pg.pw")" run_suite direct setpriv --reuid=postgres --regid=postgres --clear-groups --
 stop_server
 
 # 2. Through interlockd: enrolled, no password anywhere in the agent's environment.
@@ -282,7 +282,8 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ "$ready" = 1 ] || { cat "$work/interlockd.log" >&2; echo "pg_regress: interlockd did not start" >&2; exit 1; }
-run_suite proxied env -u PGPASSWORD -u PGPASSFILE "$interlock" --config "$cfg" run --as regress --
+# interlock run drops to postgres itself (no capabilities, no supplementary groups).
+run_suite proxied env -u PGPASSWORD -u PGPASSFILE "$interlock" --config "$cfg" run --as regress --user postgres --
 kill -TERM "$daemon_pid" 2>/dev/null || echo "pg_regress: interlockd had exited: $(tail -1 "$work/interlockd.log")"
 for _ in $(seq 1 300); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "$daemon_pid" 2>/dev/null && echo "pg_regress: interlockd did not stop within 30 s of SIGTERM"

@@ -205,12 +205,10 @@ class GuardTest : public ::testing::Test {
     return std::make_unique<InterlockdHarness>(HarnessOptions{.resources = {r}, .extra_yaml = extra});
   }
 
-  // psql as an unprivileged agent (uid nobody) with no password; each -c is one Query on
-  // the same connection.
+  // psql with no password; each -c is one Query on the same connection. The agent is
+  // unprivileged (uid nobody, no capabilities) because `interlock run` drops to it.
   std::vector<std::string> Psql(const std::vector<std::string>& commands, bool stop_on_error = true) {
-    std::vector<std::string> argv = {"/usr/bin/setpriv", absl::StrCat("--reuid=", kNobody),
-                                     absl::StrCat("--regid=", kNobody), "--clear-groups",
-                                     "/usr/bin/env", "-u", "PGPASSWORD", "HOME=/tmp", "PGCONNECT_TIMEOUT=10",
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "PGPASSWORD", "PGCONNECT_TIMEOUT=10",
                                      "/usr/bin/psql", "-X", "-h", pg_->address(), "-p", absl::StrCat(pg_->port()),
                                      "-U", "agent", "-d", "whatever", "-v", "VERBOSITY=verbose", "-v",
                                      stop_on_error ? "ON_ERROR_STOP=1" : "ON_ERROR_STOP=0", "-At"};
@@ -271,9 +269,11 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   // Held: not run.
   EXPECT_EQ(Count(" WHERE id = 1"), "1");
 
-  // A process inside an enrolled workload cannot approve (the agent approving itself).
+  // A process inside an enrolled workload cannot approve (the agent approving itself),
+  // even as root (--allow-root): the control API refuses it for its cgroup.
   CommandResult rogue =
-      h->RunAgent("rogue-approver", {BinaryPath("interlock"), "--config", h->config_path(), "approve", id});
+      h->RunAgent("rogue-approver", {BinaryPath("interlock"), "--config", h->config_path(), "approve", id},
+                  AgentOptions{.as_root = true});
   EXPECT_NE(rogue.exit_code, 0);
   EXPECT_THAT(rogue.err, HasSubstr("enrolled"));
   EXPECT_EQ(Count(" WHERE id = 1"), "1");
@@ -374,9 +374,7 @@ print(cur.fetchone()[0])
   ::chmod(script.c_str(), 0644);
   CommandResult r;
   std::thread agent([&] {
-    r = h->RunAgent("py-agent", {"/usr/bin/setpriv", absl::StrCat("--reuid=", kNobody),
-                                 absl::StrCat("--regid=", kNobody), "--clear-groups", "/usr/bin/env", "-u",
-                                 "PGPASSWORD", "HOME=/tmp", "/usr/bin/python3", script, pg_->address(),
+    r = h->RunAgent("py-agent", {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/python3", script, pg_->address(),
                                  absl::StrCat(pg_->port())});
   });
   std::string id = WaitForPending(*h);
@@ -450,9 +448,7 @@ TEST_F(GuardTest, ExtendedProtocolExecuteIsHeldUntilApproved) {
   std::string script = absl::StrCat(dir_, "/delete.sql");
   std::ofstream(script) << "DELETE FROM accounts WHERE id = 6;\nSELECT count(*) FROM accounts;\n";
   ::chmod(script.c_str(), 0644);
-  std::vector<std::string> argv = {"/usr/bin/setpriv", absl::StrCat("--reuid=", kNobody),
-                                   absl::StrCat("--regid=", kNobody), "--clear-groups", "/usr/bin/env", "-u",
-                                   "PGPASSWORD", "HOME=/tmp", "/usr/bin/pgbench", "-n", "-M", "prepared", "-t", "3",
+  std::vector<std::string> argv = {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/pgbench", "-n", "-M", "prepared", "-t", "3",
                                    "-f", script, "-h", pg_->address(), "-p", absl::StrCat(pg_->port()), "-U",
                                    "agent", "whatever"};
   CommandResult r;

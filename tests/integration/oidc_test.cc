@@ -242,10 +242,11 @@ TEST_F(OidcTest, BoundTokenWorksWithoutThePasswordAndIsRefusedFromAnotherCgroup)
   // The bound workload: no PGPASSWORD at all; it keeps its session open for a while.
   CommandResult bound;
   std::thread agent([&] {
-    bound = h->Cli({"run", "--as", "billing-agent", "--token-file", token_file, "--",
-                    "/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(), "-p",
-                    absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c", "SELECT 'bound ok'", "-c",
-                    "SELECT pg_sleep(2)"});
+    bound = h->RunAgent("billing-agent",
+                        {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(),
+                         "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c",
+                         "SELECT 'bound ok'", "-c", "SELECT pg_sleep(2)"},
+                        AgentOptions{.run_args = {"--token-file", token_file}});
   });
   ASSERT_TRUE(WaitFor([&] {
     for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_AUTH)) {
@@ -362,9 +363,10 @@ TEST_F(OidcTest, ExpiryMidSessionClosesOrRechecksAsConfigured) {
     ASSERT_TRUE(WriteFileAtomic(token_file, Token("rsa-1", "RS256", c), 0600).ok());
     CommandResult r;
     std::thread agent([&] {
-      r = h->Cli({"run", "--as", "billing-agent", "--token-file", token_file, "--", "/usr/bin/psql", "-X", "-w", "-h",
-                  pg_->address(), "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c", "SELECT 1",
-                  "-c", "SELECT pg_sleep(4)", "-c", "SELECT 2"});
+      r = h->RunAgent("billing-agent",
+                      {"/usr/bin/psql", "-X", "-w", "-h", pg_->address(), "-p", absl::StrCat(pg_->port()), "-U",
+                       "agent", "-d", "x", "-At", "-c", "SELECT 1", "-c", "SELECT pg_sleep(4)", "-c", "SELECT 2"},
+                      AgentOptions{.run_args = {"--token-file", token_file}});
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     JsonObject fresh = Claims("rotating-agent");

@@ -37,11 +37,13 @@ class PgProxyTest : public ::testing::Test {
   void SetUp() override {
     INTERLOCK_REQUIRE_ROOT();
     dir_ = MakeTempDir("interlock-pgtest-");
+    agent_dir_ = MakeAgentDir("interlock-pgagent-");
     StartPostgres({.address = "127.0.0.43"});
   }
   void TearDown() override {
     pg_.reset();
     RemoveTree(dir_);
+    RemoveTree(agent_dir_);
   }
 
   void StartPostgres(PostgresOptions opts) {
@@ -84,7 +86,8 @@ class PgProxyTest : public ::testing::Test {
     return argv;
   }
 
-  std::string dir_;
+  std::string dir_;        // root's: password files, certificates, keys
+  std::string agent_dir_;  // the agent's (uid nobody): scripts it runs, files it writes
   std::string password_file_;
   std::unique_ptr<PostgresServer> pg_;
 };
@@ -171,7 +174,7 @@ TEST_F(PgProxyTest, PgbenchSimpleExtendedAndPreparedModes) {
 TEST_F(PgProxyTest, Psycopg2CursorsCopyTransactionsNotifyAndCancel) {
   InterlockdHarness h({.resources = {PgResource()}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  std::string script = absl::StrCat(dir_, "/agent.py");
+  std::string script = absl::StrCat(agent_dir_, "/agent.py");
   std::ofstream(script) << R"PY(
 import io, sys, threading, time, select
 import psycopg2, psycopg2.extensions
@@ -252,7 +255,7 @@ print("ok")
 TEST_F(PgProxyTest, PsqlCopyBothWays) {
   InterlockdHarness h({.resources = {PgResource()}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  std::string out_file = absl::StrCat(dir_, "/accounts.csv");
+  std::string out_file = absl::StrCat(agent_dir_, "/accounts.csv");
   CommandResult r = h.RunAgent(
       "copier", Psql(absl::StrCat("\\copy (SELECT id, owner FROM accounts ORDER BY id) TO '", out_file,
                                   "' WITH (FORMAT csv)")));
@@ -414,11 +417,15 @@ TEST_F(PgProxyTest, OptionalTlsTowardsTheAgent) {
       "      sslmode: disable\n      agent_tls_cert_file: \"", leaf->cert_file, "\"\n",
       "      agent_tls_key_file: \"", leaf->key_file, "\"\n"))}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  // The agent trusts the CA through a copy of its certificate in its own directory (the
+  // CA's directory holds its key and is root's).
+  std::string agent_ca = absl::StrCat(agent_dir_, "/ca.pem");
+  ASSERT_TRUE(WriteFileAtomic(agent_ca, *ReadFile((*ca)->cert_file()), 0644).ok());
   std::vector<std::string> argv = {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-Atc",
                                    "SELECT current_user",
                                    absl::StrCat("host=", pg_->address(), " port=", pg_->port(),
                                                 " user=agent dbname=x sslmode=verify-full sslrootcert=",
-                                                (*ca)->cert_file())};
+                                                agent_ca)};
   CommandResult r = h.RunAgent("tls-agent", argv);
   ASSERT_EQ(r.exit_code, 0) << r.err << h.DaemonLog();
   EXPECT_EQ(r.out, "app\n");

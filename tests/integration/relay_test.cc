@@ -65,7 +65,7 @@ TEST_F(RelayTest, EnrolledAgentReachesUpstreamThroughInterlockdAndSeesOriginalPe
   EXPECT_EQ(who.workload(), "billing-agent");
   EXPECT_EQ(who.comm(), "interlock-probe");
   EXPECT_EQ(who.exe(), Probe());
-  EXPECT_EQ(who.uid(), 0u);
+  EXPECT_EQ(who.uid(), kAgentUid);  // agents run as nobody (RunAgent's default)
   EXPECT_GT(who.pid(), 0u);
   EXPECT_THAT(who.cgroup_path(), HasSubstr(absl::StrCat("/", h.cgroup_root(), "/workloads/billing-agent.")));
   EXPECT_EQ(ends[0].resource(), "echo");
@@ -191,7 +191,7 @@ TEST_F(RelayTest, EnrolledAgentCannotBindTheEnginePort) {
 TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  std::string dir = MakeTempDir("interlock-agent-");
+  std::string dir = MakeAgentDir("interlock-agent-");
   // An agent that is already enrolled when interlockd dies: it connects once while the
   // daemon is down and once after the restart, on cue.
   std::string script = absl::StrCat(
@@ -199,9 +199,9 @@ TEST_F(RelayTest, KilledDaemonFailsClosedAndRestartResumesEnforcement) {
       EchoPort(), " > ", dir, "/out1; touch ", dir, "/done1; while [ ! -e ", dir,
       "/go2 ]; do sleep 0.02; done; ", Probe(), " connect 127.0.0.42 ", EchoPort(), " > ", dir,
       "/out2");
-  pid_t agent = Spawn({BinaryPath("interlock"), "--config", h.config_path(), "run", "--as",
-                       "survivor", "--", "/bin/sh", "-c", script},
-                      absl::StrCat(dir, "/run.log"));
+  std::vector<std::string> argv = h.RunArgv("survivor");
+  argv.insert(argv.end(), {"/bin/sh", "-c", script});
+  pid_t agent = Spawn(argv, absl::StrCat(dir, "/run.log"));
   ASSERT_TRUE(WaitFor([&] {
     return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_ENROLLMENT).empty();
   }));
@@ -286,11 +286,17 @@ TEST_F(RelayTest, ThousandConcurrentSessions) {
 TEST_F(RelayTest, ControlApiRefusesEnrolledCallers) {
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  // An agent (root, even) cannot drive the control API from inside its cgroup.
+  // An agent cannot drive the control API from inside its cgroup. Run as root here
+  // (--allow-root): the peer check must refuse it for its cgroup alone, root or not.
   CommandResult r = h.RunAgent(
-      "sneaky", {BinaryPath("interlock"), "--config", h.config_path(), "status"});
+      "sneaky", {BinaryPath("interlock"), "--config", h.config_path(), "status"},
+      AgentOptions{.as_root = true});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("enrolled cgroup"));
+  // As the default unprivileged agent it does not get that far.
+  CommandResult unprivileged = h.RunAgent(
+      "sneaky", {BinaryPath("interlock"), "--config", h.config_path(), "status"});
+  EXPECT_NE(unprivileged.exit_code, 0) << unprivileged.out;
   ASSERT_TRUE(WaitFor([&] {
     for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
       if (e.reason() == "control_refused") return true;
@@ -312,7 +318,7 @@ TEST_F(RelayTest, RunPassesExitCodeThrough) {
 TEST_F(RelayTest, SigtermDrainsLiveSessionsAndRefusesNewConnects) {
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  std::string dir = MakeTempDir("interlock-agent-");
+  std::string dir = MakeAgentDir("interlock-agent-");
   // The agent opens a session, then waits; interlockd is told to stop; the agent then
   // uses its session (which must still work) and tries a new connect (which must not).
   std::string script = absl::StrCat(
@@ -320,9 +326,9 @@ TEST_F(RelayTest, SigtermDrainsLiveSessionsAndRefusesNewConnects) {
       "/open; while [ ! -e ", dir, "/go ]; do sleep 0.02; done; echo still-here >&3; ",
       "read -r line <&3; echo \"$line\" > ", dir, "/out1; ", Probe(), " connect 127.0.0.42 ",
       EchoPort(), " > ", dir, "/out2; exec 3>&-");
-  pid_t agent = Spawn({BinaryPath("interlock"), "--config", h.config_path(), "run", "--as",
-                       "drainee", "--", "/bin/bash", "-c", script},
-                      absl::StrCat(dir, "/run.log"));
+  std::vector<std::string> argv = h.RunArgv("drainee");
+  argv.insert(argv.end(), {"/bin/bash", "-c", script});
+  pid_t agent = Spawn(argv, absl::StrCat(dir, "/run.log"));
   ASSERT_TRUE(WaitFor([&] { return ::access(absl::StrCat(dir, "/open").c_str(), F_OK) == 0; }))
       << ReadFile(absl::StrCat(dir, "/run.log")).value_or("");
   ::kill(h.pid(), SIGTERM);

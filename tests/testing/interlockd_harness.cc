@@ -93,11 +93,30 @@ CommandResult InterlockdHarness::Cli(const std::vector<std::string>& args, int t
 CommandResult InterlockdHarness::RunAgent(const std::string& name,
                                           const std::vector<std::string>& cmd,
                                           bool default_deny, int timeout_s) {
-  std::vector<std::string> args = {"run", "--as", name};
-  if (default_deny) args.push_back("--default-deny");
-  args.push_back("--");
-  args.insert(args.end(), cmd.begin(), cmd.end());
-  return Cli(args, timeout_s);
+  return RunAgent(name, cmd, AgentOptions{.default_deny = default_deny, .timeout_s = timeout_s});
+}
+
+CommandResult InterlockdHarness::RunAgent(const std::string& name,
+                                          const std::vector<std::string>& cmd,
+                                          const AgentOptions& options) {
+  std::vector<std::string> argv = RunArgv(name, options);
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  return RunCommand(argv, options.timeout_s);
+}
+
+std::vector<std::string> InterlockdHarness::RunArgv(const std::string& name,
+                                                    const AgentOptions& options) const {
+  std::vector<std::string> argv = {BinaryPath("interlock"), "--config", config_path_, "run",
+                                   "--as", name};
+  if (options.as_root) {
+    argv.push_back("--allow-root");
+  } else {
+    argv.insert(argv.end(), {"--user", options.user});
+  }
+  if (options.default_deny) argv.push_back("--default-deny");
+  argv.insert(argv.end(), options.run_args.begin(), options.run_args.end());
+  argv.push_back("--");
+  return argv;
 }
 
 std::vector<v1::AuditEvent> InterlockdHarness::AuditEvents() const {

@@ -27,6 +27,17 @@ struct ResourceSpec {
   std::string yaml;
 };
 
+// How RunAgent starts the agent. Agents run as `nobody` (no capabilities, no groups), as
+// in production; `as_root` passes --allow-root instead, for the few tests whose agent
+// must be root (say why at the call site).
+struct AgentOptions {
+  bool default_deny = false;
+  int timeout_s = 120;
+  bool as_root = false;
+  std::string user = "nobody";
+  std::vector<std::string> run_args;  // more `interlock run` flags, before --
+};
+
 struct HarnessOptions {
   bool sockmap = false;  // relay_mode: PLAIN (the default) or SOCKMAP
   std::vector<ResourceSpec> resources;
@@ -54,9 +65,14 @@ class InterlockdHarness {
 
   // `interlock --config <cfg> args...`
   CommandResult Cli(const std::vector<std::string>& args, int timeout_s = 120);
-  // `interlock run --as name [--default-deny] -- argv...`
+  // `interlock run --as name --user nobody [--default-deny] -- argv...`
   CommandResult RunAgent(const std::string& name, const std::vector<std::string>& argv,
                          bool default_deny = false, int timeout_s = 120);
+  CommandResult RunAgent(const std::string& name, const std::vector<std::string>& argv,
+                         const AgentOptions& options);
+  // The `interlock ... run ... --` prefix RunAgent uses, for tests that start the agent
+  // in the background (Spawn) or through another program.
+  std::vector<std::string> RunArgv(const std::string& name, const AgentOptions& options = {}) const;
 
   // Every audit event emitted so far. interlockd batches its writes (write_batch_ms); a
   // control round trip first makes it write what it buffered (it does before answering).

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,27 @@ std::string MakeTempDir(const std::string& prefix) {
   std::string tmpl = absl::StrCat("/tmp/", prefix, "XXXXXX");
   char* p = ::mkdtemp(tmpl.data());
   return p != nullptr ? std::string(p) : "";
+}
+
+std::string MakeAgentDir(const std::string& prefix) {
+  std::string dir = MakeTempDir(prefix);
+  if (!dir.empty() && ::chown(dir.c_str(), kAgentUid, kAgentGid) != 0) {
+    ADD_FAILURE() << "chown " << dir << ": " << std::strerror(errno);
+  }
+  return dir;
+}
+
+void MakeReadableByAgent(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    ADD_FAILURE() << "stat " << path << ": " << std::strerror(errno);
+    return;
+  }
+  ::chmod(path.c_str(), (st.st_mode & 07777) | (S_ISDIR(st.st_mode) ? 0005 : 0004));
+  std::filesystem::path p = std::filesystem::path(path).parent_path();
+  for (; !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    if (::stat(p.c_str(), &st) == 0) ::chmod(p.c_str(), (st.st_mode & 07777) | 0001);
+  }
 }
 
 void RemoveTree(const std::string& path) {

@@ -28,6 +28,15 @@ uint16_t FreePort(const std::string& ip = "127.0.0.1");
 
 // mkdtemp under /tmp with `prefix`; removed by RemoveTree.
 std::string MakeTempDir(const std::string& prefix);
+// The uid and gid RunAgent's agents run as by default (`nobody` on Debian).
+inline constexpr uid_t kAgentUid = 65534;
+inline constexpr gid_t kAgentGid = 65534;
+// MakeTempDir, owned by the agent user: for files an (unprivileged) agent writes. The
+// test, as root, still reads and removes it.
+std::string MakeAgentDir(const std::string& prefix);
+// Makes `path` and every directory above it up to / traversable (o+x) and the file
+// itself world-readable, so that an unprivileged agent can read a file the test wrote.
+void MakeReadableByAgent(const std::string& path);
 void RemoveTree(const std::string& path);
 
 struct CommandResult {

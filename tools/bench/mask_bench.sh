@@ -136,10 +136,10 @@ echo "masking benchmark: $rows rows x (id, name, ssn, card_number, account), psq
 user=bench; PGPASSWORD="$pw" measure direct env "PGPASSWORD=$pw"
 user=agent
 start_daemon "$work/allow.yaml"
-measure "interlockd unmasked" "$interlock" --config "$work/cfg.yaml" run --as bench --
+measure "interlockd unmasked" "$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --
 stop_daemon
 start_daemon "$work/mask.yaml"
-measure "interlockd masked" "$interlock" --config "$work/cfg.yaml" run --as bench --
+measure "interlockd masked" "$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --
 grep -q '078-05\|4111111111111111\|GB82WEST' "$work/out.txt" && die "masked output holds clear values"
 stop_daemon
 ratio=$(echo "100 * ${RPS[interlockd masked]} / ${RPS[interlockd unmasked]}" | bc -l)

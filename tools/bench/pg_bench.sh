@@ -153,9 +153,9 @@ use_path() {
   path="$1"
   case "$1" in
     direct) prefix=(env "PGPASSWORD=$pw"); host="$db_addr"; port="$pg_port"; user=bench ;;
-    tcprelay) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench -- env "PGPASSWORD=$pw")
+    tcprelay) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --user nobody -- env "PGPASSWORD=$pw")
       host="$db_addr"; port="$pg_port"; user=bench ;;  # no parsing, so the agent logs in
-    sockmap | plain) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --)
+    sockmap | plain) prefix=("$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --)
       host="$db_addr"; port="$pg_port"; user=agent ;;  # no password: interlockd logs in
     pgbouncer) prefix=(env "PGPASSWORD=$pw"); host="$bouncer_addr"; port="$bouncer_port"; user=bench ;;
   esac
@@ -176,7 +176,8 @@ cell() {  # $1 = workload (select | tpcb), $2 = clients
   # Same starting state for every path: what pgbench's own pre-run vacuum does, plus a
   # checkpoint, done directly (not through the path under test).
   su_psql bench "VACUUM pgbench_branches" "VACUUM pgbench_tellers" "TRUNCATE pgbench_history" CHECKPOINT >/dev/null
-  rm -rf "$dir"; mkdir "$dir"
+  # The agent (uid nobody under interlock run) writes pgbench's transaction logs here.
+  rm -rf "$dir"; mkdir "$dir"; chown nobody "$dir"
   local t0; t0="$(proxy_cpu_ticks)"
   pgbench_run "$dir/out" "${opt[@]}" -c "$c" -j "$j" -T "$secs" --log --log-prefix="$dir/tx"
   local t1 txs cpu="-"; t1="$(proxy_cpu_ticks)"

@@ -72,8 +72,8 @@ echo "kernel $(uname -r), $(nproc) CPUs"
 printf '%-22s %12s %12s %12s\n' "path" "MB/s" "rtt p50 us" "rtt p99 us"
 measure "direct"
 start_daemon RELAY_MODE_SOCKMAP
-measure "interlockd sockmap" "$interlock" --config "$work/cfg.yaml" run --as bench --
+measure "interlockd sockmap" "$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --
 stop_daemon
 start_daemon RELAY_MODE_PLAIN
-measure "interlockd plain" "$interlock" --config "$work/cfg.yaml" run --as bench --
+measure "interlockd plain" "$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --
 stop_daemon

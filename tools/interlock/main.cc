@@ -20,7 +20,7 @@ constexpr char kUsage[] =
     "usage: interlock [--config PATH] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
-    "  run --as NAME [--default-deny] -- CMD...   run CMD as an enrolled workload\n"
+    "  run --as NAME [--user U] -- CMD...         run CMD as an enrolled, unprivileged workload\n"
     "  status [--json]                            interlockd state, enrollments\n"
     "  sessions [--json]                          recorded and live sessions\n"
     "  replay ID [--hex] [--raw DIR]              a session's timeline\n"

@@ -1,13 +1,24 @@
-// interlock run: start a command as an enrolled workload.
+// interlock run: start a command as an enrolled, unprivileged workload.
 //
 // The daemon creates a fresh cgroup under <cgroup_root>/workloads and enrolls it in the
-// kernel map before we fork; the child moves itself into that cgroup and only then execs,
-// so not one instruction of CMD runs unenrolled. The cgroup is root-owned: the agent
-// cannot leave it. Exit status passes through (128+N for a signal).
+// kernel map before we fork; the child moves itself into that cgroup, drops to the
+// agent's user (no capabilities, no supplementary groups, no_new_privs), marks every
+// inherited fd above 2 (and above --preserve-fds) close-on-exec, and only then execs, so
+// not one instruction of CMD runs unenrolled or privileged. The cgroup is root-owned: the
+// agent cannot leave it.
+//
+// Exit status: CMD's (128+N for a signal); 126/127 when CMD cannot be executed / found;
+// 125 for our own failures (arguments, users, enrollment, the child's set-up), like
+// env(1), timeout(1) and `docker run`. The child reports a set-up failure through a
+// CLOEXEC pipe that exec closes, so the parent can tell "never started" from "CMD failed".
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,25 +26,96 @@
 #include "absl/strings/str_cat.h"
 #include "tools/interlock/cli.h"
 #include "userspace/common/cgroup_fs.h"
+#include "userspace/common/privileges.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/control/client.h"
+
+extern char** environ;
 
 namespace interlock::cli {
 
 namespace {
 
+constexpr int kExitSetupFailed = 125;
+
 constexpr char kRunHelp[] =
-    "usage: interlock run --as NAME [--default-deny] [--token-file PATH] -- CMD [ARGS...]\n"
+    "usage: interlock run --as NAME [--user NAME|UID] [--group NAME|GID] [--allow-root]\n"
+    "                     [--preserve-fds N] [--default-deny] [--token-file PATH] -- CMD...\n"
     "\n"
     "Runs CMD in a new cgroup enrolled as workload NAME. Its connections to protected\n"
     "resources go through interlockd; with --default-deny every other destination is\n"
     "refused (EPERM). --token-file binds an OIDC token file to the enrollment: interlockd\n"
     "reads it (re-reading it when it changes) and CMD's sessions carry its identity; the\n"
-    "token is refused from any other cgroup. CMD's exit status is returned.\n";
+    "token is refused from any other cgroup.\n"
+    "\n"
+    "CMD runs unprivileged: as --user (default: $SUDO_UID/$SUDO_GID, the user who ran\n"
+    "sudo), with its primary group or --group, no supplementary groups, no capabilities\n"
+    "(also none in the bounding and ambient sets) and no_new_privs (setuid binaries do not\n"
+    "raise it), in a new session (setsid: the invoker's terminal is not its controlling\n"
+    "tty, so it cannot inject input into it). HOME, USER and LOGNAME are set for that\n"
+    "user (if it has a passwd entry).\n"
+    "An agent running as root is refused unless --allow-root is given: root can detach\n"
+    "or unpin interlock's BPF programs, move itself out of its cgroup, kill interlockd\n"
+    "and read its state dir, so root's connections are guarded only for as long as it\n"
+    "chooses.\n"
+    "\n"
+    "File descriptors above 2 are closed before CMD starts: a socket created outside the\n"
+    "enrolled cgroup and inherited by the agent is not redirected when the agent connects\n"
+    "it. --preserve-fds N keeps fds 3..3+N-1 (as systemd-run does); they must be open.\n"
+    "\n"
+    "Exit status: CMD's (128+N when killed by signal N); 126 if CMD cannot be executed,\n"
+    "127 if it is not found; 125 when interlock run itself fails (bad arguments, unknown\n"
+    "user, root refused, enrollment, dropping privileges).\n";
 
 pid_t g_child = -1;
 
 void Forward(int sig) {
   if (g_child > 0) ::kill(g_child, sig);
+}
+
+// What the child tells the parent before exec when it cannot go on. Fixed size: one
+// write(2) of it is atomic on a pipe.
+enum class ChildStep : int32_t { kCgroup = 1, kSession, kDrop, kFds, kExec };
+struct ChildReport {
+  ChildStep step;
+  int32_t drop_stage;  // DropStage when step == kDrop
+  int32_t err;         // errno
+};
+
+[[noreturn]] void ChildFail(int pipe_fd, ChildStep step, int err, DropStage stage, int code) {
+  ChildReport r{step, static_cast<int32_t>(stage), err};
+  ssize_t ignored = ::write(pipe_fd, &r, sizeof r);
+  (void)ignored;
+  _exit(code);
+}
+
+std::string Describe(const ChildReport& r, const std::string& dir, const char* cmd) {
+  switch (r.step) {
+    case ChildStep::kCgroup:
+      return absl::StrCat("run: move to cgroup ", dir, ": ", std::strerror(r.err));
+    case ChildStep::kSession:
+      return absl::StrCat("run: setsid: ", std::strerror(r.err));
+    case ChildStep::kDrop:
+      return absl::StrCat(
+          "run: drop privileges: ", DropStageName(static_cast<DropStage>(r.drop_stage)), ": ",
+          r.err != 0 ? std::strerror(r.err)
+                     : "the result is not what was asked (refusing to start)");
+    case ChildStep::kFds:
+      return absl::StrCat("run: close inherited fds: ", std::strerror(r.err));
+    case ChildStep::kExec:
+      return absl::StrCat("run: ", cmd, ": ", std::strerror(r.err));
+  }
+  return "run: child set-up failed";
+}
+
+void Unenroll(const std::string& socket, uint64_t cgroup_id) {
+  v1::ControlRequest unenroll;
+  unenroll.mutable_unenroll()->set_cgroup_id(cgroup_id);
+  auto un = control::CallControl(socket, unenroll);
+  if (!un.ok()) {
+    std::fprintf(stderr, "interlock: run: unenroll: %s\n",
+                 std::string(un.status().message()).c_str());
+  }
 }
 
 }  // namespace
@@ -46,76 +128,161 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   std::string name;
   bool default_deny = false;
   std::string token_file;
+  PrivilegeSpec spec;
+  std::string preserve_text = "0";
   size_t i = 0;
+  // "--flag VALUE" or "--flag=VALUE".
+  auto value = [&](const char* flag, std::string* out) {
+    std::string f = flag;
+    if (args[i] == f && i + 1 < args.size()) {
+      *out = args[++i];
+      return true;
+    }
+    if (args[i].rfind(f + "=", 0) == 0) {
+      *out = args[i].substr(f.size() + 1);
+      return true;
+    }
+    return false;
+  };
   for (; i < args.size(); ++i) {
-    if (args[i] == "--as" && i + 1 < args.size()) {
-      name = args[++i];
-    } else if (args[i].rfind("--as=", 0) == 0) {
-      name = args[i].substr(5);
-    } else if (args[i] == "--default-deny") {
+    if (value("--as", &name) || value("--token-file", &token_file) || value("--user", &spec.user) ||
+        value("--group", &spec.group) || value("--preserve-fds", &preserve_text)) {
+      continue;
+    }
+    if (args[i] == "--default-deny") {
       default_deny = true;
-    } else if (args[i] == "--token-file" && i + 1 < args.size()) {
-      token_file = args[++i];
-    } else if (args[i].rfind("--token-file=", 0) == 0) {
-      token_file = args[i].substr(13);
+    } else if (args[i] == "--allow-root") {
+      spec.allow_root = true;
     } else if (args[i] == "--") {
       ++i;
       break;
     } else {
-      return Fail(2, absl::StrCat("run: unexpected argument \"", args[i], "\" (CMD goes after --)\n", kRunHelp));
+      return Fail(kExitSetupFailed, absl::StrCat("run: unexpected argument \"", args[i],
+                                                 "\" (CMD goes after --)\n", kRunHelp));
     }
   }
-  if (name.empty()) return Fail(2, absl::StrCat("run: --as NAME is required\n", kRunHelp));
-  if (i >= args.size()) return Fail(2, absl::StrCat("run: no command after --\n", kRunHelp));
+  if (name.empty())
+    return Fail(kExitSetupFailed, absl::StrCat("run: --as NAME is required\n", kRunHelp));
+  if (i >= args.size())
+    return Fail(kExitSetupFailed, absl::StrCat("run: no command after --\n", kRunHelp));
   std::vector<std::string> cmd(args.begin() + static_cast<long>(i), args.end());
 
+  auto preserve = ParsePreserveFds(preserve_text);
+  if (!preserve.ok())
+    return Fail(kExitSetupFailed, absl::StrCat("run: ", preserve.status().message()));
+  // Checked before we open anything ourselves, so that none of our own fds can land in
+  // the preserved range and be handed to the agent.
+  for (int fd = 3; fd < 3 + *preserve; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0) {
+      return Fail(kExitSetupFailed,
+                  absl::StrCat("run: --preserve-fds ", *preserve, ": fd ", fd, " is not open"));
+    }
+  }
+
+  if (const char* v = std::getenv("SUDO_UID")) spec.sudo_uid = v;
+  if (const char* v = std::getenv("SUDO_GID")) spec.sudo_gid = v;
+  auto creds = ResolveCredentials(spec, SystemUserDb(), ::geteuid());
+  if (!creds.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", creds.status().message()));
+  auto drop = PrepareDrop(*creds, environ);
+  if (!drop.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", drop.status().message()));
+  rlimit nofile{};
+  int fd_limit = 65536;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    fd_limit = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
+  }
+
   auto cfg = LoadCliConfig(g);
-  if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
+  if (!cfg.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", cfg.status().message()));
   v1::ControlRequest req;
   req.mutable_enroll()->set_name(name);
   req.mutable_enroll()->set_default_deny(default_deny);
   if (!token_file.empty()) {
     char* abs = ::realpath(token_file.c_str(), nullptr);
-    if (abs == nullptr) return Fail(2, absl::StrCat("run: --token-file ", token_file, ": ", std::strerror(errno)));
+    if (abs == nullptr) {
+      return Fail(kExitSetupFailed,
+                  absl::StrCat("run: --token-file ", token_file, ": ", std::strerror(errno)));
+    }
     req.mutable_enroll()->set_token_file(abs);
     ::free(abs);
   }
   auto resp = control::CallControl(cfg->control_socket, req);
-  if (!resp.ok()) return Fail(1, absl::StrCat("run: enroll: ", resp.status().message()));
+  if (!resp.ok())
+    return Fail(kExitSetupFailed, absl::StrCat("run: enroll: ", resp.status().message()));
   const std::string dir = resp->enroll().cgroup_dir();
   const uint64_t cgroup_id = resp->enroll().cgroup_id();
 
-  // Ready the argv before fork: the child does nothing but move and exec.
+  // Ready everything before fork: between fork and exec the child makes syscalls only.
   std::vector<char*> argv;
   for (std::string& s : cmd) argv.push_back(s.data());
   argv.push_back(nullptr);
+  const std::string procs = absl::StrCat(dir, "/cgroup.procs");
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    Unenroll(cfg->control_socket, cgroup_id);
+    return Fail(kExitSetupFailed, absl::StrCat("run: pipe: ", std::strerror(errno)));
+  }
+  UniqueFd report_read(report[0]);
+  const PreparedDrop& prepared = **drop;
 
   pid_t pid = ::fork();
-  if (pid < 0) return Fail(1, absl::StrCat("run: fork: ", std::strerror(errno)));
-  if (pid == 0) {
-    absl::Status st = MoveToCgroup(dir, 0);
-    if (!st.ok()) {
-      std::fprintf(stderr, "interlock: run: %s\n", std::string(st.message()).c_str());
-      _exit(126);
-    }
-    ::execvp(argv[0], argv.data());
-    std::fprintf(stderr, "interlock: run: %s: %s\n", argv[0], std::strerror(errno));
-    _exit(errno == ENOENT ? 127 : 126);
+  if (pid < 0) {
+    ::close(report[1]);
+    Unenroll(cfg->control_socket, cgroup_id);
+    return Fail(kExitSetupFailed, absl::StrCat("run: fork: ", std::strerror(errno)));
   }
+  if (pid == 0) {
+    const int w = report[1];
+    int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) {
+      ChildFail(w, ChildStep::kCgroup, errno, DropStage::kNone, kExitSetupFailed);
+    }
+    ::close(fd);
+    // A new session, without the operator's terminal as its controlling tty: an agent
+    // could otherwise push keystrokes into the root shell it was started from (TIOCSTI)
+    // and have them run after it exits. It still reads and writes fds 0-2.
+    if (prepared.drop() && ::setsid() < 0) {
+      ChildFail(w, ChildStep::kSession, errno, DropStage::kNone, kExitSetupFailed);
+    }
+    DropFailure f = ApplyDrop(prepared);
+    if (f.stage != DropStage::kNone)
+      ChildFail(w, ChildStep::kDrop, f.err, f.stage, kExitSetupFailed);
+    if (int err = CloseOnExecFrom(3 + *preserve, fd_limit); err != 0) {
+      ChildFail(w, ChildStep::kFds, err, DropStage::kNone, kExitSetupFailed);
+    }
+    environ = (*drop)->envp();
+    ::execvp(argv[0], argv.data());
+    int err = errno;
+    ChildFail(w, ChildStep::kExec, err, DropStage::kNone, err == ENOENT ? 127 : 126);
+  }
+  ::close(report[1]);
   g_child = pid;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = Forward;
   ::sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);
 
+  // EOF: exec succeeded (the pipe was close-on-exec). A report: it never started.
+  ChildReport r{};
+  ssize_t got = 0;
+  for (;;) {
+    got = ::read(report_read.get(), &r, sizeof r);
+    if (got < 0 && errno == EINTR) continue;
+    break;
+  }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  v1::ControlRequest unenroll;
-  unenroll.mutable_unenroll()->set_cgroup_id(cgroup_id);
-  auto un = control::CallControl(cfg->control_socket, unenroll);
-  if (!un.ok()) {
-    std::fprintf(stderr, "interlock: run: unenroll: %s\n", std::string(un.status().message()).c_str());
+  Unenroll(cfg->control_socket, cgroup_id);
+  if (got == static_cast<ssize_t>(sizeof r)) {
+    std::fprintf(stderr, "interlock: %s\n", Describe(r, dir, argv[0]).c_str());
+    if (r.step == ChildStep::kExec) return r.err == ENOENT ? 127 : 126;
+    return kExitSetupFailed;
+  }
+  if (got != 0) {
+    // A partial report or a read error: we cannot tell what happened; never pass it off
+    // as CMD's own status.
+    std::fprintf(stderr, "interlock: run: child set-up: unreadable report\n");
+    return kExitSetupFailed;
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);

@@ -13,12 +13,17 @@
 //   interlock-probe concurrent HOST PORT N          N sessions open at once
 //   interlock-probe rtt HOST PORT COUNT SIZE        ping-pong latency
 //   interlock-probe listen HOST PORT                bind and listen there (then exit)
+//   interlock-probe whoami                          uid/gid/groups/capabilities/no_new_privs
+//                                                   (from /proc/self/status) and open fds
+//   interlock-probe move-cgroup DIR                 try to move itself into cgroup DIR
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -330,9 +336,68 @@ int CmdRtt(const Addr& a, int count, size_t size) {
   return 0;
 }
 
+// One JSON line: the credential lines of /proc/self/status, verbatim (tab-separated
+// values as a string), and the fds open in this process (the /proc/self/fd listing's own
+// fd excluded).
+int CmdWhoami() {
+  std::ifstream status("/proc/self/status");
+  std::string line, out = "{\"ok\":true";
+  while (std::getline(status, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon);
+    if (key != "Uid" && key != "Gid" && key != "Groups" && key != "CapInh" && key != "CapPrm" &&
+        key != "CapEff" && key != "CapBnd" && key != "CapAmb" && key != "NoNewPrivs") {
+      continue;
+    }
+    std::string value = line.substr(colon + 1);
+    for (char& c : value) {
+      if (c == '\t') c = ' ';
+    }
+    size_t b = value.find_first_not_of(' ');
+    size_t e = value.find_last_not_of(' ');
+    value = b == std::string::npos ? "" : value.substr(b, e - b + 1);
+    out += ",\"" + key + "\":\"" + value + "\"";
+  }
+  status.close();
+  std::string fds;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return Fail("opendir", errno);
+  std::vector<int> open_fds;
+  while (dirent* ent = readdir(d)) {
+    if (ent->d_name[0] == '.') continue;
+    int fd = std::atoi(ent->d_name);
+    if (fd != dirfd(d)) open_fds.push_back(fd);
+  }
+  closedir(d);
+  std::sort(open_fds.begin(), open_fds.end());
+  for (int fd : open_fds) fds += (fds.empty() ? "" : " ") + std::to_string(fd);
+  out += ",\"fds\":\"" + fds + "\",\"pid\":" + std::to_string(getpid()) +
+         ",\"sid\":" + std::to_string(getsid(0)) + "}";
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
+// Writes 0 (= this process) to DIR/cgroup.procs: how an agent would leave its cgroup.
+int CmdMoveCgroup(const char* dir) {
+  std::string procs = std::string(dir) + "/cgroup.procs";
+  int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Fail("open", errno);
+  if (write(fd, "0", 1) != 1) {
+    int err = errno;
+    close(fd);
+    return Fail("write", err);
+  }
+  close(fd);
+  std::printf("{\"ok\":true,\"op\":\"move-cgroup\"}\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "whoami") == 0) return CmdWhoami();
+  if (argc == 3 && std::strcmp(argv[1], "move-cgroup") == 0) return CmdMoveCgroup(argv[2]);
   if (argc < 4) {
     std::fprintf(stderr,
                  "usage: interlock-probe connect HOST PORT [--v6socket] [--message TEXT]\n"
@@ -341,7 +406,9 @@ int main(int argc, char** argv) {
                  "       interlock-probe transfer HOST PORT BYTES [--no-half-close]\n"
                  "       interlock-probe concurrent HOST PORT N\n"
                  "       interlock-probe rtt HOST PORT COUNT SIZE\n"
-                 "       interlock-probe listen HOST PORT\n");
+                 "       interlock-probe listen HOST PORT\n"
+                 "       interlock-probe whoami\n"
+                 "       interlock-probe move-cgroup DIR\n");
     return 2;
   }
   rlimit rl;
