@@ -246,6 +246,42 @@ TEST_F(BypassTest, DirectDialToTheEngineIsRejected) {
   EXPECT_EQ(echo_.accepted(), 0u);
 }
 
+// An enrolled process in its own network namespace (a container's, or one it made):
+// there is no interlockd listener there, so its connects to protected resources are
+// refused (EPERM, engine_down) — never rewritten to a listener someone else put in that
+// namespace (engine_unverified).
+TEST_F(BypassTest, AnotherNetworkNamespaceFailsClosed) {
+  auto h = Harness(false);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string port = absl::StrCat(h->engine_port());
+  const std::string drop = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --";
+  // A new namespace with loopback up; `outside` runs there before the shell joins the
+  // enrolled cgroup, the agent (as nobody) after.
+  auto in_netns = [&](const std::string& outside, const std::string& agent) {
+    return RunCommand({"/bin/sh", "-c",
+                       absl::StrCat("exec unshare -n /bin/sh -c 'ip link set lo up && ", outside,
+                                    " echo $$ > ", SvcDir(*h), "/cgroup.procs && ", drop, " ",
+                                    agent, "'")});
+  };
+  const std::string agent = absl::StrCat(Probe(), " connect 127.0.0.42 ", EchoPort());
+  CommandResult plain = in_netns("", agent);
+  EXPECT_EQ(ProbeField(plain.out, "errno"), "1") << plain.out << plain.err;
+  // A listener on the engine's address and port inside that namespace, by a process that
+  // is not enrolled (root there): the agent's connect is refused, the listener gets nothing.
+  CommandResult squatted = in_netns(
+      absl::StrCat("/usr/bin/python3 -c \"import socket,time; s=socket.socket(); "
+                   "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                   "s.bind((\\\"127.0.0.1\\\", ", port, ")); s.listen(); s.settimeout(3); "
+                   "print(\\\"squatter got\\\", s.accept())\" & sleep 0.5;"),
+      agent);
+  EXPECT_EQ(ProbeField(squatted.out, "errno"), "1") << squatted.out << squatted.err;
+  EXPECT_THAT(squatted.out, ::testing::Not(::testing::HasSubstr("squatter got")));
+  ASSERT_TRUE(WaitFor([&] { return !Denials(*h, "engine_unverified").empty(); }))
+      << squatted.out << squatted.err << h->DaemonLog();
+  EXPECT_EQ(Denials(*h, "engine_down").size(), 1u);
+  EXPECT_EQ(echo_.accepted(), 0u);
+}
+
 // Children and threads inherit the cgroup: a forked child's connect is redirected like
 // its parent's. An unprivileged agent cannot move itself (or a child) out of its cgroup,
 // nor open raw or packet sockets to hand-craft a connection the hooks never see.

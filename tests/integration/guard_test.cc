@@ -511,7 +511,9 @@ TEST_F(GuardTest, SelfGrantByTheWorkloadsUidIsRefused) {
     // The file appears once the agent runs inside its cgroup (it moves itself, then execs).
     std::string ready = absl::StrCat(dir_, allow ? "/ready-allow" : "/ready-default");
     std::thread agent([&] {
-      agent_result = h->RunAgent("billing-agent", {"/bin/sh", "-c", absl::StrCat("touch ", ready, " && exec sleep 3")});
+      // As root on purpose: the workload's uid is then the operator's.
+      agent_result = h->RunAgent("billing-agent", {"/bin/sh", "-c", absl::StrCat("touch ", ready, " && exec sleep 3")},
+                                 AgentOptions{.as_root = true});
     });
     if (!WaitFor([&] { return ::access(ready.c_str(), F_OK) == 0; })) {
       agent.join();

@@ -279,10 +279,11 @@ TEST_F(OidcTest, ReencodedBoundTokenIsRefusedFromAnotherCgroup) {
   ASSERT_NE(stolen, token);
   CommandResult bound;
   std::thread agent([&] {
-    bound = h->Cli({"run", "--as", "billing-agent", "--token-file", token_file, "--",
-                    "/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(), "-p",
-                    absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c", "SELECT 'bound ok'", "-c",
-                    "SELECT pg_sleep(2)"});
+    bound = h->RunAgent("billing-agent",
+                        {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(),
+                         "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c",
+                         "SELECT 'bound ok'", "-c", "SELECT pg_sleep(2)"},
+                        AgentOptions{.run_args = {"--token-file", token_file}});
   });
   ASSERT_TRUE(WaitFor([&] {
     for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_AUTH)) {

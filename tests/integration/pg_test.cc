@@ -282,6 +282,88 @@ TEST_F(PgProxyTest, MalformedStartupGetsAProtocolErrorAndAnAuditEvent) {
   EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_PROTOCOL_ERROR)[0].reason(), "bad_startup");
 }
 
+// A hostile agent opens sessions that each park a large half-sent message in interlockd
+// (within the per-message limit). Past the global memory budget a session is ended with
+// 53200 and new ones are refused the same way, audited; interlockd lives on and serves
+// the next agent once the memory is given back.
+TEST_F(PgProxyTest, MemoryBudgetRefusesSessionsInsteadOfGrowingWithoutBound) {
+  InterlockdHarness h({.resources = {PgResource()}, .extra_yaml = "memory_budget_mib: 32\n"});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  const char* script = R"PY(
+import socket, struct, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+def startup():
+    s = socket.create_connection((host, port), timeout=20)
+    body = struct.pack('!I', 196608) + b'user\0agent\0database\0whatever\0\0'
+    s.sendall(struct.pack('!I', len(body) + 4) + body)
+    buf = b''
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return s, 'closed'
+        buf += d
+        i = 0
+        while i + 5 <= len(buf):
+            t, n = buf[i:i+1], struct.unpack('!I', buf[i+1:i+5])[0]
+            if i + 1 + n > len(buf):
+                break
+            if t == b'Z':
+                return s, 'ready'
+            if t == b'E':
+                return s, 'error ' + buf[i+5:i+1+n].decode('utf-8', 'replace')
+            i += 1 + n
+held, out = [], []
+for k in range(6):
+    s, state = startup()
+    out.append('startup ' + state)
+    if state != 'ready':
+        continue
+    s.sendall(b'Q' + struct.pack('!I', 15 << 20))  # claims 15 MiB ...
+    try:
+        s.sendall(b'x' * (12 << 20))                # ... sends 12 and stops
+    except OSError as e:
+        out.append('send ' + str(e))
+    held.append(s)
+    time.sleep(0.2)
+for s in held:
+    s.settimeout(2)
+    data = b''
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError:
+        pass
+    out.append('reply ' + data.decode('utf-8', 'replace'))
+print('\n'.join(out).replace('\0', ' '))
+)PY";
+  CommandResult r = h.RunAgent("hog", {"/usr/bin/python3", "-c", script, pg_->address(),
+                                       absl::StrCat(pg_->port())});
+  EXPECT_THAT(r.out, HasSubstr("53200")) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("memory budget")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("startup ready")) << r.out;
+  ASSERT_TRUE(h.running());
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)) {
+      if (e.outcome() == "memory_budget") return true;
+    }
+    for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_REJECTED)) {
+      if (e.reason() == "memory_budget") return true;
+    }
+    return false;
+  })) << h.DaemonLog();
+
+  // The hog is gone, its memory given back: the next agent is served.
+  ASSERT_TRUE(WaitFor([&] { return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() +
+                                       OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_REJECTED).size() >= 6; }))
+      << r.out;
+  CommandResult ok = h.RunAgent("reader", Psql("SELECT count(*) FROM accounts"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err << h.DaemonLog();
+  EXPECT_EQ(ok.out, "100\n");
+}
+
 TEST_F(PgProxyTest, TokenModeAcceptsOnlyTheRightToken) {
   const std::string token = "agent-token-5f2c";
   // The digest the operator puts in the config, computed independently of our code.

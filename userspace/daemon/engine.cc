@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -586,13 +587,22 @@ void Engine::StartSession(UniqueFd agent) {
     upstream = net::SockAddr::FromMapped(
         a, resource.upstream_port != 0 ? resource.upstream_port : info->orig_port);
   }
+  // A PostgreSQL agent refused here is told why in its own protocol, then closed.
+  auto tell_pg = [&](absl::string_view sqlstate, absl::string_view message) {
+    if (resource.protocol != config::Protocol::kPostgres) return;
+    const std::string bytes = proxy::pg::FatalErrorBytes(sqlstate, message);
+    (void)!::send(agent.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  };
   if (sessions_.size() >= config_.max_sessions) {
+    tell_pg("53300", "interlock: too many sessions; try again later");
     RejectConnection("session_limit", absl::StrCat("max_sessions ", config_.max_sessions), &who);
     return;
   }
   // A new session needs room for at least its first reads; refuse it while the budget is
   // (nearly) exhausted rather than start one that could not move a byte.
   if (memory_budget_->Below(kSessionMemoryFloor)) {
+    tell_pg("53200", "interlock: out of memory: interlockd's sessions hold all of its memory "
+                     "budget; try again later");
     RejectConnection("memory_budget",
                      absl::StrCat("sessions hold ", memory_budget_->used(), " of ",
                                   memory_budget_->limit(), " bytes of the memory budget"),

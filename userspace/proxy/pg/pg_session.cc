@@ -25,17 +25,21 @@ namespace interlock::proxy::pg {
 
 namespace cpg = ::interlock::codec::pg;
 
-namespace {
-
-constexpr size_t kReadChunk = 64 * 1024;
-
-std::string FatalError(absl::string_view sqlstate, absl::string_view message) {
+std::string FatalErrorBytes(absl::string_view sqlstate, absl::string_view message) {
   cpg::ErrorResponse e;
   e.fields = {{cpg::field::kSeverity, "FATAL"},
               {cpg::field::kSeverityNonLocalized, "FATAL"},
               {cpg::field::kSqlState, std::string(sqlstate)},
               {cpg::field::kMessage, std::string(message)}};
   return cpg::Encode(e);
+}
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+std::string FatalError(absl::string_view sqlstate, absl::string_view message) {
+  return FatalErrorBytes(sqlstate, message);
 }
 
 // Startup parameters that must not reach the upstream as the agent sent them.
@@ -500,6 +504,13 @@ void PgSession::Pump() {
   }
   if (phase_ == Phase::kDone) return;
   // Ends: the agent left (forward the end upstream once flushed), or the upstream did.
+  // An agent that left in the middle of a message leaves bytes that can never complete:
+  // end the session rather than hold them (and its share of memory) until idle timeout.
+  if (agent_eof_ && !agent_in_.empty() && phase_ != Phase::kClosing && AgentInputIsPartial()) {
+    Finish("agent_closed_mid_message",
+           absl::StrCat(agent_in_.size(), " bytes of an incomplete message"), false);
+    return;
+  }
   if (agent_eof_ && agent_in_.empty() && phase_ != Phase::kClosing) {
     if (to_upstream_.empty()) {
       Finish(phase_ == Phase::kRelay ? "closed" : "agent_closed", "", false);
@@ -513,6 +524,18 @@ void PgSession::Pump() {
   FlushPendingRecords();
   if (phase_ == Phase::kDone) return;
   UpdateInterest();
+}
+
+bool PgSession::AgentInputIsPartial() const {
+  if (phase_ == Phase::kAgentStartup) {
+    auto frame = cpg::PeekStartupFrame(agent_in_.view());
+    return frame.ok() && !frame->has_value();
+  }
+  if (phase_ == Phase::kAgentPassword || phase_ == Phase::kRelay) {
+    auto frame = cpg::PeekFrame(agent_in_.view(), kMaxFrontendMessageBytes);
+    return frame.ok() && !frame->has_value();
+  }
+  return false;  // waiting for the upstream: the bytes are whole messages, not yet read
 }
 
 void PgSession::ChargeMemory() {

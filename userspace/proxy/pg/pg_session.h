@@ -87,6 +87,11 @@ struct PgSessionContext {
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 
+// A FATAL ErrorResponse with `sqlstate` and `message`: what a refused connection is told
+// before it is closed (PostgreSQL itself answers "too many clients" this way, before or
+// after the startup packet; libpq reports it either way).
+std::string FatalErrorBytes(absl::string_view sqlstate, absl::string_view message);
+
 struct PgSessionEnv {
   net::EventLoop* loop = nullptr;
   audit::AuditLog* audit = nullptr;
@@ -184,6 +189,9 @@ class PgSession final : public ProxySession {
   // Sets memory_ to what the buffers hold now. When that would exceed the global budget,
   // the buffers are dropped and the session fails with 53200 (outcome memory_budget).
   void ChargeMemory();
+  // True when the agent's unread bytes are only the start of a message (so, after its
+  // EOF, can never become one).
+  bool AgentInputIsPartial() const;
   void SendToAgent(absl::string_view bytes);
   void SendToUpstream(absl::string_view bytes) { to_upstream_.Append(bytes); }
   void RecordFromAgent(absl::string_view bytes);
