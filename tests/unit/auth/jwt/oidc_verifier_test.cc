@@ -957,6 +957,10 @@ TEST_F(JwtVerifierTest, BackgroundRefreshNeverReplacesNewerKeysWithAnOlderFetch)
   clock.Advance(absl::Seconds(1));
   const std::string new_token = Mint("rsa-2", "RS256", idp_->StandardClaims(clock.Now()));
   auto first = std::async(std::launch::async, [&] { return Reason(v.Verify(new_token, ctx_)); });
+  // The overlap is the point: the caller's load must begin while the worker's still
+  // hangs. Released too early, the worker's fetch ends first and the caller's unknown kid
+  // is (rightly) rate-limited instead of loaded — give the caller time to get there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   fetcher->Open();
   ASSERT_EQ(first.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_EQ(first.get(), "ok");
