@@ -255,7 +255,7 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
 
   CommandResult agent_result;
-  std::thread agent([&] {
+  JoinedThread agent([&] {
     agent_result = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 1 RETURNING id"}));
   });
   std::string id = WaitForPending(*h);
@@ -373,7 +373,7 @@ print(cur.fetchone()[0])
 )PY";
   ::chmod(script.c_str(), 0644);
   CommandResult r;
-  std::thread agent([&] {
+  JoinedThread agent([&] {
     r = h->RunAgent("py-agent", {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/python3", script, pg_->address(),
                                  absl::StrCat(pg_->port())});
   });
@@ -401,7 +401,7 @@ TEST_F(GuardTest, ReviewTimesOutAndApproverDenialReachesTheAgent) {
   EXPECT_EQ(Count(" WHERE id = 3"), "1");
 
   CommandResult denied;
-  std::thread agent([&] {
+  JoinedThread agent([&] {
     denied = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 4", "SELECT 'still here'"},
                                                /*stop_on_error=*/false));
   });
@@ -425,7 +425,7 @@ TEST_F(GuardTest, RestartDuringAHoldExpiresTheRequestNeverApprovesIt) {
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
   CommandResult agent_result;
-  std::thread agent([&] { agent_result = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 5"})); });
+  JoinedThread agent([&] { agent_result = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 5"})); });
   std::string id = WaitForPending(*h);
   ASSERT_FALSE(id.empty());
   h->Kill();
@@ -452,7 +452,7 @@ TEST_F(GuardTest, ExtendedProtocolExecuteIsHeldUntilApproved) {
                                    "-f", script, "-h", pg_->address(), "-p", absl::StrCat(pg_->port()), "-U",
                                    "agent", "whatever"};
   CommandResult r;
-  std::thread agent([&] { r = h->RunAgent("bench-agent", argv); });
+  JoinedThread agent([&] { r = h->RunAgent("bench-agent", argv); });
   std::string id = WaitForPending(*h);
   ASSERT_FALSE(id.empty()) << h->DaemonLog();
   EXPECT_EQ(Approvals(*h)[0].statement(), "DELETE FROM accounts WHERE id = 6;");
@@ -510,7 +510,7 @@ TEST_F(GuardTest, SelfGrantByTheWorkloadsUidIsRefused) {
     CommandResult agent_result;
     // The file appears once the agent runs inside its cgroup (it moves itself, then execs).
     std::string ready = absl::StrCat(dir_, allow ? "/ready-allow" : "/ready-default");
-    std::thread agent([&] {
+    JoinedThread agent([&] {
       // As root on purpose: the workload's uid is then the operator's.
       agent_result = h->RunAgent("billing-agent", {"/bin/sh", "-c", absl::StrCat("touch ", ready, " && exec sleep 3")},
                                  AgentOptions{.as_root = true});

@@ -241,7 +241,7 @@ TEST_F(OidcTest, BoundTokenWorksWithoutThePasswordAndIsRefusedFromAnotherCgroup)
   ASSERT_TRUE(WriteFileAtomic(token_file, token + "\n", 0600).ok());
   // The bound workload: no PGPASSWORD at all; it keeps its session open for a while.
   CommandResult bound;
-  std::thread agent([&] {
+  JoinedThread agent([&] {
     bound = h->RunAgent("billing-agent",
                         {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(),
                          "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c",
@@ -278,7 +278,7 @@ TEST_F(OidcTest, ReencodedBoundTokenIsRefusedFromAnotherCgroup) {
   std::string stolen = ::interlock::testing::ReencodeEs256Token(token);
   ASSERT_NE(stolen, token);
   CommandResult bound;
-  std::thread agent([&] {
+  JoinedThread agent([&] {
     bound = h->RunAgent("billing-agent",
                         {"/usr/bin/env", "-u", "PGPASSWORD", "/usr/bin/psql", "-X", "-w", "-h", pg_->address(),
                          "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d", "x", "-At", "-c",
@@ -323,7 +323,7 @@ rules:
   JsonObject outsider = Claims("intern-3");
   outsider.Obj("realm_access", JsonObject().Strs("roles", {"interns"}));
   CommandResult held;
-  std::thread agent([&] {
+  JoinedThread agent([&] {
     held = h->RunAgent("billing-agent", Psql({"SELECT count(*) FROM accounts"}, Token("rsa-1", "RS256", outsider)));
   });
   std::string id;
@@ -363,7 +363,7 @@ TEST_F(OidcTest, ExpiryMidSessionClosesOrRechecksAsConfigured) {
     c.Int("exp", absl::ToUnixSeconds(absl::Now()) + 3);
     ASSERT_TRUE(WriteFileAtomic(token_file, Token("rsa-1", "RS256", c), 0600).ok());
     CommandResult r;
-    std::thread agent([&] {
+    JoinedThread agent([&] {
       r = h->RunAgent("billing-agent",
                       {"/usr/bin/psql", "-X", "-w", "-h", pg_->address(), "-p", absl::StrCat(pg_->port()), "-U",
                        "agent", "-d", "x", "-At", "-c", "SELECT 1", "-c", "SELECT pg_sleep(4)", "-c", "SELECT 2"},

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "interlock/v1/events.pb.h"
@@ -21,6 +22,24 @@ bool WaitFor(Pred pred, int seconds = 10) {
   }
   return pred();
 }
+
+// A thread joined when it goes out of scope, so that a failed ASSERT in the test body
+// still waits for the agent it started (and the harness then cleans up) instead of
+// std::terminate on a joinable std::thread skipping every destructor.
+class JoinedThread {
+ public:
+  template <typename Fn>
+  explicit JoinedThread(Fn&& fn) : thread_(std::forward<Fn>(fn)) {}
+  ~JoinedThread() { join(); }
+  JoinedThread(const JoinedThread&) = delete;
+  JoinedThread& operator=(const JoinedThread&) = delete;
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::thread thread_;
+};
 
 inline std::vector<v1::AuditEvent> OfKind(const std::vector<v1::AuditEvent>& all, v1::AuditKind kind) {
   std::vector<v1::AuditEvent> out;
