@@ -27,6 +27,8 @@ PACKAGES=(
   libsqlite3-dev libcurl4-openssl-dev
   # masking: custom detector patterns (RE2, linear time)
   libre2-dev
+  # the test agent connects through io_uring too (tests/integration/bypass_test.cc)
+  liburing-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by tests and the demo

@@ -213,19 +213,20 @@ TEST_F(BypassTest, UnconnectedUdpFollowsDefaultDeny) {
   EXPECT_EQ(Denials(*h, "not_stream").size(), 1u);
 }
 
-// Routes that were already closed, kept closed: TCP Fast Open in both spellings goes
-// through the connect hook and so through interlockd.
-TEST_F(BypassTest, TcpFastOpenIsRedirected) {
+// Routes that were already closed, kept closed: TCP Fast Open in both spellings, and a
+// connect submitted through io_uring, go through the connect hook and so through
+// interlockd.
+TEST_F(BypassTest, TcpFastOpenAndIoUringConnectAreRedirected) {
   auto h = Harness(false);
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
-  for (const char* flag : {"--fastopen", "--fastopen-connect"}) {
+  for (const char* flag : {"--fastopen", "--fastopen-connect", "--io-uring"}) {
     CommandResult r = RunIn(SvcDir(*h), {Probe(), "connect", "127.0.0.42", EchoPort(), flag});
     EXPECT_EQ(r.exit_code, 0) << flag << ": " << r.out << r.err << h->DaemonLog();
     EXPECT_EQ(ProbeField(r.out, "peer"), absl::StrCat("127.0.0.42:", echo_.port())) << flag;
     EXPECT_EQ(ProbeField(r.out, "reply"), "ping\\n") << flag;
   }
-  ASSERT_TRUE(WaitFor([&] { return OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 2; }));
-  EXPECT_EQ(echo_.accepted(), 2u);
+  ASSERT_TRUE(WaitFor([&] { return OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 3; }));
+  EXPECT_EQ(echo_.accepted(), 3u);
 }
 
 // A process outside every enrollment dials interlockd's port itself, hoping to be taken

@@ -3,10 +3,11 @@
 // line, what it saw. Exit 0 when the operation succeeded.
 //
 //   interlock-probe connect HOST PORT [--v6socket] [--message TEXT] [--bind IP]
-//                               [--fastopen | --fastopen-connect]
+//                               [--fastopen | --fastopen-connect | --io-uring]
 //                                                  --bind: bind IP:0 first; --fastopen:
 //                                                  sendto(MSG_FASTOPEN) instead of connect;
-//                                                  --fastopen-connect: TCP_FASTOPEN_CONNECT
+//                                                  --fastopen-connect: TCP_FASTOPEN_CONNECT;
+//                                                  --io-uring: IORING_OP_CONNECT
 //   interlock-probe sendto HOST PORT [--v6socket]  one unconnected UDP datagram
 //   interlock-probe transfer HOST PORT BYTES [--no-half-close]
 //                                                  send BYTES, read them echoed back
@@ -21,6 +22,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <liburing.h>
 #include <sys/resource.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -96,6 +98,7 @@ struct ConnectOptions {
   const char* bind_ip = nullptr;
   bool fastopen = false;          // sendto(MSG_FASTOPEN) carries the first bytes
   bool fastopen_connect = false;  // TCP_FASTOPEN_CONNECT, then connect()
+  bool io_uring = false;          // connect through an io_uring (IORING_OP_CONNECT)
 };
 ConnectOptions g_connect;
 
@@ -139,7 +142,28 @@ int Connect(const Addr& a, const std::string* first = nullptr, bool* first_sent 
         setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one) != 0) {
       return fail();
     }
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) return fail();
+    if (g_connect.io_uring) {
+      io_uring ring;
+      int err = io_uring_queue_init(4, &ring, 0);
+      if (err < 0) {
+        errno = -err;
+        return fail();
+      }
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+      io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len);
+      io_uring_submit(&ring);
+      io_uring_cqe* cqe = nullptr;
+      err = io_uring_wait_cqe(&ring, &cqe);
+      int res = err < 0 ? err : cqe->res;
+      if (err == 0) io_uring_cqe_seen(&ring, cqe);
+      io_uring_queue_exit(&ring);
+      if (res < 0) {
+        errno = -res;
+        return fail();
+      }
+    } else if (connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) {
+      return fail();
+    }
   }
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
@@ -401,7 +425,7 @@ int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
                  "usage: interlock-probe connect HOST PORT [--v6socket] [--message TEXT]\n"
-                 "                       [--bind IP] [--fastopen | --fastopen-connect]\n"
+                 "                       [--bind IP] [--fastopen | --fastopen-connect | --io-uring]\n"
                  "       interlock-probe sendto HOST PORT [--v6socket]\n"
                  "       interlock-probe transfer HOST PORT BYTES [--no-half-close]\n"
                  "       interlock-probe concurrent HOST PORT N\n"
@@ -427,6 +451,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--bind") == 0 && i + 1 < argc) g_connect.bind_ip = argv[++i];
     if (std::strcmp(argv[i], "--fastopen") == 0) g_connect.fastopen = true;
     if (std::strcmp(argv[i], "--fastopen-connect") == 0) g_connect.fastopen_connect = true;
+    if (std::strcmp(argv[i], "--io-uring") == 0) g_connect.io_uring = true;
   }
   Addr a;
   if (!ParseAddr(argv[2], std::atoi(argv[3]), v6socket, &a)) {
