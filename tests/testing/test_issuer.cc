@@ -11,11 +11,14 @@
 #include <openssl/rsa.h>
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "userspace/auth/jwt/jwt.h"
 
 namespace interlock::testing {
 
@@ -60,26 +63,9 @@ std::string BnParam(EVP_PKEY* key, const char* name, int width) {
 }  // namespace
 
 std::string Base64UrlDecodeLenient(absl::string_view text) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : text) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
-    else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
-    else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
-    else if (ch == '-' || ch == '+') v = 62;
-    else if (ch == '_' || ch == '/') v = 63;
-    else if (ch == '=') break;
-    else std::abort();  // not base64 at all: a broken test
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
+  std::optional<std::string> out = auth::jwt::Base64DecodeAnySpelling(text);
+  if (!out.has_value()) std::abort();  // not base64 at all: a broken test
+  return *std::move(out);
 }
 
 std::string FlipEs256S(absl::string_view raw_signature) {

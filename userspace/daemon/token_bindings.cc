@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "userspace/auth/jwt/jwt.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/sha256.h"
 #include "userspace/common/unique_fd.h"
@@ -23,48 +24,13 @@ bool Inside(absl::string_view path, absl::string_view root) {
   return path == root || (absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/');
 }
 
-// Base64 in either alphabet (RFC 4648 §4 and §5), with or without '=' padding, ignoring
-// the unused trailing bits: every spelling of the same bytes decodes to them. Lenient on
-// purpose, unlike the JWT verifier: it only names a token, and must name all the
-// spellings a verifier might accept alike. nullopt for any other character.
-std::optional<std::string> DecodeAnyBase64(absl::string_view in) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  std::string out;
-  out.reserve(in.size() / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : in) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z') {
-      v = ch - 'A';
-    } else if (ch >= 'a' && ch <= 'z') {
-      v = ch - 'a' + 26;
-    } else if (ch >= '0' && ch <= '9') {
-      v = ch - '0' + 52;
-    } else if (ch == '-' || ch == '+') {
-      v = 62;
-    } else if (ch == '_' || ch == '/') {
-      v = 63;
-    } else {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string TokenIdentity(absl::string_view token) {
   std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   if (parts.size() == 3 && !parts[0].empty() && !parts[1].empty()) {
-    std::optional<std::string> header = DecodeAnyBase64(parts[0]);
-    std::optional<std::string> payload = DecodeAnyBase64(parts[1]);
+    std::optional<std::string> header = auth::jwt::Base64DecodeAnySpelling(parts[0]);
+    std::optional<std::string> payload = auth::jwt::Base64DecodeAnySpelling(parts[1]);
     if (header.has_value() && payload.has_value()) {
       // Length-prefixed, so no split of the same bytes between header and payload
       // collides.

@@ -219,6 +219,37 @@ absl::string_view KeyTypeName(KeyType type) {
   return "?";
 }
 
+std::optional<std::string> Base64DecodeAnySpelling(absl::string_view in) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  std::string out;
+  out.reserve(in.size() / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z') {
+      v = ch - 'A';
+    } else if (ch >= 'a' && ch <= 'z') {
+      v = ch - 'a' + 26;
+    } else if (ch >= '0' && ch <= '9') {
+      v = ch - '0' + 52;
+    } else if (ch == '-' || ch == '+') {
+      v = 62;
+    } else if (ch == '_' || ch == '/') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> Base64UrlDecode(absl::string_view in) {
   std::string out;
   out.reserve(in.size() / 4 * 3 + 2);

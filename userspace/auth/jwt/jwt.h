@@ -98,6 +98,11 @@ using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 // token cannot be altered without changing its bytes. INVALID_ARGUMENT otherwise.
 absl::StatusOr<std::string> Base64UrlDecode(absl::string_view in);
 std::string Base64UrlEncode(absl::string_view bytes);
+// Lenient base64 (RFC 4648 §4 and §5) for recognising a token however it was spelled:
+// either alphabet, trailing '=' padding ignored, unused trailing bits dropped, so every
+// spelling of the same bytes decodes to them (token bindings name a token this way).
+// nullopt for any other character. Never for verification: Base64UrlDecode is strict.
+std::optional<std::string> Base64DecodeAnySpelling(absl::string_view in);
 
 // A decoded, NOT yet verified, compact JWS whose payload is a JSON object (a JWT).
 struct Jws {

@@ -44,6 +44,21 @@ TEST(Base64Url, KnownVectors) {
   EXPECT_EQ(*Base64UrlDecode("-_8"), "\xfb\xff");
 }
 
+// What the strict decoder refuses, the lenient one reads as the same bytes: both
+// alphabets, padding; anything else is not base64.
+TEST(Base64DecodeAnySpelling, ReadsEverySpellingOfTheSameBytes) {
+  const std::string bytes("\xfb\xff\xbf", 3);  // "-_-_" url, "+/+/" standard
+  EXPECT_EQ(Base64DecodeAnySpelling("-_-_"), bytes);
+  EXPECT_EQ(Base64DecodeAnySpelling("+/+/"), bytes);
+  EXPECT_EQ(Base64DecodeAnySpelling("-/+_"), bytes);
+  EXPECT_EQ(Base64DecodeAnySpelling("aGk"), "hi");
+  EXPECT_EQ(Base64DecodeAnySpelling("aGk="), "hi");
+  EXPECT_EQ(Base64DecodeAnySpelling("aGl="), "hi");  // non-zero trailing bits dropped
+  EXPECT_EQ(Base64DecodeAnySpelling(""), "");
+  EXPECT_FALSE(Base64DecodeAnySpelling("aG k").has_value());
+  EXPECT_FALSE(Base64DecodeAnySpelling("a=Gk").has_value());
+}
+
 TEST(Base64Url, RefusesEverythingNonCanonical) {
   const char* bad[] = {
       "Zm9vYg==",      // padding
