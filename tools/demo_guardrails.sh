@@ -55,25 +55,7 @@ umask 077; printf '%s\n' "$pw" >"$work/bank.pw"; umask 022
 echo "role bank_rw's password is in $work/bank.pw (0600, read by interlockd only)"
 
 step "interlockd: the shipped bank policy, plus masking of customer reads"
-{
-  cat "$here/packaging/examples/bank-policy.yaml" | sed 's/resource: bank-db/resource: bank-db/'
-  cat <<'YAML'
-  - id: mask-customer-reads
-    match: {kinds: [STATEMENT_KIND_SELECT], tables: [customers]}
-    action: ACTION_MASK
-    mask_profile: pii
-mask_profiles:
-  - name: pii
-    columns:
-      - {column: customers.ssn, mask: {style: MASK_STYLE_REDACT}}
-      - {column: customers.card_number, mask: {style: MASK_STYLE_PARTIAL, keep_last: 4}}
-      - {column: customers.iban, mask: {style: MASK_STYLE_KEYED_HASH}}
-    detectors:
-      - {detector: DETECTOR_SSN}
-      - {detector: DETECTOR_CARD, mask: {style: MASK_STYLE_PARTIAL}}
-      - {detector: DETECTOR_IBAN, mask: {style: MASK_STYLE_KEYED_HASH}}
-YAML
-} >"$work/policy.yaml"
+cp "$here/packaging/examples/bank-policy.yaml" "$work/policy.yaml"   # its pii mask profile included
 "$interlock" auditor-keygen --out "$work/auditor" >/dev/null   # the auditor's X25519 key pair
 cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $(free_port)}

@@ -38,9 +38,11 @@ TEST_P(ShippedBankPolicy, Decides) {
 INSTANTIATE_TEST_SUITE_P(
     Bank, ShippedBankPolicy,
     ::testing::Values(
-        // The agent may SELECT customers with a WHERE or a LIMIT.
-        Case{"SELECT name, email FROM customers WHERE id = 42", v1::ACTION_ALLOW, "allow-reads"},
-        Case{"SELECT name FROM customers LIMIT 10", v1::ACTION_ALLOW, "allow-reads"},
+        // The agent may SELECT customers with a WHERE or a LIMIT, masked by the pii profile;
+        // other tables as they are.
+        Case{"SELECT name, email FROM customers WHERE id = 42", v1::ACTION_MASK, "mask-customer-reads"},
+        Case{"SELECT name FROM customers LIMIT 10", v1::ACTION_MASK, "mask-customer-reads"},
+        Case{"SELECT balance FROM accounts WHERE id = 7", v1::ACTION_ALLOW, "allow-reads"},
         // A full-table read of customers, UPDATE/DELETE without WHERE, COPY TO and DDL: review.
         Case{"SELECT * FROM customers", v1::ACTION_REVIEW, "review-full-customer-read"},
         Case{"SELECT c.* FROM public.customers c JOIN accounts a ON a.cid = c.id", v1::ACTION_REVIEW,
