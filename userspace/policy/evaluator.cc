@@ -29,12 +29,15 @@ bool AnyGlob(const Container& patterns, absl::string_view value) {
 }
 
 // "public.customers" matches patterns "public.customers", "customers", "public.*", "*".
-// Unqualified table names in the statement are compared by their name part.
+// A table the statement names without a schema is resolved by the session's search_path,
+// which the agent controls: it matches a pattern for any schema ("public.customers" matches
+// `customers`), so a qualified pattern cannot be walked around by leaving the schema out.
 bool TableMatches(const std::string& pattern, const v1::TableRef& t) {
   std::string qualified = t.schema().empty() ? t.name() : absl::StrCat(t.schema(), ".", t.name());
   if (Glob(pattern, qualified)) return true;
-  if (pattern.find('.') == std::string::npos) return Glob(pattern, t.name());
-  return false;
+  size_t dot = pattern.rfind('.');
+  if (dot == std::string::npos) return Glob(pattern, t.name());
+  return t.schema().empty() && Glob(pattern.substr(dot + 1), t.name());
 }
 
 template <typename Refs>
@@ -90,7 +93,7 @@ int Specificity(const v1::Rule& r) {
   int n = 0;
   n += !m.resources().empty() + !m.kinds().empty() + !m.tables().empty() + !m.tables_written().empty();
   n += m.no_where() + m.no_limit() + !m.functions().empty() + m.multi_statement() + m.parse_error();
-  n += (m.estimated_rows_gt() > 0) + m.copy_program() + m.copy_to() + m.selects_star();
+  n += (m.estimated_rows_gt() > 0) + m.copy_program() + m.copy_to() + m.selects_star() + m.executes_sql_text();
   n += !s.workloads().empty() + !s.cgroups().empty() + !s.uids().empty() + !s.subs().empty();
   n += !s.groups().empty() + !s.claims().empty() + !s.units().empty();
   return n;
@@ -136,6 +139,7 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
     if (!ok) return false;
   }
   if (m.copy_program() && !st->copy().program()) return false;
+  if (m.executes_sql_text() && !st->executes_sql_text()) return false;
   if (m.copy_to() && !(st->kind() == v1::STATEMENT_KIND_COPY && st->copy().direction() == v1::CopyInfo::DIRECTION_TO)) {
     return false;
   }

@@ -22,6 +22,8 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/sql/nesting.h"
 #include "userspace/sql/parser.h"
+#include "userspace/sql/tree.h"
+#include "userspace/sql/derivation.h"
 
 namespace interlock::sql {
 namespace {
@@ -160,31 +162,6 @@ std::string TagFromTypeName(absl::string_view type_name) {
     tag += absl::ascii_toupper(c);
   }
   return tag;
-}
-
-// ---- Reflection helpers --------------------------------------------------------------------
-
-// Calls fn(child) for every set message-typed field of `m` (each element of repeated ones),
-// except `skip`. A Node is a oneof over ~240 node types: only its set member is visited.
-template <typename Fn>
-void ForEachChild(const Message& m, Fn&& fn, const FieldDescriptor* skip = nullptr) {
-  const Descriptor* d = m.GetDescriptor();
-  const Reflection* r = m.GetReflection();
-  if (d == pg_query::Node::descriptor()) {
-    const auto& node = static_cast<const pg_query::Node&>(m);
-    if (node.node_case() == pg_query::Node::NODE_NOT_SET) return;
-    fn(r->GetMessage(m, d->FindFieldByNumber(node.node_case())));
-    return;
-  }
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    if (f == skip || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
-    if (f->is_repeated()) {
-      for (int j = 0, n = r->FieldSize(m, f); j < n; ++j) fn(r->GetRepeatedMessage(m, f, j));
-    } else if (r->HasField(m, f)) {
-      fn(r->GetMessage(m, f));
-    }
-  }
 }
 
 // ---- The walk ------------------------------------------------------------------------------
@@ -1034,6 +1011,10 @@ v1::SqlStatement ClassifyStatement(const pg_query::RawStmt& raw, size_t sql_size
   StatementWalker(&out).Walk(raw.stmt());
   SetKind(raw.stmt(), &out);
   ColumnCollector(&out).FromStatement(raw.stmt());
+  for (v1::OutputColumn& c : DeriveOutputColumns(raw.stmt())) *out.add_output_columns() = std::move(c);
+  for (const std::string& f : out.functions()) {
+    if (ExecutesSqlText(std::string(absl::StripPrefix(f, "pg_catalog.")))) out.set_executes_sql_text(true);
+  }
   return out;
 }
 

@@ -205,6 +205,30 @@ TEST(PolicyEvaluator, UnlistedResourceDefaultsToReviewAndParseErrorsToDeny) {
   EXPECT_EQ((*eval)->Evaluate({}, "any", *sql).action, v1::ACTION_DENY);
 }
 
+// However the agent spells the table, a pattern for it matches: qualified or not, quoted or
+// not; an unqualified name matches a qualified pattern (search_path is the agent's to set).
+TEST(PolicyEvaluator, TablePatternsMatchEverySpellingOfTheTable) {
+  auto eval = LoadPolicyText(R"YAML(
+rules:
+  - {id: qualified, match: {tables: [public.customers]}, action: ACTION_DENY}
+  - {id: read, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
+)YAML",
+                             "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  for (const char* sql : {"SELECT * FROM customers", "SELECT * FROM public.customers", "SELECT * FROM \"customers\"",
+                          "SELECT * FROM \"public\".\"customers\"", "SELECT * FROM CUSTOMERS",
+                          "SELECT * FROM bank.public.customers"}) {
+    auto c = sql::Classify(sql);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ((*eval)->Evaluate({}, "db", *c).rule_id, "qualified") << sql;
+  }
+  for (const char* sql : {"SELECT * FROM other.customers", "SELECT * FROM \"Customers\""}) {
+    auto c = sql::Classify(sql);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ((*eval)->Evaluate({}, "db", *c).rule_id, "read") << sql;
+  }
+}
+
 TEST(PolicyEvaluator, SubjectWorkloadCgroupAndUid) {
   v1::Policy p;
   v1::Rule* r = p.add_rules();
