@@ -12,6 +12,7 @@
 #include "tools/interlock/cli.h"
 #include "userspace/bpf/datapath.h"
 #include "userspace/common/cgroup_fs.h"
+#include "userspace/common/printable.h"
 #include "userspace/control/client.h"
 
 namespace interlock::cli {
@@ -51,7 +52,7 @@ int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
   for (const auto& r : s.resources()) std::printf("  %s\n", r.c_str());
   std::printf("workloads:\n");
   for (const auto& w : s.workloads()) {
-    std::printf("  %-20s %s%s%s\n", w.name().c_str(), w.cgroup_path().c_str(),
+    std::printf("  %-20s %s%s%s\n", common::Visible(w.name()).c_str(), common::Visible(w.cgroup_path()).c_str(),
                 w.default_deny() ? "  default-deny" : "", w.ephemeral() ? "  (run)" : "");
   }
   return 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "tools/interlock/cli.h"
+#include "userspace/common/printable.h"
 #include "userspace/control/client.h"
 
 namespace interlock::cli {
@@ -99,36 +100,41 @@ absl::StatusOr<v1::ControlResponse> Call(const Globals& g, const v1::ControlRequ
   return control::CallControl(cfg->control_socket, req);
 }
 
+// Every field an agent, a token or an approver wrote is shown escaped (common::Visible): a
+// statement or a process name must not drive the approver's terminal.
 void PrintRequest(const v1::ApprovalRequest& r) {
-  std::printf("%s  %s\n", r.id().c_str(), StateName(r.state()).c_str());
+  using common::Visible;
+  std::printf("%s  %s\n", Visible(r.id()).c_str(), StateName(r.state()).c_str());
   std::printf("  requested  %s UTC by workload %s (uid %u, pid %u, %s)%s\n", Time(r.created_us()).c_str(),
-              r.requester().workload().c_str(), r.requester().uid(), r.requester().pid(),
-              r.requester().exe().empty() ? r.requester().comm().c_str() : r.requester().exe().c_str(),
-              r.token_subject().empty() ? "" : absl::StrCat(", token ", r.token_subject()).c_str());
-  std::printf("  resource   %s (database %s as %s)\n", r.resource().c_str(), r.database().c_str(),
-              r.db_user().c_str());
-  std::printf("  rule       %s%s\n", r.rule_id().empty() ? "(resource default)" : r.rule_id().c_str(),
-              r.reason().empty() ? "" : absl::StrCat(": ", r.reason()).c_str());
-  std::printf("  what       %s\n", r.classification().c_str());
-  std::printf("  statement  %s\n", r.statement().c_str());
-  if (!r.parameters_sha256().empty()) std::printf("  params     sha256 %s\n", r.parameters_sha256().c_str());
+              Visible(r.requester().workload()).c_str(), r.requester().uid(), r.requester().pid(),
+              Visible(r.requester().exe().empty() ? r.requester().comm() : r.requester().exe()).c_str(),
+              r.token_subject().empty() ? "" : absl::StrCat(", token ", Visible(r.token_subject())).c_str());
+  std::printf("  resource   %s (database %s as %s)\n", Visible(r.resource()).c_str(), Visible(r.database()).c_str(),
+              Visible(r.db_user()).c_str());
+  std::printf("  rule       %s%s\n", r.rule_id().empty() ? "(resource default)" : Visible(r.rule_id()).c_str(),
+              r.reason().empty() ? "" : absl::StrCat(": ", Visible(r.reason())).c_str());
+  std::printf("  what       %s\n", Visible(r.classification()).c_str());
+  std::printf("  statement  %s\n", Visible(r.statement()).c_str());
+  if (!r.parameters_sha256().empty()) std::printf("  params     sha256 %s\n", Visible(r.parameters_sha256()).c_str());
   if (r.state() == v1::APPROVAL_STATE_PENDING) {
     std::printf("  deadline   %s UTC\n", Time(r.deadline_us()).c_str());
   } else {
     std::printf("  decided    %s UTC%s%s\n", Time(r.decided_us()).c_str(),
                 r.approver().user().empty() && r.approver().uid() == 0 && r.approver().pid() == 0
                     ? ""
-                    : absl::StrCat(" by ", r.approver().user(), " (uid ", r.approver().uid(), ")").c_str(),
-                r.decision_reason().empty() ? "" : absl::StrCat(": ", r.decision_reason()).c_str());
+                    : absl::StrCat(" by ", Visible(r.approver().user()), " (uid ", r.approver().uid(), ")").c_str(),
+                r.decision_reason().empty() ? "" : absl::StrCat(": ", Visible(r.decision_reason())).c_str());
     if (r.window_until_us() != 0) std::printf("  window     until %s UTC\n", Time(r.window_until_us()).c_str());
   }
 }
 
 void PrintGrant(const v1::Grant& gr) {
+  using common::Visible;
   std::printf("%s  workload %s  resource %s  until %s UTC%s\n  reason: %s (granted by %s uid %u)\n",
-              gr.id().c_str(), gr.workload().c_str(), gr.resource().c_str(), Time(gr.expires_us()).c_str(),
+              Visible(gr.id()).c_str(), Visible(gr.workload()).c_str(), Visible(gr.resource()).c_str(),
+              Time(gr.expires_us()).c_str(),
               gr.revoked_us() != 0 ? absl::StrCat("  REVOKED ", Time(gr.revoked_us())).c_str() : "",
-              gr.reason().c_str(), gr.granted_by().user().c_str(), gr.granted_by().uid());
+              Visible(gr.reason()).c_str(), Visible(gr.granted_by().user()).c_str(), gr.granted_by().uid());
 }
 
 }  // namespace

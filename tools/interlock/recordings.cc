@@ -15,6 +15,7 @@
 #include "interlock/v1/control.pb.h"
 #include "tools/interlock/cli.h"
 #include "userspace/audit/audit_log.h"
+#include "userspace/common/printable.h"
 #include "userspace/control/client.h"
 #include "userspace/record/reader.h"
 #include "userspace/record/replay.h"
@@ -129,11 +130,11 @@ int CmdSessions(const Globals& g, const std::vector<std::string>& args) {
     std::string dst = absl::StrCat(s.original_destination().address(), ":",
                                    s.original_destination().port());
     std::printf("%-12s  %-20s  %-16s  %-8u  %-21s  %10llu  %10llu  %-10s  %s\n",
-                s.session_id().substr(0, 12).c_str(), s.started().substr(0, 19).c_str(),
-                s.workload().c_str(), s.pid(), dst.c_str(),
-                static_cast<unsigned long long>(s.bytes_to_upstream()),
-                static_cast<unsigned long long>(s.bytes_to_agent()), s.state().c_str(),
-                s.outcome().c_str());
+                common::Visible(s.session_id().substr(0, 12)).c_str(),
+                common::Visible(s.started().substr(0, 19)).c_str(), common::Visible(s.workload()).c_str(), s.pid(),
+                common::Visible(dst).c_str(), static_cast<unsigned long long>(s.bytes_to_upstream()),
+                static_cast<unsigned long long>(s.bytes_to_agent()), common::Visible(s.state()).c_str(),
+                common::Visible(s.outcome()).c_str());
   }
   return 0;
 }
@@ -200,7 +201,7 @@ int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   } else {
     std::fputs(record::FormatTimeline(rec->records, opts).c_str(), stdout);
   }
-  if (!rec->stop.ok()) std::printf("(recording ends early: %s)\n", std::string(rec->stop.message()).c_str());
+  if (!rec->stop.ok()) std::printf("(recording ends early: %s)\n", common::Visible(rec->stop.message()).c_str());
   if (!raw_dir.empty()) {
     absl::Status st = record::WriteRawDirections(rec->records, raw_dir);
     if (!st.ok()) return Fail(1, absl::StrCat("replay: ", st.message()));
@@ -236,7 +237,7 @@ int CmdVerify(const Globals& g, const std::vector<std::string>& args) {
   if (!path.ok()) return Fail(1, absl::StrCat("verify: ", path.status().message()));
   auto report = record::VerifyFile(*path, *key);
   if (!report.ok()) return Fail(1, absl::StrCat("verify: ", report.status().message()));
-  std::printf("session %s: %s: %llu records verified%s%s\n", report->session_id.c_str(),
+  std::printf("session %s: %s: %llu records verified%s%s\n", common::Visible(report->session_id).c_str(),
               record::VerdictName(report->verdict),
               static_cast<unsigned long long>(report->records_ok),
               report->detail.empty() ? "" : "; ", report->detail.c_str());

@@ -6,6 +6,7 @@
 #include "userspace/common/log.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/mask/hmac_key.h"
+#include "userspace/proxy/pg/view_origins.h"
 
 namespace interlock::daemon {
 
@@ -18,6 +19,34 @@ constexpr char kCatalogQuery[] =
     "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE a.attrelid = ANY($1::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped";
+
+// Where the columns of those tables also come from: ('a', table, ancestor schema, ancestor
+// name, NULL) for every ancestor of an inheritance child or partition; ('v', view, schema,
+// name, definition) for every view (or materialized view) among them and every view those
+// read, transitively (a view over a view), so their definitions can be followed.
+constexpr char kOriginsQuery[] =
+    "WITH RECURSIVE up(relid, anc, depth) AS ("
+    "  SELECT i.inhrelid, i.inhparent, 1 FROM pg_catalog.pg_inherits i"
+    "  WHERE i.inhrelid = ANY($1::pg_catalog.oid[])"
+    "  UNION SELECT up.relid, i.inhparent, up.depth + 1 FROM up"
+    "  JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc WHERE up.depth < 32),"
+    " views(oid, depth) AS ("
+    "  SELECT c.oid, 0 FROM pg_catalog.pg_class c"
+    "  WHERE c.oid = ANY($1::pg_catalog.oid[]) AND c.relkind IN ('v', 'm')"
+    "  UNION SELECT d.refobjid, v.depth + 1 FROM views v"
+    "  JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid"
+    "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+    "   AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    "  JOIN pg_catalog.pg_class c2 ON c2.oid = d.refobjid AND c2.relkind IN ('v', 'm')"
+    "  WHERE d.refobjid <> v.oid AND v.depth < 16)"
+    " SELECT 'a', up.relid::int8, n.nspname::text, c.relname::text, NULL::text FROM up"
+    " JOIN pg_catalog.pg_class c ON c.oid = up.anc JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " UNION ALL"
+    " SELECT DISTINCT 'v', c.oid::int8, n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid)"
+    " FROM views v JOIN pg_catalog.pg_class c ON c.oid = v.oid"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+
+using Rows = std::vector<std::vector<std::optional<std::string>>>;
 
 }  // namespace
 
@@ -80,33 +109,60 @@ void MaskService::Resolve(const std::string& resource, std::vector<uint32_t> oid
   for (uint32_t o : oids) texts.push_back(absl::StrCat(o));
   std::vector<std::optional<std::string>> params = {absl::StrCat("{", absl::StrJoin(texts, ","), "}")};
   uint64_t gen = generation_;
-  query_(resource, kCatalogQuery, std::move(params),
-         [this, resource, oids, gen, done = std::move(done)](
-             absl::StatusOr<std::vector<std::vector<std::optional<std::string>>>> rows) {
-           if (!rows.ok()) {
-             done(rows.status());
+  query_(resource, kCatalogQuery, params,
+         [this, resource, oids, gen, params, done = std::move(done)](absl::StatusOr<Rows> columns) mutable {
+           if (!columns.ok()) {
+             done(columns.status());
              return;
            }
-           // Invalidated while the query ran (DDL): the answer may be stale; the session
-           // asks again.
-           if (gen != generation_) {
-             done(absl::OkStatus());
-             return;
-           }
-           auto& cache = catalog_[resource];
-           if (cache.size() + oids.size() > kMaxCachedTables) cache.clear();
-           // Every asked table becomes known, even with no columns (then it has none we mask).
-           for (uint32_t o : oids) cache[o];
-           for (const auto& row : *rows) {
-             if (row.size() != 5 || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) continue;
-             int64_t oid = 0;
-             int32_t attnum = 0;
-             if (!absl::SimpleAtoi(*row[0], &oid) || !absl::SimpleAtoi(*row[1], &attnum)) continue;
-             cache[static_cast<uint32_t>(oid)].columns[static_cast<int16_t>(attnum)] =
-                 proxy::pg::ColumnSource{*row[2], *row[3], *row[4]};
-           }
-           done(absl::OkStatus());
+           query_(resource, kOriginsQuery, std::move(params),
+                  [this, resource, oids = std::move(oids), gen, columns = std::move(*columns),
+                   done = std::move(done)](absl::StatusOr<Rows> origins) {
+                    if (!origins.ok()) {
+                      done(origins.status());
+                      return;
+                    }
+                    // Invalidated while the queries ran (DDL): the answer may be stale; the
+                    // session asks again.
+                    if (gen != generation_) {
+                      done(absl::OkStatus());
+                      return;
+                    }
+                    Fill(resource, oids, columns, *origins);
+                    done(absl::OkStatus());
+                  });
          });
+}
+
+void MaskService::Fill(const std::string& resource, const std::vector<uint32_t>& oids, const Rows& columns,
+                       const Rows& origins) {
+  // Ancestors by table, and every view definition the answer holds.
+  std::map<uint32_t, std::vector<proxy::pg::SourceName>> ancestors;
+  proxy::pg::ViewOrigins views;
+  for (const auto& row : origins) {
+    if (row.size() != 5 || !row[0] || !row[1] || !row[2] || !row[3]) continue;
+    int64_t oid = 0;
+    if (!absl::SimpleAtoi(*row[1], &oid)) continue;
+    if (*row[0] == "a") ancestors[static_cast<uint32_t>(oid)].push_back({*row[2], *row[3], ""});
+    if (*row[0] == "v") views.Add(*row[2], *row[3], row[4].value_or(""));
+  }
+  auto& cache = catalog_[resource];
+  if (cache.size() + oids.size() > kMaxCachedTables) cache.clear();
+  // Every asked table becomes known, even with no columns (then it has none we mask).
+  for (uint32_t o : oids) cache[o];
+  for (const auto& row : columns) {
+    if (row.size() != 5 || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) continue;
+    int64_t oid = 0;
+    int32_t attnum = 0;
+    if (!absl::SimpleAtoi(*row[0], &oid) || !absl::SimpleAtoi(*row[1], &attnum)) continue;
+    proxy::pg::ColumnSource source{*row[2], *row[3], *row[4]};
+    // An inherited column keeps its name: the ancestors' rules for it apply.
+    for (const proxy::pg::SourceName& a : ancestors[static_cast<uint32_t>(oid)]) {
+      source.origins.push_back({a.schema, a.table, source.column});
+    }
+    views.AddOrigins(attnum, &source);
+    cache[static_cast<uint32_t>(oid)].columns[static_cast<int16_t>(attnum)] = std::move(source);
+  }
 }
 
 void MaskService::Invalidate(const std::string& resource) {

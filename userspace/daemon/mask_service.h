@@ -1,7 +1,9 @@
 // MaskService: the daemon's side of masking (proxy::pg::MaskSupport). It compiles the mask
 // profiles of the policy in force (recompiling when the policy is reloaded) with the HMAC
 // key kept in the state dir, and keeps, per resource, a cache of the catalog —
-// (table OID, attribute number) -> schema.table.column — read on interlockd's own
+// (table OID, attribute number) -> schema.table.column, with what a view's column is
+// computed from and an inherited column's ancestors (ColumnSource::origins) — read on
+// interlockd's own
 // connection to the resource (never an agent's), invalidated after DDL.
 //
 //   MaskService masks(state_dir, policy_watcher->current_ptr(), queries);
@@ -57,6 +59,10 @@ class MaskService final : public proxy::pg::MaskSupport {
   struct Table {
     std::map<int16_t, proxy::pg::ColumnSource> columns;
   };
+  using Rows = std::vector<std::vector<std::optional<std::string>>>;
+  // Caches the columns of `oids` (kCatalogQuery's rows) with their origins (kOriginsQuery's).
+  void Fill(const std::string& resource, const std::vector<uint32_t>& oids, const Rows& columns,
+            const Rows& origins);
   std::string key_;
   const std::shared_ptr<const policy::PolicyEvaluator>* policy_;
   CatalogQueryFn query_;

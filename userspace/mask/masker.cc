@@ -238,6 +238,11 @@ absl::StatusOr<std::unique_ptr<Masker>> Masker::Create(const v1::MaskProfile& pr
     keyed = keyed || rule.mask.style == v1::MASK_STYLE_KEYED_HASH;
     m->rules_.push_back(std::move(rule));
   }
+  // Each rule's redacted twin (Redacted): same rule, token instead of its style.
+  m->redacted_ = m->rules_;
+  for (ColumnRule& r : m->redacted_) {
+    if (r.mask.style != v1::MASK_STYLE_NULL) r.mask.style = v1::MASK_STYLE_REDACT;
+  }
 
   for (int i = 0; i < profile.detectors_size(); ++i) {
     const v1::DetectorMask& d = profile.detectors(i);
@@ -313,6 +318,24 @@ const ColumnRule* Masker::MatchColumn(absl::string_view schema, absl::string_vie
     }
   }
   return nullptr;
+}
+
+const ColumnRule* Masker::MatchOrigin(absl::string_view schema, absl::string_view table,
+                                      absl::string_view column) const {
+  auto part = [](const std::string& pattern, absl::string_view name) {
+    return name == "*" || PartMatches(pattern, HasGlobChars(pattern), name);
+  };
+  for (const ColumnRule& r : rules_) {
+    bool hit = part(r.column, column);
+    if (r.parts >= 2) hit = hit && part(r.table, table);
+    if (r.parts == 3) hit = hit && (schema.empty() || part(r.schema, schema));
+    if (hit) return &r;
+  }
+  return nullptr;
+}
+
+const ColumnRule& Masker::Redacted(const ColumnRule& rule) const {
+  return redacted_[static_cast<size_t>(rule.index)];
 }
 
 void Masker::AppendKeyedHash(absl::string_view value, std::string* out) const {

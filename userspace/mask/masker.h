@@ -114,6 +114,19 @@ class Masker {
   const ColumnRule* MatchColumn(absl::string_view schema, absl::string_view table,
                                 absl::string_view column, absl::string_view output_name) const;
 
+  // The first rule in profile order that may apply to a value computed from the table
+  // column (schema, table, column) as a statement or a view definition names it, without
+  // the catalog: an empty schema is any schema (search_path decides), table "*" any table,
+  // column "*" every column of the table (a whole-row reference). Fail closed: when in
+  // doubt, a rule matches. The returned rule lives as long as the Masker.
+  const ColumnRule* MatchOrigin(absl::string_view schema, absl::string_view table,
+                                absl::string_view column) const;
+
+  // `rule` with style REDACT (NULL stays NULL): for values an expression computed from a
+  // masked column (`reverse(ssn)`), where PARTIAL or KEYED_HASH of the computed text would
+  // reveal the original or mean nothing. Lives as long as the Masker.
+  const ColumnRule& Redacted(const ColumnRule& rule) const;
+
   // The masked form of a whole value under `rule`; nullopt means SQL NULL (style NULL).
   // Counts one value for rule.text when `counts` is given.
   // The same, appended to *out (no allocation when *out has room); false, with nothing
@@ -151,6 +164,7 @@ class Masker {
 
   std::string name_;
   std::vector<ColumnRule> rules_;
+  std::vector<ColumnRule> redacted_;  // by ColumnRule::index
   std::vector<CompiledDetector> detectors_;
   bool need_digit_ = false;
   bool need_at_ = false;

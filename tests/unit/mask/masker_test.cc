@@ -511,6 +511,41 @@ TEST(Masker, ColumnMatching) {
   EXPECT_EQ(rule("", "", "", "PHONE"), "");
 }
 
+// Origins named by a statement or a view definition (no catalog): an empty schema may be any
+// schema, "*" any table or every column; when in doubt a rule matches.
+TEST(Masker, OriginMatchingFailsClosed) {
+  auto m = Make(R"pb(
+    columns { column: "public.customers.ssn" }
+    columns {
+      column: "customers.card"
+      mask { style: MASK_STYLE_PARTIAL }
+    }
+    columns {
+      column: "*_email"
+      mask { style: MASK_STYLE_NULL }
+    })pb");
+  ASSERT_NE(m, nullptr);
+  auto rule = [&](absl::string_view s, absl::string_view t, absl::string_view c) -> std::string {
+    const ColumnRule* r = m->MatchOrigin(s, t, c);
+    return r == nullptr ? "" : r->text;
+  };
+  EXPECT_EQ(rule("", "customers", "ssn"), "public.customers.ssn");
+  EXPECT_EQ(rule("public", "customers", "ssn"), "public.customers.ssn");
+  EXPECT_EQ(rule("other", "customers", "ssn"), "");
+  EXPECT_EQ(rule("", "*", "ssn"), "public.customers.ssn");
+  EXPECT_EQ(rule("", "customers", "*"), "public.customers.ssn");
+  EXPECT_EQ(rule("", "accounts", "*"), "*_email");  // a whole row of any table may hold an e-mail column
+  EXPECT_EQ(rule("", "accounts", "card"), "");
+  EXPECT_EQ(rule("", "users", "home_email"), "*_email");
+  // The redacted twin: the same rule, the token instead of PARTIAL; NULL stays NULL.
+  const ColumnRule* card = m->MatchOrigin("", "customers", "card");
+  ASSERT_NE(card, nullptr);
+  EXPECT_EQ(card->mask.style, v1::MASK_STYLE_PARTIAL);
+  EXPECT_EQ(m->Redacted(*card).mask.style, v1::MASK_STYLE_REDACT);
+  EXPECT_EQ(m->Redacted(*card).text, "customers.card");
+  EXPECT_EQ(m->Redacted(*m->MatchOrigin("", "u", "work_email")).mask.style, v1::MASK_STYLE_NULL);
+}
+
 TEST(Masker, FirstMatchingRuleWins) {
   auto m = Make(R"pb(
     columns {

@@ -97,6 +97,21 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, const ma
   }
 }
 
+namespace {
+
+// The rule for a result column: by its source column (or output name), else by a column its
+// values come from (a view's definition, an inheritance ancestor), redacted when an
+// expression computed it.
+const mask::ColumnRule* RuleFor(const mask::Masker& m, const ColumnSource& s, absl::string_view output_name) {
+  if (const mask::ColumnRule* r = m.MatchColumn(s.schema, s.table, s.column, output_name)) return r;
+  for (const SourceName& o : s.origins) {
+    if (const mask::ColumnRule* r = m.MatchOrigin(o.schema, o.table, o.column)) return s.derived ? &m.Redacted(*r) : r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 ResultMasker::Out ResultMasker::Plan(Entry& e, absl::string_view body, const std::vector<int16_t>* bound_formats) {
   Out out;
   auto rd = cpg::ParseRowDescription(body);
@@ -129,7 +144,7 @@ ResultMasker::Out ResultMasker::Plan(Entry& e, absl::string_view body, const std
     c.text_like = IsTextLikeType(f.type_oid);
     c.format = bound_formats != nullptr ? FormatFor(*bound_formats, i) : f.format;
     const ColumnSource& s = sources[i];
-    c.rule = e.masker != nullptr ? e.masker->MatchColumn(s.schema, s.table, s.column, f.name) : nullptr;
+    c.rule = e.masker != nullptr ? RuleFor(*e.masker, s, f.name) : nullptr;
     if (c.rule != nullptr) {
       c.label = s.column.empty() ? f.name
                                  : absl::StrCat(s.schema.empty() ? "" : absl::StrCat(s.schema, "."), s.table, ".",

@@ -43,8 +43,21 @@
 
 namespace interlock::proxy::pg {
 
+// A table column by name, as a statement or a view definition names it ("" schema: any;
+// "*" table: any; "*" column: every column of the table). See mask::Masker::MatchOrigin.
+struct SourceName {
+  std::string schema, table, column;
+};
+
 struct ColumnSource {
   std::string schema, table, column;
+  // Other columns this one's values come from, whose rules apply too: for a view's column,
+  // what its definition computes it from (through nested views, view_origins.h); for an
+  // inheritance child's or a partition's column, the same column of every ancestor.
+  std::vector<SourceName> origins;
+  // The view computes the column with an expression: a rule found through `origins` masks
+  // it redacted (Masker::Redacted).
+  bool derived = false;
 };
 
 // Source of (table OID, attribute number): a value when cached (ColumnSource with empty
