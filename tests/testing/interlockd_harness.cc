@@ -119,6 +119,28 @@ std::vector<std::string> InterlockdHarness::RunArgv(const std::string& name,
   return argv;
 }
 
+std::vector<v1::ApprovalRequest> InterlockdHarness::Approvals(bool all) {
+  std::vector<std::string> args = {"approvals", "--json"};
+  if (all) args.push_back("--all");
+  CommandResult r = Cli(args);
+  std::vector<v1::ApprovalRequest> out;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    v1::ApprovalRequest a;
+    if (google::protobuf::util::JsonStringToMessage(std::string(line), &a).ok()) out.push_back(a);
+  }
+  return out;
+}
+
+std::string InterlockdHarness::WaitForPendingApproval(int timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto pending = Approvals();
+    if (!pending.empty()) return pending[0].id();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
+
 std::vector<v1::AuditEvent> InterlockdHarness::AuditEvents() const {
   if (pid_ > 0) {
     v1::ControlRequest req;

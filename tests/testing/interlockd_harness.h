@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "interlock/v1/approval.pb.h"
 #include "interlock/v1/events.pb.h"
 #include "tests/testing/privileged.h"
 
@@ -78,6 +79,11 @@ class InterlockdHarness {
   // control round trip first makes it write what it buffered (it does before answering).
   std::vector<v1::AuditEvent> AuditEvents() const;
   std::string DaemonLog() const;
+
+  // `interlock approvals --json [--all]`, parsed.
+  std::vector<v1::ApprovalRequest> Approvals(bool all = false);
+  // The id of the first pending approval request, waiting up to `timeout_s`; "" if none.
+  std::string WaitForPendingApproval(int timeout_s = 20);
 
   const std::string& state_dir() const { return state_dir_; }
   const std::string& pin_path() const { return pin_path_; }

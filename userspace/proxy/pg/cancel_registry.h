@@ -1,21 +1,26 @@
 // CancelRegistry: PostgreSQL query cancellation across the proxy (PostgreSQL docs 55.2.7
-// "Canceling Requests in Progress"). interlockd gives each agent session its own
-// BackendKeyData (pid, secret key) and remembers which upstream backend it stands for;
-// an agent's CancelRequest — which arrives on a new connection, through the same
-// redirect — is mapped to the upstream key and forwarded. Only the workload that owns
-// the session may cancel it.
+// "Canceling Requests in Progress"). The agent's BackendKeyData carries the upstream
+// backend's real process id — so PQbackendPID() matches pg_stat_activity.pid,
+// pg_blocking_pids() and pg_cancel_backend() — and a secret key of interlockd's own, which
+// stands for the upstream key the agent never sees. An agent's CancelRequest, which arrives
+// on a new connection through the same redirect, is looked up by (pid, key) and forwarded
+// with the upstream key. Only the workload that owns the session may cancel it.
 //
 //   CancelRegistry reg(random);
-//   auto [pid, key] = reg.Register({.session_id = id, .cgroup_id = cg, ...});
+//   auto [pid, key] = reg.Register({.session_id = id, .upstream_pid = 4242, ...});  // pid 4242
 //   ...
 //   if (const CancelTarget* t = reg.Find(pid, key)) Forward(*t);
-//   reg.Unregister(pid);
+//   reg.Unregister(pid, key);
+//
+// Two resources (two servers) may have backends with the same pid: entries are told apart
+// by their keys, which are drawn until the pair is unique.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "userspace/net/socket.h"
@@ -36,21 +41,25 @@ class CancelRegistry {
   // `random32` returns uniformly random 32-bit values (injected for tests).
   explicit CancelRegistry(std::function<uint32_t()> random32) : random32_(std::move(random32)) {}
 
-  // Issues a fresh (pid, key) pair for the agent: pid positive and unique among live
-  // entries, key random.
+  // Issues the (pid, key) pair for the agent: pid is target.upstream_pid (a random positive
+  // one, unique among live entries, when the server sent none), key random and the pair
+  // unique among live entries.
   std::pair<uint32_t, uint32_t> Register(CancelTarget target);
-  void Unregister(uint32_t pid);
+  void Unregister(uint32_t pid, uint32_t key);
   // The target for (pid, key), or nullptr. The key is compared in constant time.
   const CancelTarget* Find(uint32_t pid, uint32_t key) const;
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return size_; }
 
  private:
   struct Entry {
     uint32_t key;
     CancelTarget target;
   };
+  bool Contains(uint32_t pid, uint32_t key) const;
+
   std::function<uint32_t()> random32_;
-  absl::flat_hash_map<uint32_t, Entry> entries_;
+  absl::flat_hash_map<uint32_t, std::vector<Entry>> entries_;  // by pid
+  size_t size_ = 0;
 };
 
 // 32 random bits from getrandom(2).

@@ -131,7 +131,7 @@ PgSession::~PgSession() {
   if (resume_timer_ != 0) env_.loop->Cancel(resume_timer_);
   if (registered_[kAgent]) env_.loop->Remove(agent_.get());
   if (registered_[kUpstream]) env_.loop->Remove(upstream_.get());
-  if (cancel_registered_) env_.cancels->Unregister(our_pid_);
+  if (cancel_registered_) env_.cancels->Unregister(our_pid_, our_key_);
 }
 
 absl::Status PgSession::FlushRecording() {
@@ -178,7 +178,7 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
   }
   if (tracker_ != nullptr) AuditStatements(tracker_->Finish("incomplete"));
   if (cancel_registered_) {
-    env_.cancels->Unregister(our_pid_);
+    env_.cancels->Unregister(our_pid_, our_key_);
     cancel_registered_ = false;
   }
   if (recorder_) {
@@ -993,7 +993,7 @@ void PgSession::HandleUpstreamLogin(char type, absl::string_view body) {
 }
 
 void PgSession::BecomeReady() {
-  // Our own cancel key for the agent, standing for the upstream backend's.
+  // The backend's real pid with our own secret key, standing for the upstream backend's.
   CancelTarget target;
   target.session_id = ctx_.session_id;
   target.cgroup_id = ctx_.identity.cgroup_id();
@@ -1003,6 +1003,7 @@ void PgSession::BecomeReady() {
   target.upstream_key = static_cast<uint32_t>(upstream_key_);
   auto [pid, key] = env_.cancels->Register(std::move(target));
   our_pid_ = pid;
+  our_key_ = key;
   cancel_registered_ = true;
 
   std::string hello;

@@ -273,6 +273,7 @@ class PgSession final : public ProxySession {
   std::vector<std::string> unsupported_options_;
   uint16_t agent_minor_version_ = 0;
   uint32_t our_pid_ = 0;
+  uint32_t our_key_ = 0;
   bool cancel_registered_ = false;
   int32_t upstream_pid_ = 0, upstream_key_ = 0;
 

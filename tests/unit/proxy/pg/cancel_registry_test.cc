@@ -28,16 +28,45 @@ std::function<uint32_t()> Scripted(std::vector<uint32_t> values) {
   };
 }
 
-CancelTarget Target(std::string session_id) {
+CancelTarget Target(std::string session_id, uint32_t upstream_pid = 1234) {
   CancelTarget t;
   t.session_id = std::move(session_id);
   t.cgroup_id = 42;
   t.workload = "billing-agent";
-  t.upstream_pid = 1234;
+  t.upstream_pid = upstream_pid;
   t.upstream_key = 5678;
   return t;
 }
 
+// The agent sees the backend's real pid (PQbackendPID() matches pg_stat_activity) and a key
+// of interlockd's own.
+TEST(CancelRegistry, ShowsTheRealBackendPidWithOurOwnKey) {
+  CancelRegistry reg(Scripted({0xdeadbeef}));
+  auto [pid, key] = reg.Register(Target("a", 4242));
+  EXPECT_EQ(pid, 4242u);
+  EXPECT_EQ(key, 0xdeadbeefu);
+  EXPECT_NE(key, 5678u);  // never the upstream's key
+  ASSERT_NE(reg.Find(4242, 0xdeadbeef), nullptr);
+  EXPECT_EQ(reg.Find(4242, 5678), nullptr);  // the upstream key is not accepted from agents
+}
+
+// Two servers may each have a backend 4242: the keys tell them apart, drawn until unique.
+TEST(CancelRegistry, SamePidOnTwoServersIsToldApartByKey) {
+  CancelRegistry reg(Scripted({7, 7, 8}));
+  auto a = reg.Register(Target("a", 4242));
+  auto b = reg.Register(Target("b", 4242));
+  EXPECT_EQ(a, std::make_pair(4242u, 7u));
+  EXPECT_EQ(b, std::make_pair(4242u, 8u));  // 7 redrawn
+  EXPECT_EQ(reg.size(), 2u);
+  EXPECT_EQ(reg.Find(4242, 7)->session_id, "a");
+  EXPECT_EQ(reg.Find(4242, 8)->session_id, "b");
+  reg.Unregister(4242, 7);
+  EXPECT_EQ(reg.Find(4242, 7), nullptr);
+  EXPECT_EQ(reg.Find(4242, 8)->session_id, "b");
+  EXPECT_EQ(reg.size(), 1u);
+}
+
+// Without a pid from the server (none sent), a random positive unused one stands in.
 struct RegisterCase {
   std::string name;
   std::vector<uint32_t> random;
@@ -47,12 +76,12 @@ void PrintTo(const RegisterCase& c, std::ostream* os) { *os << c.name; }
 
 class CancelRegistryRegister : public ::testing::TestWithParam<RegisterCase> {};
 
-TEST_P(CancelRegistryRegister, IssuesUniquePositivePids) {
+TEST_P(CancelRegistryRegister, IssuesUniquePositivePidsWhenTheServerSentNone) {
   const RegisterCase& c = GetParam();
   CancelRegistry reg(Scripted(c.random));
   std::vector<std::pair<uint32_t, uint32_t>> got;
   for (size_t i = 0; i < c.want.size(); ++i) {
-    got.push_back(reg.Register(Target("s" + std::to_string(i))));
+    got.push_back(reg.Register(Target("s" + std::to_string(i), 0)));
   }
   EXPECT_EQ(got, c.want);
   EXPECT_EQ(reg.size(), c.want.size());
@@ -80,9 +109,9 @@ INSTANTIATE_TEST_SUITE_P(Draws, CancelRegistryRegister, ::testing::ValuesIn(kReg
                          });
 
 TEST(CancelRegistry, FindNeedsPidAndKey) {
-  CancelRegistry reg(Scripted({10, 0x12345678, 11, 0x0badf00d}));
-  auto [pid, key] = reg.Register(Target("a"));
-  auto [pid2, key2] = reg.Register(Target("b"));
+  CancelRegistry reg(Scripted({0x12345678, 0x0badf00d}));
+  auto [pid, key] = reg.Register(Target("a", 10));
+  auto [pid2, key2] = reg.Register(Target("b", 11));
   struct Case {
     uint32_t pid;
     uint32_t key;
@@ -109,25 +138,26 @@ TEST(CancelRegistry, FindNeedsPidAndKey) {
       EXPECT_EQ(t->session_id, c.want_session);
       EXPECT_EQ(t->cgroup_id, 42u);
       EXPECT_EQ(t->workload, "billing-agent");
-      EXPECT_EQ(t->upstream_pid, 1234u);
       EXPECT_EQ(t->upstream_key, 5678u);
     }
   }
 }
 
-TEST(CancelRegistry, UnregisterForgetsAndFreesThePid) {
-  CancelRegistry reg(Scripted({10, 1, 11, 2, 10, 3}));
-  auto [pid, key] = reg.Register(Target("a"));
-  auto [pid2, key2] = reg.Register(Target("b"));
-  reg.Unregister(pid);
+TEST(CancelRegistry, UnregisterForgetsThePair) {
+  CancelRegistry reg(Scripted({1, 2, 3}));
+  auto [pid, key] = reg.Register(Target("a", 10));
+  auto [pid2, key2] = reg.Register(Target("b", 11));
+  reg.Unregister(pid, key);
   EXPECT_EQ(reg.size(), 1u);
   EXPECT_EQ(reg.Find(pid, key), nullptr);
   EXPECT_NE(reg.Find(pid2, key2), nullptr);
-  reg.Unregister(pid);    // again: no-op
-  reg.Unregister(99999);  // never registered: no-op
+  reg.Unregister(pid, key);    // again: no-op
+  reg.Unregister(99999, 1);    // never registered: no-op
+  reg.Unregister(pid2, key);   // right pid, wrong key: no-op
   EXPECT_EQ(reg.size(), 1u);
-  // The freed pid may be issued again, with a new key; the old key no longer works.
-  EXPECT_EQ(reg.Register(Target("c")), std::make_pair(10u, 3u));
+  // The backend pid may come back (the server reuses pids), with a new key; the old key
+  // no longer works.
+  EXPECT_EQ(reg.Register(Target("c", 10)), std::make_pair(10u, 3u));
   EXPECT_EQ(reg.Find(10, key), nullptr);
   ASSERT_NE(reg.Find(10, 3), nullptr);
   EXPECT_EQ(reg.Find(10, 3)->session_id, "c");
