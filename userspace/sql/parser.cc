@@ -83,13 +83,15 @@ bool SkipField(google::protobuf::io::CodedInputStream& in, uint32_t tag) {
   }
 }
 
-bool DecodeScanToken(google::protobuf::io::CodedInputStream& in, pg_query::Token* token) {
-  *token = pg_query::NUL;
+bool DecodeScanToken(google::protobuf::io::CodedInputStream& in, TokenSpan* token) {
+  *token = TokenSpan{};
   while (uint32_t tag = in.ReadTag()) {
-    if (tag == ((4u << 3) | 0)) {
-      uint32_t value;
+    uint32_t value;
+    if (tag == ((4u << 3) | 0) || tag == ((1u << 3) | 0) || tag == ((2u << 3) | 0)) {
       if (!in.ReadVarint32(&value)) return false;
-      *token = static_cast<pg_query::Token>(value);
+      if (tag >> 3 == 4) token->token = static_cast<pg_query::Token>(value);
+      if (tag >> 3 == 1) token->start = static_cast<int32_t>(value);
+      if (tag >> 3 == 2) token->end = static_cast<int32_t>(value);
     } else if (!SkipField(in, tag)) {
       return false;
     }
@@ -97,7 +99,9 @@ bool DecodeScanToken(google::protobuf::io::CodedInputStream& in, pg_query::Token
   return in.ConsumedEntireMessage();
 }
 
-bool DecodeScanTokens(const PgQueryProtobuf& pbuf, std::vector<pg_query::Token>* tokens) {
+// Calls emit(TokenSpan) per token, in order.
+template <typename Emit>
+bool DecodeScanTokens(const PgQueryProtobuf& pbuf, Emit&& emit) {
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(pbuf.data),
                                             static_cast<int>(pbuf.len));
   while (uint32_t tag = in.ReadTag()) {
@@ -105,10 +109,10 @@ bool DecodeScanTokens(const PgQueryProtobuf& pbuf, std::vector<pg_query::Token>*
       uint32_t len;
       if (!in.ReadVarint32(&len)) return false;
       auto limit = in.PushLimit(static_cast<int>(len));
-      pg_query::Token token;
+      TokenSpan token;
       if (!DecodeScanToken(in, &token)) return false;
       in.PopLimit(limit);
-      tokens->push_back(token);
+      emit(token);
     } else if (!SkipField(in, tag)) {
       return false;
     }
@@ -175,17 +179,30 @@ absl::StatusOr<FingerprintOutcome> FingerprintSql(const std::string& sql) {
   return FingerprintOutcome(std::string(result->fingerprint_str));
 }
 
-absl::StatusOr<ScanOutcome> ScanSql(const std::string& sql) {
+namespace {
+
+template <typename Token, typename Pick>
+absl::StatusOr<std::variant<std::vector<Token>, SyntaxError>> Scan(const std::string& sql, Pick pick) {
   Owned<PgQueryScanResult, pg_query_free_scan_result> result(pg_query_scan(sql.c_str()));
-  if (result->error != nullptr) return ScanOutcome(ToSyntaxError(*result->error));
+  if (result->error != nullptr) return ToSyntaxError(*result->error);
   absl::Status size_ok = CheckSize(result->pbuf.len, "scan");
   if (!size_ok.ok()) return size_ok;
-  std::vector<pg_query::Token> tokens;
-  if (!DecodeScanTokens(result->pbuf, &tokens)) {
+  std::vector<Token> tokens;
+  if (!DecodeScanTokens(result->pbuf, [&](const TokenSpan& t) { tokens.push_back(pick(t)); })) {
     return absl::InternalError(absl::StrCat("sql: scan: cannot decode the ", result->pbuf.len,
                                             "-byte token list from libpg_query"));
   }
-  return ScanOutcome(std::move(tokens));
+  return tokens;
+}
+
+}  // namespace
+
+absl::StatusOr<ScanOutcome> ScanSql(const std::string& sql) {
+  return Scan<pg_query::Token>(sql, [](const TokenSpan& t) { return t.token; });
+}
+
+absl::StatusOr<SpanOutcome> ScanSqlSpans(const std::string& sql) {
+  return Scan<TokenSpan>(sql, [](const TokenSpan& t) { return t; });
 }
 
 }  // namespace interlock::sql

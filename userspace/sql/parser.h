@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
@@ -42,6 +43,14 @@ struct SyntaxError {
 using ParseOutcome = std::variant<pg_query::ParseResult, SyntaxError>;
 using FingerprintOutcome = std::variant<std::string, SyntaxError>;
 using ScanOutcome = std::variant<std::vector<pg_query::Token>, SyntaxError>;
+
+// A token and where it is: byte offsets [start, end) in the scanned string.
+struct TokenSpan {
+  pg_query::Token token = pg_query::NUL;
+  int32_t start = 0;
+  int32_t end = 0;
+};
+using SpanOutcome = std::variant<std::vector<TokenSpan>, SyntaxError>;
 
 // Parse tree levels the C++ decoder accepts (protobuf's default of 100 is far too low for
 // ordinary SQL: each expression level costs two). A deeper tree is an internal error.
@@ -83,5 +92,7 @@ absl::StatusOr<FingerprintOutcome> FingerprintSql(const std::string& sql);
 // The lexer's tokens, comments included, in order (pg_query_scan). The lexer does not recurse,
 // so this is safe for any input. A status error means undecodable output (kInternal).
 absl::StatusOr<ScanOutcome> ScanSql(const std::string& sql);
+// The same, with each token's byte span.
+absl::StatusOr<SpanOutcome> ScanSqlSpans(const std::string& sql);
 
 }  // namespace interlock::sql

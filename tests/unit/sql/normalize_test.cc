@@ -1,0 +1,40 @@
+// sql::NormalizeLiterals: what an audit event shows of a statement. A literal that survives
+// here lands in the SIEM in clear.
+#include "userspace/sql/normalize.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace interlock::sql {
+namespace {
+
+TEST(NormalizeLiterals, EveryLiteralBecomesAPlaceholder) {
+  EXPECT_EQ(NormalizeLiterals("DELETE FROM cards WHERE pan = '4111111111111111'"), "DELETE FROM cards WHERE pan = $1");
+  EXPECT_EQ(NormalizeLiterals("SELECT * FROM t WHERE a = 4111111111111111 AND b = 1.5e3 LIMIT 10"),
+            "SELECT * FROM t WHERE a = $1 AND b = $2 LIMIT $3");
+  EXPECT_EQ(NormalizeLiterals("SELECT E'\\x41', U&'\\0041', B'101', X'ff', $$078-05-1120$$, $t$x$t$"),
+            "SELECT $1, $2, $3, $4, $5, $6");
+  EXPECT_EQ(NormalizeLiterals("SELECT 'it''s', \"Quoted Ident\" FROM customers"), "SELECT $1, \"Quoted Ident\" FROM customers");
+  // Comments are kept as written (they are not literals; an agent hiding data in them is
+  // writing it to its own audit trail), identifiers too.
+  EXPECT_EQ(NormalizeLiterals("SELECT ssn /* note */ FROM customers -- x"), "SELECT ssn /* note */ FROM customers -- x");
+}
+
+TEST(NormalizeLiterals, PlaceholdersContinueAfterTheStatementsOwn) {
+  EXPECT_EQ(NormalizeLiterals("SELECT $2, 'a', $1"), "SELECT $2, $3, $1");
+}
+
+TEST(NormalizeLiterals, ReadsStringsAsTheSessionWould) {
+  // standard_conforming_strings off: a backslash escapes the quote, one literal.
+  EXPECT_EQ(NormalizeLiterals("SELECT 'a\\' , 078-05-1120 '", false), "SELECT $1");
+}
+
+TEST(NormalizeLiterals, WhatTheLexerCannotReadIsNotShown) {
+  EXPECT_EQ(NormalizeLiterals("SELECT '4111111111111111"), "<unreadable statement: 24 bytes>");
+  EXPECT_EQ(NormalizeLiterals(std::string("SELECT '1\0'", 11)), "<unreadable statement: 11 bytes>");
+  EXPECT_EQ(NormalizeLiterals(""), "");
+}
+
+}  // namespace
+}  // namespace interlock::sql

@@ -1,0 +1,73 @@
+#include "userspace/sql/normalize.h"
+
+#include <algorithm>
+#include <variant>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/sql/parser.h"
+
+namespace interlock::sql {
+
+namespace {
+
+bool IsLiteral(pg_query::Token t) {
+  switch (t) {
+    case pg_query::SCONST:
+    case pg_query::USCONST:
+    case pg_query::BCONST:
+    case pg_query::XCONST:
+    case pg_query::ICONST:
+    case pg_query::FCONST:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string Unreadable(absl::string_view sql) { return absl::StrCat("<unreadable statement: ", sql.size(), " bytes>"); }
+
+}  // namespace
+
+std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings) {
+  if (sql.find('\0') != absl::string_view::npos) return Unreadable(sql);
+  const std::string text(sql);
+  ScopedStandardConformingStrings lexer_mode(standard_conforming_strings);
+  absl::StatusOr<SpanOutcome> scanned = ScanSqlSpans(text);
+  if (!scanned.ok() || std::holds_alternative<SyntaxError>(*scanned)) return Unreadable(sql);
+  const auto& tokens = std::get<std::vector<TokenSpan>>(*scanned);
+  // Placeholders continue after the highest $n already in the text.
+  int next = 0;
+  for (const TokenSpan& t : tokens) {
+    int n = 0;
+    if (t.token == pg_query::PARAM && t.end > t.start + 1 &&
+        absl::SimpleAtoi(absl::string_view(text).substr(t.start + 1, t.end - t.start - 1), &n)) {
+      next = std::max(next, n);
+    }
+  }
+  std::string out;
+  out.reserve(text.size());
+  size_t copied = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const TokenSpan& t = tokens[i];
+    if (!IsLiteral(t.token)) continue;
+    // A literal ends where the next token (comments are tokens) begins, less whitespace:
+    // the lexer's own end is not set for every kind (U&'...' reports none).
+    size_t start = static_cast<size_t>(std::max(t.start, 0));
+    size_t end = i + 1 < tokens.size() ? static_cast<size_t>(std::max(tokens[i + 1].start, 0)) : text.size();
+    while (end > start && absl::ascii_isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+    end = std::max(end, static_cast<size_t>(std::max(t.end, 0)));
+    if (start < copied || end > text.size() || end <= start) {
+      return Unreadable(sql);  // spans not as documented: never show what we cannot place
+    }
+    out.append(text, copied, start - copied);
+    absl::StrAppend(&out, "$", ++next);
+    copied = end;
+  }
+  out.append(text, copied, std::string::npos);
+  return out;
+}
+
+}  // namespace interlock::sql

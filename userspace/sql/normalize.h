@@ -1,0 +1,24 @@
+// Statement text for audit events and approval notifications, with every literal replaced
+// by a placeholder ($1, $2, ... numbered after the highest $n the text already uses, as
+// pg_query_normalize does): `DELETE FROM cards WHERE pan = '4111111111111111'` becomes
+// `DELETE FROM cards WHERE pan = $1`, so a card number an agent wrote into a statement does
+// not land in the SIEM in clear (PCI DSS 3.5.1). The literal values stay in the tamper-
+// evident recording; events carry them only with an explicit `audit_literals: true`.
+//
+//   std::string shown = sql::NormalizeLiterals(text, settings.standard_conforming_strings);
+//
+// Lexer only (pg_query_scan): safe on any stack for any input, about a microsecond for a
+// short statement. Fail closed: a string the lexer rejects (an unterminated quote) or that
+// holds a NUL byte is not shown at all; the result says what it was instead
+// ("<unreadable statement: 42 bytes>").
+#pragma once
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace interlock::sql {
+
+std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings = true);
+
+}  // namespace interlock::sql
