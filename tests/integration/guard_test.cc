@@ -293,7 +293,9 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   EXPECT_EQ(decided.outcome(), "approved");
   EXPECT_EQ(decided.approval().approver().uid(), 0u);
   EXPECT_EQ(decided.approval().decision_reason(), "ticket CHG-42");
-  EXPECT_EQ(decided.approval().statement(), "DELETE FROM accounts WHERE id = 1 RETURNING id");
+  // Events and notifications show the statement with its literals replaced (PCI DSS 3.5.1);
+  // the approver's own view (above) has the exact text.
+  EXPECT_EQ(decided.approval().statement(), "DELETE FROM accounts WHERE id = $1 RETURNING id");
   bool held = false, released = false;
   for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_POLICY_DECISION)) {
     held |= e.outcome() == "held" && e.decision().rule_id() == "review-deletes";
@@ -308,7 +310,7 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   // The webhook got the request.
   ASSERT_TRUE(WaitFor([&] { return !hook.bodies().empty(); }));
   EXPECT_THAT(hook.bodies()[0], HasSubstr(id));
-  EXPECT_THAT(hook.bodies()[0], HasSubstr("DELETE FROM accounts WHERE id = 1"));
+  EXPECT_THAT(hook.bodies()[0], HasSubstr("DELETE FROM accounts WHERE id = $1"));
   EXPECT_THAT(hook.bodies()[0], HasSubstr("approval.requested"));
   // Signed: the receiver can check it came from interlockd, unchanged.
   const std::string head = hook.heads()[0];

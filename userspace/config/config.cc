@@ -276,6 +276,7 @@ absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, con
     }
   }
   out.audit_parameters = in.audit_parameters();
+  out.audit_literals = in.audit_literals();
   if (in.max_statement_bytes() != 0) out.max_statement_bytes = in.max_statement_bytes();
   for (int i = 0; i < in.token_sha256_size(); ++i) {
     std::string t = absl::AsciiStrToLower(in.token_sha256(i));

@@ -118,6 +118,18 @@ std::string ApprovalBroker::NewId(absl::string_view prefix) const {
   return absl::StrCat(prefix, absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(r.data()), r.size())));
 }
 
+namespace {
+
+// `r` as events and notifications show it: audit_statement in place of the statement.
+v1::ApprovalRequest ForAudit(const v1::ApprovalRequest& r) {
+  v1::ApprovalRequest out = r;
+  if (!out.audit_statement().empty()) out.set_statement(out.audit_statement());
+  out.clear_audit_statement();
+  return out;
+}
+
+}  // namespace
+
 void ApprovalBroker::AuditApproval(const v1::ApprovalRequest& r, const std::string& outcome) {
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_APPROVAL);
@@ -128,7 +140,7 @@ void ApprovalBroker::AuditApproval(const v1::ApprovalRequest& r, const std::stri
   ev.set_outcome(outcome);
   ev.set_reason(r.rule_id());
   ev.set_detail(r.decision_reason().empty() ? r.reason() : r.decision_reason());
-  *ev.mutable_approval() = r;
+  *ev.mutable_approval() = ForAudit(r);
   (void)audit_->Emit(std::move(ev));
 }
 
@@ -148,7 +160,7 @@ void ApprovalBroker::Notify(const v1::ApprovalRequest& r) {
   if (webhook_ == nullptr) return;
   v1::ApprovalNotification n;
   n.set_event("approval.requested");
-  *n.mutable_request() = r;
+  *n.mutable_request() = ForAudit(r);
   n.set_host(options_.host);
   n.set_approve_command(absl::StrCat("interlock approve ", r.id(), " --reason '...'"));
   n.set_deny_command(absl::StrCat("interlock deny ", r.id(), " --reason '...'"));

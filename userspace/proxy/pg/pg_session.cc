@@ -20,6 +20,7 @@
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
 
@@ -1029,6 +1030,7 @@ void PgSession::BecomeReady() {
   topts.database = upstream_database_;
   topts.user = upstream_user_;
   topts.audit_parameters = ctx_.postgres->audit_parameters;
+  topts.audit_literals = ctx_.postgres->audit_literals;
   topts.max_statement_bytes = ctx_.postgres->max_statement_bytes;
   tracker_ = std::make_unique<StatementTracker>(std::move(topts), *env_.clock);
   phase_ = Phase::kRelay;
@@ -1508,6 +1510,8 @@ void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
   r.set_database(upstream_database_);
   r.set_db_user(upstream_user_);
   r.set_statement(verdict.review.statement);
+  r.set_audit_statement(ctx_.postgres->audit_literals ? verdict.review.statement
+                                                      : sql::NormalizeLiterals(verdict.review.statement));
   r.set_statement_sha256(verdict.review.statement_sha256);
   r.set_parameters_sha256(verdict.review.parameters_sha256);
   r.set_fingerprint(verdict.review.fingerprint);

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/file_util.h"
+#include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
 
@@ -62,7 +63,14 @@ StatementTracker::StatementTracker(StatementTrackerOptions options, const Clock&
 
 StatementTracker::StatementText StatementTracker::MakeText(absl::string_view full) const {
   StatementText t;
-  t.capped = CapUtf8(full, options_.max_statement_bytes, &t.truncated);
+  // What the audit trail shows: literals replaced unless the resource allows them (the
+  // digest is of the exact text, to match it against the recording).
+  if (options_.audit_literals) {
+    t.capped = CapUtf8(full, options_.max_statement_bytes, &t.truncated);
+  } else {
+    t.capped = CapUtf8(sql::NormalizeLiterals(full, options_.standard_conforming_strings), options_.max_statement_bytes,
+                       &t.truncated);
+  }
   t.sha256 = Sha256Hex(full);
   return t;
 }
@@ -223,6 +231,10 @@ void StatementTracker::SkipToSync(const v1::StatementInfo& cause) {
 
 absl::Status StatementTracker::OnBackend(char type, absl::string_view body) {
   namespace be = cpg::backend;
+  if (type == be::kParameterStatus) {
+    auto ps = cpg::ParseParameterStatus(body);
+    if (ps.ok() && ps->name == "standard_conforming_strings") options_.standard_conforming_strings = ps->value == "on";
+  }
   if (pending_.empty()) return absl::OkStatus();  // async messages, or a FATAL at any time
   Pending& head = pending_.front();
   switch (type) {

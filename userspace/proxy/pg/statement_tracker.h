@@ -34,6 +34,11 @@ struct StatementTrackerOptions {
   std::string database;
   std::string user;
   bool audit_parameters = false;
+  // Statement text in clear; by default its literals are replaced by $n (sql/normalize.h).
+  bool audit_literals = false;
+  // The server's standard_conforming_strings when the session starts (then followed from
+  // ParameterStatus): how literals are told apart from the rest.
+  bool standard_conforming_strings = true;
   uint32_t max_statement_bytes = 4096;
   // Cap on each parameter value kept in clear (audit_parameters).
   uint32_t max_parameter_bytes = 256;

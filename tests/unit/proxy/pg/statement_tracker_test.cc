@@ -185,8 +185,10 @@ void RunSteps(StatementTracker& t, FakeClock& clock, const std::vector<Step>& st
   }
 }
 
+// Literals in clear, so the conversations below read as written; the default (literals
+// replaced) has its own cases (StatementTrackerLiterals).
 StatementTrackerOptions Options(bool audit_parameters = false) {
-  return {.database = "app", .user = "app_rw", .audit_parameters = audit_parameters};
+  return {.database = "app", .user = "app_rw", .audit_parameters = audit_parameters, .audit_literals = true};
 }
 
 // The body of an encoded message (after type byte and length).
@@ -580,6 +582,29 @@ struct TextCase {
 void PrintTo(const TextCase& c, std::ostream* os) { *os << c.name; }
 
 class StatementTrackerText : public ::testing::TestWithParam<TextCase> {};
+
+// By default the audit trail shows no literal an agent wrote (a card number in a WHERE
+// clause), in either protocol, and reads strings as the session's
+// standard_conforming_strings says; the digest stays that of the exact text.
+TEST(StatementTrackerLiterals, ReplacedByDefaultFollowingTheSessionsStringSyntax) {
+  FakeClock clock;
+  StatementTrackerOptions options = Options();
+  options.audit_literals = false;
+  StatementTracker t(options, clock);
+  const std::string q = "DELETE FROM cards WHERE pan = '4111111111111111' AND n > 5";
+  ASSERT_TRUE(Feed(t, true, Query(q)).ok());
+  ASSERT_TRUE(Feed(t, true, Parse("", q) + Bind("", "") + Execute("") + Sync()).ok());
+  // The server turns standard_conforming_strings off: a backslash now escapes a quote.
+  cpg::ParameterStatus ps{"standard_conforming_strings", "off"};
+  ASSERT_TRUE(t.OnBackend(cpg::backend::kParameterStatus, BodyOf(cpg::Encode(ps))).ok());
+  ASSERT_TRUE(Feed(t, true, Query("SELECT 'a\\' , 4111111111111111 '")).ok());
+  std::vector<v1::StatementInfo> got = t.Finish("incomplete");
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].text(), "DELETE FROM cards WHERE pan = $1 AND n > $2");
+  EXPECT_EQ(got[1].text(), "DELETE FROM cards WHERE pan = $1 AND n > $2");
+  EXPECT_EQ(got[0].text_sha256(), RefSha256(q));
+  EXPECT_EQ(got[2].text(), "SELECT $1");
+}
 
 TEST_P(StatementTrackerText, CapsAtUtf8Boundary) {
   const TextCase& c = GetParam();
