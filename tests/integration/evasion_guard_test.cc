@@ -74,6 +74,15 @@ elif mode == 'extended':
 elif mode == 'extended_two_batches':
     s.sendall(P("SET standard_conforming_strings = off") + B + E + S + P(crafted) + B + E + S)
     read(s, 2, 5)
+elif mode == 'sjis':
+    # In SJIS 0x95 0x5c is one character: the server ends the string at the next quote.
+    s.sendall(Q("SET client_encoding = 'SJIS'"))
+    read(s, 1, 10)
+    s.sendall(Q("SELECT E'\x95\\' ; DELETE FROM customers; -- '"))
+    read(s, 1, 10)
+elif mode == 'sjis_pipelined':
+    s.sendall(Q("SET client_encoding = 'SJIS'") + Q("SELECT E'\x95\\' ; DELETE FROM customers; -- '"))
+    read(s, 2, 10)
 elif mode == 'parse_role':
     s.sendall(P("SELECT set_config('role', 'bank_admin', false)") + B + E + S + Q("SELECT current_user"))
     read(s, 2, 10)
@@ -142,11 +151,14 @@ class EvasionGuardTest : public EvasionTest {
 // harmless SELECT with the setting on and as a SELECT plus `DELETE FROM customers` with it
 // off. The guard must judge the second message as the server reads it.
 TEST_F(EvasionGuardTest, PipelinedSettingChangeDoesNotRunAHiddenDelete) {
-  for (const char* mode : {"simple", "set_config", "extended", "extended_two_batches"}) {
+  for (const char* mode : {"simple", "set_config", "extended", "extended_two_batches", "sjis", "sjis_pipelined"}) {
     AgentResult r = Raw(mode);
     EXPECT_EQ(Direct("SELECT count(*) FROM customers"), "2") << mode << ":\n" << r.out << h_->DaemonLog();
     EXPECT_THAT(r.out, Not(HasSubstr("C DELETE"))) << mode << ":\n" << r.out;
   }
+  // A client-only client_encoding set mid-session: non-ASCII text is refused.
+  AgentResult sjis = Raw("sjis");
+  EXPECT_THAT(sjis.out, HasSubstr("client_encoding SJIS cannot be analysed")) << sjis.out;
   // The two-Query form reached the guard's hold for the DELETE it now sees (the agent hung
   // up before anyone approved); the single-batch extended form was refused outright.
   bool held_delete = false;
