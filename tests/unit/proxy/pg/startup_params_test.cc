@@ -70,8 +70,8 @@ TEST(StartupParams, ClientOnlyEncodingsAreRefused) {
     absl::Status s = CheckStartupParameters({{"client_encoding", e}}, {});
     EXPECT_TRUE(absl::IsPermissionDenied(s)) << e;
     EXPECT_THAT(std::string(s.message()), HasSubstr("client-only")) << e;
-    EXPECT_TRUE(absl::IsPermissionDenied(CheckStartupParameters({{"options", absl::StrCat("-c client_encoding=", e)}}, {})))
-        << e;
+    Params in_options = {{"options", absl::StrCat("-c client_encoding=", e)}};
+    EXPECT_TRUE(absl::IsPermissionDenied(CheckStartupParameters(in_options, {}))) << e;
   }
   EXPECT_TRUE(CheckStartupParameters({{"client_encoding", "LATIN1"}}, {}).ok());
 }
