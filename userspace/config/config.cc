@@ -243,6 +243,7 @@ absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, con
   // accepted the risk in writing: otherwise whoever binds the address (the server down,
   // restarting, or a resource address nobody listens on yet) is sent the password.
   out.allow_unverified_upstream = in.allow_unverified_upstream();
+  out.extra_startup_parameters.assign(in.extra_startup_parameters().begin(), in.extra_startup_parameters().end());
   if (out.HasPassword() && !out.VerifiesUpstream() && !out.allow_unverified_upstream) {
     std::string where = path + ".login.password_ref";
     if (out.login.password_ref.empty()) {

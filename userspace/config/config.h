@@ -91,6 +91,8 @@ struct PostgresConfig {
   bool token_expiry_recheck = false;       // TOKEN_EXPIRY_RECHECK; else close at exp
   // The password may go to a server not verified by TLS verify-ca/verify-full.
   bool allow_unverified_upstream = false;
+  // Startup parameters agents may set beyond the built-in allow-list (startup_params.h).
+  std::vector<std::string> extra_startup_parameters;
 
   // sslmode verify-ca or verify-full: the server proves its identity before any secret.
   bool VerifiesUpstream() const { return sslmode == "verify-ca" || sslmode == "verify-full"; }

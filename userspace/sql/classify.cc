@@ -1052,6 +1052,8 @@ absl::StatusOr<v1::SqlClassification> ParseAndWalk(const std::string& text) {
   return out;
 }
 
+}  // namespace
+
 // PostgreSQL's client-only encodings (PG_ENCODING_IS_CLIENT_ONLY) under every name the server
 // accepts for them; names compare like pg_char_to_encoding: case-insensitive, punctuation
 // ignored.
@@ -1066,8 +1068,6 @@ bool IsClientOnlyEncoding(absl::string_view name) {
       "uhc",  "win949",   "windows949", "gb18030", "johab"};
   return kClientOnly->contains(key);
 }
-
-}  // namespace
 
 absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql) {
   return Classify(sql, SessionSettings());

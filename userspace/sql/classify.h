@@ -76,6 +76,11 @@ struct SessionSettings {
 absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql,
                                                const SessionSettings& session);
 
+// Whether `name` is one of PostgreSQL's client-only encodings (SJIS, BIG5, GBK, UHC, GB18030,
+// JOHAB and their aliases; names compare like pg_char_to_encoding), in which a multi-byte
+// character can end in a byte the classifier would read as a backslash.
+bool IsClientOnlyEncoding(absl::string_view name);
+
 // Classify with PostgreSQL's defaults (standard_conforming_strings on, UTF8).
 absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql);
 

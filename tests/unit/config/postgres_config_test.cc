@@ -42,6 +42,16 @@ TEST(PostgresConfig, DefaultsAndPerWorkloadLogins) {
   EXPECT_TRUE(pg.allow_unverified_upstream);
 }
 
+TEST(PostgresConfig, ExtraStartupParameters) {
+  auto cfg = Load("    protocol: PROTOCOL_POSTGRES\n    postgres:\n      login: {user: app}\n"
+                  "      extra_startup_parameters: [search_path, geqo]\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_THAT(cfg->resources[0].postgres->extra_startup_parameters, ::testing::ElementsAre("search_path", "geqo"));
+  auto none = Load("    protocol: PROTOCOL_POSTGRES\n    postgres: {login: {user: app}}\n");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->resources[0].postgres->extra_startup_parameters.empty());
+}
+
 // Issue 12 item 8: a password goes only to a server that proved its identity.
 TEST(PostgresConfig, PasswordWithVerifiedTlsOrExplicitRiskLoads) {
   for (const char* tail : {

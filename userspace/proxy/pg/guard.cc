@@ -11,6 +11,7 @@
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/proxy/pg/statement_tracker.h"
+#include "userspace/sql/set_config.h"
 
 namespace interlock::proxy::pg {
 
@@ -46,6 +47,53 @@ std::string ParamsSha256(const std::vector<std::optional<absl::string_view>>& pa
     if (p.has_value()) buf.append(p->data(), p->size());
   }
   return params.empty() ? std::string() : Sha256Hex(buf);
+}
+
+bool IsAscii(absl::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// A non-ASCII byte right before a backslash: in a client-only encoding the two may be one
+// character, and the backslash not an escape.
+bool HighByteBeforeBackslash(absl::string_view text) {
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (static_cast<unsigned char>(text[i]) >= 0x80 && text[i + 1] == '\\') return true;
+  }
+  return false;
+}
+
+// Two classifications of the same text that split and read it alike (constants aside).
+bool SameReading(const v1::SqlClassification& a, const v1::SqlClassification& b) {
+  if (a.parse_error() != b.parse_error()) return false;
+  if (a.parse_error()) return true;
+  if (a.fingerprint() != b.fingerprint() || a.statements_size() != b.statements_size()) return false;
+  for (int i = 0; i < a.statements_size(); ++i) {
+    const v1::SqlStatement& x = a.statements(i);
+    const v1::SqlStatement& y = b.statements(i);
+    if (x.kind() != y.kind() || x.location() != y.location() || x.length() != y.length() ||
+        x.SerializeAsString() != y.SerializeAsString()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool CallsSetConfig(const v1::SqlStatement& s) {
+  for (const std::string& f : s.functions()) {
+    if (absl::EndsWith(f, "set_config")) return true;
+  }
+  return false;
+}
+
+// set_config(name, ...) of role or session_authorization, or of a name that is not a
+// constant (it may be either): a role change, like SET ROLE.
+bool SetsRole(absl::string_view parameter) {
+  return parameter.empty() || parameter == "role" || parameter == "session_authorization";
+}
+
+void MarkRole(v1::SqlStatement* s, absl::string_view parameter) {
+  s->set_kind(v1::STATEMENT_KIND_ROLE);
+  s->set_kind_detail(absl::StrCat("set_config(", parameter.empty() ? "?" : parameter, ")"));
 }
 
 }  // namespace
@@ -91,6 +139,7 @@ std::string FunctionNameForOid(uint32_t oid) {
     case 3170: return "lo_lseek64";
     case 957: return "lo_creat";
     case 715: return "lo_create";
+    case 2078: return "set_config";
     case 958: return "lo_tell";
     case 3171: return "lo_tell64";
     case 1004: return "lo_truncate";
@@ -130,6 +179,58 @@ std::string StatementText(absl::string_view query, const v1::SqlStatement& s, co
 
 }  // namespace
 
+v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const sql::SessionSettings& s) const {
+  sql::SessionSettings as_read = s;
+  // Client-only encodings are ASCII-compatible: ASCII text reads the same in them.
+  if (sql::IsClientOnlyEncoding(s.client_encoding) && IsAscii(text)) as_read.client_encoding = "SQL_ASCII";
+  v1::SqlClassification c = ClassifyOrError(text, as_read);
+  if (c.parse_error()) return c;
+  bool any = false;
+  for (const v1::SqlStatement& st : c.statements()) any |= CallsSetConfig(st);
+  if (!any) return c;
+  absl::StatusOr<std::vector<sql::SetConfigCall>> calls = sql::FindSetConfigCalls(text, as_read);
+  if (!calls.ok()) {
+    // Cannot tell which parameters: every statement calling set_config may change the role.
+    for (v1::SqlStatement& st : *c.mutable_statements()) {
+      if (CallsSetConfig(st)) MarkRole(&st, "");
+    }
+    return c;
+  }
+  for (const sql::SetConfigCall& call : *calls) {
+    if (call.statement_index < c.statements_size() && SetsRole(call.parameter)) {
+      MarkRole(c.mutable_statements(call.statement_index), call.parameter);
+    }
+  }
+  return c;
+}
+
+bool StatementGuard::ReadsDifferently(absl::string_view text, const v1::SqlClassification& c) const {
+  // client_encoding may have become a client-only one.
+  if (HighByteBeforeBackslash(text)) return true;
+  // standard_conforming_strings only changes what a backslash means.
+  if (text.find('\\') == absl::string_view::npos) return false;
+  sql::SessionSettings flipped = settings_;
+  flipped.standard_conforming_strings = !flipped.standard_conforming_strings;
+  return !SameReading(c, ClassifyText(text, flipped));
+}
+
+std::optional<policy::Decision> StatementGuard::EncodingRefusal(absl::string_view text) const {
+  if (!sql::IsClientOnlyEncoding(settings_.client_encoding) || IsAscii(text)) return std::nullopt;
+  policy::Decision d;
+  d.action = v1::ACTION_DENY;
+  d.source = "client_encoding";
+  d.reason = absl::StrCat("client_encoding ", settings_.client_encoding,
+                          " cannot be analysed safely for non-ASCII text; use UTF8");
+  return d;
+}
+
+std::string StatementGuard::CombinedFingerprint(const std::string& base,
+                                                const std::vector<PreparedPtr>& candidates) const {
+  std::string all = base;
+  for (const PreparedPtr& p : candidates) absl::StrAppend(&all, "|", p->classification.fingerprint());
+  return Sha256Hex(all).substr(0, 16);
+}
+
 v1::PolicyDecision StatementGuard::AuditOf(const policy::Decision& d, const v1::SqlClassification& c,
                                            bool full) const {
   v1::PolicyDecision a;
@@ -152,6 +253,7 @@ v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassificatio
   if (!any) return c;
   v1::SqlClassification out = c;
   out.clear_statements();
+  std::vector<PreparedPtr> everything;
   for (const v1::SqlStatement& s : c.statements()) {
     if (s.kind() != v1::STATEMENT_KIND_EXECUTE) {
       *out.add_statements() = s;
@@ -177,7 +279,10 @@ v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassificatio
       }
       for (const auto& inner : p->classification.statements()) *out.add_statements() = inner;
     }
+    everything.insert(everything.end(), candidates.begin(), candidates.end());
   }
+  // Keyed on what runs: an approval window for `EXECUTE p` does not cover p re-prepared.
+  if (!everything.empty()) out.set_fingerprint(CombinedFingerprint(c.fingerprint(), everything));
   return out;
 }
 
@@ -198,6 +303,9 @@ std::string DenyMessage(const policy::Decision& d) {
 }
 
 std::string DenyDetail(const policy::Decision& d) {
+  if (d.source == "parser_state" || d.source == "client_encoding") {
+    return absl::StrCat("Decided by interlockd (", d.source, "), whatever the policy says.");
+  }
   if (d.rule_id.empty()) return absl::StrCat("Decided by the resource's ", d.source == "parse_error_default"
                                                                               ? "parse-error action."
                                                                               : "default action.");
@@ -265,6 +373,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_
     case cpg::frontend::kSync:
       ++sent_batches_;
       batch_open_ = false;
+      executed_in_batch_ = false;
       return GuardVerdict{};
     case cpg::frontend::kDescribe:
     case cpg::frontend::kFlush:
@@ -283,13 +392,16 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
     // ambiguity rather than guess (no client library sends this).
     return absl::InvalidArgumentError("simple Query inside an unfinished extended-protocol batch");
   }
-  v1::SqlClassification c = ClassifyOrError(q->query, settings_);
+  v1::SqlClassification c = ClassifyText(q->query, settings_);
+  // Behind unanswered messages the server may read it with other settings: wait for them.
+  if (Unsettled() && ReadsDifferently(q->query, c)) return GuardVerdict{GuardVerdict::kWait};
   v1::SqlClassification resolved = ResolveExecutes(c);
   if (resolved.statements_size() != c.statements_size() || resolved.parse_error() != c.parse_error()) {
     if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   }
   GuardVerdict v;
   v.decision = Judge(resolved, estimates);
+  if (auto refusal = EncodingRefusal(q->query)) v.decision = *refusal;
   if (estimates == nullptr && !v.decision->needs_estimate.empty()) {
     // Nothing has changed yet: the session gets the estimates and asks again.
     GuardVerdict e{GuardVerdict::kEstimate};
@@ -334,7 +446,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
       v.kind = GuardVerdict::kHold;
       v.review.statement = q->query;
       v.review.statement_sha256 = Sha256Hex(q->query);
-      v.review.fingerprint = c.fingerprint();
+      v.review.fingerprint = resolved.fingerprint();
       v.review.protocol = "simple";
       break;
     default:
@@ -347,9 +459,22 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
 absl::StatusOr<GuardVerdict> StatementGuard::OnParse(absl::string_view body) {
   auto p = cpg::ParseParse(body);
   if (!p.ok()) return p.status();
+  v1::SqlClassification c = ClassifyText(p->query, settings_);
+  std::optional<policy::Decision> refusal = EncodingRefusal(p->query);
+  if (Unsettled() && ReadsDifferently(p->query, c)) {
+    // Earlier batches end with a Sync: their answers come, so wait for them. An Execute of
+    // this very batch is answered only at its Sync, which is behind this Parse: refuse.
+    if (!executed_in_batch_) return GuardVerdict{GuardVerdict::kWait};
+    policy::Decision d;
+    d.action = v1::ACTION_DENY;
+    d.source = "parser_state";
+    d.reason =
+        "statement cannot be analysed: an earlier Execute in the same pipeline batch may change "
+        "standard_conforming_strings or client_encoding; send Sync before it";
+    refusal = d;
+  }
   batch_open_ = true;
-  v1::SqlClassification c = ClassifyOrError(p->query, settings_);
-  policy::Decision d = Judge(c);
+  policy::Decision d = refusal.has_value() ? *refusal : Judge(c);
   GuardVerdict v;
   if (d.action == v1::ACTION_DENY) {
     v.decision = d;
@@ -418,6 +543,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
   if (!e.ok()) return e.status();
   if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   batch_open_ = true;
+  executed_in_batch_ = true;
   GuardVerdict v;
   auto it = projected_.portals.find(e->portal);
   // No portal of ours: a SQL cursor (judged at its DECLARE) or nothing (the server refuses).
@@ -435,6 +561,8 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
     if (merged.fingerprint().empty()) merged.set_fingerprint(p->classification.fingerprint());
     texts.push_back(p->text.empty() ? absl::string_view("(SQL PREPARE)") : absl::string_view(p->text));
   }
+  // A name prepared several times: keyed on all it may run (approval windows).
+  if (portal.statements.size() > 1) merged.set_fingerprint(CombinedFingerprint("", portal.statements));
   v.decision = Judge(merged, estimates);
   if (estimates == nullptr && !v.decision->needs_estimate.empty()) {
     GuardVerdict e{GuardVerdict::kEstimate};
@@ -480,6 +608,11 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(absl::string_view bo
   s->set_kind_detail("FunctionCall");
   std::string fn = FunctionNameForOid(f->function_oid);
   s->add_functions(fn);
+  if (fn == "set_config") {
+    std::string parameter;
+    if (!f->args.empty() && f->args[0].has_value()) parameter = absl::AsciiStrToLower(*f->args[0]);
+    if (SetsRole(parameter)) MarkRole(s, parameter);
+  }
   GuardVerdict v;
   v.decision = Judge(c);
   bool notable = v.decision->action == v1::ACTION_DENY || v.decision->action == v1::ACTION_REVIEW;

@@ -36,6 +36,32 @@
 // `EXECUTE name` is judged as the strictest of every statement ever prepared under that
 // name in the session (PREPARE/DEALLOCATE in simple queries are not confirmed one by one).
 //
+// What the server's parser will read. PostgreSQL lexes a message with the settings it has
+// when it reads it: standard_conforming_strings (a backslash in '...' escapes a quote when
+// off) and client_encoding (in a client-only encoding such as SJIS a multi-byte character
+// can end in the byte 0x5c). The guard knows them from ParameterStatus, which the server
+// sends only just before ReadyForQuery. A message the agent pipelined behind others that
+// are not yet answered — any of which may change a setting, by SET, set_config, RESET ALL,
+// DISCARD ALL, a function, a trigger or a ROLLBACK that reverts a SET — is classified under
+// every setting the server may have by then: if it reads the same (no backslash that
+// matters, no non-ASCII byte before a backslash) it is judged at once; otherwise it waits
+// (kWait) for the earlier batches' ReadyForQuery, or, when an Execute of its own Sync batch
+// came before it (the server answers only at that batch's Sync), it is refused. A simple
+// Query string is lexed as a whole before any statement in it runs (exec_simple_query), so
+// `SET standard_conforming_strings = off; <more>` in one Query reads `<more>` with the
+// setting at its start, as the guard does. In a client-only client_encoding, ASCII-only
+// text reads the same and is judged; anything else is refused.
+//
+// Role changes by any route. SET ROLE / SESSION AUTHORIZATION are STATEMENT_KIND_ROLE from
+// the classifier; a call of set_config() whose parameter is role or session_authorization,
+// or is not a string constant, makes its statement STATEMENT_KIND_ROLE too (kind_detail
+// "set_config(role)"), and so does a fast-path FunctionCall of set_config.
+//
+// Approval windows are keyed on what will run: the fingerprint of a statement that runs a
+// prepared statement (SQL EXECUTE, or a portal of a name prepared several times) combines
+// the fingerprints of every statement the name may hold, so re-preparing a name is a new
+// shape for `interlock approve --for`.
+//
 // Decisions at each message:
 //   Query      classify the string; judge it (EXECUTE replaced by what it runs);
 //              DENY -> replace, REVIEW -> hold, ALLOW/MASK -> forward.
@@ -194,6 +220,18 @@ class StatementGuard {
   v1::SqlClassification ResolveExecutes(const v1::SqlClassification& c) const;
   std::string Marker(uint64_t n) const;
   std::string AddReplacement(std::string sqlstate, std::string message, std::string detail);
+  // Classify `text` as the server would with `s` (ASCII text in a client-only encoding is
+  // read as ASCII; set_config of role marks its statement STATEMENT_KIND_ROLE).
+  v1::SqlClassification ClassifyText(absl::string_view text, const sql::SessionSettings& s) const;
+  // Whether a setting the server may have by now, other than the reported ones, could
+  // make it read `text` differently from `c`.
+  bool ReadsDifferently(absl::string_view text, const v1::SqlClassification& c) const;
+  // Messages sent that the server has not answered with a ReadyForQuery yet, or an
+  // Execute in the open batch: settings may be changing.
+  bool Unsettled() const { return answered_batches_ < sent_batches_ || executed_in_batch_; }
+  // A text the guard cannot read in the session's client_encoding: the refusal.
+  std::optional<policy::Decision> EncodingRefusal(absl::string_view text) const;
+  std::string CombinedFingerprint(const std::string& base, const std::vector<PreparedPtr>& candidates) const;
   absl::StatusOr<GuardVerdict> OnQuery(absl::string_view body, const RowEstimates* estimates);
   absl::StatusOr<GuardVerdict> OnParse(absl::string_view body);
   absl::StatusOr<GuardVerdict> OnBind(absl::string_view body);
@@ -223,6 +261,8 @@ class StatementGuard {
   uint64_t next_replacement_ = 1;
   // Extended-protocol messages sent since the last Sync.
   bool batch_open_ = false;
+  // An Execute was sent since the last Sync.
+  bool executed_in_batch_ = false;
   // The batch of the last judged Query/Execute/FunctionCall (for DenyHeld).
   uint64_t held_batch_ = 0;
 };

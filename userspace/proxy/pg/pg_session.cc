@@ -20,6 +20,7 @@
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/proxy/pg/startup_params.h"
 #include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
@@ -722,6 +723,14 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
     }
     if (absl::StartsWith(name, "_pq_.")) unsupported_options_.push_back(name);
     if (Forwardable(name)) agent_params_.emplace_back(name, value);
+  }
+  // Startup parameters are settings applied before the first statement, with no statement
+  // for the guard to judge: only an allow-list passes (startup_params.h).
+  if (absl::Status ok = CheckStartupParameters(agent_params_, ctx_.postgres->extra_startup_parameters); !ok.ok()) {
+    std::string msg(ok.message());
+    Audit(v1::AUDIT_KIND_AUTH, "denied", "startup_parameter", msg);
+    FailToAgent("42501", absl::StrCat("interlock: ", msg), "denied", msg);
+    return;
   }
   negotiate_version_ = agent_minor_version_ > 0 || !unsupported_options_.empty();
   const config::PostgresLoginConfig& login = ctx_.postgres->LoginFor(ctx_.identity.workload());

@@ -20,7 +20,8 @@ resources:
 rules:
   - id: allow-select
     match: {kinds: [STATEMENT_KIND_SELECT, STATEMENT_KIND_TRANSACTION, STATEMENT_KIND_PREPARE,
-                    STATEMENT_KIND_SET, STATEMENT_KIND_SHOW]}
+                    STATEMENT_KIND_SET, STATEMENT_KIND_SHOW, STATEMENT_KIND_DEALLOCATE,
+                    STATEMENT_KIND_RESET]}
     action: ACTION_ALLOW
   - id: review-delete
     match: {kinds: [STATEMENT_KIND_DELETE]}
@@ -33,6 +34,10 @@ rules:
   - id: deny-lo-export
     match: {functions: [lo_export]}
     action: ACTION_DENY
+  - id: deny-role
+    match: {kinds: [STATEMENT_KIND_ROLE]}
+    action: ACTION_DENY
+    reason: no role changes
 )YAML";
 
 // Body of a message as the session passes it (without the 5-byte header).
@@ -317,6 +322,171 @@ TEST_F(GuardTest, MalformedMessagesAreErrorsNotCrashes) {
     auto v = guard_->OnFrontend(type, std::string("\xff\xff\xff", 3));
     EXPECT_FALSE(v.ok()) << type;
   }
+}
+
+
+// ---- The server's parser state -----------------------------------------------------------
+
+// Under standard_conforming_strings on, one SELECT of two strings; off, a SELECT and a
+// DELETE of every customer.
+constexpr char kCrafted[] = "SELECT 'a\\' , ' ; DELETE FROM customers; -- '";
+
+TEST_F(GuardTest, PipelinedSettingChangeMakesAnAmbiguousQueryWait) {
+  // Both Query messages arrive in one write: the SET is not answered yet when the second
+  // one is judged.
+  EXPECT_EQ(Query("SET standard_conforming_strings = off").kind, GuardVerdict::kForward);
+  EXPECT_EQ(Query(kCrafted).kind, GuardVerdict::kWait);
+  // The server answers the SET: ParameterStatus, then ReadyForQuery. Now it is read as the
+  // server will read it, and the DELETE without WHERE is seen.
+  Back(cpg::EncodeParameterStatus("standard_conforming_strings", "off"));
+  Ready();
+  GuardVerdict v = Query(kCrafted);
+  EXPECT_EQ(v.kind, GuardVerdict::kHold);
+  EXPECT_THAT(v.audit.statements(), ::testing::Contains(::testing::HasSubstr("DELETE")));
+}
+
+TEST_F(GuardTest, AnySettingChangeRouteIsCoveredBecauseTheTextIsCheckedNotTheCause) {
+  // set_config, RESET ALL, DISCARD ALL, a function, a ROLLBACK reverting a SET: the guard
+  // does not need to recognise the cause, every ambiguous text behind unanswered messages
+  // waits.
+  for (const char* first : {"SELECT set_config('standard_conforming_strings', 'off', false)", "RESET ALL",
+                             "SELECT my_function()", "ROLLBACK", "DISCARD ALL"}) {
+    SetUp();
+    Query(first);
+    EXPECT_EQ(Query(kCrafted).kind, GuardVerdict::kWait) << first;
+  }
+}
+
+TEST_F(GuardTest, UnambiguousPipelinedQueryDoesNotWait) {
+  Query("SET standard_conforming_strings = off");
+  EXPECT_EQ(Query("SELECT 1").kind, GuardVerdict::kForward);
+  // A backslash that reads the same either way.
+  EXPECT_EQ(Query("SELECT E'a\\'b', 'c:\\dir'").kind, GuardVerdict::kForward);
+}
+
+TEST_F(GuardTest, ExtendedSameBatchSettingChangeThenAmbiguousParseIsRefused) {
+  // Parse/Bind/Execute of the SET and a Parse of the crafted text before one Sync: the
+  // server answers only at the Sync, so the guard cannot wait; it refuses.
+  Parse("", "SET standard_conforming_strings = off");
+  Bind("", "");
+  EXPECT_EQ(Execute("").kind, GuardVerdict::kForward);
+  GuardVerdict v = Parse("", kCrafted);
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  EXPECT_EQ(v.audit.source(), "parser_state");
+  // Without an Execute before it, the same text in the same batch is read at once.
+  Sync();
+  Ready();
+  EXPECT_EQ(Parse("", kCrafted).kind, GuardVerdict::kForward);
+}
+
+TEST_F(GuardTest, ExtendedLaterBatchWaitsForTheEarlierOne) {
+  Parse("", "SET standard_conforming_strings = off");
+  Bind("", "");
+  Execute("");
+  Sync();
+  EXPECT_EQ(Parse("", kCrafted).kind, GuardVerdict::kWait);
+  Back(cpg::Encode(cpg::ParseComplete{}));
+  Back(cpg::Encode(cpg::BindComplete{}));
+  Back(cpg::EncodeParameterStatus("standard_conforming_strings", "off"));
+  Ready();
+  // Read with the setting off: the DELETE is a statement of its own (the server refuses
+  // two statements in one Parse; what matters is that the guard sees it).
+  EXPECT_EQ(Parse("", kCrafted).kind, GuardVerdict::kForward);
+  Bind("", "");
+  GuardVerdict v = Execute("");
+  EXPECT_EQ(v.kind, GuardVerdict::kHold);
+  EXPECT_THAT(v.audit.statements(), ::testing::Contains(::testing::HasSubstr("DELETE")));
+}
+
+TEST_F(GuardTest, OneQueryStringIsReadWithTheSettingsAtItsStart) {
+  // PostgreSQL lexes the whole simple-query string before running any of it
+  // (exec_simple_query -> pg_parse_query), so the SET does not change how the rest reads:
+  // the server runs a SET and a SELECT of two strings, as the guard reads it.
+  GuardVerdict v = Query(absl::StrCat("SET standard_conforming_strings = off; ", kCrafted));
+  EXPECT_EQ(v.kind, GuardVerdict::kForward);
+  EXPECT_THAT(v.audit.statements(), ::testing::ElementsAre("SET", "SELECT no_limit"));
+}
+
+TEST_F(GuardTest, ClientOnlyEncodingReadsAsciiAndRefusesTheRest) {
+  Back(cpg::EncodeParameterStatus("client_encoding", "SJIS"));
+  EXPECT_EQ(Query("SELECT 1").kind, GuardVerdict::kForward);
+  Ready();
+  // In SJIS 0x95 0x5c is one character: the quote after it ends the string and the DELETE
+  // runs. The guard, reading bytes, would see an escaped quote.
+  GuardVerdict v = Query("SELECT E'\x95\\' ; DELETE FROM customers; -- '");
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  EXPECT_EQ(v.audit.source(), "client_encoding");
+  EXPECT_EQ(Parse("", "SELECT '\x95\x40'").kind, GuardVerdict::kReplace);
+}
+
+TEST_F(GuardTest, PipelinedEncodingChangeMakesNonAsciiBeforeBackslashWait) {
+  Query("SET client_encoding = 'SJIS'");
+  EXPECT_EQ(Query("SELECT E'\x95\\' ; DELETE FROM customers; -- '").kind, GuardVerdict::kWait);
+  EXPECT_EQ(Query("SELECT 'caf\xc3\xa9'").kind, GuardVerdict::kForward);
+}
+
+// ---- Role changes by any route ---------------------------------------------------------
+
+TEST_F(GuardTest, EveryRoleChangeSpellingIsARoleChange) {
+  for (const char* sql : {"SET ROLE postgres", "SET SESSION ROLE postgres", "SET LOCAL ROLE postgres",
+                          "SET role TO DEFAULT", "SET \"role\" = 'postgres'", "RESET ROLE",
+                          "SET SESSION AUTHORIZATION postgres", "SET SESSION AUTHORIZATION DEFAULT",
+                          "RESET SESSION AUTHORIZATION", "SELECT set_config('role', 'postgres', false)",
+                          "SELECT set_config('ROLE', 'postgres', true)",
+                          "SELECT pg_catalog.set_config('session_authorization', 'postgres', false)",
+                          "SELECT 1 FROM customers WHERE set_config('role', 'postgres', false) IS NOT NULL",
+                          "SELECT set_config(n, 'postgres', false) FROM (VALUES ('role')) v(n)",
+                          "SELECT set_config('ro' || 'le', 'postgres', false)",
+                          "SELECT 1; SELECT set_config('role', 'postgres', false)",
+                          "PREPARE p AS SELECT set_config('role', $1, false)",
+                          "EXPLAIN ANALYZE SELECT set_config('role', 'postgres', false)"}) {
+    GuardVerdict v = Query(sql);
+    EXPECT_EQ(v.kind, GuardVerdict::kReplace) << sql;
+    EXPECT_EQ(v.audit.rule_id(), "deny-role") << sql;
+    Ready();
+  }
+  for (const char* sql : {"SELECT set_config('role', 'postgres', false)",
+                          "SELECT set_config($1, $2, false)"}) {
+    EXPECT_EQ(Parse("", sql).kind, GuardVerdict::kReplace) << sql;
+  }
+  Sync();
+  Ready();
+  // Other parameters through set_config are settings, not role changes.
+  EXPECT_EQ(Query("SELECT set_config('application_name', 'x', false)").kind, GuardVerdict::kForward);
+}
+
+TEST_F(GuardTest, FastPathSetConfigOfRoleIsARoleChange) {
+  cpg::FunctionCall f;
+  f.function_oid = 2078;  // set_config(text, text, bool)
+  f.args = {absl::string_view("role"), absl::string_view("postgres"), absl::string_view("f")};
+  GuardVerdict v = Front(cpg::Encode(f));
+  ASSERT_EQ(v.kind, GuardVerdict::kReplace);
+  EXPECT_EQ(v.audit.rule_id(), "deny-role");
+}
+
+// ---- Approval windows are keyed on what runs -------------------------------------------
+
+TEST_F(GuardTest, ExecuteFingerprintChangesWhenTheNameIsPreparedAgain) {
+  Query("PREPARE p AS DELETE FROM accounts WHERE id = 1");
+  Ready();
+  GuardVerdict first = Query("EXECUTE p");
+  ASSERT_EQ(first.kind, GuardVerdict::kHold);
+  Ready();
+  GuardVerdict same = Query("EXECUTE p");
+  EXPECT_EQ(same.review.fingerprint, first.review.fingerprint);  // a window covers the same one
+  Ready();
+  Query("DEALLOCATE p; PREPARE p AS DELETE FROM customers WHERE id > 0");
+  Ready();
+  GuardVerdict again = Query("EXECUTE p");
+  ASSERT_EQ(again.kind, GuardVerdict::kHold);
+  EXPECT_NE(again.review.fingerprint, first.review.fingerprint);
+  EXPECT_EQ(again.audit.fingerprint(), again.review.fingerprint);
+  // The extended protocol binding the SQL-prepared name: the same key.
+  Parse("", "SELECT 1");
+  Bind("", "p");
+  GuardVerdict e = Execute("");
+  ASSERT_EQ(e.kind, GuardVerdict::kHold);
+  EXPECT_NE(e.review.fingerprint, first.review.fingerprint);
 }
 
 }  // namespace
