@@ -2,6 +2,7 @@
 // server's own backend pid (tools that correlate PQbackendPID() with pg_stat_activity work),
 // and text it controls reaches the approver's terminal only escaped. Through the real
 // redirect with the shipped bank policy (evasion_fixture.h).
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "tests/integration/evasion_fixture.h"
@@ -44,6 +45,72 @@ TEST_F(EvasionTest, ApproverTerminalShowsAgentTextEscaped) {
   EXPECT_EQ(Direct("SELECT count(*) FROM customers"), "2");
   CommandResult sessions = h_->Cli({"sessions"});
   EXPECT_THAT(sessions.out, Not(HasSubstr("\x1b")));
+}
+
+// A held statement tells the agent why it waits, at once, in its own protocol: a human at
+// psql (or an LLM reading notices) sees the approval id, the rule and the deadline.
+TEST_F(EvasionTest, HeldStatementSaysWhyAtOnce) {
+  std::vector<std::string> argv = h_->RunArgv("billing-agent");
+  for (const char* a : {"/usr/bin/psql", "-X", "-h"}) argv.push_back(a);
+  argv.insert(argv.end(), {pg_->address(), "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d", "bank", "-c",
+                           "DELETE FROM customers"});
+  const std::string log = absl::StrCat(dir_, "/held-agent.log");
+  pid_t agent = Spawn(argv, log);
+  ASSERT_GT(agent, 0);
+  std::string id = h_->WaitForPendingApproval();
+  ASSERT_FALSE(id.empty()) << h_->DaemonLog();
+  // Still held (nobody decided), and the agent already knows.
+  bool told = WaitFor([&] {
+    auto text = ReadFile(log);
+    return text.ok() && absl::StrContains(*text, absl::StrCat("statement held for approval ", id));
+  });
+  auto text = ReadFile(log);
+  EXPECT_TRUE(told) << (text.ok() ? *text : "") << h_->DaemonLog();
+  EXPECT_THAT(text.ok() ? *text : "", HasSubstr("review-unfiltered-writes"));
+  EXPECT_EQ(h_->Approvals().size(), 1u);
+  EXPECT_EQ(h_->Cli({"deny", id, "--reason", "no"}).exit_code, 0);
+  StopProcess(agent, 30);
+  EXPECT_EQ(Direct("SELECT count(*) FROM customers"), "2");
+}
+
+// Cancelling a held statement (psycopg2's conn.cancel(), libpq's PQcancel: a
+// CancelRequest on a new connection through the same redirect) withdraws the hold: the
+// agent gets 57014 as for any cancel, the request expires (no approver can release it
+// later), and the session carries on.
+TEST_F(EvasionTest, CancelWithdrawsAHeldStatement) {
+  AgentResult r;
+  JoinedThread agent([&] {
+    r = Python(R"PY(import threading, time
+def cancel_later():
+    time.sleep(3)
+    conn.cancel()
+threading.Thread(target=cancel_later).start()
+try:
+    cur.execute("DELETE FROM customers")
+    print("RAN")
+except psycopg2.Error as e:
+    print("CANCELLED", e.pgcode)
+cur.execute("SELECT 40 + 2")
+print("STILL", cur.fetchone()[0]))PY");
+  });
+  std::string id = h_->WaitForPendingApproval();
+  ASSERT_FALSE(id.empty()) << h_->DaemonLog();
+  agent.join();
+  EXPECT_THAT(r.out, HasSubstr("CANCELLED 57014")) << r.out << h_->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("STILL 42")) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("RAN")));
+  // The request is over: approving it now releases nothing.
+  EXPECT_TRUE(h_->Approvals().empty());
+  CommandResult late = h_->Cli({"approve", id});
+  EXPECT_NE(late.exit_code, 0) << late.out;
+  EXPECT_EQ(Direct("SELECT count(*) FROM customers"), "2");
+  bool withdrawn = false;
+  std::string seen;
+  for (const auto& e : OfKind(h_->AuditEvents(), v1::AUDIT_KIND_CANCEL)) {
+    withdrawn |= e.reason() == "hold_withdrawn";
+    absl::StrAppend(&seen, e.outcome(), "/", e.reason(), ": ", e.detail(), "\n");
+  }
+  EXPECT_TRUE(withdrawn) << seen;
 }
 
 }  // namespace

@@ -239,11 +239,11 @@ void ApprovalBroker::Finish(const std::string& id, v1::ApprovalState state, cons
   }
 }
 
-void ApprovalBroker::Abandon(const std::string& id) {
+void ApprovalBroker::Abandon(const std::string& id, const std::string& why) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
   it->second.on_resolved = nullptr;
-  Finish(id, v1::APPROVAL_STATE_EXPIRED, v1::Approver(), "the held connection ended before a decision", 0);
+  Finish(id, v1::APPROVAL_STATE_EXPIRED, v1::Approver(), why, 0);
 }
 
 absl::StatusOr<v1::ApprovalRequest> ApprovalBroker::Decide(const std::string& id, bool approve,

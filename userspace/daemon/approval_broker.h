@@ -71,7 +71,7 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
   // proxy::ApprovalGate
   absl::StatusOr<v1::ApprovalRequest> Submit(v1::ApprovalRequest request, absl::Duration timeout,
                                              ResolvedFn on_resolved) override;
-  void Abandon(const std::string& id) override;
+  void Abandon(const std::string& id, const std::string& why) override;
   // proxy::GrantLookup
   std::optional<v1::Grant> ActiveGrant(absl::string_view workload, absl::string_view resource) override;
 

@@ -8,7 +8,7 @@
 //   });
 //   if (r.ok() && r->state() == v1::APPROVAL_STATE_APPROVED) Release();  // approval window
 //   ...
-//   gate->Abandon(r->id());   // session ended first: the request expires, never approves
+//   gate->Abandon(r->id(), "connection ended");   // session ended first: the request expires, never approves
 #pragma once
 
 #include <functional>
@@ -34,8 +34,10 @@ class ApprovalGate {
   // is then never called). An error means no approval is possible: fail closed.
   virtual absl::StatusOr<v1::ApprovalRequest> Submit(v1::ApprovalRequest request, absl::Duration timeout,
                                                      ResolvedFn on_resolved) = 0;
-  // The session is gone while `id` is pending: it becomes EXPIRED; `on_resolved` is dropped.
-  virtual void Abandon(const std::string& id) = 0;
+  // The session is gone, or the agent withdrew the statement (a CancelRequest), while `id`
+  // is pending: it becomes EXPIRED with `why` as the decision reason; `on_resolved` is
+  // dropped.
+  virtual void Abandon(const std::string& id, const std::string& why) = 0;
 };
 
 class GrantLookup {

@@ -213,7 +213,7 @@ TEST_F(BrokerTest, AbandonedAndRestartedRequestsExpireNeverApprove) {
   auto a = broker_->Submit(Request(), absl::Minutes(5), [&](const v1::ApprovalRequest&) { called = true; });
   auto b = broker_->Submit(Request(), absl::Minutes(5), [&](const v1::ApprovalRequest&) { called = true; });
   ASSERT_TRUE(a.ok() && b.ok());
-  broker_->Abandon(a->id());
+  broker_->Abandon(a->id(), "the held connection ended before a decision");
   EXPECT_TRUE(absl::IsFailedPrecondition(broker_->Decide(a->id(), true, Human(), "", absl::ZeroDuration()).status()));
   Open();  // a restart with `b` still pending
   auto list = broker_->List(/*all=*/true, 10);

@@ -34,6 +34,9 @@ struct CancelTarget {
   net::SockAddr upstream;
   uint32_t upstream_pid = 0;
   uint32_t upstream_key = 0;
+  // Withdraws the session's held statement, if it holds one (the agent cancelled it before
+  // a decision); true when it did. Unset: the session holds nothing it could withdraw.
+  std::function<bool()> withdraw_hold;
 };
 
 class CancelRegistry {

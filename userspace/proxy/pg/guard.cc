@@ -345,9 +345,10 @@ void StatementGuard::DenyVerdict(GuardVerdict& v, char type, const std::string& 
   }
 }
 
-std::string StatementGuard::DenyHeld(char type, absl::string_view message, absl::string_view detail) {
+std::string StatementGuard::DenyHeld(char type, absl::string_view message, absl::string_view detail,
+                                     absl::string_view sqlstate) {
   uint64_t n = next_replacement_++;
-  replacements_[n] = Replacement{"42501", std::string(message), std::string(detail), held_batch_};
+  replacements_[n] = Replacement{std::string(sqlstate), std::string(message), std::string(detail), held_batch_};
   std::string marker = Marker(n);
   if (type == cpg::frontend::kExecute) {
     cpg::Execute e;

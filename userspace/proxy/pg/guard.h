@@ -161,7 +161,8 @@ class StatementGuard {
 
   // A held message whose review was denied or timed out: the replacement to send upstream,
   // and the error the agent will get (SQLSTATE 42501, `message`, `detail`).
-  std::string DenyHeld(char type, absl::string_view message, absl::string_view detail);
+  std::string DenyHeld(char type, absl::string_view message, absl::string_view detail,
+                       absl::string_view sqlstate = "42501");
 
   // The requester's facts changed (a renewed token): later decisions use them.
   void SetSubject(policy::SubjectFacts who) { options_.who = std::move(who); }

@@ -175,7 +175,7 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
   upstream_.Reset();
   *alive_ = false;
   if (held_.has_value()) {
-    if (env_.approvals != nullptr && !held_->approval_id.empty()) env_.approvals->Abandon(held_->approval_id);
+    if (env_.approvals != nullptr && !held_->approval_id.empty()) env_.approvals->Abandon(held_->approval_id, "the held connection ended before a decision");
     held_.reset();
   }
   if (tracker_ != nullptr) AuditStatements(tracker_->Finish("incomplete"));
@@ -788,9 +788,14 @@ void PgSession::HandleCancel(int32_t pid, int32_t key) {
     Audit(v1::AUDIT_KIND_CANCEL, "denied", "other_workload",
           absl::StrCat("cancel for session ", t->session_id, " of workload ", t->workload));
   } else {
+    // A statement held for approval never reached the server: the cancel withdraws it
+    // (the agent gets 57014, as for any cancel). Whatever runs upstream is cancelled too.
+    std::string session = t->session_id;
+    bool withdrew = t->withdraw_hold && t->withdraw_hold();
     SendCancelAsync(*env_.loop, t->upstream, t->upstream_pid, t->upstream_key);
-    Audit(v1::AUDIT_KIND_CANCEL, "allowed", "forwarded",
-          absl::StrCat("cancel forwarded for session ", t->session_id));
+    Audit(v1::AUDIT_KIND_CANCEL, "allowed", withdrew ? "hold_withdrawn" : "forwarded",
+          absl::StrCat(withdrew ? "held statement withdrawn and cancel forwarded" : "cancel forwarded",
+                       " for session ", session));
   }
   // As PostgreSQL does: no answer, the connection just closes.
   Finish("cancel_request", "", false);
@@ -1011,6 +1016,8 @@ void PgSession::BecomeReady() {
   target.upstream = ctx_.upstream;
   target.upstream_pid = static_cast<uint32_t>(upstream_pid_);
   target.upstream_key = static_cast<uint32_t>(upstream_key_);
+  std::shared_ptr<bool> alive = alive_;
+  target.withdraw_hold = [this, alive] { return *alive && WithdrawHold(); };
   auto [pid, key] = env_.cancels->Register(std::move(target));
   our_pid_ = pid;
   our_key_ = key;
@@ -1242,6 +1249,10 @@ bool PgSession::RelayBackend() {
     SendToAgent(upstream_in_.view().substr(0, n));
     upstream_in_.Consume(n);
     backend_stream_left_ -= n;
+    if (backend_stream_left_ == 0 && !pending_notice_.empty()) {
+      SendToAgent(pending_notice_);
+      pending_notice_.clear();
+    }
     if (backend_stream_left_ == 0 && pending_fatal_.has_value()) {
       PendingFatal f = *std::move(pending_fatal_);
       pending_fatal_.reset();
@@ -1545,6 +1556,44 @@ void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
     return;
   }
   AuditDecision(held_->audit, "held");
+  // Tell whoever waits (a human at psql, an LLM reading notices) why, at once.
+  cpg::NoticeResponse notice;
+  notice.fields = {{cpg::field::kSeverity, "NOTICE"},
+                   {cpg::field::kSeverityNonLocalized, "NOTICE"},
+                   {cpg::field::kSqlState, "00000"},
+                   {cpg::field::kMessage,
+                    absl::StrCat("interlock: statement held for approval ", submitted->id(), " (rule ",
+                                 d.rule_id.empty() ? "resource default" : d.rule_id, "); waiting up to ",
+                                 absl::ToInt64Seconds(d.review_timeout), " s")},
+                   {cpg::field::kHint, "An approver decides with `interlock approve` or `interlock deny`; "
+                                       "cancel the statement to withdraw it."}};
+  SendNoticeToAgent(cpg::Encode(notice));
+}
+
+void PgSession::SendNoticeToAgent(const std::string& bytes) {
+  // Never inside a message being streamed through: after it.
+  if (backend_stream_left_ > 0) {
+    pending_notice_ += bytes;
+  } else {
+    SendToAgent(bytes);
+  }
+}
+
+bool PgSession::WithdrawHold() {
+  if (phase_ != Phase::kRelay || !held_.has_value() || held_->approval_id.empty()) return false;
+  Held h = std::move(*held_);
+  held_.reset();
+  if (env_.approvals != nullptr) {
+    env_.approvals->Abandon(h.approval_id, "withdrawn: the agent cancelled the statement before a decision");
+  }
+  h.audit.set_source("withdrawn_by_cancel");
+  AuditDecision(h.audit, "denied");
+  SendFrontend(guard_->DenyHeld(h.type, "canceling statement due to user request",
+                                absl::StrCat("interlock: the statement held for approval ", h.approval_id,
+                                             " was withdrawn before a decision; it was not run."),
+                                "57014"));
+  Pump();
+  return true;
 }
 
 void PgSession::ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request) {

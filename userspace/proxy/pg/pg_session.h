@@ -210,6 +210,11 @@ class PgSession final : public ProxySession {
   void StartHold(char type, std::string raw, GuardVerdict verdict);
   void OnHoldResolved(const v1::ApprovalRequest& request);
   void ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request);
+  // The agent cancelled its held statement: the request expires (audited), the agent gets
+  // 57014. False when nothing is held.
+  bool WithdrawHold();
+  // A NoticeResponse of interlockd's own, at the next backend message boundary.
+  void SendNoticeToAgent(const std::string& bytes);
   void AuditDecision(const v1::PolicyDecision& decision, const std::string& outcome);
   void CloseForGrant();
   // Token: verify and adopt (claims into the policy subject and the identity). False when
@@ -287,6 +292,8 @@ class PgSession final : public ProxySession {
     v1::PolicyDecision audit;
   };
   std::optional<Held> held_;
+  // A NoticeResponse of ours waiting for the end of a backend message being streamed.
+  std::string pending_notice_;
   // AuditStatements' reusable event (session fields set once; reset when identity changes).
   std::optional<v1::AuditEvent> statement_event_;
   std::string grant_id_;
