@@ -436,6 +436,26 @@ ResultMasker::Out ResultMasker::MaskFields(char type, absl::string_view raw, con
   return out;
 }
 
+ResultMasker::Out ResultMasker::MaskFieldNames(absl::string_view raw, const mask::Masker& m) {
+  // Column names are the agent's own aliases, except where SQL text was built from data
+  // (a cursor a function opened with EXECUTE format('... AS %I', ssn)).
+  auto rd = cpg::ParseRowDescription(raw.substr(cpg::kMessageHeaderBytes));
+  if (!rd.ok()) return Fatal("malformed RowDescription");
+  bool changed = false;
+  for (cpg::FieldDescription& f : rd->fields) {
+    if (m.MaskText(f.name, &text_scratch_, nullptr)) {
+      f.name = text_scratch_;
+      changed = true;
+    }
+  }
+  if (!changed) return Out{};
+  scratch_ = cpg::Encode(*rd);
+  Out out;
+  out.verdict = Verdict::kReplace;
+  out.view = scratch_;
+  return out;
+}
+
 ResultMasker::Out ResultMasker::MaskNotification(absl::string_view raw, const mask::Masker& m, MaskReport* report) {
   auto n = cpg::ParseNotificationResponse(raw.substr(cpg::kMessageHeaderBytes));
   if (!n.ok()) return Fatal("malformed NotificationResponse");
@@ -524,13 +544,14 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
       }
       if (front->kind == Kind::kDescribeAgent) {
         queue_.pop_front();
-        return pass;
+        return floor_ != nullptr ? MaskFieldNames(raw, *floor_) : pass;
       }
       if (front->kind == Kind::kQuery && front->masker != nullptr) {
         Out o = Plan(*front, body, nullptr);
-        return o;
+        if (o.verdict != Verdict::kPass) return o;
+        return MaskFieldNames(raw, *front->masker);
       }
-      return pass;
+      return floor_ != nullptr ? MaskFieldNames(raw, *floor_) : pass;
     }
     case cpg::backend::kNoData:
       if (front != nullptr && (front->kind == Kind::kDescribeOurs || front->kind == Kind::kDescribeAgent)) {

@@ -27,8 +27,9 @@
 //     any other error or notice shape (a RAISE's own text, a class-22/23 message quoting
 //     it differently, a where/context line), reaches the agent; detector-shaped values
 //     (SSNs, cards, IBANs, ...) never do.
-//   - NotificationResponse (channel and payload), ParameterStatus (name and value), and
-//     FunctionCallResponse, through the detectors.
+//   - NotificationResponse (channel and payload), ParameterStatus (name and value),
+//     FunctionCallResponse, and RowDescription's column names (SQL built from data can
+//     name a column after a value), through the detectors.
 //
 // What gets masked in a result, and how it is known:
 //   - Column masks need each result column's *source*: RowDescription gives the table OID
@@ -153,6 +154,8 @@ class ResultMasker {
   // the quoted values of a data exception or integrity violation (see above).
   Out MaskFields(char type, absl::string_view raw, const mask::Masker& m, bool echoed, MaskReport* report);
   Out MaskNotification(absl::string_view raw, const mask::Masker& m, MaskReport* report);
+  // RowDescription: the column names through the detectors.
+  Out MaskFieldNames(absl::string_view raw, const mask::Masker& m);
   Out MaskParameterStatus(absl::string_view raw, const mask::Masker& m, MaskReport* report);
   Out MaskFunctionResult(Entry& e, absl::string_view raw);
   // The masker for a message that is not row data: the front statement's, else the floor.

@@ -170,6 +170,25 @@ TEST_F(FloorTest, AStatementSentBeforeTheFloorIsMaskedWithIt) {
   EXPECT_EQ(*Values(out.view)[0], "[REDACTED]");
 }
 
+TEST_F(FloorTest, ColumnNamesBuiltFromDataAreMasked) {
+  // FETCH from a cursor a function opened with EXECUTE format('SELECT 1 AS %I', ssn).
+  Front(cpg::EncodeQuery("FETCH ALL FROM leaky"));
+  std::string seen = Seen(RowDesc({Field(kSsn, 0, 0, 23)}));
+  auto rd = cpg::ParseRowDescription(absl::string_view(seen).substr(5));
+  ASSERT_TRUE(rd.ok());
+  EXPECT_EQ(rd->fields[0].name, "[REDACTED]");
+  EXPECT_EQ(rd->fields[0].type_oid, 23u);
+  Done("FETCH 0");
+  // And for the agent's own Describe.
+  cpg::Describe d;
+  d.kind = cpg::TargetKind::kPortal;
+  Front(cpg::Encode(d));
+  EXPECT_THAT(Seen(RowDesc({Field(kSsn, 0, 0, 23)})), Not(HasSubstr(kSsn)));
+  // Ordinary names pass untouched.
+  Front(cpg::EncodeQuery("SELECT 1 AS id"));
+  EXPECT_EQ(Back(RowDesc({Field("id", 0, 0, 23)})).verdict, ResultMasker::Verdict::kPass);
+}
+
 TEST_F(FloorTest, RowDataOutsideAnyStatementIsFatal) {
   auto out = Back(Row({kSsn}));
   EXPECT_EQ(out.verdict, ResultMasker::Verdict::kFatal);
