@@ -326,6 +326,51 @@ bool NumericBinaryToText(absl::string_view v, std::string* out) {
   return true;
 }
 
+bool MaskByteaText(const mask::Masker& m, absl::string_view text, std::string* out, mask::MaskCounts* counts) {
+  std::string bytes;
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (text.size() >= 2 && text[0] == '\\' && text[1] == 'x') {
+    if (text.size() % 2 != 0) return false;
+    bytes.reserve((text.size() - 2) / 2);
+    for (size_t i = 2; i < text.size(); i += 2) {
+      int hi = hex(text[i]), lo = hex(text[i + 1]);
+      if (hi < 0 || lo < 0) return false;
+      bytes.push_back(static_cast<char>(hi * 16 + lo));
+    }
+  } else {
+    // bytea_output = escape: "\\" is a backslash, "\ooo" an octal byte, the rest as is.
+    bytes.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+      if (text[i] != '\\') {
+        bytes.push_back(text[i++]);
+      } else if (i + 1 < text.size() && text[i + 1] == '\\') {
+        bytes.push_back('\\');
+        i += 2;
+      } else if (i + 3 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '3' && text[i + 2] >= '0' &&
+                 text[i + 2] <= '7' && text[i + 3] >= '0' && text[i + 3] <= '7') {
+        bytes.push_back(static_cast<char>((text[i + 1] - '0') * 64 + (text[i + 2] - '0') * 8 + (text[i + 3] - '0')));
+        i += 4;
+      } else {
+        return false;
+      }
+    }
+  }
+  std::string masked;
+  if (!m.MaskText(bytes, &masked, counts)) return false;
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->assign("\\x");
+  for (unsigned char c : masked) {
+    out->push_back(kHex[c >> 4]);
+    out->push_back(kHex[c & 15]);
+  }
+  return true;
+}
+
 BinaryMask MaskBinaryValue(const mask::Masker& m, uint32_t type_oid, absl::string_view value, std::string* out,
                            mask::MaskCounts* counts) {
   return Mask(Ctx{m, counts}, type_oid, value, out, 0);

@@ -46,6 +46,12 @@ enum class BinaryMask { kUnchanged, kRewritten, kNull };
 BinaryMask MaskBinaryValue(const mask::Masker& m, uint32_t type_oid, absl::string_view value, std::string* out,
                            mask::MaskCounts* counts);
 
+// A bytea in text format (hex "\x3037..." or the escape format) decoded for the
+// detectors: true when they found something, and *out is the masked bytes re-encoded in
+// hex (what libpq's PQunescapeBytea reads whatever bytea_output says). False: nothing
+// found, or not a bytea text.
+bool MaskByteaText(const mask::Masker& m, absl::string_view text, std::string* out, mask::MaskCounts* counts);
+
 // The text PostgreSQL prints for a binary numeric (numeric_send layout), or false when
 // the bytes are not one. Exposed for tests.
 bool NumericBinaryToText(absl::string_view value, std::string* out);

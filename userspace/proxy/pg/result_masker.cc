@@ -16,7 +16,7 @@ namespace cpg = codec::pg;
 
 namespace {
 
-constexpr uint32_t kBpchar = 1042, kVarchar = 1043, kText = 25, kName = 19, kUnknown = 705, kJson = 114,
+constexpr uint32_t kBytea = 17, kBpchar = 1042, kVarchar = 1043, kText = 25, kName = 19, kUnknown = 705, kJson = 114,
                    kJsonb = 3802;
 
 uint16_t Get16(const char* p) { return static_cast<uint16_t>((uint8_t(p[0]) << 8) | uint8_t(p[1])); }
@@ -213,7 +213,9 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
     }
     bool nulled = false;
     if (textual) {
-      if (!m.MaskText(v, &text_scratch_, &e.report.counts)) continue;
+      // A bytea in text format is hex (or escaped): the detectors read the bytes it holds.
+      bool bytea_text = c.format == 0 && c.type_oid == kBytea && MaskByteaText(m, v, &text_scratch_, &e.report.counts);
+      if (!bytea_text && !m.MaskText(v, &text_scratch_, &e.report.counts)) continue;
     } else {
       // Binary, no column rule: decoded for the detectors, or NULL when it cannot be.
       BinaryMask r = MaskBinaryValue(m, c.type_oid, v, &text_scratch_, &e.report.counts);

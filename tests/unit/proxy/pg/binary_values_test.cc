@@ -79,5 +79,19 @@ TEST(MaskBinaryValue, EachShape) {
   EXPECT_NE(MaskBinaryValue(*m, 2249, v, &out, nullptr), BinaryMask::kUnchanged);
 }
 
+TEST(MaskByteaText, HexAndEscapeFormatsAreReadAsBytes) {
+  auto m = Detectors();
+  std::string out;
+  // '078-05-1120'::bytea as psql shows it.
+  ASSERT_TRUE(MaskByteaText(*m, "\\x3037382d30352d31313230", &out, nullptr));
+  EXPECT_EQ(out, "\\x5b52454441435445445d");  // "[REDACTED]"
+  ASSERT_TRUE(MaskByteaText(*m, "ssn\\072 078-05-1120\\\\", &out, nullptr));  // escape format
+  EXPECT_EQ(out, "\\x73736e3a205b52454441435445445d5c");
+  EXPECT_FALSE(MaskByteaText(*m, "\\x00ff", &out, nullptr));
+  EXPECT_FALSE(MaskByteaText(*m, "\\x0", &out, nullptr));     // not bytea text
+  EXPECT_FALSE(MaskByteaText(*m, "\\x0g", &out, nullptr));
+  EXPECT_FALSE(MaskByteaText(*m, "bad \\9 escape", &out, nullptr));
+}
+
 }  // namespace
 }  // namespace interlock::proxy::pg

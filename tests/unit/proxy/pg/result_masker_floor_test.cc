@@ -140,6 +140,14 @@ TEST_F(FloorTest, ExtendedPortalFetchGetsOurDescribe) {
   Back(cpg::EncodeReadyForQuery(cpg::TransactionStatus::kInTransaction));
 }
 
+TEST_F(FloorTest, TextFormatByteaIsReadAsBytes) {
+  Front(cpg::EncodeQuery("SELECT ssn::bytea FROM customers WHERE id = 1"));
+  Back(RowDesc({Field("ssn", 0, 0, 17)}));
+  EXPECT_EQ(*Values(Seen(Row({"\\x3037382d30352d31313230"})))[0], "\\x5b52454441435445445d");
+  EXPECT_EQ(Back(Row({"\\x00ff"})).verdict, ResultMasker::Verdict::kPass);
+  Done("SELECT 2");
+}
+
 TEST_F(FloorTest, CopyOutputPassesTheDetectors) {
   Front(cpg::EncodeQuery("COPY (SELECT ssn, card_number FROM customers) TO STDOUT"));
   EXPECT_EQ(Back(cpg::Encode(cpg::CopyOutResponse{})).verdict, ResultMasker::Verdict::kPass);
