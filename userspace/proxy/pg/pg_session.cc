@@ -1134,7 +1134,16 @@ bool PgSession::RelayFrontend() {
   std::string profile;  // empty: the session floor
   if (verdict.has_value() && verdict->decision.has_value() && verdict->decision->action == v1::ACTION_MASK) {
     profile = verdict->decision->mask_profile;
-    if (result_masker_ != nullptr && env_.masks != nullptr) masker = env_.masks->Profile(profile);
+    if (result_masker_ != nullptr && env_.masks != nullptr) {
+      // Its rule's profile first (its styles win), then the rest of the floor: a statement
+      // that also reads another profile's table is masked by both.
+      std::vector<std::string> names = {profile};
+      for (const std::string& n : floor.list) {
+        if (n != profile) names.push_back(n);
+      }
+      masker = names.size() == 1 ? env_.masks->Profile(profile) : env_.masks->Floor(names);
+      if (masker != nullptr) profile = masker->name();
+    }
   } else if (statement_message && floor.applies) {
     // Whatever the statement's kind or decision, its result passes the session floor.
     masker = floor.masker;
@@ -1188,6 +1197,7 @@ PgSession::Floor PgSession::SessionFloor() {
   if (names.empty()) return f;
   f.applies = true;
   f.names = absl::StrJoin(names, "+");
+  f.list = names;
   if (env_.masks != nullptr) f.masker = env_.masks->Floor(names);
   return f;
 }

@@ -231,6 +231,7 @@ class PgSession final : public ProxySession {
   // workload on this resource, merged (policy::PolicyEvaluator::MaskProfilesFor).
   struct Floor {
     bool applies = false;
+    std::vector<std::string> list;    // the profiles, in rule order
     std::string names;                // "pii+cards", for messages
     ResultMasker::MaskerPtr masker;  // null when it applies but is not available: fail closed
   };
