@@ -44,6 +44,9 @@
 //     output (which carries no description) — goes through the profile's content
 //     detectors, which find and validate SSNs, card numbers, IBANs, routing numbers,
 //     e-mail addresses, phone numbers and custom patterns anywhere inside the text.
+//     Residual: a column rule's value that no detector recognises (a name, a free-text
+//     note) is masked only where its column can be traced; in COPY output, and in
+//     expressions the classifier does not yet follow, it passes.
 //   - Binary-format values: text-like types are masked like text; any other type matched
 //     by a column mask becomes NULL; the rest are decoded for the detectors or fail closed
 //     (binary_values.h).
