@@ -2,12 +2,44 @@
 // number or IBAN back — whatever the statement kind, the decision, the message type or
 // the result format — comes back masked. One case per class of leak, each through the
 // real redirect with the shipped bank policy (evasion_fixture.h).
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+#include "interlock/v1/approval.pb.h"
 #include "tests/integration/evasion_fixture.h"
 
 namespace interlock::testing {
 namespace {
 
 using ::testing::HasSubstr;
+
+// The statement held for approval (waits up to 30 s for it), approved from outside the
+// workload with the CLI, as an operator would. Returns its statement ("" when none came).
+std::string ApproveNextHold(InterlockdHarness& h) {
+  std::string id, statement;
+  WaitFor([&] {
+    CommandResult r = h.Cli({"approvals", "--json"});
+    for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+      v1::ApprovalRequest a;
+      if (google::protobuf::util::JsonStringToMessage(std::string(line), &a).ok() && !a.id().empty()) {
+        id = a.id();
+        statement = a.statement();
+        return true;
+      }
+    }
+    return false;
+  }, 30);
+  if (id.empty()) return "";
+  CommandResult ok = h.Cli({"approve", id, "--reason", "evasion test"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  return statement;
+}
+
+// The agent ran its statements to the end (not held until it gave up, not refused) and
+// got masked values back.
+void ExpectRanMasked(const AgentResult& r, const std::string& what) {
+  EXPECT_EQ(r.exit_code, 0) << what << ":\n" << r.out;
+  EXPECT_THAT(r.out, HasSubstr("[REDACTED]")) << what;
+}
 
 // The baseline the other cases are measured against: a plain read is masked.
 TEST_F(EvasionTest, PlainReadIsMasked) {
@@ -21,19 +53,50 @@ TEST_F(EvasionTest, CastErrorsDoNotEchoValues) {
   AgentResult r = Psql({"SELECT ssn::int FROM customers WHERE id = 1",
                         "SELECT card_number::int FROM customers WHERE id = 1",
                         "SELECT iban::numeric FROM customers WHERE id = 2"});
+  // The server's errors still reach the agent, with the value masked.
+  EXPECT_THAT(r.out, HasSubstr("invalid input syntax for type integer: \"[REDACTED]\"")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("22P02"));
   ExpectNoSecrets(r, "cast errors");
+}
+
+TEST_F(EvasionTest, ConstraintViolationsDoNotEchoValues) {
+  // A NOT NULL violation's detail is the whole failing row.
+  AgentResult r = Psql("INSERT INTO customers SELECT NULL, name, ssn, card_number, iban, note FROM customers "
+                       "WHERE id = 1");
+  EXPECT_THAT(r.out, HasSubstr("23502"));
+  EXPECT_THAT(r.out, HasSubstr("Failing row contains ([REDACTED])")) << r.out;
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("Ada Lovelace")));  // no detector knows a name
+  ExpectNoSecrets(r, "constraint violation");
 }
 
 TEST_F(EvasionTest, RaisedNoticesAndErrorsAreMasked) {
   AgentResult r = Python("cur.execute(\"SELECT complain(ssn) FROM customers WHERE id = 1\")");
   EXPECT_THAT(r.out, HasSubstr("ERROR"));
+  EXPECT_THAT(r.out, HasSubstr("saw [REDACTED]"));
+  EXPECT_THAT(r.out, HasSubstr("DIAG message_detail [REDACTED]"));
+  EXPECT_THAT(r.out, HasSubstr("DIAG message_hint [REDACTED]"));
   ExpectNoSecrets(r, "RAISE NOTICE / EXCEPTION with DETAIL and HINT");
 }
 
 TEST_F(EvasionTest, CursorsDeclaredEarlierAreMasked) {
   AgentResult r = Psql(std::string("BEGIN; DECLARE c CURSOR FOR SELECT ssn, card_number, iban FROM customers WHERE id > 0; "
                         "FETCH ALL FROM c; COMMIT"));
+  ExpectRanMasked(r, "FETCH from a cursor declared earlier");
   ExpectNoSecrets(r, "FETCH from a cursor declared earlier");
+}
+
+TEST_F(EvasionTest, NamedCursorFetchesAreMasked) {
+  // psycopg2's named (server-side) cursor: DECLARE, then FETCH FORWARD n, each its own query.
+  AgentResult r = Python(R"PY(conn.autocommit = False
+nc = conn.cursor("nc")
+nc.itersize = 1
+nc.execute("SELECT id, ssn, card_number, iban FROM customers WHERE id > 0 ORDER BY id")
+for row in nc: print("ROW", row)
+nc.close()
+conn.commit())PY");
+  ExpectRanMasked(r, "named cursor");
+  EXPECT_THAT(r.out, HasSubstr("ROW (2, '[REDACTED]'"));
+  ExpectNoSecrets(r, "named cursor");
 }
 
 TEST_F(EvasionTest, ReturningClausesAreMasked) {
@@ -41,12 +104,67 @@ TEST_F(EvasionTest, ReturningClausesAreMasked) {
                         "DELETE FROM customers WHERE id = 99 RETURNING ssn",
                         "INSERT INTO customers SELECT 3, name, ssn, card_number, iban, note FROM customers "
                         "WHERE id = 2 RETURNING *"});
+  ExpectRanMasked(r, "RETURNING");
+  EXPECT_THAT(r.out, HasSubstr("UPDATE 1"));
+  EXPECT_THAT(r.out, HasSubstr("INSERT 0 1"));
   ExpectNoSecrets(r, "RETURNING");
 }
 
 TEST_F(EvasionTest, PreparedStatementsAreMasked) {
-  AgentResult r = Psql(std::string("PREPARE p AS SELECT ssn, card_number FROM customers WHERE id = $1; EXECUTE p(1)"));
+  // Prepared and executed in one string (the EXECUTE is judged as what the PREPARE before
+  // it holds), and in two.
+  AgentResult r = Psql({"PREPARE p AS SELECT ssn, card_number FROM customers WHERE id = $1; EXECUTE p(1)",
+                        "PREPARE q AS UPDATE customers SET note = note WHERE id = $1 RETURNING ssn, iban",
+                        "EXECUTE q(2)"});
+  ExpectRanMasked(r, "EXECUTE of a prepared statement");
+  EXPECT_THAT(r.out, HasSubstr("UPDATE 1"));
   ExpectNoSecrets(r, "EXECUTE of a prepared statement");
+}
+
+// The extended protocol with every result column in binary (what psycopg 3, JDBC and
+// asyncpg can ask for), spoken by hand: a text column under a column rule, and bytea,
+// text[], record and numeric expressions that only the detectors can see into.
+TEST_F(EvasionTest, BinaryResultsOfTheExtendedProtocolAreMasked) {
+  std::string program = R"PY(
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+buf = b""
+def send(t, body): s.sendall(t + struct.pack("!I", len(body) + 4) + body)
+def read():
+    global buf
+    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+        d = s.recv(65536)
+        if not d: sys.exit("eof")
+        buf += d
+    n = struct.unpack("!I", buf[1:5])[0]
+    m, buf = buf[:1 + n], buf[1 + n:]
+    return m[:1], m[5:]
+def until_ready():
+    while True:
+        t, b = read()
+        print(t.decode(), b)
+        if t == b"Z": return
+params = b"user\0agent\0database\0bank\0\0"
+s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
+until_ready()
+q = (b"SELECT ssn, ssn::bytea, ARRAY[ssn, card_number], row(id, ssn, iban), "
+     b"translate(card_number, ' ', '')::numeric FROM customers WHERE id = 1")
+send(b"P", b"\0" + q + b"\0\0\0")
+send(b"B", b"\0\0\0\0\0\0\0\x01\0\x01")  # unnamed portal and statement; every result column binary
+send(b"D", b"P\0")
+send(b"E", b"\0\0\0\0\0")
+send(b"S", b"")
+until_ready()
+send(b"X", b"")
+)PY";
+  CommandResult c = h_->RunAgent("billing-agent",
+                                 {"/usr/bin/python3", "-c", program, pg_->address(), absl::StrCat(pg_->port())},
+                                 AgentOptions{.timeout_s = 60});
+  AgentResult r{c.exit_code, absl::StrCat(c.out, "\n", c.err)};
+  ExpectRanMasked(r, "binary results");
+  EXPECT_THAT(r.out, HasSubstr("\nD ")) << r.out;  // the row came back
+  EXPECT_THAT(r.out, HasSubstr("pii_"));         // the record's IBAN, keyed-hashed
+  ExpectNoSecrets(r, "binary results");
 }
 
 TEST_F(EvasionTest, DerivedValuesAreMasked) {
@@ -59,12 +177,47 @@ TEST_F(EvasionTest, DerivedValuesAreMasked) {
 }
 
 TEST_F(EvasionTest, SessionSideChannelsAreMasked) {
-  AgentResult r = Python(R"PY(cur.execute("LISTEN leak")
+  // LISTEN has no rule of its own in the bank policy: the resource default holds it for a
+  // human, who approves it here; everything after runs as the policy says.
+  AgentResult r;
+  {
+    JoinedThread agent([&] {
+      r = Python(R"PY(cur.execute("LISTEN leak")
 cur.execute("SELECT pg_notify('leak', ssn) FROM customers WHERE id = 1")
 cur.execute("SELECT set_config('application_name', ssn, false) FROM customers WHERE id = 1")
 cur.execute("SELECT 1")
-print(cur.fetchall()))PY");
+print("ROWS", cur.fetchall()))PY");
+    });
+    EXPECT_EQ(ApproveNextHold(*h_), "LISTEN leak");
+  }
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ROWS [(1,)]"));
+  EXPECT_THAT(r.out, HasSubstr("NOTIFY leak [REDACTED]"));
+  EXPECT_THAT(r.out, HasSubstr("PARAM application_name [REDACTED]"));
   ExpectNoSecrets(r, "NOTIFY payload and ParameterStatus");
+}
+
+TEST_F(EvasionTest, HeldFullTableReadApprovedComesBackMasked) {
+  // REVIEW beats MASK in precedence: the approved statement runs, its values stay masked.
+  AgentResult r;
+  {
+    JoinedThread agent([&] { r = Psql("SELECT * FROM customers ORDER BY id"); });
+    EXPECT_EQ(ApproveNextHold(*h_), "SELECT * FROM customers ORDER BY id");
+  }
+  ExpectRanMasked(r, "approved full-table read");
+  EXPECT_THAT(r.out, HasSubstr("Ada Lovelace"));  // what no rule masks comes back as it is
+  ExpectNoSecrets(r, "approved full-table read");
+}
+
+TEST_F(EvasionTest, CopyToReleasedAfterApprovalIsMasked) {
+  AgentResult r;
+  {
+    JoinedThread agent([&] { r = Psql("COPY (SELECT id, ssn, card_number, iban FROM customers) TO STDOUT"); });
+    EXPECT_THAT(ApproveNextHold(*h_), HasSubstr("COPY"));
+  }
+  ExpectRanMasked(r, "approved COPY TO");
+  EXPECT_THAT(r.out, HasSubstr("pii_"));  // IBANs keyed-hashed by the pii detectors
+  ExpectNoSecrets(r, "approved COPY TO");
 }
 
 }  // namespace

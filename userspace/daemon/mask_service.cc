@@ -67,25 +67,54 @@ absl::Status MaskService::Validate(const policy::PolicyEvaluator& p) const {
   return absl::OkStatus();
 }
 
-const mask::Masker* MaskService::Profile(const std::string& name) {
-  const policy::PolicyEvaluator* now = policy_ != nullptr ? policy_->get() : nullptr;
-  if (now == nullptr) return nullptr;
-  if (now != compiled_for_) {
-    // The policy was reloaded: recompile. Sessions hold a Masker only within one loop
-    // turn per message, so the old ones can go.
-    maskers_.clear();
-    for (const v1::MaskProfile& p : now->policy().mask_profiles()) {
-      auto m = mask::Masker::Create(p, key_);
-      if (!m.ok()) {
-        INTERLOCK_LOG(kError, "mask profile %s: %s", p.name(), m.status().message());
-        continue;  // its statements are refused (fail closed)
-      }
-      maskers_[p.name()] = std::move(*m);
+void MaskService::Refresh() {
+  std::shared_ptr<const policy::PolicyEvaluator> now = policy_ != nullptr ? *policy_ : nullptr;
+  if (now == compiled_for_) return;
+  // The policy was reloaded: recompile. Statements in flight keep their old maskers
+  // (shared) until their results are done.
+  maskers_.clear();
+  floors_.clear();
+  compiled_for_ = now;
+  if (now == nullptr) return;
+  for (const v1::MaskProfile& p : now->policy().mask_profiles()) {
+    auto m = mask::Masker::Create(p, key_);
+    if (!m.ok()) {
+      INTERLOCK_LOG(kError, "mask profile %s: %s", p.name(), m.status().message());
+      continue;  // its statements are refused (fail closed)
     }
-    compiled_for_ = now;
+    maskers_[p.name()] = std::shared_ptr<const mask::Masker>(std::move(*m));
   }
+}
+
+std::shared_ptr<const mask::Masker> MaskService::Profile(const std::string& name) {
+  Refresh();
   auto it = maskers_.find(name);
-  return it == maskers_.end() ? nullptr : it->second.get();
+  return it == maskers_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const mask::Masker> MaskService::Floor(const std::vector<std::string>& names) {
+  if (names.empty()) return nullptr;
+  if (names.size() == 1) return Profile(names[0]);
+  Refresh();
+  if (compiled_for_ == nullptr) return nullptr;
+  std::string joined = absl::StrJoin(names, "+");
+  if (auto it = floors_.find(joined); it != floors_.end()) return it->second;
+  std::vector<const v1::MaskProfile*> parts;
+  for (const std::string& n : names) {
+    const v1::MaskProfile* found = nullptr;
+    for (const v1::MaskProfile& p : compiled_for_->policy().mask_profiles()) {
+      if (p.name() == n) found = &p;
+    }
+    if (found == nullptr || !maskers_.contains(n)) return nullptr;  // missing or broken: fail closed
+    parts.push_back(found);
+  }
+  auto m = mask::Masker::Create(mask::MergeProfiles(parts), key_);
+  if (!m.ok()) {
+    INTERLOCK_LOG(kError, "mask floor %s: %s", joined, m.status().message());
+    return nullptr;
+  }
+  // Bounded by the policy: one entry per distinct set of profiles a subject can match.
+  return floors_[joined] = std::shared_ptr<const mask::Masker>(std::move(*m));
 }
 
 std::optional<proxy::pg::ColumnSource> MaskService::Lookup(const std::string& resource, uint32_t table_oid,

@@ -42,7 +42,8 @@ class MaskService final : public proxy::pg::MaskSupport {
   // Compiles every profile of `p` (for policy validation before it is put in force).
   absl::Status Validate(const policy::PolicyEvaluator& p) const;
 
-  const mask::Masker* Profile(const std::string& name) override;
+  std::shared_ptr<const mask::Masker> Profile(const std::string& name) override;
+  std::shared_ptr<const mask::Masker> Floor(const std::vector<std::string>& names) override;
   std::optional<proxy::pg::ColumnSource> Lookup(const std::string& resource, uint32_t table_oid,
                                                 int16_t attnum) override;
   void Resolve(const std::string& resource, std::vector<uint32_t> oids,
@@ -66,8 +67,14 @@ class MaskService final : public proxy::pg::MaskSupport {
   std::string key_;
   const std::shared_ptr<const policy::PolicyEvaluator>* policy_;
   CatalogQueryFn query_;
-  const policy::PolicyEvaluator* compiled_for_ = nullptr;
-  std::map<std::string, std::unique_ptr<mask::Masker>> maskers_;
+  // Recompiles when the policy in force is not the one compiled for.
+  void Refresh();
+
+  // Held (not just its address) so a new policy at a reused address is still seen as new.
+  std::shared_ptr<const policy::PolicyEvaluator> compiled_for_;
+  std::map<std::string, std::shared_ptr<const mask::Masker>> maskers_;
+  // Merged floors by their joined names ("pii+cards"), for the policy compiled for.
+  std::map<std::string, std::shared_ptr<const mask::Masker>> floors_;
   absl::flat_hash_map<std::string, absl::flat_hash_map<uint32_t, Table>> catalog_;  // by resource
   uint64_t generation_ = 0;  // bumped by Invalidate: late answers for an old generation are dropped
 };

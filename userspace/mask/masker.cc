@@ -511,4 +511,16 @@ bool Masker::MaskText(absl::string_view value, std::string* out, MaskCounts* cou
   return true;
 }
 
+v1::MaskProfile MergeProfiles(const std::vector<const v1::MaskProfile*>& profiles) {
+  v1::MaskProfile out;
+  std::string name;
+  for (const v1::MaskProfile* p : profiles) {
+    absl::StrAppend(&name, name.empty() ? "" : "+", p->name());
+    for (const auto& c : p->columns()) *out.add_columns() = c;
+    for (const auto& d : p->detectors()) *out.add_detectors() = d;
+  }
+  out.set_name(name);
+  return out;
+}
+
 }  // namespace interlock::mask

@@ -172,6 +172,12 @@ class Masker {
   std::unique_ptr<MacTemplate> mac_;
 };
 
+// One profile holding every column rule and detector of `profiles`, in their order, named
+// "a+b": the session floor when several profiles apply to a workload
+// (policy::PolicyEvaluator::MaskProfilesFor). A value two profiles' rules match takes the
+// first one's style; a span two detectors find goes to the earlier one (MaskText).
+v1::MaskProfile MergeProfiles(const std::vector<const v1::MaskProfile*>& profiles);
+
 // PARTIAL on its own (exposed for tests): appends `value` with all but the last
 // `keep_last` characters masked (see above) to *out.
 void AppendPartial(absl::string_view value, uint32_t keep_last, std::string* out);

@@ -224,6 +224,19 @@ const v1::ResourcePolicy& PolicyEvaluator::ForResource(absl::string_view resourc
   return empty_resource_;
 }
 
+std::vector<std::string> PolicyEvaluator::MaskProfilesFor(const SubjectFacts& who,
+                                                          absl::string_view resource) const {
+  std::vector<std::string> out;
+  if (policy_.mask_profiles().empty()) return out;
+  for (const v1::Rule& r : policy_.rules()) {
+    if (r.action() != v1::ACTION_MASK || r.mask_profile().empty()) continue;
+    if (!r.match().resources().empty() && !AnyGlob(r.match().resources(), resource)) continue;
+    if (!SubjectMatches(r.subject(), who)) continue;
+    if (std::find(out.begin(), out.end(), r.mask_profile()) == out.end()) out.push_back(r.mask_profile());
+  }
+  return out;
+}
+
 Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view resource,
                                       const v1::SqlClassification& sql, int index,
                                       const std::vector<std::optional<int64_t>>* estimates) const {

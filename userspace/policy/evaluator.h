@@ -67,6 +67,14 @@ class PolicyEvaluator {
   Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
                     const std::vector<std::optional<int64_t>>* estimates = nullptr) const;
 
+  // The mask profiles that apply to `who` on `resource` whatever the statement: those of
+  // every MASK rule whose subject matches `who` and whose match.resources (when given)
+  // matches `resource`, in rule order, each named once. The session masks every value it
+  // returns to the agent with them (the "floor"), so a value a MASK rule protects cannot
+  // be had through another statement kind, an approval, or an error message. Empty when
+  // none applies (the session then relays results untouched).
+  std::vector<std::string> MaskProfilesFor(const SubjectFacts& who, absl::string_view resource) const;
+
   // The resource's defaults (a default-constructed entry when not listed).
   const v1::ResourcePolicy& ForResource(absl::string_view resource) const;
   const v1::Policy& policy() const { return policy_; }

@@ -3,7 +3,9 @@
 // arbitrary backend stream, interleaved, against a policy that denies, reviews and masks.
 //
 // Input: a sequence of frames, each one direction byte (even: frontend, odd: backend)
-// followed by one protocol message (type byte, Int32 length, body). Frontend messages go
+// followed by one protocol message (type byte, Int32 length, body). Bit 1 of the first
+// direction byte gives the session a mask floor (every statement masked, and errors,
+// notices, notifications, parameter statuses and function results outside them). Frontend messages go
 // through StatementGuard::OnFrontend (with estimates when it asks, a denial when it holds)
 // and ResultMasker::OnFrontend; backend messages through ResultMasker::OnBackend and
 // StatementGuard::OnBackend. Every message either produces must itself be a well-formed
@@ -56,14 +58,14 @@ rules:
 
 struct Fixture {
   std::shared_ptr<const interlock::policy::PolicyEvaluator> policy;
-  std::unique_ptr<interlock::mask::Masker> masker;
+  std::shared_ptr<const interlock::mask::Masker> masker;
   Fixture() {
     auto e = interlock::policy::LoadPolicyText(kPolicy, "fuzz.yaml");
     if (!e.ok()) std::abort();
     policy = std::move(*e);
     auto m = interlock::mask::Masker::Create(policy->policy().mask_profiles(0), std::string(32, 'k'));
     if (!m.ok()) std::abort();
-    masker = std::move(*m);
+    masker = std::shared_ptr<const interlock::mask::Masker>(std::move(*m));
   }
 };
 
@@ -94,6 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (attnum == 2) return pg::ColumnSource{"public", "customers", "card_number"};
     return pg::ColumnSource{"public", "t", "c"};
   });
+  const bool floor = !in.empty() && (static_cast<unsigned char>(in[0]) & 2) != 0;
+  if (floor) rm.SetFloor(fx->masker);
   int steps = 0;
   while (in.size() > 1 && ++steps < 256) {
     bool backend = (static_cast<unsigned char>(in[0]) & 1) != 0;
@@ -113,7 +117,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!v.ok()) continue;
       }
       std::string sent(raw);
-      const interlock::mask::Masker* m = nullptr;
+      std::shared_ptr<const interlock::mask::Masker> m = floor ? fx->masker : nullptr;
+      std::string profile;  // the floor
       if (v->kind == pg::GuardVerdict::kReplace) {
         CheckFrames(v->replacement);
         sent = v->replacement;
@@ -121,10 +126,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         sent = guard.DenyHeld(type, "denied", "by the fuzzer");
         CheckFrames(sent);
       } else if (v->decision.has_value() && v->decision->action == interlock::v1::ACTION_MASK) {
-        m = fx->masker.get();
+        m = fx->masker;
+        profile = "pii";
       }
       if (v->kind == pg::GuardVerdict::kWait) continue;
-      std::string prefix = rm.OnFrontend(sent[0], absl::string_view(sent).substr(5), m, "pii");
+      std::string prefix = rm.OnFrontend(sent[0], absl::string_view(sent).substr(5), m, profile);
       CheckFrames(prefix);
     } else {
       pg::ResultMasker::Out out = rm.OnBackend(type, raw);

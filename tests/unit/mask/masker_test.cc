@@ -656,5 +656,25 @@ TEST(MaskCounts, Merge) {
   EXPECT_TRUE(MaskCounts().empty());
 }
 
+TEST(Masker, MergedProfilesKeepEveryRuleAndDetectorInOrder) {
+  v1::MaskProfile a = Profile(R"(name: "pii" columns { column: "customers.ssn" }
+                                 detectors { detector: DETECTOR_SSN })");
+  v1::MaskProfile b = Profile(R"(name: "cards" columns { column: "customers.ssn" mask { style: MASK_STYLE_NULL } }
+                                 columns { column: "*_card" } detectors { detector: DETECTOR_CARD })");
+  v1::MaskProfile merged = MergeProfiles({&a, &b});
+  EXPECT_EQ(merged.name(), "pii+cards");
+  auto m = Masker::Create(merged, kKey);
+  ASSERT_TRUE(m.ok()) << m.status();
+  // The first profile's rule wins for a column both name.
+  const ColumnRule* ssn = (*m)->MatchColumn("public", "customers", "ssn", "ssn");
+  ASSERT_NE(ssn, nullptr);
+  EXPECT_EQ(ssn->mask.style, v1::MASK_STYLE_REDACT);
+  EXPECT_NE((*m)->MatchColumn("", "", "", "home_card"), nullptr);
+  std::string out;
+  ASSERT_TRUE((*m)->MaskText("ssn 078-05-1120 card 4111 1111 1111 1111", &out, nullptr));
+  EXPECT_EQ(out.find("078-05-1120"), std::string::npos);
+  EXPECT_EQ(out.find("4111 1111 1111 1111"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace interlock::mask

@@ -269,5 +269,45 @@ TEST(PolicyEvaluator, MoreSpecificRuleIsReportedAmongEqualActions) {
   EXPECT_EQ((*eval)->Evaluate({}, "db", *sql).rule_id, "specific");
 }
 
+TEST(PolicyEvaluator, MaskProfilesForTheSessionFloorFollowSubjectAndResource) {
+  auto eval = LoadPolicyText(R"YAML(
+rules:
+  - {id: all, action: ACTION_ALLOW}
+  - id: mask-everyone
+    match: {kinds: [STATEMENT_KIND_SELECT], tables: [customers]}
+    action: ACTION_MASK
+    mask_profile: pii
+  - id: mask-billing-cards
+    subject: {workloads: ["billing-*"]}
+    match: {resources: ["bank-*"], kinds: [STATEMENT_KIND_SELECT]}
+    action: ACTION_MASK
+    mask_profile: cards
+  - id: mask-pii-again
+    match: {tables: [accounts]}
+    action: ACTION_MASK
+    mask_profile: pii
+  - id: mask-only-on-hr
+    match: {resources: [hr-db]}
+    action: ACTION_MASK
+    mask_profile: hr
+mask_profiles:
+  - {name: pii, detectors: [{detector: DETECTOR_SSN}]}
+  - {name: cards, detectors: [{detector: DETECTOR_CARD}]}
+  - {name: hr, detectors: [{detector: DETECTOR_EMAIL}]}
+  - {name: unused, detectors: [{detector: DETECTOR_IBAN}]}
+)YAML", "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  // Whatever the statement: the match's tables and kinds do not narrow the floor, its
+  // resources and the rule's subject do. Each profile once, in rule order.
+  EXPECT_THAT((*eval)->MaskProfilesFor({.workload = "billing-agent"}, "bank-db"),
+              ::testing::ElementsAre("pii", "cards"));
+  EXPECT_THAT((*eval)->MaskProfilesFor({.workload = "reporting"}, "bank-db"), ::testing::ElementsAre("pii"));
+  EXPECT_THAT((*eval)->MaskProfilesFor({.workload = "billing-agent"}, "hr-db"),
+              ::testing::ElementsAre("pii", "hr"));
+  auto none = LoadPolicyText("rules:\n  - {id: all, action: ACTION_ALLOW}\n", "q.yaml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE((*none)->MaskProfilesFor({.workload = "billing-agent"}, "bank-db").empty());
+}
+
 }  // namespace
 }  // namespace interlock::policy

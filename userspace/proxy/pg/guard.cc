@@ -254,10 +254,24 @@ v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassificatio
   v1::SqlClassification out = c;
   out.clear_statements();
   std::vector<PreparedPtr> everything;
+  // PREPAREs earlier in the same string run before its EXECUTEs ("PREPARE p AS ...;
+  // EXECUTE p(1)"): they are candidates too.
+  std::map<std::string, std::vector<const v1::SqlStatement*>> earlier;
   for (const v1::SqlStatement& s : c.statements()) {
+    if (s.kind() == v1::STATEMENT_KIND_PREPARE) earlier[s.kind_detail()].push_back(&s);
     if (s.kind() != v1::STATEMENT_KIND_EXECUTE) {
       *out.add_statements() = s;
       continue;
+    }
+    bool in_string = false;
+    if (auto it = earlier.find(s.kind_detail()); it != earlier.end()) {
+      for (const v1::SqlStatement* p : it->second) {
+        v1::SqlStatement inner = *p;
+        inner.set_kind(p->inner_kind());
+        inner.set_inner_kind(v1::STATEMENT_KIND_UNSPECIFIED);
+        *out.add_statements() = std::move(inner);
+        in_string = true;
+      }
     }
     std::vector<PreparedPtr> candidates;
     if (auto it = sql_prepared_.find(s.kind_detail()); it != sql_prepared_.end()) {
@@ -269,7 +283,7 @@ v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassificatio
       }
     }
     if (candidates.empty()) {
-      *out.add_statements() = s;  // nothing prepared under that name: the server refuses
+      if (!in_string) *out.add_statements() = s;  // nothing prepared under that name: the server refuses
       continue;
     }
     for (const PreparedPtr& p : candidates) {

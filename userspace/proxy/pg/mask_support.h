@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,8 +21,14 @@ class MaskSupport {
  public:
   virtual ~MaskSupport() = default;
   // The compiled profile `name` of the current policy; null when there is none (the
-  // session then refuses the statement: fail closed). Valid until the next loop turn.
-  virtual const mask::Masker* Profile(const std::string& name) = 0;
+  // session then refuses the statement: fail closed). Shared: a statement's result keeps
+  // its masker alive across a policy reload.
+  virtual std::shared_ptr<const mask::Masker> Profile(const std::string& name) = 0;
+  // The session floor: the profiles `names` (policy::PolicyEvaluator::MaskProfilesFor)
+  // merged into one (mask::MergeProfiles), compiled once per policy; the profile itself
+  // for a single name. Null when any of them is missing or does not compile (the session
+  // then refuses statements: fail closed).
+  virtual std::shared_ptr<const mask::Masker> Floor(const std::vector<std::string>& names) = 0;
   // `catalog` names one upstream database server of a resource (PgSessionContext::
   // catalog_key): catalogs differ between servers.
   // From the cache: the source of a result column; nullopt when the table is not cached.

@@ -1098,6 +1098,14 @@ bool PgSession::RelayFrontend() {
       h.type == cpg::frontend::kFunctionCall) {
     if (!RecheckToken()) return false;
   }
+  const bool statement_message = h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kExecute ||
+                                 h.type == cpg::frontend::kFunctionCall;
+  // Masking that began mid-session (a reloaded policy brought mask profiles): the masker
+  // must see every request whose answer it reads, so it starts when nothing is in flight;
+  // until then statements to be masked are refused below (fail closed).
+  if (guard_ != nullptr && result_masker_ == nullptr && PolicyHasMaskProfiles() && tracker_->pending() == 0) {
+    CreateResultMasker();
+  }
   std::optional<GuardVerdict> verdict;
   if (guard_ != nullptr) {
     if (estimating_) return false;
@@ -1133,19 +1141,47 @@ bool PgSession::RelayFrontend() {
     return false;
   }
   RecordFromAgent(raw);
-  const mask::Masker* masker = nullptr;
-  std::string profile;
+  Floor floor;
+  if (guard_ != nullptr) {
+    if (statement_message) {
+      floor = SessionFloor();
+      if (result_masker_ != nullptr) result_masker_->SetFloor(floor.masker);
+      else floor.masker = nullptr;
+    }
+  }
+  ResultMasker::MaskerPtr masker;
+  std::string profile;  // empty: the session floor
   if (verdict.has_value() && verdict->decision.has_value() && verdict->decision->action == v1::ACTION_MASK) {
     profile = verdict->decision->mask_profile;
-    if (result_masker_ != nullptr && env_.masks != nullptr) masker = env_.masks->Profile(profile);
-    if (masker == nullptr) {
-      // Fail closed: a result we were told to mask and cannot is not sent.
-      verdict->kind = GuardVerdict::kReplace;
-      verdict->replacement = guard_->DenyHeld(
-          h.type, absl::StrCat("interlock: mask profile \"", profile, "\" is not available; the statement was not run"),
-          "");
-      verdict->audit.set_source("mask_unavailable");
+    if (result_masker_ != nullptr && env_.masks != nullptr) {
+      // Its rule's profile first (its styles win), then the rest of the floor: a statement
+      // that also reads another profile's table is masked by both.
+      std::vector<std::string> names = {profile};
+      for (const std::string& n : floor.list) {
+        if (n != profile) names.push_back(n);
+      }
+      masker = names.size() == 1 ? env_.masks->Profile(profile) : env_.masks->Floor(names);
+      if (masker != nullptr) profile = masker->name();
     }
+  } else if (statement_message && floor.applies) {
+    // Whatever the statement's kind or decision, its result passes the session floor.
+    masker = floor.masker;
+  }
+  if ((!profile.empty() || (statement_message && floor.applies)) && masker == nullptr) {
+    // Fail closed: a result we were told to mask and cannot is not sent.
+    std::string name = profile.empty() ? floor.names : profile;
+    if (!verdict.has_value() || !verdict->decision.has_value()) {
+      // Nothing judged it (an Execute of a SQL cursor): no replacement to send instead.
+      Audit(v1::AUDIT_KIND_MASKING, "error", "mask_unavailable", absl::StrCat("mask profile ", name));
+      FailToAgent("0A000", absl::StrCat("interlock: mask profile \"", name, "\" is not available; the session is closed"),
+                  "mask_failed", absl::StrCat("mask profile ", name, " unavailable"));
+      return false;
+    }
+    verdict->kind = GuardVerdict::kReplace;
+    verdict->replacement = guard_->DenyHeld(
+        h.type, absl::StrCat("interlock: mask profile \"", name, "\" is not available; the statement was not run"),
+        "");
+    verdict->audit.set_source("mask_unavailable");
   }
   if (verdict.has_value() && verdict->decision.has_value()) {
     bool statement = h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kExecute ||
@@ -1173,9 +1209,36 @@ bool PgSession::RelayFrontend() {
   return true;
 }
 
-void PgSession::SendFrontend(absl::string_view bytes, const mask::Masker* masker, const std::string& profile) {
+PgSession::Floor PgSession::SessionFloor() {
+  Floor f;
+  if (env_.policy == nullptr || *env_.policy == nullptr) return f;
+  std::vector<std::string> names = (*env_.policy)->MaskProfilesFor(subject_, ctx_.resource_name);
+  if (names.empty()) return f;
+  f.applies = true;
+  f.names = absl::StrJoin(names, "+");
+  f.list = names;
+  if (env_.masks != nullptr) f.masker = env_.masks->Floor(names);
+  return f;
+}
+
+bool PgSession::PolicyHasMaskProfiles() const {
+  return env_.masks != nullptr && env_.policy != nullptr && *env_.policy != nullptr &&
+         !(*env_.policy)->policy().mask_profiles().empty();
+}
+
+void PgSession::CreateResultMasker() {
+  MaskSupport* masks = env_.masks;
+  std::string key = ctx_.catalog_key;
+  result_masker_ = std::make_unique<ResultMasker>([masks, key](uint32_t oid, int16_t attnum) -> std::optional<ColumnSource> {
+    if (masks == nullptr) return ColumnSource{};
+    return masks->Lookup(key, oid, attnum);
+  });
+}
+
+void PgSession::SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker, const std::string& profile) {
   if (result_masker_ != nullptr && bytes.size() >= cpg::kMessageHeaderBytes) {
-    std::string prefix = result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes), masker, profile);
+    std::string prefix =
+        result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes), std::move(masker), profile);
     if (!prefix.empty()) SendToUpstream(prefix);
   }
   SendToUpstream(bytes);
@@ -1479,12 +1542,9 @@ void PgSession::StartGuard() {
     g.nonce = absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
   }
   guard_ = std::make_unique<StatementGuard>(std::move(g), env_.policy);
-  if (env_.masks != nullptr && !(*env_.policy)->policy().mask_profiles().empty()) {
-    MaskSupport* masks = env_.masks;
-    std::string key = ctx_.catalog_key;
-    result_masker_ = std::make_unique<ResultMasker>([masks, key](uint32_t oid, int16_t attnum) {
-      return masks->Lookup(key, oid, attnum);
-    });
+  if (PolicyHasMaskProfiles()) {
+    CreateResultMasker();
+    result_masker_->SetFloor(SessionFloor().masker);
   }
   // The session's settings as the server announced them at start-up.
   absl::string_view rest = held_parameter_status_;
@@ -1601,8 +1661,19 @@ void PgSession::ReleaseHeld(const std::string& source, const v1::ApprovalRequest
   held_.reset();
   h.audit.set_source(source);
   h.audit.set_approval_id(request.id());
+  // Approval lets the statement run, not its values out: the result passes the floor.
+  Floor floor = SessionFloor();
+  if (floor.applies && (floor.masker == nullptr || result_masker_ == nullptr)) {
+    h.audit.set_source("mask_unavailable");
+    AuditDecision(h.audit, "denied");
+    SendFrontend(guard_->DenyHeld(
+        h.type, absl::StrCat("interlock: mask profile \"", floor.names, "\" is not available; the statement was not run"),
+        ""));
+    return;
+  }
   AuditDecision(h.audit, "released");
-  SendFrontend(h.raw);
+  if (result_masker_ != nullptr) result_masker_->SetFloor(floor.masker);
+  SendFrontend(h.raw, floor.masker);
 }
 
 void PgSession::OnHoldResolved(const v1::ApprovalRequest& request) {

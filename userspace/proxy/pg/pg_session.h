@@ -228,7 +228,21 @@ class PgSession final : public ProxySession {
   void CloseAtBoundary(const std::string& sqlstate, const std::string& message, const std::string& outcome);
   // Sends a frontend message upstream, telling the result masker first (it may prepend a
   // Describe of its own).
-  void SendFrontend(absl::string_view bytes, const mask::Masker* masker = nullptr, const std::string& profile = "");
+  // `masker`: the statement's profile (its rule's, named by `profile`) or the session
+  // floor (`profile` empty).
+  void SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker = nullptr,
+                    const std::string& profile = "");
+  // The session floor: every mask profile of the current policy that applies to this
+  // workload on this resource, merged (policy::PolicyEvaluator::MaskProfilesFor).
+  struct Floor {
+    bool applies = false;
+    std::vector<std::string> list;    // the profiles, in rule order
+    std::string names;                // "pii+cards", for messages
+    ResultMasker::MaskerPtr masker;  // null when it applies but is not available: fail closed
+  };
+  Floor SessionFloor();
+  bool PolicyHasMaskProfiles() const;
+  void CreateResultMasker();
   void AuditMasking(std::vector<MaskReport> reports);
   // A rule needs planner estimates: ask for them, then judge the same message again.
   void StartEstimates(std::vector<EstimateNeed> needs);
@@ -305,7 +319,8 @@ class PgSession final : public ProxySession {
     std::string sqlstate, message, outcome;
   };
   std::optional<PendingFatal> pending_fatal_;
-  // Masking: present when the policy has mask profiles.
+  // Masking: present when the policy has mask profiles (created when the session starts, or
+  // at the first idle moment after a reload brings some).
   std::unique_ptr<ResultMasker> result_masker_;
   bool catalog_wait_ = false;
   bool estimating_ = false;

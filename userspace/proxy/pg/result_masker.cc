@@ -1,11 +1,14 @@
 #include "userspace/proxy/pg/result_masker.h"
 
+#include <algorithm>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
+#include "userspace/proxy/pg/binary_values.h"
 
 namespace interlock::proxy::pg {
 
@@ -13,7 +16,7 @@ namespace cpg = codec::pg;
 
 namespace {
 
-constexpr uint32_t kBpchar = 1042, kVarchar = 1043, kText = 25, kName = 19, kUnknown = 705, kJson = 114,
+constexpr uint32_t kBytea = 17, kBpchar = 1042, kVarchar = 1043, kText = 25, kName = 19, kUnknown = 705, kJson = 114,
                    kJsonb = 3802;
 
 uint16_t Get16(const char* p) { return static_cast<uint16_t>((uint8_t(p[0]) << 8) | uint8_t(p[1])); }
@@ -48,11 +51,14 @@ bool IsTextLikeType(uint32_t t) {
   return t == kText || t == kVarchar || t == kBpchar || t == kName || t == kUnknown || t == kJson || t == kJsonb;
 }
 
-std::string ResultMasker::OnFrontend(char type, absl::string_view body, const mask::Masker* masker,
-                                     const std::string& profile) {
+std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPtr masker,
+                                     const std::string& profile_name) {
+  // No profile name: the session floor (reported only when it masked something).
+  const bool from_floor = profile_name.empty() && masker != nullptr;
+  std::string profile = from_floor ? masker->name() : profile_name;
   switch (type) {
     case cpg::frontend::kQuery:
-      queue_.push_back(Entry{Kind::kQuery, sent_batches_++, masker, profile});
+      queue_.push_back(Entry{Kind::kQuery, sent_batches_++, std::move(masker), profile, from_floor});
       return "";
     case cpg::frontend::kBind: {
       auto b = cpg::ParseBind(body);
@@ -64,7 +70,7 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, const ma
       return "";
     case cpg::frontend::kExecute: {
       auto e = cpg::ParseExecute(body);
-      Entry ex{Kind::kExecute, sent_batches_, masker, profile};
+      Entry ex{Kind::kExecute, sent_batches_, masker, profile, from_floor};
       std::string prefix;
       if (e.ok()) {
         if (auto it = portal_formats_.find(e->portal); it != portal_formats_.end()) ex.formats = it->second;
@@ -89,9 +95,13 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, const ma
     case cpg::frontend::kSync:
       queue_.push_back(Entry{Kind::kSync, sent_batches_++});
       return "";
-    case cpg::frontend::kFunctionCall:
-      queue_.push_back(Entry{Kind::kFunctionCall, sent_batches_++});
+    case cpg::frontend::kFunctionCall: {
+      Entry f{Kind::kFunctionCall, sent_batches_++, std::move(masker), profile, from_floor};
+      auto fc = cpg::ParseFunctionCall(body);
+      f.formats = {fc.ok() ? fc->result_format : int16_t{1}};  // unreadable: treated as binary
+      queue_.push_back(std::move(f));
       return "";
+    }
     default:
       return "";
   }
@@ -142,6 +152,7 @@ ResultMasker::Out ResultMasker::Plan(Entry& e, absl::string_view body, const std
     const auto& f = rd->fields[i];
     Column c;
     c.text_like = IsTextLikeType(f.type_oid);
+    c.type_oid = f.type_oid;
     c.format = bound_formats != nullptr ? FormatFor(*bound_formats, i) : f.format;
     const ColumnSource& s = sources[i];
     c.rule = e.masker != nullptr ? RuleFor(*e.masker, s, f.name) : nullptr;
@@ -215,13 +226,26 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
       ++e.column_hits[i];
       continue;
     }
-    if (!textual) continue;  // binary, not text-like, no column rule: left as is
-    if (!m.MaskText(v, &text_scratch_, &e.report.counts)) continue;
+    bool nulled = false;
+    if (textual) {
+      // A bytea in text format is hex (or escaped): the detectors read the bytes it holds.
+      bool bytea_text = c.format == 0 && c.type_oid == kBytea && MaskByteaText(m, v, &text_scratch_, &e.report.counts);
+      if (!bytea_text && !m.MaskText(v, &text_scratch_, &e.report.counts)) continue;
+    } else {
+      // Binary, no column rule: decoded for the detectors, or NULL when it cannot be.
+      BinaryMask r = MaskBinaryValue(m, c.type_oid, v, &text_scratch_, &e.report.counts);
+      if (r == BinaryMask::kUnchanged) continue;
+      nulled = r == BinaryMask::kNull;
+    }
     ++e.report.values_masked;
     begin_rewrite();
     nb.append(copied_to, static_cast<size_t>(field_start - copied_to));
-    Put32(nb, static_cast<uint32_t>(text_scratch_.size()));
-    nb.append(text_scratch_);
+    if (nulled) {
+      Put32(nb, 0xFFFFFFFFu);
+    } else {
+      Put32(nb, static_cast<uint32_t>(text_scratch_.size()));
+      nb.append(text_scratch_);
+    }
     copied_to = p;
   }
   if (p != end) return Fatal("malformed DataRow");
@@ -252,8 +276,19 @@ ResultMasker::Out ResultMasker::MaskCopy(Entry& e, absl::string_view raw) {
 
 void ResultMasker::Report(Entry& e) {
   if (e.masker == nullptr) return;
+  bool any_rule = false;
+  for (const Column& c : e.plan) any_rule |= c.rule != nullptr;
+  if (e.from_floor && e.report.values_masked == 0 && !any_rule) {
+    // The floor found nothing in this statement: no event (every statement passes it).
+    e.report = MaskReport();
+    e.column_hits.clear();
+    e.plan.clear();
+    e.has_plan = false;
+    e.copy = false;
+    return;
+  }
   e.report.profile = e.profile;
-  e.report.protocol = e.kind == Kind::kQuery ? "simple" : "extended";
+  e.report.protocol = e.kind == Kind::kQuery ? "simple" : e.kind == Kind::kFunctionCall ? "function_call" : "extended";
   for (size_t i = 0; i < e.plan.size(); ++i) {
     const Column& c = e.plan[i];
     if (c.rule == nullptr) continue;
@@ -277,10 +312,236 @@ void ResultMasker::DropFailedBatch() {
   }
 }
 
+namespace {
+
+// Error and notice fields that carry no text from the data (55.8): severity, SQLSTATE,
+// positions, and where in the server's source the report came from.
+bool FieldIsFixed(char code) {
+  switch (code) {
+    case cpg::field::kSeverity:
+    case cpg::field::kSeverityNonLocalized:
+    case cpg::field::kSqlState:
+    case cpg::field::kPosition:
+    case cpg::field::kInternalPosition:
+    case cpg::field::kFile:
+    case cpg::field::kLine:
+    case cpg::field::kRoutine:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr absl::string_view kEchoToken = "[REDACTED]";
+
+}  // namespace
+
+bool RedactEchoedValues(absl::string_view text, absl::string_view token, std::string* out) {
+  size_t q1 = text.find('"');
+  size_t q2 = text.rfind('"');
+  size_t open = text.find("=(");
+  size_t open_len = 2;
+  if (size_t c = text.find("contains ("); c != absl::string_view::npos && (open == absl::string_view::npos || c < open)) {
+    open = c;
+    open_len = 10;
+  }
+  size_t close = text.rfind(')');
+  bool quoted = q1 != absl::string_view::npos && q2 > q1;
+  bool paren = open != absl::string_view::npos && close != absl::string_view::npos && close >= open + open_len;
+  if (!quoted && !paren) return false;
+  // Whichever span starts first is redacted to its end; the other, if it starts after,
+  // is redacted too.
+  struct Cut {
+    size_t from, to;  // keep [0, from), token, keep [to, end)
+  };
+  std::vector<Cut> cuts;
+  if (quoted) cuts.push_back({q1 + 1, q2});
+  if (paren) cuts.push_back({open + open_len, close});
+  if (cuts.size() == 2 && cuts[1].from < cuts[0].from) std::swap(cuts[0], cuts[1]);
+  if (cuts.size() == 2 && cuts[1].from < cuts[0].to) {  // overlapping: one cut over both
+    cuts[0].to = std::max(cuts[0].to, cuts[1].to);
+    cuts.pop_back();
+  }
+  out->clear();
+  size_t at = 0;
+  for (const Cut& c : cuts) {
+    out->append(text.data() + at, c.from - at);
+    out->append(token.data(), token.size());
+    at = c.to;
+  }
+  out->append(text.data() + at, text.size() - at);
+  return true;
+}
+
+const mask::Masker* ResultMasker::TextMasker(Entry* front) const {
+  if (front != nullptr && front->masker != nullptr &&
+      (front->kind == Kind::kQuery || front->kind == Kind::kExecute || front->kind == Kind::kFunctionCall)) {
+    return front->masker.get();
+  }
+  return floor_.get();
+}
+
+void ResultMasker::ReportAsync(const mask::Masker& m, MaskReport r) {
+  r.profile = m.name();
+  r.protocol = "async";
+  reports_.push_back(std::move(r));
+}
+
+ResultMasker::Out ResultMasker::MaskFields(char type, absl::string_view raw, const mask::Masker& m, bool echoed,
+                                           MaskReport* report) {
+  Out out;
+  absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
+  // Echoed values: only for a data exception or integrity violation (classes 22, 23).
+  if (echoed) {
+    echoed = false;
+    for (size_t i = 0; i + 1 < body.size();) {
+      char code = body[i];
+      if (code == 0) break;
+      size_t nul = body.find('\0', i + 1);
+      if (nul == absl::string_view::npos) break;
+      if (code == cpg::field::kSqlState) {
+        absl::string_view v = body.substr(i + 1, nul - i - 1);
+        echoed = absl::StartsWith(v, "22") || absl::StartsWith(v, "23");
+      }
+      i = nul + 1;
+    }
+  }
+  bool changed = false;
+  std::string nb;
+  std::string masked, redacted;
+  size_t i = 0;
+  while (true) {
+    if (i >= body.size()) return Fatal(absl::StrCat("malformed ", cpg::MessageName(type, false)));
+    char code = body[i];
+    if (code == 0) {
+      if (i + 1 != body.size()) return Fatal(absl::StrCat("malformed ", cpg::MessageName(type, false)));
+      break;
+    }
+    size_t nul = body.find('\0', i + 1);
+    if (nul == absl::string_view::npos) return Fatal(absl::StrCat("malformed ", cpg::MessageName(type, false)));
+    absl::string_view v = body.substr(i + 1, nul - i - 1);
+    absl::string_view now = v;
+    bool field_changed = false;
+    if (!FieldIsFixed(code)) {
+      if (m.MaskText(v, &masked, report != nullptr ? &report->counts : nullptr)) {
+        now = masked;
+        field_changed = true;
+      }
+      if (echoed && (code == cpg::field::kMessage || code == cpg::field::kDetail) &&
+          RedactEchoedValues(now, kEchoToken, &redacted)) {
+        now = redacted;
+        field_changed = true;
+      }
+    }
+    if (field_changed && !changed) {
+      changed = true;
+      nb.assign(body.data(), i);
+    }
+    if (changed) {
+      nb.push_back(code);
+      nb.append(now.data(), now.size());
+      nb.push_back('\0');
+    }
+    if (field_changed && report != nullptr) ++report->values_masked;
+    i = nul + 1;
+  }
+  if (!changed) return out;
+  nb.push_back('\0');
+  scratch_ = Frame(type, nb);
+  out.verdict = Verdict::kReplace;
+  out.view = scratch_;
+  return out;
+}
+
+ResultMasker::Out ResultMasker::MaskFieldNames(absl::string_view raw, const mask::Masker& m) {
+  // Column names are the agent's own aliases, except where SQL text was built from data
+  // (a cursor a function opened with EXECUTE format('... AS %I', ssn)).
+  auto rd = cpg::ParseRowDescription(raw.substr(cpg::kMessageHeaderBytes));
+  if (!rd.ok()) return Fatal("malformed RowDescription");
+  bool changed = false;
+  for (cpg::FieldDescription& f : rd->fields) {
+    if (m.MaskText(f.name, &text_scratch_, nullptr)) {
+      f.name = text_scratch_;
+      changed = true;
+    }
+  }
+  if (!changed) return Out{};
+  scratch_ = cpg::Encode(*rd);
+  Out out;
+  out.verdict = Verdict::kReplace;
+  out.view = scratch_;
+  return out;
+}
+
+ResultMasker::Out ResultMasker::MaskNotification(absl::string_view raw, const mask::Masker& m, MaskReport* report) {
+  auto n = cpg::ParseNotificationResponse(raw.substr(cpg::kMessageHeaderBytes));
+  if (!n.ok()) return Fatal("malformed NotificationResponse");
+  bool changed = false;
+  for (std::string* s : {&n->channel, &n->payload}) {
+    if (m.MaskText(*s, &text_scratch_, &report->counts)) {
+      *s = text_scratch_;
+      changed = true;
+      ++report->values_masked;
+    }
+  }
+  if (!changed) return Out{};
+  scratch_ = cpg::Encode(*n);
+  Out out;
+  out.verdict = Verdict::kReplace;
+  out.view = scratch_;
+  return out;
+}
+
+ResultMasker::Out ResultMasker::MaskParameterStatus(absl::string_view raw, const mask::Masker& m, MaskReport* report) {
+  auto ps = cpg::ParseParameterStatus(raw.substr(cpg::kMessageHeaderBytes));
+  if (!ps.ok()) return Fatal("malformed ParameterStatus");
+  bool changed = false;
+  for (std::string* s : {&ps->name, &ps->value}) {
+    if (m.MaskText(*s, &text_scratch_, &report->counts)) {
+      *s = text_scratch_;
+      changed = true;
+      ++report->values_masked;
+    }
+  }
+  if (!changed) return Out{};
+  scratch_ = cpg::Encode(*ps);
+  Out out;
+  out.verdict = Verdict::kReplace;
+  out.view = scratch_;
+  return out;
+}
+
+ResultMasker::Out ResultMasker::MaskFunctionResult(Entry& e, absl::string_view raw) {
+  auto r = cpg::ParseFunctionCallResponse(raw.substr(cpg::kMessageHeaderBytes));
+  if (!r.ok()) return Fatal("malformed FunctionCallResponse");
+  ++e.report.rows;
+  if (!r->result.has_value()) return Out{};
+  const mask::Masker& m = *e.masker;
+  // The result's type is not on the wire: text format is text; binary is masked as bytes
+  // (lo_* functions return bytea or integers), with the same detectors.
+  if (!m.MaskText(*r->result, &text_scratch_, &e.report.counts)) return Out{};
+  ++e.report.values_masked;
+  cpg::FunctionCallResponse masked;
+  masked.result = text_scratch_;
+  scratch_ = cpg::Encode(masked);
+  Out out;
+  out.verdict = Verdict::kReplace;
+  out.view = scratch_;
+  return out;
+}
+
 ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
   Out pass;
   absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
   Entry* front = queue_.empty() ? nullptr : &queue_.front();
+  const bool statement_front = front != nullptr && (front->kind == Kind::kQuery || front->kind == Kind::kExecute ||
+                                                    front->kind == Kind::kFunctionCall);
+  // A statement sent before the session had a floor is masked with it all the same.
+  if (statement_front && front->masker == nullptr && floor_ != nullptr) {
+    front->masker = floor_;
+    front->profile = floor_->name();
+    front->from_floor = true;
+  }
   switch (type) {
     case cpg::backend::kRowDescription: {
       if (front == nullptr) return pass;
@@ -288,6 +549,11 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
         // Plan with the masker of the Execute it was sent for (queued right behind it).
         Entry* exec = queue_.size() > 1 ? &queue_[1] : nullptr;
         if (exec == nullptr || exec->kind != Kind::kExecute) return Fatal("describe out of order");
+        if (exec->masker == nullptr && floor_ != nullptr) {
+          exec->masker = floor_;
+          exec->profile = floor_->name();
+          exec->from_floor = true;
+        }
         Out o = Plan(*exec, body, nullptr);
         if (o.verdict != Verdict::kPass) return o;
         queue_.pop_front();
@@ -295,13 +561,14 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
       }
       if (front->kind == Kind::kDescribeAgent) {
         queue_.pop_front();
-        return pass;
+        return floor_ != nullptr ? MaskFieldNames(raw, *floor_) : pass;
       }
       if (front->kind == Kind::kQuery && front->masker != nullptr) {
         Out o = Plan(*front, body, nullptr);
-        return o;
+        if (o.verdict != Verdict::kPass) return o;
+        return MaskFieldNames(raw, *front->masker);
       }
-      return pass;
+      return floor_ != nullptr ? MaskFieldNames(raw, *floor_) : pass;
     }
     case cpg::backend::kNoData:
       if (front != nullptr && (front->kind == Kind::kDescribeOurs || front->kind == Kind::kDescribeAgent)) {
@@ -321,6 +588,8 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
           front->masker != nullptr) {
         return MaskRow(*front, raw);
       }
+      // Row data that belongs to no statement we know of: never relayed unread.
+      if (floor_ != nullptr) return Fatal("row data outside any statement");
       return pass;
     case cpg::backend::kCopyOutResponse:
     case cpg::backend::kCopyBothResponse:
@@ -331,10 +600,13 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
           return Fatal("binary COPY output cannot be masked");
         }
         front->copy = true;
+      } else if (floor_ != nullptr) {
+        return Fatal("COPY output outside any statement");
       }
       return pass;
     case cpg::backend::kCopyData:
       if (front != nullptr && front->copy && front->masker != nullptr) return MaskCopy(*front, raw);
+      if (floor_ != nullptr) return Fatal("COPY data outside any statement");
       return pass;
     case cpg::backend::kCommandComplete:
     case cpg::backend::kEmptyQueryResponse:
@@ -347,19 +619,53 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
         Report(*front);
       }
       return pass;
-    case cpg::backend::kErrorResponse:
-      if (front == nullptr) return pass;
+    case cpg::backend::kFunctionCallResponse:
+      if (front != nullptr && front->kind == Kind::kFunctionCall && front->masker != nullptr) {
+        Out o = MaskFunctionResult(*front, raw);
+        Report(*front);
+        return o;
+      }
+      if (floor_ != nullptr) return Fatal("function result outside any call");
+      return pass;
+    case cpg::backend::kErrorResponse: {
+      Out out = pass;
+      if (const mask::Masker* m = TextMasker(front); m != nullptr) {
+        MaskReport* report = statement_front && front->masker != nullptr ? &front->report : nullptr;
+        MaskReport async;
+        out = MaskFields(type, raw, *m, m->has_column_rules(), report != nullptr ? report : &async);
+        if (out.verdict == Verdict::kFatal) return out;
+        if (report == nullptr && async.values_masked > 0) ReportAsync(*m, std::move(async));
+      }
+      if (front == nullptr) return out;
+      if (statement_front) Report(*front);
       if (front->kind == Kind::kQuery) {
         front->plan.clear();
         front->has_plan = false;
         front->copy = false;
-        return pass;
+        return out;
       }
       if (front->kind == Kind::kExecute || front->kind == Kind::kDescribeOurs || front->kind == Kind::kDescribeAgent) {
         queue_.pop_front();
       }
       DropFailedBatch();
-      return pass;
+      return out;
+    }
+    case cpg::backend::kNoticeResponse:
+    case cpg::backend::kNotificationResponse:
+    case cpg::backend::kParameterStatus: {
+      const mask::Masker* m = TextMasker(front);
+      if (m == nullptr) return pass;
+      MaskReport* report = statement_front && front->masker != nullptr ? &front->report : nullptr;
+      MaskReport async;
+      MaskReport* r = report != nullptr ? report : &async;
+      Out out = type == cpg::backend::kNoticeResponse         ? MaskFields(type, raw, *m, false, r)
+                : type == cpg::backend::kNotificationResponse ? MaskNotification(raw, *m, r)
+                                                              : MaskParameterStatus(raw, *m, r);
+      if (out.verdict != Verdict::kFatal && report == nullptr && async.values_masked > 0) {
+        ReportAsync(*m, std::move(async));
+      }
+      return out;
+    }
     case cpg::backend::kReadyForQuery:
       while (!queue_.empty() && queue_.front().batch <= answered_batches_) queue_.pop_front();
       ++answered_batches_;

@@ -247,6 +247,19 @@ TEST_F(GuardTest, SqlExecuteIsJudgedAsWhatWasPrepared) {
   EXPECT_EQ(Query("EXECUTE q").kind, GuardVerdict::kForward);
 }
 
+TEST_F(GuardTest, SqlExecuteInTheSameStringIsJudgedAsWhatItPrepares) {
+  // Prepared and run in one Query: the EXECUTE is what the PREPARE before it holds, not an
+  // unknown statement left to the resource default.
+  GuardVerdict v = Query("PREPARE q2 AS SELECT 1; EXECUTE q2");
+  EXPECT_EQ(v.kind, GuardVerdict::kForward);
+  EXPECT_EQ(v.decision->rule_id, "allow-select");
+  Ready();
+  EXPECT_EQ(Query("PREPARE d2 AS DELETE FROM customers; EXECUTE d2").kind, GuardVerdict::kHold);
+  Ready();
+  // An EXECUTE before its PREPARE in the string runs nothing prepared there.
+  EXPECT_EQ(Query("EXECUTE q3; PREPARE q3 AS SELECT 1").decision->source, "default");
+}
+
 TEST_F(GuardTest, FunctionCallByOid) {
   cpg::FunctionCall f;
   f.function_oid = 765;  // lo_export

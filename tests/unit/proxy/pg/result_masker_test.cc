@@ -68,7 +68,7 @@ class ResultMaskerTest : public ::testing::Test {
   }
   ResultMasker::Out Back(const std::string& m) { return rm_.OnBackend(m[0], m); }
   std::string Front(const std::string& m, bool masked) {
-    return rm_.OnFrontend(m[0], Body(m), masked ? masker_.get() : nullptr, "pii");
+    return rm_.OnFrontend(m[0], Body(m), masked ? masker_ : nullptr, "pii");
   }
   std::string RowDesc(std::vector<cpg::FieldDescription> fields) {
     cpg::RowDescription rd;
@@ -78,7 +78,7 @@ class ResultMaskerTest : public ::testing::Test {
 
   bool cached_ = true;
   int lookups_ = 0;
-  std::unique_ptr<mask::Masker> masker_;
+  std::shared_ptr<const mask::Masker> masker_;
   ResultMasker rm_{[this](uint32_t oid, int16_t attnum) -> std::optional<ColumnSource> {
     ++lookups_;
     if (!cached_) return std::nullopt;
