@@ -300,6 +300,64 @@ v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassificatio
   return out;
 }
 
+std::optional<std::vector<v1::OutputColumn>> StatementGuard::ShapeOfCandidates(
+    const std::vector<PreparedPtr>& candidates) {
+  // One statement that may run: its columns. Several (a name prepared again) or a
+  // multi-statement one: unknown, the masker takes every computed column as derived.
+  if (candidates.size() != 1 || candidates.front()->classification.statements_size() != 1) return std::nullopt;
+  const auto& cols = candidates.front()->classification.statements(0).output_columns();
+  return std::vector<v1::OutputColumn>(cols.begin(), cols.end());
+}
+
+ResultShapes StatementGuard::ShapesOf(const v1::SqlClassification& c) {
+  ResultShapes out;
+  std::map<std::string, const v1::SqlStatement*> earlier;  // PREPAREs earlier in the string
+  for (const v1::SqlStatement& s : c.statements()) {
+    const std::string& name = s.kind_detail();
+    switch (s.kind()) {
+      case v1::STATEMENT_KIND_PREPARE:
+        earlier[name] = &s;
+        out.push_back(std::vector<v1::OutputColumn>{});
+        break;
+      case v1::STATEMENT_KIND_EXECUTE: {
+        if (auto it = earlier.find(name); it != earlier.end()) {
+          out.push_back(std::vector<v1::OutputColumn>(it->second->output_columns().begin(),
+                                                      it->second->output_columns().end()));
+          break;
+        }
+        std::vector<PreparedPtr> candidates;
+        if (auto it = sql_prepared_.find(name); it != sql_prepared_.end()) candidates = it->second;
+        for (const Objects* o : {&projected_, &confirmed_}) {
+          if (auto it = o->statements.find(name); it != o->statements.end()) candidates.push_back(it->second);
+        }
+        out.push_back(ShapeOfCandidates(candidates));
+        break;
+      }
+      case v1::STATEMENT_KIND_DECLARE:
+        if (cursor_shapes_.size() < kMaxTrackedCursors || cursor_shapes_.contains(name)) {
+          cursor_shapes_[name].assign(s.output_columns().begin(), s.output_columns().end());
+        }
+        out.push_back(std::vector<v1::OutputColumn>{});
+        break;
+      case v1::STATEMENT_KIND_FETCH: {
+        // kind_detail is the cursor name; FETCH and MOVE both.
+        auto it = cursor_shapes_.find(name);
+        out.push_back(it != cursor_shapes_.end() ? std::optional(it->second) : std::nullopt);
+        break;
+      }
+      case v1::STATEMENT_KIND_CLOSE_CURSOR:
+        if (name.empty() || name == "ALL" || name == "all") cursor_shapes_.clear();
+        else cursor_shapes_.erase(name);
+        out.push_back(std::vector<v1::OutputColumn>{});
+        break;
+      default:
+        out.push_back(std::vector<v1::OutputColumn>(s.output_columns().begin(), s.output_columns().end()));
+        break;
+    }
+  }
+  return out;
+}
+
 std::string StatementGuard::Marker(uint64_t n) const {
   return absl::StrCat(kMarkerPrefix, options_.nonce, "_", n);
 }
@@ -433,6 +491,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
   }
   v.audit = AuditOf(*v.decision, resolved, v.decision->action == v1::ACTION_DENY ||
                                                v.decision->action == v1::ACTION_REVIEW);
+  v.shapes = ShapesOf(c);
   if (v.decision->action != v1::ACTION_DENY) {
     for (const v1::SqlStatement& s : c.statements()) {
       if (s.kind() != v1::STATEMENT_KIND_PREPARE) continue;
@@ -562,8 +621,13 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
   GuardVerdict v;
   auto it = projected_.portals.find(e->portal);
   // No portal of ours: a SQL cursor (judged at its DECLARE) or nothing (the server refuses).
-  if (it == projected_.portals.end() || it->second.statements.empty()) return v;
+  if (it == projected_.portals.end() || it->second.statements.empty()) {
+    auto cursor = cursor_shapes_.find(e->portal);
+    v.shapes.push_back(cursor != cursor_shapes_.end() ? std::optional(cursor->second) : std::nullopt);
+    return v;
+  }
   const PortalInfo& portal = it->second;
+  v.shapes.push_back(ShapeOfCandidates(portal.statements));
   v1::SqlClassification merged;
   std::vector<absl::string_view> texts;
   for (const PreparedPtr& p : portal.statements) {

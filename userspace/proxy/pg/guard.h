@@ -89,6 +89,7 @@
 #include "interlock/v1/events.pb.h"
 #include "interlock/v1/sql.pb.h"
 #include "userspace/policy/evaluator.h"
+#include "userspace/proxy/pg/result_masker.h"
 #include "userspace/sql/classify.h"
 
 namespace interlock::proxy::pg {
@@ -96,6 +97,9 @@ namespace interlock::proxy::pg {
 // Text kept per prepared statement for approvals and audit is bounded per session by this
 // many bytes in all; beyond it the session refuses new statements (54000).
 inline constexpr size_t kMaxGuardBytes = size_t{64} << 20;
+// SQL cursors whose result columns the guard remembers for FETCH; beyond, a FETCH of a new
+// one is of unknown shape (masked as derived from anything).
+inline constexpr size_t kMaxTrackedCursors = 1024;
 
 struct GuardOptions {
   std::string resource;
@@ -140,6 +144,10 @@ struct GuardVerdict {
   std::optional<policy::Decision> decision;
   v1::PolicyDecision audit;  // the decision as audited (set with `decision`)
   ReviewInfo review;         // kHold
+  // Query / Execute: the result columns each of its result sets will have, as derived from
+  // the statements that run (sql/derivation.h) — through EXECUTE to what was prepared,
+  // through FETCH to what was declared. For the result masker (ResultShapes).
+  ResultShapes shapes;
 };
 
 class StatementGuard {
@@ -258,6 +266,12 @@ class StatementGuard {
   uint64_t answered_batches_ = 0;
   // SQL PREPARE name -> every statement prepared under it (strictest wins at EXECUTE).
   absl::flat_hash_map<std::string, std::vector<PreparedPtr>> sql_prepared_;
+  // SQL cursors declared in this session: their query's result columns (for FETCH).
+  absl::flat_hash_map<std::string, std::vector<v1::OutputColumn>> cursor_shapes_;
+  // The result shapes of a judged Query string `c` (statement by statement), and of a
+  // portal's statements; nullopt where it cannot be known.
+  ResultShapes ShapesOf(const v1::SqlClassification& c);
+  static std::optional<std::vector<v1::OutputColumn>> ShapeOfCandidates(const std::vector<PreparedPtr>& candidates);
   std::map<uint64_t, Replacement> replacements_;
   uint64_t next_replacement_ = 1;
   // Extended-protocol messages sent since the last Sync.

@@ -1204,7 +1204,7 @@ bool PgSession::RelayFrontend() {
       return !held_.has_value();
     }
   }
-  SendFrontend(raw, masker, profile);
+  SendFrontend(raw, masker, profile, verdict.has_value() ? std::move(verdict->shapes) : ResultShapes{});
   agent_in_.Consume(h.total_bytes);
   return true;
 }
@@ -1235,10 +1235,11 @@ void PgSession::CreateResultMasker() {
   });
 }
 
-void PgSession::SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker, const std::string& profile) {
+void PgSession::SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker, const std::string& profile,
+                             ResultShapes shapes) {
   if (result_masker_ != nullptr && bytes.size() >= cpg::kMessageHeaderBytes) {
-    std::string prefix =
-        result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes), std::move(masker), profile);
+    std::string prefix = result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes),
+                                                    std::move(masker), profile, std::move(shapes));
     if (!prefix.empty()) SendToUpstream(prefix);
   }
   SendToUpstream(bytes);
@@ -1572,7 +1573,7 @@ void PgSession::AuditDecision(const v1::PolicyDecision& decision, const std::str
 }
 
 void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
-  held_ = Held{type, std::move(raw), "", verdict.audit};
+  held_ = Held{type, std::move(raw), "", verdict.audit, std::move(verdict.shapes)};
   const policy::Decision& d = *verdict.decision;
   if (env_.approvals == nullptr) {
     AuditDecision(verdict.audit, "denied");
@@ -1673,7 +1674,7 @@ void PgSession::ReleaseHeld(const std::string& source, const v1::ApprovalRequest
   }
   AuditDecision(h.audit, "released");
   if (result_masker_ != nullptr) result_masker_->SetFloor(floor.masker);
-  SendFrontend(h.raw, floor.masker);
+  SendFrontend(h.raw, floor.masker, "", std::move(h.shapes));
 }
 
 void PgSession::OnHoldResolved(const v1::ApprovalRequest& request) {

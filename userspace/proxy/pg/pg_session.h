@@ -230,8 +230,9 @@ class PgSession final : public ProxySession {
   // Describe of its own).
   // `masker`: the statement's profile (its rule's, named by `profile`) or the session
   // floor (`profile` empty).
+  // `shapes`: what the results' columns are derived from (GuardVerdict::shapes).
   void SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker = nullptr,
-                    const std::string& profile = "");
+                    const std::string& profile = "", ResultShapes shapes = {});
   // The session floor: every mask profile of the current policy that applies to this
   // workload on this resource, merged (policy::PolicyEvaluator::MaskProfilesFor).
   struct Floor {
@@ -304,6 +305,7 @@ class PgSession final : public ProxySession {
     std::string raw;  // the agent's exact message, forwarded on approval
     std::string approval_id;
     v1::PolicyDecision audit;
+    ResultShapes shapes;  // for the result masker, when released
   };
   std::optional<Held> held_;
   // A NoticeResponse of ours waiting for the end of a backend message being streamed.

@@ -52,13 +52,14 @@ bool IsTextLikeType(uint32_t t) {
 }
 
 std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPtr masker,
-                                     const std::string& profile_name) {
+                                     const std::string& profile_name, ResultShapes shapes) {
   // No profile name: the session floor (reported only when it masked something).
   const bool from_floor = profile_name.empty() && masker != nullptr;
   std::string profile = from_floor ? masker->name() : profile_name;
   switch (type) {
     case cpg::frontend::kQuery:
       queue_.push_back(Entry{Kind::kQuery, sent_batches_++, std::move(masker), profile, from_floor});
+      queue_.back().shapes = std::move(shapes);
       return "";
     case cpg::frontend::kBind: {
       auto b = cpg::ParseBind(body);
@@ -71,6 +72,7 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPt
     case cpg::frontend::kExecute: {
       auto e = cpg::ParseExecute(body);
       Entry ex{Kind::kExecute, sent_batches_, masker, profile, from_floor};
+      ex.shapes = std::move(shapes);
       std::string prefix;
       if (e.ok()) {
         if (auto it = portal_formats_.find(e->portal); it != portal_formats_.end()) ex.formats = it->second;
@@ -109,6 +111,42 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPt
 
 namespace {
 
+// Which derived column result field `i` of `n` is, given the statement's output columns:
+// positions before the first star and after the last map one to one; a single star covers
+// the fields between; nullptr when that cannot be told (no shape, counts that do not fit,
+// several stars).
+const v1::OutputColumn* ColumnAt(const std::vector<v1::OutputColumn>& cols, size_t i, size_t n) {
+  size_t first = cols.size(), last = cols.size();
+  for (size_t k = 0; k < cols.size(); ++k) {
+    if (cols[k].shape() != v1::OutputColumn::SHAPE_STAR) continue;
+    if (first == cols.size()) first = k;
+    last = k;
+  }
+  if (first == cols.size()) return cols.size() == n && i < n ? &cols[i] : nullptr;
+  const size_t after = cols.size() - 1 - last;  // columns after the last star
+  if (first + after > n) return nullptr;
+  if (i < first) return &cols[i];
+  if (n - i <= after) return &cols[cols.size() - (n - i)];
+  return first == last ? &cols[first] : nullptr;
+}
+
+// The source of a computed result column (table OID 0): its derived origins, redacted when
+// an expression computed it; nothing for a non-revealing one (count, length, a
+// comparison); "anything" when the shape is unknown.
+ColumnSource DerivedSource(const std::vector<v1::OutputColumn>* shape, size_t i, size_t n) {
+  ColumnSource s;
+  const v1::OutputColumn* col = shape != nullptr ? ColumnAt(*shape, i, n) : nullptr;
+  if (col == nullptr) {
+    s.origins.push_back({"", "*", "*"});
+    s.derived = true;
+    return s;
+  }
+  if (col->shape() == v1::OutputColumn::SHAPE_NON_REVEALING) return s;
+  for (const v1::SourceColumn& o : col->sources()) s.origins.push_back({o.schema(), o.table(), o.column()});
+  s.derived = col->shape() == v1::OutputColumn::SHAPE_DERIVED;
+  return s;
+}
+
 // The rule for a result column: by its source column (or output name), else by a column its
 // values come from (a view's definition, an inheritance ancestor), redacted when an
 // expression computed it.
@@ -131,9 +169,16 @@ ResultMasker::Out ResultMasker::Plan(Entry& e, absl::string_view body, const std
     return out;
   }
   std::vector<ColumnSource> sources(rd->fields.size());
+  const std::vector<v1::OutputColumn>* shape = nullptr;
+  if (e.result_index < e.shapes.size() && e.shapes[e.result_index].has_value()) shape = &*e.shapes[e.result_index];
   for (size_t i = 0; i < rd->fields.size(); ++i) {
     const auto& f = rd->fields[i];
-    if (f.table_oid == 0 || f.column_attr <= 0) continue;
+    if (f.table_oid == 0 || f.column_attr <= 0) {
+      // Computed: what the statement's text says it is computed from (when the caller
+      // derived it: the session always does for Query and Execute).
+      if (!e.shapes.empty()) sources[i] = DerivedSource(shape, i, rd->fields.size());
+      continue;
+    }
     std::optional<ColumnSource> src = lookup_(f.table_oid, f.column_attr);
     if (!src.has_value()) {
       bool seen = false;
@@ -617,6 +662,7 @@ ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {
         queue_.pop_front();
       } else if (front->kind == Kind::kQuery) {
         Report(*front);
+        ++front->result_index;
       }
       return pass;
     case cpg::backend::kFunctionCallResponse:

@@ -67,6 +67,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "interlock/v1/sql.pb.h"
 #include "userspace/mask/masker.h"
 
 namespace interlock::proxy::pg {
@@ -87,6 +88,14 @@ struct ColumnSource {
   // it redacted (Masker::Redacted).
   bool derived = false;
 };
+
+// The result columns of a message's result sets, in order, as the statements' text derives
+// them (sql/derivation.h; one entry per statement of a Query, one for an Execute). The
+// server's RowDescription traces a plain column to its table; for a computed column
+// (`reverse(ssn)`, table OID 0) this says which table columns it comes from. nullopt: not
+// known (a FETCH from a cursor not seen declared, a name prepared several times): every
+// computed column is then taken as derived from anything (fail closed).
+using ResultShapes = std::vector<std::optional<std::vector<v1::OutputColumn>>>;
 
 // Source of (table OID, attribute number): a value when cached (ColumnSource with empty
 // names when the catalog has no such column), nullopt when the table is not cached yet.
@@ -114,7 +123,10 @@ class ResultMasker {
   // they arrive). Kept with the statement until its result is done. `profile` names it in
   // reports (the masker's name when empty). Returns bytes to send upstream *before* the
   // message (a Describe of the portal for a masked Execute), usually empty.
-  std::string OnFrontend(char type, absl::string_view body, MaskerPtr masker, const std::string& profile = "");
+  // `shapes`: for a Query or Execute, what its results' columns are derived from; empty:
+  // not derived (computed columns then pass the detectors only).
+  std::string OnFrontend(char type, absl::string_view body, MaskerPtr masker, const std::string& profile = "",
+                         ResultShapes shapes = {});
 
   // The session floor (null: none): masks what belongs to no masked statement —
   // notices, notifications and parameter statuses between statements — and any statement
@@ -161,6 +173,8 @@ class ResultMasker {
     bool has_plan = false;
     MaskReport report;
     std::vector<uint64_t> column_hits;  // values masked per plan column
+    ResultShapes shapes;                // kQuery / kExecute
+    size_t result_index = 0;            // kQuery: results completed so far
   };
 
   Out Plan(Entry& e, absl::string_view body, const std::vector<int16_t>* bound_formats);

@@ -10,6 +10,8 @@
 #include "userspace/codec/pg/messages.h"
 #include "userspace/proxy/pg/result_masker.h"
 
+#include "userspace/sql/classify.h"
+
 namespace interlock::proxy::pg {
 namespace {
 
@@ -393,6 +395,36 @@ TEST_F(FloorTest, BinaryValuesWithoutAColumnRuleAreDecodedOrNulled) {
   EXPECT_EQ(*v[4], int4);
   EXPECT_FALSE(v[5].has_value());  // not decodable: the whole value goes
   Done("SELECT 1");
+}
+
+// A computed column (table OID 0) that the statement derives from a masked column is masked
+// with that column's rule, redacted; one derived from nothing masked, or non-revealing,
+// passes to the detectors; one of unknown shape is taken as derived from anything.
+TEST_F(FloorTest, ComputedColumnsFollowTheirDerivation) {
+  auto shape = [](const char* sql) {
+    auto c = sql::Classify(sql);
+    EXPECT_TRUE(c.ok());
+    const auto& cols = c->statements(0).output_columns();
+    return ResultShapes{std::vector<v1::OutputColumn>(cols.begin(), cols.end())};
+  };
+  const std::string q = "SELECT reverse(ssn), length(ssn), note, id::text FROM customers";
+  rm_.OnFrontend(cpg::frontend::kQuery, cpg::EncodeQuery(q).substr(5), floor_, "", shape(q.c_str()));
+  ASSERT_EQ(Back(RowDesc({Field("reverse", 0, 0, 25), Field("length", 0, 0, 23), Field("note", kCustomers, 6, 25),
+                          Field("id", 0, 0, 25)}))
+                .verdict,
+            ResultMasker::Verdict::kPass);
+  auto v = Values(Seen(Row({"0211-50-870", "11", "ok", "1"})));
+  EXPECT_EQ(*v[0], "[REDACTED]");  // reverse(ssn): the ssn rule, redacted
+  EXPECT_EQ(*v[1], "11");          // length(ssn) reveals no value
+  EXPECT_EQ(*v[2], "ok");
+  EXPECT_EQ(*v[3], "1");           // computed from id, which no rule masks
+  Done("SELECT 1");
+  // Unknown shape (a FETCH from a cursor never seen declared): every computed column.
+  rm_.OnFrontend(cpg::frontend::kQuery, cpg::EncodeQuery("FETCH ALL FROM k").substr(5), floor_, "",
+                 ResultShapes{std::nullopt});
+  ASSERT_EQ(Back(RowDesc({Field("x", 0, 0, 25)})).verdict, ResultMasker::Verdict::kPass);
+  EXPECT_EQ(*Values(Seen(Row({"harmless"})))[0], "[REDACTED]");
+  Done("FETCH 1");
 }
 
 TEST(RedactEchoedValues, Shapes) {
