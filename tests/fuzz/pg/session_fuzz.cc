@@ -130,7 +130,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         profile = "pii";
       }
       if (v->kind == pg::GuardVerdict::kWait) continue;
-      std::string prefix = rm.OnFrontend(sent[0], absl::string_view(sent).substr(5), m, profile);
+      // The derived result columns, as the session passes them (computed columns follow
+      // their origins' rules).
+      std::string prefix = rm.OnFrontend(sent[0], absl::string_view(sent).substr(5), m, profile, std::move(v->shapes));
       CheckFrames(prefix);
     } else {
       pg::ResultMasker::Out out = rm.OnBackend(type, raw);
