@@ -87,6 +87,16 @@ bool SubjectMatches(const v1::Subject& s, const SubjectFacts& who) {
   return true;
 }
 
+// Statements that run the statement they wrap: EXPLAIN ANALYZE, and DECLARE CURSOR (its
+// rows are the query's, fetched later).
+bool RunsWrapped(const v1::SqlStatement& st) {
+  return st.explain_analyze() || st.kind() == v1::STATEMENT_KIND_DECLARE;
+}
+
+bool IsCursorOfSelect(const v1::SqlStatement& st) {
+  return st.kind() == v1::STATEMENT_KIND_DECLARE && st.inner_kind() == v1::STATEMENT_KIND_SELECT;
+}
+
 int Specificity(const v1::Rule& r) {
   const v1::Match& m = r.match();
   const v1::Subject& s = r.subject();
@@ -110,9 +120,10 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
   if (st == nullptr) return false;  // only parse_error rules speak about unparsable input
   if (m.multi_statement() && !sql.multi_statement()) return false;
   if (!m.kinds().empty()) {
-    // EXPLAIN ANALYZE runs its statement: it is also that statement's kind.
+    // EXPLAIN ANALYZE runs its statement, and a cursor's rows are its query's: each is also
+    // that statement's kind (a DECLARE is judged like the SELECT it will run).
     bool ok = false;
-    for (int k : m.kinds()) ok |= k == st->kind() || (st->explain_analyze() && k == st->inner_kind());
+    for (int k : m.kinds()) ok |= k == st->kind() || (RunsWrapped(*st) && k == st->inner_kind());
     if (!ok) return false;
   }
   if (!m.tables().empty() && !AnyTable(m.tables(), st->tables_read()) &&
@@ -122,13 +133,15 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
   if (!m.tables_written().empty() && !AnyTable(m.tables_written(), st->tables_written())) return false;
   if (m.no_where()) {
     auto runs = [&](v1::StatementKind k) {
-      return st->kind() == k || (st->explain_analyze() && st->inner_kind() == k);
+      return st->kind() == k || (RunsWrapped(*st) && st->inner_kind() == k);
     };
     bool filtered_kind = runs(v1::STATEMENT_KIND_UPDATE) || runs(v1::STATEMENT_KIND_DELETE) ||
-                         st->kind() == v1::STATEMENT_KIND_SELECT;
+                         st->kind() == v1::STATEMENT_KIND_SELECT || IsCursorOfSelect(*st);
     if (!filtered_kind || st->has_where()) return false;
   }
-  if (m.no_limit() && (st->kind() != v1::STATEMENT_KIND_SELECT || st->has_limit())) return false;
+  if (m.no_limit() && ((st->kind() != v1::STATEMENT_KIND_SELECT && !IsCursorOfSelect(*st)) || st->has_limit())) {
+    return false;
+  }
   if (!m.functions().empty()) {
     bool ok = false;
     for (const auto& f : st->functions()) {

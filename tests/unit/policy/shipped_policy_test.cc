@@ -45,6 +45,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"SELECT balance FROM accounts WHERE id = 7", v1::ACTION_ALLOW, "allow-reads"},
         // A full-table read of customers, UPDATE/DELETE without WHERE, COPY TO and DDL: review.
         Case{"SELECT * FROM customers", v1::ACTION_REVIEW, "review-full-customer-read"},
+        // A cursor's rows are its query's: judged as the SELECT it runs.
+        Case{"DECLARE c CURSOR FOR SELECT * FROM customers", v1::ACTION_REVIEW, "review-full-customer-read"},
+        Case{"DECLARE c CURSOR FOR SELECT * FROM customers LIMIT 5", v1::ACTION_MASK, "mask-customer-reads"},
         Case{"SELECT c.* FROM public.customers c JOIN accounts a ON a.cid = c.id", v1::ACTION_REVIEW,
              "review-full-customer-read"},
         Case{"UPDATE accounts SET balance = 0", v1::ACTION_REVIEW, "review-unfiltered-writes"},
