@@ -116,6 +116,9 @@ void PrintRequest(const v1::ApprovalRequest& r) {
   std::printf("  what       %s\n", Visible(r.classification()).c_str());
   std::printf("  statement  %s\n", Visible(r.statement()).c_str());
   if (!r.parameters_sha256().empty()) std::printf("  params     sha256 %s\n", Visible(r.parameters_sha256()).c_str());
+  for (int i = 0; i < r.parameters_size(); ++i) {
+    std::printf("  $%-9d %s\n", i + 1, Visible(r.parameters(i)).c_str());
+  }
   if (r.state() == v1::APPROVAL_STATE_PENDING) {
     std::printf("  deadline   %s UTC\n", Time(r.deadline_us()).c_str());
   } else {

@@ -125,6 +125,7 @@ v1::ApprovalRequest ForAudit(const v1::ApprovalRequest& r) {
   v1::ApprovalRequest out = r;
   if (!out.audit_statement().empty()) out.set_statement(out.audit_statement());
   out.clear_audit_statement();
+  out.clear_parameters();
   return out;
 }
 

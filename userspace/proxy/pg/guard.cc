@@ -669,6 +669,10 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
     v.review.statement = absl::StrJoin(texts, "\n-- or, as prepared earlier under the same name --\n");
     v.review.statement_sha256 = Sha256Hex(v.review.statement);
     v.review.parameters_sha256 = portal.parameters_sha256;
+    if (portal.params_kept) {
+      v.review.params = portal.params;
+      v.review.param_formats = portal.param_formats;
+    }
     v.review.fingerprint = merged.fingerprint();
     v.review.protocol = "extended";
   }

@@ -115,6 +115,10 @@ struct ReviewInfo {
   std::string parameters_sha256;  // "" for a simple Query / FunctionCall without args
   std::string fingerprint;
   std::string protocol;  // "simple", "extended", "function_call"
+  // Extended protocol: the bound parameter values and their formats (when the portal kept
+  // them: within the guard's memory bounds), for the approver to see, masked.
+  std::vector<std::optional<std::string>> params;
+  std::vector<int16_t> param_formats;
 };
 
 // A statement whose planner row estimate a rule needs (estimated_rows_gt).

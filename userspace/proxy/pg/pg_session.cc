@@ -1595,6 +1595,27 @@ void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
                                                       : sql::NormalizeLiterals(verdict.review.statement));
   r.set_statement_sha256(verdict.review.statement_sha256);
   r.set_parameters_sha256(verdict.review.parameters_sha256);
+  {
+    // What the approver sees of the bound values: masked like results (the floor's
+    // detectors), capped; never in events.
+    Floor floor = SessionFloor();
+    for (size_t i = 0; i < verdict.review.params.size(); ++i) {
+      const auto& p = verdict.review.params[i];
+      int16_t format = verdict.review.param_formats.empty()     ? 0
+                       : verdict.review.param_formats.size() == 1 ? verdict.review.param_formats[0]
+                                                                  : verdict.review.param_formats[i];
+      std::string shown = !p.has_value() ? "NULL"
+                          : format == 1  ? absl::StrCat("\\x", absl::BytesToHexString(*p))
+                                         : *p;
+      if (p.has_value() && floor.masker != nullptr) {
+        std::string masked;
+        if (floor.masker->MaskText(shown, &masked, nullptr)) shown = std::move(masked);
+        if (format == 1 && floor.masker->has_column_rules()) shown = "[binary value withheld]";
+      }
+      if (shown.size() > 256) shown = absl::StrCat(shown.substr(0, 256), "...");
+      r.add_parameters(std::move(shown));
+    }
+  }
   r.set_fingerprint(verdict.review.fingerprint);
   r.set_rule_id(d.rule_id);
   r.set_reason(d.reason);
