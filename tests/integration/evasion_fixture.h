@@ -171,6 +171,41 @@ everything()
     return {r.exit_code, absl::StrCat(r.out, "\n", r.err)};
   }
 
+  // A hand-spoken PostgreSQL client as the agent (/usr/bin/python3, raw socket), for what
+  // psql and psycopg2 do not send (binary results, bound parameters): `body` runs after
+  // the startup (as user "agent", database "bank") with send(type, body), read() and
+  // until_ready() (prints every message up to ReadyForQuery as `<type> <bytes>`).
+  AgentResult RawProtocol(const std::string& body, int timeout_s = 60) {
+    std::string program = absl::StrCat(R"PY(
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+buf = b""
+def send(t, body): s.sendall(t + struct.pack("!I", len(body) + 4) + body)
+def read():
+    global buf
+    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+        d = s.recv(65536)
+        if not d: sys.exit("eof")
+        buf += d
+    n = struct.unpack("!I", buf[1:5])[0]
+    m, buf = buf[:1 + n], buf[1 + n:]
+    return m[:1], m[5:]
+def until_ready():
+    while True:
+        t, b = read()
+        print(t.decode(), b)
+        if t == b"Z": return
+params = b"user\0agent\0database\0bank\0\0"
+s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
+until_ready()
+)PY",
+                                       body, "\nsend(b\"X\", b\"\")\n");
+    CommandResult c = h_->RunAgent("billing-agent",
+                                   {"/usr/bin/python3", "-c", program, pg_->address(), absl::StrCat(pg_->port())},
+                                   AgentOptions{.timeout_s = timeout_s});
+    return {c.exit_code, absl::StrCat(c.out, "\n", c.err)};
+  }
+
   // No spelling of any seeded secret in what the agent received.
   static void ExpectNoSecrets(const AgentResult& r, const std::string& what) {
     for (const std::string& s : SecretSpellings()) {

@@ -118,28 +118,7 @@ print("STILL", cur.fetchone()[0]))PY");
 // trail and webhooks never carry them.
 TEST_F(EvasionTest, ApproverSeesBoundParametersMasked) {
   ASSERT_EQ(Direct("CREATE PROCEDURE refund(card text, note text) LANGUAGE sql AS $$ SELECT 1 $$"), "");
-  std::string program = R"PY(
-import socket, struct, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
-buf = b""
-def send(t, body): s.sendall(t + struct.pack("!I", len(body) + 4) + body)
-def read():
-    global buf
-    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
-        d = s.recv(65536)
-        if not d: sys.exit("eof")
-        buf += d
-    n = struct.unpack("!I", buf[1:5])[0]
-    m, buf = buf[:1 + n], buf[1 + n:]
-    return m[:1], m[5:]
-def until_ready():
-    while True:
-        t, b = read()
-        print(t.decode(), b)
-        if t == b"Z": return
-params = b"user\0agent\0database\0bank\0\0"
-s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
-until_ready()
+  const std::string body = R"PY(
 # CALL has no rule in the bank policy: the resource default holds it for review.
 send(b"P", b"\0CALL refund($1, $2)\0\0\0")
 v1, v2 = b"4111 1111 1111 1111", b"for Ada"
@@ -147,15 +126,9 @@ send(b"B", b"\0\0\0\0\0\x02" + struct.pack("!I", len(v1)) + v1 + struct.pack("!I
 send(b"E", b"\0\0\0\0\0")
 send(b"S", b"")
 until_ready()
-send(b"X", b"")
 )PY";
   AgentResult agent;
-  JoinedThread t([&] {
-    CommandResult c = h_->RunAgent("billing-agent",
-                                   {"/usr/bin/python3", "-c", program, pg_->address(), absl::StrCat(pg_->port())},
-                                   AgentOptions{.timeout_s = 60});
-    agent = {c.exit_code, absl::StrCat(c.out, "\n", c.err)};
-  });
+  JoinedThread t([&] { agent = RawProtocol(body); });
   std::string id = h_->WaitForPendingApproval();
   ASSERT_FALSE(id.empty()) << h_->DaemonLog();
   CommandResult list = h_->Cli({"approvals"});

@@ -6,10 +6,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/proxy/pg/pg_messages_util.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/proxy/pg/result_masker.h"
-
 #include "userspace/sql/classify.h"
 
 namespace interlock::proxy::pg {
@@ -40,31 +40,9 @@ std::shared_ptr<const mask::Masker> Compile(bool column_rules) {
   return m.ok() ? std::shared_ptr<const mask::Masker>(std::move(*m)) : nullptr;
 }
 
-cpg::FieldDescription Field(std::string name, uint32_t table, int16_t attnum, uint32_t type, int16_t format = 0) {
-  cpg::FieldDescription f;
-  f.name = std::move(name);
-  f.table_oid = table;
-  f.column_attr = attnum;
-  f.type_oid = type;
-  f.format = format;
-  return f;
-}
-
-std::string Row(std::vector<std::optional<std::string>> values) {
-  cpg::DataRow r;
-  for (const auto& v : values) r.columns.push_back(v.has_value() ? std::optional<absl::string_view>(*v) : std::nullopt);
-  return cpg::Encode(r);
-}
-
-std::vector<std::optional<std::string>> Values(absl::string_view message) {
-  auto r = cpg::ParseDataRow(message.substr(5));
-  EXPECT_TRUE(r.ok()) << r.status();
-  std::vector<std::optional<std::string>> out;
-  if (r.ok()) {
-    for (const auto& c : r->columns) out.push_back(c.has_value() ? std::optional<std::string>(*c) : std::nullopt);
-  }
-  return out;
-}
+using testing::Field;
+using testing::Row;
+using testing::Values;
 
 std::string Be32(uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; }
 
