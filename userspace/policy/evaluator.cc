@@ -105,14 +105,17 @@ constexpr double kDefaultFullTableFraction = 0.9;
 constexpr uint64_t kDefaultFullTableMinRows = 100;
 
 // The tables a full_table condition compares the statement with: an UPDATE's or DELETE's
-// target, every table a SELECT reads; narrowed to the rule's `tables` when it has any.
+// target, every table a SELECT or an INSERT reads (INSERT ... SELECT copies rows out);
+// narrowed to the rule's `tables` when it has any.
 std::vector<const v1::TableRef*> FullTableCandidates(const v1::Match& m, const v1::SqlStatement& st) {
   auto runs = [&](v1::StatementKind k) {
     return st.kind() == k || (st.explain_analyze() && st.inner_kind() == k);
   };
   const google::protobuf::RepeatedPtrField<v1::TableRef>* refs = nullptr;
   if (runs(v1::STATEMENT_KIND_UPDATE) || runs(v1::STATEMENT_KIND_DELETE)) refs = &st.tables_written();
-  else if (st.kind() == v1::STATEMENT_KIND_SELECT) refs = &st.tables_read();
+  else if (st.kind() == v1::STATEMENT_KIND_SELECT || runs(v1::STATEMENT_KIND_INSERT)) {
+    refs = &st.tables_read();
+  }
   std::vector<const v1::TableRef*> out;
   if (refs == nullptr) return out;
   for (const v1::TableRef& t : *refs) {

@@ -250,9 +250,12 @@ INSTANTIATE_TEST_SUITE_P(
         // UPDATE/DELETE: the target, not the tables it reads.
         FullTableCase{"DELETE FROM accounts USING customers WHERE accounts.cid = customers.id AND customers.id = 1",
                       1000, {{"accounts", 5000}, {"customers", 1000}}, v1::ACTION_ALLOW, "writes"},
-        // INSERT is not a full-table kind.
+        // INSERT ... SELECT: the tables it reads (here no rule for INSERT names customers).
         FullTableCase{"INSERT INTO customers SELECT * FROM customers", 1000, {{"customers", 1000}},
-                      v1::ACTION_ALLOW, "writes"}));
+                      v1::ACTION_ALLOW, "writes"},
+        FullTableCase{"INSERT INTO archive SELECT * FROM orders WHERE true", 10, {{"orders", 10}},
+                      v1::ACTION_DENY, "half-of-orders"},
+        FullTableCase{"INSERT INTO orders VALUES (1)", 1, {}, v1::ACTION_ALLOW, "writes"}));
 
 TEST(PolicyEvaluator, FullTableAsksForTheTablesItComparesWith) {
   auto eval = LoadPolicyText(kFullTablePolicy, "p.yaml");
