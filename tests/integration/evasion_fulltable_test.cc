@@ -2,9 +2,9 @@
 // (review-whole-customer-table, review-whole-table-writes: full_table in policy.proto), a
 // tautological WHERE (`WHERE true`, `1=1`, `id > 0`) on UPDATE/DELETE, a SELECT whose
 // LIMIT is larger than the table, and an INSERT ... SELECT of the whole table are held for
-// a human, decided by the planner's estimates
-// on interlockd's own connection; narrow statements run without a hold. Through the real
-// redirect, as the unprivileged agent (evasion_fixture.h).
+// a human, decided by the planner's estimates on interlockd's own connection; narrow
+// statements run without a hold. Through the real redirect, as the unprivileged agent
+// (evasion_fixture.h).
 #include "tests/integration/evasion_fixture.h"
 
 namespace interlock::testing {

@@ -325,6 +325,7 @@ rules:
   - {id: reads, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
   - {id: writes, match: {kinds: [STATEMENT_KIND_DELETE, STATEMENT_KIND_UPDATE]}, action: ACTION_ALLOW}
   - {id: whole-customers, match: {tables: [customers], full_table: true}, action: ACTION_REVIEW}
+  - {id: prepare, match: {kinds: [STATEMENT_KIND_PREPARE]}, action: ACTION_ALLOW}
 )YAML", "p.yaml");
   ASSERT_TRUE(eval.ok()) << eval.status();
   policy_ = std::move(*eval);
@@ -388,6 +389,23 @@ rules:
   est[0].rows = 1000;
   est[0].table_rows["customers"] = 1000;
   again = guard_->OnFrontend('E', Body(cpg::Encode(e)), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kHold);
+  Sync();
+  Ready();
+  // SQL EXECUTE: judged as what it runs, and explained as written (interlockd's connection
+  // has no such prepared statement: the estimate fails, and the rule applies).
+  EXPECT_EQ(Query("PREPARE p AS DELETE FROM customers WHERE id = $1").kind, GuardVerdict::kForward);
+  Ready();
+  v = Query("EXECUTE p(3)");
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  EXPECT_EQ(v.estimates[0].sql, "EXECUTE p(3)");
+  ASSERT_EQ(v.estimates[0].tables.size(), 1u);
+  EXPECT_EQ(v.estimates[0].tables[0].sql, "SELECT * FROM \"customers\"");
+  est = RowEstimates(1);
+  est[0].rows = policy::kEstimateFailed;
+  est[0].table_rows["customers"] = 1000;
+  again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("EXECUTE p(3)")), &est);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->kind, GuardVerdict::kHold);
 }
