@@ -44,7 +44,8 @@ class FullTableTest : public EvasionTest {
 };
 
 TEST_F(FullTableTest, EverySpellingOfTheWholeTableIsHeld) {
-  for (const std::string sql : {"SELECT * FROM customers LIMIT 1000000", "SELECT * FROM customers WHERE id > 0",
+  for (const std::string sql : {"SELECT * FROM customers LIMIT 1000000",
+                                "SELECT * FROM customers WHERE id > 0",
                                 "SELECT name FROM public.customers WHERE 1 = 1 LIMIT 5000"}) {
     AgentResult r = ExpectHeldAndDeny(sql);
     EXPECT_THAT(r.out, Not(HasSubstr("customer 999"))) << sql << ":\n" << r.out;
@@ -66,8 +67,10 @@ TEST_F(FullTableTest, EverySpellingOfTheWholeTableIsHeld) {
 }
 
 TEST_F(FullTableTest, NarrowStatementsRunWithoutAHold) {
-  AgentResult r = Psql({"SELECT name FROM customers WHERE id = 1", "SELECT name FROM customers ORDER BY id LIMIT 10",
-                        "SELECT count(*) FROM customers WHERE id > 990", "DELETE FROM customers WHERE id = 3",
+  AgentResult r = Psql({"SELECT name FROM customers WHERE id = 1",
+                        "SELECT name FROM customers ORDER BY id LIMIT 10",
+                        "SELECT count(*) FROM customers WHERE id > 990",
+                        "DELETE FROM customers WHERE id = 3",
                         "UPDATE customers SET note = 'x' WHERE id = 4"},
                        30);
   EXPECT_EQ(r.exit_code, 0) << r.out << h_->DaemonLog();
