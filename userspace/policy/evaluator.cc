@@ -104,17 +104,63 @@ int Specificity(const v1::Rule& r) {
   n += !m.resources().empty() + !m.kinds().empty() + !m.tables().empty() + !m.tables_written().empty();
   n += m.no_where() + m.no_limit() + !m.functions().empty() + m.multi_statement() + m.parse_error();
   n += (m.estimated_rows_gt() > 0) + m.copy_program() + m.copy_to() + m.selects_star() + m.executes_sql_text();
+  n += m.full_table();
   n += !s.workloads().empty() + !s.cgroups().empty() + !s.uids().empty() + !s.subs().empty();
   n += !s.groups().empty() + !s.claims().empty() + !s.units().empty();
   return n;
 }
 
+// full_table defaults (policy.proto).
+constexpr double kDefaultFullTableFraction = 0.9;
+constexpr uint64_t kDefaultFullTableMinRows = 100;
+
+// The tables a full_table condition compares the statement with: an UPDATE's or DELETE's
+// target, every table a SELECT or an INSERT reads (INSERT ... SELECT copies rows out);
+// narrowed to the rule's `tables` when it has any.
+std::vector<const v1::TableRef*> FullTableCandidates(const v1::Match& m, const v1::SqlStatement& st) {
+  auto runs = [&](v1::StatementKind k) {
+    return st.kind() == k || (st.explain_analyze() && st.inner_kind() == k);
+  };
+  const google::protobuf::RepeatedPtrField<v1::TableRef>* refs = nullptr;
+  if (runs(v1::STATEMENT_KIND_UPDATE) || runs(v1::STATEMENT_KIND_DELETE)) refs = &st.tables_written();
+  else if (st.kind() == v1::STATEMENT_KIND_SELECT || runs(v1::STATEMENT_KIND_INSERT)) {
+    refs = &st.tables_read();
+  }
+  std::vector<const v1::TableRef*> out;
+  if (refs == nullptr) return out;
+  for (const v1::TableRef& t : *refs) {
+    bool named = m.tables().empty();
+    for (const auto& p : m.tables()) named |= TableMatches(p, t);
+    if (named) out.push_back(&t);
+  }
+  return out;
+}
+
+// Whether the statement's estimate reaches the fraction of some candidate table's (any
+// estimate that could not be obtained: yes).
+bool TouchesWholeTable(const v1::Match& m, const std::vector<const v1::TableRef*>& tables,
+                       const StatementEstimate& est) {
+  double fraction = m.full_table_fraction() > 0 ? m.full_table_fraction() : kDefaultFullTableFraction;
+  uint64_t min_rows = m.full_table_min_rows() > 0 ? m.full_table_min_rows() : kDefaultFullTableMinRows;
+  int64_t rows = *est.rows;
+  for (const v1::TableRef* t : tables) {
+    auto it = est.table_rows.find(t->qualified_name());
+    int64_t table_rows = it == est.table_rows.end() ? kEstimateFailed : it->second;
+    if (rows == kEstimateFailed || table_rows == kEstimateFailed) return true;
+    if (table_rows < 0 || static_cast<uint64_t>(table_rows) < min_rows) continue;
+    if (static_cast<double>(rows) >= fraction * static_cast<double>(table_rows)) return true;
+  }
+  return false;
+}
+
 // Whether `m` holds for statement `st` (nullptr: the string did not parse).
-// `estimate`: the planner's row estimate for the statement, when known. A rule with
-// estimated_rows_gt holds only with an estimate above it; without one, `*wants_estimate`
-// is set when every other condition holds.
+// `est`: the planner's estimates for the statement, when known. A rule with
+// estimated_rows_gt or full_table holds only with a row estimate; without one,
+// `*wants_estimate` is set when every other condition holds, and the tables a full_table
+// rule compares with are appended to `*wanted_tables`.
 bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlClassification& sql,
-                const v1::SqlStatement* st, std::optional<int64_t> estimate, bool* wants_estimate) {
+                const v1::SqlStatement* st, const StatementEstimate* est, bool* wants_estimate,
+                std::vector<v1::TableRef>* wanted_tables) {
   if (!m.resources().empty() && !AnyGlob(m.resources(), resource)) return false;
   if (m.parse_error()) return sql.parse_error();
   if (st == nullptr) return false;  // only parse_error rules speak about unparsable input
@@ -157,14 +203,22 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
     return false;
   }
   if (m.selects_star() && !st->selects_star()) return false;
-  if (m.estimated_rows_gt() > 0) {
-    if (!estimate.has_value()) {
-      *wants_estimate = true;
-      return false;
-    }
-    return *estimate > static_cast<int64_t>(std::min<uint64_t>(m.estimated_rows_gt(), INT64_MAX));
+  std::vector<const v1::TableRef*> whole;
+  if (m.full_table()) {
+    whole = FullTableCandidates(m, *st);
+    if (whole.empty()) return false;  // no table to compare with: no EXPLAIN either
   }
-  return true;
+  if (m.estimated_rows_gt() == 0 && !m.full_table()) return true;
+  if (est == nullptr || !est->rows.has_value()) {
+    *wants_estimate = true;
+    for (const v1::TableRef* t : whole) wanted_tables->push_back(*t);
+    return false;
+  }
+  if (m.estimated_rows_gt() > 0 &&
+      *est->rows <= static_cast<int64_t>(std::min<uint64_t>(m.estimated_rows_gt(), INT64_MAX))) {
+    return false;
+  }
+  return !m.full_table() || TouchesWholeTable(m, whole, *est);
 }
 
 }  // namespace
@@ -207,6 +261,10 @@ absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Pol
       problems.push_back(absl::StrCat(where, ".id: duplicate id \"", r.id(), "\""));
     }
     if (r.action() == v1::ACTION_UNSPECIFIED) problems.push_back(absl::StrCat(where, ".action: required"));
+    double fraction = r.match().full_table_fraction();
+    if (!(fraction >= 0 && fraction <= 1)) {
+      problems.push_back(absl::StrCat(where, ".match.full_table_fraction: ", fraction, " is not in (0, 1]"));
+    }
     if (r.action() == v1::ACTION_MASK && r.mask_profile().empty()) {
       problems.push_back(absl::StrCat(where, ".mask_profile: required for ACTION_MASK"));
     } else if (r.action() == v1::ACTION_MASK && !profiles.contains(r.mask_profile())) {
@@ -252,17 +310,19 @@ std::vector<std::string> PolicyEvaluator::MaskProfilesFor(const SubjectFacts& wh
 
 Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view resource,
                                       const v1::SqlClassification& sql, int index,
-                                      const std::vector<std::optional<int64_t>>* estimates) const {
+                                      const StatementEstimates* estimates) const {
   const v1::SqlStatement* st = sql.parse_error() ? nullptr : &sql.statements(index);
-  std::optional<int64_t> estimate;
-  if (estimates != nullptr && index < static_cast<int>(estimates->size())) estimate = (*estimates)[index];
+  const StatementEstimate* est = nullptr;
+  if (estimates != nullptr && index < static_cast<int>(estimates->size())) est = &(*estimates)[index];
   const v1::Rule* best = nullptr;
-  const v1::Rule* wanting = nullptr;  // strictest rule that needs an estimate to decide
+  // Rules that need an estimate to decide, with the tables they compare with.
+  std::vector<std::pair<const v1::Rule*, std::vector<v1::TableRef>>> wanting;
   for (const v1::Rule& r : policy_.rules()) {
     if (!SubjectMatches(r.subject(), who)) continue;
     bool wants = false;
-    if (!MatchHolds(r.match(), resource, sql, st, estimate, &wants)) {
-      if (wants && (wanting == nullptr || Severity(r.action()) > Severity(wanting->action()))) wanting = &r;
+    std::vector<v1::TableRef> tables;
+    if (!MatchHolds(r.match(), resource, sql, st, est, &wants, &tables)) {
+      if (wants) wanting.emplace_back(&r, std::move(tables));
       continue;
     }
     if (best == nullptr || Severity(r.action()) > Severity(best->action()) ||
@@ -274,7 +334,19 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
   d.statement_index = index;
   // An estimate matters only if its rule could make the decision stricter.
   auto note_estimate = [&](v1::Action decided) {
-    if (wanting != nullptr && Severity(wanting->action()) > Severity(decided)) d.needs_estimate.push_back(index);
+    bool needed = false;
+    std::vector<v1::TableRef> tables;
+    absl::flat_hash_set<std::string> seen;
+    for (const auto& [rule, wanted] : wanting) {
+      if (Severity(rule->action()) <= Severity(decided)) continue;
+      needed = true;
+      for (const v1::TableRef& t : wanted) {
+        if (seen.insert(t.qualified_name()).second) tables.push_back(t);
+      }
+    }
+    if (!needed) return;
+    d.needs_estimate.push_back(index);
+    if (!tables.empty()) d.needs_table_estimates[index] = std::move(tables);
   };
   if (best != nullptr) {
     note_estimate(best->action());
@@ -302,7 +374,7 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
 
 Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view resource,
                                    const v1::SqlClassification& sql,
-                                   const std::vector<std::optional<int64_t>>* estimates) const {
+                                   const StatementEstimates* estimates) const {
   if (sql.parse_error() || sql.statements().empty()) {
     if (!sql.parse_error() && sql.statements().empty()) {
       // Empty query (only comments or whitespace): nothing runs.
@@ -317,9 +389,11 @@ Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view re
   Decision worst;
   bool first = true;
   std::vector<int> needs;
+  std::map<int, std::vector<v1::TableRef>> table_needs;
   for (int i = 0; i < sql.statements_size(); ++i) {
     Decision d = EvaluateOne(who, resource, sql, i, estimates);
     needs.insert(needs.end(), d.needs_estimate.begin(), d.needs_estimate.end());
+    table_needs.merge(d.needs_table_estimates);
     if (first || Severity(d.action) > Severity(worst.action)) {
       worst = std::move(d);
       first = false;
@@ -327,7 +401,11 @@ Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view re
   }
   // Estimates that could not change the outcome any more are not asked for.
   worst.needs_estimate.clear();
-  if (Severity(worst.action) < Severity(v1::ACTION_DENY)) worst.needs_estimate = std::move(needs);
+  worst.needs_table_estimates.clear();
+  if (Severity(worst.action) < Severity(v1::ACTION_DENY)) {
+    worst.needs_estimate = std::move(needs);
+    worst.needs_table_estimates = std::move(table_needs);
+  }
   return worst;
 }
 

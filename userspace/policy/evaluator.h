@@ -8,6 +8,7 @@
 //   if (d.action == v1::ACTION_REVIEW) hold(d.rule_id, d.reason, d.review_timeout);
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,11 +47,31 @@ struct Decision {
   // "rule", "default", "parse_error_default".
   std::string source;
   // Statements (indexes) whose planner row estimate could make this decision stricter: a
-  // rule with estimated_rows_gt matches them in every other respect. The caller asks the
-  // planner (EXPLAIN on interlockd's own connection) and evaluates again with the
-  // estimates; empty when no rule asks.
+  // rule with estimated_rows_gt or full_table matches them in every other respect. The
+  // caller asks the planner (EXPLAIN on interlockd's own connection) and evaluates again
+  // with the estimates; empty when no rule asks.
   std::vector<int> needs_estimate;
+  // For statements in needs_estimate, by index: the tables whose whole-table estimate a
+  // full_table rule compares the statement's with (StatementEstimate::table_rows).
+  std::map<int, std::vector<v1::TableRef>> needs_table_estimates;
 };
+
+// An estimate that could not be obtained (the planner is unreachable, the EXPLAIN was
+// refused): every condition that needs it holds (fail closed).
+inline constexpr int64_t kEstimateFailed = INT64_MAX;
+
+// The planner's estimates for one statement of the judged string (Decision::needs_estimate).
+struct StatementEstimate {
+  // Rows the statement returns (SELECT) or changes (UPDATE/DELETE/INSERT/MERGE); nullopt:
+  // not asked; kEstimateFailed: asked, none obtained.
+  std::optional<int64_t> rows;
+  // Rows of whole tables (`EXPLAIN SELECT * FROM t`) for full_table rules, keyed by the
+  // TableRef's qualified_name as the statement wrote it. Given `rows`, a table asked for
+  // and missing counts as kEstimateFailed.
+  std::map<std::string, int64_t> table_rows;
+};
+// Per statement index of the judged string.
+using StatementEstimates = std::vector<StatementEstimate>;
 
 // "DENY", "REVIEW", ...
 absl::string_view ActionName(v1::Action action);
@@ -58,14 +79,15 @@ absl::string_view ActionName(v1::Action action);
 class PolicyEvaluator {
  public:
   // Validates the policy: unique non-empty rule ids, an action on every rule, a
-  // mask_profile on MASK rules, ResourcePolicy names unique. INVALID_ARGUMENT naming the
-  // rule (rules[3] "id": ...).
+  // mask_profile on MASK rules, full_table_fraction in [0, 1], ResourcePolicy names unique.
+  // INVALID_ARGUMENT naming the rule (rules[3] "id": ...).
   static absl::StatusOr<std::unique_ptr<PolicyEvaluator>> Create(v1::Policy policy);
 
-  // `estimates`: per statement, the planner's row estimate when known (see
-  // Decision::needs_estimate); a rule with estimated_rows_gt holds only with one.
+  // `estimates`: per statement, the planner's estimates when known (see
+  // Decision::needs_estimate); a rule with estimated_rows_gt or full_table holds only with
+  // them.
   Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
-                    const std::vector<std::optional<int64_t>>* estimates = nullptr) const;
+                    const StatementEstimates* estimates = nullptr) const;
 
   // The mask profiles that apply to `who` on `resource` whatever the statement: those of
   // every MASK rule whose subject matches `who` and whose match.resources (when given)
@@ -82,7 +104,7 @@ class PolicyEvaluator {
  private:
   explicit PolicyEvaluator(v1::Policy policy);
   Decision EvaluateOne(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
-                       int index, const std::vector<std::optional<int64_t>>* estimates) const;
+                       int index, const StatementEstimates* estimates) const;
 
   v1::Policy policy_;
   v1::ResourcePolicy empty_resource_;

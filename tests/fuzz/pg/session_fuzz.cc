@@ -112,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto v = guard.OnFrontend(type, body);
       if (!v.ok()) continue;  // the session would answer 08P01 / 54000 and close
       if (v->kind == pg::GuardVerdict::kEstimate) {
-        pg::RowEstimates est(16, int64_t{1000});
+        pg::RowEstimates est(16, interlock::policy::StatementEstimate{.rows = 1000});
         v = guard.OnFrontend(type, body, &est);
         if (!v.ok()) continue;
       }

@@ -2,6 +2,7 @@
 // real grammar (userspace/sql) and the bank example policy.
 #include "userspace/policy/evaluator.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "userspace/policy/loader.h"
@@ -141,7 +142,7 @@ rules:
   Decision d = (*eval)->Evaluate(who, "db", *sql);
   EXPECT_EQ(d.action, v1::ACTION_ALLOW);
   EXPECT_THAT(d.needs_estimate, ::testing::ElementsAre(0));
-  std::vector<std::optional<int64_t>> small = {5}, big = {5000};
+  StatementEstimates small = {{.rows = 5}}, big = {{.rows = 5000}};
   EXPECT_EQ((*eval)->Evaluate(who, "db", *sql, &small).action, v1::ACTION_ALLOW);
   d = (*eval)->Evaluate(who, "db", *sql, &big);
   EXPECT_EQ(d.action, v1::ACTION_REVIEW);
@@ -153,6 +154,160 @@ rules:
   // Multi-statement: the index of the statement that needs one.
   sql = sql::Classify("SELECT 1; SELECT * FROM t");
   EXPECT_THAT((*eval)->Evaluate(who, "db", *sql).needs_estimate, ::testing::ElementsAre(0, 1));
+}
+
+// full_table: the statement's estimate against the whole table's, however the WHERE or the
+// LIMIT is spelled. Each case: the statement, its estimated rows, the tables' estimated rows,
+// and the decision.
+constexpr char kFullTablePolicy[] = R"YAML(
+rules:
+  - {id: reads, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
+  - {id: writes, match: {kinds: [STATEMENT_KIND_UPDATE, STATEMENT_KIND_DELETE, STATEMENT_KIND_INSERT]}, action: ACTION_ALLOW}
+  - id: whole-customers
+    match: {kinds: [STATEMENT_KIND_SELECT], tables: [customers], full_table: true}
+    action: ACTION_REVIEW
+  - id: whole-table-writes
+    match: {kinds: [STATEMENT_KIND_UPDATE, STATEMENT_KIND_DELETE], full_table: true}
+    action: ACTION_REVIEW
+  - id: half-of-orders
+    match: {tables: [orders], full_table: true, full_table_fraction: 0.5, full_table_min_rows: 1}
+    action: ACTION_DENY
+  - {id: no-grants, match: {kinds: [STATEMENT_KIND_GRANT]}, action: ACTION_DENY}
+)YAML";
+
+struct FullTableCase {
+  std::string sql;
+  std::optional<int64_t> rows;  // the statement's estimate; nullopt: none given
+  std::map<std::string, int64_t> tables;
+  v1::Action action;
+  std::string rule;
+};
+
+class FullTableTest : public ::testing::TestWithParam<FullTableCase> {};
+
+TEST_P(FullTableTest, ComparesTheStatementWithTheWholeTable) {
+  const FullTableCase& c = GetParam();
+  auto eval = LoadPolicyText(kFullTablePolicy, "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  auto sql = sql::Classify(c.sql);
+  ASSERT_TRUE(sql.ok());
+  StatementEstimates est = {{.rows = c.rows, .table_rows = c.tables}};
+  Decision d = (*eval)->Evaluate({.workload = "a"}, "db", *sql, c.rows.has_value() ? &est : nullptr);
+  EXPECT_EQ(ActionName(d.action), ActionName(c.action)) << c.sql << " -> " << d.rule_id;
+  EXPECT_EQ(d.rule_id, c.rule) << c.sql;
+}
+
+constexpr int64_t kFailed = kEstimateFailed;
+INSTANTIATE_TEST_SUITE_P(
+    Spellings, FullTableTest,
+    ::testing::Values(
+        // Every spelling of "the whole table" reaches 90% of it.
+        FullTableCase{"SELECT * FROM customers LIMIT 1000000", 1000, {{"customers", 1000}}, v1::ACTION_REVIEW,
+                      "whole-customers"},
+        FullTableCase{"SELECT * FROM customers WHERE id > 0", 999, {{"customers", 1000}}, v1::ACTION_REVIEW,
+                      "whole-customers"},
+        FullTableCase{"SELECT ssn FROM public.customers WHERE true", 950, {{"public.customers", 1000}},
+                      v1::ACTION_REVIEW, "whole-customers"},
+        FullTableCase{"DELETE FROM customers WHERE true", 1000, {{"customers", 1000}}, v1::ACTION_REVIEW,
+                      "whole-table-writes"},
+        FullTableCase{"UPDATE accounts SET note = '' WHERE 1=1", 5000, {{"accounts", 5000}}, v1::ACTION_REVIEW,
+                      "whole-table-writes"},
+        FullTableCase{"EXPLAIN ANALYZE DELETE FROM customers WHERE id > 0", 1000, {{"customers", 1000}},
+                      v1::ACTION_REVIEW, "whole-table-writes"},
+        // A join of customers with a bigger table: more rows than customers has.
+        FullTableCase{"SELECT * FROM customers c JOIN accounts a ON a.cid = c.id", 5000,
+                      {{"customers", 1000}}, v1::ACTION_REVIEW, "whole-customers"},
+        // Narrow ones do not.
+        FullTableCase{"SELECT * FROM customers WHERE id = 1", 1, {{"customers", 1000}}, v1::ACTION_ALLOW, "reads"},
+        FullTableCase{"SELECT * FROM customers LIMIT 10", 10, {{"customers", 1000}}, v1::ACTION_ALLOW, "reads"},
+        FullTableCase{"SELECT * FROM customers WHERE id > 200", 800, {{"customers", 1000}}, v1::ACTION_ALLOW,
+                      "reads"},
+        FullTableCase{"DELETE FROM customers WHERE id = 3", 1, {{"customers", 1000}}, v1::ACTION_ALLOW, "writes"},
+        // Small and empty tables (the planner says 1 row for an empty one): not looked at,
+        // below full_table_min_rows (default 100).
+        FullTableCase{"SELECT * FROM customers LIMIT 10", 2, {{"customers", 2}}, v1::ACTION_ALLOW, "reads"},
+        FullTableCase{"SELECT * FROM customers LIMIT 1000000", 1, {{"customers", 1}}, v1::ACTION_ALLOW, "reads"},
+        FullTableCase{"DELETE FROM customers WHERE true", 1, {{"customers", 1}}, v1::ACTION_ALLOW, "writes"},
+        FullTableCase{"DELETE FROM customers WHERE true", 99, {{"customers", 99}}, v1::ACTION_ALLOW, "writes"},
+        FullTableCase{"DELETE FROM customers WHERE true", 100, {{"customers", 100}}, v1::ACTION_REVIEW,
+                      "whole-table-writes"},
+        // A rule's own fraction and minimum.
+        FullTableCase{"SELECT * FROM orders WHERE id > 5", 5, {{"orders", 10}}, v1::ACTION_DENY, "half-of-orders"},
+        FullTableCase{"SELECT * FROM orders WHERE id > 6", 4, {{"orders", 10}}, v1::ACTION_ALLOW, "reads"},
+        // Fail closed: an estimate that could not be obtained (or was not delivered) applies.
+        FullTableCase{"SELECT * FROM customers WHERE id = 1", kFailed, {{"customers", 1000}}, v1::ACTION_REVIEW,
+                      "whole-customers"},
+        FullTableCase{"SELECT * FROM customers WHERE id = 1", 1, {{"customers", kFailed}}, v1::ACTION_REVIEW,
+                      "whole-customers"},
+        FullTableCase{"DELETE FROM customers WHERE id = 3", 1, {}, v1::ACTION_REVIEW, "whole-table-writes"},
+        // Without estimates the rule does not decide (the caller is asked to get them).
+        FullTableCase{"DELETE FROM customers WHERE true", std::nullopt, {}, v1::ACTION_ALLOW, "writes"},
+        // SELECT: only the rule's `tables` are compared (accounts is not customers).
+        FullTableCase{"SELECT * FROM customers c JOIN accounts a ON a.cid = c.id WHERE c.id = 1", 5000,
+                      {{"customers", 1000}, {"accounts", 5000}}, v1::ACTION_REVIEW, "whole-customers"},
+        FullTableCase{"SELECT * FROM customers c JOIN accounts a ON a.cid = c.id WHERE c.id = 1", 5,
+                      {{"customers", 1000}, {"accounts", 5}}, v1::ACTION_ALLOW, "reads"},
+        // UPDATE/DELETE: the target, not the tables it reads.
+        FullTableCase{"DELETE FROM accounts USING customers WHERE accounts.cid = customers.id AND customers.id = 1",
+                      1000, {{"accounts", 5000}, {"customers", 1000}}, v1::ACTION_ALLOW, "writes"},
+        // INSERT ... SELECT: the tables it reads (here no rule for INSERT names customers).
+        FullTableCase{"INSERT INTO customers SELECT * FROM customers", 1000, {{"customers", 1000}},
+                      v1::ACTION_ALLOW, "writes"},
+        FullTableCase{"INSERT INTO archive SELECT * FROM orders WHERE true", 10, {{"orders", 10}},
+                      v1::ACTION_DENY, "half-of-orders"},
+        FullTableCase{"INSERT INTO orders VALUES (1)", 1, {}, v1::ACTION_ALLOW, "writes"}));
+
+TEST(PolicyEvaluator, FullTableAsksForTheTablesItComparesWith) {
+  auto eval = LoadPolicyText(kFullTablePolicy, "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  SubjectFacts who{.workload = "a"};
+  auto names = [](const std::vector<v1::TableRef>& refs) {
+    std::vector<std::string> out;
+    for (const auto& r : refs) out.push_back(r.qualified_name());
+    return out;
+  };
+  // SELECT: the tables read that match the rule's `tables`.
+  auto sql = sql::Classify("SELECT * FROM accounts a JOIN public.customers c ON a.cid = c.id WHERE c.id = 1");
+  Decision d = (*eval)->Evaluate(who, "db", *sql);
+  EXPECT_THAT(d.needs_estimate, ::testing::ElementsAre(0));
+  ASSERT_EQ(d.needs_table_estimates.count(0), 1u);
+  EXPECT_THAT(names(d.needs_table_estimates[0]), ::testing::ElementsAre("public.customers"));
+  // DELETE: its target only.
+  sql = sql::Classify("SELECT 1; DELETE FROM accounts USING customers WHERE accounts.cid = customers.id");
+  d = (*eval)->Evaluate(who, "db", *sql);
+  EXPECT_THAT(d.needs_estimate, ::testing::ElementsAre(1));
+  EXPECT_EQ(d.needs_table_estimates.count(0), 0u);
+  EXPECT_THAT(names(d.needs_table_estimates[1]), ::testing::ElementsAre("accounts"));
+  // A statement no full_table rule could match asks for nothing: INSERT, a SELECT of other
+  // tables, a statement already denied.
+  for (const char* text : {"INSERT INTO customers VALUES (1)", "SELECT * FROM accounts", "SELECT 1",
+                           "DELETE FROM customers WHERE id = 1; GRANT ALL ON customers TO x"}) {
+    sql = sql::Classify(text);
+    d = (*eval)->Evaluate(who, "db", *sql);
+    EXPECT_TRUE(d.needs_estimate.empty()) << text;
+    EXPECT_TRUE(d.needs_table_estimates.empty()) << text;
+  }
+  // The same table written twice is asked for once.
+  sql = sql::Classify("SELECT * FROM orders o1, orders o2 WHERE o1.id = 1");
+  d = (*eval)->Evaluate(who, "db", *sql);
+  EXPECT_THAT(names(d.needs_table_estimates[0]), ::testing::ElementsAre("orders"));
+}
+
+TEST(PolicyEvaluator, FullTableFractionIsValidated) {
+  for (const char* f : {"1.5", "-0.1", ".nan"}) {
+    auto eval = LoadPolicyText(absl::StrCat("rules: [{id: x, action: ACTION_REVIEW, match: {full_table: true, "
+                                            "full_table_fraction: ",
+                                            f, "}}]"),
+                               "p.yaml");
+    EXPECT_FALSE(eval.ok()) << f;
+    if (!eval.ok()) {
+      EXPECT_THAT(eval.status().message(), ::testing::HasSubstr("full_table_fraction")) << f;
+    }
+  }
+  EXPECT_TRUE(LoadPolicyText("rules: [{id: x, action: ACTION_REVIEW, match: {full_table: true, "
+                             "full_table_fraction: 1}}]",
+                             "p.yaml")
+                  .ok());
 }
 
 TEST(PolicyEvaluator, SubjectBySystemdUnit) {

@@ -81,5 +81,59 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"VACUUM customers", v1::ACTION_REVIEW, ""},
         Case{"SELEC 1", v1::ACTION_DENY, ""}));
 
+// Full-table operations however they are spelled, with the planner's estimates as
+// interlockd would get them (the statement's, and the whole table's).
+struct EstimatedCase {
+  std::string sql;
+  int64_t rows;
+  int64_t table_rows;  // of customers
+  v1::Action action;
+  std::string rule;
+};
+
+class ShippedBankPolicyEstimates : public ::testing::TestWithParam<EstimatedCase> {};
+
+TEST_P(ShippedBankPolicyEstimates, Decides) {
+  const EstimatedCase& c = GetParam();
+  auto eval = LoadPolicyFile(INTERLOCK_BANK_POLICY);
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  auto sql = sql::Classify(c.sql);
+  ASSERT_TRUE(sql.ok());
+  Decision first = (*eval)->Evaluate({.workload = "billing-agent"}, "bank-db", *sql);
+  ASSERT_THAT(first.needs_estimate, ::testing::ElementsAre(0)) << c.sql;
+  ASSERT_EQ(first.needs_table_estimates[0].size(), 1u) << c.sql;
+  StatementEstimates est(1);
+  est[0].rows = c.rows;
+  est[0].table_rows[first.needs_table_estimates[0][0].qualified_name()] = c.table_rows;
+  Decision d = (*eval)->Evaluate({.workload = "billing-agent"}, "bank-db", *sql, &est);
+  EXPECT_EQ(ActionName(d.action), ActionName(c.action)) << c.sql << " -> " << d.rule_id;
+  EXPECT_EQ(d.rule_id, c.rule) << c.sql;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bank, ShippedBankPolicyEstimates,
+    ::testing::Values(
+        EstimatedCase{"SELECT * FROM customers LIMIT 1000000", 1000, 1000, v1::ACTION_REVIEW,
+                      "review-whole-customer-table"},
+        EstimatedCase{"SELECT * FROM customers WHERE id > 0", 1000, 1000, v1::ACTION_REVIEW,
+                      "review-whole-customer-table"},
+        EstimatedCase{"SELECT ssn FROM public.customers WHERE 1 = 1 LIMIT 5000", 1000, 1000, v1::ACTION_REVIEW,
+                      "review-whole-customer-table"},
+        EstimatedCase{"DELETE FROM customers WHERE true", 1000, 1000, v1::ACTION_REVIEW,
+                      "review-whole-table-writes"},
+        EstimatedCase{"UPDATE customers SET note = '' WHERE 1=1", 1000, 1000, v1::ACTION_REVIEW,
+                      "review-whole-table-writes"},
+        EstimatedCase{"INSERT INTO accounts SELECT id, id, 0 FROM customers WHERE id > 0", 1000, 1000,
+                      v1::ACTION_REVIEW, "review-whole-customer-table"},
+        // Narrow statements on a large table, and anything on a tiny one.
+        EstimatedCase{"SELECT * FROM customers WHERE id = 1", 1, 1000, v1::ACTION_MASK, "mask-customer-reads"},
+        EstimatedCase{"SELECT name FROM customers LIMIT 10", 10, 1000, v1::ACTION_MASK, "mask-customer-reads"},
+        EstimatedCase{"SELECT name FROM customers LIMIT 10", 2, 2, v1::ACTION_MASK, "mask-customer-reads"},
+        EstimatedCase{"DELETE FROM customers WHERE id = 3", 1, 1000, v1::ACTION_ALLOW, "allow-filtered-writes"},
+        EstimatedCase{"DELETE FROM customers WHERE true", 1, 1, v1::ACTION_ALLOW, "allow-filtered-writes"},
+        // No estimate: held.
+        EstimatedCase{"SELECT * FROM customers WHERE id = 1", kEstimateFailed, 1000, v1::ACTION_REVIEW,
+                      "review-whole-customer-table"}));
+
 }  // namespace
 }  // namespace interlock::policy

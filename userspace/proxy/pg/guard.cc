@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/messages.h"
@@ -47,6 +48,23 @@ std::string ParamsSha256(const std::vector<std::optional<absl::string_view>>& pa
     if (p.has_value()) buf.append(p->data(), p->size());
   }
   return params.empty() ? std::string() : Sha256Hex(buf);
+}
+
+// The whole-table EXPLAINs a full_table rule needs for statement `index`. Every name part
+// is quoted, so the SQL names exactly the relation the statement named (a keyword or any
+// other character cannot change what it reads).
+std::vector<TableEstimateNeed> TableNeeds(const policy::Decision& d, int index) {
+  std::vector<TableEstimateNeed> out;
+  auto it = d.needs_table_estimates.find(index);
+  if (it == d.needs_table_estimates.end()) return out;
+  for (const v1::TableRef& t : it->second) {
+    std::vector<std::string> parts;
+    for (const std::string* part : {&t.catalog(), &t.schema(), &t.name()}) {
+      if (!part->empty()) parts.push_back(absl::StrCat("\"", absl::StrReplaceAll(*part, {{"\"", "\"\""}}), "\""));
+    }
+    out.push_back({t.qualified_name(), absl::StrCat("SELECT * FROM ", absl::StrJoin(parts, "."))});
+  }
+  return out;
 }
 
 bool IsAscii(absl::string_view text) {
@@ -485,6 +503,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
       // A resolved EXECUTE has no text of its own here: EXPLAIN the EXECUTE itself.
       if (!executes && i < c.statements_size()) n.sql = StatementText(q->query, c.statements(i), c);
       else n.sql = q->query;
+      n.tables = TableNeeds(*v.decision, i);
       e.estimates.push_back(std::move(n));
     }
     return e;
@@ -655,6 +674,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
       } else {
         n.sql.clear();  // parameters too large to keep: the caller treats it as no estimate
       }
+      n.tables = TableNeeds(*v.decision, i);
       e.estimates.push_back(std::move(n));
     }
     return e;

@@ -121,19 +121,27 @@ struct ReviewInfo {
   std::vector<int16_t> param_formats;
 };
 
-// A statement whose planner row estimate a rule needs (estimated_rows_gt).
+// A whole table whose planner estimate a full_table rule compares a statement with.
+struct TableEstimateNeed {
+  std::string name;  // as the statement wrote it (key of StatementEstimate::table_rows)
+  std::string sql;   // "SELECT * FROM <name, every part quoted>", to EXPLAIN
+};
+
+// A statement whose planner row estimate a rule needs (estimated_rows_gt, full_table).
 struct EstimateNeed {
   int statement_index = 0;
-  std::string sql;  // that one statement
+  std::string sql;  // that one statement; "" when it cannot be explained (no estimate)
   std::vector<uint32_t> param_type_oids;
   std::vector<int16_t> param_formats;
   std::vector<std::optional<std::string>> params;
+  // full_table: the tables to estimate whole, each with its own EXPLAIN (no parameters).
+  std::vector<TableEstimateNeed> tables;
 };
 
-// Per statement of the judged string, the planner's estimate (nullopt: not asked).
-// Estimates that could not be obtained are passed as INT64_MAX: the rule applies (fail
-// closed).
-using RowEstimates = std::vector<std::optional<int64_t>>;
+// Per statement of the judged string, the planner's estimates (rows nullopt: not asked).
+// Estimates that could not be obtained are passed as policy::kEstimateFailed: the rule
+// applies (fail closed).
+using RowEstimates = policy::StatementEstimates;
 
 struct GuardVerdict {
   // kEstimate: a rule needs planner estimates for `estimates`; get them and call

@@ -1247,39 +1247,55 @@ void PgSession::SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr ma
 
 void PgSession::StartEstimates(std::vector<EstimateNeed> needs) {
   int size = 0;
-  for (const auto& n : needs) size = std::max(size, n.statement_index + 1);
+  size_t requests = 0;
+  for (const auto& n : needs) {
+    size = std::max(size, n.statement_index + 1);
+    requests += 1 + n.tables.size();
+  }
   auto results = std::make_shared<RowEstimates>(static_cast<size_t>(size));
-  auto left = std::make_shared<size_t>(needs.size());
+  auto left = std::make_shared<size_t>(requests);
   estimating_ = true;
   std::shared_ptr<bool> alive = alive_;
-  auto finish_one = [this, alive, results, left](int index, absl::StatusOr<int64_t> rows) {
+  // `table`: "" for the statement's own estimate, else the whole table's (full_table).
+  auto finish_one = [this, alive, results, left](int index, std::string table, absl::StatusOr<int64_t> rows) {
     if (!*alive) return;
     if (!rows.ok()) {
       // No estimate: the rule that asked for it applies (fail closed).
-      Audit(v1::AUDIT_KIND_POLICY_DECISION, "estimate_failed", "estimated_rows", std::string(rows.status().message()));
+      Audit(v1::AUDIT_KIND_POLICY_DECISION, "estimate_failed", table.empty() ? "estimated_rows" : "full_table",
+            std::string(rows.status().message()));
     }
-    (*results)[index] = rows.ok() ? *rows : INT64_MAX;
+    int64_t value = rows.ok() ? *rows : policy::kEstimateFailed;
+    if (table.empty()) (*results)[index].rows = value;
+    else (*results)[index].table_rows[table] = value;
     if (--*left > 0) return;
     estimates_ready_ = std::move(*results);
     estimating_ = false;
     Pump();
   };
-  for (EstimateNeed& n : needs) {
-    if (!ctx_.estimate || n.sql.empty()) {
+  auto ask = [this, &finish_one](int index, std::string table, EstimateRequest r) {
+    if (!ctx_.estimate || r.sql.empty()) {
       // Called later, like a real answer, so the guard is asked again from Pump.
-      int index = n.statement_index;
-      env_.loop->RunAfter(absl::ZeroDuration(), [finish_one, index] {
-        finish_one(index, absl::UnavailableError("no planner estimate available for this statement"));
+      env_.loop->RunAfter(absl::ZeroDuration(), [finish_one, index, table] {
+        finish_one(index, table, absl::UnavailableError("no planner estimate available for this statement"));
       });
-      continue;
+      return;
     }
+    ctx_.estimate(std::move(r), [finish_one, index, table](absl::StatusOr<int64_t> rows) {
+      finish_one(index, table, std::move(rows));
+    });
+  };
+  for (EstimateNeed& n : needs) {
     EstimateRequest r;
     r.sql = std::move(n.sql);
     r.param_type_oids = std::move(n.param_type_oids);
     r.param_formats = std::move(n.param_formats);
     r.params = std::move(n.params);
-    int index = n.statement_index;
-    ctx_.estimate(std::move(r), [finish_one, index](absl::StatusOr<int64_t> rows) { finish_one(index, std::move(rows)); });
+    ask(n.statement_index, "", std::move(r));
+    // The whole table: `EXPLAIN SELECT * FROM t` is the planner's reltuples, scaled to the
+    // table's current size.
+    for (TableEstimateNeed& t : n.tables) {
+      ask(n.statement_index, std::move(t.name), EstimateRequest{.sql = std::move(t.sql)});
+    }
   }
 }
 

@@ -79,7 +79,8 @@ struct PgSessionContext {
   // The token bound to the workload's enrollment, read now (re-read on each call, so a
   // rotated file is seen): nullopt when none is bound. Unset: no bindings.
   std::function<absl::StatusOr<std::optional<std::string>>()> bound_token;
-  // Planner row estimates on interlockd's own connection (policy estimated_rows_gt); the
+  // Planner row estimates on interlockd's own connection (policy estimated_rows_gt and
+  // full_table: the statement's, and whole tables'); the
   // callback runs later on the loop. Unset: estimates are unavailable (rules apply).
   std::function<void(EstimateRequest, std::function<void(absl::StatusOr<int64_t>)>)> estimate;
   // Names this session's upstream for the masking catalog cache ("resource@ip:port").

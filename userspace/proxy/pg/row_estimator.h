@@ -1,6 +1,7 @@
 // RowEstimator: asks a PostgreSQL resource's planner how many rows a statement would touch,
-// for the policy condition `estimated_rows_gt: N`. interlockd keeps its own connection to
-// the resource (never an agent's), logs in with the resource's configured credential, and
+// for the policy conditions `estimated_rows_gt: N` and `full_table` (which also asks for
+// `SELECT * FROM <table>`: the whole table's estimate). interlockd keeps its own connection
+// to the resource (never an agent's), logs in with the resource's configured credential, and
 // runs `EXPLAIN (FORMAT JSON) <statement>` with the statement's parameters; the estimate is
 // the top plan node's "Plan Rows". Only evaluated when a rule asks, so the connection is
 // opened lazily on the first request and re-opened after any connection error.

@@ -307,7 +307,7 @@ rules:
   ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
   ASSERT_EQ(v.estimates.size(), 2u);
   EXPECT_EQ(v.estimates[1].sql, "SELECT * FROM customers");
-  RowEstimates est = {1, 100000};
+  RowEstimates est = {{.rows = 1}, {.rows = 100000}};
   auto again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("SELECT 1; SELECT * FROM customers")), &est);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->kind, GuardVerdict::kReplace);
@@ -325,9 +325,102 @@ rules:
   EXPECT_EQ(v.estimates[0].sql, "SELECT * FROM customers WHERE id = $1");
   ASSERT_EQ(v.estimates[0].params.size(), 1u);
   EXPECT_EQ(*v.estimates[0].params[0], "42");
-  est = {1};
+  est = {{.rows = 1}};
   again = guard_->OnFrontend('E', Body(cpg::Encode(e)), &est);
   EXPECT_EQ(again->kind, GuardVerdict::kForward);
+}
+
+// full_table: the guard asks for the statement's estimate and the whole table's (its EXPLAIN
+// names the table exactly as the statement did, every part quoted), then decides.
+TEST_F(GuardTest, FullTableAsksForTheWholeTableThenDecides) {
+  auto eval = policy::LoadPolicyText(R"YAML(
+rules:
+  - {id: reads, match: {kinds: [STATEMENT_KIND_SELECT]}, action: ACTION_ALLOW}
+  - {id: writes, match: {kinds: [STATEMENT_KIND_DELETE, STATEMENT_KIND_UPDATE]}, action: ACTION_ALLOW}
+  - {id: whole-customers, match: {tables: [customers], full_table: true}, action: ACTION_REVIEW}
+  - {id: prepare, match: {kinds: [STATEMENT_KIND_PREPARE]}, action: ACTION_ALLOW}
+)YAML", "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  policy_ = std::move(*eval);
+  const std::string q = "SELECT 1; DELETE FROM public.\"customers\" WHERE true";
+  GuardVerdict v = Query(q);
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  ASSERT_EQ(v.estimates.size(), 1u);
+  EXPECT_EQ(v.estimates[0].statement_index, 1);
+  EXPECT_EQ(v.estimates[0].sql, "DELETE FROM public.\"customers\" WHERE true");
+  ASSERT_EQ(v.estimates[0].tables.size(), 1u);
+  EXPECT_EQ(v.estimates[0].tables[0].name, "public.customers");
+  EXPECT_EQ(v.estimates[0].tables[0].sql, "SELECT * FROM \"public\".\"customers\"");
+  // The DELETE touches every row: held.
+  RowEstimates est(2);
+  est[1].rows = 1000;
+  est[1].table_rows["public.customers"] = 1000;
+  auto again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery(q)), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kHold);
+  EXPECT_EQ(again->audit.rule_id(), "whole-customers");
+  Ready();
+  // A narrow one runs.
+  v = Query("DELETE FROM customers WHERE id = 3");
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  est = RowEstimates(1);
+  est[0].rows = 1;
+  est[0].table_rows["customers"] = 1000;
+  again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("DELETE FROM customers WHERE id = 3")), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kForward);
+  Ready();
+  // The table's estimate could not be obtained: held (fail closed).
+  v = Query("SELECT * FROM customers WHERE id = 3");
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  est[0].table_rows["customers"] = policy::kEstimateFailed;
+  again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("SELECT * FROM customers WHERE id = 3")), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kHold);
+  Ready();
+  // A name with a quote in it is quoted back exactly.
+  v = Query("SELECT * FROM \"we\"\"ird\" JOIN customers ON true");
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  ASSERT_EQ(v.estimates[0].tables.size(), 1u);  // only the rule's `tables`
+  EXPECT_EQ(v.estimates[0].tables[0].sql, "SELECT * FROM \"customers\"");
+  // Extended protocol: the portal's statement, its parameters, and the table.
+  Ready();
+  Parse("s", "UPDATE customers SET note = $1 WHERE 1 = 1");
+  cpg::Bind b;
+  b.statement = "s";
+  b.params.push_back(absl::string_view(""));
+  Front(cpg::Encode(b));
+  cpg::Execute e;
+  v = Front(cpg::Encode(e));
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  EXPECT_EQ(v.estimates[0].sql, "UPDATE customers SET note = $1 WHERE 1 = 1");
+  ASSERT_EQ(v.estimates[0].params.size(), 1u);
+  ASSERT_EQ(v.estimates[0].tables.size(), 1u);
+  EXPECT_EQ(v.estimates[0].tables[0].sql, "SELECT * FROM \"customers\"");
+  EXPECT_TRUE(v.estimates[0].tables[0].name == "customers");
+  est = RowEstimates(1);
+  est[0].rows = 1000;
+  est[0].table_rows["customers"] = 1000;
+  again = guard_->OnFrontend('E', Body(cpg::Encode(e)), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kHold);
+  Sync();
+  Ready();
+  // SQL EXECUTE: judged as what it runs, and explained as written (interlockd's connection
+  // has no such prepared statement: the estimate fails, and the rule applies).
+  EXPECT_EQ(Query("PREPARE p AS DELETE FROM customers WHERE id = $1").kind, GuardVerdict::kForward);
+  Ready();
+  v = Query("EXECUTE p(3)");
+  ASSERT_EQ(v.kind, GuardVerdict::kEstimate);
+  EXPECT_EQ(v.estimates[0].sql, "EXECUTE p(3)");
+  ASSERT_EQ(v.estimates[0].tables.size(), 1u);
+  EXPECT_EQ(v.estimates[0].tables[0].sql, "SELECT * FROM \"customers\"");
+  est = RowEstimates(1);
+  est[0].rows = policy::kEstimateFailed;
+  est[0].table_rows["customers"] = 1000;
+  again = guard_->OnFrontend('Q', Body(cpg::EncodeQuery("EXECUTE p(3)")), &est);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, GuardVerdict::kHold);
 }
 
 TEST_F(GuardTest, MalformedMessagesAreErrorsNotCrashes) {
