@@ -13,6 +13,7 @@ namespace interlock::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // The statement held for approval (waits up to 30 s for it), approved from outside the
 // workload with the CLI, as an operator would. Returns its statement ("" when none came).
@@ -166,6 +167,24 @@ TEST_F(EvasionTest, DerivedValuesAreMasked) {
                         "SELECT ssn::bytea, ARRAY[ssn], row(ssn) FROM customers WHERE id = 1",
                         "SELECT tax_id FROM customer_directory WHERE id = 1"});
   ExpectNoSecrets(r, "derived values");
+}
+
+// A view renaming a masked column, and a child table inheriting from the masked table, take
+// the table's column rules, not just its detectors: the values here look like nothing a
+// detector knows, so only the rule can mask them.
+TEST_F(EvasionTest, ViewsAndChildTablesTakeTheTablesColumnRules) {
+  ASSERT_EQ(Direct("SET ROLE bank_rw; "
+                   "CREATE TABLE customers_archive () INHERITS (customers); "
+                   "INSERT INTO customers_archive VALUES (9, 'Old', 'ssn-of-old', 'card-of-old', 'iban-of-old', ''); "
+                   "CREATE VIEW archive_directory AS SELECT id, upper(ssn) AS shouted FROM customers_archive"),
+            "");
+  AgentResult r = Psql({"SELECT ssn FROM ONLY customers_archive WHERE id = 9",
+                        "SELECT shouted FROM archive_directory WHERE id = 9",
+                        "SELECT tax_id FROM customer_directory WHERE id = 1"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("ssn-of-old"))) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("SSN-OF-OLD"))) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("[REDACTED]\n[REDACTED]\n[REDACTED]")) << r.out;
 }
 
 TEST_F(EvasionTest, SessionSideChannelsAreMasked) {

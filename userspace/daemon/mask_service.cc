@@ -20,17 +20,14 @@ constexpr char kCatalogQuery[] =
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE a.attrelid = ANY($1::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped";
 
-// Where the columns of those tables also come from: ('a', table, ancestor schema, ancestor
-// name, NULL) for every ancestor of an inheritance child or partition; ('v', view, schema,
-// name, definition) for every view (or materialized view) among them and every view those
-// read, transitively (a view over a view), so their definitions can be followed.
+// Where the columns of those tables also come from: ('v', view, schema, name, definition)
+// for every view (or materialized view) among them and every view those read,
+// transitively (a view over a view), so their definitions can be followed; ('a', table,
+// ancestor schema, ancestor name, NULL) for every ancestor of an inheritance child or
+// partition among them or read by those views; ('n', table, schema, name, NULL) naming
+// each such child (view definitions name tables, not OIDs).
 constexpr char kOriginsQuery[] =
-    "WITH RECURSIVE up(relid, anc, depth) AS ("
-    "  SELECT i.inhrelid, i.inhparent, 1 FROM pg_catalog.pg_inherits i"
-    "  WHERE i.inhrelid = ANY($1::pg_catalog.oid[])"
-    "  UNION SELECT up.relid, i.inhparent, up.depth + 1 FROM up"
-    "  JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc WHERE up.depth < 32),"
-    " views(oid, depth) AS ("
+    "WITH RECURSIVE views(oid, depth) AS ("
     "  SELECT c.oid, 0 FROM pg_catalog.pg_class c"
     "  WHERE c.oid = ANY($1::pg_catalog.oid[]) AND c.relkind IN ('v', 'm')"
     "  UNION SELECT d.refobjid, v.depth + 1 FROM views v"
@@ -38,9 +35,24 @@ constexpr char kOriginsQuery[] =
     "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
     "   AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
     "  JOIN pg_catalog.pg_class c2 ON c2.oid = d.refobjid AND c2.relkind IN ('v', 'm')"
-    "  WHERE d.refobjid <> v.oid AND v.depth < 16)"
+    "  WHERE d.refobjid <> v.oid AND v.depth < 16),"
+    " rels(oid) AS ("
+    "  SELECT unnest($1::pg_catalog.oid[])"
+    "  UNION SELECT d.refobjid FROM views v"
+    "  JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid"
+    "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+    "   AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass),"
+    " up(relid, anc, depth) AS ("
+    "  SELECT i.inhrelid, i.inhparent, 1 FROM pg_catalog.pg_inherits i"
+    "  WHERE i.inhrelid IN (SELECT oid FROM rels)"
+    "  UNION SELECT up.relid, i.inhparent, up.depth + 1 FROM up"
+    "  JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc WHERE up.depth < 32)"
     " SELECT 'a', up.relid::int8, n.nspname::text, c.relname::text, NULL::text FROM up"
     " JOIN pg_catalog.pg_class c ON c.oid = up.anc JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " UNION ALL"
+    " SELECT DISTINCT 'n', c.oid::int8, n.nspname::text, c.relname::text, NULL::text"
+    " FROM (SELECT DISTINCT relid FROM up) u JOIN pg_catalog.pg_class c ON c.oid = u.relid"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " UNION ALL"
     " SELECT DISTINCT 'v', c.oid::int8, n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid)"
     " FROM views v JOIN pg_catalog.pg_class c ON c.oid = v.oid"
@@ -165,16 +177,30 @@ void MaskService::Resolve(const std::string& resource, std::vector<uint32_t> oid
 
 void MaskService::Fill(const std::string& resource, const std::vector<uint32_t>& oids, const Rows& columns,
                        const Rows& origins) {
-  // Ancestors by table, and every view definition the answer holds.
+  // Ancestors by table, every child's name, and every view definition the answer holds.
   std::map<uint32_t, std::vector<proxy::pg::SourceName>> ancestors;
+  std::map<uint32_t, proxy::pg::SourceName> child_names;
   proxy::pg::ViewOrigins views;
   for (const auto& row : origins) {
     if (row.size() != 5 || !row[0] || !row[1] || !row[2] || !row[3]) continue;
     int64_t oid = 0;
     if (!absl::SimpleAtoi(*row[1], &oid)) continue;
     if (*row[0] == "a") ancestors[static_cast<uint32_t>(oid)].push_back({*row[2], *row[3], ""});
+    if (*row[0] == "n") child_names[static_cast<uint32_t>(oid)] = {*row[2], *row[3], ""};
     if (*row[0] == "v") views.Add(*row[2], *row[3], row[4].value_or(""));
   }
+  // A view's origin that names an inheritance child takes the child's ancestors too (by
+  // name, as definitions name tables; an unqualified name matches any schema).
+  auto add_ancestors_of_origins = [&](proxy::pg::ColumnSource* source) {
+    const size_t n = source->origins.size();
+    for (size_t k = 0; k < n; ++k) {
+      const proxy::pg::SourceName o = source->origins[k];
+      for (const auto& [child, name] : child_names) {
+        if (name.table != o.table || (!o.schema.empty() && name.schema != o.schema)) continue;
+        for (const proxy::pg::SourceName& a : ancestors[child]) source->origins.push_back({a.schema, a.table, o.column});
+      }
+    }
+  };
   auto& cache = catalog_[resource];
   if (cache.size() + oids.size() > kMaxCachedTables) cache.clear();
   // Every asked table becomes known, even with no columns (then it has none we mask).
@@ -190,6 +216,7 @@ void MaskService::Fill(const std::string& resource, const std::vector<uint32_t>&
       source.origins.push_back({a.schema, a.table, source.column});
     }
     views.AddOrigins(attnum, &source);
+    add_ancestors_of_origins(&source);
     cache[static_cast<uint32_t>(oid)].columns[static_cast<int16_t>(attnum)] = std::move(source);
   }
 }
