@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
@@ -110,6 +111,28 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPt
 }
 
 namespace {
+
+constexpr uint32_t kJsonOid = 114;
+constexpr uint32_t kJsonbOid = 3802;
+
+bool IsJsonType(uint32_t type_oid) { return type_oid == kJsonOid || type_oid == kJsonbOid; }
+
+// `text` as a JSON string literal (RFC 8259 section 7).
+void AppendJsonString(absl::string_view text, std::string* out) {
+  out->push_back('"');
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(ch);
+    } else if (c < 0x20) {
+      absl::StrAppend(out, absl::StrFormat("\\u%04x", c));
+    } else {
+      out->push_back(ch);
+    }
+  }
+  out->push_back('"');
+}
 
 // Which derived column result field `i` of `n` is, given the statement's output columns:
 // positions before the first star and after the last map one to one; a single star covers
@@ -257,7 +280,14 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
         // jsonb in binary starts with a version byte (1); the rest is text.
         bool jsonb_binary = c.format == 1 && c.text_like && !v.empty() && v[0] == 1;
         if (jsonb_binary) nb.push_back('\x01');
-        kept = m.AppendWhole(*c.rule, jsonb_binary ? v.substr(1) : v, &nb);
+        if (IsJsonType(c.type_oid)) {
+          // A json document replaced whole stays a json document: the mask as a string.
+          text_scratch_.clear();
+          kept = m.AppendWhole(*c.rule, jsonb_binary ? v.substr(1) : v, &text_scratch_);
+          if (kept) AppendJsonString(text_scratch_, &nb);
+        } else {
+          kept = m.AppendWhole(*c.rule, jsonb_binary ? v.substr(1) : v, &nb);
+        }
         if (!kept) nb.resize(len_at + 4);
       }
       uint32_t vlen = kept ? static_cast<uint32_t>(nb.size() - len_at - 4) : 0xFFFFFFFFu;  // NULL
