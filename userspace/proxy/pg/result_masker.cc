@@ -541,7 +541,24 @@ ResultMasker::Out ResultMasker::MaskFieldNames(absl::string_view raw, const mask
     }
   }
   if (!changed) return Out{};
-  scratch_ = cpg::Encode(*rd);
+  return Reencoded(*rd);
+}
+
+bool ResultMasker::MaskTexts(std::initializer_list<std::string*> fields, const mask::Masker& m, MaskReport* report) {
+  bool changed = false;
+  for (std::string* s : fields) {
+    if (m.MaskText(*s, &text_scratch_, &report->counts)) {
+      *s = text_scratch_;
+      changed = true;
+      ++report->values_masked;
+    }
+  }
+  return changed;
+}
+
+template <typename Message>
+ResultMasker::Out ResultMasker::Reencoded(const Message& message) {
+  scratch_ = cpg::Encode(message);
   Out out;
   out.verdict = Verdict::kReplace;
   out.view = scratch_;
@@ -551,39 +568,13 @@ ResultMasker::Out ResultMasker::MaskFieldNames(absl::string_view raw, const mask
 ResultMasker::Out ResultMasker::MaskNotification(absl::string_view raw, const mask::Masker& m, MaskReport* report) {
   auto n = cpg::ParseNotificationResponse(raw.substr(cpg::kMessageHeaderBytes));
   if (!n.ok()) return Fatal("malformed NotificationResponse");
-  bool changed = false;
-  for (std::string* s : {&n->channel, &n->payload}) {
-    if (m.MaskText(*s, &text_scratch_, &report->counts)) {
-      *s = text_scratch_;
-      changed = true;
-      ++report->values_masked;
-    }
-  }
-  if (!changed) return Out{};
-  scratch_ = cpg::Encode(*n);
-  Out out;
-  out.verdict = Verdict::kReplace;
-  out.view = scratch_;
-  return out;
+  return MaskTexts({&n->channel, &n->payload}, m, report) ? Reencoded(*n) : Out{};
 }
 
 ResultMasker::Out ResultMasker::MaskParameterStatus(absl::string_view raw, const mask::Masker& m, MaskReport* report) {
   auto ps = cpg::ParseParameterStatus(raw.substr(cpg::kMessageHeaderBytes));
   if (!ps.ok()) return Fatal("malformed ParameterStatus");
-  bool changed = false;
-  for (std::string* s : {&ps->name, &ps->value}) {
-    if (m.MaskText(*s, &text_scratch_, &report->counts)) {
-      *s = text_scratch_;
-      changed = true;
-      ++report->values_masked;
-    }
-  }
-  if (!changed) return Out{};
-  scratch_ = cpg::Encode(*ps);
-  Out out;
-  out.verdict = Verdict::kReplace;
-  out.view = scratch_;
-  return out;
+  return MaskTexts({&ps->name, &ps->value}, m, report) ? Reencoded(*ps) : Out{};
 }
 
 ResultMasker::Out ResultMasker::MaskFunctionResult(Entry& e, absl::string_view raw) {
@@ -598,11 +589,7 @@ ResultMasker::Out ResultMasker::MaskFunctionResult(Entry& e, absl::string_view r
   ++e.report.values_masked;
   cpg::FunctionCallResponse masked;
   masked.result = text_scratch_;
-  scratch_ = cpg::Encode(masked);
-  Out out;
-  out.verdict = Verdict::kReplace;
-  out.view = scratch_;
-  return out;
+  return Reencoded(masked);
 }
 
 ResultMasker::Out ResultMasker::OnBackend(char type, absl::string_view raw) {

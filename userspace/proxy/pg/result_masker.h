@@ -60,6 +60,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -187,6 +188,11 @@ class ResultMasker {
   // RowDescription: the column names through the detectors.
   Out MaskFieldNames(absl::string_view raw, const mask::Masker& m);
   Out MaskParameterStatus(absl::string_view raw, const mask::Masker& m, MaskReport* report);
+  // Each of `fields` through the detectors, in place; true when any changed.
+  bool MaskTexts(std::initializer_list<std::string*> fields, const mask::Masker& m, MaskReport* report);
+  // kReplace with `message` encoded into scratch_.
+  template <typename Message>
+  Out Reencoded(const Message& message);
   Out MaskFunctionResult(Entry& e, absl::string_view raw);
   // The masker for a message that is not row data: the front statement's, else the floor.
   const mask::Masker* TextMasker(Entry* front) const;
