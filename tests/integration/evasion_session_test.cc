@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "tests/integration/evasion_fixture.h"
+#include "userspace/common/file_util.h"
 
 namespace interlock::testing {
 namespace {
@@ -142,6 +143,50 @@ until_ready()
   for (const auto& e : OfKind(h_->AuditEvents(), v1::AUDIT_KIND_APPROVAL)) {
     EXPECT_EQ(e.approval().parameters_size(), 0) << "bound values are for the approver only";
   }
+}
+
+// A card number, SSN or IBAN an agent writes into a statement (a literal, a bound value) is
+// not kept in clear in the session recording either: the recording shows the statement with
+// $n and empty values, and the originals open only with the auditor key (PCI DSS 3.5.1).
+TEST_F(EvasionTest, StatementLiteralsAreSealedInTheRecording) {
+  AgentResult q = Psql(std::vector<std::string>{"SELECT name FROM customers WHERE card_number = '4111 1111 1111 1111'",
+                        "SELECT name FROM customers WHERE ssn = '078-05-1120'"});
+  ASSERT_EQ(q.exit_code, 0) << q.out << h_->DaemonLog();
+  AgentResult b = RawProtocol(R"PY(
+send(b"P", b"\0SELECT name FROM customers WHERE iban = $1\0\0\0")
+v = b"GB82WEST12345698765432"
+send(b"B", b"\0\0\0\0\0\x01" + struct.pack("!I", len(v)) + v + b"\0\0")
+send(b"E", b"\0\0\0\0\0")
+send(b"S", b"")
+until_ready()
+)PY");
+  ASSERT_EQ(b.exit_code, 0) << b.out << h_->DaemonLog();
+  EXPECT_THAT(b.out, HasSubstr("Ada Lovelace"));  // the statement ran with the value
+  std::vector<std::string> ids;
+  ASSERT_TRUE(WaitFor([&] {
+    ids.clear();
+    for (const auto& e : OfKind(h_->AuditEvents(), v1::AUDIT_KIND_SESSION_END)) ids.push_back(e.session_id());
+    return ids.size() >= 2;
+  })) << h_->DaemonLog();
+  std::string plain_all, unsealed_all;
+  for (const std::string& id : ids) {
+    auto file = ReadFile(absl::StrCat(h_->state_dir(), "/recordings/", id, ".rec"));
+    ASSERT_TRUE(file.ok()) << file.status();
+    ExpectNoSecrets(AgentResult{0, *file}, absl::StrCat("recording file of ", id));
+    CommandResult plain = h_->Cli({"replay", id});
+    ASSERT_EQ(plain.exit_code, 0) << plain.err;
+    ExpectNoSecrets(AgentResult{0, plain.out}, absl::StrCat("replay of ", id));
+    plain_all += plain.out;
+    CommandResult unsealed = h_->Cli({"replay", id, "--unseal", absl::StrCat(dir_, "/auditor.key")});
+    ASSERT_EQ(unsealed.exit_code, 0) << unsealed.err;
+    unsealed_all += unsealed.out;
+    EXPECT_EQ(h_->Cli({"verify", id}).exit_code, 0) << "the rewritten recording still verifies";
+  }
+  EXPECT_THAT(plain_all, HasSubstr("WHERE card_number = $1"));
+  EXPECT_THAT(plain_all, HasSubstr("$1 = (withheld)"));
+  EXPECT_THAT(unsealed_all, HasSubstr("4111 1111 1111 1111"));
+  EXPECT_THAT(unsealed_all, HasSubstr("078-05-1120"));
+  EXPECT_THAT(unsealed_all, HasSubstr("GB82WEST12345698765432"));
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ struct PostgresConfig {
   std::string sslrootcert;
   std::string sslservername;
   bool audit_parameters = false;
-  bool audit_literals = false;  // statement literals in clear in audit events
+  bool audit_literals = false;  // statement literals in clear in audit events and recordings
   uint32_t max_statement_bytes = 4096;
   std::vector<std::string> token_sha256;  // lower-case hex
   std::string agent_tls_cert_file;        // both set: TLS towards the agent

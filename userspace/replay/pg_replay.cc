@@ -160,6 +160,7 @@ class PgTimeline {
     } else if (r.has_event()) {
       // The agent's TLS handshake answered its SSLRequest (the 'S' is not recorded).
       if (r.event().kind() == "agent_tls") ssl_answer_due_ = 0;
+      if (r.event().kind() == "literals_withheld") literals_withheld_ = true;
       FlushSummaries(r.time_unix_nanos());
     } else if (r.has_close() || r.has_seal()) {
       Finish(r.time_unix_nanos());
@@ -420,10 +421,43 @@ class PgTimeline {
       return;
     }
     FlushCopy(side);  // the masked COPY data this original belongs to comes first
+    if (side == kAgent && OriginalStatement(type, body, time)) {
+      MaybeHexdump(raw);
+      return;
+    }
     Line(time, side,
          absl::StrFormat("original %s (%d bytes): \"%s\"", cpg::MessageName(type, side == kAgent),
                          raw.size(), record::EscapedPreview(body, options_.raw.preview_chars)));
     MaybeHexdump(raw);
+  }
+
+  // An opened original of a frontend message whose literals the recording withheld
+  // (literal_withholding.h): the statement or the values in full. False for other messages.
+  bool OriginalStatement(char type, absl::string_view body, int64_t time) {
+    namespace fe = cpg::frontend;
+    const bool withheld = literals_withheld_;
+    literals_withheld_ = false;  // these are the values themselves
+    bool shown = true;
+    if (auto q = type == fe::kQuery ? cpg::ParseQuery(body) : absl::StatusOr<cpg::Query>(absl::NotFoundError(""));
+        q.ok()) {
+      TextLines(time, kAgent, "original Query: ", q->query);
+    } else if (auto p = type == fe::kParse ? cpg::ParseParse(body) : absl::StatusOr<cpg::Parse>(absl::NotFoundError(""));
+               p.ok()) {
+      TextLines(time, kAgent, absl::StrCat("original Parse ", Name(p->statement), ": "), p->query);
+    } else if (auto b = type == fe::kBind ? cpg::ParseBind(body) : absl::StatusOr<cpg::Bind>(absl::NotFoundError(""));
+               b.ok()) {
+      Line(time, kAgent, absl::StrCat("original Bind: portal ", Name(b->portal), ", statement ", Name(b->statement)));
+      Values(b->params, b->param_formats);
+    } else if (auto f = type == fe::kFunctionCall ? cpg::ParseFunctionCall(body)
+                                                  : absl::StatusOr<cpg::FunctionCall>(absl::NotFoundError(""));
+               f.ok()) {
+      Line(time, kAgent, absl::StrCat("original FunctionCall: function oid ", f->function_oid));
+      Values(f->args, f->arg_formats);
+    } else {
+      shown = false;
+    }
+    literals_withheld_ = withheld;
+    return shown;
   }
 
   // The opened original rows and the sealed-but-unopened count of a result set.
@@ -489,6 +523,11 @@ class PgTimeline {
   void Values(const std::vector<std::optional<absl::string_view>>& values,
               const std::vector<int16_t>& formats) {
     for (size_t i = 0; i < values.size(); ++i) {
+      if (literals_withheld_ && values[i].has_value() && values[i]->empty()) {
+        // The recording withheld it (literal_withholding.h); the original is sealed.
+        More(absl::StrFormat("$%d = (withheld)", i + 1));
+        continue;
+      }
       More(absl::StrFormat("$%d = %s", i + 1,
                            Value(values[i], IsBinary(formats, i), options_.max_value_chars,
                                  /*quote=*/true)
@@ -899,6 +938,9 @@ class PgTimeline {
   std::vector<cpg::FieldDescription> last_fields_;
   // 'S' or 'G' while the agent's SSLRequest / GSSENCRequest awaits its one-byte answer.
   char ssl_answer_due_ = 0;
+  // The session recorded statement literals and bound values withheld: an empty value is
+  // shown as withheld, not as an empty string.
+  bool literals_withheld_ = false;
 };
 
 }  // namespace

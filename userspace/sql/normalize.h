@@ -2,8 +2,9 @@
 // by a placeholder ($1, $2, ... numbered after the highest $n the text already uses, as
 // pg_query_normalize does): `DELETE FROM cards WHERE pan = '4111111111111111'` becomes
 // `DELETE FROM cards WHERE pan = $1`, so a card number an agent wrote into a statement does
-// not land in the SIEM in clear (PCI DSS 3.5.1). The literal values stay in the tamper-
-// evident recording; events carry them only with an explicit `audit_literals: true`.
+// not land in the SIEM in clear (PCI DSS 3.5.1). The recording withholds them too
+// (proxy/pg/literal_withholding.h: sealed to the auditor key); events and recordings carry
+// them only with an explicit `audit_literals: true`.
 //
 //   std::string shown = sql::NormalizeLiterals(text, settings.standard_conforming_strings);
 //

@@ -8,8 +8,9 @@
 // notices, notifications, parameter statuses and function results outside them). Frontend messages go
 // through StatementGuard::OnFrontend (with estimates when it asks, a denial when it holds)
 // and ResultMasker::OnFrontend; backend messages through ResultMasker::OnBackend and
-// StatementGuard::OnBackend. Every message either produces must itself be a well-formed
-// frame; a violation aborts, which libFuzzer reports as a crash.
+// StatementGuard::OnBackend; each frontend message also through WithholdLiterals (what the
+// recording keeps). Every message any of them produces must itself be a well-formed frame;
+// a violation aborts, which libFuzzer reports as a crash.
 //
 // With g++ this links into pg_session_fuzz_replay (ctest, over corpus_session/). With
 // clang, configure the whole build with -DCMAKE_CXX_COMPILER=clang++ and
@@ -25,6 +26,7 @@
 #include "userspace/mask/masker.h"
 #include "userspace/policy/loader.h"
 #include "userspace/proxy/pg/guard.h"
+#include "userspace/proxy/pg/literal_withholding.h"
 #include "userspace/proxy/pg/result_masker.h"
 
 namespace pg = interlock::proxy::pg;
@@ -109,6 +111,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     absl::string_view raw = in.substr(0, (*frame)->total_bytes);
     in.remove_prefix((*frame)->total_bytes);
     if (!backend) {
+      // What the recording keeps of it: one well-formed frame of the same type.
+      if (auto shown = pg::WithholdLiterals(type, raw, guard.settings().standard_conforming_strings)) {
+        CheckFrames(*shown);
+        if ((*shown)[0] != type) std::abort();
+      }
       auto v = guard.OnFrontend(type, body);
       if (!v.ok()) continue;  // the session would answer 08P01 / 54000 and close
       if (v->kind == pg::GuardVerdict::kEstimate) {

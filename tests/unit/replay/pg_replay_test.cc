@@ -272,6 +272,14 @@ class Records {
     records_.push_back(std::move(r));
     return *this;
   }
+  Records& AddEvent(absl::string_view kind, absl::string_view detail = "", int64_t ms = 1) {
+    v1::Record r;
+    r.set_time_unix_nanos(1'000'000'000 + ms * 1'000'000);
+    r.mutable_event()->set_kind(std::string(kind));
+    r.mutable_event()->set_detail(std::string(detail));
+    records_.push_back(std::move(r));
+    return *this;
+  }
   // A sealed original whose plaintext is `plain` once opened: its seq (its index) maps to
   // `plain` in originals().
   Records& AddSealed(v1::Direction dir, absl::string_view plain, int64_t ms = 1) {
@@ -575,6 +583,49 @@ TEST(PgReplay, OriginalsArrivingDuringAResultArePrintedUnderIt) {
   EXPECT_THAT(shut, HasSubstr("server  [sealed originals: 50 bytes in 2 records]\n"));
   EXPECT_THAT(shut, Not(HasSubstr("4111-1111")));
   EXPECT_THAT(shut, Not(HasSubstr("original rows")));
+}
+
+// ---- statement literals withheld (literal_withholding.h) ----
+
+TEST(PgReplay, WithheldLiteralsShowAsWithheldAndTheirOriginalsOpenWithTheKey) {
+  Records r;
+  r.Add(kUp, cpg::EncodeStartupMessage({{"user", "u"}}));
+  r.AddEvent("literals_withheld", "statement literals recorded as $n");
+  r.Add(kUp, cpg::EncodeQuery("SELECT id FROM cards WHERE pan = $1"));
+  r.AddSealed(kUp, cpg::EncodeQuery("SELECT id FROM cards WHERE pan = '4111111111111111'"));
+  cpg::Bind shown;
+  shown.statement = "s1";
+  shown.params = {absl::string_view(""), std::nullopt};
+  cpg::Bind original = shown;
+  original.params = {absl::string_view("5500000000000004"), std::nullopt};
+  r.Add(kUp, cpg::Encode(shown));
+  r.AddSealed(kUp, cpg::Encode(original));
+
+  const std::string shut = FormatPgTimeline(r.get(), {});
+  SCOPED_TRACE(shut);
+  EXPECT_THAT(shut, HasSubstr("agent   Query: SELECT id FROM cards WHERE pan = $1\n"));
+  EXPECT_THAT(shut, HasSubstr("$1 = (withheld)\n"));
+  EXPECT_THAT(shut, HasSubstr("$2 = NULL\n"));
+  EXPECT_THAT(shut, Not(HasSubstr("4111111111111111")));
+  EXPECT_THAT(shut, Not(HasSubstr("5500000000000004")));
+
+  const std::string t = FormatPgTimeline(r.get(), {.raw = {.originals = &r.originals()}});
+  SCOPED_TRACE(t);
+  EXPECT_THAT(t, HasSubstr("agent   original Query: SELECT id FROM cards WHERE pan = '4111111111111111'\n"));
+  EXPECT_THAT(t, HasSubstr("agent   original Bind: portal (unnamed), statement \"s1\"\n"));
+  EXPECT_THAT(t, HasSubstr("4111111111111111"));
+  EXPECT_THAT(t, HasSubstr("5500000000000004"));
+}
+
+TEST(PgReplay, AnEmptyValueIsAnEmptyStringWhenNothingWasWithheld) {
+  Records r;
+  r.Add(kUp, cpg::EncodeStartupMessage({{"user", "u"}}));
+  cpg::Bind b;
+  b.params = {absl::string_view("")};
+  r.Add(kUp, cpg::Encode(b));
+  const std::string t = FormatPgTimeline(r.get(), {});
+  SCOPED_TRACE(t);
+  EXPECT_THAT(t, HasSubstr("$1 = ''\n"));
 }
 
 TEST(PgReplay, OriginalCopyDataAndUndecodableOriginals) {

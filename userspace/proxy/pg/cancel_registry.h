@@ -27,6 +27,13 @@
 
 namespace interlock::proxy::pg {
 
+// What a cancel did to a session's held statement.
+enum class Withdrawal {
+  kNothingHeld,  // no statement was held: the cancel is for the server
+  kIdle,         // withdrawn, and nothing else of the session's runs on the server
+  kBusy,         // withdrawn, and statements sent before it may still be running there
+};
+
 struct CancelTarget {
   std::string session_id;
   uint64_t cgroup_id = 0;  // the owning workload's cgroup
@@ -35,8 +42,8 @@ struct CancelTarget {
   uint32_t upstream_pid = 0;
   uint32_t upstream_key = 0;
   // Withdraws the session's held statement, if it holds one (the agent cancelled it before
-  // a decision); true when it did. Unset: the session holds nothing it could withdraw.
-  std::function<bool()> withdraw_hold;
+  // a decision). Unset: the session holds nothing it could withdraw.
+  std::function<Withdrawal()> withdraw_hold;
 };
 
 class CancelRegistry {

@@ -531,6 +531,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
     }
   }
   held_batch_ = sent_batches_;
+  held_behind_execute_ = executed_in_batch_;
   switch (v.decision->action) {
     case v1::ACTION_DENY:
       DenyVerdict(v, cpg::frontend::kQuery, "");
@@ -636,6 +637,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
   if (!e.ok()) return e.status();
   if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   batch_open_ = true;
+  const bool executed_before = executed_in_batch_;
   executed_in_batch_ = true;
   GuardVerdict v;
   auto it = projected_.portals.find(e->portal);
@@ -682,6 +684,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
   bool notable = v.decision->action == v1::ACTION_DENY || v.decision->action == v1::ACTION_REVIEW;
   v.audit = AuditOf(*v.decision, merged, notable);
   held_batch_ = sent_batches_;
+  held_behind_execute_ = executed_before;
   if (v.decision->action == v1::ACTION_DENY) {
     DenyVerdict(v, cpg::frontend::kExecute, "");
   } else if (v.decision->action == v1::ACTION_REVIEW) {
@@ -721,6 +724,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(absl::string_view bo
   bool notable = v.decision->action == v1::ACTION_DENY || v.decision->action == v1::ACTION_REVIEW;
   v.audit = AuditOf(*v.decision, c, notable);
   held_batch_ = sent_batches_;
+  held_behind_execute_ = executed_in_batch_;
   if (v.decision->action == v1::ACTION_DENY) {
     DenyVerdict(v, cpg::frontend::kFunctionCall, "");
   } else if (v.decision->action == v1::ACTION_REVIEW) {

@@ -187,6 +187,11 @@ class StatementGuard {
   // The requester's facts changed (a renewed token): later decisions use them.
   void SetSubject(policy::SubjectFacts who) { options_.who = std::move(who); }
 
+  // Whether what was sent before the statement last judged (the one held) may still be
+  // running on the server: an earlier batch not answered yet, or an Execute earlier in its
+  // own batch. A cancel that withdraws the hold goes to the server only then.
+  bool EarlierWorkInFlight() const { return answered_batches_ < held_batch_ || held_behind_execute_; }
+
   // For tests and diagnostics.
   const sql::SessionSettings& settings() const { return settings_; }
 
@@ -247,6 +252,7 @@ class StatementGuard {
   // Whether a setting the server may have by now, other than the reported ones, could
   // make it read `text` differently from `c`.
   bool ReadsDifferently(absl::string_view text, const v1::SqlClassification& c) const;
+  // A text the guard cannot read in the session's client_encoding: the refusal.
   // Messages sent that the server has not answered with a ReadyForQuery yet, or an
   // Execute in the open batch: settings may be changing.
   bool Unsettled() const { return answered_batches_ < sent_batches_ || executed_in_batch_; }
@@ -292,6 +298,8 @@ class StatementGuard {
   bool executed_in_batch_ = false;
   // The batch of the last judged Query/Execute/FunctionCall (for DenyHeld).
   uint64_t held_batch_ = 0;
+  // An Execute went upstream earlier in held_batch_ (EarlierWorkInFlight).
+  bool held_behind_execute_ = false;
 };
 
 // One line per statement for audit: "DELETE w:public.customers no_where".

@@ -20,6 +20,7 @@
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/proxy/pg/literal_withholding.h"
 #include "userspace/proxy/pg/startup_params.h"
 #include "userspace/sql/normalize.h"
 
@@ -276,6 +277,17 @@ void PgSession::RecordFromAgent(absl::string_view bytes) {
   pending_from_agent_record_.append(bytes.data(), bytes.size());
 }
 
+void PgSession::RecordFrontendMessage(char type, absl::string_view raw) {
+  std::optional<std::string> shown;
+  if (withhold_literals_) shown = WithholdLiterals(type, raw, tracker_->standard_conforming_strings());
+  if (!shown.has_value()) {
+    RecordFromAgent(raw);
+    return;
+  }
+  RecordFromAgent(*shown);
+  if (recorder_ && recorder_->keeps_originals()) pending_sealed_from_agent_.append(raw.data(), raw.size());
+}
+
 void PgSession::FlushPendingRecords() {
   // One record per direction per batch instead of one per message: the hash chain and
   // framing cost is paid per batch (a -S transaction is ~6 messages).
@@ -283,16 +295,23 @@ void PgSession::FlushPendingRecords() {
     pending_from_agent_record_.clear();
     pending_to_agent_record_.clear();
     pending_sealed_to_agent_.clear();
+    pending_sealed_from_agent_.clear();
     return;
   }
-  for (auto [dir, buf] : {std::pair{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_},
-                          std::pair{v1::DIRECTION_TO_AGENT, &pending_to_agent_record_}}) {
-    if (buf->empty()) continue;
+  struct Pending {
+    v1::Direction dir;
+    std::string* data;
+    std::string* sealed;  // the originals of what `data` holds rewritten, sealed after it
+  };
+  for (auto [dir, buf, sealed] :
+       {Pending{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_, &pending_sealed_from_agent_},
+        Pending{v1::DIRECTION_TO_AGENT, &pending_to_agent_record_, &pending_sealed_to_agent_}}) {
+    if (buf->empty() && sealed->empty()) continue;
     absl::Status st = recorder_->AppendData(dir, *buf);
     buf->clear();
-    if (st.ok() && dir == v1::DIRECTION_TO_AGENT && !pending_sealed_to_agent_.empty()) {
-      st = recorder_->AppendSealed(v1::DIRECTION_TO_AGENT, pending_sealed_to_agent_);
-      pending_sealed_to_agent_.clear();
+    if (st.ok() && !sealed->empty()) {
+      st = recorder_->AppendSealed(dir, *sealed);
+      sealed->clear();
     }
     if (!st.ok()) {
       Finish("recording_failed", std::string(st.message()), true);
@@ -789,12 +808,16 @@ void PgSession::HandleCancel(int32_t pid, int32_t key) {
           absl::StrCat("cancel for session ", t->session_id, " of workload ", t->workload));
   } else {
     // A statement held for approval never reached the server: the cancel withdraws it
-    // (the agent gets 57014, as for any cancel). Whatever runs upstream is cancelled too.
+    // (the agent gets 57014, as for any cancel). What runs upstream is cancelled too; with
+    // nothing running there the cancel stays here, or the server would cancel whatever
+    // the agent sends next.
     std::string session = t->session_id;
-    bool withdrew = t->withdraw_hold && t->withdraw_hold();
-    SendCancelAsync(*env_.loop, t->upstream, t->upstream_pid, t->upstream_key);
-    Audit(v1::AUDIT_KIND_CANCEL, "allowed", withdrew ? "hold_withdrawn" : "forwarded",
-          absl::StrCat(withdrew ? "held statement withdrawn and cancel forwarded" : "cancel forwarded",
+    const Withdrawal w = t->withdraw_hold ? t->withdraw_hold() : Withdrawal::kNothingHeld;
+    if (w != Withdrawal::kIdle) SendCancelAsync(*env_.loop, t->upstream, t->upstream_pid, t->upstream_key);
+    Audit(v1::AUDIT_KIND_CANCEL, "allowed", w == Withdrawal::kNothingHeld ? "forwarded" : "hold_withdrawn",
+          absl::StrCat(w == Withdrawal::kNothingHeld ? "cancel forwarded"
+                       : w == Withdrawal::kBusy      ? "held statement withdrawn and cancel forwarded"
+                                                     : "held statement withdrawn (nothing running upstream)",
                        " for session ", session));
   }
   // As PostgreSQL does: no answer, the connection just closes.
@@ -1017,7 +1040,7 @@ void PgSession::BecomeReady() {
   target.upstream_pid = static_cast<uint32_t>(upstream_pid_);
   target.upstream_key = static_cast<uint32_t>(upstream_key_);
   std::shared_ptr<bool> alive = alive_;
-  target.withdraw_hold = [this, alive] { return *alive && WithdrawHold(); };
+  target.withdraw_hold = [this, alive] { return *alive ? WithdrawHold() : Withdrawal::kNothingHeld; };
   auto [pid, key] = env_.cancels->Register(std::move(target));
   our_pid_ = pid;
   our_key_ = key;
@@ -1049,6 +1072,15 @@ void PgSession::BecomeReady() {
   topts.audit_literals = ctx_.postgres->audit_literals;
   topts.max_statement_bytes = ctx_.postgres->max_statement_bytes;
   tracker_ = std::make_unique<StatementTracker>(std::move(topts), *env_.clock);
+  withhold_literals_ = !ctx_.postgres->audit_literals;
+  if (recorder_ && withhold_literals_) {
+    // Tells replay that empty values it shows were withheld, not sent empty.
+    (void)recorder_->AppendEvent(
+        "literals_withheld",
+        recorder_->keeps_originals()
+            ? "statement literals recorded as $n, bound values and COPY data empty; originals sealed to the auditor key"
+            : "statement literals recorded as $n, bound values and COPY data empty; originals not kept (no auditor key)");
+  }
   phase_ = Phase::kRelay;
 }
 
@@ -1060,7 +1092,11 @@ bool PgSession::RelayFrontend() {
     if (agent_in_.empty()) return false;
     size_t n = static_cast<size_t>(std::min<uint64_t>(frontend_stream_left_, agent_in_.size()));
     absl::string_view chunk = agent_in_.view().substr(0, n);
-    RecordFromAgent(chunk);
+    if (!frontend_stream_withheld_) {
+      RecordFromAgent(chunk);
+    } else if (recorder_ && recorder_->keeps_originals()) {
+      pending_sealed_from_agent_.append(chunk.data(), chunk.size());
+    }
     SendToUpstream(chunk);
     agent_in_.Consume(n);
     frontend_stream_left_ -= n;
@@ -1078,8 +1114,11 @@ bool PgSession::RelayFrontend() {
   if (!header->has_value()) return false;
   const cpg::FrameHeader h = **header;
   if (h.type == cpg::frontend::kCopyData) {
-    // COPY FROM STDIN data: not inspected, streamed whatever its size.
+    // COPY FROM STDIN data: not inspected, streamed whatever its size. Withheld, the
+    // recording shows an empty CopyData in its place.
     frontend_stream_left_ = h.total_bytes;
+    frontend_stream_withheld_ = withhold_literals_;
+    if (withhold_literals_) RecordFromAgent(cpg::Encode(cpg::CopyData{}));
     return true;
   }
   if (h.length > kMaxFrontendMessageBytes) {
@@ -1140,7 +1179,7 @@ bool PgSession::RelayFrontend() {
                 std::string(st.message()));
     return false;
   }
-  RecordFromAgent(raw);
+  RecordFrontendMessage(h.type, raw);
   Floor floor;
   if (guard_ != nullptr) {
     if (statement_message) {
@@ -1677,8 +1716,10 @@ void PgSession::SendNoticeToAgent(const std::string& bytes) {
   }
 }
 
-bool PgSession::WithdrawHold() {
-  if (phase_ != Phase::kRelay || !held_.has_value() || held_->approval_id.empty()) return false;
+Withdrawal PgSession::WithdrawHold() {
+  if (phase_ != Phase::kRelay || !held_.has_value() || held_->approval_id.empty()) return Withdrawal::kNothingHeld;
+  // Before the refusal below goes upstream: did anything sent earlier still await the server?
+  const Withdrawal w = guard_->EarlierWorkInFlight() ? Withdrawal::kBusy : Withdrawal::kIdle;
   Held h = std::move(*held_);
   held_.reset();
   if (env_.approvals != nullptr) {
@@ -1691,7 +1732,7 @@ bool PgSession::WithdrawHold() {
                                              " was withdrawn before a decision; it was not run."),
                                 "57014"));
   Pump();
-  return true;
+  return w;
 }
 
 void PgSession::ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request) {

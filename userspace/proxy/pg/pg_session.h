@@ -196,6 +196,9 @@ class PgSession final : public ProxySession {
   void SendToAgent(absl::string_view bytes);
   void SendToUpstream(absl::string_view bytes) { to_upstream_.Append(bytes); }
   void RecordFromAgent(absl::string_view bytes);
+  // A whole frontend message of the relay phase: recorded as it is, or with its literal
+  // values withheld (literal_withholding.h) and the original sealed when originals are kept.
+  void RecordFrontendMessage(char type, absl::string_view raw);
   void FlushPendingRecords();
   void FailToAgent(absl::string_view sqlstate, absl::string_view message, const std::string& outcome,
                    const std::string& detail);
@@ -213,7 +216,7 @@ class PgSession final : public ProxySession {
   void ReleaseHeld(const std::string& source, const v1::ApprovalRequest& request);
   // The agent cancelled its held statement: the request expires (audited), the agent gets
   // 57014. False when nothing is held.
-  bool WithdrawHold();
+  Withdrawal WithdrawHold();
   // A NoticeResponse of interlockd's own, at the next backend message boundary.
   void SendNoticeToAgent(const std::string& bytes);
   void AuditDecision(const v1::PolicyDecision& decision, const std::string& outcome);
@@ -273,6 +276,14 @@ class PgSession final : public ProxySession {
   std::string pending_to_agent_record_;
   // Original messages that masking replaced, sealed after the masked batch (when kept).
   std::string pending_sealed_to_agent_;
+  // Original frontend messages whose literals the recording withholds, sealed after the
+  // batch they belong to (when kept).
+  std::string pending_sealed_from_agent_;
+  // Statement literals, bound values and COPY data are withheld from the recording
+  // (the resource's audit_literals is false); set when the relay starts.
+  bool withhold_literals_ = false;
+  // The streamed frontend message is COPY data whose bytes are withheld.
+  bool frontend_stream_withheld_ = false;
   // Bytes of a streamed (not buffered) message still to pass through, per direction.
   uint64_t frontend_stream_left_ = 0;
   uint64_t backend_stream_left_ = 0;

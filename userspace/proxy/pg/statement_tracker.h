@@ -56,6 +56,8 @@ class StatementTracker {
   // A whole frontend message. INVALID_ARGUMENT for a malformed message of a type the
   // tracker reads (the caller answers with a protocol error and closes).
   absl::Status OnFrontend(char type, absl::string_view body);
+  // The session's standard_conforming_strings as the tracker follows it.
+  bool standard_conforming_strings() const { return options_.standard_conforming_strings; }
   // A whole backend message. DataRow/CopyData bodies are not read and may be empty.
   absl::Status OnBackend(char type, absl::string_view body);
 

@@ -154,6 +154,29 @@ TEST_F(GuardTest, ReviewHoldsTheExactText) {
   EXPECT_EQ(cpg::ParseErrorResponse(Body(*mine))->message(), "interlock: approval apr-1 denied: no");
 }
 
+// A cancel that withdraws a hold reaches the server only when something sent before the
+// held statement may still run there; otherwise it would cancel the agent's next statement.
+TEST_F(GuardTest, EarlierWorkInFlightIsWhatWasSentBeforeTheHeldStatement) {
+  ASSERT_EQ(Query("DELETE FROM customers WHERE id = 7").kind, GuardVerdict::kHold);
+  EXPECT_FALSE(guard_->EarlierWorkInFlight()) << "nothing before it";
+  guard_->DenyHeld('Q', "withdrawn", "");
+  Ready();
+  ASSERT_EQ(Query("SELECT 1").kind, GuardVerdict::kForward);  // not answered yet
+  ASSERT_EQ(Query("DELETE FROM customers WHERE id = 8").kind, GuardVerdict::kHold);
+  EXPECT_TRUE(guard_->EarlierWorkInFlight()) << "SELECT 1 may still run";
+  guard_->DenyHeld('Q', "withdrawn", "");
+  Ready();
+  Ready();
+  // The extended protocol: an Execute earlier in the held one's batch may still run.
+  ASSERT_EQ(Parse("a", "SELECT 1").kind, GuardVerdict::kForward);
+  ASSERT_EQ(Parse("b", "DELETE FROM customers WHERE id = 9").kind, GuardVerdict::kForward);
+  ASSERT_EQ(Bind("pa", "a").kind, GuardVerdict::kForward);
+  ASSERT_EQ(Execute("pa").kind, GuardVerdict::kForward);
+  ASSERT_EQ(Bind("pb", "b").kind, GuardVerdict::kForward);
+  ASSERT_EQ(Execute("pb").kind, GuardVerdict::kHold);
+  EXPECT_TRUE(guard_->EarlierWorkInFlight());
+}
+
 TEST_F(GuardTest, MultiStatementTakesTheStrictest) {
   EXPECT_EQ(Query("SELECT 1; DELETE FROM t WHERE a = 1").kind, GuardVerdict::kHold);
   Ready();
