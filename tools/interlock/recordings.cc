@@ -22,7 +22,7 @@
 #include "userspace/record/sealed_box.h"
 #include "userspace/record/signing_key.h"
 #include "userspace/record/verifier.h"
-#include "userspace/replay/pg_replay.h"
+#include "userspace/replay/timeline.h"
 
 namespace interlock::cli {
 
@@ -196,11 +196,7 @@ int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
       opts.originals = &originals;
     }
   }
-  if (replay::IsPostgresRecording(rec->records) && !raw_view) {
-    std::fputs(replay::FormatPgTimeline(rec->records, {.raw = opts}).c_str(), stdout);
-  } else {
-    std::fputs(record::FormatTimeline(rec->records, opts).c_str(), stdout);
-  }
+  std::fputs(replay::FormatSessionTimeline(rec->records, opts, raw_view).c_str(), stdout);
   if (!rec->stop.ok()) std::printf("(recording ends early: %s)\n", common::Visible(rec->stop.message()).c_str());
   if (!raw_dir.empty()) {
     absl::Status st = record::WriteRawDirections(rec->records, raw_dir);

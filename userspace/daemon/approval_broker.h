@@ -37,7 +37,7 @@
 #include "userspace/common/clock.h"
 #include "userspace/config/config.h"
 #include "userspace/net/event_loop.h"
-#include "userspace/proxy/approval_gate.h"
+#include "userspace/proxy/core/approval_gate.h"
 
 namespace interlock::daemon {
 

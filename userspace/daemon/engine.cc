@@ -30,7 +30,7 @@
 #include "userspace/common/log.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/net/socket.h"
-#include "userspace/proxy/pg/pg_session.h"
+#include "userspace/proxy/core/tcp_protocol.h"
 #include "userspace/record/recorder.h"
 #include "userspace/record/sealed_box.h"
 
@@ -145,21 +145,11 @@ absl::Status Engine::Init() {
                                     [this](const std::string& catalog, const std::string& sql,
                                            std::vector<std::optional<std::string>> params,
                                            std::function<void(absl::StatusOr<proxy::pg::QueryRows>)> done) {
-                                      auto t = catalog_targets_.find(catalog);
-                                      if (t == catalog_targets_.end()) {
-                                        done(absl::NotFoundError(absl::StrCat("no upstream for catalog ", catalog)));
+                                      if (pg_ == nullptr) {
+                                        done(absl::UnavailableError("the PostgreSQL protocol is not started"));
                                         return;
                                       }
-                                      auto est = EstimatorFor(*t->second.resource, t->second.upstream,
-                                                              t->second.resource->postgres->login);
-                                      if (!est.ok()) {
-                                        done(est.status());
-                                        return;
-                                      }
-                                      proxy::pg::EstimateRequest r;
-                                      r.sql = sql;
-                                      r.params = std::move(params);
-                                      (*est)->Query(std::move(r), std::move(done));
+                                      pg_->CatalogQuery(catalog, sql, std::move(params), std::move(done));
                                     }));
     if (policy_ != nullptr) {
       INTERLOCK_RETURN_IF_ERROR(masks_->Validate(policy_->current()));
@@ -181,7 +171,7 @@ absl::Status Engine::Init() {
   INTERLOCK_RETURN_IF_ERROR(PrepareCgroups());
   INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
   INTERLOCK_RETURN_IF_ERROR(RestoreEnrollments());
-  INTERLOCK_RETURN_IF_ERROR(LoadAgentTls());
+  INTERLOCK_RETURN_IF_ERROR(StartProtocols());
   INTERLOCK_RETURN_IF_ERROR(LoadTokenVerifiers());
   INTERLOCK_RETURN_IF_ERROR(Listen());
 
@@ -408,28 +398,21 @@ absl::Status Engine::RestoreEnrollments() {
   return SaveState();
 }
 
-absl::StatusOr<proxy::pg::RowEstimator*> Engine::EstimatorFor(const config::ResourceConfig& resource,
-                                                               const net::SockAddr& upstream,
-                                                               const config::PostgresLoginConfig& login) {
-  std::string key = absl::StrCat(resource.id, "/", upstream.ToString(), "/", login.user, "/", login.database);
-  if (auto it = estimators_.find(key); it != estimators_.end()) return it->second.get();
-  proxy::pg::RowEstimatorOptions o;
-  o.upstream = upstream;
-  o.user = login.user;
-  o.database = login.database;
-  o.password_ref = login.password_ref;
-  o.sslmode = resource.postgres->sslmode;
-  o.allow_unverified_upstream = resource.postgres->allow_unverified_upstream;
-  o.connect_timeout = config_.timeouts.connect;
-  if (o.sslmode != "disable" && o.sslmode != "allow") {
-    std::string server_name =
-        !resource.postgres->sslservername.empty() ? resource.postgres->sslservername : upstream.ip();
-    INTERLOCK_ASSIGN_OR_RETURN(o.tls, UpstreamTls(resource, server_name));
-  }
-  INTERLOCK_ASSIGN_OR_RETURN(auto est, proxy::pg::RowEstimator::Create(std::move(o), loop_.get()));
-  proxy::pg::RowEstimator* raw = est.get();
-  estimators_[key] = std::move(est);
-  return raw;
+absl::Status Engine::StartProtocols() {
+  proxy::ProtocolEnv env;
+  env.loop = loop_.get();
+  env.audit = audit_.get();
+  env.clock = &clock_;
+  env.policy = policy_ != nullptr ? policy_->current_ptr() : nullptr;
+  env.approvals = approvals_.get();
+  env.grants = approvals_.get();
+  env.memory = memory_budget_.get();
+  env.connect_timeout = config_.timeouts.connect;
+  protocols_.Add(config::Protocol::kTcp, std::make_unique<proxy::TcpProtocol>(env));
+  INTERLOCK_ASSIGN_OR_RETURN(auto pg, proxy::pg::PgProtocol::Create(env, config_.resources, masks_.get()));
+  pg_ = pg.get();
+  protocols_.Add(config::Protocol::kPostgres, std::move(pg));
+  return absl::OkStatus();
 }
 
 absl::Status Engine::LoadTokenVerifiers() {
@@ -469,17 +452,6 @@ absl::Status Engine::LoadTokenVerifiers() {
     if (jwt == nullptr && fixed == nullptr) continue;
     token_verifiers_[r.id] = std::make_unique<BindingVerifier>(
         std::make_unique<AnyTokenVerifier>(std::move(jwt), std::move(fixed)), &token_bindings_);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Engine::LoadAgentTls() {
-  for (const config::ResourceConfig& r : config_.resources) {
-    if (!r.postgres.has_value() || r.postgres->agent_tls_cert_file.empty()) continue;
-    auto ctx = net::TlsServerContext::Create(r.postgres->agent_tls_cert_file,
-                                             r.postgres->agent_tls_key_file);
-    if (!ctx.ok()) return Annotate(ctx.status(), absl::StrCat("resource ", r.name, ": agent TLS"));
-    agent_tls_[r.id] = std::move(*ctx);
   }
   return absl::OkStatus();
 }
@@ -587,22 +559,25 @@ void Engine::StartSession(UniqueFd agent) {
     upstream = net::SockAddr::FromMapped(
         a, resource.upstream_port != 0 ? resource.upstream_port : info->orig_port);
   }
-  // A PostgreSQL agent refused here is told why in its own protocol, then closed.
-  auto tell_pg = [&](absl::string_view sqlstate, absl::string_view message) {
-    if (resource.protocol != config::Protocol::kPostgres) return;
-    const std::string bytes = proxy::pg::FatalErrorBytes(sqlstate, message);
-    (void)!::send(agent.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  proxy::Protocol* protocol = protocols_.For(resource.protocol);
+  if (protocol == nullptr) {
+    RejectConnection("internal", absl::StrCat("resource ", resource.name, ": no protocol plug-in"), &who);
+    return;
+  }
+  // An agent refused here is told why in its own protocol, where it has words for it.
+  auto tell = [&](proxy::Refusal why) {
+    const std::string bytes = protocol->RefusalBytes(why);
+    if (!bytes.empty()) (void)!::send(agent.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   };
   if (sessions_.size() >= config_.max_sessions) {
-    tell_pg("53300", "interlock: too many sessions; try again later");
+    tell(proxy::Refusal::kTooManySessions);
     RejectConnection("session_limit", absl::StrCat("max_sessions ", config_.max_sessions), &who);
     return;
   }
   // A new session needs room for at least its first reads; refuse it while the budget is
   // (nearly) exhausted rather than start one that could not move a byte.
   if (memory_budget_->Below(kSessionMemoryFloor)) {
-    tell_pg("53200", "interlock: out of memory: interlockd's sessions hold all of its memory "
-                     "budget; try again later");
+    tell(proxy::Refusal::kOutOfMemory);
     RejectConnection("memory_budget",
                      absl::StrCat("sessions hold ", memory_budget_->used(), " of ",
                                   memory_budget_->limit(), " bytes of the memory budget"),
@@ -619,15 +594,16 @@ void Engine::StartSession(UniqueFd agent) {
   session->upstream = ToEndpoint(upstream);
   session->started = clock_.Now();
   session->started_mono = clock_.Monotonic();
+  session->protocol = std::string(protocol->name());
 
+  const std::string& protocol_name = session->protocol;
   v1::SessionOpen open;
   open.set_session_id(session->id);
   *open.mutable_identity() = who;
   open.set_resource(resource.name);
   *open.mutable_original_destination() = session->original_destination;
   *open.mutable_upstream() = session->upstream;
-  const char* protocol = resource.protocol == config::Protocol::kPostgres ? "postgres" : "tcp";
-  open.set_protocol(protocol);
+  open.set_protocol(protocol_name);
   record::RecorderOptions ropts;
   ropts.auditor_public_key = auditor_public_key_;
   auto recorder = record::Recorder::Create(absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_,
@@ -637,79 +613,23 @@ void Engine::StartSession(UniqueFd agent) {
     RejectConnection("recording_failed", std::string(recorder.status().message()), &who);
     return;
   }
-  std::unique_ptr<proxy::ProxySession> relay;
-  if (resource.protocol == config::Protocol::kPostgres) {
-    proxy::pg::PgSessionContext pctx;
-    pctx.session_id = session->id;
-    pctx.identity = who;
-    pctx.original_destination = session->original_destination;
-    pctx.resource_name = resource.name;
-    pctx.postgres = &*resource.postgres;
-    pctx.upstream = upstream;
-    pctx.connect_timeout = config_.timeouts.connect;
-    const std::string& mode = resource.postgres->sslmode;
-    if (mode != "disable" && mode != "allow") {
-      std::string server_name =
-          !resource.postgres->sslservername.empty() ? resource.postgres->sslservername : upstream.ip();
-      auto tls = UpstreamTls(resource, server_name);
-      if (!tls.ok()) {
-        RejectConnection("upstream_tls_config", std::string(tls.status().message()), &who);
-        return;
-      }
-      pctx.tls = *tls;
-    }
-    if (auto it = agent_tls_.find(resource.id); it != agent_tls_.end()) pctx.agent_tls = it->second.get();
-    if (auto v = token_verifiers_.find(resource.id); v != token_verifiers_.end()) {
-      pctx.token_verifier = v->second.get();
-    }
-    std::string cgroup_path = who.cgroup_path();
-    pctx.bound_token = [this, cgroup_path] { return token_bindings_.TokenFor(cgroup_path); };
-    const config::ResourceConfig* rp = &resource;
-    const config::PostgresLoginConfig* login = &resource.postgres->LoginFor(who.workload());
-    pctx.estimate = [this, rp, upstream, login](proxy::pg::EstimateRequest req,
-                                               std::function<void(absl::StatusOr<int64_t>)> done) {
-      auto est = EstimatorFor(*rp, upstream, *login);
-      if (!est.ok()) {
-        loop_->Post([done, st = est.status()] { done(st); });
-        return;
-      }
-      (*est)->Estimate(std::move(req), std::move(done));
-    };
-    pctx.catalog_key = absl::StrCat(resource.name, "@", upstream.ToString());
-    catalog_targets_[pctx.catalog_key] = CatalogTarget{&resource, upstream};
-    proxy::pg::PgSessionEnv env{loop_.get(), audit_.get(), &cancels_, &clock_};
-    env.policy = policy_ != nullptr ? policy_->current_ptr() : nullptr;
-    env.approvals = approvals_.get();
-    env.grants = approvals_.get();
-    env.masks = masks_.get();
-    env.memory = memory_budget_.get();
-    auto pg = proxy::pg::PgSession::Start(env, std::move(agent), std::move(pctx),
-                                          std::move(*recorder),
-                                          [this](proxy::pg::PgSession* r) { OnSessionDone(r); });
-    if (!pg.ok()) {
-      RejectConnection("internal", std::string(pg.status().message()), &who);
-      return;
-    }
-    relay = std::move(*pg);
-  } else {
-    proxy::RelayOptions opts;
-    opts.connect_timeout = config_.timeouts.connect;
-    session->memory = memory_budget_->NewLease();
-    if (!session->memory.Set(2 * opts.buffer_bytes)) {
-      RejectConnection("memory_budget",
-                       absl::StrCat("sessions hold ", memory_budget_->used(), " of ",
-                                    memory_budget_->limit(), " bytes of the memory budget"),
-                       &who);
-      return;
-    }
-    auto tcp = proxy::TcpRelay::Start(*loop_, std::move(agent), upstream, opts,
-                                      std::move(*recorder),
-                                      [this](proxy::TcpRelay* r) { OnSessionDone(r); });
-    if (!tcp.ok()) {
-      RejectConnection("upstream_unreachable", std::string(tcp.status().message()), &who);
-      return;
-    }
-    relay = std::move(*tcp);
+  proxy::SessionStart start;
+  start.session_id = session->id;
+  start.identity = who;
+  start.resource = &resource;
+  start.original_destination = session->original_destination;
+  start.upstream = upstream;
+  start.agent = std::move(agent);
+  start.recorder = std::move(*recorder);
+  if (auto v = token_verifiers_.find(resource.id); v != token_verifiers_.end()) {
+    start.token_verifier = v->second.get();
+  }
+  start.bound_token = [this, cgroup_path = who.cgroup_path()] { return token_bindings_.TokenFor(cgroup_path); };
+  start.done = [this](proxy::ProxySession* s) { OnSessionDone(s); };
+  proxy::Started started = protocol->Start(std::move(start));
+  if (started.session == nullptr) {
+    RejectConnection(started.refusal, started.detail, &who);
+    return;
   }
   ++total_sessions_;
   v1::AuditEvent ev;
@@ -719,29 +639,14 @@ void Engine::StartSession(UniqueFd agent) {
   ev.set_resource(resource.name);
   *ev.mutable_original_destination() = session->original_destination;
   *ev.mutable_upstream() = session->upstream;
-  ev.set_protocol(protocol);
+  ev.set_protocol(protocol_name);
   ev.set_outcome("allowed");
   Audit(std::move(ev));
-  session->relay = std::move(relay);
+  session->relay = std::move(started.session);
   proxy::ProxySession* key = session->relay.get();
   sessions_.emplace(key, std::move(session));
   // The relay may have finished synchronously (never today, but keep the invariant).
   if (key->done()) OnSessionDone(key);
-}
-
-absl::StatusOr<net::TlsClientContext*> Engine::UpstreamTls(const config::ResourceConfig& resource,
-                                                           const std::string& server_name) {
-  std::string key = absl::StrCat(resource.id, "/", server_name);
-  auto it = tls_contexts_.find(key);
-  if (it != tls_contexts_.end()) return it->second.get();
-  net::TlsClientOptions opts;
-  INTERLOCK_ASSIGN_OR_RETURN(opts.mode, net::ParseSslMode(resource.postgres->sslmode));
-  opts.ca_file = resource.postgres->sslrootcert;
-  opts.server_name = server_name;
-  INTERLOCK_ASSIGN_OR_RETURN(auto ctx, net::TlsClientContext::Create(opts));
-  net::TlsClientContext* raw = ctx.get();
-  tls_contexts_.emplace(key, std::move(ctx));
-  return raw;
 }
 
 void Engine::OnSessionDone(proxy::ProxySession* relay) {
@@ -757,7 +662,7 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   ev.set_resource(session->resource->name);
   *ev.mutable_original_destination() = session->original_destination;
   *ev.mutable_upstream() = session->upstream;
-  ev.set_protocol(session->resource->protocol == config::Protocol::kPostgres ? "postgres" : "tcp");
+  ev.set_protocol(session->protocol);
   ev.set_bytes_to_upstream(relay->stats().bytes_to_upstream);
   ev.set_bytes_to_agent(relay->stats().bytes_to_agent);
   ev.set_duration_ms(absl::ToInt64Milliseconds(clock_.Monotonic() - session->started_mono));
@@ -1219,12 +1124,11 @@ v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const
 void Engine::OnGrantEnded(const v1::Grant& grant, const std::string& why) {
   bool after_statement = policy_ != nullptr &&
                          policy_->current().ForResource(grant.resource()).grant_expiry_after_statement();
-  std::vector<proxy::pg::PgSession*> affected;
+  std::vector<proxy::ProxySession*> affected;
   for (const auto& [relay, s] : sessions_) {
-    auto* pg = dynamic_cast<proxy::pg::PgSession*>(relay);
-    if (pg != nullptr && pg->grant_id() == grant.id()) affected.push_back(pg);
+    if (!relay->grant_id().empty() && relay->grant_id() == grant.id()) affected.push_back(relay);
   }
-  for (proxy::pg::PgSession* pg : affected) pg->EndForGrant(why, after_statement);
+  for (proxy::ProxySession* relay : affected) relay->EndForGrant(why, after_statement);
 }
 
 void Engine::Audit(v1::AuditEvent event) {

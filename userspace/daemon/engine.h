@@ -32,15 +32,14 @@
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
 #include "userspace/daemon/mask_service.h"
-#include "userspace/proxy/pg/row_estimator.h"
 #include "userspace/daemon/policy_watcher.h"
 #include "userspace/daemon/token_bindings.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/net/tls.h"
-#include "userspace/proxy/pg/cancel_registry.h"
-#include "userspace/proxy/tcp_relay.h"
+#include "userspace/proxy/core/protocol.h"
+#include "userspace/proxy/pg/pg_protocol.h"
 #include "userspace/record/signing_key.h"
 
 namespace interlock::daemon {
@@ -63,9 +62,8 @@ class Engine {
     v1::Endpoint upstream;
     absl::Time started;
     absl::Duration started_mono;
+    std::string protocol;  // the plug-in's name ("postgres", "tcp")
     std::unique_ptr<proxy::ProxySession> relay;
-    // A bare TCP relay's fixed buffers (a PostgreSQL session charges its own as they grow).
-    MemoryBudget::Lease memory;
   };
   struct Workload {
     std::string name;
@@ -86,16 +84,13 @@ class Engine {
   absl::Status OpenDatapath();
   absl::Status RestoreEnrollments();
   absl::Status Listen();
-  // TLS towards agents, for PostgreSQL resources that configure it (fails start-up on a
-  // bad certificate or key rather than at the first connection).
-  absl::Status LoadAgentTls();
+  // The protocol plug-ins (PostgreSQL loads agent TLS certificates here: a bad one fails
+  // start-up rather than the first connection).
+  absl::Status StartProtocols();
   il_settings Settings(bool accepting) const;
 
   void OnAccept(int listen_fd);
   void StartSession(UniqueFd agent);
-  // The TLS client context for a PostgreSQL resource and upstream server name (cached).
-  absl::StatusOr<net::TlsClientContext*> UpstreamTls(const config::ResourceConfig& resource,
-                                                     const std::string& server_name);
   void OnSessionDone(proxy::ProxySession* relay);
   void OnKernelEvents();
   void FlushRecordings();
@@ -109,10 +104,6 @@ class Engine {
   void RejectConnection(const std::string& reason, const std::string& detail,
                         const v1::WorkloadIdentity* who);
 
-  // The estimator for (resource, upstream, login), created on first use.
-  absl::StatusOr<proxy::pg::RowEstimator*> EstimatorFor(const config::ResourceConfig& resource,
-                                                        const net::SockAddr& upstream,
-                                                        const config::PostgresLoginConfig& login);
   v1::ControlResponse HandleApprovals(const v1::ControlRequest& req, const control::Caller& caller);
   v1::Approver ApproverOf(const control::Caller& caller) const;
   void OnGrantEnded(const v1::Grant& grant, const std::string& why);
@@ -150,19 +141,11 @@ class Engine {
   std::unique_ptr<MemoryBudget> memory_budget_;
   TokenBindings token_bindings_;
   std::unique_ptr<MaskService> masks_;
-  // interlockd's own read-only upstream connections (planner estimates, catalog reads),
-  // by resource/upstream/login; and which upstream each masking catalog key names.
-  absl::flat_hash_map<std::string, std::unique_ptr<proxy::pg::RowEstimator>> estimators_;
-  struct CatalogTarget {
-    const config::ResourceConfig* resource = nullptr;
-    net::SockAddr upstream;
-  };
-  absl::flat_hash_map<std::string, CatalogTarget> catalog_targets_;
+  // A plug-in per resource protocol; the engine core knows none of them.
+  proxy::ProtocolRegistry protocols_;
+  proxy::pg::PgProtocol* pg_ = nullptr;  // in protocols_; masking's catalog reads go through it
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
-  proxy::pg::CancelRegistry cancels_{proxy::pg::SecureRandom32};
-  absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
-  absl::flat_hash_map<uint32_t, std::unique_ptr<net::TlsServerContext>> agent_tls_;  // by resource id
   std::vector<UniqueFd> listeners_;
   UniqueFd signal_fd_;
 

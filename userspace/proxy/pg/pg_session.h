@@ -43,7 +43,7 @@
 #include "userspace/net/tls.h"
 #include "userspace/proxy/pg/byte_queue.h"
 #include "userspace/policy/evaluator.h"
-#include "userspace/proxy/approval_gate.h"
+#include "userspace/proxy/core/approval_gate.h"
 #include "userspace/proxy/pg/cancel_registry.h"
 #include "userspace/proxy/pg/guard.h"
 #include "userspace/proxy/pg/mask_support.h"
@@ -51,7 +51,7 @@
 #include "userspace/proxy/pg/row_estimator.h"
 #include "userspace/proxy/pg/statement_tracker.h"
 #include "userspace/proxy/pg/upstream_login.h"
-#include "userspace/proxy/session.h"
+#include "userspace/proxy/core/session.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy::pg {
@@ -136,7 +136,7 @@ class PgSession final : public ProxySession {
     return subject_.has_token ? &ctx_.identity : nullptr;
   }
   // The grant this session runs under ("" when the resource needs none).
-  const std::string& grant_id() const { return grant_id_; }
+  const std::string& grant_id() const override { return grant_id_; }
   // The pending approval request holding this session, if any.
   const std::string& held_approval() const;
  private:

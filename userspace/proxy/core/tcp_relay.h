@@ -22,11 +22,12 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "interlock/v1/record.pb.h"
+#include "userspace/common/memory_budget.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/net/event_loop.h"
 #include "userspace/net/relay_buffer.h"
 #include "userspace/net/socket.h"
-#include "userspace/proxy/session.h"
+#include "userspace/proxy/core/session.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy {
@@ -34,6 +35,9 @@ namespace interlock::proxy {
 struct RelayOptions {
   size_t buffer_bytes = 256 * 1024;
   absl::Duration connect_timeout = absl::Seconds(5);
+  // Charged with the session's fixed buffers (2 x buffer_bytes) for its lifetime; null:
+  // not accounted.
+  MemoryBudget* memory = nullptr;
 };
 
 class TcpRelay final : public ProxySession {
@@ -42,8 +46,9 @@ class TcpRelay final : public ProxySession {
   // owner may destroy the relay only via EventLoop::Defer from inside this callback.
   using DoneFn = std::function<void(TcpRelay*)>;
 
-  // Starts connecting to `upstream` and registers both sockets with `loop`. Fails only
-  // when the upstream socket cannot be created (the agent socket is then closed).
+  // Starts connecting to `upstream` and registers both sockets with `loop`. Fails when
+  // options.memory cannot hold the session's buffers (RESOURCE_EXHAUSTED) or the upstream
+  // socket cannot be created; the agent socket is then closed.
   static absl::StatusOr<std::unique_ptr<TcpRelay>> Start(
       net::EventLoop& loop, UniqueFd agent, const net::SockAddr& upstream,
       const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done);
@@ -102,6 +107,7 @@ class TcpRelay final : public ProxySession {
   int fd(Side side) const { return side == kAgent ? agent_.get() : upstream_.get(); }
 
   net::EventLoop& loop_;
+  MemoryBudget::Lease memory_;  // first: released after the buffers below
   UniqueFd agent_;
   UniqueFd upstream_;
   net::SockAddr upstream_addr_;

@@ -38,6 +38,12 @@ class ProxySession {
   // Identity facts learned during the session (a verified token's issuer, subject and
   // groups) to carry in the session-end event; null when the session learned none.
   virtual const v1::WorkloadIdentity* learned_identity() const { return nullptr; }
+  // The just-in-time grant the session runs under ("" when none), so the engine can end
+  // the sessions of a grant that expired or was revoked.
+  virtual const std::string& grant_id() const {
+    static const std::string kNone;
+    return kNone;
+  }
   virtual void EndForGrant(const std::string& detail, bool after_statement) {
     (void)after_statement;
     Abort("grant_ended", detail);

@@ -2,7 +2,7 @@
 // server, the relay runs on a real EventLoop on the test thread. Peers that block run on
 // their own threads with socket timeouts, so a broken relay fails the test instead of
 // hanging it.
-#include "userspace/proxy/tcp_relay.h"
+#include "userspace/proxy/core/tcp_relay.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "userspace/proxy/tcp_relay.h"
+#include "userspace/proxy/core/tcp_relay.h"
 
 #include <sys/socket.h>
 
@@ -9,11 +9,20 @@ namespace interlock::proxy {
 absl::StatusOr<std::unique_ptr<TcpRelay>> TcpRelay::Start(
     net::EventLoop& loop, UniqueFd agent, const net::SockAddr& upstream,
     const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done) {
+  MemoryBudget::Lease memory;
+  if (options.memory != nullptr) {
+    memory = options.memory->NewLease();
+    if (!memory.Set(2 * options.buffer_bytes)) {
+      return absl::ResourceExhaustedError(absl::StrCat("sessions hold ", options.memory->used(), " of ",
+                                                       options.memory->limit(), " bytes of the memory budget"));
+    }
+  }
   auto upstream_fd = net::ConnectTcpNonBlocking(upstream);
   if (!upstream_fd.ok()) return upstream_fd.status();
   std::unique_ptr<TcpRelay> relay(new TcpRelay(loop, std::move(agent), std::move(*upstream_fd),
                                                upstream, options, std::move(recorder),
                                                std::move(done)));
+  relay->memory_ = std::move(memory);
   relay->connect_timer_ = loop.RunAfter(options.connect_timeout, [r = relay.get()] {
     r->connect_timer_ = 0;
     if (r->state_ == State::kConnecting) {
