@@ -39,7 +39,6 @@ std::string FatalErrorBytes(absl::string_view sqlstate, absl::string_view messag
 
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
 
 std::string FatalError(absl::string_view sqlstate, absl::string_view message) {
   return FatalErrorBytes(sqlstate, message);
@@ -121,19 +120,18 @@ absl::StatusOr<std::unique_ptr<PgSession>> PgSession::Start(PgSessionEnv env, Un
 PgSession::PgSession(PgSessionEnv env, UniqueFd agent, PgSessionContext ctx,
                      std::unique_ptr<record::Recorder> recorder, DoneFn done)
     : env_(env),
-      agent_(std::move(agent)),
       ctx_(std::move(ctx)),
       recorder_(std::move(recorder)),
       done_(std::move(done)),
       last_activity_(env.clock->Monotonic()) {
+  // An accepted socket may hold the startup packet already.
+  agent_.Attach(std::move(agent), /*readable=*/true);
   if (env_.memory != nullptr) memory_ = env_.memory->NewLease();
 }
 
 PgSession::~PgSession() {
   if (connect_timer_ != 0) env_.loop->Cancel(connect_timer_);
   if (resume_timer_ != 0) env_.loop->Cancel(resume_timer_);
-  if (registered_[kAgent]) env_.loop->Remove(agent_.get());
-  if (registered_[kUpstream]) env_.loop->Remove(upstream_.get());
   if (cancel_registered_) env_.cancels->Unregister(our_pid_, our_key_);
 }
 
@@ -157,23 +155,8 @@ void PgSession::Finish(const std::string& outcome, const std::string& detail, bo
       *t = 0;
     }
   }
-  for (Side s : {kAgent, kUpstream}) {
-    int fd = s == kAgent ? agent_.get() : upstream_.get();
-    if (registered_[s]) {
-      env_.loop->Remove(fd);
-      registered_[s] = false;
-    }
-    if (reset && fd >= 0) {
-      linger lg{1, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-  }
-  if (tls_ != nullptr && !reset) (void)tls_->Shutdown();
-  tls_.reset();
-  if (agent_tls_ != nullptr && !reset) (void)agent_tls_->Shutdown();
-  agent_tls_.reset();
-  agent_.Reset();
-  upstream_.Reset();
+  upstream_.Close(reset);
+  agent_.Close(reset);
   *alive_ = false;
   if (held_.has_value()) {
     if (env_.approvals != nullptr && !held_->approval_id.empty()) env_.approvals->Abandon(held_->approval_id, "the held connection ended before a decision");
@@ -203,14 +186,8 @@ void PgSession::FailToAgent(absl::string_view sqlstate, absl::string_view messag
   outcome_ = outcome;
   detail_ = detail;
   // Nothing more goes upstream; the agent gets the error, then the connection closes.
-  if (tls_ != nullptr) (void)tls_->Shutdown();
-  if (registered_[kUpstream]) {
-    env_.loop->Remove(upstream_.get());
-    registered_[kUpstream] = false;
-  }
-  tls_.reset();
-  upstream_.Reset();
-  to_upstream_.Clear();
+  upstream_.Close(/*reset=*/false);
+  upstream_.out().Clear();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -266,7 +243,7 @@ void PgSession::AuditStatements(std::vector<v1::StatementInfo> statements) {
 }
 
 void PgSession::SendToAgent(absl::string_view bytes) {
-  to_agent_.Append(bytes);
+  agent_.out().Append(bytes);
   pending_to_agent_record_.append(bytes.data(), bytes.size());
 }
 
@@ -325,16 +302,13 @@ void PgSession::FlushPendingRecords() {
 
 void PgSession::OnIo(Side side, uint32_t events) {
   if (phase_ == Phase::kDone) return;
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) (side == kAgent ? agent_readable_ : upstream_readable_) = true;
-  // A TLS read may wait for writability; let such an event retry the read too.
-  if ((events & EPOLLOUT) && side == kUpstream && tls_read_want_ == net::TlsWant::kWrite) upstream_readable_ = true;
-  if ((events & EPOLLOUT) && side == kAgent && agent_read_want_ == net::TlsWant::kWrite) agent_readable_ = true;
+  (side == kAgent ? agent_ : upstream_).NoteEvents(events);
   if (side == kAgent && phase_ == Phase::kAgentTls) {
     StepAgentTls();
   } else if (side == kUpstream && phase_ == Phase::kUpstreamConnecting) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) OnUpstreamConnected();
   } else if (side == kUpstream && phase_ == Phase::kUpstreamTls) {
-    auto step = tls_->HandshakeStep();
+    auto step = upstream_.tls()->HandshakeStep();
     if (!step.ok()) {
       Audit(v1::AUDIT_KIND_AUTH, "error", "upstream_tls", std::string(step.status().message()));
       FailToAgent("08006", absl::StrCat("interlock: TLS to resource ", ctx_.resource_name, " failed"),
@@ -347,7 +321,7 @@ void PgSession::OnIo(Side side, uint32_t events) {
 }
 
 void PgSession::StepAgentTls() {
-  auto step = agent_tls_->HandshakeStep();
+  auto step = agent_.tls()->HandshakeStep();
   if (!step.ok()) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "agent_tls", std::string(step.status().message()));
     Finish("agent_tls_failed", std::string(step.status().message()), true);
@@ -356,71 +330,47 @@ void PgSession::StepAgentTls() {
   if (*step == net::TlsHandshake::kDone) {
     if (recorder_) {
       FlushPendingRecords();
-      (void)recorder_->AppendEvent("agent_tls", agent_tls_->Version());
+      (void)recorder_->AppendEvent("agent_tls", agent_.tls()->Version());
     }
     phase_ = Phase::kAgentStartup;
   }
 }
 
 bool PgSession::AgentReadAllowed() const {
-  if (agent_eof_ || !agent_) return false;
+  if (agent_.eof() || !agent_.attached()) return false;
   if (phase_ == Phase::kClosing || phase_ == Phase::kDone) return false;
   if (phase_ != Phase::kAgentStartup && phase_ != Phase::kAgentPassword && phase_ != Phase::kRelay) {
     return false;  // nothing to do with agent bytes until the upstream is ready
   }
-  return to_upstream_.size() < kHighWaterBytes && agent_in_.size() < kMaxFrontendMessageBytes + 5;
+  return upstream_.out().size() < kHighWaterBytes && agent_.in().size() < kMaxFrontendMessageBytes + 5;
 }
 
 bool PgSession::UpstreamReadAllowed() const {
-  if (upstream_eof_ || !upstream_) return false;
+  if (upstream_.eof() || !upstream_.attached()) return false;
   if (phase_ != Phase::kUpstreamSslReply && phase_ != Phase::kUpstreamAuth &&
       phase_ != Phase::kUpstreamReady && phase_ != Phase::kRelay) {
     return false;
   }
-  if (phase_ == Phase::kUpstreamSslReply && !upstream_in_.empty()) return false;  // one byte only
+  if (phase_ == Phase::kUpstreamSslReply && !upstream_.in().empty()) return false;  // one byte only
   if (catalog_wait_) return false;  // nothing moves until the result's columns are known
-  return to_agent_.size() < kHighWaterBytes && upstream_in_.size() < kMaxBackendMessageBytes + 5;
+  return agent_.out().size() < kHighWaterBytes && upstream_.in().size() < kMaxBackendMessageBytes + 5;
 }
 
 bool PgSession::ReadAgent() {
-  char buf[kReadChunk];
-  net::IoResult r;
-  if (agent_tls_ != nullptr) {
-    r = agent_tls_->Read(buf, sizeof buf);
-    agent_read_want_ = r.would_block ? agent_tls_->want() : net::TlsWant::kNone;
-  } else {
-    r = net::ReadSome(agent_.get(), buf, sizeof buf, "read agent");
-  }
+  net::IoResult r = agent_.Read(StreamSide::kReadChunk);
   if (!r.status.ok()) {
     Finish("agent_reset", std::string(r.status.message()), true);
     return false;
   }
-  if (r.eof) {
-    agent_eof_ = true;
-    return true;
-  }
-  if (r.bytes == 0) {
-    agent_readable_ = false;  // would block: wait for epoll
-    return false;
-  }
-  agent_in_.Append(absl::string_view(buf, r.bytes));
+  if (r.eof) return true;
+  if (r.bytes == 0) return false;  // would block: wait for epoll
   last_activity_ = env_.clock->Monotonic();
-  // A short read from a stream socket drained it; TLS may still hold decrypted bytes.
-  if (agent_tls_ == nullptr && r.bytes < sizeof buf) agent_readable_ = false;
   return true;
 }
 
 bool PgSession::ReadUpstream() {
-  char buf[kReadChunk];
   // During the SSLRequest reply only one byte may be consumed: what follows is TLS.
-  size_t want = phase_ == Phase::kUpstreamSslReply ? 1 : sizeof buf;
-  net::IoResult r;
-  if (tls_ != nullptr) {
-    r = tls_->Read(buf, want);
-    tls_read_want_ = r.would_block ? tls_->want() : net::TlsWant::kNone;
-  } else {
-    r = net::ReadSome(upstream_.get(), buf, want, "read upstream");
-  }
+  net::IoResult r = upstream_.Read(phase_ == Phase::kUpstreamSslReply ? 1 : StreamSide::kReadChunk);
   if (!r.status.ok()) {
     if (phase_ == Phase::kRelay) {
       Finish("upstream_reset", std::string(r.status.message()), true);
@@ -430,66 +380,32 @@ bool PgSession::ReadUpstream() {
     }
     return false;
   }
-  if (r.eof) {
-    upstream_eof_ = true;
-    return true;
-  }
-  if (r.bytes == 0) {
-    upstream_readable_ = false;  // would block: wait for epoll
-    return false;
-  }
-  upstream_in_.Append(absl::string_view(buf, r.bytes));
+  if (r.eof) return true;
+  if (r.bytes == 0) return false;  // would block: wait for epoll
   last_activity_ = env_.clock->Monotonic();
-  if (tls_ == nullptr && r.bytes < want) upstream_readable_ = false;
   return true;
 }
 
 bool PgSession::FlushAgent() {
-  bool progress = false;
   if (phase_ == Phase::kAgentTls) return false;
-  while (!to_agent_.empty() && agent_) {
-    absl::string_view v = to_agent_.view();
-    net::IoResult w;
-    if (agent_tls_ != nullptr) {
-      w = agent_tls_->Write(v.data(), v.size());
-      agent_write_want_ = w.would_block ? agent_tls_->want() : net::TlsWant::kNone;
-    } else {
-      w = net::SendSome(agent_.get(), v.data(), v.size(), "write agent");
-    }
-    if (!w.status.ok()) {
-      Finish("agent_reset", std::string(w.status.message()), true);
-      return false;
-    }
-    if (w.bytes == 0) break;
-    to_agent_.Consume(w.bytes);
-    stats_.bytes_to_agent += w.bytes;
-    progress = true;
+  net::IoResult w = agent_.Flush();
+  if (!w.status.ok()) {
+    Finish("agent_reset", std::string(w.status.message()), true);
+    return false;
   }
-  return progress;
+  stats_.bytes_to_agent += w.bytes;
+  return w.bytes > 0;
 }
 
 bool PgSession::FlushUpstream() {
-  bool progress = false;
-  if (!upstream_ || phase_ == Phase::kUpstreamConnecting || phase_ == Phase::kUpstreamTls) return false;
-  while (!to_upstream_.empty()) {
-    absl::string_view v = to_upstream_.view();
-    net::IoResult w;
-    if (tls_ != nullptr) {
-      w = tls_->Write(v.data(), v.size());
-      tls_write_want_ = w.would_block ? tls_->want() : net::TlsWant::kNone;
-    } else {
-      w = net::SendSome(upstream_.get(), v.data(), v.size(), "write upstream");
-    }
-    if (!w.status.ok()) {
-      Finish("upstream_reset", std::string(w.status.message()), true);
-      return false;
-    }
-    if (w.bytes == 0) break;
-    to_upstream_.Consume(w.bytes);
-    if (phase_ == Phase::kRelay) stats_.bytes_to_upstream += w.bytes;
-    progress = true;
+  if (!upstream_.attached() || phase_ == Phase::kUpstreamConnecting || phase_ == Phase::kUpstreamTls) return false;
+  net::IoResult w = upstream_.Flush();
+  if (!w.status.ok()) {
+    Finish("upstream_reset", std::string(w.status.message()), true);
+    return false;
   }
-  return progress;
+  if (phase_ == Phase::kRelay) stats_.bytes_to_upstream += w.bytes;
+  return w.bytes > 0;
 }
 
 void PgSession::Pump() {
@@ -499,17 +415,17 @@ void PgSession::Pump() {
     if (phase_ == Phase::kDone) return;
     progress |= FlushUpstream();
     if (phase_ == Phase::kDone) return;
-    if (AgentReadAllowed() && agent_readable_) progress |= ReadAgent();
+    if (AgentReadAllowed() && agent_.readable()) progress |= ReadAgent();
     if (phase_ == Phase::kDone) return;
     ChargeMemory();  // over budget: the session is closing with 53200, reads stop
     ProcessAgent();
     if (phase_ == Phase::kDone) return;
-    if (UpstreamReadAllowed() && upstream_readable_) progress |= ReadUpstream();
+    if (UpstreamReadAllowed() && upstream_.readable()) progress |= ReadUpstream();
     if (phase_ == Phase::kDone) return;
     ChargeMemory();  // over budget: the session is closing with 53200, reads stop
     ProcessUpstream();
     if (phase_ == Phase::kDone) return;
-    if (phase_ == Phase::kClosing && to_agent_.empty()) {
+    if (phase_ == Phase::kClosing && agent_.out().empty()) {
       Finish(outcome_, detail_, false);
       return;
     }
@@ -527,18 +443,18 @@ void PgSession::Pump() {
   // Ends: the agent left (forward the end upstream once flushed), or the upstream did.
   // An agent that left in the middle of a message leaves bytes that can never complete:
   // end the session rather than hold them (and its share of memory) until idle timeout.
-  if (agent_eof_ && !agent_in_.empty() && phase_ != Phase::kClosing && AgentInputIsPartial()) {
+  if (agent_.eof() && !agent_.in().empty() && phase_ != Phase::kClosing && AgentInputIsPartial()) {
     Finish("agent_closed_mid_message",
-           absl::StrCat(agent_in_.size(), " bytes of an incomplete message"), false);
+           absl::StrCat(agent_.in().size(), " bytes of an incomplete message"), false);
     return;
   }
-  if (agent_eof_ && agent_in_.empty() && phase_ != Phase::kClosing) {
-    if (to_upstream_.empty()) {
+  if (agent_.eof() && agent_.in().empty() && phase_ != Phase::kClosing) {
+    if (upstream_.out().empty()) {
       Finish(phase_ == Phase::kRelay ? "closed" : "agent_closed", "", false);
       return;
     }
   }
-  if (upstream_eof_ && upstream_in_.empty() && to_agent_.empty()) {
+  if (upstream_.eof() && upstream_.in().empty() && agent_.out().empty()) {
     Finish(phase_ == Phase::kRelay ? "upstream_closed" : "upstream_closed_early", "", false);
     return;
   }
@@ -549,11 +465,11 @@ void PgSession::Pump() {
 
 bool PgSession::AgentInputIsPartial() const {
   if (phase_ == Phase::kAgentStartup) {
-    auto frame = cpg::PeekStartupFrame(agent_in_.view());
+    auto frame = cpg::PeekStartupFrame(agent_.in().view());
     return frame.ok() && !frame->has_value();
   }
   if (phase_ == Phase::kAgentPassword || phase_ == Phase::kRelay) {
-    auto frame = cpg::PeekFrame(agent_in_.view(), kMaxFrontendMessageBytes);
+    auto frame = cpg::PeekFrame(agent_.in().view(), kMaxFrontendMessageBytes);
     return frame.ok() && !frame->has_value();
   }
   return false;  // waiting for the upstream: the bytes are whole messages, not yet read
@@ -561,19 +477,19 @@ bool PgSession::AgentInputIsPartial() const {
 
 void PgSession::ChargeMemory() {
   if (phase_ == Phase::kClosing) {  // the error is on its way; nothing more is read
-    (void)memory_.Set(to_agent_.capacity());
+    (void)memory_.Set(agent_.out().capacity());
     return;
   }
-  const size_t held = agent_in_.capacity() + upstream_in_.capacity() + to_agent_.capacity() +
-                      to_upstream_.capacity() + pending_from_agent_record_.capacity() +
+  const size_t held = agent_.in().capacity() + upstream_.in().capacity() + agent_.out().capacity() +
+                      upstream_.out().capacity() + pending_from_agent_record_.capacity() +
                       pending_to_agent_record_.capacity() + pending_sealed_to_agent_.capacity();
   if (memory_.Set(held)) return;
   // Give back what this session holds before it says why, so the error itself fits.
   const std::string detail = absl::StrCat("session buffers ", held, " bytes; all sessions ",
                                           env_.memory->used(), " of ", env_.memory->limit());
-  agent_in_.Clear();
-  upstream_in_.Clear();
-  to_upstream_.Clear();
+  agent_.in().Clear();
+  upstream_.in().Clear();
+  upstream_.out().Clear();
   (void)memory_.Set(0);
   FailToAgent("53200",
               "interlock: out of memory: interlockd's sessions hold all of its memory budget; "
@@ -583,51 +499,18 @@ void PgSession::ChargeMemory() {
 
 void PgSession::UpdateInterest() {
   if (phase_ == Phase::kDone) return;
-  for (Side s : {kAgent, kUpstream}) {
-    int fd = s == kAgent ? agent_.get() : upstream_.get();
-    if (fd < 0) continue;
-    uint32_t want = 0;
-    if (s == kAgent && phase_ == Phase::kAgentTls) {
-      want = agent_tls_->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN;
-    } else if (s == kAgent) {
-      if (AgentReadAllowed()) want |= EPOLLIN;
-      if (!to_agent_.empty()) want |= EPOLLOUT;
-      if (agent_tls_ != nullptr) {
-        if (agent_read_want_ == net::TlsWant::kWrite || agent_write_want_ == net::TlsWant::kWrite) {
-          want |= EPOLLOUT;
-        }
-        if (agent_write_want_ == net::TlsWant::kRead) want |= EPOLLIN;
-      }
-    } else if (phase_ == Phase::kUpstreamConnecting) {
-      want = EPOLLOUT;
-    } else if (phase_ == Phase::kUpstreamTls) {
-      want = tls_->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN;
-    } else {
-      if (UpstreamReadAllowed()) want |= EPOLLIN;
-      if (!to_upstream_.empty()) want |= EPOLLOUT;
-      if (tls_ != nullptr) {
-        if (tls_read_want_ == net::TlsWant::kWrite || tls_write_want_ == net::TlsWant::kWrite) {
-          want |= EPOLLOUT;
-        }
-        if (tls_write_want_ == net::TlsWant::kRead) want |= EPOLLIN;
-      }
-    }
-    net::IoHandler* h = s == kAgent ? static_cast<net::IoHandler*>(&agent_watcher_)
-                                    : static_cast<net::IoHandler*>(&upstream_watcher_);
-    if (want == 0) {
-      if (registered_[s]) {
-        env_.loop->Remove(fd);
-        registered_[s] = false;
-      }
-      continue;
-    }
-    if (!registered_[s]) {
-      if (env_.loop->Add(fd, want, h).ok()) registered_[s] = true;
-      interest_[s] = want;
-    } else if (interest_[s] != want) {
-      (void)env_.loop->Modify(fd, want, h);
-      interest_[s] = want;
-    }
+  // While a handshake runs, a side waits for what the handshake (or the connect) needs.
+  if (phase_ == Phase::kAgentTls) {
+    agent_.Watch(agent_.tls()->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN);
+  } else {
+    agent_.Watch(agent_.Interest(AgentReadAllowed()));
+  }
+  if (phase_ == Phase::kUpstreamConnecting) {
+    upstream_.Watch(EPOLLOUT);
+  } else if (phase_ == Phase::kUpstreamTls) {
+    upstream_.Watch(upstream_.tls()->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN);
+  } else {
+    upstream_.Watch(upstream_.Interest(UpstreamReadAllowed()));
   }
 }
 
@@ -637,8 +520,8 @@ void PgSession::UpdateInterest() {
 void PgSession::ProcessAgent() {
   while (phase_ == Phase::kAgentStartup || phase_ == Phase::kAgentPassword) {
     if (phase_ == Phase::kAgentStartup) {
-      if (agent_in_.empty()) return;
-      auto frame = cpg::PeekStartupFrame(agent_in_.view());
+      if (agent_.in().empty()) return;
+      auto frame = cpg::PeekStartupFrame(agent_.in().view());
       if (!frame.ok()) {
         Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_startup", std::string(frame.status().message()));
         FailToAgent("08P01", absl::StrCat("interlock: invalid startup packet: ", frame.status().message()),
@@ -648,11 +531,11 @@ void PgSession::ProcessAgent() {
       if (!frame->has_value()) return;
       std::string body((*frame)->body);
       size_t total = (*frame)->total_bytes;
-      RecordFromAgent(agent_in_.view().substr(0, total));
-      agent_in_.Consume(total);
+      RecordFromAgent(agent_.in().view().substr(0, total));
+      agent_.in().Consume(total);
       HandleStartupPacket(body);
     } else {
-      auto frame = cpg::PeekFrame(agent_in_.view(), 4096);
+      auto frame = cpg::PeekFrame(agent_.in().view(), 4096);
       if (!frame.ok()) {
         FailToAgent("08P01", "interlock: invalid password message", "protocol_error",
                     std::string(frame.status().message()));
@@ -661,7 +544,7 @@ void PgSession::ProcessAgent() {
       if (!frame->has_value()) return;
       char type = (*frame)->type;
       std::string body((*frame)->body);
-      agent_in_.Consume((*frame)->total_bytes);
+      agent_.in().Consume((*frame)->total_bytes);
       if (recorder_) {
         FlushPendingRecords();
         (void)recorder_->AppendEvent("agent_password", "password message (redacted)");
@@ -689,24 +572,24 @@ void PgSession::HandleStartupPacket(absl::string_view body) {
     return;
   }
   if (std::holds_alternative<cpg::SslRequest>(*packet) && ctx_.agent_tls != nullptr &&
-      agent_tls_ == nullptr) {
+      agent_.tls() == nullptr) {
     // Bytes pipelined after SSLRequest would be taken as if they came through TLS
     // (CVE-2021-23214): refuse them.
-    if (!agent_in_.empty()) {
+    if (!agent_.in().empty()) {
       Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "data_before_tls", "bytes after SSLRequest");
       Finish("protocol_error", "data after SSLRequest", true);
       return;
     }
-    if (net::SendSome(agent_.get(), "S", 1, "answer SSLRequest").bytes != 1) {
+    if (net::SendSome(agent_.fd(), "S", 1, "answer SSLRequest").bytes != 1) {
       Finish("agent_reset", "cannot answer SSLRequest", true);
       return;
     }
-    auto tls = net::TlsConnection::CreateServer(*ctx_.agent_tls, agent_.get());
+    auto tls = net::TlsConnection::CreateServer(*ctx_.agent_tls, agent_.fd());
     if (!tls.ok()) {
       Finish("internal", std::string(tls.status().message()), true);
       return;
     }
-    agent_tls_ = std::move(*tls);
+    agent_.SetTls(std::move(*tls));
     phase_ = Phase::kAgentTls;
     StepAgentTls();
     return;
@@ -834,7 +717,7 @@ void PgSession::ConnectUpstream() {
                 "upstream_unreachable", std::string(fd.status().message()));
     return;
   }
-  upstream_ = std::move(*fd);
+  upstream_.Attach(std::move(*fd), /*readable=*/false);
   phase_ = Phase::kUpstreamConnecting;
   connect_timer_ = env_.loop->RunAfter(ctx_.connect_timeout, [this] {
     connect_timer_ = 0;
@@ -847,7 +730,7 @@ void PgSession::ConnectUpstream() {
 }
 
 void PgSession::OnUpstreamConnected() {
-  absl::Status st = net::ConnectResult(upstream_.get(), ctx_.upstream);
+  absl::Status st = net::ConnectResult(upstream_.fd(), ctx_.upstream);
   if (connect_timer_ != 0) {
     env_.loop->Cancel(connect_timer_);
     connect_timer_ = 0;
@@ -883,8 +766,8 @@ void PgSession::StartUpstreamLogin() {
     password.emplace(std::move(*secret));
   }
   std::string cb_hash;
-  if (tls_ != nullptr) {
-    auto hash = auth::TlsServerEndPointHash(tls_->PeerCertificateDer(), tls_->PeerSignatureNid());
+  if (upstream_.tls() != nullptr) {
+    auto hash = auth::TlsServerEndPointHash(upstream_.tls()->PeerCertificateDer(), upstream_.tls()->PeerSignatureNid());
     if (hash.ok()) cb_hash = *hash;
   }
   auto nonce = auth::RandomNonce();
@@ -898,7 +781,7 @@ void PgSession::StartUpstreamLogin() {
   opts.params = agent_params_;
   // Verified only when TLS is up and the context checked the chain (verify-ca) or chain
   // and name (verify-full); prefer/require encrypt but would talk to anyone.
-  opts.upstream_verified = tls_ != nullptr && ctx_.postgres->VerifiesUpstream();
+  opts.upstream_verified = upstream_.tls() != nullptr && ctx_.postgres->VerifiesUpstream();
   opts.allow_unverified = ctx_.postgres->allow_unverified_upstream;
   login_ = std::make_unique<UpstreamLogin>(std::move(opts), std::move(password), cb_hash, *nonce);
   SendToUpstream(login_->StartupMessage());
@@ -907,20 +790,20 @@ void PgSession::StartUpstreamLogin() {
 
 void PgSession::ProcessUpstream() {
   if (phase_ == Phase::kUpstreamSslReply) {
-    if (upstream_in_.empty()) return;
-    char answer = upstream_in_.view()[0];
-    upstream_in_.Consume(1);
+    if (upstream_.in().empty()) return;
+    char answer = upstream_.in().view()[0];
+    upstream_.in().Consume(1);
     const std::string& mode = ctx_.postgres->sslmode;
     if (answer == 'S') {
-      auto tls = net::TlsConnection::Create(*ctx_.tls, upstream_.get());
+      auto tls = net::TlsConnection::Create(*ctx_.tls, upstream_.fd());
       if (!tls.ok()) {
         FailToAgent("08006", "interlock: TLS setup failed", "upstream_tls_failed",
                     std::string(tls.status().message()));
         return;
       }
-      tls_ = std::move(*tls);
+      upstream_.SetTls(std::move(*tls));
       phase_ = Phase::kUpstreamTls;
-      auto step = tls_->HandshakeStep();
+      auto step = upstream_.tls()->HandshakeStep();
       if (!step.ok()) {
         Audit(v1::AUDIT_KIND_AUTH, "error", "upstream_tls", std::string(step.status().message()));
         FailToAgent("08006", absl::StrCat("interlock: TLS to resource ", ctx_.resource_name, " failed"),
@@ -940,7 +823,7 @@ void PgSession::ProcessUpstream() {
     return;
   }
   while (phase_ == Phase::kUpstreamAuth || phase_ == Phase::kUpstreamReady) {
-    auto frame = cpg::PeekFrame(upstream_in_.view(), 1 << 20);
+    auto frame = cpg::PeekFrame(upstream_.in().view(), 1 << 20);
     if (!frame.ok()) {
       FailToAgent("08P01", "interlock: protocol error from the resource", "upstream_protocol_error",
                   std::string(frame.status().message()));
@@ -949,8 +832,8 @@ void PgSession::ProcessUpstream() {
     if (!frame->has_value()) return;
     char type = (*frame)->type;
     std::string body((*frame)->body);
-    std::string raw(upstream_in_.view().substr(0, (*frame)->total_bytes));
-    upstream_in_.Consume((*frame)->total_bytes);
+    std::string raw(upstream_.in().view().substr(0, (*frame)->total_bytes));
+    upstream_.in().Consume((*frame)->total_bytes);
     if (phase_ == Phase::kUpstreamAuth) {
       HandleUpstreamLogin(type, body);
       continue;
@@ -1025,7 +908,7 @@ void PgSession::HandleUpstreamLogin(char type, absl::string_view body) {
   if (step->authenticated) {
     Audit(v1::AUDIT_KIND_AUTH, "allowed", "upstream_login",
           absl::StrCat("logged in upstream as ", upstream_user_, " to ", upstream_database_, " with ",
-                       login_->method(), tls_ != nullptr ? absl::StrCat(" over ", tls_->Version()) : ""));
+                       login_->method(), upstream_.tls() != nullptr ? absl::StrCat(" over ", upstream_.tls()->Version()) : ""));
     phase_ = Phase::kUpstreamReady;
   }
 }
@@ -1089,22 +972,22 @@ void PgSession::BecomeReady() {
 
 bool PgSession::RelayFrontend() {
   if (frontend_stream_left_ > 0) {
-    if (agent_in_.empty()) return false;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(frontend_stream_left_, agent_in_.size()));
-    absl::string_view chunk = agent_in_.view().substr(0, n);
+    if (agent_.in().empty()) return false;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(frontend_stream_left_, agent_.in().size()));
+    absl::string_view chunk = agent_.in().view().substr(0, n);
     if (!frontend_stream_withheld_) {
       RecordFromAgent(chunk);
     } else if (recorder_ && recorder_->keeps_originals()) {
       pending_sealed_from_agent_.append(chunk.data(), chunk.size());
     }
     SendToUpstream(chunk);
-    agent_in_.Consume(n);
+    agent_.in().Consume(n);
     frontend_stream_left_ -= n;
     return true;
   }
   if (held_.has_value()) return false;  // nothing passes a statement held for approval
-  if (to_upstream_.size() >= kHighWaterBytes) return false;
-  auto header = cpg::PeekHeader(agent_in_.view(), cpg::kMaxMessageBytes);
+  if (upstream_.out().size() >= kHighWaterBytes) return false;
+  auto header = cpg::PeekHeader(agent_.in().view(), cpg::kMaxMessageBytes);
   if (!header.ok()) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_frontend_message", std::string(header.status().message()));
     FailToAgent("08P01", absl::StrCat("interlock: protocol violation: ", header.status().message()),
@@ -1130,8 +1013,8 @@ bool PgSession::RelayFrontend() {
                 "protocol_error", "message too large");
     return false;
   }
-  if (agent_in_.size() < h.total_bytes) return false;
-  absl::string_view raw = agent_in_.view().substr(0, h.total_bytes);
+  if (agent_.in().size() < h.total_bytes) return false;
+  absl::string_view raw = agent_.in().view().substr(0, h.total_bytes);
   absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
   if (h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kParse || h.type == cpg::frontend::kExecute ||
       h.type == cpg::frontend::kFunctionCall) {
@@ -1233,18 +1116,18 @@ bool PgSession::RelayFrontend() {
     if (verdict->kind == GuardVerdict::kReplace) {
       AuditDecision(verdict->audit, "denied");
       SendFrontend(verdict->replacement);
-      agent_in_.Consume(h.total_bytes);
+      agent_.in().Consume(h.total_bytes);
       return true;
     }
     if (verdict->kind == GuardVerdict::kHold) {
       std::string copy(raw);
-      agent_in_.Consume(h.total_bytes);
+      agent_.in().Consume(h.total_bytes);
       StartHold(h.type, std::move(copy), *std::move(verdict));
       return !held_.has_value();
     }
   }
   SendFrontend(raw, masker, profile, verdict.has_value() ? std::move(verdict->shapes) : ResultShapes{});
-  agent_in_.Consume(h.total_bytes);
+  agent_.in().Consume(h.total_bytes);
   return true;
 }
 
@@ -1363,10 +1246,10 @@ void PgSession::AuditMasking(std::vector<MaskReport> reports) {
 bool PgSession::RelayBackend() {
   if (catalog_wait_) return false;
   if (backend_stream_left_ > 0) {
-    if (upstream_in_.empty()) return false;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(backend_stream_left_, upstream_in_.size()));
-    SendToAgent(upstream_in_.view().substr(0, n));
-    upstream_in_.Consume(n);
+    if (upstream_.in().empty()) return false;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(backend_stream_left_, upstream_.in().size()));
+    SendToAgent(upstream_.in().view().substr(0, n));
+    upstream_.in().Consume(n);
     backend_stream_left_ -= n;
     if (backend_stream_left_ == 0 && !pending_notice_.empty()) {
       SendToAgent(pending_notice_);
@@ -1380,8 +1263,8 @@ bool PgSession::RelayBackend() {
     }
     return phase_ == Phase::kRelay;
   }
-  if (to_agent_.size() >= kHighWaterBytes) return false;
-  auto header = cpg::PeekHeader(upstream_in_.view(), cpg::kMaxMessageBytes);
+  if (agent_.out().size() >= kHighWaterBytes) return false;
+  auto header = cpg::PeekHeader(upstream_.in().view(), cpg::kMaxMessageBytes);
   if (!header.ok()) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "bad_backend_message", std::string(header.status().message()));
     FailToAgent("08P01", "interlock: protocol error from the resource", "upstream_protocol_error",
@@ -1403,8 +1286,8 @@ bool PgSession::RelayBackend() {
                 absl::StrCat(cpg::MessageName(h.type, false), " of ", h.length, " bytes"));
     return false;
   }
-  if (upstream_in_.size() < h.total_bytes) return false;
-  absl::string_view raw = upstream_in_.view().substr(0, h.total_bytes);
+  if (upstream_.in().size() < h.total_bytes) return false;
+  absl::string_view raw = upstream_.in().view().substr(0, h.total_bytes);
   std::optional<std::string> replaced;
   absl::string_view replaced_view;  // a masked row, in the masker's buffer
   if (result_masker_ != nullptr) {
@@ -1420,7 +1303,7 @@ bool PgSession::RelayBackend() {
       case ResultMasker::Verdict::kDrop:
         // The answer to interlockd's own Describe: neither the agent nor the tracker saw
         // the question.
-        upstream_in_.Consume(h.total_bytes);
+        upstream_.in().Consume(h.total_bytes);
         AuditMasking(result_masker_->TakeReports());
         return phase_ == Phase::kRelay;
       case ResultMasker::Verdict::kNeedCatalog: {
@@ -1457,7 +1340,7 @@ bool PgSession::RelayBackend() {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "bad_backend_message", std::string(tracked.message()));
   }
   SendToAgent(out);
-  upstream_in_.Consume(h.total_bytes);
+  upstream_.in().Consume(h.total_bytes);
   AuditStatements(tracker_->TakeCompleted());
   if (close_when_idle_ && h.type == cpg::backend::kReadyForQuery && tracker_->pending() == 0) {
     CloseForGrant();

@@ -41,7 +41,6 @@
 #include "userspace/net/relay_buffer.h"
 #include "userspace/net/socket.h"
 #include "userspace/net/tls.h"
-#include "userspace/proxy/pg/byte_queue.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/proxy/core/approval_gate.h"
 #include "userspace/proxy/pg/cancel_registry.h"
@@ -52,6 +51,7 @@
 #include "userspace/proxy/pg/statement_tracker.h"
 #include "userspace/proxy/pg/upstream_login.h"
 #include "userspace/proxy/core/session.h"
+#include "userspace/proxy/core/stream_side.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy::pg {
@@ -194,7 +194,7 @@ class PgSession final : public ProxySession {
   // EOF, can never become one).
   bool AgentInputIsPartial() const;
   void SendToAgent(absl::string_view bytes);
-  void SendToUpstream(absl::string_view bytes) { to_upstream_.Append(bytes); }
+  void SendToUpstream(absl::string_view bytes) { upstream_.out().Append(bytes); }
   void RecordFromAgent(absl::string_view bytes);
   // A whole frontend message of the relay phase: recorded as it is, or with its literal
   // values withheld (literal_withholding.h) and the original sealed when originals are kept.
@@ -253,24 +253,18 @@ class PgSession final : public ProxySession {
   void StartEstimates(std::vector<EstimateNeed> needs);
 
   PgSessionEnv env_;
-  UniqueFd agent_;
-  UniqueFd upstream_;
   PgSessionContext ctx_;
   std::unique_ptr<record::Recorder> recorder_;
   DoneFn done_;
   Watcher agent_watcher_{this, kAgent};
   Watcher upstream_watcher_{this, kUpstream};
+  // The two sides: socket, TLS, what was read (in) and what is queued (out) for each.
+  StreamSide agent_{env_.loop, &agent_watcher_, "agent"};
+  StreamSide upstream_{env_.loop, &upstream_watcher_, "upstream"};
   Phase phase_ = Phase::kAgentStartup;
 
-  ByteQueue agent_in_, upstream_in_, to_agent_, to_upstream_;
   // This session's share of env_.memory: what its buffers hold (ChargeMemory).
   MemoryBudget::Lease memory_;
-  bool agent_eof_ = false;
-  bool upstream_eof_ = false;
-  // Whether a read might return data (set by epoll, cleared when a read would block):
-  // saves a failing read(2) per side per loop turn.
-  bool agent_readable_ = true;
-  bool upstream_readable_ = false;
   // Bytes seen but not yet written to the recording, per direction (one record per batch).
   std::string pending_from_agent_record_;
   std::string pending_to_agent_record_;
@@ -288,14 +282,6 @@ class PgSession final : public ProxySession {
   uint64_t frontend_stream_left_ = 0;
   uint64_t backend_stream_left_ = 0;
 
-  std::unique_ptr<net::TlsConnection> tls_;
-  // What the last TLS read and the last TLS write each wait for (TlsConnection::want()
-  // only remembers the latest call, and a write may wait for readability).
-  net::TlsWant tls_read_want_ = net::TlsWant::kNone;
-  net::TlsWant tls_write_want_ = net::TlsWant::kNone;
-  std::unique_ptr<net::TlsConnection> agent_tls_;
-  net::TlsWant agent_read_want_ = net::TlsWant::kNone;
-  net::TlsWant agent_write_want_ = net::TlsWant::kNone;
   std::unique_ptr<UpstreamLogin> login_;
   std::unique_ptr<StatementTracker> tracker_;
   std::vector<std::pair<std::string, std::string>> agent_params_;
@@ -342,8 +328,6 @@ class PgSession final : public ProxySession {
   // Cleared when the session ends: asynchronous callbacks check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
-  uint32_t interest_[2] = {0, 0};
-  bool registered_[2] = {false, false};
   net::EventLoop::TimerId connect_timer_ = 0;
   net::EventLoop::TimerId resume_timer_ = 0;
   RelayStats stats_;

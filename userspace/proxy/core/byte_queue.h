@@ -6,7 +6,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace interlock::proxy::pg {
+namespace interlock::proxy {
 
 class ByteQueue {
  public:
@@ -42,4 +42,4 @@ class ByteQueue {
   size_t head_ = 0;
 };
 
-}  // namespace interlock::proxy::pg
+}  // namespace interlock::proxy
