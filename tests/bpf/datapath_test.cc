@@ -557,6 +557,9 @@ class DatapathTest : public ::testing::Test {
     };
     mapped(peer, t.local_ip, &t.local_port);
     mapped(local, t.remote_ip, &t.remote_port);
+    // Both ends are in one network namespace: the engine socket's is the agent's.
+    socklen_t cookie_len = sizeof t.netns_cookie;
+    getsockopt(accepted, SOL_SOCKET, SO_NETNS_COOKIE, &t.netns_cookie, &cookie_len);
     return t;
   }
 

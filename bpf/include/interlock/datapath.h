@@ -115,12 +115,16 @@ struct il_conn_info {
   char comm[IL_COMM_LEN];
 };
 
-/* A TCP connection as one socket sees it. Key of conn_by_tuple and sock_pairs. */
+/* A TCP connection as one socket sees it. Key of conn_by_tuple and sock_pairs. The
+ * network namespace is part of the key: two namespaces can hold the same loopback
+ * 4-tuple at the same time (a container's 127.0.0.1 is not the host's), and a socket in
+ * one must never claim, or be spliced into, a connection of another. */
 struct il_tuple {
   __u32 local_ip[4];
   __u32 remote_ip[4];
   __u32 local_port;  /* host order */
   __u32 remote_port; /* host order */
+  __u64 netns_cookie; /* bpf_get_netns_cookie() of the socket; SO_NETNS_COOKIE */
 };
 
 /* Ring-buffer record. */
@@ -176,7 +180,7 @@ enum il_stat {
   IL_STATIC_ASSERT(sizeof(struct il_resource) == 8, "il_resource");   \
   IL_STATIC_ASSERT(sizeof(struct il_settings) == 40, "il_settings");  \
   IL_STATIC_ASSERT(sizeof(struct il_conn_info) == 96, "il_conn_info"); \
-  IL_STATIC_ASSERT(sizeof(struct il_tuple) == 40, "il_tuple");        \
+  IL_STATIC_ASSERT(sizeof(struct il_tuple) == 48, "il_tuple");        \
   IL_STATIC_ASSERT(sizeof(struct il_event) == 88, "il_event");       \
   IL_STATIC_ASSERT(sizeof(struct il_cgroup_path) == IL_CGROUP_PATH_MAX, "il_cgroup_path"); \
   IL_STATIC_ASSERT(sizeof(struct il_listener_mark) == 8, "il_listener_mark");
