@@ -146,6 +146,18 @@ void BuildListener(const v1::Listener& in, const SourceMap& source, ServiceConfi
 
   out.listener.port = static_cast<uint16_t>(
       Ranged(in.port(), 1, 65535, kDefaultListenPort, "listener.port", source, problems));
+
+  for (int i = 0; i < in.network_namespaces_size(); ++i) {
+    const std::string& path = in.network_namespaces(i);
+    if (path.empty() || path[0] != '/') {
+      problems.Add(absl::StrCat("listener.network_namespaces[", i, "]"),
+                   absl::StrCat(Quote(path), " is not an absolute path of a network namespace "
+                                             "file (e.g. /run/netns/NAME)"));
+      continue;
+    }
+    out.listener.network_namespaces.push_back(path);
+  }
+  out.listener.discover_network_namespaces = in.netns_discovery() != v1::NETNS_DISCOVERY_OFF;
 }
 
 bool ValidCredentialRef(absl::string_view ref) {

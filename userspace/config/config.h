@@ -116,6 +116,10 @@ struct ListenerConfig {
   IpAddress address_v4;                 // in 127.0.0.0/8
   std::optional<IpAddress> address_v6;  // ::1; nullopt when disabled with "-"
   uint16_t port = kDefaultListenPort;
+  // Namespace files of other network namespaces to listen in too (absolute paths).
+  std::vector<std::string> network_namespaces;
+  // Also listen in the namespaces of processes in enrolled cgroups (netns_discovery).
+  bool discover_network_namespaces = true;
 };
 
 struct ResourceConfig {

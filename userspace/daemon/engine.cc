@@ -502,7 +502,62 @@ absl::Status Engine::Listen() {
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
   }
+  // The same listeners in other network namespaces (containers): configured ones and
+  // those of enrolled processes; re-synced every tick and when a connect found none.
+  NetnsListenersOptions nopts;
+  nopts.addrs = addrs;
+  nopts.configured = config_.listener.network_namespaces;
+  nopts.discover = config_.listener.discover_network_namespaces;
+  INTERLOCK_ASSIGN_OR_RETURN(
+      netns_, NetnsListeners::Create(
+                  loop_.get(), datapath_.get(), std::move(nopts),
+                  [this](int listen_fd) { OnAccept(listen_fd); },
+                  [this](const std::string& outcome, const std::string& detail) {
+                    v1::AuditEvent ev;
+                    ev.set_kind(v1::AUDIT_KIND_DAEMON);
+                    ev.set_outcome(outcome);
+                    ev.set_detail(detail);
+                    Audit(std::move(ev));
+                  }));
+  SyncNetnsListeners();
   return absl::OkStatus();
+}
+
+std::vector<pid_t> Engine::EnrolledPids() const {
+  std::vector<pid_t> pids;
+  for (const auto& [id, w] : workloads_) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(w.cgroup_dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->path().filename() != "cgroup.procs") continue;
+      auto procs = ReadFile(it->path().string());
+      if (!procs.ok()) continue;
+      for (absl::string_view pid : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
+        pid_t p = 0;
+        if (absl::SimpleAtoi(pid, &p)) pids.push_back(p);
+      }
+    }
+  }
+  return pids;
+}
+
+void Engine::SyncNetnsListeners() {
+  netns_sync_pending_ = false;
+  if (netns_ == nullptr || draining_) return;
+  last_netns_sync_ = clock_.Monotonic();
+  netns_->Sync(EnrolledPids());
+}
+
+void Engine::SyncNetnsListenersSoon() {
+  if (netns_sync_pending_) return;
+  netns_sync_pending_ = true;
+  // At most one scan per 100 ms however fast refused connects arrive.
+  absl::Duration wait = last_netns_sync_ + absl::Milliseconds(100) - clock_.Monotonic();
+  if (wait <= absl::ZeroDuration()) {
+    loop_->Defer([this] { SyncNetnsListeners(); });
+  } else {
+    loop_->RunAfter(wait, [this] { SyncNetnsListeners(); });
+  }
 }
 
 absl::Status Engine::Run() {
@@ -802,6 +857,10 @@ void Engine::OnKernelEvents() {
   (void)datapath_->DrainEvents([this](const il_event& e) {
     if (e.kind != IL_EVENT_DENIED) return;  // redirects become sessions, audited there
     ++denied_connects_;
+    // No listener of interlockd's in the connecting socket's namespace (or interlockd is
+    // stopping): maybe a namespace it has not found yet. The refused connect stays
+    // refused; the agent's next one finds the listener.
+    if (e.reason == IL_REASON_ENGINE_DOWN) SyncNetnsListenersSoon();
     identity::KernelAttestation att;
     att.cgroup_id = e.cgroup_id;
     att.pid = static_cast<uint32_t>(e.pid_tgid >> 32);
@@ -852,6 +911,7 @@ void Engine::BeginDrain() {
   (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
   listeners_.clear();
+  if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
   if (sessions_.empty()) loop_->Stop();
 }
@@ -892,6 +952,7 @@ void Engine::OnTick() {
     Audit(std::move(ev));
   }
   if (!done.empty()) (void)SaveState();
+  SyncNetnsListeners();
   if (draining_ && sessions_.empty()) loop_->Stop();
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
 }

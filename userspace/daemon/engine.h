@@ -32,6 +32,7 @@
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
 #include "userspace/daemon/mask_service.h"
+#include "userspace/daemon/netns_listeners.h"
 #include "userspace/proxy/pg/row_estimator.h"
 #include "userspace/daemon/policy_watcher.h"
 #include "userspace/daemon/token_bindings.h"
@@ -92,6 +93,12 @@ class Engine {
   il_settings Settings(bool accepting) const;
 
   void OnAccept(int listen_fd);
+  // Pids of every process in an enrolled cgroup's subtree (host pid namespace).
+  std::vector<pid_t> EnrolledPids() const;
+  // Listeners in other network namespaces brought in line with the configuration and
+  // the enrolled processes; `soon` coalesces calls made while events arrive.
+  void SyncNetnsListeners();
+  void SyncNetnsListenersSoon();
   void StartSession(UniqueFd agent);
   // The TLS client context for a PostgreSQL resource and upstream server name (cached).
   absl::StatusOr<net::TlsClientContext*> UpstreamTls(const config::ResourceConfig& resource,
@@ -164,6 +171,9 @@ class Engine {
   absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
   absl::flat_hash_map<uint32_t, std::unique_ptr<net::TlsServerContext>> agent_tls_;  // by resource id
   std::vector<UniqueFd> listeners_;
+  std::unique_ptr<NetnsListeners> netns_;  // listeners in other network namespaces
+  bool netns_sync_pending_ = false;
+  absl::Duration last_netns_sync_ = -absl::InfiniteDuration();  // monotonic
   UniqueFd signal_fd_;
 
   std::string cgroup_mount_;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
@@ -91,6 +93,21 @@ absl::StatusOr<UniqueFd> ListenTcp(const SockAddr& addr, int backlog) {
     return ErrnoStatus(errno, absl::StrCat("listen ", addr.ToString()));
   }
   return fd;
+}
+
+absl::StatusOr<UniqueFd> ListenTcpInNetns(int netns_fd, const SockAddr& addr, int backlog) {
+  absl::StatusOr<UniqueFd> result = absl::InternalError("netns listener thread did not run");
+  // A thread of its own: setns() moves only the calling thread, and this one ends right
+  // after, so no other work of the process ever runs in the foreign namespace.
+  std::thread worker([&] {
+    if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+      result = ErrnoStatus(errno, absl::StrCat("setns to network namespace for ", addr.ToString()));
+      return;
+    }
+    result = ListenTcp(addr, backlog);
+  });
+  worker.join();
+  return result;
 }
 
 absl::StatusOr<std::optional<UniqueFd>> AcceptTcp(int listen_fd) {

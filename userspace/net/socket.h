@@ -38,6 +38,15 @@ struct SockAddr {
 
 absl::StatusOr<UniqueFd> ListenTcp(const SockAddr& addr, int backlog);
 
+// ListenTcp in another network namespace: `netns_fd` is an open namespace file
+// (/run/netns/NAME, /proc/PID/ns/net). A short-lived thread joins that namespace
+// (setns(CLONE_NEWNET) changes only the calling thread's), creates, binds and listens,
+// and ends; the socket stays in that namespace, the caller's thread never leaves its
+// own. Needs CAP_SYS_ADMIN. Errors: setns's (PERMISSION_DENIED, INVALID_ARGUMENT for a
+// file that is not a network namespace), then ListenTcp's (e.g. ALREADY_EXISTS /
+// UNAVAILABLE when the address is taken or absent there).
+absl::StatusOr<UniqueFd> ListenTcpInNetns(int netns_fd, const SockAddr& addr, int backlog);
+
 // Accepts one connection, non-blocking and close-on-exec. std::nullopt when none is
 // pending (EAGAIN) or the peer went away before accept (ECONNABORTED).
 absl::StatusOr<std::optional<UniqueFd>> AcceptTcp(int listen_fd);
