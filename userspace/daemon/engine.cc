@@ -306,6 +306,20 @@ absl::Status Engine::OpenDatapath() {
     entries.push_back(e);
   }
   INTERLOCK_RETURN_IF_ERROR(datapath_->SetResources(entries));
+  std::vector<bpf::UnixResourceEntry> unix_entries;
+  for (const config::ResourceConfig& r : config_.resources) {
+    if (r.unix_path.empty()) continue;
+    if (!datapath_->unix_hooks()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "resource ", r.name, ": unix_path ", r.unix_path, " needs the kernel's "
+          "cgroup/connect_unix and getpeername_unix hooks (Linux >= 6.7, with the kfunc "
+          "bpf_sock_addr_set_sun_path); this kernel has not got them, so connects to that "
+          "path could not be redirected. Remove unix_path, or upgrade the kernel"));
+    }
+    unix_entries.push_back(
+        bpf::UnixResourceEntry{r.unix_path, config_.listener.UnixListenerPath(r.name), r.id});
+  }
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetUnixResources(unix_entries));
 
   std::vector<config::AllowedDestinationConfig> allow;
   if (config_.default_deny_allow.has_value()) {
@@ -502,6 +516,19 @@ absl::Status Engine::Listen() {
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
   }
+  // One unix listener per resource with a unix_path, in a directory nobody but root can
+  // write (so nobody else can put a socket where redirected connects arrive).
+  for (const config::ResourceConfig& r : config_.resources) {
+    if (r.unix_path.empty()) continue;
+    INTERLOCK_RETURN_IF_ERROR(UnixListenerDir());
+    const std::string path = config_.listener.UnixListenerPath(r.name);
+    INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, net::ListenUnix(path, 0666));
+    int raw = fd.get();
+    const config::ResourceConfig* rp = &r;
+    watchers_.push_back(std::make_unique<FdWatcher>([this, raw, rp] { OnAcceptUnix(raw, rp); }));
+    INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
+    listeners_.push_back(std::move(fd));
+  }
   // The same listeners in other network namespaces (containers): configured ones and
   // those of enrolled processes; re-synced every tick and when a connect found none.
   NetnsListenersOptions nopts;
@@ -520,6 +547,21 @@ absl::Status Engine::Listen() {
                     Audit(std::move(ev));
                   }));
   SyncNetnsListeners();
+  return absl::OkStatus();
+}
+
+absl::Status Engine::UnixListenerDir() {
+  const std::string& dir = config_.listener.unix_dir;
+  INTERLOCK_RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("listener.unix_dir ", dir));
+  }
+  if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "listener.unix_dir ", dir, " must be a directory owned by root and writable by nobody "
+        "else (anyone who can create a socket there could receive redirected connects)"));
+  }
   return absl::OkStatus();
 }
 
@@ -642,6 +684,99 @@ void Engine::StartSession(UniqueFd agent) {
     upstream = net::SockAddr::FromMapped(
         a, resource.upstream_port != 0 ? resource.upstream_port : info->orig_port);
   }
+  StartSessionFor(std::move(agent), who, resource, original, upstream);
+}
+
+void Engine::OnAcceptUnix(int listen_fd, const config::ResourceConfig* resource) {
+  for (int i = 0; i < 64 && !draining_; ++i) {
+    auto fd = net::AcceptTcp(listen_fd);  // accept4 is the same for unix sockets
+    if (!fd.ok()) {
+      INTERLOCK_LOG(kWarning, "accept %s: %s", config_.listener.UnixListenerPath(resource->name),
+                    fd.status().message());
+      return;
+    }
+    if (!fd->has_value()) return;
+    StartUnixSession(std::move(**fd), *resource);
+  }
+}
+
+absl::StatusOr<identity::KernelAttestation> Engine::UnixPeer(int fd, std::string& cgroup_path) {
+  // The kernel's record of who called connect(): its credentials at that moment, and a
+  // pidfd that keeps its pid from naming another process while we read /proc.
+  INTERLOCK_ASSIGN_OR_RETURN(net::PeerCred cred, net::GetPeerCred(fd));
+  INTERLOCK_ASSIGN_OR_RETURN(UniqueFd pidfd, net::GetPeerPidfd(fd));
+  const std::string proc = absl::StrCat("/proc/", cred.pid);
+  INTERLOCK_ASSIGN_OR_RETURN(std::string cgroups, ReadFile(absl::StrCat(proc, "/cgroup")));
+  cgroup_path.clear();
+  for (absl::string_view line : absl::StrSplit(cgroups, '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "0::")) cgroup_path = std::string(line);
+  }
+  identity::KernelAttestation att;
+  att.pid = static_cast<uint32_t>(cred.pid);
+  att.tid = att.pid;
+  att.uid = cred.uid;
+  att.gid = cred.gid;
+  if (auto comm = ReadFile(absl::StrCat(proc, "/comm")); comm.ok()) {
+    att.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
+  }
+  if (auto login = ReadFile(absl::StrCat(proc, "/loginuid")); login.ok()) {
+    (void)absl::SimpleAtoi(absl::StripTrailingAsciiWhitespace(*login), &att.login_uid);
+  }
+  if (cgroup_path.empty()) {
+    return absl::NotFoundError(absl::StrCat("no cgroup2 path for pid ", cred.pid));
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(att.cgroup_id,
+                             CgroupIdOfDir(absl::StrCat(cgroup_mount_, cgroup_path)));
+  // Read while the pidfd held the pid: if the process is still there, what we read was
+  // its own (an agent cannot move itself out of its cgroup).
+  if (!net::PidfdAlive(pidfd.get())) {
+    return absl::NotFoundError(absl::StrCat("pid ", cred.pid, " exited before it was identified"));
+  }
+  return att;
+}
+
+const Engine::Workload* Engine::WorkloadForCgroupPath(const std::string& cgroup_path) const {
+  const Workload* best = nullptr;
+  for (const auto& [id, w] : workloads_) {
+    if (cgroup_path != w.cgroup_path &&
+        !absl::StartsWith(cgroup_path, absl::StrCat(w.cgroup_path, "/"))) {
+      continue;
+    }
+    if (best == nullptr || w.cgroup_path.size() > best->cgroup_path.size()) best = &w;
+  }
+  return best;
+}
+
+void Engine::StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource) {
+  const std::string listener = config_.listener.UnixListenerPath(resource.name);
+  std::string cgroup_path;
+  auto att = UnixPeer(agent.get(), cgroup_path);
+  if (!att.ok()) {
+    RejectConnection("no_identity",
+                     absl::StrCat("unix connection to ", listener, ": ", att.status().message()),
+                     nullptr);
+    return;
+  }
+  // The listener is reachable by anyone who can reach the path; only a process in an
+  // enrolled cgroup (which the connect hook sent here) gets a session and so a
+  // workload's credential. Nobody else is anybody here.
+  const Workload* w = WorkloadForCgroupPath(cgroup_path);
+  v1::WorkloadIdentity who = resolver_->Resolve(*att, w != nullptr ? w->name : "");
+  if (w == nullptr) {
+    RejectConnection("not_enrolled",
+                     absl::StrCat("unix connection to ", listener, " from pid ", att->pid, " uid ",
+                                  att->uid, " in cgroup ", cgroup_path,
+                                  ", which is not enrolled: only redirected workloads are served"),
+                     &who);
+    return;
+  }
+  const net::SockAddr path = net::SockAddr::Unix(resource.unix_path);
+  StartSessionFor(std::move(agent), who, resource, path, path);
+}
+
+void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
+                             const config::ResourceConfig& resource, const net::SockAddr& original,
+                             const net::SockAddr& upstream) {
   // A PostgreSQL agent refused here is told why in its own protocol, then closed.
   auto tell_pg = [&](absl::string_view sqlstate, absl::string_view message) {
     if (resource.protocol != config::Protocol::kPostgres) return;
@@ -875,16 +1010,30 @@ void Engine::OnKernelEvents() {
     v1::AuditEvent ev;
     ev.set_kind(v1::AUDIT_KIND_CONNECT_DENIED);
     *ev.mutable_identity() = resolver_->Resolve(att, workload);
-    net::SockAddr dst =
-        net::SockAddr::FromMapped(reinterpret_cast<const uint8_t*>(e.dst_addr), e.dst_port);
-    *ev.mutable_original_destination() = ToEndpoint(dst);
-    if (e.resource_id > 0 && e.resource_id <= config_.resources.size()) {
-      ev.set_resource(config_.resources[e.resource_id - 1].name);
+    const bool unix = e.family == AF_UNIX;
+    const config::ResourceConfig* resource =
+        e.resource_id > 0 && e.resource_id <= config_.resources.size()
+            ? &config_.resources[e.resource_id - 1]
+            : nullptr;
+    if (resource != nullptr) ev.set_resource(resource->name);
+    std::string where;
+    if (unix) {
+      // The event has no room for a path: a protected one is the resource's; an unlisted
+      // one (default-deny) is not known here.
+      where = resource != nullptr ? absl::StrCat("unix socket ", resource->unix_path)
+                                  : "an unlisted unix socket";
+      if (resource != nullptr) ev.mutable_original_destination()->set_address(resource->unix_path);
+      ev.set_protocol("unix");
+    } else {
+      net::SockAddr dst =
+          net::SockAddr::FromMapped(reinterpret_cast<const uint8_t*>(e.dst_addr), e.dst_port);
+      *ev.mutable_original_destination() = ToEndpoint(dst);
+      where = dst.ToString();
+      ev.set_protocol(e.sock_type == 1 ? "tcp" : e.sock_type == 2 ? "udp" : "other");
     }
-    ev.set_protocol(e.sock_type == 1 ? "tcp" : e.sock_type == 2 ? "udp" : "other");
     ev.set_outcome("denied");
     ev.set_reason(ReasonName(e.reason));
-    ev.set_detail(absl::StrCat("connect to ", dst.ToString(), " refused with EPERM"));
+    ev.set_detail(absl::StrCat("connect to ", where, " refused with EPERM"));
     Audit(std::move(ev));
   });
 }

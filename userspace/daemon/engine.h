@@ -38,6 +38,7 @@
 #include "userspace/daemon/token_bindings.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
+#include "userspace/net/socket.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/pg/cancel_registry.h"
@@ -93,6 +94,20 @@ class Engine {
   il_settings Settings(bool accepting) const;
 
   void OnAccept(int listen_fd);
+  void OnAcceptUnix(int listen_fd, const config::ResourceConfig* resource);
+  // Creates listener.unix_dir, and checks nobody but root can write it.
+  absl::Status UnixListenerDir();
+  // Who connected to a unix listener: SO_PEERCRED, the peer's cgroup read while its
+  // SO_PEERPIDFD pins it. `cgroup_path` is relative to the cgroup2 mount.
+  absl::StatusOr<identity::KernelAttestation> UnixPeer(int fd, std::string& cgroup_path);
+  // The enrollment governing `cgroup_path`: its own or its nearest enrolled ancestor's.
+  const Workload* WorkloadForCgroupPath(const std::string& cgroup_path) const;
+  void StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource);
+  // A session for an identified agent: `original` is what it dialled, `upstream` where
+  // interlockd connects.
+  void StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
+                       const config::ResourceConfig& resource, const net::SockAddr& original,
+                       const net::SockAddr& upstream);
   // Pids of every process in an enrolled cgroup's subtree (host pid namespace).
   std::vector<pid_t> EnrolledPids() const;
   // Listeners in other network namespaces brought in line with the configuration and
