@@ -111,6 +111,17 @@ void NetnsListeners::Sync(const std::vector<pid_t>& enrolled_pids) {
     auto it = open_.find(key);
     const bool is_new = it == open_.end();
     if (!is_new && it->second.missing() == 0) continue;
+    if (is_new && open_.size() >= options_.max_namespaces) {
+      const std::string error =
+          absl::StrCat("already serving ", open_.size(), " network namespaces (the limit)");
+      if (auto f = failed_.find(key); f == failed_.end() || f->second != error) {
+        failed_[key] = error;
+        report_("netns_listen_failed", absl::StrCat("network namespace ", Name(key), " (",
+                                                    want.source, "): ", error,
+                                                    "; enrolled connects there stay refused"));
+      }
+      continue;
+    }
     Open fresh;
     fresh.source = want.source;
     fresh.listeners.resize(options_.addrs.size());

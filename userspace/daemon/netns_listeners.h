@@ -40,6 +40,9 @@ struct NetnsListenersOptions {
   std::vector<std::string> configured;  // namespace files, absolute
   bool discover = true;                 // also the namespaces of enrolled processes
   int backlog = 4096;
+  // At most this many namespaces are served (an agent allowed user namespaces can make
+  // network namespaces at will); beyond it they fail closed, reported once.
+  size_t max_namespaces = 1024;
 };
 
 class NetnsListeners {
