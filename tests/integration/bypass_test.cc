@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -294,7 +295,8 @@ class NetnsTest : public BypassTest {
     if (!dir_.empty()) RemoveTree(dir_);
   }
 
-  std::unique_ptr<InterlockdHarness> PgHarness(const std::string& listener_yaml) {
+  std::unique_ptr<InterlockdHarness> PgHarness(const std::string& listener_yaml,
+                                               bool sockmap = false) {
     ResourceSpec pg{"appdb", pg_->address(), pg_->port(),
                     absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
                                  "      login: {user: app, database: postgres, "
@@ -302,6 +304,7 @@ class NetnsTest : public BypassTest {
                                  password_file_, "\"}\n      sslmode: disable\n"
                                  "      allow_unverified_upstream: true\n")};
     return std::make_unique<InterlockdHarness>(HarnessOptions{
+        .sockmap = sockmap,
         .resources = {pg, {"echo", "127.0.0.42", echo_.port()}},
         .extra_yaml = "enrollments:\n  - name: svc\n    cgroup_path: {cgroup_root}/agents/svc\n",
         .listener_yaml = listener_yaml});
@@ -432,6 +435,38 @@ TEST_F(NetnsTest, ConfiguredNamespaceIsServedAndOthersFailClosed) {
   EXPECT_EQ(echo_.accepted(), 0u);
   // Still one served namespace: the unserved one was never opened.
   EXPECT_EQ(Daemon(*h, "netns_listening").size(), 1u);
+}
+
+// The sockmap relay in a served namespace: the agent and engine sockets are paired and
+// spliced by 4-tuple *and* namespace, so the namespace's loopback tuples never meet the
+// host's. Two agents, one in the namespace and one on the host, at once.
+TEST_F(NetnsTest, SockmapRelayPairsWithinTheNamespace) {
+  TestNetns served;
+  ASSERT_TRUE(served.ok());
+  auto h = PgHarness(absl::StrCat("  network_namespaces: [", served.path(), "]\n"),
+                     /*sockmap=*/true);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string dir = SvcDir(*h);
+  const std::string sql = "SELECT current_user, count(*) FROM generate_series(1, 20000)";
+  // Alone first: the namespace's pair is spliced through sk_msg.
+  CommandResult first = RunInNetns(dir, served.name(), Psql(sql));
+  EXPECT_EQ(first.out, "app|20000\n") << first.err << h->DaemonLog();
+  CommandResult st = h->Cli({"status", "--json"});
+  uint64_t spliced = 0;
+  (void)absl::SimpleAtoi(ProbeField(st.out, "spliced_messages"), &spliced);
+  EXPECT_GT(spliced, 0u) << "the namespace's connection was not spliced\n" << st.out;
+
+  CommandResult in_ns, on_host;
+  {
+    JoinedThread host([&] { on_host = RunIn(dir, Psql(sql)); });
+    in_ns = RunInNetns(dir, served.name(), Psql(sql));
+  }
+  EXPECT_EQ(in_ns.exit_code, 0) << in_ns.out << in_ns.err << h->DaemonLog();
+  EXPECT_EQ(in_ns.out, "app|20000\n");
+  EXPECT_EQ(on_host.exit_code, 0) << on_host.out << on_host.err;
+  EXPECT_EQ(on_host.out, "app|20000\n");
+  ASSERT_TRUE(WaitFor(
+      [&] { return OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 3; }));
 }
 
 // Discovery (the default): a namespace nobody configured, where an enrolled process
