@@ -552,7 +552,12 @@ absl::Status Engine::Listen() {
 
 absl::Status Engine::UnixListenerDir() {
   const std::string& dir = config_.listener.unix_dir;
-  INTERLOCK_RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  // Agents must be able to reach the listeners: directories made here are 0755 whatever
+  // the service's umask (the unit's is 0077).
+  const mode_t old_umask = ::umask(022);
+  absl::Status made = MakeDirs(dir, 0755);
+  ::umask(old_umask);
+  INTERLOCK_RETURN_IF_ERROR(made);
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) {
     return ErrnoStatus(errno, absl::StrCat("listener.unix_dir ", dir));
@@ -1230,7 +1235,8 @@ v1::StatusResponse Engine::Status() {
   s.set_denied_connects(denied_connects_);
   for (const auto& r : config_.resources) {
     s.add_resources(absl::StrCat(r.name, "  ", config::FormatIpPrefix(r.prefix),
-                                 r.port == 0 ? std::string(" any port") : absl::StrCat(" port ", r.port)));
+                                 r.port == 0 ? std::string(" any port") : absl::StrCat(" port ", r.port),
+                                 r.unix_path.empty() ? "" : absl::StrCat(", unix ", r.unix_path)));
   }
   for (const auto& [id, w] : workloads_) {
     v1::EnrolledWorkload* out = s.add_workloads();
