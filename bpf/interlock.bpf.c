@@ -7,6 +7,9 @@
  *   cgroup/getpeername4|6  show the agent its original destination
  *   cgroup/sendmsg4|6      the same rules for unconnected datagrams (no redirect)
  *   cgroup/bind4|6         keep enrolled tasks off the engine listener's port
+ *   cgroup/connect_unix    the same for protected unix socket paths (Linux >= 6.7; not
+ *                          loaded on older kernels), with getpeername_unix and
+ *                          sendmsg_unix
  *   tp_btf/cgroup_mkdir    enroll a cgroup created at an enrolled path, before it is
  *                          visible; cgroup_rmdir forgets its id
  *   sockops                pair the agent and engine sockets at establishment
@@ -18,6 +21,7 @@
 #include "bpf/lib/connect.h"
 #include "bpf/lib/maps.h"
 #include "bpf/lib/relay.h"
+#include "bpf/lib/unix.h"
 
 IL_SIZE_ASSERTS
 
@@ -103,6 +107,24 @@ int il_getpeername6(struct bpf_sock_addr *ctx)
 		ctx->user_port = bpf_htons(info->orig_port);
 	}
 	return 1;
+}
+
+SEC("cgroup/connect_unix")
+int il_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return il_unix_connect(ctx);
+}
+
+SEC("cgroup/sendmsg_unix")
+int il_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return il_unix_sendmsg(ctx);
+}
+
+SEC("cgroup/getpeername_unix")
+int il_getpeername_unix(struct bpf_sock_addr *ctx)
+{
+	return il_unix_getpeername(ctx);
 }
 
 /* tp_btf arguments: ctx[0] = struct cgroup *, ctx[1] = const char *path. */

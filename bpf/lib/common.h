@@ -84,6 +84,7 @@ static __always_inline void il_tuple_swap(struct il_tuple *dst, const struct il_
 	il_addr_copy(dst->remote_ip, src->local_ip);
 	dst->local_port = src->remote_port;
 	dst->remote_port = src->local_port;
+	dst->netns_cookie = src->netns_cookie;
 }
 
 #endif /* INTERLOCK_BPF_LIB_COMMON_H_ */

@@ -152,7 +152,7 @@ static __always_inline void il_dst_resolve_unspecified(const struct bpf_sock_add
 	}
 }
 
-/* Is the socket listening on `engine`:`port` in the connecting task's network namespace
+/* Is the socket listening on `engine`:`port` in the connecting socket's network namespace
  * interlockd's own (marked in engine_listeners)? Returns 0 when it is, -ENOENT when
  * nothing listens there, -EACCES when someone else does. */
 static __always_inline int il_engine_listener_ours(struct bpf_sock_addr *ctx,

@@ -103,6 +103,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } allowed_destinations SEC(".maps");
 
+/* Protected unix socket paths (as spelled in connect()) -> resource and interlockd's
+ * listener for it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IL_MAX_UNIX_RESOURCES);
+	__type(key, struct il_unix_path);
+	__type(value, struct il_unix_resource);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} unix_resources SEC(".maps");
+
+/* interlockd's unix listener paths -> the resource path each stands for (what
+ * getpeername_unix shows an agent connected to it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IL_MAX_UNIX_RESOURCES);
+	__type(key, struct il_unix_path);
+	__type(value, struct il_unix_conn);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} unix_listener_paths SEC(".maps");
+
+/* Scratch for a unix path key (with the rest, too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct il_unix_path);
+} unix_path_scratch SEC(".maps");
+
 /* Scratch for a cgroup path (too big for the 512-byte BPF stack with the rest). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,9 +1,11 @@
 /* Connection pairing (sockops) and the agent <-> engine splice (sk_msg).
  *
- * At establishment the agent socket's 4-tuple is bound to what the connect hook saw
- * (conn_by_tuple); the engine's accepted socket claims that record, once, by the swapped
- * tuple, into its own storage. With IL_SETTINGS_SOCKMAP both sockets also go into sock_pairs, keyed by their
- * own tuple, and sk_msg moves each sendmsg() straight into the peer's ingress queue.
+ * At establishment the agent socket's 4-tuple (and network namespace) is bound to what
+ * the connect hook saw (conn_by_tuple); the engine's accepted socket claims that record,
+ * once, by the swapped tuple in its own namespace, into its own storage. interlockd
+ * listens in every namespace it serves, so both ends of a pair share one namespace.
+ * With IL_SETTINGS_SOCKMAP both sockets also go into sock_pairs, keyed by their own tuple,
+ * and sk_msg moves each sendmsg() straight into the peer's ingress queue.
  *
  * Byte order: in bpf_sock_ops and sk_msg_md, local_port is host order and remote_port
  * is the network-order port shifted into the upper 16 bits (the kernel loads skc_dport
@@ -15,8 +17,10 @@
 #include "bpf/lib/common.h"
 #include "bpf/lib/maps.h"
 
-/* The socket's own tuple, mapped form. A macro because bpf_sock_ops and sk_msg_md name
- * the fields alike; each field is read with its own 32-bit context load. */
+/* The socket's own tuple, mapped form, with its network namespace's cookie (both
+ * sock_ops and sk_msg have bpf_get_netns_cookie since Linux 5.15). A macro because
+ * bpf_sock_ops and sk_msg_md name the fields alike; each field is read with its own
+ * 32-bit context load. */
 #define IL_TUPLE_FROM_CTX(ctx, t)                                              \
 	do {                                                                   \
 		if ((ctx)->family == AF_INET) {                                \
@@ -34,6 +38,7 @@
 		}                                                              \
 		(t)->local_port = (ctx)->local_port;                           \
 		(t)->remote_port = bpf_ntohl((ctx)->remote_port);              \
+		(t)->netns_cookie = bpf_get_netns_cookie(ctx);                 \
 	} while (0)
 
 static __always_inline void il_enable_state_cb(struct bpf_sock_ops *skops)

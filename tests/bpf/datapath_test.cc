@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -557,6 +558,9 @@ class DatapathTest : public ::testing::Test {
     };
     mapped(peer, t.local_ip, &t.local_port);
     mapped(local, t.remote_ip, &t.remote_port);
+    // Both ends are in one network namespace: the engine socket's is the agent's.
+    socklen_t cookie_len = sizeof t.netns_cookie;
+    getsockopt(accepted, SOL_SOCKET, SO_NETNS_COOKIE, &t.netns_cookie, &cookie_len);
     return t;
   }
 
@@ -1044,6 +1048,127 @@ TEST_F(DatapathTest, SetResourcesReplacesTheTable) {
   ASSERT_EQ(r.err, 0) << strerror(r.err);
   EXPECT_TRUE(AcceptWithin(real.get(), kIoTimeoutMs).valid()) << "stale resource still redirected";
   EXPECT_EQ(agent.Finish(), 0);
+}
+
+// What an agent saw connecting (or sending) to a unix path.
+struct UnixReport {
+  int err = -1;                      // 0 on success, else errno
+  char peer[IL_UNIX_PATH_MAX + 1]{};  // getpeername() path after a connect
+};
+
+sockaddr_un UnixAddr(const std::string& path, socklen_t* len) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  memcpy(un.sun_path, path.data(), std::min(path.size(), sizeof un.sun_path - 1));
+  // An abstract name ("\0name") has no terminating NUL; a path has one.
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
+                                (path[0] == '\0' ? 0 : 1));
+  return un;
+}
+
+// Agent body: a `type` unix socket connects to (or, with `send`, sends one datagram to)
+// `path`, reports, and waits for release.
+Agent::Body UnixAndHold(int type, const std::string& path, bool send) {
+  return [type, path, send](int report_fd, int hold_fd) {
+    UnixReport r;
+    socklen_t len = 0;
+    sockaddr_un un = UnixAddr(path, &len);
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    int rc = send ? static_cast<int>(sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&un), len))
+                  : connect(fd, reinterpret_cast<sockaddr*>(&un), len);
+    r.err = rc < 0 ? errno : 0;
+    if (rc >= 0 && !send) {
+      sockaddr_un peer{};
+      socklen_t plen = sizeof peer;
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) {
+        memcpy(r.peer, peer.sun_path, sizeof peer.sun_path);
+      }
+    }
+    (void)!write(report_fd, &r, sizeof r);
+    char b;
+    (void)!read(hold_fd, &b, 1);
+  };
+}
+
+// A protected unix path: an enrolled connect is rewritten to interlockd's listener for it
+// and getpeername() shows the path asked for; a process outside every enrollment reaches
+// the real socket; datagrams to the path are refused; a default-deny enrollment is
+// refused unlisted paths and abstract names.
+TEST_F(DatapathTest, UnixPathIsRedirectedToItsListener) {
+  ASSERT_TRUE(dp_->unix_hooks()) << "this kernel lacks cgroup/connect_unix (Linux >= 6.7)";
+  char tmpl[] = "/tmp/il-bpf-unix-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string real = dir + "/real.sock", engine = dir + "/engine.sock";
+  auto listen_at = [](const std::string& path) {
+    socklen_t len = 0;
+    sockaddr_un un = UnixAddr(path, &len);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&un), len) != 0 || listen(fd, 16) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  UniqueFd real_listener(listen_at(real));
+  ASSERT_TRUE(real_listener.valid()) << strerror(errno);
+  // interlockd's listener lives in interlockd's cgroup, as in production.
+  std::vector<UniqueFd> made =
+      CreateSocketsIn(daemon_cg(), [&] { return std::vector<int>{listen_at(engine)}; });
+  ASSERT_EQ(made.size(), 1u);
+  ASSERT_TRUE(made[0].valid());
+  absl::Status st = dp_->SetUnixResources({{real, engine, 21}});
+  ASSERT_TRUE(st.ok()) << st;
+  EnrollCgroup(w1_cg(), 7, 0);
+
+  {
+    Agent agent(w1_cg(), UnixAndHold(SOCK_STREAM, real, false));
+    UnixReport r;
+    ASSERT_TRUE(agent.Read(&r));
+    ASSERT_EQ(r.err, 0) << strerror(r.err);
+    EXPECT_STREQ(r.peer, real.c_str()) << "getpeername must show the path asked for";
+    EXPECT_TRUE(AcceptWithin(made[0].get(), kIoTimeoutMs).valid()) << "the listener got nothing";
+    EXPECT_FALSE(AcceptWithin(real_listener.get(), 0).valid()) << "the real socket was reached";
+    EXPECT_EQ(agent.Finish(), 0);
+  }
+  {
+    Agent outsider(other_cg(), UnixAndHold(SOCK_STREAM, real, false));
+    UnixReport r;
+    ASSERT_TRUE(outsider.Read(&r));
+    ASSERT_EQ(r.err, 0) << strerror(r.err);
+    EXPECT_STREQ(r.peer, real.c_str());
+    EXPECT_TRUE(AcceptWithin(real_listener.get(), kIoTimeoutMs).valid());
+    EXPECT_EQ(outsider.Finish(), 0);
+  }
+  for (bool send : {false, true}) {
+    Agent agent(w1_cg(), UnixAndHold(SOCK_DGRAM, real, send));
+    UnixReport r;
+    ASSERT_TRUE(agent.Read(&r));
+    EXPECT_EQ(r.err, EPERM) << (send ? "sendto: " : "connect: ") << strerror(r.err);
+    EXPECT_EQ(agent.Finish(), 0);
+  }
+  EnrollCgroup(other_cg(), 8, IL_ENROLL_DEFAULT_DENY);
+  for (const std::string& path : {dir + "/unlisted.sock", std::string("\0il-bpf-abstract", 16)}) {
+    Agent agent(other_cg(), UnixAndHold(SOCK_STREAM, path, false));
+    UnixReport r;
+    ASSERT_TRUE(agent.Read(&r));
+    EXPECT_EQ(r.err, EPERM) << strerror(r.err);
+    EXPECT_EQ(agent.Finish(), 0);
+  }
+  std::vector<il_event> events = Drain();
+  int redirected = 0, not_stream = 0, default_deny = 0;
+  for (const il_event& e : events) {
+    EXPECT_EQ(e.family, AF_UNIX);
+    if (e.kind == IL_EVENT_REDIRECTED && e.resource_id == 21) ++redirected;
+    if (e.reason == IL_REASON_NOT_STREAM && e.resource_id == 21) ++not_stream;
+    if (e.reason == IL_REASON_DEFAULT_DENY) ++default_deny;
+  }
+  EXPECT_EQ(redirected, 1);
+  EXPECT_EQ(not_stream, 2);
+  EXPECT_EQ(default_deny, 2);
+  unlink(real.c_str());
+  unlink(engine.c_str());
+  rmdir(dir.c_str());
 }
 
 TEST_F(DatapathTest, ReopenReadoptsPinsAndKeepsEnforcing) {

@@ -16,10 +16,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
+#include "tests/testing/postgres_server.h"
 #include "tests/testing/privileged.h"
 #include "tests/testing/probe_output.h"
 #include "tests/testing/wait.h"
@@ -32,10 +35,13 @@ namespace interlock::testing {
 namespace {
 
 
+// Refused IP connects and datagrams with `reason`. (A default-deny agent is refused unix
+// sockets too — glibc's NSS tries nscd's and systemd-userdb's — which these tests leave
+// aside.)
 std::vector<v1::AuditEvent> Denials(const InterlockdHarness& h, const std::string& reason) {
   std::vector<v1::AuditEvent> out;
   for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_CONNECT_DENIED)) {
-    if (e.reason() == reason) out.push_back(e);
+    if (e.reason() == reason && e.protocol() != "unix") out.push_back(e);
   }
   return out;
 }
@@ -247,40 +253,280 @@ TEST_F(BypassTest, DirectDialToTheEngineIsRejected) {
   EXPECT_EQ(echo_.accepted(), 0u);
 }
 
-// An enrolled process in its own network namespace (a container's, or one it made):
-// there is no interlockd listener there, so its connects to protected resources are
-// refused (EPERM, engine_down) — never rewritten to a listener someone else put in that
-// namespace (engine_unverified).
-TEST_F(BypassTest, AnotherNetworkNamespaceFailsClosed) {
-  auto h = Harness(false);
+// A network namespace made for one test (`ip netns add`, loopback up), deleted at the
+// end whatever happened. interlockd may keep it alive a little longer (its listener
+// there holds it) until it notices the name is gone.
+class TestNetns {
+ public:
+  TestNetns() : name_(absl::StrCat("il-", UniqueSuffix())) {
+    ok_ = RunCommand({"/usr/sbin/ip", "netns", "add", name_}).exit_code == 0 &&
+          RunCommand({"/usr/sbin/ip", "-n", name_, "link", "set", "lo", "up"}).exit_code == 0;
+  }
+  ~TestNetns() { RunCommand({"/usr/sbin/ip", "netns", "delete", name_}); }
+  TestNetns(const TestNetns&) = delete;
+  TestNetns& operator=(const TestNetns&) = delete;
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+  std::string path() const { return absl::StrCat("/run/netns/", name_); }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+// Containers and other network namespaces: a PostgreSQL server on the host's loopback,
+// enrolled agents (uid nobody, in the test's enrolled cgroup) in namespaces of their own.
+class NetnsTest : public BypassTest {
+ protected:
+  static constexpr char kPassword[] = "netns-secret-only-interlockd-knows";
+
+  void SetUp() override {
+    BypassTest::SetUp();
+    if (HasFatalFailure()) return;
+    dir_ = MakeTempDir("interlock-netns-");
+    pg_ = std::make_unique<PostgresServer>(PostgresOptions{.address = "127.0.0.44"});
+    ASSERT_TRUE(pg_->Start().ok()) << pg_->Log();
+    ASSERT_TRUE(pg_->Psql(absl::StrCat("CREATE ROLE app LOGIN PASSWORD '", kPassword, "'")).ok());
+    password_file_ = absl::StrCat(dir_, "/app.pw");
+    ASSERT_TRUE(WriteFileAtomic(password_file_, kPassword, 0600).ok());
+  }
+  void TearDown() override {
+    pg_.reset();
+    if (!dir_.empty()) RemoveTree(dir_);
+  }
+
+  std::unique_ptr<InterlockdHarness> PgHarness(const std::string& listener_yaml,
+                                               bool sockmap = false) {
+    ResourceSpec pg{"appdb", pg_->address(), pg_->port(),
+                    absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
+                                 "      login: {user: app, database: postgres, "
+                                 "password_ref: \"file:",
+                                 password_file_, "\"}\n      sslmode: disable\n"
+                                 "      allow_unverified_upstream: true\n")};
+    return std::make_unique<InterlockdHarness>(HarnessOptions{
+        .sockmap = sockmap,
+        .resources = {pg, {"echo", "127.0.0.42", echo_.port()}},
+        .extra_yaml = "enrollments:\n  - name: svc\n    cgroup_path: {cgroup_root}/agents/svc\n",
+        .listener_yaml = listener_yaml});
+  }
+
+  // The shell line that puts itself in cgroup `dir` (as root), enters namespace `netns`
+  // and runs the rest as nobody, no capabilities.
+  static std::string EnterAs(const std::string& dir, const std::string& netns) {
+    return absl::StrCat("echo $$ > '", dir, "/cgroup.procs' && exec /usr/sbin/ip netns exec ",
+                        netns,
+                        " setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- ");
+  }
+  CommandResult RunInNetns(const std::string& dir, const std::string& netns,
+                           std::vector<std::string> argv) {
+    std::vector<std::string> cmd = {"/bin/sh", "-c", absl::StrCat(EnterAs(dir, netns), "\"$@\""),
+                                    "agent"};
+    cmd.insert(cmd.end(), argv.begin(), argv.end());
+    return RunCommand(cmd, 60);
+  }
+  // psql as an unmodified agent runs it: the protected address, no password.
+  std::vector<std::string> Psql(const std::string& sql) const {
+    return {"/usr/bin/env", "-u", "PGPASSWORD", "PGCONNECT_TIMEOUT=10", "/usr/bin/psql", "-X",
+            "-h", pg_->address(), "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d",
+            "whatever", "-Atc", sql};
+  }
+  // A root (not enrolled) process in `netns` that tries to take the engine's port on
+  // `ip`, every way it can, and reports whether anything ever connected to it.
+  std::vector<std::string> Squatter(const std::string& netns, const std::string& ip,
+                                    uint16_t port, int seconds) const {
+    return {"/usr/sbin/ip", "netns", "exec", netns, "/usr/bin/python3", "-c",
+            absl::StrCat("import socket, sys\n"
+                         "s = socket.socket()\n"
+                         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+                         "try:\n"
+                         "    s.bind(('", ip, "', ", port, ")); s.listen()\n"
+                         "except OSError as e:\n"
+                         "    print('squatter bind failed', e.errno, flush=True); sys.exit(0)\n"
+                         "print('squatter listening', flush=True)\n"
+                         "s.settimeout(", seconds, ")\n"
+                         "try:\n"
+                         "    print('squatter got', s.accept(), flush=True)\n"
+                         "except socket.timeout:\n"
+                         "    print('squatter got nothing', flush=True)\n")};
+  }
+
+  std::vector<v1::AuditEvent> Daemon(const InterlockdHarness& h, const std::string& outcome) {
+    std::vector<v1::AuditEvent> out;
+    for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+      if (e.outcome() == outcome) out.push_back(e);
+    }
+    return out;
+  }
+
+  std::string dir_;
+  std::string password_file_;
+  std::unique_ptr<PostgresServer> pg_;
+};
+
+// A configured namespace (listener.network_namespaces): interlockd listens there from
+// the start, and an enrolled psql in it reaches the protected PostgreSQL through
+// interlockd with the injected credential and its own identity (cgroup, uid, pid).
+// Nobody else can take the engine's port there. A namespace interlockd does not serve
+// (discovery off) fails closed: refused, and a listener someone else put on the engine
+// port there gets nothing.
+TEST_F(NetnsTest, ConfiguredNamespaceIsServedAndOthersFailClosed) {
+  TestNetns served, other;
+  ASSERT_TRUE(served.ok() && other.ok());
+  auto h = PgHarness(absl::StrCat("  network_namespaces: [", served.path(),
+                                  "]\n  netns_discovery: NETNS_DISCOVERY_OFF\n"));
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
-  const std::string port = absl::StrCat(h->engine_port());
-  const std::string drop = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --";
-  // A new namespace with loopback up; `outside` runs there before the shell joins the
-  // enrolled cgroup, the agent (as nobody) after.
-  auto in_netns = [&](const std::string& outside, const std::string& agent) {
-    return RunCommand({"/bin/sh", "-c",
-                       absl::StrCat("exec unshare -n /bin/sh -c 'ip link set lo up && ", outside,
-                                    " echo $$ > ", SvcDir(*h), "/cgroup.procs && ", drop, " ",
-                                    agent, "'")});
-  };
-  const std::string agent = absl::StrCat(Probe(), " connect 127.0.0.42 ", EchoPort());
-  CommandResult plain = in_netns("", agent);
-  EXPECT_EQ(ProbeField(plain.out, "errno"), "1") << plain.out << plain.err;
-  // A listener on the engine's address and port inside that namespace, by a process that
-  // is not enrolled (root there): the agent's connect is refused, the listener gets nothing.
-  CommandResult squatted = in_netns(
-      absl::StrCat("/usr/bin/python3 -c \"import socket,time; s=socket.socket(); "
-                   "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-                   "s.bind((\\\"127.0.0.1\\\", ", port, ")); s.listen(); s.settimeout(3); "
-                   "print(\\\"squatter got\\\", s.accept())\" & sleep 0.5;"),
-      agent);
-  EXPECT_EQ(ProbeField(squatted.out, "errno"), "1") << squatted.out << squatted.err;
-  EXPECT_THAT(squatted.out, ::testing::Not(::testing::HasSubstr("squatter got")));
-  ASSERT_TRUE(WaitFor([&] { return !Denials(*h, "engine_unverified").empty(); }))
-      << squatted.out << squatted.err << h->DaemonLog();
-  EXPECT_EQ(Denials(*h, "engine_down").size(), 1u);
+  ASSERT_EQ(Daemon(*h, "netns_listening").size(), 1u) << h->DaemonLog();
+  EXPECT_THAT(Daemon(*h, "netns_listening")[0].detail(), ::testing::HasSubstr(served.path()));
+  const std::string dir = SvcDir(*h);
+
+  // The shell prints its pid, then becomes psql: the pid the audit event must carry.
+  std::vector<std::string> client = {"/bin/sh", "-c", "echo $$ >&2; exec \"$@\"", "agent"};
+  for (const std::string& a : Psql("SELECT current_user, inet_client_addr() IS NOT NULL")) {
+    client.push_back(a);
+  }
+  CommandResult ok = RunInNetns(dir, served.name(), client);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err << h->DaemonLog();
+  EXPECT_EQ(ok.out, "app|t\n");
+  const uint32_t agent_pid = static_cast<uint32_t>(std::stoul(ok.err));
+
+  ASSERT_TRUE(WaitFor(
+      [&] { return !OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  auto starts = OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_START);
+  ASSERT_FALSE(starts.empty());
+  const v1::AuditEvent& s = starts.back();
+  EXPECT_EQ(s.resource(), "appdb");
+  EXPECT_EQ(s.protocol(), "postgres");
+  EXPECT_EQ(s.original_destination().address(), "127.0.0.44");
+  EXPECT_EQ(s.identity().workload(), "svc");
+  EXPECT_EQ(s.identity().uid(), 65534u);
+  EXPECT_EQ(s.identity().pid(), agent_pid);
+  EXPECT_EQ(s.identity().comm(), "psql");
+  EXPECT_EQ(s.identity().cgroup_path(), absl::StrCat("/", h->cgroup_root(), "/agents/svc"));
+  EXPECT_EQ(s.identity().cgroup_id(), *CgroupIdOfDir(dir));
+
+  // Someone else (root in that namespace, not enrolled) cannot take the engine's port
+  // there while interlockd holds it; the agent keeps going through interlockd.
+  for (const char* ip : {"127.0.0.1", "0.0.0.0"}) {
+    CommandResult squat = RunCommand(Squatter(served.name(), ip, h->engine_port(), 1));
+    EXPECT_THAT(squat.out, ::testing::HasSubstr("squatter bind failed"))
+        << ip << squat.out << squat.err;
+  }
+
+  // A namespace interlockd does not serve: refused (nothing of interlockd's listens
+  // there), also with a squatter on the engine port, which gets nothing.
+  CommandResult refused =
+      RunInNetns(dir, other.name(), {Probe(), "connect", "127.0.0.42", EchoPort()});
+  EXPECT_EQ(ProbeField(refused.out, "errno"), "1") << refused.out << refused.err;
+  ASSERT_TRUE(WaitFor([&] { return Denials(*h, "engine_down").size() == 1; })) << h->DaemonLog();
+  {
+    const std::string log = absl::StrCat(dir_, "/squatter.log");
+    pid_t squatter = Spawn(Squatter(other.name(), "127.0.0.1", h->engine_port(), 3), log);
+    ASSERT_TRUE(WaitFor([&] {
+      return absl::StrContains(ReadFile(log).value_or(""), "squatter listening");
+    })) << ReadFile(log).value_or("");
+    CommandResult squatted =
+        RunInNetns(dir, other.name(), {Probe(), "connect", "127.0.0.42", EchoPort()});
+    EXPECT_EQ(ProbeField(squatted.out, "errno"), "1") << squatted.out << squatted.err;
+    EXPECT_EQ(WaitProcess(squatter, 10), 0);
+    EXPECT_THAT(ReadFile(log).value_or(""), ::testing::HasSubstr("squatter got nothing"));
+  }
+  ASSERT_TRUE(WaitFor([&] { return !Denials(*h, "engine_unverified").empty(); })) << h->DaemonLog();
   EXPECT_EQ(echo_.accepted(), 0u);
+  // Still one served namespace: the unserved one was never opened.
+  EXPECT_EQ(Daemon(*h, "netns_listening").size(), 1u);
+}
+
+// The sockmap relay in a served namespace: the agent and engine sockets are paired and
+// spliced by 4-tuple *and* namespace, so the namespace's loopback tuples never meet the
+// host's. Two agents, one in the namespace and one on the host, at once.
+TEST_F(NetnsTest, SockmapRelayPairsWithinTheNamespace) {
+  TestNetns served;
+  ASSERT_TRUE(served.ok());
+  auto h = PgHarness(absl::StrCat("  network_namespaces: [", served.path(), "]\n"),
+                     /*sockmap=*/true);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string dir = SvcDir(*h);
+  const std::string sql = "SELECT current_user, count(*) FROM generate_series(1, 20000)";
+  // Alone first: the namespace's pair is spliced through sk_msg.
+  CommandResult first = RunInNetns(dir, served.name(), Psql(sql));
+  EXPECT_EQ(first.out, "app|20000\n") << first.err << h->DaemonLog();
+  CommandResult st = h->Cli({"status", "--json"});
+  uint64_t spliced = 0;
+  (void)absl::SimpleAtoi(ProbeField(st.out, "spliced_messages"), &spliced);
+  EXPECT_GT(spliced, 0u) << "the namespace's connection was not spliced\n" << st.out;
+
+  CommandResult in_ns, on_host;
+  {
+    JoinedThread host([&] { on_host = RunIn(dir, Psql(sql)); });
+    in_ns = RunInNetns(dir, served.name(), Psql(sql));
+  }
+  EXPECT_EQ(in_ns.exit_code, 0) << in_ns.out << in_ns.err << h->DaemonLog();
+  EXPECT_EQ(in_ns.out, "app|20000\n");
+  EXPECT_EQ(on_host.exit_code, 0) << on_host.out << on_host.err;
+  EXPECT_EQ(on_host.out, "app|20000\n");
+  ASSERT_TRUE(WaitFor(
+      [&] { return OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 3; }));
+}
+
+// Discovery (the default): a namespace nobody configured, where an enrolled process
+// lives (a container), gets interlockd's listener without being named; an enrolled psql
+// there goes through interlockd with its identity. When no enrolled process is left in
+// it, the listener closes. A namespace where someone else took the engine's port first
+// is not served: interlockd says so, enrolled connects there are refused, and that
+// listener gets nothing.
+TEST_F(NetnsTest, NamespacesOfEnrolledProcessesAreFoundAndSquattedOnesFailClosed) {
+  TestNetns container, squatted;
+  ASSERT_TRUE(container.ok() && squatted.ok());
+  auto h = PgHarness("");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string dir = SvcDir(*h);
+  EXPECT_TRUE(Daemon(*h, "netns_listening").empty());
+
+  // The container's long-lived process, enrolled.
+  const std::string sleeper_log = absl::StrCat(dir_, "/sleeper.log");
+  pid_t sleeper = Spawn({"/bin/sh", "-c", absl::StrCat(EnterAs(dir, container.name()), "sleep 60")},
+                        sleeper_log);
+  ASSERT_TRUE(WaitFor([&] { return Daemon(*h, "netns_listening").size() == 1; }))
+      << ReadFile(sleeper_log).value_or("") << h->DaemonLog();
+  EXPECT_THAT(Daemon(*h, "netns_listening")[0].detail(), ::testing::HasSubstr("pid "));
+
+  std::vector<std::string> client = {"/bin/sh", "-c", "echo $$ >&2; exec \"$@\"", "agent"};
+  for (const std::string& a : Psql("SELECT current_user")) client.push_back(a);
+  CommandResult ok = RunInNetns(dir, container.name(), client);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err << h->DaemonLog();
+  EXPECT_EQ(ok.out, "app\n");
+  ASSERT_TRUE(WaitFor(
+      [&] { return !OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  auto starts = OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_START);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].identity().workload(), "svc");
+  EXPECT_EQ(starts[0].identity().uid(), 65534u);
+  EXPECT_EQ(starts[0].identity().pid(), static_cast<uint32_t>(std::stoul(ok.err)));
+  EXPECT_EQ(starts[0].identity().comm(), "psql");
+
+  KillProcess(sleeper);
+  ASSERT_TRUE(WaitFor([&] { return Daemon(*h, "netns_closed").size() == 1; })) << h->DaemonLog();
+
+  // Someone else listens on the engine's port in a namespace first; then an enrolled
+  // process appears there.
+  const std::string squat_log = absl::StrCat(dir_, "/squatter.log");
+  pid_t squatter = Spawn(Squatter(squatted.name(), "127.0.0.1", h->engine_port(), 8), squat_log);
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(squat_log).value_or(""), "squatter listening");
+  })) << ReadFile(squat_log).value_or("");
+  pid_t sleeper2 = Spawn({"/bin/sh", "-c", absl::StrCat(EnterAs(dir, squatted.name()), "sleep 60")},
+                         sleeper_log);
+  ASSERT_TRUE(WaitFor([&] { return !Daemon(*h, "netns_listen_failed").empty(); }))
+      << h->DaemonLog();
+  CommandResult refused = RunInNetns(dir, squatted.name(), Psql("SELECT 1"));
+  EXPECT_NE(refused.exit_code, 0) << refused.out;
+  EXPECT_THAT(refused.err, ::testing::HasSubstr("Operation not permitted")) << refused.err;
+  KillProcess(sleeper2);
+  EXPECT_EQ(WaitProcess(squatter, 15), 0);
+  EXPECT_THAT(ReadFile(squat_log).value_or(""), ::testing::HasSubstr("squatter got nothing"));
+  ASSERT_TRUE(WaitFor([&] { return !Denials(*h, "engine_unverified").empty(); })) << h->DaemonLog();
+  EXPECT_EQ(OfKind(h->AuditEvents(), v1::AUDIT_KIND_SESSION_START).size(), 1u);
 }
 
 // Children and threads inherit the cgroup: a forked child's connect is redirected like

@@ -285,5 +285,99 @@ TEST_F(MaskTest, AMillionRowsStreamWithBoundedMemory) {
   }));
 }
 
+// The database's unix socket (unix_path): an enrolled psql that connects to the socket
+// path is redirected to interlockd's unix listener and proxied like TCP — credential
+// injected, result masked, identity (workload, uid, comm) from the kernel; getpeername()
+// shows the agent the path it asked for. A process outside every enrollment that dials
+// interlockd's listener directly gets no session. A default-deny enrollment is refused
+// unlisted paths and abstract sockets; a plain one is left alone there.
+TEST_F(MaskTest, UnixSocketPathIsRedirectedProxiedAndMasked) {
+  h_.reset();  // this test's interlockd protects the socket path too
+  const std::string sock = absl::StrCat(pg_->socket_dir(), "/.s.PGSQL.", pg_->port());
+  const std::string unix_dir = absl::StrCat(dir_, "/listeners");
+  h_ = std::make_unique<InterlockdHarness>(HarnessOptions{
+      .resources = {{"appdb", pg_->address(), pg_->port(),
+                     absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    unix_path: ", sock,
+                                  "\n    postgres:\n      login: {user: app, database: appdb, "
+                                  "password_ref: \"file:",
+                                  password_file_, "\"}\n      sslmode: disable\n"
+                                  "      allow_unverified_upstream: true\n")}},
+      .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n"),
+      .listener_yaml = absl::StrCat("  unix_dir: ", unix_dir, "\n")});
+  ASSERT_TRUE(h_->Start().ok()) << h_->DaemonLog();
+
+  CommandResult r = h_->RunAgent(
+      "analyst", {"/usr/bin/env", "-u", "PGPASSWORD", "PGCONNECT_TIMEOUT=10", "/usr/bin/psql", "-X",
+                  "-h", pg_->socket_dir(), "-p", absl::StrCat(pg_->port()), "-U", "agent", "-d",
+                  "x", "-v", "ON_ERROR_STOP=1", "-At", "-c",
+                  "SELECT current_user, name, ssn, card_number FROM customers WHERE id = 1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h_->DaemonLog();
+  EXPECT_EQ(r.out, "app|Ada|[REDACTED]|************1111\n");
+  ASSERT_TRUE(WaitFor(
+      [&] { return !OfKind(h_->AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  auto starts = OfKind(h_->AuditEvents(), v1::AUDIT_KIND_SESSION_START);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].resource(), "appdb");
+  EXPECT_EQ(starts[0].original_destination().address(), sock);
+  EXPECT_EQ(starts[0].upstream().address(), sock);
+  EXPECT_EQ(starts[0].identity().workload(), "analyst");
+  EXPECT_EQ(starts[0].identity().uid(), kAgentUid);
+  EXPECT_EQ(starts[0].identity().comm(), "psql");
+  EXPECT_NE(starts[0].identity().pid(), 0u);
+  EXPECT_FALSE(OfKind(h_->AuditEvents(), v1::AUDIT_KIND_MASKING).empty());
+
+  // getpeername() shows the agent the path it dialled, not interlockd's listener.
+  const std::string peer_py = absl::StrCat(
+      "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('", sock,
+      "')\nprint(s.getpeername())\n");
+  r = h_->RunAgent("analyst", {"/usr/bin/python3", "-c", peer_py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h_->DaemonLog();
+  EXPECT_EQ(r.out, absl::StrCat(sock, "\n"));
+
+  // Someone outside every enrollment (nobody, in the test's own cgroup) dials
+  // interlockd's listener directly: no session, nothing from the database.
+  const std::string listener = absl::StrCat(unix_dir, "/appdb.sock");
+  const std::string direct_py = absl::StrCat(
+      "import socket, struct\ns = socket.socket(socket.AF_UNIX)\ns.connect('", listener,
+      "')\nbody = struct.pack('!I', 196608) + b'user\\0agent\\0database\\0x\\0\\0'\n"
+      "s.settimeout(5)\n"
+      "try:\n    s.sendall(struct.pack('!I', len(body) + 4) + body)\n"
+      "    print('got', len(s.recv(4096)))\n"
+      "except (ConnectionResetError, BrokenPipeError):\n    print('got 0')\n");
+  CommandResult direct = RunCommand({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                     "--clear-groups", "--", "/usr/bin/python3", "-c", direct_py});
+  EXPECT_EQ(direct.out, "got 0\n") << direct.out << direct.err;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : OfKind(h_->AuditEvents(), v1::AUDIT_KIND_SESSION_REJECTED)) {
+      if (e.reason() == "not_enrolled") return true;
+    }
+    return false;
+  })) << h_->DaemonLog();
+  for (const auto& e : OfKind(h_->AuditEvents(), v1::AUDIT_KIND_SESSION_START)) {
+    EXPECT_EQ(e.identity().workload(), "analyst");  // none for the direct dialer
+  }
+
+  // Unlisted paths and abstract sockets: refused for default-deny, untouched otherwise.
+  const std::string other = absl::StrCat(dir_, "/other.sock");
+  const std::string try_py = absl::StrCat(
+      "import socket\nfor a in ['", other, "', '\\0interlock-test-", ::getpid(), "']:\n"
+      "    s = socket.socket(socket.AF_UNIX)\n"
+      "    try:\n        s.connect(a); print('connected')\n"
+      "    except OSError as e:\n        print(e.errno)\n");
+  r = h_->RunAgent("strict", {"/usr/bin/python3", "-c", try_py}, /*default_deny=*/true);
+  EXPECT_EQ(r.out, "1\n1\n") << r.err;  // EPERM twice
+  r = h_->RunAgent("loose", {"/usr/bin/python3", "-c", try_py});
+  EXPECT_EQ(r.out, "2\n111\n") << r.err;  // ENOENT, ECONNREFUSED: the kernel's own answers
+  // Datagrams to the protected path, connected or not, are refused for everyone enrolled.
+  const std::string dgram_py = absl::StrCat(
+      "import socket\nfor connect in [True, False]:\n"
+      "    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+      "    try:\n        s.connect('", sock, "') if connect else s.sendto(b'x', '", sock, "')\n"
+      "        print('sent')\n"
+      "    except OSError as e:\n        print(e.errno)\n");
+  r = h_->RunAgent("loose", {"/usr/bin/python3", "-c", dgram_py});
+  EXPECT_EQ(r.out, "1\n1\n") << r.err;
+}
+
 }  // namespace
 }  // namespace interlock::testing

@@ -29,8 +29,9 @@ InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::mov
   engine_port_ = FreePort();
   std::string yaml = absl::StrCat(
       "listener:\n  address_v4: 127.0.0.1\n  address_v6: \"::1\"\n  port: ", engine_port_, "\n",
-      "state_dir: ", state_dir_, "\n", "pin_path: ", pin_path_, "\n", "cgroup_root: ",
-      cgroup_root_, "\n", "relay_mode: ", options_.sockmap ? "RELAY_MODE_SOCKMAP" : "RELAY_MODE_PLAIN",
+      options_.listener_yaml, "state_dir: ", state_dir_, "\n", "pin_path: ", pin_path_, "\n",
+      "cgroup_root: ", cgroup_root_, "\n", "relay_mode: ",
+      options_.sockmap ? "RELAY_MODE_SOCKMAP" : "RELAY_MODE_PLAIN",
       "\n", "timeouts:\n  connect_ms: 3000\n  drain_ms: 3000\n",
       options_.idle_ms > 0 ? absl::StrCat("  idle_ms: ", options_.idle_ms, "\n") : "",
       "resources:\n");

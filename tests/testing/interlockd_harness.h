@@ -46,6 +46,8 @@ struct HarnessOptions {
   // Appended to the generated config, with "{cgroup_root}" replaced by the harness's
   // cgroup root (relative to the cgroup2 mount), for enrollments below it.
   std::string extra_yaml;
+  // More lines of the `listener:` block, each indented by 2 spaces ("  netns_discovery: ...").
+  std::string listener_yaml;
 };
 
 class InterlockdHarness {

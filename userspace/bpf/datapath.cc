@@ -11,6 +11,7 @@
 #include "userspace/bpf/datapath.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -209,6 +210,7 @@ struct Datapath::Impl {
   std::vector<LinkPtr> links;
   RingBufferPtr events;
   bool readopted = false;
+  bool unix_hooks = false;
   // Set only for the duration of DrainEvents().
   const std::function<void(const il_event&)>* drain_fn = nullptr;
 
@@ -291,6 +293,44 @@ absl::Status Datapath::Impl::AttachTracingProgram(bpf_program* prog) {
   return absl::OkStatus();
 }
 
+// Makes the hash `map` (keyed by il_unix_path) hold exactly `wanted`.
+template <typename V>
+absl::Status ReplacePathTable(bpf_map* map,
+                              const std::vector<std::pair<il_unix_path, V>>& wanted) {
+  for (const auto& [key, value] : wanted) {
+    int err = bpf_map__update_elem(map, &key, sizeof key, &value, sizeof value, BPF_ANY);
+    if (err != 0) return LibbpfStatus(err, absl::StrCat("update ", bpf_map__name(map)));
+  }
+  std::vector<il_unix_path> stale;
+  il_unix_path key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map__get_next_key(map, prev, &next, sizeof next) == 0) {
+    bool keep = std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) {
+      return memcmp(&w.first, &next, sizeof next) == 0;
+    });
+    if (!keep) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const il_unix_path& k : stale) {
+    int err = bpf_map__delete_elem(map, &k, sizeof k, 0);
+    if (err != 0 && err != -ENOENT) {
+      return LibbpfStatus(err, absl::StrCat("delete from ", bpf_map__name(map)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Whether the kernel has the cgroup unix-domain sock_addr hooks (connect_unix,
+// getpeername_unix, sendmsg_unix: Linux 6.7), known by the kfunc that came with them.
+static bool KernelHasUnixHooks() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) return false;
+  bool found = btf__find_by_name_kind(vmlinux, "bpf_sock_addr_set_sun_path", BTF_KIND_FUNC) >= 0;
+  btf__free(vmlinux);
+  return found;
+}
+
 // Before load: a pinned map whose definition no longer matches the program's (an
 // upgrade changed it) cannot be reused, and libbpf would refuse to load. Maps whose
 // contents interlockd rebuilds at start are unpinned so they are created afresh; for
@@ -367,6 +407,20 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = maps_dir.c_str());
   impl->skel.reset(interlock_bpf__open_opts(&open_opts));
   if (impl->skel == nullptr) return LibbpfStatus(errno, "open skeleton");
+  // The unix-domain hooks exist from Linux 6.7, with the kfunc they rewrite paths with;
+  // on an older kernel their programs are not loaded at all.
+  impl->unix_hooks = KernelHasUnixHooks();
+  // libbpf 1.1 (Debian 12) does not know these section names: the type and attach type
+  // are set here (the attach type numbers are the kernel's ABI, include/uapi/linux/bpf.h).
+  constexpr int kCgroupUnixConnect = 49, kCgroupUnixSendmsg = 50, kCgroupUnixGetpeername = 52;
+  for (auto [prog, attach] : {std::pair{impl->skel->progs.il_connect_unix, kCgroupUnixConnect},
+                              std::pair{impl->skel->progs.il_sendmsg_unix, kCgroupUnixSendmsg},
+                              std::pair{impl->skel->progs.il_getpeername_unix,
+                                        kCgroupUnixGetpeername}}) {
+    bpf_program__set_autoload(prog, impl->unix_hooks);
+    bpf_program__set_type(prog, BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
+    bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(attach));
+  }
   INTERLOCK_RETURN_IF_ERROR(ReconcilePinnedMaps(impl->skel->obj, maps_dir));
   // Pinned maps with a compatible definition are reused here, contents and all.
   int err = interlock_bpf__load(impl->skel.get());
@@ -382,6 +436,12 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
                             skel->progs.il_sendmsg4, skel->progs.il_sendmsg6,
                             skel->progs.il_bind4, skel->progs.il_bind6, skel->progs.il_sockops}) {
     INTERLOCK_RETURN_IF_ERROR(im.AttachCgroupProgram(prog, cgroup_fd.get(), cgroup_id));
+  }
+  if (im.unix_hooks) {
+    for (bpf_program* prog : {skel->progs.il_connect_unix, skel->progs.il_sendmsg_unix,
+                              skel->progs.il_getpeername_unix}) {
+      INTERLOCK_RETURN_IF_ERROR(im.AttachCgroupProgram(prog, cgroup_fd.get(), cgroup_id));
+    }
   }
   for (bpf_program* prog : {skel->progs.il_cgroup_mkdir, skel->progs.il_cgroup_rmdir}) {
     INTERLOCK_RETURN_IF_ERROR(im.AttachTracingProgram(prog));
@@ -498,6 +558,39 @@ absl::Status Datapath::SetEnrolledPaths(const std::vector<PathEnrollment>& paths
     if (err != 0 && err != -ENOENT) return LibbpfStatus(err, "delete stale enrolled path");
   }
   return absl::OkStatus();
+}
+
+bool Datapath::unix_hooks() const { return impl_->unix_hooks; }
+
+absl::Status Datapath::SetUnixResources(const std::vector<UnixResourceEntry>& entries) {
+  // Both tables are keyed by a NUL-padded path: protected path -> resource and listener;
+  // listener path -> protected path (for getpeername).
+  std::vector<std::pair<il_unix_path, il_unix_resource>> resources;
+  std::vector<std::pair<il_unix_path, il_unix_conn>> listeners;
+  for (const UnixResourceEntry& e : entries) {
+    for (const std::string* p : {&e.path, &e.engine_path}) {
+      if (p->empty() || (*p)[0] == '\0' || p->size() > IL_UNIX_PATH_MAX ||
+          p->find('\0') != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "bpf: unix path \"", *p, "\" must be 1..", IL_UNIX_PATH_MAX, " bytes without NUL"));
+      }
+    }
+    il_unix_path path{}, engine{};
+    memcpy(path.path, e.path.data(), e.path.size());
+    memcpy(engine.path, e.engine_path.data(), e.engine_path.size());
+    il_unix_resource r{};
+    r.resource_id = e.resource_id;
+    r.engine_len = static_cast<uint32_t>(e.engine_path.size());
+    memcpy(r.engine_path, e.engine_path.data(), e.engine_path.size());
+    il_unix_conn shown{};
+    shown.resource_id = e.resource_id;
+    shown.len = static_cast<uint32_t>(e.path.size());
+    memcpy(shown.path, e.path.data(), e.path.size());
+    resources.emplace_back(path, r);
+    listeners.emplace_back(engine, shown);
+  }
+  INTERLOCK_RETURN_IF_ERROR(ReplacePathTable(impl_->skel->maps.unix_resources, resources));
+  return ReplacePathTable(impl_->skel->maps.unix_listener_paths, listeners);
 }
 
 absl::Status Datapath::MarkEngineListener(int listen_fd) {

@@ -51,6 +51,14 @@ struct ResourceEntry {
   il_resource value{};
 };
 
+// A protected unix socket path: an enrolled connect() to `path` (as spelled) is rewritten
+// to `engine_path`, interlockd's listener for resource `resource_id`.
+struct UnixResourceEntry {
+  std::string path;
+  std::string engine_path;
+  uint32_t resource_id = 0;
+};
+
 struct DatapathStats {
   uint64_t redirected = 0;
   uint64_t denied = 0;
@@ -95,6 +103,14 @@ class Datapath {
 
   // Replaces the table of destinations a default-deny enrollment may still reach.
   absl::Status SetAllowedDestinations(const std::vector<ResourceEntry>& entries);
+
+  // True when the kernel has the unix-domain hooks (cgroup/connect_unix,
+  // getpeername_unix, sendmsg_unix; Linux >= 6.7) and they are attached.
+  bool unix_hooks() const;
+  // Replaces the table of protected unix socket paths. INVALID_ARGUMENT for an empty or
+  // abstract path, or one (or a listener path) longer than IL_UNIX_PATH_MAX bytes;
+  // INTERNAL for libbpf failures.
+  absl::Status SetUnixResources(const std::vector<UnixResourceEntry>& entries);
 
   // Marks `listen_fd` (a listening TCP socket of this process) as the engine's: the
   // connect hook redirects only to a marked listener.

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <system_error>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -84,6 +87,18 @@ absl::StatusOr<std::vector<pid_t>> CgroupProcs(const std::string& dir) {
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     int pid;
     if (absl::SimpleAtoi(line, &pid)) pids.push_back(pid);
+  }
+  return pids;
+}
+
+std::vector<pid_t> CgroupTreeProcs(const std::string& dir) {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().filename() != "cgroup.procs") continue;
+    auto procs = CgroupProcs(it->path().parent_path().string());
+    if (procs.ok()) pids.insert(pids.end(), procs->begin(), procs->end());
   }
   return pids;
 }

@@ -44,6 +44,9 @@ absl::Status MakeCgroupDirs(const std::string& dir);
 
 // Pids listed in dir/cgroup.procs.
 absl::StatusOr<std::vector<pid_t>> CgroupProcs(const std::string& dir);
+// Pids in `dir` and every cgroup below it. Cgroups that vanish or cannot be read while
+// the tree is walked are skipped (a missing `dir` gives none).
+std::vector<pid_t> CgroupTreeProcs(const std::string& dir);
 
 // Resolves `path` against the cgroup2 mount: absolute paths under the mount are kept,
 // other paths are taken as relative to it. "interlock" -> "/sys/fs/cgroup/interlock".

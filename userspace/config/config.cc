@@ -146,6 +146,27 @@ void BuildListener(const v1::Listener& in, const SourceMap& source, ServiceConfi
 
   out.listener.port = static_cast<uint16_t>(
       Ranged(in.port(), 1, 65535, kDefaultListenPort, "listener.port", source, problems));
+
+  for (int i = 0; i < in.network_namespaces_size(); ++i) {
+    const std::string& path = in.network_namespaces(i);
+    if (path.empty() || path[0] != '/') {
+      problems.Add(absl::StrCat("listener.network_namespaces[", i, "]"),
+                   absl::StrCat(Quote(path), " is not an absolute path of a network namespace "
+                                             "file (e.g. /run/netns/NAME)"));
+      continue;
+    }
+    out.listener.network_namespaces.push_back(path);
+  }
+  out.listener.discover_network_namespaces = in.netns_discovery() != v1::NETNS_DISCOVERY_OFF;
+  if (!in.unix_dir().empty()) {
+    std::string dir(absl::StripSuffix(in.unix_dir(), "/"));
+    if (dir.empty() || dir[0] != '/') {
+      problems.Add("listener.unix_dir",
+                   absl::StrCat(Quote(in.unix_dir()), " is not an absolute path"));
+    } else {
+      out.listener.unix_dir = dir;
+    }
+  }
 }
 
 bool ValidCredentialRef(absl::string_view ref) {
@@ -325,6 +346,7 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
                               IL_MAX_RESOURCES));
   }
   absl::flat_hash_map<std::string, int> names;  // name -> index
+  absl::flat_hash_map<std::string, int> unix_paths;  // unix_path -> index
   std::map<std::tuple<std::array<uint8_t, 16>, uint32_t, uint32_t>, int> destinations;
   for (int i = 0; i < in.resources_size(); ++i) {
     const v1::Resource& r = in.resources(i);
@@ -372,6 +394,32 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
       default:
         problems.Add(path + ".protocol", absl::StrCat("unknown protocol ", r.protocol()));
         ok = false;
+    }
+
+    if (!r.unix_path().empty()) {
+      const std::string& up = r.unix_path();
+      // The listener path must fit a sun_path too.
+      const std::string listener = partial.listener.UnixListenerPath(r.name());
+      if (up[0] != '/') {
+        problems.Add(path + ".unix_path", absl::StrCat(Quote(up), " is not an absolute path"));
+        ok = false;
+      } else if (up.size() >= IL_UNIX_PATH_MAX) {
+        problems.Add(path + ".unix_path", absl::StrCat(Quote(up), " is longer than ",
+                                                       IL_UNIX_PATH_MAX - 1, " bytes"));
+        ok = false;
+      } else if (listener.size() >= IL_UNIX_PATH_MAX) {
+        problems.Add(path + ".unix_path",
+                     absl::StrCat("interlockd's listener for it, ", Quote(listener),
+                                  ", is longer than ", IL_UNIX_PATH_MAX - 1,
+                                  " bytes (shorten listener.unix_dir or the name)"));
+        ok = false;
+      } else if (auto [it, fresh] = unix_paths.emplace(up, i); !fresh) {
+        problems.Add(path + ".unix_path", absl::StrCat("duplicate unix path ", Quote(up),
+                                                       " (also resources[", it->second, "])"));
+        ok = false;
+      } else {
+        res.unix_path = up;
+      }
     }
 
     if (!r.upstream_address().empty()) {

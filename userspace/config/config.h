@@ -35,6 +35,7 @@ namespace interlock::config {
 inline constexpr absl::string_view kDefaultListenV4 = "127.0.0.1";
 inline constexpr absl::string_view kDefaultListenV6 = "::1";
 inline constexpr uint16_t kDefaultListenPort = 1015;
+inline constexpr absl::string_view kDefaultUnixDir = "/run/interlock/listeners";
 inline constexpr absl::string_view kDefaultStateDir = "/var/lib/interlock";
 inline constexpr absl::string_view kDefaultPinPath = "/sys/fs/bpf/interlock";
 inline constexpr absl::string_view kDefaultCgroupRoot = "interlock";
@@ -116,6 +117,16 @@ struct ListenerConfig {
   IpAddress address_v4;                 // in 127.0.0.0/8
   std::optional<IpAddress> address_v6;  // ::1; nullopt when disabled with "-"
   uint16_t port = kDefaultListenPort;
+  // Namespace files of other network namespaces to listen in too (absolute paths).
+  std::vector<std::string> network_namespaces;
+  // Also listen in the namespaces of processes in enrolled cgroups (netns_discovery).
+  bool discover_network_namespaces = true;
+  // Directory of the per-resource unix listeners (absolute).
+  std::string unix_dir = std::string(kDefaultUnixDir);
+  // interlockd's unix listener for `resource_name`.
+  std::string UnixListenerPath(const std::string& resource_name) const {
+    return unix_dir + "/" + resource_name + ".sock";
+  }
 };
 
 struct ResourceConfig {
@@ -127,6 +138,7 @@ struct ResourceConfig {
   std::optional<IpAddress> upstream_address;  // nullopt: the original destination
   uint16_t upstream_port = 0;                 // 0: the original destination port
   std::optional<PostgresConfig> postgres;     // set iff protocol == kPostgres
+  std::string unix_path;  // absolute unix socket path also protected; empty: none
 };
 
 // A destination a default-deny enrollment may still reach (config.proto AllowedDestination).

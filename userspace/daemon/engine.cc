@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <set>
 
@@ -296,6 +295,20 @@ absl::Status Engine::OpenDatapath() {
     entries.push_back(e);
   }
   INTERLOCK_RETURN_IF_ERROR(datapath_->SetResources(entries));
+  std::vector<bpf::UnixResourceEntry> unix_entries;
+  for (const config::ResourceConfig& r : config_.resources) {
+    if (r.unix_path.empty()) continue;
+    if (!datapath_->unix_hooks()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "resource ", r.name, ": unix_path ", r.unix_path, " needs the kernel's "
+          "cgroup/connect_unix and getpeername_unix hooks (Linux >= 6.7, with the kfunc "
+          "bpf_sock_addr_set_sun_path); this kernel has not got them, so connects to that "
+          "path could not be redirected. Remove unix_path, or upgrade the kernel"));
+    }
+    unix_entries.push_back(
+        bpf::UnixResourceEntry{r.unix_path, config_.listener.UnixListenerPath(r.name), r.id});
+  }
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetUnixResources(unix_entries));
 
   std::vector<config::AllowedDestinationConfig> allow;
   if (config_.default_deny_allow.has_value()) {
@@ -474,7 +487,86 @@ absl::Status Engine::Listen() {
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
   }
+  // One unix listener per resource with a unix_path, in a directory nobody but root can
+  // write (so nobody else can put a socket where redirected connects arrive).
+  for (const config::ResourceConfig& r : config_.resources) {
+    if (r.unix_path.empty()) continue;
+    INTERLOCK_RETURN_IF_ERROR(UnixListenerDir());
+    const std::string path = config_.listener.UnixListenerPath(r.name);
+    INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, net::ListenUnix(path, 0666));
+    int raw = fd.get();
+    const config::ResourceConfig* rp = &r;
+    watchers_.push_back(std::make_unique<FdWatcher>([this, raw, rp] { OnAcceptUnix(raw, rp); }));
+    INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
+    listeners_.push_back(std::move(fd));
+  }
+  // The same listeners in other network namespaces (containers): configured ones and
+  // those of enrolled processes; re-synced every tick and when a connect found none.
+  NetnsListenersOptions nopts;
+  nopts.addrs = addrs;
+  nopts.configured = config_.listener.network_namespaces;
+  nopts.discover = config_.listener.discover_network_namespaces;
+  INTERLOCK_ASSIGN_OR_RETURN(
+      netns_, NetnsListeners::Create(
+                  loop_.get(), datapath_.get(), std::move(nopts),
+                  [this](int listen_fd) { OnAccept(listen_fd); },
+                  [this](const std::string& outcome, const std::string& detail) {
+                    v1::AuditEvent ev;
+                    ev.set_kind(v1::AUDIT_KIND_DAEMON);
+                    ev.set_outcome(outcome);
+                    ev.set_detail(detail);
+                    Audit(std::move(ev));
+                  }));
+  SyncNetnsListeners();
   return absl::OkStatus();
+}
+
+absl::Status Engine::UnixListenerDir() {
+  const std::string& dir = config_.listener.unix_dir;
+  // Agents must be able to reach the listeners: directories made here are 0755 whatever
+  // the service's umask (the unit's is 0077).
+  const mode_t old_umask = ::umask(022);
+  absl::Status made = MakeDirs(dir, 0755);
+  ::umask(old_umask);
+  INTERLOCK_RETURN_IF_ERROR(made);
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("listener.unix_dir ", dir));
+  }
+  if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "listener.unix_dir ", dir, " must be a directory owned by root and writable by nobody "
+        "else (anyone who can create a socket there could receive redirected connects)"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<pid_t> Engine::EnrolledPids() const {
+  std::vector<pid_t> pids;
+  for (const auto& [id, w] : workloads_) {
+    std::vector<pid_t> in = CgroupTreeProcs(w.cgroup_dir);
+    pids.insert(pids.end(), in.begin(), in.end());
+  }
+  return pids;
+}
+
+void Engine::SyncNetnsListeners() {
+  netns_sync_pending_ = false;
+  if (netns_ == nullptr || draining_) return;
+  last_netns_sync_ = clock_.Monotonic();
+  netns_->Sync(EnrolledPids());
+}
+
+void Engine::SyncNetnsListenersSoon() {
+  if (netns_sync_pending_) return;
+  netns_sync_pending_ = true;
+  // At most one scan per 100 ms however fast refused connects arrive.
+  absl::Duration wait = last_netns_sync_ + absl::Milliseconds(100) - clock_.Monotonic();
+  if (wait <= absl::ZeroDuration()) {
+    loop_->Defer([this] { SyncNetnsListeners(); });
+  } else {
+    loop_->RunAfter(wait, [this] { SyncNetnsListeners(); });
+  }
 }
 
 absl::Status Engine::Run() {
@@ -559,6 +651,99 @@ void Engine::StartSession(UniqueFd agent) {
     upstream = net::SockAddr::FromMapped(
         a, resource.upstream_port != 0 ? resource.upstream_port : info->orig_port);
   }
+  StartSessionFor(std::move(agent), who, resource, original, upstream);
+}
+
+void Engine::OnAcceptUnix(int listen_fd, const config::ResourceConfig* resource) {
+  for (int i = 0; i < 64 && !draining_; ++i) {
+    auto fd = net::AcceptTcp(listen_fd);  // accept4 is the same for unix sockets
+    if (!fd.ok()) {
+      INTERLOCK_LOG(kWarning, "accept %s: %s", config_.listener.UnixListenerPath(resource->name),
+                    fd.status().message());
+      return;
+    }
+    if (!fd->has_value()) return;
+    StartUnixSession(std::move(**fd), *resource);
+  }
+}
+
+absl::StatusOr<identity::KernelAttestation> Engine::UnixPeer(int fd, std::string& cgroup_path) {
+  // The kernel's record of who called connect(): its credentials at that moment, and a
+  // pidfd that keeps its pid from naming another process while we read /proc.
+  INTERLOCK_ASSIGN_OR_RETURN(net::PeerCred cred, net::GetPeerCred(fd));
+  INTERLOCK_ASSIGN_OR_RETURN(UniqueFd pidfd, net::GetPeerPidfd(fd));
+  const std::string proc = absl::StrCat("/proc/", cred.pid);
+  INTERLOCK_ASSIGN_OR_RETURN(std::string cgroups, ReadFile(absl::StrCat(proc, "/cgroup")));
+  cgroup_path.clear();
+  for (absl::string_view line : absl::StrSplit(cgroups, '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "0::")) cgroup_path = std::string(line);
+  }
+  identity::KernelAttestation att;
+  att.pid = static_cast<uint32_t>(cred.pid);
+  att.tid = att.pid;
+  att.uid = cred.uid;
+  att.gid = cred.gid;
+  if (auto comm = ReadFile(absl::StrCat(proc, "/comm")); comm.ok()) {
+    att.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
+  }
+  if (auto login = ReadFile(absl::StrCat(proc, "/loginuid")); login.ok()) {
+    (void)absl::SimpleAtoi(absl::StripTrailingAsciiWhitespace(*login), &att.login_uid);
+  }
+  if (cgroup_path.empty()) {
+    return absl::NotFoundError(absl::StrCat("no cgroup2 path for pid ", cred.pid));
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(att.cgroup_id,
+                             CgroupIdOfDir(absl::StrCat(cgroup_mount_, cgroup_path)));
+  // Read while the pidfd held the pid: if the process is still there, what we read was
+  // its own (an agent cannot move itself out of its cgroup).
+  if (!net::PidfdAlive(pidfd.get())) {
+    return absl::NotFoundError(absl::StrCat("pid ", cred.pid, " exited before it was identified"));
+  }
+  return att;
+}
+
+const Engine::Workload* Engine::WorkloadForCgroupPath(const std::string& cgroup_path) const {
+  const Workload* best = nullptr;
+  for (const auto& [id, w] : workloads_) {
+    if (cgroup_path != w.cgroup_path &&
+        !absl::StartsWith(cgroup_path, absl::StrCat(w.cgroup_path, "/"))) {
+      continue;
+    }
+    if (best == nullptr || w.cgroup_path.size() > best->cgroup_path.size()) best = &w;
+  }
+  return best;
+}
+
+void Engine::StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource) {
+  const std::string listener = config_.listener.UnixListenerPath(resource.name);
+  std::string cgroup_path;
+  auto att = UnixPeer(agent.get(), cgroup_path);
+  if (!att.ok()) {
+    RejectConnection("no_identity",
+                     absl::StrCat("unix connection to ", listener, ": ", att.status().message()),
+                     nullptr);
+    return;
+  }
+  // The listener is reachable by anyone who can reach the path; only a process in an
+  // enrolled cgroup (which the connect hook sent here) gets a session and so a
+  // workload's credential. Nobody else is anybody here.
+  const Workload* w = WorkloadForCgroupPath(cgroup_path);
+  v1::WorkloadIdentity who = resolver_->Resolve(*att, w != nullptr ? w->name : "");
+  if (w == nullptr) {
+    RejectConnection("not_enrolled",
+                     absl::StrCat("unix connection to ", listener, " from pid ", att->pid, " uid ",
+                                  att->uid, " in cgroup ", cgroup_path,
+                                  ", which is not enrolled: only redirected workloads are served"),
+                     &who);
+    return;
+  }
+  const net::SockAddr path = net::SockAddr::Unix(resource.unix_path);
+  StartSessionFor(std::move(agent), who, resource, path, path);
+}
+
+void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
+                             const config::ResourceConfig& resource, const net::SockAddr& original,
+                             const net::SockAddr& upstream) {
   proxy::Protocol* protocol = protocols_.For(resource.protocol);
   if (protocol == nullptr) {
     RejectConnection("internal", absl::StrCat("resource ", resource.name, ": no protocol plug-in"), &who);
@@ -707,6 +892,10 @@ void Engine::OnKernelEvents() {
   (void)datapath_->DrainEvents([this](const il_event& e) {
     if (e.kind != IL_EVENT_DENIED) return;  // redirects become sessions, audited there
     ++denied_connects_;
+    // No listener of interlockd's in the connecting socket's namespace (or interlockd is
+    // stopping): maybe a namespace it has not found yet. The refused connect stays
+    // refused; the agent's next one finds the listener.
+    if (e.reason == IL_REASON_ENGINE_DOWN) SyncNetnsListenersSoon();
     identity::KernelAttestation att;
     att.cgroup_id = e.cgroup_id;
     att.pid = static_cast<uint32_t>(e.pid_tgid >> 32);
@@ -721,16 +910,30 @@ void Engine::OnKernelEvents() {
     v1::AuditEvent ev;
     ev.set_kind(v1::AUDIT_KIND_CONNECT_DENIED);
     *ev.mutable_identity() = resolver_->Resolve(att, workload);
-    net::SockAddr dst =
-        net::SockAddr::FromMapped(reinterpret_cast<const uint8_t*>(e.dst_addr), e.dst_port);
-    *ev.mutable_original_destination() = ToEndpoint(dst);
-    if (e.resource_id > 0 && e.resource_id <= config_.resources.size()) {
-      ev.set_resource(config_.resources[e.resource_id - 1].name);
+    const bool unix = e.family == AF_UNIX;
+    const config::ResourceConfig* resource =
+        e.resource_id > 0 && e.resource_id <= config_.resources.size()
+            ? &config_.resources[e.resource_id - 1]
+            : nullptr;
+    if (resource != nullptr) ev.set_resource(resource->name);
+    std::string where;
+    if (unix) {
+      // The event has no room for a path: a protected one is the resource's; an unlisted
+      // one (default-deny) is not known here.
+      where = resource != nullptr ? absl::StrCat("unix socket ", resource->unix_path)
+                                  : "an unlisted unix socket";
+      if (resource != nullptr) ev.mutable_original_destination()->set_address(resource->unix_path);
+      ev.set_protocol("unix");
+    } else {
+      net::SockAddr dst =
+          net::SockAddr::FromMapped(reinterpret_cast<const uint8_t*>(e.dst_addr), e.dst_port);
+      *ev.mutable_original_destination() = ToEndpoint(dst);
+      where = dst.ToString();
+      ev.set_protocol(e.sock_type == 1 ? "tcp" : e.sock_type == 2 ? "udp" : "other");
     }
-    ev.set_protocol(e.sock_type == 1 ? "tcp" : e.sock_type == 2 ? "udp" : "other");
     ev.set_outcome("denied");
     ev.set_reason(ReasonName(e.reason));
-    ev.set_detail(absl::StrCat("connect to ", dst.ToString(), " refused with EPERM"));
+    ev.set_detail(absl::StrCat("connect to ", where, " refused with EPERM"));
     Audit(std::move(ev));
   });
 }
@@ -757,6 +960,7 @@ void Engine::BeginDrain() {
   (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
   listeners_.clear();
+  if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
   if (sessions_.empty()) loop_->Stop();
 }
@@ -797,6 +1001,7 @@ void Engine::OnTick() {
     Audit(std::move(ev));
   }
   if (!done.empty()) (void)SaveState();
+  SyncNetnsListeners();
   if (draining_ && sessions_.empty()) loop_->Stop();
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
 }
@@ -925,7 +1130,8 @@ v1::StatusResponse Engine::Status() {
   s.set_denied_connects(denied_connects_);
   for (const auto& r : config_.resources) {
     s.add_resources(absl::StrCat(r.name, "  ", config::FormatIpPrefix(r.prefix),
-                                 r.port == 0 ? std::string(" any port") : absl::StrCat(" port ", r.port)));
+                                 r.port == 0 ? std::string(" any port") : absl::StrCat(" port ", r.port),
+                                 r.unix_path.empty() ? "" : absl::StrCat(", unix ", r.unix_path)));
   }
   for (const auto& [id, w] : workloads_) {
     v1::EnrolledWorkload* out = s.add_workloads();
@@ -1044,16 +1250,7 @@ GrantSubject Engine::GrantSubjectOf(const std::string& workload) const {
     s.cgroup_paths.push_back(w.cgroup_path);
     // Every process in the enrollment's cgroup subtree (its own cgroup.procs included):
     // the uids the agent runs as now.
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(w.cgroup_dir, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->path().filename() != "cgroup.procs") continue;
-      auto procs = ReadFile(it->path().string());
-      if (!procs.ok()) continue;
-      for (absl::string_view pid : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
-        AddUidsOf(std::string(pid), s.uids);
-      }
-    }
+    for (pid_t pid : CgroupTreeProcs(w.cgroup_dir)) AddUidsOf(std::to_string(pid), s.uids);
   }
   // And the uids its sessions were attested with (a session can outlive its processes'
   // uid changes; the kernel saw these at connect).

@@ -32,10 +32,12 @@
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
 #include "userspace/daemon/mask_service.h"
+#include "userspace/daemon/netns_listeners.h"
 #include "userspace/daemon/policy_watcher.h"
 #include "userspace/daemon/token_bindings.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
+#include "userspace/net/socket.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/core/protocol.h"
@@ -90,6 +92,26 @@ class Engine {
   il_settings Settings(bool accepting) const;
 
   void OnAccept(int listen_fd);
+  void OnAcceptUnix(int listen_fd, const config::ResourceConfig* resource);
+  // Creates listener.unix_dir, and checks nobody but root can write it.
+  absl::Status UnixListenerDir();
+  // Who connected to a unix listener: SO_PEERCRED, the peer's cgroup read while its
+  // SO_PEERPIDFD pins it. `cgroup_path` is relative to the cgroup2 mount.
+  absl::StatusOr<identity::KernelAttestation> UnixPeer(int fd, std::string& cgroup_path);
+  // The enrollment governing `cgroup_path`: its own or its nearest enrolled ancestor's.
+  const Workload* WorkloadForCgroupPath(const std::string& cgroup_path) const;
+  void StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource);
+  // A session for an identified agent: `original` is what it dialled, `upstream` where
+  // interlockd connects.
+  void StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
+                       const config::ResourceConfig& resource, const net::SockAddr& original,
+                       const net::SockAddr& upstream);
+  // Pids of every process in an enrolled cgroup's subtree (host pid namespace).
+  std::vector<pid_t> EnrolledPids() const;
+  // Listeners in other network namespaces brought in line with the configuration and
+  // the enrolled processes; `soon` coalesces calls made while events arrive.
+  void SyncNetnsListeners();
+  void SyncNetnsListenersSoon();
   void StartSession(UniqueFd agent);
   void OnSessionDone(proxy::ProxySession* relay);
   void OnKernelEvents();
@@ -147,6 +169,9 @@ class Engine {
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
   std::vector<UniqueFd> listeners_;
+  std::unique_ptr<NetnsListeners> netns_;  // listeners in other network namespaces
+  bool netns_sync_pending_ = false;
+  absl::Duration last_netns_sync_ = -absl::InfiniteDuration();  // monotonic
   UniqueFd signal_fd_;
 
   std::string cgroup_mount_;

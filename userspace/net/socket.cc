@@ -3,13 +3,18 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
@@ -55,6 +60,16 @@ SockAddr SockAddr::FromMapped(const uint8_t addr16[16], uint16_t port) {
   return out;
 }
 
+SockAddr SockAddr::Unix(const std::string& path) {
+  SockAddr out;
+  auto* un = reinterpret_cast<sockaddr_un*>(&out.storage);
+  un->sun_family = AF_UNIX;
+  const size_t n = std::min(path.size(), sizeof un->sun_path - 1);
+  std::memcpy(un->sun_path, path.data(), n);
+  out.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n + 1);
+  return out;
+}
+
 uint16_t SockAddr::port() const {
   if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
   if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
@@ -67,11 +82,15 @@ std::string SockAddr::ip() const {
     ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof buf);
   } else if (family() == AF_INET6) {
     ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf, sizeof buf);
+  } else if (family() == AF_UNIX) {
+    const auto* un = reinterpret_cast<const sockaddr_un*>(&storage);
+    return std::string(un->sun_path, strnlen(un->sun_path, sizeof un->sun_path));
   }
   return buf;
 }
 
 std::string SockAddr::ToString() const {
+  if (family() == AF_UNIX) return absl::StrCat("unix:", ip());
   if (family() == AF_INET6) return absl::StrCat("[", ip(), "]:", port());
   return absl::StrCat(ip(), ":", port());
 }
@@ -91,6 +110,21 @@ absl::StatusOr<UniqueFd> ListenTcp(const SockAddr& addr, int backlog) {
     return ErrnoStatus(errno, absl::StrCat("listen ", addr.ToString()));
   }
   return fd;
+}
+
+absl::StatusOr<UniqueFd> ListenTcpInNetns(int netns_fd, const SockAddr& addr, int backlog) {
+  absl::StatusOr<UniqueFd> result = absl::InternalError("netns listener thread did not run");
+  // A thread of its own: setns() moves only the calling thread, and this one ends right
+  // after, so no other work of the process ever runs in the foreign namespace.
+  std::thread worker([&] {
+    if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+      result = ErrnoStatus(errno, absl::StrCat("setns to network namespace for ", addr.ToString()));
+      return;
+    }
+    result = ListenTcp(addr, backlog);
+  });
+  worker.join();
+  return result;
 }
 
 absl::StatusOr<std::optional<UniqueFd>> AcceptTcp(int listen_fd) {
@@ -189,6 +223,23 @@ absl::StatusOr<PeerCred> GetPeerCred(int fd) {
     return ErrnoStatus(errno, "SO_PEERCRED");
   }
   return PeerCred{cred.pid, cred.uid, cred.gid};
+}
+
+absl::StatusOr<UniqueFd> GetPeerPidfd(int fd) {
+#ifndef SO_PEERPIDFD
+  constexpr int SO_PEERPIDFD = 77;  // Linux 6.5, asm-generic/socket.h
+#endif
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0) {
+    if (errno == ESRCH) return absl::NotFoundError("SO_PEERPIDFD: the peer has exited");
+    return ErrnoStatus(errno, "SO_PEERPIDFD");
+  }
+  return UniqueFd(pidfd);
+}
+
+bool PidfdAlive(int pidfd) {
+  return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
 }
 
 absl::Status WriteAll(int fd, absl::string_view data) {

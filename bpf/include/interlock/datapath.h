@@ -115,12 +115,16 @@ struct il_conn_info {
   char comm[IL_COMM_LEN];
 };
 
-/* A TCP connection as one socket sees it. Key of conn_by_tuple and sock_pairs. */
+/* A TCP connection as one socket sees it. Key of conn_by_tuple and sock_pairs. The
+ * network namespace is part of the key: two namespaces can hold the same loopback
+ * 4-tuple at the same time (a container's 127.0.0.1 is not the host's), and a socket in
+ * one must never claim, or be spliced into, a connection of another. */
 struct il_tuple {
   __u32 local_ip[4];
   __u32 remote_ip[4];
   __u32 local_port;  /* host order */
   __u32 remote_port; /* host order */
+  __u64 netns_cookie; /* bpf_get_netns_cookie() of the socket; SO_NETNS_COOKIE */
 };
 
 /* Ring-buffer record. */
@@ -153,6 +157,34 @@ struct il_listener_mark {
 };
 #define IL_LISTENER_MAGIC 0x494c4b44u /* "ILKD" */
 
+/* sun_path's size (struct sockaddr_un). */
+#define IL_UNIX_PATH_MAX 108
+#define IL_MAX_UNIX_RESOURCES 256
+
+/* unix_resources key: a unix socket path as an agent spells it in connect() (what the
+ * kernel will look up: up to the first NUL), NUL-padded to the full size so that equal
+ * paths are equal keys. Abstract addresses (leading NUL) are never keys. */
+struct il_unix_path {
+  char path[IL_UNIX_PATH_MAX];
+};
+
+/* unix_resources value: the resource, and interlockd's listener for it (the path a
+ * redirected connect() is rewritten to; engine_len bytes, no NUL). */
+struct il_unix_resource {
+  __u32 resource_id;
+  __u32 engine_len;
+  char engine_path[IL_UNIX_PATH_MAX];
+};
+
+/* unix_listener_paths value (key: interlockd's listener path as an il_unix_path): the
+ * resource path that listener stands for, shown by getpeername() to agents connected to
+ * it. */
+struct il_unix_conn {
+  __u32 resource_id;
+  __u32 len; /* bytes of path, no NUL */
+  char path[IL_UNIX_PATH_MAX];
+};
+
 /* Per-CPU counters, index by il_stat. */
 enum il_stat {
   IL_STAT_REDIRECTED = 0,
@@ -176,9 +208,12 @@ enum il_stat {
   IL_STATIC_ASSERT(sizeof(struct il_resource) == 8, "il_resource");   \
   IL_STATIC_ASSERT(sizeof(struct il_settings) == 40, "il_settings");  \
   IL_STATIC_ASSERT(sizeof(struct il_conn_info) == 96, "il_conn_info"); \
-  IL_STATIC_ASSERT(sizeof(struct il_tuple) == 40, "il_tuple");        \
+  IL_STATIC_ASSERT(sizeof(struct il_tuple) == 48, "il_tuple");        \
   IL_STATIC_ASSERT(sizeof(struct il_event) == 88, "il_event");       \
   IL_STATIC_ASSERT(sizeof(struct il_cgroup_path) == IL_CGROUP_PATH_MAX, "il_cgroup_path"); \
-  IL_STATIC_ASSERT(sizeof(struct il_listener_mark) == 8, "il_listener_mark");
+  IL_STATIC_ASSERT(sizeof(struct il_listener_mark) == 8, "il_listener_mark"); \
+  IL_STATIC_ASSERT(sizeof(struct il_unix_path) == IL_UNIX_PATH_MAX, "il_unix_path"); \
+  IL_STATIC_ASSERT(sizeof(struct il_unix_resource) == 116, "il_unix_resource"); \
+  IL_STATIC_ASSERT(sizeof(struct il_unix_conn) == 116, "il_unix_conn");
 
 #endif /* INTERLOCK_DATAPATH_H_ */

@@ -17,6 +17,8 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 // A real mountinfo from a cgroup v2-only host (trimmed).
 constexpr absl::string_view kUnifiedMountinfo =
@@ -170,6 +172,18 @@ TEST(CgroupFs, CgroupProcsSkipsNonNumbers) {
   ASSERT_TRUE(pids.ok()) << pids.status();
   EXPECT_THAT(*pids, ElementsAre(1, 4242, 77));
   EXPECT_EQ(CgroupProcs(dir.File("missing")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(CgroupFs, CgroupTreeProcsWalksEveryCgroupBelow) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("cgroup.procs"), "1\n", 0644).ok());
+  ASSERT_EQ(::mkdir(dir.File("a").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(dir.File("a/b").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(dir.File("empty").c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFileAtomic(dir.File("a/cgroup.procs"), "2\n3\n", 0644).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.File("a/b/cgroup.procs"), "4\n", 0644).ok());
+  EXPECT_THAT(CgroupTreeProcs(dir.path()), UnorderedElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(CgroupTreeProcs(dir.File("missing")), IsEmpty());
 }
 
 }  // namespace

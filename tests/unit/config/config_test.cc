@@ -143,12 +143,35 @@ TEST(LoadConfig, FullConfigBecomesTheExpectedServiceConfig) {
             "interlock.yaml:26: enrollments[1].cgroup_path");
 }
 
+TEST(LoadConfig, NetworkNamespacesAndDiscovery) {
+  ServiceConfig cfg = MustLoad(
+      "listener:\n  network_namespaces: [/run/netns/agent1, /proc/42/ns/net]\n"
+      "  netns_discovery: NETNS_DISCOVERY_OFF\n");
+  EXPECT_THAT(cfg.listener.network_namespaces,
+              ::testing::ElementsAre("/run/netns/agent1", "/proc/42/ns/net"));
+  EXPECT_FALSE(cfg.listener.discover_network_namespaces);
+  EXPECT_TRUE(MustLoad("listener:\n  netns_discovery: NETNS_DISCOVERY_ENROLLED\n")
+                  .listener.discover_network_namespaces);
+}
+
+TEST(LoadConfig, UnixPathAndItsListener) {
+  ServiceConfig cfg = MustLoad(
+      "listener:\n  unix_dir: /run/il/\nresources:\n  - name: pg\n    address: 127.0.0.1\n"
+      "    port: 5432\n    unix_path: /run/postgresql/.s.PGSQL.5432\n");
+  ASSERT_THAT(cfg.resources, SizeIs(1));
+  EXPECT_EQ(cfg.resources[0].unix_path, "/run/postgresql/.s.PGSQL.5432");
+  EXPECT_EQ(cfg.listener.UnixListenerPath("pg"), "/run/il/pg.sock");
+  EXPECT_EQ(MustLoad("").listener.unix_dir, "/run/interlock/listeners");
+}
+
 TEST(LoadConfig, DefaultsFollowConfigProto) {
   ServiceConfig cfg = MustLoad("");
   EXPECT_EQ(FormatIp(cfg.listener.address_v4), "127.0.0.1");
   ASSERT_TRUE(cfg.listener.address_v6.has_value());
   EXPECT_EQ(FormatIp(*cfg.listener.address_v6), "::1");
   EXPECT_EQ(cfg.listener.port, 1015);  // privileged: no unprivileged squatter
+  EXPECT_TRUE(cfg.listener.network_namespaces.empty());
+  EXPECT_TRUE(cfg.listener.discover_network_namespaces);
   EXPECT_EQ(cfg.state_dir, "/var/lib/interlock");
   EXPECT_EQ(cfg.pin_path, "/sys/fs/bpf/interlock");
   EXPECT_EQ(cfg.cgroup_root, "interlock");
@@ -366,6 +389,31 @@ INSTANTIATE_TEST_SUITE_P(
             "resources:\n  - name: a\n    address: 127.0.0.1\n  - name: b\n    address: "
             "127.0.0.2\n    port: abc\n",
             "interlock.yaml:6: resources[1].port: invalid value \"abc\" for type TYPE_UINT32"},
+        ErrorCase{"relative network namespace path",
+                  "listener:\n  network_namespaces: [/run/netns/a, netns/b]\n",
+                  "interlock.yaml:2: listener.network_namespaces[1]: \"netns/b\" is not an "
+                  "absolute path"},
+        ErrorCase{"relative unix path",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    unix_path: pg.sock\n",
+                  "interlock.yaml:4: resources[0].unix_path: \"pg.sock\" is not an absolute path"},
+        ErrorCase{"unix path too long for sun_path",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    unix_path: /"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+                  "resources[0].unix_path: \"/xxx"},
+        ErrorCase{"unix listener path too long",
+                  "listener:\n  unix_dir: /"
+                  "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+                  "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\n"
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n"
+                  "    unix_path: /run/pg.sock\n",
+                  "interlock.yaml:6: resources[0].unix_path: interlockd's listener for it"},
+        ErrorCase{"duplicate unix path",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    unix_path: /run/pg.sock\n"
+                  "  - name: b\n    address: 127.0.0.2\n    unix_path: /run/pg.sock\n",
+                  "interlock.yaml:7: resources[1].unix_path: duplicate unix path \"/run/pg.sock\""},
+        ErrorCase{"relative unix_dir", "listener:\n  unix_dir: run/il\n",
+                  "interlock.yaml:2: listener.unix_dir: \"run/il\" is not an absolute path"},
         ErrorCase{"unknown enum", "\nrelay_mode: fast\n",
                   "interlock.yaml:2: relay_mode: unknown value \"fast\" for enum "
                   "interlock.v1.RelayMode (expected one of RELAY_MODE_SOCKMAP, RELAY_MODE_PLAIN)"},
