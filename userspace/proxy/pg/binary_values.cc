@@ -127,6 +127,43 @@ bool RawMatches(const Ctx& c, absl::string_view v) {
   return c.m.MaskText(v, &ignored, c.counts);
 }
 
+// A piece of a composite binary value (an array element, a record field): its type and
+// where its bytes are (after its Int32 length; len -1 is NULL).
+struct Piece {
+  uint32_t type;
+  size_t at;
+  int32_t len;
+};
+
+// Masks each non-NULL piece of `v` as its own type. kRewritten: `out` is `v` with every
+// changed piece re-encoded in place (new length, or -1 when it became NULL: `*nulled`);
+// kUnchanged otherwise.
+BinaryMask RewritePieces(const Ctx& c, absl::string_view v, const std::vector<Piece>& pieces, std::string* out,
+                         int depth, bool* nulled) {
+  bool changed = false;
+  std::string rebuilt, piece;
+  size_t copied = 0;
+  for (const Piece& f : pieces) {
+    if (f.len < 0) continue;
+    BinaryMask r = Mask(c, f.type, v.substr(f.at, static_cast<size_t>(f.len)), &piece, depth + 1);
+    if (r == BinaryMask::kUnchanged) continue;
+    changed = true;
+    rebuilt.append(v.data() + copied, f.at - 4 - copied);
+    if (r == BinaryMask::kNull) {
+      Put32(rebuilt, 0xFFFFFFFFu);
+      *nulled = true;
+    } else {
+      Put32(rebuilt, static_cast<uint32_t>(piece.size()));
+      rebuilt.append(piece);
+    }
+    copied = f.at + static_cast<size_t>(f.len);
+  }
+  if (!changed) return BinaryMask::kUnchanged;
+  rebuilt.append(v.data() + copied, v.size() - copied);
+  *out = std::move(rebuilt);
+  return BinaryMask::kRewritten;
+}
+
 // array_send: int32 ndim, int32 has-nulls, uint32 element type, ndim x (int32 size, int32
 // lower bound), then each element as int32 length (-1: NULL) and bytes. nullopt: not an
 // array (or not one we can decode).
@@ -146,11 +183,7 @@ std::optional<BinaryMask> MaskArray(const Ctx& c, absl::string_view v, std::stri
     if (count > v.size()) return std::nullopt;  // each element needs at least 4 bytes
   }
   // First pass: the layout must account for every byte.
-  struct Elem {
-    size_t at;
-    int32_t len;
-  };
-  std::vector<Elem> elems;
+  std::vector<Piece> elems;
   elems.reserve(static_cast<size_t>(count));
   size_t p = header;
   for (uint64_t i = 0; i < count; ++i) {
@@ -158,36 +191,14 @@ std::optional<BinaryMask> MaskArray(const Ctx& c, absl::string_view v, std::stri
     int32_t len = static_cast<int32_t>(Get32(v.data() + p));
     p += 4;
     if (len < -1 || (len >= 0 && v.size() - p < static_cast<size_t>(len))) return std::nullopt;
-    elems.push_back({p, len});
+    elems.push_back({elem, p, len});
     if (len > 0) p += static_cast<size_t>(len);
   }
   if (p != v.size()) return std::nullopt;
-  bool changed = false, nulled = false;
-  std::string rebuilt, piece;
-  size_t copied = header;
-  for (const Elem& e : elems) {
-    if (e.len < 0) continue;
-    BinaryMask r = Mask(c, elem, v.substr(e.at, static_cast<size_t>(e.len)), &piece, depth + 1);
-    if (r == BinaryMask::kUnchanged) continue;
-    if (!changed) {
-      rebuilt.assign(v.data(), header);
-      changed = true;
-    }
-    rebuilt.append(v.data() + copied, e.at - 4 - copied);
-    if (r == BinaryMask::kNull) {
-      Put32(rebuilt, 0xFFFFFFFFu);
-      nulled = true;
-    } else {
-      Put32(rebuilt, static_cast<uint32_t>(piece.size()));
-      rebuilt.append(piece);
-    }
-    copied = e.at + static_cast<size_t>(e.len);
-  }
-  if (!changed) return BinaryMask::kUnchanged;
-  rebuilt.append(v.data() + copied, v.size() - copied);
-  if (nulled) rebuilt[7] = 1;  // has-nulls
-  *out = std::move(rebuilt);
-  return BinaryMask::kRewritten;
+  bool nulled = false;
+  BinaryMask r = RewritePieces(c, v, elems, out, depth, &nulled);
+  if (r == BinaryMask::kRewritten && nulled) (*out)[7] = 1;  // has-nulls
+  return r;
 }
 
 // record_send: int32 n, then n x (uint32 type, int32 length (-1: NULL), bytes).
@@ -195,12 +206,7 @@ std::optional<BinaryMask> MaskRecord(const Ctx& c, absl::string_view v, std::str
   if (v.size() < 4) return std::nullopt;
   int32_t n = static_cast<int32_t>(Get32(v.data()));
   if (n < 0 || static_cast<uint64_t>(n) * 8 > v.size()) return std::nullopt;
-  struct Field {
-    uint32_t type;
-    size_t at;
-    int32_t len;
-  };
-  std::vector<Field> fields;
+  std::vector<Piece> fields;
   size_t p = 4;
   for (int32_t i = 0; i < n; ++i) {
     if (v.size() - p < 8) return std::nullopt;
@@ -212,27 +218,8 @@ std::optional<BinaryMask> MaskRecord(const Ctx& c, absl::string_view v, std::str
     if (len > 0) p += static_cast<size_t>(len);
   }
   if (p != v.size()) return std::nullopt;
-  bool changed = false;
-  std::string rebuilt, piece;
-  size_t copied = 0;
-  for (const Field& f : fields) {
-    if (f.len < 0) continue;
-    BinaryMask r = Mask(c, f.type, v.substr(f.at, static_cast<size_t>(f.len)), &piece, depth + 1);
-    if (r == BinaryMask::kUnchanged) continue;
-    changed = true;
-    rebuilt.append(v.data() + copied, f.at - 4 - copied);
-    if (r == BinaryMask::kNull) {
-      Put32(rebuilt, 0xFFFFFFFFu);
-    } else {
-      Put32(rebuilt, static_cast<uint32_t>(piece.size()));
-      rebuilt.append(piece);
-    }
-    copied = f.at + static_cast<size_t>(f.len);
-  }
-  if (!changed) return BinaryMask::kUnchanged;
-  rebuilt.append(v.data() + copied, v.size() - copied);
-  *out = std::move(rebuilt);
-  return BinaryMask::kRewritten;
+  bool nulled = false;
+  return RewritePieces(c, v, fields, out, depth, &nulled);
 }
 
 BinaryMask Mask(const Ctx& c, uint32_t t, absl::string_view v, std::string* out, int depth) {
