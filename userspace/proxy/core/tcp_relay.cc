@@ -38,21 +38,19 @@ TcpRelay::TcpRelay(net::EventLoop& loop, UniqueFd agent, UniqueFd upstream,
                    net::SockAddr upstream_addr, const RelayOptions& options,
                    std::unique_ptr<record::Recorder> recorder, DoneFn done)
     : loop_(loop),
-      agent_(std::move(agent)),
-      upstream_(std::move(upstream)),
       upstream_addr_(upstream_addr),
       options_(options),
       recorder_(std::move(recorder)),
       done_(std::move(done)),
       up_(options.buffer_bytes, kAgent, v1::DIRECTION_TO_UPSTREAM),
       down_(options.buffer_bytes, kUpstream, v1::DIRECTION_TO_AGENT),
-      last_activity_(loop.clock().Monotonic()) {}
+      last_activity_(loop.clock().Monotonic()) {
+  agent_.Attach(std::move(agent), /*readable=*/false);
+  upstream_.Attach(std::move(upstream), /*readable=*/false);
+}
 
 TcpRelay::~TcpRelay() {
   if (connect_timer_ != 0) loop_.Cancel(connect_timer_);
-  for (Side s : {kAgent, kUpstream}) {
-    if (registered_[s]) loop_.Remove(fd(s));
-  }
 }
 
 void TcpRelay::OnIo(Side side, uint32_t events) {
@@ -82,7 +80,7 @@ void TcpRelay::OnIo(Side side, uint32_t events) {
 }
 
 void TcpRelay::FinishConnect() {
-  absl::Status st = net::ConnectResult(upstream_.get(), upstream_addr_);
+  absl::Status st = net::ConnectResult(upstream_.fd(), upstream_addr_);
   if (!st.ok()) {
     Finish("upstream_unreachable", std::string(st.message()), true);
     return;
@@ -171,25 +169,10 @@ void TcpRelay::UpdateInterest() {
       if (!reading.src_eof && !reading.buf.full()) want |= EPOLLIN;
       if (!writing.buf.empty() && state_ == State::kRelaying) want |= EPOLLOUT;
     }
-    // A side with nothing to wait for is taken out of the loop: epoll reports EPOLLHUP /
-    // EPOLLERR even for an empty interest set, and a half-closed peer would make the loop
-    // spin. An error on it surfaces on the next write (or the idle timeout).
-    if (want == 0) {
-      if (registered_[s]) {
-        loop_.Remove(fd(s));
-        registered_[s] = false;
-      }
-      continue;
-    }
-    net::IoHandler* h = s == kAgent ? static_cast<net::IoHandler*>(&agent_watcher_)
-                                    : static_cast<net::IoHandler*>(&upstream_watcher_);
-    if (!registered_[s]) {
-      if (loop_.Add(fd(s), want, h).ok()) registered_[s] = true;
-      interest_[s] = want;
-    } else if (interest_[s] != want) {
-      (void)loop_.Modify(fd(s), want, h);
-      interest_[s] = want;
-    }
+    // A side with nothing to wait for is taken out of the loop (Watch(0)): epoll reports
+    // EPOLLHUP / EPOLLERR even for an empty interest set, and a half-closed peer would make
+    // the loop spin. An error on it surfaces on the next write (or the idle timeout).
+    side(s).Watch(want);
   }
 }
 
@@ -202,19 +185,9 @@ void TcpRelay::Finish(const std::string& outcome, const std::string& detail, boo
     loop_.Cancel(connect_timer_);
     connect_timer_ = 0;
   }
-  for (Side s : {kAgent, kUpstream}) {
-    if (registered_[s]) {
-      loop_.Remove(fd(s));
-      registered_[s] = false;
-    }
-    if (reset && fd(s) >= 0) {
-      // SO_LINGER 0: close sends RST, so the peer sees an abort, not a clean end.
-      linger lg{1, 0};
-      ::setsockopt(fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-  }
-  agent_.Reset();
-  upstream_.Reset();
+  // With `reset` the close sends RST, so the peer sees an abort, not a clean end.
+  agent_.Close(reset);
+  upstream_.Close(reset);
   if (recorder_) {
     v1::SessionClose close;
     close.set_bytes_to_upstream(stats_.bytes_to_upstream);

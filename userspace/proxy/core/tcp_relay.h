@@ -28,6 +28,7 @@
 #include "userspace/net/relay_buffer.h"
 #include "userspace/net/socket.h"
 #include "userspace/proxy/core/session.h"
+#include "userspace/proxy/core/stream_side.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy {
@@ -104,23 +105,24 @@ class TcpRelay final : public ProxySession {
   void PropagateEof(Pipe& pipe);
   void UpdateInterest();
   void Finish(const std::string& outcome, const std::string& detail, bool reset);
-  int fd(Side side) const { return side == kAgent ? agent_.get() : upstream_.get(); }
+  StreamSide& side(Side s) { return s == kAgent ? agent_ : upstream_; }
+  int fd(Side s) const { return s == kAgent ? agent_.fd() : upstream_.fd(); }
 
   net::EventLoop& loop_;
   MemoryBudget::Lease memory_;  // first: released after the buffers below
-  UniqueFd agent_;
-  UniqueFd upstream_;
+  Watcher agent_watcher_{this, kAgent};
+  Watcher upstream_watcher_{this, kUpstream};
+  // The sockets and their epoll registration (the bytes move through the pipes' fixed
+  // ring buffers, not the sides' queues).
+  StreamSide agent_{&loop_, &agent_watcher_, "agent"};
+  StreamSide upstream_{&loop_, &upstream_watcher_, "upstream"};
   net::SockAddr upstream_addr_;
   RelayOptions options_;
   std::unique_ptr<record::Recorder> recorder_;
   DoneFn done_;
-  Watcher agent_watcher_{this, kAgent};
-  Watcher upstream_watcher_{this, kUpstream};
   Pipe up_;    // agent -> upstream
   Pipe down_;  // upstream -> agent
   State state_ = State::kConnecting;
-  uint32_t interest_[2] = {0, 0};
-  bool registered_[2] = {false, false};
   net::EventLoop::TimerId connect_timer_ = 0;
   RelayStats stats_;
   absl::Duration last_activity_;
