@@ -142,6 +142,7 @@ until_ready()
   EXPECT_THAT(agent.out, HasSubstr("no refunds")) << agent.out;
   for (const auto& e : OfKind(h_->AuditEvents(), v1::AUDIT_KIND_APPROVAL)) {
     EXPECT_EQ(e.approval().parameters_size(), 0) << "bound values are for the approver only";
+    EXPECT_EQ(e.approval().protocol(), "postgres");
   }
 }
 

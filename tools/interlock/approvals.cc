@@ -109,12 +109,17 @@ void PrintRequest(const v1::ApprovalRequest& r) {
               Visible(r.requester().workload()).c_str(), r.requester().uid(), r.requester().pid(),
               Visible(r.requester().exe().empty() ? r.requester().comm() : r.requester().exe()).c_str(),
               r.token_subject().empty() ? "" : absl::StrCat(", token ", Visible(r.token_subject())).c_str());
-  std::printf("  resource   %s (database %s as %s)\n", Visible(r.resource()).c_str(), Visible(r.database()).c_str(),
-              Visible(r.db_user()).c_str());
+  const bool sql = r.protocol().empty() || r.protocol() == "postgres";  // "": older requests
+  if (sql) {
+    std::printf("  resource   %s (database %s as %s)\n", Visible(r.resource()).c_str(), Visible(r.database()).c_str(),
+                Visible(r.db_user()).c_str());
+  } else {
+    std::printf("  resource   %s (%s)\n", Visible(r.resource()).c_str(), Visible(r.protocol()).c_str());
+  }
   std::printf("  rule       %s%s\n", r.rule_id().empty() ? "(resource default)" : Visible(r.rule_id()).c_str(),
               r.reason().empty() ? "" : absl::StrCat(": ", Visible(r.reason())).c_str());
   std::printf("  what       %s\n", Visible(r.classification()).c_str());
-  std::printf("  statement  %s\n", Visible(r.statement()).c_str());
+  std::printf("  %-9s  %s\n", sql ? "statement" : "request", Visible(r.statement()).c_str());
   if (!r.parameters_sha256().empty()) std::printf("  params     sha256 %s\n", Visible(r.parameters_sha256()).c_str());
   for (int i = 0; i < r.parameters_size(); ++i) {
     std::printf("  $%-9d %s\n", i + 1, Visible(r.parameters(i)).c_str());

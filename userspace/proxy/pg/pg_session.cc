@@ -1528,6 +1528,7 @@ void PgSession::StartHold(char type, std::string raw, GuardVerdict verdict) {
   r.set_resource(ctx_.resource_name);
   r.set_database(upstream_database_);
   r.set_db_user(upstream_user_);
+  r.set_protocol("postgres");
   r.set_statement(verdict.review.statement);
   r.set_audit_statement(ctx_.postgres->audit_literals ? verdict.review.statement
                                                       : sql::NormalizeLiterals(verdict.review.statement));
