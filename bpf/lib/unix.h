@@ -106,26 +106,46 @@ static __always_inline __u32 il_unix_redirect(struct bpf_sock_addr *ctx,
 	return IL_REASON_NONE;
 }
 
+/* What an enrolled task's unix address names, shared by connect and sendmsg.
+ * Returns IL_UNIX_PROTECTED with *res set to the protected resource, or the verdict the
+ * hook returns as it is: allowed (the task is not enrolled, or the path is not protected
+ * under a default-allow enrollment) or denied (default-deny, or no scratch space). */
+#define IL_UNIX_PROTECTED (-1)
+static __always_inline int il_unix_resource_for(struct bpf_sock_addr *ctx,
+						struct il_subject *subject, struct il_dst *dst,
+						struct il_unix_resource **res)
+{
+	struct il_unix_path *key;
+	__u32 zero = 0, len = 0;
+
+	if (il_find_enrollment(subject))
+		return IL_VERDICT_ALLOW;
+	il_unix_dst(ctx, dst);
+	key = bpf_map_lookup_elem(&unix_path_scratch, &zero);
+	if (!key)
+		return IL_VERDICT_DENY;
+	if (il_unix_path_from_ctx(ctx, key, &len))
+		return il_unix_unprotected(dst, subject);
+	*res = bpf_map_lookup_elem(&unix_resources, key);
+	if (!*res)
+		return il_unix_unprotected(dst, subject);
+	return IL_UNIX_PROTECTED;
+}
+
 /* The connect_unix hook: allow untouched, redirect to interlockd, or deny with EPERM. */
 static __always_inline int il_unix_connect(struct bpf_sock_addr *ctx)
 {
 	struct il_subject subject = {};
 	struct il_dst dst = {};
-	struct il_unix_resource *res;
-	struct il_unix_path *key;
-	__u32 zero = 0, len = 0, reason;
+	struct il_unix_resource *res = NULL;
+	__u32 reason;
+	int verdict;
 
-	if (il_find_enrollment(&subject))
-		return IL_VERDICT_ALLOW;
-	il_unix_dst(ctx, &dst);
-	key = bpf_map_lookup_elem(&unix_path_scratch, &zero);
-	if (!key)
-		return IL_VERDICT_DENY;
-	if (il_unix_path_from_ctx(ctx, key, &len))
-		return il_unix_unprotected(&dst, &subject);
-	res = bpf_map_lookup_elem(&unix_resources, key);
+	verdict = il_unix_resource_for(ctx, &subject, &dst, &res);
+	if (verdict != IL_UNIX_PROTECTED)
+		return verdict;
 	if (!res)
-		return il_unix_unprotected(&dst, &subject);
+		return IL_VERDICT_DENY; /* set whenever protected; tells the verifier so */
 	if (dst.type != IL_SOCK_STREAM)
 		return il_deny(IL_REASON_NOT_STREAM, &dst, &subject, res->resource_id);
 	reason = il_unix_redirect(ctx, res);
@@ -142,21 +162,14 @@ static __always_inline int il_unix_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct il_subject subject = {};
 	struct il_dst dst = {};
-	struct il_unix_resource *res;
-	struct il_unix_path *key;
-	__u32 zero = 0, len = 0;
+	struct il_unix_resource *res = NULL;
+	int verdict;
 
-	if (il_find_enrollment(&subject))
-		return IL_VERDICT_ALLOW;
-	il_unix_dst(ctx, &dst);
-	key = bpf_map_lookup_elem(&unix_path_scratch, &zero);
-	if (!key)
-		return IL_VERDICT_DENY;
-	if (il_unix_path_from_ctx(ctx, key, &len))
-		return il_unix_unprotected(&dst, &subject);
-	res = bpf_map_lookup_elem(&unix_resources, key);
+	verdict = il_unix_resource_for(ctx, &subject, &dst, &res);
+	if (verdict != IL_UNIX_PROTECTED)
+		return verdict;
 	if (!res)
-		return il_unix_unprotected(&dst, &subject);
+		return IL_VERDICT_DENY; /* set whenever protected; tells the verifier so */
 	return il_deny(IL_REASON_NOT_STREAM, &dst, &subject, res->resource_id);
 }
 
