@@ -97,14 +97,28 @@ bool IsCursorOfSelect(const v1::SqlStatement& st) {
   return st.kind() == v1::STATEMENT_KIND_DECLARE && st.inner_kind() == v1::STATEMENT_KIND_SELECT;
 }
 
-int Specificity(const v1::Rule& r) {
-  const v1::Match& m = r.match();
-  const v1::Subject& s = r.subject();
-  int n = 0;
-  n += !m.resources().empty() + !m.kinds().empty() + !m.tables().empty() + !m.tables_written().empty();
+// How many SQL conditions the match sets (0: not a SQL rule).
+int SqlConditions(const v1::Match& m) {
+  int n = !m.kinds().empty() + !m.tables().empty() + !m.tables_written().empty();
   n += m.no_where() + m.no_limit() + !m.functions().empty() + m.multi_statement() + m.parse_error();
   n += (m.estimated_rows_gt() > 0) + m.copy_program() + m.copy_to() + m.selects_star() + m.executes_sql_text();
   n += m.full_table();
+  return n;
+}
+
+bool HasSqlConditions(const v1::Match& m) { return SqlConditions(m) > 0; }
+
+int HttpConditions(const v1::Match& m) {
+  if (!m.has_http()) return 0;
+  const v1::HttpMatch& h = m.http();
+  return !h.methods().empty() + !h.hosts().empty() + !h.paths().empty() + h.query_size() + h.headers_size() +
+         h.json_size();
+}
+
+int Specificity(const v1::Rule& r) {
+  const v1::Match& m = r.match();
+  const v1::Subject& s = r.subject();
+  int n = !m.resources().empty() + SqlConditions(m) + HttpConditions(m);
   n += !s.workloads().empty() + !s.cgroups().empty() + !s.uids().empty() + !s.subs().empty();
   n += !s.groups().empty() + !s.claims().empty() + !s.units().empty();
   return n;
@@ -153,15 +167,16 @@ bool TouchesWholeTable(const v1::Match& m, const std::vector<const v1::TableRef*
   return false;
 }
 
-// Whether `m` holds for statement `st` (nullptr: the string did not parse).
+// Whether the SQL conditions of `m` hold for statement `st` (nullptr: the string did not
+// parse); `m.resources` is checked by the caller.
 // `est`: the planner's estimates for the statement, when known. A rule with
 // estimated_rows_gt or full_table holds only with a row estimate; without one,
 // `*wants_estimate` is set when every other condition holds, and the tables a full_table
 // rule compares with are appended to `*wanted_tables`.
-bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlClassification& sql,
-                const v1::SqlStatement* st, const StatementEstimate* est, bool* wants_estimate,
-                std::vector<v1::TableRef>* wanted_tables) {
-  if (!m.resources().empty() && !AnyGlob(m.resources(), resource)) return false;
+bool SqlMatchHolds(const v1::Match& m, const v1::SqlClassification& sql, const v1::SqlStatement* st,
+                   const StatementEstimate* est, bool* wants_estimate,
+                   std::vector<v1::TableRef>* wanted_tables) {
+  if (m.has_http()) return false;  // an HTTP rule
   if (m.parse_error()) return sql.parse_error();
   if (st == nullptr) return false;  // only parse_error rules speak about unparsable input
   if (m.multi_statement() && !sql.multi_statement()) return false;
@@ -221,6 +236,141 @@ bool MatchHolds(const v1::Match& m, absl::string_view resource, const v1::SqlCla
   return !m.full_table() || TouchesWholeTable(m, whole, *est);
 }
 
+// Whether `pattern`'s segments match `path`'s: "*" and other globs within one segment,
+// "**" (a whole segment) any number of segments, also none.
+bool SegmentsMatch(const std::vector<absl::string_view>& pattern, size_t p,
+                   const std::vector<absl::string_view>& path, size_t i) {
+  for (; p < pattern.size(); ++p, ++i) {
+    if (pattern[p] == "**") {
+      for (size_t j = i; j <= path.size(); ++j) {
+        if (SegmentsMatch(pattern, p + 1, path, j)) return true;
+      }
+      return false;
+    }
+    if (i >= path.size() || !Glob(std::string(pattern[p]), path[i])) return false;
+  }
+  return i == path.size();
+}
+
+// Splits "/a/b/" into {"a", "b", ""}: a trailing slash is a segment of its own, so
+// "/admin/*" does not match "/admin" but matches "/admin/".
+std::vector<absl::string_view> PathSegments(absl::string_view path) {
+  if (absl::StartsWith(path, "/")) path.remove_prefix(1);
+  return absl::StrSplit(path, '/');
+}
+
+bool AnyPathGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, absl::string_view path) {
+  std::vector<absl::string_view> segments = PathSegments(path);
+  for (const std::string& p : patterns) {
+    if (SegmentsMatch(PathSegments(p), 0, segments, 0)) return true;
+  }
+  return false;
+}
+
+// Every name -> glob entry holds for some (name, value) of `fields` ("*": present).
+bool FieldsHold(const google::protobuf::Map<std::string, std::string>& wanted,
+                const std::vector<std::pair<std::string, std::string>>& fields) {
+  for (const auto& [name, pattern] : wanted) {
+    bool ok = false;
+    for (const auto& [n, v] : fields) ok |= n == name && Glob(pattern, v);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Whether the `http` conditions of `m` hold for `req` (a rule without them: whether it has
+// no SQL conditions either, i.e. applies to every protocol). `action`: the rule's, for body
+// conditions on a body that cannot be judged (they hold only for DENY and REVIEW).
+bool HttpMatchHolds(const v1::Match& m, const HttpRequestFacts& req, v1::Action action) {
+  if (HasSqlConditions(m)) return false;
+  if (!m.has_http()) return true;
+  const v1::HttpMatch& h = m.http();
+  if (!h.methods().empty() &&
+      std::find(h.methods().begin(), h.methods().end(), req.method) == h.methods().end()) {
+    return false;
+  }
+  if (!h.hosts().empty() && !AnyGlob(h.hosts(), req.host)) return false;
+  if (!h.paths().empty() && !AnyPathGlob(h.paths(), req.path)) return false;
+  if (!FieldsHold(h.query(), req.query) || !FieldsHold(h.headers(), req.headers)) return false;
+  if (h.json().empty()) return true;
+  if (req.body == HttpRequestFacts::Body::kUnjudgable) return Severity(action) >= Severity(v1::ACTION_REVIEW);
+  for (const auto& [pointer, pattern] : h.json()) {
+    auto it = req.json_fields.find(pointer);
+    if (it == req.json_fields.end() || !Glob(pattern, it->second)) return false;
+  }
+  return true;
+}
+
+bool ValidHeaderName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (absl::ascii_isupper(c) || !(absl::ascii_isalnum(c) || absl::StrContains("!#$%&'*+-.^_`|~", c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether `r` speaks about `who` on `resource` at all (its subject and match.resources).
+bool Concerns(const v1::Rule& r, const SubjectFacts& who, absl::string_view resource) {
+  if (!r.match().resources().empty() && !AnyGlob(r.match().resources(), resource)) return false;
+  return SubjectMatches(r.subject(), who);
+}
+
+// Precedence between two applicable rules (policy.proto): the stricter action, then the
+// more specific rule, then the earlier one (`best`, seen first).
+bool Outranks(const v1::Rule& r, const v1::Rule* best) {
+  if (best == nullptr || Severity(r.action()) > Severity(best->action())) return true;
+  return Severity(r.action()) == Severity(best->action()) && Specificity(r) > Specificity(*best);
+}
+
+void DecideByRule(const v1::Rule& r, Decision* d) {
+  d->action = r.action();
+  d->rule_id = r.id();
+  d->reason = r.reason().empty() ? r.description() : r.reason();
+  d->mask_profile = r.mask_profile();
+  if (r.review_timeout_s() > 0) d->review_timeout = absl::Seconds(r.review_timeout_s());
+  d->source = "rule";
+}
+
+void DecideByDefault(const v1::ResourcePolicy& rp, Decision* d) {
+  d->action = rp.default_action() != v1::ACTION_UNSPECIFIED ? rp.default_action() : v1::ACTION_REVIEW;
+  d->reason = "no rule matched: resource default";
+  d->source = "default";
+}
+
+// Load-time problems of one rule's http block (`where`: "rules[3]").
+void CheckHttpMatch(const v1::Match& m, const std::string& where, std::vector<std::string>* problems) {
+  if (!m.has_http()) return;
+  if (HasSqlConditions(m)) {
+    problems->push_back(absl::StrCat(where, ".match: has both SQL conditions and an http block; a rule "
+                                            "matches one protocol (write two rules)"));
+  }
+  const v1::HttpMatch& h = m.http();
+  for (const std::string& method : h.methods()) {
+    if (method.empty() || !ValidHeaderName(absl::AsciiStrToLower(method))) {
+      problems->push_back(absl::StrCat(where, ".match.http.methods: \"", method, "\" is not a method token"));
+    }
+  }
+  for (const std::string& path : h.paths()) {
+    if (!absl::StartsWith(path, "/")) {
+      problems->push_back(absl::StrCat(where, ".match.http.paths: \"", path, "\" does not start with /"));
+    }
+  }
+  for (const auto& [name, glob] : h.headers()) {
+    if (!ValidHeaderName(name)) {
+      problems->push_back(absl::StrCat(where, ".match.http.headers: \"", name,
+                                       "\" is not a lowercase header name"));
+    }
+  }
+  for (const auto& [pointer, glob] : h.json()) {
+    if (!pointer.empty() && pointer[0] != '/') {
+      problems->push_back(absl::StrCat(where, ".match.http.json: \"", pointer,
+                                       "\" is not a JSON pointer (RFC 6901: \"\" or /a/b)"));
+    }
+  }
+}
+
 }  // namespace
 
 absl::string_view ActionName(v1::Action action) {
@@ -265,6 +415,7 @@ absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Pol
     if (!(fraction >= 0 && fraction <= 1)) {
       problems.push_back(absl::StrCat(where, ".match.full_table_fraction: ", fraction, " is not in (0, 1]"));
     }
+    CheckHttpMatch(r.match(), where, &problems);
     if (r.action() == v1::ACTION_MASK && r.mask_profile().empty()) {
       problems.push_back(absl::StrCat(where, ".mask_profile: required for ACTION_MASK"));
     } else if (r.action() == v1::ACTION_MASK && !profiles.contains(r.mask_profile())) {
@@ -318,17 +469,14 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
   // Rules that need an estimate to decide, with the tables they compare with.
   std::vector<std::pair<const v1::Rule*, std::vector<v1::TableRef>>> wanting;
   for (const v1::Rule& r : policy_.rules()) {
-    if (!SubjectMatches(r.subject(), who)) continue;
+    if (!Concerns(r, who, resource)) continue;
     bool wants = false;
     std::vector<v1::TableRef> tables;
-    if (!MatchHolds(r.match(), resource, sql, st, est, &wants, &tables)) {
+    if (!SqlMatchHolds(r.match(), sql, st, est, &wants, &tables)) {
       if (wants) wanting.emplace_back(&r, std::move(tables));
       continue;
     }
-    if (best == nullptr || Severity(r.action()) > Severity(best->action()) ||
-        (Severity(r.action()) == Severity(best->action()) && Specificity(r) > Specificity(*best))) {
-      best = &r;
-    }
+    if (Outranks(r, best)) best = &r;
   }
   Decision d;
   d.statement_index = index;
@@ -350,12 +498,7 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
   };
   if (best != nullptr) {
     note_estimate(best->action());
-    d.action = best->action();
-    d.rule_id = best->id();
-    d.reason = best->reason().empty() ? best->description() : best->reason();
-    d.mask_profile = best->mask_profile();
-    if (best->review_timeout_s() > 0) d.review_timeout = absl::Seconds(best->review_timeout_s());
-    d.source = "rule";
+    DecideByRule(*best, &d);
     return d;
   }
   const v1::ResourcePolicy& rp = ForResource(resource);
@@ -365,11 +508,39 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
     d.source = "parse_error_default";
     return d;
   }
-  d.action = rp.default_action() != v1::ACTION_UNSPECIFIED ? rp.default_action() : v1::ACTION_REVIEW;
-  d.reason = "no rule matched: resource default";
-  d.source = "default";
+  DecideByDefault(rp, &d);
   note_estimate(d.action);
   return d;
+}
+
+Decision PolicyEvaluator::EvaluateHttp(const SubjectFacts& who, absl::string_view resource,
+                                       const HttpRequestFacts& req) const {
+  const v1::Rule* best = nullptr;
+  for (const v1::Rule& r : policy_.rules()) {
+    if (Concerns(r, who, resource) && HttpMatchHolds(r.match(), req, r.action()) && Outranks(r, best)) best = &r;
+  }
+  Decision d;
+  if (best != nullptr) DecideByRule(*best, &d);
+  else DecideByDefault(ForResource(resource), &d);
+  return d;
+}
+
+Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view resource, const Operation& op,
+                                   const StatementEstimates* estimates) const {
+  if (const auto* req = std::get_if<const HttpRequestFacts*>(&op)) return EvaluateHttp(who, resource, **req);
+  return Evaluate(who, resource, *std::get<const v1::SqlClassification*>(op), estimates);
+}
+
+std::vector<std::string> PolicyEvaluator::JsonPointersFor(const SubjectFacts& who, absl::string_view resource) const {
+  std::vector<std::string> out;
+  for (const v1::Rule& r : policy_.rules()) {
+    if (!r.match().has_http() || !Concerns(r, who, resource)) continue;
+    for (const auto& [pointer, glob] : r.match().http().json()) {
+      if (std::find(out.begin(), out.end(), pointer) == out.end()) out.push_back(pointer);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view resource,

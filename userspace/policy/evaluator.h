@@ -1,5 +1,6 @@
 // PolicyEvaluator: the pure decision function of Interlock —
-//   (who, which resource, what statement) -> allow | deny | review | mask, with the rule
+//   (who, which resource, what operation: a SQL statement string or an HTTP request)
+//     -> allow | deny | review | mask, with the rule
 // and reason. No I/O, no clock: tested with tables (tests/unit/policy/).
 // Precedence is documented in schemas/interlock/v1/policy.proto.
 //
@@ -20,6 +21,7 @@
 #include "absl/time/time.h"
 #include "interlock/v1/policy.pb.h"
 #include "interlock/v1/sql.pb.h"
+#include "userspace/policy/operation.h"
 
 namespace interlock::policy {
 
@@ -88,6 +90,16 @@ class PolicyEvaluator {
   // them.
   Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
                     const StatementEstimates* estimates = nullptr) const;
+  // Any protocol's operation: SQL as above (`estimates` apply only to SQL), HTTP by the
+  // rules whose match applies to HTTP (an `http` block, or no SQL conditions), else the
+  // resource's default_action.
+  Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const Operation& op,
+                    const StatementEstimates* estimates = nullptr) const;
+
+  // The JSON pointers HttpMatch.json conditions of the rules concerning `who` on
+  // `resource` ask about, sorted, each once: the HTTP session reads a request body and
+  // fills HttpRequestFacts::json_fields only when this is not empty.
+  std::vector<std::string> JsonPointersFor(const SubjectFacts& who, absl::string_view resource) const;
 
   // The mask profiles that apply to `who` on `resource` whatever the statement: those of
   // every MASK rule whose subject matches `who` and whose match.resources (when given)
@@ -103,6 +115,7 @@ class PolicyEvaluator {
 
  private:
   explicit PolicyEvaluator(v1::Policy policy);
+  Decision EvaluateHttp(const SubjectFacts& who, absl::string_view resource, const HttpRequestFacts& req) const;
   Decision EvaluateOne(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
                        int index, const StatementEstimates* estimates) const;
 
