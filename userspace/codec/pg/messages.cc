@@ -411,6 +411,32 @@ absl::StatusOr<Terminate> ParseTerminate(absl::string_view body) {
   return ParseEmpty<Terminate>(body, "pg: terminate");
 }
 
+namespace {
+template <typename T>
+absl::StatusOr<FrontendMessage> Decoded(char type, absl::StatusOr<T> parsed) {
+  if (!parsed.ok()) return parsed.status();
+  return FrontendMessage{type, *std::move(parsed)};
+}
+}  // namespace
+
+absl::StatusOr<FrontendMessage> DecodeFrontend(char type, absl::string_view body) {
+  switch (type) {
+    case frontend::kQuery: return Decoded(type, ParseQuery(body));
+    case frontend::kParse: return Decoded(type, ParseParse(body));
+    case frontend::kBind: return Decoded(type, ParseBind(body));
+    case frontend::kExecute: return Decoded(type, ParseExecute(body));
+    case frontend::kDescribe: return Decoded(type, ParseDescribe(body));
+    case frontend::kClose: return Decoded(type, ParseClose(body));
+    case frontend::kFunctionCall: return Decoded(type, ParseFunctionCall(body));
+    case frontend::kSync: return Decoded(type, ParseSync(body));
+    case frontend::kFlush: return Decoded(type, ParseFlush(body));
+    case frontend::kCopyDone: return Decoded(type, ParseCopyDone(body));
+    case frontend::kCopyFail: return Decoded(type, ParseCopyFail(body));
+    case frontend::kTerminate: return Decoded(type, ParseTerminate(body));
+    default: return FrontendMessage{type, std::monostate{}};
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backend messages. PostgreSQL 15 docs, 55.7; flows in 55.2.
 

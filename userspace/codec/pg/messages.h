@@ -287,6 +287,25 @@ struct Terminate {
 };
 absl::StatusOr<Terminate> ParseTerminate(absl::string_view body);
 
+// A relay-phase frontend message, decoded once: every part of a session that reads it (the
+// policy guard, the statement tracker, the recording's literal withholding, the result
+// masker) reads this same decoded form instead of parsing the bytes again. The string
+// views in it (Bind parameters, FunctionCall arguments) point into the message body.
+using FrontendBody = std::variant<std::monostate, Query, Parse, Bind, Execute, Describe, Close, FunctionCall,
+                                  Sync, Flush, CopyDone, CopyFail, Terminate>;
+struct FrontendMessage {
+  char type = 0;
+  // monostate: a type none of the above (CopyData, which streams, and types the relay
+  // phase does not know, which the server answers with an error).
+  FrontendBody body;
+  template <typename T>
+  const T* get() const {
+    return std::get_if<T>(&body);
+  }
+};
+// Decodes `body` as a message of `type`; errors as the Parse* function of the type.
+absl::StatusOr<FrontendMessage> DecodeFrontend(char type, absl::string_view body);
+
 // ---------------------------------------------------------------------------------------------
 // Backend messages (55.7).
 

@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/messages.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/proxy/pg/statement_tracker.h"
 #include "userspace/sql/set_config.h"
 
@@ -454,13 +455,19 @@ bool StatementGuard::EarlierBatchUnsettled() const {
 
 absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_view body,
                                                         const RowEstimates* estimates) {
-  switch (type) {
-    case cpg::frontend::kQuery: return OnQuery(body, estimates);
-    case cpg::frontend::kParse: return OnParse(body);
-    case cpg::frontend::kBind: return OnBind(body);
-    case cpg::frontend::kExecute: return OnExecute(body, estimates);
-    case cpg::frontend::kClose: return OnClose(body);
-    case cpg::frontend::kFunctionCall: return OnFunctionCall(body);
+  INTERLOCK_ASSIGN_OR_RETURN(cpg::FrontendMessage m, cpg::DecodeFrontend(type, body));
+  return OnFrontend(m, estimates);
+}
+
+absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(const cpg::FrontendMessage& m,
+                                                        const RowEstimates* estimates) {
+  switch (m.type) {
+    case cpg::frontend::kQuery: return OnQuery(*m.get<cpg::Query>(), estimates);
+    case cpg::frontend::kParse: return OnParse(*m.get<cpg::Parse>());
+    case cpg::frontend::kBind: return OnBind(*m.get<cpg::Bind>());
+    case cpg::frontend::kExecute: return OnExecute(*m.get<cpg::Execute>(), estimates);
+    case cpg::frontend::kClose: return OnClose(*m.get<cpg::Close>());
+    case cpg::frontend::kFunctionCall: return OnFunctionCall(*m.get<cpg::FunctionCall>());
     case cpg::frontend::kSync:
       ++sent_batches_;
       batch_open_ = false;
@@ -475,24 +482,22 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFrontend(char type, absl::string_
   }
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, const RowEstimates* estimates) {
-  auto q = cpg::ParseQuery(body);
-  if (!q.ok()) return q.status();
+absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(const cpg::Query& q, const RowEstimates* estimates) {
   if (batch_open_) {
     // The server would ignore it if the batch failed, and answer it otherwise: refuse the
     // ambiguity rather than guess (no client library sends this).
     return absl::InvalidArgumentError("simple Query inside an unfinished extended-protocol batch");
   }
-  v1::SqlClassification c = ClassifyText(q->query, settings_);
+  v1::SqlClassification c = ClassifyText(q.query, settings_);
   // Behind unanswered messages the server may read it with other settings: wait for them.
-  if (Unsettled() && ReadsDifferently(q->query, c)) return GuardVerdict{GuardVerdict::kWait};
+  if (Unsettled() && ReadsDifferently(q.query, c)) return GuardVerdict{GuardVerdict::kWait};
   v1::SqlClassification resolved = ResolveExecutes(c);
   if (resolved.statements_size() != c.statements_size() || resolved.parse_error() != c.parse_error()) {
     if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   }
   GuardVerdict v;
   v.decision = Judge(resolved, estimates);
-  if (auto refusal = EncodingRefusal(q->query)) v.decision = *refusal;
+  if (auto refusal = EncodingRefusal(q.query)) v.decision = *refusal;
   if (estimates == nullptr && !v.decision->needs_estimate.empty()) {
     // Nothing has changed yet: the session gets the estimates and asks again.
     GuardVerdict e{GuardVerdict::kEstimate};
@@ -501,8 +506,8 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
       EstimateNeed n;
       n.statement_index = i;
       // A resolved EXECUTE has no text of its own here: EXPLAIN the EXECUTE itself.
-      if (!executes && i < c.statements_size()) n.sql = StatementText(q->query, c.statements(i), c);
-      else n.sql = q->query;
+      if (!executes && i < c.statements_size()) n.sql = StatementText(q.query, c.statements(i), c);
+      else n.sql = q.query;
       n.tables = TableNeeds(*v.decision, i);
       e.estimates.push_back(std::move(n));
     }
@@ -538,8 +543,8 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
       break;
     case v1::ACTION_REVIEW:
       v.kind = GuardVerdict::kHold;
-      v.review.statement = q->query;
-      v.review.statement_sha256 = Sha256Hex(q->query);
+      v.review.statement = q.query;
+      v.review.statement_sha256 = Sha256Hex(q.query);
       v.review.fingerprint = resolved.fingerprint();
       v.review.protocol = "simple";
       break;
@@ -550,12 +555,10 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(absl::string_view body, con
   return v;
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnParse(absl::string_view body) {
-  auto p = cpg::ParseParse(body);
-  if (!p.ok()) return p.status();
-  v1::SqlClassification c = ClassifyText(p->query, settings_);
-  std::optional<policy::Decision> refusal = EncodingRefusal(p->query);
-  if (Unsettled() && ReadsDifferently(p->query, c)) {
+absl::StatusOr<GuardVerdict> StatementGuard::OnParse(const cpg::Parse& p) {
+  v1::SqlClassification c = ClassifyText(p.query, settings_);
+  std::optional<policy::Decision> refusal = EncodingRefusal(p.query);
+  if (Unsettled() && ReadsDifferently(p.query, c)) {
     // Earlier batches end with a Sync: their answers come, so wait for them. An Execute of
     // this very batch is answered only at its Sync, which is behind this Parse: refuse.
     if (!executed_in_batch_) return GuardVerdict{GuardVerdict::kWait};
@@ -573,77 +576,71 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnParse(absl::string_view body) {
   if (d.action == v1::ACTION_DENY) {
     v.decision = d;
     v.audit = AuditOf(d, c, true);
-    DenyVerdict(v, cpg::frontend::kParse, p->statement);
+    DenyVerdict(v, cpg::frontend::kParse, p.statement);
     return v;
   }
-  size_t cost = p->query.size() + c.ByteSizeLong() + 64;
+  size_t cost = p.query.size() + c.ByteSizeLong() + 64;
   if (bytes_ + cost > kMaxGuardBytes) {
     return absl::ResourceExhaustedError("too much prepared statement state in this session");
   }
   auto prepared = std::make_shared<Prepared>();
   prepared->classification = std::move(c);
-  prepared->text = std::move(p->query);
+  prepared->text = p.query;
   prepared->cost = cost;
   prepared->budget = &bytes_;
   bytes_ += cost;
-  Change ch{ChangeKind::kParse, p->statement, prepared, {}, sent_batches_};
-  projected_.statements[p->statement] = prepared;
+  Change ch{ChangeKind::kParse, p.statement, prepared, {}, sent_batches_};
+  projected_.statements[p.statement] = prepared;
   changes_.push_back(std::move(ch));
   return v;
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnBind(absl::string_view body) {
-  auto b = cpg::ParseBind(body);
-  if (!b.ok()) return b.status();
+absl::StatusOr<GuardVerdict> StatementGuard::OnBind(const cpg::Bind& b) {
   if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   batch_open_ = true;
   PortalInfo portal;
-  portal.statement_name = b->statement;
-  if (auto it = projected_.statements.find(b->statement); it != projected_.statements.end()) {
+  portal.statement_name = b.statement;
+  if (auto it = projected_.statements.find(b.statement); it != projected_.statements.end()) {
     portal.statements.push_back(it->second);
   }
-  if (auto it = sql_prepared_.find(b->statement); it != sql_prepared_.end()) {
+  if (auto it = sql_prepared_.find(b.statement); it != sql_prepared_.end()) {
     portal.statements.insert(portal.statements.end(), it->second.begin(), it->second.end());
   }
-  portal.parameters_sha256 = ParamsSha256(b->params);
+  portal.parameters_sha256 = ParamsSha256(b.params);
   size_t param_bytes = 0;
-  for (const auto& p : b->params) param_bytes += p.has_value() ? p->size() : 0;
+  for (const auto& p : b.params) param_bytes += p.has_value() ? p->size() : 0;
   if (param_bytes <= kMaxKeptParamBytes) {
     portal.params_kept = true;
-    portal.param_formats = b->param_formats;
-    for (const auto& p : b->params) {
+    portal.param_formats = b.param_formats;
+    for (const auto& p : b.params) {
       portal.params.push_back(p.has_value() ? std::optional<std::string>(std::string(*p)) : std::nullopt);
     }
   }
-  projected_.portals[b->portal] = portal;
-  changes_.push_back(Change{ChangeKind::kBind, b->portal, nullptr, std::move(portal), sent_batches_});
+  projected_.portals[b.portal] = portal;
+  changes_.push_back(Change{ChangeKind::kBind, b.portal, nullptr, std::move(portal), sent_batches_});
   return GuardVerdict{};
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnClose(absl::string_view body) {
-  auto c = cpg::ParseClose(body);
-  if (!c.ok()) return c.status();
+absl::StatusOr<GuardVerdict> StatementGuard::OnClose(const cpg::Close& c) {
   batch_open_ = true;
-  bool statement = c->kind == cpg::TargetKind::kStatement;
-  if (statement) projected_.statements.erase(c->name);
-  else projected_.portals.erase(c->name);
-  changes_.push_back(Change{statement ? ChangeKind::kCloseStatement : ChangeKind::kClosePortal, c->name,
+  bool statement = c.kind == cpg::TargetKind::kStatement;
+  if (statement) projected_.statements.erase(c.name);
+  else projected_.portals.erase(c.name);
+  changes_.push_back(Change{statement ? ChangeKind::kCloseStatement : ChangeKind::kClosePortal, c.name,
                             nullptr, {}, sent_batches_});
   return GuardVerdict{};
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, const RowEstimates* estimates) {
-  auto e = cpg::ParseExecute(body);
-  if (!e.ok()) return e.status();
+absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(const cpg::Execute& e, const RowEstimates* estimates) {
   if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   batch_open_ = true;
   const bool executed_before = executed_in_batch_;
   executed_in_batch_ = true;
   GuardVerdict v;
-  auto it = projected_.portals.find(e->portal);
+  auto it = projected_.portals.find(e.portal);
   // No portal of ours: a SQL cursor (judged at its DECLARE) or nothing (the server refuses).
   if (it == projected_.portals.end() || it->second.statements.empty()) {
-    auto cursor = cursor_shapes_.find(e->portal);
+    auto cursor = cursor_shapes_.find(e.portal);
     v.shapes.push_back(cursor != cursor_shapes_.end() ? std::optional(cursor->second) : std::nullopt);
     return v;
   }
@@ -702,9 +699,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(absl::string_view body, c
   return v;
 }
 
-absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(absl::string_view body) {
-  auto f = cpg::ParseFunctionCall(body);
-  if (!f.ok()) return f.status();
+absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(const cpg::FunctionCall& f) {
   if (batch_open_) {
     return absl::InvalidArgumentError("FunctionCall inside an unfinished extended-protocol batch");
   }
@@ -712,11 +707,11 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(absl::string_view bo
   v1::SqlStatement* s = c.add_statements();
   s->set_kind(v1::STATEMENT_KIND_OTHER);
   s->set_kind_detail("FunctionCall");
-  std::string fn = FunctionNameForOid(f->function_oid);
+  std::string fn = FunctionNameForOid(f.function_oid);
   s->add_functions(fn);
   if (fn == "set_config") {
     std::string parameter;
-    if (!f->args.empty() && f->args[0].has_value()) parameter = absl::AsciiStrToLower(*f->args[0]);
+    if (!f.args.empty() && f.args[0].has_value()) parameter = absl::AsciiStrToLower(*f.args[0]);
     if (SetsRole(parameter)) MarkRole(s, parameter);
   }
   GuardVerdict v;
@@ -729,10 +724,10 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnFunctionCall(absl::string_view bo
     DenyVerdict(v, cpg::frontend::kFunctionCall, "");
   } else if (v.decision->action == v1::ACTION_REVIEW) {
     v.kind = GuardVerdict::kHold;
-    v.review.statement = absl::StrCat("-- fast-path FunctionCall\nSELECT ", fn, "(", f->args.size(),
-                                      " argument", f->args.size() == 1 ? "" : "s", ")");
+    v.review.statement = absl::StrCat("-- fast-path FunctionCall\nSELECT ", fn, "(", f.args.size(),
+                                      " argument", f.args.size() == 1 ? "" : "s", ")");
     v.review.statement_sha256 = Sha256Hex(v.review.statement);
-    v.review.parameters_sha256 = ParamsSha256(f->args);
+    v.review.parameters_sha256 = ParamsSha256(f.args);
     v.review.protocol = "function_call";
   }
   ++sent_batches_;

@@ -88,6 +88,7 @@
 #include "absl/strings/string_view.h"
 #include "interlock/v1/events.pb.h"
 #include "interlock/v1/sql.pb.h"
+#include "userspace/codec/pg/messages.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/proxy/pg/result_masker.h"
 #include "userspace/sql/classify.h"
@@ -170,6 +171,9 @@ class StatementGuard {
 
   // A whole frontend message, before it is relayed. RESOURCE_EXHAUSTED past the guard's
   // memory bounds; INVALID_ARGUMENT for a malformed message (the session closes).
+  absl::StatusOr<GuardVerdict> OnFrontend(const codec::pg::FrontendMessage& m,
+                                          const RowEstimates* estimates = nullptr);
+  // The same, decoding the message first (tests, fuzzing).
   absl::StatusOr<GuardVerdict> OnFrontend(char type, absl::string_view body,
                                           const RowEstimates* estimates = nullptr);
 
@@ -259,12 +263,12 @@ class StatementGuard {
   // A text the guard cannot read in the session's client_encoding: the refusal.
   std::optional<policy::Decision> EncodingRefusal(absl::string_view text) const;
   std::string CombinedFingerprint(const std::string& base, const std::vector<PreparedPtr>& candidates) const;
-  absl::StatusOr<GuardVerdict> OnQuery(absl::string_view body, const RowEstimates* estimates);
-  absl::StatusOr<GuardVerdict> OnParse(absl::string_view body);
-  absl::StatusOr<GuardVerdict> OnBind(absl::string_view body);
-  absl::StatusOr<GuardVerdict> OnExecute(absl::string_view body, const RowEstimates* estimates);
-  absl::StatusOr<GuardVerdict> OnClose(absl::string_view body);
-  absl::StatusOr<GuardVerdict> OnFunctionCall(absl::string_view body);
+  absl::StatusOr<GuardVerdict> OnQuery(const codec::pg::Query& q, const RowEstimates* estimates);
+  absl::StatusOr<GuardVerdict> OnParse(const codec::pg::Parse& p);
+  absl::StatusOr<GuardVerdict> OnBind(const codec::pg::Bind& b);
+  absl::StatusOr<GuardVerdict> OnExecute(const codec::pg::Execute& e, const RowEstimates* estimates);
+  absl::StatusOr<GuardVerdict> OnClose(const codec::pg::Close& c);
+  absl::StatusOr<GuardVerdict> OnFunctionCall(const codec::pg::FunctionCall& f);
   void DenyVerdict(GuardVerdict& v, char type, const std::string& query_or_portal_name);
   void Confirm();
   void DropBatch();

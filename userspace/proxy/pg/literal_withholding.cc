@@ -23,43 +23,41 @@ void EmptyValues(std::vector<std::optional<absl::string_view>>& values) {
 
 }  // namespace
 
+std::optional<std::string> WithholdLiterals(const cpg::FrontendMessage& m, bool standard_conforming_strings) {
+  if (const auto* q = m.get<cpg::Query>()) {
+    return cpg::Encode(cpg::Query{sql::NormalizeLiterals(q->query, standard_conforming_strings)});
+  }
+  if (const auto* p = m.get<cpg::Parse>()) {
+    cpg::Parse withheld = *p;
+    withheld.query = sql::NormalizeLiterals(p->query, standard_conforming_strings);
+    return cpg::Encode(withheld);
+  }
+  if (const auto* b = m.get<cpg::Bind>()) {
+    cpg::Bind withheld = *b;
+    EmptyValues(withheld.params);
+    return cpg::Encode(withheld);
+  }
+  if (const auto* f = m.get<cpg::FunctionCall>()) {
+    cpg::FunctionCall withheld = *f;
+    EmptyValues(withheld.args);
+    return cpg::Encode(withheld);
+  }
+  if (m.type == fe::kCopyData) return cpg::Encode(cpg::CopyData{});
+  return std::nullopt;
+}
+
 std::optional<std::string> WithholdLiterals(char type, absl::string_view raw,
                                             bool standard_conforming_strings) {
   if (type != fe::kQuery && type != fe::kParse && type != fe::kBind && type != fe::kFunctionCall &&
       type != fe::kCopyData) {
     return std::nullopt;
   }
+  if (type == fe::kCopyData) return WithholdLiterals(cpg::FrontendMessage{type, {}}, standard_conforming_strings);
   const absl::string_view body =
       raw.size() >= cpg::kMessageHeaderBytes ? raw.substr(cpg::kMessageHeaderBytes) : absl::string_view();
-  switch (type) {
-    case fe::kQuery:
-      if (auto q = cpg::ParseQuery(body); q.ok()) {
-        q->query = sql::NormalizeLiterals(q->query, standard_conforming_strings);
-        return cpg::Encode(*q);
-      }
-      break;
-    case fe::kParse:
-      if (auto p = cpg::ParseParse(body); p.ok()) {
-        p->query = sql::NormalizeLiterals(p->query, standard_conforming_strings);
-        return cpg::Encode(*p);
-      }
-      break;
-    case fe::kBind:
-      if (auto b = cpg::ParseBind(body); b.ok()) {
-        EmptyValues(b->params);
-        return cpg::Encode(*b);
-      }
-      break;
-    case fe::kFunctionCall:
-      if (auto f = cpg::ParseFunctionCall(body); f.ok()) {
-        EmptyValues(f->args);
-        return cpg::Encode(*f);
-      }
-      break;
-    case fe::kCopyData:
-      return cpg::Encode(cpg::CopyData{});
-  }
-  return cpg::EncodeMessage(type, "");
+  auto m = cpg::DecodeFrontend(type, body);
+  if (!m.ok()) return cpg::EncodeMessage(type, "");  // never in clear
+  return WithholdLiterals(*m, standard_conforming_strings);
 }
 
 }  // namespace interlock::proxy::pg

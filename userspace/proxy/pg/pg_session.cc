@@ -254,9 +254,9 @@ void PgSession::RecordFromAgent(absl::string_view bytes) {
   pending_from_agent_record_.append(bytes.data(), bytes.size());
 }
 
-void PgSession::RecordFrontendMessage(char type, absl::string_view raw) {
+void PgSession::RecordFrontendMessage(const cpg::FrontendMessage& m, absl::string_view raw) {
   std::optional<std::string> shown;
-  if (withhold_literals_) shown = WithholdLiterals(type, raw, tracker_->standard_conforming_strings());
+  if (withhold_literals_) shown = WithholdLiterals(m, tracker_->standard_conforming_strings());
   if (!shown.has_value()) {
     RecordFromAgent(raw);
     return;
@@ -1015,7 +1015,16 @@ bool PgSession::RelayFrontend() {
   }
   if (agent_.in().size() < h.total_bytes) return false;
   absl::string_view raw = agent_.in().view().substr(0, h.total_bytes);
-  absl::string_view body = raw.substr(cpg::kMessageHeaderBytes);
+  // Decoded once: the guard, the tracker, the recording and the result masker all read
+  // this same message.
+  auto decoded = cpg::DecodeFrontend(h.type, raw.substr(cpg::kMessageHeaderBytes));
+  if (!decoded.ok()) {
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_frontend_message", std::string(decoded.status().message()));
+    FailToAgent("08P01", absl::StrCat("interlock: protocol violation: ", decoded.status().message()),
+                "protocol_error", std::string(decoded.status().message()));
+    return false;
+  }
+  const cpg::FrontendMessage& message = *decoded;
   if (h.type == cpg::frontend::kQuery || h.type == cpg::frontend::kParse || h.type == cpg::frontend::kExecute ||
       h.type == cpg::frontend::kFunctionCall) {
     if (!RecheckToken()) return false;
@@ -1033,7 +1042,7 @@ bool PgSession::RelayFrontend() {
     if (estimating_) return false;
     std::optional<RowEstimates> estimates = std::move(estimates_ready_);
     estimates_ready_.reset();
-    auto v = guard_->OnFrontend(h.type, body, estimates.has_value() ? &*estimates : nullptr);
+    auto v = guard_->OnFrontend(message, estimates.has_value() ? &*estimates : nullptr);
     if (!v.ok()) {
       bool limit = absl::IsResourceExhausted(v.status());
       Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", limit ? "too_much_state" : "bad_frontend_message",
@@ -1050,7 +1059,7 @@ bool PgSession::RelayFrontend() {
     }
     verdict = *std::move(v);
   }
-  absl::Status st = tracker_->OnFrontend(h.type, body);
+  absl::Status st = tracker_->OnFrontend(message);
   if (absl::IsResourceExhausted(st)) {
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "too_many_objects", std::string(st.message()));
     FailToAgent("54000", absl::StrCat("interlock: ", st.message()), "resource_limit", std::string(st.message()));
@@ -1062,7 +1071,7 @@ bool PgSession::RelayFrontend() {
                 std::string(st.message()));
     return false;
   }
-  RecordFrontendMessage(h.type, raw);
+  RecordFrontendMessage(message, raw);
   Floor floor;
   if (guard_ != nullptr) {
     if (statement_message) {
@@ -1126,7 +1135,7 @@ bool PgSession::RelayFrontend() {
       return !held_.has_value();
     }
   }
-  SendFrontend(raw, masker, profile, verdict.has_value() ? std::move(verdict->shapes) : ResultShapes{});
+  SendFrontend(raw, masker, profile, verdict.has_value() ? std::move(verdict->shapes) : ResultShapes{}, &message);
   agent_.in().Consume(h.total_bytes);
   return true;
 }
@@ -1158,10 +1167,13 @@ void PgSession::CreateResultMasker() {
 }
 
 void PgSession::SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker, const std::string& profile,
-                             ResultShapes shapes) {
+                             ResultShapes shapes, const cpg::FrontendMessage* decoded) {
   if (result_masker_ != nullptr && bytes.size() >= cpg::kMessageHeaderBytes) {
-    std::string prefix = result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes),
-                                                    std::move(masker), profile, std::move(shapes));
+    std::string prefix =
+        decoded != nullptr
+            ? result_masker_->OnFrontend(*decoded, std::move(masker), profile, std::move(shapes))
+            : result_masker_->OnFrontend(bytes[0], bytes.substr(cpg::kMessageHeaderBytes), std::move(masker),
+                                         profile, std::move(shapes));
     if (!prefix.empty()) SendToUpstream(prefix);
   }
   SendToUpstream(bytes);

@@ -198,7 +198,7 @@ class PgSession final : public ProxySession {
   void RecordFromAgent(absl::string_view bytes);
   // A whole frontend message of the relay phase: recorded as it is, or with its literal
   // values withheld (literal_withholding.h) and the original sealed when originals are kept.
-  void RecordFrontendMessage(char type, absl::string_view raw);
+  void RecordFrontendMessage(const codec::pg::FrontendMessage& m, absl::string_view raw);
   void FlushPendingRecords();
   void FailToAgent(absl::string_view sqlstate, absl::string_view message, const std::string& outcome,
                    const std::string& detail);
@@ -235,8 +235,11 @@ class PgSession final : public ProxySession {
   // `masker`: the statement's profile (its rule's, named by `profile`) or the session
   // floor (`profile` empty).
   // `shapes`: what the results' columns are derived from (GuardVerdict::shapes).
+  // `decoded`: `bytes` decoded, when it is the agent's message as the relay decoded it
+  // (otherwise the masker decodes the bytes: a message of interlockd's own).
   void SendFrontend(absl::string_view bytes, ResultMasker::MaskerPtr masker = nullptr,
-                    const std::string& profile = "", ResultShapes shapes = {});
+                    const std::string& profile = "", ResultShapes shapes = {},
+                    const codec::pg::FrontendMessage* decoded = nullptr);
   // The session floor: every mask profile of the current policy that applies to this
   // workload on this resource, merged (policy::PolicyEvaluator::MaskProfilesFor).
   struct Floor {

@@ -54,28 +54,35 @@ bool IsTextLikeType(uint32_t t) {
 
 std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPtr masker,
                                      const std::string& profile_name, ResultShapes shapes) {
+  auto m = cpg::DecodeFrontend(type, body);
+  // Unreadable (the server refuses it): known only by its type.
+  return OnFrontend(m.ok() ? *m : cpg::FrontendMessage{type, {}}, std::move(masker), profile_name,
+                    std::move(shapes));
+}
+
+std::string ResultMasker::OnFrontend(const cpg::FrontendMessage& m, MaskerPtr masker,
+                                     const std::string& profile_name, ResultShapes shapes) {
   // No profile name: the session floor (reported only when it masked something).
   const bool from_floor = profile_name.empty() && masker != nullptr;
   std::string profile = from_floor ? masker->name() : profile_name;
-  switch (type) {
+  switch (m.type) {
     case cpg::frontend::kQuery:
       queue_.push_back(Entry{Kind::kQuery, sent_batches_++, std::move(masker), profile, from_floor});
       queue_.back().shapes = std::move(shapes);
       return "";
     case cpg::frontend::kBind: {
-      auto b = cpg::ParseBind(body);
-      if (b.ok()) portal_formats_[b->portal] = std::move(b->result_formats);
+      if (const auto* b = m.get<cpg::Bind>()) portal_formats_[b->portal] = b->result_formats;
       return "";
     }
     case cpg::frontend::kDescribe:
       queue_.push_back(Entry{Kind::kDescribeAgent, sent_batches_});
       return "";
     case cpg::frontend::kExecute: {
-      auto e = cpg::ParseExecute(body);
+      const auto* e = m.get<cpg::Execute>();
       Entry ex{Kind::kExecute, sent_batches_, masker, profile, from_floor};
       ex.shapes = std::move(shapes);
       std::string prefix;
-      if (e.ok()) {
+      if (e != nullptr) {
         if (auto it = portal_formats_.find(e->portal); it != portal_formats_.end()) ex.formats = it->second;
         if (masker != nullptr) {
           // Our own Describe of the portal: its RowDescription has the bound formats and
@@ -91,8 +98,8 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPt
       return prefix;
     }
     case cpg::frontend::kClose: {
-      auto c = cpg::ParseClose(body);
-      if (c.ok() && c->kind == cpg::TargetKind::kPortal) portal_formats_.erase(c->name);
+      const auto* c = m.get<cpg::Close>();
+      if (c != nullptr && c->kind == cpg::TargetKind::kPortal) portal_formats_.erase(c->name);
       return "";
     }
     case cpg::frontend::kSync:
@@ -100,8 +107,8 @@ std::string ResultMasker::OnFrontend(char type, absl::string_view body, MaskerPt
       return "";
     case cpg::frontend::kFunctionCall: {
       Entry f{Kind::kFunctionCall, sent_batches_++, std::move(masker), profile, from_floor};
-      auto fc = cpg::ParseFunctionCall(body);
-      f.formats = {fc.ok() ? fc->result_format : int16_t{1}};  // unreadable: treated as binary
+      const auto* fc = m.get<cpg::FunctionCall>();
+      f.formats = {fc != nullptr ? fc->result_format : int16_t{1}};  // unreadable: treated as binary
       queue_.push_back(std::move(f));
       return "";
     }

@@ -69,6 +69,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "interlock/v1/sql.pb.h"
+#include "userspace/codec/pg/messages.h"
 #include "userspace/mask/masker.h"
 
 namespace interlock::proxy::pg {
@@ -126,6 +127,9 @@ class ResultMasker {
   // message (a Describe of the portal for a masked Execute), usually empty.
   // `shapes`: for a Query or Execute, what its results' columns are derived from; empty:
   // not derived (computed columns then pass the detectors only).
+  std::string OnFrontend(const codec::pg::FrontendMessage& m, MaskerPtr masker, const std::string& profile = "",
+                         ResultShapes shapes = {});
+  // The same, decoding the message first (a message of interlockd's own; tests).
   std::string OnFrontend(char type, absl::string_view body, MaskerPtr masker, const std::string& profile = "",
                          ResultShapes shapes = {});
 

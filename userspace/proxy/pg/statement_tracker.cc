@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/file_util.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
@@ -87,50 +88,52 @@ v1::StatementInfo StatementTracker::NewInfo(absl::string_view protocol, const St
 }
 
 absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
+  INTERLOCK_ASSIGN_OR_RETURN(cpg::FrontendMessage m, cpg::DecodeFrontend(type, body));
+  return OnFrontend(m);
+}
+
+absl::Status StatementTracker::OnFrontend(const cpg::FrontendMessage& m) {
   namespace fe = cpg::frontend;
   absl::Duration now = clock_.Monotonic();
-  switch (type) {
+  switch (m.type) {
     case fe::kQuery: {
-      auto q = cpg::ParseQuery(body);
-      if (!q.ok()) return q.status();
-      pending_.push_back({Kind::kQuery, true, NewInfo("simple", q->query), now});
+      const cpg::Query& q = *m.get<cpg::Query>();
+      pending_.push_back({Kind::kQuery, true, NewInfo("simple", q.query), now});
       return absl::OkStatus();
     }
     case fe::kParse: {
-      auto p = cpg::ParseParse(body);
-      if (!p.ok()) return p.status();
+      const cpg::Parse& p = *m.get<cpg::Parse>();
       if (projected_.statements.size() >= kMaxTrackedObjects &&
-          !projected_.statements.contains(p->statement)) {
+          !projected_.statements.contains(p.statement)) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "pg: more than ", kMaxTrackedObjects, " prepared statements in one session"));
       }
-      StatementText text = MakeText(p->query);
-      projected_.statements[p->statement] = text;
-      changes_.push_back({Kind::kParse, p->statement, std::move(text), {}, true});
+      StatementText text = MakeText(p.query);
+      projected_.statements[p.statement] = text;
+      changes_.push_back({Kind::kParse, p.statement, std::move(text), {}, true});
       pending_.push_back({Kind::kParse, false, {}, now});
       return absl::OkStatus();
     }
     case fe::kBind: {
-      auto b = cpg::ParseBind(body);
-      if (!b.ok()) return b.status();
+      const cpg::Bind& b = *m.get<cpg::Bind>();
       Portal portal;
-      portal.statement_name = b->statement;
-      if (projected_.portals.size() >= kMaxTrackedObjects && !projected_.portals.contains(b->portal)) {
+      portal.statement_name = b.statement;
+      if (projected_.portals.size() >= kMaxTrackedObjects && !projected_.portals.contains(b.portal)) {
         return absl::ResourceExhaustedError(
             absl::StrCat("pg: more than ", kMaxTrackedObjects, " open portals in one session"));
       }
-      auto it = projected_.statements.find(b->statement);
+      auto it = projected_.statements.find(b.statement);
       portal.text = it != projected_.statements.end() ? it->second : MakeText("");
-      portal.param_count = static_cast<uint32_t>(b->params.size());
-      portal.params_sha256 = b->params.empty() ? "" : ParamsDigest(b->params);
+      portal.param_count = static_cast<uint32_t>(b.params.size());
+      portal.params_sha256 = b.params.empty() ? "" : ParamsDigest(b.params);
       if (options_.audit_parameters) {
-        for (size_t i = 0; i < b->params.size(); ++i) {
+        for (size_t i = 0; i < b.params.size(); ++i) {
           portal.params.push_back(
-              RenderParam(b->params[i], FormatOf(b->param_formats, i), options_.max_parameter_bytes));
+              RenderParam(b.params[i], FormatOf(b.param_formats, i), options_.max_parameter_bytes));
         }
       }
-      projected_.portals[b->portal] = portal;
-      changes_.push_back({Kind::kBind, b->portal, {}, std::move(portal), true});
+      projected_.portals[b.portal] = portal;
+      changes_.push_back({Kind::kBind, b.portal, {}, std::move(portal), true});
       pending_.push_back({Kind::kBind, false, {}, now});
       return absl::OkStatus();
     }
@@ -138,9 +141,8 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
       pending_.push_back({Kind::kDescribe, false, {}, now});
       return absl::OkStatus();
     case fe::kExecute: {
-      auto e = cpg::ParseExecute(body);
-      if (!e.ok()) return e.status();
-      auto it = projected_.portals.find(e->portal);
+      const cpg::Execute& e = *m.get<cpg::Execute>();
+      auto it = projected_.portals.find(e.portal);
       Pending p{Kind::kExecute, true, {}, now};
       if (it != projected_.portals.end()) {
         p.info = NewInfo("extended", it->second.text);
@@ -151,20 +153,19 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
       } else {
         p.info = NewInfo("extended", "");
       }
-      p.info.set_portal(e->portal);
+      p.info.set_portal(e.portal);
       pending_.push_back(std::move(p));
       return absl::OkStatus();
     }
     case fe::kClose: {
-      auto c = cpg::ParseClose(body);
-      if (!c.ok()) return c.status();
-      bool statement = c->kind == cpg::TargetKind::kStatement;
+      const cpg::Close& c = *m.get<cpg::Close>();
+      bool statement = c.kind == cpg::TargetKind::kStatement;
       if (statement) {
-        projected_.statements.erase(c->name);
+        projected_.statements.erase(c.name);
       } else {
-        projected_.portals.erase(c->name);
+        projected_.portals.erase(c.name);
       }
-      changes_.push_back({Kind::kClose, c->name, {}, {}, statement});
+      changes_.push_back({Kind::kClose, c.name, {}, {}, statement});
       pending_.push_back({Kind::kClose, false, {}, now});
       return absl::OkStatus();
     }
@@ -173,16 +174,15 @@ absl::Status StatementTracker::OnFrontend(char type, absl::string_view body) {
       pending_.push_back({Kind::kSync, false, {}, now});
       return absl::OkStatus();
     case fe::kFunctionCall: {
-      auto f = cpg::ParseFunctionCall(body);
-      if (!f.ok()) return f.status();
+      const cpg::FunctionCall& f = *m.get<cpg::FunctionCall>();
       Pending p{Kind::kFunctionCall, true,
-                NewInfo("function_call", absl::StrCat("function call: oid ", f->function_oid)), now};
-      p.info.set_parameter_count(static_cast<uint32_t>(f->args.size()));
-      if (!f->args.empty()) p.info.set_parameters_sha256(ParamsDigest(f->args));
+                NewInfo("function_call", absl::StrCat("function call: oid ", f.function_oid)), now};
+      p.info.set_parameter_count(static_cast<uint32_t>(f.args.size()));
+      if (!f.args.empty()) p.info.set_parameters_sha256(ParamsDigest(f.args));
       if (options_.audit_parameters) {
-        for (size_t i = 0; i < f->args.size(); ++i) {
+        for (size_t i = 0; i < f.args.size(); ++i) {
           p.info.add_parameters(
-              RenderParam(f->args[i], FormatOf(f->arg_formats, i), options_.max_parameter_bytes));
+              RenderParam(f.args[i], FormatOf(f.arg_formats, i), options_.max_parameter_bytes));
         }
       }
       pending_.push_back(std::move(p));

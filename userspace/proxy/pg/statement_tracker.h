@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "interlock/v1/events.pb.h"
+#include "userspace/codec/pg/messages.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/sha256.h"  // Sha256Hex
 
@@ -55,6 +56,8 @@ class StatementTracker {
 
   // A whole frontend message. INVALID_ARGUMENT for a malformed message of a type the
   // tracker reads (the caller answers with a protocol error and closes).
+  absl::Status OnFrontend(const codec::pg::FrontendMessage& m);
+  // The same, decoding the message first (tests).
   absl::Status OnFrontend(char type, absl::string_view body);
   // The session's standard_conforming_strings as the tracker follows it.
   bool standard_conforming_strings() const { return options_.standard_conforming_strings; }

@@ -682,6 +682,10 @@ const FrontendCase kMalformedFrontend[] = {
     {"CloseEmpty", 'C', ""},
     {"FunctionCallTruncated", 'F', std::string("\0\0", 2)},
     {"FunctionCallArgPastEnd", 'F', Chop(BodyOf(FunctionCall(1, {"abc"})), 4)},
+    // Messages are decoded once, strictly, for every reader (codec::pg::DecodeFrontend):
+    // the server would refuse these too ("invalid message format").
+    {"FlushWithGarbage", 'H', "garbage"},
+    {"CopyFailWithoutTerminator", 'f', "oops"},
 };
 // clang-format on
 
@@ -705,10 +709,9 @@ TEST_P(StatementTrackerIgnoredFrontend, IsAcceptedAndNotTracked) {
 // clang-format off
 const FrontendCase kIgnoredFrontend[] = {
     {"Flush", 'H', ""},
-    {"FlushWithGarbage", 'H', "garbage"},
     {"CopyData", 'd', std::string("\0\xff\x01", 3)},
     {"CopyDone", 'c', ""},
-    {"CopyFail", 'f', "oops"},
+    {"CopyFail", 'f', std::string("oops\0", 5)},
     {"Terminate", 'X', ""},
     {"Password", 'p', "not parsed"},
     {"UnknownType", '?', std::string("\xde\xad\xbe\xef", 4)},
