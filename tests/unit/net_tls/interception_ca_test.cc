@@ -401,6 +401,15 @@ TEST_F(InterceptionCaTest, LeafHasTheRequiredShape) {
   EXPECT_EQ(CommonName(cert), "shop.example");
   EXPECT_EQ(OnlySan(cert), (San{GEN_DNS, "shop.example"}));
   EXPECT_EQ(X509_check_ca(cert), 0);
+  // basicConstraints present, critical, CA:FALSE (X509_check_ca alone would also pass a
+  // CA:TRUE leaf whose keyUsage lacks keyCertSign).
+  EXPECT_EQ(X509_get_extension_flags(cert) & (EXFLAG_BCONS | EXFLAG_CA),
+            static_cast<uint32_t>(EXFLAG_BCONS));
+  for (int nid : {NID_basic_constraints, NID_key_usage}) {
+    int idx = X509_get_ext_by_NID(cert, nid, -1);
+    ASSERT_GE(idx, 0) << OBJ_nid2sn(nid);
+    EXPECT_EQ(X509_EXTENSION_get_critical(X509_get_ext(cert, idx)), 1) << OBJ_nid2sn(nid);
+  }
   EXPECT_EQ(X509_get_key_usage(cert), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
   EXPECT_EQ(X509_get_extended_key_usage(cert), static_cast<uint32_t>(XKU_SSL_SERVER));
   ASSERT_NE(X509_get0_authority_key_id(cert), nullptr);
