@@ -118,23 +118,24 @@ absl::Status Sign(X509* cert, EVP_PKEY* key) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> CertPem(X509* cert) {
+// What `write` (PEM_write_bio_X509, PEM_write_bio_PrivateKey) writes, as a string.
+template <typename Write>
+absl::StatusOr<std::string> ToPem(absl::string_view what, Write write) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (bio == nullptr || PEM_write_bio_X509(bio.get(), cert) != 1) return CryptoError("cert pem");
+  if (bio == nullptr || write(bio.get()) != 1) return CryptoError(absl::StrCat(what, " pem"));
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
+  return std::string(data, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+absl::StatusOr<std::string> CertPem(X509* cert) {
+  return ToPem("cert", [cert](BIO* bio) { return PEM_write_bio_X509(bio, cert); });
 }
 
 absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (bio == nullptr ||
-      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    return CryptoError("key pem");
-  }
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
+  return ToPem("key", [key](BIO* bio) {
+    return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  });
 }
 
 // The first certificate in `pem`. INVALID_ARGUMENT naming `path` when there is none.
