@@ -73,10 +73,9 @@ absl::StatusOr<X509Ptr> NewCertificate(const std::string& cn, EVP_PKEY* key, X50
     return CryptoError("new certificate");
   }
   X509_NAME* subject = X509_get_subject_name(cert.get());  // owned by cert
-  if (!cn.empty() &&
-      X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                                 0) != 1) {
+  if (!cn.empty() && X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                                                reinterpret_cast<const unsigned char*>(cn.c_str()),
+                                                -1, -1, 0) != 1) {
     return CryptoError(absl::StrCat("subject CN=", cn));
   }
   X509_NAME* issuer_name = issuer != nullptr ? X509_get_subject_name(issuer) : subject;
@@ -101,8 +100,8 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const char* value) 
 // text, so no character of the name is ever read as syntax.
 absl::Status AddSubjectAltName(X509* cert, const LeafName& name) {
   GeneralNamesPtr names(GENERAL_NAMES_new());
-  GeneralNamePtr entry(a2i_GENERAL_NAME(nullptr, nullptr, nullptr,
-                                        name.is_ip ? GEN_IPADD : GEN_DNS, name.text.c_str(), 0));
+  GeneralNamePtr entry(a2i_GENERAL_NAME(nullptr, nullptr, nullptr, name.is_ip ? GEN_IPADD : GEN_DNS,
+                                        name.text.c_str(), 0));
   if (names == nullptr || entry == nullptr || sk_GENERAL_NAME_push(names.get(), entry.get()) == 0) {
     return CryptoError(absl::StrCat("subjectAltName ", name.text));
   }
@@ -152,9 +151,8 @@ absl::StatusOr<X509Ptr> ParseCert(const std::string& pem, const std::string& pat
 
 absl::StatusOr<EvpPkeyPtr> ParseKey(const std::string& pem, const std::string& path) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EvpPkeyPtr key(bio != nullptr
-                     ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassword, nullptr)
-                     : nullptr);
+  EvpPkeyPtr key(bio != nullptr ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassword, nullptr)
+                                : nullptr);
   if (key == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(kContext, ": ", path, ": no private key: ", TakeOpensslReason()));
@@ -203,8 +201,8 @@ LocalCa::LocalCa(std::string dir, const Clock& clock, X509Ptr cert, EvpPkeyPtr k
 
 LocalCa::~LocalCa() = default;
 
-absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Init(const std::string& dir,
-                                                       const Clock& clock, bool replace) {
+absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Init(const std::string& dir, const Clock& clock,
+                                                       bool replace) {
   const std::string key_file = absl::StrCat(dir, "/", kInterceptionCaKeyFile);
   const std::string cert_file = absl::StrCat(dir, "/", kInterceptionCaCertFile);
   if (!replace) {
@@ -241,12 +239,11 @@ absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Init(const std::string& dir,
     return Annotate(written, kContext);
   }
   INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr leaf_key, NewP256Key());
-  return std::unique_ptr<LocalCa>(new LocalCa(dir, clock, std::move(cert), std::move(key),
-                                              std::move(leaf_key), not_after));
+  return std::unique_ptr<LocalCa>(
+      new LocalCa(dir, clock, std::move(cert), std::move(key), std::move(leaf_key), not_after));
 }
 
-absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Load(const std::string& dir,
-                                                       const Clock& clock) {
+absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Load(const std::string& dir, const Clock& clock) {
   const std::string key_file = absl::StrCat(dir, "/", kInterceptionCaKeyFile);
   const std::string cert_file = absl::StrCat(dir, "/", kInterceptionCaCertFile);
   INTERLOCK_ASSIGN_OR_RETURN(std::string key_pem, InContext(ReadPrivateFile(key_file)));
@@ -254,9 +251,8 @@ absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Load(const std::string& dir,
   INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr key, ParseKey(key_pem, key_file));
   INTERLOCK_ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem, cert_file));
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(kContext, ": ", key_file,
-                                                   " does not match ", cert_file, ": ",
-                                                   TakeOpensslReason()));
+    return absl::InvalidArgumentError(absl::StrCat(kContext, ": ", key_file, " does not match ",
+                                                   cert_file, ": ", TakeOpensslReason()));
   }
   // 1: basicConstraints CA:TRUE (and keyCertSign when keyUsage is present); the other
   // non-zero answers are legacy v1 / Netscape CAs, which we never write.
@@ -266,8 +262,8 @@ absl::StatusOr<std::unique_ptr<LocalCa>> LocalCa::Load(const std::string& dir,
   }
   INTERLOCK_ASSIGN_OR_RETURN(absl::Time not_after, TimeOf(X509_get0_notAfter(cert.get())));
   INTERLOCK_ASSIGN_OR_RETURN(EvpPkeyPtr leaf_key, NewP256Key());
-  return std::unique_ptr<LocalCa>(new LocalCa(dir, clock, std::move(cert), std::move(key),
-                                              std::move(leaf_key), not_after));
+  return std::unique_ptr<LocalCa>(
+      new LocalCa(dir, clock, std::move(cert), std::move(key), std::move(leaf_key), not_after));
 }
 
 absl::StatusOr<MintedLeaf> LocalCa::MintLeaf(absl::string_view name) const {

@@ -62,15 +62,13 @@ class LocalCa {
   // exists, unless `replace` (then both are replaced, each atomically; leaves minted by
   // the old CA stop being trusted once agents get the new bundle). Errno codes when the
   // files cannot be written; if the certificate cannot be written the new key is removed.
-  static absl::StatusOr<std::unique_ptr<LocalCa>> Init(const std::string& dir,
-                                                       const Clock& clock,
+  static absl::StatusOr<std::unique_ptr<LocalCa>> Init(const std::string& dir, const Clock& clock,
                                                        bool replace = false);
   // Loads the CA Init wrote. PERMISSION_DENIED (naming the file and its mode or owner) when
   // the key file is not a regular file owned by the effective uid with no group/other
   // access; NOT_FOUND when a file is missing; INVALID_ARGUMENT when a file does not parse,
   // the key does not match the certificate, or the certificate is not a CA.
-  static absl::StatusOr<std::unique_ptr<LocalCa>> Load(const std::string& dir,
-                                                       const Clock& clock);
+  static absl::StatusOr<std::unique_ptr<LocalCa>> Load(const std::string& dir, const Clock& clock);
 
   ~LocalCa();
   LocalCa(const LocalCa&) = delete;
@@ -88,8 +86,8 @@ class LocalCa {
   const Clock& clock() const { return clock_; }
 
  private:
-  LocalCa(std::string dir, const Clock& clock, X509Ptr cert, EvpPkeyPtr key,
-          EvpPkeyPtr leaf_key, absl::Time not_after);
+  LocalCa(std::string dir, const Clock& clock, X509Ptr cert, EvpPkeyPtr key, EvpPkeyPtr leaf_key,
+          absl::Time not_after);
 
   std::string cert_file_;
   std::string key_file_;

@@ -33,8 +33,7 @@ using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, OpensslFree<GENERAL_NAME_fr
 using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, OpensslFree<GENERAL_NAMES_free>>;
 using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, OpensslFree<X509_EXTENSION_free>>;
 using X509Ptr = std::unique_ptr<X509, OpensslFree<X509_free>>;
-using BasicConstraintsPtr =
-    std::unique_ptr<BASIC_CONSTRAINTS, OpensslFree<BASIC_CONSTRAINTS_free>>;
+using BasicConstraintsPtr = std::unique_ptr<BASIC_CONSTRAINTS, OpensslFree<BASIC_CONSTRAINTS_free>>;
 
 // The reason text of the oldest queued OpenSSL error ("certificate verify failed", "no start
 // line"), and clears the queue so it cannot be misattributed to a later call. The oldest

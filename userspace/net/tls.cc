@@ -220,7 +220,8 @@ int SelectionIndex() {
 // set here is the one presented.
 int SelectCertificate(SSL* ssl, int* alert, void* arg) {
   auto* state = static_cast<SourceState*>(arg);
-  auto* selection = static_cast<tls_internal::ServerSelection*>(SSL_get_ex_data(ssl, SelectionIndex()));
+  auto* selection =
+      static_cast<tls_internal::ServerSelection*>(SSL_get_ex_data(ssl, SelectionIndex()));
   if (selection == nullptr) {  // an SSL not made by TlsConnection::CreateServer
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -228,8 +229,8 @@ int SelectCertificate(SSL* ssl, int* alert, void* arg) {
   const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   const std::string name = sni != nullptr ? sni : selection->fallback_name;
   if (name.empty()) {
-    selection->error =
-        absl::InvalidArgumentError("no server name: the client sent no SNI and there is no fallback");
+    selection->error = absl::InvalidArgumentError(
+        "no server name: the client sent no SNI and there is no fallback");
     *alert = SSL_AD_UNRECOGNIZED_NAME;
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }

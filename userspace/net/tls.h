@@ -35,6 +35,15 @@
 // under require); no sslpassword (keys must be unencrypted); no sslcrldir; no
 // sslrootcert=system. TLS 1.2 is the minimum; renegotiation is refused.
 //
+// The agent-facing HTTPS server picks its certificate per handshake instead of from files:
+//
+//   LeafCache leaves(*ca);  // interception_ca.h, leaf_cache.h
+//   INTERLOCK_ASSIGN_OR_RETURN(auto ctx,
+//       TlsServerContext::CreateWithCertificateSource(leaves, {"http/1.1"}));
+//   // fallback: the original destination the agent dialled, for clients that send no SNI
+//   INTERLOCK_ASSIGN_OR_RETURN(auto tls, TlsConnection::CreateServer(*ctx, fd, "10.0.0.7"));
+//   // after the handshake: tls->RequestedServerName() (the SNI, or empty), tls->Alpn()
+//
 // Ownership: every SSL_CTX and SSL has one owner here. A TlsConnection holds its own
 // reference to its context's SSL_CTX, so it may outlive the TlsClientContext or
 // TlsServerContext object. The fd is never closed by this code.

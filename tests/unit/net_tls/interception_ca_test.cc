@@ -76,8 +76,8 @@ std::string CommonName(X509* cert) {
 // GEN_IPADD) and bytes; {-1, ""} otherwise.
 using San = std::pair<int, std::string>;
 San OnlySan(X509* cert) {
-  GeneralNamesPtr sans(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  GeneralNamesPtr sans(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (sans == nullptr || sk_GENERAL_NAME_num(sans.get()) != 1) return {-1, ""};
   const GENERAL_NAME* san = sk_GENERAL_NAME_value(sans.get(), 0);
   int type = -1;
@@ -112,9 +112,9 @@ struct CliResult {
 CliResult OpensslVerify(const std::string& ca_file, const std::string& leaf_file,
                         const std::string& name, bool is_ip) {
   // Paths come from mkdtemp, names from our own test table: nothing for the shell to read.
-  std::string cmd = absl::StrCat("openssl verify -CAfile ", ca_file, " -purpose sslserver ",
-                                 is_ip ? "-verify_ip " : "-verify_hostname ", name, " ",
-                                 leaf_file, " 2>&1");
+  std::string cmd =
+      absl::StrCat("openssl verify -CAfile ", ca_file, " -purpose sslserver ",
+                   is_ip ? "-verify_ip " : "-verify_hostname ", name, " ", leaf_file, " 2>&1");
   CliResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -129,7 +129,7 @@ CliResult OpensslVerify(const std::string& ca_file, const std::string& leaf_file
 size_t CountCertificates(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   X509InfoStackPtr infos(PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr),
-                         [](STACK_OF(X509_INFO)* s) { sk_X509_INFO_pop_free(s, X509_INFO_free); });
+                         [](STACK_OF(X509_INFO) * s) { sk_X509_INFO_pop_free(s, X509_INFO_free); });
   if (infos == nullptr) return 0;
   size_t certs = 0;
   for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
@@ -193,7 +193,8 @@ TEST_F(InterceptionCaTest, CaCertificateHasTheRequiredShape) {
   }
   EXPECT_THAT(CommonName(cert), StartsWith("Interlock local interception CA "));
   EXPECT_LE(CommonName(cert).size(), 64u);
-  EXPECT_EQ(TimeOf(X509_get0_notBefore(cert)), absl::FromUnixSeconds(absl::ToUnixSeconds(clock_.Now() - absl::Hours(1))));
+  EXPECT_EQ(TimeOf(X509_get0_notBefore(cert)),
+            absl::FromUnixSeconds(absl::ToUnixSeconds(clock_.Now() - absl::Hours(1))));
   EXPECT_EQ(TimeOf(X509_get0_notAfter(cert)) - TimeOf(X509_get0_notBefore(cert)),
             absl::Hours(24 * 3650));
   EXPECT_EQ(ca->not_after(), TimeOf(X509_get0_notAfter(cert)));
@@ -216,9 +217,8 @@ TEST_F(InterceptionCaTest, TwoCasHaveDifferentNamesSerialsAndKeys) {
   ASSERT_NE(a, nullptr);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_NE(CommonName(a->cert()), CommonName((*b)->cert()));
-  EXPECT_NE(ASN1_INTEGER_cmp(X509_get0_serialNumber(a->cert()),
-                             X509_get0_serialNumber((*b)->cert())),
-            0);
+  EXPECT_NE(
+      ASN1_INTEGER_cmp(X509_get0_serialNumber(a->cert()), X509_get0_serialNumber((*b)->cert())), 0);
   EXPECT_NE(EVP_PKEY_eq(X509_get0_pubkey(a->cert()), X509_get0_pubkey((*b)->cert())), 1);
 }
 
@@ -343,8 +343,7 @@ TEST_F(InterceptionCaTest, LeafForADnsNameVerifiesOnlyForThatName) {
   EXPECT_EQ(leaf->name, "api.example.com");
   EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), "api.example.com", false), "ok");
   EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), "API.Example.COM", false), "ok");
-  EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), "evil.example.com", false),
-            "hostname mismatch");
+  EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), "evil.example.com", false), "hostname mismatch");
   EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), "example.com", false), "hostname mismatch");
   EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), "1.2.3.4", true), "IP address mismatch");
   // Another CA does not vouch for it.
@@ -375,8 +374,7 @@ TEST_F(InterceptionCaTest, LeafVerifiesWithTheOpensslCli) {
     const char* name;
     bool is_ip;
   };
-  for (const Case& c : {Case{"api.internal", false}, Case{"127.0.0.9", true},
-                        Case{"::1", true}}) {
+  for (const Case& c : {Case{"api.internal", false}, Case{"127.0.0.9", true}, Case{"::1", true}}) {
     auto leaf = ca->MintLeaf(c.name);
     ASSERT_TRUE(leaf.ok()) << leaf.status();
     const std::string leaf_file = dir_ + "/leaf.pem";
@@ -384,9 +382,8 @@ TEST_F(InterceptionCaTest, LeafVerifiesWithTheOpensslCli) {
     CliResult ok = OpensslVerify(ca->cert_file(), leaf_file, c.name, c.is_ip);
     EXPECT_EQ(ok.exit_code, 0) << c.name << ": " << ok.output;
     EXPECT_THAT(ok.output, HasSubstr(": OK")) << c.name;
-    CliResult wrong =
-        OpensslVerify(ca->cert_file(), leaf_file, c.is_ip ? "127.0.0.10" : "other.internal",
-                      c.is_ip);
+    CliResult wrong = OpensslVerify(ca->cert_file(), leaf_file,
+                                    c.is_ip ? "127.0.0.10" : "other.internal", c.is_ip);
     EXPECT_NE(wrong.exit_code, 0) << c.name << ": " << wrong.output;
   }
 }
@@ -413,9 +410,9 @@ TEST_F(InterceptionCaTest, LeafHasTheRequiredShape) {
   EXPECT_EQ(X509_get_key_usage(cert), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
   EXPECT_EQ(X509_get_extended_key_usage(cert), static_cast<uint32_t>(XKU_SSL_SERVER));
   ASSERT_NE(X509_get0_authority_key_id(cert), nullptr);
-  EXPECT_EQ(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(cert),
-                                  X509_get0_subject_key_id(ca->cert())),
-            0);
+  EXPECT_EQ(
+      ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(cert), X509_get0_subject_key_id(ca->cert())),
+      0);
   EXPECT_EQ(X509_get_signature_nid(cert), NID_ecdsa_with_SHA256);
   absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(clock_.Now()));
   EXPECT_EQ(TimeOf(X509_get0_notBefore(cert)), now - absl::Hours(1));
@@ -468,8 +465,8 @@ TEST_F(InterceptionCaTest, TrustBundleIsTheSystemCasThenOurs) {
   auto two = interlock::testing::TestCa::Create(dir_, "sys2");
   ASSERT_TRUE(one.ok() && two.ok());
   // A system bundle whose last line has no newline.
-  std::string system = *ReadFile((*one)->cert_file()) + "# comment between\n" +
-                       *ReadFile((*two)->cert_file());
+  std::string system =
+      *ReadFile((*one)->cert_file()) + "# comment between\n" + *ReadFile((*two)->cert_file());
   while (!system.empty() && system.back() == '\n') system.pop_back();
   const std::string system_file = dir_ + "/system.pem";
   ASSERT_TRUE(WriteFileAtomic(system_file, system, 0644).ok());

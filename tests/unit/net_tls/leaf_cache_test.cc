@@ -80,7 +80,9 @@ TEST(LeafName, RefusesEverythingElse) {
       {std::string("example.com\0.evil", 17), "NUL"},
       {"under_score.example", "not a host name"},
       {"sp ace.example", "not a host name"},
-      {"b\xc3\xbc" "cher.example", "not a host name"},
+      {"b\xc3\xbc"
+       "cher.example",
+       "not a host name"},
       {"example.com:443", "not a host name"},
       {"[::1]", "not a host name"},
       {"fe80::1%eth0", "not a host name"},
@@ -226,8 +228,7 @@ TEST_F(LeafCacheTest, CertificateForLendsTheCachedLeaf) {
   auto leaf = Get(cache, "api.example.com");
   EXPECT_EQ(cert->cert, leaf->cert.get());
   EXPECT_EQ(cert->key, leaf->key.get());
-  EXPECT_EQ(cache.CertificateFor("evil..name").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache.CertificateFor("evil..name").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

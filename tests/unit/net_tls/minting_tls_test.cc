@@ -217,9 +217,9 @@ TEST_F(MintingTlsTest, AlpnSelectsHttp11OnlyWhenOffered) {
 struct RawOutcome {
   int client_rc = 0;  // SSL_do_handshake's last result
   absl::Status server = absl::UnknownError("not run");
-  int tickets = 0;           // session tickets the client received
-  int cert_requests = 0;     // times the server asked for a client certificate
-  std::string client_read;   // what the client read after the handshake
+  int tickets = 0;          // session tickets the client received
+  int cert_requests = 0;    // times the server asked for a client certificate
+  std::string client_read;  // what the client read after the handshake
 };
 
 int g_tickets = 0;
@@ -256,8 +256,8 @@ class MintingTlsRawTest : public MintingTlsTest {
       out.client_rc = SSL_do_handshake(ssl.get());
       Step(**server, out.server, server_finished);
       int err = SSL_get_error(ssl.get(), out.client_rc);
-      if (server_finished && (out.client_rc == 1 || (err != SSL_ERROR_WANT_READ &&
-                                                     err != SSL_ERROR_WANT_WRITE))) {
+      if (server_finished &&
+          (out.client_rc == 1 || (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE))) {
         break;
       }
     }
@@ -309,9 +309,10 @@ TEST_F(MintingTlsRawTest, RefusesTls11) {
 TEST_F(MintingTlsTest, InvalidAlpnConfigurationIsRefused) {
   EXPECT_EQ(TlsServerContext::CreateWithCertificateSource(*cache_, {""}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      TlsServerContext::CreateWithCertificateSource(*cache_, {std::string(256, 'x')}).status().code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TlsServerContext::CreateWithCertificateSource(*cache_, {std::string(256, 'x')})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(TlsClientContext::Create({.mode = SslMode::kRequire, .alpn = {""}}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
