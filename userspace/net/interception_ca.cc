@@ -97,8 +97,9 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const char* value) 
 }
 
 // The subjectAltName for a validated name: built as a GENERAL_NAME rather than as config
-// text, so no character of the name is ever read as syntax.
-absl::Status AddSubjectAltName(X509* cert, const LeafName& name) {
+// text, so no character of the name is ever read as syntax. Critical when the subject is
+// empty (RFC 5280 §4.2.1.6).
+absl::Status AddSubjectAltName(X509* cert, const LeafName& name, bool critical) {
   GeneralNamesPtr names(GENERAL_NAMES_new());
   GeneralNamePtr entry(a2i_GENERAL_NAME(nullptr, nullptr, nullptr, name.is_ip ? GEN_IPADD : GEN_DNS,
                                         name.text.c_str(), 0));
@@ -106,7 +107,8 @@ absl::Status AddSubjectAltName(X509* cert, const LeafName& name) {
     return CryptoError(absl::StrCat("subjectAltName ", name.text));
   }
   entry.release();  // owned by names
-  if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) != 1) {
+  if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), critical ? 1 : 0,
+                        X509V3_ADD_DEFAULT) != 1) {
     return CryptoError(absl::StrCat("subjectAltName ", name.text));
   }
   return absl::OkStatus();
@@ -278,7 +280,7 @@ absl::StatusOr<MintedLeaf> LocalCa::MintLeaf(absl::string_view name) const {
   const std::string cn = leaf_name.text.size() <= kMaxCommonName ? leaf_name.text : "";
   INTERLOCK_ASSIGN_OR_RETURN(
       X509Ptr cert, NewCertificate(cn, leaf_key_.get(), cert_.get(), now - kBackdate, not_after));
-  INTERLOCK_RETURN_IF_ERROR(AddSubjectAltName(cert.get(), leaf_name));
+  INTERLOCK_RETURN_IF_ERROR(AddSubjectAltName(cert.get(), leaf_name, /*critical=*/cn.empty()));
   INTERLOCK_RETURN_IF_ERROR(
       AddExtension(cert.get(), cert_.get(), NID_basic_constraints, "critical,CA:FALSE"));
   INTERLOCK_RETURN_IF_ERROR(

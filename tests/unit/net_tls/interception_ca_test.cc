@@ -421,6 +421,25 @@ TEST_F(InterceptionCaTest, LeafHasTheRequiredShape) {
   EXPECT_EQ(X509_check_private_key(cert, leaf->key.get()), 1);
 }
 
+TEST_F(InterceptionCaTest, LeafForANameTooLongForACnHasOnlyACriticalSan) {
+  auto ca = InitCa();
+  ASSERT_NE(ca, nullptr);
+  const std::string name = std::string(60, 'a') + ".example.com";  // 72 > 64
+  auto leaf = ca->MintLeaf(name);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_EQ(X509_NAME_entry_count(X509_get_subject_name(leaf->cert.get())), 0);
+  EXPECT_EQ(OnlySan(leaf->cert.get()), (San{GEN_DNS, name}));
+  int idx = X509_get_ext_by_NID(leaf->cert.get(), NID_subject_alt_name, -1);
+  ASSERT_GE(idx, 0);
+  EXPECT_EQ(X509_EXTENSION_get_critical(X509_get_ext(leaf->cert.get(), idx)), 1);
+  EXPECT_EQ(Verify(leaf->cert.get(), ca->cert(), name, false), "ok");
+  // With a CN, the SAN is not critical.
+  auto short_leaf = ca->MintLeaf("short.example");
+  ASSERT_TRUE(short_leaf.ok());
+  idx = X509_get_ext_by_NID(short_leaf->cert.get(), NID_subject_alt_name, -1);
+  EXPECT_EQ(X509_EXTENSION_get_critical(X509_get_ext(short_leaf->cert.get(), idx)), 0);
+}
+
 TEST_F(InterceptionCaTest, LeavesShareOneKeyButNotSerials) {
   auto ca = InitCa();
   ASSERT_NE(ca, nullptr);
