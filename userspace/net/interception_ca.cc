@@ -139,27 +139,30 @@ absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
   });
 }
 
-// The first certificate in `pem`. INVALID_ARGUMENT naming `path` when there is none.
-absl::StatusOr<X509Ptr> ParseCert(const std::string& pem, const std::string& path) {
+// The first object `read` (PEM_read_bio_X509, PEM_read_bio_PrivateKey) finds in `pem`, read
+// from `path`. INVALID_ARGUMENT naming the file when there is none.
+template <typename Ptr, typename Read>
+absl::StatusOr<Ptr> FromPem(absl::string_view what, const std::string& pem, const std::string& path,
+                            Read read) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  X509Ptr cert(bio != nullptr ? PEM_read_bio_X509(bio.get(), nullptr, NoPassword, nullptr)
-                              : nullptr);
-  if (cert == nullptr) {
+  Ptr out(bio != nullptr ? read(bio.get()) : nullptr);
+  if (out == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(kContext, ": ", path, ": no certificate: ", TakeOpensslReason()));
+        absl::StrCat(kContext, ": ", path, ": no ", what, ": ", TakeOpensslReason()));
   }
-  return cert;
+  return out;
+}
+
+absl::StatusOr<X509Ptr> ParseCert(const std::string& pem, const std::string& path) {
+  return FromPem<X509Ptr>("certificate", pem, path, [](BIO* bio) {
+    return PEM_read_bio_X509(bio, nullptr, NoPassword, nullptr);
+  });
 }
 
 absl::StatusOr<EvpPkeyPtr> ParseKey(const std::string& pem, const std::string& path) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EvpPkeyPtr key(bio != nullptr ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassword, nullptr)
-                                : nullptr);
-  if (key == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kContext, ": ", path, ": no private key: ", TakeOpensslReason()));
-  }
-  return key;
+  return FromPem<EvpPkeyPtr>("private key", pem, path, [](BIO* bio) {
+    return PEM_read_bio_PrivateKey(bio, nullptr, NoPassword, nullptr);
+  });
 }
 
 // "Interlock local interception CA <hostname> <id>", the hostname cut (and anything but
