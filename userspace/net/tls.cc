@@ -20,17 +20,13 @@
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/net/openssl_util.h"
 
 namespace interlock::net {
 namespace {
 
 using tls_internal::SslCtxPtr;
 using tls_internal::SslPtr;
-
-struct GeneralNamesFree {
-  void operator()(GENERAL_NAMES* names) const { GENERAL_NAMES_free(names); }
-};
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesFree>;
 
 constexpr struct {
   SslMode mode;
@@ -40,26 +36,6 @@ constexpr struct {
     {SslMode::kPrefer, "prefer"},      {SslMode::kRequire, "require"},
     {SslMode::kVerifyCa, "verify-ca"}, {SslMode::kVerifyFull, "verify-full"},
 };
-
-// The reason text of the oldest queued OpenSSL error ("certificate verify failed", "no start
-// line"), and clears the queue so it cannot be misattributed to a later call. The oldest
-// entry is the cause; later ones are the layers that passed it up ("PEM lib").
-std::string TakeOpensslReason() {
-  unsigned long e = ERR_peek_error();
-  std::string out;
-  if (e != 0) {
-    const char* reason = ERR_reason_error_string(e);
-    if (reason != nullptr) {
-      out = reason;
-    } else {
-      char buf[256];
-      ERR_error_string_n(e, buf, sizeof buf);
-      out = buf;
-    }
-  }
-  ERR_clear_error();
-  return out.empty() ? "unknown openssl error" : out;
-}
 
 // An IPv4 or IPv6 address literal to its network-order bytes: 4, 16, or 0 when `text` is
 // not one (then it is a DNS name).
@@ -125,9 +101,6 @@ int VerifyCallback(int ok, X509_STORE_CTX* store) {
   X509_STORE_CTX_set_error(store, X509_V_OK);
   return 1;
 }
-
-// Keys must be unencrypted: without this callback OpenSSL would prompt on the terminal.
-int NoPassword(char*, int, int, void*) { return 0; }
 
 // Opens `path` once for reading so a missing or unreadable file is reported with its errno
 // (NOT_FOUND, PERMISSION_DENIED) rather than as an OpenSSL parse failure.
@@ -200,6 +173,102 @@ absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method, absl::string_view
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_default_passwd_cb(ctx.get(), NoPassword);
   return ctx;
+}
+
+// ALPN's wire format (RFC 7301 §3.1): each protocol name prefixed by its length.
+absl::StatusOr<std::string> AlpnWire(absl::string_view context,
+                                     const std::vector<std::string>& protocols) {
+  std::string wire;
+  for (const std::string& p : protocols) {
+    if (p.empty() || p.size() > 255) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": alpn protocol \"", p, "\": want 1 to 255 bytes"));
+    }
+    wire.push_back(static_cast<char>(p.size()));
+    wire.append(p);
+  }
+  return wire;
+}
+
+// ---- Certificates from a ServerCertificateSource ----
+
+// What the callbacks of a CreateWithCertificateSource context need. Owned by the SSL_CTX
+// (freed with it through ex_data), since TlsConnections may outlive the TlsServerContext.
+struct SourceState {
+  ServerCertificateSource* source;
+  std::vector<std::string> alpn;
+};
+
+void FreeSourceState(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<SourceState*>(ptr);
+}
+
+int SourceStateIndex() {
+  static const int index =
+      SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeSourceState);
+  return index;
+}
+
+// Index of the SSL ex_data pointing at the TlsConnection's ServerSelection.
+int SelectionIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// OpenSSL's servername callback: runs on the server after the ClientHello's extensions are
+// parsed, with or without SNI, and before the certificate is chosen, so the certificate
+// set here is the one presented.
+int SelectCertificate(SSL* ssl, int* alert, void* arg) {
+  auto* state = static_cast<SourceState*>(arg);
+  auto* selection =
+      static_cast<tls_internal::ServerSelection*>(SSL_get_ex_data(ssl, SelectionIndex()));
+  if (selection == nullptr) {  // an SSL not made by TlsConnection::CreateServer
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const std::string name = sni != nullptr ? sni : selection->fallback_name;
+  if (name.empty()) {
+    selection->error = absl::InvalidArgumentError(
+        "no server name: the client sent no SNI and there is no fallback");
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  absl::StatusOr<ServerCertificateSource::Certificate> cert =
+      state->source->CertificateFor(name);
+  if (!cert.ok()) {
+    selection->error = cert.status();
+    *alert = cert.status().code() == absl::StatusCode::kInvalidArgument ? SSL_AD_UNRECOGNIZED_NAME
+                                                                        : SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  // Both take their own references.
+  if (SSL_use_certificate(ssl, cert->cert) != 1 || SSL_use_PrivateKey(ssl, cert->key) != 1) {
+    selection->error =
+        absl::InternalError(absl::StrCat("use certificate for ", name, ": ", TakeOpensslReason()));
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// The first of the server's protocols that the client offered; none: no ALPN at all
+// (NOACK) rather than a no_application_protocol alert, so an h2-only offer still connects.
+int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+               unsigned int in_len, void* arg) {
+  const auto* state = static_cast<const SourceState*>(arg);
+  for (const std::string& ours : state->alpn) {
+    for (unsigned int i = 0; i < in_len; i += 1u + in[i]) {
+      unsigned int len = in[i];
+      if (i + 1 + len > in_len) break;  // malformed; OpenSSL validates it first anyway
+      if (len == ours.size() && std::memcmp(in + i + 1, ours.data(), len) == 0) {
+        *out = in + i + 1;
+        *out_len = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
 }
 
 // ---- The socket BIO ----
@@ -331,8 +400,15 @@ absl::StatusOr<std::unique_ptr<TlsClientContext>> TlsClientContext::Create(
                         options.min_version));
   }
 
+  INTERLOCK_ASSIGN_OR_RETURN(std::string alpn, AlpnWire(context, options.alpn));
   INTERLOCK_ASSIGN_OR_RETURN(SslCtxPtr ctx,
                              NewContext(TLS_client_method(), context, options.min_version));
+  // SSL_CTX_set_alpn_protos returns 0 on success.
+  if (!alpn.empty() &&
+      SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>(alpn.data()),
+                              static_cast<unsigned int>(alpn.size())) != 0) {
+    return absl::InternalError(absl::StrCat(context, ": alpn: ", TakeOpensslReason()));
+  }
   // Clients of ours never resume sessions; off is also the default, stated for the reader.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
 
@@ -389,18 +465,45 @@ absl::StatusOr<std::unique_ptr<TlsClientContext>> TlsClientContext::Create(
 
 // ---- TlsServerContext ----
 
-absl::StatusOr<std::unique_ptr<TlsServerContext>> TlsServerContext::Create(
-    const std::string& cert_file, const std::string& key_file) {
-  constexpr absl::string_view kContext = "tls: server";
+namespace {
+
+// The server settings of both server factories: TLS 1.2+, no client certificate request
+// (the default), and no resumption: no session cache, no TLS 1.2 tickets, no TLS 1.3
+// NewSessionTicket messages (which a client that never reads would otherwise leave unread,
+// turning its close into a reset).
+absl::StatusOr<SslCtxPtr> NewServerContext(absl::string_view context) {
   INTERLOCK_ASSIGN_OR_RETURN(SslCtxPtr ctx,
-                             NewContext(TLS_server_method(), kContext, TLS1_2_VERSION));
-  // No resumption: no session cache, no TLS 1.2 tickets, no TLS 1.3 NewSessionTicket
-  // messages (which a client that never reads would otherwise leave unread, turning its
-  // close into a reset).
+                             NewContext(TLS_server_method(), context, TLS1_2_VERSION));
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(ctx.get(), 0);
+  return ctx;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TlsServerContext>> TlsServerContext::Create(
+    const std::string& cert_file, const std::string& key_file) {
+  constexpr absl::string_view kContext = "tls: server";
+  INTERLOCK_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext(kContext));
   INTERLOCK_RETURN_IF_ERROR(LoadCertAndKey(ctx.get(), kContext, cert_file, key_file));
+  return std::unique_ptr<TlsServerContext>(new TlsServerContext(std::move(ctx)));
+}
+
+absl::StatusOr<std::unique_ptr<TlsServerContext>> TlsServerContext::CreateWithCertificateSource(
+    ServerCertificateSource& source, const std::vector<std::string>& alpn) {
+  constexpr absl::string_view kContext = "tls: server";
+  INTERLOCK_RETURN_IF_ERROR(AlpnWire(kContext, alpn).status());
+  INTERLOCK_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext(kContext));
+  auto state = std::make_unique<SourceState>(SourceState{.source = &source, .alpn = alpn});
+  if (SourceStateIndex() < 0 || SelectionIndex() < 0 ||
+      SSL_CTX_set_ex_data(ctx.get(), SourceStateIndex(), state.get()) != 1) {
+    return absl::InternalError(absl::StrCat(kContext, ": ex_data: ", TakeOpensslReason()));
+  }
+  SourceState* owned = state.release();  // freed with the SSL_CTX (FreeSourceState)
+  SSL_CTX_set_tlsext_servername_callback(ctx.get(), SelectCertificate);
+  SSL_CTX_set_tlsext_servername_arg(ctx.get(), owned);
+  if (!owned->alpn.empty()) SSL_CTX_set_alpn_select_cb(ctx.get(), SelectAlpn, owned);
   return std::unique_ptr<TlsServerContext>(new TlsServerContext(std::move(ctx)));
 }
 
@@ -449,6 +552,10 @@ absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Make(SSL_CTX* ctx,
     }
   } else {
     SSL_set_accept_state(conn->ssl_.get());
+    conn->selection_.fallback_name = conn->server_name_;
+    if (SSL_set_ex_data(conn->ssl_.get(), SelectionIndex(), &conn->selection_) != 1) {
+      return absl::InternalError(absl::StrCat(conn->context_, ": ex_data: ", TakeOpensslReason()));
+    }
   }
   return conn;
 }
@@ -460,9 +567,9 @@ absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Create(TlsClientCo
               ctx.verifies_chain());
 }
 
-absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::CreateServer(TlsServerContext& ctx,
-                                                                           int fd) {
-  return Make(ctx.ctx_.get(), fd, /*is_client=*/false, "tls: server", "",
+absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::CreateServer(
+    TlsServerContext& ctx, int fd, std::string fallback_name) {
+  return Make(ctx.ctx_.get(), fd, /*is_client=*/false, "tls: server", std::move(fallback_name),
               /*verifies_chain=*/false);
 }
 
@@ -512,6 +619,8 @@ absl::Status TlsConnection::HandshakeError(int ssl_error) {
       fatal_status_ = absl::UnauthenticatedError(
           absl::StrCat(context_, ": server certificate verification failed: ", why));
     }
+  } else if (!selection_.error.ok()) {
+    fatal_status_ = Annotate(selection_.error, absl::StrCat(context_, ": handshake"));
   } else if (socket_.error != 0) {
     fatal_status_ = ErrnoStatus(socket_.error, absl::StrCat(context_, ": handshake"));
   } else if (ssl_error == SSL_ERROR_SSL && !socket_.eof) {
@@ -686,6 +795,13 @@ std::string TlsConnection::RequestedServerName() const {
 std::string TlsConnection::Cipher() const {
   const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_.get());
   return handshake_done_ && cipher != nullptr ? SSL_CIPHER_get_name(cipher) : "";
+}
+
+std::string TlsConnection::Alpn() const {
+  const unsigned char* proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &proto, &len);
+  return proto != nullptr ? std::string(reinterpret_cast<const char*>(proto), len) : "";
 }
 
 std::string TlsConnection::Version() const {

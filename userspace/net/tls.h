@@ -35,6 +35,15 @@
 // under require); no sslpassword (keys must be unencrypted); no sslcrldir; no
 // sslrootcert=system. TLS 1.2 is the minimum; renegotiation is refused.
 //
+// The agent-facing HTTPS server picks its certificate per handshake instead of from files:
+//
+//   LeafCache leaves(*ca);  // interception_ca.h, leaf_cache.h
+//   INTERLOCK_ASSIGN_OR_RETURN(auto ctx,
+//       TlsServerContext::CreateWithCertificateSource(leaves, {"http/1.1"}));
+//   // fallback: the original destination the agent dialled, for clients that send no SNI
+//   INTERLOCK_ASSIGN_OR_RETURN(auto tls, TlsConnection::CreateServer(*ctx, fd, "10.0.0.7"));
+//   // after the handshake: tls->RequestedServerName() (the SNI, or empty), tls->Alpn()
+//
 // Ownership: every SSL_CTX and SSL has one owner here. A TlsConnection holds its own
 // reference to its context's SSL_CTX, so it may outlive the TlsClientContext or
 // TlsServerContext object. The fd is never closed by this code.
@@ -46,6 +55,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -80,6 +90,9 @@ struct TlsClientOptions {
   std::string server_name;
   // TLS1_2_VERSION or TLS1_3_VERSION.
   int min_version = TLS1_2_VERSION;
+  // Protocols offered with ALPN (RFC 7301), most preferred first ("h2", "http/1.1");
+  // empty offers none. TlsConnection::Alpn() tells what the server chose.
+  std::vector<std::string> alpn;
 };
 
 namespace tls_internal {
@@ -98,7 +111,29 @@ struct SocketState {
   int error = 0;     // errno of the last failed send/recv (not EAGAIN/EINTR)
   bool eof = false;  // recv returned 0
 };
+
+// What a server TlsConnection tells its context's certificate callback (tls.cc).
+struct ServerSelection {
+  std::string fallback_name;  // CreateServer's fallback_name
+  absl::Status error;         // why the certificate source refused, for HandshakeError
+};
 }  // namespace tls_internal
+
+// Where a server context made by TlsServerContext::CreateWithCertificateSource gets the
+// certificate for each handshake (the interception CA's LeafCache, leaf_cache.h).
+class ServerCertificateSource {
+ public:
+  // Borrowed from the source; valid until its next call.
+  struct Certificate {
+    X509* cert = nullptr;
+    EVP_PKEY* key = nullptr;
+  };
+  virtual ~ServerCertificateSource() = default;
+  // The certificate to present to a client that asked for `name`: the SNI it sent, or the
+  // connection's fallback name when it sent none. An error refuses the handshake:
+  // INVALID_ARGUMENT with an unrecognized_name alert, anything else with internal_error.
+  virtual absl::StatusOr<Certificate> CertificateFor(absl::string_view name) = 0;
+};
 
 class TlsClientContext {
  public:
@@ -138,6 +173,22 @@ class TlsServerContext {
   static absl::StatusOr<std::unique_ptr<TlsServerContext>> Create(const std::string& cert_file,
                                                                   const std::string& key_file);
 
+  // A context that picks each connection's certificate from `source` during the handshake,
+  // once the ClientHello has been read (OpenSSL's servername callback, which runs whether
+  // or not the client sent SNI, before the certificate is chosen): for the SNI name, or
+  // the fallback name given to TlsConnection::CreateServer when there is none (clients
+  // send no SNI for an IP address, RFC 6066 §3). No SNI and no fallback name: the
+  // handshake fails with unrecognized_name. `source` must outlive every TlsConnection made
+  // from this context.
+  //
+  // `alpn`: protocols the server accepts, most preferred first. The first one the client
+  // also offered is selected; when the client offered only others (say only "h2" to an
+  // http/1.1 server), the handshake goes on without ALPN and the client falls back to its
+  // default (HTTP/1.1 for every HTTP client), as RFC 7301 §3.2 allows. INVALID_ARGUMENT
+  // for an empty or over-long (>255) protocol name.
+  static absl::StatusOr<std::unique_ptr<TlsServerContext>> CreateWithCertificateSource(
+      ServerCertificateSource& source, const std::vector<std::string>& alpn = {});
+
   TlsServerContext(const TlsServerContext&) = delete;
   TlsServerContext& operator=(const TlsServerContext&) = delete;
 
@@ -162,8 +213,11 @@ class TlsConnection {
   // the steps below simply never report "want"). The fd stays owned by the caller and must
   // outlive this object.
   static absl::StatusOr<std::unique_ptr<TlsConnection>> Create(TlsClientContext& ctx, int fd);
-  // The server side of an accepted socket, with the same stepping API.
-  static absl::StatusOr<std::unique_ptr<TlsConnection>> CreateServer(TlsServerContext& ctx, int fd);
+  // The server side of an accepted socket, with the same stepping API. `fallback_name`
+  // (for a context with a certificate source) is the name to mint for when the client
+  // sends no SNI: the original destination address the agent dialled, as text.
+  static absl::StatusOr<std::unique_ptr<TlsConnection>> CreateServer(
+      TlsServerContext& ctx, int fd, std::string fallback_name = "");
 
   ~TlsConnection();
   TlsConnection(const TlsConnection&) = delete;
@@ -178,6 +232,8 @@ class TlsConnection {
   //   UNAVAILABLE      the TLS negotiation failed (no common protocol version, an alert from
   //                    the peer, ...) or the peer closed the connection.
   //   errno codes      a socket error.
+  //   source codes     server side: the certificate source refused the name, with its
+  //                    status (INVALID_ARGUMENT for an SNI that is not a valid host name).
   absl::StatusOr<TlsHandshake> HandshakeStep();
   bool handshake_done() const { return handshake_done_; }
 
@@ -224,6 +280,8 @@ class TlsConnection {
   // Negotiated cipher suite ("TLS_AES_256_GCM_SHA384") and protocol ("TLSv1.3"); empty
   // before the handshake.
   std::string Cipher() const;
+  // The protocol ALPN selected ("http/1.1"); empty when none was.
+  std::string Alpn() const;
   std::string Version() const;
 
  private:
@@ -237,6 +295,7 @@ class TlsConnection {
   absl::Status IoError(int ssl_error, absl::string_view op);
 
   tls_internal::SocketState socket_;  // first: outlives the BIO (in ssl_) that points at it
+  tls_internal::ServerSelection selection_;  // server: the SSL's ex_data points here
   tls_internal::SslPtr ssl_;
   bool is_client_;
   std::string context_;      // "tls: verify-full" / "tls: server": error message prefix

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -130,6 +131,51 @@ TEST_F(FileUtilTest, MakeDirsOnAFileFails) {
 
 TEST_F(FileUtilTest, MakeDirsEmptyPathIsInvalid) {
   EXPECT_EQ(MakeDirs("", 0700).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(FileUtilTest, WriteNewFileAtomicRefusesToReplaceUnlessAsked) {
+  const std::string path = File("ca.key");
+  ASSERT_TRUE(WriteNewFileAtomic(path, "first", 0600, /*replace=*/false).ok());
+  EXPECT_EQ(Mode(path), 0600);
+  absl::Status st = WriteNewFileAtomic(path, "second", 0600, /*replace=*/false);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_THAT(st.message(), HasSubstr(path));
+  EXPECT_EQ(*ReadFile(path), "first");
+  ASSERT_TRUE(WriteNewFileAtomic(path, "third", 0600, /*replace=*/true).ok());
+  EXPECT_EQ(*ReadFile(path), "third");
+  EXPECT_THAT(Entries(), ElementsAre("ca.key"));  // no temp file left either way
+}
+
+TEST_F(FileUtilTest, WriteNewFileAtomicDoesNotReuseAPlantedTempFile) {
+  const std::string path = File("ca.key");
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  ASSERT_TRUE(WriteFileAtomic(tmp, "planted", 0666).ok());
+  EXPECT_FALSE(WriteNewFileAtomic(path, "secret", 0600, /*replace=*/false).ok());
+  EXPECT_EQ(*ReadFile(tmp), "planted");
+  EXPECT_EQ(Mode(path), 0);  // not created
+}
+
+TEST_F(FileUtilTest, ReadPrivateFileRefusesGroupAndOtherAccess) {
+  const std::string path = File("private");
+  ASSERT_TRUE(WriteFileAtomic(path, "secret", 0600).ok());
+  auto ok = ReadPrivateFile(path);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, "secret");
+  for (mode_t mode : {0640, 0604, 0610, 0660}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    auto refused = ReadPrivateFile(path);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << std::oct << mode;
+    EXPECT_THAT(refused.status().message(), HasSubstr(path));
+    EXPECT_THAT(refused.status().message(), HasSubstr(absl::StrFormat("%04o", mode)));
+  }
+}
+
+TEST_F(FileUtilTest, ReadPrivateFileRefusesSymlinksAndMissingFiles) {
+  const std::string path = File("private");
+  ASSERT_TRUE(WriteFileAtomic(path, "secret", 0600).ok());
+  ASSERT_EQ(::symlink(path.c_str(), File("link").c_str()), 0);
+  EXPECT_FALSE(ReadPrivateFile(File("link")).ok());
+  EXPECT_EQ(ReadPrivateFile(File("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(HexEncode, LowercaseTwoDigitsPerByte) {
