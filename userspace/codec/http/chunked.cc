@@ -106,6 +106,25 @@ absl::StatusOr<ChunkedDecoder::Piece> ChunkedDecoder::DecodeTrailerLine(absl::st
   return Piece{.consumed = (*line)->total_bytes, .trailer = field};
 }
 
+ChunkedDecoder::Piece ChunkedDecoder::DecodeData(absl::string_view in) {
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, in.size()));
+  remaining_ -= n;
+  body_bytes_ += n;
+  if (remaining_ == 0) state_ = State::kDataCr;
+  return Piece{.consumed = n, .data = in.substr(0, n)};
+}
+
+// The CRLF after chunk data is taken a byte at a time, so that no split needs buffering.
+absl::StatusOr<ChunkedDecoder::Piece> ChunkedDecoder::DecodeDataEnd(char byte) {
+  const bool cr = state_ == State::kDataCr;
+  if (byte != (cr ? '\r' : '\n')) {
+    return absl::InvalidArgumentError(cr ? "chunk data not followed by CRLF"
+                                         : "CR not followed by LF after chunk data");
+  }
+  state_ = cr ? State::kDataLf : State::kSize;
+  return Piece{.consumed = 1};
+}
+
 absl::StatusOr<ChunkedDecoder::Piece> ChunkedDecoder::Decode(absl::string_view in) {
   if (state_ == State::kFailed) return failure_;
   if (in.empty() || state_ == State::kDone) return Piece{};
@@ -114,29 +133,12 @@ absl::StatusOr<ChunkedDecoder::Piece> ChunkedDecoder::Decode(absl::string_view i
     case State::kSize:
       piece = DecodeSizeLine(in);
       break;
-    case State::kData: {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, in.size()));
-      remaining_ -= n;
-      body_bytes_ += n;
-      if (remaining_ == 0) state_ = State::kDataCr;
-      piece = Piece{.consumed = n, .data = in.substr(0, n)};
+    case State::kData:
+      piece = DecodeData(in);
       break;
-    }
     case State::kDataCr:
-      if (in[0] != '\r') {
-        piece = absl::InvalidArgumentError("chunk data not followed by CRLF");
-      } else {
-        state_ = State::kDataLf;
-        piece = Piece{.consumed = 1};
-      }
-      break;
     case State::kDataLf:
-      if (in[0] != '\n') {
-        piece = absl::InvalidArgumentError("CR not followed by LF after chunk data");
-      } else {
-        state_ = State::kSize;
-        piece = Piece{.consumed = 1};
-      }
+      piece = DecodeDataEnd(in[0]);
       break;
     case State::kTrailer:
       piece = DecodeTrailerLine(in);

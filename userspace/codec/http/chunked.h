@@ -76,6 +76,8 @@ class ChunkedDecoder {
   enum class State { kSize, kData, kDataCr, kDataLf, kTrailer, kDone, kFailed };
 
   absl::StatusOr<Piece> DecodeSizeLine(absl::string_view in);
+  Piece DecodeData(absl::string_view in);
+  absl::StatusOr<Piece> DecodeDataEnd(char byte);
   absl::StatusOr<Piece> DecodeTrailerLine(absl::string_view in);
 
   State state_ = State::kSize;

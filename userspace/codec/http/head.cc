@@ -9,21 +9,22 @@
 namespace interlock::codec::http {
 namespace {
 
-// The lines of a complete head: the start line and the field lines, views into the buffer.
+// A complete head: its parsed start line and field lines (views into the buffer).
+template <typename StartLine>
 struct RawHead {
-  absl::string_view start_line;
+  StartLine start;
   std::vector<HeaderField> fields;
   size_t head_bytes = 0;
 };
 
-using StartLineCheck = absl::Status (*)(absl::string_view line);
-
 // Splits `buf` into lines while they are complete, checking each as soon as its CRLF is in:
-// the start line with `check_start`, then field lines, until the empty line. nullopt: the
+// the start line with `parse_start`, then field lines, until the empty line. nullopt: the
 // head is not complete within the bytes given.
-absl::StatusOr<std::optional<RawHead>> SplitHead(absl::string_view buf, size_t max_head_bytes,
-                                                 StartLineCheck check_start) {
-  RawHead head;
+template <typename StartLine>
+absl::StatusOr<std::optional<RawHead<StartLine>>> SplitHead(
+    absl::string_view buf, size_t max_head_bytes,
+    absl::StatusOr<StartLine> (*parse_start)(absl::string_view)) {
+  RawHead<StartLine> head;
   size_t offset = 0;
   bool first = true;
   while (true) {
@@ -48,8 +49,7 @@ absl::StatusOr<std::optional<RawHead>> SplitHead(absl::string_view buf, size_t m
     offset += (*line)->total_bytes;
     if (first) {
       if (content.empty()) return absl::InvalidArgumentError("empty line before start line");
-      INTERLOCK_RETURN_IF_ERROR(check_start(content));
-      head.start_line = content;
+      INTERLOCK_ASSIGN_OR_RETURN(head.start, parse_start(content));
       first = false;
       continue;
     }
@@ -110,10 +110,6 @@ absl::StatusOr<RequestLine> ParseRequestLine(absl::string_view line) {
   return out;
 }
 
-absl::Status CheckRequestLine(absl::string_view line) {
-  return ParseRequestLine(line).status();
-}
-
 struct StatusLine {
   Version version;
   int status;
@@ -142,43 +138,55 @@ absl::StatusOr<StatusLine> ParseStatusLine(absl::string_view line) {
   return out;
 }
 
-absl::Status CheckStatusLine(absl::string_view line) { return ParseStatusLine(line).status(); }
+absl::StatusOr<std::optional<Request>> ParseRequest(absl::string_view buf, size_t max_head_bytes) {
+  INTERLOCK_ASSIGN_OR_RETURN(std::optional<RawHead<RequestLine>> head,
+                             SplitHead(buf, max_head_bytes, ParseRequestLine));
+  if (!head.has_value()) return std::nullopt;
+  INTERLOCK_ASSIGN_OR_RETURN(RequestFraming framing,
+                             DecideRequestFraming(head->start.version, head->fields));
+  return Request{.method = head->start.method,
+                 .target = head->start.target,
+                 .version = head->start.version,
+                 .fields = std::move(head->fields),
+                 .head_bytes = head->head_bytes,
+                 .framing = framing};
+}
+
+absl::StatusOr<std::optional<Response>> ParseResponse(absl::string_view buf,
+                                                      absl::string_view request_method,
+                                                      size_t max_head_bytes) {
+  INTERLOCK_ASSIGN_OR_RETURN(std::optional<RawHead<StatusLine>> head,
+                             SplitHead(buf, max_head_bytes, ParseStatusLine));
+  if (!head.has_value()) return std::nullopt;
+  INTERLOCK_ASSIGN_OR_RETURN(
+      ResponseFraming framing,
+      DecideResponseFraming(head->start.version, head->start.status, head->fields,
+                            request_method));
+  return Response{.version = head->start.version,
+                  .status = head->start.status,
+                  .reason = head->start.reason,
+                  .fields = std::move(head->fields),
+                  .head_bytes = head->head_bytes,
+                  .framing = framing};
+}
+
+// Prepends the direction to an error; a value passes through.
+template <typename T>
+absl::StatusOr<T> WithContext(absl::StatusOr<T> result, absl::string_view context) {
+  if (!result.ok()) return Annotate(result.status(), context);
+  return result;
+}
 
 }  // namespace
 
 absl::StatusOr<std::optional<Request>> PeekRequest(absl::string_view buf, size_t max_head_bytes) {
-  absl::StatusOr<std::optional<RawHead>> raw = SplitHead(buf, max_head_bytes, CheckRequestLine);
-  if (!raw.ok()) return Annotate(raw.status(), "http: request");
-  if (!raw->has_value()) return std::nullopt;
-  RawHead& head = **raw;
-  const RequestLine line = *ParseRequestLine(head.start_line);  // checked by SplitHead
-  absl::StatusOr<RequestFraming> framing = DecideRequestFraming(line.version, head.fields);
-  if (!framing.ok()) return Annotate(framing.status(), "http: request");
-  return Request{.method = line.method,
-                 .target = line.target,
-                 .version = line.version,
-                 .fields = std::move(head.fields),
-                 .head_bytes = head.head_bytes,
-                 .framing = *framing};
+  return WithContext(ParseRequest(buf, max_head_bytes), "http: request");
 }
 
 absl::StatusOr<std::optional<Response>> PeekResponse(absl::string_view buf,
                                                      absl::string_view request_method,
                                                      size_t max_head_bytes) {
-  absl::StatusOr<std::optional<RawHead>> raw = SplitHead(buf, max_head_bytes, CheckStatusLine);
-  if (!raw.ok()) return Annotate(raw.status(), "http: response");
-  if (!raw->has_value()) return std::nullopt;
-  RawHead& head = **raw;
-  const StatusLine line = *ParseStatusLine(head.start_line);
-  absl::StatusOr<ResponseFraming> framing =
-      DecideResponseFraming(line.version, line.status, head.fields, request_method);
-  if (!framing.ok()) return Annotate(framing.status(), "http: response");
-  return Response{.version = line.version,
-                  .status = line.status,
-                  .reason = line.reason,
-                  .fields = std::move(head.fields),
-                  .head_bytes = head.head_bytes,
-                  .framing = *framing};
+  return WithContext(ParseResponse(buf, request_method, max_head_bytes), "http: response");
 }
 
 std::optional<absl::string_view> FindField(absl::Span<const HeaderField> fields,
