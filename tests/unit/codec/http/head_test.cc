@@ -13,17 +13,31 @@ namespace {
 
 using testing::CheckSplitsAgree;
 
-absl::Status RequestError(absl::string_view bytes) {
-  absl::StatusOr<std::optional<Request>> r = PeekRequest(bytes);
-  if (!r.ok()) return r.status();
-  return absl::OkStatus();
+template <typename Message>
+absl::Status ErrorOf(const absl::StatusOr<std::optional<Message>>& r) {
+  return r.ok() ? absl::OkStatus() : r.status();
 }
 
-Request MustParse(absl::string_view bytes) {
-  absl::StatusOr<std::optional<Request>> r = PeekRequest(bytes);
+// The head parsed from a complete, valid input (views into the caller's bytes).
+template <typename Message>
+Message Parsed(const absl::StatusOr<std::optional<Message>>& r) {
   EXPECT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r.ok() && r->has_value());
-  return r.ok() && r->has_value() ? **r : Request{};
+  return r.ok() && r->has_value() ? **r : Message{};
+}
+
+absl::Status RequestError(absl::string_view bytes) { return ErrorOf(PeekRequest(bytes)); }
+Request MustParse(absl::string_view bytes) { return Parsed(PeekRequest(bytes)); }
+absl::Status ResponseError(absl::string_view bytes) { return ErrorOf(PeekResponse(bytes, "GET")); }
+Response MustParseResponse(absl::string_view bytes) { return Parsed(PeekResponse(bytes, "GET")); }
+
+// The transcripts of `stream` split by `seeds` different random reads (and byte by byte) all
+// equal the one-shot transcript, which is returned.
+std::vector<std::string> TranscriptOfEverySplit(absl::string_view stream, bool requests,
+                                                absl::string_view method, uint32_t seeds) {
+  std::vector<std::string> t;
+  for (uint32_t seed = 0; seed < seeds; ++seed) t = CheckSplitsAgree(stream, requests, method, seed);
+  return t;
 }
 
 // Expects `bytes` to be refused with exactly `message`.
@@ -237,14 +251,12 @@ TEST(HttpHead, SplitsAgreeOnPipelinedRequests) {
       "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
       "3;a=b\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
       "GET /d HTTP/1.0\r\n\r\n";
-  for (uint32_t seed = 0; seed < 50; ++seed) {
-    std::vector<std::string> t = CheckSplitsAgree(stream, true, "", seed);
-    ASSERT_EQ(t.size(), 12u);
-    EXPECT_EQ(t[3], "data hello");
-    EXPECT_EQ(t[6], "data abc");
-    EXPECT_EQ(t[7], "trailer X-T: 1");
-    EXPECT_EQ(t[11], "pending 0");
-  }
+  std::vector<std::string> t = TranscriptOfEverySplit(stream, true, "", 50);
+  ASSERT_EQ(t.size(), 12u);
+  EXPECT_EQ(t[3], "data hello");
+  EXPECT_EQ(t[6], "data abc");
+  EXPECT_EQ(t[7], "trailer X-T: 1");
+  EXPECT_EQ(t[11], "pending 0");
 }
 
 TEST(HttpHead, SplitsAgreeOnErrors) {
@@ -252,26 +264,12 @@ TEST(HttpHead, SplitsAgreeOnErrors) {
        {"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n",
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 ;x\r\nhello\r\n0\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"}) {
-    for (uint32_t seed = 0; seed < 20; ++seed) {
-      std::vector<std::string> t = CheckSplitsAgree(stream, true, "", seed);
-      EXPECT_TRUE(absl::StartsWith(t.back(), "error ")) << t.back();
-    }
+    std::vector<std::string> t = TranscriptOfEverySplit(stream, true, "", 20);
+    EXPECT_TRUE(absl::StartsWith(t.back(), "error ")) << t.back();
   }
 }
 
 // --- responses ---
-
-Response MustParseResponse(absl::string_view bytes, absl::string_view method = "GET") {
-  absl::StatusOr<std::optional<Response>> r = PeekResponse(bytes, method);
-  EXPECT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r.ok() && r->has_value());
-  return r.ok() && r->has_value() ? **r : Response{};
-}
-
-absl::Status ResponseError(absl::string_view bytes) {
-  absl::StatusOr<std::optional<Response>> r = PeekResponse(bytes, "GET");
-  return r.ok() ? absl::OkStatus() : r.status();
-}
 
 TEST(HttpHead, ParsesResponse) {
   Response r = MustParseResponse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
@@ -309,11 +307,9 @@ TEST(HttpHead, ResponseSplitsAgree) {
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n0\r\n\r\n"
       "HTTP/1.1 204 No Content\r\n\r\n"
       "HTTP/1.1 200 OK\r\n\r\nuntil close";
-  for (uint32_t seed = 0; seed < 30; ++seed) {
-    std::vector<std::string> t = CheckSplitsAgree(stream, false, "GET", seed);
-    ASSERT_EQ(t.size(), 10u);
-    EXPECT_EQ(t[8], "data until close");
-  }
+  std::vector<std::string> t = TranscriptOfEverySplit(stream, false, "GET", 30);
+  ASSERT_EQ(t.size(), 10u);
+  EXPECT_EQ(t[8], "data until close");
 }
 
 }  // namespace
