@@ -2,7 +2,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "userspace/codec/http/framing.h"
 #include "userspace/common/status_macros.h"
 
 namespace interlock::codec::http {
@@ -82,6 +81,18 @@ std::vector<HeaderField> RemoveFields(absl::Span<const HeaderField> fields,
     bool drop = false;
     for (absl::string_view n : names) drop = drop || absl::EqualsIgnoreCase(f.name, n);
     if (!drop) out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<HeaderField> WithBodyFraming(absl::Span<const HeaderField> fields,
+                                         const BodyFraming& body, std::string* storage) {
+  std::vector<HeaderField> out = RemoveFields(fields, {"content-length", "transfer-encoding"});
+  if (body.kind == BodyKind::kLength) {
+    *storage = absl::StrCat(body.length);
+    out.push_back({"Content-Length", *storage});
+  } else if (body.kind == BodyKind::kChunked) {
+    out.push_back({"Transfer-Encoding", "chunked"});
   }
   return out;
 }

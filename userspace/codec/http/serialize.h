@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "userspace/codec/http/framing.h"
 #include "userspace/codec/http/syntax.h"
 
 namespace interlock::codec::http {
@@ -41,6 +42,14 @@ absl::StatusOr<std::string> SerializeResponseHead(Version version, int status,
 // Transfer-Encoding is included because framing is per hop: the proxy re-frames the body and
 // adds its own. Views are kept; no field is copied.
 std::vector<HeaderField> RemoveHopByHop(absl::Span<const HeaderField> fields);
+
+// `fields` with every Content-Length and Transfer-Encoding replaced by the one announcing
+// `body`, appended last: kLength adds "Content-Length: N" (the digits are written to
+// `*storage`, which the result points into and must outlive it), kChunked adds
+// "Transfer-Encoding: chunked"; kNone, kUntilClose and kTunnel add nothing. For the proxy
+// that rewrote a body (masking) and re-frames it.
+std::vector<HeaderField> WithBodyFraming(absl::Span<const HeaderField> fields,
+                                         const BodyFraming& body, std::string* storage);
 
 // `fields` without those named in `names` (ASCII case-insensitive).
 std::vector<HeaderField> RemoveFields(absl::Span<const HeaderField> fields,

@@ -74,6 +74,25 @@ TEST(HttpSerialize, RemovesHopByHopFields) {
             (std::vector<HeaderField>{{"Host", "api"}, {"Accept", "*/*"}}));
 }
 
+TEST(HttpSerialize, ReframesTheBody) {
+  const std::vector<HeaderField> in = {
+      {"Host", "h"}, {"Content-Length", "10"}, {"transfer-encoding", "chunked"}, {"A", "b"}};
+  std::string storage;
+  EXPECT_EQ(WithBodyFraming(in, {BodyKind::kLength, 1234}, &storage),
+            (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}, {"Content-Length", "1234"}}));
+  EXPECT_EQ(WithBodyFraming(in, {BodyKind::kChunked, 0}, &storage),
+            (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}, {"Transfer-Encoding", "chunked"}}));
+  EXPECT_EQ(WithBodyFraming(in, {BodyKind::kNone, 0}, &storage),
+            (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}}));
+  // The result is a valid head with the new framing.
+  std::vector<HeaderField> fields = WithBodyFraming(in, {BodyKind::kLength, 7}, &storage);
+  absl::StatusOr<std::string> head = SerializeRequestHead("POST", "/", Version::kHttp11, fields);
+  ASSERT_TRUE(head.ok()) << head.status();
+  absl::StatusOr<std::optional<Request>> r = PeekRequest(*head);
+  ASSERT_TRUE(r.ok() && r->has_value()) << r.status();
+  EXPECT_EQ((*r)->framing.body, (BodyFraming{BodyKind::kLength, 7}));
+}
+
 TEST(HttpSerialize, RemoveFieldsIsCaseInsensitive) {
   EXPECT_EQ(RemoveFields({{"Cookie", "a"}, {"cookie", "b"}, {"Host", "h"}}, {"COOKIE"}),
             (std::vector<HeaderField>{{"Host", "h"}}));
