@@ -25,7 +25,8 @@
 //   - request-line not exactly `token SP target SP HTTP/1.x`: more than one SP, a method that
 //     is not a token, a target with a byte outside RFC 3986's set plus "%" ("\", "#", SP,
 //     controls, non-ASCII);
-//   - versions other than HTTP/1.0 and HTTP/1.1 (UNIMPLEMENTED), lowercase "http/1.1";
+//   - versions other than HTTP/1.0 and HTTP/1.1: UNIMPLEMENTED when well-formed ("HTTP/2.0"),
+//     INVALID_ARGUMENT otherwise ("http/1.1", "HTTP/1.10");
 //   - status-line not exactly `HTTP/1.x SP 3DIGIT SP reason` with the code in 100..599 and the
 //     reason of HTAB / SP / VCHAR / obs-text;
 //   - obs-fold (a field line starting with SP or HTAB), whitespace between a field name and its
