@@ -14,7 +14,8 @@
 //     userspace/codec/http/*.cc userspace/common/status_macros.cc
 //     $(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format)
 //     -o http_codec_fuzz
-//   mkdir -p /tmp/httpcorpus && ./http_codec_fuzz -max_len=8192 /tmp/httpcorpus tests/fuzz/http/corpus
+//   mkdir -p /tmp/httpcorpus
+//   ./http_codec_fuzz -max_len=8192 /tmp/httpcorpus tests/fuzz/http/corpus
 // With g++ the same file links into http_codec_fuzz_replay (tests/fuzz/pg/replay_main.cc),
 // which ctest runs over corpus/ and crashers/.
 #include <cstddef>

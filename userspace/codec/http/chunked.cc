@@ -43,8 +43,7 @@ absl::Status CheckExtensions(absl::string_view ext) {
     ext.remove_prefix(name);
     if (ext.empty() || ext[0] != '=') continue;
     ext.remove_prefix(1);
-    const size_t value = !ext.empty() && ext[0] == '"' ? QuotedStringLength(ext)
-                                                       : TokenLength(ext);
+    const size_t value = !ext.empty() && ext[0] == '"' ? QuotedStringLength(ext) : TokenLength(ext);
     if (value == 0) return absl::InvalidArgumentError("invalid chunk extension value");
     ext.remove_prefix(value);
   }
@@ -58,8 +57,8 @@ absl::StatusOr<uint64_t> ParseChunkSizeLine(absl::string_view line) {
   uint64_t size = 0;
   while (digits < line.size() && IsHexDigit(line[digits])) {
     if (++digits > kMaxChunkSizeDigits) {
-      return absl::ResourceExhaustedError(absl::StrCat("chunk size longer than ",
-                                                       kMaxChunkSizeDigits, " digits"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("chunk size longer than ", kMaxChunkSizeDigits, " digits"));
     }
     size = size * 16 + static_cast<uint64_t>(HexValue(line[digits - 1]));
   }
@@ -67,8 +66,8 @@ absl::StatusOr<uint64_t> ParseChunkSizeLine(absl::string_view line) {
     return absl::InvalidArgumentError(line.empty() ? "empty chunk size" : "invalid chunk size");
   }
   if (size > kMaxChunkSize) {
-    return absl::ResourceExhaustedError(absl::StrCat("chunk size ", size, " > max ",
-                                                     kMaxChunkSize));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("chunk size ", size, " > max ", kMaxChunkSize));
   }
   INTERLOCK_RETURN_IF_ERROR(CheckExtensions(line.substr(digits)));
   return size;
@@ -87,8 +86,8 @@ absl::StatusOr<ChunkedDecoder::Piece> ChunkedDecoder::DecodeTrailerLine(absl::st
   absl::StatusOr<std::optional<Line>> line =
       budget < 2 ? absl::ResourceExhaustedError("") : FindLine(in, budget - 2);
   if (!line.ok() && line.status().code() == absl::StatusCode::kResourceExhausted) {
-    return absl::ResourceExhaustedError(absl::StrCat("trailers exceed ", kMaxTrailerBytes,
-                                                     " bytes"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("trailers exceed ", kMaxTrailerBytes, " bytes"));
   }
   if (!line.ok()) return line.status();
   if (!line->has_value()) return Piece{};
@@ -98,8 +97,8 @@ absl::StatusOr<ChunkedDecoder::Piece> ChunkedDecoder::DecodeTrailerLine(absl::st
     return Piece{.consumed = (*line)->total_bytes};
   }
   if (trailer_fields_ == kMaxTrailerFields) {
-    return absl::ResourceExhaustedError(absl::StrCat("more than ", kMaxTrailerFields,
-                                                     " trailer fields"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("more than ", kMaxTrailerFields, " trailer fields"));
   }
   INTERLOCK_ASSIGN_OR_RETURN(HeaderField field, ParseFieldLine((*line)->content));
   ++trailer_fields_;

@@ -58,8 +58,8 @@ absl::StatusOr<std::optional<BodyFraming>> DecideBody(Version version, const Fra
     const absl::string_view te = *ff.transfer_encoding;
     if (!absl::EqualsIgnoreCase(te, "chunked")) {
       if (te.empty() || te.find(',') != absl::string_view::npos) {
-        return absl::InvalidArgumentError(absl::StrCat("Transfer-Encoding \"", te,
-                                                       "\" is not exactly chunked"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("Transfer-Encoding \"", te, "\" is not exactly chunked"));
       }
       return absl::UnimplementedError(absl::StrCat("unsupported Transfer-Encoding \"", te, "\""));
     }
@@ -92,13 +92,13 @@ absl::StatusOr<uint64_t> ParseContentLength(absl::string_view value) {
   uint64_t n = 0;
   for (char c : value) {
     if (!IsDigit(c)) {
-      return absl::InvalidArgumentError(absl::StrCat("Content-Length \"", value,
-                                                     "\" is not 1*DIGIT"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Content-Length \"", value, "\" is not 1*DIGIT"));
     }
     const uint64_t d = static_cast<uint64_t>(c - '0');
     if (n > (kMaxContentLength - d) / 10) {
-      return absl::InvalidArgumentError(absl::StrCat("Content-Length ", value, " > max ",
-                                                     kMaxContentLength));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Content-Length ", value, " > max ", kMaxContentLength));
     }
     n = n * 10 + d;
   }
@@ -114,8 +114,8 @@ absl::StatusOr<std::vector<absl::string_view>> ConnectionOptions(
       element = TrimOws(element);
       if (element.empty()) continue;
       if (!IsToken(element)) {
-        return absl::InvalidArgumentError(absl::StrCat("invalid Connection option \"", element,
-                                                       "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid Connection option \"", element, "\""));
       }
       out.push_back(element);
     }

@@ -63,9 +63,9 @@ struct RequestFraming {
 
 struct ResponseFraming {
   BodyFraming body;
-  bool interim = false;     // 1xx other than 101: the real response head follows
-  bool persistent = true;   // false: "Connection: close", HTTP/1.0 without keep-alive, or a
-                            // body read until close
+  bool interim = false;    // 1xx other than 101: the real response head follows
+  bool persistent = true;  // false: "Connection: close", HTTP/1.0 without keep-alive, or a
+                           // body read until close
   bool operator==(const ResponseFraming&) const = default;
 };
 

@@ -31,16 +31,16 @@ absl::StatusOr<std::optional<RawHead<StartLine>>> SplitHead(
     const size_t budget = max_head_bytes - offset;
     if (budget < 2) {
       if (buf.size() > offset) {
-        return absl::ResourceExhaustedError(absl::StrCat("head exceeds ", max_head_bytes,
-                                                         " bytes"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("head exceeds ", max_head_bytes, " bytes"));
       }
       return std::nullopt;
     }
     absl::StatusOr<std::optional<Line>> line = FindLine(buf.substr(offset), budget - 2);
     if (!line.ok()) {
       if (line.status().code() == absl::StatusCode::kResourceExhausted) {
-        return absl::ResourceExhaustedError(absl::StrCat("head exceeds ", max_head_bytes,
-                                                         " bytes"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("head exceeds ", max_head_bytes, " bytes"));
       }
       return line.status();
     }
@@ -55,8 +55,7 @@ absl::StatusOr<std::optional<RawHead<StartLine>>> SplitHead(
     }
     if (content.empty()) break;
     if (head.fields.size() == kMaxHeaderFields) {
-      return absl::ResourceExhaustedError(absl::StrCat("more than ", kMaxHeaderFields,
-                                                       " fields"));
+      return absl::ResourceExhaustedError(absl::StrCat("more than ", kMaxHeaderFields, " fields"));
     }
     INTERLOCK_ASSIGN_OR_RETURN(HeaderField field, ParseFieldLine(content));
     head.fields.push_back(field);
@@ -69,8 +68,7 @@ absl::StatusOr<std::optional<RawHead<StartLine>>> SplitHead(
 absl::StatusOr<Version> ParseVersion(absl::string_view s) {
   if (s == "HTTP/1.1") return Version::kHttp11;
   if (s == "HTTP/1.0") return Version::kHttp10;
-  if (s.size() == 8 && s.substr(0, 5) == "HTTP/" && IsDigit(s[5]) && s[6] == '.' &&
-      IsDigit(s[7])) {
+  if (s.size() == 8 && s.substr(0, 5) == "HTTP/" && IsDigit(s[5]) && s[6] == '.' && IsDigit(s[7])) {
     return absl::UnimplementedError(absl::StrCat("unsupported version ", s));
   }
   return absl::InvalidArgumentError("invalid version");
@@ -97,9 +95,8 @@ absl::StatusOr<RequestLine> ParseRequestLine(absl::string_view line) {
   if (out.target.empty()) return absl::InvalidArgumentError("more than one SP in request-line");
   for (char c : out.target) {
     if (!IsTargetChar(c)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid byte 0x", absl::Hex(static_cast<unsigned char>(c)),
-                       " in request-target"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid byte 0x", absl::Hex(static_cast<unsigned char>(c)), " in request-target"));
     }
   }
   const absl::string_view version = line.substr(sp2 + 1);
@@ -160,8 +157,7 @@ absl::StatusOr<std::optional<Response>> ParseResponse(absl::string_view buf,
   if (!head.has_value()) return std::nullopt;
   INTERLOCK_ASSIGN_OR_RETURN(
       ResponseFraming framing,
-      DecideResponseFraming(head->start.version, head->start.status, head->fields,
-                            request_method));
+      DecideResponseFraming(head->start.version, head->start.status, head->fields, request_method));
   return Response{.version = head->start.version,
                   .status = head->start.status,
                   .reason = head->start.reason,

@@ -63,22 +63,22 @@ inline constexpr size_t kMaxHeaderFields = 100;
 
 // RFC 9112 §3: request-line CRLF *( field-line CRLF ) CRLF.
 struct Request {
-  absl::string_view method;          // a token, case-sensitive ("GET")
-  absl::string_view target;          // raw request-target; see target.h to interpret it
+  absl::string_view method;  // a token, case-sensitive ("GET")
+  absl::string_view target;  // raw request-target; see target.h to interpret it
   Version version = Version::kHttp11;
-  std::vector<HeaderField> fields;   // in wire order, values OWS-trimmed
-  size_t head_bytes = 0;             // through the final CRLF: where the body starts
-  RequestFraming framing;            // body, Host, Expect, persistence, Upgrade
+  std::vector<HeaderField> fields;  // in wire order, values OWS-trimmed
+  size_t head_bytes = 0;            // through the final CRLF: where the body starts
+  RequestFraming framing;           // body, Host, Expect, persistence, Upgrade
 };
 
 // RFC 9112 §4: status-line CRLF *( field-line CRLF ) CRLF.
 struct Response {
   Version version = Version::kHttp11;
-  int status = 0;                    // 100..599
-  absl::string_view reason;          // may be empty
+  int status = 0;            // 100..599
+  absl::string_view reason;  // may be empty
   std::vector<HeaderField> fields;
   size_t head_bytes = 0;
-  ResponseFraming framing;           // interim 1xx: another head follows this one
+  ResponseFraming framing;  // interim 1xx: another head follows this one
 };
 
 // Parses the request head at the start of `buf`. nullopt: incomplete, read more.

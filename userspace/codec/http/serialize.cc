@@ -23,8 +23,8 @@ absl::Status AppendFields(absl::Span<const HeaderField> fields, std::string& out
 }
 
 bool IsAlwaysHopByHop(absl::string_view name) {
-  static constexpr absl::string_view kNames[] = {"connection", "keep-alive", "te", "trailer",
-                                                  "transfer-encoding", "upgrade"};
+  static constexpr absl::string_view kNames[] = {"connection", "keep-alive",        "te",
+                                                 "trailer",    "transfer-encoding", "upgrade"};
   for (absl::string_view n : kNames) {
     if (absl::EqualsIgnoreCase(name, n)) return true;
   }
@@ -33,8 +33,8 @@ bool IsAlwaysHopByHop(absl::string_view name) {
 
 }  // namespace
 
-absl::StatusOr<std::string> SerializeRequestHead(absl::string_view method,
-                                                 absl::string_view target, Version version,
+absl::StatusOr<std::string> SerializeRequestHead(absl::string_view method, absl::string_view target,
+                                                 Version version,
                                                  absl::Span<const HeaderField> fields) {
   if (!IsToken(method)) return SerializeError("invalid method");
   if (target.empty()) return SerializeError("empty request-target");
@@ -67,7 +67,8 @@ std::vector<HeaderField> RemoveHopByHop(absl::Span<const HeaderField> fields) {
   out.reserve(fields.size());
   for (const HeaderField& f : fields) {
     bool drop = IsAlwaysHopByHop(f.name);
-    for (size_t i = 0; !drop && i < named.size(); ++i) drop = absl::EqualsIgnoreCase(f.name, named[i]);
+    for (size_t i = 0; !drop && i < named.size(); ++i)
+      drop = absl::EqualsIgnoreCase(f.name, named[i]);
     if (!drop) out.push_back(f);
   }
   return out;

@@ -27,8 +27,8 @@
 namespace interlock::codec::http {
 
 // method SP target SP version CRLF fields CRLF.
-absl::StatusOr<std::string> SerializeRequestHead(absl::string_view method,
-                                                 absl::string_view target, Version version,
+absl::StatusOr<std::string> SerializeRequestHead(absl::string_view method, absl::string_view target,
+                                                 Version version,
                                                  absl::Span<const HeaderField> fields);
 
 // version SP 3DIGIT SP reason CRLF fields CRLF. `status` must be 100..599.

@@ -6,9 +6,7 @@
 
 namespace interlock::codec::http {
 
-absl::string_view VersionName(Version v) {
-  return v == Version::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
-}
+absl::string_view VersionName(Version v) { return v == Version::kHttp10 ? "HTTP/1.0" : "HTTP/1.1"; }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -38,9 +36,7 @@ bool IsTargetChar(char c) {
   return c != '\0' && std::strchr("-._~:/?[]@!$&'()*+,;=%", c) != nullptr;
 }
 
-bool IsHexDigit(char c) {
-  return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 int HexValue(char c) {
   if (IsDigit(c)) return c - '0';
@@ -88,9 +84,8 @@ absl::StatusOr<HeaderField> ParseFieldLine(absl::string_view line) {
   const absl::string_view value = TrimOws(line.substr(colon + 1));
   for (char c : value) {
     if (!IsFieldValueChar(c)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("control character 0x", absl::Hex(static_cast<unsigned char>(c)),
-                       " in value of ", name));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "control character 0x", absl::Hex(static_cast<unsigned char>(c)), " in value of ", name));
     }
   }
   return HeaderField{name, value};
@@ -143,8 +138,8 @@ absl::Status ValidateAuthority(absl::string_view authority, bool allow_empty) {
     if (host.empty()) return absl::InvalidArgumentError("empty host");
     for (size_t i = 0; i < host.size(); ++i) {
       if (!IsRegNameChar(host[i])) return absl::InvalidArgumentError("invalid character in host");
-      if (host[i] == '%' && (i + 2 >= host.size() || !IsHexDigit(host[i + 1]) ||
-                             !IsHexDigit(host[i + 2]))) {
+      if (host[i] == '%' &&
+          (i + 2 >= host.size() || !IsHexDigit(host[i + 1]) || !IsHexDigit(host[i + 2]))) {
         return absl::InvalidArgumentError("invalid percent escape in host");
       }
     }

@@ -15,8 +15,8 @@ absl::Status TargetError(absl::string_view what) {
 }
 
 bool IsUnreserved(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '-' ||
-         c == '.' || c == '_' || c == '~';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '-' || c == '.' ||
+         c == '_' || c == '~';
 }
 
 char Upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
@@ -30,8 +30,8 @@ absl::StatusOr<std::string> DecodePath(absl::string_view path) {
     if (c == '\\') return TargetError("backslash in path");
     if (c == ';') return TargetError("path parameter (\";\") in path");
     if (!IsTargetChar(c)) {
-      return TargetError(absl::StrCat("invalid byte 0x", absl::Hex(static_cast<unsigned char>(c)),
-                                      " in path"));
+      return TargetError(
+          absl::StrCat("invalid byte 0x", absl::Hex(static_cast<unsigned char>(c)), " in path"));
     }
     if (c == '?') return TargetError("\"?\" in path");
     if (c != '%') {
@@ -41,12 +41,12 @@ absl::StatusOr<std::string> DecodePath(absl::string_view path) {
     if (i + 2 >= path.size() || !IsHexDigit(path[i + 1]) || !IsHexDigit(path[i + 2])) {
       return TargetError("invalid percent escape in path");
     }
-    const auto byte = static_cast<unsigned char>(HexValue(path[i + 1]) * 16 + HexValue(path[i + 2]));
+    const auto byte =
+        static_cast<unsigned char>(HexValue(path[i + 1]) * 16 + HexValue(path[i + 2]));
     if (byte == '/') return TargetError("encoded slash (%2F) in path");
     if (byte == '\\') return TargetError("encoded backslash (%5C) in path");
     if (byte < 0x20 || byte == 0x7f) return TargetError("encoded control character in path");
-    if (byte == '%' && i + 4 < path.size() && IsHexDigit(path[i + 3]) &&
-        IsHexDigit(path[i + 4])) {
+    if (byte == '%' && i + 4 < path.size() && IsHexDigit(path[i + 3]) && IsHexDigit(path[i + 4])) {
       return TargetError("double-encoded escape in path");
     }
     if (IsUnreserved(static_cast<char>(byte))) {
@@ -104,8 +104,7 @@ absl::StatusOr<Target> ParseTarget(absl::string_view target, absl::string_view m
     absl::Status st = ValidateAuthority(target, /*allow_empty=*/false);
     if (!st.ok()) return Annotate(st, "http: target");
     const size_t colon = target.rfind(':');
-    if (colon == absl::string_view::npos || colon + 1 == target.size() ||
-        target.back() == ']') {
+    if (colon == absl::string_view::npos || colon + 1 == target.size() || target.back() == ']') {
       return TargetError("CONNECT target without port");
     }
     return t;

@@ -44,10 +44,10 @@ enum class TargetForm {
 
 struct Target {
   TargetForm form = TargetForm::kOrigin;
-  absl::string_view scheme;               // kAbsolute: "http" or "https" as written
-  absl::string_view authority;            // kAbsolute and kAuthority
-  absl::string_view path;                 // raw; "" for kAbsolute without a path
-  std::optional<absl::string_view> query; // raw, after "?"; nullopt when there is no "?"
+  absl::string_view scheme;                // kAbsolute: "http" or "https" as written
+  absl::string_view authority;             // kAbsolute and kAuthority
+  absl::string_view path;                  // raw; "" for kAbsolute without a path
+  std::optional<absl::string_view> query;  // raw, after "?"; nullopt when there is no "?"
 };
 
 // Splits `target` according to its form, checking the form is allowed for `method`: "*" only
@@ -72,9 +72,10 @@ absl::StatusOr<std::vector<QueryParam>> ParseQuery(absl::string_view query);
 // Query parameters whose values the audit trail never shows (matched ASCII
 // case-insensitively on the decoded name).
 inline constexpr absl::string_view kDefaultElidedParams[] = {
-    "token",  "access_token", "refresh_token", "id_token", "key",       "api_key",
-    "apikey", "password",     "passwd",        "secret",   "signature", "sig",
-    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "code"};
+    "token",     "access_token", "refresh_token",   "id_token",         "key",
+    "api_key",   "apikey",       "password",        "passwd",           "secret",
+    "signature", "sig",          "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+    "code"};
 
 // What replaces an elided value.
 inline constexpr absl::string_view kElidedValue = "<elided>";

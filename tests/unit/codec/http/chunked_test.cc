@@ -40,7 +40,8 @@ Decoded Decode(absl::string_view in, size_t step = 0) {
       }
       if (p->consumed == 0) break;
       absl::StrAppend(&out.body, p->data);
-      if (p->trailer) out.trailers.push_back(absl::StrCat(p->trailer->name, "=", p->trailer->value));
+      if (p->trailer)
+        out.trailers.push_back(absl::StrCat(p->trailer->name, "=", p->trailer->value));
       view.remove_prefix(p->consumed);
       out.consumed += p->consumed;
     }
@@ -58,8 +59,9 @@ void ExpectRefused(absl::string_view in, absl::string_view message) {
 }
 
 TEST(HttpChunked, DecodesChunksAndTrailers) {
-  const std::string in = "4\r\nWiki\r\n6\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n"
-                         "Expires: never\r\nX-Sum:  abc \r\n\r\nNEXT";
+  const std::string in =
+      "4\r\nWiki\r\n6\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n"
+      "Expires: never\r\nX-Sum:  abc \r\n\r\nNEXT";
   Decoded d = Decode(in);
   ASSERT_TRUE(d.status.ok()) << d.status;
   EXPECT_TRUE(d.done);

@@ -161,12 +161,12 @@ TEST(HttpFraming, Persistence) {
   EXPECT_FALSE(persistent("", "HTTP/1.0"));
   EXPECT_TRUE(persistent("Connection: Keep-Alive\r\n", "HTTP/1.0"));
   EXPECT_TRUE(persistent("Host: x\r\nConnection: ,,keep-alive,\r\n", "HTTP/1.1"));
-  ExpectRefused("Host: x\r\nConnection: a b\r\n", "http: request: invalid Connection option \"a b\"");
+  ExpectRefused("Host: x\r\nConnection: a b\r\n",
+                "http: request: invalid Connection option \"a b\"");
 }
 
 TEST(HttpFraming, UpgradeIsFlagged) {
-  absl::StatusOr<Request> r =
-      Parse("Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n");
+  absl::StatusOr<Request> r = Parse("Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->framing.upgrade);
   r = Parse("Host: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n");
@@ -178,8 +178,8 @@ TEST(HttpFraming, UpgradeIsFlagged) {
 
 // --- responses (RFC 9112 §6.3) ---
 
-ResponseFraming Decide(int status, absl::string_view method,
-                       std::vector<HeaderField> fields, Version v = Version::kHttp11) {
+ResponseFraming Decide(int status, absl::string_view method, std::vector<HeaderField> fields,
+                       Version v = Version::kHttp11) {
   absl::StatusOr<ResponseFraming> r = DecideResponseFraming(v, status, fields, method);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : ResponseFraming{};
@@ -210,8 +210,7 @@ TEST(HttpFraming, ResponseBodyTable) {
 }
 
 TEST(HttpFraming, ResponseRefusesAmbiguity) {
-  auto error = [](std::vector<HeaderField> fields, int status = 200,
-                  Version v = Version::kHttp11) {
+  auto error = [](std::vector<HeaderField> fields, int status = 200, Version v = Version::kHttp11) {
     return std::string(DecideResponseFraming(v, status, fields, "GET").status().message());
   };
   EXPECT_EQ(error({{"Transfer-Encoding", "chunked"}, {"Content-Length", "1"}}),

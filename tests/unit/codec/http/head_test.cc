@@ -36,7 +36,8 @@ Response MustParseResponse(absl::string_view bytes) { return Parsed(PeekResponse
 std::vector<std::string> TranscriptOfEverySplit(absl::string_view stream, bool requests,
                                                 absl::string_view method, uint32_t seeds) {
   std::vector<std::string> t;
-  for (uint32_t seed = 0; seed < seeds; ++seed) t = CheckSplitsAgree(stream, requests, method, seed);
+  for (uint32_t seed = 0; seed < seeds; ++seed)
+    t = CheckSplitsAgree(stream, requests, method, seed);
   return t;
 }
 
@@ -179,8 +180,7 @@ TEST(HttpHead, RefusesUnknownVersions) {
   absl::Status st = RequestError("GET / HTTP/2.0\r\nHost: x\r\n\r\n");
   EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(st.message(), "http: request: unsupported version HTTP/2.0");
-  ExpectRefused("GET / HTTP/1.2\r\nHost: x\r\n\r\n",
-                "http: request: unsupported version HTTP/1.2");
+  ExpectRefused("GET / HTTP/1.2\r\nHost: x\r\n\r\n", "http: request: unsupported version HTTP/1.2");
   ExpectRefused("GET / http/1.1\r\nHost: x\r\n\r\n", "http: request: invalid version");
   ExpectRefused("GET / HTTP/1.10\r\nHost: x\r\n\r\n", "http: request: invalid version");
   ExpectRefused("GET / HTTP/1\r\nHost: x\r\n\r\n", "http: request: invalid version");
@@ -192,7 +192,8 @@ TEST(HttpHead, RefusesMissingOrDuplicateHost) {
   ExpectRefused("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", "http: request: duplicate host");
   ExpectRefused("GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
                 "http: request: Host: invalid character in host");
-  ExpectRefused("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", "http: request: Host: userinfo in authority");
+  ExpectRefused("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+                "http: request: Host: userinfo in authority");
 }
 
 TEST(HttpHead, HostMayBeEmptyOrHavePort) {
@@ -260,10 +261,10 @@ TEST(HttpHead, SplitsAgreeOnPipelinedRequests) {
 }
 
 TEST(HttpHead, SplitsAgreeOnErrors) {
-  for (absl::string_view stream :
-       {"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n",
-        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 ;x\r\nhello\r\n0\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"}) {
+  for (absl::string_view stream : {"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n",
+                                   "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                   "chunked\r\n\r\n5 ;x\r\nhello\r\n0\r\n\r\n",
+                                   "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"}) {
     std::vector<std::string> t = TranscriptOfEverySplit(stream, true, "", 20);
     EXPECT_TRUE(absl::StartsWith(t.back(), "error ")) << t.back();
   }

@@ -38,11 +38,16 @@ namespace interlock::codec::http::testing {
 
 inline std::string Describe(const BodyFraming& b) {
   switch (b.kind) {
-    case BodyKind::kNone: return "none";
-    case BodyKind::kLength: return absl::StrCat("length ", b.length);
-    case BodyKind::kChunked: return "chunked";
-    case BodyKind::kUntilClose: return "until-close";
-    case BodyKind::kTunnel: return "tunnel";
+    case BodyKind::kNone:
+      return "none";
+    case BodyKind::kLength:
+      return absl::StrCat("length ", b.length);
+    case BodyKind::kChunked:
+      return "chunked";
+    case BodyKind::kUntilClose:
+      return "until-close";
+    case BodyKind::kTunnel:
+      return "tunnel";
   }
   return "?";
 }
@@ -52,20 +57,20 @@ inline void AppendFields(const std::vector<HeaderField>& fields, std::string& ou
 }
 
 inline std::string Describe(const Request& r) {
-  std::string out = absl::StrCat("request ", r.method, " ", r.target, " ", VersionName(r.version),
-                                 " head_bytes=", r.head_bytes, " body=", Describe(r.framing.body),
-                                 " host=", r.framing.host, " continue=",
-                                 r.framing.expect_continue, " persistent=", r.framing.persistent,
-                                 " upgrade=", r.framing.upgrade);
+  std::string out =
+      absl::StrCat("request ", r.method, " ", r.target, " ", VersionName(r.version),
+                   " head_bytes=", r.head_bytes, " body=", Describe(r.framing.body),
+                   " host=", r.framing.host, " continue=", r.framing.expect_continue,
+                   " persistent=", r.framing.persistent, " upgrade=", r.framing.upgrade);
   AppendFields(r.fields, out);
   return out;
 }
 
 inline std::string Describe(const Response& r) {
-  std::string out = absl::StrCat("response ", VersionName(r.version), " ", r.status, " ",
-                                 r.reason, " head_bytes=", r.head_bytes, " body=",
-                                 Describe(r.framing.body), " interim=", r.framing.interim,
-                                 " persistent=", r.framing.persistent);
+  std::string out =
+      absl::StrCat("response ", VersionName(r.version), " ", r.status, " ", r.reason,
+                   " head_bytes=", r.head_bytes, " body=", Describe(r.framing.body),
+                   " interim=", r.framing.interim, " persistent=", r.framing.persistent);
   AppendFields(r.fields, out);
   return out;
 }
@@ -310,7 +315,8 @@ inline std::vector<size_t> RandomReads(size_t size, uint32_t seed) {
 inline std::vector<std::string> CheckSplitsAgree(absl::string_view stream, bool requests,
                                                  absl::string_view method, uint32_t seed,
                                                  size_t byte_reads_max = 4096) {
-  const std::vector<std::string> whole = StreamReader(requests, method).Read(stream, {stream.size()});
+  const std::vector<std::string> whole =
+      StreamReader(requests, method).Read(stream, {stream.size()});
   if (StreamReader(requests, method).Read(stream, RandomReads(stream.size(), seed)) != whole) {
     PropertyFailed("random split transcript differs from one-shot", stream);
   }
@@ -382,8 +388,8 @@ inline void CheckChunked(absl::string_view in, uint32_t seed) {
   std::vector<HeaderField> trailers;
   for (const std::string& t : whole.trailer_text) {
     const size_t colon = t.find(':');
-    trailers.push_back({absl::string_view(t).substr(0, colon),
-                        absl::string_view(t).substr(colon + 2)});
+    trailers.push_back(
+        {absl::string_view(t).substr(0, colon), absl::string_view(t).substr(colon + 2)});
   }
   if (!AppendLastChunk(trailers, &wire).ok()) PropertyFailed("decoded trailers do not encode", in);
   ChunkedDecoder again;

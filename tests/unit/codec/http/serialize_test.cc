@@ -33,8 +33,8 @@ TEST(HttpSerialize, RequestRoundTrips) {
 }
 
 TEST(HttpSerialize, ResponseRoundTrips) {
-  absl::StatusOr<std::string> out = SerializeResponseHead(
-      Version::kHttp10, 404, "Not Found", {{"Content-Length", "0"}});
+  absl::StatusOr<std::string> out =
+      SerializeResponseHead(Version::kHttp10, 404, "Not Found", {{"Content-Length", "0"}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
   absl::StatusOr<std::optional<Response>> r = PeekResponse(*out, "GET");
@@ -49,10 +49,9 @@ TEST(HttpSerialize, RefusesWhatWouldNotParseBack) {
                 .status()
                 .message(),
             "http: serialize: control character in value of Authorization");
-  EXPECT_EQ(SerializeRequestHead("GET", "/", Version::kHttp11, {{"Bad Name", "x"}})
-                .status()
-                .message(),
-            "http: serialize: invalid field name");
+  EXPECT_EQ(
+      SerializeRequestHead("GET", "/", Version::kHttp11, {{"Bad Name", "x"}}).status().message(),
+      "http: serialize: invalid field name");
   EXPECT_EQ(SerializeRequestHead("GET", "/", Version::kHttp11, {{"X", " x"}}).status().message(),
             "http: serialize: value of X has surrounding whitespace");
   EXPECT_FALSE(SerializeRequestHead("G T", "/", Version::kHttp11, {}).ok());
@@ -63,15 +62,19 @@ TEST(HttpSerialize, RefusesWhatWouldNotParseBack) {
 }
 
 TEST(HttpSerialize, RemovesHopByHopFields) {
-  const std::vector<HeaderField> in = {
-      {"Host", "api"},           {"Connection", "keep-alive, X-Secret"},
-      {"X-Secret", "1"},         {"Keep-Alive", "timeout=5"},
-      {"Proxy-Authorization", "Basic x"}, {"Proxy-Connection", "close"},
-      {"TE", "trailers"},        {"Trailer", "X-Sum"},
-      {"Upgrade", "h2c"},        {"Transfer-Encoding", "chunked"},
-      {"x-secret", "2"},         {"Accept", "*/*"}};
-  EXPECT_EQ(RemoveHopByHop(in),
-            (std::vector<HeaderField>{{"Host", "api"}, {"Accept", "*/*"}}));
+  const std::vector<HeaderField> in = {{"Host", "api"},
+                                       {"Connection", "keep-alive, X-Secret"},
+                                       {"X-Secret", "1"},
+                                       {"Keep-Alive", "timeout=5"},
+                                       {"Proxy-Authorization", "Basic x"},
+                                       {"Proxy-Connection", "close"},
+                                       {"TE", "trailers"},
+                                       {"Trailer", "X-Sum"},
+                                       {"Upgrade", "h2c"},
+                                       {"Transfer-Encoding", "chunked"},
+                                       {"x-secret", "2"},
+                                       {"Accept", "*/*"}};
+  EXPECT_EQ(RemoveHopByHop(in), (std::vector<HeaderField>{{"Host", "api"}, {"Accept", "*/*"}}));
 }
 
 TEST(HttpSerialize, ReframesTheBody) {
@@ -80,8 +83,9 @@ TEST(HttpSerialize, ReframesTheBody) {
   std::string storage;
   EXPECT_EQ(WithBodyFraming(in, {BodyKind::kLength, 1234}, &storage),
             (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}, {"Content-Length", "1234"}}));
-  EXPECT_EQ(WithBodyFraming(in, {BodyKind::kChunked, 0}, &storage),
-            (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}, {"Transfer-Encoding", "chunked"}}));
+  EXPECT_EQ(
+      WithBodyFraming(in, {BodyKind::kChunked, 0}, &storage),
+      (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}, {"Transfer-Encoding", "chunked"}}));
   EXPECT_EQ(WithBodyFraming(in, {BodyKind::kNone, 0}, &storage),
             (std::vector<HeaderField>{{"Host", "h"}, {"A", "b"}}));
   // The result is a valid head with the new framing.

@@ -140,8 +140,8 @@ TEST(HttpTarget, NormalisationIsIdempotent) {
 TEST(HttpTarget, ParsesQuery) {
   absl::StatusOr<std::vector<QueryParam>> q = ParseQuery("a=1&b=x+y%20z&&c&d=&%41=%2F");
   ASSERT_TRUE(q.ok()) << q.status();
-  EXPECT_EQ(*q, (std::vector<QueryParam>{
-                    {"a", "1"}, {"b", "x y z"}, {"c", ""}, {"d", ""}, {"A", "/"}}));
+  EXPECT_EQ(
+      *q, (std::vector<QueryParam>{{"a", "1"}, {"b", "x y z"}, {"c", ""}, {"d", ""}, {"A", "/"}}));
   EXPECT_EQ(ParseQuery("a=%zz").status().message(),
             "http: target: invalid percent escape in query");
   EXPECT_TRUE(ParseQuery("")->empty());
