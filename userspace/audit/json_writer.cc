@@ -311,6 +311,7 @@ void AppendEvent(std::string* out, const v1::AuditEvent& m) {
   if (m.has_approval()) AppendMessageByReflection(o.Key(R"("approval":)"), m.approval());
   if (m.has_grant()) AppendMessageByReflection(o.Key(R"("grant":)"), m.grant());
   if (m.has_masking()) AppendMessageByReflection(o.Key(R"("masking":)"), m.masking());
+  if (m.has_http()) AppendMessageByReflection(o.Key(R"("http":)"), m.http());
 }
 
 }  // namespace

@@ -196,6 +196,65 @@ bool BuildLogin(const v1::PostgresLogin& in, const std::string& path, Problems& 
   return ok;
 }
 
+bool ValidHttpFieldName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(absl::ascii_isalnum(c) || absl::StrContains("!#$%&'*+-.^_`|~", c))) return false;
+  }
+  return true;
+}
+
+HttpConfig BuildHttp(const v1::HttpResource& in, const std::string& path, Problems& problems, bool& ok) {
+  HttpConfig out;
+  const v1::HttpCredential& c = in.credential();
+  auto secret = [&](const std::string& ref, const std::string& where) {
+    if (!ValidCredentialRef(ref)) {
+      problems.Add(where, "must be \"file:/absolute/path\" or \"env:NAME\" (the secret itself never goes here)");
+      ok = false;
+    }
+    out.credential.secret_ref = ref;
+  };
+  switch (c.kind_case()) {
+    case v1::HttpCredential::kBearerRef:
+      out.credential.kind = HttpCredentialConfig::Kind::kBearer;
+      secret(c.bearer_ref(), path + ".credential.bearer_ref");
+      break;
+    case v1::HttpCredential::kBasic:
+      out.credential.kind = HttpCredentialConfig::Kind::kBasic;
+      out.credential.user = c.basic().user();
+      if (c.basic().user().find(':') != std::string::npos || c.basic().user().find_first_of("\r\n") != std::string::npos) {
+        problems.Add(path + ".credential.basic.user", "must not contain ':' or line breaks (RFC 7617)");
+        ok = false;
+      }
+      secret(c.basic().password_ref(), path + ".credential.basic.password_ref");
+      break;
+    case v1::HttpCredential::kHeader:
+      out.credential.kind = HttpCredentialConfig::Kind::kHeader;
+      out.credential.header_name = c.header().name();
+      if (!ValidHttpFieldName(c.header().name())) {
+        problems.Add(path + ".credential.header.name", absl::StrCat(Quote(c.header().name()), " is not a header name"));
+        ok = false;
+      }
+      secret(c.header().value_ref(), path + ".credential.header.value_ref");
+      break;
+    case v1::HttpCredential::KIND_NOT_SET:
+      break;
+  }
+  out.upstream_ca_file = in.upstream_ca_file();
+  if (!out.upstream_ca_file.empty() && out.upstream_ca_file[0] != '/') {
+    problems.Add(path + ".upstream_ca_file", absl::StrCat(Quote(out.upstream_ca_file), " is not an absolute path"));
+    ok = false;
+  }
+  out.upstream_server_name = in.upstream_server_name();
+  if (in.max_judged_body_bytes() > 0) out.max_judged_body_bytes = in.max_judged_body_bytes();
+  if (out.max_judged_body_bytes > (uint64_t{64} << 20)) {
+    problems.Add(path + ".max_judged_body_bytes", absl::StrCat(in.max_judged_body_bytes(), " is more than 64 MiB"));
+    ok = false;
+  }
+  out.elide_query_params.assign(in.elide_query_params().begin(), in.elide_query_params().end());
+  return out;
+}
+
 absl::StatusOr<PostgresConfig> BuildPostgres(const v1::PostgresResource& in, const std::string& path,
                                              Problems& problems) {
   PostgresConfig out;
@@ -374,10 +433,11 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
       case v1::PROTOCOL_UNSPECIFIED:
       case v1::PROTOCOL_TCP:
         res.protocol = Protocol::kTcp;
-        if (r.has_postgres()) {
-          problems.Add(path + ".postgres", "set on a resource whose protocol is not PROTOCOL_POSTGRES");
-          ok = false;
-        }
+        break;
+      case v1::PROTOCOL_HTTP:
+      case v1::PROTOCOL_HTTPS:
+        res.protocol = r.protocol() == v1::PROTOCOL_HTTP ? Protocol::kHttp : Protocol::kHttps;
+        res.http = BuildHttp(r.http(), path + ".http", problems, ok);
         break;
       case v1::PROTOCOL_POSTGRES:
         res.protocol = Protocol::kPostgres;
@@ -394,6 +454,15 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
       default:
         problems.Add(path + ".protocol", absl::StrCat("unknown protocol ", r.protocol()));
         ok = false;
+    }
+    // A protocol's settings block belongs to that protocol only.
+    if (r.has_postgres() && res.protocol != Protocol::kPostgres) {
+      problems.Add(path + ".postgres", "set on a resource whose protocol is not PROTOCOL_POSTGRES");
+      ok = false;
+    }
+    if (r.has_http() && res.protocol != Protocol::kHttp && res.protocol != Protocol::kHttps) {
+      problems.Add(path + ".http", "set on a resource whose protocol is not PROTOCOL_HTTP or PROTOCOL_HTTPS");
+      ok = false;
     }
 
     if (!r.unix_path().empty()) {
@@ -443,10 +512,16 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
     // prefix or every port and no fixed upstream, "the upstream" is whatever the agent
     // chose to dial inside the range: the agent could point the login at a listener of
     // its own and collect the password.
-    if (res.protocol == Protocol::kPostgres && r.upstream_address().empty() &&
+    // The same holds for an HTTP resource with a credential to inject.
+    const bool sends_credential =
+        res.protocol == Protocol::kPostgres ||
+        (res.http.has_value() && res.http->credential.kind != HttpCredentialConfig::Kind::kNone);
+    if (sends_credential && r.upstream_address().empty() &&
         (res.prefix.prefix_bits != 128 || res.port == 0) && !r.address().empty()) {
       problems.Add(path + ".upstream_address",
-                   absl::StrCat("required for a PROTOCOL_POSTGRES resource whose ",
+                   absl::StrCat("required for a ",
+                                res.protocol == Protocol::kPostgres ? "PROTOCOL_POSTGRES" : "credential-injecting HTTP",
+                                " resource whose ",
                                 res.port == 0 ? "port is 0 (every port)" : "address is a prefix",
                                 ": the login would go to whatever answers at the destination the "
                                 "agent picked"));

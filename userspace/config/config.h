@@ -59,6 +59,8 @@ enum class RelayMode {
 enum class Protocol {
   kTcp,       // protocol-agnostic relay (PROTOCOL_TCP, the default)
   kPostgres,  // PostgreSQL protocol 3.0 proxy (PROTOCOL_POSTGRES)
+  kHttp,      // HTTP/1.1 proxy, in clear (PROTOCOL_HTTP)
+  kHttps,     // HTTP/1.1 proxy, TLS terminated with a minted leaf (PROTOCOL_HTTPS)
 };
 
 // How the agent authenticates to interlockd (config.proto AgentAuth).
@@ -129,6 +131,25 @@ struct ListenerConfig {
   }
 };
 
+// HttpCredential, validated: what interlockd adds to every forwarded request.
+struct HttpCredentialConfig {
+  enum class Kind { kNone, kBearer, kBasic, kHeader };
+  Kind kind = Kind::kNone;
+  std::string user;         // kBasic
+  std::string header_name;  // kHeader
+  std::string secret_ref;   // "file:/..." or "env:NAME"
+};
+
+// HttpResource, validated (PROTOCOL_HTTP and PROTOCOL_HTTPS; defaults when the block is
+// absent).
+struct HttpConfig {
+  HttpCredentialConfig credential;
+  std::string upstream_ca_file;      // empty: the system trust store
+  std::string upstream_server_name;  // empty: the agent's SNI, else its Host
+  uint64_t max_judged_body_bytes = 1 << 20;
+  std::vector<std::string> elide_query_params;  // beyond codec::http::kDefaultElidedParams
+};
+
 struct ResourceConfig {
   std::string name;
   uint32_t id = 0;    // 1-based position in the file; the BPF resource_id
@@ -138,6 +159,7 @@ struct ResourceConfig {
   std::optional<IpAddress> upstream_address;  // nullopt: the original destination
   uint16_t upstream_port = 0;                 // 0: the original destination port
   std::optional<PostgresConfig> postgres;     // set iff protocol == kPostgres
+  std::optional<HttpConfig> http;             // set iff protocol is kHttp or kHttps
   std::string unix_path;  // absolute unix socket path also protected; empty: none
 };
 

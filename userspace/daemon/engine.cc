@@ -421,10 +421,13 @@ absl::Status Engine::StartProtocols() {
   env.grants = approvals_.get();
   env.memory = memory_budget_.get();
   env.connect_timeout = config_.timeouts.connect;
+  env.state_dir = config_.state_dir;
   protocols_.Add(config::Protocol::kTcp, std::make_unique<proxy::TcpProtocol>(env));
   INTERLOCK_ASSIGN_OR_RETURN(auto pg, proxy::pg::PgProtocol::Create(env, config_.resources, masks_.get()));
   pg_ = pg.get();
   protocols_.Add(config::Protocol::kPostgres, std::move(pg));
+  INTERLOCK_ASSIGN_OR_RETURN(auto http, proxy::http::HttpProtocol::Create(env, config_.resources));
+  protocols_.Add({config::Protocol::kHttp, config::Protocol::kHttps}, std::move(http));
   return absl::OkStatus();
 }
 

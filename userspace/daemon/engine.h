@@ -41,6 +41,7 @@
 #include "userspace/auth/token_verifier.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/core/protocol.h"
+#include "userspace/proxy/http/http_protocol.h"
 #include "userspace/proxy/pg/pg_protocol.h"
 #include "userspace/record/signing_key.h"
 

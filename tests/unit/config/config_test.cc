@@ -420,8 +420,21 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"enum number out of range", "relay_mode: 9\n",
                   "interlock.yaml:1: relay_mode: unknown relay mode 9"},
         ErrorCase{"protocol out of range",
-                  "resources:\n  - name: a\n    address: 127.0.0.1\n    protocol: 3\n",
-                  "interlock.yaml:4: resources[0].protocol: unknown protocol 3"},
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    protocol: 9\n",
+                  "interlock.yaml:4: resources[0].protocol: unknown protocol 9"},
+        ErrorCase{"http block on a tcp resource",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    port: 5432\n    protocol: PROTOCOL_TCP\n"
+                  "    http: {}\n",
+                  "resources[0].http: set on a resource whose protocol is not PROTOCOL_HTTP or PROTOCOL_HTTPS"},
+        ErrorCase{"http credential given in clear",
+                  "resources:\n  - name: a\n    address: 127.0.0.1\n    port: 80\n    protocol: PROTOCOL_HTTP\n"
+                  "    http: {credential: {bearer_ref: \"hunter2\"}}\n",
+                  "resources[0].http.credential.bearer_ref: must be \"file:/absolute/path\" or \"env:NAME\""},
+        ErrorCase{"http credential to a prefix",
+                  "resources:\n  - name: a\n    address: 127.0.0.0/24\n    port: 80\n    protocol: PROTOCOL_HTTP\n"
+                  "    http: {credential: {bearer_ref: \"env:TOKEN\"}}\n",
+                  "resources[0].upstream_address: required for a credential-injecting HTTP resource whose address "
+                  "is a prefix"},
         ErrorCase{"listener v4 not loopback", "listener:\n  address_v4: 10.0.0.1\n",
                   "interlock.yaml:2: listener.address_v4: \"10.0.0.1\" is not an IPv4 loopback "
                   "address (127.0.0.0/8)"},

@@ -18,9 +18,11 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -57,6 +59,8 @@ struct ProtocolEnv {
   // What all sessions' buffers may hold together.
   MemoryBudget* memory = nullptr;
   absl::Duration connect_timeout = absl::Seconds(5);
+  // interlockd's state directory (the HTTPS interception CA lives there).
+  std::string state_dir;
 };
 
 // One accepted, attested connection to a resource of the plug-in's protocol.
@@ -102,18 +106,22 @@ class Protocol {
 
 class ProtocolRegistry {
  public:
-  // Registers `protocol` for resources of `kind`; a second registration replaces the first.
-  void Add(config::Protocol kind, std::unique_ptr<Protocol> protocol) {
-    protocols_[static_cast<int>(kind)] = std::move(protocol);
+  // Registers `protocol` for resources of each of `kinds` (one plug-in may serve several:
+  // HTTP and HTTPS); a later registration for a kind replaces the earlier one.
+  void Add(std::initializer_list<config::Protocol> kinds, std::unique_ptr<Protocol> protocol) {
+    for (config::Protocol kind : kinds) by_kind_[static_cast<int>(kind)] = protocol.get();
+    owned_.push_back(std::move(protocol));
   }
+  void Add(config::Protocol kind, std::unique_ptr<Protocol> protocol) { Add({kind}, std::move(protocol)); }
   // The plug-in for `kind`, or null when none is registered.
   Protocol* For(config::Protocol kind) const {
-    auto it = protocols_.find(static_cast<int>(kind));
-    return it == protocols_.end() ? nullptr : it->second.get();
+    auto it = by_kind_.find(static_cast<int>(kind));
+    return it == by_kind_.end() ? nullptr : it->second;
   }
 
  private:
-  absl::flat_hash_map<int, std::unique_ptr<Protocol>> protocols_;
+  std::vector<std::unique_ptr<Protocol>> owned_;
+  absl::flat_hash_map<int, Protocol*> by_kind_;
 };
 
 }  // namespace interlock::proxy

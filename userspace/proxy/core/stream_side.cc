@@ -23,6 +23,15 @@ void StreamSide::Attach(UniqueFd fd, bool readable) {
   readable_ = readable;
 }
 
+void StreamSide::Reattach(UniqueFd fd) {
+  Close(/*reset=*/false);
+  in_.Clear();
+  out_.Clear();
+  eof_ = false;
+  read_want_ = write_want_ = net::TlsWant::kNone;
+  Attach(std::move(fd), /*readable=*/false);
+}
+
 void StreamSide::NoteEvents(uint32_t events) {
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) readable_ = true;
   // A TLS read may wait for writability; let such an event retry the read too.

@@ -43,6 +43,10 @@ class StreamSide {
   // The socket to move bytes through (non-blocking). `readable` says whether a read may
   // find data before epoll says so (an accepted socket may hold bytes already).
   void Attach(UniqueFd fd, bool readable);
+  // A new connection for this side after the old one ended (an HTTP upstream reconnected
+  // between exchanges): the old socket, its TLS, its end-of-stream and any bytes read or
+  // queued are dropped.
+  void Reattach(UniqueFd fd);
   bool attached() const { return fd_.get() >= 0; }
   int fd() const { return fd_.get(); }
   // TLS over the socket from now on (its handshake is the session's to drive).

@@ -1,0 +1,283 @@
+// HTTP through the real redirect: an unprivileged enrolled agent runs real curl against a
+// real HTTP/1.1 upstream (Python's http.server, keep-alive, answering with what it received
+// as JSON) on 127.0.0.x; interlockd judges each request with the policy, injects the
+// resource's credential, removes the agent's, and audits every exchange. Attacks first:
+// smuggling, path spellings, Host games, a stolen credential.
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/interlockd_harness.h"
+#include "tests/testing/privileged.h"
+#include "tests/testing/wait.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Answers every request with {"method", "path", "headers", "body"} (what it received),
+// HTTP/1.1 keep-alive with Content-Length. /slow-chunked answers chunked.
+constexpr char kUpstream[] = R"PY(
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def handle_any(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""): pass
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            body = body.decode("latin-1")
+        else:
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n).decode("latin-1") if n else ""
+        out = json.dumps({"method": self.command, "path": self.path,
+                          "headers": {k.lower(): v for k, v in self.headers.items()},
+                          "body": body}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.path.startswith("/chunked"):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(out), 7):
+                part = out[i:i+7]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(out)
+    do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = do_PATCH = handle_any
+ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+)PY";
+
+constexpr char kPolicy[] = R"YAML(
+resources:
+  - {resource: crm, default_action: ACTION_DENY}
+rules:
+  - id: read-customers
+    match: {resources: [crm], http: {methods: [GET, HEAD], paths: ["/v1/customers/**", "/chunked/**"]}}
+    action: ACTION_ALLOW
+  - id: create-notes
+    match: {resources: [crm], http: {methods: [POST], paths: ["/v1/notes"]}}
+    action: ACTION_ALLOW
+  - id: review-deletes
+    match: {resources: [crm], http: {methods: [DELETE], paths: ["/v1/customers/*"]}}
+    action: ACTION_REVIEW
+    review_timeout_s: 60
+  - id: deny-admin
+    match: {resources: [crm], http: {paths: ["/admin/**"]}}
+    action: ACTION_DENY
+    reason: admin endpoints are off limits
+)YAML";
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("interlock-http-");
+    port_ = FreePort("127.0.0.61");
+    const std::string script = absl::StrCat(dir_, "/upstream.py");
+    ASSERT_TRUE(WriteFileAtomic(script, kUpstream, 0644).ok());
+    upstream_ = Spawn({"/usr/bin/python3", script, "127.0.0.61", absl::StrCat(port_)}, absl::StrCat(dir_, "/up.log"));
+    ASSERT_GT(upstream_, 0);
+    ASSERT_TRUE(WaitFor([&] {
+      return RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", absl::StrCat("http://127.0.0.61:", port_, "/")}, 5)
+                 .exit_code == 0;
+    }, 15));
+    secret_file_ = absl::StrCat(dir_, "/api.token");
+    ASSERT_TRUE(WriteFileAtomic(secret_file_, "s3cr3t-upstream-token\n", 0600).ok());
+    policy_file_ = absl::StrCat(dir_, "/policy.yaml");
+    ASSERT_TRUE(WriteFileAtomic(policy_file_, kPolicy, 0644).ok());
+  }
+  void TearDown() override {
+    if (upstream_ > 0) KillProcess(upstream_);
+    RemoveTree(dir_);
+  }
+
+  std::unique_ptr<InterlockdHarness> Daemon() {
+    ResourceSpec r{"crm", "127.0.0.61", port_,
+                   absl::StrCat("    protocol: PROTOCOL_HTTP\n    http:\n      credential: {bearer_ref: \"file:",
+                                secret_file_, "\"}\n")};
+    return std::make_unique<InterlockdHarness>(
+        HarnessOptions{.resources = {r}, .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+  }
+
+  std::string Url(const std::string& path) const { return absl::StrCat("http://127.0.0.61:", port_, path); }
+
+  // curl as the enrolled agent; -sS, the status code on the last line.
+  CommandResult Curl(InterlockdHarness& h, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return h.RunAgent("agent", argv);
+  }
+
+  static std::string StatusOf(const CommandResult& r) {
+    std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
+    return lines.empty() ? "" : lines.back();
+  }
+
+  std::vector<v1::AuditEvent> HttpEvents(InterlockdHarness& h) {
+    std::vector<v1::AuditEvent> out;
+    for (v1::AuditEvent& e : h.AuditEvents()) {
+      if (e.kind() == v1::AUDIT_KIND_HTTP_REQUEST) out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  std::string dir_, secret_file_, policy_file_;
+  uint16_t port_ = 0;
+  pid_t upstream_ = -1;
+};
+
+TEST_F(HttpTest, AllowedRequestGetsTheInjectedCredentialAndTheAgentsIsRemoved) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {"-H", "Authorization: Bearer agent-guess", "-H", "X-Trace: 1", Url("/v1/customers/7")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << h->DaemonLog();
+  EXPECT_EQ(StatusOf(r), "200") << r.out;
+  EXPECT_THAT(r.out, HasSubstr("\"authorization\": \"Bearer s3cr3t-upstream-token\""));
+  EXPECT_THAT(r.out, Not(HasSubstr("agent-guess")));
+  EXPECT_THAT(r.out, HasSubstr("\"x-trace\": \"1\""));
+  auto events = HttpEvents(*h);
+  ASSERT_EQ(events.size(), 1u);
+  const v1::HttpExchange& x = events[0].http();
+  EXPECT_EQ(x.method(), "GET");
+  EXPECT_EQ(x.path(), "/v1/customers/7");
+  EXPECT_EQ(x.status(), 200u);
+  EXPECT_EQ(x.answered_by(), "upstream");
+  EXPECT_EQ(x.credential_injected(), "bearer");
+  EXPECT_THAT(x.agent_credentials_removed(), ::testing::ElementsAre("authorization"));
+  EXPECT_EQ(events[0].decision().rule_id(), "read-customers");
+  EXPECT_GT(x.response_body_bytes(), 0u);
+  // The audit trail never holds the injected secret.
+  for (const v1::AuditEvent& e : h->AuditEvents()) EXPECT_THAT(e.DebugString(), Not(HasSubstr("s3cr3t")));
+}
+
+TEST_F(HttpTest, DeniedAndUnlistedRequestsGetAProblemNamingTheRule) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult admin = Curl(*h, {Url("/admin/users")});
+  EXPECT_EQ(StatusOf(admin), "403") << admin.out;
+  EXPECT_THAT(admin.out, HasSubstr("\"interlock_rule\":\"deny-admin\""));
+  EXPECT_THAT(admin.out, HasSubstr("admin endpoints are off limits"));
+  CommandResult unlisted = Curl(*h, {Url("/v1/orders")});
+  EXPECT_EQ(StatusOf(unlisted), "403") << unlisted.out;
+  EXPECT_THAT(unlisted.out, HasSubstr("\"interlock_reason\":\"policy\""));
+}
+
+TEST_F(HttpTest, PathSpellingsAreJudgedAsTheUpstreamRoutesThem) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  // Every spelling of /admin/users is /admin/users (denied); the ambiguous ones are refused.
+  for (const char* path : {"/%61dmin/users", "//admin/users", "/v1/../admin/users", "/v1/customers/../../admin/users",
+                           "/%2e%2e/admin/users"}) {
+    CommandResult r = Curl(*h, {"--path-as-is", Url(path)});
+    EXPECT_THAT(StatusOf(r), ::testing::AnyOf("403", "400")) << path << "\n" << r.out;
+    EXPECT_THAT(r.out, Not(HasSubstr("\"method\""))) << path;  // never reached the upstream
+  }
+  for (const char* path : {"/admin%2Fusers", "/v1/customers;x=1", "/v1/customers/%00"}) {
+    CommandResult r = Curl(*h, {"--path-as-is", Url(path)});
+    EXPECT_EQ(StatusOf(r), "400") << path << "\n" << r.out;
+  }
+}
+
+TEST_F(HttpTest, KeepAliveCarriesSeveralDecisionsAndChunkedBodiesAreReframed) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  // One curl, one connection, three requests: allowed, denied, allowed (chunked answer).
+  CommandResult r = Curl(*h, {Url("/v1/customers/1"), "--next", Url("/admin/x"), "--next", Url("/chunked/2")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("\"path\": \"/v1/customers/1\""));
+  EXPECT_THAT(r.out, HasSubstr("deny-admin"));
+  EXPECT_THAT(r.out, HasSubstr("\"path\": \"/chunked/2\""));
+  auto events = HttpEvents(*h);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].session_id(), events[2].session_id());  // the same connection
+  // A chunked upload reaches the upstream whole.
+  CommandResult up = Curl(*h, {"-H", "Transfer-Encoding: chunked", "--data-binary", "hello chunked world",
+                               Url("/v1/notes")});
+  EXPECT_EQ(StatusOf(up), "200") << up.out;
+  EXPECT_THAT(up.out, HasSubstr("\"body\": \"hello chunked world\""));
+}
+
+TEST_F(HttpTest, SmugglingAndHostGamesAreRefusedNotNormalised) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  // Raw bytes through the redirect (curl would not send these): CL.TE, duplicate CL,
+  // obs-fold, a bare LF, an absolute-form target naming another host than Host.
+  struct Case {
+    const char* name;
+    std::string bytes;
+  };
+  const std::string host = absl::StrCat("Host: 127.0.0.61:", port_, "\r\n");
+  for (const Case& c : {
+           Case{"cl-te", absl::StrCat("POST /v1/notes HTTP/1.1\r\n", host,
+                                      "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG")},
+           Case{"dup-cl", absl::StrCat("POST /v1/notes HTTP/1.1\r\n", host,
+                                       "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab")},
+           Case{"obs-fold", absl::StrCat("GET /v1/customers/1 HTTP/1.1\r\n", host, "X-A: 1\r\n  folded\r\n\r\n")},
+           Case{"bare-lf", absl::StrCat("GET /v1/customers/1 HTTP/1.1\n", host, "\r\n")},
+           Case{"absolute-other-host", absl::StrCat("GET http://evil.internal/admin/users HTTP/1.1\r\n", host, "\r\n")},
+       }) {
+    const std::string req_file = absl::StrCat(dir_, "/", c.name, ".req");
+    ASSERT_TRUE(WriteFileAtomic(req_file, c.bytes, 0644).ok());
+    MakeReadableByAgent(req_file);
+    CommandResult r = h->RunAgent("agent", {"/bin/sh", "-c",
+                                            absl::StrCat("/usr/bin/curl -sS --max-time 10 telnet://127.0.0.61:",
+                                                         port_, " < ", req_file, " || true")});
+    EXPECT_THAT(r.out, ::testing::AnyOf(HasSubstr("HTTP/1.1 400"), HasSubstr("HTTP/1.1 421"))) << c.name << "\n"
+                                                                                                 << r.out;
+    EXPECT_THAT(r.out, Not(HasSubstr("\"method\""))) << c.name;  // nothing reached the upstream
+  }
+}
+
+TEST_F(HttpTest, DeleteIsHeldUntilAnotherIdentityApproves) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string out = absl::StrCat(dir_, "/held.out");
+  pid_t agent = Spawn([&] {
+    std::vector<std::string> argv = h->RunArgv("agent");
+    for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}", "-X", "DELETE"}) {
+      argv.push_back(a);
+    }
+    argv.push_back(Url("/v1/customers/9"));
+    return argv;
+  }(), out);
+  ASSERT_GT(agent, 0);
+  std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  auto pending = h->Approvals();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].protocol(), "http");
+  EXPECT_THAT(pending[0].statement(), HasSubstr("DELETE /v1/customers/9"));
+  EXPECT_EQ(pending[0].rule_id(), "review-deletes");
+  // Nothing reached the upstream yet (curl still waits for its answer); the approval
+  // releases it.
+  auto before = ReadFile(out);
+  EXPECT_THAT(before.value_or(""), Not(HasSubstr("\"method\"")));
+  CommandResult approve = h->Cli({"approve", id, "--reason", "ticket 42"});
+  ASSERT_EQ(approve.exit_code, 0) << approve.out;
+  EXPECT_EQ(WaitProcess(agent, 30), 0);
+  auto read = ReadFile(out);
+  ASSERT_TRUE(read.ok());
+  const std::string& got = *read;
+  EXPECT_THAT(got, HasSubstr("\"method\": \"DELETE\""));
+  EXPECT_THAT(got, HasSubstr("200"));
+}
+
+}  // namespace
+}  // namespace interlock::testing

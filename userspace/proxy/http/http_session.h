@@ -1,0 +1,207 @@
+// HttpSession: one agent connection to a protected HTTP or HTTPS resource. interlockd is
+// the server to the agent and a client to the upstream, one exchange at a time:
+//
+//   agent                               interlockd                            upstream
+//   [TLS: ClientHello(SNI) ──────────► leaf for SNI (or the dialled IP), minted by the
+//                                      interception CA]
+//   request head ────────────────────► parsed strictly (codec/http: smuggling refused),
+//                                      target normalised, SNI == Host checked, judged
+//                                      (policy HttpMatch) ─┬─ DENY: 403 problem+json
+//                                                          ├─ REVIEW: body read, held,
+//                                                          │  released byte-exact on approval
+//                                                          └─ ALLOW: forwarded
+//                                      head re-serialised: hop-by-hop fields and the agent's
+//                                      credentials removed, the resource's credential
+//                                      injected, the body re-framed ─────────────────────►
+//                                      [connect, TLS verify-full on first use; kept alive]
+//   ◄──────────────────────────────── response head and body (chunked re-encoded,
+//                                      read-until-close turned into chunked)
+//   one AUDIT_KIND_HTTP_REQUEST event per exchange, then the next request (keep-alive;
+//   pipelined requests wait in the buffer until the exchange before them ends).
+//
+// Response masking (ACTION_MASK, and the session floor of MASK rules) is not implemented
+// for HTTP yet: a request whose answer would have to be masked is refused (403,
+// mask_unavailable) — fail closed, never relayed unmasked.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "interlock/v1/events.pb.h"
+#include "interlock/v1/identity.pb.h"
+#include "userspace/codec/http/chunked.h"
+#include "userspace/codec/http/framing.h"
+#include "userspace/common/memory_budget.h"
+#include "userspace/config/config.h"
+#include "userspace/net/socket.h"
+#include "userspace/net/tls.h"
+#include "userspace/policy/evaluator.h"
+#include "userspace/proxy/core/protocol.h"
+#include "userspace/proxy/core/session.h"
+#include "userspace/proxy/core/stream_side.h"
+#include "userspace/record/recorder.h"
+
+namespace interlock::proxy::http {
+
+// Stop reading a side while this much is queued towards the other.
+inline constexpr size_t kHighWaterBytes = 1 << 20;
+
+struct HttpSessionContext {
+  std::string session_id;
+  v1::WorkloadIdentity identity;
+  v1::Endpoint original_destination;
+  const config::ResourceConfig* resource = nullptr;  // outlives the session; has http
+  net::SockAddr upstream;
+  // HTTPS: the server context that mints the agent-facing leaf, and the name to mint for
+  // when the agent sends no SNI (the address it dialled). Null: HTTP in clear.
+  net::TlsServerContext* agent_tls = nullptr;
+  std::string fallback_name;
+  // HTTPS: the verify-full client context for an upstream server name (cached by the
+  // protocol). Errors end the exchange with 502.
+  std::function<absl::StatusOr<net::TlsClientContext*>(const std::string& server_name)> upstream_tls;
+};
+
+class HttpSession final : public ProxySession {
+ public:
+  using DoneFn = std::function<void(HttpSession*)>;
+
+  static absl::StatusOr<std::unique_ptr<HttpSession>> Start(const ProtocolEnv& env, UniqueFd agent,
+                                                            HttpSessionContext ctx,
+                                                            std::unique_ptr<record::Recorder> recorder, DoneFn done);
+  ~HttpSession() override;
+
+  void Abort(const std::string& outcome, const std::string& detail = "") override;
+  absl::Status FlushRecording() override;
+  const RelayStats& stats() const override { return stats_; }
+  bool done() const override { return phase_ == Phase::kDone; }
+  const std::string& outcome() const override { return outcome_; }
+  const std::string& detail() const override { return detail_; }
+  absl::Duration last_activity() const override;
+
+ private:
+  enum class Phase {
+    kAgentTls,     // TLS handshake with the agent
+    kRequestHead,  // waiting for the next request head
+    kReadBody,     // reading a request body whole (held for approval)
+    kHeld,         // waiting for an approver
+    kExchange,     // forwarding the request and relaying the response
+    kClosing,      // flushing interlockd's last answer, then closing
+    kDone,
+  };
+  enum Side { kAgent = 0, kUpstream = 1 };
+  class Watcher final : public net::IoHandler {
+   public:
+    Watcher(HttpSession* s, Side side) : s_(s), side_(side) {}
+    void OnIo(uint32_t events) override { s_->OnIo(side_, events); }
+
+   private:
+    HttpSession* s_;
+    Side side_;
+  };
+
+  // The exchange in progress: what the audit event will say, and how each body is framed.
+  struct Exchange {
+    v1::HttpExchange audit;
+    v1::PolicyDecision decision;
+    policy::HttpRequestFacts facts;
+    std::string method;
+    codec::http::Version version = codec::http::Version::kHttp11;
+    codec::http::BodyFraming request_body;
+    bool expect_continue = false;
+    bool agent_wants_close = false;
+    absl::Duration started;
+    std::string forward_head;  // the request head as forwarded (credential included)
+    std::string held_body;     // REVIEW: the whole body, re-framed with Content-Length
+    std::string approval_id;
+    // Request body still to forward (kLength), or the chunked decoder.
+    uint64_t request_left = 0;
+    std::optional<codec::http::ChunkedDecoder> request_chunks;
+    bool request_done = false;
+    // Response.
+    bool response_head_seen = false;
+    codec::http::BodyFraming response_body;
+    bool response_to_agent_chunked = false;  // read-until-close re-framed as chunked
+    uint64_t response_left = 0;
+    std::optional<codec::http::ChunkedDecoder> response_chunks;
+    bool response_done = false;
+    bool close_after = false;
+  };
+
+  HttpSession(const ProtocolEnv& env, UniqueFd agent, HttpSessionContext ctx,
+              std::unique_ptr<record::Recorder> recorder, DoneFn done);
+
+  void OnIo(Side side, uint32_t events);
+  void Pump();
+  bool ReadSide(Side side);
+  bool FlushSide(Side side);
+  void UpdateInterest();
+  bool AgentReadAllowed() const;
+  bool UpstreamReadAllowed() const;
+  void ChargeMemory();
+  void StepAgentTls();
+
+  // One step of the exchange state machine; true when it moved something.
+  bool Advance();
+  bool OnRequestHead();
+  bool ReadHeldBody();
+  bool ForwardRequestBody();
+  bool RelayResponse();
+  bool RelayResponseBody();
+  // Decides `ex_` and acts: answers, holds, or starts forwarding.
+  void Decide();
+  std::optional<policy::Decision> MaskRefusal() const;
+  void StartForwarding();
+  void ConnectUpstream();
+  void OnUpstreamConnected();
+  void StepUpstreamTls();
+  void StartHold(const policy::Decision& d);
+  void OnHoldResolved(const v1::ApprovalRequest& request);
+  // interlockd answers the exchange itself (a problem+json response) and audits it.
+  void Answer(int status, const std::string& title, const std::string& detail, const std::string& reason,
+              const std::string& outcome, bool close);
+  void UpstreamFailed(const std::string& reason, const std::string& detail);
+  void EndExchange(const std::string& outcome);
+
+  void SendToAgent(absl::string_view bytes);
+  void SendToUpstream(absl::string_view bytes) { upstream_.out().Append(bytes); }
+  void RecordFromAgent(absl::string_view bytes);
+  void FlushPendingRecords();
+  void Audit(v1::AuditKind kind, const std::string& outcome, const std::string& reason, const std::string& detail);
+  void Finish(const std::string& outcome, const std::string& detail, bool reset);
+
+  ProtocolEnv env_;
+  HttpSessionContext ctx_;
+  const config::HttpConfig& http_;
+  std::unique_ptr<record::Recorder> recorder_;
+  DoneFn done_;
+  Watcher agent_watcher_{this, kAgent};
+  Watcher upstream_watcher_{this, kUpstream};
+  StreamSide agent_{env_.loop, &agent_watcher_, "agent"};
+  StreamSide upstream_{env_.loop, &upstream_watcher_, "upstream"};
+  Phase phase_ = Phase::kRequestHead;
+  policy::SubjectFacts subject_;
+  std::string sni_;  // the agent's SNI ("" in clear or when none was sent)
+  std::optional<Exchange> ex_;
+  // REVIEW: the decision while the body is read, before the hold starts.
+  std::optional<policy::Decision> held_decision_;
+  bool upstream_connecting_ = false;
+  bool upstream_tls_pending_ = false;
+  std::string upstream_server_name_;  // the name the live upstream connection verified
+  MemoryBudget::Lease memory_;
+  std::string pending_from_agent_record_;
+  std::string pending_to_agent_record_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  net::EventLoop::TimerId connect_timer_ = 0;
+  net::EventLoop::TimerId resume_timer_ = 0;
+  RelayStats stats_;
+  absl::Duration last_activity_;
+  std::string outcome_ = "closed";
+  std::string detail_;
+};
+
+}  // namespace interlock::proxy::http
