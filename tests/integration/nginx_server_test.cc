@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 
 constexpr char kCustomers[] = R"({"customers":[{"id":1,"name":"Ada"}]})";
 
-NginxOptions Options(bool tls, const std::string& address = "127.0.0.61") {
+NginxOptions Options(bool tls, const std::string& address = "127.0.0.71") {
   return {.address = address,
           .tls = tls,
           .server_name = "api.interlock.test",
@@ -49,7 +49,7 @@ TEST(NginxServer, ServesFilesAndLocationsOverPlainHttp) {
   auto nginx = NginxServer::Start(Options(false));
   ASSERT_TRUE(nginx.ok()) << nginx.status();
   const NginxServer& n = **nginx;
-  EXPECT_EQ(n.Url("/x"), absl::StrCat("http://127.0.0.61:", n.port(), "/x"));
+  EXPECT_EQ(n.Url("/x"), absl::StrCat("http://127.0.0.71:", n.port(), "/x"));
   EXPECT_TRUE(n.ca_file().empty());
 
   CommandResult r = Curl({"-i", n.Url("/v1/customers")});
@@ -116,7 +116,7 @@ TEST(NginxServer, ListensOnIpv6LoopbackAndProxies) {
   auto backend = NginxServer::Start(Options(false, "::1"));
   ASSERT_TRUE(backend.ok()) << backend.status();
   EXPECT_EQ((*backend)->Url("/e"), absl::StrCat("http://[::1]:", (*backend)->port(), "/e"));
-  auto front = NginxServer::Start({.address = "127.0.0.62",
+  auto front = NginxServer::Start({.address = "127.0.0.72",
                                    .tls = true,
                                    .server_name = "front.interlock.test",
                                    .proxy_pass = (*backend)->Url("")});

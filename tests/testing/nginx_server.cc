@@ -108,7 +108,10 @@ absl::Status NginxServer::WriteConfig() {
                    ";"),
       absl::StrCat("server_name ", options_.server_name, ";"),
       absl::StrCat("root ", dir_, "/html;")};
-  if (options_.tls) {
+  if (options_.tls && !options_.cert_file.empty()) {
+    cert_file_ = options_.cert_file;
+    key_file_ = options_.key_file;
+  } else if (options_.tls) {
     auto ca = TestCa::Create(dir_, "ca");
     if (!ca.ok()) return ca.status();
     auto leaf =
@@ -117,6 +120,8 @@ absl::Status NginxServer::WriteConfig() {
     ca_file_ = (*ca)->cert_file();
     cert_file_ = leaf->cert_file;
     key_file_ = leaf->key_file;
+  }
+  if (options_.tls) {
     server.push_back(absl::StrCat("ssl_certificate ", cert_file_, ";"));
     server.push_back(absl::StrCat("ssl_certificate_key ", key_file_, ";"));
   }

@@ -7,7 +7,7 @@
 // whose certificate clients get from ca_file(). Stopped by pid and removed in the
 // destructor, also when the test failed half-way.
 //
-//   auto nginx = NginxServer::Start({.address = "127.0.0.60", .tls = true,
+//   auto nginx = NginxServer::Start({.address = "127.0.0.70", .tls = true,
 //                                    .server_name = "api.test",
 //                                    .files = {{"/v1/customers", R"({"id":1})"}},
 //                                    .locations = {EchoLocation("/echo")}});
@@ -49,6 +49,10 @@ struct NginxOptions {
   uint16_t port = 0;                  // 0: a free port
   bool tls = false;
   std::string server_name = "localhost";  // server_name, and the certificate's DNS SAN
+  // With `tls`: serve this certificate and key (PEM files, read by nginx as root) instead
+  // of a fresh one from a test CA; ca_file() is then empty.
+  std::string cert_file;
+  std::string key_file;
   std::vector<NginxFile> files;
   std::vector<NginxLocation> locations;
   // Non-empty: `location / { proxy_pass <url>; }` (HTTP/1.1 with keep-alive upstream), for
