@@ -135,8 +135,10 @@ absl::StatusOr<std::vector<std::string>> WithAgentTrust(const std::string& state
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
   auto trust = EnsureAgentTrust(state_dir);
-  if (!trust.ok()) return absl::Status(trust.status().code(),
-                                       absl::StrCat("trust bundle: ", trust.status().message()));
+  if (!trust.ok()) {
+    return absl::Status(trust.status().code(),
+                        absl::StrCat("trust bundle: ", trust.status().message()));
+  }
   if (!trust->has_value()) return env;
   TrustEnv plan = PlanTrustEnv(**trust, environ);
   for (const auto& [name, value] : plan.set) env.push_back(absl::StrCat(name, "=", value));
