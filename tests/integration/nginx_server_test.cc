@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,30 @@ TEST(NginxServer, ListensOnIpv6LoopbackAndProxies) {
   EXPECT_THAT(r.out, HasSubstr("uri /echo?via=front\nprotocol HTTP/1.1\n"));
   EXPECT_THAT(r.out, HasSubstr("scheme http\n"));
   EXPECT_THAT((*backend)->AccessLog(), HasSubstr("GET /echo?via=front"));
+}
+
+// The children of `pid` (/proc/PID/task/PID/children).
+std::vector<pid_t> Children(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  for (pid_t child; in >> child;) out.push_back(child);
+  return out;
+}
+
+TEST(NginxServer, WorkersForBenchmarksExitWithTheMaster) {
+  NginxOptions o = Options(false);
+  o.worker_processes = 2;
+  std::vector<pid_t> workers;
+  {
+    auto nginx = NginxServer::Start(o);
+    ASSERT_TRUE(nginx.ok()) << nginx.status();
+    CommandResult r = Curl({(*nginx)->Url("/v1/customers")});
+    ASSERT_EQ(r.exit_code, 0) << r.err << (*nginx)->Log();
+    EXPECT_EQ(r.out, kCustomers);
+    workers = Children((*nginx)->pid());
+    EXPECT_EQ(workers.size(), 2u);
+  }
+  for (pid_t w : workers) EXPECT_NE(::kill(w, 0), 0) << "worker " << w << " still running";
 }
 
 TEST(NginxServer, RefusesNonLoopbackAndCleansUp) {

@@ -149,14 +149,19 @@ absl::Status NginxServer::WriteConfig() {
     server.push_back(absl::StrCat(proxy, "  }"));
   }
   const std::string t = absl::StrCat(dir_, "/tmp");
-  std::string conf = absl::StrCat(
-      "daemon off;\nmaster_process off;\nworker_processes 1;\n", "pid ", dir_, "/nginx.pid;\n",
-      "error_log ", dir_, "/error.log info;\n", "events { worker_connections 1024; }\n", "http {\n",
-      "  access_log ", dir_, "/access.log;\n", "  client_body_temp_path ", t, "/body;\n",
-      "  proxy_temp_path ", t, "/proxy;\n", "  fastcgi_temp_path ", t, "/fastcgi;\n",
-      "  uwsgi_temp_path ", t, "/uwsgi;\n", "  scgi_temp_path ", t, "/scgi;\n",
-      "  types { text/html html; application/json json; text/plain txt; }\n",
-      "  default_type application/octet-stream;\n", "  keepalive_requests 100000;\n");
+  std::string conf =
+      absl::StrCat("daemon off;\n",
+                   options_.worker_processes > 0
+                       ? absl::StrCat("master_process on;\nuser root;\nworker_processes ",
+                                      options_.worker_processes, ";\n")
+                       : "master_process off;\nworker_processes 1;\n",
+                   "pid ", dir_, "/nginx.pid;\n", "error_log ", dir_, "/error.log info;\n",
+                   "events { worker_connections 1024; }\n", "http {\n", "  access_log ", dir_,
+                   "/access.log;\n", "  client_body_temp_path ", t, "/body;\n",
+                   "  proxy_temp_path ", t, "/proxy;\n", "  fastcgi_temp_path ", t, "/fastcgi;\n",
+                   "  uwsgi_temp_path ", t, "/uwsgi;\n", "  scgi_temp_path ", t, "/scgi;\n",
+                   "  types { text/html html; application/json json; text/plain txt; }\n",
+                   "  default_type application/octet-stream;\n", "  keepalive_requests 100000;\n");
   for (const std::string& line : options_.extra_http) absl::StrAppend(&conf, "  ", line, "\n");
   absl::StrAppend(&conf, "  server {\n    ", absl::StrJoin(server, "\n    "), "\n  }\n}\n");
   return WriteFileAtomic(absl::StrCat(dir_, "/nginx.conf"), conf, 0600);

@@ -1,6 +1,7 @@
 // NginxServer: a real, throwaway nginx for HTTP/HTTPS integration tests and benchmarks —
 // Debian's /usr/sbin/nginx, one process (`daemon off; master_process off`, so it never
-// changes user and its pid is the only one to stop), everything it writes (pid file, logs,
+// changes user and its pid is the only one to stop; or a master and workers, for
+// benchmarks), everything it writes (pid file, logs,
 // client body and proxy temp dirs, document root, TLS files) in its own temp dir. It
 // listens on one loopback address (127.0.0.0/8 or ::1; anything else is refused), plain
 // or TLS with a certificate for `server_name` (and the address) issued by a test CA
@@ -61,6 +62,10 @@ struct NginxOptions {
   std::string proxy_pass;
   std::string proxy_ca_file;
   std::vector<std::string> extra_http;  // directives appended inside http {}
+  // 0: one process (master_process off), the default. N: a master and N workers, for
+  // benchmarks; the workers stay root (`user root`: everything is in a 0700 temp dir) and
+  // exit with the master, which is the pid Stop() signals.
+  int worker_processes = 0;
 };
 
 class NginxServer {
