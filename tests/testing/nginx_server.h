@@ -56,9 +56,11 @@ struct NginxOptions {
   std::string key_file;
   std::vector<NginxFile> files;
   std::vector<NginxLocation> locations;
-  // Non-empty: `location / { proxy_pass <url>; }` (HTTP/1.1 with keep-alive upstream), for
+  // Non-empty: `location / { proxy_pass <url>; }`, HTTP/1.1 with no Connection header, for
   // nginx as a reverse proxy in front of something else. An https:// upstream is verified
-  // against `proxy_ca_file` when given, else not verified.
+  // against `proxy_ca_file` when given, else not verified. A URL naming a host opens a
+  // connection per request; to reuse them (benchmarks), put `upstream NAME { server
+  // HOST:PORT; keepalive 32; }` in extra_http and give "http://NAME".
   std::string proxy_pass;
   std::string proxy_ca_file;
   std::vector<std::string> extra_http;  // directives appended inside http {}
