@@ -131,6 +131,30 @@ TEST(NginxServer, ListensOnIpv6LoopbackAndProxies) {
   EXPECT_THAT((*backend)->AccessLog(), HasSubstr("GET /echo?via=front"));
 }
 
+// An upstream block with keepalive in extra_http: the front reuses one backend connection
+// (the backend logs its connection serial number, relative paths are in its temp dir).
+TEST(NginxServer, ProxyReusesUpstreamConnectionsThroughAnUpstreamBlock) {
+  NginxOptions b = Options(false);
+  b.extra_http = {"log_format conn '$connection $request_uri';", "access_log conn.log conn;"};
+  auto backend = NginxServer::Start(b);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  auto front = NginxServer::Start(
+      {.address = "127.0.0.72",
+       .proxy_pass = "http://backend",
+       .extra_http = {absl::StrCat("upstream backend { server 127.0.0.71:", (*backend)->port(),
+                                   "; keepalive 8; }")}});
+  ASSERT_TRUE(front.ok()) << front.status();
+  CommandResult r = Curl({"-o", "/dev/null", (*front)->Url("/echo?n=1"), "-o", "/dev/null",
+                          (*front)->Url("/echo?n=2")});
+  ASSERT_EQ(r.exit_code, 0) << r.err << (*front)->Log();
+  std::ifstream log(absl::StrCat((*backend)->dir(), "/conn.log"));
+  std::string c1, u1, c2, u2;
+  log >> c1 >> u1 >> c2 >> u2;
+  EXPECT_EQ(u1, "/echo?n=1");
+  EXPECT_EQ(u2, "/echo?n=2");
+  EXPECT_EQ(c1, c2) << "a new upstream connection per request";
+}
+
 // The children of `pid` (/proc/PID/task/PID/children).
 std::vector<pid_t> Children(pid_t pid) {
   std::vector<pid_t> out;
