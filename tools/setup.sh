@@ -35,6 +35,11 @@ PACKAGES=(
   iproute2 procps util-linux systemd openssl curl bc
   # PostgreSQL clients used by the tests and benchmarks (the server is pinned below)
   python3-psycopg2 pgbouncer
+  # HTTP/HTTPS: a real server for the tests (Debian's `nginx` has the ssl module built in;
+  # `nginx-light` is only `nginx` plus the echo module), real clients, a load generator
+  # and a second proxy for the benchmarks. policy-rc.d or not, no daemon is left running:
+  # tests start their own on loopback (tests/testing/nginx_server.h).
+  nginx python3-requests python3-httpx wrk haproxy
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
   dpkg-dev
 )
@@ -98,5 +103,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt_update_once
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts and enables a freshly installed nginx/haproxy on :80 where systemd runs
+  # (and policy-rc.d does not stop it). Tests start their own on loopback; stop and
+  # disable only the ones this run installed.
+  for svc in nginx haproxy; do
+    if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 echo "setup: ok"

@@ -4,9 +4,11 @@
 // exit 125 with CMD never started. Real interlockd, real kernel; the agent is
 // `interlock-probe whoami`, which reports /proc/self/status and its open fds.
 #include <fcntl.h>
+#include <openssl/pem.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -15,9 +17,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
+#include "tests/testing/nginx_server.h"
 #include "tests/testing/privileged.h"
 #include "tests/testing/wait.h"
 #include "userspace/common/cgroup_fs.h"
+#include "userspace/common/clock.h"
+#include "userspace/common/file_util.h"
+#include "userspace/net/interception_ca.h"
+#include "userspace/net/openssl_util.h"
 
 namespace interlock::testing {
 namespace {
@@ -57,6 +64,31 @@ class RunTest : public ::testing::Test {
                 {BinaryPath("interlock"), "--config", h_->config_path(), "run", "--as", "agent"});
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
+  }
+  void CaInit() {
+    CommandResult r =
+        RunCommand({BinaryPath("interlock"), "--config", h_->config_path(), "ca", "init"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // Where `interlock run` copies the CA for agents: /run/interlock/trust/<16 hex digits>.
+  std::string TrustDir() {
+    CommandResult r = RunCommand({"/usr/bin/openssl", "x509", "-in",
+                                  absl::StrCat(h_->state_dir(), "/interception-ca.crt"), "-noout",
+                                  "-fingerprint", "-sha256"});
+    std::string hex;  // "sha256 Fingerprint=AB:CD:..." -> "abcd..."
+    for (char c : r.out.substr(r.out.find('=') + 1)) {
+      if (std::isxdigit(static_cast<unsigned char>(c)) && hex.size() < 16) {
+        hex.push_back(static_cast<char>(std::tolower(c)));
+      }
+    }
+    return absl::StrCat("/run/interlock/trust/", hex);
+  }
+  // Removes TrustDir(), and /run/interlock/trust and /run/interlock when that leaves them
+  // empty (rmdir refuses otherwise, so nothing in use goes).
+  void RemoveTrustDir() {
+    RemoveTree(TrustDir());
+    ::rmdir("/run/interlock/trust");
+    ::rmdir("/run/interlock");
   }
   size_t Enrollments() { return OfKind(h_->AuditEvents(), v1::AUDIT_KIND_ENROLLMENT).size(); }
 
@@ -243,6 +275,98 @@ TEST_F(RunTest, OwnFailuresExit125AndCmdFailuresKeep126And127) {
   EXPECT_EQ(r.exit_code, 127) << r.err;
   EXPECT_THAT(r.err, HasSubstr("run: /nonexistent/binary: No such file or directory"));
   RemoveTree(dir);
+}
+
+// With the interception CA in the state dir, the agent's TLS clients are told to trust it
+// (a bundle for OpenSSL, requests and curl; the CA alone for Node), through copies the
+// unprivileged agent can read; without it, nothing is set; what the invoker set is kept.
+TEST_F(RunTest, AgentTrustsTheInterceptionCaOnlyWhenThereIsOne) {
+  const std::vector<std::string> clean = {"-u", "SSL_CERT_FILE",  "-u", "REQUESTS_CA_BUNDLE",
+                                          "-u", "CURL_CA_BUNDLE", "-u", "NODE_EXTRA_CA_CERTS"};
+  const std::string show =
+      "for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS; do "
+      "eval \"echo $v=\\${$v-unset}\"; done";
+  CommandResult r = Run(clean, {"--user", "nobody", "--", "/bin/sh", "-c", show});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "SSL_CERT_FILE=unset\nREQUESTS_CA_BUNDLE=unset\nCURL_CA_BUNDLE=unset\n"
+            "NODE_EXTRA_CA_CERTS=unset\n");
+
+  ASSERT_NO_FATAL_FAILURE(CaInit());
+  const std::string dir = TrustDir();
+  const std::string bundle = absl::StrCat(dir, "/bundle.pem");
+  r = Run(clean, {"--user", "nobody", "--", "/bin/sh", "-c",
+                  absl::StrCat(show,
+                               "; openssl verify -CAfile \"$SSL_CERT_FILE\" "
+                               "\"$NODE_EXTRA_CA_CERTS\"")});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, absl::StrCat("SSL_CERT_FILE=", bundle, "\nREQUESTS_CA_BUNDLE=", bundle,
+                                "\nCURL_CA_BUNDLE=", bundle, "\nNODE_EXTRA_CA_CERTS=", dir,
+                                "/ca.crt\n", dir, "/ca.crt: OK\n"));
+  EXPECT_EQ(r.err, "");
+
+  // The invoker's own setting wins, with a note; the others are still set.
+  std::vector<std::string> mine = clean;
+  mine.push_back("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt");
+  r = Run(mine, {"--user", "nobody", "--", "/bin/sh", "-c", show});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\n"));
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("CURL_CA_BUNDLE=", bundle, "\n")));
+  EXPECT_THAT(r.err, HasSubstr("run: note: SSL_CERT_FILE is set; left as is"));
+  RemoveTrustDir();
+}
+
+// End to end: a real curl and python3-requests, started by `interlock run` as nobody with
+// no TLS options of their own, accept an HTTPS server whose certificate the interception
+// CA minted (nginx stands in for interlockd's TLS termination); told to use only the
+// system store, curl refuses the same server.
+TEST_F(RunTest, AgentClientsAcceptCertificatesTheInterceptionCaMints) {
+  ASSERT_NO_FATAL_FAILURE(CaInit());
+  auto ca = net::LocalCa::Load(h_->state_dir(), RealClock::Get());
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto leaf = (*ca)->MintLeaf("127.0.0.73");
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  const std::string tmp = MakeTempDir("interlock-leaf-");
+  net::BioPtr cert_pem(BIO_new(BIO_s_mem()));
+  net::BioPtr key_pem(BIO_new(BIO_s_mem()));
+  ASSERT_EQ(PEM_write_bio_X509(cert_pem.get(), leaf->cert.get()), 1);
+  ASSERT_EQ(PEM_write_bio_PrivateKey(key_pem.get(), leaf->key.get(), nullptr, nullptr, 0, nullptr,
+                                     nullptr),
+            1);
+  auto text = [](BIO* bio) {
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    return std::string(data, static_cast<size_t>(n));
+  };
+  const std::string cert_file = absl::StrCat(tmp, "/leaf.crt");
+  const std::string key_file = absl::StrCat(tmp, "/leaf.key");
+  ASSERT_TRUE(WriteFileAtomic(cert_file, text(cert_pem.get()), 0644).ok());
+  ASSERT_TRUE(WriteFileAtomic(key_file, text(key_pem.get()), 0600).ok());
+  constexpr char kBody[] = R"({"customers":[]})";
+  auto nginx = NginxServer::Start({.address = "127.0.0.73",
+                                   .tls = true,
+                                   .cert_file = cert_file,
+                                   .key_file = key_file,
+                                   .files = {{.path = "/v1/customers", .body = kBody}}});
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  const std::string url = (*nginx)->UrlByAddress("/v1/customers");
+
+  const std::vector<std::string> clean = {"-u", "SSL_CERT_FILE",  "-u", "REQUESTS_CA_BUNDLE",
+                                          "-u", "CURL_CA_BUNDLE", "-u", "NODE_EXTRA_CA_CERTS"};
+  CommandResult r = Run(clean, {"--user", "nobody", "--", "/usr/bin/curl", "-sS", url});
+  EXPECT_EQ(r.exit_code, 0) << r.err << (*nginx)->Log();
+  EXPECT_EQ(r.out, kBody);
+  r = Run(clean, {"--user", "nobody", "--", "/usr/bin/python3", "-c",
+                  "import sys, requests; print(requests.get(sys.argv[1], timeout=10).text)", url});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrCat(kBody, "\n"));
+
+  std::vector<std::string> system_only = clean;
+  system_only.push_back("CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt");
+  r = Run(system_only, {"--user", "nobody", "--", "/usr/bin/curl", "-sS", url});
+  EXPECT_EQ(r.exit_code, 60) << r.out << r.err;  // CURLE_PEER_FAILED_VERIFICATION
+  RemoveTree(tmp);
+  RemoveTrustDir();
 }
 
 }  // namespace

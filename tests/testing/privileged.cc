@@ -30,15 +30,24 @@ std::string UniqueSuffix() {
 }
 
 uint16_t FreePort(const std::string& ip) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (ip.find(':') != std::string::npos) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    ::inet_pton(AF_INET6, ip.c_str(), &a->sin6_addr);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    ::inet_pton(AF_INET, ip.c_str(), &a->sin_addr);
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM, 0);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&ss), ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6)
+                                                                         : sizeof(sockaddr_in));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   ::close(fd);
-  return ntohs(a.sin_port);
+  return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
 std::string MakeTempDir(const std::string& prefix) {

@@ -22,7 +22,7 @@ namespace interlock::testing {
 // A unique suffix for names of this test's resources: "<pid>-<counter>".
 std::string UniqueSuffix();
 
-// A free TCP port on `ip` (bound and released; the kernel will not hand it out again
+// A free TCP port on `ip`, IPv4 or IPv6 (bound and released; the kernel will not hand it out again
 // soon since ports are allocated sequentially).
 uint16_t FreePort(const std::string& ip = "127.0.0.1");
 

@@ -34,6 +34,7 @@ int CmdGrants(const Globals& g, const std::vector<std::string>& args);
 int CmdRevoke(const Globals& g, const std::vector<std::string>& args);
 int CmdReload(const Globals& g, const std::vector<std::string>& args);
 int CmdAuditorKeygen(const Globals& g, const std::vector<std::string>& args);
+int CmdCa(const Globals& g, const std::vector<std::string>& args);
 
 // One line of JSON (protobuf JSON mapping, snake_case names) for --json output.
 std::string ToJson(const google::protobuf::Message& m);

@@ -27,6 +27,7 @@ constexpr char kUsage[] =
     "  replay ID --unseal KEYFILE                 ... with the originals masking replaced\n"
     "  verify ID                                  check a recording's hash chain and seal\n"
     "  auditor-keygen --out PREFIX                key pair for sealed masked originals\n"
+    "  ca init|show|bundle                        the local CA for HTTPS interception\n"
     "  teardown                                   remove pins and cgroups (interlockd stopped)\n"
     "  approvals [--all] [--json]                 statements held for review\n"
     "  approve ID [--reason TEXT] [--for 15m]     release a held statement\n"
@@ -107,7 +108,8 @@ int main(int argc, char** argv) {
                    {"replay", CmdReplay},   {"verify", CmdVerify}, {"teardown", CmdTeardown},
                    {"approvals", CmdApprovals}, {"approve", CmdApprove}, {"deny", CmdDeny},
                    {"grant", CmdGrant},     {"grants", CmdGrants}, {"revoke", CmdRevoke},
-                   {"reload", CmdReload},   {"auditor-keygen", CmdAuditorKeygen}};
+                   {"reload", CmdReload},   {"auditor-keygen", CmdAuditorKeygen},
+                   {"ca", CmdCa}};
   auto it = kCommands.find(cmd);
   if (it == kCommands.end()) {
     std::fprintf(stderr, "interlock: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);

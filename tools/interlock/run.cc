@@ -22,9 +22,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tools/interlock/cli.h"
+#include "tools/interlock/trust.h"
 #include "userspace/common/cgroup_fs.h"
 #include "userspace/common/privileges.h"
 #include "userspace/common/unique_fd.h"
@@ -58,6 +61,12 @@ constexpr char kRunHelp[] =
     "or unpin interlock's BPF programs, move itself out of its cgroup, kill interlockd\n"
     "and read its state dir, so root's connections are guarded only for as long as it\n"
     "chooses.\n"
+    "\n"
+    "When the state dir holds the HTTPS interception CA (`interlock ca init`), CMD gets\n"
+    "SSL_CERT_FILE, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE naming a bundle of the system\n"
+    "CAs plus ours, and NODE_EXTRA_CA_CERTS naming our CA (copies under\n"
+    "/run/interlock/trust, readable by the agent). A variable you set yourself is left\n"
+    "as it is, with a note on stderr.\n"
     "\n"
     "File descriptors above 2 are closed before CMD starts: a socket created outside the\n"
     "enrolled cgroup and inherited by the agent is not redirected when the agent connects\n"
@@ -116,6 +125,29 @@ void Unenroll(const std::string& socket, uint64_t cgroup_id) {
     std::fprintf(stderr, "interlock: run: unenroll: %s\n",
                  std::string(un.status().message()).c_str());
   }
+}
+
+// Our environment, plus the variables that make the agent's TLS clients trust the
+// interception CA when the state dir holds one (trust.h). A variable the invoker set
+// stays as it is, with a note: it may be deliberate (a private bundle that already
+// includes our CA), and we cannot tell.
+absl::StatusOr<std::vector<std::string>> WithAgentTrust(const std::string& state_dir) {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+  auto trust = EnsureAgentTrust(state_dir);
+  if (!trust.ok()) {
+    return absl::Status(trust.status().code(),
+                        absl::StrCat("trust bundle: ", trust.status().message()));
+  }
+  if (!trust->has_value()) return env;
+  TrustEnv plan = PlanTrustEnv(**trust, environ);
+  for (const auto& [name, value] : plan.set) env.push_back(absl::StrCat(name, "=", value));
+  for (const std::string& name : plan.kept) {
+    std::fprintf(stderr,
+                 "interlock: run: note: %s is set; left as is (interlock's CA: %s, bundle: %s)\n",
+                 name.c_str(), (*trust)->ca_file.c_str(), (*trust)->bundle_file.c_str());
+  }
+  return env;
 }
 
 }  // namespace
@@ -183,8 +215,6 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   if (const char* v = std::getenv("SUDO_GID")) spec.sudo_gid = v;
   auto creds = ResolveCredentials(spec, SystemUserDb(), ::geteuid());
   if (!creds.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", creds.status().message()));
-  auto drop = PrepareDrop(*creds, environ);
-  if (!drop.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", drop.status().message()));
   rlimit nofile{};
   int fd_limit = 65536;
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
@@ -193,6 +223,13 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
 
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", cfg.status().message()));
+  auto env = WithAgentTrust(cfg->state_dir);
+  if (!env.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", env.status().message()));
+  std::vector<char*> envp;
+  for (std::string& e : *env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  auto drop = PrepareDrop(*creds, envp.data());
+  if (!drop.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", drop.status().message()));
   v1::ControlRequest req;
   req.mutable_enroll()->set_name(name);
   req.mutable_enroll()->set_default_deny(default_deny);

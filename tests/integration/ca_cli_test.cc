@@ -1,0 +1,94 @@
+// `interlock ca init | show | bundle`, the real binary: what it creates, what it prints,
+// and the one-line errors and exit codes (1 failed, 2 bad arguments) of every refusal.
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/privileged.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+class CaCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeTempDir("interlock-ca-cli-"); }
+  void TearDown() override { RemoveTree(dir_); }
+  CommandResult Ca(std::vector<std::string> args) {
+    args.insert(args.begin(), {BinaryPath("interlock"), "ca"});
+    return RunCommand(args);
+  }
+  std::string State() const { return absl::StrCat(dir_, "/state"); }
+  std::string dir_;
+};
+
+TEST_F(CaCliTest, InitShowAndBundle) {
+  CommandResult r = Ca({"init", "--state-dir", State()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string cert = absl::StrCat(State(), "/interception-ca.crt");
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("certificate ", cert, "\n")));
+  struct stat st {};
+  ASSERT_EQ(::stat(absl::StrCat(State(), "/interception-ca.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  r = Ca({"show", "--state-dir", State()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, MatchesRegex("certificate .*\n"
+                                  "subject     CN=Interlock local interception CA .*\n"
+                                  "sha256      ([0-9A-F]{2}:){31}[0-9A-F]{2}\n"
+                                  "valid       20[-0-9: ]+ UTC \\.\\. 20[-0-9: ]+ UTC\n"));
+  CommandResult openssl =
+      RunCommand({"/usr/bin/openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"});
+  EXPECT_THAT(r.out, HasSubstr(openssl.out.substr(openssl.out.find('=') + 1, 95)));
+
+  const std::string bundle = absl::StrCat(dir_, "/bundle.pem");
+  r = Ca({"bundle", "--state-dir", State(), "--out", bundle});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto text = ReadFile(bundle);
+  auto ours = ReadFile(cert);
+  ASSERT_TRUE(text.ok() && ours.ok());
+  EXPECT_GT(text->size(), ours->size());
+  EXPECT_EQ(text->substr(text->size() - ours->size()), *ours);
+  // The bundle verifies our CA (openssl verify trusts only what -CAfile holds).
+  r = RunCommand({"/usr/bin/openssl", "verify", "-CAfile", bundle, cert});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST_F(CaCliTest, RefusalsAreOneLineWithExitCodes) {
+  CommandResult r = Ca({"show", "--state-dir", State()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, absl::StrCat("interlock: ca show: no CA in ", State(),
+                                " (create one with `interlock ca init`)\n"));
+  ASSERT_EQ(Ca({"init", "--state-dir", State()}).exit_code, 0);
+  const std::string before = *ReadFile(absl::StrCat(State(), "/interception-ca.crt"));
+  r = Ca({"init", "--state-dir", State()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, absl::StrCat("interlock: ca init: a CA exists in ", State(),
+                                " (--replace makes a new one; agents must then trust it)\n"));
+  EXPECT_EQ(*ReadFile(absl::StrCat(State(), "/interception-ca.crt")), before);
+  r = Ca({"init", "--replace", "--state-dir", State()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(*ReadFile(absl::StrCat(State(), "/interception-ca.crt")), before);
+
+  ASSERT_EQ(::chmod(absl::StrCat(State(), "/interception-ca.key").c_str(), 0644), 0);
+  r = Ca({"show", "--state-dir", State()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("want 0600"));
+
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{}, {"frob"}, {"bundle"}, {"show", "--replace"}}) {
+    r = Ca(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_THAT(r.err, MatchesRegex("interlock: ca[^\n]*\n")) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace interlock::testing

@@ -1,0 +1,103 @@
+// interlock ca init | show | bundle: the local interception CA interlockd uses to
+// terminate agents' HTTPS (userspace/net/interception_ca.h), kept in the state dir.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tools/interlock/cli.h"
+#include "tools/interlock/trust.h"
+#include "userspace/common/clock.h"
+#include "userspace/net/interception_ca.h"
+
+namespace interlock::cli {
+
+namespace {
+
+constexpr char kCaHelp[] =
+    "usage: interlock ca init [--state-dir DIR] [--replace]\n"
+    "       interlock ca show [--state-dir DIR]\n"
+    "       interlock ca bundle --out FILE [--state-dir DIR]\n"
+    "\n"
+    "The local CA interlockd mints HTTPS leaf certificates with, for agents whose TLS it\n"
+    "terminates. Kept in the state dir (--state-dir, else the configuration's state_dir):\n"
+    "interception-ca.key (0600) and interception-ca.crt.\n"
+    "\n"
+    "  init    create the CA; refused when one exists, unless --replace (agents then need\n"
+    "          the new certificate: `interlock run` hands it to them by itself)\n"
+    "  show    the certificate's path, subject, SHA-256 fingerprint and validity\n"
+    "  bundle  write FILE (0644): the system CAs, then ours. For clients that take one\n"
+    "          CA file; system-wide enrolment is update-ca-certificates (see README)\n"
+    "\n"
+    "Exit status: 0; 1 when the operation fails; 2 for bad arguments or configuration.\n";
+
+void PrintCert(const std::string& path, const CertInfo& info) {
+  std::printf("certificate %s\nsubject     %s\nsha256      %s\nvalid       %s .. %s%s\n",
+              path.c_str(), info.subject.c_str(), info.sha256.c_str(), info.not_before.c_str(),
+              info.not_after.c_str(), info.expired ? "  (EXPIRED)" : "");
+}
+
+}  // namespace
+
+int CmdCa(const Globals& g, const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::fputs(kCaHelp, stdout);
+    return 0;
+  }
+  if (args.empty()) return Fail(2, "ca: which one: init, show or bundle (interlock ca --help)");
+  const std::string sub = args[0];
+  if (sub != "init" && sub != "show" && sub != "bundle") {
+    return Fail(2, absl::StrCat("ca: unknown subcommand \"", sub, "\" (init, show, bundle)"));
+  }
+  std::string state_dir;
+  std::string out;
+  bool replace = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--state-dir" && i + 1 < args.size()) {
+      state_dir = args[++i];
+    } else if (args[i] == "--out" && i + 1 < args.size() && sub == "bundle") {
+      out = args[++i];
+    } else if (args[i] == "--replace" && sub == "init") {
+      replace = true;
+    } else {
+      return Fail(2, absl::StrCat("ca ", sub, ": unexpected argument \"", args[i], "\""));
+    }
+  }
+  if (sub == "bundle" && out.empty()) return Fail(2, "ca bundle: --out FILE is required");
+  if (state_dir.empty()) {
+    auto cfg = LoadCliConfig(g);
+    if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
+    state_dir = cfg->state_dir;
+  }
+  const std::string cert_path = absl::StrCat(state_dir, "/", net::kInterceptionCaCertFile);
+
+  if (sub == "init") {
+    auto ca = net::LocalCa::Init(state_dir, RealClock::Get(), replace);
+    if (absl::IsAlreadyExists(ca.status())) {
+      return Fail(1, absl::StrCat("ca init: a CA exists in ", state_dir,
+                                  " (--replace makes a new one; agents must then trust it)"));
+    }
+    if (!ca.ok()) return Fail(1, absl::StrCat("ca init: ", ca.status().message()));
+  } else {
+    // Load checks the pair (key private and matching the certificate), not only the file.
+    auto ca = net::LocalCa::Load(state_dir, RealClock::Get());
+    if (absl::IsNotFound(ca.status())) {
+      return Fail(1, absl::StrCat("ca ", sub, ": no CA in ", state_dir,
+                                  " (create one with `interlock ca init`)"));
+    }
+    if (!ca.ok()) return Fail(1, absl::StrCat("ca ", sub, ": ", ca.status().message()));
+  }
+  if (sub == "bundle") {
+    absl::Status st = net::WriteTrustBundle(cert_path, out);
+    if (!st.ok()) return Fail(1, absl::StrCat("ca bundle: ", st.message()));
+    std::printf("wrote %s (system CAs + %s)\n", out.c_str(), cert_path.c_str());
+    return 0;
+  }
+  auto info = ReadCertInfo(cert_path);
+  if (!info.ok()) return Fail(1, absl::StrCat("ca ", sub, ": ", info.status().message()));
+  if (sub == "init") std::printf("created a new interception CA\n");
+  PrintCert(cert_path, *info);
+  return 0;
+}
+
+}  // namespace interlock::cli
