@@ -3,7 +3,9 @@
 // as JSON) on 127.0.0.x; interlockd judges each request with the policy, injects the
 // resource's credential, removes the agent's, and audits every exchange. Attacks first:
 // smuggling, path spellings, Host games, a stolen credential.
+#include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -12,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
+#include "tests/testing/nginx_server.h"
 #include "tests/testing/privileged.h"
 #include "tests/testing/wait.h"
 #include "userspace/common/file_util.h"
@@ -277,6 +280,116 @@ TEST_F(HttpTest, DeleteIsHeldUntilAnotherIdentityApproves) {
   const std::string& got = *read;
   EXPECT_THAT(got, HasSubstr("\"method\": \"DELETE\""));
   EXPECT_THAT(got, HasSubstr("200"));
+}
+
+// HTTPS: nginx with a certificate from a test CA as the upstream; the agent's curl trusts
+// the interception CA only because `interlock run` points CURL_CA_BUNDLE at its bundle.
+class HttpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // `interlock run` leaves trust settings the caller made alone: make none (this
+    // machine's environment may set them for its own tools).
+    for (const char* v : {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"}) {
+      if (const char* old = ::getenv(v)) saved_env_.emplace_back(v, old);
+      ::unsetenv(v);
+    }
+    dir_ = MakeTempDir("interlock-https-");
+    auto nginx = NginxServer::Start({.address = "127.0.0.62",
+                                     .tls = true,
+                                     .server_name = "api.test",
+                                     .files = {{"/v1/customers/1", R"({"id":1,"name":"Ada"})"}},
+                                     .locations = {EchoLocation("/echo")}});
+    ASSERT_TRUE(nginx.ok()) << nginx.status();
+    nginx_ = *std::move(nginx);
+    secret_file_ = absl::StrCat(dir_, "/api.token");
+    ASSERT_TRUE(WriteFileAtomic(secret_file_, "tls-upstream-token\n", 0600).ok());
+    policy_file_ = absl::StrCat(dir_, "/policy.yaml");
+    ASSERT_TRUE(WriteFileAtomic(policy_file_, R"YAML(
+resources:
+  - {resource: api, default_action: ACTION_DENY}
+rules:
+  - {id: reads, match: {http: {methods: [GET], paths: ["/echo", "/v1/**"]}}, action: ACTION_ALLOW}
+)YAML", 0644).ok());
+  }
+  void TearDown() override {
+    nginx_.reset();
+    RemoveTree(dir_);
+    for (const auto& [name, value] : saved_env_) ::setenv(name.c_str(), value.c_str(), 1);
+  }
+
+  // `verify_with_test_ca`: the resource trusts the nginx test CA (else the system store,
+  // which does not know it).
+  std::unique_ptr<InterlockdHarness> Daemon(bool verify_with_test_ca = true) {
+    std::string yaml = absl::StrCat("    protocol: PROTOCOL_HTTPS\n    http:\n      credential: {bearer_ref: \"file:",
+                                    secret_file_, "\"}\n");
+    if (verify_with_test_ca) absl::StrAppend(&yaml, "      upstream_ca_file: ", nginx_->ca_file(), "\n");
+    auto h = std::make_unique<InterlockdHarness>(HarnessOptions{
+        .resources = {{"api", "127.0.0.62", nginx_->port(), yaml}},
+        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+    CommandResult ca = h->Cli({"ca", "init"});
+    EXPECT_EQ(ca.exit_code, 0) << ca.out << ca.err;
+    return h;
+  }
+
+  CommandResult Curl(InterlockdHarness& h, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}",
+                                     "--resolve", nginx_->CurlResolve()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return h.RunAgent("agent", argv);
+  }
+
+  std::string dir_, secret_file_, policy_file_;
+  std::unique_ptr<NginxServer> nginx_;
+  std::vector<std::pair<std::string, std::string>> saved_env_;
+};
+
+TEST_F(HttpsTest, AgentTlsIsTerminatedWithAMintedLeafAndTheUpstreamIsVerified) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {"-H", "Authorization: Bearer agent-guess", nginx_->Url("/echo")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("authorization Bearer tls-upstream-token"));
+  EXPECT_THAT(r.out, HasSubstr("scheme https"));
+  EXPECT_THAT(r.out, Not(HasSubstr("agent-guess")));
+  CommandResult denied = Curl(*h, {nginx_->Url("/admin")});
+  EXPECT_THAT(denied.out, HasSubstr("403"));
+  bool saw = false;
+  for (const v1::AuditEvent& e : h->AuditEvents()) {
+    if (e.kind() != v1::AUDIT_KIND_HTTP_REQUEST) continue;
+    EXPECT_EQ(e.http().scheme(), "https");
+    EXPECT_EQ(e.http().host(), "api.test");
+    saw = true;
+  }
+  EXPECT_TRUE(saw);
+}
+
+TEST_F(HttpsTest, SniThatDisagreesWithHostIsRefused) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {"-H", "Host: other.test", nginx_->Url("/echo")});
+  EXPECT_THAT(r.out, HasSubstr("421")) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("host_mismatch"));
+  EXPECT_THAT(r.out, Not(HasSubstr("method GET")));
+}
+
+TEST_F(HttpsTest, AnUpstreamThatFailsVerificationGetsTheAgentA502) {
+  auto h = Daemon(/*verify_with_test_ca=*/false);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {nginx_->Url("/echo")});
+  EXPECT_THAT(r.out, HasSubstr("502")) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("tls-upstream-token")));
+  bool saw = false;
+  for (const v1::AuditEvent& e : h->AuditEvents()) saw |= e.reason() == "upstream_tls";
+  EXPECT_TRUE(saw) << h->DaemonLog();
+}
+
+TEST_F(HttpsTest, WithoutTheRunBundleTheAgentDoesNotTrustTheLeaf) {
+  // The leaf is only as trusted as the interception CA: an agent pointed at the system
+  // store alone refuses it (curl exit 60), so the CA is what the agent opts into.
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {"--cacert", "/etc/ssl/certs/ca-certificates.crt", nginx_->Url("/echo")});
+  EXPECT_EQ(r.exit_code, 60) << r.out << r.err;
 }
 
 }  // namespace
