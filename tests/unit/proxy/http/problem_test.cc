@@ -1,0 +1,40 @@
+// interlockd's own HTTP answers: whole, parseable responses with a valid problem+json body.
+#include "userspace/proxy/http/problem.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/codec/http/head.h"
+
+namespace interlock::proxy::http {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ProblemResponse, IsAWholeResponseNamingTheRule) {
+  std::string r = ProblemResponse({.status = 403, .title = "Denied by policy", .detail = "no \"admin\"\n",
+                                   .rule = "deny-admin", .reason = "policy"});
+  auto head = codec::http::PeekResponse(r, "GET");
+  ASSERT_TRUE(head.ok() && head->has_value()) << r;
+  EXPECT_EQ((*head)->status, 403);
+  EXPECT_EQ(*codec::http::FindField((*head)->fields, "content-type"), "application/problem+json");
+  const std::string body = r.substr((*head)->head_bytes);
+  EXPECT_EQ((*head)->framing.body.length, body.size());
+  EXPECT_THAT(body, HasSubstr(R"("detail":"no \"admin\"\u000a")"));
+  EXPECT_THAT(body, HasSubstr(R"("interlock_rule":"deny-admin")"));
+  EXPECT_TRUE((*head)->framing.persistent);
+}
+
+TEST(ProblemResponse, CloseAndHead) {
+  std::string r = ProblemResponse({.status = 400, .title = "t", .detail = "d", .close = true, .head = true});
+  auto head = codec::http::PeekResponse(r, "HEAD");
+  ASSERT_TRUE(head.ok() && head->has_value());
+  EXPECT_FALSE((*head)->framing.persistent);
+  EXPECT_EQ(r.size(), (*head)->head_bytes);  // HEAD: announced, not sent
+}
+
+TEST(JsonQuote, EscapesWhatJsonRequires) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\x01\x7f"), R"("a\"b\\c\u0001\u007f")");
+}
+
+}  // namespace
+}  // namespace interlock::proxy::http
