@@ -3,12 +3,15 @@
 // as JSON) on 127.0.0.x; interlockd judges each request with the policy, injects the
 // resource's credential, removes the agent's, and audits every exchange. Attacks first:
 // smuggling, path spellings, Host games, a stolen credential.
+#include <signal.h>
+
 #include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -280,6 +283,102 @@ TEST_F(HttpTest, DeleteIsHeldUntilAnotherIdentityApproves) {
   const std::string& got = *read;
   EXPECT_THAT(got, HasSubstr("\"method\": \"DELETE\""));
   EXPECT_THAT(got, HasSubstr("200"));
+}
+
+TEST_F(HttpTest, HeldRequestsDenyTimeOutOrAreWithdrawnAndNeverBlockOtherSessions) {
+  // A short review timeout for this test's rule.
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, absl::StrCat(kPolicy, R"YAML(
+  - id: review-quick
+    match: {resources: [crm], http: {methods: [PUT], paths: ["/v1/customers/*"]}}
+    action: ACTION_REVIEW
+    review_timeout_s: 2
+)YAML"), 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  auto spawn_curl = [&](const std::string& out, std::vector<std::string> args) {
+    std::vector<std::string> argv = h->RunArgv("agent");
+    for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "30", "-w", "\n%{http_code}"}) argv.push_back(a);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Spawn(argv, out);
+  };
+  // Denied by an approver: 403 naming the denial; nothing reached the upstream.
+  const std::string denied_out = absl::StrCat(dir_, "/denied.out");
+  pid_t denied = spawn_curl(denied_out, {"-X", "DELETE", Url("/v1/customers/1")});
+  std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  // While it is held, another session of the same agent is served.
+  CommandResult other = Curl(*h, {Url("/v1/customers/2")});
+  EXPECT_EQ(StatusOf(other), "200") << other.out;
+  ASSERT_EQ(h->Cli({"deny", id, "--reason", "not today"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(denied, 30), 0);
+  auto got = ReadFile(denied_out);
+  EXPECT_THAT(got.value_or(""), HasSubstr("not today"));
+  EXPECT_THAT(got.value_or(""), HasSubstr("403"));
+  EXPECT_THAT(got.value_or(""), Not(HasSubstr("\"method\"")));
+  // Nobody decides: 403 after the rule's timeout.
+  CommandResult timed_out = Curl(*h, {"-X", "PUT", "--data", "x=1", Url("/v1/customers/3")});
+  EXPECT_EQ(StatusOf(timed_out), "403") << timed_out.out;
+  EXPECT_THAT(timed_out.out, HasSubstr("review_timeout"));
+  // The agent gives up while held: the request is withdrawn (expired), never approvable.
+  const std::string gone_out = absl::StrCat(dir_, "/gone.out");
+  pid_t gone = spawn_curl(gone_out, {"-X", "DELETE", Url("/v1/customers/4")});
+  std::string gone_id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(gone_id.empty());
+  // The agent (curl, the child `interlock run` started) is killed, then `interlock run`.
+  auto children = ReadFile(absl::StrCat("/proc/", gone, "/task/", gone, "/children"));
+  ASSERT_TRUE(children.ok());
+  for (absl::string_view c : absl::StrSplit(*children, ' ', absl::SkipWhitespace())) {
+    int child = 0;
+    if (absl::SimpleAtoi(c, &child) && child > 0) ::kill(child, SIGKILL);
+  }
+  KillProcess(gone);
+  EXPECT_TRUE(WaitFor([&] {
+    for (const v1::ApprovalRequest& a : h->Approvals(/*all=*/true)) {
+      if (a.id() == gone_id) return a.state() == v1::APPROVAL_STATE_EXPIRED;
+    }
+    return false;
+  }, 20)) << h->DaemonLog();
+  EXPECT_NE(h->Cli({"approve", gone_id, "--reason", "late"}).exit_code, 0);
+}
+
+TEST_F(HttpTest, RealClientsRequestsHttpxAndNodeFetch) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string url = Url("/v1/customers/5");
+  // requests and httpx: a keep-alive session with an allowed and a denied request.
+  const std::string py = absl::StrCat(
+      "import sys, requests, httpx\n"
+      "s = requests.Session()\n"
+      "a = s.get('", url, "'); b = s.get('", Url("/admin/x"), "')\n"
+      "c = httpx.Client().get('", url, "')\n"
+      "print(a.status_code, b.status_code, b.headers['content-type'], c.status_code, a.json()['path'])\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("200 403 application/problem+json 200 /v1/customers/5"));
+  // Node's built-in fetch (undici).
+  CommandResult n = h->RunAgent(
+      "agent", {"/usr/bin/node", "-e",
+                absl::StrCat("fetch('", url, "').then(async r => console.log(r.status, (await r.json()).method))")});
+  ASSERT_EQ(n.exit_code, 0) << n.out << n.err;
+  EXPECT_THAT(n.out, HasSubstr("200 GET"));
+}
+
+TEST_F(HttpTest, UpgradesAreRefusedAndBodilessAnswersStayBodiless) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult ws = Curl(*h, {"-H", "Connection: Upgrade", "-H", "Upgrade: websocket", Url("/v1/customers/1")});
+  EXPECT_EQ(StatusOf(ws), "501") << ws.out;
+  EXPECT_THAT(ws.out, HasSubstr("tunnel_refused"));
+  // HEAD: the upstream's Content-Length is kept, no body follows, and the connection is
+  // reused for the next request.
+  CommandResult head = Curl(*h, {"-I", Url("/v1/customers/1"), "--next", Url("/v1/customers/2")});
+  EXPECT_THAT(head.out, HasSubstr("Content-Length:")) << head.out;
+  EXPECT_THAT(head.out, HasSubstr("\"path\": \"/v1/customers/2\""));
+  // Expect: 100-continue: interlockd answers 100 itself once the request is allowed.
+  CommandResult cont = Curl(*h, {"-H", "Expect: 100-continue", "--data-binary", std::string(2048, 'n'),
+                                 Url("/v1/notes")});
+  EXPECT_EQ(StatusOf(cont), "200") << cont.out;
+  EXPECT_THAT(cont.out, HasSubstr(std::string(2048, 'n')));
 }
 
 // HTTPS: nginx with a certificate from a test CA as the upstream; the agent's curl trusts

@@ -165,7 +165,12 @@ void HttpSession::StepAgentTls() {
 
 bool HttpSession::AgentReadAllowed() const {
   if (agent_.eof() || !agent_.attached()) return false;
-  if (phase_ != Phase::kRequestHead && phase_ != Phase::kReadBody && phase_ != Phase::kExchange) return false;
+  // Held: still read, so that an agent that gives up is seen at once (its request is
+  // withdrawn); what it pipelines meanwhile waits in the buffer, bounded below.
+  if (phase_ != Phase::kRequestHead && phase_ != Phase::kReadBody && phase_ != Phase::kExchange &&
+      phase_ != Phase::kHeld) {
+    return false;
+  }
   if (phase_ == Phase::kExchange && ex_.has_value() && ex_->request_done) return false;  // pipelined: wait
   return upstream_.out().size() < kHighWaterBytes && agent_.in().size() < chttp::kMaxHeadBytes + kHighWaterBytes;
 }
