@@ -616,6 +616,7 @@ void HttpSession::StartForwarding() {
   if (!upstream_.attached() || upstream_.eof()) ConnectUpstream();
   if (phase_ != Phase::kExchange) return;
   SendToUpstream(ex.forward_head);
+  ex.audit.set_forwarded(true);
   std::fill(ex.forward_head.begin(), ex.forward_head.end(), '\0');  // it held the credential
   ex.forward_head.clear();
   if (!ex.held_body.empty()) {
