@@ -14,7 +14,10 @@
 #     audit log; then cleans up everything it started or created;
 #  6. part 2 (tools/demo_guardrails.sh): a PostgreSQL database behind the shipped bank
 #     policy — masked reads, a denied statement, a DELETE held until a human denies it,
-#     the audit trail, and the sealed originals only an auditor's key opens.
+#     the audit trail, and the sealed originals only an auditor's key opens;
+#  7. part 3 (tools/demo_http.sh): an HTTPS API behind interlockd — the agent's TLS
+#     intercepted, the API token injected, denied and dodging paths, a refused smuggling
+#     attempt, a DELETE released by an approver, one audit event per exchange.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ "$(id -u)" -ne 0 ]; then
@@ -116,5 +119,10 @@ grep -E '"AUDIT_KIND_(SESSION_END|CONNECT_DENIED)"' "$state/audit/audit.jsonl" |
 # audit trail, and the sealed originals only an auditor can read.
 step "part 2: guardrails on a PostgreSQL database (tools/demo_guardrails.sh)"
 bash "$here/tools/demo_guardrails.sh"
+
+# Part 3: guardrails on an HTTPS API — TLS intercepted with a minted leaf, the token
+# injected, denials, a refused smuggling attempt, a DELETE released by an approver.
+step "part 3: guardrails on an HTTPS API (tools/demo_http.sh)"
+bash "$here/tools/demo_http.sh"
 
 step "cleaning up part 1 (interlockd stopped, pins and cgroups removed)"

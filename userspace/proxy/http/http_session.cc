@@ -379,7 +379,7 @@ bool HttpSession::OnRequestHead() {
   }
   if (injected->has_value()) {
     fields.push_back({(*injected)->name, (*injected)->value.reveal()});
-    ex.audit.set_credential_injected(CredentialKindName(http_.credential));
+    ex.injects_credential = true;
   }
   std::string length_storage;
   chttp::BodyFraming forwarded = req.framing.body;
@@ -617,6 +617,7 @@ void HttpSession::StartForwarding() {
   if (phase_ != Phase::kExchange) return;
   SendToUpstream(ex.forward_head);
   ex.audit.set_forwarded(true);
+  if (ex.injects_credential) ex.audit.set_credential_injected(CredentialKindName(http_.credential));
   std::fill(ex.forward_head.begin(), ex.forward_head.end(), '\0');  // it held the credential
   ex.forward_head.clear();
   if (!ex.held_body.empty()) {

@@ -116,6 +116,7 @@ class HttpSession final : public ProxySession {
     bool agent_wants_close = false;
     absl::Duration started;
     std::string forward_head;  // the request head as forwarded (credential included)
+    bool injects_credential = false;
     std::string held_body;     // REVIEW: the whole body, re-framed with Content-Length
     std::string approval_id;
     // Request body still to forward (kLength), or the chunked decoder.
