@@ -282,6 +282,25 @@ void AppendStatement(std::string* out, const v1::StatementInfo& m) {
   if (m.has_decision()) AppendDecision(o.Key(R"("decision":)"), m.decision());
 }
 
+void AppendHttp(std::string* out, const v1::HttpExchange& m) {
+  Object o(out);
+  o.String(R"("method":)", m.method());
+  o.String(R"("target":)", m.target());
+  o.String(R"("host":)", m.host());
+  o.String(R"("path":)", m.path());
+  o.String(R"("scheme":)", m.scheme());
+  o.U32(R"("status":)", m.status());
+  o.U64(R"("request_body_bytes":)", m.request_body_bytes());
+  o.U64(R"("response_body_bytes":)", m.response_body_bytes());
+  o.U64(R"("duration_us":)", m.duration_us());
+  o.String(R"("answered_by":)", m.answered_by());
+  o.String(R"("credential_injected":)", m.credential_injected());
+  o.Strings(R"("agent_credentials_removed":)", m.agent_credentials_removed());
+  o.String(R"("request_content_type":)", m.request_content_type());
+  o.String(R"("response_content_type":)", m.response_content_type());
+  o.Bool(R"("forwarded":)", m.forwarded());
+}
+
 void AppendEvent(std::string* out, const v1::AuditEvent& m) {
   Object o(out);
   o.String(R"("id":)", m.id());
@@ -311,7 +330,7 @@ void AppendEvent(std::string* out, const v1::AuditEvent& m) {
   if (m.has_approval()) AppendMessageByReflection(o.Key(R"("approval":)"), m.approval());
   if (m.has_grant()) AppendMessageByReflection(o.Key(R"("grant":)"), m.grant());
   if (m.has_masking()) AppendMessageByReflection(o.Key(R"("masking":)"), m.masking());
-  if (m.has_http()) AppendMessageByReflection(o.Key(R"("http":)"), m.http());
+  if (m.has_http()) AppendHttp(o.Key(R"("http":)"), m.http());
 }
 
 }  // namespace
