@@ -175,6 +175,15 @@ TEST_F(HttpTest, AllowedRequestGetsTheInjectedCredentialAndTheAgentsIsRemoved) {
   EXPECT_GT(x.response_body_bytes(), 0u);
   // The audit trail never holds the injected secret.
   for (const v1::AuditEvent& e : h->AuditEvents()) EXPECT_THAT(e.DebugString(), Not(HasSubstr("s3cr3t")));
+  // The replay decodes the exchange; credentials are never printed.
+  CommandResult replay = h->Cli({"replay", events[0].session_id()});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, HasSubstr("agent   GET /v1/customers/7 HTTP/1.1"));
+  EXPECT_THAT(replay.out, HasSubstr("authorization: (not shown)"));
+  EXPECT_THAT(replay.out, HasSubstr("server  200 OK  application/json"));
+  EXPECT_THAT(replay.out, HasSubstr("body ("));
+  EXPECT_THAT(replay.out, Not(HasSubstr("agent-guess")));
+  EXPECT_EQ(h->Cli({"verify", events[0].session_id()}).exit_code, 0);
 }
 
 TEST_F(HttpTest, DeniedAndUnlistedRequestsGetAProblemNamingTheRule) {

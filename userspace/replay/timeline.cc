@@ -1,5 +1,6 @@
 #include "userspace/replay/timeline.h"
 
+#include "userspace/replay/http_replay.h"
 #include "userspace/replay/pg_replay.h"
 
 namespace interlock::replay {
@@ -17,9 +18,14 @@ std::string DecodePg(const std::vector<v1::Record>& records, const record::Timel
   return FormatPgTimeline(records, {.raw = options});
 }
 
+std::string DecodeHttp(const std::vector<v1::Record>& records, const record::TimelineOptions& options) {
+  return FormatHttpTimeline(records, {.raw = options});
+}
+
 // One row per protocol with a decoded timeline.
 constexpr Decoder kDecoders[] = {
     {"postgres", &DecodePg},
+    {"http", &DecodeHttp},
 };
 
 const Decoder* DecoderFor(absl::string_view protocol) {
