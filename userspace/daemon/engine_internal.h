@@ -1,0 +1,54 @@
+// What the engine's translation units (engine.cc and engine_*.cc: one class, split by what
+// each part does) share privately. Not part of the daemon's interface.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "bpf/include/interlock/datapath.h"
+#include "interlock/v1/identity.pb.h"
+#include "userspace/net/socket.h"
+
+namespace interlock::daemon::engine_internal {
+
+inline constexpr char kVersion[] = "0.1.0";
+// Below this much free memory budget, new sessions are refused (memory_budget).
+inline constexpr size_t kSessionMemoryFloor = 1 << 20;
+
+inline v1::Endpoint ToEndpoint(const net::SockAddr& a) {
+  v1::Endpoint e;
+  e.set_address(a.ip());
+  e.set_port(a.port());
+  return e;
+}
+
+inline bool ValidWorkloadName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (char c : name) {
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' || c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return name != "." && name != "..";
+}
+
+inline const char* ReasonName(uint32_t reason) {
+  switch (reason) {
+    case IL_REASON_DEFAULT_DENY: return "default_deny";
+    case IL_REASON_ENGINE_DOWN: return "engine_down";
+    case IL_REASON_NOT_STREAM: return "not_stream";
+    case IL_REASON_MAP_FULL: return "map_full";
+    case IL_REASON_ENGINE_PORT: return "engine_port_bind";
+    case IL_REASON_ENGINE_UNVERIFIED: return "engine_unverified";
+    default: return "unknown";
+  }
+}
+
+inline std::string CgroupPathRelative(const std::string& mount, const std::string& dir) {
+  std::string rel = dir.substr(mount.size());
+  return rel.empty() ? "/" : rel;
+}
+
+}  // namespace interlock::daemon::engine_internal
