@@ -20,6 +20,11 @@
 // upstream backend's key and forwarded, only for the workload that owns the session.
 // Malformed input from either side ends the session with a protocol-native ErrorResponse
 // and an audit event.
+//
+// One class, four files by what each part does: pg_session.cc (life cycle, I/O, audit and
+// recording), pg_session_login.cc (agent startup, TLS, token; upstream connect and login),
+// pg_session_statements.cc (the relay phase: decode once, guard, tracker, masker,
+// estimates), pg_session_holds.cc (approval holds and grants).
 #pragma once
 
 #include <cstdint>
