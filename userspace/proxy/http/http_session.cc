@@ -480,42 +480,53 @@ void HttpSession::Decide() {
   }
 }
 
-bool HttpSession::ReadHeldBody() {
+HttpSession::BodyPull HttpSession::PullRequestBody(const std::function<void(absl::string_view)>& sink,
+                                                   const std::function<bool()>& more) {
   Exchange& ex = *ex_;
-  if (ex.request_done) return false;
-  bool progress = false;
-  while (!agent_.in().empty() && !ex.request_done) {
+  BodyPull pulled = BodyPull::kNothing;
+  while (!agent_.in().empty() && !ex.request_done && more()) {
     absl::string_view in = agent_.in().view();
     if (ex.request_body.kind == chttp::BodyKind::kLength) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(ex.request_left, in.size()));
-      ex.held_body.append(in.data(), n);
+      sink(in.substr(0, n));
       agent_.in().Consume(n);
       ex.request_left -= n;
       ex.request_done = ex.request_left == 0;
     } else {
       auto piece = ex.request_chunks->Decode(in);
       if (!piece.ok()) {
+        // Once forwarding started the upstream has part of the body: the connection cannot
+        // be reused either way, and the agent is told.
         Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_chunked_body", std::string(piece.status().message()));
         Answer(400, "Malformed request body", std::string(piece.status().message()), "bad_chunked_body", "refused",
                true);
-        return true;
+        return BodyPull::kFailed;
       }
       if (piece->consumed == 0) break;
-      ex.held_body.append(piece->data.data(), piece->data.size());
+      if (!piece->data.empty()) sink(piece->data);  // a view into the buffer: before Consume
       agent_.in().Consume(piece->consumed);
       ex.request_done = ex.request_chunks->done();
     }
-    progress = true;
-    if (ex.held_body.size() > http_.max_judged_body_bytes) {
-      Answer(413, "Request too large to hold",
-             absl::StrCat("the request needs approval and its body exceeds ", http_.max_judged_body_bytes,
-                          " bytes (max_judged_body_bytes)"),
-             "body_too_large", "denied", /*close=*/true);
-      return true;
-    }
+    pulled = BodyPull::kProgress;
+  }
+  return pulled;
+}
+
+bool HttpSession::ReadHeldBody() {
+  Exchange& ex = *ex_;
+  if (ex.request_done) return false;
+  const uint64_t limit = http_.max_judged_body_bytes;
+  BodyPull pulled = PullRequestBody([&](absl::string_view data) { ex.held_body.append(data.data(), data.size()); },
+                                    [&] { return ex.held_body.size() <= limit; });
+  if (pulled == BodyPull::kFailed) return true;
+  if (ex.held_body.size() > limit) {
+    Answer(413, "Request too large to hold",
+           absl::StrCat("the request needs approval and its body exceeds ", limit, " bytes (max_judged_body_bytes)"),
+           "body_too_large", "denied", /*close=*/true);
+    return true;
   }
   if (ex.request_done) StartHold(*held_decision_);
-  return progress;
+  return pulled == BodyPull::kProgress;
 }
 
 void HttpSession::StartHold(const policy::Decision& d) {
@@ -688,40 +699,27 @@ void HttpSession::StepUpstreamTls() {
 bool HttpSession::ForwardRequestBody() {
   Exchange& ex = *ex_;
   if (ex.request_done || upstream_.out().size() >= kHighWaterBytes) return false;
-  bool progress = false;
-  while (!agent_.in().empty() && !ex.request_done && upstream_.out().size() < kHighWaterBytes) {
-    absl::string_view in = agent_.in().view();
-    if (ex.request_body.kind == chttp::BodyKind::kLength) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(ex.request_left, in.size()));
-      SendToUpstream(in.substr(0, n));
-      agent_.in().Consume(n);
-      ex.request_left -= n;
-      ex.audit.set_request_body_bytes(ex.audit.request_body_bytes() + n);
-      ex.request_done = ex.request_left == 0;
-    } else {
-      auto piece = ex.request_chunks->Decode(in);
-      if (!piece.ok()) {
-        // The upstream already has the head and part of the body: the connection cannot
-        // be reused, and the agent is told.
-        Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_chunked_body", std::string(piece.status().message()));
-        Answer(400, "Malformed request body", std::string(piece.status().message()), "bad_chunked_body", "refused",
-               true);
-        return true;
-      }
-      if (piece->consumed == 0) break;
-      std::string out;
-      if (!piece->data.empty()) chttp::AppendChunk(piece->data, &out);
-      ex.audit.set_request_body_bytes(ex.audit.request_body_bytes() + piece->data.size());
-      agent_.in().Consume(piece->consumed);
-      if (ex.request_chunks->done()) {
-        (void)chttp::AppendLastChunk({}, &out);  // trailers are not forwarded
-        ex.request_done = true;
-      }
-      SendToUpstream(out);
-    }
-    progress = true;
+  const bool chunked = ex.request_body.kind == chttp::BodyKind::kChunked;
+  std::string framed;
+  BodyPull pulled = PullRequestBody(
+      [&](absl::string_view data) {
+        ex.audit.set_request_body_bytes(ex.audit.request_body_bytes() + data.size());
+        if (!chunked) {
+          SendToUpstream(data);
+          return;
+        }
+        framed.clear();
+        chttp::AppendChunk(data, &framed);
+        SendToUpstream(framed);
+      },
+      [&] { return upstream_.out().size() < kHighWaterBytes; });
+  if (pulled == BodyPull::kFailed) return true;
+  if (chunked && ex.request_done) {
+    framed.clear();
+    (void)chttp::AppendLastChunk({}, &framed);  // trailers are not forwarded
+    SendToUpstream(framed);
   }
-  return progress;
+  return pulled == BodyPull::kProgress;
 }
 
 bool HttpSession::RelayResponse() {

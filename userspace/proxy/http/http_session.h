@@ -149,6 +149,11 @@ class HttpSession final : public ProxySession {
   // One step of the exchange state machine; true when it moved something.
   bool Advance();
   bool OnRequestHead();
+  // Moves request body data (chunk framing removed) from the agent's buffer to `sink` while
+  // `more()` says so, setting request_done at its end. kFailed: the body is malformed (the
+  // agent was answered, the session closes).
+  enum class BodyPull { kNothing, kProgress, kFailed };
+  BodyPull PullRequestBody(const std::function<void(absl::string_view)>& sink, const std::function<bool()>& more);
   bool ReadHeldBody();
   bool ForwardRequestBody();
   bool RelayResponse();
