@@ -31,6 +31,19 @@
 
 namespace interlock::proxy {
 
+// Routes one side's epoll events to its session: `session->OnIo(side, events)`. A session
+// owns one per side and names this class a friend when its OnIo is private.
+template <typename Session, typename Side>
+class SideWatcher final : public net::IoHandler {
+ public:
+  SideWatcher(Session* session, Side side) : session_(session), side_(side) {}
+  void OnIo(uint32_t events) override { session_->OnIo(side_, events); }
+
+ private:
+  Session* session_;
+  Side side_;
+};
+
 class StreamSide {
  public:
   // `loop` and `handler` (called with this side's epoll events) outlive the side; `name`

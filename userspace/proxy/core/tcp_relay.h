@@ -84,15 +84,8 @@ class TcpRelay final : public ProxySession {
     bool dst_shut = false;
   };
 
-  class Watcher final : public net::IoHandler {
-   public:
-    Watcher(TcpRelay* relay, Side side) : relay_(relay), side_(side) {}
-    void OnIo(uint32_t events) override { relay_->OnIo(side_, events); }
-
-   private:
-    TcpRelay* relay_;
-    Side side_;
-  };
+  using Watcher = SideWatcher<TcpRelay, Side>;
+  friend Watcher;
 
   TcpRelay(net::EventLoop& loop, UniqueFd agent, UniqueFd upstream, net::SockAddr upstream_addr,
            const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done);

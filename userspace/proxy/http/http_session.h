@@ -94,15 +94,8 @@ class HttpSession final : public ProxySession {
     kDone,
   };
   enum Side { kAgent = 0, kUpstream = 1 };
-  class Watcher final : public net::IoHandler {
-   public:
-    Watcher(HttpSession* s, Side side) : s_(s), side_(side) {}
-    void OnIo(uint32_t events) override { s_->OnIo(side_, events); }
-
-   private:
-    HttpSession* s_;
-    Side side_;
-  };
+  using Watcher = SideWatcher<HttpSession, Side>;
+  friend Watcher;
 
   // The exchange in progress: what the audit event will say, and how each body is framed.
   struct Exchange {

@@ -159,15 +159,8 @@ class PgSession final : public ProxySession {
     kDone,
   };
   enum Side { kAgent = 0, kUpstream = 1 };
-  class Watcher final : public net::IoHandler {
-   public:
-    Watcher(PgSession* s, Side side) : s_(s), side_(side) {}
-    void OnIo(uint32_t events) override { s_->OnIo(side_, events); }
-
-   private:
-    PgSession* s_;
-    Side side_;
-  };
+  using Watcher = SideWatcher<PgSession, Side>;
+  friend Watcher;
 
   PgSession(PgSessionEnv env, UniqueFd agent, PgSessionContext ctx,
             std::unique_ptr<record::Recorder> recorder, DoneFn done);
