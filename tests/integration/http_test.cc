@@ -3,7 +3,9 @@
 // as JSON) on 127.0.0.x; interlockd judges each request with the policy, injects the
 // resource's credential, removes the agent's, and audits every exchange. Attacks first:
 // smuggling, path spellings, Host games, a stolen credential.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -17,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
@@ -553,6 +556,57 @@ rules:
   std::unique_ptr<NginxServer> nginx_;
   std::vector<std::pair<std::string, std::string>> saved_env_;
 };
+
+// A 1 GiB download streams through with bounded memory, and pipelined requests are
+// answered in order.
+TEST(HttpStreamTest, AGibibyteStreamsThroughInBoundedMemoryAndPipelinesAreAnsweredInOrder) {
+  const std::string dir = MakeTempDir("interlock-httpbig-");
+  const std::string big = absl::StrCat(dir, "/big.bin");
+  {
+    int fd = ::open(big.c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, int64_t{1} << 30), 0);  // sparse: 1 GiB of zeros, no disk
+    ::close(fd);
+  }
+  auto nginx = NginxServer::Start({.address = "127.0.0.64",
+                                   .files = {{"/a", "first"}, {"/b", "second"}},
+                                   .locations = {{"= /big", absl::StrCat("alias ", big, ";")}}});
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  InterlockdHarness h({.resources = {{"web", "127.0.0.64", (*nginx)->port(), "    protocol: PROTOCOL_HTTP\n"}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  auto rss_kib = [&](const char* field) {
+    auto status = ReadFile(absl::StrCat("/proc/", h.pid(), "/status"));
+    for (absl::string_view line : absl::StrSplit(status.value_or(""), '\n')) {
+      if (absl::ConsumePrefix(&line, field)) {
+        int64_t kib = 0;
+        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB")), &kib);
+        return kib;
+      }
+    }
+    return int64_t{-1};
+  };
+  const int64_t before = rss_kib("VmRSS:");
+  CommandResult r = h.RunAgent("agent", {"/usr/bin/curl", "-sS", "--max-time", "120", "-o", "/dev/null", "-w",
+                                         "%{http_code} %{size_download}", absl::StrCat("http://127.0.0.64:", (*nginx)->port(), "/big")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "200 1073741824");
+  const int64_t peak = rss_kib("VmHWM:");
+  std::cout << "[stream] interlockd RSS before " << before << " KiB, peak " << peak << " KiB over a 1 GiB download\n";
+  EXPECT_LT(peak - before, 64 * 1024) << "interlockd grew by more than 64 MiB relaying 1 GiB";
+  // Two requests in one write: two answers, in order.
+  const std::string req = absl::StrCat(dir, "/pipelined.req");
+  const std::string host = absl::StrCat("Host: 127.0.0.64:", (*nginx)->port(), "\r\n");
+  ASSERT_TRUE(WriteFileAtomic(req, absl::StrCat("GET /a HTTP/1.1\r\n", host, "\r\nGET /b HTTP/1.1\r\n", host,
+                                                "Connection: close\r\n\r\n"), 0644).ok());
+  MakeReadableByAgent(req);
+  CommandResult p = h.RunAgent("agent", {"/bin/sh", "-c", absl::StrCat("/usr/bin/curl -sS --max-time 10 telnet://127.0.0.64:",
+                                                                       (*nginx)->port(), " < ", req, " || true")});
+  size_t first = p.out.find("first"), second = p.out.find("second");
+  EXPECT_NE(first, std::string::npos) << p.out;
+  EXPECT_NE(second, std::string::npos) << p.out;
+  EXPECT_LT(first, second) << p.out;
+  RemoveTree(dir);
+}
 
 TEST_F(HttpsTest, AgentTlsIsTerminatedWithAMintedLeafAndTheUpstreamIsVerified) {
   auto h = Daemon();
