@@ -132,8 +132,11 @@ static __always_inline int il_unix_resource_for(struct bpf_sock_addr *ctx,
 	return IL_UNIX_PROTECTED;
 }
 
-/* The connect_unix hook: allow untouched, redirect to interlockd, or deny with EPERM. */
-static __always_inline int il_unix_connect(struct bpf_sock_addr *ctx)
+/* The connect_unix and sendmsg_unix hooks (`send`: a datagram with an address): allow
+ * untouched, redirect a stream connect to a protected path to interlockd, or deny with
+ * EPERM — a datagram to a protected path always, and for a default-deny enrollment any
+ * unix address it was not given. */
+static __always_inline int il_unix_judge(struct bpf_sock_addr *ctx, bool send)
 {
 	struct il_subject subject = {};
 	struct il_dst dst = {};
@@ -146,7 +149,7 @@ static __always_inline int il_unix_connect(struct bpf_sock_addr *ctx)
 		return verdict;
 	if (!res)
 		return IL_VERDICT_DENY; /* set whenever protected; tells the verifier so */
-	if (dst.type != IL_SOCK_STREAM)
+	if (send || dst.type != IL_SOCK_STREAM)
 		return il_deny(IL_REASON_NOT_STREAM, &dst, &subject, res->resource_id);
 	reason = il_unix_redirect(ctx, res);
 	if (reason != IL_REASON_NONE)
@@ -156,21 +159,14 @@ static __always_inline int il_unix_connect(struct bpf_sock_addr *ctx)
 	return IL_VERDICT_ALLOW;
 }
 
-/* The sendmsg_unix hook (datagrams with an address): never to a protected path, and for
- * a default-deny enrollment to no unix address at all, as for connect. */
+static __always_inline int il_unix_connect(struct bpf_sock_addr *ctx)
+{
+	return il_unix_judge(ctx, false);
+}
+
 static __always_inline int il_unix_sendmsg(struct bpf_sock_addr *ctx)
 {
-	struct il_subject subject = {};
-	struct il_dst dst = {};
-	struct il_unix_resource *res = NULL;
-	int verdict;
-
-	verdict = il_unix_resource_for(ctx, &subject, &dst, &res);
-	if (verdict != IL_UNIX_PROTECTED)
-		return verdict;
-	if (!res)
-		return IL_VERDICT_DENY; /* set whenever protected; tells the verifier so */
-	return il_deny(IL_REASON_NOT_STREAM, &dst, &subject, res->resource_id);
+	return il_unix_judge(ctx, true);
 }
 
 /* The getpeername_unix hook. The kernel runs it for the *peer* socket (unix_getname()),
