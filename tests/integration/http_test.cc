@@ -594,6 +594,21 @@ TEST(HttpStreamTest, AGibibyteStreamsThroughInBoundedMemoryAndPipelinesAreAnswer
   std::cout << "[stream] interlockd RSS before " << before << " KiB, peak " << peak << " KiB over a 1 GiB download\n";
   EXPECT_LT(peak - before, 64 * 1024) << "interlockd grew by more than 64 MiB relaying 1 GiB";
   // Two requests in one write: two answers, in order.
+  // (First: an upstream that closes an idle keep-alive connection between two requests of
+  // the agent's is reconnected to, not answered with a 502.)
+  auto short_keepalive = NginxServer::Start({.address = "127.0.0.67", .files = {{"/a", "first"}},
+                                             .extra_http = {"keepalive_timeout 1s;"}});
+  ASSERT_TRUE(short_keepalive.ok()) << short_keepalive.status();
+  {
+    InterlockdHarness h2({.resources = {{"web2", "127.0.0.67", (*short_keepalive)->port(), "    protocol: PROTOCOL_HTTP\n"}}});
+    ASSERT_TRUE(h2.Start().ok()) << h2.DaemonLog();
+    const std::string url = absl::StrCat("http://127.0.0.67:", (*short_keepalive)->port(), "/a");
+    CommandResult idle = h2.RunAgent(
+        "agent", {"/usr/bin/python3", "-c",
+                  absl::StrCat("import requests, time\ns = requests.Session()\na = s.get('", url,
+                               "').status_code\ntime.sleep(2.5)\nb = s.get('", url, "').status_code\nprint(a, b)")});
+    EXPECT_EQ(idle.out, "200 200\n") << idle.out << idle.err << h2.DaemonLog();
+  }
   const std::string req = absl::StrCat(dir, "/pipelined.req");
   const std::string host = absl::StrCat("Host: 127.0.0.64:", (*nginx)->port(), "\r\n");
   ASSERT_TRUE(WriteFileAtomic(req, absl::StrCat("GET /a HTTP/1.1\r\n", host, "\r\nGET /b HTTP/1.1\r\n", host,

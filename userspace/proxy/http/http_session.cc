@@ -1,6 +1,8 @@
 #include "userspace/proxy/http/http_session.h"
 
+#include <errno.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <utility>
@@ -624,7 +626,7 @@ void HttpSession::StartForwarding() {
   Exchange& ex = *ex_;
   phase_ = Phase::kExchange;
   if (ex.expect_continue && !ex.request_done) SendToAgent("HTTP/1.1 100 Continue\r\n\r\n");
-  if (!upstream_.attached() || upstream_.eof()) ConnectUpstream();
+  if (!UpstreamReusable()) ConnectUpstream();
   if (phase_ != Phase::kExchange) return;
   SendToUpstream(ex.forward_head);
   ex.audit.set_forwarded(true);
@@ -636,6 +638,17 @@ void HttpSession::StartForwarding() {
     ex.held_body.clear();
     ex.request_done = true;
   }
+}
+
+bool HttpSession::UpstreamReusable() {
+  if (!upstream_.attached() || upstream_.eof() || !upstream_.in().empty()) return false;
+  // Idle upstreams close (nginx after keepalive_timeout): a close that arrived between
+  // exchanges is seen here, not as a 502 after the request was sent. Any byte waiting
+  // between exchanges (a TLS close_notify, or something no request asked for) also means
+  // the connection is not reused.
+  char byte;
+  const ssize_t n = ::recv(upstream_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void HttpSession::ConnectUpstream() {

@@ -155,6 +155,8 @@ class HttpSession final : public ProxySession {
   void Decide();
   std::optional<policy::Decision> MaskRefusal() const;
   void StartForwarding();
+  // The upstream connection of an earlier exchange is open and idle (no end, no bytes).
+  bool UpstreamReusable();
   void ConnectUpstream();
   void OnUpstreamConnected();
   void StepUpstreamTls();
