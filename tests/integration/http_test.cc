@@ -376,6 +376,36 @@ mask_profiles:
   EXPECT_THAT(r.out, Not(HasSubstr("\"method\"")));
 }
 
+TEST_F(HttpTest, AHeldChunkedUploadIsReleasedWholeAsTheApproverSawIt) {
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, absl::StrCat(kPolicy, R"YAML(
+  - id: review-imports
+    match: {resources: [crm], http: {methods: [POST], paths: ["/v1/imports"]}}
+    action: ACTION_REVIEW
+)YAML"), 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string out = absl::StrCat(dir_, "/import.out");
+  std::vector<std::string> argv = h->RunArgv("agent");
+  for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "60", "-H", "Transfer-Encoding: chunked",
+                        "--data-binary", "name=Ada&ssn=078-05-1120"}) {
+    argv.push_back(a);
+  }
+  argv.push_back(Url("/v1/imports"));
+  pid_t agent = Spawn(argv, out);
+  std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  auto pending = h->Approvals();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_THAT(pending[0].statement(), HasSubstr("name=Ada&ssn=078-05-1120"));  // the approver sees the body
+  ASSERT_EQ(h->Cli({"approve", id, "--reason", "ok"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(agent, 30), 0);
+  auto got = ReadFile(out);
+  // Re-framed once, with a Content-Length: the upstream gets the body whole.
+  EXPECT_THAT(got.value_or(""), HasSubstr("\"body\": \"name=Ada&ssn=078-05-1120\""));
+  EXPECT_THAT(got.value_or(""), HasSubstr("\"content-length\": \"24\""));
+  EXPECT_THAT(got.value_or(""), Not(HasSubstr("transfer-encoding")));
+}
+
 TEST_F(HttpTest, RealClientsRequestsHttpxAndNodeFetch) {
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
