@@ -16,10 +16,14 @@ int main(int argc, char** argv) {
   const size_t megabytes = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 100;
   interlock::v1::MaskProfile p;
   if (!google::protobuf::TextFormat::ParseFromString(R"pb(
-        columns { column: "*ssn" mask { style: MASK_STYLE_REDACT } }
-        detectors { detector: DETECTOR_CARD }
-        detectors { detector: DETECTOR_EMAIL }
-      )pb", &p)) {
+                                                       columns {
+                                                         column: "*ssn"
+                                                         mask { style: MASK_STYLE_REDACT }
+                                                       }
+                                                       detectors { detector: DETECTOR_CARD }
+                                                       detectors { detector: DETECTOR_EMAIL }
+                                                     )pb",
+                                                     &p)) {
     return 1;
   }
   auto masker = interlock::mask::Masker::Create(p, "");
@@ -51,9 +55,10 @@ int main(int argc, char** argv) {
   if (!jm.Feed("0]", &out).ok() || !jm.Finish(&out).ok()) return 1;
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  printf("json_mask_bench: %zu bytes in, %zu out, %.2f s, %.1f MB/s, peak masker buffers %zu "
-         "bytes, %llu values masked\n",
-         fed, out_bytes, secs, fed / secs / 1e6, peak,
-         static_cast<unsigned long long>(jm.counts().total()));
+  printf(
+      "json_mask_bench: %zu bytes in, %zu out, %.2f s, %.1f MB/s, peak masker buffers %zu "
+      "bytes, %llu values masked\n",
+      fed, out_bytes, secs, fed / secs / 1e6, peak,
+      static_cast<unsigned long long>(jm.counts().total()));
   return 0;
 }

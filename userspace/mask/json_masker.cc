@@ -31,10 +31,10 @@ absl::Status JsonMasker::OnToken(const JsonToken& t, std::string* out) {
     rule_depth_ = t.depth;
   }
   const ColumnRule* rule = rule_;
-  const bool ends_rule = rule_ != nullptr && t.depth == rule_depth_ &&
-                         (codec::json::IsScalarValue(t.type) ||
-                          t.type == JsonTokenType::kEndObject ||
-                          t.type == JsonTokenType::kEndArray);
+  const bool ends_rule =
+      rule_ != nullptr && t.depth == rule_depth_ &&
+      (codec::json::IsScalarValue(t.type) || t.type == JsonTokenType::kEndObject ||
+       t.type == JsonTokenType::kEndArray);
   if (ends_rule) rule_ = nullptr;
 
   if (!codec::json::IsScalarValue(t.type)) {

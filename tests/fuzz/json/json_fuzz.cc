@@ -39,10 +39,22 @@ const Masker& TheMasker() {
   static const Masker* m = [] {
     interlock::v1::MaskProfile p;
     const char* text = R"pb(
-      columns { column: "*ssn*" mask { style: MASK_STYLE_REDACT } }
-      columns { column: "s" mask { style: MASK_STYLE_NULL } }
-      columns { column: "p" mask { style: MASK_STYLE_PARTIAL } }
-      columns { column: "h" mask { style: MASK_STYLE_KEYED_HASH } }
+      columns {
+        column: "*ssn*"
+        mask { style: MASK_STYLE_REDACT }
+      }
+      columns {
+        column: "s"
+        mask { style: MASK_STYLE_NULL }
+      }
+      columns {
+        column: "p"
+        mask { style: MASK_STYLE_PARTIAL }
+      }
+      columns {
+        column: "h"
+        mask { style: MASK_STYLE_KEYED_HASH }
+      }
       detectors { detector: DETECTOR_SSN }
       detectors { detector: DETECTOR_CARD }
       detectors { detector: DETECTOR_EMAIL }

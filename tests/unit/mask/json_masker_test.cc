@@ -20,9 +20,18 @@ constexpr char kKey[] = "0123456789abcdef0123456789abcdef";
 
 constexpr char kProfile[] = R"pb(
   name: "pii"
-  columns { column: "*_ssn" mask { style: MASK_STYLE_REDACT } }
-  columns { column: "secret" mask { style: MASK_STYLE_NULL } }
-  columns { column: "token" mask { style: MASK_STYLE_PARTIAL keep_last: 2 } }
+  columns {
+    column: "*_ssn"
+    mask { style: MASK_STYLE_REDACT }
+  }
+  columns {
+    column: "secret"
+    mask { style: MASK_STYLE_NULL }
+  }
+  columns {
+    column: "token"
+    mask { style: MASK_STYLE_PARTIAL keep_last: 2 }
+  }
   detectors { detector: DETECTOR_SSN }
   detectors { detector: DETECTOR_CARD }
   detectors { detector: DETECTOR_EMAIL }

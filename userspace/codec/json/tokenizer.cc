@@ -104,14 +104,30 @@ absl::Status DecodeJsonString(absl::string_view raw, std::string* out) {
       if (i + 1 >= end) return DecodeError(i, "invalid escape");
       const char e = raw[i + 1];
       switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           uint32_t cp;
           if (i + 6 > end || !ReadHex4(raw, i + 2, &cp)) {
@@ -289,8 +305,7 @@ absl::Status JsonTokenizer::EndScalar(absl::string_view raw, uint64_t offset, Js
   return AfterValue();
 }
 
-absl::Status JsonTokenizer::StartValue(char c, uint64_t offset, JsonSink sink,
-                                       bool* consumed) {
+absl::Status JsonTokenizer::StartValue(char c, uint64_t offset, JsonSink sink, bool* consumed) {
   *consumed = false;
   if (!stack_.empty() && !stack_.back().object) SetElementPointer();
   if (c == '{' || c == '[') {
@@ -299,7 +314,11 @@ absl::Status JsonTokenizer::StartValue(char c, uint64_t offset, JsonSink sink,
     }
     const bool object = c == '{';
     JsonToken t{object ? JsonTokenType::kBeginObject : JsonTokenType::kBeginArray,
-                absl::string_view(object ? "{" : "["), offset, pointer_, {}, stack_.size()};
+                absl::string_view(object ? "{" : "["),
+                offset,
+                pointer_,
+                {},
+                stack_.size()};
     if (have_key_) t.key = key_;
     saw_value_ = true;
     INTERLOCK_RETURN_IF_ERROR(sink(t));
@@ -368,8 +387,7 @@ absl::Status JsonTokenizer::Run(absl::string_view chunk, JsonSink sink) {
       }
       const size_t len = scalar_len_ + (end - start);
       if (len > kMaxTokenBytes) {
-        return Fail(scalar_offset_, absl::StrFormat("token longer than %d bytes",
-                                                    kMaxTokenBytes));
+        return Fail(scalar_offset_, absl::StrFormat("token longer than %d bytes", kMaxTokenBytes));
       }
       if (!done) {
         pending_.append(chunk.data() + start, end - start);
@@ -397,8 +415,11 @@ absl::Status JsonTokenizer::Run(absl::string_view chunk, JsonSink sink) {
       const size_t start = i;
       while (i < n && IsWhitespace(chunk[i])) ++i;
       INTERLOCK_RETURN_IF_ERROR(sink(JsonToken{JsonTokenType::kWhitespace,
-                                               chunk.substr(start, i - start), base + start,
-                                               {}, {}, stack_.size()}));
+                                               chunk.substr(start, i - start),
+                                               base + start,
+                                               {},
+                                               {},
+                                               stack_.size()}));
       continue;
     }
     const auto punct = [&](JsonTokenType type) {
@@ -410,9 +431,13 @@ absl::Status JsonTokenizer::Run(absl::string_view chunk, JsonSink sink) {
       }
       pointer_.resize(stack_.back().pointer_len);
       stack_.pop_back();
-      INTERLOCK_RETURN_IF_ERROR(sink(JsonToken{
-          object ? JsonTokenType::kEndObject : JsonTokenType::kEndArray, chunk.substr(i, 1),
-          at, pointer_, {}, stack_.size()}));
+      INTERLOCK_RETURN_IF_ERROR(
+          sink(JsonToken{object ? JsonTokenType::kEndObject : JsonTokenType::kEndArray,
+                         chunk.substr(i, 1),
+                         at,
+                         pointer_,
+                         {},
+                         stack_.size()}));
       return AfterValue();
     };
     const auto start_key = [&]() {

@@ -110,19 +110,19 @@ class JsonTokenizer {
 
  private:
   enum class State {
-    kValue,         // a value (top level, after ':' or ',' in an array)
-    kValueOrEnd,    // after '['
-    kKeyOrEnd,      // after '{'
-    kKey,           // after ',' in an object
-    kColon,         // after a key
-    kCommaOrEnd,    // after a value inside a container
-    kDone,          // after the top-level value
+    kValue,       // a value (top level, after ':' or ',' in an array)
+    kValueOrEnd,  // after '['
+    kKeyOrEnd,    // after '{'
+    kKey,         // after ',' in an object
+    kColon,       // after a key
+    kCommaOrEnd,  // after a value inside a container
+    kDone,        // after the top-level value
   };
   enum class Scalar { kNone, kString, kNumber, kLiteral };
   struct Frame {
     bool object;
-    size_t index = 0;           // elements (array) so far
-    size_t pointer_len = 0;     // pointer_ length of the container itself
+    size_t index = 0;                       // elements (array) so far
+    size_t pointer_len = 0;                 // pointer_ length of the container itself
     absl::flat_hash_set<std::string> keys;  // only with refuse_duplicate_keys
   };
 

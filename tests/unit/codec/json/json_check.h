@@ -28,8 +28,8 @@ inline std::string Transcript(const std::vector<absl::string_view>& chunks) {
       return absl::OkStatus();
     }
     flush();
-    absl::StrAppend(&out, static_cast<int>(t.type), "|", t.raw, "|", t.pointer, "|", t.key,
-                    "|", t.offset, "|", t.depth, "\n");
+    absl::StrAppend(&out, static_cast<int>(t.type), "|", t.raw, "|", t.pointer, "|", t.key, "|",
+                    t.offset, "|", t.depth, "\n");
     return absl::OkStatus();
   };
   for (absl::string_view c : chunks) {
