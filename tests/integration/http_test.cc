@@ -406,6 +406,41 @@ TEST_F(HttpTest, AHeldChunkedUploadIsReleasedWholeAsTheApproverSawIt) {
   EXPECT_THAT(got.value_or(""), Not(HasSubstr("transfer-encoding")));
 }
 
+TEST_F(HttpTest, BodyFieldsAreJudgedAndABodyThatCannotBeReadFailsClosed) {
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, absl::StrCat(kPolicy, R"YAML(
+  - id: deny-big-transfers
+    match: {resources: [crm], http: {methods: [POST], paths: ["/v1/transfers"], json: {"/amount": "??????*"}}}
+    action: ACTION_DENY
+    reason: transfers of a million or more need a human
+  - id: allow-transfers
+    match: {resources: [crm], http: {methods: [POST], paths: ["/v1/transfers"]}}
+    action: ACTION_ALLOW
+)YAML"), 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  auto post = [&](const std::string& body, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"-H", "Content-Type: application/json", "--data-binary", body};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(Url("/v1/transfers"));
+    return Curl(*h, args);
+  };
+  CommandResult small = post(R"({"amount": 25, "to": "DE89370400440532013000"})");
+  EXPECT_EQ(StatusOf(small), "200") << small.out;
+  EXPECT_THAT(small.out, HasSubstr(R"(\"amount\": 25)"));  // forwarded byte for byte
+  CommandResult big = post(R"({"to": "x", "amount": 1500000})");
+  EXPECT_EQ(StatusOf(big), "403") << big.out;
+  EXPECT_THAT(big.out, HasSubstr("deny-big-transfers"));
+  // Chunked, the same: judged on the whole body.
+  CommandResult chunked = post(R"({"amount": 2000000})", {"-H", "Transfer-Encoding: chunked"});
+  EXPECT_EQ(StatusOf(chunked), "403") << chunked.out;
+  // Two parsers could read a duplicate key either way, and a body that is not JSON says
+  // nothing: the deny rule holds for both.
+  CommandResult dup = post(R"({"amount": 5, "amount": 5000000})");
+  EXPECT_EQ(StatusOf(dup), "403") << dup.out;
+  CommandResult garbage = post("amount=5000000");
+  EXPECT_EQ(StatusOf(garbage), "403") << garbage.out;
+}
+
 TEST_F(HttpTest, RealClientsRequestsHttpxAndNodeFetch) {
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();

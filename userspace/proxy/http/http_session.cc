@@ -13,6 +13,7 @@
 #include "userspace/codec/http/head.h"
 #include "userspace/codec/http/serialize.h"
 #include "userspace/codec/http/target.h"
+#include "userspace/codec/json/extract.h"
 #include "userspace/common/sha256.h"
 #include "userspace/proxy/http/credential.h"
 #include "userspace/proxy/http/problem.h"
@@ -427,11 +428,23 @@ void HttpSession::Decide() {
   policy::Decision d;
   const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
   if (p != nullptr && *p != nullptr) {
-    // Body conditions are judged when a rule asks; the body is not read here yet, so they
-    // count as unjudgable (DENY/REVIEW rules with body conditions hold: fail closed).
-    if (ex.request_body.kind != chttp::BodyKind::kNone &&
+    // A rule judges body fields: the body is read whole first (bounded), then judged.
+    if (ex.request_body.kind != chttp::BodyKind::kNone && !ex.body_judged &&
         !(*p)->JsonPointersFor(subject_, ctx_.resource->name).empty()) {
-      ex.facts.body = policy::HttpRequestFacts::Body::kUnjudgable;
+      if (ex.request_body.kind == chttp::BodyKind::kLength && ex.request_body.length > http_.max_judged_body_bytes) {
+        Answer(413, "Request too large to judge",
+               absl::StrCat("a policy rule judges this request's body, which exceeds ", http_.max_judged_body_bytes,
+                            " bytes (max_judged_body_bytes)"),
+               "body_too_large", "denied", /*close=*/true);
+        return;
+      }
+      if (ex.expect_continue && !ex.request_done) SendToAgent("HTTP/1.1 100 Continue\r\n\r\n");
+      ex.expect_continue = false;
+      ex.judge_after_body = true;
+      phase_ = Phase::kReadBody;
+      ex.held_body.clear();
+      if (ex.request_done) JudgeBody();
+      return;
     }
     d = (*p)->Evaluate(subject_, ctx_.resource->name, policy::Operation{&ex.facts});
   } else {
@@ -460,6 +473,10 @@ void HttpSession::Decide() {
       StartForwarding();
       return;
     case v1::ACTION_REVIEW:
+      if (ex.body_judged) {  // read whole already
+        StartHold(d);
+        return;
+      }
       if (ex.request_body.kind == chttp::BodyKind::kLength && ex.request_body.length > http_.max_judged_body_bytes) {
         Answer(413, "Request too large to hold",
                absl::StrCat("the request needs approval and its body exceeds ", http_.max_judged_body_bytes,
@@ -527,15 +544,18 @@ bool HttpSession::ReadHeldBody() {
            "body_too_large", "denied", /*close=*/true);
     return true;
   }
-  if (ex.request_done) StartHold(*held_decision_);
+  if (ex.request_done && ex.judge_after_body) {
+    JudgeBody();
+  } else if (ex.request_done) {
+    StartHold(*held_decision_);
+  }
   return pulled == BodyPull::kProgress;
 }
 
-void HttpSession::StartHold(const policy::Decision& d) {
+void HttpSession::ReframeHeldBody() {
   Exchange& ex = *ex_;
-  held_decision_.reset();
-  // Held bodies are forwarded with a Content-Length (re-framed once, here): what the
-  // approver saw is byte for byte what runs.
+  // A body read whole is forwarded with a Content-Length (re-framed once, here): what was
+  // judged, and what an approver saw, is byte for byte what runs.
   if (ex.request_body.kind == chttp::BodyKind::kChunked) {
     auto head = chttp::PeekRequest(ex.forward_head);
     if (head.ok() && head->has_value()) {
@@ -548,6 +568,32 @@ void HttpSession::StartHold(const policy::Decision& d) {
   ex.request_body = {chttp::BodyKind::kLength, ex.held_body.size()};
   ex.request_chunks.reset();
   ex.audit.set_request_body_bytes(ex.held_body.size());
+}
+
+void HttpSession::JudgeBody() {
+  Exchange& ex = *ex_;
+  ex.judge_after_body = false;
+  ex.body_judged = true;
+  ReframeHeldBody();
+  const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
+  std::vector<std::string> pointers;
+  if (p != nullptr && *p != nullptr) pointers = (*p)->JsonPointersFor(subject_, ctx_.resource->name);
+  auto fields = codec::json::ExtractJsonFields(ex.held_body, pointers);
+  if (fields.ok()) {
+    ex.facts.body = policy::HttpRequestFacts::Body::kJudged;
+    ex.facts.json_fields = *std::move(fields);
+  } else {
+    // Not one strict JSON document (or duplicate keys): body conditions fail closed.
+    ex.facts.body = policy::HttpRequestFacts::Body::kUnjudgable;
+    Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "noted", "body_unjudgable", std::string(fields.status().message()));
+  }
+  Decide();
+}
+
+void HttpSession::StartHold(const policy::Decision& d) {
+  Exchange& ex = *ex_;
+  held_decision_.reset();
+  ReframeHeldBody();
   if (env_.approvals == nullptr) {
     Answer(403, "Approval unavailable", "the request needs approval, and no approval service is configured",
            "review_unavailable", "denied", false);

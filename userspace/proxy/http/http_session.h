@@ -110,7 +110,9 @@ class HttpSession final : public ProxySession {
     absl::Duration started;
     std::string forward_head;  // the request head as forwarded (credential included)
     bool injects_credential = false;
-    std::string held_body;     // REVIEW: the whole body, re-framed with Content-Length
+    std::string held_body;     // the whole body (REVIEW, or judged), re-framed with Content-Length
+    bool judge_after_body = false;  // a rule judges body fields: decide once it is read
+    bool body_judged = false;
     std::string approval_id;
     // Request body still to forward (kLength), or the chunked decoder.
     uint64_t request_left = 0;
@@ -161,6 +163,10 @@ class HttpSession final : public ProxySession {
   void OnUpstreamConnected();
   void StepUpstreamTls();
   void StartHold(const policy::Decision& d);
+  // The body read whole: the forwarded head announces its Content-Length.
+  void ReframeHeldBody();
+  // The body read whole for the policy's body conditions: its fields, then Decide again.
+  void JudgeBody();
   void OnHoldResolved(const v1::ApprovalRequest& request);
   // interlockd answers the exchange itself (a problem+json response) and audits it.
   void Answer(int status, const std::string& title, const std::string& detail, const std::string& reason,
