@@ -32,6 +32,11 @@ cleanup() {
   if [ -n "$daemon_pid" ]; then stop_pid "$daemon_pid" TERM; wait "$daemon_pid" 2>/dev/null; fi
   [ -f "$work/cfg.yaml" ] && "$interlock" --config "$work/cfg.yaml" teardown >/dev/null 2>&1
   [ -n "$nginx_pid" ] && stop_pid "$nginx_pid" TERM
+  # `interlock run` copied the CA's public half for the agents; this CA dies with the demo.
+  if [ -f "$work/state/interception-ca.crt" ]; then
+    fp="$(openssl x509 -in "$work/state/interception-ca.crt" -outform DER | sha256sum | cut -c1-16)"
+    rm -rf "/run/interlock/trust/$fp"
+  fi
   [ -n "${KEEP_DEMO_LOG:-}" ] && cp "$work/interlockd.log" /tmp/demo-http-interlockd.log
   rm -rf "$work"
 }
