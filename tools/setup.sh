@@ -27,6 +27,8 @@ PACKAGES=(
   libsqlite3-dev libcurl4-openssl-dev
   # masking: custom detector patterns (RE2, linear time)
   libre2-dev
+  # masking gzip/deflate HTTP response bodies (decode, mask, re-encode)
+  zlib1g-dev
   # the test agent connects through io_uring too (tests/integration/bypass_test.cc)
   liburing-dev
   # tests and benchmarks

@@ -1,0 +1,569 @@
+#include "userspace/mask/body_masker.h"
+
+#include <zlib.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "tests/unit/codec/json/json_check.h"
+
+namespace interlock::mask {
+namespace {
+
+using codec::json::testing::Validate;
+
+constexpr char kProfile[] = R"pb(
+  name: "pii"
+  columns {
+    column: "*_ssn"
+    mask { style: MASK_STYLE_REDACT }
+  }
+  detectors { detector: DETECTOR_SSN }
+  detectors { detector: DETECTOR_CARD }
+  detectors { detector: DETECTOR_EMAIL }
+)pb";
+
+std::unique_ptr<Masker> Make(const char* profile = kProfile) {
+  v1::MaskProfile p;
+  if (!google::protobuf::TextFormat::ParseFromString(profile, &p)) abort();
+  auto m = Masker::Create(p, "");
+  if (!m.ok()) abort();
+  return std::move(m).value();
+}
+
+// zlib windowBits for each wrapper.
+constexpr int kGzipBits = 16 + MAX_WBITS;
+constexpr int kZlibBits = MAX_WBITS;
+constexpr int kRawBits = -MAX_WBITS;
+
+std::string Compress(absl::string_view in, int window_bits) {
+  z_stream s{};
+  if (deflateInit2(&s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    abort();
+  }
+  std::string out(deflateBound(&s, in.size()) + 64, '\0');
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = reinterpret_cast<Bytef*>(out.data());
+  s.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&s, Z_FINISH) != Z_STREAM_END) abort();
+  out.resize(s.total_out);
+  deflateEnd(&s);
+  return out;
+}
+
+// The decoded form of one stream in the given wrapper, or "error: ..." (also when bytes
+// follow its end or it is truncated).
+std::string Decompress(absl::string_view in, int window_bits) {
+  z_stream s{};
+  if (inflateInit2(&s, window_bits) != Z_OK) abort();
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  s.avail_in = static_cast<uInt>(in.size());
+  std::string out;
+  char buf[4096];
+  int rc;
+  do {
+    s.next_out = reinterpret_cast<Bytef*>(buf);
+    s.avail_out = sizeof(buf);
+    rc = inflate(&s, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - s.avail_out);
+  } while (rc == Z_OK && (s.avail_in > 0 || s.avail_out == 0));
+  const bool trailing = s.avail_in > 0;
+  inflateEnd(&s);
+  if (rc == Z_BUF_ERROR || rc == Z_OK) return absl::StrCat("error: truncated after ", out);
+  if (rc != Z_STREAM_END) return absl::StrCat("error: zlib ", rc);
+  if (trailing) return "error: trailing bytes";
+  return out;
+}
+
+struct Result {
+  std::string out;
+  absl::Status status;  // the first error
+  uint64_t masked = 0;
+  uint64_t decoded = 0;
+};
+
+Result MaskBody(const Masker& m, BodyKind kind, ContentCoding coding,
+                const std::vector<absl::string_view>& chunks) {
+  Result r;
+  auto bm = BodyMasker::Create(m, kind, coding);
+  if (!bm.ok()) {
+    r.status = bm.status();
+    return r;
+  }
+  for (absl::string_view c : chunks) {
+    r.status = (*bm)->Feed(c, &r.out);
+    if (!r.status.ok()) return r;
+  }
+  r.status = (*bm)->Finish(&r.out);
+  r.masked = (*bm)->values_masked();
+  r.decoded = (*bm)->decoded_bytes();
+  return r;
+}
+
+std::vector<absl::string_view> Whole(absl::string_view in) { return {in}; }
+std::vector<absl::string_view> Bytes(absl::string_view in) {
+  return codec::json::testing::Bytes(in);
+}
+// Two pieces, cut at `at`.
+std::vector<absl::string_view> CutAt(absl::string_view in, size_t at) {
+  return {in.substr(0, at), in.substr(at)};
+}
+
+constexpr absl::string_view kDoc = R"({
+  "user_ssn": "123-45-6789",
+  "note": "paid with 4111 1111 1111 1111, mail ann@example.com",
+  "cards": [4111111111111111, 42, 1.50],
+  "keep": [true, false, null, "ok"]
+})";
+
+TEST(ClassifyContentType, Table) {
+  const struct {
+    const char* ct;
+    BodyKind kind;
+  } cases[] = {
+      {"application/json", BodyKind::kJson},
+      {"application/json; charset=utf-8", BodyKind::kJson},
+      {"  Application/JSON ;charset=UTF-8 ", BodyKind::kJson},
+      {"text/json", BodyKind::kJson},
+      {"application/problem+json", BodyKind::kJson},
+      {"application/vnd.api+json", BodyKind::kJson},
+      {"application/VND.GITHUB.V3+JSON", BodyKind::kJson},
+      {"application/x-json", BodyKind::kJson},
+      {"application/x-ndjson", BodyKind::kText},
+      {"application/jsonl", BodyKind::kText},
+      {"text/plain", BodyKind::kText},
+      {"text/html; charset=iso-8859-1", BodyKind::kText},
+      {"TEXT/CSV", BodyKind::kText},
+      {"text/event-stream", BodyKind::kText},
+      {"application/xml", BodyKind::kText},
+      {"application/atom+xml", BodyKind::kText},
+      {"image/svg+xml", BodyKind::kText},
+      {"application/javascript", BodyKind::kText},
+      {"application/x-www-form-urlencoded", BodyKind::kText},
+      {"application/graphql", BodyKind::kText},
+      {"application/yaml", BodyKind::kText},
+      {"multipart/form-data; boundary=xyz", BodyKind::kText},
+      {"", BodyKind::kText},
+      {"   ", BodyKind::kText},
+      {"; charset=utf-8", BodyKind::kText},
+      {"json", BodyKind::kText},  // not a media type: fail closed
+      {"image/png", BodyKind::kBinary},
+      {"audio/mpeg", BodyKind::kBinary},
+      {"video/mp4", BodyKind::kBinary},
+      {"font/woff2", BodyKind::kBinary},
+      {"application/octet-stream", BodyKind::kBinary},
+      {"application/pdf", BodyKind::kBinary},
+      {"application/zip", BodyKind::kBinary},
+      {"application/gzip", BodyKind::kBinary},
+      {"application/protobuf", BodyKind::kBinary},
+      {"application/grpc", BodyKind::kBinary},
+      // An Office document is a zip, "xml" in its name notwithstanding.
+      {"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+       BodyKind::kBinary},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(ClassifyContentType(c.ct), c.kind) << "\"" << c.ct << "\"";
+  }
+}
+
+TEST(ParseContentEncoding, Table) {
+  const struct {
+    const char* value;
+    ContentCoding coding;
+  } cases[] = {
+      {"", ContentCoding::kIdentity},
+      {"identity", ContentCoding::kIdentity},
+      {" IDENTITY ", ContentCoding::kIdentity},
+      {"gzip", ContentCoding::kGzip},
+      {"GZip", ContentCoding::kGzip},
+      {" x-gzip\t", ContentCoding::kGzip},
+      {"deflate", ContentCoding::kDeflate},
+      {"Deflate ", ContentCoding::kDeflate},
+      {"gzip, gzip", ContentCoding::kUnsupported},
+      {"deflate, gzip", ContentCoding::kUnsupported},
+      {"br", ContentCoding::kUnsupported},
+      {"zstd", ContentCoding::kUnsupported},
+      {"compress", ContentCoding::kUnsupported},
+      {"x-compress", ContentCoding::kUnsupported},
+      {"gzip;q=1", ContentCoding::kUnsupported},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(ParseContentEncoding(c.value), c.coding) << "\"" << c.value << "\"";
+  }
+  EXPECT_EQ(ContentCodingName(ContentCoding::kIdentity), "identity");
+  EXPECT_EQ(ContentCodingName(ContentCoding::kGzip), "gzip");
+  EXPECT_EQ(ContentCodingName(ContentCoding::kDeflate), "deflate");
+  EXPECT_EQ(ContentCodingName(ContentCoding::kUnsupported), "unsupported");
+}
+
+TEST(BodyMasker, CreateRefusesBinaryAndUnsupportedCodings) {
+  auto m = Make();
+  auto bin = BodyMasker::Create(*m, BodyKind::kBinary, ContentCoding::kIdentity);
+  EXPECT_EQ(bin.status().code(), absl::StatusCode::kInvalidArgument);
+  auto br = BodyMasker::Create(*m, BodyKind::kJson, ContentCoding::kUnsupported);
+  EXPECT_EQ(br.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kDeflate).ok());
+}
+
+TEST(BodyMasker, IdentityJsonIsMasked) {
+  auto m = Make();
+  const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole(kDoc));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_NE(r.out.find(R"("user_ssn": "[REDACTED]")"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("4111"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ann@example.com"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"([true, false, null, "ok"])"), std::string::npos) << r.out;
+  EXPECT_TRUE(Validate(r.out).ok()) << r.out;
+  EXPECT_EQ(r.masked, 4u);  // the ssn rule, two cards, one email
+  EXPECT_EQ(r.decoded, kDoc.size());
+}
+
+TEST(BodyMasker, IdentityJsonSplitAnywhereGivesTheSameOutput) {
+  auto m = Make();
+  const Result whole = MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole(kDoc));
+  ASSERT_TRUE(whole.status.ok());
+  EXPECT_EQ(MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Bytes(kDoc)).out, whole.out);
+  for (size_t at = 0; at <= kDoc.size(); ++at) {
+    EXPECT_EQ(MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, CutAt(kDoc, at)).out,
+              whole.out)
+        << at;
+  }
+}
+
+TEST(BodyMasker, NothingMatchedIsByteIdentical) {
+  auto m = Make();
+  const std::string json = "\r\n[ {\"a\" : 1e5, \"b\":\"\\u00e9\\n\"} ,[ ], \"x@y\"]\t\n";
+  EXPECT_EQ(MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole(json)).out, json);
+  EXPECT_EQ(MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Bytes(json)).out, json);
+  const std::string text = "line one\r\norder 12345 shipped\r\n\r\n\tno newline at the end";
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(text)).out, text);
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Bytes(text)).out, text);
+}
+
+TEST(BodyMasker, TextMatchesSplitAcrossFeedsAreMasked) {
+  auto m = Make();
+  const std::string text = "hello\r\ncard: 4111 1111 1111 1111\r\nmail ann@example.com today\r\n";
+  const Result whole = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(text));
+  ASSERT_TRUE(whole.status.ok()) << whole.status;
+  // Only the matched spans change; CRLF and everything else stay.
+  EXPECT_EQ(whole.out, "hello\r\ncard: [REDACTED]\r\nmail [REDACTED] today\r\n");
+  EXPECT_EQ(whole.masked, 2u);
+  for (size_t at = 0; at <= text.size(); ++at) {
+    const Result r = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, CutAt(text, at));
+    EXPECT_EQ(r.out, whole.out) << at;
+    EXPECT_EQ(r.masked, 2u) << at;
+  }
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Bytes(text)).out, whole.out);
+}
+
+TEST(BodyMasker, TextFinalLineWithoutNewlineIsMaskedAtFinish) {
+  auto m = Make();
+  auto bm = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed("a\nssn 078-05-", &out).ok());
+  EXPECT_EQ(out, "a\n");  // the unended line waits
+  ASSERT_TRUE(bm->Feed("1120", &out).ok());
+  EXPECT_EQ(out, "a\n");
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(out.find("078-05-1120"), std::string::npos) << out;
+  EXPECT_EQ(out.rfind("a\nssn ", 0), 0u) << out;
+  EXPECT_EQ(bm->counts().detectors.at("ssn"), 1u);
+}
+
+TEST(BodyMasker, NdjsonLinesStayJson) {
+  auto m = Make();
+  const std::string text = "{\"card\":4111111111111111}\n{\"n\":\"4111-1111-1111-1111\"}\n";
+  const Result r = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(text));
+  ASSERT_TRUE(r.status.ok());
+  const size_t nl = r.out.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  EXPECT_TRUE(Validate(r.out.substr(0, nl)).ok()) << r.out;
+  EXPECT_TRUE(Validate(r.out.substr(nl + 1)).ok()) << r.out;
+  EXPECT_EQ(r.out.find("4111"), std::string::npos) << r.out;
+}
+
+TEST(BodyMasker, OverlongTextLineIsRefused) {
+  auto m = Make();
+  const std::string line(kMaxTextLineBytes + 1, 'a');
+  const std::string want = "body: a text line longer than 1048576 bytes cannot be masked";
+  // Whole, as a complete line, and piece by piece.
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(line)).status.message(),
+            want);
+  const std::string ended = "ok\n" + line + "\n";
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(ended)).status.message(),
+            want);
+  std::vector<absl::string_view> pieces;
+  for (size_t i = 0; i < ended.size(); i += 4096) {
+    pieces.push_back(absl::string_view(ended).substr(i, 4096));
+  }
+  const Result r = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, pieces);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status.message(), want);
+  // A line of exactly the limit is fine.
+  const std::string max(kMaxTextLineBytes, 'a');
+  EXPECT_TRUE(
+      MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(max + "\n")).status.ok());
+  EXPECT_TRUE(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(max)).status.ok());
+}
+
+TEST(BodyMasker, TextWithoutDetectorsIsCopied) {
+  auto m = Make(R"pb(columns { column: "*_ssn" })pb");
+  const std::string text = std::string(kMaxTextLineBytes + 10, 'x') + " 078-05-1120";
+  const Result r = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(text));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.out, text);
+}
+
+TEST(BodyMasker, EmptyBodyIsFine) {
+  auto m = Make();
+  for (BodyKind kind : {BodyKind::kJson, BodyKind::kText}) {
+    for (ContentCoding coding :
+         {ContentCoding::kIdentity, ContentCoding::kGzip, ContentCoding::kDeflate}) {
+      const Result r = MaskBody(*m, kind, coding, {});
+      EXPECT_TRUE(r.status.ok()) << r.status;
+      EXPECT_EQ(r.out, "");
+      const Result e = MaskBody(*m, kind, coding, {""});
+      EXPECT_TRUE(e.status.ok()) << e.status;
+      EXPECT_EQ(e.out, "");
+    }
+  }
+  // A gzip stream of nothing is an empty body too, and stays a gzip stream.
+  const std::string gz = Compress("", kGzipBits);
+  const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Whole(gz));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Decompress(r.out, kGzipBits), "");
+}
+
+TEST(BodyMasker, GzipInGzipOut) {
+  auto m = Make();
+  const std::string masked =
+      MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole(kDoc)).out;
+  const std::string gz = Compress(kDoc, kGzipBits);
+  const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Whole(gz));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_GE(r.out.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(r.out[0]), 0x1f);
+  EXPECT_EQ(static_cast<unsigned char>(r.out[1]), 0x8b);
+  const std::string decoded = Decompress(r.out, kGzipBits);
+  EXPECT_EQ(decoded, masked);
+  EXPECT_TRUE(Validate(decoded).ok()) << decoded;
+  EXPECT_EQ(r.decoded, kDoc.size());
+  EXPECT_EQ(r.masked, 4u);
+  // One byte at a time.
+  const Result bytes = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Bytes(gz));
+  ASSERT_TRUE(bytes.status.ok()) << bytes.status;
+  EXPECT_EQ(Decompress(bytes.out, kGzipBits), masked);
+}
+
+TEST(BodyMasker, GzipOutputIsFlushedAtEachFeed) {
+  auto m = Make();
+  std::string text;
+  for (int i = 0; i < 200; ++i) absl::StrAppend(&text, "line ", i, " ann@example.com\n");
+  const std::string gz = Compress(text, kGzipBits);
+  auto bm = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kGzip);
+  std::string out;
+  ASSERT_TRUE(bm->Feed(absl::string_view(gz).substr(0, gz.size() - 8), &out).ok());
+  // Everything but the trailer is in: the output so far inflates to every whole line.
+  z_stream s{};
+  ASSERT_EQ(inflateInit2(&s, kGzipBits), Z_OK);
+  std::string so_far(text.size() * 2, '\0');
+  s.next_in = reinterpret_cast<Bytef*>(out.data());
+  s.avail_in = static_cast<uInt>(out.size());
+  s.next_out = reinterpret_cast<Bytef*>(so_far.data());
+  s.avail_out = static_cast<uInt>(so_far.size());
+  EXPECT_EQ(inflate(&s, Z_SYNC_FLUSH), Z_OK);
+  so_far.resize(s.total_out);
+  inflateEnd(&s);
+  EXPECT_EQ(std::count(so_far.begin(), so_far.end(), '\n'), 200) << so_far;
+  EXPECT_EQ(so_far.find("ann@"), std::string::npos);
+  ASSERT_TRUE(bm->Feed(absl::string_view(gz).substr(gz.size() - 8), &out).ok());
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(Decompress(out, kGzipBits), so_far);
+  EXPECT_EQ(bm->values_masked(), 200u);
+}
+
+TEST(BodyMasker, ConcatenatedGzipMembers) {
+  auto m = Make();
+  const absl::string_view a = R"({"a": "ann@example.com", )";
+  const absl::string_view b = R"("b": [1, 2, 3]})";
+  const std::string gz = Compress(a, kGzipBits) + Compress(b, kGzipBits);
+  const std::string masked =
+      MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole(absl::StrCat(a, b))).out;
+  for (const auto& chunks : {Whole(gz), Bytes(gz)}) {
+    const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, chunks);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(Decompress(r.out, kGzipBits), masked);  // one member out
+  }
+}
+
+TEST(BodyMasker, DeflateKeepsItsWrapper) {
+  auto m = Make();
+  const std::string masked =
+      MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole(kDoc)).out;
+  for (int bits : {kZlibBits, kRawBits}) {
+    const std::string in = Compress(kDoc, bits);
+    for (const auto& chunks : {Whole(in), Bytes(in), CutAt(in, 1)}) {
+      const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kDeflate, chunks);
+      ASSERT_TRUE(r.status.ok()) << bits << " " << r.status;
+      EXPECT_EQ(Decompress(r.out, bits), masked) << bits;
+      const int other = bits == kZlibBits ? kRawBits : kZlibBits;
+      EXPECT_NE(Decompress(r.out, other), masked) << bits;
+    }
+  }
+}
+
+TEST(BodyMasker, TruncatedGzipIsAnErrorAtFinish) {
+  auto m = Make();
+  const std::string gz = Compress(kDoc, kGzipBits);
+  for (size_t cut : {size_t{1}, size_t{10}, gz.size() / 2, gz.size() - 1}) {
+    auto bm = *BodyMasker::Create(*m, BodyKind::kJson, ContentCoding::kGzip);
+    std::string out;
+    ASSERT_TRUE(bm->Feed(absl::string_view(gz).substr(0, cut), &out).ok()) << cut;
+    const absl::Status st = bm->Finish(&out);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << cut;
+    EXPECT_EQ(st.message().rfind("body: gzip: truncated", 0), 0u) << st;
+  }
+  // One byte of deflate cannot even tell its wrapper.
+  const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kDeflate, {"x"});
+  EXPECT_EQ(r.status.message().rfind("body: deflate: truncated", 0), 0u) << r.status;
+}
+
+TEST(BodyMasker, CorruptGzipIsAnError) {
+  auto m = Make();
+  std::string gz = Compress(kDoc, kGzipBits);
+  std::string bad_magic = gz;
+  bad_magic[1] = 'x';
+  Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Whole(bad_magic));
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status.message(), "body: gzip: incorrect header check") << r.status;
+  std::string bad_crc = gz;
+  bad_crc[gz.size() - 6] ^= 0x55;  // inside the CRC-32 of the trailer
+  r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Whole(bad_crc));
+  EXPECT_EQ(r.status.message(), "body: gzip: incorrect data check") << r.status;
+  // Plain text sent as gzip.
+  r = MaskBody(*m, BodyKind::kText, ContentCoding::kGzip, Whole("hello world\n"));
+  EXPECT_EQ(r.status.message().rfind("body: gzip: ", 0), 0u) << r.status;
+}
+
+TEST(BodyMasker, TrailingGarbageAfterGzipIsAnError) {
+  auto m = Make();
+  const std::string gz = Compress(kDoc, kGzipBits);
+  Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Whole(gz + "garbage"));
+  EXPECT_EQ(r.status.message(), "body: gzip: incorrect header check") << r.status;
+  // One byte is not even a header yet: the error comes at Finish.
+  r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, {gz, "\x1f"});
+  EXPECT_EQ(r.status.message(),
+            "body: gzip: the bytes after the last member are not a whole gzip member")
+      << r.status;
+  r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, {gz, gz.substr(0, 12)});
+  EXPECT_EQ(r.status.message(),
+            "body: gzip: the bytes after the last member are not a whole gzip member")
+      << r.status;
+  const std::string z = Compress(kDoc, kZlibBits);
+  r = MaskBody(*m, BodyKind::kJson, ContentCoding::kDeflate, {z, "x"});
+  EXPECT_EQ(r.status.message(), "body: deflate: data after the end of the compressed stream")
+      << r.status;
+}
+
+TEST(BodyMasker, InvalidJsonPassesTheJsonError) {
+  auto m = Make();
+  Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole("[1,]"));
+  EXPECT_EQ(r.status.message().rfind("json: offset 3", 0), 0u) << r.status;
+  r = MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole("{\"a\": "));
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status.message().rfind("json: ", 0), 0u) << r.status;
+  r = MaskBody(*m, BodyKind::kJson, ContentCoding::kGzip, Whole(Compress("[1,]", kGzipBits)));
+  EXPECT_EQ(r.status.message().rfind("json: offset 3", 0), 0u) << r.status;
+}
+
+TEST(BodyMasker, ErrorsStick) {
+  auto m = Make();
+  auto bm = *BodyMasker::Create(*m, BodyKind::kJson, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed("[1, ", &out).ok());
+  const absl::Status st = bm->Feed("}", &out);
+  ASSERT_FALSE(st.ok());
+  const std::string kept = out;
+  EXPECT_EQ(bm->Feed("2]", &out), st);
+  EXPECT_EQ(bm->Finish(&out), st);
+  EXPECT_EQ(out, kept);
+
+  auto gz = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kGzip);
+  const absl::Status gst = gz->Feed("not gzip", &out);
+  ASSERT_FALSE(gst.ok());
+  EXPECT_EQ(gz->Feed(Compress("x", kGzipBits), &out), gst);
+  EXPECT_EQ(gz->Finish(&out), gst);
+}
+
+TEST(BodyMasker, FeedAfterFinishIsRefused) {
+  auto m = Make();
+  auto bm = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed("a", &out).ok());
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(bm->Feed("b", &out).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(bm->Finish(&out).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(out, "a");
+}
+
+TEST(BodyMasker, IdentityBodiesHoldNoZlibState) {
+  auto m = Make();
+  auto bm = *BodyMasker::Create(*m, BodyKind::kJson, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed(kDoc, &out).ok());
+  EXPECT_LT(bm->buffer_capacity(), 4096u);
+}
+
+// 50 MB of whitespace inside a JSON array compresses to ~50 KB; decoding it must not hold
+// more than one piece at a time.
+TEST(BodyMasker, GzipBombStreamsInBoundedBuffers) {
+  auto m = Make();
+  // The compressed document, built without holding 50 MB.
+  std::string gz;
+  {
+    z_stream s{};
+    ASSERT_EQ(deflateInit2(&s, 9, Z_DEFLATED, kGzipBits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    const std::string spaces(1 << 20, ' ');
+    char buf[1 << 16];
+    const auto put = [&](absl::string_view in, int flush) {
+      s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+      s.avail_in = static_cast<uInt>(in.size());
+      do {
+        s.next_out = reinterpret_cast<Bytef*>(buf);
+        s.avail_out = sizeof(buf);
+        deflate(&s, flush);
+        gz.append(buf, sizeof(buf) - s.avail_out);
+      } while (s.avail_out == 0);
+    };
+    put("[\"4111111111111111\",", Z_NO_FLUSH);
+    for (int i = 0; i < 50; ++i) put(spaces, Z_NO_FLUSH);
+    put("1]", Z_FINISH);
+    deflateEnd(&s);
+  }
+  ASSERT_LT(gz.size(), 200u * 1024);
+  auto bm = *BodyMasker::Create(*m, BodyKind::kJson, ContentCoding::kGzip);
+  std::string out;
+  size_t peak = 0, out_bytes = 0, out_peak = 0;
+  for (size_t i = 0; i < gz.size(); i += 16384) {
+    ASSERT_TRUE(bm->Feed(absl::string_view(gz).substr(i, 16384), &out).ok());
+    peak = std::max(peak, bm->buffer_capacity());
+    out_peak = std::max(out_peak, out.size());
+    out_bytes += out.size();
+    out.clear();
+  }
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  out_bytes += out.size();
+  EXPECT_LT(peak, 2u * 1024 * 1024);
+  EXPECT_LT(out_peak, 1u * 1024 * 1024);
+  EXPECT_EQ(bm->decoded_bytes(), 50u * (1 << 20) + 22);
+  EXPECT_EQ(bm->values_masked(), 1u);
+  EXPECT_GT(out_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace interlock::mask

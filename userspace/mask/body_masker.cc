@@ -1,0 +1,429 @@
+#include "userspace/mask/body_masker.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+
+namespace interlock::mask {
+namespace {
+
+// zlib's own allocations, estimated from zlib.h's "Memory usage" notes (windowBits 15,
+// memLevel 8) plus its state structs: inflate 32 KiB window + ~7 KiB; deflate
+// (1 << 17) + (1 << 17) + ~6 KiB.
+constexpr size_t kInflateStateBytes = (32 + 7) * 1024;
+constexpr size_t kDeflateStateBytes = (256 + 6) * 1024;
+// Re-encoding happens on the response path of every coded body: speed over ratio.
+constexpr int kDeflateLevel = Z_BEST_SPEED;
+constexpr int kMemLevel = 8;
+
+// The zlib stream wrappers (zlib.h, inflateInit2/deflateInit2 windowBits).
+enum class Wrapper { kGzip, kZlib, kRaw };
+
+int WindowBits(Wrapper w) {
+  switch (w) {
+    case Wrapper::kGzip:
+      return 16 + MAX_WBITS;
+    case Wrapper::kZlib:
+      return MAX_WBITS;
+    case Wrapper::kRaw:
+      return -MAX_WBITS;
+  }
+  return MAX_WBITS;
+}
+
+// RFC 1950 section 2.2: CMF (CM = 8, deflate) and FLG such that CMF*256 + FLG is a
+// multiple of 31. Servers that send raw deflate (RFC 1951) for "deflate" are common enough
+// (old IIS, some frameworks) that both are accepted.
+bool LooksLikeZlibHeader(unsigned char b0, unsigned char b1) {
+  return (b0 & 0x0f) == 8 && (b0 >> 4) <= 7 && (b0 * 256 + b1) % 31 == 0;
+}
+
+absl::Status ZlibError(absl::string_view coding, const z_stream& s, int rc) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("body: ", coding, ": ", s.msg != nullptr ? s.msg : zError(rc)));
+}
+
+// Grows *out geometrically to take `n` more bytes (a bare reserve(size + n) per call would
+// make a caller's accumulating buffer reallocate on every Feed).
+void ReserveFor(std::string* out, size_t n) {
+  if (out->capacity() - out->size() < n) {
+    out->reserve(std::max(out->size() + n, 2 * out->capacity()));
+  }
+}
+
+bool OneOf(absl::string_view s, std::initializer_list<absl::string_view> names) {
+  for (absl::string_view n : names) {
+    if (absl::EqualsIgnoreCase(s, n)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// One z_stream each, ended by the destructor. z_stream must not move once initialized
+// (zlib's state points back at it), hence heap-held by BodyMasker.
+class BodyMasker::Inflater {
+ public:
+  ~Inflater() {
+    if (live) inflateEnd(&s);
+  }
+  z_stream s{};
+  bool live = false;
+  bool ended = false;        // at the end of a gzip member / the deflate stream
+  bool member_done = false;  // gzip: a whole member has been read
+  Wrapper wrapper = Wrapper::kGzip;
+  // deflate: the first bytes, until there are two to tell zlib from raw.
+  unsigned char head[2] = {0, 0};
+  size_t head_len = 0;
+};
+
+class BodyMasker::Deflater {
+ public:
+  ~Deflater() {
+    if (live) deflateEnd(&s);
+  }
+  z_stream s{};
+  bool live = false;
+};
+
+BodyKind ClassifyContentType(absl::string_view content_type) {
+  absl::string_view mt = content_type.substr(0, content_type.find(';'));
+  mt = absl::StripAsciiWhitespace(mt);
+  if (mt.empty()) return BodyKind::kText;
+  const size_t slash = mt.find('/');
+  if (slash == absl::string_view::npos || slash == 0 || slash + 1 == mt.size()) {
+    return BodyKind::kText;  // not a media type: fail closed
+  }
+  const absl::string_view type = absl::StripAsciiWhitespace(mt.substr(0, slash));
+  const absl::string_view sub = absl::StripAsciiWhitespace(mt.substr(slash + 1));
+  // RFC 6839 section 3.1: the +json structured syntax suffix.
+  if (absl::EndsWithIgnoreCase(sub, "+json")) return BodyKind::kJson;
+  if ((absl::EqualsIgnoreCase(type, "application") && OneOf(sub, {"json", "x-json"})) ||
+      (absl::EqualsIgnoreCase(type, "text") && absl::EqualsIgnoreCase(sub, "json"))) {
+    return BodyKind::kJson;
+  }
+  if (OneOf(type, {"text", "multipart"})) return BodyKind::kText;
+  if (absl::EndsWithIgnoreCase(sub, "+xml")) return BodyKind::kText;
+  if (absl::EqualsIgnoreCase(type, "application") &&
+      OneOf(sub, {"xml", "javascript", "x-javascript", "ecmascript", "x-www-form-urlencoded",
+                  // several JSON documents, one per line: text, masked line by line
+                  "x-ndjson", "ndjson", "jsonl", "x-jsonlines", "json-seq", "graphql", "yaml",
+                  "x-yaml", "csv", "sql"})) {
+    return BodyKind::kText;
+  }
+  return BodyKind::kBinary;
+}
+
+absl::string_view BodyKindName(BodyKind kind) {
+  switch (kind) {
+    case BodyKind::kJson:
+      return "json";
+    case BodyKind::kText:
+      return "text";
+    case BodyKind::kBinary:
+      return "binary";
+  }
+  return "binary";
+}
+
+ContentCoding ParseContentEncoding(absl::string_view value) {
+  value = absl::StripAsciiWhitespace(value);
+  if (value.empty() || absl::EqualsIgnoreCase(value, "identity")) return ContentCoding::kIdentity;
+  if (absl::EqualsIgnoreCase(value, "gzip") || absl::EqualsIgnoreCase(value, "x-gzip")) {
+    return ContentCoding::kGzip;
+  }
+  if (absl::EqualsIgnoreCase(value, "deflate")) return ContentCoding::kDeflate;
+  return ContentCoding::kUnsupported;
+}
+
+absl::string_view ContentCodingName(ContentCoding c) {
+  switch (c) {
+    case ContentCoding::kIdentity:
+      return "identity";
+    case ContentCoding::kGzip:
+      return "gzip";
+    case ContentCoding::kDeflate:
+      return "deflate";
+    case ContentCoding::kUnsupported:
+      return "unsupported";
+  }
+  return "unsupported";
+}
+
+absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& masker, BodyKind kind,
+                                                               ContentCoding coding) {
+  if (kind != BodyKind::kJson && kind != BodyKind::kText) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("body: a ", BodyKindName(kind), " body is not masked"));
+  }
+  if (coding == ContentCoding::kUnsupported) {
+    return absl::InvalidArgumentError("body: unsupported content coding");
+  }
+  return std::unique_ptr<BodyMasker>(new BodyMasker(masker, kind, coding));
+}
+
+BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding)
+    : masker_(masker),
+      kind_(kind),
+      coding_(coding),
+      text_passthrough_(kind == BodyKind::kText && !masker.has_detectors()) {
+  if (kind_ == BodyKind::kJson) json_.emplace(masker_);
+  if (coding_ != ContentCoding::kIdentity) inflater_ = std::make_unique<Inflater>();
+}
+
+BodyMasker::~BodyMasker() = default;
+
+const MaskCounts& BodyMasker::counts() const { return json_ ? json_->counts() : counts_; }
+
+size_t BodyMasker::buffer_capacity() const {
+  size_t n = line_.capacity() + masked_.capacity() + scratch_.capacity() + plain_.capacity();
+  if (json_) n += json_->buffer_capacity();
+  if (inflater_ != nullptr && inflater_->live) n += kInflateStateBytes;
+  if (deflater_ != nullptr && deflater_->live) n += kDeflateStateBytes;
+  return n;
+}
+
+absl::Status BodyMasker::Feed(absl::string_view chunk, std::string* out) {
+  if (finished_) return absl::FailedPreconditionError("body: feed after finish");
+  if (!error_.ok()) return error_;
+  if (chunk.empty()) return absl::OkStatus();
+  fed_bytes_ += chunk.size();
+  absl::Status st;
+  if (coding_ == ContentCoding::kIdentity) {
+    ReserveFor(out, chunk.size());
+    st = FeedPlain(chunk, out);
+  } else {
+    st = FeedCoded(chunk, out);
+  }
+  if (!st.ok()) error_ = st;
+  return st;
+}
+
+absl::Status BodyMasker::Finish(std::string* out) {
+  if (finished_) return absl::FailedPreconditionError("body: finish called twice");
+  if (!error_.ok()) return error_;
+  finished_ = true;
+  absl::Status st;
+  if (fed_bytes_ == 0) {
+    // No body at all (204, 304, Content-Length: 0): nothing to mask, nothing to encode.
+  } else if (coding_ == ContentCoding::kIdentity) {
+    st = FinishPlain(out);
+  } else {
+    st = FinishCoded(out);
+  }
+  if (!st.ok()) error_ = st;
+  return st;
+}
+
+absl::Status BodyMasker::FeedPlain(absl::string_view plain, std::string* out) {
+  decoded_bytes_ += plain.size();
+  if (json_) return json_->Feed(plain, out);
+  return FeedText(plain, out);
+}
+
+absl::Status BodyMasker::FinishPlain(std::string* out) {
+  if (json_) {
+    // An empty document (gzip of nothing) is an empty body, not an invalid one.
+    if (decoded_bytes_ == 0) return absl::OkStatus();
+    return json_->Finish(out);
+  }
+  if (!line_.empty()) {
+    MaskLine(line_, out);
+    line_.clear();
+  }
+  return absl::OkStatus();
+}
+
+// Detectors see whole lines only: a match cannot cross a '\n' (none of the built-in
+// detectors' matches can), and a line is the same whatever reads it arrived in, so the
+// output does not depend on where the network cut the body.
+absl::Status BodyMasker::FeedText(absl::string_view text, std::string* out) {
+  if (text_passthrough_) {
+    out->append(text.data(), text.size());
+    return absl::OkStatus();
+  }
+  static constexpr absl::string_view kTooLong =
+      "body: a text line longer than 1048576 bytes cannot be masked";
+  static_assert(kMaxTextLineBytes == 1048576);
+  const size_t last = text.rfind('\n');
+  if (last == absl::string_view::npos) {
+    if (line_.size() + text.size() > kMaxTextLineBytes) {
+      return absl::InvalidArgumentError(kTooLong);
+    }
+    line_.append(text.data(), text.size());
+    return absl::OkStatus();
+  }
+  absl::string_view lines = text.substr(0, last + 1);
+  const absl::string_view rest = text.substr(last + 1);
+  if (!line_.empty()) {
+    const size_t end = lines.find('\n');
+    if (line_.size() + end > kMaxTextLineBytes) return absl::InvalidArgumentError(kTooLong);
+    line_.append(lines.data(), end + 1);
+    MaskLine(line_, out);
+    line_.clear();
+    lines.remove_prefix(end + 1);
+  }
+  while (!lines.empty()) {
+    const size_t end = lines.find('\n');
+    if (end > kMaxTextLineBytes) return absl::InvalidArgumentError(kTooLong);
+    MaskLine(lines.substr(0, end + 1), out);
+    lines.remove_prefix(end + 1);
+  }
+  if (rest.size() > kMaxTextLineBytes) return absl::InvalidArgumentError(kTooLong);
+  line_.assign(rest.data(), rest.size());
+  return absl::OkStatus();
+}
+
+// The line keeps its terminator ("\n" or "\r\n"): MaskText changes matched spans only.
+void BodyMasker::MaskLine(absl::string_view line, std::string* out) {
+  if (masker_.MaskText(line, &masked_, &counts_)) {
+    out->append(masked_);
+  } else {
+    out->append(line.data(), line.size());
+  }
+}
+
+absl::Status BodyMasker::FeedCoded(absl::string_view chunk, std::string* out) {
+  Inflater& inf = *inflater_;
+  const absl::string_view name = ContentCodingName(coding_);
+  if (!inf.live) {
+    // The wrapper: gzip is gzip; "deflate" is zlib or raw, told by the first two bytes.
+    unsigned char head[2];
+    size_t head_fed = 0;  // how many of head[] came from earlier Feeds
+    if (coding_ == ContentCoding::kGzip) {
+      inf.wrapper = Wrapper::kGzip;
+    } else {
+      if (inf.head_len + chunk.size() < 2) {
+        inf.head[inf.head_len++] = static_cast<unsigned char>(chunk[0]);
+        return absl::OkStatus();
+      }
+      head_fed = inf.head_len;
+      std::memcpy(head, inf.head, head_fed);
+      std::memcpy(head + head_fed, chunk.data(), 2 - head_fed);
+      inf.wrapper = LooksLikeZlibHeader(head[0], head[1]) ? Wrapper::kZlib : Wrapper::kRaw;
+    }
+    int rc = inflateInit2(&inf.s, WindowBits(inf.wrapper));
+    if (rc != Z_OK) return ZlibError(name, inf.s, rc);
+    inf.live = true;
+    deflater_ = std::make_unique<Deflater>();
+    rc = deflateInit2(&deflater_->s, kDeflateLevel, Z_DEFLATED, WindowBits(inf.wrapper), kMemLevel,
+                      Z_DEFAULT_STRATEGY);
+    if (rc != Z_OK) return ZlibError(name, deflater_->s, rc);
+    deflater_->live = true;
+    scratch_.resize(kInflateChunkBytes);
+    if (head_fed > 0) {
+      // The byte held back from an earlier Feed goes in first.
+      inf.s.next_in = inf.head;
+      inf.s.avail_in = static_cast<uInt>(head_fed);
+      INTERLOCK_RETURN_IF_ERROR(Inflate(out));
+    }
+  }
+  // uInt is 32 bits: feed a huge chunk in slices.
+  while (!chunk.empty()) {
+    const size_t n = std::min<size_t>(chunk.size(), 1u << 30);
+    inf.s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(chunk.data()));
+    inf.s.avail_in = static_cast<uInt>(n);
+    INTERLOCK_RETURN_IF_ERROR(Inflate(out));
+    chunk.remove_prefix(n);
+  }
+  if (unflushed_) {
+    INTERLOCK_RETURN_IF_ERROR(Compress(Z_SYNC_FLUSH, out));
+    unflushed_ = false;
+  }
+  return absl::OkStatus();
+}
+
+// Inflates all of the Inflater's pending input, kInflateChunkBytes of output at a time,
+// masking and re-deflating each piece before the next: memory stays bounded whatever the
+// compression ratio.
+absl::Status BodyMasker::Inflate(std::string* out) {
+  Inflater& inf = *inflater_;
+  const absl::string_view name = ContentCodingName(coding_);
+  while (true) {
+    if (inf.ended) {
+      if (inf.s.avail_in == 0) return absl::OkStatus();
+      if (inf.wrapper != Wrapper::kGzip) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("body: ", name, ": data after the end of the compressed stream"));
+      }
+      // RFC 1952 section 2.2: a gzip file is a series of members. Whatever follows a member
+      // must be another one (inflate rejects garbage as "incorrect header check").
+      const int rc = inflateReset(&inf.s);
+      if (rc != Z_OK) return ZlibError(name, inf.s, rc);
+      inf.ended = false;
+    }
+    inf.s.next_out = reinterpret_cast<Bytef*>(scratch_.data());
+    inf.s.avail_out = static_cast<uInt>(scratch_.size());
+    const int rc = inflate(&inf.s, Z_NO_FLUSH);
+    const size_t produced = scratch_.size() - inf.s.avail_out;
+    if (produced > 0) {
+      INTERLOCK_RETURN_IF_ERROR(FeedPlain(absl::string_view(scratch_.data(), produced), &plain_));
+      if (!plain_.empty()) {
+        INTERLOCK_RETURN_IF_ERROR(Compress(Z_NO_FLUSH, out));
+        unflushed_ = true;
+      }
+    }
+    switch (rc) {
+      case Z_STREAM_END:
+        inf.ended = true;
+        inf.member_done = true;
+        break;
+      case Z_OK:
+        if (inf.s.avail_in == 0 && inf.s.avail_out != 0) return absl::OkStatus();
+        break;
+      case Z_BUF_ERROR:
+        // No progress possible: all input consumed, the rest of the stream is to come.
+        if (inf.s.avail_in == 0) return absl::OkStatus();
+        return ZlibError(name, inf.s, rc);
+      case Z_NEED_DICT:  // RFC 1950 FDICT: a preset dictionary, never agreed in HTTP
+        return absl::InvalidArgumentError(
+            absl::StrCat("body: ", name, ": a preset dictionary is not supported"));
+      default:  // Z_DATA_ERROR, Z_MEM_ERROR
+        return ZlibError(name, inf.s, rc);
+    }
+  }
+}
+
+absl::Status BodyMasker::FinishCoded(std::string* out) {
+  Inflater& inf = *inflater_;
+  if (inf.live && !inf.ended && inf.member_done) {
+    return absl::InvalidArgumentError(
+        "body: gzip: the bytes after the last member are not a whole gzip member");
+  }
+  if (!inf.live || !inf.ended) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "body: ", ContentCodingName(coding_), ": truncated (the compressed stream does not end)"));
+  }
+  INTERLOCK_RETURN_IF_ERROR(FinishPlain(&plain_));
+  return Compress(Z_FINISH, out);
+}
+
+absl::Status BodyMasker::Compress(int flush, std::string* out) {
+  z_stream& s = deflater_->s;
+  s.next_in = reinterpret_cast<Bytef*>(plain_.data());
+  s.avail_in = static_cast<uInt>(plain_.size());
+  // Deflate straight into *out: grow it by a bound, trim to what was written.
+  size_t room = deflateBound(&s, s.avail_in) + 64;
+  do {
+    const size_t old = out->size();
+    ReserveFor(out, room);
+    out->resize(old + room);
+    s.next_out = reinterpret_cast<Bytef*>(out->data() + old);
+    s.avail_out = static_cast<uInt>(room);
+    const int rc = deflate(&s, flush);
+    out->resize(old + room - s.avail_out);
+    if (rc == Z_STREAM_ERROR) return ZlibError(ContentCodingName(coding_), s, rc);
+    room = 16 * 1024;
+  } while (s.avail_out == 0);
+  plain_.clear();
+  return absl::OkStatus();
+}
+
+}  // namespace interlock::mask

@@ -1,0 +1,156 @@
+// BodyMasker: masks one HTTP response body (RFC 9110 section 6.4) as it streams through the
+// proxy, under a Masker's profile — the layer between the HTTP session and JsonMasker.
+//
+//  * What the body is comes from its Content-Type (ClassifyContentType): a JSON document
+//    goes through JsonMasker (field rules and detectors); text goes through the detectors
+//    only, line by line; binary is not masked here (the caller passes it through).
+//  * Content-Encoding gzip or deflate (RFC 9110 section 8.4.1) is decoded, masked and
+//    encoded again the same way (gzip in, gzip out), piece by piece: memory does not grow
+//    with the compression ratio, so a decompression bomb streams in bounded buffers.
+//
+// Usage (per response, after the header section):
+//   BodyKind kind = ClassifyContentType(content_type);
+//   ContentCoding coding = ParseContentEncoding(content_encoding);
+//   if (kind == BodyKind::kBinary) { /* forward as is */ }
+//   else if (coding == ContentCoding::kUnsupported) { /* refuse: cannot be masked */ }
+//   INTERLOCK_ASSIGN_OR_RETURN(auto bm, BodyMasker::Create(*masker, kind, coding));
+//   std::string out;
+//   INTERLOCK_RETURN_IF_ERROR(bm->Feed(chunk, &out));  // as often as bytes arrive
+//   INTERLOCK_RETURN_IF_ERROR(bm->Finish(&out));       // at the end of the body
+//   audit.counts.Merge(bm->counts());
+//
+// The masked body's length differs from the original: the caller re-frames it (chunked,
+// or close-delimited) and drops Content-Length (and Content-MD5/Digest-style fields).
+//
+// Errors are INVALID_ARGUMENT and stick: "body: ..." for this layer, "body: gzip: <zlib
+// message>" (or "body: deflate: ...") for a corrupt, truncated or trailing-garbage coded
+// stream, JsonMasker's "json: offset N: ..." for a body that is not strict JSON. Output
+// already appended stays; the caller must abort the response (it cannot be completed).
+//
+// Pure: no I/O, no clock; one BodyMasker per body, not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "userspace/mask/json_masker.h"
+#include "userspace/mask/masker.h"
+
+namespace interlock::mask {
+
+// Longest text line the text path masks, bytes (without its '\n'): a detector match must
+// be seen whole, so a line is held until it ends; a longer one fails closed. The same
+// bound as codec::json::kMaxTokenBytes.
+inline constexpr size_t kMaxTextLineBytes = 1 << 20;
+// The decoded bytes of a coded body are masked this many at a time.
+inline constexpr size_t kInflateChunkBytes = 64 * 1024;
+
+// What a body is, for masking.
+enum class BodyKind {
+  kJson,    // one JSON document: JsonMasker
+  kText,    // text: detectors over each line
+  kBinary,  // not masked
+};
+
+// The kind of a body from its Content-Type field value (RFC 9110 section 8.3): the media
+// type only (parameters such as charset are ignored), case-insensitive, whitespace trimmed.
+//   kJson: application/json, text/json, any type/subtype+json (application/problem+json).
+//   kText: text/* (other than text/json), */*+xml, application/xml, javascript,
+//     x-www-form-urlencoded, graphql, yaml, any other subtype naming json or xml
+//     (application/x-ndjson, application/jsonl, application/json-seq: several documents),
+//     multipart/*, and — fail closed, so the detectors still run — an empty or absent
+//     Content-Type or one that is not a type/subtype.
+//   kBinary: everything else (image/*, audio/*, video/*, font/*, application/octet-stream,
+//     application/pdf, application/zip, application/gzip, application/protobuf, ...).
+BodyKind ClassifyContentType(absl::string_view content_type);
+absl::string_view BodyKindName(BodyKind kind);
+
+// A body's content coding (RFC 9110 section 8.4.1).
+enum class ContentCoding { kIdentity, kGzip, kDeflate, kUnsupported };
+
+// From a Content-Encoding field value, case-insensitive, whitespace trimmed: "" or
+// "identity" -> kIdentity; "gzip" or "x-gzip" -> kGzip; "deflate" -> kDeflate. A list of
+// several codings ("gzip, gzip"), br, zstd, compress or anything else -> kUnsupported.
+ContentCoding ParseContentEncoding(absl::string_view value);
+// "identity", "gzip", "deflate", "unsupported".
+absl::string_view ContentCodingName(ContentCoding c);
+
+class BodyMasker {
+ public:
+  // `kind` must be kJson or kText and `coding` supported: INVALID_ARGUMENT otherwise (the
+  // caller forwards binary bodies itself and refuses unsupported codings). `masker` must
+  // outlive the BodyMasker. Identity bodies create no zlib state.
+  static absl::StatusOr<std::unique_ptr<BodyMasker>> Create(const Masker& masker, BodyKind kind,
+                                                            ContentCoding coding);
+  ~BodyMasker();
+  BodyMasker(const BodyMasker&) = delete;
+  BodyMasker& operator=(const BodyMasker&) = delete;
+
+  // Appends the masked form of `chunk` (bytes as they come off the wire, still
+  // content-coded) to *out, content-coded as the input is: gzip -> gzip, deflate ->
+  // deflate in the same wrapper (zlib or raw), identity -> identity. A coded output is
+  // flushed (Z_SYNC_FLUSH) at the end of each Feed that produced data, so a streaming
+  // client gets what is decoded promptly. Text is emitted a whole line at a time.
+  absl::Status Feed(absl::string_view chunk, std::string* out);
+  // The end of the body: masks what is held (a final line without '\n', a trailing JSON
+  // number) and ends the coded stream (the gzip trailer). An empty body (no bytes ever
+  // fed) is fine and appends nothing. INVALID_ARGUMENT for a truncated coded stream or an
+  // incomplete JSON document. FAILED_PRECONDITION when called twice.
+  absl::Status Finish(std::string* out);
+
+  // Matches per detector and values per field rule (JSON only) so far.
+  const MaskCounts& counts() const;
+  // Total replacements so far (counts().total()).
+  uint64_t values_masked() const { return counts().total(); }
+  // Bytes of the body after decoding (the plain body seen so far).
+  uint64_t decoded_bytes() const { return decoded_bytes_; }
+  // Bytes held by this masker's own buffers, zlib's state included (as a fixed estimate),
+  // for memory bounds.
+  size_t buffer_capacity() const;
+
+ private:
+  class Inflater;
+  class Deflater;
+
+  BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding);
+
+  absl::Status FeedCoded(absl::string_view chunk, std::string* out);
+  absl::Status FinishCoded(std::string* out);
+  // The plain (decoded) body: masks `plain`, appending to *out.
+  absl::Status FeedPlain(absl::string_view plain, std::string* out);
+  absl::Status FinishPlain(std::string* out);
+  absl::Status FeedText(absl::string_view text, std::string* out);
+  void MaskLine(absl::string_view line, std::string* out);
+  // Inflates the Inflater's pending input, masks it and deflates it into *out.
+  absl::Status Inflate(std::string* out);
+  // Deflates plain_ into *out (and clears plain_).
+  absl::Status Compress(int flush, std::string* out);
+
+  const Masker& masker_;
+  const BodyKind kind_;
+  const ContentCoding coding_;
+  // Text without detectors is copied as is (nothing could match).
+  const bool text_passthrough_;
+  std::optional<JsonMasker> json_;  // kJson
+  MaskCounts counts_;               // kText
+  std::string line_;                // kText: the line not yet ended
+  std::string masked_;              // kText: MaskText's output
+  // Coded bodies only.
+  std::unique_ptr<Inflater> inflater_;
+  std::unique_ptr<Deflater> deflater_;
+  std::string scratch_;  // decoded bytes, kInflateChunkBytes at a time
+  std::string plain_;    // masked, not yet deflated
+  bool unflushed_ = false;
+  uint64_t fed_bytes_ = 0;
+  uint64_t decoded_bytes_ = 0;
+  bool finished_ = false;
+  absl::Status error_;
+};
+
+}  // namespace interlock::mask
