@@ -40,7 +40,9 @@ int WindowBits(Wrapper w) {
 
 // RFC 1950 section 2.2: CMF (CM = 8, deflate) and FLG such that CMF*256 + FLG is a
 // multiple of 31. Servers that send raw deflate (RFC 1951) for "deflate" are common enough
-// (old IIS, some frameworks) that both are accepted.
+// (old IIS, some frameworks) that both are accepted. A raw stream cannot pass for zlib in
+// practice: its low nibble 8 would be a stored block (BTYPE 00) with a padding bit set,
+// which encoders never write.
 bool LooksLikeZlibHeader(unsigned char b0, unsigned char b1) {
   return (b0 & 0x0f) == 8 && (b0 >> 4) <= 7 && (b0 * 256 + b1) % 31 == 0;
 }
@@ -252,6 +254,7 @@ absl::Status BodyMasker::FeedText(absl::string_view text, std::string* out) {
   static constexpr absl::string_view kTooLong =
       "body: a text line longer than 1048576 bytes cannot be masked";
   static_assert(kMaxTextLineBytes == 1048576);
+  static_assert(kMaxTextLineBytes == codec::json::kMaxTokenBytes);
   const size_t last = text.rfind('\n');
   if (last == absl::string_view::npos) {
     if (line_.size() + text.size() > kMaxTextLineBytes) {

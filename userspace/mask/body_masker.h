@@ -3,7 +3,9 @@
 //
 //  * What the body is comes from its Content-Type (ClassifyContentType): a JSON document
 //    goes through JsonMasker (field rules and detectors); text goes through the detectors
-//    only, line by line; binary is not masked here (the caller passes it through).
+//    only, one whole line at a time (so a match is never cut by where a read ended; a
+//    match cannot span lines, which no built-in detector's can); binary is not masked
+//    here (the caller passes it through).
 //  * Content-Encoding gzip or deflate (RFC 9110 section 8.4.1) is decoded, masked and
 //    encoded again the same way (gzip in, gzip out), piece by piece: memory does not grow
 //    with the compression ratio, so a decompression bomb streams in bounded buffers.

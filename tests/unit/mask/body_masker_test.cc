@@ -417,6 +417,50 @@ TEST(BodyMasker, DeflateKeepsItsWrapper) {
   }
 }
 
+TEST(BodyMasker, GzipTextSplitAnywhereGivesTheSameText) {
+  auto m = Make();
+  std::string text;
+  for (int i = 0; i < 300; ++i) {
+    absl::StrAppend(&text, "row ", i, ": ann", i, "@example.com paid 4111-1111-1111-1111\r\n");
+  }
+  text += "last line 078-05-1120";
+  const std::string masked =
+      MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(text)).out;
+  EXPECT_EQ(masked.find("4111"), std::string::npos);
+  EXPECT_EQ(masked.find("078-05"), std::string::npos);
+  EXPECT_EQ(std::count(masked.begin(), masked.end(), '\n'), 300);
+  const std::string gz = Compress(text, kGzipBits);
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    const Result r = MaskBody(*m, BodyKind::kText, ContentCoding::kGzip,
+                              codec::json::testing::RandomSplit(gz, seed));
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(Decompress(r.out, kGzipBits), masked) << seed;
+    EXPECT_EQ(r.masked, 601u);
+    EXPECT_EQ(r.decoded, text.size());
+  }
+}
+
+TEST(BodyMasker, DeflateWithAPresetDictionaryIsRefused) {
+  auto m = Make();
+  z_stream s{};
+  ASSERT_EQ(deflateInit(&s, Z_DEFAULT_COMPRESSION), Z_OK);
+  const std::string dict = "{\"a\": ";
+  ASSERT_EQ(deflateSetDictionary(&s, reinterpret_cast<const Bytef*>(dict.data()),
+                                 static_cast<uInt>(dict.size())),
+            Z_OK);
+  std::string in = "{\"a\": 1}";
+  std::string z(256, '\0');
+  s.next_in = reinterpret_cast<Bytef*>(in.data());
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = reinterpret_cast<Bytef*>(z.data());
+  s.avail_out = static_cast<uInt>(z.size());
+  ASSERT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
+  z.resize(s.total_out);
+  deflateEnd(&s);
+  const Result r = MaskBody(*m, BodyKind::kJson, ContentCoding::kDeflate, Whole(z));
+  EXPECT_EQ(r.status.message(), "body: deflate: a preset dictionary is not supported") << r.status;
+}
+
 TEST(BodyMasker, TruncatedGzipIsAnErrorAtFinish) {
   auto m = Make();
   const std::string gz = Compress(kDoc, kGzipBits);
