@@ -62,12 +62,14 @@ enum class BodyKind {
 
 // The kind of a body from its Content-Type field value (RFC 9110 section 8.3): the media
 // type only (parameters such as charset are ignored), case-insensitive, whitespace trimmed.
-//   kJson: application/json, text/json, any type/subtype+json (application/problem+json).
-//   kText: text/* (other than text/json), */*+xml, application/xml, javascript,
-//     x-www-form-urlencoded, graphql, yaml, any other subtype naming json or xml
-//     (application/x-ndjson, application/jsonl, application/json-seq: several documents),
-//     multipart/*, and — fail closed, so the detectors still run — an empty or absent
-//     Content-Type or one that is not a type/subtype.
+//   kJson: application/json, application/x-json, text/json, any type/subtype+json
+//     (application/problem+json, application/vnd.api+json).
+//   kText: text/* (other than text/json), multipart/*, any */*+xml, and application/ xml,
+//     javascript, x-javascript, ecmascript, x-www-form-urlencoded, graphql, yaml, x-yaml,
+//     csv, sql, and the one-document-per-line types x-ndjson, ndjson, jsonl, x-jsonlines,
+//     json-seq (several documents: text, masked line by line); and — fail closed, so the
+//     detectors still run — an empty or absent Content-Type or one that is not a
+//     type/subtype. (A list, not "any subtype naming xml": Office documents are zips.)
 //   kBinary: everything else (image/*, audio/*, video/*, font/*, application/octet-stream,
 //     application/pdf, application/zip, application/gzip, application/protobuf, ...).
 BodyKind ClassifyContentType(absl::string_view content_type);
@@ -103,7 +105,8 @@ class BodyMasker {
   // The end of the body: masks what is held (a final line without '\n', a trailing JSON
   // number) and ends the coded stream (the gzip trailer). An empty body (no bytes ever
   // fed) is fine and appends nothing. INVALID_ARGUMENT for a truncated coded stream or an
-  // incomplete JSON document. FAILED_PRECONDITION when called twice.
+  // incomplete JSON document. FAILED_PRECONDITION when called twice (and for a Feed after
+  // it).
   absl::Status Finish(std::string* out);
 
   // Matches per detector and values per field rule (JSON only) so far.
