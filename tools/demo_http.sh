@@ -7,9 +7,11 @@
 #  2. interlockd protecting it (PROTOCOL_HTTPS) with an HTTP policy, its own interception
 #     CA (`interlock ca init`) terminating the agent's TLS;
 #  3. unmodified agents (curl, Python requests; uid nobody, no token, no CA option) under
-#     `interlock run`, which only points them at the interception CA: an allowed read with
-#     the token injected, a denied admin path and a path spelled to dodge the rule, a
-#     smuggling attempt refused, and a DELETE held until an approver releases it;
+#     `interlock run`, which only points them at the interception CA: a read of customer
+#     records with the token injected and the answer masked (SSNs by name, card numbers and
+#     emails by detectors, also inside nginx's gzip), a denied admin path and a path spelled
+#     to dodge the rule, a smuggling attempt refused, and a DELETE held until an approver
+#     releases it;
 #  4. the audit trail of those exchanges; then everything is removed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,8 +58,10 @@ openssl x509 -req -in "$work/crm.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -
 token="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
 umask 077; printf '%s\n' "$token" >"$work/crm.token"; umask 022
 cat >"$work/www/v1/customers/index.json" <<'JSON'
-[{"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"},
- {"id": 2, "name": "Alan Turing", "email": "alan@example.com"}]
+[{"id": 1, "name": "Ada Lovelace", "email": "ada@example.com", "ssn": "123-45-6789",
+  "card": 4111111111111111, "notes": "paid by card 5500 0000 0000 0004"},
+ {"id": 2, "name": "Alan Turing", "email": "alan@example.com", "ssn": "219-09-9999",
+  "card": "4012888888881881", "notes": "prefers email"}]
 JSON
 cat >"$work/nginx.conf" <<NGINX
 daemon off; master_process off; worker_processes 1;
@@ -65,6 +69,7 @@ pid $work/nginx.pid; error_log $work/nginx.err;
 events { worker_connections 64; }
 http {
   access_log $work/access.log;
+  gzip on; gzip_types application/json; gzip_min_length 0;
   client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
   fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
   server {
@@ -95,7 +100,9 @@ resources:
 rules:
   - id: read-customers
     match: {resources: [crm], http: {methods: [GET, HEAD], paths: ["/v1/customers", "/v1/customers/*"]}}
-    action: ACTION_ALLOW
+    action: ACTION_MASK
+    mask_profile: pii
+    reason: agents see customers, not their identifiers
   - id: review-deletes
     match: {resources: [crm], http: {methods: [DELETE], paths: ["/v1/customers/*"]}}
     action: ACTION_REVIEW
@@ -104,6 +111,12 @@ rules:
     match: {resources: [crm], http: {paths: ["/admin/**"]}}
     action: ACTION_DENY
     reason: admin endpoints are off limits to agents
+mask_profiles:
+  - name: pii
+    columns: [{column: "ssn", mask: {style: MASK_STYLE_PARTIAL, keep_last: 4}}]
+    detectors:
+      - {detector: DETECTOR_CARD, mask: {style: MASK_STYLE_PARTIAL, keep_last: 4}}
+      - {detector: DETECTOR_EMAIL}
 YAML
 cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $(free_port)}
@@ -136,8 +149,15 @@ agent() {  # an unmodified agent: uid nobody, no token, no CA flags
 curl_agent() { agent curl -sS --max-time 30 --resolve "crm.demo:$port:$api" -w '  -> HTTP %{http_code}\n' "$@"; }
 url="https://crm.demo:$port"
 
-step "agent (curl) lists customers: allowed, interlockd injects the token"
+step "what nginx holds (read directly, with the token): SSNs, card numbers, emails"
+curl -s --cacert "$work/ca.crt" --resolve "crm.demo:$port:$api" -H "Authorization: Bearer $token" \
+  "$url/v1/customers" | sed 's/^/  /'
+
+step "agent (curl) lists customers: interlockd injects the token and masks the answer"
 curl_agent "$url/v1/customers"
+
+step "the same, gzip-compressed by nginx: decoded, masked, re-compressed"
+curl_agent --compressed -D - "$url/v1/customers" | grep -iv '^\(date\|server\|connection\):' 
 
 step "agent (Python requests, by address: no SNI, a leaf for the IP) on a kept-alive session"
 agent /usr/bin/python3 -c "
@@ -184,7 +204,8 @@ for line in open(sys.argv[1]):
     h, d = e["http"], e.get("decision", {})
     print(f"  {h.get('method',''):6} {h.get('path','') or h.get('target',''):26} {h.get('status',0):3} "
           f"{d.get('action',''):6} rule={d.get('rule_id','') or '-':16} answered_by={h.get('answered_by','')} "
-          f"credential={h.get('credential_injected','') or '-'}")
+          f"credential={h.get('credential_injected','') or '-'}"
+          + (f" masked={h['body_masking']}:{h.get('masking', {}).get('values_masked', 0)}" if h.get('body_masking') else ""))
 PY
 
 step "cleaning up part 3 (interlockd, nginx, pins, cgroups, files)"

@@ -357,25 +357,6 @@ TEST_F(HttpTest, HeldRequestsDenyTimeOutOrAreWithdrawnAndNeverBlockOtherSessions
   EXPECT_NE(h->Cli({"approve", gone_id, "--reason", "late"}).exit_code, 0);
 }
 
-TEST_F(HttpTest, AResponseThatMustBeMaskedIsRefusedNotRelayedUnmasked) {
-  // Until HTTP bodies are masked: a MASK rule, or the session floor it makes, refuses.
-  ASSERT_TRUE(WriteFileAtomic(policy_file_, absl::StrCat(kPolicy, R"YAML(
-  - id: mask-crm
-    match: {resources: [crm]}
-    action: ACTION_MASK
-    mask_profile: pii
-mask_profiles:
-  - name: pii
-    detectors: [{detector: DETECTOR_SSN}]
-)YAML"), 0644).ok());
-  auto h = Daemon();
-  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
-  CommandResult r = Curl(*h, {Url("/v1/customers/1")});
-  EXPECT_EQ(StatusOf(r), "403") << r.out;
-  EXPECT_THAT(r.out, HasSubstr("mask_unavailable"));
-  EXPECT_THAT(r.out, Not(HasSubstr("\"method\"")));
-}
-
 TEST_F(HttpTest, AHeldChunkedUploadIsReleasedWholeAsTheApproverSawIt) {
   ASSERT_TRUE(WriteFileAtomic(policy_file_, absl::StrCat(kPolicy, R"YAML(
   - id: review-imports

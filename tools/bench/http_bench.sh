@@ -6,27 +6,29 @@
 #   interlockd     wrk (enrolled, `interlock run`) -> redirect -> interlockd -> nginx;
 #                  PROTOCOL_HTTP, an allow-all http rule, a bearer token injected, every
 #                  request judged, audited and recorded, as in production
+#   interlockd-mask  the same with a MASK rule: every answer streamed through the JSON
+#                  masker (a field rule on "email", card and email detectors on every value)
 #   nginx-proxy    wrk -> nginx as a reverse proxy (1 worker, upstream keepalive) -> nginx
 #   haproxy        wrk -> haproxy in HTTP mode (1 thread, keep-alive both sides) -> nginx
 #
 #   tools/bench/http_bench.sh [SECONDS]        # or HTTP_BENCH_SECONDS; default 10
 #        HTTP_BENCH_CONNECTIONS="1 8 64"
-#        HTTP_BENCH_PATHS="direct interlockd nginx-proxy haproxy"
+#        HTTP_BENCH_PATHS="direct interlockd interlockd-mask nginx-proxy haproxy"
 #
 # Prints requests/s, p50/p99 latency (wrk --latency) and the proxy's CPU per request
 # (utime+stime of its processes over the run, from /proc, divided by requests). Ends
 # with the verdict on the targets at 8 connections: interlockd >= nginx-proxy requests/s,
-# interlockd CPU/request <= nginx-proxy's. (Masking of HTTP bodies is not built yet, so
-# the masking path is not measured.) The machine's cores are shared by wrk, the proxy
-# and nginx: compare paths within one run, not across machines.
+# interlockd CPU/request <= nginx-proxy's; interlockd-mask >= 70% of interlockd's
+# requests/s. The machine's cores are shared by wrk, the proxy and nginx: compare paths
+# within one run, not across machines.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 secs="${1:-${HTTP_BENCH_SECONDS:-10}}"
 read -ra conns <<<"${HTTP_BENCH_CONNECTIONS:-1 8 64}"
-read -ra paths <<<"${HTTP_BENCH_PATHS:-direct interlockd nginx-proxy haproxy}"
+read -ra paths <<<"${HTTP_BENCH_PATHS:-direct interlockd interlockd-mask nginx-proxy haproxy}"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: SECONDS must be a positive integer" >&2; exit 2; }
 for p in "${paths[@]}"; do
-  case "$p" in direct | interlockd | nginx-proxy | haproxy) ;; *) echo "bench: bad path '$p'" >&2; exit 2 ;; esac
+  case "$p" in direct | interlockd | interlockd-mask | nginx-proxy | haproxy) ;; *) echo "bench: bad path '$p'" >&2; exit 2 ;; esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 for b in wrk haproxy /usr/sbin/nginx; do command -v "$b" >/dev/null || { echo "bench: $b not installed (tools/setup.sh)" >&2; exit 1; }; done
@@ -85,7 +87,7 @@ origin_port="$(free_port)"
 mkdir -p "$work/www"
 /usr/bin/python3 -c "
 import json
-rows = [{'id': i, 'name': 'customer %d' % i, 'tier': 'gold'} for i in range(22)]
+rows = [{'id': i, 'name': 'customer %d' % i, 'email': 'c%d@example.com' % i, 'tier': 'gold'} for i in range(22)]
 s = json.dumps(rows)
 print(s[:1023].rsplit('},', 1)[0] + '}]')" >"$work/www/customers.json"
 body_bytes="$(stat -c %s "$work/www/customers.json")"
@@ -153,14 +155,27 @@ HA
       wait_http "http://$proxy_addr:$port/v1/customers"
       for c in "${conns[@]}"; do run_wrk haproxy "$c" "http://$proxy_addr:$port/v1/customers" "$proxy_pid"; done
       stop_pid "$proxy_pid" TERM; proxy_pid="" ;;
-    interlockd)
+    interlockd | interlockd-mask)
       umask 077; echo "bench-token" >"$work/token"; umask 022
-      cat >"$work/policy.yaml" <<'YAML'
+      if [ "$path" = interlockd ]; then
+        cat >"$work/policy.yaml" <<'YAML'
 resources:
   - {resource: api, default_action: ACTION_DENY}
 rules:
   - {id: allow-all, match: {resources: [api], http: {}}, action: ACTION_ALLOW}
 YAML
+      else
+        cat >"$work/policy.yaml" <<'YAML'
+resources:
+  - {resource: api, default_action: ACTION_DENY}
+rules:
+  - {id: mask-all, match: {resources: [api], http: {}}, action: ACTION_MASK, mask_profile: pii}
+mask_profiles:
+  - name: pii
+    columns: [{column: "email", mask: {style: MASK_STYLE_REDACT}}]
+    detectors: [{detector: DETECTOR_CARD}, {detector: DETECTOR_EMAIL}]
+YAML
+      fi
       cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $(free_port)}
 state_dir: $work/state
@@ -176,8 +191,13 @@ resources:
     http: {credential: {bearer_ref: "file:$work/token"}}
 YAML
       start_interlockd "$work/cfg.yaml" "$work/interlockd.log" || exit 1
+      if [ "$path" = interlockd-mask ]; then  # the path measured is the one that masks
+        "$interlock" --config "$work/cfg.yaml" run --as bench --user nobody -- \
+          curl -s "http://$origin:$origin_port/v1/customers" 2>/dev/null | grep -q '\[REDACTED\]' ||
+          { echo "bench: interlockd-mask did not mask the body" >&2; exit 1; }
+      fi
       for c in "${conns[@]}"; do
-        run_wrk interlockd "$c" "http://$origin:$origin_port/v1/customers" "$daemon_pid" \
+        run_wrk "$path" "$c" "http://$origin:$origin_port/v1/customers" "$daemon_pid" \
           "$interlock" --config "$work/cfg.yaml" run --as bench --user nobody --
       done
       stop_interlockd "$work/cfg.yaml" ;;
@@ -191,4 +211,8 @@ if [[ " ${paths[*]} " == *" interlockd "* && " ${paths[*]} " == *" nginx-proxy "
   verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
   echo "  interlockd $i req/s vs nginx-proxy $n req/s: $(verdict "$(awk -v a="$i" -v b="$n" 'BEGIN {print (a >= b)}')")"
   echo "  interlockd $ic us/req vs nginx-proxy $nc us/req CPU: $(verdict "$(awk -v a="$ic" -v b="$nc" 'BEGIN {print (a <= b)}')")"
+  if [[ " ${paths[*]} " == *" interlockd-mask "* ]]; then
+    m="${rps[interlockd-mask,8]:-0}"
+    echo "  interlockd-mask $m req/s vs 70% of interlockd's: $(verdict "$(awk -v a="$m" -v b="$i" 'BEGIN {print (a >= 0.7 * b)}')")"
+  fi
 fi

@@ -299,6 +299,9 @@ void AppendHttp(std::string* out, const v1::HttpExchange& m) {
   o.String(R"("request_content_type":)", m.request_content_type());
   o.String(R"("response_content_type":)", m.response_content_type());
   o.Bool(R"("forwarded":)", m.forwarded());
+  o.String(R"("body_masking":)", m.body_masking());
+  if (m.has_masking()) AppendMessageByReflection(o.Key(R"("masking":)"), m.masking());
+  o.U64(R"("upstream_response_body_bytes":)", m.upstream_response_body_bytes());
 }
 
 void AppendEvent(std::string* out, const v1::AuditEvent& m) {

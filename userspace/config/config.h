@@ -148,6 +148,7 @@ struct HttpConfig {
   std::string upstream_server_name;  // empty: the agent's SNI, else its Host
   uint64_t max_judged_body_bytes = 1 << 20;
   std::vector<std::string> elide_query_params;  // beyond codec::http::kDefaultElidedParams
+  bool refuse_unmaskable_bodies = false;  // binary bodies that must be masked: 502, not passed
 };
 
 struct ResourceConfig {

@@ -282,6 +282,7 @@ absl::Status Engine::StartProtocols() {
   env.approvals = approvals_.get();
   env.grants = approvals_.get();
   env.memory = memory_budget_.get();
+  env.masks = masks_.get();
   env.connect_timeout = config_.timeouts.connect;
   env.state_dir = config_.state_dir;
   protocols_.Add(config::Protocol::kTcp, std::make_unique<proxy::TcpProtocol>(env));

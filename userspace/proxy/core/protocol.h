@@ -40,6 +40,7 @@
 #include "userspace/net/socket.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/proxy/core/approval_gate.h"
+#include "userspace/proxy/core/mask_profiles.h"
 #include "userspace/proxy/core/session.h"
 #include "userspace/record/recorder.h"
 
@@ -58,6 +59,8 @@ struct ProtocolEnv {
   GrantLookup* grants = nullptr;
   // What all sessions' buffers may hold together.
   MemoryBudget* memory = nullptr;
+  // The compiled mask profiles (null: none; a session told to mask then refuses).
+  MaskProfiles* masks = nullptr;
   absl::Duration connect_timeout = absl::Seconds(5);
   // interlockd's state directory (the HTTPS interception CA lives there).
   std::string state_dir;

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "userspace/codec/http/head.h"
 #include "userspace/codec/http/serialize.h"
 #include "userspace/codec/http/target.h"
@@ -18,6 +19,7 @@
 #include "userspace/proxy/http/credential.h"
 #include "userspace/proxy/http/problem.h"
 #include "userspace/proxy/http/request_facts.h"
+#include "userspace/proxy/http/response_masking.h"
 
 namespace interlock::proxy::http {
 
@@ -287,9 +289,13 @@ void HttpSession::UpdateInterest() {
 
 void HttpSession::ChargeMemory() {
   if (phase_ == Phase::kClosing) return;
-  const size_t held = agent_.in().capacity() + upstream_.in().capacity() + agent_.out().capacity() +
-                      upstream_.out().capacity() + pending_from_agent_record_.capacity() +
-                      pending_to_agent_record_.capacity() + (ex_.has_value() ? ex_->held_body.capacity() : 0);
+  size_t held = agent_.in().capacity() + upstream_.in().capacity() + agent_.out().capacity() +
+                upstream_.out().capacity() + pending_from_agent_record_.capacity() +
+                pending_to_agent_record_.capacity() + masked_.capacity() + agent_frame_.capacity();
+  if (ex_.has_value()) {
+    held += ex_->held_body.capacity();
+    if (ex_->body_masker != nullptr) held += ex_->body_masker->buffer_capacity();
+  }
   if (memory_.Set(held)) return;
   const std::string detail = absl::StrCat("session buffers ", held, " bytes; all sessions ", env_.memory->used(),
                                           " of ", env_.memory->limit());
@@ -409,18 +415,33 @@ bool HttpSession::OnRequestHead() {
   return true;
 }
 
-std::optional<policy::Decision> HttpSession::MaskRefusal() const {
+std::shared_ptr<const mask::Masker> HttpSession::MaskerFor(const policy::Decision& d, bool* required,
+                                                           std::string* names) const {
+  std::vector<std::string> list;
+  if (d.action == v1::ACTION_MASK) list.push_back(d.mask_profile);
   const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
-  if (p == nullptr || *p == nullptr) return std::nullopt;
-  std::vector<std::string> floor = (*p)->MaskProfilesFor(subject_, ctx_.resource->name);
-  if (floor.empty()) return std::nullopt;
-  policy::Decision d;
-  d.action = v1::ACTION_DENY;
-  d.source = "mask_unavailable";
-  d.mask_profile = floor.front();
-  d.reason = absl::StrCat("responses of this resource must be masked (profile \"", floor.front(),
-                          "\") and interlockd does not mask HTTP bodies yet");
-  return d;
+  if (p != nullptr && *p != nullptr) {
+    // Its rule's profile first (its styles win), then the rest of the floor.
+    for (std::string& n : (*p)->MaskProfilesFor(subject_, ctx_.resource->name)) {
+      if (list.empty() || n != list.front()) list.push_back(std::move(n));
+    }
+  }
+  *required = !list.empty();
+  *names = absl::StrJoin(list, "+");
+  if (list.empty() || env_.masks == nullptr) return nullptr;
+  return list.size() == 1 ? env_.masks->Profile(list.front()) : env_.masks->Floor(list);
+}
+
+bool HttpSession::EditForwardHead(
+    const std::function<std::vector<chttp::HeaderField>(const std::vector<chttp::HeaderField>&)>& edit) {
+  Exchange& ex = *ex_;
+  auto head = chttp::PeekRequest(ex.forward_head);
+  if (!head.ok() || !head->has_value()) return false;
+  auto edited = chttp::SerializeRequestHead((*head)->method, (*head)->target, (*head)->version, edit((*head)->fields));
+  if (!edited.ok()) return false;
+  std::fill(ex.forward_head.begin(), ex.forward_head.end(), '\0');  // it may hold the credential
+  ex.forward_head = *std::move(edited);
+  return true;
 }
 
 void HttpSession::Decide() {
@@ -452,16 +473,27 @@ void HttpSession::Decide() {
     d.source = "no_policy";
     d.reason = "no policy configured";
   }
-  if (d.action == v1::ACTION_MASK || (d.action != v1::ACTION_DENY && MaskRefusal().has_value())) {
-    policy::Decision refusal = MaskRefusal().value_or(d);
-    refusal.action = v1::ACTION_DENY;
-    refusal.rule_id = d.rule_id;
-    refusal.source = "mask_unavailable";
-    if (d.action == v1::ACTION_MASK) {
-      refusal.reason = absl::StrCat("rule ", d.rule_id, " masks this response (profile \"", d.mask_profile,
-                                    "\") and interlockd does not mask HTTP bodies yet");
+  if (d.action != v1::ACTION_DENY) {
+    // Whatever forwards passes the masks that apply: fail closed when one cannot be had.
+    bool required = false;
+    std::string names;
+    ex.masker = MaskerFor(d, &required, &names);
+    if (required && ex.masker == nullptr) {
+      d.action = v1::ACTION_DENY;
+      d.source = "mask_unavailable";
+      d.mask_profile = names;
+      d.reason = absl::StrCat("responses to this request must be masked (profile \"", names,
+                              "\") and the profile is not available");
+    } else if (ex.masker != nullptr) {
+      d.mask_profile = ex.masker->name();
+      std::string storage;
+      if (!EditForwardHead([&](const std::vector<chttp::HeaderField>& fields) {
+            return MaskableRequestFields(fields, &storage);
+          })) {
+        Answer(400, "Malformed request", "the request could not be made maskable", "bad_request", "refused", true);
+        return;
+      }
     }
-    d = refusal;
   }
   ex.decision.set_action(std::string(policy::ActionName(d.action)));
   ex.decision.set_rule_id(d.rule_id);
@@ -470,6 +502,7 @@ void HttpSession::Decide() {
   ex.decision.set_mask_profile(d.mask_profile);
   switch (d.action) {
     case v1::ACTION_ALLOW:
+    case v1::ACTION_MASK:
       StartForwarding();
       return;
     case v1::ACTION_REVIEW:
@@ -557,13 +590,10 @@ void HttpSession::ReframeHeldBody() {
   // A body read whole is forwarded with a Content-Length (re-framed once, here): what was
   // judged, and what an approver saw, is byte for byte what runs.
   if (ex.request_body.kind == chttp::BodyKind::kChunked) {
-    auto head = chttp::PeekRequest(ex.forward_head);
-    if (head.ok() && head->has_value()) {
-      std::string storage;
-      auto fields = chttp::WithBodyFraming((*head)->fields, {chttp::BodyKind::kLength, ex.held_body.size()}, &storage);
-      auto reframed = chttp::SerializeRequestHead((*head)->method, (*head)->target, (*head)->version, fields);
-      if (reframed.ok()) ex.forward_head = *std::move(reframed);
-    }
+    std::string storage;
+    (void)EditForwardHead([&](const std::vector<chttp::HeaderField>& fields) {
+      return chttp::WithBodyFraming(fields, {chttp::BodyKind::kLength, ex.held_body.size()}, &storage);
+    });
   }
   ex.request_body = {chttp::BodyKind::kLength, ex.held_body.size()};
   ex.request_chunks.reset();
@@ -812,23 +842,25 @@ bool HttpSession::RelayResponse() {
       upstream_.in().Consume(resp.head_bytes);
       return true;
     }
+    ex.audit.set_response_content_type(ContentType(resp.fields));
+    ex.response_body = resp.framing.body;
+    if (ex.masker != nullptr && !PlanMasking(resp.fields, &fields)) return true;
     ex.response_head_seen = true;
     ex.audit.set_status(resp.status);
     ex.audit.set_answered_by("upstream");
-    ex.audit.set_response_content_type(ContentType(resp.fields));
-    ex.response_body = resp.framing.body;
+    // The upstream closing after this response (not persistent) makes the next exchange
+    // reconnect; the agent's connection stays unless it asked otherwise.
     ex.close_after = ex.agent_wants_close || !resp.framing.persistent;
     chttp::BodyFraming to_agent = resp.framing.body;
-    if (to_agent.kind == chttp::BodyKind::kUntilClose && ex.version == chttp::Version::kHttp11) {
+    if (ex.body_masker != nullptr) to_agent = {chttp::BodyKind::kUntilClose, 0};  // re-written: length unknown
+    if (to_agent.kind == chttp::BodyKind::kChunked ||
+        (to_agent.kind == chttp::BodyKind::kUntilClose && ex.version == chttp::Version::kHttp11)) {
       to_agent = {chttp::BodyKind::kChunked, 0};
-      ex.response_to_agent_chunked = true;
-      ex.close_after = ex.agent_wants_close;
+      ex.close_after = ex.agent_wants_close || (!resp.framing.persistent && ex.body_masker == nullptr);
     } else if (to_agent.kind == chttp::BodyKind::kUntilClose) {
-      ex.close_after = true;
+      ex.close_after = true;  // HTTP/1.0: the end of the body is the end of the connection
     }
-    if (!resp.framing.persistent) {
-      // The upstream closes after this response: the next exchange reconnects.
-    }
+    ex.response_to_agent = to_agent.kind;
     std::string storage;
     if (to_agent.kind != chttp::BodyKind::kNone) fields = chttp::WithBodyFraming(fields, to_agent, &storage);
     if (ex.close_after) fields.push_back({"Connection", "close"});
@@ -860,11 +892,42 @@ bool HttpSession::RelayResponse() {
   return progress;
 }
 
+bool HttpSession::PlanMasking(const std::vector<chttp::HeaderField>& fields, std::vector<chttp::HeaderField>* out) {
+  Exchange& ex = *ex_;
+  const bool has_body = ex.response_body.kind != chttp::BodyKind::kNone &&
+                        !(ex.response_body.kind == chttp::BodyKind::kLength && ex.response_body.length == 0);
+  ResponseMaskPlan plan = PlanResponseMasking(fields, has_body, http_.refuse_unmaskable_bodies);
+  ex.audit.set_body_masking(plan.label);
+  ex.audit.mutable_masking()->set_profile(ex.masker->name());
+  if (plan.mode == ResponseMaskPlan::Mode::kMask) {
+    auto bm = mask::BodyMasker::Create(*ex.masker, plan.kind, plan.coding);
+    if (bm.ok()) {
+      ex.body_masker = *std::move(bm);
+      *out = MaskedResponseFields(*out);
+      return true;
+    }
+    plan.reason = std::string(bm.status().message());
+    ex.audit.set_body_masking("failed");
+  } else if (plan.mode != ResponseMaskPlan::Mode::kRefuse) {
+    return true;  // no body, or a binary one passed (audited as unmasked)
+  }
+  // Never relayed unmasked: the agent gets 502; the upstream connection (body unread) ends.
+  Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "mask_unavailable", plan.reason);
+  upstream_.Close(true);
+  upstream_.in().Clear();
+  Answer(502, "Response cannot be masked", absl::StrCat(plan.reason, "; it is not relayed unmasked"),
+         "mask_unavailable", "refused", /*close=*/!ex.request_done);
+  return false;
+}
+
 bool HttpSession::RelayResponseBody() {
   Exchange& ex = *ex_;
   bool progress = false;
   while (!ex.response_done && agent_.out().size() < kHighWaterBytes) {
     absl::string_view in = upstream_.in().view();
+    absl::string_view data;  // body bytes, framing removed: a view into upstream_.in()
+    size_t consumed = 0;
+    bool last = false;
     if (ex.response_body.kind == chttp::BodyKind::kLength) {
       if (in.empty()) {
         if (upstream_.eof()) {
@@ -873,12 +936,11 @@ bool HttpSession::RelayResponseBody() {
         }
         break;
       }
-      size_t n = static_cast<size_t>(std::min<uint64_t>(ex.response_left, in.size()));
-      SendToAgent(in.substr(0, n));
-      upstream_.in().Consume(n);
-      ex.response_left -= n;
-      ex.audit.set_response_body_bytes(ex.audit.response_body_bytes() + n);
-      ex.response_done = ex.response_left == 0;
+      consumed = static_cast<size_t>(std::min<uint64_t>(ex.response_left, in.size()));
+      if (ex.body_masker != nullptr) consumed = std::min(consumed, kMaskPieceBytes);
+      data = in.substr(0, consumed);
+      ex.response_left -= consumed;
+      last = ex.response_left == 0;
     } else if (ex.response_body.kind == chttp::BodyKind::kChunked) {
       auto piece = ex.response_chunks->Decode(in);
       if (!piece.ok()) {
@@ -893,36 +955,54 @@ bool HttpSession::RelayResponseBody() {
         }
         break;
       }
-      std::string out;
-      if (!piece->data.empty()) chttp::AppendChunk(piece->data, &out);
-      ex.audit.set_response_body_bytes(ex.audit.response_body_bytes() + piece->data.size());
-      upstream_.in().Consume(piece->consumed);
-      if (ex.response_chunks->done()) {
-        (void)chttp::AppendLastChunk({}, &out);
-        ex.response_done = true;
-      }
-      SendToAgent(out);
+      data = piece->data;
+      consumed = piece->consumed;
+      last = ex.response_chunks->done();
     } else {  // until close
-      if (in.empty()) {
-        if (!upstream_.eof()) break;
-        if (ex.response_to_agent_chunked) {
-          std::string out;
-          (void)chttp::AppendLastChunk({}, &out);
-          SendToAgent(out);
-        }
-        ex.response_done = true;
-        upstream_.Close(false);
-        break;
-      }
-      std::string out;
-      if (ex.response_to_agent_chunked) chttp::AppendChunk(in, &out);
-      SendToAgent(ex.response_to_agent_chunked ? absl::string_view(out) : in);
-      ex.audit.set_response_body_bytes(ex.audit.response_body_bytes() + in.size());
-      upstream_.in().Consume(in.size());
+      if (in.empty() && !upstream_.eof()) break;
+      data = ex.body_masker != nullptr ? in.substr(0, kMaskPieceBytes) : in;
+      consumed = data.size();
+      last = in.empty();
+    }
+    if (!EmitResponseBody(data, last)) return false;
+    upstream_.in().Consume(consumed);
+    if (last) {
+      ex.response_done = true;
+      if (ex.response_body.kind == chttp::BodyKind::kUntilClose) upstream_.Close(false);
     }
     progress = true;
   }
   return progress;
+}
+
+bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
+  Exchange& ex = *ex_;
+  absl::string_view out = data;
+  if (ex.body_masker != nullptr) {
+    ex.audit.set_upstream_response_body_bytes(ex.audit.upstream_response_body_bytes() + data.size());
+    masked_.clear();
+    absl::Status st = data.empty() ? absl::OkStatus() : ex.body_masker->Feed(data, &masked_);
+    if (st.ok() && last) st = ex.body_masker->Finish(&masked_);
+    if (!st.ok()) {
+      // What was sent was masked; the rest cannot be. The connection ends without the
+      // body's end, so the agent's client reports an incomplete response.
+      ex.audit.set_body_masking("failed");
+      Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "error", "mask_failed", std::string(st.message()));
+      Finish("mask_failed", std::string(st.message()), true);
+      return false;
+    }
+    out = masked_;
+  }
+  ex.audit.set_response_body_bytes(ex.audit.response_body_bytes() + out.size());
+  if (ex.response_to_agent == chttp::BodyKind::kChunked) {
+    agent_frame_.clear();
+    if (!out.empty()) chttp::AppendChunk(out, &agent_frame_);
+    if (last) (void)chttp::AppendLastChunk({}, &agent_frame_);
+    if (!agent_frame_.empty()) SendToAgent(agent_frame_);
+  } else if (!out.empty()) {
+    SendToAgent(out);
+  }
+  return true;
 }
 
 void HttpSession::Answer(int status, const std::string& title, const std::string& detail, const std::string& reason,
@@ -976,6 +1056,12 @@ void HttpSession::EndExchange(const std::string& outcome) {
   if (!ex_.has_value()) return;
   Exchange& ex = *ex_;
   ex.audit.set_duration_us(absl::ToInt64Microseconds(env_.clock->Monotonic() - ex.started));
+  if (ex.body_masker != nullptr) {  // what was masked, also of a body cut short
+    v1::MaskingInfo* m = ex.audit.mutable_masking();
+    m->set_values_masked(ex.body_masker->values_masked());
+    for (const auto& [name, n] : ex.body_masker->counts().detectors) (*m->mutable_detector_counts())[name] = n;
+    for (const auto& [name, n] : ex.body_masker->counts().columns) (*m->mutable_column_counts())[name] = n;
+  }
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_HTTP_REQUEST);
   ev.set_session_id(ctx_.session_id);
@@ -997,6 +1083,9 @@ void HttpSession::EndExchange(const std::string& outcome) {
   }
   std::fill(ex.forward_head.begin(), ex.forward_head.end(), '\0');
   ex_.reset();
+  for (std::string* scratch : {&masked_, &agent_frame_}) {
+    if (scratch->capacity() > kMaskPieceBytes * 2) std::string().swap(*scratch);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

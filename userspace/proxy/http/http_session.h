@@ -19,9 +19,14 @@
 //   one AUDIT_KIND_HTTP_REQUEST event per exchange, then the next request (keep-alive;
 //   pipelined requests wait in the buffer until the exchange before them ends).
 //
-// Response masking (ACTION_MASK, and the session floor of MASK rules) is not implemented
-// for HTTP yet: a request whose answer would have to be masked is refused (403,
-// mask_unavailable) — fail closed, never relayed unmasked.
+// Response masking: a MASK rule's profile (with the workload's mask profiles, the session
+// floor) or the floor alone for any request that is forwarded. The request is made
+// maskable (response_masking.h: no Range, only codings interlockd decodes), the response
+// body is streamed through mask::BodyMasker (JSON by member name and detectors, text by
+// detectors, gzip/deflate decoded and re-encoded) and re-framed chunked (HTTP/1.0 agents:
+// until close). A body that fails to mask midway ends the connection without its last
+// chunk: the agent never receives an unmasked rest. A profile that is not available
+// refuses the request (403, mask_unavailable) — fail closed.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +43,8 @@
 #include "userspace/codec/http/framing.h"
 #include "userspace/common/memory_budget.h"
 #include "userspace/config/config.h"
+#include "userspace/mask/body_masker.h"
+#include "userspace/mask/masker.h"
 #include "userspace/net/socket.h"
 #include "userspace/net/tls.h"
 #include "userspace/policy/evaluator.h"
@@ -50,6 +57,8 @@ namespace interlock::proxy::http {
 
 // Stop reading a side while this much is queued towards the other.
 inline constexpr size_t kHighWaterBytes = 1 << 20;
+// A masked body is fed to its masker at most this much at a time (bounds the scratch).
+inline constexpr size_t kMaskPieceBytes = 64 << 10;
 
 struct HttpSessionContext {
   std::string session_id;
@@ -121,11 +130,17 @@ class HttpSession final : public ProxySession {
     // Response.
     bool response_head_seen = false;
     codec::http::BodyFraming response_body;
-    bool response_to_agent_chunked = false;  // read-until-close re-framed as chunked
+    // How the body reaches the agent: kChunked (re-encoded: chunked upstream, read-until-
+    // close, or masked), else as the upstream framed it (kLength, kUntilClose).
+    codec::http::BodyKind response_to_agent = codec::http::BodyKind::kNone;
     uint64_t response_left = 0;
     std::optional<codec::http::ChunkedDecoder> response_chunks;
     bool response_done = false;
     bool close_after = false;
+    // Masking: the profile the answer passes (null: none applies), and the body's masker
+    // once the response head said what the body is.
+    std::shared_ptr<const mask::Masker> masker;
+    std::unique_ptr<mask::BodyMasker> body_masker;
   };
 
   HttpSession(const ProtocolEnv& env, UniqueFd agent, HttpSessionContext ctx,
@@ -155,7 +170,21 @@ class HttpSession final : public ProxySession {
   bool RelayResponseBody();
   // Decides `ex_` and acts: answers, holds, or starts forwarding.
   void Decide();
-  std::optional<policy::Decision> MaskRefusal() const;
+  // The masker the exchange's answer passes under decision `d` (which forwards): the MASK
+  // rule's profile first, then the session floor; the floor alone otherwise. *required:
+  // masking applies (a null masker then means it cannot be had: the request is refused),
+  // *names the profiles, for the refusal.
+  std::shared_ptr<const mask::Masker> MaskerFor(const policy::Decision& d, bool* required, std::string* names) const;
+  // Re-writes the head to forward (its fields through `edit`); false if it cannot be.
+  bool EditForwardHead(
+      const std::function<std::vector<codec::http::HeaderField>(const std::vector<codec::http::HeaderField>&)>& edit);
+  // The response head: what masking makes of it (plan, masker, agent framing); false when
+  // the response was refused instead (the agent answered 502).
+  bool PlanMasking(const std::vector<codec::http::HeaderField>& fields, std::vector<codec::http::HeaderField>* out);
+  // Body bytes (framing removed) of the response towards the agent: masked when a masker
+  // applies, framed for the agent; `last` ends the body. False: masking failed and the
+  // session was ended.
+  bool EmitResponseBody(absl::string_view data, bool last);
   void StartForwarding();
   // The upstream connection of an earlier exchange is open and idle (no end, no bytes).
   bool UpstreamReusable();
@@ -202,6 +231,8 @@ class HttpSession final : public ProxySession {
   MemoryBudget::Lease memory_;
   std::string pending_from_agent_record_;
   std::string pending_to_agent_record_;
+  std::string masked_;       // scratch: one piece of a masked body
+  std::string agent_frame_;  // scratch: one piece framed for the agent
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   net::EventLoop::TimerId connect_timer_ = 0;
   net::EventLoop::TimerId resume_timer_ = 0;

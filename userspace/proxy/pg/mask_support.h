@@ -1,5 +1,5 @@
 // MaskSupport: what a PostgreSQL session needs from the daemon to mask results — the
-// compiled mask profiles of the policy in force, and the catalog (table OID + attribute
+// compiled mask profiles of the policy in force (proxy::MaskProfiles), and the catalog (table OID + attribute
 // number -> schema.table.column) of the resource, read on interlockd's own connection and
 // cached. Implemented by the daemon (userspace/daemon/mask_service.h); tests use a fake.
 #pragma once
@@ -13,22 +13,13 @@
 
 #include "absl/status/status.h"
 #include "userspace/mask/masker.h"
+#include "userspace/proxy/core/mask_profiles.h"
 #include "userspace/proxy/pg/result_masker.h"
 
 namespace interlock::proxy::pg {
 
-class MaskSupport {
+class MaskSupport : public MaskProfiles {
  public:
-  virtual ~MaskSupport() = default;
-  // The compiled profile `name` of the current policy; null when there is none (the
-  // session then refuses the statement: fail closed). Shared: a statement's result keeps
-  // its masker alive across a policy reload.
-  virtual std::shared_ptr<const mask::Masker> Profile(const std::string& name) = 0;
-  // The session floor: the profiles `names` (policy::PolicyEvaluator::MaskProfilesFor)
-  // merged into one (mask::MergeProfiles), compiled once per policy; the profile itself
-  // for a single name. Null when any of them is missing or does not compile (the session
-  // then refuses statements: fail closed).
-  virtual std::shared_ptr<const mask::Masker> Floor(const std::vector<std::string>& names) = 0;
   // `catalog` names one upstream database server of a resource (PgSessionContext::
   // catalog_key): catalogs differ between servers.
   // From the cache: the source of a result column; nullopt when the table is not cached.

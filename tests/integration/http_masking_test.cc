@@ -1,0 +1,423 @@
+// HTTP response masking through the real redirect: an unprivileged enrolled agent (curl,
+// python3-requests) reads customer data from a real HTTP/1.1 upstream on 127.0.0.x and
+// gets it masked — JSON by member name and detectors, gzip/deflate decoded and re-encoded,
+// text by detectors — with the document still valid. Attacks first: every way an agent
+// could ask for a form interlockd cannot mask (Range pieces, codings it cannot decode, an
+// ambiguous Content-Type, a body that stops being JSON halfway) ends with nothing unmasked
+// received. Also nginx (gzip on, Range served) as the upstream, and a 100 MB JSON array
+// masked in bounded memory.
+#include <unistd.h>
+
+#include <cstdint>
+#include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/interlockd_harness.h"
+#include "tests/testing/nginx_server.h"
+#include "tests/testing/privileged.h"
+#include "tests/testing/wait.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Serves the same customer records in every form an API might: JSON (plain, gzip,
+// deflate, "br"), text, an image, two Content-Types, JSON that breaks halfway, a 204, the
+// request's own headers, and /big?mb=N: an N MB JSON array, chunked.
+constexpr char kUpstream[] = R"PY(
+import gzip, json, sys, time, zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+CUSTOMERS = [
+    {"id": 1, "name": "Ada Lovelace", "ssn": "123-45-6789", "card": 4111111111111111,
+     "contact": {"email": "ada@example.com", "tags": ["vip", "card 5500 0000 0000 0004"]},
+     "tax": {"ssn": "987-65-4321", "country": "UK"}, "balance": 1250.5},
+    {"id": 2, "name": "Alan Turing", "ssn": "219-09-9999", "card": "4012888888881881",
+     "contact": {"email": "alan@example.com", "tags": []}, "tax": None, "balance": 0},
+]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send(self, status, body, ctype="application/json", extra=()):
+        self.send_response(status)
+        if ctype: self.send_header("Content-Type", ctype)
+        for k, v in extra: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        doc = json.dumps(CUSTOMERS).encode()
+        if path == "/customers": self.send(200, doc)
+        elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
+        elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
+        elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
+        elif path == "/notes.txt":
+            self.send(200, b"card 4111 1111 1111 1111\r\nmail ada@example.com\r\nnothing here\r\n", "text/plain; charset=utf-8")
+        elif path == "/photo.png": self.send(200, b"\x89PNG\r\n\x1a\n 4111111111111111", "image/png")
+        elif path == "/two-types": self.send(200, doc, extra=[("Content-Type", "text/plain")])
+        elif path == "/empty": self.send_response(204); self.end_headers()
+        elif path == "/headers": self.send(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode())
+        elif path == "/broken":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.chunk(b'[{"ssn": "123-45-6789"}, ')
+            time.sleep(0.3)
+            self.chunk(b'}} {"card": "4111111111111111", "ssn": "555-12-3456"}')
+            self.chunk(b"")
+        elif path == "/big":
+            mb = int(query.split("=")[1])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            pad = "x" * 300
+            sent, i, first = 0, 0, True
+            while sent < mb << 20:
+                recs = []
+                for _ in range(128):
+                    recs.append('{"id":%d,"ssn":"123-45-6789","card":"4111111111111111","email":"u%d@example.com","pad":"%s"}' % (i, i, pad))
+                    i += 1
+                part = ("[" if first else ",") + ",".join(recs)
+                first = False
+                self.chunk(part.encode())
+                sent += len(part)
+            self.chunk(b"]")
+            self.chunk(b"")
+        else: self.send(404, b'{"error": "not found"}')
+    do_HEAD = do_GET
+ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+)PY";
+
+constexpr char kPolicy[] = R"YAML(
+resources:
+  - {resource: api, default_action: ACTION_DENY}
+rules:
+  - id: mask-customers
+    match: {resources: [api], http: {methods: [GET, HEAD], paths: ["/customers*", "/big"]}}
+    action: ACTION_MASK
+    mask_profile: pii
+  - id: read-rest
+    match: {resources: [api], http: {methods: [GET, HEAD]}}
+    action: ACTION_ALLOW
+mask_profiles:
+  - name: pii
+    columns:
+      - {column: "ssn", mask: {style: MASK_STYLE_REDACT}}
+    detectors: [{detector: DETECTOR_CARD, mask: {style: MASK_STYLE_PARTIAL}}, {detector: DETECTOR_EMAIL}]
+)YAML";
+
+class HttpMaskingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("interlock-httpmask-");
+    port_ = FreePort("127.0.0.68");
+    const std::string script = absl::StrCat(dir_, "/upstream.py");
+    ASSERT_TRUE(WriteFileAtomic(script, kUpstream, 0644).ok());
+    upstream_ = Spawn({"/usr/bin/python3", script, "127.0.0.68", absl::StrCat(port_)}, absl::StrCat(dir_, "/up.log"));
+    ASSERT_GT(upstream_, 0);
+    ASSERT_TRUE(WaitFor([&] {
+      return RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", absl::StrCat("http://127.0.0.68:", port_, "/")}, 5)
+                 .exit_code == 0;
+    }, 15));
+    policy_file_ = absl::StrCat(dir_, "/policy.yaml");
+    ASSERT_TRUE(WriteFileAtomic(policy_file_, kPolicy, 0644).ok());
+  }
+  void TearDown() override {
+    if (upstream_ > 0) KillProcess(upstream_);
+    RemoveTree(dir_);
+  }
+
+  std::unique_ptr<InterlockdHarness> Daemon(bool refuse_unmaskable = false) {
+    ResourceSpec r{"api", "127.0.0.68", port_,
+                   absl::StrCat("    protocol: PROTOCOL_HTTP\n",
+                                refuse_unmaskable ? "    http: {refuse_unmaskable_bodies: true}\n" : "")};
+    return std::make_unique<InterlockdHarness>(
+        HarnessOptions{.resources = {r}, .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+  }
+
+  std::string Url(const std::string& path) const { return absl::StrCat("http://127.0.0.68:", port_, path); }
+
+  // curl as the enrolled agent: -sS, the response head included (-i), and the status code
+  // and curl's exit on the last line.
+  CommandResult Curl(InterlockdHarness& h, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-i", "--max-time", "20", "-w", "\n%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return h.RunAgent("agent", argv);
+  }
+  static std::string StatusOf(const CommandResult& r) {
+    std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
+    return lines.empty() ? "" : lines.back();
+  }
+
+  // The HTTP events for `path`, in order.
+  std::vector<v1::AuditEvent> EventsFor(InterlockdHarness& h, const std::string& path) {
+    std::vector<v1::AuditEvent> out;
+    for (v1::AuditEvent& e : h.AuditEvents()) {
+      if (e.kind() == v1::AUDIT_KIND_HTTP_REQUEST && e.http().path() == path) out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  std::string dir_, policy_file_;
+  uint16_t port_ = 0;
+  pid_t upstream_ = -1;
+};
+
+// What every masked customers document must look like, checked by a Python agent that
+// parses it (so it is valid JSON) and prints one verdict line.
+constexpr char kCheckCustomers[] = R"PY(
+import json, sys
+def check(d):
+    a, b = d
+    ok = (a["ssn"] == "[REDACTED]" and a["tax"]["ssn"] == "[REDACTED]" and b["ssn"] == "[REDACTED]"
+          and isinstance(a["card"], str) and a["card"].endswith("1111") and "4111111111111111" not in a["card"]
+          and "4012888888881881" not in b["card"] and "ada@example.com" not in a["contact"]["email"]
+          and "5500 0000 0000 0004" not in a["contact"]["tags"][1]
+          and a["name"] == "Ada Lovelace" and a["balance"] == 1250.5 and a["tax"]["country"] == "UK"
+          and b["tax"] is None and b["contact"]["tags"] == [])
+    return "masked-ok" if ok else "NOT MASKED: " + json.dumps(d)
+)PY";
+
+TEST_F(HttpMaskingTest, JsonIsMaskedByMemberNameAndDetectorsAndStaysValid) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  // requests, keep-alive: the MASK rule's answer, then one the ALLOW rule forwards, which the
+  // session floor (the workload's MASK rules) masks too.
+  const std::string py = absl::StrCat(kCheckCustomers, "import requests\ns = requests.Session()\n",
+                                      "r = s.get('", Url("/customers"), "')\n",
+                                      "print(r.status_code, r.headers.get('transfer-encoding'), ",
+                                      "r.headers.get('content-length'), check(r.json()))\n",
+                                      "e = s.get('", Url("/headers"), "', headers={'X-Contact': 'ada@example.com'})\n",
+                                      "print(e.status_code, e.json()['x-contact'])\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("200 chunked None masked-ok")) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("ada@example.com"))) << r.out;
+  auto events = EventsFor(*h, "/customers");
+  ASSERT_EQ(events.size(), 1u);
+  const v1::AuditEvent& e = events[0];
+  EXPECT_EQ(e.decision().action(), "MASK");
+  EXPECT_EQ(e.decision().rule_id(), "mask-customers");
+  EXPECT_EQ(e.decision().mask_profile(), "pii");
+  EXPECT_EQ(e.http().body_masking(), "json");
+  EXPECT_EQ(e.http().masking().profile(), "pii");
+  EXPECT_EQ(e.http().masking().column_counts().at("ssn"), 3u);
+  EXPECT_EQ(e.http().masking().detector_counts().at("card"), 3u);
+  EXPECT_EQ(e.http().masking().detector_counts().at("email"), 2u);
+  EXPECT_EQ(e.http().masking().values_masked(), 8u);
+  EXPECT_GT(e.http().upstream_response_body_bytes(), 0u);
+  auto floor = EventsFor(*h, "/headers");
+  ASSERT_EQ(floor.size(), 1u);
+  EXPECT_EQ(floor[0].decision().action(), "ALLOW");
+  EXPECT_EQ(floor[0].http().body_masking(), "json");
+  // The recording holds what the agent received: masked (and what it sent, as sent).
+  CommandResult replay = h->Cli({"replay", e.session_id()});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, Not(HasSubstr("123-45-6789")));
+  EXPECT_THAT(replay.out, HasSubstr(R"(\"x-contact\": \"[REDACTED]\")"));
+  for (const v1::AuditEvent& ev : h->AuditEvents()) EXPECT_THAT(ev.DebugString(), Not(HasSubstr("123-45-6789")));
+}
+
+TEST_F(HttpMaskingTest, GzipAndDeflateAreDecodedMaskedAndReencoded) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  // The agent asked for gzip and gets gzip — of the masked document.
+  const std::string py = absl::StrCat(
+      kCheckCustomers, "import gzip, zlib, urllib.request\n",
+      "for path, dec in (('/customers.gz', gzip.decompress), ('/customers.deflate', zlib.decompress)):\n",
+      "    req = urllib.request.Request('", Url(""), "' + path, headers={'Accept-Encoding': 'gzip, deflate'})\n",
+      "    resp = urllib.request.urlopen(req)\n",
+      "    print(path, resp.headers['Content-Encoding'], check(json.loads(dec(resp.read()))))\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("/customers.gz gzip masked-ok"));
+  EXPECT_THAT(r.out, HasSubstr("/customers.deflate deflate masked-ok"));
+  EXPECT_EQ(EventsFor(*h, "/customers.gz").at(0).http().body_masking(), "json+gzip");
+  EXPECT_EQ(EventsFor(*h, "/customers.deflate").at(0).http().body_masking(), "json+deflate");
+  // curl --compressed decodes it itself.
+  CommandResult c = Curl(*h, {"--compressed", Url("/customers.gz")});
+  EXPECT_EQ(StatusOf(c), "200") << c.out;
+  EXPECT_THAT(c.out, HasSubstr("\"ssn\": \"[REDACTED]\""));
+  EXPECT_THAT(c.out, Not(HasSubstr("123-45-6789")));
+}
+
+TEST_F(HttpMaskingTest, TextIsMaskedByDetectorsAndBinaryPassesAudited) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult t = Curl(*h, {Url("/notes.txt")});
+  EXPECT_EQ(StatusOf(t), "200") << t.out;
+  EXPECT_THAT(t.out, Not(HasSubstr("4111 1111 1111 1111")));
+  EXPECT_THAT(t.out, Not(HasSubstr("ada@example.com")));
+  EXPECT_THAT(t.out, HasSubstr("nothing here\r\n"));  // CRLF as sent
+  EXPECT_EQ(EventsFor(*h, "/notes.txt").at(0).http().body_masking(), "text");
+  // A binary body cannot be masked: passed, and the audit event says so.
+  CommandResult b = Curl(*h, {Url("/photo.png")});
+  EXPECT_EQ(StatusOf(b), "200") << b.out;
+  EXPECT_EQ(EventsFor(*h, "/photo.png").at(0).http().body_masking(), "unmasked:binary");
+  // HEAD and 204: nothing to mask, nothing added.
+  CommandResult head = Curl(*h, {"-I", Url("/customers")});
+  EXPECT_THAT(head.out, HasSubstr("Content-Length: ")) << head.out;  // the upstream's, as for GET
+  EXPECT_EQ(EventsFor(*h, "/customers").at(0).http().body_masking(), "none");
+  CommandResult empty = Curl(*h, {Url("/empty")});
+  EXPECT_THAT(empty.out, HasSubstr("HTTP/1.1 204")) << empty.out;
+  EXPECT_EQ(EventsFor(*h, "/empty").at(0).http().body_masking(), "none");
+  // An HTTP/1.0 agent cannot take chunked: the masked body ends with the connection.
+  CommandResult old = Curl(*h, {"-0", Url("/customers")});
+  EXPECT_EQ(StatusOf(old), "200") << old.out;
+  EXPECT_THAT(old.out, Not(HasSubstr("Transfer-Encoding")));
+  EXPECT_THAT(old.out, HasSubstr("\"ssn\": \"[REDACTED]\""));
+}
+
+TEST_F(HttpMaskingTest, EveryWayAroundTheMaskEndsWithNothingUnmasked) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  // Pieces (Range) and codings interlockd cannot decode are not asked of the upstream.
+  CommandResult hdrs = Curl(*h, {"-r", "0-5", "-H", "If-Range: x", "-H", "Accept-Encoding: br, gzip;q=0.5, zstd, *",
+                                 Url("/headers")});
+  EXPECT_EQ(StatusOf(hdrs), "200") << hdrs.out;
+  EXPECT_THAT(hdrs.out, Not(HasSubstr("\"range\"")));
+  EXPECT_THAT(hdrs.out, Not(HasSubstr("\"if-range\"")));
+  EXPECT_THAT(hdrs.out, HasSubstr("\"accept-encoding\": \"gzip;q=0.5\""));
+  // A coding it cannot decode anyway, or two Content-Types: 502, nothing relayed.
+  for (const char* path : {"/customers.br", "/two-types"}) {
+    CommandResult r = Curl(*h, {Url(path)});
+    EXPECT_EQ(StatusOf(r), "502") << path << r.out;
+    EXPECT_THAT(r.out, HasSubstr("mask_unavailable")) << r.out;
+    EXPECT_THAT(r.out, Not(HasSubstr("123-45-6789"))) << r.out;
+    EXPECT_EQ(EventsFor(*h, path).at(0).http().body_masking(), "failed");
+  }
+  // A body that stops being JSON halfway: what came before was masked; the connection ends
+  // without the body's end, so the client reports an error, and nothing after it arrives.
+  CommandResult broken = Curl(*h, {Url("/broken")});
+  EXPECT_NE(broken.exit_code, 0) << broken.out;
+  EXPECT_THAT(broken.out, Not(HasSubstr("123-45-6789")));
+  EXPECT_THAT(broken.out, Not(HasSubstr("4111111111111111")));
+  EXPECT_THAT(broken.out, Not(HasSubstr("555-12-3456")));
+  EXPECT_EQ(EventsFor(*h, "/broken").at(0).http().body_masking(), "failed");
+  bool audited = false;
+  for (const v1::AuditEvent& e : h->AuditEvents()) audited |= e.reason() == "mask_failed";
+  EXPECT_TRUE(audited);
+}
+
+TEST_F(HttpMaskingTest, AResourceThatRefusesUnmaskableBodiesAnswers502) {
+  auto h = Daemon(/*refuse_unmaskable=*/true);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult b = Curl(*h, {Url("/photo.png")});
+  EXPECT_EQ(StatusOf(b), "502") << b.out;
+  EXPECT_THAT(b.out, HasSubstr("cannot be masked"));
+  EXPECT_THAT(b.out, Not(HasSubstr("4111111111111111")));
+}
+
+TEST_F(HttpMaskingTest, AHundredMegabyteJsonArrayIsMaskedInBoundedMemory) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  auto rss_kib = [&](const char* field) {
+    auto status = ReadFile(absl::StrCat("/proc/", h->pid(), "/status"));
+    for (absl::string_view line : absl::StrSplit(status.value_or(""), '\n')) {
+      if (absl::ConsumePrefix(&line, field)) {
+        int64_t kib = 0;
+        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB")),
+                               &kib);
+        return kib;
+      }
+    }
+    return int64_t{-1};
+  };
+  const int64_t before = rss_kib("VmRSS:");
+  // The agent counts what it got and parses it whole (valid JSON).
+  const std::string py = absl::StrCat(
+      "import json, sys, urllib.request\n", "d = urllib.request.urlopen('", Url("/big?mb=100"), "').read()\n",
+      "doc = json.loads(d)\n",
+      "print(len(d), len(doc), d.count(b'123-45-6789'), d.count(b'4111111111111111'), d.count(b'[REDACTED]'))\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py}, false, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  std::vector<std::string> f = absl::StrSplit(absl::StripAsciiWhitespace(r.out), ' ');
+  ASSERT_EQ(f.size(), 5u) << r.out;
+  int64_t bytes = 0, records = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(f[0], &bytes) && absl::SimpleAtoi(f[1], &records));
+  EXPECT_GT(bytes, int64_t{95} << 20);  // masking shortens it a little
+  EXPECT_EQ(f[2], "0") << "raw SSNs reached the agent";
+  EXPECT_EQ(f[3], "0") << "raw card numbers reached the agent";
+  int64_t redacted = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(f[4], &redacted));
+  EXPECT_EQ(redacted, 2 * records) << "an ssn and an email [REDACTED] per record";
+  const int64_t peak = rss_kib("VmHWM:");
+  std::cout << "[mask-stream] " << bytes << " bytes, " << records << " records masked; interlockd RSS before "
+            << before << " KiB, peak " << peak << " KiB\n";
+  EXPECT_LT(peak - before, 64 * 1024) << "interlockd grew by more than 64 MiB masking 100 MB";
+  auto events = EventsFor(*h, "/big");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].http().masking().values_masked(), static_cast<uint64_t>(records) * 3);
+  EXPECT_GT(events[0].http().upstream_response_body_bytes(), uint64_t{100} << 20);
+  EXPECT_EQ(events[0].http().response_body_bytes(), static_cast<uint64_t>(bytes));
+}
+
+// nginx as the upstream: it compresses JSON itself (gzip on) and serves byte ranges. The
+// agent's Range never reaches it (a 200 with the whole masked document comes back, not a
+// 206 of raw bytes), and its gzip is masked.
+TEST(HttpMaskingNginxTest, NginxGzipIsMaskedAndItsRangesAreNeverAskedFor) {
+  const std::string doc =
+      R"([{"id":1,"ssn":"123-45-6789","email":"ada@example.com","card":"4111 1111 1111 1111","pad":")" +
+      std::string(2000, 'p') + R"("}])";
+  auto nginx = NginxServer::Start({.address = "127.0.0.69",
+                                   .files = {{"/v1/customers", doc}},
+                                   .extra_http = {"gzip on;", "gzip_types application/json;", "gzip_min_length 0;"}});
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  const std::string dir = MakeTempDir("interlock-httpmask-nginx-");
+  const std::string policy = absl::StrCat(dir, "/policy.yaml");
+  ASSERT_TRUE(WriteFileAtomic(policy, R"YAML(
+rules:
+  - id: mask-web
+    match: {resources: [web]}
+    action: ACTION_MASK
+    mask_profile: pii
+mask_profiles:
+  - name: pii
+    columns: [{column: "ssn", mask: {style: MASK_STYLE_PARTIAL, keep_last: 4}}]
+    detectors: [{detector: DETECTOR_CARD}, {detector: DETECTOR_EMAIL}]
+)YAML", 0644).ok());
+  {
+    InterlockdHarness h({.resources = {{"web", "127.0.0.69", (*nginx)->port(), "    protocol: PROTOCOL_HTTP\n"}},
+                         .extra_yaml = absl::StrCat("policy_file: ", policy, "\n")});
+    ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+    const std::string url = absl::StrCat("http://127.0.0.69:", (*nginx)->port(), "/v1/customers");
+    // Directly, nginx answers the range with raw bytes of the SSN.
+    CommandResult direct = RunCommand({"/usr/bin/curl", "-sS", "-r", "8-30", url}, 20);
+    EXPECT_THAT(direct.out, HasSubstr("123-45-6789")) << direct.out;
+    CommandResult ranged = h.RunAgent("agent", {"/usr/bin/curl", "-sS", "-r", "8-30", "-w", "\n%{http_code}", url});
+    EXPECT_THAT(ranged.out, ::testing::EndsWith("\n200")) << ranged.out;
+    EXPECT_THAT(ranged.out, HasSubstr("\"ssn\":\"***-**-6789\"")) << ranged.out;
+    EXPECT_THAT(ranged.out, Not(HasSubstr("123-45-6789")));
+    CommandResult gz = h.RunAgent("agent", {"/usr/bin/curl", "-sS", "--compressed", "-D", "-", url});
+    EXPECT_THAT(gz.out, HasSubstr("Content-Encoding: gzip")) << gz.out;
+    EXPECT_THAT(gz.out, Not(HasSubstr("ada@example.com")));
+    EXPECT_THAT(gz.out, Not(HasSubstr("4111 1111 1111 1111")));
+    EXPECT_THAT(gz.out, HasSubstr(std::string(2000, 'p')));
+    bool gzip_masked = false;
+    for (const v1::AuditEvent& e : h.AuditEvents()) {
+      gzip_masked |= e.kind() == v1::AUDIT_KIND_HTTP_REQUEST && e.http().body_masking() == "json+gzip";
+    }
+    EXPECT_TRUE(gzip_masked);
+  }
+  RemoveTree(dir);
+}
+
+}  // namespace
+}  // namespace interlock::testing
