@@ -33,7 +33,7 @@ void StreamSide::Reattach(UniqueFd fd) {
 }
 
 void StreamSide::NoteEvents(uint32_t events) {
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) readable_ = true;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   // A TLS read may wait for writability; let such an event retry the read too.
   if ((events & EPOLLOUT) && read_want_ == net::TlsWant::kWrite) readable_ = true;
 }
@@ -117,6 +117,8 @@ void StreamSide::Watch(uint32_t events) {
     interest_ = events;
   }
 }
+
+void StreamSide::WatchEdges() { Watch(kEdgeEvents); }
 
 void StreamSide::Close(bool reset) {
   Watch(0);

@@ -17,6 +17,8 @@
 // Not thread-safe: it belongs to one session on one event loop.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -92,6 +94,12 @@ class StreamSide {
   uint32_t Interest(bool read_allowed) const;
   // Registers, changes or (with 0) removes this side's epoll interest.
   void Watch(uint32_t events);
+  // Registers this side once for every event, edge-triggered (kEdgeEvents), and leaves it
+  // so: no epoll_ctl per exchange. The session must then keep reading while readable()
+  // (a deferred read is not announced again) and flush whenever out() holds bytes; each
+  // new arrival, end or free space is announced once. Watch(0) and Close remove it.
+  void WatchEdges();
+  static constexpr uint32_t kEdgeEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   // Ends the side: deregistered; with `reset` the close sends RST (SO_LINGER 0), else TLS
   // is shut down cleanly first. The buffers stay (a session may still read them).
   void Close(bool reset);

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "userspace/common/status_macros.h"
 
 namespace interlock::proxy::http {
@@ -46,6 +47,44 @@ absl::StatusOr<std::optional<InjectedField>> CredentialField(const config::HttpC
       return std::nullopt;
   }
   return std::optional<InjectedField>(std::move(f));
+}
+
+CredentialSource::CredentialSource(config::HttpCredentialConfig cfg, const Clock* clock)
+    : cfg_(std::move(cfg)), clock_(clock) {
+  absl::string_view ref = cfg_.secret_ref;
+  if (absl::ConsumePrefix(&ref, "file:")) path_ = std::string(ref);
+}
+
+bool CredentialSource::Unchanged(const struct stat& st) const {
+  const struct stat& c = cached_stat_;
+  return st.st_dev == c.st_dev && st.st_ino == c.st_ino && st.st_size == c.st_size && st.st_mode == c.st_mode &&
+         st.st_uid == c.st_uid && st.st_mtim.tv_sec == c.st_mtim.tv_sec && st.st_mtim.tv_nsec == c.st_mtim.tv_nsec &&
+         st.st_ctim.tv_sec == c.st_ctim.tv_sec && st.st_ctim.tv_nsec == c.st_ctim.tv_nsec;
+}
+
+absl::StatusOr<std::optional<InjectedField>> CredentialSource::Field() {
+  if (cfg_.kind == Kind::kNone) return std::nullopt;
+  const absl::Duration now = clock_->Monotonic();
+  auto cached = [&] { return std::optional<InjectedField>(InjectedField{name_, auth::Secret(value_.reveal())}); };
+  if (cached_ && (path_.empty() || now - checked_at_ < kCredentialRecheck)) return cached();
+  struct stat st = {};
+  const bool stated = path_.empty() || ::stat(path_.c_str(), &st) == 0;
+  if (cached_ && stated && Unchanged(st)) {
+    checked_at_ = now;
+    return cached();
+  }
+  // Changed, gone or never read: the full read (which also says why it fails).
+  cached_ = false;
+  INTERLOCK_ASSIGN_OR_RETURN(std::optional<InjectedField> f, CredentialField(cfg_));
+  if (!f.has_value() || !stated) return f;
+  name_ = f->name;
+  value_ = auth::Secret(f->value.reveal());
+  cached_stat_ = st;
+  checked_at_ = now;
+  // A file replaced between the stat and the read is read again at the next check: its
+  // identity no longer matches the one kept.
+  cached_ = true;
+  return f;
 }
 
 std::vector<std::string> AgentCredentialFields(const config::HttpCredentialConfig& cfg) {

@@ -61,6 +61,9 @@ Started HttpProtocol::Start(SessionStart start) {
   ctx.original_destination = start.original_destination;
   ctx.resource = &resource;
   ctx.upstream = start.upstream;
+  std::unique_ptr<CredentialSource>& credential = credentials_[resource.name];
+  if (credential == nullptr) credential = std::make_unique<CredentialSource>(resource.http->credential, env_.clock);
+  ctx.credential = credential.get();
   if (resource.protocol == config::Protocol::kHttps) {
     if (agent_tls_ == nullptr) return Started{nullptr, "agent_tls_config", "no interception CA loaded"};
     ctx.agent_tls = agent_tls_.get();

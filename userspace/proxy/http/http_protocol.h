@@ -19,6 +19,7 @@
 #include "userspace/net/leaf_cache.h"
 #include "userspace/net/tls.h"
 #include "userspace/proxy/core/protocol.h"
+#include "userspace/proxy/http/credential.h"
 
 namespace interlock::proxy::http {
 
@@ -45,6 +46,8 @@ class HttpProtocol final : public Protocol {
   std::unique_ptr<net::LeafCache> leaves_;
   std::unique_ptr<net::TlsServerContext> agent_tls_;
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> upstream_tls_;
+  // Per resource name: its credential, re-read when the file changes.
+  absl::flat_hash_map<std::string, std::unique_ptr<CredentialSource>> credentials_;
 };
 
 }  // namespace interlock::proxy::http

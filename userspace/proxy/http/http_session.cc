@@ -201,6 +201,7 @@ bool HttpSession::ReadSide(Side side) {
   if (r.bytes == 0) return false;
   if (side == kAgent) RecordFromAgent(s.in().view().substr(s.in().size() - r.bytes));
   last_activity_ = env_.clock->Monotonic();
+  if (side == kUpstream) upstream_last_read_ = last_activity_;
   return true;
 }
 
@@ -270,21 +271,12 @@ void HttpSession::Pump() {
 
 void HttpSession::UpdateInterest() {
   if (phase_ == Phase::kDone) return;
-  if (phase_ == Phase::kAgentTls) {
-    agent_.Watch(agent_.tls()->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN);
-  } else {
-    agent_.Watch(agent_.Interest(AgentReadAllowed()));
-  }
-  if (!upstream_.attached()) return;
-  if (upstream_connecting_) {
-    upstream_.Watch(EPOLLOUT);
-  } else if (upstream_tls_pending_) {
-    upstream_.Watch(upstream_.tls()->want() == net::TlsWant::kWrite ? EPOLLOUT : EPOLLIN);
-  } else {
-    // Between exchanges an upstream's close is found when the next request is sent (a
-    // failed write or an end before the response head: 502, and the next one reconnects).
-    upstream_.Watch(upstream_.Interest(UpstreamReadAllowed()));
-  }
+  // Both sides stay registered for every event, edge-triggered: Pump reads whatever is
+  // readable once the exchange allows it and flushes whatever is queued, so the interest
+  // never changes with the phase (no epoll_ctl per exchange). A connect in progress is
+  // announced by EPOLLOUT, a TLS handshake step by either.
+  agent_.WatchEdges();
+  if (upstream_.attached()) upstream_.WatchEdges();
 }
 
 void HttpSession::ChargeMemory() {
@@ -378,7 +370,7 @@ bool HttpSession::OnRequestHead() {
   for (const std::string& r : removed) {
     if (r != "expect") ex.audit.add_agent_credentials_removed(r);
   }
-  auto injected = CredentialField(http_.credential);
+  auto injected = ctx_.credential != nullptr ? ctx_.credential->Field() : CredentialField(http_.credential);
   if (!injected.ok()) {
     agent_.in().Consume(req.head_bytes);
     Audit(v1::AUDIT_KIND_AUTH, "error", "credential_unavailable", std::string(injected.status().message()));
@@ -717,11 +709,14 @@ void HttpSession::StartForwarding() {
 }
 
 bool HttpSession::UpstreamReusable() {
-  if (!upstream_.attached() || upstream_.eof() || !upstream_.in().empty()) return false;
-  // Idle upstreams close (nginx after keepalive_timeout): a close that arrived between
-  // exchanges is seen here, not as a 502 after the request was sent. Any byte waiting
-  // between exchanges (a TLS close_notify, or something no request asked for) also means
-  // the connection is not reused.
+  // Anything announced between exchanges — a close (nginx after keepalive_timeout), a TLS
+  // close_notify, bytes no request asked for — means the connection is not reused: the
+  // close is seen here, not as a 502 after the request was sent.
+  if (!upstream_.attached() || upstream_.eof() || !upstream_.in().empty() || upstream_.readable()) return false;
+  // An upstream that answered moments ago has not closed for idleness; one idle longer
+  // may have closed in the moment before this request (its end not yet announced): ask
+  // the socket.
+  if (env_.clock->Monotonic() - upstream_last_read_ < kUpstreamFreshFor) return true;
   char byte;
   const ssize_t n = ::recv(upstream_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);

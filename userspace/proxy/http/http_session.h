@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "interlock/v1/events.pb.h"
 #include "interlock/v1/identity.pb.h"
 #include "userspace/codec/http/chunked.h"
@@ -51,6 +52,7 @@
 #include "userspace/proxy/core/protocol.h"
 #include "userspace/proxy/core/session.h"
 #include "userspace/proxy/core/stream_side.h"
+#include "userspace/proxy/http/credential.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy::http {
@@ -59,6 +61,9 @@ namespace interlock::proxy::http {
 inline constexpr size_t kHighWaterBytes = 1 << 20;
 // A masked body is fed to its masker at most this much at a time (bounds the scratch).
 inline constexpr size_t kMaskPieceBytes = 64 << 10;
+// An upstream connection read from less than this long ago is reused without asking the
+// socket whether it closed meanwhile (servers close idle connections after seconds).
+inline constexpr absl::Duration kUpstreamFreshFor = absl::Milliseconds(250);
 
 struct HttpSessionContext {
   std::string session_id;
@@ -73,6 +78,9 @@ struct HttpSessionContext {
   // HTTPS: the verify-full client context for an upstream server name (cached by the
   // protocol). Errors end the exchange with 502.
   std::function<absl::StatusOr<net::TlsClientContext*>(const std::string& server_name)> upstream_tls;
+  // The resource's credential, re-read when its file changes (owned by the protocol).
+  // Null: read from the reference for each request.
+  CredentialSource* credential = nullptr;
 };
 
 class HttpSession final : public ProxySession {
@@ -238,6 +246,7 @@ class HttpSession final : public ProxySession {
   net::EventLoop::TimerId resume_timer_ = 0;
   RelayStats stats_;
   absl::Duration last_activity_;
+  absl::Duration upstream_last_read_ = -absl::InfiniteDuration();
   std::string outcome_ = "closed";
   std::string detail_;
 };

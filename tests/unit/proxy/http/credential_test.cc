@@ -1,10 +1,13 @@
 // The credential interlockd injects, read from its reference per request.
 #include "userspace/proxy/http/credential.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 #include "userspace/common/file_util.h"
 
 namespace interlock::proxy::http {
@@ -63,6 +66,41 @@ TEST_F(CredentialTest, NoneInjectsNothing) {
   auto f = CredentialField({});
   ASSERT_TRUE(f.ok());
   EXPECT_FALSE(f->has_value());
+}
+
+TEST_F(CredentialTest, ASourceRereadsOnlyAChangedFileAndSeesEveryChange) {
+  ASSERT_TRUE(WriteFileAtomic(file_, "tok-1\n", 0600).ok());
+  testing::FakeClock clock;
+  CredentialSource source({.kind = Kind::kBearer, .secret_ref = "file:" + file_}, &clock);
+  EXPECT_EQ((*source.Field())->value.reveal(), "Bearer tok-1");
+  // Rotated (an atomic rename: a new inode): the cached field stands until the next check.
+  ASSERT_TRUE(WriteFileAtomic(file_, "tok-2\n", 0600).ok());
+  clock.Advance(kCredentialRecheck / 2);
+  EXPECT_EQ((*source.Field())->value.reveal(), "Bearer tok-1");
+  clock.Advance(kCredentialRecheck);
+  EXPECT_EQ((*source.Field())->value.reveal(), "Bearer tok-2");
+  clock.Advance(kCredentialRecheck);
+  EXPECT_EQ((*source.Field())->value.reveal(), "Bearer tok-2");  // unchanged: kept
+  // Rewritten in place, the same length.
+  {
+    int fd = ::open(file_.c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "tok-3\n", 6), 6);
+    ::close(fd);
+  }
+  clock.Advance(kCredentialRecheck);
+  EXPECT_EQ((*source.Field())->value.reveal(), "Bearer tok-3");
+  // Made readable by others: refused from the next check on, not served from the cache.
+  ASSERT_EQ(::chmod(file_.c_str(), 0644), 0);
+  clock.Advance(kCredentialRecheck);
+  EXPECT_EQ(source.Field().status().code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_EQ(::chmod(file_.c_str(), 0600), 0);
+  EXPECT_EQ((*source.Field())->value.reveal(), "Bearer tok-3");
+  // Removed: an error, every time (errors are not cached).
+  ::unlink(file_.c_str());
+  clock.Advance(kCredentialRecheck);
+  EXPECT_FALSE(source.Field().ok());
+  EXPECT_FALSE(source.Field().ok());
 }
 
 }  // namespace
