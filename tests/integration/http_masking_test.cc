@@ -328,19 +328,7 @@ TEST_F(HttpMaskingTest, AResourceThatRefusesUnmaskableBodiesAnswers502) {
 TEST_F(HttpMaskingTest, AHundredMegabyteJsonArrayIsMaskedInBoundedMemory) {
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
-  auto rss_kib = [&](const char* field) {
-    auto status = ReadFile(absl::StrCat("/proc/", h->pid(), "/status"));
-    for (absl::string_view line : absl::StrSplit(status.value_or(""), '\n')) {
-      if (absl::ConsumePrefix(&line, field)) {
-        int64_t kib = 0;
-        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB")),
-                               &kib);
-        return kib;
-      }
-    }
-    return int64_t{-1};
-  };
-  const int64_t before = rss_kib("VmRSS:");
+  const int64_t before = ProcessMemoryKib(h->pid(), "VmRSS:");
   // The agent counts what it got and parses it whole (valid JSON).
   const std::string py = absl::StrCat(
       "import json, sys, urllib.request\n", "d = urllib.request.urlopen('", Url("/big?mb=100"), "').read()\n",
@@ -358,7 +346,7 @@ TEST_F(HttpMaskingTest, AHundredMegabyteJsonArrayIsMaskedInBoundedMemory) {
   int64_t redacted = 0;
   ASSERT_TRUE(absl::SimpleAtoi(f[4], &redacted));
   EXPECT_EQ(redacted, 2 * records) << "an ssn and an email [REDACTED] per record";
-  const int64_t peak = rss_kib("VmHWM:");
+  const int64_t peak = ProcessMemoryKib(h->pid(), "VmHWM:");
   std::cout << "[mask-stream] " << bytes << " bytes, " << records << " records masked; interlockd RSS before "
             << before << " KiB, peak " << peak << " KiB\n";
   EXPECT_LT(peak - before, 64 * 1024) << "interlockd grew by more than 64 MiB masking 100 MB";

@@ -636,23 +636,12 @@ TEST(HttpStreamTest, AGibibyteStreamsThroughInBoundedMemoryAndPipelinesAreAnswer
   ASSERT_TRUE(nginx.ok()) << nginx.status();
   InterlockdHarness h({.resources = {{"web", "127.0.0.64", (*nginx)->port(), "    protocol: PROTOCOL_HTTP\n"}}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  auto rss_kib = [&](const char* field) {
-    auto status = ReadFile(absl::StrCat("/proc/", h.pid(), "/status"));
-    for (absl::string_view line : absl::StrSplit(status.value_or(""), '\n')) {
-      if (absl::ConsumePrefix(&line, field)) {
-        int64_t kib = 0;
-        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB")), &kib);
-        return kib;
-      }
-    }
-    return int64_t{-1};
-  };
-  const int64_t before = rss_kib("VmRSS:");
+  const int64_t before = ProcessMemoryKib(h.pid(), "VmRSS:");
   CommandResult r = h.RunAgent("agent", {"/usr/bin/curl", "-sS", "--max-time", "120", "-o", "/dev/null", "-w",
                                          "%{http_code} %{size_download}", absl::StrCat("http://127.0.0.64:", (*nginx)->port(), "/big")});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "200 1073741824");
-  const int64_t peak = rss_kib("VmHWM:");
+  const int64_t peak = ProcessMemoryKib(h.pid(), "VmHWM:");
   std::cout << "[stream] interlockd RSS before " << before << " KiB, peak " << peak << " KiB over a 1 GiB download\n";
   EXPECT_LT(peak - before, 64 * 1024) << "interlockd grew by more than 64 MiB relaying 1 GiB";
   // Two requests in one write: two answers, in order.

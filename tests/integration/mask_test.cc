@@ -250,19 +250,7 @@ print(out.getvalue().replace("\n", "|"))
 }
 
 TEST_F(MaskTest, AMillionRowsStreamWithBoundedMemory) {
-  auto rss_kb = [&](const char* field) -> long {
-    auto status = ReadFile(absl::StrCat("/proc/", h_->pid(), "/status"));
-    if (!status.ok()) return -1;
-    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
-      if (absl::ConsumePrefix(&line, field)) {
-        long kb = 0;
-        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line, "kB")), &kb);
-        return kb;
-      }
-    }
-    return -1;
-  };
-  long before = rss_kb("VmRSS:");
+  const int64_t before = ProcessMemoryKib(h_->pid(), "VmRSS:");
   // 1,000,000 rows, three masked columns per row; psql counts what it receives.
   CommandResult r = h_->RunAgent(
       "analyst",
@@ -274,7 +262,7 @@ TEST_F(MaskTest, AMillionRowsStreamWithBoundedMemory) {
       false, 600);
   ASSERT_EQ(r.exit_code, 0) << r.err << h_->DaemonLog();
   EXPECT_EQ(r.out, "1000000 0\n");
-  long peak = rss_kb("VmHWM:");
+  const int64_t peak = ProcessMemoryKib(h_->pid(), "VmHWM:");
   // The result is ~60 MB on the wire; interlockd holds one row at a time.
   EXPECT_LT(peak - before, 48 * 1024) << "before " << before << " kB, peak " << peak << " kB";
   ASSERT_TRUE(WaitFor([&] {

@@ -16,7 +16,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "userspace/common/file_util.h"
 
 #ifndef INTERLOCK_BINARY_DIR
 #error "INTERLOCK_BINARY_DIR must be defined by the build"
@@ -205,6 +209,20 @@ std::string BinaryPath(const std::string& name) {
     if (::access(p.c_str(), X_OK) == 0) return p;
   }
   return absl::StrCat(INTERLOCK_BINARY_DIR, "/", name);
+}
+
+int64_t ProcessMemoryKib(pid_t pid, const std::string& field) {
+  auto status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (!absl::ConsumePrefix(&line, field)) continue;
+    int64_t kib = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB")), &kib)) {
+      return -1;
+    }
+    return kib;
+  }
+  return -1;
 }
 
 }  // namespace interlock::testing

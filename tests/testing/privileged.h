@@ -61,4 +61,8 @@ int WaitProcess(pid_t pid, int timeout_s);
 // Directory holding the built binaries (interlockd, interlock, interlock-probe, ...).
 std::string BinaryPath(const std::string& name);
 
+// A memory figure of process `pid` from /proc/<pid>/status, in KiB: `field` is "VmRSS:"
+// (resident now) or "VmHWM:" (the peak); -1 when it cannot be read.
+int64_t ProcessMemoryKib(pid_t pid, const std::string& field);
+
 }  // namespace interlock::testing

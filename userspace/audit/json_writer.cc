@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "userspace/common/json_text.h"
 
 namespace interlock::audit {
 namespace internal {
@@ -10,69 +11,10 @@ namespace internal {
 // JSON string body: escapes per RFC 8259; bytes that are not valid UTF-8 become U+FFFD
 // (a proto3 string should always be UTF-8, but an exe path or comm from the kernel need
 // not be).
-void AppendJsonString(std::string* out, absl::string_view s) {
-  out->reserve(out->size() + s.size() + 2);
-  out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    // Plain ASCII needing no escape goes in runs (one append, not one push_back per byte).
-    size_t run = i;
-    while (run < s.size()) {
-      unsigned char r = static_cast<unsigned char>(s[run]);
-      if (r < 0x20 || r >= 0x7f || r == '"' || r == '\\') break;
-      ++run;
-    }
-    if (run > i) {
-      out->append(s.data() + i, run - i);
-      i = run;
-      if (i == s.size()) break;
-    }
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        default:
-          if (c < 0x20 || c == 0x7f) {
-            absl::StrAppend(out, "\\u00", absl::Hex(c, absl::kZeroPad2));
-          } else {
-            out->push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    // Length of a well-formed UTF-8 sequence starting here, or 0.
-    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok && n == 3) {
-      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
-    }
-    if (ok && n == 4) {
-      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-    }
-    if (ok) {
-      out->append(s.data() + i, n);
-      i += n;
-    } else {
-      out->append("\xEF\xBF\xBD");
-      ++i;
-    }
-  }
-  out->push_back('"');
-}
-
 }  // namespace internal
 
 namespace {
 
-using internal::AppendJsonString;
 
 // ---------------------------------------------------------------------------------------
 // Reflection: any message.
@@ -103,7 +45,7 @@ void AppendValueByReflection(std::string* out, const google::protobuf::Message& 
     case FD::CPPTYPE_ENUM: {
       const google::protobuf::EnumValueDescriptor* e =
           rep ? r->GetRepeatedEnum(m, f, index) : r->GetEnum(m, f);
-      AppendJsonString(out, e->name());
+      AppendJsonQuoted(e->name(), out);
       break;
     }
     case FD::CPPTYPE_STRING: {
@@ -111,9 +53,9 @@ void AppendValueByReflection(std::string* out, const google::protobuf::Message& 
       const std::string& v = rep ? r->GetRepeatedStringReference(m, f, index, &scratch)
                                  : r->GetStringReference(m, f, &scratch);
       if (f->type() == FD::TYPE_BYTES) {
-        AppendJsonString(out, absl::Base64Escape(v));
+        AppendJsonQuoted(absl::Base64Escape(v), out);
       } else {
-        AppendJsonString(out, v);
+        AppendJsonQuoted(v, out);
       }
       break;
     }
@@ -136,7 +78,7 @@ void AppendMessageByReflection(std::string* out, const google::protobuf::Message
   for (const auto* f : fields) {
     if (!first) out->push_back(',');
     first = false;
-    AppendJsonString(out, f->name());
+    AppendJsonQuoted(f->name(), out);
     out->push_back(':');
     if (f->is_map()) {
       // proto3 JSON: a map is an object keyed by the key's text.
@@ -189,7 +131,7 @@ class Object {
     return out_;
   }
   void String(absl::string_view key, const std::string& v) {
-    if (!v.empty()) AppendJsonString(Key(key), v);
+    if (!v.empty()) AppendJsonQuoted(v, Key(key));
   }
   void Bool(absl::string_view key, bool v) {
     if (v) Key(key)->append("true");
@@ -211,7 +153,7 @@ class Object {
     out->push_back('[');
     for (int i = 0; i < v.size(); ++i) {
       if (i > 0) out->push_back(',');
-      AppendJsonString(out, v.Get(i));
+      AppendJsonQuoted(v.Get(i), out);
     }
     out->push_back(']');
   }
@@ -312,7 +254,7 @@ void AppendEvent(std::string* out, const v1::AuditEvent& m) {
     if (e == nullptr) {  // a number this build does not know: named the way reflection names it
       e = m.GetReflection()->GetEnum(m, v1::AuditEvent::descriptor()->FindFieldByNumber(v1::AuditEvent::kKindFieldNumber));
     }
-    AppendJsonString(o.Key(R"("kind":)"), e->name());
+    AppendJsonQuoted(e->name(), o.Key(R"("kind":)"));
   }
   o.String(R"("time":)", m.time());
   o.String(R"("session_id":)", m.session_id());

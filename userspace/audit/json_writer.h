@@ -23,8 +23,6 @@ void AppendEventJsonLine(std::string* out, const v1::AuditEvent& event);
 namespace internal {
 // The same line written by reflection only (the reference for the typed writer).
 std::string EventToJsonLineByReflection(const v1::AuditEvent& event);
-// Appends `s` as a JSON string literal (quotes included).
-void AppendJsonString(std::string* out, absl::string_view s);
 }  // namespace internal
 
 }  // namespace interlock::audit

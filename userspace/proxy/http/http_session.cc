@@ -445,10 +445,7 @@ void HttpSession::Decide() {
     if (ex.request_body.kind != chttp::BodyKind::kNone && !ex.body_judged &&
         !(*p)->JsonPointersFor(subject_, ctx_.resource->name).empty()) {
       if (ex.request_body.kind == chttp::BodyKind::kLength && ex.request_body.length > http_.max_judged_body_bytes) {
-        Answer(413, "Request too large to judge",
-               absl::StrCat("a policy rule judges this request's body, which exceeds ", http_.max_judged_body_bytes,
-                            " bytes (max_judged_body_bytes)"),
-               "body_too_large", "denied", /*close=*/true);
+        RefuseLargeBody(/*for_hold=*/false);
         return;
       }
       if (ex.expect_continue && !ex.request_done) SendToAgent("HTTP/1.1 100 Continue\r\n\r\n");
@@ -503,10 +500,7 @@ void HttpSession::Decide() {
         return;
       }
       if (ex.request_body.kind == chttp::BodyKind::kLength && ex.request_body.length > http_.max_judged_body_bytes) {
-        Answer(413, "Request too large to hold",
-               absl::StrCat("the request needs approval and its body exceeds ", http_.max_judged_body_bytes,
-                            " bytes (max_judged_body_bytes)"),
-               "body_too_large", "denied", /*close=*/true);
+        RefuseLargeBody(/*for_hold=*/true);
         return;
       }
       if (ex.expect_continue && !ex.request_done) SendToAgent("HTTP/1.1 100 Continue\r\n\r\n");
@@ -564,9 +558,7 @@ bool HttpSession::ReadHeldBody() {
                                     [&] { return ex.held_body.size() <= limit; });
   if (pulled == BodyPull::kFailed) return true;
   if (ex.held_body.size() > limit) {
-    Answer(413, "Request too large to hold",
-           absl::StrCat("the request needs approval and its body exceeds ", limit, " bytes (max_judged_body_bytes)"),
-           "body_too_large", "denied", /*close=*/true);
+    RefuseLargeBody(/*for_hold=*/!ex.judge_after_body);
     return true;
   }
   if (ex.request_done && ex.judge_after_body) {
@@ -1027,6 +1019,14 @@ void HttpSession::Answer(int status, const std::string& title, const std::string
   } else {
     phase_ = Phase::kRequestHead;
   }
+}
+
+void HttpSession::RefuseLargeBody(bool for_hold) {
+  Answer(413, for_hold ? "Request too large to hold" : "Request too large to judge",
+         absl::StrCat(for_hold ? "the request needs approval and its body exceeds "
+                               : "a policy rule judges this request's body, which exceeds ",
+                      http_.max_judged_body_bytes, " bytes (max_judged_body_bytes)"),
+         "body_too_large", "denied", /*close=*/true);
 }
 
 void HttpSession::UpstreamFailed(const std::string& reason, const std::string& detail) {

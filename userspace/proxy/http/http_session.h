@@ -208,6 +208,9 @@ class HttpSession final : public ProxySession {
   // interlockd answers the exchange itself (a problem+json response) and audits it.
   void Answer(int status, const std::string& title, const std::string& detail, const std::string& reason,
               const std::string& outcome, bool close);
+  // 413 (and close): the body that must be read whole — to judge its fields, or to hold
+  // it for approval — exceeds max_judged_body_bytes.
+  void RefuseLargeBody(bool for_hold);
   void UpstreamFailed(const std::string& reason, const std::string& detail);
   void EndExchange(const std::string& outcome);
 

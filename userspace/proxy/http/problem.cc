@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "userspace/common/json_text.h"
 
 namespace interlock::proxy::http {
 
@@ -26,19 +27,8 @@ absl::string_view ReasonPhrase(int status) {
 }
 
 std::string JsonQuote(absl::string_view text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20 || c == 0x7f) {
-      absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
-    } else {
-      out.push_back(ch);  // UTF-8 passes as is; invalid bytes are the detail's problem, not JSON's
-    }
-  }
-  out.push_back('"');
+  std::string out;
+  AppendJsonQuoted(text, &out);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
+#include "userspace/common/json_text.h"
 #include "userspace/proxy/pg/binary_values.h"
 
 namespace interlock::proxy::pg {
@@ -123,23 +124,6 @@ constexpr uint32_t kJsonOid = 114;
 constexpr uint32_t kJsonbOid = 3802;
 
 bool IsJsonType(uint32_t type_oid) { return type_oid == kJsonOid || type_oid == kJsonbOid; }
-
-// `text` as a JSON string literal (RFC 8259 section 7).
-void AppendJsonString(absl::string_view text, std::string* out) {
-  out->push_back('"');
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(ch);
-    } else if (c < 0x20) {
-      absl::StrAppend(out, absl::StrFormat("\\u%04x", c));
-    } else {
-      out->push_back(ch);
-    }
-  }
-  out->push_back('"');
-}
 
 // Which derived column result field `i` of `n` is, given the statement's output columns:
 // positions before the first star and after the last map one to one; a single star covers
@@ -291,7 +275,7 @@ ResultMasker::Out ResultMasker::MaskRow(Entry& e, absl::string_view raw) {
           // A json document replaced whole stays a json document: the mask as a string.
           text_scratch_.clear();
           kept = m.AppendWhole(*c.rule, jsonb_binary ? v.substr(1) : v, &text_scratch_);
-          if (kept) AppendJsonString(text_scratch_, &nb);
+          if (kept) AppendJsonQuoted(text_scratch_, &nb);
         } else {
           kept = m.AppendWhole(*c.rule, jsonb_binary ? v.substr(1) : v, &nb);
         }

@@ -19,7 +19,7 @@ TEST(ProblemResponse, IsAWholeResponseNamingTheRule) {
   EXPECT_EQ(*codec::http::FindField((*head)->fields, "content-type"), "application/problem+json");
   const std::string body = r.substr((*head)->head_bytes);
   EXPECT_EQ((*head)->framing.body.length, body.size());
-  EXPECT_THAT(body, HasSubstr(R"("detail":"no \"admin\"\u000a")"));
+  EXPECT_THAT(body, HasSubstr(R"("detail":"no \"admin\"\n")"));
   EXPECT_THAT(body, HasSubstr(R"("interlock_rule":"deny-admin")"));
   EXPECT_TRUE((*head)->framing.persistent);
 }
