@@ -144,12 +144,14 @@ class HttpMaskingTest : public ::testing::Test {
     RemoveTree(dir_);
   }
 
-  std::unique_ptr<InterlockdHarness> Daemon(bool refuse_unmaskable = false) {
+  std::unique_ptr<InterlockdHarness> Daemon(bool refuse_unmaskable = false, const std::string& auditor_pub = "") {
     ResourceSpec r{"api", "127.0.0.68", port_,
                    absl::StrCat("    protocol: PROTOCOL_HTTP\n",
                                 refuse_unmaskable ? "    http: {refuse_unmaskable_bodies: true}\n" : "")};
-    return std::make_unique<InterlockdHarness>(
-        HarnessOptions{.resources = {r}, .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+    return std::make_unique<InterlockdHarness>(HarnessOptions{
+        .resources = {r},
+        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n",
+                                   auditor_pub.empty() ? "" : absl::StrCat("auditor_public_key_file: ", auditor_pub, "\n"))});
   }
 
   std::string Url(const std::string& path) const { return absl::StrCat("http://127.0.0.68:", port_, path); }
@@ -314,6 +316,27 @@ TEST_F(HttpMaskingTest, EveryWayAroundTheMaskEndsWithNothingUnmasked) {
   bool audited = false;
   for (const v1::AuditEvent& e : h->AuditEvents()) audited |= e.reason() == "mask_failed";
   EXPECT_TRUE(audited);
+}
+
+TEST_F(HttpMaskingTest, TheOriginalsMaskingReplacedAreSealedToTheAuditorOnly) {
+  CommandResult keygen = RunCommand({BinaryPath("interlock"), "auditor-keygen", "--out", absl::StrCat(dir_, "/auditor")});
+  ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
+  auto h = Daemon(false, absl::StrCat(dir_, "/auditor.pub"));
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {Url("/customers")});
+  ASSERT_EQ(StatusOf(r), "200") << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("123-45-6789")));
+  const std::string id = EventsFor(*h, "/customers").at(0).session_id();
+  // Without the auditor's key: masked, and the originals by size only.
+  CommandResult replay = h->Cli({"replay", id});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, Not(HasSubstr("123-45-6789")));
+  EXPECT_THAT(replay.out, HasSubstr("sealed original"));
+  // With it: what the upstream sent, as sent.
+  CommandResult unsealed = h->Cli({"replay", id, "--unseal", absl::StrCat(dir_, "/auditor.key")});
+  ASSERT_EQ(unsealed.exit_code, 0) << unsealed.err;
+  EXPECT_THAT(unsealed.out, HasSubstr("123-45-6789"));
+  EXPECT_EQ(h->Cli({"verify", id}).exit_code, 0);
 }
 
 TEST_F(HttpMaskingTest, AResourceThatRefusesUnmaskableBodiesAnswers502) {

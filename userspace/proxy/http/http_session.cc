@@ -283,7 +283,8 @@ void HttpSession::ChargeMemory() {
   if (phase_ == Phase::kClosing) return;
   size_t held = agent_.in().capacity() + upstream_.in().capacity() + agent_.out().capacity() +
                 upstream_.out().capacity() + pending_from_agent_record_.capacity() +
-                pending_to_agent_record_.capacity() + masked_.capacity() + agent_frame_.capacity();
+                pending_to_agent_record_.capacity() + pending_sealed_to_agent_.capacity() + masked_.capacity() +
+                agent_frame_.capacity();
   if (ex_.has_value()) {
     held += ex_->held_body.capacity();
     if (ex_->body_masker != nullptr) held += ex_->body_masker->buffer_capacity();
@@ -989,6 +990,11 @@ bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
   } else if (!out.empty()) {
     SendToAgent(out);
   }
+  // The recording keeps what the agent got (masked); with an auditor key, the upstream's
+  // bytes masking replaced are sealed to it, after them (interlock replay --unseal).
+  if (ex.body_masker != nullptr && recorder_ && recorder_->keeps_originals()) {
+    pending_sealed_to_agent_.append(data.data(), data.size());
+  }
   return true;
 }
 
@@ -1101,13 +1107,22 @@ void HttpSession::FlushPendingRecords() {
   if (!recorder_) {
     pending_from_agent_record_.clear();
     pending_to_agent_record_.clear();
+    pending_sealed_to_agent_.clear();
     return;
   }
-  for (auto [dir, buf] : {std::pair{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_},
-                          std::pair{v1::DIRECTION_TO_AGENT, &pending_to_agent_record_}}) {
-    if (buf->empty()) continue;
-    absl::Status st = recorder_->AppendData(dir, *buf);
+  struct Pending {
+    v1::Direction dir;
+    std::string* data;
+    std::string* sealed;  // the originals of what `data` holds masked, sealed after it
+  };
+  std::string no_sealed;
+  for (auto [dir, buf, sealed] : {Pending{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_, &no_sealed},
+                                  Pending{v1::DIRECTION_TO_AGENT, &pending_to_agent_record_, &pending_sealed_to_agent_}}) {
+    if (buf->empty() && sealed->empty()) continue;
+    absl::Status st = buf->empty() ? absl::OkStatus() : recorder_->AppendData(dir, *buf);
+    if (st.ok() && !sealed->empty()) st = recorder_->AppendSealed(dir, *sealed);
     buf->clear();
+    sealed->clear();
     if (!st.ok()) {
       Finish("recording_failed", std::string(st.message()), true);
       return;

@@ -242,6 +242,7 @@ class HttpSession final : public ProxySession {
   MemoryBudget::Lease memory_;
   std::string pending_from_agent_record_;
   std::string pending_to_agent_record_;
+  std::string pending_sealed_to_agent_;  // upstream body bytes masking replaced (auditor key set)
   std::string masked_;       // scratch: one piece of a masked body
   std::string agent_frame_;  // scratch: one piece framed for the agent
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
