@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
@@ -62,6 +63,10 @@ rules:
   - id: read-customers
     match: {resources: [crm], http: {methods: [GET], paths: ["/v1/customers/**"]}}
     action: ACTION_ALLOW
+  - id: review-posts
+    match: {resources: [crm], http: {methods: [POST], paths: ["/v1/notes"]}}
+    action: ACTION_REVIEW
+    review_timeout_s: 60
   - id: reports-for-agent-7
     subject: {subs: [agent-7]}
     match: {resources: [crm], http: {methods: [GET], paths: ["/v1/reports/**"]}}
@@ -416,6 +421,59 @@ TEST_F(HttpIdentityTest, TheUpstreamGetsASignedAssertionVerifiableWithTheShownKe
   EXPECT_THAT(Base64UrlDecodeLenient(std::vector<std::string>(absl::StrSplit(jws2, '.'))[1]),
               Not(HasSubstr("\"sub\"")));
   EXPECT_NE(jws2, jws);
+}
+
+// A held request is forwarded when an approver releases it, maybe long after the agent
+// sent it: its assertion is signed then, not when it arrived (or the upstream would get
+// one that expired during the hold).
+TEST_F(HttpIdentityTest, AHeldRequestGetsItsAssertionSignedWhenReleased) {
+  auto h = Daemon("      identity_headers: true\n");
+  ASSERT_EQ(h->Cli({"assertion-key", "init"}).exit_code, 0);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string out = absl::StrCat(dir_, "/held.out");
+  pid_t agent = Spawn(
+      [&] {
+        std::vector<std::string> argv = h->RunArgv("agent");
+        for (const char* a :
+             {"/usr/bin/curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}", "-X", "POST", "-d", "note=1"}) {
+          argv.push_back(a);
+        }
+        argv.push_back(Url("/v1/notes"));
+        return argv;
+      }(),
+      out);
+  ASSERT_GT(agent, 0);
+  std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  const int64_t held_at = absl::ToUnixSeconds(absl::Now());
+  absl::SleepFor(absl::Seconds(3));
+  CommandResult approve = h->Cli({"approve", id, "--reason", "ticket 7"});
+  ASSERT_EQ(approve.exit_code, 0) << approve.out << approve.err;
+  EXPECT_EQ(WaitProcess(agent, 30), 0);
+  auto got = ReadFile(out);
+  ASSERT_TRUE(got.ok());
+  ASSERT_THAT(*got, HasSubstr("\"method\": \"POST\"")) << *got;
+  EXPECT_EQ(CountReceived(*got, "interlock-assertion"), 1) << *got;
+  const std::string jws = Received(*got, "interlock-assertion");
+  std::vector<std::string> parts = absl::StrSplit(jws, '.');
+  ASSERT_EQ(parts.size(), 3u) << jws;
+  const std::string claims = Base64UrlDecodeLenient(parts[1]);
+  int64_t iat = 0;
+  for (absl::string_view member : absl::StrSplit(claims, ',')) {
+    if (absl::ConsumePrefix(&member, "\"iat\":")) {
+      EXPECT_TRUE(absl::SimpleAtoi(member, &iat));
+    }
+  }
+  EXPECT_GE(iat, held_at + 2) << claims;
+  auto key = h->Cli({"assertion-key", "show"});
+  ASSERT_EQ(key.exit_code, 0);
+  const std::string pem = key.out.substr(key.out.find("-----BEGIN PUBLIC KEY-----"));
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* pub = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  ASSERT_NE(pub, nullptr);
+  EXPECT_TRUE(VerifiesEs256(pub, absl::StrCat(parts[0], ".", parts[1]), Base64UrlDecodeLenient(parts[2])));
+  EVP_PKEY_free(pub);
 }
 
 }  // namespace

@@ -682,7 +682,7 @@ void HttpSession::OnHoldResolved(const v1::ApprovalRequest& request) {
   if (phase_ != Phase::kHeld || !ex_.has_value() || ex_->approval_id != request.id()) return;
   if (request.state() == v1::APPROVAL_STATE_APPROVED) {
     ex_->decision.set_source("approved");
-    StartForwarding();
+    if (RenewAssertion()) StartForwarding();
   } else {
     const bool timeout = request.state() == v1::APPROVAL_STATE_TIMED_OUT;
     ex_->decision.set_source(timeout ? "review_timeout" : "review_denied");

@@ -209,6 +209,10 @@ class HttpSession final : public ProxySession {
   // The forwarded fields without any Interlock-* the agent sent (names to `removed`) and,
   // with identity_headers, with interlockd's identity headers (values in `storage`); false
   // when the request was refused (502) instead.
+  // A request released after a hold: its Interlock-Assertion signed again (a fresh iat,
+  // exp and jti; the hold may have outlasted kAssertionLifetime). False when the request
+  // was refused (502) instead.
+  bool RenewAssertion();
   bool SetIdentityHeaders(const codec::http::Request& req, std::vector<codec::http::HeaderField>* fields,
                           std::vector<OwnedField>* storage, std::vector<std::string>* removed);
   // The upstream connection of an earlier exchange is open and idle (no end, no bytes).

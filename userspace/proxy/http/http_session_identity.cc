@@ -1,6 +1,7 @@
 // HttpSession, agent identity: the token that speaks for the agent on each
 // request and the identity headers added to what is forwarded (agent_identity.h
 // says the rules).
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/proxy/http/agent_identity.h"
 #include "userspace/proxy/http/http_session.h"
@@ -20,6 +21,30 @@ bool HttpSession::IdentifyAgent(const chttp::Request& req) {
   agent_.in().Consume(req.head_bytes);
   Answer(401, "Unauthorized", t.detail, t.reason, "denied",
          /*close=*/req.framing.body.kind != chttp::BodyKind::kNone);
+  return false;
+}
+
+bool HttpSession::RenewAssertion() {
+  if (!http_.identity_headers || ctx_.assertion_key == nullptr) return true;
+  absl::StatusOr<std::vector<OwnedField>> fresh = IdentityHeaders(*ctx_.assertion_key, {.resource = ctx_.resource->name,
+                                                                                        .session_id = ctx_.session_id,
+                                                                                        .identity = &ctx_.identity,
+                                                                                        .claims = token_,
+                                                                                        .now = env_.clock->Now(),
+                                                                                        .jti = NewAssertionId()});
+  const bool edited = fresh.ok() && EditForwardHead([&](const std::vector<chttp::HeaderField>& fields) {
+                        std::vector<chttp::HeaderField> out = fields;
+                        for (chttp::HeaderField& f : out) {
+                          if (absl::EqualsIgnoreCase(f.name, kAssertionHeader))
+                            f.value = fresh->back().value;  // the assertion is last
+                        }
+                        return out;
+                      });
+  if (edited) return true;
+  Audit(v1::AUDIT_KIND_AUTH, "error", "identity_unavailable",
+        fresh.ok() ? "the held request's head could not be rewritten" : std::string(fresh.status().message()));
+  Answer(502, "Identity assertion unavailable", "interlockd could not sign the agent's identity for this resource",
+         "identity_unavailable", "error", /*close=*/!ex_->request_done);
   return false;
 }
 
