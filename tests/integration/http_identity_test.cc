@@ -476,5 +476,31 @@ TEST_F(HttpIdentityTest, AHeldRequestGetsItsAssertionSignedWhenReleased) {
   EVP_PKEY_free(pub);
 }
 
+TEST_F(HttpIdentityTest, AssertionKeyCliNamesInitAndNeverReplacesByAccident) {
+  auto h = Daemon("");
+  CommandResult none = h->Cli({"assertion-key", "show"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.err, HasSubstr("interlock assertion-key init"));
+  CommandResult first = h->Cli({"assertion-key", "init"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_THAT(first.out, HasSubstr("-----BEGIN PUBLIC KEY-----"));
+  EXPECT_THAT(first.out, Not(HasSubstr("PRIVATE")));
+  CommandResult again = h->Cli({"assertion-key", "init"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("--replace"));
+  CommandResult shown = h->Cli({"assertion-key", "show"});
+  ASSERT_EQ(shown.exit_code, 0);
+  EXPECT_EQ(shown.out, first.out.substr(first.out.find('\n') + 1));  // the same key
+  CommandResult replaced = h->Cli({"assertion-key", "init", "--replace"});
+  ASSERT_EQ(replaced.exit_code, 0);
+  EXPECT_NE(h->Cli({"assertion-key", "show"}).out, shown.out);
+  // A key others can read is refused, not used.
+  ASSERT_EQ(::chmod(absl::StrCat(h->state_dir(), "/assertion-key.pem").c_str(), 0644), 0);
+  CommandResult loose = h->Cli({"assertion-key", "show"});
+  EXPECT_EQ(loose.exit_code, 1);
+  EXPECT_THAT(loose.err, HasSubstr("assertion-key.pem"));
+  EXPECT_EQ(h->Cli({"assertion-key", "bogus"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace interlock::testing
