@@ -35,6 +35,7 @@ int CmdRevoke(const Globals& g, const std::vector<std::string>& args);
 int CmdReload(const Globals& g, const std::vector<std::string>& args);
 int CmdAuditorKeygen(const Globals& g, const std::vector<std::string>& args);
 int CmdCa(const Globals& g, const std::vector<std::string>& args);
+int CmdAssertionKey(const Globals& g, const std::vector<std::string>& args);
 
 // One line of JSON (protobuf JSON mapping, snake_case names) for --json output.
 std::string ToJson(const google::protobuf::Message& m);

@@ -28,6 +28,7 @@ constexpr char kUsage[] =
     "  verify ID                                  check a recording's hash chain and seal\n"
     "  auditor-keygen --out PREFIX                key pair for sealed masked originals\n"
     "  ca init|show|bundle                        the local CA for HTTPS interception\n"
+    "  assertion-key init|show                    the key of Interlock-Assertion headers\n"
     "  teardown                                   remove pins and cgroups (interlockd stopped)\n"
     "  approvals [--all] [--json]                 statements held for review\n"
     "  approve ID [--reason TEXT] [--for 15m]     release a held statement\n"
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
                    {"approvals", CmdApprovals}, {"approve", CmdApprove}, {"deny", CmdDeny},
                    {"grant", CmdGrant},     {"grants", CmdGrants}, {"revoke", CmdRevoke},
                    {"reload", CmdReload},   {"auditor-keygen", CmdAuditorKeygen},
-                   {"ca", CmdCa}};
+                   {"ca", CmdCa},           {"assertion-key", CmdAssertionKey}};
   auto it = kCommands.find(cmd);
   if (it == kCommands.end()) {
     std::fprintf(stderr, "interlock: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);

@@ -253,6 +253,13 @@ HttpConfig BuildHttp(const v1::HttpResource& in, const std::string& path, Proble
     ok = false;
   }
   out.elide_query_params.assign(in.elide_query_params().begin(), in.elide_query_params().end());
+  out.token_issuers.assign(in.token_issuers().begin(), in.token_issuers().end());
+  out.require_agent_token = in.require_agent_token();
+  out.identity_headers = in.identity_headers();
+  if (out.require_agent_token && out.token_issuers.empty()) {
+    problems.Add(path + ".require_agent_token", "needs token_issuers (the issuers whose tokens are accepted)");
+    ok = false;
+  }
   return out;
 }
 
@@ -862,13 +869,15 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   out.approvals.allow_same_uid = ap.allow_same_uid();
   BuildOidcIssuers(proto, problems, out.oidc_issuers);
   for (size_t i = 0; i < out.resources.size(); ++i) {
-    if (!out.resources[i].postgres.has_value()) continue;
-    const auto& names = out.resources[i].postgres->token_issuers;
+    const ResourceConfig& r = out.resources[i];
+    if (!r.postgres.has_value() && !r.http.has_value()) continue;
+    const auto& names = r.postgres.has_value() ? r.postgres->token_issuers : r.http->token_issuers;
+    const char* block = r.postgres.has_value() ? "postgres" : "http";
     for (size_t j = 0; j < names.size(); ++j) {
       bool known = false;
       for (const auto& iss : out.oidc_issuers) known |= iss.name == names[j];
       if (!known) {
-        problems.Add(absl::StrCat("resources[", i, "].postgres.token_issuers[", j, "]"),
+        problems.Add(absl::StrCat("resources[", i, "].", block, ".token_issuers[", j, "]"),
                      absl::StrCat("no oidc_issuers entry named ", Quote(names[j])));
       }
     }

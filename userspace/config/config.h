@@ -149,6 +149,10 @@ struct HttpConfig {
   uint64_t max_judged_body_bytes = 1 << 20;
   std::vector<std::string> elide_query_params;  // beyond codec::http::kDefaultElidedParams
   bool refuse_unmaskable_bodies = false;  // binary bodies that must be masked: 502, not passed
+  // Agent identity (HttpResource.token_issuers, require_agent_token, identity_headers).
+  std::vector<std::string> token_issuers;  // OidcIssuerConfig names
+  bool require_agent_token = false;        // no valid token: 401
+  bool identity_headers = false;           // Interlock-Workload/-Subject/-Assertion added
 };
 
 struct ResourceConfig {

@@ -295,13 +295,19 @@ absl::Status Engine::StartProtocols() {
 }
 
 absl::Status Engine::LoadTokenVerifiers() {
+  // PostgreSQL resources (token_issuers, token_sha256) and HTTP ones (token_issuers): the
+  // session gets the verifier in SessionStart.token_verifier.
   for (const config::ResourceConfig& r : config_.resources) {
-    if (!r.postgres.has_value()) continue;
-    const config::PostgresConfig& pg = *r.postgres;
+    if (!r.postgres.has_value() && !r.http.has_value()) continue;
+    static const std::vector<std::string> kNone;
+    const std::vector<std::string>& token_issuers = r.postgres.has_value() ? r.postgres->token_issuers
+                                                    : r.http.has_value()   ? r.http->token_issuers
+                                                                           : kNone;
+    const std::vector<std::string>& token_sha256 = r.postgres.has_value() ? r.postgres->token_sha256 : kNone;
     std::unique_ptr<auth::TokenVerifier> jwt, fixed;
-    if (!pg.token_issuers.empty()) {
+    if (!token_issuers.empty()) {
       std::vector<auth::jwt::IssuerConfig> issuers;
-      for (const std::string& name : pg.token_issuers) {
+      for (const std::string& name : token_issuers) {
         for (const config::OidcIssuerConfig& o : config_.oidc_issuers) {
           if (o.name != name) continue;
           auth::jwt::IssuerConfig c;
@@ -327,7 +333,7 @@ absl::Status Engine::LoadTokenVerifiers() {
       }
       jwt = std::move(*v);
     }
-    if (!pg.token_sha256.empty()) fixed = std::make_unique<auth::StaticTokenVerifier>(pg.token_sha256);
+    if (!token_sha256.empty()) fixed = std::make_unique<auth::StaticTokenVerifier>(token_sha256);
     if (jwt == nullptr && fixed == nullptr) continue;
     token_verifiers_[r.id] = std::make_unique<BindingVerifier>(
         std::make_unique<AnyTokenVerifier>(std::move(jwt), std::move(fixed)), &token_bindings_);

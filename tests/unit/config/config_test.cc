@@ -311,6 +311,50 @@ resources:
   EXPECT_THAT(e, HasSubstr("resources[0].postgres.token_issuers[0]: no oidc_issuers entry named \"nobody\""));
 }
 
+TEST(LoadConfig, HttpAgentTokensAndIdentityHeaders) {
+  ServiceConfig cfg = MustLoad(R"(
+oidc_issuers:
+  - {name: corp, issuer: "https://idp.example", audiences: [interlock], algorithms: [ES256], discovery: true}
+resources:
+  - name: api
+    address: 127.0.0.9
+    port: 80
+    protocol: PROTOCOL_HTTP
+    http: {token_issuers: [corp], require_agent_token: true, identity_headers: true}
+  - name: plain
+    address: 127.0.0.10
+    port: 80
+    protocol: PROTOCOL_HTTP
+)");
+  ASSERT_TRUE(cfg.resources[0].http.has_value());
+  EXPECT_THAT(cfg.resources[0].http->token_issuers, ::testing::ElementsAre("corp"));
+  EXPECT_TRUE(cfg.resources[0].http->require_agent_token);
+  EXPECT_TRUE(cfg.resources[0].http->identity_headers);
+  // Defaults: no agent tokens, no identity headers.
+  ASSERT_TRUE(cfg.resources[1].http.has_value());
+  EXPECT_TRUE(cfg.resources[1].http->token_issuers.empty());
+  EXPECT_FALSE(cfg.resources[1].http->require_agent_token);
+  EXPECT_FALSE(cfg.resources[1].http->identity_headers);
+
+  // An issuer name no oidc_issuers entry has, as for PostgreSQL; a token required with no
+  // issuer to verify it.
+  std::string e = ErrorOf(R"(
+resources:
+  - name: api
+    address: 127.0.0.9
+    port: 80
+    protocol: PROTOCOL_HTTP
+    http: {token_issuers: [nobody]}
+  - name: api2
+    address: 127.0.0.10
+    port: 80
+    protocol: PROTOCOL_HTTPS
+    http: {require_agent_token: true}
+)");
+  EXPECT_THAT(e, HasSubstr("resources[0].http.token_issuers[0]: no oidc_issuers entry named \"nobody\""));
+  EXPECT_THAT(e, HasSubstr("resources[1].http.require_agent_token: needs token_issuers"));
+}
+
 TEST(LoadConfig, Ipv6ListenerCanBeDisabled) {
   ServiceConfig cfg = MustLoad("listener:\n  address_v6: \"-\"\n");
   EXPECT_FALSE(cfg.listener.address_v6.has_value());

@@ -13,7 +13,23 @@ absl::StatusOr<std::unique_ptr<HttpProtocol>> HttpProtocol::Create(
     const ProtocolEnv& env, const std::vector<config::ResourceConfig>& resources) {
   std::unique_ptr<HttpProtocol> p(new HttpProtocol(env));
   bool https = false;
-  for (const config::ResourceConfig& r : resources) https |= r.protocol == config::Protocol::kHttps;
+  bool identity_headers = false;
+  for (const config::ResourceConfig& r : resources) {
+    https |= r.protocol == config::Protocol::kHttps;
+    identity_headers |= r.http.has_value() && r.http->identity_headers;
+  }
+  if (identity_headers) {
+    // Never created here: a key that appears by itself would change, unannounced, what
+    // every upstream must trust.
+    auto key = auth::jwt::AssertionKey::Load(env.state_dir);
+    if (absl::IsNotFound(key.status())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a resource sets http.identity_headers and there is no assertion key in ", env.state_dir,
+                       ": run `interlock assertion-key init`"));
+    }
+    if (!key.ok()) return key.status();
+    p->assertion_key_ = *std::move(key);
+  }
   if (!https) return p;
   auto ca = net::LocalCa::Load(env.state_dir, *env.clock);
   if (absl::IsNotFound(ca.status())) {
@@ -64,6 +80,9 @@ Started HttpProtocol::Start(SessionStart start) {
   std::unique_ptr<CredentialSource>& credential = credentials_[resource.name];
   if (credential == nullptr) credential = std::make_unique<CredentialSource>(resource.http->credential, env_.clock);
   ctx.credential = credential.get();
+  ctx.token_verifier = start.token_verifier;
+  ctx.bound_token = std::move(start.bound_token);
+  ctx.assertion_key = assertion_key_.get();
   if (resource.protocol == config::Protocol::kHttps) {
     if (agent_tls_ == nullptr) return Started{nullptr, "agent_tls_config", "no interception CA loaded"};
     ctx.agent_tls = agent_tls_.get();

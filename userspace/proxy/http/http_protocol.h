@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "userspace/auth/jwt/assertion_key.h"
 #include "userspace/config/config.h"
 #include "userspace/net/interception_ca.h"
 #include "userspace/net/leaf_cache.h"
@@ -27,7 +28,9 @@ class HttpProtocol final : public Protocol {
  public:
   // With an HTTPS resource configured, loads the interception CA from env.state_dir:
   // FAILED_PRECONDITION naming `interlock ca init` when there is none, Load's errors for a
-  // key with loose permissions or a broken pair. `resources` outlive the protocol.
+  // key with loose permissions or a broken pair. With a resource that sets
+  // identity_headers, loads the assertion key likewise (FAILED_PRECONDITION naming
+  // `interlock assertion-key init`). `resources` outlive the protocol.
   static absl::StatusOr<std::unique_ptr<HttpProtocol>> Create(const ProtocolEnv& env,
                                                               const std::vector<config::ResourceConfig>& resources);
 
@@ -46,6 +49,8 @@ class HttpProtocol final : public Protocol {
   std::unique_ptr<net::LeafCache> leaves_;
   std::unique_ptr<net::TlsServerContext> agent_tls_;
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> upstream_tls_;
+  // interlockd's identity assertion key (null: no resource sets identity_headers).
+  std::unique_ptr<auth::jwt::AssertionKey> assertion_key_;
   // Per resource name: its credential, re-read when the file changes.
   absl::flat_hash_map<std::string, std::unique_ptr<CredentialSource>> credentials_;
 };

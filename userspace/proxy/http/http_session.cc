@@ -79,6 +79,7 @@ HttpSession::HttpSession(const ProtocolEnv& env, UniqueFd agent, HttpSessionCont
       http_(*ctx_.resource->http),
       recorder_(std::move(recorder)),
       done_(std::move(done)),
+      tokens_(http_, ctx_.token_verifier, ctx_.bound_token, env.clock),
       last_activity_(env.clock->Monotonic()) {
   agent_.Attach(std::move(agent), /*readable=*/true);
   if (env_.memory != nullptr) memory_ = env_.memory->NewLease();
@@ -360,6 +361,7 @@ bool HttpSession::OnRequestHead() {
   ex.audit.set_target(judged->audit_target);
   ex.audit.set_host(ex.facts.host);
   ex.audit.set_path(ex.facts.path);
+  if (!IdentifyAgent(req)) return true;
 
   // The head as it will be forwarded: hop-by-hop fields, Expect (interlockd answers 100
   // itself) and every credential the agent sent removed, the resource's injected, the body
@@ -368,6 +370,8 @@ bool HttpSession::OnRequestHead() {
   drop.push_back("expect");
   std::vector<std::string> removed;
   std::vector<chttp::HeaderField> fields = WithoutNames(chttp::RemoveHopByHop(req.fields), drop, &removed);
+  std::vector<OwnedField> identity_fields;  // what `fields` views for the identity headers
+  if (!SetIdentityHeaders(req, &fields, &identity_fields, &removed)) return true;
   for (const std::string& r : removed) {
     if (r != "expect") ex.audit.add_agent_credentials_removed(r);
   }
@@ -671,7 +675,7 @@ void HttpSession::OnHoldResolved(const v1::ApprovalRequest& request) {
   if (phase_ != Phase::kHeld || !ex_.has_value() || ex_->approval_id != request.id()) return;
   if (request.state() == v1::APPROVAL_STATE_APPROVED) {
     ex_->decision.set_source("approved");
-    StartForwarding();
+    if (RenewAssertion()) StartForwarding();
   } else {
     const bool timeout = request.state() == v1::APPROVAL_STATE_TIMED_OUT;
     ex_->decision.set_source(timeout ? "review_timeout" : "review_denied");
@@ -1008,7 +1012,8 @@ void HttpSession::Answer(int status, const std::string& title, const std::string
                                .rule = ex_.has_value() ? ex_->decision.rule_id() : "",
                                .reason = reason,
                                .close = close,
-                               .head = head}));
+                               .head = head,
+                               .bearer_challenge = status == 401}));
   if (ex_.has_value()) {
     ex_->audit.set_status(status);
     ex_->audit.set_answered_by("interlockd");

@@ -42,6 +42,7 @@
 #include "interlock/v1/identity.pb.h"
 #include "userspace/codec/http/chunked.h"
 #include "userspace/codec/http/framing.h"
+#include "userspace/codec/http/head.h"
 #include "userspace/common/memory_budget.h"
 #include "userspace/config/config.h"
 #include "userspace/mask/body_masker.h"
@@ -52,6 +53,7 @@
 #include "userspace/proxy/core/protocol.h"
 #include "userspace/proxy/core/session.h"
 #include "userspace/proxy/core/stream_side.h"
+#include "userspace/proxy/http/agent_identity.h"
 #include "userspace/proxy/http/credential.h"
 #include "userspace/record/recorder.h"
 
@@ -81,6 +83,12 @@ struct HttpSessionContext {
   // The resource's credential, re-read when its file changes (owned by the protocol).
   // Null: read from the reference for each request.
   CredentialSource* credential = nullptr;
+  // Agent identity (agent_identity.h): the resource's token verifier (null: no
+  // token_issuers), the token bound to the agent's enrollment, and interlockd's assertion
+  // key (null: identity_headers is off). Owned by the engine and the protocol.
+  const auth::TokenVerifier* token_verifier = nullptr;
+  std::function<absl::StatusOr<std::optional<std::string>>()> bound_token;
+  const auth::jwt::AssertionKey* assertion_key = nullptr;
 };
 
 class HttpSession final : public ProxySession {
@@ -194,6 +202,19 @@ class HttpSession final : public ProxySession {
   // session was ended.
   bool EmitResponseBody(absl::string_view data, bool last);
   void StartForwarding();
+  // Agent identity (http_session_identity.cc). Which token speaks for the agent on this
+  // request, into subject_ and the audit identity; false when the request was refused
+  // (401) instead.
+  bool IdentifyAgent(const codec::http::Request& req);
+  // The forwarded fields without any Interlock-* the agent sent (names to `removed`) and,
+  // with identity_headers, with interlockd's identity headers (values in `storage`); false
+  // when the request was refused (502) instead.
+  // A request released after a hold: its Interlock-Assertion signed again (a fresh iat,
+  // exp and jti; the hold may have outlasted kAssertionLifetime). False when the request
+  // was refused (502) instead.
+  bool RenewAssertion();
+  bool SetIdentityHeaders(const codec::http::Request& req, std::vector<codec::http::HeaderField>* fields,
+                          std::vector<OwnedField>* storage, std::vector<std::string>* removed);
   // The upstream connection of an earlier exchange is open and idle (no end, no bytes).
   bool UpstreamReusable();
   void ConnectUpstream();
@@ -232,6 +253,8 @@ class HttpSession final : public ProxySession {
   StreamSide upstream_{env_.loop, &upstream_watcher_, "upstream"};
   Phase phase_ = Phase::kRequestHead;
   policy::SubjectFacts subject_;
+  AgentTokens tokens_;
+  const auth::TokenClaims* token_ = nullptr;  // the request's verified token (owned by tokens_)
   std::string sni_;  // the agent's SNI ("" in clear or when none was sent)
   std::optional<Exchange> ex_;
   // REVIEW: the decision while the body is read, before the hold starts.

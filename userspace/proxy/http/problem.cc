@@ -10,6 +10,7 @@ absl::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
@@ -42,6 +43,7 @@ std::string ProblemResponse(const Problem& p) {
                                  "\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n"
                                  "Content-Length: ",
                                  body.size(), "\r\n");
+  if (p.bearer_challenge) absl::StrAppend(&out, "WWW-Authenticate: Bearer realm=\"interlock\"\r\n");
   if (p.close) absl::StrAppend(&out, "Connection: close\r\n");
   absl::StrAppend(&out, "\r\n");
   if (!p.head) absl::StrAppend(&out, body);

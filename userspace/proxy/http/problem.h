@@ -20,6 +20,8 @@ struct Problem {
   std::string reason;  // interlockd's audit reason code ("policy", "bad_target", ...)
   bool close = false;  // add "Connection: close" (the connection ends after it)
   bool head = false;   // the request was HEAD: the body is announced, not sent
+  // 401: add `WWW-Authenticate: Bearer realm="interlock"` (RFC 9110 §11.6.1, RFC 6750 §3).
+  bool bearer_challenge = false;
 };
 
 // A whole HTTP/1.1 response: status line, Content-Type, Content-Length, Cache-Control

@@ -32,6 +32,20 @@ TEST(ProblemResponse, CloseAndHead) {
   EXPECT_EQ(r.size(), (*head)->head_bytes);  // HEAD: announced, not sent
 }
 
+TEST(ProblemResponse, Unauthorized401ChallengesForABearerToken) {
+  std::string r = ProblemResponse(
+      {.status = 401, .title = "Unauthorized", .detail = "d", .reason = "token_required", .bearer_challenge = true});
+  auto head = codec::http::PeekResponse(r, "GET");
+  ASSERT_TRUE(head.ok() && head->has_value()) << r;
+  EXPECT_EQ((*head)->status, 401);
+  EXPECT_EQ((*head)->reason, "Unauthorized");
+  EXPECT_EQ(*codec::http::FindField((*head)->fields, "www-authenticate"), "Bearer realm=\"interlock\"");
+  EXPECT_THAT(r, HasSubstr(R"("interlock_reason":"token_required")"));
+  EXPECT_FALSE(codec::http::FindField(
+                   (*codec::http::PeekResponse(ProblemResponse({.status = 403}), "GET"))->fields, "www-authenticate")
+                   .has_value());
+}
+
 TEST(JsonQuote, EscapesWhatJsonRequires) {
   EXPECT_EQ(JsonQuote("a\"b\\c\x01\x7f"), R"("a\"b\\c\u0001\u007f")");
 }
