@@ -77,7 +77,7 @@ TEST(AssertionClaimsJson, TokenMembersAndEscaping) {
   c.groups = {"ops", "a\\b"};
   c.exe = "/tmp/odd\x01name";
   const std::string json = AssertionClaimsJson(c);
-  EXPECT_THAT(json, HasSubstr("\"sub\":\"agent \\\"7\\\"\\u000a\",\"token_iss\":\"https://idp.test\","
+  EXPECT_THAT(json, HasSubstr("\"sub\":\"agent \\\"7\\\"\\n\",\"token_iss\":\"https://idp.test\","
                               "\"groups\":[\"ops\",\"a\\\\b\"]}"));
   EXPECT_THAT(json, HasSubstr("\"exe\":\"/tmp/odd\\u0001name\""));
   // It is one JSON object a JSON parser takes as such.
