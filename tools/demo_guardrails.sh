@@ -23,6 +23,7 @@ suffix="demo-pg-$$"
 db=127.0.0.50
 pg_pid=""; daemon_pid=""; agent_pid=""
 
+. "$here/tools/lib/interlockd.sh"    # start_interlockd, wait_for_approval
 . "$here/tools/lib/throwaway_pg.sh"
 cleanup() {
   set +e
@@ -75,13 +76,7 @@ resources:
       # a throwaway server on loopback: the password may go over plain TCP
       allow_unverified_upstream: true
 YAML
-${INTERLOCKD_WRAP:-} "$interlockd" --config "$work/cfg.yaml" >"$work/interlockd.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 150); do
-  cli status >/dev/null 2>&1 && break
-  kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/interlockd.log"; exit 1; }
-  sleep 0.1
-done
+start_interlockd "$work/cfg.yaml" "$work/interlockd.log" || exit 1
 echo "interlockd is up; policy: $(grep -c '^  - id:' "$work/policy.yaml") rules"
 
 agent() {  # psql as the agent: uid nobody (interlock run drops to it), no password, its
@@ -100,9 +95,8 @@ agent -v ON_ERROR_STOP=0 -c "SELECT pg_read_file('/etc/passwd')" \
 step "agent runs DELETE without WHERE: held for a human"
 agent -c "DELETE FROM customers" >"$work/agent.out" 2>&1 &
 agent_pid=$!
-for _ in $(seq 1 100); do cli approvals | grep -q '^apr-' && break; sleep 0.1; done
-cli approvals
-id="$(cli approvals | sed -n 's/^\(apr-[0-9a-f]*\).*/\1/p' | head -1)"
+wait_for_approval "$work/cfg.yaml"
+id="$approval_id"
 
 step "an approver (not the agent) denies it"
 cli deny "$id" --reason "no bulk deletes of customers" | head -3

@@ -27,6 +27,7 @@ suffix="demo-http-$$"
 api=127.0.0.51
 nginx_pid=""; daemon_pid=""; agent_pid=""
 
+. "$here/tools/lib/interlockd.sh"    # start_interlockd, wait_for_approval
 . "$here/tools/lib/throwaway_pg.sh"  # free_port, stop_pid
 cleanup() {
   set +e
@@ -134,13 +135,7 @@ resources:
       upstream_ca_file: $work/ca.crt
 YAML
 cli ca init | head -2
-${INTERLOCKD_WRAP:-} "$interlockd" --config "$work/cfg.yaml" >"$work/interlockd.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 150); do
-  cli status >/dev/null 2>&1 && break
-  kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/interlockd.log"; exit 1; }
-  sleep 0.1
-done
+start_interlockd "$work/cfg.yaml" "$work/interlockd.log" || exit 1
 echo "interlockd is up; policy: $(grep -c '^  - id:' "$work/policy.yaml") rules"
 
 agent() {  # an unmodified agent: uid nobody, no token, no CA flags
@@ -180,9 +175,8 @@ agent /bin/sh -c "openssl s_client -quiet -servername crm.demo -connect $api:$po
 step "agent deletes customer 2: held for a human"
 curl_agent -X DELETE "$url/v1/customers/2" >"$work/agent.out" 2>&1 &
 agent_pid=$!
-for _ in $(seq 1 100); do cli approvals | grep -q '^apr-' && break; sleep 0.1; done
-cli approvals
-id="$(cli approvals | sed -n 's/^\(apr-[0-9a-f]*\).*/\1/p' | head -1)"
+wait_for_approval "$work/cfg.yaml"
+id="$approval_id"
 
 step "an approver (not the agent) approves it; the request is released as it was held"
 cli approve "$id" --reason "ticket CRM-1234" | head -3
