@@ -169,7 +169,7 @@ std::shared_ptr<const mask::Masker> HttpSession::MaskerFor(const policy::Decisio
   *required = !list.empty();
   *names = absl::StrJoin(list, "+");
   if (list.empty() || env_.masks == nullptr) return nullptr;
-  return list.size() == 1 ? env_.masks->Profile(list.front()) : env_.masks->Floor(list);
+  return env_.masks->Floor(list);  // one name: the profile itself
 }
 
 bool HttpSession::EditForwardHead(

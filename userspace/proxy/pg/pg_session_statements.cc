@@ -152,7 +152,7 @@ bool PgSession::RelayFrontend() {
       for (const std::string& n : floor.list) {
         if (n != profile) names.push_back(n);
       }
-      masker = names.size() == 1 ? env_.masks->Profile(profile) : env_.masks->Floor(names);
+      masker = env_.masks->Floor(names);  // one name: the profile itself
       if (masker != nullptr) profile = masker->name();
     }
   } else if (statement_message && floor.applies) {
