@@ -36,7 +36,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Answers every request with {"method", "path", "headers", "body"} (what it received),
-// HTTP/1.1 keep-alive with Content-Length. /slow-chunked answers chunked.
+// HTTP/1.1 keep-alive with Content-Length. /slow-chunked answers chunked. With X-No-Echo, the
+// body is not echoed back.
 constexpr char kUpstream[] = R"PY(
 import json, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,7 +60,7 @@ class H(BaseHTTPRequestHandler):
             body = self.rfile.read(n).decode("latin-1") if n else ""
         out = json.dumps({"method": self.command, "path": self.path,
                           "headers": {k.lower(): v for k, v in self.headers.items()},
-                          "body": body}).encode()
+                          "body": "(not echoed)" if self.headers.get("X-No-Echo") else body}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         if self.path.startswith("/chunked"):
@@ -121,12 +122,23 @@ class HttpTest : public ::testing::Test {
     RemoveTree(dir_);
   }
 
-  std::unique_ptr<InterlockdHarness> Daemon() {
+  std::unique_ptr<InterlockdHarness> Daemon(const std::string& http_extra = "", const std::string& extra_yaml = "") {
     ResourceSpec r{"crm", "127.0.0.61", port_,
                    absl::StrCat("    protocol: PROTOCOL_HTTP\n    http:\n      credential: {bearer_ref: \"file:",
-                                secret_file_, "\"}\n")};
-    return std::make_unique<InterlockdHarness>(
-        HarnessOptions{.resources = {r}, .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+                                secret_file_, "\"}\n", http_extra)};
+    return std::make_unique<InterlockdHarness>(HarnessOptions{
+        .resources = {r}, .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n", extra_yaml)});
+  }
+
+  // Every byte of every recording in the state dir.
+  std::string AllRecordingBytes(InterlockdHarness& h) {
+    std::string all;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(absl::StrCat(h.state_dir(), "/recordings"))) {
+      if (!e.is_regular_file()) continue;
+      auto bytes = ReadFile(e.path().string());
+      if (bytes.ok()) all += *bytes;
+    }
+    return all;
   }
 
   std::string Url(const std::string& path) const { return absl::StrCat("http://127.0.0.61:", port_, path); }
@@ -187,6 +199,81 @@ TEST_F(HttpTest, AllowedRequestGetsTheInjectedCredentialAndTheAgentsIsRemoved) {
   EXPECT_THAT(replay.out, HasSubstr("body ("));
   EXPECT_THAT(replay.out, Not(HasSubstr("agent-guess")));
   EXPECT_EQ(h->Cli({"verify", events[0].session_id()}).exit_code, 0);
+}
+
+// A recording is kept for years and read by people the agent's data was never meant for:
+// the agent's credentials, elided query values and (by default) request bodies must not be
+// in it in clear — not in the file's bytes, not in the replay — while an auditor with the
+// key can still read the bodies, and the recording still verifies.
+TEST_F(HttpTest, RecordingsWithholdRequestBodiesAndCredentials) {
+  CommandResult keygen = RunCommand({BinaryPath("interlock"), "auditor-keygen", "--out", absl::StrCat(dir_, "/auditor")});
+  ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
+  auto h = Daemon("", absl::StrCat("auditor_public_key_file: ", dir_, "/auditor.pub\n"));
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string pan = "4111111111111111";
+  // Two requests on one connection: a JSON POST (Content-Length) and a chunked one.
+  CommandResult r = Curl(*h, {"-H", "Authorization: Bearer agent-jwt-s3cret", "-H", "Content-Type: application/json",
+                              "-H", "X-No-Echo: 1", "--data", absl::StrCat("{\"card\":\"", pan, "\"}"),
+                              Url("/v1/notes?api_key=k3y-in-query"), "--next", "-H", "Transfer-Encoding: chunked", "-H",
+                              "X-No-Echo: 1", "--data", "note=chunked-p4n-" + pan, Url("/v1/notes")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("(not echoed)"));
+  // A request interlockd cannot parse carries a card number too.
+  CommandResult bad = h->RunAgent(
+      "agent", {"/usr/bin/python3", "-c",
+                absl::StrCat("import socket; s=socket.create_connection(('127.0.0.61',", port_,
+                             ")); s.sendall(b'POST /v1/notes HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 20\\r\\n"
+                             "Transfer-Encoding: chunked\\r\\n\\r\\nsmuggled-",
+                             pan, "'); print(s.recv(4096)[:12])")});
+  EXPECT_THAT(bad.out, HasSubstr("HTTP/1.1 400")) << bad.out << bad.err;
+
+  const std::string bytes = AllRecordingBytes(*h);
+  ASSERT_FALSE(bytes.empty());
+  // (The injected token and the query are in the recording only because this upstream
+  // echoes the request it received: what the agent got back is recorded as it got it.)
+  for (const std::string& secret : {pan, std::string("agent-jwt-s3cret")}) {
+    EXPECT_THAT(bytes, Not(HasSubstr(secret))) << secret;
+  }
+  auto events = HttpEvents(*h);
+  ASSERT_GE(events.size(), 2u);
+  const std::string id = events[0].session_id();
+  CommandResult replay = h->Cli({"replay", id});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, HasSubstr("agent   POST /v1/notes?api_key=(elided) HTTP/1.1"));
+  EXPECT_THAT(replay.out, HasSubstr("interlock-withheld-body: content-length 27"));
+  EXPECT_THAT(replay.out, HasSubstr("interlock-withheld-body: chunked"));
+  EXPECT_THAT(replay.out, HasSubstr("request_body_withheld"));
+  EXPECT_THAT(replay.out, HasSubstr("27 bytes, sha256 "));
+  EXPECT_THAT(replay.out, Not(HasSubstr(pan)));
+  EXPECT_EQ(h->Cli({"verify", id}).exit_code, 0);
+  CommandResult unsealed = h->Cli({"replay", id, "--unseal", absl::StrCat(dir_, "/auditor.key")});
+  ASSERT_EQ(unsealed.exit_code, 0) << unsealed.err;
+  EXPECT_THAT(unsealed.out, HasSubstr(absl::StrCat("27 bytes  original  \"{\\\"card\\\":\\\"", pan)));
+  EXPECT_THAT(unsealed.out, HasSubstr(absl::StrCat("chunked-p4n-", pan)));
+  // The malformed request: summarised, sealed, not in clear.
+  std::string bad_session;
+  for (const v1::AuditEvent& e : h->AuditEvents()) {
+    if (e.kind() == v1::AUDIT_KIND_PROTOCOL_ERROR && e.session_id() != id) bad_session = e.session_id();
+  }
+  ASSERT_FALSE(bad_session.empty());
+  CommandResult bad_replay = h->Cli({"replay", bad_session});
+  EXPECT_THAT(bad_replay.out, HasSubstr("agent_unparsed"));
+  EXPECT_THAT(bad_replay.out, Not(HasSubstr(pan)));
+  CommandResult bad_unsealed = h->Cli({"replay", bad_session, "--unseal", absl::StrCat(dir_, "/auditor.key")});
+  EXPECT_THAT(bad_unsealed.out, HasSubstr("109 bytes  original  \"POST /v1/notes HTTP/1.1"));
+}
+
+TEST_F(HttpTest, RecordRequestBodiesKeepsThemInClear) {
+  auto h = Daemon("      record_request_bodies: true\n");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {"-H", "Authorization: Bearer agent-jwt-s3cret", "--data", "hello-body", Url("/v1/notes")});
+  ASSERT_EQ(StatusOf(r), "200") << r.out << h->DaemonLog();
+  auto events = HttpEvents(*h);
+  ASSERT_EQ(events.size(), 1u);
+  CommandResult replay = h->Cli({"replay", events[0].session_id()});
+  EXPECT_THAT(replay.out, HasSubstr("body (10 bytes): hello-body"));
+  EXPECT_THAT(replay.out, Not(HasSubstr("request_body_withheld")));
+  EXPECT_THAT(AllRecordingBytes(*h), Not(HasSubstr("agent-jwt-s3cret")));  // credentials: never
 }
 
 TEST_F(HttpTest, DeniedAndUnlistedRequestsGetAProblemNamingTheRule) {

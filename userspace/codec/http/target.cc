@@ -173,7 +173,8 @@ absl::StatusOr<std::vector<QueryParam>> ParseQuery(absl::string_view query) {
   return out;
 }
 
-std::string ElideQueryParams(absl::string_view target, absl::Span<const absl::string_view> names) {
+std::string ElideQueryParams(absl::string_view target, absl::Span<const absl::string_view> names,
+                             absl::string_view replacement) {
   const size_t q = target.find('?');
   if (q == absl::string_view::npos) return std::string(target);
   std::string out(target.substr(0, q + 1));
@@ -191,7 +192,7 @@ std::string ElideQueryParams(absl::string_view target, absl::Span<const absl::st
     for (size_t i = 0; name.ok() && !elide && i < names.size(); ++i) {
       elide = absl::EqualsIgnoreCase(*name, names[i]);
     }
-    absl::StrAppend(&out, pair.substr(0, eq + 1), elide ? kElidedValue : pair.substr(eq + 1));
+    absl::StrAppend(&out, pair.substr(0, eq + 1), elide ? replacement : pair.substr(eq + 1));
   }
   return out;
 }

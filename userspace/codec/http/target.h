@@ -77,13 +77,17 @@ inline constexpr absl::string_view kDefaultElidedParams[] = {
     "signature", "sig",          "x-amz-signature", "x-amz-credential", "x-amz-security-token",
     "code"};
 
-// What replaces an elided value.
+// What replaces an elided value in audit events.
 inline constexpr absl::string_view kElidedValue = "<elided>";
+// The same where the target must stay a valid request-target (a recorded request head
+// replay parses again): only request-target characters.
+inline constexpr absl::string_view kElidedTargetValue = "(elided)";
 
-// `target` with the value of every query parameter named in `names` replaced by kElidedValue;
-// everything else is kept byte for byte. A pair whose name does not decode has its value
-// elided too (fail safe).
+// `target` with the value of every query parameter named in `names` replaced by
+// `replacement`; everything else is kept byte for byte. A pair whose name does not decode
+// has its value elided too (fail safe).
 std::string ElideQueryParams(absl::string_view target,
-                             absl::Span<const absl::string_view> names = kDefaultElidedParams);
+                             absl::Span<const absl::string_view> names = kDefaultElidedParams,
+                             absl::string_view replacement = kElidedValue);
 
 }  // namespace interlock::codec::http

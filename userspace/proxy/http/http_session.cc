@@ -50,6 +50,15 @@ HttpSession::HttpSession(const ProtocolEnv& env, UniqueFd agent, HttpSessionCont
   subject_.workload = ctx_.identity.workload();
   subject_.cgroup_path = ctx_.identity.cgroup_path();
   subject_.uid = ctx_.identity.uid();
+  if (recorder_) {
+    RequestRecording::Options o;
+    o.bodies_in_clear = http_.record_request_bodies;
+    o.keep_originals = recorder_->keeps_originals();
+    o.credential_fields = AgentCredentialFields(http_.credential);
+    o.elided_params = http_.elide_query_params;
+    request_recording_.emplace(std::move(o));
+    RecordEvent(request_recording_->Describe());
+  }
 }
 
 HttpSession::~HttpSession() {
@@ -92,6 +101,11 @@ void HttpSession::Finish(const std::string& outcome, const std::string& detail, 
   agent_.Close(reset);
   *alive_ = false;
   if (recorder_) {
+    // What the agent sent that no request consumed: a body cut short, bytes never parsed.
+    EndRecordedBody(/*complete=*/false);
+    absl::string_view rest = agent_.in().view();
+    rest.remove_prefix(std::min(recorded_head_in_buffer_, rest.size()));
+    if (!rest.empty()) RecordUnparsed(rest);
     FlushPendingRecords();
     v1::SessionClose close;
     close.set_outcome(outcome);
@@ -164,7 +178,6 @@ bool HttpSession::ReadSide(Side side) {
   }
   if (r.eof) return true;
   if (r.bytes == 0) return false;
-  if (side == kAgent) RecordFromAgent(s.in().view().substr(s.in().size() - r.bytes));
   last_activity_ = env_.clock->Monotonic();
   if (side == kUpstream) upstream_last_read_ = last_activity_;
   return true;
@@ -248,7 +261,7 @@ void HttpSession::ChargeMemory() {
   if (phase_ == Phase::kClosing) return;
   size_t held = agent_.in().capacity() + upstream_.in().capacity() + agent_.out().capacity() +
                 upstream_.out().capacity() + pending_from_agent_record_.capacity() +
-                pending_to_agent_record_.capacity() + pending_sealed_to_agent_.capacity() + masked_.capacity() +
+                pending_to_agent_record_.capacity() + pending_sealed_to_agent_.capacity() + pending_sealed_from_agent_.capacity() + masked_.capacity() +
                 agent_frame_.capacity();
   if (ex_.has_value()) {
     held += ex_->held_body.capacity();
@@ -340,9 +353,42 @@ void HttpSession::SendToAgent(absl::string_view bytes) {
   pending_to_agent_record_.append(bytes.data(), bytes.size());
 }
 
-void HttpSession::RecordFromAgent(absl::string_view bytes) {
+void HttpSession::RecordRequestHead(const codec::http::Request& req) {
+  if (!request_recording_) return;
   if (!pending_to_agent_record_.empty()) FlushPendingRecords();
-  pending_from_agent_record_.append(bytes.data(), bytes.size());
+  request_recording_->Head(req, &pending_from_agent_record_);
+  recorded_head_in_buffer_ = req.head_bytes;
+}
+
+void HttpSession::ConsumeHead(size_t head_bytes) {
+  agent_.in().Consume(head_bytes);
+  recorded_head_in_buffer_ = 0;
+}
+
+void HttpSession::RecordRequestBody(absl::string_view raw, absl::string_view data) {
+  if (!request_recording_) return;
+  if (!pending_to_agent_record_.empty()) FlushPendingRecords();
+  request_recording_->Body(raw, data, &pending_from_agent_record_, &pending_sealed_from_agent_);
+}
+
+void HttpSession::EndRecordedBody(bool complete) {
+  if (!request_recording_) return;
+  if (auto ev = request_recording_->EndBody(complete)) RecordEvent(*ev);
+}
+
+void HttpSession::RecordUnparsed(absl::string_view bytes) {
+  if (!request_recording_) return;
+  std::string sealed;
+  RecordEvent(request_recording_->Unparsed(bytes, &sealed));
+  pending_sealed_from_agent_.append(sealed);  // after the event that describes it
+  FlushPendingRecords();
+}
+
+void HttpSession::RecordEvent(const RequestRecording::Event& event) {
+  if (!recorder_) return;
+  FlushPendingRecords();  // the bytes before it go first
+  absl::Status st = recorder_->AppendEvent(event.kind, event.detail);
+  if (!st.ok() && phase_ != Phase::kDone) Finish("recording_failed", std::string(st.message()), true);
 }
 
 void HttpSession::FlushPendingRecords() {
@@ -350,6 +396,7 @@ void HttpSession::FlushPendingRecords() {
     pending_from_agent_record_.clear();
     pending_to_agent_record_.clear();
     pending_sealed_to_agent_.clear();
+    pending_sealed_from_agent_.clear();
     return;
   }
   struct Pending {
@@ -357,8 +404,7 @@ void HttpSession::FlushPendingRecords() {
     std::string* data;
     std::string* sealed;  // the originals of what `data` holds masked, sealed after it
   };
-  std::string no_sealed;
-  for (auto [dir, buf, sealed] : {Pending{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_, &no_sealed},
+  for (auto [dir, buf, sealed] : {Pending{v1::DIRECTION_TO_UPSTREAM, &pending_from_agent_record_, &pending_sealed_from_agent_},
                                   Pending{v1::DIRECTION_TO_AGENT, &pending_to_agent_record_, &pending_sealed_to_agent_}}) {
     if (buf->empty() && sealed->empty()) continue;
     absl::Status st = buf->empty() ? absl::OkStatus() : recorder_->AppendData(dir, *buf);

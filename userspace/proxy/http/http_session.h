@@ -55,6 +55,7 @@
 #include "userspace/proxy/core/stream_side.h"
 #include "userspace/proxy/http/agent_identity.h"
 #include "userspace/proxy/http/credential.h"
+#include "userspace/proxy/http/request_recording.h"
 #include "userspace/record/recorder.h"
 
 namespace interlock::proxy::http {
@@ -237,7 +238,15 @@ class HttpSession final : public ProxySession {
 
   void SendToAgent(absl::string_view bytes);
   void SendToUpstream(absl::string_view bytes) { upstream_.out().Append(bytes); }
-  void RecordFromAgent(absl::string_view bytes);
+  // The agent's side of the recording, written as requests are parsed (request_recording.h:
+  // credentials and, by default, bodies withheld), not as bytes are read.
+  void RecordRequestHead(const codec::http::Request& req);
+  // Consumes a parsed head from the agent's buffer (it is recorded already).
+  void ConsumeHead(size_t head_bytes);
+  void RecordRequestBody(absl::string_view raw, absl::string_view data);
+  void EndRecordedBody(bool complete);
+  void RecordUnparsed(absl::string_view bytes);
+  void RecordEvent(const RequestRecording::Event& event);
   void FlushPendingRecords();
   void Audit(v1::AuditKind kind, const std::string& outcome, const std::string& reason, const std::string& detail);
   void Finish(const std::string& outcome, const std::string& detail, bool reset);
@@ -266,6 +275,9 @@ class HttpSession final : public ProxySession {
   std::string pending_from_agent_record_;
   std::string pending_to_agent_record_;
   std::string pending_sealed_to_agent_;  // upstream body bytes masking replaced (auditor key set)
+  std::string pending_sealed_from_agent_;  // request body bytes withheld (auditor key set)
+  std::optional<RequestRecording> request_recording_;  // with a recorder
+  size_t recorded_head_in_buffer_ = 0;  // a head recorded and not consumed yet: its length
   std::string masked_;       // scratch: one piece of a masked body
   std::string agent_frame_;  // scratch: one piece framed for the agent
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -18,7 +18,7 @@ bool HttpSession::IdentifyAgent(const chttp::Request& req) {
   ApplyToken(token_, &subject_, &ctx_.identity);
   for (const TokenDecision::Event& e : t.events) Audit(v1::AUDIT_KIND_AUTH, e.outcome, e.reason, e.detail);
   if (!t.refused) return true;
-  agent_.in().Consume(req.head_bytes);
+  ConsumeHead(req.head_bytes);
   Answer(401, "Unauthorized", t.detail, t.reason, "denied",
          /*close=*/req.framing.body.kind != chttp::BodyKind::kNone);
   return false;
@@ -63,7 +63,7 @@ bool HttpSession::SetIdentityHeaders(const chttp::Request& req, std::vector<chtt
                                                   .jti = NewAssertionId()});
   }
   if (!added.ok()) {
-    agent_.in().Consume(req.head_bytes);
+    ConsumeHead(req.head_bytes);
     Audit(v1::AUDIT_KIND_AUTH, "error", "identity_unavailable", std::string(added.status().message()));
     Answer(502, "Identity assertion unavailable", "interlockd could not sign the agent's identity for this resource",
            "identity_unavailable", "error",

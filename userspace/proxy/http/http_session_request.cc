@@ -73,6 +73,9 @@ bool HttpSession::OnRequestHead() {
     ex_.emplace();
     ex_->started = env_.clock->Monotonic();
     const int status = too_big ? 431 : unsupported ? 501 : 400;
+    // Nothing after a malformed head is read as a request: recorded as unparsed (sealed).
+    RecordUnparsed(agent_.in().view());
+    agent_.in().Consume(agent_.in().size());
     const std::string reason = too_big ? "head_too_large" : unsupported ? "unsupported" : "bad_request";
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", reason, std::string(head.status().message()));
     Answer(status, too_big ? "Request head too large" : unsupported ? "Not supported" : "Malformed request",
@@ -81,6 +84,7 @@ bool HttpSession::OnRequestHead() {
   }
   if (!head->has_value()) return false;
   const chttp::Request& req = **head;
+  RecordRequestHead(req);
   ex_.emplace();
   Exchange& ex = *ex_;
   ex.started = env_.clock->Monotonic();
@@ -120,7 +124,7 @@ bool HttpSession::OnRequestHead() {
   }
   auto injected = ctx_.credential != nullptr ? ctx_.credential->Field() : CredentialField(http_.credential);
   if (!injected.ok()) {
-    agent_.in().Consume(req.head_bytes);
+    ConsumeHead(req.head_bytes);
     Audit(v1::AUDIT_KIND_AUTH, "error", "credential_unavailable", std::string(injected.status().message()));
     Answer(502, "Upstream credential unavailable", "interlockd could not read the resource's credential",
            "credential_unavailable", "error", /*close=*/req.framing.body.kind != chttp::BodyKind::kNone);
@@ -141,13 +145,13 @@ bool HttpSession::OnRequestHead() {
     injected->reset();
   }
   if (!forward.ok()) {
-    agent_.in().Consume(req.head_bytes);
+    ConsumeHead(req.head_bytes);
     Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "bad_request", std::string(forward.status().message()));
     Answer(400, "Malformed request", std::string(forward.status().message()), "bad_request", "refused", true);
     return true;
   }
   ex.forward_head = *std::move(forward);
-  agent_.in().Consume(req.head_bytes);
+  ConsumeHead(req.head_bytes);
   if (ex.request_body.kind == chttp::BodyKind::kLength) ex.request_left = ex.request_body.length;
   if (ex.request_body.kind == chttp::BodyKind::kChunked) ex.request_chunks.emplace();
   ex.request_done = ex.request_body.kind == chttp::BodyKind::kNone;
@@ -274,6 +278,7 @@ HttpSession::BodyPull HttpSession::PullRequestBody(const std::function<void(absl
     absl::string_view in = agent_.in().view();
     if (ex.request_body.kind == chttp::BodyKind::kLength) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(ex.request_left, in.size()));
+      RecordRequestBody(in.substr(0, n), in.substr(0, n));
       sink(in.substr(0, n));
       agent_.in().Consume(n);
       ex.request_left -= n;
@@ -289,11 +294,13 @@ HttpSession::BodyPull HttpSession::PullRequestBody(const std::function<void(absl
         return BodyPull::kFailed;
       }
       if (piece->consumed == 0) break;
+      RecordRequestBody(in.substr(0, piece->consumed), piece->data);
       if (!piece->data.empty()) sink(piece->data);  // a view into the buffer: before Consume
       agent_.in().Consume(piece->consumed);
       ex.request_done = ex.request_chunks->done();
     }
     pulled = BodyPull::kProgress;
+    if (ex.request_done) EndRecordedBody(/*complete=*/true);
   }
   return pulled;
 }
