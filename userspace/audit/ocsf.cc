@@ -259,12 +259,11 @@ void AppendPrincipal(Obj& o, absl::string_view key, const v1::WorkloadIdentity& 
   });
 }
 
-bool HasProcess(const v1::WorkloadIdentity& id) {
-  return id.pid() != 0 || !id.exe().empty() || !id.comm().empty();
-}
+// OCSF process needs a pid: without one, exe/comm/tid/cgroup stay in unmapped.
+bool HasProcess(const v1::WorkloadIdentity& id) { return id.pid() != 0; }
 
 bool HasPrincipal(const v1::WorkloadIdentity& id) {
-  return !id.token_subject().empty() || HasProcess(id) || !id.user().empty();
+  return !id.token_subject().empty() || HasProcess(id) || !id.user().empty() || id.uid() != 0;
 }
 
 void AppendActor(Obj& o, const v1::AuditEvent& e) {
@@ -273,7 +272,7 @@ void AppendActor(Obj& o, const v1::AuditEvent& e) {
     a.Str("app_name", id.workload());
     if (HasPrincipal(id)) AppendPrincipal(a, "user", id);
     if (!id.token_issuer().empty()) a.Object("idp", [&](Obj& i) { i.Str("name", id.token_issuer()); });
-    if (HasProcess(id) || id.cgroup_id() != 0 || !id.cgroup_path().empty()) {
+    if (HasProcess(id)) {
       a.Object("process", [&](Obj& p) {
         if (id.pid() != 0) p.Uint("pid", id.pid());
         if (id.tid() != 0) p.Uint("tid", id.tid());
@@ -286,7 +285,7 @@ void AppendActor(Obj& o, const v1::AuditEvent& e) {
             f.Str("type", "Regular File");
           });
         }
-        if (HasProcess(id)) AppendUnixUser(p, id);
+        AppendUnixUser(p, id);
         if (id.cgroup_id() != 0 || !id.cgroup_path().empty()) {
           // OCSF 1.3 has no cgroup slot: the process's extended attributes.
           p.Object("xattributes", [&](Obj& x) {
@@ -297,8 +296,7 @@ void AppendActor(Obj& o, const v1::AuditEvent& e) {
       });
     }
     if (!e.session_id().empty()) a.Object("session", [&](Obj& s) { s.Str("uid", e.session_id()); });
-    if (!HasPrincipal(id) && id.workload().empty() && e.session_id().empty() && !HasProcess(id) &&
-        id.cgroup_id() == 0 && id.cgroup_path().empty()) {
+    if (!HasPrincipal(id) && id.workload().empty() && e.session_id().empty()) {
       // actor needs one of process/user/session/app_name: interlockd itself acted.
       a.Str("app_name", "interlockd");
     }
@@ -306,19 +304,29 @@ void AppendActor(Obj& o, const v1::AuditEvent& e) {
 }
 
 void ClearActorFields(v1::AuditEvent* rest) {
+  if (!rest->has_identity()) {
+    rest->clear_session_id();
+    return;
+  }
   v1::WorkloadIdentity* id = rest->mutable_identity();
+  const bool process = HasProcess(*id);
+  const bool unix_principal = id->token_subject().empty() && HasPrincipal(*id);
   id->clear_workload();
   id->clear_token_subject();
   id->clear_token_groups();
   id->clear_token_issuer();
-  id->clear_pid();
-  id->clear_tid();
-  id->clear_comm();
-  id->clear_exe();
-  id->clear_user();
-  id->clear_uid();
-  id->clear_cgroup_id();
-  id->clear_cgroup_path();
+  if (process) {  // process {pid, tid, name, file, xattributes}
+    id->clear_pid();
+    id->clear_tid();
+    id->clear_comm();
+    id->clear_exe();
+    id->clear_cgroup_id();
+    id->clear_cgroup_path();
+  }
+  if (process || unix_principal) {  // process.user or actor.user
+    id->clear_user();
+    id->clear_uid();
+  }
   if (id->ByteSizeLong() == 0) rest->clear_identity();
   rest->clear_session_id();
 }
@@ -332,10 +340,12 @@ void AppendDst(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest) {
     p.Str("svc_name", e.resource());
   });
   rest->clear_original_destination();
+  rest->clear_resource();
 }
 
-void AppendHost(Obj& o, const v1::AuditEvent& e, bool src_endpoint, bool device) {
-  if (e.host().empty()) return;
+void AppendHost(Obj& o, const v1::AuditEvent& e, bool src_endpoint, bool device, v1::AuditEvent* rest) {
+  if (e.host().empty() || (!src_endpoint && !device)) return;
+  rest->clear_host();
   // The agent runs on the host interlockd runs on (redirect by cgroup): its source.
   if (src_endpoint) o.Object("src_endpoint", [&](Obj& s) { s.Str("hostname", e.host()); });
   if (!device) return;
@@ -417,19 +427,28 @@ void DatastoreBody(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest, Activi
   o.Int("type_id", 1);
   o.Str("type", "Database");
   if (!text.empty()) {
+    // query_info needs a name or uid: the prepared statement's name, the text's SHA-256.
+    absl::string_view name = e.has_statement() ? absl::string_view(st.statement_name()) : absl::string_view();
+    absl::string_view sha = e.has_statement() ? st.text_sha256() : apr.statement_sha256();
     o.Object("query_info", [&](Obj& q) {
       q.Str("query_string", text);
-      q.Str("name", e.has_statement() ? st.statement_name() : "");
+      q.Str("name", name.empty() && sha.empty() ? absl::string_view("statement") : name);
+      q.Str("uid", sha);
     });
     if (e.has_statement()) {
       rest->mutable_statement()->clear_text();
       rest->mutable_statement()->clear_statement_name();
+      rest->mutable_statement()->clear_text_sha256();
     } else {
       rest->mutable_approval()->clear_statement();
+      rest->mutable_approval()->clear_statement_sha256();
     }
   }
-  if (e.has_statement()) rest->mutable_statement()->clear_database();
-  if (e.has_approval()) rest->mutable_approval()->clear_database();
+  if (!st.database().empty()) {
+    rest->mutable_statement()->clear_database();
+  } else if (!apr.database().empty()) {
+    rest->mutable_approval()->clear_database();
+  }
 }
 
 void HttpBody(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest, Activity* activity, Disposition* disp) {
@@ -507,10 +526,8 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
   // What OCSF has no slot for stays in `unmapped`: the event minus what is written above.
   v1::AuditEvent rest = e;
   rest.clear_id();
-  rest.clear_outcome();
-  rest.clear_reason();
-  rest.clear_detail();
-  rest.clear_host();
+  rest.clear_reason();  // status_code
+  rest.clear_detail();  // status_detail
 
   int class_uid = kClassBaseEvent;
   int category_uid = 0;
@@ -521,6 +538,7 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
   bool security_control = false;  // profiles: action, disposition, authorizations
   bool host_profile = true;       // device (and actor where the class lacks it)
   bool src_endpoint = true;
+  bool actor_from_identity = true;
   // `body` is written into after the common members; built first so that the activity
   // and disposition it chooses are known.
   std::string body;
@@ -653,12 +671,25 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
                    : e.outcome() == "unenrolled" ? Activity{7, "Unenroll"}
                                                  : Activity{kActivityOther, "Other"};
         const v1::WorkloadIdentity& id = e.identity();
+        // The workload is the entity; interlockd (on the operator's command) the actor.
         o.Object("entity", [&](Obj& en) {
-          en.Str("name", id.workload().empty() ? id.cgroup_path() : id.workload());
+          en.Str("name", id.workload().empty() ? "unknown" : id.workload());
           if (id.cgroup_id() != 0) en.Str("uid", absl::StrCat(id.cgroup_id()));
-          if (id.workload().empty() && id.cgroup_path().empty() && id.cgroup_id() == 0) en.Str("name", "unknown");
           en.Str("type", "Workload");
+          if (!id.cgroup_path().empty()) {
+            std::string* d = en.Key("data");
+            Obj data(d);
+            data.Str("cgroup_path", id.cgroup_path());
+          }
         });
+        o.Object("actor", [&](Obj& a) { a.Str("app_name", "interlockd"); });
+        actor_from_identity = false;
+        if (rest.has_identity()) {
+          rest.mutable_identity()->clear_workload();
+          rest.mutable_identity()->clear_cgroup_id();
+          rest.mutable_identity()->clear_cgroup_path();
+          if (rest.identity().ByteSizeLong() == 0) rest.clear_identity();
+        }
         src_endpoint = false;
         break;
       }
@@ -741,14 +772,14 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
     }
   }
 
-  if (class_uid != kClassBaseEvent) {  // the base event has no actor
+  if (class_uid != kClassBaseEvent && actor_from_identity) {  // the base event has no actor
     AppendActor(o, e);
     ClearActorFields(&rest);
   }
   if (class_uid != kClassEntityManagement && class_uid != kClassApplicationLifecycle && class_uid != kClassBaseEvent) {
     AppendDst(o, e, &rest);
   }
-  if (class_uid != kClassBaseEvent) AppendHost(o, e, src_endpoint, host_profile);
+  if (class_uid != kClassBaseEvent) AppendHost(o, e, src_endpoint, host_profile, &rest);
   // Class members.
   if (body.size() > 2) {
     std::string* k = o.Key("");

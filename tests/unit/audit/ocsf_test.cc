@@ -1,0 +1,366 @@
+#include "userspace/audit/ocsf.h"
+
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/unit/audit/ocsf_samples.h"
+#include "userspace/codec/json/extract.h"
+#include "userspace/codec/json/tokenizer.h"
+#include "userspace/common/json_text.h"
+
+// The schema itself (names, types, enums, required attributes) is checked by
+// ocsf_schema_check.py against tests/data/ocsf (ctest OcsfSchema.*); these tests check the
+// mapping's choices, the JSON text, and that nothing of the event is lost.
+
+namespace interlock::audit {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// Values at the given pointers; fails the test when the text is not one strict JSON
+// document without duplicate keys.
+std::map<std::string, std::string> Fields(const std::string& json, const std::vector<std::string>& pointers) {
+  auto r = codec::json::ExtractJsonFields(json, pointers);
+  EXPECT_TRUE(r.ok()) << r.status() << "\n" << json;
+  if (!r.ok()) return {};
+  return std::map<std::string, std::string>(r->begin(), r->end());
+}
+
+// Strict RFC 8259 (invalid UTF-8, raw control characters, bad escapes are refused).
+absl::Status ParseStrict(const std::string& json) {
+  codec::json::JsonTokenizer tok;
+  auto sink = [](const codec::json::JsonToken&) { return absl::OkStatus(); };
+  absl::Status st = tok.Feed(json, sink);
+  if (!st.ok()) return st;
+  return tok.Finish(sink);
+}
+
+TEST(Ocsf, SamplesCoverEveryAuditKind) {
+  std::set<int> seen;
+  for (const auto& e : testing::OcsfSampleEvents()) seen.insert(e.kind());
+  const auto* d = v1::AuditKind_descriptor();
+  for (int i = 0; i < d->value_count(); ++i) EXPECT_TRUE(seen.count(d->value(i)->number())) << d->value(i)->name();
+}
+
+// The class table in ocsf.h, event by event.
+TEST(Ocsf, ClassActivityAndDispositionPerKind) {
+  struct Want {
+    std::string class_uid, activity_id, disposition_id;
+  };
+  // Keyed by "KIND outcome" (the samples are unique on it, http ones marked).
+  const std::map<std::string, Want> kWant = {
+      {"AUDIT_KIND_SESSION_START allowed", {"4001", "1", "1"}},
+      {"AUDIT_KIND_SESSION_END closed", {"4001", "2", ""}},
+      {"AUDIT_KIND_CONNECT_DENIED denied", {"4001", "5", "2"}},
+      {"AUDIT_KIND_SESSION_REJECTED rejected", {"4001", "5", "25"}},
+      {"AUDIT_KIND_DAEMON started", {"6002", "3", ""}},
+      {"AUDIT_KIND_DAEMON denied", {"6002", "99", ""}},
+      {"AUDIT_KIND_ENROLLMENT enrolled", {"3004", "6", ""}},
+      {"AUDIT_KIND_STATEMENT ok", {"6005", "4", "1"}},
+      {"AUDIT_KIND_STATEMENT error", {"6005", "5", "27"}},
+      {"AUDIT_KIND_AUTH allowed", {"3002", "1", ""}},
+      {"AUDIT_KIND_AUTH closed", {"3002", "2", ""}},
+      {"AUDIT_KIND_CANCEL denied", {"4001", "99", "2"}},
+      {"AUDIT_KIND_PROTOCOL_ERROR denied", {"4001", "99", "2"}},
+      {"AUDIT_KIND_POLICY_DECISION denied", {"6005", "7", "2"}},
+      {"AUDIT_KIND_POLICY_DECISION held", {"6005", "7", "14"}},
+      {"AUDIT_KIND_POLICY_DECISION held http", {"4002", "6", "14"}},
+      {"AUDIT_KIND_APPROVAL requested", {"6005", "7", "14"}},
+      {"AUDIT_KIND_APPROVAL approved", {"6005", "7", "8"}},
+      {"AUDIT_KIND_APPROVAL denied", {"6005", "7", "2"}},
+      {"AUDIT_KIND_APPROVAL timed_out", {"6005", "7", "2"}},
+      {"AUDIT_KIND_APPROVAL expired", {"6005", "7", "2"}},
+      {"AUDIT_KIND_APPROVAL approver_refused", {"6005", "7", "26"}},
+      {"AUDIT_KIND_APPROVAL approved http", {"4002", "6", "8"}},
+      {"AUDIT_KIND_GRANT granted", {"3003", "1", ""}},
+      {"AUDIT_KIND_GRANT revoked", {"3003", "99", ""}},
+      {"AUDIT_KIND_GRANT expired", {"3003", "99", ""}},
+      {"AUDIT_KIND_GRANT granter_refused", {"3003", "99", ""}},
+      {"AUDIT_KIND_GRANT denied", {"3003", "99", ""}},
+      {"AUDIT_KIND_POLICY loaded", {"6002", "8", ""}},
+      {"AUDIT_KIND_POLICY rejected", {"6002", "8", ""}},
+      {"AUDIT_KIND_MASKING masked", {"6005", "1", "99"}},
+      {"AUDIT_KIND_HTTP_REQUEST allowed http", {"4002", "3", "1"}},
+      {"AUDIT_KIND_HTTP_REQUEST denied http", {"4002", "99", "2"}},
+      {" allowed", {"0", "99", ""}},
+      {"AUDIT_KIND_UNSPECIFIED ", {"0", "99", ""}},
+  };
+  std::set<std::string> checked;
+  for (const auto& e : testing::OcsfSampleEvents()) {
+    const std::string key = absl::StrCat(v1::AuditKind_Name(e.kind()), " ", e.outcome(),
+                                         e.protocol() == "http" ? " http" : "");
+    auto want = kWant.find(key);
+    ASSERT_NE(want, kWant.end()) << "no expectation for sample " << key;
+    checked.insert(key);
+    const std::string json = EventToOcsfJson(e);
+    auto f = Fields(json, {"/class_uid", "/activity_id", "/type_uid", "/disposition_id", "/metadata/uid"});
+    EXPECT_EQ(f["/class_uid"], want->second.class_uid) << key;
+    EXPECT_EQ(f["/activity_id"], want->second.activity_id) << key;
+    EXPECT_EQ(f["/type_uid"], absl::StrCat(std::stoi(f["/class_uid"]) * 100 + std::stoi(f["/activity_id"]))) << key;
+    EXPECT_EQ(f["/disposition_id"], want->second.disposition_id) << key;
+    EXPECT_EQ(f["/metadata/uid"], e.id()) << key;
+  }
+  EXPECT_EQ(checked.size(), kWant.size());
+}
+
+TEST(Ocsf, StatementFieldsLandInDatastoreSlots) {
+  for (const auto& e : testing::OcsfSampleEvents()) {
+    if (e.kind() != v1::AUDIT_KIND_STATEMENT || e.outcome() != "ok") continue;
+    auto f = Fields(EventToOcsfJson(e), {"/query_info/query_string", "/query_info/name", "/database/name",
+                                         "/database/uid", "/actor/user/uid", "/actor/process/pid",
+                                         "/actor/process/file/path", "/actor/session/uid", "/dst_endpoint/ip",
+                                         "/dst_endpoint/port", "/time", "/authorizations/0/policy/uid",
+                                         "/unmapped/interlock/statement/parameters/0"});
+    EXPECT_EQ(f["/query_info/query_string"], "SELECT name FROM customers WHERE id = $1");
+    EXPECT_EQ(f["/query_info/name"], "s1");
+    EXPECT_EQ(f["/database/name"], "billing");
+    EXPECT_EQ(f["/database/uid"], "billing-db");
+    EXPECT_EQ(f["/actor/user/uid"], "agent:billing");  // the OIDC subject
+    EXPECT_EQ(f["/actor/process/pid"], "31337");
+    EXPECT_EQ(f["/actor/process/file/path"], "/usr/bin/python3.11");
+    EXPECT_EQ(f["/actor/session/uid"], e.session_id());
+    EXPECT_EQ(f["/dst_endpoint/ip"], "10.0.0.7");
+    EXPECT_EQ(f["/dst_endpoint/port"], "5432");
+    EXPECT_EQ(f["/time"], "1796585400123");  // 2026-12-06T19:30:00.123456789Z
+    EXPECT_EQ(f["/authorizations/0/policy/uid"], "reads");
+    EXPECT_EQ(f["/unmapped/interlock/statement/parameters/0"], "<redacted>");  // as audited
+  }
+}
+
+TEST(Ocsf, WithheldStatementTextIsNotInvented) {
+  v1::AuditEvent e;
+  e.set_kind(v1::AUDIT_KIND_STATEMENT);
+  e.set_resource("db");
+  e.mutable_statement()->set_text_sha256(std::string(64, 'c'));
+  e.mutable_statement()->add_command_tags("DELETE 3");
+  const std::string json = EventToOcsfJson(e);
+  EXPECT_EQ(json.find("query_info"), std::string::npos) << json;
+  auto f = Fields(json, {"/activity_id", "/database/uid"});
+  EXPECT_EQ(f["/activity_id"], "7");  // Delete, from the command tag
+  EXPECT_EQ(f["/database/uid"], "db");
+}
+
+TEST(Ocsf, HttpRequestFieldsLandInHttpSlots) {
+  for (const auto& e : testing::OcsfSampleEvents()) {
+    if (e.kind() != v1::AUDIT_KIND_HTTP_REQUEST || e.outcome() != "allowed") continue;
+    auto f = Fields(EventToOcsfJson(e),
+                    {"/http_request/http_method", "/http_request/url/url_string", "/http_request/url/path",
+                     "/http_request/url/query_string", "/http_request/url/hostname", "/http_response/code",
+                     "/http_response/length", "/http_response/content_type", "/duration"});
+    EXPECT_EQ(f["/http_request/http_method"], "GET");
+    EXPECT_EQ(f["/http_request/url/url_string"], "https://crm.example/v1/customers?limit=10&api_key=<elided>");
+    EXPECT_EQ(f["/http_request/url/path"], "/v1/customers");
+    EXPECT_EQ(f["/http_request/url/query_string"], "limit=10&api_key=<elided>");
+    EXPECT_EQ(f["/http_request/url/hostname"], "crm.example");
+    EXPECT_EQ(f["/http_response/code"], "200");
+    EXPECT_EQ(f["/http_response/length"], "5120");
+    EXPECT_EQ(f["/http_response/content_type"], "application/json");
+    EXPECT_EQ(f["/duration"], "42");
+  }
+}
+
+// Every string field set to one hostile value, for every kind: the output is strict JSON
+// (one object, no raw control bytes, valid UTF-8).
+TEST(Ocsf, HostileStringsGiveStrictJson) {
+  const std::string kHostile[] = {
+      std::string("quote\" backslash\\ slash/ \"}],{\"class_uid\":1"),
+      std::string("line\nbreak\r\ttab \x01\x02\x1f\x7f nul:") + std::string(1, '\0') + "end",
+      std::string("bad utf-8: \xff \xc3( \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf"),
+      std::string("\xe2\x80\xa8 line separator, emoji \xf0\x9f\x94\x92, </script>"),
+  };
+  const auto* kinds = v1::AuditKind_descriptor();
+  for (const std::string& hostile : kHostile) {
+    for (int k = 0; k < kinds->value_count(); ++k) {
+      std::vector<v1::AuditEvent> events = testing::OcsfSampleEvents();
+      for (v1::AuditEvent& e : events) {
+        e.set_kind(static_cast<v1::AuditKind>(kinds->value(k)->number()));
+        // Every set string, recursively.
+        std::vector<Message*> stack = {&e};
+        while (!stack.empty()) {
+          Message* m = stack.back();
+          stack.pop_back();
+          const Reflection* r = m->GetReflection();
+          std::vector<const FieldDescriptor*> fields;
+          r->ListFields(*m, &fields);
+          for (const FieldDescriptor* f : fields) {
+            if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+              if (f->is_repeated()) {
+                for (int i = 0; i < r->FieldSize(*m, f); ++i) r->SetRepeatedString(m, f, i, hostile);
+              } else {
+                r->SetString(m, f, hostile);
+              }
+            } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+              if (f->is_repeated()) {
+                for (int i = 0; i < r->FieldSize(*m, f); ++i) stack.push_back(r->MutableRepeatedMessage(m, f, i));
+              } else {
+                stack.push_back(r->MutableMessage(m, f));
+              }
+            }
+          }
+        }
+        const std::string json = EventToOcsfJson(e);
+        ASSERT_TRUE(ParseStrict(json).ok()) << ParseStrict(json) << "\n" << json;
+        for (char c : json) ASSERT_GE(static_cast<unsigned char>(c), 0x20) << json;
+        EXPECT_EQ(json.front(), '{');
+        EXPECT_EQ(json.back(), '}');
+        auto f = Fields(json, {"/class_uid"});
+        EXPECT_FALSE(f["/class_uid"].empty());
+        EXPECT_NE(f["/class_uid"], "1") << "a string value broke out of its quotes";
+      }
+    }
+  }
+}
+
+// Sets every field of `m` (recursively) to distinct values, strings unique per field.
+void Fill(Message* m, int* n, int depth = 0) {
+  const Reflection* r = m->GetReflection();
+  const google::protobuf::Descriptor* d = m->GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    ++*n;
+    if (f->is_map()) {
+      Message* entry = r->AddMessage(m, f);
+      Fill(entry, n, depth + 1);
+      continue;
+    }
+    for (int k = 0; k < (f->is_repeated() ? 2 : 1); ++k) {
+      const bool rep = f->is_repeated();
+      const std::string s = absl::StrCat("v", *n, "_", k, "_", f->name());
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_STRING:
+          rep ? r->AddString(m, f, s) : r->SetString(m, f, s);
+          break;
+        case FieldDescriptor::CPPTYPE_UINT32:
+          rep ? r->AddUInt32(m, f, 100 + *n) : r->SetUInt32(m, f, 100 + *n);
+          break;
+        case FieldDescriptor::CPPTYPE_UINT64:
+          rep ? r->AddUInt64(m, f, 100000 + *n) : r->SetUInt64(m, f, 100000 + *n);
+          break;
+        case FieldDescriptor::CPPTYPE_INT64:
+          rep ? r->AddInt64(m, f, 1000000 + *n) : r->SetInt64(m, f, 1000000 + *n);
+          break;
+        case FieldDescriptor::CPPTYPE_INT32:
+          rep ? r->AddInt32(m, f, 100 + *n) : r->SetInt32(m, f, 100 + *n);
+          break;
+        case FieldDescriptor::CPPTYPE_BOOL:
+          rep ? r->AddBool(m, f, true) : r->SetBool(m, f, true);
+          break;
+        case FieldDescriptor::CPPTYPE_ENUM: {
+          const auto* e = f->enum_type()->value(f->enum_type()->value_count() - 1);
+          rep ? r->AddEnum(m, f, e) : r->SetEnum(m, f, e);
+          break;
+        }
+        case FieldDescriptor::CPPTYPE_MESSAGE:
+          if (depth < 4) Fill(rep ? r->AddMessage(m, f) : r->MutableMessage(m, f), n, depth + 1);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+// Nothing of the Interlock event is lost: every string and every number it holds is in
+// the OCSF event (mapped, or in unmapped), whatever the kind.
+TEST(Ocsf, EveryValueOfTheEventIsKept) {
+  const auto* kinds = v1::AuditKind_descriptor();
+  for (int k = -1; k < kinds->value_count(); ++k) {
+    for (const char* protocol : {"postgres", "http"}) {
+      v1::AuditEvent e;
+      int n = 0;
+      Fill(&e, &n);
+      e.set_kind(k < 0 ? static_cast<v1::AuditKind>(77) : static_cast<v1::AuditKind>(kinds->value(k)->number()));
+      e.mutable_approval()->set_protocol(protocol);
+      if (std::string(protocol) == "postgres") e.clear_http();
+      e.set_time("2026-12-06T19:30:00.5Z");
+      const std::string json = EventToOcsfJson(e);
+      ASSERT_TRUE(ParseStrict(json).ok()) << json;
+      // Every leaf, as text.
+      std::vector<std::string> values;
+      std::vector<const Message*> stack = {&e};
+      while (!stack.empty()) {
+        const Message* m = stack.back();
+        stack.pop_back();
+        const Reflection* r = m->GetReflection();
+        std::vector<const FieldDescriptor*> fields;
+        r->ListFields(*m, &fields);
+        for (const FieldDescriptor* f : fields) {
+          const int count = f->is_repeated() ? r->FieldSize(*m, f) : 1;
+          for (int i = 0; i < count; ++i) {
+            const bool rep = f->is_repeated();
+            switch (f->cpp_type()) {
+              case FieldDescriptor::CPPTYPE_STRING: {
+                std::string q;
+                AppendJsonQuoted(rep ? r->GetRepeatedString(*m, f, i) : r->GetString(*m, f), &q);
+                values.push_back(q.substr(1, q.size() - 2));
+                break;
+              }
+              case FieldDescriptor::CPPTYPE_UINT32:
+                values.push_back(absl::StrCat(rep ? r->GetRepeatedUInt32(*m, f, i) : r->GetUInt32(*m, f)));
+                break;
+              case FieldDescriptor::CPPTYPE_UINT64:
+                values.push_back(absl::StrCat(rep ? r->GetRepeatedUInt64(*m, f, i) : r->GetUInt64(*m, f)));
+                break;
+              case FieldDescriptor::CPPTYPE_INT64:
+                values.push_back(absl::StrCat(rep ? r->GetRepeatedInt64(*m, f, i) : r->GetInt64(*m, f)));
+                break;
+              case FieldDescriptor::CPPTYPE_ENUM: {
+                const auto* v = rep ? r->GetRepeatedEnum(*m, f, i) : r->GetEnum(*m, f);
+                if (f->name() != "kind") values.push_back(v->name());
+                break;
+              }
+              case FieldDescriptor::CPPTYPE_MESSAGE:
+                stack.push_back(rep ? &r->GetRepeatedMessage(*m, f, i) : &r->GetMessage(*m, f));
+                break;
+              default:
+                break;
+            }
+          }
+        }
+      }
+      for (const std::string& v : values) {
+        EXPECT_NE(json.find(v), std::string::npos)
+            << "kind " << e.kind() << " " << protocol << ": value " << v << " lost\n" << json;
+      }
+    }
+  }
+}
+
+TEST(Ocsf, AppendKeepsWhatIsThereAndAddsNoNewline) {
+  v1::AuditEvent e;
+  e.set_kind(v1::AUDIT_KIND_DAEMON);
+  e.set_outcome("started");
+  std::string out = "previous\n";
+  AppendOcsfJson(&out, e);
+  ASSERT_EQ(out.rfind("previous\n{", 0), 0u);
+  EXPECT_EQ(out.back(), '}');
+  EXPECT_EQ(out.substr(9), EventToOcsfJson(e));
+  EXPECT_EQ(EventToOcsfJson(e), EventToOcsfJson(e));
+}
+
+TEST(Ocsf, MetadataNamesVersionAndProduct) {
+  v1::AuditEvent e;
+  e.set_kind(v1::AUDIT_KIND_SESSION_START);
+  e.set_id("abc");
+  auto f = Fields(EventToOcsfJson(e), {"/metadata/version", "/metadata/product/name",
+                                       "/metadata/product/vendor_name", "/metadata/product/version",
+                                       "/metadata/uid", "/time", "/severity_id", "/status_id"});
+  EXPECT_EQ(f["/metadata/version"], kOcsfVersion);
+  EXPECT_EQ(f["/metadata/product/name"], "Interlock");
+  EXPECT_EQ(f["/metadata/product/vendor_name"], "Interlock");
+  EXPECT_FALSE(f["/metadata/product/version"].empty());
+  EXPECT_EQ(f["/metadata/uid"], "abc");
+  EXPECT_EQ(f["/time"], "0");  // no time in the event: 0, never the clock
+  EXPECT_EQ(f["/severity_id"], "1");
+  EXPECT_EQ(f["/status_id"], "0");
+}
+
+}  // namespace
+}  // namespace interlock::audit
