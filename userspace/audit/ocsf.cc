@@ -86,6 +86,13 @@ class Obj {
   }
   // Raw JSON text (already valid).
   void Raw(absl::string_view key, absl::string_view json) { Key(key)->append(json.data(), json.size()); }
+  // The members of another object written by Obj (`{...}`), appended to this one.
+  void Members(absl::string_view object_json) {
+    if (object_json.size() <= 2) return;  // {}
+    if (!first_) out_->push_back(',');
+    first_ = false;
+    out_->append(object_json.data() + 1, object_json.size() - 2);
+  }
 
  private:
   std::string* out_;
@@ -780,12 +787,7 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
     AppendDst(o, e, &rest);
   }
   if (class_uid != kClassBaseEvent) AppendHost(o, e, src_endpoint, host_profile, &rest);
-  // Class members.
-  if (body.size() > 2) {
-    std::string* k = o.Key("");
-    k->resize(k->size() - 3);  // drop `"":`, the members are spliced in
-    k->append(body, 1, body.size() - 2);
-  }
+  o.Members(body);  // the class's own
 
   // Unmapped: the rest of the Interlock event, as its JSON line (json_writer.h).
   std::string unmapped;

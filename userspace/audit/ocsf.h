@@ -63,9 +63,11 @@
 // user = Unix uid/name, xattributes {cgroup_id, cgroup_path}}, session {uid}},
 // dst_endpoint = the original destination with svc_name = resource, src_endpoint and
 // device = the host. OCSF has no slot for the rest (gid, login uid, the upstream
-// address, SQL classification, hashes, approval and grant records, masking counts...):
-// `unmapped` holds the event's protobuf-JSON (json_writer.h) minus the fields written
-// above, so nothing is lost.
+// address, SQL classification, hashes, approval and grant records, masking counts, the
+// outcome word, the nanosecond time...): `unmapped.interlock` holds the event's
+// protobuf-JSON (json_writer.h) minus the fields written above, so nothing is lost
+// (tests/unit/audit/ocsf_test.cc checks every value of a fully set event, every kind).
+// Schema conformance: tests/unit/audit/ocsf_schema_check.py against tests/data/ocsf.
 #pragma once
 
 #include <string>
