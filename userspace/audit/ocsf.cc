@@ -667,6 +667,39 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
         AppendJsonQuoted(resource, p);
         p->push_back(']');
         if (!e.session_id().empty()) o.Object("session", [&](Obj& s) { s.Str("uid", e.session_id()); });
+        if (e.session_id().empty()) {
+          // Granted, refused, revoked or expired outside a session: the workload is the
+          // `user` the grant is for; the actor is the operator who granted or revoked it
+          // (control socket peer credentials), or interlockd for an expiry.
+          const v1::Approver& by = e.outcome() == "revoked" ? e.grant().revoked_by() : e.grant().granted_by();
+          const bool operator_acted = (e.outcome() == "revoked" && e.grant().has_revoked_by()) ||
+                                      ((e.outcome() == "granted" || e.outcome() == "granter_refused") &&
+                                       e.grant().has_granted_by());
+          o.Object("actor", [&](Obj& a) {
+            if (!operator_acted) {
+              a.Str("app_name", "interlockd");
+              return;
+            }
+            a.Object("user", [&](Obj& u) {
+              u.Str("name", by.user());
+              u.Str("uid", absl::StrCat(by.uid()));
+            });
+            if (by.pid() != 0) {
+              a.Object("process", [&](Obj& p) {
+                p.Uint("pid", by.pid());
+                p.Object("user", [&](Obj& u) {
+                  u.Str("name", by.user());
+                  u.Str("uid", absl::StrCat(by.uid()));
+                });
+              });
+            }
+          });
+          actor_from_identity = false;
+          if (rest.has_identity()) {
+            rest.mutable_identity()->clear_workload();  // user.name
+            if (rest.identity().ByteSizeLong() == 0) rest.clear_identity();
+          }
+        }
         break;
       }
       case v1::AUDIT_KIND_ENROLLMENT: {

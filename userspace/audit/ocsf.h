@@ -48,8 +48,10 @@
 //   requests; API Activity needs an `api` object (service operation names) that
 //   interlockd does not know, and its activities are CRUD verbs, not methods.
 // - A grant gives a workload the right to open sessions to a resource for a while:
-//   Authorize Session's "Assign Privileges" with privileges [resource]; revocation,
-//   expiry and sessions refused for lack of a grant are Other (99) with activity_name.
+//   Authorize Session's "Assign Privileges" with privileges [resource] and user = the
+//   workload; revocation, expiry and sessions refused for lack of a grant are Other (99)
+//   with activity_name. Outside a session the actor is the operator who granted or
+//   revoked (granted_by / revoked_by), or interlockd for an expiry.
 // - interlockd starting/stopping and its policy reloads are the application's life
 //   cycle (6002, app = interlockd); enrollment creates a workload (an entity).
 //

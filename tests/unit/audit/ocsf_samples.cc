@@ -258,6 +258,12 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
     grant->set_reason("INC-7");
     grant->mutable_granted_by()->set_uid(1001);
     grant->mutable_granted_by()->set_user("alice");
+    if (std::string(outcome) == "revoked") {
+      grant->set_revoked_us(1796586000000000);
+      grant->mutable_revoked_by()->set_uid(0);
+      grant->mutable_revoked_by()->set_user("root");
+      grant->mutable_revoked_by()->set_pid(900);
+    }
     out.push_back(g);
   }
   v1::AuditEvent no_grant = Session(v1::AUDIT_KIND_GRANT, ++n);

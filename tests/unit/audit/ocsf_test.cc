@@ -134,6 +134,23 @@ TEST(Ocsf, StatementFieldsLandInDatastoreSlots) {
   }
 }
 
+// A grant outside a session: the workload is the user it is for, the operator the actor.
+TEST(Ocsf, GrantNamesWorkloadAsUserAndOperatorAsActor) {
+  std::map<std::string, std::string> actors;
+  for (const auto& e : testing::OcsfSampleEvents()) {
+    if (e.kind() != v1::AUDIT_KIND_GRANT) continue;
+    auto f = Fields(EventToOcsfJson(e), {"/user/name", "/actor/user/name", "/actor/app_name", "/privileges/0"});
+    EXPECT_EQ(f["/user/name"], "billing-agent") << e.outcome();
+    EXPECT_EQ(f["/privileges/0"], "billing-db") << e.outcome();
+    actors[e.outcome()] = f["/actor/user/name"].empty() ? f["/actor/app_name"] : f["/actor/user/name"];
+  }
+  EXPECT_EQ(actors["granted"], "alice");
+  EXPECT_EQ(actors["granter_refused"], "alice");
+  EXPECT_EQ(actors["revoked"], "root");
+  EXPECT_EQ(actors["expired"], "interlockd");
+  EXPECT_EQ(actors["denied"], "billing-agent");  // in a session: the workload asked
+}
+
 TEST(Ocsf, WithheldStatementTextIsNotInvented) {
   v1::AuditEvent e;
   e.set_kind(v1::AUDIT_KIND_STATEMENT);
