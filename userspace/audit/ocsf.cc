@@ -421,6 +421,10 @@ void DatastoreBody(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest, Activi
                                     : FromOutcome(e.outcome());
   } else if (e.has_decision() || st.has_decision()) {
     *disp = FromDecision(dec, e.outcome());
+  } else if (e.kind() == v1::AUDIT_KIND_STATEMENT) {
+    // Statement events are for statements sent upstream: an SQL error or a cancel is the
+    // statement's status (status_id), not what interlockd did with it.
+    *disp = Allowed();
   } else {
     *disp = FromOutcome(e.outcome());
   }

@@ -64,7 +64,7 @@ TEST(Ocsf, ClassActivityAndDispositionPerKind) {
       {"AUDIT_KIND_DAEMON denied", {"6002", "99", ""}},
       {"AUDIT_KIND_ENROLLMENT enrolled", {"3004", "6", ""}},
       {"AUDIT_KIND_STATEMENT ok", {"6005", "4", "1"}},
-      {"AUDIT_KIND_STATEMENT error", {"6005", "5", "27"}},
+      {"AUDIT_KIND_STATEMENT error", {"6005", "5", "1"}},  // forwarded; the SQL failed
       {"AUDIT_KIND_AUTH allowed", {"3002", "1", ""}},
       {"AUDIT_KIND_AUTH closed", {"3002", "2", ""}},
       {"AUDIT_KIND_CANCEL denied", {"4001", "99", "2"}},
