@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "userspace/audit/json_object.h"
 #include "userspace/audit/json_writer.h"
 #include "userspace/common/json_text.h"
 
@@ -16,6 +17,8 @@
 
 namespace interlock::audit {
 namespace {
+
+using Obj = internal::JsonObject;
 
 // OCSF ids used below (names as in the 1.3.0 dictionary and classes).
 constexpr int kCategoryIam = 3;
@@ -54,50 +57,6 @@ constexpr int kDispositionRejected = 25;
 constexpr int kDispositionUnauthorized = 26;
 constexpr int kDispositionError = 27;
 constexpr int kDispositionOther = 99;
-
-// A JSON object being written: members in call order, `"key":` after a comma when needed.
-class Obj {
- public:
-  explicit Obj(std::string* out) : out_(out) { out_->push_back('{'); }
-  ~Obj() { out_->push_back('}'); }
-  Obj(const Obj&) = delete;
-  Obj& operator=(const Obj&) = delete;
-
-  std::string* Key(absl::string_view key) {
-    if (!first_) out_->push_back(',');
-    first_ = false;
-    out_->push_back('"');
-    out_->append(key.data(), key.size());  // keys are our own ASCII names
-    out_->append("\":");
-    return out_;
-  }
-  // Strings are left out when empty (OCSF: absent rather than "").
-  void Str(absl::string_view key, absl::string_view v) {
-    if (!v.empty()) AppendJsonQuoted(v, Key(key));
-  }
-  void Int(absl::string_view key, int64_t v) { absl::StrAppend(Key(key), v); }
-  void Uint(absl::string_view key, uint64_t v) { absl::StrAppend(Key(key), v); }
-  void Bool(absl::string_view key, bool v) { Key(key)->append(v ? "true" : "false"); }
-  // A nested object written by `fill(Obj&)`.
-  template <typename F>
-  void Object(absl::string_view key, F fill) {
-    Obj o(Key(key));
-    fill(o);
-  }
-  // Raw JSON text (already valid).
-  void Raw(absl::string_view key, absl::string_view json) { Key(key)->append(json.data(), json.size()); }
-  // The members of another object written by Obj (`{...}`), appended to this one.
-  void Members(absl::string_view object_json) {
-    if (object_json.size() <= 2) return;  // {}
-    if (!first_) out_->push_back(',');
-    first_ = false;
-    out_->append(object_json.data() + 1, object_json.size() - 2);
-  }
-
- private:
-  std::string* out_;
-  bool first_ = true;
-};
 
 // ---------------------------------------------------------------------------------------
 // Outcome, severity, status.
