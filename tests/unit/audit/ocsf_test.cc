@@ -1,17 +1,14 @@
 #include "userspace/audit/ocsf.h"
 
 #include <map>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/unit/audit/format_test_util.h"
 #include "tests/unit/audit/ocsf_samples.h"
-#include "userspace/codec/json/extract.h"
-#include "userspace/codec/json/tokenizer.h"
-#include "userspace/common/json_text.h"
 
 // The schema itself (names, types, enums, required attributes) is checked by
 // ocsf_schema_check.py against tests/data/ocsf (ctest OcsfSchema.*); these tests check the
@@ -20,27 +17,8 @@
 namespace interlock::audit {
 namespace {
 
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::Reflection;
-
-// Values at the given pointers; fails the test when the text is not one strict JSON
-// document without duplicate keys.
-std::map<std::string, std::string> Fields(const std::string& json, const std::vector<std::string>& pointers) {
-  auto r = codec::json::ExtractJsonFields(json, pointers);
-  EXPECT_TRUE(r.ok()) << r.status() << "\n" << json;
-  if (!r.ok()) return {};
-  return std::map<std::string, std::string>(r->begin(), r->end());
-}
-
-// Strict RFC 8259 (invalid UTF-8, raw control characters, bad escapes are refused).
-absl::Status ParseStrict(const std::string& json) {
-  codec::json::JsonTokenizer tok;
-  auto sink = [](const codec::json::JsonToken&) { return absl::OkStatus(); };
-  absl::Status st = tok.Feed(json, sink);
-  if (!st.ok()) return st;
-  return tok.Finish(sink);
-}
+using testing::Fields;
+using testing::ParseStrict;
 
 TEST(Ocsf, SamplesCoverEveryAuditKind) {
   std::set<int> seen;
@@ -184,101 +162,22 @@ TEST(Ocsf, HttpRequestFieldsLandInHttpSlots) {
 }
 
 // Every string field set to one hostile value, for every kind: the output is strict JSON
-// (one object, no raw control bytes, valid UTF-8).
+// (one object, no raw control bytes, valid UTF-8, no duplicate keys).
 TEST(Ocsf, HostileStringsGiveStrictJson) {
-  const std::string kHostile[] = {
-      std::string("quote\" backslash\\ slash/ \"}],{\"class_uid\":1"),
-      std::string("line\nbreak\r\ttab \x01\x02\x1f\x7f nul:") + std::string(1, '\0') + "end",
-      std::string("bad utf-8: \xff \xc3( \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf"),
-      std::string("\xe2\x80\xa8 line separator, emoji \xf0\x9f\x94\x92, </script>"),
-  };
   const auto* kinds = v1::AuditKind_descriptor();
-  for (const std::string& hostile : kHostile) {
+  for (const std::string& hostile : testing::HostileStrings()) {
     for (int k = 0; k < kinds->value_count(); ++k) {
-      std::vector<v1::AuditEvent> events = testing::OcsfSampleEvents();
-      for (v1::AuditEvent& e : events) {
+      for (v1::AuditEvent& e : testing::OcsfSampleEvents()) {
         e.set_kind(static_cast<v1::AuditKind>(kinds->value(k)->number()));
-        // Every set string, recursively.
-        std::vector<Message*> stack = {&e};
-        while (!stack.empty()) {
-          Message* m = stack.back();
-          stack.pop_back();
-          const Reflection* r = m->GetReflection();
-          std::vector<const FieldDescriptor*> fields;
-          r->ListFields(*m, &fields);
-          for (const FieldDescriptor* f : fields) {
-            if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-              if (f->is_repeated()) {
-                for (int i = 0; i < r->FieldSize(*m, f); ++i) r->SetRepeatedString(m, f, i, hostile);
-              } else {
-                r->SetString(m, f, hostile);
-              }
-            } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-              if (f->is_repeated()) {
-                for (int i = 0; i < r->FieldSize(*m, f); ++i) stack.push_back(r->MutableRepeatedMessage(m, f, i));
-              } else {
-                stack.push_back(r->MutableMessage(m, f));
-              }
-            }
-          }
-        }
+        testing::SetEveryString(&e, hostile);
         const std::string json = EventToOcsfJson(e);
         ASSERT_TRUE(ParseStrict(json).ok()) << ParseStrict(json) << "\n" << json;
         for (char c : json) ASSERT_GE(static_cast<unsigned char>(c), 0x20) << json;
         EXPECT_EQ(json.front(), '{');
         EXPECT_EQ(json.back(), '}');
-        auto f = Fields(json, {"/class_uid"});
+        auto f = Fields(json, {"/class_uid", "/injected"});
         EXPECT_FALSE(f["/class_uid"].empty());
-        EXPECT_NE(f["/class_uid"], "1") << "a string value broke out of its quotes";
-      }
-    }
-  }
-}
-
-// Sets every field of `m` (recursively) to distinct values, strings unique per field.
-void Fill(Message* m, int* n, int depth = 0) {
-  const Reflection* r = m->GetReflection();
-  const google::protobuf::Descriptor* d = m->GetDescriptor();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    ++*n;
-    if (f->is_map()) {
-      Message* entry = r->AddMessage(m, f);
-      Fill(entry, n, depth + 1);
-      continue;
-    }
-    for (int k = 0; k < (f->is_repeated() ? 2 : 1); ++k) {
-      const bool rep = f->is_repeated();
-      const std::string s = absl::StrCat("v", *n, "_", k, "_", f->name());
-      switch (f->cpp_type()) {
-        case FieldDescriptor::CPPTYPE_STRING:
-          rep ? r->AddString(m, f, s) : r->SetString(m, f, s);
-          break;
-        case FieldDescriptor::CPPTYPE_UINT32:
-          rep ? r->AddUInt32(m, f, 100 + *n) : r->SetUInt32(m, f, 100 + *n);
-          break;
-        case FieldDescriptor::CPPTYPE_UINT64:
-          rep ? r->AddUInt64(m, f, 100000 + *n) : r->SetUInt64(m, f, 100000 + *n);
-          break;
-        case FieldDescriptor::CPPTYPE_INT64:
-          rep ? r->AddInt64(m, f, 1000000 + *n) : r->SetInt64(m, f, 1000000 + *n);
-          break;
-        case FieldDescriptor::CPPTYPE_INT32:
-          rep ? r->AddInt32(m, f, 100 + *n) : r->SetInt32(m, f, 100 + *n);
-          break;
-        case FieldDescriptor::CPPTYPE_BOOL:
-          rep ? r->AddBool(m, f, true) : r->SetBool(m, f, true);
-          break;
-        case FieldDescriptor::CPPTYPE_ENUM: {
-          const auto* e = f->enum_type()->value(f->enum_type()->value_count() - 1);
-          rep ? r->AddEnum(m, f, e) : r->SetEnum(m, f, e);
-          break;
-        }
-        case FieldDescriptor::CPPTYPE_MESSAGE:
-          if (depth < 4) Fill(rep ? r->AddMessage(m, f) : r->MutableMessage(m, f), n, depth + 1);
-          break;
-        default:
-          break;
+        EXPECT_EQ(f.count("/injected"), 0u) << "a string value broke out of its quotes";
       }
     }
   }
@@ -292,57 +191,14 @@ TEST(Ocsf, EveryValueOfTheEventIsKept) {
     for (const char* protocol : {"postgres", "http"}) {
       v1::AuditEvent e;
       int n = 0;
-      Fill(&e, &n);
+      testing::FillEveryField(&e, &n);
       e.set_kind(k < 0 ? static_cast<v1::AuditKind>(77) : static_cast<v1::AuditKind>(kinds->value(k)->number()));
       e.mutable_approval()->set_protocol(protocol);
       if (std::string(protocol) == "postgres") e.clear_http();
       e.set_time("2026-12-06T19:30:00.5Z");
       const std::string json = EventToOcsfJson(e);
       ASSERT_TRUE(ParseStrict(json).ok()) << json;
-      // Every leaf, as text.
-      std::vector<std::string> values;
-      std::vector<const Message*> stack = {&e};
-      while (!stack.empty()) {
-        const Message* m = stack.back();
-        stack.pop_back();
-        const Reflection* r = m->GetReflection();
-        std::vector<const FieldDescriptor*> fields;
-        r->ListFields(*m, &fields);
-        for (const FieldDescriptor* f : fields) {
-          const int count = f->is_repeated() ? r->FieldSize(*m, f) : 1;
-          for (int i = 0; i < count; ++i) {
-            const bool rep = f->is_repeated();
-            switch (f->cpp_type()) {
-              case FieldDescriptor::CPPTYPE_STRING: {
-                std::string q;
-                AppendJsonQuoted(rep ? r->GetRepeatedString(*m, f, i) : r->GetString(*m, f), &q);
-                values.push_back(q.substr(1, q.size() - 2));
-                break;
-              }
-              case FieldDescriptor::CPPTYPE_UINT32:
-                values.push_back(absl::StrCat(rep ? r->GetRepeatedUInt32(*m, f, i) : r->GetUInt32(*m, f)));
-                break;
-              case FieldDescriptor::CPPTYPE_UINT64:
-                values.push_back(absl::StrCat(rep ? r->GetRepeatedUInt64(*m, f, i) : r->GetUInt64(*m, f)));
-                break;
-              case FieldDescriptor::CPPTYPE_INT64:
-                values.push_back(absl::StrCat(rep ? r->GetRepeatedInt64(*m, f, i) : r->GetInt64(*m, f)));
-                break;
-              case FieldDescriptor::CPPTYPE_ENUM: {
-                const auto* v = rep ? r->GetRepeatedEnum(*m, f, i) : r->GetEnum(*m, f);
-                if (f->name() != "kind") values.push_back(v->name());
-                break;
-              }
-              case FieldDescriptor::CPPTYPE_MESSAGE:
-                stack.push_back(rep ? &r->GetRepeatedMessage(*m, f, i) : &r->GetMessage(*m, f));
-                break;
-              default:
-                break;
-            }
-          }
-        }
-      }
-      for (const std::string& v : values) {
+      for (const std::string& v : testing::LeafValues(e)) {
         EXPECT_NE(json.find(v), std::string::npos)
             << "kind " << e.kind() << " " << protocol << ": value " << v << " lost\n" << json;
       }
