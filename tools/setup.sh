@@ -42,6 +42,8 @@ PACKAGES=(
   # and a second proxy for the benchmarks. policy-rc.d or not, no daemon is left running:
   # tests start their own on loopback (tests/testing/nginx_server.h).
   nginx python3-requests python3-httpx wrk haproxy
+  # the ECS field reference the audit format test reads (tests/unit/audit/ecs_schema_check.py)
+  python3-yaml
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
   dpkg-dev
 )
