@@ -55,6 +55,19 @@ struct FrameView {
 };
 FrameView DecodeFrame(absl::string_view buf);
 
+// The recorder's hot path: appends to *out one frame holding a Data (or Event) record,
+//   Record{seq, prev_hash, time_unix_nanos, data{direction, payload}}
+//   Record{seq, prev_hash, time_unix_nanos, event{kind, detail}}
+// encoded by hand, byte for byte what v1::Record::SerializeToString gives (fields in number
+// order, proto3 defaults omitted; record_format_test compares them), without building a
+// message: the payload is copied once. Returns where the record's bytes start in *out (they
+// run to its end). The record must fit kMaxRecordBytes (payload <= kMaxPayloadBytes, texts
+// short) and `kind`/`detail` must be valid UTF-8; a broken invariant aborts.
+size_t AppendDataFrame(std::string* out, uint64_t seq, absl::string_view prev_hash, int64_t time_unix_nanos,
+                       uint32_t direction, absl::string_view payload);
+size_t AppendEventFrame(std::string* out, uint64_t seq, absl::string_view prev_hash, int64_t time_unix_nanos,
+                        absl::string_view kind, absl::string_view detail);
+
 // SHA-256 of a serialized record: the prev_hash of the record after it.
 std::string HashRecord(absl::string_view record_bytes);
 

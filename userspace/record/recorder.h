@@ -109,6 +109,8 @@ class Recorder {
            const Clock& clock);
   // Fills seq/prev_hash/time, frames and buffers `record`; advances the chain.
   absl::Status Append(v1::Record& record);
+  // After a record was encoded at the end of buffer_ from record_start: chain and count it.
+  absl::Status Appended(size_t record_start);
   absl::Status CheckWritable() const;
   absl::Status WriteBuffer();
 

@@ -318,21 +318,32 @@ void HttpSession::EndExchange(const std::string& outcome) {
     for (const auto& [name, n] : ex.body_masker->counts().detectors) (*m->mutable_detector_counts())[name] = n;
     for (const auto& [name, n] : ex.body_masker->counts().columns) (*m->mutable_column_counts())[name] = n;
   }
-  v1::AuditEvent ev;
-  ev.set_kind(v1::AUDIT_KIND_HTTP_REQUEST);
-  ev.set_session_id(ctx_.session_id);
-  *ev.mutable_identity() = ctx_.identity;
-  ev.set_resource(ctx_.resource->name);
-  *ev.mutable_original_destination() = ctx_.original_destination;
-  ev.mutable_upstream()->set_address(ctx_.upstream.ip());
-  ev.mutable_upstream()->set_port(ctx_.upstream.port());
-  ev.set_protocol("http");
+  // One event per exchange, reused: what the session's events share is set once (the
+  // identity again only while a token speaks for the agent: it may change per request).
+  if (!exchange_event_) {
+    exchange_event_.emplace();
+    v1::AuditEvent& t = *exchange_event_;
+    t.set_kind(v1::AUDIT_KIND_HTTP_REQUEST);
+    t.set_session_id(ctx_.session_id);
+    *t.mutable_identity() = ctx_.identity;
+    t.set_resource(ctx_.resource->name);
+    *t.mutable_original_destination() = ctx_.original_destination;
+    t.mutable_upstream()->set_address(ctx_.upstream.ip());
+    t.mutable_upstream()->set_port(ctx_.upstream.port());
+    t.set_protocol("http");
+  } else if (token_ != nullptr || !exchange_event_->identity().token_subject().empty() ||
+             !exchange_event_->identity().token_issuer().empty()) {
+    *exchange_event_->mutable_identity() = ctx_.identity;
+  }
+  v1::AuditEvent& ev = *exchange_event_;
+  ev.clear_id();
+  ev.clear_time();
   ev.set_outcome(outcome);
   ev.set_reason(ex.decision.source());
   ev.set_duration_ms(ex.audit.duration_us() / 1000);
-  *ev.mutable_http() = std::move(ex.audit);
-  *ev.mutable_decision() = std::move(ex.decision);
-  (void)env_.audit->Emit(std::move(ev));
+  ev.mutable_http()->Swap(&ex.audit);
+  ev.mutable_decision()->Swap(&ex.decision);
+  (void)env_.audit->Emit(&ev);
   if (recorder_) {
     FlushPendingRecords();
     (void)recorder_->AppendEvent("http_exchange", absl::StrCat(outcome, " ", ex.method, " ", ex.facts.host, ex.facts.path));

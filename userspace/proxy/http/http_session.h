@@ -266,6 +266,7 @@ class HttpSession final : public ProxySession {
   const auth::TokenClaims* token_ = nullptr;  // the request's verified token (owned by tokens_)
   std::string sni_;  // the agent's SNI ("" in clear or when none was sent)
   std::optional<Exchange> ex_;
+  std::optional<v1::AuditEvent> exchange_event_;  // reused by EndExchange
   // REVIEW: the decision while the body is read, before the hold starts.
   std::optional<policy::Decision> held_decision_;
   bool upstream_connecting_ = false;
