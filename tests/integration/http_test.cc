@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,8 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "google/protobuf/util/json_util.h"
+#include "interlock/v1/report.pb.h"
 #include "tests/testing/interlockd_harness.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/privileged.h"
@@ -386,6 +389,76 @@ TEST_F(HttpTest, DeleteIsHeldUntilAnotherIdentityApproves) {
   const std::string& got = *read;
   EXPECT_THAT(got, HasSubstr("\"method\": \"DELETE\""));
   EXPECT_THAT(got, HasSubstr("200"));
+}
+
+// `interlock report` says what the audit trail says: its numbers are recomputed here from
+// the events themselves, a hold shows its approver and reason, every recording verifies.
+TEST_F(HttpTest, EvidenceReportMatchesTheAuditTrail) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  for (const char* path : {"/v1/customers/1", "/v1/customers/2", "/admin/x", "/v1/orders"}) {
+    CommandResult r = Curl(*h, {Url(path)});
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  const std::string out = absl::StrCat(dir_, "/held.out");
+  pid_t agent = Spawn([&] {
+    std::vector<std::string> argv = h->RunArgv("agent");
+    for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "60", "-X", "DELETE"}) argv.push_back(a);
+    argv.push_back(Url("/v1/customers/9"));
+    return argv;
+  }(), out);
+  ASSERT_GT(agent, 0);
+  std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  ASSERT_EQ(h->Cli({"approve", id, "--reason", "ticket 42"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(agent, 30), 0);
+  ASSERT_TRUE(WaitFor([&] { return HttpEvents(*h).size() == 5; }, 10));
+
+  uint64_t allowed = 0, denied = 0, approved = 0;
+  for (const v1::AuditEvent& e : HttpEvents(*h)) {
+    if (e.http().answered_by() != "upstream") ++denied;
+    else if (e.decision().source() == "approved") ++approved;
+    else ++allowed;
+  }
+  EXPECT_EQ(allowed, 2u);
+  EXPECT_EQ(denied, 2u);
+  EXPECT_EQ(approved, 1u);
+  CommandResult json = h->Cli({"report", "--format", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
+  v1::EvidenceReport report;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.out, &report).ok()) << json.out;
+  std::map<std::string, uint64_t> by_decision;
+  for (const auto& d : report.decisions()) {
+    EXPECT_EQ(d.workload(), "agent");
+    EXPECT_EQ(d.resource(), "crm");
+    by_decision[d.decision()] += d.count();
+  }
+  EXPECT_EQ(by_decision["allowed"], allowed);
+  EXPECT_EQ(by_decision["denied"], denied);
+  EXPECT_EQ(by_decision["approved"], approved);
+  ASSERT_EQ(report.holds_size(), 1);
+  EXPECT_EQ(report.holds(0).id(), id);
+  EXPECT_EQ(report.holds(0).state(), "approved");
+  EXPECT_EQ(report.holds(0).decision_reason(), "ticket 42");
+  EXPECT_THAT(report.holds(0).approver(), HasSubstr("uid 0"));
+  EXPECT_THAT(report.holds(0).operation(), HasSubstr("DELETE"));
+  uint64_t sessions = 0;
+  for (const v1::AuditEvent& e : h->AuditEvents()) sessions += e.kind() == v1::AUDIT_KIND_SESSION_START;
+  ASSERT_EQ(report.recordings_size(), static_cast<int>(sessions));
+  for (const auto& r : report.recordings()) EXPECT_EQ(r.verdict(), "valid") << r.session_id() << " " << r.detail();
+  // A period that holds nothing, and the other formats.
+  CommandResult empty = h->Cli({"report", "--format", "json", "--to", "2000-01-01"});
+  ASSERT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_THAT(empty.out, Not(HasSubstr("\"decisions\"")));
+  CommandResult md = h->Cli({"report"});
+  EXPECT_THAT(md.out, HasSubstr("## Holds"));
+  EXPECT_THAT(md.out, HasSubstr("ticket 42"));
+  CommandResult html = h->Cli({"report", "--format", "html", "--out", absl::StrCat(dir_, "/r.html")});
+  ASSERT_EQ(html.exit_code, 0) << html.err;
+  EXPECT_THAT(ReadFile(absl::StrCat(dir_, "/r.html")).value_or(""), HasSubstr("<svg class=workloads"));
+  // A recording removed after the fact: the report says so, and exits 4.
+  std::filesystem::remove(absl::StrCat(h->state_dir(), "/recordings/", report.recordings(0).session_id(), ".rec"));
+  EXPECT_EQ(h->Cli({"report"}).exit_code, 4);
 }
 
 TEST_F(HttpTest, HeldRequestsDenyTimeOutOrAreWithdrawnAndNeverBlockOtherSessions) {

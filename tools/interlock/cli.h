@@ -25,6 +25,7 @@ int CmdStatus(const Globals& g, const std::vector<std::string>& args);
 int CmdSessions(const Globals& g, const std::vector<std::string>& args);
 int CmdReplay(const Globals& g, const std::vector<std::string>& args);
 int CmdVerify(const Globals& g, const std::vector<std::string>& args);
+int CmdReport(const Globals& g, const std::vector<std::string>& args);
 int CmdTeardown(const Globals& g, const std::vector<std::string>& args);
 int CmdApprovals(const Globals& g, const std::vector<std::string>& args);
 int CmdApprove(const Globals& g, const std::vector<std::string>& args);

@@ -26,6 +26,7 @@ constexpr char kUsage[] =
     "  replay ID [--hex] [--raw DIR]              a session's timeline\n"
     "  replay ID --unseal KEYFILE                 ... with the originals masking replaced\n"
     "  verify ID                                  check a recording's hash chain and seal\n"
+    "  report [--from T] [--to T] [--format md|html|json]  the evidence summary of a period\n"
     "  auditor-keygen --out PREFIX                key pair for sealed masked originals\n"
     "  ca init|show|bundle                        the local CA for HTTPS interception\n"
     "  assertion-key init|show                    the key of Interlock-Assertion headers\n"
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
                    {"approvals", CmdApprovals}, {"approve", CmdApprove}, {"deny", CmdDeny},
                    {"grant", CmdGrant},     {"grants", CmdGrants}, {"revoke", CmdRevoke},
                    {"reload", CmdReload},   {"auditor-keygen", CmdAuditorKeygen},
-                   {"ca", CmdCa},           {"assertion-key", CmdAssertionKey}};
+                   {"ca", CmdCa},           {"assertion-key", CmdAssertionKey},
+                   {"report", CmdReport}};
   auto it = kCommands.find(cmd);
   if (it == kCommands.end()) {
     std::fprintf(stderr, "interlock: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);

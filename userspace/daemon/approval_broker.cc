@@ -137,7 +137,7 @@ void ApprovalBroker::AuditApproval(const v1::ApprovalRequest& r, const std::stri
   ev.set_session_id(r.session_id());
   *ev.mutable_identity() = r.requester();
   ev.set_resource(r.resource());
-  ev.set_protocol("postgres");
+  ev.set_protocol(r.protocol().empty() ? "postgres" : r.protocol());
   ev.set_outcome(outcome);
   ev.set_reason(r.rule_id());
   ev.set_detail(r.decision_reason().empty() ? r.reason() : r.decision_reason());
