@@ -1,5 +1,6 @@
 #include "tests/testing/interlockd_harness.h"
 
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "interlock/v1/control.pb.h"
+#include "userspace/audit/chain.h"
 #include "userspace/common/file_util.h"
 #include "userspace/control/client.h"
 
@@ -149,12 +151,25 @@ std::vector<v1::AuditEvent> InterlockdHarness::AuditEvents() const {
     (void)control::CallControl(absl::StrCat(state_dir_, "/control.sock"), req);  // stopped: all written
   }
   std::vector<v1::AuditEvent> out;
-  auto text = ReadFile(absl::StrCat(state_dir_, "/audit/audit.jsonl"));
-  if (!text.ok()) return out;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    v1::AuditEvent ev;
-    if (google::protobuf::util::JsonStringToMessage(std::string(line), &ev).ok()) {
-      out.push_back(std::move(ev));
+  // The rotated files first (a test may set a tiny audit.file.rotate_bytes), in seq order.
+  std::vector<std::string> paths;
+  const std::string dir = absl::StrCat(state_dir_, "/audit");
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (audit::ParseRotatedName("audit.jsonl", e->d_name)) paths.push_back(absl::StrCat(dir, "/", e->d_name));
+    }
+    ::closedir(d);
+  }
+  paths = audit::SortAuditFiles(std::move(paths));
+  paths.push_back(absl::StrCat(dir, "/audit.jsonl"));
+  for (const std::string& path : paths) {
+    auto text = ReadFile(path);
+    if (!text.ok()) continue;
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+      v1::AuditEvent ev;
+      if (google::protobuf::util::JsonStringToMessage(std::string(line), &ev).ok()) {
+        out.push_back(std::move(ev));
+      }
     }
   }
   return out;

@@ -1,7 +1,8 @@
 // Audit micro-benchmarks: the per-statement audit event, the one cost every proxied
 // statement pays besides relaying. Emit is what PgSession does per statement: a realistic
 // event (workload identity, destination, statement info) stamped and serialized into the
-// JSON-lines sink's buffer (written to a temp file in 64 KiB batches, as in interlockd).
+// JSON-lines sink's buffer (written to a temp file in 64 KiB batches, as in interlockd),
+// chained (seq, prev_sha256: one SHA-256 of the line per event, no system call).
 //
 //   ninja -C build audit_bench && build/tools/bench/audit_bench
 #include <benchmark/benchmark.h>
@@ -13,6 +14,7 @@
 
 #include "userspace/audit/audit_log.h"
 #include "userspace/common/clock.h"
+#include "userspace/common/sha256.h"
 
 namespace interlock::audit {
 namespace {
@@ -132,6 +134,21 @@ void BM_EmitStatementReused(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_EmitStatementReused);
+
+// What the audit chain adds per event: the SHA-256 of the line as buffered (the seq and
+// prev_sha256 fields are part of EventToJsonLine's cost in the benchmarks above).
+void BM_ChainLineHash(benchmark::State& state) {
+  v1::AuditEvent ev = StatementEvent();
+  ev.set_id("0123456789abcdef0000000000000001");
+  ev.set_time("2026-11-26T07:30:00.123456789Z");
+  ev.set_host("bank-host-17");
+  ev.set_seq(123456);
+  ev.set_prev_sha256(std::string(64, 'a'));
+  const std::string line = EventToJsonLine(ev);
+  for (auto _ : state) benchmark::DoNotOptimize(Sha256Hex(line));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * line.size()));
+}
+BENCHMARK(BM_ChainLineHash);
 
 }  // namespace
 }  // namespace interlock::audit

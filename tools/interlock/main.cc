@@ -26,6 +26,7 @@ constexpr char kUsage[] =
     "  replay ID [--hex] [--raw DIR]              a session's timeline\n"
     "  replay ID --unseal KEYFILE                 ... with the originals masking replaced\n"
     "  verify ID                                  check a recording's hash chain and seal\n"
+    "  verify --audit [FILE...]                   check the audit log's chain and checkpoints\n"
     "  report [--from T] [--to T] [--format md|html|json]  the evidence summary of a period\n"
     "  auditor-keygen --out PREFIX                key pair for sealed masked originals\n"
     "  ca init|show|bundle                        the local CA for HTTPS interception\n"

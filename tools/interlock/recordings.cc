@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -15,6 +16,9 @@
 #include "interlock/v1/control.pb.h"
 #include "tools/interlock/cli.h"
 #include "userspace/audit/audit_log.h"
+#include "userspace/audit/chain.h"
+#include "userspace/common/file_util.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/common/printable.h"
 #include "userspace/control/client.h"
 #include "userspace/record/reader.h"
@@ -206,37 +210,199 @@ int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   return 0;
 }
 
+namespace {
+
+// The live audit file and its rotated siblings, in chain order.
+std::vector<std::string> AuditFilesOf(const std::string& live_path) {
+  const size_t slash = live_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : live_path.substr(0, slash);
+  const std::string live = slash == std::string::npos ? live_path : live_path.substr(slash + 1);
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name == live || audit::ParseRotatedName(live, e->d_name).has_value()) {
+        out.push_back(absl::StrCat(dir, "/", e->d_name));
+      }
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return audit::SortAuditFiles(std::move(out));
+}
+
+absl::StatusOr<audit::ChainReport> VerifyAuditFiles(const std::vector<std::string>& paths,
+                                                    const record::RecordingPublicKey& key) {
+  std::vector<audit::AuditFileBytes> files;
+  for (const std::string& p : paths) {
+    INTERLOCK_ASSIGN_OR_RETURN(std::string bytes, ReadFile(p));
+    files.push_back({p, std::move(bytes)});
+  }
+  return audit::VerifyAuditChain(files, key);
+}
+
+int VerdictExit(audit::ChainReport::Verdict v) {
+  switch (v) {
+    case audit::ChainReport::kValid: return 0;
+    case audit::ChainReport::kIncomplete: return 3;
+    default: return 4;
+  }
+}
+
+// interlock verify --audit [FILE...]: the chain across the files, then each recording that
+// a session-end event vouches for (when the recordings directory is known).
+int VerifyAudit(const Globals& g, std::vector<std::string> paths, std::string key_path,
+                std::string recordings_dir) {
+  if (paths.empty() || key_path.empty() || recordings_dir.empty()) {
+    auto cfg = LoadCliConfig(g);
+    if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
+    if (key_path.empty()) key_path = absl::StrCat(cfg->state_dir, "/keys/recording.pub");
+    if (paths.empty()) {
+      paths = AuditFilesOf(cfg->audit_file.path);
+      if (recordings_dir.empty()) recordings_dir = RecordingsDir(*cfg);
+    }
+  }
+  if (paths.empty()) return Fail(1, "verify: no audit files");
+  paths = audit::SortAuditFiles(std::move(paths));
+  auto key = record::RecordingKey::LoadPublic(key_path);
+  if (!key.ok()) return Fail(1, absl::StrCat("verify: ", key.status().message()));
+  auto report = VerifyAuditFiles(paths, *key);
+  if (!report.ok()) return Fail(1, absl::StrCat("verify: ", report.status().message()));
+  for (const std::string& n : report->notes) std::printf("note: %s\n", common::Visible(n).c_str());
+  if (report->verdict != audit::ChainReport::kValid) {
+    std::printf("audit: %s: %s: %s (%llu lines verified before it)\n", audit::ChainVerdictName(report->verdict),
+                report->where.c_str(), common::Visible(report->detail).c_str(),
+                static_cast<unsigned long long>(report->lines));
+    if (report->verdict == audit::ChainReport::kTampered) return 4;
+  } else {
+    std::printf("audit: valid: %llu lines (seq %llu..%llu) in %zu file(s), %llu checkpoint(s) "
+                "verified, last at seq %llu\n",
+                static_cast<unsigned long long>(report->lines),
+                static_cast<unsigned long long>(report->first_seq),
+                static_cast<unsigned long long>(report->last_seq), paths.size(),
+                static_cast<unsigned long long>(report->checkpoints),
+                static_cast<unsigned long long>(report->last_checkpoint_seq));
+  }
+  if (!recordings_dir.empty()) {
+    size_t checked = 0;
+    for (const auto& s : report->recordings) {
+      const std::string rec_path = absl::StrCat(recordings_dir, "/", s.summary.file());
+      if (s.summary.file().empty() || s.summary.file().find('/') != std::string::npos) continue;
+      absl::StatusOr<record::VerifyReport> rr = record::VerifyFile(rec_path, *key);
+      if (!rr.ok() && !absl::IsNotFound(rr.status())) {
+        return Fail(1, absl::StrCat("verify: ", rr.status().message()));
+      }
+      if (auto why = audit::CrossCheckRecording(s.summary, rr.ok() ? &*rr : nullptr)) {
+        std::printf("session %s: tampered: %s (session end at %s)\n", common::Visible(s.session_id).c_str(),
+                    common::Visible(*why).c_str(), s.where.c_str());
+        return 4;
+      }
+      ++checked;
+    }
+    std::printf("recordings: %zu checked against their session-end events\n", checked);
+  }
+  return VerdictExit(report->verdict);
+}
+
+}  // namespace
+
 int CmdVerify(const Globals& g, const std::vector<std::string>& args) {
   if (WantsHelp(args) || args.empty()) {
-    std::puts("usage: interlock verify ID [--key PUBKEY.pem]\n\nChecks the recording's hash "
-              "chain and its Ed25519 seal against interlockd's public\nkey (default "
-              "<state_dir>/keys/recording.pub). Exit 0: valid; 3: incomplete (no seal,\n"
-              "e.g. cut by a crash; verified up to the last complete record); 4: tampered.");
+    std::puts("usage: interlock verify ID [--key PUBKEY.pem] [--audit-file FILE]...\n"
+              "       interlock verify --audit [FILE...] [--key PUBKEY.pem] [--recordings DIR]\n\n"
+              "Checks the recording's hash chain and its Ed25519 seal against interlockd's public\n"
+              "key (default <state_dir>/keys/recording.pub), and against the session-end audit\n"
+              "event that recorded its final length and chain head (the audit files of the state\n"
+              "dir, or --audit-file): a recording that is shorter than that, or missing, is\n"
+              "tampered, not incomplete.\n\n"
+              "--audit checks the audit log's hash chain across FILEs (default: the configured\n"
+              "audit file and its rotated files; rotated files are put in seq order) and its\n"
+              "signed checkpoints, reports the first broken line as FILE:LINE, then checks every\n"
+              "recording a session-end event names (in --recordings DIR, or the state dir's when\n"
+              "no FILE is given). A last line cut short (no newline) is incomplete, not tampered:\n"
+              "a crash inside a write looks the same.\n\n"
+              "Exit 0: valid; 3: incomplete (no seal, e.g. cut by a crash; verified up to the\n"
+              "last complete record or line); 4: tampered.");
     return args.empty() ? 2 : 0;
   }
-  std::string id, key_path;
+  std::string id, key_path, recordings_dir;
+  std::vector<std::string> files;
+  bool audit_mode = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--key" && i + 1 < args.size()) {
       key_path = args[++i];
+    } else if (args[i] == "--audit") {
+      audit_mode = true;
+    } else if (args[i] == "--audit-file" && i + 1 < args.size()) {
+      files.push_back(args[++i]);
+    } else if (args[i] == "--recordings" && i + 1 < args.size()) {
+      recordings_dir = args[++i];
+    } else if (absl::StartsWith(args[i], "--")) {
+      return Fail(2, absl::StrCat("verify: unknown option ", args[i]));
+    } else if (audit_mode) {
+      files.push_back(args[i]);
     } else if (id.empty()) {
       id = args[i];
     } else {
       return Fail(2, absl::StrCat("verify: unexpected argument ", args[i]));
     }
   }
+  if (audit_mode) {
+    if (!id.empty()) files.insert(files.begin(), id);
+    return VerifyAudit(g, std::move(files), std::move(key_path), std::move(recordings_dir));
+  }
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   if (key_path.empty()) key_path = absl::StrCat(cfg->state_dir, "/keys/recording.pub");
   auto key = record::RecordingKey::LoadPublic(key_path);
   if (!key.ok()) return Fail(1, absl::StrCat("verify: ", key.status().message()));
+
+  // What the audit log says the recording held when its session ended (the chain verified
+  // up to wherever it breaks: only summaries before a break are used).
+  if (files.empty()) files = AuditFilesOf(cfg->audit_file.path);
+  std::optional<audit::ChainReport::SessionRecording> said;
+  bool audit_ok = false;
+  if (!files.empty()) {
+    auto chain = VerifyAuditFiles(audit::SortAuditFiles(files), *key);
+    if (chain.ok()) {
+      audit_ok = chain->verdict != audit::ChainReport::kTampered;
+      if (!audit_ok) {
+        std::printf("note: the audit log is tampered at %s; only events before it are used\n",
+                    chain->where.c_str());
+      }
+      for (const auto& s : chain->recordings) {
+        if (absl::StartsWith(s.session_id, id)) said = s;
+      }
+    }
+  }
+
   auto path = FindRecording(*cfg, id);
-  if (!path.ok()) return Fail(1, absl::StrCat("verify: ", path.status().message()));
+  if (!path.ok()) {
+    if (absl::IsNotFound(path.status()) && said.has_value()) {
+      std::printf("session %s: tampered: %s (session end at %s)\n", common::Visible(said->session_id).c_str(),
+                  common::Visible(*audit::CrossCheckRecording(said->summary, nullptr)).c_str(),
+                  said->where.c_str());
+      return 4;
+    }
+    return Fail(1, absl::StrCat("verify: ", path.status().message()));
+  }
   auto report = record::VerifyFile(*path, *key);
   if (!report.ok()) return Fail(1, absl::StrCat("verify: ", report.status().message()));
+  if (said.has_value() && said->session_id == report->session_id) {
+    if (auto why = audit::CrossCheckRecording(said->summary, &*report)) {
+      std::printf("session %s: tampered: %s (session end at %s)\n", common::Visible(report->session_id).c_str(),
+                  common::Visible(*why).c_str(), said->where.c_str());
+      return 4;
+    }
+  }
   std::printf("session %s: %s: %llu records verified%s%s\n", common::Visible(report->session_id).c_str(),
               record::VerdictName(report->verdict),
               static_cast<unsigned long long>(report->records_ok),
               report->detail.empty() ? "" : "; ", report->detail.c_str());
+  if (said.has_value()) {
+    std::printf("audit: matches the session-end event at %s\n", said->where.c_str());
+  } else if (!files.empty() && audit_ok) {
+    std::printf("audit: no session-end event for this session in the audit log\n");
+  }
   switch (report->verdict) {
     case record::VerifyReport::kValid: return 0;
     case record::VerifyReport::kIncomplete: return 3;

@@ -5,14 +5,17 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
+#include <map>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "interlock/v1/report.pb.h"
 #include "tools/interlock/cli.h"
+#include "userspace/audit/chain.h"
 #include "userspace/audit/report.h"
 #include "userspace/common/file_util.h"
 #include "userspace/record/signing_key.h"
@@ -31,8 +34,9 @@ constexpr char kUsage[] =
     "verification of every recording of a session started in the period.\n\n"
     "TIME is RFC 3339 (2026-12-06T10:00:00Z) or a date (2026-12-06, UTC midnight); --from is\n"
     "inclusive, --to exclusive; default: the whole trail. --audit names the audit files (default:\n"
-    "<state_dir>/audit/audit.jsonl and the files rotated beside it). Exit 0; 4 when a recording\n"
-    "in the period is tampered or missing.";
+    "the configured audit file and the files rotated beside it). The audit chain of the files read\n"
+    "is verified, and so is the recording of every session started in the period, against what\n"
+    "its session-end event says. Exit 0; 4 when the chain or a recording is tampered or missing.";
 
 bool ParseWhen(const std::string& s, absl::Time* t) {
   std::string err;
@@ -40,20 +44,20 @@ bool ParseWhen(const std::string& s, absl::Time* t) {
   return absl::ParseTime("%Y-%m-%d", s, absl::UTCTimeZone(), t, &err);
 }
 
-// audit.jsonl and what was rotated beside it (audit.jsonl.*), oldest first by name (the
-// rotated names sort by time), the live file last.
-std::vector<std::string> DefaultAuditFiles(const std::string& dir) {
-  std::vector<std::string> rotated;
+// The live audit file and the files rotated beside it, in chain order (chain.h).
+std::vector<std::string> DefaultAuditFiles(const std::string& live) {
+  const size_t slash = live.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : live.substr(0, slash);
+  const std::string name = slash == std::string::npos ? live : live.substr(slash + 1);
+  std::vector<std::string> paths;
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
-      absl::string_view n(e->d_name);
-      if (absl::StartsWith(n, "audit.jsonl.")) rotated.push_back(absl::StrCat(dir, "/", n));
+      if (audit::ParseRotatedName(name, e->d_name).has_value()) paths.push_back(absl::StrCat(dir, "/", e->d_name));
     }
     ::closedir(d);
   }
-  std::sort(rotated.begin(), rotated.end());
-  rotated.push_back(absl::StrCat(dir, "/audit.jsonl"));
-  return rotated;
+  paths.push_back(live);
+  return audit::SortAuditFiles(std::move(paths));
 }
 
 }  // namespace
@@ -98,24 +102,42 @@ int CmdReport(const Globals& g, const std::vector<std::string>& args) {
   if (options.to <= options.from) return Fail(2, "report: --to must be after --from");
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
-  if (files.empty()) files = DefaultAuditFiles(absl::StrCat(cfg->state_dir, "/audit"));
+  if (files.empty()) files = DefaultAuditFiles(cfg->audit_file.path);
 
   audit::ReportBuilder builder(options);
+  std::vector<audit::AuditFileBytes> contents;
   for (const std::string& f : files) {
-    std::ifstream in(f);
-    if (!in) {
+    auto bytes = ReadFile(f);
+    if (!bytes.ok()) {
       if (f == files.back() && files.size() > 1) continue;  // no live file right after a rotation
-      return Fail(1, absl::StrCat("report: cannot read ", f));
+      return Fail(1, absl::StrCat("report: cannot read ", f, ": ", bytes.status().message()));
     }
-    std::string line;
-    while (std::getline(in, line)) builder.AddLine(line);
+    for (absl::string_view line : absl::StrSplit(*bytes, '\n')) builder.AddLine(line);
+    const size_t slash = f.rfind('/');
+    contents.push_back({slash == std::string::npos ? f : f.substr(slash + 1), *std::move(bytes)});
   }
   v1::EvidenceReport report = builder.Finish(absl::Now());
 
-  // Every recording of a session started in the period, verified.
   if (key_path.empty()) key_path = absl::StrCat(cfg->state_dir, "/keys/recording.pub");
   auto key = record::RecordingKey::LoadPublic(key_path);
   bool bad = false;
+  // The whole trail's chain (the period is only as trustworthy as the file it came from),
+  // and what it says each closed session's recording holds.
+  std::map<std::string, v1::RecordingSummary> summaries;
+  if (key.ok()) {
+    audit::ChainReport chain = audit::VerifyAuditChain(contents, *key);
+    report.set_audit_chain(audit::ChainVerdictName(chain.verdict));
+    report.set_audit_chain_detail(chain.verdict == audit::ChainReport::kValid
+                                      ? absl::StrCat(chain.lines, " lines, ", chain.checkpoints, " signed checkpoints")
+                                      : absl::StrCat(chain.where, ": ", chain.detail));
+    bad |= chain.verdict == audit::ChainReport::kTampered;
+    for (const auto& r : chain.recordings) summaries[r.session_id] = r.summary;
+  } else {
+    report.set_audit_chain("not checked");
+    report.set_audit_chain_detail(std::string(key.status().message()));
+  }
+
+  // Every recording of a session started in the period, verified and cross-checked.
   for (const auto& [id, workload] : builder.sessions_started()) {
     v1::ReportRecording* r = report.add_recordings();
     r->set_session_id(id);
@@ -127,15 +149,19 @@ int CmdReport(const Globals& g, const std::vector<std::string>& args) {
     }
     const std::string path = absl::StrCat(cfg->state_dir, "/recordings/", id, ".rec");
     auto v = record::VerifyFile(path, *key);
+    auto summary = summaries.find(id);
+    std::optional<std::string> cross;
+    if (summary != summaries.end()) cross = audit::CrossCheckRecording(summary->second, v.ok() ? &*v : nullptr);
     if (!v.ok()) {
-      r->set_verdict("missing");
-      r->set_detail(std::string(v.status().message()));
+      r->set_verdict(cross.has_value() ? "tampered" : "missing");
+      r->set_detail(cross.value_or(std::string(v.status().message())));
       bad = true;
       continue;
     }
-    r->set_verdict(record::VerdictName(v->verdict));
-    r->set_detail(absl::StrCat(v->records_ok, " records", v->detail.empty() ? "" : "; ", v->detail));
-    bad |= v->verdict == record::VerifyReport::kTampered;
+    r->set_verdict(cross.has_value() ? "tampered" : record::VerdictName(v->verdict));
+    r->set_detail(cross.has_value() ? *cross
+                                    : absl::StrCat(v->records_ok, " records", v->detail.empty() ? "" : "; ", v->detail));
+    bad |= cross.has_value() || v->verdict == record::VerifyReport::kTampered;
   }
 
   std::string text = format == "json" ? ToJson(report) + "\n"

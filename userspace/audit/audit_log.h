@@ -1,16 +1,28 @@
 // Audit events: who, what, when, where, outcome. AuditLog stamps each event (id, time,
 // host) and hands it to a sink; the JSON-lines sink appends one protobuf-JSON object per
-// line to a file opened O_APPEND, one write(2) per event, so concurrent readers (tail -f,
-// a shipper) never see half an event and a crash loses nothing already returned OK.
+// line to a file opened O_APPEND, whole lines in one write(2) per flush, so concurrent
+// readers (tail -f, a shipper) never see half an event.
 //
-//   INTERLOCK_ASSIGN_OR_RETURN(auto sink, JsonLinesSink::Create("/var/lib/interlock/audit/audit.jsonl"));
+// The file is a hash chain (userspace/audit/chain.h): the sink gives every line its seq and
+// the SHA-256 of the line before (computed over the bytes as buffered, which are the bytes
+// written), continues the chain across rotations and restarts, and writes checkpoints
+// signed with the recording key at rotation, on Checkpoint() and every
+// checkpoint_interval (Tick()).
+//
+//   JsonLinesSinkOptions o;
+//   o.path = "/var/lib/interlock/audit/audit.jsonl";
+//   o.key = &recording_key;
+//   INTERLOCK_ASSIGN_OR_RETURN(auto sink, JsonLinesSink::Create(o, clock));
 //   AuditLog audit(std::move(sink), clock);
 //   v1::AuditEvent ev;
 //   ev.set_kind(v1::AUDIT_KIND_SESSION_START);
 //   audit.Emit(std::move(ev));
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,6 +31,7 @@
 #include "userspace/audit/json_writer.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/record/signing_key.h"
 
 namespace interlock::audit {
 
@@ -30,24 +43,81 @@ class AuditSink {
   virtual absl::Status Flush() { return absl::OkStatus(); }
 };
 
+struct JsonLinesSinkOptions {
+  // The live file. Rotated files are <path>.<YYYYmmddTHHMMSSZ>.<seq of their last line>.
+  std::string path;
+  // Rotate once the file (written and buffered) reaches this many bytes; 0: never by size.
+  uint64_t rotate_bytes = uint64_t{64} << 20;
+  // Rotate once the file's first line is this old (Tick()); zero: never by age.
+  absl::Duration rotate_age = absl::ZeroDuration();
+  // After a rotation, delete the oldest rotated files beyond this many (0: no limit) and
+  // those rotated longer ago than retain_age (zero: no limit).
+  uint32_t retain_files = 0;
+  absl::Duration retain_age = absl::ZeroDuration();
+  // Files 0640 owned by this group (directory 0750) instead of 0600 (0700).
+  std::optional<gid_t> group;
+  // Tick() writes a checkpoint when this long has passed since the last one and lines were
+  // written since; zero: only at rotation and Checkpoint().
+  absl::Duration checkpoint_interval = absl::Seconds(60);
+  // Signs checkpoints; borrowed, must outlive the sink. Null: no checkpoints are written.
+  const record::RecordingKey* key = nullptr;
+};
+
 class JsonLinesSink final : public AuditSink {
  public:
-  // Creates the file (0600) and its directory (0700) when missing.
+  // Opens (creating when missing) the live file and its directory, and continues the chain
+  // from its last line, or from the newest rotated file's when it is empty or missing, or
+  // starts it (seq 1, genesis). A live file whose last line is cut short (a crash inside a
+  // write) or is not chained (written before chaining) is first set aside as a rotated file
+  // so that the chain never runs through a broken line. `clock` is borrowed.
+  static absl::StatusOr<std::unique_ptr<JsonLinesSink>> Create(JsonLinesSinkOptions options,
+                                                               const Clock& clock);
+  // Create with defaults for `path`, no key (no checkpoints), the real clock.
   static absl::StatusOr<std::unique_ptr<JsonLinesSink>> Create(const std::string& path);
-  // Buffers the line; the buffer goes to the file (whole lines, one write(2)) on Flush(),
-  // when it passes kFlushBytes, and on destruction. interlockd flushes once per event-loop
-  // iteration, like the session recordings.
+  // Chains and buffers the line (no system call); the buffer goes to the file (whole lines,
+  // one write(2)) on Flush(), when it passes kFlushBytes, and on destruction. interlockd
+  // flushes once per event-loop iteration, like the session recordings. Rotates after the
+  // line when the file reached rotate_bytes.
   absl::Status Write(const v1::AuditEvent& event) override;
   absl::Status Flush() override;
+  // Writes a signed checkpoint (AUDIT_KIND_AUDIT_CHECKPOINT, `reason`) to the buffer, unless
+  // there is no key, no line yet, or the last line already is one. Call Flush() after.
+  absl::Status Checkpoint(absl::string_view reason);
+  // Age rotation and interval checkpoints; interlockd calls it every second.
+  absl::Status Tick();
+  // Checkpoint, flush, fdatasync, rename to the rotated name, open a new live file, apply
+  // retention. Errors name the step; after a failed rename the sink keeps writing the old
+  // file (the chain is intact either way).
+  absl::Status Rotate(absl::string_view reason = "rotate");
   ~JsonLinesSink() override;
+
+  // The seq of the last line chained (0: none yet) and its SHA-256 (hex; genesis when none).
+  uint64_t last_seq() const { return next_.seq - 1; }
+  const std::string& head_sha256() const { return next_.prev_sha256; }
 
   static constexpr size_t kFlushBytes = 64 * 1024;
 
  private:
-  JsonLinesSink(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
-  std::string path_;
+  JsonLinesSink(JsonLinesSinkOptions options, const Clock& clock);
+  absl::Status Open();
+  absl::Status Recover();
+  void Chain(const v1::AuditEvent& event);
+  void ApplyRetention();
+
+  JsonLinesSinkOptions options_;
+  const Clock& clock_;
+  std::string dir_;   // of path, "" for the working directory
+  std::string name_;  // file name of path
+  std::string host_;
   UniqueFd fd_;
   std::string buffer_;
+  ChainLink next_;              // seq and prev_sha256 of the next line
+  uint64_t file_bytes_ = 0;     // written to the live file
+  uint64_t rotate_at_bytes_ = 0;  // rotate_bytes, later after a failed rotation
+  absl::Time first_line_at_;    // of the live file, for rotate_age
+  absl::Duration last_checkpoint_mono_;
+  bool head_is_checkpoint_ = false;
+  bool rotating_ = false;
 };
 
 // RFC 3339 UTC with nanoseconds: "2026-11-26T01:36:20.123456789Z".

@@ -127,6 +127,10 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
       category = {"configuration"};
       type = {"change"};
       break;
+    case v1::AUDIT_KIND_AUDIT_CHECKPOINT:  // the audit trail's own integrity
+      category = {"process"};
+      type = {"info"};
+      break;
     default:
       break;
   }

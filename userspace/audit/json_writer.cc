@@ -246,7 +246,7 @@ void AppendHttp(std::string* out, const v1::HttpExchange& m) {
   o.U64(R"("upstream_response_body_bytes":)", m.upstream_response_body_bytes());
 }
 
-void AppendEvent(std::string* out, const v1::AuditEvent& m) {
+void AppendEvent(std::string* out, const v1::AuditEvent& m, const ChainLink* link) {
   Object o(out);
   o.String(R"("id":)", m.id());
   if (m.kind() != 0) {
@@ -276,12 +276,26 @@ void AppendEvent(std::string* out, const v1::AuditEvent& m) {
   if (m.has_grant()) AppendMessageByReflection(o.Key(R"("grant":)"), m.grant());
   if (m.has_masking()) AppendMessageByReflection(o.Key(R"("masking":)"), m.masking());
   if (m.has_http()) AppendHttp(o.Key(R"("http":)"), m.http());
+  if (link != nullptr) {
+    o.U64(R"("seq":)", link->seq);
+    o.String(R"("prev_sha256":)", link->prev_sha256);
+  } else {
+    o.U64(R"("seq":)", m.seq());
+    o.String(R"("prev_sha256":)", m.prev_sha256());
+  }
+  if (m.has_checkpoint()) AppendMessageByReflection(o.Key(R"("checkpoint":)"), m.checkpoint());
+  if (m.has_recording()) AppendMessageByReflection(o.Key(R"("recording":)"), m.recording());
 }
 
 }  // namespace
 
 void AppendEventJsonLine(std::string* out, const v1::AuditEvent& event) {
-  AppendEvent(out, event);
+  AppendEvent(out, event, nullptr);
+  out->push_back('\n');
+}
+
+void AppendEventJsonLine(std::string* out, const v1::AuditEvent& event, const ChainLink& link) {
+  AppendEvent(out, event, &link);
   out->push_back('\n');
 }
 

@@ -6,6 +6,7 @@
 // schema without the typed writer knowing fails a test instead of going missing).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -19,6 +20,15 @@ namespace interlock::audit {
 std::string EventToJsonLine(const v1::AuditEvent& event);
 // The same line appended to `out` (no temporary string).
 void AppendEventJsonLine(std::string* out, const v1::AuditEvent& event);
+
+// The audit chain's fields of one line (events.proto AuditEvent.seq, prev_sha256).
+struct ChainLink {
+  uint64_t seq = 0;
+  std::string prev_sha256;  // 64 lower-case hex digits
+};
+// The line as if `event` had seq and prev_sha256 set from `link` (whatever it holds): what
+// the file sink writes, without copying the event.
+void AppendEventJsonLine(std::string* out, const v1::AuditEvent& event, const ChainLink& link);
 
 namespace internal {
 // The same line written by reflection only (the reference for the typed writer).

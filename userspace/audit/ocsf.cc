@@ -697,7 +697,8 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
         break;
       }
       case v1::AUDIT_KIND_DAEMON:
-      case v1::AUDIT_KIND_POLICY: {
+      case v1::AUDIT_KIND_POLICY:
+      case v1::AUDIT_KIND_AUDIT_CHECKPOINT: {
         class_uid = kClassApplicationLifecycle;
         category_uid = kCategoryApplication;
         class_name = "Application Lifecycle";

@@ -112,6 +112,51 @@ uint32_t Ranged(uint32_t value, uint32_t min, uint32_t max, uint32_t fallback,
   return value == 0 ? fallback : value;
 }
 
+void BuildAuditFile(const v1::AuditFileConfig& in, const std::string& state_dir, const SourceMap& source,
+                    Problems& problems, AuditFileSettings& out) {
+  if (!in.path().empty()) {
+    if (auto p = AbsolutePath(in.path(), "audit.file.path", problems)) {
+      if (absl::EndsWith(in.path(), "/") || absl::EndsWith(*p, "/")) {
+        problems.Add("audit.file.path", absl::StrCat(Quote(in.path()), " names a directory; name the file"));
+      } else {
+        out.path = *std::move(p);
+      }
+    }
+  } else if (!state_dir.empty()) {
+    out.path = absl::StrCat(state_dir, "/audit/audit.jsonl");
+  }
+  out.rotate_bytes = uint64_t{Ranged(in.rotate_mib(), 1, kMaxAuditRotateMib, kDefaultAuditRotateMib,
+                                     "audit.file.rotate_mib", source, problems)}
+                     << 20;
+  if (in.rotate_bytes() != 0) {
+    if (in.rotate_bytes() < kMinAuditRotateBytes) {
+      problems.Add("audit.file.rotate_bytes",
+                   absl::StrCat(in.rotate_bytes(), " is below the minimum of ", kMinAuditRotateBytes));
+    } else {
+      out.rotate_bytes = in.rotate_bytes();
+    }
+  }
+  if (in.rotate_age_s() != 0) {
+    out.rotate_age_s = Ranged(in.rotate_age_s(), kMinAuditRotateAgeS, kMaxAuditRotateAgeS, 0,
+                              "audit.file.rotate_age_s", source, problems);
+  }
+  // 0, written or not, means no limit.
+  if (in.retain_files() != 0) {
+    out.retain_files = Ranged(in.retain_files(), 1, kMaxAuditRetainFiles, 0, "audit.file.retain_files", source, problems);
+  }
+  if (in.retain_days() != 0) {
+    out.retain_days = Ranged(in.retain_days(), 1, kMaxAuditRetainDays, 0, "audit.file.retain_days", source, problems);
+  }
+  if (!in.group_readable().empty() && !IsValidGroupName(in.group_readable())) {
+    problems.Add("audit.file.group_readable",
+                 absl::StrCat(Quote(in.group_readable()), " is not a valid group name"));
+  }
+  out.group_readable = in.group_readable();
+  out.checkpoint_interval_s =
+      Ranged(in.checkpoint_interval_s(), 1, kMaxAuditCheckpointIntervalS, kDefaultAuditCheckpointIntervalS,
+             "audit.file.checkpoint_interval_s", source, problems);
+}
+
 void BuildListener(const v1::Listener& in, const SourceMap& source, ServiceConfig& out,
                    Problems& problems) {
   const std::string v4_text =
@@ -884,6 +929,7 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
     }
   }
   out.approvals.max_window_s = Ranged(ap.max_window_s(), 1, 30 * 86400, 86400, "approvals.max_window_s", source, problems);
+  BuildAuditFile(proto.audit().file(), out.state_dir, source, problems, out.audit_file);
 
   INTERLOCK_RETURN_IF_ERROR(std::move(problems).Status());
   out.proto = std::move(proto);

@@ -47,6 +47,16 @@ inline constexpr uint32_t kMinMemoryBudgetMib = 16;
 inline constexpr uint32_t kMaxMemoryBudgetMib = 1 << 20;
 inline constexpr uint32_t kDefaultWriteBatchMs = 5;
 inline constexpr uint32_t kMaxWriteBatchMs = 1000;
+// audit.file (config.proto AuditFileConfig).
+inline constexpr uint32_t kDefaultAuditRotateMib = 64;
+inline constexpr uint32_t kMaxAuditRotateMib = 65536;
+inline constexpr uint64_t kMinAuditRotateBytes = 1024;
+inline constexpr uint32_t kMinAuditRotateAgeS = 60;
+inline constexpr uint32_t kMaxAuditRotateAgeS = 31536000;
+inline constexpr uint32_t kMaxAuditRetainFiles = 100000;
+inline constexpr uint32_t kMaxAuditRetainDays = 36500;
+inline constexpr uint32_t kDefaultAuditCheckpointIntervalS = 60;
+inline constexpr uint32_t kMaxAuditCheckpointIntervalS = 86400;
 inline constexpr absl::string_view kBpffsRoot = "/sys/fs/bpf";
 // Largest configuration file read.
 inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
@@ -214,6 +224,17 @@ struct ApprovalsConfig {
   uint32_t max_window_s = 86400;
 };
 
+// The local audit file (config.proto AuditFileConfig), defaults applied.
+struct AuditFileSettings {
+  std::string path;  // absolute; default <state_dir>/audit/audit.jsonl
+  uint64_t rotate_bytes = uint64_t{kDefaultAuditRotateMib} << 20;
+  uint32_t rotate_age_s = 0;     // 0: size only
+  uint32_t retain_files = 0;     // 0: no limit
+  uint32_t retain_days = 0;      // 0: no limit
+  std::string group_readable;    // "": 0600
+  uint32_t checkpoint_interval_s = kDefaultAuditCheckpointIntervalS;
+};
+
 struct ServiceConfig {
   std::string file_name;  // where it was read from, for messages
   ListenerConfig listener;
@@ -236,6 +257,7 @@ struct ServiceConfig {
   std::string auditor_public_key_file;  // absolute; empty: masked originals are not kept
   ApprovalsConfig approvals;
   std::vector<OidcIssuerConfig> oidc_issuers;
+  AuditFileSettings audit_file;
 
   interlock::v1::Config proto;  // as written, before defaults
   SourceMap source;             // field path -> line, for later messages about this file

@@ -79,12 +79,34 @@ absl::Status Engine::Init() {
   ::chmod(config_.state_dir.c_str(), 0700);
   recordings_dir_ = absl::StrCat(config_.state_dir, "/recordings");
   INTERLOCK_RETURN_IF_ERROR(MakeDirs(recordings_dir_, 0700));
-  INTERLOCK_ASSIGN_OR_RETURN(auto sink, audit::JsonLinesSink::Create(
-                                            absl::StrCat(config_.state_dir, "/audit/audit.jsonl")));
-  audit_ = std::make_unique<audit::AuditLog>(std::move(sink), clock_);
   INTERLOCK_ASSIGN_OR_RETURN(record::RecordingKey key,
                              record::RecordingKey::LoadOrCreate(config_.state_dir));
   key_ = std::make_unique<record::RecordingKey>(std::move(key));
+  {
+    // The chained audit file; its checkpoints are signed with the recording key.
+    const config::AuditFileSettings& af = config_.audit_file;
+    audit::JsonLinesSinkOptions o;
+    o.path = af.path.empty() ? absl::StrCat(config_.state_dir, "/audit/audit.jsonl") : af.path;
+    o.rotate_bytes = af.rotate_bytes;
+    o.rotate_age = absl::Seconds(af.rotate_age_s);
+    o.retain_files = af.retain_files;
+    o.retain_age = absl::Hours(24) * af.retain_days;
+    o.checkpoint_interval = absl::Seconds(af.checkpoint_interval_s);
+    o.key = key_.get();
+    if (!af.group_readable.empty()) {
+      group gr{};
+      group* found = nullptr;
+      char buf[4096];
+      if (::getgrnam_r(af.group_readable.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("audit.file.group_readable: no group named \"", af.group_readable, "\""));
+      }
+      o.group = found->gr_gid;
+    }
+    INTERLOCK_ASSIGN_OR_RETURN(auto sink, audit::JsonLinesSink::Create(std::move(o), clock_));
+    audit_file_ = sink.get();
+    audit_ = std::make_unique<audit::AuditLog>(std::move(sink), clock_);
+  }
   if (!config_.auditor_public_key_file.empty()) {
     // Originals that masking replaces are kept, sealed to the auditor's key.
     INTERLOCK_ASSIGN_OR_RETURN(auditor_public_key_, record::LoadAuditorPublicKey(config_.auditor_public_key_file));
@@ -441,6 +463,8 @@ absl::Status Engine::Run() {
   ev.set_kind(v1::AUDIT_KIND_DAEMON);
   ev.set_outcome("stopped");
   Audit(std::move(ev));
+  // The last line of a clean shutdown: a signed checkpoint of the whole chain.
+  if (absl::Status st = audit_file_->Checkpoint("shutdown"); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
   (void)audit_->Flush();
   return fatal_;
 }
@@ -551,6 +575,8 @@ void Engine::BeginDrain() {
 }
 
 void Engine::OnTick() {
+  // Interval checkpoints and age rotation of the audit file.
+  if (absl::Status st = audit_file_->Tick(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
   absl::Duration now = clock_.Monotonic();
   std::vector<proxy::ProxySession*> expired;
   for (auto& [relay, session] : sessions_) {

@@ -154,6 +154,7 @@ class Engine {
   std::unique_ptr<net::EventLoop> loop_;
   std::unique_ptr<bpf::Datapath> datapath_;
   std::unique_ptr<audit::AuditLog> audit_;
+  audit::JsonLinesSink* audit_file_ = nullptr;  // owned by audit_
   std::unique_ptr<record::RecordingKey> key_;
   std::string auditor_public_key_;  // X25519, raw; empty: masked originals are not kept
   std::unique_ptr<identity::IdentityResolver> resolver_;

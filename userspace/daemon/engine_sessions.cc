@@ -312,6 +312,16 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   ev.set_duration_ms(absl::ToInt64Milliseconds(clock_.Monotonic() - session->started_mono));
   ev.set_outcome(relay->outcome());
   ev.set_detail(relay->detail());
+  if (const record::Recorder* rec = relay->recorder()) {
+    // What the recording held at the end, so that one cut short or removed later shows as
+    // tampered (interlock verify cross-checks it), not as cut by a crash.
+    v1::RecordingSummary* r = ev.mutable_recording();
+    const std::string& path = rec->path();
+    r->set_file(path.substr(path.rfind('/') + 1));
+    r->set_records(rec->records());
+    r->set_head_sha256(HexEncode(rec->head_hash()));
+    r->set_sealed(rec->closed() && rec->status().ok());
+  }
   Audit(std::move(ev));
   // The relay is inside its own callback: destroy it after this dispatch batch.
   Session* raw = session.release();

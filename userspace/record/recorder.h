@@ -101,6 +101,9 @@ class Recorder {
   // True when created with an auditor key (AppendSealed works).
   bool keeps_originals() const { return sealer_ != nullptr; }
   uint64_t records() const { return next_seq_; }
+  // SHA-256 (raw 32 bytes) of the last record written or buffered (the seal once closed):
+  // the chain head that the session-end audit event carries (RecordingSummary).
+  const std::string& head_hash() const { return prev_hash_; }
   // Bytes waiting in the user-space buffer.
   size_t buffered_bytes() const { return buffer_.size(); }
 

@@ -205,7 +205,7 @@ class Verification {
           return Tampered(
               absl::StrFormat("%d bytes after the seal (record %d)", file_.size() - end, seq));
         }
-        Count(seq);
+        Count(seq, HashRecord(f.record));
         report_.verdict = VerifyReport::kValid;
         report_.detail =
             absl::StrFormat("%d records, sealed by key %s", report_.records_ok, key_fp);
@@ -216,7 +216,7 @@ class Verification {
       last_body = body;
       prev_hash = HashRecord(f.record);
       offset += f.frame_bytes;
-      Count(seq);
+      Count(seq, prev_hash);
     }
     if (report_.records_ok == 0) return Incomplete("empty file", open_fp, key_fp);
     return Incomplete(
@@ -225,9 +225,10 @@ class Verification {
   }
 
  private:
-  void Count(uint64_t seq) {
+  void Count(uint64_t seq, const std::string& hash) {
     ++report_.records_ok;
     report_.last_good_seq = seq;
+    report_.head_hash = hash;
   }
   VerifyReport Tampered(std::string detail) {
     report_.verdict = VerifyReport::kTampered;

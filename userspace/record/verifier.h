@@ -38,6 +38,9 @@ struct VerifyReport {
   uint64_t records_ok = 0;
   // seq of the last counted record; meaningful only when records_ok > 0.
   uint64_t last_good_seq = 0;
+  // SHA-256 (raw 32 bytes) of the last counted record: the chain head as far as it holds
+  // (Recorder::head_hash() of the writer; audit RecordingSummary.head_sha256 in hex).
+  std::string head_hash;
   // From the open record, when it parsed.
   std::string session_id;
   // Human-readable reason, e.g. "record 5: prev_hash does not match record 4".

@@ -177,6 +177,10 @@ class JsonLinesSinkTest : public ::testing::Test {
     EXPECT_TRUE(text->empty() || text->back() == '\n');
     for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
       out.push_back(Parse(line));
+      // The chain's fields are the sink's (chain_test.cc checks them).
+      EXPECT_NE(out.back().seq(), 0u);
+      out.back().clear_seq();
+      out.back().clear_prev_sha256();
     }
     return out;
   }

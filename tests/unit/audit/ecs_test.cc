@@ -36,6 +36,7 @@ TEST(Ecs, CategoryTypeAndOutcomePerKind) {
       {"AUDIT_KIND_ENROLLMENT enrolled", {"iam", "", "creation", "", "", "success"}},
       {"AUDIT_KIND_DAEMON started", {"process", "", "start", "", "", "success"}},
       {"AUDIT_KIND_POLICY rejected", {"configuration", "", "change", "", "", "failure"}},
+      {"AUDIT_KIND_AUDIT_CHECKPOINT signed", {"process", "", "info", "", "", "success"}},
   };
   int checked = 0;
   for (const auto& e : testing::OcsfSampleEvents()) {

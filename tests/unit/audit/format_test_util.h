@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/message.h"
 #include "gtest/gtest.h"
@@ -127,8 +128,13 @@ inline std::vector<std::string> LeafValues(const google::protobuf::Message& m) {
     for (int i = 0; i < count; ++i) {
       switch (f->cpp_type()) {
         case FieldDescriptor::CPPTYPE_STRING: {
+          const std::string v = rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f);
+          if (f->type() == FieldDescriptor::TYPE_BYTES) {  // JSON carries bytes as base64
+            values.push_back(absl::Base64Escape(v));
+            break;
+          }
           std::string q;
-          AppendJsonQuoted(rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f), &q);
+          AppendJsonQuoted(v, &q);
           values.push_back(q.substr(1, q.size() - 2));
           break;
         }

@@ -283,6 +283,16 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
   policy_bad.set_detail("policy.yaml:3: rules[0].action: unknown; the previous policy stays in force");
   out.push_back(policy_bad);
 
+  v1::AuditEvent checkpoint = Base(v1::AUDIT_KIND_AUDIT_CHECKPOINT, ++n);
+  checkpoint.set_outcome("signed");
+  checkpoint.set_reason("rotate");
+  checkpoint.set_seq(4242);
+  checkpoint.set_prev_sha256(std::string(64, 'a'));
+  checkpoint.mutable_checkpoint()->set_reason("rotate");
+  checkpoint.mutable_checkpoint()->set_signature(std::string(64, '\x01'));
+  checkpoint.mutable_checkpoint()->set_key_fingerprint(std::string(64, 'b'));
+  out.push_back(checkpoint);
+
   v1::AuditEvent masking = Session(v1::AUDIT_KIND_MASKING, ++n);
   masking.clear_original_destination();
   masking.clear_upstream();

@@ -64,6 +64,7 @@ TEST(Ocsf, ClassActivityAndDispositionPerKind) {
       {"AUDIT_KIND_GRANT denied", {"3003", "99", ""}},
       {"AUDIT_KIND_POLICY loaded", {"6002", "8", ""}},
       {"AUDIT_KIND_POLICY rejected", {"6002", "8", ""}},
+      {"AUDIT_KIND_AUDIT_CHECKPOINT signed", {"6002", "99", ""}},
       {"AUDIT_KIND_MASKING masked", {"6005", "1", "99"}},
       {"AUDIT_KIND_HTTP_REQUEST allowed http", {"4002", "3", "1"}},
       {"AUDIT_KIND_HTTP_REQUEST denied http", {"4002", "99", "2"}},

@@ -187,6 +187,29 @@ TEST(LoadConfig, DefaultsFollowConfigProto) {
   EXPECT_EQ(cfg.write_batch_ms, 5u);
 }
 
+TEST(LoadConfig, AuditFileDefaultsAndValues) {
+  config::AuditFileSettings d = MustLoad("state_dir: /srv/il\n").audit_file;
+  EXPECT_EQ(d.path, "/srv/il/audit/audit.jsonl");
+  EXPECT_EQ(d.rotate_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(d.rotate_age_s, 0u);
+  EXPECT_EQ(d.retain_files, 0u);
+  EXPECT_EQ(d.retain_days, 0u);
+  EXPECT_EQ(d.group_readable, "");
+  EXPECT_EQ(d.checkpoint_interval_s, 60u);
+  config::AuditFileSettings s = MustLoad(
+      "audit:\n  file:\n    path: /var/log/interlock/audit.jsonl\n    rotate_mib: 8\n"
+      "    rotate_age_s: 86400\n    retain_files: 30\n    retain_days: 0\n    group_readable: adm\n"
+      "    checkpoint_interval_s: 10\n").audit_file;
+  EXPECT_EQ(s.path, "/var/log/interlock/audit.jsonl");
+  EXPECT_EQ(s.rotate_bytes, uint64_t{8} << 20);
+  EXPECT_EQ(s.rotate_age_s, 86400u);
+  EXPECT_EQ(s.retain_files, 30u);
+  EXPECT_EQ(s.retain_days, 0u) << "0 written means no limit";
+  EXPECT_EQ(s.group_readable, "adm");
+  EXPECT_EQ(s.checkpoint_interval_s, 10u);
+  EXPECT_EQ(MustLoad("audit:\n  file:\n    rotate_bytes: 4096\n").audit_file.rotate_bytes, 4096u);
+}
+
 TEST(LoadConfig, WriteBatchZeroMeansEveryIteration) {
   EXPECT_EQ(MustLoad("write_batch_ms: 0\n").write_batch_ms, 0u);
   EXPECT_EQ(MustLoad("write_batch_ms: 1000\n").write_batch_ms, 1000u);
@@ -591,6 +614,26 @@ INSTANTIATE_TEST_SUITE_P(
                   "interlock.yaml:1: max_sessions: 1000001 is out of range 1..1000000"},
         ErrorCase{"write batch too long", "write_batch_ms: 1001\n",
                   "interlock.yaml:1: write_batch_ms: 1001 is out of range 0..1000"},
+        ErrorCase{"audit file path relative", "audit:\n  file:\n    path: audit.jsonl\n",
+                  "interlock.yaml:3: audit.file.path: \"audit.jsonl\" must be an absolute path"},
+        ErrorCase{"audit file path a directory", "audit:\n  file:\n    path: /var/log/\n",
+                  "interlock.yaml:3: audit.file.path: \"/var/log/\" names a directory"},
+        ErrorCase{"audit rotate_mib zero", "audit:\n  file:\n    rotate_mib: 0\n",
+                  "interlock.yaml:3: audit.file.rotate_mib: 0 is out of range 1..65536"},
+        ErrorCase{"audit rotate_mib too big", "audit:\n  file:\n    rotate_mib: 65537\n",
+                  "interlock.yaml:3: audit.file.rotate_mib: 65537 is out of range 1..65536"},
+        ErrorCase{"audit rotate_bytes tiny", "audit:\n  file:\n    rotate_bytes: 100\n",
+                  "interlock.yaml:3: audit.file.rotate_bytes: 100 is below the minimum of 1024"},
+        ErrorCase{"audit rotate_age_s too short", "audit:\n  file:\n    rotate_age_s: 59\n",
+                  "interlock.yaml:3: audit.file.rotate_age_s: 59 is out of range 60..31536000"},
+        ErrorCase{"audit retain_days too long", "audit:\n  file:\n    retain_days: 36501\n",
+                  "interlock.yaml:3: audit.file.retain_days: 36501 is out of range 1..36500"},
+        ErrorCase{"audit group name", "audit:\n  file:\n    group_readable: \"no such\"\n",
+                  "interlock.yaml:3: audit.file.group_readable: \"no such\" is not a valid group name"},
+        ErrorCase{"audit checkpoint interval zero", "audit:\n  file:\n    checkpoint_interval_s: 0\n",
+                  "interlock.yaml:3: audit.file.checkpoint_interval_s: 0 is out of range 1..86400"},
+        ErrorCase{"audit checkpoint interval too long", "audit:\n  file:\n    checkpoint_interval_s: 86401\n",
+                  "interlock.yaml:3: audit.file.checkpoint_interval_s: 86401 is out of range 1..86400"},
         ErrorCase{"max_sessions zero", "max_sessions: 0\n",
                   "interlock.yaml:1: max_sessions: 0 is out of range 1..1000000"},
         ErrorCase{"connect timeout", "timeouts:\n  connect_ms: 600001\n",

@@ -389,3 +389,38 @@ TEST_F(RecordChain, SealedRecordWithoutOpenKeyIsTampered) {
 
 }  // namespace
 }  // namespace interlock::record
+
+namespace interlock::record {
+namespace {
+
+// The session-end audit event carries Recorder::records() and head_hash(); the verifier
+// must compute the same from the file, and less from a file cut short.
+TEST(VerifierHead, RecordCountAndHeadMatchTheRecorder) {
+  test::TempDir dir;
+  interlock::testing::FakeClock clock;
+  RecordingKey key = RecordingKey::Generate();
+  auto rec = Recorder::Create(dir.File("h.rec"), test::SampleOpen(), key, clock);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  ASSERT_TRUE((*rec)->AppendData(v1::DIRECTION_TO_UPSTREAM, "SELECT 1").ok());
+  const std::string head_before_close = (*rec)->head_hash();
+  const uint64_t records_before_close = (*rec)->records();
+  ASSERT_TRUE((*rec)->Close(v1::SessionClose()).ok());
+  EXPECT_EQ((*rec)->head_hash().size(), 32u);
+  EXPECT_NE((*rec)->head_hash(), head_before_close);
+  EXPECT_EQ((*rec)->records(), records_before_close + 2) << "close and seal";
+
+  const std::string bytes = *ReadFile(dir.File("h.rec"));
+  VerifyReport r = VerifyRecording(bytes, key.public_key());
+  ASSERT_EQ(r.verdict, VerifyReport::kValid) << r.detail;
+  EXPECT_EQ(r.records_ok, (*rec)->records());
+  EXPECT_EQ(r.head_hash, (*rec)->head_hash());
+
+  // Cut after the close: the seal gone, the file looks like a crash...
+  VerifyReport cut = VerifyRecording(bytes.substr(0, bytes.size() - 10), key.public_key());
+  EXPECT_EQ(cut.verdict, VerifyReport::kIncomplete);
+  EXPECT_EQ(cut.records_ok, (*rec)->records() - 1);
+  EXPECT_NE(cut.head_hash, (*rec)->head_hash()) << "which only the audit log can tell";
+}
+
+}  // namespace
+}  // namespace interlock::record

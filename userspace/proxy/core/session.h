@@ -10,6 +10,10 @@
 #include "absl/time/time.h"
 #include "interlock/v1/identity.pb.h"
 
+namespace interlock::record {
+class Recorder;
+}  // namespace interlock::record
+
 namespace interlock::proxy {
 
 struct RelayStats {
@@ -38,6 +42,9 @@ class ProxySession {
   // Identity facts learned during the session (a verified token's issuer, subject and
   // groups) to carry in the session-end event; null when the session learned none.
   virtual const v1::WorkloadIdentity* learned_identity() const { return nullptr; }
+  // The session's recorder (closed by the time the session is done), for the session-end
+  // audit event's RecordingSummary; null when the session is not recorded.
+  virtual const record::Recorder* recorder() const { return nullptr; }
   // The just-in-time grant the session runs under ("" when none), so the engine can end
   // the sessions of a grant that expired or was revoked.
   virtual const std::string& grant_id() const {

@@ -62,6 +62,7 @@ class TcpRelay final : public ProxySession {
   // Writes buffered recording bytes to disk (the engine calls it once per loop
   // iteration). An error means the recording is broken: the caller aborts the session.
   absl::Status FlushRecording() override;
+  const record::Recorder* recorder() const override { return recorder_.get(); }
 
   const RelayStats& stats() const override { return stats_; }
   bool done() const override { return state_ == State::kDone; }

@@ -103,6 +103,7 @@ class HttpSession final : public ProxySession {
 
   void Abort(const std::string& outcome, const std::string& detail = "") override;
   absl::Status FlushRecording() override;
+  const record::Recorder* recorder() const override { return recorder_.get(); }
   const RelayStats& stats() const override { return stats_; }
   bool done() const override { return phase_ == Phase::kDone; }
   const std::string& outcome() const override { return outcome_; }
