@@ -42,6 +42,9 @@ PACKAGES=(
   # and a second proxy for the benchmarks. policy-rc.d or not, no daemon is left running:
   # tests start their own on loopback (tests/testing/nginx_server.h).
   nginx python3-requests python3-httpx wrk haproxy
+  # audit sinks: a real syslog receiver for the tests (imudp, imtcp, TLS through the
+  # gtls and ossl netstream drivers); tests start their own rsyslogd with their own config.
+  rsyslog rsyslog-gnutls rsyslog-openssl
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
   dpkg-dev
 )

@@ -181,6 +181,7 @@ absl::Status BlockingStream::WriteAll(absl::string_view data) {
       if (SSL_write_ex(ssl_, data.data(), data.size(), &written) != 1) {
         const int err = SSL_get_error(ssl_, 0);
         if (err == SSL_ERROR_SYSCALL) return IoError(peer_, "write", errno);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return IoError(peer_, "write", EAGAIN);
         return absl::UnavailableError(absl::StrCat(peer_, ": tls write: ", TakeOpensslReason()));
       }
       data.remove_prefix(written);
@@ -202,6 +203,7 @@ absl::StatusOr<size_t> BlockingStream::Read(char* buf, size_t n) {
       if (SSL_read_ex(ssl_, buf, n, &got) == 1) return got;
       const int err = SSL_get_error(ssl_, 0);
       if (err == SSL_ERROR_ZERO_RETURN) return 0;
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return IoError(peer_, "read", EAGAIN);
       if (err == SSL_ERROR_SYSCALL) {
         if (errno == 0) return 0;  // EOF without close_notify: treated as a close
         return IoError(peer_, "read", errno);

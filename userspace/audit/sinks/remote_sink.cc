@@ -51,7 +51,9 @@ absl::Status RemoteSink::Write(const v1::AuditEvent& event) {
       queue_.push_back(std::move(record));
       // Wake the worker only when it has something to act on now: the first event
       // (a timed wait covers the batch delay) or a full batch.
-      if (queue_.size() == 1 || queue_.size() == options_.batch_max_events) cv_.notify_one();
+      if (queue_.size() == 1 || queue_.size() == options_.batch_max_events || queue_.size() == SpillThreshold()) {
+        cv_.notify_one();
+      }
       return absl::OkStatus();
     }
   }
@@ -140,15 +142,15 @@ void RemoteSink::Account(const absl::Status& st, size_t n) {
   }
 }
 
-void RemoteSink::DrainSpoolOnce() {
+bool RemoteSink::DrainSpoolOnce() {
   if (!pending_.has_value()) {
     absl::StatusOr<std::optional<Spool::Segment>> seg = spool_->ReadOldest();
     if (!seg.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       Account(absl::UnavailableError(absl::StrCat("spool: ", seg.status().message())), 0);
-      return;
+      return true;  // backing off
     }
-    if (!seg->has_value()) return;
+    if (!seg->has_value()) return false;
     pending_ = std::move(**seg);
     pending_index_ = 0;
     if (pending_->corrupt_bytes > 0) {
@@ -167,7 +169,7 @@ void RemoteSink::DrainSpoolOnce() {
     std::lock_guard<std::mutex> lock(mu_);
     Account(st, events.size());
   }
-  if (!st.ok() && !absl::IsInvalidArgument(st)) return;  // the same records again later
+  if (!st.ok() && !absl::IsInvalidArgument(st)) return true;  // the same records again later
   pending_index_ += n;
   if (pending_index_ >= pending_->records.size()) {
     if (absl::Status rm = spool_->Remove(pending_->seq); !rm.ok()) {
@@ -175,6 +177,7 @@ void RemoteSink::DrainSpoolOnce() {
     }
     pending_.reset();
   }
+  return true;
 }
 
 void RemoteSink::SendLive(std::vector<std::string> records) {
@@ -202,14 +205,16 @@ void RemoteSink::Run() {
         lock.lock();
         continue;
       }
-      cv_.wait_until(lock, retry_at_, [this] { return stop_ || !queue_.empty(); });
+      // Woken early only when the queue is half full: spilled in bulk, not per event.
+      cv_.wait_until(lock, retry_at_, [this] { return stop_ || queue_.size() >= SpillThreshold(); });
       continue;
     }
     if (pending_.has_value() || spool_->events() > 0 || spool_->bytes() > 0) {
       lock.unlock();
-      DrainSpoolOnce();
+      const bool progressed = DrainSpoolOnce();
       lock.lock();
-      continue;
+      if (progressed) continue;
+      // Nothing readable in the spool after all: go on with the queue.
     }
     if (queue_.empty()) {
       cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });

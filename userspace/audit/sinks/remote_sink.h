@@ -32,6 +32,7 @@
 //   a DAEMON audit event in the local file (the worker must not call into AuditLog).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -119,8 +120,11 @@ class RemoteSink final : public AuditSink {
   RemoteSink(RemoteSinkOptions options, std::unique_ptr<Spool> spool, std::unique_ptr<Deliverer> deliverer);
   bool Wanted(v1::AuditKind kind) const;
   void Run();
-  // Worker helpers; called without mu_ held.
-  void DrainSpoolOnce();
+  // While backing off, the queue is moved to the spool when it reaches this size.
+  size_t SpillThreshold() const { return std::max<size_t>(1, options_.queue_max_events / 2); }
+  // Worker helpers; called without mu_ held. DrainSpoolOnce: false when the spool had
+  // nothing to read after all.
+  bool DrainSpoolOnce();
   void SendLive(std::vector<std::string> records);
   void SpillToSpool(std::vector<std::string> records);
   // The result of one delivery attempt of `n` events, under mu_.
