@@ -1,5 +1,8 @@
 #include "userspace/audit/sinks/remote_sink.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -15,7 +18,15 @@ absl::StatusOr<std::unique_ptr<RemoteSink>> RemoteSink::Create(RemoteSinkOptions
   if (options.queue_max_events == 0) options.queue_max_events = 1;
   if (options.batch_max_events == 0) options.batch_max_events = 1;
   std::unique_ptr<RemoteSink> sink(new RemoteSink(std::move(options), std::move(spool), std::move(deliverer)));
+  // The worker must never take a process signal: interlockd reads SIGTERM, SIGHUP... from a
+  // signalfd and blocks them in the loop thread only, possibly after this thread exists. A
+  // thread that leaves them unblocked would get them delivered (and SIGTERM's default
+  // action ends the process without the clean stop). Threads inherit the creator's mask.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   sink->worker_ = std::thread([s = sink.get()] { s->Run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return sink;
 }
 
