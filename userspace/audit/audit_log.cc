@@ -100,6 +100,9 @@ absl::Status AuditLog::Emit(v1::AuditEvent* event) {
 absl::Status AuditLog::Flush() {
   absl::Status st = sink_->Flush();
   if (!st.ok()) ++errors_;
+  for (auto& extra : extra_sinks_) {
+    if (!extra->Flush().ok()) ++errors_;
+  }
   return st;
 }
 

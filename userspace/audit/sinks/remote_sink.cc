@@ -60,11 +60,9 @@ absl::Status RemoteSink::Write(const v1::AuditEvent& event) {
     if (queue_.size() < options_.queue_max_events) {
       if (queue_.empty()) oldest_queued_ = SteadyClock::now();
       queue_.push_back(std::move(record));
-      // Wake the worker only when it has something to act on now: the first event
-      // (a timed wait covers the batch delay) or a full batch.
-      if (queue_.size() == 1 || queue_.size() == options_.batch_max_events || queue_.size() == SpillThreshold()) {
-        cv_.notify_one();
-      }
+      // A wake-up is a futex syscall: the caller wakes the worker only for a full batch or a
+      // half-full queue, and otherwise once per Flush (the engine's write batch).
+      if (queue_.size() == options_.batch_max_events || queue_.size() == SpillThreshold()) cv_.notify_one();
       return absl::OkStatus();
     }
   }
@@ -72,6 +70,16 @@ absl::Status RemoteSink::Write(const v1::AuditEvent& event) {
   std::vector<std::string> one;
   one.push_back(std::move(record));
   SpillToSpool(std::move(one));
+  return absl::OkStatus();
+}
+
+absl::Status RemoteSink::Flush() {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake = !queue_.empty();
+  }
+  if (wake) cv_.notify_one();
   return absl::OkStatus();
 }
 
@@ -228,7 +236,8 @@ void RemoteSink::Run() {
       // Nothing readable in the spool after all: go on with the queue.
     }
     if (queue_.empty()) {
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      // Flush wakes it; the timeout bounds the wait of a caller that never flushes.
+      cv_.wait_for(lock, kIdleWake, [this] { return stop_ || !queue_.empty(); });
       continue;
     }
     const auto due = oldest_queued_ + absl::ToChronoMicroseconds(options_.batch_max_delay);
