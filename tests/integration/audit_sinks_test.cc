@@ -427,7 +427,7 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
   rl.rlim_cur = rl.rlim_max;
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
-  auto run = [&](const std::string& yaml, v1::StatusResponse* status) {
+  auto run = [&](const std::string& yaml, v1::StatusResponse* status, bool* dropped_event_seen) {
     InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}, .extra_yaml = yaml});
     EXPECT_TRUE(h.Start().ok()) << h.DaemonLog();
     auto start = std::chrono::steady_clock::now();
@@ -439,6 +439,21 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
     EXPECT_TRUE(WaitFor([&] {
       return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == static_cast<size_t>(kSessions);
     }, 60));
+    if (dropped_event_seen != nullptr) {
+      // Untimed: as many sessions again, which takes the 1 MiB spool past its bound.
+      CommandResult more = h.RunAgent("swarm", {BinaryPath("interlock-probe"), "concurrent", "127.0.0.42",
+                                                absl::StrCat(echo_.port()), absl::StrCat(kSessions)}, false, 300);
+      EXPECT_EQ(more.exit_code, 0) << more.out << more.err;
+      *dropped_event_seen = WaitFor([&] {
+        for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+          if (e.reason() == "audit_sink_dropped" && absl::StrContains(e.detail(), "tiny-spool") &&
+              absl::StrContains(e.detail(), "events dropped")) {
+            return true;
+          }
+        }
+        return false;
+      }, 10);
+    }
     if (status != nullptr) {
       // The black hole answers nothing: its first batch fails only at its timeout.
       EXPECT_TRUE(WaitFor([&] {
@@ -451,7 +466,7 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
     }
     return seconds;
   };
-  const double baseline = run("", nullptr);
+  const double baseline = run("", nullptr, nullptr);
   // A black hole: a listening socket nobody accepts from (connects succeed, no answer).
   UniqueFd hole(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in a{};
@@ -468,6 +483,10 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
     - name: dead-tcp
       queue_max_events: 100
       syslog: {address: "127.0.0.1:)", FreePort(), R"(", transport: SYSLOG_TRANSPORT_TCP}
+    - name: tiny-spool
+      queue_max_events: 16
+      spool_max_mib: 1
+      syslog: {address: "127.0.0.1:)", FreePort(), R"(", transport: SYSLOG_TRANSPORT_TCP}
     - name: black-hole-hec
       queue_max_events: 100
       hec:
@@ -476,10 +495,11 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
         timeout_ms: 1000
 )");
   v1::StatusResponse status;
-  const double with_sinks = run(yaml, &status);
+  bool dropped_event_seen = false;
+  const double with_sinks = run(yaml, &status, &dropped_event_seen);
   RecordProperty("baseline_s", absl::StrCat(baseline));
   RecordProperty("dead_sinks_s", absl::StrCat(with_sinks));
-  std::printf("%d sessions: %.2f s without sinks, %.2f s with a dead and a black-holed sink\n", kSessions, baseline,
+  std::printf("%d sessions: %.2f s without sinks, %.2f s with dead, full and black-holed sinks\n", kSessions, baseline,
               with_sinks);
   EXPECT_LT(with_sinks, baseline * 2 + 2.0);
   for (const char* name : {"dead-tcp", "black-hole-hec"}) {
@@ -487,8 +507,18 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
     ASSERT_NE(s, nullptr) << name;
     EXPECT_EQ(s->sent_events(), 0u) << name;
     EXPECT_FALSE(s->last_error().empty()) << name;
-    EXPECT_GE(s->queued_events() + s->spooled_events(), static_cast<uint64_t>(kSessions)) << name;
+    EXPECT_EQ(s->dropped_events(), 0u) << name;
+    EXPECT_GE(s->queued_events() + s->spooled_events(), static_cast<uint64_t>(2 * kSessions)) << name;
+    std::printf("%s: %llu events spooled, %llu bytes, %llu retries\n", name,
+                static_cast<unsigned long long>(s->spooled_events()),
+                static_cast<unsigned long long>(s->spooled_bytes()), static_cast<unsigned long long>(s->retries()));
   }
+  // Past its bound a spool drops the newest events, counts them and says so in the local file.
+  const v1::AuditSinkStatus* tiny = SinkStatus(status, "tiny-spool");
+  ASSERT_NE(tiny, nullptr);
+  EXPECT_LE(tiny->spooled_bytes(), 1u << 20);
+  EXPECT_GT(tiny->dropped_events(), 0u) << tiny->DebugString();
+  EXPECT_TRUE(dropped_event_seen) << "no DAEMON audit_sink_dropped event in the local file";
 }
 
 }  // namespace
