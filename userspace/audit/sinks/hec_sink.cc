@@ -1,5 +1,7 @@
 #include "userspace/audit/sinks/hec_sink.h"
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/http/chunked.h"
 #include "userspace/codec/http/head.h"
@@ -37,6 +39,11 @@ absl::Status HecDeliverer::Deliver(const std::vector<v1::AuditEvent>& events) {
 
 absl::Status HecDeliverer::Post(absl::string_view body) {
   std::string request = BuildHecRequest(host_header_, settings_.path, token_.reveal(), body);
+  // The request holds the token: wiped however this returns.
+  struct Wipe {
+    std::string* s;
+    ~Wipe() { OPENSSL_cleanse(s->data(), s->size()); }
+  } wipe{&request};
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool reused = stream_ != nullptr;
     if (stream_ != nullptr && stream_->PeerClosed()) stream_.reset();

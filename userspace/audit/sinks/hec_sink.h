@@ -12,6 +12,10 @@
 //
 // A request that fails on a reused keep-alive connection before any answer byte arrived
 // is sent once more on a fresh connection (the server may have closed it while idle).
+// A batch larger than batch_max_bytes goes as several requests; when one of them is
+// rejected the others still go, and the whole batch is reported as rejected (the failed
+// count may then include events the collector took). A retryable failure part-way resends
+// the whole batch (duplicates, same ids).
 #pragma once
 
 #include <memory>
