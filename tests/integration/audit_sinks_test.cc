@@ -109,15 +109,22 @@ class Rsyslog {
     tcp_ = FreePort();
     tls_ = FreePort();
     out_ = dir + "/received.log";
-    const std::string conf = absl::StrCat(R"(global(workDirectory=")", dir, R"(" maxMessageSize="64k"
-  DefaultNetstreamDriverCAFile=")", ca_file, R"("
-  DefaultNetstreamDriverCertFile=")", cert.cert_file, R"("
-  DefaultNetstreamDriverKeyFile=")", cert.key_file, R"(")
+    const std::string conf =
+        absl::StrCat(R"(global(workDirectory=")", dir, R"(" maxMessageSize="64k"
+  DefaultNetstreamDriverCAFile=")",
+                     ca_file, R"("
+  DefaultNetstreamDriverCertFile=")",
+                     cert.cert_file, R"("
+  DefaultNetstreamDriverKeyFile=")",
+                     cert.key_file, R"(")
 module(load="imudp")
 module(load="imtcp" maxSessions="100")
-input(type="imudp" address="127.0.0.1" port=")", udp_, R"(" name="udp")
-input(type="imtcp" address="127.0.0.1" port=")", tcp_, R"(" name="tcp")
-input(type="imtcp" address="127.0.0.1" port=")", tls_, R"(" name="tls" streamDriver.name="gtls"
+input(type="imudp" address="127.0.0.1" port=")",
+                     udp_, R"(" name="udp")
+input(type="imtcp" address="127.0.0.1" port=")",
+                     tcp_, R"(" name="tcp")
+input(type="imtcp" address="127.0.0.1" port=")",
+                     tls_, R"(" name="tls" streamDriver.name="gtls"
       streamDriver.mode="1" streamDriver.authMode="anon")
 template(name="fields" type="list") {
   property(name="inputname") constant(value="\t")
@@ -125,13 +132,16 @@ template(name="fields" type="list") {
   property(name="structured-data") constant(value="\t")
   property(name="msg") constant(value="\n")
 }
-action(type="omfile" file=")", out_, R"(" template="fields")
+action(type="omfile" file=")",
+                     out_, R"(" template="fields")
 )");
     INTERLOCK_RETURN_IF_ERROR(WriteFileAtomic(dir + "/rsyslog.conf", conf, 0600));
-    proc_ = ScopedProcess(Spawn({"/usr/sbin/rsyslogd", "-n", "-f", dir + "/rsyslog.conf", "-i", dir + "/rsyslog.pid"},
-                                dir + "/rsyslogd.log"));
+    proc_ = ScopedProcess(
+        Spawn({"/usr/sbin/rsyslogd", "-n", "-f", dir + "/rsyslog.conf", "-i", dir + "/rsyslog.pid"},
+              dir + "/rsyslogd.log"));
     if (!WaitFor([&] { return TcpPortOpen(tcp_) && TcpPortOpen(tls_); }, 15)) {
-      return absl::UnavailableError(absl::StrCat("rsyslogd did not start: ", ReadOr(dir + "/rsyslogd.log")));
+      return absl::UnavailableError(
+          absl::StrCat("rsyslogd did not start: ", ReadOr(dir + "/rsyslogd.log")));
     }
     return absl::OkStatus();
   }
@@ -183,7 +193,8 @@ class AuditSinksTest : public ::testing::Test {
     if (!dir_.empty()) RemoveTree(dir_);
   }
   CommandResult Session(InterlockdHarness& h) {
-    return h.RunAgent("agent", {BinaryPath("interlock-probe"), "connect", "127.0.0.42", absl::StrCat(echo_.port())});
+    return h.RunAgent("agent", {BinaryPath("interlock-probe"), "connect", "127.0.0.42",
+                                absl::StrCat(echo_.port())});
   }
 
   std::string dir_;
@@ -198,21 +209,27 @@ TEST_F(AuditSinksTest, SyslogOverUdpTcpAndTlsArrivesParseableAndComplete) {
   const std::string yaml = absl::StrCat(R"(audit:
   sinks:
     - name: udp
-      syslog: {address: "127.0.0.1:)", rs.udp_, R"(", transport: SYSLOG_TRANSPORT_UDP}
+      syslog: {address: "127.0.0.1:)",
+                                        rs.udp_, R"(", transport: SYSLOG_TRANSPORT_UDP}
     - name: tcp
-      syslog: {address: "127.0.0.1:)", rs.tcp_, R"(", transport: SYSLOG_TRANSPORT_TCP}
+      syslog: {address: "127.0.0.1:)",
+                                        rs.tcp_, R"(", transport: SYSLOG_TRANSPORT_TCP}
     - name: tls
       syslog:
-        address: "localhost:)", rs.tls_, R"("
+        address: "localhost:)",
+                                        rs.tls_, R"("
         transport: SYSLOG_TRANSPORT_TLS
-        ca_file: )", ca_->cert_file(), R"(
+        ca_file: )",
+                                        ca_->cert_file(), R"(
     - name: tls-wrong-name
       retry_initial_ms: 50
       retry_max_ms: 200
       syslog:
-        address: "127.0.0.1:)", rs.tls_, R"("
+        address: "127.0.0.1:)",
+                                        rs.tls_, R"("
         transport: SYSLOG_TRANSPORT_TLS
-        ca_file: )", ca_->cert_file(), R"(
+        ca_file: )",
+                                        ca_->cert_file(), R"(
         server_name: siem.other.example
 )");
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}, .extra_yaml = yaml});
@@ -235,7 +252,8 @@ TEST_F(AuditSinksTest, SyslogOverUdpTcpAndTlsArrivesParseableAndComplete) {
     return local.size() >= 4;  // started, enrollment, session start and end at least
   };
   for (const char* input : {"udp", "tcp", "tls"}) {
-    EXPECT_TRUE(WaitFor([&] { return complete(input); }, 20)) << input << "\n" << rs.Log() << h.DaemonLog();
+    EXPECT_TRUE(WaitFor([&] { return complete(input); }, 20)) << input << "\n"
+                                                              << rs.Log() << h.DaemonLog();
   }
   // Every message: MSGID = the kind, our SD element naming the same id, MSG = the same
   // event as the local file, byte for byte through the JSON mapping.
@@ -246,7 +264,8 @@ TEST_F(AuditSinksTest, SyslogOverUdpTcpAndTlsArrivesParseableAndComplete) {
     auto it = local.find(e->id());
     if (it == local.end()) continue;  // emitted after the snapshot
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*e, it->second)) << l.msg;
-    EXPECT_EQ(l.msgid, std::string(absl::StripPrefix(v1::AuditKind_Name(e->kind()), "AUDIT_KIND_")));
+    EXPECT_EQ(l.msgid,
+              std::string(absl::StripPrefix(v1::AuditKind_Name(e->kind()), "AUDIT_KIND_")));
     EXPECT_THAT(l.sd, HasSubstr(absl::StrCat("[interlock@32473 id=\"", e->id(), "\"")));
     ++checked;
   }
@@ -274,10 +293,11 @@ class Hec {
   Hec(std::string dir, IssuedCert cert, std::string token)
       : dir_(std::move(dir)), cert_(std::move(cert)), token_(std::move(token)), port_(FreePort()) {}
   absl::Status Start() {
-    proc_ = ScopedProcess(Spawn({"/usr/bin/python3", INTERLOCK_SOURCE_DIR "/tests/integration/hec_receiver.py",
-                                 "--port", absl::StrCat(port_), "--token", token_, "--out", out(), "--cert",
-                                 cert_.cert_file, "--key", cert_.key_file, "--answer-file", answer_file()},
-                                dir_ + "/hec.log"));
+    proc_ = ScopedProcess(
+        Spawn({"/usr/bin/python3", INTERLOCK_SOURCE_DIR "/tests/integration/hec_receiver.py",
+               "--port", absl::StrCat(port_), "--token", token_, "--out", out(), "--cert",
+               cert_.cert_file, "--key", cert_.key_file, "--answer-file", answer_file()},
+              dir_ + "/hec.log"));
     if (!WaitFor([&] { return TcpPortOpen(port_); }, 15)) return absl::UnavailableError(Log());
     return absl::OkStatus();
   }
@@ -320,9 +340,12 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
       retry_initial_ms: 50
       retry_max_ms: 500
       hec:
-        url: "https://localhost:)", hec.port(), R"(/services/collector/event"
-        token_ref: "file:)", dir_, R"(/hec-token"
-        ca_file: )", ca_->cert_file(), R"(
+        url: "https://localhost:)",
+                                        hec.port(), R"(/services/collector/event"
+        token_ref: "file:)",
+                                        dir_, R"(/hec-token"
+        ca_file: )",
+                                        ca_->cert_file(), R"(
         index: security
         batch_max_delay_ms: 50
         timeout_ms: 2000
@@ -343,10 +366,13 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
   // The collector goes away; sessions go on, their events wait in the spool.
   hec.Stop();
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Session(h).exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] {
-    const v1::AuditSinkStatus* s = SinkStatus(Status(h), "splunk");
-    return s != nullptr && s->spooled_events() > 0 && s->retries() > 0;
-  }, 20)) << Status(h).DebugString();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const v1::AuditSinkStatus* s = SinkStatus(Status(h), "splunk");
+        return s != nullptr && s->spooled_events() > 0 && s->retries() > 0;
+      },
+      20))
+      << Status(h).DebugString();
   EXPECT_FALSE(SinkStatus(Status(h), "splunk")->last_error().empty());
 
   // It comes back: everything arrives, and what arrives twice is the same event.
@@ -366,7 +392,8 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
       EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(l->second, e)) << e.id();
     }
   }
-  EXPECT_GE(seen.size(), local.size() - 2);  // the status calls above may add none; sessions added plenty
+  EXPECT_GE(seen.size(),
+            local.size() - 2);  // the status calls above may add none; sessions added plenty
   RecordProperty("hec_duplicates", static_cast<int>(duplicates));
   ASSERT_TRUE(WaitFor([&] { return SinkStatus(Status(h), "splunk")->spooled_events() == 0; }, 10));
   EXPECT_EQ(SinkStatus(Status(h), "splunk")->dropped_events(), 0u);
@@ -375,12 +402,15 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
   ASSERT_TRUE(WriteFileAtomic(hec.answer_file(), "400", 0600).ok());
   ASSERT_EQ(Session(h).exit_code, 0);
   ASSERT_TRUE(WaitFor([&] { return SinkStatus(Status(h), "splunk")->failed_events() > 0; }, 20));
-  ASSERT_TRUE(WaitFor([&] {
-    for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
-      if (e.reason() == "audit_sink_rejected" && absl::StrContains(e.detail(), "splunk")) return true;
-    }
-    return false;
-  }, 10));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+          if (e.reason() == "audit_sink_rejected" && absl::StrContains(e.detail(), "splunk"))
+            return true;
+        }
+        return false;
+      },
+      10));
   EXPECT_THAT(SinkStatus(Status(h), "splunk")->last_error(), HasSubstr("HTTP 400"));
   // The rejected batch is not retried: the spool stays empty.
   EXPECT_EQ(SinkStatus(Status(h), "splunk")->spooled_events(), 0u);
@@ -396,9 +426,12 @@ TEST_F(AuditSinksTest, HecRestartOfInterlockdResendsTheSpool) {
       retry_initial_ms: 50
       retry_max_ms: 300
       hec:
-        url: "https://127.0.0.1:)", hec.port(), R"(/services/collector/event"
-        token_ref: "file:)", dir_, R"(/hec-token"
-        ca_file: )", ca_->cert_file(), R"(
+        url: "https://127.0.0.1:)",
+                                        hec.port(), R"(/services/collector/event"
+        token_ref: "file:)",
+                                        dir_, R"(/hec-token"
+        ca_file: )",
+                                        ca_->cert_file(), R"(
         batch_max_delay_ms: 20
 )");
   InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}, .extra_yaml = yaml});
@@ -408,14 +441,17 @@ TEST_F(AuditSinksTest, HecRestartOfInterlockdResendsTheSpool) {
   ASSERT_EQ(h.Stop(), 0) << h.DaemonLog();  // the collector was never up: all of it is spooled
   ASSERT_TRUE(hec.Start().ok()) << hec.Log();
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
-  ASSERT_TRUE(WaitFor([&] {
-    std::set<std::string> got;
-    for (const auto& e : hec.Events()) got.insert(e.id());
-    for (const auto& [id, e] : before) {
-      if (!got.count(id)) return false;
-    }
-    return true;
-  }, 30)) << hec.Log() << h.DaemonLog();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::set<std::string> got;
+        for (const auto& e : hec.Events()) got.insert(e.id());
+        for (const auto& [id, e] : before) {
+          if (!got.count(id)) return false;
+        }
+        return true;
+      },
+      30))
+      << hec.Log() << h.DaemonLog();
 }
 
 // A sink whose destination is dead (nothing listening) or black-holed (accepts, never
@@ -431,38 +467,52 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
     InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}, .extra_yaml = yaml});
     EXPECT_TRUE(h.Start().ok()) << h.DaemonLog();
     auto start = std::chrono::steady_clock::now();
-    CommandResult r = h.RunAgent("swarm", {BinaryPath("interlock-probe"), "concurrent", "127.0.0.42",
-                                           absl::StrCat(echo_.port()), absl::StrCat(kSessions)}, false, 300);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CommandResult r = h.RunAgent("swarm",
+                                 {BinaryPath("interlock-probe"), "concurrent", "127.0.0.42",
+                                  absl::StrCat(echo_.port()), absl::StrCat(kSessions)},
+                                 false, 300);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_EQ(ProbeField(r.out, "succeeded"), absl::StrCat(kSessions));
-    EXPECT_TRUE(WaitFor([&] {
-      return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == static_cast<size_t>(kSessions);
-    }, 60));
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() ==
+                 static_cast<size_t>(kSessions);
+        },
+        60));
     if (dropped_event_seen != nullptr) {
       // Untimed: as many sessions again, which takes the 1 MiB spool past its bound.
-      CommandResult more = h.RunAgent("swarm", {BinaryPath("interlock-probe"), "concurrent", "127.0.0.42",
-                                                absl::StrCat(echo_.port()), absl::StrCat(kSessions)}, false, 300);
+      CommandResult more = h.RunAgent("swarm",
+                                      {BinaryPath("interlock-probe"), "concurrent", "127.0.0.42",
+                                       absl::StrCat(echo_.port()), absl::StrCat(kSessions)},
+                                      false, 300);
       EXPECT_EQ(more.exit_code, 0) << more.out << more.err;
-      *dropped_event_seen = WaitFor([&] {
-        for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
-          if (e.reason() == "audit_sink_dropped" && absl::StrContains(e.detail(), "tiny-spool") &&
-              absl::StrContains(e.detail(), "events dropped")) {
-            return true;
-          }
-        }
-        return false;
-      }, 10);
+      *dropped_event_seen = WaitFor(
+          [&] {
+            for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+              if (e.reason() == "audit_sink_dropped" &&
+                  absl::StrContains(e.detail(), "tiny-spool") &&
+                  absl::StrContains(e.detail(), "events dropped")) {
+                return true;
+              }
+            }
+            return false;
+          },
+          10);
     }
     if (status != nullptr) {
       // The black hole answers nothing: its first batch fails only at its timeout.
-      EXPECT_TRUE(WaitFor([&] {
-        *status = Status(h);
-        for (const auto& a : status->audit_sinks()) {
-          if (a.last_error().empty()) return false;
-        }
-        return true;
-      }, 15)) << status->DebugString();
+      EXPECT_TRUE(WaitFor(
+          [&] {
+            *status = Status(h);
+            for (const auto& a : status->audit_sinks()) {
+              if (a.last_error().empty()) return false;
+            }
+            return true;
+          },
+          15))
+          << status->DebugString();
     }
     return seconds;
   };
@@ -482,16 +532,20 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
   sinks:
     - name: dead-tcp
       queue_max_events: 100
-      syslog: {address: "127.0.0.1:)", FreePort(), R"(", transport: SYSLOG_TRANSPORT_TCP}
+      syslog: {address: "127.0.0.1:)",
+                                        FreePort(), R"(", transport: SYSLOG_TRANSPORT_TCP}
     - name: tiny-spool
       queue_max_events: 16
       spool_max_mib: 1
-      syslog: {address: "127.0.0.1:)", FreePort(), R"(", transport: SYSLOG_TRANSPORT_TCP}
+      syslog: {address: "127.0.0.1:)",
+                                        FreePort(), R"(", transport: SYSLOG_TRANSPORT_TCP}
     - name: black-hole-hec
       queue_max_events: 100
       hec:
-        url: "http://127.0.0.1:)", hole_port, R"(/services/collector/event"
-        token_ref: "file:)", dir_, R"(/hec-token"
+        url: "http://127.0.0.1:)",
+                                        hole_port, R"(/services/collector/event"
+        token_ref: "file:)",
+                                        dir_, R"(/hec-token"
         timeout_ms: 1000
 )");
   v1::StatusResponse status;
@@ -499,8 +553,8 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
   const double with_sinks = run(yaml, &status, &dropped_event_seen);
   RecordProperty("baseline_s", absl::StrCat(baseline));
   RecordProperty("dead_sinks_s", absl::StrCat(with_sinks));
-  std::printf("%d sessions: %.2f s without sinks, %.2f s with dead, full and black-holed sinks\n", kSessions, baseline,
-              with_sinks);
+  std::printf("%d sessions: %.2f s without sinks, %.2f s with dead, full and black-holed sinks\n",
+              kSessions, baseline, with_sinks);
   EXPECT_LT(with_sinks, baseline * 2 + 2.0);
   for (const char* name : {"dead-tcp", "black-hole-hec"}) {
     const v1::AuditSinkStatus* s = SinkStatus(status, name);
@@ -508,10 +562,12 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
     EXPECT_EQ(s->sent_events(), 0u) << name;
     EXPECT_FALSE(s->last_error().empty()) << name;
     EXPECT_EQ(s->dropped_events(), 0u) << name;
-    EXPECT_GE(s->queued_events() + s->spooled_events(), static_cast<uint64_t>(2 * kSessions)) << name;
+    EXPECT_GE(s->queued_events() + s->spooled_events(), static_cast<uint64_t>(2 * kSessions))
+        << name;
     std::printf("%s: %llu events spooled, %llu bytes, %llu retries\n", name,
                 static_cast<unsigned long long>(s->spooled_events()),
-                static_cast<unsigned long long>(s->spooled_bytes()), static_cast<unsigned long long>(s->retries()));
+                static_cast<unsigned long long>(s->spooled_bytes()),
+                static_cast<unsigned long long>(s->retries()));
   }
   // Past its bound a spool drops the newest events, counts them and says so in the local file.
   const v1::AuditSinkStatus* tiny = SinkStatus(status, "tiny-spool");

@@ -24,15 +24,16 @@ namespace interlock::net {
 namespace {
 
 std::string PeerName(const std::string& host, uint16_t port) {
-  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                             : absl::StrCat(host, ":", port);
 }
 
 struct AddrInfoFree {
   void operator()(addrinfo* a) const { ::freeaddrinfo(a); }
 };
 
-absl::StatusOr<std::unique_ptr<addrinfo, AddrInfoFree>> Resolve(const std::string& host, uint16_t port,
-                                                                int socktype) {
+absl::StatusOr<std::unique_ptr<addrinfo, AddrInfoFree>> Resolve(const std::string& host,
+                                                                uint16_t port, int socktype) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = socktype;
@@ -53,10 +54,12 @@ void SetTimeouts(int fd, absl::Duration timeout) {
 
 // Nonblocking connect bounded by `timeout`, then back to blocking with SO_*TIMEO set.
 absl::StatusOr<UniqueFd> ConnectOne(const addrinfo* a, absl::Duration timeout) {
-  UniqueFd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
+  UniqueFd fd(
+      ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
   if (!fd) return ErrnoStatus(errno, "socket");
   if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
-    if (errno != EINPROGRESS) return absl::UnavailableError(absl::StrCat("connect: ", std::strerror(errno)));
+    if (errno != EINPROGRESS)
+      return absl::UnavailableError(absl::StrCat("connect: ", std::strerror(errno)));
     pollfd p{fd.get(), POLLOUT, 0};
     int rc;
     do {
@@ -81,16 +84,20 @@ absl::StatusOr<UniqueFd> ConnectOne(const addrinfo* a, absl::Duration timeout) {
 }
 
 absl::Status IoError(const std::string& peer, absl::string_view what, int err) {
-  if (err == EAGAIN || err == EWOULDBLOCK) return absl::DeadlineExceededError(absl::StrCat(peer, ": ", what, ": timed out"));
-  return absl::UnavailableError(absl::StrCat(peer, ": ", what, ": ", err == 0 ? "connection closed" : std::strerror(err)));
+  if (err == EAGAIN || err == EWOULDBLOCK)
+    return absl::DeadlineExceededError(absl::StrCat(peer, ": ", what, ": timed out"));
+  return absl::UnavailableError(
+      absl::StrCat(peer, ": ", what, ": ", err == 0 ? "connection closed" : std::strerror(err)));
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BlockingStream>> BlockingStream::Connect(const BlockingClientOptions& options) {
+absl::StatusOr<std::unique_ptr<BlockingStream>> BlockingStream::Connect(
+    const BlockingClientOptions& options) {
   const std::string peer = PeerName(options.host, options.port);
   auto addrs = Resolve(options.host, options.port, SOCK_STREAM);
-  if (!addrs.ok()) return absl::UnavailableError(absl::StrCat(peer, ": ", addrs.status().message()));
+  if (!addrs.ok())
+    return absl::UnavailableError(absl::StrCat(peer, ": ", addrs.status().message()));
   absl::Status last = absl::UnavailableError("no address");
   for (const addrinfo* a = addrs->get(); a != nullptr; a = a->ai_next) {
     absl::StatusOr<UniqueFd> fd = ConnectOne(a, options.timeout);
@@ -109,13 +116,15 @@ absl::StatusOr<std::unique_ptr<BlockingStream>> BlockingStream::Connect(const Bl
 
 absl::Status BlockingStream::StartTls(const BlockingClientOptions& options) {
   ctx_ = SSL_CTX_new(TLS_client_method());
-  if (ctx_ == nullptr) return absl::InternalError(absl::StrCat(peer_, ": tls: ", TakeOpensslReason()));
+  if (ctx_ == nullptr)
+    return absl::InternalError(absl::StrCat(peer_, ": tls: ", TakeOpensslReason()));
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_default_passwd_cb(ctx_, NoPassword);
   if (options.ca_file.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx_) != 1) {
-      return absl::FailedPreconditionError(absl::StrCat(peer_, ": tls: system trust store: ", TakeOpensslReason()));
+      return absl::FailedPreconditionError(
+          absl::StrCat(peer_, ": tls: system trust store: ", TakeOpensslReason()));
     }
   } else if (SSL_CTX_load_verify_locations(ctx_, options.ca_file.c_str(), nullptr) != 1) {
     return absl::FailedPreconditionError(
@@ -125,16 +134,19 @@ absl::Status BlockingStream::StartTls(const BlockingClientOptions& options) {
     if (SSL_CTX_use_certificate_chain_file(ctx_, options.client_cert_file.c_str()) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx_, options.client_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx_) != 1) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(peer_, ": tls: client certificate ", options.client_cert_file, ": ", TakeOpensslReason()));
+      return absl::FailedPreconditionError(absl::StrCat(peer_, ": tls: client certificate ",
+                                                        options.client_cert_file, ": ",
+                                                        TakeOpensslReason()));
     }
   }
   ssl_ = SSL_new(ctx_);
-  if (ssl_ == nullptr) return absl::InternalError(absl::StrCat(peer_, ": tls: ", TakeOpensslReason()));
+  if (ssl_ == nullptr)
+    return absl::InternalError(absl::StrCat(peer_, ": tls: ", TakeOpensslReason()));
   const std::string& name = options.server_name.empty() ? options.host : options.server_name;
   in6_addr ip6;
   in_addr ip4;
-  const bool is_ip = ::inet_pton(AF_INET, name.c_str(), &ip4) == 1 || ::inet_pton(AF_INET6, name.c_str(), &ip6) == 1;
+  const bool is_ip = ::inet_pton(AF_INET, name.c_str(), &ip4) == 1 ||
+                     ::inet_pton(AF_INET6, name.c_str(), &ip6) == 1;
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   if (is_ip) {
@@ -154,7 +166,8 @@ absl::Status BlockingStream::StartTls(const BlockingClientOptions& options) {
     const long verify = SSL_get_verify_result(ssl_);
     if (verify != X509_V_OK) {
       ERR_clear_error();
-      return absl::UnauthenticatedError(absl::StrCat(peer_, ": tls: server certificate (expected ", name,
+      return absl::UnauthenticatedError(absl::StrCat(peer_, ": tls: server certificate (expected ",
+                                                     name,
                                                      "): ", X509_verify_cert_error_string(verify)));
     }
     if (err == SSL_ERROR_SYSCALL) return IoError(peer_, "tls handshake", errno);
@@ -181,7 +194,8 @@ absl::Status BlockingStream::WriteAll(absl::string_view data) {
       if (SSL_write_ex(ssl_, data.data(), data.size(), &written) != 1) {
         const int err = SSL_get_error(ssl_, 0);
         if (err == SSL_ERROR_SYSCALL) return IoError(peer_, "write", errno);
-        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return IoError(peer_, "write", EAGAIN);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ)
+          return IoError(peer_, "write", EAGAIN);
         return absl::UnavailableError(absl::StrCat(peer_, ": tls write: ", TakeOpensslReason()));
       }
       data.remove_prefix(written);
@@ -203,7 +217,8 @@ absl::StatusOr<size_t> BlockingStream::Read(char* buf, size_t n) {
       if (SSL_read_ex(ssl_, buf, n, &got) == 1) return got;
       const int err = SSL_get_error(ssl_, 0);
       if (err == SSL_ERROR_ZERO_RETURN) return 0;
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return IoError(peer_, "read", EAGAIN);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return IoError(peer_, "read", EAGAIN);
       if (err == SSL_ERROR_SYSCALL) {
         if (errno == 0) return 0;  // EOF without close_notify: treated as a close
         return IoError(peer_, "read", errno);
@@ -226,10 +241,12 @@ bool BlockingStream::PeerClosed() {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-absl::StatusOr<std::unique_ptr<DatagramClient>> DatagramClient::Connect(const std::string& host, uint16_t port) {
+absl::StatusOr<std::unique_ptr<DatagramClient>> DatagramClient::Connect(const std::string& host,
+                                                                        uint16_t port) {
   const std::string peer = PeerName(host, port);
   auto addrs = Resolve(host, port, SOCK_DGRAM);
-  if (!addrs.ok()) return absl::UnavailableError(absl::StrCat(peer, ": ", addrs.status().message()));
+  if (!addrs.ok())
+    return absl::UnavailableError(absl::StrCat(peer, ": ", addrs.status().message()));
   const addrinfo* a = addrs->get();
   UniqueFd fd(::socket(a->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus(errno, absl::StrCat(peer, ": socket"));

@@ -43,7 +43,8 @@ struct BlockingClientOptions {
 
 class BlockingStream {
  public:
-  static absl::StatusOr<std::unique_ptr<BlockingStream>> Connect(const BlockingClientOptions& options);
+  static absl::StatusOr<std::unique_ptr<BlockingStream>> Connect(
+      const BlockingClientOptions& options);
   ~BlockingStream();
   BlockingStream(const BlockingStream&) = delete;
   BlockingStream& operator=(const BlockingStream&) = delete;
@@ -71,7 +72,8 @@ class BlockingStream {
 // A UDP socket connected to one receiver: each Send is one datagram.
 class DatagramClient {
  public:
-  static absl::StatusOr<std::unique_ptr<DatagramClient>> Connect(const std::string& host, uint16_t port);
+  static absl::StatusOr<std::unique_ptr<DatagramClient>> Connect(const std::string& host,
+                                                                 uint16_t port);
   // UNAVAILABLE when the kernel refuses it (ICMP port unreachable reported for an earlier
   // datagram, no route); a datagram accepted here may still be lost on the way.
   absl::Status Send(absl::string_view datagram);

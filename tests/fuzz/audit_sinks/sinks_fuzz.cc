@@ -42,7 +42,8 @@ void FuzzSyslog(const std::string& data) {
   std::vector<std::string> f = absl::StrSplit(data, '\xff');
   f.resize(8);
   interlock::v1::AuditEvent e;
-  e.set_kind(static_cast<interlock::v1::AuditKind>(data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 20));
+  e.set_kind(static_cast<interlock::v1::AuditKind>(
+      data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 20));
   e.set_id(f[0]);
   e.set_time(f[1]);
   e.set_host(f[2]);
@@ -51,7 +52,8 @@ void FuzzSyslog(const std::string& data) {
   e.set_resource(f[5]);
   e.mutable_decision()->set_action(f[6]);
   e.set_outcome(f[7]);
-  const std::string msg = sinks::FormatSyslogMessage(e, {.app_name = "interlockd", .facility = 13, .procid = 1});
+  const std::string msg =
+      sinks::FormatSyslogMessage(e, {.app_name = "interlockd", .facility = 13, .procid = 1});
   // Parse the element as a receiver would (RFC 5424 section 6.3): the six header fields
   // hold no SP, so the SP after them starts it; then SP PARAM-NAME "=" DQUOTE value DQUOTE,
   // where a value holds '"', backslash and ']' only escaped; then ']' SP BOM and the JSON.

@@ -2,7 +2,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "userspace/config/config.h"
@@ -13,7 +12,8 @@ namespace {
 using ::testing::HasSubstr;
 
 absl::StatusOr<ServiceConfig> Load(absl::string_view sinks_yaml) {
-  return LoadConfigText(absl::StrCat("state_dir: /var/lib/interlock\naudit:\n  sinks:\n", sinks_yaml), "il.yaml");
+  return LoadConfigText(
+      absl::StrCat("state_dir: /var/lib/interlock\naudit:\n  sinks:\n", sinks_yaml), "il.yaml");
 }
 
 std::string ErrorOf(absl::string_view sinks_yaml) {
@@ -65,7 +65,8 @@ TEST(AuditSinksConfig, HecAndFilters) {
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   ASSERT_EQ(cfg->audit_sinks.size(), 2u);
   const AuditSinkSettings& h = cfg->audit_sinks[0];
-  EXPECT_THAT(h.kinds, ::testing::ElementsAre(v1::AUDIT_KIND_STATEMENT, v1::AUDIT_KIND_SESSION_START));
+  EXPECT_THAT(h.kinds,
+              ::testing::ElementsAre(v1::AUDIT_KIND_STATEMENT, v1::AUDIT_KIND_SESSION_START));
   EXPECT_EQ(h.spool_max_bytes, uint64_t{8} << 20);
   ASSERT_TRUE(h.hec.has_value());
   EXPECT_TRUE(h.hec->tls);
@@ -96,31 +97,45 @@ TEST(AuditSinksConfig, ClearErrors) {
   EXPECT_THAT(ErrorOf("    - name: a\n"), HasSubstr("needs a destination"));
   EXPECT_THAT(ErrorOf("    - syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TCP}\n"),
               HasSubstr("audit.sinks[0].name: required"));
-  EXPECT_THAT(ErrorOf("    - name: A/B\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TCP}\n"),
-              HasSubstr("not a valid name"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TCP}\n"
-                      "    - name: a\n      syslog: {address: \"h:2\", transport: SYSLOG_TRANSPORT_TCP}\n"),
-              HasSubstr("already the name of audit.sinks[0]"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h\", transport: SYSLOG_TRANSPORT_TCP}\n"),
-              HasSubstr("is not \"host:port\""));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:70000\", transport: SYSLOG_TRANSPORT_TCP}\n"),
-              HasSubstr("port 1..65535"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\"}\n"), HasSubstr("transport: required"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TLS}\n"),
-              HasSubstr("ca_file: required with SYSLOG_TRANSPORT_TLS"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_UDP, ca_file: /x}\n"),
+  EXPECT_THAT(
+      ErrorOf(
+          "    - name: A/B\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TCP}\n"),
+      HasSubstr("not a valid name"));
+  EXPECT_THAT(
+      ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TCP}\n"
+              "    - name: a\n      syslog: {address: \"h:2\", transport: SYSLOG_TRANSPORT_TCP}\n"),
+      HasSubstr("already the name of audit.sinks[0]"));
+  EXPECT_THAT(
+      ErrorOf("    - name: a\n      syslog: {address: \"h\", transport: SYSLOG_TRANSPORT_TCP}\n"),
+      HasSubstr("is not \"host:port\""));
+  EXPECT_THAT(
+      ErrorOf(
+          "    - name: a\n      syslog: {address: \"h:70000\", transport: SYSLOG_TRANSPORT_TCP}\n"),
+      HasSubstr("port 1..65535"));
+  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\"}\n"),
+              HasSubstr("transport: required"));
+  EXPECT_THAT(
+      ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TLS}\n"),
+      HasSubstr("ca_file: required with SYSLOG_TRANSPORT_TLS"));
+  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: "
+                      "SYSLOG_TRANSPORT_UDP, ca_file: /x}\n"),
               HasSubstr("applies to SYSLOG_TRANSPORT_TLS only"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_TLS, ca_file: /x, "
+  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: "
+                      "SYSLOG_TRANSPORT_TLS, ca_file: /x, "
                       "client_cert_file: /c}\n"),
               HasSubstr("go together"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_UDP, facility: 24}\n"),
+  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: "
+                      "SYSLOG_TRANSPORT_UDP, facility: 24}\n"),
               HasSubstr("out of range 0..23"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: SYSLOG_TRANSPORT_UDP, app_name: \"a b\"}\n"),
+  EXPECT_THAT(ErrorOf("    - name: a\n      syslog: {address: \"h:1\", transport: "
+                      "SYSLOG_TRANSPORT_UDP, app_name: \"a b\"}\n"),
               HasSubstr("APP-NAME"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      hec: {url: \"http://splunk.example/services/collector/event\", "
-                      "token_ref: \"file:/t\"}\n"),
-              HasSubstr("only to a loopback address"));
-  EXPECT_THAT(ErrorOf("    - name: a\n      hec: {url: \"https://s/services/collector/event\", token_ref: \"hunter2\"}\n"),
+  EXPECT_THAT(
+      ErrorOf("    - name: a\n      hec: {url: \"http://splunk.example/services/collector/event\", "
+              "token_ref: \"file:/t\"}\n"),
+      HasSubstr("only to a loopback address"));
+  EXPECT_THAT(ErrorOf("    - name: a\n      hec: {url: \"https://s/services/collector/event\", "
+                      "token_ref: \"hunter2\"}\n"),
               HasSubstr("the token itself never goes here"));
   EXPECT_THAT(ErrorOf("    - name: a\n      hec: {url: \"ftp://s/\", token_ref: \"env:T\"}\n"),
               HasSubstr("must start with https://"));
@@ -133,7 +148,9 @@ TEST(AuditSinksConfig, ClearErrors) {
 }
 
 TEST(AuditSinksConfig, PlainHttpToLoopbackIsAllowed) {
-  auto cfg = Load("    - name: a\n      hec: {url: \"http://127.0.0.1:8088/services/collector/event\", token_ref: \"env:T\"}\n");
+  auto cfg = Load(
+      "    - name: a\n      hec: {url: \"http://127.0.0.1:8088/services/collector/event\", "
+      "token_ref: \"env:T\"}\n");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_FALSE(cfg->audit_sinks[0].hec->tls);
   EXPECT_EQ(cfg->audit_sinks[0].hec->port, 8088);

@@ -41,8 +41,8 @@ void AppendHecEvent(const v1::AuditEvent& event, const HecMetadata& meta, std::s
   out->append("}\n");
 }
 
-std::vector<std::string> BuildHecBodies(const std::vector<v1::AuditEvent>& events, const HecMetadata& meta,
-                                        size_t max_bytes) {
+std::vector<std::string> BuildHecBodies(const std::vector<v1::AuditEvent>& events,
+                                        const HecMetadata& meta, size_t max_bytes) {
   std::vector<std::string> bodies;
   std::string current;
   std::string one;
@@ -59,9 +59,10 @@ std::vector<std::string> BuildHecBodies(const std::vector<v1::AuditEvent>& event
   return bodies;
 }
 
-std::string BuildHecRequest(absl::string_view host_header, absl::string_view path, absl::string_view token,
-                            absl::string_view body) {
-  return absl::StrCat("POST ", path, " HTTP/1.1\r\nHost: ", host_header, "\r\nAuthorization: Splunk ", token,
+std::string BuildHecRequest(absl::string_view host_header, absl::string_view path,
+                            absl::string_view token, absl::string_view body) {
+  return absl::StrCat("POST ", path, " HTTP/1.1\r\nHost: ", host_header,
+                      "\r\nAuthorization: Splunk ", token,
                       "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
                       "\r\nUser-Agent: interlockd\r\n\r\n", body);
 }

@@ -31,13 +31,13 @@ void AppendHecEvent(const v1::AuditEvent& event, const HecMetadata& meta, std::s
 
 // The events as request bodies of at most `max_bytes` each, in order; an event bigger than
 // that on its own gets a body of its own (HEC's limit is the server's to enforce).
-std::vector<std::string> BuildHecBodies(const std::vector<v1::AuditEvent>& events, const HecMetadata& meta,
-                                        size_t max_bytes);
+std::vector<std::string> BuildHecBodies(const std::vector<v1::AuditEvent>& events,
+                                        const HecMetadata& meta, size_t max_bytes);
 
 // An HTTP/1.1 POST of `body` with Authorization: Splunk <token>, keep-alive.
 // `host_header` is the URL's authority ("splunk.example:8088").
-std::string BuildHecRequest(absl::string_view host_header, absl::string_view path, absl::string_view token,
-                            absl::string_view body);
+std::string BuildHecRequest(absl::string_view host_header, absl::string_view path,
+                            absl::string_view token, absl::string_view body);
 
 enum class HecVerdict {
   kAcknowledged,  // 2xx

@@ -13,7 +13,8 @@ namespace {
 std::string HostHeader(const config::HecSinkSettings& s) {
   const bool v6 = s.host.find(':') != std::string::npos;
   const bool default_port = s.port == (s.tls ? 443 : 80);
-  return absl::StrCat(v6 ? "[" : "", s.host, v6 ? "]" : "", default_port ? "" : absl::StrCat(":", s.port));
+  return absl::StrCat(v6 ? "[" : "", s.host, v6 ? "]" : "",
+                      default_port ? "" : absl::StrCat(":", s.port));
 }
 
 }  // namespace
@@ -75,11 +76,13 @@ absl::Status HecDeliverer::Exchange(absl::string_view request, bool* answered) {
   char chunk[8192];
   auto read_more = [&]() -> absl::Status {
     if (buf.size() >= kMaxHecResponseBytes) {
-      return absl::UnavailableError(absl::StrCat("hec: answer larger than ", kMaxHecResponseBytes, " bytes"));
+      return absl::UnavailableError(
+          absl::StrCat("hec: answer larger than ", kMaxHecResponseBytes, " bytes"));
     }
     absl::StatusOr<size_t> n = stream_->Read(chunk, sizeof chunk);
     if (!n.ok()) return absl::UnavailableError(absl::StrCat("hec: ", n.status().message()));
-    if (*n == 0) return absl::UnavailableError("hec: connection closed before the answer was complete");
+    if (*n == 0)
+      return absl::UnavailableError("hec: connection closed before the answer was complete");
     *answered = true;
     buf.append(chunk, *n);
     return absl::OkStatus();
@@ -88,7 +91,8 @@ absl::Status HecDeliverer::Exchange(absl::string_view request, bool* answered) {
   std::optional<codec::http::Response> resp;
   while (true) {
     absl::StatusOr<std::optional<codec::http::Response>> r = codec::http::PeekResponse(buf, "POST");
-    if (!r.ok()) return absl::UnavailableError(absl::StrCat("hec: bad answer: ", r.status().message()));
+    if (!r.ok())
+      return absl::UnavailableError(absl::StrCat("hec: bad answer: ", r.status().message()));
     if (!r->has_value()) {
       if (absl::Status st = read_more(); !st.ok()) return st;
       continue;
@@ -111,7 +115,8 @@ absl::Status HecDeliverer::Exchange(absl::string_view request, bool* answered) {
     case codec::http::BodyKind::kLength:
       if (framing.length > kMaxHecResponseBytes) {
         stream_.reset();
-        return absl::UnavailableError(absl::StrCat("hec: HTTP ", status, " with a body of ", framing.length, " bytes"));
+        return absl::UnavailableError(
+            absl::StrCat("hec: HTTP ", status, " with a body of ", framing.length, " bytes"));
       }
       while (buf.size() < framing.length) {
         if (absl::Status st = read_more(); !st.ok()) return st;
@@ -122,8 +127,11 @@ absl::Status HecDeliverer::Exchange(absl::string_view request, bool* answered) {
       codec::http::ChunkedDecoder dec;
       size_t off = 0;
       while (!dec.done()) {
-        absl::StatusOr<codec::http::ChunkedDecoder::Piece> p = dec.Decode(absl::string_view(buf).substr(off));
-        if (!p.ok()) return absl::UnavailableError(absl::StrCat("hec: bad chunked answer: ", p.status().message()));
+        absl::StatusOr<codec::http::ChunkedDecoder::Piece> p =
+            dec.Decode(absl::string_view(buf).substr(off));
+        if (!p.ok())
+          return absl::UnavailableError(
+              absl::StrCat("hec: bad chunked answer: ", p.status().message()));
         if (p->consumed == 0) {
           if (absl::Status st = read_more(); !st.ok()) return st;
           continue;
@@ -143,19 +151,20 @@ absl::Status HecDeliverer::Exchange(absl::string_view request, bool* answered) {
       break;
     case codec::http::BodyKind::kTunnel:
       stream_.reset();
-      return absl::InvalidArgumentError(absl::StrCat("hec: HTTP ", status, ": the collector switched protocols"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("hec: HTTP ", status, ": the collector switched protocols"));
   }
   if (!persistent || framing.kind == codec::http::BodyKind::kUntilClose) stream_.reset();
   switch (ClassifyHecStatus(status)) {
     case HecVerdict::kAcknowledged:
       return absl::OkStatus();
     case HecVerdict::kRetry:
-      return absl::UnavailableError(
-          absl::StrCat("hec: HTTP ", status, ": ", common::Visible(absl::string_view(body).substr(0, 200))));
+      return absl::UnavailableError(absl::StrCat(
+          "hec: HTTP ", status, ": ", common::Visible(absl::string_view(body).substr(0, 200))));
     case HecVerdict::kRejected:
-      return absl::InvalidArgumentError(
-          absl::StrCat("hec: HTTP ", status, " (rejected, not retried): ",
-                       common::Visible(absl::string_view(body).substr(0, 200))));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hec: HTTP ", status,
+          " (rejected, not retried): ", common::Visible(absl::string_view(body).substr(0, 200))));
   }
   return absl::InternalError("hec: unreachable");
 }

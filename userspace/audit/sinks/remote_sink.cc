@@ -11,13 +11,14 @@
 
 namespace interlock::audit::sinks {
 
-absl::StatusOr<std::unique_ptr<RemoteSink>> RemoteSink::Create(RemoteSinkOptions options,
-                                                               std::unique_ptr<Spool> spool,
-                                                               std::unique_ptr<Deliverer> deliverer) {
-  if (spool == nullptr || deliverer == nullptr) return absl::InvalidArgumentError("sink: spool and deliverer required");
+absl::StatusOr<std::unique_ptr<RemoteSink>> RemoteSink::Create(
+    RemoteSinkOptions options, std::unique_ptr<Spool> spool, std::unique_ptr<Deliverer> deliverer) {
+  if (spool == nullptr || deliverer == nullptr)
+    return absl::InvalidArgumentError("sink: spool and deliverer required");
   if (options.queue_max_events == 0) options.queue_max_events = 1;
   if (options.batch_max_events == 0) options.batch_max_events = 1;
-  std::unique_ptr<RemoteSink> sink(new RemoteSink(std::move(options), std::move(spool), std::move(deliverer)));
+  std::unique_ptr<RemoteSink> sink(
+      new RemoteSink(std::move(options), std::move(spool), std::move(deliverer)));
   // The worker must never take a process signal: interlockd reads SIGTERM, SIGHUP... from a
   // signalfd and blocks them in the loop thread only, possibly after this thread exists. A
   // thread that leaves them unblocked would get them delivered (and SIGTERM's default
@@ -30,7 +31,8 @@ absl::StatusOr<std::unique_ptr<RemoteSink>> RemoteSink::Create(RemoteSinkOptions
   return sink;
 }
 
-RemoteSink::RemoteSink(RemoteSinkOptions options, std::unique_ptr<Spool> spool, std::unique_ptr<Deliverer> deliverer)
+RemoteSink::RemoteSink(RemoteSinkOptions options, std::unique_ptr<Spool> spool,
+                       std::unique_ptr<Deliverer> deliverer)
     : options_(std::move(options)),
       spool_(std::move(spool)),
       deliverer_(std::move(deliverer)),
@@ -47,8 +49,8 @@ RemoteSink::~RemoteSink() {
 }
 
 bool RemoteSink::Wanted(v1::AuditKind kind) const {
-  return options_.kinds.empty() ||
-         std::find(options_.kinds.begin(), options_.kinds.end(), static_cast<int>(kind)) != options_.kinds.end();
+  return options_.kinds.empty() || std::find(options_.kinds.begin(), options_.kinds.end(),
+                                             static_cast<int>(kind)) != options_.kinds.end();
 }
 
 absl::Status RemoteSink::Write(const v1::AuditEvent& event) {
@@ -62,7 +64,8 @@ absl::Status RemoteSink::Write(const v1::AuditEvent& event) {
       queue_.push_back(std::move(record));
       // A wake-up is a futex syscall: the caller wakes the worker only for a full batch or a
       // half-full queue, and otherwise once per Flush (the engine's write batch).
-      if (queue_.size() == options_.batch_max_events || queue_.size() == SpillThreshold()) cv_.notify_one();
+      if (queue_.size() == options_.batch_max_events || queue_.size() == SpillThreshold())
+        cv_.notify_one();
       return absl::OkStatus();
     }
   }
@@ -115,7 +118,8 @@ void RemoteSink::SpillToSpool(std::vector<std::string> records) {
   unreported_.last_error = stats_.last_error;
 }
 
-std::vector<v1::AuditEvent> RemoteSink::Parse(const std::vector<std::string>& records, size_t from, size_t count) {
+std::vector<v1::AuditEvent> RemoteSink::Parse(const std::vector<std::string>& records, size_t from,
+                                              size_t count) {
   std::vector<v1::AuditEvent> events;
   events.reserve(count);
   size_t bad = 0;
@@ -148,16 +152,17 @@ void RemoteSink::Account(const absl::Status& st, size_t n) {
     stats_.failed_events += n;
     unreported_.failed += n;
     unreported_.last_error = stats_.last_error;
-    INTERLOCK_LOG(kError, "audit sink %s: %zu events rejected for good: %s", options_.name.c_str(), n,
-                  std::string(st.message()).c_str());
+    INTERLOCK_LOG(kError, "audit sink %s: %zu events rejected for good: %s", options_.name.c_str(),
+                  n, std::string(st.message()).c_str());
     return;
   }
   ++stats_.retries;
   const absl::Duration wait = backoff_.Next();
   retry_at_ = SteadyClock::now() + absl::ToChronoMicroseconds(wait);
   if (backoff_.failures() == 1 || backoff_.failures() % 10 == 0) {
-    INTERLOCK_LOG(kWarning, "audit sink %s: %s (retry in %s, failure %d in a row)", options_.name.c_str(),
-                  std::string(st.message()).c_str(), absl::FormatDuration(wait).c_str(), backoff_.failures());
+    INTERLOCK_LOG(kWarning, "audit sink %s: %s (retry in %s, failure %d in a row)",
+                  options_.name.c_str(), std::string(st.message()).c_str(),
+                  absl::FormatDuration(wait).c_str(), backoff_.failures());
   }
 }
 
@@ -176,12 +181,14 @@ bool RemoteSink::DrainSpoolOnce() {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.corrupt_spool_bytes += pending_->corrupt_bytes;
       unreported_.corrupt_bytes += pending_->corrupt_bytes;
-      unreported_.last_error = absl::StrCat("spool segment ", pending_->seq, ": ", pending_->corrupt_bytes,
-                                            " unreadable bytes skipped");
-      INTERLOCK_LOG(kError, "audit sink %s: %s", options_.name.c_str(), unreported_.last_error.c_str());
+      unreported_.last_error = absl::StrCat("spool segment ", pending_->seq, ": ",
+                                            pending_->corrupt_bytes, " unreadable bytes skipped");
+      INTERLOCK_LOG(kError, "audit sink %s: %s", options_.name.c_str(),
+                    unreported_.last_error.c_str());
     }
   }
-  const size_t n = std::min<size_t>(options_.batch_max_events, pending_->records.size() - pending_index_);
+  const size_t n =
+      std::min<size_t>(options_.batch_max_events, pending_->records.size() - pending_index_);
   std::vector<v1::AuditEvent> events = Parse(pending_->records, pending_index_, n);
   absl::Status st = events.empty() ? absl::OkStatus() : deliverer_->Deliver(events);
   {
@@ -192,7 +199,8 @@ bool RemoteSink::DrainSpoolOnce() {
   pending_index_ += n;
   if (pending_index_ >= pending_->records.size()) {
     if (absl::Status rm = spool_->Remove(pending_->seq); !rm.ok()) {
-      INTERLOCK_LOG(kError, "audit sink %s: %s", options_.name.c_str(), std::string(rm.message()).c_str());
+      INTERLOCK_LOG(kError, "audit sink %s: %s", options_.name.c_str(),
+                    std::string(rm.message()).c_str());
     }
     pending_.reset();
   }
@@ -217,7 +225,8 @@ void RemoteSink::Run() {
       // Backing off: the destination is down. Queued events go to disk now, so that memory
       // stays free for the burst and the order of the backlog is kept.
       if (!queue_.empty()) {
-        std::vector<std::string> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+        std::vector<std::string> batch(std::make_move_iterator(queue_.begin()),
+                                       std::make_move_iterator(queue_.end()));
         queue_.clear();
         lock.unlock();
         SpillToSpool(std::move(batch));
@@ -225,7 +234,8 @@ void RemoteSink::Run() {
         continue;
       }
       // Woken early only when the queue is half full: spilled in bulk, not per event.
-      cv_.wait_until(lock, retry_at_, [this] { return stop_ || queue_.size() >= SpillThreshold(); });
+      cv_.wait_until(lock, retry_at_,
+                     [this] { return stop_ || queue_.size() >= SpillThreshold(); });
       continue;
     }
     if (pending_.has_value() || spool_->events() > 0 || spool_->bytes() > 0) {
@@ -242,12 +252,14 @@ void RemoteSink::Run() {
     }
     const auto due = oldest_queued_ + absl::ToChronoMicroseconds(options_.batch_max_delay);
     if (queue_.size() < options_.batch_max_events && now < due) {
-      cv_.wait_until(lock, due, [this] { return stop_ || queue_.size() >= options_.batch_max_events; });
+      cv_.wait_until(lock, due,
+                     [this] { return stop_ || queue_.size() >= options_.batch_max_events; });
       continue;
     }
     const size_t n = std::min<size_t>(queue_.size(), options_.batch_max_events);
-    std::vector<std::string> batch(std::make_move_iterator(queue_.begin()),
-                                   std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
+    std::vector<std::string> batch(
+        std::make_move_iterator(queue_.begin()),
+        std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
     if (!queue_.empty()) oldest_queued_ = SteadyClock::now();
     lock.unlock();
@@ -255,7 +267,8 @@ void RemoteSink::Run() {
     lock.lock();
   }
   // Stopping: whatever is still queued is kept on disk for the next start.
-  std::vector<std::string> rest(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  std::vector<std::string> rest(std::make_move_iterator(queue_.begin()),
+                                std::make_move_iterator(queue_.end()));
   queue_.clear();
   lock.unlock();
   SpillToSpool(std::move(rest));

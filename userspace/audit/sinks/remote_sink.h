@@ -1,8 +1,9 @@
 // RemoteSink: delivery of audit events to one remote destination (a SIEM) off the data path.
 //
 //   auto spool = Spool::Open({.dir = state_dir + "/audit/spool/siem"});
-//   auto sink = RemoteSink::Create(options, *std::move(spool), std::make_unique<SyslogDeliverer>(...));
-//   audit_log.AddSink(*std::move(sink));     // AuditLog::Emit -> RemoteSink::Write
+//   auto sink = RemoteSink::Create(options, *std::move(spool),
+//   std::make_unique<SyslogDeliverer>(...)); audit_log.AddSink(*std::move(sink));     //
+//   AuditLog::Emit -> RemoteSink::Write
 //
 // Design: a bounded in-memory queue feeding one worker thread per sink, which does blocking
 // I/O (connect, TLS handshake, write, wait for the HTTP answer) with timeouts. Chosen over a
@@ -96,7 +97,8 @@ struct RemoteSinkStats {
 
 class RemoteSink final : public AuditSink {
  public:
-  static absl::StatusOr<std::unique_ptr<RemoteSink>> Create(RemoteSinkOptions options, std::unique_ptr<Spool> spool,
+  static absl::StatusOr<std::unique_ptr<RemoteSink>> Create(RemoteSinkOptions options,
+                                                            std::unique_ptr<Spool> spool,
                                                             std::unique_ptr<Deliverer> deliverer);
   ~RemoteSink() override;
 
@@ -125,7 +127,8 @@ class RemoteSink final : public AuditSink {
 
  private:
   using SteadyClock = std::chrono::steady_clock;
-  RemoteSink(RemoteSinkOptions options, std::unique_ptr<Spool> spool, std::unique_ptr<Deliverer> deliverer);
+  RemoteSink(RemoteSinkOptions options, std::unique_ptr<Spool> spool,
+             std::unique_ptr<Deliverer> deliverer);
   bool Wanted(v1::AuditKind kind) const;
   void Run();
   // While backing off, the queue is moved to the spool when it reaches this size.
@@ -137,7 +140,8 @@ class RemoteSink final : public AuditSink {
   void SpillToSpool(std::vector<std::string> records);
   // The result of one delivery attempt of `n` events, under mu_.
   void Account(const absl::Status& st, size_t n);
-  std::vector<v1::AuditEvent> Parse(const std::vector<std::string>& records, size_t from, size_t count);
+  std::vector<v1::AuditEvent> Parse(const std::vector<std::string>& records, size_t from,
+                                    size_t count);
 
   const RemoteSinkOptions options_;
   const std::unique_ptr<Spool> spool_;

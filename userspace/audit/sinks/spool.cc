@@ -90,7 +90,8 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(SpoolOptions options) {
     SegmentInfo info;
     info.bytes = static_cast<uint64_t>(st.st_size);
     // Counted once here so that status shows a backlog from an earlier run.
-    if (absl::StatusOr<Segment> seg = spool->ReadSegment(seq); seg.ok()) info.events = seg->records.size();
+    if (absl::StatusOr<Segment> seg = spool->ReadSegment(seq); seg.ok())
+      info.events = seg->records.size();
     spool->segments_[seq] = info;
     spool->total_bytes_ += info.bytes;
     spool->total_events_ += info.events;
@@ -108,14 +109,15 @@ absl::Status Spool::Append(const std::vector<std::string>& records) {
   std::string buf;
   for (const std::string& r : records) {
     if (r.size() > kMaxRecordBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("spool: record of ", r.size(), " bytes > max ", kMaxRecordBytes));
+      return absl::InvalidArgumentError(
+          absl::StrCat("spool: record of ", r.size(), " bytes > max ", kMaxRecordBytes));
     }
     buf += EncodeSpoolRecord(r);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (total_bytes_ + buf.size() > options_.max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("spool ", options_.dir, " is full (", total_bytes_, " of ",
-                                                     options_.max_bytes, " bytes)"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "spool ", options_.dir, " is full (", total_bytes_, " of ", options_.max_bytes, " bytes)"));
   }
   if (active_seq_ != 0 && segments_[active_seq_].bytes >= options_.segment_bytes) {
     active_fd_ = UniqueFd();
@@ -134,8 +136,9 @@ absl::Status Spool::Append(const std::vector<std::string>& records) {
     ssize_t n = ::write(active_fd_.get(), buf.data() + off, buf.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      absl::Status st = n < 0 ? ErrnoStatus(errno, absl::StrCat("spool: write ", PathOf(active_seq_)))
-                              : absl::DataLossError(absl::StrCat("spool: short write ", PathOf(active_seq_)));
+      absl::Status st =
+          n < 0 ? ErrnoStatus(errno, absl::StrCat("spool: write ", PathOf(active_seq_)))
+                : absl::DataLossError(absl::StrCat("spool: short write ", PathOf(active_seq_)));
       // What did reach the file is accounted for; the next read skips a torn record.
       segments_[active_seq_].bytes += off;
       total_bytes_ += off;

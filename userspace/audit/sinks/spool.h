@@ -99,8 +99,8 @@ class Spool {
   std::map<uint64_t, SegmentInfo> segments_;  // by sequence, oldest first
   uint64_t total_bytes_ = 0;
   uint64_t total_events_ = 0;
-  UniqueFd active_fd_;          // open for append: segment active_seq_
-  uint64_t active_seq_ = 0;     // 0: none open
+  UniqueFd active_fd_;       // open for append: segment active_seq_
+  uint64_t active_seq_ = 0;  // 0: none open
   uint64_t next_seq_ = 1;
 };
 

@@ -50,7 +50,8 @@ std::string HeaderField(absl::string_view s, size_t max) {
 std::string Timestamp(absl::string_view t) {
   if (t.size() < 20 || t[4] != '-' || t[10] != 'T' || !absl::EndsWith(t, "Z")) return "-";
   for (char c : t) {
-    if (!((c >= '0' && c <= '9') || c == '-' || c == ':' || c == 'T' || c == '.' || c == 'Z')) return "-";
+    if (!((c >= '0' && c <= '9') || c == '-' || c == ':' || c == 'T' || c == '.' || c == 'Z'))
+      return "-";
   }
   size_t dot = t.find('.');
   if (dot == absl::string_view::npos) return std::string(t);
@@ -121,8 +122,8 @@ std::string FormatSyslogMessage(const v1::AuditEvent& event, const SyslogFormatO
   std::string out;
   out.reserve(1024);
   const int pri = static_cast<int>(std::min<uint32_t>(options.facility, 23)) * 8 + Severity(event);
-  absl::StrAppend(&out, "<", pri, ">1 ", Timestamp(event.time()), " ", HeaderField(event.host(), 255), " ",
-                  HeaderField(options.app_name, 48), " ",
+  absl::StrAppend(&out, "<", pri, ">1 ", Timestamp(event.time()), " ",
+                  HeaderField(event.host(), 255), " ", HeaderField(options.app_name, 48), " ",
                   options.procid > 0 ? absl::StrCat(options.procid) : std::string("-"), " ",
                   HeaderField(KindName(event.kind()), 32), " [", kSdId);
   AppendParam("id", event.id(), &out);

@@ -18,13 +18,14 @@
 //   decision, outcome — each present only when non-empty, values escaped per section
 //   6.3.3 ('"', '\' and ']' get a backslash), invalid UTF-8 and control characters
 //   replaced, and cut on a character boundary to at most kMaxSdValueBytes once escaped.
-//   The header and SD together stay below
-//   kMaxHeaderAndSdBytes, so a datagram of at least that size always carries them whole.
+//   The header and SD together stay below kMaxHeaderAndSdBytes, so a datagram of at least
+//   that size always carries them whole.
 // - MSG: UTF-8 BOM then the event as the same protobuf-JSON object as the local file line.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 
 #include "absl/strings/string_view.h"
 #include "interlock/v1/events.pb.h"

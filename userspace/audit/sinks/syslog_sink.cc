@@ -17,7 +17,8 @@ std::string SyslogDeliverer::destination() const {
 }
 
 absl::Status SyslogDeliverer::Deliver(const std::vector<v1::AuditEvent>& events) {
-  return settings_.transport == config::SyslogTransport::kUdp ? DeliverDatagrams(events) : DeliverStream(events);
+  return settings_.transport == config::SyslogTransport::kUdp ? DeliverDatagrams(events)
+                                                              : DeliverStream(events);
 }
 
 absl::Status SyslogDeliverer::DeliverStream(const std::vector<v1::AuditEvent>& events) {
@@ -43,7 +44,8 @@ absl::Status SyslogDeliverer::DeliverStream(const std::vector<v1::AuditEvent>& e
     stream_ = *std::move(s);
   }
   std::string buf;
-  for (const v1::AuditEvent& e : events) AppendOctetCountedFrame(FormatSyslogMessage(e, format_), &buf);
+  for (const v1::AuditEvent& e : events)
+    AppendOctetCountedFrame(FormatSyslogMessage(e, format_), &buf);
   if (absl::Status st = stream_->WriteAll(buf); !st.ok()) {
     stream_.reset();
     return absl::UnavailableError(st.message());
@@ -53,7 +55,8 @@ absl::Status SyslogDeliverer::DeliverStream(const std::vector<v1::AuditEvent>& e
 
 absl::Status SyslogDeliverer::DeliverDatagrams(const std::vector<v1::AuditEvent>& events) {
   if (datagram_ == nullptr) {
-    absl::StatusOr<std::unique_ptr<net::DatagramClient>> d = net::DatagramClient::Connect(settings_.host, settings_.port);
+    absl::StatusOr<std::unique_ptr<net::DatagramClient>> d =
+        net::DatagramClient::Connect(settings_.host, settings_.port);
     if (!d.ok()) return absl::UnavailableError(d.status().message());
     datagram_ = *std::move(d);
   }

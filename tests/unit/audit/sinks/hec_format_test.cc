@@ -28,9 +28,11 @@ v1::AuditEvent Event(int i) {
 
 TEST(HecFormat, EventObjectWithMetadata) {
   std::string out;
-  AppendHecEvent(Event(1), {.index = "sec", .source = "interlockd", .sourcetype = "interlock:audit"}, &out);
-  EXPECT_THAT(out, StartsWith("{\"time\":1795656980.123456,\"host\":\"h\\\"1\",\"source\":\"interlockd\","
-                              "\"sourcetype\":\"interlock:audit\",\"index\":\"sec\",\"event\":{"));
+  AppendHecEvent(Event(1),
+                 {.index = "sec", .source = "interlockd", .sourcetype = "interlock:audit"}, &out);
+  EXPECT_THAT(
+      out, StartsWith("{\"time\":1795656980.123456,\"host\":\"h\\\"1\",\"source\":\"interlockd\","
+                      "\"sourcetype\":\"interlock:audit\",\"index\":\"sec\",\"event\":{"));
   EXPECT_EQ(out.back(), '\n');
   google::protobuf::Struct parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out, &parsed).ok()) << out;
@@ -77,10 +79,13 @@ TEST(HecFormat, OversizedEventGetsItsOwnBody) {
 }
 
 TEST(HecFormat, Request) {
-  const std::string req = BuildHecRequest("splunk:8088", "/services/collector/event", "tok-1", "{}");
-  EXPECT_EQ(req,
-            "POST /services/collector/event HTTP/1.1\r\nHost: splunk:8088\r\nAuthorization: Splunk tok-1\r\n"
-            "Content-Type: application/json\r\nContent-Length: 2\r\nUser-Agent: interlockd\r\n\r\n{}");
+  const std::string req =
+      BuildHecRequest("splunk:8088", "/services/collector/event", "tok-1", "{}");
+  EXPECT_EQ(
+      req,
+      "POST /services/collector/event HTTP/1.1\r\nHost: splunk:8088\r\nAuthorization: Splunk "
+      "tok-1\r\n"
+      "Content-Type: application/json\r\nContent-Length: 2\r\nUser-Agent: interlockd\r\n\r\n{}");
 }
 
 TEST(HecFormat, StatusClasses) {

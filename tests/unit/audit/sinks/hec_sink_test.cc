@@ -29,7 +29,8 @@ using ::testing::HasSubstr;
 // what it returns ("" closes the connection without answering).
 class TinyServer {
  public:
-  explicit TinyServer(std::function<std::string(const std::string&)> answer) : answer_(std::move(answer)) {
+  explicit TinyServer(std::function<std::string(const std::string&)> answer)
+      : answer_(std::move(answer)) {
     fd_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -100,8 +101,10 @@ class TinyServer {
   std::vector<std::string> requests_;
 };
 
-std::string Answer(int code, absl::string_view body = "{\"text\":\"Success\",\"code\":0}", absl::string_view extra = "") {
-  return absl::StrCat("HTTP/1.1 ", code, " X\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+std::string Answer(int code, absl::string_view body = "{\"text\":\"Success\",\"code\":0}",
+                   absl::string_view extra = "") {
+  return absl::StrCat("HTTP/1.1 ", code,
+                      " X\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
                       "\r\n", extra, "\r\n", body);
 }
 
@@ -152,7 +155,8 @@ TEST(HecDeliverer, ServerErrorsAndTooManyRequestsAreRetried) {
 
 TEST(HecDeliverer, ClientErrorsAreRejectedForGood) {
   for (int code : {400, 401, 403, 413}) {
-    TinyServer server([code](const std::string&) { return Answer(code, "{\"text\":\"Invalid token\"}"); });
+    TinyServer server(
+        [code](const std::string&) { return Answer(code, "{\"text\":\"Invalid token\"}"); });
     HecDeliverer d(Settings(server.port()), auth::Secret("t"));
     absl::Status st = d.Deliver(Events(1));
     EXPECT_TRUE(absl::IsInvalidArgument(st)) << code << " " << st;
@@ -162,8 +166,9 @@ TEST(HecDeliverer, ClientErrorsAreRejectedForGood) {
 
 TEST(HecDeliverer, ChunkedAnswerAndInterimContinue) {
   TinyServer server([](const std::string&) {
-    return std::string("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       "5\r\nhello\r\n0\r\n\r\n");
+    return std::string(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n");
   });
   HecDeliverer d(Settings(server.port()), auth::Secret("t"));
   ASSERT_TRUE(d.Deliver(Events(1)).ok());

@@ -65,7 +65,8 @@ class RemoteSinkTest : public ::testing::Test {
     if (o.name.empty()) o.name = "t";
     o.retry_initial = absl::Milliseconds(20);
     o.retry_max = absl::Milliseconds(100);
-    auto spool = Spool::Open({.dir = dir_ + "/spool", .max_bytes = spool_max, .segment_bytes = 4096});
+    auto spool =
+        Spool::Open({.dir = dir_ + "/spool", .max_bytes = spool_max, .segment_bytes = 4096});
     EXPECT_TRUE(spool.ok());
     auto sink = RemoteSink::Create(o, *std::move(spool), std::make_unique<FakeDeliverer>(state_));
     EXPECT_TRUE(sink.ok());
@@ -119,7 +120,8 @@ TEST_F(RemoteSinkTest, OutageGoesToSpoolAndNothingIsLost) {
   SetAnswer(absl::UnavailableError("down"));
   auto sink = Make({.batch_max_events = 7});
   for (int i = 0; i < 200; ++i) (void)sink->Write(Event(i));
-  ASSERT_TRUE(WaitFor([&] { return sink->stats().spooled_events == 200; })) << sink->stats().spooled_events;
+  ASSERT_TRUE(WaitFor([&] { return sink->stats().spooled_events == 200; }))
+      << sink->stats().spooled_events;
   RemoteSinkStats s = sink->stats();
   EXPECT_GT(s.retries, 0u);
   EXPECT_EQ(s.last_error, "down");

@@ -25,7 +25,8 @@ class SpoolTest : public ::testing::Test {
   void TearDown() override { interlock::testing::RemoveTree(dir_); }
   std::string SpoolDir() const { return dir_ + "/spool/sink"; }
   std::unique_ptr<Spool> Open(uint64_t max_bytes = 1 << 20, uint64_t segment_bytes = 1 << 20) {
-    auto s = Spool::Open({.dir = SpoolDir(), .max_bytes = max_bytes, .segment_bytes = segment_bytes});
+    auto s =
+        Spool::Open({.dir = SpoolDir(), .max_bytes = max_bytes, .segment_bytes = segment_bytes});
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? *std::move(s) : nullptr;
   }
@@ -43,13 +44,15 @@ TEST(SpoolRecord, TruncatedTailIsReportedNotReturned) {
   std::string data = EncodeSpoolRecord("one") + EncodeSpoolRecord("two");
   for (size_t cut = 1; cut < 11; ++cut) {
     uint64_t bad = 0;
-    EXPECT_THAT(DecodeSpoolRecords(absl::string_view(data).substr(0, data.size() - cut), &bad), ElementsAre("one"));
+    EXPECT_THAT(DecodeSpoolRecords(absl::string_view(data).substr(0, data.size() - cut), &bad),
+                ElementsAre("one"));
     EXPECT_EQ(bad, 11 - cut);
   }
 }
 
 TEST(SpoolRecord, FlippedBitAndHugeLengthStopReading) {
-  std::string data = EncodeSpoolRecord("one") + EncodeSpoolRecord("two") + EncodeSpoolRecord("three");
+  std::string data =
+      EncodeSpoolRecord("one") + EncodeSpoolRecord("two") + EncodeSpoolRecord("three");
   std::string flipped = data;
   flipped[11 + 8] ^= 0x01;  // a payload byte of "two"
   uint64_t bad = 0;
@@ -135,7 +138,8 @@ TEST_F(SpoolTest, BoundRefusesTheNewestWhole) {
 TEST_F(SpoolTest, CorruptFileDeliversTheGoodPrefixAndIsRemoved) {
   ASSERT_TRUE(MakeDirs(SpoolDir(), 0700).ok());
   const std::string path = SpoolDir() + "/00000000000000000007.spool";
-  std::string data = EncodeSpoolRecord("good-1") + EncodeSpoolRecord("good-2") + std::string("\x05\x00\x00\x00torn", 8);
+  std::string data = EncodeSpoolRecord("good-1") + EncodeSpoolRecord("good-2") +
+                     std::string("\x05\x00\x00\x00torn", 8);
   ASSERT_TRUE(WriteFileAtomic(path, data, 0600).ok());
   ASSERT_TRUE(WriteFileAtomic(SpoolDir() + "/README", "not a segment", 0600).ok());
   auto spool = Open();

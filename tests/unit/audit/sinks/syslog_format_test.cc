@@ -29,15 +29,18 @@ v1::AuditEvent Statement() {
   return e;
 }
 
-SyslogFormatOptions Options() { return SyslogFormatOptions{.app_name = "interlockd", .facility = 13, .procid = 42}; }
+SyslogFormatOptions Options() {
+  return SyslogFormatOptions{.app_name = "interlockd", .facility = 13, .procid = 42};
+}
 
 TEST(SyslogFormat, HeaderStructuredDataAndBomJson) {
   const std::string msg = FormatSyslogMessage(Statement(), Options());
   // 13 * 8 + 5 (notice) = 109; time cut to microseconds (RFC 5424 6.2.3).
-  EXPECT_THAT(msg, StartsWith("<109>1 2026-11-26T01:36:20.123456Z db-host-1 interlockd 42 STATEMENT "
-                              "[interlock@32473 id=\"00112233445566778899aabbccddeeff\" kind=\"STATEMENT\" "
-                              "session=\"5e55\" workload=\"billing-agent\" resource=\"pg-main\" "
-                              "decision=\"ALLOW\" outcome=\"allowed\"] \xEF\xBB\xBF{"));
+  EXPECT_THAT(
+      msg, StartsWith("<109>1 2026-11-26T01:36:20.123456Z db-host-1 interlockd 42 STATEMENT "
+                      "[interlock@32473 id=\"00112233445566778899aabbccddeeff\" kind=\"STATEMENT\" "
+                      "session=\"5e55\" workload=\"billing-agent\" resource=\"pg-main\" "
+                      "decision=\"ALLOW\" outcome=\"allowed\"] \xEF\xBB\xBF{"));
   const size_t bom = msg.find("\xEF\xBB\xBF");
   ASSERT_NE(bom, std::string::npos);
   v1::AuditEvent back;
@@ -61,7 +64,8 @@ TEST(SyslogFormat, NilValuesWhenMissing) {
   e.set_kind(v1::AUDIT_KIND_DAEMON);
   SyslogFormatOptions o = Options();
   o.procid = 0;
-  EXPECT_THAT(FormatSyslogMessage(e, o), StartsWith("<109>1 - - interlockd - DAEMON [interlock@32473 kind=\"DAEMON\"] "));
+  EXPECT_THAT(FormatSyslogMessage(e, o),
+              StartsWith("<109>1 - - interlockd - DAEMON [interlock@32473 kind=\"DAEMON\"] "));
 }
 
 TEST(SyslogFormat, HostWithSpacesAndControlsStaysOneToken) {
@@ -166,8 +170,11 @@ TEST(OctetFraming, TwoFramesParseBack) {
 TEST(DatagramTruncation, CutsOnUtf8Boundary) {
   EXPECT_EQ(TruncateForDatagram("abc", 10), "abc");
   EXPECT_EQ(TruncateForDatagram("abcdef", 4), "abcd");
-  EXPECT_EQ(TruncateForDatagram("ab\xE2\x82\xAC", 4), "ab");      // € is 3 bytes
-  EXPECT_EQ(TruncateForDatagram("ab\xE2\x82\xAC" "d", 5), "ab\xE2\x82\xAC");
+  EXPECT_EQ(TruncateForDatagram("ab\xE2\x82\xAC", 4), "ab");  // € is 3 bytes
+  EXPECT_EQ(TruncateForDatagram("ab\xE2\x82\xAC"
+                                "d",
+                                5),
+            "ab\xE2\x82\xAC");
 }
 
 TEST(DatagramTruncation, LongEventKeepsHeaderAndSd) {

@@ -53,7 +53,9 @@ std::vector<std::string> Unframe(absl::string_view s) {
   while (!s.empty()) {
     size_t sp = s.find(' ');
     size_t len = 0;
-    if (sp == absl::string_view::npos || !absl::SimpleAtoi(s.substr(0, sp), &len) || s.size() < sp + 1 + len) break;
+    if (sp == absl::string_view::npos || !absl::SimpleAtoi(s.substr(0, sp), &len) ||
+        s.size() < sp + 1 + len)
+      break;
     out.emplace_back(s.substr(sp + 1, len));
     s.remove_prefix(sp + 1 + len);
   }
