@@ -44,6 +44,9 @@ PACKAGES=(
   nginx python3-requests python3-httpx wrk haproxy
   # the ECS field reference the audit format test reads (tests/unit/audit/ecs_schema_check.py)
   python3-yaml
+  # audit sinks: a real syslog receiver for the tests (imudp, imtcp, TLS through the
+  # gtls and ossl netstream drivers); tests start their own rsyslogd with their own config.
+  rsyslog rsyslog-gnutls rsyslog-openssl
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
   dpkg-dev
 )

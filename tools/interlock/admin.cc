@@ -55,6 +55,20 @@ int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
     std::printf("  %-20s %s%s%s\n", common::Visible(w.name()).c_str(), common::Visible(w.cgroup_path()).c_str(),
                 w.default_deny() ? "  default-deny" : "", w.ephemeral() ? "  (run)" : "");
   }
+  if (s.audit_sinks_size() > 0) std::printf("audit sinks:\n");
+  for (const auto& a : s.audit_sinks()) {
+    std::printf("  %-20s %s\n    queued %llu, spooled %llu (%llu bytes), sent %llu, failed %llu, dropped %llu, "
+                "retries %llu%s\n",
+                common::Visible(a.name()).c_str(), common::Visible(a.destination()).c_str(),
+                static_cast<unsigned long long>(a.queued_events()),
+                static_cast<unsigned long long>(a.spooled_events()),
+                static_cast<unsigned long long>(a.spooled_bytes()),
+                static_cast<unsigned long long>(a.sent_events()),
+                static_cast<unsigned long long>(a.failed_events()),
+                static_cast<unsigned long long>(a.dropped_events()),
+                static_cast<unsigned long long>(a.retries()), a.backing_off() ? ", backing off" : "");
+    if (!a.last_error().empty()) std::printf("    last error: %s\n", common::Visible(a.last_error()).c_str());
+  }
   return 0;
 }
 

@@ -338,12 +338,18 @@ absl::Status AuditLog::Emit(v1::AuditEvent* event) {
   if (event->host().empty()) event->set_host(host_);
   absl::Status st = sink_->Write(*event);
   if (!st.ok()) ++errors_;
+  for (auto& extra : extra_sinks_) {
+    if (!extra->Write(*event).ok()) ++errors_;
+  }
   return st;
 }
 
 absl::Status AuditLog::Flush() {
   absl::Status st = sink_->Flush();
   if (!st.ok()) ++errors_;
+  for (auto& extra : extra_sinks_) {
+    if (!extra->Flush().ok()) ++errors_;
+  }
   return st;
 }
 

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -136,9 +137,13 @@ class AuditLog {
   // Flushes the sink (see JsonLinesSink::Write). A failure is returned and counted.
   absl::Status Flush();
   uint64_t errors() const { return errors_; }
+  // A further destination (audit/sinks/remote_sink.h): every emitted event goes to it too,
+  // after the main sink. Its errors are counted, never returned by Emit.
+  void AddSink(std::unique_ptr<AuditSink> sink) { extra_sinks_.push_back(std::move(sink)); }
 
  private:
   std::unique_ptr<AuditSink> sink_;
+  std::vector<std::unique_ptr<AuditSink>> extra_sinks_;
   const Clock& clock_;
   std::string host_;
   std::string id_prefix_;  // 64 random bits, hex

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -727,6 +728,241 @@ bool IsValidName(absl::string_view name) {
   });
 }
 
+absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(absl::string_view address) {
+  std::string host;
+  absl::string_view port_text;
+  if (absl::StartsWith(address, "[")) {
+    size_t close = address.find(']');
+    if (close == absl::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':') {
+      return absl::InvalidArgumentError(absl::StrCat(Quote(address), " is not \"[v6 address]:port\""));
+    }
+    host = std::string(address.substr(1, close - 1));
+    port_text = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos || address.find(':') != colon) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Quote(address), " is not \"host:port\" (IPv6: \"[address]:port\")"));
+    }
+    host = std::string(address.substr(0, colon));
+    port_text = address.substr(colon + 1);
+  }
+  uint32_t port = 0;
+  if (host.empty() || !absl::SimpleAtoi(port_text, &port) || port == 0 || port > 65535 ||
+      port_text.size() > 5) {
+    return absl::InvalidArgumentError(absl::StrCat(Quote(address), " needs a host and a port 1..65535"));
+  }
+  if (host.size() > 253 || !std::all_of(host.begin(), host.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+               c == '_';
+      })) {
+    return absl::InvalidArgumentError(absl::StrCat(Quote(address), ": not a valid host name or address"));
+  }
+  return std::make_pair(std::move(host), static_cast<uint16_t>(port));
+}
+
+namespace {
+bool IsLoopbackHost(absl::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  absl::StatusOr<IpAddress> a = ParseIpAddress(host);
+  return a.ok() && absl::StartsWith(host, "127.");
+}
+
+bool IsCredentialRef(absl::string_view ref) {
+  return (absl::StartsWith(ref, "file:/") && ref.size() > 6) || (absl::StartsWith(ref, "env:") && ref.size() > 4);
+}
+
+void BuildSyslogSink(const v1::SyslogSinkConfig& in, const std::string& path, const SourceMap& source,
+                     Problems& problems, SyslogSinkSettings& out) {
+  if (in.address().empty()) {
+    problems.Add(path + ".address", "required: \"host:port\" of the syslog receiver");
+  } else if (auto hp = SplitHostPort(in.address()); !hp.ok()) {
+    problems.Add(path + ".address", hp.status().message());
+  } else {
+    out.host = hp->first;
+    out.port = hp->second;
+  }
+  const bool tls = in.transport() == v1::SYSLOG_TRANSPORT_TLS;
+  switch (in.transport()) {
+    case v1::SYSLOG_TRANSPORT_UDP: out.transport = SyslogTransport::kUdp; break;
+    case v1::SYSLOG_TRANSPORT_TCP: out.transport = SyslogTransport::kTcp; break;
+    case v1::SYSLOG_TRANSPORT_TLS: out.transport = SyslogTransport::kTls; break;
+    default:
+      problems.Add(path + ".transport", "required: SYSLOG_TRANSPORT_UDP, SYSLOG_TRANSPORT_TCP or SYSLOG_TRANSPORT_TLS");
+  }
+  if (tls) {
+    if (in.ca_file().empty()) {
+      problems.Add(path + ".ca_file", "required with SYSLOG_TRANSPORT_TLS (the receiver's certificate is always verified)");
+    } else if (auto p = AbsolutePath(in.ca_file(), path + ".ca_file", problems)) {
+      out.ca_file = *std::move(p);
+    }
+    out.server_name = in.server_name().empty() ? out.host : in.server_name();
+    if (in.client_cert_file().empty() != in.client_key_file().empty()) {
+      problems.Add(path + (in.client_cert_file().empty() ? ".client_cert_file" : ".client_key_file"),
+                   "client_cert_file and client_key_file go together");
+    }
+    if (!in.client_cert_file().empty()) {
+      if (auto p = AbsolutePath(in.client_cert_file(), path + ".client_cert_file", problems)) out.client_cert_file = *p;
+    }
+    if (!in.client_key_file().empty()) {
+      if (auto p = AbsolutePath(in.client_key_file(), path + ".client_key_file", problems)) out.client_key_file = *p;
+    }
+  } else {
+    for (const auto& [set, field] : {std::pair{!in.ca_file().empty(), "ca_file"},
+                                     std::pair{!in.server_name().empty(), "server_name"},
+                                     std::pair{!in.client_cert_file().empty(), "client_cert_file"},
+                                     std::pair{!in.client_key_file().empty(), "client_key_file"}}) {
+      if (set) problems.Add(absl::StrCat(path, ".", field), "applies to SYSLOG_TRANSPORT_TLS only");
+    }
+  }
+  if (!in.app_name().empty()) {
+    if (in.app_name().size() > 48 || !std::all_of(in.app_name().begin(), in.app_name().end(),
+                                                   [](char c) { return c >= 33 && c <= 126; })) {
+      problems.Add(path + ".app_name", "1..48 printable US-ASCII characters without spaces (RFC 5424 APP-NAME)");
+    } else {
+      out.app_name = in.app_name();
+    }
+  }
+  if (in.facility() > 23) {
+    problems.Add(path + ".facility", absl::StrCat(in.facility(), " is out of range 0..23"));
+  } else if (source.Contains(path + ".facility")) {
+    out.facility = in.facility();
+  }
+  out.udp_max_bytes = Ranged(in.udp_max_bytes(), 2048, 65000, 8192, path + ".udp_max_bytes", source, problems);
+  if (!source.Contains(path + ".udp_max_bytes")) out.udp_max_bytes = 8192;
+}
+
+void BuildHecSink(const v1::HecSinkConfig& in, const std::string& path, const SourceMap& source,
+                  Problems& problems, HecSinkSettings& out) {
+  absl::string_view url = in.url();
+  out.url = in.url();
+  if (url.empty()) {
+    problems.Add(path + ".url", "required: https://host[:port]/services/collector/event");
+  } else {
+    absl::string_view rest;
+    if (absl::StartsWith(url, "https://")) {
+      out.tls = true;
+      rest = url.substr(8);
+    } else if (absl::StartsWith(url, "http://")) {
+      out.tls = false;
+      rest = url.substr(7);
+    } else {
+      problems.Add(path + ".url", absl::StrCat(Quote(url), " must start with https://"));
+    }
+    if (!rest.empty()) {
+      size_t slash = rest.find('/');
+      absl::string_view authority = rest.substr(0, slash);
+      out.path = slash == absl::string_view::npos ? "/services/collector/event" : std::string(rest.substr(slash));
+      const bool bracketed = absl::StartsWith(authority, "[");
+      const bool has_port = bracketed ? absl::StrContains(authority, "]:")
+                                      : absl::StrContains(authority, ":");
+      auto hp = SplitHostPort(has_port ? std::string(authority)
+                                       : absl::StrCat(authority, out.tls ? ":443" : ":80"));
+      if (!hp.ok()) {
+        problems.Add(path + ".url", hp.status().message());
+      } else {
+        out.host = hp->first;
+        out.port = hp->second;
+        if (!out.tls && !IsLoopbackHost(out.host)) {
+          problems.Add(path + ".url", "http:// is accepted only to a loopback address (tests); use https://");
+        }
+      }
+      if (absl::StrContains(authority, "@")) problems.Add(path + ".url", "must not contain credentials");
+      if (!std::all_of(out.path.begin(), out.path.end(), [](char c) { return c > 32 && c < 127; })) {
+        problems.Add(path + ".url", "the path must be printable US-ASCII without spaces");
+      }
+    }
+  }
+  if (in.token_ref().empty()) {
+    problems.Add(path + ".token_ref", "required: \"file:/absolute/path\" or \"env:NAME\" naming the HEC token");
+  } else if (!IsCredentialRef(in.token_ref())) {
+    problems.Add(path + ".token_ref",
+                 "must be \"file:/absolute/path\" or \"env:NAME\" (the token itself never goes here)");
+  } else {
+    out.token_ref = in.token_ref();
+  }
+  if (!in.ca_file().empty()) {
+    if (auto p = AbsolutePath(in.ca_file(), path + ".ca_file", problems)) out.ca_file = *std::move(p);
+  }
+  for (const auto& [value, field] : {std::pair{&in.index(), "index"}, std::pair{&in.source(), "source"},
+                                     std::pair{&in.sourcetype(), "sourcetype"}}) {
+    if (value->size() > 256 || !std::all_of(value->begin(), value->end(), [](char c) { return c >= 32 && c < 127; })) {
+      problems.Add(absl::StrCat(path, ".", field), "at most 256 printable US-ASCII characters");
+    }
+  }
+  out.index = in.index();
+  if (!in.source().empty()) out.source = in.source();
+  if (!in.sourcetype().empty()) out.sourcetype = in.sourcetype();
+  out.batch_max_events = Ranged(in.batch_max_events(), 1, 10000, 100, path + ".batch_max_events", source, problems);
+  out.batch_max_bytes =
+      Ranged(in.batch_max_bytes(), 1024, 16 << 20, 1 << 20, path + ".batch_max_bytes", source, problems);
+  if (in.batch_max_delay_ms() > 60000) {
+    problems.Add(path + ".batch_max_delay_ms", absl::StrCat(in.batch_max_delay_ms(), " is out of range 0..60000"));
+  } else if (source.Contains(path + ".batch_max_delay_ms")) {
+    out.batch_max_delay = absl::Milliseconds(in.batch_max_delay_ms());
+  }
+  out.timeout = absl::Milliseconds(Ranged(in.timeout_ms(), 100, 600000, 10000, path + ".timeout_ms", source, problems));
+}
+
+void BuildAuditSinks(const v1::Config& in, const SourceMap& source, Problems& problems,
+                     std::vector<AuditSinkSettings>& out) {
+  absl::flat_hash_map<std::string, int> names;
+  for (int i = 0; i < in.audit().sinks_size(); ++i) {
+    const v1::AuditSinkConfig& c = in.audit().sinks(i);
+    const std::string path = absl::StrCat("audit.sinks[", i, "]");
+    AuditSinkSettings s;
+    if (c.name().empty()) {
+      problems.Add(path + ".name", "required (names the spool directory and the sink in status)");
+    } else if (!IsValidName(c.name())) {
+      problems.Add(path + ".name", NameProblem(c.name()));
+    } else if (auto [it, fresh] = names.emplace(c.name(), i); !fresh) {
+      problems.Add(path + ".name", absl::StrCat(Quote(c.name()), " is already the name of audit.sinks[", it->second, "]"));
+    }
+    s.name = c.name();
+    switch (c.format()) {
+      case v1::AUDIT_SINK_FORMAT_UNSPECIFIED:
+      case v1::AUDIT_SINK_FORMAT_JSON:
+        s.format = AuditSinkFormat::kJson;
+        break;
+      case v1::AUDIT_SINK_FORMAT_OCSF:
+        s.format = AuditSinkFormat::kOcsf;
+        break;
+      default:
+        problems.Add(path + ".format", absl::StrCat("unknown format ", c.format()));
+    }
+    for (int j = 0; j < c.kinds_size(); ++j) {
+      if (c.kinds(j) == v1::AUDIT_KIND_UNSPECIFIED || !v1::AuditKind_IsValid(c.kinds(j))) {
+        problems.Add(absl::StrCat(path, ".kinds[", j, "]"), "not an audit kind (AUDIT_KIND_SESSION_START, ...)");
+      } else {
+        s.kinds.push_back(c.kinds(j));
+      }
+    }
+    switch (c.destination_case()) {
+      case v1::AuditSinkConfig::kSyslog:
+        BuildSyslogSink(c.syslog(), path + ".syslog", source, problems, s.syslog.emplace());
+        break;
+      case v1::AuditSinkConfig::kHec:
+        BuildHecSink(c.hec(), path + ".hec", source, problems, s.hec.emplace());
+        break;
+      default:
+        problems.Add(path, "needs a destination: a `syslog` or a `hec` block");
+    }
+    s.spool_max_bytes =
+        uint64_t{Ranged(c.spool_max_mib(), 1, 1048576, 256, path + ".spool_max_mib", source, problems)} << 20;
+    s.queue_max_events = Ranged(c.queue_max_events(), 16, 1000000, 10000, path + ".queue_max_events", source, problems);
+    const uint32_t initial = Ranged(c.retry_initial_ms(), 10, 60000, 500, path + ".retry_initial_ms", source, problems);
+    uint32_t max = Ranged(c.retry_max_ms(), 10, 3600000, 60000, path + ".retry_max_ms", source, problems);
+    if (max < initial) {
+      problems.Add(path + ".retry_max_ms", absl::StrCat(max, " is less than retry_initial_ms ", initial));
+      max = initial;
+    }
+    s.retry_initial = absl::Milliseconds(initial);
+    s.retry_max = absl::Milliseconds(max);
+    out.push_back(std::move(s));
+  }
+}
+}  // namespace
+
 static void BuildOidcIssuers(const v1::Config& in, Problems& problems, std::vector<OidcIssuerConfig>& out) {
   absl::flat_hash_map<std::string, int> names;
   for (int i = 0; i < in.oidc_issuers_size(); ++i) {
@@ -914,6 +1150,7 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   }
   out.approvals.allow_same_uid = ap.allow_same_uid();
   BuildOidcIssuers(proto, problems, out.oidc_issuers);
+  BuildAuditSinks(proto, source, problems, out.audit_sinks);
   for (size_t i = 0; i < out.resources.size(); ++i) {
     const ResourceConfig& r = out.resources[i];
     if (!r.postgres.has_value() && !r.http.has_value()) continue;

@@ -235,6 +235,55 @@ struct AuditFileSettings {
   uint32_t checkpoint_interval_s = kDefaultAuditCheckpointIntervalS;
 };
 
+// Audit sinks (config audit.sinks): see AuditSinkConfig in config.proto for meanings.
+enum class AuditSinkFormat { kJson, kOcsf };
+enum class SyslogTransport { kUdp, kTcp, kTls };
+
+struct SyslogSinkSettings {
+  std::string host;  // name or address, without brackets
+  uint16_t port = 0;
+  SyslogTransport transport = SyslogTransport::kTcp;
+  std::string ca_file;           // TLS: absolute
+  std::string server_name;       // TLS: default host
+  std::string client_cert_file;  // TLS: absolute or empty (with client_key_file)
+  std::string client_key_file;
+  std::string app_name = "interlockd";
+  uint32_t facility = 13;  // log audit
+  uint32_t udp_max_bytes = 8192;
+};
+
+struct HecSinkSettings {
+  bool tls = true;  // https (http only to loopback)
+  std::string host;
+  uint16_t port = 0;
+  std::string path;  // "/services/collector/event" and any query
+  std::string url;   // as written, for status
+  std::string token_ref;
+  std::string ca_file;  // absolute; empty: system trust store
+  std::string index;
+  std::string source = "interlockd";
+  std::string sourcetype = "interlock:audit";
+  uint32_t batch_max_events = 100;
+  uint32_t batch_max_bytes = 1 << 20;
+  absl::Duration batch_max_delay = absl::Milliseconds(1000);
+  absl::Duration timeout = absl::Milliseconds(10000);
+};
+
+struct AuditSinkSettings {
+  std::string name;
+  AuditSinkFormat format = AuditSinkFormat::kJson;
+  std::vector<int> kinds;  // v1::AuditKind values; empty: all
+  std::optional<SyslogSinkSettings> syslog;
+  std::optional<HecSinkSettings> hec;
+  uint64_t spool_max_bytes = uint64_t{256} << 20;
+  uint32_t queue_max_events = 10000;
+  absl::Duration retry_initial = absl::Milliseconds(500);
+  absl::Duration retry_max = absl::Milliseconds(60000);
+};
+
+// "host:port" or "[v6]:port" split; INVALID_ARGUMENT when malformed or the port is not 1..65535.
+absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(absl::string_view address);
+
 struct ServiceConfig {
   std::string file_name;  // where it was read from, for messages
   ListenerConfig listener;
@@ -258,6 +307,7 @@ struct ServiceConfig {
   ApprovalsConfig approvals;
   std::vector<OidcIssuerConfig> oidc_issuers;
   AuditFileSettings audit_file;
+  std::vector<AuditSinkSettings> audit_sinks;
 
   interlock::v1::Config proto;  // as written, before defaults
   SourceMap source;             // field path -> line, for later messages about this file

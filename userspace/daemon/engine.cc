@@ -107,6 +107,14 @@ absl::Status Engine::Init() {
     audit_file_ = sink.get();
     audit_ = std::make_unique<audit::AuditLog>(std::move(sink), clock_);
   }
+  for (const config::AuditSinkSettings& settings : config_.audit_sinks) {
+    // Each sink takes over its spool (what an earlier run did not deliver) and starts its
+    // worker thread; the event loop only ever queues events for it.
+    INTERLOCK_ASSIGN_OR_RETURN(auto remote, audit::sinks::CreateRemoteSink(settings, config_.state_dir));
+    INTERLOCK_LOG(kInfo, "audit sink %s: %s", remote->name(), remote->destination());
+    audit_sinks_.push_back(remote.get());
+    audit_->AddSink(std::move(remote));
+  }
   if (!config_.auditor_public_key_file.empty()) {
     // Originals that masking replaces are kept, sealed to the auditor's key.
     INTERLOCK_ASSIGN_OR_RETURN(auditor_public_key_, record::LoadAuditorPublicKey(config_.auditor_public_key_file));
@@ -612,9 +620,19 @@ void Engine::OnTick() {
     Audit(std::move(ev));
   }
   if (!done.empty()) (void)SaveState();
+  ReportAuditSinkProblems();
   SyncNetnsListeners();
   if (draining_ && sessions_.empty()) loop_->Stop();
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
+}
+
+void Engine::ReportAuditSinkProblems() {
+  for (audit::sinks::RemoteSink* sink : audit_sinks_) {
+    if (std::optional<v1::AuditEvent> ev = audit::sinks::ProblemEvent(*sink, sink->TakeProblems())) {
+      INTERLOCK_LOG(kError, "%s", ev->detail());
+      Audit(*std::move(ev));
+    }
+  }
 }
 
 void Engine::Audit(v1::AuditEvent event) {

@@ -25,6 +25,7 @@
 #include "interlock/v1/control.pb.h"
 #include "interlock/v1/state.pb.h"
 #include "userspace/audit/audit_log.h"
+#include "userspace/audit/sinks/sink_factory.h"
 #include "userspace/bpf/datapath.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/memory_budget.h"
@@ -148,6 +149,9 @@ class Engine {
   uint32_t WorkloadIdFor(const std::string& name);
   absl::Status SaveState();
   void Audit(v1::AuditEvent event);
+  // A DAEMON audit event for each sink that dropped or had events rejected since the last
+  // call (OnTick).
+  void ReportAuditSinkProblems();
 
   config::ServiceConfig config_;
   const Clock& clock_;
@@ -155,6 +159,8 @@ class Engine {
   std::unique_ptr<bpf::Datapath> datapath_;
   std::unique_ptr<audit::AuditLog> audit_;
   audit::JsonLinesSink* audit_file_ = nullptr;  // owned by audit_
+  // The remote sinks (config audit.sinks), owned by audit_: for status and drop reports.
+  std::vector<audit::sinks::RemoteSink*> audit_sinks_;
   std::unique_ptr<record::RecordingKey> key_;
   std::string auditor_public_key_;  // X25519, raw; empty: masked originals are not kept
   std::unique_ptr<identity::IdentityResolver> resolver_;

@@ -77,6 +77,7 @@ v1::StatusResponse Engine::Status() {
   }
   s.set_pin_path(config_.pin_path);
   s.set_cgroup_root(cgroup_root_dir_);
+  for (const audit::sinks::RemoteSink* sink : audit_sinks_) audit::sinks::FillStatus(*sink, s.add_audit_sinks());
   return s;
 }
 
