@@ -24,7 +24,10 @@ bool FramingField(absl::string_view name) {
 
 }  // namespace
 
-RequestRecording::RequestRecording(Options options) : options_(std::move(options)) {}
+RequestRecording::RequestRecording(Options options) : options_(std::move(options)) {
+  elided_.assign(std::begin(chttp::kDefaultElidedParams), std::end(chttp::kDefaultElidedParams));
+  for (const std::string& n : options_.elided_params) elided_.push_back(n);  // views into options_
+}
 
 RequestRecording::Event RequestRecording::Describe() const {
   std::string detail =
@@ -50,11 +53,9 @@ bool RequestRecording::Withheld(absl::string_view name) const {
 }
 
 void RequestRecording::Head(const chttp::Request& req, std::string* clear) {
-  std::vector<absl::string_view> names(std::begin(chttp::kDefaultElidedParams), std::end(chttp::kDefaultElidedParams));
-  for (const std::string& n : options_.elided_params) names.push_back(n);
   // Written by hand rather than SerializeRequestHead: every part was parsed from the wire
   // (valid), and the replacements are valid field values and target characters.
-  absl::StrAppend(clear, req.method, " ", chttp::ElideQueryParams(req.target, names, chttp::kElidedTargetValue), " ",
+  absl::StrAppend(clear, req.method, " ", chttp::ElideQueryParams(req.target, elided_, chttp::kElidedTargetValue), " ",
                   VersionText(req.version), "\r\n");
   const chttp::BodyFraming& body = req.framing.body;
   const bool has_body = body.kind == chttp::BodyKind::kChunked || (body.kind == chttp::BodyKind::kLength && body.length > 0);

@@ -57,6 +57,8 @@ class RequestRecording {
   static constexpr absl::string_view kWithheldValue = "[withheld]";
 
   explicit RequestRecording(Options options);
+  RequestRecording(const RequestRecording&) = delete;  // elided_ views into options_
+  RequestRecording& operator=(const RequestRecording&) = delete;
 
   // What the recording should say once, at its start, about what it withholds.
   Event Describe() const;
@@ -78,6 +80,7 @@ class RequestRecording {
   bool Withheld(absl::string_view field_name) const;
 
   Options options_;
+  std::vector<absl::string_view> elided_;  // the built-in names, then options_.elided_params
   bool in_body_ = false;
   uint64_t body_bytes_ = 0;
   Sha256Hasher body_hash_;
