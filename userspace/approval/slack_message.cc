@@ -115,7 +115,7 @@ std::string SlackApprovalMessage(const v1::ApprovalNotification& n) {
   const v1::WorkloadIdentity& who = r.requester();
   const std::string& subject = r.token_subject().empty() ? who.token_subject() : r.token_subject();
 
-  std::string title = absl::StrCat(":lock: *Interlock: approval requested* on ", Span(n.host(), kMaxNameBytes),
+  std::string title = absl::StrCat("*Interlock: approval requested* on ", Span(n.host(), kMaxNameBytes),
                                    " for request ", Span(r.id(), kMaxIdBytes));
 
   std::vector<std::string> lines;
