@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -127,6 +128,17 @@ std::string ExpectedSignature(absl::string_view timestamp, absl::string_view bod
   HMAC(EVP_sha256(), kWebhookKey, sizeof kWebhookKey - 1, reinterpret_cast<const unsigned char*>(msg.data()),
        msg.size(), md, &len);
   return absl::StrCat("v1=", HexEncode(absl::string_view(reinterpret_cast<const char*>(md), len)));
+}
+
+// Standard Webhooks v1: "v1," + base64 HMAC-SHA256(key, id "." timestamp "." body), also
+// computed here independently.
+std::string ExpectedStandardSignature(absl::string_view id, absl::string_view timestamp, absl::string_view body) {
+  std::string msg = absl::StrCat(id, ".", timestamp, ".", body);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), kWebhookKey, sizeof kWebhookKey - 1, reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), md, &len);
+  return absl::StrCat("v1,", absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(md), len)));
 }
 
 std::string HeaderValue(absl::string_view head, absl::string_view name) {
@@ -318,6 +330,12 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   ASSERT_FALSE(ts.empty()) << head;
   EXPECT_EQ(HeaderValue(head, "X-Interlock-Signature"), ExpectedSignature(ts, hook.bodies()[0])) << head;
   EXPECT_THAT(head, ::testing::Not(HasSubstr(kWebhookKey)));
+  // And per Standard Webhooks, with the same timestamp.
+  EXPECT_EQ(HeaderValue(head, "webhook-id"), absl::StrCat("msg_", id)) << head;
+  EXPECT_EQ(HeaderValue(head, "webhook-timestamp"), ts) << head;
+  EXPECT_EQ(HeaderValue(head, "webhook-signature"),
+            ExpectedStandardSignature(absl::StrCat("msg_", id), ts, hook.bodies()[0]))
+      << head;
 }
 
 TEST_F(GuardTest, DeniedStatementGets42501AndTheConnectionStaysUsable) {
