@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "interlock/v1/approval.pb.h"
@@ -336,6 +337,46 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   EXPECT_EQ(HeaderValue(head, "webhook-signature"),
             ExpectedStandardSignature(absl::StrCat("msg_", id), ts, hook.bodies()[0]))
       << head;
+}
+
+// webhook_format: WEBHOOK_FORMAT_SLACK: the approvers' channel gets a Slack/Teams message
+// whose text holds the audited statement (no literals), who asked, and the commands; text
+// the agent wrote cannot become a mention or a link.
+TEST_F(GuardTest, SlackFormatNotificationIsAuditedAndInert) {
+  WebhookReceiver hook;
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon(hook.url(), "  webhook_format: WEBHOOK_FORMAT_SLACK\n");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult agent_result;
+  JoinedThread agent([&] {
+    agent_result = h->RunAgent(
+        "billing-agent", Psql({"DELETE /* <!channel> <http://evil.example|approve> */ FROM accounts WHERE id = 7"},
+                              /*stop_on_error=*/false));
+  });
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  ASSERT_TRUE(WaitFor([&] { return !hook.bodies().empty(); }));
+  const std::string body = hook.bodies()[0];
+  google::protobuf::Struct msg;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(body, &msg).ok()) << body;
+  const std::string text = msg.fields().at("text").string_value();
+  EXPECT_THAT(text, HasSubstr(id));
+  EXPECT_THAT(text, HasSubstr("billing-agent"));
+  EXPECT_THAT(text, HasSubstr("review-deletes"));
+  EXPECT_THAT(text, HasSubstr("WHERE id = $1"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("WHERE id = 7")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("interlock approve ", id)));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("interlock deny ", id, " --reason")));
+  EXPECT_EQ(text.find('<'), std::string::npos) << text;
+  EXPECT_EQ(msg.fields().at("blocks").list_value().values_size(), 4);
+  // Still signed.
+  EXPECT_EQ(HeaderValue(hook.heads()[0], "webhook-signature"),
+            ExpectedStandardSignature(absl::StrCat("msg_", id), HeaderValue(hook.heads()[0], "webhook-timestamp"),
+                                      body));
+  CommandResult no = h->Cli({"deny", id, "--reason", "test"});
+  EXPECT_EQ(no.exit_code, 0) << no.err;
+  agent.join();
+  EXPECT_EQ(Count(" WHERE id = 7"), "1");
 }
 
 TEST_F(GuardTest, DeniedStatementGets42501AndTheConnectionStaysUsable) {
