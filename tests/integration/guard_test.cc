@@ -15,12 +15,14 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "interlock/v1/approval.pb.h"
@@ -127,6 +129,17 @@ std::string ExpectedSignature(absl::string_view timestamp, absl::string_view bod
   HMAC(EVP_sha256(), kWebhookKey, sizeof kWebhookKey - 1, reinterpret_cast<const unsigned char*>(msg.data()),
        msg.size(), md, &len);
   return absl::StrCat("v1=", HexEncode(absl::string_view(reinterpret_cast<const char*>(md), len)));
+}
+
+// Standard Webhooks v1: "v1," + base64 HMAC-SHA256(key, id "." timestamp "." body), also
+// computed here independently.
+std::string ExpectedStandardSignature(absl::string_view id, absl::string_view timestamp, absl::string_view body) {
+  std::string msg = absl::StrCat(id, ".", timestamp, ".", body);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), kWebhookKey, sizeof kWebhookKey - 1, reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), md, &len);
+  return absl::StrCat("v1,", absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(md), len)));
 }
 
 std::string HeaderValue(absl::string_view head, absl::string_view name) {
@@ -318,6 +331,52 @@ TEST_F(GuardTest, HeldDeleteRunsOnlyAfterApproveFromAnotherProcess) {
   ASSERT_FALSE(ts.empty()) << head;
   EXPECT_EQ(HeaderValue(head, "X-Interlock-Signature"), ExpectedSignature(ts, hook.bodies()[0])) << head;
   EXPECT_THAT(head, ::testing::Not(HasSubstr(kWebhookKey)));
+  // And per Standard Webhooks, with the same timestamp.
+  EXPECT_EQ(HeaderValue(head, "webhook-id"), absl::StrCat("msg_", id)) << head;
+  EXPECT_EQ(HeaderValue(head, "webhook-timestamp"), ts) << head;
+  EXPECT_EQ(HeaderValue(head, "webhook-signature"),
+            ExpectedStandardSignature(absl::StrCat("msg_", id), ts, hook.bodies()[0]))
+      << head;
+}
+
+// webhook_format: WEBHOOK_FORMAT_SLACK: the approvers' channel gets a Slack/Teams message
+// whose text holds the audited statement (no literals), who asked, and the commands; text
+// the agent wrote cannot become a mention or a link.
+TEST_F(GuardTest, SlackFormatNotificationIsAuditedAndInert) {
+  WebhookReceiver hook;
+  WritePolicy(PolicyYaml(120));
+  auto h = Daemon(hook.url(), "  webhook_format: WEBHOOK_FORMAT_SLACK\n");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult agent_result;
+  JoinedThread agent([&] {
+    agent_result = h->RunAgent(
+        "billing-agent", Psql({"DELETE /* <!channel> <http://evil.example|approve> */ FROM accounts WHERE id = 7"},
+                              /*stop_on_error=*/false));
+  });
+  std::string id = WaitForPending(*h);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  ASSERT_TRUE(WaitFor([&] { return !hook.bodies().empty(); }));
+  const std::string body = hook.bodies()[0];
+  google::protobuf::Struct msg;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(body, &msg).ok()) << body;
+  const std::string text = msg.fields().at("text").string_value();
+  EXPECT_THAT(text, HasSubstr(id));
+  EXPECT_THAT(text, HasSubstr("billing-agent"));
+  EXPECT_THAT(text, HasSubstr("review-deletes"));
+  EXPECT_THAT(text, HasSubstr("WHERE id = $1"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("WHERE id = 7")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("interlock approve ", id)));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("interlock deny ", id, " --reason")));
+  EXPECT_EQ(text.find('<'), std::string::npos) << text;
+  EXPECT_EQ(msg.fields().at("blocks").list_value().values_size(), 4);
+  // Still signed.
+  EXPECT_EQ(HeaderValue(hook.heads()[0], "webhook-signature"),
+            ExpectedStandardSignature(absl::StrCat("msg_", id), HeaderValue(hook.heads()[0], "webhook-timestamp"),
+                                      body));
+  CommandResult no = h->Cli({"deny", id, "--reason", "test"});
+  EXPECT_EQ(no.exit_code, 0) << no.err;
+  agent.join();
+  EXPECT_EQ(Count(" WHERE id = 7"), "1");
 }
 
 TEST_F(GuardTest, DeniedStatementGets42501AndTheConnectionStaysUsable) {

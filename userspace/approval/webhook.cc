@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <unistd.h>
 
@@ -10,8 +11,10 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/file_util.h"
@@ -151,21 +154,61 @@ struct WebhookNotifier::Attempt {
   bool aborted = false;  // stopped mid-transfer
 };
 
-std::string WebhookSignature(absl::string_view key, absl::string_view timestamp, absl::string_view body) {
+namespace {
+
+std::string HmacSha256(absl::string_view key, absl::string_view message) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  std::string message = absl::StrCat(timestamp, ".", body);
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
            message.size(), md, &len) == nullptr) {
     std::abort();  // HMAC-SHA256 fails only on allocation failure
   }
-  return absl::StrCat("v1=", HexEncode(absl::string_view(reinterpret_cast<const char*>(md), len)));
+  return std::string(reinterpret_cast<const char*>(md), len);
 }
+
+constexpr absl::string_view kWhsecPrefix = "whsec_";
+
+}  // namespace
+
+std::string WebhookSignature(absl::string_view key, absl::string_view timestamp, absl::string_view body) {
+  return absl::StrCat("v1=", HexEncode(HmacSha256(key, absl::StrCat(timestamp, ".", body))));
+}
+
+std::string StandardWebhookSignature(absl::string_view key, absl::string_view msg_id, absl::string_view timestamp,
+                                     absl::string_view body) {
+  return absl::StrCat("v1,", absl::Base64Escape(HmacSha256(key, absl::StrCat(msg_id, ".", timestamp, ".", body))));
+}
+
+bool VerifyStandardWebhookSignature(absl::string_view key, absl::string_view msg_id, absl::string_view timestamp,
+                                    absl::string_view body, absl::string_view signature_header) {
+  const std::string want = StandardWebhookSignature(key, msg_id, timestamp, body);
+  bool ok = false;
+  for (absl::string_view entry : absl::StrSplit(signature_header, ' ', absl::SkipEmpty())) {
+    if (entry.size() == want.size() && CRYPTO_memcmp(entry.data(), want.data(), want.size()) == 0) ok = true;
+  }
+  return ok;
+}
+
+absl::StatusOr<std::string> ParseSigningKey(absl::string_view configured) {
+  if (!absl::StartsWith(configured, kWhsecPrefix)) return std::string(configured);
+  absl::string_view b64 = configured.substr(kWhsecPrefix.size());
+  std::string key;
+  // Base64Unescape also takes unpadded input; '-' and '_' (URL-safe) it refuses.
+  if (b64.empty() || !absl::Base64Unescape(b64, &key) || key.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kPrefix, "signing key: whsec_ secret is not valid base64"));
+  }
+  return key;
+}
+
+std::string WebhookMessageId(absl::string_view idempotency_key) { return absl::StrCat("msg_", idempotency_key); }
 
 absl::StatusOr<std::unique_ptr<WebhookNotifier>> WebhookNotifier::Create(WebhookOptions options) {
   INTERLOCK_RETURN_IF_ERROR(ValidateUrl(options.url));
   if (!options.extra_header.empty()) {
     INTERLOCK_RETURN_IF_ERROR(ValidateExtraHeader(options.extra_header));
+  }
+  if (!options.signing_key.empty()) {
+    INTERLOCK_ASSIGN_OR_RETURN(options.signing_key, ParseSigningKey(options.signing_key));
   }
   if (!options.signing_key.empty() && options.signing_key.size() < kMinSigningKeyBytes) {
     return absl::InvalidArgumentError(
@@ -361,10 +404,18 @@ WebhookNotifier::Attempt WebhookNotifier::Post(const Item& item) {
   if (st.ok()) st = Append(headers, "Idempotency-Key: " + item.key);
   if (st.ok()) st = Append(headers, "Expect:");
   if (st.ok() && !options_.extra_header.empty()) st = Append(headers, options_.extra_header);
+  const std::string msg_id = WebhookMessageId(item.key);
+  if (st.ok()) st = Append(headers, "webhook-id: " + msg_id);
   if (st.ok() && !options_.signing_key.empty()) {
-    // Signed per attempt: a retry carries its own, fresh timestamp.
+    // Signed per attempt: a retry carries its own, fresh timestamp (and the same id).
     std::string ts = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
-    st = Append(headers, "X-Interlock-Timestamp: " + ts);
+    st = Append(headers, "webhook-timestamp: " + ts);
+    if (st.ok()) {
+      st = Append(headers,
+                  "webhook-signature: " + StandardWebhookSignature(options_.signing_key, msg_id, ts, item.body));
+    }
+    // Deprecated (one release): the pre-Standard-Webhooks pair.
+    if (st.ok()) st = Append(headers, "X-Interlock-Timestamp: " + ts);
     if (st.ok()) st = Append(headers, "X-Interlock-Signature: " + WebhookSignature(options_.signing_key, ts, item.body));
   }
   if (!st.ok()) {

@@ -4,9 +4,16 @@
 //
 // Each Enqueue()d body is POSTed with `Content-Type: application/json`,
 // `Idempotency-Key: <key>` (the same on every retry, so the receiver can drop repeats),
-// `User-Agent: interlockd` and the optional extra header (e.g. an Authorization bearer
-// read from a secret). With a signing key, every attempt also carries
-//   X-Interlock-Timestamp: <unix seconds of this attempt>
+// `User-Agent: interlockd`, the optional extra header (e.g. an Authorization bearer
+// read from a secret) and the Standard Webhooks (https://www.standardwebhooks.com/, v1)
+// message id, the same on every retry:
+//   webhook-id: msg_<key>
+// With a signing key, every attempt also carries
+//   webhook-timestamp: <unix seconds of this attempt>
+//   webhook-signature: v1,<base64 HMAC-SHA256(key, "<webhook-id>.<timestamp>.<body>")>
+// (Standard Webhooks' symmetric signature, checked by its libraries in every language) and,
+// deprecated and kept for one release for receivers written against it,
+//   X-Interlock-Timestamp: <the same timestamp>
 //   X-Interlock-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>
 // so the receiver can check that interlockd sent the body, unchanged, recently (reject
 // timestamps older than a few minutes to stop replays). Outcome per attempt:
@@ -80,7 +87,9 @@ struct WebhookOptions {
   // One extra request header, "Name: value" (e.g. "Authorization: Bearer …"); "" = none.
   // Treated as a secret: never logged, never in errors.
   std::string extra_header;
-  // HMAC-SHA256 key for X-Interlock-Signature (at least kMinSigningKeyBytes); "" = unsigned.
+  // HMAC-SHA256 key for webhook-signature (and X-Interlock-Signature): either raw bytes
+  // or a Standard Webhooks secret "whsec_<base64>", whose decoded bytes are the key (see
+  // ParseSigningKey). At least kMinSigningKeyBytes key bytes; "" = unsigned.
   // A secret: never logged, never in errors.
   std::string signing_key;
   // Notifications waiting (not counting the one in flight); Enqueue refuses beyond it.
@@ -96,6 +105,26 @@ struct WebhookOptions {
 // of a POST whose X-Interlock-Timestamp is `timestamp`. Receivers compute the same and
 // compare in constant time.
 std::string WebhookSignature(absl::string_view key, absl::string_view timestamp, absl::string_view body);
+
+// Standard Webhooks v1 symmetric signature: "v1," + base64 HMAC-SHA256(key,
+// msg_id + "." + timestamp + "." + body), the webhook-signature of a POST with those
+// webhook-id and webhook-timestamp headers. `key` is the decoded key (ParseSigningKey).
+std::string StandardWebhookSignature(absl::string_view key, absl::string_view msg_id, absl::string_view timestamp,
+                                     absl::string_view body);
+
+// What a receiver does with a webhook-signature header (space-separated "v<n>,<base64>"
+// entries): true when one v1 entry matches, compared in constant time. Does not check the
+// timestamp's age; that is the receiver's policy.
+bool VerifyStandardWebhookSignature(absl::string_view key, absl::string_view msg_id, absl::string_view timestamp,
+                                    absl::string_view body, absl::string_view signature_header);
+
+// The HMAC key of a configured signing secret: "whsec_<base64>" (Standard Webhooks'
+// format) is decoded; anything else is the key itself, byte for byte. INVALID_ARGUMENT
+// when the whsec_ part is not base64; the error never quotes the secret.
+absl::StatusOr<std::string> ParseSigningKey(absl::string_view configured);
+
+// The webhook-id header of a notification enqueued with `idempotency_key`.
+std::string WebhookMessageId(absl::string_view idempotency_key);
 
 class WebhookNotifier {
  public:

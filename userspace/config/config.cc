@@ -1148,6 +1148,22 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
     if (ap.webhook_url().empty()) problems.Add("approvals.webhook_signing_key_ref", "set without webhook_url");
     out.approvals.webhook_signing_key_ref = ref;
   }
+  switch (ap.webhook_format()) {
+    case v1::WEBHOOK_FORMAT_UNSPECIFIED:
+    case v1::WEBHOOK_FORMAT_INTERLOCK:
+      out.approvals.webhook_format = WebhookFormat::kInterlock;
+      break;
+    case v1::WEBHOOK_FORMAT_SLACK:
+      out.approvals.webhook_format = WebhookFormat::kSlack;
+      break;
+    default:
+      problems.Add("approvals.webhook_format",
+                   absl::StrCat("unknown value ", static_cast<int>(ap.webhook_format()),
+                                " (want WEBHOOK_FORMAT_INTERLOCK or WEBHOOK_FORMAT_SLACK)"));
+  }
+  if (ap.webhook_format() != v1::WEBHOOK_FORMAT_UNSPECIFIED && ap.webhook_url().empty()) {
+    problems.Add("approvals.webhook_format", "set without webhook_url");
+  }
   out.approvals.allow_same_uid = ap.allow_same_uid();
   BuildOidcIssuers(proto, problems, out.oidc_issuers);
   BuildAuditSinks(proto, source, problems, out.audit_sinks);

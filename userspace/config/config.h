@@ -215,8 +215,12 @@ struct TimeoutConfig {
   absl::Duration drain = absl::Milliseconds(10000);
 };
 
+// Body of the approvals webhook (config.proto WebhookFormat).
+enum class WebhookFormat { kInterlock, kSlack };
+
 struct ApprovalsConfig {
   std::string webhook_url;         // empty: no webhook
+  WebhookFormat webhook_format = WebhookFormat::kInterlock;
   std::string webhook_ca_file;     // absolute or empty
   std::string webhook_header_ref;  // secret reference or empty
   std::string webhook_signing_key_ref;  // secret reference or empty

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "userspace/approval/slack_message.h"
 #include "userspace/auth/secret.h"
 #include "userspace/common/log.h"
 #include "userspace/common/status_macros.h"
@@ -166,9 +167,13 @@ void ApprovalBroker::Notify(const v1::ApprovalRequest& r) {
   n.set_approve_command(absl::StrCat("interlock approve ", r.id(), " --reason '...'"));
   n.set_deny_command(absl::StrCat("interlock deny ", r.id(), " --reason '...'"));
   std::string body;
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(n, &body, o).ok()) return;
+  if (options_.approvals.webhook_format == config::WebhookFormat::kSlack) {
+    body = approval::SlackApprovalMessage(n);
+  } else {
+    google::protobuf::util::JsonPrintOptions o;
+    o.preserve_proto_field_names = true;
+    if (!google::protobuf::util::MessageToJsonString(n, &body, o).ok()) return;
+  }
   absl::Status st = webhook_->Enqueue(std::move(body), r.id());
   if (!st.ok()) INTERLOCK_LOG(kWarning, "approvals: webhook for %s not queued: %s", r.id(), st.message());
 }

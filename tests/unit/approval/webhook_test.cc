@@ -286,6 +286,8 @@ TEST(WebhookNotifier, DeliversBodyAndHeadersByteExact) {
   EXPECT_FALSE(req.HasHeader("Transfer-Encoding"));
   EXPECT_FALSE(req.HasHeader("X-Interlock-Signature"));  // no signing key
   EXPECT_FALSE(req.HasHeader("X-Interlock-Timestamp"));
+  EXPECT_FALSE(req.HasHeader("webhook-signature"));
+  EXPECT_EQ(req.Header("webhook-id"), "msg_apr-00000000000000ab");
   EXPECT_EQ(req.Header("Host"), absl::StrCat("127.0.0.1:", server.port()));
 }
 
@@ -342,7 +344,90 @@ TEST(WebhookNotifier, SignsEveryAttemptWithItsOwnTimestamp) {
     EXPECT_LE(std::abs(now - ts), 60);
     EXPECT_EQ(req.Header("X-Interlock-Signature"), WebhookSignature(key, req.Header("X-Interlock-Timestamp"), body));
     EXPECT_THAT(req.head, Not(HasSubstr(key)));  // the key itself never travels
+    // Standard Webhooks headers: the same id on every retry, the same timestamp as the
+    // deprecated pair.
+    EXPECT_EQ(req.Header("webhook-id"), "msg_apr-7");
+    EXPECT_EQ(req.Header("webhook-timestamp"), req.Header("X-Interlock-Timestamp"));
+    EXPECT_TRUE(VerifyStandardWebhookSignature(key, req.Header("webhook-id"), req.Header("webhook-timestamp"), body,
+                                               req.Header("webhook-signature")))
+        << req.head;
   }
+}
+
+// The test vector of the Standard Webhooks libraries (libraries/*/tests in
+// github.com/standard-webhooks/standard-webhooks: "test_sign_function").
+constexpr char kSpecSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+constexpr char kSpecMsgId[] = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+constexpr char kSpecTimestamp[] = "1614265330";
+constexpr char kSpecBody[] = R"({"test": 2432232314})";
+constexpr char kSpecSignature[] = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+TEST(StandardWebhookSignature, MatchesTheSpecTestVector) {
+  absl::StatusOr<std::string> key = ParseSigningKey(kSpecSecret);
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(StandardWebhookSignature(*key, kSpecMsgId, kSpecTimestamp, kSpecBody), kSpecSignature);
+  EXPECT_TRUE(VerifyStandardWebhookSignature(*key, kSpecMsgId, kSpecTimestamp, kSpecBody, kSpecSignature));
+  // Receivers see a space-separated list (key rotation, other versions).
+  EXPECT_TRUE(VerifyStandardWebhookSignature(
+      *key, kSpecMsgId, kSpecTimestamp, kSpecBody,
+      absl::StrCat("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc ", kSpecSignature)));
+}
+
+TEST(StandardWebhookSignature, TamperingFailsVerification) {
+  const std::string key = *ParseSigningKey(kSpecSecret);
+  // Changed body, id, timestamp, key, or signature: all refused.
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, kSpecMsgId, kSpecTimestamp, R"({"test": 2432232315})",
+                                              kSpecSignature));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, kSpecMsgId, kSpecTimestamp, R"({"test": 2432232314} )",
+                                              kSpecSignature));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, "msg_p5jXN8AQM9LWM0D4loKWxJel", kSpecTimestamp, kSpecBody,
+                                              kSpecSignature));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, kSpecMsgId, "1614265331", kSpecBody, kSpecSignature));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key + "x", kSpecMsgId, kSpecTimestamp, kSpecBody, kSpecSignature));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, kSpecMsgId, kSpecTimestamp, kSpecBody,
+                                              "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, kSpecMsgId, kSpecTimestamp, kSpecBody,
+                                              "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
+  EXPECT_FALSE(VerifyStandardWebhookSignature(key, kSpecMsgId, kSpecTimestamp, kSpecBody, ""));
+}
+
+TEST(ParseSigningKey, DecodesWhsecAndKeepsRawKeys) {
+  EXPECT_EQ(*ParseSigningKey("whsec_AAECAwQFBgcICQoLDA0ODw=="), std::string("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09"
+                                                                         "\x0a\x0b\x0c\x0d\x0e\x0f", 16));
+  EXPECT_EQ(*ParseSigningKey("0123456789abcdef-raw"), "0123456789abcdef-raw");
+  EXPECT_FALSE(ParseSigningKey("whsec_").ok());
+  absl::Status bad = ParseSigningKey("whsec_not*base64!").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), Not(HasSubstr("not*base64")));  // never quotes the secret
+}
+
+TEST(WebhookNotifier, WhsecKeySignsWithTheDecodedBytes) {
+  LoopbackServer server({200});
+  Results results;
+  WebhookOptions o = TestOptions(server.Url(), results);
+  o.signing_key = kSpecSecret;
+  auto notifier = MustCreate(std::move(o));
+  ASSERT_NE(notifier, nullptr);
+  ASSERT_TRUE(notifier->Enqueue(kSpecBody, "apr-9").ok());
+  ASSERT_TRUE(results.WaitFor(1));
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  const auto& req = reqs[0];
+  EXPECT_TRUE(VerifyStandardWebhookSignature(*ParseSigningKey(kSpecSecret), "msg_apr-9",
+                                             req.Header("webhook-timestamp"), kSpecBody,
+                                             req.Header("webhook-signature")))
+      << req.head;
+  EXPECT_THAT(req.head, Not(HasSubstr("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")));
+}
+
+TEST(WebhookNotifier, RejectsShortOrMalformedWhsecKeys) {
+  Results results;
+  WebhookOptions o = TestOptions("http://127.0.0.1:9/", results);
+  o.signing_key = "whsec_AAECAwQFBgcI";  // 9 bytes decoded
+  EXPECT_EQ(WebhookNotifier::Create(std::move(o)).status().code(), absl::StatusCode::kInvalidArgument);
+  WebhookOptions o2 = TestOptions("http://127.0.0.1:9/", results);
+  o2.signing_key = "whsec_%%%%%%%%%%%%%%%%%%%%%%%%";
+  EXPECT_EQ(WebhookNotifier::Create(std::move(o2)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(WebhookNotifier, Retries408And429And503) {

@@ -276,6 +276,22 @@ TEST(LoadConfig, PolicyAndApprovals) {
   EXPECT_THAT(ErrorOf("approvals:\n  webhook_signing_key_ref: env:K\n"), HasSubstr("set without webhook_url"));
 }
 
+TEST(LoadConfig, WebhookFormat) {
+  EXPECT_EQ(MustLoad("approvals:\n  webhook_url: https://h/x\n").approvals.webhook_format, WebhookFormat::kInterlock);
+  EXPECT_EQ(MustLoad("approvals:\n  webhook_url: https://h/x\n  webhook_format: WEBHOOK_FORMAT_INTERLOCK\n")
+                .approvals.webhook_format,
+            WebhookFormat::kInterlock);
+  EXPECT_EQ(MustLoad("approvals:\n  webhook_url: https://hooks.slack.example/services/T/B/x\n"
+                     "  webhook_format: WEBHOOK_FORMAT_SLACK\n")
+                .approvals.webhook_format,
+            WebhookFormat::kSlack);
+  const std::string e = ErrorOf("approvals:\n  webhook_format: WEBHOOK_FORMAT_SLACK\n");
+  EXPECT_THAT(e, HasSubstr("approvals.webhook_format"));
+  EXPECT_THAT(e, HasSubstr("set without webhook_url"));
+  EXPECT_THAT(ErrorOf("approvals:\n  webhook_url: https://h/x\n  webhook_format: WEBHOOK_FORMAT_TEAMS\n"),
+              HasSubstr("webhook_format"));
+}
+
 TEST(LoadConfig, AuditorPublicKeyFile) {
   EXPECT_EQ(MustLoad("state_dir: /x\n").auditor_public_key_file, "");
   ServiceConfig cfg = MustLoad("auditor_public_key_file: /etc/interlock//auditor.pub\n");
