@@ -19,6 +19,7 @@
 #include "userspace/audit/chain.h"
 #include "userspace/common/sha256.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/quiet_thread.h"
 #include "userspace/common/file_util.h"
 #include "userspace/common/status_macros.h"
 
@@ -264,13 +265,19 @@ absl::Status JsonLinesSink::Rotate(absl::string_view reason) {
   if (absl::Status f = Flush(); st.ok()) st = f;
   rotating_ = false;
   INTERLOCK_RETURN_IF_ERROR(st);
-  (void)::fdatasync(fd_.get());
   const std::string rotated =
       absl::StrCat(dir_.empty() ? "" : dir_ + "/", RotatedName(name_, clock_.Now(), last_seq()));
   if (::rename(options_.path.c_str(), rotated.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("audit: rotate ", options_.path, " to ", rotated));
   }
+  UniqueFd rotated_fd = std::move(fd_);
   INTERLOCK_RETURN_IF_ERROR(Open());
+  // The rotated file goes to disk off the event loop: fdatasync of a file of rotate_bytes
+  // written into the page cache stalled every session for tens of milliseconds (the HTTP
+  // benchmark's p99 went from 0.8 to 20-50 ms). Its bytes are written already; only their
+  // durability against a power loss waits for this thread, joined at the next rotation.
+  if (sync_thread_.joinable()) sync_thread_.join();
+  sync_thread_ = StartQuietThread([fd = std::move(rotated_fd)] { (void)::fdatasync(fd.get()); });
   ApplyRetention();
   return absl::OkStatus();
 }
@@ -297,7 +304,10 @@ void JsonLinesSink::ApplyRetention() {
   }
 }
 
-JsonLinesSink::~JsonLinesSink() { (void)Flush(); }
+JsonLinesSink::~JsonLinesSink() {
+  (void)Flush();
+  if (sync_thread_.joinable()) sync_thread_.join();
+}
 
 std::string FormatRfc3339(absl::Time t) {
   // Every audit event is stamped: the calendar part changes once a second, so it is

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -86,7 +87,8 @@ class JsonLinesSink final : public AuditSink {
   absl::Status Checkpoint(absl::string_view reason);
   // Age rotation and interval checkpoints; interlockd calls it every second.
   absl::Status Tick();
-  // Checkpoint, flush, fdatasync, rename to the rotated name, open a new live file, apply
+  // Checkpoint, flush, rename to the rotated name, open a new live file, fdatasync the rotated
+  // one on a thread (off the event loop), apply
   // retention. Errors name the step; after a failed rename the sink keeps writing the old
   // file (the chain is intact either way).
   absl::Status Rotate(absl::string_view reason = "rotate");
@@ -111,6 +113,7 @@ class JsonLinesSink final : public AuditSink {
   std::string name_;  // file name of path
   std::string host_;
   UniqueFd fd_;
+  std::thread sync_thread_;  // fdatasync of the last rotated file (Rotate)
   std::string buffer_;
   ChainLink next_;              // seq and prev_sha256 of the next line
   uint64_t file_bytes_ = 0;     // written to the live file

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/log.h"
+#include "userspace/common/quiet_thread.h"
 
 namespace interlock::audit::sinks {
 
@@ -19,15 +20,8 @@ absl::StatusOr<std::unique_ptr<RemoteSink>> RemoteSink::Create(
   if (options.batch_max_events == 0) options.batch_max_events = 1;
   std::unique_ptr<RemoteSink> sink(
       new RemoteSink(std::move(options), std::move(spool), std::move(deliverer)));
-  // The worker must never take a process signal: interlockd reads SIGTERM, SIGHUP... from a
-  // signalfd and blocks them in the loop thread only, possibly after this thread exists. A
-  // thread that leaves them unblocked would get them delivered (and SIGTERM's default
-  // action ends the process without the clean stop). Threads inherit the creator's mask.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  sink->worker_ = std::thread([s = sink.get()] { s->Run(); });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // The worker must never take a process signal (quiet_thread.h).
+  sink->worker_ = StartQuietThread([s = sink.get()] { s->Run(); });
   return sink;
 }
 
