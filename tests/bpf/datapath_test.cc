@@ -872,38 +872,46 @@ TEST_F(DatapathTest, UnspecifiedDestinationIsJudgedAsTheAddressItReaches) {
 TEST_F(DatapathTest, RecordCannotBeClaimedBySocketReusingTheTuple) {
   ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
   EnrollCgroup(w1_cg(), 7, 0);
-  Agent agent(w1_cg(), [this](int report_fd, int) {
-    ConnectReport r;
-    r.pid = getpid();
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_storage dst = Addr("127.0.0.42", resource_port_);
-    r.err = connect(fd, reinterpret_cast<sockaddr*>(&dst), AddrLen(dst)) == 0 ? 0 : errno;
-    socklen_t len = sizeof r.local;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&r.local), &len);
-    linger lg{1, 0};  // close() sends RST: no TIME_WAIT holds the tuple
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close(fd);
-    (void)!write(report_fd, &r, sizeof r);
-  });
+  // The agent's port is an ephemeral one: another process on the host may take it between
+  // the agent's reset and the squatter's bind (EADDRINUSE; seen under a parallel build).
+  // Then the scenario is played again with a new agent connection; what is checked is the
+  // same.
   ConnectReport r;
-  ASSERT_TRUE(agent.Read(&r));
-  ASSERT_EQ(r.err, 0) << strerror(r.err);
-  EXPECT_EQ(agent.Finish(), 0);
+  UniqueFd squat;
+  for (int attempt = 0;; ++attempt) {
+    Agent agent(w1_cg(), [this](int report_fd, int) {
+      ConnectReport r;
+      r.pid = getpid();
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_storage dst = Addr("127.0.0.42", resource_port_);
+      r.err = connect(fd, reinterpret_cast<sockaddr*>(&dst), AddrLen(dst)) == 0 ? 0 : errno;
+      socklen_t len = sizeof r.local;
+      getsockname(fd, reinterpret_cast<sockaddr*>(&r.local), &len);
+      linger lg{1, 0};  // close() sends RST: no TIME_WAIT holds the tuple
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      close(fd);
+      (void)!write(report_fd, &r, sizeof r);
+    });
+    ASSERT_TRUE(agent.Read(&r));
+    ASSERT_EQ(r.err, 0) << strerror(r.err);
+    EXPECT_EQ(agent.Finish(), 0);
 
-  // interlockd accepts late: the reset connection still carries its identity.
-  UniqueFd late;
-  auto info = AcceptAndLookup(engine4_.get(), &late);
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->workload_id, 7u);
-  late.Reset();
+    // interlockd accepts late: the reset connection still carries its identity.
+    UniqueFd late;
+    auto info = AcceptAndLookup(engine4_.get(), &late);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->workload_id, 7u);
+    late.Reset();
 
-  // A socket outside the enrollment takes the agent's source address and port and dials
-  // the engine directly: the same tuple, but not the same connection.
-  UniqueFd squat(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int one = 1;
-  setsockopt(squat.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  ASSERT_EQ(bind(squat.get(), reinterpret_cast<sockaddr*>(&r.local), AddrLen(r.local)), 0)
-      << strerror(errno);
+    // A socket outside the enrollment takes the agent's source address and port and dials
+    // the engine directly: the same tuple, but not the same connection.
+    squat = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(squat.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(squat.get(), reinterpret_cast<sockaddr*>(&r.local), AddrLen(r.local)) == 0) break;
+    ASSERT_EQ(errno, EADDRINUSE) << strerror(errno);
+    ASSERT_LT(attempt, 4) << "the agent's port was taken by another socket five times in a row";
+  }
   sockaddr_storage engine = Addr("127.0.0.1", engine_port_);
   ASSERT_EQ(connect(squat.get(), reinterpret_cast<sockaddr*>(&engine), AddrLen(engine)), 0)
       << strerror(errno);
