@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -53,22 +54,22 @@ v1::AuditEvent StatementEvent() {
   return ev;
 }
 
-// An AuditLog writing to a temp file (as interlockd writes audit.jsonl), removed after.
+// An AuditLog writing to audit.jsonl in a temp directory (as interlockd writes it), the
+// directory removed after with the files a rotation set beside the live one.
 struct TempAuditLog {
-  TempAuditLog() : log(Sink(path), RealClock::Get()) {}
+  TempAuditLog() : log(Sink(dir), RealClock::Get()) {}
   ~TempAuditLog() {
     (void)log.Flush();
-    ::unlink(path);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
   }
-  static std::unique_ptr<AuditSink> Sink(char* path) {
-    int fd = ::mkstemp(path);
-    if (fd < 0) std::abort();
-    ::close(fd);
-    auto sink = JsonLinesSink::Create(path);
+  static std::unique_ptr<AuditSink> Sink(char* dir) {
+    if (::mkdtemp(dir) == nullptr) std::abort();
+    auto sink = JsonLinesSink::Create(std::string(dir) + "/audit.jsonl");
     if (!sink.ok()) std::abort();
     return std::move(sink).value();
   }
-  char path[40] = "/tmp/interlock-audit-bench-XXXXXX";
+  char dir[40] = "/tmp/interlock-audit-bench-XXXXXX";
   AuditLog log;
 };
 
