@@ -654,5 +654,217 @@ TEST_F(GuardTest, PolicyReloadOnFileChangeRejectsInvalidAndAppliesValid) {
   EXPECT_GE(reloads("loaded"), 3);
 }
 
+
+// ---- A fleet sharing one approval store (approvals.store: postgres://...) ----
+//
+// Two interlockd instances on this machine (two state dirs, pin paths and cgroup roots:
+// two hosts as far as approvals go) share an approval store in a PostgreSQL of its own.
+class FleetTest : public GuardTest {
+ protected:
+  static constexpr char kStorePassword[] = "fleet-store-secret";
+
+  void SetUp() override {
+    GuardTest::SetUp();
+    if (HasFatalFailure()) return;
+    store_ = std::make_unique<PostgresServer>(PostgresOptions{.address = "127.0.0.47"});
+    ASSERT_TRUE(store_->Start().ok()) << store_->Log();
+    ASSERT_TRUE(store_->Psql(absl::StrCat("CREATE ROLE interlock LOGIN PASSWORD '", kStorePassword, "'")).ok());
+    ASSERT_TRUE(store_->Psql("CREATE DATABASE approvals OWNER interlock").ok());
+    store_password_file_ = absl::StrCat(dir_, "/store.pw");
+    ASSERT_TRUE(WriteFileAtomic(store_password_file_, kStorePassword, 0600).ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    GuardTest::TearDown();
+  }
+
+  std::unique_ptr<InterlockdHarness> Host(const std::string& name) {
+    return Daemon("", absl::StrCat("approvals:\n  store: \"postgres://interlock@", store_->address(), ":",
+                                   store_->port(), "/approvals\"\n  store_password_ref: \"file:",
+                                   store_password_file_, "\"\n  instance_name: ", name, "\n"));
+  }
+
+  static std::string Status(InterlockdHarness& h) { return h.Cli({"status"}).out; }
+
+  std::unique_ptr<PostgresServer> store_;
+  std::string store_password_file_;
+};
+
+TEST_F(FleetTest, AStatementHeldOnOneHostIsDecidedFromAnother) {
+  WritePolicy(PolicyYaml(120));
+  auto h1 = Host("host-1");
+  auto h2 = Host("host-2");
+  ASSERT_TRUE(h1->Start().ok()) << h1->DaemonLog();
+  ASSERT_TRUE(h2->Start().ok()) << h2->DaemonLog();
+  EXPECT_THAT(Status(*h1), HasSubstr("instance host-1; store postgres, connected to"));
+  EXPECT_THAT(Status(*h2), HasSubstr("instance host-2; store postgres, connected to"));
+
+  // Held on host-1, seen and approved on host-2.
+  CommandResult agent_result;
+  {
+    JoinedThread agent([&] {
+      agent_result = h1->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 1 RETURNING id"}));
+    });
+    std::string id = WaitForPending(*h2);
+    ASSERT_FALSE(id.empty()) << h1->DaemonLog() << h2->DaemonLog();
+    auto pending = Approvals(*h2);
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0].host(), "host-1");
+    EXPECT_EQ(pending[0].statement(), "DELETE FROM accounts WHERE id = 1 RETURNING id");
+    EXPECT_EQ(Count(" WHERE id = 1"), "1") << "held: not run";
+    CommandResult approve = h2->Cli({"approve", id, "--reason", "checked by the on-call DBA"});
+    ASSERT_EQ(approve.exit_code, 0) << approve.err << h2->DaemonLog();
+  }
+  EXPECT_EQ(agent_result.exit_code, 0) << agent_result.err << h1->DaemonLog();
+  EXPECT_EQ(agent_result.out, "1\nDELETE 1\n");
+  EXPECT_EQ(Count(" WHERE id = 1"), "0");
+  // Each host's audit trail tells its part: host-1 released the statement on host-2's
+  // approver's word; host-2 records that its approver decided a statement held elsewhere.
+  auto released = OfKind(h1->AuditEvents(), v1::AUDIT_KIND_APPROVAL);
+  bool h1_saw = false;
+  for (const auto& e : released) {
+    if (e.outcome() != "approved") continue;
+    h1_saw = true;
+    EXPECT_EQ(e.approval().approver().host(), "host-2");
+    EXPECT_EQ(e.approval().host(), "host-1");
+    EXPECT_EQ(e.approval().decision_reason(), "checked by the on-call DBA");
+  }
+  EXPECT_TRUE(h1_saw) << h1->DaemonLog();
+  bool h2_saw = false;
+  for (const auto& e : OfKind(h2->AuditEvents(), v1::AUDIT_KIND_APPROVAL)) {
+    if (e.outcome() == "approved") {
+      h2_saw = true;
+      EXPECT_THAT(e.detail(), HasSubstr("decided on host-2 for the operation held by host-1"));
+    }
+  }
+  EXPECT_TRUE(h2_saw);
+
+  // Denied from host-2: the agent on host-1 hears the reason, nothing runs.
+  {
+    JoinedThread agent([&] {
+      agent_result = h1->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 2"}));
+    });
+    std::string id = WaitForPending(*h2);
+    ASSERT_FALSE(id.empty());
+    CommandResult deny = h2->Cli({"deny", id, "--reason", "not during the freeze"});
+    ASSERT_EQ(deny.exit_code, 0) << deny.err;
+    // Decided once: host-1 cannot decide it again.
+    CommandResult again = h1->Cli({"approve", id, "--reason", "x"});
+    EXPECT_NE(again.exit_code, 0);
+    EXPECT_THAT(again.err, HasSubstr("already denied"));
+  }
+  EXPECT_NE(agent_result.exit_code, 0);
+  EXPECT_THAT(agent_result.err, HasSubstr("not during the freeze"));
+  EXPECT_EQ(Count(" WHERE id = 2"), "1");
+}
+
+// The store goes away: nothing is approved for want of it. A hold already pending times
+// out on its host as it would; an approver elsewhere cannot decide it; a new statement
+// that would be held is refused at once. When the store is back, holds work again.
+TEST_F(FleetTest, WithoutTheStoreNothingIsApprovedAndHoldsTimeOut) {
+  WritePolicy(PolicyYaml(6));
+  auto h1 = Host("host-1");
+  auto h2 = Host("host-2");
+  ASSERT_TRUE(h1->Start().ok()) << h1->DaemonLog();
+  ASSERT_TRUE(h2->Start().ok()) << h2->DaemonLog();
+  CommandResult agent_result;
+  {
+    JoinedThread agent([&] {
+      agent_result = h1->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 3"}));
+    });
+    std::string id = WaitForPending(*h2);
+    ASSERT_FALSE(id.empty()) << h1->DaemonLog();
+    store_->Stop();
+    CommandResult approve = h2->Cli({"approve", id, "--reason", "ok"});
+    EXPECT_NE(approve.exit_code, 0);
+    EXPECT_THAT(approve.err, HasSubstr("unavailable"));
+  }
+  EXPECT_NE(agent_result.exit_code, 0);
+  EXPECT_EQ(Count(" WHERE id = 3"), "1");
+  bool timed_out = false;
+  for (const auto& e : OfKind(h1->AuditEvents(), v1::AUDIT_KIND_APPROVAL)) timed_out |= e.outcome() == "timed_out";
+  EXPECT_TRUE(timed_out) << "the timeout is audited even though the store could not record it";
+  EXPECT_THAT(Status(*h1), HasSubstr("store postgres, unavailable"));
+
+  // A new statement that needs a human: refused now, not held without a store.
+  auto start = std::chrono::steady_clock::now();
+  CommandResult refused = h1->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 4"}));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10);
+  EXPECT_EQ(Count(" WHERE id = 4"), "1");
+
+  // The store comes back: host-1 reconnects by itself, and a hold is decided across hosts again.
+  ASSERT_TRUE(store_->Start().ok()) << store_->Log();
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Status(*h1), "store postgres, connected"); }, 20))
+      << Status(*h1);
+  {
+    JoinedThread agent([&] {
+      agent_result = h1->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 5"}));
+    });
+    std::string id;
+    ASSERT_TRUE(WaitFor([&] {
+      for (const auto& p : Approvals(*h2)) {
+        if (absl::StrContains(p.statement(), "id = 5")) id = p.id();
+      }
+      return !id.empty();
+    }, 20)) << h1->DaemonLog() << h2->DaemonLog();
+    CommandResult approve = h2->Cli({"approve", id, "--reason", "ok"});
+    EXPECT_EQ(approve.exit_code, 0) << approve.err;
+  }
+  EXPECT_EQ(agent_result.exit_code, 0) << agent_result.err;
+  EXPECT_EQ(Count(" WHERE id = 5"), "0");
+  // The hold that timed out without the store was not left pending for someone to approve.
+  for (const auto& p : Approvals(*h2)) EXPECT_THAT(p.statement(), ::testing::Not(HasSubstr("id = 3")));
+}
+
+// A grant made on one host lets the workload in on another; revoking it on a third
+// (here: the first again) ends the session it allowed there at once.
+TEST_F(FleetTest, AGrantMadeOnOneHostAppliesOnAnotherAndItsRevocationEndsSessionsThere) {
+  WritePolicy(PolicyYaml(120, /*require_grant=*/true));
+  auto h1 = Host("host-1");
+  auto h2 = Host("host-2");
+  ASSERT_TRUE(h1->Start().ok()) << h1->DaemonLog();
+  ASSERT_TRUE(h2->Start().ok()) << h2->DaemonLog();
+  CommandResult r = h1->RunAgent("billing-agent", Psql({"SELECT 1"}));
+  EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant"));
+  CommandResult g = h2->Cli({"grant", "--workload", "billing-agent", "--resource", "appdb", "--for", "10m",
+                             "--reason", "incident INC-9"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_THAT(h1->Cli({"grants"}).out, HasSubstr("incident INC-9"));
+  r = h1->RunAgent("billing-agent", Psql({"SELECT 1"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n");
+
+  // A long session on host-1; the grant is revoked from host-2.
+  CommandResult long_session;
+  auto start = std::chrono::steady_clock::now();
+  {
+    JoinedThread agent([&] {
+      long_session = h1->RunAgent("billing-agent", Psql({"SELECT 1", "SELECT pg_sleep(60)"}));
+    });
+    // Revoked once the session is inside its second statement.
+    ASSERT_TRUE(WaitFor([&] {
+      auto n = pg_->Psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'");
+      return n.ok() && absl::StripAsciiWhitespace(*n) == "1";
+    }, 20)) << h1->DaemonLog();
+    std::string grant_id;
+    for (absl::string_view line : absl::StrSplit(h2->Cli({"grants"}).out, '\n')) {
+      if (absl::StrContains(line, "grt-")) {
+        size_t at = line.find("grt-");
+        grant_id = std::string(line.substr(at, 20));
+      }
+    }
+    ASSERT_EQ(grant_id.size(), 20u) << h2->Cli({"grants"}).out;
+    CommandResult revoke = h2->Cli({"revoke", grant_id});
+    ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
+  }
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(long_session.exit_code, 0);
+  EXPECT_EQ(long_session.out, "1\n");
+  EXPECT_LT(took, 30) << "the revocation on host-2 ended the session on host-1";
+  r = h1->RunAgent("billing-agent", Psql({"SELECT 1"}));
+  EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant"));
+}
+
 }  // namespace
 }  // namespace interlock::testing

@@ -55,6 +55,10 @@ int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
     std::printf("  %-20s %s%s%s\n", common::Visible(w.name()).c_str(), common::Visible(w.cgroup_path()).c_str(),
                 w.default_deny() ? "  default-deny" : "", w.ephemeral() ? "  (run)" : "");
   }
+  if (!s.approval_store().empty()) {
+    std::printf("approvals   %u held here; instance %s; store %s\n", s.held_approvals(),
+                common::Visible(s.instance_name()).c_str(), common::Visible(s.approval_store()).c_str());
+  }
   if (s.audit_sinks_size() > 0) std::printf("audit sinks:\n");
   for (const auto& a : s.audit_sinks()) {
     std::printf("  %-20s %s\n    queued %llu, spooled %llu (%llu bytes), sent %llu, failed %llu, dropped %llu, "

@@ -1165,6 +1165,33 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
     problems.Add("approvals.webhook_format", "set without webhook_url");
   }
   out.approvals.allow_same_uid = ap.allow_same_uid();
+  if (!ap.store().empty() && ap.store() != "sqlite") {
+    if (!absl::StartsWith(ap.store(), "postgres://") && !absl::StartsWith(ap.store(), "postgresql://")) {
+      // Not echoed: a URL may carry a password.
+      problems.Add("approvals.store", "must be \"sqlite\" or a postgres:// or postgresql:// URL");
+    }
+    out.approvals.store_url = ap.store();
+  }
+  if (!ap.store_password_ref().empty()) {
+    const std::string& ref = ap.store_password_ref();
+    if (!absl::StartsWith(ref, "file:/") && !absl::StartsWith(ref, "env:")) {
+      problems.Add("approvals.store_password_ref",
+                   "must be \"file:/absolute/path\" or \"env:NAME\" (the secret itself never goes here)");
+    }
+    if (out.approvals.store_url.empty()) problems.Add("approvals.store_password_ref", "set without a postgres store");
+    out.approvals.store_password_ref = ref;
+  }
+  if (!ap.instance_name().empty()) {
+    bool ok = ap.instance_name().size() <= 253;
+    for (char c : ap.instance_name()) ok &= absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+    if (!ok) {
+      problems.Add("approvals.instance_name",
+                   absl::StrCat(Quote(ap.instance_name()), " must be at most 253 of [A-Za-z0-9._-]"));
+    }
+    out.approvals.instance_name = ap.instance_name();
+  }
+  out.approvals.store_timeout_ms =
+      Ranged(ap.store_timeout_ms(), 100, 30000, 2000, "approvals.store_timeout_ms", source, problems);
   BuildOidcIssuers(proto, problems, out.oidc_issuers);
   BuildAuditSinks(proto, source, problems, out.audit_sinks);
   for (size_t i = 0; i < out.resources.size(); ++i) {

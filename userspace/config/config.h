@@ -226,6 +226,10 @@ struct ApprovalsConfig {
   std::string webhook_signing_key_ref;  // secret reference or empty
   bool allow_same_uid = false;
   uint32_t max_window_s = 86400;
+  std::string store_url;           // empty: SQLite in the state dir; else postgres://...
+  std::string store_password_ref;  // secret reference or empty
+  std::string instance_name;       // empty: the host name
+  uint32_t store_timeout_ms = 2000;
 };
 
 // The local audit file (config.proto AuditFileConfig), defaults applied.

@@ -10,7 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "userspace/approval/postgres_store.h"
 #include "userspace/approval/slack_message.h"
+#include "userspace/approval/sqlite_store.h"
 #include "userspace/auth/secret.h"
 #include "userspace/common/log.h"
 #include "userspace/common/status_macros.h"
@@ -50,22 +52,58 @@ absl::Status CheckGranter(const v1::Approver& by, absl::string_view workload, co
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::StatusOr<std::unique_ptr<approval::ApprovalStore>> OpenStore(const ApprovalBrokerOptions& o,
+                                                                    net::EventLoop* loop) {
+  if (o.approvals.store_url.empty()) {
+    INTERLOCK_ASSIGN_OR_RETURN(auto s, approval::SqliteApprovalStore::Open(o.db_path));
+    return std::unique_ptr<approval::ApprovalStore>(std::move(s));
+  }
+  approval::PostgresStoreOptions p;
+  p.url = o.approvals.store_url;
+  if (!o.approvals.store_password_ref.empty()) {
+    INTERLOCK_ASSIGN_OR_RETURN(auth::Secret pw, auth::ResolveCredentialRef(o.approvals.store_password_ref));
+    p.password = std::string(absl::StripTrailingAsciiWhitespace(pw.reveal()));
+  }
+  p.timeout = absl::Milliseconds(o.approvals.store_timeout_ms);
+  INTERLOCK_ASSIGN_OR_RETURN(auto s, approval::PostgresApprovalStore::Open(std::move(p), loop));
+  return std::unique_ptr<approval::ApprovalStore>(std::move(s));
+}
+
+const char* OutcomeOf(v1::ApprovalState state) {
+  return state == v1::APPROVAL_STATE_APPROVED    ? "approved"
+         : state == v1::APPROVAL_STATE_DENIED    ? "denied"
+         : state == v1::APPROVAL_STATE_TIMED_OUT ? "timed_out"
+                                                 : "expired";
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ApprovalBroker>> ApprovalBroker::Create(ApprovalBrokerOptions options,
                                                                        net::EventLoop* loop,
                                                                        audit::AuditLog* audit,
                                                                        const Clock* clock) {
-  INTERLOCK_ASSIGN_OR_RETURN(auto store, approval::ApprovalStore::Open(options.db_path));
+  INTERLOCK_ASSIGN_OR_RETURN(auto store, OpenStore(options, loop));
+  return Create(std::move(options), std::move(store), loop, audit, clock);
+}
+
+absl::StatusOr<std::unique_ptr<ApprovalBroker>> ApprovalBroker::Create(ApprovalBrokerOptions options,
+                                                                       std::unique_ptr<approval::ApprovalStore> store,
+                                                                       net::EventLoop* loop,
+                                                                       audit::AuditLog* audit,
+                                                                       const Clock* clock) {
   std::unique_ptr<ApprovalBroker> b(new ApprovalBroker(std::move(options), loop, audit, clock, std::move(store)));
   // Held connections did not survive the restart: their requests expire, never approve.
-  auto pending = b->store_->ListRequests(/*pending_only=*/true, 100000);
-  INTERLOCK_ASSIGN_OR_RETURN(int expired, b->store_->ExpireAllPending(b->NowUs(), "interlockd restarted"));
-  if (pending.ok()) {
-    for (const v1::ApprovalRequest& r : *pending) {
-      auto now = b->store_->GetRequest(r.id());
-      if (now.ok()) b->AuditApproval(*now, "expired");
-    }
+  // A shared store that cannot be reached now is caught up with when it answers.
+  absl::Status expired = b->ExpireStale(/*startup=*/true);
+  if (!expired.ok()) {
+    if (!b->store_->shared()) return expired;
+    INTERLOCK_LOG(kWarning, "approvals: cannot expire this host's old requests yet: %s", expired.message());
   }
-  if (expired > 0) INTERLOCK_LOG(kInfo, "approvals: %d pending request(s) from before the restart expired", expired);
+  if (b->store_->shared()) {
+    b->store_->OnChange([raw = b.get()](const approval::StoreChange& c) { raw->OnStoreChange(c); });
+  }
   const config::ApprovalsConfig& ac = b->options_.approvals;
   if (!ac.webhook_url.empty()) {
     approval::WebhookOptions w;
@@ -90,9 +128,113 @@ absl::StatusOr<std::unique_ptr<ApprovalBroker>> ApprovalBroker::Create(ApprovalB
     };
     INTERLOCK_ASSIGN_OR_RETURN(b->webhook_, approval::WebhookNotifier::Create(std::move(w)));
   }
-  INTERLOCK_ASSIGN_OR_RETURN(auto grants, b->store_->ListGrants(/*active_only=*/true, b->NowUs()));
-  for (const v1::Grant& g : grants) b->ArmGrantTimer(g);
+  auto grants = b->store_->ListGrants(/*active_only=*/true, b->NowUs());
+  if (!grants.ok() && !b->store_->shared()) return grants.status();
+  if (grants.ok()) {
+    for (const v1::Grant& g : *grants) b->ArmGrantTimer(g);
+  }
   return b;
+}
+
+bool ApprovalBroker::Ours(const v1::ApprovalRequest& r) const {
+  return !store_->shared() || r.host().empty() || r.host() == options_.host;
+}
+
+std::string ApprovalBroker::DescribeStore() const {
+  if (const auto* pg = dynamic_cast<const approval::PostgresApprovalStore*>(store_.get())) {
+    return absl::StrCat("postgres, ", pg->Describe());
+  }
+  return absl::StrCat("sqlite, ", options_.db_path);
+}
+
+absl::Status ApprovalBroker::ExpireStale(bool startup) {
+  // Requests this host holds in the store but not here: their connections are gone.
+  INTERLOCK_ASSIGN_OR_RETURN(auto pending, store_->ListRequests(/*pending_only=*/true, 100000));
+  int expired = 0;
+  for (const v1::ApprovalRequest& r : pending) {
+    if (!Ours(r) || pending_.contains(r.id())) continue;
+    auto done = store_->Resolve(r.id(), v1::APPROVAL_STATE_EXPIRED, v1::Approver(),
+                                startup ? "interlockd restarted" : "no held connection", NowUs(), 0);
+    if (done.ok()) {
+      ++expired;
+      AuditApproval(*done, "expired");
+    } else if (!absl::IsFailedPrecondition(done.status())) {
+      return done.status();
+    }
+  }
+  if (expired > 0) INTERLOCK_LOG(kInfo, "approvals: %d pending request(s) from before the restart expired", expired);
+  stale_expired_ = true;
+  return absl::OkStatus();
+}
+
+void ApprovalBroker::OnStoreChange(const approval::StoreChange& c) {
+  using Kind = approval::StoreChange::Kind;
+  switch (c.kind) {
+    case Kind::kRequest: {
+      if (!pending_.contains(c.id)) return;
+      auto r = store_->GetRequest(c.id);
+      if (r.ok() && r->state() != v1::APPROVAL_STATE_PENDING) Release(*r);
+      return;
+    }
+    case Kind::kGrant: {
+      auto g = store_->GetGrant(c.id);
+      if (g.ok()) SyncGrant(*g);
+      return;
+    }
+    case Kind::kReconnected: {
+      // Whatever was announced while the connection was down was not heard: re-read.
+      // This host's requests with no live hold here (from before a restart, or ended
+      // while the store could not record it) expire.
+      absl::Status st = ExpireStale(/*startup=*/!stale_expired_);
+      if (!st.ok()) INTERLOCK_LOG(kWarning, "approvals: cannot expire old requests: %s", st.message());
+      std::vector<std::string> held;
+      for (const auto& [id, p] : pending_) held.push_back(id);
+      for (const std::string& id : held) {
+        auto r = store_->GetRequest(id);
+        if (r.ok() && r->state() != v1::APPROVAL_STATE_PENDING) Release(*r);
+      }
+      auto active = store_->ListGrants(/*active_only=*/true, NowUs());
+      if (active.ok()) {
+        absl::flat_hash_set<std::string> live;
+        for (const v1::Grant& g : *active) {
+          live.insert(g.id());
+          SyncGrant(g);
+        }
+        std::vector<std::string> gone;
+        for (const auto& [id, t] : grant_timers_) {
+          if (!live.contains(id)) gone.push_back(id);
+        }
+        for (const std::string& id : gone) {
+          auto g = store_->GetGrant(id);
+          if (g.ok()) SyncGrant(*g);
+        }
+      }
+      return;
+    }
+  }
+}
+
+void ApprovalBroker::SyncGrant(const v1::Grant& g) {
+  auto timer = grant_timers_.find(g.id());
+  if (g.revoked_us() != 0) {
+    // Revoked on another host (which audited it): end what relies on it here.
+    if (timer == grant_timers_.end()) return;
+    loop_->Cancel(timer->second);
+    grant_timers_.erase(timer);
+    if (grant_ended_) grant_ended_(g, absl::StrCat("grant ", g.id(), " was revoked"));
+    return;
+  }
+  if (timer == grant_timers_.end() && g.expires_us() > NowUs()) ArmGrantTimer(g);
+}
+
+void ApprovalBroker::Release(const v1::ApprovalRequest& r) {
+  auto it = pending_.find(r.id());
+  if (it == pending_.end()) return;
+  if (it->second.timer != 0) loop_->Cancel(it->second.timer);
+  ResolvedFn fn = std::move(it->second.on_resolved);
+  pending_.erase(it);
+  AuditApproval(r, OutcomeOf(r.state()));
+  if (fn) loop_->RunAfter(absl::ZeroDuration(), [fn, r] { fn(r); });
 }
 
 ApprovalBroker::ApprovalBroker(ApprovalBrokerOptions options, net::EventLoop* loop, audit::AuditLog* audit,
@@ -132,7 +274,8 @@ v1::ApprovalRequest ForAudit(const v1::ApprovalRequest& r) {
 
 }  // namespace
 
-void ApprovalBroker::AuditApproval(const v1::ApprovalRequest& r, const std::string& outcome) {
+void ApprovalBroker::AuditApproval(const v1::ApprovalRequest& r, const std::string& outcome,
+                                   const std::string& detail) {
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_APPROVAL);
   ev.set_session_id(r.session_id());
@@ -141,7 +284,7 @@ void ApprovalBroker::AuditApproval(const v1::ApprovalRequest& r, const std::stri
   ev.set_protocol(r.protocol().empty() ? "postgres" : r.protocol());
   ev.set_outcome(outcome);
   ev.set_reason(r.rule_id());
-  ev.set_detail(r.decision_reason().empty() ? r.reason() : r.decision_reason());
+  ev.set_detail(!detail.empty() ? detail : r.decision_reason().empty() ? r.reason() : r.decision_reason());
   *ev.mutable_approval() = ForAudit(r);
   (void)audit_->Emit(std::move(ev));
 }
@@ -182,6 +325,7 @@ absl::StatusOr<v1::ApprovalRequest> ApprovalBroker::Submit(v1::ApprovalRequest r
                                                            ResolvedFn on_resolved) {
   int64_t now = NowUs();
   request.set_id(NewId("apr-"));
+  request.set_host(options_.host);
   request.set_created_us(now);
   request.set_deadline_us(now + absl::ToInt64Microseconds(timeout));
   // An approval window for the same statement shape lets it through at once (recorded).
@@ -199,6 +343,7 @@ absl::StatusOr<v1::ApprovalRequest> ApprovalBroker::Submit(v1::ApprovalRequest r
   INTERLOCK_RETURN_IF_ERROR(store_->InsertRequest(request));
   Pending p;
   p.on_resolved = std::move(on_resolved);
+  p.request = request;
   std::string id = request.id();
   p.timer = loop_->RunAfter(timeout, [this, id] {
     auto it = pending_.find(id);
@@ -214,15 +359,37 @@ absl::StatusOr<v1::ApprovalRequest> ApprovalBroker::Submit(v1::ApprovalRequest r
 void ApprovalBroker::Finish(const std::string& id, v1::ApprovalState state, const v1::Approver& who,
                             const std::string& reason, int64_t window_until_us) {
   auto r = store_->Resolve(id, state, who, reason, NowUs(), window_until_us);
+  if (absl::IsFailedPrecondition(r.status()) && pending_.contains(id)) {
+    // Decided first elsewhere (an approver on another host sharing the store): that
+    // decision stands, and is what the held session hears.
+    auto now = store_->GetRequest(id);
+    if (now.ok() && now->state() != v1::APPROVAL_STATE_PENDING) {
+      Release(*now);
+      return;
+    }
+  }
   auto it = pending_.find(id);
   ResolvedFn fn;
+  v1::ApprovalRequest held;
   if (it != pending_.end()) {
     if (it->second.timer != 0) loop_->Cancel(it->second.timer);
     fn = std::move(it->second.on_resolved);
+    held = std::move(it->second.request);
     pending_.erase(it);
   }
   if (!r.ok()) {
     INTERLOCK_LOG(kError, "approvals: cannot record decision for %s: %s", id, r.status().message());
+    if (!held.id().empty()) {
+      // Audited all the same, as what the session gets: an approval that could not be
+      // recorded is a denial. The stored request stays pending until the store answers,
+      // when it is expired (ExpireStale), never approved.
+      v1::ApprovalState told = state == v1::APPROVAL_STATE_APPROVED ? v1::APPROVAL_STATE_DENIED : state;
+      held.set_state(told);
+      *held.mutable_approver() = who;
+      held.set_decided_us(NowUs());
+      held.set_decision_reason(absl::StrCat(reason, " (not recorded: ", r.status().message(), ")"));
+      AuditApproval(held, OutcomeOf(told));
+    }
     // Fail closed: the session hears a denial even when the store failed.
     if (fn) {
       v1::ApprovalRequest denied;
@@ -233,11 +400,7 @@ void ApprovalBroker::Finish(const std::string& id, v1::ApprovalState state, cons
     }
     return;
   }
-  const char* outcome = state == v1::APPROVAL_STATE_APPROVED  ? "approved"
-                        : state == v1::APPROVAL_STATE_DENIED  ? "denied"
-                        : state == v1::APPROVAL_STATE_TIMED_OUT ? "timed_out"
-                                                                : "expired";
-  AuditApproval(*r, outcome);
+  AuditApproval(*r, OutcomeOf(state));
   // Tell the session on a fresh loop turn: the caller may be inside its own handler.
   if (fn) {
     v1::ApprovalRequest done = *r;
@@ -253,8 +416,10 @@ void ApprovalBroker::Abandon(const std::string& id, const std::string& why) {
 }
 
 absl::StatusOr<v1::ApprovalRequest> ApprovalBroker::Decide(const std::string& id, bool approve,
-                                                           const v1::Approver& approver, const std::string& reason,
+                                                           const v1::Approver& caller, const std::string& reason,
                                                            absl::Duration window) {
+  v1::Approver approver = caller;
+  approver.set_host(options_.host);
   INTERLOCK_ASSIGN_OR_RETURN(v1::ApprovalRequest r, store_->GetRequest(id));
   if (r.state() != v1::APPROVAL_STATE_PENDING) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -274,13 +439,28 @@ absl::StatusOr<v1::ApprovalRequest> ApprovalBroker::Decide(const std::string& id
         absl::StrCat("--for is limited to ", options_.approvals.max_window_s, " seconds (approvals.max_window_s)"));
   }
   if (!approve && window > absl::ZeroDuration()) return absl::InvalidArgumentError("--for only applies to approve");
+  const v1::ApprovalState state = approve ? v1::APPROVAL_STATE_APPROVED : v1::APPROVAL_STATE_DENIED;
+  if (!Ours(r)) {
+    // Another instance holds the connection: decide in the shared store; it hears of the
+    // decision (NOTIFY) and releases or refuses the operation itself.
+    if (NowUs() >= r.deadline_us()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(id, " is past its deadline: ", r.host(), " times it out, it cannot be decided any more"));
+    }
+    int64_t until = window > absl::ZeroDuration() ? NowUs() + absl::ToInt64Microseconds(window) : 0;
+    INTERLOCK_ASSIGN_OR_RETURN(v1::ApprovalRequest done,
+                               store_->Resolve(id, state, approver, reason, NowUs(), until));
+    AuditApproval(done, OutcomeOf(state),
+                  absl::StrCat("decided on ", options_.host, " for the operation held by ", r.host(), ": ", reason));
+    return done;
+  }
   if (!pending_.contains(id)) {
     // Stored as pending but no live hold (cannot happen after start-up expiry): expire it.
     Finish(id, v1::APPROVAL_STATE_EXPIRED, approver, "no held connection", 0);
     return absl::FailedPreconditionError(absl::StrCat(id, " has no held connection any more"));
   }
   int64_t until = window > absl::ZeroDuration() ? NowUs() + absl::ToInt64Microseconds(window) : 0;
-  Finish(id, approve ? v1::APPROVAL_STATE_APPROVED : v1::APPROVAL_STATE_DENIED, approver, reason, until);
+  Finish(id, state, approver, reason, until);
   return store_->GetRequest(id);
 }
 
@@ -305,14 +485,19 @@ void ApprovalBroker::ArmGrantTimer(const v1::Grant& g) {
     grant_timers_.erase(id);
     auto g = store_->GetGrant(id);
     if (!g.ok() || g->revoked_us() != 0) return;
-    AuditGrant(*g, "expired", absl::StrCat("grant ", id, " for ", g->workload(), " on ", g->resource(), " expired"));
+    // Every host sharing the store ends its sessions; the host the grant was made on audits it.
+    if (!store_->shared() || g->granted_by().host().empty() || g->granted_by().host() == options_.host) {
+      AuditGrant(*g, "expired", absl::StrCat("grant ", id, " for ", g->workload(), " on ", g->resource(), " expired"));
+    }
     if (grant_ended_) grant_ended_(*g, absl::StrCat("grant ", id, " expired"));
   });
 }
 
 absl::StatusOr<v1::Grant> ApprovalBroker::CreateGrant(const std::string& workload, const std::string& resource,
                                                       absl::Duration duration, const std::string& reason,
-                                                      const v1::Approver& by, const GrantSubject& subject) {
+                                                      const v1::Approver& caller, const GrantSubject& subject) {
+  v1::Approver by = caller;
+  by.set_host(options_.host);
   if (workload.empty() || resource.empty()) return absl::InvalidArgumentError("--workload and --resource are required");
   if (reason.empty()) return absl::InvalidArgumentError("a grant needs --reason");
   if (duration <= absl::ZeroDuration() || duration > options_.max_grant) {
@@ -342,7 +527,9 @@ absl::StatusOr<std::vector<v1::Grant>> ApprovalBroker::ListGrants(bool all) {
   return store_->ListGrants(!all, NowUs());
 }
 
-absl::StatusOr<v1::Grant> ApprovalBroker::RevokeGrant(const std::string& id, const v1::Approver& by) {
+absl::StatusOr<v1::Grant> ApprovalBroker::RevokeGrant(const std::string& id, const v1::Approver& caller) {
+  v1::Approver by = caller;
+  by.set_host(options_.host);
   INTERLOCK_ASSIGN_OR_RETURN(v1::Grant g, store_->Revoke(id, by, NowUs()));
   if (auto it = grant_timers_.find(id); it != grant_timers_.end()) {
     loop_->Cancel(it->second);

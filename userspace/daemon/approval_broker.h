@@ -1,8 +1,18 @@
 // ApprovalBroker: interlockd's approvals and just-in-time grants. Sessions submit holds
 // (proxy::ApprovalGate) and ask about grants (proxy::GrantLookup); approvers decide through
-// the control API. Requests and grants live in SQLite (approval/store.h) so they survive a
-// restart — where a pending request's connection is gone, so it is marked EXPIRED at start,
-// never approved. New requests are POSTed to the approvers' webhook (approval/webhook.h).
+// the control API. Requests and grants live in the approval store (approval/store.h:
+// SQLite, or PostgreSQL shared by a fleet) so they survive a restart — where a pending
+// request's connection is gone, so it is marked EXPIRED at start, never approved.
+//
+// A fleet. With a shared store each request names the instance holding its connection
+// (`host`). An approver on any instance decides it in the store (Decide); the holder hears
+// of it (StoreChange) and releases or refuses the operation, auditing the decision with the
+// approver's identity and host, while the deciding instance audits that it decided. The
+// holder's own timeout races such a decision in the store, and whichever is first stands.
+// Grants made or revoked on any instance apply on all: each arms expiry timers for every
+// active grant, ends its sessions on a revocation it hears of, and only the instance a
+// grant was made on audits its expiry. While the store is unreachable nothing is approved:
+// new holds and grant lookups fail closed, and held statements time out as they would. New requests are POSTed to the approvers' webhook (approval/webhook.h).
 //
 // Who may decide: the caller of the control API (root or admin_group, never a process in
 // an enrolled cgroup — control/server.h) and, here, never the requester itself: not a
@@ -28,6 +38,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "interlock/v1/approval.pb.h"
 #include "interlock/v1/events.pb.h"
@@ -42,7 +53,8 @@
 namespace interlock::daemon {
 
 struct ApprovalBrokerOptions {
-  std::string db_path;  // <state_dir>/approvals.db
+  std::string db_path;  // <state_dir>/approvals.db (the SQLite store)
+  // This instance's name: approvals.instance_name, default the host name.
   std::string host;
   config::ApprovalsConfig approvals;
   // Longest grant, and the CLI name used in the webhook's suggested commands.
@@ -64,6 +76,11 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
   // Opens the store, expires requests left pending by a previous run (audited), starts
   // the webhook notifier when configured, and arms expiry timers for active grants.
   static absl::StatusOr<std::unique_ptr<ApprovalBroker>> Create(ApprovalBrokerOptions options,
+                                                                net::EventLoop* loop, audit::AuditLog* audit,
+                                                                const Clock* clock);
+  // The same with a store the caller opened (tests).
+  static absl::StatusOr<std::unique_ptr<ApprovalBroker>> Create(ApprovalBrokerOptions options,
+                                                                std::unique_ptr<approval::ApprovalStore> store,
                                                                 net::EventLoop* loop, audit::AuditLog* audit,
                                                                 const Clock* clock);
   ~ApprovalBroker() override;
@@ -94,11 +111,15 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
 
   // Pending requests with a live hold (for status).
   size_t pending() const { return pending_.size(); }
+  // This instance's name in the store, and the store as `interlock status` shows it.
+  const std::string& instance_name() const { return options_.host; }
+  std::string DescribeStore() const;
 
  private:
   struct Pending {
     ResolvedFn on_resolved;
     net::EventLoop::TimerId timer = 0;
+    v1::ApprovalRequest request;  // as submitted: what is audited if the store cannot record the end
   };
 
   ApprovalBroker(ApprovalBrokerOptions options, net::EventLoop* loop, audit::AuditLog* audit, const Clock* clock,
@@ -107,7 +128,16 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
   std::string NewId(absl::string_view prefix) const;
   void Finish(const std::string& id, v1::ApprovalState state, const v1::Approver& who, const std::string& reason,
               int64_t window_until_us);
-  void AuditApproval(const v1::ApprovalRequest& r, const std::string& outcome);
+  void AuditApproval(const v1::ApprovalRequest& r, const std::string& outcome, const std::string& detail = "");
+  // Whether this instance holds `r`'s connection (always, with a store that is not shared).
+  bool Ours(const v1::ApprovalRequest& r) const;
+  // Expires this host's pending requests that have no live hold here.
+  absl::Status ExpireStale(bool startup);
+  // Another instance sharing the store changed something.
+  void OnStoreChange(const approval::StoreChange& c);
+  void SyncGrant(const v1::Grant& g);
+  // Hands a decision made elsewhere to the held session (and audits it here).
+  void Release(const v1::ApprovalRequest& r);
   void AuditGrant(const v1::Grant& g, const std::string& outcome, const std::string& detail);
   void ArmGrantTimer(const v1::Grant& g);
   void Notify(const v1::ApprovalRequest& r);
@@ -121,6 +151,7 @@ class ApprovalBroker final : public proxy::ApprovalGate, public proxy::GrantLook
   absl::flat_hash_map<std::string, Pending> pending_;
   absl::flat_hash_map<std::string, net::EventLoop::TimerId> grant_timers_;
   GrantEndedFn grant_ended_;
+  bool stale_expired_ = false;
 };
 
 // The pure self-approval rule: PERMISSION_DENIED (with why) when `approver` is, or runs

@@ -149,9 +149,13 @@ absl::Status Engine::Init() {
   {
     ApprovalBrokerOptions ao;
     ao.db_path = absl::StrCat(config_.state_dir, "/approvals.db");
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    ao.host = host;
+    if (!config_.approvals.instance_name.empty()) {
+      ao.host = config_.approvals.instance_name;
+    } else {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      ao.host = host;
+    }
     ao.approvals = config_.approvals;
     INTERLOCK_ASSIGN_OR_RETURN(approvals_, ApprovalBroker::Create(std::move(ao), loop_.get(), audit_.get(), &clock_));
     approvals_->OnGrantEnded([this](const v1::Grant& g, const std::string& why) { OnGrantEnded(g, why); });

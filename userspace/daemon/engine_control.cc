@@ -78,6 +78,11 @@ v1::StatusResponse Engine::Status() {
   s.set_pin_path(config_.pin_path);
   s.set_cgroup_root(cgroup_root_dir_);
   for (const audit::sinks::RemoteSink* sink : audit_sinks_) audit::sinks::FillStatus(*sink, s.add_audit_sinks());
+  if (approvals_ != nullptr) {
+    s.set_approval_store(approvals_->DescribeStore());
+    s.set_instance_name(approvals_->instance_name());
+    s.set_held_approvals(static_cast<uint32_t>(approvals_->pending()));
+  }
   return s;
 }
 

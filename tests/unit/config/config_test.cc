@@ -276,6 +276,29 @@ TEST(LoadConfig, PolicyAndApprovals) {
   EXPECT_THAT(ErrorOf("approvals:\n  webhook_signing_key_ref: env:K\n"), HasSubstr("set without webhook_url"));
 }
 
+TEST(LoadConfig, SharedApprovalStore) {
+  ServiceConfig cfg = MustLoad(
+      "approvals:\n  store: \"postgres://interlock@10.0.0.5/approvals?sslrootcert=/etc/interlock/db-ca.pem\"\n"
+      "  store_password_ref: file:/etc/interlock/approvals-store.pw\n  instance_name: agents-host-7\n"
+      "  store_timeout_ms: 500\n");
+  EXPECT_EQ(cfg.approvals.store_url, "postgres://interlock@10.0.0.5/approvals?sslrootcert=/etc/interlock/db-ca.pem");
+  EXPECT_EQ(cfg.approvals.store_password_ref, "file:/etc/interlock/approvals-store.pw");
+  EXPECT_EQ(cfg.approvals.instance_name, "agents-host-7");
+  EXPECT_EQ(cfg.approvals.store_timeout_ms, 500u);
+  ServiceConfig local = MustLoad("approvals:\n  store: sqlite\n");
+  EXPECT_EQ(local.approvals.store_url, "");
+  EXPECT_EQ(local.approvals.store_timeout_ms, 2000u);
+  std::string e = ErrorOf("approvals:\n  store: \"mysql://root:hunter2@db/x\"\n");
+  EXPECT_THAT(e, HasSubstr("approvals.store"));
+  EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
+  e = ErrorOf("approvals:\n  store: postgres://h/x\n  store_password_ref: hunter2\n");
+  EXPECT_THAT(e, HasSubstr("approvals.store_password_ref"));
+  EXPECT_THAT(e, ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT(ErrorOf("approvals:\n  store_password_ref: env:PW\n"), HasSubstr("set without a postgres store"));
+  EXPECT_THAT(ErrorOf("approvals:\n  instance_name: \"host 1; rm\"\n"), HasSubstr("approvals.instance_name"));
+  EXPECT_THAT(ErrorOf("approvals:\n  store_timeout_ms: 50\n"), HasSubstr("approvals.store_timeout_ms"));
+}
+
 TEST(LoadConfig, WebhookFormat) {
   EXPECT_EQ(MustLoad("approvals:\n  webhook_url: https://h/x\n").approvals.webhook_format, WebhookFormat::kInterlock);
   EXPECT_EQ(MustLoad("approvals:\n  webhook_url: https://h/x\n  webhook_format: WEBHOOK_FORMAT_INTERLOCK\n")

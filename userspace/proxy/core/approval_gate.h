@@ -1,5 +1,5 @@
 // ApprovalGate and GrantLookup: what a session sees of approvals and just-in-time grants.
-// The daemon implements both (userspace/daemon/approvals.h: SQLite store, control API,
+// The daemon implements both (userspace/daemon/approval_broker.h: approval store, control API,
 // webhook); sessions only submit holds and ask about grants, so tests can drive a session
 // with an in-memory gate.
 //

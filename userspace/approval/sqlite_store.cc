@@ -1,4 +1,4 @@
-#include "userspace/approval/store.h"
+#include "userspace/approval/sqlite_store.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/approval/store_rows.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
 
@@ -55,7 +56,7 @@ CREATE INDEX grants_by_subject ON grants(workload, resource, expires_us);
 PRAGMA user_version = 1;
 )sql",
 };
-static_assert(std::size(kMigrations) == ApprovalStore::kSchemaVersion,
+static_assert(std::size(kMigrations) == SqliteApprovalStore::kSchemaVersion,
               "one migration per schema version");
 
 // The most specific canonical code for a SQLite result code.
@@ -196,53 +197,9 @@ class Transaction {
   sqlite3* db_;
 };
 
-// Serializes `message`, refusing what would not parse back (proto3 string fields must
-// be UTF-8): a stored row that cannot be read would break every listing after it.
-template <typename Message>
-absl::StatusOr<std::string> Serialize(const Message& message, absl::string_view what) {
-  std::string blob;
-  Message check;
-  if (!message.SerializeToString(&blob) || !check.ParseFromString(blob)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kPrefix, what, ": not storable (a string field is not UTF-8?)"));
-  }
-  return blob;
-}
-
-template <typename Message>
-absl::StatusOr<Message> Parse(absl::string_view blob, absl::string_view what) {
-  Message message;
-  if (!message.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return absl::DataLossError(absl::StrCat(kPrefix, what, ": stored record does not parse"));
-  }
-  return message;
-}
-
-bool IsTerminal(v1::ApprovalState state) {
-  return state == v1::APPROVAL_STATE_APPROVED || state == v1::APPROVAL_STATE_DENIED ||
-         state == v1::APPROVAL_STATE_TIMED_OUT || state == v1::APPROVAL_STATE_EXPIRED;
-}
-
-absl::string_view StateWord(v1::ApprovalState state) {
-  switch (state) {
-    case v1::APPROVAL_STATE_PENDING:
-      return "pending";
-    case v1::APPROVAL_STATE_APPROVED:
-      return "approved";
-    case v1::APPROVAL_STATE_DENIED:
-      return "denied";
-    case v1::APPROVAL_STATE_TIMED_OUT:
-      return "timed out";
-    case v1::APPROVAL_STATE_EXPIRED:
-      return "expired";
-    default:
-      return "decided";
-  }
-}
-
 // The one place request columns are derived from the proto.
 absl::Status WriteRequest(sqlite3* db, const v1::ApprovalRequest& r, bool insert) {
-  INTERLOCK_ASSIGN_OR_RETURN(std::string blob, Serialize(r, "request"));
+  INTERLOCK_ASSIGN_OR_RETURN(std::string blob, rows::Serialize(r, kPrefix, "request"));
   const char* sql = insert
                         ? "INSERT INTO requests (id, state, created_us, deadline_us, session_id, "
                           "workload, resource, fingerprint, window_until_us, proto) "
@@ -267,7 +224,7 @@ absl::Status WriteRequest(sqlite3* db, const v1::ApprovalRequest& r, bool insert
 
 // The one place grant columns are derived from the proto.
 absl::Status WriteGrant(sqlite3* db, const v1::Grant& g, bool insert) {
-  INTERLOCK_ASSIGN_OR_RETURN(std::string blob, Serialize(g, "grant"));
+  INTERLOCK_ASSIGN_OR_RETURN(std::string blob, rows::Serialize(g, kPrefix, "grant"));
   const char* sql = insert ? "INSERT INTO grants (id, workload, resource, created_us, expires_us, "
                              "revoked_us, proto) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                            : "UPDATE grants SET workload = ?2, resource = ?3, created_us = ?4, "
@@ -291,7 +248,7 @@ absl::StatusOr<std::vector<Message>> ReadAll(Statement& st, absl::string_view wh
   while (true) {
     INTERLOCK_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    INTERLOCK_ASSIGN_OR_RETURN(Message m, Parse<Message>(st.Bytes(0), what));
+    INTERLOCK_ASSIGN_OR_RETURN(Message m, rows::Parse<Message>(st.Bytes(0), kPrefix, what));
     out.push_back(std::move(m));
   }
   return out;
@@ -304,7 +261,7 @@ absl::StatusOr<v1::ApprovalRequest> ReadRequest(sqlite3* db, absl::string_view i
   st.BindText(1, id);
   INTERLOCK_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError(absl::StrCat(kPrefix, "no request ", id));
-  return Parse<v1::ApprovalRequest>(st.Bytes(0), absl::StrCat("request ", id));
+  return rows::Parse<v1::ApprovalRequest>(st.Bytes(0), kPrefix, absl::StrCat("request ", id));
 }
 
 absl::StatusOr<v1::Grant> ReadGrant(sqlite3* db, absl::string_view id) {
@@ -313,7 +270,7 @@ absl::StatusOr<v1::Grant> ReadGrant(sqlite3* db, absl::string_view id) {
   st.BindText(1, id);
   INTERLOCK_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError(absl::StrCat(kPrefix, "no grant ", id));
-  return Parse<v1::Grant>(st.Bytes(0), absl::StrCat("grant ", id));
+  return rows::Parse<v1::Grant>(st.Bytes(0), kPrefix, absl::StrCat("grant ", id));
 }
 
 absl::StatusOr<int64_t> UserVersion(sqlite3* db) {
@@ -330,15 +287,15 @@ absl::Status Migrate(sqlite3* db) {
   while (true) {
     INTERLOCK_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     INTERLOCK_ASSIGN_OR_RETURN(int64_t version, UserVersion(db));
-    if (version > ApprovalStore::kSchemaVersion) {
+    if (version > SqliteApprovalStore::kSchemaVersion) {
       return absl::FailedPreconditionError(absl::StrCat(kPrefix, "schema version ", version,
                                                         " is newer than this interlockd's (",
-                                                        ApprovalStore::kSchemaVersion, ")"));
+                                                        SqliteApprovalStore::kSchemaVersion, ")"));
     }
     if (version < 0) {
       return absl::DataLossError(absl::StrCat(kPrefix, "bad schema version ", version));
     }
-    if (version == ApprovalStore::kSchemaVersion) return txn.Commit();
+    if (version == SqliteApprovalStore::kSchemaVersion) return txn.Commit();
     INTERLOCK_RETURN_IF_ERROR(
         Exec(db, kMigrations[version], absl::StrCat("migrate schema from version ", version)));
     INTERLOCK_RETURN_IF_ERROR(txn.Commit());
@@ -363,11 +320,11 @@ absl::Status PrepareFile(const std::string& path) {
 
 }  // namespace
 
-void ApprovalStore::DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void SqliteApprovalStore::DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
-ApprovalStore::~ApprovalStore() = default;
+SqliteApprovalStore::~SqliteApprovalStore() = default;
 
-absl::StatusOr<std::unique_ptr<ApprovalStore>> ApprovalStore::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SqliteApprovalStore>> SqliteApprovalStore::Open(const std::string& path) {
   INTERLOCK_RETURN_IF_ERROR(PrepareFile(path));
   sqlite3* raw = nullptr;
   int rc =
@@ -409,10 +366,10 @@ absl::StatusOr<std::unique_ptr<ApprovalStore>> ApprovalStore::Open(const std::st
   absl::Status status = Exec(db.get(), "PRAGMA synchronous = FULL", "set synchronous");
   if (status.ok()) status = Migrate(db.get());
   if (!status.ok()) return annotate(status);
-  return std::unique_ptr<ApprovalStore>(new ApprovalStore(path, std::move(db)));
+  return std::unique_ptr<SqliteApprovalStore>(new SqliteApprovalStore(path, std::move(db)));
 }
 
-absl::Status ApprovalStore::InsertRequest(const v1::ApprovalRequest& request) {
+absl::Status SqliteApprovalStore::InsertRequest(const v1::ApprovalRequest& request) {
   if (request.id().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(kPrefix, "request without an id"));
   }
@@ -424,26 +381,19 @@ absl::Status ApprovalStore::InsertRequest(const v1::ApprovalRequest& request) {
   return st;
 }
 
-absl::StatusOr<v1::ApprovalRequest> ApprovalStore::GetRequest(absl::string_view id) {
+absl::StatusOr<v1::ApprovalRequest> SqliteApprovalStore::GetRequest(absl::string_view id) {
   return ReadRequest(db_.get(), id);
 }
 
-absl::StatusOr<v1::ApprovalRequest> ApprovalStore::Resolve(
+absl::StatusOr<v1::ApprovalRequest> SqliteApprovalStore::Resolve(
     absl::string_view id, v1::ApprovalState state, const v1::Approver& approver,
     absl::string_view reason, int64_t decided_us, int64_t window_until_us) {
-  if (!IsTerminal(state)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kPrefix, "resolve ", id, ": ", v1::ApprovalState_Name(state), " is not a decision"));
-  }
-  if (state != v1::APPROVAL_STATE_APPROVED && window_until_us != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kPrefix, "resolve ", id, ": only an approval has a window"));
-  }
+  INTERLOCK_RETURN_IF_ERROR(rows::CheckDecision(kPrefix, id, state, window_until_us));
   INTERLOCK_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
   INTERLOCK_ASSIGN_OR_RETURN(v1::ApprovalRequest r, ReadRequest(db_.get(), id));
   if (r.state() != v1::APPROVAL_STATE_PENDING) {
     return absl::FailedPreconditionError(
-        absl::StrCat(kPrefix, "request ", id, ": already ", StateWord(r.state())));
+        absl::StrCat(kPrefix, "request ", id, ": already ", rows::StateWord(r.state())));
   }
   r.set_state(state);
   *r.mutable_approver() = approver;
@@ -455,7 +405,7 @@ absl::StatusOr<v1::ApprovalRequest> ApprovalStore::Resolve(
   return r;
 }
 
-absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalStore::ListRequests(bool pending_only,
+absl::StatusOr<std::vector<v1::ApprovalRequest>> SqliteApprovalStore::ListRequests(bool pending_only,
                                                                              int limit) {
   if (limit <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(kPrefix, "list limit ", limit, " <= 0"));
@@ -470,28 +420,7 @@ absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalStore::ListRequests(boo
   return ReadAll<v1::ApprovalRequest>(st, "list requests");
 }
 
-absl::StatusOr<int> ApprovalStore::ExpireAllPending(int64_t now_us, absl::string_view reason) {
-  INTERLOCK_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
-  std::vector<v1::ApprovalRequest> pending;
-  {
-    INTERLOCK_ASSIGN_OR_RETURN(
-        Statement st, Statement::Prepare(db_.get(), "SELECT proto FROM requests WHERE state = ?1",
-                                         "expire pending"));
-    st.BindInt(1, v1::APPROVAL_STATE_PENDING);
-    INTERLOCK_ASSIGN_OR_RETURN(pending, ReadAll<v1::ApprovalRequest>(st, "expire pending"));
-  }
-  for (v1::ApprovalRequest& r : pending) {
-    r.set_state(v1::APPROVAL_STATE_EXPIRED);
-    r.set_decided_us(now_us);
-    r.set_decision_reason(std::string(reason));
-    r.set_window_until_us(0);
-    INTERLOCK_RETURN_IF_ERROR(WriteRequest(db_.get(), r, /*insert=*/false));
-  }
-  INTERLOCK_RETURN_IF_ERROR(txn.Commit());
-  return static_cast<int>(pending.size());
-}
-
-absl::StatusOr<bool> ApprovalStore::WindowAllows(absl::string_view workload,
+absl::StatusOr<bool> SqliteApprovalStore::WindowAllows(absl::string_view workload,
                                                  absl::string_view resource,
                                                  absl::string_view fingerprint, int64_t now_us) {
   if (workload.empty() || fingerprint.empty()) return false;
@@ -509,7 +438,7 @@ absl::StatusOr<bool> ApprovalStore::WindowAllows(absl::string_view workload,
   return st.Step();
 }
 
-absl::Status ApprovalStore::InsertGrant(const v1::Grant& grant) {
+absl::Status SqliteApprovalStore::InsertGrant(const v1::Grant& grant) {
   if (grant.id().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(kPrefix, "grant without an id"));
   }
@@ -520,11 +449,11 @@ absl::Status ApprovalStore::InsertGrant(const v1::Grant& grant) {
   return st;
 }
 
-absl::StatusOr<v1::Grant> ApprovalStore::GetGrant(absl::string_view id) {
+absl::StatusOr<v1::Grant> SqliteApprovalStore::GetGrant(absl::string_view id) {
   return ReadGrant(db_.get(), id);
 }
 
-absl::StatusOr<std::vector<v1::Grant>> ApprovalStore::ListGrants(bool active_only, int64_t now_us) {
+absl::StatusOr<std::vector<v1::Grant>> SqliteApprovalStore::ListGrants(bool active_only, int64_t now_us) {
   const char* sql = active_only
                         ? "SELECT proto FROM grants WHERE revoked_us = 0 AND expires_us > ?1 "
                           "ORDER BY created_us DESC, rowid DESC"
@@ -534,7 +463,7 @@ absl::StatusOr<std::vector<v1::Grant>> ApprovalStore::ListGrants(bool active_onl
   return ReadAll<v1::Grant>(st, "list grants");
 }
 
-absl::StatusOr<v1::Grant> ApprovalStore::Revoke(absl::string_view id, const v1::Approver& by,
+absl::StatusOr<v1::Grant> SqliteApprovalStore::Revoke(absl::string_view id, const v1::Approver& by,
                                                 int64_t now_us) {
   INTERLOCK_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
   INTERLOCK_ASSIGN_OR_RETURN(v1::Grant g, ReadGrant(db_.get(), id));
@@ -551,7 +480,7 @@ absl::StatusOr<v1::Grant> ApprovalStore::Revoke(absl::string_view id, const v1::
   return g;
 }
 
-absl::StatusOr<std::optional<v1::Grant>> ApprovalStore::ActiveGrant(absl::string_view workload,
+absl::StatusOr<std::optional<v1::Grant>> SqliteApprovalStore::ActiveGrant(absl::string_view workload,
                                                                     absl::string_view resource,
                                                                     int64_t now_us) {
   INTERLOCK_ASSIGN_OR_RETURN(
@@ -566,7 +495,7 @@ absl::StatusOr<std::optional<v1::Grant>> ApprovalStore::ActiveGrant(absl::string
   st.BindInt(3, now_us);
   INTERLOCK_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<v1::Grant>();
-  INTERLOCK_ASSIGN_OR_RETURN(v1::Grant g, Parse<v1::Grant>(st.Bytes(0), "active grant"));
+  INTERLOCK_ASSIGN_OR_RETURN(v1::Grant g, rows::Parse<v1::Grant>(st.Bytes(0), kPrefix, "active grant"));
   return std::optional<v1::Grant>(std::move(g));
 }
 
