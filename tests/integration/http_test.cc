@@ -393,6 +393,52 @@ TEST_F(HttpTest, DeleteIsHeldUntilAnotherIdentityApproves) {
 
 // `interlock report` says what the audit trail says: its numbers are recomputed here from
 // the events themselves, a hold shows its approver and reason, every recording verifies.
+// The evidence report's HTML as a person sees it: headless chromium loads it (no network,
+// the report's own CSP), prints it to PDF, and pdftotext reads back the visible text; the
+// DOM chromium built is dumped too, to count the charts' bars.
+struct BrowserView {
+  std::string visible_text;  // whitespace collapsed
+  std::string compact_text;  // no whitespace at all: a cell's text wrapped over lines reads whole
+  std::string dom;
+  int bars = 0;           // <rect> elements in the DOM
+  int timeline_bars = 0;  // of which in the decisions-over-time chart
+  std::string error;
+};
+
+BrowserView RenderInBrowser(const std::string& html_path, const std::string& work_dir) {
+  BrowserView v;
+  const std::string profile = absl::StrCat(work_dir, "/chromium-profile");
+  const std::string pdf = absl::StrCat(work_dir, "/report.pdf");
+  std::vector<std::string> base = {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                   "--no-first-run", "--disable-extensions", "--user-data-dir=" + profile};
+  std::vector<std::string> print = base;
+  print.insert(print.end(), {"--no-pdf-header-footer", "--print-to-pdf=" + pdf, "file://" + html_path});
+  CommandResult printed = RunCommand(print, 120);
+  if (printed.exit_code != 0) {
+    v.error = absl::StrCat("chromium --print-to-pdf: ", printed.exit_code, " ", printed.err);
+    return v;
+  }
+  CommandResult text = RunCommand({"/usr/bin/pdftotext", "-raw", pdf, "-"}, 60);
+  if (text.exit_code != 0) {
+    v.error = absl::StrCat("pdftotext: ", text.err);
+    return v;
+  }
+  for (absl::string_view word : absl::StrSplit(text.out, absl::ByAnyChar(" \n\t\f"), absl::SkipEmpty())) {
+    absl::StrAppend(&v.visible_text, v.visible_text.empty() ? "" : " ", word);
+    absl::StrAppend(&v.compact_text, word);
+  }
+  std::vector<std::string> dump = base;
+  dump.insert(dump.end(), {"--dump-dom", "file://" + html_path});
+  CommandResult dom = RunCommand(dump, 120);
+  v.dom = dom.out;
+  size_t timeline = v.dom.find("class=\"timeline\"");
+  for (size_t at = v.dom.find("<rect"); at != std::string::npos; at = v.dom.find("<rect", at + 1)) {
+    ++v.bars;
+    if (timeline != std::string::npos && at > timeline) ++v.timeline_bars;
+  }
+  return v;
+}
+
 TEST_F(HttpTest, EvidenceReportMatchesTheAuditTrail) {
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
@@ -456,6 +502,25 @@ TEST_F(HttpTest, EvidenceReportMatchesTheAuditTrail) {
   CommandResult html = h->Cli({"report", "--format", "html", "--out", absl::StrCat(dir_, "/r.html")});
   ASSERT_EQ(html.exit_code, 0) << html.err;
   EXPECT_THAT(ReadFile(absl::StrCat(dir_, "/r.html")).value_or(""), HasSubstr("<svg class=workloads"));
+  // As a browser shows it (headless chromium): the numbers are on the page, and the
+  // charts have a bar per decision with its count.
+  BrowserView page = RenderInBrowser(absl::StrCat(dir_, "/r.html"), dir_);
+  ASSERT_FALSE(page.visible_text.empty()) << page.error;
+  EXPECT_THAT(page.visible_text, HasSubstr("Interlock evidence report"));
+  EXPECT_THAT(page.visible_text, HasSubstr(absl::StrCat("Audit events in the period: ", report.events_in_period())));
+  // Every column of every table is on the page (long cells wrap inside it, anywhere).
+  EXPECT_THAT(page.compact_text, HasSubstr(id));
+  EXPECT_THAT(page.compact_text, HasSubstr("ticket42"));
+  EXPECT_THAT(page.compact_text, HasSubstr("root(uid0"));
+  for (const auto& r : report.recordings()) EXPECT_THAT(page.compact_text, HasSubstr(r.session_id()));
+  EXPECT_THAT(page.visible_text, HasSubstr(absl::StrCat("agent ", allowed + denied + approved)))
+      << "the per-workload chart shows the workload's total next to its name";
+  for (const auto& [decision, n] : by_decision) {
+    EXPECT_THAT(page.dom, HasSubstr(absl::StrCat("<title>", decision, ": ", n, "</title>"))) << decision;
+  }
+  EXPECT_EQ(page.bars, static_cast<int>(by_decision.size()) + page.timeline_bars)
+      << "one bar per decision kind in the workload chart, the rest in the timeline";
+  EXPECT_GT(page.timeline_bars, 0);
   // A recording removed after the fact: the report says so, and exits 4.
   std::filesystem::remove(absl::StrCat(h->state_dir(), "/recordings/", report.recordings(0).session_id(), ".rec"));
   EXPECT_EQ(h->Cli({"report"}).exit_code, 4);

@@ -22,7 +22,9 @@ std::string Us(int64_t us) { return us == 0 ? "" : FormatRfc3339(absl::FromUnixM
 
 std::string ApproverText(const v1::Approver& a) {
   if (a.user().empty() && a.uid() == 0 && a.pid() == 0) return "";
-  return absl::StrCat(a.user().empty() ? "uid" : a.user(), " (uid ", a.uid(), ")");
+  // With a shared approval store the approver may have decided on another host.
+  return absl::StrCat(a.user().empty() ? "uid" : a.user(), " (uid ", a.uid(), ")",
+                      a.host().empty() ? "" : absl::StrCat(" on ", a.host()));
 }
 
 std::string Lower(absl::string_view enum_name, absl::string_view prefix) {
@@ -436,7 +438,9 @@ std::string RenderHtml(const v1::EvidenceReport& r) {
       "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>\n"
       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
       "<title>Interlock evidence report</title>\n<style>body{font:14px sans-serif;margin:2em}"
-      "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;text-align:left}"
+      "table{border-collapse:collapse;margin:.5em 0;max-width:100%}"
+      "td,th{border:1px solid #bbb;padding:2px 6px;text-align:left;overflow-wrap:anywhere}"
+      "@media print{body{margin:0;font-size:10px}svg{max-width:100%;height:auto}}"
       "th{background:#eee}.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}</style>\n"
       "</head><body>\n<h1>Interlock evidence report</h1>\n<p>Period: ",
       Html(Period(r)), "<br>Generated: ", Html(r.generated_at()), "<br>Audit events in the period: <span id=events>",
