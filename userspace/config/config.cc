@@ -927,6 +927,9 @@ void BuildAuditSinks(const v1::Config& in, const SourceMap& source, Problems& pr
       case v1::AUDIT_SINK_FORMAT_OCSF:
         s.format = AuditSinkFormat::kOcsf;
         break;
+      case v1::AUDIT_SINK_FORMAT_ECS:
+        s.format = AuditSinkFormat::kEcs;
+        break;
       default:
         problems.Add(path + ".format", absl::StrCat("unknown format ", c.format()));
     }

@@ -244,7 +244,7 @@ struct AuditFileSettings {
 };
 
 // Audit sinks (config audit.sinks): see AuditSinkConfig in config.proto for meanings.
-enum class AuditSinkFormat { kJson, kOcsf };
+enum class AuditSinkFormat { kJson, kOcsf, kEcs };
 enum class SyslogTransport { kUdp, kTcp, kTls };
 
 struct SyslogSinkSettings {

@@ -92,6 +92,12 @@ TEST(AuditSinksConfig, OcsfIsAFormat) {
 )");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->audit_sinks[0].format, AuditSinkFormat::kOcsf);
+  cfg = Load(R"(    - name: a
+      format: AUDIT_SINK_FORMAT_ECS
+      syslog: {address: "127.0.0.1:514", transport: SYSLOG_TRANSPORT_UDP}
+)");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->audit_sinks[0].format, AuditSinkFormat::kEcs);
 }
 
 TEST(AuditSinksConfig, ClearErrors) {

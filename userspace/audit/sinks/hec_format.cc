@@ -4,7 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "userspace/audit/json_writer.h"
-#include "userspace/audit/ocsf.h"
+#include "userspace/audit/sinks/event_body.h"
 #include "userspace/common/json_text.h"
 
 namespace interlock::audit::sinks {
@@ -36,13 +36,7 @@ void AppendHecEvent(const v1::AuditEvent& event, const HecMetadata& meta, std::s
   AppendStringField("sourcetype", meta.sourcetype, out);
   AppendStringField("index", meta.index, out);
   out->append(",\"event\":");
-  const size_t start = out->size();
-  if (meta.ocsf) {
-    AppendOcsfJson(out, event);
-  } else {
-    AppendEventJsonLine(out, event);
-    if (out->size() > start && out->back() == '\n') out->pop_back();
-  }
+  AppendEventBody(meta.format, event, out);
   out->append("}\n");
 }
 

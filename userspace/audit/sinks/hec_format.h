@@ -17,6 +17,7 @@
 
 #include "absl/strings/string_view.h"
 #include "interlock/v1/events.pb.h"
+#include "userspace/config/config.h"
 
 namespace interlock::audit::sinks {
 
@@ -24,7 +25,8 @@ struct HecMetadata {
   std::string index;       // empty: not sent
   std::string source;      // empty: not sent
   std::string sourcetype;  // empty: not sent
-  bool ocsf = false;       // "event" as OCSF (ocsf.h) instead of the audit JSON line
+  // "event" as the audit JSON line, OCSF or ECS (event_body.h).
+  config::AuditSinkFormat format = config::AuditSinkFormat::kJson;
 };
 
 // Appends one event object (and a '\n') to `out`.

@@ -19,10 +19,10 @@ std::string HostHeader(const config::HecSinkSettings& s) {
 
 }  // namespace
 
-HecDeliverer::HecDeliverer(config::HecSinkSettings settings, auth::Secret token, bool ocsf)
+HecDeliverer::HecDeliverer(config::HecSinkSettings settings, auth::Secret token, config::AuditSinkFormat format)
     : settings_(std::move(settings)),
       token_(std::move(token)),
-      meta_{settings_.index, settings_.source, settings_.sourcetype, ocsf},
+      meta_{settings_.index, settings_.source, settings_.sourcetype, format},
       host_header_(HostHeader(settings_)) {}
 
 absl::Status HecDeliverer::Deliver(const std::vector<v1::AuditEvent>& events) {

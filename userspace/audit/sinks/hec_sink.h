@@ -36,7 +36,7 @@ inline constexpr size_t kMaxHecResponseBytes = 64 * 1024;
 class HecDeliverer final : public Deliverer {
  public:
   // `token` must be printable US-ASCII without spaces (CreateRemoteSink checks it).
-  HecDeliverer(config::HecSinkSettings settings, auth::Secret token, bool ocsf = false);
+  HecDeliverer(config::HecSinkSettings settings, auth::Secret token, config::AuditSinkFormat format = config::AuditSinkFormat::kJson);
   absl::Status Deliver(const std::vector<v1::AuditEvent>& events) override;
   std::string destination() const override { return absl::StrCat("hec ", settings_.url); }
 

@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<RemoteSink>> CreateRemoteSink(
     f.app_name = settings.syslog->app_name;
     f.facility = settings.syslog->facility;
     f.procid = ::getpid();
-    f.ocsf = settings.format == config::AuditSinkFormat::kOcsf;
+    f.format = settings.format;
     o.batch_max_events = 100;
     deliverer = std::make_unique<SyslogDeliverer>(*settings.syslog, std::move(f));
   } else if (settings.hec.has_value()) {
@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<RemoteSink>> CreateRemoteSink(
     o.batch_max_events = settings.hec->batch_max_events;
     o.batch_max_delay = settings.hec->batch_max_delay;
     deliverer = std::make_unique<HecDeliverer>(*settings.hec, *std::move(token),
-                                               settings.format == config::AuditSinkFormat::kOcsf);
+                                               settings.format);
   } else {
     return absl::InvalidArgumentError(absl::StrCat(where, "no destination"));
   }

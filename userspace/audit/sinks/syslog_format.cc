@@ -5,7 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/audit/json_writer.h"
-#include "userspace/audit/ocsf.h"
+#include "userspace/audit/sinks/event_body.h"
 
 namespace interlock::audit::sinks {
 namespace {
@@ -137,12 +137,7 @@ std::string FormatSyslogMessage(const v1::AuditEvent& event, const SyslogFormatO
   AppendParam("decision", decision, &out);
   AppendParam("outcome", event.outcome(), &out);
   out.append("] \xEF\xBB\xBF");  // BOM: MSG is UTF-8 (section 6.4)
-  if (options.ocsf) {
-    AppendOcsfJson(&out, event);
-  } else {
-    AppendEventJsonLine(&out, event);
-    if (!out.empty() && out.back() == '\n') out.pop_back();
-  }
+  AppendEventBody(options.format, event, &out);
   return out;
 }
 

@@ -29,6 +29,7 @@
 
 #include "absl/strings/string_view.h"
 #include "interlock/v1/events.pb.h"
+#include "userspace/config/config.h"
 
 namespace interlock::audit::sinks {
 
@@ -43,7 +44,8 @@ struct SyslogFormatOptions {
   std::string app_name = "interlockd";  // 1..48 PRINTUSASCII (validated by config)
   uint32_t facility = 13;               // 0..23
   pid_t procid = 0;                     // 0: "-"
-  bool ocsf = false;                    // MSG as OCSF (ocsf.h) instead of the audit JSON line
+  // MSG as the audit JSON line, OCSF or ECS (event_body.h).
+  config::AuditSinkFormat format = config::AuditSinkFormat::kJson;
 };
 
 // The whole RFC 5424 message, without framing or trailing newline.

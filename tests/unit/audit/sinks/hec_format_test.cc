@@ -101,6 +101,16 @@ TEST(HecFormat, StatusClasses) {
   EXPECT_EQ(ClassifyHecStatus(301), HecVerdict::kRejected);
 }
 
+TEST(HecFormat, EcsEventIsTheEcsDocument) {
+  std::string out;
+  AppendHecEvent(Event(2), {.sourcetype = "ecs", .format = config::AuditSinkFormat::kEcs}, &out);
+  google::protobuf::Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out, &parsed).ok()) << out;
+  const auto& ev = parsed.fields().at("event").struct_value();
+  EXPECT_EQ(ev.fields().at("ecs").struct_value().fields().at("version").string_value(), "8.17.0");
+  EXPECT_EQ(ev.fields().at("event").struct_value().fields().at("id").string_value(), "id-2");
+}
+
 }  // namespace
 }  // namespace interlock::audit::sinks
 
@@ -109,7 +119,7 @@ namespace {
 
 TEST(HecFormat, OcsfEventIsTheOcsfObject) {
   std::string out;
-  AppendHecEvent(Event(2), {.sourcetype = "ocsf", .ocsf = true}, &out);
+  AppendHecEvent(Event(2), {.sourcetype = "ocsf", .format = config::AuditSinkFormat::kOcsf}, &out);
   google::protobuf::Struct parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out, &parsed).ok()) << out;
   const auto& ev = parsed.fields().at("event").struct_value();

@@ -53,7 +53,7 @@ TEST(SyslogFormat, HeaderStructuredDataAndBomJson) {
 
 TEST(SyslogFormat, OcsfMessageKeepsTheHeaderAndStructuredData) {
   SyslogFormatOptions o = Options();
-  o.ocsf = true;
+  o.format = config::AuditSinkFormat::kOcsf;
   const std::string msg = FormatSyslogMessage(Statement(), o);
   EXPECT_THAT(msg, StartsWith("<109>1 2026-11-26T01:36:20.123456Z db-host-1 interlockd 42 STATEMENT "));
   const size_t bom = msg.find("\xEF\xBB\xBF");
@@ -61,6 +61,21 @@ TEST(SyslogFormat, OcsfMessageKeepsTheHeaderAndStructuredData) {
   google::protobuf::Struct ocsf;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(msg.substr(bom + 3), &ocsf).ok()) << msg;
   EXPECT_EQ(ocsf.fields().at("class_uid").number_value(), 6005);  // Datastore Activity
+  EXPECT_FALSE(absl::StrContains(msg, "\n"));
+}
+
+TEST(SyslogFormat, EcsMessageIsTheEcsDocument) {
+  SyslogFormatOptions o = Options();
+  o.format = config::AuditSinkFormat::kEcs;
+  const std::string msg = FormatSyslogMessage(Statement(), o);
+  EXPECT_THAT(msg, StartsWith("<109>1 2026-11-26T01:36:20.123456Z db-host-1 interlockd 42 STATEMENT "));
+  const size_t bom = msg.find("\xEF\xBB\xBF");
+  ASSERT_NE(bom, std::string::npos);
+  google::protobuf::Struct ecs;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(msg.substr(bom + 3), &ecs).ok()) << msg;
+  EXPECT_EQ(ecs.fields().at("ecs").struct_value().fields().at("version").string_value(), "8.17.0");
+  EXPECT_EQ(ecs.fields().at("event").struct_value().fields().at("id").string_value(),
+            "00112233445566778899aabbccddeeff");
   EXPECT_FALSE(absl::StrContains(msg, "\n"));
 }
 
