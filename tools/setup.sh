@@ -49,6 +49,8 @@ PACKAGES=(
   rsyslog rsyslog-gnutls rsyslog-openssl
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
   dpkg-dev
+  # benchmark reports: a PNG plot next to the Markdown and CSV (tools/bench/pg_bench.sh)
+  gnuplot-nox
   # the evidence report's HTML as a browser shows it: headless chromium prints it to PDF,
   # pdftotext reads back what is visible (tests/integration/http_test.cc)
   chromium poppler-utils

@@ -27,20 +27,24 @@ free_port() {
 
 # $1 = work dir (data in $1/data, socket and log in $1/sock), $2 = listen address,
 # $3 = port, rest = extra postgresql.conf lines. SCRAM over TCP, trust on the socket.
+# With PG_NETNS set, the server runs in that network namespace (a "remote" database
+# behind a veth pair the caller made) and accepts SCRAM from the namespace's own subnets
+# (`samenet`) instead of 127.0.0.0/8. The Unix socket is a path: reachable from the host.
 # Sets pg_pid (the postmaster) for the caller's cleanup; returns non-zero with the log on
 # stderr when the server does not start.
 start_throwaway_pg() {
-  local work="$1" addr="$2" port="$3" line; shift 3
+  local work="$1" addr="$2" port="$3" line hba_net=127.0.0.0/8 in_ns=(); shift 3
+  if [ -n "${PG_NETNS:-}" ]; then in_ns=(ip netns exec "$PG_NETNS"); hba_net=samenet; fi
   mkdir -m 0700 "$work/data" && mkdir -m 0755 "$work/sock"
   chown postgres: "$work/data" "$work/sock"
   runuser -u postgres -- "$pgbin/initdb" -D "$work/data" -U postgres --auth-local=trust \
     --auth-host=scram-sha-256 -E UTF8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; return 1; }
-  printf 'local all all trust\nhost all all 127.0.0.0/8 scram-sha-256\n' >"$work/data/pg_hba.conf"
+  printf 'local all all trust\nhost all all %s scram-sha-256\n' "$hba_net" >"$work/data/pg_hba.conf"
   {
     printf "listen_addresses = '%s'\nport = %s\nunix_socket_directories = '%s'\n" "$addr" "$port" "$work/sock"
     for line in "$@"; do printf '%s\n' "$line"; done
   } >>"$work/data/postgresql.conf"
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/sock/postgres.log" -w -t 60 start >/dev/null \
+  "${in_ns[@]}" runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/sock/postgres.log" -w -t 60 start >/dev/null \
     || { cat "$work/sock/postgres.log" >&2; return 1; }
   pg_pid="$(head -1 "$work/data/postmaster.pid")"
 }
