@@ -3,8 +3,8 @@
 #include <dirent.h>
 
 #include <algorithm>
-#include <memory>
 #include <cstdio>
+#include <memory>
 #include <optional>
 
 #include "absl/container/flat_hash_set.h"
