@@ -8,6 +8,9 @@
 //
 // `interlock run`'s CMD is everything after the first "--", handed on verbatim: the parser
 // sees only the part before it, so none of CMD's own flags can be taken for ours.
+//
+// CLI11 reports parse results (errors, --help, --version) as exceptions: Main catches them
+// around parse() and turns them into exit codes; no other code sees one.
 #include <unistd.h>
 
 #include <cstdio>

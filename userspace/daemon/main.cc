@@ -3,7 +3,8 @@
 //   interlockd [--config PATH] [--check-config] [--verbose] [--version]
 //
 // The flags are parsed with CLI11, as the interlock CLI's are: "--config PATH" and
-// "--config=PATH" both work; an unknown flag or argument is a usage error (exit 2).
+// "--config=PATH" both work; an unknown flag or argument is a usage error (exit 2). CLI11's
+// exceptions (errors, --help, --version) are caught around parse() and nowhere else.
 // Without --config, /etc/interlock/interlock.yaml is used when it exists, else the
 // embedded default configuration (see userspace/config/default_config.yaml).
 #include <unistd.h>
