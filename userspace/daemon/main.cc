@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
   app.set_help_flag("-h,--help", "print this help and exit");
   app.set_version_flag("--version", absl::StrCat("interlockd ", INTERLOCK_VERSION),
                        "print the version and exit");
-  app.add_option("--config", config_path, "the configuration file (default: see below)")
+  app.add_option("--config", config_path,
+                 "the configuration file (default: /etc/interlock/interlock.yaml if present)")
       ->option_text("PATH");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   app.add_flag("--verbose", verbose, "debug logging");
