@@ -23,6 +23,9 @@ PACKAGES=(
   # libraries
   libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libyaml-cpp-dev libicu-dev
   libpg-query-dev
+  # command-line parsing (interlock, interlockd); man and groff render the generated man
+  # pages in tests/unit/tools/interlock/docs_test.sh
+  libcli11-dev groff-base man-db
   # approvals store (SQLite), webhooks and OIDC discovery (libcurl)
   libsqlite3-dev libcurl4-openssl-dev
   # masking: custom detector patterns (RE2, linear time)

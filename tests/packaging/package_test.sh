@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the .deb with CPack and checks it: the files a user gets, the package's own
-# interlockd accepting the example configuration it ships, and the systemd unit passing
-# `systemd-analyze verify` (with its Exec paths pointed at the extracted package, since
-# the package is not installed on the test machine).
+# Builds the .deb with CPack and checks it: the files a user gets (binaries, unit, man
+# pages, bash completion), the package's own interlockd accepting the example configuration
+# it ships, and the systemd unit passing `systemd-analyze verify` (with its Exec paths
+# pointed at the extracted package, since the package is not installed on the test machine).
 set -euo pipefail
 build="$1"
 work="$(mktemp -d /tmp/interlock-pkg-XXXXXX)"
@@ -11,7 +11,9 @@ trap 'rm -rf "$work"' EXIT
 deb="$(ls "$work"/out/interlock_*_amd64.deb)"
 dpkg-deb -x "$deb" "$work/root"
 for f in usr/sbin/interlockd usr/bin/interlock lib/systemd/system/interlockd.service \
-         usr/share/doc/interlock/interlock.yaml.example; do
+         usr/share/doc/interlock/interlock.yaml.example usr/share/man/man1/interlock.1 \
+         usr/share/man/man8/interlockd.8 usr/share/man/man5/interlock.yaml.5 \
+         usr/share/bash-completion/completions/interlock; do
   [ -e "$work/root/$f" ] || [ -e "$work/root/usr/$f" ] || { echo "missing $f in $deb"; exit 1; }
 done
 dpkg-deb -f "$deb" Depends | grep -q libbpf1 || { echo "Depends lacks libbpf1"; exit 1; }

@@ -17,13 +17,9 @@
 
 namespace interlock::cli {
 
-int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock status [--json]\n\nShows interlockd's listener, relay mode, "
-              "protected resources, enrolled workloads\nand session counters. Exit 1 when "
-              "interlockd is not running.");
-    return 0;
-  }
+namespace {
+
+int Status(const Globals& g) {
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   v1::ControlRequest req;
@@ -76,8 +72,6 @@ int CmdStatus(const Globals& g, const std::vector<std::string>& args) {
   return 0;
 }
 
-namespace {
-
 // Moves every process of `dir` (and below) to `dest`, then removes the directories,
 // deepest first. Returns how many processes were moved.
 int RemoveCgroupTree(const std::string& dir, const std::string& dest) {
@@ -102,16 +96,7 @@ int RemoveCgroupTree(const std::string& dir, const std::string& dest) {
   return moved;
 }
 
-}  // namespace
-
-int CmdTeardown(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock teardown\n\nRemoves everything interlockd left in the kernel: "
-              "the pinned eBPF links and maps\n(enforcement stops) and interlock's cgroups "
-              "(remaining processes are moved to the\nroot cgroup). Refuses while interlockd "
-              "is running: stop it first.");
-    return 0;
-  }
+int Teardown(const Globals& g) {
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   v1::ControlRequest req;
@@ -131,6 +116,25 @@ int CmdTeardown(const Globals& g, const std::vector<std::string>& args) {
                 moved > 0 ? absl::StrCat(" (moved ", moved, " processes to the root cgroup)").c_str() : "");
   }
   return 0;
+}
+
+}  // namespace
+
+void AddAdminCommands(CLI::App& root, Globals& g, Commands* commands) {
+  CLI::App* status = root.add_subcommand("status", "interlockd state, enrollments");
+  AddJsonFlag(status, g);
+  status->footer(
+      "Shows interlockd's listener, relay mode, protected resources, enrolled workloads\n"
+      "and session counters. Exit 1 when interlockd is not running.");
+  commands->push_back({status, [&g] { return Status(g); }});
+
+  CLI::App* teardown =
+      root.add_subcommand("teardown", "remove pins and cgroups (interlockd stopped)");
+  teardown->footer(
+      "Removes everything interlockd left in the kernel: the pinned eBPF links and maps\n"
+      "(enforcement stops) and interlock's cgroups (remaining processes are moved to the\n"
+      "root cgroup). Refuses while interlockd is running: stop it first.");
+  commands->push_back({teardown, [&g] { return Teardown(g); }});
 }
 
 }  // namespace interlock::cli

@@ -3,6 +3,7 @@
 // as the control socket's peer credentials tell interlockd (never a process inside an
 // enrolled workload, never the requester).
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,51 +48,6 @@ std::optional<uint32_t> ParseDurationSeconds(const std::string& s) {
   }
   if (!absl::ParseDuration(v, &d) || d < absl::ZeroDuration()) return std::nullopt;
   return static_cast<uint32_t>(absl::ToInt64Seconds(d));
-}
-
-// Flags of the form --name VALUE; positional arguments in order.
-struct Args {
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> flags;
-  bool all = false;
-  std::optional<std::string> Get(const std::string& name) const {
-    for (const auto& [k, v] : flags) {
-      if (k == name) return v;
-    }
-    return std::nullopt;
-  }
-};
-
-std::optional<Args> ParseArgs(const std::vector<std::string>& args, std::vector<std::string> valued) {
-  Args out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--json") continue;
-    if (a == "--all") {
-      out.all = true;
-      continue;
-    }
-    if (a.rfind("--", 0) == 0) {
-      std::string name = a.substr(2), value;
-      size_t eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      } else {
-        bool known = false;
-        for (const auto& v : valued) known |= v == name;
-        if (!known || i + 1 >= args.size()) {
-          std::fprintf(stderr, "interlock: unknown or incomplete option %s\n", a.c_str());
-          return std::nullopt;
-        }
-        value = args[++i];
-      }
-      out.flags.emplace_back(name, value);
-      continue;
-    }
-    out.positional.push_back(a);
-  }
-  return out;
 }
 
 absl::StatusOr<v1::ControlResponse> Call(const Globals& g, const v1::ControlRequest& req) {
@@ -145,18 +101,9 @@ void PrintGrant(const v1::Grant& gr) {
               Visible(gr.reason()).c_str(), Visible(gr.granted_by().user()).c_str(), gr.granted_by().uid());
 }
 
-}  // namespace
-
-int CmdApprovals(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock approvals [--all] [--json]\n\nStatements held for review, with the "
-              "requesting workload, rule and exact text.\n--all also shows decided ones (latest 100).");
-    return 0;
-  }
-  auto a = ParseArgs(args, {});
-  if (!a) return 2;
+int Approvals(const Globals& g, bool all) {
   v1::ControlRequest req;
-  req.mutable_list_approvals()->set_all(a->all);
+  req.mutable_list_approvals()->set_all(all);
   auto resp = Call(g, req);
   if (!resp.ok()) return Fail(1, absl::StrCat("approvals: ", resp.status().message()));
   if (resp->error_code() != 0) return Fail(1, absl::StrCat("approvals: ", resp->error()));
@@ -168,23 +115,26 @@ int CmdApprovals(const Globals& g, const std::vector<std::string>& args) {
       std::puts("");
     }
   }
-  if (!g.json && resp->list_approvals().requests().empty()) std::puts(a->all ? "no requests" : "nothing pending");
+  if (!g.json && resp->list_approvals().requests().empty()) std::puts(all ? "no requests" : "nothing pending");
   return 0;
 }
 
-static int Decide(const Globals& g, const std::vector<std::string>& args, bool approve) {
-  auto a = ParseArgs(args, {"reason", "for"});
-  if (!a) return 2;
-  if (a->positional.size() != 1) return Fail(2, approve ? "usage: interlock approve ID [--reason TEXT] [--for 15m]"
-                                                        : "usage: interlock deny ID --reason TEXT");
+struct DecideOptions {
+  std::string id;
+  std::string reason;
+  std::string window;               // --for
+  const CLI::Option* window_flag = nullptr;  // --for given or not
+};
+
+int Decide(const Globals& g, const DecideOptions& o, bool approve) {
   v1::ControlRequest req;
   auto* d = req.mutable_decide_approval();
-  d->set_id(a->positional[0]);
+  d->set_id(o.id);
   d->set_approve(approve);
-  d->set_reason(a->Get("reason").value_or(""));
-  if (auto f = a->Get("for")) {
-    auto secs = ParseDurationSeconds(*f);
-    if (!secs) return Fail(2, absl::StrCat("--for: cannot read \"", *f, "\" (use 90s, 15m, 2h, 1d)"));
+  d->set_reason(o.reason);
+  if (o.window_flag != nullptr && o.window_flag->count() > 0) {
+    auto secs = ParseDurationSeconds(o.window);
+    if (!secs) return Fail(2, absl::StrCat("--for: cannot read \"", o.window, "\" (use 90s, 15m, 2h, 1d)"));
     d->set_window_s(*secs);
   }
   auto resp = Call(g, req);
@@ -198,45 +148,24 @@ static int Decide(const Globals& g, const std::vector<std::string>& args, bool a
   return 0;
 }
 
-int CmdApprove(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock approve ID [--reason TEXT] [--for DURATION]\n\nReleases the held "
-              "statement ID: it runs exactly as held and the session carries on.\n--for 15m also lets "
-              "statements of the same shape (fingerprint) from the same\nworkload on the same resource "
-              "through for that long. You must not be the requester.");
-    return 0;
-  }
-  return Decide(g, args, true);
-}
+struct GrantOptions {
+  std::string workload;
+  std::string resource;
+  std::string duration;
+  std::string reason;
+};
 
-int CmdDeny(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock deny ID --reason TEXT\n\nRefuses the held statement ID: the agent "
-              "gets SQLSTATE 42501 with the reason,\nand its connection stays usable.");
-    return 0;
+int Grant(const Globals& g, const GrantOptions& o) {
+  auto secs = ParseDurationSeconds(o.duration);
+  if (!secs || *secs == 0) {
+    return Fail(2, absl::StrCat("--for: cannot read \"", o.duration, "\" (use 90s, 15m, 2h, 1d)"));
   }
-  return Decide(g, args, false);
-}
-
-int CmdGrant(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock grant --workload NAME --resource R --for DURATION --reason TEXT\n\n"
-              "Lets workload NAME open sessions to resource R (a resource whose policy sets\n"
-              "require_grant) until the grant expires; its sessions are then closed.");
-    return 0;
-  }
-  auto a = ParseArgs(args, {"workload", "resource", "for", "reason"});
-  if (!a) return 2;
-  auto w = a->Get("workload"), r = a->Get("resource"), f = a->Get("for"), why = a->Get("reason");
-  if (!w || !r || !f || !why) return Fail(2, "grant needs --workload, --resource, --for and --reason");
-  auto secs = ParseDurationSeconds(*f);
-  if (!secs || *secs == 0) return Fail(2, absl::StrCat("--for: cannot read \"", *f, "\" (use 90s, 15m, 2h, 1d)"));
   v1::ControlRequest req;
   auto* c = req.mutable_create_grant();
-  c->set_workload(*w);
-  c->set_resource(*r);
+  c->set_workload(o.workload);
+  c->set_resource(o.resource);
   c->set_duration_s(*secs);
-  c->set_reason(*why);
+  c->set_reason(o.reason);
   auto resp = Call(g, req);
   if (!resp.ok()) return Fail(1, absl::StrCat("grant: ", resp.status().message()));
   if (resp->error_code() != 0) return Fail(1, absl::StrCat("grant: ", resp->error()));
@@ -245,16 +174,9 @@ int CmdGrant(const Globals& g, const std::vector<std::string>& args) {
   return 0;
 }
 
-int CmdGrants(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock grants [--all] [--json]\n\nActive just-in-time grants (--all: also "
-              "expired and revoked ones).");
-    return 0;
-  }
-  auto a = ParseArgs(args, {});
-  if (!a) return 2;
+int Grants(const Globals& g, bool all) {
   v1::ControlRequest req;
-  req.mutable_list_grants()->set_all(a->all);
+  req.mutable_list_grants()->set_all(all);
   auto resp = Call(g, req);
   if (!resp.ok()) return Fail(1, absl::StrCat("grants: ", resp.status().message()));
   if (resp->error_code() != 0) return Fail(1, absl::StrCat("grants: ", resp->error()));
@@ -266,17 +188,9 @@ int CmdGrants(const Globals& g, const std::vector<std::string>& args) {
   return 0;
 }
 
-int CmdRevoke(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock revoke ID\n\nEnds grant ID now; its sessions are closed as the "
-              "resource's policy says.");
-    return 0;
-  }
-  auto a = ParseArgs(args, {});
-  if (!a) return 2;
-  if (a->positional.size() != 1) return Fail(2, "usage: interlock revoke ID");
+int Revoke(const Globals& g, const std::string& id) {
   v1::ControlRequest req;
-  req.mutable_revoke_grant()->set_id(a->positional[0]);
+  req.mutable_revoke_grant()->set_id(id);
   auto resp = Call(g, req);
   if (!resp.ok()) return Fail(1, absl::StrCat("revoke: ", resp.status().message()));
   if (resp->error_code() != 0) return Fail(1, absl::StrCat("revoke: ", resp->error()));
@@ -285,12 +199,7 @@ int CmdRevoke(const Globals& g, const std::vector<std::string>& args) {
   return 0;
 }
 
-int CmdReload(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock reload\n\nRe-reads the policy file (as SIGHUP does). An invalid "
-              "policy is rejected with\nfile, line and field, and the old one stays in force.");
-    return 0;
-  }
+int Reload(const Globals& g) {
   v1::ControlRequest req;
   req.mutable_reload_policy();
   auto resp = Call(g, req);
@@ -299,6 +208,85 @@ int CmdReload(const Globals& g, const std::vector<std::string>& args) {
   std::printf("policy %s: %u rules in force\n", resp->reload_policy().policy_file().c_str(),
               resp->reload_policy().rules());
   return 0;
+}
+
+constexpr char kDurations[] = "90s, 15m, 2h, 1d or plain seconds";
+
+}  // namespace
+
+void AddApprovalCommands(CLI::App& root, Globals& g, Commands* commands) {
+  auto all = std::make_shared<bool>(false);
+  CLI::App* approvals = root.add_subcommand("approvals", "statements held for review");
+  approvals->add_flag("--all", *all, "also decided ones (latest 100)");
+  AddJsonFlag(approvals, g);
+  approvals->footer(
+      "Statements held for review, with the requesting workload, rule and exact text.\n"
+      "--all also shows decided ones (latest 100).");
+  commands->push_back({approvals, [&g, all] { return Approvals(g, *all); }});
+
+  auto approve = std::make_shared<DecideOptions>();
+  CLI::App* approve_cmd = root.add_subcommand("approve", "release a held statement");
+  approve_cmd->add_option("ID", approve->id, "the request (apr-...)")->required();
+  approve_cmd->add_option("--reason", approve->reason, "why, for the audit trail")->option_text("TEXT");
+  approve->window_flag = approve_cmd->add_option("--for", approve->window, kDurations)->option_text("DURATION");
+  AddJsonFlag(approve_cmd, g);
+  approve_cmd->footer(
+      "Releases the held statement ID: it runs exactly as held and the session carries on.\n"
+      "--for 15m also lets statements of the same shape (fingerprint) from the same\n"
+      "workload on the same resource through for that long. You must not be the requester.");
+  commands->push_back({approve_cmd, [&g, approve] { return Decide(g, *approve, true); }});
+
+  auto deny = std::make_shared<DecideOptions>();
+  CLI::App* deny_cmd = root.add_subcommand("deny", "refuse a held statement (42501)");
+  deny_cmd->add_option("ID", deny->id, "the request (apr-...)")->required();
+  deny_cmd->add_option("--reason", deny->reason, "why, for the agent and the audit trail (required)")
+      ->option_text("TEXT")
+      ->required();
+  AddJsonFlag(deny_cmd, g);
+  deny_cmd->footer(
+      "Refuses the held statement ID: the agent gets SQLSTATE 42501 with the reason,\n"
+      "and its connection stays usable.");
+  commands->push_back({deny_cmd, [&g, deny] { return Decide(g, *deny, false); }});
+
+  auto grant = std::make_shared<GrantOptions>();
+  CLI::App* grant_cmd = root.add_subcommand("grant", "just-in-time access");
+  grant_cmd->add_option("--workload", grant->workload, "the workload (required)")
+      ->option_text("NAME")
+      ->required();
+  grant_cmd->add_option("--resource", grant->resource, "the resource (required)")
+      ->option_text("R")
+      ->required();
+  grant_cmd->add_option("--for", grant->duration, absl::StrCat("how long (required): ", kDurations))
+      ->option_text("DURATION")
+      ->required();
+  grant_cmd->add_option("--reason", grant->reason, "why, for the audit trail (required)")
+      ->option_text("TEXT")
+      ->required();
+  AddJsonFlag(grant_cmd, g);
+  grant_cmd->footer(
+      "Lets workload NAME open sessions to resource R (a resource whose policy sets\n"
+      "require_grant) until the grant expires; its sessions are then closed.");
+  commands->push_back({grant_cmd, [&g, grant] { return Grant(g, *grant); }});
+
+  auto grants_all = std::make_shared<bool>(false);
+  CLI::App* grants = root.add_subcommand("grants", "active grants");
+  grants->add_flag("--all", *grants_all, "also expired and revoked ones");
+  AddJsonFlag(grants, g);
+  grants->footer("Active just-in-time grants (--all: also expired and revoked ones).");
+  commands->push_back({grants, [&g, grants_all] { return Grants(g, *grants_all); }});
+
+  auto revoke_id = std::make_shared<std::string>();
+  CLI::App* revoke = root.add_subcommand("revoke", "end a grant now");
+  revoke->add_option("ID", *revoke_id, "the grant (grt-...)")->required();
+  AddJsonFlag(revoke, g);
+  revoke->footer("Ends grant ID now; its sessions are closed as the resource's policy says.");
+  commands->push_back({revoke, [&g, revoke_id] { return Revoke(g, *revoke_id); }});
+
+  CLI::App* reload = root.add_subcommand("reload", "re-read the policy file");
+  reload->footer(
+      "Re-reads the policy file (as SIGHUP does). An invalid policy is rejected with\n"
+      "file, line and field, and the old one stays in force.");
+  commands->push_back({reload, [&g] { return Reload(g); }});
 }
 
 }  // namespace interlock::cli

@@ -5,6 +5,7 @@
 #include "userspace/auth/jwt/assertion_key.h"
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,9 +17,6 @@ namespace interlock::cli {
 namespace {
 
 constexpr char kAssertionKeyHelp[] =
-    "usage: interlock assertion-key init [--state-dir DIR] [--replace]\n"
-    "       interlock assertion-key show [--state-dir DIR]\n"
-    "\n"
     "The key interlockd signs Interlock-Assertion headers with (resources "
     "with\n"
     "http.identity_headers). Kept in the state dir (--state-dir, else the "
@@ -38,32 +36,14 @@ constexpr char kAssertionKeyHelp[] =
     "Exit status: 0; 1 when the operation fails; 2 for bad arguments or "
     "configuration.\n";
 
-}  // namespace
-
-int CmdAssertionKey(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::fputs(kAssertionKeyHelp, stdout);
-    return 0;
-  }
-  if (args.empty())
-    return Fail(2,
-                "assertion-key: which one: init or show (interlock "
-                "assertion-key --help)");
-  const std::string sub = args[0];
-  if (sub != "init" && sub != "show") {
-    return Fail(2, absl::StrCat("assertion-key: unknown subcommand \"", sub, "\" (init, show)"));
-  }
+struct AssertionKeyOptions {
   std::string state_dir;
   bool replace = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--state-dir" && i + 1 < args.size()) {
-      state_dir = args[++i];
-    } else if (args[i] == "--replace" && sub == "init") {
-      replace = true;
-    } else {
-      return Fail(2, absl::StrCat("assertion-key ", sub, ": unexpected argument \"", args[i], "\""));
-    }
-  }
+};
+
+int AssertionKeyCommand(const Globals& g, const std::string& sub, AssertionKeyOptions o) {
+  std::string& state_dir = o.state_dir;
+  const bool replace = o.replace;
   if (state_dir.empty()) {
     auto cfg = LoadCliConfig(g);
     if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
@@ -88,6 +68,24 @@ int CmdAssertionKey(const Globals& g, const std::vector<std::string>& args) {
   std::printf("key  %s\nkid  %s\njwk  %s\n%s", (*key)->file().c_str(), (*key)->kid().c_str(),
               (*key)->public_jwk().c_str(), (*key)->public_pem().c_str());
   return 0;
+}
+
+}  // namespace
+
+void AddAssertionKeyCommand(CLI::App& root, const Globals& g, Commands* commands) {
+  CLI::App* cmd = root.add_subcommand("assertion-key", "the key of Interlock-Assertion headers");
+  cmd->require_subcommand(1);
+  cmd->footer(kAssertionKeyHelp);
+  auto o = std::make_shared<AssertionKeyOptions>();
+  for (const char* name : {"init", "show"}) {
+    CLI::App* sub = cmd->add_subcommand(
+        name, std::string(name) == "init" ? "create the key" : "the public key, as PEM and as a JWK");
+    sub->add_option("--state-dir", o->state_dir, "the key's directory (default: the state dir)")
+        ->option_text("DIR");
+    if (std::string(name) == "init") sub->add_flag("--replace", o->replace, "replace an existing key");
+    sub->footer(kAssertionKeyHelp);
+    commands->push_back({sub, [&g, o, sub_name = std::string(name)] { return AssertionKeyCommand(g, sub_name, *o); }});
+  }
 }
 
 }  // namespace interlock::cli

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,27 +53,7 @@ absl::Status WriteAndClose(UniqueFd fd, const std::string& path, absl::string_vi
   return absl::OkStatus();
 }
 
-}  // namespace
-
-int CmdAuditorKeygen(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args) || args.empty()) {
-    std::puts(
-        "usage: interlock auditor-keygen --out PREFIX\n\nWrites a new X25519 key pair for "
-        "sealed originals: PREFIX.key (private, PKCS#8 PEM,\nmode 0600) and PREFIX.pub "
-        "(public, PEM, mode 0644). Neither file may exist yet.\nGive PREFIX.pub to interlockd "
-        "(config auditor_public_key_file): it then keeps the\noriginal bytes that masking "
-        "replaced, sealed so that only PREFIX.key reads them\n(interlock replay ID --unseal "
-        "PREFIX.key). Keep PREFIX.key off the interlockd host.");
-    return args.empty() ? 2 : 0;
-  }
-  std::string prefix;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--out" && i + 1 < args.size()) {
-      prefix = args[++i];
-    } else {
-      return Fail(2, absl::StrCat("auditor-keygen: unexpected argument ", args[i]));
-    }
-  }
+int AuditorKeygen(const std::string& prefix) {
   if (prefix.empty()) return Fail(2, "auditor-keygen: --out PREFIX is required");
   const std::string key_path = absl::StrCat(prefix, ".key");
   const std::string pub_path = absl::StrCat(prefix, ".pub");
@@ -99,6 +80,23 @@ int CmdAuditorKeygen(const Globals& g, const std::vector<std::string>& args) {
   std::printf("wrote %s (private, 0600) and %s (public)\nfingerprint %s\n", key_path.c_str(),
               pub_path.c_str(), key.Fingerprint().c_str());
   return 0;
+}
+
+}  // namespace
+
+void AddAuditorKeygenCommand(CLI::App& root, const Globals& g, Commands* commands) {
+  auto prefix = std::make_shared<std::string>();
+  CLI::App* sub = root.add_subcommand("auditor-keygen", "key pair for sealed masked originals");
+  sub->add_option("--out", *prefix, "write PREFIX.key and PREFIX.pub (required)")
+      ->option_text("PREFIX")
+      ->required();
+  sub->footer(
+      "Writes a new X25519 key pair for sealed originals: PREFIX.key (private, PKCS#8 PEM,\n"
+      "mode 0600) and PREFIX.pub (public, PEM, mode 0644). Neither file may exist yet.\n"
+      "Give PREFIX.pub to interlockd (config auditor_public_key_file): it then keeps the\n"
+      "original bytes that masking replaced, sealed so that only PREFIX.key reads them\n"
+      "(interlock replay ID --unseal PREFIX.key). Keep PREFIX.key off the interlockd host.");
+  commands->push_back({sub, [prefix] { return AuditorKeygen(*prefix); }});
 }
 
 }  // namespace interlock::cli

@@ -1,6 +1,7 @@
 // interlock ca init | show | bundle: the local interception CA interlockd uses to
 // terminate agents' HTTPS (userspace/net/interception_ca.h), kept in the state dir.
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,10 +16,6 @@ namespace interlock::cli {
 namespace {
 
 constexpr char kCaHelp[] =
-    "usage: interlock ca init [--state-dir DIR] [--replace]\n"
-    "       interlock ca show [--state-dir DIR]\n"
-    "       interlock ca bundle --out FILE [--state-dir DIR]\n"
-    "\n"
     "The local CA interlockd mints HTTPS leaf certificates with, for agents whose TLS it\n"
     "terminates. Kept in the state dir (--state-dir, else the configuration's state_dir):\n"
     "interception-ca.key (0600) and interception-ca.crt.\n"
@@ -37,32 +34,16 @@ void PrintCert(const std::string& path, const CertInfo& info) {
               info.not_after.c_str(), info.expired ? "  (EXPIRED)" : "");
 }
 
-}  // namespace
-
-int CmdCa(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::fputs(kCaHelp, stdout);
-    return 0;
-  }
-  if (args.empty()) return Fail(2, "ca: which one: init, show or bundle (interlock ca --help)");
-  const std::string sub = args[0];
-  if (sub != "init" && sub != "show" && sub != "bundle") {
-    return Fail(2, absl::StrCat("ca: unknown subcommand \"", sub, "\" (init, show, bundle)"));
-  }
+struct CaOptions {
   std::string state_dir;
   std::string out;
   bool replace = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--state-dir" && i + 1 < args.size()) {
-      state_dir = args[++i];
-    } else if (args[i] == "--out" && i + 1 < args.size() && sub == "bundle") {
-      out = args[++i];
-    } else if (args[i] == "--replace" && sub == "init") {
-      replace = true;
-    } else {
-      return Fail(2, absl::StrCat("ca ", sub, ": unexpected argument \"", args[i], "\""));
-    }
-  }
+};
+
+int Ca(const Globals& g, const std::string& sub, CaOptions o) {
+  std::string& state_dir = o.state_dir;
+  const std::string& out = o.out;
+  const bool replace = o.replace;
   if (sub == "bundle" && out.empty()) return Fail(2, "ca bundle: --out FILE is required");
   if (state_dir.empty()) {
     auto cfg = LoadCliConfig(g);
@@ -98,6 +79,32 @@ int CmdCa(const Globals& g, const std::vector<std::string>& args) {
   if (sub == "init") std::printf("created a new interception CA\n");
   PrintCert(cert_path, *info);
   return 0;
+}
+
+}  // namespace
+
+void AddCaCommand(CLI::App& root, const Globals& g, Commands* commands) {
+  CLI::App* ca = root.add_subcommand("ca", "the local CA for HTTPS interception");
+  ca->require_subcommand(1);
+  ca->footer(kCaHelp);
+  auto o = std::make_shared<CaOptions>();
+  struct Sub {
+    const char* name;
+    const char* what;
+  };
+  for (const Sub& s : {Sub{"init", "create the CA"},
+                       Sub{"show", "the certificate's path, subject, fingerprint and validity"},
+                       Sub{"bundle", "write the system CAs, then ours, to FILE"}}) {
+    CLI::App* sub = ca->add_subcommand(s.name, s.what);
+    sub->add_option("--state-dir", o->state_dir, "the CA's directory (default: the state dir)")
+        ->option_text("DIR");
+    if (std::string(s.name) == "init") sub->add_flag("--replace", o->replace, "replace an existing CA");
+    if (std::string(s.name) == "bundle") {
+      sub->add_option("--out", o->out, "the bundle to write (0644, required)")->option_text("FILE")->required();
+    }
+    sub->footer(kCaHelp);
+    commands->push_back({sub, [&g, o, name = std::string(s.name)] { return Ca(g, name, *o); }});
+  }
 }
 
 }  // namespace interlock::cli

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <optional>
 
 #include "absl/container/flat_hash_set.h"
@@ -96,15 +97,7 @@ v1::SessionSummary Summarize(const std::string& id, const record::Recording& rec
   return s;
 }
 
-}  // namespace
-
-int CmdSessions(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts("usage: interlock sessions [--json]\n\nLists recorded sessions, newest last, "
-              "and marks the ones interlockd is relaying now as live. --json prints one\n"
-              "JSON object per line.");
-    return 0;
-  }
+int Sessions(const Globals& g) {
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   absl::flat_hash_set<std::string> live;
@@ -143,41 +136,21 @@ int CmdSessions(const Globals& g, const std::vector<std::string>& args) {
   return 0;
 }
 
-int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args) || args.empty()) {
-    std::puts("usage: interlock replay ID [--hex] [--raw-view] [--raw DIR] [--unseal KEYFILE]\n\n"
-              "Prints the session's timeline (ID may be a unique prefix). PostgreSQL sessions are\n"
-              "decoded: statements, Bind parameters, result rows as tables, errors, start-up.\n"
-              "--raw-view shows byte previews instead, as for other protocols. --hex adds a\n"
-              "hexdump of every payload (of every decoded message). --raw DIR writes\n"
-              "DIR/to_upstream.bin and DIR/to_agent.bin.\n"
-              "The recording holds what the agent saw. When interlockd kept the originals that\n"
-              "masking replaced (config auditor_public_key_file), they are shown as\n"
-              "\"[sealed original: N bytes]\"; --unseal KEYFILE (the auditor's private key, mode\n"
-              "0600, from interlock auditor-keygen) decrypts them and shows them next to the\n"
-              "masked rows.");
-    return args.empty() ? 2 : 0;
-  }
-  std::string id, raw_dir, unseal_key;
-  record::TimelineOptions opts;
+struct ReplayOptions {
+  std::string id;
+  std::string raw_dir;
+  std::string unseal_key;
   bool raw_view = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--raw" && i + 1 < args.size()) {
-      raw_dir = args[++i];
-    } else if (args[i] == "--unseal" && i + 1 < args.size()) {
-      unseal_key = args[++i];
-    } else if (args[i] == "--raw-view") {
-      raw_view = true;
-    } else if (args[i] == "--hex") {
-      opts.hexdump = true;
-    } else if (args[i] == "--json") {
-      // accepted for symmetry; the timeline is text
-    } else if (id.empty()) {
-      id = args[i];
-    } else {
-      return Fail(2, absl::StrCat("replay: unexpected argument ", args[i]));
-    }
-  }
+  bool hex = false;
+};
+
+int Replay(const Globals& g, const ReplayOptions& o) {
+  const std::string& id = o.id;
+  const std::string& raw_dir = o.raw_dir;
+  const std::string& unseal_key = o.unseal_key;
+  const bool raw_view = o.raw_view;
+  record::TimelineOptions opts;
+  opts.hexdump = o.hex;
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   auto path = FindRecording(*cfg, id);
@@ -209,8 +182,6 @@ int CmdReplay(const Globals& g, const std::vector<std::string>& args) {
   }
   return 0;
 }
-
-namespace {
 
 // The live audit file and its rotated siblings, in chain order.
 std::vector<std::string> AuditFilesOf(const std::string& live_path) {
@@ -303,51 +274,29 @@ int VerifyAudit(const Globals& g, std::vector<std::string> paths, std::string ke
   return VerdictExit(report->verdict);
 }
 
-}  // namespace
-
-int CmdVerify(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args) || args.empty()) {
-    std::puts("usage: interlock verify ID [--key PUBKEY.pem] [--audit-file FILE]...\n"
-              "       interlock verify --audit [FILE...] [--key PUBKEY.pem] [--recordings DIR]\n\n"
-              "Checks the recording's hash chain and its Ed25519 seal against interlockd's public\n"
-              "key (default <state_dir>/keys/recording.pub), and against the session-end audit\n"
-              "event that recorded its final length and chain head (the audit files of the state\n"
-              "dir, or --audit-file): a recording that is shorter than that, or missing, is\n"
-              "tampered, not incomplete.\n\n"
-              "--audit checks the audit log's hash chain across FILEs (default: the configured\n"
-              "audit file and its rotated files; rotated files are put in seq order) and its\n"
-              "signed checkpoints, reports the first broken line as FILE:LINE, then checks every\n"
-              "recording a session-end event names (in --recordings DIR, or the state dir's when\n"
-              "no FILE is given). A last line cut short (no newline) is incomplete, not tampered:\n"
-              "a crash inside a write looks the same.\n\n"
-              "Exit 0: valid; 3: incomplete (no seal, e.g. cut by a crash; verified up to the\n"
-              "last complete record or line); 4: tampered.");
-    return args.empty() ? 2 : 0;
-  }
-  std::string id, key_path, recordings_dir;
-  std::vector<std::string> files;
+struct VerifyOptions {
+  std::vector<std::string> args;  // ID, or with --audit the audit files
+  std::string key_path;
+  std::vector<std::string> audit_files;  // --audit-file
+  std::string recordings_dir;
   bool audit_mode = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--key" && i + 1 < args.size()) {
-      key_path = args[++i];
-    } else if (args[i] == "--audit") {
-      audit_mode = true;
-    } else if (args[i] == "--audit-file" && i + 1 < args.size()) {
-      files.push_back(args[++i]);
-    } else if (args[i] == "--recordings" && i + 1 < args.size()) {
-      recordings_dir = args[++i];
-    } else if (absl::StartsWith(args[i], "--")) {
-      return Fail(2, absl::StrCat("verify: unknown option ", args[i]));
-    } else if (audit_mode) {
-      files.push_back(args[i]);
-    } else if (id.empty()) {
-      id = args[i];
-    } else {
-      return Fail(2, absl::StrCat("verify: unexpected argument ", args[i]));
-    }
+};
+
+int Verify(const Globals& g, VerifyOptions o) {
+  std::string& key_path = o.key_path;
+  std::string& recordings_dir = o.recordings_dir;
+  const bool audit_mode = o.audit_mode;
+  std::vector<std::string> files = o.audit_files;
+  std::string id;
+  if (audit_mode) {
+    files.insert(files.begin(), o.args.begin(), o.args.end());
+  } else if (o.args.size() != 1) {
+    return Fail(2, o.args.empty() ? "verify: a session ID is required (interlock verify --help)"
+                                  : absl::StrCat("verify: unexpected argument \"", o.args[1], "\""));
+  } else {
+    id = o.args[0];
   }
   if (audit_mode) {
-    if (!id.empty()) files.insert(files.begin(), id);
     return VerifyAudit(g, std::move(files), std::move(key_path), std::move(recordings_dir));
   }
   auto cfg = LoadCliConfig(g);
@@ -408,6 +357,73 @@ int CmdVerify(const Globals& g, const std::vector<std::string>& args) {
     case record::VerifyReport::kIncomplete: return 3;
     default: return 4;
   }
+}
+
+}  // namespace
+
+void AddRecordingCommands(CLI::App& root, Globals& g, Commands* commands) {
+  CLI::App* sessions = root.add_subcommand("sessions", "recorded and live sessions");
+  AddJsonFlag(sessions, g);
+  sessions->footer(
+      "Lists recorded sessions, newest last, and marks the ones interlockd is relaying now\n"
+      "as live. --json prints one JSON object per line.");
+  commands->push_back({sessions, [&g] { return Sessions(g); }});
+
+  auto replay = std::make_shared<ReplayOptions>();
+  CLI::App* replay_cmd = root.add_subcommand("replay", "a session's timeline");
+  replay_cmd->add_option("ID", replay->id, "the session (a unique prefix is enough)")->required();
+  replay_cmd->add_flag("--hex", replay->hex, "add a hexdump of every payload");
+  replay_cmd->add_flag("--raw-view", replay->raw_view, "byte previews instead of decoded messages");
+  replay_cmd->add_option("--raw", replay->raw_dir, "write DIR/to_upstream.bin and DIR/to_agent.bin")
+      ->option_text("DIR");
+  replay_cmd->add_option("--unseal", replay->unseal_key, "the auditor's private key: show the originals")
+      ->option_text("KEYFILE");
+  AddJsonFlag(replay_cmd, g);  // accepted for symmetry; the timeline is text
+  replay_cmd->footer(
+      "Prints the session's timeline (ID may be a unique prefix). PostgreSQL sessions are\n"
+      "decoded: statements, Bind parameters, result rows as tables, errors, start-up.\n"
+      "--raw-view shows byte previews instead, as for other protocols. --hex adds a\n"
+      "hexdump of every payload (of every decoded message). --raw DIR writes\n"
+      "DIR/to_upstream.bin and DIR/to_agent.bin.\n"
+      "\n"
+      "The recording holds what the agent saw. When interlockd kept the originals that\n"
+      "masking replaced (config auditor_public_key_file), they are shown as\n"
+      "\"[sealed original: N bytes]\"; --unseal KEYFILE (the auditor's private key, mode\n"
+      "0600, from interlock auditor-keygen) decrypts them and shows them next to the\n"
+      "masked rows.");
+  commands->push_back({replay_cmd, [&g, replay] { return Replay(g, *replay); }});
+
+  auto verify = std::make_shared<VerifyOptions>();
+  CLI::App* verify_cmd =
+      root.add_subcommand("verify", "check a recording's, or the audit log's, chain and seal");
+  verify_cmd->add_option("ID", verify->args, "the session; with --audit: audit files (FILE...)");
+  verify_cmd->add_flag("--audit", verify->audit_mode, "check the audit log instead");
+  verify_cmd->add_option("--key", verify->key_path, "interlockd's public key")->option_text("PUBKEY.pem");
+  verify_cmd->add_option("--audit-file", verify->audit_files, "an audit file to check against (repeatable)")
+      ->option_text("FILE")
+      ->allow_extra_args(false);
+  verify_cmd->add_option("--recordings", verify->recordings_dir, "with --audit: the recordings")
+      ->option_text("DIR");
+  verify_cmd->footer(
+      "  interlock verify ID [--key PUBKEY.pem] [--audit-file FILE]...\n"
+      "  interlock verify --audit [FILE...] [--key PUBKEY.pem] [--recordings DIR]\n"
+      "\n"
+      "Checks the recording's hash chain and its Ed25519 seal against interlockd's public\n"
+      "key (default <state_dir>/keys/recording.pub), and against the session-end audit\n"
+      "event that recorded its final length and chain head (the audit files of the state\n"
+      "dir, or --audit-file): a recording that is shorter than that, or missing, is\n"
+      "tampered, not incomplete.\n"
+      "\n"
+      "--audit checks the audit log's hash chain across FILEs (default: the configured\n"
+      "audit file and its rotated files; rotated files are put in seq order) and its\n"
+      "signed checkpoints, reports the first broken line as FILE:LINE, then checks every\n"
+      "recording a session-end event names (in --recordings DIR, or the state dir's when\n"
+      "no FILE is given). A last line cut short (no newline) is incomplete, not tampered:\n"
+      "a crash inside a write looks the same.\n"
+      "\n"
+      "Exit 0: valid; 3: incomplete (no seal, e.g. cut by a crash; verified up to the\n"
+      "last complete record or line); 4: tampered.");
+  commands->push_back({verify_cmd, [&g, verify] { return Verify(g, *verify); }});
 }
 
 }  // namespace interlock::cli

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/match.h"
@@ -25,9 +26,7 @@ namespace interlock::cli {
 
 namespace {
 
-constexpr char kUsage[] =
-    "usage: interlock report [--from TIME] [--to TIME] [--workload NAME]\n"
-    "                        [--format md|html|json] [--out FILE] [--audit FILE...] [--key PUBKEY.pem]\n\n"
+constexpr char kFooter[] =
     "Summarises the audit trail for an auditor: sessions per workload and resource, statements\n"
     "and requests by decision, every hold (requester, approver, times, reasons), masking per\n"
     "profile, column and detector, grants, refused connections, decisions over time, and the\n"
@@ -60,45 +59,24 @@ std::vector<std::string> DefaultAuditFiles(const std::string& live) {
   return audit::SortAuditFiles(std::move(paths));
 }
 
-}  // namespace
-
-int CmdReport(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::puts(kUsage);
-    return 0;
-  }
-  audit::ReportOptions options;
-  std::string format = g.json ? "json" : "md", out_path, key_path;
+struct ReportFlags {
+  std::string from, to, workload, format, out_path, key_path;
   std::vector<std::string> files;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* v) {
-      if (i + 1 >= args.size()) return false;
-      *v = args[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "--json") {
-      continue;
-    } else if ((a == "--from" || a == "--to") && value(&v)) {
-      if (!ParseWhen(v, a == "--from" ? &options.from : &options.to)) {
-        return Fail(2, absl::StrCat("report: ", a, " ", v, ": not RFC 3339 or YYYY-MM-DD"));
-      }
-    } else if (a == "--workload" && value(&v)) {
-      options.workload = v;
-    } else if (a == "--format" && value(&v)) {
-      if (v != "md" && v != "html" && v != "json") return Fail(2, "report: --format is md, html or json");
-      format = v;
-    } else if (a == "--out" && value(&v)) {
-      out_path = v;
-    } else if (a == "--key" && value(&v)) {
-      key_path = v;
-    } else if (a == "--audit") {
-      while (i + 1 < args.size() && !absl::StartsWith(args[i + 1], "--")) files.push_back(args[++i]);
-    } else {
-      return Fail(2, absl::StrCat("report: unexpected argument ", a, "\n\n", kUsage));
-    }
+};
+
+int Report(const Globals& g, const ReportFlags& f) {
+  audit::ReportOptions options;
+  if (!f.from.empty() && !ParseWhen(f.from, &options.from)) {
+    return Fail(2, absl::StrCat("report: --from ", f.from, ": not RFC 3339 or YYYY-MM-DD"));
   }
+  if (!f.to.empty() && !ParseWhen(f.to, &options.to)) {
+    return Fail(2, absl::StrCat("report: --to ", f.to, ": not RFC 3339 or YYYY-MM-DD"));
+  }
+  options.workload = f.workload;
+  const std::string format = !f.format.empty() ? f.format : g.json ? "json" : "md";
+  const std::string& out_path = f.out_path;
+  std::string key_path = f.key_path;
+  std::vector<std::string> files = f.files;
   if (options.to <= options.from) return Fail(2, "report: --to must be after --from");
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
@@ -173,6 +151,26 @@ int CmdReport(const Globals& g, const std::vector<std::string>& args) {
     return Fail(1, absl::StrCat("report: ", st.message()));
   }
   return bad ? 4 : 0;
+}
+
+}  // namespace
+
+void AddReportCommand(CLI::App& root, Globals& g, Commands* commands) {
+  auto f = std::make_shared<ReportFlags>();
+  CLI::App* sub = root.add_subcommand("report", "the evidence summary of a period");
+  sub->add_option("--from", f->from, "start of the period (inclusive)")->option_text("TIME");
+  sub->add_option("--to", f->to, "end of the period (exclusive)")->option_text("TIME");
+  sub->add_option("--workload", f->workload, "only this workload's sessions")->option_text("NAME");
+  sub->add_option("--format", f->format, "md (default), html or json (default with --json)")
+      ->option_text("md|html|json")
+      ->check(CLI::IsMember({"md", "html", "json"}));
+  sub->add_option("--out", f->out_path, "write the report to FILE (0600), not stdout")
+      ->option_text("FILE");
+  sub->add_option("--audit", f->files, "the audit files")->option_text("FILE...");
+  sub->add_option("--key", f->key_path, "interlockd's public key")->option_text("PUBKEY.pem");
+  AddJsonFlag(sub, g);
+  sub->footer(kFooter);
+  commands->push_back({sub, [&g, f] { return Report(g, *f); }});
 }
 
 }  // namespace interlock::cli

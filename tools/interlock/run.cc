@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,9 +44,6 @@ namespace {
 constexpr int kExitSetupFailed = 125;
 
 constexpr char kRunHelp[] =
-    "usage: interlock run --as NAME [--user NAME|UID] [--group NAME|GID] [--allow-root]\n"
-    "                     [--preserve-fds N] [--default-deny] [--token-file PATH] -- CMD...\n"
-    "\n"
     "Runs CMD in a new cgroup enrolled as workload NAME. Its connections to protected\n"
     "resources go through interlockd; with --default-deny every other destination is\n"
     "refused (EPERM). --token-file binds an OIDC token file to the enrollment: interlockd\n"
@@ -150,54 +149,29 @@ absl::StatusOr<std::vector<std::string>> WithAgentTrust(const std::string& state
   return env;
 }
 
-}  // namespace
-
-int CmdRun(const Globals& g, const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::fputs(kRunHelp, stdout);
-    return 0;
-  }
+struct RunOptions {
   std::string name;
   bool default_deny = false;
   std::string token_file;
   PrivilegeSpec spec;
   std::string preserve_text = "0";
-  size_t i = 0;
-  // "--flag VALUE" or "--flag=VALUE".
-  auto value = [&](const char* flag, std::string* out) {
-    std::string f = flag;
-    if (args[i] == f && i + 1 < args.size()) {
-      *out = args[++i];
-      return true;
-    }
-    if (args[i].rfind(f + "=", 0) == 0) {
-      *out = args[i].substr(f.size() + 1);
-      return true;
-    }
-    return false;
-  };
-  for (; i < args.size(); ++i) {
-    if (value("--as", &name) || value("--token-file", &token_file) || value("--user", &spec.user) ||
-        value("--group", &spec.group) || value("--preserve-fds", &preserve_text)) {
-      continue;
-    }
-    if (args[i] == "--default-deny") {
-      default_deny = true;
-    } else if (args[i] == "--allow-root") {
-      spec.allow_root = true;
-    } else if (args[i] == "--") {
-      ++i;
-      break;
-    } else {
-      return Fail(kExitSetupFailed, absl::StrCat("run: unexpected argument \"", args[i],
-                                                 "\" (CMD goes after --)\n", kRunHelp));
-    }
+  std::vector<std::string> before_dashes;  // must stay empty: CMD goes after "--"
+};
+
+int Run(const Globals& g, RunOptions o, const std::optional<std::vector<std::string>>& args) {
+  const std::string& name = o.name;
+  const bool default_deny = o.default_deny;
+  const std::string& token_file = o.token_file;
+  PrivilegeSpec& spec = o.spec;
+  const std::string& preserve_text = o.preserve_text;
+  if (!o.before_dashes.empty()) {
+    return Fail(kExitSetupFailed, absl::StrCat("run: unexpected argument \"", o.before_dashes[0],
+                                               "\" (CMD goes after --)"));
   }
-  if (name.empty())
-    return Fail(kExitSetupFailed, absl::StrCat("run: --as NAME is required\n", kRunHelp));
-  if (i >= args.size())
-    return Fail(kExitSetupFailed, absl::StrCat("run: no command after --\n", kRunHelp));
-  std::vector<std::string> cmd(args.begin() + static_cast<long>(i), args.end());
+  if (name.empty()) return Fail(kExitSetupFailed, "run: --as NAME is required");
+  if (!args.has_value() || args->empty())
+    return Fail(kExitSetupFailed, "run: no command after -- (interlock run --help)");
+  std::vector<std::string> cmd = *args;
 
   auto preserve = ParsePreserveFds(preserve_text);
   if (!preserve.ok())
@@ -324,6 +298,28 @@ int CmdRun(const Globals& g, const std::vector<std::string>& args) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
+}
+
+}  // namespace
+
+void AddRunCommand(CLI::App& root, const Globals& g,
+                   const std::optional<std::vector<std::string>>& cmd, Commands* commands) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* sub = root.add_subcommand("run", "run CMD as an enrolled, unprivileged workload");
+  sub->add_option("--as", o->name, "the workload name (required)")->option_text("NAME")->required();
+  sub->add_option("--user", o->spec.user, "run CMD as this user (default: $SUDO_UID)")
+      ->option_text("NAME|UID");
+  sub->add_option("--group", o->spec.group, "... with this group (default: the user's)")
+      ->option_text("NAME|GID");
+  sub->add_flag("--allow-root", o->spec.allow_root, "let CMD run as root");
+  sub->add_option("--preserve-fds", o->preserve_text, "keep fds 3..3+N-1 open for CMD")
+      ->option_text("N");
+  sub->add_flag("--default-deny", o->default_deny, "refuse every other destination (EPERM)");
+  sub->add_option("--token-file", o->token_file, "bind this OIDC token file to the enrollment")
+      ->option_text("PATH");
+  sub->add_option("CMD", o->before_dashes, "the command and its arguments, after --");
+  sub->footer(kRunHelp);
+  commands->push_back({sub, [&g, o, &cmd] { return Run(g, *o, cmd); }, kExitSetupFailed});
 }
 
 }  // namespace interlock::cli

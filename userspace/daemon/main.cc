@@ -1,63 +1,73 @@
 // interlockd: the Interlock enforcement engine.
 //
-//   interlockd [--config PATH] [--check-config] [--verbose]
+//   interlockd [--config PATH] [--check-config] [--verbose] [--version]
 //
+// The flags are parsed with CLI11, as the interlock CLI's are: "--config PATH" and
+// "--config=PATH" both work; an unknown flag or argument is a usage error (exit 2). CLI11's
+// exceptions (errors, --help, --version) are caught around parse() and nowhere else.
 // Without --config, /etc/interlock/interlock.yaml is used when it exists, else the
 // embedded default configuration (see userspace/config/default_config.yaml).
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/log.h"
 #include "userspace/config/config.h"
 #include "userspace/daemon/engine.h"
 
+#ifndef INTERLOCK_VERSION
+#define INTERLOCK_VERSION "0.0.0"
+#endif
+
 namespace {
 
 constexpr char kDefaultConfigPath[] = "/etc/interlock/interlock.yaml";
 
-void Usage(FILE* out) {
-  std::fprintf(out,
-               "usage: interlockd [--config PATH] [--check-config] [--verbose]\n"
-               "\n"
-               "Interlock enforcement engine: loads the eBPF redirect, relays and records\n"
-               "enrolled workloads' sessions to protected resources, serves the control API.\n"
-               "\n"
-               "  --config PATH    configuration file (default %s if present,\n"
-               "                   else the embedded default)\n"
-               "  --check-config   validate the configuration, print it, exit\n"
-               "  --verbose        debug logging\n",
-               kDefaultConfigPath);
-}
+constexpr char kFooter[] =
+    "Without --config, /etc/interlock/interlock.yaml is used when it exists, else the\n"
+    "embedded default configuration (interlock.yaml(5)). interlockd runs as root: it loads\n"
+    "eBPF programs and manages cgroups. SIGHUP reloads the policy file.\n"
+    "\n"
+    "Exit status: 0 after a clean stop (SIGTERM, SIGINT) or a valid --check-config; 1 when\n"
+    "it cannot start or fails; 2 for bad arguments or an invalid configuration.";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path;
   bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(9);
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--verbose") {
-      interlock::SetLogLevel(interlock::LogLevel::kDebug);
-    } else if (arg == "--help" || arg == "-h") {
-      Usage(stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "interlockd: unknown argument %s\n", arg.c_str());
-      Usage(stderr);
-      return 2;
-    }
+  bool verbose = false;
+  CLI::App app(
+      "interlockd: the Interlock enforcement engine. Loads the eBPF redirect, relays and\n"
+      "records enrolled workloads' sessions to protected resources, serves the control API.",
+      "interlockd");
+  app.set_help_flag("-h,--help", "print this help and exit");
+  app.set_version_flag("--version", absl::StrCat("interlockd ", INTERLOCK_VERSION),
+                       "print the version and exit");
+  app.add_option("--config", config_path,
+                 "the configuration file (default: /etc/interlock/interlock.yaml if present)")
+      ->option_text("PATH");
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.add_flag("--verbose", verbose, "debug logging");
+  app.footer(kFooter);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
+    std::fprintf(stderr, "interlockd: %s (interlockd --help)\n", what.c_str());
+    return 2;
   }
+  if (verbose) interlock::SetLogLevel(interlock::LogLevel::kDebug);
   if (config_path.empty() && ::access(kDefaultConfigPath, R_OK) == 0) {
     config_path = kDefaultConfigPath;
   }
