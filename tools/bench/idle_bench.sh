@@ -12,8 +12,10 @@
 # sends one byte and waits for the echo (connect-to-first-byte, measured with the sessions
 # before it still open), then all stay open and idle. interlockd's VmRSS, smaps_rollup and
 # open descriptors are read before the first session and once all N are idle
-# (IDLE_BENCH_SETTLE seconds after the last, default 2). Prints a Markdown table; exits 1
-# when a session failed. Every session is recorded (hash-chained, signed) as in production.
+# (IDLE_BENCH_SETTLE seconds after the last, default 2). Prints a Markdown table. Every
+# session is recorded (hash-chained, signed) as in production; once all have ended,
+# `interlock verify --audit` checks the audit chain and every recording. Exits 1 when a
+# session failed or a recording does not verify.
 # Targets (issue 17): all N succeed, RSS per idle session < 16 KiB, p99 < 1 ms.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -126,6 +128,20 @@ echo "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
 echo "| $n | $succeeded | $failed | $(field first_error) | $(field p50_us) µs | $(field p99_us) µs | $(field max_us) µs | $(field open_s) s |"
 [ -n "$sessions" ] && echo && echo "interlock status: $sessions active sessions"
 
+# The sessions end; then every recording must verify (chain, seal, the session-end audit
+# event's length and head), whether its descriptor was evicted and reopened or not.
 kill -TERM "$client_pid" 2>/dev/null; wait "$client_pid" 2>/dev/null || true
 client_pid=""
-[ "$ok" = "true" ] && [ "$succeeded" = "$n" ]
+for _ in $(seq 1 600); do
+  "$interlock" --config "$work/cfg.yaml" status 2>/dev/null | grep -q '^sessions *0 active' && break
+  sleep 0.1
+done
+kill -TERM "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=""
+verify_rc=0
+"$interlock" --config "$work/cfg.yaml" verify --audit >"$work/verify.out" 2>&1 || verify_rc=$?
+recordings="$(find "$work/state/recordings" -name '*.rec' | wc -l)"
+echo
+echo "interlock verify --audit (audit chain and the $recordings recordings it names): exit $verify_rc"
+tail -3 "$work/verify.out"
+[ "$ok" = "true" ] && [ "$succeeded" = "$n" ] && [ "$verify_rc" -eq 0 ]
