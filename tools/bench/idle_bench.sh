@@ -23,7 +23,7 @@ n="${1:-${IDLE_BENCH_N:-9000}}"
 settle="${IDLE_BENCH_SETTLE:-2}"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 build="${INTERLOCK_BUILD_DIR:-$(bash "$here/tools/build.sh")}"
-interlockd="$build/userspace/daemon/interlockd"
+interlockd="${IDLE_BENCH_INTERLOCKD:-$build/userspace/daemon/interlockd}"  # another build of it, to compare
 interlock="$build/tools/interlock/interlock"
 probe="$build/tools/probe/interlock-probe"
 . "$here/tools/lib/interlockd.sh"  # start_interlockd, stop_interlockd
