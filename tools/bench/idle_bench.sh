@@ -81,6 +81,8 @@ snapshot() {  # $1 = prefix: sets ${1}_rss ${1}_smaps_rss ${1}_pss ${1}_anon ${1
   printf -v "${1}_anon" '%s' "$(kib "$work/smaps" Anonymous)"
   printf -v "${1}_fds" '%s' "$(fds)"
   printf -v "${1}_recfds" '%s' "$(rec_fds)"
+  # utime + stime in clock ticks (fields 14 and 15; the comm field has no spaces here)
+  printf -v "${1}_ticks" '%s' "$(awk '{print $14 + $15}' "/proc/$daemon_pid/stat")"
 }
 
 nofile="$(awk '/^Max open files/ {print $4 " soft / " $5 " hard"}' "/proc/$daemon_pid/limits")"
@@ -122,6 +124,8 @@ echo "| smaps_rollup Pss (KiB) | $before_pss | $after_pss | $(per_bytes "$before
 echo "| smaps_rollup Anonymous (KiB) | $before_anon | $after_anon | $(per_bytes "$before_anon" "$after_anon") B |"
 echo "| interlockd open fds | $before_fds | $after_fds | $(per "$before_fds" "$after_fds") |"
 echo "| of them recording files | $before_recfds | $after_recfds | $(per "$before_recfds" "$after_recfds") |"
+hz="$(getconf CLK_TCK)"
+echo "| interlockd CPU time (ms) | $(( before_ticks * 1000 / hz )) | $(( after_ticks * 1000 / hz )) | $(awk -v a="$before_ticks" -v b="$after_ticks" -v hz="$hz" -v n="$succeeded" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1e6 / hz / n; else print "-" }') µs |"
 echo
 echo "| sessions | succeeded | failed | first error | connect-to-first-byte p50 | p99 | max | time to open all |"
 echo "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
