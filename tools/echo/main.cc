@@ -1,6 +1,7 @@
 // interlock-echo: a throwaway TCP echo service for the demo and benchmarks.
 //   interlock-echo IP PORT     serves until SIGTERM/SIGINT
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +13,12 @@ int main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: interlock-echo IP PORT\n");
     return 2;
+  }
+  // One descriptor per connection: the idle benchmark holds thousands.
+  rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
   }
   sigset_t mask;
   sigemptyset(&mask);

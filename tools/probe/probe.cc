@@ -13,6 +13,9 @@
 //                                                  send BYTES, read them echoed back
 //   interlock-probe concurrent HOST PORT N          N sessions open at once
 //   interlock-probe rtt HOST PORT COUNT SIZE        ping-pong latency
+//   interlock-probe idle HOST PORT N [HOLD_S]       N sessions, one byte echoed each
+//                                                   (connect-to-first-byte p50/p99), then
+//                                                   held idle until SIGTERM or HOLD_S (600)
 //   interlock-probe listen HOST PORT                bind and listen there (then exit)
 //   interlock-probe whoami                          uid/gid/groups/capabilities/no_new_privs
 //                                                   (from /proc/self/status) and open fds
@@ -335,6 +338,58 @@ int CmdConcurrent(const Addr& a, int n) {
   return ok == n ? 0 : 1;
 }
 
+// Opens N sessions one after another and keeps them all: each connects, sends one byte and
+// waits for it to come back (connect-to-first-byte latency, measured under the load of the
+// sessions already held), then stays idle. Prints one JSON line once all are open, then holds
+// them until SIGTERM/SIGINT or `hold_s` seconds pass.
+int CmdIdle(const Addr& a, int n, int hold_s) {
+  std::vector<int> fds;
+  fds.reserve(static_cast<size_t>(n));
+  std::vector<double> us;
+  us.reserve(static_cast<size_t>(n));
+  int failed = 0;
+  int first_errno = 0;
+  auto note_failure = [&](int err) {
+    ++failed;
+    if (first_errno == 0) first_errno = err;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int fd = Connect(a);
+    if (fd < 0) {
+      note_failure(-fd);
+      continue;
+    }
+    const char b = static_cast<char>('a' + i % 26);
+    char got = 0;
+    pollfd pfd{fd, POLLIN, 0};
+    errno = 0;
+    if (!WriteAll(fd, &b, 1) || poll(&pfd, 1, 10000) != 1 || read(fd, &got, 1) != 1 || got != b) {
+      note_failure(errno != 0 ? errno : EPROTO);
+      close(fd);
+      continue;
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    fds.push_back(fd);
+  }
+  const double open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::sort(us.begin(), us.end());
+  auto pct = [&](double p) {
+    return us.empty() ? 0.0 : us[std::min(us.size() - 1, static_cast<size_t>(p * static_cast<double>(us.size())))];
+  };
+  const bool ok = failed == 0;
+  std::printf("{\"ok\":%s,\"op\":\"idle\",\"connections\":%d,\"succeeded\":%zu,\"failed\":%d,"
+              "\"first_error\":\"%s\",\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"open_s\":%.2f}\n",
+              ok ? "true" : "false", n, fds.size(), failed, first_errno != 0 ? std::strerror(first_errno) : "",
+              pct(0.50), pct(0.99), us.empty() ? 0.0 : us.back(), open_s);
+  std::fflush(stdout);
+  // Held until the caller is done measuring; SIGTERM/SIGINT (default action) or the alarm
+  // ends the process and the kernel closes the sessions.
+  alarm(static_cast<unsigned>(hold_s));
+  for (;;) pause();
+}
+
 int CmdRtt(const Addr& a, int count, size_t size) {
   int fd = Connect(a);
   if (fd < 0) return Fail("connect", -fd);
@@ -430,6 +485,7 @@ int main(int argc, char** argv) {
                  "       interlock-probe transfer HOST PORT BYTES [--no-half-close]\n"
                  "       interlock-probe concurrent HOST PORT N\n"
                  "       interlock-probe rtt HOST PORT COUNT SIZE\n"
+                 "       interlock-probe idle HOST PORT N [HOLD_S]\n"
                  "       interlock-probe listen HOST PORT\n"
                  "       interlock-probe whoami\n"
                  "       interlock-probe move-cgroup DIR\n");
@@ -465,6 +521,9 @@ int main(int argc, char** argv) {
     return CmdTransfer(a, std::strtoull(argv[4], nullptr, 10), half_close);
   }
   if (cmd == "concurrent" && argc >= 5) return CmdConcurrent(a, std::atoi(argv[4]));
+  if (cmd == "idle" && argc >= 5) {
+    return CmdIdle(a, std::atoi(argv[4]), argc >= 6 ? std::atoi(argv[5]) : 600);
+  }
   if (cmd == "rtt" && argc >= 6) {
     return CmdRtt(a, std::atoi(argv[4]), static_cast<size_t>(std::atoi(argv[5])));
   }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -66,11 +67,20 @@ Engine::~Engine() {
 
 absl::Status Engine::Init() {
   started_ = clock_.Now();
-  // Thousands of sessions need thousands of fds (agent + upstream + recording each).
+  // Thousands of sessions need thousands of fds: agent + upstream each. Their recordings
+  // share what is left after max_sessions' sockets and the daemon's own (listeners, maps,
+  // audit, control), between kMinRecordingFiles and FileCache::kDefaultMaxOpen.
   rlimit rl;
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  {
+    const uint64_t nofile = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    const uint64_t sockets = 2 * uint64_t{config_.max_sessions} + kDaemonFds;
+    const uint64_t room = nofile > sockets ? nofile - sockets : 0;
+    recording_files_ = std::make_unique<record::FileCache>(static_cast<size_t>(
+        std::clamp<uint64_t>(room, kMinRecordingFiles, record::FileCache::kDefaultMaxOpen)));
   }
   ::signal(SIGPIPE, SIG_IGN);
 

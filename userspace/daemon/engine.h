@@ -43,6 +43,7 @@
 #include "userspace/net/tls.h"
 #include "userspace/proxy/core/protocol.h"
 #include "userspace/proxy/http/http_protocol.h"
+#include "userspace/record/file_cache.h"
 #include "userspace/proxy/pg/pg_protocol.h"
 #include "userspace/record/signing_key.h"
 
@@ -155,6 +156,10 @@ class Engine {
 
   config::ServiceConfig config_;
   const Clock& clock_;
+  // Descriptors of the recordings being written: only the recently used sessions hold one,
+  // so an idle session holds its two sockets and nothing else (sized in Init from the
+  // open-files limit). Before the loop and the sessions: they go first.
+  std::unique_ptr<record::FileCache> recording_files_;
   std::unique_ptr<net::EventLoop> loop_;
   std::unique_ptr<bpf::Datapath> datapath_;
   std::unique_ptr<audit::AuditLog> audit_;

@@ -16,6 +16,13 @@ namespace interlock::daemon::engine_internal {
 inline constexpr char kVersion[] = "0.1.0";
 // Below this much free memory budget, new sessions are refused (memory_budget).
 inline constexpr size_t kSessionMemoryFloor = 1 << 20;
+// Descriptors interlockd keeps for itself besides the sessions' sockets and recordings:
+// listeners (per namespace), BPF maps and links, audit files and sinks, control clients.
+inline constexpr uint64_t kDaemonFds = 256;
+// Recording descriptors kept open however tight the open-files limit is: with the default
+// max_sessions (10,000) at a 20,000 limit the sockets alone would take it all, and a
+// smaller cache would make a few dozen busy sessions reopen their files every write batch.
+inline constexpr uint64_t kMinRecordingFiles = 128;
 
 inline v1::Endpoint ToEndpoint(const net::SockAddr& a) {
   v1::Endpoint e;

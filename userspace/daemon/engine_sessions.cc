@@ -250,6 +250,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
   open.set_protocol(protocol_name);
   record::RecorderOptions ropts;
   ropts.auditor_public_key = auditor_public_key_;
+  ropts.files = recording_files_.get();
   auto recorder = record::Recorder::Create(absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_,
                                            clock_, ropts);
   if (!recorder.ok()) {

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "userspace/common/errno_status.h"
 
@@ -38,8 +41,52 @@ IoResult SendSome(int fd, const char* buf, size_t len, absl::string_view what) {
   return r;
 }
 
-RelayBuffer::RelayBuffer(size_t capacity)
-    : capacity_(capacity), data_(new char[capacity]) {}
+namespace {
+
+// Blocks given back by this thread's relay buffers, all of `capacity` bytes.
+struct BlockPool {
+  size_t capacity = 0;
+  std::vector<std::unique_ptr<char[]>> blocks;
+};
+
+BlockPool& Pool() {
+  static thread_local BlockPool pool;
+  return pool;
+}
+
+std::unique_ptr<char[]> TakeBlock(size_t capacity) {
+  BlockPool& pool = Pool();
+  if (pool.capacity == capacity && !pool.blocks.empty()) {
+    std::unique_ptr<char[]> block = std::move(pool.blocks.back());
+    pool.blocks.pop_back();
+    return block;
+  }
+  return std::unique_ptr<char[]>(new char[capacity]);
+}
+
+void GiveBlock(std::unique_ptr<char[]> block, size_t capacity) {
+  BlockPool& pool = Pool();
+  if (pool.capacity != capacity) {  // one size is pooled: the latest one seen
+    pool.blocks.clear();
+    pool.capacity = capacity;
+  }
+  if (pool.blocks.size() < RelayBuffer::kPooledBlocks) pool.blocks.push_back(std::move(block));
+}
+
+}  // namespace
+
+RelayBuffer::RelayBuffer(size_t capacity) : capacity_(capacity) {}
+
+RelayBuffer::~RelayBuffer() {
+  if (data_ != nullptr) GiveBlock(std::move(data_), capacity_);
+}
+
+void RelayBuffer::ReleaseIfEmpty() {
+  if (data_ == nullptr || begin_ != end_) return;
+  begin_ = end_ = 0;
+  last_read_ = {};
+  GiveBlock(std::move(data_), capacity_);
+}
 
 void RelayBuffer::Compact() {
   if (begin_ == 0) return;
@@ -53,6 +100,7 @@ IoResult RelayBuffer::ReadFrom(int fd) {
   last_read_ = {};
   if (end_ == capacity_) Compact();
   if (end_ == capacity_) return r;  // full: caller should not have asked
+  if (data_ == nullptr) data_ = TakeBlock(capacity_);
   for (;;) {
     ssize_t n = ::read(fd, data_.get() + end_, capacity_ - end_);
     if (n > 0) {
@@ -63,14 +111,14 @@ IoResult RelayBuffer::ReadFrom(int fd) {
     }
     if (n == 0) {
       r.eof = true;
-      return r;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN) {
       r.would_block = true;
-      return r;
+    } else {
+      r.status = ErrnoStatus(errno, "read");
     }
-    r.status = ErrnoStatus(errno, "read");
+    ReleaseIfEmpty();
     return r;
   }
 }
@@ -94,6 +142,7 @@ IoResult RelayBuffer::WriteTo(int fd) {
     break;
   }
   if (begin_ == end_) begin_ = end_ = 0;
+  ReleaseIfEmpty();
   return r;
 }
 

@@ -6,6 +6,12 @@
 //   auto r = buf.ReadFrom(agent_fd);     // appends; r.bytes / r.eof / r.status
 //   on_bytes(buf.LastRead());            // the bytes just read, for the recorder
 //   auto w = buf.WriteTo(upstream_fd);   // drains as much as the socket takes
+//
+// An empty buffer holds no memory: its storage is taken when a read needs it and given
+// back once everything is written out (or a read finds nothing), so an idle session's
+// buffers cost nothing. Given-back storage is kept for reuse in a small per-thread pool
+// (kPooledBlocks of one capacity), so a request-response session does not call malloc and
+// free around every exchange.
 #pragma once
 
 #include <cstddef>
@@ -30,8 +36,17 @@ IoResult SendSome(int fd, const char* buf, size_t len, absl::string_view what);
 
 class RelayBuffer {
  public:
-  explicit RelayBuffer(size_t capacity);
+  // Free blocks a thread keeps for reuse.
+  static constexpr size_t kPooledBlocks = 8;
 
+  explicit RelayBuffer(size_t capacity);
+  ~RelayBuffer();
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
+
+  // The bytes of storage held now: capacity() while it holds bytes (or is mid-read), else 0.
+  size_t held() const { return data_ != nullptr ? capacity_ : 0; }
+  size_t capacity() const { return capacity_; }
   size_t size() const { return end_ - begin_; }
   size_t space() const { return capacity_ - end_ + begin_; }
   bool empty() const { return begin_ == end_; }
@@ -47,6 +62,8 @@ class RelayBuffer {
 
  private:
   void Compact();
+  // Gives the storage back when no bytes are in it.
+  void ReleaseIfEmpty();
 
   size_t capacity_;
   std::unique_ptr<char[]> data_;

@@ -99,10 +99,9 @@ void SanitizeStrings(google::protobuf::Message& msg) {
 
 }  // namespace
 
-Recorder::Recorder(std::string path, UniqueFd fd, std::string session_id, const RecordingKey& key,
+Recorder::Recorder(std::string path, std::string session_id, const RecordingKey& key,
                    const Clock& clock)
     : path_(std::move(path)),
-      fd_(std::move(fd)),
       session_id_(std::move(session_id)),
       key_(key),
       clock_(clock),
@@ -130,8 +129,19 @@ absl::StatusOr<std::unique_ptr<Recorder>> Recorder::Create(const std::string& pa
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("record: create ", path));
   std::string session_id = open.session_id();
-  std::unique_ptr<Recorder> rec(
-      new Recorder(path, std::move(fd), std::move(session_id), key, clock));
+  std::unique_ptr<Recorder> rec(new Recorder(path, std::move(session_id), key, clock));
+  FileCache* files = options.files;
+  if (files == nullptr) {
+    rec->own_files_ = std::make_unique<FileCache>(1);
+    files = rec->own_files_.get();
+  }
+  auto slot = files->Adopt(path, std::move(fd));
+  if (!slot.ok()) {
+    rec->closed_ = true;
+    ::unlink(path.c_str());
+    return Annotate(slot.status(), "record");
+  }
+  rec->file_ = *std::move(slot);
   rec->sealer_ = std::move(sealer);
   v1::Record record;
   *record.mutable_open() = std::move(open);
@@ -140,7 +150,7 @@ absl::StatusOr<std::unique_ptr<Recorder>> Recorder::Create(const std::string& pa
   if (st.ok()) st = rec->Flush();
   if (!st.ok()) {
     rec->closed_ = true;  // nothing more to write; the destructor must not retry
-    rec->fd_.Reset();
+    (void)rec->file_.Close();
     ::unlink(path.c_str());
     return st;
   }
@@ -193,9 +203,14 @@ absl::Status Recorder::Appended(size_t record_start) {
 }
 
 absl::Status Recorder::WriteBuffer() {
+  absl::StatusOr<int> fd = file_.Get();
+  if (!fd.ok()) {
+    status_ = Annotate(fd.status(), "record");
+    return status_;
+  }
   size_t off = 0;
   while (off < buffer_.size()) {
-    ssize_t n = ::write(fd_.get(), buffer_.data() + off, buffer_.size() - off);
+    ssize_t n = ::write(*fd, buffer_.data() + off, buffer_.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       status_ = ErrnoStatus(errno, absl::StrCat("record: write ", path_));
@@ -267,7 +282,12 @@ absl::Status Recorder::AppendEvent(absl::string_view kind, absl::string_view det
 absl::Status Recorder::Flush() {
   INTERLOCK_RETURN_IF_ERROR(CheckWritable());
   if (buffer_.empty()) return absl::OkStatus();
-  return WriteBuffer();
+  INTERLOCK_RETURN_IF_ERROR(WriteBuffer());
+  // Flush runs once per event-loop batch: a session that wrote now gets a new buffer when it
+  // writes again, and one that went idle keeps none (a busy one refills it past the
+  // threshold without a Flush in between, and keeps its capacity then).
+  std::string().swap(buffer_);
+  return absl::OkStatus();
 }
 
 absl::Status Recorder::Close(v1::SessionClose close) {
@@ -304,15 +324,16 @@ absl::Status Recorder::Close(v1::SessionClose close) {
     ++next_seq_;
     if (!buffer_.empty()) INTERLOCK_RETURN_IF_ERROR(WriteBuffer());
     // A sealed recording is evidence: make it durable before reporting the session over.
-    if (::fsync(fd_.get()) != 0) {
+    // (fsync covers the file's data whichever descriptor wrote it, the evicted ones too.)
+    absl::StatusOr<int> fd = file_.Get();
+    if (!fd.ok()) return Annotate(fd.status(), "record");
+    if (::fsync(*fd) != 0) {
       return ErrnoStatus(errno, absl::StrCat("record: fsync ", path_));
     }
-    if (::close(fd_.Release()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("record: close ", path_));
-    }
-    return absl::OkStatus();
+    return Annotate(file_.Close(), "record");
   }();
-  fd_.Reset();
+  (void)file_.Close();
+  std::string().swap(buffer_);
   if (!st.ok() && status_.ok()) status_ = st;
   return st;
 }

@@ -16,7 +16,11 @@
 //   INTERLOCK_RETURN_IF_ERROR(rec->Close(close));
 //
 // Records are buffered in memory and written when the buffer passes kFlushThresholdBytes, on
-// Flush() and on Close(). The first write error makes the recorder fail for good: every later
+// Flush() and on Close(). Flush() gives the buffer's memory back, so that an idle session
+// holds none. With RecorderOptions.files the file's descriptor lives in that shared
+// FileCache and is open only while the session is among the recently written ones; the
+// chain state stays here, and an evicted file is opened again (append-only) on the next
+// write. A failed reopen fails the recorder like a write error. The first write error makes the recorder fail for good: every later
 // call returns that status, and the caller decides whether to end the session. Destroying a
 // Recorder without Close() flushes what it holds but writes no seal, so the file verifies as
 // incomplete — exactly what a crash leaves behind.
@@ -34,6 +38,7 @@
 #include "interlock/v1/record.pb.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/record/file_cache.h"
 #include "userspace/record/sealed_box.h"
 #include "userspace/record/signing_key.h"
 
@@ -44,6 +49,9 @@ struct RecorderOptions {
   // bytes that masking replaced, sealed to it (AppendSealed; record.proto SealedData). Empty:
   // originals are not kept and AppendSealed fails.
   std::string auditor_public_key;
+  // Where the file's descriptor is kept (borrowed; outlives the recorder). Null: the
+  // recorder keeps its own descriptor open until Close().
+  FileCache* files = nullptr;
 };
 
 class Recorder {
@@ -108,8 +116,7 @@ class Recorder {
   size_t buffered_bytes() const { return buffer_.size(); }
 
  private:
-  Recorder(std::string path, UniqueFd fd, std::string session_id, const RecordingKey& key,
-           const Clock& clock);
+  Recorder(std::string path, std::string session_id, const RecordingKey& key, const Clock& clock);
   // Fills seq/prev_hash/time, frames and buffers `record`; advances the chain.
   absl::Status Append(v1::Record& record);
   // After a record was encoded at the end of buffer_ from record_start: chain and count it.
@@ -118,7 +125,8 @@ class Recorder {
   absl::Status WriteBuffer();
 
   const std::string path_;
-  UniqueFd fd_;
+  std::unique_ptr<FileCache> own_files_;  // without RecorderOptions.files: a cache of one
+  FileCache::Slot file_;                  // after own_files_: leaves it before it goes
   const std::string session_id_;
   const RecordingKey& key_;
   const Clock& clock_;

@@ -84,6 +84,34 @@ TEST(RelayBuffer, NothingToReadWouldBlock) {
   EXPECT_TRUE(buf.LastRead().empty());
 }
 
+TEST(RelayBuffer, HoldsStorageOnlyWhileItHoldsBytes) {
+  SocketPair p;
+  RelayBuffer buf(4096);
+  EXPECT_EQ(buf.held(), 0u);  // nothing taken at construction
+  EXPECT_TRUE(buf.ReadFrom(p.a()).would_block);
+  EXPECT_EQ(buf.held(), 0u);  // a read that found nothing gives it back
+
+  Send(p.b(), "ping");
+  ASSERT_EQ(buf.ReadFrom(p.a()).bytes, 4u);
+  EXPECT_EQ(buf.held(), 4096u);
+  // The peer's side is writable: WriteTo drains everything, and the storage goes back.
+  IoResult w = buf.WriteTo(p.a());
+  EXPECT_EQ(w.bytes, 4u);
+  EXPECT_EQ(buf.held(), 0u);
+  EXPECT_TRUE(buf.empty());
+  EXPECT_EQ(buf.space(), 4096u);
+  EXPECT_EQ(Drain(p.b()), "ping");
+
+  // Taken again (from the pool) for the next bytes, which read and write as before.
+  Send(p.b(), "pong");
+  ASSERT_EQ(buf.ReadFrom(p.a()).bytes, 4u);
+  EXPECT_EQ(buf.LastRead(), "pong");
+  EXPECT_EQ(buf.held(), 4096u);
+  EXPECT_EQ(buf.WriteTo(p.a()).bytes, 4u);
+  EXPECT_EQ(buf.held(), 0u);
+  EXPECT_EQ(Drain(p.b()), "pong");
+}
+
 TEST(RelayBuffer, FullBufferStopsReading) {
   SocketPair p;
   RelayBuffer buf(8);

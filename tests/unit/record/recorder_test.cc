@@ -4,6 +4,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
@@ -353,6 +356,73 @@ TEST_F(RecorderTest, SealedOriginalsAreSplitAndDirectionChecked) {
   }
   EXPECT_EQ(joined, big);
   EXPECT_EQ(r.records[1].sealed().ciphertext().size(), kMaxPayloadBytes + kSealTagBytes);
+}
+
+// ---- a shared descriptor cache (RecorderOptions.files) ----
+
+TEST_F(RecorderTest, RecordingsInASharedCacheVerifyAfterEvictions) {
+  FileCache files(1);
+  std::vector<std::unique_ptr<Recorder>> recs;
+  for (int i = 0; i < 3; ++i) {
+    auto rec = Recorder::Create(dir_.File(absl::StrCat(i, ".rec")),
+                                SampleOpen(absl::StrCat("sess-", i)), key_, clock_,
+                                {.files = &files});
+    ASSERT_TRUE(rec.ok()) << rec.status();
+    recs.push_back(*std::move(rec));
+  }
+  EXPECT_EQ(files.open_count(), 1u);
+  // Each flush takes the descriptor from another recorder: every write is a reopen.
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(recs[i]->AppendData(v1::DIRECTION_TO_UPSTREAM, absl::StrCat("q", round)).ok());
+      ASSERT_TRUE(recs[i]->AppendData(v1::DIRECTION_TO_AGENT, absl::StrCat("a", round)).ok());
+      ASSERT_TRUE(recs[i]->Flush().ok()) << recs[i]->status();
+    }
+  }
+  EXPECT_GE(files.reopens(), 12u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(recs[i]->Close(v1::SessionClose()).ok());
+  EXPECT_EQ(files.open_count(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = absl::StrCat(i, ".rec");
+    const VerifyReport report = VerifyRecording(Contents(name), key_.public_key());
+    EXPECT_EQ(report.verdict, VerifyReport::kValid) << report.detail;
+    EXPECT_EQ(report.records_ok, 11u);  // open, 8 data, close, seal
+    EXPECT_EQ(report.session_id, absl::StrCat("sess-", i));
+  }
+}
+
+TEST_F(RecorderTest, FailedReopenIsStickyAndLeavesAnIncompleteRecording) {
+  FileCache files(1);
+  auto a = *Recorder::Create(dir_.File("a.rec"), SampleOpen("sess-a"), key_, clock_,
+                             {.files = &files});
+  auto b = *Recorder::Create(dir_.File("b.rec"), SampleOpen("sess-b"), key_, clock_,
+                             {.files = &files});  // evicts a's descriptor
+  // a's file is moved away while a is idle: its next write cannot reach it.
+  ASSERT_EQ(::rename(dir_.File("a.rec").c_str(), dir_.File("moved.rec").c_str()), 0);
+  ASSERT_TRUE(a->AppendData(v1::DIRECTION_TO_UPSTREAM, "x").ok());  // buffered
+  const absl::Status st = a->Flush();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(st.message(), HasSubstr("record: reopen " + dir_.File("a.rec")));
+  EXPECT_EQ(a->status(), st);
+  EXPECT_EQ(a->AppendEvent("k", "d"), st);
+  EXPECT_EQ(a->Close(v1::SessionClose()), st);
+  // b goes on undisturbed; what a wrote before verifies as cut short, never as valid.
+  ASSERT_TRUE(b->AppendData(v1::DIRECTION_TO_AGENT, "y").ok());
+  ASSERT_TRUE(b->Close(v1::SessionClose()).ok());
+  EXPECT_EQ(VerifyRecording(Contents("b.rec"), key_.public_key()).verdict, VerifyReport::kValid);
+  const VerifyReport report = VerifyRecording(Contents("moved.rec"), key_.public_key());
+  EXPECT_EQ(report.verdict, VerifyReport::kIncomplete) << report.detail;
+  EXPECT_EQ(report.records_ok, 1u);
+}
+
+TEST_F(RecorderTest, WithoutASharedCacheTheRecorderKeepsItsDescriptor) {
+  auto rec = MakeRecorder();
+  // Its own cache of one: never evicted, so the file stays reachable even when renamed.
+  ASSERT_EQ(::rename(dir_.File("s.rec").c_str(), dir_.File("t.rec").c_str()), 0);
+  ASSERT_TRUE(rec->AppendData(v1::DIRECTION_TO_UPSTREAM, "x").ok());
+  ASSERT_TRUE(rec->Close(v1::SessionClose()).ok());
+  EXPECT_EQ(VerifyRecording(Contents("t.rec"), key_.public_key()).verdict, VerifyReport::kValid);
 }
 
 }  // namespace

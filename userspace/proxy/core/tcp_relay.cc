@@ -9,14 +9,9 @@ namespace interlock::proxy {
 absl::StatusOr<std::unique_ptr<TcpRelay>> TcpRelay::Start(
     net::EventLoop& loop, UniqueFd agent, const net::SockAddr& upstream,
     const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done) {
+  // Nothing is charged yet: the buffers take memory when bytes arrive (ChargeBuffer).
   MemoryBudget::Lease memory;
-  if (options.memory != nullptr) {
-    memory = options.memory->NewLease();
-    if (!memory.Set(2 * options.buffer_bytes)) {
-      return absl::ResourceExhaustedError(absl::StrCat("sessions hold ", options.memory->used(), " of ",
-                                                       options.memory->limit(), " bytes of the memory budget"));
-    }
-  }
+  if (options.memory != nullptr) memory = options.memory->NewLease();
   auto upstream_fd = net::ConnectTcpNonBlocking(upstream);
   if (!upstream_fd.ok()) return upstream_fd.status();
   std::unique_ptr<TcpRelay> relay(new TcpRelay(loop, std::move(agent), std::move(*upstream_fd),
@@ -60,6 +55,7 @@ void TcpRelay::OnIo(Side side, uint32_t events) {
     if (state_ != State::kRelaying) return;
     // Connected: flush what the agent sent while we were connecting.
     if (!Flush(up_)) return;
+    UpdateCharge();
     PropagateEof(up_);
     UpdateInterest();
     return;
@@ -69,6 +65,7 @@ void TcpRelay::OnIo(Side side, uint32_t events) {
   Pipe& writing = side == kAgent ? down_ : up_;
   if (readable && !reading.src_eof && !Pump(reading, true)) return;
   if ((events & EPOLLOUT) && !Flush(writing)) return;
+  UpdateCharge();
   PropagateEof(up_);
   PropagateEof(down_);
   if (state_ == State::kDone) return;
@@ -99,6 +96,7 @@ void TcpRelay::FinishConnect() {
 bool TcpRelay::Pump(Pipe& pipe, bool readable) {
   // Bounded work per wake-up so one busy session cannot starve the others.
   for (int i = 0; i < 8 && readable && !pipe.src_eof && !pipe.buf.full(); ++i) {
+    if (!ChargeBuffer(pipe)) return false;
     net::IoResult r = pipe.buf.ReadFrom(fd(pipe.src));
     if (!r.status.ok()) {
       Finish(pipe.src == kAgent ? "agent_reset" : "upstream_reset",
@@ -147,6 +145,19 @@ bool TcpRelay::Flush(Pipe& pipe) {
   }
   return true;
 }
+
+bool TcpRelay::ChargeBuffer(Pipe& pipe) {
+  if (pipe.buf.held() != 0) return true;
+  const size_t held = up_.buf.held() + down_.buf.held() + pipe.buf.capacity();
+  if (memory_.Set(held)) return true;
+  Finish("memory_budget",
+         absl::StrCat("session buffers ", held, " bytes; all sessions ",
+                      options_.memory->used(), " of ", options_.memory->limit()),
+         true);
+  return false;
+}
+
+void TcpRelay::UpdateCharge() { (void)memory_.Set(up_.buf.held() + down_.buf.held()); }
 
 void TcpRelay::PropagateEof(Pipe& pipe) {
   if (state_ != State::kRelaying) return;

@@ -4,7 +4,8 @@
 //
 // Flow control: each direction has one RelayBuffer; its source is read only while the
 // buffer has space, so a slow receiver stalls its sender (TCP backpressure end to end)
-// and memory per session is fixed: 2 x buffer_bytes.
+// and memory per session is bounded: at most 2 x buffer_bytes, and none while both
+// directions are drained (an idle session holds its two sockets and this object).
 // Half-close: a FIN from one side is forwarded (shutdown(SHUT_WR)) once that direction's
 // buffer has drained; the other direction keeps flowing until it ends too.
 // Failure: a reset or write error on either side, a recorder error, or a timeout aborts
@@ -36,8 +37,9 @@ namespace interlock::proxy {
 struct RelayOptions {
   size_t buffer_bytes = 256 * 1024;
   absl::Duration connect_timeout = absl::Seconds(5);
-  // Charged with the session's fixed buffers (2 x buffer_bytes) for its lifetime; null:
-  // not accounted.
+  // Charged with the buffers the session holds now (buffer_bytes each while it holds
+  // bytes); a read that would take it past the limit ends the session (memory_budget).
+  // Null: not accounted.
   MemoryBudget* memory = nullptr;
 };
 
@@ -48,8 +50,7 @@ class TcpRelay final : public ProxySession {
   using DoneFn = std::function<void(TcpRelay*)>;
 
   // Starts connecting to `upstream` and registers both sockets with `loop`. Fails when
-  // options.memory cannot hold the session's buffers (RESOURCE_EXHAUSTED) or the upstream
-  // socket cannot be created; the agent socket is then closed.
+  // the upstream socket cannot be created; the agent socket is then closed.
   static absl::StatusOr<std::unique_ptr<TcpRelay>> Start(
       net::EventLoop& loop, UniqueFd agent, const net::SockAddr& upstream,
       const RelayOptions& options, std::unique_ptr<record::Recorder> recorder, DoneFn done);
@@ -98,6 +99,11 @@ class TcpRelay final : public ProxySession {
   bool Flush(Pipe& pipe);
   void PropagateEof(Pipe& pipe);
   void UpdateInterest();
+  // Before `pipe` takes a buffer to read into: charges it to options.memory. False (and
+  // the session ended as memory_budget) when the budget cannot hold it.
+  bool ChargeBuffer(Pipe& pipe);
+  // Sets the lease to what the buffers hold now (after they gave storage back).
+  void UpdateCharge();
   void Finish(const std::string& outcome, const std::string& detail, bool reset);
   StreamSide& side(Side s) { return s == kAgent ? agent_ : upstream_; }
   int fd(Side s) const { return s == kAgent ? agent_.fd() : upstream_.fd(); }

@@ -19,6 +19,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <string>
@@ -711,6 +712,118 @@ TEST_F(TcpRelayTest, ConnectTimeoutOnFakeClock) {
   int err = -1;
   EXPECT_EQ(ReadToEnd(agent.client.get(), &err), "");
   EXPECT_EQ(err, ECONNRESET);
+}
+
+}  // namespace
+}  // namespace interlock::proxy
+
+namespace interlock::proxy {
+namespace {
+
+// An idle session gives its buffers back: after one exchange, nothing of the memory budget
+// is held while both peers wait.
+TEST_F(TcpRelayTest, IdleSessionHoldsNoBufferMemory) {
+  MemoryBudget budget(1 << 20);
+  Upstream upstream;
+  AgentPair agent = MakeAgentPair();
+  std::jthread upstream_thread([&] {
+    UniqueFd fd = upstream.AcceptBlocking();
+    char c;
+    if (!fd || ::read(fd.get(), &c, 1) != 1) return;
+    (void)!::write(fd.get(), &c, 1);
+    int err;
+    (void)ReadToEnd(fd.get(), &err);  // idle until the relay ends
+  });
+  size_t held_while_idle = 12345;
+  size_t held_limit_seen = 0;
+  Poke check([&] {
+    held_while_idle = budget.used();
+    relay_->Abort("test_done");
+  });
+  ASSERT_TRUE(loop_->Add(check.fd(), EPOLLIN, &check).ok());
+  std::string echoed;
+  std::jthread agent_thread([&] {
+    if (!net::WriteAll(agent.client.get(), "x").ok()) return;
+    char c;
+    if (::read(agent.client.get(), &c, 1) == 1) echoed.assign(1, c);
+    // Both directions have been drained by now: the relay's next loop turn sees none held.
+    check.Signal();
+  });
+  RelayOptions options;
+  options.buffer_bytes = 16384;
+  options.memory = &budget;
+  StartRelay(std::move(agent.relay_end), upstream.addr, options);
+  loop_->SetIterationHook([&] { held_limit_seen = std::max(held_limit_seen, budget.used()); });
+  ASSERT_TRUE(loop_->Run().ok());
+  agent_thread.join();
+  upstream_thread.join();
+  EXPECT_EQ(echoed, "x");
+  EXPECT_EQ(outcome_, "test_done");
+  EXPECT_EQ(held_while_idle, 0u);
+  EXPECT_LE(held_limit_seen, 2 * options.buffer_bytes);
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(TcpRelayTest, BufferBeyondTheMemoryBudgetEndsTheSession) {
+  MemoryBudget budget(1000);  // less than one 16 KiB buffer
+  Upstream upstream;
+  AgentPair agent = MakeAgentPair();
+  ASSERT_TRUE(net::WriteAll(agent.client.get(), "hello").ok());
+  std::jthread upstream_thread([&] {
+    UniqueFd fd = upstream.AcceptBlocking();
+    int err;
+    if (fd) (void)ReadToEnd(fd.get(), &err);
+  });
+  RelayOptions options;
+  options.buffer_bytes = 16384;
+  options.memory = &budget;
+  StartRelay(std::move(agent.relay_end), upstream.addr, options);
+  RunUntilDone();
+  upstream_thread.join();
+  EXPECT_EQ(outcome_, "memory_budget");
+  EXPECT_THAT(detail_, HasSubstr("session buffers 16384 bytes"));
+  EXPECT_EQ(budget.used(), 0u);
+  int err = -1;
+  EXPECT_EQ(ReadToEnd(agent.client.get(), &err), "");
+  EXPECT_EQ(err, ECONNRESET);
+}
+
+// Recordings in a shared descriptor cache: a session whose file was evicted and cannot be
+// opened again ends as recording_failed (fail closed), like one whose write failed.
+TEST_F(TcpRelayTest, RecordingThatCannotBeReopenedEndsTheSession) {
+  TempDir dir;
+  record::RecordingKey key = record::RecordingKey::Generate();
+  record::FileCache files(1);
+  v1::SessionOpen open;
+  open.set_session_id("relay-evicted");
+  auto recorder = record::Recorder::Create(dir.File("a.rec"), open, key, RealClock::Get(),
+                                           {.files = &files});
+  ASSERT_TRUE(recorder.ok()) << recorder.status();
+  open.set_session_id("relay-other");
+  auto other = record::Recorder::Create(dir.File("b.rec"), open, key, RealClock::Get(),
+                                        {.files = &files});  // takes the only descriptor
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_EQ(::rename(dir.File("a.rec").c_str(), dir.File("moved.rec").c_str()), 0);
+
+  Upstream upstream;
+  AgentPair agent = MakeAgentPair();
+  std::jthread upstream_thread([&] {
+    UniqueFd fd = upstream.AcceptBlocking();
+    int err;
+    if (fd) (void)ReadToEnd(fd.get(), &err);
+  });
+  // More than the recorder buffers: its write (and so the reopen) happens in the relay.
+  const std::string request = Pattern(2 * record::Recorder::kFlushThresholdBytes, 5);
+  std::jthread agent_thread([&] { (void)net::WriteAll(agent.client.get(), request); });
+  StartRelay(std::move(agent.relay_end), upstream.addr, {}, *std::move(recorder));
+  RunUntilDone();
+  agent_thread.join();
+  upstream_thread.join();
+  EXPECT_EQ(outcome_, "recording_failed");
+  EXPECT_THAT(detail_, HasSubstr("reopen " + dir.File("a.rec")));
+  auto report = record::VerifyFile(dir.File("moved.rec"), key.public_key());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->verdict, record::VerifyReport::kIncomplete) << report->detail;
 }
 
 }  // namespace
