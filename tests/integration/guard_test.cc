@@ -711,6 +711,8 @@ TEST_F(FleetTest, AStatementHeldOnOneHostIsDecidedFromAnother) {
     ASSERT_EQ(pending.size(), 1u);
     EXPECT_EQ(pending[0].host(), "host-1");
     EXPECT_EQ(pending[0].statement(), "DELETE FROM accounts WHERE id = 1 RETURNING id");
+    EXPECT_THAT(h2->Cli({"approvals"}).out, HasSubstr("(uid 65534, pid ")) << "the requester, as attested on host-1";
+    EXPECT_THAT(h2->Cli({"approvals"}).out, HasSubstr(" on host-1\n"));
     EXPECT_EQ(Count(" WHERE id = 1"), "1") << "held: not run";
     CommandResult approve = h2->Cli({"approve", id, "--reason", "checked by the on-call DBA"});
     ASSERT_EQ(approve.exit_code, 0) << approve.err << h2->DaemonLog();

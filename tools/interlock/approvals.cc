@@ -61,10 +61,11 @@ absl::StatusOr<v1::ControlResponse> Call(const Globals& g, const v1::ControlRequ
 void PrintRequest(const v1::ApprovalRequest& r) {
   using common::Visible;
   std::printf("%s  %s\n", Visible(r.id()).c_str(), StateName(r.state()).c_str());
-  std::printf("  requested  %s UTC by workload %s (uid %u, pid %u, %s)%s\n", Time(r.created_us()).c_str(),
+  std::printf("  requested  %s UTC by workload %s (uid %u, pid %u, %s)%s%s\n", Time(r.created_us()).c_str(),
               Visible(r.requester().workload()).c_str(), r.requester().uid(), r.requester().pid(),
               Visible(r.requester().exe().empty() ? r.requester().comm() : r.requester().exe()).c_str(),
-              r.token_subject().empty() ? "" : absl::StrCat(", token ", Visible(r.token_subject())).c_str());
+              r.token_subject().empty() ? "" : absl::StrCat(", token ", Visible(r.token_subject())).c_str(),
+              r.host().empty() ? "" : absl::StrCat(" on ", Visible(r.host())).c_str());
   const bool sql = r.protocol().empty() || r.protocol() == "postgres";  // "": older requests
   if (sql) {
     std::printf("  resource   %s (database %s as %s)\n", Visible(r.resource()).c_str(), Visible(r.database()).c_str(),
@@ -86,7 +87,9 @@ void PrintRequest(const v1::ApprovalRequest& r) {
     std::printf("  decided    %s UTC%s%s\n", Time(r.decided_us()).c_str(),
                 r.approver().user().empty() && r.approver().uid() == 0 && r.approver().pid() == 0
                     ? ""
-                    : absl::StrCat(" by ", Visible(r.approver().user()), " (uid ", r.approver().uid(), ")").c_str(),
+                    : absl::StrCat(" by ", Visible(r.approver().user()), " (uid ", r.approver().uid(), ")",
+                                   r.approver().host().empty() ? "" : absl::StrCat(" on ", Visible(r.approver().host())))
+                          .c_str(),
                 r.decision_reason().empty() ? "" : absl::StrCat(": ", Visible(r.decision_reason())).c_str());
     if (r.window_until_us() != 0) std::printf("  window     until %s UTC\n", Time(r.window_until_us()).c_str());
   }

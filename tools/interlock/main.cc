@@ -26,10 +26,8 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "tools/interlock/cli.h"
+#include "userspace/common/version.h"
 
-#ifndef INTERLOCK_VERSION
-#define INTERLOCK_VERSION "0.0.0"
-#endif
 
 namespace interlock::cli {
 
@@ -148,7 +146,7 @@ int Main(int argc, char** argv) {
 
   CLI::App app("interlock: the administrator's command line for interlockd", "interlock");
   app.set_help_flag("-h,--help", "print this help and exit");
-  app.set_version_flag("--version", absl::StrCat("interlock ", INTERLOCK_VERSION),
+  app.set_version_flag("--version", absl::StrCat("interlock ", InterlockVersion()),
                        "print the version and exit");
   app.add_option("--config", g.config_path, "interlockd's configuration file")->option_text("PATH");
   app.require_subcommand(1);

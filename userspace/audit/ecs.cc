@@ -10,10 +10,8 @@
 #include "userspace/audit/json_object.h"
 #include "userspace/audit/json_writer.h"
 #include "userspace/common/json_text.h"
+#include "userspace/common/version.h"
 
-#ifndef INTERLOCK_VERSION
-#define INTERLOCK_VERSION "0.0.0"
-#endif
 
 namespace interlock::audit {
 namespace {
@@ -173,7 +171,7 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
     x.Str("hostname", e.host());
     x.Str("product", "Interlock");
     x.Str("vendor", "Interlock");
-    x.Str("version", INTERLOCK_VERSION);
+    x.Str("version", InterlockVersion());
     x.Str("type", "proxy");
   });
 

@@ -10,10 +10,8 @@
 #include "userspace/audit/json_object.h"
 #include "userspace/audit/json_writer.h"
 #include "userspace/common/json_text.h"
+#include "userspace/common/version.h"
 
-#ifndef INTERLOCK_VERSION
-#define INTERLOCK_VERSION "0.0.0"
-#endif
 
 namespace interlock::audit {
 namespace {
@@ -713,7 +711,7 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
         o.Object("app", [&](Obj& a) {
           a.Str("name", "interlockd");
           a.Str("vendor_name", "Interlock");
-          a.Str("version", INTERLOCK_VERSION);
+          a.Str("version", InterlockVersion());
         });
         src_endpoint = false;
         break;
@@ -754,7 +752,7 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
     m.Object("product", [&](Obj& p) {
       p.Str("name", "Interlock");
       p.Str("vendor_name", "Interlock");
-      p.Str("version", INTERLOCK_VERSION);
+      p.Str("version", InterlockVersion());
     });
     m.Str("log_name", "audit");
     const std::string& kind = v1::AuditKind_Name(e.kind());

@@ -34,6 +34,7 @@
 #include "userspace/record/recorder.h"
 #include "userspace/record/sealed_box.h"
 #include "userspace/daemon/engine_internal.h"
+#include "userspace/common/version.h"
 
 namespace interlock::daemon {
 
@@ -244,7 +245,7 @@ absl::Status Engine::Init() {
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_DAEMON);
   ev.set_outcome("started");
-  ev.set_detail(absl::StrCat("interlockd ", kVersion, " pid ", ::getpid(),
+  ev.set_detail(absl::StrCat("interlockd ", InterlockVersion(), " pid ", ::getpid(),
                              datapath_->readopted() ? ", re-adopted pinned datapath" : ""));
   Audit(std::move(ev));
   INTERLOCK_LOG(kInfo, "ready: listening on %s port %d, %s datapath, relay %s",

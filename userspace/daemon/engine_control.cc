@@ -35,6 +35,7 @@
 #include "userspace/record/recorder.h"
 #include "userspace/record/sealed_box.h"
 #include "userspace/daemon/engine_internal.h"
+#include "userspace/common/version.h"
 
 namespace interlock::daemon {
 
@@ -42,7 +43,7 @@ using namespace engine_internal;  // NOLINT: the engine's private helpers
 
 v1::StatusResponse Engine::Status() {
   v1::StatusResponse s;
-  s.set_version(kVersion);
+  s.set_version(InterlockVersion());
   s.set_pid(static_cast<uint32_t>(::getpid()));
   s.set_started_unix_nanos(absl::ToUnixNanos(started_));
   s.set_relay_mode(config_.relay_mode == config::RelayMode::kPlain ? "plain" : "sockmap");

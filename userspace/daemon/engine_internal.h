@@ -13,7 +13,6 @@
 
 namespace interlock::daemon::engine_internal {
 
-inline constexpr char kVersion[] = "0.1.0";
 // Below this much free memory budget, new sessions are refused (memory_budget).
 inline constexpr size_t kSessionMemoryFloor = 1 << 20;
 // Descriptors interlockd keeps for itself besides the sessions' sockets and recordings:

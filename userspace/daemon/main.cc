@@ -19,10 +19,8 @@
 #include "userspace/common/log.h"
 #include "userspace/config/config.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/common/version.h"
 
-#ifndef INTERLOCK_VERSION
-#define INTERLOCK_VERSION "0.0.0"
-#endif
 
 namespace {
 
@@ -47,7 +45,7 @@ int main(int argc, char** argv) {
       "records enrolled workloads' sessions to protected resources, serves the control API.",
       "interlockd");
   app.set_help_flag("-h,--help", "print this help and exit");
-  app.set_version_flag("--version", absl::StrCat("interlockd ", INTERLOCK_VERSION),
+  app.set_version_flag("--version", absl::StrCat("interlockd ", interlock::InterlockVersion()),
                        "print the version and exit");
   app.add_option("--config", config_path,
                  "the configuration file (default: /etc/interlock/interlock.yaml if present)")
