@@ -25,7 +25,7 @@ constexpr absl::string_view kPrefix = "approval store (postgres): ";
 
 // Schema migrations: kMigrations[i] takes schema_version i to i + 1. Append only; a shipped
 // migration is never edited. The proto column is the source of truth; every other column
-// is derived from it in one place (RequestParams / GrantParams below). `seq` orders rows
+// is derived from it in one place (RequestColumns / GrantColumns below). `seq` orders rows
 // inserted in the same microsecond, as SQLite's rowid does.
 constexpr const char* kMigrations[] = {
     // 0 -> 1
