@@ -1,7 +1,7 @@
-/* Enrollment by path: the tp_btf/cgroup_mkdir and cgroup_rmdir programs.
+/* Enrollment by path or name: the tp_btf/cgroup_mkdir and cgroup_rmdir programs.
  *
- * Configuration enrolls cgroups by path, but the kernel map is keyed by cgroup id, and a
- * cgroup that is removed and created again (every reboot, every restart of a systemd
+ * Configuration enrolls cgroups by path, and systemd units and slices by their cgroup's
+ * name wherever it is, but the kernel map is keyed by cgroup id, and a cgroup that is removed and created again (every reboot, every restart of a systemd
  * unit) has a new id. The kernel fires the cgroup_mkdir tracepoint from cgroup_mkdir()
  * after the cgroup is set up and before kernfs_activate() makes its directory visible,
  * so an enrollment written here is in place before any process can be moved into the
@@ -21,32 +21,46 @@ static __always_inline bool il_cgroup_is_v2(const struct cgroup *cgrp)
 	return BPF_CORE_READ(cgrp, root, hierarchy_id) == 0;
 }
 
-/* Enrolls `cgrp` when `path` is in enrolled_paths. Returns 0 when it did, -ENOENT when
- * the path is not enrolled, or the map update's -errno. */
+/* Looks the NUL-terminated kernel string `str` up in `map` (enrolled_paths or
+ * enrolled_names, keyed by a NUL-padded il_cgroup_path). */
+static __always_inline struct il_enrollment *il_lookup_cgroup_key(void *map, const char *str)
+{
+	struct il_cgroup_path *key;
+	__u32 zero = 0;
+
+	key = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!key)
+		return NULL;
+	/* The whole buffer is the key: clear what a longer earlier string left behind. */
+	__builtin_memset(key->path, 0, sizeof(key->path));
+	if (bpf_probe_read_kernel_str(key->path, sizeof(key->path), str) <= 0)
+		return NULL;
+	return bpf_map_lookup_elem(map, key);
+}
+
+/* Enrolls `cgrp` when `path` is in enrolled_paths, or its own name (the last path
+ * component: a systemd unit's or slice's name) is in enrolled_names. Returns 0 when it
+ * did, -ENOENT when neither is enrolled, or the map update's -errno. */
 static __always_inline int il_cgroup_created(struct cgroup *cgrp, const char *path)
 {
 	struct il_enrollment *e;
-	struct il_cgroup_path *key;
-	__u32 zero = 0;
+	__u32 stat = IL_STAT_ENROLLED_BY_PATH;
 	__u64 id;
 	int err;
 
 	if (!il_cgroup_is_v2(cgrp))
 		return -ENOENT;
-	key = bpf_map_lookup_elem(&path_scratch, &zero);
-	if (!key)
-		return -ENOENT;
-	/* The whole buffer is the key: clear what a longer earlier path left behind. */
-	__builtin_memset(key->path, 0, sizeof(key->path));
-	if (bpf_probe_read_kernel_str(key->path, sizeof(key->path), path) <= 0)
-		return -ENOENT;
-	e = bpf_map_lookup_elem(&enrolled_paths, key);
+	e = il_lookup_cgroup_key(&enrolled_paths, path);
+	if (!e) {
+		e = il_lookup_cgroup_key(&enrolled_names, BPF_CORE_READ(cgrp, kn, name));
+		stat = IL_STAT_ENROLLED_BY_NAME;
+	}
 	if (!e)
 		return -ENOENT;
 	id = BPF_CORE_READ(cgrp, kn, id);
 	err = bpf_map_update_elem(&enrolled_cgroups, &id, e, BPF_ANY);
 	if (!err)
-		il_count(IL_STAT_ENROLLED_BY_PATH);
+		il_count(stat);
 	return err;
 }
 

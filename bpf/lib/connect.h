@@ -18,8 +18,31 @@
 #endif
 #define IL_LOOPBACK_V4 0x7f000001u /* 127.0.0.1, host order */
 
+/* The enrollment of the task's user or group, for a task no cgroup enrollment governs.
+ * The ids are the task's real uid and primary gid as the host sees them (mapped out of
+ * any user namespace): a set-uid program run by an enrolled user stays enrolled.
+ * Returns 0 and fills `subject`, or -ENOENT. */
+static __always_inline int il_find_id_enrollment(struct il_subject *subject)
+{
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	struct il_enrollment *e;
+	__u64 key;
+
+	key = IL_ENROLLED_ID_KEY(IL_ENROLLED_UID, (__u32)uid_gid);
+	e = bpf_map_lookup_elem(&enrolled_ids, &key);
+	if (!e) {
+		key = IL_ENROLLED_ID_KEY(IL_ENROLLED_GID, (__u32)(uid_gid >> 32));
+		e = bpf_map_lookup_elem(&enrolled_ids, &key);
+	}
+	if (!e)
+		return -ENOENT;
+	subject->enrollment = *e;
+	return 0;
+}
+
 /* Finds the enrollment governing the current task: its own cgroup's, else the nearest
- * enrolled ancestor's, so that moving into a sub-cgroup does not bypass enforcement.
+ * enrolled ancestor's, so that moving into a sub-cgroup does not bypass enforcement;
+ * else its user's or group's. interlockd's own cgroup is never governed.
  * Returns 0 and fills `subject`, or -ENOENT when the task is not enrolled. */
 static __always_inline int il_find_enrollment(struct il_subject *subject)
 {
@@ -28,6 +51,8 @@ static __always_inline int il_find_enrollment(struct il_subject *subject)
 	int level;
 
 	subject->cgroup_id = bpf_get_current_cgroup_id();
+	if (bpf_map_lookup_elem(&exempt_cgroups, &subject->cgroup_id))
+		return -ENOENT;
 	e = bpf_map_lookup_elem(&enrolled_cgroups, &subject->cgroup_id);
 	if (e) {
 		subject->enrollment = *e;
@@ -46,7 +71,7 @@ static __always_inline int il_find_enrollment(struct il_subject *subject)
 			return 0;
 		}
 	}
-	return -ENOENT;
+	return il_find_id_enrollment(subject);
 }
 
 /* Looks `dst` up in `trie` (protected_resources or allowed_destinations), exact port

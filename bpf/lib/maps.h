@@ -92,6 +92,37 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } enrolled_paths SEC(".maps");
 
+/* Cgroups to enroll by their own name when they are created, wherever they are: a
+ * systemd unit's or slice's cgroup ("billing-agent.service") -> its enrollment. The
+ * key is the name, NUL-padded, in the same buffer type as a path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IL_MAX_ENROLLED_NAMES);
+	__type(key, struct il_cgroup_path);
+	__type(value, struct il_enrollment);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} enrolled_names SEC(".maps");
+
+/* Users and groups enrolled wherever their processes run: IL_ENROLLED_ID_KEY(kind, id)
+ * -> enrollment. Consulted only when no cgroup enrollment governs the task. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IL_MAX_ENROLLED_IDS);
+	__type(key, __u64);
+	__type(value, struct il_enrollment);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} enrolled_ids SEC(".maps");
+
+/* interlockd's own cgroup ids: a task there is never governed, whatever its uid, so the
+ * engine's upstream connections are never turned back at itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IL_MAX_EXEMPT);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} exempt_cgroups SEC(".maps");
+
 /* Destinations a default-deny enrollment may still reach directly (the DNS resolvers
  * by default): the same key as protected_resources. */
 struct {

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,6 +41,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -397,6 +399,17 @@ Agent::Body ConnectAndHold(int family, const sockaddr_storage& dst) {
   };
 }
 
+// `body`, run as uid/gid (real, effective and saved) in the child.
+Agent::Body As(uid_t uid, gid_t gid, Agent::Body body) {
+  return [uid, gid, body](int report_fd, int hold_fd) {
+    if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0) {
+      _exit(4);
+    }
+    body(report_fd, hold_fd);
+  };
+}
+
 // ---------------------------------------------------------------------------------
 // Fixture
 
@@ -482,7 +495,9 @@ class DatapathTest : public ::testing::Test {
   }
 
   void RemoveCgroupTree() {
-    std::vector<std::string> dirs = {byp_cg() + "/sub", byp_cg(), w1_cg() + "/sub", w1_cg(), other_cg(),
+    std::vector<std::string> dirs = {byp_cg() + "/sub", byp_cg() + "/x.slice/agent-x.service",
+                                     byp_cg() + "/x.slice/agent-y.service", byp_cg() + "/x.slice",
+                                     byp_cg(), w1_cg() + "/sub", w1_cg(), other_cg(),
                                      root_ + "/workloads", daemon_cg(), root_};
     const std::string home = cg2_ + OwnCgroup2Path();
     for (const std::string& d : dirs) {
@@ -585,10 +600,14 @@ class DatapathTest : public ::testing::Test {
 
   // Runs a connecting agent in `cgroup` and checks it was redirected to `engine`, with
   // getpeername showing `want_peer`, and the conn info matching.
+  // With `as`, the agent runs as that uid and gid.
   void ExpectRedirected(const std::string& cgroup, int family, const char* dst_ip,
                         int engine, const std::string& want_peer, uint16_t want_family,
-                        uint32_t want_workload, uint32_t want_resource) {
-    Agent agent(cgroup, ConnectAndHold(family, Addr(dst_ip, resource_port_)));
+                        uint32_t want_workload, uint32_t want_resource,
+                        std::optional<std::pair<uid_t, gid_t>> as = std::nullopt) {
+    Agent::Body body = ConnectAndHold(family, Addr(dst_ip, resource_port_));
+    if (as) body = As(as->first, as->second, body);
+    Agent agent(cgroup, body);
     ConnectReport r;
     ASSERT_TRUE(agent.Read(&r)) << "agent did not report";
     ASSERT_EQ(r.err, 0) << "connect: " << strerror(r.err);
@@ -605,7 +624,7 @@ class DatapathTest : public ::testing::Test {
     EXPECT_EQ(info->workload_id, want_workload);
     EXPECT_EQ(info->cgroup_id, CgroupId(cgroup));
     EXPECT_EQ(info->pid_tgid >> 32, static_cast<uint64_t>(agent.pid()));
-    EXPECT_EQ(static_cast<uint32_t>(info->uid_gid), getuid());
+    EXPECT_EQ(static_cast<uint32_t>(info->uid_gid), as ? as->first : getuid());
     EXPECT_STREQ(std::string(info->comm, strnlen(info->comm, IL_COMM_LEN)).c_str(),
                  std::string(kAgentComm).substr(0, IL_COMM_LEN - 1).c_str());
     EXPECT_NE(info->connect_ns, 0u);
@@ -994,6 +1013,91 @@ TEST_F(DatapathTest, CgroupCreatedAtEnrolledPathIsEnrolledBeforeUse) {
   ASSERT_EQ(mkdir((root_ + "/workloads/bypath2").c_str(), 0755), 0);
   EXPECT_EQ(enrolled(CgroupId(root_ + "/workloads/bypath2")), -1);
   ASSERT_EQ(rmdir((root_ + "/workloads/bypath2").c_str()), 0);
+}
+
+// Users and groups are enrolled wherever their tasks run, unless a cgroup enrollment
+// governs the task (it wins: its workload is the more specific one). The ids are the
+// task's real uid and primary gid.
+TEST_F(DatapathTest, UserAndGroupEnrollmentsGovernTasksInAnyCgroup) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  EnrollCgroup(w1_cg(), 7, 0);
+  ASSERT_TRUE(dp_->SetEnrolledIds({{bpf::IdEnrollment::kUid, 61001, il_enrollment{21, 0}},
+                                   {bpf::IdEnrollment::kGid, 61002, il_enrollment{22, 0}}})
+                  .ok());
+  const std::string peer = absl::StrCat("127.0.0.42:", resource_port_);
+  ExpectRedirected(other_cg(), AF_INET, "127.0.0.42", engine4_.get(), peer, AF_INET, 21, 11,
+                   std::pair{61001u, 61009u});
+  ExpectRedirected(other_cg(), AF_INET, "127.0.0.42", engine4_.get(), peer, AF_INET, 22, 11,
+                   std::pair{61003u, 61002u});
+  ExpectRedirected(w1_cg(), AF_INET, "127.0.0.42", engine4_.get(), peer, AF_INET, 7, 11,
+                   std::pair{61001u, 61002u});
+
+  UniqueFd real = Listen(Addr("127.0.0.42", resource_port_));
+  ASSERT_TRUE(real.valid()) << strerror(errno);
+  Agent other(other_cg(), As(61003, 61003, ConnectAndHold(AF_INET, Addr("127.0.0.42", resource_port_))));
+  ConnectReport r;
+  ASSERT_TRUE(other.Read(&r));
+  ASSERT_EQ(r.err, 0) << strerror(r.err);
+  EXPECT_TRUE(AcceptWithin(real.get(), kIoTimeoutMs).valid()) << "an unenrolled uid was not direct";
+  EXPECT_FALSE(AcceptWithin(engine4_.get(), 0).valid());
+  EXPECT_EQ(other.Finish(), 0);
+
+  // Replacing the table drops what is not in it.
+  ASSERT_TRUE(dp_->SetEnrolledIds({}).ok());
+  Agent gone(other_cg(), As(61001, 61009, ConnectAndHold(AF_INET, Addr("127.0.0.42", resource_port_))));
+  ASSERT_TRUE(gone.Read(&r));
+  ASSERT_EQ(r.err, 0) << strerror(r.err);
+  EXPECT_TRUE(AcceptWithin(real.get(), kIoTimeoutMs).valid());
+  EXPECT_EQ(gone.Finish(), 0);
+}
+
+// interlockd's own cgroup is never governed: not by an enrolled uid, not even when the
+// cgroup itself is in the enrolled table.
+TEST_F(DatapathTest, ExemptCgroupIsNeverGoverned) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  ASSERT_TRUE(dp_->SetEnrolledIds({{bpf::IdEnrollment::kUid, 61001, il_enrollment{21, 0}}}).ok());
+  EnrollCgroup(other_cg(), 8, IL_ENROLL_DEFAULT_DENY);
+  ASSERT_TRUE(dp_->SetExemptCgroups({CgroupId(other_cg())}).ok());
+  UniqueFd real = Listen(Addr("127.0.0.42", resource_port_));
+  ASSERT_TRUE(real.valid()) << strerror(errno);
+  Agent agent(other_cg(), As(61001, 61001, ConnectAndHold(AF_INET, Addr("127.0.0.42", resource_port_))));
+  ConnectReport r;
+  ASSERT_TRUE(agent.Read(&r));
+  ASSERT_EQ(r.err, 0) << strerror(r.err);
+  EXPECT_TRUE(AcceptWithin(real.get(), kIoTimeoutMs).valid());
+  EXPECT_FALSE(AcceptWithin(engine4_.get(), 0).valid());
+  EXPECT_EQ(agent.Finish(), 0);
+  EXPECT_FALSE(dp_->SetExemptCgroups(std::vector<uint64_t>(IL_MAX_EXEMPT + 1, 1)).ok());
+  ASSERT_TRUE(dp_->SetExemptCgroups({}).ok());
+}
+
+// A cgroup named like an enrolled unit or slice is enrolled by the kernel when it is made,
+// wherever it is and however deep; another name is not.
+TEST_F(DatapathTest, CgroupNamedLikeAnEnrolledUnitIsEnrolledWhereverItIsMade) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  ASSERT_TRUE(dp_->SetEnrolledNames({{"agent-x.service", il_enrollment{31, 0}}}).ok());
+  EXPECT_FALSE(dp_->SetEnrolledNames({{"a/b.service", il_enrollment{}}}).ok());
+  EXPECT_FALSE(dp_->SetEnrolledNames({{std::string(IL_CGROUP_PATH_MAX, 'a'), il_enrollment{}}}).ok());
+  const std::string deep = byp_cg() + "/x.slice";
+  const std::string unit = deep + "/agent-x.service";
+  const std::string other = deep + "/agent-y.service";
+  ASSERT_EQ(mkdir(byp_cg().c_str(), 0755), 0) << strerror(errno);
+  ASSERT_EQ(mkdir(deep.c_str(), 0755), 0) << strerror(errno);
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    ASSERT_EQ(mkdir(unit.c_str(), 0755), 0) << strerror(errno);
+    ExpectRedirected(unit, AF_INET, "127.0.0.42", engine4_.get(),
+                     absl::StrCat("127.0.0.42:", resource_port_), AF_INET, 31, 11);
+    ASSERT_EQ(rmdir(unit.c_str()), 0) << strerror(errno);
+  }
+  EXPECT_EQ(Stats().enrolled_by_name, 2u);
+  ASSERT_EQ(mkdir(other.c_str(), 0755), 0) << strerror(errno);
+  auto all = dp_->ListEnrollments();
+  ASSERT_TRUE(all.ok());
+  for (const auto& [cg, e] : *all) EXPECT_NE(cg, CgroupId(other)) << "another name was enrolled";
+  ASSERT_EQ(rmdir(other.c_str()), 0);
+  ASSERT_EQ(rmdir(deep.c_str()), 0);
+  ASSERT_EQ(rmdir(byp_cg().c_str()), 0);
 }
 
 // Datagrams with an explicit destination (sendto, unconnected UDP) follow the connect

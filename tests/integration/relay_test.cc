@@ -292,7 +292,7 @@ TEST_F(RelayTest, ControlApiRefusesEnrolledCallers) {
       "sneaky", {BinaryPath("interlock"), "--config", h.config_path(), "status"},
       AgentOptions{.as_root = true});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err, HasSubstr("enrolled cgroup"));
+  EXPECT_THAT(r.err, HasSubstr("is an enrolled workload"));
   // As the default unprivileged agent it does not get that far.
   CommandResult unprivileged = h.RunAgent(
       "sneaky", {BinaryPath("interlock"), "--config", h.config_path(), "status"});

@@ -32,7 +32,8 @@ InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::mov
   std::string yaml = absl::StrCat(
       "listener:\n  address_v4: 127.0.0.1\n  address_v6: \"::1\"\n  port: ", engine_port_, "\n",
       options_.listener_yaml, "state_dir: ", state_dir_, "\n", "pin_path: ", pin_path_, "\n",
-      "cgroup_root: ", cgroup_root_, "\n", "relay_mode: ",
+      "cgroup_root: ", cgroup_root_, "\n", "attach_cgroup: ",
+      options_.attach_at_root ? "/" : cgroup_root_, "\n", "relay_mode: ",
       options_.sockmap ? "RELAY_MODE_SOCKMAP" : "RELAY_MODE_PLAIN",
       "\n", "timeouts:\n  connect_ms: 3000\n  drain_ms: 3000\n",
       options_.idle_ms > 0 ? absl::StrCat("  idle_ms: ", options_.idle_ms, "\n") : "",
@@ -58,7 +59,13 @@ InterlockdHarness::~InterlockdHarness() {
 }
 
 absl::Status InterlockdHarness::Start() {
-  pid_ = Spawn({BinaryPath("interlockd"), "--config", config_path_}, log_path_);
+  std::vector<std::string> argv = {BinaryPath("interlockd"), "--config", config_path_};
+  if (!options_.daemon_cgroup_dir.empty()) {
+    argv.insert(argv.begin(), {"/bin/sh", "-c",
+                               absl::StrCat("echo $$ > '", options_.daemon_cgroup_dir,
+                                            "/cgroup.procs' && exec \"$0\" \"$@\"")});
+  }
+  pid_ = Spawn(argv, log_path_);
   v1::ControlRequest req;
   req.mutable_status();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);

@@ -48,6 +48,14 @@ struct HarnessOptions {
   std::string extra_yaml;
   // More lines of the `listener:` block, each indented by 2 spaces ("  netns_discovery: ...").
   std::string listener_yaml;
+  // Attach the programs at the cgroup2 root (the production default) instead of the
+  // harness's own cgroup root. Tests of enrollments that reach outside a test's subtree
+  // (users, units anywhere) need it; the programs then run for every task on the host
+  // and act only on this instance's enrollments.
+  bool attach_at_root = false;
+  // Start interlockd in this cgroup directory (absolute), as a service manager would
+  // start it in its unit's cgroup. Empty: the test's own cgroup.
+  std::string daemon_cgroup_dir;
 };
 
 class InterlockdHarness {

@@ -5,7 +5,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
@@ -35,7 +38,8 @@ int Status(const Globals& g) {
   std::printf("listener    %s:%u%s\n", s.listener_v4().address().c_str(), s.listener_v4().port(),
               s.has_listener_v6() ? absl::StrCat("  [", s.listener_v6().address(), "]:",
                                                  s.listener_v6().port()).c_str() : "");
-  std::printf("pins        %s\ncgroup root %s\n", s.pin_path().c_str(), s.cgroup_root().c_str());
+  std::printf("pins        %s\ncgroup root %s\nattached at %s\n", s.pin_path().c_str(),
+              s.cgroup_root().c_str(), s.attach_cgroup().c_str());
   std::printf("sessions    %u active, %llu total; %llu connects denied\n", s.active_sessions(),
               static_cast<unsigned long long>(s.total_sessions()),
               static_cast<unsigned long long>(s.denied_connects()));
@@ -48,7 +52,11 @@ int Status(const Globals& g) {
   for (const auto& r : s.resources()) std::printf("  %s\n", r.c_str());
   std::printf("workloads:\n");
   for (const auto& w : s.workloads()) {
-    std::printf("  %-20s %s%s%s\n", common::Visible(w.name()).c_str(), common::Visible(w.cgroup_path()).c_str(),
+    std::string by = w.selector() == "cgroup" || w.selector() == "run" || w.selector().empty()
+                         ? ""
+                         : absl::StrCat(w.cgroup_path().empty() ? "" : "  ", w.selector());
+    std::printf("  %-20s %s%s%s%s\n", common::Visible(w.name()).c_str(),
+                common::Visible(w.cgroup_path()).c_str(), common::Visible(by).c_str(),
                 w.default_deny() ? "  default-deny" : "", w.ephemeral() ? "  (run)" : "");
   }
   if (!s.approval_store().empty()) {
@@ -96,6 +104,54 @@ int RemoveCgroupTree(const std::string& dir, const std::string& dest) {
   return moved;
 }
 
+struct EnrollOptions {
+  std::string unit, slice, user, group, cgroup, name;
+  bool default_deny = false;
+};
+
+int Enroll(const Globals& g, const EnrollOptions& o) {
+  v1::ControlRequest req;
+  v1::Enrollment* e = req.mutable_enroll_workload()->mutable_enrollment();
+  const int given = !o.unit.empty() + !o.slice.empty() + !o.user.empty() + !o.group.empty() +
+                    !o.cgroup.empty();
+  if (given != 1) {
+    return Fail(2, "enroll: give exactly one of --unit, --slice, --user, --group, --cgroup");
+  }
+  if (!o.slice.empty() && !absl::EndsWith(o.slice, ".slice")) {
+    return Fail(2, absl::StrCat("enroll: --slice ", o.slice, " is not a slice (name.slice)"));
+  }
+  e->set_unit(!o.unit.empty() ? o.unit : o.slice);
+  e->set_user(o.user);
+  e->set_group(o.group);
+  e->set_cgroup_path(o.cgroup);
+  e->set_name(o.name);
+  e->set_default_deny(o.default_deny);
+  auto resp = Call(g, req);
+  if (!resp.ok()) return Fail(1, absl::StrCat("enroll: ", resp.status().message()));
+  if (resp->error_code() != 0) return Fail(1, absl::StrCat("enroll: ", resp->error()));
+  if (g.json) {
+    std::printf("%s\n", ToJson(resp->enroll_workload()).c_str());
+    return 0;
+  }
+  for (const auto& w : resp->enroll_workload().workloads()) {
+    std::printf("enrolled %s: %s%s%s\n", common::Visible(w.name()).c_str(),
+                common::Visible(w.selector()).c_str(),
+                w.cgroup_path().empty() ? "" : absl::StrCat(" at ", common::Visible(w.cgroup_path())).c_str(),
+                w.default_deny() ? ", default-deny" : "");
+  }
+  return 0;
+}
+
+int Unenroll(const Globals& g, const std::string& name) {
+  v1::ControlRequest req;
+  req.mutable_unenroll_workload()->set_name(name);
+  auto resp = Call(g, req);
+  if (!resp.ok()) return Fail(1, absl::StrCat("unenroll: ", resp.status().message()));
+  if (resp->error_code() != 0) return Fail(1, absl::StrCat("unenroll: ", resp->error()));
+  std::printf("unenrolled %s\n", common::Visible(name).c_str());
+  return 0;
+}
+
 int Teardown(const Globals& g) {
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
@@ -127,6 +183,38 @@ void AddAdminCommands(CLI::App& root, Globals& g, Commands* commands) {
       "Shows interlockd's listener, relay mode, protected resources, enrolled workloads\n"
       "and session counters. Exit 1 when interlockd is not running.");
   commands->push_back({status, [&g] { return Status(g); }});
+
+  auto enroll = std::make_shared<EnrollOptions>();
+  CLI::App* enroll_cmd = root.add_subcommand("enroll", "enforce a unit, slice, user or cgroup");
+  enroll_cmd->add_option("--unit", enroll->unit, "a systemd unit by name (x.service, x.scope)")
+      ->option_text("UNIT");
+  enroll_cmd->add_option("--slice", enroll->slice, "a slice: every unit below it, by its own name")
+      ->option_text("SLICE");
+  enroll_cmd->add_option("--user", enroll->user, "every process of this user (name or uid)")
+      ->option_text("USER");
+  enroll_cmd->add_option("--group", enroll->group, "every process with this primary group")
+      ->option_text("GROUP");
+  enroll_cmd->add_option("--cgroup", enroll->cgroup, "a cgroup path below the cgroup2 mount")
+      ->option_text("PATH");
+  enroll_cmd->add_option("--as", enroll->name, "the workload name (default: from the unit or user)")
+      ->option_text("NAME");
+  enroll_cmd->add_flag("--default-deny", enroll->default_deny,
+                       "refuse connects to destinations that are not protected resources");
+  AddJsonFlag(enroll_cmd, g);
+  enroll_cmd->footer(
+      "Enforces what already runs, now and after restarts of interlockd and of the unit:\n"
+      "the enrollment is kept in the state dir beside the configuration's (which it may\n"
+      "not contradict) and audited. Exactly one of --unit, --slice, --user, --group,\n"
+      "--cgroup. Root only.");
+  commands->push_back({enroll_cmd, [&g, enroll] { return Enroll(g, *enroll); }});
+
+  auto unenroll_name = std::make_shared<std::string>();
+  CLI::App* unenroll = root.add_subcommand("unenroll", "end an enrollment made with enroll");
+  unenroll->add_option("NAME", *unenroll_name, "the workload name")->required();
+  unenroll->footer(
+      "Ends the enrollment NAME made with `interlock enroll`: its processes are no longer\n"
+      "enforced. Enrollments of the configuration file are changed there. Root only.");
+  commands->push_back({unenroll, [&g, unenroll_name] { return Unenroll(g, *unenroll_name); }});
 
   CLI::App* teardown =
       root.add_subcommand("teardown", "remove pins and cgroups (interlockd stopped)");

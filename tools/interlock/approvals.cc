@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "tools/interlock/cli.h"
 #include "userspace/common/printable.h"
@@ -48,12 +49,6 @@ std::optional<uint32_t> ParseDurationSeconds(const std::string& s) {
   }
   if (!absl::ParseDuration(v, &d) || d < absl::ZeroDuration()) return std::nullopt;
   return static_cast<uint32_t>(absl::ToInt64Seconds(d));
-}
-
-absl::StatusOr<v1::ControlResponse> Call(const Globals& g, const v1::ControlRequest& req) {
-  auto cfg = LoadCliConfig(g);
-  if (!cfg.ok()) return cfg.status();
-  return control::CallControl(cfg->control_socket, req);
 }
 
 // Every field an agent, a token or an approver wrote is shown escaped (common::Visible): a
@@ -208,8 +203,17 @@ int Reload(const Globals& g) {
   auto resp = Call(g, req);
   if (!resp.ok()) return Fail(1, absl::StrCat("reload: ", resp.status().message()));
   if (resp->error_code() != 0) return Fail(1, absl::StrCat("reload: ", resp->error()));
-  std::printf("policy %s: %u rules in force\n", resp->reload_policy().policy_file().c_str(),
-              resp->reload_policy().rules());
+  const v1::ReloadPolicyResponse& r = resp->reload_policy();
+  if (!r.policy_file().empty()) {
+    std::printf("policy %s: %u rules in force\n", r.policy_file().c_str(), r.rules());
+  }
+  if (!r.config_file().empty()) {
+    std::printf("configuration %s: %u enrollments in force\n", r.config_file().c_str(), r.enrollments());
+  }
+  if (r.restart_needed_size() > 0) {
+    std::printf("changed, applied at the next start of interlockd: %s\n",
+                absl::StrJoin(r.restart_needed(), ", ").c_str());
+  }
   return 0;
 }
 
@@ -285,10 +289,12 @@ void AddApprovalCommands(CLI::App& root, Globals& g, Commands* commands) {
   revoke->footer("Ends grant ID now; its sessions are closed as the resource's policy says.");
   commands->push_back({revoke, [&g, revoke_id] { return Revoke(g, *revoke_id); }});
 
-  CLI::App* reload = root.add_subcommand("reload", "re-read the policy file");
+  CLI::App* reload = root.add_subcommand("reload", "re-read the policy and configuration");
   reload->footer(
-      "Re-reads the policy file (as SIGHUP does). An invalid policy is rejected with\n"
-      "file, line and field, and the old one stays in force.");
+      "Re-reads the policy file and the configuration file (as SIGHUP does). The policy\n"
+      "and the configuration's enrollments apply at once; other changed settings are\n"
+      "named and apply at the next start. An invalid file is rejected with file, line\n"
+      "and field, and what is in force stays.");
   commands->push_back({reload, [&g] { return Reload(g); }});
 }
 

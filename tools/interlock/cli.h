@@ -21,6 +21,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
+#include "interlock/v1/control.pb.h"
 #include "userspace/config/config.h"
 
 namespace interlock::cli {
@@ -33,6 +34,9 @@ struct Globals {
 // Loads the same configuration interlockd uses, for paths (state dir, control socket,
 // pin path, cgroup root).
 absl::StatusOr<config::ServiceConfig> LoadCliConfig(const Globals& g);
+
+// One request to interlockd on the configured control socket.
+absl::StatusOr<v1::ControlResponse> Call(const Globals& g, const v1::ControlRequest& req);
 
 // A subcommand and what runs it. `run` returns the process exit code and prints its own
 // errors; it is called at most once, after the whole command line parsed.

@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "userspace/control/client.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "tools/interlock/cli.h"
@@ -133,6 +134,12 @@ absl::StatusOr<config::ServiceConfig> LoadCliConfig(const Globals& g) {
   if (path.empty() && ::access(kDefaultConfigPath, R_OK) == 0) path = kDefaultConfigPath;
   if (path.empty()) return config::LoadConfigText(config::DefaultConfigText(), "<embedded default>");
   return config::LoadConfigFile(path);
+}
+
+absl::StatusOr<v1::ControlResponse> Call(const Globals& g, const v1::ControlRequest& req) {
+  auto cfg = LoadCliConfig(g);
+  if (!cfg.ok()) return cfg.status();
+  return control::CallControl(cfg->control_socket, req);
 }
 
 namespace {

@@ -526,38 +526,92 @@ absl::Status Datapath::SetAllowedDestinations(const std::vector<ResourceEntry>& 
                                 "allowed destination");
 }
 
-absl::Status Datapath::SetEnrolledPaths(const std::vector<PathEnrollment>& paths) {
-  bpf_map* map = impl_->skel->maps.enrolled_paths;
-  std::vector<il_cgroup_path> wanted;
-  for (const PathEnrollment& p : paths) {
-    if (p.path.empty() || p.path[0] != '/' || p.path.size() >= IL_CGROUP_PATH_MAX) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bpf: enrolled cgroup path \"", p.path, "\" must be absolute and shorter than ",
-          IL_CGROUP_PATH_MAX, " bytes"));
-    }
-    il_cgroup_path key{};
-    memcpy(key.path, p.path.data(), p.path.size());
-    int err = bpf_map__update_elem(map, &key, sizeof key, &p.enrollment, sizeof p.enrollment,
-                                   BPF_ANY);
-    if (err != 0) return LibbpfStatus(err, absl::StrCat("enroll path ", p.path));
-    wanted.push_back(key);
+namespace {
+
+// Makes `map` hold exactly `wanted`: updates every wanted entry first, then deletes the
+// keys not wanted, so an entry that stays is never absent, not even for a moment.
+template <typename Key, typename Value>
+absl::Status ReplaceMapContents(bpf_map* map, const std::vector<std::pair<Key, Value>>& wanted,
+                                absl::string_view what) {
+  for (const auto& [key, value] : wanted) {
+    int err = bpf_map__update_elem(map, &key, sizeof key, &value, sizeof value, BPF_ANY);
+    if (err != 0) return LibbpfStatus(err, absl::StrCat("update ", what));
   }
-  std::vector<il_cgroup_path> stale;
-  il_cgroup_path key{}, next{};
+  std::vector<Key> stale;
+  Key key{}, next{};
   const void* prev = nullptr;
   while (bpf_map__get_next_key(map, prev, &next, sizeof next) == 0) {
-    bool keep = std::any_of(wanted.begin(), wanted.end(), [&](const il_cgroup_path& w) {
-      return memcmp(&w, &next, sizeof w) == 0;
+    bool keep = std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) {
+      return memcmp(&w.first, &next, sizeof next) == 0;
     });
     if (!keep) stale.push_back(next);
     key = next;
     prev = &key;
   }
-  for (const il_cgroup_path& k : stale) {
+  for (const Key& k : stale) {
     int err = bpf_map__delete_elem(map, &k, sizeof k, 0);
-    if (err != 0 && err != -ENOENT) return LibbpfStatus(err, "delete stale enrolled path");
+    if (err != 0 && err != -ENOENT) return LibbpfStatus(err, absl::StrCat("delete stale ", what));
   }
   return absl::OkStatus();
+}
+
+// A cgroup path or name as a NUL-padded map key; INVALID_ARGUMENT when it does not fit.
+absl::StatusOr<il_cgroup_path> CgroupKey(absl::string_view text, absl::string_view what) {
+  if (text.empty() || text.size() >= IL_CGROUP_PATH_MAX || text.find('\0') != text.npos) {
+    return absl::InvalidArgumentError(absl::StrCat("bpf: enrolled cgroup ", what, " \"", text,
+                                                   "\" must be 1 to ", IL_CGROUP_PATH_MAX - 1,
+                                                   " bytes"));
+  }
+  il_cgroup_path key{};
+  memcpy(key.path, text.data(), text.size());
+  return key;
+}
+
+}  // namespace
+
+absl::Status Datapath::SetEnrolledPaths(const std::vector<PathEnrollment>& paths) {
+  std::vector<std::pair<il_cgroup_path, il_enrollment>> wanted;
+  for (const PathEnrollment& p : paths) {
+    if (p.path.empty() || p.path[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bpf: enrolled cgroup path \"", p.path, "\" must be absolute"));
+    }
+    INTERLOCK_ASSIGN_OR_RETURN(il_cgroup_path key, CgroupKey(p.path, "path"));
+    wanted.emplace_back(key, p.enrollment);
+  }
+  return ReplaceMapContents(impl_->skel->maps.enrolled_paths, wanted, "enrolled paths");
+}
+
+absl::Status Datapath::SetEnrolledNames(const std::vector<NameEnrollment>& names) {
+  std::vector<std::pair<il_cgroup_path, il_enrollment>> wanted;
+  for (const NameEnrollment& n : names) {
+    if (n.name.find('/') != std::string::npos || n.name == "." || n.name == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bpf: enrolled cgroup name \"", n.name, "\" must be one path component"));
+    }
+    INTERLOCK_ASSIGN_OR_RETURN(il_cgroup_path key, CgroupKey(n.name, "name"));
+    wanted.emplace_back(key, n.enrollment);
+  }
+  return ReplaceMapContents(impl_->skel->maps.enrolled_names, wanted, "enrolled names");
+}
+
+absl::Status Datapath::SetEnrolledIds(const std::vector<IdEnrollment>& ids) {
+  std::vector<std::pair<uint64_t, il_enrollment>> wanted;
+  for (const IdEnrollment& e : ids) {
+    const uint64_t kind = e.kind == IdEnrollment::kUid ? IL_ENROLLED_UID : IL_ENROLLED_GID;
+    wanted.emplace_back(IL_ENROLLED_ID_KEY(kind, e.id), e.enrollment);
+  }
+  return ReplaceMapContents(impl_->skel->maps.enrolled_ids, wanted, "enrolled users and groups");
+}
+
+absl::Status Datapath::SetExemptCgroups(const std::vector<uint64_t>& cgroup_ids) {
+  if (cgroup_ids.size() > IL_MAX_EXEMPT) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bpf: at most ", IL_MAX_EXEMPT, " exempt cgroups"));
+  }
+  std::vector<std::pair<uint64_t, uint32_t>> wanted;
+  for (uint64_t id : cgroup_ids) wanted.emplace_back(id, 1u);
+  return ReplaceMapContents(impl_->skel->maps.exempt_cgroups, wanted, "exempt cgroups");
 }
 
 bool Datapath::unix_hooks() const { return impl_->unix_hooks; }
@@ -676,6 +730,7 @@ absl::StatusOr<DatapathStats> Datapath::ReadStats() {
   stats.spliced_msgs = totals[IL_STAT_SPLICED_MSGS];
   stats.events_dropped = totals[IL_STAT_EVENTS_DROPPED];
   stats.enrolled_by_path = totals[IL_STAT_ENROLLED_BY_PATH];
+  stats.enrolled_by_name = totals[IL_STAT_ENROLLED_BY_NAME];
   return stats;
 }
 

@@ -65,12 +65,30 @@ struct DatapathStats {
   uint64_t spliced_msgs = 0;
   uint64_t events_dropped = 0;
   uint64_t enrolled_by_path = 0;
+  uint64_t enrolled_by_name = 0;
 };
 
 // A cgroup enrolled by its path from the cgroup2 hierarchy's root ("/interlock/a/b"):
 // whenever a cgroup is created at that path the kernel enrolls it, before it is visible.
 struct PathEnrollment {
   std::string path;
+  il_enrollment enrollment{};
+};
+
+// A cgroup enrolled by its own name (a systemd unit or slice, "billing-agent.service"),
+// wherever in the hierarchy it is: whenever a cgroup of that name is created the kernel
+// enrolls it, before it is visible.
+struct NameEnrollment {
+  std::string name;
+  il_enrollment enrollment{};
+};
+
+// A user or group whose processes are enrolled wherever they run (when no cgroup
+// enrollment governs them): the task's real uid, or its primary gid.
+struct IdEnrollment {
+  enum Kind { kUid, kGid };
+  Kind kind = kUid;
+  uint32_t id = 0;
   il_enrollment enrollment{};
 };
 
@@ -100,6 +118,13 @@ class Datapath {
   // Replaces the enroll-by-path table. INVALID_ARGUMENT for a path that is not absolute
   // or longer than IL_CGROUP_PATH_MAX - 1.
   absl::Status SetEnrolledPaths(const std::vector<PathEnrollment>& paths);
+  // Replaces the enroll-by-name table. INVALID_ARGUMENT for a name with a '/', or empty,
+  // or longer than IL_CGROUP_PATH_MAX - 1.
+  absl::Status SetEnrolledNames(const std::vector<NameEnrollment>& names);
+  // Replaces the table of enrolled users and groups.
+  absl::Status SetEnrolledIds(const std::vector<IdEnrollment>& ids);
+  // Replaces the set of cgroups that are never governed (interlockd's own).
+  absl::Status SetExemptCgroups(const std::vector<uint64_t>& cgroup_ids);
 
   // Replaces the table of destinations a default-deny enrollment may still reach.
   absl::Status SetAllowedDestinations(const std::vector<ResourceEntry>& entries);

@@ -1,5 +1,6 @@
 #include "userspace/common/cgroup_fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -101,6 +102,38 @@ std::vector<pid_t> CgroupTreeProcs(const std::string& dir) {
     if (procs.ok()) pids.insert(pids.end(), procs->begin(), procs->end());
   }
   return pids;
+}
+
+namespace {
+
+void FindNamedBelow(const std::string& dir, const absl::flat_hash_set<std::string>& names,
+                    int depth_left, std::vector<std::string>& found) {
+  if (depth_left <= 0) return;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;  // vanished, or not readable: nothing below it to find
+  std::vector<std::string> children;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type != DT_DIR) continue;
+    absl::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    std::string child = absl::StrCat(dir, "/", name);
+    if (names.contains(name)) found.push_back(child);
+    children.push_back(std::move(child));
+  }
+  ::closedir(d);
+  for (const std::string& child : children) FindNamedBelow(child, names, depth_left - 1, found);
+}
+
+}  // namespace
+
+std::vector<std::string> FindCgroupsNamed(const std::string& dir,
+                                          const absl::flat_hash_set<std::string>& names,
+                                          int max_depth) {
+  std::vector<std::string> found;
+  if (names.empty()) return found;
+  if (names.contains(absl::string_view(dir).substr(dir.rfind('/') + 1))) found.push_back(dir);
+  FindNamedBelow(dir, names, max_depth, found);
+  return found;
 }
 
 std::string CgroupDir(const std::string& mount, const std::string& path) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -47,6 +48,12 @@ absl::StatusOr<std::vector<pid_t>> CgroupProcs(const std::string& dir);
 // Pids in `dir` and every cgroup below it. Cgroups that vanish or cannot be read while
 // the tree is walked are skipped (a missing `dir` gives none).
 std::vector<pid_t> CgroupTreeProcs(const std::string& dir);
+
+// Cgroup directories at or below `dir` (absolute) whose own name is in `names`, at most
+// `max_depth` levels down; cgroups that vanish while the tree is walked are skipped.
+std::vector<std::string> FindCgroupsNamed(const std::string& dir,
+                                          const absl::flat_hash_set<std::string>& names,
+                                          int max_depth);
 
 // Resolves `path` against the cgroup2 mount: absolute paths under the mount are kept,
 // other paths are taken as relative to it. "interlock" -> "/sys/fs/cgroup/interlock".

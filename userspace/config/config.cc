@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "bpf/include/interlock/datapath.h"
 #include "userspace/common/file_util.h"
+#include "userspace/common/privileges.h"
 #include "userspace/common/status_macros.h"
 
 namespace interlock::config {
@@ -642,84 +643,244 @@ void BuildDefaultDenyAllow(const v1::Config& in, const SourceMap& source, Proble
   }
 }
 
-void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& cgroup_root,
-                      Problems& problems, std::vector<EnrollmentConfig>& out) {
-  if (in.enrollments_size() > IL_MAX_ENROLLED) {
-    problems.Add("enrollments",
-                 absl::StrCat(in.enrollments_size(), " enrollments is more than the limit of ",
-                              IL_MAX_ENROLLED));
+// systemd's unit name rules (systemd.unit(5)): the characters of unit_name_is_valid, and
+// one of the suffixes whose units own a cgroup.
+std::optional<std::string> UnitNameProblem(absl::string_view unit) {
+  if (unit.empty() || unit.size() > 255) {
+    return absl::StrCat(Quote(unit), " must be 1..255 bytes long");
   }
-  absl::flat_hash_map<std::string, int> names;
-  absl::flat_hash_map<std::string, int> cgroups;
-  const std::optional<std::string> root =
-      cgroup_root ? CgroupRootBelowMount(*cgroup_root) : std::nullopt;
+  if (!absl::EndsWith(unit, ".service") && !absl::EndsWith(unit, ".scope") &&
+      !absl::EndsWith(unit, ".slice")) {
+    return absl::StrCat(Quote(unit), " must end in .service, .scope or .slice (units with a cgroup)");
+  }
+  for (char c : unit) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && !absl::StrContains(":-_.\\@", c)) {
+      return absl::StrCat(Quote(unit), " has a character systemd does not allow in unit names");
+    }
+  }
+  return std::nullopt;
+}
+
+// A user or group (name, or numeric id) from the system's databases. nullopt after
+// reporting a problem.
+std::optional<uint32_t> ResolveAccount(absl::string_view text, bool group, absl::string_view path,
+                                       Problems& problems, std::string& name) {
+  const char* what = group ? "group" : "user";
+  const UserDb& db = SystemUserDb();
+  uint32_t id = 0;
+  if (absl::SimpleAtoi(text, &id)) {
+    std::optional<UserEntry> user = group ? std::nullopt : db.UserById(id);
+    name = user ? user->name : "";  // no name known: the workload is named by the id
+  } else {
+    std::optional<uint32_t> found;
+    if (group) {
+      found = db.GroupByName(std::string(text));
+    } else if (auto user = db.UserByName(std::string(text))) {
+      found = user->uid;
+    }
+    if (!found) {
+      problems.Add(path, absl::StrCat("no ", what, " named ", Quote(text), " on this host"));
+      return std::nullopt;
+    }
+    id = *found;
+    name = std::string(text);
+  }
+  if (id == 0) {
+    problems.Add(path, absl::StrCat(Quote(text), " is root's ", what, "; root can detach the "
+                                    "programs, so enrolling it would promise what it cannot keep"));
+    return std::nullopt;
+  }
+  return id;
+}
+
+// The enrollments of `in`, the shortcut lists (units, slices, users, groups) as entries
+// with only their selector set. `attach` is attach_cgroup and `cgroup_root` interlock's
+// own, both relative to the cgroup2 mount ("" is its root), when the config alone tells.
+void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& attach,
+                      const std::optional<std::string>& cgroup_root, Problems& problems,
+                      std::vector<EnrollmentConfig>& out) {
+  std::vector<std::pair<v1::Enrollment, std::string>> entries;
   for (int i = 0; i < in.enrollments_size(); ++i) {
-    const v1::Enrollment& e = in.enrollments(i);
-    const std::string path = absl::StrCat("enrollments[", i, "]");
+    entries.emplace_back(in.enrollments(i), absl::StrCat("enrollments[", i, "]"));
+  }
+  const auto shortcut = [&](const auto& list, absl::string_view field,
+                            void (v1::Enrollment::*set)(const std::string&)) {
+    for (int i = 0; i < list.size(); ++i) {
+      v1::Enrollment e;
+      (e.*set)(list.Get(i));
+      entries.emplace_back(std::move(e), absl::StrCat(field, "[", i, "]"));
+    }
+  };
+  shortcut(in.units(), "units", &v1::Enrollment::set_unit);
+  shortcut(in.slices(), "slices", &v1::Enrollment::set_unit);
+  shortcut(in.users(), "users", &v1::Enrollment::set_user);
+  shortcut(in.groups(), "groups", &v1::Enrollment::set_group);
+  for (int i = 0; i < in.slices_size(); ++i) {
+    if (!absl::EndsWith(in.slices(i), ".slice")) {
+      problems.Add(absl::StrCat("slices[", i, "]"),
+                   absl::StrCat(Quote(in.slices(i)), " is not a slice (name.slice); units go "
+                                "in units"));
+    }
+  }
+
+  size_t by_cgroup = 0, by_name = 0, by_id = 0;
+  absl::flat_hash_map<std::string, std::string> names, selectors;
+  for (auto& [e, path] : entries) {
     EnrollmentConfig enr;
-    enr.name = e.name();
     enr.default_deny = e.default_deny();
     bool ok = true;
-    if (!e.token_file().empty()) {
+    const int selected = !e.cgroup_path().empty() + !e.unit().empty() + !e.user().empty() +
+                         !e.group().empty();
+    if (selected != 1) {
+      problems.Add(path, selected == 0
+                             ? "needs one of cgroup_path, unit, user or group"
+                             : "sets more than one of cgroup_path, unit, user and group");
+      continue;
+    }
+    std::string derived;  // the workload name when none is given
+    std::string selector;  // what makes two entries the same enrollment
+    if (!e.cgroup_path().empty()) {
+      enr.kind = EnrollmentConfig::Kind::kCgroupPath;
+      ++by_cgroup;
+      const std::string cg_path = path + ".cgroup_path";
+      std::vector<absl::string_view> parts;
+      if (auto bad = PathComponents(e.cgroup_path(), &parts)) {
+        problems.Add(cg_path, *bad);
+        ok = false;
+      } else if (parts.empty()) {
+        problems.Add(cg_path, "must not be the cgroup2 root");
+        ok = false;
+      } else {
+        // A leading '/' is accepted: /proc/<pid>/cgroup writes paths that way.
+        enr.cgroup_path = absl::StrJoin(parts, "/");
+        selector = absl::StrCat("cgroup ", enr.cgroup_path);
+        if (enr.cgroup_path.size() + 1 >= IL_CGROUP_PATH_MAX) {
+          problems.Add(cg_path, absl::StrCat("is ", enr.cgroup_path.size(),
+                                             " bytes long; at most ", IL_CGROUP_PATH_MAX - 2,
+                                             " can be enrolled by path"));
+          ok = false;
+        } else if (attach && !attach->empty() && enr.cgroup_path != *attach &&
+                   !absl::StartsWith(enr.cgroup_path, absl::StrCat(*attach, "/"))) {
+          problems.Add(cg_path,
+                       absl::StrCat(Quote(e.cgroup_path()), " is not below attach_cgroup ",
+                                    Quote(*attach), ", where interlock's programs are attached"));
+          ok = false;
+        } else if (const std::string daemon = absl::StrCat(cgroup_root.value_or(""), "/", kDaemonCgroup);
+                   cgroup_root && (enr.cgroup_path == daemon ||
+                                   absl::StartsWith(enr.cgroup_path, daemon + "/"))) {
+          problems.Add(cg_path, absl::StrCat(Quote(e.cgroup_path()),
+                                             " is interlockd's own cgroup, which is never enrolled"));
+          ok = false;
+        } else if (cgroup_root && absl::StartsWith(daemon, enr.cgroup_path + "/")) {
+          problems.Add(cg_path, absl::StrCat(Quote(e.cgroup_path()), " contains interlockd's own cgroup ",
+                                             daemon, ", which is never enrolled"));
+          ok = false;
+        }
+      }
+    } else if (!e.unit().empty()) {
+      enr.kind = EnrollmentConfig::Kind::kUnit;
+      ++by_name;
+      enr.unit = e.unit();
+      selector = absl::StrCat("unit ", enr.unit);
+      derived = WorkloadNameOfUnit(enr.unit);
+      if (auto bad = UnitNameProblem(enr.unit)) {
+        problems.Add(path + (absl::StartsWith(path, "enrollments") ? ".unit" : ""), *bad);
+        ok = false;
+      }
+    } else {
+      const bool group = !e.group().empty();
+      enr.kind = group ? EnrollmentConfig::Kind::kGroup : EnrollmentConfig::Kind::kUser;
+      ++by_id;
+      const std::string field =
+          absl::StartsWith(path, "enrollments") ? path + (group ? ".group" : ".user") : path;
+      std::string account;
+      if (auto id = ResolveAccount(group ? e.group() : e.user(), group, field, problems, account)) {
+        enr.id = *id;
+        selector = absl::StrCat(group ? "gid " : "uid ", *id);
+        std::string name = absl::AsciiStrToLower(absl::StrCat(group ? "group-" : "", account));
+        derived = !account.empty() && IsValidName(name) ? name
+                                                        : absl::StrCat(group ? "gid-" : "uid-", *id);
+      } else {
+        ok = false;
+      }
+      if (!e.token_file().empty()) {
+        problems.Add(path + ".token_file",
+                     "cannot be bound to a user or group (the token would travel with every "
+                     "process of theirs); bind it to a cgroup_path or unit");
+        ok = false;
+      }
+    }
+
+    enr.name = e.name().empty() ? derived : e.name();
+    if (enr.name.empty() && ok) {
+      problems.Add(path + ".name", "required");
+      ok = false;
+    } else if (!enr.name.empty() && !IsValidName(enr.name)) {
+      problems.Add(path + ".name", NameProblem(enr.name));
+      ok = false;
+    } else if (auto [it, fresh] = names.emplace(enr.name, path); !enr.name.empty() && !fresh) {
+      problems.Add(path + (e.name().empty() ? "" : ".name"),
+                   absl::StrCat("duplicate workload name ", Quote(enr.name), " (also ",
+                                it->second, ")"));
+      ok = false;
+    }
+    if (!selector.empty()) {
+      if (auto [it, fresh] = selectors.emplace(selector, path); !fresh) {
+        problems.Add(path, absl::StrCat("same ", selector, " as ", it->second));
+        ok = false;
+      }
+    }
+    if (!e.token_file().empty() && enr.kind != EnrollmentConfig::Kind::kUser &&
+        enr.kind != EnrollmentConfig::Kind::kGroup) {
       if (auto p = AbsolutePath(e.token_file(), path + ".token_file", problems)) {
         enr.token_file = *std::move(p);
       } else {
         ok = false;
       }
     }
-
-    if (e.name().empty()) {
-      problems.Add(path + ".name", "required");
-      ok = false;
-    } else if (!IsValidName(e.name())) {
-      problems.Add(path + ".name", NameProblem(e.name()));
-      ok = false;
-    } else if (auto [it, fresh] = names.emplace(e.name(), i); !fresh) {
-      problems.Add(path + ".name", absl::StrCat("duplicate name ", Quote(e.name()),
-                                                " (also enrollments[", it->second, "])"));
-      ok = false;
-    }
-
-    const std::string cg_path = path + ".cgroup_path";
-    std::vector<absl::string_view> parts;
-    if (e.cgroup_path().empty()) {
-      problems.Add(cg_path, "required: a cgroup path relative to the cgroup2 mount");
-      ok = false;
-    } else if (auto bad = PathComponents(e.cgroup_path(), &parts)) {
-      problems.Add(cg_path, *bad);
-      ok = false;
-    } else if (parts.empty()) {
-      problems.Add(cg_path, "must not be the cgroup2 root");
-      ok = false;
-    } else {
-      // A leading '/' is accepted: /proc/<pid>/cgroup writes paths that way.
-      enr.cgroup_path = absl::StrJoin(parts, "/");
-      if (enr.cgroup_path.size() + 1 >= IL_CGROUP_PATH_MAX) {
-        problems.Add(cg_path, absl::StrCat("is ", enr.cgroup_path.size(),
-                                           " bytes long; at most ", IL_CGROUP_PATH_MAX - 2,
-                                           " can be enrolled by path"));
-        ok = false;
-      } else if (root && !absl::StartsWith(enr.cgroup_path, absl::StrCat(*root, "/"))) {
-        problems.Add(cg_path,
-                     absl::StrCat(Quote(e.cgroup_path()), " is not below cgroup_root ",
-                                  Quote(*root), ", where interlock's programs are attached"));
-        ok = false;
-      } else if (root && (enr.cgroup_path == absl::StrCat(*root, "/", kDaemonCgroup) ||
-                          absl::StartsWith(enr.cgroup_path,
-                                           absl::StrCat(*root, "/", kDaemonCgroup, "/")))) {
-        problems.Add(cg_path, absl::StrCat(Quote(e.cgroup_path()),
-                                           " is interlockd's own cgroup, which is never enrolled"));
-        ok = false;
-      } else if (auto [it, fresh] = cgroups.emplace(enr.cgroup_path, i); !fresh) {
-        problems.Add(cg_path, absl::StrCat("same cgroup as enrollments[", it->second, "]"));
-        ok = false;
-      }
-    }
     if (ok) out.push_back(std::move(enr));
+  }
+  for (auto [count, limit, what] :
+       {std::tuple{by_cgroup, size_t{IL_MAX_ENROLLED}, "cgroup enrollments"},
+        std::tuple{by_name, size_t{IL_MAX_ENROLLED_NAMES}, "unit and slice enrollments"},
+        std::tuple{by_id, size_t{IL_MAX_ENROLLED_IDS}, "user and group enrollments"}}) {
+    if (count > limit) {
+      problems.Add("enrollments",
+                   absl::StrCat(count, " ", what, " is more than the limit of ", limit));
+    }
   }
 }
 
 }  // namespace
+
+std::string WorkloadNameOfUnit(absl::string_view unit) {
+  for (absl::string_view suffix : {".service", ".scope", ".slice"}) {
+    if (absl::ConsumeSuffix(&unit, suffix)) break;
+  }
+  std::string name;
+  for (char c : unit.substr(0, 63)) {
+    char l = absl::ascii_tolower(static_cast<unsigned char>(c));
+    name.push_back(absl::ascii_isalnum(static_cast<unsigned char>(l)) || l == '.' || l == '_' ||
+                           l == '-'
+                       ? l
+                       : '-');
+  }
+  if (name.empty() || name == "." || name == "..") name = "unit";
+  return name;
+}
+
+std::optional<std::string> WorkloadNameInSlice(absl::string_view cgroup_path,
+                                               absl::string_view slice) {
+  bool below = false;
+  for (absl::string_view part : absl::StrSplit(cgroup_path, '/', absl::SkipEmpty())) {
+    if (!below) {
+      below = part == slice;
+    } else if (!absl::EndsWith(part, ".slice")) {
+      return WorkloadNameOfUnit(part);
+    }
+  }
+  return std::nullopt;
+}
 
 bool IsValidName(absl::string_view name) {
   if (name.empty() || name.size() > 63 || name == "." || name == "..") return false;
@@ -1070,8 +1231,28 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
 
   BuildResources(proto, out, problems, out.resources);
   BuildDefaultDenyAllow(proto, source, problems, out.default_deny_allow);
-  BuildEnrollments(proto, out.cgroup_root.empty() ? std::nullopt : std::optional(out.cgroup_root),
-                   problems, out.enrollments);
+  {
+    std::vector<absl::string_view> parts;
+    if (auto bad = PathComponents(proto.attach_cgroup(), &parts)) {
+      problems.Add("attach_cgroup", *bad);
+    } else {
+      out.attach_cgroup = absl::StrCat(absl::StartsWith(proto.attach_cgroup(), "/") ? "/" : "",
+                                       absl::StrJoin(parts, "/"));
+      if (out.attach_cgroup == "/") out.attach_cgroup.clear();
+    }
+  }
+  const std::optional<std::string> attach =
+      out.attach_cgroup.empty() ? std::optional<std::string>("")
+                                : CgroupRootBelowMount(out.attach_cgroup);
+  const std::optional<std::string> root =
+      out.cgroup_root.empty() ? std::nullopt : CgroupRootBelowMount(out.cgroup_root);
+  if (attach && root && !attach->empty() && *root != *attach &&
+      !absl::StartsWith(*root, absl::StrCat(*attach, "/"))) {
+    problems.Add("cgroup_root", absl::StrCat(Quote(out.cgroup_root), " is not below attach_cgroup ",
+                                             Quote(out.attach_cgroup), ", so the workloads of "
+                                             "`interlock run` would not be enforced"));
+  }
+  BuildEnrollments(proto, attach, root, problems, out.enrollments);
 
   const v1::Timeouts& t = proto.timeouts();
   out.timeouts.connect = absl::Milliseconds(Ranged(t.connect_ms(), 1, kMaxConnectTimeoutMs, 5000,

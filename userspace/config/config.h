@@ -186,11 +186,28 @@ struct AllowedDestinationConfig {
 };
 
 struct EnrollmentConfig {
-  std::string name;
-  std::string cgroup_path;  // relative to the cgroup2 mount; no leading or trailing '/'
+  // What selects the enrolled processes (config.proto Enrollment).
+  enum class Kind { kCgroupPath, kUnit, kUser, kGroup };
+  Kind kind = Kind::kCgroupPath;
+  std::string name;         // the workload's (derived when the file gave none)
+  std::string cgroup_path;  // kCgroupPath: relative to the cgroup2 mount; no leading or trailing '/'
+  std::string unit;         // kUnit: a unit's or slice's cgroup name
+  uint32_t id = 0;          // kUser: uid; kGroup: gid (never 0)
   bool default_deny = false;
-  std::string token_file;   // absolute or empty
+  std::string token_file;   // absolute or empty; never with kUser or kGroup
 };
+
+// The workload name of a unit's processes: the unit's name without its type suffix,
+// lower-cased, other characters than [a-z0-9._-] as '-', at most 63 characters
+// ("Billing-Agent@1.service" -> "billing-agent-1").
+std::string WorkloadNameOfUnit(absl::string_view unit);
+
+// The workload name of a process in cgroup `cgroup_path` (relative to the mount) below the
+// enrolled slice `slice`: the first unit below it that is not itself a slice, named as
+// WorkloadNameOfUnit ("/a.slice/agents.slice/billing.service/x" -> "billing"). nullopt
+// when the path has no such unit below the slice.
+std::optional<std::string> WorkloadNameInSlice(absl::string_view cgroup_path,
+                                               absl::string_view slice);
 
 // A trusted OIDC issuer (config.proto OidcIssuer), validated.
 struct OidcIssuerConfig {
@@ -298,6 +315,8 @@ struct ServiceConfig {
   std::string state_dir;    // absolute
   std::string pin_path;     // absolute, below /sys/fs/bpf
   std::string cgroup_root;  // absolute, or relative to the cgroup2 mount; no "..", no trailing '/'
+  // Where the programs attach: absolute, or relative to the cgroup2 mount; empty for its root.
+  std::string attach_cgroup;
   RelayMode relay_mode = RelayMode::kPlain;
   std::vector<ResourceConfig> resources;
   std::vector<EnrollmentConfig> enrollments;

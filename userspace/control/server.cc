@@ -49,8 +49,9 @@ absl::Status AuthorizeCaller(const Caller& caller, std::optional<gid_t> admin_gi
                              const std::vector<gid_t>& caller_groups, bool in_enrolled_cgroup) {
   if (in_enrolled_cgroup) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "control: refused: caller pid ", caller.cred.pid, " runs in enrolled cgroup ",
-        caller.cgroup_path, "; a workload cannot use the control API"));
+        "control: refused: caller pid ", caller.cred.pid, " (uid ", caller.cred.uid,
+        ", cgroup ", caller.cgroup_path, ") is an enrolled workload; a workload cannot use "
+        "the control API"));
   }
   if (caller.cred.uid == 0) return absl::OkStatus();
   if (admin_gid.has_value() &&
@@ -130,7 +131,7 @@ void ControlServer::OnAccept() {
     auto cg = CgroupPathOfPid(cred->pid);
     conn->caller.cgroup_path = cg.ok() ? *cg : "";
     // Unknown cgroup (process gone or unreadable) counts as enrolled: fail closed.
-    bool enrolled = !cg.ok() || enrolled_(conn->caller.cgroup_path);
+    bool enrolled = !cg.ok() || enrolled_(conn->caller);
     absl::Status auth =
         AuthorizeCaller(conn->caller, admin_gid_, GroupsOfPid(cred->pid), enrolled);
     if (!auth.ok()) {

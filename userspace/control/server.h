@@ -36,7 +36,8 @@ absl::Status AuthorizeCaller(const Caller& caller, std::optional<gid_t> admin_gi
 class ControlServer {
  public:
   using Handler = std::function<v1::ControlResponse(const v1::ControlRequest&, const Caller&)>;
-  using EnrolledCheck = std::function<bool(const std::string& cgroup_path)>;
+  // True when the caller is an enrolled workload (by its cgroup, unit, user or group).
+  using EnrolledCheck = std::function<bool(const Caller& caller)>;
 
   static absl::StatusOr<std::unique_ptr<ControlServer>> Create(
       net::EventLoop& loop, const std::string& path, std::optional<gid_t> admin_gid,

@@ -212,7 +212,7 @@ absl::Status Engine::Init() {
       control_,
       control::ControlServer::Create(
           *loop_, config_.control_socket, admin_gid,
-          [this](const std::string& path) { return IsEnrolledCgroup(path); },
+          [this](const control::Caller& caller) { return IsEnrolledCaller(caller); },
           [this](const v1::ControlRequest& req, const control::Caller& caller) {
             v1::ControlResponse resp = HandleControl(req, caller);
             // What a control request caused (a reload, an approval, a grant...) is in the
@@ -270,7 +270,7 @@ il_settings Engine::Settings(bool accepting) const {
 absl::Status Engine::OpenDatapath() {
   bpf::DatapathOptions opts;
   opts.pin_path = config_.pin_path;
-  opts.cgroup_dir = cgroup_root_dir_;
+  opts.cgroup_dir = attach_dir_;
   opts.settings = Settings(/*accepting=*/false);
   INTERLOCK_ASSIGN_OR_RETURN(datapath_, bpf::Datapath::Open(opts));
   std::vector<bpf::ResourceEntry> entries;
@@ -535,13 +535,11 @@ void Engine::OnKernelEvents() {
     att.uid = static_cast<uint32_t>(e.uid_gid);
     att.gid = static_cast<uint32_t>(e.uid_gid >> 32);
     att.comm = std::string(e.comm, strnlen(e.comm, sizeof e.comm));
-    std::string workload;
-    for (const auto& [id, w] : workloads_) {
-      if (w.workload_id == e.workload_id) workload = w.name;
-    }
     v1::AuditEvent ev;
     ev.set_kind(v1::AUDIT_KIND_CONNECT_DENIED);
-    *ev.mutable_identity() = resolver_->Resolve(att, workload);
+    *ev.mutable_identity() = resolver_->Resolve(att, "");
+    ev.mutable_identity()->set_workload(
+        SessionWorkloadName(e.workload_id, ev.identity().cgroup_path()));
     const bool unix = e.family == AF_UNIX;
     const config::ResourceConfig* resource =
         e.resource_id > 0 && e.resource_id <= config_.resources.size()
@@ -574,9 +572,13 @@ void Engine::OnSignal() {
   signalfd_siginfo si;
   while (::read(signal_fd_.get(), &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGHUP) {
-      // The policy reloads; the rest of the configuration needs a restart.
+      // The policy and the configuration's enrollments reload; other settings need a
+      // restart (ReloadConfig audits which).
       if (policy_ != nullptr) (void)policy_->Reload("sighup");
-      else INTERLOCK_LOG(kInfo, "SIGHUP: no policy_file configured; other settings need a restart");
+      v1::ReloadPolicyResponse reloaded;
+      if (absl::Status st = ReloadConfig("sighup", &reloaded); !st.ok()) {
+        INTERLOCK_LOG(kWarning, "SIGHUP: configuration not reloaded: %s", st.message());
+      }
       continue;
     }
     INTERLOCK_LOG(kInfo, "signal %d: draining %d sessions", si.ssi_signo,

@@ -80,6 +80,7 @@ class Engine {
     bool ephemeral = false;
     bool unenroll_pending = false;  // removed from the map once its cgroup is empty
     std::string token_file;         // bound token, if any
+    std::string unit;               // the enrolled unit or slice it was found as, if any
   };
   class FdWatcher;
 
@@ -103,6 +104,40 @@ class Engine {
   absl::StatusOr<identity::KernelAttestation> UnixPeer(int fd, std::string& cgroup_path);
   // The enrollment governing `cgroup_path`: its own or its nearest enrolled ancestor's.
   const Workload* WorkloadForCgroupPath(const std::string& cgroup_path) const;
+  // The workload name of a process in `cgroup_path` (relative to the mount) with these
+  // ids, by the same precedence as the kernel's hooks: the cgroup's enrollment or its
+  // nearest enrolled ancestor's (cgroup, or unit/slice by name), else its uid's, else its
+  // gid's. nullopt when nothing enrolls it.
+  std::optional<std::string> EnrolledWorkloadFor(const std::string& cgroup_path, uint32_t uid,
+                                                 uint32_t gid) const;
+  // The workload name for a kernel-attested connection: the name its workload id stands
+  // for, or, for an enrolled slice, the unit below the slice that `cgroup_path` is in.
+  std::string SessionWorkloadName(uint32_t workload_id, const std::string& cgroup_path) const;
+  // The cgroups of the configured enrollments as they are now: by path, and every cgroup
+  // below the attach point named like an enrolled unit or slice.
+  std::vector<std::pair<const config::EnrollmentConfig*, std::string>> ConfigCgroupDirs(
+      const std::vector<config::EnrollmentConfig>& enrollments) const;
+  // Enrollments by path must be below the attach point; none may cover interlockd's own
+  // cgroup.
+  absl::Status CheckEnrollmentCgroups(const std::vector<config::EnrollmentConfig>& enrollments) const;
+  // The configuration's enrollments with `runtime` ones (`interlock enroll`) added,
+  // validated together; `where` names their source in messages.
+  absl::StatusOr<std::vector<config::EnrollmentConfig>> EnrollmentsWith(
+      const v1::Config& base, const google::protobuf::RepeatedPtrField<v1::Enrollment>& runtime,
+      const std::string& where) const;
+  // SIGHUP / `interlock reload`: re-reads the configuration file; its enrollments apply at
+  // once (audited), other changed settings are listed in `out` as needing a restart. An
+  // invalid file is rejected (audited, file:line: field) and nothing changes.
+  absl::Status ReloadConfig(const std::string& trigger, v1::ReloadPolicyResponse* out);
+  // Brings the kernel's tables and workloads_ in line with config_.enrollments. At start
+  // (`readopt`) the kernel map's entries are re-adopted or dropped; later, the cgroups of
+  // enrollments that went away are dropped.
+  absl::Status ApplyEnrollments(bool readopt);
+  absl::StatusOr<v1::EnrollWorkloadResponse> EnrollWorkload(const v1::Enrollment& enrollment,
+                                                            const control::Caller& caller);
+  absl::Status UnenrollWorkload(const std::string& name, const control::Caller& caller);
+  void AuditRuntimeEnrollment(const std::string& outcome, const std::string& name,
+                              const v1::EnrollWorkloadResponse& what, const control::Caller& caller);
   void StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource);
   // A session for an identified agent: `original` is what it dialled, `upstream` where
   // interlockd connects.
@@ -146,7 +181,7 @@ class Engine {
   absl::Status LoadTokenVerifiers();
   absl::Status Unenroll(uint64_t cgroup_id);
   v1::StatusResponse Status();
-  bool IsEnrolledCgroup(const std::string& cgroup_path) const;
+  bool IsEnrolledCaller(const control::Caller& caller) const;
   uint32_t WorkloadIdFor(const std::string& name);
   absl::Status SaveState();
   void Audit(v1::AuditEvent event);
@@ -189,6 +224,9 @@ class Engine {
 
   std::string cgroup_mount_;
   std::string cgroup_root_dir_;
+  std::string attach_dir_;          // absolute: where the programs are attached
+  uint64_t daemon_cgroup_id_ = 0;   // interlockd's own cgroup, exempt from enforcement
+  std::string daemon_cgroup_path_;  // relative to the mount
   std::string recordings_dir_;
   absl::flat_hash_map<proxy::ProxySession*, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Workload> workloads_;  // by cgroup id

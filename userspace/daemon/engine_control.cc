@@ -61,6 +61,7 @@ v1::StatusResponse Engine::Status() {
                                  r.port == 0 ? std::string(" any port") : absl::StrCat(" port ", r.port),
                                  r.unix_path.empty() ? "" : absl::StrCat(", unix ", r.unix_path)));
   }
+  absl::flat_hash_set<std::string> units_seen;
   for (const auto& [id, w] : workloads_) {
     v1::EnrolledWorkload* out = s.add_workloads();
     out->set_name(w.name);
@@ -69,6 +70,25 @@ v1::StatusResponse Engine::Status() {
     out->set_default_deny(w.default_deny);
     out->set_ephemeral(w.ephemeral);
     out->set_token_file(w.token_file);
+    out->set_selector(w.ephemeral ? "run" : w.unit.empty() ? "cgroup" : absl::StrCat("unit ", w.unit));
+    units_seen.insert(w.unit);
+  }
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    using Kind = config::EnrollmentConfig::Kind;
+    if (e.kind == Kind::kCgroupPath || (e.kind == Kind::kUnit && units_seen.contains(e.unit))) {
+      continue;
+    }
+    v1::EnrolledWorkload* out = s.add_workloads();
+    out->set_name(e.name);
+    out->set_default_deny(e.default_deny);
+    out->set_token_file(e.token_file);
+    if (e.kind == Kind::kUnit) {
+      out->set_selector(absl::StrCat("unit ", e.unit, " (no cgroup now)"));
+    } else {
+      const bool user = e.kind == Kind::kUser;
+      out->set_selector(absl::StrCat(user ? "user " : "group ", e.name, " (", user ? "uid " : "gid ",
+                                     e.id, ")"));
+    }
   }
   if (auto stats = datapath_->ReadStats(); stats.ok()) {
     s.set_kernel_redirected(stats->redirected);
@@ -78,6 +98,7 @@ v1::StatusResponse Engine::Status() {
   }
   s.set_pin_path(config_.pin_path);
   s.set_cgroup_root(cgroup_root_dir_);
+  s.set_attach_cgroup(attach_dir_);
   for (const audit::sinks::RemoteSink* sink : audit_sinks_) audit::sinks::FillStatus(*sink, s.add_audit_sinks());
   if (approvals_ != nullptr) {
     s.set_approval_store(approvals_->DescribeStore());
@@ -127,6 +148,27 @@ v1::ControlResponse Engine::HandleControl(const v1::ControlRequest& req,
         ls->set_started_unix_nanos(absl::ToUnixNanos(s->started));
         ls->set_bytes_to_upstream(relay->stats().bytes_to_upstream);
         ls->set_bytes_to_agent(relay->stats().bytes_to_agent);
+      }
+      break;
+    }
+    case v1::ControlRequest::kEnrollWorkload:
+    case v1::ControlRequest::kUnenrollWorkload: {
+      // Enrollments are enforcement itself: root's to change, not an approver's.
+      const bool enroll = req.request_case() == v1::ControlRequest::kEnrollWorkload;
+      if (caller.cred.uid != 0) {
+        fail(absl::PermissionDeniedError(
+            absl::StrCat(enroll ? "enroll" : "unenroll", ": only root changes enrollments")));
+      } else if (enroll) {
+        auto r = EnrollWorkload(req.enroll_workload().enrollment(), caller);
+        if (r.ok()) {
+          *resp.mutable_enroll_workload() = *std::move(r);
+        } else {
+          fail(r.status());
+        }
+      } else if (absl::Status st = UnenrollWorkload(req.unenroll_workload().name(), caller); st.ok()) {
+        resp.mutable_unenroll_workload();
+      } else {
+        fail(st);
       }
       break;
     }
@@ -186,6 +228,10 @@ GrantSubject Engine::GrantSubjectOf(const std::string& workload) const {
     // the uids the agent runs as now.
     for (pid_t pid : CgroupTreeProcs(w.cgroup_dir)) AddUidsOf(std::to_string(pid), s.uids);
   }
+  // A user enrolled as this workload is the uid it runs as.
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    if (e.name == workload && e.kind == config::EnrollmentConfig::Kind::kUser) s.uids.insert(e.id);
+  }
   // And the uids its sessions were attested with (a session can outlive its processes'
   // uid changes; the kernel saw these at connect).
   for (const auto& [relay, session] : sessions_) {
@@ -239,11 +285,15 @@ v1::ControlResponse Engine::HandleApprovals(const v1::ControlRequest& req, const
       break;
     }
     case v1::ControlRequest::kReloadPolicy: {
-      if (policy_ == nullptr) return fail(absl::FailedPreconditionError("no policy_file is configured")), resp;
-      absl::Status st = policy_->Reload("control");
-      if (!st.ok()) return fail(st), resp;
-      resp.mutable_reload_policy()->set_rules(policy_->current().policy().rules_size());
-      resp.mutable_reload_policy()->set_policy_file(policy_->path());
+      if (policy_ != nullptr) {
+        absl::Status st = policy_->Reload("control");
+        if (!st.ok()) return fail(st), resp;
+        resp.mutable_reload_policy()->set_rules(policy_->current().policy().rules_size());
+        resp.mutable_reload_policy()->set_policy_file(policy_->path());
+      }
+      if (absl::Status st = ReloadConfig("control", resp.mutable_reload_policy()); !st.ok()) {
+        return fail(st), resp;
+      }
       break;
     }
     default:

@@ -21,11 +21,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "userspace/auth/jwt/oidc_verifier.h"
 #include "userspace/common/cgroup_fs.h"
+#include "userspace/common/proc_ids.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/file_util.h"
 #include "userspace/common/log.h"
@@ -43,19 +45,87 @@ using namespace engine_internal;  // NOLINT: the engine's private helpers
 absl::Status Engine::PrepareCgroups() {
   INTERLOCK_ASSIGN_OR_RETURN(cgroup_mount_, FindCgroup2Mount());
   cgroup_root_dir_ = CgroupDir(cgroup_mount_, config_.cgroup_root);
-  for (const std::string& dir : {cgroup_root_dir_, absl::StrCat(cgroup_root_dir_, "/daemon"),
-                                 absl::StrCat(cgroup_root_dir_, "/workloads")}) {
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, absl::StrCat("cgroup: mkdir ", dir));
+  attach_dir_ = config_.attach_cgroup.empty() ? cgroup_mount_
+                                              : CgroupDir(cgroup_mount_, config_.attach_cgroup);
+  INTERLOCK_RETURN_IF_ERROR(Annotate(MakeCgroupDirs(attach_dir_), "attach_cgroup"));
+  // interlockd stays in the cgroup it was started in (its own unit's, under systemd) when
+  // the programs see it there: the sockops program must see the engine's accepted
+  // sockets to pair them with the agent's. Otherwise, or when that is the hierarchy's
+  // root (where a process cannot be told apart from the host), it moves into its own
+  // never-enrolled cgroup below cgroup_root.
+  INTERLOCK_ASSIGN_OR_RETURN(std::string own, CgroupPathOfPid(::getpid()));
+  std::string own_dir = CgroupDir(cgroup_mount_, own);
+  const bool seen = attach_dir_ == cgroup_mount_ || absl::StartsWith(own_dir, attach_dir_ + "/");
+  if (own == "/" || !seen) {
+    own_dir = absl::StrCat(cgroup_root_dir_, "/daemon");
+    INTERLOCK_RETURN_IF_ERROR(Annotate(MakeCgroupDirs(own_dir), "cgroup"));
+    INTERLOCK_RETURN_IF_ERROR(Annotate(MoveToCgroup(own_dir, 0), "cgroup"));
+  }
+  INTERLOCK_ASSIGN_OR_RETURN(daemon_cgroup_id_, CgroupIdOfDir(own_dir));
+  daemon_cgroup_path_ = CgroupPathRelative(cgroup_mount_, own_dir);
+  resolver_ = std::make_unique<identity::IdentityResolver>(cgroup_mount_, attach_dir_);
+  return absl::OkStatus();
+}
+
+namespace {
+
+il_enrollment KernelEnrollment(uint32_t workload_id, bool default_deny) {
+  return il_enrollment{workload_id, default_deny ? IL_ENROLL_DEFAULT_DENY : 0u};
+}
+
+}  // namespace
+
+std::vector<std::pair<const config::EnrollmentConfig*, std::string>> Engine::ConfigCgroupDirs(
+    const std::vector<config::EnrollmentConfig>& enrollments) const {
+  std::vector<std::pair<const config::EnrollmentConfig*, std::string>> dirs;
+  absl::flat_hash_map<std::string, const config::EnrollmentConfig*> units;
+  for (const config::EnrollmentConfig& e : enrollments) {
+    if (e.kind == config::EnrollmentConfig::Kind::kCgroupPath) {
+      dirs.emplace_back(&e, CgroupDir(cgroup_mount_, e.cgroup_path));
+    } else if (e.kind == config::EnrollmentConfig::Kind::kUnit) {
+      units[e.unit] = &e;
     }
   }
-  // interlockd lives in its own, never-enrolled cgroup under the attach point, so the
-  // sockops program sees the engine's accepted sockets (their cgroup is the listener's)
-  // and can pair them with the agent's for the sockmap path.
-  INTERLOCK_RETURN_IF_ERROR(
-      Annotate(MoveToCgroup(absl::StrCat(cgroup_root_dir_, "/daemon"), 0), "cgroup"));
-  resolver_ = std::make_unique<identity::IdentityResolver>(cgroup_mount_, cgroup_root_dir_);
+  absl::flat_hash_set<std::string> names;
+  for (const auto& [unit, e] : units) names.insert(unit);
+  for (std::string& dir : FindCgroupsNamed(attach_dir_, names, IL_MAX_CGROUP_DEPTH)) {
+    const config::EnrollmentConfig* e = units.at(absl::string_view(dir).substr(dir.rfind('/') + 1));
+    dirs.emplace_back(e, std::move(dir));
+  }
+  return dirs;
+}
+
+absl::Status Engine::CheckEnrollmentCgroups(
+    const std::vector<config::EnrollmentConfig>& enrollments) const {
+  for (const config::EnrollmentConfig& e : enrollments) {
+    if (e.kind != config::EnrollmentConfig::Kind::kCgroupPath) continue;
+    std::string dir = CgroupDir(cgroup_mount_, e.cgroup_path);
+    if (!IsSameOrBelow(dir, attach_dir_)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "enrollment ", e.name, ": cgroup ", dir, " is not below ", attach_dir_,
+          " where the programs are attached (attach_cgroup)"));
+    }
+  }
+  const std::string own_dir = CgroupDir(cgroup_mount_, daemon_cgroup_path_);
+  for (const auto& [e, dir] : ConfigCgroupDirs(enrollments)) {
+    if (IsSameOrBelow(own_dir, dir)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "enrollment ", e->name, ": interlockd itself runs in ", own_dir, ", which it would "
+          "enroll; run it in its own unit or cgroup"));
+    }
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<config::EnrollmentConfig>> Engine::EnrollmentsWith(
+    const v1::Config& base, const google::protobuf::RepeatedPtrField<v1::Enrollment>& runtime,
+    const std::string& where) const {
+  v1::Config proto = base;
+  for (const v1::Enrollment& e : runtime) *proto.add_enrollments() = e;
+  INTERLOCK_ASSIGN_OR_RETURN(config::ServiceConfig built,
+                             config::BuildServiceConfig(std::move(proto), config::SourceMap(where)));
+  INTERLOCK_RETURN_IF_ERROR(CheckEnrollmentCgroups(built.enrollments));
+  return std::move(built.enrollments);
 }
 
 absl::Status Engine::RestoreEnrollments() {
@@ -67,83 +137,229 @@ absl::Status Engine::RestoreEnrollments() {
       state_.Clear();
     }
   }
-  absl::flat_hash_map<uint64_t, v1::EnrolledWorkload> known;
-  for (const auto& w : state_.workloads()) known[w.cgroup_id()] = w;
-  // Config enrollments' cgroups as they are now: the kernel may have enrolled one that
-  // was re-created while interlockd was down; it must not be dropped here even for a
-  // moment.
-  absl::flat_hash_set<uint64_t> config_ids;
-  for (const config::EnrollmentConfig& e : config_.enrollments) {
-    if (auto id = CgroupIdOfDir(CgroupDir(cgroup_mount_, e.cgroup_path)); id.ok()) {
-      config_ids.insert(*id);
-    }
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetExemptCgroups({daemon_cgroup_id_}));
+  // Enrollments made with `interlock enroll` join the configuration's; one that no longer
+  // fits it (a name the file took since) stops the start rather than being dropped
+  // quietly: less enforcement is never the silent outcome.
+  auto all = EnrollmentsWith(config_.proto, state_.runtime_enrollments(), path);
+  if (!all.ok()) {
+    return Annotate(all.status(),
+                    absl::StrCat("runtime enrollments in ", path, " (interlock enroll) with the "
+                                 "configuration's; fix the file or the configuration"));
   }
-  INTERLOCK_ASSIGN_OR_RETURN(auto in_map, datapath_->ListEnrollments());
-  for (const auto& [cgroup_id, enrollment] : in_map) {
-    if (config_ids.contains(cgroup_id)) continue;  // enrolled again below
-    auto it = known.find(cgroup_id);
-    std::string dir = it != known.end() ? CgroupDir(cgroup_mount_, it->second.cgroup_path()) : "";
-    auto id_now = dir.empty() ? absl::StatusOr<uint64_t>(absl::NotFoundError("")) : CgroupIdOfDir(dir);
-    if (it == known.end() || !id_now.ok() || *id_now != cgroup_id) {
-      // A cgroup we cannot name, or one that is gone: drop it from the kernel map.
-      (void)datapath_->Unenroll(cgroup_id);
-      continue;
-    }
-    Workload w;
-    w.name = it->second.name();
-    w.workload_id = enrollment.workload_id;
-    w.cgroup_dir = dir;
-    w.cgroup_path = it->second.cgroup_path();
-    w.cgroup_id = cgroup_id;
-    w.default_deny = enrollment.flags & IL_ENROLL_DEFAULT_DENY;
-    w.ephemeral = it->second.ephemeral();
-    w.token_file = it->second.token_file();
-    if (!w.token_file.empty()) token_bindings_.Bind(w.cgroup_path, w.name, w.token_file);
-    resolver_->RememberCgroup(cgroup_id, w.cgroup_path);
-    workloads_[cgroup_id] = std::move(w);
-  }
-  // Enrollments from the configuration, by path: the kernel enrolls a cgroup created at
-  // one of these paths before it is visible (so a re-created cgroup never runs
-  // unenforced); a missing path is created here, which enrolls it the same way.
+  config_.enrollments = *std::move(all);
+  return ApplyEnrollments(/*readopt=*/true);
+}
+
+absl::Status Engine::ApplyEnrollments(bool readopt) {
+  // The kernel's tables for what is enrolled by name, user and group first: a unit's
+  // cgroup created from here on is enrolled by the kernel, so the walk below cannot miss
+  // one that appears while it runs.
   std::vector<bpf::PathEnrollment> by_path;
+  std::vector<bpf::NameEnrollment> by_name;
+  std::vector<bpf::IdEnrollment> by_id;
   for (const config::EnrollmentConfig& e : config_.enrollments) {
-    std::string dir = CgroupDir(cgroup_mount_, e.cgroup_path);
-    by_path.push_back(bpf::PathEnrollment{
-        CgroupPathRelative(cgroup_mount_, dir),
-        il_enrollment{WorkloadIdFor(e.name), e.default_deny ? IL_ENROLL_DEFAULT_DENY : 0u}});
-  }
-  INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledPaths(by_path));
-  for (const config::EnrollmentConfig& e : config_.enrollments) {
-    std::string dir = CgroupDir(cgroup_mount_, e.cgroup_path);
-    if (!absl::StartsWith(dir, absl::StrCat(cgroup_root_dir_, "/"))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "enrollment ", e.name, ": cgroup ", dir, " is not below the cgroup root ",
-          cgroup_root_dir_, " where the programs are attached"));
+    const il_enrollment k = KernelEnrollment(WorkloadIdFor(e.name), e.default_deny);
+    switch (e.kind) {
+      case config::EnrollmentConfig::Kind::kCgroupPath:
+        by_path.push_back(bpf::PathEnrollment{
+            CgroupPathRelative(cgroup_mount_, CgroupDir(cgroup_mount_, e.cgroup_path)), k});
+        break;
+      case config::EnrollmentConfig::Kind::kUnit:
+        by_name.push_back(bpf::NameEnrollment{e.unit, k});
+        break;
+      case config::EnrollmentConfig::Kind::kUser:
+      case config::EnrollmentConfig::Kind::kGroup:
+        by_id.push_back(bpf::IdEnrollment{e.kind == config::EnrollmentConfig::Kind::kUser
+                                              ? bpf::IdEnrollment::kUid
+                                              : bpf::IdEnrollment::kGid,
+                                          e.id, k});
+        break;
     }
-    INTERLOCK_RETURN_IF_ERROR(Annotate(MakeCgroupDirs(dir), absl::StrCat("enrollment ", e.name)));
-    INTERLOCK_ASSIGN_OR_RETURN(uint64_t id, CgroupIdOfDir(dir));
+  }
+  INTERLOCK_RETURN_IF_ERROR(CheckEnrollmentCgroups(config_.enrollments));
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledPaths(by_path));
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledNames(by_name));
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledIds(by_id));
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    if (e.kind != config::EnrollmentConfig::Kind::kCgroupPath) continue;
+    // A missing path is created here, which enrolls it the way the kernel enrolls a
+    // re-created one.
+    INTERLOCK_RETURN_IF_ERROR(Annotate(MakeCgroupDirs(CgroupDir(cgroup_mount_, e.cgroup_path)),
+                                       absl::StrCat("enrollment ", e.name)));
+  }
+  const auto config_dirs = ConfigCgroupDirs(config_.enrollments);
+  absl::flat_hash_set<uint64_t> config_ids;
+  for (const auto& [e, dir] : config_dirs) {
+    if (auto id = CgroupIdOfDir(dir); id.ok()) config_ids.insert(*id);
+  }
+
+  if (readopt) {
+    // What the kernel map holds that neither the configuration nor a live `interlock run`
+    // accounts for is dropped. Configured cgroups are kept (the kernel may have enrolled
+    // one that was re-created while interlockd was down; it must not be dropped here even
+    // for a moment).
+    absl::flat_hash_map<uint64_t, v1::EnrolledWorkload> known;
+    for (const auto& w : state_.workloads()) known[w.cgroup_id()] = w;
+    INTERLOCK_ASSIGN_OR_RETURN(auto in_map, datapath_->ListEnrollments());
+    for (const auto& [cgroup_id, enrollment] : in_map) {
+      if (config_ids.contains(cgroup_id)) continue;  // enrolled again below
+      auto it = known.find(cgroup_id);
+      std::string dir = it != known.end() ? CgroupDir(cgroup_mount_, it->second.cgroup_path()) : "";
+      auto id_now = dir.empty() ? absl::StatusOr<uint64_t>(absl::NotFoundError("")) : CgroupIdOfDir(dir);
+      if (it == known.end() || !it->second.ephemeral() || !id_now.ok() || *id_now != cgroup_id) {
+        // A cgroup we cannot name, one that is gone, or one no enrollment covers any
+        // more: out of the kernel map.
+        (void)datapath_->Unenroll(cgroup_id);
+        continue;
+      }
+      Workload w;
+      w.name = it->second.name();
+      w.workload_id = enrollment.workload_id;
+      w.cgroup_dir = dir;
+      w.cgroup_path = it->second.cgroup_path();
+      w.cgroup_id = cgroup_id;
+      w.default_deny = enrollment.flags & IL_ENROLL_DEFAULT_DENY;
+      w.ephemeral = true;
+      w.token_file = it->second.token_file();
+      if (!w.token_file.empty()) token_bindings_.Bind(w.cgroup_path, w.name, w.token_file);
+      resolver_->RememberCgroup(cgroup_id, w.cgroup_path);
+      workloads_[cgroup_id] = std::move(w);
+    }
+  } else {
+    // An enrollment that went away: its cgroups leave the kernel map and the table (a
+    // process in them is no longer enforced; that is what was asked).
+    for (auto it = workloads_.begin(); it != workloads_.end();) {
+      if (it->second.ephemeral || config_ids.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      (void)datapath_->Unenroll(it->first);
+      if (!it->second.token_file.empty()) token_bindings_.Unbind(it->second.cgroup_path);
+      workloads_.erase(it++);
+    }
+  }
+  for (const auto& [e, dir] : config_dirs) {
+    auto id = CgroupIdOfDir(dir);
+    if (!id.ok()) continue;  // a unit's cgroup that went away since the walk
     Workload w;
-    w.name = e.name;
-    w.workload_id = WorkloadIdFor(e.name);
+    w.name = e->name;
+    w.workload_id = WorkloadIdFor(e->name);
     w.cgroup_dir = dir;
     w.cgroup_path = CgroupPathRelative(cgroup_mount_, dir);
-    w.cgroup_id = id;
-    w.default_deny = e.default_deny;
-    w.token_file = e.token_file;
+    w.cgroup_id = *id;
+    w.default_deny = e->default_deny;
+    w.token_file = e->token_file;
+    w.unit = e->unit;
     if (!w.token_file.empty()) token_bindings_.Bind(w.cgroup_path, w.name, w.token_file);
-    INTERLOCK_RETURN_IF_ERROR(datapath_->Enroll(
-        id, il_enrollment{w.workload_id, w.default_deny ? IL_ENROLL_DEFAULT_DENY : 0u}));
-    resolver_->RememberCgroup(id, w.cgroup_path);
-    workloads_[id] = std::move(w);
+    INTERLOCK_RETURN_IF_ERROR(
+        datapath_->Enroll(*id, KernelEnrollment(w.workload_id, w.default_deny)));
+    resolver_->RememberCgroup(*id, w.cgroup_path);
+    workloads_[*id] = std::move(w);
   }
   return SaveState();
 }
 
+absl::StatusOr<v1::EnrollWorkloadResponse> Engine::EnrollWorkload(const v1::Enrollment& enrollment,
+                                                                  const control::Caller& caller) {
+  if (draining_) return absl::UnavailableError("enroll: interlockd is shutting down");
+  google::protobuf::RepeatedPtrField<v1::Enrollment> runtime = state_.runtime_enrollments();
+  *runtime.Add() = enrollment;
+  INTERLOCK_ASSIGN_OR_RETURN(std::vector<config::EnrollmentConfig> all,
+                             EnrollmentsWith(config_.proto, runtime, "enroll"));
+  // Built in the order of the file's `enrollments`, this request's after the earlier ones.
+  const std::string name = all[config_.proto.enrollments_size() + runtime.size() - 1].name;
+  std::vector<config::EnrollmentConfig> old = std::exchange(config_.enrollments, std::move(all));
+  *state_.mutable_runtime_enrollments() = std::move(runtime);
+  if (absl::Status st = ApplyEnrollments(/*readopt=*/false); !st.ok()) {
+    // Back to what was in force, kernel tables included.
+    config_.enrollments = std::move(old);
+    state_.mutable_runtime_enrollments()->RemoveLast();
+    (void)ApplyEnrollments(/*readopt=*/false);
+    return st;
+  }
+  v1::EnrollWorkloadResponse resp;
+  const v1::StatusResponse now = Status();
+  for (const v1::EnrolledWorkload& w : now.workloads()) {
+    if (w.name() == name) *resp.add_workloads() = w;
+  }
+  AuditRuntimeEnrollment("enrolled", name, resp, caller);
+  return resp;
+}
+
+absl::Status Engine::UnenrollWorkload(const std::string& name, const control::Caller& caller) {
+  auto* runtime = state_.mutable_runtime_enrollments();
+  int index = -1;
+  for (int i = 0; i < runtime->size(); ++i) {
+    google::protobuf::RepeatedPtrField<v1::Enrollment> one;
+    *one.Add() = runtime->Get(i);
+    auto built = EnrollmentsWith(config_.proto, one, "unenroll");
+    if (built.ok() && (*built)[config_.proto.enrollments_size()].name == name) index = i;
+  }
+  if (index < 0) {
+    for (const config::EnrollmentConfig& e : config_.enrollments) {
+      if (e.name == name) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "unenroll: ", name, " is enrolled by the configuration file ", config_.file_name,
+            "; remove it there"));
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("unenroll: no enrollment named ", name,
+                                            " made with `interlock enroll`"));
+  }
+  v1::EnrollWorkloadResponse before;
+  const v1::StatusResponse now = Status();
+  for (const v1::EnrolledWorkload& w : now.workloads()) {
+    if (w.name() == name) *before.add_workloads() = w;
+  }
+  runtime->DeleteSubrange(index, 1);
+  std::vector<config::EnrollmentConfig> kept;
+  for (config::EnrollmentConfig& e : config_.enrollments) {
+    if (e.name != name) kept.push_back(std::move(e));
+  }
+  config_.enrollments = std::move(kept);
+  INTERLOCK_RETURN_IF_ERROR(ApplyEnrollments(/*readopt=*/false));
+  AuditRuntimeEnrollment("unenrolled", name, before, caller);
+  return absl::OkStatus();
+}
+
+void Engine::AuditRuntimeEnrollment(const std::string& outcome, const std::string& name,
+                                    const v1::EnrollWorkloadResponse& what,
+                                    const control::Caller& caller) {
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_ENROLLMENT);
+  ev.set_outcome(outcome);
+  ev.mutable_identity()->set_workload(name);
+  std::vector<std::string> parts;
+  for (const v1::EnrolledWorkload& w : what.workloads()) {
+    parts.push_back(w.cgroup_path().empty() ? w.selector()
+                                            : absl::StrCat(w.selector(), " at ", w.cgroup_path()));
+  }
+  ev.set_detail(absl::StrCat(absl::StrJoin(parts, "; "), parts.empty() ? "" : "; ",
+                             "by uid ", caller.cred.uid, " pid ", caller.cred.pid,
+                             " (interlock ", outcome == "enrolled" ? "enroll" : "unenroll", ")"));
+  Audit(std::move(ev));
+}
+
 std::vector<pid_t> Engine::EnrolledPids() const {
   std::vector<pid_t> pids;
-  for (const auto& [id, w] : workloads_) {
-    std::vector<pid_t> in = CgroupTreeProcs(w.cgroup_dir);
+  absl::flat_hash_set<std::string> dirs;
+  for (const auto& [id, w] : workloads_) dirs.insert(w.cgroup_dir);
+  // Units' cgroups the kernel enrolled after start are not in workloads_.
+  for (const auto& [e, dir] : ConfigCgroupDirs(config_.enrollments)) dirs.insert(dir);
+  for (const std::string& dir : dirs) {
+    std::vector<pid_t> in = CgroupTreeProcs(dir);
     pids.insert(pids.end(), in.begin(), in.end());
+  }
+  absl::flat_hash_set<uint32_t> uids, gids;
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    if (e.kind == config::EnrollmentConfig::Kind::kUser) uids.insert(e.id);
+    if (e.kind == config::EnrollmentConfig::Kind::kGroup) gids.insert(e.id);
+  }
+  if (!uids.empty() || !gids.empty()) {
+    for (const ProcIds& p : ListProcIds()) {
+      if (uids.contains(p.uid) || gids.contains(p.gid)) pids.push_back(p.pid);
+    }
   }
   return pids;
 }
@@ -178,17 +394,60 @@ absl::Status Engine::SaveState() {
   return WriteFileAtomic(absl::StrCat(config_.state_dir, "/enrollments.json"), json, 0600);
 }
 
-bool Engine::IsEnrolledCgroup(const std::string& cgroup_path) const {
-  std::string workloads = CgroupPathRelative(cgroup_mount_, absl::StrCat(cgroup_root_dir_, "/workloads"));
-  if (cgroup_path == workloads || absl::StartsWith(cgroup_path, absl::StrCat(workloads, "/"))) {
-    return true;
+std::optional<std::string> Engine::EnrolledWorkloadFor(const std::string& cgroup_path,
+                                                       uint32_t uid, uint32_t gid) const {
+  const std::string workloads =
+      CgroupPathRelative(cgroup_mount_, absl::StrCat(cgroup_root_dir_, "/workloads"));
+  const bool attached = attach_dir_ == cgroup_mount_ ||
+                        IsSameOrBelow(CgroupDir(cgroup_mount_, cgroup_path), attach_dir_);
+  if (attached && cgroup_path != daemon_cgroup_path_) {
+    // The nearest enrolled cgroup: a known one (config path, unit found at start,
+    // `interlock run`), or any directory named like an enrolled unit or slice (one the
+    // kernel enrolled when it was created).
+    const Workload* known = WorkloadForCgroupPath(cgroup_path);
+    std::vector<absl::string_view> parts = absl::StrSplit(cgroup_path, '/', absl::SkipEmpty());
+    for (size_t n = parts.size(); n > 0; --n) {
+      const std::string prefix = absl::StrCat("/", absl::StrJoin(parts.begin(), parts.begin() + n, "/"));
+      if (known != nullptr && known->cgroup_path == prefix) {
+        return known->unit.empty() ? known->name : SessionWorkloadName(known->workload_id, cgroup_path);
+      }
+      for (const config::EnrollmentConfig& e : config_.enrollments) {
+        if (e.kind == config::EnrollmentConfig::Kind::kUnit && e.unit == parts[n - 1]) {
+          auto id = state_.workload_ids().find(e.name);
+          return id == state_.workload_ids().end() ? e.name
+                                                   : SessionWorkloadName(id->second, cgroup_path);
+        }
+      }
+    }
+    if (IsSameOrBelow(cgroup_path, workloads)) return "";  // an `interlock run` cgroup in the making
   }
-  for (const auto& [id, w] : workloads_) {
-    if (cgroup_path == w.cgroup_path || absl::StartsWith(cgroup_path, absl::StrCat(w.cgroup_path, "/"))) {
-      return true;
+  if (cgroup_path == daemon_cgroup_path_) return std::nullopt;
+  for (auto kind : {config::EnrollmentConfig::Kind::kUser, config::EnrollmentConfig::Kind::kGroup}) {
+    for (const config::EnrollmentConfig& e : config_.enrollments) {
+      if (e.kind == kind && e.id == (kind == config::EnrollmentConfig::Kind::kUser ? uid : gid)) {
+        return e.name;
+      }
     }
   }
-  return false;
+  return std::nullopt;
+}
+
+std::string Engine::SessionWorkloadName(uint32_t workload_id, const std::string& cgroup_path) const {
+  std::string name;
+  for (const auto& [n, id] : state_.workload_ids()) {
+    if (id == workload_id) name = n;
+  }
+  for (const config::EnrollmentConfig& e : config_.enrollments) {
+    if (e.name == name && e.kind == config::EnrollmentConfig::Kind::kUnit &&
+        absl::EndsWith(e.unit, ".slice")) {
+      return config::WorkloadNameInSlice(cgroup_path, e.unit).value_or(name);
+    }
+  }
+  return name;
+}
+
+bool Engine::IsEnrolledCaller(const control::Caller& caller) const {
+  return EnrolledWorkloadFor(caller.cgroup_path, caller.cred.uid, caller.cred.gid).has_value();
 }
 
 absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool default_deny,
@@ -201,6 +460,10 @@ absl::StatusOr<v1::EnrollResponse> Engine::Enroll(const std::string& name, bool 
     return absl::InvalidArgumentError("enroll: --token-file must be an absolute path");
   }
   if (draining_) return absl::UnavailableError("enroll: interlockd is shutting down");
+  // The parent of `interlock run` cgroups is made when first needed: an interlockd that
+  // only enrolls units and users makes no cgroup of its own.
+  INTERLOCK_RETURN_IF_ERROR(
+      Annotate(MakeCgroupDirs(absl::StrCat(cgroup_root_dir_, "/workloads")), "enroll"));
   std::string dir;
   for (int attempt = 0; attempt < 1000; ++attempt) {
     dir = absl::StrCat(cgroup_root_dir_, "/workloads/", name, ".", ::getpid(), ".",
@@ -252,6 +515,96 @@ absl::Status Engine::Unenroll(uint64_t cgroup_id) {
   }
   // Removed at the next tick once empty; a process left behind stays enforced.
   it->second.unenroll_pending = true;
+  return absl::OkStatus();
+}
+
+}  // namespace interlock::daemon
+
+namespace interlock::daemon {
+
+namespace {
+
+// The configuration fields that enroll workloads: what a reload applies at once.
+bool IsEnrollmentField(const std::string& name) {
+  return name == "enrollments" || name == "units" || name == "slices" || name == "users" ||
+         name == "groups";
+}
+
+// Top-level fields of `a` and `b` that differ, by name.
+std::vector<std::string> ChangedFields(const v1::Config& a, const v1::Config& b) {
+  std::vector<std::string> changed;
+  const google::protobuf::Descriptor* d = v1::Config::descriptor();
+  const google::protobuf::Reflection* r = v1::Config::GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    v1::Config only_a = a, only_b = b;
+    for (int j = 0; j < d->field_count(); ++j) {
+      if (j == i) continue;
+      r->ClearField(&only_a, d->field(j));
+      r->ClearField(&only_b, d->field(j));
+    }
+    if (only_a.SerializeAsString() != only_b.SerializeAsString()) {
+      changed.push_back(d->field(i)->name());
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
+absl::Status Engine::ReloadConfig(const std::string& trigger, v1::ReloadPolicyResponse* out) {
+  if (config_.file_name.empty() || absl::StartsWith(config_.file_name, "<")) {
+    out->set_enrollments(static_cast<uint32_t>(config_.enrollments.size()));
+    return absl::OkStatus();  // the embedded default cannot change
+  }
+  out->set_config_file(config_.file_name);
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_DAEMON);
+  auto fresh = config::LoadConfigFile(config_.file_name);
+  absl::StatusOr<std::vector<config::EnrollmentConfig>> enrollments =
+      fresh.ok() ? EnrollmentsWith(fresh->proto, state_.runtime_enrollments(), config_.file_name)
+                 : fresh.status();
+  if (!enrollments.ok()) {
+    ev.set_outcome("config_reload_rejected");
+    ev.set_reason(trigger);
+    ev.set_detail(absl::StrCat(enrollments.status().message(), "; the configuration in force stays"));
+    Audit(std::move(ev));
+    return enrollments.status();
+  }
+  std::vector<std::string> restart;
+  for (std::string& field : ChangedFields(config_.proto, fresh->proto)) {
+    if (!IsEnrollmentField(field)) restart.push_back(std::move(field));
+  }
+  v1::Config old_proto = config_.proto;
+  std::vector<config::EnrollmentConfig> old = std::exchange(config_.enrollments, *std::move(enrollments));
+  for (const char* field : {"enrollments", "units", "slices", "users", "groups"}) {
+    const google::protobuf::FieldDescriptor* f = v1::Config::descriptor()->FindFieldByName(field);
+    v1::Config::GetReflection()->ClearField(&config_.proto, f);
+  }
+  config_.proto.mutable_enrollments()->CopyFrom(fresh->proto.enrollments());
+  config_.proto.mutable_units()->CopyFrom(fresh->proto.units());
+  config_.proto.mutable_slices()->CopyFrom(fresh->proto.slices());
+  config_.proto.mutable_users()->CopyFrom(fresh->proto.users());
+  config_.proto.mutable_groups()->CopyFrom(fresh->proto.groups());
+  if (absl::Status st = ApplyEnrollments(/*readopt=*/false); !st.ok()) {
+    config_.proto = std::move(old_proto);
+    config_.enrollments = std::move(old);
+    (void)ApplyEnrollments(/*readopt=*/false);
+    ev.set_outcome("config_reload_rejected");
+    ev.set_reason(trigger);
+    ev.set_detail(absl::StrCat(st.message(), "; the configuration in force stays"));
+    Audit(std::move(ev));
+    return st;
+  }
+  out->set_enrollments(static_cast<uint32_t>(config_.enrollments.size()));
+  for (const std::string& f : restart) out->add_restart_needed(f);
+  ev.set_outcome("config_reloaded");
+  ev.set_reason(trigger);
+  ev.set_detail(absl::StrCat(config_.file_name, ": ", config_.enrollments.size(),
+                             " enrollments in force",
+                             restart.empty() ? std::string()
+                                             : absl::StrCat("; changed, applied at the next start: ",
+                                                            absl::StrJoin(restart, ", "))));
+  Audit(std::move(ev));
   return absl::OkStatus();
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "bpf/include/interlock/datapath.h"
 #include "interlock/v1/identity.pb.h"
 #include "userspace/net/socket.h"
@@ -50,6 +52,12 @@ inline const char* ReasonName(uint32_t reason) {
     case IL_REASON_ENGINE_UNVERIFIED: return "engine_unverified";
     default: return "unknown";
   }
+}
+
+// True when `path` is `dir` or below it (both absolute, or both relative to one root).
+inline bool IsSameOrBelow(absl::string_view path, absl::string_view dir) {
+  return path == dir || (absl::StartsWith(path, dir) && path.size() > dir.size() &&
+                         (dir.empty() || dir.back() == '/' || path[dir.size()] == '/'));
 }
 
 inline std::string CgroupPathRelative(const std::string& mount, const std::string& dir) {

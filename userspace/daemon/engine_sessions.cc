@@ -86,14 +86,8 @@ void Engine::StartSession(UniqueFd agent) {
   att.gid = static_cast<uint32_t>(info->uid_gid >> 32);
   att.login_uid = info->login_uid;
   att.comm = std::string(info->comm, strnlen(info->comm, sizeof info->comm));
-  std::string workload;
-  for (const auto& [id, w] : workloads_) {
-    if (w.workload_id == info->workload_id) {
-      workload = w.name;
-      break;
-    }
-  }
-  v1::WorkloadIdentity who = resolver_->Resolve(att, workload);
+  v1::WorkloadIdentity who = resolver_->Resolve(att, "");
+  who.set_workload(SessionWorkloadName(info->workload_id, who.cgroup_path()));
 
   if (info->resource_id == 0 || info->resource_id > config_.resources.size()) {
     RejectConnection("unknown_resource", absl::StrCat("resource id ", info->resource_id), &who);
@@ -186,9 +180,10 @@ void Engine::StartUnixSession(UniqueFd agent, const config::ResourceConfig& reso
   // The listener is reachable by anyone who can reach the path; only a process in an
   // enrolled cgroup (which the connect hook sent here) gets a session and so a
   // workload's credential. Nobody else is anybody here.
-  const Workload* w = WorkloadForCgroupPath(cgroup_path);
-  v1::WorkloadIdentity who = resolver_->Resolve(*att, w != nullptr ? w->name : "");
-  if (w == nullptr) {
+  const std::optional<std::string> workload =
+      EnrolledWorkloadFor(cgroup_path, att->uid, att->gid);
+  v1::WorkloadIdentity who = resolver_->Resolve(*att, workload.value_or(""));
+  if (!workload.has_value() || workload->empty()) {
     RejectConnection("not_enrolled",
                      absl::StrCat("unix connection to ", listener, " from pid ", att->pid, " uid ",
                                   att->uid, " in cgroup ", cgroup_path,

@@ -9,6 +9,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "userspace/common/cgroup_fs.h"
+#include "userspace/common/file_util.h"
 
 namespace interlock::identity {
 
@@ -51,9 +53,22 @@ void IdentityResolver::RememberCgroup(uint64_t id, std::string path) {
 
 void IdentityResolver::ForgetCgroup(uint64_t id) { paths_.erase(id); }
 
-std::string IdentityResolver::CgroupPath(uint64_t id) {
+std::string IdentityResolver::CgroupPath(uint64_t id, uint32_t pid) {
   auto it = paths_.find(id);
   if (it != paths_.end()) return it->second;
+  // The process's own record first (one small read), believed only when the directory
+  // it names is still cgroup `id`: the process may have moved, or be gone.
+  if (pid != 0) {
+    auto text = ReadFile(absl::StrCat(proc_root_, "/", pid, "/cgroup"));
+    if (auto line = text.ok() ? ParseProcCgroup(*text) : text.status(); line.ok()) {
+      struct stat st;
+      const std::string dir = absl::StrCat(cgroup_mount_, *line == "/" ? "" : *line);
+      if (::stat(dir.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ino) == id) {
+        paths_[id] = *line;
+        return *std::move(line);
+      }
+    }
+  }
   std::string abs = FindDirByInode(search_dir_, id, 8);
   if (abs.empty()) return "";
   std::string rel = abs.substr(cgroup_mount_.size());
@@ -67,7 +82,7 @@ v1::WorkloadIdentity IdentityResolver::Resolve(const KernelAttestation& a,
   v1::WorkloadIdentity out;
   out.set_workload(std::string(workload));
   out.set_cgroup_id(a.cgroup_id);
-  out.set_cgroup_path(CgroupPath(a.cgroup_id));
+  out.set_cgroup_path(CgroupPath(a.cgroup_id, a.pid));
   out.set_pid(a.pid);
   out.set_tid(a.tid);
   out.set_uid(a.uid);

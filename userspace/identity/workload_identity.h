@@ -41,9 +41,10 @@ class IdentityResolver {
   void RememberCgroup(uint64_t id, std::string path);
   void ForgetCgroup(uint64_t id);
 
-  // Path of cgroup `id` relative to the mount, from the cache or by walking search_dir.
+  // Path of cgroup `id` relative to the mount: from the cache, else from /proc/<pid>/cgroup
+  // when `pid` is given and that directory is cgroup `id`, else by walking search_dir.
   // "" when not found.
-  std::string CgroupPath(uint64_t id);
+  std::string CgroupPath(uint64_t id, uint32_t pid = 0);
 
   v1::WorkloadIdentity Resolve(const KernelAttestation& attested, absl::string_view workload);
 

@@ -30,6 +30,17 @@
 #define IL_CGROUP_PATH_MAX 256
 #define IL_MAX_ENROLLED_PATHS 1024
 #define IL_MAX_ALLOWED 256
+/* Users and groups enrolled wherever their processes run (enrolled_ids). */
+#define IL_MAX_ENROLLED_IDS 256
+/* Cgroups enrolled by their own name (a systemd unit or slice), wherever they are. */
+#define IL_MAX_ENROLLED_NAMES 256
+/* interlockd's own cgroups, never governed (exempt_cgroups). */
+#define IL_MAX_EXEMPT 16
+
+/* enrolled_ids key: the kind in the upper 32 bits, the uid or gid in the lower. */
+#define IL_ENROLLED_UID 1ull
+#define IL_ENROLLED_GID 2ull
+#define IL_ENROLLED_ID_KEY(kind, id) (((kind) << 32) | (__u32)(id))
 
 /* enrolled_cgroups value flags. */
 #define IL_ENROLL_DEFAULT_DENY 0x1u
@@ -192,7 +203,8 @@ enum il_stat {
   IL_STAT_SPLICED_MSGS = 2,
   IL_STAT_EVENTS_DROPPED = 3,
   IL_STAT_ENROLLED_BY_PATH = 4, /* cgroups enrolled at mkdir by their path */
-  IL_STAT_MAX = 5,
+  IL_STAT_ENROLLED_BY_NAME = 5, /* cgroups enrolled at mkdir by their name (a unit) */
+  IL_STAT_MAX = 6,
 };
 
 /* C11 and C++ spell the static assertion differently; IL_SIZE_ASSERTS works in both. */

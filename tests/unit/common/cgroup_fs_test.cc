@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -184,6 +186,29 @@ TEST(CgroupFs, CgroupTreeProcsWalksEveryCgroupBelow) {
   ASSERT_TRUE(WriteFileAtomic(dir.File("a/b/cgroup.procs"), "4\n", 0644).ok());
   EXPECT_THAT(CgroupTreeProcs(dir.path()), UnorderedElementsAre(1, 2, 3, 4));
   EXPECT_THAT(CgroupTreeProcs(dir.File("missing")), IsEmpty());
+}
+
+// Units and slices are found by their directory's own name at any depth up to the
+// limit, the start directory included; files and other names are not.
+TEST(CgroupFs, FindsCgroupsByTheirOwnName) {
+  TempDir t;
+  const std::string d = t.path();
+  for (const char* rel : {"/a.slice", "/a.slice/x.service", "/a.slice/b.slice",
+                          "/a.slice/b.slice/x.service", "/a.slice/b.slice/y.service",
+                          "/1", "/1/2", "/1/2/3", "/1/2/3/x.service"}) {
+    ASSERT_EQ(::mkdir((d + rel).c_str(), 0755), 0) << rel;
+  }
+  ASSERT_TRUE(WriteFileAtomic(d + "/a.slice/y.service", "a file", 0600).ok());
+  std::vector<std::string> found = FindCgroupsNamed(d, {"x.service", "y.service"}, 16);
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, (std::vector<std::string>{d + "/1/2/3/x.service", d + "/a.slice/b.slice/x.service",
+                                             d + "/a.slice/b.slice/y.service",
+                                             d + "/a.slice/x.service"}));
+  EXPECT_EQ(FindCgroupsNamed(d, {"x.service"}, 2),
+            std::vector<std::string>{d + "/a.slice/x.service"});
+  EXPECT_EQ(FindCgroupsNamed(d + "/a.slice", {"a.slice"}, 4), std::vector<std::string>{d + "/a.slice"});
+  EXPECT_TRUE(FindCgroupsNamed(d, {}, 16).empty());
+  EXPECT_TRUE(FindCgroupsNamed(d + "/gone", {"x.service"}, 16).empty());
 }
 
 }  // namespace

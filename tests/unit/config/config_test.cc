@@ -430,6 +430,60 @@ TEST(LoadConfig, AbsoluteCgroupRoot) {
   EXPECT_EQ(cfg.enrollments[0].cgroup_path, "interlock/workloads/a");
 }
 
+// Units, slices, users and groups: the shortcut lists and full entries, each with the
+// workload name it gives its processes.
+TEST(LoadConfig, EnrollsUnitsSlicesUsersAndGroups) {
+  ServiceConfig cfg = MustLoad(
+      "units: [Billing-Agent@1.service]\nslices: [interlock-agents.slice]\n"
+      "users: [nobody, \"61234\"]\ngroups: [\"61235\"]\n"
+      "enrollments:\n  - {name: etl, unit: etl.scope, default_deny: true, token_file: /run/t}\n"
+      "  - {name: ops, user: \"61236\"}\n");
+  ASSERT_THAT(cfg.enrollments, SizeIs(7));
+  using Kind = EnrollmentConfig::Kind;
+  auto find = [&](const std::string& name) -> const EnrollmentConfig& {
+    for (const auto& e : cfg.enrollments) {
+      if (e.name == name) return e;
+    }
+    ADD_FAILURE() << "no enrollment " << name;
+    return cfg.enrollments[0];
+  };
+  EXPECT_EQ(find("etl").kind, Kind::kUnit);
+  EXPECT_EQ(find("etl").unit, "etl.scope");
+  EXPECT_TRUE(find("etl").default_deny);
+  EXPECT_EQ(find("etl").token_file, "/run/t");
+  EXPECT_EQ(find("ops").kind, Kind::kUser);
+  EXPECT_EQ(find("ops").id, 61236u);
+  EXPECT_EQ(find("billing-agent-1").unit, "Billing-Agent@1.service");
+  EXPECT_EQ(find("interlock-agents").unit, "interlock-agents.slice");
+  EXPECT_EQ(find("nobody").kind, Kind::kUser);
+  EXPECT_EQ(find("nobody").id, 65534u);
+  EXPECT_EQ(find("uid-61234").id, 61234u);
+  EXPECT_EQ(find("gid-61235").kind, Kind::kGroup);
+  EXPECT_EQ(find("gid-61235").id, 61235u);
+  EXPECT_TRUE(cfg.attach_cgroup.empty()) << "the default attach point is the hierarchy's root";
+  EXPECT_EQ(MustLoad("attach_cgroup: /\n").attach_cgroup, "");
+  EXPECT_EQ(MustLoad("attach_cgroup: interlock/\n").attach_cgroup, "interlock");
+  // With the programs at the root, a cgroup anywhere can be enrolled by path.
+  EXPECT_THAT(MustLoad("enrollments:\n  - {name: cron, cgroup_path: system.slice/cron.service}\n")
+                  .enrollments,
+              SizeIs(1));
+}
+
+TEST(WorkloadNames, OfAUnitAndOfAUnitBelowASlice) {
+  EXPECT_EQ(WorkloadNameOfUnit("billing-agent.service"), "billing-agent");
+  EXPECT_EQ(WorkloadNameOfUnit("Agent@2.service"), "agent-2");
+  EXPECT_EQ(WorkloadNameOfUnit("x\\x2dy.scope"), "x-x2dy");
+  EXPECT_EQ(WorkloadNameOfUnit(".slice"), "unit");
+  EXPECT_EQ(WorkloadNameOfUnit(std::string(100, 'a') + ".service"), std::string(63, 'a'));
+  EXPECT_EQ(WorkloadNameInSlice("/interlock.slice/interlock-agents.slice/billing.service/sub",
+                                "interlock-agents.slice"),
+            "billing");
+  EXPECT_EQ(WorkloadNameInSlice("/a.slice/agents.slice/agents-eu.slice/etl.scope", "agents.slice"),
+            "etl");
+  EXPECT_EQ(WorkloadNameInSlice("/a.slice/agents.slice", "agents.slice"), std::nullopt);
+  EXPECT_EQ(WorkloadNameInSlice("/other.slice/x.service", "agents.slice"), std::nullopt);
+}
+
 TEST(DefaultConfig, LoadsAndValidates) {
   EXPECT_THAT(DefaultConfigText(), HasSubstr("demo-echo"));
   absl::StatusOr<ServiceConfig> cfg = LoadConfigText(DefaultConfigText(), "<default>");
@@ -626,21 +680,50 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"enrollment name duplicate",
                   "enrollments:\n  - name: b\n    cgroup_path: interlock/b\n  - name: b\n"
                   "    cgroup_path: interlock/c\n",
-                  "interlock.yaml:4: enrollments[1].name: duplicate name \"b\" (also "
+                  "interlock.yaml:4: enrollments[1].name: duplicate workload name \"b\" (also "
                   "enrollments[0])"},
-        ErrorCase{"enrollment cgroup_path missing", "enrollments:\n  - name: b\n",
-                  "interlock.yaml:2: enrollments[0].cgroup_path: required"},
+        ErrorCase{"enrollment selector missing", "enrollments:\n  - name: b\n",
+                  "interlock.yaml:2: enrollments[0]: needs one of cgroup_path, unit, user or group"},
+        ErrorCase{"enrollment two selectors",
+                  "enrollments:\n  - name: b\n    unit: b.service\n    user: \"1000\"\n",
+                  "interlock.yaml:2: enrollments[0]: sets more than one of cgroup_path, unit, user"},
+        ErrorCase{"unit without a cgroup suffix", "units: [cron.timer]\n",
+                  "interlock.yaml:1: units[0]: \"cron.timer\" must end in .service, .scope or .slice"},
+        ErrorCase{"unit with a path", "units: [system.slice/cron.service]\n",
+                  "units[0]: \"system.slice/cron.service\" has a character systemd does not allow"},
+        ErrorCase{"slice that is not a slice", "slices: [cron.service]\n",
+                  "interlock.yaml:1: slices[0]: \"cron.service\" is not a slice"},
+        ErrorCase{"unit twice", "units: [a.service]\nenrollments:\n  - {name: x, unit: a.service}\n",
+                  "units[0]: same unit a.service as enrollments[0]"},
+        ErrorCase{"user root", "users: [root]\n",
+                  "interlock.yaml:1: users[0]: \"root\" is root's user"},
+        ErrorCase{"uid 0", "users: [\"0\"]\n", "users[0]: \"0\" is root's user"},
+        ErrorCase{"group root", "groups: [\"0\"]\n", "groups[0]: \"0\" is root's group"},
+        ErrorCase{"unknown user", "users: [no-such-user-here]\n",
+                  "interlock.yaml:1: users[0]: no user named \"no-such-user-here\" on this host"},
+        ErrorCase{"user token", "enrollments:\n  - user: nobody\n    token_file: /run/t\n",
+                  "interlock.yaml:3: enrollments[0].token_file: cannot be bound to a user or group"},
+        ErrorCase{"user and unit with one name",
+                  "users: [nobody]\nunits: [nobody.service]\n",
+                  "users[0]: duplicate workload name \"nobody\" (also units[0])"},
+        ErrorCase{"attach_cgroup dotdot", "attach_cgroup: a/../b\n",
+                  "interlock.yaml:1: attach_cgroup: \"a/../b\" must not contain \"..\""},
+        ErrorCase{"cgroup_root outside attach_cgroup",
+                  "attach_cgroup: agents.slice\ncgroup_root: interlock\n",
+                  "interlock.yaml:2: cgroup_root: \"interlock\" is not below attach_cgroup"},
         ErrorCase{"enrollment cgroup_path dotdot",
                   "enrollments:\n  - name: b\n    cgroup_path: interlock/../system.slice\n",
                   "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock/../system.slice\" "
                   "must not contain \"..\""},
-        ErrorCase{"enrollment outside cgroup_root",
-                  "enrollments:\n  - name: b\n    cgroup_path: system.slice/cron.service\n",
-                  "interlock.yaml:3: enrollments[0].cgroup_path: \"system.slice/cron.service\" is "
-                  "not below cgroup_root \"interlock\""},
+        ErrorCase{"enrollment outside attach_cgroup",
+                  "attach_cgroup: interlock\nenrollments:\n  - name: b\n"
+                  "    cgroup_path: system.slice/cron.service\n",
+                  "interlock.yaml:4: enrollments[0].cgroup_path: \"system.slice/cron.service\" is "
+                  "not below attach_cgroup \"interlock\""},
         ErrorCase{"enrollment is cgroup_root",
                   "enrollments:\n  - name: b\n    cgroup_path: interlock\n",
-                  "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock\" is not below"},
+                  "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock\" contains "
+                  "interlockd's own cgroup interlock/daemon"},
         ErrorCase{"enrollment is the daemon",
                   "enrollments:\n  - name: b\n    cgroup_path: interlock/daemon\n",
                   "interlock.yaml:3: enrollments[0].cgroup_path: \"interlock/daemon\" is "
@@ -648,7 +731,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"enrollment same cgroup",
                   "enrollments:\n  - name: a\n    cgroup_path: interlock/x\n  - name: b\n"
                   "    cgroup_path: /interlock/x/\n",
-                  "interlock.yaml:5: enrollments[1].cgroup_path: same cgroup as enrollments[0]"},
+                  "interlock.yaml:4: enrollments[1]: same cgroup interlock/x as enrollments[0]"},
         ErrorCase{"max_sessions too big", "max_sessions: 1000001\n",
                   "interlock.yaml:1: max_sessions: 1000001 is out of range 1..1000000"},
         ErrorCase{"write batch too long", "write_batch_ms: 1001\n",
@@ -734,7 +817,7 @@ max_sessions: 0
       lines[4],
       HasSubstr("interlock.yaml:7: resources[0].address: \"10.0.0.1/8\" has host bits set"));
   EXPECT_THAT(lines[5], HasSubstr("interlock.yaml:8: resources[0].port:"));
-  EXPECT_THAT(lines[6], HasSubstr("interlock.yaml:12: enrollments[0].cgroup_path: required"));
+  EXPECT_THAT(lines[6], HasSubstr("interlock.yaml:12: enrollments[0]: needs one of cgroup_path, unit, user or group"));
   EXPECT_THAT(lines[7], HasSubstr("interlock.yaml:13: max_sessions:"));
 }
 

@@ -72,7 +72,7 @@ TEST(AuthorizeCaller, EnrolledCgroupRefusedEvenForRoot) {
   absl::Status st = AuthorizeCaller(MakeCaller(0, 0, "/interlock/workloads/billing.3"),
                                     std::nullopt, {}, /*in_enrolled_cgroup=*/true);
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(st.message(), HasSubstr("enrolled cgroup"));
+  EXPECT_THAT(st.message(), HasSubstr("is an enrolled workload"));
   EXPECT_THAT(st.message(), HasSubstr("/interlock/workloads/billing.3"));
   EXPECT_THAT(st.message(), HasSubstr("pid 4242"));
 }

@@ -86,13 +86,15 @@ class ControlServerTest : public ::testing::Test {
   }
 
   // Creates the server on this thread, then runs the loop on another.
-  void Start(ControlServer::EnrolledCheck enrolled = [](const std::string&) { return false; }) {
+  void Start(std::function<bool(const std::string&)> enrolled = [](const std::string&) {
+    return false;
+  }) {
     auto server = ControlServer::Create(
         *loop_, path_, std::nullopt,
-        [this, enrolled](const std::string& cgroup) {
+        [this, enrolled](const Caller& caller) {
           std::lock_guard<std::mutex> lock(mu_);
-          checked_cgroups_.push_back(cgroup);
-          return enrolled(cgroup);
+          checked_cgroups_.push_back(caller.cgroup_path);
+          return enrolled(caller.cgroup_path);
         },
         [this](const v1::ControlRequest& req, const Caller& caller) {
           ++handled_;
@@ -264,12 +266,12 @@ TEST_F(ControlServerTest, CallerInEnrolledCgroupIsRefused) {
   auto resp = RawExchange("");
   ASSERT_TRUE(resp.ok()) << resp.status();
   EXPECT_EQ(resp->error_code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
-  EXPECT_THAT(resp->error(), HasSubstr("enrolled cgroup"));
+  EXPECT_THAT(resp->error(), HasSubstr("is an enrolled workload"));
   StopLoop();
   EXPECT_EQ(handled_, 0);
   ASSERT_EQ(refused_.size(), 1u);
   EXPECT_THAT(refused_[0], HasSubstr(absl::StrCat(::getpid(), " ")));
-  EXPECT_THAT(refused_[0], HasSubstr("enrolled cgroup"));
+  EXPECT_THAT(refused_[0], HasSubstr("is an enrolled workload"));
 }
 
 TEST_F(ControlServerTest, SocketIsGroupReadWriteOnly) {
