@@ -6,6 +6,7 @@
 // The agents are unprivileged (setpriv) and placed by the test into cgroups of its own
 // subtree outside interlock's, standing in for systemd's units and slices (this machine
 // has no systemd as PID 1; the names are what systemd would make).
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/interlockd_harness.h"
@@ -203,6 +205,90 @@ TEST_F(EnrollTest, InterlockdStaysInTheCgroupItWasStartedIn) {
   absl::Status st = h->Start();
   ASSERT_FALSE(st.ok());
   EXPECT_THAT(std::string(st.message()), HasSubstr("interlockd itself runs in"));
+}
+
+// `interlock enroll` enforces at once, survives a restart of interlockd (kept in the
+// state dir), and `interlock unenroll` ends it; both are audited. Enrollments of the
+// configuration file cannot be ended that way.
+TEST_F(EnrollTest, EnrollAtRuntimeSurvivesARestartAndUnenrollEndsIt) {
+  auto h = Harness("enrollments:\n  - {name: svc, cgroup_path: \"{cgroup_root}/agents/svc\"}\n");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string user = absl::StrCat("uid-", uid_);
+  const std::string dir = Cgroup("cron-job");
+
+  CommandResult enrolled = h->Cli({"enroll", absl::StrCat("--user=", uid_), "--default-deny"});
+  ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err << h->DaemonLog();
+  EXPECT_THAT(enrolled.out, HasSubstr(absl::StrCat("enrolled ", user, ": user ", user, " (uid ",
+                                                   uid_, "), default-deny")));
+  Connect(dir, uid_);
+  CommandResult twice = h->Cli({"enroll", absl::StrCat("--user=", uid_)});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_THAT(twice.err, HasSubstr(absl::StrCat("same uid ", uid_)));
+
+  ASSERT_EQ(h->Stop(), 0);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  Connect(dir, uid_);  // still enforced after the restart
+  EXPECT_THAT(h->Cli({"status"}).out, HasSubstr(absl::StrCat("user ", user, " (uid ", uid_, ")")));
+
+  CommandResult config_one = h->Cli({"unenroll", "svc"});
+  EXPECT_EQ(config_one.exit_code, 1);
+  EXPECT_THAT(config_one.err, HasSubstr("is enrolled by the configuration file"));
+  CommandResult gone = h->Cli({"unenroll", user});
+  ASSERT_EQ(gone.exit_code, 0) << gone.err;
+  Connect(dir, uid_);  // straight to the service now
+
+  EXPECT_THAT(SessionWorkloads(*h, 2), UnorderedElementsAreArray({user, user}));
+  EXPECT_EQ(echo_.accepted(), 3u) << "two through interlockd, the last one direct";
+  std::vector<std::string> changes;
+  for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_ENROLLMENT)) {
+    if (e.identity().workload() == user) changes.push_back(e.outcome());
+  }
+  EXPECT_EQ(changes, (std::vector<std::string>{"enrolled", "unenrolled"}));
+}
+
+// SIGHUP / `interlock reload` re-reads the configuration: a new enrollment applies at
+// once and other changed settings are named as waiting for a restart; an invalid file
+// is refused with its line and the enrollments in force stay.
+TEST_F(EnrollTest, ReloadAppliesEnrollmentsAndRefusesAnInvalidFile) {
+  auto h = Harness("");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string dir = Cgroup("anywhere");
+  auto text = ReadFile(h->config_path());
+  ASSERT_TRUE(text.ok());
+  const std::string base = absl::StrReplaceAll(*text, {{"connect_ms: 3000", "connect_ms: 2999"}});
+  ASSERT_TRUE(WriteFileAtomic(h->config_path(), absl::StrCat(base, "users: [\"", uid_, "\"]\n"), 0644).ok());
+  CommandResult reloaded = h->Cli({"reload"});
+  ASSERT_EQ(reloaded.exit_code, 0) << reloaded.err << h->DaemonLog();
+  EXPECT_THAT(reloaded.out, HasSubstr("1 enrollments in force"));
+  EXPECT_THAT(reloaded.out, HasSubstr("applied at the next start of interlockd: timeouts"));
+  Connect(dir, uid_);
+
+  // The CLI reads the file first and names the problem; SIGHUP has interlockd read it.
+  const std::string valid = *ReadFile(h->config_path());
+  ASSERT_TRUE(WriteFileAtomic(h->config_path(), absl::StrCat(base, "users: [root]\n"), 0644).ok());
+  CommandResult refused = h->Cli({"reload"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("users[0]: \"root\" is root's user"));
+  ASSERT_EQ(::kill(h->pid(), SIGHUP), 0);
+  EXPECT_TRUE(WaitFor([&] {
+    for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+      if (e.outcome() == "config_reload_rejected") {
+        EXPECT_THAT(e.detail(), HasSubstr("users[0]: \"root\" is root's user"));
+        return true;
+      }
+    }
+    return false;
+  })) << h->DaemonLog();
+  ASSERT_TRUE(WriteFileAtomic(h->config_path(), valid, 0644).ok());
+  Connect(dir, uid_);  // the enrollment in force stayed
+
+  EXPECT_THAT(SessionWorkloads(*h, 2), UnorderedElementsAreArray({absl::StrCat("uid-", uid_),
+                                                                  absl::StrCat("uid-", uid_)}));
+  std::vector<std::string> outcomes;
+  for (const auto& e : OfKind(h->AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+    if (absl::StartsWith(e.outcome(), "config_")) outcomes.push_back(e.outcome());
+  }
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"config_reloaded", "config_reload_rejected"}));
 }
 
 }  // namespace
