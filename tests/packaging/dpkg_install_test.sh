@@ -3,9 +3,13 @@
 #   install  -> files, the conffile registered, the interlock group, /var/lib/interlock 0700,
 #               the unit enabled through deb-systemd-helper, `interlock --version`, the
 #               installed interlockd accepting the installed configuration;
+#   run      -> the installed interlockd on the installed configuration (by hand: no
+#               systemd here); `interlock status` as a member of the interlock group works
+#               without root and without --config, as anyone else is refused;
 #   again    -> the upgrade path (prerm upgrade, postinst configure <version>) runs and an
 #               administrator's edit of the conffile is kept;
-#   remove   -> programs gone, the conffile kept (dpkg status config-files);
+#   remove   -> programs gone, the conffile kept (dpkg status config-files), the pins
+#               the daemon left gone (prerm runs `interlock teardown`);
 #   purge    -> nothing of the package left: no /etc/interlock, no unit state.
 # Kept after purge by design (packaging/deb/postrm says why): the `interlock` group and
 # /var/lib/interlock. This test removes both itself afterwards when it created them, so the
@@ -28,16 +32,25 @@ dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'config-files' &&
   fail "an interlock package's configuration is left; purge it first"
 [ ! -e /etc/interlock ] || fail "/etc/interlock exists; this test would delete it"
 [ ! -e /sys/fs/bpf/interlock ] || fail "/sys/fs/bpf/interlock exists (a running interlockd?)"
+cgroup2="$(findmnt -n -t cgroup2 -o TARGET | head -n1)"
+[ -n "$cgroup2" ] || fail "no cgroup2 mount"
+[ ! -e "$cgroup2/interlock" ] || fail "$cgroup2/interlock exists (a running interlockd?)"
+[ ! -e /run/interlock/control.sock ] || fail "/run/interlock/control.sock exists (a running interlockd?)"
+had_run=0; [ -e /run/interlock ] && had_run=1  # also `interlock run`'s (trust/)
 had_state=0; [ -e /var/lib/interlock ] && had_state=1
 had_group=0; getent group interlock >/dev/null && had_group=1
 
 work="$(mktemp -d /tmp/interlock-dpkg-XXXXXX)"
+daemon=
 cleanup() {
   local rc=$?
+  if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; fi
   if dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -qv 'not-installed'; then
     dpkg --purge interlock >/dev/null 2>&1 || echo "cleanup: dpkg --purge interlock failed" >&2
   fi
   [ "$had_state" = 1 ] || rm -rf /var/lib/interlock
+  # The by-hand daemon's (systemd removes its RuntimeDirectory); only when this test made it.
+  [ "$had_run" = 1 ] || rm -rf /run/interlock
   [ "$had_group" = 1 ] || ! getent group interlock >/dev/null || delgroup --system --quiet interlock ||
     echo "cleanup: delgroup interlock failed" >&2
   rm -rf "$work"
@@ -70,6 +83,29 @@ getent group interlock >/dev/null || fail "postinst did not create the interlock
 interlockd --check-config | grep -q '/etc/interlock/interlock.yaml is valid' ||
   fail "interlockd does not accept the installed configuration by default"
 
+# --- an approver in the group uses the CLI without root ------------------------------------
+# The installed interlockd with the installed configuration, started by hand (no systemd
+# here): the control socket appears in /run/interlock, 0660 root:interlock. `interlock
+# status` with no --config finds it through /etc/interlock/interlock.yaml; as `nobody` in
+# the interlock group it is answered, as `nobody` alone it is refused.
+interlockd >"$work/interlockd.log" 2>&1 &
+daemon=$!
+for _ in $(seq 150); do [ -S /run/interlock/control.sock ] && break; sleep 0.1; done
+[ -S /run/interlock/control.sock ] || { cat "$work/interlockd.log"; fail "no control socket in /run/interlock"; }
+[ "$(stat -c '%a %U:%G' /run/interlock/control.sock)" = "660 root:interlock" ] ||
+  fail "control socket is $(stat -c '%a %U:%G' /run/interlock/control.sock), not 660 root:interlock"
+gid="$(getent group interlock | cut -d: -f3)"
+as_nobody() { (cd / && setpriv --reuid=nobody --regid=nogroup "$@" --inh-caps=-all interlock status); }
+as_nobody --groups="$gid" >"$work/status-admin" 2>&1 || { cat "$work/status-admin"; fail "group member refused"; }
+if as_nobody --clear-groups >"$work/status-other" 2>&1; then fail "a user outside the group was answered"; fi
+# The socket's mode keeps them out before the peer check would.
+grep -q 'connect /run/interlock/control.sock: Permission denied' "$work/status-other" ||
+  { cat "$work/status-other"; fail "unexpected refusal"; }
+kill -TERM "$daemon"
+wait "$daemon" || { cat "$work/interlockd.log"; fail "interlockd did not stop cleanly"; }
+daemon=
+[ -e /sys/fs/bpf/interlock ] || fail "no pins after interlockd stopped (fail closed keeps them)"
+
 # --- the same package again: the upgrade path -----------------------------------------------
 echo '# edited by the administrator' >>/etc/interlock/interlock.yaml
 dpkg -i "$deb" >"$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log"; fail "dpkg -i (again) failed"; }
@@ -91,6 +127,7 @@ dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'not-installed' ||
 [ ! -e /etc/systemd/system/multi-user.target.wants/interlockd.service ] || fail "enable symlink left after purge"
 [ ! -e /var/lib/systemd/deb-systemd-helper-enabled/interlockd.service.dsh-also ] ||
   fail "deb-systemd-helper state left after purge"
-[ ! -e /sys/fs/bpf/interlock ] || fail "pins left after purge"
+[ ! -e /sys/fs/bpf/interlock ] || fail "pins left after purge (prerm's interlock teardown)"
+[ ! -e "$cgroup2/interlock" ] || fail "cgroup $cgroup2/interlock left after purge"
 getent group interlock >/dev/null || fail "the group was removed on purge (Debian keeps system groups)"
 echo "dpkg install ok: $(basename "$deb") installed, upgraded, removed and purged"
