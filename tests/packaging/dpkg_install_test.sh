@@ -82,6 +82,9 @@ getent group interlock >/dev/null || fail "postinst did not create the interlock
 [ "$(interlockd --version)" = "interlockd ${version%-*}" ] || fail "interlockd --version: $(interlockd --version)"
 interlockd --check-config | grep -q '/etc/interlock/interlock.yaml is valid' ||
   fail "interlockd does not accept the installed configuration by default"
+# The installed unit, with its installed binary and man pages (Documentation=man:...).
+out="$(systemd-analyze verify /lib/systemd/system/interlockd.service 2>&1 || true)"
+[ -z "$out" ] || { echo "$out"; fail "systemd-analyze verify on the installed unit"; }
 
 # --- an approver in the group uses the CLI without root ------------------------------------
 # The installed interlockd with the installed configuration, started by hand (no systemd
