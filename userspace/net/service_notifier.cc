@@ -45,17 +45,18 @@ absl::StatusOr<ServiceNotifier> ServiceNotifier::FromEnvironment() {
 
 absl::StatusOr<ServiceNotifier> ServiceNotifier::Create(absl::string_view socket_path,
                                                         absl::Duration watchdog) {
-  if (socket_path.empty()) return ServiceNotifier(UniqueFd(), sockaddr_un{}, 0, absl::ZeroDuration());
+  if (socket_path.empty())
+    return ServiceNotifier(UniqueFd(), sockaddr_un{}, 0, absl::ZeroDuration());
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NOTIFY_SOCKET: \"", socket_path, "\" is longer than ",
-                     sizeof addr.sun_path - 1, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("NOTIFY_SOCKET: \"", socket_path,
+                                                   "\" is longer than ", sizeof addr.sun_path - 1,
+                                                   " bytes"));
   }
   if (socket_path[0] != '/' && socket_path[0] != '@') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "NOTIFY_SOCKET: \"", socket_path, "\" is neither an absolute path nor @abstract"));
+    return absl::InvalidArgumentError(absl::StrCat("NOTIFY_SOCKET: \"", socket_path,
+                                                   "\" is neither an absolute path nor @abstract"));
   }
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   socklen_t len = offsetof(sockaddr_un, sun_path) + socket_path.size();
@@ -85,7 +86,8 @@ absl::Status ServiceNotifier::Ready(absl::string_view status) {
 }
 
 absl::Status ServiceNotifier::Reloading(absl::Duration monotonic_now) {
-  return Send(absl::StrCat("RELOADING=1\nMONOTONIC_USEC=", absl::ToInt64Microseconds(monotonic_now)));
+  return Send(
+      absl::StrCat("RELOADING=1\nMONOTONIC_USEC=", absl::ToInt64Microseconds(monotonic_now)));
 }
 
 absl::Status ServiceNotifier::Stopping(absl::string_view status) {

@@ -81,8 +81,10 @@ class ScopedEnv {
     ::setenv(name, value.c_str(), 1);
   }
   ~ScopedEnv() {
-    if (had_) ::setenv(name_, old_.c_str(), 1);
-    else ::unsetenv(name_);
+    if (had_)
+      ::setenv(name_, old_.c_str(), 1);
+    else
+      ::unsetenv(name_);
   }
 
  private:
@@ -138,7 +140,8 @@ TEST(ServiceNotifier, RejectsARelativeOrOverlongSocket) {
   EXPECT_THAT(rel.status().message(), HasSubstr("neither an absolute path nor @abstract"));
   auto vsock = ServiceNotifier::Create("vsock:2:1234", absl::ZeroDuration());
   EXPECT_EQ(vsock.status().code(), absl::StatusCode::kInvalidArgument);
-  auto longer = ServiceNotifier::Create(absl::StrCat("/", std::string(200, 'a')), absl::ZeroDuration());
+  auto longer =
+      ServiceNotifier::Create(absl::StrCat("/", std::string(200, 'a')), absl::ZeroDuration());
   EXPECT_EQ(longer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(longer.status().message(), HasSubstr("longer than"));
 }
