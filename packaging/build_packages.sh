@@ -66,7 +66,7 @@ build_deb() {
   install -m 0644 "$here/deb/copyright" "$doc/copyright"
   gzip -9nc "$here/deb/changelog" >"$doc/changelog.Debian.gz"
   install -d -m 0755 "$root/DEBIAN"
-  for s in postinst prerm postrm; do install -m 0755 "$here/deb/$s" "$root/DEBIAN/$s"; done
+  for s in preinst postinst prerm postrm; do install -m 0755 "$here/deb/$s" "$root/DEBIAN/$s"; done
   echo /etc/interlock/interlock.yaml >"$root/DEBIAN/conffiles"
   chmod 0644 "$root/DEBIAN/conffiles"
   # Depends from the ELF files' NEEDED entries, as dh_shlibdeps does (it wants a

@@ -10,7 +10,9 @@
 #               administrator's edit of the conffile is kept;
 #   remove   -> programs gone, the conffile kept (dpkg status config-files), the pins
 #               the daemon left gone (prerm runs `interlock teardown`);
-#   purge    -> nothing of the package left: no /etc/interlock, no unit state.
+#   purge    -> nothing of the package left: no /etc/interlock, no unit state;
+#   from old -> the CPack-built 0.1.0 (no conffile; postinst copied the example) upgrades
+#               to this one without a conffile prompt, and the copy becomes the conffile.
 # Kept after purge by design (packaging/deb/postrm says why): the `interlock` group and
 # /var/lib/interlock. This test removes both itself afterwards when it created them, so the
 # machine is left as it was.
@@ -133,4 +135,36 @@ dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'not-installed' ||
 [ ! -e /sys/fs/bpf/interlock ] || fail "pins left after purge (prerm's interlock teardown)"
 [ ! -e "$cgroup2/interlock" ] || fail "cgroup $cgroup2/interlock left after purge"
 getent group interlock >/dev/null || fail "the group was removed on purge (Debian keeps system groups)"
-echo "dpkg install ok: $(basename "$deb") installed, upgraded, removed and purged"
+
+# --- upgrade from the CPack-built package of before -----------------------------------------
+# Version 0.1.0, no conffile: its postinst copied the example out of /usr/share/doc. The new
+# preinst removes that unmodified copy, so dpkg installs the conffile without a prompt (stdin
+# is /dev/null: a prompt would fail the install).
+old="$work/old"
+dpkg-deb -R "$deb" "$old"
+rm -rf "$old/etc" "$old/DEBIAN/conffiles" "$old/DEBIAN/preinst"
+sed -i '/etc\/interlock\/interlock.yaml/d' "$old/DEBIAN/md5sums"
+sed -i 's/^Version: .*/Version: 0.1.0/' "$old/DEBIAN/control"
+cat >"$old/DEBIAN/postinst" <<'OLD'
+#!/bin/sh
+set -e
+if [ "$1" = "configure" ]; then
+  mkdir -p /etc/interlock /var/lib/interlock
+  chmod 0700 /var/lib/interlock
+  if [ ! -e /etc/interlock/interlock.yaml ]; then
+    cp /usr/share/doc/interlock/interlock.yaml.example /etc/interlock/interlock.yaml
+  fi
+fi
+exit 0
+OLD
+dpkg-deb --root-owner-group -b "$old" "$work/old.deb" >/dev/null
+dpkg -i "$work/old.deb" </dev/null >"$work/old.log" 2>&1 || { cat "$work/old.log"; fail "dpkg -i (old package)"; }
+[ -f /etc/interlock/interlock.yaml ] || fail "the old package made no /etc/interlock/interlock.yaml"
+dpkg -i "$deb" </dev/null >"$work/from-old.log" 2>&1 || { cat "$work/from-old.log"; fail "upgrade from the old package"; }
+dpkg-query -W -f='${Conffiles}\n' interlock | grep -q '^ /etc/interlock/interlock.yaml [0-9a-f]\{32\}$' ||
+  fail "no conffile after the upgrade from the old package"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/interlock/interlock.yaml >"$work/packaged.yaml"
+cmp -s /etc/interlock/interlock.yaml "$work/packaged.yaml" || fail "the old copy was not replaced by the conffile"
+dpkg --purge interlock >"$work/purge2.log" 2>&1 || { cat "$work/purge2.log"; fail "dpkg --purge (2)"; }
+[ ! -e /etc/interlock ] || fail "/etc/interlock left after the second purge"
+echo "dpkg install ok: $(basename "$deb") installed, upgraded, removed and purged; upgraded from 0.1.0 (CPack)"

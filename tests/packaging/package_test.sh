@@ -107,7 +107,7 @@ rpm2cpio "$rpm" | (mkdir "$work/rpmroot" && cd "$work/rpmroot" && cpio -idm --qu
 cmp -s "$conf" "$work/rpmroot/etc/interlock/interlock.yaml" || fail "the two packages' conffiles differ"
 
 # --- maintainer scripts -------------------------------------------------------------------
-for s in postinst prerm postrm; do
+for s in preinst postinst prerm postrm; do
   dpkg-deb -I "$deb" "$s" >"$work/$s" || fail "missing maintainer script $s"
   sh -n "$work/$s" || fail "$s: syntax error"
   # The only systemctl call allowed is the daemon-reload dh_installsystemd itself emits.
