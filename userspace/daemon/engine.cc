@@ -499,10 +499,8 @@ void Engine::SyncNetnsListenersSoon() {
 absl::Status Engine::Run() {
   // Init put up the pins, the listeners and the control socket: enforcing from here.
   const size_t n = config_.resources.size();
-  if (absl::Status st = notifier_.Ready(absl::StrCat("enforcing ", n, n == 1 ? " resource" : " resources"));
-      !st.ok()) {
-    INTERLOCK_LOG(kWarning, "%s", st.message());
-  }
+  const std::string status = absl::StrCat("enforcing ", n, n == 1 ? " resource" : " resources");
+  if (absl::Status st = notifier_.Ready(status); !st.ok()) INTERLOCK_LOG(kWarning, "%s", st.message());
   if (notifier_.watchdog_interval() > absl::ZeroDuration()) PingWatchdog();
   INTERLOCK_RETURN_IF_ERROR(loop_->Run());
   std::vector<proxy::ProxySession*> left;
