@@ -51,7 +51,12 @@ PACKAGES=(
   # gtls and ossl netstream drivers); tests start their own rsyslogd with their own config.
   rsyslog rsyslog-gnutls rsyslog-openssl
   # PostgreSQL regression suite (tools/pg_regress.sh): apt-get source unpacks with dpkg-source
+  # (dpkg-dev also gives dpkg-shlibdeps and dpkg-parsechangelog to packaging/build_packages.sh)
   dpkg-dev
+  # packages: the .rpm is built with rpmbuild (rpm), both are linted in CI (lintian,
+  # rpmlint: tests/packaging/package_test.sh); debootstrap makes the clean Debian 12 root
+  # of tests/packaging/debootstrap_test.sh (run by hand: it downloads from the mirror)
+  lintian rpm rpmlint debootstrap
   # benchmark reports: a PNG plot next to the Markdown and CSV (tools/bench/pg_bench.sh)
   gnuplot-nox
   # the evidence report's HTML as a browser shows it: headless chromium prints it to PDF,

@@ -86,6 +86,13 @@ absl::Status Engine::Init() {
   ::signal(SIGPIPE, SIG_IGN);
 
   INTERLOCK_ASSIGN_OR_RETURN(loop_, net::EventLoop::Create(clock_));
+  // A NOTIFY_SOCKET we cannot use is no reason not to enforce: systemd then times the
+  // start out (Type=notify) and says why, next to this line.
+  if (auto notifier = net::ServiceNotifier::FromEnvironment(); notifier.ok()) {
+    notifier_ = *std::move(notifier);
+  } else {
+    INTERLOCK_LOG(kWarning, "%s", notifier.status().message());
+  }
   INTERLOCK_RETURN_IF_ERROR(MakeDirs(config_.state_dir, 0700));
   ::chmod(config_.state_dir.c_str(), 0700);
   recordings_dir_ = absl::StrCat(config_.state_dir, "/recordings");
@@ -207,6 +214,18 @@ absl::Status Engine::Init() {
           absl::StrCat("admin_group: no group named \"", config_.admin_group, "\""));
     }
     admin_gid = found->gr_gid;
+  }
+  {
+    // The control socket's directory. Under systemd it is RuntimeDirectory= /run/interlock
+    // (the packaged configuration puts the socket there); without systemd interlockd makes
+    // a missing one, root's and 0755 whatever the umask: the socket's own mode and group
+    // (admin_group) decide who may connect, and agents reach the unix listeners there.
+    const std::string dir = config_.control_socket.substr(0, config_.control_socket.rfind('/'));
+    struct stat st;
+    if (!dir.empty() && ::stat(dir.c_str(), &st) != 0) {
+      INTERLOCK_RETURN_IF_ERROR(MakeDirs(dir, 0755));
+      ::chmod(dir.c_str(), 0755);
+    }
   }
   INTERLOCK_ASSIGN_OR_RETURN(
       control_,
@@ -478,6 +497,11 @@ void Engine::SyncNetnsListenersSoon() {
 }
 
 absl::Status Engine::Run() {
+  // Init put up the pins, the listeners and the control socket: enforcing from here.
+  const size_t n = config_.resources.size();
+  const std::string status = absl::StrCat("enforcing ", n, n == 1 ? " resource" : " resources");
+  if (absl::Status st = notifier_.Ready(status); !st.ok()) INTERLOCK_LOG(kWarning, "%s", st.message());
+  if (notifier_.watchdog_interval() > absl::ZeroDuration()) PingWatchdog();
   INTERLOCK_RETURN_IF_ERROR(loop_->Run());
   std::vector<proxy::ProxySession*> left;
   for (auto& [relay, session] : sessions_) left.push_back(relay);
@@ -573,12 +597,15 @@ void Engine::OnSignal() {
   while (::read(signal_fd_.get(), &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGHUP) {
       // The policy and the configuration's enrollments reload; other settings need a
-      // restart (ReloadConfig audits which).
+      // restart (ReloadConfig audits which). systemd shows "reloading" until READY=1 (a
+      // rejected file leaves what is in force: ready).
+      (void)notifier_.Reloading(clock_.Monotonic());
       if (policy_ != nullptr) (void)policy_->Reload("sighup");
       v1::ReloadPolicyResponse reloaded;
       if (absl::Status st = ReloadConfig("sighup", &reloaded); !st.ok()) {
         INTERLOCK_LOG(kWarning, "SIGHUP: configuration not reloaded: %s", st.message());
       }
+      (void)notifier_.Ready();
       continue;
     }
     INTERLOCK_LOG(kInfo, "signal %d: draining %d sessions", si.ssi_signo,
@@ -590,6 +617,7 @@ void Engine::OnSignal() {
 void Engine::BeginDrain() {
   if (draining_) return;
   draining_ = true;
+  (void)notifier_.Stopping(absl::StrCat("draining ", sessions_.size(), " sessions"));
   // New connects to protected resources now fail in the kernel (EPERM, engine_down).
   (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
@@ -597,6 +625,11 @@ void Engine::BeginDrain() {
   if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
   if (sessions_.empty()) loop_->Stop();
+}
+
+void Engine::PingWatchdog() {
+  if (absl::Status st = notifier_.Watchdog(); !st.ok()) INTERLOCK_LOG(kWarning, "%s", st.message());
+  loop_->RunAfter(notifier_.watchdog_interval() / 2, [this] { PingWatchdog(); });
 }
 
 void Engine::OnTick() {

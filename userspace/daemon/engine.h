@@ -9,6 +9,10 @@
 // "engine accepting" cleared, the listeners are bound, and only then is the flag set.
 // On SIGTERM the flag is cleared first (new connects: EPERM), listeners close, live
 // sessions get drain_timeout to finish, the rest are aborted and sealed.
+//
+// Under systemd (Type=notify) Run() reports READY=1 before the loop starts, STOPPING=1 when
+// the drain begins, RELOADING=1 and READY=1 around a SIGHUP reload, and WATCHDOG=1 from a
+// loop timer at half WatchdogSec= (a wedged loop stops pinging and systemd restarts it).
 #pragma once
 
 #include <sys/types.h>
@@ -38,6 +42,7 @@
 #include "userspace/daemon/token_bindings.h"
 #include "userspace/identity/workload_identity.h"
 #include "userspace/net/event_loop.h"
+#include "userspace/net/service_notifier.h"
 #include "userspace/net/socket.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/net/tls.h"
@@ -161,6 +166,8 @@ class Engine {
   void OnSignal();
   void OnTick();
   void BeginDrain();
+  // WATCHDOG=1 now, and again after half the watchdog interval (a timer on the loop).
+  void PingWatchdog();
   void RejectConnection(const std::string& reason, const std::string& detail,
                         const v1::WorkloadIdentity* who);
 
@@ -221,6 +228,7 @@ class Engine {
   bool netns_sync_pending_ = false;
   absl::Duration last_netns_sync_ = -absl::InfiniteDuration();  // monotonic
   UniqueFd signal_fd_;
+  net::ServiceNotifier notifier_;  // systemd's NOTIFY_SOCKET; disabled without one
 
   std::string cgroup_mount_;
   std::string cgroup_root_dir_;

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Privileged: installs the .deb on this machine with the real dpkg, and takes it off again.
+#   install  -> files, the conffile registered, the interlock group, /var/lib/interlock 0700,
+#               the unit enabled through deb-systemd-helper, `interlock --version`, the
+#               installed interlockd accepting the installed configuration;
+#   run      -> the installed interlockd on the installed configuration (by hand: no
+#               systemd here); `interlock status` as a member of the interlock group works
+#               without root and without --config, as anyone else is refused;
+#   again    -> the upgrade path (prerm upgrade, postinst configure <version>) runs and an
+#               administrator's edit of the conffile is kept;
+#   remove   -> programs gone, the conffile kept (dpkg status config-files), the pins
+#               the daemon left gone (prerm runs `interlock teardown`);
+#   purge    -> nothing of the package left: no /etc/interlock, no unit state;
+#   from old -> the CPack-built 0.1.0 (no conffile; postinst copied the example) upgrades
+#               to this one without a conffile prompt, and the copy becomes the conffile.
+# Kept after purge by design (packaging/deb/postrm says why): the `interlock` group and
+# /var/lib/interlock. This test removes both itself afterwards when it created them, so the
+# machine is left as it was.
+#
+# systemd is not PID 1 here, so the maintainer scripts' service start/stop branches do not
+# run (they must cope, and do); their systemd branch is checked in package_test.sh.
+# Fails (never skips) when not root. Refuses to run (fails) where an interlock package or
+# interlock's default pins, cgroup or /etc/interlock already exist: it must not take them
+# down with the package.
+set -euo pipefail
+build="$1"
+src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || fail "this is a privileged test: run it as root (CI does); it must not be skipped"
+
+dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'installed' &&
+  fail "an interlock package is installed already; remove it first"
+dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'config-files' &&
+  fail "an interlock package's configuration is left; purge it first"
+[ ! -e /etc/interlock ] || fail "/etc/interlock exists; this test would delete it"
+[ ! -e /sys/fs/bpf/interlock ] || fail "/sys/fs/bpf/interlock exists (a running interlockd?)"
+cgroup2="$(findmnt -n -t cgroup2 -o TARGET | head -n1)"
+[ -n "$cgroup2" ] || fail "no cgroup2 mount"
+[ ! -e "$cgroup2/interlock" ] || fail "$cgroup2/interlock exists (a running interlockd?)"
+[ ! -e /run/interlock/control.sock ] || fail "/run/interlock/control.sock exists (a running interlockd?)"
+had_run=0; [ -e /run/interlock ] && had_run=1  # also `interlock run`'s (trust/)
+had_state=0; [ -e /var/lib/interlock ] && had_state=1
+had_group=0; getent group interlock >/dev/null && had_group=1
+
+work="$(mktemp -d /tmp/interlock-dpkg-XXXXXX)"
+daemon=
+cleanup() {
+  local rc=$?
+  if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; fi
+  if dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -qv 'not-installed'; then
+    dpkg --purge interlock >/dev/null 2>&1 || echo "cleanup: dpkg --purge interlock failed" >&2
+  fi
+  [ "$had_state" = 1 ] || rm -rf /var/lib/interlock
+  # The by-hand daemon's (systemd removes its RuntimeDirectory); only when this test made it.
+  [ "$had_run" = 1 ] || rm -rf /run/interlock
+  [ "$had_group" = 1 ] || ! getent group interlock >/dev/null || delgroup --system --quiet interlock ||
+    echo "cleanup: delgroup interlock failed" >&2
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+deb="$(bash "$src/packaging/build_packages.sh" "$build" "$work/out" deb)"
+version="$(dpkg-deb -f "$deb" Version)"
+
+# --- install ------------------------------------------------------------------------------
+dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "dpkg -i failed"; }
+[ "$(dpkg-query -W -f='${Status} ${Version}' interlock)" = "install ok installed $version" ] ||
+  fail "dpkg does not list interlock $version as installed"
+for f in /usr/sbin/interlockd /usr/bin/interlock /lib/systemd/system/interlockd.service \
+         /lib/systemd/system/interlock-agents.slice /usr/share/man/man8/interlockd.8.gz /usr/share/doc/interlock/copyright; do
+  [ -e "$f" ] || fail "missing $f after install"
+done
+dpkg-query -W -f='${Conffiles}\n' interlock | grep -q '^ /etc/interlock/interlock.yaml [0-9a-f]\{32\}$' ||
+  fail "/etc/interlock/interlock.yaml is not a registered conffile"
+[ "$(stat -c '%a %U:%G' /etc/interlock/interlock.yaml)" = "644 root:root" ] ||
+  fail "/etc/interlock/interlock.yaml is not 0644 root:root"
+getent group interlock >/dev/null || fail "postinst did not create the interlock group"
+[ "$(getent group interlock | cut -d: -f3)" -lt 1000 ] || fail "the interlock group is not a system group"
+[ "$(stat -c '%a %U' /var/lib/interlock)" = "700 root" ] || fail "/var/lib/interlock is not 0700 root"
+[ -L /etc/systemd/system/multi-user.target.wants/interlockd.service ] ||
+  fail "deb-systemd-helper did not enable interlockd.service"
+[ "$(interlock --version)" = "interlock ${version%-*}" ] || fail "interlock --version: $(interlock --version)"
+[ "$(interlockd --version)" = "interlockd ${version%-*}" ] || fail "interlockd --version: $(interlockd --version)"
+interlockd --check-config | grep -q '/etc/interlock/interlock.yaml is valid' ||
+  fail "interlockd does not accept the installed configuration by default"
+# The installed unit, with its installed binary and man pages (Documentation=man:...).
+out="$(systemd-analyze verify /lib/systemd/system/interlockd.service \
+        /lib/systemd/system/interlock-agents.slice 2>&1 || true)"
+[ -z "$out" ] || { echo "$out"; fail "systemd-analyze verify on the installed unit"; }
+
+# --- an approver in the group uses the CLI without root ------------------------------------
+# The installed interlockd with the installed configuration, started by hand (no systemd
+# here): the control socket appears in /run/interlock, 0660 root:interlock. `interlock
+# status` with no --config finds it through /etc/interlock/interlock.yaml; as `nobody` in
+# the interlock group it is answered, as `nobody` alone it is refused.
+interlockd >"$work/interlockd.log" 2>&1 &
+daemon=$!
+for _ in $(seq 150); do [ -S /run/interlock/control.sock ] && break; sleep 0.1; done
+[ -S /run/interlock/control.sock ] || { cat "$work/interlockd.log"; fail "no control socket in /run/interlock"; }
+[ "$(stat -c '%a %U:%G' /run/interlock/control.sock)" = "660 root:interlock" ] ||
+  fail "control socket is $(stat -c '%a %U:%G' /run/interlock/control.sock), not 660 root:interlock"
+gid="$(getent group interlock | cut -d: -f3)"
+as_nobody() { (cd / && setpriv --reuid=nobody --regid=nogroup "$@" --inh-caps=-all interlock status); }
+as_nobody --groups="$gid" >"$work/status-admin" 2>&1 || { cat "$work/status-admin"; fail "group member refused"; }
+if as_nobody --clear-groups >"$work/status-other" 2>&1; then fail "a user outside the group was answered"; fi
+# The socket's mode keeps them out before the peer check would.
+grep -q 'connect /run/interlock/control.sock: Permission denied' "$work/status-other" ||
+  { cat "$work/status-other"; fail "unexpected refusal"; }
+kill -TERM "$daemon"
+wait "$daemon" || { cat "$work/interlockd.log"; fail "interlockd did not stop cleanly"; }
+daemon=
+[ -e /sys/fs/bpf/interlock ] || fail "no pins after interlockd stopped (fail closed keeps them)"
+
+# --- the same package again: the upgrade path -----------------------------------------------
+echo '# edited by the administrator' >>/etc/interlock/interlock.yaml
+dpkg -i "$deb" >"$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log"; fail "dpkg -i (again) failed"; }
+[ "$(dpkg-query -W -f='${Status}' interlock)" = "install ok installed" ] || fail "not installed after the upgrade"
+tail -n1 /etc/interlock/interlock.yaml | grep -qx '# edited by the administrator' ||
+  fail "the upgrade replaced the administrator's conffile"
+getent group interlock >/dev/null || fail "the group went away on upgrade"
+
+# --- remove, then purge -------------------------------------------------------------------
+dpkg -r interlock >"$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail "dpkg -r failed"; }
+[ "$(dpkg-query -W -f='${Status}' interlock)" = "deinstall ok config-files" ] || fail "not config-files after dpkg -r"
+[ ! -e /usr/sbin/interlockd ] && [ ! -e /usr/bin/interlock ] || fail "programs left after dpkg -r"
+[ ! -e /lib/systemd/system/interlockd.service ] || fail "unit left after dpkg -r"
+[ -f /etc/interlock/interlock.yaml ] || fail "dpkg -r removed the conffile (only purge may)"
+dpkg --purge interlock >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "dpkg --purge failed"; }
+dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'not-installed' ||
+  ! dpkg-query -W interlock >/dev/null 2>&1 || fail "dpkg still knows interlock after purge"
+[ ! -e /etc/interlock ] || fail "/etc/interlock left after purge"
+[ ! -e /etc/systemd/system/multi-user.target.wants/interlockd.service ] || fail "enable symlink left after purge"
+[ ! -e /var/lib/systemd/deb-systemd-helper-enabled/interlockd.service.dsh-also ] ||
+  fail "deb-systemd-helper state left after purge"
+[ ! -e /sys/fs/bpf/interlock ] || fail "pins left after purge (prerm's interlock teardown)"
+[ ! -e "$cgroup2/interlock" ] || fail "cgroup $cgroup2/interlock left after purge"
+getent group interlock >/dev/null || fail "the group was removed on purge (Debian keeps system groups)"
+
+# --- upgrade from the CPack-built package of before -----------------------------------------
+# Version 0.1.0, no conffile: its postinst copied the example out of /usr/share/doc. The new
+# preinst removes that unmodified copy, so dpkg installs the conffile without a prompt (stdin
+# is /dev/null: a prompt would fail the install).
+old="$work/old"
+dpkg-deb -R "$deb" "$old"
+rm -rf "$old/etc" "$old/DEBIAN/conffiles" "$old/DEBIAN/preinst"
+sed -i '/etc\/interlock\/interlock.yaml/d' "$old/DEBIAN/md5sums"
+sed -i 's/^Version: .*/Version: 0.1.0/' "$old/DEBIAN/control"
+cat >"$old/DEBIAN/postinst" <<'OLD'
+#!/bin/sh
+set -e
+if [ "$1" = "configure" ]; then
+  mkdir -p /etc/interlock /var/lib/interlock
+  chmod 0700 /var/lib/interlock
+  if [ ! -e /etc/interlock/interlock.yaml ]; then
+    cp /usr/share/doc/interlock/interlock.yaml.example /etc/interlock/interlock.yaml
+  fi
+fi
+exit 0
+OLD
+dpkg-deb --root-owner-group -b "$old" "$work/old.deb" >/dev/null
+dpkg -i "$work/old.deb" </dev/null >"$work/old.log" 2>&1 || { cat "$work/old.log"; fail "dpkg -i (old package)"; }
+[ -f /etc/interlock/interlock.yaml ] || fail "the old package made no /etc/interlock/interlock.yaml"
+dpkg -i "$deb" </dev/null >"$work/from-old.log" 2>&1 || { cat "$work/from-old.log"; fail "upgrade from the old package"; }
+dpkg-query -W -f='${Conffiles}\n' interlock | grep -q '^ /etc/interlock/interlock.yaml [0-9a-f]\{32\}$' ||
+  fail "no conffile after the upgrade from the old package"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/interlock/interlock.yaml >"$work/packaged.yaml"
+cmp -s /etc/interlock/interlock.yaml "$work/packaged.yaml" || fail "the old copy was not replaced by the conffile"
+dpkg --purge interlock >"$work/purge2.log" 2>&1 || { cat "$work/purge2.log"; fail "dpkg --purge (2)"; }
+[ ! -e /etc/interlock ] || fail "/etc/interlock left after the second purge"
+echo "dpkg install ok: $(basename "$deb") installed, upgraded, removed and purged; upgraded from 0.1.0 (CPack)"
