@@ -10,12 +10,14 @@
 #     connection is redirected through interlockd, recorded, and it still sees
 #     127.0.0.42:7000 as its peer; a default-deny agent is refused elsewhere; an agent
 #     that would run as root is refused;
-#  5. shows `interlock sessions`, `interlock replay`, a passing `interlock verify` and the
+#  5. onboards a process already running as its own uid, in no interlock cgroup, with
+#     `interlock enroll --user` (and ends it with `interlock unenroll`);
+#  6. shows `interlock sessions`, `interlock replay`, a passing `interlock verify` and the
 #     audit log; then cleans up everything it started or created;
-#  6. part 2 (tools/demo_guardrails.sh): a PostgreSQL database behind the shipped bank
+#  7. part 2 (tools/demo_guardrails.sh): a PostgreSQL database behind the shipped bank
 #     policy — masked reads, a denied statement, a DELETE held until a human denies it,
 #     the audit trail, and the sealed originals only an auditor's key opens;
-#  7. part 3 (tools/demo_http.sh): an HTTPS API behind interlockd — the agent's TLS
+#  8. part 3 (tools/demo_http.sh): an HTTPS API behind interlockd — the agent's TLS
 #     intercepted, the API token injected, denied and dodging paths, a refused smuggling
 #     attempt, a DELETE released by an approver, one audit event per exchange.
 set -euo pipefail
@@ -100,6 +102,20 @@ env -u SUDO_UID -u SUDO_GID INTERLOCK_CONFIG= "$bin_cli" run --as demo-agent -- 
 step "default-deny agent: an unlisted destination is refused by the kernel (EPERM)"
 cli run --as demo-agent --user nobody --default-deny -- "$bin_probe" connect 127.0.0.43 7001 || \
   echo "(refused, as it should be; exit code $?)"
+
+step "onboarding what already runs: a process of uid 61999, outside every interlock cgroup"
+# No `interlock run`, no agent change: a process started by cron, a unit or a shell as
+# its own user. Enrolling the user enforces it in whatever cgroup it runs.
+as_agent() { setpriv --reuid=61999 --regid=61999 --clear-groups --inh-caps=-all -- "$@"; }
+sessions() { sleep 0.3; cli sessions --json | wc -l; }  # after the session's end is written
+n="$(sessions)"
+as_agent "$bin_probe" connect 127.0.0.42 7000 --message "not enrolled yet" >/dev/null
+echo "before enrolling: it reached the service directly ($(($(sessions) - n)) new sessions in interlockd)"
+cli enroll --user 61999
+as_agent "$bin_probe" connect 127.0.0.42 7000 --message "enrolled by its uid"
+echo "after 'interlock enroll --user 61999': $(($(sessions) - n)) new session, through interlockd"
+cli status | grep -E '^workloads:|uid-61999'
+cli unenroll uid-61999
 
 sleep 0.3
 step "interlock sessions"

@@ -103,6 +103,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } enrolled_names SEC(".maps");
 
+/* Cgroup name patterns (prefix*suffix), tried in slot order when the name is not in
+ * enrolled_names: a container's scope ("docker-<id>.scope"), enrolled at creation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IL_MAX_NAME_PATTERNS);
+	__type(key, __u32);
+	__type(value, struct il_name_pattern);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} enrolled_name_patterns SEC(".maps");
+
 /* Users and groups enrolled wherever their processes run: IL_ENROLLED_ID_KEY(kind, id)
  * -> enrollment. Consulted only when no cgroup enrollment governs the task. */
 struct {

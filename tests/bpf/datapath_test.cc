@@ -496,7 +496,11 @@ class DatapathTest : public ::testing::Test {
 
   void RemoveCgroupTree() {
     std::vector<std::string> dirs = {byp_cg() + "/sub", byp_cg() + "/x.slice/agent-x.service",
-                                     byp_cg() + "/x.slice/agent-y.service", byp_cg() + "/x.slice",
+                                     byp_cg() + "/x.slice/agent-y.service",
+                                     byp_cg() + "/x.slice/docker-3f2a9c.scope",
+                                     byp_cg() + "/x.slice/docker-3f2a9c.service",
+                                     byp_cg() + "/x.slice/podman-3f2a9c.scope",
+                                     byp_cg() + "/x.slice/docker.scope", byp_cg() + "/x.slice",
                                      byp_cg(), w1_cg() + "/sub", w1_cg(), other_cg(),
                                      root_ + "/workloads", daemon_cg(), root_};
     const std::string home = cg2_ + OwnCgroup2Path();
@@ -1096,6 +1100,40 @@ TEST_F(DatapathTest, CgroupNamedLikeAnEnrolledUnitIsEnrolledWhereverItIsMade) {
   ASSERT_TRUE(all.ok());
   for (const auto& [cg, e] : *all) EXPECT_NE(cg, CgroupId(other)) << "another name was enrolled";
   ASSERT_EQ(rmdir(other.c_str()), 0);
+  ASSERT_EQ(rmdir(deep.c_str()), 0);
+  ASSERT_EQ(rmdir(byp_cg().c_str()), 0);
+}
+
+// A container runtime's scopes are enrolled by pattern ("docker-*.scope") when made,
+// wherever they are; names that differ in the prefix or the suffix are not.
+TEST_F(DatapathTest, CgroupMatchingAnEnrolledNamePatternIsEnrolledWhenMade) {
+  ProtectResources({Resource("127.0.0.42", 128, resource_port_, 11)});
+  ASSERT_TRUE(dp_->SetEnrolledNamePatterns({{"docker-", ".scope", il_enrollment{41, 0}}}).ok());
+  EXPECT_FALSE(dp_->SetEnrolledNamePatterns({{std::string(IL_NAME_PATTERN_PART, 'a'), "", {}}}).ok());
+  EXPECT_FALSE(dp_->SetEnrolledNamePatterns(std::vector<NamePatternEnrollment>(IL_MAX_NAME_PATTERNS + 1)).ok());
+  const std::string deep = byp_cg() + "/x.slice";
+  ASSERT_EQ(mkdir(byp_cg().c_str(), 0755), 0) << strerror(errno);
+  ASSERT_EQ(mkdir(deep.c_str(), 0755), 0) << strerror(errno);
+  const std::string container = deep + "/docker-3f2a9c.scope";
+  ASSERT_EQ(mkdir(container.c_str(), 0755), 0) << strerror(errno);
+  ExpectRedirected(container, AF_INET, "127.0.0.42", engine4_.get(),
+                   absl::StrCat("127.0.0.42:", resource_port_), AF_INET, 41, 11);
+  ASSERT_EQ(rmdir(container.c_str()), 0);
+  EXPECT_EQ(Stats().enrolled_by_name, 1u);
+  for (const char* other : {"/docker-3f2a9c.service", "/podman-3f2a9c.scope", "/docker.scope"}) {
+    const std::string dir = deep + other;
+    ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << strerror(errno);
+    auto all = dp_->ListEnrollments();
+    ASSERT_TRUE(all.ok());
+    for (const auto& [cg, e] : *all) EXPECT_NE(cg, CgroupId(dir)) << other << " was enrolled";
+    ASSERT_EQ(rmdir(dir.c_str()), 0);
+  }
+  ASSERT_TRUE(dp_->SetEnrolledNamePatterns({}).ok());
+  ASSERT_EQ(mkdir(container.c_str(), 0755), 0);
+  auto all = dp_->ListEnrollments();
+  ASSERT_TRUE(all.ok());
+  for (const auto& [cg, e] : *all) EXPECT_NE(cg, CgroupId(container)) << "a cleared pattern still enrolls";
+  ASSERT_EQ(rmdir(container.c_str()), 0);
   ASSERT_EQ(rmdir(deep.c_str()), 0);
   ASSERT_EQ(rmdir(byp_cg().c_str()), 0);
 }

@@ -159,7 +159,9 @@ TEST_F(EnrollTest, UnitsAndSlicesAreEnrolledByNameWhereverTheirCgroupIs) {
   const std::string unit = absl::StrCat("agent-", suffix_, ".service");
   const std::string slice = absl::StrCat("agents-", suffix_, ".slice");
   const std::string existing = Cgroup(absl::StrCat("a.slice/", unit));
-  auto h = Harness(absl::StrCat("units: [", unit, "]\nslices: [", slice, "]\n"));
+  const std::string container = Cgroup(absl::StrCat("machine.slice/ctr", suffix_, "-1f2e.scope"));
+  auto h = Harness(absl::StrCat("units: [", unit, ", \"ctr", suffix_, "-*.scope\"]\nslices: [",
+                                slice, "]\n"));
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
 
   Connect(existing, kNobody);
@@ -169,12 +171,17 @@ TEST_F(EnrollTest, UnitsAndSlicesAreEnrolledByNameWhereverTheirCgroupIs) {
   Connect(Cgroup(absl::StrCat(slice, "/agents-", suffix_, "-eu.slice/etl-", suffix_, ".scope/x")),
           kNobody);
   Connect(Cgroup(absl::StrCat("a.slice/other-", suffix_, ".service")), kNobody);
+  // A container's scope, by pattern: one there at start, one made later.
+  Connect(container, kNobody);
+  Connect(Cgroup(absl::StrCat("machine.slice/ctr", suffix_, "-9c8d.scope")), kNobody);
+  Connect(Cgroup(absl::StrCat("machine.slice/ctr", suffix_, "-9c8d.service")), kNobody);
 
   const std::string agent = absl::StrCat("agent-", suffix_);
-  EXPECT_THAT(SessionWorkloads(*h, 4),
+  const std::string ctr = absl::StrCat("ctr", suffix_);
+  EXPECT_THAT(SessionWorkloads(*h, 6),
               UnorderedElementsAreArray({agent, agent, absl::StrCat("billing-", suffix_),
-                                         absl::StrCat("etl-", suffix_)}));
-  EXPECT_EQ(echo_.accepted(), 5u) << "four through interlockd, one direct";
+                                         absl::StrCat("etl-", suffix_), ctr, ctr}));
+  EXPECT_EQ(echo_.accepted(), 8u) << "six through interlockd, two direct";
   CommandResult status = h->Cli({"status"});
   EXPECT_THAT(status.out, HasSubstr(absl::StrCat("unit ", slice, " (no cgroup now)")))
       << "a slice made after start is enrolled by the kernel, not found by interlockd";

@@ -469,6 +469,13 @@ TEST_F(HttpTest, EvidenceReportMatchesTheAuditTrail) {
   EXPECT_EQ(allowed, 2u);
   EXPECT_EQ(denied, 2u);
   EXPECT_EQ(approved, 1u);
+  // Every session has ended (and said so in the audit log) before the reports are made:
+  // each report below must count the same events.
+  ASSERT_TRUE(WaitFor([&] {
+    const auto events = h->AuditEvents();
+    return OfKind(events, v1::AUDIT_KIND_SESSION_END).size() ==
+           OfKind(events, v1::AUDIT_KIND_SESSION_START).size();
+  })) << h->DaemonLog();
   CommandResult json = h->Cli({"report", "--format", "json"});
   ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
   v1::EvidenceReport report;

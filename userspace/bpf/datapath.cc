@@ -595,6 +595,37 @@ absl::Status Datapath::SetEnrolledNames(const std::vector<NameEnrollment>& names
   return ReplaceMapContents(impl_->skel->maps.enrolled_names, wanted, "enrolled names");
 }
 
+absl::Status Datapath::SetEnrolledNamePatterns(const std::vector<NamePatternEnrollment>& patterns) {
+  if (patterns.size() > IL_MAX_NAME_PATTERNS) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bpf: at most ", IL_MAX_NAME_PATTERNS, " cgroup name patterns"));
+  }
+  bpf_map* map = impl_->skel->maps.enrolled_name_patterns;
+  for (uint32_t slot = 0; slot < IL_MAX_NAME_PATTERNS; ++slot) {
+    il_name_pattern value{};
+    if (slot < patterns.size()) {
+      const NamePatternEnrollment& p = patterns[slot];
+      for (const std::string* part : {&p.prefix, &p.suffix}) {
+        if (part->size() >= IL_NAME_PATTERN_PART || part->find('/') != std::string::npos ||
+            part->find('\0') != std::string::npos) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "bpf: cgroup name pattern part \"", *part, "\" must be under ",
+              IL_NAME_PATTERN_PART, " bytes, without '/'"));
+        }
+      }
+      memcpy(value.prefix, p.prefix.data(), p.prefix.size());
+      memcpy(value.suffix, p.suffix.data(), p.suffix.size());
+      value.prefix_len = static_cast<uint32_t>(p.prefix.size());
+      value.suffix_len = static_cast<uint32_t>(p.suffix.size());
+      value.enrollment = p.enrollment;
+      value.used = 1;
+    }
+    int err = bpf_map__update_elem(map, &slot, sizeof slot, &value, sizeof value, BPF_ANY);
+    if (err != 0) return LibbpfStatus(err, "update cgroup name patterns");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Datapath::SetEnrolledIds(const std::vector<IdEnrollment>& ids) {
   std::vector<std::pair<uint64_t, il_enrollment>> wanted;
   for (const IdEnrollment& e : ids) {

@@ -83,6 +83,14 @@ struct NameEnrollment {
   il_enrollment enrollment{};
 };
 
+// Cgroups whose own name is `prefix`, anything, then `suffix` ("docker-" "*" ".scope"):
+// enrolled at creation, wherever they are, when no exact name matched.
+struct NamePatternEnrollment {
+  std::string prefix;
+  std::string suffix;
+  il_enrollment enrollment{};
+};
+
 // A user or group whose processes are enrolled wherever they run (when no cgroup
 // enrollment governs them): the task's real uid, or its primary gid.
 struct IdEnrollment {
@@ -121,6 +129,9 @@ class Datapath {
   // Replaces the enroll-by-name table. INVALID_ARGUMENT for a name with a '/', or empty,
   // or longer than IL_CGROUP_PATH_MAX - 1.
   absl::Status SetEnrolledNames(const std::vector<NameEnrollment>& names);
+  // Replaces the table of name patterns. INVALID_ARGUMENT for more than
+  // IL_MAX_NAME_PATTERNS, or a part of IL_NAME_PATTERN_PART bytes or more, or with a '/'.
+  absl::Status SetEnrolledNamePatterns(const std::vector<NamePatternEnrollment>& patterns);
   // Replaces the table of enrolled users and groups.
   absl::Status SetEnrolledIds(const std::vector<IdEnrollment>& ids);
   // Replaces the set of cgroups that are never governed (interlockd's own).

@@ -106,8 +106,8 @@ std::vector<pid_t> CgroupTreeProcs(const std::string& dir) {
 
 namespace {
 
-void FindNamedBelow(const std::string& dir, const absl::flat_hash_set<std::string>& names,
-                    int depth_left, std::vector<std::string>& found) {
+void FindBelow(const std::string& dir, const std::function<bool(absl::string_view)>& match,
+               int depth_left, std::vector<std::string>& found) {
   if (depth_left <= 0) return;
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return;  // vanished, or not readable: nothing below it to find
@@ -117,23 +117,30 @@ void FindNamedBelow(const std::string& dir, const absl::flat_hash_set<std::strin
     absl::string_view name(e->d_name);
     if (name == "." || name == "..") continue;
     std::string child = absl::StrCat(dir, "/", name);
-    if (names.contains(name)) found.push_back(child);
+    if (match(name)) found.push_back(child);
     children.push_back(std::move(child));
   }
   ::closedir(d);
-  for (const std::string& child : children) FindNamedBelow(child, names, depth_left - 1, found);
+  for (const std::string& child : children) FindBelow(child, match, depth_left - 1, found);
 }
 
 }  // namespace
 
+std::vector<std::string> FindCgroupsMatching(const std::string& dir,
+                                             const std::function<bool(absl::string_view)>& match,
+                                             int max_depth) {
+  std::vector<std::string> found;
+  if (match(absl::string_view(dir).substr(dir.rfind('/') + 1))) found.push_back(dir);
+  FindBelow(dir, match, max_depth, found);
+  return found;
+}
+
 std::vector<std::string> FindCgroupsNamed(const std::string& dir,
                                           const absl::flat_hash_set<std::string>& names,
                                           int max_depth) {
-  std::vector<std::string> found;
-  if (names.empty()) return found;
-  if (names.contains(absl::string_view(dir).substr(dir.rfind('/') + 1))) found.push_back(dir);
-  FindNamedBelow(dir, names, max_depth, found);
-  return found;
+  if (names.empty()) return {};
+  return FindCgroupsMatching(
+      dir, [&names](absl::string_view name) { return names.contains(name); }, max_depth);
 }
 
 std::string CgroupDir(const std::string& mount, const std::string& path) {

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ std::vector<pid_t> CgroupTreeProcs(const std::string& dir);
 std::vector<std::string> FindCgroupsNamed(const std::string& dir,
                                           const absl::flat_hash_set<std::string>& names,
                                           int max_depth);
+// The same with any test of the name.
+std::vector<std::string> FindCgroupsMatching(const std::string& dir,
+                                             const std::function<bool(absl::string_view)>& match,
+                                             int max_depth);
 
 // Resolves `path` against the cgroup2 mount: absolute paths under the mount are kept,
 // other paths are taken as relative to it. "interlock" -> "/sys/fs/cgroup/interlock".

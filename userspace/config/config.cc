@@ -654,8 +654,20 @@ std::optional<std::string> UnitNameProblem(absl::string_view unit) {
     return absl::StrCat(Quote(unit), " must end in .service, .scope or .slice (units with a cgroup)");
   }
   for (char c : unit) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && !absl::StrContains(":-_.\\@", c)) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && !absl::StrContains(":-_.\\@*", c)) {
       return absl::StrCat(Quote(unit), " has a character systemd does not allow in unit names");
+    }
+  }
+  if (const size_t star = unit.find('*'); star != absl::string_view::npos) {
+    if (unit.find('*', star + 1) != absl::string_view::npos) {
+      return absl::StrCat(Quote(unit), " has more than one '*'; a pattern is PREFIX*SUFFIX");
+    }
+    if (star >= IL_NAME_PATTERN_PART || unit.size() - star - 1 >= IL_NAME_PATTERN_PART) {
+      return absl::StrCat(Quote(unit), ": each side of the '*' must be under ",
+                          IL_NAME_PATTERN_PART, " bytes");
+    }
+    if (star == 0) {
+      return absl::StrCat(Quote(unit), " would enroll every unit of its type; name a prefix");
     }
   }
   return std::nullopt;
@@ -723,7 +735,7 @@ void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& at
     }
   }
 
-  size_t by_cgroup = 0, by_name = 0, by_id = 0;
+  size_t by_cgroup = 0, by_name = 0, by_id = 0, by_pattern = 0;
   absl::flat_hash_map<std::string, std::string> names, selectors;
   for (auto& [e, path] : entries) {
     EnrollmentConfig enr;
@@ -782,7 +794,16 @@ void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& at
       ++by_name;
       enr.unit = e.unit();
       selector = absl::StrCat("unit ", enr.unit);
-      derived = WorkloadNameOfUnit(enr.unit);
+      if (const size_t star = enr.unit.find('*'); star != std::string::npos) {
+        // A pattern's workloads share the name of its prefix ("docker-*.scope": docker);
+        // each keeps its own cgroup path in the audit trail.
+        derived = enr.unit.substr(0, star);
+        while (!derived.empty() && absl::StrContains("-._@", derived.back())) derived.pop_back();
+        derived = derived.empty() ? "units" : WorkloadNameOfUnit(derived);
+        ++by_pattern;
+      } else {
+        derived = WorkloadNameOfUnit(enr.unit);
+      }
       if (auto bad = UnitNameProblem(enr.unit)) {
         problems.Add(path + (absl::StartsWith(path, "enrollments") ? ".unit" : ""), *bad);
         ok = false;
@@ -843,7 +864,8 @@ void BuildEnrollments(const v1::Config& in, const std::optional<std::string>& at
   for (auto [count, limit, what] :
        {std::tuple{by_cgroup, size_t{IL_MAX_ENROLLED}, "cgroup enrollments"},
         std::tuple{by_name, size_t{IL_MAX_ENROLLED_NAMES}, "unit and slice enrollments"},
-        std::tuple{by_id, size_t{IL_MAX_ENROLLED_IDS}, "user and group enrollments"}}) {
+        std::tuple{by_id, size_t{IL_MAX_ENROLLED_IDS}, "user and group enrollments"},
+        std::tuple{by_pattern, size_t{IL_MAX_NAME_PATTERNS}, "unit patterns"}}) {
     if (count > limit) {
       problems.Add("enrollments",
                    absl::StrCat(count, " ", what, " is more than the limit of ", limit));
@@ -867,6 +889,14 @@ std::string WorkloadNameOfUnit(absl::string_view unit) {
   }
   if (name.empty() || name == "." || name == "..") name = "unit";
   return name;
+}
+
+bool UnitMatches(absl::string_view unit, absl::string_view name) {
+  const size_t star = unit.find('*');
+  if (star == absl::string_view::npos) return unit == name;
+  const absl::string_view prefix = unit.substr(0, star), suffix = unit.substr(star + 1);
+  return name.size() >= prefix.size() + suffix.size() && absl::StartsWith(name, prefix) &&
+         absl::EndsWith(name, suffix);
 }
 
 std::optional<std::string> WorkloadNameInSlice(absl::string_view cgroup_path,

@@ -197,6 +197,10 @@ struct EnrollmentConfig {
   std::string token_file;   // absolute or empty; never with kUser or kGroup
 };
 
+// True when `name` (a cgroup's own name) is `unit`, or matches it when `unit` is a pattern
+// with one '*' ("docker-*.scope": the prefix, anything, the suffix).
+bool UnitMatches(absl::string_view unit, absl::string_view name);
+
 // The workload name of a unit's processes: the unit's name without its type suffix,
 // lower-cased, other characters than [a-z0-9._-] as '-', at most 63 characters
 // ("Billing-Agent@1.service" -> "billing-agent-1").

@@ -86,10 +86,22 @@ std::vector<std::pair<const config::EnrollmentConfig*, std::string>> Engine::Con
       units[e.unit] = &e;
     }
   }
-  absl::flat_hash_set<std::string> names;
-  for (const auto& [unit, e] : units) names.insert(unit);
-  for (std::string& dir : FindCgroupsNamed(attach_dir_, names, IL_MAX_CGROUP_DEPTH)) {
-    const config::EnrollmentConfig* e = units.at(absl::string_view(dir).substr(dir.rfind('/') + 1));
+  if (units.empty()) return dirs;
+  // The enrollment of a cgroup name: its exact unit, else the first pattern it matches
+  // (the kernel's order: enrolled_names, then enrolled_name_patterns).
+  const auto enrollment_of = [&](absl::string_view name) -> const config::EnrollmentConfig* {
+    if (auto it = units.find(name); it != units.end()) return it->second;
+    for (const config::EnrollmentConfig& e : enrollments) {
+      if (e.kind == config::EnrollmentConfig::Kind::kUnit && config::UnitMatches(e.unit, name)) {
+        return &e;
+      }
+    }
+    return nullptr;
+  };
+  for (std::string& dir : FindCgroupsMatching(
+           attach_dir_, [&](absl::string_view name) { return enrollment_of(name) != nullptr; },
+           IL_MAX_CGROUP_DEPTH)) {
+    const config::EnrollmentConfig* e = enrollment_of(absl::string_view(dir).substr(dir.rfind('/') + 1));
     dirs.emplace_back(e, std::move(dir));
   }
   return dirs;
@@ -157,6 +169,7 @@ absl::Status Engine::ApplyEnrollments(bool readopt) {
   // one that appears while it runs.
   std::vector<bpf::PathEnrollment> by_path;
   std::vector<bpf::NameEnrollment> by_name;
+  std::vector<bpf::NamePatternEnrollment> by_pattern;
   std::vector<bpf::IdEnrollment> by_id;
   for (const config::EnrollmentConfig& e : config_.enrollments) {
     const il_enrollment k = KernelEnrollment(WorkloadIdFor(e.name), e.default_deny);
@@ -166,7 +179,12 @@ absl::Status Engine::ApplyEnrollments(bool readopt) {
             CgroupPathRelative(cgroup_mount_, CgroupDir(cgroup_mount_, e.cgroup_path)), k});
         break;
       case config::EnrollmentConfig::Kind::kUnit:
-        by_name.push_back(bpf::NameEnrollment{e.unit, k});
+        if (const size_t star = e.unit.find('*'); star != std::string::npos) {
+          by_pattern.push_back(
+              bpf::NamePatternEnrollment{e.unit.substr(0, star), e.unit.substr(star + 1), k});
+        } else {
+          by_name.push_back(bpf::NameEnrollment{e.unit, k});
+        }
         break;
       case config::EnrollmentConfig::Kind::kUser:
       case config::EnrollmentConfig::Kind::kGroup:
@@ -180,6 +198,7 @@ absl::Status Engine::ApplyEnrollments(bool readopt) {
   INTERLOCK_RETURN_IF_ERROR(CheckEnrollmentCgroups(config_.enrollments));
   INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledPaths(by_path));
   INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledNames(by_name));
+  INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledNamePatterns(by_pattern));
   INTERLOCK_RETURN_IF_ERROR(datapath_->SetEnrolledIds(by_id));
   for (const config::EnrollmentConfig& e : config_.enrollments) {
     if (e.kind != config::EnrollmentConfig::Kind::kCgroupPath) continue;
@@ -412,7 +431,7 @@ std::optional<std::string> Engine::EnrolledWorkloadFor(const std::string& cgroup
         return known->unit.empty() ? known->name : SessionWorkloadName(known->workload_id, cgroup_path);
       }
       for (const config::EnrollmentConfig& e : config_.enrollments) {
-        if (e.kind == config::EnrollmentConfig::Kind::kUnit && e.unit == parts[n - 1]) {
+        if (e.kind == config::EnrollmentConfig::Kind::kUnit && config::UnitMatches(e.unit, parts[n - 1])) {
           auto id = state_.workload_ids().find(e.name);
           return id == state_.workload_ids().end() ? e.name
                                                    : SessionWorkloadName(id->second, cgroup_path);

@@ -34,6 +34,9 @@
 #define IL_MAX_ENROLLED_IDS 256
 /* Cgroups enrolled by their own name (a systemd unit or slice), wherever they are. */
 #define IL_MAX_ENROLLED_NAMES 256
+/* Cgroup name patterns (prefix*suffix: "docker-*.scope"), each part shorter than this. */
+#define IL_MAX_NAME_PATTERNS 16
+#define IL_NAME_PATTERN_PART 64
 /* interlockd's own cgroups, never governed (exempt_cgroups). */
 #define IL_MAX_EXEMPT 16
 
@@ -157,6 +160,18 @@ struct il_event {
 
 /* enrolled_paths key: a cgroup path from the cgroup2 root ("/interlock/agents/x"),
  * NUL-padded to the full size so that equal paths are equal keys. */
+/* enrolled_name_patterns value: a cgroup whose own name is prefix, anything, suffix
+ * (a container runtime's scopes, "docker-<id>.scope") is enrolled at creation. */
+struct il_name_pattern {
+  char prefix[IL_NAME_PATTERN_PART];
+  char suffix[IL_NAME_PATTERN_PART];
+  __u32 prefix_len;
+  __u32 suffix_len;
+  struct il_enrollment enrollment;
+  __u32 used; /* 0: an empty slot */
+  __u32 pad;
+};
+
 struct il_cgroup_path {
   char path[IL_CGROUP_PATH_MAX];
 };
@@ -223,6 +238,7 @@ enum il_stat {
   IL_STATIC_ASSERT(sizeof(struct il_tuple) == 48, "il_tuple");        \
   IL_STATIC_ASSERT(sizeof(struct il_event) == 88, "il_event");       \
   IL_STATIC_ASSERT(sizeof(struct il_cgroup_path) == IL_CGROUP_PATH_MAX, "il_cgroup_path"); \
+  IL_STATIC_ASSERT(sizeof(struct il_name_pattern) == 152, "il_name_pattern"); \
   IL_STATIC_ASSERT(sizeof(struct il_listener_mark) == 8, "il_listener_mark"); \
   IL_STATIC_ASSERT(sizeof(struct il_unix_path) == IL_UNIX_PATH_MAX, "il_unix_path"); \
   IL_STATIC_ASSERT(sizeof(struct il_unix_resource) == 116, "il_unix_resource"); \

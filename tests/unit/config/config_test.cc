@@ -469,6 +469,22 @@ TEST(LoadConfig, EnrollsUnitsSlicesUsersAndGroups) {
               SizeIs(1));
 }
 
+// A container runtime's scopes by pattern: one workload name for all (the prefix), each
+// cgroup matched by prefix and suffix.
+TEST(LoadConfig, UnitPatterns) {
+  ServiceConfig cfg = MustLoad("units: [\"docker-*.scope\", \"libpod-*.scope\"]\n");
+  ASSERT_THAT(cfg.enrollments, SizeIs(2));
+  EXPECT_EQ(cfg.enrollments[0].name, "docker");
+  EXPECT_EQ(cfg.enrollments[1].name, "libpod");
+  EXPECT_TRUE(UnitMatches("docker-*.scope", "docker-3f2a.scope"));
+  EXPECT_TRUE(UnitMatches("docker-*.scope", "docker-.scope"));
+  EXPECT_FALSE(UnitMatches("docker-*.scope", "docker.scope"));
+  EXPECT_FALSE(UnitMatches("docker-*.scope", "docker-3f2a.service"));
+  EXPECT_FALSE(UnitMatches("docker-*.scope", "podman-3f2a.scope"));
+  EXPECT_TRUE(UnitMatches("cron.service", "cron.service"));
+  EXPECT_FALSE(UnitMatches("cron.service", "cron2.service"));
+}
+
 TEST(WorkloadNames, OfAUnitAndOfAUnitBelowASlice) {
   EXPECT_EQ(WorkloadNameOfUnit("billing-agent.service"), "billing-agent");
   EXPECT_EQ(WorkloadNameOfUnit("Agent@2.service"), "agent-2");
@@ -691,6 +707,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "interlock.yaml:1: units[0]: \"cron.timer\" must end in .service, .scope or .slice"},
         ErrorCase{"unit with a path", "units: [system.slice/cron.service]\n",
                   "units[0]: \"system.slice/cron.service\" has a character systemd does not allow"},
+        ErrorCase{"pattern without a prefix", "units: [\"*.scope\"]\n",
+                  "units[0]: \"*.scope\" would enroll every unit of its type; name a prefix"},
+        ErrorCase{"pattern with two stars", "units: [\"a*b*.scope\"]\n",
+                  "units[0]: \"a*b*.scope\" has more than one '*'"},
         ErrorCase{"slice that is not a slice", "slices: [cron.service]\n",
                   "interlock.yaml:1: slices[0]: \"cron.service\" is not a slice"},
         ErrorCase{"unit twice", "units: [a.service]\nenrollments:\n  - {name: x, unit: a.service}\n",
