@@ -48,6 +48,12 @@ struct HarnessOptions {
   std::string extra_yaml;
   // More lines of the `listener:` block, each indented by 2 spaces ("  netns_discovery: ...").
   std::string listener_yaml;
+  // > 0: the state dir is a tmpfs of this many MiB, mounted before interlockd starts and
+  // unmounted by the destructor (a small disk that a test can fill).
+  uint32_t state_tmpfs_mib = 0;
+  // The audit file outside the state dir (audit.file.path = <temp dir>/audit/audit.jsonl),
+  // for tests that fill the state dir's disk and still read every audit line.
+  bool audit_outside_state_dir = false;
 };
 
 class InterlockdHarness {
@@ -88,6 +94,8 @@ class InterlockdHarness {
   std::string WaitForPendingApproval(int timeout_s = 20);
 
   const std::string& state_dir() const { return state_dir_; }
+  // Where the audit file is: <state dir>/audit, or <temp dir>/audit.
+  const std::string& audit_dir() const { return audit_dir_; }
   const std::string& pin_path() const { return pin_path_; }
   const std::string& cgroup_root() const { return cgroup_root_; }
   const std::string& config_path() const { return config_path_; }
@@ -98,6 +106,8 @@ class InterlockdHarness {
   std::string suffix_;
   std::string temp_dir_;
   std::string state_dir_;
+  std::string audit_dir_;
+  bool tmpfs_mounted_ = false;
   std::string pin_path_;
   std::string cgroup_root_;
   std::string config_path_;

@@ -84,6 +84,11 @@ v1::StatusResponse Engine::Status() {
     s.set_instance_name(approvals_->instance_name());
     s.set_held_approvals(static_cast<uint32_t>(approvals_->pending()));
   }
+  for (const auto& [relay, session] : sessions_) {
+    ++(*s.mutable_sessions_by_protocol())[session->protocol];
+    ++(*s.mutable_sessions_by_resource())[session->resource->name];
+  }
+  RecordingsStatus(&s);
   return s;
 }
 
