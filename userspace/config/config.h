@@ -255,6 +255,13 @@ struct RecordingsSettings {
   uint64_t min_free_bytes = uint64_t{kDefaultRecordingsMinFreeMib} << 20;  // 0: no floor
 };
 
+// The Prometheus endpoint (config.proto MetricsConfig); both empty: off.
+struct MetricsSettings {
+  std::string address;    // loopback IP literal, without brackets
+  uint16_t port = 0;
+  std::string unix_path;  // absolute
+};
+
 // Audit sinks (config audit.sinks): see AuditSinkConfig in config.proto for meanings.
 enum class AuditSinkFormat { kJson, kOcsf, kEcs };
 enum class SyslogTransport { kUdp, kTcp, kTls };
@@ -329,6 +336,7 @@ struct ServiceConfig {
   AuditFileSettings audit_file;
   std::vector<AuditSinkSettings> audit_sinks;
   RecordingsSettings recordings;
+  MetricsSettings metrics;
 
   interlock::v1::Config proto;  // as written, before defaults
   SourceMap source;             // field path -> line, for later messages about this file

@@ -64,6 +64,7 @@ Engine::~Engine() {
   // Sessions first: their relays reference the loop.
   sessions_.clear();
   control_.reset();
+  metrics_.reset();
 }
 
 absl::Status Engine::Init() {
@@ -233,6 +234,8 @@ absl::Status Engine::Init() {
             ev.mutable_identity()->set_cgroup_path(caller.cgroup_path);
             Audit(std::move(ev));
           }));
+
+  INTERLOCK_RETURN_IF_ERROR(StartMetrics());
 
   // Open for business: from here the kernel redirects instead of refusing.
   INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));

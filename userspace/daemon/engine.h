@@ -30,6 +30,7 @@
 #include "userspace/common/clock.h"
 #include "userspace/common/memory_budget.h"
 #include "userspace/config/config.h"
+#include "userspace/control/metrics_server.h"
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
 #include "userspace/daemon/mask_service.h"
@@ -136,6 +137,8 @@ class Engine {
   void IndexSession(const Session& session, const proxy::ProxySession& relay);
   // Fills the recordings' part of a StatusResponse.
   void RecordingsStatus(v1::StatusResponse* out);
+  // Starts the Prometheus endpoint when configured (config metrics).
+  absl::Status StartMetrics();
   void OnKernelEvents();
   void FlushRecordings();
   // Iteration hook: writes buffered recordings and audit lines when write_batch_ms has
@@ -214,6 +217,13 @@ class Engine {
   absl::Duration last_retention_ = -absl::InfiniteDuration();  // monotonic
   uint64_t recordings_deleted_ = 0;
   uint64_t refused_disk_full_ = 0;
+  // The last scan of the recordings directory for status (files, bytes) and when (monotonic).
+  uint64_t recordings_files_ = 0;
+  uint64_t recordings_bytes_ = 0;
+  absl::Duration recordings_scanned_ = -absl::InfiniteDuration();
+  absl::flat_hash_map<std::string, uint64_t> sessions_total_by_resource_;
+  // The Prometheus endpoint (config metrics); null when off.
+  std::unique_ptr<control::MetricsServer> metrics_;
   absl::flat_hash_map<proxy::ProxySession*, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Workload> workloads_;  // by cgroup id
   v1::EnrollmentState state_;

@@ -8,6 +8,8 @@
 #include "userspace/audit/audit_log.h"
 #include "userspace/common/file_util.h"
 #include "userspace/common/log.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/control/metrics_text.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/engine_internal.h"
 #include "userspace/record/recorder.h"
@@ -142,18 +144,47 @@ void Engine::IndexSession(const Session& session, const proxy::ProxySession& rel
 void Engine::RecordingsStatus(v1::StatusResponse* out) {
   v1::RecordingsStatus* r = out->mutable_recordings();
   r->set_dir(recordings_dir_);
-  if (auto files = record::ListRecordingFiles(recordings_dir_); files.ok()) {
-    uint64_t bytes = 0;
-    for (const record::RecordingFile& f : *files) bytes += f.bytes;
-    r->set_files(files->size());
-    r->set_bytes(bytes);
+  // A scan stats every file: at most once a second however often status is asked (a
+  // scraper, a script in a loop).
+  const absl::Duration now = clock_.Monotonic();
+  if (now - recordings_scanned_ >= absl::Seconds(1)) {
+    if (auto files = record::ListRecordingFiles(recordings_dir_); files.ok()) {
+      uint64_t bytes = 0;
+      for (const record::RecordingFile& f : *files) bytes += f.bytes;
+      recordings_files_ = files->size();
+      recordings_bytes_ = bytes;
+      recordings_scanned_ = now;
+    }
   }
+  r->set_files(recordings_files_);
+  r->set_bytes(recordings_bytes_);
   if (auto free = record::FreeBytes(recordings_dir_); free.ok()) r->set_free_bytes(*free);
   r->set_min_free_bytes(config_.recordings.min_free_bytes);
   r->set_retain_bytes(config_.recordings.retain_bytes);
   r->set_retain_days(config_.recordings.retain_days);
   r->set_deleted(recordings_deleted_);
   r->set_refused_disk_full(refused_disk_full_);
+}
+
+absl::Status Engine::StartMetrics() {
+  const config::MetricsSettings& m = config_.metrics;
+  if (m.address.empty() && m.unix_path.empty()) return absl::OkStatus();
+  UniqueFd fd;
+  std::string where;
+  if (!m.address.empty()) {
+    INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr addr, net::SockAddr::Parse(m.address, m.port));
+    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcp(addr, 16));
+    where = addr.ToString();
+  } else {
+    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenUnix(m.unix_path, 0660));
+    where = m.unix_path;
+  }
+  auto server = control::MetricsServer::Create(*loop_, std::move(fd),
+                                               [this] { return control::PrometheusText(Status()); });
+  if (!server.ok()) return Annotate(server.status(), "metrics");
+  metrics_ = *std::move(server);
+  INTERLOCK_LOG(kInfo, "metrics: serving Prometheus text at %s/metrics", where);
+  return absl::OkStatus();
 }
 
 }  // namespace interlock::daemon

@@ -293,6 +293,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
     return;
   }
   ++total_sessions_;
+  ++sessions_total_by_resource_[resource.name];
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_SESSION_START);
   ev.set_session_id(session->id);

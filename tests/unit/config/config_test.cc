@@ -225,6 +225,20 @@ TEST(LoadConfig, RecordingsDefaultsAndValues) {
   EXPECT_EQ(MustLoad("recordings:\n  retain_days: 0\n").recordings.retain_days, 0u) << "0 written means no limit";
 }
 
+TEST(LoadConfig, MetricsOffByDefaultLoopbackOrUnixSocket) {
+  config::MetricsSettings d = MustLoad("state_dir: /x\n").metrics;
+  EXPECT_TRUE(d.address.empty());
+  EXPECT_TRUE(d.unix_path.empty());
+  config::MetricsSettings v4 = MustLoad("metrics:\n  address: \"127.0.0.1:9187\"\n").metrics;
+  EXPECT_EQ(v4.address, "127.0.0.1");
+  EXPECT_EQ(v4.port, 9187);
+  EXPECT_EQ(MustLoad("metrics:\n  address: \"127.1.2.3:1\"\n").metrics.address, "127.1.2.3");
+  config::MetricsSettings v6 = MustLoad("metrics:\n  address: \"[::1]:9187\"\n").metrics;
+  EXPECT_EQ(v6.address, "::1");
+  EXPECT_EQ(MustLoad("metrics:\n  unix_path: /run/interlock/metrics.sock\n").metrics.unix_path,
+            "/run/interlock/metrics.sock");
+}
+
 TEST(LoadConfig, WriteBatchZeroMeansEveryIteration) {
   EXPECT_EQ(MustLoad("write_batch_ms: 0\n").write_batch_ms, 0u);
   EXPECT_EQ(MustLoad("write_batch_ms: 1000\n").write_batch_ms, 1000u);
@@ -694,6 +708,16 @@ INSTANTIATE_TEST_SUITE_P(
                   "interlock.yaml:2: recordings.retain_days: 36501 is out of range 1..36500"},
         ErrorCase{"recordings min_free_mib too big", "recordings:\n  min_free_mib: 1048577\n",
                   "interlock.yaml:2: recordings.min_free_mib: 1048577 is out of range 0..1048576"},
+        ErrorCase{"metrics on a public address", "metrics:\n  address: \"0.0.0.0:9187\"\n",
+                  "interlock.yaml:2: metrics.address: \"0.0.0.0\" is not a loopback address"},
+        ErrorCase{"metrics on a LAN address", "metrics:\n  address: \"[2001:db8::1]:9187\"\n",
+                  "interlock.yaml:2: metrics.address: \"2001:db8::1\" is not a loopback address"},
+        ErrorCase{"metrics without a port", "metrics:\n  address: \"127.0.0.1\"\n",
+                  "interlock.yaml:2: metrics.address: "},
+        ErrorCase{"metrics unix path relative", "metrics:\n  unix_path: m.sock\n",
+                  "interlock.yaml:2: metrics.unix_path: \"m.sock\" must be an absolute path"},
+        ErrorCase{"metrics both", "metrics:\n  address: \"127.0.0.1:1\"\n  unix_path: /m.sock\n",
+                  "interlock.yaml:3: metrics.unix_path: set address or unix_path, not both"},
         ErrorCase{"max_sessions zero", "max_sessions: 0\n",
                   "interlock.yaml:1: max_sessions: 0 is out of range 1..1000000"},
         ErrorCase{"connect timeout", "timeouts:\n  connect_ms: 600001\n",
