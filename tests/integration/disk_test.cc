@@ -14,7 +14,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "interlock/v1/control.pb.h"
 #include "tests/testing/interlockd_harness.h"
@@ -59,14 +58,6 @@ std::vector<v1::AuditEvent> Refusals(const InterlockdHarness& h, const std::stri
   return out;
 }
 
-v1::StatusResponse Status(InterlockdHarness& h) {
-  CommandResult r = h.Cli({"status", "--json"});
-  v1::StatusResponse s;
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &s).ok()) << r.out;
-  return s;
-}
-
 class DiskTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -104,7 +95,7 @@ TEST_F(DiskTest, BelowTheFreeSpaceFloorNewTcpSessionsAreRefusedAndAudited) {
   EXPECT_THAT(ev.detail(), HasSubstr("below recordings.min_free_mib 8 MiB"));
   EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_START).size(), 1u);
 
-  v1::StatusResponse s = Status(h);
+  v1::StatusResponse s = h.Status();
   EXPECT_GE(s.recordings().refused_disk_full(), 1u);
   EXPECT_LT(s.recordings().free_bytes(), uint64_t{8} << 20);
   EXPECT_EQ(s.recordings().min_free_bytes(), uint64_t{8} << 20);
@@ -191,7 +182,7 @@ TEST_F(DiskTest, LiveSessionHittingEnospcEndsCleanlyAndItsRecordingNeverVerifies
   EXPECT_EQ(echo_.accepted(), 1u);
   // interlockd itself is fine.
   EXPECT_TRUE(h.running());
-  EXPECT_EQ(Status(h).active_sessions(), 0u);
+  EXPECT_EQ(h.Status().active_sessions(), 0u);
 }
 
 }  // namespace

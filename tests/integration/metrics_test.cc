@@ -27,16 +27,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-UniqueFd Dial(uint16_t port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return UniqueFd();
-  return fd;
-}
-
 // Reads until EOF (or 10 s); what the server sent. *eof: whether the server closed.
 std::string ReadAll(int fd, bool* eof = nullptr) {
   timeval tv{10, 0};
@@ -80,7 +70,7 @@ TEST(MetricsTest, CurlScrapesValidExpositionAndSlowOrHostileClientsDoNotHoldItUp
   // The recordings' scan behind the file count is at most a second old.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   // A silent client: it does not hold up a scrape.
-  UniqueFd silent = Dial(port);
+  UniqueFd silent = DialLoopback(port);
   ASSERT_TRUE(silent.valid());
   const std::string url = absl::StrCat("http://127.0.0.1:", port, "/metrics");
   CommandResult curl = RunCommand({"/usr/bin/curl", "-sS", "--max-time", "5", "-D", "/dev/stderr", url});
@@ -110,7 +100,7 @@ TEST(MetricsTest, CurlScrapesValidExpositionAndSlowOrHostileClientsDoNotHoldItUp
   CommandResult post = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", url});
   EXPECT_EQ(post.out, "405");
   {
-    UniqueFd big = Dial(port);
+    UniqueFd big = DialLoopback(port);
     const std::string head = absl::StrCat("GET /metrics HTTP/1.1\r\nX: ", std::string(16384, 'a'));
     (void)!::send(big.get(), head.data(), head.size(), MSG_NOSIGNAL);
     EXPECT_THAT(ReadAll(big.get()), HasSubstr("HTTP/1.1 431 "));
@@ -119,7 +109,7 @@ TEST(MetricsTest, CurlScrapesValidExpositionAndSlowOrHostileClientsDoNotHoldItUp
   // More connections than it takes: the extra ones are closed at once, and once the
   // silent ones time out (5 s) scrapes work again.
   std::vector<UniqueFd> hold;
-  for (int i = 0; i < 20; ++i) hold.push_back(Dial(port));
+  for (int i = 0; i < 20; ++i) hold.push_back(DialLoopback(port));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   bool closed = false;
   const auto t0 = std::chrono::steady_clock::now();

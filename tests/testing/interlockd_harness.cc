@@ -140,6 +140,14 @@ std::vector<std::string> InterlockdHarness::RunArgv(const std::string& name,
   return argv;
 }
 
+v1::StatusResponse InterlockdHarness::Status() {
+  CommandResult r = Cli({"status", "--json"});
+  v1::StatusResponse s;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &s).ok()) << r.out;
+  return s;
+}
+
 std::vector<v1::ApprovalRequest> InterlockdHarness::Approvals(bool all) {
   std::vector<std::string> args = {"approvals", "--json"};
   if (all) args.push_back("--all");

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "interlock/v1/approval.pb.h"
+#include "interlock/v1/control.pb.h"
 #include "interlock/v1/events.pb.h"
 #include "tests/testing/privileged.h"
 
@@ -88,6 +89,8 @@ class InterlockdHarness {
   std::vector<v1::AuditEvent> AuditEvents() const;
   std::string DaemonLog() const;
 
+  // `interlock status --json`, parsed (a failure is a test failure).
+  v1::StatusResponse Status();
   // `interlock approvals --json [--all]`, parsed.
   std::vector<v1::ApprovalRequest> Approvals(bool all = false);
   // The id of the first pending approval request, waiting up to `timeout_s`; "" if none.
