@@ -185,5 +185,51 @@ TEST_F(DiskTest, LiveSessionHittingEnospcEndsCleanlyAndItsRecordingNeverVerifies
   EXPECT_EQ(h.Status().active_sessions(), 0u);
 }
 
+TEST_F(DiskTest, RetentionDeletesTheOldestFinishedRecordingsAuditedAndVerifyAccountsForThem) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}},
+                       .extra_yaml = "recordings:\n  retain_mib: 1\n"});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  // A 1 MiB echo (2 MiB recorded), then a small one: together past retain_mib.
+  CommandResult big = h.RunAgent("agent", {Probe(), "transfer", "127.0.0.42", EchoPort(), "1048576"});
+  ASSERT_EQ(big.exit_code, 0) << big.out << big.err;
+  CommandResult small = h.RunAgent("agent", {Probe(), "connect", "127.0.0.42", EchoPort()});
+  ASSERT_EQ(small.exit_code, 0) << small.out << small.err;
+  ASSERT_TRUE(WaitFor([&] { return OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).size() == 2; }));
+  auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
+  const std::string big_id = ends[0].bytes_to_upstream() > ends[1].bytes_to_upstream() ? ends[0].session_id()
+                                                                                       : ends[1].session_id();
+  const std::string small_id = big_id == ends[0].session_id() ? ends[1].session_id() : ends[0].session_id();
+  CommandResult listed = h.Cli({"sessions", "--json"});
+  EXPECT_THAT(listed.out, HasSubstr(big_id));
+
+  // Retention runs at start (and once a minute): the restart applies it now.
+  ASSERT_EQ(h.Stop(), 0);
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  std::vector<v1::AuditEvent> deleted;
+  ASSERT_TRUE(WaitFor([&] {
+    deleted.clear();
+    for (const v1::AuditEvent& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
+      if (e.outcome() == "recording_deleted") deleted.push_back(e);
+    }
+    return !deleted.empty();
+  })) << h.DaemonLog();
+  ASSERT_EQ(deleted.size(), 1u) << "only the oldest goes; the small one fits";
+  EXPECT_EQ(deleted[0].session_id(), big_id);
+  EXPECT_EQ(deleted[0].reason(), "retention");
+  EXPECT_EQ(deleted[0].recording().file(), absl::StrCat(big_id, ".rec"));
+  EXPECT_NE(::access(absl::StrCat(h.state_dir(), "/recordings/", big_id, ".rec").c_str(), F_OK), 0);
+  EXPECT_EQ(::access(absl::StrCat(h.state_dir(), "/recordings/", small_id, ".rec").c_str(), F_OK), 0);
+
+  // The listing (from the index) drops it; verify --audit accounts for it instead of
+  // calling the session's recording removed.
+  listed = h.Cli({"sessions", "--json"});
+  EXPECT_THAT(listed.out, Not(HasSubstr(big_id)));
+  EXPECT_THAT(listed.out, HasSubstr(small_id));
+  CommandResult audit = h.Cli({"verify", "--audit"});
+  EXPECT_EQ(audit.exit_code, 0) << audit.out << audit.err;
+  EXPECT_THAT(audit.out, HasSubstr("1 deleted by retention"));
+  EXPECT_EQ(h.Status().recordings().deleted(), 1u);
+}
+
 }  // namespace
 }  // namespace interlock::testing
