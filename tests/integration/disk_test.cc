@@ -100,6 +100,9 @@ TEST_F(DiskTest, BelowTheFreeSpaceFloorNewTcpSessionsAreRefusedAndAudited) {
   EXPECT_LT(s.recordings().free_bytes(), uint64_t{8} << 20);
   EXPECT_EQ(s.recordings().min_free_bytes(), uint64_t{8} << 20);
   EXPECT_EQ(s.recordings().files(), 1u);
+  CommandResult human = h.Cli({"status"});
+  EXPECT_THAT(human.out, HasSubstr("(floor 8 MiB)")) << human.out;
+  EXPECT_THAT(human.out, HasSubstr("1 sessions refused for disk")) << human.out;
 
   // Room again: sessions start again.
   ASSERT_EQ(::unlink(filler.c_str()), 0);
