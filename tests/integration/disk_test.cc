@@ -139,6 +139,21 @@ TEST_F(DiskTest, BelowTheFreeSpaceFloorPsqlIsToldTheDiskIsFull) {
   RemoveTree(dir);
 }
 
+TEST_F(DiskTest, BelowTheFreeSpaceFloorCurlGetsA503) {
+  // An HTTP resource; the refusal comes before any upstream connect (the echo is never dialled).
+  InterlockdHarness h({.resources = {{"web", "127.0.0.42", echo_.port(), "    protocol: PROTOCOL_HTTP\n"}},
+                       .extra_yaml = "recordings:\n  min_free_mib: 8\n",
+                       .state_tmpfs_mib = 16});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  FillUntil(absl::StrCat(h.state_dir(), "/filler"), uint64_t{4} << 20);
+  CommandResult r = h.RunAgent("agent", {"/usr/bin/curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}",
+                                         absl::StrCat("http://127.0.0.42:", echo_.port(), "/orders")});
+  EXPECT_THAT(r.out, HasSubstr("\n503")) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("no disk space to record this session")) << r.out;
+  ASSERT_TRUE(WaitFor([&] { return !Refusals(h, "disk_full").empty(); })) << h.DaemonLog();
+  EXPECT_EQ(echo_.accepted(), 0u);
+}
+
 TEST_F(DiskTest, LiveSessionHittingEnospcEndsCleanlyAndItsRecordingNeverVerifiesValid) {
   // The audit file is elsewhere so that every line of this test is kept; the recordings
   // have a floor of 1 MiB, and the session's own recording fills the disk.
