@@ -47,6 +47,8 @@ PACKAGES=(
   nginx python3-requests python3-httpx wrk haproxy
   # the ECS field reference the audit format test reads (tests/unit/audit/ecs_schema_check.py)
   python3-yaml
+  # the metrics endpoint test parses interlockd's Prometheus text with the reference parser
+  python3-prometheus-client
   # audit sinks: a real syslog receiver for the tests (imudp, imtcp, TLS through the
   # gtls and ossl netstream drivers); tests start their own rsyslogd with their own config.
   rsyslog rsyslog-gnutls rsyslog-openssl

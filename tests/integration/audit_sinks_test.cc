@@ -63,26 +63,11 @@ class ScopedProcess {
   pid_t pid_ = -1;
 };
 
-bool TcpPortOpen(uint16_t port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-}
+bool TcpPortOpen(uint16_t port) { return DialLoopback(port).valid(); }
 
 std::string ReadOr(const std::string& path) {
   auto t = ReadFile(path);
   return t.ok() ? *t : "";
-}
-
-v1::StatusResponse Status(InterlockdHarness& h) {
-  CommandResult r = h.Cli({"status", "--json"});
-  v1::StatusResponse s;
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &s).ok()) << r.out;
-  return s;
 }
 
 const v1::AuditSinkStatus* SinkStatus(const v1::StatusResponse& s, const std::string& name) {
@@ -277,7 +262,7 @@ TEST_F(AuditSinksTest, SyslogOverUdpTcpAndTlsArrivesParseableAndComplete) {
   }
   EXPECT_GE(checked, 12);
   // A receiver whose certificate does not carry the configured name gets nothing.
-  v1::StatusResponse s = Status(h);
+  v1::StatusResponse s = h.Status();
   const v1::AuditSinkStatus* wrong = SinkStatus(s, "tls-wrong-name");
   ASSERT_NE(wrong, nullptr);
   EXPECT_EQ(wrong->sent_events(), 0u);
@@ -420,16 +405,16 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Session(h).exit_code, 0);
   ASSERT_TRUE(WaitFor(
       [&] {
-        const v1::AuditSinkStatus* s = SinkStatus(Status(h), "splunk");
+        const v1::AuditSinkStatus* s = SinkStatus(h.Status(), "splunk");
         return s != nullptr && s->spooled_events() > 0 && s->retries() > 0;
       },
       20))
-      << Status(h).DebugString();
-  EXPECT_FALSE(SinkStatus(Status(h), "splunk")->last_error().empty());
+      << h.Status().DebugString();
+  EXPECT_FALSE(SinkStatus(h.Status(), "splunk")->last_error().empty());
 
   // It comes back: everything arrives, and what arrives twice is the same event.
   ASSERT_TRUE(hec.Start().ok()) << hec.Log();
-  ASSERT_TRUE(WaitFor(all_received, 30)) << hec.Log() << Status(h).DebugString();
+  ASSERT_TRUE(WaitFor(all_received, 30)) << hec.Log() << h.Status().DebugString();
   std::map<std::string, v1::AuditEvent> local = ById(h.AuditEvents());
   std::map<std::string, v1::AuditEvent> seen;
   size_t duplicates = 0;
@@ -447,13 +432,13 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
   EXPECT_GE(seen.size(),
             local.size() - 2);  // the status calls above may add none; sessions added plenty
   RecordProperty("hec_duplicates", static_cast<int>(duplicates));
-  ASSERT_TRUE(WaitFor([&] { return SinkStatus(Status(h), "splunk")->spooled_events() == 0; }, 10));
-  EXPECT_EQ(SinkStatus(Status(h), "splunk")->dropped_events(), 0u);
+  ASSERT_TRUE(WaitFor([&] { return SinkStatus(h.Status(), "splunk")->spooled_events() == 0; }, 10));
+  EXPECT_EQ(SinkStatus(h.Status(), "splunk")->dropped_events(), 0u);
 
   // A 400-class answer rejects the batch for good: counted, and said in the local file.
   ASSERT_TRUE(WriteFileAtomic(hec.answer_file(), "400", 0600).ok());
   ASSERT_EQ(Session(h).exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] { return SinkStatus(Status(h), "splunk")->failed_events() > 0; }, 20));
+  ASSERT_TRUE(WaitFor([&] { return SinkStatus(h.Status(), "splunk")->failed_events() > 0; }, 20));
   ASSERT_TRUE(WaitFor(
       [&] {
         for (const auto& e : OfKind(h.AuditEvents(), v1::AUDIT_KIND_DAEMON)) {
@@ -463,9 +448,9 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
         return false;
       },
       10));
-  EXPECT_THAT(SinkStatus(Status(h), "splunk")->last_error(), HasSubstr("HTTP 400"));
+  EXPECT_THAT(SinkStatus(h.Status(), "splunk")->last_error(), HasSubstr("HTTP 400"));
   // The rejected batch is not retried: the spool stays empty.
-  EXPECT_EQ(SinkStatus(Status(h), "splunk")->spooled_events(), 0u);
+  EXPECT_EQ(SinkStatus(h.Status(), "splunk")->spooled_events(), 0u);
 }
 
 TEST_F(AuditSinksTest, HecRestartOfInterlockdResendsTheSpool) {
@@ -557,7 +542,7 @@ TEST_F(AuditSinksTest, DeadSinksDoNotSlowSessions) {
       // The black hole answers nothing: its first batch fails only at its timeout.
       EXPECT_TRUE(WaitFor(
           [&] {
-            *status = Status(h);
+            *status = h.Status();
             for (const auto& a : status->audit_sinks()) {
               if (a.last_error().empty()) return false;
             }

@@ -1,10 +1,14 @@
 #include "tests/testing/interlockd_harness.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -24,6 +28,16 @@ InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::mov
   suffix_ = UniqueSuffix();
   temp_dir_ = MakeTempDir("interlock-it-");
   state_dir_ = absl::StrCat(temp_dir_, "/state");
+  audit_dir_ = options_.audit_outside_state_dir ? absl::StrCat(temp_dir_, "/audit") : absl::StrCat(state_dir_, "/audit");
+  if (options_.state_tmpfs_mib > 0) {
+    const std::string size = absl::StrCat("size=", options_.state_tmpfs_mib, "m,mode=0700");
+    if (::mkdir(state_dir_.c_str(), 0700) != 0 ||
+        ::mount("tmpfs", state_dir_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, size.c_str()) != 0) {
+      ADD_FAILURE() << "mount tmpfs at " << state_dir_ << ": " << std::strerror(errno);
+    } else {
+      tmpfs_mounted_ = true;
+    }
+  }
   pin_path_ = absl::StrCat("/sys/fs/bpf/interlock-it-", suffix_);
   cgroup_root_ = absl::StrCat("interlock-it-", suffix_);
   config_path_ = absl::StrCat(temp_dir_, "/interlock.yaml");
@@ -43,6 +57,7 @@ InterlockdHarness::InterlockdHarness(HarnessOptions options) : options_(std::mov
                     r.port, "\n", r.yaml);
   }
   if (options_.resources.empty()) absl::StrAppend(&yaml, "  []\n");
+  if (options_.audit_outside_state_dir) absl::StrAppend(&yaml, "audit:\n  file:\n    path: ", audit_dir_, "/audit.jsonl\n");
   absl::StrAppend(&yaml, absl::StrReplaceAll(options_.extra_yaml, {{"{cgroup_root}", cgroup_root_}}));
   std::ofstream(config_path_) << yaml;
 }
@@ -55,6 +70,9 @@ InterlockdHarness::~InterlockdHarness() {
     ADD_FAILURE() << "teardown failed: " << r.err << "\n" << DaemonLog();
   }
   if (::access(pin_path_.c_str(), F_OK) == 0) ADD_FAILURE() << "pins left at " << pin_path_;
+  if (tmpfs_mounted_ && ::umount2(state_dir_.c_str(), MNT_DETACH) != 0) {
+    ADD_FAILURE() << "umount " << state_dir_ << ": " << std::strerror(errno);
+  }
   RemoveTree(temp_dir_);
 }
 
@@ -129,6 +147,14 @@ std::vector<std::string> InterlockdHarness::RunArgv(const std::string& name,
   return argv;
 }
 
+v1::StatusResponse InterlockdHarness::Status() {
+  CommandResult r = Cli({"status", "--json"});
+  v1::StatusResponse s;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &s).ok()) << r.out;
+  return s;
+}
+
 std::vector<v1::ApprovalRequest> InterlockdHarness::Approvals(bool all) {
   std::vector<std::string> args = {"approvals", "--json"};
   if (all) args.push_back("--all");
@@ -160,7 +186,7 @@ std::vector<v1::AuditEvent> InterlockdHarness::AuditEvents() const {
   std::vector<v1::AuditEvent> out;
   // The rotated files first (a test may set a tiny audit.file.rotate_bytes), in seq order.
   std::vector<std::string> paths;
-  const std::string dir = absl::StrCat(state_dir_, "/audit");
+  const std::string& dir = audit_dir_;
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
       if (audit::ParseRotatedName("audit.jsonl", e->d_name)) paths.push_back(absl::StrCat(dir, "/", e->d_name));

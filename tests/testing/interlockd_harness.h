@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "interlock/v1/approval.pb.h"
+#include "interlock/v1/control.pb.h"
 #include "interlock/v1/events.pb.h"
 #include "tests/testing/privileged.h"
 
@@ -56,6 +57,12 @@ struct HarnessOptions {
   // Start interlockd in this cgroup directory (absolute), as a service manager would
   // start it in its unit's cgroup. Empty: the test's own cgroup.
   std::string daemon_cgroup_dir;
+  // > 0: the state dir is a tmpfs of this many MiB, mounted before interlockd starts and
+  // unmounted by the destructor (a small disk that a test can fill).
+  uint32_t state_tmpfs_mib = 0;
+  // The audit file outside the state dir (audit.file.path = <temp dir>/audit/audit.jsonl),
+  // for tests that fill the state dir's disk and still read every audit line.
+  bool audit_outside_state_dir = false;
 };
 
 class InterlockdHarness {
@@ -90,12 +97,16 @@ class InterlockdHarness {
   std::vector<v1::AuditEvent> AuditEvents() const;
   std::string DaemonLog() const;
 
+  // `interlock status --json`, parsed (a failure is a test failure).
+  v1::StatusResponse Status();
   // `interlock approvals --json [--all]`, parsed.
   std::vector<v1::ApprovalRequest> Approvals(bool all = false);
   // The id of the first pending approval request, waiting up to `timeout_s`; "" if none.
   std::string WaitForPendingApproval(int timeout_s = 20);
 
   const std::string& state_dir() const { return state_dir_; }
+  // Where the audit file is: <state dir>/audit, or <temp dir>/audit.
+  const std::string& audit_dir() const { return audit_dir_; }
   const std::string& pin_path() const { return pin_path_; }
   const std::string& cgroup_root() const { return cgroup_root_; }
   const std::string& config_path() const { return config_path_; }
@@ -106,6 +117,8 @@ class InterlockdHarness {
   std::string suffix_;
   std::string temp_dir_;
   std::string state_dir_;
+  std::string audit_dir_;
+  bool tmpfs_mounted_ = false;
   std::string pin_path_;
   std::string cgroup_root_;
   std::string config_path_;

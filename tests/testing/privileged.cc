@@ -54,6 +54,16 @@ uint16_t FreePort(const std::string& ip) {
                                         : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
+UniqueFd DialLoopback(uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return UniqueFd();
+  return fd;
+}
+
 std::string MakeTempDir(const std::string& prefix) {
   std::string tmpl = absl::StrCat("/tmp/", prefix, "XXXXXX");
   char* p = ::mkdtemp(tmpl.data());

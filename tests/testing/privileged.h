@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "userspace/common/unique_fd.h"
 
 namespace interlock::testing {
 
@@ -25,6 +26,8 @@ std::string UniqueSuffix();
 // A free TCP port on `ip`, IPv4 or IPv6 (bound and released; the kernel will not hand it out again
 // soon since ports are allocated sequentially).
 uint16_t FreePort(const std::string& ip = "127.0.0.1");
+// A TCP connection to 127.0.0.1:port (blocking); an invalid fd when refused.
+UniqueFd DialLoopback(uint16_t port);
 
 // mkdtemp under /tmp with `prefix`; removed by RemoveTree.
 std::string MakeTempDir(const std::string& prefix);

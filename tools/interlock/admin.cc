@@ -43,6 +43,18 @@ int Status(const Globals& g) {
   std::printf("sessions    %u active, %llu total; %llu connects denied\n", s.active_sessions(),
               static_cast<unsigned long long>(s.total_sessions()),
               static_cast<unsigned long long>(s.denied_connects()));
+  if (s.sessions_by_protocol_size() > 0) {
+    std::string by;
+    for (const auto& [protocol, n] : s.sessions_by_protocol()) absl::StrAppend(&by, " ", protocol, " ", n);
+    std::printf("            live by protocol:%s\n", common::Visible(by).c_str());
+  }
+  const v1::RecordingsStatus& rs = s.recordings();
+  std::printf("recordings  %llu files, %llu MiB in %s; %llu MiB free (floor %llu MiB); %llu deleted by "
+              "retention, %llu sessions refused for disk\n",
+              static_cast<unsigned long long>(rs.files()), static_cast<unsigned long long>(rs.bytes() >> 20),
+              common::Visible(rs.dir()).c_str(), static_cast<unsigned long long>(rs.free_bytes() >> 20),
+              static_cast<unsigned long long>(rs.min_free_bytes() >> 20),
+              static_cast<unsigned long long>(rs.deleted()), static_cast<unsigned long long>(rs.refused_disk_full()));
   std::printf("kernel      %llu redirected, %llu denied, %llu messages spliced, %llu events dropped\n",
               static_cast<unsigned long long>(s.kernel_redirected()),
               static_cast<unsigned long long>(s.kernel_denied()),

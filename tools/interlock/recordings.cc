@@ -25,6 +25,7 @@
 #include "userspace/record/reader.h"
 #include "userspace/record/replay.h"
 #include "userspace/record/sealed_box.h"
+#include "userspace/record/session_index.h"
 #include "userspace/record/signing_key.h"
 #include "userspace/record/verifier.h"
 #include "userspace/replay/timeline.h"
@@ -106,9 +107,21 @@ int Sessions(const Globals& g) {
   if (auto resp = control::CallControl(cfg->control_socket, req); resp.ok()) {
     for (const auto& s : resp->list_sessions().sessions()) live.insert(s.session_id());
   }
+  // The index (written by interlockd as sessions end) has a summary of most recordings;
+  // only those without an entry (live, cut by a crash, older than the index) are read.
+  // The directory decides what exists: an entry whose file is gone is not listed.
+  const std::string dir = RecordingsDir(*cfg);
+  record::IndexContents index;
+  if (auto read = record::ReadRecordingIndex(absl::StrCat(dir, "/", record::kRecordingIndexName)); read.ok()) {
+    index = *std::move(read);
+  }
   std::vector<v1::SessionSummary> rows;
-  for (const std::string& id : ListIds(RecordingsDir(*cfg))) {
-    auto rec = record::ReadRecordingFile(absl::StrCat(RecordingsDir(*cfg), "/", id, ".rec"));
+  for (const std::string& id : ListIds(dir)) {
+    if (auto it = index.entries.find(id); it != index.entries.end() && !live.contains(id)) {
+      rows.push_back(std::move(*it->second.mutable_summary()));
+      continue;
+    }
+    auto rec = record::ReadRecordingFile(absl::StrCat(dir, "/", id, ".rec"));
     if (!rec.ok()) continue;
     v1::SessionSummary s = Summarize(id, *rec);
     if (live.contains(id)) s.set_state("live");
@@ -269,7 +282,11 @@ int VerifyAudit(const Globals& g, std::vector<std::string> paths, std::string ke
       }
       ++checked;
     }
-    std::printf("recordings: %zu checked against their session-end events\n", checked);
+    std::printf("recordings: %zu checked against their session-end events", checked);
+    if (report->recordings_deleted > 0) {
+      std::printf(", %llu deleted by retention (audited)", static_cast<unsigned long long>(report->recordings_deleted));
+    }
+    std::printf("\n");
   }
   return VerdictExit(report->verdict);
 }

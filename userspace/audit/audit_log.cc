@@ -346,6 +346,7 @@ absl::Status AuditLog::Emit(v1::AuditEvent* event) {
   if (event->id().empty()) event->set_id(absl::StrCat(id_prefix_, absl::Hex(++id_counter_, absl::kZeroPad16)));
   if (event->time().empty()) event->set_time(FormatRfc3339(clock_.Now()));
   if (event->host().empty()) event->set_host(host_);
+  ++counts_[CountKey(event->kind(), event->outcome())];
   absl::Status st = sink_->Write(*event);
   if (!st.ok()) ++errors_;
   for (auto& extra : extra_sinks_) {

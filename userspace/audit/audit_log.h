@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "interlock/v1/events.pb.h"
@@ -140,6 +141,9 @@ class AuditLog {
   // Flushes the sink (see JsonLinesSink::Write). A failure is returned and counted.
   absl::Status Flush();
   uint64_t errors() const { return errors_; }
+  // Events emitted since creation by (kind, outcome), for metrics.
+  using CountKey = std::pair<int, std::string>;
+  const absl::flat_hash_map<CountKey, uint64_t>& counts() const { return counts_; }
   // A further destination (audit/sinks/remote_sink.h): every emitted event goes to it too,
   // after the main sink. Its errors are counted, never returned by Emit.
   void AddSink(std::unique_ptr<AuditSink> sink) { extra_sinks_.push_back(std::move(sink)); }
@@ -152,6 +156,7 @@ class AuditLog {
   std::string id_prefix_;  // 64 random bits, hex
   uint64_t id_counter_ = 0;
   uint64_t errors_ = 0;
+  absl::flat_hash_map<CountKey, uint64_t> counts_;
 };
 
 // 128 random bits as 32 hex characters (getrandom(2)); also used for session ids.

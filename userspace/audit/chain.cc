@@ -218,6 +218,13 @@ class ChainVerification {
     if (ev.kind() == v1::AUDIT_KIND_SESSION_END && ev.has_recording()) {
       report_.recordings.push_back({ev.session_id(), ev.recording(), where});
     }
+    // Retention deleted a recording (engine_recordings.cc): its session-end event no
+    // longer vouches for a file that must exist.
+    if (ev.kind() == v1::AUDIT_KIND_DAEMON && ev.outcome() == "recording_deleted" && !ev.session_id().empty()) {
+      std::erase_if(report_.recordings,
+                    [&](const ChainReport::SessionRecording& r) { return r.session_id == ev.session_id(); });
+      ++report_.recordings_deleted;
+    }
     have_prev_ = true;
     prev_seq_ = ev.seq();
     prev_hash_ = Sha256Hex(line);

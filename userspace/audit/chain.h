@@ -69,13 +69,16 @@ struct ChainReport {
   uint64_t last_checkpoint_seq = 0;
   // Observations that are not tamper ("starts at seq 40: earlier files not given").
   std::vector<std::string> notes;
-  // AUDIT_KIND_SESSION_END events that carry a recording summary, for CrossCheckRecording.
+  // AUDIT_KIND_SESSION_END events that carry a recording summary, for CrossCheckRecording;
+  // without those whose recording a later DAEMON "recording_deleted" event (retention)
+  // says was deleted, which are counted in recordings_deleted.
   struct SessionRecording {
     std::string session_id;
     v1::RecordingSummary summary;
     std::string where;
   };
   std::vector<SessionRecording> recordings;
+  uint64_t recordings_deleted = 0;
 };
 
 const char* ChainVerdictName(ChainReport::Verdict v);

@@ -114,6 +114,59 @@ uint32_t Ranged(uint32_t value, uint32_t min, uint32_t max, uint32_t fallback,
   return value == 0 ? fallback : value;
 }
 
+void BuildRecordings(const v1::RecordingsConfig& in, const SourceMap& source, Problems& problems,
+                     RecordingsSettings& out) {
+  // 0, written or not, means no limit.
+  if (in.retain_mib() != 0) {
+    out.retain_bytes = uint64_t{Ranged(in.retain_mib(), 1, kMaxRecordingsRetainMib, 0, "recordings.retain_mib",
+                                       source, problems)}
+                       << 20;
+  }
+  if (in.retain_days() != 0) {
+    out.retain_days =
+        Ranged(in.retain_days(), 1, kMaxRecordingsRetainDays, 0, "recordings.retain_days", source, problems);
+  }
+  // Written 0 turns the floor off; absent is the default.
+  if (source.Contains("recordings.min_free_mib")) {
+    if (in.min_free_mib() > kMaxRecordingsMinFreeMib) {
+      problems.Add("recordings.min_free_mib",
+                   absl::StrCat(in.min_free_mib(), " is out of range 0..", kMaxRecordingsMinFreeMib));
+    } else {
+      out.min_free_bytes = uint64_t{in.min_free_mib()} << 20;
+    }
+  }
+}
+
+void BuildMetrics(const v1::MetricsConfig& in, Problems& problems, MetricsSettings& out) {
+  if (!in.address().empty() && !in.unix_path().empty()) {
+    problems.Add("metrics.unix_path", "set address or unix_path, not both");
+    return;
+  }
+  if (!in.address().empty()) {
+    auto hp = SplitHostPort(in.address());
+    if (!hp.ok()) {
+      problems.Add("metrics.address", std::string(hp.status().message()));
+      return;
+    }
+    auto ip = ParseIpAddress(hp->first);
+    // 127.0.0.0/8 (held IPv4-mapped: byte 12 is 127) or ::1.
+    const bool loopback =
+        ip.ok() && (ip->is_v4() ? ip->bytes[12] == 127
+                                : ip->bytes == std::array<uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+    if (!loopback) {
+      problems.Add("metrics.address",
+                   absl::StrCat(Quote(hp->first), " is not a loopback address (127.0.0.0/8 or ::1): the "
+                                "endpoint has no authentication"));
+      return;
+    }
+    out.address = hp->first;
+    out.port = hp->second;
+  }
+  if (!in.unix_path().empty()) {
+    if (auto p = AbsolutePath(in.unix_path(), "metrics.unix_path", problems)) out.unix_path = *std::move(p);
+  }
+}
+
 void BuildAuditFile(const v1::AuditFileConfig& in, const std::string& state_dir, const SourceMap& source,
                     Problems& problems, AuditFileSettings& out) {
   if (!in.path().empty()) {
@@ -1424,6 +1477,8 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   }
   out.approvals.max_window_s = Ranged(ap.max_window_s(), 1, 30 * 86400, 86400, "approvals.max_window_s", source, problems);
   BuildAuditFile(proto.audit().file(), out.state_dir, source, problems, out.audit_file);
+  BuildRecordings(proto.recordings(), source, problems, out.recordings);
+  BuildMetrics(proto.metrics(), problems, out.metrics);
 
   INTERLOCK_RETURN_IF_ERROR(std::move(problems).Status());
   out.proto = std::move(proto);

@@ -57,6 +57,11 @@ inline constexpr uint32_t kMaxAuditRetainFiles = 100000;
 inline constexpr uint32_t kMaxAuditRetainDays = 36500;
 inline constexpr uint32_t kDefaultAuditCheckpointIntervalS = 60;
 inline constexpr uint32_t kMaxAuditCheckpointIntervalS = 86400;
+// recordings (config.proto RecordingsConfig).
+inline constexpr uint32_t kMaxRecordingsRetainMib = 1u << 24;
+inline constexpr uint32_t kMaxRecordingsRetainDays = 36500;
+inline constexpr uint32_t kDefaultRecordingsMinFreeMib = 256;
+inline constexpr uint32_t kMaxRecordingsMinFreeMib = 1u << 20;
 inline constexpr absl::string_view kBpffsRoot = "/sys/fs/bpf";
 // Largest configuration file read.
 inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
@@ -264,6 +269,20 @@ struct AuditFileSettings {
   uint32_t checkpoint_interval_s = kDefaultAuditCheckpointIntervalS;
 };
 
+// Session recordings (config.proto RecordingsConfig), defaults applied.
+struct RecordingsSettings {
+  uint64_t retain_bytes = 0;  // 0: no size limit
+  uint32_t retain_days = 0;   // 0: no age limit
+  uint64_t min_free_bytes = uint64_t{kDefaultRecordingsMinFreeMib} << 20;  // 0: no floor
+};
+
+// The Prometheus endpoint (config.proto MetricsConfig); both empty: off.
+struct MetricsSettings {
+  std::string address;    // loopback IP literal, without brackets
+  uint16_t port = 0;
+  std::string unix_path;  // absolute
+};
+
 // Audit sinks (config audit.sinks): see AuditSinkConfig in config.proto for meanings.
 enum class AuditSinkFormat { kJson, kOcsf, kEcs };
 enum class SyslogTransport { kUdp, kTcp, kTls };
@@ -339,6 +358,8 @@ struct ServiceConfig {
   std::vector<OidcIssuerConfig> oidc_issuers;
   AuditFileSettings audit_file;
   std::vector<AuditSinkSettings> audit_sinks;
+  RecordingsSettings recordings;
+  MetricsSettings metrics;
 
   interlock::v1::Config proto;  // as written, before defaults
   SourceMap source;             // field path -> line, for later messages about this file

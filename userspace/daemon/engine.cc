@@ -64,6 +64,7 @@ Engine::~Engine() {
   // Sessions first: their relays reference the loop.
   sessions_.clear();
   control_.reset();
+  metrics_.reset();
 }
 
 absl::Status Engine::Init() {
@@ -133,6 +134,7 @@ absl::Status Engine::Init() {
     audit_sinks_.push_back(remote.get());
     audit_->AddSink(std::move(remote));
   }
+  INTERLOCK_RETURN_IF_ERROR(InitRecordings());
   if (!config_.auditor_public_key_file.empty()) {
     // Originals that masking replaces are kept, sealed to the auditor's key.
     INTERLOCK_ASSIGN_OR_RETURN(auditor_public_key_, record::LoadAuditorPublicKey(config_.auditor_public_key_file));
@@ -251,6 +253,8 @@ absl::Status Engine::Init() {
             ev.mutable_identity()->set_cgroup_path(caller.cgroup_path);
             Audit(std::move(ev));
           }));
+
+  INTERLOCK_RETURN_IF_ERROR(StartMetrics());
 
   // Open for business: from here the kernel redirects instead of refusing.
   INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));
@@ -541,7 +545,13 @@ void Engine::FlushRecordings() {
   for (auto& [relay, session] : sessions_) {
     if (!relay->FlushRecording().ok()) failed.push_back(relay);
   }
-  for (proxy::ProxySession* r : failed) r->Abort("recording_failed", "recording flush failed");
+  for (proxy::ProxySession* r : failed) {
+    // The recording cannot grow (ENOSPC, EIO...): the session ends now, its file unsealed
+    // (it verifies as incomplete), and the next new session re-reads the free space.
+    const record::Recorder* rec = r->recorder();
+    r->Abort("recording_failed", rec != nullptr ? std::string(rec->status().message()) : "recording flush failed");
+  }
+  if (!failed.empty() && recordings_free_ != nullptr) recordings_free_->Invalidate();
 }
 
 void Engine::OnKernelEvents() {
@@ -636,6 +646,7 @@ void Engine::OnTick() {
   // Interval checkpoints and age rotation of the audit file.
   if (absl::Status st = audit_file_->Tick(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
   absl::Duration now = clock_.Monotonic();
+  ApplyRetention("retention", kRetentionInterval);
   std::vector<proxy::ProxySession*> expired;
   for (auto& [relay, session] : sessions_) {
     if (draining_ && now >= drain_deadline_) {

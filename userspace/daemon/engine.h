@@ -34,6 +34,7 @@
 #include "userspace/common/clock.h"
 #include "userspace/common/memory_budget.h"
 #include "userspace/config/config.h"
+#include "userspace/control/metrics_server.h"
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
 #include "userspace/daemon/mask_service.h"
@@ -50,6 +51,8 @@
 #include "userspace/proxy/http/http_protocol.h"
 #include "userspace/record/file_cache.h"
 #include "userspace/proxy/pg/pg_protocol.h"
+#include "userspace/record/retention.h"
+#include "userspace/record/session_index.h"
 #include "userspace/record/signing_key.h"
 
 namespace interlock::daemon {
@@ -157,6 +160,25 @@ class Engine {
   void SyncNetnsListenersSoon();
   void StartSession(UniqueFd agent);
   void OnSessionDone(proxy::ProxySession* relay);
+
+  // Recordings' disk (engine_recordings.cc): the free-space floor, retention, the index.
+  // Opens the index and drops entries of recordings that are gone.
+  absl::Status InitRecordings();
+  // True (and `detail` says why) when a new session must be refused for lack of disk:
+  // below recordings.min_free_mib, or the free space cannot be read.
+  bool RecordingDiskFull(std::string* detail);
+  // Deletes the oldest finished recordings past recordings.retain_mib / retain_days, each
+  // audited (DAEMON, "recording_deleted"); `why` goes in the events ("retention",
+  // "disk_full"). Does nothing when the last run is less than `min_gap` ago. The first run
+  // and any that deleted also rewrite the index without the entries of missing files.
+  void ApplyRetention(const char* why, absl::Duration min_gap);
+  // Appends the ended session's summary to the index (a failure is logged, not fatal:
+  // the CLI reads a recording without an entry from its file).
+  void IndexSession(const Session& session, const proxy::ProxySession& relay);
+  // Fills the recordings' part of a StatusResponse.
+  void RecordingsStatus(v1::StatusResponse* out);
+  // Starts the Prometheus endpoint when configured (config metrics).
+  absl::Status StartMetrics();
   void OnKernelEvents();
   void FlushRecordings();
   // Iteration hook: writes buffered recordings and audit lines when write_batch_ms has
@@ -236,6 +258,18 @@ class Engine {
   uint64_t daemon_cgroup_id_ = 0;   // interlockd's own cgroup, exempt from enforcement
   std::string daemon_cgroup_path_;  // relative to the mount
   std::string recordings_dir_;
+  std::unique_ptr<record::FreeSpaceGauge> recordings_free_;
+  std::unique_ptr<record::RecordingIndex> recordings_index_;  // null: could not be opened
+  absl::Duration last_retention_ = -absl::InfiniteDuration();  // monotonic
+  uint64_t recordings_deleted_ = 0;
+  uint64_t refused_disk_full_ = 0;
+  // The last scan of the recordings directory for status (files, bytes) and when (monotonic).
+  uint64_t recordings_files_ = 0;
+  uint64_t recordings_bytes_ = 0;
+  absl::Duration recordings_scanned_ = -absl::InfiniteDuration();
+  absl::flat_hash_map<std::string, uint64_t> sessions_total_by_resource_;
+  // The Prometheus endpoint (config metrics); null when off.
+  std::unique_ptr<control::MetricsServer> metrics_;
   absl::flat_hash_map<proxy::ProxySession*, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Workload> workloads_;  // by cgroup id
   v1::EnrollmentState state_;

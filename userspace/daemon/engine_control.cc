@@ -105,6 +105,19 @@ v1::StatusResponse Engine::Status() {
     s.set_instance_name(approvals_->instance_name());
     s.set_held_approvals(static_cast<uint32_t>(approvals_->pending()));
   }
+  for (const auto& [relay, session] : sessions_) {
+    ++(*s.mutable_sessions_by_protocol())[session->protocol];
+    ++(*s.mutable_sessions_by_resource())[session->resource->name];
+  }
+  for (const auto& [resource, n] : sessions_total_by_resource_) (*s.mutable_sessions_total_by_resource())[resource] = n;
+  for (const auto& [key, n] : audit_->counts()) {
+    v1::AuditEventCount* c = s.add_audit_events();
+    c->set_kind(v1::AuditKind_Name(static_cast<v1::AuditKind>(key.first)));
+    c->set_outcome(key.second);
+    c->set_count(n);
+  }
+  s.set_audit_errors(audit_->errors());
+  RecordingsStatus(&s);
   return s;
 }
 

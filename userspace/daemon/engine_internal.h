@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "bpf/include/interlock/datapath.h"
 #include "interlock/v1/identity.pb.h"
 #include "userspace/net/socket.h"
@@ -24,6 +25,13 @@ inline constexpr uint64_t kDaemonFds = 256;
 // max_sessions (10,000) at a 20,000 limit the sockets alone would take it all, and a
 // smaller cache would make a few dozen busy sessions reopen their files every write batch.
 inline constexpr uint64_t kMinRecordingFiles = 128;
+
+// Recording retention runs once a minute from the tick, and at most every 10 s when new
+// sessions find the disk below the floor (it lists and stats the directory); the free
+// space is read at most once a second.
+inline constexpr absl::Duration kRetentionInterval = absl::Seconds(60);
+inline constexpr absl::Duration kRetentionMinInterval = absl::Seconds(10);
+inline constexpr absl::Duration kFreeSpaceTtl = absl::Seconds(1);
 
 inline v1::Endpoint ToEndpoint(const net::SockAddr& a) {
   v1::Endpoint e;

@@ -223,6 +223,14 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
                      &who);
     return;
   }
+  // Fail closed on disk: below the free-space floor no session starts, so that the live
+  // ones keep room to finish and seal their recordings.
+  if (std::string why; RecordingDiskFull(&why)) {
+    ++refused_disk_full_;
+    tell(proxy::Refusal::kDiskFull);
+    RejectConnection("disk_full", why, &who);
+    return;
+  }
 
   auto session = std::make_unique<Session>();
   session->id = audit::RandomId();
@@ -250,7 +258,15 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
                                            clock_, ropts);
   if (!recorder.ok()) {
     // Fail closed: a session that cannot be recorded does not happen.
-    RejectConnection("recording_failed", std::string(recorder.status().message()), &who);
+    if (absl::IsResourceExhausted(recorder.status())) {  // ENOSPC, EDQUOT
+      ++refused_disk_full_;
+      recordings_free_->Invalidate();
+      tell(proxy::Refusal::kDiskFull);
+      RejectConnection("disk_full", std::string(recorder.status().message()), &who);
+    } else {
+      tell(proxy::Refusal::kRecordingFailed);
+      RejectConnection("recording_failed", std::string(recorder.status().message()), &who);
+    }
     return;
   }
   proxy::SessionStart start;
@@ -272,6 +288,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
     return;
   }
   ++total_sessions_;
+  ++sessions_total_by_resource_[resource.name];
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_SESSION_START);
   ev.set_session_id(session->id);
@@ -319,6 +336,7 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
     r->set_sealed(rec->closed() && rec->status().ok());
   }
   Audit(std::move(ev));
+  IndexSession(*session, *relay);
   // The relay is inside its own callback: destroy it after this dispatch batch.
   Session* raw = session.release();
   loop_->Defer([raw] { delete raw; });

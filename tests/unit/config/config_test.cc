@@ -210,6 +210,35 @@ TEST(LoadConfig, AuditFileDefaultsAndValues) {
   EXPECT_EQ(MustLoad("audit:\n  file:\n    rotate_bytes: 4096\n").audit_file.rotate_bytes, 4096u);
 }
 
+TEST(LoadConfig, RecordingsDefaultsAndValues) {
+  config::RecordingsSettings d = MustLoad("state_dir: /srv/il\n").recordings;
+  EXPECT_EQ(d.retain_bytes, 0u);
+  EXPECT_EQ(d.retain_days, 0u);
+  EXPECT_EQ(d.min_free_bytes, uint64_t{256} << 20);
+  config::RecordingsSettings s =
+      MustLoad("recordings:\n  retain_mib: 1024\n  retain_days: 90\n  min_free_mib: 16\n").recordings;
+  EXPECT_EQ(s.retain_bytes, uint64_t{1024} << 20);
+  EXPECT_EQ(s.retain_days, 90u);
+  EXPECT_EQ(s.min_free_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(MustLoad("recordings:\n  min_free_mib: 0\n").recordings.min_free_bytes, 0u)
+      << "0 written turns the floor off";
+  EXPECT_EQ(MustLoad("recordings:\n  retain_days: 0\n").recordings.retain_days, 0u) << "0 written means no limit";
+}
+
+TEST(LoadConfig, MetricsOffByDefaultLoopbackOrUnixSocket) {
+  config::MetricsSettings d = MustLoad("state_dir: /x\n").metrics;
+  EXPECT_TRUE(d.address.empty());
+  EXPECT_TRUE(d.unix_path.empty());
+  config::MetricsSettings v4 = MustLoad("metrics:\n  address: \"127.0.0.1:9187\"\n").metrics;
+  EXPECT_EQ(v4.address, "127.0.0.1");
+  EXPECT_EQ(v4.port, 9187);
+  EXPECT_EQ(MustLoad("metrics:\n  address: \"127.1.2.3:1\"\n").metrics.address, "127.1.2.3");
+  config::MetricsSettings v6 = MustLoad("metrics:\n  address: \"[::1]:9187\"\n").metrics;
+  EXPECT_EQ(v6.address, "::1");
+  EXPECT_EQ(MustLoad("metrics:\n  unix_path: /run/interlock/metrics.sock\n").metrics.unix_path,
+            "/run/interlock/metrics.sock");
+}
+
 TEST(LoadConfig, WriteBatchZeroMeansEveryIteration) {
   EXPECT_EQ(MustLoad("write_batch_ms: 0\n").write_batch_ms, 0u);
   EXPECT_EQ(MustLoad("write_batch_ms: 1000\n").write_batch_ms, 1000u);
@@ -776,6 +805,22 @@ INSTANTIATE_TEST_SUITE_P(
                   "interlock.yaml:3: audit.file.checkpoint_interval_s: 0 is out of range 1..86400"},
         ErrorCase{"audit checkpoint interval too long", "audit:\n  file:\n    checkpoint_interval_s: 86401\n",
                   "interlock.yaml:3: audit.file.checkpoint_interval_s: 86401 is out of range 1..86400"},
+        ErrorCase{"recordings retain_mib too big", "recordings:\n  retain_mib: 16777217\n",
+                  "interlock.yaml:2: recordings.retain_mib: 16777217 is out of range 1..16777216"},
+        ErrorCase{"recordings retain_days too long", "recordings:\n  retain_days: 36501\n",
+                  "interlock.yaml:2: recordings.retain_days: 36501 is out of range 1..36500"},
+        ErrorCase{"recordings min_free_mib too big", "recordings:\n  min_free_mib: 1048577\n",
+                  "interlock.yaml:2: recordings.min_free_mib: 1048577 is out of range 0..1048576"},
+        ErrorCase{"metrics on a public address", "metrics:\n  address: \"0.0.0.0:9187\"\n",
+                  "interlock.yaml:2: metrics.address: \"0.0.0.0\" is not a loopback address"},
+        ErrorCase{"metrics on a LAN address", "metrics:\n  address: \"[2001:db8::1]:9187\"\n",
+                  "interlock.yaml:2: metrics.address: \"2001:db8::1\" is not a loopback address"},
+        ErrorCase{"metrics without a port", "metrics:\n  address: \"127.0.0.1\"\n",
+                  "interlock.yaml:2: metrics.address: "},
+        ErrorCase{"metrics unix path relative", "metrics:\n  unix_path: m.sock\n",
+                  "interlock.yaml:2: metrics.unix_path: \"m.sock\" must be an absolute path"},
+        ErrorCase{"metrics both", "metrics:\n  address: \"127.0.0.1:1\"\n  unix_path: /m.sock\n",
+                  "interlock.yaml:3: metrics.unix_path: set address or unix_path, not both"},
         ErrorCase{"max_sessions zero", "max_sessions: 0\n",
                   "interlock.yaml:1: max_sessions: 0 is out of range 1..1000000"},
         ErrorCase{"connect timeout", "timeouts:\n  connect_ms: 600001\n",

@@ -94,6 +94,8 @@ struct Started {
 enum class Refusal {
   kTooManySessions,  // max_sessions reached
   kOutOfMemory,      // the memory budget is (nearly) exhausted
+  kDiskFull,         // the recordings' disk is below its free-space floor, or full
+  kRecordingFailed,  // the session's recording could not be created (other I/O errors)
 };
 
 class Protocol {

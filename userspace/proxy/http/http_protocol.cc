@@ -45,12 +45,25 @@ absl::StatusOr<std::unique_ptr<HttpProtocol>> HttpProtocol::Create(
 }
 
 std::string HttpProtocol::RefusalBytes(Refusal why) const {
-  return ProblemResponse({.status = 503,
-                          .title = "Service unavailable",
-                          .detail = why == Refusal::kTooManySessions ? "interlockd serves its maximum number of sessions"
-                                                                     : "interlockd is out of memory",
-                          .reason = why == Refusal::kTooManySessions ? "session_limit" : "memory_budget",
-                          .close = true});
+  const char* detail = "interlockd is out of memory";
+  const char* reason = "memory_budget";
+  switch (why) {
+    case Refusal::kTooManySessions:
+      detail = "interlockd serves its maximum number of sessions";
+      reason = "session_limit";
+      break;
+    case Refusal::kOutOfMemory:
+      break;
+    case Refusal::kDiskFull:
+      detail = "interlockd has no disk space to record this session, and sessions are never relayed unrecorded";
+      reason = "disk_full";
+      break;
+    case Refusal::kRecordingFailed:
+      detail = "interlockd could not create this session's recording, and sessions are never relayed unrecorded";
+      reason = "recording_failed";
+      break;
+  }
+  return ProblemResponse({.status = 503, .title = "Service unavailable", .detail = detail, .reason = reason, .close = true});
 }
 
 absl::StatusOr<net::TlsClientContext*> HttpProtocol::UpstreamTls(const config::HttpConfig& http,

@@ -29,6 +29,14 @@ std::string PgProtocol::RefusalBytes(Refusal why) const {
       return FatalErrorBytes("53200",
                              "interlock: out of memory: interlockd's sessions hold all of its memory "
                              "budget; try again later");
+    case Refusal::kDiskFull:
+      return FatalErrorBytes("53100",
+                             "interlock: disk full: interlockd has no room to record this session, "
+                             "and sessions are never relayed unrecorded; try again later");
+    case Refusal::kRecordingFailed:
+      return FatalErrorBytes("58030",
+                             "interlock: the session recording could not be created, and sessions "
+                             "are never relayed unrecorded");
   }
   return "";
 }
