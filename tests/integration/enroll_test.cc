@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -271,7 +272,9 @@ TEST_F(EnrollTest, ReloadAppliesEnrollmentsAndRefusesAnInvalidFile) {
   Connect(dir, uid_);
 
   // The CLI reads the file first and names the problem; SIGHUP has interlockd read it.
+  // The valid file comes back whatever happens: the harness's teardown reads it.
   const std::string valid = *ReadFile(h->config_path());
+  absl::Cleanup restore = [&] { (void)WriteFileAtomic(h->config_path(), valid, 0644); };
   ASSERT_TRUE(WriteFileAtomic(h->config_path(), absl::StrCat(base, "users: [root]\n"), 0644).ok());
   CommandResult refused = h->Cli({"reload"});
   EXPECT_NE(refused.exit_code, 0);
@@ -286,7 +289,7 @@ TEST_F(EnrollTest, ReloadAppliesEnrollmentsAndRefusesAnInvalidFile) {
     }
     return false;
   })) << h->DaemonLog();
-  ASSERT_TRUE(WriteFileAtomic(h->config_path(), valid, 0644).ok());
+  std::move(restore).Invoke();
   Connect(dir, uid_);  // the enrollment in force stayed
 
   EXPECT_THAT(SessionWorkloads(*h, 2), UnorderedElementsAreArray({absl::StrCat("uid-", uid_),
