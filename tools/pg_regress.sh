@@ -149,10 +149,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() {  # $1 = address
-  local p
+  # Below the kernel's ephemeral range (ip_local_port_range), so that no client connection
+  # can take the port between this check and the bind; free in every state (a connection's
+  # local port blocks a listener's bind as much as a listener does).
+  local p low
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+  [ "$low" -gt 21000 ] || low=50000
   while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    [ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return; }
+    p=$(( 20000 + RANDOM % (low - 20000) ))
+    ss -Htan "( sport = :$p or dport = :$p )" | grep -q . || { echo "$p"; return; }
   done
 }
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
