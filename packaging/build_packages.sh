@@ -50,7 +50,7 @@ install -d -m 0755 "$stage/etc/interlock"
   cat "$here/etc/packaged.yaml"
 } >"$stage/etc/interlock/interlock.yaml"
 chmod 0644 "$stage/etc/interlock/interlock.yaml"
-"$stage/usr/sbin/interlockd" --check-config --config "$stage/etc/interlock/interlock.yaml" >/dev/null
+"$stage/usr/sbin/interlockd" --check-config --syntax-only --config "$stage/etc/interlock/interlock.yaml" >/dev/null
 # Man pages are compressed in both distributions' packages (Debian policy 12.1).
 find "$stage/usr/share/man" -type f -name '*.[0-9]' -exec gzip -9n {} +
 

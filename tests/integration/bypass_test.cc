@@ -73,16 +73,9 @@ class BypassTest : public ::testing::Test {
     return absl::StrCat(cgroup_mount_, "/", h.cgroup_root(), "/agents/svc");
   }
 
-  // Runs argv as uid/gid nobody (no supplementary groups) inside cgroup `dir`: the shell
-  // moves itself in while still root, then drops privileges and execs.
+  // Runs argv as nobody inside cgroup `dir`.
   CommandResult RunIn(const std::string& dir, std::vector<std::string> argv) {
-    std::vector<std::string> cmd = {
-        "/bin/sh", "-c",
-        absl::StrCat("echo $$ > '", dir, "/cgroup.procs' && exec setpriv --reuid=65534 "
-                     "--regid=65534 --clear-groups --inh-caps=-all -- \"$@\""),
-        "agent"};
-    cmd.insert(cmd.end(), argv.begin(), argv.end());
-    return RunCommand(cmd);
+    return RunInCgroup(dir, kAgentUid, argv);
   }
 
   std::string Probe() const { return BinaryPath("interlock-probe"); }

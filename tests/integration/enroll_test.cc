@@ -54,21 +54,8 @@ class EnrollTest : public ::testing::Test {
 
   void TearDown() override {
     if (outside_.empty()) return;
-    // Deepest first: a cgroup goes once its children are gone (agents have exited).
-    std::vector<std::string> dirs;
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(outside_, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory()) dirs.push_back(it->path().string());
-    }
-    std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) {
-      return a.size() > b.size();
-    });
-    dirs.push_back(outside_);
-    for (const std::string& d : dirs) {
-      EXPECT_TRUE(WaitFor([&] { return ::rmdir(d.c_str()) == 0 || errno == ENOENT; }))
-          << "cannot remove " << d << ": " << strerror(errno);
-    }
+    std::string error;
+    EXPECT_TRUE(RemoveCgroupTree(outside_, &error)) << error;
   }
 
   // A directory below the test's own subtree, created (with parents) now.
@@ -78,16 +65,8 @@ class EnrollTest : public ::testing::Test {
     return dir;
   }
 
-  // Runs argv as uid/gid `id` (no supplementary groups, no capabilities) inside cgroup
-  // `dir`: the shell moves itself in while still root, then drops privileges and execs.
   CommandResult RunIn(const std::string& dir, uint32_t id, std::vector<std::string> argv) {
-    std::vector<std::string> cmd = {
-        "/bin/sh", "-c",
-        absl::StrCat("echo $$ > '", dir, "/cgroup.procs' && exec setpriv --reuid=", id,
-                     " --regid=", id, " --clear-groups --inh-caps=-all -- \"$@\""),
-        "agent"};
-    cmd.insert(cmd.end(), argv.begin(), argv.end());
-    return RunCommand(cmd);
+    return RunInCgroup(dir, id, argv);
   }
 
   // Connects to the protected echo service from `dir` as `id`; the agent sees the
@@ -263,12 +242,13 @@ TEST_F(EnrollTest, ReloadAppliesEnrollmentsAndRefusesAnInvalidFile) {
   const std::string dir = Cgroup("anywhere");
   auto text = ReadFile(h->config_path());
   ASSERT_TRUE(text.ok());
-  const std::string base = absl::StrReplaceAll(*text, {{"connect_ms: 3000", "connect_ms: 2999"}});
+  // A setting a reload cannot apply (max_sessions sizes the recordings' descriptor cache).
+  const std::string base = absl::StrCat(*text, "max_sessions: 999\n");
   ASSERT_TRUE(WriteFileAtomic(h->config_path(), absl::StrCat(base, "users: [\"", uid_, "\"]\n"), 0644).ok());
   CommandResult reloaded = h->Cli({"reload"});
   ASSERT_EQ(reloaded.exit_code, 0) << reloaded.err << h->DaemonLog();
   EXPECT_THAT(reloaded.out, HasSubstr("1 enrollments in force"));
-  EXPECT_THAT(reloaded.out, HasSubstr("applied at the next start of interlockd: timeouts"));
+  EXPECT_THAT(reloaded.out, HasSubstr("applied at the next start of interlockd: max_sessions"));
   Connect(dir, uid_);
 
   // The CLI reads the file first and names the problem; SIGHUP has interlockd read it.

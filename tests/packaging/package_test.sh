@@ -96,7 +96,7 @@ deb_version="$(dpkg-deb -f "$deb" Version)"
 [ "$(dpkg-deb -I "$deb" conffiles)" = "/etc/interlock/interlock.yaml" ] ||
   fail "conffiles is not exactly /etc/interlock/interlock.yaml"
 conf="$work/root/etc/interlock/interlock.yaml"
-"$work/root/usr/sbin/interlockd" --check-config --config "$conf" >/dev/null
+"$work/root/usr/sbin/interlockd" --check-config --syntax-only --config "$conf" >/dev/null
 grep -qx 'admin_group: interlock' "$conf" || fail "the conffile does not set admin_group: interlock"
 grep -qx 'control_socket: /run/interlock/control.sock' "$conf" ||
   fail "the conffile does not put the control socket in /run/interlock"

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -233,6 +234,40 @@ int64_t ProcessMemoryKib(pid_t pid, const std::string& field) {
     return kib;
   }
   return -1;
+}
+
+CommandResult RunInCgroup(const std::string& dir, uint32_t id, const std::vector<std::string>& argv,
+                          int timeout_s) {
+  std::vector<std::string> cmd = {
+      "/bin/sh", "-c",
+      absl::StrCat("echo $$ > '", dir, "/cgroup.procs' && exec setpriv --reuid=", id, " --regid=", id,
+                   " --clear-groups --inh-caps=-all -- \"$@\""),
+      "agent"};
+  cmd.insert(cmd.end(), argv.begin(), argv.end());
+  return RunCommand(cmd, timeout_s);
+}
+
+bool RemoveCgroupTree(const std::string& dir, std::string* error) {
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory()) dirs.push_back(it->path().string());
+  }
+  std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  dirs.push_back(dir);
+  for (const std::string& d : dirs) {
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {
+      gone = ::rmdir(d.c_str()) == 0 || errno == ENOENT;
+      if (!gone) ::usleep(50 * 1000);
+    }
+    if (!gone) {
+      *error = absl::StrCat("cannot remove ", d, ": ", strerror(errno));
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace interlock::testing

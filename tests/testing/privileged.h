@@ -61,6 +61,16 @@ void KillProcess(pid_t pid);  // SIGKILL and reap
 // timeout (the process is then still running).
 int WaitProcess(pid_t pid, int timeout_s);
 
+// Runs argv as uid/gid `id` (no supplementary groups, no capabilities) inside cgroup
+// directory `dir` (absolute): a shell moves itself in while still root, then drops
+// privileges and execs argv. How tests place an unprivileged process in a cgroup that
+// interlock did not make (a unit's, a container's).
+CommandResult RunInCgroup(const std::string& dir, uint32_t id, const std::vector<std::string>& argv,
+                          int timeout_s = 120);
+// Removes cgroup directory `dir` and every cgroup below it, deepest first, waiting (up to
+// 10 s each) for processes that are still exiting. False (with `error` set) when one stays.
+bool RemoveCgroupTree(const std::string& dir, std::string* error);
+
 // Directory holding the built binaries (interlockd, interlock, interlock-probe, ...).
 std::string BinaryPath(const std::string& name);
 

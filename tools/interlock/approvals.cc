@@ -208,8 +208,14 @@ int Reload(const Globals& g) {
     std::printf("policy %s: %u rules in force\n", r.policy_file().c_str(), r.rules());
   }
   if (!r.config_file().empty()) {
-    std::printf("configuration %s: %u enrollments in force\n", r.config_file().c_str(), r.enrollments());
+    std::printf("configuration %s: %u resources, %u enrollments in force\n", r.config_file().c_str(),
+                r.resources(), r.enrollments());
   }
+  if (r.applied_size() > 0) {
+    std::printf("changed and applied now (live sessions keep the resource they started with): %s\n",
+                absl::StrJoin(r.applied(), ", ").c_str());
+  }
+  for (const std::string& e : r.not_applied()) std::printf("not applied: %s\n", e.c_str());
   if (r.restart_needed_size() > 0) {
     std::printf("changed, applied at the next start of interlockd: %s\n",
                 absl::StrJoin(r.restart_needed(), ", ").c_str());

@@ -19,6 +19,8 @@
 //   audit.Emit(std::move(ev));
 #pragma once
 
+#include <algorithm>
+
 #include <sys/types.h>
 
 #include <memory>
@@ -147,6 +149,14 @@ class AuditLog {
   // A further destination (audit/sinks/remote_sink.h): every emitted event goes to it too,
   // after the main sink. Its errors are counted, never returned by Emit.
   void AddSink(std::unique_ptr<AuditSink> sink) { extra_sinks_.push_back(std::move(sink)); }
+  // Removes and destroys a sink AddSink added (a configuration reload); false if unknown.
+  bool RemoveSink(const AuditSink* sink) {
+    auto it = std::find_if(extra_sinks_.begin(), extra_sinks_.end(),
+                           [sink](const std::unique_ptr<AuditSink>& s) { return s.get() == sink; });
+    if (it == extra_sinks_.end()) return false;
+    extra_sinks_.erase(it);
+    return true;
+  }
 
  private:
   std::unique_ptr<AuditSink> sink_;

@@ -40,16 +40,6 @@ namespace interlock::daemon {
 
 using namespace engine_internal;  // NOLINT: the engine's private helpers
 
-// Routes epoll readiness for an engine-owned fd to a member function.
-class Engine::FdWatcher final : public net::IoHandler {
- public:
-  FdWatcher(std::function<void()> fn) : fn_(std::move(fn)) {}
-  void OnIo(uint32_t) override { fn_(); }
-
- private:
-  std::function<void()> fn_;
-};
-
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(config::ServiceConfig config,
                                                        const Clock& clock) {
   std::unique_ptr<Engine> engine(new Engine(std::move(config), clock));
@@ -155,11 +145,7 @@ absl::Status Engine::Init() {
                                     [this](const std::string& catalog, const std::string& sql,
                                            std::vector<std::optional<std::string>> params,
                                            std::function<void(absl::StatusOr<proxy::pg::QueryRows>)> done) {
-                                      if (pg_ == nullptr) {
-                                        done(absl::UnavailableError("the PostgreSQL protocol is not started"));
-                                        return;
-                                      }
-                                      pg_->CatalogQuery(catalog, sql, std::move(params), std::move(done));
+                                      CatalogQuery(catalog, sql, std::move(params), std::move(done));
                                     }));
     if (policy_ != nullptr) {
       INTERLOCK_RETURN_IF_ERROR(masks_->Validate(policy_->current()));
@@ -185,9 +171,10 @@ absl::Status Engine::Init() {
   INTERLOCK_RETURN_IF_ERROR(PrepareCgroups());
   INTERLOCK_RETURN_IF_ERROR(OpenDatapath());
   INTERLOCK_RETURN_IF_ERROR(RestoreEnrollments());
-  INTERLOCK_RETURN_IF_ERROR(StartProtocols());
-  INTERLOCK_RETURN_IF_ERROR(LoadTokenVerifiers());
+  AssignResourceIds(config_.resources);
+  INTERLOCK_ASSIGN_OR_RETURN(resources_, BuildResources(config_.resources, config_.oidc_issuers, config_.timeouts));
   INTERLOCK_RETURN_IF_ERROR(Listen());
+  INTERLOCK_RETURN_IF_ERROR(ApplyResources(*resources_));
 
   // Signals arrive through the loop, never in a handler.
   sigset_t mask;
@@ -296,117 +283,7 @@ absl::Status Engine::OpenDatapath() {
   opts.cgroup_dir = attach_dir_;
   opts.settings = Settings(/*accepting=*/false);
   INTERLOCK_ASSIGN_OR_RETURN(datapath_, bpf::Datapath::Open(opts));
-  std::vector<bpf::ResourceEntry> entries;
-  for (const config::ResourceConfig& r : config_.resources) {
-    bpf::ResourceEntry e;
-    e.addr = r.prefix.address.bytes;
-    e.prefix_bits = r.prefix.prefix_bits;
-    e.port = r.port;
-    e.value.resource_id = r.id;
-    entries.push_back(e);
-  }
-  INTERLOCK_RETURN_IF_ERROR(datapath_->SetResources(entries));
-  std::vector<bpf::UnixResourceEntry> unix_entries;
-  for (const config::ResourceConfig& r : config_.resources) {
-    if (r.unix_path.empty()) continue;
-    if (!datapath_->unix_hooks()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "resource ", r.name, ": unix_path ", r.unix_path, " needs the kernel's "
-          "cgroup/connect_unix and getpeername_unix hooks (Linux >= 6.7, with the kfunc "
-          "bpf_sock_addr_set_sun_path); this kernel has not got them, so connects to that "
-          "path could not be redirected. Remove unix_path, or upgrade the kernel"));
-    }
-    unix_entries.push_back(
-        bpf::UnixResourceEntry{r.unix_path, config_.listener.UnixListenerPath(r.name), r.id});
-  }
-  INTERLOCK_RETURN_IF_ERROR(datapath_->SetUnixResources(unix_entries));
-
-  std::vector<config::AllowedDestinationConfig> allow;
-  if (config_.default_deny_allow.has_value()) {
-    allow = *config_.default_deny_allow;
-  } else {
-    // The documented default: the resolvers of /etc/resolv.conf, port 53. A missing file
-    // means no resolver, and so no exception.
-    auto text = ReadFile("/etc/resolv.conf");
-    if (text.ok()) allow = config::DefaultDenyAllowFromResolvConf(*text);
-  }
-  std::vector<bpf::ResourceEntry> allowed;
-  for (const config::AllowedDestinationConfig& a : allow) {
-    bpf::ResourceEntry e;
-    e.addr = a.prefix.address.bytes;
-    e.prefix_bits = a.prefix.prefix_bits;
-    e.port = a.port;
-    allowed.push_back(e);
-  }
-  return datapath_->SetAllowedDestinations(allowed);
-}
-
-absl::Status Engine::StartProtocols() {
-  proxy::ProtocolEnv env;
-  env.loop = loop_.get();
-  env.audit = audit_.get();
-  env.clock = &clock_;
-  env.policy = policy_ != nullptr ? policy_->current_ptr() : nullptr;
-  env.approvals = approvals_.get();
-  env.grants = approvals_.get();
-  env.memory = memory_budget_.get();
-  env.masks = masks_.get();
-  env.connect_timeout = config_.timeouts.connect;
-  env.state_dir = config_.state_dir;
-  protocols_.Add(config::Protocol::kTcp, std::make_unique<proxy::TcpProtocol>(env));
-  INTERLOCK_ASSIGN_OR_RETURN(auto pg, proxy::pg::PgProtocol::Create(env, config_.resources, masks_.get()));
-  pg_ = pg.get();
-  protocols_.Add(config::Protocol::kPostgres, std::move(pg));
-  INTERLOCK_ASSIGN_OR_RETURN(auto http, proxy::http::HttpProtocol::Create(env, config_.resources));
-  protocols_.Add({config::Protocol::kHttp, config::Protocol::kHttps}, std::move(http));
-  return absl::OkStatus();
-}
-
-absl::Status Engine::LoadTokenVerifiers() {
-  // PostgreSQL resources (token_issuers, token_sha256) and HTTP ones (token_issuers): the
-  // session gets the verifier in SessionStart.token_verifier.
-  for (const config::ResourceConfig& r : config_.resources) {
-    if (!r.postgres.has_value() && !r.http.has_value()) continue;
-    static const std::vector<std::string> kNone;
-    const std::vector<std::string>& token_issuers = r.postgres.has_value() ? r.postgres->token_issuers
-                                                    : r.http.has_value()   ? r.http->token_issuers
-                                                                           : kNone;
-    const std::vector<std::string>& token_sha256 = r.postgres.has_value() ? r.postgres->token_sha256 : kNone;
-    std::unique_ptr<auth::TokenVerifier> jwt, fixed;
-    if (!token_issuers.empty()) {
-      std::vector<auth::jwt::IssuerConfig> issuers;
-      for (const std::string& name : token_issuers) {
-        for (const config::OidcIssuerConfig& o : config_.oidc_issuers) {
-          if (o.name != name) continue;
-          auth::jwt::IssuerConfig c;
-          c.issuer = o.issuer;
-          c.audiences = o.audiences;
-          c.algorithms = o.algorithms;
-          c.jwks_file = o.jwks_file;
-          c.jwks_uri = o.jwks_uri;
-          c.discovery = o.discovery;
-          c.ca_file = o.ca_file;
-          c.clock_skew = o.clock_skew;
-          c.groups_claim = o.groups_claim;
-          c.min_refresh_interval = o.min_refresh_interval;
-          c.max_token_lifetime = o.max_token_lifetime;
-          c.require_low_s = o.require_low_s;
-          issuers.push_back(std::move(c));
-        }
-      }
-      // Keys are fetched and kept fresh by the verifier's own thread, off the event loop.
-      auto v = auth::jwt::JwtVerifier::Create(std::move(issuers), clock_, nullptr, /*background_refresh=*/true);
-      if (!v.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("resource ", r.name, ": token issuers: ", v.status().message()));
-      }
-      jwt = std::move(*v);
-    }
-    if (!token_sha256.empty()) fixed = std::make_unique<auth::StaticTokenVerifier>(token_sha256);
-    if (jwt == nullptr && fixed == nullptr) continue;
-    token_verifiers_[r.id] = std::make_unique<BindingVerifier>(
-        std::make_unique<AnyTokenVerifier>(std::move(jwt), std::move(fixed)), &token_bindings_);
-  }
-  return absl::OkStatus();
+  return ApplyAllowedDestinations();
 }
 
 absl::Status Engine::Listen() {
@@ -424,19 +301,6 @@ absl::Status Engine::Listen() {
     int raw = fd.get();
     INTERLOCK_RETURN_IF_ERROR(datapath_->MarkEngineListener(raw));
     watchers_.push_back(std::make_unique<FdWatcher>([this, raw] { OnAccept(raw); }));
-    INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
-    listeners_.push_back(std::move(fd));
-  }
-  // One unix listener per resource with a unix_path, in a directory nobody but root can
-  // write (so nobody else can put a socket where redirected connects arrive).
-  for (const config::ResourceConfig& r : config_.resources) {
-    if (r.unix_path.empty()) continue;
-    INTERLOCK_RETURN_IF_ERROR(UnixListenerDir());
-    const std::string path = config_.listener.UnixListenerPath(r.name);
-    INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, net::ListenUnix(path, 0666));
-    int raw = fd.get();
-    const config::ResourceConfig* rp = &r;
-    watchers_.push_back(std::make_unique<FdWatcher>([this, raw, rp] { OnAcceptUnix(raw, rp); }));
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
   }
@@ -483,12 +347,14 @@ absl::Status Engine::UnixListenerDir() {
 
 void Engine::SyncNetnsListeners() {
   netns_sync_pending_ = false;
+  const bool rescan = std::exchange(netns_sync_rescan_, false);
   if (netns_ == nullptr || draining_) return;
   last_netns_sync_ = clock_.Monotonic();
-  netns_->Sync(EnrolledPids());
+  netns_->Sync(EnrolledPids(rescan));
 }
 
 void Engine::SyncNetnsListenersSoon() {
+  netns_sync_rescan_ = true;
   if (netns_sync_pending_) return;
   netns_sync_pending_ = true;
   // At most one scan per 100 ms however fast refused connects arrive.
@@ -575,10 +441,7 @@ void Engine::OnKernelEvents() {
     ev.mutable_identity()->set_workload(
         SessionWorkloadName(e.workload_id, ev.identity().cgroup_path()));
     const bool unix = e.family == AF_UNIX;
-    const config::ResourceConfig* resource =
-        e.resource_id > 0 && e.resource_id <= config_.resources.size()
-            ? &config_.resources[e.resource_id - 1]
-            : nullptr;
+    const config::ResourceConfig* resource = resources_->ById(e.resource_id);
     if (resource != nullptr) ev.set_resource(resource->name);
     std::string where;
     if (unix) {
@@ -632,6 +495,8 @@ void Engine::BeginDrain() {
   (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
   listeners_.clear();
+  for (auto& [name, l] : unix_listeners_) loop_->Remove(l.fd.get());
+  unix_listeners_.clear();
   if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
   if (sessions_.empty()) loop_->Stop();

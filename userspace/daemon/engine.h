@@ -67,10 +67,25 @@ class Engine {
   absl::Status Run();
 
  private:
+  // The resources in force and what is built from them: the protocol plug-ins (TLS
+  // contexts, the interception CA, credentials, planner connections) and the token
+  // verifiers (engine_resources.cc). A reload that changes resources builds a new one for
+  // new sessions; each session holds the one it started under, so a live session keeps
+  // the resource as it was (upstream, login, TLS) and an old one goes with its last session.
+  struct Resources {
+    std::vector<config::ResourceConfig> list;  // ids stable across reloads (by name)
+    proxy::ProtocolRegistry protocols;
+    proxy::pg::PgProtocol* pg = nullptr;  // in protocols: masking's catalog reads
+    absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers;  // by id
+    const config::ResourceConfig* ById(uint32_t id) const;
+    const config::ResourceConfig* ByName(const std::string& name) const;
+  };
   struct Session {
     std::string id;
     v1::WorkloadIdentity identity;
-    const config::ResourceConfig* resource = nullptr;
+    // Before relay: the relay (and its plug-in's state) goes first.
+    std::shared_ptr<Resources> resources;
+    const config::ResourceConfig* resource = nullptr;  // in resources->list
     v1::Endpoint original_destination;
     v1::Endpoint upstream;
     absl::Time started;
@@ -98,13 +113,36 @@ class Engine {
   absl::Status OpenDatapath();
   absl::Status RestoreEnrollments();
   absl::Status Listen();
-  // The protocol plug-ins (PostgreSQL loads agent TLS certificates here: a bad one fails
-  // start-up rather than the first connection).
-  absl::Status StartProtocols();
+  // Resources (engine_resources.cc). Builds the plug-ins and token verifiers for `list`
+  // (PostgreSQL loads agent TLS certificates, HTTPS the interception CA, issuers their
+  // keys: a bad one fails start-up or the reload, not the first connection), sharing what
+  // must span generations with the one in force.
+  absl::StatusOr<std::shared_ptr<Resources>> BuildResources(
+      std::vector<config::ResourceConfig> list, const std::vector<config::OidcIssuerConfig>& issuers,
+      const config::TimeoutConfig& timeouts);
+  // Gives `list` the ids of the resources in force with the same names and fresh ones to
+  // new names, so that an id the kernel stamped on a connect never names another resource.
+  void AssignResourceIds(std::vector<config::ResourceConfig>& list);
+  // Makes the kernel's resource maps and the unix listeners match `r`: listeners for new
+  // unix paths open before the kernel redirects to them, unused ones close after.
+  absl::Status ApplyResources(const Resources& r);
+  // Sends the kernel the destinations default-deny workloads may still reach.
+  absl::Status ApplyAllowedDestinations();
+  // Masking's catalog reads: on the connection of whichever resource generation's
+  // PostgreSQL plug-in registered `catalog` (the current one first).
+  void CatalogQuery(const std::string& catalog, const std::string& sql,
+                    std::vector<std::optional<std::string>> params,
+                    std::function<void(absl::StatusOr<proxy::pg::QueryRows>)> done);
+  // Audit sinks of `fresh` whose settings changed or that are new are created (nothing is
+  // applied when one fails); on success sinks gone from `fresh` or changed are replaced.
+  // `changed` lists them by name.
+  absl::Status ReloadSinks(const config::ServiceConfig& fresh, std::vector<std::string>* changed);
   il_settings Settings(bool accepting) const;
 
   void OnAccept(int listen_fd);
-  void OnAcceptUnix(int listen_fd, const config::ResourceConfig* resource);
+  // A unix listener of the resource named `resource` (looked up when a connection comes:
+  // the resource may have been reloaded since the listener opened).
+  void OnAcceptUnix(int listen_fd, const std::string& resource);
   // Creates listener.unix_dir, and checks nobody but root can write it.
   absl::Status UnixListenerDir();
   // Who connected to a unix listener: SO_PEERCRED, the peer's cgroup read while its
@@ -146,14 +184,18 @@ class Engine {
   absl::Status UnenrollWorkload(const std::string& name, const control::Caller& caller);
   void AuditRuntimeEnrollment(const std::string& outcome, const std::string& name,
                               const v1::EnrollWorkloadResponse& what, const control::Caller& caller);
-  void StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource);
+  void StartUnixSession(UniqueFd agent, const std::shared_ptr<Resources>& resources,
+                        const config::ResourceConfig& resource);
   // A session for an identified agent: `original` is what it dialled, `upstream` where
   // interlockd connects.
   void StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
+                       const std::shared_ptr<Resources>& resources,
                        const config::ResourceConfig& resource, const net::SockAddr& original,
                        const net::SockAddr& upstream);
-  // Pids of every process in an enrolled cgroup's subtree (host pid namespace).
-  std::vector<pid_t> EnrolledPids() const;
+  // Pids of every process in an enrolled cgroup's subtree (host pid namespace), and of
+  // enrolled users and groups. `rescan`: walk the hierarchy for enrolled units' cgroups
+  // now rather than use the last walk (kUnitDirsRescan).
+  std::vector<pid_t> EnrolledPids(bool rescan);
   // Listeners in other network namespaces brought in line with the configuration and
   // the enrolled processes; `soon` coalesces calls made while events arrive.
   void SyncNetnsListeners();
@@ -205,9 +247,6 @@ class Engine {
   // the agent dropping to its own uid with setpriv), and counting it would stop the same
   // operator from granting; an agent that enrolls itself runs as its own uid anyway.
   GrantSubject GrantSubjectOf(const std::string& workload) const;
-  // Token verifiers for PostgreSQL resources (OIDC issuers and static digests, behind the
-  // enrollment binding check); fails start-up on an unusable issuer.
-  absl::Status LoadTokenVerifiers();
   absl::Status Unenroll(uint64_t cgroup_id);
   v1::StatusResponse Status();
   bool IsEnrolledCaller(const control::Caller& caller) const;
@@ -240,14 +279,25 @@ class Engine {
   std::unique_ptr<MemoryBudget> memory_budget_;
   TokenBindings token_bindings_;
   std::unique_ptr<MaskService> masks_;
-  // A plug-in per resource protocol; the engine core knows none of them.
-  proxy::ProtocolRegistry protocols_;
-  proxy::pg::PgProtocol* pg_ = nullptr;  // in protocols_; masking's catalog reads go through it
+  // The resources in force (a plug-in per resource protocol; the engine core knows none
+  // of them), and earlier generations that live sessions still hold.
+  std::shared_ptr<Resources> resources_;
+  std::vector<std::weak_ptr<Resources>> earlier_resources_;
+  uint32_t next_resource_id_ = 1;
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
-  absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
   std::vector<UniqueFd> listeners_;
+  // The unix listeners, by resource name, with their watchers.
+  struct UnixListener {
+    UniqueFd fd;
+    std::unique_ptr<FdWatcher> watcher;
+  };
+  absl::flat_hash_map<std::string, UnixListener> unix_listeners_;
   std::unique_ptr<NetnsListeners> netns_;  // listeners in other network namespaces
   bool netns_sync_pending_ = false;
+  bool netns_sync_rescan_ = false;  // the pending sync walks the hierarchy afresh
+  // Enrolled units' cgroups as the last walk found them, and when (monotonic).
+  std::vector<std::string> unit_dirs_;
+  absl::Duration unit_dirs_scanned_ = -absl::InfiniteDuration();
   absl::Duration last_netns_sync_ = -absl::InfiniteDuration();  // monotonic
   UniqueFd signal_fd_;
   net::ServiceNotifier notifier_;  // systemd's NOTIFY_SOCKET; disabled without one

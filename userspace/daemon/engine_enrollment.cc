@@ -164,6 +164,7 @@ absl::Status Engine::RestoreEnrollments() {
 }
 
 absl::Status Engine::ApplyEnrollments(bool readopt) {
+  unit_dirs_scanned_ = -absl::InfiniteDuration();  // the next namespace sync walks afresh
   // The kernel's tables for what is enrolled by name, user and group first: a unit's
   // cgroup created from here on is enrolled by the kernel, so the walk below cannot miss
   // one that appears while it runs.
@@ -308,12 +309,17 @@ absl::StatusOr<v1::EnrollWorkloadResponse> Engine::EnrollWorkload(const v1::Enro
 
 absl::Status Engine::UnenrollWorkload(const std::string& name, const control::Caller& caller) {
   auto* runtime = state_.mutable_runtime_enrollments();
+  // The names runtime enrollments were given (derived from a unit, a user...): built
+  // with the configuration's, as at enroll time, without looking at any cgroup.
   int index = -1;
-  for (int i = 0; i < runtime->size(); ++i) {
-    google::protobuf::RepeatedPtrField<v1::Enrollment> one;
-    *one.Add() = runtime->Get(i);
-    auto built = EnrollmentsWith(config_.proto, one, "unenroll");
-    if (built.ok() && (*built)[config_.proto.enrollments_size()].name == name) index = i;
+  {
+    v1::Config proto = config_.proto;
+    for (const v1::Enrollment& e : *runtime) *proto.add_enrollments() = e;
+    auto built = config::BuildServiceConfig(std::move(proto), config::SourceMap("unenroll"));
+    const size_t base = static_cast<size_t>(config_.proto.enrollments_size());
+    for (int i = 0; built.ok() && i < runtime->size(); ++i) {
+      if (base + i < built->enrollments.size() && built->enrollments[base + i].name == name) index = i;
+    }
   }
   if (index < 0) {
     for (const config::EnrollmentConfig& e : config_.enrollments) {
@@ -360,12 +366,20 @@ void Engine::AuditRuntimeEnrollment(const std::string& outcome, const std::strin
   Audit(std::move(ev));
 }
 
-std::vector<pid_t> Engine::EnrolledPids() const {
+std::vector<pid_t> Engine::EnrolledPids(bool rescan) {
   std::vector<pid_t> pids;
   absl::flat_hash_set<std::string> dirs;
   for (const auto& [id, w] : workloads_) dirs.insert(w.cgroup_dir);
-  // Units' cgroups the kernel enrolled after start are not in workloads_.
-  for (const auto& [e, dir] : ConfigCgroupDirs(config_.enrollments)) dirs.insert(dir);
+  // Units' cgroups the kernel enrolled after start are not in workloads_: found by a walk
+  // of the hierarchy, at most every kUnitDirsRescan unless asked (a connect found no
+  // listener in its namespace: maybe a unit made since).
+  const absl::Duration now = clock_.Monotonic();
+  if (rescan || now - unit_dirs_scanned_ >= kUnitDirsRescan) {
+    unit_dirs_.clear();
+    for (const auto& [e, dir] : ConfigCgroupDirs(config_.enrollments)) unit_dirs_.push_back(dir);
+    unit_dirs_scanned_ = now;
+  }
+  dirs.insert(unit_dirs_.begin(), unit_dirs_.end());
   for (const std::string& dir : dirs) {
     std::vector<pid_t> in = CgroupTreeProcs(dir);
     pids.insert(pids.end(), in.begin(), in.end());
@@ -430,11 +444,15 @@ std::optional<std::string> Engine::EnrolledWorkloadFor(const std::string& cgroup
       if (known != nullptr && known->cgroup_path == prefix) {
         return known->unit.empty() ? known->name : SessionWorkloadName(known->workload_id, cgroup_path);
       }
-      for (const config::EnrollmentConfig& e : config_.enrollments) {
-        if (e.kind == config::EnrollmentConfig::Kind::kUnit && config::UnitMatches(e.unit, parts[n - 1])) {
+      // An exact unit name before a pattern, as the kernel's cgroup_mkdir hook decides.
+      for (bool exact : {true, false}) {
+        for (const config::EnrollmentConfig& e : config_.enrollments) {
+          if (e.kind != config::EnrollmentConfig::Kind::kUnit || (e.unit.find('*') == std::string::npos) != exact ||
+              !config::UnitMatches(e.unit, parts[n - 1])) {
+            continue;
+          }
           auto id = state_.workload_ids().find(e.name);
-          return id == state_.workload_ids().end() ? e.name
-                                                   : SessionWorkloadName(id->second, cgroup_path);
+          return id == state_.workload_ids().end() ? e.name : SessionWorkloadName(id->second, cgroup_path);
         }
       }
     }
@@ -534,96 +552,6 @@ absl::Status Engine::Unenroll(uint64_t cgroup_id) {
   }
   // Removed at the next tick once empty; a process left behind stays enforced.
   it->second.unenroll_pending = true;
-  return absl::OkStatus();
-}
-
-}  // namespace interlock::daemon
-
-namespace interlock::daemon {
-
-namespace {
-
-// The configuration fields that enroll workloads: what a reload applies at once.
-bool IsEnrollmentField(const std::string& name) {
-  return name == "enrollments" || name == "units" || name == "slices" || name == "users" ||
-         name == "groups";
-}
-
-// Top-level fields of `a` and `b` that differ, by name.
-std::vector<std::string> ChangedFields(const v1::Config& a, const v1::Config& b) {
-  std::vector<std::string> changed;
-  const google::protobuf::Descriptor* d = v1::Config::descriptor();
-  const google::protobuf::Reflection* r = v1::Config::GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    v1::Config only_a = a, only_b = b;
-    for (int j = 0; j < d->field_count(); ++j) {
-      if (j == i) continue;
-      r->ClearField(&only_a, d->field(j));
-      r->ClearField(&only_b, d->field(j));
-    }
-    if (only_a.SerializeAsString() != only_b.SerializeAsString()) {
-      changed.push_back(d->field(i)->name());
-    }
-  }
-  return changed;
-}
-
-}  // namespace
-
-absl::Status Engine::ReloadConfig(const std::string& trigger, v1::ReloadPolicyResponse* out) {
-  if (config_.file_name.empty() || absl::StartsWith(config_.file_name, "<")) {
-    out->set_enrollments(static_cast<uint32_t>(config_.enrollments.size()));
-    return absl::OkStatus();  // the embedded default cannot change
-  }
-  out->set_config_file(config_.file_name);
-  v1::AuditEvent ev;
-  ev.set_kind(v1::AUDIT_KIND_DAEMON);
-  auto fresh = config::LoadConfigFile(config_.file_name);
-  absl::StatusOr<std::vector<config::EnrollmentConfig>> enrollments =
-      fresh.ok() ? EnrollmentsWith(fresh->proto, state_.runtime_enrollments(), config_.file_name)
-                 : fresh.status();
-  if (!enrollments.ok()) {
-    ev.set_outcome("config_reload_rejected");
-    ev.set_reason(trigger);
-    ev.set_detail(absl::StrCat(enrollments.status().message(), "; the configuration in force stays"));
-    Audit(std::move(ev));
-    return enrollments.status();
-  }
-  std::vector<std::string> restart;
-  for (std::string& field : ChangedFields(config_.proto, fresh->proto)) {
-    if (!IsEnrollmentField(field)) restart.push_back(std::move(field));
-  }
-  v1::Config old_proto = config_.proto;
-  std::vector<config::EnrollmentConfig> old = std::exchange(config_.enrollments, *std::move(enrollments));
-  for (const char* field : {"enrollments", "units", "slices", "users", "groups"}) {
-    const google::protobuf::FieldDescriptor* f = v1::Config::descriptor()->FindFieldByName(field);
-    v1::Config::GetReflection()->ClearField(&config_.proto, f);
-  }
-  config_.proto.mutable_enrollments()->CopyFrom(fresh->proto.enrollments());
-  config_.proto.mutable_units()->CopyFrom(fresh->proto.units());
-  config_.proto.mutable_slices()->CopyFrom(fresh->proto.slices());
-  config_.proto.mutable_users()->CopyFrom(fresh->proto.users());
-  config_.proto.mutable_groups()->CopyFrom(fresh->proto.groups());
-  if (absl::Status st = ApplyEnrollments(/*readopt=*/false); !st.ok()) {
-    config_.proto = std::move(old_proto);
-    config_.enrollments = std::move(old);
-    (void)ApplyEnrollments(/*readopt=*/false);
-    ev.set_outcome("config_reload_rejected");
-    ev.set_reason(trigger);
-    ev.set_detail(absl::StrCat(st.message(), "; the configuration in force stays"));
-    Audit(std::move(ev));
-    return st;
-  }
-  out->set_enrollments(static_cast<uint32_t>(config_.enrollments.size()));
-  for (const std::string& f : restart) out->add_restart_needed(f);
-  ev.set_outcome("config_reloaded");
-  ev.set_reason(trigger);
-  ev.set_detail(absl::StrCat(config_.file_name, ": ", config_.enrollments.size(),
-                             " enrollments in force",
-                             restart.empty() ? std::string()
-                                             : absl::StrCat("; changed, applied at the next start: ",
-                                                            absl::StrJoin(restart, ", "))));
-  Audit(std::move(ev));
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +13,7 @@
 #include "absl/time/time.h"
 #include "bpf/include/interlock/datapath.h"
 #include "interlock/v1/identity.pb.h"
+#include "userspace/daemon/engine.h"
 #include "userspace/net/socket.h"
 
 namespace interlock::daemon::engine_internal {
@@ -32,6 +34,9 @@ inline constexpr uint64_t kMinRecordingFiles = 128;
 inline constexpr absl::Duration kRetentionInterval = absl::Seconds(60);
 inline constexpr absl::Duration kRetentionMinInterval = absl::Seconds(10);
 inline constexpr absl::Duration kFreeSpaceTtl = absl::Seconds(1);
+// The per-tick namespace sync reuses the last walk of the cgroup hierarchy for enrolled
+// units' cgroups for this long (a refused connect asks for a fresh walk at once).
+inline constexpr absl::Duration kUnitDirsRescan = absl::Seconds(10);
 
 inline v1::Endpoint ToEndpoint(const net::SockAddr& a) {
   v1::Endpoint e;
@@ -74,3 +79,17 @@ inline std::string CgroupPathRelative(const std::string& mount, const std::strin
 }
 
 }  // namespace interlock::daemon::engine_internal
+
+namespace interlock::daemon {
+
+// Routes epoll readiness for an engine-owned fd to a member function.
+class Engine::FdWatcher final : public net::IoHandler {
+ public:
+  explicit FdWatcher(std::function<void()> fn) : fn_(std::move(fn)) {}
+  void OnIo(uint32_t) override { fn_(); }
+
+ private:
+  std::function<void()> fn_;
+};
+
+}  // namespace interlock::daemon

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -89,13 +90,25 @@ void Engine::StartSession(UniqueFd agent) {
   v1::WorkloadIdentity who = resolver_->Resolve(att, "");
   who.set_workload(SessionWorkloadName(info->workload_id, who.cgroup_path()));
 
-  if (info->resource_id == 0 || info->resource_id > config_.resources.size()) {
-    RejectConnection("unknown_resource", absl::StrCat("resource id ", info->resource_id), &who);
-    return;
-  }
-  const config::ResourceConfig& resource = config_.resources[info->resource_id - 1];
   net::SockAddr original = net::SockAddr::FromMapped(
       reinterpret_cast<const uint8_t*>(info->orig_addr), info->orig_port);
+  // The kernel stamped the resource in force at connect time. A reload since may have
+  // removed it or moved it elsewhere: a connect it no longer covers is refused (the
+  // agent's next connect is judged by the maps in force), never served as another one.
+  std::shared_ptr<Resources> resources = resources_;
+  const config::ResourceConfig* found = resources->ById(info->resource_id);
+  std::array<uint8_t, 16> orig_bytes;
+  std::memcpy(orig_bytes.data(), info->orig_addr, 16);
+  if (found == nullptr || !found->prefix.Contains(orig_bytes) ||
+      (found->port != 0 && found->port != info->orig_port)) {
+    RejectConnection("unknown_resource",
+                     absl::StrCat("resource id ", info->resource_id, " does not cover ", original.ToString(),
+                                  found == nullptr ? " (no such resource)" : absl::StrCat(" (", found->name, ")"),
+                                  ": the configuration changed after the connect"),
+                     &who);
+    return;
+  }
+  const config::ResourceConfig& resource = *found;
   net::SockAddr upstream = original;
   if (resource.upstream_address.has_value() || resource.upstream_port != 0) {
     const uint8_t* a = resource.upstream_address.has_value()
@@ -104,19 +117,26 @@ void Engine::StartSession(UniqueFd agent) {
     upstream = net::SockAddr::FromMapped(
         a, resource.upstream_port != 0 ? resource.upstream_port : info->orig_port);
   }
-  StartSessionFor(std::move(agent), who, resource, original, upstream);
+  StartSessionFor(std::move(agent), who, resources, resource, original, upstream);
 }
 
-void Engine::OnAcceptUnix(int listen_fd, const config::ResourceConfig* resource) {
+void Engine::OnAcceptUnix(int listen_fd, const std::string& name) {
   for (int i = 0; i < 64 && !draining_; ++i) {
     auto fd = net::AcceptTcp(listen_fd);  // accept4 is the same for unix sockets
     if (!fd.ok()) {
-      INTERLOCK_LOG(kWarning, "accept %s: %s", config_.listener.UnixListenerPath(resource->name),
-                    fd.status().message());
+      INTERLOCK_LOG(kWarning, "accept %s: %s", config_.listener.UnixListenerPath(name), fd.status().message());
       return;
     }
     if (!fd->has_value()) return;
-    StartUnixSession(std::move(**fd), *resource);
+    std::shared_ptr<Resources> resources = resources_;
+    const config::ResourceConfig* resource = resources->ByName(name);
+    if (resource == nullptr || resource->unix_path.empty()) {
+      RejectConnection("unknown_resource",
+                       absl::StrCat("unix listener of resource ", name, ", which the configuration no longer has"),
+                       nullptr);
+      continue;
+    }
+    StartUnixSession(std::move(**fd), resources, *resource);
   }
 }
 
@@ -167,7 +187,8 @@ const Engine::Workload* Engine::WorkloadForCgroupPath(const std::string& cgroup_
   return best;
 }
 
-void Engine::StartUnixSession(UniqueFd agent, const config::ResourceConfig& resource) {
+void Engine::StartUnixSession(UniqueFd agent, const std::shared_ptr<Resources>& resources,
+                              const config::ResourceConfig& resource) {
   const std::string listener = config_.listener.UnixListenerPath(resource.name);
   std::string cgroup_path;
   auto att = UnixPeer(agent.get(), cgroup_path);
@@ -192,13 +213,14 @@ void Engine::StartUnixSession(UniqueFd agent, const config::ResourceConfig& reso
     return;
   }
   const net::SockAddr path = net::SockAddr::Unix(resource.unix_path);
-  StartSessionFor(std::move(agent), who, resource, path, path);
+  StartSessionFor(std::move(agent), who, resources, resource, path, path);
 }
 
 void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
+                             const std::shared_ptr<Resources>& resources,
                              const config::ResourceConfig& resource, const net::SockAddr& original,
                              const net::SockAddr& upstream) {
-  proxy::Protocol* protocol = protocols_.For(resource.protocol);
+  proxy::Protocol* protocol = resources->protocols.For(resource.protocol);
   if (protocol == nullptr) {
     RejectConnection("internal", absl::StrCat("resource ", resource.name, ": no protocol plug-in"), &who);
     return;
@@ -235,6 +257,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
   auto session = std::make_unique<Session>();
   session->id = audit::RandomId();
   session->identity = who;
+  session->resources = resources;
   session->resource = &resource;
   *session->original_destination.mutable_address() = original.ip();
   session->original_destination.set_port(original.port());
@@ -277,7 +300,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
   start.upstream = upstream;
   start.agent = std::move(agent);
   start.recorder = std::move(*recorder);
-  if (auto v = token_verifiers_.find(resource.id); v != token_verifiers_.end()) {
+  if (auto v = resources->token_verifiers.find(resource.id); v != resources->token_verifiers.end()) {
     start.token_verifier = v->second.get();
   }
   start.bound_token = [this, cgroup_path = who.cgroup_path()] { return token_bindings_.TokenFor(cgroup_path); };

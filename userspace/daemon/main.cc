@@ -18,6 +18,7 @@
 #include "userspace/common/clock.h"
 #include "userspace/common/log.h"
 #include "userspace/config/config.h"
+#include "userspace/daemon/config_check.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/common/version.h"
 
@@ -50,7 +51,13 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path,
                  "the configuration file (default: /etc/interlock/interlock.yaml if present)")
       ->option_text("PATH");
-  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.add_flag("--check-config", check_only,
+               "validate the configuration and every file and group it names, and exit");
+  bool syntax_only = false;
+  app.add_flag("--syntax-only", syntax_only,
+               "with --check-config: the file's form only, not the files and groups it names "
+               "(a configuration for another host, as when a package is built)")
+      ->needs("--check-config");
   app.add_flag("--verbose", verbose, "debug logging");
   app.footer(kFooter);
   try {
@@ -78,8 +85,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
-    std::printf("configuration %s is valid\n",
-                config_path.empty() ? "<embedded default>" : config_path.c_str());
+    // Well-formed is not enough: every file it names must open and parse as interlockd
+    // will use it (secrets, certificates, the policy and its mask profiles, the CA).
+    std::vector<interlock::daemon::ConfigFileProblem> problems;
+    if (!syntax_only) problems = interlock::daemon::CheckConfigFiles(*config);
+    for (const auto& p : problems) {
+      std::fprintf(stderr, "interlockd: config: %s: %s\n", p.where.c_str(), p.problem.c_str());
+    }
+    if (!problems.empty()) return 2;
+    std::printf("configuration %s is valid%s\n", config_path.empty() ? "<embedded default>" : config_path.c_str(),
+                syntax_only ? " (its form; the files it names were not checked)" : ", and every file it names");
     return 0;
   }
   if (::geteuid() != 0) {

@@ -10,8 +10,10 @@ namespace interlock::proxy::pg {
 
 absl::StatusOr<std::unique_ptr<PgProtocol>> PgProtocol::Create(const ProtocolEnv& env,
                                                                const std::vector<config::ResourceConfig>& resources,
-                                                               MaskSupport* masks) {
-  std::unique_ptr<PgProtocol> p(new PgProtocol(env, masks));
+                                                               MaskSupport* masks,
+                                                               std::shared_ptr<CancelRegistry> cancels) {
+  if (cancels == nullptr) cancels = std::make_shared<CancelRegistry>(SecureRandom32);
+  std::unique_ptr<PgProtocol> p(new PgProtocol(env, masks, std::move(cancels)));
   for (const config::ResourceConfig& r : resources) {
     if (!r.postgres.has_value() || r.postgres->agent_tls_cert_file.empty()) continue;
     auto ctx = net::TlsServerContext::Create(r.postgres->agent_tls_cert_file, r.postgres->agent_tls_key_file);
@@ -76,7 +78,7 @@ Started PgProtocol::Start(SessionStart start) {
   };
   pctx.catalog_key = absl::StrCat(resource.name, "@", upstream.ToString());
   catalog_targets_[pctx.catalog_key] = CatalogTarget{&resource, upstream};
-  PgSessionEnv env{env_.loop, env_.audit, &cancels_, env_.clock};
+  PgSessionEnv env{env_.loop, env_.audit, cancels_.get(), env_.clock};
   env.policy = env_.policy;
   env.approvals = env_.approvals;
   env.grants = env_.grants;

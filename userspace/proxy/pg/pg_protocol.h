@@ -31,9 +31,13 @@ class PgProtocol final : public Protocol {
   // Loads the agent-side TLS certificate and key of every PostgreSQL resource that has one:
   // a bad one fails start-up (INVALID_ARGUMENT naming the resource) rather than the first
   // connection. `resources` and `masks` (null: no masking) outlive the protocol.
+  // `cancels`: the cancel keys of an earlier instance (a configuration reload makes a new
+  // instance for new sessions while the earlier one's sessions live on, and an agent's
+  // CancelRequest must find its session whichever instance started it); null: a new table.
   static absl::StatusOr<std::unique_ptr<PgProtocol>> Create(const ProtocolEnv& env,
                                                             const std::vector<config::ResourceConfig>& resources,
-                                                            MaskSupport* masks);
+                                                            MaskSupport* masks,
+                                                            std::shared_ptr<CancelRegistry> cancels = nullptr);
 
   absl::string_view name() const override { return "postgres"; }
   // A FATAL ErrorResponse (53300 too many sessions, 53200 out of memory) libpq shows.
@@ -47,9 +51,14 @@ class PgProtocol final : public Protocol {
   void CatalogQuery(const std::string& catalog, const std::string& sql,
                     std::vector<std::optional<std::string>> params,
                     std::function<void(absl::StatusOr<QueryRows>)> done);
+  // True when a session of this instance registered `catalog`.
+  bool HasCatalog(const std::string& catalog) const { return catalog_targets_.contains(catalog); }
+  // The cancel-key table, to share with the instance a reload makes (Create).
+  const std::shared_ptr<CancelRegistry>& cancel_registry() const { return cancels_; }
 
  private:
-  PgProtocol(const ProtocolEnv& env, MaskSupport* masks) : env_(env), masks_(masks) {}
+  PgProtocol(const ProtocolEnv& env, MaskSupport* masks, std::shared_ptr<CancelRegistry> cancels)
+      : env_(env), masks_(masks), cancels_(std::move(cancels)) {}
   // The TLS client context for a resource and upstream server name (cached).
   absl::StatusOr<net::TlsClientContext*> UpstreamTls(const config::ResourceConfig& resource,
                                                      const std::string& server_name);
@@ -59,7 +68,7 @@ class PgProtocol final : public Protocol {
 
   ProtocolEnv env_;
   MaskSupport* masks_;
-  CancelRegistry cancels_{SecureRandom32};
+  std::shared_ptr<CancelRegistry> cancels_;  // shared with earlier and later instances
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<net::TlsServerContext>> agent_tls_;  // by resource id
   absl::flat_hash_map<std::string, std::unique_ptr<RowEstimator>> estimators_;

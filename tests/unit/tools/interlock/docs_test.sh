@@ -33,7 +33,7 @@ version="$("$build/tools/interlock/interlock" --version)"
 grep -q "$version" <<<"$text" || fail "interlock.1: not the version of the binary ($version)"
 
 text="$(render "$docs/interlockd.8")"
-for flag in --config --check-config --verbose --version; do
+for flag in --config --check-config --syntax-only --verbose --version; do
   grep -q -- "$flag" <<<"$text" || fail "interlockd.8: no $flag"
 done
 
