@@ -453,6 +453,63 @@ TEST_F(AuditSinksTest, HecOutageLosesNothingAndDuplicatesKeepTheirId) {
   EXPECT_EQ(SinkStatus(h.Status(), "splunk")->spooled_events(), 0u);
 }
 
+// `interlock reload` adds a sink, changes it while its collector is down (what the old
+// one spooled is delivered by the new one), and removes it; no session ends for it.
+TEST_F(AuditSinksTest, ReloadAddsChangesAndRemovesASinkAndLosesNothingItHadQueued) {
+  const std::string token = "tok-reload";
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/hec-token", token, 0600).ok());
+  Hec hec(dir_, server_, token);
+  ASSERT_TRUE(hec.Start().ok()) << hec.Log();
+  auto sink_yaml = [&](const std::string& index) {
+    return absl::StrCat("audit:\n  sinks:\n    - name: splunk\n      retry_initial_ms: 50\n      retry_max_ms: 300\n",
+                        "      hec:\n        url: \"https://localhost:", hec.port(),
+                        "/services/collector/event\"\n        token_ref: \"file:", dir_, "/hec-token\"\n",
+                        "        ca_file: ", ca_->cert_file(), "\n        index: ", index,
+                        "\n        batch_max_delay_ms: 50\n        timeout_ms: 2000\n");
+  };
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  const std::string base = ReadOr(h.config_path());
+  ASSERT_EQ(Session(h).exit_code, 0);
+
+  // Added: events from the reload on reach the collector.
+  ASSERT_TRUE(WriteFileAtomic(h.config_path(), base + sink_yaml("first"), 0644).ok());
+  CommandResult added = h.Cli({"reload"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_THAT(added.out, HasSubstr("audit.sinks: splunk"));
+  ASSERT_EQ(Session(h).exit_code, 0);
+  auto received_since_added = [&] {
+    std::set<std::string> got;
+    for (const auto& e : hec.Events()) got.insert(e.id());
+    bool on = false;
+    for (const auto& e : h.AuditEvents()) {
+      on |= e.outcome() == "config_reloaded";
+      if (on && !got.count(e.id())) return false;
+    }
+    return on;
+  };
+  ASSERT_TRUE(WaitFor(received_since_added, 20)) << hec.Log() << h.DaemonLog();
+
+  // Changed while the collector is down: the old sink's backlog goes to its spool, the
+  // new one takes the spool over and delivers it when the collector is back.
+  hec.Stop();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Session(h).exit_code, 0);
+  ASSERT_TRUE(WriteFileAtomic(h.config_path(), base + sink_yaml("second"), 0644).ok());
+  CommandResult changed = h.Cli({"reload"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  EXPECT_THAT(changed.out, HasSubstr("audit.sinks: splunk"));
+  ASSERT_EQ(Session(h).exit_code, 0);
+  ASSERT_TRUE(hec.Start().ok()) << hec.Log();
+  ASSERT_TRUE(WaitFor(received_since_added, 30)) << hec.Log() << h.Status().DebugString();
+
+  // Removed: gone from status; sessions carry on.
+  ASSERT_TRUE(WriteFileAtomic(h.config_path(), base, 0644).ok());
+  CommandResult removed = h.Cli({"reload"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_EQ(SinkStatus(h.Status(), "splunk"), nullptr);
+  ASSERT_EQ(Session(h).exit_code, 0);
+}
+
 TEST_F(AuditSinksTest, HecRestartOfInterlockdResendsTheSpool) {
   const std::string token = "tok-restart";
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/hec-token", token, 0600).ok());
