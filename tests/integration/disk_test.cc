@@ -126,14 +126,17 @@ TEST_F(DiskTest, BelowTheFreeSpaceFloorPsqlIsToldTheDiskIsFull) {
                        .state_tmpfs_mib = 16});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
   FillUntil(absl::StrCat(h.state_dir(), "/filler"), uint64_t{4} << 20);
-  CommandResult r = h.RunAgent(
-      // sslmode=disable: libpq shows an ErrorResponse that answers its SSLRequest only as
-      // "server sent an error response during SSL exchange", without the text.
-      "agent", {"/usr/bin/env", "-u", "PGPASSWORD", "PGCONNECT_TIMEOUT=10", "PGSSLMODE=disable", "/usr/bin/psql", "-X", "-h",
-                pg.address(), "-p", absl::StrCat(pg.port()), "-U", "agent", "-d", "whatever", "-Atc", "SELECT 1"});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  // The ErrorResponse psql prints: SQLSTATE 53100 disk_full, in words.
-  EXPECT_THAT(r.err, HasSubstr("interlock: disk full")) << r.err << h.DaemonLog();
+  // psql as an agent runs it: sslmode prefer (an SSLRequest first, which interlockd
+  // declines so that libpq shows the ErrorResponse after it), and disable.
+  for (const char* mode : {"prefer", "disable"}) {
+    CommandResult r = h.RunAgent(
+        "agent", {"/usr/bin/env", "-u", "PGPASSWORD", "PGCONNECT_TIMEOUT=10", absl::StrCat("PGSSLMODE=", mode),
+                  "/usr/bin/psql", "-X", "-h", pg.address(), "-p", absl::StrCat(pg.port()), "-U", "agent", "-d",
+                  "whatever", "-Atc", "SELECT 1"});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    // The ErrorResponse psql prints: SQLSTATE 53100 disk_full, in words.
+    EXPECT_THAT(r.err, HasSubstr("interlock: disk full")) << mode << ": " << r.err << h.DaemonLog();
+  }
   ASSERT_TRUE(WaitFor([&] { return !Refusals(h, "disk_full").empty(); })) << h.DaemonLog();
   EXPECT_TRUE(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_START).empty());
   RemoveTree(dir);

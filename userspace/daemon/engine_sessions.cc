@@ -226,10 +226,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
     return;
   }
   // An agent refused here is told why in its own protocol, where it has words for it.
-  auto tell = [&](proxy::Refusal why) {
-    const std::string bytes = protocol->RefusalBytes(why);
-    if (!bytes.empty()) (void)!::send(agent.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  };
+  auto tell = [&](proxy::Refusal why) { protocol->Refuse(std::move(agent), why); };
   if (sessions_.size() >= config_.max_sessions) {
     tell(proxy::Refusal::kTooManySessions);
     RejectConnection("session_limit", absl::StrCat("max_sessions ", config_.max_sessions), &who);

@@ -17,6 +17,8 @@
 // approvals, the memory budget) comes in ProtocolEnv.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -106,6 +108,13 @@ class Protocol {
   // Bytes to send the agent before closing a connection refused for `why`, in its own
   // protocol (PostgreSQL: an ErrorResponse it can show); empty: the connection just closes.
   virtual std::string RefusalBytes(Refusal why) const { return ""; }
+  // Refuses `agent` (accepted, nothing read) for `why`: by default sends RefusalBytes and
+  // closes. A protocol whose clients negotiate first (PostgreSQL's SSLRequest) answers that
+  // first, so the client shows the reason.
+  virtual void Refuse(UniqueFd agent, Refusal why) {
+    const std::string bytes = RefusalBytes(why);
+    if (!bytes.empty()) (void)!::send(agent.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   virtual Started Start(SessionStart start) = 0;
 };
 

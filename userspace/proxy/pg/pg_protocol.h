@@ -22,6 +22,7 @@
 #include "userspace/proxy/core/protocol.h"
 #include "userspace/proxy/pg/cancel_registry.h"
 #include "userspace/proxy/pg/mask_support.h"
+#include "userspace/proxy/pg/refusal.h"
 #include "userspace/proxy/pg/row_estimator.h"
 
 namespace interlock::proxy::pg {
@@ -42,6 +43,9 @@ class PgProtocol final : public Protocol {
   absl::string_view name() const override { return "postgres"; }
   // A FATAL ErrorResponse (53300 too many sessions, 53200 out of memory) libpq shows.
   std::string RefusalBytes(Refusal why) const override;
+  // 'N' to the agent's SSLRequest/GSSENCRequest, then the FATAL ErrorResponse after its
+  // StartupMessage (refusal.h: what libpq shows).
+  void Refuse(UniqueFd agent, Refusal why) override { refused_.Refuse(std::move(agent), RefusalBytes(why)); }
   // Refusals: "upstream_tls_config" (the resource's upstream TLS settings are unusable),
   // "internal".
   Started Start(SessionStart start) override;
@@ -69,6 +73,7 @@ class PgProtocol final : public Protocol {
   ProtocolEnv env_;
   MaskSupport* masks_;
   std::shared_ptr<CancelRegistry> cancels_;  // shared with earlier and later instances
+  RefusedAgents refused_{env_.loop};
   absl::flat_hash_map<std::string, std::unique_ptr<net::TlsClientContext>> tls_contexts_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<net::TlsServerContext>> agent_tls_;  // by resource id
   absl::flat_hash_map<std::string, std::unique_ptr<RowEstimator>> estimators_;
