@@ -6,6 +6,9 @@
 #   run      -> the installed interlockd on the installed configuration (by hand: no
 #               systemd here); `interlock status` as a member of the interlock group works
 #               without root and without --config, as anyone else is refused;
+#   enforce  -> an unprivileged process in interlock-agents.slice/demo-agent.service (the
+#               cgroup systemd would make) connects to the packaged demo-echo resource
+#               through interlockd (audited session), one outside the slice directly;
 #   again    -> the upgrade path (prerm upgrade, postinst configure <version>) runs and an
 #               administrator's edit of the conffile is kept;
 #   remove   -> programs gone, the conffile kept (dpkg status config-files), the pins
@@ -37,6 +40,7 @@ dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -q 'config-files' &&
 cgroup2="$(findmnt -n -t cgroup2 -o TARGET | head -n1)"
 [ -n "$cgroup2" ] || fail "no cgroup2 mount"
 [ ! -e "$cgroup2/interlock" ] || fail "$cgroup2/interlock exists (a running interlockd?)"
+[ ! -e "$cgroup2/interlock-agents.slice" ] || fail "$cgroup2/interlock-agents.slice exists; this test would delete it"
 [ ! -e /run/interlock/control.sock ] || fail "/run/interlock/control.sock exists (a running interlockd?)"
 had_run=0; [ -e /run/interlock ] && had_run=1  # also `interlock run`'s (trust/)
 had_state=0; [ -e /var/lib/interlock ] && had_state=1
@@ -44,9 +48,15 @@ had_group=0; getent group interlock >/dev/null && had_group=1
 
 work="$(mktemp -d /tmp/interlock-dpkg-XXXXXX)"
 daemon=
+echo_pid=
+agent_cg=
+agent_slice=
 cleanup() {
   local rc=$?
   if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; fi
+  if [ -n "$echo_pid" ]; then kill "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null || true; fi
+  # The slice's cgroups (the connects ran to completion: they are empty).
+  if [ -n "$agent_cg" ]; then rmdir "$agent_cg" "$agent_slice" 2>/dev/null || true; fi
   if dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -qv 'not-installed'; then
     dpkg --purge interlock >/dev/null 2>&1 || echo "cleanup: dpkg --purge interlock failed" >&2
   fi
@@ -107,6 +117,45 @@ if as_nobody --clear-groups >"$work/status-other" 2>&1; then fail "a user outsid
 # The socket's mode keeps them out before the peer check would.
 grep -q 'connect /run/interlock/control.sock: Permission denied' "$work/status-other" ||
   { cat "$work/status-other"; fail "unexpected refusal"; }
+
+# --- enforcement on a process in interlock-agents.slice ------------------------------------
+# The packaged configuration enrolls the slice and protects demo-echo (127.0.0.42:7000, TCP).
+# The test makes the cgroup systemd would make for a unit in the slice and runs an
+# unprivileged process in it: its connect reaches the echo server through interlockd (the
+# server greets it from interlockd's upstream socket, not its own: peer_echo.py) and a
+# session is audited under the unit's name. The same connect from outside the slice is not
+# governed: it reaches the server directly, and no session is audited for it.
+/usr/bin/python3 "$src/tests/packaging/peer_echo.py" server 127.0.0.42 7000 "$work/peers" \
+  >"$work/echo.log" 2>&1 &
+echo_pid=$!
+for _ in $(seq 50); do
+  /usr/bin/python3 -c 'import socket; socket.create_connection(("127.0.0.42", 7000), 1)' 2>/dev/null && break
+  sleep 0.1
+done
+agent_slice="$cgroup2/interlock-agents.slice"
+agent_cg="$agent_slice/demo-agent.service"
+mkdir -p "$agent_cg"
+# $1: a cgroup directory or "" (stay in the test's own). Runs one connect as nobody.
+connect_as_nobody() {
+  (cd / && sh -c 'if [ -n "$1" ]; then echo $$ >"$1/cgroup.procs"; fi; shift
+                  exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "$@"' \
+     sh "$1" /usr/bin/python3 - once 127.0.0.42 7000 <"$src/tests/packaging/peer_echo.py")
+}
+how="$(connect_as_nobody "$agent_cg" 2>"$work/agent.err")" || { cat "$work/agent.err"; fail "the slice process's connect failed"; }
+[ "$how" = proxied ] || fail "a process in $agent_cg reached 127.0.0.42:7000 $how, not through interlockd"
+audit_log=/var/lib/interlock/audit/audit.jsonl
+for _ in $(seq 50); do grep -q '"AUDIT_KIND_SESSION_START"' "$audit_log" 2>/dev/null && break; sleep 0.1; done
+grep '"AUDIT_KIND_SESSION_START"' "$audit_log" | grep '"demo-echo"' | grep -q '"demo-agent' ||
+  { grep SESSION "$audit_log"; fail "no audited session of workload demo-agent to demo-echo"; }
+sessions_before="$(grep -c '"AUDIT_KIND_SESSION_START"' "$audit_log")"
+how="$(connect_as_nobody "" 2>"$work/outside.err")" || { cat "$work/outside.err"; fail "the outside process's connect failed"; }
+[ "$how" = direct ] || fail "a process outside the slice was relayed ($how)"
+sleep 0.3
+[ "$(grep -c '"AUDIT_KIND_SESSION_START"' "$audit_log")" = "$sessions_before" ] ||
+  fail "a session was audited for the process outside the slice"
+kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true; echo_pid=
+rmdir "$agent_cg" "$agent_slice"
+
 kill -TERM "$daemon"
 wait "$daemon" || { cat "$work/interlockd.log"; fail "interlockd did not stop cleanly"; }
 daemon=
