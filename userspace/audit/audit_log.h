@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -147,10 +148,21 @@ class AuditLog {
   // A further destination (audit/sinks/remote_sink.h): every emitted event goes to it too,
   // after the main sink. Its errors are counted, never returned by Emit.
   void AddSink(std::unique_ptr<AuditSink> sink) { extra_sinks_.push_back(std::move(sink)); }
+  // From now on, stamped events go to `to` instead of every sink, and Flush() does nothing
+  // (interlockd after a handover: the new process writes the chain; see
+  // userspace/daemon/handover.h). `to`'s error is Emit's.
+  void Divert(std::function<absl::Status(const v1::AuditEvent&)> to) { divert_ = std::move(to); }
+  // Replaces the main sink (the old one is flushed by its destructor first), e.g. to
+  // re-read the chain's head after another process appended to the file.
+  void ReplaceSink(std::unique_ptr<AuditSink> sink) {
+    sink_.reset();
+    sink_ = std::move(sink);
+  }
 
  private:
   std::unique_ptr<AuditSink> sink_;
   std::vector<std::unique_ptr<AuditSink>> extra_sinks_;
+  std::function<absl::Status(const v1::AuditEvent&)> divert_;
   const Clock& clock_;
   std::string host_;
   std::string id_prefix_;  // 64 random bits, hex
