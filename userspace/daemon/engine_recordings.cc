@@ -173,10 +173,10 @@ absl::Status Engine::StartMetrics() {
   std::string where;
   if (!m.address.empty()) {
     INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr addr, net::SockAddr::Parse(m.address, m.port));
-    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcp(addr, 16));
+    INTERLOCK_ASSIGN_OR_RETURN(fd, handover_->ListenTcp(addr, 16));
     where = addr.ToString();
   } else {
-    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenUnix(m.unix_path, 0660));
+    INTERLOCK_ASSIGN_OR_RETURN(fd, handover_->ListenUnix(m.unix_path, 0660));
     where = m.unix_path;
   }
   auto server = control::MetricsServer::Create(*loop_, std::move(fd),

@@ -19,6 +19,7 @@
 #include "userspace/common/log.h"
 #include "userspace/config/config.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/daemon/handover.h"
 #include "userspace/common/version.h"
 
 
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "interlockd: %s (interlockd --help)\n", what.c_str());
     return 2;
   }
+  // `interlock upgrade` starts the program on disk with these same arguments.
+  interlock::daemon::Handover::SetCommandLine(argc, argv);
   if (verbose) interlock::SetLogLevel(interlock::LogLevel::kDebug);
   if (config_path.empty() && ::access(kDefaultConfigPath, R_OK) == 0) {
     config_path = kDefaultConfigPath;
