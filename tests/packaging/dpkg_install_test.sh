@@ -10,7 +10,9 @@
 #               cgroup systemd would make) connects to the packaged demo-echo resource
 #               through interlockd (audited session), one outside the slice directly;
 #   again    -> the upgrade path (prerm upgrade, postinst configure <version>) runs and an
-#               administrator's edit of the conffile is kept;
+#               administrator's edit of the conffile is kept; live: postinst hands the
+#               running interlockd over to the new binary (`interlock upgrade`) while the
+#               slice process holds a session (it survives) and connects (all relayed);
 #   remove   -> programs gone, the conffile kept (dpkg status config-files), the pins
 #               the daemon left gone (prerm runs `interlock teardown`);
 #   purge    -> nothing of the package left: no /etc/interlock, no unit state;
@@ -49,12 +51,19 @@ had_group=0; getent group interlock >/dev/null && had_group=1
 work="$(mktemp -d /tmp/interlock-dpkg-XXXXXX)"
 daemon=
 echo_pid=
+hold_pid=
+loop_pid=
+new_daemon=
 agent_cg=
 agent_slice=
 cleanup() {
   local rc=$?
   if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; fi
-  if [ -n "$echo_pid" ]; then kill "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null || true; fi
+  for p in $hold_pid $loop_pid $echo_pid; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  if [ -n "$new_daemon" ]; then
+    kill -TERM "$new_daemon" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$new_daemon" 2>/dev/null || break; sleep 0.1; done
+  fi
   # The slice's cgroups (the connects ran to completion: they are empty).
   if [ -n "$agent_cg" ]; then rmdir "$agent_cg" "$agent_slice" 2>/dev/null || true; fi
   if dpkg-query -W -f='${Status}' interlock 2>/dev/null | grep -qv 'not-installed'; then
@@ -153,17 +162,69 @@ how="$(connect_as_nobody "" 2>"$work/outside.err")" || { cat "$work/outside.err"
 sleep 0.3
 [ "$(grep -c '"AUDIT_KIND_SESSION_START"' "$audit_log")" = "$sessions_before" ] ||
   fail "a session was audited for the process outside the slice"
-kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true; echo_pid=
-rmdir "$agent_cg" "$agent_slice"
+# (The echo server and the cgroups stay for the live upgrade below.)
 
 kill -TERM "$daemon"
 wait "$daemon" || { cat "$work/interlockd.log"; fail "interlockd did not stop cleanly"; }
 daemon=
 [ -e /sys/fs/bpf/interlock ] || fail "no pins after interlockd stopped (fail closed keeps them)"
 
-# --- the same package again: the upgrade path -----------------------------------------------
+# --- the same package again: the upgrade path, live ------------------------------------------
+# interlockd runs (it re-adopts the pins) and the slice process holds a session, a line every
+# 100 ms, while another connects over and over; then `dpkg -i` of the package (its files
+# replace the running ones). postinst hands the running interlockd over to the new binary
+# (`interlock upgrade`): the held session carries on, every connect made meanwhile is relayed
+# (none direct, none refused), a new pid answers, the old one exits after its session, and
+# the audit chain both wrote verifies.
 echo '# edited by the administrator' >>/etc/interlock/interlock.yaml
+interlockd >"$work/interlockd2.log" 2>&1 &
+daemon=$!
+for _ in $(seq 150); do interlock status >/dev/null 2>&1 && break; sleep 0.1; done
+status_pid() { interlock status 2>/dev/null | sed -n 's/^interlockd .* pid \([0-9]*\) .*/\1/p'; }
+[ "$(status_pid)" = "$daemon" ] || { cat "$work/interlockd2.log"; fail "interlockd did not start again"; }
+chmod 0755 "$work"  # the slice processes (nobody) look for their stop files here
+agent_run() {  # MODE ARGS...: peer_echo.py as nobody in the slice's unit cgroup
+  local mode="$1"; shift
+  (cd / && sh -c 'echo $$ >"$1/cgroup.procs"; shift
+                  exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "$@"' \
+     sh "$agent_cg" /usr/bin/python3 - "$mode" 127.0.0.42 7000 "$@" <"$src/tests/packaging/peer_echo.py")
+}
+agent_run hold "$work/stop-hold" >"$work/hold.out" 2>&1 &
+hold_pid=$!
+agent_run loop "$work/stop-loop" >"$work/loop.out" 2>"$work/loop.err" &
+loop_pid=$!
+for _ in $(seq 50); do [ -s "$work/hold.out" ] && break; sleep 0.1; done
+[ "$(head -n1 "$work/hold.out")" = proxied ] || { cat "$work/hold.out"; fail "the held session is not relayed"; }
+sleep 1
 dpkg -i "$deb" >"$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log"; fail "dpkg -i (again) failed"; }
+new_daemon="$(status_pid)"
+[ -n "$new_daemon" ] && [ "$new_daemon" != "$daemon" ] ||
+  { cat "$work/upgrade.log" "$work/interlockd2.log"; fail "postinst did not hand interlockd over (pid ${new_daemon:-none} answers)"; }
+sleep 1
+kill -0 "$hold_pid" 2>/dev/null || { cat "$work/hold.out"; fail "the held session ended at the upgrade"; }
+kill -0 "$daemon" 2>/dev/null || fail "the old interlockd exited while its session was live"
+touch "$work/stop-loop"
+wait "$loop_pid" || { cat "$work/loop.err"; fail "the connect loop failed"; }
+loop_pid=
+read -r _ proxied _ direct _ failed <"$work/loop.out" || true
+[ "${proxied:-0}" -gt 10 ] && [ "$direct" = 0 ] && [ "$failed" = 0 ] ||
+  { cat "$work/loop.out"; fail "connects during the upgrade: not all relayed"; }
+touch "$work/stop-hold"
+wait "$hold_pid" || { cat "$work/hold.out"; fail "the held session was lost"; }
+hold_pid=
+wait "$daemon" || { cat "$work/interlockd2.log"; fail "the old interlockd did not exit cleanly after its session"; }
+daemon=
+interlock status >/dev/null
+grep -q '"outcome":"upgrade_completed"' "$audit_log" || fail "the upgrade is not audited"
+interlock verify --audit >"$work/verify.out" 2>&1 || { cat "$work/verify.out"; fail "interlock verify --audit after the upgrade"; }
+kill -TERM "$new_daemon"
+for _ in $(seq 150); do kill -0 "$new_daemon" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$new_daemon" 2>/dev/null || fail "the new interlockd did not stop"
+new_daemon=
+[ -e /sys/fs/bpf/interlock ] || fail "no pins after the new interlockd stopped (fail closed keeps them)"
+kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true; echo_pid=
+rmdir "$agent_cg" "$agent_slice"
+echo "live upgrade ok: $(tail -n1 "$work/hold.out"); $(head -n1 "$work/loop.out")"
 [ "$(dpkg-query -W -f='${Status}' interlock)" = "install ok installed" ] || fail "not installed after the upgrade"
 tail -n1 /etc/interlock/interlock.yaml | grep -qx '# edited by the administrator' ||
   fail "the upgrade replaced the administrator's conffile"
