@@ -13,6 +13,11 @@
 #               interlockd keeps serving (same pid answers), upgrade_failed is audited;
 #   upgrade  -> `interlock upgrade` exits 0 and names the new pid, which answers `interlock
 #               status` from then on; the held session goes on through and after it;
+#   systemd  -> (a fake NOTIFY_SOCKET that reads the sender's pid) the new pid says
+#               MAINPID=<itself> READY=1 and pings the watchdog; the old one never says
+#               STOPPING=1;
+#   SIGUSR2  -> upgrades the new process in turn (the loop goes on); it exits at once (no
+#               long session of its own) and is reaped;
 #   connects -> every connect made across the two upgrades was proxied: none direct, none
 #               refused; each has its audited session;
 #   drain    -> the old pid exits once the held session ends;
@@ -90,7 +95,27 @@ audit_log="$work/state/audit/audit.jsonl"
 
 /usr/bin/python3 "$peer_echo" server 127.0.0.77 7777 "$work/peers" >"$work/echo.log" 2>&1 &
 pids+=($!)
-"$interlockd" --config "$work/cfg.yaml" >"$work/interlockd.log" 2>&1 &
+# systemd's side of sd_notify: one line per datagram, "PID KEY=VALUE KEY=VALUE...".
+/usr/bin/python3 - "$work/notify.sock" "$work/notify.log" >"$work/notify.err" 2>&1 <<'PY' &
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+        pid = 0
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", data[:12])[0]
+        out.write("%d %s\n" % (pid, msg.decode().strip().replace("\n", " ")))
+PY
+pids+=($!)
+for _ in $(seq 50); do [ -S "$work/notify.sock" ] && break; sleep 0.1; done
+# As systemd starts it: WATCHDOG_PID names the service's own pid (the sh exec's into it).
+NOTIFY_SOCKET="$work/notify.sock" WATCHDOG_USEC=1000000 \
+  sh -c 'export WATCHDOG_PID=$$; exec "$0" "$@"' "$interlockd" --config "$work/cfg.yaml" \
+  >"$work/interlockd.log" 2>&1 &
 daemon=$!
 echo "$daemon" >>"$work/daemon-pids"
 for _ in $(seq 150); do [ -n "$(status_pid)" ] && break; kill -0 "$daemon" || break; sleep 0.1; done
@@ -134,6 +159,25 @@ grep -q "pid $daemon drains [1-9][0-9]* sessions" "$work/upgrade.out" || { cat "
 sleep 2
 kill -0 "$daemon" 2>/dev/null || fail "the old interlockd exited while its session was live"
 kill -0 "$hold" || { cat "$work/hold.out"; fail "the held session ended at the upgrade"; }
+
+# --- systemd ------------------------------------------------------------------------------
+grep -q "^$daemon READY=1" "$work/notify.log" || { cat "$work/notify.log"; fail "the first interlockd never said READY=1"; }
+grep -q "^$new MAINPID=$new READY=1" "$work/notify.log" ||
+  { cat "$work/notify.log"; fail "the new interlockd did not say MAINPID=$new READY=1"; }
+grep -q "^$new WATCHDOG=1" "$work/notify.log" || { cat "$work/notify.log"; fail "the new interlockd does not ping the watchdog"; }
+! grep -q "^$daemon .*STOPPING=1" "$work/notify.log" || { cat "$work/notify.log"; fail "the old interlockd said STOPPING=1"; }
+
+# --- SIGUSR2 ------------------------------------------------------------------------------
+kill -USR2 "$new"
+for _ in $(seq 100); do now="$(status_pid)"; [ -n "$now" ] && [ "$now" != "$new" ] && break; sleep 0.1; done
+newer="$(status_pid)"
+[ -n "$newer" ] && [ "$newer" != "$new" ] || fail "SIGUSR2 did not upgrade pid $new"
+echo "$newer" >>"$work/daemon-pids"
+for _ in $(seq 100); do [ -e "/proc/$new" ] || break; sleep 0.1; done
+[ ! -e "/proc/$new" ] || fail "pid $new did not exit (or was not reaped) after handing over with no long session"
+sleep 1
+kill -0 "$hold" || { cat "$work/hold.out"; fail "the held session ended at the second upgrade"; }
+new="$newer"
 
 # --- connects -----------------------------------------------------------------------------
 touch "$work/stop-loop"

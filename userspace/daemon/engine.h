@@ -198,6 +198,8 @@ class Engine {
   // Live upgrade (engine_upgrade.cc). The old process, after answering: listeners and the
   // control socket go, sessions drain, the kernel's accepting flag stays set.
   void FinishHandover();
+  // Reaps the new process (this one's child) should it exit while this one drains.
+  void ReapUpgradeChild(pid_t pid);
   // The new process: events the old one forwards on the handover's audit stream.
   absl::Status StartHandoverAudit();
   void OnHandoverAudit();

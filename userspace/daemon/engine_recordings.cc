@@ -136,6 +136,13 @@ void Engine::IndexSession(const Session& session, const proxy::ProxySession& rel
   s->set_outcome(relay.outcome());
   s->set_state(rec->closed() && rec->status().ok() ? "sealed" : "incomplete");
   s->set_records(rec->records());
+  if (handed_over_) {
+    // After a live upgrade the new process owns the index and may have rewritten it
+    // (Compact: temp file + rename): append to the file now at the path, not to ours.
+    if (auto fresh = record::RecordingIndex::Open(recordings_index_->path()); fresh.ok()) {
+      recordings_index_ = *std::move(fresh);
+    }
+  }
   if (absl::Status st = recordings_index_->Append(entry); !st.ok()) {
     INTERLOCK_LOG(kError, "recordings: %s", st.message());
   }

@@ -3,6 +3,7 @@
 // process forwards, received in the new one.
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <functional>
@@ -84,7 +85,15 @@ absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) 
                 static_cast<int>(sessions_.size()));
   // After the caller has its answer (the control connection is this process's).
   loop_->Defer([this] { FinishHandover(); });
+  ReapUpgradeChild(s->pid);
   return out;
+}
+
+void Engine::ReapUpgradeChild(pid_t pid) {
+  // The new process is this one's child while this one drains: should it end first (its
+  // own upgrade, a stop), it is reaped here rather than left a zombie until this exits.
+  if (::waitpid(pid, nullptr, WNOHANG) != 0) return;  // reaped, or not ours any more
+  loop_->RunAfter(absl::Seconds(1), [this, pid] { ReapUpgradeChild(pid); });
 }
 
 void Engine::FinishHandover() {
