@@ -16,8 +16,8 @@
 #   systemd  -> (a fake NOTIFY_SOCKET that reads the sender's pid) the new pid says
 #               MAINPID=<itself> READY=1 and pings the watchdog; the old one never says
 #               STOPPING=1;
-#   SIGUSR2  -> upgrades the new process in turn (the loop goes on); it exits at once (no
-#               long session of its own) and is reaped;
+#   SIGUSR2  -> upgrades the new process in turn (the loop goes on); it stays while the first
+#               one drains (it relays that one's audit events), then exits and is reaped;
 #   connects -> every connect made across the two upgrades was proxied: none direct, none
 #               refused; each has its audited session;
 #   drain    -> the old pid exits once the held session ends;
@@ -173,10 +173,9 @@ for _ in $(seq 100); do now="$(status_pid)"; [ -n "$now" ] && [ "$now" != "$new"
 newer="$(status_pid)"
 [ -n "$newer" ] && [ "$newer" != "$new" ] || fail "SIGUSR2 did not upgrade pid $new"
 echo "$newer" >>"$work/daemon-pids"
-for _ in $(seq 100); do [ -e "/proc/$new" ] || break; sleep 0.1; done
-[ ! -e "/proc/$new" ] || fail "pid $new did not exit (or was not reaped) after handing over with no long session"
 sleep 1
 kill -0 "$hold" || { cat "$work/hold.out"; fail "the held session ended at the second upgrade"; }
+middle="$new"
 new="$newer"
 
 # --- connects -----------------------------------------------------------------------------
@@ -199,6 +198,11 @@ for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
 ! kill -0 "$daemon" 2>/dev/null || fail "the old interlockd did not exit after its last session ended"
 wait "$daemon" || fail "the old interlockd exited with status $?"
 daemon=
+# The middle one relayed the first one's events to the newest until the first was done.
+# (Gone, or a zombie its new parent has yet to reap: the first process reaped it, if ever.)
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+for _ in $(seq 50); do gone "$middle" && break; sleep 0.1; done
+gone "$middle" || fail "pid $middle (upgraded by SIGUSR2) did not exit, or was not reaped, after the first"
 
 # --- audit --------------------------------------------------------------------------------
 cli status >/dev/null
@@ -207,5 +211,9 @@ for outcome in upgrade_started upgrade_failed upgrade_completed; do
 done
 # The old process's last events (its session's end, "stopped") went through the new one.
 grep '"outcome":"stopped"' "$audit_log" | grep -q . || fail "the old interlockd's stop is not audited"
+# Every session has its end, also those the first process ended after both upgrades.
+starts="$(grep -c '"AUDIT_KIND_SESSION_START"' "$audit_log")"
+ends="$(grep -c '"AUDIT_KIND_SESSION_END"' "$audit_log")"
+[ "$starts" = "$ends" ] || fail "$starts sessions started but $ends ended in the audit log (events of a draining process lost)"
 cli verify --audit >"$work/verify.out" 2>&1 || { cat "$work/verify.out"; fail "interlock verify --audit"; }
 echo "upgrade ok: $proxied connects proxied, none direct or refused; $(tail -n1 "$work/hold.out"); audit chain valid"

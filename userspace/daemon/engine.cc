@@ -676,7 +676,7 @@ void Engine::BeginDrain() {
   listeners_.clear();
   if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
-  if (sessions_.empty()) loop_->Stop();
+  if (DrainDone()) loop_->Stop();
 }
 
 void Engine::PingWatchdog() {
@@ -728,7 +728,7 @@ void Engine::OnTick() {
   if (!done.empty()) (void)SaveState();
   ReportAuditSinkProblems();
   SyncNetnsListeners();
-  if (draining_ && sessions_.empty()) loop_->Stop();
+  if (draining_ && DrainDone()) loop_->Stop();
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
 }
 

@@ -200,6 +200,8 @@ class Engine {
   void FinishHandover();
   // Reaps the new process (this one's child) should it exit while this one drains.
   void ReapUpgradeChild(pid_t pid);
+  // Draining may end: no live session, and no older process's audit stream to relay.
+  bool DrainDone() const;
   // The new process: events the old one forwards on the handover's audit stream.
   absl::Status StartHandoverAudit();
   void OnHandoverAudit();

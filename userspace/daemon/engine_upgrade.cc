@@ -89,6 +89,13 @@ absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) 
   return out;
 }
 
+bool Engine::DrainDone() const {
+  // A process that was itself handed over to still relays the older process's audit
+  // events (upgraded twice while the first one drains): it stays until that one is done,
+  // or those events (its sessions' ends) would be lost.
+  return sessions_.empty() && !handover_audit_.valid();
+}
+
 void Engine::ReapUpgradeChild(pid_t pid) {
   // The new process is this one's child while this one drains: should it end first (its
   // own upgrade, a stop), it is reaped here rather than left a zombie until this exits.
@@ -112,7 +119,7 @@ void Engine::FinishHandover() {
   notifier_ = net::ServiceNotifier();
   draining_ = true;
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
-  if (sessions_.empty()) loop_->Stop();
+  if (DrainDone()) loop_->Stop();
 }
 
 absl::Status Engine::StartHandoverAudit() {
@@ -167,6 +174,7 @@ void Engine::OnHandoverAudit() {
     loop_->Remove(handover_audit_.get());
     handover_audit_.Reset();
     handover_audit_buf_.clear();
+    if (draining_ && DrainDone()) loop_->Stop();
   }
 }
 
