@@ -9,8 +9,10 @@
 # over (peer_echo.py loop), and each connect reports whether the server saw interlockd's
 # upstream socket (proxied) or the client's own (direct).
 #
-#   failed   -> the configuration is made invalid, `interlock upgrade` exits 3, the old
-#               interlockd keeps serving (same pid answers), upgrade_failed is audited;
+#   failed   -> the configuration is made invalid (the new process exits at once), then
+#               one whose metrics address is taken (it fails after re-adopting the pins):
+#               `interlock upgrade` exits 3, the old interlockd keeps serving (same pid
+#               answers), upgrade_failed is audited;
 #   upgrade  -> `interlock upgrade` exits 0 and names the new pid, which answers `interlock
 #               status` from then on; the held session goes on through and after it;
 #   systemd  -> (a fake NOTIFY_SOCKET that reads the sender's pid) the new pid says
@@ -147,6 +149,14 @@ cp "$work/cfg.good" "$work/cfg.yaml"
 grep -q 'keeps serving' "$work/upgrade-bad.out" || { cat "$work/upgrade-bad.out"; fail "no reason given"; }
 [ "$(status_pid)" = "$daemon" ] || fail "the old interlockd does not answer after a failed upgrade"
 kill -0 "$hold" || { cat "$work/hold.out"; fail "the held session ended at the failed upgrade"; }
+# Later in its start: past the audit file and the re-adopted pins, the metrics endpoint's
+# address is taken (the echo server's).
+echo 'metrics: {address: "127.0.0.77:7777"}' >>"$work/cfg.yaml"
+rc=0; "$interlock" --config "$work/cfg.good" upgrade >"$work/upgrade-bad2.out" 2>&1 || rc=$?
+cp "$work/cfg.good" "$work/cfg.yaml"
+[ "$rc" = 3 ] || { cat "$work/upgrade-bad2.out"; fail "interlock upgrade to an interlockd failing at metrics exited $rc, not 3"; }
+[ "$(status_pid)" = "$daemon" ] || fail "the old interlockd does not answer after the second failed upgrade"
+kill -0 "$hold" || { cat "$work/hold.out"; fail "the held session ended at the second failed upgrade"; }
 sleep 1
 
 # --- upgrade ------------------------------------------------------------------------------

@@ -47,8 +47,9 @@ class ControlServer {
   static absl::StatusOr<std::unique_ptr<ControlServer>> Create(
       net::EventLoop& loop, const std::string& path, UniqueFd listen_fd, std::optional<gid_t> admin_gid,
       EnrolledCheck enrolled, Handler handler, std::function<void(const Caller&, const absl::Status&)> on_refused);
-  // The destructor then leaves the socket file (another process serves it now).
-  void KeepSocketFile() { keep_socket_file_ = true; }
+  // The destructor then leaves the socket file (another process serves it now), or, with
+  // false, removes it again.
+  void KeepSocketFile(bool keep = true) { keep_socket_file_ = keep; }
   ~ControlServer();
 
  private:

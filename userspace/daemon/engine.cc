@@ -239,6 +239,9 @@ absl::Status Engine::Init() {
             ev.mutable_identity()->set_cgroup_path(caller.cgroup_path);
             Audit(std::move(ev));
           }));
+  // Inherited: the old process still serves it; should this one fail to start, the file
+  // must stay (Run takes it over once the old process hands over).
+  if (handover_->inherited()) control_->KeepSocketFile(true);
 
   INTERLOCK_RETURN_IF_ERROR(StartMetrics());
   handover_->CloseUnclaimed();
@@ -320,6 +323,10 @@ absl::Status Engine::OpenDatapath() {
   // inherited: the flag stays set (clearing it would refuse connects for the handover).
   opts.settings = Settings(/*accepting=*/handover_->inherited());
   INTERLOCK_ASSIGN_OR_RETURN(datapath_, bpf::Datapath::Open(opts));
+  return WriteDatapathTables();
+}
+
+absl::Status Engine::WriteDatapathTables() {
   std::vector<bpf::ResourceEntry> entries;
   for (const config::ResourceConfig& r : config_.resources) {
     bpf::ResourceEntry e;
@@ -447,6 +454,7 @@ absl::Status Engine::Listen() {
     INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, handover_->ListenTcp(a, 4096));
     int raw = fd.get();
     INTERLOCK_RETURN_IF_ERROR(datapath_->MarkEngineListener(raw));
+    engine_listener_fds_.push_back(raw);
     watchers_.push_back(std::make_unique<FdWatcher>([this, raw] { OnAccept(raw); }));
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
@@ -532,6 +540,7 @@ absl::Status Engine::Run() {
     // The old process stops accepting on this; systemd follows this pid from here (the
     // unit's NotifyAccess=all lets it take MAINPID= from a process that is not main yet).
     if (absl::Status st = handover_->SignalReady(); !st.ok()) INTERLOCK_LOG(kWarning, "%s", st.message());
+    control_->KeepSocketFile(false);  // ours now
     if (absl::Status st = notifier_.Send(absl::StrCat("MAINPID=", ::getpid(), "\nREADY=1\nSTATUS=", status));
         !st.ok()) {
       INTERLOCK_LOG(kWarning, "%s", st.message());
@@ -674,6 +683,7 @@ void Engine::BeginDrain() {
   if (!handed_over_) (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
   listeners_.clear();
+  engine_listener_fds_.clear();
   if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
   if (DrainDone()) loop_->Stop();

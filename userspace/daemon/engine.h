@@ -103,6 +103,8 @@ class Engine {
   absl::Status Init();
   absl::Status PrepareCgroups();
   absl::Status OpenDatapath();
+  // The kernel's resource, unix resource and allowed-destination tables from config_.
+  absl::Status WriteDatapathTables();
   absl::Status RestoreEnrollments();
   absl::Status Listen();
   // The protocol plug-ins (PostgreSQL loads agent TLS certificates here: a bad one fails
@@ -200,6 +202,9 @@ class Engine {
   void FinishHandover();
   // Reaps the new process (this one's child) should it exit while this one drains.
   void ReapUpgradeChild(pid_t pid);
+  // After a failed upgrade: the new process may have got as far as the kernel (programs,
+  // settings, tables, enrollments of its configuration): this one's are written back.
+  absl::Status RestoreKernelState();
   // Draining may end: no live session, and no older process's audit stream to relay.
   bool DrainDone() const;
   // The new process: events the old one forwards on the handover's audit stream.
@@ -266,6 +271,7 @@ class Engine {
   std::vector<std::unique_ptr<FdWatcher>> watchers_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<auth::TokenVerifier>> token_verifiers_;  // by resource id
   std::vector<UniqueFd> listeners_;
+  std::vector<int> engine_listener_fds_;  // the TCP ones in listeners_ (marked in the kernel)
   std::unique_ptr<NetnsListeners> netns_;  // listeners in other network namespaces
   bool netns_sync_pending_ = false;
   absl::Duration last_netns_sync_ = -absl::InfiniteDuration();  // monotonic

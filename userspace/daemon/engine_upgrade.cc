@@ -58,6 +58,10 @@ absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) 
     failed.set_kind(v1::AUDIT_KIND_DAEMON);
     failed.set_outcome("upgrade_failed");
     failed.set_detail(std::string(s.status().message()));
+    if (absl::Status st = RestoreKernelState(); !st.ok()) {
+      INTERLOCK_LOG(kError, "upgrade: restoring the kernel's tables: %s", st.message());
+      failed.set_detail(absl::StrCat(failed.detail(), "; restoring the kernel's tables: ", st.message()));
+    }
     Audit(std::move(failed));
     WriteBuffered();
     INTERLOCK_LOG(kError, "%s", s.status().message());
@@ -103,11 +107,22 @@ void Engine::ReapUpgradeChild(pid_t pid) {
   loop_->RunAfter(absl::Seconds(1), [this, pid] { ReapUpgradeChild(pid); });
 }
 
+absl::Status Engine::RestoreKernelState() {
+  // The pinned links keep the new binary's programs (they use the same pinned maps; a new
+  // version whose maps are incompatible and that then fails is not undone here: restart).
+  INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));
+  INTERLOCK_RETURN_IF_ERROR(WriteDatapathTables());
+  INTERLOCK_RETURN_IF_ERROR(ApplyEnrollments(/*readopt=*/false));
+  for (int fd : engine_listener_fds_) INTERLOCK_RETURN_IF_ERROR(datapath_->MarkEngineListener(fd));
+  return absl::OkStatus();
+}
+
 void Engine::FinishHandover() {
   // Stop accepting: the listening sockets stay open in the new process (closing this
   // process's descriptors does not touch them), and the kernel's accepting flag stays set.
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
   listeners_.clear();
+  engine_listener_fds_.clear();
   if (netns_ != nullptr) netns_->CloseAll();
   // The socket file is the new process's: it listens on the same socket.
   if (control_ != nullptr) control_->KeepSocketFile();
