@@ -28,8 +28,12 @@
 // timeout) is the simplest way to be sure, and costs live sessions only latency (their
 // bytes wait in the socket buffers) and new connects only a wait in the accept queue. After
 // the handover the old process writes no audit line itself: it sends its events (session
-// ends, its "stopped") to the new one, which chains them. If the new process fails, the old
-// one reopens the file (the child may have appended lines) and keeps serving.
+// ends, its "stopped") to the new one, which chains them (and, upgraded in turn before the
+// old one is done, relays them on: Engine::DrainDone). If the new process fails, the old
+// one reopens the file (the child may have appended lines), writes its own settings,
+// tables and enrollments back into the kernel (the child may have written its
+// configuration's) and keeps serving. A new process leaves the control socket's file alone
+// until it is ready (KeepSocketFile): failing, it must not unlink the old one's.
 //
 // Under systemd the new process sends MAINPID=<its pid> with READY=1; the unit needs
 // NotifyAccess=all for systemd to take a notification from a process that is not yet the
