@@ -15,9 +15,9 @@
 #               answers), upgrade_failed is audited;
 #   upgrade  -> `interlock upgrade` exits 0 and names the new pid, which answers `interlock
 #               status` from then on; the held session goes on through and after it;
-#   systemd  -> (a fake NOTIFY_SOCKET that reads the sender's pid) the new pid says
-#               MAINPID=<itself> READY=1 and pings the watchdog; the old one never says
-#               STOPPING=1;
+#   systemd  -> (a fake NOTIFY_SOCKET that reads the sender's pid) the old (main) pid says
+#               MAINPID=<new>, the new pid MAINPID=<itself> READY=1 and pings the watchdog;
+#               the old one never says STOPPING=1;
 #   SIGUSR2  -> upgrades the new process in turn (the loop goes on); it stays while the first
 #               one drains (it relays that one's audit events), then exits and is reaped;
 #   connects -> every connect made across the two upgrades was proxied: none direct, none
@@ -172,6 +172,8 @@ kill -0 "$hold" || { cat "$work/hold.out"; fail "the held session ended at the u
 
 # --- systemd ------------------------------------------------------------------------------
 grep -q "^$daemon READY=1" "$work/notify.log" || { cat "$work/notify.log"; fail "the first interlockd never said READY=1"; }
+grep -q "^$daemon MAINPID=$new\$" "$work/notify.log" ||
+  { cat "$work/notify.log"; fail "the old interlockd (the main pid) did not say MAINPID=$new"; }
 grep -q "^$new MAINPID=$new READY=1" "$work/notify.log" ||
   { cat "$work/notify.log"; fail "the new interlockd did not say MAINPID=$new READY=1"; }
 grep -q "^$new WATCHDOG=1" "$work/notify.log" || { cat "$work/notify.log"; fail "the new interlockd does not ping the watchdog"; }

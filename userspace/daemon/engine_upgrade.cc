@@ -68,6 +68,12 @@ absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) 
     return s.status();
   }
   handed_over_ = true;
+  // systemd follows the new pid: said by the main process itself too, so that it holds
+  // also where the unit still has NotifyAccess=main (a unit file not reloaded yet), which
+  // would drop the new process's own MAINPID= and, when this one exits, stop the service.
+  if (absl::Status st = notifier_.Send(absl::StrCat("MAINPID=", s->pid)); !st.ok()) {
+    INTERLOCK_LOG(kWarning, "%s", st.message());
+  }
   // From now on the new process chains this one's events (a blocking stream: an event is
   // in the new process's socket buffer when Emit returns).
   upgrade_audit_out_ = std::move(s->audit);

@@ -35,9 +35,10 @@
 // configuration's) and keeps serving. A new process leaves the control socket's file alone
 // until it is ready (KeepSocketFile): failing, it must not unlink the old one's.
 //
-// Under systemd the new process sends MAINPID=<its pid> with READY=1; the unit needs
-// NotifyAccess=all for systemd to take a notification from a process that is not yet the
-// main one.
+// Under systemd the old process (the main one) sends MAINPID=<new pid> when the new one is
+// ready, and the new one MAINPID=<its pid> with READY=1 (taken with the unit's
+// NotifyAccess=all; with NotifyAccess=main, e.g. a unit file not reloaded yet, the old
+// process's message alone moves systemd to the new pid).
 //
 // Listeners in other network namespaces (NetnsListeners) are not handed over: the old
 // process closes them at the handover and the new one binds them at its next sync (a
