@@ -38,12 +38,15 @@ class CallOnIo final : public net::IoHandler {
 }  // namespace
 
 absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) {
-  if (handed_over_) return absl::FailedPreconditionError("upgrade: already handed over; this interlockd is draining");
+  if (handed_over_)
+    return absl::FailedPreconditionError(
+        "upgrade: already handed over; this interlockd is draining");
   if (draining_) return absl::FailedPreconditionError("upgrade: interlockd is shutting down");
   v1::AuditEvent started;
   started.set_kind(v1::AUDIT_KIND_DAEMON);
   started.set_outcome("upgrade_started");
-  started.set_detail(absl::StrCat("pid ", ::getpid(), " starts the interlockd on disk (", trigger, ")"));
+  started.set_detail(
+      absl::StrCat("pid ", ::getpid(), " starts the interlockd on disk (", trigger, ")"));
   Audit(std::move(started));
   // Everything this process wrote is in the files before the new one opens them; from here
   // until the answer this process writes no audit line (the loop waits in Start()).
@@ -53,14 +56,16 @@ absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) 
   if (!s.ok()) {
     // The child may have appended to the chain before it failed: continue from the file's
     // last line, not from ours.
-    if (absl::Status st = ReopenAuditFile(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+    if (absl::Status st = ReopenAuditFile(); !st.ok())
+      INTERLOCK_LOG(kError, "audit: %s", st.message());
     v1::AuditEvent failed;
     failed.set_kind(v1::AUDIT_KIND_DAEMON);
     failed.set_outcome("upgrade_failed");
     failed.set_detail(std::string(s.status().message()));
     if (absl::Status st = RestoreKernelState(); !st.ok()) {
       INTERLOCK_LOG(kError, "upgrade: restoring the kernel's tables: %s", st.message());
-      failed.set_detail(absl::StrCat(failed.detail(), "; restoring the kernel's tables: ", st.message()));
+      failed.set_detail(
+          absl::StrCat(failed.detail(), "; restoring the kernel's tables: ", st.message()));
     }
     Audit(std::move(failed));
     WriteBuffered();
@@ -88,8 +93,8 @@ absl::StatusOr<v1::UpgradeResponse> Engine::Upgrade(const std::string& trigger) 
   v1::AuditEvent done;
   done.set_kind(v1::AUDIT_KIND_DAEMON);
   done.set_outcome("upgrade_completed");
-  done.set_detail(absl::StrCat(s->binary, " pid ", s->pid, " serves now; pid ", ::getpid(), " drains ",
-                               sessions_.size(), " sessions"));
+  done.set_detail(absl::StrCat(s->binary, " pid ", s->pid, " serves now; pid ", ::getpid(),
+                               " drains ", sessions_.size(), " sessions"));
   Audit(std::move(done));
   INTERLOCK_LOG(kInfo, "upgrade: pid %d serves now; draining %d sessions", static_cast<int>(s->pid),
                 static_cast<int>(sessions_.size()));
@@ -172,9 +177,11 @@ void Engine::OnHandoverAudit() {
   size_t at = 0;
   while (handover_audit_buf_.size() - at >= 4) {
     const auto* p = reinterpret_cast<const unsigned char*>(handover_audit_buf_.data() + at);
-    const uint32_t len = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+    const uint32_t len =
+        (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
     if (len > control::kMaxControlFrameBytes) {
-      INTERLOCK_LOG(kError, "handover: audit frame of %u bytes from the old interlockd; closed", len);
+      INTERLOCK_LOG(kError, "handover: audit frame of %u bytes from the old interlockd; closed",
+                    len);
       closed = true;
       break;
     }

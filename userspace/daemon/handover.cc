@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -34,14 +34,17 @@ std::vector<std::string>& CommandLine() {
   return args;
 }
 
-const char* KindName(HandoverSocket::Kind k) { return k == HandoverSocket::Kind::kTcp ? "tcp" : "unix"; }
+const char* KindName(HandoverSocket::Kind k) {
+  return k == HandoverSocket::Kind::kTcp ? "tcp" : "unix";
+}
 
 // The fd is a listening stream socket of `family` bound to `name` (ToString() of the
 // address, or the unix path).
 absl::Status CheckListener(const HandoverSocket& s) {
   struct stat st {};
   if (::fstat(s.fd, &st) != 0) return ErrnoStatus(errno, absl::StrCat("fd ", s.fd));
-  if (!S_ISSOCK(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat("fd ", s.fd, " is not a socket"));
+  if (!S_ISSOCK(st.st_mode))
+    return absl::FailedPreconditionError(absl::StrCat("fd ", s.fd, " is not a socket"));
   int v = 0;
   socklen_t len = sizeof v;
   if (::getsockopt(s.fd, SOL_SOCKET, SO_TYPE, &v, &len) != 0 || v != SOCK_STREAM) {
@@ -52,14 +55,16 @@ absl::Status CheckListener(const HandoverSocket& s) {
     return absl::FailedPreconditionError(absl::StrCat("fd ", s.fd, " is not listening"));
   }
   len = sizeof v;
-  if (::getsockopt(s.fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0) return ErrnoStatus(errno, "SO_DOMAIN");
+  if (::getsockopt(s.fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0)
+    return ErrnoStatus(errno, "SO_DOMAIN");
   if (s.kind == HandoverSocket::Kind::kUnix) {
     sockaddr_un un{};
     socklen_t ulen = sizeof un;
     if (v != AF_UNIX || ::getsockname(s.fd, reinterpret_cast<sockaddr*>(&un), &ulen) != 0) {
       return absl::FailedPreconditionError(absl::StrCat("fd ", s.fd, " is not a unix socket"));
     }
-    const size_t n = ulen > offsetof(sockaddr_un, sun_path) ? ulen - offsetof(sockaddr_un, sun_path) : 0;
+    const size_t n =
+        ulen > offsetof(sockaddr_un, sun_path) ? ulen - offsetof(sockaddr_un, sun_path) : 0;
     std::string path(un.sun_path, strnlen(un.sun_path, n));
     if (path != s.name) {
       return absl::FailedPreconditionError(
@@ -106,16 +111,19 @@ std::string ExitText(int status) {
 
 }  // namespace
 
-std::string FormatHandoverEnv(int ready_fd, int audit_fd, const std::vector<HandoverSocket>& sockets) {
+std::string FormatHandoverEnv(int ready_fd, int audit_fd,
+                              const std::vector<HandoverSocket>& sockets) {
   std::string out = absl::StrCat("v1 ready=", ready_fd, " audit=", audit_fd);
-  for (const HandoverSocket& s : sockets) absl::StrAppend(&out, " ", KindName(s.kind), "=", s.fd, "@", s.name);
+  for (const HandoverSocket& s : sockets)
+    absl::StrAppend(&out, " ", KindName(s.kind), "=", s.fd, "@", s.name);
   return out;
 }
 
 absl::StatusOr<HandoverEnv> ParseHandoverEnv(absl::string_view text) {
   std::vector<absl::string_view> items = absl::StrSplit(text, ' ', absl::SkipEmpty());
   if (items.empty() || items[0] != "v1") {
-    return absl::InvalidArgumentError(absl::StrCat("handover: unknown format \"", text.substr(0, 16), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("handover: unknown format \"", text.substr(0, 16), "\""));
   }
   HandoverEnv env;
   auto fd_of = [](absl::string_view item, absl::string_view v) -> absl::StatusOr<int> {
@@ -156,9 +164,7 @@ absl::StatusOr<HandoverEnv> ParseHandoverEnv(absl::string_view text) {
   return env;
 }
 
-void Handover::SetCommandLine(int argc, char** argv) {
-  CommandLine().assign(argv, argv + argc);
-}
+void Handover::SetCommandLine(int argc, char** argv) { CommandLine().assign(argv, argv + argc); }
 
 absl::StatusOr<std::unique_ptr<Handover>> Handover::FromEnvironment() {
   std::unique_ptr<Handover> h(new Handover());
@@ -176,7 +182,8 @@ absl::StatusOr<std::unique_ptr<Handover>> Handover::FromEnvironment() {
   for (const HandoverSocket& s : env->sockets) h->inherited_sockets_.push_back({s, UniqueFd(s.fd)});
   struct stat st {};
   if (::fstat(env->ready_fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("handover: ready fd ", env->ready_fd, " is not a pipe"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("handover: ready fd ", env->ready_fd, " is not a pipe"));
   }
   int domain = 0;
   socklen_t len = sizeof domain;
@@ -185,14 +192,16 @@ absl::StatusOr<std::unique_ptr<Handover>> Handover::FromEnvironment() {
         absl::StrCat("handover: audit fd ", env->audit_fd, " is not a unix socket"));
   }
   for (Inherited& in : h->inherited_sockets_) {
-    INTERLOCK_RETURN_IF_ERROR(Annotate(CheckListener(in.socket), absl::StrCat("handover: ", KindName(in.socket.kind), " ", in.socket.name)));
+    INTERLOCK_RETURN_IF_ERROR(
+        Annotate(CheckListener(in.socket),
+                 absl::StrCat("handover: ", KindName(in.socket.kind), " ", in.socket.name)));
     // Ours now: not for whatever this process starts (Start() clears it again for its child).
     INTERLOCK_RETURN_IF_ERROR(SetCloexec(in.socket.fd, true));
   }
   INTERLOCK_RETURN_IF_ERROR(SetCloexec(env->ready_fd, true));
   INTERLOCK_RETURN_IF_ERROR(SetCloexec(env->audit_fd, true));
-  INTERLOCK_LOG(kInfo, "handover: from pid %d, %d listening sockets", static_cast<int>(h->parent_pid_),
-                static_cast<int>(h->inherited_sockets_.size()));
+  INTERLOCK_LOG(kInfo, "handover: from pid %d, %d listening sockets",
+                static_cast<int>(h->parent_pid_), static_cast<int>(h->inherited_sockets_.size()));
   return h;
 }
 
@@ -225,7 +234,8 @@ absl::StatusOr<UniqueFd> Handover::ListenUnix(const std::string& path, int mode)
   if (!fd.valid()) {
     INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenUnix(path, mode));
   }
-  if (path.find(' ') == std::string::npos) handed_out_.push_back({HandoverSocket::Kind::kUnix, fd.get(), path});
+  if (path.find(' ') == std::string::npos)
+    handed_out_.push_back({HandoverSocket::Kind::kUnix, fd.get(), path});
   return fd;
 }
 
@@ -259,7 +269,8 @@ absl::StatusOr<Handover::Started> Handover::Start(absl::Duration timeout, const 
     // passed on; its number may have been reused).
     if (CheckListener(s).ok()) sockets.push_back(s);
   }
-  if (sockets.empty()) return absl::FailedPreconditionError("upgrade: no listening socket to hand over");
+  if (sockets.empty())
+    return absl::FailedPreconditionError("upgrade: no listening socket to hand over");
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return ErrnoStatus(errno, "upgrade: pipe");
   UniqueFd ready_r(ready[0]), ready_w(ready[1]);
@@ -277,7 +288,8 @@ absl::StatusOr<Handover::Started> Handover::Start(absl::Duration timeout, const 
   for (char** e = environ; *e != nullptr; ++e) {
     // WATCHDOG_PID names this process: the new one, soon the main process, pings systemd's
     // watchdog (without the variable ServiceNotifier takes WATCHDOG_USEC as its own).
-    if (absl::StartsWith(*e, absl::StrCat(kEnvVar, "=")) || absl::StartsWith(*e, "WATCHDOG_PID=")) continue;
+    if (absl::StartsWith(*e, absl::StrCat(kEnvVar, "=")) || absl::StartsWith(*e, "WATCHDOG_PID="))
+      continue;
     env_strings.emplace_back(*e);
   }
   env_strings.push_back(env_text);
@@ -313,7 +325,8 @@ absl::StatusOr<Handover::Started> Handover::Start(absl::Duration timeout, const 
 
   auto fail = [&](const std::string& why) -> absl::Status {
     return absl::UnavailableError(absl::StrCat("upgrade: ", program, " (pid ", pid, ") ", why,
-                                               "; this interlockd (pid ", ::getpid(), ") keeps serving"));
+                                               "; this interlockd (pid ", ::getpid(),
+                                               ") keeps serving"));
   };
   const absl::Duration deadline = clock.Monotonic() + timeout;
   for (;;) {
@@ -321,7 +334,8 @@ absl::StatusOr<Handover::Started> Handover::Start(absl::Duration timeout, const 
     if (ms <= 0) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
-      return fail(absl::StrCat("was not ready within ", absl::FormatDuration(timeout), " and was killed"));
+      return fail(
+          absl::StrCat("was not ready within ", absl::FormatDuration(timeout), " and was killed"));
     }
     pollfd p{ready_r.get(), POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));

@@ -80,7 +80,8 @@ struct HandoverSocket {
 
 // INTERLOCK_HANDOVER's text: "v1 ready=R audit=A tcp=FD@NAME unix=FD@NAME ..." (space
 // separated; a unix path with a space is not handed over). Pure: for tests.
-std::string FormatHandoverEnv(int ready_fd, int audit_fd, const std::vector<HandoverSocket>& sockets);
+std::string FormatHandoverEnv(int ready_fd, int audit_fd,
+                              const std::vector<HandoverSocket>& sockets);
 struct HandoverEnv {
   int ready_fd = -1;
   int audit_fd = -1;

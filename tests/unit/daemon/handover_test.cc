@@ -14,11 +14,14 @@ namespace interlock::daemon {
 namespace {
 
 TEST(HandoverEnv, FormatsAndParsesBack) {
-  std::vector<HandoverSocket> in = {{HandoverSocket::Kind::kTcp, 5, "127.0.0.1:1015"},
-                                    {HandoverSocket::Kind::kTcp, 6, "[::1]:1015"},
-                                    {HandoverSocket::Kind::kUnix, 7, "/run/interlock/control.sock"}};
+  std::vector<HandoverSocket> in = {
+      {HandoverSocket::Kind::kTcp, 5, "127.0.0.1:1015"},
+      {HandoverSocket::Kind::kTcp, 6, "[::1]:1015"},
+      {HandoverSocket::Kind::kUnix, 7, "/run/interlock/control.sock"}};
   const std::string text = FormatHandoverEnv(3, 4, in);
-  EXPECT_EQ(text, "v1 ready=3 audit=4 tcp=5@127.0.0.1:1015 tcp=6@[::1]:1015 unix=7@/run/interlock/control.sock");
+  EXPECT_EQ(text,
+            "v1 ready=3 audit=4 tcp=5@127.0.0.1:1015 tcp=6@[::1]:1015 "
+            "unix=7@/run/interlock/control.sock");
   auto env = ParseHandoverEnv(text);
   ASSERT_TRUE(env.ok()) << env.status();
   EXPECT_EQ(env->ready_fd, 3);
@@ -30,9 +33,10 @@ TEST(HandoverEnv, FormatsAndParsesBack) {
 }
 
 TEST(HandoverEnv, RejectsMalformed) {
-  for (const char* bad : {"", "v2 ready=3 audit=4", "v1 audit=4", "v1 ready=3", "v1 ready=1 audit=4",
-                          "v1 ready=3 audit=x", "v1 ready=3 audit=4 tcp=5", "v1 ready=3 audit=4 tcp=5@",
-                          "v1 ready=3 audit=4 udp=5@127.0.0.1:1", "v1 ready=3 audit=4 junk"}) {
+  for (const char* bad :
+       {"", "v2 ready=3 audit=4", "v1 audit=4", "v1 ready=3", "v1 ready=1 audit=4",
+        "v1 ready=3 audit=x", "v1 ready=3 audit=4 tcp=5", "v1 ready=3 audit=4 tcp=5@",
+        "v1 ready=3 audit=4 udp=5@127.0.0.1:1", "v1 ready=3 audit=4 junk"}) {
     EXPECT_FALSE(ParseHandoverEnv(bad).ok()) << bad;
   }
 }
@@ -96,11 +100,12 @@ TEST(Handover, RefusesAListenerBoundElsewhere) {
   auto lfd = net::ListenTcp(*addr, 16);
   ASSERT_TRUE(lfd.ok());
   Fds fds;
-  auto h = FromEnv(FormatHandoverEnv(fds.ready[1], fds.audit[1],
-                                     {{HandoverSocket::Kind::kTcp, lfd->Release(), "127.0.0.1:1"}}));
+  auto h = FromEnv(FormatHandoverEnv(
+      fds.ready[1], fds.audit[1], {{HandoverSocket::Kind::kTcp, lfd->Release(), "127.0.0.1:1"}}));
   ASSERT_FALSE(h.ok());
   EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(std::string(h.status().message()).find("not 127.0.0.1:1"), std::string::npos) << h.status();
+  EXPECT_NE(std::string(h.status().message()).find("not 127.0.0.1:1"), std::string::npos)
+      << h.status();
 }
 
 TEST(Handover, RefusesASocketThatIsNotListening) {
