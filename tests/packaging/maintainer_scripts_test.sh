@@ -7,7 +7,10 @@
 # arguments. Nothing outside the namespace changes.
 #
 #   postinst configure          -> group created, state dir 0700, enable, start
-#   postinst configure <old>    -> try-restart (never stop, never start an inactive unit)
+#   postinst configure <old>    -> `interlock upgrade` (live handover); where it was not
+#                                  possible (exit 1) try-restart (never stop, never start an
+#                                  inactive unit); where the new binary failed (exit 3) nothing
+#                                  (the old daemon keeps serving)
 #   prerm upgrade <new>         -> nothing: the old daemon keeps enforcing during the upgrade
 #   prerm remove                -> stop, then `interlock teardown`
 #   postrm remove / purge       -> mask / purge + unmask through deb-systemd-helper
@@ -24,9 +27,11 @@ trap 'rm -rf "$work"' EXIT
 deb="$(bash "$src/packaging/build_packages.sh" "$build" "$work/out" deb)"
 mkdir "$work/scripts" "$work/stubs"
 for s in postinst prerm postrm; do dpkg-deb -I "$deb" "$s" >"$work/scripts/$s"; done
-for c in deb-systemd-helper deb-systemd-invoke systemctl addgroup interlock; do
+for c in deb-systemd-helper deb-systemd-invoke systemctl addgroup; do
   printf '#!/bin/sh\necho "%s $*" >>"$STUB_LOG"\nexit 0\n' "$c" >"$work/stubs/$c"
 done
+# `interlock upgrade`'s answer: INTERLOCK_STUB_RC (0: handed over).
+printf '#!/bin/sh\necho "interlock $*" >>"$STUB_LOG"\nexit ${INTERLOCK_STUB_RC:-0}\n' >"$work/stubs/interlock"
 # The group does not exist yet: getent finds nothing (exit 2), as on a fresh host.
 printf '#!/bin/sh\necho "getent $*" >>"$STUB_LOG"\nexit 2\n' >"$work/stubs/getent"
 chmod 0755 "$work/stubs"/*
@@ -55,9 +60,23 @@ refuse "$out" "stop"
 [ "$(stat -c %a /var/lib/interlock)" = 700 ] || fail "postinst: /var/lib/interlock not 0700"
 
 out="$(run postinst configure 0.0.9-1)"
+expect "$out" "interlock upgrade"
+refuse "$out" "deb-systemd-invoke try-restart"
+refuse "$out" "deb-systemd-invoke start"
+refuse "$out" "stop"
+# The unit is reloaded first: the new one's NotifyAccess=all lets the new daemon say MAINPID=.
+grep -e 'daemon-reload' -e 'interlock upgrade' <<<"$out" | head -n1 | grep -q daemon-reload ||
+  { echo "$out"; fail "postinst: interlock upgrade before systemctl daemon-reload"; }
+
+out="$(INTERLOCK_STUB_RC=1 run postinst configure 0.0.9-1)"
+expect "$out" "interlock upgrade"
 expect "$out" "deb-systemd-invoke try-restart interlockd.service"
 refuse "$out" "deb-systemd-invoke start"
 refuse "$out" "stop"
+
+out="$(INTERLOCK_STUB_RC=3 run postinst configure 0.0.9-1 2>/dev/null)"
+expect "$out" "interlock upgrade"
+refuse "$out" "deb-systemd-invoke"
 
 out="$(run prerm upgrade 0.2.0-1)"
 [ -z "$out" ] || { echo "$out"; fail "prerm upgrade touched the service"; }

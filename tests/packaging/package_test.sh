@@ -126,11 +126,15 @@ sed -n '/deb-systemd-invoke stop/{x;p;d}; x' "$work/prerm" | grep -q '"$1" = rem
 rpm -qp --scripts "$rpm" 2>/dev/null >"$work/rpm-scripts"
 grep -q 'groupadd -r interlock' "$work/rpm-scripts" || fail "the rpm does not create the interlock group"
 grep -q 'try-restart interlockd.service' "$work/rpm-scripts" || fail "the rpm does not try-restart after an upgrade"
+# Upgrades hand the running daemon over to the new binary first (userspace/daemon/handover.h).
+grep -q 'interlock upgrade' "$work/postinst" || fail "postinst does not hand over with interlock upgrade"
+grep -q 'interlock upgrade' "$work/rpm-scripts" || fail "the rpm's %post does not hand over with interlock upgrade"
 
 # --- the unit -----------------------------------------------------------------------------
 unit="$work/root/lib/systemd/system/interlockd.service"
 grep -qx 'Type=notify' "$unit" || fail "the unit is not Type=notify"
 grep -q '^WatchdogSec=' "$unit" || fail "the unit has no WatchdogSec="
+grep -qx 'NotifyAccess=all' "$unit" || fail "the unit lets only the main pid notify (a handed-over daemon says MAINPID=)"
 sed "s#/usr/sbin/interlockd#$work/root/usr/sbin/interlockd#g" "$unit" >"$work/interlockd.service"
 # --man=no: the man pages it names are in the package, not installed on this machine.
 out="$(systemd-analyze verify --man=no "$work/interlockd.service" 2>&1 || true)"

@@ -164,6 +164,27 @@ int Unenroll(const Globals& g, const std::string& name) {
   return 0;
 }
 
+int Upgrade(const Globals& g) {
+  v1::ControlRequest req;
+  req.mutable_upgrade();
+  auto resp = Call(g, req);
+  if (!resp.ok()) {
+    // 3: the new interlockd was started and failed (UNAVAILABLE from the daemon; the old
+    // one keeps serving); 1: no upgrade was possible (not running, not supported, refused).
+    const bool started = resp.status().code() == absl::StatusCode::kUnavailable &&
+                         absl::StrContains(resp.status().message(), "keeps serving");
+    return Fail(started ? 3 : 1, absl::StrCat("upgrade: ", resp.status().message()));
+  }
+  const v1::UpgradeResponse& u = resp->upgrade();
+  if (g.json) {
+    std::printf("%s\n", ToJson(u).c_str());
+    return 0;
+  }
+  std::printf("interlockd pid %u (%s) serves now; pid %u drains %u sessions, then exits\n", u.new_pid(),
+              common::Visible(u.binary()).c_str(), u.old_pid(), u.draining_sessions());
+  return 0;
+}
+
 int Teardown(const Globals& g) {
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
@@ -227,6 +248,18 @@ void AddAdminCommands(CLI::App& root, Globals& g, Commands* commands) {
       "Ends the enrollment NAME made with `interlock enroll`: its processes are no longer\n"
       "enforced. Enrollments of the configuration file are changed there. Root only.");
   commands->push_back({unenroll, [&g, unenroll_name] { return Unenroll(g, *unenroll_name); }});
+
+  CLI::App* upgrade = root.add_subcommand("upgrade", "start the interlockd on disk, keeping sessions");
+  AddJsonFlag(upgrade, g);
+  upgrade->footer(
+      "A live upgrade (also SIGUSR2 to interlockd): the running interlockd starts the\n"
+      "interlockd program now on disk with the same arguments and hands it its listening\n"
+      "sockets. Enforcement never stops and no connect is refused: once the new process\n"
+      "serves, the old one stops accepting, lets its live sessions finish (at most\n"
+      "timeouts.drain_ms) and exits. If the new process fails to start, the old one keeps\n"
+      "serving and this exits 3 with the reason (1: no upgrade was possible, e.g. interlockd\n"
+      "is not running). Both outcomes are audited. Root only.");
+  commands->push_back({upgrade, [&g] { return Upgrade(g); }});
 
   CLI::App* teardown =
       root.add_subcommand("teardown", "remove pins and cgroups (interlockd stopped)");

@@ -23,6 +23,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -157,10 +158,21 @@ class AuditLog {
     extra_sinks_.erase(it);
     return true;
   }
+  // From now on, stamped events go to `to` instead of every sink, and Flush() does nothing
+  // (interlockd after a handover: the new process writes the chain; see
+  // userspace/daemon/handover.h). `to`'s error is Emit's.
+  void Divert(std::function<absl::Status(const v1::AuditEvent&)> to) { divert_ = std::move(to); }
+  // Replaces the main sink (the old one is flushed by its destructor first), e.g. to
+  // re-read the chain's head after another process appended to the file.
+  void ReplaceSink(std::unique_ptr<AuditSink> sink) {
+    sink_.reset();
+    sink_ = std::move(sink);
+  }
 
  private:
   std::unique_ptr<AuditSink> sink_;
   std::vector<std::unique_ptr<AuditSink>> extra_sinks_;
+  std::function<absl::Status(const v1::AuditEvent&)> divert_;
   const Clock& clock_;
   std::string host_;
   std::string id_prefix_;  // 64 random bits, hex

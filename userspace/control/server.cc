@@ -88,10 +88,18 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Create(
   // decides what they may do.
   auto fd = net::ListenUnix(path, 0660);
   if (!fd.ok()) return fd.status();
+  return Create(loop, path, std::move(*fd), admin_gid, std::move(enrolled), std::move(handler),
+                std::move(on_refused));
+}
+
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Create(
+    net::EventLoop& loop, const std::string& path, UniqueFd listen_fd, std::optional<gid_t> admin_gid,
+    EnrolledCheck enrolled, Handler handler,
+    std::function<void(const Caller&, const absl::Status&)> on_refused) {
   if (admin_gid.has_value() && ::chown(path.c_str(), 0, *admin_gid) != 0) {
     return absl::InternalError(absl::StrCat("control: chown ", path, ": ", strerror(errno)));
   }
-  std::unique_ptr<ControlServer> s(new ControlServer(loop, path, std::move(*fd), admin_gid,
+  std::unique_ptr<ControlServer> s(new ControlServer(loop, path, std::move(listen_fd), admin_gid,
                                                      std::move(enrolled), std::move(handler),
                                                      std::move(on_refused)));
   s->listener_ = std::make_unique<Listener>(s.get());
@@ -115,7 +123,7 @@ ControlServer::ControlServer(net::EventLoop& loop, std::string path, UniqueFd fd
 ControlServer::~ControlServer() {
   loop_.Remove(fd_.get());
   for (auto& [ptr, conn] : conns_) loop_.Remove(conn->fd.get());
-  ::unlink(path_.c_str());
+  if (!keep_socket_file_) ::unlink(path_.c_str());
 }
 
 void ControlServer::OnAccept() {

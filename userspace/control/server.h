@@ -42,6 +42,14 @@ class ControlServer {
   static absl::StatusOr<std::unique_ptr<ControlServer>> Create(
       net::EventLoop& loop, const std::string& path, std::optional<gid_t> admin_gid,
       EnrolledCheck enrolled, Handler handler, std::function<void(const Caller&, const absl::Status&)> on_refused);
+  // The same on a socket already listening at `path` (inherited in a handover:
+  // userspace/daemon/handover.h).
+  static absl::StatusOr<std::unique_ptr<ControlServer>> Create(
+      net::EventLoop& loop, const std::string& path, UniqueFd listen_fd, std::optional<gid_t> admin_gid,
+      EnrolledCheck enrolled, Handler handler, std::function<void(const Caller&, const absl::Status&)> on_refused);
+  // The destructor then leaves the socket file (another process serves it now), or, with
+  // false, removes it again.
+  void KeepSocketFile(bool keep = true) { keep_socket_file_ = keep; }
   ~ControlServer();
 
  private:
@@ -63,6 +71,7 @@ class ControlServer {
   std::function<void(const Caller&, const absl::Status&)> on_refused_;
   std::unique_ptr<Listener> listener_;
   absl::flat_hash_map<Conn*, std::unique_ptr<Conn>> conns_;
+  bool keep_socket_file_ = false;
 };
 
 }  // namespace interlock::control

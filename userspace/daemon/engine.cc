@@ -59,6 +59,9 @@ Engine::~Engine() {
 
 absl::Status Engine::Init() {
   started_ = clock_.Now();
+  // Started by `interlock upgrade`: the old interlockd's listening sockets, checked before
+  // anything else (a mismatch refuses to start; the old process keeps serving).
+  INTERLOCK_ASSIGN_OR_RETURN(handover_, Handover::FromEnvironment());
   // Thousands of sessions need thousands of fds: agent + upstream each. Their recordings
   // share what is left after max_sessions' sockets and the daemon's own (listeners, maps,
   // audit, control), between kMinRecordingFiles and FileCache::kDefaultMaxOpen.
@@ -92,27 +95,7 @@ absl::Status Engine::Init() {
                              record::RecordingKey::LoadOrCreate(config_.state_dir));
   key_ = std::make_unique<record::RecordingKey>(std::move(key));
   {
-    // The chained audit file; its checkpoints are signed with the recording key.
-    const config::AuditFileSettings& af = config_.audit_file;
-    audit::JsonLinesSinkOptions o;
-    o.path = af.path.empty() ? absl::StrCat(config_.state_dir, "/audit/audit.jsonl") : af.path;
-    o.rotate_bytes = af.rotate_bytes;
-    o.rotate_age = absl::Seconds(af.rotate_age_s);
-    o.retain_files = af.retain_files;
-    o.retain_age = absl::Hours(24) * af.retain_days;
-    o.checkpoint_interval = absl::Seconds(af.checkpoint_interval_s);
-    o.key = key_.get();
-    if (!af.group_readable.empty()) {
-      group gr{};
-      group* found = nullptr;
-      char buf[4096];
-      if (::getgrnam_r(af.group_readable.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("audit.file.group_readable: no group named \"", af.group_readable, "\""));
-      }
-      o.group = found->gr_gid;
-    }
-    INTERLOCK_ASSIGN_OR_RETURN(auto sink, audit::JsonLinesSink::Create(std::move(o), clock_));
+    INTERLOCK_ASSIGN_OR_RETURN(auto sink, OpenAuditFile());
     audit_file_ = sink.get();
     audit_ = std::make_unique<audit::AuditLog>(std::move(sink), clock_);
   }
@@ -182,6 +165,7 @@ absl::Status Engine::Init() {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGUSR2);  // live upgrade (Upgrade)
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal_fd_.Reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) return ErrnoStatus(errno, "signalfd");
@@ -216,10 +200,12 @@ absl::Status Engine::Init() {
       ::chmod(dir.c_str(), 0755);
     }
   }
+  // An upgrade's inherited control socket, or a new one (ListenUnix removes a stale file).
+  INTERLOCK_ASSIGN_OR_RETURN(UniqueFd control_fd, handover_->ListenUnix(config_.control_socket, 0660));
   INTERLOCK_ASSIGN_OR_RETURN(
       control_,
       control::ControlServer::Create(
-          *loop_, config_.control_socket, admin_gid,
+          *loop_, config_.control_socket, std::move(control_fd), admin_gid,
           [this](const control::Caller& caller) { return IsEnrolledCaller(caller); },
           [this](const v1::ControlRequest& req, const control::Caller& caller) {
             v1::ControlResponse resp = HandleControl(req, caller);
@@ -240,8 +226,13 @@ absl::Status Engine::Init() {
             ev.mutable_identity()->set_cgroup_path(caller.cgroup_path);
             Audit(std::move(ev));
           }));
+  // Inherited: the old process still serves it; should this one fail to start, the file
+  // must stay (Run takes it over once the old process hands over).
+  if (handover_->inherited()) control_->KeepSocketFile(true);
 
   INTERLOCK_RETURN_IF_ERROR(StartMetrics());
+  handover_->CloseUnclaimed();
+  INTERLOCK_RETURN_IF_ERROR(StartHandoverAudit());
 
   // Open for business: from here the kernel redirects instead of refusing.
   INTERLOCK_RETURN_IF_ERROR(datapath_->WriteSettings(Settings(/*accepting=*/true)));
@@ -256,12 +247,46 @@ absl::Status Engine::Init() {
   ev.set_kind(v1::AUDIT_KIND_DAEMON);
   ev.set_outcome("started");
   ev.set_detail(absl::StrCat("interlockd ", InterlockVersion(), " pid ", ::getpid(),
-                             datapath_->readopted() ? ", re-adopted pinned datapath" : ""));
+                             datapath_->readopted() ? ", re-adopted pinned datapath" : "",
+                             handover_->inherited()
+                                 ? absl::StrCat(", listeners handed over by pid ", handover_->parent_pid())
+                                 : ""));
   Audit(std::move(ev));
   INTERLOCK_LOG(kInfo, "ready: listening on %s port %d, %s datapath, relay %s",
                 config_.listener.address_v4.text, config_.listener.port,
                 datapath_->readopted() ? "re-adopted" : "new",
                 config_.relay_mode == config::RelayMode::kPlain ? "plain" : "sockmap");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<audit::JsonLinesSink>> Engine::OpenAuditFile() {
+  // The chained audit file; its checkpoints are signed with the recording key.
+  const config::AuditFileSettings& af = config_.audit_file;
+  audit::JsonLinesSinkOptions o;
+  o.path = af.path.empty() ? absl::StrCat(config_.state_dir, "/audit/audit.jsonl") : af.path;
+  o.rotate_bytes = af.rotate_bytes;
+  o.rotate_age = absl::Seconds(af.rotate_age_s);
+  o.retain_files = af.retain_files;
+  o.retain_age = absl::Hours(24) * af.retain_days;
+  o.checkpoint_interval = absl::Seconds(af.checkpoint_interval_s);
+  o.key = key_.get();
+  if (!af.group_readable.empty()) {
+    group gr{};
+    group* found = nullptr;
+    char buf[4096];
+    if (::getgrnam_r(af.group_readable.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("audit.file.group_readable: no group named \"", af.group_readable, "\""));
+    }
+    o.group = found->gr_gid;
+  }
+  return audit::JsonLinesSink::Create(std::move(o), clock_);
+}
+
+absl::Status Engine::ReopenAuditFile() {
+  INTERLOCK_ASSIGN_OR_RETURN(auto sink, OpenAuditFile());
+  audit_file_ = sink.get();
+  audit_->ReplaceSink(std::move(sink));
   return absl::OkStatus();
 }
 
@@ -281,8 +306,16 @@ absl::Status Engine::OpenDatapath() {
   bpf::DatapathOptions opts;
   opts.pin_path = config_.pin_path;
   opts.cgroup_dir = attach_dir_;
-  opts.settings = Settings(/*accepting=*/false);
+  // After an upgrade's handover the old process still accepts on the very sockets this one
+  // inherited: the flag stays set (clearing it would refuse connects for the handover).
+  opts.settings = Settings(/*accepting=*/handover_->inherited());
   INTERLOCK_ASSIGN_OR_RETURN(datapath_, bpf::Datapath::Open(opts));
+  return ApplyAllowedDestinations();
+}
+
+absl::Status Engine::WriteDatapathTables() {
+  // The resources in force (maps and unix listeners) and the allowed destinations.
+  INTERLOCK_RETURN_IF_ERROR(ApplyResources(*resources_));
   return ApplyAllowedDestinations();
 }
 
@@ -297,9 +330,10 @@ absl::Status Engine::Listen() {
     addrs.push_back(v6);
   }
   for (const net::SockAddr& a : addrs) {
-    INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, net::ListenTcp(a, 4096));
+    INTERLOCK_ASSIGN_OR_RETURN(UniqueFd fd, handover_->ListenTcp(a, 4096));
     int raw = fd.get();
     INTERLOCK_RETURN_IF_ERROR(datapath_->MarkEngineListener(raw));
+    engine_listener_fds_.push_back(raw);
     watchers_.push_back(std::make_unique<FdWatcher>([this, raw] { OnAccept(raw); }));
     INTERLOCK_RETURN_IF_ERROR(loop_->Add(raw, EPOLLIN, watchers_.back().get()));
     listeners_.push_back(std::move(fd));
@@ -370,7 +404,18 @@ absl::Status Engine::Run() {
   // Init put up the pins, the listeners and the control socket: enforcing from here.
   const size_t n = config_.resources.size();
   const std::string status = absl::StrCat("enforcing ", n, n == 1 ? " resource" : " resources");
-  if (absl::Status st = notifier_.Ready(status); !st.ok()) INTERLOCK_LOG(kWarning, "%s", st.message());
+  if (handover_->inherited()) {
+    // The old process stops accepting on this; systemd follows this pid from here (the
+    // unit's NotifyAccess=all lets it take MAINPID= from a process that is not main yet).
+    if (absl::Status st = handover_->SignalReady(); !st.ok()) INTERLOCK_LOG(kWarning, "%s", st.message());
+    control_->KeepSocketFile(false);  // ours now
+    if (absl::Status st = notifier_.Send(absl::StrCat("MAINPID=", ::getpid(), "\nREADY=1\nSTATUS=", status));
+        !st.ok()) {
+      INTERLOCK_LOG(kWarning, "%s", st.message());
+    }
+  } else if (absl::Status st = notifier_.Ready(status); !st.ok()) {
+    INTERLOCK_LOG(kWarning, "%s", st.message());
+  }
   if (notifier_.watchdog_interval() > absl::ZeroDuration()) PingWatchdog();
   INTERLOCK_RETURN_IF_ERROR(loop_->Run());
   std::vector<proxy::ProxySession*> left;
@@ -380,8 +425,11 @@ absl::Status Engine::Run() {
   ev.set_kind(v1::AUDIT_KIND_DAEMON);
   ev.set_outcome("stopped");
   Audit(std::move(ev));
-  // The last line of a clean shutdown: a signed checkpoint of the whole chain.
-  if (absl::Status st = audit_file_->Checkpoint("shutdown"); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+  // The last line of a clean shutdown: a signed checkpoint of the whole chain (after a
+  // handover the new process writes the chain).
+  if (!handed_over_) {
+    if (absl::Status st = audit_file_->Checkpoint("shutdown"); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+  }
   (void)audit_->Flush();
   return fatal_;
 }
@@ -481,6 +529,10 @@ void Engine::OnSignal() {
       (void)notifier_.Ready();
       continue;
     }
+    if (si.ssi_signo == SIGUSR2) {
+      (void)Upgrade("sigusr2");  // audited and logged either way
+      continue;
+    }
     INTERLOCK_LOG(kInfo, "signal %d: draining %d sessions", si.ssi_signo,
                   static_cast<int>(sessions_.size()));
     BeginDrain();
@@ -491,15 +543,17 @@ void Engine::BeginDrain() {
   if (draining_) return;
   draining_ = true;
   (void)notifier_.Stopping(absl::StrCat("draining ", sessions_.size(), " sessions"));
-  // New connects to protected resources now fail in the kernel (EPERM, engine_down).
-  (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
+  // New connects to protected resources now fail in the kernel (EPERM, engine_down); not
+  // after a handover, when they go to the new process.
+  if (!handed_over_) (void)datapath_->WriteSettings(Settings(/*accepting=*/false));
   for (UniqueFd& fd : listeners_) loop_->Remove(fd.get());
   listeners_.clear();
   for (auto& [name, l] : unix_listeners_) loop_->Remove(l.fd.get());
   unix_listeners_.clear();
+  engine_listener_fds_.clear();
   if (netns_ != nullptr) netns_->CloseAll();
   drain_deadline_ = clock_.Monotonic() + config_.timeouts.drain;
-  if (sessions_.empty()) loop_->Stop();
+  if (DrainDone()) loop_->Stop();
 }
 
 void Engine::PingWatchdog() {
@@ -508,10 +562,13 @@ void Engine::PingWatchdog() {
 }
 
 void Engine::OnTick() {
-  // Interval checkpoints and age rotation of the audit file.
-  if (absl::Status st = audit_file_->Tick(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+  // Interval checkpoints and age rotation of the audit file (the new process's, after a
+  // handover).
+  if (!handed_over_) {
+    if (absl::Status st = audit_file_->Tick(); !st.ok()) INTERLOCK_LOG(kError, "audit: %s", st.message());
+  }
   absl::Duration now = clock_.Monotonic();
-  ApplyRetention("retention", kRetentionInterval);
+  if (!handed_over_) ApplyRetention("retention", kRetentionInterval);  // the new process's after a handover
   std::vector<proxy::ProxySession*> expired;
   for (auto& [relay, session] : sessions_) {
     if (draining_ && now >= drain_deadline_) {
@@ -525,7 +582,7 @@ void Engine::OnTick() {
   // could still use it: that would un-enforce it).
   std::vector<uint64_t> done;
   for (auto& [id, w] : workloads_) {
-    if (!w.unenroll_pending) continue;
+    if (!w.unenroll_pending || handed_over_) continue;  // the new process's job after a handover
     auto procs = CgroupProcs(w.cgroup_dir);
     if (procs.ok() && !procs->empty()) continue;
     done.push_back(id);
@@ -548,7 +605,7 @@ void Engine::OnTick() {
   if (!done.empty()) (void)SaveState();
   ReportAuditSinkProblems();
   SyncNetnsListeners();
-  if (draining_ && sessions_.empty()) loop_->Stop();
+  if (draining_ && DrainDone()) loop_->Stop();
   loop_->RunAfter(absl::Seconds(1), [this] { OnTick(); });
 }
 

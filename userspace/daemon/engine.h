@@ -37,6 +37,7 @@
 #include "userspace/control/metrics_server.h"
 #include "userspace/control/server.h"
 #include "userspace/daemon/approval_broker.h"
+#include "userspace/daemon/handover.h"
 #include "userspace/daemon/mask_service.h"
 #include "userspace/daemon/netns_listeners.h"
 #include "userspace/daemon/policy_watcher.h"
@@ -65,6 +66,12 @@ class Engine {
 
   // Runs until SIGTERM/SIGINT, then drains. Returns the first fatal error, if any.
   absl::Status Run();
+
+  // `interlock upgrade` / SIGUSR2 (engine_upgrade.cc, handover.h): starts the interlockd on
+  // disk with this process's listening sockets and waits until it serves. Then this process
+  // stops accepting, sends its audit events to the new one, drains its sessions and exits.
+  // On failure (the error says why) it keeps serving; both outcomes are audited.
+  absl::StatusOr<v1::UpgradeResponse> Upgrade(const std::string& trigger);
 
  private:
   // The resources in force and what is built from them: the protocol plug-ins (TLS
@@ -111,6 +118,8 @@ class Engine {
   absl::Status Init();
   absl::Status PrepareCgroups();
   absl::Status OpenDatapath();
+  // The kernel's resource, unix resource and allowed-destination tables from config_.
+  absl::Status WriteDatapathTables();
   absl::Status RestoreEnrollments();
   absl::Status Listen();
   // Resources (engine_resources.cc). Builds the plug-ins and token verifiers for `list`
@@ -230,6 +239,22 @@ class Engine {
   void OnSignal();
   void OnTick();
   void BeginDrain();
+  // Live upgrade (engine_upgrade.cc). The old process, after answering: listeners and the
+  // control socket go, sessions drain, the kernel's accepting flag stays set.
+  void FinishHandover();
+  // Reaps the new process (this one's child) should it exit while this one drains.
+  void ReapUpgradeChild(pid_t pid);
+  // After a failed upgrade: the new process may have got as far as the kernel (programs,
+  // settings, tables, enrollments of its configuration): this one's are written back.
+  absl::Status RestoreKernelState();
+  // Draining may end: no live session, and no older process's audit stream to relay.
+  bool DrainDone() const;
+  // The new process: events the old one forwards on the handover's audit stream.
+  absl::Status StartHandoverAudit();
+  void OnHandoverAudit();
+  // A fresh chained file sink on the configured audit file (its head re-read).
+  absl::StatusOr<std::unique_ptr<audit::JsonLinesSink>> OpenAuditFile();
+  absl::Status ReopenAuditFile();
   // WATCHDOG=1 now, and again after half the watchdog interval (a timer on the loop).
   void PingWatchdog();
   void RejectConnection(const std::string& reason, const std::string& detail,
@@ -292,6 +317,7 @@ class Engine {
     std::unique_ptr<FdWatcher> watcher;
   };
   absl::flat_hash_map<std::string, UnixListener> unix_listeners_;
+  std::vector<int> engine_listener_fds_;  // the TCP ones in listeners_ (marked in the kernel)
   std::unique_ptr<NetnsListeners> netns_;  // listeners in other network namespaces
   bool netns_sync_pending_ = false;
   bool netns_sync_rescan_ = false;  // the pending sync walks the hierarchy afresh
@@ -301,6 +327,14 @@ class Engine {
   absl::Duration last_netns_sync_ = -absl::InfiniteDuration();  // monotonic
   UniqueFd signal_fd_;
   net::ServiceNotifier notifier_;  // systemd's NOTIFY_SOCKET; disabled without one
+  // Live upgrade (handover.h): inherited sockets in a new process, the listener factory in
+  // every process.
+  std::unique_ptr<Handover> handover_;
+  bool handed_over_ = false;          // old process: the new one serves; draining
+  UniqueFd upgrade_audit_out_;        // old process: audit events to the new one
+  UniqueFd handover_audit_;           // new process: audit events from the old one
+  std::string handover_audit_buf_;
+  std::unique_ptr<net::IoHandler> handover_audit_watcher_;
 
   std::string cgroup_mount_;
   std::string cgroup_root_dir_;

@@ -132,6 +132,19 @@ v1::ControlResponse Engine::HandleControl(const v1::ControlRequest& req,
     case v1::ControlRequest::kStatus:
       *resp.mutable_status() = Status();
       break;
+    case v1::ControlRequest::kUpgrade: {
+      if (caller.cred.uid != 0) {
+        fail(absl::PermissionDeniedError("upgrade: root only"));
+        break;
+      }
+      auto r = Upgrade("control");
+      if (r.ok()) {
+        *resp.mutable_upgrade() = *r;
+      } else {
+        fail(r.status());
+      }
+      break;
+    }
     case v1::ControlRequest::kEnroll: {
       auto r = Enroll(req.enroll().name(), req.enroll().default_deny(), req.enroll().token_file());
       if (r.ok()) {

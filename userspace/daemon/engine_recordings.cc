@@ -136,6 +136,13 @@ void Engine::IndexSession(const Session& session, const proxy::ProxySession& rel
   s->set_outcome(relay.outcome());
   s->set_state(rec->closed() && rec->status().ok() ? "sealed" : "incomplete");
   s->set_records(rec->records());
+  if (handed_over_) {
+    // After a live upgrade the new process owns the index and may have rewritten it
+    // (Compact: temp file + rename): append to the file now at the path, not to ours.
+    if (auto fresh = record::RecordingIndex::Open(recordings_index_->path()); fresh.ok()) {
+      recordings_index_ = *std::move(fresh);
+    }
+  }
   if (absl::Status st = recordings_index_->Append(entry); !st.ok()) {
     INTERLOCK_LOG(kError, "recordings: %s", st.message());
   }
@@ -173,10 +180,10 @@ absl::Status Engine::StartMetrics() {
   std::string where;
   if (!m.address.empty()) {
     INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr addr, net::SockAddr::Parse(m.address, m.port));
-    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcp(addr, 16));
+    INTERLOCK_ASSIGN_OR_RETURN(fd, handover_->ListenTcp(addr, 16));
     where = addr.ToString();
   } else {
-    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenUnix(m.unix_path, 0660));
+    INTERLOCK_ASSIGN_OR_RETURN(fd, handover_->ListenUnix(m.unix_path, 0660));
     where = m.unix_path;
   }
   auto server = control::MetricsServer::Create(*loop_, std::move(fd),

@@ -126,6 +126,7 @@ absl::Status Engine::ApplyResources(const Resources& r) {
   auto undo = [&] {
     for (const std::string& name : opened) {
       loop_->Remove(unix_listeners_[name].fd.get());
+      handover_->Forget(unix_listeners_[name].fd.get());
       ::unlink(config_.listener.UnixListenerPath(name).c_str());
       unix_listeners_.erase(name);
     }
@@ -145,7 +146,8 @@ absl::Status Engine::ApplyResources(const Resources& r) {
     unix_entries.push_back(bpf::UnixResourceEntry{res.unix_path, path, res.id});
     if (unix_listeners_.contains(res.name)) continue;
     absl::Status st = UnixListenerDir();
-    absl::StatusOr<UniqueFd> fd = st.ok() ? net::ListenUnix(path, 0666) : st;
+    // Through the handover: an upgrade's new process takes the old one's socket over.
+    absl::StatusOr<UniqueFd> fd = st.ok() ? handover_->ListenUnix(path, 0666) : st;
     if (!fd.ok()) {
       undo();
       return Annotate(fd.status(), absl::StrCat("resource ", res.name, ": unix listener"));
@@ -187,6 +189,7 @@ absl::Status Engine::ApplyResources(const Resources& r) {
   }
   for (const std::string& name : unused) {
     loop_->Remove(unix_listeners_[name].fd.get());
+    handover_->Forget(unix_listeners_[name].fd.get());
     ::unlink(config_.listener.UnixListenerPath(name).c_str());
     unix_listeners_.erase(name);
   }

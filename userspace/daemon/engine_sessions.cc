@@ -360,7 +360,7 @@ void Engine::OnSessionDone(proxy::ProxySession* relay) {
   // The relay is inside its own callback: destroy it after this dispatch batch.
   Session* raw = session.release();
   loop_->Defer([raw] { delete raw; });
-  if (draining_ && sessions_.empty()) loop_->Stop();
+  if (draining_ && DrainDone()) loop_->Stop();
 }
 
 }  // namespace interlock::daemon

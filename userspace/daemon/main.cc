@@ -20,6 +20,7 @@
 #include "userspace/config/config.h"
 #include "userspace/daemon/config_check.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/daemon/handover.h"
 #include "userspace/common/version.h"
 
 
@@ -30,10 +31,13 @@ constexpr char kDefaultConfigPath[] = "/etc/interlock/interlock.yaml";
 constexpr char kFooter[] =
     "Without --config, /etc/interlock/interlock.yaml is used when it exists, else the\n"
     "embedded default configuration (interlock.yaml(5)). interlockd runs as root: it loads\n"
-    "eBPF programs and manages cgroups. SIGHUP reloads the policy file.\n"
+    "eBPF programs and manages cgroups. SIGHUP reloads the policy file. SIGUSR2 (or\n"
+    "`interlock upgrade`) hands the listening sockets to the interlockd now on disk, which\n"
+    "serves from then on; this one drains its sessions and exits 0.\n"
     "\n"
-    "Exit status: 0 after a clean stop (SIGTERM, SIGINT) or a valid --check-config; 1 when\n"
-    "it cannot start or fails; 2 for bad arguments or an invalid configuration.";
+    "Exit status: 0 after a clean stop (SIGTERM, SIGINT), a live upgrade's drain or a valid\n"
+    "--check-config; 1 when it cannot start or fails; 2 for bad arguments or an invalid\n"
+    "configuration.";
 
 }  // namespace
 
@@ -72,6 +76,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "interlockd: %s (interlockd --help)\n", what.c_str());
     return 2;
   }
+  // `interlock upgrade` starts the program on disk with these same arguments.
+  interlock::daemon::Handover::SetCommandLine(argc, argv);
   if (verbose) interlock::SetLogLevel(interlock::LogLevel::kDebug);
   if (config_path.empty() && ::access(kDefaultConfigPath, R_OK) == 0) {
     config_path = kDefaultConfigPath;

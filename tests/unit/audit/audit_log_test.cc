@@ -140,6 +140,41 @@ TEST(AuditLog, KeepsFieldsTheCallerSet) {
   EXPECT_TRUE(Same(got[0], ev));
 }
 
+TEST(AuditLog, DivertedEventsAreStampedAndSkipEverySink) {
+  interlock::testing::FakeClock clock(absl::FromUnixNanos(1767225600000000007));
+  std::vector<v1::AuditEvent> main_sink, extra_sink, diverted;
+  AuditLog log(std::make_unique<MemorySink>(&main_sink), clock);
+  log.AddSink(std::make_unique<MemorySink>(&extra_sink));
+  ASSERT_TRUE(log.Emit(SessionEnd()).ok());
+  log.Divert([&](const v1::AuditEvent& ev) {
+    diverted.push_back(ev);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(log.Emit(SessionEnd()).ok());
+  EXPECT_TRUE(log.Flush().ok());
+  EXPECT_EQ(main_sink.size(), 1u);
+  EXPECT_EQ(extra_sink.size(), 1u);
+  ASSERT_EQ(diverted.size(), 1u);
+  EXPECT_THAT(diverted[0].id(), MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_EQ(diverted[0].time(), "2026-01-01T00:00:00.000000007Z");
+  EXPECT_EQ(diverted[0].host(), HostName());
+  // A failure of the diversion is Emit's, and counted.
+  log.Divert([](const v1::AuditEvent&) { return absl::UnavailableError("gone"); });
+  EXPECT_EQ(log.Emit(SessionEnd()).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(log.errors(), 1u);
+}
+
+TEST(AuditLog, ReplacedSinkGetsWhatFollows) {
+  interlock::testing::FakeClock clock;
+  std::vector<v1::AuditEvent> first, second;
+  AuditLog log(std::make_unique<MemorySink>(&first), clock);
+  ASSERT_TRUE(log.Emit(SessionEnd()).ok());
+  log.ReplaceSink(std::make_unique<MemorySink>(&second));
+  ASSERT_TRUE(log.Emit(SessionEnd()).ok());
+  EXPECT_EQ(first.size(), 1u);
+  EXPECT_EQ(second.size(), 1u);
+}
+
 TEST(AuditLog, SinkErrorIsReturnedAndCounted) {
   interlock::testing::FakeClock clock;
   std::vector<v1::AuditEvent> got;

@@ -195,6 +195,37 @@ TEST_F(ControlServerTest, HandlerResponseReachesClient) {
   EXPECT_TRUE(refused_.empty());
 }
 
+TEST_F(ControlServerTest, ServesAnInheritedSocketAndCanLeaveItsFile) {
+  // A live upgrade: the old process's server goes without removing the socket file, and
+  // the new process's, on the same listening socket, answers at the same path.
+  auto fd = net::ListenUnix(path_, 0660);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  UniqueFd second(::dup(fd->get()));
+  ASSERT_TRUE(second.valid());
+  auto make = [this](UniqueFd listen_fd) {
+    return ControlServer::Create(
+        *loop_, path_, std::move(listen_fd), std::nullopt, [](const Caller&) { return false; },
+        [](const v1::ControlRequest& req, const Caller& caller) { return Handle(req, caller); },
+        [](const Caller&, const absl::Status&) {});
+  };
+  auto old_server = make(*std::move(fd));
+  ASSERT_TRUE(old_server.ok()) << old_server.status();
+  (*old_server)->KeepSocketFile();
+  old_server->reset();
+  struct stat st;
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0) << "the socket file went with the old server";
+  auto server = make(std::move(second));
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  thread_ = std::thread([this] { run_status_ = loop_->Run(); });
+  v1::ControlRequest req;
+  req.mutable_status();
+  auto resp = CallControl(path_, req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->status().version(), "test-1");
+  // TearDown checks that this server, not told to keep it, removes the file.
+}
+
 TEST_F(ControlServerTest, ServesSequentialClients) {
   Start();
   for (int i = 0; i < 5; ++i) {
