@@ -48,21 +48,12 @@ rules:
 )YAML";
 
 // The same profile, now also masking the name.
-constexpr char kPolicyAfter[] = R"YAML(
-mask_profiles:
-  - name: pii
-    columns:
-      - {column: public.customers.ssn, mask: {style: MASK_STYLE_REDACT}}
-      - {column: public.customers.name, mask: {style: MASK_STYLE_REDACT}}
-rules:
-  - id: mask-reads
-    match: {kinds: [STATEMENT_KIND_SELECT]}
-    action: ACTION_MASK
-    mask_profile: pii
-  - id: housekeeping
-    match: {kinds: [STATEMENT_KIND_TRANSACTION, STATEMENT_KIND_SET, STATEMENT_KIND_SHOW]}
-    action: ACTION_ALLOW
-)YAML";
+std::string PolicyAfter() {
+  return absl::StrReplaceAll(
+      kPolicyBefore, {{"      - {column: public.customers.ssn, mask: {style: MASK_STYLE_REDACT}}\n",
+                       "      - {column: public.customers.ssn, mask: {style: MASK_STYLE_REDACT}}\n"
+                       "      - {column: public.customers.name, mask: {style: MASK_STYLE_REDACT}}\n"}});
+}
 
 // The agent: one session before the reload, kept open; after the test says the reload is
 // done (the flag file), the same session again and then a new one. Each query line is
@@ -181,7 +172,7 @@ TEST_F(ReloadTest, ChangedUpstreamAndMaskProfileApplyWithoutDroppingTheLiveSessi
       << ReadFile(log).value_or("") << h_->DaemonLog();
 
   PointAtServerB();
-  ASSERT_TRUE(WriteFileAtomic(policy_file_, kPolicyAfter, 0644).ok());
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, PolicyAfter(), 0644).ok());
   CommandResult reload = h_->Cli({"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload.out << reload.err << h_->DaemonLog();
   EXPECT_THAT(reload.out, HasSubstr("1 resources"));
