@@ -61,6 +61,10 @@ cleanup() {
   [ ! -e "$cgroup2/interlock-$suffix" ] || echo "cleanup: cgroup $cgroup2/interlock-$suffix left" >&2
   if [ "$rc" != 0 ]; then
     echo "--- interlockd log"; cat "$work/interlockd.log" 2>/dev/null || true
+    # What the agents and the CLI saw, for a failure that does not come back on a re-run.
+    for f in "$work"/*.out "$work"/*.err "$work/notify.log"; do
+      [ -s "$f" ] && { echo "--- $(basename "$f") (last 40 lines)"; tail -n 40 "$f"; }
+    done
   fi
   rm -rf "$work"
   exit "$rc"
