@@ -135,6 +135,8 @@ class Engine {
   // Makes the kernel's resource maps and the unix listeners match `r`: listeners for new
   // unix paths open before the kernel redirects to them, unused ones close after.
   absl::Status ApplyResources(const Resources& r);
+  // Stops serving resource `name`'s unix listener and removes its socket file.
+  void CloseUnixListener(const std::string& name);
   // Sends the kernel the destinations default-deny workloads may still reach.
   absl::Status ApplyAllowedDestinations();
   // Masking's catalog reads: on the connection of whichever resource generation's

@@ -3,6 +3,7 @@
 // destinations, timeouts, recordings' limits, audit sinks); every other changed setting is
 // named as waiting for a restart. All or nothing: a file that does not load, or whose
 // resources, issuers or enrollments cannot be put in force, changes nothing.
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>

@@ -124,12 +124,7 @@ absl::Status Engine::ApplyResources(const Resources& r) {
   // root can write (so nobody else can put a socket where redirected connects arrive).
   std::vector<std::string> opened;
   auto undo = [&] {
-    for (const std::string& name : opened) {
-      loop_->Remove(unix_listeners_[name].fd.get());
-      handover_->Forget(unix_listeners_[name].fd.get());
-      ::unlink(config_.listener.UnixListenerPath(name).c_str());
-      unix_listeners_.erase(name);
-    }
+    for (const std::string& name : opened) CloseUnixListener(name);
   };
   std::vector<bpf::UnixResourceEntry> unix_entries;
   for (const config::ResourceConfig& res : r.list) {
@@ -156,12 +151,11 @@ absl::Status Engine::ApplyResources(const Resources& r) {
     l.fd = *std::move(fd);
     const int raw = l.fd.get();
     l.watcher = std::make_unique<FdWatcher>([this, raw, name = res.name] { OnAcceptUnix(raw, name); });
+    opened.push_back(res.name);
     if (absl::Status added = loop_->Add(raw, EPOLLIN, l.watcher.get()); !added.ok()) {
-      opened.push_back(res.name);
       undo();
       return added;
     }
-    opened.push_back(res.name);
   }
 
   std::vector<bpf::ResourceEntry> entries;
@@ -187,13 +181,17 @@ absl::Status Engine::ApplyResources(const Resources& r) {
     const config::ResourceConfig* res = r.ByName(name);
     if (res == nullptr || res->unix_path.empty()) unused.push_back(name);
   }
-  for (const std::string& name : unused) {
-    loop_->Remove(unix_listeners_[name].fd.get());
-    handover_->Forget(unix_listeners_[name].fd.get());
-    ::unlink(config_.listener.UnixListenerPath(name).c_str());
-    unix_listeners_.erase(name);
-  }
+  for (const std::string& name : unused) CloseUnixListener(name);
   return absl::OkStatus();
+}
+
+void Engine::CloseUnixListener(const std::string& name) {
+  auto it = unix_listeners_.find(name);
+  if (it == unix_listeners_.end()) return;
+  loop_->Remove(it->second.fd.get());
+  handover_->Forget(it->second.fd.get());
+  ::unlink(config_.listener.UnixListenerPath(name).c_str());
+  unix_listeners_.erase(it);
 }
 
 absl::Status Engine::ApplyAllowedDestinations() {
