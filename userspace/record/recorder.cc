@@ -173,8 +173,10 @@ absl::Status Recorder::Append(v1::Record& record) {
   record.set_seq(next_seq_);
   record.set_prev_hash(prev_hash_);
   record.set_time_unix_nanos(absl::ToUnixNanos(clock_.Now()));
-  // data and sealed records carry only bytes and numbers
-  if (!record.has_data() && !record.has_sealed()) SanitizeStrings(record);
+  // data and sealed records carry only bytes and numbers (SSH data: bytes and a stream)
+  if (!record.has_data() && !record.has_sealed() && !(record.has_ssh() && record.ssh().has_data())) {
+    SanitizeStrings(record);
+  }
   std::string bytes;
   if (!record.SerializeToString(&bytes)) {
     return absl::InternalError(
@@ -277,6 +279,29 @@ absl::Status Recorder::AppendEvent(absl::string_view kind, absl::string_view det
   MakeValidUtf8(d);
   size_t start = AppendEventFrame(&buffer_, next_seq_, prev_hash_, absl::ToUnixNanos(clock_.Now()), k, d);
   return Appended(start);
+}
+
+absl::Status Recorder::AppendSsh(const v1::SshEvent& event) {
+  INTERLOCK_RETURN_IF_ERROR(CheckWritable());
+  if (!event.has_data()) {
+    v1::Record record;
+    *record.mutable_ssh() = event;
+    return Append(record);
+  }
+  absl::string_view bytes = event.data().payload();
+  const bool to_upstream = event.data().stream() == v1::SSH_STREAM_STDIN;
+  while (!bytes.empty()) {
+    absl::string_view chunk = bytes.substr(0, kMaxPayloadBytes);
+    bytes.remove_prefix(chunk.size());
+    v1::Record record;
+    v1::SshEvent* e = record.mutable_ssh();
+    e->set_channel(event.channel());
+    e->mutable_data()->set_stream(event.data().stream());
+    e->mutable_data()->set_payload(std::string(chunk));
+    INTERLOCK_RETURN_IF_ERROR(Append(record));
+    (to_upstream ? bytes_to_upstream_ : bytes_to_agent_) += chunk.size();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Recorder::Flush() {

@@ -89,6 +89,10 @@ class Recorder {
   absl::Status AppendSealed(v1::Direction direction, absl::string_view bytes);
   // Records something besides bytes ("agent_half_close", "upstream_error", ...).
   absl::Status AppendEvent(absl::string_view kind, absl::string_view detail);
+  // Records one SSH channel event (record.proto SshEvent). SshData payloads longer than
+  // kMaxPayloadBytes are split over several records; stdin counts toward
+  // bytes_to_upstream, stdout/stderr/interlock toward bytes_to_agent.
+  absl::Status AppendSsh(const v1::SshEvent& event);
   // Writes the buffered records to the file.
   absl::Status Flush();
   // Writes `close` (bytes_to_upstream/bytes_to_agent are set from this recorder's counters,

@@ -185,6 +185,19 @@ std::string FormatTimelineRecord(const v1::Record& r, int64_t start,
                             "%14s  seal   key %s  signature %d bytes (run verify to check it)\n",
                             at, OrDash(r.seal().key_fingerprint()), r.seal().signature().size());
       break;
+    case v1::Record::kSsh: {
+      const v1::SshEvent& e = r.ssh();
+      if (e.has_data()) {
+        absl::StrAppendFormat(&out, "%14s  ssh    ch %d  %s  %8d bytes  \"%s\"\n", at, e.channel(),
+                              v1::SshStream_Name(e.data().stream()), e.data().payload().size(),
+                              EscapedPreview(e.data().payload(), options.preview_chars));
+        if (options.hexdump) AppendHexdump(out, e.data().payload(), options.hexdump_max_bytes);
+      } else {
+        absl::StrAppendFormat(&out, "%14s  ssh    ch %d  %s\n", at, e.channel(),
+                              EscapedPreview(e.ShortDebugString(), 256));
+      }
+      break;
+    }
     case v1::Record::kOpen:
       absl::StrAppendFormat(&out, "%14s  open   (unexpected second open: %s)\n", at,
                             r.open().session_id());

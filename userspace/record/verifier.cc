@@ -108,6 +108,8 @@ const char* BodyName(v1::Record::BodyCase body) {
       return "seal";
     case v1::Record::kSealed:
       return "sealed";
+    case v1::Record::kSsh:
+      return "ssh";
     case v1::Record::BODY_NOT_SET:
       break;
   }

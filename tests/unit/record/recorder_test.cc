@@ -72,6 +72,43 @@ TEST_F(RecorderTest, RoundTripIsValid) {
   EXPECT_TRUE(r.records[5].has_seal());
 }
 
+TEST_F(RecorderTest, SshEventsAreChainedCountedAndSplit) {
+  auto rec = MakeRecorder();
+  v1::SshEvent req;
+  req.set_channel(3);
+  req.mutable_request()->set_type("exec");
+  req.mutable_request()->set_command("uptime \xff");  // not UTF-8: sanitized, not refused
+  req.mutable_request()->set_decision("allow");
+  ASSERT_TRUE(rec->AppendSsh(req).ok());
+  v1::SshEvent in;
+  in.set_channel(3);
+  in.mutable_data()->set_stream(v1::SSH_STREAM_STDIN);
+  in.mutable_data()->set_payload("y\n");
+  ASSERT_TRUE(rec->AppendSsh(in).ok());
+  v1::SshEvent out;
+  out.set_channel(3);
+  out.mutable_data()->set_stream(v1::SSH_STREAM_STDOUT);
+  out.mutable_data()->set_payload(std::string(kMaxPayloadBytes + 5, '\xfe'));  // binary kept as is
+  ASSERT_TRUE(rec->AppendSsh(out).ok());
+  v1::SessionClose close;
+  close.set_outcome("closed");
+  ASSERT_TRUE(rec->Close(close).ok());
+  EXPECT_EQ(rec->bytes_to_upstream(), 2u);
+  EXPECT_EQ(rec->bytes_to_agent(), kMaxPayloadBytes + 5);
+  EXPECT_EQ(rec->records(), 7u);  // open, request, stdin, stdout x2, close, seal
+
+  const VerifyReport report = VerifyRecording(Contents(), key_.public_key());
+  EXPECT_EQ(report.verdict, VerifyReport::kValid) << report.detail;
+  const Recording read = ReadRecording(Contents());
+  ASSERT_TRUE(read.stop.ok()) << read.stop;
+  const auto* records = &read.records;
+  ASSERT_GE(records->size(), 5u);
+  EXPECT_EQ((*records)[1].ssh().request().command(), "uptime \xef\xbf\xbd");
+  EXPECT_EQ((*records)[3].ssh().data().payload(), std::string(kMaxPayloadBytes, '\xfe'));
+  EXPECT_EQ((*records)[4].ssh().data().payload(), std::string(5, '\xfe'));
+  EXPECT_EQ((*records)[4].ssh().channel(), 3u);
+}
+
 TEST_F(RecorderTest, CreatesFile0600AndRefusesExisting) {
   auto rec = MakeRecorder();
   struct stat st;
