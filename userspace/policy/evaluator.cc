@@ -1,7 +1,5 @@
 #include "userspace/policy/evaluator.h"
 
-#include <fnmatch.h>
-
 #include <algorithm>
 #include <cstdint>
 
@@ -9,24 +7,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "userspace/policy/glob.h"
 
 namespace interlock::policy {
 
 namespace {
-
-bool Glob(const std::string& pattern, absl::string_view value) {
-  std::string v(value);
-  return ::fnmatch(pattern.c_str(), v.c_str(), 0) == 0;
-}
-
-template <typename Container>
-bool AnyGlob(const Container& patterns, absl::string_view value) {
-  for (const auto& p : patterns) {
-    if (Glob(p, value)) return true;
-  }
-  return false;
-}
 
 // "public.customers" matches patterns "public.customers", "customers", "public.*", "*".
 // A table the statement names without a schema is resolved by the session's search_path,
@@ -118,7 +105,7 @@ int HttpConditions(const v1::Match& m) {
 int Specificity(const v1::Rule& r) {
   const v1::Match& m = r.match();
   const v1::Subject& s = r.subject();
-  int n = !m.resources().empty() + SqlConditions(m) + HttpConditions(m);
+  int n = !m.resources().empty() + SqlConditions(m) + HttpConditions(m) + SshConditions(m.ssh());
   n += !s.workloads().empty() + !s.cgroups().empty() + !s.uids().empty() + !s.subs().empty();
   n += !s.groups().empty() + !s.claims().empty() + !s.units().empty();
   return n;
@@ -176,7 +163,7 @@ bool TouchesWholeTable(const v1::Match& m, const std::vector<const v1::TableRef*
 bool SqlMatchHolds(const v1::Match& m, const v1::SqlClassification& sql, const v1::SqlStatement* st,
                    const StatementEstimate* est, bool* wants_estimate,
                    std::vector<v1::TableRef>* wanted_tables) {
-  if (m.has_http()) return false;  // an HTTP rule
+  if (m.has_http() || m.has_ssh()) return false;  // an HTTP or SSH rule
   if (m.parse_error()) return sql.parse_error();
   if (st == nullptr) return false;  // only parse_error rules speak about unparsable input
   if (m.multi_statement() && !sql.multi_statement()) return false;
@@ -279,10 +266,11 @@ bool FieldsHold(const google::protobuf::Map<std::string, std::string>& wanted,
 }
 
 // Whether the `http` conditions of `m` hold for `req` (a rule without them: whether it has
-// no SQL conditions either, i.e. applies to every protocol). `action`: the rule's, for body
-// conditions on a body that cannot be judged (they hold only for DENY and REVIEW).
+// no other protocol's conditions either, i.e. applies to every protocol). `action`: the
+// rule's, for body conditions on a body that cannot be judged (they hold only for DENY and
+// REVIEW).
 bool HttpMatchHolds(const v1::Match& m, const HttpRequestFacts& req, v1::Action action) {
-  if (HasSqlConditions(m)) return false;
+  if (HasSqlConditions(m) || m.has_ssh()) return false;
   if (!m.has_http()) return true;
   const v1::HttpMatch& h = m.http();
   if (!h.methods().empty() &&
@@ -339,13 +327,20 @@ void DecideByDefault(const v1::ResourcePolicy& rp, Decision* d) {
   d->source = "default";
 }
 
+// A load-time problem when `m` has more than one protocol's conditions (`where`: "rules[3]").
+void CheckOneProtocol(const v1::Match& m, const std::string& where, std::vector<std::string>* problems) {
+  if (HasSqlConditions(m) + m.has_http() + m.has_ssh() <= 1) return;
+  std::vector<absl::string_view> kinds;
+  if (HasSqlConditions(m)) kinds.push_back("SQL conditions");
+  if (m.has_http()) kinds.push_back("an http block");
+  if (m.has_ssh()) kinds.push_back("an ssh block");
+  problems->push_back(absl::StrCat(where, ".match: has ", absl::StrJoin(kinds, " and "),
+                                   "; a rule matches one protocol (write one rule each)"));
+}
+
 // Load-time problems of one rule's http block (`where`: "rules[3]").
 void CheckHttpMatch(const v1::Match& m, const std::string& where, std::vector<std::string>* problems) {
   if (!m.has_http()) return;
-  if (HasSqlConditions(m)) {
-    problems->push_back(absl::StrCat(where, ".match: has both SQL conditions and an http block; a rule "
-                                            "matches one protocol (write two rules)"));
-  }
   const v1::HttpMatch& h = m.http();
   for (const std::string& method : h.methods()) {
     if (method.empty() || !ValidHeaderName(absl::AsciiStrToLower(method))) {
@@ -395,6 +390,7 @@ int Severity(v1::Action action) {
 
 absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Policy policy) {
   std::vector<std::string> problems;
+  std::vector<std::unique_ptr<SshMatcher>> ssh(policy.rules_size());
   absl::flat_hash_set<std::string> ids;
   absl::flat_hash_set<std::string> profiles;
   for (int i = 0; i < policy.mask_profiles_size(); ++i) {
@@ -415,7 +411,13 @@ absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Pol
     if (!(fraction >= 0 && fraction <= 1)) {
       problems.push_back(absl::StrCat(where, ".match.full_table_fraction: ", fraction, " is not in (0, 1]"));
     }
+    CheckOneProtocol(r.match(), where, &problems);
     CheckHttpMatch(r.match(), where, &problems);
+    if (r.match().has_ssh()) {
+      auto matcher = SshMatcher::Create(r.match().ssh(), absl::StrCat(where, ".match"), r.id());
+      if (matcher.ok()) ssh[i] = std::move(*matcher);
+      else problems.emplace_back(matcher.status().message());
+    }
     if (r.action() == v1::ACTION_MASK && r.mask_profile().empty()) {
       problems.push_back(absl::StrCat(where, ".mask_profile: required for ACTION_MASK"));
     } else if (r.action() == v1::ACTION_MASK && !profiles.contains(r.mask_profile())) {
@@ -434,10 +436,11 @@ absl::StatusOr<std::unique_ptr<PolicyEvaluator>> PolicyEvaluator::Create(v1::Pol
     for (const auto& p : problems) absl::StrAppend(&msg, msg.empty() ? "" : "\n", p);
     return absl::InvalidArgumentError(msg);
   }
-  return std::unique_ptr<PolicyEvaluator>(new PolicyEvaluator(std::move(policy)));
+  return std::unique_ptr<PolicyEvaluator>(new PolicyEvaluator(std::move(policy), std::move(ssh)));
 }
 
-PolicyEvaluator::PolicyEvaluator(v1::Policy policy) : policy_(std::move(policy)) {}
+PolicyEvaluator::PolicyEvaluator(v1::Policy policy, std::vector<std::unique_ptr<SshMatcher>> ssh)
+    : policy_(std::move(policy)), ssh_(std::move(ssh)) {}
 
 const v1::ResourcePolicy& PolicyEvaluator::ForResource(absl::string_view resource) const {
   for (const auto& r : policy_.resources()) {
@@ -513,11 +516,12 @@ Decision PolicyEvaluator::EvaluateOne(const SubjectFacts& who, absl::string_view
   return d;
 }
 
-Decision PolicyEvaluator::EvaluateHttp(const SubjectFacts& who, absl::string_view resource,
-                                       const HttpRequestFacts& req) const {
+template <typename Holds>
+Decision PolicyEvaluator::DecideOne(const SubjectFacts& who, absl::string_view resource, Holds holds) const {
   const v1::Rule* best = nullptr;
-  for (const v1::Rule& r : policy_.rules()) {
-    if (Concerns(r, who, resource) && HttpMatchHolds(r.match(), req, r.action()) && Outranks(r, best)) best = &r;
+  for (int i = 0; i < policy_.rules_size(); ++i) {
+    const v1::Rule& r = policy_.rules(i);
+    if (Concerns(r, who, resource) && holds(i, r) && Outranks(r, best)) best = &r;
   }
   Decision d;
   if (best != nullptr) DecideByRule(*best, &d);
@@ -525,9 +529,25 @@ Decision PolicyEvaluator::EvaluateHttp(const SubjectFacts& who, absl::string_vie
   return d;
 }
 
+Decision PolicyEvaluator::EvaluateHttp(const SubjectFacts& who, absl::string_view resource,
+                                       const HttpRequestFacts& req) const {
+  return DecideOne(who, resource, [&](int, const v1::Rule& r) { return HttpMatchHolds(r.match(), req, r.action()); });
+}
+
+// A rule applies to SSH requests through its `ssh` block, or when it has no protocol's
+// conditions at all.
+Decision PolicyEvaluator::EvaluateSsh(const SubjectFacts& who, absl::string_view resource,
+                                      const SshRequestFacts& req) const {
+  return DecideOne(who, resource, [&](int i, const v1::Rule& r) {
+    if (ssh_[i] != nullptr) return ssh_[i]->Holds(req, r.action());
+    return !HasSqlConditions(r.match()) && !r.match().has_http();
+  });
+}
+
 Decision PolicyEvaluator::Evaluate(const SubjectFacts& who, absl::string_view resource, const Operation& op,
                                    const StatementEstimates* estimates) const {
   if (const auto* req = std::get_if<const HttpRequestFacts*>(&op)) return EvaluateHttp(who, resource, **req);
+  if (const auto* req = std::get_if<const SshRequestFacts*>(&op)) return EvaluateSsh(who, resource, **req);
   return Evaluate(who, resource, *std::get<const v1::SqlClassification*>(op), estimates);
 }
 

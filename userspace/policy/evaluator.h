@@ -1,5 +1,6 @@
 // PolicyEvaluator: the pure decision function of Interlock —
-//   (who, which resource, what operation: a SQL statement string or an HTTP request)
+//   (who, which resource, what operation: a SQL statement string, an HTTP request or an
+//    SSH channel request)
 //     -> allow | deny | review | mask, with the rule
 // and reason. No I/O, no clock: tested with tables (tests/unit/policy/).
 // Precedence is documented in schemas/interlock/v1/policy.proto.
@@ -22,6 +23,7 @@
 #include "interlock/v1/policy.pb.h"
 #include "interlock/v1/sql.pb.h"
 #include "userspace/policy/operation.h"
+#include "userspace/policy/ssh_match.h"
 
 namespace interlock::policy {
 
@@ -81,8 +83,10 @@ absl::string_view ActionName(v1::Action action);
 class PolicyEvaluator {
  public:
   // Validates the policy: unique non-empty rule ids, an action on every rule, a
-  // mask_profile on MASK rules, full_table_fraction in [0, 1], ResourcePolicy names unique.
-  // INVALID_ARGUMENT naming the rule (rules[3] "id": ...).
+  // mask_profile on MASK rules, full_table_fraction in [0, 1], ResourcePolicy names unique,
+  // at most one protocol's conditions per rule, valid http and ssh blocks (ssh
+  // command_regex patterns are compiled here, once). INVALID_ARGUMENT, one line per problem,
+  // naming the rule and field ("rules[3].match.ssh.requests[0]: ...").
   static absl::StatusOr<std::unique_ptr<PolicyEvaluator>> Create(v1::Policy policy);
 
   // `estimates`: per statement, the planner's estimates when known (see
@@ -90,9 +94,9 @@ class PolicyEvaluator {
   // them.
   Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
                     const StatementEstimates* estimates = nullptr) const;
-  // Any protocol's operation: SQL as above (`estimates` apply only to SQL), HTTP by the
-  // rules whose match applies to HTTP (an `http` block, or no SQL conditions), else the
-  // resource's default_action.
+  // Any protocol's operation: SQL as above (`estimates` apply only to SQL); HTTP and SSH by
+  // the rules whose match applies to that protocol (an `http` or `ssh` block, or no
+  // protocol's conditions at all), else the resource's default_action.
   Decision Evaluate(const SubjectFacts& who, absl::string_view resource, const Operation& op,
                     const StatementEstimates* estimates = nullptr) const;
 
@@ -114,12 +118,19 @@ class PolicyEvaluator {
   const v1::Policy& policy() const { return policy_; }
 
  private:
-  explicit PolicyEvaluator(v1::Policy policy);
+  PolicyEvaluator(v1::Policy policy, std::vector<std::unique_ptr<SshMatcher>> ssh);
+  // The decision of the strictest rule concerning `who` on `resource` for which
+  // `holds(index, rule)`, else the resource's default.
+  template <typename Holds>
+  Decision DecideOne(const SubjectFacts& who, absl::string_view resource, Holds holds) const;
   Decision EvaluateHttp(const SubjectFacts& who, absl::string_view resource, const HttpRequestFacts& req) const;
+  Decision EvaluateSsh(const SubjectFacts& who, absl::string_view resource, const SshRequestFacts& req) const;
   Decision EvaluateOne(const SubjectFacts& who, absl::string_view resource, const v1::SqlClassification& sql,
                        int index, const StatementEstimates* estimates) const;
 
   v1::Policy policy_;
+  // Per rule (by index): its compiled `ssh` block, nullptr without one.
+  std::vector<std::unique_ptr<SshMatcher>> ssh_;
   v1::ResourcePolicy empty_resource_;
 };
 
