@@ -3,14 +3,13 @@
 // agent would try to run something else, and what is refused at load.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/policy/refused_match.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/policy/loader.h"
 #include "userspace/sql/classify.h"
 
 namespace interlock::policy {
 namespace {
-
-using ::testing::HasSubstr;
 
 constexpr char kHostPolicy[] = R"YAML(
 resources:
@@ -209,11 +208,7 @@ TEST(SshPolicyLoad, ProblemsNameTheRuleAndField) {
            Case{"{ssh: {requests: [exec, direct-tcpip]}}", "ssh.requests[1]: \"direct-tcpip\" is not a request type"},
            Case{"{ssh: {command_regex: [ok, \"rm(\"]}}", "ssh.command_regex[1]: rule \"r\": \"rm(\" is not a valid RE2"},
        }) {
-    auto eval = LoadPolicyText(std::string("rules: [{id: r, action: ACTION_DENY, match: ") + c.match + "}]", "p.yaml");
-    ASSERT_FALSE(eval.ok()) << c.match;
-    EXPECT_THAT(eval.status().message(), HasSubstr(c.problem)) << c.match;
-    EXPECT_THAT(eval.status().message(), HasSubstr("rules[0]")) << c.match;
-    EXPECT_THAT(eval.status().message(), HasSubstr("p.yaml:1")) << c.match;
+    ExpectRefusedMatch(c.match, c.problem);
   }
 }
 
