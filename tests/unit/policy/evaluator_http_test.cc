@@ -160,19 +160,11 @@ rules:
 }
 
 TEST(HttpPolicyLoad, ProblemsNameTheRuleAndField) {
-  struct Case {
-    const char* match;
-    const char* problem;
-  };
-  for (const Case& c : {
-           Case{"{kinds: [STATEMENT_KIND_SELECT], http: {methods: [GET]}}", "a rule matches one protocol"},
-           Case{"{http: {paths: [\"v1/x\"]}}", "does not start with /"},
-           Case{"{http: {headers: {X-Debug: \"*\"}}}", "not a lowercase header name"},
-           Case{"{http: {methods: [\"GE T\"]}}", "not a method token"},
-           Case{"{http: {json: {amount: \"1\"}}}", "not a JSON pointer"},
-       }) {
-    ExpectRefusedMatch(c.match, c.problem);
-  }
+  ExpectRefusedMatch("{kinds: [STATEMENT_KIND_SELECT], http: {methods: [GET]}}", "a rule matches one protocol");
+  ExpectRefusedMatch("{http: {paths: [\"v1/x\"]}}", "does not start with /");
+  ExpectRefusedMatch("{http: {headers: {X-Debug: \"*\"}}}", "not a lowercase header name");
+  ExpectRefusedMatch("{http: {methods: [\"GE T\"]}}", "not a method token");
+  ExpectRefusedMatch("{http: {json: {amount: \"1\"}}}", "not a JSON pointer");
 }
 
 }  // namespace

@@ -197,19 +197,13 @@ rules:
 }
 
 TEST(SshPolicyLoad, ProblemsNameTheRuleAndField) {
-  struct Case {
-    const char* match;
-    const char* problem;
-  };
-  for (const Case& c : {
-           Case{"{kinds: [STATEMENT_KIND_SELECT], ssh: {programs: [ls]}}", "SQL conditions and an ssh block"},
-           Case{"{no_where: true, ssh: {}}", "a rule matches one protocol"},
-           Case{"{http: {methods: [GET]}, ssh: {programs: [ls]}}", "an http block and an ssh block"},
-           Case{"{ssh: {requests: [exec, direct-tcpip]}}", "ssh.requests[1]: \"direct-tcpip\" is not a request type"},
-           Case{"{ssh: {command_regex: [ok, \"rm(\"]}}", "ssh.command_regex[1]: rule \"r\": \"rm(\" is not a valid RE2"},
-       }) {
-    ExpectRefusedMatch(c.match, c.problem);
-  }
+  ExpectRefusedMatch("{kinds: [STATEMENT_KIND_SELECT], ssh: {programs: [ls]}}", "SQL conditions and an ssh block");
+  ExpectRefusedMatch("{no_where: true, ssh: {}}", "a rule matches one protocol");
+  ExpectRefusedMatch("{http: {methods: [GET]}, ssh: {programs: [ls]}}", "an http block and an ssh block");
+  ExpectRefusedMatch("{ssh: {requests: [exec, direct-tcpip]}}",
+                     "ssh.requests[1]: \"direct-tcpip\" is not a request type");
+  ExpectRefusedMatch("{ssh: {command_regex: [ok, \"rm(\"]}}",
+                     "ssh.command_regex[1]: rule \"r\": \"rm(\" is not a valid RE2");
 }
 
 }  // namespace
