@@ -37,6 +37,16 @@ TEST_F(CaCliTest, InitShowAndBundle) {
   struct stat st {};
   ASSERT_EQ(::stat(absl::StrCat(State(), "/interception-ca.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // The SSH host key, next to it: 0600, an Ed25519 key OpenSSH reads, its fingerprint
+  // printed as ssh-keygen prints it.
+  const std::string host_key = absl::StrCat(State(), "/ssh-host-key");
+  ASSERT_EQ(::stat(host_key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  CommandResult keygen = RunCommand({"/usr/bin/ssh-keygen", "-l", "-f", host_key});
+  ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
+  EXPECT_THAT(keygen.out, HasSubstr("(ED25519)"));
+  const std::string fingerprint = keygen.out.substr(keygen.out.find("SHA256:"), 50);
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("created a new SSH host key ", fingerprint, "\n")));
 
   r = Ca({"show", "--state-dir", State()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -47,6 +57,7 @@ TEST_F(CaCliTest, InitShowAndBundle) {
   CommandResult openssl =
       RunCommand({"/usr/bin/openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"});
   EXPECT_THAT(r.out, HasSubstr(openssl.out.substr(openssl.out.find('=') + 1, 95)));
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("ssh host key ", host_key, "\nsha256       ", fingerprint, "\n")));
 
   const std::string bundle = absl::StrCat(dir_, "/bundle.pem");
   r = Ca({"bundle", "--state-dir", State(), "--out", bundle});
@@ -70,12 +81,21 @@ TEST_F(CaCliTest, RefusalsAreOneLineWithExitCodes) {
   const std::string before = *ReadFile(absl::StrCat(State(), "/interception-ca.crt"));
   r = Ca({"init", "--state-dir", State()});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, absl::StrCat("interlock: ca init: a CA exists in ", State(),
-                                " (--replace makes a new one; agents must then trust it)\n"));
+  EXPECT_EQ(r.err, absl::StrCat("interlock: ca init: a CA and an SSH host key exist in ", State(),
+                                " (--replace makes new ones; agents must then trust them)\n"));
   EXPECT_EQ(*ReadFile(absl::StrCat(State(), "/interception-ca.crt")), before);
+  const std::string host_before = *ReadFile(absl::StrCat(State(), "/ssh-host-key"));
   r = Ca({"init", "--replace", "--state-dir", State()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(*ReadFile(absl::StrCat(State(), "/interception-ca.crt")), before);
+  EXPECT_NE(*ReadFile(absl::StrCat(State(), "/ssh-host-key")), host_before);
+  // A state dir from before SSH (a CA, no host key): init adds the key, keeps the CA.
+  ASSERT_EQ(::unlink(absl::StrCat(State(), "/ssh-host-key").c_str()), 0);
+  const std::string ca_now = *ReadFile(absl::StrCat(State(), "/interception-ca.crt"));
+  r = Ca({"init", "--state-dir", State()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("created a new SSH host key SHA256:"));
+  EXPECT_EQ(*ReadFile(absl::StrCat(State(), "/interception-ca.crt")), ca_now);
 
   ASSERT_EQ(::chmod(absl::StrCat(State(), "/interception-ca.key").c_str(), 0644), 0);
   r = Ca({"show", "--state-dir", State()});

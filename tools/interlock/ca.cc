@@ -10,6 +10,7 @@
 #include "tools/interlock/trust.h"
 #include "userspace/common/clock.h"
 #include "userspace/net/interception_ca.h"
+#include "userspace/proxy/ssh/host_keys.h"
 
 namespace interlock::cli {
 
@@ -17,12 +18,15 @@ namespace {
 
 constexpr char kCaHelp[] =
     "The local CA interlockd mints HTTPS leaf certificates with, for agents whose TLS it\n"
-    "terminates. Kept in the state dir (--state-dir, else the configuration's state_dir):\n"
-    "interception-ca.key (0600) and interception-ca.crt.\n"
+    "terminates, and the SSH host key interlockd presents to agents' ssh. Kept in the state\n"
+    "dir (--state-dir, else the configuration's state_dir): interception-ca.key (0600),\n"
+    "interception-ca.crt and ssh-host-key (0600).\n"
     "\n"
-    "  init    create the CA; refused when one exists, unless --replace (agents then need\n"
-    "          the new certificate: `interlock run` hands it to them by itself)\n"
-    "  show    the certificate's path, subject, SHA-256 fingerprint and validity\n"
+    "  init    create whichever of the two is missing; refused when both exist, unless\n"
+    "          --replace (agents then need the new certificate, which `interlock run` hands\n"
+    "          them by itself, and the new `interlock ssh known-hosts` lines)\n"
+    "  show    the certificate's path, subject, SHA-256 fingerprint and validity, and the\n"
+    "          SSH host key's fingerprint\n"
     "  bundle  write FILE (0644): the system CAs, then ours. For clients that take one\n"
     "          CA file; system-wide enrolment is update-ca-certificates (see README)\n"
     "\n"
@@ -52,13 +56,22 @@ int Ca(const Globals& g, const std::string& sub, CaOptions o) {
   }
   const std::string cert_path = absl::StrCat(state_dir, "/", net::kInterceptionCaCertFile);
 
+  bool created_ca = false;
   if (sub == "init") {
+    // Each of the two is made when missing: an install from before SSH gets its host key.
     auto ca = net::LocalCa::Init(state_dir, RealClock::Get(), replace);
-    if (absl::IsAlreadyExists(ca.status())) {
-      return Fail(1, absl::StrCat("ca init: a CA exists in ", state_dir,
-                                  " (--replace makes a new one; agents must then trust it)"));
+    if (!ca.ok() && !absl::IsAlreadyExists(ca.status())) return Fail(1, absl::StrCat("ca init: ", ca.status().message()));
+    created_ca = ca.ok();
+    auto host = proxy::ssh::HostKey::Init(state_dir, replace);
+    if (!host.ok() && !absl::IsAlreadyExists(host.status())) {
+      return Fail(1, absl::StrCat("ca init: SSH host key: ", host.status().message()));
     }
-    if (!ca.ok()) return Fail(1, absl::StrCat("ca init: ", ca.status().message()));
+    if (host.ok()) std::printf("created a new SSH host key %s\n", host->fingerprint().c_str());
+    if (!created_ca && !host.ok()) {
+      return Fail(1, absl::StrCat("ca init: a CA and an SSH host key exist in ", state_dir,
+                                  " (--replace makes new ones; agents must then trust them)"));
+    }
+    if (!created_ca) return 0;
   } else {
     // Load checks the pair (key private and matching the certificate), not only the file.
     auto ca = net::LocalCa::Load(state_dir, RealClock::Get());
@@ -78,6 +91,15 @@ int Ca(const Globals& g, const std::string& sub, CaOptions o) {
   if (!info.ok()) return Fail(1, absl::StrCat("ca ", sub, ": ", info.status().message()));
   if (sub == "init") std::printf("created a new interception CA\n");
   PrintCert(cert_path, *info);
+  if (sub == "show") {
+    auto host = proxy::ssh::HostKey::Load(state_dir);
+    if (host.ok()) {
+      std::printf("ssh host key %s/%s\nsha256       %s\n", state_dir.c_str(), std::string(proxy::ssh::kHostKeyFile).c_str(),
+                  host->fingerprint().c_str());
+    } else if (!absl::IsNotFound(host.status())) {
+      return Fail(1, absl::StrCat("ca show: SSH host key: ", host.status().message()));
+    }
+  }
   return 0;
 }
 

@@ -57,6 +57,7 @@ void AddReportCommand(CLI::App& root, Globals& g, Commands* commands);
 void AddApprovalCommands(CLI::App& root, Globals& g, Commands* commands);  // approvals ... reload
 void AddAuditorKeygenCommand(CLI::App& root, const Globals& g, Commands* commands);
 void AddCaCommand(CLI::App& root, const Globals& g, Commands* commands);
+void AddSshCommand(CLI::App& root, const Globals& g, Commands* commands);  // ssh known-hosts
 void AddAssertionKeyCommand(CLI::App& root, const Globals& g, Commands* commands);
 
 // `--json`, bound to g.json, for the subcommands that print protobuf JSON.

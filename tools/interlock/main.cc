@@ -168,6 +168,7 @@ int Main(int argc, char** argv) {
   AddApprovalCommands(app, g, &commands);
   AddAuditorKeygenCommand(app, g, &commands);
   AddCaCommand(app, g, &commands);
+  AddSshCommand(app, g, &commands);
   AddAssertionKeyCommand(app, g, &commands);
 
   if (argc <= 1) {

@@ -285,6 +285,7 @@ void AppendEvent(std::string* out, const v1::AuditEvent& m, const ChainLink* lin
   }
   if (m.has_checkpoint()) AppendMessageByReflection(o.Key(R"("checkpoint":)"), m.checkpoint());
   if (m.has_recording()) AppendMessageByReflection(o.Key(R"("recording":)"), m.recording());
+  if (m.has_ssh()) AppendMessageByReflection(o.Key(R"("ssh":)"), m.ssh());
 }
 
 }  // namespace

@@ -296,6 +296,70 @@ bool BuildLogin(const v1::PostgresLogin& in, const std::string& path, Problems& 
   return ok;
 }
 
+bool BuildSshLogin(const v1::SshLogin& in, const std::string& path, Problems& problems, SshLoginConfig& out) {
+  bool ok = true;
+  out.user = in.user();
+  out.private_key_ref = in.private_key_ref();
+  out.certificate_file = in.certificate_file();
+  if (out.user.find_first_of(std::string("\0\r\n", 3)) != std::string::npos) {
+    problems.Add(path + ".user", "must not contain NUL or line breaks");
+    ok = false;
+  }
+  // Only a file: a private key in interlockd's environment would be one `env` away from
+  // every child it ever starts.
+  if (!absl::StartsWith(in.private_key_ref(), "file:/") || in.private_key_ref().size() <= 6) {
+    problems.Add(path + ".private_key_ref",
+                 "required: \"file:/absolute/path\" of an OpenSSH private key (the key itself never goes here)");
+    ok = false;
+  }
+  if (!out.certificate_file.empty() && out.certificate_file[0] != '/') {
+    problems.Add(path + ".certificate_file", absl::StrCat(Quote(out.certificate_file), " is not an absolute path"));
+    ok = false;
+  }
+  return ok;
+}
+
+SshConfig BuildSsh(const v1::SshResource& in, const std::string& path, Problems& problems, bool& ok) {
+  SshConfig out;
+  ok = BuildSshLogin(in.login(), path + ".login", problems, out.login) && ok;
+  for (const auto& [workload, login] : in.by_workload()) {
+    ok = BuildSshLogin(login, absl::StrCat(path, ".by_workload.", workload), problems, out.by_workload[workload]) && ok;
+  }
+  out.upstream_known_hosts_file = in.upstream_known_hosts_file();
+  if (!out.upstream_known_hosts_file.empty() && out.upstream_known_hosts_file[0] != '/') {
+    problems.Add(path + ".upstream_known_hosts_file",
+                 absl::StrCat(Quote(out.upstream_known_hosts_file), " is not an absolute path"));
+    ok = false;
+  }
+  for (int i = 0; i < in.upstream_host_key_sha256_size(); ++i) {
+    const std::string& fp = in.upstream_host_key_sha256(i);
+    // "SHA256:" + 43 characters of unpadded base64 (32 bytes).
+    bool valid = absl::StartsWith(fp, "SHA256:") && fp.size() == 7 + 43;
+    for (size_t k = 7; valid && k < fp.size(); ++k) {
+      valid = absl::ascii_isalnum(fp[k]) || fp[k] == '+' || fp[k] == '/';
+    }
+    if (!valid) {
+      problems.Add(absl::StrCat(path, ".upstream_host_key_sha256[", i, "]"),
+                   absl::StrCat(Quote(fp), " is not a fingerprint as `ssh-keygen -l` prints it (SHA256:...)"));
+      ok = false;
+    }
+    out.upstream_host_key_sha256.push_back(fp);
+  }
+  if (out.upstream_known_hosts_file.empty() && out.upstream_host_key_sha256.empty()) {
+    problems.Add(path + ".upstream_known_hosts_file",
+                 "required (or upstream_host_key_sha256): the upstream's host key is pinned, never trusted on first use");
+    ok = false;
+  }
+  out.allow_sftp = in.allow_sftp();
+  if (in.forward_env_size() == 0) {
+    out.forward_env = {"LANG", "LC_*"};
+  } else {
+    out.forward_env.assign(in.forward_env().begin(), in.forward_env().end());
+  }
+  if (in.upstream_login_timeout_s() > 0) out.upstream_login_timeout = absl::Seconds(in.upstream_login_timeout_s());
+  return out;
+}
+
 bool ValidHttpFieldName(absl::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
@@ -548,6 +612,15 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
         res.protocol = r.protocol() == v1::PROTOCOL_HTTP ? Protocol::kHttp : Protocol::kHttps;
         res.http = BuildHttp(r.http(), path + ".http", problems, ok);
         break;
+      case v1::PROTOCOL_SSH:
+        res.protocol = Protocol::kSsh;
+        if (!r.has_ssh()) {
+          problems.Add(path + ".ssh", "required for PROTOCOL_SSH (at least login.private_key_ref and the upstream host key)");
+          ok = false;
+        } else {
+          res.ssh = BuildSsh(r.ssh(), path + ".ssh", problems, ok);
+        }
+        break;
       case v1::PROTOCOL_POSTGRES:
         res.protocol = Protocol::kPostgres;
         if (!r.has_postgres()) {
@@ -571,6 +644,10 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
     }
     if (r.has_http() && res.protocol != Protocol::kHttp && res.protocol != Protocol::kHttps) {
       problems.Add(path + ".http", "set on a resource whose protocol is not PROTOCOL_HTTP or PROTOCOL_HTTPS");
+      ok = false;
+    }
+    if (r.has_ssh() && res.protocol != Protocol::kSsh) {
+      problems.Add(path + ".ssh", "set on a resource whose protocol is not PROTOCOL_SSH");
       ok = false;
     }
 
@@ -623,13 +700,15 @@ void BuildResources(const v1::Config& in, const ServiceConfig& partial, Problems
     // its own and collect the password.
     // The same holds for an HTTP resource with a credential to inject.
     const bool sends_credential =
-        res.protocol == Protocol::kPostgres ||
+        res.protocol == Protocol::kPostgres || res.protocol == Protocol::kSsh ||
         (res.http.has_value() && res.http->credential.kind != HttpCredentialConfig::Kind::kNone);
     if (sends_credential && r.upstream_address().empty() &&
         (res.prefix.prefix_bits != 128 || res.port == 0) && !r.address().empty()) {
       problems.Add(path + ".upstream_address",
                    absl::StrCat("required for a ",
-                                res.protocol == Protocol::kPostgres ? "PROTOCOL_POSTGRES" : "credential-injecting HTTP",
+                                res.protocol == Protocol::kPostgres ? "PROTOCOL_POSTGRES"
+                                : res.protocol == Protocol::kSsh  ? "PROTOCOL_SSH"
+                                                                  : "credential-injecting HTTP",
                                 " resource whose ",
                                 res.port == 0 ? "port is 0 (every port)" : "address is a prefix",
                                 ": the login would go to whatever answers at the destination the "

@@ -76,6 +76,7 @@ enum class Protocol {
   kPostgres,  // PostgreSQL protocol 3.0 proxy (PROTOCOL_POSTGRES)
   kHttp,      // HTTP/1.1 proxy, in clear (PROTOCOL_HTTP)
   kHttps,     // HTTP/1.1 proxy, TLS terminated with a minted leaf (PROTOCOL_HTTPS)
+  kSsh,       // SSH 2.0 proxy: libssh server to the agent, client upstream (PROTOCOL_SSH)
 };
 
 // How the agent authenticates to interlockd (config.proto AgentAuth).
@@ -171,6 +172,24 @@ struct HttpConfig {
   bool identity_headers = false;           // Interlock-Workload/-Subject/-Assertion added
 };
 
+// config.proto SshLogin.
+struct SshLoginConfig {
+  std::string user;             // empty: the user the agent asked for
+  std::string private_key_ref;  // "file:/abs/path"; read per session
+  std::string certificate_file; // absolute or empty
+};
+
+// config.proto SshResource.
+struct SshConfig {
+  SshLoginConfig login;
+  std::map<std::string, SshLoginConfig> by_workload;
+  std::string upstream_known_hosts_file;              // absolute or empty
+  std::vector<std::string> upstream_host_key_sha256;  // "SHA256:base64", as ssh-keygen -l prints
+  bool allow_sftp = false;
+  std::vector<std::string> forward_env;  // globs; default LANG, LC_*
+  absl::Duration upstream_login_timeout = absl::Seconds(10);
+};
+
 struct ResourceConfig {
   std::string name;
   uint32_t id = 0;    // 1-based position in the file; the BPF resource_id
@@ -181,6 +200,7 @@ struct ResourceConfig {
   uint16_t upstream_port = 0;                 // 0: the original destination port
   std::optional<PostgresConfig> postgres;     // set iff protocol == kPostgres
   std::optional<HttpConfig> http;             // set iff protocol is kHttp or kHttps
+  std::optional<SshConfig> ssh;               // set iff protocol == kSsh
   std::string unix_path;  // absolute unix socket path also protected; empty: none
 };
 

@@ -13,6 +13,7 @@
 #include "userspace/mask/masker.h"
 #include "userspace/net/interception_ca.h"
 #include "userspace/net/tls.h"
+#include "userspace/proxy/ssh/host_keys.h"
 #include "userspace/policy/loader.h"
 #include "userspace/record/sealed_box.h"
 
@@ -91,6 +92,7 @@ class Checker {
     Group("admin_group", config_.admin_group);
     Group("audit.file.group_readable", config_.audit_file.group_readable);
     bool https = false;
+    bool ssh = false;
     for (size_t i = 0; i < config_.resources.size(); ++i) {
       const config::ResourceConfig& r = config_.resources[i];
       const std::string path = absl::StrCat("resources[", i, "]");
@@ -110,6 +112,24 @@ class Checker {
       if (r.http.has_value()) {
         Secret(path + ".http.credential", r.http->credential.secret_ref);
         TrustFile(path + ".http.upstream_ca_file", r.http->upstream_ca_file);
+      }
+      if (r.ssh.has_value()) {
+        ssh = true;
+        Problem(path + ".ssh.login", proxy::ssh::LoadLoginKey(r.ssh->login).status());
+        for (const auto& [name, login] : r.ssh->by_workload) {
+          Problem(absl::StrCat(path, ".ssh.by_workload[\"", name, "\"]"), proxy::ssh::LoadLoginKey(login).status());
+        }
+        Readable(path + ".ssh.upstream_known_hosts_file", r.ssh->upstream_known_hosts_file);
+      }
+    }
+    if (ssh) {
+      auto key = proxy::ssh::HostKey::Load(config_.state_dir);
+      if (absl::IsNotFound(key.status())) {
+        Problem("resources", absl::FailedPreconditionError(absl::StrCat(
+                                 "an SSH resource is configured and there is no SSH host key in ", config_.state_dir,
+                                 ": run `interlock ca init`")));
+      } else {
+        Problem("resources", key.status());
       }
     }
     if (https) {

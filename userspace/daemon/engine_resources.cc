@@ -17,6 +17,7 @@
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/engine_internal.h"
 #include "userspace/proxy/core/tcp_protocol.h"
+#include "userspace/proxy/ssh/ssh_protocol.h"
 
 namespace interlock::daemon {
 
@@ -72,6 +73,8 @@ absl::StatusOr<std::shared_ptr<Engine::Resources>> Engine::BuildResources(
   out->protocols.Add(config::Protocol::kPostgres, std::move(pg));
   INTERLOCK_ASSIGN_OR_RETURN(auto http, proxy::http::HttpProtocol::Create(env, out->list));
   out->protocols.Add({config::Protocol::kHttp, config::Protocol::kHttps}, std::move(http));
+  INTERLOCK_ASSIGN_OR_RETURN(auto ssh, proxy::ssh::SshProtocol::Create(env, out->list));
+  out->protocols.Add(config::Protocol::kSsh, std::move(ssh));
 
   // Agent tokens: PostgreSQL resources (token_issuers, token_sha256) and HTTP ones
   // (token_issuers); a session gets its resource's verifier in SessionStart.token_verifier.

@@ -1,0 +1,301 @@
+// SSH through the real redirect: an unprivileged enrolled agent runs real OpenSSH `ssh`
+// (and paramiko) against a real OpenSSH sshd on 127.0.0.71, started by the test. interlockd
+// terminates the agent's SSH with its own host key (trusted through `interlock ssh
+// known-hosts`), logs in upstream with the resource's key (the agent has none), judges
+// every channel request with the policy, holds what needs approval, refuses forwarding,
+// and records and audits every channel. Attacks first: shell lines dressed as allowed
+// programs, forwarding past the resource, a substituted upstream, a wrong login key.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/interlockd_harness.h"
+#include "tests/testing/privileged.h"
+#include "tests/testing/sshd_server.h"
+#include "tests/testing/wait.h"
+#include "userspace/common/file_util.h"
+
+namespace interlock::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+constexpr char kPolicy[] = R"YAML(
+resources:
+  - {resource: box, default_action: ACTION_DENY}
+rules:
+  - id: read-only-tools
+    match: {resources: [box], ssh: {requests: [exec], programs: [uptime, echo, cat, sh, ls, "true", head, id]}}
+    action: ACTION_ALLOW
+  - id: review-rm
+    match: {resources: [box], ssh: {requests: [exec], programs: [rm]}}
+    action: ACTION_REVIEW
+    reason: deleting files needs a second pair of eyes
+    review_timeout_s: 60
+  - id: interactive
+    match: {resources: [box], ssh: {requests: [shell], pty: true}}
+    action: ACTION_ALLOW
+)YAML";
+
+class SshTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("interlock-ssh-");
+    auto sshd = SshdServer::Start({.address = "127.0.0.71"});
+    ASSERT_TRUE(sshd.ok()) << sshd.status();
+    sshd_ = *std::move(sshd);
+    policy_file_ = absl::StrCat(dir_, "/policy.yaml");
+    ASSERT_TRUE(WriteFileAtomic(policy_file_, kPolicy, 0644).ok());
+    // What the upstream's commands work on: a throwaway directory the held `rm` targets.
+    data_dir_ = absl::StrCat(dir_, "/data");
+    ASSERT_EQ(::mkdir(data_dir_.c_str(), 0755), 0);
+    ASSERT_TRUE(WriteFileAtomic(absl::StrCat(data_dir_, "/keep"), "precious\n", 0644).ok());
+  }
+  void TearDown() override {
+    sshd_.reset();
+    RemoveTree(dir_);
+  }
+
+  // `ssh_yaml`: lines of the resource's ssh block beyond login and pin, 6-space indented.
+  std::unique_ptr<InterlockdHarness> Daemon(const std::string& pin = "", const std::string& key = "",
+                                            const std::string& ssh_yaml = "") {
+    const std::string yaml = absl::StrCat(
+        "    protocol: PROTOCOL_SSH\n    ssh:\n      login: {user: root, private_key_ref: \"file:",
+        key.empty() ? sshd_->login_key() : key, "\"}\n      upstream_host_key_sha256: [\"",
+        pin.empty() ? sshd_->host_key_sha256() : pin, "\"]\n", ssh_yaml);
+    auto h = std::make_unique<InterlockdHarness>(HarnessOptions{
+        .resources = {{"box", "127.0.0.71", sshd_->port(), yaml}},
+        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+    CommandResult ca = h->Cli({"ca", "init"});
+    EXPECT_EQ(ca.exit_code, 0) << ca.out << ca.err;
+    return h;
+  }
+
+  // The known_hosts an operator installs for agents (`interlock ssh known-hosts`), readable
+  // by the agent.
+  std::string KnownHosts(InterlockdHarness& h) {
+    CommandResult kh = h.Cli({"ssh", "known-hosts"});
+    EXPECT_EQ(kh.exit_code, 0) << kh.err;
+    const std::string path = absl::StrCat(dir_, "/known_hosts");
+    EXPECT_TRUE(WriteFileAtomic(path, kh.out, 0644).ok());
+    MakeReadableByAgent(path);
+    return path;
+  }
+
+  // OpenSSH's ssh as the enrolled agent (nobody: no key of its own), trusting interlockd
+  // through `known_hosts` only.
+  std::vector<std::string> SshArgv(const std::string& known_hosts, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"/usr/bin/ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o",
+                                     "StrictHostKeyChecking=yes", "-o", absl::StrCat("UserKnownHostsFile=", known_hosts),
+                                     "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20", "-p",
+                                     absl::StrCat(sshd_->port())};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  CommandResult Ssh(InterlockdHarness& h, const std::string& known_hosts, const std::vector<std::string>& args) {
+    return h.RunAgent("agent", SshArgv(known_hosts, args));
+  }
+
+  std::vector<v1::AuditEvent> Events(InterlockdHarness& h, v1::AuditKind kind) {
+    std::vector<v1::AuditEvent> out;
+    for (v1::AuditEvent& e : h.AuditEvents()) {
+      if (e.kind() == kind) out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  std::string dir_, policy_file_, data_dir_;
+  std::unique_ptr<SshdServer> sshd_;
+};
+
+TEST_F(SshTest, AllowedExecPassesOutputStderrAndExitStatus) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  CommandResult r = Ssh(*h, kh, {"root@127.0.0.71", "sh -c 'echo out-line; echo err-line >&2; exit 3'"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err << h->DaemonLog() << sshd_->Log();
+  EXPECT_EQ(r.out, "out-line\n");
+  EXPECT_THAT(r.err, HasSubstr("err-line\n"));
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u) << h->DaemonLog();
+  const v1::SshExchange& x = events[0].ssh();
+  EXPECT_EQ(x.request(), "exec");
+  EXPECT_EQ(x.command(), "sh -c 'echo out-line; echo err-line >&2; exit 3'");
+  EXPECT_THAT(x.argv(), ::testing::ElementsAre("sh", "-c", "echo out-line; echo err-line >&2; exit 3"));
+  EXPECT_EQ(x.exit_status(), 3);
+  EXPECT_TRUE(x.forwarded());
+  EXPECT_EQ(x.agent_user(), "root");
+  EXPECT_EQ(x.upstream_user(), "root");
+  EXPECT_EQ(x.bytes_out(), 18u);
+  EXPECT_EQ(events[0].outcome(), "allowed");
+  EXPECT_EQ(events[0].decision().rule_id(), "read-only-tools");
+  EXPECT_EQ(events[0].protocol(), "ssh");
+  EXPECT_EQ(events[0].identity().workload(), "agent");
+  // The login key never reaches the audit trail or the recording.
+  const std::string key = *ReadFile(sshd_->login_key());
+  const std::string key_body = key.substr(key.find('\n') + 1, 40);
+  for (const v1::AuditEvent& e : h->AuditEvents()) EXPECT_THAT(e.DebugString(), Not(HasSubstr(key_body)));
+  EXPECT_EQ(h->Cli({"verify", events[0].session_id()}).exit_code, 0);
+}
+
+// A shell line is judged as a whole: an ALLOW rule for `ls` does not let `ls; id` through,
+// nor an allowed program smuggled behind a separator, a substitution or a pipe.
+TEST_F(SshTest, ShellLinesAreNotJudgedByTheirFirstWord) {
+  // `rm` denied outright here (not reviewed): a shell line, whose programs cannot be
+  // known, meets that rule too (fail closed) and is refused at once.
+  std::string policy(kPolicy);
+  policy.replace(policy.find("action: ACTION_REVIEW"), 21, "action: ACTION_DENY  ");
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, policy, 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  const std::string marker = absl::StrCat(dir_, "/pwned");
+  for (const std::string& line :
+       {absl::StrCat("ls; touch ", marker), absl::StrCat("echo $(touch ", marker, ")"),
+        absl::StrCat("ls | touch ", marker), absl::StrCat("ls\ntouch ", marker), absl::StrCat("touch ", marker),
+        absl::StrCat("FOO=1 touch ", marker), absl::StrCat("/tmp/../usr/bin/touch ", marker)}) {
+    CommandResult r = Ssh(*h, kh, {"root@127.0.0.71", line});
+    EXPECT_EQ(r.exit_code, 126) << line << "\n" << r.out << r.err;
+    EXPECT_THAT(r.err, HasSubstr("interlock: denied by policy")) << line;
+    EXPECT_FALSE(PathExists(marker)) << line;
+  }
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_SSH_REQUEST)) {
+    EXPECT_EQ(e.outcome(), "denied") << e.ssh().command();
+    EXPECT_FALSE(e.ssh().forwarded());
+    EXPECT_EQ(e.ssh().exit_status(), 126);
+  }
+}
+
+TEST_F(SshTest, HeldCommandRunsOnlyAfterApprovalAndDenialReachesTheAgent) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  const std::string out = absl::StrCat(dir_, "/agent.out");
+  auto held = [&] {
+    std::vector<std::string> argv = h->RunArgv("agent");
+    for (const std::string& a : SshArgv(kh, {"root@127.0.0.71", absl::StrCat("rm -rf ", data_dir_)})) {
+      argv.push_back(a);
+    }
+    return Spawn(argv, out);
+  };
+  // Denied: the directory stays, the agent reads why.
+  pid_t agent = held();
+  ASSERT_GT(agent, 0);
+  std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  auto pending = h->Approvals();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].protocol(), "ssh");
+  EXPECT_EQ(pending[0].statement(), absl::StrCat("rm -rf ", data_dir_));
+  EXPECT_EQ(pending[0].rule_id(), "review-rm");
+  EXPECT_TRUE(PathExists(data_dir_));
+  ASSERT_EQ(h->Cli({"deny", id, "--reason", "not today"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(agent, 30), 126);
+  EXPECT_TRUE(PathExists(absl::StrCat(data_dir_, "/keep")));
+  std::string text = ReadFile(out).value_or("");
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("interlock: held for approval (", id, ")")));
+  EXPECT_THAT(text, HasSubstr("interlock: denied by an approver: not today"));
+  // Approved: it runs, byte for byte what the approver saw.
+  agent = held();
+  ASSERT_GT(agent, 0);
+  id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  EXPECT_TRUE(PathExists(data_dir_));
+  ASSERT_EQ(h->Cli({"approve", id, "--reason", "ticket 7"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(agent, 30), 0) << ReadFile(out).value_or("");
+  EXPECT_FALSE(PathExists(data_dir_));
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].decision().source(), "review_denied");
+  EXPECT_EQ(events[1].decision().source(), "approved");
+  EXPECT_EQ(events[1].decision().approval_id(), id);
+  EXPECT_EQ(events[1].ssh().exit_status(), 0);
+}
+
+// Forwarding would reach past the resource (to any host the upstream can reach): refused
+// by interlockd, whatever the upstream allows (this sshd allows it), and audited.
+TEST_F(SshTest, PortForwardingIsRefusedAndAudited) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  CommandResult w = Ssh(*h, kh, {"-W", absl::StrCat("127.0.0.71:", sshd_->port()), "root@127.0.0.71"});
+  EXPECT_NE(w.exit_code, 0);
+  EXPECT_THAT(w.err, HasSubstr("open failed"));
+  CommandResult r = Ssh(*h, kh, {"-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.71:9", "root@127.0.0.71", "true"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("forwarding failed"));
+  std::vector<std::string> refused;
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_SSH_REQUEST)) {
+    if (e.outcome() == "refused") refused.push_back(e.ssh().request());
+  }
+  EXPECT_THAT(refused, ::testing::IsSupersetOf({"direct-tcpip", "tcpip-forward"}));
+}
+
+// The agent's ssh trusts interlockd only through the known_hosts lines: without them it
+// refuses to talk (interlockd is not the upstream and does not pretend to hold its key).
+TEST_F(SshTest, AgentTrustsInterlockdOnlyThroughKnownHosts) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string empty = absl::StrCat(dir_, "/empty_known_hosts");
+  ASSERT_TRUE(WriteFileAtomic(empty, "", 0644).ok());
+  MakeReadableByAgent(empty);
+  CommandResult r = Ssh(*h, empty, {"root@127.0.0.71", "true"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_THAT(r.err, HasSubstr("Host key verification failed"));
+  // The upstream's own known_hosts line does not match interlockd either.
+  MakeReadableByAgent(sshd_->known_hosts_file());
+  r = Ssh(*h, sshd_->known_hosts_file(), {"root@127.0.0.71", "true"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_THAT(r.err, HasSubstr("REMOTE HOST IDENTIFICATION HAS CHANGED"));
+  r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "true"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Someone else's server at the upstream's address (here: the right server, pinned to
+// another key) never receives the login: the session is refused before userauth, the agent
+// reads why, and the audit event names the mismatch.
+TEST_F(SshTest, UpstreamHostKeyMismatchIsRefused) {
+  auto h = Daemon("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "true"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("interlock: cannot open box: the upstream's host key ",
+                                            sshd_->host_key_sha256(), " is not the one pinned")));
+  EXPECT_THAT(sshd_->Log(), Not(HasSubstr("Accepted publickey")));
+  bool audited = false;
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_AUTH)) {
+    audited |= e.reason() == "upstream_host_key_mismatch" && e.outcome() == "denied";
+  }
+  EXPECT_TRUE(audited);
+}
+
+TEST_F(SshTest, WrongLoginKeyGivesTheAgentAClearError) {
+  const std::string other = absl::StrCat(dir_, "/other_key");
+  ASSERT_EQ(RunCommand({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other}).exit_code, 0);
+  auto h = Daemon("", other);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "true"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_THAT(r.err, HasSubstr("interlock: cannot open box: the upstream refused the resource's key for user root"));
+  EXPECT_THAT(r.err, Not(HasSubstr(other)));  // the key's path is the operator's business
+  bool audited = false;
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_AUTH)) {
+    audited |= e.reason() == "upstream_login_failed" && e.outcome() == "denied";
+  }
+  EXPECT_TRUE(audited);
+}
+
+}  // namespace
+}  // namespace interlock::testing

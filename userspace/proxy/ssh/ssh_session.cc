@@ -1,0 +1,288 @@
+#include "userspace/proxy/ssh/ssh_session.h"
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/common/sha256.h"
+#include "userspace/policy/evaluator.h"
+#include "userspace/policy/operation.h"
+#include "userspace/proxy/ssh/ssh_worker.h"
+
+namespace interlock::proxy::ssh {
+
+void SshShared::Wake() const {
+  const uint64_t one = 1;
+  (void)!::write(wake.get(), &one, sizeof one);
+}
+
+absl::StatusOr<std::unique_ptr<SshSession>> SshSession::Start(const ProtocolEnv& env, UniqueFd agent,
+                                                               SshSessionContext ctx,
+                                                               std::unique_ptr<record::Recorder> recorder,
+                                                               DoneFn done) {
+  std::unique_ptr<SshSession> s(new SshSession(env, std::move(ctx), std::move(done)));
+  s->shared_ = std::make_shared<SshShared>();
+  s->shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!s->shared_->wake.valid()) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  s->shared_->recorder = std::move(recorder);
+  s->shared_->agent_fd = agent.get();
+  s->shared_->last_activity_ns = absl::ToInt64Nanoseconds(env.clock->Monotonic());
+  s->worker_ = std::make_unique<SshWorker>(s->ctx_, s->shared_, s.get(), std::move(agent), env.clock);
+  SshWorker* worker = s->worker_.get();
+  s->thread_ = std::thread([worker] { worker->Run(); });
+  return s;
+}
+
+SshSession::SshSession(const ProtocolEnv& env, SshSessionContext ctx, DoneFn done)
+    : env_(env), ctx_(std::move(ctx)), done_fn_(std::move(done)) {}
+
+SshSession::~SshSession() {
+  *alive_ = false;
+  if (thread_.joinable()) {
+    Abort("drain", "interlockd is stopping");
+    thread_.join();
+  }
+  for (const auto& [channel, id] : pending_approvals_) env_.approvals->Abandon(id, "connection ended");
+}
+
+void SshSession::Abort(const std::string& outcome, const std::string& detail) {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  if (shared_->abort) return;
+  shared_->abort = true;
+  shared_->abort_outcome = outcome;
+  shared_->abort_detail = detail;
+  // The worker may be inside a blocking libssh call: end it.
+  if (shared_->agent_fd >= 0) ::shutdown(shared_->agent_fd, SHUT_RDWR);
+  if (shared_->upstream_fd >= 0) ::shutdown(shared_->upstream_fd, SHUT_RDWR);
+  shared_->Wake();
+}
+
+absl::Status SshSession::FlushRecording() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  if (shared_->recorder == nullptr || shared_->recorder->closed()) return absl::OkStatus();
+  return shared_->recorder->Flush();
+}
+
+const RelayStats& SshSession::stats() const {
+  stats_.bytes_to_upstream = shared_->bytes_to_upstream.load();
+  stats_.bytes_to_agent = shared_->bytes_to_agent.load();
+  return stats_;
+}
+
+absl::Duration SshSession::last_activity() const {
+  return absl::Nanoseconds(shared_->last_activity_ns.load());
+}
+
+void SshSession::OnLoop(std::function<void(SshSession&)> fn) {
+  std::weak_ptr<bool> alive = alive_;
+  env_.loop->Post([this, alive, fn = std::move(fn)] {
+    if (auto a = alive.lock(); a != nullptr && *a) fn(*this);
+  });
+}
+
+void SshSession::PostJudge(RequestToJudge request) {
+  OnLoop([request = std::move(request)](SshSession& s) { s.Judge(request); });
+}
+
+void SshSession::PostAudit(v1::AuditEvent event) {
+  OnLoop([event = std::move(event)](SshSession& s) mutable { s.Emit(std::move(event)); });
+}
+
+void SshSession::PostFinished(std::string outcome, std::string detail) {
+  OnLoop([outcome = std::move(outcome), detail = std::move(detail)](SshSession& s) { s.Finished(outcome, detail); });
+}
+
+void SshSession::Emit(v1::AuditEvent event) {
+  event.set_session_id(ctx_.session_id);
+  *event.mutable_identity() = ctx_.identity;
+  event.set_resource(ctx_.resource->name);
+  *event.mutable_original_destination() = ctx_.original_destination;
+  event.set_protocol("ssh");
+  (void)env_.audit->Emit(std::move(event));
+}
+
+void SshSession::Deliver(Verdict verdict) {
+  pending_approvals_.erase(verdict.channel);
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->verdicts.push_back(std::move(verdict));
+  }
+  shared_->Wake();
+}
+
+namespace {
+
+policy::SshRequestFacts FactsFor(const RequestToJudge& r) {
+  if (r.type == "exec") return policy::SshExecFacts(r.command, r.pty);
+  if (r.type == "shell") return policy::SshShellFacts(r.pty);
+  return policy::SshSubsystemFacts(r.command, r.pty);
+}
+
+std::string Described(const RequestToJudge& r) {
+  if (r.type == "exec") return r.command;
+  if (r.type == "shell") return r.pty ? "interactive shell (pty)" : "shell";
+  return absl::StrCat("subsystem ", r.command);
+}
+
+}  // namespace
+
+void SshSession::Judge(const RequestToJudge& request) {
+  Verdict v;
+  v.channel = request.channel;
+  const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
+  if (p == nullptr || *p == nullptr) {
+    // No policy in force: every request is recorded and audited, none is judged.
+    v.run = true;
+    v.decision = "allow";
+    v.policy.set_action("ALLOW");
+    v.policy.set_source("no_policy");
+    Deliver(std::move(v));
+    return;
+  }
+  policy::SubjectFacts who;
+  who.workload = ctx_.identity.workload();
+  who.cgroup_path = ctx_.identity.cgroup_path();
+  who.uid = ctx_.identity.uid();
+  const policy::SshRequestFacts facts = FactsFor(request);
+  const policy::Decision d = (*p)->Evaluate(who, ctx_.resource->name, policy::Operation{&facts});
+  v.policy.set_action(std::string(policy::ActionName(d.action)));
+  v.policy.set_rule_id(d.rule_id);
+  v.policy.set_reason(d.reason);
+  v.policy.set_source(d.source);
+  switch (d.action) {
+    case v1::ACTION_ALLOW:
+      v.run = true;
+      v.decision = "allow";
+      break;
+    case v1::ACTION_REVIEW:
+      Hold(request, v.policy, d.review_timeout);
+      return;
+    case v1::ACTION_MASK:
+      // Terminal output is a byte stream interlockd cannot mask reliably (escape sequences,
+      // binary): a MASK rule never lets a command run unmasked.
+      v.decision = "deny";
+      v.message = "interlock: denied: this command's output would have to be masked, and SSH output is not masked";
+      break;
+    default:
+      v.decision = "deny";
+      v.message = absl::StrCat("interlock: denied by policy",
+                               d.rule_id.empty() ? " (resource default)" : absl::StrCat(" rule ", d.rule_id),
+                               d.reason.empty() ? "" : absl::StrCat(": ", d.reason),
+                               // A shell line is judged as a whole: say so, or the reason
+                               // ("deleting files ...") reads wrong for `ls; id`.
+                               facts.kind == policy::SshRequestFacts::Kind::kExec && facts.needs_shell
+                                   ? absl::StrCat(" (judged as a shell command: ", facts.shell_reason, ")")
+                                   : "");
+      break;
+  }
+  Deliver(std::move(v));
+}
+
+void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout) {
+  Verdict v;
+  v.channel = request.channel;
+  v.policy = decision;
+  v.decision = "denied";
+  if (env_.approvals == nullptr) {
+    v.message = "interlock: denied: this command needs approval, and no approval service is configured";
+    Deliver(std::move(v));
+    return;
+  }
+  v1::ApprovalRequest r;
+  r.set_session_id(ctx_.session_id);
+  *r.mutable_requester() = ctx_.identity;
+  r.set_resource(ctx_.resource->name);
+  r.set_protocol("ssh");
+  r.set_db_user(request.upstream_user);
+  // What the approver reads is exactly what will run upstream.
+  r.set_statement(Described(request));
+  r.set_audit_statement(Described(request).substr(0, 4096));
+  r.set_statement_sha256(Sha256Hex(absl::StrCat(request.type, "\n", request.command)));
+  r.set_fingerprint(absl::StrCat("ssh:", request.type, " ", request.command));
+  r.set_rule_id(decision.rule_id());
+  r.set_reason(decision.reason());
+  r.set_classification(absl::StrCat("ssh ", request.type));
+  std::weak_ptr<bool> alive = alive_;
+  const uint32_t channel = request.channel;
+  auto submitted = env_.approvals->Submit(
+      std::move(r), timeout, [this, alive, channel, decision](const v1::ApprovalRequest& done) {
+        if (auto a = alive.lock(); a == nullptr || !*a) return;
+        Verdict out;
+        out.channel = channel;
+        out.policy = decision;
+        out.policy.set_approval_id(done.id());
+        if (done.state() == v1::APPROVAL_STATE_APPROVED) {
+          out.run = true;
+          out.decision = "approved";
+          out.policy.set_source("approved");
+        } else if (done.state() == v1::APPROVAL_STATE_TIMED_OUT) {
+          out.decision = "timed_out";
+          out.policy.set_source("review_timeout");
+          out.message = "interlock: denied: no approver decided in time";
+        } else {
+          out.decision = "denied";
+          out.policy.set_source("review_denied");
+          out.message = absl::StrCat("interlock: denied by an approver",
+                                     done.decision_reason().empty() ? "" : absl::StrCat(": ", done.decision_reason()));
+        }
+        Deliver(std::move(out));
+      });
+  if (!submitted.ok()) {
+    v.message = "interlock: denied: this command needs approval, and the approval request could not be stored";
+    Deliver(std::move(v));
+    return;
+  }
+  v.policy.set_approval_id(submitted->id());
+  if (submitted->state() == v1::APPROVAL_STATE_APPROVED) {
+    v.run = true;
+    v.decision = "approved";
+    v.policy.set_source("approval_window");
+    Deliver(std::move(v));
+    return;
+  }
+  pending_approvals_[channel] = submitted->id();
+  // The agent learns it waits (its stderr), the auditor that it is held.
+  Verdict held;
+  held.channel = channel;
+  held.decision = "review";
+  held.policy = v.policy;
+  held.message = absl::StrCat("interlock: held for approval (", submitted->id(), "); waiting up to ",
+                              absl::ToInt64Seconds(timeout), " s");
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->verdicts.push_back(std::move(held));
+  }
+  shared_->Wake();
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_POLICY_DECISION);
+  ev.set_outcome("held");
+  *ev.mutable_decision() = v.policy;
+  v1::SshExchange* x = ev.mutable_ssh();
+  x->set_request(request.type);
+  x->set_command(request.command.substr(0, 4096));
+  x->set_command_sha256(Sha256Hex(request.command));
+  x->set_channel(channel);
+  x->set_agent_user(request.agent_user);
+  x->set_upstream_user(request.upstream_user);
+  Emit(std::move(ev));
+}
+
+void SshSession::Finished(const std::string& outcome, const std::string& detail) {
+  if (done_) return;
+  if (thread_.joinable()) thread_.join();  // the worker's last act was to post this
+  for (const auto& [channel, id] : pending_approvals_) env_.approvals->Abandon(id, "connection ended");
+  pending_approvals_.clear();
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    closed_recorder_ = std::move(shared_->recorder);
+  }
+  outcome_ = outcome;
+  detail_ = detail;
+  done_ = true;
+  if (done_fn_) done_fn_(this);
+}
+
+}  // namespace interlock::proxy::ssh

@@ -1,0 +1,156 @@
+// SshSession: one agent connection to a protected SSH resource. interlockd is the SSH
+// server to the agent (libssh, interlockd's host key) and an SSH client to the upstream
+// (the resource's pinned host key, the resource's login key):
+//
+//   agent ssh                          interlockd                              upstream sshd
+//   key exchange ───────────────────► host key <state_dir>/ssh-host-key
+//   userauth (none / any key) ──────► the kernel-attested workload is the
+//                                     identity ─── connect, key exchange, host key pinned,
+//                                                  login with the resource's key ──────►
+//   channel open "session" ─────────► upstream channel opened ─────────────────────────►
+//   pty-req, env ───────────────────► kept (env by the resource's list)
+//   exec CMD / shell / subsystem ───► judged (policy SshMatch) ─┬─ DENY: stderr + exit 126
+//                                                               ├─ REVIEW: held; released
+//                                                               │  on approval
+//                                                               └─ ALLOW: pty, env, request
+//                                                                  sent upstream ─────────►
+//   stdin ──────────────────────────► recorded, relayed within the upstream's window ───►
+//   ◄─────────────────────────────── stdout / stderr recorded, relayed ◄──────────────────
+//   ◄─────────────────────────────── exit-status / exit-signal, EOF, close
+//   port forwarding, agent forwarding, X11: refused and audited.
+//
+// Threads: libssh's API blocks, so each session runs its two libssh sessions on a worker
+// thread of its own (ssh_worker.h). Everything the engine shares — policy, approvals,
+// audit — stays on the event loop: the worker posts what it needs (judge a request, emit
+// an event, the session ended) and the loop answers through SshShared (a queue and an
+// eventfd the worker polls). The recorder is the one object both touch, under
+// SshShared::mu: the worker appends, the loop flushes once per iteration.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "interlock/v1/events.pb.h"
+#include "interlock/v1/identity.pb.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/config/config.h"
+#include "userspace/net/socket.h"
+#include "userspace/proxy/core/protocol.h"
+#include "userspace/proxy/core/session.h"
+#include "userspace/proxy/ssh/host_keys.h"
+#include "userspace/record/recorder.h"
+
+namespace interlock::proxy::ssh {
+
+struct SshSessionContext {
+  std::string session_id;
+  v1::WorkloadIdentity identity;
+  v1::Endpoint original_destination;
+  const config::ResourceConfig* resource = nullptr;  // outlives the session; has ssh
+  net::SockAddr upstream;
+  const HostKey* host_key = nullptr;  // owned by the protocol, outlives the session
+};
+
+// A channel request the worker asks the loop to judge.
+struct RequestToJudge {
+  uint32_t channel = 0;
+  std::string type;     // "exec", "shell", "subsystem"
+  std::string command;  // exec: the line; subsystem: the name
+  bool pty = false;
+  std::string agent_user;
+  std::string upstream_user;
+};
+
+// The loop's answer.
+struct Verdict {
+  uint32_t channel = 0;
+  bool run = false;
+  // "allow", "deny", "approved", "denied", "timed_out", "refused"; and for the agent's
+  // stderr when !run.
+  std::string decision;
+  std::string message;
+  v1::PolicyDecision policy;
+};
+
+// State the worker and the loop share. Everything but the atomics is guarded by `mu`.
+struct SshShared {
+  std::mutex mu;
+  std::unique_ptr<record::Recorder> recorder;
+  std::deque<Verdict> verdicts;
+  // The sockets libssh reads, while it has them (-1 after): Abort shuts them down so that a
+  // worker blocked in libssh returns at once.
+  int agent_fd = -1;
+  int upstream_fd = -1;
+  bool abort = false;
+  std::string abort_outcome;
+  std::string abort_detail;
+  // Wakes the worker's poll (verdicts, abort). Written under no lock (eventfd is atomic).
+  UniqueFd wake;
+  std::atomic<int64_t> last_activity_ns{0};
+  std::atomic<uint64_t> bytes_to_upstream{0};
+  std::atomic<uint64_t> bytes_to_agent{0};
+
+  void Wake() const;
+};
+
+class SshWorker;
+
+class SshSession final : public ProxySession {
+ public:
+  using DoneFn = std::function<void(SshSession*)>;
+
+  static absl::StatusOr<std::unique_ptr<SshSession>> Start(const ProtocolEnv& env, UniqueFd agent,
+                                                           SshSessionContext ctx,
+                                                           std::unique_ptr<record::Recorder> recorder, DoneFn done);
+  ~SshSession() override;
+
+  void Abort(const std::string& outcome, const std::string& detail = "") override;
+  absl::Status FlushRecording() override;
+  const record::Recorder* recorder() const override { return closed_recorder_.get(); }
+  const RelayStats& stats() const override;
+  bool done() const override { return done_; }
+  const std::string& outcome() const override { return outcome_; }
+  const std::string& detail() const override { return detail_; }
+  absl::Duration last_activity() const override;
+
+  // --- Called by the worker, from its thread: each posts to the loop. ---
+  void PostJudge(RequestToJudge request);
+  void PostAudit(v1::AuditEvent event);
+  void PostFinished(std::string outcome, std::string detail);
+
+ private:
+  SshSession(const ProtocolEnv& env, SshSessionContext ctx, DoneFn done);
+  // Loop thread.
+  void Judge(const RequestToJudge& request);
+  void Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout);
+  void Deliver(Verdict verdict);
+  void Emit(v1::AuditEvent event);
+  void Finished(const std::string& outcome, const std::string& detail);
+  // Runs `fn` on the loop while this session exists.
+  void OnLoop(std::function<void(SshSession&)> fn);
+
+  const ProtocolEnv env_;
+  const SshSessionContext ctx_;
+  DoneFn done_fn_;
+  std::shared_ptr<SshShared> shared_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<SshWorker> worker_;
+  std::thread thread_;
+  // Loop thread only.
+  bool done_ = false;
+  std::string outcome_;
+  std::string detail_;
+  mutable RelayStats stats_;
+  std::unique_ptr<record::Recorder> closed_recorder_;  // taken back from shared_ when done
+  absl::flat_hash_map<uint32_t, std::string> pending_approvals_;  // channel -> approval id
+};
+
+}  // namespace interlock::proxy::ssh

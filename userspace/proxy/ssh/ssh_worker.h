@@ -1,0 +1,134 @@
+// SshWorker: the thread that runs one SSH session's two libssh sessions (agent-facing
+// server, upstream client) and relays its channels (ssh_session.h has the picture).
+//
+// Phases: the agent's key exchange and login (bounded by the resource's login timeout,
+// the upstream login done inside the agent's first userauth request, so that a refused
+// upstream is told to the agent before it is "in"); then the relay loop, which polls both
+// sockets and the wake eventfd and, per channel, moves data only as far as the receiving
+// side's window allows (libssh keeps what is not read yet and stops growing the sender's
+// window: back-pressure end to end). Every libssh object is created, used and freed here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "interlock/v1/events.pb.h"
+#include "interlock/v1/record.pb.h"
+#include "userspace/common/clock.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/proxy/ssh/libssh.h"
+#include "userspace/proxy/ssh/ssh_session.h"
+
+namespace interlock::proxy::ssh {
+
+// Channels one agent session may have open at once (OpenSSH's MaxSessions default).
+inline constexpr size_t kMaxChannels = 10;
+// Bytes moved per read, per channel and stream, per loop turn.
+inline constexpr size_t kRelayChunkBytes = 32 * 1024;
+
+class SshWorker {
+ public:
+  // `session` receives the worker's posts; it outlives the thread (it joins it).
+  SshWorker(const SshSessionContext& ctx, std::shared_ptr<SshShared> shared, SshSession* session, UniqueFd agent,
+            const Clock* clock);
+  ~SshWorker();
+  void Run();
+
+  // One agent channel and its upstream twin.
+  struct Channel {
+    enum class State { kOpen, kJudging, kHeld, kRunning, kEnded };
+    SshWorker* worker = nullptr;
+    uint32_t id = 0;
+    ssh_channel agent = nullptr;
+    ssh_channel up = nullptr;
+    ssh_channel_callbacks_struct agent_cb{};
+    ssh_channel_callbacks_struct up_cb{};
+    State state = State::kOpen;
+    std::string type;     // exec / shell / subsystem once requested
+    std::string command;  // exec line or subsystem name
+    std::string pty_term;
+    int cols = 80, rows = 24;
+    bool pty = false;
+    std::vector<std::pair<std::string, std::string>> env;
+    absl::Duration started;
+    v1::SshExchange audit;
+    v1::PolicyDecision decision;
+    std::string outcome;  // audit outcome once known
+    bool forwarded = false;
+    bool agent_eof = false;     // the agent sent EOF ...
+    bool agent_eof_relayed = false;  // ... and it was passed upstream after its data
+    bool up_eof_relayed = false;
+    bool exit_sent = false;
+    std::optional<int> exit_status;
+    std::string exit_signal;
+    bool exit_core = false;
+    bool audited = false;
+  };
+
+ private:
+  // Phase 1: agent key exchange and login (false: the session is over, Finish called).
+  bool Accept();
+  // The upstream login, once, on the agent's first userauth request: OK or why not.
+  absl::Status LoginUpstream(const std::string& agent_user);
+  absl::Status ConnectUpstream();
+  // Phase 2.
+  void RelayLoop();
+  bool PollOnce(int timeout_ms);
+  void TakeVerdicts();
+  void Pump(Channel& c);
+  void Reap();
+  // Channel requests (callbacks from libssh, on this thread).
+  ssh_channel OnChannelOpen();
+  int OnPty(Channel& c, const char* term, int cols, int rows);
+  int OnWindowChange(Channel& c, int cols, int rows);
+  int OnEnv(Channel& c, const char* name, const char* value);
+  int OnRequest(Channel& c, const std::string& type, const std::string& command);
+  int OnMessage(ssh_message message);
+  void Refuse(const std::string& type, const std::string& what, uint32_t channel);
+  // Runs the channel's request upstream after an allow or approval.
+  void StartUpstream(Channel& c);
+  // Ends a channel that never ran (denied, refused, failed): stderr, exit status, close.
+  void Deny(Channel& c, const std::string& message, int status);
+  void AuditChannel(Channel& c);
+  void Record(uint32_t channel, v1::SshEvent event);
+  void RecordData(uint32_t channel, v1::SshStream stream, const char* data, size_t n);
+  void Touch();
+  void Finish(const std::string& outcome, const std::string& detail);
+  Channel* ByAgent(ssh_channel channel);
+  bool Aborted(std::string* outcome, std::string* detail);
+
+  static int AuthNone(ssh_session, const char* user, void* self);
+  static int AuthPassword(ssh_session, const char* user, const char* password, void* self);
+  static int AuthPubkey(ssh_session, const char* user, ssh_key_struct* key, char state, void* self);
+  static ssh_channel ChannelOpen(ssh_session, void* self);
+  static int MessageCallback(ssh_session, ssh_message message, void* self);
+  int Authenticate(const char* user);
+
+  const SshSessionContext& ctx_;
+  const config::SshConfig& config_;
+  std::shared_ptr<SshShared> shared_;
+  SshSession* session_;
+  UniqueFd agent_fd_;  // until libssh takes it
+  const Clock* clock_;
+  BindPtr bind_;
+  SessionPtr agent_;
+  SessionPtr up_;
+  EventPtr agent_event_;
+  ssh_server_callbacks_struct server_cb_{};
+  std::vector<std::unique_ptr<Channel>> channels_;
+  uint32_t next_channel_ = 0;
+  // Login state.
+  bool authenticated_ = false;
+  bool login_tried_ = false;
+  absl::Status login_status_;
+  std::string agent_user_;
+  std::string upstream_user_;
+  std::string end_outcome_ = "closed";
+  std::string end_detail_;
+};
+
+}  // namespace interlock::proxy::ssh
