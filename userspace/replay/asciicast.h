@@ -4,7 +4,8 @@
 //
 //   INTERLOCK_ASSIGN_OR_RETURN(std::string cast, ExportAsciicast(rec.records, {.channel = 2}));
 //
-//   {"version": 2, "width": 80, "height": 24, "timestamp": 1767225600, "env": {"TERM": "xterm"}, "title": "build-host sess-1 channel 2"}
+//   {"version": 2, "width": 80, "height": 24, "timestamp": 1767225600,    (one line)
+//    "env": {"TERM": "xterm"}, "title": "build-host sess-1 channel 2"}
 //   [0.120000, "o", "$ "]
 //   [1.250000, "o", "ls\r\nnotes.txt\r\n$ "]
 //   [2.000000, "r", "120x40"]

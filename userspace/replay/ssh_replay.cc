@@ -5,6 +5,7 @@
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -176,15 +177,17 @@ class ChannelSection {
   void AddData(const v1::SshData& d, int64_t t) {
     const absl::string_view payload = d.payload();
     if (d.stream() == v1::SSH_STREAM_STDIN) {
-      if (input_.empty()) input_.time = t;
-      input_.stream = d.stream();
+      if (input_.empty()) {
+        input_.time = t;
+        input_.stream = d.stream();
+      }
       Append(input_, payload, Keep());
       // A line typed (or sent) ends the input block; the output echoed so far goes first
       // when it started first.
       if (payload.find_first_of("\r\n") != absl::string_view::npos) FlushAll();
       return;
     }
-    if (!output_.empty() && output_.stream != d.stream()) FlushOutput();
+    if (!output_.empty() && output_.stream != d.stream()) Flush(output_);
     if (output_.empty()) {
       output_.time = t;
       output_.stream = d.stream();
@@ -199,56 +202,41 @@ class ChannelSection {
 
   void FlushAll() {
     if (!input_.empty() && (output_.empty() || input_.time < output_.time)) {
-      FlushInput();
-      FlushOutput();
+      Flush(input_);
+      Flush(output_);
     } else {
-      FlushOutput();
-      FlushInput();
+      Flush(output_);
+      Flush(input_);
     }
   }
 
-  void FlushInput() {
-    if (input_.empty()) return;
-    const absl::string_view shown = absl::string_view(input_.bytes).substr(0, options_.data_preview_bytes);
-    // One display line per typed line, each ending at (and showing) its CR or LF.
-    bool first = true;
+  // Prints `b` as display lines: typed input a line per CR or LF (CR LF counts as one), with
+  // the line end shown escaped; output a line per LF (or CR LF), escaped but for tabs.
+  void Flush(Block& b) {
+    if (b.empty()) return;
+    const bool typed = b.stream == v1::SSH_STREAM_STDIN;
+    const absl::string_view shown = absl::string_view(b.bytes).substr(0, options_.data_preview_bytes);
     size_t pos = 0;
     while (pos < shown.size()) {
-      size_t end = shown.find_first_of("\r\n", pos);
+      size_t end = shown.find_first_of(typed ? "\r\n" : "\n", pos);
       end = end == absl::string_view::npos ? shown.size() : end + 1;
-      if (end < shown.size() && shown[end - 1] == '\r' && shown[end] == '\n') ++end;
-      const std::string text = absl::StrCat("> ", Text(shown.substr(pos, end - pos)));
-      if (first) {
-        Line(input_.time, "stdin", text);
+      if (typed && end < shown.size() && shown[end - 1] == '\r' && shown[end] == '\n') ++end;
+      absl::string_view line = shown.substr(pos, end - pos);
+      std::string text;
+      if (typed) {
+        text = absl::StrCat("> ", Text(line));
+      } else {
+        if (absl::ConsumeSuffix(&line, "\n")) absl::ConsumeSuffix(&line, "\r");
+        text = common::Printable(line, 0, /*keep_tabs=*/true).text;
+      }
+      if (pos == 0) {
+        Line(b.time, Label(b.stream), text);
       } else {
         More(text);
       }
-      first = false;
       pos = end;
     }
-    EndBlock(input_);
-  }
-
-  void FlushOutput() {
-    if (output_.empty()) return;
-    const absl::string_view shown = absl::string_view(output_.bytes).substr(0, options_.data_preview_bytes);
-    bool first = true;
-    size_t pos = 0;
-    while (pos < shown.size()) {
-      size_t nl = shown.find('\n', pos);
-      size_t next = nl == absl::string_view::npos ? shown.size() : nl + 1;
-      absl::string_view line = shown.substr(pos, (nl == absl::string_view::npos ? shown.size() : nl) - pos);
-      if (!line.empty() && line.back() == '\r' && nl != absl::string_view::npos) line.remove_suffix(1);
-      const std::string text = common::Printable(line, 0, /*keep_tabs=*/true).text;
-      if (first) {
-        Line(output_.time, Label(output_.stream), text);
-      } else {
-        More(text);
-      }
-      first = false;
-      pos = next;
-    }
-    EndBlock(output_);
+    EndBlock(b);
   }
 
   void EndBlock(Block& b) {

@@ -24,6 +24,11 @@
 
 namespace interlock::replay::test {
 
+inline constexpr auto kIn = v1::SSH_STREAM_STDIN;
+inline constexpr auto kOut = v1::SSH_STREAM_STDOUT;
+inline constexpr auto kErr = v1::SSH_STREAM_STDERR;
+inline constexpr auto kOwn = v1::SSH_STREAM_INTERLOCK;
+
 class SshRecording {
  public:
   // The session starts at kStart (Unix seconds, and 250 ms).

@@ -13,14 +13,9 @@
 namespace interlock::replay {
 namespace {
 
-using test::SshRecording;
+using test::kErr, test::kIn, test::kOut, test::kOwn, test::SshRecording;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr auto kIn = v1::SSH_STREAM_STDIN;
-constexpr auto kOut = v1::SSH_STREAM_STDOUT;
-constexpr auto kErr = v1::SSH_STREAM_STDERR;
-constexpr auto kOwn = v1::SSH_STREAM_INTERLOCK;
 
 TEST(SshReplay, AnExecChannelShowsItsCommandDecisionOutputAndExit) {
   SshRecording rec;
