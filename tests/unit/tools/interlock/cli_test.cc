@@ -228,7 +228,7 @@ void WriteRecording(const std::string& dir, const std::string& id, const std::st
   ASSERT_TRUE((*rec)->Close(v1::SessionClose()).ok());
 }
 
-TEST_F(InterlockCliTest, ReplayAsciicastOfAnSshSessionOnly) {
+TEST_F(InterlockCliTest, ReplayOfAnSshSessionAndItsAsciicast) {
   const std::string state = absl::StrCat(dir_, "/state");
   ASSERT_TRUE(MakeDirs(absl::StrCat(state, "/recordings"), 0700).ok());
   const std::string config = absl::StrCat(dir_, "/interlock.yaml");
@@ -240,6 +240,12 @@ TEST_F(InterlockCliTest, ReplayAsciicastOfAnSshSessionOnly) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("shell       interactive shell (TERM xterm, 90x30)  -> allow\n"));
   EXPECT_THAT(r.out, HasSubstr("stdout      hi\n"));
+
+  // Its data counts in the session list (no index entry: the file is read).
+  r = Cli({"--config", config, "sessions", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith(R"({"session_id":"ssh-1",)"));
+  EXPECT_THAT(r.out.substr(0, r.out.find('\n')), HasSubstr(R"("bytes_to_agent":"4")"));
 
   r = Cli({"--config", config, "replay", "ssh-1", "--asciicast"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
