@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "userspace/record/session_index.h"
 #include "userspace/record/signing_key.h"
 #include "userspace/record/verifier.h"
+#include "userspace/replay/asciicast.h"
 #include "userspace/replay/timeline.h"
 
 namespace interlock::cli {
@@ -86,6 +88,12 @@ v1::SessionSummary Summarize(const std::string& id, const record::Recording& rec
         s.set_bytes_to_upstream(s.bytes_to_upstream() + r.data().payload().size());
       } else {
         s.set_bytes_to_agent(s.bytes_to_agent() + r.data().payload().size());
+      }
+    } else if (r.has_ssh() && r.ssh().has_data()) {
+      if (r.ssh().data().stream() == v1::SSH_STREAM_STDIN) {
+        s.set_bytes_to_upstream(s.bytes_to_upstream() + r.ssh().data().payload().size());
+      } else {
+        s.set_bytes_to_agent(s.bytes_to_agent() + r.ssh().data().payload().size());
       }
     } else if (r.has_close()) {
       s.set_outcome(r.close().outcome());
@@ -155,7 +163,20 @@ struct ReplayOptions {
   std::string unseal_key;
   bool raw_view = false;
   bool hex = false;
+  bool asciicast = false;
+  int64_t channel = -1;  // --channel; -1: not given
+  bool input = false;
 };
+
+// interlock replay ID --asciicast: the cast of one SSH channel on stdout.
+int ReplayAsciicast(const std::vector<v1::Record>& records, const ReplayOptions& o) {
+  replay::AsciicastOptions options{.input = o.input};
+  if (o.channel >= 0) options.channel = static_cast<uint32_t>(o.channel);
+  auto cast = replay::ExportAsciicast(records, options);
+  if (!cast.ok()) return Fail(1, absl::StrCat("replay: ", cast.status().message()));
+  std::fputs(cast->c_str(), stdout);
+  return 0;
+}
 
 int Replay(const Globals& g, const ReplayOptions& o) {
   const std::string& id = o.id;
@@ -164,12 +185,19 @@ int Replay(const Globals& g, const ReplayOptions& o) {
   const bool raw_view = o.raw_view;
   record::TimelineOptions opts;
   opts.hexdump = o.hex;
+  if (!o.asciicast && (o.channel >= 0 || o.input)) {
+    return Fail(2, "replay: --channel and --input go with --asciicast (interlock replay --help)");
+  }
+  if (o.asciicast && (o.hex || raw_view || !raw_dir.empty() || !unseal_key.empty())) {
+    return Fail(2, "replay: --asciicast goes without --hex, --raw-view, --raw and --unseal (interlock replay --help)");
+  }
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   auto path = FindRecording(*cfg, id);
   if (!path.ok()) return Fail(1, absl::StrCat("replay: ", path.status().message()));
   auto rec = record::ReadRecordingFile(*path);
   if (!rec.ok()) return Fail(1, absl::StrCat("replay: ", rec.status().message()));
+  if (o.asciicast) return ReplayAsciicast(rec->records, o);
   record::UnsealedOriginals originals;
   if (!unseal_key.empty()) {
     auto key = record::LoadAuditorPrivateKey(unseal_key);
@@ -395,13 +423,28 @@ void AddRecordingCommands(CLI::App& root, Globals& g, Commands* commands) {
       ->option_text("DIR");
   replay_cmd->add_option("--unseal", replay->unseal_key, "the auditor's private key: show the originals")
       ->option_text("KEYFILE");
+  replay_cmd->add_flag("--asciicast", replay->asciicast, "SSH: print a channel's terminal as asciicast v2");
+  replay_cmd->add_option("--channel", replay->channel, "with --asciicast: the channel (default: the first shell)")
+      ->option_text("N")
+      ->check(CLI::Range(int64_t{0}, int64_t{UINT32_MAX}));
+  replay_cmd->add_flag("--input", replay->input, "with --asciicast: include what the agent typed");
   AddJsonFlag(replay_cmd, g);  // accepted for symmetry; the timeline is text
   replay_cmd->footer(
       "Prints the session's timeline (ID may be a unique prefix). PostgreSQL sessions are\n"
       "decoded: statements, Bind parameters, result rows as tables, errors, start-up.\n"
+      "HTTP sessions: requests and responses with body previews. SSH sessions: per\n"
+      "channel, the command (exec), shell or subsystem and interlockd's decision, then\n"
+      "the channel's output as text (stderr and what interlockd wrote marked), typed\n"
+      "input, window changes and the exit status.\n"
       "--raw-view shows byte previews instead, as for other protocols. --hex adds a\n"
       "hexdump of every payload (of every decoded message). --raw DIR writes\n"
       "DIR/to_upstream.bin and DIR/to_agent.bin.\n"
+      "\n"
+      "--asciicast prints one channel of an SSH session as an asciicast v2 file, for\n"
+      "asciinema play (or cat): the first channel with a shell or pty, or --channel N.\n"
+      "What the agent typed is left out (it may hold passwords) unless --input is given.\n"
+      "\n"
+      "  interlock replay ID --asciicast > session.cast && asciinema play session.cast\n"
       "\n"
       "The recording holds what the agent saw. When interlockd kept the originals that\n"
       "masking replaced (config auditor_public_key_file), they are shown as\n"

@@ -2,6 +2,7 @@
 
 #include "userspace/replay/http_replay.h"
 #include "userspace/replay/pg_replay.h"
+#include "userspace/replay/ssh_replay.h"
 
 namespace interlock::replay {
 
@@ -22,10 +23,15 @@ std::string DecodeHttp(const std::vector<v1::Record>& records, const record::Tim
   return FormatHttpTimeline(records, {.raw = options});
 }
 
+std::string DecodeSsh(const std::vector<v1::Record>& records, const record::TimelineOptions& options) {
+  return FormatSshTimeline(records, {.raw = options});
+}
+
 // One row per protocol with a decoded timeline.
 constexpr Decoder kDecoders[] = {
     {"postgres", &DecodePg},
     {"http", &DecodeHttp},
+    {"ssh", &DecodeSsh},
 };
 
 const Decoder* DecoderFor(absl::string_view protocol) {

@@ -1,6 +1,7 @@
 // The replay entry point for every protocol: a recording's records in, its timeline out,
 // decoded by the protocol its SessionOpen names when a decoder for it is registered here
-// (PostgreSQL: pg_replay.h), as raw record lines otherwise (record/replay.h FormatTimeline).
+// (PostgreSQL: pg_replay.h, HTTP: http_replay.h, SSH: ssh_replay.h), as raw record lines
+// otherwise (record/replay.h FormatTimeline).
 // The CLI calls only this; a protocol plug-in adds its decoder to the table in timeline.cc.
 //
 //   std::fputs(replay::FormatSessionTimeline(rec.records, {.originals = &opened}).c_str(), stdout);

@@ -15,8 +15,10 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/privileged.h"
 #include "userspace/common/file_util.h"
+#include "userspace/record/recorder.h"
 
 namespace interlock::testing {
 namespace {
@@ -113,7 +115,9 @@ TEST_F(InterlockCliTest, ExtraOrMissingArgumentsAreUsageErrors) {
       {"deny", "apr-1"},         {"grant", "--workload", "w"},  {"auditor-keygen"},
       {"ca"},                    {"ca", "frob"},                {"ca", "bundle"},
       {"ca", "show", "--replace"}, {"assertion-key", "bogus"},  {"report", "--format", "xml"},
-      {"approve", "apr-1", "--for"}, {"bogus"},                 {"--config"}};
+      {"approve", "apr-1", "--for"}, {"bogus"},                 {"--config"},
+      {"replay", "a", "--channel", "1"}, {"replay", "a", "--input"}, {"replay", "a", "--asciicast", "--hex"},
+      {"replay", "a", "--asciicast", "--channel", "-1"}};
   for (const std::vector<std::string>& args : cases) {
     CommandResult r = Cli(args);
     EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(args, " ") << ": " << r.err;
@@ -195,6 +199,70 @@ TEST_F(InterlockCliTest, FlagEqualsValueIsTheSameAsFlagSpaceValue) {
     EXPECT_THAT(r.err, HasSubstr(config)) << absl::StrJoin(args, " ");
     EXPECT_THAT(r.err, ::testing::Not(HasSubstr("--help"))) << "a config error, not usage";
   }
+}
+
+// A recording of `protocol` under <dir>/recordings, written as interlockd writes one.
+void WriteRecording(const std::string& dir, const std::string& id, const std::string& protocol) {
+  v1::SessionOpen open;
+  open.set_session_id(id);
+  open.set_resource("build-host");
+  open.set_protocol(protocol);
+  const record::RecordingKey key = record::RecordingKey::Generate();
+  FakeClock clock;
+  auto rec = record::Recorder::Create(absl::StrCat(dir, "/recordings/", id, ".rec"), open, key, clock);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  v1::SshEvent e;
+  e.set_channel(0);
+  e.mutable_request()->set_type("pty-req");
+  e.mutable_request()->set_term("xterm");
+  e.mutable_request()->set_cols(90);
+  e.mutable_request()->set_rows(30);
+  ASSERT_TRUE((*rec)->AppendSsh(e).ok());
+  e.mutable_request()->set_type("shell");
+  e.mutable_request()->set_decision("allow");
+  ASSERT_TRUE((*rec)->AppendSsh(e).ok());
+  clock.Advance(absl::Milliseconds(1500));
+  e.mutable_data()->set_stream(v1::SSH_STREAM_STDOUT);
+  e.mutable_data()->set_payload("hi\r\n");
+  ASSERT_TRUE((*rec)->AppendSsh(e).ok());
+  ASSERT_TRUE((*rec)->Close(v1::SessionClose()).ok());
+}
+
+TEST_F(InterlockCliTest, ReplayOfAnSshSessionAndItsAsciicast) {
+  const std::string state = absl::StrCat(dir_, "/state");
+  ASSERT_TRUE(MakeDirs(absl::StrCat(state, "/recordings"), 0700).ok());
+  const std::string config = absl::StrCat(dir_, "/interlock.yaml");
+  ASSERT_TRUE(WriteFileAtomic(config, absl::StrCat("state_dir: ", state, "\n"), 0600).ok());
+  WriteRecording(state, "ssh-1", "ssh");
+  WriteRecording(state, "tcp-1", "tcp");
+
+  CommandResult r = Cli({"--config", config, "replay", "ssh-1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("shell       interactive shell (TERM xterm, 90x30)  -> allow\n"));
+  EXPECT_THAT(r.out, HasSubstr("stdout      hi\n"));
+
+  // Its data counts in the session list (no index entry: the file is read).
+  r = Cli({"--config", config, "sessions", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith(R"({"session_id":"ssh-1",)"));
+  EXPECT_THAT(r.out.substr(0, r.out.find('\n')), HasSubstr(R"("bytes_to_agent":"4")"));
+
+  r = Cli({"--config", config, "replay", "ssh-1", "--asciicast"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "{\"version\": 2, \"width\": 90, \"height\": 30, \"timestamp\": 1767225600, \"env\": {\"TERM\": "
+            "\"xterm\"}, \"title\": \"build-host ssh-1 channel 0\"}\n"
+            "[1.500000, \"o\", \"hi\\r\\n\"]\n");
+
+  r = Cli({"--config", config, "replay", "ssh-1", "--asciicast", "--channel", "4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "interlock: replay: asciicast: no channel 4 (channels: 0)\n");
+  EXPECT_EQ(r.out, "");
+
+  r = Cli({"--config", config, "replay", "tcp-1", "--asciicast"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "interlock: replay: asciicast: session tcp-1 is a \"tcp\" session, not ssh\n");
+  EXPECT_EQ(r.out, "");
 }
 
 TEST_F(InterlockCliTest, Version) {

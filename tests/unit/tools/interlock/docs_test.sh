@@ -26,7 +26,8 @@ grep -q "interlock - the administrator's command line for interlockd" <<<"$text"
 for c in "${commands[@]}" "ca init" "ca show" "ca bundle" "assertion-key init" "assertion-key show"; do
   grep -Eq "^   interlock $c\$" <<<"$text" || fail "interlock.1: no section for '$c'"
 done
-for flag in --as --preserve-fds --token-file --unseal --audit-file --format --reason --for --state-dir; do
+for flag in --as --preserve-fds --token-file --unseal --asciicast --audit-file --format --reason --for \
+            --state-dir; do
   grep -q -- "$flag" <<<"$text" || fail "interlock.1: no $flag"
 done
 version="$("$build/tools/interlock/interlock" --version)"
