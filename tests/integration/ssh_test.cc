@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,9 @@ rules:
     review_timeout_s: 60
   - id: interactive
     match: {resources: [box], ssh: {requests: [shell], pty: true}}
+    action: ACTION_ALLOW
+  - id: file-transfer
+    match: {resources: [box], ssh: {requests: [subsystem], subsystems: [sftp]}}
     action: ACTION_ALLOW
 )YAML";
 
@@ -148,6 +153,206 @@ TEST_F(SshTest, AllowedExecPassesOutputStderrAndExitStatus) {
   const std::string key_body = key.substr(key.find('\n') + 1, 40);
   for (const v1::AuditEvent& e : h->AuditEvents()) EXPECT_THAT(e.DebugString(), Not(HasSubstr(key_body)));
   EXPECT_EQ(h->Cli({"verify", events[0].session_id()}).exit_code, 0);
+  // The replay shows the command, its decision and its output.
+  CommandResult replay = h->Cli({"replay", events[0].session_id()});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, HasSubstr("sh -c 'echo out-line; echo err-line >&2; exit 3'"));
+  EXPECT_THAT(replay.out, HasSubstr("read-only-tools"));
+  EXPECT_THAT(replay.out, HasSubstr("out-line"));
+  EXPECT_THAT(replay.out, HasSubstr("err-line"));
+  EXPECT_THAT(replay.out, Not(HasSubstr(key_body)));
+}
+
+// stdin reaches the command, and its EOF too (cat ends), in both orders of arrival.
+TEST_F(SshTest, StdinAndEofReachTheCommand) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  std::string ssh;
+  for (const std::string& a : SshArgv(kh, {"root@127.0.0.71", "cat"})) absl::StrAppend(&ssh, "'", a, "' ");
+  CommandResult r = h->RunAgent("agent", {"/bin/sh", "-c", absl::StrCat("printf 'line one\\nline two\\n' | ", ssh)});
+  EXPECT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "line one\nline two\n");
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].ssh().bytes_in(), 18u);
+  EXPECT_EQ(events[0].ssh().bytes_out(), 18u);
+}
+
+// An interactive shell with a pty (`ssh -tt`): allowed by the policy as a whole session,
+// every byte recorded, exportable as asciicast; without a pty the same request is denied.
+TEST_F(SshTest, InteractiveShellIsRecordedAndExportedAsAsciicast) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  auto shell = [&](const std::string& flag) {
+    std::string ssh;
+    for (const std::string& a : SshArgv(kh, {flag, "root@127.0.0.71"})) absl::StrAppend(&ssh, "'", a, "' ");
+    return h->RunAgent("agent", {"/bin/sh", "-c",
+                                 absl::StrCat("(sleep 1; printf 'echo hi-from-$((6*7))\\n'; sleep 1; "
+                                              "printf 'exit 7\\n') | ",
+                                              ssh)});
+  };
+  CommandResult r = shell("-tt");
+  EXPECT_EQ(r.exit_code, 7) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("hi-from-42"));
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].ssh().request(), "shell");
+  EXPECT_FALSE(events[0].ssh().pty_term().empty());
+  EXPECT_EQ(events[0].decision().rule_id(), "interactive");
+  EXPECT_EQ(events[0].ssh().exit_status(), 7);
+  const std::string id = events[0].session_id();
+  CommandResult cast = h->Cli({"replay", id, "--asciicast"});
+  ASSERT_EQ(cast.exit_code, 0) << cast.err;
+  EXPECT_THAT(cast.out, ::testing::StartsWith("{\"version\": 2"));
+  EXPECT_THAT(cast.out, HasSubstr("hi-from-42"));
+  EXPECT_THAT(cast.out, Not(HasSubstr("\"i\"")));  // typed input only with --input
+  CommandResult with_input = h->Cli({"replay", id, "--asciicast", "--input"});
+  EXPECT_THAT(with_input.out, HasSubstr("echo hi-from-$((6*7))"));
+  EXPECT_EQ(h->Cli({"verify", id}).exit_code, 0);
+
+  r = shell("-T");
+  EXPECT_EQ(r.exit_code, 126) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("interlock: denied by policy (resource default)"));
+}
+
+// sftp is a subsystem the resource must allow (allow_sftp), and then the policy; when it
+// runs, files go both ways and the channel is recorded.
+TEST_F(SshTest, SftpRunsOnlyWhereTheResourceAllowsIt) {
+  const std::string agent_dir = MakeAgentDir("interlock-ssh-agent-");
+  const std::string batch = absl::StrCat(agent_dir, "/batch");
+  ASSERT_TRUE(WriteFileAtomic(absl::StrCat(agent_dir, "/up.txt"), "uploaded by the agent\n", 0644).ok());
+  ASSERT_TRUE(WriteFileAtomic(batch,
+                              absl::StrCat("put ", agent_dir, "/up.txt ", data_dir_, "/up.txt\nget ", data_dir_,
+                                           "/keep ", agent_dir, "/got.txt\n"),
+                              0644)
+                  .ok());
+  MakeReadableByAgent(batch);
+  ASSERT_EQ(::chmod(data_dir_.c_str(), 0777), 0);
+  auto sftp = [&](InterlockdHarness& h) {
+    return h.RunAgent("agent", {"/usr/bin/sftp", "-F", "/dev/null", "-b", batch, "-o", "BatchMode=yes", "-o",
+                                "StrictHostKeyChecking=yes", "-o", absl::StrCat("UserKnownHostsFile=", KnownHosts(h)),
+                                "-o", "GlobalKnownHostsFile=/dev/null", "-P", absl::StrCat(sshd_->port()),
+                                "root@127.0.0.71"});
+  };
+  {
+    auto h = Daemon();
+    ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+    CommandResult r = sftp(*h);
+    EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+    EXPECT_FALSE(PathExists(absl::StrCat(data_dir_, "/up.txt")));
+    auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].ssh().request(), "subsystem");
+    EXPECT_EQ(events[0].ssh().command(), "sftp");
+    EXPECT_EQ(events[0].outcome(), "refused");
+  }
+  auto h = Daemon("", "", "      allow_sftp: true\n");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = sftp(*h);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(ReadFile(absl::StrCat(data_dir_, "/up.txt")).value_or(""), "uploaded by the agent\n");
+  EXPECT_EQ(ReadFile(absl::StrCat(agent_dir, "/got.txt")).value_or(""), "precious\n");
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].outcome(), "allowed");
+  EXPECT_EQ(events[0].decision().rule_id(), "file-transfer");
+  RemoveTree(agent_dir);
+}
+
+// Another client library: paramiko, logging in with "none" as the agent has no key.
+TEST_F(SshTest, ParamikoExecWorks) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  const std::string script = absl::StrCat(R"PY(
+import socket, sys, paramiko
+known = paramiko.HostKeys(sys.argv[1])
+sock = socket.create_connection(("127.0.0.71", int(sys.argv[2])), timeout=20)
+t = paramiko.Transport(sock)
+t.start_client(timeout=20)
+key = t.get_remote_server_key()
+entry = known.lookup("[127.0.0.71]:%s" % sys.argv[2])
+assert entry is not None and entry[key.get_name()] == key, "host key not trusted"
+t.auth_none("root")
+ch = t.open_session()
+ch.exec_command("touch /tmp/never")
+out = b""
+while True:
+    data = ch.recv(65536)
+    if not data:
+        break
+    out += data
+print(out.decode().strip(), ch.recv_exit_status())
+t.close()
+)PY");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", script, kh, absl::StrCat(sshd_->port())});
+  // `touch` is in no rule: the resource's default denies it.
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, " 126\n");
+  const std::string script2 = absl::StrCat(script.substr(0, script.find("ch.exec_command")),
+                                           "ch.exec_command(\"sh -c 'echo from-paramiko; exit 5'\")",
+                                           script.substr(script.find("\nout = b")));
+  r = h->RunAgent("agent", {"/usr/bin/python3", "-c", script2, kh, absl::StrCat(sshd_->port())});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "from-paramiko 5\n");
+}
+
+// A large output streams through: every byte arrives, and interlockd's memory stays
+// bounded by the windows, not by the output's size.
+TEST_F(SshTest, LargeOutputStreamsWithBoundedMemory) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  auto hwm = [&] {
+    auto status = ReadFile(absl::StrCat("/proc/", h->pid(), "/status"));
+    const size_t at = status.value_or("").find("VmHWM:");
+    return at == std::string::npos ? 0L : std::atol(status->c_str() + at + 6);
+  };
+  const long before = hwm();
+  std::string ssh;
+  for (const std::string& a : SshArgv(kh, {"root@127.0.0.71", "head -c 268435456 /dev/zero"})) {
+    absl::StrAppend(&ssh, "'", a, "' ");
+  }
+  CommandResult r = h->RunAgent("agent", {"/bin/sh", "-c", absl::StrCat(ssh, " | wc -c")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "268435456\n");
+  const long after = hwm();
+  std::cout << "interlockd VmHWM " << before << " kB -> " << after << " kB for 256 MiB of output\n";
+  EXPECT_LT(after - before, 64 * 1024) << "kB";
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].ssh().bytes_out(), 268435456u);
+}
+
+// A hostile agent: bytes that are not SSH, or an SSH banner followed by garbage, end its
+// own session with an audit event; interlockd serves the next agent as before.
+TEST_F(SshTest, MalformedAgentBytesEndOnlyThatSession) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  for (const std::string& bytes : {std::string("GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"),
+                                   std::string("SSH-2.0-evil\\r\\n\\x00\\x00\\xff\\xff\\x07garbage"),
+                                   std::string("SSH-2.0-evil\\r\\n\\x00\\x00\\x00\\x0c\\x0a\\x14") +
+                                       std::string(64, 'A')}) {
+    CommandResult r = h->RunAgent(
+        "agent", {"/usr/bin/python3", "-c",
+                  absl::StrCat("import socket; s=socket.create_connection(('127.0.0.71',", sshd_->port(),
+                               "), timeout=20); s.sendall(b'", bytes,
+                               "'); s.settimeout(20)\ntry:\n  while s.recv(4096): pass\nexcept OSError: pass\n")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  int protocol_errors = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    protocol_errors = 0;
+    for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_SESSION_END)) {
+      protocol_errors += e.outcome() == "agent_protocol_error";
+    }
+    return protocol_errors == 3;
+  }, 30)) << protocol_errors << h->DaemonLog();
+  CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "uptime"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("load average"));
 }
 
 // A shell line is judged as a whole: an ALLOW rule for `ls` does not let `ls; id` through,
