@@ -486,6 +486,29 @@ TEST_F(SshTest, UpstreamHostKeyMismatchIsRefused) {
   EXPECT_TRUE(audited);
 }
 
+// The pin as a known_hosts file: the upstream's own line lets it in; the same key listed
+// @revoked is refused even with its plain line still in the file.
+TEST_F(SshTest, KnownHostsFilePinsAndRevokes) {
+  const std::string pin_file = absl::StrCat(dir_, "/upstream_known_hosts");
+  const std::string line = *ReadFile(sshd_->known_hosts_file());
+  ASSERT_TRUE(WriteFileAtomic(pin_file, line, 0644).ok());
+  const std::string yaml = absl::StrCat("      upstream_known_hosts_file: ", pin_file, "\n");
+  {
+    // A fingerprint that is not the upstream's, so that the file decides.
+    auto h = Daemon("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", yaml);
+    ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+    CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "uptime"});
+    EXPECT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+  }
+  const std::string key_fields = line.substr(line.find(' ') + 1);
+  ASSERT_TRUE(WriteFileAtomic(pin_file, absl::StrCat(line, "@revoked * ", key_fields), 0644).ok());
+  auto h = Daemon(sshd_->host_key_sha256(), "", yaml);
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "uptime"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_THAT(r.err, HasSubstr("is revoked"));
+}
+
 TEST_F(SshTest, WrongLoginKeyGivesTheAgentAClearError) {
   const std::string other = absl::StrCat(dir_, "/other_key");
   ASSERT_EQ(RunCommand({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other}).exit_code, 0);
