@@ -509,6 +509,34 @@ TEST_F(SshTest, KnownHostsFilePinsAndRevokes) {
   EXPECT_THAT(r.err, HasSubstr("is revoked"));
 }
 
+// Upstream login by an OpenSSH user certificate (the server trusts a user CA, knows no
+// key): the resource names the certificate next to the key.
+TEST_F(SshTest, LogsInUpstreamWithAUserCertificate) {
+  sshd_.reset();
+  auto sshd = SshdServer::Start({.address = "127.0.0.71", .certificate_login = true});
+  ASSERT_TRUE(sshd.ok()) << sshd.status();
+  sshd_ = *std::move(sshd);
+  {
+    // Without the certificate the bare key is refused: the server knows only the CA.
+    auto h = Daemon();
+    ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+    CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "uptime"});
+    EXPECT_EQ(r.exit_code, 255);
+    EXPECT_THAT(r.err, HasSubstr("the upstream refused the resource's key"));
+  }
+  auto h = Daemon("", "", "");
+  std::string yaml = *ReadFile(h->config_path());
+  const std::string key_ref = absl::StrCat("private_key_ref: \"file:", sshd_->login_key(), "\"");
+  yaml.replace(yaml.find(key_ref), key_ref.size(),
+               absl::StrCat(key_ref, ", certificate_file: ", sshd_->login_certificate()));
+  ASSERT_TRUE(WriteFileAtomic(h->config_path(), yaml, 0644).ok());
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", "uptime"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+  EXPECT_THAT(sshd_->Log(), HasSubstr("Accepted publickey for root"));
+  EXPECT_THAT(sshd_->Log(), HasSubstr("ID interlock-test"));
+}
+
 TEST_F(SshTest, WrongLoginKeyGivesTheAgentAClearError) {
   const std::string other = absl::StrCat(dir_, "/other_key");
   ASSERT_EQ(RunCommand({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other}).exit_code, 0);

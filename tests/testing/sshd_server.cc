@@ -45,8 +45,20 @@ absl::StatusOr<std::unique_ptr<SshdServer>> SshdServer::Start(const SshdOptions&
   auto login_pub = ReadFile(s->login_key_ + ".pub");
   auto host_pub = ReadFile(host_key + ".pub");
   if (!login_pub.ok() || !host_pub.ok()) return absl::InternalError("ssh-keygen wrote no public key");
-  absl::Status st = WriteFileAtomic(absl::StrCat(s->dir_, "/authorized_keys"), *login_pub, 0600);
+  absl::Status st =
+      WriteFileAtomic(absl::StrCat(s->dir_, "/authorized_keys"), options.certificate_login ? "" : *login_pub, 0600);
   if (!st.ok()) return st;
+  std::string user_ca_line;
+  if (options.certificate_login) {
+    const std::string ca = absl::StrCat(s->dir_, "/user_ca");
+    auto ca_fp = Keygen(ca);
+    if (!ca_fp.ok()) return ca_fp.status();
+    CommandResult sign = RunCommand({"/usr/bin/ssh-keygen", "-q", "-s", ca, "-I", "interlock-test", "-n", options.user,
+                                     "-V", "-5m:+1h", s->login_key_ + ".pub"});
+    if (sign.exit_code != 0) return absl::InternalError(absl::StrCat("ssh-keygen -s: ", sign.err));
+    s->login_certificate_ = s->login_key_ + "-cert.pub";
+    user_ca_line = absl::StrCat("TrustedUserCAKeys ", ca, ".pub\n");
+  }
   const std::string host_pattern =
       options.address == "::1" ? absl::StrCat("[::1]:", s->port_) : absl::StrCat("[", options.address, "]:", s->port_);
   std::vector<std::string> pub_fields = absl::StrSplit(*host_pub, ' ');
@@ -59,7 +71,7 @@ absl::StatusOr<std::unique_ptr<SshdServer>> SshdServer::Start(const SshdOptions&
       "\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
       "KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\nAllowAgentForwarding yes\n"
       "X11Forwarding no\nAcceptEnv LANG LC_* INTERLOCK_TEST_*\nSubsystem sftp /usr/lib/openssh/sftp-server\n"
-      "LogLevel VERBOSE\n");
+      "LogLevel VERBOSE\n", user_ca_line);
   const std::string config_path = absl::StrCat(s->dir_, "/sshd_config");
   st = WriteFileAtomic(config_path, config, 0644);
   if (!st.ok()) return st;

@@ -27,6 +27,10 @@ struct SshdOptions {
   std::string address = "127.0.0.71";
   uint16_t port = 0;  // 0: a free one
   std::string user = "root";
+  // Log in by an OpenSSH user certificate only: the server trusts a user CA it generates
+  // (TrustedUserCAKeys), authorized_keys is empty, and login_certificate() is the login
+  // key's certificate for `user`.
+  bool certificate_login = false;
 };
 
 class SshdServer {
@@ -41,6 +45,8 @@ class SshdServer {
   const std::string& dir() const { return dir_; }
   // The private key authorized for `user` (0600), and its public half's line.
   const std::string& login_key() const { return login_key_; }
+  // With certificate_login: "<login_key>-cert.pub"; else "".
+  const std::string& login_certificate() const { return login_certificate_; }
   // "SHA256:..." of the server's host key, and a known_hosts file naming it for
   // [address]:port.
   const std::string& host_key_sha256() const { return host_key_sha256_; }
@@ -50,7 +56,7 @@ class SshdServer {
 
  private:
   SshdServer() = default;
-  std::string dir_, address_, login_key_, host_key_sha256_, known_hosts_;
+  std::string dir_, address_, login_key_, login_certificate_, host_key_sha256_, known_hosts_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };

@@ -53,6 +53,37 @@ absl::StatusOr<std::string> PublicLine(ssh_key key) {
   return line;
 }
 
+// The key's public blob (RFC 4253 6.6; for a certificate, the whole certificate).
+std::string PublicBlob(ssh_key key) {
+  char* b64 = nullptr;
+  if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK || b64 == nullptr) return "";
+  std::string blob;
+  const bool ok = absl::Base64Unescape(b64, &blob);
+  ssh_string_free_char(b64);
+  return ok ? blob : "";
+}
+
+// Skips one SSH string (u32 length + bytes); false when `in` is too short.
+bool SkipString(absl::string_view& in) {
+  if (in.size() < 4) return false;
+  const uint32_t n = (uint32_t{static_cast<uint8_t>(in[0])} << 24) | (uint32_t{static_cast<uint8_t>(in[1])} << 16) |
+                     (uint32_t{static_cast<uint8_t>(in[2])} << 8) | uint32_t{static_cast<uint8_t>(in[3])};
+  if (in.size() - 4 < n) return false;
+  in.remove_prefix(4 + n);
+  return true;
+}
+
+// Whether `cert` certifies `key`'s public key. An OpenSSH certificate (PROTOCOL.certkeys)
+// is type || nonce || the key's own public fields || ...; the plain blob is type || the
+// same fields. (libssh 0.10 attaches any certificate to any key.)
+bool CertificateIsFor(ssh_key cert, ssh_key key) {
+  const std::string cert_blob = PublicBlob(cert);
+  const std::string key_blob = PublicBlob(key);
+  absl::string_view c = cert_blob, k = key_blob;
+  if (!SkipString(c) || !SkipString(c) || !SkipString(k) || k.empty()) return false;
+  return absl::StartsWith(c, k);
+}
+
 }  // namespace
 
 absl::StatusOr<HostKey> HostKey::Load(const std::string& state_dir) {
@@ -178,7 +209,8 @@ absl::StatusOr<KeyPtr> LoadLoginKey(const config::SshLoginConfig& login) {
     return absl::FailedPreconditionError(absl::StrCat(login.certificate_file, ": not an OpenSSH certificate"));
   }
   KeyPtr cert_key(cert);
-  if (ssh_pki_copy_cert_to_privkey(cert_key.get(), key->get()) != SSH_OK) {
+  if (!CertificateIsFor(cert_key.get(), key->get()) ||
+      ssh_pki_copy_cert_to_privkey(cert_key.get(), key->get()) != SSH_OK) {
     return absl::FailedPreconditionError(
         absl::StrCat(login.certificate_file, ": is not a certificate for the key ", login.private_key_ref));
   }
