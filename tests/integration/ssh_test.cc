@@ -5,6 +5,7 @@
 // every channel request with the policy, holds what needs approval, refuses forwarding,
 // and records and audits every channel. Attacks first: shell lines dressed as allowed
 // programs, forwarding past the resource, a substituted upstream, a wrong login key.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -427,6 +428,54 @@ TEST_F(SshTest, HeldCommandRunsOnlyAfterApprovalAndDenialReachesTheAgent) {
   EXPECT_EQ(events[1].decision().source(), "approved");
   EXPECT_EQ(events[1].decision().approval_id(), id);
   EXPECT_EQ(events[1].ssh().exit_status(), 0);
+}
+
+// The agent gives up while its command is held: the request expires, it can never be
+// approved into running later.
+TEST_F(SshTest, HeldRequestExpiresWhenTheAgentLeaves) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  std::vector<std::string> argv = h->RunArgv("agent");
+  for (const std::string& a : SshArgv(KnownHosts(*h), {"root@127.0.0.71", absl::StrCat("rm -rf ", data_dir_)})) {
+    argv.push_back(a);
+  }
+  pid_t agent = Spawn(argv, absl::StrCat(dir_, "/agent.out"));
+  ASSERT_GT(agent, 0);
+  const std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  // The agent's ssh (`interlock run` forks it: the pid the kernel attested) dies.
+  auto pending = h->Approvals();
+  ASSERT_EQ(pending.size(), 1u);
+  ASSERT_GT(pending[0].requester().pid(), 0u);
+  ASSERT_EQ(::kill(static_cast<pid_t>(pending[0].requester().pid()), SIGKILL), 0);
+  EXPECT_EQ(WaitProcess(agent, 30), 128 + SIGKILL);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const v1::ApprovalRequest& a : h->Approvals(/*all=*/true)) {
+      if (a.id() == id) return a.state() == v1::APPROVAL_STATE_EXPIRED;
+    }
+    return false;
+  }, 30)) << h->DaemonLog() << h->Cli({"approvals", "--all"}).out;
+  EXPECT_NE(h->Cli({"approve", id, "--reason", "too late"}).exit_code, 0);
+  EXPECT_TRUE(PathExists(absl::StrCat(data_dir_, "/keep")));
+}
+
+// require_grant: no request runs without the workload's just-in-time grant; with one, the
+// policy judges as usual.
+TEST_F(SshTest, RequireGrantGatesEveryRequest) {
+  std::string policy(kPolicy);
+  policy.replace(policy.find("default_action: ACTION_DENY}"), 28, "default_action: ACTION_DENY, require_grant: true}");
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, policy, 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  CommandResult r = Ssh(*h, kh, {"root@127.0.0.71", "uptime"});
+  EXPECT_EQ(r.exit_code, 126);
+  EXPECT_THAT(r.err, HasSubstr("requires a just-in-time grant; an operator can run: interlock grant --workload agent"));
+  CommandResult grant = h->Cli({"grant", "--workload", "agent", "--resource", "box", "--for", "15m", "--reason", "INC-1"});
+  ASSERT_EQ(grant.exit_code, 0) << grant.out << grant.err;
+  r = Ssh(*h, kh, {"root@127.0.0.71", "uptime"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("load average"));
 }
 
 // Forwarding would reach past the resource (to any host the upstream can reach): refused

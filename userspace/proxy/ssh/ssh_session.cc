@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -141,6 +142,24 @@ void SshSession::Judge(const RequestToJudge& request) {
     v.policy.set_source("no_policy");
     Deliver(std::move(v));
     return;
+  }
+  // require_grant: every request needs the workload's just-in-time grant (the session then
+  // runs under it and ends when it does).
+  if ((*p)->ForResource(ctx_.resource->name).require_grant()) {
+    std::optional<v1::Grant> grant;
+    if (env_.grants != nullptr) grant = env_.grants->ActiveGrant(ctx_.identity.workload(), ctx_.resource->name);
+    if (!grant.has_value()) {
+      v.decision = "deny";
+      v.policy.set_action("DENY");
+      v.policy.set_source("no_grant");
+      const std::string who = ctx_.identity.workload().empty() ? "<workload>" : ctx_.identity.workload();
+      v.message = absl::StrCat("interlock: resource \"", ctx_.resource->name,
+                               "\" requires a just-in-time grant; an operator can run: interlock grant --workload ", who,
+                               " --resource ", ctx_.resource->name, " --for 15m --reason '...'");
+      Deliver(std::move(v));
+      return;
+    }
+    grant_id_ = grant->id();
   }
   policy::SubjectFacts who;
   who.workload = ctx_.identity.workload();

@@ -120,6 +120,7 @@ class SshSession final : public ProxySession {
   const std::string& outcome() const override { return outcome_; }
   const std::string& detail() const override { return detail_; }
   absl::Duration last_activity() const override;
+  const std::string& grant_id() const override { return grant_id_; }
 
   // --- Called by the worker, from its thread: each posts to the loop. ---
   void PostJudge(RequestToJudge request);
@@ -151,6 +152,7 @@ class SshSession final : public ProxySession {
   mutable RelayStats stats_;
   std::unique_ptr<record::Recorder> closed_recorder_;  // taken back from shared_ when done
   absl::flat_hash_map<uint32_t, std::string> pending_approvals_;  // channel -> approval id
+  std::string grant_id_;  // the just-in-time grant the session's requests ran under
 };
 
 }  // namespace interlock::proxy::ssh

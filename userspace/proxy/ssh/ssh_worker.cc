@@ -18,6 +18,11 @@ namespace interlock::proxy::ssh {
 
 namespace {
 
+// The peer closed, or the session failed (libssh's `alive` flag lags a peer's EOF).
+bool Closed(ssh_session s) {
+  return ssh_is_connected(s) == 0 || (ssh_get_status(s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+}
+
 void SetBlocking(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
@@ -279,11 +284,11 @@ void SshWorker::RelayLoop() {
       end_detail_ = absl::StrCat("poll: ", std::strerror(errno));
       return;
     }
-    if (ssh_event_dopoll(agent_event_.get(), 0) == SSH_ERROR || ssh_is_connected(agent_.get()) == 0) {
+    if (ssh_event_dopoll(agent_event_.get(), 0) == SSH_ERROR || Closed(agent_.get())) {
       end_outcome_ = "closed";
       return;
     }
-    if (ssh_event_dopoll(up_event.get(), 0) == SSH_ERROR || ssh_is_connected(up_.get()) == 0) {
+    if (ssh_event_dopoll(up_event.get(), 0) == SSH_ERROR || Closed(up_.get())) {
       end_outcome_ = "upstream_closed";
       end_detail_ = LastError(up_.get());
       return;
