@@ -59,6 +59,11 @@ PACKAGES=(
   # rpmlint: tests/packaging/package_test.sh); debootstrap makes the clean Debian 12 root
   # of tests/packaging/debootstrap_test.sh (run by hand: it downloads from the mirror)
   lintian rpm rpmlint debootstrap
+  # SSH resources: libssh 0.10 (interlockd's server to the agent and client upstream); a
+  # real OpenSSH sshd for the tests, benchmark and demo (they start their own on loopback
+  # with their own config: tests/testing/sshd_server.h), real clients (ssh, sftp,
+  # paramiko, asyncssh) and asciinema to play an exported session
+  libssh-dev openssh-server openssh-client openssh-sftp-server python3-paramiko python3-asyncssh asciinema
   # benchmark reports: a PNG plot next to the Markdown and CSV (tools/bench/pg_bench.sh)
   gnuplot-nox
   # the evidence report's HTML as a browser shows it: headless chromium prints it to PDF,
@@ -125,12 +130,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt_update_once
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts and enables a freshly installed nginx/haproxy on :80 where systemd runs
-  # (and policy-rc.d does not stop it). Tests start their own on loopback; stop and
-  # disable only the ones this run installed.
-  for svc in nginx haproxy; do
-    if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
-      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  # Debian starts and enables a freshly installed nginx/haproxy on :80, and sshd on :22,
+  # where systemd runs (and policy-rc.d does not stop it). Tests start their own on
+  # loopback; stop and disable only the ones this run installed.
+  for pkg_svc in nginx:nginx haproxy:haproxy openssh-server:ssh; do
+    if [[ " ${missing[*]} " == *" ${pkg_svc%%:*} "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now "${pkg_svc#*:}" >/dev/null 2>&1 || true
     fi
   done
 fi

@@ -300,6 +300,29 @@ t.close()
   EXPECT_EQ(r.out, "from-paramiko 5\n");
 }
 
+// asyncssh, the asyncio client: known_hosts checked, no key of its own, exit status and
+// both streams.
+TEST_F(SshTest, AsyncsshExecWorks) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string script = R"PY(
+import asyncio, sys, asyncssh
+async def main():
+    async with asyncssh.connect("127.0.0.71", int(sys.argv[2]), username="root", known_hosts=sys.argv[1],
+                                client_keys=None, agent_path=None, password=None) as conn:
+        r = await conn.run("sh -c 'echo from-asyncssh; echo to-stderr >&2; exit 4'")
+        print(r.stdout.strip(), r.stderr.strip(), r.exit_status)
+        r = await conn.run("touch /tmp/x")  # in no rule: the resource's default denies it
+        print(r.exit_status, r.stderr.strip())
+asyncio.run(main())
+)PY";
+  CommandResult r =
+      h->RunAgent("agent", {"/usr/bin/python3", "-c", script, KnownHosts(*h), absl::StrCat(sshd_->port())});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("from-asyncssh to-stderr 4\n"));
+  EXPECT_THAT(r.out, HasSubstr("126 interlock: denied by policy (resource default)"));
+}
+
 // A large output streams through: every byte arrives, and interlockd's memory stays
 // bounded by the windows, not by the output's size.
 TEST_F(SshTest, LargeOutputStreamsWithBoundedMemory) {
