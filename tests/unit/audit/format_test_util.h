@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/message.h"
 #include "gtest/gtest.h"
+#include "interlock/v1/events.pb.h"
 #include "userspace/codec/json/extract.h"
 #include "userspace/codec/json/tokenizer.h"
 #include "userspace/common/json_text.h"
@@ -111,6 +112,18 @@ inline void FillEveryField(google::protobuf::Message* m, int* n, int depth = 0) 
           break;
       }
     }
+  }
+}
+
+// Makes a FillEveryField event one of `protocol` ("postgres", "http", "ssh"): the approval's
+// protocol, no `http` unless http, and for ssh an exec that exited (no signal), so that
+// the command and exit-code slots are exercised.
+inline void SetProtocol(v1::AuditEvent* e, const std::string& protocol) {
+  e->mutable_approval()->set_protocol(protocol);
+  if (protocol != "http") e->clear_http();
+  if (protocol == "ssh") {
+    e->mutable_ssh()->set_request("exec");
+    e->mutable_ssh()->clear_exit_signal();
   }
 }
 

@@ -34,9 +34,11 @@ v1::AuditEvent Session(v1::AuditKind kind, int n, const std::string& protocol = 
   id->set_token_subject("agent:billing");
   id->add_token_groups("agents");
   id->add_token_groups("billing");
-  e.set_resource(protocol == "http" ? "crm-api" : "billing-db");
-  e.mutable_original_destination()->set_address(protocol == "http" ? "10.0.0.8" : "10.0.0.7");
-  e.mutable_original_destination()->set_port(protocol == "http" ? 443 : 5432);
+  e.set_resource(protocol == "http" ? "crm-api" : protocol == "ssh" ? "build-host" : "billing-db");
+  e.mutable_original_destination()->set_address(protocol == "http"  ? "10.0.0.8"
+                                                : protocol == "ssh" ? "10.0.0.9"
+                                                                    : "10.0.0.7");
+  e.mutable_original_destination()->set_port(protocol == "http" ? 443 : protocol == "ssh" ? 22 : 5432);
   e.mutable_upstream()->set_address("10.0.0.7");
   e.mutable_upstream()->set_port(5432);
   e.set_protocol(protocol);
@@ -61,10 +63,15 @@ v1::ApprovalRequest Approval(v1::ApprovalState state, const std::string& protoco
   r.set_created_us(1796585400000000);
   r.set_deadline_us(1796585700000000);
   r.set_session_id("ses-0000000000000042");
-  r.set_resource(protocol == "http" ? "crm-api" : "billing-db");
+  r.set_resource(protocol == "http" ? "crm-api" : protocol == "ssh" ? "build-host" : "billing-db");
   r.set_protocol(protocol);
   if (protocol == "http") {
     r.set_statement("POST crm.example/v1/customers/7/erase");
+  } else if (protocol == "ssh") {
+    // As userspace/proxy/ssh holds a command: the line exactly, the upstream user.
+    r.set_db_user("deploy");
+    r.set_statement("systemctl restart billing");
+    r.set_classification("ssh exec");
   } else {
     r.set_database("billing");
     r.set_db_user("billing_rw");
@@ -343,6 +350,97 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
   http_denied.mutable_http()->set_status(403);
   http_denied.mutable_http()->set_answered_by("interlockd");
   out.push_back(http_denied);
+
+  // SSH, as userspace/proxy/ssh writes it: a command that ran and exited 3, a shell line
+  // the policy denied, a refused port forwarding, a failed upstream login, a held command
+  // and its approval.
+  v1::AuditEvent ssh_exec = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
+  ssh_exec.set_outcome("allowed");
+  ssh_exec.set_bytes_to_upstream(12);
+  ssh_exec.set_bytes_to_agent(3456);
+  *ssh_exec.mutable_decision() = Decision("ALLOW", "rule");
+  ssh_exec.mutable_decision()->set_rule_id("builds");
+  ssh_exec.mutable_decision()->set_reason("make is fine");
+  ssh_exec.mutable_decision()->clear_statements();
+  v1::SshExchange* x = ssh_exec.mutable_ssh();
+  x->set_request("exec");
+  x->set_command("/usr/bin/make -C /srv/billing test");
+  x->set_command_sha256(std::string(64, 'c'));
+  x->add_argv("/usr/bin/make");
+  x->add_argv("-C");
+  x->add_argv("/srv/billing");
+  x->add_argv("test");
+  x->set_agent_user("agent");
+  x->set_upstream_user("deploy");
+  x->set_exit_status(3);
+  x->set_bytes_in(12);
+  x->set_bytes_out(3456);
+  x->set_duration_us(2500000);
+  x->set_forwarded(true);
+  x->set_channel(1);
+  out.push_back(ssh_exec);
+
+  v1::AuditEvent ssh_denied = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
+  ssh_denied.set_outcome("denied");
+  *ssh_denied.mutable_decision() = Decision("DENY", "rule");
+  ssh_denied.mutable_decision()->set_rule_id("no-rm");
+  ssh_denied.mutable_decision()->set_reason("no recursive deletes");
+  ssh_denied.mutable_decision()->clear_statements();
+  x = ssh_denied.mutable_ssh();
+  x->set_request("exec");
+  x->set_command("rm -rf /srv/billing/* && echo done");
+  x->set_command_sha256(std::string(64, 'd'));
+  x->set_shell("and-list");
+  x->set_agent_user("agent");
+  x->set_upstream_user("deploy");
+  x->set_exit_status(-1);
+  x->set_channel(2);
+  out.push_back(ssh_denied);
+
+  v1::AuditEvent ssh_forward = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
+  ssh_forward.set_outcome("refused");
+  ssh_forward.set_reason("ssh_direct-tcpip_refused");
+  ssh_forward.mutable_decision()->set_action("DENY");
+  ssh_forward.mutable_decision()->set_source("not_supported");
+  x = ssh_forward.mutable_ssh();
+  x->set_request("direct-tcpip");
+  x->set_command("10.1.2.3:5432");
+  x->set_agent_user("agent");
+  x->set_upstream_user("deploy");
+  x->set_exit_status(-1);
+  out.push_back(ssh_forward);
+
+  v1::AuditEvent ssh_login = Session(v1::AUDIT_KIND_AUTH, ++n, "ssh");
+  ssh_login.set_outcome("denied");
+  ssh_login.set_reason("upstream_login_failed");
+  ssh_login.set_detail("ssh: upstream: publickey refused for deploy");
+  ssh_login.mutable_ssh()->set_request("userauth");
+  ssh_login.mutable_ssh()->set_agent_user("agent");
+  ssh_login.mutable_ssh()->set_upstream_user("deploy");
+  out.push_back(ssh_login);
+
+  v1::AuditEvent ssh_held = Session(v1::AUDIT_KIND_POLICY_DECISION, ++n, "ssh");
+  ssh_held.set_outcome("held");
+  *ssh_held.mutable_decision() = Decision("REVIEW", "rule");
+  ssh_held.mutable_decision()->set_rule_id("review-restarts");
+  ssh_held.mutable_decision()->set_reason("restarts need a human");
+  ssh_held.mutable_decision()->clear_statements();
+  ssh_held.mutable_decision()->set_approval_id("apr-0123456789abcdef");
+  x = ssh_held.mutable_ssh();
+  x->set_request("exec");
+  x->set_command("systemctl restart billing");
+  x->set_command_sha256(std::string(64, 'e'));
+  x->set_agent_user("agent");
+  x->set_upstream_user("deploy");
+  x->set_channel(3);
+  out.push_back(ssh_held);
+
+  v1::AuditEvent ssh_approval = Session(v1::AUDIT_KIND_APPROVAL, ++n, "ssh");
+  ssh_approval.set_outcome("approved");
+  *ssh_approval.mutable_approval() = Approval(v1::APPROVAL_STATE_APPROVED, "ssh");
+  ssh_approval.mutable_approval()->set_rule_id("review-restarts");
+  ssh_approval.mutable_approval()->set_reason("restarts need a human");
+  out.push_back(ssh_approval);
 
   // A kind this build does not name, and none at all: the base event.
   v1::AuditEvent unknown = Base(static_cast<v1::AuditKind>(99), ++n);

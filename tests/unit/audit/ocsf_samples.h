@@ -1,7 +1,7 @@
 // Representative audit events for the OCSF tests: at least one of every AuditKind, with
 // the fields interlockd fills for that kind (userspace/daemon, userspace/proxy), and the
 // variants that pick a different class or disposition (an HTTP hold, each approval
-// outcome, a grant revoked, a token expiry).
+// outcome, a grant revoked, a token expiry, SSH commands, forwarding and logins).
 #pragma once
 
 #include <vector>
