@@ -1,6 +1,6 @@
 // The evidence report (`interlock report`): what an auditor asks of a period, computed from
 // the audit trail alone — sessions per workload and resource, statements and requests by
-// decision, every hold with requester, approver, times and reasons, masking per profile,
+// decision, every SSH request with its command and exit status, every hold with requester, approver, times and reasons, masking per profile,
 // column and detector, grants, refused connections, and decisions over time. The CLI adds
 // the verification of each recording and of the audit chain (it reads the files).
 //
@@ -60,6 +60,7 @@ class ReportBuilder {
   std::map<std::pair<std::string, std::string>, v1::ReportMasking> masking_;  // profile, protocol
   std::map<std::string, v1::ReportGrant> grants_;    // by grant id
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> refusals_;
+  std::vector<v1::ReportSshRequest> ssh_requests_;
   std::vector<std::pair<absl::Time, Decision>> timeline_;
   absl::Time first_ = absl::InfiniteFuture();
   absl::Time last_ = absl::InfinitePast();
