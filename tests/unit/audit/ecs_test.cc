@@ -16,7 +16,9 @@
 namespace interlock::audit {
 namespace {
 
+using testing::ExpectFields;
 using testing::Fields;
+using testing::kAbsent;
 using testing::ParseStrict;
 
 // The category/type table in ecs.h, event by event (keyed by "KIND outcome [http]").
@@ -46,9 +48,7 @@ TEST(Ecs, CategoryTypeAndOutcomePerKind) {
   };
   int checked = 0;
   for (const auto& e : testing::OcsfSampleEvents()) {
-    const std::string key = absl::StrCat(v1::AuditKind_Name(e.kind()), " ", e.outcome(),
-                                         e.protocol() == "http" || e.protocol() == "ssh" ? " " : "",
-                                         e.protocol() == "http" || e.protocol() == "ssh" ? e.protocol() : "");
+    const std::string key = testing::SampleKey(e);
     auto want = kWant.find(key);
     if (want == kWant.end()) continue;
     ++checked;
@@ -87,94 +87,75 @@ TEST(Ecs, HttpAndPrincipalFieldsLandInEcsSlots) {
 
 // The SSH sample with `kind` and `outcome`, as ECS.
 std::string SshSample(v1::AuditKind kind, const std::string& outcome) {
-  for (const auto& e : testing::OcsfSampleEvents()) {
-    if (e.kind() == kind && e.outcome() == outcome && e.protocol() == "ssh") return EventToEcsJson(e);
-  }
-  ADD_FAILURE() << "no ssh sample " << v1::AuditKind_Name(kind) << " " << outcome;
-  return "{}";
+  const v1::AuditEvent e = testing::SshSampleEvent(kind, outcome);
+  EXPECT_EQ(e.protocol(), "ssh") << "no ssh sample " << v1::AuditKind_Name(kind) << " " << outcome;
+  return EventToEcsJson(e);
 }
 
 TEST(Ecs, SshCommandIsTheProcessWithTheAgentAsParent) {
-  auto f = Fields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "allowed"),
-                  {"/process/command_line", "/process/args/0", "/process/args/3", "/process/args_count",
-                   "/process/name", "/process/exit_code", "/process/user/name", "/process/parent/pid",
-                   "/process/parent/executable", "/process/pid", "/user/id", "/user/target/name", "/related/user/0",
-                   "/related/user/1", "/event/duration", "/event/outcome", "/network/protocol", "/destination/ip",
-                   "/destination/port", "/destination/bytes", "/source/bytes", "/rule/id",
-                   "/interlock/ssh/agent_user", "/interlock/ssh/bytes_out", "/interlock/ssh/channel"});
-  EXPECT_EQ(f["/process/command_line"], "/usr/bin/make -C /srv/billing test");
-  EXPECT_EQ(f["/process/args/0"], "/usr/bin/make");
-  EXPECT_EQ(f["/process/args/3"], "test");
-  EXPECT_EQ(f["/process/args_count"], "4");
-  EXPECT_EQ(f["/process/name"], "make");
-  EXPECT_EQ(f["/process/exit_code"], "3");
-  EXPECT_EQ(f["/process/user/name"], "deploy");
-  EXPECT_EQ(f["/process/parent/pid"], "31337");
-  EXPECT_EQ(f["/process/parent/executable"], "/usr/bin/python3.11");
-  EXPECT_EQ(f.count("/process/pid"), 0u);  // the upstream pid is not known
-  EXPECT_EQ(f["/user/id"], "agent:billing");
-  EXPECT_EQ(f["/user/target/name"], "deploy");
-  EXPECT_EQ(f["/related/user/0"], "agent");
-  EXPECT_EQ(f["/related/user/1"], "deploy");
-  EXPECT_EQ(f["/event/duration"], "2500000000");  // ns
-  EXPECT_EQ(f["/event/outcome"], "success");
-  EXPECT_EQ(f["/network/protocol"], "ssh");
-  EXPECT_EQ(f["/destination/ip"], "10.0.0.9");
-  EXPECT_EQ(f["/destination/port"], "22");
-  EXPECT_EQ(f["/destination/bytes"], "3456");
-  EXPECT_EQ(f["/source/bytes"], "12");
-  EXPECT_EQ(f["/rule/id"], "builds");
-  EXPECT_EQ(f["/interlock/ssh/agent_user"], "agent");
-  EXPECT_EQ(f["/interlock/ssh/bytes_out"], "3456");
-  EXPECT_EQ(f["/interlock/ssh/channel"], "1");
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "allowed"),
+               {{"/process/command_line", "/usr/bin/make -C /srv/billing test"},
+                {"/process/args/0", "/usr/bin/make"},
+                {"/process/args/3", "test"},
+                {"/process/args_count", "4"},
+                {"/process/name", "make"},
+                {"/process/exit_code", "3"},
+                {"/process/user/name", "deploy"},
+                {"/process/parent/pid", "31337"},
+                {"/process/parent/executable", "/usr/bin/python3.11"},
+                {"/process/pid", kAbsent},  // the upstream pid is not known
+                {"/user/id", "agent:billing"},
+                {"/user/target/name", "deploy"},
+                {"/related/user/0", "agent"},
+                {"/related/user/1", "deploy"},
+                {"/event/duration", "2500000000"},  // ns
+                {"/event/outcome", "success"},
+                {"/network/protocol", "ssh"},
+                {"/destination/ip", "10.0.0.9"},
+                {"/destination/port", "22"},
+                {"/destination/bytes", "3456"},
+                {"/source/bytes", "12"},
+                {"/rule/id", "builds"},
+                {"/interlock/ssh/agent_user", "agent"},
+                {"/interlock/ssh/bytes_out", "3456"},
+                {"/interlock/ssh/channel", "1"}});
 }
 
 TEST(Ecs, SshDeniedRefusedAndFailedLogin) {
-  const std::string denied_json = SshSample(v1::AUDIT_KIND_SSH_REQUEST, "denied");
-  auto denied = Fields(denied_json, {"/process/command_line", "/process/exit_code", "/rule/id",
-                                     "/rule/description", "/interlock/ssh/shell"});
-  EXPECT_EQ(denied["/process/command_line"], "rm -rf /srv/billing/* && echo done");
-  EXPECT_EQ(denied.count("/process/exit_code"), 0u) << denied_json;  // never ran
-  EXPECT_EQ(denied["/rule/id"], "no-rm");
-  EXPECT_EQ(denied["/rule/description"], "no recursive deletes");
-  EXPECT_EQ(denied["/interlock/ssh/shell"], "and-list");
-
-  auto refused = Fields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "refused"),
-                        {"/event/code", "/process/pid", "/process/command_line", "/interlock/ssh/request",
-                         "/interlock/ssh/command", "/user/target/name"});
-  EXPECT_EQ(refused["/event/code"], "ssh_direct-tcpip_refused");
-  EXPECT_EQ(refused["/process/pid"], "31337");  // no upstream process: the agent's own
-  EXPECT_EQ(refused.count("/process/command_line"), 0u);
-  EXPECT_EQ(refused["/interlock/ssh/request"], "direct-tcpip");
-  EXPECT_EQ(refused["/interlock/ssh/command"], "10.1.2.3:5432");
-  EXPECT_EQ(refused["/user/target/name"], "deploy");
-
-  auto login = Fields(SshSample(v1::AUDIT_KIND_AUTH, "denied"),
-                      {"/event/code", "/event/outcome", "/user/target/name", "/user/id", "/related/user/0",
-                       "/interlock/ssh/request"});
-  EXPECT_EQ(login["/event/code"], "upstream_login_failed");
-  EXPECT_EQ(login["/event/outcome"], "failure");
-  EXPECT_EQ(login["/user/target/name"], "deploy");
-  EXPECT_EQ(login["/user/id"], "agent:billing");
-  EXPECT_EQ(login["/related/user/0"], "agent");
-  EXPECT_EQ(login["/interlock/ssh/request"], "userauth");
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "denied"),
+               {{"/process/command_line", "rm -rf /srv/billing/* && echo done"},
+                {"/process/exit_code", kAbsent},  // never ran
+                {"/rule/id", "no-rm"},
+                {"/rule/description", "no recursive deletes"},
+                {"/interlock/ssh/shell", "and-list"}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "refused"),
+               {{"/event/code", "ssh_direct-tcpip_refused"},
+                {"/process/pid", "31337"},  // no upstream process: the agent's own
+                {"/process/command_line", kAbsent},
+                {"/interlock/ssh/request", "direct-tcpip"},
+                {"/interlock/ssh/command", "10.1.2.3:5432"},
+                {"/user/target/name", "deploy"}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_AUTH, "denied"),
+               {{"/event/code", "upstream_login_failed"},
+                {"/event/outcome", "failure"},
+                {"/user/target/name", "deploy"},
+                {"/user/id", "agent:billing"},
+                {"/related/user/0", "agent"},
+                {"/interlock/ssh/request", "userauth"}});
 }
 
 TEST(Ecs, SshHeldAndApprovedCommandShowTheCommand) {
-  auto held = Fields(SshSample(v1::AUDIT_KIND_POLICY_DECISION, "held"),
-                     {"/process/command_line", "/rule/id", "/interlock/decision/approval_id"});
-  EXPECT_EQ(held["/process/command_line"], "systemctl restart billing");
-  EXPECT_EQ(held["/rule/id"], "review-restarts");
-  EXPECT_EQ(held["/interlock/decision/approval_id"], "apr-0123456789abcdef");
-  auto approved = Fields(SshSample(v1::AUDIT_KIND_APPROVAL, "approved"),
-                         {"/process/command_line", "/process/user/name", "/user/target/name", "/rule/id",
-                          "/interlock/approval/approver/user", "/interlock/approval/statement"});
-  EXPECT_EQ(approved["/process/command_line"], "systemctl restart billing");
-  EXPECT_EQ(approved["/process/user/name"], "deploy");
-  EXPECT_EQ(approved["/user/target/name"], "deploy");
-  EXPECT_EQ(approved["/rule/id"], "review-restarts");
-  EXPECT_EQ(approved["/interlock/approval/approver/user"], "alice");
-  EXPECT_EQ(approved.count("/interlock/approval/statement"), 0u);  // it is process.command_line
+  ExpectFields(SshSample(v1::AUDIT_KIND_POLICY_DECISION, "held"),
+               {{"/process/command_line", "systemctl restart billing"},
+                {"/rule/id", "review-restarts"},
+                {"/interlock/decision/approval_id", "apr-0123456789abcdef"}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_APPROVAL, "approved"),
+               {{"/process/command_line", "systemctl restart billing"},
+                {"/process/user/name", "deploy"},
+                {"/user/target/name", "deploy"},
+                {"/rule/id", "review-restarts"},
+                {"/interlock/approval/approver/user", "alice"},
+                {"/interlock/approval/statement", kAbsent}});  // it is process.command_line
 }
 
 TEST(Ecs, HostileStringsGiveStrictJson) {

@@ -27,6 +27,20 @@ inline std::map<std::string, std::string> Fields(const std::string& json, const 
   return std::map<std::string, std::string>(r->begin(), r->end());
 }
 
+// What ExpectFields wants for a pointer that must not be there.
+inline constexpr char kAbsent[] = "<absent>";
+
+// Expects the value at each pointer of `want` (kAbsent: no such member) in `json`.
+inline void ExpectFields(const std::string& json, const std::map<std::string, std::string>& want) {
+  std::vector<std::string> pointers;
+  for (const auto& [pointer, value] : want) pointers.push_back(pointer);
+  std::map<std::string, std::string> got = Fields(json, pointers);
+  for (const auto& [pointer, value] : want) {
+    auto it = got.find(pointer);
+    EXPECT_EQ(it == got.end() ? std::string(kAbsent) : it->second, value) << pointer << " in\n" << json;
+  }
+}
+
 // Strict RFC 8259 (invalid UTF-8, raw control characters, bad escapes are refused).
 inline absl::Status ParseStrict(const std::string& json) {
   codec::json::JsonTokenizer tok;

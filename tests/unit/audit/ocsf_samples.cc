@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace interlock::audit::testing {
 namespace {
 
@@ -56,6 +58,29 @@ v1::PolicyDecision Decision(const std::string& action, const std::string& source
   return d;
 }
 
+// An SSH policy decision (no SQL summary).
+v1::PolicyDecision SshDecision(const std::string& action, const std::string& rule, const std::string& reason) {
+  v1::PolicyDecision d;
+  d.set_action(action);
+  d.set_rule_id(rule);
+  d.set_reason(reason);
+  d.set_source("rule");
+  d.set_fingerprint("5e3f0b0c0d0e0f10");
+  return d;
+}
+
+// An exec request from the agent's user "agent", run upstream as "deploy".
+v1::SshExchange SshExec(const std::string& command, char sha, uint32_t channel) {
+  v1::SshExchange x;
+  x.set_request("exec");
+  x.set_command(command);
+  x.set_command_sha256(std::string(64, sha));
+  x.set_agent_user("agent");
+  x.set_upstream_user("deploy");
+  x.set_channel(channel);
+  return x;
+}
+
 v1::ApprovalRequest Approval(v1::ApprovalState state, const std::string& protocol) {
   v1::ApprovalRequest r;
   r.set_id("apr-0123456789abcdef");
@@ -90,6 +115,18 @@ v1::ApprovalRequest Approval(v1::ApprovalState state, const std::string& protoco
 }
 
 }  // namespace
+
+std::string SampleKey(const v1::AuditEvent& e) {
+  const bool marked = e.protocol() == "http" || e.protocol() == "ssh";
+  return absl::StrCat(v1::AuditKind_Name(e.kind()), " ", e.outcome(), marked ? " " : "", marked ? e.protocol() : "");
+}
+
+v1::AuditEvent SshSampleEvent(v1::AuditKind kind, const std::string& outcome) {
+  for (v1::AuditEvent& e : OcsfSampleEvents()) {
+    if (e.kind() == kind && e.outcome() == outcome && e.protocol() == "ssh") return e;
+  }
+  return {};
+}
 
 std::vector<v1::AuditEvent> OcsfSampleEvents() {
   std::vector<v1::AuditEvent> out;
@@ -358,43 +395,23 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
   ssh_exec.set_outcome("allowed");
   ssh_exec.set_bytes_to_upstream(12);
   ssh_exec.set_bytes_to_agent(3456);
-  *ssh_exec.mutable_decision() = Decision("ALLOW", "rule");
-  ssh_exec.mutable_decision()->set_rule_id("builds");
-  ssh_exec.mutable_decision()->set_reason("make is fine");
-  ssh_exec.mutable_decision()->clear_statements();
+  *ssh_exec.mutable_decision() = SshDecision("ALLOW", "builds", "make is fine");
   v1::SshExchange* x = ssh_exec.mutable_ssh();
-  x->set_request("exec");
-  x->set_command("/usr/bin/make -C /srv/billing test");
-  x->set_command_sha256(std::string(64, 'c'));
-  x->add_argv("/usr/bin/make");
-  x->add_argv("-C");
-  x->add_argv("/srv/billing");
-  x->add_argv("test");
-  x->set_agent_user("agent");
-  x->set_upstream_user("deploy");
+  *x = SshExec("/usr/bin/make -C /srv/billing test", 'c', 1);
+  for (const char* arg : {"/usr/bin/make", "-C", "/srv/billing", "test"}) x->add_argv(arg);
   x->set_exit_status(3);
   x->set_bytes_in(12);
   x->set_bytes_out(3456);
   x->set_duration_us(2500000);
   x->set_forwarded(true);
-  x->set_channel(1);
   out.push_back(ssh_exec);
 
   v1::AuditEvent ssh_denied = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
   ssh_denied.set_outcome("denied");
-  *ssh_denied.mutable_decision() = Decision("DENY", "rule");
-  ssh_denied.mutable_decision()->set_rule_id("no-rm");
-  ssh_denied.mutable_decision()->set_reason("no recursive deletes");
-  ssh_denied.mutable_decision()->clear_statements();
-  x = ssh_denied.mutable_ssh();
-  x->set_request("exec");
-  x->set_command("rm -rf /srv/billing/* && echo done");
-  x->set_command_sha256(std::string(64, 'd'));
-  x->set_shell("and-list");
-  x->set_agent_user("agent");
-  x->set_upstream_user("deploy");
-  x->set_exit_status(-1);
-  x->set_channel(2);
+  *ssh_denied.mutable_decision() = SshDecision("DENY", "no-rm", "no recursive deletes");
+  *ssh_denied.mutable_ssh() = SshExec("rm -rf /srv/billing/* && echo done", 'd', 2);
+  ssh_denied.mutable_ssh()->set_shell("and-list");
+  ssh_denied.mutable_ssh()->set_exit_status(-1);
   out.push_back(ssh_denied);
 
   v1::AuditEvent ssh_forward = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
@@ -402,12 +419,12 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
   ssh_forward.set_reason("ssh_direct-tcpip_refused");
   ssh_forward.mutable_decision()->set_action("DENY");
   ssh_forward.mutable_decision()->set_source("not_supported");
-  x = ssh_forward.mutable_ssh();
-  x->set_request("direct-tcpip");
-  x->set_command("10.1.2.3:5432");
-  x->set_agent_user("agent");
-  x->set_upstream_user("deploy");
-  x->set_exit_status(-1);
+  v1::SshExchange* forward = ssh_forward.mutable_ssh();
+  forward->set_request("direct-tcpip");
+  forward->set_command("10.1.2.3:5432");
+  forward->set_agent_user("agent");
+  forward->set_upstream_user("deploy");
+  forward->set_exit_status(-1);
   out.push_back(ssh_forward);
 
   v1::AuditEvent ssh_login = Session(v1::AUDIT_KIND_AUTH, ++n, "ssh");
@@ -421,18 +438,9 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
 
   v1::AuditEvent ssh_held = Session(v1::AUDIT_KIND_POLICY_DECISION, ++n, "ssh");
   ssh_held.set_outcome("held");
-  *ssh_held.mutable_decision() = Decision("REVIEW", "rule");
-  ssh_held.mutable_decision()->set_rule_id("review-restarts");
-  ssh_held.mutable_decision()->set_reason("restarts need a human");
-  ssh_held.mutable_decision()->clear_statements();
+  *ssh_held.mutable_decision() = SshDecision("REVIEW", "review-restarts", "restarts need a human");
   ssh_held.mutable_decision()->set_approval_id("apr-0123456789abcdef");
-  x = ssh_held.mutable_ssh();
-  x->set_request("exec");
-  x->set_command("systemctl restart billing");
-  x->set_command_sha256(std::string(64, 'e'));
-  x->set_agent_user("agent");
-  x->set_upstream_user("deploy");
-  x->set_channel(3);
+  *ssh_held.mutable_ssh() = SshExec("systemctl restart billing", 'e', 3);
   out.push_back(ssh_held);
 
   v1::AuditEvent ssh_approval = Session(v1::AUDIT_KIND_APPROVAL, ++n, "ssh");

@@ -4,6 +4,7 @@
 // outcome, a grant revoked, a token expiry, SSH commands, forwarding and logins).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "interlock/v1/events.pb.h"
@@ -11,5 +12,11 @@
 namespace interlock::audit::testing {
 
 std::vector<v1::AuditEvent> OcsfSampleEvents();
+
+// "KIND outcome", with " http" / " ssh" for those protocols: the samples are unique on it.
+std::string SampleKey(const v1::AuditEvent& e);
+
+// The SSH sample of `kind` with `outcome`; an empty event when there is none.
+v1::AuditEvent SshSampleEvent(v1::AuditKind kind, const std::string& outcome);
 
 }  // namespace interlock::audit::testing
