@@ -37,10 +37,10 @@
 // host, product Interlock). An SSH command is the process it runs upstream: process
 // {command_line, args, args_count, name, exit_code, user.name = the upstream account}
 // with the agent's own process as process.parent; user.target.name is the upstream
-// account (logins too), related.user both SSH user names, event.duration the channel's. There is no database field set in ECS: statements, and
-// everything else of the event that ECS has no field for, are under `interlock` (the
-// event's protobuf-JSON minus what is written elsewhere, a custom field set as ECS
-// recommends).
+// account (logins too), related.user both SSH user names, event.duration the channel's.
+// There is no database field set in ECS: statements, and everything else of the event
+// that ECS has no field for, are under `interlock` (the event's protobuf-JSON minus what
+// is written elsewhere, a custom field set as ECS recommends).
 #pragma once
 
 #include <string>

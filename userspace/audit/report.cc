@@ -124,7 +124,7 @@ void ReportBuilder::Add(const v1::AuditEvent& e) {
                          : d.source() == "approved" || d.source() == "approval_window" ? kApproved
                                                                                         : kAllowed;
       Count(e, t, "ssh", k);
-      v1::ReportSshRequest& r = ssh_requests_.emplace_back();
+      v1::ReportSshRequest& r = ssh_requests_.emplace(t, v1::ReportSshRequest())->second;
       r.set_time(e.time());
       r.set_workload(workload);
       r.set_resource(e.resource());
@@ -224,12 +224,7 @@ v1::EvidenceReport ReportBuilder::Finish(absl::Time now) const {
   for (const v1::ReportHold* h : holds) *r.add_holds() = *h;
   for (const auto& [k, m] : masking_) *r.add_masking() = m;
   for (const auto& [id, g] : grants_) *r.add_grants() = g;
-  std::vector<const v1::ReportSshRequest*> ssh;
-  for (const v1::ReportSshRequest& x : ssh_requests_) ssh.push_back(&x);
-  std::stable_sort(ssh.begin(), ssh.end(), [](const v1::ReportSshRequest* a, const v1::ReportSshRequest* b) {
-    return a->time() < b->time();  // RFC 3339 with nanoseconds, UTC: sorts as text
-  });
-  for (const v1::ReportSshRequest* x : ssh) *r.add_ssh_requests() = *x;
+  for (const auto& [t, x] : ssh_requests_) *r.add_ssh_requests() = x;
   for (const auto& [k, n] : refusals_) {
     v1::ReportRefusal* f = r.add_refusals();
     f->set_workload(std::get<0>(k));
