@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "userspace/audit/json_object.h"
 #include "userspace/audit/json_writer.h"
+#include "userspace/audit/ssh_command.h"
 #include "userspace/common/json_text.h"
 #include "userspace/common/version.h"
 
@@ -61,6 +62,8 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
   const v1::PolicyDecision& dec = e.has_decision() ? e.decision() : e.statement().decision();
   const bool has_decision = e.has_decision() || e.statement().has_decision();
   const bool denied = IsDenial(e.outcome()) || (has_decision && dec.action() == "DENY");
+  const bool ssh = internal::IsSshOperation(e);
+  const internal::SshCommand command = ssh ? internal::SshCommandOf(e) : internal::SshCommand{};
 
   std::vector<absl::string_view> category;
   std::vector<absl::string_view> type;
@@ -92,7 +95,15 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
     case v1::AUDIT_KIND_APPROVAL:
     case v1::AUDIT_KIND_MASKING:
     case v1::AUDIT_KIND_HTTP_REQUEST:
-      if (http || e.kind() == v1::AUDIT_KIND_HTTP_REQUEST) {
+    case v1::AUDIT_KIND_SSH_REQUEST:
+      if (ssh && command.runs_process) {
+        // A command run upstream (or refused, or held before it could run).
+        category = {"process", "network"};
+        type = {"start", denied ? "denied" : "allowed"};
+      } else if (ssh) {  // forwarding interlockd refuses
+        category = {"network"};
+        type = {"connection", denied ? "denied" : "allowed"};
+      } else if (http || e.kind() == v1::AUDIT_KIND_HTTP_REQUEST) {
         category = {"web", "network"};
         type = {"access", denied ? "denied" : "allowed"};
       } else {
@@ -154,7 +165,12 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
     ev.Str("code", e.reason());
     ev.Str("reason", e.detail());
     ev.Str("id", e.id());
-    if (e.duration_ms() != 0) ev.Uint("duration", e.duration_ms() * 1000000);  // ns
+    if (e.duration_ms() != 0) {
+      ev.Uint("duration", e.duration_ms() * 1000000);  // ns
+    } else if (e.ssh().duration_us() != 0) {
+      ev.Uint("duration", e.ssh().duration_us() * 1000);
+      rest.mutable_ssh()->clear_duration_us();
+    }
     ev.Str("module", "interlock");
     ev.Str("dataset", "interlock.audit");
   });
@@ -175,9 +191,14 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
     x.Str("type", "proxy");
   });
 
-  // The principal: the token's subject, else the Unix user.
-  if (!id.token_subject().empty() || !id.user().empty() || id.pid() != 0) {
+  // The principal: the token's subject, else the Unix user; an SSH login or command's
+  // upstream account is the target user.
+  const absl::string_view upstream_user = ssh ? command.upstream_user : absl::string_view(e.ssh().upstream_user());
+  const bool principal = !id.token_subject().empty() || !id.user().empty() || id.pid() != 0;
+  if (principal || !upstream_user.empty()) {
     o.Object("user", [&](Obj& u) {
+      if (!upstream_user.empty()) u.Object("target", [&](Obj& t) { t.Str("name", upstream_user); });
+      if (!principal) return;
       if (!id.token_subject().empty()) {
         u.Str("id", id.token_subject());
         if (id.token_groups_size() > 0) {
@@ -190,17 +211,52 @@ void AppendEcsJson(std::string* out, const v1::AuditEvent& e) {
       }
     });
   }
-  if (id.pid() != 0) {
-    o.Object("process", [&](Obj& p) {
-      p.Uint("pid", id.pid());
-      if (id.tid() != 0) p.Object("thread", [&](Obj& t) { t.Uint("id", id.tid()); });
-      p.Str("name", id.comm());
-      p.Str("executable", id.exe());
-      p.Object("user", [&](Obj& u) {
-        u.Str("id", absl::StrCat(id.uid()));
-        u.Str("name", id.user());
-      });
+  // The agent's process; for an SSH command, the parent of the process it ran upstream.
+  const auto local_process = [&](Obj& p) {
+    p.Uint("pid", id.pid());
+    if (id.tid() != 0) p.Object("thread", [&](Obj& t) { t.Uint("id", id.tid()); });
+    p.Str("name", id.comm());
+    p.Str("executable", id.exe());
+    p.Object("user", [&](Obj& u) {
+      u.Str("id", absl::StrCat(id.uid()));
+      u.Str("name", id.user());
     });
+  };
+  if (command.runs_process) {
+    o.Object("process", [&](Obj& p) {
+      if (command.exec) p.Str("command_line", command.command);
+      const auto& argv = e.ssh().argv();
+      if (e.kind() != v1::AUDIT_KIND_APPROVAL && !argv.empty()) {
+        std::vector<absl::string_view> args(argv.begin(), argv.end());
+        Strings(p, "args", args);
+        p.Uint("args_count", args.size());
+      }
+      p.Str("name", command.name);
+      if (command.exit_code.has_value()) p.Int("exit_code", *command.exit_code);
+      if (!command.upstream_user.empty()) p.Object("user", [&](Obj& u) { u.Str("name", command.upstream_user); });
+      if (id.pid() != 0) p.Object("parent", local_process);
+    });
+    if (e.kind() == v1::AUDIT_KIND_APPROVAL) {
+      if (command.exec) rest.mutable_approval()->clear_statement();
+      rest.mutable_approval()->clear_db_user();
+    } else {
+      v1::SshExchange* rx = rest.mutable_ssh();
+      if (command.exec) rx->clear_command();
+      rx->clear_argv();
+      if (command.exit_code.has_value()) rx->clear_exit_status();
+      rx->clear_upstream_user();
+    }
+  } else if (id.pid() != 0) {
+    o.Object("process", local_process);
+  }
+  if (!upstream_user.empty() && !command.runs_process) rest.mutable_ssh()->clear_upstream_user();
+  // Both names of an SSH login: the one the agent asked for and the upstream account.
+  if (e.has_ssh()) {
+    std::vector<absl::string_view> users;
+    for (absl::string_view u : {absl::string_view(e.ssh().agent_user()), absl::string_view(e.ssh().upstream_user())}) {
+      if (!u.empty() && (users.empty() || users[0] != u)) users.push_back(u);
+    }
+    if (!users.empty()) o.Object("related", [&](Obj& r) { Strings(r, "user", users); });
   }
   if (e.has_identity()) {
     v1::WorkloadIdentity* r = rest.mutable_identity();

@@ -18,6 +18,10 @@
 // | APPROVAL (postgres), MASKING        |                     |                             |
 // | HTTP_REQUEST, POLICY_DECISION and   | web, network        | access + allowed / denied   |
 // | APPROVAL (http)                     |                     |                             |
+// | SSH_REQUEST (exec, shell,           | process, network    | start + allowed / denied    |
+// | subsystem), POLICY_DECISION and     |                     |                             |
+// | APPROVAL (ssh)                      |                     |                             |
+// | SSH_REQUEST (forwarding)            | network             | connection + denied         |
 // | AUTH                                | authentication      | start (end when closed)     |
 // | GRANT                               | iam                 | change (creation / deletion)|
 // | ENROLLMENT                          | iam                 | creation / deletion         |
@@ -30,10 +34,13 @@
 // Unix user; roles = token groups), process {pid, thread.id, name, executable, user},
 // destination {ip, port, bytes}, source.bytes, network {protocol, bytes}, service.name
 // (resource), url, http, rule {id, name, description}, host.hostname and observer (the
-// host, product Interlock). There is no database field set in ECS: statements, and
-// everything else of the event that ECS has no field for, are under `interlock` (the
-// event's protobuf-JSON minus what is written elsewhere, a custom field set as ECS
-// recommends).
+// host, product Interlock). An SSH command is the process it runs upstream: process
+// {command_line, args, args_count, name, exit_code, user.name = the upstream account}
+// with the agent's own process as process.parent; user.target.name is the upstream
+// account (logins too), related.user both SSH user names, event.duration the channel's.
+// There is no database field set in ECS: statements, and everything else of the event
+// that ECS has no field for, are under `interlock` (the event's protobuf-JSON minus what
+// is written elsewhere, a custom field set as ECS recommends).
 #pragma once
 
 #include <string>

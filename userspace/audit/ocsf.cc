@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "userspace/audit/json_object.h"
 #include "userspace/audit/json_writer.h"
+#include "userspace/audit/ssh_command.h"
 #include "userspace/common/json_text.h"
 #include "userspace/common/version.h"
 
@@ -19,16 +20,19 @@ namespace {
 using Obj = internal::JsonObject;
 
 // OCSF ids used below (names as in the 1.3.0 dictionary and classes).
+constexpr int kCategorySystem = 1;
 constexpr int kCategoryIam = 3;
 constexpr int kCategoryNetwork = 4;
 constexpr int kCategoryApplication = 6;
 
 constexpr int kClassBaseEvent = 0;
+constexpr int kClassProcessActivity = 1007;
 constexpr int kClassAuthentication = 3002;
 constexpr int kClassAuthorizeSession = 3003;
 constexpr int kClassEntityManagement = 3004;
 constexpr int kClassNetworkActivity = 4001;
 constexpr int kClassHttpActivity = 4002;
+constexpr int kClassSshActivity = 4007;
 constexpr int kClassApplicationLifecycle = 6002;
 constexpr int kClassDatastoreActivity = 6005;
 
@@ -349,6 +353,18 @@ void AppendAuthorization(Obj& o, absl::string_view decision, absl::string_view r
   out->push_back(']');
 }
 
+// Network traffic, from the agent's side (the source): out = to the resource.
+void AppendTraffic(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest) {
+  if (e.bytes_to_upstream() == 0 && e.bytes_to_agent() == 0) return;
+  o.Object("traffic", [&](Obj& t) {
+    t.Uint("bytes_out", e.bytes_to_upstream());
+    t.Uint("bytes_in", e.bytes_to_agent());
+    t.Uint("bytes", e.bytes_to_upstream() + e.bytes_to_agent());
+  });
+  rest->clear_bytes_to_upstream();
+  rest->clear_bytes_to_agent();
+}
+
 // ---------------------------------------------------------------------------------------
 // Class bodies. Each writes its class-specific members and clears from `rest` what it
 // wrote losslessly.
@@ -488,6 +504,61 @@ void HttpBody(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest, Activity* a
   }
 }
 
+// Process Activity (1007) for an SSH command: the process is the one the command runs on
+// the upstream host, as the upstream user; the device is that host (the resource).
+void SshProcessBody(Obj& o, const v1::AuditEvent& e, v1::AuditEvent* rest, Activity* activity,
+                    Disposition* disp) {
+  const internal::SshCommand c = internal::SshCommandOf(e);
+  const bool approval = e.kind() == v1::AUDIT_KIND_APPROVAL;
+  *activity = {1, "Launch"};
+  if (approval) {
+    *disp = FromApproval(e.outcome());
+  } else if (e.has_decision()) {
+    *disp = FromDecision(e.decision(), e.outcome());
+  } else {
+    *disp = FromOutcome(e.outcome());
+  }
+  o.Object("process", [&](Obj& p) {
+    p.Str("uid", c.uid);
+    if (c.exec) p.Str("cmd_line", c.command);
+    p.Str("name", c.name);
+    if (!c.upstream_user.empty()) p.Object("user", [&](Obj& u) { u.Str("name", c.upstream_user); });
+  });
+  if (c.exit_code.has_value()) {
+    o.Int("exit_code", *c.exit_code);
+    rest->mutable_ssh()->clear_exit_status();
+  }
+  // The upstream host is where the process ran.
+  const v1::Endpoint& d = e.original_destination();
+  const std::string& resource = !e.resource().empty() ? e.resource() : e.approval().resource();
+  if (!d.address().empty() || !resource.empty()) {
+    o.Object("device", [&](Obj& dev) {
+      dev.Str("ip", d.address());
+      dev.Str("name", resource);
+      dev.Int("type_id", 1);
+      dev.Str("type", "Server");
+    });
+    rest->mutable_original_destination()->clear_address();
+    if (rest->original_destination().ByteSizeLong() == 0) rest->clear_original_destination();
+    if (!e.resource().empty()) rest->clear_resource();
+  }
+  if (approval) {
+    if (c.exec) rest->mutable_approval()->clear_statement();
+    rest->mutable_approval()->clear_db_user();
+  } else if (e.has_ssh()) {
+    if (c.exec) rest->mutable_ssh()->clear_command();
+    rest->mutable_ssh()->clear_upstream_user();
+  }
+}
+
+// SSH Activity (4007) for a request that opens no process: interlockd refuses forwarding.
+void SshActivityBody(Obj& o, const v1::AuditEvent& e, Activity* activity, Disposition* disp) {
+  const std::string& outcome = e.outcome();
+  *activity = IsDenial(outcome) ? Activity{5, "Refuse"} : Activity{kActivityOther, e.ssh().request()};
+  *disp = e.has_decision() ? FromDecision(e.decision(), outcome) : FromOutcome(outcome);
+  o.Str("app_name", "ssh");
+}
+
 }  // namespace
 
 void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
@@ -513,6 +584,7 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
   {
     Obj o(&body);
     const bool http = e.has_http() || (e.kind() == v1::AUDIT_KIND_APPROVAL && e.approval().protocol() == "http");
+    const bool ssh = internal::IsSshOperation(e);
     switch (e.kind()) {
       case v1::AUDIT_KIND_SESSION_START:
       case v1::AUDIT_KIND_SESSION_END:
@@ -553,25 +625,31 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
           o.Str("app_name", e.protocol());
           rest.clear_protocol();
         }
-        if (e.bytes_to_upstream() != 0 || e.bytes_to_agent() != 0) {
-          // From the agent's side (the source): out = to the resource.
-          o.Object("traffic", [&](Obj& t) {
-            t.Uint("bytes_out", e.bytes_to_upstream());
-            t.Uint("bytes_in", e.bytes_to_agent());
-            t.Uint("bytes", e.bytes_to_upstream() + e.bytes_to_agent());
-          });
-          rest.clear_bytes_to_upstream();
-          rest.clear_bytes_to_agent();
-        }
+        AppendTraffic(o, e, &rest);
         break;
       }
+      case v1::AUDIT_KIND_SSH_REQUEST:
       case v1::AUDIT_KIND_HTTP_REQUEST:
       case v1::AUDIT_KIND_POLICY_DECISION:
       case v1::AUDIT_KIND_APPROVAL:
       case v1::AUDIT_KIND_STATEMENT:
       case v1::AUDIT_KIND_MASKING:
         security_control = true;
-        if (http || e.kind() == v1::AUDIT_KIND_HTTP_REQUEST) {
+        if (ssh && !internal::SshCommandOf(e).runs_process) {
+          class_uid = kClassSshActivity;
+          category_uid = kCategoryNetwork;
+          class_name = "SSH Activity";
+          category_name = "Network Activity";
+          SshActivityBody(o, e, &activity, &disp);
+          AppendTraffic(o, e, &rest);
+        } else if (ssh) {
+          class_uid = kClassProcessActivity;
+          category_uid = kCategorySystem;
+          class_name = "Process Activity";
+          category_name = "System Activity";
+          src_endpoint = false;  // the system classes have none; `device` is the upstream host
+          SshProcessBody(o, e, &rest, &activity, &disp);
+        } else if (http || e.kind() == v1::AUDIT_KIND_HTTP_REQUEST) {
           class_uid = kClassHttpActivity;
           category_uid = kCategoryNetwork;
           class_name = "HTTP Activity";
@@ -596,7 +674,12 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
         // The identity that logged in (user is required): the token's subject or the
         // workload's Unix user; for the upstream login interlockd made, detail names the
         // database role.
-        if (HasPrincipal(id)) {
+        // An SSH login names the upstream account interlockd logged in as (the principal
+        // stays the actor; the user name the agent asked for stays in unmapped).
+        if (e.has_ssh() && !e.ssh().upstream_user().empty()) {
+          o.Object("user", [&](Obj& u) { u.Str("name", e.ssh().upstream_user()); });
+          rest.mutable_ssh()->clear_upstream_user();
+        } else if (HasPrincipal(id)) {
           AppendPrincipal(o, "user", id);
         } else {
           o.Object("user", [&](Obj& u) { u.Str("name", id.workload().empty() ? "unknown" : id.workload()); });
@@ -735,6 +818,8 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
   if (e.duration_ms() != 0) {
     o.Uint("duration", e.duration_ms());
     rest.clear_duration_ms();
+  } else if (e.ssh().duration_us() >= 1000) {
+    o.Uint("duration", e.ssh().duration_us() / 1000);  // ms; the µs stay in unmapped
   }
   const int severity = SeverityId(e);
   o.Int("severity_id", severity);
@@ -778,10 +863,14 @@ void AppendOcsfJson(std::string* out, const v1::AuditEvent& e) {
     AppendActor(o, e);
     ClearActorFields(&rest);
   }
-  if (class_uid != kClassEntityManagement && class_uid != kClassApplicationLifecycle && class_uid != kClassBaseEvent) {
+  if (class_uid != kClassEntityManagement && class_uid != kClassApplicationLifecycle && class_uid != kClassBaseEvent &&
+      class_uid != kClassProcessActivity) {
     AppendDst(o, e, &rest);
   }
-  if (class_uid != kClassBaseEvent) AppendHost(o, e, src_endpoint, host_profile, &rest);
+  // Process Activity's device (the upstream host) is written by its body.
+  if (class_uid != kClassBaseEvent && class_uid != kClassProcessActivity) {
+    AppendHost(o, e, src_endpoint, host_profile, &rest);
+  }
   o.Members(body);  // the class's own
 
   // Unmapped: the rest of the Interlock event, as its JSON line (json_writer.h).

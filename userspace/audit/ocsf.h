@@ -28,6 +28,12 @@
 // | HTTP_REQUEST               | HTTP Activity (4002)           | by method: Get/Post/...        |
 // | POLICY_DECISION (http)     | HTTP Activity (4002)           | by method; Blocked / Delayed   |
 // | APPROVAL (http)            | HTTP Activity (4002)           | by method; as above            |
+// | SSH_REQUEST exec/shell/    | Process Activity (1007)        | Launch (1)                     |
+// | subsystem                  |                                |                                |
+// | POLICY_DECISION (ssh)      | Process Activity (1007)        | Launch (1); Delayed            |
+// | APPROVAL (ssh)             | Process Activity (1007)        | Launch (1); as above           |
+// | SSH_REQUEST other (port,   | SSH Activity (4007)            | Refuse (5), Blocked            |
+// | agent, X11 forwarding)     |                                |                                |
 // | AUTH                       | Authentication (3002)          | Logon (1); Logoff (2) when the |
 // |                            |                                | session closed                 |
 // | GRANT                      | Authorize Session (3003)       | Assign Privileges (1) when     |
@@ -47,6 +53,17 @@
 // - HTTP Activity (4002) rather than API Activity (6003): interlockd proxies raw HTTP
 //   requests; API Activity needs an `api` object (service operation names) that
 //   interlockd does not know, and its activities are CRUD verbs, not methods.
+// - An SSH command is a process launched on the upstream host: Process Activity (1007)
+//   has the slots an auditor searches for it (process.cmd_line, process.user = the upstream
+//   account, exit_code, device = the upstream host), and the security_control profile for
+//   the decision, so a denied or held command is the same class as one that ran. SSH
+//   Activity (4007) describes the connection (HASSH, auth type, protocol version) and has
+//   no slot for a command; interlockd uses it for the requests that open no process, the
+//   forwarding it refuses. process.uid is "<session>/<channel>" (the channel in the
+//   recording) or "<session>/<approval id>": OCSF wants a pid or uid and the upstream pid
+//   is not known. argv, the shell reason, the agent's user name, bytes and the µs duration
+//   stay in unmapped (Process Activity has no traffic). An SSH login (AUTH with `ssh`)
+//   names the upstream account as user.
 // - A grant gives a workload the right to open sessions to a resource for a while:
 //   Authorize Session's "Assign Privileges" with privileges [resource] and user = the
 //   workload; revocation, expiry and sessions refused for lack of a grant are Other (99)

@@ -89,9 +89,9 @@ void ReportBuilder::Add(const v1::AuditEvent& e) {
       break;
     }
     case v1::AUDIT_KIND_POLICY_DECISION:
-      // PostgreSQL: a refused statement has only this event. HTTP exchanges are counted
-      // from their HTTP_REQUEST event, held ones included.
-      if (e.protocol() == "http") {
+      // PostgreSQL: a refused statement has only this event. HTTP exchanges and SSH
+      // requests are counted from their HTTP_REQUEST / SSH_REQUEST event, held ones included.
+      if (e.protocol() == "http" || e.protocol() == "ssh") {
         if (e.outcome() == "held") timeline_.emplace_back(t, kHeld);
         break;
       }
@@ -117,6 +117,33 @@ void ReportBuilder::Add(const v1::AuditEvent& e) {
       }
       break;
     }
+    case v1::AUDIT_KIND_SSH_REQUEST: {
+      const v1::PolicyDecision& d = e.decision();
+      const v1::SshExchange& x = e.ssh();
+      const Decision k = !x.forwarded()                                               ? kDenied
+                         : d.source() == "approved" || d.source() == "approval_window" ? kApproved
+                                                                                        : kAllowed;
+      Count(e, t, "ssh", k);
+      v1::ReportSshRequest& r = ssh_requests_.emplace(t, v1::ReportSshRequest())->second;
+      r.set_time(e.time());
+      r.set_workload(workload);
+      r.set_resource(e.resource());
+      r.set_session_id(e.session_id());
+      r.set_request(x.request());
+      r.set_command(x.command());
+      r.set_agent_user(x.agent_user());
+      r.set_upstream_user(x.upstream_user());
+      r.set_decision(kDecisionNames[k]);
+      r.set_outcome(e.outcome());
+      r.set_rule_id(d.rule_id());
+      r.set_exit_status(x.forwarded() ? x.exit_status() : -1);
+      r.set_exit_signal(x.exit_signal());
+      break;
+    }
+    case v1::AUDIT_KIND_AUTH:
+      // An upstream login interlockd could not make (SSH): the session never opened.
+      if (e.has_ssh() && e.outcome() == "denied") ++refusals_[{workload, "upstream_login", e.reason()}];
+      break;
     case v1::AUDIT_KIND_MASKING: {
       const v1::MaskingInfo& mi = e.masking();
       v1::ReportMasking& m = masking_[{mi.profile(), "sql"}];
@@ -197,6 +224,7 @@ v1::EvidenceReport ReportBuilder::Finish(absl::Time now) const {
   for (const v1::ReportHold* h : holds) *r.add_holds() = *h;
   for (const auto& [k, m] : masking_) *r.add_masking() = m;
   for (const auto& [id, g] : grants_) *r.add_grants() = g;
+  for (const auto& [t, x] : ssh_requests_) *r.add_ssh_requests() = x;
   for (const auto& [k, n] : refusals_) {
     v1::ReportRefusal* f = r.add_refusals();
     f->set_workload(std::get<0>(k));
@@ -305,10 +333,25 @@ std::vector<Section> Sections(const v1::EvidenceReport& r) {
   s.push_back({"Sessions", std::move(sessions)});
   Table decisions{{"workload", "resource", "kind", "decision", "count"}, {}};
   for (const auto& x : r.decisions()) {
-    decisions.rows.push_back({x.workload(), x.resource(), x.protocol() == "sql" ? "statements" : "requests", x.decision(),
-                              absl::StrCat(x.count())});
+    decisions.rows.push_back({x.workload(), x.resource(),
+                              x.protocol() == "sql"   ? "statements"
+                              : x.protocol() == "ssh" ? "ssh requests"
+                                                      : "requests",
+                              x.decision(), absl::StrCat(x.count())});
   }
   s.push_back({"Statements and requests by decision", std::move(decisions)});
+  Table ssh{{"time", "workload", "resource", "request", "command", "user", "decision", "outcome", "rule", "exit"}, {}};
+  for (const auto& x : r.ssh_requests()) {
+    ssh.rows.push_back({x.time(), x.workload(), x.resource(), x.request(), x.command(),
+                        x.agent_user() == x.upstream_user() || x.upstream_user().empty()
+                            ? x.agent_user()
+                            : absl::StrCat(x.agent_user(), " as ", x.upstream_user()),
+                        x.decision(), x.outcome(), x.rule_id(),
+                        !x.exit_signal().empty() ? absl::StrCat("signal ", x.exit_signal())
+                        : x.exit_status() >= 0   ? absl::StrCat(x.exit_status())
+                                                 : ""});
+  }
+  s.push_back({"SSH requests", std::move(ssh)});
   Table holds{{"hold", "requester", "resource", "operation", "rule", "state", "requested", "decided", "approver", "reason"}, {}};
   for (const auto& h : r.holds()) {
     holds.rows.push_back({h.id(), h.token_subject().empty() ? h.workload() : absl::StrCat(h.workload(), " / ", h.token_subject()),

@@ -1,8 +1,9 @@
 // The evidence report (`interlock report`): what an auditor asks of a period, computed from
 // the audit trail alone — sessions per workload and resource, statements and requests by
-// decision, every hold with requester, approver, times and reasons, masking per profile,
-// column and detector, grants, refused connections, and decisions over time. The CLI adds
-// the verification of each recording and of the audit chain (it reads the files).
+// decision, every SSH request with its command and exit status, every hold with
+// requester, approver, times and reasons, masking per profile, column and detector,
+// grants, refused connections, and decisions over time. The CLI adds the verification of
+// each recording and of the audit chain (it reads the files).
 //
 //   ReportBuilder b({.from = from, .to = to, .workload = "billing-agent"});
 //   for (const std::string& line : lines) b.AddLine(line);
@@ -60,6 +61,7 @@ class ReportBuilder {
   std::map<std::pair<std::string, std::string>, v1::ReportMasking> masking_;  // profile, protocol
   std::map<std::string, v1::ReportGrant> grants_;    // by grant id
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> refusals_;
+  std::multimap<absl::Time, v1::ReportSshRequest> ssh_requests_;  // in time order, then as read
   std::vector<std::pair<absl::Time, Decision>> timeline_;
   absl::Time first_ = absl::InfiniteFuture();
   absl::Time last_ = absl::InfinitePast();

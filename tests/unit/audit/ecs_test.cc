@@ -16,7 +16,9 @@
 namespace interlock::audit {
 namespace {
 
+using testing::ExpectFields;
 using testing::Fields;
+using testing::kAbsent;
 using testing::ParseStrict;
 
 // The category/type table in ecs.h, event by event (keyed by "KIND outcome [http]").
@@ -32,6 +34,12 @@ TEST(Ecs, CategoryTypeAndOutcomePerKind) {
       {"AUDIT_KIND_HTTP_REQUEST allowed http", {"web", "network", "access", "allowed", "", "success"}},
       {"AUDIT_KIND_HTTP_REQUEST denied http", {"web", "network", "access", "denied", "", "failure"}},
       {"AUDIT_KIND_AUTH closed", {"authentication", "", "end", "", "", "success"}},
+      {"AUDIT_KIND_SSH_REQUEST allowed ssh", {"process", "network", "start", "allowed", "", "success"}},
+      {"AUDIT_KIND_SSH_REQUEST denied ssh", {"process", "network", "start", "denied", "", "failure"}},
+      {"AUDIT_KIND_SSH_REQUEST refused ssh", {"network", "", "connection", "denied", "", "failure"}},
+      {"AUDIT_KIND_AUTH denied ssh", {"authentication", "", "start", "", "", "failure"}},
+      {"AUDIT_KIND_POLICY_DECISION held ssh", {"process", "network", "start", "allowed", "", "failure"}},
+      {"AUDIT_KIND_APPROVAL approved ssh", {"process", "network", "start", "allowed", "", "success"}},
       {"AUDIT_KIND_GRANT granted", {"iam", "", "creation", "", "", "success"}},
       {"AUDIT_KIND_ENROLLMENT enrolled", {"iam", "", "creation", "", "", "success"}},
       {"AUDIT_KIND_DAEMON started", {"process", "", "start", "", "", "success"}},
@@ -40,8 +48,7 @@ TEST(Ecs, CategoryTypeAndOutcomePerKind) {
   };
   int checked = 0;
   for (const auto& e : testing::OcsfSampleEvents()) {
-    const std::string key = absl::StrCat(v1::AuditKind_Name(e.kind()), " ", e.outcome(),
-                                         e.protocol() == "http" ? " http" : "");
+    const std::string key = testing::SampleKey(e);
     auto want = kWant.find(key);
     if (want == kWant.end()) continue;
     ++checked;
@@ -78,6 +85,79 @@ TEST(Ecs, HttpAndPrincipalFieldsLandInEcsSlots) {
   }
 }
 
+// The SSH sample with `kind` and `outcome`, as ECS.
+std::string SshSample(v1::AuditKind kind, const std::string& outcome) {
+  const v1::AuditEvent e = testing::SshSampleEvent(kind, outcome);
+  EXPECT_EQ(e.protocol(), "ssh") << "no ssh sample " << v1::AuditKind_Name(kind) << " " << outcome;
+  return EventToEcsJson(e);
+}
+
+TEST(Ecs, SshCommandIsTheProcessWithTheAgentAsParent) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "allowed"),
+               {{"/process/command_line", "/usr/bin/make -C /srv/billing test"},
+                {"/process/args/0", "/usr/bin/make"},
+                {"/process/args/3", "test"},
+                {"/process/args_count", "4"},
+                {"/process/name", "make"},
+                {"/process/exit_code", "3"},
+                {"/process/user/name", "deploy"},
+                {"/process/parent/pid", "31337"},
+                {"/process/parent/executable", "/usr/bin/python3.11"},
+                {"/process/pid", kAbsent},  // the upstream pid is not known
+                {"/user/id", "agent:billing"},
+                {"/user/target/name", "deploy"},
+                {"/related/user/0", "agent"},
+                {"/related/user/1", "deploy"},
+                {"/event/duration", "2500000000"},  // ns
+                {"/event/outcome", "success"},
+                {"/network/protocol", "ssh"},
+                {"/destination/ip", "10.0.0.9"},
+                {"/destination/port", "22"},
+                {"/destination/bytes", "3456"},
+                {"/source/bytes", "12"},
+                {"/rule/id", "builds"},
+                {"/interlock/ssh/agent_user", "agent"},
+                {"/interlock/ssh/bytes_out", "3456"},
+                {"/interlock/ssh/channel", "1"}});
+}
+
+TEST(Ecs, SshDeniedRefusedAndFailedLogin) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "denied"),
+               {{"/process/command_line", "rm -rf /srv/billing/* && echo done"},
+                {"/process/exit_code", kAbsent},  // never ran
+                {"/rule/id", "no-rm"},
+                {"/rule/description", "no recursive deletes"},
+                {"/interlock/ssh/shell", "and-list"}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "refused"),
+               {{"/event/code", "ssh_direct-tcpip_refused"},
+                {"/process/pid", "31337"},  // no upstream process: the agent's own
+                {"/process/command_line", kAbsent},
+                {"/interlock/ssh/request", "direct-tcpip"},
+                {"/interlock/ssh/command", "10.1.2.3:5432"},
+                {"/user/target/name", "deploy"}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_AUTH, "denied"),
+               {{"/event/code", "upstream_login_failed"},
+                {"/event/outcome", "failure"},
+                {"/user/target/name", "deploy"},
+                {"/user/id", "agent:billing"},
+                {"/related/user/0", "agent"},
+                {"/interlock/ssh/request", "userauth"}});
+}
+
+TEST(Ecs, SshHeldAndApprovedCommandShowTheCommand) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_POLICY_DECISION, "held"),
+               {{"/process/command_line", "systemctl restart billing"},
+                {"/rule/id", "review-restarts"},
+                {"/interlock/decision/approval_id", "apr-0123456789abcdef"}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_APPROVAL, "approved"),
+               {{"/process/command_line", "systemctl restart billing"},
+                {"/process/user/name", "deploy"},
+                {"/user/target/name", "deploy"},
+                {"/rule/id", "review-restarts"},
+                {"/interlock/approval/approver/user", "alice"},
+                {"/interlock/approval/statement", kAbsent}});  // it is process.command_line
+}
+
 TEST(Ecs, HostileStringsGiveStrictJson) {
   const auto* kinds = v1::AuditKind_descriptor();
   for (const std::string& hostile : testing::HostileStrings()) {
@@ -99,13 +179,12 @@ TEST(Ecs, HostileStringsGiveStrictJson) {
 TEST(Ecs, EveryValueOfTheEventIsKept) {
   const auto* kinds = v1::AuditKind_descriptor();
   for (int k = -1; k < kinds->value_count(); ++k) {
-    for (const char* protocol : {"postgres", "http"}) {
+    for (const char* protocol : {"postgres", "http", "ssh"}) {
       v1::AuditEvent e;
       int n = 0;
       testing::FillEveryField(&e, &n);
       e.set_kind(k < 0 ? static_cast<v1::AuditKind>(77) : static_cast<v1::AuditKind>(kinds->value(k)->number()));
-      e.mutable_approval()->set_protocol(protocol);
-      if (std::string(protocol) == "postgres") e.clear_http();
+      testing::SetProtocol(&e, protocol);
       const std::string json = EventToEcsJson(e);
       ASSERT_TRUE(ParseStrict(json).ok()) << json;
       for (const std::string& v : testing::LeafValues(e)) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/message.h"
 #include "gtest/gtest.h"
+#include "interlock/v1/events.pb.h"
 #include "userspace/codec/json/extract.h"
 #include "userspace/codec/json/tokenizer.h"
 #include "userspace/common/json_text.h"
@@ -24,6 +25,20 @@ inline std::map<std::string, std::string> Fields(const std::string& json, const 
   EXPECT_TRUE(r.ok()) << r.status() << "\n" << json;
   if (!r.ok()) return {};
   return std::map<std::string, std::string>(r->begin(), r->end());
+}
+
+// What ExpectFields wants for a pointer that must not be there.
+inline constexpr char kAbsent[] = "<absent>";
+
+// Expects the value at each pointer of `want` (kAbsent: no such member) in `json`.
+inline void ExpectFields(const std::string& json, const std::map<std::string, std::string>& want) {
+  std::vector<std::string> pointers;
+  for (const auto& [pointer, value] : want) pointers.push_back(pointer);
+  std::map<std::string, std::string> got = Fields(json, pointers);
+  for (const auto& [pointer, value] : want) {
+    auto it = got.find(pointer);
+    EXPECT_EQ(it == got.end() ? std::string(kAbsent) : it->second, value) << pointer << " in\n" << json;
+  }
 }
 
 // Strict RFC 8259 (invalid UTF-8, raw control characters, bad escapes are refused).
@@ -111,6 +126,18 @@ inline void FillEveryField(google::protobuf::Message* m, int* n, int depth = 0) 
           break;
       }
     }
+  }
+}
+
+// Makes a FillEveryField event one of `protocol` ("postgres", "http", "ssh"): the approval's
+// protocol, no `http` unless http, and for ssh an exec that exited (no signal), so that
+// the command and exit-code slots are exercised.
+inline void SetProtocol(v1::AuditEvent* e, const std::string& protocol) {
+  e->mutable_approval()->set_protocol(protocol);
+  if (protocol != "http") e->clear_http();
+  if (protocol == "ssh") {
+    e->mutable_ssh()->set_request("exec");
+    e->mutable_ssh()->clear_exit_signal();
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace interlock::audit::testing {
 namespace {
 
@@ -34,9 +36,11 @@ v1::AuditEvent Session(v1::AuditKind kind, int n, const std::string& protocol = 
   id->set_token_subject("agent:billing");
   id->add_token_groups("agents");
   id->add_token_groups("billing");
-  e.set_resource(protocol == "http" ? "crm-api" : "billing-db");
-  e.mutable_original_destination()->set_address(protocol == "http" ? "10.0.0.8" : "10.0.0.7");
-  e.mutable_original_destination()->set_port(protocol == "http" ? 443 : 5432);
+  e.set_resource(protocol == "http" ? "crm-api" : protocol == "ssh" ? "build-host" : "billing-db");
+  e.mutable_original_destination()->set_address(protocol == "http"  ? "10.0.0.8"
+                                                : protocol == "ssh" ? "10.0.0.9"
+                                                                    : "10.0.0.7");
+  e.mutable_original_destination()->set_port(protocol == "http" ? 443 : protocol == "ssh" ? 22 : 5432);
   e.mutable_upstream()->set_address("10.0.0.7");
   e.mutable_upstream()->set_port(5432);
   e.set_protocol(protocol);
@@ -54,6 +58,29 @@ v1::PolicyDecision Decision(const std::string& action, const std::string& source
   return d;
 }
 
+// An SSH policy decision (no SQL summary).
+v1::PolicyDecision SshDecision(const std::string& action, const std::string& rule, const std::string& reason) {
+  v1::PolicyDecision d;
+  d.set_action(action);
+  d.set_rule_id(rule);
+  d.set_reason(reason);
+  d.set_source("rule");
+  d.set_fingerprint("5e3f0b0c0d0e0f10");
+  return d;
+}
+
+// An exec request from the agent's user "agent", run upstream as "deploy".
+v1::SshExchange SshExec(const std::string& command, char sha, uint32_t channel) {
+  v1::SshExchange x;
+  x.set_request("exec");
+  x.set_command(command);
+  x.set_command_sha256(std::string(64, sha));
+  x.set_agent_user("agent");
+  x.set_upstream_user("deploy");
+  x.set_channel(channel);
+  return x;
+}
+
 v1::ApprovalRequest Approval(v1::ApprovalState state, const std::string& protocol) {
   v1::ApprovalRequest r;
   r.set_id("apr-0123456789abcdef");
@@ -61,10 +88,15 @@ v1::ApprovalRequest Approval(v1::ApprovalState state, const std::string& protoco
   r.set_created_us(1796585400000000);
   r.set_deadline_us(1796585700000000);
   r.set_session_id("ses-0000000000000042");
-  r.set_resource(protocol == "http" ? "crm-api" : "billing-db");
+  r.set_resource(protocol == "http" ? "crm-api" : protocol == "ssh" ? "build-host" : "billing-db");
   r.set_protocol(protocol);
   if (protocol == "http") {
     r.set_statement("POST crm.example/v1/customers/7/erase");
+  } else if (protocol == "ssh") {
+    // As userspace/proxy/ssh holds a command: the line exactly, the upstream user.
+    r.set_db_user("deploy");
+    r.set_statement("systemctl restart billing");
+    r.set_classification("ssh exec");
   } else {
     r.set_database("billing");
     r.set_db_user("billing_rw");
@@ -83,6 +115,18 @@ v1::ApprovalRequest Approval(v1::ApprovalState state, const std::string& protoco
 }
 
 }  // namespace
+
+std::string SampleKey(const v1::AuditEvent& e) {
+  const bool marked = e.protocol() == "http" || e.protocol() == "ssh";
+  return absl::StrCat(v1::AuditKind_Name(e.kind()), " ", e.outcome(), marked ? " " : "", marked ? e.protocol() : "");
+}
+
+v1::AuditEvent SshSampleEvent(v1::AuditKind kind, const std::string& outcome) {
+  for (v1::AuditEvent& e : OcsfSampleEvents()) {
+    if (e.kind() == kind && e.outcome() == outcome && e.protocol() == "ssh") return e;
+  }
+  return {};
+}
 
 std::vector<v1::AuditEvent> OcsfSampleEvents() {
   std::vector<v1::AuditEvent> out;
@@ -343,6 +387,68 @@ std::vector<v1::AuditEvent> OcsfSampleEvents() {
   http_denied.mutable_http()->set_status(403);
   http_denied.mutable_http()->set_answered_by("interlockd");
   out.push_back(http_denied);
+
+  // SSH, as userspace/proxy/ssh writes it: a command that ran and exited 3, a shell line
+  // the policy denied, a refused port forwarding, a failed upstream login, a held command
+  // and its approval.
+  v1::AuditEvent ssh_exec = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
+  ssh_exec.set_outcome("allowed");
+  ssh_exec.set_bytes_to_upstream(12);
+  ssh_exec.set_bytes_to_agent(3456);
+  *ssh_exec.mutable_decision() = SshDecision("ALLOW", "builds", "make is fine");
+  v1::SshExchange* x = ssh_exec.mutable_ssh();
+  *x = SshExec("/usr/bin/make -C /srv/billing test", 'c', 1);
+  for (const char* arg : {"/usr/bin/make", "-C", "/srv/billing", "test"}) x->add_argv(arg);
+  x->set_exit_status(3);
+  x->set_bytes_in(12);
+  x->set_bytes_out(3456);
+  x->set_duration_us(2500000);
+  x->set_forwarded(true);
+  out.push_back(ssh_exec);
+
+  v1::AuditEvent ssh_denied = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
+  ssh_denied.set_outcome("denied");
+  *ssh_denied.mutable_decision() = SshDecision("DENY", "no-rm", "no recursive deletes");
+  *ssh_denied.mutable_ssh() = SshExec("rm -rf /srv/billing/* && echo done", 'd', 2);
+  ssh_denied.mutable_ssh()->set_shell("and-list");
+  ssh_denied.mutable_ssh()->set_exit_status(-1);
+  out.push_back(ssh_denied);
+
+  v1::AuditEvent ssh_forward = Session(v1::AUDIT_KIND_SSH_REQUEST, ++n, "ssh");
+  ssh_forward.set_outcome("refused");
+  ssh_forward.set_reason("ssh_direct-tcpip_refused");
+  ssh_forward.mutable_decision()->set_action("DENY");
+  ssh_forward.mutable_decision()->set_source("not_supported");
+  v1::SshExchange* forward = ssh_forward.mutable_ssh();
+  forward->set_request("direct-tcpip");
+  forward->set_command("10.1.2.3:5432");
+  forward->set_agent_user("agent");
+  forward->set_upstream_user("deploy");
+  forward->set_exit_status(-1);
+  out.push_back(ssh_forward);
+
+  v1::AuditEvent ssh_login = Session(v1::AUDIT_KIND_AUTH, ++n, "ssh");
+  ssh_login.set_outcome("denied");
+  ssh_login.set_reason("upstream_login_failed");
+  ssh_login.set_detail("ssh: upstream: publickey refused for deploy");
+  ssh_login.mutable_ssh()->set_request("userauth");
+  ssh_login.mutable_ssh()->set_agent_user("agent");
+  ssh_login.mutable_ssh()->set_upstream_user("deploy");
+  out.push_back(ssh_login);
+
+  v1::AuditEvent ssh_held = Session(v1::AUDIT_KIND_POLICY_DECISION, ++n, "ssh");
+  ssh_held.set_outcome("held");
+  *ssh_held.mutable_decision() = SshDecision("REVIEW", "review-restarts", "restarts need a human");
+  ssh_held.mutable_decision()->set_approval_id("apr-0123456789abcdef");
+  *ssh_held.mutable_ssh() = SshExec("systemctl restart billing", 'e', 3);
+  out.push_back(ssh_held);
+
+  v1::AuditEvent ssh_approval = Session(v1::AUDIT_KIND_APPROVAL, ++n, "ssh");
+  ssh_approval.set_outcome("approved");
+  *ssh_approval.mutable_approval() = Approval(v1::APPROVAL_STATE_APPROVED, "ssh");
+  ssh_approval.mutable_approval()->set_rule_id("review-restarts");
+  ssh_approval.mutable_approval()->set_reason("restarts need a human");
+  out.push_back(ssh_approval);
 
   // A kind this build does not name, and none at all: the base event.
   v1::AuditEvent unknown = Base(static_cast<v1::AuditKind>(99), ++n);

@@ -17,7 +17,9 @@
 namespace interlock::audit {
 namespace {
 
+using testing::ExpectFields;
 using testing::Fields;
+using testing::kAbsent;
 using testing::ParseStrict;
 
 TEST(Ocsf, SamplesCoverEveryAuditKind) {
@@ -68,13 +70,18 @@ TEST(Ocsf, ClassActivityAndDispositionPerKind) {
       {"AUDIT_KIND_MASKING masked", {"6005", "1", "99"}},
       {"AUDIT_KIND_HTTP_REQUEST allowed http", {"4002", "3", "1"}},
       {"AUDIT_KIND_HTTP_REQUEST denied http", {"4002", "99", "2"}},
+      {"AUDIT_KIND_SSH_REQUEST allowed ssh", {"1007", "1", "1"}},
+      {"AUDIT_KIND_SSH_REQUEST denied ssh", {"1007", "1", "2"}},
+      {"AUDIT_KIND_SSH_REQUEST refused ssh", {"4007", "5", "2"}},
+      {"AUDIT_KIND_AUTH denied ssh", {"3002", "1", ""}},
+      {"AUDIT_KIND_POLICY_DECISION held ssh", {"1007", "1", "14"}},
+      {"AUDIT_KIND_APPROVAL approved ssh", {"1007", "1", "8"}},
       {" allowed", {"0", "99", ""}},
       {"AUDIT_KIND_UNSPECIFIED ", {"0", "99", ""}},
   };
   std::set<std::string> checked;
   for (const auto& e : testing::OcsfSampleEvents()) {
-    const std::string key = absl::StrCat(v1::AuditKind_Name(e.kind()), " ", e.outcome(),
-                                         e.protocol() == "http" ? " http" : "");
+    const std::string key = testing::SampleKey(e);
     auto want = kWant.find(key);
     ASSERT_NE(want, kWant.end()) << "no expectation for sample " << key;
     checked.insert(key);
@@ -162,6 +169,100 @@ TEST(Ocsf, HttpRequestFieldsLandInHttpSlots) {
   }
 }
 
+// The SSH sample with `kind` and `outcome`, as OCSF.
+std::string SshSample(v1::AuditKind kind, const std::string& outcome) {
+  const v1::AuditEvent e = testing::SshSampleEvent(kind, outcome);
+  EXPECT_EQ(e.protocol(), "ssh") << "no ssh sample " << v1::AuditKind_Name(kind) << " " << outcome;
+  return EventToOcsfJson(e);
+}
+
+TEST(Ocsf, SshCommandThatRanIsAProcessLaunchWithItsExitCode) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "allowed"),
+               {{"/process/cmd_line", "/usr/bin/make -C /srv/billing test"},
+                {"/process/name", "make"},
+                {"/process/uid", "ses-0000000000000046/1"},  // session / channel
+                {"/process/user/name", "deploy"},            // the upstream account it ran as
+                {"/exit_code", "3"},
+                {"/device/ip", "10.0.0.9"},  // the host it ran on
+                {"/device/name", "build-host"},
+                {"/actor/process/pid", "31337"},  // the agent that asked
+                {"/actor/user/uid", "agent:billing"},
+                {"/duration", "2500"},  // ms
+                {"/authorizations/0/policy/uid", "builds"},
+                {"/authorizations/0/decision", "ALLOW"},
+                {"/action_id", "1"},
+                {"/status_id", "1"},
+                {"/unmapped/interlock/ssh/argv/1", "-C"},
+                {"/unmapped/interlock/ssh/agent_user", "agent"},
+                {"/unmapped/interlock/ssh/bytes_out", "3456"},
+                {"/unmapped/interlock/ssh/duration_us", "2500000"},
+                {"/unmapped/interlock/bytes_to_agent", "3456"},
+                {"/unmapped/interlock/protocol", "ssh"},
+                {"/dst_endpoint/ip", kAbsent},  // not in System Activity: device is the host
+                {"/src_endpoint/hostname", kAbsent}});
+}
+
+TEST(Ocsf, SshShellLineDeniedIsABlockedLaunchWithoutExitCode) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "denied"),
+               {{"/process/cmd_line", "rm -rf /srv/billing/* && echo done"},
+                {"/process/name", kAbsent},  // a shell line: no argv[0] to name
+                {"/disposition", "Blocked"},
+                {"/action", "Denied"},
+                {"/severity_id", "3"},
+                {"/status_id", "2"},
+                {"/authorizations/0/policy/uid", "no-rm"},
+                {"/authorizations/0/policy/desc", "no recursive deletes"},
+                {"/unmapped/interlock/ssh/shell", "and-list"},
+                {"/exit_code", kAbsent}});  // it never ran
+}
+
+TEST(Ocsf, SshForwardingRefusedIsSshActivityRefuse) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_SSH_REQUEST, "refused"),
+               {{"/class_name", "SSH Activity"},
+                {"/activity_name", "Refuse"},
+                {"/app_name", "ssh"},
+                {"/status_code", "ssh_direct-tcpip_refused"},
+                {"/dst_endpoint/ip", "10.0.0.9"},  // the SSH server it was asked of
+                {"/dst_endpoint/port", "22"},
+                {"/dst_endpoint/svc_name", "build-host"},
+                {"/unmapped/interlock/ssh/request", "direct-tcpip"},
+                {"/unmapped/interlock/ssh/command", "10.1.2.3:5432"},  // where it wanted to go
+                {"/unmapped/interlock/ssh/upstream_user", "deploy"},
+                {"/process/cmd_line", kAbsent}});
+}
+
+TEST(Ocsf, SshUpstreamLoginFailedNamesTheUpstreamAccount) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_AUTH, "denied"),
+               {{"/user/name", "deploy"},
+                {"/actor/user/uid", "agent:billing"},
+                {"/status_id", "2"},
+                {"/status_code", "upstream_login_failed"},
+                {"/status_detail", "ssh: upstream: publickey refused for deploy"},
+                {"/service/name", "build-host"},
+                {"/unmapped/interlock/ssh/agent_user", "agent"},
+                {"/unmapped/interlock/ssh/request", "userauth"}});
+}
+
+TEST(Ocsf, SshHeldAndApprovedCommandShowTheCommandNotSql) {
+  ExpectFields(SshSample(v1::AUDIT_KIND_POLICY_DECISION, "held"),
+               {{"/process/cmd_line", "systemctl restart billing"},
+                {"/process/user/name", "deploy"},
+                {"/disposition", "Delayed"},
+                {"/authorizations/0/policy/uid", "review-restarts"},
+                {"/unmapped/interlock/decision/approval_id", "apr-0123456789abcdef"},
+                {"/exit_code", kAbsent}});
+  ExpectFields(SshSample(v1::AUDIT_KIND_APPROVAL, "approved"),
+               {{"/process/cmd_line", "systemctl restart billing"},
+                {"/process/uid", "ses-0000000000000051/apr-0123456789abcdef"},
+                {"/process/user/name", "deploy"},
+                {"/disposition", "Approved"},
+                {"/device/name", "build-host"},
+                {"/authorizations/0/policy/uid", "review-restarts"},
+                {"/unmapped/interlock/approval/approver/user", "alice"},
+                {"/query_info/query_string", kAbsent},
+                {"/database/name", kAbsent}});
+}
+
 // Every string field set to one hostile value, for every kind: the output is strict JSON
 // (one object, no raw control bytes, valid UTF-8, no duplicate keys).
 TEST(Ocsf, HostileStringsGiveStrictJson) {
@@ -189,13 +290,12 @@ TEST(Ocsf, HostileStringsGiveStrictJson) {
 TEST(Ocsf, EveryValueOfTheEventIsKept) {
   const auto* kinds = v1::AuditKind_descriptor();
   for (int k = -1; k < kinds->value_count(); ++k) {
-    for (const char* protocol : {"postgres", "http"}) {
+    for (const char* protocol : {"postgres", "http", "ssh"}) {
       v1::AuditEvent e;
       int n = 0;
       testing::FillEveryField(&e, &n);
       e.set_kind(k < 0 ? static_cast<v1::AuditKind>(77) : static_cast<v1::AuditKind>(kinds->value(k)->number()));
-      e.mutable_approval()->set_protocol(protocol);
-      if (std::string(protocol) == "postgres") e.clear_http();
+      testing::SetProtocol(&e, protocol);
       e.set_time("2026-12-06T19:30:00.5Z");
       const std::string json = EventToOcsfJson(e);
       ASSERT_TRUE(ParseStrict(json).ok()) << json;

@@ -164,6 +164,108 @@ TEST(ReportBuilderTest, WorkloadFilterKeepsItsGrantsToo) {
   EXPECT_EQ(r.refusals_size(), 0);
 }
 
+// SSH requests as userspace/proxy/ssh audits them.
+v1::AuditEvent& SshRequest(Trail& t, int min, const std::string& request, const std::string& command,
+                           const std::string& outcome, bool forwarded, int exit_status) {
+  v1::AuditEvent& e = t.Add(v1::AUDIT_KIND_SSH_REQUEST, min, "ops", "ssh");
+  e.set_outcome(outcome);
+  v1::SshExchange* x = e.mutable_ssh();
+  x->set_request(request);
+  x->set_command(command);
+  x->set_agent_user("agent");
+  x->set_upstream_user("deploy");
+  x->set_forwarded(forwarded);
+  x->set_exit_status(exit_status);
+  return e;
+}
+
+Trail SshSample() {
+  Trail t;
+  t.Add(v1::AUDIT_KIND_SESSION_START, 1, "ops", "ssh");
+  v1::AuditEvent& ran = SshRequest(t, 2, "exec", "make test", "allowed", true, 3);
+  ran.mutable_decision()->set_action("ALLOW");
+  ran.mutable_decision()->set_rule_id("builds");
+  v1::AuditEvent& denied = SshRequest(t, 3, "exec", "rm -rf /srv/* && echo done", "denied", false, -1);
+  denied.mutable_decision()->set_action("DENY");
+  denied.mutable_decision()->set_rule_id("no-rm");
+  SshRequest(t, 4, "direct-tcpip", "10.1.2.3:5432", "refused", false, -1).mutable_decision()->set_action("DENY");
+  v1::AuditEvent& login = t.Add(v1::AUDIT_KIND_AUTH, 5, "ops", "ssh");
+  login.set_outcome("denied");
+  login.set_reason("upstream_login_failed");
+  login.mutable_ssh()->set_request("userauth");
+  v1::AuditEvent& held = t.Add(v1::AUDIT_KIND_POLICY_DECISION, 6, "ops", "ssh");
+  held.set_outcome("held");
+  held.mutable_decision()->set_action("REVIEW");
+  held.mutable_ssh()->set_command("systemctl restart billing");
+  for (v1::ApprovalState s : {v1::APPROVAL_STATE_PENDING, v1::APPROVAL_STATE_APPROVED}) {
+    v1::AuditEvent& a = t.Add(v1::AUDIT_KIND_APPROVAL, s == v1::APPROVAL_STATE_PENDING ? 6 : 7, "ops", "ssh");
+    v1::ApprovalRequest* r = a.mutable_approval();
+    r->set_id("apr-ssh");
+    r->set_state(s);
+    *r->mutable_requester() = a.identity();
+    r->set_protocol("ssh");
+    r->set_statement("systemctl restart billing");
+    r->set_db_user("deploy");
+    r->set_rule_id("review-restarts");
+    r->set_created_us(absl::ToUnixMicros(At(6)));
+  }
+  v1::AuditEvent& approved = SshRequest(t, 8, "exec", "systemctl restart billing", "allowed", true, 0);
+  approved.mutable_decision()->set_action("REVIEW");
+  approved.mutable_decision()->set_source("approved");
+  SshRequest(t, 9, "shell", "", "interrupted", true, -1).mutable_ssh()->set_exit_signal("KILL");
+  return t;
+}
+
+TEST(ReportBuilderTest, SshRequestsAreCountedListedAndHeld) {
+  ReportBuilder b({});
+  for (const std::string& l : SshSample().Lines()) b.AddLine(l);
+  v1::EvidenceReport r = b.Finish(At(30));
+  EXPECT_EQ(Decisions(r, "ops", "allowed"), 2u);   // make test, the shell
+  EXPECT_EQ(Decisions(r, "ops", "denied"), 2u);    // rm, the port forwarding
+  EXPECT_EQ(Decisions(r, "ops", "approved"), 1u);  // systemctl, once released
+  for (const auto& d : r.decisions()) EXPECT_EQ(d.protocol(), "ssh");
+  ASSERT_EQ(r.ssh_requests_size(), 5);
+  const v1::ReportSshRequest& ran = r.ssh_requests(0);
+  EXPECT_EQ(ran.command(), "make test");
+  EXPECT_EQ(ran.decision(), "allowed");
+  EXPECT_EQ(ran.rule_id(), "builds");
+  EXPECT_EQ(ran.exit_status(), 3);
+  EXPECT_EQ(ran.agent_user(), "agent");
+  EXPECT_EQ(ran.upstream_user(), "deploy");
+  EXPECT_EQ(ran.time(), "2026-12-06T10:02:00.000000001Z");
+  EXPECT_EQ(r.ssh_requests(1).decision(), "denied");
+  EXPECT_EQ(r.ssh_requests(1).rule_id(), "no-rm");
+  EXPECT_EQ(r.ssh_requests(1).exit_status(), -1);
+  EXPECT_EQ(r.ssh_requests(2).request(), "direct-tcpip");
+  EXPECT_EQ(r.ssh_requests(2).outcome(), "refused");
+  EXPECT_EQ(r.ssh_requests(3).decision(), "approved");
+  EXPECT_EQ(r.ssh_requests(3).exit_status(), 0);
+  EXPECT_EQ(r.ssh_requests(4).exit_signal(), "KILL");
+  ASSERT_EQ(r.holds_size(), 1);
+  EXPECT_EQ(r.holds(0).protocol(), "ssh");
+  EXPECT_EQ(r.holds(0).operation(), "systemctl restart billing");
+  EXPECT_EQ(r.holds(0).state(), "approved");
+  ASSERT_EQ(r.refusals_size(), 1);
+  EXPECT_EQ(r.refusals(0).kind(), "upstream_login");
+  EXPECT_EQ(r.refusals(0).reason(), "upstream_login_failed");
+  uint64_t total = 0, held = 0;
+  for (const auto& x : r.timeline()) {
+    total += x.allowed() + x.masked() + x.approved() + x.denied() + x.held();
+    held += x.held();
+  }
+  EXPECT_EQ(total, 6u);  // five requests and the hold
+  EXPECT_EQ(held, 1u);
+
+  const std::string md = RenderMarkdown(r);
+  EXPECT_TRUE(absl::StrContains(md, "## SSH requests")) << md;
+  EXPECT_TRUE(absl::StrContains(md, "| ops | bank | ssh requests | denied | 2 |")) << md;
+  EXPECT_TRUE(absl::StrContains(md, "| exec | make test | agent as deploy | allowed | allowed | builds | 3 |")) << md;
+  EXPECT_TRUE(absl::StrContains(md, "| shell |  | agent as deploy | allowed | interrupted |  | signal KILL |")) << md;
+  EXPECT_TRUE(absl::StrContains(md, "| systemctl restart billing | review-restarts | approved |")) << md;
+  EXPECT_TRUE(absl::StrContains(md, "| ops | upstream_login | upstream_login_failed | 1 |")) << md;
+  EXPECT_TRUE(absl::StrContains(RenderHtml(r), "<td>rm -rf /srv/* &amp;&amp; echo done</td>"));
+}
+
 TEST(ReportRenderTest, AgentTextIsEscapedInEveryFormat) {
   Trail t;
   t.Add(v1::AUDIT_KIND_SESSION_START, 1, "<script>alert(1)</script>|x\x1b[31m");
