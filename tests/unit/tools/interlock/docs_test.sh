@@ -8,7 +8,7 @@ docs="$build/docs"
 fail() { echo "docs_test: $*" >&2; exit 1; }
 
 commands=(run status sessions replay verify report teardown approvals approve deny grant grants
-          revoke reload auditor-keygen ca assertion-key enroll unenroll upgrade)
+          revoke reload auditor-keygen ca ssh assertion-key enroll unenroll upgrade)
 
 render() {  # $1 = page; prints the text, fails on any groff/man warning
   local err
