@@ -41,8 +41,7 @@ SshWorker::Channel* SshWorker::ByAgent(ssh_channel channel) {
 
 void SshWorker::Record(uint32_t channel, v1::SshEvent event) {
   event.set_channel(channel);
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  if (shared_->recorder != nullptr && !shared_->recorder->closed()) (void)shared_->recorder->AppendSsh(event);
+  (void)session_->QueueRecord(std::move(event));  // false: aborting; the loop notices
 }
 
 void SshWorker::RecordData(uint32_t channel, v1::SshStream stream, const char* data, size_t n) {
@@ -386,8 +385,20 @@ void SshWorker::Pump(Channel& c) {
 }
 
 void SshWorker::Reap() {
-  // Ended channels stay in the list (libssh frees them with their sessions); only their
-  // count toward kMaxChannels goes.
+  // Ended channels are freed here, outside libssh's callbacks (which may still name them
+  // while they run); libssh finishes a close the peer has not answered yet by itself.
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    Channel& c = **it;
+    if (c.state != Channel::State::kEnded) {
+      ++it;
+      continue;
+    }
+    ssh_remove_channel_callbacks(c.agent, &c.agent_cb);
+    ssh_remove_channel_callbacks(c.up, &c.up_cb);
+    ssh_channel_free(c.agent);
+    ssh_channel_free(c.up);
+    it = channels_.erase(it);
+  }
 }
 
 void SshWorker::AuditChannel(Channel& c) {

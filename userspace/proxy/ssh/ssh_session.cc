@@ -28,7 +28,7 @@ absl::StatusOr<std::unique_ptr<SshSession>> SshSession::Start(const ProtocolEnv&
   s->shared_ = std::make_shared<SshShared>();
   s->shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!s->shared_->wake.valid()) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
-  s->shared_->recorder = std::move(recorder);
+  s->recorder_ = std::move(recorder);
   s->shared_->agent_fd = agent.get();
   s->shared_->last_activity_ns = absl::ToInt64Nanoseconds(env.clock->Monotonic());
   s->worker_ = std::make_unique<SshWorker>(s->ctx_, s->shared_, s.get(), std::move(agent), env.clock);
@@ -59,12 +59,40 @@ void SshSession::Abort(const std::string& outcome, const std::string& detail) {
   if (shared_->agent_fd >= 0) ::shutdown(shared_->agent_fd, SHUT_RDWR);
   if (shared_->upstream_fd >= 0) ::shutdown(shared_->upstream_fd, SHUT_RDWR);
   shared_->Wake();
+  shared_->written.notify_all();
 }
 
 absl::Status SshSession::FlushRecording() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  if (shared_->recorder == nullptr || shared_->recorder->closed()) return absl::OkStatus();
-  return shared_->recorder->Flush();
+  std::vector<v1::SshEvent> records;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    records.swap(shared_->records);
+    shared_->queued_bytes = 0;
+    shared_->flush_posted = false;
+  }
+  shared_->written.notify_all();
+  if (recorder_ == nullptr || recorder_->closed()) return absl::OkStatus();
+  for (const v1::SshEvent& e : records) {
+    absl::Status st = recorder_->AppendSsh(e);
+    if (!st.ok()) return st;
+  }
+  return recorder_->Flush();
+}
+
+bool SshSession::QueueRecord(v1::SshEvent event) {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  shared_->queued_bytes += event.has_data() ? event.data().payload().size() : 64;
+  shared_->records.push_back(std::move(event));
+  if (shared_->queued_bytes <= kMaxQueuedRecordBytes) return true;
+  if (!shared_->flush_posted) {
+    shared_->flush_posted = true;
+    OnLoop([](SshSession& s) {
+      // A failed write ends the session as the engine's own flush would.
+      if (absl::Status st = s.FlushRecording(); !st.ok()) s.Abort("recording_failed", std::string(st.message()));
+    });
+  }
+  shared_->written.wait(lock, [&] { return shared_->queued_bytes <= kMaxQueuedRecordBytes || shared_->abort; });
+  return !shared_->abort;
 }
 
 const RelayStats& SshSession::stats() const {
@@ -294,9 +322,13 @@ void SshSession::Finished(const std::string& outcome, const std::string& detail)
   if (thread_.joinable()) thread_.join();  // the worker's last act was to post this
   for (const auto& [channel, id] : pending_approvals_) env_.approvals->Abandon(id, "connection ended");
   pending_approvals_.clear();
-  {
-    std::lock_guard<std::mutex> lock(shared_->mu);
-    closed_recorder_ = std::move(shared_->recorder);
+  // What the worker queued last, then the close and the seal.
+  absl::Status flushed = FlushRecording();
+  if (recorder_ != nullptr && !recorder_->closed()) {
+    v1::SessionClose close;
+    close.set_outcome(flushed.ok() ? outcome : "recording_failed");
+    close.set_detail(flushed.ok() ? detail : std::string(flushed.message()));
+    (void)recorder_->Close(close);
   }
   outcome_ = outcome;
   detail_ = detail;

@@ -23,11 +23,15 @@
 // thread of its own (ssh_worker.h). Everything the engine shares — policy, approvals,
 // audit — stays on the event loop: the worker posts what it needs (judge a request, emit
 // an event, the session ended) and the loop answers through SshShared (a queue and an
-// eventfd the worker polls). The recorder is the one object both touch, under
-// SshShared::mu: the worker appends, the loop flushes once per iteration.
+// eventfd the worker polls). The recorder stays on the loop too (its files live in a cache
+// every session shares): the worker queues its records in SshShared::records, the loop
+// appends and writes them once per iteration (FlushRecording), and a worker that gets
+// kMaxQueuedRecordBytes ahead waits for that — recording is never skipped, and relaying
+// never outruns it.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -35,11 +39,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "interlock/v1/events.pb.h"
 #include "interlock/v1/identity.pb.h"
+#include "interlock/v1/record.pb.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/config/config.h"
 #include "userspace/net/socket.h"
@@ -80,10 +86,19 @@ struct Verdict {
   v1::PolicyDecision policy;
 };
 
+// Recorded bytes the worker may queue before it waits for the loop to write them.
+inline constexpr size_t kMaxQueuedRecordBytes = 1 << 20;
+
 // State the worker and the loop share. Everything but the atomics is guarded by `mu`.
 struct SshShared {
   std::mutex mu;
-  std::unique_ptr<record::Recorder> recorder;
+  // Records for the loop to append, in order, and their payload bytes; `written` is
+  // signalled each time the loop took them (and on abort).
+  std::vector<v1::SshEvent> records;
+  size_t queued_bytes = 0;
+  std::condition_variable written;
+  // The loop asked to flush (a post is on its way): the worker posts at most one.
+  bool flush_posted = false;
   std::deque<Verdict> verdicts;
   // The sockets libssh reads, while it has them (-1 after): Abort shuts them down so that a
   // worker blocked in libssh returns at once.
@@ -114,7 +129,7 @@ class SshSession final : public ProxySession {
 
   void Abort(const std::string& outcome, const std::string& detail = "") override;
   absl::Status FlushRecording() override;
-  const record::Recorder* recorder() const override { return closed_recorder_.get(); }
+  const record::Recorder* recorder() const override { return recorder_.get(); }
   const RelayStats& stats() const override;
   bool done() const override { return done_; }
   const std::string& outcome() const override { return outcome_; }
@@ -126,6 +141,9 @@ class SshSession final : public ProxySession {
   void PostJudge(RequestToJudge request);
   void PostAudit(v1::AuditEvent event);
   void PostFinished(std::string outcome, std::string detail);
+  // Queues a record for the loop; waits while the queue is over kMaxQueuedRecordBytes
+  // (false: the session is being aborted, stop relaying).
+  bool QueueRecord(v1::SshEvent event);
 
  private:
   SshSession(const ProtocolEnv& env, SshSessionContext ctx, DoneFn done);
@@ -150,7 +168,7 @@ class SshSession final : public ProxySession {
   std::string outcome_;
   std::string detail_;
   mutable RelayStats stats_;
-  std::unique_ptr<record::Recorder> closed_recorder_;  // taken back from shared_ when done
+  std::unique_ptr<record::Recorder> recorder_;
   absl::flat_hash_map<uint32_t, std::string> pending_approvals_;  // channel -> approval id
   std::string grant_id_;  // the just-in-time grant the session's requests ran under
 };

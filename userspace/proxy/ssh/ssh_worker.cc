@@ -296,6 +296,8 @@ void SshWorker::RelayLoop() {
     TakeVerdicts();
     busy = false;
     for (auto& c : channels_) {
+      // A request waiting for an approver keeps the session active (never idle-timed out).
+      if (c->state == Channel::State::kJudging || c->state == Channel::State::kHeld) Touch();
       const uint64_t before = shared_->bytes_to_upstream + shared_->bytes_to_agent;
       Pump(*c);
       busy |= shared_->bytes_to_upstream + shared_->bytes_to_agent != before;
@@ -305,15 +307,6 @@ void SshWorker::RelayLoop() {
 }
 
 void SshWorker::Finish(const std::string& outcome, const std::string& detail) {
-  {
-    std::lock_guard<std::mutex> lock(shared_->mu);
-    if (shared_->recorder != nullptr && !shared_->recorder->closed()) {
-      v1::SessionClose close;
-      close.set_outcome(outcome);
-      close.set_detail(detail);
-      (void)shared_->recorder->Close(close);
-    }
-  }
   // Free libssh's objects (closing both sockets) with the fds withdrawn from Abort.
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
