@@ -298,6 +298,21 @@ t.close()
   r = h->RunAgent("agent", {"/usr/bin/python3", "-c", script2, kh, absl::StrCat(sshd_->port())});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
   EXPECT_EQ(r.out, "from-paramiko 5\n");
+
+  // More channels, one after the other, than may be open at once: ended ones are freed.
+  const std::string many = absl::StrCat(script.substr(0, script.find("ch = t.open_session()")), R"PY(
+outs = []
+for i in range(15):
+    ch = t.open_session()
+    ch.exec_command("sh -c 'echo ch%d'" % i)
+    outs.append(ch.makefile().read().decode().strip() + ":" + str(ch.recv_exit_status()))
+    ch.close()
+print(" ".join(outs))
+t.close()
+)PY");
+  r = h->RunAgent("agent", {"/usr/bin/python3", "-c", many, kh, absl::StrCat(sshd_->port())});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "ch0:0 ch1:0 ch2:0 ch3:0 ch4:0 ch5:0 ch6:0 ch7:0 ch8:0 ch9:0 ch10:0 ch11:0 ch12:0 ch13:0 ch14:0\n");
 }
 
 // asyncssh, the asyncio client: known_hosts checked, no key of its own, exit status and

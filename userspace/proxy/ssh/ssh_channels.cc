@@ -209,12 +209,13 @@ int SshWorker::OnRequest(Channel& c, const std::string& type, const std::string&
   return 0;
 }
 
-void SshWorker::TakeVerdicts() {
+bool SshWorker::TakeVerdicts() {
   std::deque<Verdict> verdicts;
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     verdicts.swap(shared_->verdicts);
   }
+  const bool any = !verdicts.empty();
   for (Verdict& v : verdicts) {
     auto it = std::find_if(channels_.begin(), channels_.end(), [&](const auto& c) { return c->id == v.channel; });
     if (it == channels_.end()) continue;
@@ -243,6 +244,7 @@ void SshWorker::TakeVerdicts() {
       Deny(c, v.message, kDeniedExitStatus);
     }
   }
+  return any;
 }
 
 void SshWorker::StartUpstream(Channel& c) {
@@ -294,7 +296,7 @@ void SshWorker::Deny(Channel& c, const std::string& message, int status) {
   AuditChannel(c);
 }
 
-void SshWorker::Pump(Channel& c) {
+bool SshWorker::Pump(Channel& c) {
   if (c.state != Channel::State::kRunning) {
     // A channel the agent closed before it ran (or while held): close its twin.
     if (c.state != Channel::State::kEnded && ssh_channel_is_closed(c.agent)) {
@@ -302,9 +304,12 @@ void SshWorker::Pump(Channel& c) {
       if (!c.type.empty() && c.outcome.empty()) c.outcome = "withdrawn";
       c.state = Channel::State::kEnded;
       if (!c.type.empty()) AuditChannel(c);
+      return true;
     }
-    return;
+    return false;
   }
+  const uint64_t moved_before = c.audit.bytes_in() + c.audit.bytes_out();
+  const int ends_before = c.agent_eof_relayed + c.up_eof_relayed + c.exit_sent;
   char buf[kRelayChunkBytes];
   // Agent -> upstream: stdin, as far as the upstream's window allows.
   for (int turn = 0; turn < 8 && !c.agent_eof_relayed; ++turn) {
@@ -381,7 +386,10 @@ void SshWorker::Pump(Channel& c) {
     Record(c.id, std::move(e));
     c.state = Channel::State::kEnded;
     AuditChannel(c);
+    return true;
   }
+  return c.audit.bytes_in() + c.audit.bytes_out() != moved_before ||
+         c.agent_eof_relayed + c.up_eof_relayed + c.exit_sent != ends_before;
 }
 
 void SshWorker::Reap() {

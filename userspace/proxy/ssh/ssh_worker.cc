@@ -293,14 +293,11 @@ void SshWorker::RelayLoop() {
       end_detail_ = LastError(up_.get());
       return;
     }
-    TakeVerdicts();
-    busy = false;
+    busy = TakeVerdicts();
     for (auto& c : channels_) {
       // A request waiting for an approver keeps the session active (never idle-timed out).
       if (c->state == Channel::State::kJudging || c->state == Channel::State::kHeld) Touch();
-      const uint64_t before = shared_->bytes_to_upstream + shared_->bytes_to_agent;
-      Pump(*c);
-      busy |= shared_->bytes_to_upstream + shared_->bytes_to_agent != before;
+      busy |= Pump(*c);
     }
     Reap();
   }

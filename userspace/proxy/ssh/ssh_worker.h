@@ -78,8 +78,10 @@ class SshWorker {
   // Phase 2.
   void RelayLoop();
   bool PollOnce(int timeout_ms);
-  void TakeVerdicts();
-  void Pump(Channel& c);
+  // Each returns whether it did anything (then the loop turns again without waiting: libssh
+  // may hold more, read during a blocking call, that no poll would announce).
+  bool TakeVerdicts();
+  bool Pump(Channel& c);
   void Reap();
   // Channel requests (callbacks from libssh, on this thread).
   ssh_channel OnChannelOpen();
