@@ -21,6 +21,7 @@
 #include "tests/testing/interlockd_harness.h"
 #include "tests/testing/privileged.h"
 #include "tests/testing/sshd_server.h"
+#include "tests/testing/test_issuer.h"
 #include "tests/testing/wait.h"
 #include "userspace/common/file_util.h"
 
@@ -75,15 +76,16 @@ class SshTest : public ::testing::Test {
   }
 
   // `ssh_yaml`: lines of the resource's ssh block beyond login and pin, 6-space indented.
+  // `extra_yaml`: top-level configuration lines (oidc_issuers, ...).
   std::unique_ptr<InterlockdHarness> Daemon(const std::string& pin = "", const std::string& key = "",
-                                            const std::string& ssh_yaml = "") {
+                                            const std::string& ssh_yaml = "", const std::string& extra_yaml = "") {
     const std::string yaml = absl::StrCat(
         "    protocol: PROTOCOL_SSH\n    ssh:\n      login: {user: root, private_key_ref: \"file:",
         key.empty() ? sshd_->login_key() : key, "\"}\n      upstream_host_key_sha256: [\"",
         pin.empty() ? sshd_->host_key_sha256() : pin, "\"]\n", ssh_yaml);
     auto h = std::make_unique<InterlockdHarness>(HarnessOptions{
         .resources = {{"box", "127.0.0.71", sshd_->port(), yaml}},
-        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n")});
+        .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n", extra_yaml)});
     CommandResult ca = h->Cli({"ca", "init"});
     EXPECT_EQ(ca.exit_code, 0) << ca.out << ca.err;
     return h;
@@ -411,6 +413,36 @@ ts = [threading.Thread(target=one, args=(1000 + i,)) for i in range(40)]
   ASSERT_TRUE(WaitFor([&] { return h->Status().active_sessions() == 0; }, 40)) << h->DaemonLog();
 }
 
+// Both legs re-key every 8 MiB (OpenSSH does so on its own after ~1 GiB with chacha20):
+// while a key exchange runs libssh takes no channel data, and not a byte may be lost,
+// either way.
+TEST_F(SshTest, RekeyingMidStreamLosesNothing) {
+  sshd_.reset();
+  auto sshd = SshdServer::Start({.address = "127.0.0.71", .extra_config = "RekeyLimit 8M\n"});
+  ASSERT_TRUE(sshd.ok()) << sshd.status();
+  sshd_ = *std::move(sshd);
+  std::string p(kPolicy);
+  p += "  - id: counting\n    match: {resources: [box], ssh: {requests: [exec], programs: [wc]}}\n"
+       "    action: ACTION_ALLOW\n";
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, p, 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  auto ssh = [&](const std::string& command) {
+    std::string line;
+    for (const std::string& a : SshArgv(kh, {"-o", "RekeyLimit=8M", "root@127.0.0.71", command})) {
+      absl::StrAppend(&line, "'", a, "' ");
+    }
+    return line;
+  };
+  CommandResult down = h->RunAgent("agent", {"/bin/sh", "-c", absl::StrCat(ssh("head -c 67108864 /dev/zero"), "| wc -c")});
+  EXPECT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(down.out, "67108864\n");
+  CommandResult up = h->RunAgent("agent", {"/bin/sh", "-c", absl::StrCat("head -c 67108864 /dev/zero | ", ssh("wc -c"))});
+  EXPECT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_EQ(up.out, "67108864\n");
+}
+
 // A hostile agent: bytes that are not SSH, or an SSH banner followed by garbage, end its
 // own session with an audit event; interlockd serves the next agent as before.
 TEST_F(SshTest, MalformedAgentBytesEndOnlyThatSession) {
@@ -560,6 +592,90 @@ TEST_F(SshTest, RequireGrantGatesEveryRequest) {
   r = Ssh(*h, kh, {"root@127.0.0.71", "uptime"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("load average"));
+}
+
+// Agent tokens over SSH: the password userauth carries a JWT of the resource's issuer (or the
+// token bound at enrollment does); with require_agent_token nothing reaches the upstream
+// without a valid one, and a valid one's subject is what the policy judges.
+TEST_F(SshTest, AgentTokenAsPasswordIdentifiesTheAgent) {
+  auto idp = TestIssuer::Create("https://idp.test");
+  ASSERT_TRUE(idp.ok());
+  ASSERT_TRUE((*idp)->AddKey("ec-1", TestKeyKind::kP256).ok());
+  auto evil = TestIssuer::Create("https://idp.test");
+  ASSERT_TRUE(evil.ok());
+  ASSERT_TRUE((*evil)->AddKey("ec-1", TestKeyKind::kP256).ok());  // same issuer and kid, another key
+  const std::string jwks = absl::StrCat(dir_, "/jwks.json");
+  ASSERT_TRUE(WriteFileAtomic(jwks, (*idp)->Jwks(), 0644).ok());
+  auto token = [&](TestIssuer& issuer, const std::string& sub) {
+    auto t = issuer.Mint("ec-1", "ES256", issuer.StandardClaims(absl::Now(), sub));
+    EXPECT_TRUE(t.ok());
+    return t.value_or("");
+  };
+  // Only the token subject "oncall-7" may run `id`; everyone may run uptime.
+  std::string policy(kPolicy);
+  policy += "  - id: oncall-id\n    subject: {subs: [oncall-7]}\n"
+            "    match: {resources: [box], ssh: {requests: [exec], programs: [whoami]}}\n    action: ACTION_ALLOW\n";
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, policy, 0644).ok());
+  const std::string yaml = absl::StrCat("      token_issuers: [corp-idp]\n      require_agent_token: true\n");
+  auto h = Daemon("", "", yaml,
+                  absl::StrCat("oidc_issuers:\n  - name: corp-idp\n    issuer: \"https://idp.test\"\n"
+                               "    audiences: [interlock]\n    algorithms: [ES256]\n    jwks_file: ",
+                               jwks, "\n"));
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string script = R"PY(
+import socket, sys, paramiko
+sock = socket.create_connection(("127.0.0.71", int(sys.argv[1])), timeout=20)
+t = paramiko.Transport(sock)
+t.start_client(timeout=20)
+try:
+    if sys.argv[2] == "-":
+        t.auth_none("root")
+    else:
+        t.auth_password("root", sys.argv[2])
+except paramiko.AuthenticationException as e:
+    print("refused", t.get_banner().decode().strip() if t.get_banner() else "")
+    sys.exit(0)
+for cmd in sys.argv[3:]:
+    ch = t.open_session()
+    ch.exec_command(cmd)
+    out = ch.makefile().read().decode().strip()
+    err = ch.makefile_stderr().read().decode().strip()
+    print(cmd, ch.recv_exit_status(), out, err)
+t.close()
+)PY";
+  auto paramiko = [&](const std::string& password, std::vector<std::string> cmds) {
+    std::vector<std::string> argv = {"/usr/bin/python3", "-c", script, absl::StrCat(sshd_->port()), password};
+    argv.insert(argv.end(), cmds.begin(), cmds.end());
+    return h->RunAgent("agent", argv);
+  };
+  // No token, a forged one: refused before any upstream login, the reason in the banner.
+  CommandResult r = paramiko("-", {"uptime"});
+  EXPECT_THAT(r.out, HasSubstr("refused interlock: box needs an agent token")) << r.err;
+  r = paramiko(token(**evil, "oncall-7"), {"uptime"});
+  EXPECT_THAT(r.out, HasSubstr("refused interlock: box needs an agent token: the token is not valid")) << r.err;
+  EXPECT_THAT(sshd_->Log(), Not(HasSubstr("Accepted publickey")));
+  // A valid token: in, and its subject counts for the policy.
+  r = paramiko(token(**idp, "dev-1"), {"uptime", "whoami"});
+  EXPECT_THAT(r.out, HasSubstr("uptime 0 ")) << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("whoami 126"));
+  r = paramiko(token(**idp, "oncall-7"), {"whoami"});
+  EXPECT_THAT(r.out, HasSubstr("whoami 0 root")) << r.err << h->DaemonLog();
+  bool invalid = false, named = false;
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_AUTH)) invalid |= e.reason() == "agent_token_invalid";
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_SSH_REQUEST)) {
+    named |= e.identity().token_subject() == "oncall-7" && e.decision().rule_id() == "oncall-id";
+  }
+  EXPECT_TRUE(invalid);
+  EXPECT_TRUE(named);
+  // The token bound at enrollment serves OpenSSH's ssh, which logs in with "none".
+  const std::string token_file = absl::StrCat(dir_, "/agent.jwt");
+  ASSERT_TRUE(WriteFileAtomic(token_file, token(**idp, "oncall-7"), 0644).ok());
+  MakeReadableByAgent(token_file);
+  AgentOptions o;
+  o.run_args = {"--token-file", token_file};
+  r = h->RunAgent("agent", SshArgv(KnownHosts(*h), {"root@127.0.0.71", "whoami"}), o);
+  EXPECT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "root\n");
 }
 
 // Forwarding would reach past the resource (to any host the upstream can reach): refused

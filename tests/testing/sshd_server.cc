@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<SshdServer>> SshdServer::Start(const SshdOptions&
       "\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
       "KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\nAllowAgentForwarding yes\n"
       "X11Forwarding no\nAcceptEnv LANG LC_* INTERLOCK_TEST_*\nSubsystem sftp /usr/lib/openssh/sftp-server\n"
-      "LogLevel VERBOSE\n", user_ca_line);
+      "LogLevel VERBOSE\n", user_ca_line, options.extra_config);
   const std::string config_path = absl::StrCat(s->dir_, "/sshd_config");
   st = WriteFileAtomic(config_path, config, 0644);
   if (!st.ok()) return st;

@@ -31,6 +31,8 @@ struct SshdOptions {
   // (TrustedUserCAKeys), authorized_keys is empty, and login_certificate() is the login
   // key's certificate for `user`.
   bool certificate_login = false;
+  // More sshd_config lines ("RekeyLimit 8M\n").
+  std::string extra_config;
 };
 
 class SshdServer {

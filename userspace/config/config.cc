@@ -357,6 +357,12 @@ SshConfig BuildSsh(const v1::SshResource& in, const std::string& path, Problems&
     out.forward_env.assign(in.forward_env().begin(), in.forward_env().end());
   }
   if (in.upstream_login_timeout_s() > 0) out.upstream_login_timeout = absl::Seconds(in.upstream_login_timeout_s());
+  out.token_issuers.assign(in.token_issuers().begin(), in.token_issuers().end());
+  out.require_agent_token = in.require_agent_token();
+  if (out.require_agent_token && out.token_issuers.empty()) {
+    problems.Add(path + ".require_agent_token", "needs token_issuers (the issuers whose tokens are accepted)");
+    ok = false;
+  }
   return out;
 }
 
@@ -1542,9 +1548,8 @@ absl::StatusOr<ServiceConfig> BuildServiceConfig(v1::Config proto, SourceMap sou
   BuildAuditSinks(proto, source, problems, out.audit_sinks);
   for (size_t i = 0; i < out.resources.size(); ++i) {
     const ResourceConfig& r = out.resources[i];
-    if (!r.postgres.has_value() && !r.http.has_value()) continue;
-    const auto& names = r.postgres.has_value() ? r.postgres->token_issuers : r.http->token_issuers;
-    const char* block = r.postgres.has_value() ? "postgres" : "http";
+    const auto& names = r.token_issuers();
+    const char* block = r.settings_block();
     for (size_t j = 0; j < names.size(); ++j) {
       bool known = false;
       for (const auto& iss : out.oidc_issuers) known |= iss.name == names[j];
@@ -1603,6 +1608,18 @@ std::vector<AllowedDestinationConfig> DefaultDenyAllowFromResolvConf(
     out.push_back(d);
   }
   return out;
+}
+
+const std::vector<std::string>& ResourceConfig::token_issuers() const {
+  static const std::vector<std::string> kNone;
+  if (postgres.has_value()) return postgres->token_issuers;
+  if (http.has_value()) return http->token_issuers;
+  if (ssh.has_value()) return ssh->token_issuers;
+  return kNone;
+}
+
+const char* ResourceConfig::settings_block() const {
+  return postgres.has_value() ? "postgres" : http.has_value() ? "http" : ssh.has_value() ? "ssh" : "";
 }
 
 }  // namespace interlock::config

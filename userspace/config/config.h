@@ -188,6 +188,8 @@ struct SshConfig {
   bool allow_sftp = false;
   std::vector<std::string> forward_env;  // globs; default LANG, LC_*
   absl::Duration upstream_login_timeout = absl::Seconds(10);
+  std::vector<std::string> token_issuers;  // OidcIssuerConfig names
+  bool require_agent_token = false;
 };
 
 struct ResourceConfig {
@@ -202,6 +204,11 @@ struct ResourceConfig {
   std::optional<HttpConfig> http;             // set iff protocol is kHttp or kHttps
   std::optional<SshConfig> ssh;               // set iff protocol == kSsh
   std::string unix_path;  // absolute unix socket path also protected; empty: none
+
+  // The OIDC issuers whose tokens identify agents on this resource, whatever its protocol
+  // (empty for TCP), and the name of the block that lists them ("postgres", "http", "ssh").
+  const std::vector<std::string>& token_issuers() const;
+  const char* settings_block() const;
 };
 
 // A destination a default-deny enrollment may still reach (config.proto AllowedDestination).

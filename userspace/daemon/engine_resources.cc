@@ -76,14 +76,12 @@ absl::StatusOr<std::shared_ptr<Engine::Resources>> Engine::BuildResources(
   INTERLOCK_ASSIGN_OR_RETURN(auto ssh, proxy::ssh::SshProtocol::Create(env, out->list));
   out->protocols.Add(config::Protocol::kSsh, std::move(ssh));
 
-  // Agent tokens: PostgreSQL resources (token_issuers, token_sha256) and HTTP ones
+  // Agent tokens: PostgreSQL resources (token_issuers, token_sha256), HTTP and SSH ones
   // (token_issuers); a session gets its resource's verifier in SessionStart.token_verifier.
   for (const config::ResourceConfig& r : out->list) {
-    if (!r.postgres.has_value() && !r.http.has_value()) continue;
     static const std::vector<std::string> kNone;
-    const std::vector<std::string>& token_issuers = r.postgres.has_value() ? r.postgres->token_issuers
-                                                    : r.http.has_value()   ? r.http->token_issuers
-                                                                           : kNone;
+    const std::vector<std::string>& token_issuers = r.token_issuers();
+    if (token_issuers.empty() && !r.postgres.has_value()) continue;
     const std::vector<std::string>& token_sha256 = r.postgres.has_value() ? r.postgres->token_sha256 : kNone;
     std::unique_ptr<auth::TokenVerifier> jwt, fixed;
     if (!token_issuers.empty()) {

@@ -44,6 +44,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "interlock/v1/identity.pb.h"
+#include "userspace/proxy/core/token_identity.h"
 #include "userspace/auth/jwt/assertion_key.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/codec/http/syntax.h"
@@ -116,9 +117,6 @@ class AgentTokens {
   std::vector<std::string> announced_;
 };
 
-// The token's identity into the policy's subject and the audit identity (as
-// PostgreSQL's AcceptToken does); null clears both back to the workload alone.
-void ApplyToken(const auth::TokenClaims* claims, policy::SubjectFacts* subject, v1::WorkloadIdentity* identity);
 
 // `fields` minus every Interlock-* field (names compared case-insensitively);
 // the removed names (lowercase) are appended to `removed`.

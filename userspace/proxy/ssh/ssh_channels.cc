@@ -310,49 +310,26 @@ bool SshWorker::Pump(Channel& c) {
   }
   const uint64_t moved_before = c.audit.bytes_in() + c.audit.bytes_out();
   const int ends_before = c.agent_eof_relayed + c.up_eof_relayed + c.exit_sent;
-  char buf[kRelayChunkBytes];
-  // Agent -> upstream: stdin, as far as the upstream's window allows.
-  for (int turn = 0; turn < 8 && !c.agent_eof_relayed; ++turn) {
-    const uint32_t window = ssh_channel_window_size(c.up);
-    const int avail = ssh_channel_poll(c.agent, 0);
-    if (avail == SSH_EOF) {
-      (void)ssh_channel_send_eof(c.up);
-      c.agent_eof_relayed = true;
-      v1::SshEvent e;
-      e.mutable_end()->set_kind("eof_from_agent");
-      Record(c.id, std::move(e));
-      break;
-    }
-    if (avail <= 0 || window == 0) break;
-    const uint32_t want = std::min<uint32_t>({static_cast<uint32_t>(avail), window, sizeof buf});
-    const int n = ssh_channel_read_nonblocking(c.agent, buf, want, 0);
-    if (n <= 0) break;
-    if (ssh_channel_write(c.up, buf, static_cast<uint32_t>(n)) != n) break;
-    RecordData(c.id, v1::SSH_STREAM_STDIN, buf, n);
-    shared_->bytes_to_upstream += n;
-    c.audit.set_bytes_in(c.audit.bytes_in() + n);
-    Touch();
+  // Agent -> upstream: stdin; then its EOF, once everything before it is through.
+  const size_t in = Relay(c.agent, 0, c.up, false, c.to_upstream, v1::SSH_STREAM_STDIN, c);
+  shared_->bytes_to_upstream += in;
+  c.audit.set_bytes_in(c.audit.bytes_in() + in);
+  if (!c.agent_eof_relayed && c.to_upstream.empty() && ssh_channel_poll(c.agent, 0) == SSH_EOF) {
+    (void)ssh_channel_send_eof(c.up);
+    c.agent_eof_relayed = true;
+    v1::SshEvent e;
+    e.mutable_end()->set_kind("eof_from_agent");
+    Record(c.id, std::move(e));
   }
-  // Upstream -> agent: stdout and stderr, as far as the agent's window allows.
-  for (int is_stderr = 0; is_stderr <= 1; ++is_stderr) {
-    for (int turn = 0; turn < 8; ++turn) {
-      const uint32_t window = ssh_channel_window_size(c.agent);
-      const int avail = ssh_channel_poll(c.up, is_stderr);
-      if (avail <= 0 || window == 0) break;
-      const uint32_t want = std::min<uint32_t>({static_cast<uint32_t>(avail), window, sizeof buf});
-      const int n = ssh_channel_read_nonblocking(c.up, buf, want, is_stderr);
-      if (n <= 0) break;
-      const int w = is_stderr ? ssh_channel_write_stderr(c.agent, buf, static_cast<uint32_t>(n))
-                              : ssh_channel_write(c.agent, buf, static_cast<uint32_t>(n));
-      if (w != n) break;
-      RecordData(c.id, is_stderr ? v1::SSH_STREAM_STDERR : v1::SSH_STREAM_STDOUT, buf, n);
-      shared_->bytes_to_agent += n;
-      c.audit.set_bytes_out(c.audit.bytes_out() + n);
-      Touch();
-    }
-  }
+  // Upstream -> agent: stdout and stderr.
+  const size_t out = Relay(c.up, 0, c.agent, false, c.to_agent_out, v1::SSH_STREAM_STDOUT, c) +
+                     Relay(c.up, 1, c.agent, true, c.to_agent_err, v1::SSH_STREAM_STDERR, c);
+  shared_->bytes_to_agent += out;
+  c.audit.set_bytes_out(c.audit.bytes_out() + out);
+  if (in + out > 0) Touch();
   // The upstream's EOF, after all its data.
-  const bool drained = ssh_channel_poll(c.up, 0) <= 0 && ssh_channel_poll(c.up, 1) <= 0;
+  const bool drained = ssh_channel_poll(c.up, 0) <= 0 && ssh_channel_poll(c.up, 1) <= 0 &&
+                       c.to_agent_out.empty() && c.to_agent_err.empty();
   if (!c.up_eof_relayed && drained && (ssh_channel_is_eof(c.up) || ssh_channel_is_closed(c.up))) {
     (void)ssh_channel_send_eof(c.agent);
     c.up_eof_relayed = true;
@@ -390,6 +367,36 @@ bool SshWorker::Pump(Channel& c) {
   }
   return c.audit.bytes_in() + c.audit.bytes_out() != moved_before ||
          c.agent_eof_relayed + c.up_eof_relayed + c.exit_sent != ends_before;
+}
+
+size_t SshWorker::Relay(ssh_channel src, int src_stderr, ssh_channel dst, bool dst_stderr, std::string& pending,
+                        v1::SshStream stream, Channel& c) {
+  size_t moved = 0;
+  for (int turn = 0; turn < 8; ++turn) {
+    if (!pending.empty()) {
+      // What `dst` did not take last time (its window, or a key exchange in progress:
+      // libssh then takes nothing) goes first, and nothing more is read until it is gone.
+      const uint32_t window = ssh_channel_window_size(dst);
+      if (window == 0) return moved;
+      const uint32_t n = static_cast<uint32_t>(std::min<size_t>(pending.size(), window));
+      const int w = dst_stderr ? ssh_channel_write_stderr(dst, pending.data(), n) : ssh_channel_write(dst, pending.data(), n);
+      if (w <= 0) return moved;  // SSH_ERROR: the session is broken, and the loop sees it closed
+      pending.erase(0, static_cast<size_t>(w));
+      if (!pending.empty()) return moved;
+    }
+    const int avail = ssh_channel_poll(src, src_stderr);
+    if (avail <= 0 || ssh_channel_window_size(dst) == 0) return moved;
+    pending.resize(std::min<size_t>(static_cast<size_t>(avail), kRelayChunkBytes));
+    const int n = ssh_channel_read_nonblocking(src, pending.data(), static_cast<uint32_t>(pending.size()), src_stderr);
+    if (n <= 0) {
+      pending.clear();
+      return moved;
+    }
+    pending.resize(static_cast<size_t>(n));
+    RecordData(c.id, stream, pending.data(), pending.size());
+    moved += static_cast<size_t>(n);
+  }
+  return moved;
 }
 
 void SshWorker::Reap() {

@@ -33,6 +33,8 @@ Started SshProtocol::Start(SessionStart start) {
   ctx.resource = start.resource;
   ctx.upstream = start.upstream;
   ctx.host_key = &*host_key_;
+  ctx.token_verifier = start.token_verifier;
+  ctx.bound_token = std::move(start.bound_token);
   auto s = SshSession::Start(env_, std::move(start.agent), std::move(ctx), std::move(start.recorder),
                              [done = std::move(start.done)](SshSession* session) { done(session); });
   if (!s.ok()) return Started{nullptr, "internal", std::string(s.status().message())};

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <future>
 #include <optional>
 #include <utility>
 
@@ -11,6 +13,7 @@
 #include "userspace/common/sha256.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/policy/operation.h"
+#include "userspace/proxy/core/token_identity.h"
 #include "userspace/proxy/ssh/ssh_worker.h"
 
 namespace interlock::proxy::ssh {
@@ -38,7 +41,58 @@ absl::StatusOr<std::unique_ptr<SshSession>> SshSession::Start(const ProtocolEnv&
 }
 
 SshSession::SshSession(const ProtocolEnv& env, SshSessionContext ctx, DoneFn done)
-    : env_(env), ctx_(std::move(ctx)), done_fn_(std::move(done)) {}
+    : env_(env), ctx_(std::move(ctx)), done_fn_(std::move(done)), identity_(ctx_.identity) {
+  subject_.workload = identity_.workload();
+  subject_.cgroup_path = identity_.cgroup_path();
+  subject_.uid = identity_.uid();
+}
+
+TokenCheck SshSession::CheckAgentToken(std::optional<std::string> password) {
+  auto answer = std::make_shared<std::promise<TokenCheck>>();
+  std::future<TokenCheck> future = answer->get_future();
+  OnLoop([answer, password = std::move(password)](SshSession& s) { answer->set_value(s.VerifyToken(password)); });
+  // Never wait past an abort: the loop may be the one tearing this session down.
+  while (future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (shared_->abort) return TokenCheck{TokenCheck::Result::kAborted, ""};
+  }
+  return future.get();
+}
+
+TokenCheck SshSession::VerifyToken(const std::optional<std::string>& password) {
+  if (ctx_.token_verifier == nullptr) return {};
+  std::optional<std::string> token;
+  std::string source = "password";
+  if (password.has_value() && !password->empty()) {
+    token = *password;
+  } else if (ctx_.bound_token) {
+    auto bound = ctx_.bound_token();
+    if (bound.ok() && bound->has_value()) {
+      token = **bound;
+      source = "bound_token";
+    }
+  }
+  if (!token.has_value()) return {};
+  auth::TokenContext tctx{identity_.workload(), identity_.cgroup_id(), identity_.cgroup_path()};
+  auto claims = ctx_.token_verifier->Verify(*token, tctx);
+  v1::AuditEvent ev;
+  ev.set_kind(v1::AUDIT_KIND_AUTH);
+  ev.mutable_ssh()->set_request("userauth");
+  if (!claims.ok()) {
+    ev.set_outcome("denied");
+    ev.set_reason("agent_token_invalid");
+    ev.set_detail(absl::StrCat(source, ": ", claims.status().message()));
+    Emit(std::move(ev));
+    return TokenCheck{TokenCheck::Result::kInvalid,
+                      absl::StrCat("the token is not valid (", claims.status().message(), ")")};
+  }
+  ApplyToken(&*claims, &subject_, &identity_);
+  ev.set_outcome("allowed");
+  ev.set_reason("agent_token");
+  ev.set_detail(absl::StrCat(source, ": token of ", claims->issuer, " for ", claims->subject));
+  Emit(std::move(ev));
+  return TokenCheck{TokenCheck::Result::kValid, ""};
+}
 
 SshSession::~SshSession() {
   *alive_ = false;
@@ -126,7 +180,7 @@ void SshSession::PostFinished(std::string outcome, std::string detail) {
 
 void SshSession::Emit(v1::AuditEvent event) {
   event.set_session_id(ctx_.session_id);
-  *event.mutable_identity() = ctx_.identity;
+  *event.mutable_identity() = identity_;
   event.set_resource(ctx_.resource->name);
   *event.mutable_original_destination() = ctx_.original_destination;
   event.set_protocol("ssh");
@@ -189,12 +243,8 @@ void SshSession::Judge(const RequestToJudge& request) {
     }
     grant_id_ = grant->id();
   }
-  policy::SubjectFacts who;
-  who.workload = ctx_.identity.workload();
-  who.cgroup_path = ctx_.identity.cgroup_path();
-  who.uid = ctx_.identity.uid();
   const policy::SshRequestFacts facts = FactsFor(request);
-  const policy::Decision d = (*p)->Evaluate(who, ctx_.resource->name, policy::Operation{&facts});
+  const policy::Decision d = (*p)->Evaluate(subject_, ctx_.resource->name, policy::Operation{&facts});
   v.policy.set_action(std::string(policy::ActionName(d.action)));
   v.policy.set_rule_id(d.rule_id);
   v.policy.set_reason(d.reason);
@@ -240,7 +290,8 @@ void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& d
   }
   v1::ApprovalRequest r;
   r.set_session_id(ctx_.session_id);
-  *r.mutable_requester() = ctx_.identity;
+  *r.mutable_requester() = identity_;
+  r.set_token_subject(subject_.sub);
   r.set_resource(ctx_.resource->name);
   r.set_protocol("ssh");
   r.set_db_user(request.upstream_user);

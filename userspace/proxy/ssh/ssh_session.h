@@ -37,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,7 +49,9 @@
 #include "interlock/v1/record.pb.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/config/config.h"
+#include "userspace/auth/token_verifier.h"
 #include "userspace/net/socket.h"
+#include "userspace/policy/evaluator.h"
 #include "userspace/proxy/core/protocol.h"
 #include "userspace/proxy/core/session.h"
 #include "userspace/proxy/ssh/host_keys.h"
@@ -63,6 +66,17 @@ struct SshSessionContext {
   const config::ResourceConfig* resource = nullptr;  // outlives the session; has ssh
   net::SockAddr upstream;
   const HostKey* host_key = nullptr;  // owned by the protocol, outlives the session
+  // Agent tokens (SshResource.token_issuers): the resource's verifier (null: none) and the
+  // token bound to the agent's enrollment. Used on the loop only.
+  const auth::TokenVerifier* token_verifier = nullptr;
+  std::function<absl::StatusOr<std::optional<std::string>>()> bound_token;
+};
+
+// What the agent's token came to (SshSession::CheckAgentToken).
+struct TokenCheck {
+  enum class Result { kNone, kValid, kInvalid, kAborted };
+  Result result = Result::kNone;
+  std::string message;  // for the agent (kInvalid), never the token
 };
 
 // A channel request the worker asks the loop to judge.
@@ -141,6 +155,11 @@ class SshSession final : public ProxySession {
   void PostJudge(RequestToJudge request);
   void PostAudit(v1::AuditEvent event);
   void PostFinished(std::string outcome, std::string detail);
+  // Verifies the agent's token — `password` when the agent gave one, else the token bound
+  // to its enrollment — on the loop, and waits for the answer. A valid token's identity is
+  // the session's from then on (policy subjects, events, approvals). kNone: no verifier
+  // or no token.
+  TokenCheck CheckAgentToken(std::optional<std::string> password);
   // Queues a record for the loop; waits while the queue is over kMaxQueuedRecordBytes
   // (false: the session is being aborted, stop relaying).
   bool QueueRecord(v1::SshEvent event);
@@ -153,6 +172,7 @@ class SshSession final : public ProxySession {
   void Deliver(Verdict verdict);
   void Emit(v1::AuditEvent event);
   void Finished(const std::string& outcome, const std::string& detail);
+  TokenCheck VerifyToken(const std::optional<std::string>& password);
   // Runs `fn` on the loop while this session exists.
   void OnLoop(std::function<void(SshSession&)> fn);
 
@@ -164,6 +184,10 @@ class SshSession final : public ProxySession {
   std::unique_ptr<SshWorker> worker_;
   std::thread thread_;
   // Loop thread only.
+  // Who the policy judges and the events name: the workload, and a verified token's
+  // identity once there is one.
+  policy::SubjectFacts subject_;
+  v1::WorkloadIdentity identity_;
   bool done_ = false;
   std::string outcome_;
   std::string detail_;

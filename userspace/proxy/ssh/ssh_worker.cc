@@ -135,24 +135,51 @@ bool SshWorker::Accept() {
 }
 
 int SshWorker::AuthNone(ssh_session, const char* user, void* self) {
-  return static_cast<SshWorker*>(self)->Authenticate(user);
+  return static_cast<SshWorker*>(self)->Authenticate(user, nullptr);
 }
-int SshWorker::AuthPassword(ssh_session, const char* user, const char*, void* self) {
-  // The password is not a credential here (the workload is): never read, never kept.
-  return static_cast<SshWorker*>(self)->Authenticate(user);
+int SshWorker::AuthPassword(ssh_session, const char* user, const char* password, void* self) {
+  // The password is the agent's token when the resource takes tokens; otherwise it is not
+  // a credential here (the workload is): never read, never kept.
+  return static_cast<SshWorker*>(self)->Authenticate(user, password);
 }
 int SshWorker::AuthPubkey(ssh_session, const char* user, ssh_key_struct*, char state, void* self) {
   // Any key: a probe is answered "ok" and a signed request succeeds (libssh has verified
   // the signature). The key proves nothing interlockd relies on.
   if (state != SSH_PUBLICKEY_STATE_NONE && state != SSH_PUBLICKEY_STATE_VALID) return SSH_AUTH_DENIED;
-  return static_cast<SshWorker*>(self)->Authenticate(user);
+  return static_cast<SshWorker*>(self)->Authenticate(user, nullptr);
 }
 
-int SshWorker::Authenticate(const char* user) {
+void SshWorker::Banner(const std::string& text) {
+  // Shown by ssh before "Permission denied": the agent learns why, in its own client.
+  ssh_string s = ssh_string_from_char(text.c_str());
+  if (s == nullptr) return;
+  (void)ssh_send_issue_banner(agent_.get(), s);
+  ssh_string_free(s);
+}
+
+bool SshWorker::TokenAllows(const char* password) {
+  if (token_ok_ || ctx_.token_verifier == nullptr) return true;
+  if (++token_attempts_ > 3) return false;
+  const TokenCheck t =
+      session_->CheckAgentToken(password != nullptr ? std::optional<std::string>(password) : std::nullopt);
+  token_ok_ = t.result == TokenCheck::Result::kValid;
+  if (token_ok_ || !config_.require_agent_token) return t.result != TokenCheck::Result::kAborted;
+  Banner(absl::StrCat("interlock: ", ctx_.resource->name, " needs an agent token: ",
+                      t.result == TokenCheck::Result::kInvalid ? t.message
+                                                               : "give it as the SSH password (or bind it at enrollment)",
+                      "\r\n"));
+  ssh_set_auth_methods(agent_.get(), SSH_AUTH_METHOD_PASSWORD);
+  return false;
+}
+
+int SshWorker::Authenticate(const char* user, const char* password) {
   const std::string name = user != nullptr ? user : "";
+  if (!agent_user_.empty() && name != agent_user_) return SSH_AUTH_DENIED;  // one user per session
+  agent_user_ = name;
+  // The token first: an agent that must show one never makes interlockd log in upstream.
+  if (!TokenAllows(password)) return SSH_AUTH_DENIED;
   if (!login_tried_) {
     login_tried_ = true;
-    agent_user_ = name;
     login_status_ = LoginUpstream(name);
     v1::AuditEvent ev;
     ev.set_kind(v1::AUDIT_KIND_AUTH);
@@ -172,18 +199,11 @@ int SshWorker::Authenticate(const char* user) {
     x->set_upstream_user(upstream_user_);
     session_->PostAudit(std::move(ev));
     if (!login_status_.ok()) {
-      // Shown by ssh before "Permission denied": the agent learns why, in its own client.
-      const std::string banner =
-          absl::StrCat("interlock: cannot open ", ctx_.resource->name, ": ", login_status_.message(), "\r\n");
-      ssh_string text = ssh_string_from_char(banner.c_str());
-      if (text != nullptr) {
-        (void)ssh_send_issue_banner(agent_.get(), text);
-        ssh_string_free(text);
-      }
+      Banner(absl::StrCat("interlock: cannot open ", ctx_.resource->name, ": ", login_status_.message(), "\r\n"));
       ssh_set_auth_methods(agent_.get(), SSH_AUTH_METHOD_PUBLICKEY);
     }
   }
-  if (!login_status_.ok() || name != agent_user_) return SSH_AUTH_DENIED;
+  if (!login_status_.ok()) return SSH_AUTH_DENIED;
   authenticated_ = true;
   return SSH_AUTH_SUCCESS;
 }

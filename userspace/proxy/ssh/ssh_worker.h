@@ -67,6 +67,10 @@ class SshWorker {
     std::string exit_signal;
     bool exit_core = false;
     bool audited = false;
+    // Read from one side, not yet taken by the other (at most kRelayChunkBytes each).
+    std::string to_upstream;
+    std::string to_agent_out;
+    std::string to_agent_err;
   };
 
  private:
@@ -82,6 +86,11 @@ class SshWorker {
   // may hold more, read during a blocking call, that no poll would announce).
   bool TakeVerdicts();
   bool Pump(Channel& c);
+  // Moves one stream from `src` to `dst` within `dst`'s window; what `dst` does not take
+  // stays in `pending`, sent first next time (recorded once, when read). Returns the bytes
+  // read from `src`.
+  size_t Relay(ssh_channel src, int src_stderr, ssh_channel dst, bool dst_stderr, std::string& pending,
+               v1::SshStream stream, Channel& c);
   void Reap();
   // Channel requests (callbacks from libssh, on this thread).
   ssh_channel OnChannelOpen();
@@ -108,7 +117,12 @@ class SshWorker {
   static int AuthPubkey(ssh_session, const char* user, ssh_key_struct* key, char state, void* self);
   static ssh_channel ChannelOpen(ssh_session, void* self);
   static int MessageCallback(ssh_session, ssh_message message, void* self);
-  int Authenticate(const char* user);
+  // `password`: what the agent gave in a password userauth (null for none / publickey).
+  int Authenticate(const char* user, const char* password);
+  // The agent's token, when the resource takes tokens: OK to go on, else why not (the
+  // banner already sent).
+  bool TokenAllows(const char* password);
+  void Banner(const std::string& text);
 
   const SshSessionContext& ctx_;
   const config::SshConfig& config_;
@@ -126,6 +140,8 @@ class SshWorker {
   // Login state.
   bool authenticated_ = false;
   bool login_tried_ = false;
+  bool token_ok_ = false;
+  int token_attempts_ = 0;
   absl::Status login_status_;
   std::string agent_user_;
   std::string upstream_user_;
