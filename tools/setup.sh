@@ -26,6 +26,8 @@ PACKAGES=(
   # command-line parsing (interlock, interlockd); man and groff render the generated man
   # pages in tests/unit/tools/interlock/docs_test.sh
   libcli11-dev groff-base man-db
+  # SSH resources: libssh 0.10 (interlockd's server to the agent, its client upstream)
+  libssh-dev
   # approvals store (SQLite), webhooks and OIDC discovery (libcurl)
   libsqlite3-dev libcurl4-openssl-dev
   # masking: custom detector patterns (RE2, linear time)
@@ -45,6 +47,9 @@ PACKAGES=(
   # and a second proxy for the benchmarks. policy-rc.d or not, no daemon is left running:
   # tests start their own on loopback (tests/testing/nginx_server.h).
   nginx python3-requests python3-httpx wrk haproxy
+  # SSH: a real sshd and ssh for the tests, the demo and tools/bench/ssh.sh (each starts
+  # its own sshd on loopback with its own config; the sftp server comes with sshd)
+  openssh-client openssh-server
   # the ECS field reference the audit format test reads (tests/unit/audit/ecs_schema_check.py)
   python3-yaml
   # the metrics endpoint test parses interlockd's Prometheus text with the reference parser
@@ -125,12 +130,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt_update_once
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts and enables a freshly installed nginx/haproxy on :80 where systemd runs
-  # (and policy-rc.d does not stop it). Tests start their own on loopback; stop and
-  # disable only the ones this run installed.
-  for svc in nginx haproxy; do
-    if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
-      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  # Debian starts and enables a freshly installed nginx/haproxy on :80 and sshd on :22
+  # where systemd runs (and policy-rc.d does not stop them). Tests start their own on
+  # loopback; stop and disable only the ones this run installed (package:unit).
+  for p in nginx:nginx haproxy:haproxy openssh-server:ssh; do
+    if [[ " ${missing[*]} " == *" ${p%%:*} "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now "${p#*:}" >/dev/null 2>&1 || true
     fi
   done
 fi
