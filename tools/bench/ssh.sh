@@ -13,7 +13,9 @@
 #     CONCURRENCY clients at once; connections/s, p50/p99 of one connection (connect, key
 #     exchange, login, exec, exit status) and interlockd's CPU per connection.
 # (b) throughput: `ssh host 'head -c SIZE /dev/zero'` into `wc -c` (the count is checked),
-#     MB/s (10^6 bytes) over the whole command, connection set-up included.
+#     MB/s (10^6 bytes) over the whole command, connection set-up included, and interlockd's
+#     CPU (user + system) per GB. A stream that arrives short is flagged in its row and the
+#     script exits 1 at the end.
 # (c) interlockd's memory during (b): VmRSS before, the peak (VmHWM, reset to the current
 #     RSS before the transfer through /proc/PID/clear_refs) and the highest VmRSS sampled
 #     every 50 ms, to show that a transfer streams through bounded buffers.
@@ -43,12 +45,13 @@ done
 build="${INTERLOCK_BUILD_DIR:-$(bash "$here/tools/build.sh")}"
 interlockd="$build/userspace/daemon/interlockd"
 interlock="$build/tools/interlock/interlock"
-unset SSH_AUTH_SOCK
+# The agent gets its trust settings from `interlock run`, not from this shell.
+unset SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS SSH_AUTH_SOCK
 work="$(mktemp -d /tmp/interlock-sshbench-XXXXXX)"
 chmod 0755 "$work"
 suffix="sshbench-$$"
 box=127.0.0.81
-sshd_pid=""; daemon_pid=""; sampler_pid=""
+sshd_pid=""; daemon_pid=""; sampler_pid=""; short=0
 
 . "$here/tools/lib/throwaway_pg.sh"  # stop_pid, free_port
 . "$here/tools/lib/interlockd.sh"    # start_interlockd
@@ -191,10 +194,12 @@ transfer() {
   got="$("${run[@]}" "${ssh[@]}" "head -c $bytes /dev/zero" </dev/null 2>"$work/transfer.err" | wc -c)"
   t1="$(date +%s%N)"
   c1="$(cpu_ticks)"
-  [ "$got" = "$bytes" ] || { cat "$work/transfer.err" >&2; die "$label: received $got of $bytes bytes"; }
-  printf '%-12s %12s %10.3f %10.1f %10s\n' "$label" "$bytes" "$(awk -v t=$(( t1 - t0 )) 'BEGIN {print t / 1e9}')" \
-    "$(awk -v b="$bytes" -v t=$(( t1 - t0 )) 'BEGIN {print b / 1e6 / (t / 1e9)}')" \
-    "$([ "$2" = direct ] && echo - || awk -v c=$(( c1 - c0 )) -v hz="$hz" -v b="$bytes" 'BEGIN {printf "%.2f", c / hz / (b / 1e9)}')"
+  [ -s "$work/transfer.err" ] && sed 's/^/  stderr: /' "$work/transfer.err" >&2
+  printf '%-12s %12s %10.3f %10.1f %10s%s\n' "$label" "$got" "$(awk -v t=$(( t1 - t0 )) 'BEGIN {print t / 1e9}')" \
+    "$(awk -v b="$got" -v t=$(( t1 - t0 )) 'BEGIN {print b / 1e6 / (t / 1e9)}')" \
+    "$([ "$2" = direct ] && echo - || awk -v c=$(( c1 - c0 )) -v hz="$hz" -v b="$got" 'BEGIN {printf "%.2f", c / hz / (b / 1e9)}')" \
+    "$([ "$got" = "$bytes" ] || echo "   SHORT: $(( bytes - got )) of $bytes bytes missing")"
+  [ "$got" = "$bytes" ] || short=1
 }
 
 echo "SSH benchmark: OpenSSH $(ssh -V 2>&1 | sed 's/,.*//'), sshd on $box:$port, interlockd pid $daemon_pid"
@@ -218,7 +223,7 @@ fi
 
 echo
 echo "(b) throughput: ssh host 'head -c $size /dev/zero' | wc -c"
-printf '%-12s %12s %10s %10s %10s\n' path bytes seconds MB/s "cpu s/GB"
+printf '%-12s %12s %10s %10s %10s\n' path "bytes read" seconds MB/s "cpu s/GB"
 transfer direct direct
 # (c) interlockd's memory: the peak reset to the current RSS, then sampled during the run.
 rss_before="$(kib VmRSS)"
@@ -234,7 +239,11 @@ echo
 echo "(c) interlockd memory during the transfer through it ($size)"
 printf '%-34s %10s\n' measure KiB
 printf '%-34s %10s\n' "VmRSS before" "$rss_before"
-printf '%-34s %10s\n' "VmHWM (peak) during" "$hwm_after"
+printf '%-34s %10s\n' "VmHWM (peak; updated lazily)" "$hwm_after"
 printf '%-34s %10s\n' "VmRSS sampled max (50 ms)" "$(cat "$work/rss.max" 2>/dev/null || echo -)"
 printf '%-34s %10s\n' "VmRSS after" "$rss_after"
 printf '%-34s %10s\n' "peak - before" "$(( hwm_after - rss_before ))"
+if [ "$short" = 1 ]; then
+  echo "bench: a transfer arrived short (see the SHORT row above)" >&2
+  exit 1
+fi
