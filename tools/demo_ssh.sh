@@ -115,7 +115,8 @@ resources:
       upstream_host_key_sha256: ["$host_fp"]
 YAML
 sed 's/^/  /' "$work/policy.yaml"
-cli ca init | head -1   # interlockd's SSH host key (and the HTTPS interception CA)
+cli ca init >"$work/ca-init.out"   # interlockd's SSH host key (and the HTTPS interception CA)
+head -n 1 "$work/ca-init.out"
 start_interlockd "$work/cfg.yaml" "$work/interlockd.log" || exit 1
 echo "interlockd is up; policy: $(grep -c '^  - id:' "$work/policy.yaml") rules, default deny"
 
@@ -134,7 +135,7 @@ agent() {  # OpenSSH ssh, unmodified, as the agent: uid nobody, no key, no agent
 
 step "agent: ssh -p $port $box uptime  (allowed: read-only-tools)"
 agent "$box" uptime
-agent "$box" df -h / | head -3
+agent "$box" df -h /
 
 step "agent: ssh $box touch $work/srv/new-file  (on no list: denied by the default, at once)"
 rc=0
@@ -164,7 +165,13 @@ step "agent: an interactive session (ssh -tt, typed commands fed through a pipe)
   agent -tt "$box" | tr -d '\r' | sed 's/\x1b\[?2004[hl]//g'
 
 cli status >/dev/null  # interlockd writes buffered audit lines before it answers
-shell_id="$(cli sessions --json | tail -n 1 | sed -n 's/.*"session_id":"\([0-9a-f]*\)".*/\1/p')"
+shell_id="$(/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("kind") == "AUDIT_KIND_SSH_REQUEST" and e["ssh"].get("request") == "shell":
+        print(e["session_id"])' "$work/state/audit/audit.jsonl" | tail -n 1)"
+[ -n "$shell_id" ] || { echo "demo: no shell session in the audit trail" >&2; exit 1; }
 step "interlock replay $shell_id: the shell, what was typed and what came back"
 cli replay "$shell_id"
 
