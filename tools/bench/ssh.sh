@@ -7,6 +7,7 @@
 #   sudo tools/bench/ssh.sh [SIZE]            # or SSH_BENCH_SIZE; default 1G (head -c units)
 #        SSH_BENCH_SECONDS=10                 # each connection-rate cell
 #        SSH_BENCH_CONCURRENCY=4              # the concurrent cell's clients; 0 skips it
+#        SSH_BENCH_SSH_OPTIONS="-c aes128-gcm@openssh.com"   # more ssh options, both paths
 #   sudo tools/bench/ssh.sh --smoke           # or SSH_BENCH_SMOKE=1: 2 s cells, 16M
 #
 # (a) connection rate: `ssh host true` in a loop for SECONDS, one client and then
@@ -131,8 +132,9 @@ YAML
 start_interlockd "$work/cfg.yaml" "$work/d.log" || die "interlockd did not start"
 "$interlock" --config "$work/cfg.yaml" ssh known-hosts >"$work/known_hosts"
 
+read -ra extra_opts <<<"${SSH_BENCH_SSH_OPTIONS:-}"
 common=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null
-        -o ConnectTimeout=20 -p "$port")
+        -o ConnectTimeout=20 -p "$port" "${extra_opts[@]}")
 direct_ssh=(/usr/bin/ssh "${common[@]}" -o UserKnownHostsFile="$work/sshd_known_hosts" -o IdentitiesOnly=yes
             -i "$work/login_key" "root@$box")
 via_ssh=(/usr/bin/ssh "${common[@]}" -o UserKnownHostsFile="$work/known_hosts" "root@$box")
@@ -203,7 +205,7 @@ transfer() {
 }
 
 echo "SSH benchmark: OpenSSH $(ssh -V 2>&1 | sed 's/,.*//'), sshd on $box:$port, interlockd pid $daemon_pid"
-echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)$([ "$smoke" = 1 ] && echo '; smoke run')"
+echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)$([ "$smoke" = 1 ] && echo '; smoke run')$([ -n "${SSH_BENCH_SSH_OPTIONS:-}" ] && echo "; ssh options: $SSH_BENCH_SSH_OPTIONS")"
 # The cipher each client negotiated (interlockd's own upstream leg: libssh's choice).
 for p in direct via; do
   declare -n run="${p}_run" ssh="${p}_ssh"
