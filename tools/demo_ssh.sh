@@ -141,7 +141,7 @@ step "agent: ssh $box touch $work/srv/new-file  (on no list: denied by the defau
 rc=0
 agent "$box" touch "$work/srv/new-file" || rc=$?
 echo "agent's exit status: $rc"
-[ ! -e "$work/srv/new-file" ] || { echo "demo: the denied command ran" >&2; exit 1; }
+[ "$rc" = 126 ] && [ ! -e "$work/srv/new-file" ] || { echo "demo: expected a refusal (126), got $rc" >&2; exit 1; }
 
 step "agent: ssh $box 'rm -rf $work/srv/data': held for a human"
 cli run --as ops-agent --user nobody -- ssh -o BatchMode=yes -o UserKnownHostsFile="$work/known_hosts" \
@@ -158,6 +158,7 @@ wait "$agent_pid" || rc=$?
 agent_pid=""
 echo "agent's ssh exited with $rc and printed:"
 grep -v '^interlock: run: note' "$work/agent.out" | sed 's/^/  /'
+[ "$rc" = 126 ] && [ -d "$work/srv/data" ] || { echo "demo: expected a refusal (126), got $rc" >&2; exit 1; }
 echo "the directory is still there: $(ls "$work/srv/data" | tr '\n' ' ')"
 
 step "agent: an interactive session (ssh -tt, typed commands fed through a pipe)"
