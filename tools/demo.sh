@@ -19,7 +19,11 @@
 #     the audit trail, and the sealed originals only an auditor's key opens;
 #  8. part 3 (tools/demo_http.sh): an HTTPS API behind interlockd — the agent's TLS
 #     intercepted, the API token injected, denied and dodging paths, a refused smuggling
-#     attempt, a DELETE released by an approver, one audit event per exchange.
+#     attempt, a DELETE released by an approver, one audit event per exchange;
+#  9. part 4 (tools/demo_ssh.sh): an OpenSSH server behind interlockd — the agent's ssh
+#     trusting interlockd through `interlock ssh known-hosts`, `uptime` allowed, an
+#     unlisted program denied, an `rm -rf` held until an approver denies it, an
+#     interactive session recorded, replayed and exported as an asciicast.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ "$(id -u)" -ne 0 ]; then
@@ -140,5 +144,11 @@ bash "$here/tools/demo_guardrails.sh"
 # injected, denials, a refused smuggling attempt, a DELETE released by an approver.
 step "part 3: guardrails on an HTTPS API (tools/demo_http.sh)"
 bash "$here/tools/demo_http.sh"
+
+# Part 4: guardrails on SSH — interlockd's host key trusted through known_hosts lines,
+# the upstream logged in with a key the agent never sees, every command judged, an
+# `rm -rf` held and denied, an interactive session recorded and exported as asciicast.
+step "part 4: guardrails on SSH (tools/demo_ssh.sh)"
+bash "$here/tools/demo_ssh.sh"
 
 step "cleaning up part 1 (interlockd stopped, pins and cgroups removed)"
