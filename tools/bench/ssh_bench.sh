@@ -4,11 +4,11 @@
 # every request judged by the policy, audited and recorded, the upstream logged in with
 # the resource's key), in one run on this machine:
 #
-#   sudo tools/bench/ssh.sh [SIZE]            # or SSH_BENCH_SIZE; default 1G (head -c units)
+#   tools/bench/ssh_bench.sh [SIZE]            # or SSH_BENCH_SIZE; default 1G (head -c units)
 #        SSH_BENCH_SECONDS=10                 # each connection-rate cell
 #        SSH_BENCH_CONCURRENCY=4              # the concurrent cell's clients; 0 skips it
 #        SSH_BENCH_SSH_OPTIONS="-c aes128-gcm@openssh.com"   # more ssh options, both paths
-#   sudo tools/bench/ssh.sh --smoke           # or SSH_BENCH_SMOKE=1: 2 s cells, 16M
+#   tools/bench/ssh_bench.sh --smoke           # or SSH_BENCH_SMOKE=1: 2 s cells, 16M
 #
 # (a) connection rate: `ssh host true` in a loop for SECONDS, one client and then
 #     CONCURRENCY clients at once; connections/s, p50/p99 of one connection (connect, key
