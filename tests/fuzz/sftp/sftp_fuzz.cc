@@ -34,10 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const check::Session session = check::ParseRecords(in);
   const std::string whole = check::Run(session, check::Whole);
   uint32_t s = seed;
-  Require(check::Run(session, [&s](absl::string_view b) {
-            s = s * 2654435761u + 1;
-            return check::RandomSplit(b, s);
-          }) == whole,
+  Require(check::Run(session,
+                     [&s](absl::string_view b) {
+                       s = s * 2654435761u + 1;
+                       return check::RandomSplit(b, s);
+                     }) == whole,
           "random pieces");
   if (size <= 4096) Require(check::Run(session, check::Bytes) == whole, "one byte at a time");
   return 0;

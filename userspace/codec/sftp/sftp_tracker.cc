@@ -48,12 +48,12 @@ enum : uint8_t {
 constexpr struct {
   uint32_t bit;
   const char* word;
-} kPflags[] = {{0x01, "read"},   {0x02, "write"},     {0x04, "append"},
-               {0x08, "create"}, {0x10, "truncate"},  {0x20, "exclusive"}};
+} kPflags[] = {{0x01, "read"},   {0x02, "write"},    {0x04, "append"},
+               {0x08, "create"}, {0x10, "truncate"}, {0x20, "exclusive"}};
 
 // SSH_FX_* status codes (draft-02 section 7).
 constexpr const char* kStatusNames[] = {
-    "ok",          "eof",           "no_such_file",   "permission_denied", "failure",
+    "ok",          "eof",           "no_such_file",    "permission_denied", "failure",
     "bad_message", "no_connection", "connection_lost", "op_unsupported"};
 
 // How many bytes of a packet (type byte included) the tracker holds: a WRITE's header up
@@ -80,8 +80,8 @@ uint32_t Be32(const char* p) {
 
 std::string StatusText(uint32_t code, absl::string_view message) {
   if (code == 0) return "ok";
-  std::string out = code < std::size(kStatusNames) ? kStatusNames[code]
-                                                    : absl::StrCat("status_", code);
+  std::string out =
+      code < std::size(kStatusNames) ? kStatusNames[code] : absl::StrCat("status_", code);
   if (!message.empty()) {
     absl::StrAppend(&out, ": ", message.substr(0, kMaxStatusMessage));
   }
@@ -123,8 +123,7 @@ class SftpTracker::Reader {
                                     declared_left(), " bytes left)"));
     }
     if (n > max) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(what, ": length ", n, " > max ", max));
+      return absl::ResourceExhaustedError(absl::StrCat(what, ": length ", n, " > max ", max));
     }
     INTERLOCK_RETURN_IF_ERROR(Need(n, what));
     out->assign(held_.data() + pos_, n);
@@ -132,9 +131,7 @@ class SftpTracker::Reader {
     return absl::OkStatus();
   }
   absl::Status Path(std::string* out) { return String(out, kMaxPathLength, "path"); }
-  absl::Status HandleString(std::string* out) {
-    return String(out, kMaxHandleLength, "handle");
-  }
+  absl::Status HandleString(std::string* out) { return String(out, kMaxHandleLength, "handle"); }
 
  private:
   absl::Status Need(size_t n, absl::string_view what) {
@@ -160,6 +157,18 @@ enum class SftpTracker::Kind : uint8_t {
   kWrite,     // WRITE: STATUS (bytes_written counted at the request)
   kMetadata,  // stat & co: ATTRS, NAME, EXTENDED_REPLY or STATUS; counted only
   kChange,    // changes the file system: STATUS or EXTENDED_REPLY; reported
+};
+
+// Where a request's leading fields are (Layout::first, Layout::second).
+enum class SftpTracker::Field : uint8_t { kNone, kPath, kHandle };
+
+// A request whose leading fields are a path or handle and maybe a second path.
+struct SftpTracker::Layout {
+  uint8_t type;
+  Kind kind;
+  const char* op;  // kChange: FileOp::op
+  Field first = Field::kNone;
+  Field second = Field::kNone;
 };
 
 void SftpTracker::FromClient(absl::string_view bytes) { Feed(true, bytes); }
@@ -242,92 +251,98 @@ absl::Status SftpTracker::OnClientPacket(uint32_t length, absl::string_view held
     client_init_seen_ = true;
     return absl::OkStatus();
   }
+  if (type == kInit) return Malformed("second init");
   uint32_t id = 0;
-  if (type != kInit) INTERLOCK_RETURN_IF_ERROR(r.U32(&id));
+  INTERLOCK_RETURN_IF_ERROR(r.U32(&id));
+  // The requests of draft-02 section 6 by their leading fields; what follows those (ATTRS,
+  // READ's offset and length) is not needed. OPEN and WRITE are read below.
+  static constexpr Layout kRequests[] = {
+      {kOpendir, Kind::kOpendir, "", Field::kPath},
+      {kClose, Kind::kClose, "", Field::kHandle},
+      {kRead, Kind::kRead, "", Field::kHandle},
+      {kReaddir, Kind::kReaddir, "", Field::kHandle},
+      {kLstat, Kind::kMetadata, "", Field::kPath},
+      {kStat, Kind::kMetadata, "", Field::kPath},
+      {kRealpath, Kind::kMetadata, "", Field::kPath},
+      {kReadlink, Kind::kMetadata, "", Field::kPath},
+      {kFstat, Kind::kMetadata, "", Field::kHandle},
+      {kSetstat, Kind::kChange, "setstat", Field::kPath},
+      {kFsetstat, Kind::kChange, "setstat", Field::kHandle},
+      {kRemove, Kind::kChange, "remove", Field::kPath},
+      {kMkdir, Kind::kChange, "mkdir", Field::kPath},
+      {kRmdir, Kind::kChange, "rmdir", Field::kPath},
+      {kRename, Kind::kChange, "rename", Field::kPath, Field::kPath},
+      {kSymlink, Kind::kChange, "symlink", Field::kPath, Field::kPath},
+  };
+  if (type == kExtended) return OnExtendedRequest(id, r);
   Pending p{.kind = Kind::kChange, .type = type};
-  switch (type) {
-    case kOpen:
-      p.kind = Kind::kOpen;
-      INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-      INTERLOCK_RETURN_IF_ERROR(r.U32(&p.pflags));  // the ATTRS that follow are not needed
-      break;
-    case kOpendir:
-      p.kind = Kind::kOpendir;
-      INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-      break;
-    case kClose:
-    case kRead:
-    case kReaddir:
-      p.kind = type == kClose ? Kind::kClose : type == kRead ? Kind::kRead : Kind::kReaddir;
-      INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p.handle));
-      break;
-    case kWrite: {
-      p.kind = Kind::kWrite;
-      uint64_t offset = 0;
-      uint32_t data = 0;
-      INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p.handle));
-      INTERLOCK_RETURN_IF_ERROR(r.U64(&offset));
-      INTERLOCK_RETURN_IF_ERROR(r.U32(&data));
-      if (data > r.declared_left()) {
-        return Malformed(absl::StrCat("write: data length ", data, " past packet end"));
-      }
-      // Counted as sent, whatever the server answers: the bytes left the agent.
-      auto it = handles_.find(p.handle);
-      if (it != handles_.end()) it->second.bytes_written += data;
-      break;
+  if (type == kOpen) {
+    p.kind = Kind::kOpen;
+    INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
+    INTERLOCK_RETURN_IF_ERROR(r.U32(&p.pflags));  // the ATTRS that follow are not needed
+  } else if (type == kWrite) {
+    p.kind = Kind::kWrite;
+    uint64_t offset = 0;
+    uint32_t data = 0;
+    INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p.handle));
+    INTERLOCK_RETURN_IF_ERROR(r.U64(&offset));
+    INTERLOCK_RETURN_IF_ERROR(r.U32(&data));
+    if (data > r.declared_left()) {
+      return Malformed(absl::StrCat("write: data length ", data, " past packet end"));
     }
-    case kLstat:
-    case kStat:
-    case kRealpath:
-    case kReadlink:
-      p.kind = Kind::kMetadata;
-      INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-      break;
-    case kFstat:
-      p.kind = Kind::kMetadata;
-      INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p.handle));
-      break;
-    case kSetstat:
-    case kRemove:
-    case kMkdir:
-    case kRmdir:
-      p.op = type == kSetstat ? "setstat" : type == kRemove ? "remove"
-             : type == kMkdir ? "mkdir" : "rmdir";
-      INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));  // ATTRS of SETSTAT/MKDIR not needed
-      break;
-    case kFsetstat:
-      p.op = "setstat";
-      INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p.handle));
-      p.path = PathOfHandle(p.handle);
-      break;
-    case kRename:
-    case kSymlink:
-      p.op = type == kRename ? "rename" : "symlink";
-      INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-      INTERLOCK_RETURN_IF_ERROR(r.Path(&p.target));
-      break;
-    case kExtended:
-      return OnExtendedRequest(id, r);
-    default:
-      return Malformed(absl::StrCat("unexpected packet type ", type));
+    // Counted as sent, whatever the server answers: the bytes left the agent.
+    auto it = handles_.find(p.handle);
+    if (it != handles_.end()) it->second.bytes_written += data;
+  } else {
+    const Layout* layout = nullptr;
+    for (const Layout& l : kRequests) {
+      if (l.type == type) layout = &l;
+    }
+    if (layout == nullptr) return Malformed(absl::StrCat("unexpected packet type ", type));
+    INTERLOCK_RETURN_IF_ERROR(ReadLayout(*layout, r, &p));
   }
-  if (p.kind == Kind::kMetadata) ++metadata_requests_;
   return AddPending(id, std::move(p));
+}
+
+// Fills a request's kind, op and leading fields by its layout; a handle where a path is
+// reported stands for the path it was opened with.
+absl::Status SftpTracker::ReadLayout(const Layout& layout, Reader& r, Pending* p) {
+  p->kind = layout.kind;
+  p->op = layout.op;
+  if (layout.first == Field::kPath) INTERLOCK_RETURN_IF_ERROR(r.Path(&p->path));
+  if (layout.first == Field::kHandle) {
+    INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p->handle));
+    if (layout.kind == Kind::kChange) p->path = PathOfHandle(p->handle);
+  }
+  if (layout.second == Field::kPath) INTERLOCK_RETURN_IF_ERROR(r.Path(&p->target));
+  if (layout.kind == Kind::kMetadata) ++metadata_requests_;
+  return absl::OkStatus();
 }
 
 // SSH_FXP_EXTENDED (draft-02 section 8): the request name, then its own fields.
 absl::Status SftpTracker::OnExtendedRequest(uint32_t id, Reader& r) {
   std::string name;
   INTERLOCK_RETURN_IF_ERROR(r.String(&name, kMaxPathLength, "extended request name"));
+  // OpenSSH's extensions (PROTOCOL section 4) by their fields; limits, home-directory and
+  // users-groups-by-id name no file.
+  static constexpr struct {
+    const char* name;
+    Layout layout;
+  } kExtensions[] = {
+      {"posix-rename@openssh.com",
+       {kExtended, Kind::kChange, "rename", Field::kPath, Field::kPath}},
+      {"hardlink@openssh.com", {kExtended, Kind::kChange, "link", Field::kPath, Field::kPath}},
+      {"lsetstat@openssh.com", {kExtended, Kind::kChange, "setstat", Field::kPath}},
+      {"statvfs@openssh.com", {kExtended, Kind::kMetadata, "", Field::kPath}},
+      {"expand-path@openssh.com", {kExtended, Kind::kMetadata, "", Field::kPath}},
+      {"fstatvfs@openssh.com", {kExtended, Kind::kMetadata, "", Field::kHandle}},
+      {"fsync@openssh.com", {kExtended, Kind::kMetadata, "", Field::kHandle}},
+      {"limits@openssh.com", {kExtended, Kind::kMetadata, ""}},
+      {"home-directory", {kExtended, Kind::kMetadata, ""}},
+      {"users-groups-by-id@openssh.com", {kExtended, Kind::kMetadata, ""}},
+  };
   Pending p{.kind = Kind::kChange, .type = kExtended};
-  if (name == "posix-rename@openssh.com" || name == "hardlink@openssh.com") {
-    p.op = name == "hardlink@openssh.com" ? "link" : "rename";
-    INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-    INTERLOCK_RETURN_IF_ERROR(r.Path(&p.target));
-  } else if (name == "lsetstat@openssh.com") {
-    p.op = "setstat";
-    INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-  } else if (name == "copy-data") {
+  if (name == "copy-data") {
     // read-from-handle, read-from-offset, read-data-length, write-to-handle, write-to-offset
     std::string from, to;
     uint64_t offset = 0;
@@ -338,19 +353,15 @@ absl::Status SftpTracker::OnExtendedRequest(uint32_t id, Reader& r) {
     INTERLOCK_RETURN_IF_ERROR(r.HandleString(&to));
     p.path = PathOfHandle(from);
     p.target = PathOfHandle(to);
-  } else if (name == "statvfs@openssh.com" || name == "expand-path@openssh.com") {
-    p.kind = Kind::kMetadata;
-    INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
-  } else if (name == "fstatvfs@openssh.com" || name == "fsync@openssh.com") {
-    p.kind = Kind::kMetadata;
-    INTERLOCK_RETURN_IF_ERROR(r.HandleString(&p.handle));
-  } else if (name == "limits@openssh.com" || name == "home-directory" ||
-             name == "users-groups-by-id@openssh.com") {
-    p.kind = Kind::kMetadata;  // their fields name no file
-  } else {
-    p.op = absl::StrCat("extended:", name);
+    return AddPending(id, std::move(p));
   }
-  if (p.kind == Kind::kMetadata) ++metadata_requests_;
+  for (const auto& e : kExtensions) {
+    if (name == e.name) {
+      INTERLOCK_RETURN_IF_ERROR(ReadLayout(e.layout, r, &p));
+      return AddPending(id, std::move(p));
+    }
+  }
+  p.op = absl::StrCat("extended:", name);
   return AddPending(id, std::move(p));
 }
 
@@ -382,8 +393,8 @@ absl::Status SftpTracker::OnResponse(uint8_t type, uint32_t id, Reader& r) {
   Pending p = std::move(it->second);
   pending_.erase(it);
   const auto unexpected = [&] {
-    return Malformed(absl::StrCat("response type ", type, " to request type ", p.type,
-                                  " (id ", id, ")"));
+    return Malformed(
+        absl::StrCat("response type ", type, " to request type ", p.type, " (id ", id, ")"));
   };
   std::string status;
   if (type == kStatus) {

@@ -126,6 +126,8 @@ class SftpTracker {
   };
   enum class Kind : uint8_t;
   class Reader;  // bounds-checked fields of one packet (sftp_tracker.cc)
+  enum class Field : uint8_t;
+  struct Layout;
   // A request sent and not yet answered.
   struct Pending {
     Kind kind;
@@ -153,6 +155,7 @@ class SftpTracker {
   absl::Status OnServerPacket(uint32_t length, absl::string_view held);
   absl::Status OnExtendedRequest(uint32_t id, Reader& r);
   absl::Status OnResponse(uint8_t type, uint32_t id, Reader& r);
+  absl::Status ReadLayout(const Layout& layout, Reader& r, Pending* p);
   absl::Status AddPending(uint32_t id, Pending p);
   void ReportHandle(const std::string& handle, Handle h, std::string status);
   FileOp OpFromPending(const Pending& p, std::string status) const;

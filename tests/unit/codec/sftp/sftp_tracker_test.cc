@@ -64,18 +64,27 @@ std::string Status(uint32_t id, uint32_t code, absl::string_view msg = "") {
   return Packet(101, U32(id) + U32(code) + Str(msg) + Str(""));
 }
 std::string HandleResp(uint32_t id, absl::string_view h) { return Packet(102, U32(id) + Str(h)); }
-std::string Data(uint32_t id, size_t n) {
-  return Packet(103, U32(id) + Str(std::string(n, 'd')));
-}
+std::string Data(uint32_t id, size_t n) { return Packet(103, U32(id) + Str(std::string(n, 'd'))); }
 std::string Name(uint32_t id, absl::string_view file) {
   return Packet(104, U32(id) + U32(1) + Str(file) + Str(file) + U32(0));
 }
 std::string Attrs(uint32_t id) { return Packet(105, U32(id) + U32(4) + U32(0644)); }
 
 enum : uint8_t {
-  kLstat = 7, kFstat = 8, kSetstat = 9, kFsetstat = 10, kOpendir = 11, kReaddir = 12,
-  kRemove = 13, kMkdir = 14, kRmdir = 15, kRealpath = 16, kStat = 17, kRename = 18,
-  kReadlink = 19, kSymlink = 20,
+  kLstat = 7,
+  kFstat = 8,
+  kSetstat = 9,
+  kFsetstat = 10,
+  kOpendir = 11,
+  kReaddir = 12,
+  kRemove = 13,
+  kMkdir = 14,
+  kRmdir = 15,
+  kRealpath = 16,
+  kStat = 17,
+  kRename = 18,
+  kReadlink = 19,
+  kSymlink = 20,
 };
 constexpr uint32_t kRd = 1, kWr = 2, kAppend = 4, kCreat = 8, kTrunc = 0x10, kExcl = 0x20;
 
@@ -122,16 +131,14 @@ std::vector<Case> Cases() {
       {"all pflags as words",
        WithHandshake({C(Open(1, "/f", kRd | kWr | kAppend | kCreat | kTrunc | kExcl)),
                       S(HandleResp(1, "h")), C(Close(2, "h")), S(Status(2, 0))}),
-       {OpenOp("/f", {"read", "write", "append", "create", "truncate", "exclusive"}, 0, 0,
-               "ok")}},
+       {OpenOp("/f", {"read", "write", "append", "create", "truncate", "exclusive"}, 0, 0, "ok")}},
       {"open that fails reports the open's status",
-       WithHandshake({C(Open(7, "/etc/shadow", kRd)),
-                      S(Status(7, 3, "Permission denied"))}),
+       WithHandshake({C(Open(7, "/etc/shadow", kRd)), S(Status(7, 3, "Permission denied"))}),
        {OpenOp("/etc/shadow", {"read"}, 0, 0, "permission_denied: Permission denied")}},
       {"read until eof",
        WithHandshake({C(Open(1, "/data.bin", kRd)), S(HandleResp(1, "H")),
-                      C(Read(2, "H", 0, 32768)), C(Read(3, "H", 32768, 32768)),
-                      S(Data(2, 32768)), S(Data(3, 5000)), C(Read(4, "H", 37768, 32768)),
+                      C(Read(2, "H", 0, 32768)), C(Read(3, "H", 32768, 32768)), S(Data(2, 32768)),
+                      S(Data(3, 5000)), C(Read(4, "H", 37768, 32768)),
                       S(Status(4, 1, "End of file")), C(Close(5, "H")), S(Status(5, 0))}),
        {OpenOp("/data.bin", {"read"}, 37768, 0, "ok")}},
       {"rename, v3 and posix-rename",
@@ -140,19 +147,16 @@ std::vector<Case> Cases() {
                       S(Status(2, 4, "Failure"))}),
        {Op("rename", "/a", "ok", "/b"), Op("rename", "/b", "failure: Failure", "/c")}},
       {"remove mkdir rmdir setstat symlink hardlink lsetstat",
-       WithHandshake({C(PathReq(kRemove, 1, "/x")), S(Status(1, 2, "No such file")),
-                      C(PathAttrsReq(kMkdir, 2, "/d")), S(Status(2, 0)),
-                      C(PathReq(kRmdir, 3, "/d")), S(Status(3, 0)),
-                      C(PathAttrsReq(kSetstat, 4, "/y")), S(Status(4, 0)),
-                      C(TwoPathReq(kSymlink, 5, "/target", "/link")), S(Status(5, 0)),
-                      C(Extended(6, "hardlink@openssh.com", Str("/old") + Str("/new"))),
-                      S(Status(6, 0)),
-                      C(Extended(7, "lsetstat@openssh.com", Str("/l") + U32(0))),
-                      S(Status(7, 0))}),
+       WithHandshake(
+           {C(PathReq(kRemove, 1, "/x")), S(Status(1, 2, "No such file")),
+            C(PathAttrsReq(kMkdir, 2, "/d")), S(Status(2, 0)), C(PathReq(kRmdir, 3, "/d")),
+            S(Status(3, 0)), C(PathAttrsReq(kSetstat, 4, "/y")), S(Status(4, 0)),
+            C(TwoPathReq(kSymlink, 5, "/target", "/link")), S(Status(5, 0)),
+            C(Extended(6, "hardlink@openssh.com", Str("/old") + Str("/new"))), S(Status(6, 0)),
+            C(Extended(7, "lsetstat@openssh.com", Str("/l") + U32(0))), S(Status(7, 0))}),
        {Op("remove", "/x", "no_such_file: No such file"), Op("mkdir", "/d", "ok"),
-        Op("rmdir", "/d", "ok"), Op("setstat", "/y", "ok"),
-        Op("symlink", "/target", "ok", "/link"), Op("link", "/old", "ok", "/new"),
-        Op("setstat", "/l", "ok")}},
+        Op("rmdir", "/d", "ok"), Op("setstat", "/y", "ok"), Op("symlink", "/target", "ok", "/link"),
+        Op("link", "/old", "ok", "/new"), Op("setstat", "/l", "ok")}},
       {"fsetstat uses the handle's path",
        WithHandshake({C(Open(1, "/f", kWr)), S(HandleResp(1, "h")),
                       C(Packet(kFsetstat, U32(2) + Str("h") + U32(0))), S(Status(2, 0)),
@@ -161,30 +165,40 @@ std::vector<Case> Cases() {
       {"opendir readdir close is one opendir",
        WithHandshake({C(PathReq(kOpendir, 1, "/srv")), S(HandleResp(1, "D")),
                       C(PathReq(kReaddir, 2, "D")), S(Name(2, "a.txt")),
-                      C(PathReq(kReaddir, 3, "D")), S(Status(3, 1, "eof")),
-                      C(Close(4, "D")), S(Status(4, 0))}),
+                      C(PathReq(kReaddir, 3, "D")), S(Status(3, 1, "eof")), C(Close(4, "D")),
+                      S(Status(4, 0))}),
        {Op("opendir", "/srv", "ok")}},
       {"metadata is counted, not reported",
-       WithHandshake({C(PathReq(kStat, 1, "/a")), S(Attrs(1)), C(PathReq(kLstat, 2, "/b")),
-                      S(Status(2, 2)), C(PathReq(kRealpath, 3, ".")), S(Name(3, "/home")),
-                      C(PathReq(kReadlink, 4, "/l")), S(Name(4, "/t")),
+       WithHandshake({C(PathReq(kStat, 1, "/a")),
+                      S(Attrs(1)),
+                      C(PathReq(kLstat, 2, "/b")),
+                      S(Status(2, 2)),
+                      C(PathReq(kRealpath, 3, ".")),
+                      S(Name(3, "/home")),
+                      C(PathReq(kReadlink, 4, "/l")),
+                      S(Name(4, "/t")),
                       C(Extended(5, "statvfs@openssh.com", Str("/"))),
                       S(Packet(201, U32(5) + std::string(88, '\0'))),
                       C(Extended(6, "limits@openssh.com", "")),
                       S(Packet(201, U32(6) + U64(1) + U64(2) + U64(3) + U64(4))),
-                      C(Open(7, "/f", kRd)), S(HandleResp(7, "h")),
-                      C(PathReq(kFstat, 8, "h")), S(Attrs(8)),
-                      C(Extended(9, "fsync@openssh.com", Str("h"))), S(Status(9, 0)),
-                      C(Close(10, "h")), S(Status(10, 0))}),
+                      C(Open(7, "/f", kRd)),
+                      S(HandleResp(7, "h")),
+                      C(PathReq(kFstat, 8, "h")),
+                      S(Attrs(8)),
+                      C(Extended(9, "fsync@openssh.com", Str("h"))),
+                      S(Status(9, 0)),
+                      C(Close(10, "h")),
+                      S(Status(10, 0))}),
        {OpenOp("/f", {"read"}, 0, 0, "ok")},
        8},
       {"copy-data and an unknown extended request",
-       WithHandshake({C(Open(1, "/src", kRd)), S(HandleResp(1, "r")), C(Open(2, "/dst", kWr)),
-                      S(HandleResp(2, "w")),
-                      C(Extended(3, "copy-data", Str("r") + U64(0) + U64(4096) + Str("w") + U64(0))),
-                      S(Status(3, 0)), C(Extended(4, "frobnicate@example.com", "xyz")),
-                      S(Status(4, 8, "Operation unsupported")), C(Close(5, "r")),
-                      S(Status(5, 0)), C(Close(6, "w")), S(Status(6, 0))}),
+       WithHandshake(
+           {C(Open(1, "/src", kRd)), S(HandleResp(1, "r")), C(Open(2, "/dst", kWr)),
+            S(HandleResp(2, "w")),
+            C(Extended(3, "copy-data", Str("r") + U64(0) + U64(4096) + Str("w") + U64(0))),
+            S(Status(3, 0)), C(Extended(4, "frobnicate@example.com", "xyz")),
+            S(Status(4, 8, "Operation unsupported")), C(Close(5, "r")), S(Status(5, 0)),
+            C(Close(6, "w")), S(Status(6, 0))}),
        {[] {
           FileOp f = Op("copy-data", "/src", "ok", "/dst");
           f.bytes_written = 4096;
@@ -202,8 +216,7 @@ std::vector<Case> Cases() {
        WithHandshake({C(Open(1, "/w", kWr | kCreat)), S(HandleResp(1, "a")),
                       C(Write(2, "a", 0, "hello")), S(Status(2, 0)), C(Open(3, "/r", kRd)),
                       S(HandleResp(3, "b")), C(Read(4, "b", 0, 100)), S(Data(4, 7)),
-                      C(PathReq(kRemove, 5, "/gone")),
-                      C(Write(6, "a", 5, "world").substr(0, 20))}),
+                      C(PathReq(kRemove, 5, "/gone")), C(Write(6, "a", 5, "world").substr(0, 20))}),
        {OpenOp("/w", {"write", "create"}, 0, 5, "not_closed"),
         OpenOp("/r", {"read"}, 7, 0, "not_closed"), Op("remove", "/gone", "no_response")}},
       {"non-utf8 path bytes are kept",
@@ -313,11 +326,17 @@ TEST(SftpTracker, MalformedInputStopsTracking) {
        absl::StatusCode::kInvalidArgument, "response type 102 to request type 13"},
       {"unknown request type", WithHandshake({C(Packet(99, U32(1)))}),
        absl::StatusCode::kInvalidArgument, "unexpected packet type 99"},
-      {"no init first", {C(PathReq(kRemove, 1, "/x"))}, absl::StatusCode::kInvalidArgument,
+      {"no init first",
+       {C(PathReq(kRemove, 1, "/x"))},
+       absl::StatusCode::kInvalidArgument,
        "first packet type 13, not init"},
-      {"version other than 3", {C(Init()), S(Packet(2, U32(6)))},
-       absl::StatusCode::kFailedPrecondition, "version 6, not 3"},
-      {"garbage", {C(std::string("\x00\x00\x00\x05garbage", 11))}, absl::StatusCode::kInvalidArgument,
+      {"version other than 3",
+       {C(Init()), S(Packet(2, U32(6)))},
+       absl::StatusCode::kFailedPrecondition,
+       "version 6, not 3"},
+      {"garbage",
+       {C(std::string("\x00\x00\x00\x05garbage", 11))},
+       absl::StatusCode::kInvalidArgument,
        "first packet type 103"},
   };
   for (const Bad& c : cases) {
@@ -335,10 +354,10 @@ TEST(SftpTracker, MalformedInputStopsTracking) {
 
 TEST(SftpTracker, OpsBeforeAnErrorAreKeptAndNothingAfter) {
   SftpTracker t;
-  std::vector<FileOp> ops = RunWhole(
-      WithHandshake({C(PathReq(kRemove, 1, "/x")), S(Status(1, 0)), C(Open(2, "/f", kRd)),
-                     S(HandleResp(2, "h")), S(Status(9, 0))}),
-      t);
+  std::vector<FileOp> ops =
+      RunWhole(WithHandshake({C(PathReq(kRemove, 1, "/x")), S(Status(1, 0)), C(Open(2, "/f", kRd)),
+                              S(HandleResp(2, "h")), S(Status(9, 0))}),
+               t);
   EXPECT_EQ(ops, std::vector<FileOp>{Op("remove", "/x", "ok")});
   EXPECT_FALSE(t.status().ok());
 }
