@@ -420,6 +420,12 @@ TEST(SftpTracker, MatchesARealSftpSession) {
           << "rename " << d << "/remote/a.bin " << d << "/remote/c.bin\n"
           << "mkdir " << d << "/remote/d\n"
           << "rmdir " << d << "/remote/d\n"
+          << "chmod 600 " << d << "/remote/c.bin\n"
+          << "symlink " << d << "/remote/c.bin " << d << "/remote/s\n"
+          << "ln " << d << "/remote/c.bin " << d << "/remote/h\n"
+          << "ls " << d << "/remote\n"
+          << "rm " << d << "/remote/s\n"
+          << "rm " << d << "/remote/h\n"
           << "rm " << d << "/remote/c.bin\n"
           << "-rm " << d << "/remote/missing\n";
   }
@@ -440,6 +446,12 @@ TEST(SftpTracker, MatchesARealSftpSession) {
       Op("rename", d + "/remote/a.bin", "ok", d + "/remote/c.bin"),
       Op("mkdir", d + "/remote/d", "ok"),
       Op("rmdir", d + "/remote/d", "ok"),
+      Op("setstat", d + "/remote/c.bin", "ok"),
+      Op("symlink", d + "/remote/c.bin", "ok", d + "/remote/s"),
+      Op("link", d + "/remote/c.bin", "ok", d + "/remote/h"),
+      Op("opendir", d + "/remote/", "ok"),  // sftp lists "dir/"
+      Op("remove", d + "/remote/s", "ok"),
+      Op("remove", d + "/remote/h", "ok"),
       Op("remove", d + "/remote/c.bin", "ok"),
       Op("remove", d + "/remote/missing", "no_such_file: No such file"),
   };
