@@ -13,37 +13,6 @@
 namespace interlock::codec::sftp {
 namespace {
 
-// Packet types (draft-02 section 3).
-enum : uint8_t {
-  kInit = 1,
-  kVersion = 2,
-  kOpen = 3,
-  kClose = 4,
-  kRead = 5,
-  kWrite = 6,
-  kLstat = 7,
-  kFstat = 8,
-  kSetstat = 9,
-  kFsetstat = 10,
-  kOpendir = 11,
-  kReaddir = 12,
-  kRemove = 13,
-  kMkdir = 14,
-  kRmdir = 15,
-  kRealpath = 16,
-  kStat = 17,
-  kRename = 18,
-  kReadlink = 19,
-  kSymlink = 20,
-  kStatus = 101,
-  kHandle = 102,
-  kData = 103,
-  kName = 104,
-  kAttrs = 105,
-  kExtended = 200,
-  kExtendedReply = 201,
-};
-
 // SSH_FXF_* open flags (draft-02 section 6.3), in the order FileOp::flags lists them.
 constexpr struct {
   uint32_t bit;
@@ -62,13 +31,13 @@ constexpr const char* kStatusNames[] = {
 size_t KeepLimit(bool client, uint8_t type, uint32_t length) {
   size_t limit = length;
   if (client) {
-    if (type == kInit) limit = 1 + 4;
-    if (type == kWrite) limit = 1 + 4 + 4 + kMaxHandleLength + 8 + 4;
+    if (type == kFxpInit) limit = 1 + 4;
+    if (type == kFxpWrite) limit = 1 + 4 + 4 + kMaxHandleLength + 8 + 4;
   } else {
-    if (type == kVersion || type == kName || type == kAttrs || type == kExtendedReply) {
+    if (type == kFxpVersion || type == kFxpName || type == kFxpAttrs || type == kFxpExtendedReply) {
       limit = 1 + 4;
     }
-    if (type == kData) limit = 1 + 4 + 4;
+    if (type == kFxpData) limit = 1 + 4 + 4;
   }
   return std::min<size_t>(limit, length);
 }
@@ -245,42 +214,42 @@ absl::Status SftpTracker::OnClientPacket(uint32_t length, absl::string_view held
   const uint8_t type = static_cast<uint8_t>(held[0]);
   Reader r(held.substr(1), length - 1);
   if (!client_init_seen_) {
-    if (type != kInit) return Malformed(absl::StrCat("first packet type ", type, ", not init"));
+    if (type != kFxpInit) return Malformed(absl::StrCat("first packet type ", type, ", not init"));
     uint32_t version = 0;
     INTERLOCK_RETURN_IF_ERROR(r.U32(&version));  // the server answers with its own
     client_init_seen_ = true;
     return absl::OkStatus();
   }
-  if (type == kInit) return Malformed("second init");
+  if (type == kFxpInit) return Malformed("second init");
   uint32_t id = 0;
   INTERLOCK_RETURN_IF_ERROR(r.U32(&id));
   // The requests of draft-02 section 6 by their leading fields; what follows those (ATTRS,
   // READ's offset and length) is not needed. OPEN and WRITE are read below.
   static constexpr Layout kRequests[] = {
-      {kOpendir, Kind::kOpendir, "", Field::kPath},
-      {kClose, Kind::kClose, "", Field::kHandle},
-      {kRead, Kind::kRead, "", Field::kHandle},
-      {kReaddir, Kind::kReaddir, "", Field::kHandle},
-      {kLstat, Kind::kMetadata, "", Field::kPath},
-      {kStat, Kind::kMetadata, "", Field::kPath},
-      {kRealpath, Kind::kMetadata, "", Field::kPath},
-      {kReadlink, Kind::kMetadata, "", Field::kPath},
-      {kFstat, Kind::kMetadata, "", Field::kHandle},
-      {kSetstat, Kind::kChange, "setstat", Field::kPath},
-      {kFsetstat, Kind::kChange, "setstat", Field::kHandle},
-      {kRemove, Kind::kChange, "remove", Field::kPath},
-      {kMkdir, Kind::kChange, "mkdir", Field::kPath},
-      {kRmdir, Kind::kChange, "rmdir", Field::kPath},
-      {kRename, Kind::kChange, "rename", Field::kPath, Field::kPath},
-      {kSymlink, Kind::kChange, "symlink", Field::kPath, Field::kPath},
+      {kFxpOpendir, Kind::kOpendir, "", Field::kPath},
+      {kFxpClose, Kind::kClose, "", Field::kHandle},
+      {kFxpRead, Kind::kRead, "", Field::kHandle},
+      {kFxpReaddir, Kind::kReaddir, "", Field::kHandle},
+      {kFxpLstat, Kind::kMetadata, "", Field::kPath},
+      {kFxpStat, Kind::kMetadata, "", Field::kPath},
+      {kFxpRealpath, Kind::kMetadata, "", Field::kPath},
+      {kFxpReadlink, Kind::kMetadata, "", Field::kPath},
+      {kFxpFstat, Kind::kMetadata, "", Field::kHandle},
+      {kFxpSetstat, Kind::kChange, "setstat", Field::kPath},
+      {kFxpFsetstat, Kind::kChange, "setstat", Field::kHandle},
+      {kFxpRemove, Kind::kChange, "remove", Field::kPath},
+      {kFxpMkdir, Kind::kChange, "mkdir", Field::kPath},
+      {kFxpRmdir, Kind::kChange, "rmdir", Field::kPath},
+      {kFxpRename, Kind::kChange, "rename", Field::kPath, Field::kPath},
+      {kFxpSymlink, Kind::kChange, "symlink", Field::kPath, Field::kPath},
   };
-  if (type == kExtended) return OnExtendedRequest(id, r);
+  if (type == kFxpExtended) return OnExtendedRequest(id, r);
   Pending p{.kind = Kind::kChange, .type = type};
-  if (type == kOpen) {
+  if (type == kFxpOpen) {
     p.kind = Kind::kOpen;
     INTERLOCK_RETURN_IF_ERROR(r.Path(&p.path));
     INTERLOCK_RETURN_IF_ERROR(r.U32(&p.pflags));  // the ATTRS that follow are not needed
-  } else if (type == kWrite) {
+  } else if (type == kFxpWrite) {
     p.kind = Kind::kWrite;
     uint64_t offset = 0;
     uint32_t data = 0;
@@ -330,18 +299,18 @@ absl::Status SftpTracker::OnExtendedRequest(uint32_t id, Reader& r) {
     Layout layout;
   } kExtensions[] = {
       {"posix-rename@openssh.com",
-       {kExtended, Kind::kChange, "rename", Field::kPath, Field::kPath}},
-      {"hardlink@openssh.com", {kExtended, Kind::kChange, "link", Field::kPath, Field::kPath}},
-      {"lsetstat@openssh.com", {kExtended, Kind::kChange, "setstat", Field::kPath}},
-      {"statvfs@openssh.com", {kExtended, Kind::kMetadata, "", Field::kPath}},
-      {"expand-path@openssh.com", {kExtended, Kind::kMetadata, "", Field::kPath}},
-      {"fstatvfs@openssh.com", {kExtended, Kind::kMetadata, "", Field::kHandle}},
-      {"fsync@openssh.com", {kExtended, Kind::kMetadata, "", Field::kHandle}},
-      {"limits@openssh.com", {kExtended, Kind::kMetadata, ""}},
-      {"home-directory", {kExtended, Kind::kMetadata, ""}},
-      {"users-groups-by-id@openssh.com", {kExtended, Kind::kMetadata, ""}},
+       {kFxpExtended, Kind::kChange, "rename", Field::kPath, Field::kPath}},
+      {"hardlink@openssh.com", {kFxpExtended, Kind::kChange, "link", Field::kPath, Field::kPath}},
+      {"lsetstat@openssh.com", {kFxpExtended, Kind::kChange, "setstat", Field::kPath}},
+      {"statvfs@openssh.com", {kFxpExtended, Kind::kMetadata, "", Field::kPath}},
+      {"expand-path@openssh.com", {kFxpExtended, Kind::kMetadata, "", Field::kPath}},
+      {"fstatvfs@openssh.com", {kFxpExtended, Kind::kMetadata, "", Field::kHandle}},
+      {"fsync@openssh.com", {kFxpExtended, Kind::kMetadata, "", Field::kHandle}},
+      {"limits@openssh.com", {kFxpExtended, Kind::kMetadata, ""}},
+      {"home-directory", {kFxpExtended, Kind::kMetadata, ""}},
+      {"users-groups-by-id@openssh.com", {kFxpExtended, Kind::kMetadata, ""}},
   };
-  Pending p{.kind = Kind::kChange, .type = kExtended};
+  Pending p{.kind = Kind::kChange, .type = kFxpExtended};
   if (name == "copy-data") {
     // read-from-handle, read-from-offset, read-data-length, write-to-handle, write-to-offset
     std::string from, to;
@@ -369,7 +338,7 @@ absl::Status SftpTracker::OnServerPacket(uint32_t length, absl::string_view held
   const uint8_t type = static_cast<uint8_t>(held[0]);
   Reader r(held.substr(1), length - 1);
   if (!server_version_seen_) {
-    if (type != kVersion) {
+    if (type != kFxpVersion) {
       return Malformed(absl::StrCat("first packet type ", type, ", not version"));
     }
     uint32_t version = 0;
@@ -397,7 +366,7 @@ absl::Status SftpTracker::OnResponse(uint8_t type, uint32_t id, Reader& r) {
         absl::StrCat("response type ", type, " to request type ", p.type, " (id ", id, ")"));
   };
   std::string status;
-  if (type == kStatus) {
+  if (type == kFxpStatus) {
     uint32_t code = 0;
     std::string message;
     INTERLOCK_RETURN_IF_ERROR(r.U32(&code));
@@ -410,7 +379,7 @@ absl::Status SftpTracker::OnResponse(uint8_t type, uint32_t id, Reader& r) {
   switch (p.kind) {
     case Kind::kOpen:
     case Kind::kOpendir:
-      if (type == kHandle) {
+      if (type == kFxpHandle) {
         std::string handle;
         INTERLOCK_RETURN_IF_ERROR(r.HandleString(&handle));
         auto old = handles_.find(handle);
@@ -426,17 +395,17 @@ absl::Status SftpTracker::OnResponse(uint8_t type, uint32_t id, Reader& r) {
                                   .pflags = p.pflags};
         return absl::OkStatus();
       }
-      if (type != kStatus) return unexpected();
+      if (type != kFxpStatus) return unexpected();
       done_.push_back(OpFromPending(p, std::move(status)));
       return absl::OkStatus();
     case Kind::kClose: {
-      if (type != kStatus) return unexpected();
+      if (type != kFxpStatus) return unexpected();
       auto h = handles_.find(p.handle);
       if (h != handles_.end()) ReportHandle(p.handle, std::move(h->second), std::move(status));
       return absl::OkStatus();
     }
     case Kind::kRead:
-      if (type == kData) {
+      if (type == kFxpData) {
         uint32_t n = 0;
         INTERLOCK_RETURN_IF_ERROR(r.U32(&n));
         if (n > r.declared_left()) {
@@ -446,19 +415,20 @@ absl::Status SftpTracker::OnResponse(uint8_t type, uint32_t id, Reader& r) {
         if (h != handles_.end()) h->second.bytes_read += n;
         return absl::OkStatus();
       }
-      return type == kStatus ? absl::OkStatus() : unexpected();
+      return type == kFxpStatus ? absl::OkStatus() : unexpected();
     case Kind::kReaddir:
-      return type == kName || type == kStatus ? absl::OkStatus() : unexpected();
+      return type == kFxpName || type == kFxpStatus ? absl::OkStatus() : unexpected();
     case Kind::kWrite:
-      return type == kStatus ? absl::OkStatus() : unexpected();
+      return type == kFxpStatus ? absl::OkStatus() : unexpected();
     case Kind::kMetadata:
-      return type == kStatus || type == kAttrs || type == kName || type == kExtendedReply
+      return type == kFxpStatus || type == kFxpAttrs || type == kFxpName ||
+                     type == kFxpExtendedReply
                  ? absl::OkStatus()
                  : unexpected();
     case Kind::kChange:
-      if (type == kExtendedReply) {
+      if (type == kFxpExtendedReply) {
         status = "ok";
-      } else if (type != kStatus) {
+      } else if (type != kFxpStatus) {
         return unexpected();
       }
       done_.push_back(OpFromPending(p, std::move(status)));

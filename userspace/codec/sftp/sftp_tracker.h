@@ -50,6 +50,37 @@ inline constexpr size_t kMaxPathLength = 8192;
 // The message of a STATUS kept in FileOp::status; longer ones are cut.
 inline constexpr size_t kMaxStatusMessage = 256;
 
+// SSH_FXP_* packet types (draft-02 section 3).
+enum FxpType : uint8_t {
+  kFxpInit = 1,
+  kFxpVersion = 2,
+  kFxpOpen = 3,
+  kFxpClose = 4,
+  kFxpRead = 5,
+  kFxpWrite = 6,
+  kFxpLstat = 7,
+  kFxpFstat = 8,
+  kFxpSetstat = 9,
+  kFxpFsetstat = 10,
+  kFxpOpendir = 11,
+  kFxpReaddir = 12,
+  kFxpRemove = 13,
+  kFxpMkdir = 14,
+  kFxpRmdir = 15,
+  kFxpRealpath = 16,
+  kFxpStat = 17,
+  kFxpRename = 18,
+  kFxpReadlink = 19,
+  kFxpSymlink = 20,
+  kFxpStatus = 101,
+  kFxpHandle = 102,
+  kFxpData = 103,
+  kFxpName = 104,
+  kFxpAttrs = 105,
+  kFxpExtended = 200,
+  kFxpExtendedReply = 201,
+};
+
 // One file operation, complete (its request and the server's answer seen).
 struct FileOp {
   // "open" (reported when the handle is closed, or when the stream ends: one event per

@@ -33,20 +33,20 @@ using testing::U32;
 using testing::U64;
 
 // Packets of a session, named after their SSH_FXP_* type.
-std::string Init() { return Packet(1, U32(3)); }
+std::string Init() { return Packet(kFxpInit, U32(3)); }
 std::string Version() {
-  return Packet(2, U32(3) + Str("posix-rename@openssh.com") + Str("1") +
-                       Str("hardlink@openssh.com") + Str("1"));
+  return Packet(kFxpVersion, U32(3) + Str("posix-rename@openssh.com") + Str("1") +
+                                 Str("hardlink@openssh.com") + Str("1"));
 }
 std::string Open(uint32_t id, absl::string_view path, uint32_t pflags) {
-  return Packet(3, U32(id) + Str(path) + U32(pflags) + U32(0));
+  return Packet(kFxpOpen, U32(id) + Str(path) + U32(pflags) + U32(0));
 }
-std::string Close(uint32_t id, absl::string_view h) { return Packet(4, U32(id) + Str(h)); }
+std::string Close(uint32_t id, absl::string_view h) { return Packet(kFxpClose, U32(id) + Str(h)); }
 std::string Read(uint32_t id, absl::string_view h, uint64_t off, uint32_t len) {
-  return Packet(5, U32(id) + Str(h) + U64(off) + U32(len));
+  return Packet(kFxpRead, U32(id) + Str(h) + U64(off) + U32(len));
 }
 std::string Write(uint32_t id, absl::string_view h, uint64_t off, absl::string_view data) {
-  return Packet(6, U32(id) + Str(h) + U64(off) + Str(data));
+  return Packet(kFxpWrite, U32(id) + Str(h) + U64(off) + Str(data));
 }
 std::string PathReq(uint8_t type, uint32_t id, absl::string_view path) {
   return Packet(type, U32(id) + Str(path));
@@ -58,34 +58,22 @@ std::string TwoPathReq(uint8_t type, uint32_t id, absl::string_view a, absl::str
   return Packet(type, U32(id) + Str(a) + Str(b));
 }
 std::string Extended(uint32_t id, absl::string_view name, absl::string_view fields) {
-  return Packet(200, U32(id) + Str(name) + std::string(fields));
+  return Packet(kFxpExtended, U32(id) + Str(name) + std::string(fields));
 }
 std::string Status(uint32_t id, uint32_t code, absl::string_view msg = "") {
-  return Packet(101, U32(id) + U32(code) + Str(msg) + Str(""));
+  return Packet(kFxpStatus, U32(id) + U32(code) + Str(msg) + Str(""));
 }
-std::string HandleResp(uint32_t id, absl::string_view h) { return Packet(102, U32(id) + Str(h)); }
-std::string Data(uint32_t id, size_t n) { return Packet(103, U32(id) + Str(std::string(n, 'd'))); }
+std::string HandleResp(uint32_t id, absl::string_view h) {
+  return Packet(kFxpHandle, U32(id) + Str(h));
+}
+std::string Data(uint32_t id, size_t n) {
+  return Packet(kFxpData, U32(id) + Str(std::string(n, 'd')));
+}
 std::string Name(uint32_t id, absl::string_view file) {
-  return Packet(104, U32(id) + U32(1) + Str(file) + Str(file) + U32(0));
+  return Packet(kFxpName, U32(id) + U32(1) + Str(file) + Str(file) + U32(0));
 }
-std::string Attrs(uint32_t id) { return Packet(105, U32(id) + U32(4) + U32(0644)); }
+std::string Attrs(uint32_t id) { return Packet(kFxpAttrs, U32(id) + U32(4) + U32(0644)); }
 
-enum : uint8_t {
-  kLstat = 7,
-  kFstat = 8,
-  kSetstat = 9,
-  kFsetstat = 10,
-  kOpendir = 11,
-  kReaddir = 12,
-  kRemove = 13,
-  kMkdir = 14,
-  kRmdir = 15,
-  kRealpath = 16,
-  kStat = 17,
-  kRename = 18,
-  kReadlink = 19,
-  kSymlink = 20,
-};
 constexpr uint32_t kRd = 1, kWr = 2, kAppend = 4, kCreat = 8, kTrunc = 0x10, kExcl = 0x20;
 
 testing::Step C(std::string b) { return {true, std::move(b)}; }
@@ -142,16 +130,16 @@ std::vector<Case> Cases() {
                       S(Status(4, 1, "End of file")), C(Close(5, "H")), S(Status(5, 0))}),
        {OpenOp("/data.bin", {"read"}, 37768, 0, "ok")}},
       {"rename, v3 and posix-rename",
-       WithHandshake({C(TwoPathReq(kRename, 1, "/a", "/b")), S(Status(1, 0)),
+       WithHandshake({C(TwoPathReq(kFxpRename, 1, "/a", "/b")), S(Status(1, 0)),
                       C(Extended(2, "posix-rename@openssh.com", Str("/b") + Str("/c"))),
                       S(Status(2, 4, "Failure"))}),
        {Op("rename", "/a", "ok", "/b"), Op("rename", "/b", "failure: Failure", "/c")}},
       {"remove mkdir rmdir setstat symlink hardlink lsetstat",
        WithHandshake(
-           {C(PathReq(kRemove, 1, "/x")), S(Status(1, 2, "No such file")),
-            C(PathAttrsReq(kMkdir, 2, "/d")), S(Status(2, 0)), C(PathReq(kRmdir, 3, "/d")),
-            S(Status(3, 0)), C(PathAttrsReq(kSetstat, 4, "/y")), S(Status(4, 0)),
-            C(TwoPathReq(kSymlink, 5, "/target", "/link")), S(Status(5, 0)),
+           {C(PathReq(kFxpRemove, 1, "/x")), S(Status(1, 2, "No such file")),
+            C(PathAttrsReq(kFxpMkdir, 2, "/d")), S(Status(2, 0)), C(PathReq(kFxpRmdir, 3, "/d")),
+            S(Status(3, 0)), C(PathAttrsReq(kFxpSetstat, 4, "/y")), S(Status(4, 0)),
+            C(TwoPathReq(kFxpSymlink, 5, "/target", "/link")), S(Status(5, 0)),
             C(Extended(6, "hardlink@openssh.com", Str("/old") + Str("/new"))), S(Status(6, 0)),
             C(Extended(7, "lsetstat@openssh.com", Str("/l") + U32(0))), S(Status(7, 0))}),
        {Op("remove", "/x", "no_such_file: No such file"), Op("mkdir", "/d", "ok"),
@@ -159,31 +147,31 @@ std::vector<Case> Cases() {
         Op("link", "/old", "ok", "/new"), Op("setstat", "/l", "ok")}},
       {"fsetstat uses the handle's path",
        WithHandshake({C(Open(1, "/f", kWr)), S(HandleResp(1, "h")),
-                      C(Packet(kFsetstat, U32(2) + Str("h") + U32(0))), S(Status(2, 0)),
+                      C(Packet(kFxpFsetstat, U32(2) + Str("h") + U32(0))), S(Status(2, 0)),
                       C(Close(3, "h")), S(Status(3, 0))}),
        {Op("setstat", "/f", "ok"), OpenOp("/f", {"write"}, 0, 0, "ok")}},
       {"opendir readdir close is one opendir",
-       WithHandshake({C(PathReq(kOpendir, 1, "/srv")), S(HandleResp(1, "D")),
-                      C(PathReq(kReaddir, 2, "D")), S(Name(2, "a.txt")),
-                      C(PathReq(kReaddir, 3, "D")), S(Status(3, 1, "eof")), C(Close(4, "D")),
+       WithHandshake({C(PathReq(kFxpOpendir, 1, "/srv")), S(HandleResp(1, "D")),
+                      C(PathReq(kFxpReaddir, 2, "D")), S(Name(2, "a.txt")),
+                      C(PathReq(kFxpReaddir, 3, "D")), S(Status(3, 1, "eof")), C(Close(4, "D")),
                       S(Status(4, 0))}),
        {Op("opendir", "/srv", "ok")}},
       {"metadata is counted, not reported",
-       WithHandshake({C(PathReq(kStat, 1, "/a")),
+       WithHandshake({C(PathReq(kFxpStat, 1, "/a")),
                       S(Attrs(1)),
-                      C(PathReq(kLstat, 2, "/b")),
+                      C(PathReq(kFxpLstat, 2, "/b")),
                       S(Status(2, 2)),
-                      C(PathReq(kRealpath, 3, ".")),
+                      C(PathReq(kFxpRealpath, 3, ".")),
                       S(Name(3, "/home")),
-                      C(PathReq(kReadlink, 4, "/l")),
+                      C(PathReq(kFxpReadlink, 4, "/l")),
                       S(Name(4, "/t")),
                       C(Extended(5, "statvfs@openssh.com", Str("/"))),
-                      S(Packet(201, U32(5) + std::string(88, '\0'))),
+                      S(Packet(kFxpExtendedReply, U32(5) + std::string(88, '\0'))),
                       C(Extended(6, "limits@openssh.com", "")),
-                      S(Packet(201, U32(6) + U64(1) + U64(2) + U64(3) + U64(4))),
+                      S(Packet(kFxpExtendedReply, U32(6) + U64(1) + U64(2) + U64(3) + U64(4))),
                       C(Open(7, "/f", kRd)),
                       S(HandleResp(7, "h")),
-                      C(PathReq(kFstat, 8, "h")),
+                      C(PathReq(kFxpFstat, 8, "h")),
                       S(Attrs(8)),
                       C(Extended(9, "fsync@openssh.com", Str("h"))),
                       S(Status(9, 0)),
@@ -207,8 +195,8 @@ std::vector<Case> Cases() {
         Op("extended:frobnicate@example.com", "", "op_unsupported: Operation unsupported"),
         OpenOp("/src", {"read"}, 0, 0, "ok"), OpenOp("/dst", {"write"}, 0, 0, "ok")}},
       {"out-of-order responses",
-       WithHandshake({C(PathReq(kRemove, 10, "/one")), C(PathAttrsReq(kMkdir, 11, "/two")),
-                      C(PathReq(kRmdir, 12, "/three")), S(Status(12, 0)), S(Status(10, 0)),
+       WithHandshake({C(PathReq(kFxpRemove, 10, "/one")), C(PathAttrsReq(kFxpMkdir, 11, "/two")),
+                      C(PathReq(kFxpRmdir, 12, "/three")), S(Status(12, 0)), S(Status(10, 0)),
                       S(Status(11, 4, "Failure"))}),
        {Op("rmdir", "/three", "ok"), Op("remove", "/one", "ok"),
         Op("mkdir", "/two", "failure: Failure")}},
@@ -216,11 +204,12 @@ std::vector<Case> Cases() {
        WithHandshake({C(Open(1, "/w", kWr | kCreat)), S(HandleResp(1, "a")),
                       C(Write(2, "a", 0, "hello")), S(Status(2, 0)), C(Open(3, "/r", kRd)),
                       S(HandleResp(3, "b")), C(Read(4, "b", 0, 100)), S(Data(4, 7)),
-                      C(PathReq(kRemove, 5, "/gone")), C(Write(6, "a", 5, "world").substr(0, 20))}),
+                      C(PathReq(kFxpRemove, 5, "/gone")),
+                      C(Write(6, "a", 5, "world").substr(0, 20))}),
        {OpenOp("/w", {"write", "create"}, 0, 5, "not_closed"),
         OpenOp("/r", {"read"}, 7, 0, "not_closed"), Op("remove", "/gone", "no_response")}},
       {"non-utf8 path bytes are kept",
-       WithHandshake({C(PathReq(kRemove, 1, std::string("/a\xff\x00z", 5))), S(Status(1, 0))}),
+       WithHandshake({C(PathReq(kFxpRemove, 1, std::string("/a\xff\x00z", 5))), S(Status(1, 0))}),
        {Op("remove", std::string("/a\xff\x00z", 5), "ok")}},
       {"a reused handle reports the unclosed file",
        WithHandshake({C(Open(1, "/one", kRd)), S(HandleResp(1, "h")), C(Open(2, "/two", kRd)),
@@ -309,29 +298,29 @@ TEST(SftpTracker, MalformedInputStopsTracking) {
       {"server length over the limit", WithHandshake({S(U32(0x7fffffff))}),
        absl::StatusCode::kResourceExhausted, "sftp: server: packet length"},
       {"string length past the packet end",
-       WithHandshake({C(Packet(kRemove, U32(1) + U32(100) + "/x"))}),
+       WithHandshake({C(Packet(kFxpRemove, U32(1) + U32(100) + "/x"))}),
        absl::StatusCode::kInvalidArgument, "path: string length 100 past packet end"},
       {"write data past the packet end",
-       WithHandshake({C(Packet(6, U32(1) + Str("h") + U64(0) + U32(50) + "abc"))}),
+       WithHandshake({C(Packet(kFxpWrite, U32(1) + Str("h") + U64(0) + U32(50) + "abc"))}),
        absl::StatusCode::kInvalidArgument, "write: data length 50 past packet end"},
       {"handle over 256 bytes", WithHandshake({C(Close(1, std::string(257, 'h')))}),
        absl::StatusCode::kResourceExhausted, "handle: length 257 > max 256"},
-      {"unknown response id", WithHandshake({C(PathReq(kRemove, 1, "/x")), S(Status(2, 0))}),
+      {"unknown response id", WithHandshake({C(PathReq(kFxpRemove, 1, "/x")), S(Status(2, 0))}),
        absl::StatusCode::kInvalidArgument, "unknown request id 2"},
       {"request id reused while outstanding",
-       WithHandshake({C(PathReq(kRemove, 1, "/x")), C(PathReq(kRemove, 1, "/y"))}),
+       WithHandshake({C(PathReq(kFxpRemove, 1, "/x")), C(PathReq(kFxpRemove, 1, "/y"))}),
        absl::StatusCode::kInvalidArgument, "request id 1 reused"},
       {"unexpected response type",
-       WithHandshake({C(PathReq(kRemove, 1, "/x")), S(HandleResp(1, "h"))}),
+       WithHandshake({C(PathReq(kFxpRemove, 1, "/x")), S(HandleResp(1, "h"))}),
        absl::StatusCode::kInvalidArgument, "response type 102 to request type 13"},
       {"unknown request type", WithHandshake({C(Packet(99, U32(1)))}),
        absl::StatusCode::kInvalidArgument, "unexpected packet type 99"},
       {"no init first",
-       {C(PathReq(kRemove, 1, "/x"))},
+       {C(PathReq(kFxpRemove, 1, "/x"))},
        absl::StatusCode::kInvalidArgument,
        "first packet type 13, not init"},
       {"version other than 3",
-       {C(Init()), S(Packet(2, U32(6)))},
+       {C(Init()), S(Packet(kFxpVersion, U32(6)))},
        absl::StatusCode::kFailedPrecondition,
        "version 6, not 3"},
       {"garbage",
@@ -343,7 +332,7 @@ TEST(SftpTracker, MalformedInputStopsTracking) {
     SCOPED_TRACE(c.name);
     Session s = c.session;
     // After the error, a valid operation is ignored.
-    s.push_back(C(PathReq(kRemove, 77, "/after")));
+    s.push_back(C(PathReq(kFxpRemove, 77, "/after")));
     s.push_back(S(Status(77, 0)));
     SftpTracker t;
     EXPECT_THAT(RunWhole(s, t), ::testing::IsEmpty());
@@ -355,8 +344,8 @@ TEST(SftpTracker, MalformedInputStopsTracking) {
 TEST(SftpTracker, OpsBeforeAnErrorAreKeptAndNothingAfter) {
   SftpTracker t;
   std::vector<FileOp> ops =
-      RunWhole(WithHandshake({C(PathReq(kRemove, 1, "/x")), S(Status(1, 0)), C(Open(2, "/f", kRd)),
-                              S(HandleResp(2, "h")), S(Status(9, 0))}),
+      RunWhole(WithHandshake({C(PathReq(kFxpRemove, 1, "/x")), S(Status(1, 0)),
+                              C(Open(2, "/f", kRd)), S(HandleResp(2, "h")), S(Status(9, 0))}),
                t);
   EXPECT_EQ(ops, std::vector<FileOp>{Op("remove", "/x", "ok")});
   EXPECT_FALSE(t.status().ok());
@@ -366,7 +355,7 @@ TEST(SftpTracker, OutstandingRequestsAndHandlesAreBounded) {
   {
     Session s = WithHandshake({});
     for (uint32_t id = 0; id <= kMaxOutstandingRequests; ++id) {
-      s.push_back(C(PathReq(kStat, id, "/a")));
+      s.push_back(C(PathReq(kFxpStat, id, "/a")));
     }
     SftpTracker t;
     RunWhole(s, t);
