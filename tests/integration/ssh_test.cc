@@ -261,6 +261,17 @@ TEST_F(SshTest, SftpRunsOnlyWhereTheResourceAllowsIt) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].outcome(), "allowed");
   EXPECT_EQ(events[0].decision().rule_id(), "file-transfer");
+  // Each file the agent touched, with its bytes, read from the SFTP stream as it passed.
+  const v1::SshExchange& x = events[0].ssh();
+  ASSERT_EQ(x.files_size(), 2) << x.DebugString();
+  EXPECT_EQ(x.files(0).op(), "open");
+  EXPECT_EQ(x.files(0).path(), absl::StrCat(data_dir_, "/up.txt"));
+  EXPECT_THAT(x.files(0).flags(), ::testing::IsSupersetOf({"write", "create"}));
+  EXPECT_EQ(x.files(0).bytes_written(), 22u);
+  EXPECT_EQ(x.files(0).status(), "ok");
+  EXPECT_EQ(x.files(1).path(), absl::StrCat(data_dir_, "/keep"));
+  EXPECT_EQ(x.files(1).bytes_read(), 9u);
+  EXPECT_TRUE(x.sftp_untracked().empty()) << x.sftp_untracked();
   RemoveTree(agent_dir);
 }
 

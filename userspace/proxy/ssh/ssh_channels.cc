@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/shell/command_line.h"
 #include "userspace/common/sha256.h"
+#include "userspace/common/utf8.h"
 #include "userspace/proxy/ssh/ssh_worker.h"
 
 namespace interlock::proxy::ssh {
@@ -167,7 +168,9 @@ int SshWorker::OnRequest(Channel& c, const std::string& type, const std::string&
   c.type = type;
   c.command = command;
   c.audit.set_request(type);
-  c.audit.set_command(command.substr(0, 4096));
+  std::string shown = command.substr(0, 4096);
+  MakeValidUtf8(shown);
+  c.audit.set_command(shown);
   c.audit.set_command_sha256(Sha256Hex(command));
   c.audit.set_channel(c.id);
   c.audit.set_agent_user(agent_user_);
@@ -270,6 +273,7 @@ void SshWorker::StartUpstream(Channel& c) {
          kDeniedExitStatus);
     return;
   }
+  if (c.type == "subsystem" && c.command == "sftp") c.sftp = std::make_unique<codec::sftp::SftpTracker>();
   c.forwarded = true;
   c.audit.set_forwarded(true);
   c.outcome = "allowed";
@@ -327,6 +331,7 @@ bool SshWorker::Pump(Channel& c) {
   shared_->bytes_to_agent += out;
   c.audit.set_bytes_out(c.audit.bytes_out() + out);
   if (in + out > 0) Touch();
+  if (c.sftp != nullptr) TakeSftpOps(c, /*finish=*/false);
   // The upstream's EOF, after all its data.
   const bool drained = ssh_channel_poll(c.up, 0) <= 0 && ssh_channel_poll(c.up, 1) <= 0 &&
                        c.to_agent_out.empty() && c.to_agent_err.empty();
@@ -394,6 +399,8 @@ size_t SshWorker::Relay(ssh_channel src, int src_stderr, ssh_channel dst, bool d
     }
     pending.resize(static_cast<size_t>(n));
     RecordData(c.id, stream, pending.data(), pending.size());
+    if (c.sftp != nullptr && stream == v1::SSH_STREAM_STDIN) c.sftp->FromClient(pending);
+    if (c.sftp != nullptr && stream == v1::SSH_STREAM_STDOUT) c.sftp->FromServer(pending);
     moved += static_cast<size_t>(n);
   }
   return moved;
@@ -416,9 +423,36 @@ void SshWorker::Reap() {
   }
 }
 
+void SshWorker::TakeSftpOps(Channel& c, bool finish) {
+  for (codec::sftp::FileOp& op : finish ? c.sftp->Finish() : c.sftp->TakeOps()) {
+    if (c.audit.files_size() >= kMaxSftpOpsPerEvent) {
+      c.audit.set_files_omitted(c.audit.files_omitted() + 1);
+      continue;
+    }
+    v1::SftpFileOp* f = c.audit.add_files();
+    MakeValidUtf8(op.path);
+    MakeValidUtf8(op.target);
+    MakeValidUtf8(op.status);
+    f->set_op(std::move(op.op));
+    f->set_path(std::move(op.path));
+    f->set_target(std::move(op.target));
+    for (std::string& flag : op.flags) f->add_flags(std::move(flag));
+    f->set_bytes_read(op.bytes_read);
+    f->set_bytes_written(op.bytes_written);
+    f->set_status(std::move(op.status));
+  }
+  c.audit.set_sftp_metadata_requests(c.sftp->metadata_requests());
+  if (!c.sftp->status().ok()) {
+    std::string why(c.sftp->status().message());
+    MakeValidUtf8(why);
+    c.audit.set_sftp_untracked(why);
+  }
+}
+
 void SshWorker::AuditChannel(Channel& c) {
   if (c.audited) return;
   c.audited = true;
+  if (c.sftp != nullptr) TakeSftpOps(c, /*finish=*/true);
   v1::AuditEvent ev;
   ev.set_kind(v1::AUDIT_KIND_SSH_REQUEST);
   ev.set_outcome(c.outcome.empty() ? "interrupted" : c.outcome);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/sha256.h"
+#include "userspace/common/utf8.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/policy/operation.h"
 #include "userspace/proxy/core/token_identity.h"
@@ -295,9 +296,12 @@ void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& d
   r.set_resource(ctx_.resource->name);
   r.set_protocol("ssh");
   r.set_db_user(request.upstream_user);
-  // What the approver reads is exactly what will run upstream.
-  r.set_statement(Described(request));
-  r.set_audit_statement(Described(request).substr(0, 4096));
+  // What the approver reads is exactly what will run upstream (bytes that are not UTF-8
+  // shown as U+FFFD; the SHA-256 covers the bytes themselves).
+  std::string shown = Described(request);
+  MakeValidUtf8(shown);
+  r.set_statement(shown);
+  r.set_audit_statement(shown.substr(0, 4096));
   r.set_statement_sha256(Sha256Hex(absl::StrCat(request.type, "\n", request.command)));
   r.set_fingerprint(absl::StrCat("ssh:", request.type, " ", request.command));
   r.set_rule_id(decision.rule_id());
@@ -360,7 +364,9 @@ void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& d
   *ev.mutable_decision() = v.policy;
   v1::SshExchange* x = ev.mutable_ssh();
   x->set_request(request.type);
-  x->set_command(request.command.substr(0, 4096));
+  std::string command = request.command.substr(0, 4096);
+  MakeValidUtf8(command);
+  x->set_command(command);
   x->set_command_sha256(Sha256Hex(request.command));
   x->set_channel(channel);
   x->set_agent_user(request.agent_user);

@@ -19,6 +19,7 @@
 #include "interlock/v1/events.pb.h"
 #include "interlock/v1/record.pb.h"
 #include "userspace/common/clock.h"
+#include "userspace/codec/sftp/sftp_tracker.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/proxy/ssh/libssh.h"
 #include "userspace/proxy/ssh/ssh_session.h"
@@ -29,6 +30,8 @@ namespace interlock::proxy::ssh {
 inline constexpr size_t kMaxChannels = 10;
 // Bytes moved per read, per channel and stream, per loop turn.
 inline constexpr size_t kRelayChunkBytes = 32 * 1024;
+// SFTP file operations listed in one channel's audit event (SshExchange.files).
+inline constexpr int kMaxSftpOpsPerEvent = 1000;
 
 class SshWorker {
  public:
@@ -71,6 +74,8 @@ class SshWorker {
     std::string to_upstream;
     std::string to_agent_out;
     std::string to_agent_err;
+    // subsystem sftp: its file operations, read from the stream as it passes.
+    std::unique_ptr<codec::sftp::SftpTracker> sftp;
   };
 
  private:
@@ -105,6 +110,8 @@ class SshWorker {
   // Ends a channel that never ran (denied, refused, failed): stderr, exit status, close.
   void Deny(Channel& c, const std::string& message, int status);
   void AuditChannel(Channel& c);
+  // The sftp tracker's completed operations into the channel's audit record.
+  void TakeSftpOps(Channel& c, bool finish);
   void Record(uint32_t channel, v1::SshEvent event);
   void RecordData(uint32_t channel, v1::SshStream stream, const char* data, size_t n);
   void Touch();
