@@ -1,5 +1,7 @@
 #include "tests/testing/interlockd_harness.h"
 
+#include <cctype>
+
 #include <dirent.h>
 #include <errno.h>
 #include <sys/mount.h>
@@ -70,10 +72,28 @@ InterlockdHarness::~InterlockdHarness() {
     ADD_FAILURE() << "teardown failed: " << r.err << "\n" << DaemonLog();
   }
   if (::access(pin_path_.c_str(), F_OK) == 0) ADD_FAILURE() << "pins left at " << pin_path_;
+  RemoveAgentTrust();
   if (tmpfs_mounted_ && ::umount2(state_dir_.c_str(), MNT_DETACH) != 0) {
     ADD_FAILURE() << "umount " << state_dir_ << ": " << std::strerror(errno);
   }
   RemoveTree(temp_dir_);
+}
+
+void InterlockdHarness::RemoveAgentTrust() {
+  // `interlock run` copied this state dir's interception CA (made by a test's `ca init`) to
+  // /run/interlock/trust/<first 16 hex digits of its SHA-256>/ for agents.
+  const std::string cert = absl::StrCat(state_dir_, "/interception-ca.crt");
+  if (::access(cert.c_str(), F_OK) != 0) return;
+  CommandResult r = RunCommand({"/usr/bin/openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"});
+  std::string hex;  // "sha256 Fingerprint=AB:CD:..." -> "abcd..."
+  for (char c : r.out.substr(r.out.find('=') + 1)) {
+    if (std::isxdigit(static_cast<unsigned char>(c)) && hex.size() < 16) hex.push_back(static_cast<char>(std::tolower(c)));
+  }
+  if (hex.size() != 16) return;
+  RemoveTree(absl::StrCat("/run/interlock/trust/", hex));
+  // Only when that leaves them empty (rmdir refuses otherwise: nothing in use goes).
+  ::rmdir("/run/interlock/trust");
+  ::rmdir("/run/interlock");
 }
 
 absl::Status InterlockdHarness::Start() {

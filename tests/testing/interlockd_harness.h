@@ -110,6 +110,9 @@ class InterlockdHarness {
   const std::string& pin_path() const { return pin_path_; }
   const std::string& cgroup_root() const { return cgroup_root_; }
   const std::string& config_path() const { return config_path_; }
+  // Removes the copy of this state dir's interception CA `interlock run` made for agents
+  // (/run/interlock/trust/<fingerprint>); the destructor does it too.
+  void RemoveAgentTrust();
   uint16_t engine_port() const { return engine_port_; }
 
  private:
