@@ -272,6 +272,14 @@ TEST_F(SshTest, SftpRunsOnlyWhereTheResourceAllowsIt) {
   EXPECT_EQ(x.files(1).path(), absl::StrCat(data_dir_, "/keep"));
   EXPECT_EQ(x.files(1).bytes_read(), 9u);
   EXPECT_TRUE(x.sftp_untracked().empty()) << x.sftp_untracked();
+  // scp (OpenSSH 9 speaks SFTP underneath) is the same subsystem, judged and audited alike.
+  CommandResult scp = h->RunAgent(
+      "agent", {"/usr/bin/scp", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
+                absl::StrCat("UserKnownHostsFile=", KnownHosts(*h)), "-o", "GlobalKnownHostsFile=/dev/null", "-P",
+                absl::StrCat(sshd_->port()), absl::StrCat(agent_dir, "/up.txt"),
+                absl::StrCat("root@127.0.0.71:", data_dir_, "/scp.txt")});
+  EXPECT_EQ(scp.exit_code, 0) << scp.err;
+  EXPECT_EQ(ReadFile(absl::StrCat(data_dir_, "/scp.txt")).value_or(""), "uploaded by the agent\n");
   RemoveTree(agent_dir);
 }
 
@@ -557,6 +565,24 @@ TEST_F(SshTest, HeldCommandRunsOnlyAfterApprovalAndDenialReachesTheAgent) {
   EXPECT_EQ(events[1].ssh().exit_status(), 0);
 }
 
+// Nobody decides in time: the held command never runs, and the agent is told.
+TEST_F(SshTest, HeldCommandTimesOutDenied) {
+  std::string policy(kPolicy);
+  policy.replace(policy.find("review_timeout_s: 60"), 20, "review_timeout_s: 2 ");
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, policy, 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Ssh(*h, KnownHosts(*h), {"root@127.0.0.71", absl::StrCat("rm -rf ", data_dir_)});
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("interlock: held for approval (apr-"));
+  EXPECT_THAT(r.err, HasSubstr("interlock: denied: no approver decided in time"));
+  EXPECT_TRUE(PathExists(absl::StrCat(data_dir_, "/keep")));
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].decision().source(), "review_timeout");
+  EXPECT_FALSE(events[0].ssh().forwarded());
+}
+
 // The agent gives up while its command is held: the request expires, it can never be
 // approved into running later.
 TEST_F(SshTest, HeldRequestExpiresWhenTheAgentLeaves) {
@@ -706,6 +732,30 @@ TEST_F(SshTest, PortForwardingIsRefusedAndAudited) {
     if (e.outcome() == "refused") refused.push_back(e.ssh().request());
   }
   EXPECT_THAT(refused, ::testing::IsSupersetOf({"direct-tcpip", "tcpip-forward"}));
+  // Agent forwarding: asked for with the command, refused, the command still runs. (X11
+  // needs xauth on the agent's side to be asked for at all; x11-req is refused the same
+  // way, by the request path that refuses every request interlockd does not handle.)
+  const std::string agent_dir = MakeAgentDir("interlock-ssh-fwd-");
+  CommandResult a = h->RunAgent(
+      "agent", {"/bin/sh", "-c",
+                absl::StrCat("export SSH_AUTH_SOCK=", agent_dir, "/agent.sock; ssh-agent -a ", agent_dir,
+                             "/agent.sock > /dev/null && ",
+                             [&] {
+                               std::string line;
+                               for (const std::string& arg :
+                                    SshArgv(kh, {"-A", "root@127.0.0.71", "true"})) {
+                                 absl::StrAppend(&line, "'", arg, "' ");
+                               }
+                               return line;
+                             }(),
+                             "; rc=$?; ssh-agent -k > /dev/null; exit $rc")});
+  EXPECT_EQ(a.exit_code, 0) << a.out << a.err;
+  refused.clear();
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_SSH_REQUEST)) {
+    if (e.outcome() == "refused") refused.push_back(e.ssh().request());
+  }
+  EXPECT_THAT(refused, ::testing::Contains("auth-agent-req@openssh.com"));
+  RemoveTree(agent_dir);
 }
 
 // The agent's ssh trusts interlockd only through the known_hosts lines: without them it

@@ -94,6 +94,11 @@ ssh_channel SshWorker::OnChannelOpen() {
   c->agent_cb.channel_subsystem_request_function = [](ssh_session, ssh_channel, const char* name, void* u) {
     return Of(u)->worker->OnRequest(*Of(u), "subsystem", name != nullptr ? name : "");
   };
+  // libssh answers agent forwarding itself (it never reaches the message callback): no
+  // agent channel is ever opened back to the agent; the request is recorded and audited.
+  c->agent_cb.channel_auth_agent_req_function = [](ssh_session, ssh_channel, void* u) {
+    Of(u)->worker->Refuse("auth-agent-req@openssh.com", "", Of(u)->id);
+  };
   ssh_set_channel_callbacks(c->agent, &c->agent_cb);
   ssh_callbacks_init(&c->up_cb);
   c->up_cb.userdata = c.get();
