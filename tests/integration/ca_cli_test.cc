@@ -53,7 +53,9 @@ TEST_F(CaCliTest, InitShowAndBundle) {
   EXPECT_THAT(r.out, MatchesRegex("certificate .*\n"
                                   "subject     CN=Interlock local interception CA .*\n"
                                   "sha256      ([0-9A-F]{2}:){31}[0-9A-F]{2}\n"
-                                  "valid       20[-0-9: ]+ UTC \\.\\. 20[-0-9: ]+ UTC\n"));
+                                  "valid       20[-0-9: ]+ UTC \\.\\. 20[-0-9: ]+ UTC\n"
+                                  "ssh host key .*/ssh-host-key\n"
+                                  "sha256       SHA256:[A-Za-z0-9+/]{43}\n"));
   CommandResult openssl =
       RunCommand({"/usr/bin/openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"});
   EXPECT_THAT(r.out, HasSubstr(openssl.out.substr(openssl.out.find('=') + 1, 95)));
