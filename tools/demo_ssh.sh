@@ -29,6 +29,7 @@ sshd_pid=""; daemon_pid=""; agent_pid=""
 
 . "$here/tools/lib/interlockd.sh"    # start_interlockd, wait_for_approval
 . "$here/tools/lib/throwaway_pg.sh"  # free_port, stop_pid
+. "$here/tools/lib/throwaway_sshd.sh" # start_throwaway_sshd
 cleanup() {
   set +e
   [ -n "$agent_pid" ] && stop_pid "$agent_pid" TERM
@@ -51,31 +52,7 @@ cli() { "$interlock" --config "$work/cfg.yaml" "$@"; }
 
 step "OpenSSH sshd on $box: a throwaway host key, and a login key only interlockd reads"
 port="$(free_port)"
-ssh-keygen -q -t ed25519 -N '' -C "demo sshd host key" -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -C "demo login key" -f "$work/login_key"   # 0600, root's
-cp "$work/login_key.pub" "$work/authorized_keys"
-cat >"$work/sshd_config" <<SSHD
-Port $port
-ListenAddress $box
-HostKey $work/host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-AllowUsers root
-PermitRootLogin prohibit-password
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PrintMotd no
-PrintLastLog no
-X11Forwarding no
-SSHD
-mkdir -p /run/sshd  # sshd's privilege separation directory (made by its unit otherwise)
-/usr/sbin/sshd -t -f "$work/sshd_config"
-/usr/sbin/sshd -D -e -f "$work/sshd_config" >"$work/sshd.log" 2>&1 &
-sshd_pid=$!
-for _ in $(seq 1 100); do grep -q 'Server listening' "$work/sshd.log" && break; sleep 0.1; done
-grep -q 'Server listening' "$work/sshd.log" || { cat "$work/sshd.log" >&2; exit 1; }
+start_throwaway_sshd "$work" "$box" "$port" || exit 1
 host_fp="$(ssh-keygen -l -f "$work/host_key.pub" | awk '{print $2}')"
 echo "sshd (pid $sshd_pid) on $box:$port, host key $host_fp; it lets in root with the login key only"
 # What the agent will try to delete: a directory in the demo's own temp dir.

@@ -56,6 +56,7 @@ sshd_pid=""; daemon_pid=""; sampler_pid=""; short=0
 
 . "$here/tools/lib/throwaway_pg.sh"  # stop_pid, free_port
 . "$here/tools/lib/interlockd.sh"    # start_interlockd
+. "$here/tools/lib/throwaway_sshd.sh" # start_throwaway_sshd
 cleanup() {
   set +e
   [ -n "$sampler_pid" ] && stop_pid "$sampler_pid" TERM
@@ -75,34 +76,8 @@ die() { echo "bench: $*" >&2; exit 1; }
 
 # sshd: its own keys and config in $work; lets in root with the login key only.
 port="$(free_port)"
-ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -C bench-login -f "$work/login_key"
-cp "$work/login_key.pub" "$work/authorized_keys"
+start_throwaway_sshd "$work" "$box" "$port" "MaxStartups 100" "MaxSessions 100" || die "sshd did not start"
 printf '[%s]:%s %s\n' "$box" "$port" "$(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/sshd_known_hosts"
-cat >"$work/sshd_config" <<SSHD
-Port $port
-ListenAddress $box
-HostKey $work/host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-AllowUsers root
-PermitRootLogin prohibit-password
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PrintMotd no
-PrintLastLog no
-X11Forwarding no
-MaxStartups 100
-MaxSessions 100
-SSHD
-mkdir -p /run/sshd  # sshd's privilege separation directory (made by its unit otherwise)
-/usr/sbin/sshd -t -f "$work/sshd_config"
-/usr/sbin/sshd -D -e -f "$work/sshd_config" >"$work/sshd.log" 2>&1 &
-sshd_pid=$!
-for _ in $(seq 1 100); do grep -q 'Server listening' "$work/sshd.log" && break; sleep 0.1; done
-grep -q 'Server listening' "$work/sshd.log" || { cat "$work/sshd.log" >&2; die "sshd did not start"; }
 
 cat >"$work/policy.yaml" <<'YAML'
 resources:
