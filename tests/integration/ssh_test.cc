@@ -758,6 +758,130 @@ TEST_F(SshTest, PortForwardingIsRefusedAndAudited) {
   RemoveTree(agent_dir);
 }
 
+// Output masking. A MASK rule on `cat`, and with it the policy's floor: every request on
+// the resource gets its output masked (an allowed `sh` cannot print what `cat` would have
+// masked). The data and the profile are the same for both tests below.
+constexpr char kMaskPolicy[] = R"YAML(
+resources:
+  - {resource: box, default_action: ACTION_DENY}
+rules:
+  - id: mask-cat
+    match: {resources: [box], ssh: {requests: [exec], programs: [cat]}}
+    action: ACTION_MASK
+    mask_profile: pii
+  - id: tools
+    match: {resources: [box], ssh: {requests: [exec], programs: [sh, echo]}}
+    action: ACTION_ALLOW
+mask_profiles:
+  - name: pii
+    detectors: [{detector: DETECTOR_SSN}, {detector: DETECTOR_CARD}, {detector: DETECTOR_EMAIL}]
+)YAML";
+constexpr char kCustomers[] = "name Ann\nssn 078-05-1120\ncard 4111 1111 1111 1111 mail ann@example.com\n";
+
+void ExpectNoSecrets(const std::string& text) {
+  EXPECT_THAT(text, Not(HasSubstr("078-05-1120")));
+  EXPECT_THAT(text, Not(HasSubstr("4111 1111")));
+  EXPECT_THAT(text, Not(HasSubstr("ann@example.com")));
+}
+
+// With ssh.mask_output the command runs, and what the agent reads — stdout, stderr, a
+// prompt that never ends its line — and what the recording keeps are masked; a line that
+// cannot be held whole stops the channel instead of passing unmasked.
+TEST_F(SshTest, MaskedOutputHidesDetectedValuesLineByLine) {
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, kMaskPolicy, 0644).ok());
+  const std::string file = absl::StrCat(data_dir_, "/customers.txt");
+  ASSERT_TRUE(WriteFileAtomic(file, kCustomers, 0644).ok());
+  auto h = Daemon("", "", "      mask_output: true\n");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+
+  CommandResult r = Ssh(*h, kh, {"root@127.0.0.71", absl::StrCat("cat ", file)});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "name Ann\nssn [REDACTED]\ncard [REDACTED] mail [REDACTED]\n");
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].outcome(), "masked");
+  EXPECT_EQ(events[0].decision().action(), "MASK");
+  EXPECT_EQ(events[0].decision().rule_id(), "mask-cat");
+  EXPECT_EQ(events[0].decision().mask_profile(), "pii");
+  EXPECT_EQ(events[0].ssh().output_masking(), "masked");
+  EXPECT_EQ(events[0].ssh().masking().profile(), "pii");
+  EXPECT_EQ(events[0].ssh().masking().values_masked(), 3u);
+  EXPECT_EQ(events[0].ssh().masking().detector_counts().at("ssn"), 1u);
+  EXPECT_EQ(events[0].ssh().bytes_out(), std::string(kCustomers).size());  // as the upstream sent it
+  // The recording holds what the agent saw.
+  CommandResult replay = h->Cli({"replay", events[0].session_id()});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, HasSubstr("[REDACTED]"));
+  ExpectNoSecrets(replay.out);
+  EXPECT_EQ(h->Cli({"verify", events[0].session_id()}).exit_code, 0);
+
+  // An allowed command under the floor: stderr too, and a line left open for a while (a
+  // prompt) is masked and released before the command goes on.
+  r = Ssh(*h, kh, {"root@127.0.0.71",
+                   "sh -c 'echo mail ann@example.com >&2; printf \"ssn 078-05-1120 $ \"; sleep 1; echo after'"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "ssn [REDACTED] $ after\n");
+  EXPECT_THAT(r.err, HasSubstr("mail [REDACTED]\n"));
+  ExpectNoSecrets(r.out + r.err);
+  events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].decision().action(), "ALLOW");
+  EXPECT_EQ(events[1].decision().mask_profile(), "pii");
+  EXPECT_EQ(events[1].ssh().output_masking(), "masked");
+  EXPECT_EQ(events[1].ssh().masking().values_masked(), 2u);
+  // The recording keeps the output masked (the command line is the agent's own words, and
+  // is recorded as sent).
+  CommandResult recorded = h->Cli({"replay", events[1].session_id()});
+  EXPECT_THAT(recorded.out, HasSubstr("stdout      ssn [REDACTED] $ after"));
+  EXPECT_THAT(recorded.out, HasSubstr("stderr      mail [REDACTED]"));
+  // The prompt went out on its own, while the command slept (asciicast keeps each piece).
+  CommandResult cast = h->Cli({"replay", events[1].session_id(), "--asciicast", "--channel", "0"});
+  EXPECT_THAT(cast.out, HasSubstr("\"o\", \"ssn [REDACTED] $ \"]")) << cast.out;
+  EXPECT_THAT(cast.out, HasSubstr("\"o\", \"after")) << cast.out;
+
+  // More than 1 MiB without a line end cannot be masked whole: stopped, never passed.
+  r = Ssh(*h, kh, {"root@127.0.0.71", "sh -c 'echo first; head -c 1100000 /dev/zero | tr \"\\000\" 4; echo'"});
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_EQ(r.out, "first\n");
+  EXPECT_THAT(r.err, HasSubstr("interlock: output stopped: a text line longer than 1048576 bytes cannot be masked"));
+  events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].outcome(), "mask_failed");
+  EXPECT_THAT(events[2].ssh().output_masking(), ::testing::StartsWith("failed: a text line longer"));
+  // The session is still good for the next command.
+  r = Ssh(*h, kh, {"root@127.0.0.71", "echo still-here"});
+  EXPECT_EQ(r.out, "still-here\n");
+}
+
+// Without ssh.mask_output, a request whose output must be masked does not run at all —
+// the one the MASK rule names and, through the floor, every other — and the agent reads
+// why.
+TEST_F(SshTest, OutputThatMustBeMaskedIsDeniedWhereTheResourceDoesNotMask) {
+  ASSERT_TRUE(WriteFileAtomic(policy_file_, kMaskPolicy, 0644).ok());
+  const std::string file = absl::StrCat(data_dir_, "/customers.txt");
+  ASSERT_TRUE(WriteFileAtomic(file, kCustomers, 0644).ok());
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string kh = KnownHosts(*h);
+  for (const std::string& command : {absl::StrCat("cat ", file), std::string("echo hello")}) {
+    CommandResult r = Ssh(*h, kh, {"root@127.0.0.71", command});
+    EXPECT_EQ(r.exit_code, 126) << command << r.out << r.err;
+    EXPECT_EQ(r.out, "") << command;
+    EXPECT_THAT(r.err, HasSubstr("interlock: denied: this command's output must be masked (profile \"pii\"), and "
+                                 "this resource does not mask SSH output (ssh.mask_output)"));
+  }
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 2u);
+  for (const v1::AuditEvent& e : events) {
+    EXPECT_EQ(e.outcome(), "denied");
+    EXPECT_EQ(e.decision().action(), "DENY");
+    EXPECT_EQ(e.decision().source(), "mask_required");
+    EXPECT_EQ(e.decision().mask_profile(), "pii");
+    EXPECT_FALSE(e.ssh().forwarded());
+  }
+}
+
 // The agent's ssh trusts interlockd only through the known_hosts lines: without them it
 // refuses to talk (interlockd is not the upstream and does not pretend to hold its key).
 TEST_F(SshTest, AgentTrustsInterlockdOnlyThroughKnownHosts) {

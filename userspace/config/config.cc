@@ -359,6 +359,7 @@ SshConfig BuildSsh(const v1::SshResource& in, const std::string& path, Problems&
   if (in.upstream_login_timeout_s() > 0) out.upstream_login_timeout = absl::Seconds(in.upstream_login_timeout_s());
   out.token_issuers.assign(in.token_issuers().begin(), in.token_issuers().end());
   out.require_agent_token = in.require_agent_token();
+  out.mask_output = in.mask_output();
   if (out.require_agent_token && out.token_issuers.empty()) {
     problems.Add(path + ".require_agent_token", "needs token_issuers (the issuers whose tokens are accepted)");
     ok = false;

@@ -190,6 +190,7 @@ struct SshConfig {
   absl::Duration upstream_login_timeout = absl::Seconds(10);
   std::vector<std::string> token_issuers;  // OidcIssuerConfig names
   bool require_agent_token = false;
+  bool mask_output = false;  // output that must be masked is masked (else: denied)
 };
 
 struct ResourceConfig {

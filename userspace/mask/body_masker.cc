@@ -243,6 +243,19 @@ absl::Status BodyMasker::FinishPlain(std::string* out) {
   return absl::OkStatus();
 }
 
+absl::Status BodyMasker::FlushLine(std::string* out) {
+  if (kind_ != BodyKind::kText || coding_ != ContentCoding::kIdentity) {
+    return absl::FailedPreconditionError("body: only an uncoded text body flushes a partial line");
+  }
+  if (!error_.ok()) return error_;
+  if (finished_) return absl::FailedPreconditionError("body: already finished");
+  if (!line_.empty()) {
+    MaskLine(line_, out);
+    line_.clear();
+  }
+  return absl::OkStatus();
+}
+
 // Detectors see whole lines only: a match cannot cross a '\n' (none of the built-in
 // detectors' matches can), and a line is the same whatever reads it arrived in, so the
 // output does not depend on where the network cut the body.

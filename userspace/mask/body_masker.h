@@ -108,6 +108,13 @@ class BodyMasker {
   // incomplete JSON document. FAILED_PRECONDITION when called twice (and for a Feed after
   // it).
   absl::Status Finish(std::string* out);
+  // Text with identity coding only (a terminal's output: a prompt is a line that does not
+  // end): masks the line held so far as it is and appends it, so it reaches the reader
+  // now. A match split across the flush point is then not seen whole (the caller flushes
+  // only after its stream went quiet). FAILED_PRECONDITION for JSON or a coded body.
+  absl::Status FlushLine(std::string* out);
+  // Bytes of a text line held back, waiting for its end.
+  size_t held_line_bytes() const { return line_.size(); }
 
   // Matches per detector and values per field rule (JSON only) so far.
   const MaskCounts& counts() const;

@@ -275,6 +275,29 @@ TEST(BodyMasker, TextFinalLineWithoutNewlineIsMaskedAtFinish) {
   EXPECT_EQ(bm->counts().detectors.at("ssn"), 1u);
 }
 
+// A terminal's prompt never ends its line: FlushLine masks and releases what is held.
+TEST(BodyMasker, FlushLineReleasesAMaskedPartialLine) {
+  auto m = Make();
+  auto bm = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed("ok\nssn 078-05-1120 $ ", &out).ok());
+  EXPECT_EQ(out, "ok\n");
+  EXPECT_EQ(bm->held_line_bytes(), 18u);
+  ASSERT_TRUE(bm->FlushLine(&out).ok());
+  EXPECT_EQ(out, "ok\nssn [REDACTED] $ ");
+  EXPECT_EQ(bm->held_line_bytes(), 0u);
+  ASSERT_TRUE(bm->FlushLine(&out).ok());  // nothing held: nothing appended
+  ASSERT_TRUE(bm->Feed("next\n", &out).ok());
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(out, "ok\nssn [REDACTED] $ next\n");
+  EXPECT_EQ(bm->FlushLine(&out).code(), absl::StatusCode::kFailedPrecondition);
+  // Only an uncoded text body has lines to flush.
+  auto json = *BodyMasker::Create(*m, BodyKind::kJson, ContentCoding::kIdentity);
+  EXPECT_EQ(json->FlushLine(&out).code(), absl::StatusCode::kFailedPrecondition);
+  auto gz = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kGzip);
+  EXPECT_EQ(gz->FlushLine(&out).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(BodyMasker, NdjsonLinesStayJson) {
   auto m = Make();
   const std::string text = "{\"card\":4111111111111111}\n{\"n\":\"4111-1111-1111-1111\"}\n";

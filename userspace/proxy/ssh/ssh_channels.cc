@@ -246,6 +246,20 @@ bool SshWorker::TakeVerdicts() {
       continue;
     }
     if (v.run) {
+      if (v.masker != nullptr) {
+        auto out = mask::BodyMasker::Create(*v.masker, mask::BodyKind::kText, mask::ContentCoding::kIdentity);
+        auto err = mask::BodyMasker::Create(*v.masker, mask::BodyKind::kText, mask::ContentCoding::kIdentity);
+        if (!out.ok() || !err.ok()) {  // cannot happen for text; fail closed all the same
+          c.outcome = "error";
+          Deny(c, "interlock: denied: the output masker could not be set up", kDeniedExitStatus);
+          continue;
+        }
+        c.masker = std::move(v.masker);
+        c.mask_out = *std::move(out);
+        c.mask_err = *std::move(err);
+        c.audit.set_output_masking("masked");
+        c.audit.mutable_masking()->set_profile(c.masker->name());
+      }
       StartUpstream(c);
     } else {
       c.outcome = v.decision == "refused" ? "refused" : "denied";
@@ -281,7 +295,8 @@ void SshWorker::StartUpstream(Channel& c) {
   if (c.type == "subsystem" && c.command == "sftp") c.sftp = std::make_unique<codec::sftp::SftpTracker>();
   c.forwarded = true;
   c.audit.set_forwarded(true);
-  c.outcome = "allowed";
+  c.outcome = c.masker != nullptr ? "masked" : "allowed";
+  c.output_at = clock_->Monotonic();
   c.state = Channel::State::kRunning;
   Touch();
 }
@@ -336,11 +351,15 @@ bool SshWorker::Pump(Channel& c) {
   shared_->bytes_to_agent += out;
   c.audit.set_bytes_out(c.audit.bytes_out() + out);
   if (in + out > 0) Touch();
+  if (c.state == Channel::State::kEnded) return true;  // masking stopped it
   if (c.sftp != nullptr) TakeSftpOps(c, /*finish=*/false);
+  const bool up_ending = ssh_channel_is_eof(c.up) || ssh_channel_is_closed(c.up);
+  if (c.masker != nullptr) FlushHeldLines(c, up_ending);
   // The upstream's EOF, after all its data.
   const bool drained = ssh_channel_poll(c.up, 0) <= 0 && ssh_channel_poll(c.up, 1) <= 0 &&
-                       c.to_agent_out.empty() && c.to_agent_err.empty();
-  if (!c.up_eof_relayed && drained && (ssh_channel_is_eof(c.up) || ssh_channel_is_closed(c.up))) {
+                       c.to_agent_out.empty() && c.to_agent_err.empty() &&
+                       (c.masker == nullptr || c.mask_out->held_line_bytes() + c.mask_err->held_line_bytes() == 0);
+  if (!c.up_eof_relayed && drained && up_ending) {
     (void)ssh_channel_send_eof(c.agent);
     c.up_eof_relayed = true;
     v1::SshEvent e;
@@ -381,6 +400,9 @@ bool SshWorker::Pump(Channel& c) {
 
 size_t SshWorker::Relay(ssh_channel src, int src_stderr, ssh_channel dst, bool dst_stderr, std::string& pending,
                         v1::SshStream stream, Channel& c) {
+  mask::BodyMasker* bm = stream == v1::SSH_STREAM_STDOUT   ? c.mask_out.get()
+                         : stream == v1::SSH_STREAM_STDERR ? c.mask_err.get()
+                                                           : nullptr;
   size_t moved = 0;
   for (int turn = 0; turn < 8; ++turn) {
     if (!pending.empty()) {
@@ -396,19 +418,68 @@ size_t SshWorker::Relay(ssh_channel src, int src_stderr, ssh_channel dst, bool d
     }
     const int avail = ssh_channel_poll(src, src_stderr);
     if (avail <= 0 || ssh_channel_window_size(dst) == 0) return moved;
-    pending.resize(std::min<size_t>(static_cast<size_t>(avail), kRelayChunkBytes));
-    const int n = ssh_channel_read_nonblocking(src, pending.data(), static_cast<uint32_t>(pending.size()), src_stderr);
+    // A masked stream is read aside and masked into `pending`.
+    std::string& into = bm == nullptr ? pending : read_buf_;
+    into.resize(std::min<size_t>(static_cast<size_t>(avail), kRelayChunkBytes));
+    const int n = ssh_channel_read_nonblocking(src, into.data(), static_cast<uint32_t>(into.size()), src_stderr);
     if (n <= 0) {
-      pending.clear();
+      into.clear();
       return moved;
     }
-    pending.resize(static_cast<size_t>(n));
+    into.resize(static_cast<size_t>(n));
+    moved += static_cast<size_t>(n);
+    if (bm != nullptr) {
+      if (!MaskOutput(c, *bm, into, pending)) return moved;
+      if (pending.empty()) continue;  // the line has not ended yet
+    }
+    // Recorded as the agent receives it: masked output stays masked in the recording.
     RecordData(c.id, stream, pending.data(), pending.size());
     if (c.sftp != nullptr && stream == v1::SSH_STREAM_STDIN) c.sftp->FromClient(pending);
     if (c.sftp != nullptr && stream == v1::SSH_STREAM_STDOUT) c.sftp->FromServer(pending);
-    moved += static_cast<size_t>(n);
   }
   return moved;
+}
+
+bool SshWorker::MaskOutput(Channel& c, mask::BodyMasker& bm, absl::string_view raw, std::string& pending) {
+  c.output_at = clock_->Monotonic();
+  const absl::Status st = bm.Feed(raw, &pending);
+  if (st.ok()) return true;
+  // Over the line bound: what cannot be masked is never shown; the channel stops (what was
+  // already masked and taken stays with the agent).
+  pending.clear();
+  std::string why(st.message());
+  if (absl::StartsWith(why, "body: ")) why.erase(0, 6);
+  c.audit.set_output_masking(absl::StrCat("failed: ", why));
+  c.outcome = "mask_failed";
+  Deny(c, absl::StrCat("interlock: output stopped: ", why), kDeniedExitStatus);
+  return false;
+}
+
+void SshWorker::FlushHeldLines(Channel& c, bool force) {
+  const bool quiet = clock_->Monotonic() - c.output_at >= kPartialLineFlush;
+  struct Stream {
+    mask::BodyMasker* bm;
+    std::string* pending;
+    v1::SshStream stream;
+    int src_stderr;
+  };
+  for (const Stream& s : {Stream{c.mask_out.get(), &c.to_agent_out, v1::SSH_STREAM_STDOUT, 0},
+                          Stream{c.mask_err.get(), &c.to_agent_err, v1::SSH_STREAM_STDERR, 1}}) {
+    if (s.bm->held_line_bytes() == 0 || !s.pending->empty()) continue;
+    if (!quiet && !(force && ssh_channel_poll(c.up, s.src_stderr) <= 0)) continue;
+    if (!s.bm->FlushLine(s.pending).ok()) continue;  // cannot fail for text; then kept
+    RecordData(c.id, s.stream, s.pending->data(), s.pending->size());
+  }
+}
+
+bool SshWorker::HoldsPartialLines() const {
+  for (const auto& c : channels_) {
+    if (c->masker != nullptr && c->state == Channel::State::kRunning &&
+        c->mask_out->held_line_bytes() + c->mask_err->held_line_bytes() > 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void SshWorker::Reap() {
@@ -462,6 +533,13 @@ void SshWorker::AuditChannel(Channel& c) {
   ev.set_kind(v1::AUDIT_KIND_SSH_REQUEST);
   ev.set_outcome(c.outcome.empty() ? "interrupted" : c.outcome);
   c.audit.set_duration_us(absl::ToInt64Microseconds(clock_->Monotonic() - c.started));
+  if (c.masker != nullptr) {
+    v1::MaskingInfo* m = c.audit.mutable_masking();
+    for (const mask::BodyMasker* bm : {c.mask_out.get(), c.mask_err.get()}) {
+      m->set_values_masked(m->values_masked() + bm->values_masked());
+      for (const auto& [name, n] : bm->counts().detectors) (*m->mutable_detector_counts())[name] += n;
+    }
+  }
   *ev.mutable_ssh() = c.audit;
   *ev.mutable_decision() = c.decision;
   ev.set_bytes_to_upstream(c.audit.bytes_in());

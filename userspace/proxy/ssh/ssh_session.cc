@@ -10,10 +10,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "userspace/common/sha256.h"
 #include "userspace/common/utf8.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/policy/operation.h"
+#include "userspace/proxy/core/mask_profiles.h"
 #include "userspace/proxy/core/token_identity.h"
 #include "userspace/proxy/ssh/ssh_worker.h"
 
@@ -245,26 +247,56 @@ void SshSession::Judge(const RequestToJudge& request) {
     grant_id_ = grant->id();
   }
   const policy::SshRequestFacts facts = FactsFor(request);
-  const policy::Decision d = (*p)->Evaluate(subject_, ctx_.resource->name, policy::Operation{&facts});
+  policy::Decision d = (*p)->Evaluate(subject_, ctx_.resource->name, policy::Operation{&facts});
+  if (d.action != v1::ACTION_DENY) {
+    // Whatever runs passes the masks that apply to it — masked when the resource masks SSH
+    // output, else refused (fail closed: output is never shown unmasked instead).
+    bool required = false;
+    std::string names;
+    v.masker = MaskerFor(d, &required, &names);
+    const char* refusal = nullptr;
+    if (required && !ctx_.resource->ssh->mask_output) {
+      refusal = "mask_required";
+      v.message = absl::StrCat("interlock: denied: this command's output must be masked (profile \"", names,
+                               "\"), and this resource does not mask SSH output (ssh.mask_output)");
+    } else if (required && request.type == "subsystem") {
+      refusal = "mask_required";
+      v.message = absl::StrCat("interlock: denied: output must be masked (profile \"", names, "\"), and ",
+                               request.command, " is a binary protocol that cannot be masked");
+    } else if (required && v.masker == nullptr) {
+      refusal = "mask_unavailable";
+      v.message = absl::StrCat("interlock: denied: this command's output must be masked (profile \"", names,
+                               "\"), and the profile is not available");
+    }
+    if (refusal != nullptr) {
+      v.masker = nullptr;
+      v.decision = "deny";
+      v.policy.set_action("DENY");
+      v.policy.set_rule_id(d.rule_id);
+      v.policy.set_reason(d.reason);
+      v.policy.set_source(refusal);
+      v.policy.set_mask_profile(names);
+      Deliver(std::move(v));
+      return;
+    }
+    if (v.masker != nullptr) d.mask_profile = v.masker->name();
+  }
   v.policy.set_action(std::string(policy::ActionName(d.action)));
   v.policy.set_rule_id(d.rule_id);
   v.policy.set_reason(d.reason);
   v.policy.set_source(d.source);
+  v.policy.set_mask_profile(d.mask_profile);
   switch (d.action) {
     case v1::ACTION_ALLOW:
+    case v1::ACTION_MASK:
       v.run = true;
-      v.decision = "allow";
+      v.decision = d.action == v1::ACTION_MASK ? "mask" : "allow";
       break;
     case v1::ACTION_REVIEW:
-      Hold(request, v.policy, d.review_timeout);
+      Hold(request, v.policy, d.review_timeout, std::move(v.masker));
       return;
-    case v1::ACTION_MASK:
-      // Terminal output is a byte stream interlockd cannot mask reliably (escape sequences,
-      // binary): a MASK rule never lets a command run unmasked.
-      v.decision = "deny";
-      v.message = "interlock: denied: this command's output would have to be masked, and SSH output is not masked";
-      break;
     default:
+      v.masker = nullptr;
       v.decision = "deny";
       v.message = absl::StrCat("interlock: denied by policy",
                                d.rule_id.empty() ? " (resource default)" : absl::StrCat(" rule ", d.rule_id),
@@ -279,7 +311,25 @@ void SshSession::Judge(const RequestToJudge& request) {
   Deliver(std::move(v));
 }
 
-void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout) {
+std::shared_ptr<const mask::Masker> SshSession::MaskerFor(const policy::Decision& d, bool* required,
+                                                          std::string* names) const {
+  std::vector<std::string> list;
+  if (d.action == v1::ACTION_MASK) list.push_back(d.mask_profile);
+  const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
+  if (p != nullptr && *p != nullptr) {
+    // Its rule's profile first (its styles win), then the rest of the floor.
+    for (std::string& n : (*p)->MaskProfilesFor(subject_, ctx_.resource->name)) {
+      if (list.empty() || n != list.front()) list.push_back(std::move(n));
+    }
+  }
+  *required = !list.empty();
+  *names = absl::StrJoin(list, "+");
+  if (list.empty() || env_.masks == nullptr) return nullptr;
+  return env_.masks->Floor(list);  // one name: the profile itself
+}
+
+void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout,
+                      std::shared_ptr<const mask::Masker> masker) {
   Verdict v;
   v.channel = request.channel;
   v.policy = decision;
@@ -310,7 +360,7 @@ void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& d
   std::weak_ptr<bool> alive = alive_;
   const uint32_t channel = request.channel;
   auto submitted = env_.approvals->Submit(
-      std::move(r), timeout, [this, alive, channel, decision](const v1::ApprovalRequest& done) {
+      std::move(r), timeout, [this, alive, channel, decision, masker](const v1::ApprovalRequest& done) {
         if (auto a = alive.lock(); a == nullptr || !*a) return;
         Verdict out;
         out.channel = channel;
@@ -318,6 +368,7 @@ void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& d
         out.policy.set_approval_id(done.id());
         if (done.state() == v1::APPROVAL_STATE_APPROVED) {
           out.run = true;
+          out.masker = masker;
           out.decision = "approved";
           out.policy.set_source("approved");
         } else if (done.state() == v1::APPROVAL_STATE_TIMED_OUT) {
@@ -340,6 +391,7 @@ void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& d
   v.policy.set_approval_id(submitted->id());
   if (submitted->state() == v1::APPROVAL_STATE_APPROVED) {
     v.run = true;
+    v.masker = std::move(masker);
     v.decision = "approved";
     v.policy.set_source("approval_window");
     Deliver(std::move(v));

@@ -49,6 +49,7 @@
 #include "interlock/v1/record.pb.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/config/config.h"
+#include "userspace/mask/masker.h"
 #include "userspace/auth/token_verifier.h"
 #include "userspace/net/socket.h"
 #include "userspace/policy/evaluator.h"
@@ -98,6 +99,9 @@ struct Verdict {
   std::string decision;
   std::string message;
   v1::PolicyDecision policy;
+  // When the output must be masked (SshResource.mask_output): the profile stdout and stderr
+  // pass, line by line. Null: relayed as they are.
+  std::shared_ptr<const mask::Masker> masker;
 };
 
 // Recorded bytes the worker may queue before it waits for the loop to write them.
@@ -168,7 +172,12 @@ class SshSession final : public ProxySession {
   SshSession(const ProtocolEnv& env, SshSessionContext ctx, DoneFn done);
   // Loop thread.
   void Judge(const RequestToJudge& request);
-  void Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout);
+  void Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout,
+            std::shared_ptr<const mask::Masker> masker);
+  // The masks a request that runs under decision `d` must pass (its MASK rule's profile,
+  // then the policy's floor for this subject and resource), merged. *required: some
+  // profile applies (a null result then means it cannot be had: fail closed).
+  std::shared_ptr<const mask::Masker> MaskerFor(const policy::Decision& d, bool* required, std::string* names) const;
   void Deliver(Verdict verdict);
   void Emit(v1::AuditEvent event);
   void Finished(const std::string& outcome, const std::string& detail);

@@ -299,7 +299,9 @@ void SshWorker::RelayLoop() {
   bool busy = false;
   while (true) {
     if (Aborted(&end_outcome_, &end_detail_)) return;
-    if (!PollOnce(busy ? 0 : 1000)) {
+    // A masked line that has not ended is released after kPartialLineFlush of quiet.
+    const int wait_ms = busy ? 0 : HoldsPartialLines() ? static_cast<int>(absl::ToInt64Milliseconds(kPartialLineFlush)) : 1000;
+    if (!PollOnce(wait_ms)) {
       end_outcome_ = "error";
       end_detail_ = absl::StrCat("poll: ", std::strerror(errno));
       return;

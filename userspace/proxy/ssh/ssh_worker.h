@@ -21,6 +21,7 @@
 #include "userspace/common/clock.h"
 #include "userspace/codec/sftp/sftp_tracker.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/mask/body_masker.h"
 #include "userspace/proxy/ssh/libssh.h"
 #include "userspace/proxy/ssh/ssh_session.h"
 
@@ -32,6 +33,9 @@ inline constexpr size_t kMaxChannels = 10;
 inline constexpr size_t kRelayChunkBytes = 32 * 1024;
 // SFTP file operations listed in one channel's audit event (SshExchange.files).
 inline constexpr int kMaxSftpOpsPerEvent = 1000;
+// Masked output: a line that has not ended (a prompt, a progress bar) is masked as it is
+// and released once its stream has been quiet this long.
+inline constexpr absl::Duration kPartialLineFlush = absl::Milliseconds(20);
 
 class SshWorker {
  public:
@@ -76,6 +80,12 @@ class SshWorker {
     std::string to_agent_err;
     // subsystem sftp: its file operations, read from the stream as it passes.
     std::unique_ptr<codec::sftp::SftpTracker> sftp;
+    // Output masking (Verdict::masker): one line masker per stream, and when the upstream
+    // last sent output (kPartialLineFlush).
+    std::shared_ptr<const mask::Masker> masker;
+    std::unique_ptr<mask::BodyMasker> mask_out;
+    std::unique_ptr<mask::BodyMasker> mask_err;
+    absl::Duration output_at;
   };
 
  private:
@@ -97,6 +107,12 @@ class SshWorker {
   size_t Relay(ssh_channel src, int src_stderr, ssh_channel dst, bool dst_stderr, std::string& pending,
                v1::SshStream stream, Channel& c);
   void Reap();
+  // Masked output: masks `raw` into `pending` (false: the line bound was passed, and the
+  // channel is stopped); releases a held partial line once the stream went quiet, or at
+  // once when `force` (the upstream's EOF). Whether any channel holds a partial line.
+  bool MaskOutput(Channel& c, mask::BodyMasker& bm, absl::string_view raw, std::string& pending);
+  void FlushHeldLines(Channel& c, bool force);
+  bool HoldsPartialLines() const;
   // Channel requests (callbacks from libssh, on this thread).
   ssh_channel OnChannelOpen();
   int OnPty(Channel& c, const char* term, int cols, int rows);
@@ -143,6 +159,7 @@ class SshWorker {
   EventPtr agent_event_;
   ssh_server_callbacks_struct server_cb_{};
   std::vector<std::unique_ptr<Channel>> channels_;
+  std::string read_buf_;  // masked streams: what was read, before masking
   uint32_t next_channel_ = 0;
   // Login state.
   bool authenticated_ = false;
