@@ -35,12 +35,16 @@ trap 'rm -f "$out"' EXIT
 t0=$(date +%s.%N)
 "$@" >"$out" 2>&1 &
 pid=$!
+# ctest's timeout or ^C: the script's own traps clean up what it started.
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; cat "$out"; exit 143' TERM
+trap 'kill -INT "$pid" 2>/dev/null; wait "$pid"; cat "$out"; exit 130' INT
 wait "$pid"
 rc=$?
+trap - TERM INT
 t1=$(date +%s.%N)
 cat "$out"
 fail=0
-echo "bench_smoke: exit $rc after $(echo "$t1 - $t0" | bc) s: $*"
+echo "bench_smoke: exit $rc after $(printf %.1f "$(echo "$t1 - $t0" | bc)") s: $*"
 [ "$rc" -eq 0 ] || { echo "bench_smoke: FAIL: exit $rc"; fail=1; }
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "bench_smoke: FAIL: no $f"; fail=1; continue; }
