@@ -52,7 +52,7 @@ for f in "${files[@]}"; do
 done
 for r in "${regexes[@]}"; do
   if [ "${r:0:1}" = '!' ]; then
-    ! grep -Eq -- "${r:1}" "$out" || { echo "bench_smoke: FAIL: an output line matches /${r:1}/"; fail=1; }
+    ! grep -Eq -- "${r:1}" "$out" || { echo "bench_smoke: FAIL: a line matches /${r:1}/"; fail=1; }
   else
     grep -Eq -- "$r" "$out" || { echo "bench_smoke: FAIL: no output line matches /$r/"; fail=1; }
   fi

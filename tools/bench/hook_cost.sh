@@ -6,7 +6,7 @@
 # call for N connects from a task nothing enrolls, then from an enrolled task.
 #
 #   tools/bench/hook_cost.sh [N]          # or HOOK_BENCH_N; default 20000; as root
-#   tools/bench/hook_cost.sh --smoke      # or HOOK_BENCH_SMOKE=1: N = 500 (the ctest bench_smoke run)
+#   tools/bench/hook_cost.sh --smoke      # or HOOK_BENCH_SMOKE=1: N = 500 (ctest bench_smoke)
 #   INTERLOCK_BUILD_DIR=DIR               # that build's binaries (default: ./build)
 #
 # The connects go to 127.0.0.1:9 (nothing listens: ECONNREFUSED), so no session starts and
@@ -99,7 +99,10 @@ report() {  # label, before, after, wall µs per connect
   echo "$1: $4 µs per connect (wall, Python loop)"
   join <(sort <<<"$2") <(sort <<<"$3") | awk -v n="$n" '{
     calls = $4 - $2; ns = $5 - $3
-    if (calls > 0) { ran = 1; printf "  %-22s %8d calls  %7.1f ns/call  %7.1f ns per connect\n", $1, calls, ns / calls, ns / n }
+    if (calls > 0) {
+      ran = 1
+      printf "  %-22s %8d calls  %7.1f ns/call  %7.1f ns per connect\n", $1, calls, ns / calls, ns / n
+    }
   } END { exit !ran }' || { echo "hook_cost: none of our programs ran for the connects ($1)" >&2; exit 1; }
 }
 

@@ -106,8 +106,8 @@ body_bytes="$(stat -c %s "$work/www/customers.json")"
 nginx_pid="$(start_nginx origin "server { listen $origin:$origin_port; root $work/www; default_type application/json;
     location = /v1/customers { try_files /customers.json =404; } }")"
 wait_http "http://$origin:$origin_port/v1/customers"
-echo "origin: nginx on $origin:$origin_port serving a $body_bytes-byte JSON body$([ "$smoke" = 0 ] || echo \
-  "; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing")"
+[ "$smoke" = 1 ] && smoke_note="; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing"
+echo "origin: nginx on $origin:$origin_port serving a $body_bytes-byte JSON body${smoke_note:-}"
 
 declare -A rps p50 p99 cpu
 run_wrk() {  # $1 = path, $2 = connections, $3 = url, $4 = pid whose CPU is the proxy's ("" none), rest = prefix
@@ -126,7 +126,7 @@ run_wrk() {  # $1 = path, $2 = connections, $3 = url, $4 = pid whose CPU is the 
   else
     cpu[$path,$c]="-"
   fi
-  [ "${requests:-0}" -gt 0 ] || { echo "$out" >&2; die "$path at $c connections: no request answered"; }
+  [ "${requests:-0}" -gt 0 ] || { echo "$out" >&2; die "$path at $c connections: no answer"; }
   if grep -q "Non-2xx" <<<"$out"; then
     echo "bench: $path at $c connections got non-2xx answers:" >&2; echo "$out" >&2; broken=1
   fi

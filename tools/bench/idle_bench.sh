@@ -121,8 +121,8 @@ ok="$(field ok)"; succeeded="$(field succeeded)"; failed="$(field failed)"
 per() { awk -v a="$1" -v b="$2" -v n="$succeeded" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }'; }
 per_bytes() { awk -v a="$1" -v b="$2" -v n="$succeeded" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1024 / n; else print "-" }'; }
 
-echo "idle-sessions benchmark: $n sessions through a TCP resource (echo), one byte each, then idle$([ "$smoke" = 0 ] ||
-  echo "; SMOKE RUN (--smoke): checks that every step works, its numbers mean nothing")"
+[ "$smoke" = 1 ] && smoke_note="; SMOKE RUN (--smoke): checks that every step works, its numbers mean nothing"
+echo "idle-sessions benchmark: $n sessions through a TCP resource (echo), one byte each, then idle${smoke_note:-}"
 echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); interlockd open files limit: $nofile"
 echo "recordings in $work/state/recordings ($(stat -f -c %T "$work"))"
 echo

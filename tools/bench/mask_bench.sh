@@ -8,7 +8,7 @@
 #
 #   sudo tools/bench/mask_bench.sh [ROWS] [RUNS]      # default 1000000 rows, best of 3
 #   sudo tools/bench/mask_bench.sh --smoke            # or MASK_BENCH_SMOKE=1: 2000 rows, best of 2
-#   INTERLOCK_BUILD_DIR=DIR                           # that build's binaries (default: tools/build.sh)
+#   INTERLOCK_BUILD_DIR=DIR                           # its binaries (default: tools/build.sh)
 #
 # Sets up its own PostgreSQL 15 (temp dir, 127.0.0.49, SCRAM over TCP, fsync=off) and
 # interlockd (plain relay, recording and auditing as in production); removes all of it.
@@ -139,8 +139,8 @@ measure() {  # $1 = label, rest = command prefix (empty for direct)
   echo "  first row: $sample"
 }
 
-echo "masking benchmark: $rows rows x (id, name, ssn, card_number, account), psql -At$([ "$smoke" = 0 ] ||
-  echo "; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing")"
+[ "$smoke" = 1 ] && smoke_note="; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing"
+echo "masking benchmark: $rows rows x (id, name, ssn, card_number, account), psql -At${smoke_note:-}"
 user=bench; PGPASSWORD="$pw" measure direct env "PGPASSWORD=$pw"
 user=agent
 start_daemon "$work/allow.yaml"

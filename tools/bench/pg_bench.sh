@@ -288,7 +288,7 @@ print_header() {
   echo "  contended; compare ratios). Load average at start: $(cut -d" " -f1-3 /proc/loadavg)."
   echo "  'proxy CPU' is the proxy process's user+system CPU time per transaction (/proc/PID/stat), in us;"
   echo "  'user / sys' splits it."
-  [ "$smoke" = 0 ] || echo "  SMOKE RUN (--smoke): checks that every path works; its numbers and verdicts mean nothing."
+  [ "$smoke" = 0 ] || echo "  SMOKE RUN (--smoke): checks that every path works; numbers and verdicts mean nothing."
 }
 if [ -n "$report_dir" ]; then print_header | tee "$report_dir/header.txt"; else print_header; fi
 printf '%-21s %-10s %7s %11s %9s %9s %9s %11s %13s\n' path workload clients TPS "p50 ms" "p99 ms" "vs direct" "proxy CPU" "user / sys"

@@ -18,7 +18,8 @@ if [ "$smoke" = 1 ]; then  # the ctest bench_smoke run: does every path still wo
 else
   bytes="${1:-268435456}"; rtts="${2:-20000}"
 fi
-[[ "$bytes" =~ ^[1-9][0-9]*$ && "$rtts" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BYTES and RTT_COUNT must be positive integers" >&2; exit 2; }
+[[ "$bytes" =~ ^[1-9][0-9]*$ && "$rtts" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench: BYTES and RTT_COUNT must be positive integers" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 build="${INTERLOCK_BUILD_DIR:-$(bash "$here/tools/build.sh")}"
 interlockd="$build/userspace/daemon/interlockd"
@@ -81,7 +82,8 @@ stop_daemon() {
 }
 
 echo "relay benchmark: $bytes bytes each way per transfer (best of 3), $rtts x 64-byte round trips"
-echo "kernel $(uname -r), $(nproc) CPUs$([ "$smoke" = 0 ] || echo "; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing")"
+[ "$smoke" = 1 ] && smoke_note="; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing"
+echo "kernel $(uname -r), $(nproc) CPUs${smoke_note:-}"
 printf '%-22s %12s %12s %12s\n' "path" "MB/s" "rtt p50 us" "rtt p99 us"
 measure "direct"
 start_daemon RELAY_MODE_SOCKMAP

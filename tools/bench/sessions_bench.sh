@@ -16,7 +16,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 smoke="${SESSIONS_BENCH_SMOKE:-0}"
 if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
-if [ "$smoke" = 1 ]; then n="${1:-${SESSIONS_BENCH_N:-200}}"; else n="${1:-${SESSIONS_BENCH_N:-10000}}"; fi
+if [ "$smoke" = 1 ]; then n="${1:-${SESSIONS_BENCH_N:-200}}"
+else n="${1:-${SESSIONS_BENCH_N:-10000}}"; fi
 [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: N must be a positive integer" >&2; exit 2; }
 build="${INTERLOCK_BUILD_DIR:-$here/build}"
 interlock="$build/tools/interlock/interlock"
