@@ -6,13 +6,19 @@
 # call for N connects from a task nothing enrolls, then from an enrolled task.
 #
 #   tools/bench/hook_cost.sh [N]          # or HOOK_BENCH_N; default 20000; as root
+#   tools/bench/hook_cost.sh --smoke      # or HOOK_BENCH_SMOKE=1: N = 500 (ctest bench_smoke)
+#   INTERLOCK_BUILD_DIR=DIR               # that build's binaries (default: ./build)
 #
 # The connects go to 127.0.0.1:9 (nothing listens: ECONNREFUSED), so no session starts and
 # only the hooks' own cost is seen: cgroup/connect4 for the decision, sockops for the TCP
 # state changes. interlockd runs with its own pins, cgroups and port, removed at the end.
+# Exits 1 when no program of ours ran for the connects (nothing measured).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-n="${1:-${HOOK_BENCH_N:-20000}}"
+smoke="${HOOK_BENCH_SMOKE:-0}"
+if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
+if [ "$smoke" = 1 ]; then n="${1:-${HOOK_BENCH_N:-500}}"; else n="${1:-${HOOK_BENCH_N:-20000}}"; fi
+[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "hook_cost: N must be a positive integer" >&2; exit 2; }
 build="${INTERLOCK_BUILD_DIR:-$here/build}"
 interlockd="$build/userspace/daemon/interlockd"
 interlock="$build/tools/interlock/interlock"
@@ -36,6 +42,8 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 mkdir -p "$mount/$root/agents"
 cat >"$dir/interlock.yaml" <<YAML
@@ -91,8 +99,11 @@ report() {  # label, before, after, wall µs per connect
   echo "$1: $4 µs per connect (wall, Python loop)"
   join <(sort <<<"$2") <(sort <<<"$3") | awk -v n="$n" '{
     calls = $4 - $2; ns = $5 - $3
-    if (calls > 0) printf "  %-22s %8d calls  %7.1f ns/call  %7.1f ns per connect\n", $1, calls, ns / calls, ns / n
-  }'
+    if (calls > 0) {
+      ran = 1
+      printf "  %-22s %8d calls  %7.1f ns/call  %7.1f ns per connect\n", $1, calls, ns / calls, ns / n
+    }
+  } END { exit !ran }' || { echo "hook_cost: none of our programs ran for the connects ($1)" >&2; exit 1; }
 }
 
 before="$(snapshot)"

@@ -14,17 +14,26 @@
 #   tools/bench/http_bench.sh [SECONDS]        # or HTTP_BENCH_SECONDS; default 10
 #        HTTP_BENCH_CONNECTIONS="1 8 64"
 #        HTTP_BENCH_PATHS="direct interlockd interlockd-mask nginx-proxy haproxy"
+#   tools/bench/http_bench.sh --smoke          # or HTTP_BENCH_SMOKE=1: every path once, 8
+#                                              # connections, 2 s (the ctest bench_smoke run)
+#   INTERLOCK_BUILD_DIR=DIR                    # that build's binaries (default: tools/build.sh)
 #
 # Prints requests/s, p50/p99 latency (wrk --latency) and the proxy's CPU per request
 # (utime+stime of its processes over the run, from /proc, divided by requests). Ends
 # with the verdict on the targets at 8 connections: interlockd >= nginx-proxy requests/s,
 # interlockd CPU/request <= nginx-proxy's; interlockd-mask >= 70% of interlockd's
 # requests/s. The machine's cores are shared by wrk, the proxy and nginx: compare paths
-# within one run, not across machines.
+# within one run, not across machines. Exits 1 when a path answered no request or answered
+# non-2xx; a missed target is only reported.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-secs="${1:-${HTTP_BENCH_SECONDS:-10}}"
-read -ra conns <<<"${HTTP_BENCH_CONNECTIONS:-1 8 64}"
+smoke="${HTTP_BENCH_SMOKE:-0}"
+if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
+if [ "$smoke" = 1 ]; then
+  secs="${1:-${HTTP_BENCH_SECONDS:-2}}"; read -ra conns <<<"${HTTP_BENCH_CONNECTIONS:-8}"
+else
+  secs="${1:-${HTTP_BENCH_SECONDS:-10}}"; read -ra conns <<<"${HTTP_BENCH_CONNECTIONS:-1 8 64}"
+fi
 read -ra paths <<<"${HTTP_BENCH_PATHS:-direct interlockd interlockd-mask nginx-proxy haproxy}"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: SECONDS must be a positive integer" >&2; exit 2; }
 for p in "${paths[@]}"; do
@@ -32,7 +41,7 @@ for p in "${paths[@]}"; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 for b in wrk haproxy /usr/sbin/nginx; do command -v "$b" >/dev/null || { echo "bench: $b not installed (tools/setup.sh)" >&2; exit 1; }; done
-build="$(bash "$here/tools/build.sh")"
+build="${INTERLOCK_BUILD_DIR:-$(bash "$here/tools/build.sh")}"
 interlockd="$build/userspace/daemon/interlockd"
 interlock="$build/tools/interlock/interlock"
 
@@ -41,7 +50,7 @@ chmod 0755 "$work"
 suffix="httpbench-$$"
 origin=127.0.0.65
 proxy_addr=127.0.0.66
-nginx_pid=""; proxy_pid=""; daemon_pid=""
+nginx_pid=""; proxy_pid=""; daemon_pid=""; broken=0
 
 . "$here/tools/lib/throwaway_pg.sh"  # stop_pid, free_port
 . "$here/tools/lib/interlockd.sh"    # start_interlockd, stop_interlockd
@@ -54,6 +63,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+die() { echo "bench: $*" >&2; exit 1; }
 
 # $1 = name, $2 = server block. One nginx process (master_process off), files in $work.
 start_nginx() {
@@ -94,7 +106,8 @@ body_bytes="$(stat -c %s "$work/www/customers.json")"
 nginx_pid="$(start_nginx origin "server { listen $origin:$origin_port; root $work/www; default_type application/json;
     location = /v1/customers { try_files /customers.json =404; } }")"
 wait_http "http://$origin:$origin_port/v1/customers"
-echo "origin: nginx on $origin:$origin_port serving a $body_bytes-byte JSON body"
+[ "$smoke" = 1 ] && smoke_note="; SMOKE RUN (--smoke): checks that every path works, its numbers mean nothing"
+echo "origin: nginx on $origin:$origin_port serving a $body_bytes-byte JSON body${smoke_note:-}"
 
 declare -A rps p50 p99 cpu
 run_wrk() {  # $1 = path, $2 = connections, $3 = url, $4 = pid whose CPU is the proxy's ("" none), rest = prefix
@@ -113,7 +126,10 @@ run_wrk() {  # $1 = path, $2 = connections, $3 = url, $4 = pid whose CPU is the 
   else
     cpu[$path,$c]="-"
   fi
-  if grep -q "Non-2xx" <<<"$out"; then echo "bench: $path at $c connections got non-2xx answers:" >&2; echo "$out" >&2; fi
+  [ "${requests:-0}" -gt 0 ] || { echo "$out" >&2; die "$path at $c connections: no answer"; }
+  if grep -q "Non-2xx" <<<"$out"; then
+    echo "bench: $path at $c connections got non-2xx answers:" >&2; echo "$out" >&2; broken=1
+  fi
   printf '  %-12s %3d conns  %8s req/s  p50 %-9s p99 %-9s proxy CPU %s us/req\n' \
     "$path" "$c" "${rps[$path,$c]}" "${p50[$path,$c]}" "${p99[$path,$c]}" "${cpu[$path,$c]}"
 }
@@ -215,4 +231,8 @@ if [[ " ${paths[*]} " == *" interlockd "* && " ${paths[*]} " == *" nginx-proxy "
     m="${rps[interlockd-mask,8]:-0}"
     echo "  interlockd-mask $m req/s vs 70% of interlockd's: $(verdict "$(awk -v a="$m" -v b="$i" 'BEGIN {print (a >= 0.7 * b)}')")"
   fi
+fi
+if [ "$broken" = 1 ]; then
+  echo "bench: a path answered non-2xx (see above)" >&2
+  exit 1
 fi

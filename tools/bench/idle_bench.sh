@@ -4,6 +4,8 @@
 #
 #   sudo tools/bench/idle_bench.sh [N]          # or IDLE_BENCH_N; default 9000
 #   sudo IDLE_BENCH_DIR=/dev/shm tools/bench/idle_bench.sh   # recordings on tmpfs
+#   sudo tools/bench/idle_bench.sh --smoke      # or IDLE_BENCH_SMOKE=1: 100 sessions, 1 s settle
+#   INTERLOCK_BUILD_DIR=DIR                     # that build's binaries (default: tools/build.sh)
 #
 # An echo service on 127.0.0.47 (interlock-echo, its own process and descriptors) is a TCP
 # resource of an interlockd started for this run (own state dir, bpffs pin path, cgroup
@@ -19,14 +21,21 @@
 # Targets (issue 17): all N succeed, RSS per idle session < 16 KiB, p99 < 1 ms.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-n="${1:-${IDLE_BENCH_N:-9000}}"
-settle="${IDLE_BENCH_SETTLE:-2}"
+smoke="${IDLE_BENCH_SMOKE:-0}"
+if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
+if [ "$smoke" = 1 ]; then  # the ctest bench_smoke run: does every step still work?
+  n="${1:-${IDLE_BENCH_N:-100}}"; settle="${IDLE_BENCH_SETTLE:-1}"
+else
+  n="${1:-${IDLE_BENCH_N:-9000}}"; settle="${IDLE_BENCH_SETTLE:-2}"
+fi
+[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: N must be a positive integer" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 build="${INTERLOCK_BUILD_DIR:-$(bash "$here/tools/build.sh")}"
 interlockd="${IDLE_BENCH_INTERLOCKD:-$build/userspace/daemon/interlockd}"  # another build of it, to compare
 interlock="$build/tools/interlock/interlock"
 probe="$build/tools/probe/interlock-probe"
 . "$here/tools/lib/interlockd.sh"  # start_interlockd, stop_interlockd
+. "$here/tools/lib/throwaway_pg.sh"  # free_port
 # The run's directory, state dir (and so the recordings) included: IDLE_BENCH_DIR (default
 # /tmp). Creating a recording file is part of every session's start, so the file system
 # under it shows in the connect-to-first-byte latency (e.g. /dev/shm to leave it out).
@@ -53,8 +62,8 @@ if [ "$(ulimit -Hn)" -lt $(( n + 200 )) ]; then
   exit 1
 fi
 
-port=$(( 20000 + RANDOM % 20000 ))
-engine_port=$(( port + 1 ))
+port="$(free_port)"
+engine_port="$(free_port)"
 "$build/tools/echo/interlock-echo" 127.0.0.47 "$port" >"$work/echo.log" 2>&1 &
 echo_pid=$!
 
@@ -112,7 +121,8 @@ ok="$(field ok)"; succeeded="$(field succeeded)"; failed="$(field failed)"
 per() { awk -v a="$1" -v b="$2" -v n="$succeeded" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }'; }
 per_bytes() { awk -v a="$1" -v b="$2" -v n="$succeeded" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1024 / n; else print "-" }'; }
 
-echo "idle-sessions benchmark: $n sessions through a TCP resource (echo), one byte each, then idle"
+[ "$smoke" = 1 ] && smoke_note="; SMOKE RUN (--smoke): checks that every step works, its numbers mean nothing"
+echo "idle-sessions benchmark: $n sessions through a TCP resource (echo), one byte each, then idle${smoke_note:-}"
 echo "kernel $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); interlockd open files limit: $nofile"
 echo "recordings in $work/state/recordings ($(stat -f -c %T "$work"))"
 echo

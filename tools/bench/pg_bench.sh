@@ -10,6 +10,12 @@
 #        PG_BENCH_PATHS="direct sockmap plain tcprelay pgbouncer"
 #        PG_BENCH_DB=remote                       # the database in a network namespace
 #        PG_BENCH_REPORT=DIR                      # also write DIR/report.md, results.csv, tps.png
+#   sudo tools/bench/pg_bench.sh --smoke        # or PG_BENCH_SMOKE=1: every path and workload
+#                                                # once, 1 client, 2 s cells, 1 s warm-up, scale 1
+#
+# INTERLOCK_BUILD_DIR: run that build's binaries (default: tools/build.sh builds ./build).
+# Exits non-zero when something does not work (a server does not start, pgbench fails on
+# a path, a cell has no result); a missed target is a verdict line, never an exit code.
 #
 # PG_BENCH_DB=local (default): PostgreSQL on a loopback alias of this host. remote: the
 # deployment users have, the database on another host — PostgreSQL runs in a network
@@ -29,10 +35,15 @@
 # 0.95x direct and >= 1.1x pgbouncer, and < 30 us added p50 at 1 client.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-secs="${1:-${PG_BENCH_SECONDS:-10}}"
-warm="${PG_BENCH_WARMUP:-3}"
-scale=10
-read -ra clients <<<"${PG_BENCH_CLIENTS:-1 8 32}"
+smoke="${PG_BENCH_SMOKE:-0}"
+if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
+if [ "$smoke" = 1 ]; then  # the ctest bench_smoke run: does every path still work?
+  secs="${1:-${PG_BENCH_SECONDS:-2}}"; warm="${PG_BENCH_WARMUP:-1}"; scale=1
+  read -ra clients <<<"${PG_BENCH_CLIENTS:-1}"
+else
+  secs="${1:-${PG_BENCH_SECONDS:-10}}"; warm="${PG_BENCH_WARMUP:-3}"; scale=10
+  read -ra clients <<<"${PG_BENCH_CLIENTS:-1 8 32}"
+fi
 read -ra workloads <<<"${PG_BENCH_WORKLOADS:-select tpcb}"
 read -ra paths <<<"${PG_BENCH_PATHS:-direct sockmap plain tcprelay pgbouncer}"
 db_mode="${PG_BENCH_DB:-local}"
@@ -49,7 +60,7 @@ pgbin=/usr/lib/postgresql/15/bin
 [ -x "$pgbin/pgbench" ] || { echo "bench: PostgreSQL 15 not found in $pgbin" >&2; exit 1; }
 command -v pgbouncer >/dev/null || { echo "bench: pgbouncer not installed" >&2; exit 1; }
 id postgres >/dev/null 2>&1 || { echo "bench: no 'postgres' user" >&2; exit 1; }
-build="$(bash "$here/tools/build.sh")"
+build="${INTERLOCK_BUILD_DIR:-$(bash "$here/tools/build.sh")}"
 interlockd="$build/userspace/daemon/interlockd"
 interlock="$build/tools/interlock/interlock"
 
@@ -277,6 +288,7 @@ print_header() {
   echo "  contended; compare ratios). Load average at start: $(cut -d" " -f1-3 /proc/loadavg)."
   echo "  'proxy CPU' is the proxy process's user+system CPU time per transaction (/proc/PID/stat), in us;"
   echo "  'user / sys' splits it."
+  [ "$smoke" = 0 ] || echo "  SMOKE RUN (--smoke): checks that every path works; numbers and verdicts mean nothing."
 }
 if [ -n "$report_dir" ]; then print_header | tee "$report_dir/header.txt"; else print_header; fi
 printf '%-21s %-10s %7s %11s %9s %9s %9s %11s %13s\n' path workload clients TPS "p50 ms" "p99 ms" "vs direct" "proxy CPU" "user / sys"

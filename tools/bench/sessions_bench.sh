@@ -4,6 +4,8 @@
 # it (every recording opened and read, as before the index).
 #
 #   tools/bench/sessions_bench.sh [N]          # or SESSIONS_BENCH_N
+#   tools/bench/sessions_bench.sh --smoke      # or SESSIONS_BENCH_SMOKE=1: N = 200
+#   INTERLOCK_BUILD_DIR=DIR                    # that build's binaries (default: ./build)
 #
 # recordings_gen writes N sealed recordings (20 data records of 200 bytes each, through the
 # real Recorder) and their index entries into a fresh state dir; no interlockd runs (the
@@ -12,13 +14,19 @@
 # 10,000 listed in under a second.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-n="${1:-${SESSIONS_BENCH_N:-10000}}"
+smoke="${SESSIONS_BENCH_SMOKE:-0}"
+if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
+if [ "$smoke" = 1 ]; then n="${1:-${SESSIONS_BENCH_N:-200}}"
+else n="${1:-${SESSIONS_BENCH_N:-10000}}"; fi
+[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: N must be a positive integer" >&2; exit 2; }
 build="${INTERLOCK_BUILD_DIR:-$here/build}"
 interlock="$build/tools/interlock/interlock"
 gen="$build/tools/bench/recordings_gen"
 [ -x "$interlock" ] && [ -x "$gen" ] || { echo "bench: build interlock and recordings_gen first" >&2; exit 1; }
 dir="$(mktemp -d /tmp/interlock-sessions-bench.XXXXXX)"
 trap 'rm -rf "$dir"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 state="$dir/state"
 cat > "$dir/interlock.yaml" <<YAML
 state_dir: $state
