@@ -51,6 +51,10 @@ install -d -m 0755 "$stage/etc/interlock"
 } >"$stage/etc/interlock/interlock.yaml"
 chmod 0644 "$stage/etc/interlock/interlock.yaml"
 "$stage/usr/sbin/interlockd" --check-config --syntax-only --config "$stage/etc/interlock/interlock.yaml" >/dev/null
+# The ssh_config include that lets an agent's ssh under `interlock run` trust interlockd's
+# host key (packaging/etc/ssh/interlock.conf); a conffile too.
+install -d -m 0755 "$stage/etc/ssh/ssh_config.d"
+install -m 0644 "$here/etc/ssh/interlock.conf" "$stage/etc/ssh/ssh_config.d/interlock.conf"
 # Man pages are compressed in both distributions' packages (Debian policy 12.1).
 find "$stage/usr/share/man" -type f -name '*.[0-9]' -exec gzip -9n {} +
 
@@ -69,7 +73,7 @@ build_deb() {
   gzip -9nc "$here/deb/changelog" >"$doc/changelog.Debian.gz"
   install -d -m 0755 "$root/DEBIAN"
   for s in preinst postinst prerm postrm; do install -m 0755 "$here/deb/$s" "$root/DEBIAN/$s"; done
-  echo /etc/interlock/interlock.yaml >"$root/DEBIAN/conffiles"
+  printf '%s\n' /etc/interlock/interlock.yaml /etc/ssh/ssh_config.d/interlock.conf >"$root/DEBIAN/conffiles"
   chmod 0644 "$root/DEBIAN/conffiles"
   # Depends from the ELF files' NEEDED entries, as dh_shlibdeps does (it wants a
   # debian/control to exist; its contents do not matter here).

@@ -882,6 +882,43 @@ TEST_F(SshTest, OutputThatMustBeMaskedIsDeniedWhereTheResourceDoesNotMask) {
   }
 }
 
+// `interlock run` hands the agent the trust its unchanged ssh needs: the known_hosts lines
+// in INTERLOCK_SSH_KNOWN_HOSTS, which the packages' ssh_config include adds to ssh's files,
+// and GIT_SSH_COMMAND as git runs it. Without the variable the include does nothing and
+// ssh refuses interlockd, as it should.
+TEST_F(SshTest, InterlockRunGivesTheAgentsSshItsTrust) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string include = INTERLOCK_SOURCE_DIR "/packaging/etc/ssh/interlock.conf";
+  const std::vector<std::string> options = {"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
+                                            "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20", "-p",
+                                            absl::StrCat(sshd_->port()), "root@127.0.0.71"};
+  std::vector<std::string> argv = {"/usr/bin/ssh", "-F", include};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back("echo through-the-include");
+  CommandResult r = h->RunAgent("agent", argv);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(r.out, "through-the-include\n");
+  // The file interlock run wrote holds exactly `interlock ssh known-hosts`' lines.
+  CommandResult printed = h->RunAgent("agent", {"/bin/sh", "-c", "cat \"$INTERLOCK_SSH_KNOWN_HOSTS\""});
+  EXPECT_EQ(printed.exit_code, 0) << printed.err;
+  EXPECT_EQ(printed.out, h->Cli({"ssh", "known-hosts"}).out);
+  // As git runs it: sh -c '<GIT_SSH_COMMAND> "$@"' with ssh's arguments.
+  std::vector<std::string> git = {"/bin/sh", "-c", "exec /bin/sh -c \"$GIT_SSH_COMMAND \\\"\\$@\\\"\" ssh \"$@\"", "sh",
+                                  "-F", "/dev/null"};
+  git.insert(git.end(), options.begin(), options.end());
+  git.push_back("echo through-git");
+  r = h->RunAgent("agent", git);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "through-git\n");
+  // The variable removed: the include adds nothing, and ssh refuses interlockd's key.
+  std::vector<std::string> bare = {"/usr/bin/env", "-u", "INTERLOCK_SSH_KNOWN_HOSTS"};
+  bare.insert(bare.end(), argv.begin(), argv.end());
+  r = h->RunAgent("agent", bare);
+  EXPECT_EQ(r.exit_code, 255) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("Host key verification failed"));
+}
+
 // The agent's ssh trusts interlockd only through the known_hosts lines: without them it
 // refuses to talk (interlockd is not the upstream and does not pretend to hold its key).
 TEST_F(SshTest, AgentTrustsInterlockdOnlyThroughKnownHosts) {

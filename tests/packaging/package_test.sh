@@ -71,7 +71,7 @@ done
 dpkg-deb -x "$deb" "$work/root"
 for f in usr/sbin/interlockd usr/bin/interlock lib/systemd/system/interlockd.service \
          lib/systemd/system/interlock-agents.slice \
-         etc/interlock/interlock.yaml usr/share/doc/interlock/copyright \
+         etc/interlock/interlock.yaml etc/ssh/ssh_config.d/interlock.conf usr/share/doc/interlock/copyright \
          usr/share/doc/interlock/changelog.Debian.gz \
          usr/share/doc/interlock/interlock.yaml.example usr/share/man/man1/interlock.1.gz \
          usr/share/man/man8/interlockd.8.gz usr/share/man/man5/interlock.yaml.5.gz \
@@ -93,17 +93,23 @@ deb_version="$(dpkg-deb -f "$deb" Version)"
   fail "interlock --version does not match the package version"
 
 # --- conffiles ----------------------------------------------------------------------------
-[ "$(dpkg-deb -I "$deb" conffiles)" = "/etc/interlock/interlock.yaml" ] ||
-  fail "conffiles is not exactly /etc/interlock/interlock.yaml"
+[ "$(dpkg-deb -I "$deb" conffiles)" = "$(printf '%s\n' /etc/interlock/interlock.yaml /etc/ssh/ssh_config.d/interlock.conf)" ] ||
+  fail "conffiles is not exactly /etc/interlock/interlock.yaml and /etc/ssh/ssh_config.d/interlock.conf"
+cmp -s "$src/packaging/etc/ssh/interlock.conf" "$work/root/etc/ssh/ssh_config.d/interlock.conf" ||
+  fail "the deb's /etc/ssh/ssh_config.d/interlock.conf is not packaging/etc/ssh/interlock.conf"
+# OpenSSH accepts the include (-G parses the configuration and prints it).
+ssh -G -F "$work/root/etc/ssh/ssh_config.d/interlock.conf" localhost >/dev/null ||
+  fail "ssh does not accept /etc/ssh/ssh_config.d/interlock.conf"
 conf="$work/root/etc/interlock/interlock.yaml"
 "$work/root/usr/sbin/interlockd" --check-config --syntax-only --config "$conf" >/dev/null
 grep -qx 'admin_group: interlock' "$conf" || fail "the conffile does not set admin_group: interlock"
 grep -qx 'control_socket: /run/interlock/control.sock' "$conf" ||
   fail "the conffile does not put the control socket in /run/interlock"
-[ "$(rpm -qp --configfiles "$rpm" 2>/dev/null)" = "/etc/interlock/interlock.yaml" ] ||
-  fail "the rpm's config files are not exactly /etc/interlock/interlock.yaml"
+[ "$(rpm -qp --configfiles "$rpm" 2>/dev/null)" = "$(printf '%s\n' /etc/interlock/interlock.yaml /etc/ssh/ssh_config.d/interlock.conf)" ] ||
+  fail "the rpm's config files are not exactly /etc/interlock/interlock.yaml and /etc/ssh/ssh_config.d/interlock.conf"
 rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" 2>/dev/null >"$work/rpm-flags"
 grep -qx 'cn /etc/interlock/interlock.yaml' "$work/rpm-flags" || fail "the rpm's conffile is not %config(noreplace)"
+grep -qx 'cn /etc/ssh/ssh_config.d/interlock.conf' "$work/rpm-flags" || fail "the rpm's ssh include is not %config(noreplace)"
 rpm2cpio "$rpm" | (mkdir "$work/rpmroot" && cd "$work/rpmroot" && cpio -idm --quiet)
 cmp -s "$conf" "$work/rpmroot/etc/interlock/interlock.yaml" || fail "the two packages' conffiles differ"
 

@@ -58,6 +58,11 @@ void AddApprovalCommands(CLI::App& root, Globals& g, Commands* commands);  // ap
 void AddAuditorKeygenCommand(CLI::App& root, const Globals& g, Commands* commands);
 void AddCaCommand(CLI::App& root, const Globals& g, Commands* commands);
 void AddSshCommand(CLI::App& root, const Globals& g, Commands* commands);  // ssh known-hosts
+// The known_hosts lines naming interlockd's SSH host key (in `state_dir`) for `cfg`'s SSH
+// resources, with a comment line first (`interlock ssh known-hosts`; `interlock run`
+// hands them to the agent). NOT_FOUND when there is no host key.
+absl::StatusOr<std::string> SshKnownHostsLines(const config::ServiceConfig& cfg, const std::string& state_dir,
+                                               const std::string& config_label);
 void AddAssertionKeyCommand(CLI::App& root, const Globals& g, Commands* commands);
 
 // `--json`, bound to g.json, for the subcommands that print protobuf JSON.

@@ -64,8 +64,11 @@ constexpr char kRunHelp[] =
     "When the state dir holds the HTTPS interception CA (`interlock ca init`), CMD gets\n"
     "SSL_CERT_FILE, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE naming a bundle of the system\n"
     "CAs plus ours, and NODE_EXTRA_CA_CERTS naming our CA (copies under\n"
-    "/run/interlock/trust, readable by the agent). A variable you set yourself is left\n"
-    "as it is, with a note on stderr.\n"
+    "/run/interlock/trust, readable by the agent). With SSH resources configured, CMD also\n"
+    "gets INTERLOCK_SSH_KNOWN_HOSTS naming the known_hosts lines for interlockd's SSH host\n"
+    "key (`interlock ssh known-hosts`), which OpenSSH reads through the package's\n"
+    "/etc/ssh/ssh_config.d/interlock.conf, and GIT_SSH_COMMAND for git. A variable you set\n"
+    "yourself is left as it is, with a note on stderr.\n"
     "\n"
     "File descriptors above 2 are closed before CMD starts: a socket created outside the\n"
     "enrolled cgroup and inherited by the agent is not redirected when the agent connects\n"
@@ -130,21 +133,49 @@ void Unenroll(const std::string& socket, uint64_t cgroup_id) {
 // interception CA when the state dir holds one (trust.h). A variable the invoker set
 // stays as it is, with a note: it may be deliberate (a private bundle that already
 // includes our CA), and we cannot tell.
-absl::StatusOr<std::vector<std::string>> WithAgentTrust(const std::string& state_dir) {
+absl::StatusOr<std::vector<std::string>> WithAgentTrust(const config::ServiceConfig& cfg, const Globals& g) {
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
-  auto trust = EnsureAgentTrust(state_dir);
+  auto trust = EnsureAgentTrust(cfg.state_dir);
   if (!trust.ok()) {
     return absl::Status(trust.status().code(),
                         absl::StrCat("trust bundle: ", trust.status().message()));
   }
-  if (!trust->has_value()) return env;
+  const bool ssh = std::any_of(cfg.resources.begin(), cfg.resources.end(),
+                               [](const config::ResourceConfig& r) { return r.protocol == config::Protocol::kSsh; });
+  if (!trust->has_value()) {
+    if (ssh) {
+      std::fprintf(stderr, "interlock: run: note: SSH resources are configured but %s has no CA and host key "
+                           "(interlock ca init): the agent's ssh will not trust interlockd\n", cfg.state_dir.c_str());
+    }
+    return env;
+  }
   TrustEnv plan = PlanTrustEnv(**trust, environ);
   for (const auto& [name, value] : plan.set) env.push_back(absl::StrCat(name, "=", value));
   for (const std::string& name : plan.kept) {
     std::fprintf(stderr,
                  "interlock: run: note: %s is set; left as is (interlock's CA: %s, bundle: %s)\n",
                  name.c_str(), (*trust)->ca_file.c_str(), (*trust)->bundle_file.c_str());
+  }
+  if (!ssh) return env;
+  // SSH: the known_hosts lines for the resources, where the agent can read them, named by
+  // the variables the package's ssh_config include and git read.
+  auto lines = SshKnownHostsLines(cfg, cfg.state_dir, g.config_path);
+  if (absl::IsNotFound(lines.status())) {
+    std::fprintf(stderr, "interlock: run: note: no SSH host key in %s (interlock ca init): the agent's ssh will "
+                         "not trust interlockd\n", cfg.state_dir.c_str());
+    return env;
+  }
+  if (!lines.ok()) return absl::Status(lines.status().code(), absl::StrCat("ssh known_hosts: ", lines.status().message()));
+  auto known_hosts = EnsureAgentSshKnownHosts(**trust, *lines);
+  if (!known_hosts.ok()) {
+    return absl::Status(known_hosts.status().code(), absl::StrCat("ssh known_hosts: ", known_hosts.status().message()));
+  }
+  TrustEnv ssh_plan = PlanSshTrustEnv(*known_hosts, environ);
+  for (const auto& [name, value] : ssh_plan.set) env.push_back(absl::StrCat(name, "=", value));
+  for (const std::string& name : ssh_plan.kept) {
+    std::fprintf(stderr, "interlock: run: note: %s is set; left as is (interlockd's SSH known_hosts: %s)\n",
+                 name.c_str(), known_hosts->c_str());
   }
   return env;
 }
@@ -197,7 +228,7 @@ int Run(const Globals& g, RunOptions o, const std::optional<std::vector<std::str
 
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", cfg.status().message()));
-  auto env = WithAgentTrust(cfg->state_dir);
+  auto env = WithAgentTrust(*cfg, g);
   if (!env.ok()) return Fail(kExitSetupFailed, absl::StrCat("run: ", env.status().message()));
   std::vector<char*> envp;
   for (std::string& e : *env) envp.push_back(e.data());

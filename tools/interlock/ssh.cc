@@ -56,27 +56,35 @@ int KnownHosts(const Globals& g, std::string state_dir) {
   auto cfg = LoadCliConfig(g);
   if (!cfg.ok()) return Fail(2, std::string(cfg.status().message()));
   if (state_dir.empty()) state_dir = cfg->state_dir;
-  auto key = proxy::ssh::HostKey::Load(state_dir);
-  if (absl::IsNotFound(key.status())) {
+  auto lines = SshKnownHostsLines(*cfg, state_dir, g.config_path);
+  if (absl::IsNotFound(lines.status())) {
     return Fail(1, absl::StrCat("ssh known-hosts: no SSH host key in ", state_dir, " (run `interlock ca init`)"));
   }
-  if (!key.ok()) return Fail(1, absl::StrCat("ssh known-hosts: ", key.status().message()));
-  std::printf("# interlockd's SSH host key %s for the SSH resources of %s\n", key->fingerprint().c_str(),
-              g.config_path.empty() ? "the configuration" : g.config_path.c_str());
-  for (const config::ResourceConfig& r : cfg->resources) {
-    if (r.protocol != config::Protocol::kSsh) continue;
-    const std::string pattern = HostPattern(r);
-    if (pattern.empty()) {
-      std::printf("# %s: %s cannot be written as a known_hosts pattern\n", r.name.c_str(),
-                  config::FormatIpPrefix(r.prefix).c_str());
-      continue;
-    }
-    std::printf("%s %s interlock:%s\n", pattern.c_str(), key->public_line().c_str(), r.name.c_str());
-  }
+  if (!lines.ok()) return Fail(1, absl::StrCat("ssh known-hosts: ", lines.status().message()));
+  std::fputs(lines->c_str(), stdout);
   return 0;
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> SshKnownHostsLines(const config::ServiceConfig& cfg, const std::string& state_dir,
+                                               const std::string& config_label) {
+  auto key = proxy::ssh::HostKey::Load(state_dir);
+  if (!key.ok()) return key.status();
+  std::string out = absl::StrCat("# interlockd's SSH host key ", key->fingerprint(), " for the SSH resources of ",
+                                 config_label.empty() ? "the configuration" : config_label, "\n");
+  for (const config::ResourceConfig& r : cfg.resources) {
+    if (r.protocol != config::Protocol::kSsh) continue;
+    const std::string pattern = HostPattern(r);
+    if (pattern.empty()) {
+      absl::StrAppend(&out, "# ", r.name, ": ", config::FormatIpPrefix(r.prefix),
+                      " cannot be written as a known_hosts pattern\n");
+      continue;
+    }
+    absl::StrAppend(&out, pattern, " ", key->public_line(), " interlock:", r.name, "\n");
+  }
+  return out;
+}
 
 void AddSshCommand(CLI::App& root, const Globals& g, Commands* commands) {
   CLI::App* ssh = root.add_subcommand("ssh", "SSH resources: host trust for agents");

@@ -24,6 +24,7 @@ namespace {
 
 constexpr char kCaCopy[] = "ca.crt";
 constexpr char kBundle[] = "bundle.pem";
+constexpr char kSshKnownHosts[] = "ssh_known_hosts";
 constexpr size_t kDirFingerprintHex = 16;
 
 std::string FormatTime(const ASN1_TIME* t) {
@@ -122,13 +123,11 @@ absl::StatusOr<std::optional<AgentTrust>> EnsureAgentTrust(const std::string& st
   return trust;
 }
 
-TrustEnv PlanTrustEnv(const AgentTrust& trust, char** environ_in) {
+namespace {
+
+// Each wanted variable is set unless the invoker's environment has it (even empty).
+TrustEnv Plan(const std::vector<std::pair<const char*, std::string>>& wanted, char** environ_in) {
   TrustEnv out;
-  const std::pair<const char*, const std::string*> wanted[] = {
-      {"SSL_CERT_FILE", &trust.bundle_file},
-      {"REQUESTS_CA_BUNDLE", &trust.bundle_file},
-      {"CURL_CA_BUNDLE", &trust.bundle_file},
-      {"NODE_EXTRA_CA_CERTS", &trust.ca_file}};
   for (const auto& [name, value] : wanted) {
     const std::string prefix = absl::StrCat(name, "=");
     bool present = false;
@@ -138,10 +137,36 @@ TrustEnv PlanTrustEnv(const AgentTrust& trust, char** environ_in) {
     if (present) {
       out.kept.push_back(name);
     } else {
-      out.set.emplace_back(name, *value);
+      out.set.emplace_back(name, value);
     }
   }
   return out;
+}
+
+}  // namespace
+
+TrustEnv PlanTrustEnv(const AgentTrust& trust, char** environ_in) {
+  return Plan({{"SSL_CERT_FILE", trust.bundle_file},
+               {"REQUESTS_CA_BUNDLE", trust.bundle_file},
+               {"CURL_CA_BUNDLE", trust.bundle_file},
+               {"NODE_EXTRA_CA_CERTS", trust.ca_file}},
+              environ_in);
+}
+
+absl::StatusOr<std::string> EnsureAgentSshKnownHosts(const AgentTrust& trust, const std::string& lines) {
+  const std::string path = absl::StrCat(trust.ca_file.substr(0, trust.ca_file.rfind('/') + 1), kSshKnownHosts);
+  auto current = ReadFile(path);
+  if (!current.ok() || *current != lines) INTERLOCK_RETURN_IF_ERROR(WriteFileAtomic(path, lines, 0644));
+  return path;
+}
+
+TrustEnv PlanSshTrustEnv(const std::string& known_hosts, char** environ_in) {
+  // The path is ours (hex digits under /run/interlock/trust): nothing in it needs quoting
+  // inside the single quotes.
+  return Plan({{"INTERLOCK_SSH_KNOWN_HOSTS", known_hosts},
+               {"GIT_SSH_COMMAND",
+                absl::StrCat("ssh -o 'UserKnownHostsFile=~/.ssh/known_hosts ~/.ssh/known_hosts2 ", known_hosts, "'")}},
+              environ_in);
 }
 
 }  // namespace interlock::cli

@@ -57,4 +57,18 @@ struct TrustEnv {
 };
 TrustEnv PlanTrustEnv(const AgentTrust& trust, char** environ_in);
 
+// SSH: the known_hosts lines that name interlockd's host key for the SSH resources
+// (`interlock ssh known-hosts`), copied next to the CA's (same directory, so the same
+// lifetime): <dir>/ssh_known_hosts, 0644, rewritten when the lines change. Returns its path.
+absl::StatusOr<std::string> EnsureAgentSshKnownHosts(const AgentTrust& trust, const std::string& lines);
+
+// What makes an agent's OpenSSH use that file without changing the agent:
+//   INTERLOCK_SSH_KNOWN_HOSTS=<path>  read by the ssh_config include the package installs
+//                                     (/etc/ssh/ssh_config.d/interlock.conf: a `Match exec`
+//                                     block adding it to UserKnownHostsFile)
+//   GIT_SSH_COMMAND=ssh -o 'UserKnownHostsFile=~/.ssh/known_hosts ~/.ssh/known_hosts2 <path>'
+//                                     for git, which runs it through a shell
+// A variable the invoker set is kept, as for PlanTrustEnv.
+TrustEnv PlanSshTrustEnv(const std::string& known_hosts, char** environ_in);
+
 }  // namespace interlock::cli

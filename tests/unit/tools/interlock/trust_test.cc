@@ -155,5 +155,38 @@ TEST(PlanTrustEnv, SetsWhatIsAbsentAndKeepsWhatTheInvokerSet) {
   EXPECT_THAT(plan.kept, ElementsAre("SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"));
 }
 
+TEST_F(AgentTrustTest, SshKnownHostsGoNextToTheCaAndFollowTheLines) {
+  ASSERT_TRUE(net::LocalCa::Init(state_, clock_).ok());
+  auto t = Ensure();
+  ASSERT_TRUE(t.ok() && t->has_value()) << t.status();
+  auto path = EnsureAgentSshKnownHosts(**t, "[127.0.0.71]:22 ssh-ed25519 AAAA interlock:box\n");
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, absl::StrCat((*t)->ca_file.substr(0, (*t)->ca_file.rfind('/')), "/ssh_known_hosts"));
+  EXPECT_EQ(Mode(*path), 0644);
+  EXPECT_EQ(*ReadFile(*path), "[127.0.0.71]:22 ssh-ed25519 AAAA interlock:box\n");
+  // A resource removed from the configuration leaves the file.
+  ASSERT_TRUE(EnsureAgentSshKnownHosts(**t, "# no SSH resources\n").ok());
+  EXPECT_EQ(*ReadFile(*path), "# no SSH resources\n");
+}
+
+TEST(PlanSshTrustEnv, NamesTheFileForTheIncludeAndForGit) {
+  std::vector<std::string> env = {"PATH=/bin"};
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  TrustEnv plan = PlanSshTrustEnv("/t/ssh_known_hosts", envp.data());
+  EXPECT_THAT(plan.set,
+              ElementsAre(Pair("INTERLOCK_SSH_KNOWN_HOSTS", "/t/ssh_known_hosts"),
+                          Pair("GIT_SSH_COMMAND",
+                               "ssh -o 'UserKnownHostsFile=~/.ssh/known_hosts ~/.ssh/known_hosts2 /t/ssh_known_hosts'")));
+  env = {"GIT_SSH_COMMAND=ssh -i /mine"};
+  envp.clear();
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  plan = PlanSshTrustEnv("/t/ssh_known_hosts", envp.data());
+  EXPECT_THAT(plan.set, ElementsAre(Pair("INTERLOCK_SSH_KNOWN_HOSTS", "/t/ssh_known_hosts")));
+  EXPECT_THAT(plan.kept, ElementsAre("GIT_SSH_COMMAND"));
+}
+
 }  // namespace
 }  // namespace interlock::cli
