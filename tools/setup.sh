@@ -63,7 +63,7 @@ PACKAGES=(
   # real OpenSSH sshd for the tests, benchmark and demo (they start their own on loopback
   # with their own config: tests/testing/sshd_server.h), real clients (ssh, sftp,
   # paramiko, asyncssh) and asciinema to play an exported session
-  libssh-dev openssh-server openssh-client openssh-sftp-server python3-paramiko python3-asyncssh asciinema
+  libssh-dev openssh-server openssh-client openssh-sftp-server xauth python3-paramiko python3-asyncssh asciinema
   # benchmark reports: a PNG plot next to the Markdown and CSV (tools/bench/pg_bench.sh)
   gnuplot-nox
   # the evidence report's HTML as a browser shows it: headless chromium prints it to PDF,

@@ -732,9 +732,7 @@ TEST_F(SshTest, PortForwardingIsRefusedAndAudited) {
     if (e.outcome() == "refused") refused.push_back(e.ssh().request());
   }
   EXPECT_THAT(refused, ::testing::IsSupersetOf({"direct-tcpip", "tcpip-forward"}));
-  // Agent forwarding: asked for with the command, refused, the command still runs. (X11
-  // needs xauth on the agent's side to be asked for at all; x11-req is refused the same
-  // way, by the request path that refuses every request interlockd does not handle.)
+  // Agent forwarding: asked for with the command, refused, the command still runs.
   const std::string agent_dir = MakeAgentDir("interlock-ssh-fwd-");
   CommandResult a = h->RunAgent(
       "agent", {"/bin/sh", "-c",
@@ -756,6 +754,19 @@ TEST_F(SshTest, PortForwardingIsRefusedAndAudited) {
   }
   EXPECT_THAT(refused, ::testing::Contains("auth-agent-req@openssh.com"));
   RemoveTree(agent_dir);
+  // X11: ssh -Y with a display asks for x11-req (fake cookie data without an X server);
+  // refused, and the command still runs without it.
+  std::vector<std::string> x11 = {"/usr/bin/env", "DISPLAY=127.0.0.1:99"};
+  for (const std::string& arg : SshArgv(kh, {"-Y", "root@127.0.0.71", "echo no-x11"})) x11.push_back(arg);
+  CommandResult x = h->RunAgent("agent", x11);
+  EXPECT_EQ(x.exit_code, 0) << x.out << x.err;
+  EXPECT_EQ(x.out, "no-x11\n");
+  EXPECT_THAT(x.err, HasSubstr("X11 forwarding request failed"));
+  refused.clear();
+  for (const v1::AuditEvent& e : Events(*h, v1::AUDIT_KIND_SSH_REQUEST)) {
+    if (e.outcome() == "refused") refused.push_back(e.ssh().request());
+  }
+  EXPECT_THAT(refused, ::testing::Contains("x11-req"));
 }
 
 // Output masking. A MASK rule on `cat`, and with it the policy's floor: every request on
