@@ -8,9 +8,11 @@
 #     host key (`interlock ca init`), pins the upstream's, logs in upstream with the
 #     resource's key, and judges every exec, shell and subsystem with an SSH policy;
 #  3. an unmodified OpenSSH ssh as the agent (uid nobody, no key) under `interlock run`,
-#     trusting interlockd through the `interlock ssh known-hosts` lines: `uptime` allowed,
-#     an unlisted program denied, an `rm -rf` held until an approver denies it (exit 126
-#     and the reason), and an interactive `ssh -tt` session recorded;
+#     trusting interlockd through the known_hosts lines `interlock run` hands it (read by
+#     the packages' ssh_config include): `uptime` allowed, a customer file shown with its
+#     card numbers and SSNs masked, an unlisted program denied, an `rm -rf` held until an
+#     approver denies it (exit 126 and the reason), and an interactive `ssh -tt` session
+#     recorded;
 #  4. `interlock replay` of that session and its asciicast export, and the audit trail;
 #     then everything is removed.
 set -euo pipefail
@@ -65,8 +67,13 @@ resources:
   - {resource: box, default_action: ACTION_DENY}
 rules:
   - id: read-only-tools
-    match: {resources: [box], ssh: {requests: [exec], programs: [uptime, uname, df, free, ls, cat, head, "true"]}}
+    match: {resources: [box], ssh: {requests: [exec], programs: [uptime, uname, df, free, ls, "true"]}}
     action: ACTION_ALLOW
+  - id: customer-files
+    match: {resources: [box], ssh: {requests: [exec], programs: [cat, head, grep]}}
+    action: ACTION_MASK
+    mask_profile: pii
+    reason: customer files are shown with card numbers, SSNs and e-mail addresses masked
   - id: review-rm
     match: {resources: [box], ssh: {requests: [exec], programs: [rm]}}
     action: ACTION_REVIEW
@@ -75,6 +82,9 @@ rules:
     match: {resources: [box], ssh: {requests: [shell], pty: true}}
     action: ACTION_ALLOW
     reason: interactive sessions are recorded keystroke by keystroke
+mask_profiles:
+  - name: pii
+    detectors: [{detector: DETECTOR_SSN}, {detector: DETECTOR_CARD}, {detector: DETECTOR_EMAIL}]
 YAML
 cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $(free_port)}
@@ -90,6 +100,7 @@ resources:
     ssh:
       login: {user: root, private_key_ref: "file:$work/login_key"}
       upstream_host_key_sha256: ["$host_fp"]
+      mask_output: true   # output under a MASK rule is masked (else such commands are denied)
 YAML
 sed 's/^/  /' "$work/policy.yaml"
 cli ca init >"$work/ca-init.out"   # interlockd's SSH host key (and the HTTPS interception CA)
@@ -97,22 +108,34 @@ head -n 1 "$work/ca-init.out"
 start_interlockd "$work/cfg.yaml" "$work/interlockd.log" || exit 1
 echo "interlockd is up; policy: $(grep -c '^  - id:' "$work/policy.yaml") rules, default deny"
 
-step "the agent's trust in interlockd: interlock ssh known-hosts"
-cli ssh known-hosts | tee "$work/known_hosts"
-# On a real host: `interlock ssh known-hosts >> /etc/ssh/ssh_known_hosts` once, and every
-# agent's ssh trusts interlockd for these addresses with no option at all. The demo leaves
-# the host's files alone and hands the lines to ssh with -o UserKnownHostsFile=.
-echo "installed system-wide with: interlock ssh known-hosts >> /etc/ssh/ssh_known_hosts"
-echo "here passed to the agent's ssh as: -o UserKnownHostsFile=$work/known_hosts"
+step "the agent's trust in interlockd: the known_hosts lines interlock run hands it"
+# `interlock run` writes `interlock ssh known-hosts`' lines where the agent can read them
+# and names them in INTERLOCK_SSH_KNOWN_HOSTS; the packages' ssh_config include
+# (/etc/ssh/ssh_config.d/interlock.conf) adds that file to ssh's known_hosts files for an
+# ssh that has the variable. The demo leaves /etc/ssh alone and gives the agent's ssh the
+# same include with -F. (Or system-wide: interlock ssh known-hosts >> /etc/ssh/ssh_known_hosts.)
+cli run --as ops-agent --user nobody -- sh -c 'echo "INTERLOCK_SSH_KNOWN_HOSTS=$INTERLOCK_SSH_KNOWN_HOSTS"; cat "$INTERLOCK_SSH_KNOWN_HOSTS"' \
+  2>&1 | { grep -v '^interlock: run: note' || true; }
+include="$here/packaging/etc/ssh/interlock.conf"
+grep -v '^#' "$include"
 
 agent() {  # OpenSSH ssh, unmodified, as the agent: uid nobody, no key, no agent socket
-  cli run --as ops-agent --user nobody -- ssh -o BatchMode=yes \
-    -o UserKnownHostsFile="$work/known_hosts" -p "$port" "$@" 2>&1 | { grep -v '^interlock: run: note' || true; }
+  cli run --as ops-agent --user nobody -- ssh -F "$include" -o BatchMode=yes \
+    -p "$port" "$@" 2>&1 | { grep -v '^interlock: run: note' || true; }
 }
 
 step "agent: ssh -p $port $box uptime  (allowed: read-only-tools)"
 agent "$box" uptime
 agent "$box" df -h /
+
+step "agent: ssh $box cat $work/srv/customers.txt  (MASK: customer-files)"
+printf 'name Ann Lee\nssn 078-05-1120\ncard 4111 1111 1111 1111  mail ann.lee@example.com\n' >"$work/srv/customers.txt"
+echo "the file on the box:"; sed 's/^/  /' "$work/srv/customers.txt"
+echo "what the agent reads:"
+agent "$box" cat "$work/srv/customers.txt" | tee "$work/masked.out" | sed 's/^/  /'
+if grep -q -e '078-05-1120' -e '4111 1111' -e 'ann.lee@example.com' "$work/masked.out"; then
+  echo "demo: a value reached the agent unmasked" >&2; exit 1
+fi
 
 step "agent: ssh $box touch $work/srv/new-file  (on no list: denied by the default, at once)"
 rc=0
@@ -121,7 +144,7 @@ echo "agent's exit status: $rc"
 [ "$rc" = 126 ] && [ ! -e "$work/srv/new-file" ] || { echo "demo: expected a refusal (126), got $rc" >&2; exit 1; }
 
 step "agent: ssh $box 'rm -rf $work/srv/data': held for a human"
-cli run --as ops-agent --user nobody -- ssh -o BatchMode=yes -o UserKnownHostsFile="$work/known_hosts" \
+cli run --as ops-agent --user nobody -- ssh -F "$include" -o BatchMode=yes \
   -p "$port" "$box" "rm -rf $work/srv/data" >"$work/agent.out" 2>&1 &
 agent_pid=$!
 wait_for_approval "$work/cfg.yaml"
