@@ -188,11 +188,6 @@ class HttpSession final : public ProxySession {
   bool RelayResponseBody();
   // Decides `ex_` and acts: answers, holds, or starts forwarding.
   void Decide();
-  // The masker the exchange's answer passes under decision `d` (which forwards): the MASK
-  // rule's profile first, then the session floor; the floor alone otherwise. *required:
-  // masking applies (a null masker then means it cannot be had: the request is refused),
-  // *names the profiles, for the refusal.
-  std::shared_ptr<const mask::Masker> MaskerFor(const policy::Decision& d, bool* required, std::string* names) const;
   // Re-writes the head to forward (its fields through `edit`); false if it cannot be.
   bool EditForwardHead(
       const std::function<std::vector<codec::http::HeaderField>(const std::vector<codec::http::HeaderField>&)>& edit);

@@ -8,12 +8,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "userspace/codec/http/head.h"
 #include "userspace/codec/http/serialize.h"
 #include "userspace/codec/http/target.h"
 #include "userspace/codec/json/extract.h"
 #include "userspace/common/sha256.h"
+#include "userspace/proxy/core/mask_floor.h"
 #include "userspace/proxy/http/credential.h"
 #include "userspace/proxy/http/http_session.h"
 #include "userspace/proxy/http/problem.h"
@@ -159,23 +159,6 @@ bool HttpSession::OnRequestHead() {
   return true;
 }
 
-std::shared_ptr<const mask::Masker> HttpSession::MaskerFor(const policy::Decision& d, bool* required,
-                                                           std::string* names) const {
-  std::vector<std::string> list;
-  if (d.action == v1::ACTION_MASK) list.push_back(d.mask_profile);
-  const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
-  if (p != nullptr && *p != nullptr) {
-    // Its rule's profile first (its styles win), then the rest of the floor.
-    for (std::string& n : (*p)->MaskProfilesFor(subject_, ctx_.resource->name)) {
-      if (list.empty() || n != list.front()) list.push_back(std::move(n));
-    }
-  }
-  *required = !list.empty();
-  *names = absl::StrJoin(list, "+");
-  if (list.empty() || env_.masks == nullptr) return nullptr;
-  return env_.masks->Floor(list);  // one name: the profile itself
-}
-
 bool HttpSession::EditForwardHead(
     const std::function<std::vector<chttp::HeaderField>(const std::vector<chttp::HeaderField>&)>& edit) {
   Exchange& ex = *ex_;
@@ -218,7 +201,7 @@ void HttpSession::Decide() {
     // Whatever forwards passes the masks that apply: fail closed when one cannot be had.
     bool required = false;
     std::string names;
-    ex.masker = MaskerFor(d, &required, &names);
+    ex.masker = MaskerForDecision(env_.policy, env_.masks, subject_, ctx_.resource->name, d, &required, &names);
     if (required && ex.masker == nullptr) {
       d.action = v1::ACTION_DENY;
       d.source = "mask_unavailable";

@@ -10,12 +10,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "userspace/common/sha256.h"
 #include "userspace/common/utf8.h"
 #include "userspace/policy/evaluator.h"
 #include "userspace/policy/operation.h"
-#include "userspace/proxy/core/mask_profiles.h"
+#include "userspace/proxy/core/mask_floor.h"
 #include "userspace/proxy/core/token_identity.h"
 #include "userspace/proxy/ssh/ssh_worker.h"
 
@@ -253,7 +252,7 @@ void SshSession::Judge(const RequestToJudge& request) {
     // output, else refused (fail closed: output is never shown unmasked instead).
     bool required = false;
     std::string names;
-    v.masker = MaskerFor(d, &required, &names);
+    v.masker = MaskerForDecision(env_.policy, env_.masks, subject_, ctx_.resource->name, d, &required, &names);
     const char* refusal = nullptr;
     if (required && !ctx_.resource->ssh->mask_output) {
       refusal = "mask_required";
@@ -309,23 +308,6 @@ void SshSession::Judge(const RequestToJudge& request) {
       break;
   }
   Deliver(std::move(v));
-}
-
-std::shared_ptr<const mask::Masker> SshSession::MaskerFor(const policy::Decision& d, bool* required,
-                                                          std::string* names) const {
-  std::vector<std::string> list;
-  if (d.action == v1::ACTION_MASK) list.push_back(d.mask_profile);
-  const std::shared_ptr<const policy::PolicyEvaluator>* p = env_.policy;
-  if (p != nullptr && *p != nullptr) {
-    // Its rule's profile first (its styles win), then the rest of the floor.
-    for (std::string& n : (*p)->MaskProfilesFor(subject_, ctx_.resource->name)) {
-      if (list.empty() || n != list.front()) list.push_back(std::move(n));
-    }
-  }
-  *required = !list.empty();
-  *names = absl::StrJoin(list, "+");
-  if (list.empty() || env_.masks == nullptr) return nullptr;
-  return env_.masks->Floor(list);  // one name: the profile itself
 }
 
 void SshSession::Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout,

@@ -174,10 +174,7 @@ class SshSession final : public ProxySession {
   void Judge(const RequestToJudge& request);
   void Hold(const RequestToJudge& request, const v1::PolicyDecision& decision, absl::Duration timeout,
             std::shared_ptr<const mask::Masker> masker);
-  // The masks a request that runs under decision `d` must pass (its MASK rule's profile,
-  // then the policy's floor for this subject and resource), merged. *required: some
-  // profile applies (a null result then means it cannot be had: fail closed).
-  std::shared_ptr<const mask::Masker> MaskerFor(const policy::Decision& d, bool* required, std::string* names) const;
+
   void Deliver(Verdict verdict);
   void Emit(v1::AuditEvent event);
   void Finished(const std::string& outcome, const std::string& detail);
