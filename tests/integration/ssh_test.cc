@@ -783,6 +783,9 @@ rules:
   - id: tools
     match: {resources: [box], ssh: {requests: [exec], programs: [sh, echo]}}
     action: ACTION_ALLOW
+  - id: review-grep
+    match: {resources: [box], ssh: {requests: [exec], programs: [grep]}}
+    action: ACTION_REVIEW
 mask_profiles:
   - name: pii
     detectors: [{detector: DETECTOR_SSN}, {detector: DETECTOR_CARD}, {detector: DETECTOR_EMAIL}]
@@ -851,15 +854,33 @@ TEST_F(SshTest, MaskedOutputHidesDetectedValuesLineByLine) {
   EXPECT_THAT(cast.out, HasSubstr("\"o\", \"ssn [REDACTED] $ \"]")) << cast.out;
   EXPECT_THAT(cast.out, HasSubstr("\"o\", \"after")) << cast.out;
 
+  // A held command, once approved, runs under the same masks.
+  const std::string out = absl::StrCat(dir_, "/held.out");
+  std::vector<std::string> held = h->RunArgv("agent");
+  for (const std::string& a : SshArgv(kh, {"root@127.0.0.71", absl::StrCat("grep ssn ", file)})) held.push_back(a);
+  pid_t agent = Spawn(held, out);
+  ASSERT_GT(agent, 0);
+  const std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  ASSERT_EQ(h->Cli({"approve", id, "--reason", "ticket 9"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(agent, 30), 0);
+  const std::string held_out = ReadFile(out).value_or("");
+  EXPECT_THAT(held_out, HasSubstr("ssn [REDACTED]\n"));
+  ExpectNoSecrets(held_out);
+  events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].decision().source(), "approved");
+  EXPECT_EQ(events[2].ssh().output_masking(), "masked");
+
   // More than 1 MiB without a line end cannot be masked whole: stopped, never passed.
   r = Ssh(*h, kh, {"root@127.0.0.71", "sh -c 'echo first; head -c 1100000 /dev/zero | tr \"\\000\" 4; echo'"});
   EXPECT_EQ(r.exit_code, 126) << r.err;
   EXPECT_EQ(r.out, "first\n");
   EXPECT_THAT(r.err, HasSubstr("interlock: output stopped: a text line longer than 1048576 bytes cannot be masked"));
   events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
-  ASSERT_EQ(events.size(), 3u);
-  EXPECT_EQ(events[2].outcome(), "mask_failed");
-  EXPECT_THAT(events[2].ssh().output_masking(), ::testing::StartsWith("failed: a text line longer"));
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[3].outcome(), "mask_failed");
+  EXPECT_THAT(events[3].ssh().output_masking(), ::testing::StartsWith("failed: a text line longer"));
   // The session is still good for the next command.
   r = Ssh(*h, kh, {"root@127.0.0.71", "echo still-here"});
   EXPECT_EQ(r.out, "still-here\n");
