@@ -1,14 +1,15 @@
 /* interlock-pg-pipeline: a libpq client in pipeline mode, the way the libpq manual says a
  * non-blocking one should be written, for tests/integration/pg_pipeline_test.cc.
  *
- *   interlock-pg-pipeline CONNINFO COUNT BYTES [SQL]
+ *   interlock-pg-pipeline CONNINFO COUNT BYTES [SQL [PAUSE_MS]]
  *
  * Sends COUNT statements (default SQL: SELECT $1::int, $2::text, with $2 BYTES long)
  * before reading any result: the socket is non-blocking, and while libpq cannot flush it
  * waits for either readable or writable and, when readable, takes in what the server has
  * answered so far (PQconsumeInput) — so the server's results arrive while it still
- * writes. Then a Sync, and every result is read and checked: in order ($1 comes back),
- * the right length. Prints {"results":N,"seconds":S} (flat JSON, as interlock-probe
+ * writes. Then a Sync, PAUSE_MS of sleep (a slow consumer: the results pile up), and
+ * every result is read and checked: in order ($1 comes back), its second column a
+ * non-empty multiple of BYTES long. Prints {"results":N,"seconds":S} (flat JSON, as interlock-probe
  * does) and exits 0 when all came back; 1 with a reason on stderr otherwise. A stall is
  * the caller's to time out.
  */
@@ -56,12 +57,13 @@ static int flush(PGconn *conn, int all)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: interlock-pg-pipeline CONNINFO COUNT BYTES [SQL]\n");
+		fprintf(stderr, "usage: interlock-pg-pipeline CONNINFO COUNT BYTES [SQL [PAUSE_MS]]\n");
 		return 2;
 	}
 	const long count = atol(argv[2]);
 	const long bytes = atol(argv[3]);
 	const char *sql = argc > 4 ? argv[4] : "SELECT $1::int, $2::text";
+	const long pause_ms = argc > 5 ? atol(argv[5]) : 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 
@@ -87,6 +89,10 @@ int main(int argc, char **argv)
 	}
 	if (!PQpipelineSync(conn) || flush(conn, 1))
 		return fail(conn, "sync");
+	if (pause_ms > 0) {
+		struct timespec pause = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
+		nanosleep(&pause, NULL);
+	}
 
 	long results = 0;
 	for (;;) {
@@ -104,7 +110,7 @@ int main(int argc, char **argv)
 		if (st != PGRES_TUPLES_OK)
 			return fail(conn, "result");
 		if (PQntuples(res) != 1 || atol(PQgetvalue(res, 0, 0)) != results ||
-		    PQgetlength(res, 0, 1) != bytes) {
+		    PQgetlength(res, 0, 1) == 0 || PQgetlength(res, 0, 1) % bytes != 0) {
 			fprintf(stderr, "pg-pipeline: result %ld out of order or truncated\n", results);
 			return 1;
 		}
