@@ -3,10 +3,12 @@
 // results arriving while it still writes; interlock-pg-pipeline, pg_pipeline_client.c),
 // as user nobody under `interlock run`, against a real PostgreSQL 15 on 127.0.0.57.
 //
-// Besides finishing (a stall fails on RunAgent's timeout), the bytes the kernel holds on
-// the agent <-> interlockd leg must stay bounded while one side does not read: with the
-// sockmap splice they sit in a socket's psock ingress queue, which no socket buffer
-// limits (README, "Relay modes").
+// Besides finishing (a stall fails on RunAgent's timeout), the bytes waiting in the
+// agent's socket must stay within what TCP would allow while the agent does not read: the
+// sockmap splice queues them in a psock ingress queue that no socket buffer limits, so
+// interlockd's direction falls back to TCP above 1 MiB (bpf/lib/relay.h). The bytes
+// waiting in interlockd's socket are bounded in plain mode only; the splice leaves the
+// agent's direction unbounded on purpose (README, "Relay modes"). Both are printed.
 #include <sys/stat.h>
 #include <unistd.h>
 
