@@ -41,7 +41,8 @@ constexpr char kAppPassword[] = "pipeline-only-interlockd-knows";
 uint64_t MaxQueuedBytes() {
   uint64_t min = 0, def = 0, max = 0;
   auto text = ReadFile("/proc/sys/net/ipv4/tcp_rmem");
-  std::vector<std::string> f = absl::StrSplit(text.ok() ? *text : "", absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  std::vector<std::string> f =
+      absl::StrSplit(text.ok() ? *text : "", absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
   if (f.size() != 3 || !absl::SimpleAtoi(f[0], &min) || !absl::SimpleAtoi(f[1], &def) ||
       !absl::SimpleAtoi(f[2], &max)) {
     max = 6u << 20;  // the kernel's default
@@ -101,7 +102,8 @@ class PgPipelineTest : public ::testing::TestWithParam<bool> {
     dir_ = MakeTempDir("interlock-pgpipe-");
     pg_ = std::make_unique<PostgresServer>(PostgresOptions{.address = "127.0.0.57"});
     ASSERT_TRUE(pg_->Start().ok()) << pg_->Log();
-    ASSERT_TRUE(pg_->Psql(absl::StrCat("CREATE ROLE app LOGIN PASSWORD '", kAppPassword, "'")).ok());
+    ASSERT_TRUE(
+        pg_->Psql(absl::StrCat("CREATE ROLE app LOGIN PASSWORD '", kAppPassword, "'")).ok());
     ASSERT_TRUE(pg_->Psql("CREATE DATABASE appdb OWNER app").ok());
     password_file_ = absl::StrCat(dir_, "/app.pw");
     ASSERT_TRUE(WriteFileAtomic(password_file_, kAppPassword, 0600).ok());
@@ -113,15 +115,17 @@ class PgPipelineTest : public ::testing::TestWithParam<bool> {
 
   HarnessOptions Options() {
     return {.sockmap = GetParam(),
-            .resources = {{"appdb", pg_->address(), pg_->port(),
-                           absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n",
-                                        "      login: {user: app, database: appdb, password_ref: \"file:",
-                                        password_file_, "\"}\n      sslmode: disable\n",
-                                        "      allow_unverified_upstream: true\n")}}};
+            .resources = {
+                {"appdb", pg_->address(), pg_->port(),
+                 absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n",
+                              "      login: {user: app, database: appdb, password_ref: \"file:",
+                              password_file_, "\"}\n      sslmode: disable\n",
+                              "      allow_unverified_upstream: true\n")}}};
   }
 
   // The client as the agent runs it: its own idea of user and database, no password.
-  std::vector<std::string> Client(int count, int bytes, const std::string& sql = "", int pause_ms = 0) {
+  std::vector<std::string> Client(int count, int bytes, const std::string& sql = "",
+                                  int pause_ms = 0) {
     std::vector<std::string> argv = {
         INTERLOCK_PG_PIPELINE_CLIENT,
         absl::StrCat("host=", pg_->address(), " port=", pg_->port(),
@@ -151,7 +155,8 @@ TEST_P(PgPipelineTest, FiveThousandStatementsBeforeReadingAllComeBack) {
     EXPECT_LT(queued.engine_max(), MaxQueuedBytes()) << "bytes waiting for interlockd";
   }
 
-  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  ASSERT_TRUE(
+      WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
   auto statements = OfKind(h.AuditEvents(), v1::AUDIT_KIND_STATEMENT);
   EXPECT_EQ(statements.size(), 5000u);
 }
@@ -163,9 +168,9 @@ TEST_P(PgPipelineTest, WithASlowServerAllComeBack) {
   InterlockdHarness h(Options());
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
   QueueSampler queued(h.engine_port());
-  CommandResult r = h.RunAgent("pipeline",
-                               Client(2000, 16384, "SELECT $1::int, $2::text FROM pg_sleep(0.001)"),
-                               {.timeout_s = 90});
+  CommandResult r =
+      h.RunAgent("pipeline", Client(2000, 16384, "SELECT $1::int, $2::text FROM pg_sleep(0.001)"),
+                 {.timeout_s = 90});
   ASSERT_EQ(r.exit_code, 0) << "a stall is killed after 90 s\n" << r.out << r.err << h.DaemonLog();
   EXPECT_EQ(ProbeField(r.out, "results"), "2000") << r.out;
   queued.Report();
@@ -185,8 +190,9 @@ TEST_P(PgPipelineTest, SlowConsumerKeepsTheQueueAtTheAgentBounded) {
   InterlockdHarness h(Options());
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
   QueueSampler queued(h.engine_port());
-  CommandResult r = h.RunAgent("pipeline", Client(1000, 8192, "SELECT $1::int, repeat($2::text, 8)", 3000),
-                               {.timeout_s = 90});
+  CommandResult r =
+      h.RunAgent("pipeline", Client(1000, 8192, "SELECT $1::int, repeat($2::text, 8)", 3000),
+                 {.timeout_s = 90});
   ASSERT_EQ(r.exit_code, 0) << "a stall is killed after 90 s\n" << r.out << r.err << h.DaemonLog();
   EXPECT_EQ(ProbeField(r.out, "results"), "1000") << r.out;
   queued.Report();
