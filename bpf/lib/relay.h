@@ -140,7 +140,7 @@ static __always_inline int il_conn_closed(struct bpf_sock_ops *skops)
  * The splice has no flow control: bpf_tcp_ingress() queues whatever the sender sends,
  * whatever the receiver's sk_rcvbuf, and interlockd's writes never block, so an agent
  * that does not read (a pipeline client still writing, a slow consumer of a bulk
- * download) would have interlockd queue into it without bound — 29 MiB in a 256 MiB
+ * download) would have interlockd queue into it without bound — 29 MB in a 256 MiB
  * transfer here — where TCP's window would have stopped interlockd, which then stops
  * reading upstream (its high-water mark). 1 MiB: that high-water mark; far above what
  * request/response traffic leaves unread, so such sessions keep splicing.

@@ -185,7 +185,7 @@ TEST_P(PgPipelineTest, WithASlowServerAllComeBack) {
 // A slow consumer: 1,000 statements whose results are 64 KiB each (64 MB), read only
 // after a 3 s pause. Over TCP the window stops interlockd, interlockd stops reading the
 // server; spliced, interlockd's writes never block, so without a bound all 64 MB would
-// wait in the agent's socket (a 256 MiB transfer left 29 MiB there).
+// wait in the agent's socket (a 256 MiB transfer left 29 MB there).
 TEST_P(PgPipelineTest, SlowConsumerKeepsTheQueueAtTheAgentBounded) {
   InterlockdHarness h(Options());
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
