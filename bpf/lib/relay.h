@@ -5,7 +5,8 @@
  * once, by the swapped tuple in its own namespace, into its own storage. interlockd
  * listens in every namespace it serves, so both ends of a pair share one namespace.
  * With IL_SETTINGS_SOCKMAP both sockets also go into sock_pairs, keyed by their own tuple,
- * and sk_msg moves each sendmsg() straight into the peer's ingress queue.
+ * and sk_msg moves each sendmsg() straight into the peer's ingress queue — interlockd's
+ * until the agent leaves IL_SPLICE_MAX_QUEUED_AT_AGENT unread; they then go over TCP.
  *
  * Byte order: in bpf_sock_ops and sk_msg_md, local_port is host order and remote_port
  * is the network-order port shifted into the upper 16 bits (the kernel loads skc_dport
@@ -134,6 +135,47 @@ static __always_inline int il_conn_closed(struct bpf_sock_ops *skops)
 	return 0;
 }
 
+/* At most this many bytes may wait unread in the agent socket's psock ingress queue
+ * (spliced, charged to its sk_rmem_alloc) before interlockd's direction falls back to TCP.
+ * The splice has no flow control: bpf_tcp_ingress() queues whatever the sender sends,
+ * whatever the receiver's sk_rcvbuf, and interlockd's writes never block, so an agent
+ * that does not read (a pipeline client still writing, a slow consumer of a bulk
+ * download) would have interlockd queue into it without bound — 29 MB in a 256 MiB
+ * transfer here — where TCP's window would have stopped interlockd, which then stops
+ * reading upstream (its high-water mark). 1 MiB: that high-water mark; far above what
+ * request/response traffic leaves unread, so such sessions keep splicing.
+ *
+ * The agent's own direction is not bounded this way, on purpose: moving it to TCP makes
+ * the agent's writer block on its send buffer, and the write-space wakeup that ends the
+ * block also wakes a reader blocked on the same socket in tcp_bpf_recvmsg(), which then
+ * returns EAGAIN (README, "Relay modes"): with a 1 MiB or 16 MiB bound there, 256 MiB
+ * transfers by a threaded blocking agent (interlock-probe) hung. */
+#define IL_SPLICE_MAX_QUEUED_AT_AGENT (1u << 20)
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+#ifndef bpf_ksym_exists /* libbpf < 1.2 */
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
+/* Bytes waiting unread at the socket this message was just redirected to (its
+ * sk_rmem_alloc: the psock ingress queue plus any TCP receive queue), read through the
+ * kernel's struct sk_msg (bpf_cast_to_kern_ctx, Linux >= 6.3); 0 when unknown. sk_msg
+ * cannot take a reference on another socket (no bpf_sk_release), and need not:
+ * bpf_msg_redirect_hash() has just found it in sock_pairs under the sender's lock. */
+static __always_inline __u32 il_redirect_queued_bytes(struct sk_msg_md *msg)
+{
+	struct sk_msg *kmsg;
+	struct sock *peer;
+
+	if (!bpf_ksym_exists(bpf_cast_to_kern_ctx))
+		return 0;
+	kmsg = bpf_cast_to_kern_ctx(msg);
+	peer = kmsg->sk_redir;
+	if (!peer)
+		return 0;
+	return (__u32)peer->sk_backlog.rmem_alloc.counter;
+}
+
 /* Moves the message into the ingress queue of the socket stored under `peer`. */
 static __always_inline int il_splice(struct sk_msg_md *msg, struct il_tuple *peer)
 {
@@ -151,12 +193,15 @@ static __always_inline int il_splice(struct sk_msg_md *msg, struct il_tuple *pee
  * two within one direction could reorder bytes: tcp_bpf_recvmsg() drains the psock
  * ingress queue (spliced bytes) before the TCP receive queue, so a spliced message
  * could overtake bytes sent earlier over TCP. The engine socket is only ever in
- * sock_pairs after the agent socket, so the engine's direction always splices. */
+ * sock_pairs after the agent socket, so the engine's direction starts spliced; it moves
+ * to TCP, for good, once the agent holds more than IL_SPLICE_MAX_QUEUED_AT_AGENT unread.
+ * SPLICE then TCP keeps the order (the older, spliced bytes are read first); never back. */
 static __always_inline int il_relay_msg(struct sk_msg_md *msg)
 {
 	struct il_tuple self = {}, peer = {};
 	struct il_conn_info *info;
 	__u32 path;
+	int verdict;
 
 	IL_TUPLE_FROM_CTX(msg, &self);
 	il_tuple_swap(&peer, &self);
@@ -173,9 +218,20 @@ static __always_inline int il_relay_msg(struct sk_msg_md *msg)
 			return SK_PASS;
 		return il_splice(msg, &peer);
 	}
-	if (bpf_map_lookup_elem(&conn_by_tuple, &peer)) /* sender is the engine */
-		return il_splice(msg, &peer);
-	return SK_PASS;
+	info = bpf_map_lookup_elem(&conn_by_tuple, &peer);
+	if (!info) /* not the engine side of a redirected connection */
+		return SK_PASS;
+	if (info->engine_state & IL_ENGINE_TO_AGENT_TCP)
+		return SK_PASS;
+	verdict = il_splice(msg, &peer);
+	/* This message still goes (an overshoot of at most one message). A plain
+	 * read-modify-write: the engine's sends hold its socket lock, and nothing else writes
+	 * engine_state once the engine is established. */
+	if (verdict == SK_PASS && il_redirect_queued_bytes(msg) > IL_SPLICE_MAX_QUEUED_AT_AGENT) {
+		info->engine_state |= IL_ENGINE_TO_AGENT_TCP;
+		il_count(IL_STAT_SPLICE_FALLBACKS);
+	}
+	return verdict;
 }
 
 #endif /* INTERLOCK_BPF_LIB_RELAY_H_ */

@@ -55,6 +55,9 @@
 /* il_conn_info.engine_state bits. */
 #define IL_ENGINE_CLAIMED 0x1u      /* one engine socket took this record; no other can */
 #define IL_ENGINE_SPLICE_READY 0x2u /* the engine's socket joined sock_pairs */
+/* The engine's direction fell back to TCP, for good: the agent left too many spliced bytes
+ * unread (IL_SPLICE_MAX_QUEUED_AT_AGENT in bpf/lib/relay.h). */
+#define IL_ENGINE_TO_AGENT_TCP 0x4u
 
 /* il_conn_info.relay_path, decided once per connection by the agent-side sk_msg so
  * that one direction never mixes spliced and TCP bytes (which could reorder them). */
@@ -219,7 +222,8 @@ enum il_stat {
   IL_STAT_EVENTS_DROPPED = 3,
   IL_STAT_ENROLLED_BY_PATH = 4, /* cgroups enrolled at mkdir by their path */
   IL_STAT_ENROLLED_BY_NAME = 5, /* cgroups enrolled at mkdir by their name (a unit) */
-  IL_STAT_MAX = 6,
+  IL_STAT_SPLICE_FALLBACKS = 6, /* engine directions moved to TCP (a full agent) */
+  IL_STAT_MAX = 7,
 };
 
 /* C11 and C++ spell the static assertion differently; IL_SIZE_ASSERTS works in both. */
