@@ -13,7 +13,8 @@
  *   tp_btf/cgroup_mkdir    enroll a cgroup created at an enrolled path, before it is
  *                          visible; cgroup_rmdir forgets its id
  *   sockops                pair the agent and engine sockets at establishment
- *   sk_msg                 splice bytes agent <-> engine (attached to sock_pairs)
+ *   sk_msg                 splice bytes agent <-> engine (attached to sock_pairs);
+ *                          il_sk_msg_unbounded on kernels before 6.3
  */
 #include "bpf/lib/bind.h"
 #include "bpf/lib/cgroup.h"
@@ -165,5 +166,13 @@ int il_sockops(struct bpf_sock_ops *skops)
 SEC("sk_msg")
 int il_sk_msg(struct sk_msg_md *msg)
 {
-	return il_relay_msg(msg);
+	return il_relay_msg(msg, true);
+}
+
+/* The same without the bound on interlockd's spliced direction, for kernels before 6.3
+ * (no bpf_cast_to_kern_ctx); the loader loads exactly one of the two. */
+SEC("sk_msg")
+int il_sk_msg_unbounded(struct sk_msg_md *msg)
+{
+	return il_relay_msg(msg, false);
 }

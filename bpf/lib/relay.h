@@ -195,8 +195,11 @@ static __always_inline int il_splice(struct sk_msg_md *msg, struct il_tuple *pee
  * could overtake bytes sent earlier over TCP. The engine socket is only ever in
  * sock_pairs after the agent socket, so the engine's direction starts spliced; it moves
  * to TCP, for good, once the agent holds more than IL_SPLICE_MAX_QUEUED_AT_AGENT unread.
- * SPLICE then TCP keeps the order (the older, spliced bytes are read first); never back. */
-static __always_inline int il_relay_msg(struct sk_msg_md *msg)
+ * SPLICE then TCP keeps the order (the older, spliced bytes are read first); never back.
+ * `bound_engine` false (a constant): no bound, and no reference to the kfunc it needs, for
+ * kernels without bpf_cast_to_kern_ctx (before 6.3), whose verifier refuses even a dead
+ * call to a missing kfunc. */
+static __always_inline int il_relay_msg(struct sk_msg_md *msg, const bool bound_engine)
 {
 	struct il_tuple self = {}, peer = {};
 	struct il_conn_info *info;
@@ -227,7 +230,7 @@ static __always_inline int il_relay_msg(struct sk_msg_md *msg)
 	/* This message still goes (an overshoot of at most one message). A plain
 	 * read-modify-write: the engine's sends hold its socket lock, and nothing else writes
 	 * engine_state once the engine is established. */
-	if (verdict == SK_PASS && il_redirect_queued_bytes(msg) > IL_SPLICE_MAX_QUEUED_AT_AGENT) {
+	if (bound_engine && verdict == SK_PASS && il_redirect_queued_bytes(msg) > IL_SPLICE_MAX_QUEUED_AT_AGENT) {
 		info->engine_state |= IL_ENGINE_TO_AGENT_TCP;
 		il_count(IL_STAT_SPLICE_FALLBACKS);
 	}

@@ -211,6 +211,7 @@ struct Datapath::Impl {
   RingBufferPtr events;
   bool readopted = false;
   bool unix_hooks = false;
+  bool bounded_splice = false;  // il_sk_msg (else il_sk_msg_unbounded) is loaded
   // Set only for the duration of DrainEvents().
   const std::function<void(const il_event&)>* drain_fn = nullptr;
 
@@ -321,15 +322,18 @@ absl::Status ReplacePathTable(bpf_map* map,
   return absl::OkStatus();
 }
 
-// Whether the kernel has the cgroup unix-domain sock_addr hooks (connect_unix,
-// getpeername_unix, sendmsg_unix: Linux 6.7), known by the kfunc that came with them.
-static bool KernelHasUnixHooks() {
+// Whether the kernel's BTF has the kfunc `name`.
+static bool KernelHasKfunc(const char* name) {
   btf* vmlinux = btf__load_vmlinux_btf();
   if (vmlinux == nullptr) return false;
-  bool found = btf__find_by_name_kind(vmlinux, "bpf_sock_addr_set_sun_path", BTF_KIND_FUNC) >= 0;
+  bool found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) >= 0;
   btf__free(vmlinux);
   return found;
 }
+
+// Whether the kernel has the cgroup unix-domain sock_addr hooks (connect_unix,
+// getpeername_unix, sendmsg_unix: Linux 6.7), known by the kfunc that came with them.
+static bool KernelHasUnixHooks() { return KernelHasKfunc("bpf_sock_addr_set_sun_path"); }
 
 // Before load: a pinned map whose definition no longer matches the program's (an
 // upgrade changed it) cannot be reused, and libbpf would refuse to load. Maps whose
@@ -421,6 +425,11 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
     bpf_program__set_type(prog, BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
     bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(attach));
   }
+  // The sk_msg program that bounds interlockd's spliced direction reads the kernel's
+  // sk_msg through bpf_cast_to_kern_ctx (Linux 6.3); before that, the one without the bound.
+  impl->bounded_splice = KernelHasKfunc("bpf_cast_to_kern_ctx");
+  bpf_program__set_autoload(impl->skel->progs.il_sk_msg, impl->bounded_splice);
+  bpf_program__set_autoload(impl->skel->progs.il_sk_msg_unbounded, !impl->bounded_splice);
   INTERLOCK_RETURN_IF_ERROR(ReconcilePinnedMaps(impl->skel->obj, maps_dir));
   // Pinned maps with a compatible definition are reused here, contents and all.
   int err = interlock_bpf__load(impl->skel.get());
@@ -446,8 +455,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Open(const DatapathOptions& 
   for (bpf_program* prog : {skel->progs.il_cgroup_mkdir, skel->progs.il_cgroup_rmdir}) {
     INTERLOCK_RETURN_IF_ERROR(im.AttachTracingProgram(prog));
   }
-  err = bpf_prog_attach(bpf_program__fd(skel->progs.il_sk_msg),
-                        bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0);
+  bpf_program* sk_msg = im.bounded_splice ? skel->progs.il_sk_msg : skel->progs.il_sk_msg_unbounded;
+  err = bpf_prog_attach(bpf_program__fd(sk_msg), bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0);
   if (err != 0) return LibbpfStatus(err, "attach sk_msg to sock_pairs");
 
   im.events.reset(
