@@ -65,6 +65,10 @@ cleanup() {
   cli teardown >/dev/null
   [ "$created_state" = 1 ] && rm -rf "$state"
   rm -rf "$work"
+  # The parts remove their own trust copies under /run/interlock/trust; the directories go
+  # too when that leaves them empty (rmdir refuses otherwise: an installed interlock's stay).
+  rmdir /run/interlock/trust /run/interlock 2>/dev/null
+  true
 }
 trap cleanup EXIT
 

@@ -197,6 +197,16 @@ TEST_P(PgPipelineTest, SlowConsumerKeepsTheQueueAtTheAgentBounded) {
   EXPECT_EQ(ProbeField(r.out, "results"), "1000") << r.out;
   queued.Report();
   EXPECT_LT(queued.agent_max(), MaxQueuedBytes()) << "bytes waiting for the agent";
+  // `interlock status` counts the direction that left the splice (sockmap only).
+  CommandResult st = h.Cli({"status", "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  uint64_t fallbacks = 0;
+  const std::string field = ProbeField(st.out, "splice_fallbacks");  // proto3 JSON: a string, omitted at 0
+  if (!field.empty()) {
+    ASSERT_TRUE(absl::SimpleAtoi(field, &fallbacks)) << st.out;
+  }
+  EXPECT_EQ(fallbacks, GetParam() ? 1u : 0u) << st.out;
+  EXPECT_EQ(ProbeField(st.out, "splice_bounded"), "true") << "this kernel has bpf_cast_to_kern_ctx\n" << st.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PgPipelineTest, ::testing::Values(true, false),

@@ -55,11 +55,14 @@ int Status(const Globals& g) {
               common::Visible(rs.dir()).c_str(), static_cast<unsigned long long>(rs.free_bytes() >> 20),
               static_cast<unsigned long long>(rs.min_free_bytes() >> 20),
               static_cast<unsigned long long>(rs.deleted()), static_cast<unsigned long long>(rs.refused_disk_full()));
-  std::printf("kernel      %llu redirected, %llu denied, %llu messages spliced, %llu events dropped\n",
+  std::printf("kernel      %llu redirected, %llu denied, %llu messages spliced, %llu events dropped; "
+              "%llu splices moved to TCP (agent %s)\n",
               static_cast<unsigned long long>(s.kernel_redirected()),
               static_cast<unsigned long long>(s.kernel_denied()),
               static_cast<unsigned long long>(s.spliced_messages()),
-              static_cast<unsigned long long>(s.events_dropped()));
+              static_cast<unsigned long long>(s.events_dropped()),
+              static_cast<unsigned long long>(s.splice_fallbacks()),
+              s.splice_bounded() ? "queue bounded at 1 MiB" : "queue unbounded: kernel < 6.3");
   std::printf("resources:\n");
   for (const auto& r : s.resources()) std::printf("  %s\n", r.c_str());
   std::printf("workloads:\n");

@@ -655,6 +655,7 @@ absl::Status Datapath::SetExemptCgroups(const std::vector<uint64_t>& cgroup_ids)
 }
 
 bool Datapath::unix_hooks() const { return impl_->unix_hooks; }
+bool Datapath::splice_bounded() const { return impl_->bounded_splice; }
 
 absl::Status Datapath::SetUnixResources(const std::vector<UnixResourceEntry>& entries) {
   // Both tables are keyed by a NUL-padded path: protected path -> resource and listener;
@@ -771,6 +772,7 @@ absl::StatusOr<DatapathStats> Datapath::ReadStats() {
   stats.events_dropped = totals[IL_STAT_EVENTS_DROPPED];
   stats.enrolled_by_path = totals[IL_STAT_ENROLLED_BY_PATH];
   stats.enrolled_by_name = totals[IL_STAT_ENROLLED_BY_NAME];
+  stats.splice_fallbacks = totals[IL_STAT_SPLICE_FALLBACKS];
   return stats;
 }
 

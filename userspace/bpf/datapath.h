@@ -66,6 +66,7 @@ struct DatapathStats {
   uint64_t events_dropped = 0;
   uint64_t enrolled_by_path = 0;
   uint64_t enrolled_by_name = 0;
+  uint64_t splice_fallbacks = 0;
 };
 
 // A cgroup enrolled by its path from the cgroup2 hierarchy's root ("/interlock/a/b"):
@@ -143,6 +144,8 @@ class Datapath {
   // True when the kernel has the unix-domain hooks (cgroup/connect_unix,
   // getpeername_unix, sendmsg_unix; Linux >= 6.7) and they are attached.
   bool unix_hooks() const;
+  // Whether the sk_msg program that bounds interlockd's spliced direction is loaded.
+  bool splice_bounded() const;
   // Replaces the table of protected unix socket paths. INVALID_ARGUMENT for an empty or
   // abstract path, or one (or a listener path) longer than IL_UNIX_PATH_MAX bytes;
   // INTERNAL for libbpf failures.

@@ -95,7 +95,9 @@ v1::StatusResponse Engine::Status() {
     s.set_kernel_denied(stats->denied);
     s.set_spliced_messages(stats->spliced_msgs);
     s.set_events_dropped(stats->events_dropped);
+    s.set_splice_fallbacks(stats->splice_fallbacks);
   }
+  s.set_splice_bounded(datapath_->splice_bounded());
   s.set_pin_path(config_.pin_path);
   s.set_cgroup_root(cgroup_root_dir_);
   s.set_attach_cgroup(attach_dir_);
