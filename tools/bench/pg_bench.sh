@@ -10,6 +10,8 @@
 #        PG_BENCH_PATHS="direct sockmap plain tcprelay pgbouncer"
 #        PG_BENCH_DB=remote                       # the database in a network namespace
 #        PG_BENCH_REPORT=DIR                      # also write DIR/report.md, results.csv, tps.png
+#        PG_BENCH_POLICY=bank                     # bank: packaging/examples/bank-policy.yaml
+#                                                 # judges every statement; none: no policy file
 #   sudo tools/bench/pg_bench.sh --smoke        # or PG_BENCH_SMOKE=1: every path and workload
 #                                                # once, 1 client, 2 s cells, 1 s warm-up, scale 1
 #
@@ -48,6 +50,8 @@ read -ra workloads <<<"${PG_BENCH_WORKLOADS:-select tpcb}"
 read -ra paths <<<"${PG_BENCH_PATHS:-direct sockmap plain tcprelay pgbouncer}"
 db_mode="${PG_BENCH_DB:-local}"
 report_dir="${PG_BENCH_REPORT:-}"
+policy="${PG_BENCH_POLICY:-bank}"
+case "$policy" in bank | none) ;; *) echo "bench: PG_BENCH_POLICY must be bank or none" >&2; exit 2 ;; esac
 case "$db_mode" in local | remote) ;; *) echo "bench: PG_BENCH_DB must be local or remote" >&2; exit 2 ;; esac
 for c in "${clients[@]}"; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad client count '$c'" >&2; exit 2; }; done
 for w in "${workloads[@]}"; do case "$w" in select | tpcb) ;; *) echo "bench: bad workload '$w'" >&2; exit 2 ;; esac; done
@@ -132,14 +136,19 @@ start_daemon() {  # $1 = RELAY_MODE_*, $2 = PROTOCOL_POSTGRES (default) or PROTO
       login: {user: bench, database: bench, password_ref: \"file:$work/bench.pw\"}
       sslmode: disable
       allow_unverified_upstream: true"
+  # The shipped bank policy names its resource bank-db: every statement is classified and
+  # judged by its rules (UPDATE/DELETE also by the planner's estimate: full_table).
+  local policy_line=""
+  [ "$policy" = bank ] && [ "$proto" = PROTOCOL_POSTGRES ] && policy_line="policy_file: $here/packaging/examples/bank-policy.yaml"
   cat >"$work/cfg.yaml" <<YAML
 listener: {address_v4: 127.0.0.1, address_v6: "::1", port: $engine_port}
 state_dir: $work/state
 pin_path: /sys/fs/bpf/interlock-$suffix
 cgroup_root: interlock-$suffix
 relay_mode: $1
+$policy_line
 resources:
-  - name: bench-db
+  - name: bank-db
     address: $db_addr
     port: $pg_port
     protocol: $proto
@@ -282,7 +291,8 @@ print_header() {
   echo "  in session mode supports any), scale $scale, ${secs} s per cell after a ${warm} s warm-up per path,"
   echo "  -j = min(clients, 2); p50/p99 from the per-transaction logs. PostgreSQL $("$pgbin/postgres" -V | awk '{print $3}')"
   echo "  on $db_addr, fsync=off and full_page_writes=off (no disk flushes: measures the paths, not the disk)."
-  echo "  interlockd audits every statement and records every byte; pgbouncer $(pgbouncer --version | awk 'NR==1{print $2}') session mode"
+  echo "  interlockd judges every statement by policy '$policy'$( [ "$policy" = bank ] && echo " (packaging/examples/bank-policy.yaml)"), audits every"
+  echo "  statement and records every byte; pgbouncer $(pgbouncer --version | awk 'NR==1{print $2}') session mode"
   echo "  on $bouncer_addr. No TLS on any path. kernel $(uname -r), $(nproc) CPUs: pgbench, the proxy and"
   echo "  the server share them, so a proxy's CPU is taken from client and server (absolute numbers are"
   echo "  contended; compare ratios). Load average at start: $(cut -d" " -f1-3 /proc/loadavg)."
