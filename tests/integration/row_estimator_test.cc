@@ -92,6 +92,23 @@ TEST(PlanRowsFromExplainJson, WrongShapesAreInternal) {
   }
 }
 
+TEST(PlanRowsFromExplainJson, AmbiguousOrOddlySpelledOutputIsReadStrictly) {
+  // A member twice: which one a reader takes differs between parsers, so neither is taken.
+  EXPECT_EQ(PlanRowsFromExplainJson(R"([{"Plan": {"Plan Rows": 1, "Plan Rows": 100000}}])").status().code(),
+            absl::StatusCode::kInternal);
+  // Escapes are decoded before the node type is compared.
+  EXPECT_EQ(*PlanRowsFromExplainJson(
+                R"([{"Plan": {"Node Type": "Modify\u0054able", "Plan Rows": 0, "Plans": [{"Plan Rows": 9}]}}])"),
+            9);
+  // Only the first element's plan counts, and only its own first child.
+  EXPECT_EQ(*PlanRowsFromExplainJson(
+                R"([{"Plan": {"Plan Rows": 5, "Plans": [{"Plan Rows": 6}]}}, {"Plan": {"Plan Rows": 7}}])"),
+            5);
+  EXPECT_EQ(PlanRowsFromExplainJson(R"([{"Plan": 3}])").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(PlanRowsFromExplainJson(R"([{"Plan": {"Plan Rows": true}}])").status().code(),
+            absl::StatusCode::kInternal);
+}
+
 TEST(PruneJsonDepth, ReplacesDeepContainersAndRespectsStrings) {
   EXPECT_EQ(PruneJsonDepth(R"([{"a": [1, {"b": 2}], "c": "x"}])", 2), R"([{"a": null, "c": "x"}])");
   // Brackets and escaped quotes inside strings are text, not structure.

@@ -12,10 +12,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
+#include "absl/strings/numbers.h"
 #include "userspace/auth/scram.h"
 #include "userspace/auth/secret.h"
+#include "userspace/codec/json/tokenizer.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/framing.h"
 #include "userspace/codec/pg/messages.h"
@@ -36,7 +36,8 @@ constexpr absl::Duration kClientDeadlineGrace = absl::Seconds(1);
 // Repeated Int16-counted elements of Parse and Bind (encode.h precondition).
 constexpr size_t kMaxParams = 65535;
 // Keeps [ { "Plan": { ..., "Plans": [ { <first child> } ] } } ]: ModifyTable's input is the
-// first child (depth 5); everything deeper becomes null before protobuf sees it.
+// first child (depth 5); everything deeper becomes null before the tokenizer sees it (its
+// depth limit stays far away, and no deeper byte is looked at twice).
 constexpr int kKeepJsonDepth = 5;
 
 bool IsTlsOnly(absl::string_view mode) {
@@ -135,40 +136,46 @@ absl::StatusOr<int64_t> PlanRowsFromExplainJson(absl::string_view json) {
     return absl::ResourceExhaustedError(
         absl::StrCat("explain output of ", json.size(), " bytes > max ", kMaxExplainBytes));
   }
+  // One pass of the strict tokenizer over the pruned text, keeping only the three members
+  // that matter (a plan's JSON is mostly what it says about other nodes: no tree is built).
   std::string pruned = PruneJsonDepth(json, kKeepJsonDepth);
-  google::protobuf::ListValue list;
-  auto st = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(pruned.data(), pruned.size()), &list);
-  if (!st.ok()) {
-    std::string message(st.message());
-    return absl::InternalError(
-        absl::StrCat("explain output is not json: ", message.substr(0, message.find('\n'))));
-  }
-  auto field = [](const google::protobuf::Value& v,
-                  const std::string& name) -> const google::protobuf::Value* {
-    if (!v.has_struct_value()) return nullptr;
-    auto it = v.struct_value().fields().find(name);
-    return it == v.struct_value().fields().end() ? nullptr : &it->second;
+  struct Member {
+    bool seen = false;
+    codec::json::JsonTokenType type = codec::json::JsonTokenType::kNull;
+    std::string raw;
   };
-  if (list.values_size() < 1) return absl::InternalError("explain output: empty list");
-  const google::protobuf::Value* plan = field(list.values(0), "Plan");
-  if (plan == nullptr) return absl::InternalError("explain output: no [0].Plan");
+  Member top, top_type, child_rows;
+  bool plan_seen = false;
+  codec::json::JsonTokenizer tokenizer({.refuse_duplicate_keys = true});
+  auto sink = [&](const codec::json::JsonToken& t) -> absl::Status {
+    if (!codec::json::IsScalarValue(t.type)) {
+      if (t.type == codec::json::JsonTokenType::kBeginObject && t.pointer == "/0/Plan") plan_seen = true;
+      return absl::OkStatus();
+    }
+    Member* m = t.pointer == "/0/Plan/Plan Rows"           ? &top
+                : t.pointer == "/0/Plan/Node Type"         ? &top_type
+                : t.pointer == "/0/Plan/Plans/0/Plan Rows" ? &child_rows
+                                                            : nullptr;
+    if (m != nullptr) *m = Member{true, t.type, std::string(t.raw)};
+    return absl::OkStatus();
+  };
+  absl::Status st = tokenizer.Feed(pruned, sink);
+  if (st.ok()) st = tokenizer.Finish(sink);
+  if (!st.ok()) return absl::InternalError(absl::StrCat("explain output is not json: ", st.message()));
+  if (!plan_seen) return absl::InternalError("explain output: no [0].Plan");
   // ModifyTable (INSERT, UPDATE, DELETE, MERGE) reports 0 rows unless there is RETURNING;
   // the rows it would change are the rows of its input, the first child plan.
-  const google::protobuf::Value* type = field(*plan, "Node Type");
-  if (type != nullptr && type->string_value() == "ModifyTable") {
-    const google::protobuf::Value* children = field(*plan, "Plans");
-    if (children == nullptr || !children->has_list_value() ||
-        children->list_value().values_size() < 1) {
-      return absl::InternalError("explain output: ModifyTable without an input plan");
-    }
-    plan = &children->list_value().values(0);
+  const Member* rows = &top;
+  std::string node_type;
+  if (top_type.seen && top_type.type == codec::json::JsonTokenType::kString &&
+      codec::json::DecodeJsonString(top_type.raw, &node_type).ok() && node_type == "ModifyTable") {
+    if (!child_rows.seen) return absl::InternalError("explain output: ModifyTable without an input plan");
+    rows = &child_rows;
   }
-  const google::protobuf::Value* rows = field(*plan, "Plan Rows");
-  if (rows == nullptr || rows->kind_case() != google::protobuf::Value::kNumberValue) {
+  double n = 0;
+  if (!rows->seen || rows->type != codec::json::JsonTokenType::kNumber || !absl::SimpleAtod(rows->raw, &n)) {
     return absl::InternalError("explain output: no numeric \"Plan Rows\"");
   }
-  double n = rows->number_value();
   if (!(n >= 0)) return absl::InternalError(absl::StrCat("explain output: \"Plan Rows\" ", n));
   // 2^63 is exactly representable; anything at or above it does not fit.
   if (n >= 9223372036854775808.0) return std::numeric_limits<int64_t>::max();
@@ -371,7 +378,7 @@ absl::Status RowEstimator::Connection::Login(absl::Duration deadline) {
   // read-only transactions and a server-side bound on every EXPLAIN.
   opts.params = {
       {"application_name", kApplicationName},
-      {"client_encoding", "UTF8"},  // the JSON must be UTF-8 for protobuf
+      {"client_encoding", "UTF8"},  // EXPLAIN JSON in UTF-8, as the tokenizer requires
       {"default_transaction_read_only", "on"},
       {"statement_timeout",
        absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.query_timeout)))},

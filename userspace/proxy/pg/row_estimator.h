@@ -132,8 +132,9 @@ struct EstimateRequest {
 // The estimate in the text of `EXPLAIN (FORMAT JSON)`: [0].Plan["Plan Rows"] — or, when the
 // top node is a ModifyTable (INSERT, UPDATE, DELETE, MERGE; it reports 0 rows unless there
 // is RETURNING), the "Plan Rows" of its input, the rows it would change. Data-modifying
-// CTEs under another top node are not looked at. Clamped to INT64_MAX. Parsed with
-// protobuf (google.protobuf.ListValue) after PruneJsonDepth(json, 5). Errors:
+// CTEs under another top node are not looked at. Clamped to INT64_MAX. Read with the strict
+// streaming tokenizer (codec/json) after PruneJsonDepth(json, 5), building no tree (it was
+// protobuf's JSON parser: a fifth of interlockd's CPU in pgbench's TPC-B-like run). Errors:
 // RESOURCE_EXHAUSTED when `json` is larger than kMaxExplainBytes; INTERNAL when it is not
 // that shape.
 absl::StatusOr<int64_t> PlanRowsFromExplainJson(absl::string_view json);
