@@ -70,4 +70,18 @@ std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_st
   return out;
 }
 
+const std::string& NormalizeMemo::Normalize(absl::string_view sql, bool standard_conforming_strings) {
+  if (valid_ && scs_ == standard_conforming_strings && sql == in_) return out_;
+  out_ = NormalizeLiterals(sql, standard_conforming_strings);
+  valid_ = sql.size() <= kMaxBytes;
+  scs_ = standard_conforming_strings;
+  if (valid_) {
+    in_.assign(sql.data(), sql.size());
+  } else {
+    in_.clear();
+    in_.shrink_to_fit();
+  }
+  return out_;
+}
+
 }  // namespace interlock::sql

@@ -22,4 +22,23 @@ namespace interlock::sql {
 
 std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings = true);
 
+// The last statement normalized and what it became. A PostgreSQL session normalizes each
+// statement twice, for the audit event and for the recording (the second asks for the same
+// text): with a memo shared by both, the statement is lexed once. Statements longer than
+// kMaxBytes are not kept (the memo holds at most 2 x kMaxBytes).
+//
+//   sql::NormalizeMemo memo;
+//   const std::string& shown = memo.Normalize(text, scs);   // valid until the next call
+class NormalizeMemo {
+ public:
+  static constexpr size_t kMaxBytes = 64 * 1024;
+  const std::string& Normalize(absl::string_view sql, bool standard_conforming_strings);
+
+ private:
+  bool valid_ = false;
+  bool scs_ = true;
+  std::string in_;
+  std::string out_;
+};
+
 }  // namespace interlock::sql

@@ -36,5 +36,22 @@ TEST(NormalizeLiterals, WhatTheLexerCannotReadIsNotShown) {
   EXPECT_EQ(NormalizeLiterals(""), "");
 }
 
+TEST(NormalizeMemo, SameTextAndModeReuseTheLastResultAndNothingElseDoes) {
+  NormalizeMemo memo;
+  const std::string& a = memo.Normalize("SELECT 'x'", true);
+  EXPECT_EQ(a, "SELECT $1");
+  EXPECT_EQ(&memo.Normalize("SELECT 'x'", true), &a);
+  EXPECT_EQ(memo.Normalize("SELECT 'y', 2", true), "SELECT $1, $2");
+  // The mode changes what a backslash means: never answered from the other mode's result.
+  const std::string tricky = R"(SELECT 'a\', 'b')";
+  EXPECT_EQ(memo.Normalize(tricky, true), NormalizeLiterals(tricky, true));
+  EXPECT_EQ(memo.Normalize(tricky, false), NormalizeLiterals(tricky, false));
+  EXPECT_NE(NormalizeLiterals(tricky, true), NormalizeLiterals(tricky, false));
+  // Too long to keep: still normalized, never remembered.
+  const std::string big = "SELECT '" + std::string(NormalizeMemo::kMaxBytes, 'z') + "'";
+  EXPECT_EQ(memo.Normalize(big, true), "SELECT $1");
+  EXPECT_EQ(memo.Normalize("SELECT 1", true), "SELECT $1");
+}
+
 }  // namespace
 }  // namespace interlock::sql

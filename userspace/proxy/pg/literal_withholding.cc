@@ -23,13 +23,18 @@ void EmptyValues(std::vector<std::optional<absl::string_view>>& values) {
 
 }  // namespace
 
-std::optional<std::string> WithholdLiterals(const cpg::FrontendMessage& m, bool standard_conforming_strings) {
+std::optional<std::string> WithholdLiterals(const cpg::FrontendMessage& m, bool standard_conforming_strings,
+                                            sql::NormalizeMemo* memo) {
+  auto normalize = [&](absl::string_view text) {
+    return memo != nullptr ? memo->Normalize(text, standard_conforming_strings)
+                           : sql::NormalizeLiterals(text, standard_conforming_strings);
+  };
   if (const auto* q = m.get<cpg::Query>()) {
-    return cpg::Encode(cpg::Query{sql::NormalizeLiterals(q->query, standard_conforming_strings)});
+    return cpg::Encode(cpg::Query{normalize(q->query)});
   }
   if (const auto* p = m.get<cpg::Parse>()) {
     cpg::Parse withheld = *p;
-    withheld.query = sql::NormalizeLiterals(p->query, standard_conforming_strings);
+    withheld.query = normalize(p->query);
     return cpg::Encode(withheld);
   }
   if (const auto* b = m.get<cpg::Bind>()) {

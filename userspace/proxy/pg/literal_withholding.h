@@ -22,6 +22,7 @@
 
 #include "absl/strings/string_view.h"
 #include "userspace/codec/pg/messages.h"
+#include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
 
@@ -36,7 +37,10 @@ namespace interlock::proxy::pg {
 //   CopyData       the data becomes empty (rows an agent loads with COPY FROM STDIN).
 // A message of those types that does not parse (the session refuses it anyway) is recorded
 // with an empty body, never in clear.
-std::optional<std::string> WithholdLiterals(const codec::pg::FrontendMessage& m, bool standard_conforming_strings);
+// `memo` (may be null): the session's, shared with its StatementTracker, which has
+// normalized the same text for the audit event.
+std::optional<std::string> WithholdLiterals(const codec::pg::FrontendMessage& m, bool standard_conforming_strings,
+                                            sql::NormalizeMemo* memo = nullptr);
 // The same for a whole message (`raw`: type byte, length, body), decoding it first; a
 // message of one of those types that does not decode is withheld whole (an empty body).
 std::optional<std::string> WithholdLiterals(char type, absl::string_view raw,

@@ -241,7 +241,7 @@ void PgSession::RecordFromAgent(absl::string_view bytes) {
 
 void PgSession::RecordFrontendMessage(const cpg::FrontendMessage& m, absl::string_view raw) {
   std::optional<std::string> shown;
-  if (withhold_literals_) shown = WithholdLiterals(m, tracker_->standard_conforming_strings());
+  if (withhold_literals_) shown = WithholdLiterals(m, tracker_->standard_conforming_strings(), &normalize_memo_);
   if (!shown.has_value()) {
     RecordFromAgent(raw);
     return;

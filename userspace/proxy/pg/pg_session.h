@@ -285,6 +285,9 @@ class PgSession final : public ProxySession {
   uint64_t backend_stream_left_ = 0;
 
   std::unique_ptr<UpstreamLogin> login_;
+  // The last statement's normalized text, shared by tracker_ and the recording (declared
+  // first: the tracker holds a pointer to it).
+  sql::NormalizeMemo normalize_memo_;
   std::unique_ptr<StatementTracker> tracker_;
   std::vector<std::pair<std::string, std::string>> agent_params_;
   std::string upstream_user_, upstream_database_;

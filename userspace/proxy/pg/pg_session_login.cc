@@ -337,6 +337,7 @@ void PgSession::BecomeReady() {
   topts.audit_parameters = ctx_.postgres->audit_parameters;
   topts.audit_literals = ctx_.postgres->audit_literals;
   topts.max_statement_bytes = ctx_.postgres->max_statement_bytes;
+  topts.normalize_memo = &normalize_memo_;
   tracker_ = std::make_unique<StatementTracker>(std::move(topts), *env_.clock);
   withhold_literals_ = !ctx_.postgres->audit_literals;
   if (recorder_ && withhold_literals_) {

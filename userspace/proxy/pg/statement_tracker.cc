@@ -69,8 +69,10 @@ StatementTracker::StatementText StatementTracker::MakeText(absl::string_view ful
   if (options_.audit_literals) {
     t.capped = CapUtf8(full, options_.max_statement_bytes, &t.truncated);
   } else {
-    t.capped = CapUtf8(sql::NormalizeLiterals(full, options_.standard_conforming_strings), options_.max_statement_bytes,
-                       &t.truncated);
+    t.capped = CapUtf8(options_.normalize_memo != nullptr
+                           ? absl::string_view(options_.normalize_memo->Normalize(full, options_.standard_conforming_strings))
+                           : absl::string_view(sql::NormalizeLiterals(full, options_.standard_conforming_strings)),
+                       options_.max_statement_bytes, &t.truncated);
   }
   t.sha256 = Sha256Hex(full);
   return t;

@@ -28,6 +28,7 @@
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/clock.h"
 #include "userspace/common/sha256.h"  // Sha256Hex
+#include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
 
@@ -43,6 +44,9 @@ struct StatementTrackerOptions {
   uint32_t max_statement_bytes = 4096;
   // Cap on each parameter value kept in clear (audit_parameters).
   uint32_t max_parameter_bytes = 256;
+  // Shared with the session's recording, which normalizes the same text (may be null);
+  // must outlive the tracker.
+  sql::NormalizeMemo* normalize_memo = nullptr;
 };
 
 // Prepared statements or portals one session may have at once before the tracker (and
