@@ -67,6 +67,8 @@ struct SessionSettings {
   // analyse them: Classify reports a parse error for every statement in those sessions.
   // Every other encoding keeps ASCII bytes ASCII.
   std::string client_encoding = "UTF8";
+
+  bool operator==(const SessionSettings&) const = default;
 };
 
 // Classifies every statement in `sql` (a simple-protocol Query string or a Parse message's

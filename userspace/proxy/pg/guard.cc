@@ -199,6 +199,19 @@ std::string StatementText(absl::string_view query, const v1::SqlStatement& s, co
 }  // namespace
 
 v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const sql::SessionSettings& s) const {
+  if (text.size() > kRecentTextBytes) return ClassifyUncached(text, s);
+  for (auto it = recent_.begin(); it != recent_.end(); ++it) {
+    if (it->text != text || !(it->settings == s)) continue;
+    if (it != recent_.begin()) std::rotate(recent_.begin(), it, std::next(it));
+    return recent_.front().classification;
+  }
+  v1::SqlClassification c = ClassifyUncached(text, s);
+  if (recent_.size() == kRecentTexts) recent_.pop_back();
+  recent_.push_front(Recent{std::string(text), s, c});
+  return c;
+}
+
+v1::SqlClassification StatementGuard::ClassifyUncached(absl::string_view text, const sql::SessionSettings& s) const {
   sql::SessionSettings as_read = s;
   // Client-only encodings are ASCII-compatible: ASCII text reads the same in them.
   if (sql::IsClientOnlyEncoding(s.client_encoding) && IsAscii(text)) as_read.client_encoding = "SQL_ASCII";

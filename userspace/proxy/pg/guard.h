@@ -252,7 +252,9 @@ class StatementGuard {
   std::string AddReplacement(std::string sqlstate, std::string message, std::string detail);
   // Classify `text` as the server would with `s` (ASCII text in a client-only encoding is
   // read as ASCII; set_config of role marks its statement STATEMENT_KIND_ROLE).
+  // The session's last few distinct texts are answered from a cache (see recent_).
   v1::SqlClassification ClassifyText(absl::string_view text, const sql::SessionSettings& s) const;
+  v1::SqlClassification ClassifyUncached(absl::string_view text, const sql::SessionSettings& s) const;
   // Whether a setting the server may have by now, other than the reported ones, could
   // make it read `text` differently from `c`.
   bool ReadsDifferently(absl::string_view text, const v1::SqlClassification& c) const;
@@ -294,6 +296,20 @@ class StatementGuard {
   // portal's statements; nullopt where it cannot be known.
   ResultShapes ShapesOf(const v1::SqlClassification& c);
   static std::optional<std::vector<v1::OutputColumn>> ShapeOfCandidates(const std::vector<PreparedPtr>& candidates);
+  // ClassifyText's results for this session's most recent distinct texts (most recent
+  // first): the same text read with the same settings classifies the same (Classify is a
+  // pure function of both), so BEGIN, COMMIT and an unnamed Parse an ORM sends again are
+  // parsed once. Per session, not shared: whether a text was seen before must not be
+  // observable across sessions (timing). Bounded: kRecentTexts entries of at most
+  // kRecentTextBytes of text.
+  struct Recent {
+    std::string text;
+    sql::SessionSettings settings;
+    v1::SqlClassification classification;
+  };
+  static constexpr size_t kRecentTexts = 8;
+  static constexpr size_t kRecentTextBytes = 2048;
+  mutable std::deque<Recent> recent_;
   std::map<uint64_t, Replacement> replacements_;
   uint64_t next_replacement_ = 1;
   // Extended-protocol messages sent since the last Sync.

@@ -309,6 +309,28 @@ TEST_F(GuardTest, StandardConformingStringsOffChangesWhatIsRead) {
   EXPECT_EQ(v.kind, GuardVerdict::kReplace);
 }
 
+TEST_F(GuardTest, TheSameTextIsReadAgainWhenTheSettingsChange) {
+  // ClassifyText remembers the session's recent texts: a text judged harmless under
+  // standard_conforming_strings on must not keep that reading once it is off.
+  const char* text = "SELECT 'a\\' , ' ; DROP TABLE customers; -- '";
+  auto judged = [&](absl::string_view sql) {
+    GuardVerdict v = Query(sql);
+    Ready();  // answered: the next one is read with the settings reported by then
+    return v.kind;
+  };
+  EXPECT_EQ(judged(text), GuardVerdict::kForward);
+  EXPECT_EQ(judged(text), GuardVerdict::kForward);
+  Back(cpg::EncodeParameterStatus("standard_conforming_strings", "off"));
+  EXPECT_EQ(judged(text), GuardVerdict::kReplace);
+  Back(cpg::EncodeParameterStatus("standard_conforming_strings", "on"));
+  EXPECT_EQ(judged(text), GuardVerdict::kForward);
+  // More distinct texts than are remembered: each still judged as itself.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(judged(absl::StrCat("SELECT ", i)), GuardVerdict::kForward);
+    EXPECT_EQ(judged(absl::StrCat("DROP TABLE customers", std::string(i % 3, ' '))), GuardVerdict::kReplace);
+  }
+}
+
 TEST_F(GuardTest, PolicyReloadAppliesToTheNextDecision) {
   Parse("s", "DELETE FROM customers WHERE id = 1");
   Bind("", "s");
