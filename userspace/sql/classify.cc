@@ -1045,7 +1045,7 @@ absl::StatusOr<v1::SqlClassification> ParseAndWalk(const std::string& text) {
   }
   v1::SqlClassification out;
   out.set_fingerprint(std::move(std::get<std::string>(fingerprint)));
-  for (const pg_query::RawStmt& raw : std::get<pg_query::ParseResult>(parsed).stmts()) {
+  for (const pg_query::RawStmt& raw : std::get<ParseTree>(parsed).tree().stmts()) {
     *out.add_statements() = ClassifyStatement(raw, text.size());
   }
   out.set_multi_statement(out.statements_size() > 1);

@@ -149,18 +149,37 @@ absl::Status RunOnParserStack(absl::FunctionRef<void()> fn) {
   return absl::OkStatus();
 }
 
+namespace {
+
+google::protobuf::ArenaOptions TreeArenaOptions() {
+  google::protobuf::ArenaOptions o;
+  o.start_block_size = 8 * 1024;
+  o.max_block_size = 256 * 1024;
+  return o;
+}
+
+}  // namespace
+
+ParseTree::ParseTree()
+    : arena_(std::make_unique<google::protobuf::Arena>(TreeArenaOptions())),
+      tree_(google::protobuf::Arena::CreateMessage<pg_query::ParseResult>(arena_.get())) {}
+
+// GCC 12 inlines the arena's destructor into the variant's and then warns that it reads
+// outside the variant (-Warray-bounds): a false positive, silenced here only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
 absl::StatusOr<ParseOutcome> ParseSql(const std::string& sql) {
   Owned<PgQueryProtobufParseResult, pg_query_free_protobuf_parse_result> result(
       pg_query_parse_protobuf(sql.c_str()));
   if (result->error != nullptr) return ParseOutcome(ToSyntaxError(*result->error));
   absl::Status size_ok = CheckSize(result->parse_tree.len, "parse");
   if (!size_ok.ok()) return size_ok;
-  ParseOutcome outcome(std::in_place_type<pg_query::ParseResult>);
+  ParseOutcome outcome(std::in_place_type<ParseTree>);
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(result->parse_tree.data),
       static_cast<int>(result->parse_tree.len));
   in.SetRecursionLimit(kMaxDecodeRecursion);
-  if (!std::get<pg_query::ParseResult>(outcome).ParseFromCodedStream(&in) ||
+  if (!std::get<ParseTree>(outcome).mutable_tree()->ParseFromCodedStream(&in) ||
       !in.ConsumedEntireMessage()) {
     return absl::InternalError(absl::StrCat("sql: parse: cannot decode the ",
                                             result->parse_tree.len,
@@ -168,6 +187,7 @@ absl::StatusOr<ParseOutcome> ParseSql(const std::string& sql) {
   }
   return outcome;
 }
+#pragma GCC diagnostic pop
 
 absl::StatusOr<FingerprintOutcome> FingerprintSql(const std::string& sql) {
   Owned<PgQueryFingerprintResult, pg_query_free_fingerprint_result> result(

@@ -59,8 +59,9 @@ absl::StatusOr<std::vector<SetConfigCall>> FindSetConfigCalls(absl::string_view 
       result = parsed.status();
       return;
     }
-    const auto* tree = std::get_if<pg_query::ParseResult>(&*parsed);
-    if (tree == nullptr) return;
+    const auto* parse_tree = std::get_if<ParseTree>(&*parsed);
+    if (parse_tree == nullptr) return;
+    const pg_query::ParseResult* tree = &parse_tree->tree();
     for (int i = 0; i < tree->stmts_size(); ++i) Walk(tree->stmts(i), i, &*result);
   }));
   return result;

@@ -18,8 +18,9 @@ using ::testing::ElementsAre;
 TEST(ParseSql, ReturnsTypedTree) {
   absl::StatusOr<ParseOutcome> parsed = ParseSql("SELECT a FROM t; DELETE FROM u");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  const auto* tree = std::get_if<pg_query::ParseResult>(&*parsed);
-  ASSERT_NE(tree, nullptr);
+  const auto* parse_tree = std::get_if<ParseTree>(&*parsed);
+  ASSERT_NE(parse_tree, nullptr);
+  const pg_query::ParseResult* tree = &parse_tree->tree();
   ASSERT_EQ(tree->stmts_size(), 2);
   EXPECT_TRUE(tree->stmts(0).stmt().has_select_stmt());
   ASSERT_TRUE(tree->stmts(1).stmt().has_delete_stmt());
