@@ -21,6 +21,7 @@
 #include "google/protobuf/message.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/sql/nesting.h"
+#include "userspace/sql/normalize.h"
 #include "userspace/sql/parser.h"
 #include "userspace/sql/tree.h"
 #include "userspace/sql/derivation.h"
@@ -1033,8 +1034,44 @@ std::string Describe(const SyntaxError& e) {
 // Statements with at most this many tokens are parsed on the caller's thread.
 constexpr size_t kInlineTokens = 256;
 
-// Parser, fingerprint and classification of a string that passed the nesting guard.
-absl::StatusOr<v1::SqlClassification> ParseAndWalk(const std::string& text) {
+// Where the tree's plain constants (A_Const) begin.
+void CollectConstLocations(const google::protobuf::Message& m, absl::flat_hash_set<int32_t>* out) {
+  if (m.GetDescriptor() == pg_query::A_Const::descriptor()) {
+    out->insert(static_cast<const pg_query::A_Const&>(m).location());
+    return;
+  }
+  ForEachChild(m, [&](const google::protobuf::Message& child) { CollectConstLocations(child, out); });
+}
+
+// ClassifyShaped's test, for a string that parsed into `tree` and classified as `c`.
+bool HoldsForShape(const std::string& text, const std::vector<TokenSpan>& tokens, const pg_query::ParseResult& tree,
+                   const v1::SqlClassification& c) {
+  if (c.parse_error() || c.statements_size() != 1) return false;
+  const v1::SqlStatement& s = c.statements(0);
+  // SetLimit reads LIMIT's count: the only constant value the classifier reads.
+  if (s.location() != 0 || s.has_limit()) return false;
+  std::optional<std::vector<LiteralSpan>> literals = LiteralSpans(text, tokens);
+  if (!literals.has_value()) return false;
+  absl::flat_hash_set<int32_t> consts;
+  CollectConstLocations(tree, &consts);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (!IsLiteral(tokens[i].token)) continue;
+    // U&'...' may carry a UESCAPE clause the parser folds into it: not worth the doubt.
+    if (tokens[i].token == pg_query::USCONST) return false;
+    // A plain constant, or one the grammar folded a unary minus into (doNegate: the
+    // constant then starts at the minus).
+    if (consts.contains(tokens[i].start)) continue;
+    if (i > 0 && tokens[i - 1].token == pg_query::ASCII_45 && consts.contains(tokens[i - 1].start)) continue;
+    return false;  // a literal the tree keeps as something else: a name, a file, an option
+  }
+  // Every literal inside the statement, so only its length changes with them.
+  return literals->empty() || literals->back().end <= s.length();
+}
+
+// Parser, fingerprint and classification of a string that passed the nesting guard; with
+// `holds_for_shape`, also ClassifyShaped's answer.
+absl::StatusOr<v1::SqlClassification> ParseAndWalk(const std::string& text, const std::vector<TokenSpan>& tokens,
+                                                   bool* holds_for_shape) {
   INTERLOCK_ASSIGN_OR_RETURN(ParseOutcome parsed, ParseSql(text));
   if (const auto* error = std::get_if<SyntaxError>(&parsed)) {
     return ParseFailure(Describe(*error));
@@ -1045,10 +1082,12 @@ absl::StatusOr<v1::SqlClassification> ParseAndWalk(const std::string& text) {
   }
   v1::SqlClassification out;
   out.set_fingerprint(std::move(std::get<std::string>(fingerprint)));
-  for (const pg_query::RawStmt& raw : std::get<ParseTree>(parsed).tree().stmts()) {
+  const pg_query::ParseResult& tree = std::get<ParseTree>(parsed).tree();
+  for (const pg_query::RawStmt& raw : tree.stmts()) {
     *out.add_statements() = ClassifyStatement(raw, text.size());
   }
   out.set_multi_statement(out.statements_size() > 1);
+  if (holds_for_shape != nullptr) *holds_for_shape = HoldsForShape(text, tokens, tree, out);
   return out;
 }
 
@@ -1075,42 +1114,56 @@ absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql) {
 
 absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql,
                                                const SessionSettings& session) {
+  INTERLOCK_ASSIGN_OR_RETURN(ShapedClassification shaped, ClassifyShaped(sql, session));
+  return std::move(shaped.classification);
+}
+
+absl::StatusOr<ShapedClassification> ClassifyShaped(absl::string_view sql, const SessionSettings& session) {
   if (IsClientOnlyEncoding(session.client_encoding)) {
-    return ParseFailure(absl::StrCat("client_encoding ", session.client_encoding,
-                                     " cannot be analysed safely; use UTF8"));
+    return ShapedClassification{ParseFailure(absl::StrCat("client_encoding ", session.client_encoding,
+                                                          " cannot be analysed safely; use UTF8"))};
   }
   if (sql.size() > kMaxSqlBytes) {
-    return ParseFailure(absl::StrCat("query of ", sql.size(), " bytes exceeds the ", kMaxSqlBytes,
-                                     "-byte limit for analysis"));
+    return ShapedClassification{ParseFailure(
+        absl::StrCat("query of ", sql.size(), " bytes exceeds the ", kMaxSqlBytes, "-byte limit for analysis"))};
   }
   if (size_t nul = sql.find('\0'); nul != absl::string_view::npos) {
-    return ParseFailure(absl::StrCat("query contains a NUL byte at offset ", nul));
+    return ShapedClassification{ParseFailure(absl::StrCat("query contains a NUL byte at offset ", nul))};
   }
   const std::string text(sql);
   ScopedStandardConformingStrings lexer_mode(session.standard_conforming_strings);
 
   // The lexer first: it cannot overflow the stack, and its tokens bound the tree depth the
   // parser's unguarded recursion would reach (nesting.h).
-  INTERLOCK_ASSIGN_OR_RETURN(ScanOutcome scanned, ScanSql(text));
+  INTERLOCK_ASSIGN_OR_RETURN(SpanOutcome scanned, ScanSqlSpans(text));
   if (const auto* error = std::get_if<SyntaxError>(&scanned)) {
-    return ParseFailure(Describe(*error));
+    return ShapedClassification{ParseFailure(Describe(*error))};
   }
-  const auto& tokens = std::get<std::vector<pg_query::Token>>(scanned);
+  const auto& spans = std::get<std::vector<TokenSpan>>(scanned);
+  std::vector<pg_query::Token> tokens;
+  tokens.reserve(spans.size());
+  for (const TokenSpan& t : spans) tokens.push_back(t.token);
   const int depth = EstimateNestingDepth(tokens);
   if (depth > kMaxNestingDepth) {
-    return ParseFailure(absl::StrCat("statement too deeply nested to analyse (depth estimate ",
-                                     depth, " > ", kMaxNestingDepth, ")"));
+    return ShapedClassification{ParseFailure(absl::StrCat("statement too deeply nested to analyse (depth estimate ",
+                                                          depth, " > ", kMaxNestingDepth, ")"))};
   }
   // Short strings parse on the caller's stack: a parse tree has at most a few levels per token,
   // so this needs well under 1 MiB whatever the estimate missed. Longer ones get a thread with
   // a stack no statement the grammar accepts can exhaust.
-  if (tokens.size() <= kInlineTokens) return ParseAndWalk(text);
+  ShapedClassification out;
   absl::StatusOr<v1::SqlClassification> result = absl::InternalError("sql: parser did not run");
-  INTERLOCK_RETURN_IF_ERROR(RunOnParserStack([&] {
-    ScopedStandardConformingStrings thread_lexer_mode(session.standard_conforming_strings);
-    result = ParseAndWalk(text);
-  }));
-  return result;
+  if (tokens.size() <= kInlineTokens) {
+    result = ParseAndWalk(text, spans, &out.holds_for_shape);
+  } else {
+    INTERLOCK_RETURN_IF_ERROR(RunOnParserStack([&] {
+      ScopedStandardConformingStrings thread_lexer_mode(session.standard_conforming_strings);
+      result = ParseAndWalk(text, spans, &out.holds_for_shape);
+    }));
+  }
+  if (!result.ok()) return result.status();
+  out.classification = std::move(*result);
+  return out;
 }
 
 }  // namespace interlock::sql

@@ -83,6 +83,23 @@ absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql,
 // character can end in a byte the classifier would read as a backslash.
 bool IsClientOnlyEncoding(absl::string_view name);
 
+// Classify, and whether its reading holds for every string of the same shape
+// (normalize.h ShapeKey: the same text but for the values of its literals, of the same
+// token kinds), read with the same settings. It holds when the string is one statement
+// starting at 0 that holds every literal, every literal token became a plain constant of
+// the tree (A_Const, also with a unary minus folded in), none is a U&'' string, and the
+// classifier read no constant's value (it reads only LIMIT's count: a statement with a
+// LIMIT does not hold). Then a string of that shape classifies the same except for its
+// statement's length, which changes by the difference in size (tests/unit/sql:
+// ClassifyShaped.* vary the literals of a corpus and compare). Every other reading that a
+// literal decides is a literal kept as something other than a constant — a name, a
+// file, an option, a function body — and fails the second condition.
+struct ShapedClassification {
+  v1::SqlClassification classification;
+  bool holds_for_shape = false;
+};
+absl::StatusOr<ShapedClassification> ClassifyShaped(absl::string_view sql, const SessionSettings& session);
+
 // Classify with PostgreSQL's defaults (standard_conforming_strings on, UTF8).
 absl::StatusOr<v1::SqlClassification> Classify(absl::string_view sql);
 

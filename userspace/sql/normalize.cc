@@ -13,6 +13,8 @@ namespace interlock::sql {
 
 namespace {
 
+}  // namespace
+
 bool IsLiteral(pg_query::Token t) {
   switch (t) {
     case pg_query::SCONST:
@@ -27,9 +29,53 @@ bool IsLiteral(pg_query::Token t) {
   }
 }
 
+namespace {
+
 std::string Unreadable(absl::string_view sql) { return absl::StrCat("<unreadable statement: ", sql.size(), " bytes>"); }
 
 }  // namespace
+
+std::optional<std::vector<LiteralSpan>> LiteralSpans(absl::string_view text, const std::vector<TokenSpan>& tokens) {
+  std::vector<LiteralSpan> out;
+  size_t copied = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const TokenSpan& t = tokens[i];
+    if (!IsLiteral(t.token)) continue;
+    // A literal ends where the next token (comments are tokens) begins, less whitespace:
+    // the lexer's own end is not set for every kind (U&'...' reports none).
+    size_t start = static_cast<size_t>(std::max(t.start, 0));
+    size_t end = i + 1 < tokens.size() ? static_cast<size_t>(std::max(tokens[i + 1].start, 0)) : text.size();
+    while (end > start && absl::ascii_isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+    end = std::max(end, static_cast<size_t>(std::max(t.end, 0)));
+    if (start < copied || end > text.size() || end <= start) return std::nullopt;  // not as documented
+    out.push_back({t.token, start, end});
+    copied = end;
+  }
+  return out;
+}
+
+std::optional<std::string> ShapeKey(absl::string_view sql, bool standard_conforming_strings) {
+  if (sql.find('\0') != absl::string_view::npos) return std::nullopt;
+  const std::string text(sql);
+  ScopedStandardConformingStrings lexer_mode(standard_conforming_strings);
+  absl::StatusOr<SpanOutcome> scanned = ScanSqlSpans(text);
+  if (!scanned.ok() || std::holds_alternative<SyntaxError>(*scanned)) return std::nullopt;
+  std::optional<std::vector<LiteralSpan>> literals = LiteralSpans(text, std::get<std::vector<TokenSpan>>(*scanned));
+  if (!literals.has_value()) return std::nullopt;
+  std::string key;
+  key.reserve(text.size() + 8);
+  size_t copied = 0;
+  for (const LiteralSpan& l : *literals) {
+    key.append(text, copied, l.start - copied);
+    // NUL cannot occur in the text (refused above): the marker is unambiguous.
+    key.push_back('\0');
+    absl::StrAppend(&key, static_cast<int>(l.token));
+    key.push_back('\0');
+    copied = l.end;
+  }
+  key.append(text, copied, std::string::npos);
+  return key;
+}
 
 std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings) {
   if (sql.find('\0') != absl::string_view::npos) return Unreadable(sql);
@@ -47,24 +93,16 @@ std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_st
       next = std::max(next, n);
     }
   }
+  // Spans not as documented: never show what we cannot place.
+  std::optional<std::vector<LiteralSpan>> literals = LiteralSpans(text, tokens);
+  if (!literals.has_value()) return Unreadable(sql);
   std::string out;
   out.reserve(text.size());
   size_t copied = 0;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const TokenSpan& t = tokens[i];
-    if (!IsLiteral(t.token)) continue;
-    // A literal ends where the next token (comments are tokens) begins, less whitespace:
-    // the lexer's own end is not set for every kind (U&'...' reports none).
-    size_t start = static_cast<size_t>(std::max(t.start, 0));
-    size_t end = i + 1 < tokens.size() ? static_cast<size_t>(std::max(tokens[i + 1].start, 0)) : text.size();
-    while (end > start && absl::ascii_isspace(static_cast<unsigned char>(text[end - 1]))) --end;
-    end = std::max(end, static_cast<size_t>(std::max(t.end, 0)));
-    if (start < copied || end > text.size() || end <= start) {
-      return Unreadable(sql);  // spans not as documented: never show what we cannot place
-    }
-    out.append(text, copied, start - copied);
+  for (const LiteralSpan& l : *literals) {
+    out.append(text, copied, l.start - copied);
     absl::StrAppend(&out, "$", ++next);
-    copied = end;
+    copied = l.end;
   }
   out.append(text, copied, std::string::npos);
   return out;

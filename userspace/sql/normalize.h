@@ -14,11 +14,36 @@
 // ("<unreadable statement: 42 bytes>").
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
+#include "userspace/sql/parser.h"
 
 namespace interlock::sql {
+
+// The lexer's literal tokens: strings (SCONST, USCONST, BCONST, XCONST) and numbers
+// (ICONST, FCONST). PARAM ($1) is not one.
+bool IsLiteral(pg_query::Token t);
+
+// Where each literal token of `text` (scanned into `tokens`) lies: [start, end) in bytes,
+// the end being where the next token begins less whitespace (the lexer's own end is not
+// set for every kind). nullopt when the spans are not as documented (overlapping).
+struct LiteralSpan {
+  pg_query::Token token;
+  size_t start;
+  size_t end;
+};
+std::optional<std::vector<LiteralSpan>> LiteralSpans(absl::string_view text, const std::vector<TokenSpan>& tokens);
+
+// The statement's shape: its text with every literal replaced by a marker naming the
+// literal's token kind (`WHERE aid = 42` and `WHERE aid = 7` have one shape, `= 42` and
+// `= '42'` two; whitespace and comments count). nullopt when the lexer rejects the text or
+// it holds a NUL. Lexer only, like NormalizeLiterals. What a shape is for: classify.h's
+// ClassifyShaped says when one string's reading holds for every string of its shape.
+std::optional<std::string> ShapeKey(absl::string_view sql, bool standard_conforming_strings);
 
 std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings = true);
 
