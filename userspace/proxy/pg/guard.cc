@@ -13,6 +13,7 @@
 #include "userspace/codec/pg/messages.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/proxy/pg/statement_tracker.h"
+#include "userspace/sql/normalize.h"
 #include "userspace/sql/set_config.h"
 
 namespace interlock::proxy::pg {
@@ -30,10 +31,13 @@ absl::string_view KindName(v1::StatementKind k) {
   return v;
 }
 
-// Classify never fails open: an internal failure is judged as a parse error.
-v1::SqlClassification ClassifyOrError(absl::string_view text, const sql::SessionSettings& s) {
-  absl::StatusOr<v1::SqlClassification> c = sql::Classify(text, s);
-  if (c.ok()) return *std::move(c);
+// Classify never fails open: an internal failure is judged as a parse error. `holds_for_shape`
+// (may be null): sql::ClassifyShaped's answer, false on failure.
+v1::SqlClassification ClassifyOrError(absl::string_view text, const sql::SessionSettings& s,
+                                      bool* holds_for_shape = nullptr) {
+  absl::StatusOr<sql::ShapedClassification> c = sql::ClassifyShaped(text, s);
+  if (holds_for_shape != nullptr) *holds_for_shape = c.ok() && c->holds_for_shape;
+  if (c.ok()) return std::move(c->classification);
   v1::SqlClassification e;
   e.set_parse_error(true);
   e.set_error(absl::StrCat("classifier failure: ", c.status().message()));
@@ -199,27 +203,57 @@ std::string StatementText(absl::string_view query, const v1::SqlStatement& s, co
 }  // namespace
 
 v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const sql::SessionSettings& s) const {
-  if (text.size() > kRecentTextBytes) return ClassifyUncached(text, s);
+  if (text.size() > kRecentTextBytes) return ClassifyUncached(text, s, nullptr);
   for (auto it = recent_.begin(); it != recent_.end(); ++it) {
     if (it->text != text || !(it->settings == s)) continue;
     if (it != recent_.begin()) std::rotate(recent_.begin(), it, std::next(it));
     return recent_.front().classification;
   }
-  v1::SqlClassification c = ClassifyUncached(text, s);
+  // A new text of a shape read before (a client-only encoding reads a text by whether it is
+  // ASCII, which its literals decide: never by shape).
+  std::optional<std::string> shape;
+  if (!sql::IsClientOnlyEncoding(s.client_encoding)) shape = sql::ShapeKey(text, s.standard_conforming_strings);
+  v1::SqlClassification c;
+  bool found = false;
+  if (shape.has_value()) {
+    for (auto it = shapes_.begin(); it != shapes_.end(); ++it) {
+      if (it->key != *shape || !(it->settings == s)) continue;
+      if (it != shapes_.begin()) std::rotate(shapes_.begin(), it, std::next(it));
+      const Shape& hit = shapes_.front();
+      c = hit.classification;
+      // Every literal lies inside the one statement (ClassifyShaped): only its length moves.
+      c.mutable_statements(0)->set_length(
+          static_cast<uint32_t>(int64_t{hit.classification.statements(0).length()} +
+                                static_cast<int64_t>(text.size()) - static_cast<int64_t>(hit.text_size)));
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    bool holds_for_shape = false;
+    c = ClassifyUncached(text, s, &holds_for_shape);
+    if (shape.has_value() && holds_for_shape) {
+      if (shapes_.size() == kRecentTexts) shapes_.pop_back();
+      shapes_.push_front(Shape{*std::move(shape), s, c, text.size()});
+    }
+  }
   if (recent_.size() == kRecentTexts) recent_.pop_back();
   recent_.push_front(Recent{std::string(text), s, c});
   return c;
 }
 
-v1::SqlClassification StatementGuard::ClassifyUncached(absl::string_view text, const sql::SessionSettings& s) const {
+v1::SqlClassification StatementGuard::ClassifyUncached(absl::string_view text, const sql::SessionSettings& s,
+                                                       bool* holds_for_shape) const {
   sql::SessionSettings as_read = s;
   // Client-only encodings are ASCII-compatible: ASCII text reads the same in them.
   if (sql::IsClientOnlyEncoding(s.client_encoding) && IsAscii(text)) as_read.client_encoding = "SQL_ASCII";
-  v1::SqlClassification c = ClassifyOrError(text, as_read);
+  v1::SqlClassification c = ClassifyOrError(text, as_read, holds_for_shape);
   if (c.parse_error()) return c;
   bool any = false;
   for (const v1::SqlStatement& st : c.statements()) any |= CallsSetConfig(st);
   if (!any) return c;
+  // The guard reads set_config's arguments below (which parameter): their values decide.
+  if (holds_for_shape != nullptr) *holds_for_shape = false;
   absl::StatusOr<std::vector<sql::SetConfigCall>> calls = sql::FindSetConfigCalls(text, as_read);
   if (!calls.ok()) {
     // Cannot tell which parameters: every statement calling set_config may change the role.

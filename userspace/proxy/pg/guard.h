@@ -252,9 +252,12 @@ class StatementGuard {
   std::string AddReplacement(std::string sqlstate, std::string message, std::string detail);
   // Classify `text` as the server would with `s` (ASCII text in a client-only encoding is
   // read as ASCII; set_config of role marks its statement STATEMENT_KIND_ROLE).
-  // The session's last few distinct texts are answered from a cache (see recent_).
+  // The session's last few distinct texts and shapes are answered from memory (recent_,
+  // shapes_).
   v1::SqlClassification ClassifyText(absl::string_view text, const sql::SessionSettings& s) const;
-  v1::SqlClassification ClassifyUncached(absl::string_view text, const sql::SessionSettings& s) const;
+  // `holds_for_shape` (may be null): whether the reading holds for every text of its shape.
+  v1::SqlClassification ClassifyUncached(absl::string_view text, const sql::SessionSettings& s,
+                                         bool* holds_for_shape) const;
   // Whether a setting the server may have by now, other than the reported ones, could
   // make it read `text` differently from `c`.
   bool ReadsDifferently(absl::string_view text, const v1::SqlClassification& c) const;
@@ -310,6 +313,17 @@ class StatementGuard {
   static constexpr size_t kRecentTexts = 8;
   static constexpr size_t kRecentTextBytes = 2048;
   mutable std::deque<Recent> recent_;
+  // And by shape (sql/normalize.h ShapeKey: the text but for its literals' values): pgbench
+  // and an agent's loop send one shape with new literals each time. Only readings that
+  // sql::ClassifyShaped says hold for the whole shape, and not those whose set_config
+  // arguments the guard reads itself; same bounds and scope as recent_.
+  struct Shape {
+    std::string key;
+    sql::SessionSettings settings;
+    v1::SqlClassification classification;
+    size_t text_size;
+  };
+  mutable std::deque<Shape> shapes_;
   std::map<uint64_t, Replacement> replacements_;
   uint64_t next_replacement_ = 1;
   // Extended-protocol messages sent since the last Sync.

@@ -331,6 +331,32 @@ TEST_F(GuardTest, TheSameTextIsReadAgainWhenTheSettingsChange) {
   }
 }
 
+TEST_F(GuardTest, ATextOfAShapeReadBeforeIsJudgedAsItself) {
+  // The guard reuses a reading for a new text of the same shape only where no literal can
+  // change it. set_config's parameter is a literal the guard reads itself: the second text
+  // has the first one's shape and is a role change.
+  auto judged = [&](absl::string_view sql) {
+    GuardVerdict v = Query(sql);
+    Ready();
+    return v;
+  };
+  EXPECT_EQ(judged("SELECT set_config('application_name', 'x', false)").kind, GuardVerdict::kForward);
+  GuardVerdict role = judged("SELECT set_config('role', 'postgres', false)");
+  EXPECT_EQ(role.kind, GuardVerdict::kReplace);
+  EXPECT_EQ(role.audit.rule_id(), "deny-role");
+  EXPECT_EQ(judged("SELECT set_config('application_name', 'y', false)").kind, GuardVerdict::kForward);
+  // LIMIT's count is read: a new count is read again.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(judged(absl::StrCat("SELECT * FROM accounts WHERE id > 0 LIMIT ", 10 + i)).kind, GuardVerdict::kForward);
+  }
+  // Literals of a shape read before: the same decision, statement after statement.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(judged(absl::StrCat("SELECT * FROM accounts WHERE id = ", i)).kind, GuardVerdict::kForward) << i;
+    EXPECT_EQ(judged(absl::StrCat("DELETE FROM customers WHERE id = ", i)).kind,
+              judged("DELETE FROM customers WHERE id = 1000").kind) << i;
+  }
+}
+
 TEST_F(GuardTest, PolicyReloadAppliesToTheNextDecision) {
   Parse("s", "DELETE FROM customers WHERE id = 1");
   Bind("", "s");
