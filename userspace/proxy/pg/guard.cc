@@ -233,7 +233,7 @@ v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const
     bool holds_for_shape = false;
     c = ClassifyUncached(text, s, &holds_for_shape);
     if (shape.has_value() && holds_for_shape) {
-      if (shapes_.size() == kRecentTexts) shapes_.pop_back();
+      if (shapes_.size() == kRecentShapes) shapes_.pop_back();
       shapes_.push_front(Shape{*std::move(shape), s, c, text.size()});
     }
   }

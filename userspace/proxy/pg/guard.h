@@ -315,8 +315,11 @@ class StatementGuard {
   mutable std::deque<Recent> recent_;
   // And by shape (sql/normalize.h ShapeKey: the text but for its literals' values): pgbench
   // and an agent's loop send one shape with new literals each time. Only readings that
-  // sql::ClassifyShaped says hold for the whole shape, and not those whose set_config
-  // arguments the guard reads itself; same bounds and scope as recent_.
+  // sql::ClassifyShaped says hold for the whole shape (texts of at most kRecentTextBytes),
+  // and not those whose set_config arguments the guard reads itself; per session like
+  // recent_, kRecentShapes of them (a sign is part of a shape: pgbench's TPC-B-like script
+  // alone sends nine).
+  static constexpr size_t kRecentShapes = 16;
   struct Shape {
     std::string key;
     sql::SessionSettings settings;
