@@ -364,6 +364,55 @@ TEST_F(RowEstimatorTest, RejectedStatementsAreInvalidArgumentWithSqlstate) {
   EXPECT_EQ(EstimatorPid(), pid);
 }
 
+TEST_F(RowEstimatorTest, RequestsWaitingTogetherAreSentTogetherAndAnsweredEachAsItself) {
+  // Queued back to back, the requests reach the worker while it connects, so they go out
+  // as batches (one write, each with its own Sync): a rejected statement, one that cannot
+  // be sent and a catalog query among them fail or answer alone, in order.
+  MakeEstimator(Options());
+  const int64_t pid = EstimatorPid();
+  ASSERT_GT(pid, 0);
+  std::vector<std::optional<absl::StatusOr<int64_t>>> out(40);
+  std::optional<absl::StatusOr<QueryRows>> rows;
+  for (size_t i = 0; i < out.size(); ++i) {
+    EstimateRequest r;
+    if (i % 10 == 3) r.sql = "SELEC * FROM t";                            // the server rejects it
+    else if (i % 10 == 7) r.sql = std::string("SELECT 1\0; DROP TABLE t", 24);  // never sent
+    else if (i % 2 == 0) r.sql = "SELECT * FROM t";
+    else r = {.sql = "SELECT * FROM t WHERE id < $1", .params = {std::string("100")}};
+    Start(std::move(r), &out[i]);
+    if (i == 20) {
+      ++outstanding_;
+      est_->Query({.sql = "SELECT count(*) FROM t"}, [this, &rows](absl::StatusOr<QueryRows> r) {
+        rows = std::move(r);
+        if (--outstanding_ == 0) loop_->Stop();
+      });
+    }
+  }
+  AwaitAll();
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(out[i].has_value()) << i;
+    const absl::StatusOr<int64_t>& r = *out[i];
+    if (i % 10 == 3) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << i << r.status();
+      EXPECT_THAT(r.status().message(), HasSubstr("42601")) << i;
+    } else if (i % 10 == 7) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << i << r.status();
+      EXPECT_THAT(r.status().message(), HasSubstr("NUL")) << i;
+    } else if (i % 2 == 0) {
+      ASSERT_TRUE(r.ok()) << i << r.status();
+      EXPECT_EQ(*r, 10000) << i;
+    } else {
+      ASSERT_TRUE(r.ok()) << i << r.status();
+      EXPECT_LT(*r, 1000) << i;
+    }
+  }
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_TRUE(rows->ok()) << rows->status();
+  ASSERT_EQ((*rows)->size(), 1u);
+  EXPECT_EQ((**rows)[0][0], std::optional<std::string>("10000"));
+  EXPECT_EQ(EstimatorPid(), pid);  // one connection throughout
+}
+
 TEST_F(RowEstimatorTest, DeepPlansFromTheServer) {
   MakeEstimator(Options());
   // 25 self-joins on the primary key: a plan far deeper than protobuf's JSON nesting limit.

@@ -531,29 +531,36 @@ void RowEstimator::Deliver(Pending& p, const absl::StatusOr<QueryRows>& rows) {
 
 void RowEstimator::WorkerMain() {
   for (;;) {
-    Pending p;
+    std::vector<Pending> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) break;
-      p = std::move(queue_.front());
-      queue_.pop_front();
+      // Everything waiting, up to kMaxBatch requests and kMaxBatchBytes of SQL.
+      size_t bytes = 0;
+      while (!queue_.empty() && batch.size() < kMaxBatch &&
+             (batch.empty() || bytes + queue_.front().req.sql.size() <= kMaxBatchBytes)) {
+        bytes += queue_.front().req.sql.size();
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
     }
-    bool connect_failed = false;
-    absl::StatusOr<QueryRows> result = RunOne(p.req, /*explain=*/!p.rows_done, &connect_failed);
+    absl::Status connect_error;
+    std::vector<absl::StatusOr<QueryRows>> results = RunBatch(batch, &connect_error);
     std::deque<Pending> also_failed;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) {
         // Dropped: nobody may be called back any more. Back into the queue, so `done` and
         // what it holds are destroyed by the destructor, on the loop thread.
-        queue_.push_front(std::move(p));
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));
         break;
       }
-      if (connect_failed) also_failed.swap(queue_);
+      if (!connect_error.ok()) also_failed.swap(queue_);
     }
-    Deliver(p, result);
-    for (Pending& q : also_failed) Deliver(q, result);
+    for (size_t i = 0; i < batch.size(); ++i) Deliver(batch[i], results[i]);
+    // The connection could not be opened: everything waiting fails with the same error.
+    for (Pending& q : also_failed) Deliver(q, connect_error);
   }
   conn_.reset();
 }
@@ -572,7 +579,7 @@ absl::StatusOr<std::unique_ptr<RowEstimator::Connection>> RowEstimator::Connect(
       absl::StrCat("row estimator ", options_.upstream.ToString(), ": ", why));
 }
 
-absl::StatusOr<QueryRows> RowEstimator::RunOne(const EstimateRequest& req, bool explain, bool* connect_failed) {
+absl::StatusOr<std::string> RowEstimator::Wire(const EstimateRequest& req, bool explain) const {
   const std::string where = absl::StrCat("row estimator ", options_.upstream.ToString());
   // encode.h's preconditions are caller bugs there; here they are the request's problem.
   if (absl::StrContains(req.sql, '\0')) {
@@ -604,109 +611,143 @@ absl::StatusOr<QueryRows> RowEstimator::RunOne(const EstimateRequest& req, bool 
   }
   bind.result_formats = {0};  // text: the JSON document
   cpg::Execute execute;
-  std::string wire = absl::StrCat(cpg::Encode(parse), cpg::Encode(bind), cpg::Encode(execute),
-                                  cpg::Encode(cpg::Sync{}));
+  // Each request ends with its own Sync: an error skips only to it, so one rejected
+  // statement never takes the others of a batch with it.
+  return absl::StrCat(cpg::Encode(parse), cpg::Encode(bind), cpg::Encode(execute), cpg::Encode(cpg::Sync{}));
+}
 
-  for (int attempt = 0;; ++attempt) {
+absl::Status RowEstimator::ReadAnswer(absl::Duration deadline, Answer* a) {
+  for (;;) {
+    INTERLOCK_ASSIGN_OR_RETURN(Connection::Message m, conn_->Read(deadline));
+    if (m.oversized) {
+      a->oversized = true;
+      continue;
+    }
+    switch (m.type) {
+      case cpg::backend::kParseComplete:
+      case cpg::backend::kBindComplete:
+      case cpg::backend::kCommandComplete:
+      case cpg::backend::kNoData:
+      case cpg::backend::kEmptyQueryResponse:
+      case cpg::backend::kNoticeResponse:
+      case cpg::backend::kParameterStatus:
+      case cpg::backend::kNotificationResponse:
+        break;
+      case cpg::backend::kDataRow: {
+        INTERLOCK_ASSIGN_OR_RETURN(cpg::DataRow row, cpg::ParseDataRow(m.body));
+        a->row_bytes += m.body.size();
+        if (a->row_bytes > kMaxExplainBytes) {
+          a->oversized = true;
+          break;
+        }
+        std::vector<std::optional<std::string>> out;
+        out.reserve(row.columns.size());
+        for (const auto& c : row.columns) {
+          out.push_back(c.has_value() ? std::optional<std::string>(std::string(*c)) : std::nullopt);
+        }
+        a->rows.push_back(std::move(out));
+        break;
+      }
+      case cpg::backend::kErrorResponse: {
+        INTERLOCK_ASSIGN_OR_RETURN(cpg::ErrorResponse e, cpg::ParseErrorResponse(m.body));
+        absl::string_view severity = Severity(e);
+        if (severity == "FATAL" || severity == "PANIC") {
+          // The server ends the session (restart, pg_terminate_backend, idle timeout).
+          return absl::UnavailableError(
+              absl::StrCat("the server ended the session (", e.sqlstate(), "): ", e.message()));
+        }
+        if (!a->error.has_value()) a->error = std::move(e);
+        break;
+      }
+      case cpg::backend::kReadyForQuery:
+        return absl::OkStatus();
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("unexpected ", cpg::MessageName(m.type, false), " after EXPLAIN"));
+    }
+  }
+}
+
+absl::StatusOr<QueryRows> RowEstimator::Outcome(Answer& a) const {
+  const std::string where = absl::StrCat("row estimator ", options_.upstream.ToString());
+  if (a.error.has_value()) {
+    std::string what = absl::StrCat(a.error->sqlstate(), ": ", a.error->message());
+    if (IsServerSideFailure(a.error->sqlstate())) {
+      return absl::UnavailableError(absl::StrCat(where, ": the planner failed: ", what));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(where, ": explain rejected: ", what));
+  }
+  if (a.oversized) {
+    return absl::ResourceExhaustedError(absl::StrCat(where, ": explain output larger than ", kMaxExplainBytes, " bytes"));
+  }
+  return std::move(a.rows);
+}
+
+std::vector<absl::StatusOr<QueryRows>> RowEstimator::RunBatch(const std::vector<Pending>& batch,
+                                                              absl::Status* connect_error) {
+  const std::string where = absl::StrCat("row estimator ", options_.upstream.ToString());
+  std::vector<absl::StatusOr<QueryRows>> results(batch.size(), absl::InternalError("row estimator: not run"));
+  std::vector<std::string> wires(batch.size());
+  std::vector<size_t> todo;  // requests still to send, in order
+  for (size_t i = 0; i < batch.size(); ++i) {
+    absl::StatusOr<std::string> w = Wire(batch[i].req, /*explain=*/!batch[i].rows_done);
+    if (!w.ok()) {
+      results[i] = w.status();
+      continue;
+    }
+    wires[i] = *std::move(w);
+    todo.push_back(i);
+  }
+  for (int attempt = 0; !todo.empty(); ++attempt) {
     bool fresh = false;
     if (conn_ == nullptr) {
       auto conn = Connect();
       if (!conn.ok()) {
-        *connect_failed = true;
-        return conn.status();
+        *connect_error = conn.status();
+        for (size_t i : todo) results[i] = conn.status();
+        return results;
       }
       conn_ = *std::move(conn);
       fresh = true;
     }
+    // The whole batch in one write, then the answers in order: one round trip and one
+    // wake-up of this thread for all the requests that were waiting.
+    std::string wire;
+    for (size_t i : todo) wire += wires[i];
     // The server's statement_timeout (= query_timeout) normally ends a slow EXPLAIN first,
     // with an error that keeps the connection; ours only catches a server or network that
-    // stopped answering.
-    absl::Duration deadline =
-        loop_->clock().Monotonic() + options_.query_timeout + kClientDeadlineGrace;
-    QueryRows rows;
-    size_t row_bytes = 0;
-    std::optional<cpg::ErrorResponse> error;
-    bool oversized = false;
-    // Transport failures leave the connection unusable.
-    absl::Status transport = [&]() -> absl::Status {
-      conn_->set_busy();
-      INTERLOCK_RETURN_IF_ERROR(conn_->Send(wire, deadline));
-      for (;;) {
-        INTERLOCK_ASSIGN_OR_RETURN(Connection::Message m, conn_->Read(deadline));
-        if (m.oversized) {
-          oversized = true;
-          continue;
-        }
-        switch (m.type) {
-          case cpg::backend::kParseComplete:
-          case cpg::backend::kBindComplete:
-          case cpg::backend::kCommandComplete:
-          case cpg::backend::kNoData:
-          case cpg::backend::kEmptyQueryResponse:
-          case cpg::backend::kNoticeResponse:
-          case cpg::backend::kParameterStatus:
-          case cpg::backend::kNotificationResponse:
-            break;
-          case cpg::backend::kDataRow: {
-            INTERLOCK_ASSIGN_OR_RETURN(cpg::DataRow row, cpg::ParseDataRow(m.body));
-            row_bytes += m.body.size();
-            if (row_bytes > kMaxExplainBytes) {
-              oversized = true;
-              break;
-            }
-            std::vector<std::optional<std::string>> out;
-            out.reserve(row.columns.size());
-            for (const auto& c : row.columns) {
-              out.push_back(c.has_value() ? std::optional<std::string>(std::string(*c)) : std::nullopt);
-            }
-            rows.push_back(std::move(out));
-            break;
-          }
-          case cpg::backend::kErrorResponse: {
-            INTERLOCK_ASSIGN_OR_RETURN(cpg::ErrorResponse e, cpg::ParseErrorResponse(m.body));
-            absl::string_view severity = Severity(e);
-            if (severity == "FATAL" || severity == "PANIC") {
-              // The server ends the session (restart, pg_terminate_backend, idle timeout).
-              return absl::UnavailableError(
-                  absl::StrCat("the server ended the session (", e.sqlstate(), "): ", e.message()));
-            }
-            if (!error.has_value()) error = std::move(e);
-            break;
-          }
-          case cpg::backend::kReadyForQuery:
-            return absl::OkStatus();
-          default:
-            return absl::InvalidArgumentError(
-                absl::StrCat("unexpected ", cpg::MessageName(m.type, false), " after EXPLAIN"));
-        }
-      }
-    }();
-    if (transport.ok()) {
-      if (error.has_value()) {
-        std::string what = absl::StrCat(error->sqlstate(), ": ", error->message());
-        if (IsServerSideFailure(error->sqlstate())) {
-          return absl::UnavailableError(absl::StrCat(where, ": the planner failed: ", what));
-        }
-        return absl::InvalidArgumentError(absl::StrCat(where, ": explain rejected: ", what));
-      }
-      if (oversized) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat(where, ": explain output larger than ", kMaxExplainBytes, " bytes"));
-      }
-      return rows;
+    // stopped answering: each answer gets query_timeout (+ grace) from the previous one.
+    const absl::Duration per_answer = options_.query_timeout + kClientDeadlineGrace;
+    conn_->set_busy();
+    absl::Status transport = conn_->Send(wire, loop_->clock().Monotonic() + per_answer);
+    size_t answered = 0;
+    while (transport.ok() && answered < todo.size()) {
+      Answer a;
+      transport = ReadAnswer(loop_->clock().Monotonic() + per_answer, &a);
+      if (!transport.ok()) break;
+      results[todo[answered++]] = Outcome(a);
     }
+    if (transport.ok()) return results;
+    todo.erase(todo.begin(), todo.begin() + static_cast<std::ptrdiff_t>(answered));
     conn_.reset();
-    if (transport.code() == absl::StatusCode::kCancelled) return transport;
+    absl::Status failed = transport;
     if (transport.code() == absl::StatusCode::kDeadlineExceeded) {
-      return absl::UnavailableError(
-          absl::StrCat(where, ": no answer from the planner within ",
-                       absl::FormatDuration(options_.query_timeout + kClientDeadlineGrace)));
+      failed = absl::UnavailableError(
+          absl::StrCat(where, ": no answer from the planner within ", absl::FormatDuration(per_answer)));
+    } else if (transport.code() != absl::StatusCode::kCancelled) {
+      failed = absl::UnavailableError(absl::StrCat(where, ": ", transport.message()));
     }
     // A connection that served earlier requests may have died while idle (server restart,
     // idle_session_timeout): EXPLAIN changes nothing, so one retry on a fresh one is safe.
-    if (!fresh && attempt == 0) continue;
-    return absl::UnavailableError(absl::StrCat(where, ": ", transport.message()));
+    // Not after a timeout or cancellation (the destructor), and only once.
+    if (!fresh && attempt == 0 && transport.code() != absl::StatusCode::kCancelled &&
+        transport.code() != absl::StatusCode::kDeadlineExceeded) {
+      continue;
+    }
+    for (size_t i : todo) results[i] = failed;
+    return results;
   }
+  return results;
 }
 
 }  // namespace interlock::proxy::pg

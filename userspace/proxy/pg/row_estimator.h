@@ -20,7 +20,8 @@
 // thread, which waits in poll(2) (with the request's deadline, and an eventfd that the
 // destructor signals) instead of the loop. Create, Estimate and the destructor must be
 // called on the loop thread; every `done` runs there too, through EventLoop::Post.
-// Requests run one at a time, in order.
+// Requests run in order; those waiting together are sent in one write (pipelined, each with
+// its own Sync, so one rejected statement fails only itself).
 //
 // Safety of EXPLAIN. EXPLAIN without ANALYZE plans a statement and never executes it: an
 // UPDATE, DELETE, INSERT or MERGE is estimated and nothing is changed (its row locks are not
@@ -83,6 +84,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "userspace/codec/pg/messages.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/net/event_loop.h"
 #include "userspace/net/socket.h"
@@ -140,8 +142,8 @@ struct EstimateRequest {
 absl::StatusOr<int64_t> PlanRowsFromExplainJson(absl::string_view json);
 
 // Copies `json`, replacing every array or object nested deeper than `keep_depth` (the
-// outermost container is depth 1) with null. protobuf's JSON parser refuses nesting beyond
-// about 40 levels — a plan only ~18 nodes deep — and only the top of a plan matters here.
+// outermost container is depth 1) with null. Only the top of a plan matters here, and
+// the tokenizer refuses nesting deeper than 128 levels (a plan ~60 nodes deep).
 // Malformed input stays malformed (string-aware, never validates).
 std::string PruneJsonDepth(absl::string_view json, int keep_depth);
 
@@ -184,10 +186,26 @@ class RowEstimator {
 
   RowEstimator(RowEstimatorOptions options, net::EventLoop* loop, UniqueFd stop_fd);
   void WorkerMain();
-  // Runs one request on the worker thread; `connect_failed` tells whether it failed
-  // because no connection could be opened.
-  // `explain`: prefix the statement with EXPLAIN (FORMAT JSON).
-  absl::StatusOr<QueryRows> RunOne(const EstimateRequest& req, bool explain, bool* connect_failed);
+  // One server answer (up to its ReadyForQuery) as it arrives.
+  struct Answer {
+    QueryRows rows;
+    size_t row_bytes = 0;
+    std::optional<codec::pg::ErrorResponse> error;
+    bool oversized = false;
+  };
+  // Requests the worker sends in one write when they are waiting together (pipelined,
+  // each with its own Sync, answered in order).
+  static constexpr size_t kMaxBatch = 16;
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+  // The request's messages (`explain`: the statement prefixed with EXPLAIN (FORMAT JSON)),
+  // or INVALID_ARGUMENT when it cannot be sent.
+  absl::StatusOr<std::string> Wire(const EstimateRequest& req, bool explain) const;
+  // Reads one answer; a non-OK status is a transport failure (the connection is unusable).
+  absl::Status ReadAnswer(absl::Duration deadline, Answer* a);
+  absl::StatusOr<QueryRows> Outcome(Answer& a) const;
+  // Runs `batch` on the worker thread, one result per request in order; `connect_error` is
+  // set when no connection could be opened.
+  std::vector<absl::StatusOr<QueryRows>> RunBatch(const std::vector<Pending>& batch, absl::Status* connect_error);
   absl::StatusOr<std::unique_ptr<Connection>> Connect();
   void Deliver(Pending& p, const absl::StatusOr<QueryRows>& rows);
 
