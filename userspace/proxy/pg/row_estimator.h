@@ -59,7 +59,9 @@
 // error, so an unreachable server costs one connect_timeout, not one per request. A request
 // that fails because a previously used connection turned out to be dead (the server was
 // restarted, or closed an idle session) is retried once on a fresh connection, so the
-// slowest answer takes query_timeout + connect_timeout + query_timeout (+ 2 s of grace).
+// slowest answer takes query_timeout + connect_timeout + query_timeout (+ 2 s of grace),
+// counted from the answer before it when requests went out together (the server's
+// statement_timeout bounds each EXPLAIN on its own).
 //
 // Destruction stops the worker promptly (it interrupts a connect or query in flight) and
 // joins it. Requests still queued or in flight are dropped: their `done` is NOT invoked
