@@ -195,6 +195,32 @@ TEST_F(EvasionGuardTest, EveryRoleChangeSpellingIsRefused) {
 }
 
 // Startup parameters are settings applied before any statement: only an allow-list passes.
+// The guard remembers the readings of the shapes a session sent (the text but for its
+// literals' values). An agent that warms a shape up with a harmless literal and then sends
+// the same shape with the literal that matters, in the same session, is judged on the
+// second text: set_config's parameter is read by the guard itself, so its readings are
+// never reused by shape (the sql layer's literals: ClassifyShaped.* in tests/unit/sql).
+TEST_F(EvasionGuardTest, AShapeWarmedUpWithAHarmlessLiteralIsJudgedOnTheLiteralThatMatters) {
+  AgentResult r = Psql(std::vector<std::string>{
+      "SELECT set_config('application_name', 'warm', false)", "SELECT set_config('application_name', 'up', false)",
+      "SELECT set_config('role', 'bank_admin', false)", "SELECT current_user"});
+  EXPECT_THAT(r.out, HasSubstr("role and privilege changes are not for agents")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("bank_rw")) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("bank_admin\n"))) << r.out;
+  // The same through a shape read many times with a literal in a WHERE clause first.
+  std::vector<std::string> sqls;
+  for (int i = 0; i < 5; ++i) {
+    sqls.push_back(absl::StrCat("SELECT x FROM (VALUES (1)) v(x) WHERE set_config('application_name', 'x", i,
+                                "', false) IS NOT NULL"));
+  }
+  sqls.push_back("SELECT x FROM (VALUES (1)) v(x) WHERE set_config('role', 'bank_admin', false) IS NOT NULL");
+  sqls.push_back("SELECT current_user");
+  AgentResult w = Psql(sqls);
+  EXPECT_THAT(w.out, HasSubstr("role and privilege changes are not for agents")) << w.out;
+  EXPECT_THAT(w.out, HasSubstr("bank_rw")) << w.out;
+  EXPECT_THAT(w.out, Not(HasSubstr("bank_admin\n"))) << w.out;
+}
+
 TEST_F(EvasionGuardTest, StartupParametersOutsideTheAllowListAreRefused) {
   for (const char* options : {"PGOPTIONS=-c role=bank_admin", "PGOPTIONS=--role=bank_admin",
                               "PGOPTIONS=-c session_authorization=bank_admin",
