@@ -11,10 +11,6 @@
 
 namespace interlock::sql {
 
-namespace {
-
-}  // namespace
-
 bool IsLiteral(pg_query::Token t) {
   switch (t) {
     case pg_query::SCONST:
