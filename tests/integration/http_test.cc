@@ -31,6 +31,7 @@
 #include "tests/testing/wait.h"
 #include "userspace/codec/http/target.h"
 #include "userspace/common/file_util.h"
+#include "userspace/record/reader.h"
 
 namespace interlock::testing {
 namespace {
@@ -39,10 +40,12 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Answers every request with {"method", "path", "headers", "body"} (what it received),
-// HTTP/1.1 keep-alive with Content-Length. /slow-chunked answers chunked. With X-No-Echo, the
-// body is not echoed back.
+// HTTP/1.1 keep-alive with Content-Length. /chunked/... answers chunked, 7 bytes a chunk;
+// /chunked/stall sends its head, then the first chunk half a second later, then stops for a
+// minute. With X-No-Echo, the body is not echoed
+// back.
 constexpr char kUpstream[] = R"PY(
-import json, sys
+import json, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -69,9 +72,15 @@ class H(BaseHTTPRequestHandler):
         if self.path.startswith("/chunked"):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            if self.path == "/chunked/stall":  # the head alone first
+                self.wfile.flush()
+                time.sleep(0.5)
             for i in range(0, len(out), 7):
                 part = out[i:i+7]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                if self.path == "/chunked/stall":  # one chunk, then nothing for a minute
+                    self.wfile.flush()
+                    time.sleep(60)
             self.wfile.write(b"0\r\n\r\n")
         else:
             self.send_header("Content-Length", str(len(out)))
@@ -324,6 +333,79 @@ TEST_F(HttpTest, KeepAliveCarriesSeveralDecisionsAndChunkedBodiesAreReframed) {
                                Url("/v1/notes")});
   EXPECT_EQ(StatusOf(up), "200") << up.out;
   EXPECT_THAT(up.out, HasSubstr("\"body\": \"hello chunked world\""));
+}
+
+// An HTTP session coalesces what it records per exchange and relies on the engine's batch to
+// write it: a keep-alive connection that goes quiet after its answer must have the exchange
+// on disk while it is still open (the engine writes only sessions that asked, FlushList).
+TEST_F(HttpTest, AQuietKeepAliveConnectionsExchangeIsOnDiskWhileItIsStillOpen) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string out = absl::StrCat(dir_, "/quiet.out");
+  std::vector<std::string> argv = h->RunArgv("agent");
+  argv.insert(argv.end(), {"/usr/bin/python3", "-c",
+                           absl::StrCat("import http.client, sys, time\n"
+                                        "c = http.client.HTTPConnection('127.0.0.61', ", port_, ")\n"
+                                        "c.request('GET', '/v1/customers/7')\n"
+                                        "r = c.getresponse(); r.read()\n"
+                                        "print('answered', r.status, flush=True)\n"
+                                        "time.sleep(60)\n")});
+  pid_t agent = Spawn(argv, out);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(ReadFile(out).value_or(""), "answered 200"); }))
+      << ReadFile(out).value_or("") << h->DaemonLog();
+  std::vector<v1::AuditEvent> events;
+  ASSERT_TRUE(WaitFor([&] {
+    events = HttpEvents(*h);
+    return events.size() == 1;
+  }));
+  const std::string path = absl::StrCat(h->state_dir(), "/recordings/", events[0].session_id(), ".rec");
+  std::string to_agent, to_upstream;
+  EXPECT_TRUE(WaitFor([&] {
+    auto rec = record::ReadRecordingFile(path);
+    if (!rec.ok()) return false;
+    to_agent.clear();
+    to_upstream.clear();
+    for (const v1::Record& r : rec->records) {
+      if (!r.has_data()) continue;
+      (r.data().direction() == v1::DIRECTION_TO_AGENT ? to_agent : to_upstream) += r.data().payload();
+    }
+    return absl::StrContains(to_agent, "/v1/customers/7") && absl::StrContains(to_upstream, "GET /v1/customers/7");
+  })) << "upstream: " << to_upstream << "\nagent: " << to_agent;
+  EXPECT_THAT(to_agent, HasSubstr("HTTP/1.1 200"));
+  EXPECT_EQ(h->Status().active_sessions(), 1u) << "the connection is still open";
+  StopProcess(agent, 1);
+
+  // An answer that stops half way (a stream, a stuck upstream): what the agent got so far is
+  // on disk while the exchange is still open.
+  const std::string out2 = absl::StrCat(dir_, "/stall.out");
+  argv = h->RunArgv("agent");
+  argv.insert(argv.end(), {"/usr/bin/python3", "-c",
+                           absl::StrCat("import socket, time\n"
+                                        "s = socket.create_connection(('127.0.0.61', ", port_, "))\n"
+                                        "s.sendall(b'GET /chunked/stall HTTP/1.1\\r\\nHost: crm\\r\\n\\r\\n')\n"
+                                        "got = b''\n"
+                                        "while b'metho' not in got: got += s.recv(4096)\n"
+                                        "print('first chunk', flush=True)\n"
+                                        "time.sleep(60)\n")});
+  agent = Spawn(argv, out2);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(ReadFile(out2).value_or(""), "first chunk"); }))
+      << ReadFile(out2).value_or("") << h->DaemonLog();
+  std::string stalled;
+  ASSERT_TRUE(WaitFor([&] { return h->Status().active_sessions() == 1; }));
+  EXPECT_TRUE(WaitFor([&] {
+    for (const auto& e : std::filesystem::directory_iterator(absl::StrCat(h->state_dir(), "/recordings"))) {
+      if (e.path().string() == path || e.path().extension() != ".rec") continue;
+      auto rec = record::ReadRecordingFile(e.path().string());
+      if (!rec.ok()) continue;
+      stalled.clear();
+      for (const v1::Record& r : rec->records) {
+        if (r.has_data() && r.data().direction() == v1::DIRECTION_TO_AGENT) stalled += r.data().payload();
+      }
+      if (absl::StrContains(stalled, "metho")) return true;
+    }
+    return false;
+  })) << "to the agent so far: " << stalled;
+  StopProcess(agent, 1);
 }
 
 TEST_F(HttpTest, SmugglingAndHostGamesAreRefusedNotNormalised) {

@@ -21,6 +21,7 @@
 #include "tests/testing/wait.h"
 #include "tools/echo/echo_server.h"
 #include "userspace/common/file_util.h"
+#include "userspace/record/reader.h"
 
 namespace interlock::testing {
 namespace {
@@ -359,6 +360,45 @@ TEST_F(RelayTest, IdleSessionIsClosedAndAudited) {
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("rc=142"))) << "read timed out: not closed by idle timeout";
   ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
   EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)[0].outcome(), "idle_timeout");
+}
+
+// interlockd writes each batch only the sessions that recorded something (proxy::FlushList),
+// not every session: a session that goes quiet right after its bytes must still have them
+// on disk within the batch, while it stays open, for a crash to keep them.
+TEST_F(RelayTest, AQuietSessionsBytesAreOnDiskWhileItIsStillOpen) {
+  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}}});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  std::string dir = MakeAgentDir("interlock-quiet-");
+  std::vector<std::string> argv = h.RunArgv("quiet");
+  argv.insert(argv.end(), {Probe(), "idle", "127.0.0.42", EchoPort(), "3", "60"});
+  pid_t agent = Spawn(argv, absl::StrCat(dir, "/probe.out"));
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(absl::StrCat(dir, "/probe.out")).value_or(""), "\"op\":\"idle\"");
+  })) << ReadFile(absl::StrCat(dir, "/probe.out")).value_or("") << h.DaemonLog();
+  std::vector<v1::AuditEvent> starts;
+  ASSERT_TRUE(WaitFor([&] {
+    starts = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_START);
+    return starts.size() == 3;
+  }));
+  // Each session sent one byte ('a', 'b', 'c') and got it back, then went quiet.
+  for (const v1::AuditEvent& start : starts) {
+    const std::string path = absl::StrCat(h.state_dir(), "/recordings/", start.session_id(), ".rec");
+    std::string seen;
+    EXPECT_TRUE(WaitFor([&] {
+      auto rec = record::ReadRecordingFile(path);
+      if (!rec.ok()) return false;
+      seen.clear();
+      for (const v1::Record& r : rec->records) {
+        if (r.has_data()) absl::StrAppend(&seen, r.data().direction() == v1::DIRECTION_TO_UPSTREAM ? ">" : "<", r.data().payload());
+      }
+      return seen.size() == 4;
+    })) << path << ": " << seen;
+    ASSERT_EQ(seen.size(), 4u);
+    EXPECT_EQ(seen[1], seen[3]) << seen;
+  }
+  EXPECT_EQ(h.Status().active_sessions(), 3u) << "the sessions are still open";
+  StopProcess(agent, 1);
+  RemoveTree(dir);
 }
 
 }  // namespace

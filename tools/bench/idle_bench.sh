@@ -100,6 +100,10 @@ snapshot before
 "$interlock" --config "$work/cfg.yaml" run --as idle-bench --user nobody -- \
   "$probe" idle 127.0.0.47 "$port" "$n" 900 >"$work/client.out" 2>"$work/client.err" &
 client_pid=$!
+if [ -n "${IDLE_BENCH_PERF:-}" ]; then  # perf.data path: profile interlockd while sessions open
+  perf record -q --call-graph "${IDLE_BENCH_PERF_CALLGRAPH:-dwarf,8192}" -o "$IDLE_BENCH_PERF" -p "$daemon_pid" 2>/dev/null &
+  perf_pid=$!
+fi
 for _ in $(seq 1 1800); do  # 180 s for N sequential sessions
   grep -q '"op":"idle"' "$work/client.out" 2>/dev/null && break
   kill -0 "$client_pid" 2>/dev/null || break
@@ -112,6 +116,7 @@ if [ -z "$result" ]; then
   tail -20 "$work/d.log" >&2
   exit 1
 fi
+if [ -n "${perf_pid:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 sleep "$settle"
 snapshot after
 sessions="$("$interlock" --config "$work/cfg.yaml" status 2>/dev/null | sed -n "s/^sessions *\([0-9]*\) active.*/\1/p")"

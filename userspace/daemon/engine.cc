@@ -455,8 +455,10 @@ void Engine::WriteBuffered() {
 }
 
 void Engine::FlushRecordings() {
+  // Only the sessions that buffered something since the last batch (proxy::FlushList); a
+  // session leaves the list when it is destroyed, and one that is over writes nothing.
   std::vector<proxy::ProxySession*> failed;
-  for (auto& [relay, session] : sessions_) {
+  for (proxy::ProxySession* relay : flushes_.Take()) {
     if (!relay->FlushRecording().ok()) failed.push_back(relay);
   }
   for (proxy::ProxySession* r : failed) {

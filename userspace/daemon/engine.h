@@ -290,6 +290,9 @@ class Engine {
   // so an idle session holds its two sockets and nothing else (sized in Init from the
   // open-files limit). Before the loop and the sessions: they go first.
   std::unique_ptr<record::FileCache> recording_files_;
+  // The sessions with recording bytes to write this batch (FlushRecordings). Before the
+  // loop and the sessions: a session leaves it when destroyed, so it must outlive them.
+  proxy::FlushList flushes_;
   std::unique_ptr<net::EventLoop> loop_;
   std::unique_ptr<bpf::Datapath> datapath_;
   std::unique_ptr<audit::AuditLog> audit_;

@@ -321,6 +321,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
   Audit(std::move(ev));
   session->relay = std::move(started.session);
   proxy::ProxySession* key = session->relay.get();
+  key->JoinFlushList(&flushes_);
   sessions_.emplace(key, std::move(session));
   // The relay may have finished synchronously (never today, but keep the invariant).
   if (key->done()) OnSessionDone(key);

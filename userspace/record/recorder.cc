@@ -145,18 +145,21 @@ absl::Status Recorder::Append(v1::Record& record) {
                                                       path_, next_seq_, bytes.size(),
                                                       kMaxRecordBytes));
   }
+  const bool was_empty = buffer_.empty();
   buffer_.append(EncodeFrame(bytes));
   prev_hash_ = HashRecord(bytes);
   ++next_seq_;
+  if (was_empty && on_buffered_) on_buffered_();
   if (buffer_.size() > kFlushThresholdBytes) return WriteBuffer();
   return absl::OkStatus();
 }
 
-absl::Status Recorder::Appended(size_t record_start) {
+absl::Status Recorder::Appended(size_t record_start, bool was_empty) {
   // The record's bytes run from record_start to the end of the buffer.
   Sha256Digest md = Sha256(absl::string_view(buffer_).substr(record_start));
   prev_hash_.assign(reinterpret_cast<const char*>(md.data()), md.size());
   ++next_seq_;
+  if (was_empty && on_buffered_) on_buffered_();
   if (buffer_.size() > kFlushThresholdBytes) return WriteBuffer();
   return absl::OkStatus();
 }
@@ -193,9 +196,10 @@ absl::Status Recorder::AppendData(v1::Direction direction, absl::string_view byt
     bytes.remove_prefix(chunk.size());
     // Encoded straight into the buffer (format.h AppendDataFrame): the same bytes as
     // Append(v1::Record) would write, without a message and three copies of the payload.
+    const bool was_empty = buffer_.empty();
     size_t start = AppendDataFrame(&buffer_, next_seq_, prev_hash_, absl::ToUnixNanos(clock_.Now()),
                                    static_cast<uint32_t>(direction), chunk);
-    INTERLOCK_RETURN_IF_ERROR(Appended(start));
+    INTERLOCK_RETURN_IF_ERROR(Appended(start, was_empty));
     (direction == v1::DIRECTION_TO_UPSTREAM ? bytes_to_upstream_ : bytes_to_agent_) += chunk.size();
   }
   return absl::OkStatus();
@@ -234,8 +238,9 @@ absl::Status Recorder::AppendEvent(absl::string_view kind, absl::string_view det
   std::string d = Cut(detail);
   MakeValidUtf8(k);
   MakeValidUtf8(d);
+  const bool was_empty = buffer_.empty();
   size_t start = AppendEventFrame(&buffer_, next_seq_, prev_hash_, absl::ToUnixNanos(clock_.Now()), k, d);
-  return Appended(start);
+  return Appended(start, was_empty);
 }
 
 absl::Status Recorder::AppendSsh(const v1::SshEvent& event) {

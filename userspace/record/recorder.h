@@ -29,8 +29,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -95,6 +97,9 @@ class Recorder {
   absl::Status AppendSsh(const v1::SshEvent& event);
   // Writes the buffered records to the file.
   absl::Status Flush();
+  // Called whenever a record lands in an empty buffer: the owner arranges a Flush() soon
+  // (the engine writes only the sessions that asked, not every session, each batch).
+  void set_on_buffered(std::function<void()> on_buffered) { on_buffered_ = std::move(on_buffered); }
   // Writes `close` (bytes_to_upstream/bytes_to_agent are set from this recorder's counters,
   // which are authoritative for the file), then the Seal, flushes and closes the file. Later
   // calls return FAILED_PRECONDITION. On error the file is closed anyway, unsealed.
@@ -123,8 +128,9 @@ class Recorder {
   Recorder(std::string path, std::string session_id, const RecordingKey& key, const Clock& clock);
   // Fills seq/prev_hash/time, frames and buffers `record`; advances the chain.
   absl::Status Append(v1::Record& record);
-  // After a record was encoded at the end of buffer_ from record_start: chain and count it.
-  absl::Status Appended(size_t record_start);
+  // After a record was encoded at the end of buffer_ from record_start (the buffer was empty
+  // before its frame: was_empty): chain and count it.
+  absl::Status Appended(size_t record_start, bool was_empty);
   absl::Status CheckWritable() const;
   absl::Status WriteBuffer();
 
@@ -141,6 +147,7 @@ class Recorder {
   uint64_t bytes_to_agent_ = 0;
   uint64_t sealed_bytes_ = 0;
   std::unique_ptr<SealingStream> sealer_;  // null: originals are not kept
+  std::function<void()> on_buffered_;
   absl::Status status_;
   bool closed_ = false;
 };

@@ -42,6 +42,7 @@ TcpRelay::TcpRelay(net::EventLoop& loop, UniqueFd agent, UniqueFd upstream,
       last_activity_(loop.clock().Monotonic()) {
   agent_.Attach(std::move(agent), /*readable=*/false);
   upstream_.Attach(std::move(upstream), /*readable=*/false);
+  FollowRecorder(recorder_.get());
 }
 
 TcpRelay::~TcpRelay() {

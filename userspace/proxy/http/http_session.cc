@@ -47,6 +47,7 @@ HttpSession::HttpSession(const ProtocolEnv& env, UniqueFd agent, HttpSessionCont
       last_activity_(env.clock->Monotonic()) {
   agent_.Attach(std::move(agent), /*readable=*/true);
   if (env_.memory != nullptr) memory_ = env_.memory->NewLease();
+  FollowRecorder(recorder_.get());
   subject_.workload = ctx_.identity.workload();
   subject_.cgroup_path = ctx_.identity.cgroup_path();
   subject_.uid = ctx_.identity.uid();
@@ -362,6 +363,7 @@ void HttpSession::SendToAgent(absl::string_view bytes) {
   agent_.out().Append(bytes);
   if (!pending_from_agent_record_.empty()) FlushPendingRecords();
   pending_to_agent_record_.append(bytes.data(), bytes.size());
+  MarkForFlush();
 }
 
 void HttpSession::RecordRequestHead(const codec::http::Request& req) {
@@ -369,6 +371,7 @@ void HttpSession::RecordRequestHead(const codec::http::Request& req) {
   if (!pending_to_agent_record_.empty()) FlushPendingRecords();
   request_recording_->Head(req, &pending_from_agent_record_);
   recorded_head_in_buffer_ = req.head_bytes;
+  MarkForFlush();
 }
 
 void HttpSession::ConsumeHead(size_t head_bytes) {
@@ -380,6 +383,7 @@ void HttpSession::RecordRequestBody(absl::string_view raw, absl::string_view dat
   if (!request_recording_) return;
   if (!pending_to_agent_record_.empty()) FlushPendingRecords();
   request_recording_->Body(raw, data, &pending_from_agent_record_, &pending_sealed_from_agent_);
+  MarkForFlush();
 }
 
 void HttpSession::EndRecordedBody(bool complete) {

@@ -331,6 +331,7 @@ bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
   // bytes masking replaced are sealed to it, after them (interlock replay --unseal).
   if (ex.body_masker != nullptr && recorder_ && recorder_->keeps_originals()) {
     pending_sealed_to_agent_.append(data.data(), data.size());
+    MarkForFlush();
   }
   return true;
 }

@@ -112,6 +112,7 @@ PgSession::PgSession(PgSessionEnv env, UniqueFd agent, PgSessionContext ctx,
   // An accepted socket may hold the startup packet already.
   agent_.Attach(std::move(agent), /*readable=*/true);
   if (env_.memory != nullptr) memory_ = env_.memory->NewLease();
+  FollowRecorder(recorder_.get());
 }
 
 PgSession::~PgSession() {

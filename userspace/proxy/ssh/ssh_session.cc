@@ -34,6 +34,9 @@ absl::StatusOr<std::unique_ptr<SshSession>> SshSession::Start(const ProtocolEnv&
   s->shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!s->shared_->wake.valid()) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   s->recorder_ = std::move(recorder);
+  // The worker thread queues records at any time: the session stays on the engine's flush
+  // list for good (FlushRecording marks it again), so every batch moves what was queued.
+  s->MarkForFlush();
   s->shared_->agent_fd = agent.get();
   s->shared_->last_activity_ns = absl::ToInt64Nanoseconds(env.clock->Monotonic());
   s->worker_ = std::make_unique<SshWorker>(s->ctx_, s->shared_, s.get(), std::move(agent), env.clock);
@@ -128,6 +131,7 @@ absl::Status SshSession::FlushRecording() {
   }
   shared_->written.notify_all();
   if (recorder_ == nullptr || recorder_->closed()) return absl::OkStatus();
+  MarkForFlush();  // the next batch again (Start)
   for (const v1::SshEvent& e : records) {
     absl::Status st = recorder_->AppendSsh(e);
     if (!st.ok()) return st;
