@@ -119,7 +119,9 @@ fi
 if [ -n "${perf_pid:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 sleep "$settle"
 snapshot after
-sessions="$("$interlock" --config "$work/cfg.yaml" status 2>/dev/null | sed -n "s/^sessions *\([0-9]*\) active.*/\1/p")"
+"$interlock" --config "$work/cfg.yaml" status >"$work/status.txt" 2>/dev/null || true
+sessions="$(sed -n "s/^sessions *\([0-9]*\) active.*/\1/p" "$work/status.txt")"
+spares="$(sed -n "s/^ *\([0-9]* made ahead of time.*\)/\1/p" "$work/status.txt")"
 
 field() { echo "$result" | sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 ok="$(field ok)"; succeeded="$(field succeeded)"; failed="$(field failed)"
@@ -145,7 +147,7 @@ echo
 echo "| sessions | succeeded | failed | first error | connect-to-first-byte p50 | p99 | max | time to open all |"
 echo "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
 echo "| $n | $succeeded | $failed | $(field first_error) | $(field p50_us) µs | $(field p99_us) µs | $(field max_us) µs | $(field open_s) s |"
-[ -n "$sessions" ] && echo && echo "interlock status: $sessions active sessions"
+[ -n "$sessions" ] && echo && echo "interlock status: $sessions active sessions; recording files: ${spares:-?}"
 
 # The sessions end; then every recording must verify (chain, seal, the session-end audit
 # event's length and head), whether its descriptor was evicted and reopened or not.

@@ -55,6 +55,10 @@ int Status(const Globals& g) {
               common::Visible(rs.dir()).c_str(), static_cast<unsigned long long>(rs.free_bytes() >> 20),
               static_cast<unsigned long long>(rs.min_free_bytes() >> 20),
               static_cast<unsigned long long>(rs.deleted()), static_cast<unsigned long long>(rs.refused_disk_full()));
+  std::printf("            %llu made ahead of time, %llu created at session start%s%s\n",
+              static_cast<unsigned long long>(rs.spare_files_taken()),
+              static_cast<unsigned long long>(rs.spare_files_missed()), rs.spare_files_error().empty() ? "" : "; ",
+              common::Visible(rs.spare_files_error()).c_str());
   std::printf("kernel      %llu redirected, %llu denied, %llu messages spliced, %llu events dropped; "
               "%llu splices moved to TCP (agent %s)\n",
               static_cast<unsigned long long>(s.kernel_redirected()),

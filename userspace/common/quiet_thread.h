@@ -5,6 +5,7 @@
 // mask, so every signal is blocked around the creation.
 //
 //   std::thread t = StartQuietThread([fd = std::move(old)] { ::fdatasync(fd.get()); });
+//   std::jthread j = StartQuietThread<std::jthread>([](std::stop_token stop) { ... });
 #pragma once
 
 #include <pthread.h>
@@ -15,12 +16,12 @@
 
 namespace interlock {
 
-template <typename F>
-std::thread StartQuietThread(F&& f) {
+template <typename Thread = std::thread, typename F>
+Thread StartQuietThread(F&& f) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  std::thread t(std::forward<F>(f));
+  Thread t(std::forward<F>(f));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return t;
 }

@@ -109,6 +109,10 @@ std::string PrometheusText(const v1::StatusResponse& s) {
   w.One("interlock_recordings_min_free_bytes", "gauge", "Free-space floor below which new sessions are refused.",
         r.min_free_bytes());
   w.One("interlock_recordings_deleted_total", "counter", "Recordings deleted by retention.", r.deleted());
+  w.One("interlock_recordings_spare_files_taken_total", "counter", "Recordings made from a file created ahead of time.",
+        r.spare_files_taken());
+  w.One("interlock_recordings_spare_files_missed_total", "counter",
+        "Recordings created on the session's start because no file was ready.", r.spare_files_missed());
   return w.Take();
 }
 

@@ -72,7 +72,7 @@ absl::Status Engine::Init() {
   }
   {
     const uint64_t nofile = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-    const uint64_t sockets = 2 * uint64_t{config_.max_sessions} + kDaemonFds;
+    const uint64_t sockets = 2 * uint64_t{config_.max_sessions} + kDaemonFds + record::SpareFiles::kDefaultDepth;
     const uint64_t room = nofile > sockets ? nofile - sockets : 0;
     recording_files_ = std::make_unique<record::FileCache>(static_cast<size_t>(
         std::clamp<uint64_t>(room, kMinRecordingFiles, record::FileCache::kDefaultMaxOpen)));

@@ -55,6 +55,7 @@
 #include "userspace/record/retention.h"
 #include "userspace/record/session_index.h"
 #include "userspace/record/signing_key.h"
+#include "userspace/record/spare_files.h"
 
 namespace interlock::daemon {
 
@@ -290,6 +291,9 @@ class Engine {
   // so an idle session holds its two sockets and nothing else (sized in Init from the
   // open-files limit). Before the loop and the sessions: they go first.
   std::unique_ptr<record::FileCache> recording_files_;
+  // Recording files made ahead of time by a thread of their own (their descriptors come out
+  // of the same budget as recording_files_).
+  std::unique_ptr<record::SpareFiles> recording_spares_;
   // The sessions with recording bytes to write this batch (FlushRecordings). Before the
   // loop and the sessions: a session leaves it when destroyed, so it must outlive them.
   proxy::FlushList flushes_;

@@ -26,6 +26,7 @@ std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 
 absl::Status Engine::InitRecordings() {
   recordings_free_ = std::make_unique<record::FreeSpaceGauge>(recordings_dir_, kFreeSpaceTtl);
+  recording_spares_ = record::SpareFiles::Start(recordings_dir_, record::SpareFiles::kDefaultDepth);
   const std::string path = absl::StrCat(recordings_dir_, "/", record::kRecordingIndexName);
   auto index = record::RecordingIndex::Open(path);
   if (!index.ok()) {
@@ -171,6 +172,12 @@ void Engine::RecordingsStatus(v1::StatusResponse* out) {
   r->set_retain_days(config_.recordings.retain_days);
   r->set_deleted(recordings_deleted_);
   r->set_refused_disk_full(refused_disk_full_);
+  if (recording_spares_ != nullptr) {
+    record::SpareFiles::Stats spares = recording_spares_->stats();
+    r->set_spare_files_taken(spares.taken);
+    r->set_spare_files_missed(spares.missed);
+    r->set_spare_files_error(spares.last_error);
+  }
 }
 
 absl::Status Engine::StartMetrics() {

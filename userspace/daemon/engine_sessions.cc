@@ -274,6 +274,7 @@ void Engine::StartSessionFor(UniqueFd agent, const v1::WorkloadIdentity& who,
   record::RecorderOptions ropts;
   ropts.auditor_public_key = auditor_public_key_;
   ropts.files = recording_files_.get();
+  ropts.spares = recording_spares_.get();
   auto recorder = record::Recorder::Create(absl::StrCat(recordings_dir_, "/", session->id, ".rec"), open, *key_,
                                            clock_, ropts);
   if (!recorder.ok()) {

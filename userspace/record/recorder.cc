@@ -83,7 +83,17 @@ absl::StatusOr<std::unique_ptr<Recorder>> Recorder::Create(const std::string& pa
     open.set_sealed_originals_key(sealer->ephemeral_public_key());
     open.set_auditor_key_fingerprint(sealer->auditor_fingerprint());
   }
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+  UniqueFd fd;
+  if (options.spares != nullptr) {
+    if (UniqueFd spare = options.spares->Take()) {
+      absl::Status linked = SpareFiles::Link(spare.get(), path);
+      if (absl::IsAlreadyExists(linked)) return linked;
+      // Another failure (a spare from another file system, ...): create the file as below,
+      // whose error, if there is one, is the one to report.
+      if (linked.ok()) fd = std::move(spare);
+    }
+  }
+  if (!fd) fd = UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("record: create ", path));
   std::string session_id = open.session_id();
   std::unique_ptr<Recorder> rec(new Recorder(path, std::move(session_id), key, clock));

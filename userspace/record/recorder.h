@@ -43,6 +43,7 @@
 #include "userspace/record/file_cache.h"
 #include "userspace/record/sealed_box.h"
 #include "userspace/record/signing_key.h"
+#include "userspace/record/spare_files.h"
 
 namespace interlock::record {
 
@@ -54,6 +55,9 @@ struct RecorderOptions {
   // Where the file's descriptor is kept (borrowed; outlives the recorder). Null: the
   // recorder keeps its own descriptor open until Close().
   FileCache* files = nullptr;
+  // Files made ahead of time (borrowed): Create links one at the path when one is ready,
+  // and creates the file itself when none is. Null: always creates it.
+  SpareFiles* spares = nullptr;
 };
 
 class Recorder {
@@ -64,7 +68,8 @@ class Recorder {
   // record stays far below kMaxRecordBytes.
   static constexpr size_t kMaxTextBytes = 64 * 1024;
 
-  // Creates `path` (O_CREAT|O_EXCL|O_APPEND, mode 0600) and writes record 0: `open` with
+  // Creates `path` (O_CREAT|O_EXCL|O_APPEND, mode 0600; or links a spare file there, see
+  // RecorderOptions.spares) and writes record 0: `open` with
   // key_fingerprint set to `key`'s. `open.session_id` must be non-empty. `key` and `clock`
   // are borrowed and must outlive the recorder. With options.auditor_public_key, the open
   // also gets sealed_originals_key (a fresh ephemeral key per session) and
