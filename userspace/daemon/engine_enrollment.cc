@@ -63,7 +63,7 @@ absl::Status Engine::PrepareCgroups() {
   }
   INTERLOCK_ASSIGN_OR_RETURN(daemon_cgroup_id_, CgroupIdOfDir(own_dir));
   daemon_cgroup_path_ = CgroupPathRelative(cgroup_mount_, own_dir);
-  resolver_ = std::make_unique<identity::IdentityResolver>(cgroup_mount_, attach_dir_);
+  resolver_ = std::make_unique<identity::IdentityResolver>(cgroup_mount_, attach_dir_, "/proc", &clock_);
   return absl::OkStatus();
 }
 

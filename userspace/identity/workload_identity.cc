@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -39,13 +40,37 @@ std::string FindDirByInode(const std::string& dir, uint64_t id, int depth) {
   return "";
 }
 
+std::optional<std::string> GetPwUid(uint32_t uid) {
+  passwd pw{};
+  passwd* result = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result != nullptr) return std::string(result->pw_name);
+  return std::nullopt;
+}
+
 }  // namespace
 
 IdentityResolver::IdentityResolver(std::string cgroup_mount, std::string search_dir,
-                                   std::string proc_root)
+                                   std::string proc_root, const Clock* clock, UserLookup lookup)
     : cgroup_mount_(std::move(cgroup_mount)),
       search_dir_(std::move(search_dir)),
-      proc_root_(std::move(proc_root)) {}
+      proc_root_(std::move(proc_root)),
+      clock_(clock),
+      lookup_(lookup ? std::move(lookup) : UserLookup(GetPwUid)) {}
+
+std::optional<std::string> IdentityResolver::UserNameOf(uint32_t uid) {
+  if (clock_ == nullptr) return lookup_(uid);
+  const absl::Duration now = clock_->Monotonic();
+  auto it = users_.find(uid);
+  if (it != users_.end() && now - it->second.looked_up < kUserNameTtl) return it->second.name;
+  // Bounded: an agent cannot grow it past the uids in use (setuid needs privilege), but a
+  // host with many users' agents sheds the stale ones rather than keep them all.
+  if (users_.size() >= 4096) absl::erase_if(users_, [&](const auto& kv) { return now - kv.second.looked_up >= kUserNameTtl; });
+  UserName& entry = users_[uid];
+  entry.name = lookup_(uid);
+  entry.looked_up = now;
+  return entry.name;
+}
 
 void IdentityResolver::RememberCgroup(uint64_t id, std::string path) {
   paths_[id] = std::move(path);
@@ -95,12 +120,7 @@ v1::WorkloadIdentity IdentityResolver::Resolve(const KernelAttestation& a,
   ssize_t n = ::readlink(link.c_str(), exe, sizeof exe - 1);
   if (n > 0) out.set_exe(std::string(exe, static_cast<size_t>(n)));
 
-  passwd pw{};
-  passwd* result = nullptr;
-  char buf[4096];
-  if (::getpwuid_r(a.uid, &pw, buf, sizeof buf, &result) == 0 && result != nullptr) {
-    out.set_user(result->pw_name);
-  }
+  if (std::optional<std::string> user = UserNameOf(a.uid)) out.set_user(*std::move(user));
   return out;
 }
 

@@ -8,10 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 
 namespace interlock::identity {
 namespace {
@@ -116,6 +119,42 @@ TEST_F(IdentityTest, GoneProcessLeavesExeEmpty) {
   EXPECT_EQ(who.pid(), 999999u);
   EXPECT_EQ(who.comm(), "python3");
   EXPECT_EQ(who.cgroup_path(), "/interlock/workloads/billing.1");
+}
+
+TEST_F(IdentityTest, UserNamesAreReadAgainOnceTheyAreAMinuteOld) {
+  interlock::testing::FakeClock clock{absl::FromUnixSeconds(1767225600)};
+  std::map<uint32_t, std::string> passwd = {{1000, "alice"}};
+  int lookups = 0;
+  IdentityResolver resolver(mount_, mount_ + "/interlock", proc_, &clock, [&](uint32_t uid) -> std::optional<std::string> {
+    ++lookups;
+    auto it = passwd.find(uid);
+    return it == passwd.end() ? std::nullopt : std::optional<std::string>(it->second);
+  });
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 1000), "").user(), "alice");
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 2000), "").user(), "");
+  EXPECT_EQ(lookups, 2);
+  // Renamed, and 2000 created: seen once the readings are kUserNameTtl old, not before.
+  passwd[1000] = "alice2";
+  passwd[2000] = "bob";
+  clock.Advance(IdentityResolver::kUserNameTtl - absl::Seconds(1));
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 1000), "").user(), "alice");
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 2000), "").user(), "");
+  EXPECT_EQ(lookups, 2);
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 1000), "").user(), "alice2");
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 2000), "").user(), "bob");
+  EXPECT_EQ(lookups, 4);
+}
+
+TEST_F(IdentityTest, WithoutAClockEveryResolveReadsTheUserName) {
+  int lookups = 0;
+  IdentityResolver resolver(mount_, mount_ + "/interlock", proc_, nullptr, [&](uint32_t) -> std::optional<std::string> {
+    ++lookups;
+    return "carol";
+  });
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 7), "").user(), "carol");
+  EXPECT_EQ(resolver.Resolve(Attested(0, 1, 7), "").user(), "carol");
+  EXPECT_EQ(lookups, 2);
 }
 
 TEST_F(IdentityTest, UnknownUidLeavesUserEmpty) {
