@@ -2,10 +2,11 @@
 # Idle-sessions benchmark: N concurrent idle sessions through a TCP resource, with what each
 # costs interlockd (memory, descriptors) and how fast a new one answers at that load.
 #
-#   sudo tools/bench/idle_bench.sh [N]          # or IDLE_BENCH_N; default 9000
-#   sudo IDLE_BENCH_DIR=/dev/shm tools/bench/idle_bench.sh   # recordings on tmpfs
-#   sudo tools/bench/idle_bench.sh --smoke      # or IDLE_BENCH_SMOKE=1: 100 sessions, 1 s settle
+#   tools/bench/idle_bench.sh [N]               # or IDLE_BENCH_N; default 9000
+#   IDLE_BENCH_DIR=/dev/shm tools/bench/idle_bench.sh   # recordings on tmpfs
+#   tools/bench/idle_bench.sh --smoke           # or IDLE_BENCH_SMOKE=1: 100 sessions, 1 s settle
 #   INTERLOCK_BUILD_DIR=DIR                     # that build's binaries (default: tools/build.sh)
+#   IDLE_BENCH_PERF=/tmp/idle.perf              # perf record interlockd while the sessions open
 #
 # An echo service on 127.0.0.47 (interlock-echo, its own process and descriptors) is a TCP
 # resource of an interlockd started for this run (own state dir, bpffs pin path, cgroup

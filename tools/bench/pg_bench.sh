@@ -3,7 +3,7 @@
 # through interlockd (sockmap and plain relay modes) and through pgbouncer (session
 # mode), in one run on this machine.
 #
-#   sudo tools/bench/pg_bench.sh [SECONDS]       # or PG_BENCH_SECONDS=5; default 10
+#   tools/bench/pg_bench.sh [SECONDS]            # or PG_BENCH_SECONDS=5; default 10
 #        PG_BENCH_WARMUP=3                        # warm-up seconds per path
 #        PG_BENCH_CLIENTS="1 8 32"                # client counts
 #        PG_BENCH_WORKLOADS="select tpcb"         # -S and/or the TPC-B-like script
@@ -12,7 +12,8 @@
 #        PG_BENCH_REPORT=DIR                      # also write DIR/report.md, results.csv, tps.png
 #        PG_BENCH_POLICY=bank                     # bank: packaging/examples/bank-policy.yaml
 #                                                 # judges every statement; none: no policy file
-#   sudo tools/bench/pg_bench.sh --smoke        # or PG_BENCH_SMOKE=1: every path and workload
+#        PG_BENCH_PERF=/tmp/pg.perf               # perf record the proxy per cell (.PATH.WORKLOAD.CLIENTS)
+#   tools/bench/pg_bench.sh --smoke             # or PG_BENCH_SMOKE=1: every path and workload
 #                                                # once, 1 client, 2 s cells, 1 s warm-up, scale 1
 #
 # INTERLOCK_BUILD_DIR: run that build's binaries (default: tools/build.sh builds ./build).
@@ -228,7 +229,14 @@ cell() {  # $1 = workload (select | tpcb), $2 = clients
   # The agent (uid nobody under interlock run) writes pgbench's transaction logs here.
   rm -rf "$dir"; mkdir "$dir"; chown nobody "$dir"
   local t0; t0="$(proxy_cpu_ticks)"
+  local perf_pid=""
+  if [ -n "${PG_BENCH_PERF:-}" ] && [ -n "$(proxy_pid)" ]; then  # a profile of the proxy per cell
+    perf record -q --call-graph "${PG_BENCH_PERF_CALLGRAPH:-dwarf,16384}" -F 1000 \
+      -o "$PG_BENCH_PERF.$path.$wl.$c" -p "$(proxy_pid)" 2>/dev/null &
+    perf_pid=$!
+  fi
   pgbench_run "$dir/out" "${opt[@]}" -c "$c" -j "$j" -T "$secs" --log --log-prefix="$dir/tx"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   local t1 txs cpu="-" usr="-" sys="-"; t1="$(proxy_cpu_ticks)"
   tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$dir/out")"
   [ -n "$tps" ] || { cat "$dir/out" >&2; die "no tps in pgbench output ($key)"; }
@@ -260,9 +268,11 @@ cell() {  # $1 = workload (select | tpcb), $2 = clients
   fi
 }
 clk_tck="$(getconf CLK_TCK)"
+proxy_pid() {  # the proxy serving the current path; empty for direct
+  case "$path" in sockmap | plain | tcprelay) echo "$daemon_pid" ;; pgbouncer) echo "$bouncer_pid" ;; esac
+}
 proxy_cpu_ticks() {  # "utime stime" of the proxy serving the current path; empty for direct
-  local pid=""
-  case "$path" in sockmap | plain | tcprelay) pid="$daemon_pid" ;; pgbouncer) pid="$bouncer_pid" ;; esac
+  local pid; pid="$(proxy_pid)"
   [ -n "$pid" ] && awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || true
 }
 label() {
