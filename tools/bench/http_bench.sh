@@ -14,6 +14,7 @@
 #   tools/bench/http_bench.sh [SECONDS]        # or HTTP_BENCH_SECONDS; default 10
 #        HTTP_BENCH_CONNECTIONS="1 8 64"
 #        HTTP_BENCH_PATHS="direct interlockd interlockd-mask nginx-proxy haproxy"
+#        HTTP_BENCH_PERF=/tmp/http.perf           # perf record the proxy per cell (.PATH.CONNECTIONS)
 #   tools/bench/http_bench.sh --smoke          # or HTTP_BENCH_SMOKE=1: every path once, 8
 #                                              # connections, 2 s (the ctest bench_smoke run)
 #   INTERLOCK_BUILD_DIR=DIR                    # that build's binaries (default: tools/build.sh)
@@ -115,7 +116,14 @@ run_wrk() {  # $1 = path, $2 = connections, $3 = url, $4 = pid whose CPU is the 
   local threads=$(( c < 2 ? 1 : 2 )) before after out
   "$@" wrk -t"$threads" -c"$c" -d1s "$url" >/dev/null 2>&1 || true  # warm-up
   before="$( [ -n "$pid" ] && cpu_of "$pid" || echo 0)"
+  local perf_pid=""
+  if [ -n "${HTTP_BENCH_PERF:-}" ] && [ -n "$pid" ]; then  # a profile of the proxy per cell
+    perf record -q --call-graph "${HTTP_BENCH_PERF_CALLGRAPH:-dwarf,16384}" -F 1000 \
+      -o "$HTTP_BENCH_PERF.$path.$c" -p "$pid" 2>/dev/null &
+    perf_pid=$!
+  fi
   out="$("$@" wrk -t"$threads" -c"$c" -d"${secs}s" --latency "$url" 2>&1)"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   after="$( [ -n "$pid" ] && cpu_of "$pid" || echo 0)"
   local requests; requests="$(awk '/requests in/ {print $1}' <<<"$out")"
   rps[$path,$c]="$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
