@@ -50,36 +50,37 @@ std::optional<std::vector<LiteralSpan>> LiteralSpans(absl::string_view text, con
   return out;
 }
 
-std::optional<std::string> ShapeKey(absl::string_view sql, bool standard_conforming_strings) {
+namespace {
+
+// The lexer's tokens of `sql`; nullopt when it holds a NUL or the lexer rejects it.
+std::optional<std::vector<TokenSpan>> Lex(absl::string_view sql, bool standard_conforming_strings) {
   if (sql.find('\0') != absl::string_view::npos) return std::nullopt;
-  const std::string text(sql);
   ScopedStandardConformingStrings lexer_mode(standard_conforming_strings);
-  absl::StatusOr<SpanOutcome> scanned = ScanSqlSpans(text);
+  absl::StatusOr<SpanOutcome> scanned = ScanSqlSpans(std::string(sql));
   if (!scanned.ok() || std::holds_alternative<SyntaxError>(*scanned)) return std::nullopt;
-  std::optional<std::vector<LiteralSpan>> literals = LiteralSpans(text, std::get<std::vector<TokenSpan>>(*scanned));
+  return std::get<std::vector<TokenSpan>>(*std::move(scanned));
+}
+
+std::optional<std::string> ShapeKeyOf(absl::string_view text, const std::vector<TokenSpan>& tokens) {
+  std::optional<std::vector<LiteralSpan>> literals = LiteralSpans(text, tokens);
   if (!literals.has_value()) return std::nullopt;
   std::string key;
   key.reserve(text.size() + 8);
   size_t copied = 0;
   for (const LiteralSpan& l : *literals) {
-    key.append(text, copied, l.start - copied);
+    key.append(text.data() + copied, l.start - copied);
     // NUL cannot occur in the text (refused above): the marker is unambiguous.
     key.push_back('\0');
     absl::StrAppend(&key, static_cast<int>(l.token));
     key.push_back('\0');
     copied = l.end;
   }
-  key.append(text, copied, std::string::npos);
+  key.append(text.data() + copied, text.size() - copied);
   return key;
 }
 
-std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings) {
-  if (sql.find('\0') != absl::string_view::npos) return Unreadable(sql);
-  const std::string text(sql);
-  ScopedStandardConformingStrings lexer_mode(standard_conforming_strings);
-  absl::StatusOr<SpanOutcome> scanned = ScanSqlSpans(text);
-  if (!scanned.ok() || std::holds_alternative<SyntaxError>(*scanned)) return Unreadable(sql);
-  const auto& tokens = std::get<std::vector<TokenSpan>>(*scanned);
+// `tokens` are `text`'s (Lex).
+std::string NormalizeTokens(absl::string_view text, const std::vector<TokenSpan>& tokens) {
   // Placeholders continue after the highest $n already in the text.
   int next = 0;
   for (const TokenSpan& t : tokens) {
@@ -91,22 +92,58 @@ std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_st
   }
   // Spans not as documented: never show what we cannot place.
   std::optional<std::vector<LiteralSpan>> literals = LiteralSpans(text, tokens);
-  if (!literals.has_value()) return Unreadable(sql);
+  if (!literals.has_value()) return Unreadable(text);
   std::string out;
   out.reserve(text.size());
   size_t copied = 0;
   for (const LiteralSpan& l : *literals) {
-    out.append(text, copied, l.start - copied);
+    out.append(text.data() + copied, l.start - copied);
     absl::StrAppend(&out, "$", ++next);
     copied = l.end;
   }
-  out.append(text, copied, std::string::npos);
+  out.append(text.data() + copied, text.size() - copied);
   return out;
+}
+
+}  // namespace
+
+std::optional<std::string> ShapeKey(absl::string_view sql, bool standard_conforming_strings) {
+  std::optional<std::vector<TokenSpan>> tokens = Lex(sql, standard_conforming_strings);
+  if (!tokens.has_value()) return std::nullopt;
+  return ShapeKeyOf(sql, *tokens);
+}
+
+std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings) {
+  std::optional<std::vector<TokenSpan>> tokens = Lex(sql, standard_conforming_strings);
+  if (!tokens.has_value()) return Unreadable(sql);
+  return NormalizeTokens(sql, *tokens);
+}
+
+const std::optional<std::vector<TokenSpan>>& NormalizeMemo::Tokens(absl::string_view sql,
+                                                                     bool standard_conforming_strings) {
+  if (lexed_ && lexed_scs_ == standard_conforming_strings && sql == lexed_text_) return tokens_;
+  tokens_ = Lex(sql, standard_conforming_strings);
+  lexed_ = sql.size() <= kMaxBytes;
+  lexed_scs_ = standard_conforming_strings;
+  if (lexed_) {
+    lexed_text_.assign(sql.data(), sql.size());
+  } else {
+    lexed_text_.clear();
+    lexed_text_.shrink_to_fit();
+  }
+  return tokens_;
+}
+
+std::optional<std::string> NormalizeMemo::ShapeKey(absl::string_view sql, bool standard_conforming_strings) {
+  const std::optional<std::vector<TokenSpan>>& tokens = Tokens(sql, standard_conforming_strings);
+  if (!tokens.has_value()) return std::nullopt;
+  return ShapeKeyOf(sql, *tokens);
 }
 
 const std::string& NormalizeMemo::Normalize(absl::string_view sql, bool standard_conforming_strings) {
   if (valid_ && scs_ == standard_conforming_strings && sql == in_) return out_;
-  out_ = NormalizeLiterals(sql, standard_conforming_strings);
+  const std::optional<std::vector<TokenSpan>>& tokens = Tokens(sql, standard_conforming_strings);
+  out_ = tokens.has_value() ? NormalizeTokens(sql, *tokens) : Unreadable(sql);
   valid_ = sql.size() <= kMaxBytes;
   scs_ = standard_conforming_strings;
   if (valid_) {

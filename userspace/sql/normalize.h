@@ -47,23 +47,33 @@ std::optional<std::string> ShapeKey(absl::string_view sql, bool standard_conform
 
 std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_strings = true);
 
-// The last statement normalized and what it became. A PostgreSQL session normalizes each
-// statement twice, for the audit event and for the recording (the second asks for the same
-// text): with a memo shared by both, the statement is lexed once. Statements longer than
-// kMaxBytes are not kept (the memo holds at most 2 x kMaxBytes).
+// The last statement lexed, and normalized, and what it became. A PostgreSQL session lexes
+// each statement three times: for its shape (the guard), for the audit event and for the
+// recording (both normalize the same text). With one memo shared by all three, the
+// statement is lexed once. Statements longer than kMaxBytes are not kept (the memo holds
+// at most 3 x kMaxBytes of text, and the tokens of one).
 //
 //   sql::NormalizeMemo memo;
-//   const std::string& shown = memo.Normalize(text, scs);   // valid until the next call
+//   std::optional<std::string> shape = memo.ShapeKey(text, scs);  // as sql::ShapeKey
+//   const std::string& shown = memo.Normalize(text, scs);        // valid until the next call
 class NormalizeMemo {
  public:
   static constexpr size_t kMaxBytes = 64 * 1024;
+  // The same as NormalizeLiterals and ShapeKey above.
   const std::string& Normalize(absl::string_view sql, bool standard_conforming_strings);
+  std::optional<std::string> ShapeKey(absl::string_view sql, bool standard_conforming_strings);
 
  private:
+  const std::optional<std::vector<TokenSpan>>& Tokens(absl::string_view sql, bool standard_conforming_strings);
+
   bool valid_ = false;
   bool scs_ = true;
   std::string in_;
   std::string out_;
+  bool lexed_ = false;
+  bool lexed_scs_ = true;
+  std::string lexed_text_;
+  std::optional<std::vector<TokenSpan>> tokens_;
 };
 
 }  // namespace interlock::sql

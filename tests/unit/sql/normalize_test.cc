@@ -3,6 +3,7 @@
 #include "userspace/sql/normalize.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -51,6 +52,39 @@ TEST(NormalizeMemo, SameTextAndModeReuseTheLastResultAndNothingElseDoes) {
   const std::string big = "SELECT '" + std::string(NormalizeMemo::kMaxBytes, 'z') + "'";
   EXPECT_EQ(memo.Normalize(big, true), "SELECT $1");
   EXPECT_EQ(memo.Normalize("SELECT 1", true), "SELECT $1");
+}
+
+// The guard's shapes and the tracker's normalized texts come from one memo: in any order of
+// asking, each answer is the free function's for that text and mode.
+TEST(NormalizeMemo, ShapesAndNormalizedTextsInAnyOrderAreTheFreeFunctions) {
+  const std::vector<std::string> texts = {
+      "SELECT abalance FROM pgbench_accounts WHERE aid = 42",
+      "SELECT abalance FROM pgbench_accounts WHERE aid = 7",
+      R"(SELECT 'a\', 'b')",
+      R"(SELECT E'x\'', $1, 'y')",
+      "SELECT 'unterminated",
+      std::string("SELECT 1\0", 10),
+      "SELECT '" + std::string(NormalizeMemo::kMaxBytes, 'z') + "'",
+      "",
+  };
+  NormalizeMemo memo;
+  int asked = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& t : texts) {
+      for (bool scs : {true, false, true}) {
+        // Shape first (the guard), then normalize (audit, recording), and sometimes reversed.
+        if ((asked++ + round) % 2 == 0) {
+          EXPECT_EQ(memo.ShapeKey(t, scs), ShapeKey(t, scs)) << t << " scs=" << scs;
+          EXPECT_EQ(memo.Normalize(t, scs), NormalizeLiterals(t, scs)) << t << " scs=" << scs;
+        } else {
+          EXPECT_EQ(memo.Normalize(t, scs), NormalizeLiterals(t, scs)) << t << " scs=" << scs;
+          EXPECT_EQ(memo.ShapeKey(t, scs), ShapeKey(t, scs)) << t << " scs=" << scs;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(ShapeKey(texts[0], true), ShapeKey(texts[1], true));
+  EXPECT_NE(ShapeKey(texts[2], true), ShapeKey(texts[2], false));
 }
 
 }  // namespace

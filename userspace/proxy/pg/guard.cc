@@ -212,7 +212,10 @@ v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const
   // A new text of a shape read before (a client-only encoding reads a text by whether it is
   // ASCII, which its literals decide: never by shape).
   std::optional<std::string> shape;
-  if (!sql::IsClientOnlyEncoding(s.client_encoding)) shape = sql::ShapeKey(text, s.standard_conforming_strings);
+  if (!sql::IsClientOnlyEncoding(s.client_encoding)) {
+    shape = options_.lexer_memo != nullptr ? options_.lexer_memo->ShapeKey(text, s.standard_conforming_strings)
+                                           : sql::ShapeKey(text, s.standard_conforming_strings);
+  }
   v1::SqlClassification c;
   bool found = false;
   if (shape.has_value()) {

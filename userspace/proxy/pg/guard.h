@@ -92,6 +92,7 @@
 #include "userspace/policy/evaluator.h"
 #include "userspace/proxy/pg/result_masker.h"
 #include "userspace/sql/classify.h"
+#include "userspace/sql/normalize.h"
 
 namespace interlock::proxy::pg {
 
@@ -107,6 +108,10 @@ struct GuardOptions {
   policy::SubjectFacts who;
   // Random, [0-9a-f]{16}: the marker of replaced messages.
   std::string nonce;
+  // The session's lexer memo (borrowed; outlives the guard), shared with its statement
+  // tracker, so a statement's shape and its normalized text come from one lexing. Null: the
+  // guard lexes on its own.
+  sql::NormalizeMemo* lexer_memo = nullptr;
 };
 
 // What a review hold needs: the exact statement, its hashes, and the decision.

@@ -436,6 +436,7 @@ void PgSession::StartGuard() {
   GuardOptions g;
   g.resource = ctx_.resource_name;
   g.who = subject_;
+  g.lexer_memo = &normalize_memo_;
   std::array<unsigned char, 8> nonce;
   if (RAND_bytes(nonce.data(), nonce.size()) != 1) {
     // No randomness: fall back to the session id's hash (still never sent to the agent).
