@@ -316,10 +316,10 @@ v1::PolicyDecision StatementGuard::AuditOf(const policy::Decision& d, const v1::
   return a;
 }
 
-v1::SqlClassification StatementGuard::ResolveExecutes(const v1::SqlClassification& c) const {
+std::optional<v1::SqlClassification> StatementGuard::ResolveExecutes(const v1::SqlClassification& c) const {
   bool any = false;
   for (const auto& s : c.statements()) any |= s.kind() == v1::STATEMENT_KIND_EXECUTE;
-  if (!any) return c;
+  if (!any) return std::nullopt;
   v1::SqlClassification out = c;
   out.clear_statements();
   std::vector<PreparedPtr> everything;
@@ -541,7 +541,9 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(const cpg::Query& q, const 
   v1::SqlClassification c = ClassifyText(q.query, settings_);
   // Behind unanswered messages the server may read it with other settings: wait for them.
   if (Unsettled() && ReadsDifferently(q.query, c)) return GuardVerdict{GuardVerdict::kWait};
-  v1::SqlClassification resolved = ResolveExecutes(c);
+  // Copied only when there is an EXECUTE to resolve.
+  std::optional<v1::SqlClassification> with_executes = ResolveExecutes(c);
+  const v1::SqlClassification& resolved = with_executes.has_value() ? *with_executes : c;
   if (resolved.statements_size() != c.statements_size() || resolved.parse_error() != c.parse_error()) {
     if (EarlierBatchUnsettled()) return GuardVerdict{GuardVerdict::kWait};
   }

@@ -251,8 +251,9 @@ class StatementGuard {
   const policy::PolicyEvaluator* evaluator() const { return policy_->get(); }
   policy::Decision Judge(const v1::SqlClassification& c, const RowEstimates* estimates = nullptr) const;
   v1::PolicyDecision AuditOf(const policy::Decision& d, const v1::SqlClassification& c, bool full) const;
-  // Replaces EXECUTE statements with what they run (strictest candidate set).
-  v1::SqlClassification ResolveExecutes(const v1::SqlClassification& c) const;
+  // `c` with its EXECUTE statements replaced by what they run (strictest candidate set);
+  // nullopt when it has none (`c` stands as it is).
+  std::optional<v1::SqlClassification> ResolveExecutes(const v1::SqlClassification& c) const;
   std::string Marker(uint64_t n) const;
   std::string AddReplacement(std::string sqlstate, std::string message, std::string detail);
   // Classify `text` as the server would with `s` (ASCII text in a client-only encoding is
