@@ -119,18 +119,28 @@ std::string NormalizeLiterals(absl::string_view sql, bool standard_conforming_st
   return NormalizeTokens(sql, *tokens);
 }
 
+namespace {
+
+// Keeps `sql` in `*kept` when it is short enough to remember (the memo's bound), else lets
+// go of what `*kept` held; whether it kept it.
+bool Remember(absl::string_view sql, std::string* kept) {
+  if (sql.size() > NormalizeMemo::kMaxBytes) {
+    kept->clear();
+    kept->shrink_to_fit();
+    return false;
+  }
+  kept->assign(sql.data(), sql.size());
+  return true;
+}
+
+}  // namespace
+
 const std::optional<std::vector<TokenSpan>>& NormalizeMemo::Tokens(absl::string_view sql,
                                                                      bool standard_conforming_strings) {
   if (lexed_ && lexed_scs_ == standard_conforming_strings && sql == lexed_text_) return tokens_;
   tokens_ = Lex(sql, standard_conforming_strings);
-  lexed_ = sql.size() <= kMaxBytes;
+  lexed_ = Remember(sql, &lexed_text_);
   lexed_scs_ = standard_conforming_strings;
-  if (lexed_) {
-    lexed_text_.assign(sql.data(), sql.size());
-  } else {
-    lexed_text_.clear();
-    lexed_text_.shrink_to_fit();
-  }
   return tokens_;
 }
 
@@ -144,14 +154,8 @@ const std::string& NormalizeMemo::Normalize(absl::string_view sql, bool standard
   if (valid_ && scs_ == standard_conforming_strings && sql == in_) return out_;
   const std::optional<std::vector<TokenSpan>>& tokens = Tokens(sql, standard_conforming_strings);
   out_ = tokens.has_value() ? NormalizeTokens(sql, *tokens) : Unreadable(sql);
-  valid_ = sql.size() <= kMaxBytes;
+  valid_ = Remember(sql, &in_);
   scs_ = standard_conforming_strings;
-  if (valid_) {
-    in_.assign(sql.data(), sql.size());
-  } else {
-    in_.clear();
-    in_.shrink_to_fit();
-  }
   return out_;
 }
 
