@@ -63,9 +63,12 @@ std::optional<std::string> IdentityResolver::UserNameOf(uint32_t uid) {
   const absl::Duration now = clock_->Monotonic();
   auto it = users_.find(uid);
   if (it != users_.end() && now - it->second.looked_up < kUserNameTtl) return it->second.name;
-  // Bounded: an agent cannot grow it past the uids in use (setuid needs privilege), but a
-  // host with many users' agents sheds the stale ones rather than keep them all.
-  if (users_.size() >= 4096) absl::erase_if(users_, [&](const auto& kv) { return now - kv.second.looked_up >= kUserNameTtl; });
+  // Bounded: an agent cannot grow it past the uids in use (setuid needs privilege); a host
+  // with many users' agents sheds the stale entries, or all of them when none is stale.
+  if (users_.size() >= kMaxUserNames) {
+    absl::erase_if(users_, [&](const auto& kv) { return now - kv.second.looked_up >= kUserNameTtl; });
+    if (users_.size() >= kMaxUserNames) users_.clear();
+  }
   UserName& entry = users_[uid];
   entry.name = lookup_(uid);
   entry.looked_up = now;

@@ -41,6 +41,7 @@ struct KernelAttestation {
 class IdentityResolver {
  public:
   static constexpr absl::Duration kUserNameTtl = absl::Seconds(60);
+  static constexpr size_t kMaxUserNames = 4096;
   // The name of a uid, nullopt when it has none (default: getpwuid_r).
   using UserLookup = std::function<std::optional<std::string>(uint32_t uid)>;
 

@@ -71,6 +71,7 @@ void SpareFiles::Run(std::stop_token stop) {
     lock.lock();
     if (fd) {
       ready_.push_back(std::move(fd));
+      last_error_.clear();
       continue;
     }
     // EOPNOTSUPP/EISDIR (no O_TMPFILE here), ENOSPC, EMFILE...: sessions create their own

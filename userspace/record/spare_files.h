@@ -56,7 +56,7 @@ class SpareFiles {
     uint64_t taken = 0;   // files handed out
     uint64_t missed = 0;  // Take() found the pool empty
     size_t ready = 0;
-    std::string last_error;  // the last failed O_TMPFILE open ("" when none)
+    std::string last_error;  // why the last O_TMPFILE open failed ("" when it did not)
   };
   Stats stats() const;
 
