@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -351,6 +352,10 @@ TEST_F(HttpTest, AQuietKeepAliveConnectionsExchangeIsOnDiskWhileItIsStillOpen) {
                                         "print('answered', r.status, flush=True)\n"
                                         "time.sleep(60)\n")});
   pid_t agent = Spawn(argv, out);
+  // Stopped also when an assertion ends the test early (the second agent reuses `agent`).
+  absl::Cleanup stop_agent = [&] {
+    if (agent > 0) StopProcess(agent, 1);
+  };
   ASSERT_TRUE(WaitFor([&] { return absl::StrContains(ReadFile(out).value_or(""), "answered 200"); }))
       << ReadFile(out).value_or("") << h->DaemonLog();
   std::vector<v1::AuditEvent> events;
@@ -374,6 +379,7 @@ TEST_F(HttpTest, AQuietKeepAliveConnectionsExchangeIsOnDiskWhileItIsStillOpen) {
   EXPECT_THAT(to_agent, HasSubstr("HTTP/1.1 200"));
   EXPECT_EQ(h->Status().active_sessions(), 1u) << "the connection is still open";
   StopProcess(agent, 1);
+  agent = -1;
 
   // An answer that stops half way (a stream, a stuck upstream): what the agent got so far is
   // on disk while the exchange is still open.
@@ -405,7 +411,6 @@ TEST_F(HttpTest, AQuietKeepAliveConnectionsExchangeIsOnDiskWhileItIsStillOpen) {
     }
     return false;
   })) << "to the agent so far: " << stalled;
-  StopProcess(agent, 1);
 }
 
 TEST_F(HttpTest, SmugglingAndHostGamesAreRefusedNotNormalised) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -372,6 +373,10 @@ TEST_F(RelayTest, AQuietSessionsBytesAreOnDiskWhileItIsStillOpen) {
   std::vector<std::string> argv = h.RunArgv("quiet");
   argv.insert(argv.end(), {Probe(), "idle", "127.0.0.42", EchoPort(), "3", "60"});
   pid_t agent = Spawn(argv, absl::StrCat(dir, "/probe.out"));
+  absl::Cleanup stop_agent = [&] {  // also when an assertion ends the test early
+    StopProcess(agent, 1);
+    RemoveTree(dir);
+  };
   ASSERT_TRUE(WaitFor([&] {
     return absl::StrContains(ReadFile(absl::StrCat(dir, "/probe.out")).value_or(""), "\"op\":\"idle\"");
   })) << ReadFile(absl::StrCat(dir, "/probe.out")).value_or("") << h.DaemonLog();
@@ -397,8 +402,6 @@ TEST_F(RelayTest, AQuietSessionsBytesAreOnDiskWhileItIsStillOpen) {
     EXPECT_EQ(seen[1], seen[3]) << seen;
   }
   EXPECT_EQ(h.Status().active_sessions(), 3u) << "the sessions are still open";
-  StopProcess(agent, 1);
-  RemoveTree(dir);
 }
 
 }  // namespace
