@@ -202,8 +202,9 @@ std::string StatementText(absl::string_view query, const v1::SqlStatement& s, co
 
 }  // namespace
 
-v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const sql::SessionSettings& s) const {
-  if (text.size() > kRecentTextBytes) return ClassifyUncached(text, s, nullptr);
+StatementGuard::ClassificationPtr StatementGuard::ClassifyText(absl::string_view text,
+                                                                const sql::SessionSettings& s) const {
+  if (text.size() > kRecentTextBytes) return std::make_shared<const v1::SqlClassification>(ClassifyUncached(text, s, nullptr));
   for (auto it = recent_.begin(); it != recent_.end(); ++it) {
     if (it->text != text || !(it->settings == s)) continue;
     if (it != recent_.begin()) std::rotate(recent_.begin(), it, std::next(it));
@@ -216,25 +217,30 @@ v1::SqlClassification StatementGuard::ClassifyText(absl::string_view text, const
     shape = options_.lexer_memo != nullptr ? options_.lexer_memo->ShapeKey(text, s.standard_conforming_strings)
                                            : sql::ShapeKey(text, s.standard_conforming_strings);
   }
-  v1::SqlClassification c;
-  bool found = false;
+  ClassificationPtr c;
   if (shape.has_value()) {
     for (auto it = shapes_.begin(); it != shapes_.end(); ++it) {
       if (it->key != *shape || !(it->settings == s)) continue;
       if (it != shapes_.begin()) std::rotate(shapes_.begin(), it, std::next(it));
-      const Shape& hit = shapes_.front();
+      Shape& hit = shapes_.front();
+      if (hit.text_size != text.size()) {
+        // Every literal lies inside the one statement (ClassifyShaped): only its length
+        // moves. The shape keeps this length from now on: an agent's loop sends most of
+        // its texts at one length.
+        auto moved = std::make_shared<v1::SqlClassification>(*hit.classification);
+        moved->mutable_statements(0)->set_length(
+            static_cast<uint32_t>(int64_t{hit.classification->statements(0).length()} +
+                                  static_cast<int64_t>(text.size()) - static_cast<int64_t>(hit.text_size)));
+        hit.classification = std::move(moved);
+        hit.text_size = text.size();
+      }
       c = hit.classification;
-      // Every literal lies inside the one statement (ClassifyShaped): only its length moves.
-      c.mutable_statements(0)->set_length(
-          static_cast<uint32_t>(int64_t{hit.classification.statements(0).length()} +
-                                static_cast<int64_t>(text.size()) - static_cast<int64_t>(hit.text_size)));
-      found = true;
       break;
     }
   }
-  if (!found) {
+  if (c == nullptr) {
     bool holds_for_shape = false;
-    c = ClassifyUncached(text, s, &holds_for_shape);
+    c = std::make_shared<const v1::SqlClassification>(ClassifyUncached(text, s, &holds_for_shape));
     if (shape.has_value() && holds_for_shape) {
       if (shapes_.size() == kRecentShapes) shapes_.pop_back();
       shapes_.push_front(Shape{*std::move(shape), s, c, text.size()});
@@ -280,7 +286,7 @@ bool StatementGuard::ReadsDifferently(absl::string_view text, const v1::SqlClass
   if (text.find('\\') == absl::string_view::npos) return false;
   sql::SessionSettings flipped = settings_;
   flipped.standard_conforming_strings = !flipped.standard_conforming_strings;
-  return !SameReading(c, ClassifyText(text, flipped));
+  return !SameReading(c, *ClassifyText(text, flipped));
 }
 
 std::optional<policy::Decision> StatementGuard::EncodingRefusal(absl::string_view text) const {
@@ -296,7 +302,7 @@ std::optional<policy::Decision> StatementGuard::EncodingRefusal(absl::string_vie
 std::string StatementGuard::CombinedFingerprint(const std::string& base,
                                                 const std::vector<PreparedPtr>& candidates) const {
   std::string all = base;
-  for (const PreparedPtr& p : candidates) absl::StrAppend(&all, "|", p->classification.fingerprint());
+  for (const PreparedPtr& p : candidates) absl::StrAppend(&all, "|", p->classification->fingerprint());
   return Sha256Hex(all).substr(0, 16);
 }
 
@@ -356,11 +362,11 @@ std::optional<v1::SqlClassification> StatementGuard::ResolveExecutes(const v1::S
       continue;
     }
     for (const PreparedPtr& p : candidates) {
-      if (p->classification.parse_error()) {
+      if (p->classification->parse_error()) {
         out.set_parse_error(true);
-        out.set_error(p->classification.error());
+        out.set_error(p->classification->error());
       }
-      for (const auto& inner : p->classification.statements()) *out.add_statements() = inner;
+      for (const auto& inner : p->classification->statements()) *out.add_statements() = inner;
     }
     everything.insert(everything.end(), candidates.begin(), candidates.end());
   }
@@ -373,8 +379,8 @@ std::optional<std::vector<v1::OutputColumn>> StatementGuard::ShapeOfCandidates(
     const std::vector<PreparedPtr>& candidates) {
   // One statement that may run: its columns. Several (a name prepared again) or a
   // multi-statement one: unknown, the masker takes every computed column as derived.
-  if (candidates.size() != 1 || candidates.front()->classification.statements_size() != 1) return std::nullopt;
-  const auto& cols = candidates.front()->classification.statements(0).output_columns();
+  if (candidates.size() != 1 || candidates.front()->classification->statements_size() != 1) return std::nullopt;
+  const auto& cols = candidates.front()->classification->statements(0).output_columns();
   return std::vector<v1::OutputColumn>(cols.begin(), cols.end());
 }
 
@@ -538,7 +544,8 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(const cpg::Query& q, const 
     // ambiguity rather than guess (no client library sends this).
     return absl::InvalidArgumentError("simple Query inside an unfinished extended-protocol batch");
   }
-  v1::SqlClassification c = ClassifyText(q.query, settings_);
+  const ClassificationPtr classified = ClassifyText(q.query, settings_);
+  const v1::SqlClassification& c = *classified;
   // Behind unanswered messages the server may read it with other settings: wait for them.
   if (Unsettled() && ReadsDifferently(q.query, c)) return GuardVerdict{GuardVerdict::kWait};
   // Copied only when there is an EXECUTE to resolve.
@@ -572,11 +579,13 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(const cpg::Query& q, const 
     for (const v1::SqlStatement& s : c.statements()) {
       if (s.kind() != v1::STATEMENT_KIND_PREPARE) continue;
       auto p = std::make_shared<Prepared>();
-      v1::SqlStatement inner = s;
-      inner.set_kind(s.inner_kind());
-      inner.set_inner_kind(v1::STATEMENT_KIND_UNSPECIFIED);
-      *p->classification.add_statements() = std::move(inner);
-      p->classification.set_fingerprint(c.fingerprint());
+      auto inner = std::make_shared<v1::SqlClassification>();
+      v1::SqlStatement* st = inner->add_statements();
+      *st = s;
+      st->set_kind(s.inner_kind());
+      st->set_inner_kind(v1::STATEMENT_KIND_UNSPECIFIED);
+      inner->set_fingerprint(c.fingerprint());
+      p->classification = std::move(inner);
       size_t cost = s.ByteSizeLong() + 64;
       if (bytes_ + cost > kMaxGuardBytes) {
         return absl::ResourceExhaustedError("too much prepared statement state in this session");
@@ -608,7 +617,8 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnQuery(const cpg::Query& q, const 
 }
 
 absl::StatusOr<GuardVerdict> StatementGuard::OnParse(const cpg::Parse& p) {
-  v1::SqlClassification c = ClassifyText(p.query, settings_);
+  const ClassificationPtr classified = ClassifyText(p.query, settings_);
+  const v1::SqlClassification& c = *classified;
   std::optional<policy::Decision> refusal = EncodingRefusal(p.query);
   if (Unsettled() && ReadsDifferently(p.query, c)) {
     // Earlier batches end with a Sync: their answers come, so wait for them. An Execute of
@@ -636,7 +646,7 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnParse(const cpg::Parse& p) {
     return absl::ResourceExhaustedError("too much prepared statement state in this session");
   }
   auto prepared = std::make_shared<Prepared>();
-  prepared->classification = std::move(c);
+  prepared->classification = classified;
   prepared->text = p.query;
   prepared->cost = cost;
   prepared->budget = &bytes_;
@@ -698,20 +708,26 @@ absl::StatusOr<GuardVerdict> StatementGuard::OnExecute(const cpg::Execute& e, co
   }
   const PortalInfo& portal = it->second;
   v.shapes.push_back(ShapeOfCandidates(portal.statements));
-  v1::SqlClassification merged;
   std::vector<absl::string_view> texts;
   for (const PreparedPtr& p : portal.statements) {
-    if (p->classification.parse_error()) {
-      merged.set_parse_error(true);
-      merged.set_error(p->classification.error());
-    }
-    for (const auto& s : p->classification.statements()) *merged.add_statements() = s;
-    merged.set_multi_statement(merged.multi_statement() || p->classification.multi_statement());
-    if (merged.fingerprint().empty()) merged.set_fingerprint(p->classification.fingerprint());
     texts.push_back(p->text.empty() ? absl::string_view("(SQL PREPARE)") : absl::string_view(p->text));
   }
-  // A name prepared several times: keyed on all it may run (approval windows).
-  if (portal.statements.size() > 1) merged.set_fingerprint(CombinedFingerprint("", portal.statements));
+  // One statement prepared under the name (the common case): its reading as it is. A name
+  // prepared several times: everything it may run, keyed on all of it (approval windows).
+  v1::SqlClassification several;
+  if (portal.statements.size() > 1) {
+    for (const PreparedPtr& p : portal.statements) {
+      if (p->classification->parse_error()) {
+        several.set_parse_error(true);
+        several.set_error(p->classification->error());
+      }
+      for (const auto& s : p->classification->statements()) *several.add_statements() = s;
+      several.set_multi_statement(several.multi_statement() || p->classification->multi_statement());
+    }
+    several.set_fingerprint(CombinedFingerprint("", portal.statements));
+  }
+  const v1::SqlClassification& merged =
+      portal.statements.size() > 1 ? several : *portal.statements.front()->classification;
   v.decision = Judge(merged, estimates);
   if (estimates == nullptr && !v.decision->needs_estimate.empty()) {
     GuardVerdict e{GuardVerdict::kEstimate};

@@ -207,8 +207,11 @@ class StatementGuard {
  private:
   // A classified statement text; its bytes count against the session's budget while any
   // map still refers to it.
+  // Classifications are shared, never copied: the recent-text and shape memories, a
+  // prepared statement and the statement being judged may all hold one reading.
+  using ClassificationPtr = std::shared_ptr<const v1::SqlClassification>;
   struct Prepared {
-    v1::SqlClassification classification;
+    ClassificationPtr classification;
     std::string text;  // "" for SQL PREPARE (judged from the classification alone)
     size_t cost = 0;
     size_t* budget = nullptr;
@@ -260,7 +263,7 @@ class StatementGuard {
   // read as ASCII; set_config of role marks its statement STATEMENT_KIND_ROLE).
   // The session's last few distinct texts and shapes are answered from memory (recent_,
   // shapes_).
-  v1::SqlClassification ClassifyText(absl::string_view text, const sql::SessionSettings& s) const;
+  ClassificationPtr ClassifyText(absl::string_view text, const sql::SessionSettings& s) const;
   // `holds_for_shape` (may be null): whether the reading holds for every text of its shape.
   v1::SqlClassification ClassifyUncached(absl::string_view text, const sql::SessionSettings& s,
                                          bool* holds_for_shape) const;
@@ -314,7 +317,7 @@ class StatementGuard {
   struct Recent {
     std::string text;
     sql::SessionSettings settings;
-    v1::SqlClassification classification;
+    ClassificationPtr classification;
   };
   static constexpr size_t kRecentTexts = 8;
   static constexpr size_t kRecentTextBytes = 2048;
@@ -329,7 +332,7 @@ class StatementGuard {
   struct Shape {
     std::string key;
     sql::SessionSettings settings;
-    v1::SqlClassification classification;
+    ClassificationPtr classification;  // as read from a text of text_size bytes
     size_t text_size;
   };
   mutable std::deque<Shape> shapes_;

@@ -4,10 +4,12 @@
 #include "userspace/proxy/pg/guard.h"
 
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "userspace/codec/pg/encode.h"
 #include "userspace/codec/pg/messages.h"
 #include "userspace/policy/loader.h"
+#include "userspace/sql/classify.h"
 
 namespace interlock::proxy::pg {
 namespace {
@@ -354,6 +356,28 @@ TEST_F(GuardTest, ATextOfAShapeReadBeforeIsJudgedAsItself) {
     EXPECT_EQ(judged(absl::StrCat("SELECT * FROM accounts WHERE id = ", i)).kind, GuardVerdict::kForward) << i;
     EXPECT_EQ(judged(absl::StrCat("DELETE FROM customers WHERE id = ", i)).kind,
               judged("DELETE FROM customers WHERE id = 1000").kind) << i;
+  }
+}
+
+TEST_F(GuardTest, AShapesSharedReadingIsEveryTextsOwnWhateverItsLength) {
+  // Texts of one shape share one reading (no copy) while their length stays; a text of
+  // another length gets its own, and the shape keeps that one. Each held DELETE's audited
+  // classification is the reading a fresh parse of its own text gives.
+  const std::vector<std::string> texts = {
+      "DELETE FROM customers WHERE id = 1",     "DELETE FROM customers WHERE id = 2",
+      "DELETE FROM customers WHERE id = 12345", "DELETE FROM customers WHERE id = 7 ;  ",
+      "DELETE FROM customers WHERE id = 12346", "DELETE FROM customers WHERE id = 3",
+      "DELETE FROM customers WHERE id = 3",     "DELETE FROM customers WHERE id = 1"};
+  for (const std::string& text : texts) {
+    GuardVerdict v = Query(text);
+    ASSERT_EQ(v.kind, GuardVerdict::kHold) << text;
+    EXPECT_EQ(v.review.statement, text);
+    auto fresh = sql::ClassifyShaped(text, guard_->settings());
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(v.audit.classification(), fresh->classification))
+        << text << "\n" << v.audit.classification().DebugString() << "\n" << fresh->classification.DebugString();
+    guard_->DenyHeld('Q', "withdrawn", "");
+    Ready();
   }
 }
 
