@@ -20,6 +20,21 @@ namespace {
 // which the agent controls: it matches a pattern for any schema ("public.customers" matches
 // `customers`), so a qualified pattern cannot be walked around by leaving the schema out.
 bool TableMatches(const std::string& pattern, const v1::TableRef& t) {
+  if (!HasGlobMeta(pattern) && pattern.find('\0') == std::string::npos) {
+    // A plain name (most patterns): the same three readings as below, without building
+    // the qualified name. Names from the parser hold no NUL.
+    absl::string_view p = pattern;
+    const std::string& schema = t.schema();
+    const std::string& name = t.name();
+    if (schema.empty() ? p == name
+                       : p.size() == schema.size() + 1 + name.size() && absl::StartsWith(p, schema) &&
+                             p[schema.size()] == '.' && absl::EndsWith(p, name)) {
+      return true;
+    }
+    size_t dot = p.rfind('.');
+    if (dot == absl::string_view::npos) return p == name;
+    return schema.empty() && p.substr(dot + 1) == name;
+  }
   std::string qualified = t.schema().empty() ? t.name() : absl::StrCat(t.schema(), ".", t.name());
   if (Glob(pattern, qualified)) return true;
   size_t dot = pattern.rfind('.');
@@ -234,7 +249,7 @@ bool SegmentsMatch(const std::vector<absl::string_view>& pattern, size_t p,
       }
       return false;
     }
-    if (i >= path.size() || !Glob(std::string(pattern[p]), path[i])) return false;
+    if (i >= path.size() || !Glob(pattern[p], path[i])) return false;
   }
   return i == path.size();
 }

@@ -4,6 +4,12 @@
 //
 //   Glob("public.*", "public.customers");        // true
 //   AnyGlob(rule.match().resources(), "billing-db");
+//
+// Most patterns are plain names, and rules are tried for every statement and request:
+// a pattern without '*', '?', '[' or '\' is compared as fnmatch would compare it (equal up
+// to the first NUL of each, where fnmatch's C strings end), and "*" matches everything,
+// without a copy or a call. Anything else goes to fnmatch. tests/unit/policy/glob_test.cc
+// holds both to fnmatch's answers.
 #pragma once
 
 #include <fnmatch.h>
@@ -14,9 +20,21 @@
 
 namespace interlock::policy {
 
-inline bool Glob(const std::string& pattern, absl::string_view value) {
+// Whether fnmatch(3) reads `pattern` as anything but itself.
+inline bool HasGlobMeta(absl::string_view pattern) {
+  return pattern.find_first_of(absl::string_view("*?[\\", 4)) != absl::string_view::npos;
+}
+
+// `s` as a C string reads it: up to its first NUL.
+inline absl::string_view AsCString(absl::string_view s) { return s.substr(0, s.find('\0')); }
+
+inline bool Glob(absl::string_view pattern, absl::string_view value) {
+  pattern = AsCString(pattern);
+  if (!HasGlobMeta(pattern)) return pattern == AsCString(value);
+  if (pattern == "*") return true;
+  std::string p(pattern);
   std::string v(value);
-  return ::fnmatch(pattern.c_str(), v.c_str(), 0) == 0;
+  return ::fnmatch(p.c_str(), v.c_str(), 0) == 0;
 }
 
 // Whether any of `patterns` (strings) matches `value`.

@@ -384,6 +384,41 @@ rules:
   }
 }
 
+// A plain table pattern is matched without fnmatch (userspace/policy/glob.h); "[c]ustomers"
+// means the same as "customers" (a bracketed letter, never a dot: the dots split schema and
+// name) but goes through fnmatch. Both must decide alike for every
+// spelling of every table.
+TEST(PolicyEvaluator, PlainTablePatternsDecideAsTheirGlobSpellings) {
+  const std::vector<std::pair<std::string, std::string>> patterns = {
+      {"customers", "[c]ustomers"},        {"public.customers", "[p]ublic.customers"},
+      {"bank.public.customers", "[b]ank.public.customers"}, {"other.customers", "[o]ther.customers"},
+      {"public", "[p]ublic"},              {"public.", "[p]ublic."},
+      {".customers", ".[c]ustomers"},      {"customers.public", "[c]ustomers.public"}};
+  const std::vector<std::string> statements = {
+      "SELECT * FROM customers", "SELECT * FROM public.customers", "SELECT * FROM \"public\".\"customers\"",
+      "SELECT * FROM bank.public.customers", "SELECT * FROM other.customers", "SELECT * FROM \"Customers\"",
+      "SELECT * FROM public", "SELECT * FROM customers.public", "SELECT * FROM \"public.customers\"",
+      "SELECT * FROM \"\".customers", "UPDATE public.customers SET a = 1 WHERE id = 2",
+      "SELECT * FROM accounts a JOIN customers c ON a.id = c.id"};
+  for (const auto& [plain, glob] : patterns) {
+    auto load = [&](const std::string& pattern) {
+      return LoadPolicyText(absl::StrCat("rules:\n  - {id: t, match: {tables: [\"", pattern,
+                                         "\"]}, action: ACTION_DENY}\n  - {id: other, action: ACTION_ALLOW}\n"),
+                            "p.yaml");
+    };
+    auto a = load(plain);
+    auto b = load(glob);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(b.ok()) << b.status();
+    for (const std::string& sql : statements) {
+      auto c = sql::Classify(sql);
+      if (!c.ok() || c->parse_error()) continue;
+      EXPECT_EQ((*a)->Evaluate({}, "db", *c).rule_id, (*b)->Evaluate({}, "db", *c).rule_id)
+          << plain << " / " << glob << ": " << sql;
+    }
+  }
+}
+
 TEST(PolicyEvaluator, SubjectWorkloadCgroupAndUid) {
   v1::Policy p;
   v1::Rule* r = p.add_rules();
