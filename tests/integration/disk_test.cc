@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -48,6 +49,44 @@ void FillUntil(const std::string& path, uint64_t leave) {
     if (n <= 0) break;  // ENOSPC
   }
   ::close(fd);
+}
+
+// A PostgreSQL resource at `pg` (plain TCP, unverified) whose login is app with the
+// password in `dir`/pw.
+ResourceSpec PgResource(const PostgresServer& pg, const std::string& dir) {
+  return {"appdb", pg.address(), pg.port(),
+          absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
+                       "      login: {user: app, database: appdb, password_ref: \"file:",
+                       dir, "/pw\"}\n      sslmode: disable\n      allow_unverified_upstream: true\n")};
+}
+
+// The one session of `h` ended because its recording could not be written (ENOSPC): its
+// file is unsealed, and verifies as incomplete, never valid. Its session-end event (an
+// empty one when there is none).
+v1::AuditEvent ExpectEndedUnrecordable(InterlockdHarness& h) {
+  EXPECT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }))
+      << h.DaemonLog();
+  auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
+  EXPECT_EQ(ends.size(), 1u);
+  if (ends.empty()) return v1::AuditEvent();
+  EXPECT_EQ(ends[0].outcome(), "recording_failed");
+  EXPECT_THAT(ends[0].detail(), HasSubstr("No space left on device"));
+  EXPECT_FALSE(ends[0].recording().sealed());
+  CommandResult verify = h.Cli({"verify", ends[0].session_id()});
+  EXPECT_EQ(verify.exit_code, 3) << verify.out << verify.err;  // incomplete
+  EXPECT_THAT(verify.out + verify.err, Not(HasSubstr("valid:"))) << verify.out;
+  EXPECT_THAT(verify.out + verify.err, HasSubstr("incomplete"));
+  return ends[0];
+}
+
+// `resource` on an 8 MiB state dir whose recordings may take it all (a floor of 1 MiB), the
+// audit file elsewhere so that every line of the test is kept: a session's own recording
+// fills the disk.
+HarnessOptions OnATinyDisk(ResourceSpec resource) {
+  return {.resources = {std::move(resource)},
+          .extra_yaml = "recordings:\n  min_free_mib: 1\n",
+          .state_tmpfs_mib = 8,
+          .audit_outside_state_dir = true};
 }
 
 std::vector<v1::AuditEvent> Refusals(const InterlockdHarness& h, const std::string& reason) {
@@ -117,11 +156,7 @@ TEST_F(DiskTest, BelowTheFreeSpaceFloorPsqlIsToldTheDiskIsFull) {
   ASSERT_TRUE(pg.Start().ok()) << pg.Log();
   const std::string dir = MakeTempDir("interlock-disktest-");
   ASSERT_TRUE(WriteFileAtomic(absl::StrCat(dir, "/pw"), "unused", 0600).ok());
-  InterlockdHarness h({.resources = {{"appdb", pg.address(), pg.port(),
-                                      absl::StrCat("    protocol: PROTOCOL_POSTGRES\n    postgres:\n"
-                                                   "      login: {user: app, database: appdb, password_ref: \"file:",
-                                                   dir, "/pw\"}\n      sslmode: disable\n"
-                                                   "      allow_unverified_upstream: true\n")}},
+  InterlockdHarness h({.resources = {PgResource(pg, dir)},
                        .extra_yaml = "recordings:\n  min_free_mib: 8\n",
                        .state_tmpfs_mib = 16});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
@@ -158,12 +193,7 @@ TEST_F(DiskTest, BelowTheFreeSpaceFloorCurlGetsA503) {
 }
 
 TEST_F(DiskTest, LiveSessionHittingEnospcEndsCleanlyAndItsRecordingNeverVerifiesValid) {
-  // The audit file is elsewhere so that every line of this test is kept; the recordings
-  // have a floor of 1 MiB, and the session's own recording fills the disk.
-  InterlockdHarness h({.resources = {{"echo", "127.0.0.42", echo_.port()}},
-                       .extra_yaml = "recordings:\n  min_free_mib: 1\n",
-                       .state_tmpfs_mib = 8,
-                       .audit_outside_state_dir = true});
+  InterlockdHarness h(OnATinyDisk({"echo", "127.0.0.42", echo_.port()}));
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
   // One agent, two sessions: a 64 MiB echo that cannot be recorded on 8 MiB, then (the disk
   // still full) a new connect. One `interlock run`: enrolling another agent would need room
@@ -178,21 +208,9 @@ TEST_F(DiskTest, LiveSessionHittingEnospcEndsCleanlyAndItsRecordingNeverVerifies
   // The disk is still full: the connect is closed (or reset) without a reply.
   EXPECT_THAT(r.out, Not(HasSubstr("ping\\n"))) << r.out;
 
-  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }))
-      << h.DaemonLog();
-  auto ends = OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END);
-  ASSERT_EQ(ends.size(), 1u);
-  EXPECT_EQ(ends[0].outcome(), "recording_failed");
-  EXPECT_THAT(ends[0].detail(), HasSubstr("No space left on device"));
-  EXPECT_FALSE(ends[0].recording().sealed());
+  const v1::AuditEvent end = ExpectEndedUnrecordable(h);
   // Less was relayed than the agent sent: the session stopped when recording did.
-  EXPECT_LT(ends[0].bytes_to_upstream(), uint64_t{64} << 20);
-
-  const std::string id = ends[0].session_id();
-  CommandResult verify = h.Cli({"verify", id});
-  EXPECT_EQ(verify.exit_code, 3) << verify.out << verify.err;  // incomplete
-  EXPECT_THAT(verify.out + verify.err, Not(HasSubstr("valid:"))) << verify.out;
-  EXPECT_THAT(verify.out + verify.err, HasSubstr("incomplete"));
+  EXPECT_LT(end.bytes_to_upstream(), uint64_t{64} << 20);
   // The audit trail agrees: an unsealed recording, present, is not tampered.
   CommandResult audit = h.Cli({"verify", "--audit"});
   EXPECT_NE(audit.exit_code, 4) << audit.out << audit.err;
@@ -204,6 +222,36 @@ TEST_F(DiskTest, LiveSessionHittingEnospcEndsCleanlyAndItsRecordingNeverVerifies
   // interlockd itself is fine.
   EXPECT_TRUE(h.running());
   EXPECT_EQ(h.Status().active_sessions(), 0u);
+}
+
+// A PostgreSQL session that outgrows the disk mid-way: psql, as the agent, runs query
+// after query, each answered with 6 KB of random text, more than its recording can hold on
+// 8 MiB. The session ends when the recording does, and psql is told why in its protocol (a
+// FATAL ErrorResponse, SQLSTATE 53100, between two answers) instead of seeing the
+// connection reset.
+TEST_F(DiskTest, PsqlWhoseSessionOutgrowsTheDiskIsToldWhyInItsProtocol) {
+  PostgresServer pg({.address = "127.0.0.43"});
+  ASSERT_TRUE(pg.Start().ok()) << pg.Log();
+  ASSERT_TRUE(pg.Psql("CREATE ROLE app LOGIN PASSWORD 'disk-secret'").ok());
+  ASSERT_TRUE(pg.Psql("CREATE DATABASE appdb OWNER app").ok());
+  const std::string dir = MakeTempDir("interlock-disktest-");
+  absl::Cleanup remove_dir = [&] { RemoveTree(dir); };
+  ASSERT_TRUE(WriteFileAtomic(absl::StrCat(dir, "/pw"), "disk-secret", 0600).ok());
+  InterlockdHarness h(OnATinyDisk(PgResource(pg, dir)));
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  CommandResult r = h.RunAgent(
+      "agent", {"/bin/sh", "-c",
+                "yes \"SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 200);\" | head -n 6000 | "
+                "PGSSLMODE=disable PGCONNECT_TIMEOUT=10 /usr/bin/psql -X -q -v VERBOSITY=verbose -v ON_ERROR_STOP=1 "
+                "-o /dev/null -h \"$0\" -p \"$1\" -U agent -d whatever; echo \"psql=$?\"",
+                pg.address(), absl::StrCat(pg.port())});
+  EXPECT_THAT(r.out, Not(HasSubstr("psql=0"))) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("FATAL:  53100: interlock: terminating connection because its recording cannot be "
+                               "written (disk full); nothing more is relayed"))
+      << r.err << h.DaemonLog();
+
+  ExpectEndedUnrecordable(h);
+  EXPECT_TRUE(h.running());
 }
 
 TEST_F(DiskTest, RetentionDeletesTheOldestFinishedRecordingsAuditedAndVerifyAccountsForThem) {

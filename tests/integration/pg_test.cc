@@ -271,6 +271,50 @@ TEST_F(PgProxyTest, PsqlCopyBothWays) {
   EXPECT_EQ(r.out, "100|5050\n");
 }
 
+// A session interlockd ends for being idle is told so in PostgreSQL's words: a FATAL
+// ErrorResponse, SQLSTATE 57P05 (as the server's own idle_session_timeout), then the end of
+// the stream — not a reset. (libpq 15 itself, like psql and psycopg2 on it, shows such a
+// message only when it reads before writing again, for the server's own timeout too; a
+// client waiting on the socket, as LISTEN loops do, reads it.) Read here by a minimal wire
+// client as the agent, through the redirect.
+TEST_F(PgProxyTest, AnIdleSessionEndedByInterlockdIsToldWhy) {
+  InterlockdHarness h({.resources = {PgResource()}, .idle_ms = 1500});
+  ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();
+  std::string script = absl::StrCat(agent_dir_, "/idle.py");
+  std::ofstream(script) << R"PY(
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+def recvn(n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise EOFError("eof after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+def message():
+    head = recvn(5)
+    return head[:1], recvn(struct.unpack("!I", head[1:])[0] - 4)
+params = b"user\0agent\0database\0whatever\0\0"
+s.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+while message()[0] != b"Z":
+    pass
+kind, body = message()  # nothing sent: what comes is interlockd's
+fields = {f[:1].decode(): f[1:].decode() for f in body.split(b"\0") if f}
+print(kind.decode(), fields.get("S"), fields.get("C"), fields.get("M"))
+print("then:", "eof" if s.recv(1) == b"" else "more")
+)PY";
+  CommandResult r = h.RunAgent("py-agent", {"/usr/bin/python3", script, pg_->address(), absl::StrCat(pg_->port())},
+                               false, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h.DaemonLog();
+  EXPECT_EQ(r.out,
+            "E FATAL 57P05 interlock: terminating connection due to idle timeout (timeouts.idle_ms)\n"
+            "then: eof\n")
+      << r.err;
+  ASSERT_TRUE(WaitFor([&] { return !OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END).empty(); }));
+  EXPECT_EQ(OfKind(h.AuditEvents(), v1::AUDIT_KIND_SESSION_END)[0].outcome(), "idle_timeout");
+}
+
 TEST_F(PgProxyTest, MalformedStartupGetsAProtocolErrorAndAnAuditEvent) {
   InterlockdHarness h({.resources = {PgResource()}});
   ASSERT_TRUE(h.Start().ok()) << h.DaemonLog();

@@ -126,8 +126,68 @@ absl::Status PgSession::FlushRecording() {
   return recorder_->Flush();
 }
 
+namespace {
+
+// What the agent is told when interlockd ends its session, in PostgreSQL's own words where
+// the server has them (SQLSTATE, "terminating connection ..."); nullopt: no message.
+struct Ending {
+  absl::string_view sqlstate;
+  std::string message;
+};
+std::optional<Ending> EndingFor(absl::string_view outcome, absl::string_view detail) {
+  if (outcome == "recording_failed") {
+    // ENOSPC is the server's disk_full; any other write error its io_error.
+    const bool full = absl::StrContains(detail, "No space left on device");
+    return Ending{full ? "53100" : "58030",
+                  absl::StrCat("interlock: terminating connection because its recording cannot be written",
+                               full ? " (disk full)" : "", "; nothing more is relayed")};
+  }
+  if (outcome == "idle_timeout") {
+    return Ending{"57P05", "interlock: terminating connection due to idle timeout (timeouts.idle_ms)"};
+  }
+  if (outcome == "drain_timeout" || outcome == "shutdown") {
+    return Ending{"57P01", "interlock: terminating connection because interlockd is stopping"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool PgSession::AgentBetweenMessages() const {
+  switch (phase_) {
+    case Phase::kAgentPassword:
+    case Phase::kUpstreamConnecting:
+    case Phase::kUpstreamSslReply:
+    case Phase::kUpstreamTls:
+    case Phase::kUpstreamAuth:
+    case Phase::kUpstreamReady:
+    case Phase::kRelay:
+      // A DataRow or COPY chunk streamed in part: only a reset ends it honestly.
+      return backend_stream_left_ == 0;
+    default:
+      return false;
+  }
+}
+
 void PgSession::Abort(const std::string& outcome, const std::string& detail) {
-  Finish(outcome, detail, true);
+  if (outcome == "recording_failed") recording_failed_ = true;
+  std::optional<Ending> ending = EndingFor(outcome, detail);
+  if (!ending.has_value() || !AgentBetweenMessages()) {
+    Finish(outcome, detail, true);
+    return;
+  }
+  // The agent is told why, as PostgreSQL tells a client whose connection it ends: a FATAL
+  // ErrorResponse after what is already queued for it (whole messages), written now —
+  // interlockd may be stopping, so no later loop turn is counted on. If the agent's socket
+  // cannot take it all, the session is reset as before.
+  const std::string fatal = FatalErrorBytes(ending->sqlstate, ending->message);
+  if (recording_failed_) {
+    agent_.out().Append(fatal);
+  } else {
+    SendToAgent(fatal);
+  }
+  net::IoResult w = agent_.Flush();
+  Finish(outcome, detail, /*reset=*/!w.status.ok() || !agent_.out().empty());
 }
 
 void PgSession::Finish(const std::string& outcome, const std::string& detail, bool reset) {
@@ -254,7 +314,7 @@ void PgSession::RecordFrontendMessage(const cpg::FrontendMessage& m, absl::strin
 void PgSession::FlushPendingRecords() {
   // One record per direction per batch instead of one per message: the hash chain and
   // framing cost is paid per batch (a -S transaction is ~6 messages).
-  if (!recorder_) {
+  if (!recorder_ || recording_failed_) {
     pending_from_agent_record_.clear();
     pending_to_agent_record_.clear();
     pending_sealed_to_agent_.clear();
@@ -277,7 +337,7 @@ void PgSession::FlushPendingRecords() {
       sealed->clear();
     }
     if (!st.ok()) {
-      Finish("recording_failed", std::string(st.message()), true);
+      Abort("recording_failed", std::string(st.message()));
       return;
     }
   }

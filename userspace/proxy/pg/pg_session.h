@@ -283,6 +283,12 @@ class PgSession final : public ProxySession {
   // Bytes of a streamed (not buffered) message still to pass through, per direction.
   uint64_t frontend_stream_left_ = 0;
   uint64_t backend_stream_left_ = 0;
+  // Whether a FATAL ErrorResponse sent now reaches the agent as a message of its own:
+  // after its StartupMessage, with no partial message queued toward it.
+  bool AgentBetweenMessages() const;
+  // The recording failed: nothing more is handed to the recorder (what is sent after is
+  // interlockd's own FATAL, which the recording cannot take).
+  bool recording_failed_ = false;
 
   std::unique_ptr<UpstreamLogin> login_;
   // The last statement's normalized text, shared by tracker_ and the recording (declared
