@@ -481,7 +481,15 @@ TEST_F(GuardTest, ReviewTimesOutAndApproverDenialReachesTheAgent) {
   EXPECT_EQ(Count(" WHERE id = 4"), "1");
 }
 
-TEST_F(GuardTest, RestartDuringAHoldExpiresTheRequestNeverApprovesIt) {
+// interlockd goes while a statement is held — killed, or stopped cleanly (SIGTERM, or the
+// old process of an upgrade) — and comes back: the request is expired, never approvable,
+// and the statement never ran. Stopped cleanly, it first tells psql why in PostgreSQL's
+// words once drain_ms has passed (FATAL 57P01, as a server shutting down says it) instead
+// of a reset.
+class GuardGoneTest : public GuardTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(GuardGoneTest, DuringAHoldTheRequestExpiresAndNeverRuns) {
+  const bool stopped = GetParam();
   WritePolicy(PolicyYaml(120));
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
@@ -489,9 +497,18 @@ TEST_F(GuardTest, RestartDuringAHoldExpiresTheRequestNeverApprovesIt) {
   JoinedThread agent([&] { agent_result = h->RunAgent("billing-agent", Psql({"DELETE FROM accounts WHERE id = 5"})); });
   std::string id = WaitForPending(*h);
   ASSERT_FALSE(id.empty());
-  h->Kill();
+  if (stopped) {
+    ASSERT_EQ(h->Stop(), 0) << h->DaemonLog();
+  } else {
+    h->Kill();
+  }
   agent.join();
   EXPECT_NE(agent_result.exit_code, 0);
+  if (stopped) {
+    EXPECT_THAT(agent_result.err,
+                HasSubstr("FATAL:  57P01: interlock: terminating connection because interlockd is stopping"))
+        << agent_result.err;
+  }
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
   auto all = Approvals(*h, /*all=*/true);
   ASSERT_EQ(all.size(), 1u);
@@ -501,6 +518,9 @@ TEST_F(GuardTest, RestartDuringAHoldExpiresTheRequestNeverApprovesIt) {
   EXPECT_THAT(late.err, HasSubstr("expired"));
   EXPECT_EQ(Count(" WHERE id = 5"), "1");
 }
+
+INSTANTIATE_TEST_SUITE_P(KilledOrStopped, GuardGoneTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Stopped" : "Killed"; });
 
 TEST_F(GuardTest, ExtendedProtocolExecuteIsHeldUntilApproved) {
   WritePolicy(PolicyYaml(120));

@@ -168,6 +168,15 @@ class HttpTest : public ::testing::Test {
     return lines.empty() ? "" : lines.back();
   }
 
+  // curl as the agent, in the background; its output, then its status code on a line of
+  // its own, in `out`.
+  pid_t SpawnCurl(InterlockdHarness& h, const std::string& out, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = h.RunArgv("agent");
+    for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}"}) argv.push_back(a);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Spawn(argv, out);
+  }
+
   std::vector<v1::AuditEvent> HttpEvents(InterlockdHarness& h) {
     std::vector<v1::AuditEvent> out;
     for (v1::AuditEvent& e : h.AuditEvents()) {
@@ -448,14 +457,7 @@ TEST_F(HttpTest, DeleteIsHeldUntilAnotherIdentityApproves) {
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
   const std::string out = absl::StrCat(dir_, "/held.out");
-  pid_t agent = Spawn([&] {
-    std::vector<std::string> argv = h->RunArgv("agent");
-    for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}", "-X", "DELETE"}) {
-      argv.push_back(a);
-    }
-    argv.push_back(Url("/v1/customers/9"));
-    return argv;
-  }(), out);
+  pid_t agent = SpawnCurl(*h, out, {"-X", "DELETE", Url("/v1/customers/9")});
   ASSERT_GT(agent, 0);
   std::string id = h->WaitForPendingApproval(30);
   ASSERT_FALSE(id.empty()) << h->DaemonLog();
@@ -630,15 +632,9 @@ TEST_F(HttpTest, HeldRequestsDenyTimeOutOrAreWithdrawnAndNeverBlockOtherSessions
 )YAML"), 0644).ok());
   auto h = Daemon();
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
-  auto spawn_curl = [&](const std::string& out, std::vector<std::string> args) {
-    std::vector<std::string> argv = h->RunArgv("agent");
-    for (const char* a : {"/usr/bin/curl", "-sS", "--max-time", "30", "-w", "\n%{http_code}"}) argv.push_back(a);
-    argv.insert(argv.end(), args.begin(), args.end());
-    return Spawn(argv, out);
-  };
   // Denied by an approver: 403 naming the denial; nothing reached the upstream.
   const std::string denied_out = absl::StrCat(dir_, "/denied.out");
-  pid_t denied = spawn_curl(denied_out, {"-X", "DELETE", Url("/v1/customers/1")});
+  pid_t denied = SpawnCurl(*h, denied_out, {"-X", "DELETE", Url("/v1/customers/1")});
   std::string id = h->WaitForPendingApproval(30);
   ASSERT_FALSE(id.empty()) << h->DaemonLog();
   // While it is held, another session of the same agent is served.
@@ -656,7 +652,7 @@ TEST_F(HttpTest, HeldRequestsDenyTimeOutOrAreWithdrawnAndNeverBlockOtherSessions
   EXPECT_THAT(timed_out.out, HasSubstr("review_timeout"));
   // The agent gives up while held: the request is withdrawn (expired), never approvable.
   const std::string gone_out = absl::StrCat(dir_, "/gone.out");
-  pid_t gone = spawn_curl(gone_out, {"-X", "DELETE", Url("/v1/customers/4")});
+  pid_t gone = SpawnCurl(*h, gone_out, {"-X", "DELETE", Url("/v1/customers/4")});
   std::string gone_id = h->WaitForPendingApproval(30);
   ASSERT_FALSE(gone_id.empty());
   // The agent (curl, the child `interlock run` started) is killed, then `interlock run`.
@@ -674,6 +670,44 @@ TEST_F(HttpTest, HeldRequestsDenyTimeOutOrAreWithdrawnAndNeverBlockOtherSessions
     return false;
   }, 20)) << h->DaemonLog();
   EXPECT_NE(h->Cli({"approve", gone_id, "--reason", "late"}).exit_code, 0);
+}
+
+// interlockd stops (SIGTERM, or the old process of an upgrade) while a request is held:
+// once drain_ms has passed the agent is answered 503 saying its request was never sent, and
+// the approval is withdrawn — not reset, which an agent cannot tell from a network fault
+// (and might answer by sending the request again elsewhere).
+TEST_F(HttpTest, AHeldRequestIsAnswered503NotSentWhenInterlockdStops) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string out = absl::StrCat(dir_, "/stopped.out");
+  pid_t agent = SpawnCurl(*h, out, {"-X", "DELETE", Url("/v1/customers/9")});
+  ASSERT_GT(agent, 0);
+  const std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  ASSERT_EQ(h->Stop(), 0) << h->DaemonLog();
+  EXPECT_EQ(WaitProcess(agent, 30), 0);
+  auto got = ReadFile(out);
+  EXPECT_THAT(got.value_or(""), HasSubstr("interlockd is stopping; the request was not sent upstream"));
+  EXPECT_THAT(got.value_or(""), HasSubstr("\n503"));
+  EXPECT_THAT(got.value_or(""), Not(HasSubstr("\"method\""))) << "the upstream answered: it got the request";
+  bool withdrawn = false;
+  for (const v1::AuditEvent& e : HttpEvents(*h)) {
+    if (e.http().method() != "DELETE") continue;
+    withdrawn = true;
+    EXPECT_EQ(e.outcome(), "withdrawn");
+    EXPECT_EQ(e.decision().source(), "withdrawn_by_shutdown");
+    EXPECT_EQ(e.http().status(), 503);
+    EXPECT_FALSE(e.http().forwarded());
+  }
+  EXPECT_TRUE(withdrawn) << h->DaemonLog();
+  // Started again, nobody can approve what was withdrawn.
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  bool expired = false;
+  for (const v1::ApprovalRequest& a : h->Approvals(/*all=*/true)) {
+    if (a.id() == id) expired = a.state() == v1::APPROVAL_STATE_EXPIRED;
+  }
+  EXPECT_TRUE(expired);
+  EXPECT_NE(h->Cli({"approve", id, "--reason", "late"}).exit_code, 0);
 }
 
 TEST_F(HttpTest, AHeldChunkedUploadIsReleasedWholeAsTheApproverSawIt) {

@@ -78,7 +78,30 @@ absl::Status HttpSession::FlushRecording() {
   return recorder_->Flush();
 }
 
-void HttpSession::Abort(const std::string& outcome, const std::string& detail) { Finish(outcome, detail, true); }
+void HttpSession::Abort(const std::string& outcome, const std::string& detail) {
+  if (outcome == "recording_failed") recording_failed_ = true;
+  // A request still held or being read whole has not been sent upstream: the agent waiting
+  // on it is told so (503, problem+json, the connection closed), not reset, and its
+  // approval is withdrawn. Anything else (a response begun, no request) is reset as before.
+  const bool unsent = ex_.has_value() && (phase_ == Phase::kHeld || phase_ == Phase::kReadBody);
+  const bool stopping = outcome == "shutdown" || outcome == "drain_timeout";
+  if (!unsent || (!stopping && !recording_failed_)) {
+    Finish(outcome, detail, true);
+    return;
+  }
+  if (!ex_->approval_id.empty() && env_.approvals != nullptr) {
+    env_.approvals->Abandon(ex_->approval_id, stopping ? "interlockd stopped before a decision"
+                                                        : "the session's recording failed before a decision");
+  }
+  ex_->decision.set_source(stopping ? "withdrawn_by_shutdown" : "withdrawn_recording_failed");
+  Answer(503, "Service Unavailable",
+         stopping ? "interlockd is stopping; the request was not sent upstream"
+                  : "the session's recording cannot be written; the request was not sent upstream",
+         outcome, "withdrawn", /*close=*/true);
+  // Written now: interlockd may be stopping, so no later loop turn is counted on.
+  net::IoResult w = agent_.Flush();
+  Finish(outcome, detail, /*reset=*/!w.status.ok() || !agent_.out().empty());
+}
 
 void HttpSession::Finish(const std::string& outcome, const std::string& detail, bool reset) {
   if (phase_ == Phase::kDone) return;
@@ -407,7 +430,7 @@ void HttpSession::RecordEvent(const RequestRecording::Event& event) {
 }
 
 void HttpSession::FlushPendingRecords() {
-  if (!recorder_) {
+  if (!recorder_ || recording_failed_) {
     pending_from_agent_record_.clear();
     pending_to_agent_record_.clear();
     pending_sealed_to_agent_.clear();

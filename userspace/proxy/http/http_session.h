@@ -265,6 +265,9 @@ class HttpSession final : public ProxySession {
   std::optional<v1::AuditEvent> exchange_event_;  // reused by EndExchange
   // REVIEW: the decision while the body is read, before the hold starts.
   std::optional<policy::Decision> held_decision_;
+  // The recording failed: nothing more is handed to the recorder (what is sent after is
+  // interlockd's own answer, which the recording cannot take).
+  bool recording_failed_ = false;
   bool upstream_connecting_ = false;
   bool upstream_tls_pending_ = false;
   std::string upstream_server_name_;  // the name the live upstream connection verified
