@@ -205,11 +205,11 @@ class StatementGuard {
   const sql::SessionSettings& settings() const { return settings_; }
 
  private:
-  // A classified statement text; its bytes count against the session's budget while any
-  // map still refers to it.
   // Classifications are shared, never copied: the recent-text and shape memories, a
   // prepared statement and the statement being judged may all hold one reading.
   using ClassificationPtr = std::shared_ptr<const v1::SqlClassification>;
+  // A classified statement text; its bytes count against the session's budget while any
+  // map still refers to it.
   struct Prepared {
     ClassificationPtr classification;
     std::string text;  // "" for SQL PREPARE (judged from the classification alone)
