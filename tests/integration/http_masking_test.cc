@@ -50,7 +50,7 @@ class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
     def send(self, status, body, ctype="application/json", extra=()):
-        self.send_response(status)
+        self.send_response(status, "Created for ada@example.com" if status == 201 else None)
         if ctype: self.send_header("Content-Type", ctype)
         for k, v in extra: self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
@@ -63,6 +63,14 @@ class H(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         doc = json.dumps(CUSTOMERS).encode()
         if path == "/customers": self.send(200, doc)
+        elif path == "/customers/new":
+            self.send_response_only(103)
+            self.send_header("Link", "</cards/4111111111111111>; rel=preload")
+            self.end_headers()
+            self.send(201, b'{"id": 3}', extra=[
+                ("Location", "/customers/by-email/ada%40example.com"),
+                ("Content-Disposition", 'attachment; filename="card-4012888888881881.json"'),
+                ("X-Customer", "ada@example.com")])
         elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
         elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
         elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
@@ -235,6 +243,41 @@ TEST_F(HttpMaskingTest, JsonIsMaskedByMemberNameAndDetectorsAndStaysValid) {
   EXPECT_THAT(replay.out, Not(HasSubstr("123-45-6789")));
   EXPECT_THAT(replay.out, HasSubstr(R"(\"x-contact\": \"[REDACTED]\")"));
   for (const v1::AuditEvent& ev : h->AuditEvents()) EXPECT_THAT(ev.DebugString(), Not(HasSubstr("123-45-6789")));
+}
+
+// The same values in the response head instead of the body: a Location naming the
+// customer's email (percent-encoded), a download name with a card number, a custom field,
+// the reason phrase, and a 103 Early Hints' Link before the answer.
+TEST_F(HttpMaskingTest, TheResponseHeadIsMaskedInEverySpelling) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {Url("/customers/new")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_EQ(StatusOf(r), "201") << r.out;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/1.1 103")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Location: /customers/by-email/[REDACTED]\r\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("X-Customer: [REDACTED]\r\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/1.1 201 Created for [REDACTED]\r\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("{\"id\": 3}")) << r.out;
+  for (const char* secret : {"ada", "example.com", "4111111111111111", "4012888888881881"}) {
+    EXPECT_THAT(r.out, Not(HasSubstr(secret))) << r.out;
+  }
+  auto events = EventsFor(*h, "/customers/new");
+  ASSERT_EQ(events.size(), 1u);
+  const v1::HttpExchange& x = events[0].http();
+  EXPECT_EQ(x.status(), 201u);
+  EXPECT_THAT(x.response_fields_masked(),
+              ::testing::ElementsAre("Link", "Location", "Content-Disposition", "X-Customer", "(reason phrase)"));
+  EXPECT_EQ(x.masking().detector_counts().at("email"), 3u);
+  EXPECT_EQ(x.masking().detector_counts().at("card"), 2u);
+  EXPECT_EQ(x.masking().values_masked(), 5u);
+  CommandResult replay = h->Cli({"replay", events[0].session_id()});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_THAT(replay.out, HasSubstr("201 Created for [REDACTED]")) << replay.out;
+  for (const char* secret : {"ada", "4111111111111111", "4012888888881881"}) {
+    EXPECT_THAT(replay.out, Not(HasSubstr(secret))) << replay.out;
+  }
+  for (const v1::AuditEvent& ev : h->AuditEvents()) EXPECT_THAT(ev.DebugString(), Not(HasSubstr("ada@")));
 }
 
 TEST_F(HttpMaskingTest, GzipAndDeflateAreDecodedMaskedAndReencoded) {

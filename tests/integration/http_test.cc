@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -859,6 +860,21 @@ TEST(HttpDifferentialTest, NginxReceivesExactlyTheRequestsInterlockdJudged) {
     }
     return out;
   };
+  // nginx logs a request when it frees it, which for a closed connection can be after its
+  // lingering close, i.e. after the client already returned; interlockd audits an exchange
+  // when it ends. Counts are read once they have held still for 300 ms (at most 5 s): a
+  // request nginx got that interlockd did not judge stays in the log, so waiting hides none.
+  auto settled = [](const std::function<size_t()>& count) {
+    size_t last = count();
+    int still = 0;
+    for (int i = 0; i < 50 && still < 3; ++i) {
+      ::usleep(100 * 1000);
+      const size_t now = count();
+      still = now == last ? still + 1 : 0;
+      last = now;
+    }
+    return last;
+  };
   size_t seen_events = 0;
   for (const auto& [name, bytes] : cases) {
     const std::string file = absl::StrCat(dir, "/", name);
@@ -869,9 +885,10 @@ TEST(HttpDifferentialTest, NginxReceivesExactlyTheRequestsInterlockdJudged) {
     // nginx alone, for the record.
     const size_t before_direct = nginx_requests().size();
     CommandResult direct = RunCommand({"/bin/sh", "-c", send}, 30);
-    const size_t after_direct = nginx_requests().size();
+    const size_t after_direct = settled([&] { return nginx_requests().size(); });
     // Through interlockd.
     CommandResult through = h.RunAgent("agent", {"/bin/sh", "-c", send});
+    settled([&] { return nginx_requests().size() + h.AuditEvents().size(); });
     std::vector<std::string> got = nginx_requests();
     std::vector<std::string> received(got.begin() + after_direct, got.end());
     std::vector<std::string> judged;

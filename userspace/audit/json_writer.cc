@@ -244,6 +244,7 @@ void AppendHttp(std::string* out, const v1::HttpExchange& m) {
   o.String(R"("body_masking":)", m.body_masking());
   if (m.has_masking()) AppendMessageByReflection(o.Key(R"("masking":)"), m.masking());
   o.U64(R"("upstream_response_body_bytes":)", m.upstream_response_body_bytes());
+  o.Strings(R"("response_fields_masked":)", m.response_fields_masked());
 }
 
 void AppendEvent(std::string* out, const v1::AuditEvent& m, const ChainLink* link) {

@@ -336,11 +336,17 @@ void HttpSession::EndExchange(const std::string& outcome) {
   if (!ex_.has_value()) return;
   Exchange& ex = *ex_;
   ex.audit.set_duration_us(absl::ToInt64Microseconds(env_.clock->Monotonic() - ex.started));
-  if (ex.body_masker != nullptr) {  // what was masked, also of a body cut short
+  if (ex.body_masker != nullptr || !ex.head_counts.empty()) {  // what was masked, also of a body cut short
+    mask::MaskCounts counts = ex.head_counts;
+    uint64_t values = ex.head_counts.total();
+    if (ex.body_masker != nullptr) {
+      counts.Merge(ex.body_masker->counts());
+      values += ex.body_masker->values_masked();
+    }
     v1::MaskingInfo* m = ex.audit.mutable_masking();
-    m->set_values_masked(ex.body_masker->values_masked());
-    for (const auto& [name, n] : ex.body_masker->counts().detectors) (*m->mutable_detector_counts())[name] = n;
-    for (const auto& [name, n] : ex.body_masker->counts().columns) (*m->mutable_column_counts())[name] = n;
+    m->set_values_masked(values);
+    for (const auto& [name, n] : counts.detectors) (*m->mutable_detector_counts())[name] = n;
+    for (const auto& [name, n] : counts.columns) (*m->mutable_column_counts())[name] = n;
   }
   // One event per exchange, reused: what the session's events share is set once (the
   // identity again only while a token speaks for the agent: it may change per request).

@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -159,6 +160,8 @@ class HttpSession final : public ProxySession {
     // once the response head said what the body is.
     std::shared_ptr<const mask::Masker> masker;
     std::unique_ptr<mask::BodyMasker> body_masker;
+    // What masking replaced in the response heads (interim ones included).
+    mask::MaskCounts head_counts;
   };
 
   HttpSession(const ProtocolEnv& env, UniqueFd agent, HttpSessionContext ctx,
@@ -194,6 +197,11 @@ class HttpSession final : public ProxySession {
   // The response head: what masking makes of it (plan, masker, agent framing); false when
   // the response was refused instead (the agent answered 502).
   bool PlanMasking(const std::vector<codec::http::HeaderField>& fields, std::vector<codec::http::HeaderField>* out);
+  // A response head under ex_->masker: field values (but the framing) and the reason phrase
+  // through the profile's detectors (MaskResponseHeadFields), masked values kept in
+  // *storage; counted in ex_->head_counts and named in the audit's response_fields_masked.
+  void MaskResponseHead(std::vector<codec::http::HeaderField>* fields, absl::string_view* reason,
+                        std::deque<std::string>* storage);
   // Body bytes (framing removed) of the response towards the agent: masked when a masker
   // applies, framed for the agent; `last` ends the body. False: masking failed and the
   // session was ended.

@@ -158,10 +158,13 @@ bool HttpSession::RelayResponse() {
       return true;
     }
     std::vector<chttp::HeaderField> fields = chttp::RemoveHopByHop(resp.fields);
+    absl::string_view reason = resp.reason;
+    std::deque<std::string> masked_values;  // what fields and reason view once masked
     if (resp.framing.interim) {
-      // 100 Continue was answered by interlockd itself; other 1xx (103) pass.
+      // 100 Continue was answered by interlockd itself; other 1xx (103) pass, masked too.
       if (resp.status != 100) {
-        auto interim = chttp::SerializeResponseHead(chttp::Version::kHttp11, resp.status, resp.reason, fields);
+        if (ex.masker != nullptr) MaskResponseHead(&fields, &reason, &masked_values);
+        auto interim = chttp::SerializeResponseHead(chttp::Version::kHttp11, resp.status, reason, fields);
         if (interim.ok() && ex.version == chttp::Version::kHttp11) SendToAgent(*interim);
       }
       upstream_.in().Consume(resp.head_bytes);
@@ -169,7 +172,10 @@ bool HttpSession::RelayResponse() {
     }
     ex.audit.set_response_content_type(std::string(chttp::FindField(resp.fields, "content-type").value_or("").substr(0, 128)));
     ex.response_body = resp.framing.body;
-    if (ex.masker != nullptr && !PlanMasking(resp.fields, &fields)) return true;
+    if (ex.masker != nullptr) {
+      if (!PlanMasking(resp.fields, &fields)) return true;
+      MaskResponseHead(&fields, &reason, &masked_values);
+    }
     ex.response_head_seen = true;
     ex.audit.set_status(resp.status);
     ex.audit.set_answered_by("upstream");
@@ -189,7 +195,7 @@ bool HttpSession::RelayResponse() {
     std::string storage;
     if (to_agent.kind != chttp::BodyKind::kNone) fields = chttp::WithBodyFraming(fields, to_agent, &storage);
     if (ex.close_after) fields.push_back({"Connection", "close"});
-    auto out = chttp::SerializeResponseHead(ex.version, resp.status, resp.reason, fields);
+    auto out = chttp::SerializeResponseHead(ex.version, resp.status, reason, fields);
     if (!out.ok()) {
       UpstreamFailed("bad_response", std::string(out.status().message()));
       return true;
@@ -243,6 +249,19 @@ bool HttpSession::PlanMasking(const std::vector<chttp::HeaderField>& fields, std
   Answer(502, "Response cannot be masked", absl::StrCat(plan.reason, "; it is not relayed unmasked"),
          "mask_unavailable", "refused", /*close=*/!ex.request_done);
   return false;
+}
+
+void HttpSession::MaskResponseHead(std::vector<chttp::HeaderField>* fields, absl::string_view* reason,
+                                   std::deque<std::string>* storage) {
+  Exchange& ex = *ex_;
+  std::vector<std::string> masked;
+  *fields = MaskResponseHeadFields(*fields, *ex.masker, storage, &masked, &ex.head_counts);
+  std::string masked_reason;
+  if (MaskResponseHeadValue(*reason, *ex.masker, &masked_reason, &ex.head_counts)) {
+    *reason = storage->emplace_back(std::move(masked_reason));
+    masked.emplace_back(kReasonPhrase);
+  }
+  for (std::string& name : masked) ex.audit.add_response_fields_masked(std::move(name));
 }
 
 bool HttpSession::RelayResponseBody() {

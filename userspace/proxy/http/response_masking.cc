@@ -119,4 +119,83 @@ std::vector<chttp::HeaderField> MaskedResponseFields(absl::Span<const chttp::Hea
   return chttp::RemoveFields(fields, {"content-md5", "digest", "content-digest", "repr-digest", "accept-ranges"});
 }
 
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// `value` with every valid %XX replaced by its byte; other '%' stay as they are.
+std::string PercentDecoded(absl::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    int hi = 0;
+    int lo = 0;
+    if (value[i] == '%' && i + 2 < value.size() && (hi = HexValue(value[i + 1])) >= 0 &&
+        (lo = HexValue(value[i + 2])) >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(value[i]);
+    }
+  }
+  return out;
+}
+
+// Bytes a field value may hold as they are (RFC 9110 §5.5, without obs-text), less '%'.
+bool KeepsAsIs(unsigned char c) { return c == '\t' || (c >= 0x20 && c < 0x7f && c != '%'); }
+
+std::string Reescaped(absl::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (KeepsAsIs(c)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool MaskResponseHeadValue(absl::string_view value, const mask::Masker& masker, std::string* out,
+                           mask::MaskCounts* counts) {
+  if (value.find('%') != absl::string_view::npos) {
+    const std::string decoded = PercentDecoded(value);
+    std::string masked;
+    if (decoded != value && masker.MaskText(decoded, &masked, counts)) {
+      *out = Reescaped(masked);
+      return true;
+    }
+  }
+  return masker.MaskText(value, out, counts);
+}
+
+std::vector<chttp::HeaderField> MaskResponseHeadFields(absl::Span<const chttp::HeaderField> fields,
+                                                       const mask::Masker& masker, std::deque<std::string>* storage,
+                                                       std::vector<std::string>* masked_names,
+                                                       mask::MaskCounts* counts) {
+  std::vector<chttp::HeaderField> out(fields.begin(), fields.end());
+  for (chttp::HeaderField& f : out) {
+    if (absl::EqualsIgnoreCase(f.name, "content-length") || absl::EqualsIgnoreCase(f.name, "transfer-encoding")) {
+      continue;
+    }
+    std::string masked;
+    if (!MaskResponseHeadValue(f.value, masker, &masked, counts)) continue;
+    f.value = storage->emplace_back(std::move(masked));
+    masked_names->emplace_back(f.name);
+  }
+  return out;
+}
+
 }  // namespace interlock::proxy::http

@@ -24,6 +24,7 @@
 #include "absl/types/span.h"
 #include "userspace/codec/http/syntax.h"
 #include "userspace/mask/body_masker.h"
+#include "userspace/mask/masker.h"
 
 namespace interlock::proxy::http {
 
@@ -66,5 +67,29 @@ ResponseMaskPlan PlanResponseMasking(absl::Span<const codec::http::HeaderField> 
 // they describe bytes the agent no longer gets. The framing is the caller's
 // (WithBodyFraming).
 std::vector<codec::http::HeaderField> MaskedResponseFields(absl::Span<const codec::http::HeaderField> fields);
+
+// The name HttpExchange.response_fields_masked gives the status line's reason phrase.
+inline constexpr absl::string_view kReasonPhrase = "(reason phrase)";
+
+// One response-head value (a field value, the reason phrase) as the agent may see it:
+// the profile's detectors run over it as sent and, when it holds percent-escapes, over its
+// percent-decoded reading too (an agent's client decodes "%40" in a Location). False when
+// neither matched (*out untouched). True: *out is the masked value — the masked decoded
+// reading when that matched, re-escaped (%XX) wherever a field value cannot hold the byte
+// (controls, DEL, non-ASCII, and '%' itself), so masking can never put a CR/LF or NUL into
+// the head — and `counts` gains one per match.
+bool MaskResponseHeadValue(absl::string_view value, const mask::Masker& masker, std::string* out,
+                           mask::MaskCounts* counts);
+
+// The response's fields with every value but the framing (Content-Length,
+// Transfer-Encoding: interlockd's to set) passed through MaskResponseHeadValue. Masked
+// values live in *storage (a deque: the views into it stay valid as it grows); the names of
+// the fields that changed are appended to *masked_names, in order. Field rules, which name
+// JSON members, do not apply to field names: the detectors judge values.
+std::vector<codec::http::HeaderField> MaskResponseHeadFields(absl::Span<const codec::http::HeaderField> fields,
+                                                             const mask::Masker& masker,
+                                                             std::deque<std::string>* storage,
+                                                             std::vector<std::string>* masked_names,
+                                                             mask::MaskCounts* counts);
 
 }  // namespace interlock::proxy::http

@@ -1,10 +1,14 @@
 #include "userspace/proxy/http/response_masking.h"
 
+#include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "userspace/mask/masker.h"
 
 namespace interlock::proxy::http {
 namespace {
@@ -86,6 +90,111 @@ TEST(MaskedResponseFieldsTest, DigestsOfTheOriginalBytesGo) {
                                  {"ETag", "\"1\""}};
   EXPECT_THAT(MaskedResponseFields(in), ::testing::ElementsAre(HeaderField{"Content-Type", "application/json"},
                                                                HeaderField{"ETag", "\"1\""}));
+}
+
+
+std::unique_ptr<mask::Masker> HeadMasker() {
+  v1::MaskProfile p;
+  if (!google::protobuf::TextFormat::ParseFromString(R"pb(
+        name: "pii"
+        columns { column: "email" }
+        detectors { detector: DETECTOR_SSN }
+        detectors { detector: DETECTOR_CARD }
+        detectors { detector: DETECTOR_IBAN }
+        detectors { detector: DETECTOR_EMAIL }
+        detectors { detector: DETECTOR_PHONE }
+      )pb",
+                                                     &p)) {
+    abort();
+  }
+  auto m = mask::Masker::Create(p, "");
+  if (!m.ok()) abort();
+  return std::move(m).value();
+}
+
+struct HeadResult {
+  std::vector<HeaderField> fields;
+  std::vector<std::string> masked;
+  mask::MaskCounts counts;
+  std::deque<std::string> storage;
+};
+
+std::unique_ptr<HeadResult> MaskHead(const std::vector<HeaderField>& in) {
+  static const std::unique_ptr<mask::Masker> masker = HeadMasker();
+  auto r = std::make_unique<HeadResult>();
+  r->fields = MaskResponseHeadFields(in, *masker, &r->storage, &r->masked, &r->counts);
+  return r;
+}
+
+// What an upstream might put in a response head about a customer, in every spelling the
+// agent's client would decode: none of it reaches the agent.
+TEST(MaskResponseHeadFieldsTest, ValuesInTheHeadAreMaskedInEverySpelling) {
+  std::vector<HeaderField> in = {
+      {"Location", "/customers/by-email/jane.doe@example.com"},
+      {"Content-Location", "/customers/by-email/jane.doe%40example.com"},
+      {"Link", "</cards/4111%2D1111%2D1111%2D1111>; rel=\"card\""},
+      {"Content-Disposition", "attachment; filename=\"statement-4111111111111111.csv\""},
+      {"X-Customer-SSN", "123-45-6789"},
+      {"x-iban", "GB82 WEST 1234 5698 7654 32"},
+      {"Set-Cookie", "last=jane.doe%40example.com; Path=/; HttpOnly"},
+      {"Refresh", "0; url=/u/%6a%61ne%40example.com"},
+  };
+  auto r = MaskHead(in);
+  ASSERT_EQ(r->fields.size(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    EXPECT_EQ(r->fields[i].name, in[i].name);
+    const std::string v(r->fields[i].value);
+    EXPECT_NE(v, in[i].value) << in[i].name;
+    for (const char* secret : {"jane", "example.com", "4111", "6789", "GB82", "5698"}) {
+      EXPECT_EQ(v.find(secret), std::string::npos) << in[i].name << ": " << v;
+    }
+    // Still a field value a client can read: no control bytes, no bare '%' from decoding.
+    for (unsigned char c : v) EXPECT_TRUE(c == '\t' || (c >= 0x20 && c < 0x7f)) << in[i].name << ": " << v;
+  }
+  EXPECT_THAT(r->masked, ::testing::ElementsAre("Location", "Content-Location", "Link", "Content-Disposition",
+                                                "X-Customer-SSN", "x-iban", "Set-Cookie", "Refresh"));
+  EXPECT_EQ(r->counts.detectors.at("email"), 4u);
+  EXPECT_EQ(r->counts.detectors.at("card"), 2u);
+  EXPECT_EQ(r->counts.detectors.at("ssn"), 1u);
+  EXPECT_EQ(r->counts.detectors.at("iban"), 1u);
+}
+
+// A decoded value that is masked is re-escaped where a field value could not hold it, so
+// masking cannot be used to put a CR/LF (or a NUL) into the agent's response head.
+TEST(MaskResponseHeadFieldsTest, ADecodedValueIsReescapedNeverSplitsTheHead) {
+  auto r = MaskHead({{"Location", "/x%0d%0aSet-Cookie:%20a=1%00/jane@example.com%25"}});
+  ASSERT_EQ(r->fields.size(), 1u);
+  EXPECT_EQ(r->fields[0].value, "/x%0D%0ASet-Cookie: a=1%00/[REDACTED]%25");
+}
+
+// An ordinary head (nginx's, a JSON API's) is left exactly as it was: dates, lengths,
+// validators and versions are not taken for phone numbers or cards.
+TEST(MaskResponseHeadFieldsTest, AnOrdinaryHeadPassesUnchanged) {
+  std::vector<HeaderField> in = {
+      {"Server", "nginx/1.22.1"},
+      {"Date", "Mon, 07 Dec 2026 22:48:32 GMT"},
+      {"Content-Type", "application/json; charset=utf-8"},
+      {"Content-Length", "4111111111111111"},  // framing is never touched, whatever it says
+      {"Transfer-Encoding", "chunked"},
+      {"Last-Modified", "Sun, 06 Dec 2026 10:00:00 GMT"},
+      {"ETag", "\"6571f3a0-3e6\""},
+      {"Cache-Control", "max-age=3600, must-revalidate"},
+      {"X-Request-Id", "0b6f6a2e-4a5c-4f2d-9c1e-2b7d8e9f0a1b"},
+      {"Location", "/customers/12345"},
+  };
+  auto r = MaskHead(in);
+  EXPECT_EQ(r->fields, in);
+  EXPECT_THAT(r->masked, ::testing::IsEmpty());
+  EXPECT_TRUE(r->counts.empty());
+}
+
+TEST(MaskResponseHeadValueTest, TheReasonPhraseIsMaskedToo) {
+  static const std::unique_ptr<mask::Masker> masker = HeadMasker();
+  std::string out;
+  mask::MaskCounts counts;
+  EXPECT_TRUE(MaskResponseHeadValue("Card 4111111111111111 declined", *masker, &out, &counts));
+  EXPECT_EQ(out.find("4111"), std::string::npos) << out;
+  EXPECT_FALSE(MaskResponseHeadValue("OK", *masker, &out, &counts));
 }
 
 }  // namespace
