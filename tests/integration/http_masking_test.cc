@@ -71,6 +71,8 @@ class H(BaseHTTPRequestHandler):
                 ("Location", "/customers/by-email/ada%40example.com"),
                 ("Content-Disposition", 'attachment; filename="card-4012888888881881.json"'),
                 ("X-Customer", "ada@example.com")])
+        elif path == "/customers.txt": self.send(200, doc, "text/plain; charset=utf-8")
+        elif path == "/customers.untyped": self.send(200, doc, None)
         elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
         elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
         elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
@@ -301,6 +303,28 @@ TEST_F(HttpMaskingTest, GzipAndDeflateAreDecodedMaskedAndReencoded) {
   EXPECT_EQ(StatusOf(c), "200") << c.out;
   EXPECT_THAT(c.out, HasSubstr("\"ssn\": \"[REDACTED]\""));
   EXPECT_THAT(c.out, Not(HasSubstr("123-45-6789")));
+}
+
+// An upstream that labels its JSON text/plain, or does not label it, cannot take it out
+// of the field rules: the ssn values no detector of this profile knows are masked.
+TEST_F(HttpMaskingTest, JsonLabelledAsTextOrNotAtAllIsMaskedAsJson) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string py = absl::StrCat(kCheckCustomers, "import requests\ns = requests.Session()\n",
+                                      "for path in ('/customers.txt', '/customers.untyped'):\n",
+                                      "    r = s.get('", Url(""), "' + path)\n",
+                                      "    print(path, r.status_code, r.headers.get('content-type'), check(json.loads(r.text)))\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("/customers.txt 200 text/plain; charset=utf-8 masked-ok")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("/customers.untyped 200 None masked-ok")) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("123-45-6789")));
+  for (const char* path : {"/customers.txt", "/customers.untyped"}) {
+    auto events = EventsFor(*h, path);
+    ASSERT_EQ(events.size(), 1u) << path;
+    EXPECT_EQ(events[0].http().body_masking(), "json-sniffed") << path;
+    EXPECT_EQ(events[0].http().masking().column_counts().at("ssn"), 3u) << path;
+  }
 }
 
 TEST_F(HttpMaskingTest, TextIsMaskedByDetectorsAndBinaryPassesAudited) {

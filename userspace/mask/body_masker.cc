@@ -98,10 +98,10 @@ class BodyMasker::Deflater {
 BodyKind ClassifyContentType(absl::string_view content_type) {
   absl::string_view mt = content_type.substr(0, content_type.find(';'));
   mt = absl::StripAsciiWhitespace(mt);
-  if (mt.empty()) return BodyKind::kText;
+  if (mt.empty()) return BodyKind::kTextOrJson;
   const size_t slash = mt.find('/');
   if (slash == absl::string_view::npos || slash == 0 || slash + 1 == mt.size()) {
-    return BodyKind::kText;  // not a media type: fail closed
+    return BodyKind::kTextOrJson;  // not a media type: fail closed
   }
   const absl::string_view type = absl::StripAsciiWhitespace(mt.substr(0, slash));
   const absl::string_view sub = absl::StripAsciiWhitespace(mt.substr(slash + 1));
@@ -111,6 +111,7 @@ BodyKind ClassifyContentType(absl::string_view content_type) {
       (absl::EqualsIgnoreCase(type, "text") && absl::EqualsIgnoreCase(sub, "json"))) {
     return BodyKind::kJson;
   }
+  if (absl::EqualsIgnoreCase(type, "text") && absl::EqualsIgnoreCase(sub, "plain")) return BodyKind::kTextOrJson;
   if (OneOf(type, {"text", "multipart"})) return BodyKind::kText;
   if (absl::EndsWithIgnoreCase(sub, "+xml")) return BodyKind::kText;
   if (absl::EqualsIgnoreCase(type, "application") &&
@@ -129,6 +130,8 @@ absl::string_view BodyKindName(BodyKind kind) {
       return "json";
     case BodyKind::kText:
       return "text";
+    case BodyKind::kTextOrJson:
+      return "text-or-json";
     case BodyKind::kBinary:
       return "binary";
   }
@@ -161,7 +164,7 @@ absl::string_view ContentCodingName(ContentCoding c) {
 
 absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& masker, BodyKind kind,
                                                                ContentCoding coding) {
-  if (kind != BodyKind::kJson && kind != BodyKind::kText) {
+  if (kind != BodyKind::kJson && kind != BodyKind::kText && kind != BodyKind::kTextOrJson) {
     return absl::InvalidArgumentError(
         absl::StrCat("body: a ", BodyKindName(kind), " body is not masked"));
   }
@@ -175,17 +178,23 @@ BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding
     : masker_(masker),
       kind_(kind),
       coding_(coding),
-      text_passthrough_(kind == BodyKind::kText && !masker.has_detectors()) {
+      text_passthrough_(kind != BodyKind::kJson && !masker.has_detectors()) {
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
+  if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
   if (coding_ != ContentCoding::kIdentity) inflater_ = std::make_unique<Inflater>();
 }
 
 BodyMasker::~BodyMasker() = default;
 
-const MaskCounts& BodyMasker::counts() const { return json_ ? json_->counts() : counts_; }
+const MaskCounts& BodyMasker::counts() const { return json_ && sniff_ != Sniff::kTrial ? json_->counts() : counts_; }
+
+BodyKind BodyMasker::masked_as() const {
+  return kind_ == BodyKind::kJson || sniff_ == Sniff::kJson ? BodyKind::kJson : BodyKind::kText;
+}
 
 size_t BodyMasker::buffer_capacity() const {
-  size_t n = line_.capacity() + masked_.capacity() + scratch_.capacity() + plain_.capacity();
+  size_t n = line_.capacity() + masked_.capacity() + scratch_.capacity() + plain_.capacity() +
+             trial_in_.capacity() + trial_out_.capacity();
   if (json_) n += json_->buffer_capacity();
   if (inflater_ != nullptr && inflater_->live) n += kInflateStateBytes;
   if (deflater_ != nullptr && deflater_->live) n += kDeflateStateBytes;
@@ -226,11 +235,63 @@ absl::Status BodyMasker::Finish(std::string* out) {
 
 absl::Status BodyMasker::FeedPlain(absl::string_view plain, std::string* out) {
   decoded_bytes_ += plain.size();
+  if (sniff_ == Sniff::kLeadingSpace || sniff_ == Sniff::kTrial) return FeedSniffing(plain, out);
   if (json_) return json_->Feed(plain, out);
   return FeedText(plain, out);
 }
 
+absl::Status BodyMasker::FeedSniffing(absl::string_view plain, std::string* out) {
+  if (sniff_ == Sniff::kLeadingSpace) {
+    const size_t first = plain.find_first_not_of(" \t\r\n");
+    if (first == absl::string_view::npos && trial_in_.size() + plain.size() <= kJsonSniffBytes) {
+      trial_in_.append(plain.data(), plain.size());
+      return absl::OkStatus();
+    }
+    if (first == absl::string_view::npos || (plain[first] != '{' && plain[first] != '[')) {
+      INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
+      return FeedText(plain, out);
+    }
+    // It starts like JSON: try it, the held whitespace first.
+    sniff_ = Sniff::kTrial;
+    json_.emplace(masker_);
+    if (!trial_in_.empty() && !json_->Feed(trial_in_, &trial_out_).ok()) {
+      INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
+      return FeedText(plain, out);
+    }
+  }
+  trial_in_.append(plain.data(), plain.size());
+  if (!json_->Feed(plain, &trial_out_).ok()) return HeldToText(out);  // not JSON: text
+  if (trial_in_.size() > kJsonSniffBytes) {
+    // JSON this far: it is JSON from here on.
+    sniff_ = Sniff::kJson;
+    out->append(trial_out_);
+    std::string().swap(trial_in_);
+    std::string().swap(trial_out_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BodyMasker::HeldToText(std::string* out) {
+  sniff_ = Sniff::kText;
+  json_.reset();
+  std::string().swap(trial_out_);
+  std::string held;
+  held.swap(trial_in_);
+  return FeedText(held, out);
+}
+
 absl::Status BodyMasker::FinishPlain(std::string* out) {
+  if (sniff_ == Sniff::kLeadingSpace) INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
+  if (sniff_ == Sniff::kTrial) {
+    if (json_->Finish(&trial_out_).ok()) {  // one whole document: JSON
+      sniff_ = Sniff::kJson;
+      out->append(trial_out_);
+      std::string().swap(trial_in_);
+      std::string().swap(trial_out_);
+      return absl::OkStatus();
+    }
+    INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
+  }
   if (json_) {
     // An empty document (gzip of nothing) is an empty body, not an invalid one.
     if (decoded_bytes_ == 0) return absl::OkStatus();

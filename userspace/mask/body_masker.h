@@ -52,24 +52,30 @@ namespace interlock::mask {
 inline constexpr size_t kMaxTextLineBytes = 1 << 20;
 // The decoded bytes of a coded body are masked this many at a time.
 inline constexpr size_t kInflateChunkBytes = 64 * 1024;
+// How much of a kTextOrJson body is held back while it still reads as one JSON document;
+// past it the body is JSON (the same bound as a text line).
+inline constexpr size_t kJsonSniffBytes = kMaxTextLineBytes;
 
 // What a body is, for masking.
 enum class BodyKind {
-  kJson,    // one JSON document: JsonMasker
-  kText,    // text: detectors over each line
-  kBinary,  // not masked
+  kJson,        // one JSON document: JsonMasker
+  kText,        // text: detectors over each line
+  kTextOrJson,  // labelled plain text, or not labelled: JSON if it is one JSON document
+  kBinary,      // not masked
 };
 
 // The kind of a body from its Content-Type field value (RFC 9110 section 8.3): the media
 // type only (parameters such as charset are ignored), case-insensitive, whitespace trimmed.
 //   kJson: application/json, application/x-json, text/json, any type/subtype+json
 //     (application/problem+json, application/vnd.api+json).
-//   kText: text/* (other than text/json), multipart/*, any */*+xml, and application/ xml,
-//     javascript, x-javascript, ecmascript, x-www-form-urlencoded, graphql, yaml, x-yaml,
-//     csv, sql, and the one-document-per-line types x-ndjson, ndjson, jsonl, x-jsonlines,
-//     json-seq (several documents: text, masked line by line); and — fail closed, so the
-//     detectors still run — an empty or absent Content-Type or one that is not a
-//     type/subtype. (A list, not "any subtype naming xml": Office documents are zips.)
+//   kTextOrJson: text/plain, and — fail closed, so the detectors still run — an empty or
+//     absent Content-Type or one that is not a type/subtype: an upstream that mislabels
+//     (or does not label) a JSON document must not take it out of the field rules.
+//   kText: text/* (other than text/json and text/plain), multipart/*, any */*+xml, and
+//     application/ xml, javascript, x-javascript, ecmascript, x-www-form-urlencoded,
+//     graphql, yaml, x-yaml, csv, sql, and the one-document-per-line types x-ndjson,
+//     ndjson, jsonl, x-jsonlines, json-seq (several documents: text, masked line by line).
+//     (A list, not "any subtype naming xml": Office documents are zips.)
 //   kBinary: everything else (image/*, audio/*, video/*, font/*, application/octet-stream,
 //     application/pdf, application/zip, application/gzip, application/protobuf, ...).
 BodyKind ClassifyContentType(absl::string_view content_type);
@@ -85,9 +91,16 @@ ContentCoding ParseContentEncoding(absl::string_view value);
 // "identity", "gzip", "deflate", "unsupported".
 absl::string_view ContentCodingName(ContentCoding c);
 
+// kTextOrJson: the body's plain (decoded) bytes are told apart before anything is emitted.
+// One that starts (after whitespace) with '{' or '[' is tried as JSON and held — input and
+// masked output — while it reads as one document: a parse error within kJsonSniffBytes,
+// or at the end, makes it text (the held input masked as kText masks it, then streaming a
+// line at a time); still valid after kJsonSniffBytes, or complete at the end, it is JSON
+// (the held output released, the rest streaming), and an error after that fails closed as
+// for kJson. Anything else is text from its first byte. masked_as() says which it became.
 class BodyMasker {
  public:
-  // `kind` must be kJson or kText and `coding` supported: INVALID_ARGUMENT otherwise (the
+  // `kind` must be kJson, kText or kTextOrJson and `coding` supported: INVALID_ARGUMENT otherwise (the
   // caller forwards binary bodies itself and refuses unsupported codings). `masker` must
   // outlive the BodyMasker. Identity bodies create no zlib state.
   static absl::StatusOr<std::unique_ptr<BodyMasker>> Create(const Masker& masker, BodyKind kind,
@@ -115,6 +128,10 @@ class BodyMasker {
   absl::Status FlushLine(std::string* out);
   // Bytes of a text line held back, waiting for its end.
   size_t held_line_bytes() const { return line_.size(); }
+  BodyKind kind() const { return kind_; }
+  // How the body is being masked: kJson or kText (a kTextOrJson body not yet told apart,
+  // or held as a JSON trial, is kText until it is JSON).
+  BodyKind masked_as() const;
 
   // Matches per detector and values per field rule (JSON only) so far.
   const MaskCounts& counts() const;
@@ -138,6 +155,10 @@ class BodyMasker {
   absl::Status FeedPlain(absl::string_view plain, std::string* out);
   absl::Status FinishPlain(std::string* out);
   absl::Status FeedText(absl::string_view text, std::string* out);
+  // kTextOrJson while it is not yet told apart (sniff_ kLeadingSpace or kTrial).
+  absl::Status FeedSniffing(absl::string_view plain, std::string* out);
+  // The held input of a failed trial (or leading whitespace) becomes text.
+  absl::Status HeldToText(std::string* out);
   void MaskLine(absl::string_view line, std::string* out);
   // Inflates the Inflater's pending input, masks it and deflates it into *out.
   absl::Status Inflate(std::string* out);
@@ -149,8 +170,14 @@ class BodyMasker {
   const ContentCoding coding_;
   // Text without detectors is copied as is (nothing could match).
   const bool text_passthrough_;
-  std::optional<JsonMasker> json_;  // kJson
+  std::optional<JsonMasker> json_;  // kJson, and kTextOrJson tried or taken as JSON
   MaskCounts counts_;               // kText
+  // kTextOrJson: kLeadingSpace (only whitespace so far, held in trial_in_), kTrial (tried
+  // as JSON: trial_in_ the input, trial_out_ JsonMasker's output), then kText or kJson.
+  enum class Sniff { kNone, kLeadingSpace, kTrial, kText, kJson };
+  Sniff sniff_ = Sniff::kNone;
+  std::string trial_in_;
+  std::string trial_out_;
   std::string line_;                // kText: the line not yet ended
   std::string masked_;              // kText: MaskText's output
   // Coded bodies only.

@@ -136,7 +136,8 @@ TEST(ClassifyContentType, Table) {
       {"application/x-json", BodyKind::kJson},
       {"application/x-ndjson", BodyKind::kText},
       {"application/jsonl", BodyKind::kText},
-      {"text/plain", BodyKind::kText},
+      {"text/plain", BodyKind::kTextOrJson},
+      {"Text/Plain; charset=utf-8", BodyKind::kTextOrJson},
       {"text/html; charset=iso-8859-1", BodyKind::kText},
       {"TEXT/CSV", BodyKind::kText},
       {"text/event-stream", BodyKind::kText},
@@ -148,10 +149,11 @@ TEST(ClassifyContentType, Table) {
       {"application/graphql", BodyKind::kText},
       {"application/yaml", BodyKind::kText},
       {"multipart/form-data; boundary=xyz", BodyKind::kText},
-      {"", BodyKind::kText},
-      {"   ", BodyKind::kText},
-      {"; charset=utf-8", BodyKind::kText},
-      {"json", BodyKind::kText},  // not a media type: fail closed
+      // No Content-Type, or none that reads: text, or JSON if it is JSON (fail closed).
+      {"", BodyKind::kTextOrJson},
+      {"   ", BodyKind::kTextOrJson},
+      {"; charset=utf-8", BodyKind::kTextOrJson},
+      {"json", BodyKind::kTextOrJson},
       {"image/png", BodyKind::kBinary},
       {"audio/mpeg", BodyKind::kBinary},
       {"video/mp4", BodyKind::kBinary},
@@ -308,6 +310,83 @@ TEST(BodyMasker, NdjsonLinesStayJson) {
   EXPECT_TRUE(Validate(r.out.substr(0, nl)).ok()) << r.out;
   EXPECT_TRUE(Validate(r.out.substr(nl + 1)).ok()) << r.out;
   EXPECT_EQ(r.out.find("4111"), std::string::npos) << r.out;
+}
+
+// A JSON document labelled text/plain, or not labelled at all, is masked as JSON: field
+// rules apply (a value no detector knows) and escapes are read (ann\u0040example.com).
+TEST(BodyMasker, JsonLabelledAsTextIsMaskedAsJson) {
+  auto m = Make();
+  const std::string doc = " \r\n{\"user_ssn\": \"not-a-number\", \"mail\": \"ann\\u0040example.com\", \"n\": 1}\n";
+  const Result text = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(doc));
+  EXPECT_NE(text.out.find("not-a-number"), std::string::npos) << "the gap this closes: " << text.out;
+  const Result whole = MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, Whole(doc));
+  ASSERT_TRUE(whole.status.ok()) << whole.status;
+  EXPECT_EQ(whole.out, " \r\n{\"user_ssn\": \"[REDACTED]\", \"mail\": \"[REDACTED]\", \"n\": 1}\n");
+  EXPECT_EQ(whole.masked, 2u);
+  EXPECT_EQ(MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, Bytes(doc)).out, whole.out);
+  for (size_t at = 0; at <= doc.size(); ++at) {
+    EXPECT_EQ(MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, CutAt(doc, at)).out, whole.out) << at;
+  }
+  auto bm = *BodyMasker::Create(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed(doc, &out).ok());
+  EXPECT_EQ(out, "") << "held while it is tried as JSON";
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(bm->masked_as(), BodyKind::kJson);
+  EXPECT_EQ(out, whole.out);
+  // gzip-coded: decoded first, then told apart the same way.
+  const Result gz = MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kGzip, Whole(Compress(doc, kGzipBits)));
+  ASSERT_TRUE(gz.status.ok()) << gz.status;
+  EXPECT_EQ(Decompress(gz.out, kGzipBits), whole.out);
+}
+
+// Text that only starts like JSON — a log line "[INFO] ...", two documents one per line —
+// is masked as text, exactly as kText masks it, wherever the feeds were cut.
+TEST(BodyMasker, TextThatIsNotOneJsonDocumentIsMaskedAsText) {
+  auto m = Make();
+  for (const std::string& text : {
+           std::string("[INFO] paid with 4111 1111 1111 1111\n[INFO] ann@example.com\n"),
+           std::string("{\"card\":4111111111111111}\n{\"user_ssn\":\"x\"}\n"),
+           std::string("{\"a\": 1} trailing ann@example.com"),
+           std::string("plain ann@example.com\n"),
+           std::string("   \n\t"),
+           std::string(""),
+       }) {
+    const Result want = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(text));
+    const Result whole = MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, Whole(text));
+    ASSERT_TRUE(whole.status.ok()) << whole.status;
+    EXPECT_EQ(whole.out, want.out) << text;
+    EXPECT_EQ(whole.masked, want.masked) << text;
+    EXPECT_EQ(MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, Bytes(text)).out, want.out) << text;
+    for (size_t at = 0; at <= text.size(); ++at) {
+      EXPECT_EQ(MaskBody(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, CutAt(text, at)).out, want.out)
+          << text << " cut at " << at;
+    }
+  }
+  auto bm = *BodyMasker::Create(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed("[INFO] up\nnext", &out).ok());
+  EXPECT_EQ(out, "[INFO] up\n") << "text flows a line at a time once it is known not to be JSON";
+  EXPECT_EQ(bm->masked_as(), BodyKind::kText);
+}
+
+// A document that still reads as JSON after kJsonSniffBytes is JSON from then on: the
+// held bytes are released, the rest streams, and a body that breaks later fails closed
+// (the agent's response is cut), as a body labelled JSON would.
+TEST(BodyMasker, ALongJsonPrefixCommitsAndALaterBreakFailsClosed) {
+  auto m = Make();
+  std::string head = "[";
+  while (head.size() <= kJsonSniffBytes) head += "{\"user_ssn\": \"x\", \"pad\": \"0123456789abcdef\"},";
+  auto bm = *BodyMasker::Create(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed(head, &out).ok());
+  EXPECT_EQ(bm->masked_as(), BodyKind::kJson);
+  EXPECT_GT(out.size(), kJsonSniffBytes / 2) << "released once committed";
+  EXPECT_EQ(out.find("\"x\""), std::string::npos);
+  EXPECT_LE(bm->buffer_capacity(), 3 * kJsonSniffBytes);
+  absl::Status st = bm->Feed("} ann@example.com", &out);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_EQ(out.find("ann@example.com"), std::string::npos);
 }
 
 TEST(BodyMasker, OverlongTextLineIsRefused) {

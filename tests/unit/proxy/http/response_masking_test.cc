@@ -59,8 +59,11 @@ TEST(PlanResponseMaskingTest, WhatEachBodyBecomes) {
   EXPECT_EQ(gz.coding, mask::ContentCoding::kGzip);
   EXPECT_EQ(gz.label, "json+gzip");
   EXPECT_EQ(plan({{"Content-Type", "text/csv"}, {"Content-Encoding", "deflate"}}).label, "text+deflate");
-  // No Content-Type: detectors run (fail closed), it is not passed as binary.
+  // No Content-Type: detectors run (fail closed), it is not passed as binary; it is masked
+  // as JSON if it is a JSON document, as text/plain is.
   EXPECT_EQ(plan({}).label, "text");
+  EXPECT_EQ(plan({}).kind, mask::BodyKind::kTextOrJson);
+  EXPECT_EQ(plan({{"Content-Type", "text/plain; charset=utf-8"}}).kind, mask::BodyKind::kTextOrJson);
   EXPECT_EQ(plan({{"Content-Type", "image/png"}}).mode, Mode::kUnmasked);
   EXPECT_EQ(plan({{"Content-Type", "image/png"}}).label, "unmasked:binary");
   ResponseMaskPlan refused = plan({{"Content-Type", "application/octet-stream"}}, true, /*refuse=*/true);
