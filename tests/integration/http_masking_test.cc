@@ -73,6 +73,11 @@ class H(BaseHTTPRequestHandler):
                 ("X-Customer", "ada@example.com")])
         elif path == "/customers.txt": self.send(200, doc, "text/plain; charset=utf-8")
         elif path == "/customers.untyped": self.send(200, doc, None)
+        elif path == "/customers/export":
+            self.send(200, b"id,name,card,mail\r\n1,Ada,4111 1111 1111 1111,ada@example.com\r\n", "application/octet-stream",
+                      extra=[("Content-Disposition", 'attachment; filename="customers.csv"')])
+        elif path == "/customers/blob":
+            self.send(200, b"PK\x03\x04\x00\x00 4111111111111111", "application/octet-stream")
         elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
         elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
         elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
@@ -325,6 +330,28 @@ TEST_F(HttpMaskingTest, JsonLabelledAsTextOrNotAtAllIsMaskedAsJson) {
     EXPECT_EQ(events[0].http().body_masking(), "json-sniffed") << path;
     EXPECT_EQ(events[0].http().masking().column_counts().at("ssn"), 3u) << path;
   }
+}
+
+// application/octet-stream is how an export endpoint sends a CSV: looked at, not trusted.
+// Text is masked; bytes that are not text pass as they are, audited unmasked.
+TEST_F(HttpMaskingTest, AnOctetStreamExportIsMaskedWhenItIsText) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string py = absl::StrCat("import requests\ns = requests.Session()\n",
+                                      "e = s.get('", Url("/customers/export"), "').content\n",
+                                      "b = s.get('", Url("/customers/blob"), "').content\n",
+                                      "print(repr(e)); print(b == b'PK\\x03\\x04\\x00\\x00 4111111111111111')\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("1,Ada,**** **** **** 1111,[REDACTED]\\r\\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("\nTrue\n")) << r.out;
+  auto exported = EventsFor(*h, "/customers/export");
+  ASSERT_EQ(exported.size(), 1u);
+  EXPECT_EQ(exported[0].http().body_masking(), "text");
+  EXPECT_EQ(exported[0].http().masking().values_masked(), 2u);
+  auto blob = EventsFor(*h, "/customers/blob");
+  ASSERT_EQ(blob.size(), 1u);
+  EXPECT_EQ(blob[0].http().body_masking(), "unmasked:binary");
 }
 
 TEST_F(HttpMaskingTest, TextIsMaskedByDetectorsAndBinaryPassesAudited) {

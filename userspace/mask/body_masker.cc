@@ -112,6 +112,9 @@ BodyKind ClassifyContentType(absl::string_view content_type) {
     return BodyKind::kJson;
   }
   if (absl::EqualsIgnoreCase(type, "text") && absl::EqualsIgnoreCase(sub, "plain")) return BodyKind::kTextOrJson;
+  if (absl::EqualsIgnoreCase(type, "application") && absl::EqualsIgnoreCase(sub, "octet-stream")) {
+    return BodyKind::kOctetStream;
+  }
   if (OneOf(type, {"text", "multipart"})) return BodyKind::kText;
   if (absl::EndsWithIgnoreCase(sub, "+xml")) return BodyKind::kText;
   if (absl::EqualsIgnoreCase(type, "application") &&
@@ -132,6 +135,8 @@ absl::string_view BodyKindName(BodyKind kind) {
       return "text";
     case BodyKind::kTextOrJson:
       return "text-or-json";
+    case BodyKind::kOctetStream:
+      return "octet-stream";
     case BodyKind::kBinary:
       return "binary";
   }
@@ -164,7 +169,7 @@ absl::string_view ContentCodingName(ContentCoding c) {
 
 absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& masker, BodyKind kind,
                                                                ContentCoding coding) {
-  if (kind != BodyKind::kJson && kind != BodyKind::kText && kind != BodyKind::kTextOrJson) {
+  if (kind == BodyKind::kBinary) {
     return absl::InvalidArgumentError(
         absl::StrCat("body: a ", BodyKindName(kind), " body is not masked"));
   }
@@ -181,6 +186,7 @@ BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding
       text_passthrough_(kind != BodyKind::kJson && !masker.has_detectors()) {
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
   if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
+  if (kind_ == BodyKind::kOctetStream) sniff_ = Sniff::kOctetHead;
   if (coding_ != ContentCoding::kIdentity) inflater_ = std::make_unique<Inflater>();
 }
 
@@ -189,6 +195,7 @@ BodyMasker::~BodyMasker() = default;
 const MaskCounts& BodyMasker::counts() const { return json_ && sniff_ != Sniff::kTrial ? json_->counts() : counts_; }
 
 BodyKind BodyMasker::masked_as() const {
+  if (sniff_ == Sniff::kBinary) return BodyKind::kBinary;
   return kind_ == BodyKind::kJson || sniff_ == Sniff::kJson ? BodyKind::kJson : BodyKind::kText;
 }
 
@@ -235,6 +242,14 @@ absl::Status BodyMasker::Finish(std::string* out) {
 
 absl::Status BodyMasker::FeedPlain(absl::string_view plain, std::string* out) {
   decoded_bytes_ += plain.size();
+  if (sniff_ == Sniff::kBinary) {
+    out->append(plain.data(), plain.size());
+    return absl::OkStatus();
+  }
+  if (sniff_ == Sniff::kOctetHead) {
+    trial_in_.append(plain.data(), plain.size());
+    return trial_in_.size() < kOctetSniffBytes ? absl::OkStatus() : DecideOctetStream(out);
+  }
   if (sniff_ == Sniff::kLeadingSpace || sniff_ == Sniff::kTrial) return FeedSniffing(plain, out);
   if (json_) return json_->Feed(plain, out);
   return FeedText(plain, out);
@@ -271,6 +286,34 @@ absl::Status BodyMasker::FeedSniffing(absl::string_view plain, std::string* out)
   return absl::OkStatus();
 }
 
+namespace {
+
+// No NUL, no control byte but TAB, LF, VT, FF, CR, ESC (and no DEL): text, in whatever
+// 8-bit encoding.
+bool LooksLikeText(absl::string_view head) {
+  for (char ch : head) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == 0x7f || (c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' && c != 0x1b)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status BodyMasker::DecideOctetStream(std::string* out) {
+  std::string held;
+  held.swap(trial_in_);
+  if (!LooksLikeText(absl::string_view(held).substr(0, kOctetSniffBytes))) {
+    sniff_ = Sniff::kBinary;
+    out->append(held);
+    return absl::OkStatus();
+  }
+  sniff_ = Sniff::kLeadingSpace;
+  return FeedSniffing(held, out);
+}
+
 absl::Status BodyMasker::HeldToText(std::string* out) {
   sniff_ = Sniff::kText;
   json_.reset();
@@ -281,6 +324,8 @@ absl::Status BodyMasker::HeldToText(std::string* out) {
 }
 
 absl::Status BodyMasker::FinishPlain(std::string* out) {
+  if (sniff_ == Sniff::kOctetHead) INTERLOCK_RETURN_IF_ERROR(DecideOctetStream(out));
+  if (sniff_ == Sniff::kBinary) return absl::OkStatus();
   if (sniff_ == Sniff::kLeadingSpace) INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
   if (sniff_ == Sniff::kTrial) {
     if (json_->Finish(&trial_out_).ok()) {  // one whole document: JSON

@@ -55,12 +55,15 @@ inline constexpr size_t kInflateChunkBytes = 64 * 1024;
 // How much of a kTextOrJson body is held back while it still reads as one JSON document;
 // past it the body is JSON (the same bound as a text line).
 inline constexpr size_t kJsonSniffBytes = kMaxTextLineBytes;
+// How many first bytes of an application/octet-stream body tell text from binary.
+inline constexpr size_t kOctetSniffBytes = 1024;
 
 // What a body is, for masking.
 enum class BodyKind {
   kJson,        // one JSON document: JsonMasker
   kText,        // text: detectors over each line
   kTextOrJson,  // labelled plain text, or not labelled: JSON if it is one JSON document
+  kOctetStream, // application/octet-stream: kTextOrJson if its first bytes are text, else passed
   kBinary,      // not masked
 };
 
@@ -76,8 +79,10 @@ enum class BodyKind {
 //     graphql, yaml, x-yaml, csv, sql, and the one-document-per-line types x-ndjson,
 //     ndjson, jsonl, x-jsonlines, json-seq (several documents: text, masked line by line).
 //     (A list, not "any subtype naming xml": Office documents are zips.)
-//   kBinary: everything else (image/*, audio/*, video/*, font/*, application/octet-stream,
-//     application/pdf, application/zip, application/gzip, application/protobuf, ...).
+//   kOctetStream: application/octet-stream, "arbitrary bytes" — what export endpoints send
+//     files as (a CSV of customers), so it is looked at rather than trusted.
+//   kBinary: everything else (image/*, audio/*, video/*, font/*, application/pdf,
+//     application/zip, application/gzip, application/protobuf, ...).
 BodyKind ClassifyContentType(absl::string_view content_type);
 absl::string_view BodyKindName(BodyKind kind);
 
@@ -98,9 +103,14 @@ absl::string_view ContentCodingName(ContentCoding c);
 // line at a time); still valid after kJsonSniffBytes, or complete at the end, it is JSON
 // (the held output released, the rest streaming), and an error after that fails closed as
 // for kJson. Anything else is text from its first byte. masked_as() says which it became.
+//
+// kOctetStream: the first kOctetSniffBytes plain bytes (or the whole body, if shorter) are
+// held and looked at: with no NUL and no control byte but TAB, LF, VT, FF, CR and ESC they
+// are text (any 8-bit encoding: a Latin-1 export is text) and the body is masked as
+// kTextOrJson; otherwise the body is binary and passes byte for byte (re-coded as it came).
 class BodyMasker {
  public:
-  // `kind` must be kJson, kText or kTextOrJson and `coding` supported: INVALID_ARGUMENT otherwise (the
+  // `kind` must not be kBinary and `coding` must be supported: INVALID_ARGUMENT otherwise (the
   // caller forwards binary bodies itself and refuses unsupported codings). `masker` must
   // outlive the BodyMasker. Identity bodies create no zlib state.
   static absl::StatusOr<std::unique_ptr<BodyMasker>> Create(const Masker& masker, BodyKind kind,
@@ -129,8 +139,10 @@ class BodyMasker {
   // Bytes of a text line held back, waiting for its end.
   size_t held_line_bytes() const { return line_.size(); }
   BodyKind kind() const { return kind_; }
+  ContentCoding coding() const { return coding_; }
   // How the body is being masked: kJson or kText (a kTextOrJson body not yet told apart,
-  // or held as a JSON trial, is kText until it is JSON).
+  // or held as a JSON trial, is kText until it is JSON), or kBinary for a kOctetStream body
+  // found binary (passed as it is).
   BodyKind masked_as() const;
 
   // Matches per detector and values per field rule (JSON only) so far.
@@ -159,6 +171,8 @@ class BodyMasker {
   absl::Status FeedSniffing(absl::string_view plain, std::string* out);
   // The held input of a failed trial (or leading whitespace) becomes text.
   absl::Status HeldToText(std::string* out);
+  // kOctetStream: tells the held first bytes apart (text or binary) and goes on with them.
+  absl::Status DecideOctetStream(std::string* out);
   void MaskLine(absl::string_view line, std::string* out);
   // Inflates the Inflater's pending input, masks it and deflates it into *out.
   absl::Status Inflate(std::string* out);
@@ -174,7 +188,8 @@ class BodyMasker {
   MaskCounts counts_;               // kText
   // kTextOrJson: kLeadingSpace (only whitespace so far, held in trial_in_), kTrial (tried
   // as JSON: trial_in_ the input, trial_out_ JsonMasker's output), then kText or kJson.
-  enum class Sniff { kNone, kLeadingSpace, kTrial, kText, kJson };
+  // kOctetStream: kOctetHead (first bytes held in trial_in_), then kBinary or as kTextOrJson.
+  enum class Sniff { kNone, kOctetHead, kBinary, kLeadingSpace, kTrial, kText, kJson };
   Sniff sniff_ = Sniff::kNone;
   std::string trial_in_;
   std::string trial_out_;

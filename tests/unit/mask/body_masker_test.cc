@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -158,7 +159,8 @@ TEST(ClassifyContentType, Table) {
       {"audio/mpeg", BodyKind::kBinary},
       {"video/mp4", BodyKind::kBinary},
       {"font/woff2", BodyKind::kBinary},
-      {"application/octet-stream", BodyKind::kBinary},
+      {"application/octet-stream", BodyKind::kOctetStream},
+      {"Application/Octet-Stream; name=x", BodyKind::kOctetStream},
       {"application/pdf", BodyKind::kBinary},
       {"application/zip", BodyKind::kBinary},
       {"application/gzip", BodyKind::kBinary},
@@ -387,6 +389,72 @@ TEST(BodyMasker, ALongJsonPrefixCommitsAndALaterBreakFailsClosed) {
   absl::Status st = bm->Feed("} ann@example.com", &out);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
   EXPECT_EQ(out.find("ann@example.com"), std::string::npos);
+}
+
+// application/octet-stream is what an export endpoint sends a CSV of customers as: text
+// is masked (as text, or as JSON if it is JSON), anything else passes byte for byte.
+TEST(BodyMasker, OctetStreamThatIsTextIsMasked) {
+  auto m = Make();
+  const std::string csv = "id,card,mail\r\n1,4111 1111 1111 1111,ann@example.com\r\n2,caf\xc3\xa9,\tx\f\r\n";
+  const Result want = MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(csv));
+  ASSERT_EQ(want.masked, 2u);
+  const Result whole = MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Whole(csv));
+  ASSERT_TRUE(whole.status.ok()) << whole.status;
+  EXPECT_EQ(whole.out, want.out);
+  EXPECT_EQ(whole.masked, 2u);
+  for (size_t at = 0; at <= csv.size(); ++at) {
+    EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, CutAt(csv, at)).out, want.out) << at;
+  }
+  EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Bytes(csv)).out, want.out);
+  const std::string doc = "{\"user_ssn\": \"x\"}";
+  auto bm = *BodyMasker::Create(*m, BodyKind::kOctetStream, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed(doc, &out).ok());
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(out, "{\"user_ssn\": \"[REDACTED]\"}");
+  EXPECT_EQ(bm->masked_as(), BodyKind::kJson);
+  // A long text export streams once its first bytes were seen.
+  std::string big;
+  while (big.size() < 3 * kOctetSniffBytes) big += "1,4111 1111 1111 1111\n";
+  auto stream = *BodyMasker::Create(*m, BodyKind::kOctetStream, ContentCoding::kIdentity);
+  out.clear();
+  ASSERT_TRUE(stream->Feed(big, &out).ok());
+  EXPECT_EQ(stream->masked_as(), BodyKind::kText);
+  EXPECT_GT(out.size(), kOctetSniffBytes);
+  EXPECT_EQ(out.find("4111"), std::string::npos);
+}
+
+TEST(BodyMasker, OctetStreamThatIsBinaryPassesByteForByte) {
+  auto m = Make();
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR 4111111111111111 ann@example.com", 47);
+  for (const std::string& bin : {png, png + std::string(3 * kOctetSniffBytes, '\x01') + "4111111111111111\n",
+                                 std::string("4111111111111111\n\0", 18)}) {
+    const Result whole = MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Whole(bin));
+    ASSERT_TRUE(whole.status.ok()) << whole.status;
+    EXPECT_EQ(whole.out, bin);
+    EXPECT_EQ(whole.masked, 0u);
+    EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Bytes(bin)).out, bin);
+    for (size_t at = 0; at <= std::min<size_t>(bin.size(), 64); ++at) {
+      EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, CutAt(bin, at)).out, bin) << at;
+    }
+  }
+  auto bm = *BodyMasker::Create(*m, BodyKind::kOctetStream, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed(png, &out).ok());
+  EXPECT_EQ(out, "") << "held until the first bytes are seen";
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_EQ(bm->masked_as(), BodyKind::kBinary);
+  EXPECT_EQ(out, png);
+  // Text in a legacy encoding (Latin-1 here: not UTF-8) is still text.
+  const std::string latin1 = "name,card\nJos\xe9,4111111111111111\n";
+  EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Whole(latin1)).out,
+            MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(latin1)).out);
+  EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Whole(latin1)).out.find("4111"),
+            std::string::npos);
+  // gzip-coded binary: decoded, passed, coded again.
+  const Result gz = MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kGzip, Whole(Compress(png, kGzipBits)));
+  ASSERT_TRUE(gz.status.ok()) << gz.status;
+  EXPECT_EQ(Decompress(gz.out, kGzipBits), png);
 }
 
 TEST(BodyMasker, OverlongTextLineIsRefused) {

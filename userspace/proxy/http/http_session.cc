@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/codec/http/head.h"
 #include "userspace/proxy/http/problem.h"
+#include "userspace/proxy/http/response_masking.h"
 
 namespace interlock::proxy::http {
 
@@ -349,10 +349,11 @@ void HttpSession::EndExchange(const std::string& outcome) {
     for (const auto& [name, n] : counts.detectors) (*m->mutable_detector_counts())[name] = n;
     for (const auto& [name, n] : counts.columns) (*m->mutable_column_counts())[name] = n;
   }
-  if (ex.body_masker != nullptr && ex.body_masker->kind() == mask::BodyKind::kTextOrJson &&
-      ex.body_masker->masked_as() == mask::BodyKind::kJson && absl::StartsWith(ex.audit.body_masking(), "text")) {
-    // Labelled text/plain or not at all, and one JSON document: masked as JSON.
-    ex.audit.set_body_masking(absl::StrCat("json-sniffed", ex.audit.body_masking().substr(4)));
+  if (ex.body_masker != nullptr && ex.audit.body_masking() != "failed") {
+    // A body told apart by its bytes (text/plain, unlabelled, octet-stream) is named by what
+    // it was masked as.
+    ex.audit.set_body_masking(
+        MaskedBodyLabel(ex.body_masker->kind(), ex.body_masker->masked_as(), ex.body_masker->coding()));
   }
   // One event per exchange, reused: what the session's events share is set once (the
   // identity again only while a token speaks for the agent: it may change per request).

@@ -93,7 +93,8 @@ ResponseMaskPlan PlanResponseMasking(absl::Span<const chttp::HeaderField> fields
   }
   plan.kind = mask::ClassifyContentType(type);
   plan.coding = mask::ParseContentEncoding(codings);
-  if (plan.kind == mask::BodyKind::kBinary) {
+  if (plan.kind == mask::BodyKind::kBinary ||
+      (plan.kind == mask::BodyKind::kOctetStream && refuse_unmaskable)) {
     plan.mode = refuse_unmaskable ? ResponseMaskPlan::Mode::kRefuse : ResponseMaskPlan::Mode::kUnmasked;
     plan.label = refuse_unmaskable ? "failed" : "unmasked:binary";
     plan.reason = absl::StrCat("a binary body (Content-Type \"", type.substr(0, 128),
@@ -108,11 +109,17 @@ ResponseMaskPlan PlanResponseMasking(absl::Span<const chttp::HeaderField> fields
     return plan;
   }
   plan.mode = ResponseMaskPlan::Mode::kMask;
-  plan.label = plan.kind == mask::BodyKind::kJson ? "json" : "text";
-  if (plan.coding != mask::ContentCoding::kIdentity) {
-    absl::StrAppend(&plan.label, "+", mask::ContentCodingName(plan.coding));
-  }
+  // What a body told apart by its bytes becomes is known at its end (MaskedBodyLabel).
+  plan.label = MaskedBodyLabel(plan.kind, plan.kind == mask::BodyKind::kJson ? plan.kind : mask::BodyKind::kText,
+                               plan.coding);
   return plan;
+}
+
+std::string MaskedBodyLabel(mask::BodyKind kind, mask::BodyKind masked_as, mask::ContentCoding coding) {
+  if (masked_as == mask::BodyKind::kBinary) return "unmasked:binary";
+  std::string label = masked_as != mask::BodyKind::kJson ? "text" : kind == mask::BodyKind::kJson ? "json" : "json-sniffed";
+  if (coding != mask::ContentCoding::kIdentity) absl::StrAppend(&label, "+", mask::ContentCodingName(coding));
+  return label;
 }
 
 std::vector<chttp::HeaderField> MaskedResponseFields(absl::Span<const chttp::HeaderField> fields) {

@@ -55,10 +55,19 @@ struct ResponseMaskPlan {
   std::string reason;  // kRefuse: what could not be masked, for the agent and the audit
 };
 
+// HttpExchange.body_masking of a body masked by a BodyMasker of `kind` and `coding` that
+// masked it as `masked_as` (BodyMasker::masked_as): "json", "text", "json-sniffed" (a
+// text/plain, unlabelled or octet-stream body that was one JSON document), each with
+// "+gzip"/"+deflate"; "unmasked:binary" (an octet-stream body found binary, passed).
+std::string MaskedBodyLabel(mask::BodyKind kind, mask::BodyKind masked_as, mask::ContentCoding coding);
+
 // `has_body`: the response carries a body (framing other than none, or a length > 0).
 // Several Content-Type fields (which one would the agent's client believe?) are refused;
 // several Content-Encoding fields are one list (RFC 9110 §8.4), a list of more than one
 // coding is refused (mask::ParseContentEncoding).
+// An application/octet-stream body is masked (kind kOctetStream: text masked, binary passed,
+// told apart by its first bytes) unless `refuse_unmaskable`, which refuses it as it
+// refuses other binary types.
 ResponseMaskPlan PlanResponseMasking(absl::Span<const codec::http::HeaderField> fields, bool has_body,
                                      bool refuse_unmaskable);
 

@@ -66,11 +66,26 @@ TEST(PlanResponseMaskingTest, WhatEachBodyBecomes) {
   EXPECT_EQ(plan({{"Content-Type", "text/plain; charset=utf-8"}}).kind, mask::BodyKind::kTextOrJson);
   EXPECT_EQ(plan({{"Content-Type", "image/png"}}).mode, Mode::kUnmasked);
   EXPECT_EQ(plan({{"Content-Type", "image/png"}}).label, "unmasked:binary");
+  // octet-stream: looked at (text masked, binary passed), unless unmaskable bodies are refused.
+  ResponseMaskPlan octets = plan({{"Content-Type", "application/octet-stream"}});
+  EXPECT_EQ(octets.mode, Mode::kMask);
+  EXPECT_EQ(octets.kind, mask::BodyKind::kOctetStream);
   ResponseMaskPlan refused = plan({{"Content-Type", "application/octet-stream"}}, true, /*refuse=*/true);
   EXPECT_EQ(refused.mode, Mode::kRefuse);
   EXPECT_THAT(refused.reason, ::testing::HasSubstr("application/octet-stream"));
   EXPECT_EQ(plan({{"Content-Type", "image/png"}}, /*has_body=*/false).mode, Mode::kNoBody);
   EXPECT_EQ(plan({{"Content-Type", "image/png"}}, /*has_body=*/false).label, "none");
+}
+
+TEST(MaskedBodyLabelTest, ABodyToldApartByItsBytesIsNamedByWhatItWasMaskedAs) {
+  using mask::BodyKind;
+  using mask::ContentCoding;
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kJson, BodyKind::kJson, ContentCoding::kIdentity), "json");
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kText, BodyKind::kText, ContentCoding::kGzip), "text+gzip");
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kTextOrJson, BodyKind::kJson, ContentCoding::kIdentity), "json-sniffed");
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kTextOrJson, BodyKind::kText, ContentCoding::kDeflate), "text+deflate");
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kOctetStream, BodyKind::kJson, ContentCoding::kGzip), "json-sniffed+gzip");
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kOctetStream, BodyKind::kBinary, ContentCoding::kGzip), "unmasked:binary");
 }
 
 TEST(PlanResponseMaskingTest, WhatCannotBeMaskedIsRefused) {
