@@ -612,6 +612,41 @@ TEST_F(SshTest, HeldRequestExpiresWhenTheAgentLeaves) {
   EXPECT_TRUE(PathExists(absl::StrCat(data_dir_, "/keep")));
 }
 
+// interlockd stops (SIGTERM, or the old process of an upgrade) while a command is held:
+// after drain_ms the request is withdrawn, the agent's ssh is told its command did not run
+// (stderr, exit status 126) instead of a reset, and the command
+// never runs, not even once interlockd is back.
+TEST_F(SshTest, HeldCommandWhenInterlockdStopsIsToldItDidNotRun) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  std::vector<std::string> argv = h->RunArgv("agent");
+  for (const std::string& a : SshArgv(KnownHosts(*h), {"root@127.0.0.71", absl::StrCat("rm -rf ", data_dir_)})) {
+    argv.push_back(a);
+  }
+  const std::string out = absl::StrCat(dir_, "/agent.out");
+  pid_t agent = Spawn(argv, out);
+  ASSERT_GT(agent, 0);
+  const std::string id = h->WaitForPendingApproval(30);
+  ASSERT_FALSE(id.empty()) << h->DaemonLog();
+  ASSERT_EQ(h->Stop(), 0) << h->DaemonLog();
+  EXPECT_EQ(WaitProcess(agent, 30), 126);
+  const std::string text = ReadFile(out).value_or("");
+  EXPECT_THAT(text, HasSubstr("interlock: interlockd is stopping; the command was not run")) << text;
+  EXPECT_TRUE(PathExists(absl::StrCat(data_dir_, "/keep")));
+  auto events = Events(*h, v1::AUDIT_KIND_SSH_REQUEST);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].outcome(), "withdrawn");
+  EXPECT_FALSE(events[0].ssh().forwarded());
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  for (const v1::ApprovalRequest& a : h->Approvals(/*all=*/true)) {
+    if (a.id() == id) {
+      EXPECT_EQ(a.state(), v1::APPROVAL_STATE_EXPIRED);
+    }
+  }
+  EXPECT_NE(h->Cli({"approve", id, "--reason", "too late"}).exit_code, 0);
+  EXPECT_TRUE(PathExists(absl::StrCat(data_dir_, "/keep")));
+}
+
 // require_grant: no request runs without the workload's just-in-time grant; with one, the
 // policy judges as usual.
 TEST_F(SshTest, RequireGrantGatesEveryRequest) {

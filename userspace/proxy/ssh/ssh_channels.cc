@@ -17,6 +17,9 @@ namespace {
 // Exit status of a command interlockd did not let run (as a shell's "cannot execute").
 constexpr int kDeniedExitStatus = 126;
 
+// How long EndAborted waits for the agent to take what it was told.
+constexpr int kAbortFlushMs = 1000;
+
 bool GlobMatch(absl::string_view pattern, absl::string_view value) {
   // '*' only, as the resource's forward_env documents.
   if (pattern.empty()) return value.empty();
@@ -286,6 +289,7 @@ void SshWorker::StartUpstream(Channel& c) {
     }
   }
   ssh_set_blocking(up_.get(), 0);
+  if (rc != SSH_OK && AbortRequested()) return;  // the abort's shutdown: EndAborted tells the agent
   if (rc != SSH_OK) {
     c.outcome = "error";
     Deny(c, absl::StrCat("interlock: the upstream refused the ", c.type, " request: ", LastError(up_.get())),
@@ -318,6 +322,28 @@ void SshWorker::Deny(Channel& c, const std::string& message, int status) {
   c.audit.set_exit_status(status);
   c.state = Channel::State::kEnded;
   AuditChannel(c);
+}
+
+void SshWorker::EndAborted() {
+  const bool stopping = end_outcome_ == "shutdown" || end_outcome_ == "drain" || end_outcome_ == "drain_timeout";
+  const std::string why = stopping                             ? "interlockd is stopping"
+                          : end_outcome_ == "idle_timeout"     ? "the session was idle too long (timeouts.idle_ms)"
+                          : end_outcome_ == "recording_failed" ? "its recording cannot be written"
+                          : end_outcome_ == "grant_ended"      ? "the workload's grant ended"
+                                                               : absl::StrCat("interlockd ended it (", end_outcome_, ")");
+  for (auto& c : channels_) {
+    if (c->state == Channel::State::kJudging || c->state == Channel::State::kHeld) {
+      c->outcome = "withdrawn";
+      Deny(*c, absl::StrCat("interlock: ", why, "; the command was not run"), kDeniedExitStatus);
+    } else if (c->state == Channel::State::kRunning) {
+      const std::string line = absl::StrCat("\r\ninterlock: ", why, "; the session is closed\r\n");
+      (void)ssh_channel_write_stderr(c->agent, line.data(), static_cast<uint32_t>(line.size()));
+      RecordData(c->id, v1::SSH_STREAM_INTERLOCK, line.data(), line.size());
+    }
+  }
+  // The disconnect (sent as the session is freed) says it too: ssh prints it.
+  (void)ssh_session_set_disconnect_message(agent_.get(), why.c_str());
+  (void)ssh_blocking_flush(agent_.get(), kAbortFlushMs);
 }
 
 bool SshWorker::Pump(Channel& c) {

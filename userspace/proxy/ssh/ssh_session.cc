@@ -114,8 +114,9 @@ void SshSession::Abort(const std::string& outcome, const std::string& detail) {
   shared_->abort = true;
   shared_->abort_outcome = outcome;
   shared_->abort_detail = detail;
-  // The worker may be inside a blocking libssh call: end it.
-  if (shared_->agent_fd >= 0) ::shutdown(shared_->agent_fd, SHUT_RDWR);
+  // The worker may be inside a blocking libssh call: end it. In the relay loop it blocks
+  // only on the upstream (a request being started), and tells the agent why itself.
+  if (shared_->agent_fd >= 0 && !shared_->relaying) ::shutdown(shared_->agent_fd, SHUT_RDWR);
   if (shared_->upstream_fd >= 0) ::shutdown(shared_->upstream_fd, SHUT_RDWR);
   shared_->Wake();
   shared_->written.notify_all();

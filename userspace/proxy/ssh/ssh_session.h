@@ -122,6 +122,9 @@ struct SshShared {
   // worker blocked in libssh returns at once.
   int agent_fd = -1;
   int upstream_fd = -1;
+  // The worker is in its relay loop, where it never blocks on the agent: Abort leaves the
+  // agent's socket to it, to tell the agent why before it closes (SshWorker::EndAborted).
+  bool relaying = false;
   bool abort = false;
   std::string abort_outcome;
   std::string abort_detail;

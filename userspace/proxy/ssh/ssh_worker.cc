@@ -9,6 +9,7 @@
 
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
@@ -54,6 +55,11 @@ bool SshWorker::Aborted(std::string* outcome, std::string* detail) {
   *outcome = shared_->abort_outcome;
   *detail = shared_->abort_detail;
   return true;
+}
+
+bool SshWorker::AbortRequested() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->abort;
 }
 
 void SshWorker::Run() {
@@ -296,9 +302,24 @@ void SshWorker::RelayLoop() {
     end_detail_ = "could not poll the upstream session";
     return;
   }
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->relaying = true;  // from here Abort leaves the agent's socket to EndAborted
+  }
+  absl::Cleanup not_relaying = [this] {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->relaying = false;
+  };
+  // Abort shuts the upstream's socket down at once: an upstream error seen after it is the
+  // abort's, and the agent is told so.
+  auto aborted = [this] {
+    if (!Aborted(&end_outcome_, &end_detail_)) return false;
+    EndAborted();
+    return true;
+  };
   bool busy = false;
   while (true) {
-    if (Aborted(&end_outcome_, &end_detail_)) return;
+    if (aborted()) return;
     // A masked line that has not ended is released after kPartialLineFlush of quiet.
     const int wait_ms = busy ? 0 : HoldsPartialLines() ? static_cast<int>(absl::ToInt64Milliseconds(kPartialLineFlush)) : 1000;
     if (!PollOnce(wait_ms)) {
@@ -306,11 +327,13 @@ void SshWorker::RelayLoop() {
       end_detail_ = absl::StrCat("poll: ", std::strerror(errno));
       return;
     }
+    if (aborted()) return;
     if (ssh_event_dopoll(agent_event_.get(), 0) == SSH_ERROR || Closed(agent_.get())) {
       end_outcome_ = "closed";
       return;
     }
     if (ssh_event_dopoll(up_event.get(), 0) == SSH_ERROR || Closed(up_.get())) {
+      if (aborted()) return;
       end_outcome_ = "upstream_closed";
       end_detail_ = LastError(up_.get());
       return;

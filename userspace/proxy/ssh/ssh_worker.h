@@ -125,6 +125,13 @@ class SshWorker {
   void StartUpstream(Channel& c);
   // Ends a channel that never ran (denied, refused, failed): stderr, exit status, close.
   void Deny(Channel& c, const std::string& message, int status);
+  // interlockd ended the session (end_outcome_: shutdown, drain_timeout, idle_timeout,
+  // recording_failed, grant_ended...): a request held or being judged is withdrawn — the
+  // agent told on stderr that it was not run, exit status 126 — a running one is told why
+  // the session closes, the disconnect carries the reason, and what is queued is flushed
+  // (at most kAbortFlushMs).
+  void EndAborted();
+  bool AbortRequested();
   void AuditChannel(Channel& c);
   // The sftp tracker's completed operations into the channel's audit record.
   void TakeSftpOps(Channel& c, bool finish);
