@@ -128,23 +128,13 @@ std::vector<chttp::HeaderField> MaskedResponseFields(absl::Span<const chttp::Hea
 
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // `value` with every valid %XX replaced by its byte; other '%' stay as they are.
 std::string PercentDecoded(absl::string_view value) {
   std::string out;
   out.reserve(value.size());
   for (size_t i = 0; i < value.size(); ++i) {
-    int hi = 0;
-    int lo = 0;
-    if (value[i] == '%' && i + 2 < value.size() && (hi = HexValue(value[i + 1])) >= 0 &&
-        (lo = HexValue(value[i + 2])) >= 0) {
-      out.push_back(static_cast<char>(hi * 16 + lo));
+    if (value[i] == '%' && i + 2 < value.size() && chttp::IsHexDigit(value[i + 1]) && chttp::IsHexDigit(value[i + 2])) {
+      out.push_back(static_cast<char>(chttp::HexValue(value[i + 1]) * 16 + chttp::HexValue(value[i + 2])));
       i += 2;
     } else {
       out.push_back(value[i]);
