@@ -78,6 +78,9 @@ class H(BaseHTTPRequestHandler):
                       extra=[("Content-Disposition", 'attachment; filename="customers.csv"')])
         elif path == "/customers/blob":
             self.send(200, b"PK\x03\x04\x00\x00 4111111111111111", "application/octet-stream")
+        elif path == "/customers.csv":
+            rows = "".join("%d,%s,%s,%s\r\n" % (c["id"], c["name"], c["ssn"], c["contact"]["email"]) for c in CUSTOMERS)
+            self.send(200, ("id,name,ssn,email\r\n" + rows).encode(), "text/csv")
         elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
         elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
         elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
@@ -159,10 +162,12 @@ class HttpMaskingTest : public ::testing::Test {
     RemoveTree(dir_);
   }
 
-  std::unique_ptr<InterlockdHarness> Daemon(bool refuse_unmaskable = false, const std::string& auditor_pub = "") {
+  // `http`: the resource's http block, flow style ("refuse_unmaskable_bodies: true").
+  std::unique_ptr<InterlockdHarness> Daemon(bool refuse_unmaskable = false, const std::string& auditor_pub = "",
+                                            std::string http = "") {
+    if (refuse_unmaskable) http = "refuse_unmaskable_bodies: true";
     ResourceSpec r{"api", "127.0.0.68", port_,
-                   absl::StrCat("    protocol: PROTOCOL_HTTP\n",
-                                refuse_unmaskable ? "    http: {refuse_unmaskable_bodies: true}\n" : "")};
+                   absl::StrCat("    protocol: PROTOCOL_HTTP\n", http.empty() ? "" : absl::StrCat("    http: {", http, "}\n"))};
     return std::make_unique<InterlockdHarness>(HarnessOptions{
         .resources = {r},
         .extra_yaml = absl::StrCat("policy_file: ", policy_file_, "\n",
@@ -352,6 +357,32 @@ TEST_F(HttpMaskingTest, AnOctetStreamExportIsMaskedWhenItIsText) {
   auto blob = EventsFor(*h, "/customers/blob");
   ASSERT_EQ(blob.size(), 1u);
   EXPECT_EQ(blob[0].http().body_masking(), "unmasked:binary");
+}
+
+// The agent asks for the customers as CSV instead (Accept: text/csv, ?format=csv): the
+// profile's ssn field rule cannot reach into CSV, and no detector of this profile knows an
+// SSN, so the answer is refused, never passed with the SSNs in clear. A resource that opts
+// out (pass_text_past_field_rules) passes it masked by the detectors only.
+TEST_F(HttpMaskingTest, TextTheFieldRulesCannotReachIsRefused) {
+  {
+    auto h = Daemon();
+    ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+    CommandResult r = Curl(*h, {Url("/customers.csv")});
+    EXPECT_EQ(StatusOf(r), "502") << r.out;
+    EXPECT_THAT(r.out, HasSubstr("mask_unavailable"));
+    EXPECT_THAT(r.out, HasSubstr("field rules"));
+    EXPECT_THAT(r.out, Not(HasSubstr("123-45-6789")));
+    auto events = EventsFor(*h, "/customers.csv");
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].http().body_masking(), "failed");
+    EXPECT_EQ(events[0].http().status(), 502u);
+  }
+  auto h = Daemon(false, "", "pass_text_past_field_rules: true");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {Url("/customers.csv")});
+  EXPECT_EQ(StatusOf(r), "200") << r.out;
+  EXPECT_THAT(r.out, HasSubstr("1,Ada Lovelace,123-45-6789,[REDACTED]\r\n")) << r.out;
+  EXPECT_EQ(EventsFor(*h, "/customers.csv").at(0).http().body_masking(), "text");
 }
 
 TEST_F(HttpMaskingTest, TextIsMaskedByDetectorsAndBinaryPassesAudited) {

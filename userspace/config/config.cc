@@ -419,6 +419,7 @@ HttpConfig BuildHttp(const v1::HttpResource& in, const std::string& path, Proble
   out.upstream_server_name = in.upstream_server_name();
   if (in.max_judged_body_bytes() > 0) out.max_judged_body_bytes = in.max_judged_body_bytes();
   out.refuse_unmaskable_bodies = in.refuse_unmaskable_bodies();
+  out.pass_text_past_field_rules = in.pass_text_past_field_rules();
   out.record_request_bodies = in.record_request_bodies();
   if (out.max_judged_body_bytes > (uint64_t{64} << 20)) {
     problems.Add(path + ".max_judged_body_bytes", absl::StrCat(in.max_judged_body_bytes(), " is more than 64 MiB"));

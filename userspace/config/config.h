@@ -165,6 +165,7 @@ struct HttpConfig {
   uint64_t max_judged_body_bytes = 1 << 20;
   std::vector<std::string> elide_query_params;  // beyond codec::http::kDefaultElidedParams
   bool refuse_unmaskable_bodies = false;  // binary bodies that must be masked: 502, not passed
+  bool pass_text_past_field_rules = false;  // non-JSON text under field rules: detectors only, not 502
   bool record_request_bodies = false;     // request bodies in recordings in clear, not withheld
   // Agent identity (HttpResource.token_issuers, require_agent_token, identity_headers).
   std::vector<std::string> token_issuers;  // OidcIssuerConfig names

@@ -227,7 +227,8 @@ bool HttpSession::PlanMasking(const std::vector<chttp::HeaderField>& fields, std
   Exchange& ex = *ex_;
   const bool has_body = ex.response_body.kind != chttp::BodyKind::kNone &&
                         !(ex.response_body.kind == chttp::BodyKind::kLength && ex.response_body.length == 0);
-  ResponseMaskPlan plan = PlanResponseMasking(fields, has_body, http_.refuse_unmaskable_bodies);
+  ResponseMaskPlan plan = PlanResponseMasking(fields, has_body, http_.refuse_unmaskable_bodies,
+                                              ex.masker->has_column_rules() && !http_.pass_text_past_field_rules);
   ex.audit.set_body_masking(plan.label);
   ex.audit.mutable_masking()->set_profile(ex.masker->name());
   if (plan.mode == ResponseMaskPlan::Mode::kMask) {

@@ -67,7 +67,7 @@ std::vector<chttp::HeaderField> MaskableRequestFields(absl::Span<const chttp::He
 }
 
 ResponseMaskPlan PlanResponseMasking(absl::Span<const chttp::HeaderField> fields, bool has_body,
-                                     bool refuse_unmaskable) {
+                                     bool refuse_unmaskable, bool refuse_text) {
   ResponseMaskPlan plan;
   if (!has_body) {
     plan.mode = ResponseMaskPlan::Mode::kNoBody;
@@ -99,6 +99,13 @@ ResponseMaskPlan PlanResponseMasking(absl::Span<const chttp::HeaderField> fields
     plan.label = refuse_unmaskable ? "failed" : "unmasked:binary";
     plan.reason = absl::StrCat("a binary body (Content-Type \"", type.substr(0, 128),
                                "\") cannot be masked and the resource refuses unmaskable bodies");
+    return plan;
+  }
+  if (plan.kind == mask::BodyKind::kText && refuse_text) {
+    plan.mode = ResponseMaskPlan::Mode::kRefuse;
+    plan.label = "failed";
+    plan.reason = absl::StrCat("the mask profile's field rules name JSON members and cannot reach into a \"",
+                               type.substr(0, 128), "\" body (HttpResource.pass_text_past_field_rules)");
     return plan;
   }
   if (plan.coding == mask::ContentCoding::kUnsupported) {

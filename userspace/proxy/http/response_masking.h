@@ -67,9 +67,11 @@ std::string MaskedBodyLabel(mask::BodyKind kind, mask::BodyKind masked_as, mask:
 // coding is refused (mask::ParseContentEncoding).
 // An application/octet-stream body is masked (kind kOctetStream: text masked, binary passed,
 // told apart by its first bytes) unless `refuse_unmaskable`, which refuses it as it
-// refuses other binary types.
+// refuses other binary types. `refuse_text`: the profile has field rules, which reach into
+// JSON only, so a body declared as another text format (kText: CSV, HTML, XML, ...) is
+// refused (HttpResource.pass_text_past_field_rules unset).
 ResponseMaskPlan PlanResponseMasking(absl::Span<const codec::http::HeaderField> fields, bool has_body,
-                                     bool refuse_unmaskable);
+                                     bool refuse_unmaskable, bool refuse_text = false);
 
 // The response's fields once its body was re-written by masking: the representation's
 // digests (Content-MD5, Digest, Content-Digest, Repr-Digest) and Accept-Ranges removed —

@@ -88,6 +88,26 @@ TEST(MaskedBodyLabelTest, ABodyToldApartByItsBytesIsNamedByWhatItWasMaskedAs) {
   EXPECT_EQ(MaskedBodyLabel(BodyKind::kOctetStream, BodyKind::kBinary, ContentCoding::kGzip), "unmasked:binary");
 }
 
+// Field rules reach into JSON only: a body declared as another text format (what an agent
+// gets with Accept: text/csv or ?format=xml) is refused when they apply; text/plain and
+// unlabelled bodies are told apart by their bytes instead.
+TEST(PlanResponseMaskingTest, TextFieldRulesCannotReachIsRefusedUnlessPassed) {
+  auto plan = [](const char* type, bool refuse_text) {
+    return PlanResponseMasking({{"Content-Type", type}}, true, false, refuse_text);
+  };
+  for (const char* type : {"text/csv", "text/html; charset=utf-8", "application/xml", "application/x-ndjson",
+                           "application/yaml", "multipart/mixed; boundary=x"}) {
+    ResponseMaskPlan p = plan(type, true);
+    EXPECT_EQ(p.mode, Mode::kRefuse) << type;
+    EXPECT_EQ(p.label, "failed") << type;
+    EXPECT_THAT(p.reason, ::testing::HasSubstr("field rules")) << type;
+    EXPECT_EQ(plan(type, false).mode, Mode::kMask) << type;
+  }
+  for (const char* type : {"application/json", "text/plain", "", "application/octet-stream"}) {
+    EXPECT_EQ(plan(type, true).mode, Mode::kMask) << type;
+  }
+}
+
 TEST(PlanResponseMaskingTest, WhatCannotBeMaskedIsRefused) {
   auto plan = [](std::vector<HeaderField> f) { return PlanResponseMasking(f, true, false); };
   for (const char* coding : {"br", "zstd", "compress", "gzip, gzip", "gzip, br"}) {
