@@ -78,6 +78,8 @@ class H(BaseHTTPRequestHandler):
                       extra=[("Content-Disposition", 'attachment; filename="customers.csv"')])
         elif path == "/customers/blob":
             self.send(200, b"PK\x03\x04\x00\x00 4111111111111111", "application/octet-stream")
+        elif path == "/customers.ndjson":
+            self.send(200, "".join(json.dumps(c) + "\n" for c in CUSTOMERS).encode(), "application/x-ndjson")
         elif path == "/customers.csv":
             rows = "".join("%d,%s,%s,%s\r\n" % (c["id"], c["name"], c["ssn"], c["contact"]["email"]) for c in CUSTOMERS)
             self.send(200, ("id,name,ssn,email\r\n" + rows).encode(), "text/csv")
@@ -357,6 +359,23 @@ TEST_F(HttpMaskingTest, AnOctetStreamExportIsMaskedWhenItIsText) {
   auto blob = EventsFor(*h, "/customers/blob");
   ASSERT_EQ(blob.size(), 1u);
   EXPECT_EQ(blob[0].http().body_masking(), "unmasked:binary");
+}
+
+// NDJSON (a streaming export, an LLM-style API): every line is masked as the JSON document
+// it is, field rules included.
+TEST_F(HttpMaskingTest, NdjsonIsMaskedLineByLineAsJson) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string py = absl::StrCat(kCheckCustomers, "import requests\n",
+                                      "r = requests.get('", Url("/customers.ndjson"), "')\n",
+                                      "print(r.status_code, check([json.loads(l) for l in r.text.splitlines()]))\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("200 masked-ok")) << r.out;
+  auto events = EventsFor(*h, "/customers.ndjson");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].http().body_masking(), "json-lines");
+  EXPECT_EQ(events[0].http().masking().column_counts().at("ssn"), 3u);
 }
 
 // The agent asks for the customers as CSV instead (Accept: text/csv, ?format=csv): the

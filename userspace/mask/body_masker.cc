@@ -118,9 +118,11 @@ BodyKind ClassifyContentType(absl::string_view content_type) {
   if (OneOf(type, {"text", "multipart"})) return BodyKind::kText;
   if (absl::EndsWithIgnoreCase(sub, "+xml")) return BodyKind::kText;
   if (absl::EqualsIgnoreCase(type, "application") &&
-      OneOf(sub, {"xml", "javascript", "x-javascript", "ecmascript", "x-www-form-urlencoded",
-                  // several JSON documents, one per line: text, masked line by line
-                  "x-ndjson", "ndjson", "jsonl", "x-jsonlines", "json-seq", "graphql", "yaml",
+      OneOf(sub, {"x-ndjson", "ndjson", "jsonl", "x-jsonlines", "json-seq"})) {
+    return BodyKind::kJsonLines;  // several JSON documents, one per line
+  }
+  if (absl::EqualsIgnoreCase(type, "application") &&
+      OneOf(sub, {"xml", "javascript", "x-javascript", "ecmascript", "x-www-form-urlencoded", "graphql", "yaml",
                   "x-yaml", "csv", "sql"})) {
     return BodyKind::kText;
   }
@@ -137,6 +139,8 @@ absl::string_view BodyKindName(BodyKind kind) {
       return "text-or-json";
     case BodyKind::kOctetStream:
       return "octet-stream";
+    case BodyKind::kJsonLines:
+      return "json-lines";
     case BodyKind::kBinary:
       return "binary";
   }
@@ -183,7 +187,7 @@ BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding
     : masker_(masker),
       kind_(kind),
       coding_(coding),
-      text_passthrough_(kind != BodyKind::kJson && !masker.has_detectors()) {
+      text_passthrough_(kind != BodyKind::kJson && kind != BodyKind::kJsonLines && !masker.has_detectors()) {
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
   if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
   if (kind_ == BodyKind::kOctetStream) sniff_ = Sniff::kOctetHead;
@@ -196,6 +200,7 @@ const MaskCounts& BodyMasker::counts() const { return json_ && sniff_ != Sniff::
 
 BodyKind BodyMasker::masked_as() const {
   if (sniff_ == Sniff::kBinary) return BodyKind::kBinary;
+  if (kind_ == BodyKind::kJsonLines) return BodyKind::kJsonLines;
   return kind_ == BodyKind::kJson || sniff_ == Sniff::kJson ? BodyKind::kJson : BodyKind::kText;
 }
 
@@ -343,7 +348,7 @@ absl::Status BodyMasker::FinishPlain(std::string* out) {
     return json_->Finish(out);
   }
   if (!line_.empty()) {
-    MaskLine(line_, out);
+    INTERLOCK_RETURN_IF_ERROR(MaskLine(line_, out));
     line_.clear();
   }
   return absl::OkStatus();
@@ -356,7 +361,7 @@ absl::Status BodyMasker::FlushLine(std::string* out) {
   if (!error_.ok()) return error_;
   if (finished_) return absl::FailedPreconditionError("body: already finished");
   if (!line_.empty()) {
-    MaskLine(line_, out);
+    INTERLOCK_RETURN_IF_ERROR(MaskLine(line_, out));
     line_.clear();
   }
   return absl::OkStatus();
@@ -388,14 +393,14 @@ absl::Status BodyMasker::FeedText(absl::string_view text, std::string* out) {
     const size_t end = lines.find('\n');
     if (line_.size() + end > kMaxTextLineBytes) return absl::InvalidArgumentError(kTooLong);
     line_.append(lines.data(), end + 1);
-    MaskLine(line_, out);
+    INTERLOCK_RETURN_IF_ERROR(MaskLine(line_, out));
     line_.clear();
     lines.remove_prefix(end + 1);
   }
   while (!lines.empty()) {
     const size_t end = lines.find('\n');
     if (end > kMaxTextLineBytes) return absl::InvalidArgumentError(kTooLong);
-    MaskLine(lines.substr(0, end + 1), out);
+    INTERLOCK_RETURN_IF_ERROR(MaskLine(lines.substr(0, end + 1), out));
     lines.remove_prefix(end + 1);
   }
   if (rest.size() > kMaxTextLineBytes) return absl::InvalidArgumentError(kTooLong);
@@ -404,12 +409,35 @@ absl::Status BodyMasker::FeedText(absl::string_view text, std::string* out) {
 }
 
 // The line keeps its terminator ("\n" or "\r\n"): MaskText changes matched spans only.
-void BodyMasker::MaskLine(absl::string_view line, std::string* out) {
+absl::Status BodyMasker::MaskLine(absl::string_view line, std::string* out) {
+  if (kind_ == BodyKind::kJsonLines) return MaskJsonLine(line, out);
   if (masker_.MaskText(line, &masked_, &counts_)) {
     out->append(masked_);
   } else {
     out->append(line.data(), line.size());
   }
+  return absl::OkStatus();
+}
+
+// One JSON document; the line's end ("\n", "\r\n", or none) and a json-seq record
+// separator (RFC 7464: 0x1E before each record) stay as they are, as does a blank line.
+absl::Status BodyMasker::MaskJsonLine(absl::string_view line, std::string* out) {
+  size_t begin = !line.empty() && line[0] == '\x1e' ? 1 : 0;
+  size_t end = line.size();
+  if (end > begin && line[end - 1] == '\n') --end;
+  if (end > begin && line[end - 1] == '\r') --end;
+  out->append(line.data(), begin);
+  const absl::string_view doc = line.substr(begin, end - begin);
+  if (doc.find_first_not_of(" \t") == absl::string_view::npos) {
+    out->append(doc.data(), doc.size());
+  } else {
+    JsonMasker json(masker_);
+    INTERLOCK_RETURN_IF_ERROR(json.Feed(doc, out));
+    INTERLOCK_RETURN_IF_ERROR(json.Finish(out));
+    counts_.Merge(json.counts());
+  }
+  out->append(line.data() + end, line.size() - end);
+  return absl::OkStatus();
 }
 
 absl::Status BodyMasker::FeedCoded(absl::string_view chunk, std::string* out) {

@@ -64,6 +64,7 @@ enum class BodyKind {
   kText,        // text: detectors over each line
   kTextOrJson,  // labelled plain text, or not labelled: JSON if it is one JSON document
   kOctetStream, // application/octet-stream: kTextOrJson if its first bytes are text, else passed
+  kJsonLines,   // one JSON document per line (NDJSON, JSON Lines, json-seq): each masked as JSON
   kBinary,      // not masked
 };
 
@@ -74,11 +75,13 @@ enum class BodyKind {
 //   kTextOrJson: text/plain, and — fail closed, so the detectors still run — an empty or
 //     absent Content-Type or one that is not a type/subtype: an upstream that mislabels
 //     (or does not label) a JSON document must not take it out of the field rules.
+//   kJsonLines: application/ x-ndjson, ndjson, jsonl, x-jsonlines, json-seq — one JSON
+//     document per line, each masked as JSON (field rules too); a line that is not JSON
+//     fails the body (closed). Blank lines and json-seq's record separator stay.
 //   kText: text/* (other than text/json and text/plain), multipart/*, any */*+xml, and
 //     application/ xml, javascript, x-javascript, ecmascript, x-www-form-urlencoded,
-//     graphql, yaml, x-yaml, csv, sql, and the one-document-per-line types x-ndjson,
-//     ndjson, jsonl, x-jsonlines, json-seq (several documents: text, masked line by line).
-//     (A list, not "any subtype naming xml": Office documents are zips.)
+//     graphql, yaml, x-yaml, csv, sql. (A list, not "any subtype naming xml": Office
+//     documents are zips.)
 //   kOctetStream: application/octet-stream, "arbitrary bytes" — what export endpoints send
 //     files as (a CSV of customers), so it is looked at rather than trusted.
 //   kBinary: everything else (image/*, audio/*, video/*, font/*, application/pdf,
@@ -173,7 +176,8 @@ class BodyMasker {
   absl::Status HeldToText(std::string* out);
   // kOctetStream: tells the held first bytes apart (text or binary) and goes on with them.
   absl::Status DecideOctetStream(std::string* out);
-  void MaskLine(absl::string_view line, std::string* out);
+  absl::Status MaskLine(absl::string_view line, std::string* out);
+  absl::Status MaskJsonLine(absl::string_view line, std::string* out);
   // Inflates the Inflater's pending input, masks it and deflates it into *out.
   absl::Status Inflate(std::string* out);
   // Deflates plain_ into *out (and clears plain_).

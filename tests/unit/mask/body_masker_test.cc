@@ -135,8 +135,9 @@ TEST(ClassifyContentType, Table) {
       {"application/vnd.api+json", BodyKind::kJson},
       {"application/VND.GITHUB.V3+JSON", BodyKind::kJson},
       {"application/x-json", BodyKind::kJson},
-      {"application/x-ndjson", BodyKind::kText},
-      {"application/jsonl", BodyKind::kText},
+      {"application/x-ndjson", BodyKind::kJsonLines},
+      {"application/jsonl", BodyKind::kJsonLines},
+      {"application/json-seq", BodyKind::kJsonLines},
       {"text/plain", BodyKind::kTextOrJson},
       {"Text/Plain; charset=utf-8", BodyKind::kTextOrJson},
       {"text/html; charset=iso-8859-1", BodyKind::kText},
@@ -455,6 +456,29 @@ TEST(BodyMasker, OctetStreamThatIsBinaryPassesByteForByte) {
   const Result gz = MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kGzip, Whole(Compress(png, kGzipBits)));
   ASSERT_TRUE(gz.status.ok()) << gz.status;
   EXPECT_EQ(Decompress(gz.out, kGzipBits), png);
+}
+
+// NDJSON / JSON Lines / json-seq: every line is its own JSON document, masked as JSON (field
+// rules included), the line ends and record separators kept.
+TEST(BodyMasker, JsonLinesAreMaskedAsJsonOneLineAtATime) {
+  auto m = Make();
+  const std::string lines =
+      "{\"user_ssn\": \"x\", \"n\": 4111111111111111}\r\n\n  \n{\"a\": [1, {\"user_ssn\": 2}]}\n\x1e{\"mail\": \"ann@example.com\"}";
+  const std::string want =
+      "{\"user_ssn\": \"[REDACTED]\", \"n\": \"[REDACTED]\"}\r\n\n  \n{\"a\": [1, {\"user_ssn\": \"[REDACTED]\"}]}\n"
+      "\x1e{\"mail\": \"[REDACTED]\"}";
+  const Result whole = MaskBody(*m, BodyKind::kJsonLines, ContentCoding::kIdentity, Whole(lines));
+  ASSERT_TRUE(whole.status.ok()) << whole.status;
+  EXPECT_EQ(whole.out, want);
+  EXPECT_EQ(whole.masked, 4u);
+  for (size_t at = 0; at <= lines.size(); ++at) {
+    EXPECT_EQ(MaskBody(*m, BodyKind::kJsonLines, ContentCoding::kIdentity, CutAt(lines, at)).out, want) << at;
+  }
+  EXPECT_EQ(MaskBody(*m, BodyKind::kJsonLines, ContentCoding::kIdentity, Bytes(lines)).out, want);
+  // A line that is not JSON cannot be masked as one: the body fails, closed.
+  const Result bad = MaskBody(*m, BodyKind::kJsonLines, ContentCoding::kIdentity, Whole("{\"a\": 1}\nuser_ssn=1\n"));
+  EXPECT_EQ(bad.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.out, "{\"a\": 1}\n");
 }
 
 TEST(BodyMasker, OverlongTextLineIsRefused) {

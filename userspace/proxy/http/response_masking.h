@@ -56,8 +56,8 @@ struct ResponseMaskPlan {
 };
 
 // HttpExchange.body_masking of a body masked by a BodyMasker of `kind` and `coding` that
-// masked it as `masked_as` (BodyMasker::masked_as): "json", "text", "json-sniffed" (a
-// text/plain, unlabelled or octet-stream body that was one JSON document), each with
+// masked it as `masked_as` (BodyMasker::masked_as): "json", "text", "json-lines", "json-sniffed"
+// (a text/plain, unlabelled or octet-stream body that was one JSON document), each with
 // "+gzip"/"+deflate"; "unmasked:binary" (an octet-stream body found binary, passed).
 std::string MaskedBodyLabel(mask::BodyKind kind, mask::BodyKind masked_as, mask::ContentCoding coding);
 

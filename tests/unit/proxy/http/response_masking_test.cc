@@ -86,6 +86,7 @@ TEST(MaskedBodyLabelTest, ABodyToldApartByItsBytesIsNamedByWhatItWasMaskedAs) {
   EXPECT_EQ(MaskedBodyLabel(BodyKind::kTextOrJson, BodyKind::kText, ContentCoding::kDeflate), "text+deflate");
   EXPECT_EQ(MaskedBodyLabel(BodyKind::kOctetStream, BodyKind::kJson, ContentCoding::kGzip), "json-sniffed+gzip");
   EXPECT_EQ(MaskedBodyLabel(BodyKind::kOctetStream, BodyKind::kBinary, ContentCoding::kGzip), "unmasked:binary");
+  EXPECT_EQ(MaskedBodyLabel(BodyKind::kJsonLines, BodyKind::kJsonLines, ContentCoding::kIdentity), "json-lines");
 }
 
 // Field rules reach into JSON only: a body declared as another text format (what an agent
@@ -95,15 +96,15 @@ TEST(PlanResponseMaskingTest, TextFieldRulesCannotReachIsRefusedUnlessPassed) {
   auto plan = [](const char* type, bool refuse_text) {
     return PlanResponseMasking({{"Content-Type", type}}, true, false, refuse_text);
   };
-  for (const char* type : {"text/csv", "text/html; charset=utf-8", "application/xml", "application/x-ndjson",
-                           "application/yaml", "multipart/mixed; boundary=x"}) {
+  for (const char* type : {"text/csv", "text/html; charset=utf-8", "application/xml", "application/yaml",
+                           "multipart/mixed; boundary=x"}) {
     ResponseMaskPlan p = plan(type, true);
     EXPECT_EQ(p.mode, Mode::kRefuse) << type;
     EXPECT_EQ(p.label, "failed") << type;
     EXPECT_THAT(p.reason, ::testing::HasSubstr("field rules")) << type;
     EXPECT_EQ(plan(type, false).mode, Mode::kMask) << type;
   }
-  for (const char* type : {"application/json", "text/plain", "", "application/octet-stream"}) {
+  for (const char* type : {"application/json", "application/x-ndjson", "text/plain", "", "application/octet-stream"}) {
     EXPECT_EQ(plan(type, true).mode, Mode::kMask) << type;
   }
 }
