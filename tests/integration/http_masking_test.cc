@@ -80,6 +80,9 @@ class H(BaseHTTPRequestHandler):
             self.send(200, b"PK\x03\x04\x00\x00 4111111111111111", "application/octet-stream")
         elif path == "/customers.ndjson":
             self.send(200, "".join(json.dumps(c) + "\n" for c in CUSTOMERS).encode(), "application/x-ndjson")
+        elif path == "/customers/events":
+            body = "".join("event: message\r\ndata: %s\r\n\r\n" % json.dumps({"jsonrpc": "2.0", "result": c}) for c in CUSTOMERS)
+            self.send(200, body.encode(), "text/event-stream")
         elif path == "/customers.csv":
             rows = "".join("%d,%s,%s,%s\r\n" % (c["id"], c["name"], c["ssn"], c["contact"]["email"]) for c in CUSTOMERS)
             self.send(200, ("id,name,ssn,email\r\n" + rows).encode(), "text/csv")
@@ -375,6 +378,24 @@ TEST_F(HttpMaskingTest, NdjsonIsMaskedLineByLineAsJson) {
   auto events = EventsFor(*h, "/customers.ndjson");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].http().body_masking(), "json-lines");
+  EXPECT_EQ(events[0].http().masking().column_counts().at("ssn"), 3u);
+}
+
+// Server-sent events, as an MCP server over streamable HTTP answers: each event's JSON data
+// is masked as JSON, field rules included.
+TEST_F(HttpMaskingTest, EventStreamJsonDataIsMaskedAsJson) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string py = absl::StrCat(
+      kCheckCustomers, "import requests\n", "r = requests.get('", Url("/customers/events"), "')\n",
+      "docs = [json.loads(l[6:])['result'] for l in r.text.splitlines() if l.startswith('data: ')]\n",
+      "print(r.status_code, r.headers['content-type'], check(docs))\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("200 text/event-stream masked-ok")) << r.out;
+  auto events = EventsFor(*h, "/customers/events");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].http().body_masking(), "event-stream");
   EXPECT_EQ(events[0].http().masking().column_counts().at("ssn"), 3u);
 }
 

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
 
 namespace interlock::mask {
@@ -115,6 +118,7 @@ BodyKind ClassifyContentType(absl::string_view content_type) {
   if (absl::EqualsIgnoreCase(type, "application") && absl::EqualsIgnoreCase(sub, "octet-stream")) {
     return BodyKind::kOctetStream;
   }
+  if (absl::EqualsIgnoreCase(type, "text") && absl::EqualsIgnoreCase(sub, "event-stream")) return BodyKind::kEventStream;
   if (OneOf(type, {"text", "multipart"})) return BodyKind::kText;
   if (absl::EndsWithIgnoreCase(sub, "+xml")) return BodyKind::kText;
   if (absl::EqualsIgnoreCase(type, "application") &&
@@ -141,6 +145,8 @@ absl::string_view BodyKindName(BodyKind kind) {
       return "octet-stream";
     case BodyKind::kJsonLines:
       return "json-lines";
+    case BodyKind::kEventStream:
+      return "event-stream";
     case BodyKind::kBinary:
       return "binary";
   }
@@ -187,7 +193,8 @@ BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding
     : masker_(masker),
       kind_(kind),
       coding_(coding),
-      text_passthrough_(kind != BodyKind::kJson && kind != BodyKind::kJsonLines && !masker.has_detectors()) {
+      text_passthrough_((kind == BodyKind::kText || kind == BodyKind::kTextOrJson || kind == BodyKind::kOctetStream) &&
+                        !masker.has_detectors()) {
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
   if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
   if (kind_ == BodyKind::kOctetStream) sniff_ = Sniff::kOctetHead;
@@ -201,6 +208,7 @@ const MaskCounts& BodyMasker::counts() const { return json_ && sniff_ != Sniff::
 BodyKind BodyMasker::masked_as() const {
   if (sniff_ == Sniff::kBinary) return BodyKind::kBinary;
   if (kind_ == BodyKind::kJsonLines) return BodyKind::kJsonLines;
+  if (kind_ == BodyKind::kEventStream) return BodyKind::kEventStream;
   return kind_ == BodyKind::kJson || sniff_ == Sniff::kJson ? BodyKind::kJson : BodyKind::kText;
 }
 
@@ -351,6 +359,7 @@ absl::Status BodyMasker::FinishPlain(std::string* out) {
     INTERLOCK_RETURN_IF_ERROR(MaskLine(line_, out));
     line_.clear();
   }
+  if (kind_ == BodyKind::kEventStream) EndEvent(out);  // the last event, without its blank line
   return absl::OkStatus();
 }
 
@@ -411,12 +420,92 @@ absl::Status BodyMasker::FeedText(absl::string_view text, std::string* out) {
 // The line keeps its terminator ("\n" or "\r\n"): MaskText changes matched spans only.
 absl::Status BodyMasker::MaskLine(absl::string_view line, std::string* out) {
   if (kind_ == BodyKind::kJsonLines) return MaskJsonLine(line, out);
+  if (kind_ == BodyKind::kEventStream) return MaskEventLine(line, out);
   if (masker_.MaskText(line, &masked_, &counts_)) {
     out->append(masked_);
   } else {
     out->append(line.data(), line.size());
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// A line without its end ("\n", "\r\n", or none).
+absl::string_view LineContent(absl::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// An SSE data line's value: after "data:" and one optional space (the field's prefix
+// length in *prefix); nullopt for any other line.
+std::optional<absl::string_view> DataValue(absl::string_view content, size_t* prefix) {
+  if (!absl::StartsWith(content, "data:")) return std::nullopt;
+  *prefix = content.size() > 5 && content[5] == ' ' ? 6 : 5;
+  return content.substr(*prefix);
+}
+
+}  // namespace
+
+absl::Status BodyMasker::MaskEventLine(absl::string_view line, std::string* out) {
+  if (LineContent(line).empty()) {  // the event ends
+    EndEvent(out);
+    out->append(line.data(), line.size());
+    return absl::OkStatus();
+  }
+  if (event_bytes_ + line.size() > kMaxTextLineBytes) {
+    return absl::InvalidArgumentError("body: a server-sent event longer than 1048576 bytes cannot be masked");
+  }
+  event_bytes_ += line.size();
+  event_lines_.emplace_back(line);
+  return absl::OkStatus();
+}
+
+void BodyMasker::EndEvent(std::string* out) {
+  // The data, joined as the spec joins it (RFC: one LF between data lines).
+  std::string data;
+  size_t data_lines = 0;
+  for (const std::string& l : event_lines_) {
+    size_t prefix = 0;
+    if (std::optional<absl::string_view> v = DataValue(LineContent(l), &prefix)) {
+      if (data_lines++ > 0) data.push_back('\n');
+      data.append(v->data(), v->size());
+    }
+  }
+  // JSON data: masked as JSON. The masker keeps every byte it does not replace, and a
+  // replacement is a JSON string (no raw newline), so the masked text splits back into
+  // as many lines as there were data lines.
+  std::vector<std::string> masked_data;
+  const size_t first = data.find_first_not_of(" \t\n");
+  if (first != std::string::npos && (data[first] == '{' || data[first] == '[')) {
+    JsonMasker json(masker_);
+    std::string masked;
+    if (json.Feed(data, &masked).ok() && json.Finish(&masked).ok()) {
+      masked_data = absl::StrSplit(masked, '\n');
+      if (masked_data.size() == data_lines) {
+        counts_.Merge(json.counts());
+      } else {
+        masked_data.clear();  // cannot happen (see above); then as text
+      }
+    }
+  }
+  size_t k = 0;
+  for (const std::string& l : event_lines_) {
+    size_t prefix = 0;
+    const absl::string_view content = LineContent(l);
+    if (!masked_data.empty() && DataValue(content, &prefix).has_value()) {
+      out->append(l.data(), prefix);
+      out->append(masked_data[k++]);
+      out->append(l.data() + content.size(), l.size() - content.size());
+    } else if (masker_.MaskText(l, &masked_, &counts_)) {
+      out->append(masked_);
+    } else {
+      out->append(l);
+    }
+  }
+  event_lines_.clear();
+  event_bytes_ = 0;
 }
 
 // One JSON document; the line's end ("\n", "\r\n", or none) and a json-seq record

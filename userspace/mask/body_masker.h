@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -65,6 +66,7 @@ enum class BodyKind {
   kTextOrJson,  // labelled plain text, or not labelled: JSON if it is one JSON document
   kOctetStream, // application/octet-stream: kTextOrJson if its first bytes are text, else passed
   kJsonLines,   // one JSON document per line (NDJSON, JSON Lines, json-seq): each masked as JSON
+  kEventStream, // server-sent events: an event's JSON data masked as JSON, the rest as text
   kBinary,      // not masked
 };
 
@@ -78,6 +80,11 @@ enum class BodyKind {
 //   kJsonLines: application/ x-ndjson, ndjson, jsonl, x-jsonlines, json-seq — one JSON
 //     document per line, each masked as JSON (field rules too); a line that is not JSON
 //     fails the body (closed). Blank lines and json-seq's record separator stay.
+//   kEventStream: text/event-stream (MCP's streamable HTTP, LLM streams). Lines are held
+//     until their event ends (a blank line, or the body's end; at most kMaxTextLineBytes an
+//     event); an event whose data lines, joined as the SSE spec joins them, are one JSON
+//     document is masked as JSON (field rules too) with every line kept where it was;
+//     other data lines, and every other field and comment, pass the detectors.
 //   kText: text/* (other than text/json and text/plain), multipart/*, any */*+xml, and
 //     application/ xml, javascript, x-javascript, ecmascript, x-www-form-urlencoded,
 //     graphql, yaml, x-yaml, csv, sql. (A list, not "any subtype naming xml": Office
@@ -178,6 +185,9 @@ class BodyMasker {
   absl::Status DecideOctetStream(std::string* out);
   absl::Status MaskLine(absl::string_view line, std::string* out);
   absl::Status MaskJsonLine(absl::string_view line, std::string* out);
+  // kEventStream: holds a line of the current event; masks and emits the event at its end.
+  absl::Status MaskEventLine(absl::string_view line, std::string* out);
+  void EndEvent(std::string* out);
   // Inflates the Inflater's pending input, masks it and deflates it into *out.
   absl::Status Inflate(std::string* out);
   // Deflates plain_ into *out (and clears plain_).
@@ -199,6 +209,8 @@ class BodyMasker {
   std::string trial_out_;
   std::string line_;                // kText: the line not yet ended
   std::string masked_;              // kText: MaskText's output
+  std::vector<std::string> event_lines_;  // kEventStream: the current event's lines
+  size_t event_bytes_ = 0;
   // Coded bodies only.
   std::unique_ptr<Inflater> inflater_;
   std::unique_ptr<Deflater> deflater_;

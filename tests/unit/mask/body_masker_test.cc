@@ -142,7 +142,7 @@ TEST(ClassifyContentType, Table) {
       {"Text/Plain; charset=utf-8", BodyKind::kTextOrJson},
       {"text/html; charset=iso-8859-1", BodyKind::kText},
       {"TEXT/CSV", BodyKind::kText},
-      {"text/event-stream", BodyKind::kText},
+      {"text/event-stream", BodyKind::kEventStream},
       {"application/xml", BodyKind::kText},
       {"application/atom+xml", BodyKind::kText},
       {"image/svg+xml", BodyKind::kText},
@@ -479,6 +479,39 @@ TEST(BodyMasker, JsonLinesAreMaskedAsJsonOneLineAtATime) {
   const Result bad = MaskBody(*m, BodyKind::kJsonLines, ContentCoding::kIdentity, Whole("{\"a\": 1}\nuser_ssn=1\n"));
   EXPECT_EQ(bad.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.out, "{\"a\": 1}\n");
+}
+
+// Server-sent events (MCP's streamable HTTP, LLM streams): an event's data that is JSON —
+// on one data line or spread over several — is masked as JSON, field rules included, each
+// line kept where it was; other data and fields by the detectors.
+TEST(BodyMasker, EventStreamDataIsMaskedAsJson) {
+  auto m = Make();
+  const std::string sse =
+      "event: message\r\nid: 7\r\ndata: {\"jsonrpc\": \"2.0\", \"result\": {\"user_ssn\": \"x\"}}\r\n\r\n"
+      ": keep-alive ann@example.com\n\n"
+      "data: {\"a\": 1,\ndata:  \"user_ssn\": 2}\n\n"
+      "data: plain 4111 1111 1111 1111\ndata: more\n\n"
+      "data: {\"mail\": \"ann@example.com\"}";
+  const std::string want =
+      "event: message\r\nid: 7\r\ndata: {\"jsonrpc\": \"2.0\", \"result\": {\"user_ssn\": \"[REDACTED]\"}}\r\n\r\n"
+      ": keep-alive [REDACTED]\n\n"
+      "data: {\"a\": 1,\ndata:  \"user_ssn\": \"[REDACTED]\"}\n\n"
+      "data: plain [REDACTED]\ndata: more\n\n"
+      "data: {\"mail\": \"[REDACTED]\"}";
+  const Result whole = MaskBody(*m, BodyKind::kEventStream, ContentCoding::kIdentity, Whole(sse));
+  ASSERT_TRUE(whole.status.ok()) << whole.status;
+  EXPECT_EQ(whole.out, want);
+  EXPECT_EQ(whole.masked, 5u);
+  for (size_t at = 0; at <= sse.size(); ++at) {
+    EXPECT_EQ(MaskBody(*m, BodyKind::kEventStream, ContentCoding::kIdentity, CutAt(sse, at)).out, want) << at;
+  }
+  // An event is released when it ends (its blank line), not held for the stream.
+  auto bm = *BodyMasker::Create(*m, BodyKind::kEventStream, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(bm->Feed("data: {\"user_ssn\": 1}\n", &out).ok());
+  EXPECT_EQ(out, "");
+  ASSERT_TRUE(bm->Feed("\n", &out).ok());
+  EXPECT_EQ(out, "data: {\"user_ssn\": \"[REDACTED]\"}\n\n");
 }
 
 TEST(BodyMasker, OverlongTextLineIsRefused) {

@@ -119,14 +119,18 @@ ResponseMaskPlan PlanResponseMasking(absl::Span<const chttp::HeaderField> fields
   // What a body told apart by its bytes becomes is known at its end (MaskedBodyLabel).
   plan.label = MaskedBodyLabel(
       plan.kind,
-      plan.kind == mask::BodyKind::kJson || plan.kind == mask::BodyKind::kJsonLines ? plan.kind : mask::BodyKind::kText,
+      plan.kind == mask::BodyKind::kJson || plan.kind == mask::BodyKind::kJsonLines ||
+              plan.kind == mask::BodyKind::kEventStream
+          ? plan.kind
+          : mask::BodyKind::kText,
       plan.coding);
   return plan;
 }
 
 std::string MaskedBodyLabel(mask::BodyKind kind, mask::BodyKind masked_as, mask::ContentCoding coding) {
   if (masked_as == mask::BodyKind::kBinary) return "unmasked:binary";
-  std::string label = masked_as == mask::BodyKind::kJsonLines ? "json-lines"
+  std::string label = masked_as == mask::BodyKind::kJsonLines     ? "json-lines"
+                      : masked_as == mask::BodyKind::kEventStream ? "event-stream"
                       : masked_as != mask::BodyKind::kJson    ? "text"
                       : kind == mask::BodyKind::kJson         ? "json"
                                                               : "json-sniffed";
