@@ -511,10 +511,8 @@ void BodyMasker::EndEvent(std::string* out) {
 // One JSON document; the line's end ("\n", "\r\n", or none) and a json-seq record
 // separator (RFC 7464: 0x1E before each record) stay as they are, as does a blank line.
 absl::Status BodyMasker::MaskJsonLine(absl::string_view line, std::string* out) {
-  size_t begin = !line.empty() && line[0] == '\x1e' ? 1 : 0;
-  size_t end = line.size();
-  if (end > begin && line[end - 1] == '\n') --end;
-  if (end > begin && line[end - 1] == '\r') --end;
+  const size_t begin = !line.empty() && line[0] == '\x1e' ? 1 : 0;
+  const size_t end = std::max(begin, LineContent(line).size());
   out->append(line.data(), begin);
   const absl::string_view doc = line.substr(begin, end - begin);
   if (doc.find_first_not_of(" \t") == absl::string_view::npos) {
