@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -159,11 +160,13 @@ bool HttpSession::RelayResponse() {
     }
     std::vector<chttp::HeaderField> fields = chttp::RemoveHopByHop(resp.fields);
     absl::string_view reason = resp.reason;
-    std::deque<std::string> masked_values;  // what fields and reason view once masked
+    // What fields and reason view once masked; built only when a masker applies (a deque
+    // allocates as it is constructed, and most responses are not masked).
+    std::optional<std::deque<std::string>> masked_values;
     if (resp.framing.interim) {
       // 100 Continue was answered by interlockd itself; other 1xx (103) pass, masked too.
       if (resp.status != 100) {
-        if (ex.masker != nullptr) MaskResponseHead(&fields, &reason, &masked_values);
+        if (ex.masker != nullptr) MaskResponseHead(&fields, &reason, &masked_values.emplace());
         auto interim = chttp::SerializeResponseHead(chttp::Version::kHttp11, resp.status, reason, fields);
         if (interim.ok() && ex.version == chttp::Version::kHttp11) SendToAgent(*interim);
       }
@@ -174,7 +177,7 @@ bool HttpSession::RelayResponse() {
     ex.response_body = resp.framing.body;
     if (ex.masker != nullptr) {
       if (!PlanMasking(resp.fields, &fields)) return true;
-      MaskResponseHead(&fields, &reason, &masked_values);
+      MaskResponseHead(&fields, &reason, &masked_values.emplace());
     }
     ex.response_head_seen = true;
     ex.audit.set_status(resp.status);
