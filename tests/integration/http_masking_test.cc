@@ -276,7 +276,9 @@ TEST_F(HttpMaskingTest, TheResponseHeadIsMaskedInEverySpelling) {
   EXPECT_THAT(r.out, HasSubstr("X-Customer: [REDACTED]\r\n")) << r.out;
   EXPECT_THAT(r.out, HasSubstr("HTTP/1.1 201 Created for [REDACTED]\r\n")) << r.out;
   EXPECT_THAT(r.out, HasSubstr("{\"id\": 3}")) << r.out;
-  for (const char* secret : {"ada", "example.com", "4111111111111111", "4012888888881881"}) {
+  // Spelled out: a bare "ada" also turns up in the hex of a session key now and then.
+  constexpr const char* kSecrets[] = {"ada@", "ada%40", "example.com", "4111111111111111", "4012888888881881"};
+  for (const char* secret : kSecrets) {
     EXPECT_THAT(r.out, Not(HasSubstr(secret))) << r.out;
   }
   auto events = EventsFor(*h, "/customers/new");
@@ -291,7 +293,7 @@ TEST_F(HttpMaskingTest, TheResponseHeadIsMaskedInEverySpelling) {
   CommandResult replay = h->Cli({"replay", events[0].session_id()});
   ASSERT_EQ(replay.exit_code, 0) << replay.err;
   EXPECT_THAT(replay.out, HasSubstr("201 Created for [REDACTED]")) << replay.out;
-  for (const char* secret : {"ada", "4111111111111111", "4012888888881881"}) {
+  for (const char* secret : kSecrets) {
     EXPECT_THAT(replay.out, Not(HasSubstr(secret))) << replay.out;
   }
   for (const v1::AuditEvent& ev : h->AuditEvents()) EXPECT_THAT(ev.DebugString(), Not(HasSubstr("ada@")));
