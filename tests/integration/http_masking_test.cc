@@ -85,7 +85,8 @@ class H(BaseHTTPRequestHandler):
             self.send(200, body.encode(), "text/event-stream")
         elif path == "/customers.csv":
             rows = "".join("%d,%s,%s,%s\r\n" % (c["id"], c["name"], c["ssn"], c["contact"]["email"]) for c in CUSTOMERS)
-            self.send(200, ("id,name,ssn,email\r\n" + rows).encode(), "text/csv")
+            ctype = {"plain": "text/plain", "octet": "application/octet-stream", "none": None}.get(query[3:], "text/csv")
+            self.send(200, ("id,name,ssn,email\r\n" + rows).encode(), ctype)
         elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
         elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
         elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
@@ -345,9 +346,10 @@ TEST_F(HttpMaskingTest, JsonLabelledAsTextOrNotAtAllIsMaskedAsJson) {
 }
 
 // application/octet-stream is how an export endpoint sends a CSV: looked at, not trusted.
-// Text is masked; bytes that are not text pass as they are, audited unmasked.
+// Text is masked (where no field rules apply, or the resource passes text past them);
+// bytes that are not text pass as they are, audited unmasked.
 TEST_F(HttpMaskingTest, AnOctetStreamExportIsMaskedWhenItIsText) {
-  auto h = Daemon();
+  auto h = Daemon(false, "", "pass_text_past_field_rules: true");  // else text is refused (below)
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
   const std::string py = absl::StrCat("import requests\ns = requests.Session()\n",
                                       "e = s.get('", Url("/customers/export"), "').content\n",
@@ -427,8 +429,47 @@ TEST_F(HttpMaskingTest, TextTheFieldRulesCannotReachIsRefused) {
   EXPECT_EQ(EventsFor(*h, "/customers.csv").at(0).http().body_masking(), "text");
 }
 
+// The same CSV labelled text/plain, sent as application/octet-stream, or not labelled (a
+// spelling the agent can ask for, ?format=txt): told apart by its bytes, it is text, not
+// JSON, so where field rules apply it is refused as the declared CSV is — before any of it,
+// or of its head, reaches the agent, and the connection goes on. JSON under those labels
+// is still masked (JsonLabelledAsTextOrNotAtAllIsMaskedAsJson), binary still passes.
+TEST_F(HttpMaskingTest, TextThatTurnsOutNotToBeJsonIsRefusedWhereFieldRulesApply) {
+  {
+    auto h = Daemon();
+    ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+    for (const char* as : {"plain", "octet", "none"}) {
+      const std::string path = absl::StrCat("/customers.csv?as=", as);
+      CommandResult r = Curl(*h, {Url(path), Url("/customers")});
+      ASSERT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+      // The upstream's head is withheld too: the agent's first bytes are interlockd's 502.
+      EXPECT_TRUE(absl::StartsWith(r.out, "HTTP/1.1 502 Bad Gateway\r\n")) << as << r.out;
+      EXPECT_THAT(r.out, HasSubstr(R"("title":"Response cannot be masked")")) << r.out;
+      EXPECT_THAT(r.out, HasSubstr("mask_unavailable")) << r.out;
+      EXPECT_THAT(r.out, HasSubstr("field rules")) << r.out;
+      EXPECT_THAT(r.out, Not(HasSubstr("123-45-6789"))) << r.out;
+      EXPECT_EQ(StatusOf(r), "200") << "the next request on the connection is answered: " << r.out;
+    }
+    auto events = EventsFor(*h, "/customers.csv");
+    ASSERT_EQ(events.size(), 3u);
+    for (const v1::AuditEvent& e : events) {
+      EXPECT_EQ(e.http().status(), 502u);
+      EXPECT_EQ(e.http().body_masking(), "failed");
+      EXPECT_EQ(e.http().answered_by(), "interlockd");
+    }
+    for (const v1::AuditEvent& ev : h->AuditEvents()) EXPECT_THAT(ev.DebugString(), Not(HasSubstr("123-45-6789")));
+  }
+  auto h = Daemon(false, "", "pass_text_past_field_rules: true");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult r = Curl(*h, {Url("/customers.csv?as=plain")});
+  EXPECT_EQ(StatusOf(r), "200") << r.out;
+  EXPECT_THAT(r.out, HasSubstr("1,Ada Lovelace,123-45-6789,[REDACTED]\r\n")) << r.out;
+  EXPECT_EQ(EventsFor(*h, "/customers.csv").at(0).http().body_masking(), "text");
+}
+
+// Text passed past the field rules (pass_text_past_field_rules) is masked by the detectors.
 TEST_F(HttpMaskingTest, TextIsMaskedByDetectorsAndBinaryPassesAudited) {
-  auto h = Daemon();
+  auto h = Daemon(false, "", "pass_text_past_field_rules: true");
   ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
   CommandResult t = Curl(*h, {Url("/notes.txt")});
   EXPECT_EQ(StatusOf(t), "200") << t.out;

@@ -38,7 +38,7 @@ fi
 read -ra paths <<<"${HTTP_BENCH_PATHS:-direct interlockd interlockd-mask nginx-proxy haproxy}"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: SECONDS must be a positive integer" >&2; exit 2; }
 for p in "${paths[@]}"; do
-  case "$p" in direct | interlockd | interlockd-mask | nginx-proxy | haproxy) ;; *) echo "bench: bad path '$p'" >&2; exit 2 ;; esac
+  case "$p" in direct | interlockd | interlockd-sockmap | interlockd-mask | nginx-proxy | haproxy) ;; *) echo "bench: bad path '$p'" >&2; exit 2 ;; esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 for b in wrk haproxy /usr/sbin/nginx; do command -v "$b" >/dev/null || { echo "bench: $b not installed (tools/setup.sh)" >&2; exit 1; }; done
@@ -179,9 +179,10 @@ HA
       wait_http "http://$proxy_addr:$port/v1/customers"
       for c in "${conns[@]}"; do run_wrk haproxy "$c" "http://$proxy_addr:$port/v1/customers" "$proxy_pid"; done
       stop_pid "$proxy_pid" TERM; proxy_pid="" ;;
-    interlockd | interlockd-mask)
+    interlockd | interlockd-sockmap | interlockd-mask)
       umask 077; echo "bench-token" >"$work/token"; umask 022
-      if [ "$path" = interlockd ]; then
+      relay_mode=RELAY_MODE_PLAIN; [ "$path" = interlockd-sockmap ] && relay_mode=RELAY_MODE_SOCKMAP
+      if [ "$path" != interlockd-mask ]; then
         cat >"$work/policy.yaml" <<'YAML'
 resources:
   - {resource: api, default_action: ACTION_DENY}
@@ -207,6 +208,7 @@ pin_path: /sys/fs/bpf/interlock-$suffix
 cgroup_root: interlock-$suffix
 policy_file: $work/policy.yaml
 max_sessions: 10000
+relay_mode: $relay_mode
 resources:
   - name: api
     address: $origin

@@ -178,7 +178,7 @@ absl::string_view ContentCodingName(ContentCoding c) {
 }
 
 absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& masker, BodyKind kind,
-                                                               ContentCoding coding) {
+                                                               ContentCoding coding, bool refuse_text) {
   if (kind == BodyKind::kBinary) {
     return absl::InvalidArgumentError(
         absl::StrCat("body: a ", BodyKindName(kind), " body is not masked"));
@@ -186,15 +186,16 @@ absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& mas
   if (coding == ContentCoding::kUnsupported) {
     return absl::InvalidArgumentError("body: unsupported content coding");
   }
-  return std::unique_ptr<BodyMasker>(new BodyMasker(masker, kind, coding));
+  return std::unique_ptr<BodyMasker>(new BodyMasker(masker, kind, coding, refuse_text));
 }
 
-BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding)
+BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding, bool refuse_text)
     : masker_(masker),
       kind_(kind),
       coding_(coding),
       text_passthrough_((kind == BodyKind::kText || kind == BodyKind::kTextOrJson || kind == BodyKind::kOctetStream) &&
-                        !masker.has_detectors()) {
+                        !masker.has_detectors()),
+      refuse_text_(refuse_text) {
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
   if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
   if (kind_ == BodyKind::kOctetStream) sniff_ = Sniff::kOctetHead;
@@ -210,6 +211,10 @@ BodyKind BodyMasker::masked_as() const {
   if (kind_ == BodyKind::kJsonLines) return BodyKind::kJsonLines;
   if (kind_ == BodyKind::kEventStream) return BodyKind::kEventStream;
   return kind_ == BodyKind::kJson || sniff_ == Sniff::kJson ? BodyKind::kJson : BodyKind::kText;
+}
+
+bool BodyMasker::decided() const {
+  return finished_ || (sniff_ != Sniff::kOctetHead && sniff_ != Sniff::kLeadingSpace && sniff_ != Sniff::kTrial);
 }
 
 size_t BodyMasker::buffer_capacity() const {
@@ -276,19 +281,15 @@ absl::Status BodyMasker::FeedSniffing(absl::string_view plain, std::string* out)
       return absl::OkStatus();
     }
     if (first == absl::string_view::npos || (plain[first] != '{' && plain[first] != '[')) {
-      INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
-      return FeedText(plain, out);
+      return BecomeText(plain, out);
     }
     // It starts like JSON: try it, the held whitespace first.
     sniff_ = Sniff::kTrial;
     json_.emplace(masker_);
-    if (!trial_in_.empty() && !json_->Feed(trial_in_, &trial_out_).ok()) {
-      INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
-      return FeedText(plain, out);
-    }
+    if (!trial_in_.empty() && !json_->Feed(trial_in_, &trial_out_).ok()) return BecomeText(plain, out);
   }
   trial_in_.append(plain.data(), plain.size());
-  if (!json_->Feed(plain, &trial_out_).ok()) return HeldToText(out);  // not JSON: text
+  if (!json_->Feed(plain, &trial_out_).ok()) return BecomeText({}, out);  // not JSON: text
   if (trial_in_.size() > kJsonSniffBytes) {
     // JSON this far: it is JSON from here on.
     sniff_ = Sniff::kJson;
@@ -327,19 +328,27 @@ absl::Status BodyMasker::DecideOctetStream(std::string* out) {
   return FeedSniffing(held, out);
 }
 
-absl::Status BodyMasker::HeldToText(std::string* out) {
+absl::Status BodyMasker::BecomeText(absl::string_view rest, std::string* out) {
+  constexpr absl::string_view kSpace = " \t\r\n";
+  if (refuse_text_ && (absl::string_view(trial_in_).find_first_not_of(kSpace) != absl::string_view::npos ||
+                       rest.find_first_not_of(kSpace) != absl::string_view::npos)) {
+    refused_text_ = true;
+    return absl::FailedPreconditionError(
+        "body: text that is not one JSON document, which the mask profile's field rules cannot reach");
+  }
   sniff_ = Sniff::kText;
   json_.reset();
   std::string().swap(trial_out_);
   std::string held;
   held.swap(trial_in_);
-  return FeedText(held, out);
+  INTERLOCK_RETURN_IF_ERROR(FeedText(held, out));
+  return rest.empty() ? absl::OkStatus() : FeedText(rest, out);
 }
 
 absl::Status BodyMasker::FinishPlain(std::string* out) {
   if (sniff_ == Sniff::kOctetHead) INTERLOCK_RETURN_IF_ERROR(DecideOctetStream(out));
   if (sniff_ == Sniff::kBinary) return absl::OkStatus();
-  if (sniff_ == Sniff::kLeadingSpace) INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
+  if (sniff_ == Sniff::kLeadingSpace) INTERLOCK_RETURN_IF_ERROR(BecomeText({}, out));
   if (sniff_ == Sniff::kTrial) {
     if (json_->Finish(&trial_out_).ok()) {  // one whole document: JSON
       sniff_ = Sniff::kJson;
@@ -348,7 +357,7 @@ absl::Status BodyMasker::FinishPlain(std::string* out) {
       std::string().swap(trial_out_);
       return absl::OkStatus();
     }
-    INTERLOCK_RETURN_IF_ERROR(HeldToText(out));
+    INTERLOCK_RETURN_IF_ERROR(BecomeText({}, out));
   }
   if (json_) {
     // An empty document (gzip of nothing) is an empty body, not an invalid one.

@@ -118,13 +118,19 @@ absl::string_view ContentCodingName(ContentCoding c);
 // held and looked at: with no NUL and no control byte but TAB, LF, VT, FF, CR and ESC they
 // are text (any 8-bit encoding: a Latin-1 export is text) and the body is masked as
 // kTextOrJson; otherwise the body is binary and passes byte for byte (re-coded as it came).
+//
+// `refuse_text` (the profile has field rules, which reach into JSON only, and the resource
+// does not pass text past them): a kTextOrJson or kOctetStream body that turns out to be
+// text — anything but whitespace that is not one JSON document — is refused instead of
+// masked by the detectors only: FAILED_PRECONDITION, refused_text() true, and nothing of
+// the body emitted (the decision comes before any output: see decided()).
 class BodyMasker {
  public:
   // `kind` must not be kBinary and `coding` must be supported: INVALID_ARGUMENT otherwise (the
   // caller forwards binary bodies itself and refuses unsupported codings). `masker` must
   // outlive the BodyMasker. Identity bodies create no zlib state.
   static absl::StatusOr<std::unique_ptr<BodyMasker>> Create(const Masker& masker, BodyKind kind,
-                                                            ContentCoding coding);
+                                                            ContentCoding coding, bool refuse_text = false);
   ~BodyMasker();
   BodyMasker(const BodyMasker&) = delete;
   BodyMasker& operator=(const BodyMasker&) = delete;
@@ -154,6 +160,13 @@ class BodyMasker {
   // or held as a JSON trial, is kText until it is JSON), or kBinary for a kOctetStream body
   // found binary (passed as it is).
   BodyKind masked_as() const;
+  // False while a kTextOrJson or kOctetStream body is still being told apart (its bytes
+  // held, nothing of them emitted but a coded stream's header); true once it is JSON, text
+  // or binary, after Finish, and for every other kind.
+  bool decided() const;
+  bool refuse_text() const { return refuse_text_; }
+  // The body was text under `refuse_text` (the error Feed or Finish returned).
+  bool refused_text() const { return refused_text_; }
 
   // Matches per detector and values per field rule (JSON only) so far.
   const MaskCounts& counts() const;
@@ -169,7 +182,7 @@ class BodyMasker {
   class Inflater;
   class Deflater;
 
-  BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding);
+  BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding, bool refuse_text);
 
   absl::Status FeedCoded(absl::string_view chunk, std::string* out);
   absl::Status FinishCoded(std::string* out);
@@ -179,8 +192,9 @@ class BodyMasker {
   absl::Status FeedText(absl::string_view text, std::string* out);
   // kTextOrJson while it is not yet told apart (sniff_ kLeadingSpace or kTrial).
   absl::Status FeedSniffing(absl::string_view plain, std::string* out);
-  // The held input of a failed trial (or leading whitespace) becomes text.
-  absl::Status HeldToText(std::string* out);
+  // The held input of a failed trial (or leading whitespace), then `rest`, become text —
+  // or, under refuse_text_ and unless all of it is whitespace, the body is refused.
+  absl::Status BecomeText(absl::string_view rest, std::string* out);
   // kOctetStream: tells the held first bytes apart (text or binary) and goes on with them.
   absl::Status DecideOctetStream(std::string* out);
   absl::Status MaskLine(absl::string_view line, std::string* out);
@@ -198,6 +212,8 @@ class BodyMasker {
   const ContentCoding coding_;
   // Text without detectors is copied as is (nothing could match).
   const bool text_passthrough_;
+  const bool refuse_text_;
+  bool refused_text_ = false;
   std::optional<JsonMasker> json_;  // kJson, and kTextOrJson tried or taken as JSON
   MaskCounts counts_;               // kText
   // kTextOrJson: kLeadingSpace (only whitespace so far, held in trial_in_), kTrial (tried

@@ -458,6 +458,65 @@ TEST(BodyMasker, OctetStreamThatIsBinaryPassesByteForByte) {
   EXPECT_EQ(Decompress(gz.out, kGzipBits), png);
 }
 
+// Where the profile's field rules cannot reach (refuse_text): a body labelled plain text,
+// not labelled, or sent as octet-stream that turns out to be text is refused, with nothing
+// of it emitted, however the network cut it; JSON, whitespace and binary are not.
+TEST(BodyMasker, RefuseTextRefusesABodyThatTurnsOutToBeText) {
+  auto m = Make();
+  auto run = [&](BodyKind kind, ContentCoding coding, const std::vector<absl::string_view>& chunks,
+                 std::string* out) -> std::unique_ptr<BodyMasker> {
+    auto bm = *BodyMasker::Create(*m, kind, coding, /*refuse_text=*/true);
+    absl::Status st;
+    for (absl::string_view c : chunks) {
+      if (!(st = bm->Feed(c, out)).ok()) break;
+    }
+    if (st.ok()) st = bm->Finish(out);
+    EXPECT_EQ(st.ok(), !bm->refused_text()) << st;
+    return bm;
+  };
+  const std::string csv = "id,user_ssn\n1,123-45-6789\n";
+  const std::string doc = "{\"user_ssn\": \"123-45-6789\"}";
+  for (BodyKind kind : {BodyKind::kTextOrJson, BodyKind::kOctetStream}) {
+    for (const std::string& text : {csv, std::string("  \n") + csv, doc + " trailing", doc + doc, std::string("x")}) {
+      for (size_t at = 0; at <= text.size(); ++at) {
+        std::string out;
+        auto bm = run(kind, ContentCoding::kIdentity, CutAt(text, at), &out);
+        EXPECT_TRUE(bm->refused_text()) << BodyKindName(kind) << " " << text << " " << at;
+        EXPECT_EQ(out, "") << at;
+      }
+    }
+    std::string out;
+    EXPECT_TRUE(run(kind, ContentCoding::kGzip, Whole(Compress(csv, kGzipBits)), &out)->refused_text());
+    EXPECT_EQ(out.find("123-45"), std::string::npos);
+    // JSON is masked (its field rules apply); whitespace and an empty body are nothing to refuse.
+    for (const std::string& fine : {doc, std::string("\n ") + doc + "\n", std::string(" \r\n"), std::string()}) {
+      out.clear();
+      auto bm = run(kind, ContentCoding::kIdentity, Bytes(fine), &out);
+      EXPECT_FALSE(bm->refused_text()) << fine;
+      EXPECT_TRUE(bm->decided());
+      EXPECT_EQ(out.find("123-45"), std::string::npos);
+    }
+  }
+  // Binary octet-stream is passed (unmasked:binary), not refused as text.
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR 123-45-6789", 33);
+  std::string out;
+  auto bin = run(BodyKind::kOctetStream, ContentCoding::kIdentity, Whole(png), &out);
+  EXPECT_FALSE(bin->refused_text());
+  EXPECT_EQ(out, png);
+  // Declared kinds are unaffected: kText was refused at the head, before a BodyMasker.
+  out.clear();
+  EXPECT_FALSE(run(BodyKind::kJson, ContentCoding::kIdentity, Whole(doc), &out)->refused_text());
+  // Undecided while the first bytes are held; decided once they are told apart.
+  auto bm = *BodyMasker::Create(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, true);
+  out.clear();
+  ASSERT_TRUE(bm->Feed("  {\"a\": ", &out).ok());
+  EXPECT_FALSE(bm->decided());
+  ASSERT_TRUE(bm->Feed("1}", &out).ok());
+  ASSERT_TRUE(bm->Finish(&out).ok());
+  EXPECT_TRUE(bm->decided());
+  EXPECT_EQ(out, "  {\"a\": 1}");
+}
+
 // NDJSON / JSON Lines / json-seq: every line is its own JSON document, masked as JSON (field
 // rules included), the line ends and record separators kept.
 TEST(BodyMasker, JsonLinesAreMaskedAsJsonOneLineAtATime) {

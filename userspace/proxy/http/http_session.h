@@ -160,6 +160,11 @@ class HttpSession final : public ProxySession {
     // once the response head said what the body is.
     std::shared_ptr<const mask::Masker> masker;
     std::unique_ptr<mask::BodyMasker> body_masker;
+    // Where text may be refused (BodyMasker refuse_text) the response head, then any masked
+    // output, wait here until the body is told apart: a refusal then reaches the agent as
+    // a whole 502, never as an upstream head cut short.
+    std::optional<std::string> held_head;
+    std::string held_output;
     // What masking replaced in the response heads (interim ones included).
     mask::MaskCounts head_counts;
   };
@@ -204,8 +209,11 @@ class HttpSession final : public ProxySession {
                         std::deque<std::string>* storage);
   // Body bytes (framing removed) of the response towards the agent: masked when a masker
   // applies, framed for the agent; `last` ends the body. False: masking failed and the
-  // session was ended.
+  // session was ended, or the body was refused (502) before any of it was sent.
   bool EmitResponseBody(absl::string_view data, bool last);
+  // The response cannot be masked and may not pass: audited, the upstream connection (its
+  // body unread) ended, the agent answered 502 mask_unavailable.
+  void RefuseUnmaskable(const std::string& reason);
   void StartForwarding();
   // Agent identity (http_session_identity.cc). Which token speaks for the agent on this
   // request, into subject_ and the audit identity; false when the request was refused

@@ -204,7 +204,11 @@ bool HttpSession::RelayResponse() {
       return true;
     }
     upstream_.in().Consume(resp.head_bytes);
-    SendToAgent(*out);
+    if (ex.body_masker != nullptr && ex.body_masker->refuse_text() && !ex.body_masker->decided()) {
+      ex.held_head = *std::move(out);
+    } else {
+      SendToAgent(*out);
+    }
     if (ex.response_body.kind == chttp::BodyKind::kLength) ex.response_left = ex.response_body.length;
     if (ex.response_body.kind == chttp::BodyKind::kChunked) ex.response_chunks.emplace();
     ex.response_done = ex.response_body.kind == chttp::BodyKind::kNone ||
@@ -230,12 +234,13 @@ bool HttpSession::PlanMasking(const std::vector<chttp::HeaderField>& fields, std
   Exchange& ex = *ex_;
   const bool has_body = ex.response_body.kind != chttp::BodyKind::kNone &&
                         !(ex.response_body.kind == chttp::BodyKind::kLength && ex.response_body.length == 0);
-  ResponseMaskPlan plan = PlanResponseMasking(fields, has_body, http_.refuse_unmaskable_bodies,
-                                              ex.masker->has_column_rules() && !http_.pass_text_past_field_rules);
+  // Field rules reach into JSON only: text they cannot reach is refused unless passed.
+  const bool refuse_text = ex.masker->has_column_rules() && !http_.pass_text_past_field_rules;
+  ResponseMaskPlan plan = PlanResponseMasking(fields, has_body, http_.refuse_unmaskable_bodies, refuse_text);
   ex.audit.set_body_masking(plan.label);
   ex.audit.mutable_masking()->set_profile(ex.masker->name());
   if (plan.mode == ResponseMaskPlan::Mode::kMask) {
-    auto bm = mask::BodyMasker::Create(*ex.masker, plan.kind, plan.coding);
+    auto bm = mask::BodyMasker::Create(*ex.masker, plan.kind, plan.coding, refuse_text);
     if (bm.ok()) {
       ex.body_masker = *std::move(bm);
       *out = MaskedResponseFields(*out);
@@ -246,13 +251,18 @@ bool HttpSession::PlanMasking(const std::vector<chttp::HeaderField>& fields, std
   } else if (plan.mode != ResponseMaskPlan::Mode::kRefuse) {
     return true;  // no body, or a binary one passed (audited as unmasked)
   }
+  RefuseUnmaskable(plan.reason);
+  return false;
+}
+
+void HttpSession::RefuseUnmaskable(const std::string& reason) {
   // Never relayed unmasked: the agent gets 502; the upstream connection (body unread) ends.
-  Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "mask_unavailable", plan.reason);
+  ex_->audit.set_body_masking("failed");
+  Audit(v1::AUDIT_KIND_PROTOCOL_ERROR, "denied", "mask_unavailable", reason);
   upstream_.Close(true);
   upstream_.in().Clear();
-  Answer(502, "Response cannot be masked", absl::StrCat(plan.reason, "; it is not relayed unmasked"),
-         "mask_unavailable", "refused", /*close=*/!ex.request_done);
-  return false;
+  Answer(502, "Response cannot be masked", absl::StrCat(reason, "; it is not relayed unmasked"),
+         "mask_unavailable", "refused", /*close=*/!ex_->request_done);
 }
 
 void HttpSession::MaskResponseHead(std::vector<chttp::HeaderField>* fields, absl::string_view* reason,
@@ -312,7 +322,7 @@ bool HttpSession::RelayResponseBody() {
       consumed = data.size();
       last = in.empty();
     }
-    if (!EmitResponseBody(data, last)) return false;
+    if (!EmitResponseBody(data, last)) return true;  // ended or refused: the phase moved on
     upstream_.in().Consume(consumed);
     if (last) {
       ex.response_done = true;
@@ -331,6 +341,14 @@ bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
     masked_.clear();
     absl::Status st = data.empty() ? absl::OkStatus() : ex.body_masker->Feed(data, &masked_);
     if (st.ok() && last) st = ex.body_masker->Finish(&masked_);
+    if (!st.ok() && ex.held_head.has_value() && ex.body_masker->refused_text()) {
+      // Nothing of this response was sent: the agent gets a whole 502 instead.
+      const std::string& type = ex.audit.response_content_type();
+      RefuseUnmaskable(absl::StrCat("the body (", type.empty() ? "no Content-Type" : absl::StrCat("Content-Type \"", type, "\""),
+                                    ") is text, not one JSON document, and the mask profile's field rules name "
+                                    "JSON members and cannot reach into it (HttpResource.pass_text_past_field_rules)"));
+      return false;
+    }
     if (!st.ok()) {
       // What was sent was masked; the rest cannot be. The connection ends without the
       // body's end, so the agent's client reports an incomplete response.
@@ -340,6 +358,21 @@ bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
       return false;
     }
     out = masked_;
+    if (ex.held_head.has_value()) {
+      if (!ex.body_masker->decided()) {  // still being told apart: nothing goes out yet
+        ex.held_output.append(out.data(), out.size());
+        out = {};
+      } else {
+        SendToAgent(*ex.held_head);
+        ex.held_head.reset();
+        if (!ex.held_output.empty()) {
+          ex.held_output.append(out.data(), out.size());
+          masked_.swap(ex.held_output);
+          std::string().swap(ex.held_output);
+          out = masked_;
+        }
+      }
+    }
   }
   ex.audit.set_response_body_bytes(ex.audit.response_body_bytes() + out.size());
   if (ex.response_to_agent == chttp::BodyKind::kChunked) {
