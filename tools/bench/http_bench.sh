@@ -6,14 +6,16 @@
 #   interlockd     wrk (enrolled, `interlock run`) -> redirect -> interlockd -> nginx;
 #                  PROTOCOL_HTTP, an allow-all http rule, a bearer token injected, every
 #                  request judged, audited and recorded, as in production
-#   interlockd-mask  the same with a MASK rule: every answer streamed through the JSON
+#   interlockd-sockmap  the same with relay_mode RELAY_MODE_SOCKMAP: the agent's leg
+#                  spliced by sk_msg past loopback TCP (opt-in; README "Relay modes")
+#   interlockd-mask  the same as interlockd with a MASK rule: every answer streamed through the JSON
 #                  masker (a field rule on "email", card and email detectors on every value)
 #   nginx-proxy    wrk -> nginx as a reverse proxy (1 worker, upstream keepalive) -> nginx
 #   haproxy        wrk -> haproxy in HTTP mode (1 thread, keep-alive both sides) -> nginx
 #
 #   tools/bench/http_bench.sh [SECONDS]        # or HTTP_BENCH_SECONDS; default 10
 #        HTTP_BENCH_CONNECTIONS="1 8 64"
-#        HTTP_BENCH_PATHS="direct interlockd interlockd-mask nginx-proxy haproxy"
+#        HTTP_BENCH_PATHS="direct interlockd interlockd-sockmap interlockd-mask nginx-proxy haproxy"
 #        HTTP_BENCH_PERF=/tmp/http.perf           # perf record the proxy per cell (.PATH.CONNECTIONS)
 #   tools/bench/http_bench.sh --smoke          # or HTTP_BENCH_SMOKE=1: every path once, 8
 #                                              # connections, 2 s (the ctest bench_smoke run)
@@ -35,7 +37,7 @@ if [ "$smoke" = 1 ]; then
 else
   secs="${1:-${HTTP_BENCH_SECONDS:-10}}"; read -ra conns <<<"${HTTP_BENCH_CONNECTIONS:-1 8 64}"
 fi
-read -ra paths <<<"${HTTP_BENCH_PATHS:-direct interlockd interlockd-mask nginx-proxy haproxy}"
+read -ra paths <<<"${HTTP_BENCH_PATHS:-direct interlockd interlockd-sockmap interlockd-mask nginx-proxy haproxy}"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: SECONDS must be a positive integer" >&2; exit 2; }
 for p in "${paths[@]}"; do
   case "$p" in direct | interlockd | interlockd-sockmap | interlockd-mask | nginx-proxy | haproxy) ;; *) echo "bench: bad path '$p'" >&2; exit 2 ;; esac
@@ -237,6 +239,11 @@ if [[ " ${paths[*]} " == *" interlockd "* && " ${paths[*]} " == *" nginx-proxy "
   verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
   echo "  interlockd $i req/s vs nginx-proxy $n req/s: $(verdict "$(awk -v a="$i" -v b="$n" 'BEGIN {print (a >= b)}')")"
   echo "  interlockd $ic us/req vs nginx-proxy $nc us/req CPU: $(verdict "$(awk -v a="$ic" -v b="$nc" 'BEGIN {print (a <= b)}')")"
+  if [[ " ${paths[*]} " == *" interlockd-sockmap "* ]]; then
+    sk="${rps[interlockd-sockmap,8]:-0}"; skc="${cpu[interlockd-sockmap,8]:-0}"
+    echo "  interlockd-sockmap $sk req/s vs nginx-proxy $n req/s: $(verdict "$(awk -v a="$sk" -v b="$n" 'BEGIN {print (a >= b)}')")"
+    echo "  interlockd-sockmap $skc us/req vs nginx-proxy $nc us/req CPU: $(verdict "$(awk -v a="$skc" -v b="$nc" 'BEGIN {print (a <= b)}')")"
+  fi
   if [[ " ${paths[*]} " == *" interlockd-mask "* ]]; then
     m="${rps[interlockd-mask,8]:-0}"
     echo "  interlockd-mask $m req/s vs 70% of interlockd's: $(verdict "$(awk -v a="$m" -v b="$i" 'BEGIN {print (a >= 0.7 * b)}')")"
