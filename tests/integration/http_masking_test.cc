@@ -545,6 +545,23 @@ TEST_F(HttpMaskingTest, TheOriginalsMaskingReplacedAreSealedToTheAuditorOnly) {
   ASSERT_EQ(unsealed.exit_code, 0) << unsealed.err;
   EXPECT_THAT(unsealed.out, HasSubstr("123-45-6789"));
   EXPECT_EQ(h->Cli({"verify", id}).exit_code, 0);
+  // A masked response head's originals too: the 103's Link, the Location, the reason phrase.
+  CommandResult head = Curl(*h, {Url("/customers/new")});
+  ASSERT_EQ(StatusOf(head), "201") << head.out;
+  const std::string head_id = EventsFor(*h, "/customers/new").at(0).session_id();
+  CommandResult masked = h->Cli({"replay", head_id});
+  ASSERT_EQ(masked.exit_code, 0) << masked.err;
+  for (const char* secret : {"ada@", "ada%40", "4111111111111111", "4012888888881881"}) {
+    EXPECT_THAT(masked.out, Not(HasSubstr(secret))) << masked.out;
+  }
+  EXPECT_THAT(masked.out, HasSubstr("sealed original")) << masked.out;
+  CommandResult opened = h->Cli({"replay", head_id, "--unseal", absl::StrCat(dir_, "/auditor.key")});
+  ASSERT_EQ(opened.exit_code, 0) << opened.err;
+  // Each head as the upstream sent it (the timeline previews its start).
+  EXPECT_THAT(opened.out, HasSubstr(R"(original  "HTTP/1.1 103 Early Hints\r\nLink: </cards/4111111111111111>)"))
+      << opened.out;
+  EXPECT_THAT(opened.out, HasSubstr(R"(original  "HTTP/1.1 201 Created for ada@example.com\r\n)")) << opened.out;
+  EXPECT_EQ(h->Cli({"verify", head_id}).exit_code, 0);
 }
 
 TEST_F(HttpMaskingTest, AResourceThatRefusesUnmaskableBodiesAnswers502) {

@@ -205,12 +205,16 @@ class HttpSession final : public ProxySession {
   // A response head under ex_->masker: field values (but the framing) and the reason phrase
   // through the profile's detectors (MaskResponseHeadFields), masked values kept in
   // *storage; counted in ex_->head_counts and named in the audit's response_fields_masked.
-  void MaskResponseHead(std::vector<codec::http::HeaderField>* fields, absl::string_view* reason,
+  // True when anything in the head was masked.
+  bool MaskResponseHead(std::vector<codec::http::HeaderField>* fields, absl::string_view* reason,
                         std::deque<std::string>* storage);
   // Body bytes (framing removed) of the response towards the agent: masked when a masker
   // applies, framed for the agent; `last` ends the body. False: masking failed and the
   // session was ended, or the body was refused (502) before any of it was sent.
   bool EmitResponseBody(absl::string_view data, bool last);
+  // A head masking changed: with an auditor key, its first `head_bytes` as the upstream sent
+  // them (still in upstream_.in()) are sealed to it, as a masked body's originals are.
+  void SealOriginalHead(size_t head_bytes);
   // The response cannot be masked and may not pass: audited, the upstream connection (its
   // body unread) ended, the agent answered 502 mask_unavailable.
   void RefuseUnmaskable(const std::string& reason);

@@ -166,7 +166,9 @@ bool HttpSession::RelayResponse() {
     if (resp.framing.interim) {
       // 100 Continue was answered by interlockd itself; other 1xx (103) pass, masked too.
       if (resp.status != 100) {
-        if (ex.masker != nullptr) MaskResponseHead(&fields, &reason, &masked_values.emplace());
+        if (ex.masker != nullptr && MaskResponseHead(&fields, &reason, &masked_values.emplace())) {
+          SealOriginalHead(resp.head_bytes);
+        }
         auto interim = chttp::SerializeResponseHead(chttp::Version::kHttp11, resp.status, reason, fields);
         if (interim.ok() && ex.version == chttp::Version::kHttp11) SendToAgent(*interim);
       }
@@ -177,7 +179,7 @@ bool HttpSession::RelayResponse() {
     ex.response_body = resp.framing.body;
     if (ex.masker != nullptr) {
       if (!PlanMasking(resp.fields, &fields)) return true;
-      MaskResponseHead(&fields, &reason, &masked_values.emplace());
+      if (MaskResponseHead(&fields, &reason, &masked_values.emplace())) SealOriginalHead(resp.head_bytes);
     }
     ex.response_head_seen = true;
     ex.audit.set_status(resp.status);
@@ -265,7 +267,14 @@ void HttpSession::RefuseUnmaskable(const std::string& reason) {
          "mask_unavailable", "refused", /*close=*/!ex_->request_done);
 }
 
-void HttpSession::MaskResponseHead(std::vector<chttp::HeaderField>* fields, absl::string_view* reason,
+void HttpSession::SealOriginalHead(size_t head_bytes) {
+  if (!recorder_ || !recorder_->keeps_originals()) return;
+  const absl::string_view head = upstream_.in().view().substr(0, head_bytes);
+  pending_sealed_to_agent_.append(head.data(), head.size());
+  MarkForFlush();
+}
+
+bool HttpSession::MaskResponseHead(std::vector<chttp::HeaderField>* fields, absl::string_view* reason,
                                    std::deque<std::string>* storage) {
   Exchange& ex = *ex_;
   std::vector<std::string> masked;
@@ -275,7 +284,9 @@ void HttpSession::MaskResponseHead(std::vector<chttp::HeaderField>* fields, absl
     *reason = storage->emplace_back(std::move(masked_reason));
     masked.emplace_back(kReasonPhrase);
   }
+  const bool any = !masked.empty();
   for (std::string& name : masked) ex.audit.add_response_fields_masked(std::move(name));
+  return any;
 }
 
 bool HttpSession::RelayResponseBody() {
