@@ -26,6 +26,9 @@
 #include "tests/testing/privileged.h"
 #include "tests/testing/wait.h"
 #include "userspace/common/file_util.h"
+#include "userspace/record/reader.h"
+#include "userspace/record/replay.h"
+#include "userspace/record/sealed_box.h"
 
 namespace interlock::testing {
 namespace {
@@ -85,8 +88,16 @@ class H(BaseHTTPRequestHandler):
             self.send(200, body.encode(), "text/event-stream")
         elif path == "/customers.csv":
             rows = "".join("%d,%s,%s,%s\r\n" % (c["id"], c["name"], c["ssn"], c["contact"]["email"]) for c in CUSTOMERS)
-            ctype = {"plain": "text/plain", "octet": "application/octet-stream", "none": None}.get(query[3:], "text/csv")
-            self.send(200, ("id,name,ssn,email\r\n" + rows).encode(), ctype)
+            as_ = query[3:]
+            csv = "id,name,ssn,email\r\n" + rows
+            wide = {"utf16": (b"\xff\xfe" + csv.encode("utf-16-le"), "text/csv; charset=utf-16"),
+                    "utf16-octet": (b"\xff\xfe" + csv.encode("utf-16-le"), "application/octet-stream"),
+                    "utf16-nobom": (csv.encode("utf-16-le"), "application/octet-stream"),
+                    "utf16-json": (doc.decode().encode("utf-16-le"), "application/json")}
+            if as_ in wide: self.send(200, wide[as_][0], wide[as_][1])
+            else:
+                ctype = {"plain": "text/plain", "octet": "application/octet-stream", "none": None}.get(as_, "text/csv")
+                self.send(200, csv.encode(), ctype)
         elif path == "/customers.gz": self.send(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
         elif path == "/customers.deflate": self.send(200, zlib.compress(doc), extra=[("Content-Encoding", "deflate")])
         elif path == "/customers.br": self.send(200, b"\x1b\x00 123-45-6789", extra=[("Content-Encoding", "br")])
@@ -467,6 +478,30 @@ TEST_F(HttpMaskingTest, TextThatTurnsOutNotToBeJsonIsRefusedWhereFieldRulesApply
   EXPECT_EQ(EventsFor(*h, "/customers.csv").at(0).http().body_masking(), "text");
 }
 
+// The same customers in UTF-16 — labelled so, with a byte order mark as a spreadsheet's
+// "Unicode text" export, sent as octet-stream with or without one, or as JSON: the
+// detectors read ASCII-compatible bytes ("a\0d\0a\0@\0" is no email to them), so each is
+// refused whole, never passed as binary or as text nothing matched in.
+TEST_F(HttpMaskingTest, Utf16TextIsRefusedNotPassedPastTheDetectors) {
+  auto h = Daemon(false, "", "pass_text_past_field_rules: true");
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  for (const char* as : {"utf16", "utf16-octet", "utf16-nobom", "utf16-json"}) {
+    CommandResult r = Curl(*h, {Url(absl::StrCat("/customers.csv?as=", as)), Url("/customers")});
+    ASSERT_EQ(r.exit_code, 0) << r.err << h->DaemonLog();
+    EXPECT_TRUE(absl::StartsWith(r.out, "HTTP/1.1 502 Bad Gateway\r\n")) << as << r.out;
+    EXPECT_THAT(r.out, HasSubstr("mask_unavailable")) << as;
+    EXPECT_THAT(r.out, HasSubstr(absl::string_view(as) == "utf16" ? "charset" : "UTF-16")) << as << r.out;
+    EXPECT_THAT(r.out, Not(HasSubstr(std::string("a\0d\0a\0@\0", 8)))) << as;
+    EXPECT_EQ(StatusOf(r), "200") << "the next request on the connection is answered: " << r.out;
+  }
+  auto events = EventsFor(*h, "/customers.csv");
+  ASSERT_EQ(events.size(), 4u);
+  for (const v1::AuditEvent& e : events) {
+    EXPECT_EQ(e.http().status(), 502u);
+    EXPECT_EQ(e.http().body_masking(), "failed");
+  }
+}
+
 // Text passed past the field rules (pass_text_past_field_rules) is masked by the detectors.
 TEST_F(HttpMaskingTest, TextIsMaskedByDetectorsAndBinaryPassesAudited) {
   auto h = Daemon(false, "", "pass_text_past_field_rules: true");
@@ -557,10 +592,26 @@ TEST_F(HttpMaskingTest, TheOriginalsMaskingReplacedAreSealedToTheAuditorOnly) {
   EXPECT_THAT(masked.out, HasSubstr("sealed original")) << masked.out;
   CommandResult opened = h->Cli({"replay", head_id, "--unseal", absl::StrCat(dir_, "/auditor.key")});
   ASSERT_EQ(opened.exit_code, 0) << opened.err;
-  // Each head as the upstream sent it (the timeline previews its start).
+  // The timeline previews the first original: the 103 as the upstream sent it.
   EXPECT_THAT(opened.out, HasSubstr(R"(original  "HTTP/1.1 103 Early Hints\r\nLink: </cards/4111111111111111>)"))
       << opened.out;
-  EXPECT_THAT(opened.out, HasSubstr(R"(original  "HTTP/1.1 201 Created for ada@example.com\r\n)")) << opened.out;
+  // Every head whole, as sent, opened with the auditor's key (one sealed record per read
+  // from the upstream, so both heads may share one).
+  auto rec = record::ReadRecordingFile(absl::StrCat(h->state_dir(), "/recordings/", head_id, ".rec"));
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  auto key = record::LoadAuditorPrivateKey(absl::StrCat(dir_, "/auditor.key"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  auto originals = record::UnsealOriginals(rec->records, *key);
+  ASSERT_TRUE(originals.ok()) << originals.status();
+  std::string sent;
+  for (const auto& [seq, bytes] : *originals) sent += bytes;
+  for (const char* original : {"HTTP/1.1 103 Early Hints\r\nLink: </cards/4111111111111111>; rel=preload\r\n\r\n",
+                               "HTTP/1.1 201 Created for ada@example.com\r\n",
+                               "Location: /customers/by-email/ada%40example.com\r\n",
+                               "Content-Disposition: attachment; filename=\"card-4012888888881881.json\"\r\n",
+                               "X-Customer: ada@example.com\r\n"}) {
+    EXPECT_THAT(sent, HasSubstr(original));
+  }
   EXPECT_EQ(h->Cli({"verify", head_id}).exit_code, 0);
 }
 

@@ -133,6 +133,35 @@ BodyKind ClassifyContentType(absl::string_view content_type) {
   return BodyKind::kBinary;
 }
 
+std::string ContentTypeCharset(absl::string_view content_type) {
+  for (absl::string_view param : absl::StrSplit(content_type, ';')) {
+    const size_t eq = param.find('=');
+    if (eq == absl::string_view::npos) continue;
+    if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(param.substr(0, eq)), "charset")) continue;
+    absl::string_view value = absl::StripAsciiWhitespace(param.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    return absl::AsciiStrToLower(value);
+  }
+  return "";
+}
+
+bool MaskableCharset(absl::string_view charset) {
+  if (charset.empty()) return true;
+  static constexpr absl::string_view kExact[] = {
+      "utf-8", "utf8", "us-ascii", "ascii", "shift_jis", "sjis", "windows-31j", "cp932", "gb2312",
+      "gbk", "gb18030", "big5", "big5-hkscs", "tis-620", "koi8-r", "koi8-u", "cp1250", "cp1251",
+      "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258"};
+  for (absl::string_view e : kExact) {
+    if (charset == e) return true;
+  }
+  static constexpr absl::string_view kPrefixes[] = {"iso-8859-", "iso8859-", "iso_8859-", "latin", "windows-125",
+                                                    "euc-"};
+  for (absl::string_view p : kPrefixes) {
+    if (absl::StartsWith(charset, p) && charset.size() > p.size()) return true;
+  }
+  return false;
+}
+
 absl::string_view BodyKindName(BodyKind kind) {
   switch (kind) {
     case BodyKind::kJson:
@@ -178,7 +207,7 @@ absl::string_view ContentCodingName(ContentCoding c) {
 }
 
 absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& masker, BodyKind kind,
-                                                               ContentCoding coding, bool refuse_text) {
+                                                               ContentCoding coding, BodyMaskerOptions options) {
   if (kind == BodyKind::kBinary) {
     return absl::InvalidArgumentError(
         absl::StrCat("body: a ", BodyKindName(kind), " body is not masked"));
@@ -186,16 +215,18 @@ absl::StatusOr<std::unique_ptr<BodyMasker>> BodyMasker::Create(const Masker& mas
   if (coding == ContentCoding::kUnsupported) {
     return absl::InvalidArgumentError("body: unsupported content coding");
   }
-  return std::unique_ptr<BodyMasker>(new BodyMasker(masker, kind, coding, refuse_text));
+  return std::unique_ptr<BodyMasker>(new BodyMasker(masker, kind, coding, options));
 }
 
-BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding, bool refuse_text)
+BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding, BodyMaskerOptions options)
     : masker_(masker),
       kind_(kind),
       coding_(coding),
       text_passthrough_((kind == BodyKind::kText || kind == BodyKind::kTextOrJson || kind == BodyKind::kOctetStream) &&
                         !masker.has_detectors()),
-      refuse_text_(refuse_text) {
+      options_(options) {
+  // Without the wide-text check the first bytes are not held.
+  start_checked_ = !options_.refuse_wide_text;
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
   if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
   if (kind_ == BodyKind::kOctetStream) sniff_ = Sniff::kOctetHead;
@@ -214,12 +245,14 @@ BodyKind BodyMasker::masked_as() const {
 }
 
 bool BodyMasker::decided() const {
-  return finished_ || (sniff_ != Sniff::kOctetHead && sniff_ != Sniff::kLeadingSpace && sniff_ != Sniff::kTrial);
+  if (finished_) return true;
+  if (!start_checked_ && kind_ != BodyKind::kOctetStream) return false;
+  return sniff_ != Sniff::kOctetHead && sniff_ != Sniff::kLeadingSpace && sniff_ != Sniff::kTrial;
 }
 
 size_t BodyMasker::buffer_capacity() const {
   size_t n = line_.capacity() + masked_.capacity() + scratch_.capacity() + plain_.capacity() +
-             trial_in_.capacity() + trial_out_.capacity();
+             trial_in_.capacity() + trial_out_.capacity() + start_.capacity();
   if (json_) n += json_->buffer_capacity();
   if (inflater_ != nullptr && inflater_->live) n += kInflateStateBytes;
   if (deflater_ != nullptr && deflater_->live) n += kDeflateStateBytes;
@@ -258,8 +291,66 @@ absl::Status BodyMasker::Finish(std::string* out) {
   return st;
 }
 
+namespace {
+
+// A UTF-16 or UTF-32 byte order mark (UTF-32LE's begins as UTF-16LE's).
+bool HasWideBom(absl::string_view head) {
+  return absl::StartsWith(head, absl::string_view("\xfe\xff", 2)) ||
+         absl::StartsWith(head, absl::string_view("\xff\xfe", 2)) ||
+         absl::StartsWith(head, absl::string_view("\0\0\xfe\xff", 4));
+}
+
+// UTF-16 or UTF-32 text without a byte order mark: for a code unit width w of 2 or 4, one
+// byte position of each unit (the low byte of mostly-ASCII text) is almost never NUL and
+// the others mostly are.
+bool LooksLikeWideText(absl::string_view head) {
+  for (size_t w : {size_t{2}, size_t{4}}) {
+    if (head.size() < 2 * w) continue;
+    for (size_t k = 0; k < w; ++k) {
+      size_t low = 0, low_nul = 0, other = 0, other_nul = 0;
+      for (size_t i = 0; i < head.size(); ++i) {
+        const bool nul = head[i] == '\0';
+        if (i % w == k) {
+          ++low;
+          low_nul += nul;
+        } else {
+          ++other;
+          other_nul += nul;
+        }
+      }
+      if (low_nul * 20 <= low && other_nul * 2 >= other) return true;
+    }
+  }
+  return false;
+}
+
+constexpr absl::string_view kWideText =
+    "body: UTF-16 or UTF-32 text, which the detectors cannot read (they read ASCII-compatible text)";
+
+}  // namespace
+
 absl::Status BodyMasker::FeedPlain(absl::string_view plain, std::string* out) {
   decoded_bytes_ += plain.size();
+  if (!start_checked_ && kind_ != BodyKind::kOctetStream) {
+    start_.append(plain.data(), plain.size());
+    return start_.size() < kStartSniffBytes ? absl::OkStatus() : CheckStart(out);
+  }
+  return FeedChecked(plain, out);
+}
+
+absl::Status BodyMasker::CheckStart(std::string* out) {
+  start_checked_ = true;
+  std::string held;
+  held.swap(start_);
+  // Text and JSON hold no NUL: one in the first bytes is UTF-16 or UTF-32 (or not text).
+  if (HasWideBom(held) || absl::string_view(held).substr(0, kStartSniffBytes).find('\0') != absl::string_view::npos) {
+    refused_encoding_ = true;
+    return absl::FailedPreconditionError(kWideText);
+  }
+  return held.empty() ? absl::OkStatus() : FeedChecked(held, out);
+}
+
+absl::Status BodyMasker::FeedChecked(absl::string_view plain, std::string* out) {
   if (sniff_ == Sniff::kBinary) {
     out->append(plain.data(), plain.size());
     return absl::OkStatus();
@@ -319,7 +410,14 @@ bool LooksLikeText(absl::string_view head) {
 absl::Status BodyMasker::DecideOctetStream(std::string* out) {
   std::string held;
   held.swap(trial_in_);
-  if (!LooksLikeText(absl::string_view(held).substr(0, kOctetSniffBytes))) {
+  const absl::string_view head = absl::string_view(held).substr(0, kOctetSniffBytes);
+  if (options_.refuse_wide_text && (HasWideBom(head) || (!LooksLikeText(head) && LooksLikeWideText(head)))) {
+    // Text all the same (an export in "Unicode text", as spreadsheets write it), but one the
+    // detectors cannot read: not passed as binary.
+    refused_encoding_ = true;
+    return absl::FailedPreconditionError(kWideText);
+  }
+  if (!LooksLikeText(head)) {
     sniff_ = Sniff::kBinary;
     out->append(held);
     return absl::OkStatus();
@@ -330,7 +428,7 @@ absl::Status BodyMasker::DecideOctetStream(std::string* out) {
 
 absl::Status BodyMasker::BecomeText(absl::string_view rest, std::string* out) {
   constexpr absl::string_view kSpace = " \t\r\n";
-  if (refuse_text_ && (absl::string_view(trial_in_).find_first_not_of(kSpace) != absl::string_view::npos ||
+  if (options_.refuse_text && (absl::string_view(trial_in_).find_first_not_of(kSpace) != absl::string_view::npos ||
                        rest.find_first_not_of(kSpace) != absl::string_view::npos)) {
     refused_text_ = true;
     return absl::FailedPreconditionError(
@@ -346,6 +444,7 @@ absl::Status BodyMasker::BecomeText(absl::string_view rest, std::string* out) {
 }
 
 absl::Status BodyMasker::FinishPlain(std::string* out) {
+  if (!start_checked_ && kind_ != BodyKind::kOctetStream) INTERLOCK_RETURN_IF_ERROR(CheckStart(out));
   if (sniff_ == Sniff::kOctetHead) INTERLOCK_RETURN_IF_ERROR(DecideOctetStream(out));
   if (sniff_ == Sniff::kBinary) return absl::OkStatus();
   if (sniff_ == Sniff::kLeadingSpace) INTERLOCK_RETURN_IF_ERROR(BecomeText({}, out));
@@ -429,6 +528,10 @@ absl::Status BodyMasker::FeedText(absl::string_view text, std::string* out) {
 // The line keeps its terminator ("\n" or "\r\n"): MaskText changes matched spans only.
 absl::Status BodyMasker::MaskLine(absl::string_view line, std::string* out) {
   if (kind_ == BodyKind::kJsonLines) return MaskJsonLine(line, out);
+  // Text holds no NUL: a line with one is wide text (or not text) the detectors cannot read.
+  if (options_.refuse_wide_text && line.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(kWideText);
+  }
   if (kind_ == BodyKind::kEventStream) return MaskEventLine(line, out);
   if (masker_.MaskText(line, &masked_, &counts_)) {
     out->append(masked_);

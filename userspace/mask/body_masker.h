@@ -58,6 +58,9 @@ inline constexpr size_t kInflateChunkBytes = 64 * 1024;
 inline constexpr size_t kJsonSniffBytes = kMaxTextLineBytes;
 // How many first bytes of an application/octet-stream body tell text from binary.
 inline constexpr size_t kOctetSniffBytes = 1024;
+// How many first bytes of every other body are held to tell UTF-16 and UTF-32 from text
+// the detectors can read.
+inline constexpr size_t kStartSniffBytes = 4;
 
 // What a body is, for masking.
 enum class BodyKind {
@@ -96,6 +99,16 @@ enum class BodyKind {
 BodyKind ClassifyContentType(absl::string_view content_type);
 absl::string_view BodyKindName(BodyKind kind);
 
+// The charset parameter of a Content-Type field value (RFC 9110 section 8.3.2), lower-case,
+// unquoted; "" when there is none.
+std::string ContentTypeCharset(absl::string_view content_type);
+// Whether the detectors can read text in `charset` (from ContentTypeCharset): "" (none
+// named) and the ASCII-compatible families — UTF-8, US-ASCII, ISO-8859-*, Latin-*,
+// Windows-125x, KOI8-*, Shift_JIS, EUC-*, GB2312/GBK/GB18030, Big5, TIS-620 — in which an
+// ASCII digit, letter or '@' is that byte. Anything else is not: UTF-16/32, UCS-2/4,
+// UTF-7, EBCDIC code pages, ISO-2022-*, and every name not listed (fail closed).
+bool MaskableCharset(absl::string_view charset);
+
 // A body's content coding (RFC 9110 section 8.4.1).
 enum class ContentCoding { kIdentity, kGzip, kDeflate, kUnsupported };
 
@@ -119,18 +132,34 @@ absl::string_view ContentCodingName(ContentCoding c);
 // are text (any 8-bit encoding: a Latin-1 export is text) and the body is masked as
 // kTextOrJson; otherwise the body is binary and passes byte for byte (re-coded as it came).
 //
+// With `refuse_wide_text`, every body is refused — FAILED_PRECONDITION, refused_encoding() true, nothing of it
+// emitted — when it is UTF-16 or UTF-32 text, which the detectors (reading ASCII-compatible
+// bytes) would not see into: a byte order mark (FE FF, FF FE, 00 00 FE FF) or, in the first
+// kStartSniffBytes, a NUL (which no text or JSON holds) — and, for kOctetStream, a first
+// kOctetSniffBytes that is not text but is mostly-ASCII UTF-16/32 (one byte of every code
+// unit almost never NUL, the others mostly NUL: a spreadsheet's "Unicode text" export).
+// A NUL later in a text body fails it (closed) as any other text a line cannot hold would.
+//
 // `refuse_text` (the profile has field rules, which reach into JSON only, and the resource
 // does not pass text past them): a kTextOrJson or kOctetStream body that turns out to be
 // text — anything but whitespace that is not one JSON document — is refused instead of
 // masked by the detectors only: FAILED_PRECONDITION, refused_text() true, and nothing of
 // the body emitted (the decision comes before any output: see decided()).
+struct BodyMaskerOptions {
+  // Refuse a kTextOrJson or kOctetStream body that turns out to be text (above).
+  bool refuse_text = false;
+  // Refuse UTF-16 and UTF-32 text (above). Off for a terminal's output, which may hold NUL
+  // bytes and whose first bytes (a prompt) must not wait.
+  bool refuse_wide_text = false;
+};
+
 class BodyMasker {
  public:
   // `kind` must not be kBinary and `coding` must be supported: INVALID_ARGUMENT otherwise (the
   // caller forwards binary bodies itself and refuses unsupported codings). `masker` must
   // outlive the BodyMasker. Identity bodies create no zlib state.
   static absl::StatusOr<std::unique_ptr<BodyMasker>> Create(const Masker& masker, BodyKind kind,
-                                                            ContentCoding coding, bool refuse_text = false);
+                                                            ContentCoding coding, BodyMaskerOptions options = {});
   ~BodyMasker();
   BodyMasker(const BodyMasker&) = delete;
   BodyMasker& operator=(const BodyMasker&) = delete;
@@ -160,13 +189,15 @@ class BodyMasker {
   // or held as a JSON trial, is kText until it is JSON), or kBinary for a kOctetStream body
   // found binary (passed as it is).
   BodyKind masked_as() const;
-  // False while a kTextOrJson or kOctetStream body is still being told apart (its bytes
-  // held, nothing of them emitted but a coded stream's header); true once it is JSON, text
-  // or binary, after Finish, and for every other kind.
+  // False while the body is still being told apart — its first kStartSniffBytes, or a
+  // kTextOrJson or kOctetStream body's kind — its bytes held and nothing of them emitted
+  // but a coded stream's header; true once it is known, and after Finish.
   bool decided() const;
-  bool refuse_text() const { return refuse_text_; }
+  bool refuse_text() const { return options_.refuse_text; }
   // The body was text under `refuse_text` (the error Feed or Finish returned).
   bool refused_text() const { return refused_text_; }
+  // The body was UTF-16 or UTF-32 text (the error Feed or Finish returned).
+  bool refused_encoding() const { return refused_encoding_; }
 
   // Matches per detector and values per field rule (JSON only) so far.
   const MaskCounts& counts() const;
@@ -182,12 +213,16 @@ class BodyMasker {
   class Inflater;
   class Deflater;
 
-  BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding, bool refuse_text);
+  BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding, BodyMaskerOptions options);
 
   absl::Status FeedCoded(absl::string_view chunk, std::string* out);
   absl::Status FinishCoded(std::string* out);
   // The plain (decoded) body: masks `plain`, appending to *out.
   absl::Status FeedPlain(absl::string_view plain, std::string* out);
+  // The held first bytes: refused if UTF-16/32, else fed on.
+  absl::Status CheckStart(std::string* out);
+  // FeedPlain once the first bytes were checked.
+  absl::Status FeedChecked(absl::string_view plain, std::string* out);
   absl::Status FinishPlain(std::string* out);
   absl::Status FeedText(absl::string_view text, std::string* out);
   // kTextOrJson while it is not yet told apart (sniff_ kLeadingSpace or kTrial).
@@ -212,8 +247,11 @@ class BodyMasker {
   const ContentCoding coding_;
   // Text without detectors is copied as is (nothing could match).
   const bool text_passthrough_;
-  const bool refuse_text_;
+  const BodyMaskerOptions options_;
   bool refused_text_ = false;
+  bool refused_encoding_ = false;
+  bool start_checked_ = false;
+  std::string start_;  // the first bytes, until kStartSniffBytes
   std::optional<JsonMasker> json_;  // kJson, and kTextOrJson tried or taken as JSON
   MaskCounts counts_;               // kText
   // kTextOrJson: kLeadingSpace (only whitespace so far, held in trial_in_), kTrial (tried

@@ -89,9 +89,9 @@ struct Result {
 };
 
 Result MaskBody(const Masker& m, BodyKind kind, ContentCoding coding,
-                const std::vector<absl::string_view>& chunks) {
+                const std::vector<absl::string_view>& chunks, BodyMaskerOptions options = {}) {
   Result r;
-  auto bm = BodyMasker::Create(m, kind, coding);
+  auto bm = BodyMasker::Create(m, kind, coding, options);
   if (!bm.ok()) {
     r.status = bm.status();
     return r;
@@ -173,6 +173,25 @@ TEST(ClassifyContentType, Table) {
   };
   for (const auto& c : cases) {
     EXPECT_EQ(ClassifyContentType(c.ct), c.kind) << "\"" << c.ct << "\"";
+  }
+}
+
+TEST(ContentTypeCharset, Table) {
+  EXPECT_EQ(ContentTypeCharset("text/plain"), "");
+  EXPECT_EQ(ContentTypeCharset("text/plain; charset=UTF-16"), "utf-16");
+  EXPECT_EQ(ContentTypeCharset("text/plain;CharSet=\"utf-8\" ; format=flowed"), "utf-8");
+  EXPECT_EQ(ContentTypeCharset("multipart/mixed; boundary=x; charset = ISO-8859-1"), "iso-8859-1");
+  EXPECT_EQ(ContentTypeCharset("text/plain; charsets=utf-16"), "");
+}
+
+TEST(MaskableCharset, AsciiCompatibleOnly) {
+  for (const char* cs : {"", "utf-8", "utf8", "us-ascii", "iso-8859-1", "iso-8859-15", "latin1", "windows-1252",
+                         "cp1251", "koi8-r", "shift_jis", "euc-jp", "euc-kr", "gbk", "gb18030", "big5"}) {
+    EXPECT_TRUE(MaskableCharset(cs)) << cs;
+  }
+  for (const char* cs : {"utf-16", "utf-16le", "utf-16be", "utf-32", "ucs-2", "ucs-4", "utf-7", "ibm037", "cp500",
+                         "ebcdic-us", "iso-2022-jp", "x-made-up", "iso-8859-", "latin", "euc-"}) {
+    EXPECT_FALSE(MaskableCharset(cs)) << cs;
   }
 }
 
@@ -465,7 +484,7 @@ TEST(BodyMasker, RefuseTextRefusesABodyThatTurnsOutToBeText) {
   auto m = Make();
   auto run = [&](BodyKind kind, ContentCoding coding, const std::vector<absl::string_view>& chunks,
                  std::string* out) -> std::unique_ptr<BodyMasker> {
-    auto bm = *BodyMasker::Create(*m, kind, coding, /*refuse_text=*/true);
+    auto bm = *BodyMasker::Create(*m, kind, coding, {.refuse_text = true});
     absl::Status st;
     for (absl::string_view c : chunks) {
       if (!(st = bm->Feed(c, out)).ok()) break;
@@ -507,7 +526,7 @@ TEST(BodyMasker, RefuseTextRefusesABodyThatTurnsOutToBeText) {
   out.clear();
   EXPECT_FALSE(run(BodyKind::kJson, ContentCoding::kIdentity, Whole(doc), &out)->refused_text());
   // Undecided while the first bytes are held; decided once they are told apart.
-  auto bm = *BodyMasker::Create(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, true);
+  auto bm = *BodyMasker::Create(*m, BodyKind::kTextOrJson, ContentCoding::kIdentity, {.refuse_text = true});
   out.clear();
   ASSERT_TRUE(bm->Feed("  {\"a\": ", &out).ok());
   EXPECT_FALSE(bm->decided());
@@ -515,6 +534,78 @@ TEST(BodyMasker, RefuseTextRefusesABodyThatTurnsOutToBeText) {
   ASSERT_TRUE(bm->Finish(&out).ok());
   EXPECT_TRUE(bm->decided());
   EXPECT_EQ(out, "  {\"a\": 1}");
+}
+
+// UTF-16 and UTF-32 text would walk past the detectors (they read ASCII-compatible bytes:
+// "4\0" is not a digit): refused, nothing of it emitted, however the network cut it, in
+// every kind that masks — also as octet-stream, where it is not taken for binary.
+std::string Utf16Le(absl::string_view ascii) {
+  std::string out;
+  for (char c : ascii) out.append({c, '\0'});
+  return out;
+}
+std::string Utf16Be(absl::string_view ascii) {
+  std::string out;
+  for (char c : ascii) out.append({'\0', c});
+  return out;
+}
+std::string Utf32Le(absl::string_view ascii) {
+  std::string out;
+  for (char c : ascii) out.append({c, '\0', '\0', '\0'});
+  return out;
+}
+
+TEST(BodyMasker, Utf16AndUtf32TextIsRefusedNotPassed) {
+  auto m = Make();
+  constexpr BodyMaskerOptions kWide{.refuse_wide_text = true};
+  const std::string csv = "name,card\r\nAnn,4111 1111 1111 1111\r\n";
+  const std::string doc = R"({"card": "4111111111111111"})";
+  const std::vector<std::string> wide = {
+      "\xff\xfe" + Utf16Le(csv), "\xfe\xff" + Utf16Be(csv), Utf16Le(csv), Utf16Be(csv),
+      std::string("\xff\xfe\0\0", 4) + Utf32Le(csv), Utf32Le(csv), "\xff\xfe" + Utf16Le(doc), Utf16Le(doc)};
+  for (BodyKind kind : {BodyKind::kText, BodyKind::kTextOrJson, BodyKind::kJson, BodyKind::kOctetStream,
+                        BodyKind::kJsonLines, BodyKind::kEventStream}) {
+    for (size_t w = 0; w < wide.size(); ++w) {
+      for (size_t at = 0; at <= 8; ++at) {
+        auto bm = *BodyMasker::Create(*m, kind, ContentCoding::kIdentity, kWide);
+        std::string out;
+        absl::Status st;
+        for (absl::string_view c : CutAt(wide[w], at)) {
+          if (!(st = bm->Feed(c, &out)).ok()) break;
+        }
+        if (st.ok()) st = bm->Finish(&out);
+        EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << BodyKindName(kind) << " " << w << " " << at;
+        EXPECT_TRUE(bm->refused_encoding()) << BodyKindName(kind) << " " << w;
+        EXPECT_EQ(out, "") << BodyKindName(kind) << " " << w << " " << at;
+      }
+    }
+    const Result gz = MaskBody(*m, kind, ContentCoding::kGzip, Whole(Compress(Utf16Le(csv), kGzipBits)), kWide);
+    EXPECT_EQ(gz.status.code(), absl::StatusCode::kFailedPrecondition) << BodyKindName(kind);
+  }
+  // A NUL further on fails the text (closed) where a line holds it; what came before stays.
+  const Result late =
+      MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(csv + std::string("x\0y\n", 4)), kWide);
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kInvalidArgument) << late.status;
+  for (size_t at = 0; at <= csv.size() + 4; ++at) {
+    EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, CutAt(csv + std::string("x\0y\n", 4), at), kWide)
+                  .status.code(),
+              absl::StatusCode::kInvalidArgument)
+        << at;
+  }
+  // Binary octet-stream with NULs in it is still binary, passed byte for byte.
+  const std::string bin("\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\x3e\0 4111111111111111", 37);
+  EXPECT_EQ(MaskBody(*m, BodyKind::kOctetStream, ContentCoding::kIdentity, Whole(bin), kWide).out, bin);
+  // Short bodies are checked at Finish: "{}" is JSON, "{\0" is not text.
+  EXPECT_TRUE(MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole("{}"), kWide).status.ok());
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(std::string("a\0", 2)), kWide).status.code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Without the option (a terminal's output), text is not held and NULs pass as they are.
+  EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(Utf16Le("ok\n"))).out, Utf16Le("ok\n"));
+  auto term = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kIdentity);
+  std::string out;
+  ASSERT_TRUE(term->Feed("$ ", &out).ok());
+  ASSERT_TRUE(term->FlushLine(&out).ok());
+  EXPECT_EQ(out, "$ ");
 }
 
 // NDJSON / JSON Lines / json-seq: every line is its own JSON document, masked as JSON (field

@@ -160,9 +160,10 @@ class HttpSession final : public ProxySession {
     // once the response head said what the body is.
     std::shared_ptr<const mask::Masker> masker;
     std::unique_ptr<mask::BodyMasker> body_masker;
-    // Where text may be refused (BodyMasker refuse_text) the response head, then any masked
-    // output, wait here until the body is told apart: a refusal then reaches the agent as
-    // a whole 502, never as an upstream head cut short.
+    // The response head, then any masked output, wait here until the body masker has told
+    // the body apart (BodyMasker::decided: its first bytes, a sniffed kind): a refusal
+    // (text field rules cannot reach, UTF-16) then reaches the agent as a whole 502, never
+    // as an upstream head cut short.
     std::optional<std::string> held_head;
     std::string held_output;
     // What masking replaced in the response heads (interim ones included).

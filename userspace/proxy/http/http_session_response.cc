@@ -206,7 +206,7 @@ bool HttpSession::RelayResponse() {
       return true;
     }
     upstream_.in().Consume(resp.head_bytes);
-    if (ex.body_masker != nullptr && ex.body_masker->refuse_text() && !ex.body_masker->decided()) {
+    if (ex.body_masker != nullptr && !ex.body_masker->decided()) {
       ex.held_head = *std::move(out);
     } else {
       SendToAgent(*out);
@@ -242,7 +242,8 @@ bool HttpSession::PlanMasking(const std::vector<chttp::HeaderField>& fields, std
   ex.audit.set_body_masking(plan.label);
   ex.audit.mutable_masking()->set_profile(ex.masker->name());
   if (plan.mode == ResponseMaskPlan::Mode::kMask) {
-    auto bm = mask::BodyMasker::Create(*ex.masker, plan.kind, plan.coding, refuse_text);
+    auto bm = mask::BodyMasker::Create(*ex.masker, plan.kind, plan.coding,
+                                       {.refuse_text = refuse_text, .refuse_wide_text = true});
     if (bm.ok()) {
       ex.body_masker = *std::move(bm);
       *out = MaskedResponseFields(*out);
@@ -352,12 +353,15 @@ bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
     masked_.clear();
     absl::Status st = data.empty() ? absl::OkStatus() : ex.body_masker->Feed(data, &masked_);
     if (st.ok() && last) st = ex.body_masker->Finish(&masked_);
-    if (!st.ok() && ex.held_head.has_value() && ex.body_masker->refused_text()) {
+    if (!st.ok() && ex.held_head.has_value() && (ex.body_masker->refused_text() || ex.body_masker->refused_encoding())) {
       // Nothing of this response was sent: the agent gets a whole 502 instead.
       const std::string& type = ex.audit.response_content_type();
-      RefuseUnmaskable(absl::StrCat("the body (", type.empty() ? "no Content-Type" : absl::StrCat("Content-Type \"", type, "\""),
-                                    ") is text, not one JSON document, and the mask profile's field rules name "
-                                    "JSON members and cannot reach into it (HttpResource.pass_text_past_field_rules)"));
+      RefuseUnmaskable(absl::StrCat(
+          "the body (", type.empty() ? "no Content-Type" : absl::StrCat("Content-Type \"", type, "\""), ") is ",
+          ex.body_masker->refused_text()
+              ? "text, not one JSON document, and the mask profile's field rules name JSON members and cannot "
+                "reach into it (HttpResource.pass_text_past_field_rules)"
+              : "UTF-16 or UTF-32 text, which the detectors cannot read (they read ASCII-compatible text)"));
       return false;
     }
     if (!st.ok()) {

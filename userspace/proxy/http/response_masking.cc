@@ -101,6 +101,13 @@ ResponseMaskPlan PlanResponseMasking(absl::Span<const chttp::HeaderField> fields
                                "\") cannot be masked and the resource refuses unmaskable bodies");
     return plan;
   }
+  if (const std::string charset = mask::ContentTypeCharset(type); !mask::MaskableCharset(charset)) {
+    plan.mode = ResponseMaskPlan::Mode::kRefuse;
+    plan.label = "failed";
+    plan.reason = absl::StrCat("the body's charset \"", absl::string_view(charset).substr(0, 64),
+                               "\" is not one interlockd can mask: its detectors read ASCII-compatible text");
+    return plan;
+  }
   if (plan.kind == mask::BodyKind::kText && refuse_text) {
     plan.mode = ResponseMaskPlan::Mode::kRefuse;
     plan.label = "failed";

@@ -62,7 +62,8 @@ struct ResponseMaskPlan {
 std::string MaskedBodyLabel(mask::BodyKind kind, mask::BodyKind masked_as, mask::ContentCoding coding);
 
 // `has_body`: the response carries a body (framing other than none, or a length > 0).
-// Several Content-Type fields (which one would the agent's client believe?) are refused;
+// Several Content-Type fields (which one would the agent's client believe?) are refused, as
+// is a charset the detectors cannot read (mask::MaskableCharset: UTF-16, EBCDIC, ...);
 // several Content-Encoding fields are one list (RFC 9110 §8.4), a list of more than one
 // coding is refused (mask::ParseContentEncoding).
 // An application/octet-stream body is masked (kind kOctetStream: text masked, binary passed,

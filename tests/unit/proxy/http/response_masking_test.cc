@@ -109,6 +109,25 @@ TEST(PlanResponseMaskingTest, TextFieldRulesCannotReachIsRefusedUnlessPassed) {
   }
 }
 
+// A charset the detectors cannot read (UTF-16: "4\0" is no digit to them) is refused at the
+// head, whatever the kind; a binary body with one is still passed as binary.
+TEST(PlanResponseMaskingTest, ACharsetTheDetectorsCannotReadIsRefused) {
+  for (const char* type : {"text/csv; charset=UTF-16", "application/json;charset=\"utf-16le\"", "text/plain; charset=utf-32",
+                           "text/html; charset=IBM037", "application/octet-stream; charset=ucs-2",
+                           "text/event-stream; charset=utf-7", "text/plain; charset=iso-2022-jp",
+                           "text/plain; charset=x-made-up"}) {
+    ResponseMaskPlan p = PlanResponseMasking({{"Content-Type", type}}, true, false);
+    EXPECT_EQ(p.mode, Mode::kRefuse) << type;
+    EXPECT_EQ(p.label, "failed") << type;
+    EXPECT_THAT(p.reason, ::testing::HasSubstr("charset")) << type;
+  }
+  for (const char* type : {"text/csv; charset=utf-8", "application/json; charset=UTF-8", "text/plain; charset=iso-8859-1",
+                           "text/html; charset=windows-1252", "text/plain; charset=Shift_JIS", "text/plain"}) {
+    EXPECT_EQ(PlanResponseMasking({{"Content-Type", type}}, true, false).mode, Mode::kMask) << type;
+  }
+  EXPECT_EQ(PlanResponseMasking({{"Content-Type", "image/png; charset=utf-16"}}, true, false).mode, Mode::kUnmasked);
+}
+
 TEST(PlanResponseMaskingTest, WhatCannotBeMaskedIsRefused) {
   auto plan = [](std::vector<HeaderField> f) { return PlanResponseMasking(f, true, false); };
   for (const char* coding : {"br", "zstd", "compress", "gzip, gzip", "gzip, br"}) {
