@@ -924,7 +924,6 @@ class HttpsTest : public ::testing::Test {
       ::unsetenv(v);
     }
     dir_ = MakeTempDir("interlock-https-");
-    trust_before_ = TrustDirs();
     auto nginx = NginxServer::Start({.address = "127.0.0.62",
                                      .tls = true,
                                      .server_name = "api.test",
@@ -947,19 +946,8 @@ rules:
     RemoveTree(dir_);
     for (const auto& [name, value] : saved_env_) ::setenv(name.c_str(), value.c_str(), 1);
     // `interlock run` copied this test's CA to /run/interlock/trust/<fingerprint>/ for the
-    // agent: remove what this test added.
-    for (const std::string& d : TrustDirs()) {
-      if (std::find(trust_before_.begin(), trust_before_.end(), d) == trust_before_.end()) {
-        RemoveTree(absl::StrCat(kTrustRoot, "/", d));
-      }
-    }
-  }
-  static constexpr char kTrustRoot[] = "/run/interlock/trust";
-  static std::vector<std::string> TrustDirs() {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(kTrustRoot, ec)) out.push_back(e.path().filename());
-    return out;
+    // agent: the harness removes that directory, and only that one (another test running
+    // beside this one has its own there).
   }
 
   // `verify_with_test_ca`: the resource trusts the nginx test CA (else the system store,
@@ -986,7 +974,6 @@ rules:
   std::string dir_, secret_file_, policy_file_;
   std::unique_ptr<NginxServer> nginx_;
   std::vector<std::pair<std::string, std::string>> saved_env_;
-  std::vector<std::string> trust_before_;
 };
 
 // A 1 GiB download streams through with bounded memory, and pipelined requests are
