@@ -21,7 +21,9 @@
 #   SIGUSR2  -> upgrades the new process in turn (the loop goes on); it stays while the first
 #               one drains (it relays that one's audit events), then exits and is reaped;
 #   connects -> every connect made across the two upgrades was proxied: none direct, none
-#               refused; each has its audited session;
+#               refused; each has its audited session — also those of a third client in a
+#               network namespace of the test's (listener.network_namespaces), whose engine
+#               listener there is handed over like the main one;
 #   drain    -> the old pid exits once the held session ends;
 #   audit    -> `interlock verify --audit` accepts the chain both processes wrote; started,
 #               completed and failed upgrades are in it.
@@ -41,6 +43,7 @@ chmod 0755 "$work"  # nobody reads the stop files
 cgroup2="$(findmnt -n -t cgroup2 -o TARGET | head -n1)"
 [ -n "$cgroup2" ] || fail "no cgroup2 mount"
 pids=()
+netns="interlock-upg-$$"
 daemon=
 cleanup() {
   local rc=$? p
@@ -57,6 +60,7 @@ cleanup() {
   for p in $(cat "$work/daemon-pids" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
   [ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
   "$interlock" --config "$work/cfg.yaml" teardown >/dev/null 2>&1 || true
+  ip netns del "$netns" 2>/dev/null || true
   [ ! -e "/sys/fs/bpf/interlock-$suffix" ] || echo "cleanup: pins left in /sys/fs/bpf/interlock-$suffix" >&2
   [ ! -e "$cgroup2/interlock-$suffix" ] || echo "cleanup: cgroup $cgroup2/interlock-$suffix left" >&2
   if [ "$rc" != 0 ]; then
@@ -82,8 +86,10 @@ for _ in range(100):
     except OSError: pass
     finally: s.close()
 ')"
+ip netns add "$netns" || fail "ip netns add $netns"
+ip -n "$netns" link set lo up
 cat >"$work/cfg.yaml" <<YAML
-listener: {address_v4: 127.0.0.1, address_v6: "-", port: $port}
+listener: {address_v4: 127.0.0.1, address_v6: "-", port: $port, network_namespaces: [/run/netns/$netns], netns_discovery: NETNS_DISCOVERY_OFF}
 state_dir: $work/state
 pin_path: /sys/fs/bpf/interlock-$suffix
 cgroup_root: interlock-$suffix
@@ -129,17 +135,23 @@ for _ in $(seq 150); do [ -n "$(status_pid)" ] && break; kill -0 "$daemon" || br
 agent_cg="$cgroup2/interlock-$suffix/agents/svc"
 [ -d "$agent_cg" ] || fail "interlockd did not make the enrolled cgroup $agent_cg"
 
-# $1 = mode, the rest peer_echo.py's arguments after ADDR PORT: as nobody, in the cgroup.
+# $1 = mode, the rest peer_echo.py's arguments after ADDR PORT: as nobody, in the cgroup
+# (AGENT_NETNS: in that network namespace).
 agent() {
   local mode="$1"; shift
+  local in_ns=()
+  [ -n "${AGENT_NETNS:-}" ] && in_ns=(ip netns exec "$AGENT_NETNS")
   (cd / && sh -c 'echo $$ >"$1/cgroup.procs"; shift
-                  exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "$@"' \
-     sh "$agent_cg" /usr/bin/python3 - "$mode" 127.0.0.77 7777 "$@" <"$peer_echo")
+                  exec "$@"' \
+     sh "$agent_cg" "${in_ns[@]}" setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+     /usr/bin/python3 - "$mode" 127.0.0.77 7777 "$@" <"$peer_echo")
 }
 agent hold "$work/stop-hold" >"$work/hold.out" 2>&1 &
 hold=$!; pids+=("$hold")
 agent loop "$work/stop-loop" >"$work/loop.out" 2>"$work/loop.err" &
 loop=$!; pids+=("$loop")
+AGENT_NETNS="$netns" agent loop "$work/stop-loop" >"$work/nsloop.out" 2>"$work/nsloop.err" &
+nsloop=$!; pids+=("$nsloop")
 for _ in $(seq 50); do [ -s "$work/hold.out" ] && break; sleep 0.1; done
 [ "$(head -n1 "$work/hold.out")" = proxied ] || { cat "$work/hold.out"; fail "the held session is not relayed"; }
 sleep 1
@@ -202,9 +214,15 @@ cat "$work/loop.out"
 [ "${proxied:-0}" -gt 10 ] || fail "too few connects across the upgrades (${proxied:-0})"
 [ "$direct" = 0 ] || fail "$direct connects went directly to the server during the upgrades"
 [ "$failed" = 0 ] || fail "$failed connects failed (refused or dropped) during the upgrades"
+wait "$nsloop" || { cat "$work/nsloop.err"; fail "the connect loop in network namespace $netns failed"; }
+read -r _ ns_proxied _ ns_direct _ ns_failed <"$work/nsloop.out" || true
+echo "in $netns: $(head -n1 "$work/nsloop.out")"
+[ "${ns_proxied:-0}" -gt 10 ] || fail "too few connects in $netns across the upgrades (${ns_proxied:-0})"
+[ "$ns_direct" = 0 ] || fail "$ns_direct connects in $netns went directly to the server during the upgrades"
+[ "$ns_failed" = 0 ] || { cat "$work/nsloop.out"; fail "$ns_failed connects in $netns failed (refused or dropped) during the upgrades"; }
 cli status >/dev/null  # written before it answers: the sessions' audit lines are in the file
 starts="$(grep '"AUDIT_KIND_SESSION_START"' "$audit_log" | grep -c '"agent"' || true)"
-[ "$starts" -ge "$((proxied + 1))" ] || fail "$starts sessions audited for $proxied connects and the held session"
+[ "$starts" -ge "$((proxied + ns_proxied + 1))" ] || fail "$starts sessions audited for $((proxied + ns_proxied)) connects and the held session"
 
 # --- drain --------------------------------------------------------------------------------
 touch "$work/stop-hold"
@@ -232,4 +250,4 @@ starts="$(grep -c '"AUDIT_KIND_SESSION_START"' "$audit_log")"
 ends="$(grep -c '"AUDIT_KIND_SESSION_END"' "$audit_log")"
 [ "$starts" = "$ends" ] || fail "$starts sessions started but $ends ended in the audit log (events of a draining process lost)"
 cli verify --audit >"$work/verify.out" 2>&1 || { cat "$work/verify.out"; fail "interlock verify --audit"; }
-echo "upgrade ok: $proxied connects proxied, none direct or refused; $(tail -n1 "$work/hold.out"); audit chain valid"
+echo "upgrade ok: $proxied connects proxied (and $ns_proxied in $netns), none direct or refused; $(tail -n1 "$work/hold.out"); audit chain valid"

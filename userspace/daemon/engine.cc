@@ -346,7 +346,7 @@ absl::Status Engine::Listen() {
   nopts.discover = config_.listener.discover_network_namespaces;
   INTERLOCK_ASSIGN_OR_RETURN(
       netns_, NetnsListeners::Create(
-                  loop_.get(), datapath_.get(), std::move(nopts),
+                  loop_.get(), datapath_.get(), handover_.get(), std::move(nopts),
                   [this](int listen_fd) { OnAccept(listen_fd); },
                   [this](const std::string& outcome, const std::string& detail) {
                     v1::AuditEvent ev;

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,7 +37,15 @@ std::vector<std::string>& CommandLine() {
 }
 
 const char* KindName(HandoverSocket::Kind k) {
-  return k == HandoverSocket::Kind::kTcp ? "tcp" : "unix";
+  switch (k) {
+    case HandoverSocket::Kind::kTcp:
+      return "tcp";
+    case HandoverSocket::Kind::kUnix:
+      return "unix";
+    case HandoverSocket::Kind::kNetnsTcp:
+      return "netns";
+  }
+  return "tcp";
 }
 
 // The fd is a listening stream socket of `family` bound to `name` (ToString() of the
@@ -75,10 +85,28 @@ absl::Status CheckListener(const HandoverSocket& s) {
   if (v != AF_INET && v != AF_INET6) {
     return absl::FailedPreconditionError(absl::StrCat("fd ", s.fd, " is not a TCP socket"));
   }
+  absl::string_view want = s.name;
+  if (s.kind == HandoverSocket::Kind::kNetnsTcp) {
+    // "DEV:INO/ADDRESS": the socket must live in that namespace.
+    const size_t slash = want.find('/');
+    if (slash == absl::string_view::npos) {
+      return absl::FailedPreconditionError(absl::StrCat("fd ", s.fd, ": no namespace in \"", s.name, "\""));
+    }
+    UniqueFd ns(::ioctl(s.fd, SIOCGSKNS));
+    if (!ns) return ErrnoStatus(errno, absl::StrCat("fd ", s.fd, ": SIOCGSKNS"));
+    struct stat nst {};
+    if (::fstat(ns.get(), &nst) != 0) return ErrnoStatus(errno, absl::StrCat("fd ", s.fd, ": its namespace"));
+    const std::string have = absl::StrCat(static_cast<uint64_t>(nst.st_dev), ":", static_cast<uint64_t>(nst.st_ino));
+    if (have != want.substr(0, slash)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("fd ", s.fd, " is in network namespace ", have, ", not ", want.substr(0, slash)));
+    }
+    want.remove_prefix(slash + 1);
+  }
   INTERLOCK_ASSIGN_OR_RETURN(net::SockAddr local, net::LocalAddr(s.fd));
-  if (local.ToString() != s.name) {
+  if (local.ToString() != want) {
     return absl::FailedPreconditionError(
-        absl::StrCat("fd ", s.fd, " is bound to ", local.ToString(), ", not ", s.name));
+        absl::StrCat("fd ", s.fd, " is bound to ", local.ToString(), ", not ", want));
   }
   return absl::OkStatus();
 }
@@ -110,6 +138,10 @@ std::string ExitText(int status) {
 }
 
 }  // namespace
+
+std::string NetnsSocketName(uint64_t ns_dev, uint64_t ns_ino, const net::SockAddr& addr) {
+  return absl::StrCat(ns_dev, ":", ns_ino, "/", addr.ToString());
+}
 
 std::string FormatHandoverEnv(int ready_fd, int audit_fd,
                               const std::vector<HandoverSocket>& sockets) {
@@ -145,7 +177,7 @@ absl::StatusOr<HandoverEnv> ParseHandoverEnv(absl::string_view text) {
       (key == "ready" ? env.ready_fd : env.audit_fd) = fd;
       continue;
     }
-    if (key != "tcp" && key != "unix") {
+    if (key != "tcp" && key != "unix" && key != "netns") {
       return absl::InvalidArgumentError(absl::StrCat("handover: unknown item \"", item, "\""));
     }
     const size_t at = value.find('@');
@@ -153,7 +185,9 @@ absl::StatusOr<HandoverEnv> ParseHandoverEnv(absl::string_view text) {
       return absl::InvalidArgumentError(absl::StrCat("handover: no name in \"", item, "\""));
     }
     HandoverSocket s;
-    s.kind = key == "tcp" ? HandoverSocket::Kind::kTcp : HandoverSocket::Kind::kUnix;
+    s.kind = key == "tcp"    ? HandoverSocket::Kind::kTcp
+             : key == "unix" ? HandoverSocket::Kind::kUnix
+                             : HandoverSocket::Kind::kNetnsTcp;
     INTERLOCK_ASSIGN_OR_RETURN(s.fd, fd_of(item, value.substr(0, at)));
     s.name = std::string(value.substr(at + 1));
     env.sockets.push_back(std::move(s));
@@ -220,6 +254,23 @@ absl::StatusOr<UniqueFd> Handover::ListenTcp(const net::SockAddr& addr, int back
     INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcp(addr, backlog));
   }
   handed_out_.push_back({HandoverSocket::Kind::kTcp, fd.get(), name});
+  return fd;
+}
+
+absl::StatusOr<UniqueFd> Handover::ListenTcpInNetns(int ns_fd, uint64_t ns_dev, uint64_t ns_ino,
+                                                    const net::SockAddr& addr, int backlog) {
+  const std::string name = NetnsSocketName(ns_dev, ns_ino, addr);
+  UniqueFd fd;
+  for (Inherited& in : inherited_sockets_) {
+    if (in.fd.valid() && in.socket.kind == HandoverSocket::Kind::kNetnsTcp && in.socket.name == name) {
+      fd = std::move(in.fd);
+      break;
+    }
+  }
+  if (!fd.valid()) {
+    INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcpInNetns(ns_fd, addr, backlog));
+  }
+  handed_out_.push_back({HandoverSocket::Kind::kNetnsTcp, fd.get(), name});
   return fd;
 }
 

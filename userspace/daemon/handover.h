@@ -40,9 +40,12 @@
 // NotifyAccess=all; with NotifyAccess=main, e.g. a unit file not reloaded yet, the old
 // process's message alone moves systemd to the new pid).
 //
-// Listeners in other network namespaces (NetnsListeners) are not handed over: the old
-// process closes them at the handover and the new one binds them at its next sync (a
-// connect in such a namespace in between is refused, as while interlockd restarts).
+// Listeners in other network namespaces (NetnsListeners) are handed over too, named by
+// the namespace's identity (nsfs device and inode) and address: the new process claims
+// them at its first sync, which runs before CloseUnclaimed(), so a connect in such a
+// namespace waits in the same accept queue as on the host. (One the new process does not
+// want by then — a namespace no longer configured, or one discovery has not found yet —
+// is closed, and re-bound at a later sync.)
 //
 //   // old process
 //   INTERLOCK_ASSIGN_OR_RETURN(Handover::Started s, handover->Start(absl::Seconds(20), clock));
@@ -54,6 +57,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,15 +74,19 @@ namespace interlock::daemon {
 
 // What an inherited fd is, as INTERLOCK_HANDOVER names it.
 struct HandoverSocket {
-  enum class Kind { kTcp, kUnix };
+  enum class Kind { kTcp, kUnix, kNetnsTcp };
   Kind kind = Kind::kTcp;
   int fd = -1;
   // kTcp: the bound address as SockAddr::ToString() ("127.0.0.1:1015", "[::1]:1015");
-  // kUnix: the bound path.
+  // kUnix: the bound path; kNetnsTcp: "DEV:INO/ADDRESS", the socket's network namespace
+  // (nsfs device and inode) and its bound address ("4:4026532291/127.0.0.1:1015").
   std::string name;
 };
 
-// INTERLOCK_HANDOVER's text: "v1 ready=R audit=A tcp=FD@NAME unix=FD@NAME ..." (space
+// The kNetnsTcp name of a listener on `addr` in the namespace `ns_dev`:`ns_ino`.
+std::string NetnsSocketName(uint64_t ns_dev, uint64_t ns_ino, const net::SockAddr& addr);
+
+// INTERLOCK_HANDOVER's text: "v1 ready=R audit=A tcp=FD@NAME unix=FD@NAME netns=FD@NAME ..." (space
 // separated; a unix path with a space is not handed over). Pure: for tests.
 std::string FormatHandoverEnv(int ready_fd, int audit_fd,
                               const std::vector<HandoverSocket>& sockets);
@@ -118,6 +126,11 @@ class Handover {
   // The same for a unix socket at `path` (net::ListenUnix, with `mode`; an inherited one is
   // taken as it is: its file is already there).
   absl::StatusOr<UniqueFd> ListenUnix(const std::string& path, int mode);
+  // The same in the network namespace `ns_fd` (an open namespace file whose identity is
+  // `ns_dev`:`ns_ino`): the inherited listener of that namespace and address, else a new one
+  // (net::ListenTcpInNetns).
+  absl::StatusOr<UniqueFd> ListenTcpInNetns(int ns_fd, uint64_t ns_dev, uint64_t ns_ino, const net::SockAddr& addr,
+                                            int backlog);
   // Closes the inherited sockets nothing asked for (a listener the configuration dropped).
   void CloseUnclaimed();
   // A socket Listen* handed out is being closed (a reload dropped its resource): not

@@ -38,21 +38,22 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> NsIdentity(const std::string& path
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NetnsListeners>> NetnsListeners::Create(
-    net::EventLoop* loop, bpf::Datapath* datapath, NetnsListenersOptions options,
+    net::EventLoop* loop, bpf::Datapath* datapath, Handover* handover, NetnsListenersOptions options,
     std::function<void(int)> on_accept, Report report) {
   // The loop thread's own namespace: the one interlockd's main listeners are in.
   auto own = NsIdentity("/proc/thread-self/ns/net");
   if (!own.ok()) return absl::InternalError(absl::StrCat("netns: ", own.status().message()));
   return std::unique_ptr<NetnsListeners>(
-      new NetnsListeners(loop, datapath, std::move(options), std::move(on_accept),
+      new NetnsListeners(loop, datapath, handover, std::move(options), std::move(on_accept),
                          std::move(report), NsKey{own->first, own->second}));
 }
 
-NetnsListeners::NetnsListeners(net::EventLoop* loop, bpf::Datapath* datapath,
+NetnsListeners::NetnsListeners(net::EventLoop* loop, bpf::Datapath* datapath, Handover* handover,
                                NetnsListenersOptions options, std::function<void(int)> on_accept,
                                Report report, NsKey own)
     : loop_(loop),
       datapath_(datapath),
+      handover_(handover),
       options_(std::move(options)),
       on_accept_(std::move(on_accept)),
       report_(std::move(report)),
@@ -172,16 +173,21 @@ absl::Status NetnsListeners::OpenIn(const NsKey& key, const Wanted& want, Open& 
   std::vector<std::string> failures;
   for (size_t i = 0; i < options_.addrs.size(); ++i) {
     if (out.listeners[i] != nullptr) continue;
-    auto fd = net::ListenTcpInNetns(ns.get(), options_.addrs[i], options_.backlog);
+    auto fd = handover_->ListenTcpInNetns(ns.get(), key.dev, key.ino, options_.addrs[i], options_.backlog);
     if (!fd.ok()) {
       failures.emplace_back(fd.status().message());
       continue;
     }
     // Marked before it is in the loop: the hook redirects only to a marked listener, so
-    // until here connects in that namespace fail closed.
-    INTERLOCK_RETURN_IF_ERROR(datapath_->MarkEngineListener(fd->get()));
+    // until here connects in that namespace fail closed. (An inherited one is marked
+    // already; marking it again is harmless.)
     auto listener = std::make_unique<Listener>(std::move(*fd), &on_accept_);
-    INTERLOCK_RETURN_IF_ERROR(loop_->Add(listener->fd(), EPOLLIN, listener.get()));
+    absl::Status st = datapath_->MarkEngineListener(listener->fd());
+    if (st.ok()) st = loop_->Add(listener->fd(), EPOLLIN, listener.get());
+    if (!st.ok()) {
+      handover_->Forget(listener->fd());
+      return st;
+    }
     out.listeners[i] = std::move(listener);
   }
   errors = absl::StrJoin(failures, "; ");
@@ -193,6 +199,7 @@ void NetnsListeners::Close(Open& open) {
   for (auto& l : open.listeners) {
     if (l == nullptr) continue;
     loop_->Remove(l->fd());
+    handover_->Forget(l->fd());  // not passed to a later upgrade
     // The handler may be in the batch being dispatched: destroy it afterwards.
     Listener* raw = l.release();
     loop_->Defer([raw] { delete raw; });

@@ -11,7 +11,7 @@
 // connections are handed to `on_accept` on the same event loop, and upstream connections
 // still go out from interlockd's own namespace (the loop thread never leaves it).
 //
-//   NetnsListeners netns(loop, datapath, {.addrs = addrs, .configured = paths},
+//   NetnsListeners netns(loop, datapath, handover, {.addrs = addrs, .configured = paths},
 //                        [&](int listen_fd) { OnAccept(listen_fd); }, report);
 //   netns.Sync(enrolled_pids);   // every tick, and when a connect found no listener
 //   netns.CloseAll();            // drain
@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "userspace/bpf/datapath.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/daemon/handover.h"
 #include "userspace/net/event_loop.h"
 #include "userspace/net/socket.h"
 
@@ -53,8 +54,10 @@ class NetnsListeners {
   using Report = std::function<void(const std::string& outcome, const std::string& detail)>;
 
   // Reads interlockd's own namespace; INTERNAL when /proc/thread-self/ns/net is unreadable.
+  // Listeners come from `handover` (an upgrade's inherited ones first; each is passed on
+  // to a later upgrade while open); it must outlive this.
   static absl::StatusOr<std::unique_ptr<NetnsListeners>> Create(
-      net::EventLoop* loop, bpf::Datapath* datapath, NetnsListenersOptions options,
+      net::EventLoop* loop, bpf::Datapath* datapath, Handover* handover, NetnsListenersOptions options,
       std::function<void(int listen_fd)> on_accept, Report report);
   ~NetnsListeners();
   NetnsListeners(const NetnsListeners&) = delete;
@@ -99,7 +102,7 @@ class NetnsListeners {
     std::string source;
   };
 
-  NetnsListeners(net::EventLoop* loop, bpf::Datapath* datapath, NetnsListenersOptions options,
+  NetnsListeners(net::EventLoop* loop, bpf::Datapath* datapath, Handover* handover, NetnsListenersOptions options,
                  std::function<void(int)> on_accept, Report report, NsKey own);
   // Opens the engine listeners `out` lacks in the namespace `key` (through `want.path`).
   // `errors` names the addresses that failed; UNAVAILABLE when none is listened on, any
@@ -110,6 +113,7 @@ class NetnsListeners {
 
   net::EventLoop* loop_;
   bpf::Datapath* datapath_;
+  Handover* handover_;
   NetnsListenersOptions options_;
   std::function<void(int)> on_accept_;
   Report report_;

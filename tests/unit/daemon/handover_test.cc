@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -17,19 +18,22 @@ TEST(HandoverEnv, FormatsAndParsesBack) {
   std::vector<HandoverSocket> in = {
       {HandoverSocket::Kind::kTcp, 5, "127.0.0.1:1015"},
       {HandoverSocket::Kind::kTcp, 6, "[::1]:1015"},
-      {HandoverSocket::Kind::kUnix, 7, "/run/interlock/control.sock"}};
+      {HandoverSocket::Kind::kUnix, 7, "/run/interlock/control.sock"},
+      {HandoverSocket::Kind::kNetnsTcp, 8, "4:4026532291/127.0.0.1:1015"}};
   const std::string text = FormatHandoverEnv(3, 4, in);
   EXPECT_EQ(text,
             "v1 ready=3 audit=4 tcp=5@127.0.0.1:1015 tcp=6@[::1]:1015 "
-            "unix=7@/run/interlock/control.sock");
+            "unix=7@/run/interlock/control.sock netns=8@4:4026532291/127.0.0.1:1015");
   auto env = ParseHandoverEnv(text);
   ASSERT_TRUE(env.ok()) << env.status();
   EXPECT_EQ(env->ready_fd, 3);
   EXPECT_EQ(env->audit_fd, 4);
-  ASSERT_EQ(env->sockets.size(), 3u);
+  ASSERT_EQ(env->sockets.size(), 4u);
   EXPECT_EQ(env->sockets[1].name, "[::1]:1015");
   EXPECT_EQ(env->sockets[2].kind, HandoverSocket::Kind::kUnix);
   EXPECT_EQ(env->sockets[2].fd, 7);
+  EXPECT_EQ(env->sockets[3].kind, HandoverSocket::Kind::kNetnsTcp);
+  EXPECT_EQ(env->sockets[3].name, "4:4026532291/127.0.0.1:1015");
 }
 
 TEST(HandoverEnv, RejectsMalformed) {
@@ -106,6 +110,45 @@ TEST(Handover, RefusesAListenerBoundElsewhere) {
   EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(std::string(h.status().message()).find("not 127.0.0.1:1"), std::string::npos)
       << h.status();
+}
+
+// A listener in another network namespace is named by that namespace and its address:
+// taken only if it is in that namespace (SIOCGSKNS), and claimed by name without
+// entering the namespace again.
+TEST(Handover, TakesAnInheritedNetnsListenerOnlyInItsNamespace) {
+  struct stat ns {};
+  ASSERT_EQ(::stat("/proc/self/ns/net", &ns), 0);
+  const uint64_t dev = ns.st_dev, ino = ns.st_ino;
+  auto addr = net::SockAddr::Parse("127.0.0.1", 0);
+  ASSERT_TRUE(addr.ok());
+  auto lfd = net::ListenTcp(*addr, 16);
+  ASSERT_TRUE(lfd.ok()) << lfd.status();
+  auto bound = net::LocalAddr(lfd->get());
+  ASSERT_TRUE(bound.ok());
+  {
+    auto other = net::ListenTcp(*addr, 16);
+    ASSERT_TRUE(other.ok());
+    auto other_bound = net::LocalAddr(other->get());
+    ASSERT_TRUE(other_bound.ok());
+    Fds fds;
+    auto wrong = FromEnv(FormatHandoverEnv(
+        fds.ready[1], fds.audit[1],
+        {{HandoverSocket::Kind::kNetnsTcp, other->Release(), NetnsSocketName(dev, ino + 1, *other_bound)}}));
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(std::string(wrong.status().message()).find("network namespace"), std::string::npos) << wrong.status();
+  }
+  const int raw = lfd->Release();
+  Fds fds;
+  auto h = FromEnv(FormatHandoverEnv(fds.ready[1], fds.audit[1],
+                                     {{HandoverSocket::Kind::kNetnsTcp, raw, NetnsSocketName(dev, ino, *bound)}}));
+  ASSERT_TRUE(h.ok()) << h.status();
+  // A plain TCP listener of the same address is not it.
+  auto plain = (*h)->ListenTcp(*bound, 16);
+  EXPECT_FALSE(plain.ok() && plain->get() == raw);
+  auto got = (*h)->ListenTcpInNetns(/*ns_fd=*/-1, dev, ino, *bound, 16);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->get(), raw);
 }
 
 TEST(Handover, RefusesASocketThatIsNotListening) {
