@@ -74,6 +74,8 @@ class H(BaseHTTPRequestHandler):
                 ("Location", "/customers/by-email/ada%40example.com"),
                 ("Content-Disposition", 'attachment; filename="card-4012888888881881.json"'),
                 ("X-Customer", "ada@example.com")])
+        elif path == "/customers.bom": self.send(200, b"\xef\xbb\xbf" + doc)
+        elif path == "/not-json": self.send(200, b"ssn 123-45-6789, no JSON here")
         elif path == "/customers.txt": self.send(200, doc, "text/plain; charset=utf-8")
         elif path == "/customers.untyped": self.send(200, doc, None)
         elif path == "/customers/export":
@@ -500,6 +502,26 @@ TEST_F(HttpMaskingTest, Utf16TextIsRefusedNotPassedPastTheDetectors) {
     EXPECT_EQ(e.http().status(), 502u);
     EXPECT_EQ(e.http().body_masking(), "failed");
   }
+}
+
+// A body labelled JSON that is not JSON from its first byte is answered with a whole 502
+// (its head is still held), not the upstream's head and a cut; JSON after a UTF-8 byte
+// order mark (which RFC 8259 lets a parser ignore) is masked, the mark kept.
+TEST_F(HttpMaskingTest, JsonThatIsNotJsonIsAWhole502AndAByteOrderMarkIsKept) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  CommandResult bad = Curl(*h, {Url("/not-json"), Url("/customers")});
+  ASSERT_EQ(bad.exit_code, 0) << bad.err << h->DaemonLog();
+  EXPECT_TRUE(absl::StartsWith(bad.out, "HTTP/1.1 502 Bad Gateway\r\n")) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("could not be masked")) << bad.out;
+  EXPECT_THAT(bad.out, Not(HasSubstr("123-45-6789"))) << bad.out;
+  EXPECT_EQ(StatusOf(bad), "200") << "the connection goes on: " << bad.out;
+  const std::string py = absl::StrCat(kCheckCustomers, "import requests\n", "r = requests.get('", Url("/customers.bom"),
+                                      "')\n", "print(r.status_code, r.content[:3] == b'\\xef\\xbb\\xbf', ",
+                                      "check(json.loads(r.content[3:])))\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("200 True masked-ok")) << r.out;
 }
 
 // Text passed past the field rules (pass_text_past_field_rules) is masked by the detectors.

@@ -324,6 +324,10 @@ bool LooksLikeWideText(absl::string_view head) {
   return false;
 }
 
+// RFC 8259 section 8.1: a JSON parser may ignore a UTF-8 byte order mark; it is kept in the
+// output as it came, and what follows it is masked.
+constexpr absl::string_view kUtf8Bom = "\xef\xbb\xbf";
+
 constexpr absl::string_view kWideText =
     "body: UTF-16 or UTF-32 text, which the detectors cannot read (they read ASCII-compatible text)";
 
@@ -346,6 +350,10 @@ absl::Status BodyMasker::CheckStart(std::string* out) {
   if (HasWideBom(held) || absl::string_view(held).substr(0, kStartSniffBytes).find('\0') != absl::string_view::npos) {
     refused_encoding_ = true;
     return absl::FailedPreconditionError(kWideText);
+  }
+  if (absl::StartsWith(held, kUtf8Bom)) {
+    out->append(kUtf8Bom.data(), kUtf8Bom.size());
+    held.erase(0, kUtf8Bom.size());
   }
   return held.empty() ? absl::OkStatus() : FeedChecked(held, out);
 }
@@ -423,6 +431,10 @@ absl::Status BodyMasker::DecideOctetStream(std::string* out) {
     return absl::OkStatus();
   }
   sniff_ = Sniff::kLeadingSpace;
+  if (absl::StartsWith(held, kUtf8Bom)) {
+    out->append(kUtf8Bom.data(), kUtf8Bom.size());
+    held.erase(0, kUtf8Bom.size());
+  }
   return FeedSniffing(held, out);
 }
 

@@ -696,6 +696,22 @@ TEST(BodyMasker, TextWithoutDetectorsIsCopied) {
   EXPECT_EQ(r.out, text);
 }
 
+// A UTF-8 byte order mark before JSON (RFC 8259 section 8.1: a parser may ignore it) is
+// kept as it came and the document after it masked — not a body that fails as "not JSON".
+TEST(BodyMasker, AUtf8ByteOrderMarkBeforeJsonIsKept) {
+  auto m = Make();
+  const std::string doc = "\xef\xbb\xbf{\"user_ssn\": \"1\", \"card\": \"4111111111111111\"}";
+  const std::string want = "\xef\xbb\xbf{\"user_ssn\": \"[REDACTED]\", \"card\": \"[REDACTED]\"}";
+  for (BodyKind kind : {BodyKind::kJson, BodyKind::kTextOrJson, BodyKind::kOctetStream}) {
+    for (size_t at = 0; at <= doc.size(); ++at) {
+      const Result r = MaskBody(*m, kind, ContentCoding::kIdentity, CutAt(doc, at),
+                                {.refuse_text = true, .refuse_wide_text = true});
+      ASSERT_TRUE(r.status.ok()) << BodyKindName(kind) << " " << at << " " << r.status;
+      EXPECT_EQ(r.out, want) << BodyKindName(kind) << " " << at;
+    }
+  }
+}
+
 TEST(BodyMasker, EmptyBodyIsFine) {
   auto m = Make();
   for (BodyKind kind : {BodyKind::kJson, BodyKind::kText}) {

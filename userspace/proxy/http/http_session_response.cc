@@ -353,15 +353,22 @@ bool HttpSession::EmitResponseBody(absl::string_view data, bool last) {
     masked_.clear();
     absl::Status st = data.empty() ? absl::OkStatus() : ex.body_masker->Feed(data, &masked_);
     if (st.ok() && last) st = ex.body_masker->Finish(&masked_);
-    if (!st.ok() && ex.held_head.has_value() && (ex.body_masker->refused_text() || ex.body_masker->refused_encoding())) {
-      // Nothing of this response was sent: the agent gets a whole 502 instead.
+    if (!st.ok() && ex.held_head.has_value()) {
+      // Nothing of this response was sent: the agent gets a whole 502 instead of a head
+      // and a cut.
       const std::string& type = ex.audit.response_content_type();
-      RefuseUnmaskable(absl::StrCat(
-          "the body (", type.empty() ? "no Content-Type" : absl::StrCat("Content-Type \"", type, "\""), ") is ",
-          ex.body_masker->refused_text()
-              ? "text, not one JSON document, and the mask profile's field rules name JSON members and cannot "
-                "reach into it (HttpResource.pass_text_past_field_rules)"
-              : "UTF-16 or UTF-32 text, which the detectors cannot read (they read ASCII-compatible text)"));
+      const std::string body =
+          absl::StrCat("the body (", type.empty() ? "no Content-Type" : absl::StrCat("Content-Type \"", type, "\""), ")");
+      if (ex.body_masker->refused_text()) {
+        RefuseUnmaskable(absl::StrCat(body,
+                                      " is text, not one JSON document, and the mask profile's field rules name JSON "
+                                      "members and cannot reach into it (HttpResource.pass_text_past_field_rules)"));
+      } else if (ex.body_masker->refused_encoding()) {
+        RefuseUnmaskable(absl::StrCat(
+            body, " is UTF-16 or UTF-32 text, which the detectors cannot read (they read ASCII-compatible text)"));
+      } else {
+        RefuseUnmaskable(absl::StrCat(body, " could not be masked: ", st.message()));
+      }
       return false;
     }
     if (!st.ok()) {
