@@ -241,15 +241,16 @@ absl::StatusOr<std::unique_ptr<Handover>> Handover::FromEnvironment() {
 
 Handover::~Handover() = default;
 
+UniqueFd Handover::TakeInherited(HandoverSocket::Kind kind, const std::string& name) {
+  for (Inherited& in : inherited_sockets_) {
+    if (in.fd.valid() && in.socket.kind == kind && in.socket.name == name) return std::move(in.fd);
+  }
+  return UniqueFd();
+}
+
 absl::StatusOr<UniqueFd> Handover::ListenTcp(const net::SockAddr& addr, int backlog) {
   const std::string name = addr.ToString();
-  UniqueFd fd;
-  for (Inherited& in : inherited_sockets_) {
-    if (in.fd.valid() && in.socket.kind == HandoverSocket::Kind::kTcp && in.socket.name == name) {
-      fd = std::move(in.fd);
-      break;
-    }
-  }
+  UniqueFd fd = TakeInherited(HandoverSocket::Kind::kTcp, name);
   if (!fd.valid()) {
     INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcp(addr, backlog));
   }
@@ -260,13 +261,7 @@ absl::StatusOr<UniqueFd> Handover::ListenTcp(const net::SockAddr& addr, int back
 absl::StatusOr<UniqueFd> Handover::ListenTcpInNetns(int ns_fd, uint64_t ns_dev, uint64_t ns_ino,
                                                     const net::SockAddr& addr, int backlog) {
   const std::string name = NetnsSocketName(ns_dev, ns_ino, addr);
-  UniqueFd fd;
-  for (Inherited& in : inherited_sockets_) {
-    if (in.fd.valid() && in.socket.kind == HandoverSocket::Kind::kNetnsTcp && in.socket.name == name) {
-      fd = std::move(in.fd);
-      break;
-    }
-  }
+  UniqueFd fd = TakeInherited(HandoverSocket::Kind::kNetnsTcp, name);
   if (!fd.valid()) {
     INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenTcpInNetns(ns_fd, addr, backlog));
   }
@@ -275,13 +270,7 @@ absl::StatusOr<UniqueFd> Handover::ListenTcpInNetns(int ns_fd, uint64_t ns_dev, 
 }
 
 absl::StatusOr<UniqueFd> Handover::ListenUnix(const std::string& path, int mode) {
-  UniqueFd fd;
-  for (Inherited& in : inherited_sockets_) {
-    if (in.fd.valid() && in.socket.kind == HandoverSocket::Kind::kUnix && in.socket.name == path) {
-      fd = std::move(in.fd);
-      break;
-    }
-  }
+  UniqueFd fd = TakeInherited(HandoverSocket::Kind::kUnix, path);
   if (!fd.valid()) {
     INTERLOCK_ASSIGN_OR_RETURN(fd, net::ListenUnix(path, mode));
   }

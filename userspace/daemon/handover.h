@@ -161,6 +161,8 @@ class Handover {
 
  private:
   Handover() = default;
+  // The inherited socket of that kind and name, not yet claimed; an invalid fd if none.
+  UniqueFd TakeInherited(HandoverSocket::Kind kind, const std::string& name);
 
   bool inherited_ = false;
   pid_t parent_pid_ = 0;
