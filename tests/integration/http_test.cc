@@ -774,6 +774,15 @@ TEST_F(HttpTest, BodyFieldsAreJudgedAndABodyThatCannotBeReadFailsClosed) {
   EXPECT_EQ(StatusOf(dup), "403") << dup.out;
   CommandResult garbage = post("amount=5000000");
   EXPECT_EQ(StatusOf(garbage), "403") << garbage.out;
+  // An upstream in Go (encoding/json), or .NET or Jackson configured so, reads a member
+  // whatever its case — and Go folds "ſ" to "s" and "K" (Kelvin) to "k" too: the rule
+  // judges those spellings as the member they name, and two that fold together are a
+  // duplicate.
+  for (const char* spelled : {R"({"AMOUNT": 5000000})", R"({"Amount": 5000000, "to": "x"})",
+                              "{\"amount\": 5, \"Amount\": 5000000}", "{\"\u0041mount\": 5000000}"}) {
+    CommandResult r = post(spelled);
+    EXPECT_EQ(StatusOf(r), "403") << spelled << r.out;
+  }
 }
 
 TEST_F(HttpTest, RealClientsRequestsHttpxAndNodeFetch) {

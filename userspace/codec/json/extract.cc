@@ -8,37 +8,54 @@ namespace interlock::codec::json {
 
 absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ExtractJsonFields(
     absl::string_view body, const std::vector<std::string>& pointers) {
-  const absl::flat_hash_set<std::string> wanted(pointers.begin(), pointers.end());
+  // Matched as a case-insensitive upstream reads member names (FoldKeyCase), the value
+  // reported under every pointer asked for that folds to the member's.
+  absl::flat_hash_map<std::string, std::vector<std::string>> wanted;
+  for (const std::string& p : pointers) wanted[FoldKeyCase(p)].push_back(p);
   absl::flat_hash_map<std::string, std::string> fields;
-  // Containers being captured: (pointer, offset of the opening bracket).
-  std::vector<std::pair<std::string, uint64_t>> open;
-  JsonTokenizer tokenizer(JsonTokenizer::Options{.refuse_duplicate_keys = true});
+  const auto set = [&](const std::vector<std::string>& names, const std::string& value) {
+    for (const std::string& n : names) fields[n] = value;
+  };
+  // Containers being captured: the pointers asked for, the opening bracket's offset, and the
+  // container's own pointer (its end token carries the same).
+  struct Open {
+    const std::vector<std::string>* names;
+    uint64_t offset;
+    std::string pointer;
+  };
+  std::vector<Open> open;
+  JsonTokenizer tokenizer(JsonTokenizer::Options{.refuse_duplicate_keys = true, .fold_key_case = true});
   const auto sink = [&](const JsonToken& t) -> absl::Status {
+    if (t.type == JsonTokenType::kKey || t.type == JsonTokenType::kComma || t.type == JsonTokenType::kColon ||
+        t.type == JsonTokenType::kWhitespace) {
+      return absl::OkStatus();
+    }
+    const bool ends = t.type == JsonTokenType::kEndObject || t.type == JsonTokenType::kEndArray;
+    if (ends) {
+      if (!open.empty() && open.back().pointer == t.pointer) {
+        set(*open.back().names, std::string(body.substr(open.back().offset, t.offset + 1 - open.back().offset)));
+        open.pop_back();
+      }
+      return absl::OkStatus();
+    }
+    auto it = wanted.find(FoldKeyCase(t.pointer));
+    if (it == wanted.end()) return absl::OkStatus();
     switch (t.type) {
       case JsonTokenType::kBeginObject:
       case JsonTokenType::kBeginArray:
-        if (wanted.contains(t.pointer)) open.emplace_back(std::string(t.pointer), t.offset);
+        open.push_back({&it->second, t.offset, std::string(t.pointer)});
         break;
-      case JsonTokenType::kEndObject:
-      case JsonTokenType::kEndArray:
-        if (!open.empty() && open.back().first == t.pointer) {
-          fields[open.back().first] =
-              std::string(body.substr(open.back().second, t.offset + 1 - open.back().second));
-          open.pop_back();
-        }
+      case JsonTokenType::kString: {
+        std::string value;
+        INTERLOCK_RETURN_IF_ERROR(DecodeJsonString(t.raw, &value));
+        set(it->second, value);
         break;
-      case JsonTokenType::kString:
-        if (wanted.contains(t.pointer)) {
-          std::string value;
-          INTERLOCK_RETURN_IF_ERROR(DecodeJsonString(t.raw, &value));
-          fields[t.pointer] = std::move(value);
-        }
-        break;
+      }
       case JsonTokenType::kNumber:
       case JsonTokenType::kTrue:
       case JsonTokenType::kFalse:
       case JsonTokenType::kNull:
-        if (wanted.contains(t.pointer)) fields[t.pointer] = std::string(t.raw);
+        set(it->second, std::string(t.raw));
         break;
       default:
         break;

@@ -19,8 +19,11 @@ namespace interlock::codec::json {
 //   number        -> as written ("1.50", "1e3")
 //   true/false/null -> "true", "false", "null"
 //   object/array  -> its exact raw text, whitespace included ("{\"a\": 1}")
-// A pointer the body lacks is absent from the map. Any error (the body is not one strict
-// JSON document, or has duplicate keys anywhere — two parsers could disagree on the value)
+// A pointer the body lacks is absent from the map. Member names are matched as a
+// case-insensitive upstream reads them (FoldKeyCase: Go's encoding/json, .NET and Jackson
+// configured so): "/amount" finds "Amount", "AMOUNT" and "\u0041mount". Any error (the body
+// is not one strict JSON document, or has duplicate keys anywhere, also keys that differ
+// only in case — two parsers could disagree on the value)
 // is INVALID_ARGUMENT "json: offset N: ...": the body is not judgeable, and the caller
 // fails closed.
 absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ExtractJsonFields(

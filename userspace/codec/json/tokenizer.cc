@@ -7,6 +7,26 @@
 #include "userspace/common/status_macros.h"
 
 namespace interlock::codec::json {
+
+std::string FoldKeyCase(absl::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (c >= 'A' && c <= 'Z') {
+      out.push_back(static_cast<char>(c - 'A' + 'a'));
+    } else if (name.substr(i, 2) == "\xc5\xbf") {  // U+017F LATIN SMALL LETTER LONG S
+      out.push_back('s');
+      ++i;
+    } else if (name.substr(i, 3) == "\xe2\x84\xaa") {  // U+212A KELVIN SIGN
+      out.push_back('k');
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 namespace {
 
 bool IsWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -269,7 +289,8 @@ absl::Status JsonTokenizer::EndScalar(absl::string_view raw, uint64_t offset, Js
     if (!st.ok()) return Fail(offset, st.message());
     if (is_key) {
       Frame& top = stack_.back();
-      if (options_.refuse_duplicate_keys && !top.keys.insert(scratch_).second) {
+      if (options_.refuse_duplicate_keys &&
+          !top.keys.insert(options_.fold_key_case ? FoldKeyCase(scratch_) : scratch_).second) {
         return Fail(offset, absl::StrCat("duplicate key ", raw.substr(0, 200)));
       }
       key_.swap(scratch_);

@@ -87,10 +87,18 @@ bool IsScalarValue(JsonTokenType type);
 
 using JsonSink = absl::FunctionRef<absl::Status(const JsonToken&)>;
 
+// A member name (or pointer) as a case-insensitive JSON reader compares it: ASCII letters
+// lower-cased, and U+017F (long s) and U+212A (Kelvin sign) read as "s" and "k", as Go's
+// encoding/json folds them. Other bytes are kept.
+std::string FoldKeyCase(absl::string_view name);
+
 class JsonTokenizer {
  public:
   struct Options {
     bool refuse_duplicate_keys = false;
+    // With refuse_duplicate_keys: keys equal under FoldKeyCase are duplicates too (as a
+    // case-insensitive upstream — Go's encoding/json — reads them).
+    bool fold_key_case = false;
   };
   JsonTokenizer() : JsonTokenizer(Options{}) {}
   explicit JsonTokenizer(Options options);

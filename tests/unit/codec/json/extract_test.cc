@@ -30,8 +30,31 @@ TEST(ExtractJsonFields, RootPointer) {
   EXPECT_EQ(fields->at(""), "[1]");
 }
 
+// Member names are matched as a case-insensitive upstream reads them (Go's encoding/json:
+// ASCII case, and "\u017f" (long s) as "s", "\u212a" (Kelvin sign) as "k"); the value is
+// reported under the pointer asked for.
+TEST(ExtractJsonFields, MemberNamesMatchWhateverTheirCase) {
+  for (const char* body : {R"({"Amount": 7})", R"({"AMOUNT": 7})", R"({"\u0061mount": 7})", "{\"amount\": 7}"}) {
+    const auto fields = ExtractJsonFields(body, {"/amount"});
+    ASSERT_TRUE(fields.ok()) << body << fields.status();
+    EXPECT_EQ(fields->at("/amount"), "7") << body;
+  }
+  const auto nested = ExtractJsonFields(R"({"Payee": {"IBAN": "x"}})", {"/payee/iban", "/Payee"});
+  ASSERT_TRUE(nested.ok());
+  EXPECT_EQ(nested->at("/payee/iban"), "x");
+  EXPECT_EQ(nested->at("/Payee"), R"({"IBAN": "x"})");
+  // Long s and the Kelvin sign, as Go folds them.
+  const auto folded = ExtractJsonFields("{\"\u017fsn\": \"1\", \"\u212aey\": \"2\"}", {"/ssn", "/key"});
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  EXPECT_EQ(folded->at("/ssn"), "1");
+  EXPECT_EQ(folded->at("/key"), "2");
+}
+
 TEST(ExtractJsonFields, UnjudgeableBodies) {
   EXPECT_FALSE(ExtractJsonFields(R"({"model":"a","model":"b"})", {"/model"}).ok());
+  // Duplicates as a case-insensitive upstream reads them.
+  EXPECT_FALSE(ExtractJsonFields(R"({"model":"a","MODEL":"b"})", {"/model"}).ok());
+  EXPECT_FALSE(ExtractJsonFields(R"({"x": {"ssn":"a","\u017fsn":"b"}})", {"/model"}).ok());
   EXPECT_FALSE(ExtractJsonFields(R"({"model":"a",})", {"/model"}).ok());
   EXPECT_FALSE(ExtractJsonFields("", {"/model"}).ok());
   EXPECT_FALSE(ExtractJsonFields(R"({"model":"a"} {})", {"/model"}).ok());
