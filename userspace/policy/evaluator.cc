@@ -269,13 +269,22 @@ bool AnyPathGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns
   return false;
 }
 
-// Every name -> glob entry holds for some (name, value) of `fields` ("*": present).
+// Every name -> glob entry holds ("*": present). Names compare ignoring ASCII case (header
+// names are case-insensitive; .NET's and Go's binders read query names so too). A name
+// given more than once may be read either way by the upstream: for a rule that refuses or
+// holds (`strict_any`), one matching value is enough; for one that lets through, every
+// value of the name must match, and there must be one.
 bool FieldsHold(const google::protobuf::Map<std::string, std::string>& wanted,
-                const std::vector<std::pair<std::string, std::string>>& fields) {
+                const std::vector<std::pair<std::string, std::string>>& fields, bool strict_any) {
   for (const auto& [name, pattern] : wanted) {
-    bool ok = false;
-    for (const auto& [n, v] : fields) ok |= n == name && Glob(pattern, v);
-    if (!ok) return false;
+    bool any = false, all = true;
+    for (const auto& [n, v] : fields) {
+      if (!absl::EqualsIgnoreCase(n, name)) continue;
+      const bool m = Glob(pattern, v);
+      any |= m;
+      all &= m;
+    }
+    if (!(strict_any ? any : any && all)) return false;
   }
   return true;
 }
@@ -294,7 +303,8 @@ bool HttpMatchHolds(const v1::Match& m, const HttpRequestFacts& req, v1::Action 
   }
   if (!h.hosts().empty() && !AnyGlob(h.hosts(), req.host)) return false;
   if (!h.paths().empty() && !AnyPathGlob(h.paths(), req.path)) return false;
-  if (!FieldsHold(h.query(), req.query) || !FieldsHold(h.headers(), req.headers)) return false;
+  const bool refuses = Severity(action) >= Severity(v1::ACTION_REVIEW);
+  if (!FieldsHold(h.query(), req.query, refuses) || !FieldsHold(h.headers(), req.headers, refuses)) return false;
   if (h.json().empty()) return true;
   if (req.body == HttpRequestFacts::Body::kUnjudgable) return Severity(action) >= Severity(v1::ACTION_REVIEW);
   for (const auto& [pointer, pattern] : h.json()) {

@@ -159,6 +159,43 @@ rules:
   EXPECT_EQ(d.action, v1::ACTION_REVIEW);
 }
 
+// Query parameters and headers as the upstream may read them: a query name whatever its
+// case (.NET and Go binders read "Force" as "force"), and a name given twice, of which the
+// upstream may take either — a DENY or REVIEW rule holds when any of the values matches,
+// an ALLOW or MASK rule only when every one does.
+TEST(HttpPolicy, QueryNamesAnyCaseAndRepeatedParametersAreJudgedStrictly) {
+  auto eval = LoadPolicyText(R"YAML(
+resources:
+  - {resource: api, default_action: ACTION_DENY}
+rules:
+  - id: no-force
+    match: {http: {query: {force: "true"}}}
+    action: ACTION_DENY
+  - id: small-pages
+    match: {http: {query: {limit: "?"}, headers: {x-tenant: "acme"}}}
+    action: ACTION_ALLOW
+)YAML", "p.yaml");
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  auto decide = [&](std::vector<std::pair<std::string, std::string>> query,
+                    std::vector<std::pair<std::string, std::string>> headers = {{"x-tenant", "acme"}}) {
+    HttpRequestFacts r{.method = "GET", .path = "/v1/x"};
+    r.query = std::move(query);
+    r.headers = std::move(headers);
+    return (*eval)->Evaluate({}, "api", Operation{&r});
+  };
+  EXPECT_EQ(decide({{"limit", "5"}}).rule_id, "small-pages");
+  for (const char* name : {"force", "Force", "FORCE"}) {
+    EXPECT_EQ(decide({{name, "true"}, {"limit", "5"}}).rule_id, "no-force") << name;
+  }
+  EXPECT_EQ(decide({{"force", "false"}, {"force", "true"}, {"limit", "5"}}).rule_id, "no-force");
+  // Allowed only when every value of the name is allowed.
+  Decision twice = decide({{"limit", "5"}, {"limit", "100000"}});
+  EXPECT_NE(twice.rule_id, "small-pages");
+  EXPECT_EQ(twice.action, v1::ACTION_DENY);
+  EXPECT_NE(decide({{"limit", "5"}, {"LIMIT", "100000"}}).rule_id, "small-pages");
+  EXPECT_NE(decide({{"limit", "5"}}, {{"x-tenant", "acme"}, {"x-tenant", "other"}}).rule_id, "small-pages");
+}
+
 TEST(HttpPolicyLoad, ProblemsNameTheRuleAndField) {
   ExpectRefusedMatch("{kinds: [STATEMENT_KIND_SELECT], http: {methods: [GET]}}", "a rule matches one protocol");
   ExpectRefusedMatch("{http: {paths: [\"v1/x\"]}}", "does not start with /");
