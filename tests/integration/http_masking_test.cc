@@ -85,6 +85,15 @@ class H(BaseHTTPRequestHandler):
             self.send(200, b"PK\x03\x04\x00\x00 4111111111111111", "application/octet-stream")
         elif path == "/customers.ndjson":
             self.send(200, "".join(json.dumps(c) + "\n" for c in CUSTOMERS).encode(), "application/x-ndjson")
+        elif path == "/customers/events/later":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(1.5)
+            self.chunk(("data: %s\n\n" % json.dumps(CUSTOMERS[0])).encode())
+            self.chunk(b"")
         elif path == "/customers/events":
             body = "".join("event: message\r\ndata: %s\r\n\r\n" % json.dumps({"jsonrpc": "2.0", "result": c}) for c in CUSTOMERS)
             self.send(200, body.encode(), "text/event-stream")
@@ -414,6 +423,21 @@ TEST_F(HttpMaskingTest, EventStreamJsonDataIsMaskedAsJson) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].http().body_masking(), "event-stream");
   EXPECT_EQ(events[0].http().masking().column_counts().at("ssn"), 3u);
+}
+
+// An event stream's head reaches the agent at once, though its first event comes later
+// (an MCP server's GET stream can be silent for minutes): it is not held for first bytes.
+TEST_F(HttpMaskingTest, AnEventStreamsHeadIsNotHeldForItsFirstEvent) {
+  auto h = Daemon();
+  ASSERT_TRUE(h->Start().ok()) << h->DaemonLog();
+  const std::string py = absl::StrCat(
+      "import json, time, requests\n", "t = time.monotonic()\n", "r = requests.get('", Url("/customers/events/later"),
+      "', stream=True)\n", "head = time.monotonic() - t\n", "body = r.raw.read().decode()\n",
+      "doc = json.loads(body.split('data: ', 1)[1])\n",
+      "print(r.status_code, 'head-early' if head < 1.0 else 'head-late %.2f' % head, doc['ssn'])\n");
+  CommandResult r = h->RunAgent("agent", {"/usr/bin/python3", "-c", py});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << h->DaemonLog();
+  EXPECT_THAT(r.out, HasSubstr("200 head-early [REDACTED]")) << r.out;
 }
 
 // The agent asks for the customers as CSV instead (Accept: text/csv, ?format=csv): the

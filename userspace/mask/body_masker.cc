@@ -226,7 +226,10 @@ BodyMasker::BodyMasker(const Masker& masker, BodyKind kind, ContentCoding coding
                         !masker.has_detectors()),
       options_(options) {
   // Without the wide-text check the first bytes are not held.
-  start_checked_ = !options_.refuse_wide_text;
+  // An event stream is UTF-8 by definition and may send nothing for minutes after its
+  // head (an MCP server's GET stream): its first bytes are not waited for — a NUL in any
+  // of its lines still fails it before that line is emitted.
+  start_checked_ = !options_.refuse_wide_text || kind_ == BodyKind::kEventStream;
   if (kind_ == BodyKind::kJson) json_.emplace(masker_);
   if (kind_ == BodyKind::kTextOrJson) sniff_ = Sniff::kLeadingSpace;
   if (kind_ == BodyKind::kOctetStream) sniff_ = Sniff::kOctetHead;
@@ -542,7 +545,8 @@ absl::Status BodyMasker::MaskLine(absl::string_view line, std::string* out) {
   if (kind_ == BodyKind::kJsonLines) return MaskJsonLine(line, out);
   // Text holds no NUL: a line with one is wide text (or not text) the detectors cannot read.
   if (options_.refuse_wide_text && line.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(kWideText);
+    refused_encoding_ = true;
+    return absl::FailedPreconditionError(kWideText);
   }
   if (kind_ == BodyKind::kEventStream) return MaskEventLine(line, out);
   if (masker_.MaskText(line, &masked_, &counts_)) {

@@ -138,7 +138,10 @@ absl::string_view ContentCodingName(ContentCoding c);
 // kStartSniffBytes, a NUL (which no text or JSON holds) — and, for kOctetStream, a first
 // kOctetSniffBytes that is not text but is mostly-ASCII UTF-16/32 (one byte of every code
 // unit almost never NUL, the others mostly NUL: a spreadsheet's "Unicode text" export).
-// A NUL later in a text body fails it (closed) as any other text a line cannot hold would.
+// A NUL later in a text body fails it (closed, refused_encoding() true) before the line
+// holding it is emitted.
+// An event stream (UTF-8 by definition, and often silent for long after its head) is not
+// held for its first bytes: a line with a NUL fails it before the line is emitted.
 //
 // `refuse_text` (the profile has field rules, which reach into JSON only, and the resource
 // does not pass text past them): a kTextOrJson or kOctetStream body that turns out to be

@@ -585,11 +585,11 @@ TEST(BodyMasker, Utf16AndUtf32TextIsRefusedNotPassed) {
   // A NUL further on fails the text (closed) where a line holds it; what came before stays.
   const Result late =
       MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(csv + std::string("x\0y\n", 4)), kWide);
-  EXPECT_EQ(late.status.code(), absl::StatusCode::kInvalidArgument) << late.status;
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kFailedPrecondition) << late.status;
   for (size_t at = 0; at <= csv.size() + 4; ++at) {
     EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, CutAt(csv + std::string("x\0y\n", 4), at), kWide)
                   .status.code(),
-              absl::StatusCode::kInvalidArgument)
+              absl::StatusCode::kFailedPrecondition)
         << at;
   }
   // Binary octet-stream with NULs in it is still binary, passed byte for byte.
@@ -599,6 +599,15 @@ TEST(BodyMasker, Utf16AndUtf32TextIsRefusedNotPassed) {
   EXPECT_TRUE(MaskBody(*m, BodyKind::kJson, ContentCoding::kIdentity, Whole("{}"), kWide).status.ok());
   EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(std::string("a\0", 2)), kWide).status.code(),
             absl::StatusCode::kFailedPrecondition);
+  // An event stream is not held for its first bytes (its head must reach the agent though
+  // nothing follows for a while): decided at once; a NUL line still fails before it is out.
+  auto sse = *BodyMasker::Create(*m, BodyKind::kEventStream, ContentCoding::kIdentity, kWide);
+  EXPECT_TRUE(sse->decided());
+  std::string sse_out;
+  ASSERT_TRUE(sse->Feed(": ok\n\n", &sse_out).ok());
+  EXPECT_EQ(sse_out, ": ok\n\n");
+  EXPECT_FALSE(sse->Feed(Utf16Le("data: 1\n\n"), &sse_out).ok());
+  EXPECT_EQ(sse_out, ": ok\n\n");
   // Without the option (a terminal's output), text is not held and NULs pass as they are.
   EXPECT_EQ(MaskBody(*m, BodyKind::kText, ContentCoding::kIdentity, Whole(Utf16Le("ok\n"))).out, Utf16Le("ok\n"));
   auto term = *BodyMasker::Create(*m, BodyKind::kText, ContentCoding::kIdentity);
