@@ -331,6 +331,13 @@ bool LooksLikeWideText(absl::string_view head) {
 // output as it came, and what follows it is masked.
 constexpr absl::string_view kUtf8Bom = "\xef\xbb\xbf";
 
+// A UTF-8 byte order mark at the start of `held` goes to *out as it came.
+void MoveLeadingBom(std::string* held, std::string* out) {
+  if (!absl::StartsWith(*held, kUtf8Bom)) return;
+  out->append(kUtf8Bom.data(), kUtf8Bom.size());
+  held->erase(0, kUtf8Bom.size());
+}
+
 constexpr absl::string_view kWideText =
     "body: UTF-16 or UTF-32 text, which the detectors cannot read (they read ASCII-compatible text)";
 
@@ -354,10 +361,7 @@ absl::Status BodyMasker::CheckStart(std::string* out) {
     refused_encoding_ = true;
     return absl::FailedPreconditionError(kWideText);
   }
-  if (absl::StartsWith(held, kUtf8Bom)) {
-    out->append(kUtf8Bom.data(), kUtf8Bom.size());
-    held.erase(0, kUtf8Bom.size());
-  }
+  MoveLeadingBom(&held, out);
   return held.empty() ? absl::OkStatus() : FeedChecked(held, out);
 }
 
@@ -434,10 +438,7 @@ absl::Status BodyMasker::DecideOctetStream(std::string* out) {
     return absl::OkStatus();
   }
   sniff_ = Sniff::kLeadingSpace;
-  if (absl::StartsWith(held, kUtf8Bom)) {
-    out->append(kUtf8Bom.data(), kUtf8Bom.size());
-    held.erase(0, kUtf8Bom.size());
-  }
+  MoveLeadingBom(&held, out);
   return FeedSniffing(held, out);
 }
 

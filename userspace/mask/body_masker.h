@@ -196,7 +196,6 @@ class BodyMasker {
   // kTextOrJson or kOctetStream body's kind — its bytes held and nothing of them emitted
   // but a coded stream's header; true once it is known, and after Finish.
   bool decided() const;
-  bool refuse_text() const { return options_.refuse_text; }
   // The body was text under `refuse_text` (the error Feed or Finish returned).
   bool refused_text() const { return refused_text_; }
   // The body was UTF-16 or UTF-32 text (the error Feed or Finish returned).
